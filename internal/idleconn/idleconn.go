@@ -1,0 +1,89 @@
+// Package idleconn wraps a net.Conn with an idle timeout that extends as bytes
+// move, instead of an absolute deadline per operation: a 100 MB message on a
+// slow link keeps going as long as it makes progress, and a stalled peer is
+// noticed after the idle timeout. It also closes the conn when a context ends,
+// so blocking protocol code without context support can be cancelled.
+package idleconn
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+)
+
+// Conn is a net.Conn whose reads and writes fail after Timeout without progress.
+// Deadlines set by callers (e.g. libraries with fixed timeouts) are ignored:
+// the idle timeout replaces them.
+type Conn struct {
+	net.Conn
+	timeout time.Duration
+
+	mu   sync.Mutex
+	stop func() bool
+}
+
+// New wraps c. A timeout <= 0 disables the idle timeout.
+func New(c net.Conn, timeout time.Duration) *Conn {
+	return &Conn{Conn: c, timeout: timeout}
+}
+
+// Read reads with the idle deadline extended before each call.
+func (c *Conn) Read(p []byte) (int, error) {
+	if c.timeout > 0 {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	}
+	return c.Conn.Read(p)
+}
+
+// Write writes in chunks, extending the idle deadline before each, so a large
+// write to a slow peer does not fail while bytes are still moving.
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.timeout <= 0 {
+		return c.Conn.Write(p)
+	}
+	const chunk = 256 << 10
+	written := 0
+	for len(p) > 0 {
+		n := min(len(p), chunk)
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+		m, err := c.Conn.Write(p[:n])
+		written += m
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
+}
+
+// SetDeadline is ignored; see Conn.
+func (c *Conn) SetDeadline(time.Time) error { return nil }
+
+// SetReadDeadline is ignored; see Conn.
+func (c *Conn) SetReadDeadline(time.Time) error { return nil }
+
+// SetWriteDeadline is ignored; see Conn.
+func (c *Conn) SetWriteDeadline(time.Time) error { return nil }
+
+// CloseOnDone closes the conn when ctx ends, which unblocks any read or write.
+// Calling it again replaces the previous context. Close stops watching.
+func (c *Conn) CloseOnDone(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stop != nil {
+		c.stop()
+	}
+	c.stop = context.AfterFunc(ctx, func() { _ = c.Conn.Close() })
+}
+
+// Close closes the conn and stops watching any context.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.stop != nil {
+		c.stop()
+		c.stop = nil
+	}
+	c.mu.Unlock()
+	return c.Conn.Close()
+}

@@ -1,0 +1,208 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// SourceMessage is one message as a source lists it. Key is the message's
+// stable identity within its account and never a session-scoped number:
+// the POP3 UIDL (or "sha256:<hex>" when the server has no UIDL), or for IMAP
+// sources "<mailbox>\x00<uidvalidity>\x00<uid>".
+type SourceMessage struct {
+	Key          string
+	Mailbox      string    // source mailbox; "" for POP3
+	Size         int64     // size the source announces; advisory only
+	InternalDate time.Time // zero when the source has none (POP3)
+	Flags        []string  // nil when the source has none (POP3)
+}
+
+// Source is where messages come from (pop3src, imapsrc). A Source is used by
+// one goroutine at a time.
+type Source interface {
+	// List returns every message currently in the source.
+	List(ctx context.Context) ([]SourceMessage, error)
+	// Fetch writes the message's exact bytes to w and returns how many it wrote.
+	Fetch(ctx context.Context, msg SourceMessage, w io.Writer) (int64, error)
+	// Delete marks messages for deletion. For POP3 the deletion only takes
+	// effect when Close(true) sends QUIT (RFC 1939 §6).
+	Delete(ctx context.Context, msgs []SourceMessage) error
+	// Close ends the session. commit=false must not commit pending deletions
+	// (POP3: close without QUIT).
+	Close(commit bool) error
+}
+
+// MailboxStatus is what the destination tells about a mailbox before appending.
+type MailboxStatus struct {
+	Name        string
+	UIDValidity uint32
+	UIDNext     uint32
+	AppendLimit int64 // bytes; 0 when the server sets no limit
+}
+
+// Capabilities lists what the pipeline needs to know about a destination.
+type Capabilities struct {
+	MultiAppend bool
+	LiteralPlus bool
+	UIDPlus     bool
+	AppendLimit int64 // server-wide APPENDLIMIT; 0 when none
+}
+
+// OutgoingMessage is one message to append. Body must yield exactly Size bytes
+// from offset 0 each time it is read (a batch may be re-sent message by message).
+type OutgoingMessage struct {
+	Body         io.ReaderAt
+	Size         int64
+	Flags        []string
+	InternalDate time.Time // zero: let the server choose
+}
+
+// AppendResult is the outcome for one message of an Append call. Err is nil on
+// success, otherwise an error of ClassPerMessage or ClassFatal.
+type AppendResult struct {
+	UIDValidity uint32 // 0 when the server does not send APPENDUID
+	UID         uint32
+	Err         error
+}
+
+// DestMessage is a message found in a destination mailbox.
+type DestMessage struct {
+	UID  uint32
+	Size int64
+}
+
+// Destination is where messages go (imapdst). A Destination is used by one
+// goroutine at a time.
+type Destination interface {
+	Capabilities() Capabilities
+	// EnsureMailbox creates the mailbox when it does not exist and returns its status.
+	EnsureMailbox(ctx context.Context, name string) (MailboxStatus, error)
+	// Append stores msgs in mailbox, as one MULTIAPPEND or as pipelined APPENDs.
+	// It returns one result per message, in order. A non-nil error means the
+	// outcome of messages without a result is unknown (connection lost): the
+	// caller must reconcile them before sending them again.
+	Append(ctx context.Context, mailbox string, msgs []OutgoingMessage) ([]AppendResult, error)
+	// ListSince lists the messages of mailbox with UID >= fromUID, provided the
+	// mailbox still has uidValidity; otherwise it returns ErrUIDValidityChanged.
+	ListSince(ctx context.Context, mailbox string, uidValidity, fromUID uint32) ([]DestMessage, error)
+	// SearchMessageID returns the UIDs of messages whose Message-ID header is id.
+	SearchMessageID(ctx context.Context, mailbox, id string) ([]uint32, error)
+	// Digest returns the SHA-256 and size of the message's exact bytes.
+	Digest(ctx context.Context, mailbox string, uid uint32) ([32]byte, int64, error)
+	Close() error
+}
+
+// ErrUIDValidityChanged is returned when a mailbox's UIDVALIDITY is not the one recorded.
+var ErrUIDValidityChanged = errors.New("UIDVALIDITY changed")
+
+// State is where a message stands in the ledger.
+type State int
+
+const (
+	StatePending State = iota + 1 // intent recorded, APPEND may or may not have happened
+	StateDone                     // destination confirmed, safe to delete at the source
+	StateSkipped                  // will not be copied (reason says why); not retried
+	StateFailed                   // could not be copied this run; retried next run
+)
+
+func (s State) String() string {
+	switch s {
+	case StatePending:
+		return "pending"
+	case StateDone:
+		return "done"
+	case StateSkipped:
+		return "skipped"
+	case StateFailed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// Entry is one row of the ledger: what is known about one source message.
+// It never holds a secret.
+type Entry struct {
+	Account         string
+	Key             string // SourceMessage.Key
+	State           State
+	Reason          string // for skipped and failed
+	Digest          string // hex SHA-256 of the bytes sent
+	Size            int64  // bytes sent
+	MessageID       string
+	DestMailbox     string
+	DestUIDValidity uint32
+	DestUID         uint32 // 0 when unknown
+	// DestUIDNext is the destination mailbox's UIDNEXT before the batch holding
+	// this message was sent: the message, if stored, has UID >= DestUIDNext.
+	DestUIDNext uint32
+	Updated     time.Time
+}
+
+// RunRecord is one run over one account, for `mailferry status`.
+type RunRecord struct {
+	Account  string
+	Started  time.Time
+	Finished time.Time // zero while running or after a crash
+	Result   string    // "ok", "partial", "failed", "interrupted"
+	Error    string    // last error, never a secret
+	Copied   int
+	Skipped  int
+	Failed   int
+}
+
+// Ledger is the durable checkpoint (checkpoint.Ledger). It is safe for
+// concurrent use by several accounts.
+type Ledger interface {
+	// Lock takes the per-account lock held for the whole run, so that two
+	// processes never work on the same account at once. It returns an error
+	// wrapping checkpoint.ErrLocked when another process holds it.
+	Lock(ctx context.Context, account string) (unlock func() error, err error)
+	// Entries returns every entry of the account, by Key.
+	Entries(ctx context.Context, account string) (map[string]Entry, error)
+	// Put writes entries in one durable transaction (synced before it returns).
+	Put(ctx context.Context, entries []Entry) error
+	// Delete removes entries (pending ones found not to be on the destination).
+	Delete(ctx context.Context, account string, keys []string) error
+	StartRun(ctx context.Context, account string, started time.Time) (runID int64, err error)
+	FinishRun(ctx context.Context, runID int64, rec RunRecord) error
+	Close() error
+}
+
+// Class sorts errors for the engine.
+type Class int
+
+const (
+	ClassTransient  Class = iota // reconnect with backoff and resume
+	ClassPerMessage              // skip this message, record the reason, go on
+	ClassFatal                   // stop this account (auth, quota, config, ledger)
+)
+
+func (c Class) String() string {
+	switch c {
+	case ClassTransient:
+		return "transient"
+	case ClassPerMessage:
+		return "per-message"
+	case ClassFatal:
+		return "fatal"
+	}
+	return "unknown"
+}
+
+// Classifier is implemented by errors that know their class (e.g. pop3src's
+// and imapdst's reply errors).
+type Classifier interface {
+	ErrorClass() Class
+}
+
+// ClassOf returns the class of err: the first Classifier in its chain decides;
+// errors that do not say are transient.
+func ClassOf(err error) Class {
+	var c Classifier
+	if errors.As(err, &c) {
+		return c.ErrorClass()
+	}
+	return ClassTransient
+}
