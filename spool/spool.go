@@ -1,0 +1,213 @@
+// Package spool holds one message between the source and the destination:
+// in memory up to a bound, in a private temp file above it. While the bytes
+// are written it applies the one change IMAP forces — a bare LF becomes CRLF
+// (RFC 3501 §4.3 and RFC 5322 §2.3: mail lines end in CRLF) — counts each
+// such change, notes NUL bytes (an IMAP literal cannot carry them, RFC 3501
+// §9 "literal"), hashes what will be sent, and keeps the header section for
+// the date, flag and Message-ID policies.
+package spool
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+)
+
+// Options bounds a spool.
+type Options struct {
+	// MemoryBytes is how much of a message is kept in memory before it
+	// spills to a temp file. Default 4 MiB.
+	MemoryBytes int64
+	// Dir is where temp files go; "" means os.TempDir().
+	Dir string
+	// HeaderBytes is how much of the message's start is kept for header
+	// parsing. Default 64 KiB.
+	HeaderBytes int
+}
+
+func (o *Options) withDefaults() Options {
+	out := Options{}
+	if o != nil {
+		out = *o
+	}
+	if out.MemoryBytes <= 0 {
+		out.MemoryBytes = 4 << 20
+	}
+	if out.HeaderBytes <= 0 {
+		out.HeaderBytes = 64 << 10
+	}
+	return out
+}
+
+// Writer receives a message's bytes. It is not safe for concurrent use.
+type Writer struct {
+	opts   Options
+	mem    bytes.Buffer
+	file   *os.File
+	size   int64
+	hash   hash.Hash
+	head   []byte
+	prevCR bool
+	lfFix  int
+	nul    bool
+	out    []byte // scratch for normalised chunks
+	closed bool
+}
+
+// New starts an empty spool.
+func New(opts *Options) *Writer {
+	o := opts.withDefaults()
+	return &Writer{opts: o, hash: sha256.New()}
+}
+
+// Write normalises bare LF to CRLF and stores the result.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, errors.New("spool: write after Finish")
+	}
+	w.out = w.out[:0]
+	start := 0
+	for i, b := range p {
+		switch b {
+		case '\n':
+			if !w.prevCR {
+				w.out = append(w.out, p[start:i]...)
+				w.out = append(w.out, '\r', '\n')
+				start = i + 1
+				w.lfFix++
+			}
+		case 0:
+			w.nul = true
+		}
+		w.prevCR = b == '\r'
+	}
+	chunk := p
+	if start > 0 { // something was normalised in this chunk
+		w.out = append(w.out, p[start:]...)
+		chunk = w.out
+	}
+	if err := w.store(chunk); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (w *Writer) store(b []byte) error {
+	if room := w.opts.HeaderBytes - len(w.head); room > 0 {
+		w.head = append(w.head, b[:min(room, len(b))]...)
+	}
+	w.hash.Write(b)
+	w.size += int64(len(b))
+	if w.file == nil && int64(w.mem.Len()+len(b)) <= w.opts.MemoryBytes {
+		w.mem.Write(b)
+		return nil
+	}
+	if w.file == nil {
+		f, err := os.CreateTemp(w.opts.Dir, "mailferry-spool-*")
+		if err != nil {
+			return fmt.Errorf("spool: creating temp file: %w", err)
+		}
+		// CreateTemp makes the file 0600: message bytes stay private.
+		w.file = f
+		if _, err := f.Write(w.mem.Bytes()); err != nil {
+			return fmt.Errorf("spool: writing temp file: %w", err)
+		}
+		w.mem = bytes.Buffer{}
+	}
+	if _, err := w.file.Write(b); err != nil {
+		return fmt.Errorf("spool: writing temp file: %w", err)
+	}
+	return nil
+}
+
+// Finish ends writing and returns the spooled message. The Writer must not be
+// used afterwards; the Message's Close releases its storage.
+func (w *Writer) Finish() *Message {
+	w.closed = true
+	m := &Message{
+		size:     w.size,
+		header:   w.head,
+		lfFixed:  w.lfFix,
+		hasNUL:   w.nul,
+		file:     w.file,
+		inMemory: w.mem.Bytes(),
+	}
+	copy(m.digest[:], w.hash.Sum(nil))
+	return m
+}
+
+// Discard releases the storage of a spool that will not be finished.
+func (w *Writer) Discard() {
+	w.closed = true
+	if w.file != nil {
+		name := w.file.Name()
+		w.file.Close()
+		os.Remove(name)
+		w.file = nil
+	}
+	w.mem = bytes.Buffer{}
+}
+
+// Message is a spooled message, readable any number of times via ReadAt.
+type Message struct {
+	size     int64
+	digest   [sha256.Size]byte
+	header   []byte
+	lfFixed  int
+	hasNUL   bool
+	file     *os.File
+	inMemory []byte
+}
+
+// Size is the number of bytes that will be sent (after normalisation).
+func (m *Message) Size() int64 { return m.size }
+
+// Digest is the SHA-256 of the bytes that will be sent.
+func (m *Message) Digest() [sha256.Size]byte { return m.digest }
+
+// Header returns the start of the message (up to Options.HeaderBytes), enough
+// for its header section in all but pathological cases.
+func (m *Message) Header() []byte { return m.header }
+
+// LFFixed is how many bare LFs were turned into CRLF.
+func (m *Message) LFFixed() int { return m.lfFixed }
+
+// HasNUL reports whether the message contains a NUL byte.
+func (m *Message) HasNUL() bool { return m.hasNUL }
+
+// ReadAt implements io.ReaderAt.
+func (m *Message) ReadAt(p []byte, off int64) (int, error) {
+	if m.file != nil {
+		return m.file.ReadAt(p, off)
+	}
+	if off >= int64(len(m.inMemory)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.inMemory[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// InMemoryBytes is how much memory the message holds (0 once spilled to disk).
+func (m *Message) InMemoryBytes() int64 { return int64(len(m.inMemory)) }
+
+// Close releases the message's storage.
+func (m *Message) Close() error {
+	m.inMemory = nil
+	if m.file == nil {
+		return nil
+	}
+	name := m.file.Name()
+	err := m.file.Close()
+	if rmErr := os.Remove(name); err == nil {
+		err = rmErr
+	}
+	m.file = nil
+	return err
+}

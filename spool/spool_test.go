@@ -1,0 +1,148 @@
+package spool
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"os"
+	"strings"
+	"testing"
+)
+
+func readAll(t *testing.T, m *Message) []byte {
+	t.Helper()
+	b, err := io.ReadAll(io.NewSectionReader(m, 0, m.Size()))
+	if err != nil {
+		t.Fatalf("reading spooled message: %v", err)
+	}
+	return b
+}
+
+func TestNormalisation(t *testing.T) {
+	tests := []struct {
+		name   string
+		chunks []string
+		want   string
+		fixed  int
+		nul    bool
+	}{
+		{"crlf untouched", []string{"a\r\nb\r\n"}, "a\r\nb\r\n", 0, false},
+		{"bare lf", []string{"a\nb\n"}, "a\r\nb\r\n", 2, false},
+		{"mixed", []string{"a\r\nb\nc"}, "a\r\nb\r\nc", 1, false},
+		{"cr split from lf across writes", []string{"a\r", "\nb"}, "a\r\nb", 0, false},
+		{"lf at start of second write", []string{"a", "\nb"}, "a\r\nb", 1, false},
+		{"bare cr kept", []string{"a\rb\r\n"}, "a\rb\r\n", 0, false},
+		{"nul noted, kept", []string{"a\x00b\r\n"}, "a\x00b\r\n", 0, true},
+		{"8-bit kept", []string{"\xff\xfe\n"}, "\xff\xfe\r\n", 1, false},
+		{"empty", nil, "", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := New(nil)
+			for _, c := range tc.chunks {
+				if _, err := w.Write([]byte(c)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := w.Finish()
+			defer m.Close()
+			if got := string(readAll(t, m)); got != tc.want {
+				t.Errorf("spooled %q = %q, want %q", tc.chunks, got, tc.want)
+			}
+			if m.Size() != int64(len(tc.want)) {
+				t.Errorf("Size() = %d, want %d", m.Size(), len(tc.want))
+			}
+			if m.LFFixed() != tc.fixed {
+				t.Errorf("LFFixed() = %d, want %d", m.LFFixed(), tc.fixed)
+			}
+			if m.HasNUL() != tc.nul {
+				t.Errorf("HasNUL() = %v, want %v", m.HasNUL(), tc.nul)
+			}
+			if m.Digest() != sha256.Sum256([]byte(tc.want)) {
+				t.Error("Digest() is not the SHA-256 of the bytes to send")
+			}
+		})
+	}
+}
+
+func TestSpillsToPrivateTempFile(t *testing.T) {
+	dir := t.TempDir()
+	w := New(&Options{MemoryBytes: 1024, Dir: dir, HeaderBytes: 16})
+	body := strings.Repeat("0123456789abcdef\r\n", 1000)
+	for i := 0; i < len(body); i += 700 {
+		w.Write([]byte(body[i:min(i+700, len(body))]))
+	}
+	m := w.Finish()
+	if m.InMemoryBytes() != 0 {
+		t.Errorf("InMemoryBytes() = %d after spilling, want 0", m.InMemoryBytes())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("temp dir holds %d files, want 1", len(entries))
+	}
+	info, _ := entries[0].Info()
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Errorf("spool file mode = %o, want 600", perm)
+	}
+	if got := readAll(t, m); !bytes.Equal(got, []byte(body)) {
+		t.Error("spilled message differs from what was written")
+	}
+	if string(m.Header()) != body[:16] {
+		t.Errorf("Header() = %q, want %q", m.Header(), body[:16])
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("temp file left behind after Close: %v", entries)
+	}
+}
+
+func TestDiscardRemovesTempFile(t *testing.T) {
+	dir := t.TempDir()
+	w := New(&Options{MemoryBytes: 4, Dir: dir})
+	w.Write([]byte("more than four bytes"))
+	w.Discard()
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("temp file left behind after Discard: %v", entries)
+	}
+}
+
+// FuzzNormalise checks that whatever the input and however it is split,
+// the output has no bare LF, differs from the input only by inserted CRs,
+// and counts each insertion.
+func FuzzNormalise(f *testing.F) {
+	f.Add([]byte("a\nb\r\nc\rd\n"), uint8(3))
+	f.Add([]byte("\n\n\r\r\n"), uint8(1))
+	f.Add([]byte{}, uint8(0))
+	f.Fuzz(func(t *testing.T, in []byte, split uint8) {
+		w := New(&Options{MemoryBytes: 8})
+		defer w.Discard()
+		step := int(split)%7 + 1
+		for i := 0; i < len(in); i += step {
+			w.Write(in[i:min(i+step, len(in))])
+		}
+		m := w.Finish()
+		defer m.Close()
+		out := readAll(t, m)
+		if int64(len(out)) != m.Size() || len(out) != len(in)+m.LFFixed() {
+			t.Fatalf("len(out)=%d Size=%d len(in)=%d fixed=%d", len(out), m.Size(), len(in), m.LFFixed())
+		}
+		// The reference: a bare LF is one not preceded by CR in the input.
+		var want []byte
+		for i, b := range in {
+			if b == '\n' && (i == 0 || in[i-1] != '\r') {
+				want = append(want, '\r')
+			}
+			want = append(want, b)
+		}
+		if !bytes.Equal(out, want) {
+			t.Fatalf("normalise(%q) split by %d = %q, want %q", in, step, out, want)
+		}
+		for i, b := range out {
+			if b == '\n' && (i == 0 || out[i-1] != '\r') {
+				t.Fatalf("normalise(%q) = %q keeps a bare LF at %d", in, out, i)
+			}
+		}
+	})
+}
