@@ -1,0 +1,278 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/spool"
+)
+
+// Options configures the copy of one account.
+type Options struct {
+	// Account is the account's key in the ledger. It must stay the same
+	// across runs for resuming to work.
+	Account string
+	// Mailbox is the destination mailbox for sources without folders (POP3).
+	Mailbox    string
+	DatePolicy mapping.DatePolicy
+	FlagPolicy mapping.FlagPolicy
+	// DeleteSource deletes at the source what the ledger has as done.
+	DeleteSource bool
+	// MaxMessageBytes skips larger messages (0: only the destination's
+	// APPENDLIMIT applies).
+	MaxMessageBytes int64
+	Spool           spool.Options
+	// BatchMessages and BatchBytes bound one APPEND batch, which is also
+	// the unit of a ledger commit. Defaults 50 and 16 MiB.
+	BatchMessages int
+	BatchBytes    int64
+	// QueueBytes bounds the memory of messages fetched but not yet
+	// appended. Default 32 MiB.
+	QueueBytes int64
+	// Linger is how long a partial batch waits for more messages before it
+	// is sent. Default 100 ms.
+	Linger time.Duration
+	// Now is the clock (for the "now" date policy); default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.Mailbox == "" {
+		o.Mailbox = "INBOX"
+	}
+	if o.BatchMessages <= 0 {
+		o.BatchMessages = 50
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 16 << 20
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = 32 << 20
+	}
+	if o.Linger <= 0 {
+		o.Linger = 100 * time.Millisecond
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// item is one fetched message on its way to the destination.
+type item struct {
+	msg        SourceMessage
+	body       *spool.Message
+	skipReason string // non-empty: do not send, record as skipped
+	entry      Entry
+	out        OutgoingMessage
+	dateSource string
+	memBytes   int64
+}
+
+// attempt copies what remains of one account, once. State that must
+// survive a retry lives in run.
+type attempt struct {
+	run    *accountRun
+	src    Source
+	dst    Destination
+	ledger Ledger
+	opts   Options
+	log    *slog.Logger
+	prog   Progress
+	st     *Stats
+}
+
+// do runs the attempt: list, reconcile, copy, commit, delete.
+func (a *attempt) do(ctx context.Context) error {
+	msgs, err := a.src.List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing source messages: %w", err)
+	}
+	a.st.Listed = len(msgs)
+	a.run.listed = msgs
+
+	entries, err := a.ledger.Entries(ctx, a.opts.Account)
+	if err != nil {
+		return fmt.Errorf("reading the ledger: %w", fatal(err))
+	}
+	if err := a.reconcile(ctx, entries); err != nil {
+		return err
+	}
+
+	status, err := a.dst.EnsureMailbox(ctx, a.opts.Mailbox)
+	if err != nil {
+		return fmt.Errorf("preparing destination mailbox %q: %w", a.opts.Mailbox, err)
+	}
+
+	var todo, toDelete []SourceMessage
+	var todoBytes int64
+	for _, m := range msgs {
+		e, ok := entries[m.Key]
+		switch {
+		case ok && e.State == StateDone:
+			if !a.run.copied[m.Key] && !a.run.counted[m.Key] {
+				a.st.AlreadyDone++
+				a.run.counted[m.Key] = true
+			}
+			toDelete = append(toDelete, m)
+		case ok && e.State == StateSkipped:
+			if !a.run.counted[m.Key] && !a.run.skipped[m.Key] {
+				a.st.skip(m.Key, e.Reason+" (recorded by an earlier run)")
+				a.run.counted[m.Key] = true
+			}
+		default:
+			todo = append(todo, m)
+			todoBytes += m.Size
+		}
+	}
+	a.prog.AccountStarted(a.opts.Account, len(todo), todoBytes)
+	a.log.Info("account listed", "account", a.opts.Account, "listed", len(msgs),
+		"to_copy", len(todo), "mailbox", a.opts.Mailbox)
+
+	if len(todo) > 0 {
+		newlyDone, err := a.copy(ctx, todo, status)
+		toDelete = append(toDelete, newlyDone...)
+		if err != nil {
+			return err
+		}
+	}
+
+	if a.opts.DeleteSource && len(toDelete) > 0 {
+		if err := a.src.Delete(ctx, toDelete); err != nil {
+			return fmt.Errorf("deleting %d copied messages at the source: %w", len(toDelete), err)
+		}
+		a.run.deletePending = len(toDelete)
+	}
+	return nil
+}
+
+// copy fetches todo in order and appends it in batches. It returns the
+// messages it committed as done, also when it stops with an error.
+func (a *attempt) copy(ctx context.Context, todo []SourceMessage, status MailboxStatus) ([]SourceMessage, error) {
+	limit := a.opts.MaxMessageBytes
+	for _, l := range []int64{status.AppendLimit, a.dst.Capabilities().AppendLimit} {
+		if l > 0 && (limit == 0 || l < limit) {
+			limit = l
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	budget := newByteBudget(a.opts.QueueBytes)
+	items := make(chan *item, a.opts.BatchMessages)
+	fetchErr := make(chan error, 1)
+	go func() {
+		defer close(items)
+		fetchErr <- a.fetchAll(ctx, todo, limit, budget, items)
+	}()
+
+	w := batchWriter{a: a, mailbox: status, nextUID: status.UIDNext}
+	err := w.consume(ctx, items, budget)
+	cancel()
+	// Drain so the fetcher can end and release its spools.
+	for it := range items {
+		it.release()
+	}
+	ferr := <-fetchErr
+	if err == nil {
+		// The batcher drained the channel, so the fetcher has finished:
+		// its error (a failed fetch, or the run's context) decides.
+		err = ferr
+	}
+	return w.done, err
+}
+
+// fetchAll reads each message into a spool and hands it to the batcher.
+func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, limit int64, budget *byteBudget, out chan<- *item) error {
+	for _, m := range todo {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		it, err := a.fetchOne(ctx, m, limit)
+		if err != nil {
+			return err
+		}
+		if err := budget.acquire(ctx, it.memBytes); err != nil {
+			it.release()
+			return err
+		}
+		select {
+		case out <- it:
+		case <-ctx.Done():
+			budget.release(it.memBytes)
+			it.release()
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (a *attempt) fetchOne(ctx context.Context, m SourceMessage, limit int64) (*item, error) {
+	w := spool.New(&a.opts.Spool)
+	if _, err := a.src.Fetch(ctx, m, w); err != nil {
+		w.Discard()
+		return nil, fmt.Errorf("fetching message %q: %w", m.Key, err)
+	}
+	body := w.Finish()
+	it := &item{msg: m, body: body, memBytes: body.InMemoryBytes()}
+	header := mapping.HeaderSection(body.Header())
+	it.entry = Entry{
+		Account:   a.opts.Account,
+		Key:       m.Key,
+		Digest:    hex.EncodeToString(digestOf(body)),
+		Size:      body.Size(),
+		MessageID: mapping.MessageID(header),
+	}
+	switch {
+	case body.HasNUL():
+		it.skipReason = "contains NUL bytes, which IMAP cannot carry"
+	case body.Size() == 0:
+		it.skipReason = "empty message"
+	case limit > 0 && body.Size() > limit:
+		it.skipReason = fmt.Sprintf("too big: %d bytes, the limit is %d", body.Size(), limit)
+	}
+	if it.skipReason != "" {
+		return it, nil
+	}
+	date := m.InternalDate
+	it.dateSource = "source"
+	if date.IsZero() {
+		var src mapping.DateSource
+		date, src = mapping.InternalDate(header, a.opts.DatePolicy, a.opts.Now())
+		it.dateSource = src.String()
+	}
+	flags := m.Flags
+	if flags == nil {
+		flags = mapping.Flags(header, a.opts.FlagPolicy)
+	}
+	it.out = OutgoingMessage{Body: body, Size: body.Size(), Flags: flags, InternalDate: date}
+	return it, nil
+}
+
+func digestOf(m *spool.Message) []byte {
+	d := m.Digest()
+	return d[:]
+}
+
+func (it *item) release() {
+	if it.body != nil {
+		it.body.Close()
+		it.body = nil
+	}
+}
+
+// fatal marks err as stopping the account (ledger failures).
+func fatal(err error) error { return &classified{err: err, class: ClassFatal} }
+
+type classified struct {
+	err   error
+	class Class
+}
+
+func (c *classified) Error() string     { return c.err.Error() }
+func (c *classified) Unwrap() error     { return c.err }
+func (c *classified) ErrorClass() Class { return c.class }

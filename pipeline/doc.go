@@ -1,0 +1,26 @@
+// Package pipeline is the engine that moves one account's messages from a
+// Source to a Destination, recording progress in a Ledger so that a run can
+// be interrupted at any point and resumed without losing or duplicating mail.
+//
+// The order of effects is the contract:
+//
+//  1. List the source; skip what the ledger has as done or skipped.
+//  2. Reconcile: entries left pending by an interrupted run are looked up on
+//     the destination (by UID range and size, confirmed by digest; by
+//     Message-ID when the mailbox's UIDVALIDITY changed) and become done when
+//     found; otherwise they are forgotten and the message is sent again.
+//     Nothing is re-sent before this step.
+//  3. Fetch each remaining message once into a spool (memory, then a temp
+//     file), normalising bare LF to CRLF and hashing it.
+//  4. Record the batch's entries as pending, durably.
+//  5. Append the batch (MULTIAPPEND or pipelined APPEND).
+//  6. Commit the outcome: done (with APPENDUID), or skipped with a reason.
+//  7. Only then, and only with DeleteSource, delete at the source the
+//     messages the ledger has as done. For POP3 the deletions take effect at
+//     QUIT, which is sent only after every commit.
+//
+// Errors are sorted by ClassOf: per-message errors skip that message and are
+// reported; fatal errors stop the account; transient errors end the attempt,
+// and the Runner tries the account again after a backoff, resuming from the
+// ledger.
+package pipeline

@@ -1,0 +1,37 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+)
+
+// Dry-run decorators: reads go through, writes do nothing. The source is
+// still read in full, so the report shows what a real run would copy and
+// skip.
+
+type dryRunSource struct{ Source }
+
+func (dryRunSource) Delete(context.Context, []SourceMessage) error { return nil }
+
+type dryRunDestination struct{ Destination }
+
+func (d *dryRunDestination) EnsureMailbox(_ context.Context, name string) (MailboxStatus, error) {
+	return MailboxStatus{Name: name}, nil
+}
+
+func (d *dryRunDestination) Append(_ context.Context, _ string, msgs []OutgoingMessage) ([]AppendResult, error) {
+	return make([]AppendResult, len(msgs)), nil
+}
+
+func (d *dryRunDestination) ListSince(context.Context, string, uint32, uint32) ([]DestMessage, error) {
+	return nil, nil
+}
+
+type dryRunLedger struct{ Ledger }
+
+func (dryRunLedger) Put(context.Context, []Entry) error             { return nil }
+func (dryRunLedger) Delete(context.Context, string, []string) error { return nil }
+func (dryRunLedger) StartRun(context.Context, string, time.Time) (int64, error) {
+	return 0, nil
+}
+func (dryRunLedger) FinishRun(context.Context, int64, RunRecord) error { return nil }

@@ -1,0 +1,316 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+)
+
+// memSource is an in-memory POP3-like source.
+type memSource struct {
+	mu        sync.Mutex
+	msgs      []memMsg
+	deleted   map[string]bool // DELE'd in the current session
+	committed map[string]bool // deleted for good (QUIT)
+	fetches   int
+	failFetch int // fail the n-th Fetch (1-based) of this session with a transient error
+}
+
+type memMsg struct {
+	key  string
+	body []byte
+}
+
+func (s *memSource) List(context.Context) ([]SourceMessage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleted = map[string]bool{}
+	var out []SourceMessage
+	for _, m := range s.msgs {
+		if !s.committed[m.key] {
+			out = append(out, SourceMessage{Key: m.key, Size: int64(len(m.body))})
+		}
+	}
+	return out, nil
+}
+
+func (s *memSource) Fetch(_ context.Context, msg SourceMessage, w io.Writer) (int64, error) {
+	s.mu.Lock()
+	s.fetches++
+	n := s.fetches
+	s.mu.Unlock()
+	if s.failFetch > 0 && n == s.failFetch {
+		return 0, errors.New("connection reset by peer")
+	}
+	for _, m := range s.msgs {
+		if m.key == msg.Key {
+			k, err := w.Write(m.body)
+			return int64(k), err
+		}
+	}
+	return 0, fmt.Errorf("no message %q", msg.Key)
+}
+
+func (s *memSource) Delete(_ context.Context, msgs []SourceMessage) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range msgs {
+		s.deleted[m.Key] = true
+	}
+	return nil
+}
+
+func (s *memSource) Close(commit bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if commit {
+		if s.committed == nil {
+			s.committed = map[string]bool{}
+		}
+		for k := range s.deleted {
+			s.committed[k] = true
+		}
+	}
+	s.deleted = nil
+	s.fetches = 0
+	return nil
+}
+
+type storedMsg struct {
+	uid   uint32
+	body  []byte
+	flags []string
+	date  time.Time
+}
+
+type memMailbox struct {
+	uidValidity uint32
+	uidNext     uint32
+	msgs        []storedMsg
+}
+
+// errClass is an error with a class, as imapdst's reply errors are.
+type errClass struct {
+	msg   string
+	class Class
+}
+
+func (e *errClass) Error() string     { return e.msg }
+func (e *errClass) ErrorClass() Class { return e.class }
+
+// memDest is an in-memory IMAP-like destination shared by all sessions.
+type memDest struct {
+	mu        sync.Mutex
+	boxes     map[string]*memMailbox
+	appendLim int64
+	// loseAfter: after storing this many messages in total, the next
+	// Append stores its whole batch but reports a lost connection before
+	// any result, as when a connection drops after the server's OK.
+	loseAfter int
+	stored    int
+	// reject refuses messages whose body contains this string.
+	reject      string
+	rejectClass Class
+}
+
+func newMemDest() *memDest { return &memDest{boxes: map[string]*memMailbox{}} }
+
+type memDestSession struct{ d *memDest }
+
+func (d *memDest) open(context.Context) (Destination, error) { return &memDestSession{d}, nil }
+
+func (s *memDestSession) Capabilities() Capabilities {
+	return Capabilities{MultiAppend: true, UIDPlus: true, AppendLimit: s.d.appendLim}
+}
+
+func (s *memDestSession) EnsureMailbox(_ context.Context, name string) (MailboxStatus, error) {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	mb := s.d.boxes[name]
+	if mb == nil {
+		mb = &memMailbox{uidValidity: 7, uidNext: 1}
+		s.d.boxes[name] = mb
+	}
+	return MailboxStatus{Name: name, UIDValidity: mb.uidValidity, UIDNext: mb.uidNext}, nil
+}
+
+func (s *memDestSession) Append(_ context.Context, mailbox string, msgs []OutgoingMessage) ([]AppendResult, error) {
+	d := s.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	mb := d.boxes[mailbox]
+	if mb == nil {
+		return nil, &errClass{"NO [TRYCREATE]", ClassPerMessage}
+	}
+	lose := d.loseAfter > 0 && d.stored >= d.loseAfter
+	var res []AppendResult
+	for _, m := range msgs {
+		body, _ := io.ReadAll(io.NewSectionReader(m.Body, 0, m.Size))
+		if d.reject != "" && bytes.Contains(body, []byte(d.reject)) {
+			res = append(res, AppendResult{Err: &errClass{"NO [TOOBIG] refused", d.rejectClass}})
+			if d.rejectClass == ClassFatal {
+				return res, res[len(res)-1].Err
+			}
+			continue
+		}
+		uid := mb.uidNext
+		mb.uidNext++
+		mb.msgs = append(mb.msgs, storedMsg{uid: uid, body: body, flags: m.Flags, date: m.InternalDate})
+		d.stored++
+		res = append(res, AppendResult{UIDValidity: mb.uidValidity, UID: uid})
+	}
+	if lose {
+		d.loseAfter = 0
+		return nil, errors.New("read tcp: connection reset by peer")
+	}
+	return res, nil
+}
+
+func (s *memDestSession) ListSince(_ context.Context, mailbox string, uidValidity, from uint32) ([]DestMessage, error) {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	mb := s.d.boxes[mailbox]
+	if mb == nil {
+		return nil, nil
+	}
+	if mb.uidValidity != uidValidity {
+		return nil, ErrUIDValidityChanged
+	}
+	var out []DestMessage
+	for _, m := range mb.msgs {
+		if m.uid >= from {
+			out = append(out, DestMessage{UID: m.uid, Size: int64(len(m.body))})
+		}
+	}
+	return out, nil
+}
+
+func (s *memDestSession) SearchMessageID(context.Context, string, string) ([]uint32, error) {
+	return nil, errors.New("not used")
+}
+
+func (s *memDestSession) Digest(_ context.Context, mailbox string, uid uint32) ([32]byte, int64, error) {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	for _, m := range s.d.boxes[mailbox].msgs {
+		if m.uid == uid {
+			return sha256.Sum256(m.body), int64(len(m.body)), nil
+		}
+	}
+	return [32]byte{}, 0, fmt.Errorf("no UID %d", uid)
+}
+
+func (s *memDestSession) Close() error { return nil }
+
+// bodies returns the mailbox's message bodies, sorted.
+func (d *memDest) bodies(mailbox string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	if mb := d.boxes[mailbox]; mb != nil {
+		for _, m := range mb.msgs {
+			out = append(out, string(m.body))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// memLedger is an in-memory Ledger.
+type memLedger struct {
+	mu      sync.Mutex
+	entries map[string]map[string]Entry
+	locked  map[string]bool
+	runs    []RunRecord
+	failPut int // fail the n-th Put (1-based)
+	puts    int
+}
+
+func newMemLedger() *memLedger {
+	return &memLedger{entries: map[string]map[string]Entry{}, locked: map[string]bool{}}
+}
+
+var errLocked = errors.New("locked")
+
+func (l *memLedger) Lock(_ context.Context, account string) (func() error, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.locked[account] {
+		return nil, errLocked
+	}
+	l.locked[account] = true
+	return func() error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.locked, account)
+		return nil
+	}, nil
+}
+
+func (l *memLedger) Entries(_ context.Context, account string) (map[string]Entry, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]Entry{}
+	for k, e := range l.entries[account] {
+		out[k] = e
+	}
+	return out, nil
+}
+
+func (l *memLedger) Put(_ context.Context, entries []Entry) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.puts++
+	if l.failPut > 0 && l.puts == l.failPut {
+		return errors.New("disk full")
+	}
+	for _, e := range entries {
+		if l.entries[e.Account] == nil {
+			l.entries[e.Account] = map[string]Entry{}
+		}
+		l.entries[e.Account][e.Key] = e
+	}
+	return nil
+}
+
+func (l *memLedger) Delete(_ context.Context, account string, keys []string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		delete(l.entries[account], k)
+	}
+	return nil
+}
+
+func (l *memLedger) StartRun(_ context.Context, account string, started time.Time) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.runs = append(l.runs, RunRecord{Account: account, Started: started})
+	return int64(len(l.runs)), nil
+}
+
+func (l *memLedger) FinishRun(_ context.Context, id int64, rec RunRecord) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rec.Started = l.runs[id-1].Started
+	l.runs[id-1] = rec
+	return nil
+}
+
+func (l *memLedger) Close() error { return nil }
+
+func (l *memLedger) states(account string) map[State]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[State]int{}
+	for _, e := range l.entries[account] {
+		out[e.State]++
+	}
+	return out
+}

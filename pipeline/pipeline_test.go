@@ -1,0 +1,280 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+func genMessages(n int) []memMsg {
+	var out []memMsg
+	for i := 0; i < n; i++ {
+		body := fmt.Sprintf("Received: from a by b; Tue, 3 Jun 2008 10:20:%02d +0200\r\n"+
+			"Message-ID: <m%d@test>\r\nSubject: message %d\r\n\r\nbody %d\r\n", i%60, i, i, i)
+		out = append(out, memMsg{key: fmt.Sprintf("uidl-%03d", i), body: []byte(body)})
+	}
+	return out
+}
+
+func sortedBodies(msgs []memMsg) []string {
+	var out []string
+	for _, m := range msgs {
+		out = append(out, string(m.body))
+	}
+	sort.Strings(out)
+	return out
+}
+
+type harness struct {
+	src    *memSource
+	dst    *memDest
+	ledger *memLedger
+	runner *Runner
+	opts   Options
+}
+
+func newHarness(msgs []memMsg) *harness {
+	h := &harness{src: &memSource{msgs: msgs}, dst: newMemDest(), ledger: newMemLedger()}
+	h.runner = &Runner{Ledger: h.ledger, Backoff: time.Millisecond}
+	h.opts = Options{Account: "alice", BatchMessages: 7, Linger: time.Millisecond,
+		Now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }}
+	return h
+}
+
+func (h *harness) run(t *testing.T) *Stats {
+	t.Helper()
+	st, _ := h.runner.RunAccount(context.Background(), Job{
+		Options:         h.opts,
+		OpenSource:      func(context.Context) (Source, error) { return h.src, nil },
+		OpenDestination: h.dst.open,
+	})
+	return st
+}
+
+func TestCopyThenRerunCopiesNothing(t *testing.T) {
+	msgs := genMessages(30)
+	h := newHarness(msgs)
+	st := h.run(t)
+	if st.Error != "" || st.Copied != 30 || st.Listed != 30 {
+		t.Fatalf("first run: copied %d of %d listed, error %q; want 30 of 30", st.Copied, st.Listed, st.Error)
+	}
+	if got, want := h.dst.bodies("INBOX"), sortedBodies(msgs); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatal("destination bodies differ from the source's")
+	}
+	if st.DateSources["received"] != 30 {
+		t.Errorf("date sources = %v, want 30 from received", st.DateSources)
+	}
+	mb := h.dst.boxes["INBOX"]
+	if d := mb.msgs[0].date; !d.Equal(time.Date(2008, 6, 3, 8, 20, 0, 0, time.UTC)) {
+		t.Errorf("internal date of first message = %v, want 2008-06-03 10:20:00 +0200", d)
+	}
+	if n := h.ledger.states("alice")[StateDone]; n != 30 {
+		t.Errorf("ledger has %d done entries, want 30", n)
+	}
+
+	st = h.run(t)
+	if st.Copied != 0 || st.AlreadyDone != 30 || st.Error != "" {
+		t.Fatalf("second run: copied %d, already done %d, error %q; want 0, 30, none", st.Copied, st.AlreadyDone, st.Error)
+	}
+	if n := len(h.dst.bodies("INBOX")); n != 30 {
+		t.Fatalf("destination holds %d messages after a re-run, want 30", n)
+	}
+}
+
+func TestLostConnectionAfterStoreIsReconciledNotDuplicated(t *testing.T) {
+	msgs := genMessages(40)
+	h := newHarness(msgs)
+	h.dst.loseAfter = 14 // the third batch is stored but never confirmed
+	st := h.run(t)
+	if st.Error != "" {
+		t.Fatalf("run failed: %s", st.Error)
+	}
+	if st.Reconciled != 7 || st.Attempts != 2 {
+		t.Errorf("reconciled %d in %d attempts, want 7 in 2", st.Reconciled, st.Attempts)
+	}
+	if got, want := h.dst.bodies("INBOX"), sortedBodies(msgs); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("destination holds %d messages, want exactly the 40 source messages once", len(got))
+	}
+	if st.Copied+st.Reconciled != 40 {
+		t.Errorf("copied %d + reconciled %d, want 40", st.Copied, st.Reconciled)
+	}
+}
+
+func TestPendingWithoutStoreIsResent(t *testing.T) {
+	msgs := genMessages(10)
+	h := newHarness(msgs)
+	// A crashed run left pending entries for messages that never reached
+	// the server.
+	for _, m := range msgs[:3] {
+		h.ledger.Put(context.Background(), []Entry{{Account: "alice", Key: m.key, State: StatePending,
+			Digest: "00", Size: int64(len(m.body)), DestMailbox: "INBOX", DestUIDValidity: 7, DestUIDNext: 1}})
+	}
+	st := h.run(t)
+	if st.Resent != 3 || st.Copied != 10 || st.Error != "" {
+		t.Fatalf("resent %d, copied %d, error %q; want 3, 10, none", st.Resent, st.Copied, st.Error)
+	}
+	if n := len(h.dst.bodies("INBOX")); n != 10 {
+		t.Errorf("destination holds %d, want 10", n)
+	}
+}
+
+func TestPerMessageRejectionIsSkippedAndRecorded(t *testing.T) {
+	msgs := genMessages(10)
+	h := newHarness(msgs)
+	h.dst.reject, h.dst.rejectClass = "body 4\r\n", ClassPerMessage
+	st := h.run(t)
+	if st.Copied != 9 || st.Skipped != 1 || st.Error != "" {
+		t.Fatalf("copied %d, skipped %d, error %q; want 9, 1, none", st.Copied, st.Skipped, st.Error)
+	}
+	if st.Skips[0].Key != "uidl-004" || !strings.Contains(st.Skips[0].Reason, "TOOBIG") {
+		t.Errorf("skip = %+v, want uidl-004 with the server's reason", st.Skips[0])
+	}
+	st = h.run(t)
+	if st.Copied != 0 || st.Skipped != 1 {
+		t.Errorf("re-run copied %d and reported %d skipped, want 0 and 1", st.Copied, st.Skipped)
+	}
+}
+
+func TestFatalErrorStopsAccountWithoutRetry(t *testing.T) {
+	h := newHarness(genMessages(10))
+	h.dst.reject, h.dst.rejectClass = "body 3\r\n", ClassFatal
+	st := h.run(t)
+	if st.Attempts != 1 || st.ErrorClass != "fatal" {
+		t.Fatalf("attempts %d, class %q; want 1 attempt, fatal", st.Attempts, st.ErrorClass)
+	}
+	if st.Failed == 0 || st.Copied+st.Failed != 10 {
+		t.Errorf("copied %d, failed %d; want them to add up to 10 with some failed", st.Copied, st.Failed)
+	}
+	// The refused message was not stored: it is forgotten, not pending.
+	// Messages after it in the batch have no outcome and stay pending for
+	// the next run to reconcile.
+	if e, ok := h.ledger.entries["alice"]["uidl-003"]; ok {
+		t.Errorf("the refused message has a ledger entry %+v, want none", e)
+	}
+}
+
+func TestContentSkips(t *testing.T) {
+	msgs := []memMsg{
+		{"nul", []byte("Subject: x\r\n\r\na\x00b\r\n")},
+		{"empty", nil},
+		{"big", []byte("Subject: big\r\n\r\n" + strings.Repeat("x", 2000) + "\r\n")},
+		{"bare-lf", []byte("Subject: lf\n\nline\n")},
+	}
+	h := newHarness(msgs)
+	h.dst.appendLim = 1000
+	st := h.run(t)
+	reasons := map[string]string{}
+	for _, s := range st.Skips {
+		reasons[s.Key] = s.Reason
+	}
+	for key, want := range map[string]string{"nul": "NUL", "empty": "empty", "big": "too big"} {
+		if !strings.Contains(reasons[key], want) {
+			t.Errorf("skip reason for %s = %q, want it to mention %q", key, reasons[key], want)
+		}
+	}
+	if st.Copied != 1 || st.Normalised != 1 || st.LFFixed != 3 {
+		t.Errorf("copied %d, normalised %d, lf fixed %d; want 1, 1, 3", st.Copied, st.Normalised, st.LFFixed)
+	}
+	if got := h.dst.bodies("INBOX"); len(got) != 1 || got[0] != "Subject: lf\r\n\r\nline\r\n" {
+		t.Errorf("destination = %q, want the CRLF-normalised message", got)
+	}
+}
+
+func TestDeleteSourceOnlyAfterCommit(t *testing.T) {
+	msgs := genMessages(20)
+	h := newHarness(msgs)
+	h.opts.DeleteSource = true
+	h.src.failFetch = 12 // the first attempt dies mid-way
+	h.runner.Attempts = 1
+	st := h.run(t)
+	if st.Error == "" {
+		t.Fatal("the run with a failing fetch reported no error")
+	}
+	if len(h.src.committed) != 0 {
+		t.Fatalf("%d messages deleted by an attempt that did not finish", len(h.src.committed))
+	}
+	h.src.failFetch = 0
+	st = h.run(t)
+	if st.Error != "" || st.Deleted != 20 {
+		t.Fatalf("second run: error %q, deleted %d; want none, 20", st.Error, st.Deleted)
+	}
+	if len(h.src.committed) != 20 || len(h.dst.bodies("INBOX")) != 20 {
+		t.Errorf("source deleted %d, destination holds %d; want 20 and 20", len(h.src.committed), len(h.dst.bodies("INBOX")))
+	}
+}
+
+func TestLedgerFailureIsFatalAndNothingDeleted(t *testing.T) {
+	h := newHarness(genMessages(20))
+	h.opts.DeleteSource = true
+	h.ledger.failPut = 2 // the commit of the first batch fails
+	st := h.run(t)
+	if st.ErrorClass != "fatal" || st.Attempts != 1 {
+		t.Fatalf("class %q after %d attempts, want fatal after 1", st.ErrorClass, st.Attempts)
+	}
+	if len(h.src.committed) != 0 {
+		t.Errorf("%d source messages deleted although the ledger did not commit", len(h.src.committed))
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	h := newHarness(genMessages(10))
+	h.runner.DryRun = true
+	h.opts.DeleteSource = true
+	st := h.run(t)
+	if st.Copied != 10 || !st.DryRun {
+		t.Fatalf("dry run reports %d copied (dry_run=%v), want 10 would-be copies", st.Copied, st.DryRun)
+	}
+	if len(h.dst.boxes) != 0 || len(h.ledger.entries) != 0 || len(h.src.committed) != 0 || len(h.ledger.runs) != 0 {
+		t.Errorf("dry run wrote: %d mailboxes, %d ledger accounts, %d deletions, %d runs",
+			len(h.dst.boxes), len(h.ledger.entries), len(h.src.committed), len(h.ledger.runs))
+	}
+}
+
+func TestLockedAccountIsRefused(t *testing.T) {
+	h := newHarness(genMessages(1))
+	unlock, _ := h.ledger.Lock(context.Background(), "alice")
+	defer unlock()
+	st := h.run(t)
+	if !strings.Contains(st.Error, "locking") || st.Copied != 0 {
+		t.Errorf("run on a locked account: error %q, copied %d", st.Error, st.Copied)
+	}
+}
+
+func TestCancelledRunIsResumable(t *testing.T) {
+	msgs := genMessages(50)
+	h := newHarness(msgs)
+	ctx, cancel := context.WithCancel(context.Background())
+	prog := &cancelAfter{n: 10, cancel: cancel}
+	h.runner.Progress = prog
+	st, err := h.runner.RunAccount(ctx, Job{Options: h.opts,
+		OpenSource:      func(context.Context) (Source, error) { return h.src, nil },
+		OpenDestination: h.dst.open})
+	if !errors.Is(err, context.Canceled) || st.ErrorClass != "interrupted" {
+		t.Fatalf("cancelled run: err %v, class %q", err, st.ErrorClass)
+	}
+	h.runner.Progress = nil
+	st = h.run(t)
+	if st.Error != "" {
+		t.Fatal(st.Error)
+	}
+	if got, want := h.dst.bodies("INBOX"), sortedBodies(msgs); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("after resume the destination holds %d messages, want the 50 once each", len(got))
+	}
+}
+
+type cancelAfter struct {
+	nopProgress
+	n      int
+	cancel func()
+}
+
+func (c *cancelAfter) MessageDone(string, Outcome, int64) {
+	c.n--
+	if c.n == 0 {
+		c.cancel()
+	}
+}

@@ -1,0 +1,176 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Job is one account to copy: how to connect to each side, and how to copy.
+type Job struct {
+	Options         Options
+	OpenSource      func(ctx context.Context) (Source, error)
+	OpenDestination func(ctx context.Context) (Destination, error)
+}
+
+// Runner runs jobs against one ledger, retrying transient failures.
+type Runner struct {
+	Ledger Ledger
+	// Attempts is how many times an account is tried when transient errors
+	// stop it (dropped connections, BYE, timeouts). Default 4.
+	Attempts int
+	// Backoff is the wait before the second attempt; it doubles after each.
+	// Default 2 s.
+	Backoff time.Duration
+	// DryRun reads the source and the ledger but writes nothing anywhere.
+	DryRun   bool
+	Logger   *slog.Logger
+	Progress Progress
+}
+
+// accountRun is what one account's run remembers across attempts.
+type accountRun struct {
+	copied        map[string]bool // committed as done during this run
+	skipped       map[string]bool // committed as skipped during this run
+	counted       map[string]bool // already counted as done/skipped by an earlier run
+	listed        []SourceMessage
+	deletePending int // deletions issued in the last attempt, committed at Close
+}
+
+// RunAccount copies one account and returns its stats. Stats.Error is set
+// when the account did not complete; the returned error is the same error,
+// for callers that branch on it (errors.Is(err, context.Canceled)).
+func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
+	opts := job.Options.withDefaults()
+	log := r.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	prog := r.Progress
+	if prog == nil {
+		prog = nopProgress{}
+	}
+	ledger := r.Ledger
+	if r.DryRun {
+		ledger = dryRunLedger{ledger}
+	}
+	st := &Stats{Account: opts.Account, DryRun: r.DryRun}
+	start := time.Now()
+	err := r.runLocked(ctx, job, opts, ledger, log, prog, st)
+	st.Duration = time.Since(start)
+	st.Seconds = st.Duration.Seconds()
+	if err != nil {
+		st.Error = err.Error()
+		st.ErrorClass = ClassOf(err).String()
+		if ctx.Err() != nil {
+			st.ErrorClass = "interrupted"
+		}
+	}
+	prog.AccountFinished(opts.Account, st)
+	return st, err
+}
+
+func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats) error {
+	unlock, err := ledger.Lock(ctx, opts.Account)
+	if err != nil {
+		return fatal(fmt.Errorf("locking account %q: %w", opts.Account, err))
+	}
+	defer unlock()
+	runID, err := ledger.StartRun(ctx, opts.Account, time.Now())
+	if err != nil {
+		return fatal(fmt.Errorf("recording the run of %q: %w", opts.Account, err))
+	}
+
+	attempts := r.Attempts
+	if attempts <= 0 {
+		attempts = 4
+	}
+	backoff := r.Backoff
+	if backoff <= 0 {
+		backoff = 2 * time.Second
+	}
+	run := &accountRun{copied: map[string]bool{}, skipped: map[string]bool{}, counted: map[string]bool{}}
+	for i := 1; ; i++ {
+		st.Attempts = i
+		err = r.attempt(ctx, job, opts, ledger, log, prog, st, run)
+		if err == nil || ctx.Err() != nil || ClassOf(err) != ClassTransient || i >= attempts {
+			break
+		}
+		log.Warn("account attempt failed, retrying", "account", opts.Account, "attempt", i,
+			"retry_in", backoff, "error", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		backoff *= 2
+	}
+	if ctx.Err() != nil && err != nil {
+		err = fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	st.Failed = run.failed()
+
+	rec := RunRecord{Account: opts.Account, Finished: time.Now(), Copied: st.Copied,
+		Skipped: st.Skipped, Failed: st.Failed, Result: "ok"}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		rec.Result, rec.Error = "interrupted", err.Error()
+	case err != nil:
+		rec.Result, rec.Error = "failed", err.Error()
+	case st.Skipped > 0:
+		rec.Result = "partial"
+	}
+	if ferr := ledger.FinishRun(context.WithoutCancel(ctx), runID, rec); ferr != nil && err == nil {
+		err = fatal(fmt.Errorf("recording the end of the run: %w", ferr))
+	}
+	return err
+}
+
+// failed counts listed messages that are neither done nor skipped, in the
+// ledger before this run or by it.
+func (run *accountRun) failed() int {
+	n := 0
+	for _, m := range run.listed {
+		if !run.copied[m.Key] && !run.skipped[m.Key] && !run.counted[m.Key] {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
+	src, err := job.OpenSource(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting to the source: %w", err)
+	}
+	dst, err := job.OpenDestination(ctx)
+	if err != nil {
+		src.Close(false)
+		return fmt.Errorf("connecting to the destination: %w", err)
+	}
+	if r.DryRun {
+		src, dst = dryRunSource{src}, &dryRunDestination{Destination: dst}
+	}
+	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, opts: opts, log: log, prog: prog, st: st}
+	run.deletePending = 0
+	err = a.do(ctx)
+	dst.Close()
+	// QUIT (which commits POP3 deletions) only after a clean attempt; every
+	// deletion issued is of a message the ledger has as done, but a session
+	// cut short commits nothing, which is the safe side.
+	commit := err == nil
+	if cerr := src.Close(commit); cerr != nil && err == nil {
+		err = fmt.Errorf("closing the source session: %w", cerr)
+	} else if commit {
+		st.Deleted += run.deletePending
+	}
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+		// A context error that is not ours is a transport abort.
+		err = fmt.Errorf("connection aborted: %w", err)
+	}
+	return err
+}

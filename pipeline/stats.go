@@ -1,0 +1,86 @@
+package pipeline
+
+import (
+	"sort"
+	"time"
+)
+
+// Skip is one message that was not copied, and why.
+type Skip struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
+}
+
+// Stats is the report of one account's run. Counts add up across attempts.
+type Stats struct {
+	Account string `json:"account"`
+	// Listed is how many messages the source holds.
+	Listed int `json:"listed"`
+	// Copied is how many messages this run appended.
+	Copied int `json:"copied"`
+	// AlreadyDone is how many messages an earlier run had copied (or skipped).
+	AlreadyDone int `json:"already_done"`
+	// Reconciled is how many pending messages of an interrupted run were
+	// found on the destination and not sent again.
+	Reconciled int `json:"reconciled"`
+	// Resent is how many pending messages of an interrupted run were not on
+	// the destination and were sent again.
+	Resent  int    `json:"resent"`
+	Skipped int    `json:"skipped"`
+	Skips   []Skip `json:"skips,omitempty"`
+	// Failed is how many messages could not be copied because the account
+	// stopped early; the next run tries them again.
+	Failed int `json:"failed"`
+	// Deleted is how many messages were deleted at the source.
+	Deleted int   `json:"deleted"`
+	Bytes   int64 `json:"bytes"`
+	// DateSources counts which policy step gave each copied message's
+	// internal date: "received", "date", "now" or "source".
+	DateSources map[string]int `json:"date_sources,omitempty"`
+	// Normalised is how many copied messages had bare LFs turned into CRLF,
+	// and LFFixed how many line ends that was in all.
+	Normalised int           `json:"normalised"`
+	LFFixed    int           `json:"lf_fixed"`
+	Attempts   int           `json:"attempts"`
+	Duration   time.Duration `json:"-"`
+	Seconds    float64       `json:"seconds"`
+	DryRun     bool          `json:"dry_run,omitempty"`
+	// Error is the error that stopped the account, "" when it completed.
+	Error string `json:"error,omitempty"`
+	// ErrorClass is the class of Error ("fatal", "transient").
+	ErrorClass string `json:"error_class,omitempty"`
+}
+
+func (s *Stats) skip(key, reason string) {
+	s.Skipped++
+	s.Skips = append(s.Skips, Skip{Key: key, Reason: reason})
+}
+
+func (s *Stats) countDate(source string) {
+	if s.DateSources == nil {
+		s.DateSources = map[string]int{}
+	}
+	s.DateSources[source]++
+}
+
+// SkipReasons counts the skips by reason, for summaries.
+func (s *Stats) SkipReasons() map[string]int {
+	out := map[string]int{}
+	for _, sk := range s.Skips {
+		out[sk.Reason]++
+	}
+	return out
+}
+
+// Complete reports whether every listed message is on the destination or
+// deliberately skipped, with no error.
+func (s *Stats) Complete() bool { return s.Error == "" && s.Failed == 0 }
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
