@@ -38,6 +38,12 @@ type Options struct {
 	Linger time.Duration
 	// Now is the clock (for the "now" date policy); default time.Now.
 	Now func() time.Time
+	// Crashpoint, when set, is called at each step of the exactly-once
+	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
+	// server confirmed, nothing committed), "committed", and "deleted"
+	// (deletions sent to the source, session not yet closed). Crash tests
+	// kill the process there; it must not be set otherwise.
+	Crashpoint func(point string)
 }
 
 func (o Options) withDefaults() Options {
@@ -58,6 +64,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Crashpoint == nil {
+		o.Crashpoint = func(string) {}
 	}
 	return o
 }
@@ -146,6 +155,7 @@ func (a *attempt) do(ctx context.Context) error {
 			return fmt.Errorf("deleting %d copied messages at the source: %w", len(toDelete), err)
 		}
 		a.run.deletePending = len(toDelete)
+		a.opts.Crashpoint("deleted")
 	}
 	return nil
 }

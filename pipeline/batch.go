@@ -101,8 +101,12 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 		if err := a.ledger.Put(ctx, pending); err != nil {
 			return fmt.Errorf("recording %d pending messages: %w", len(pending), fatal(err))
 		}
+		a.opts.Crashpoint("pending")
 		var results []AppendResult
 		results, appendErr = a.dst.Append(ctx, w.mailbox.Name, out)
+		if appendErr == nil {
+			a.opts.Crashpoint("appended")
+		}
 		var notStored []string
 		for i, r := range results {
 			if i >= len(send) {
@@ -144,6 +148,7 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 	if err := a.ledger.Put(ctx, commit); err != nil {
 		return fmt.Errorf("committing %d messages: %w", len(commit), fatal(err))
 	}
+	a.opts.Crashpoint("committed")
 	byKey := make(map[string]*item, len(w.batch))
 	for _, it := range w.batch {
 		byKey[it.msg.Key] = it

@@ -1,0 +1,180 @@
+package checkpoint
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+const upsertSQL = `INSERT INTO messages (
+	account, source_key, state, reason, digest, size, message_id,
+	dest_mailbox, dest_uidvalidity, dest_uid, dest_uidnext, updated
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (account, source_key) DO UPDATE SET
+	state = excluded.state,
+	reason = excluded.reason,
+	digest = excluded.digest,
+	size = excluded.size,
+	message_id = excluded.message_id,
+	dest_mailbox = excluded.dest_mailbox,
+	dest_uidvalidity = excluded.dest_uidvalidity,
+	dest_uid = excluded.dest_uid,
+	dest_uidnext = excluded.dest_uidnext,
+	updated = excluded.updated`
+
+// stateNames maps the stored state names back to pipeline.State.
+var stateNames = map[string]pipeline.State{
+	pipeline.StatePending.String(): pipeline.StatePending,
+	pipeline.StateDone.String():    pipeline.StateDone,
+	pipeline.StateSkipped.String(): pipeline.StateSkipped,
+	pipeline.StateFailed.String():  pipeline.StateFailed,
+}
+
+func validState(s pipeline.State) bool {
+	_, ok := stateNames[s.String()]
+	return ok
+}
+
+// Put inserts or replaces entries, all in one transaction that is synced to
+// disk before Put returns. Entries may belong to several accounts. An entry
+// with a zero Updated gets the current time. It fails with an error wrapping
+// ErrInvalidEntry, before writing anything, when an entry has no account, no
+// key, an unknown state or an Updated time outside the years 1678 to 2262.
+func (l *Ledger) Put(ctx context.Context, entries []pipeline.Entry) error {
+	if err := l.checkOpen(); err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	for i := range entries {
+		e := &entries[i]
+		switch {
+		case e.Account == "":
+			return fmt.Errorf("putting entry %q: no account: %w", e.Key, ErrInvalidEntry)
+		case e.Key == "":
+			return fmt.Errorf("putting entry for %s: no source key: %w", e.Account, ErrInvalidEntry)
+		case !validState(e.State):
+			return fmt.Errorf("putting entry %q for %s: state %d: %w", e.Key, e.Account, int(e.State), ErrInvalidEntry)
+		case !e.Updated.IsZero() && !fromNanos(nanos(e.Updated)).Equal(e.Updated):
+			return fmt.Errorf("putting entry %q for %s: time %v out of range: %w", e.Key, e.Account, e.Updated, ErrInvalidEntry)
+		}
+	}
+	now := l.now()
+
+	tx, err := l.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("putting %d entries into %s: starting transaction: %w", len(entries), l.path, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	stmt, err := tx.PrepareContext(ctx, upsertSQL)
+	if err != nil {
+		return fmt.Errorf("putting %d entries into %s: preparing: %w", len(entries), l.path, err)
+	}
+	defer stmt.Close()
+	for _, e := range entries {
+		updated := e.Updated
+		if updated.IsZero() {
+			updated = now
+		}
+		if _, err := stmt.ExecContext(ctx,
+			e.Account, e.Key, e.State.String(), e.Reason, e.Digest, e.Size, e.MessageID,
+			e.DestMailbox, int64(e.DestUIDValidity), int64(e.DestUID), int64(e.DestUIDNext),
+			nanos(updated),
+		); err != nil {
+			return fmt.Errorf("putting entry %q for %s into %s: %w", e.Key, e.Account, l.path, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("putting %d entries into %s: committing: %w", len(entries), l.path, err)
+	}
+	return nil
+}
+
+// Entries returns every entry of account, by Key. An account without entries
+// gives an empty, non-nil map.
+func (l *Ledger) Entries(ctx context.Context, account string) (map[string]pipeline.Entry, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	var n int
+	if err := l.r.QueryRowContext(ctx,
+		`SELECT COUNT(*) FROM messages WHERE account = ?`, account).Scan(&n); err != nil {
+		return nil, fmt.Errorf("reading entries of %s from %s: %w", account, l.path, err)
+	}
+	rows, err := l.r.QueryContext(ctx, `SELECT source_key, state, reason, digest, size, message_id,
+		dest_mailbox, dest_uidvalidity, dest_uid, dest_uidnext, updated
+		FROM messages WHERE account = ?`, account)
+	if err != nil {
+		return nil, fmt.Errorf("reading entries of %s from %s: %w", account, l.path, err)
+	}
+	defer rows.Close()
+	out := make(map[string]pipeline.Entry, n)
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, fmt.Errorf("reading entries of %s from %s: %w", account, l.path, err)
+		}
+		e.Account = account
+		out[e.Key] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading entries of %s from %s: %w", account, l.path, err)
+	}
+	return out, nil
+}
+
+func scanEntry(rows *sql.Rows) (pipeline.Entry, error) {
+	var (
+		e                     pipeline.Entry
+		state                 string
+		uidValidity, uid, nxt int64
+		updated               int64
+	)
+	if err := rows.Scan(&e.Key, &state, &e.Reason, &e.Digest, &e.Size, &e.MessageID,
+		&e.DestMailbox, &uidValidity, &uid, &nxt, &updated); err != nil {
+		return e, err
+	}
+	s, ok := stateNames[state]
+	if !ok {
+		return e, fmt.Errorf("entry %q: unknown state %q", e.Key, state)
+	}
+	e.State = s
+	e.DestUIDValidity = uint32(uidValidity)
+	e.DestUID = uint32(uid)
+	e.DestUIDNext = uint32(nxt)
+	e.Updated = fromNanos(updated)
+	return e, nil
+}
+
+// Delete removes the entries of account with the given keys, in one durable
+// transaction. Keys without an entry are ignored.
+func (l *Ledger) Delete(ctx context.Context, account string, keys []string) error {
+	if err := l.checkOpen(); err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	tx, err := l.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("deleting %d entries of %s from %s: starting transaction: %w", len(keys), account, l.path, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	stmt, err := tx.PrepareContext(ctx, `DELETE FROM messages WHERE account = ? AND source_key = ?`)
+	if err != nil {
+		return fmt.Errorf("deleting %d entries of %s from %s: preparing: %w", len(keys), account, l.path, err)
+	}
+	defer stmt.Close()
+	for _, k := range keys {
+		if _, err := stmt.ExecContext(ctx, account, k); err != nil {
+			return fmt.Errorf("deleting entry %q of %s from %s: %w", k, account, l.path, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("deleting %d entries of %s from %s: committing: %w", len(keys), account, l.path, err)
+	}
+	return nil
+}

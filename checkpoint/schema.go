@@ -1,0 +1,84 @@
+package checkpoint
+
+import (
+	"context"
+	"fmt"
+)
+
+// migrations brings the schema from version i to i+1 with migrations[i]. The
+// schema version is PRAGMA user_version: 0 for a new file, len(migrations)
+// when up to date. Append only: never edit or reorder a released migration.
+var migrations = []string{
+	// 1: messages and runs.
+	// Times are Unix nanoseconds (UTC). States are stored by name so that the
+	// file stays readable with the sqlite3 shell and does not depend on the
+	// order of pipeline.State's constants.
+	`CREATE TABLE messages (
+		account          TEXT    NOT NULL,
+		source_key       TEXT    NOT NULL,
+		state            TEXT    NOT NULL CHECK (state IN ('pending', 'done', 'skipped', 'failed')),
+		reason           TEXT    NOT NULL DEFAULT '',
+		digest           TEXT    NOT NULL DEFAULT '',
+		size             INTEGER NOT NULL DEFAULT 0,
+		message_id       TEXT    NOT NULL DEFAULT '',
+		dest_mailbox     TEXT    NOT NULL DEFAULT '',
+		dest_uidvalidity INTEGER NOT NULL DEFAULT 0,
+		dest_uid         INTEGER NOT NULL DEFAULT 0,
+		dest_uidnext     INTEGER NOT NULL DEFAULT 0,
+		updated          INTEGER NOT NULL,
+		PRIMARY KEY (account, source_key)
+	) WITHOUT ROWID;
+	CREATE INDEX messages_account_state ON messages (account, state);
+	CREATE TABLE runs (
+		id       INTEGER PRIMARY KEY AUTOINCREMENT,
+		account  TEXT    NOT NULL,
+		started  INTEGER NOT NULL,
+		finished INTEGER,
+		result   TEXT    NOT NULL DEFAULT '',
+		error    TEXT    NOT NULL DEFAULT '',
+		copied   INTEGER NOT NULL DEFAULT 0,
+		skipped  INTEGER NOT NULL DEFAULT 0,
+		failed   INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX runs_account_id ON runs (account, id);`,
+}
+
+// SchemaVersion is the schema version this package writes and understands.
+func SchemaVersion() int { return len(migrations) }
+
+// migrate applies the missing migrations in one immediate transaction, so
+// that two processes opening a new file at once do not both create tables.
+func (l *Ledger) migrate(ctx context.Context) error {
+	tx, err := l.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("starting schema migration: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	switch {
+	case version > len(migrations):
+		return fmt.Errorf("schema version %d, this version supports up to %d: %w", version, len(migrations), ErrSchemaTooNew)
+	case version < 0:
+		return fmt.Errorf("invalid schema version %d", version)
+	case version == len(migrations):
+		return nil
+	}
+	for v := version; v < len(migrations); v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("migrating schema from version %d to %d: %w", v, v+1, err)
+		}
+	}
+	// PRAGMA takes no bound parameters; the value is an int we control.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return fmt.Errorf("setting schema version %d: %w", len(migrations), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing schema migration to version %d: %w", len(migrations), err)
+	}
+	l.log.Debug("schema migrated", "path", l.path, "from", version, "to", len(migrations))
+	return nil
+}

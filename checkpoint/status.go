@@ -1,0 +1,134 @@
+package checkpoint
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// AccountSummary is what the ledger knows about one account, for
+// `mailferry status`.
+type AccountSummary struct {
+	Done    int
+	Pending int
+	Skipped int
+	Failed  int
+	// Bytes is the total size of the done entries: the bytes moved.
+	Bytes int64
+	// SkipReasons counts the skipped entries by reason.
+	SkipReasons map[string]int
+	// LastRun is the most recent run, nil when there was none.
+	LastRun *pipeline.RunRecord
+}
+
+// Accounts returns every account that has entries or runs, sorted.
+func (l *Ledger) Accounts(ctx context.Context) ([]string, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	rows, err := l.r.QueryContext(ctx, `SELECT DISTINCT account FROM messages
+		UNION SELECT DISTINCT account FROM runs ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("listing accounts in %s: %w", l.path, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, fmt.Errorf("listing accounts in %s: %w", l.path, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing accounts in %s: %w", l.path, err)
+	}
+	return out, nil
+}
+
+// Summary counts the entries of account by state and returns its last run.
+// An unknown account gives a zero summary (with an empty SkipReasons map).
+func (l *Ledger) Summary(ctx context.Context, account string) (AccountSummary, error) {
+	if err := l.checkOpen(); err != nil {
+		return AccountSummary{}, err
+	}
+	// One read transaction, so that counts and reasons come from one snapshot.
+	tx, err := l.r.BeginTx(ctx, nil)
+	if err != nil {
+		return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	sum := AccountSummary{SkipReasons: make(map[string]int)}
+	rows, err := tx.QueryContext(ctx, `SELECT state, COUNT(*), COALESCE(SUM(size), 0)
+		FROM messages WHERE account = ? GROUP BY state`, account)
+	if err != nil {
+		return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
+	}
+	for rows.Next() {
+		var (
+			state string
+			n     int
+			bytes int64
+		)
+		if err := rows.Scan(&state, &n, &bytes); err != nil {
+			rows.Close()
+			return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
+		}
+		switch stateNames[state] {
+		case pipeline.StateDone:
+			sum.Done, sum.Bytes = n, bytes
+		case pipeline.StatePending:
+			sum.Pending = n
+		case pipeline.StateSkipped:
+			sum.Skipped = n
+		case pipeline.StateFailed:
+			sum.Failed = n
+		default:
+			rows.Close()
+			return AccountSummary{}, fmt.Errorf("summarising %s in %s: unknown state %q", account, l.path, state)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
+	}
+	if err := rows.Err(); err != nil {
+		return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
+	}
+
+	rows, err = tx.QueryContext(ctx, `SELECT reason, COUNT(*) FROM messages
+		WHERE account = ? AND state = ? GROUP BY reason`, account, pipeline.StateSkipped.String())
+	if err != nil {
+		return AccountSummary{}, fmt.Errorf("summarising skip reasons of %s in %s: %w", account, l.path, err)
+	}
+	for rows.Next() {
+		var (
+			reason string
+			n      int
+		)
+		if err := rows.Scan(&reason, &n); err != nil {
+			rows.Close()
+			return AccountSummary{}, fmt.Errorf("summarising skip reasons of %s in %s: %w", account, l.path, err)
+		}
+		sum.SkipReasons[reason] = n
+	}
+	if err := rows.Close(); err != nil {
+		return AccountSummary{}, fmt.Errorf("summarising skip reasons of %s in %s: %w", account, l.path, err)
+	}
+	if err := rows.Err(); err != nil {
+		return AccountSummary{}, fmt.Errorf("summarising skip reasons of %s in %s: %w", account, l.path, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
+	}
+
+	runs, err := l.Runs(ctx, account, 1)
+	if err != nil {
+		return AccountSummary{}, err
+	}
+	if len(runs) > 0 {
+		sum.LastRun = &runs[0]
+	}
+	return sum, nil
+}
