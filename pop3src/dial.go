@@ -1,0 +1,157 @@
+package pop3src
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/idleconn"
+)
+
+// TLSMode says how a session is secured. The zero value is TLSImplicit, the
+// safest.
+type TLSMode int
+
+const (
+	// TLSImplicit speaks TLS from the first byte (pop3s, port 995; RFC 8314 §3.3).
+	TLSImplicit TLSMode = iota
+	// TLSStartTLS connects in plaintext and upgrades with STLS before
+	// anything else (pop3, port 110; RFC 2595 §4). A server that refuses
+	// STLS fails the dial.
+	TLSStartTLS
+	// TLSNone never uses TLS. Dial refuses it unless AllowPlaintext is set.
+	TLSNone
+)
+
+func (m TLSMode) String() string {
+	switch m {
+	case TLSImplicit:
+		return "implicit"
+	case TLSStartTLS:
+		return "starttls"
+	case TLSNone:
+		return "none"
+	}
+	return fmt.Sprintf("TLSMode(%d)", int(m))
+}
+
+// DefaultIdleTimeout is how long a session may make no progress before its
+// reads and writes fail, when DialOptions.IdleTimeout is 0.
+const DefaultIdleTimeout = 2 * time.Minute
+
+// DialOptions configures Dial.
+type DialOptions struct {
+	// Addr is "host:port"; without a port, 995 (TLSImplicit) or 110 is used.
+	Addr string
+	TLS  TLSMode
+	// TLSConfig is cloned; its ServerName defaults to Addr's host. nil means
+	// the system roots.
+	TLSConfig *tls.Config
+	// AllowPlaintext permits TLSNone and sending credentials without TLS.
+	AllowPlaintext bool
+	// IdleTimeout bounds how long a read or write may make no progress
+	// (idleconn): 0 means DefaultIdleTimeout, negative means none.
+	IdleTimeout time.Duration
+	// Logger receives debug events; nil discards them.
+	Logger *slog.Logger
+	// Trace receives the protocol trace; see ClientOptions.Trace.
+	Trace io.Writer
+}
+
+// Dial connects to a POP3 server, secures the session as opts.TLS says and
+// reads the greeting. The session is ready for authentication. ctx bounds
+// the dial, the TLS handshake, the greeting and STLS; cancelling it later
+// has no effect on the returned Client.
+func Dial(ctx context.Context, opts DialOptions) (*Client, error) {
+	if opts.TLS == TLSNone && !opts.AllowPlaintext {
+		return nil, fmt.Errorf("dialing %s: %w", opts.Addr, ErrPlaintext)
+	}
+	if opts.TLS < TLSImplicit || opts.TLS > TLSNone {
+		return nil, fmt.Errorf("pop3src: dialing %s: unknown TLS mode %v", opts.Addr, opts.TLS)
+	}
+	addr, host := withDefaultPort(opts.Addr, opts.TLS)
+	var tlsCfg *tls.Config
+	if opts.TLS != TLSNone {
+		if opts.TLSConfig != nil {
+			tlsCfg = opts.TLSConfig.Clone()
+		} else {
+			tlsCfg = &tls.Config{}
+		}
+		if tlsCfg.ServerName == "" {
+			tlsCfg.ServerName = host
+		}
+		if tlsCfg.MinVersion == 0 {
+			tlsCfg.MinVersion = tls.VersionTLS12
+		}
+	}
+	idle := opts.IdleTimeout
+	if idle == 0 {
+		idle = DefaultIdleTimeout
+	}
+
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pop3src: dialing %s: %w", addr, err)
+	}
+	ic := idleconn.New(raw, idle)
+	stop := context.AfterFunc(ctx, func() { _ = ic.Close() })
+	c, err := connect(ctx, ic, addr, tlsCfg, opts)
+	interrupted := !stop()
+	if err == nil && interrupted {
+		err = fmt.Errorf("pop3src: connecting to %s: %w", addr, context.Cause(ctx))
+	}
+	if err != nil {
+		_ = ic.Close()
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+			// The conn was closed under a blocked read: say why.
+			err = fmt.Errorf("pop3src: connecting to %s: %w (%v)", addr, cause, err)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func connect(ctx context.Context, ic *idleconn.Conn, addr string, tlsCfg *tls.Config, opts DialOptions) (*Client, error) {
+	copts := &ClientOptions{AllowPlaintext: opts.AllowPlaintext, Logger: opts.Logger, Trace: opts.Trace}
+	var conn net.Conn = ic
+	if opts.TLS == TLSImplicit {
+		tc := tls.Client(ic, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, classifyHandshake(fmt.Errorf("pop3src: TLS handshake with %s: %w", addr, err))
+		}
+		conn = tc
+	}
+	c, err := newClient(conn, ic, copts)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
+	}
+	if opts.TLS == TLSStartTLS {
+		if err := c.STLS(ctx, tlsCfg); err != nil {
+			return nil, fmt.Errorf("securing the session with %s: %w", addr, err)
+		}
+	}
+	return c, nil
+}
+
+// withDefaultPort returns addr with the mode's default port when it has
+// none, and its host.
+func withDefaultPort(addr string, mode TLSMode) (string, string) {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return addr, host
+	}
+	port := "110"
+	if mode == TLSImplicit {
+		port = "995"
+	}
+	host := addr
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return net.JoinHostPort(host, port), host
+}

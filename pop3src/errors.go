@@ -1,0 +1,154 @@
+package pop3src
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// ResponseError is a -ERR reply from the server (RFC 1939 §3), with the
+// extended response code of RFC 2449 §8 when the server sent one.
+type ResponseError struct {
+	// Command is the command that was answered, with credentials redacted
+	// ("PASS ***", "AUTH PLAIN ***"); "" for the greeting.
+	Command string
+	// Code is the response code without brackets, e.g. "IN-USE",
+	// "LOGIN-DELAY", "SYS/TEMP", "SYS/PERM", "AUTH"; "" when none was sent.
+	Code string
+	// Text is the human-readable rest of the line.
+	Text string
+}
+
+func (e *ResponseError) Error() string {
+	var b strings.Builder
+	b.WriteString("pop3src: ")
+	if e.Command == "" {
+		b.WriteString("greeting")
+	} else {
+		b.WriteString(e.Command)
+	}
+	b.WriteString(": -ERR")
+	if e.Code != "" {
+		b.WriteString(" [" + e.Code + "]")
+	}
+	if e.Text != "" {
+		b.WriteString(" " + e.Text)
+	}
+	return b.String()
+}
+
+// ErrorClass implements pipeline.Classifier.
+//
+// The response code decides first (RFC 2449 §8.1, RFC 3206 §4):
+// [AUTH] and [SYS/PERM] are fatal; [IN-USE], [LOGIN-DELAY] and [SYS/TEMP]
+// are transient. Without a known code, a -ERR to a command that
+// authenticates or secures the session (USER, PASS, AUTH, APOP, STLS) is an
+// authentication or configuration failure and fatal; a -ERR to anything else
+// (RETR included) is transient.
+func (e *ResponseError) ErrorClass() pipeline.Class {
+	switch code := strings.ToUpper(e.Code); {
+	case code == "AUTH", code == "SYS/PERM", strings.HasPrefix(code, "SYS/PERM/"):
+		return pipeline.ClassFatal
+	case code == "IN-USE", code == "LOGIN-DELAY", code == "SYS/TEMP", strings.HasPrefix(code, "SYS/TEMP/"):
+		return pipeline.ClassTransient
+	}
+	switch commandName(e.Command) {
+	case "USER", "PASS", "AUTH", "APOP", "STLS":
+		return pipeline.ClassFatal
+	}
+	return pipeline.ClassTransient
+}
+
+// commandName returns the upper-case verb of a command line.
+func commandName(cmd string) string {
+	name, _, _ := strings.Cut(cmd, " ")
+	return strings.ToUpper(name)
+}
+
+// ProtocolError reports a reply that breaks the POP3 grammar. The session is
+// unusable afterwards: the client can no longer tell where replies start.
+type ProtocolError struct {
+	Command string // as in ResponseError; "" for the greeting
+	Reason  string // what was wrong
+	Line    string // the offending line, shortened; may be ""
+}
+
+func (e *ProtocolError) Error() string {
+	cmd := e.Command
+	if cmd == "" {
+		cmd = "greeting"
+	}
+	msg := fmt.Sprintf("pop3src: %s: protocol violation: %s", cmd, e.Reason)
+	if e.Line != "" {
+		msg += fmt.Sprintf(" (got %q)", e.Line)
+	}
+	return msg
+}
+
+// shorten keeps error messages bounded when a server sends garbage.
+func shorten(s string) string {
+	const max = 80
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}
+
+// fatalError is a sentinel that the engine must treat as fatal.
+type fatalError struct{ msg string }
+
+func (e *fatalError) Error() string              { return e.msg }
+func (e *fatalError) ErrorClass() pipeline.Class { return pipeline.ClassFatal }
+func newFatal(msg string) error                  { return &fatalError{msg: msg} }
+
+var _ pipeline.Classifier = (*fatalError)(nil)
+
+// classifiedError gives an error from another package a class.
+type classifiedError struct {
+	err   error
+	class pipeline.Class
+}
+
+func (e *classifiedError) Error() string              { return e.err.Error() }
+func (e *classifiedError) Unwrap() error              { return e.err }
+func (e *classifiedError) ErrorClass() pipeline.Class { return e.class }
+
+// classifyHandshake makes a certificate that fails verification fatal:
+// retrying cannot fix it, only configuration (--tls-ca) can. Other
+// handshake failures (resets, timeouts) stay transient.
+func classifyHandshake(err error) error {
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		return &classifiedError{err: err, class: pipeline.ClassFatal}
+	}
+	return err
+}
+
+// perMessageError is a sentinel for problems with one message only.
+type perMessageError struct{ msg string }
+
+func (e *perMessageError) Error() string              { return e.msg }
+func (e *perMessageError) ErrorClass() pipeline.Class { return pipeline.ClassPerMessage }
+
+var (
+	// ErrNoUIDL is returned (wrapped) by Client.UIDL when the server answers
+	// UIDL with a -ERR that carries no response code: it does not implement
+	// the optional UIDL command (RFC 1939 §7). The error also wraps the
+	// *ResponseError.
+	ErrNoUIDL = errors.New("pop3src: server does not support UIDL")
+
+	// ErrPlaintext is returned when credentials would be sent, or a plaintext
+	// session opened, without TLS and the caller did not allow it. Fatal.
+	ErrPlaintext = newFatal("pop3src: refusing to authenticate without TLS (plaintext not allowed)")
+
+	// ErrClosed is returned by every method after Close or Quit.
+	ErrClosed = errors.New("pop3src: session closed")
+
+	// ErrUnknownKey is returned (wrapped) by Source.Fetch and Source.Delete
+	// for a key that the last List did not return. Per message: the message
+	// has gone from the maildrop, or List was not called.
+	ErrUnknownKey error = &perMessageError{msg: "pop3src: message key not in the current listing"}
+)

@@ -1,0 +1,296 @@
+package pop3src
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/secret"
+)
+
+// Options configures Open.
+type Options struct {
+	// Addr is "host:port"; see DialOptions.Addr.
+	Addr      string
+	TLS       TLSMode
+	TLSConfig *tls.Config
+	// User is the mailbox to read. With AuthzID set, User is the
+	// authentication identity (a master user) and AuthzID the mailbox.
+	User     string
+	AuthzID  string
+	Password secret.Value
+	// AllowPlaintext permits TLSNone and credentials without TLS.
+	AllowPlaintext bool
+	// IdleTimeout: see DialOptions.IdleTimeout.
+	IdleTimeout time.Duration
+	// Logger receives warnings (duplicate UIDLs, no UIDL); nil discards.
+	Logger *slog.Logger
+	// Trace receives the protocol trace, credentials redacted.
+	Trace io.Writer
+}
+
+// Source is a POP3 maildrop as a pipeline.Source. Message numbers stay
+// inside: keys are UIDLs, or content digests on a server without UIDL.
+// Its methods may be called from one goroutine at a time; a mutex guards
+// them anyway.
+type Source struct {
+	mu     sync.Mutex
+	c      *Client
+	log    *slog.Logger
+	server string
+	user   string // the mailbox, for messages
+
+	listed  bool
+	byKey   map[string]int // key -> message number, from the last List
+	deleted map[int]bool   // numbers marked with DELE this session
+}
+
+var _ pipeline.Source = (*Source)(nil)
+
+// Open dials, secures and authenticates a session. Authentication uses
+// USER/PASS, or SASL PLAIN when AuthzID is set or when the server offers
+// PLAIN but not USER (RFC 2449 §6.2). An authentication failure names the
+// user and server (never the password) and is fatal for the engine.
+func Open(ctx context.Context, opts Options) (*Source, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mailbox := opts.User
+	if opts.AuthzID != "" {
+		mailbox = opts.AuthzID
+	}
+	c, err := Dial(ctx, DialOptions{
+		Addr:           opts.Addr,
+		TLS:            opts.TLS,
+		TLSConfig:      opts.TLSConfig,
+		AllowPlaintext: opts.AllowPlaintext,
+		IdleTimeout:    opts.IdleTimeout,
+		Logger:         log,
+		Trace:          opts.Trace,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{c: c, log: log.With("server", opts.Addr, "user", mailbox), server: opts.Addr, user: mailbox}
+	if err := s.login(ctx, opts); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("logging in to %s as %q: %w", opts.Addr, opts.User, err)
+	}
+	return s, nil
+}
+
+func (s *Source) login(ctx context.Context, opts Options) error {
+	// RFC 2449 §5: CAPA is optional; a -ERR just means "unknown".
+	caps, err := s.c.Capa(ctx)
+	var re *ResponseError
+	if err != nil && !errors.As(err, &re) {
+		return err
+	}
+	usePlain := opts.AuthzID != "" || (caps != nil && !caps.Has("USER") && caps.HasSASL("PLAIN"))
+	if usePlain {
+		return s.c.AuthPlain(ctx, opts.AuthzID, opts.User, opts.Password)
+	}
+	return s.c.Login(ctx, opts.User, opts.Password)
+}
+
+// hasUIDL decides whether to use UIDL: the post-login CAPA (RFC 2449 §5:
+// capabilities may change after login) says so; a server without CAPA is
+// asked and may answer -ERR.
+func (s *Source) hasUIDL(ctx context.Context) ([]UIDInfo, bool, error) {
+	caps, err := s.c.Capa(ctx)
+	var re *ResponseError
+	switch {
+	case err == nil && !caps.Has("UIDL"):
+		return nil, false, nil
+	case err != nil && !errors.As(err, &re):
+		return nil, false, err
+	}
+	uids, err := s.c.UIDL(ctx)
+	if errors.Is(err, ErrNoUIDL) {
+		return nil, false, nil
+	}
+	return uids, err == nil, err
+}
+
+// List returns the maildrop's messages in server order, keyed by UIDL.
+//
+// Duplicate UIDLs (a broken server): every message sharing one gets the key
+// "<uidl>#sha256:<hex>" from its content, so a key does not move to another
+// message when one of them is deleted; identical copies are told apart by
+// "#2", "#3"... in message order. Without UIDL every message is downloaded
+// once and keyed "sha256:<hex>", with the same suffixes.
+func (s *Source) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sizes, err := s.c.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
+	}
+	uids, ok, err := s.hasUIDL(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing UIDLs of %s at %s: %w", s.user, s.server, err)
+	}
+	keys := make(map[int]string, len(sizes))
+	if ok {
+		err = s.keysFromUIDL(ctx, sizes, uids, keys)
+	} else {
+		s.log.Warn("server has no UIDL: keying messages by content digest, downloading each once to list it", "messages", len(sizes))
+		nums := make([]int, len(sizes))
+		for i, m := range sizes {
+			nums[i] = m.Number
+		}
+		err = s.keysFromDigest(ctx, nums, "", keys)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
+	}
+	out := make([]pipeline.SourceMessage, 0, len(sizes))
+	byKey := make(map[string]int, len(sizes))
+	for _, m := range sizes {
+		out = append(out, pipeline.SourceMessage{Key: keys[m.Number], Size: m.Size})
+		byKey[keys[m.Number]] = m.Number
+	}
+	s.byKey, s.listed = byKey, true
+	s.deleted = map[int]bool{}
+	return out, nil
+}
+
+func (s *Source) keysFromUIDL(ctx context.Context, sizes []MessageInfo, uids []UIDInfo, keys map[int]string) error {
+	uidOf := make(map[int]string, len(uids))
+	count := map[string]int{}
+	for _, u := range uids {
+		uidOf[u.Number] = u.UID
+		count[u.UID]++
+	}
+	// Every listed message needs a UIDL, or it would have no identity.
+	dups := map[string][]int{}
+	for _, m := range sizes {
+		uid, ok := uidOf[m.Number]
+		if !ok {
+			return &ProtocolError{Command: "UIDL", Reason: fmt.Sprintf("no unique-id for message %d", m.Number)}
+		}
+		if count[uid] > 1 {
+			dups[uid] = append(dups[uid], m.Number)
+			continue
+		}
+		keys[m.Number] = uid
+	}
+	uidsSorted := make([]string, 0, len(dups))
+	for uid := range dups {
+		uidsSorted = append(uidsSorted, uid)
+	}
+	sort.Strings(uidsSorted)
+	for _, uid := range uidsSorted {
+		nums := dups[uid]
+		s.log.Warn("server reports the same UIDL for several messages: keying them by UIDL and content digest", "uidl", uid, "messages", len(nums))
+		if err := s.keysFromDigest(ctx, nums, uid+"#", keys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keysFromDigest downloads the messages nums and keys each
+// prefix+"sha256:<hex>", adding "#2", "#3"... to identical ones in order.
+// A suffixed key that collides with a key already taken is skipped past, so
+// keys stay unique.
+func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, keys map[int]string) error {
+	taken := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		taken[k] = true
+	}
+	for _, n := range nums {
+		h := sha256.New()
+		if _, err := s.c.Retr(ctx, n, h); err != nil {
+			return fmt.Errorf("digesting message %d: %w", n, err)
+		}
+		base := prefix + "sha256:" + hex.EncodeToString(h.Sum(nil))
+		key := base
+		for i := 2; taken[key]; i++ {
+			key = base + "#" + strconv.Itoa(i)
+		}
+		taken[key] = true
+		keys[n] = key
+	}
+	return nil
+}
+
+func (s *Source) number(op string, key string) (int, error) {
+	if !s.listed {
+		return 0, fmt.Errorf("pop3src: %s %q: List was not called in this session", op, key)
+	}
+	n, ok := s.byKey[key]
+	if !ok {
+		return 0, fmt.Errorf("%s %q: %w", op, key, ErrUnknownKey)
+	}
+	return n, nil
+}
+
+// Fetch writes the exact bytes of msg, which must come from this session's
+// List, to w.
+func (s *Source) Fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Writer) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.number("fetching", msg.Key)
+	if err != nil {
+		return 0, err
+	}
+	written, err := s.c.Retr(ctx, n, w)
+	if err != nil {
+		return written, fmt.Errorf("fetching %q from %s at %s: %w", msg.Key, s.user, s.server, err)
+	}
+	return written, nil
+}
+
+// Delete marks msgs deleted. Nothing is removed until Close(true) sends
+// QUIT (RFC 1939 §6). Unknown keys fail before anything is marked.
+func (s *Source) Delete(ctx context.Context, msgs []pipeline.SourceMessage) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	nums := make([]int, len(msgs))
+	for i, m := range msgs {
+		n, err := s.number("deleting", m.Key)
+		if err != nil {
+			return err
+		}
+		nums[i] = n
+	}
+	for i, n := range nums {
+		if s.deleted[n] {
+			continue
+		}
+		if err := s.c.Dele(ctx, n); err != nil {
+			return fmt.Errorf("deleting %q from %s at %s: %w", msgs[i].Key, s.user, s.server, err)
+		}
+		s.deleted[n] = true
+	}
+	return nil
+}
+
+// Close ends the session. With commit it sends QUIT, which removes the
+// messages marked by Delete; an error then means some may remain (or, if
+// the connection failed, that it is unknown). Without commit it closes the
+// connection without QUIT and nothing is removed.
+func (s *Source) Close(commit bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !commit {
+		return s.c.Close()
+	}
+	// QUIT is bounded by the idle timeout, not by a context: Close has none.
+	if err := s.c.Quit(context.Background()); err != nil {
+		return fmt.Errorf("committing deletions in %s at %s: %w", s.user, s.server, err)
+	}
+	return nil
+}
