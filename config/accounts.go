@@ -1,0 +1,149 @@
+package config
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+
+	"github.com/mailferry/mailferry/secret"
+)
+
+// csvColumns returns the columns an accounts file may have, spelled like the
+// [[account]] keys. The header row names them in any order; source_user is
+// required, and so is one password column for each side unless the server
+// section logs in through a master user (Validate checks that).
+func csvColumns() map[string]*schema {
+	cols := schemaOf(reflect.TypeFor[fileAccount]()).children
+	return cols
+}
+
+// ReadAccounts reads an accounts CSV file (RFC 4180: quoted fields may hold
+// commas, quotes and newlines). The first row is the header, for example
+//
+//	source_user,source_password,dest_user,dest_password,dest_folder
+//
+// An empty cell means "not set" (dest_user then defaults to source_user).
+// Relative password file paths, and password commands, resolve against dir.
+// Errors are *ConfigError values with the row's line and never contain a
+// password. The warnings say when the file holds passwords and others can
+// read it.
+func ReadAccounts(path, dir string) ([]Account, []Warning, error) {
+	return readAccountsFile(path, dir)
+}
+
+func readAccountsFile(path, dir string) ([]Account, []Warning, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, &ConfigError{File: path, Key: "accounts_file", Msg: "reading accounts file: " + pathErrText(err), Err: err}
+	}
+	defer f.Close()
+	accts, inline, err := parseAccounts(path, dir, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	var warns []Warning
+	if fi, err := f.Stat(); err == nil && inline && fi.Mode().Perm()&0o044 != 0 {
+		warns = append(warns, Warning{File: path, Msg: fmt.Sprintf(
+			"the accounts file holds passwords and is readable by group or others (mode %04o); chmod 600 it", fi.Mode().Perm())})
+	}
+	return accts, warns, nil
+}
+
+// maxAccountsFile bounds an accounts file (about 300,000 typical rows), so a
+// wrong path such as /dev/zero fails instead of eating memory.
+const maxAccountsFile = 64 << 20
+
+// parseAccounts reads CSV from r; inline reports whether any row has a
+// source_password or dest_password cell.
+func parseAccounts(path, dir string, r io.Reader) (accts []Account, inline bool, err error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxAccountsFile+1))
+	if err != nil {
+		return nil, false, &ConfigError{File: path, Msg: fmt.Sprintf("reading accounts file: %v", err), Err: err}
+	}
+	if len(data) > maxAccountsFile {
+		return nil, false, &ConfigError{File: path, Msg: fmt.Sprintf("accounts file is larger than %d MiB", maxAccountsFile>>20)}
+	}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a BOM, as spreadsheets write
+	cr := csv.NewReader(bytes.NewReader(data))
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err == io.EOF {
+		return nil, false, &ConfigError{File: path, Line: 1, Msg: "accounts file is empty: want a header row such as source_user,source_password,dest_user,dest_password"}
+	}
+	if err != nil {
+		return nil, false, csvError(path, err)
+	}
+	known := csvColumns()
+	col := map[string]int{}
+	for i, h := range header {
+		h = strings.TrimSpace(h)
+		if _, ok := known[h]; !ok {
+			msg := fmt.Sprintf("unknown column %q", h)
+			if hint := suggest(h, known); hint != "" {
+				msg += hint
+			}
+			return nil, false, &ConfigError{File: path, Line: 1, Key: h, Msg: msg}
+		}
+		if _, dup := col[h]; dup {
+			return nil, false, &ConfigError{File: path, Line: 1, Key: h, Msg: fmt.Sprintf("column %q appears twice", h)}
+		}
+		col[h] = i
+	}
+	if _, ok := col["source_user"]; !ok {
+		return nil, false, &ConfigError{File: path, Line: 1, Key: "source_user", Msg: "the header has no source_user column"}
+	}
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, false, csvError(path, err)
+		}
+		line, _ := cr.FieldPos(0)
+		get := func(name string) string {
+			if i, ok := col[name]; ok {
+				return rec[i]
+			}
+			return ""
+		}
+		a := Account{
+			Name:       get("name"),
+			SourceUser: get("source_user"),
+			SourcePassword: secretSource(dir, secret.New(get("source_password")),
+				get("source_password_env"), get("source_password_file"), get("source_password_command")),
+			DestUser: get("dest_user"),
+			DestPassword: secretSource(dir, secret.New(get("dest_password")),
+				get("dest_password_env"), get("dest_password_file"), get("dest_password_command")),
+			DestFolder: get("dest_folder"),
+			Origin:     fmt.Sprintf("%s:%d", path, line),
+			pos:        position{File: path, Line: line},
+		}
+		if a.SourceUser == "" {
+			return nil, false, &ConfigError{File: path, Line: line, Key: "source_user", Msg: "source_user is empty"}
+		}
+		inline = inline || !a.SourcePassword.Inline.IsZero() || !a.DestPassword.Inline.IsZero()
+		fillAccountDefaults(&a)
+		accts = append(accts, a)
+	}
+	return accts, inline, nil
+}
+
+// csvError turns an encoding/csv error into a *ConfigError. csv.ParseError
+// never quotes field contents, so no password leaks through it.
+func csvError(path string, err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Err.Error()
+		if errors.Is(pe.Err, csv.ErrFieldCount) {
+			msg = "wrong number of fields (every row needs one per header column; quote fields that contain commas)"
+		}
+		return &ConfigError{File: path, Line: pe.StartLine, Col: pe.Column, Msg: msg, Err: err}
+	}
+	return &ConfigError{File: path, Msg: err.Error(), Err: err}
+}

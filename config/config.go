@@ -1,0 +1,305 @@
+// Package config reads, checks and describes mailferry's configuration: the
+// server URLs of the command line (ParseURL), the TOML file of `mailferry run`
+// (Load, Validate) with its accounts, optionally from a CSV file, and where
+// each password comes from (SecretSource).
+//
+// Loading is strict: an unknown key, a key spelled with the wrong case, a
+// value of the wrong type or a bad duration is an error that names the key and
+// its line (*ConfigError; the command maps it to exit status 2). Passwords are
+// never resolved while loading, so `mailferry config check` runs no password
+// command; Account.ResolveSecrets and SecretSource.Resolve do that later.
+// Relative paths in the file (state, accounts_file, tls_ca, *_password_file)
+// are relative to the config file's directory, and password commands run
+// there. Nothing here does network I/O.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults for keys the file leaves out.
+const (
+	DefaultWorkers          = 4
+	DefaultFolder           = "INBOX"
+	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultBatchMessages    = 50
+	DefaultBatchBytes       = 32 << 20
+	DefaultSpoolMemoryBytes = 8 << 20
+)
+
+// LogFormat is the log output format.
+type LogFormat string
+
+// Log formats.
+const (
+	LogText LogFormat = "text"
+	LogJSON LogFormat = "json"
+)
+
+// DatePolicy chooses the internal date of a message from a POP3 source.
+type DatePolicy string
+
+// Date policies.
+const (
+	// DateReceived takes the newest Received: header's timestamp, then Date:,
+	// then the time of transfer.
+	DateReceived DatePolicy = "received"
+	// DateHeader takes the Date: header, then the time of transfer.
+	DateHeader DatePolicy = "date"
+	// DateNow lets the destination use the time of transfer.
+	DateNow DatePolicy = "now"
+)
+
+// FlagPolicy chooses the flags of a message from a POP3 source.
+type FlagPolicy string
+
+// Flag policies.
+const (
+	FlagsNone   FlagPolicy = "none"   // no flags
+	FlagsSeen   FlagPolicy = "seen"   // \Seen on every message
+	FlagsStatus FlagPolicy = "status" // from mbox Status:/X-Status: headers
+)
+
+// Config is a loaded configuration. Build one with Default and fill it, or
+// with Load; check a hand-built one with Validate.
+type Config struct {
+	File         string // the file it was loaded from; "" when built in code
+	State        string // ledger path; "" = the command's default
+	Workers      int    // accounts in parallel
+	DryRun       bool
+	DeleteSource bool
+	LogFormat    LogFormat
+	Source       Source
+	Destination  Destination
+	Policy       Policy
+	AccountsFile string // CSV file whose accounts were appended to Accounts
+	Accounts     []Account
+
+	// pos maps a key ("source.url", "workers") to where Load found it, so
+	// Validate can name the line.
+	pos map[string]position
+}
+
+// Server holds what the source and the destination sections share.
+type Server struct {
+	URL                string // scheme://host[:port][/Mailbox][?tls=none&auth=…], no user
+	TLSCA              string // extra CA file (PEM) to trust
+	InsecureSkipVerify bool
+	AllowPlaintext     bool // allow credentials over a connection without TLS (tls=none)
+	Auth               Auth
+	MasterUser         string       // log in as each account's user through this master user
+	MasterPassword     SecretSource // the master user's password
+	IdleTimeout        time.Duration
+	MaxConnections     int // per-server connection cap across workers; 0 = none beyond workers
+}
+
+// Source is the [source] section.
+type Source struct {
+	Server
+}
+
+// Destination is the [destination] section.
+type Destination struct {
+	Server
+	Folder        string // where POP3 mail lands; "" = the URL's path, else INBOX
+	BatchMessages int    // messages per MULTIAPPEND / pipelined batch
+	BatchBytes    int64  // bytes per batch
+}
+
+// Policy is the [policy] section.
+type Policy struct {
+	InternalDate     DatePolicy
+	Flags            FlagPolicy
+	MaxMessageBytes  int64 // larger messages are skipped and reported; 0 = no limit
+	SpoolMemoryBytes int64 // messages up to this size are spooled in memory, larger ones in a temp file
+}
+
+// Account is one mailbox to move.
+type Account struct {
+	Name           string // unique; defaults to SourceUser
+	SourceUser     string
+	SourcePassword SecretSource
+	DestUser       string // defaults to SourceUser
+	DestPassword   SecretSource
+	DestFolder     string // "" = Destination.Folder
+
+	// Origin is where the account was defined ("migrate.toml:12",
+	// "users.csv:7"), for messages; "" when built in code.
+	Origin string
+	pos    position            // the [[account]] header or the CSV row
+	keys   map[string]position // per key ("source_password_env"), TOML only
+}
+
+func (a *Account) at(key string) position {
+	if p, ok := a.keys[key]; ok {
+		return p
+	}
+	return a.pos
+}
+
+// Default returns a Config with every default filled in and no accounts.
+func Default() *Config {
+	return &Config{
+		Workers:     DefaultWorkers,
+		LogFormat:   LogText,
+		Source:      Source{Server{IdleTimeout: DefaultIdleTimeout}},
+		Destination: Destination{Server: Server{IdleTimeout: DefaultIdleTimeout}, BatchMessages: DefaultBatchMessages, BatchBytes: DefaultBatchBytes},
+		Policy:      Policy{InternalDate: DateReceived, Flags: FlagsNone, SpoolMemoryBytes: DefaultSpoolMemoryBytes},
+	}
+}
+
+// position is where a key or row was found.
+type position struct {
+	File      string
+	Line, Col int
+}
+
+// ConfigError is a problem in a config or accounts file. Error reads like
+// `migrate.toml:12: unknown key "source.pasword"`. Callers map it to exit
+// status 2; errors.As finds it in what Load and Validate return.
+type ConfigError struct {
+	File string // "" for a Config built in code
+	Line int    // 1-based; 0 when unknown
+	Col  int    // 1-based byte column; 0 when unknown
+	Key  string // dotted key ("source.url") or CSV column; "" when none applies
+	Msg  string // the problem, naming the key; never a secret
+	Err  error  // underlying error, if any
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(e.Line))
+			if e.Col > 0 {
+				b.WriteString(":" + strconv.Itoa(e.Col))
+			}
+		}
+		b.WriteString(": ")
+	} else if e.Line > 0 {
+		b.WriteString("line " + strconv.Itoa(e.Line) + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Warning is something the caller should log but that does not stop a run:
+// a secret in a file others can read, insecure_skip_verify, and the like.
+type Warning struct {
+	File string
+	Line int // 0 when it concerns the whole file
+	Key  string
+	Msg  string
+}
+
+func (w Warning) String() string {
+	loc := w.File
+	if loc != "" && w.Line > 0 {
+		loc += ":" + strconv.Itoa(w.Line)
+	}
+	if loc == "" {
+		return w.Msg
+	}
+	return loc + ": " + w.Msg
+}
+
+// errList collects ConfigErrors; err sorts them by file and line.
+type errList []*ConfigError
+
+func (l *errList) add(p position, key, format string, args ...any) {
+	*l = append(*l, &ConfigError{File: p.File, Line: p.Line, Col: p.Col, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (l *errList) addErr(p position, key string, err error, format string, args ...any) {
+	*l = append(*l, &ConfigError{File: p.File, Line: p.Line, Col: p.Col, Key: key, Msg: fmt.Sprintf(format, args...), Err: err})
+}
+
+// maxErrors bounds how many problems one Load or Validate reports.
+const maxErrors = 20
+
+func (l errList) err() error {
+	if len(l) == 0 {
+		return nil
+	}
+	sort.SliceStable(l, func(i, j int) bool {
+		if l[i].File != l[j].File {
+			return l[i].File < l[j].File
+		}
+		return l[i].Line < l[j].Line
+	})
+	if len(l) == 1 {
+		return l[0]
+	}
+	if len(l) > maxErrors {
+		l = l[:maxErrors]
+	}
+	errs := make([]error, len(l))
+	for i, e := range l {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) at(key string) position {
+	if p, ok := c.pos[key]; ok {
+		return p
+	}
+	return position{File: c.File}
+}
+
+// SourceEndpoint returns the source server for account a: the [source] URL
+// with a's user and the section's auth setting.
+func (c *Config) SourceEndpoint(a *Account) (Endpoint, error) {
+	ep, err := c.Source.endpoint()
+	if err != nil {
+		return Endpoint{}, err
+	}
+	ep.User = a.SourceUser
+	return ep, nil
+}
+
+// DestEndpoint returns the destination server for account a, with Mailbox
+// set to the folder where a's POP3 mail lands.
+func (c *Config) DestEndpoint(a *Account) (Endpoint, error) {
+	ep, err := c.Destination.endpoint()
+	if err != nil {
+		return Endpoint{}, err
+	}
+	ep.User = a.DestUser
+	if ep.User == "" {
+		ep.User = a.SourceUser
+	}
+	switch {
+	case a.DestFolder != "":
+		ep.Mailbox = a.DestFolder
+	case c.Destination.Folder != "":
+		ep.Mailbox = c.Destination.Folder
+	case ep.Mailbox == "":
+		ep.Mailbox = DefaultFolder
+	}
+	return ep, nil
+}
+
+// endpoint parses the section URL and merges the auth key into it.
+func (s *Server) endpoint() (Endpoint, error) {
+	ep, err := ParseURL(s.URL)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	if s.Auth != AuthDefault {
+		if ep.Auth != AuthDefault && ep.Auth != s.Auth {
+			return Endpoint{}, fmt.Errorf("auth=%s in the URL contradicts auth = %q", ep.Auth, s.Auth)
+		}
+		ep.Auth = s.Auth
+	}
+	return ep, nil
+}

@@ -1,0 +1,583 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/mailferry/mailferry/secret"
+)
+
+// The file* types mirror the TOML file. Pointers mark keys whose absence
+// means "use the default". The toml tags are the one place key spellings live:
+// the schema check below is derived from them.
+type fileConfig struct {
+	State        *string       `toml:"state"`
+	Workers      *int          `toml:"workers"`
+	DryRun       bool          `toml:"dry_run"`
+	DeleteSource bool          `toml:"delete_source"`
+	LogFormat    *string       `toml:"log_format"`
+	Source       fileSource    `toml:"source"`
+	Destination  fileDest      `toml:"destination"`
+	Policy       filePolicy    `toml:"policy"`
+	AccountsFile string        `toml:"accounts_file"`
+	Accounts     []fileAccount `toml:"account"`
+}
+
+type fileServer struct {
+	URL                   string     `toml:"url"`
+	TLSCA                 string     `toml:"tls_ca"`
+	InsecureSkipVerify    bool       `toml:"insecure_skip_verify"`
+	AllowPlaintext        bool       `toml:"allow_plaintext"`
+	Auth                  string     `toml:"auth"`
+	MasterUser            string     `toml:"master_user"`
+	MasterPassword        secretText `toml:"master_password"`
+	MasterPasswordEnv     string     `toml:"master_password_env"`
+	MasterPasswordFile    string     `toml:"master_password_file"`
+	MasterPasswordCommand string     `toml:"master_password_command"`
+	IdleTimeout           *Duration  `toml:"idle_timeout"`
+	MaxConnections        int        `toml:"max_connections"`
+}
+
+type fileSource struct {
+	fileServer
+}
+
+type fileDest struct {
+	fileServer
+	Folder        string    `toml:"folder"`
+	BatchMessages *int      `toml:"batch_messages"`
+	BatchBytes    *ByteSize `toml:"batch_bytes"`
+}
+
+type filePolicy struct {
+	InternalDate     *string   `toml:"internal_date"`
+	Flags            *string   `toml:"flags"`
+	MaxMessageBytes  ByteSize  `toml:"max_message_bytes"`
+	SpoolMemoryBytes *ByteSize `toml:"spool_memory_bytes"`
+}
+
+type fileAccount struct {
+	Name                  string     `toml:"name"`
+	SourceUser            string     `toml:"source_user"`
+	SourcePassword        secretText `toml:"source_password"`
+	SourcePasswordEnv     string     `toml:"source_password_env"`
+	SourcePasswordFile    string     `toml:"source_password_file"`
+	SourcePasswordCommand string     `toml:"source_password_command"`
+	DestUser              string     `toml:"dest_user"`
+	DestPassword          secretText `toml:"dest_password"`
+	DestPasswordEnv       string     `toml:"dest_password_env"`
+	DestPasswordFile      string     `toml:"dest_password_file"`
+	DestPasswordCommand   string     `toml:"dest_password_command"`
+	DestFolder            string     `toml:"dest_folder"`
+}
+
+// secretText decodes an inline password straight into a secret.Value, so the
+// text never sits in a plain string field.
+type secretText struct{ v secret.Value }
+
+func (s *secretText) UnmarshalText(b []byte) error {
+	s.v = secret.New(string(b))
+	return nil
+}
+
+// Load reads, checks and validates the TOML config at path, and the accounts
+// file it names. It resolves no secret and runs no command; password files
+// need not exist yet. It returns warnings to log (inline passwords in a file
+// others can read, insecure_skip_verify) and an error that is, or joins,
+// *ConfigError values.
+func Load(path string) (*Config, []Warning, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, &ConfigError{File: path, Msg: "reading config: " + pathErrText(err), Err: err}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, &ConfigError{File: path, Msg: fmt.Sprintf("reading config: %v", err), Err: err}
+	}
+	return load(path, data, fi.Mode().Perm(), readAccountsFile)
+}
+
+// pathErrText is err without the path a *fs.PathError repeats; ConfigError
+// already names the file.
+func pathErrText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// accountsReader reads an accounts file; Load uses readAccountsFile.
+type accountsReader func(path, dir string) ([]Account, []Warning, error)
+
+// load is Load without file reads, for tests and fuzzing. perm is the config
+// file's permission bits, for the inline-secret warning.
+func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReader) (*Config, []Warning, error) {
+	doc := string(data)
+	at := func(p keyPos) position { return position{File: path, Line: p.line, Col: p.col} }
+
+	var raw map[string]any
+	if _, err := toml.Decode(doc, &raw); err != nil {
+		return nil, nil, tomlError(path, err)
+	}
+	kp := keyPositions(doc)
+	var errs errList
+	checkTable(&errs, schemaOf(reflect.TypeFor[fileConfig]()), raw, "", "", kp, path)
+	if err := errs.err(); err != nil {
+		return nil, nil, err
+	}
+
+	var fc fileConfig
+	md, err := toml.Decode(doc, &fc)
+	if err != nil {
+		return nil, nil, tomlError(path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		// Unreachable when checkTable agrees with the decoder; kept so a
+		// schema mistake cannot let a key pass silently.
+		k := und[0].String()
+		return nil, nil, &ConfigError{File: path, Line: kp[k].line, Key: k, Msg: fmt.Sprintf("unknown key %q", k)}
+	}
+
+	dir := filepath.Dir(path)
+	c := fc.toConfig(path, dir)
+	c.pos = make(map[string]position, len(kp))
+	for k, p := range kp {
+		c.pos[k] = at(p)
+	}
+	var warns []Warning
+	inline := false
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		prefix := "account[" + strconv.Itoa(i) + "]"
+		a.pos = at(lookupPos(kp, prefix))
+		a.Origin = fmt.Sprintf("%s:%d", path, a.pos.Line)
+		a.keys = map[string]position{}
+		for k, p := range kp {
+			if rest, ok := strings.CutPrefix(k, prefix+"."); ok {
+				a.keys[rest] = at(p)
+			}
+		}
+		inline = inline || !a.SourcePassword.Inline.IsZero() || !a.DestPassword.Inline.IsZero()
+	}
+	inline = inline || !c.Source.MasterPassword.Inline.IsZero() || !c.Destination.MasterPassword.Inline.IsZero()
+	if inline && perm&0o044 != 0 {
+		warns = append(warns, Warning{File: path, Msg: fmt.Sprintf(
+			"the file holds passwords and is readable by group or others (mode %04o); chmod 600 it or use *_password_env, _file or _command", perm)})
+	}
+	for _, sec := range []string{"source", "destination"} {
+		s := &c.Source.Server
+		if sec == "destination" {
+			s = &c.Destination.Server
+		}
+		if s.InsecureSkipVerify {
+			p := c.at(sec + ".insecure_skip_verify")
+			warns = append(warns, Warning{File: path, Line: p.Line, Key: sec + ".insecure_skip_verify",
+				Msg: sec + ".insecure_skip_verify is set: the server's TLS certificate is not checked"})
+		}
+	}
+
+	if c.AccountsFile != "" {
+		accts, w, err := readAccounts(c.AccountsFile, dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, &ConfigError{File: path, Line: c.at("accounts_file").Line, Col: c.at("accounts_file").Col,
+				Key: "accounts_file", Msg: fmt.Sprintf("accounts_file: %s does not exist", c.AccountsFile), Err: err}
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		warns = append(warns, w...)
+		c.Accounts = append(c.Accounts, accts...)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, warns, err
+	}
+	return c, warns, nil
+}
+
+// lineRE finds the line in BurntSushi/toml's plain-string errors, e.g.
+// `toml: line 3 (last key "workers"): incompatible types`.
+var lineRE = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "([^"]*)"\))?: `)
+
+// tomlError turns a decode error into a *ConfigError with line and column.
+func tomlError(path string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.LastKey != "" {
+			msg = pe.LastKey + ": " + msg
+		}
+		return &ConfigError{File: path, Line: pe.Position.Line, Col: pe.Position.Col, Key: pe.LastKey, Msg: msg, Err: err}
+	}
+	ce := &ConfigError{File: path, Msg: strings.TrimPrefix(err.Error(), "toml: "), Err: err}
+	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
+		ce.Line, _ = strconv.Atoi(m[1])
+		ce.Key = m[2]
+		ce.Msg = strings.TrimPrefix(err.Error(), m[0])
+		if ce.Key != "" {
+			ce.Msg = ce.Key + ": " + ce.Msg
+		}
+	}
+	return ce
+}
+
+func (fc *fileConfig) toConfig(path, dir string) *Config {
+	c := Default()
+	c.File = path
+	if fc.State != nil {
+		c.State = relTo(dir, *fc.State)
+	}
+	if fc.Workers != nil {
+		c.Workers = *fc.Workers
+	}
+	c.DryRun, c.DeleteSource = fc.DryRun, fc.DeleteSource
+	if fc.LogFormat != nil {
+		c.LogFormat = LogFormat(*fc.LogFormat)
+	}
+	fc.Source.fileServer.fill(&c.Source.Server, dir)
+	fc.Destination.fileServer.fill(&c.Destination.Server, dir)
+	c.Destination.Folder = fc.Destination.Folder
+	if fc.Destination.BatchMessages != nil {
+		c.Destination.BatchMessages = *fc.Destination.BatchMessages
+	}
+	if fc.Destination.BatchBytes != nil {
+		c.Destination.BatchBytes = int64(*fc.Destination.BatchBytes)
+	}
+	if fc.Policy.InternalDate != nil {
+		c.Policy.InternalDate = DatePolicy(*fc.Policy.InternalDate)
+	}
+	if fc.Policy.Flags != nil {
+		c.Policy.Flags = FlagPolicy(*fc.Policy.Flags)
+	}
+	c.Policy.MaxMessageBytes = int64(fc.Policy.MaxMessageBytes)
+	if fc.Policy.SpoolMemoryBytes != nil {
+		c.Policy.SpoolMemoryBytes = int64(*fc.Policy.SpoolMemoryBytes)
+	}
+	if fc.AccountsFile != "" {
+		c.AccountsFile = relTo(dir, fc.AccountsFile)
+	}
+	for _, fa := range fc.Accounts {
+		c.Accounts = append(c.Accounts, Account{
+			Name:           fa.Name,
+			SourceUser:     fa.SourceUser,
+			SourcePassword: secretSource(dir, fa.SourcePassword.v, fa.SourcePasswordEnv, fa.SourcePasswordFile, fa.SourcePasswordCommand),
+			DestUser:       fa.DestUser,
+			DestPassword:   secretSource(dir, fa.DestPassword.v, fa.DestPasswordEnv, fa.DestPasswordFile, fa.DestPasswordCommand),
+			DestFolder:     fa.DestFolder,
+		})
+	}
+	for i := range c.Accounts {
+		fillAccountDefaults(&c.Accounts[i])
+	}
+	return c
+}
+
+func (f *fileServer) fill(s *Server, dir string) {
+	s.URL = f.URL
+	if f.TLSCA != "" {
+		s.TLSCA = relTo(dir, f.TLSCA)
+	}
+	s.InsecureSkipVerify = f.InsecureSkipVerify
+	s.AllowPlaintext = f.AllowPlaintext
+	s.Auth = Auth(f.Auth)
+	s.MasterUser = f.MasterUser
+	s.MasterPassword = secretSource(dir, f.MasterPassword.v, f.MasterPasswordEnv, f.MasterPasswordFile, f.MasterPasswordCommand)
+	if f.IdleTimeout != nil {
+		s.IdleTimeout = time.Duration(*f.IdleTimeout)
+	}
+	s.MaxConnections = f.MaxConnections
+}
+
+func secretSource(dir string, inline secret.Value, env, file, command string) SecretSource {
+	s := SecretSource{Inline: inline, Env: env, Command: command}
+	if file != "" {
+		s.File = relTo(dir, file)
+	}
+	if command != "" {
+		s.Dir = dir
+	}
+	return s
+}
+
+func fillAccountDefaults(a *Account) {
+	if a.Name == "" {
+		a.Name = a.SourceUser
+	}
+	if a.DestUser == "" {
+		a.DestUser = a.SourceUser
+	}
+}
+
+// relTo resolves p against dir unless it is absolute.
+func relTo(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// schema is the expected shape of a TOML value, derived from the file* types.
+type schema struct {
+	kind     schemaKind
+	children map[string]*schema // for tables and arrays of tables
+}
+
+type schemaKind int
+
+const (
+	kindTable schemaKind = iota
+	kindArrayOfTables
+	kindString
+	kindInt
+	kindBool
+	kindDuration // a string for Duration
+	kindSize     // an integer or a string for ByteSize
+)
+
+func (k schemaKind) String() string {
+	return [...]string{"a table", "an array of tables ([[…]])", "a string", "an integer", "true or false",
+		`a duration string such as "90s", "5m" or "30d"`, `a size in bytes or a string such as "25MB"`}[k]
+}
+
+var (
+	durationType   = reflect.TypeFor[Duration]()
+	byteSizeType   = reflect.TypeFor[ByteSize]()
+	secretTextType = reflect.TypeFor[secretText]()
+)
+
+func schemaOf(t reflect.Type) *schema {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t {
+	case durationType:
+		return &schema{kind: kindDuration}
+	case byteSizeType:
+		return &schema{kind: kindSize}
+	case secretTextType:
+		return &schema{kind: kindString}
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return &schema{kind: kindString}
+	case reflect.Int, reflect.Int64:
+		return &schema{kind: kindInt}
+	case reflect.Bool:
+		return &schema{kind: kindBool}
+	case reflect.Slice:
+		return &schema{kind: kindArrayOfTables, children: schemaOf(t.Elem()).children}
+	case reflect.Struct:
+		s := &schema{kind: kindTable, children: map[string]*schema{}}
+		addFields(s, t)
+		return s
+	}
+	panic("config: no schema for " + t.String())
+}
+
+func addFields(s *schema, t reflect.Type) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous {
+			addFields(s, f.Type)
+			continue
+		}
+		if name := f.Tag.Get("toml"); name != "" {
+			s.children[name] = schemaOf(f.Type)
+		}
+	}
+}
+
+// checkTable compares a decoded table with the schema: exact key spelling
+// (BurntSushi/toml would match WORKERS to workers), TOML value types, and
+// nothing unknown. path is the dotted key for messages ("account.source_user"),
+// ipath the indexed one for positions ("account[1].source_user").
+func checkTable(errs *errList, sc *schema, table map[string]any, path, ipath string, kp map[string]keyPos, file string) {
+	keys := make([]string, 0, len(table))
+	for k := range table {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := table[k]
+		kpath, kipath := join(path, quoteKey(k)), join(ipath, k)
+		p := lookupPos(kp, kipath)
+		pos := position{File: file, Line: p.line, Col: p.col}
+		child, ok := sc.children[k]
+		if !ok {
+			msg := fmt.Sprintf("unknown key %q", kpath)
+			if hint := suggest(k, sc.children); hint != "" {
+				msg += hint
+			}
+			errs.add(pos, kpath, "%s", msg)
+			continue
+		}
+		vpos := pos
+		if p.valCol > 0 {
+			vpos.Col = p.valCol
+		}
+		switch child.kind {
+		case kindTable:
+			sub, ok := v.(map[string]any)
+			if !ok {
+				errs.add(vpos, kpath, "%s must be %s, got %s", kpath, child.kind, tomlType(v))
+				continue
+			}
+			checkTable(errs, child, sub, kpath, kipath, kp, file)
+		case kindArrayOfTables:
+			elems, ok := tables(v)
+			if !ok {
+				errs.add(vpos, kpath, "%s must be %s, got %s", kpath, child.kind, tomlType(v))
+				continue
+			}
+			for i, e := range elems {
+				checkTable(errs, child, e, kpath, kipath+"["+strconv.Itoa(i)+"]", kp, file)
+			}
+		default:
+			if !typeMatches(child.kind, v) {
+				errs.add(vpos, kpath, "%s must be %s, got %s", kpath, child.kind, tomlType(v))
+			}
+		}
+	}
+}
+
+// tables returns v as a list of tables: an array of tables ([[account]]) or
+// an inline array of inline tables (account = [{...}]).
+func tables(v any) ([]map[string]any, bool) {
+	switch v := v.(type) {
+	case []map[string]any:
+		return v, true
+	case []any:
+		out := make([]map[string]any, len(v))
+		for i, e := range v {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return nil, false
+			}
+			out[i] = m
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// lookupPos returns the position of an indexed key, or of its nearest
+// recorded parent (keys inside inline tables are not recorded).
+func lookupPos(kp map[string]keyPos, ipath string) keyPos {
+	for ipath != "" {
+		if p, ok := kp[ipath]; ok {
+			return p
+		}
+		i := strings.LastIndexAny(ipath, ".[")
+		if i < 0 {
+			break
+		}
+		ipath = ipath[:i]
+	}
+	return keyPos{}
+}
+
+func typeMatches(k schemaKind, v any) bool {
+	switch v.(type) {
+	case string:
+		return k == kindString || k == kindDuration || k == kindSize
+	case int64:
+		return k == kindInt || k == kindSize
+	case bool:
+		return k == kindBool
+	}
+	return false
+}
+
+func tomlType(v any) string {
+	switch v := v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case map[string]any:
+		return "a table"
+	case []map[string]any:
+		return "an array of tables"
+	case []any:
+		return "an array"
+	default:
+		_ = v
+		return "a date/time"
+	}
+}
+
+// quoteKey writes a key part as TOML would need it in a dotted key.
+func quoteKey(k string) string {
+	if k == "" {
+		return `""`
+	}
+	for i := 0; i < len(k); i++ {
+		if !isBareKeyChar(k[i]) {
+			return strconv.Quote(k)
+		}
+	}
+	return k
+}
+
+// suggest returns a " (did you mean …?)" hint: the exact spelling for a case
+// mismatch, else a known key at edit distance 2 or less.
+func suggest(k string, known map[string]*schema) string {
+	names := make([]string, 0, len(known))
+	for n := range known {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if strings.EqualFold(n, k) {
+			return fmt.Sprintf(" (keys are case-sensitive: did you mean %q?)", n)
+		}
+	}
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(k), n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return ""
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 99
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

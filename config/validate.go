@@ -1,0 +1,191 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Validate checks c without touching the network or resolving any secret:
+// URLs parse, the source is pop3/pop3s/imap/imaps and the destination
+// imap/imaps, tls=none comes with allow_plaintext, workers >= 1, enumerations
+// hold known values, there is at least one account, account names are unique,
+// no password is configured twice, and every account has a password unless
+// the section logs in through a master user. It returns nil or errors that
+// are (or join) *ConfigError values, sorted by line.
+func (c *Config) Validate() error {
+	var errs errList
+	if c.Workers < 1 {
+		errs.add(c.at("workers"), "workers", "workers must be at least 1, got %d", c.Workers)
+	}
+	if c.LogFormat != LogText && c.LogFormat != LogJSON {
+		errs.add(c.at("log_format"), "log_format", "log_format must be \"text\" or \"json\", got %q", c.LogFormat)
+	}
+	c.validateServer(&errs, "source", &c.Source.Server)
+	dstEP, dstOK := c.validateServer(&errs, "destination", &c.Destination.Server)
+	if dstOK && dstEP.Protocol != IMAP {
+		errs.add(c.at("destination.url"), "destination.url", "destination.url must be imaps:// or imap://, got %s://", dstEP.Scheme())
+	}
+	d := &c.Destination
+	if d.Folder != "" {
+		if err := checkText(d.Folder); err != nil {
+			errs.add(c.at("destination.folder"), "destination.folder", "destination.folder: %v", err)
+		}
+		if dstOK && dstEP.Mailbox != "" && dstEP.Mailbox != d.Folder {
+			errs.add(c.at("destination.folder"), "destination.folder",
+				"destination.folder %q contradicts the folder %q in destination.url", d.Folder, dstEP.Mailbox)
+		}
+	}
+	if d.BatchMessages < 1 {
+		errs.add(c.at("destination.batch_messages"), "destination.batch_messages", "destination.batch_messages must be at least 1, got %d", d.BatchMessages)
+	}
+	if d.BatchBytes < 1 {
+		errs.add(c.at("destination.batch_bytes"), "destination.batch_bytes", "destination.batch_bytes must be at least 1, got %d", d.BatchBytes)
+	}
+
+	p := &c.Policy
+	switch p.InternalDate {
+	case DateReceived, DateHeader, DateNow:
+	default:
+		errs.add(c.at("policy.internal_date"), "policy.internal_date", "policy.internal_date must be \"received\", \"date\" or \"now\", got %q", p.InternalDate)
+	}
+	switch p.Flags {
+	case FlagsNone, FlagsSeen, FlagsStatus:
+	default:
+		errs.add(c.at("policy.flags"), "policy.flags", "policy.flags must be \"none\", \"seen\" or \"status\", got %q", p.Flags)
+	}
+	if p.MaxMessageBytes < 0 {
+		errs.add(c.at("policy.max_message_bytes"), "policy.max_message_bytes", "policy.max_message_bytes must not be negative")
+	}
+	if p.SpoolMemoryBytes < 0 {
+		errs.add(c.at("policy.spool_memory_bytes"), "policy.spool_memory_bytes", "policy.spool_memory_bytes must not be negative")
+	}
+
+	c.validateAccounts(&errs)
+	return errs.err()
+}
+
+func (c *Config) validateServer(errs *errList, section string, s *Server) (Endpoint, bool) {
+	key := section + ".url"
+	if s.URL == "" {
+		errs.add(c.at(section), key, "%s is missing", key)
+		return Endpoint{}, false
+	}
+	ok := true
+	ep, err := ParseURL(s.URL)
+	if err != nil {
+		errs.addErr(c.at(key), key, err, "%s: %v", key, err)
+		ok = false
+	} else {
+		if ep.User != "" {
+			errs.add(c.at(key), key, "%s must not contain a user name: users come from the accounts", key)
+		}
+		if ep.TLS == TLSNone && !s.AllowPlaintext {
+			errs.add(c.at(key), key, "%s has tls=none: set %s.allow_plaintext = true to send passwords without TLS", key, section)
+		}
+	}
+	switch s.Auth {
+	case AuthDefault, AuthLogin, AuthPlain:
+		if ok && s.Auth != AuthDefault && ep.Auth != AuthDefault && ep.Auth != s.Auth {
+			errs.add(c.at(section+".auth"), section+".auth", "%s.auth = %q contradicts auth=%s in %s", section, s.Auth, ep.Auth, key)
+		}
+	default:
+		errs.add(c.at(section+".auth"), section+".auth", "%s.auth must be \"login\" or \"plain\", got %q", section, s.Auth)
+	}
+	if s.MasterUser != "" {
+		if err := checkText(s.MasterUser); err != nil {
+			errs.add(c.at(section+".master_user"), section+".master_user", "%s.master_user: %v", section, err)
+		}
+		if s.MasterPassword.IsZero() {
+			errs.add(c.at(section+".master_user"), section+".master_user",
+				"%s.master_user needs %s.master_password_env, _file or _command", section, section)
+		}
+	} else if !s.MasterPassword.IsZero() {
+		errs.add(c.at(section), section+".master_user", "%s has a master password but no master_user", section)
+	}
+	if err := s.MasterPassword.conflict(section + ".master_password"); err != nil {
+		second := s.MasterPassword.set(section + ".master_password")[1]
+		errs.add(c.at(second), section+".master_password", "%v", err)
+	}
+	if s.IdleTimeout < 0 {
+		errs.add(c.at(section+".idle_timeout"), section+".idle_timeout", "%s.idle_timeout must not be negative", section)
+	}
+	if s.MaxConnections < 0 {
+		errs.add(c.at(section+".max_connections"), section+".max_connections", "%s.max_connections must not be negative", section)
+	}
+	return ep, ok
+}
+
+func (c *Config) validateAccounts(errs *errList) {
+	if len(c.Accounts) == 0 {
+		errs.add(position{File: c.File}, "account", "no accounts: add [[account]] sections or accounts_file")
+		return
+	}
+	names := make(map[string]*Account, len(c.Accounts))
+	users := make(map[string]*Account, len(c.Accounts))
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		label := a.Name
+		if label == "" {
+			label = a.SourceUser
+		}
+		if a.SourceUser == "" {
+			errs.add(a.at("source_user"), "account.source_user", "account %s: source_user is missing", describe(a, i))
+			continue
+		}
+		for _, f := range []struct{ key, val string }{
+			{"name", a.Name}, {"source_user", a.SourceUser}, {"dest_user", a.DestUser}, {"dest_folder", a.DestFolder},
+		} {
+			if err := checkText(f.val); err != nil {
+				errs.add(a.at(f.key), "account."+f.key, "account %q: %s: %v", label, f.key, err)
+			}
+		}
+		if prev, dup := names[label]; dup {
+			errs.add(a.pos, "account.name", "account %q: duplicate name (first defined %s); set name to tell them apart", label, where(prev))
+		} else {
+			names[label] = a
+		}
+		if prev, dup := users[a.SourceUser]; dup && c.DeleteSource {
+			errs.add(a.at("source_user"), "account.source_user",
+				"account %q: source_user %q is also used by account %q (defined %s); with delete_source that would move one mailbox twice",
+				label, a.SourceUser, prev.Name, where(prev))
+		} else if !dup {
+			users[a.SourceUser] = a
+		}
+		for _, sp := range []struct {
+			prefix, master string
+			src            SecretSource
+		}{
+			{"source_password", c.Source.MasterUser, a.SourcePassword},
+			{"dest_password", c.Destination.MasterUser, a.DestPassword},
+		} {
+			if err := sp.src.conflict(sp.prefix); err != nil {
+				errs.add(a.at(sp.src.set(sp.prefix)[1]), "account."+sp.prefix, "account %q: %v", label, err)
+			} else if sp.src.IsZero() && sp.master == "" {
+				errs.add(a.pos, "account."+sp.prefix, "account %q: no %s (set %s_env, %s_file, %s_command or %s)",
+					label, strings.ReplaceAll(sp.prefix, "_", " "), sp.prefix, sp.prefix, sp.prefix, sp.prefix)
+			}
+		}
+	}
+}
+
+func where(a *Account) string {
+	if a.Origin != "" {
+		return "at " + a.Origin
+	}
+	return "earlier"
+}
+
+func describe(a *Account, i int) string {
+	if a.Origin != "" {
+		return "at " + a.Origin
+	}
+	return fmt.Sprintf("#%d", i+1)
+}
+
+// checkText refuses control characters, which could inject protocol commands.
+func checkText(s string) error {
+	if strings.IndexFunc(s, isControl) >= 0 {
+		return fmt.Errorf("control characters (CR, LF, NUL and the like) are not allowed")
+	}
+	return nil
+}

@@ -1,0 +1,346 @@
+package imapdst
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// dateTimeLayout is IMAP's date-time (RFC 3501 §9) for APPEND's internal date.
+const dateTimeLayout = "02-Jan-2006 15:04:05 -0700"
+
+// Append stores msgs in mailbox and returns one result per message, in
+// order: UIDValidity and UID from APPENDUID (RFC 4315 §3; zero when the
+// server does not say), or Err for a message the server refused
+// (ClassPerMessage, or ClassFatal such as [OVERQUOTA]).
+//
+// With MULTIAPPEND (RFC 3502) messages go in batches bounded by
+// MaxBatchMessages and MaxBatchBytes; a refused batch stored nothing, so its
+// messages are sent again one by one to find the bad one, unless the refusal
+// is fatal or transient. Without MULTIAPPEND up to MaxInFlight APPENDs are
+// pipelined. A [TRYCREATE] refusal creates the mailbox and sends again, once.
+//
+// A non-nil error means Append stopped early: results then cover a prefix
+// of msgs. After a fatal or transient refusal the messages without a result
+// were not stored (or, if in flight, may be found by reconciliation); after a
+// connection failure (network error, BYE) their outcome is unknown and the
+// caller must reconcile them before sending them again.
+func (a *Appender) Append(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage) ([]pipeline.AppendResult, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if mailbox == "" || strings.ContainsAny(mailbox, "\r\n\x00") {
+		return nil, fatal(invalidArg("mailbox name %q", mailbox))
+	}
+	run := &appendRun{
+		ctx:     ctx,
+		a:       a,
+		mailbox: mailbox,
+		msgs:    msgs,
+		args:    make([]string, len(msgs)),
+		results: make([]pipeline.AppendResult, len(msgs)),
+		known:   make([]bool, len(msgs)),
+	}
+	var todo []int
+	for i, m := range msgs {
+		args, err := a.prepare(m)
+		if err != nil {
+			run.set(i, pipeline.AppendResult{Err: fmt.Errorf("appending message %d to %q: %w", i, mailbox, err)})
+			continue
+		}
+		run.args[i] = args
+		todo = append(todo, i)
+	}
+	a.ic.CloseOnDone(ctx)
+	// A closure: reconnect may replace a.ic meanwhile.
+	defer func() { a.ic.CloseOnDone(context.Background()) }()
+	var err error
+	if a.caps["MULTIAPPEND"] {
+		for _, b := range a.batches(msgs, todo) {
+			if err = run.batch(b); err != nil {
+				break
+			}
+		}
+	} else {
+		err = run.each(todo)
+	}
+	return run.prefix(), withCtx(ctx, err)
+}
+
+// prepare checks m and formats its APPEND arguments before the literal:
+// " (flags)" and " \"date-time\"", each only when set.
+func (a *Appender) prepare(m pipeline.OutgoingMessage) (string, error) {
+	if m.Body == nil || m.Size < 0 {
+		return "", perMessage(invalidArg("message without body or with size %d", m.Size))
+	}
+	if lim := a.caps.appendLimit(); lim > 0 && m.Size > lim {
+		return "", perMessage(fmt.Errorf("%w: %d bytes, server APPENDLIMIT is %d (not sent)", ErrTooBig, m.Size, lim))
+	}
+	var b strings.Builder
+	var flags []string
+	for _, f := range m.Flags {
+		// RFC 3501 §2.3.2: \Recent cannot be set by a client.
+		if strings.EqualFold(f, `\Recent`) {
+			continue
+		}
+		// A flag the server cannot parse makes it answer BAD in the middle of
+		// the command, and servers (seen with Dovecot 2.3) then read the rest
+		// of a non-synchronising literal as commands. So refuse it here.
+		if !validFlag(f) {
+			return "", perMessage(invalidArg("flag %q is neither a system flag nor a keyword atom", f))
+		}
+		flags = append(flags, f)
+	}
+	if len(flags) > 0 {
+		b.WriteString(" (" + strings.Join(flags, " ") + ")")
+	}
+	if !m.InternalDate.IsZero() {
+		b.WriteString(` "` + m.InternalDate.Format(dateTimeLayout) + `"`)
+	}
+	return b.String(), nil
+}
+
+// validFlag reports whether f is a flag a server accepts in APPEND
+// (RFC 3501 §9): a system flag, or a keyword atom. Flag extensions
+// ("\Foo") are refused by servers as unknown system flags.
+func validFlag(f string) bool {
+	if strings.HasPrefix(f, `\`) {
+		switch strings.ToLower(f) {
+		case `\answered`, `\flagged`, `\deleted`, `\seen`, `\draft`:
+			return true
+		}
+		return false
+	}
+	if f == "" {
+		return false
+	}
+	for i := 0; i < len(f); i++ {
+		if !isAtomChar(f[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// batches splits the message indexes into MULTIAPPEND batches of at most
+// MaxBatchMessages messages and MaxBatchBytes bytes; a larger message is a
+// batch of its own.
+func (a *Appender) batches(msgs []pipeline.OutgoingMessage, idx []int) [][]int {
+	var out [][]int
+	for len(idx) > 0 {
+		n, size := 0, int64(0)
+		for n < len(idx) && n < a.opts.MaxBatchMessages && (n == 0 || size+msgs[idx[n]].Size <= a.opts.MaxBatchBytes) {
+			size += msgs[idx[n]].Size
+			n++
+		}
+		out = append(out, idx[:n:n])
+		idx = idx[n:]
+	}
+	return out
+}
+
+// appendRun is the state of one Append call.
+type appendRun struct {
+	ctx     context.Context
+	a       *Appender
+	mailbox string
+	msgs    []pipeline.OutgoingMessage
+	args    []string
+	results []pipeline.AppendResult
+	known   []bool
+	created bool // TRYCREATE handled once already
+}
+
+func (r *appendRun) set(i int, res pipeline.AppendResult) {
+	r.results[i], r.known[i] = res, true
+}
+
+// prefix returns the results up to the first message whose outcome is unknown.
+func (r *appendRun) prefix() []pipeline.AppendResult {
+	n := 0
+	for n < len(r.known) && r.known[n] {
+		n++
+	}
+	return r.results[:n:n]
+}
+
+// ok records a successful APPEND of cmd's messages with their APPENDUIDs.
+func (r *appendRun) ok(cmd *command) {
+	var validity uint32
+	var uids []uint32
+	if cmd.reply.Code == "APPENDUID" {
+		var err error
+		validity, uids, err = parseAppendUID(cmd.reply.CodeArg, len(cmd.idx))
+		if err != nil {
+			// The messages are stored; only their UIDs are unknown.
+			r.a.log.Warn("ignoring malformed APPENDUID", "mailbox", r.mailbox, "err", err)
+			validity, uids = 0, nil
+		}
+	}
+	for k, i := range cmd.idx {
+		res := pipeline.AppendResult{}
+		if uids != nil {
+			res.UIDValidity, res.UID = validity, uids[k]
+		}
+		r.set(i, res)
+	}
+}
+
+// each appends the messages one per command, up to MaxInFlight commands
+// before their replies. It stops sending at a fatal or transient refusal and
+// returns it once the commands in flight are done.
+func (r *appendRun) each(idx []int) error {
+	a := r.a
+	queue := idx
+	var inflight []*command
+	var retry []int // refused with [TRYCREATE], to send again after CREATE
+	var stop error
+	for len(queue) > 0 || len(inflight) > 0 || len(retry) > 0 {
+		for stop == nil && len(retry) == 0 && len(queue) > 0 && len(inflight) < a.opts.MaxInFlight {
+			cmd, err := a.startAppend(r, queue[:1])
+			if err != nil {
+				return err
+			}
+			queue = queue[1:]
+			inflight = append(inflight, cmd)
+		}
+		if len(inflight) == 0 {
+			if stop != nil {
+				break
+			}
+			// Every command in flight has completed: create, then resend.
+			if err := r.create(); err != nil {
+				return err
+			}
+			queue = append(retry, queue...)
+			retry = nil
+			continue
+		}
+		cmd := inflight[0]
+		inflight = inflight[1:]
+		if err := a.wait(cmd); err != nil {
+			return err
+		}
+		i := cmd.idx[0]
+		rerr := a.replyError(cmd)
+		if cmd.reply.Status == "BAD" && cmd.nonSync {
+			// The server stopped parsing mid-command and may take the rest
+			// of the literal for commands: drop the connection at once.
+			// The message was not stored; those in flight are unknown.
+			r.set(i, pipeline.AppendResult{Err: rerr})
+			return a.fail(transient(fmt.Errorf("imapdst: closing connection to %s after BAD to an APPEND with a non-synchronising literal: %w", a.opts.Addr, rerr)))
+		}
+		switch {
+		case rerr == nil:
+			r.ok(cmd)
+		case cmd.reply.Code == "TRYCREATE" && !r.created:
+			retry = append(retry, i)
+		default:
+			switch pipeline.ClassOf(rerr) {
+			case pipeline.ClassPerMessage:
+				r.set(i, pipeline.AppendResult{Err: rerr})
+			case pipeline.ClassFatal:
+				r.set(i, pipeline.AppendResult{Err: rerr})
+				stop = cmp(stop, rerr)
+			default:
+				stop = cmp(stop, rerr)
+			}
+		}
+	}
+	return stop
+}
+
+// cmp returns the first non-nil error.
+func cmp(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// batch sends idx as one MULTIAPPEND (RFC 3502). The command is atomic: a
+// refusal stored none of the messages.
+func (r *appendRun) batch(idx []int) error {
+	if len(idx) == 1 {
+		return r.each(idx)
+	}
+	a := r.a
+	for {
+		cmd, err := a.startAppend(r, idx)
+		if err != nil {
+			return err
+		}
+		if err := a.wait(cmd); err != nil {
+			return err
+		}
+		rerr := a.replyError(cmd)
+		switch {
+		case rerr == nil:
+			r.ok(cmd)
+			return nil
+		case cmd.reply.Code == "TRYCREATE" && !r.created:
+			if err := r.create(); err != nil {
+				return err
+			}
+			continue
+		}
+		if c := pipeline.ClassOf(rerr); c == pipeline.ClassFatal || c == pipeline.ClassTransient {
+			return rerr
+		}
+		if cmd.reply.Status == "BAD" && cmd.nonSync {
+			// As in each: the rest of the batch may be read as commands.
+			_ = a.fail(transient(fmt.Errorf("imapdst: closing connection to %s after BAD to a MULTIAPPEND with non-synchronising literals: %w", a.opts.Addr, rerr)))
+			if err := a.reconnect(r.ctx); err != nil {
+				return err
+			}
+		}
+		a.log.Info("MULTIAPPEND refused, sending its messages one by one",
+			"mailbox", r.mailbox, "messages", len(idx), "err", rerr)
+		return r.each(idx)
+	}
+}
+
+// create runs CREATE after a [TRYCREATE] refusal (RFC 3501 §6.3.11); a
+// mailbox created meanwhile by someone else ([ALREADYEXISTS]) is fine.
+func (r *appendRun) create() error {
+	r.created = true
+	_, err := r.a.simple("CREATE", r.mailbox)
+	var re *ReplyError
+	if errors.As(err, &re) && re.Code == "ALREADYEXISTS" {
+		return nil
+	}
+	if err == nil {
+		r.a.log.Info("created mailbox after TRYCREATE", "mailbox", r.mailbox)
+	}
+	return err
+}
+
+// startAppend writes one APPEND carrying the messages idx (several make a
+// MULTIAPPEND). With synchronising literals it waits for each "+"; when the
+// server completes the command instead (a NO before "+"), it stops there
+// with the connection in step. The caller waits for the completion.
+func (a *Appender) startAppend(r *appendRun, idx []int) (*command, error) {
+	cmd := a.newCommand("APPEND", r.mailbox)
+	cmd.n, cmd.idx = len(idx), idx
+	a.write(cmd.tag+" APPEND ", "")
+	if rejected, err := a.writeString(cmd, r.mailbox, false); err != nil || rejected {
+		return cmd, err
+	}
+	for _, i := range idx {
+		m := r.msgs[i]
+		a.write(r.args[i]+" ", "")
+		if rejected, err := a.writeLiteral(cmd, io.NewSectionReader(m.Body, 0, m.Size), m.Size, false); err != nil || rejected {
+			return cmd, err
+		}
+	}
+	a.write("\r\n", "")
+	a.tr.clientEnd()
+	return cmd, nil
+}

@@ -1,0 +1,597 @@
+package imapdst
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// Appender is an authenticated IMAP connection that only appends messages.
+// It is used by one goroutine at a time. After a connection failure every
+// method returns the error that broke it; dial again.
+type Appender struct {
+	opts Options
+	log  *slog.Logger
+	tr   *tracer
+
+	ic   *idleconn.Conn // the TCP conn, for deadlines and cancellation
+	conn net.Conn       // ic, or TLS on top of it
+	br   *bufio.Reader
+	bw   *bufio.Writer
+
+	secure     bool
+	caps       capSet
+	tagN       uint64
+	pending    map[string]*command
+	err        error // sticky: why the connection is unusable
+	loggingOut bool
+}
+
+// command is one command sent and not yet completed.
+type command struct {
+	tag     string
+	name    string
+	mailbox string
+	n       int   // messages carried (APPEND)
+	idx     []int // their indexes in the Append call
+	nonSync bool  // a literal was sent without waiting for "+"
+	done    bool
+	reply   response
+}
+
+// DialAppender connects to opts.Addr, sets up TLS as opts.TLS says,
+// authenticates and reads the capabilities.
+func DialAppender(ctx context.Context, opts Options) (*Appender, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("imapdst: connecting to %s: %w", opts.Addr, err)
+	}
+	return NewAppender(ctx, raw, opts)
+}
+
+// NewAppender runs an appender session on conn, which is connected but has
+// seen no traffic: it runs the TLS handshake (TLSImplicit) or STARTTLS
+// (TLSStartTLS), reads the greeting, authenticates and reads the
+// capabilities. On error conn is closed.
+func NewAppender(ctx context.Context, conn net.Conn, opts Options) (*Appender, error) {
+	opts = opts.withDefaults()
+	ic, c, err := opts.wrap(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	a := &Appender{
+		opts:    opts,
+		log:     opts.Logger.With("conn", "append", "addr", opts.Addr),
+		tr:      newTracer(opts.Trace, "append"),
+		ic:      ic,
+		conn:    c,
+		br:      bufio.NewReader(c),
+		bw:      bufio.NewWriter(c),
+		secure:  opts.TLS == TLSImplicit,
+		pending: map[string]*command{},
+	}
+	ic.CloseOnDone(ctx)
+	defer ic.CloseOnDone(context.Background())
+	if err := a.start(ctx); err != nil {
+		_ = ic.Close()
+		return nil, withCtx(ctx, err)
+	}
+	return a, nil
+}
+
+// reconnect replaces a failed connection with a new session to the same
+// server. Only DialAppender's connections can be re-established.
+func (a *Appender) reconnect(ctx context.Context) error {
+	_ = a.ic.Close()
+	b, err := DialAppender(ctx, a.opts)
+	if err != nil {
+		return err
+	}
+	b.tagN = a.tagN // tags stay unique in traces
+	*a = *b
+	a.ic.CloseOnDone(ctx)
+	return nil
+}
+
+// withCtx adds ctx's error to err when ctx ended, since a cancelled context
+// closes the conn and the I/O error alone would hide why.
+func withCtx(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return err
+}
+
+// start reads the greeting (RFC 3501 §7.1), upgrades with STARTTLS and
+// authenticates.
+func (a *Appender) start(ctx context.Context) error {
+	greet, err := a.next()
+	if err != nil {
+		return fmt.Errorf("imapdst: reading greeting from %s: %w", a.opts.Addr, err)
+	}
+	if greet.Tag != "*" || (greet.Status != "OK" && greet.Status != "PREAUTH") {
+		return a.fail(fmt.Errorf("imapdst: unexpected greeting from %s: %q", a.opts.Addr, truncate(greet.Line)))
+	}
+	preauth := greet.Status == "PREAUTH"
+	if a.opts.TLS == TLSStartTLS {
+		if preauth {
+			// RFC 9051 §6.2.1: a client that requires TLS must not use a
+			// PREAUTH session on a clear-text connection.
+			return a.fail(fatal(fmt.Errorf("imapdst: %s sent PREAUTH on a clear-text connection, refusing it", a.opts.Addr)))
+		}
+		if err := a.startTLS(ctx); err != nil {
+			return err
+		}
+	}
+	if !preauth {
+		if err := a.authenticate(); err != nil {
+			return err
+		}
+	}
+	if a.caps == nil {
+		if err := a.capability(); err != nil {
+			return err
+		}
+	}
+	a.log.Debug("appender ready", "multiappend", a.caps["MULTIAPPEND"], "literal+", a.caps["LITERAL+"],
+		"uidplus", a.caps["UIDPLUS"], "appendlimit", a.caps.appendLimit())
+	return nil
+}
+
+// startTLS upgrades the connection (RFC 3501 §6.2.1, RFC 2595 §3.1).
+func (a *Appender) startTLS(ctx context.Context) error {
+	if a.caps == nil {
+		if err := a.capability(); err != nil {
+			return err
+		}
+	}
+	if !a.caps["STARTTLS"] {
+		return a.fail(fatal(fmt.Errorf("connecting to %s: %w", a.opts.Addr, ErrNoStartTLS)))
+	}
+	if _, err := a.simple("STARTTLS", ""); err != nil {
+		return err
+	}
+	// Anything the server sent after its OK arrived in clear text and could
+	// have been injected (RFC 2595 §3.1: discard it); refuse instead.
+	if a.br.Buffered() > 0 {
+		return a.fail(fatal(fmt.Errorf("imapdst: %s sent data after STARTTLS OK before the TLS handshake", a.opts.Addr)))
+	}
+	tc := tls.Client(a.ic, a.opts.tlsConfig())
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return a.fail(fmt.Errorf("imapdst: TLS handshake with %s after STARTTLS: %w", a.opts.Addr, err))
+	}
+	a.conn = tc
+	a.br.Reset(tc)
+	a.bw.Reset(tc)
+	a.secure = true
+	a.caps = nil // RFC 3501 §6.2.1: capabilities must be asked for again
+	return nil
+}
+
+// authenticate logs in with LOGIN, or with AUTHENTICATE PLAIN when an
+// authorization identity is set or LOGIN is disabled.
+func (a *Appender) authenticate() error {
+	if !a.secure && !a.opts.AllowPlaintext {
+		return a.fail(fatal(fmt.Errorf("logging in to %s as %s: %w", a.opts.Addr, a.opts.User, ErrPlaintextRefused)))
+	}
+	for what, s := range map[string]string{"user name": a.opts.User, "authorization identity": a.opts.AuthzID, "password": a.opts.Password.Reveal()} {
+		if err := checkCredentialText(what, s); err != nil {
+			return a.fail(err)
+		}
+	}
+	if a.caps == nil {
+		if err := a.capability(); err != nil {
+			return err
+		}
+	}
+	var (
+		cmd *command
+		err error
+	)
+	switch {
+	case a.opts.AuthzID != "" || a.caps["LOGINDISABLED"]:
+		if !a.caps["AUTH=PLAIN"] {
+			if a.opts.AuthzID != "" {
+				return a.fail(fatal(fmt.Errorf("imapdst: logging in to %s as %s for %s: server does not offer AUTH=PLAIN", a.opts.Addr, a.opts.User, a.opts.AuthzID)))
+			}
+			return a.fail(fatal(fmt.Errorf("logging in to %s as %s: %w", a.opts.Addr, a.opts.User, ErrLoginDisabled)))
+		}
+		cmd, err = a.authPlain()
+	default:
+		cmd, err = a.login()
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.wait(cmd); err != nil {
+		return err
+	}
+	if rerr := a.replyError(cmd); rerr != nil {
+		return rerr
+	}
+	a.caps = nil
+	if cmd.reply.Code == "CAPABILITY" {
+		a.caps = parseCaps(cmd.reply.CodeArg)
+	}
+	a.log.Debug("logged in", "user", a.opts.User)
+	return nil
+}
+
+// login sends LOGIN (RFC 3501 §6.2.3); the trace shows *** for both arguments.
+func (a *Appender) login() (*command, error) {
+	cmd := a.newCommand("LOGIN", "")
+	a.write(cmd.tag+" LOGIN ", "")
+	if rejected, err := a.writeString(cmd, a.opts.User, true); err != nil || rejected {
+		return cmd, err
+	}
+	a.write(" ", "")
+	if rejected, err := a.writeString(cmd, a.opts.Password.Reveal(), true); err != nil || rejected {
+		return cmd, err
+	}
+	a.write("\r\n", "")
+	a.tr.clientEnd()
+	return cmd, a.flush()
+}
+
+// authPlain sends AUTHENTICATE PLAIN (RFC 4616) with the initial response
+// inline when the server offers SASL-IR (RFC 4959).
+func (a *Appender) authPlain() (*command, error) {
+	ir := base64.StdEncoding.EncodeToString([]byte(a.opts.AuthzID + "\x00" + a.opts.User + "\x00" + a.opts.Password.Reveal()))
+	cmd := a.newCommand("AUTHENTICATE", "")
+	if a.caps["SASL-IR"] {
+		a.write(cmd.tag+" AUTHENTICATE PLAIN "+ir+"\r\n", cmd.tag+" AUTHENTICATE PLAIN ***")
+		a.tr.clientEnd()
+		return cmd, a.flush()
+	}
+	a.write(cmd.tag+" AUTHENTICATE PLAIN\r\n", cmd.tag+" AUTHENTICATE PLAIN")
+	a.tr.clientEnd()
+	if rejected, err := a.waitContinuation(cmd); err != nil || rejected {
+		return cmd, err
+	}
+	a.write(ir+"\r\n", "***")
+	a.tr.clientEnd()
+	return cmd, a.flush()
+}
+
+// capability asks for the capabilities (RFC 3501 §6.1.1).
+func (a *Appender) capability() error {
+	a.caps = nil
+	if _, err := a.simple("CAPABILITY", ""); err != nil {
+		return err
+	}
+	if a.caps == nil {
+		return a.fail(fmt.Errorf("imapdst: %s answered CAPABILITY without a capability list", a.opts.Addr))
+	}
+	return nil
+}
+
+// simple sends "tag NAME" plus mailbox (quoted, when not "") and waits for
+// the completion. A NO or BAD is returned as *ReplyError.
+func (a *Appender) simple(name, mailbox string) (*command, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
+	cmd := a.newCommand(name, mailbox)
+	a.write(cmd.tag+" "+name, "")
+	if mailbox != "" {
+		a.write(" ", "")
+		if rejected, err := a.writeString(cmd, mailbox, false); err != nil {
+			return cmd, err
+		} else if rejected {
+			return cmd, a.replyError(cmd)
+		}
+	}
+	a.write("\r\n", "")
+	a.tr.clientEnd()
+	if err := a.wait(cmd); err != nil {
+		return cmd, err
+	}
+	return cmd, a.replyError(cmd)
+}
+
+// Capabilities reports what the server offers for appending.
+func (a *Appender) Capabilities() pipeline.Capabilities {
+	return pipeline.Capabilities{
+		MultiAppend: a.caps["MULTIAPPEND"],
+		LiteralPlus: a.caps["LITERAL+"],
+		UIDPlus:     a.caps["UIDPLUS"],
+		AppendLimit: a.caps.appendLimit(),
+	}
+}
+
+// HasCapability reports whether the server advertised name (case-insensitive).
+func (a *Appender) HasCapability(name string) bool { return a.caps[strings.ToUpper(name)] }
+
+// Err returns why the connection is unusable, or nil.
+func (a *Appender) Err() error { return a.err }
+
+// Close logs out (waiting at most 5 s for the server) and closes the
+// connection. It returns nil when the connection had already failed.
+func (a *Appender) Close() error {
+	if a.err != nil {
+		_ = a.ic.Close()
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), logoutTimeout)
+	defer cancel()
+	a.ic.CloseOnDone(ctx)
+	a.loggingOut = true
+	_, err := a.simple("LOGOUT", "")
+	a.err = fmt.Errorf("appending to %s: %w", a.opts.Addr, ErrClosed)
+	cerr := a.ic.Close()
+	if err != nil {
+		return fmt.Errorf("imapdst: logging out of %s: %w", a.opts.Addr, err)
+	}
+	if cerr != nil && !isClosedErr(cerr) {
+		return fmt.Errorf("imapdst: closing connection to %s: %w", a.opts.Addr, cerr)
+	}
+	return nil
+}
+
+// newCommand allocates a tag and registers the command as pending.
+func (a *Appender) newCommand(name, mailbox string) *command {
+	a.tagN++
+	cmd := &command{tag: "A" + strconv.FormatUint(a.tagN, 10), name: name, mailbox: mailbox}
+	a.pending[cmd.tag] = cmd
+	return cmd
+}
+
+// write buffers s for the server and adds traced (s without CRLF when
+// traced is "") to the trace line.
+func (a *Appender) write(s, traced string) {
+	_, _ = a.bw.WriteString(s) // errors surface at flush
+	if traced == "" {
+		traced = strings.TrimSuffix(s, "\r\n")
+	}
+	a.tr.client(traced)
+}
+
+// flush sends what is buffered.
+func (a *Appender) flush() error {
+	if a.err != nil {
+		return a.err
+	}
+	if err := a.bw.Flush(); err != nil {
+		return a.fail(fmt.Errorf("imapdst: writing to %s: %w", a.opts.Addr, err))
+	}
+	return nil
+}
+
+// writeString writes s as a quoted string when it can be one, else as a
+// literal (RFC 3501 §4.3). secret strings are traced as ***. rejected is true
+// when the server completed cmd instead of accepting the literal.
+func (a *Appender) writeString(cmd *command, s string, secret bool) (rejected bool, err error) {
+	if quotable(s) {
+		q := quote(s)
+		traced := q
+		if secret {
+			traced = "***"
+		}
+		a.write(q, traced)
+		return false, nil
+	}
+	return a.writeLiteral(cmd, strings.NewReader(s), int64(len(s)), secret)
+}
+
+// quotable reports whether s fits in a quoted string: 7-bit, no CR, LF, NUL.
+func quotable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == 0 || c == '\r' || c == '\n' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// quote returns s as an IMAP quoted string.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// nonSyncOK reports whether an n-byte literal may be sent without waiting
+// for "+": LITERAL+ always, LITERAL- (and IMAP4rev2, which includes it) up
+// to 4096 bytes (RFC 7888 §3, §4).
+func (a *Appender) nonSyncOK(n int64) bool {
+	return a.caps["LITERAL+"] || n <= 4096 && (a.caps["LITERAL-"] || a.caps["IMAP4REV2"])
+}
+
+// writeLiteral announces and sends an n-byte literal read from r. For a
+// synchronising literal it first waits for the continuation; if the server
+// completes cmd instead (a NO before "+", e.g. [TOOBIG]), nothing is sent
+// and rejected is true: the connection stays in step, as the server read
+// the command only up to the announcement (RFC 3501 §7.5). For a
+// non-synchronising literal the server must read the bytes even when it
+// refuses the command (RFC 7888 §4).
+func (a *Appender) writeLiteral(cmd *command, r io.Reader, n int64, secret bool) (rejected bool, err error) {
+	if a.nonSyncOK(n) {
+		a.write("{"+strconv.FormatInt(n, 10)+"+}\r\n", "")
+	} else {
+		a.write("{"+strconv.FormatInt(n, 10)+"}\r\n", "")
+	}
+	a.tr.clientEnd()
+	if a.nonSyncOK(n) {
+		cmd.nonSync = true
+	} else {
+		if rejected, err := a.waitContinuation(cmd); err != nil || rejected {
+			return rejected, err
+		}
+	}
+	er := &errReader{r: r}
+	m, err := io.CopyN(a.bw, er, n)
+	switch {
+	case er.err != nil && !errors.Is(er.err, io.EOF):
+		return false, a.fail(fmt.Errorf("imapdst: reading message body for %s: %w", a.opts.Addr, er.err))
+	case m < n:
+		if err == nil || errors.Is(err, io.EOF) {
+			return false, a.fail(fmt.Errorf("imapdst: message body for %q ended after %d of %d bytes", cmd.mailbox, m, n))
+		}
+		return false, a.fail(fmt.Errorf("imapdst: writing to %s: %w", a.opts.Addr, err))
+	}
+	if secret {
+		a.tr.client("***")
+		a.tr.clientEnd()
+	} else {
+		a.tr.literal(n)
+	}
+	return false, nil
+}
+
+// errReader remembers its reader's error, to tell a failing message source
+// from a failing connection in io.Copy.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// waitContinuation flushes and reads until the server sends "+" (false) or
+// completes cmd instead (true). Completions of other pending commands are
+// recorded on them as they arrive.
+func (a *Appender) waitContinuation(cmd *command) (rejected bool, err error) {
+	if err := a.flush(); err != nil {
+		return false, err
+	}
+	for {
+		r, err := a.next()
+		if err != nil {
+			return false, err
+		}
+		if r.Tag == "+" {
+			return false, nil
+		}
+		if cmd.done {
+			return true, nil
+		}
+	}
+}
+
+// wait flushes and reads until cmd completes.
+func (a *Appender) wait(cmd *command) error {
+	if err := a.flush(); err != nil {
+		return err
+	}
+	for !cmd.done {
+		r, err := a.next()
+		if err != nil {
+			return err
+		}
+		if r.Tag == "+" {
+			return a.fail(fmt.Errorf("imapdst: unexpected continuation request from %s while waiting for %s", a.opts.Addr, cmd.name))
+		}
+	}
+	return nil
+}
+
+// next reads one response and deals with it: untagged data updates the
+// state or is logged; a tagged completion is recorded on its command; a
+// continuation request is returned for the caller to act on.
+func (a *Appender) next() (response, error) {
+	if a.err != nil {
+		return response{}, a.err
+	}
+	r, err := readResponse(a.br)
+	if err != nil {
+		return r, a.fail(fmt.Errorf("imapdst: reading from %s: %w", a.opts.Addr, err))
+	}
+	a.tr.server(r.Line)
+	switch r.Tag {
+	case "+":
+		return r, nil
+	case "*":
+		return r, a.untagged(r)
+	}
+	cmd, ok := a.pending[r.Tag]
+	if !ok {
+		return r, a.fail(fmt.Errorf("imapdst: %s completed unknown command tag %q", a.opts.Addr, r.Tag))
+	}
+	delete(a.pending, r.Tag)
+	cmd.done, cmd.reply = true, r
+	return r, nil
+}
+
+// untagged handles untagged responses that can arrive at any time
+// (RFC 3501 §7): capability changes, alerts, BYE; mailbox data is ignored.
+func (a *Appender) untagged(r response) error {
+	switch r.Status {
+	case "BYE":
+		if a.loggingOut {
+			return nil
+		}
+		// RFC 3501 §7.1.5: the server is closing the connection. Commands
+		// not yet completed have an unknown outcome.
+		return a.fail(&ReplyError{Command: a.pendingNames(), Status: "BYE", Code: r.Code, Text: r.Text})
+	case "OK", "NO", "BAD", "PREAUTH":
+		switch {
+		case r.Code == "ALERT":
+			a.log.Warn("server alert", "text", r.Text)
+		case r.Code == "CAPABILITY":
+			a.caps = parseCaps(r.CodeArg)
+		case r.Status != "OK" && r.Status != "PREAUTH":
+			a.log.Warn("server warning", "status", r.Status, "code", r.Code, "text", r.Text)
+		}
+		return nil
+	}
+	if r.Kind == "CAPABILITY" {
+		a.caps = parseCaps(r.Rest)
+	}
+	return nil
+}
+
+// pendingNames names the command a BYE interrupted, for its error.
+func (a *Appender) pendingNames() string {
+	for _, c := range a.pending {
+		return c.name
+	}
+	return "session"
+}
+
+// fail marks the connection unusable, closes it and returns err.
+func (a *Appender) fail(err error) error {
+	if a.err == nil {
+		a.err = err
+		_ = a.ic.Close()
+		a.log.Debug("appender connection failed", "err", err)
+	}
+	return a.err
+}
+
+// replyError returns nil for an OK completion, else a *ReplyError.
+func (a *Appender) replyError(cmd *command) error {
+	if cmd.reply.Status == "OK" {
+		return nil
+	}
+	e := &ReplyError{Command: cmd.name, Mailbox: cmd.mailbox, Status: cmd.reply.Status,
+		Code: cmd.reply.Code, Text: cmd.reply.Text, Batch: cmd.n > 1}
+	if cmd.name == "LOGIN" || cmd.name == "AUTHENTICATE" {
+		e.User = a.opts.User
+	}
+	return e
+}

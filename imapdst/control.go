@@ -1,0 +1,417 @@
+package imapdst
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/mail"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// control is the connection for everything but APPEND, driven by go-imap's
+// imapclient over a conn we dial ourselves (idle timeout, cancellation).
+type control struct {
+	opts Options
+	log  *slog.Logger
+	ic   *idleconn.Conn
+	c    *imapclient.Client
+	gate *gateWriter // nil without Trace
+	err  error       // sticky: why the connection is unusable
+}
+
+// dialControl connects, sets up TLS and authenticates.
+func dialControl(ctx context.Context, opts Options) (*control, error) {
+	ic, conn, err := opts.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ic.CloseOnDone(ctx)
+	defer ic.CloseOnDone(context.Background())
+	ctl := &control{opts: opts, log: opts.Logger.With("conn", "control", "addr", opts.Addr), ic: ic}
+	copts := &imapclient.Options{}
+	if opts.Trace != nil {
+		// go-imap's debug stream shows credentials; it is only let through
+		// once authenticated, and never during a message body fetch.
+		ctl.gate = &gateWriter{w: &linePrefixer{w: opts.Trace, prefix: "control "}}
+		copts.DebugWriter = ctl.gate
+	}
+	if opts.TLS == TLSStartTLS {
+		copts.TLSConfig = opts.tlsConfig()
+		if ctl.c, err = imapclient.NewStartTLS(conn, copts); err != nil {
+			return nil, withCtx(ctx, fmt.Errorf("imapdst: STARTTLS with %s: %w", opts.Addr, err))
+		}
+	} else {
+		ctl.c = imapclient.New(conn, copts)
+	}
+	if err := ctl.login(); err != nil {
+		_ = ctl.c.Close()
+		return nil, withCtx(ctx, err)
+	}
+	ctl.gate.set(true)
+	return ctl, nil
+}
+
+func (ctl *control) login() error {
+	c, opts := ctl.c, ctl.opts
+	if err := c.WaitGreeting(); err != nil {
+		return fmt.Errorf("imapdst: reading greeting from %s: %w", opts.Addr, err)
+	}
+	if c.State() != imap.ConnStateNotAuthenticated {
+		return nil // PREAUTH (refused on clear text by NewStartTLS)
+	}
+	if opts.TLS == TLSNone && !opts.AllowPlaintext {
+		return fatal(fmt.Errorf("logging in to %s as %s: %w", opts.Addr, opts.User, ErrPlaintextRefused))
+	}
+	for what, s := range map[string]string{"user name": opts.User, "authorization identity": opts.AuthzID, "password": opts.Password.Reveal()} {
+		if err := checkCredentialText(what, s); err != nil {
+			return err
+		}
+	}
+	caps := c.Caps()
+	var err error
+	cmdName := "LOGIN"
+	switch {
+	case opts.AuthzID != "" || caps.Has(imap.CapLoginDisabled):
+		if !caps.Has(imap.AuthCap("PLAIN")) {
+			if opts.AuthzID != "" {
+				return fatal(fmt.Errorf("imapdst: logging in to %s as %s for %s: server does not offer AUTH=PLAIN", opts.Addr, opts.User, opts.AuthzID))
+			}
+			return fatal(fmt.Errorf("logging in to %s as %s: %w", opts.Addr, opts.User, ErrLoginDisabled))
+		}
+		cmdName = "AUTHENTICATE"
+		err = c.Authenticate(sasl.NewPlainClient(opts.AuthzID, opts.User, opts.Password.Reveal()))
+	default:
+		err = c.Login(opts.User, opts.Password.Reveal()).Wait()
+	}
+	if err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			return &ReplyError{Command: cmdName, User: opts.User, Status: string(ie.Type), Code: string(ie.Code), Text: ie.Text}
+		}
+		// go-sasl and go-imap errors never carry the password.
+		return fmt.Errorf("imapdst: logging in to %s as %s: %w", opts.Addr, opts.User, err)
+	}
+	return nil
+}
+
+// begin checks the connection and ties it to ctx until the returned func runs.
+func (ctl *control) begin(ctx context.Context) (func(), error) {
+	if ctl.err != nil {
+		return nil, ctl.err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctl.ic.CloseOnDone(ctx)
+	return func() { ctl.ic.CloseOnDone(context.Background()) }, nil
+}
+
+// check turns err into the error to return: server replies become
+// *ReplyError and leave the connection usable; anything else breaks it.
+func (ctl *control) check(ctx context.Context, err error, command, mailbox string) error {
+	if err == nil {
+		return nil
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return fromIMAPError(err, command, mailbox)
+	}
+	err = withCtx(ctx, fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, err))
+	if ctl.err == nil {
+		ctl.err = err
+		_ = ctl.c.Close()
+	}
+	return err
+}
+
+// examine opens mailbox read-only (RFC 3501 §6.3.2).
+func (ctl *control) examine(ctx context.Context, mailbox string) (*imap.SelectData, error) {
+	data, err := ctl.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	return data, ctl.check(ctx, err, "EXAMINE", mailbox)
+}
+
+// ensureMailbox lists mailbox, creates it when missing and returns its
+// STATUS (RFC 3501 §6.3.10; APPENDLIMIT per RFC 7889 §4 when advertised).
+func (ctl *control) ensureMailbox(ctx context.Context, name string) (pipeline.MailboxStatus, error) {
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return pipeline.MailboxStatus{}, err
+	}
+	defer done()
+	list, err := ctl.c.List("", name, nil).Collect()
+	if err = ctl.check(ctx, err, "LIST", name); err != nil {
+		return pipeline.MailboxStatus{}, err
+	}
+	exists := false
+	for _, l := range list {
+		same := l.Mailbox == name || strings.EqualFold(name, "INBOX") && strings.EqualFold(l.Mailbox, "INBOX")
+		if same && !slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
+			exists = true
+		}
+	}
+	if !exists {
+		err := ctl.check(ctx, ctl.c.Create(name, nil).Wait(), "CREATE", name)
+		var re *ReplyError
+		switch {
+		case errors.As(err, &re) && re.Code == "ALREADYEXISTS":
+			// Created meanwhile by another connection: fine.
+		case err != nil:
+			return pipeline.MailboxStatus{}, err
+		default:
+			ctl.log.Info("created mailbox", "mailbox", name)
+		}
+	}
+	sopts := &imap.StatusOptions{UIDNext: true, UIDValidity: true}
+	caps := ctl.c.Caps()
+	if caps.Has(imap.CapAppendLimit) {
+		sopts.AppendLimit = true
+	}
+	st, err := ctl.c.Status(name, sopts).Wait()
+	if err = ctl.check(ctx, err, "STATUS", name); err != nil {
+		return pipeline.MailboxStatus{}, err
+	}
+	ms := pipeline.MailboxStatus{Name: name, UIDValidity: st.UIDValidity, UIDNext: uint32(st.UIDNext)}
+	if st.AppendLimit != nil {
+		ms.AppendLimit = int64(*st.AppendLimit)
+	} else if lim, ok := caps.AppendLimit(); ok && lim != nil {
+		ms.AppendLimit = int64(*lim)
+	}
+	return ms, nil
+}
+
+// listSince lists UIDs >= fromUID with their sizes.
+func (ctl *control) listSince(ctx context.Context, mailbox string, uidValidity, fromUID uint32) ([]pipeline.DestMessage, error) {
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	sel, err := ctl.examine(ctx, mailbox)
+	if err != nil {
+		return nil, err
+	}
+	if sel.UIDValidity != uidValidity {
+		return nil, fmt.Errorf("imapdst: listing %q: UIDVALIDITY is %d, expected %d: %w",
+			mailbox, sel.UIDValidity, uidValidity, pipeline.ErrUIDValidityChanged)
+	}
+	if sel.NumMessages == 0 {
+		return nil, nil
+	}
+	fromUID = max(fromUID, 1)
+	// Stop 0 is "*". RFC 3501 §6.4.8: "n:*" always includes the message
+	// with the highest UID, even when it is below n, so results are filtered.
+	set := imap.UIDSet{imap.UIDRange{Start: imap.UID(fromUID), Stop: 0}}
+	cmd := ctl.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true})
+	var out []pipeline.DestMessage
+	var bad error
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		buf, err := msg.Collect() // no literals: UID and size only
+		if err != nil {
+			bad = cmp(bad, err)
+			continue
+		}
+		if buf.UID == 0 {
+			bad = cmp(bad, fmt.Errorf("server sent FETCH for message %d without UID", buf.SeqNum))
+			continue
+		}
+		if uint32(buf.UID) >= fromUID {
+			out = append(out, pipeline.DestMessage{UID: uint32(buf.UID), Size: buf.RFC822Size})
+		}
+	}
+	err = cmp(cmd.Close(), bad)
+	if err = ctl.check(ctx, err, "UID FETCH", mailbox); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(x, y pipeline.DestMessage) int { return int(int64(x.UID) - int64(y.UID)) })
+	return out, nil
+}
+
+// searchSeq runs SEARCH (by sequence number) in the selected mailbox.
+// Bodies are then fetched by sequence number, not UID: go-imap beta.8 drops
+// a UID FETCH response whose UID follows its literal (libraries.md 1.6).
+func (ctl *control) searchSeq(ctx context.Context, mailbox string, crit *imap.SearchCriteria) ([]uint32, error) {
+	data, err := ctl.c.Search(crit, nil).Wait()
+	if err = ctl.check(ctx, err, "SEARCH", mailbox); err != nil {
+		return nil, err
+	}
+	return data.AllSeqNums(), nil
+}
+
+// searchMessageID finds the messages whose Message-ID is exactly id. SEARCH
+// HEADER matches substrings (RFC 3501 §6.4.4), so each hit's header is
+// fetched and compared.
+func (ctl *control) searchMessageID(ctx context.Context, mailbox, id string) ([]uint32, error) {
+	id = strings.TrimSpace(id)
+	if id == "" || strings.ContainsAny(id, "\r\n\x00") {
+		return nil, invalidArg("Message-ID %q", id)
+	}
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if _, err := ctl.examine(ctx, mailbox); err != nil {
+		return nil, err
+	}
+	seqs, err := ctl.searchSeq(ctx, mailbox, &imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: id}}})
+	if err != nil || len(seqs) == 0 {
+		return nil, err
+	}
+	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+	cmd := ctl.c.Fetch(imap.SeqSetNum(seqs...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+	var uids []uint32
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		var uid imap.UID
+		var hdr []byte
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal != nil {
+					hdr, _ = io.ReadAll(io.LimitReader(it.Literal, 64<<10)) // Close reports a short read
+				}
+			}
+		}
+		if uid != 0 && headerMessageID(hdr) == id {
+			uids = append(uids, uint32(uid))
+		}
+	}
+	if err := ctl.check(ctx, cmd.Close(), "FETCH", mailbox); err != nil {
+		return nil, err
+	}
+	slices.Sort(uids)
+	return uids, nil
+}
+
+// headerMessageID returns the unfolded, trimmed Message-ID of a header block.
+func headerMessageID(hdr []byte) string {
+	if !bytes.HasSuffix(hdr, []byte("\r\n\r\n")) && !bytes.HasSuffix(hdr, []byte("\n\n")) {
+		hdr = append(hdr, "\r\n\r\n"...)
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(hdr))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(m.Header.Get("Message-Id"))
+}
+
+// digest streams the message's exact bytes (BODY.PEEK[], RFC 3501 §6.4.5)
+// into SHA-256, checking the literal's length against its announced size and
+// the command's completion, since go-imap beta.8 reports a connection cut
+// mid-literal only there (libraries.md 1.6).
+func (ctl *control) digest(ctx context.Context, mailbox string, uid uint32) ([32]byte, int64, error) {
+	var sum [32]byte
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return sum, 0, err
+	}
+	defer done()
+	if _, err := ctl.examine(ctx, mailbox); err != nil {
+		return sum, 0, err
+	}
+	seqs, err := ctl.searchSeq(ctx, mailbox, &imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(imap.UID(uid))}})
+	if err != nil {
+		return sum, 0, err
+	}
+	if len(seqs) != 1 {
+		return sum, 0, fmt.Errorf("digesting UID %d in %q: %w", uid, mailbox, ErrMessageNotFound)
+	}
+	ctl.gate.set(false) // the body is not traced
+	defer ctl.gate.set(true)
+	cmd := ctl.c.Fetch(imap.SeqSetNum(seqs[0]), &imap.FetchOptions{
+		UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	var (
+		gotUID imap.UID
+		size   int64
+		got    bool
+		bad    error
+	)
+	h := sha256.New()
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				gotUID = it.UID
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal == nil {
+					bad = cmp(bad, errors.New("server sent BODY[] as NIL"))
+					continue
+				}
+				n, err := io.Copy(h, it.Literal)
+				if err == nil && n != it.Literal.Size() {
+					err = fmt.Errorf("body ended after %d of %d bytes", n, it.Literal.Size())
+				}
+				bad = cmp(bad, err)
+				size, got = n, true
+			}
+		}
+	}
+	if err := ctl.check(ctx, cmd.Close(), "FETCH", mailbox); err != nil {
+		return sum, 0, err
+	}
+	if bad != nil {
+		return sum, 0, ctl.check(ctx, bad, "FETCH", mailbox)
+	}
+	if !got || gotUID != imap.UID(uid) {
+		return sum, 0, fmt.Errorf("imapdst: FETCH of UID %d in %q returned UID %d, body %v", uid, mailbox, gotUID, got)
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, size, nil
+}
+
+// close logs out and closes the connection.
+func (ctl *control) close() error {
+	if ctl.err != nil {
+		return ctl.c.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), logoutTimeout)
+	defer cancel()
+	ctl.ic.CloseOnDone(ctx)
+	lerr := ctl.c.Logout().Wait()
+	cerr := ctl.c.Close()
+	ctl.err = ErrClosed
+	if lerr != nil {
+		return fmt.Errorf("imapdst: logging out of %s: %w", ctl.opts.Addr, lerr)
+	}
+	if cerr != nil && !isClosedErr(cerr) {
+		return fmt.Errorf("imapdst: closing control connection to %s: %w", ctl.opts.Addr, cerr)
+	}
+	return nil
+}
+
+// linePrefixer writes prefix at the start of each line.
+type linePrefixer struct {
+	w      io.Writer
+	prefix string
+	mid    bool
+}
+
+func (l *linePrefixer) Write(p []byte) (int, error) {
+	var b bytes.Buffer
+	for _, c := range p {
+		if !l.mid {
+			b.WriteString(l.prefix)
+			l.mid = true
+		}
+		b.WriteByte(c)
+		if c == '\n' {
+			l.mid = false
+		}
+	}
+	_, err := l.w.Write(b.Bytes())
+	return len(p), err
+}

@@ -1,0 +1,81 @@
+package imapdst
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// logoutTimeout bounds how long Close waits for the server's LOGOUT reply.
+const logoutTimeout = 5 * time.Second
+
+// Destination is an IMAP server messages are appended to: an Appender for
+// APPEND and a go-imap connection for everything else. It is used by one
+// goroutine at a time; use several Destinations for parallel connections.
+type Destination struct {
+	app *Appender
+	ctl *control
+}
+
+var _ pipeline.Destination = (*Destination)(nil)
+
+// Dial opens and authenticates both connections.
+func Dial(ctx context.Context, opts Options) (*Destination, error) {
+	opts = opts.withDefaults()
+	app, err := DialAppender(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	ctl, err := dialControl(ctx, opts)
+	if err != nil {
+		_ = app.Close()
+		return nil, err
+	}
+	return &Destination{app: app, ctl: ctl}, nil
+}
+
+// Appender returns the appender connection, e.g. for a benchmark.
+func (d *Destination) Appender() *Appender { return d.app }
+
+// Capabilities reports what the server offers for appending.
+func (d *Destination) Capabilities() pipeline.Capabilities { return d.app.Capabilities() }
+
+// EnsureMailbox creates the mailbox when it does not exist and returns its
+// status. AppendLimit is the mailbox's own limit, else the server's.
+func (d *Destination) EnsureMailbox(ctx context.Context, name string) (pipeline.MailboxStatus, error) {
+	return d.ctl.ensureMailbox(ctx, name)
+}
+
+// Append stores msgs in mailbox; see Appender.Append.
+func (d *Destination) Append(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage) ([]pipeline.AppendResult, error) {
+	return d.app.Append(ctx, mailbox, msgs)
+}
+
+// ListSince lists the messages of mailbox with UID >= fromUID, sorted by UID.
+// It returns an error wrapping pipeline.ErrUIDValidityChanged when the
+// mailbox's UIDVALIDITY is not uidValidity.
+func (d *Destination) ListSince(ctx context.Context, mailbox string, uidValidity, fromUID uint32) ([]pipeline.DestMessage, error) {
+	return d.ctl.listSince(ctx, mailbox, uidValidity, fromUID)
+}
+
+// SearchMessageID returns the UIDs, sorted, of the messages in mailbox whose
+// Message-ID header is exactly id (surrounding white space ignored).
+func (d *Destination) SearchMessageID(ctx context.Context, mailbox, id string) ([]uint32, error) {
+	return d.ctl.searchMessageID(ctx, mailbox, id)
+}
+
+// Digest returns the SHA-256 and size of the exact bytes of message uid in
+// mailbox, or an error wrapping ErrMessageNotFound.
+func (d *Destination) Digest(ctx context.Context, mailbox string, uid uint32) ([32]byte, int64, error) {
+	return d.ctl.digest(ctx, mailbox, uid)
+}
+
+// Close logs out of both connections and closes them.
+func (d *Destination) Close() error {
+	return errors.Join(d.app.Close(), d.ctl.close())
+}
+
+func isClosedErr(err error) bool { return errors.Is(err, net.ErrClosed) }

@@ -1,0 +1,150 @@
+package imapdst
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/secret"
+)
+
+// TLSMode says how a connection is encrypted.
+type TLSMode int
+
+const (
+	// TLSImplicit starts TLS right after connecting (RFC 8314 §3.2; port 993).
+	TLSImplicit TLSMode = iota
+	// TLSStartTLS connects in clear text and upgrades with STARTTLS before
+	// authenticating (RFC 3501 §6.2.1, RFC 2595); a server without STARTTLS
+	// is refused.
+	TLSStartTLS
+	// TLSNone never encrypts. Authentication then also needs AllowPlaintext.
+	TLSNone
+)
+
+func (m TLSMode) String() string {
+	switch m {
+	case TLSImplicit:
+		return "implicit"
+	case TLSStartTLS:
+		return "starttls"
+	case TLSNone:
+		return "none"
+	}
+	return fmt.Sprintf("TLSMode(%d)", int(m))
+}
+
+// Defaults for zero Options fields.
+const (
+	DefaultMaxBatchMessages = 50
+	DefaultMaxBatchBytes    = 16 << 20
+	DefaultMaxInFlight      = 16
+	DefaultIdleTimeout      = 2 * time.Minute
+)
+
+// Options configures a Destination or an Appender.
+type Options struct {
+	Addr      string // host:port
+	TLS       TLSMode
+	TLSConfig *tls.Config // nil: system roots; ServerName defaults to Addr's host
+	User      string
+	// AuthzID, when set, logs in with AUTHENTICATE PLAIN as User (a master
+	// user) on behalf of AuthzID (RFC 4616 §2).
+	AuthzID        string
+	Password       secret.Value
+	AllowPlaintext bool          // allow LOGIN/AUTHENTICATE without TLS
+	IdleTimeout    time.Duration // no progress for this long fails the connection; 0: DefaultIdleTimeout, <0: none
+	// MaxBatchMessages and MaxBatchBytes bound one MULTIAPPEND; a message
+	// larger than MaxBatchBytes goes alone. 0: the defaults.
+	MaxBatchMessages int
+	MaxBatchBytes    int64
+	// MaxInFlight bounds the APPENDs sent before their replies arrive when
+	// the server lacks MULTIAPPEND. 0: DefaultMaxInFlight; 1: no pipelining.
+	MaxInFlight int
+	Logger      *slog.Logger // nil: discard
+	// Trace, when set, receives the protocol lines of both connections,
+	// with credentials replaced by *** and message bodies by byte counts.
+	Trace io.Writer
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxBatchMessages <= 0 {
+		o.MaxBatchMessages = DefaultMaxBatchMessages
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// tlsConfig returns a copy of the caller's config with ServerName set.
+func (o Options) tlsConfig() *tls.Config {
+	var cfg *tls.Config
+	if o.TLSConfig != nil {
+		cfg = o.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(o.Addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	return cfg
+}
+
+// dial connects to o.Addr and calls wrap.
+func (o Options) dial(ctx context.Context) (*idleconn.Conn, net.Conn, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("imapdst: connecting to %s: %w", o.Addr, err)
+	}
+	return o.wrap(ctx, raw)
+}
+
+// wrap puts the idle timeout around raw and, for TLSImplicit, runs the TLS
+// handshake and returns the TLS conn on top. On error raw is closed.
+func (o Options) wrap(ctx context.Context, raw net.Conn) (*idleconn.Conn, net.Conn, error) {
+	timeout := o.IdleTimeout
+	if timeout < 0 {
+		timeout = 0
+	}
+	ic := idleconn.New(raw, timeout)
+	if o.TLS != TLSImplicit {
+		return ic, ic, nil
+	}
+	cfg := o.tlsConfig()
+	if cfg.NextProtos == nil {
+		cfg.NextProtos = []string{"imap"}
+	}
+	tc := tls.Client(ic, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = ic.Close()
+		return nil, nil, fmt.Errorf("imapdst: TLS handshake with %s: %w", o.Addr, err)
+	}
+	return ic, tc, nil
+}
+
+// checkCredentialText rejects CR, LF and NUL, which no IMAP string can carry.
+func checkCredentialText(what, s string) error {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return fatal(invalidArg("%s contains CR, LF or NUL", what))
+	}
+	return nil
+}

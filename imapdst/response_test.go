@@ -1,0 +1,176 @@
+package imapdst
+
+import (
+	"bufio"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseResponse(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want response
+	}{
+		{"continuation", "+ go ahead", response{Tag: "+", Text: "go ahead"}},
+		{"bare continuation", "+", response{Tag: "+"}},
+		{"tagged OK with code", "A7 OK [APPENDUID 7 10:11,13] done", response{Tag: "A7", Status: "OK", Code: "APPENDUID", CodeArg: "7 10:11,13", Text: "done"}},
+		{"tagged NO lower case", "a1 no [toobig] too big", response{Tag: "a1", Status: "NO", Code: "TOOBIG", Text: "too big"}},
+		{"tagged OK without text", "A1 OK", response{Tag: "A1", Status: "OK"}},
+		{"code without text", "A1 NO [OVERQUOTA]", response{Tag: "A1", Status: "NO", Code: "OVERQUOTA"}},
+		{"unclosed bracket is text", "A1 NO [oops", response{Tag: "A1", Status: "NO", Text: "[oops"}},
+		{"untagged BYE", "* BYE [UNAVAILABLE] shutting down", response{Tag: "*", Status: "BYE", Code: "UNAVAILABLE", Text: "shutting down"}},
+		{"exists", "* 23 EXISTS", response{Tag: "*", Num: 23, HasNum: true, Kind: "EXISTS"}},
+		{"capability", "* CAPABILITY IMAP4rev1 LITERAL+", response{Tag: "*", Kind: "CAPABILITY", Rest: "IMAP4rev1 LITERAL+"}},
+		{"alert", "* OK [ALERT] disk full", response{Tag: "*", Status: "OK", Code: "ALERT", Text: "disk full"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseResponse(tc.line)
+			if err != nil {
+				t.Fatalf("parseResponse(%q): %v", tc.line, err)
+			}
+			tc.want.Line = tc.line
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("parseResponse(%q) = %+v, want %+v", tc.line, got, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{"", "A1", "A+1 OK x", "A1 BYE x", "A1 FOO bar", "* ", "A{1 OK"} {
+		if _, err := parseResponse(bad); err == nil {
+			t.Errorf("parseResponse(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+func TestReadResponseSkipsLiterals(t *testing.T) {
+	in := "* 1 FETCH (BODY[] {5}\r\nhello FLAGS (\\Seen))\r\nA1 OK done\r\n"
+	br := bufio.NewReader(strings.NewReader(in))
+	r, err := readResponse(br)
+	if err != nil {
+		t.Fatalf("readResponse: %v", err)
+	}
+	if r.Kind != "FETCH" || r.Line != "* 1 FETCH (BODY[] {5}[5 bytes] FLAGS (\\Seen))" {
+		t.Errorf("first response = %+v", r)
+	}
+	r, err = readResponse(br)
+	if err != nil || r.Tag != "A1" || r.Status != "OK" {
+		t.Errorf("second response = %+v, %v; want A1 OK", r, err)
+	}
+	if _, err := readResponse(bufio.NewReader(strings.NewReader("* 1 FETCH (BODY[] {50}\r\nshort"))); err == nil {
+		t.Error("readResponse of a cut literal succeeded")
+	}
+}
+
+func TestParseAppendUID(t *testing.T) {
+	tests := []struct {
+		name     string
+		arg      string
+		n        int
+		validity uint32
+		uids     []uint32
+		wantErr  bool
+	}{
+		{"single", "7 42", 1, 7, []uint32{42}, false},
+		{"set with range", "7 10:11,13", 3, 7, []uint32{10, 11, 13}, false},
+		{"reversed range", "9 5:3", 3, 9, []uint32{3, 4, 5}, false},
+		{"max uid", "1 4294967295", 1, 1, []uint32{4294967295}, false},
+		{"too few", "7 10:11", 3, 0, nil, true},
+		{"too many", "7 1:4294967295", 50, 0, nil, true},
+		{"zero uid", "7 0", 1, 0, nil, true},
+		{"zero validity", "0 5", 1, 0, nil, true},
+		{"leading zero", "7 05", 1, 0, nil, true},
+		{"star", "7 5:*", 2, 0, nil, true},
+		{"missing set", "7", 1, 0, nil, true},
+		{"empty item", "7 1,,2", 2, 0, nil, true},
+		{"overflow", "7 4294967296", 1, 0, nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, uids, err := parseAppendUID(tc.arg, tc.n)
+			if tc.wantErr {
+				if err == nil {
+					t.Errorf("parseAppendUID(%q, %d) = %d, %v; want an error", tc.arg, tc.n, v, uids)
+				}
+				return
+			}
+			if err != nil || v != tc.validity || !reflect.DeepEqual(uids, tc.uids) {
+				t.Errorf("parseAppendUID(%q, %d) = %d, %v, %v; want %d, %v", tc.arg, tc.n, v, uids, err, tc.validity, tc.uids)
+			}
+		})
+	}
+}
+
+func TestCapsAppendLimit(t *testing.T) {
+	tests := []struct {
+		caps string
+		want int64
+	}{
+		{"IMAP4rev1 APPENDLIMIT=35651584", 35651584},
+		{"IMAP4rev1 APPENDLIMIT", 0},
+		{"IMAP4rev1", 0},
+		{"APPENDLIMIT=x", 0},
+	}
+	for _, tc := range tests {
+		if got := parseCaps(tc.caps).appendLimit(); got != tc.want {
+			t.Errorf("parseCaps(%q).appendLimit() = %d, want %d", tc.caps, got, tc.want)
+		}
+	}
+}
+
+func FuzzReadResponse(f *testing.F) {
+	for _, s := range []string{
+		"A1 OK [APPENDUID 7 10:11,13] done\r\n",
+		"* BYE [UNAVAILABLE] bye\r\n",
+		"+ go\r\n",
+		"* 1 FETCH (BODY[] {5}\r\nhello)\r\n",
+		"* CAPABILITY IMAP4rev1 LITERAL+ APPENDLIMIT=100\r\n",
+		"A1 NO [\r\n",
+		"* 4294967296 EXISTS\r\n",
+		"{99999999999}\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := readResponse(bufio.NewReader(strings.NewReader(string(data))))
+		if err != nil {
+			return
+		}
+		if r.Tag == "" {
+			t.Fatalf("readResponse(%q) = %+v with empty tag", data, r)
+		}
+		if r.Status != "" && r.Kind != "" {
+			t.Fatalf("readResponse(%q) = %+v: both status and data", data, r)
+		}
+		if r.Code == "APPENDUID" {
+			_, uids, err := parseAppendUID(r.CodeArg, 3)
+			if err == nil && len(uids) != 3 {
+				t.Fatalf("parseAppendUID(%q, 3) = %v", r.CodeArg, uids)
+			}
+		}
+	})
+}
+
+func FuzzParseUIDSet(f *testing.F) {
+	for _, s := range []string{"1", "10:11,13", "5:3", "1:4294967295", "0", "1,,2", "4294967295:4294967294"} {
+		f.Add(s, 5)
+	}
+	f.Fuzz(func(t *testing.T, s string, max int) {
+		if max < 0 || max > 1000 {
+			return
+		}
+		uids, err := parseUIDSet(s, max)
+		if err != nil {
+			return
+		}
+		if len(uids) == 0 || len(uids) > max {
+			t.Fatalf("parseUIDSet(%q, %d) = %d UIDs", s, max, len(uids))
+		}
+		for _, u := range uids {
+			if u == 0 {
+				t.Fatalf("parseUIDSet(%q, %d) = %v: contains 0", s, max, uids)
+			}
+		}
+	})
+}
