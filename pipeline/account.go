@@ -227,7 +227,10 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage, limit int64) (*
 		w.Discard()
 		return nil, fmt.Errorf("fetching message %q: %w", m.Key, err)
 	}
-	body := w.Finish()
+	body, err := w.Finish()
+	if err != nil {
+		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
+	}
 	it := &item{msg: m, body: body, memBytes: body.InMemoryBytes()}
 	header := mapping.HeaderSection(body.Header())
 	it.entry = Entry{

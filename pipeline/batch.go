@@ -160,9 +160,9 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 			st.Copied++
 			st.Bytes += e.Size
 			st.countDate(it.dateSource)
-			if n := it.body.LFFixed(); n > 0 {
+			if n := it.body.LineEndsFixed(); n > 0 {
 				st.Normalised++
-				st.LFFixed += n
+				st.LineEndsFixed += n
 			}
 			a.run.copied[e.Key] = true
 			w.done = append(w.done, it.msg)

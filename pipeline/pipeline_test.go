@@ -176,8 +176,8 @@ func TestContentSkips(t *testing.T) {
 			t.Errorf("skip reason for %s = %q, want it to mention %q", key, reasons[key], want)
 		}
 	}
-	if st.Copied != 1 || st.Normalised != 1 || st.LFFixed != 3 {
-		t.Errorf("copied %d, normalised %d, lf fixed %d; want 1, 1, 3", st.Copied, st.Normalised, st.LFFixed)
+	if st.Copied != 1 || st.Normalised != 1 || st.LineEndsFixed != 3 {
+		t.Errorf("copied %d, normalised %d, line ends fixed %d; want 1, 1, 3", st.Copied, st.Normalised, st.LineEndsFixed)
 	}
 	if got := h.dst.bodies("INBOX"); len(got) != 1 || got[0] != "Subject: lf\r\n\r\nline\r\n" {
 		t.Errorf("destination = %q, want the CRLF-normalised message", got)

@@ -1,9 +1,6 @@
 package pipeline
 
-import (
-	"sort"
-	"time"
-)
+import "time"
 
 // Skip is one message that was not copied, and why.
 type Skip struct {
@@ -37,14 +34,14 @@ type Stats struct {
 	// DateSources counts which policy step gave each copied message's
 	// internal date: "received", "date", "now" or "source".
 	DateSources map[string]int `json:"date_sources,omitempty"`
-	// Normalised is how many copied messages had bare LFs turned into CRLF,
-	// and LFFixed how many line ends that was in all.
-	Normalised int           `json:"normalised"`
-	LFFixed    int           `json:"lf_fixed"`
-	Attempts   int           `json:"attempts"`
-	Duration   time.Duration `json:"-"`
-	Seconds    float64       `json:"seconds"`
-	DryRun     bool          `json:"dry_run,omitempty"`
+	// Normalised is how many copied messages had bare LFs or CRs turned
+	// into CRLF, and LineEndsFixed how many line ends that was in all.
+	Normalised    int           `json:"normalised"`
+	LineEndsFixed int           `json:"line_ends_fixed"`
+	Attempts      int           `json:"attempts"`
+	Duration      time.Duration `json:"-"`
+	Seconds       float64       `json:"seconds"`
+	DryRun        bool          `json:"dry_run,omitempty"`
 	// Error is the error that stopped the account, "" when it completed.
 	Error string `json:"error,omitempty"`
 	// ErrorClass is the class of Error ("fatal", "transient").
@@ -75,12 +72,3 @@ func (s *Stats) SkipReasons() map[string]int {
 // Complete reports whether every listed message is on the destination or
 // deliberately skipped, with no error.
 func (s *Stats) Complete() bool { return s.Error == "" && s.Failed == 0 }
-
-func sortedKeys(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}

@@ -1,8 +1,8 @@
 // Package spool holds one message between the source and the destination:
 // in memory up to a bound, in a private temp file above it. While the bytes
-// are written it applies the one change IMAP forces — a bare LF becomes CRLF
-// (RFC 3501 §4.3 and RFC 5322 §2.3: mail lines end in CRLF) — counts each
-// such change, notes NUL bytes (an IMAP literal cannot carry them, RFC 3501
+// are written it applies the one change IMAP forces — a bare LF or a bare CR
+// becomes CRLF (RFC 5322 §2.3: CR and LF occur only together, as CRLF) —
+// counts each such change, notes NUL bytes (an IMAP literal cannot carry them, RFC 3501
 // §9 "literal"), hashes what will be sent, and keeps the header section for
 // the date, flag and Message-ID policies.
 package spool
@@ -51,8 +51,8 @@ type Writer struct {
 	size   int64
 	hash   hash.Hash
 	head   []byte
-	prevCR bool
-	lfFix  int
+	prevCR bool // the last byte written was a CR whose fate depends on the next byte
+	fixed  int
 	nul    bool
 	out    []byte // scratch for normalised chunks
 	closed bool
@@ -64,33 +64,41 @@ func New(opts *Options) *Writer {
 	return &Writer{opts: o, hash: sha256.New()}
 }
 
-// Write normalises bare LF to CRLF and stores the result.
+// Write normalises line ends to CRLF and stores the result. Servers differ on
+// bare CR and LF: Dovecot stores "\r\r\n" as "\r\n", Cyrus refuses the
+// message. Sending only CRLF line ends is what makes the destination's copy
+// identical to what was sent, so its digest can be checked after a crash.
+// A CR goes out at once; the next byte, possibly in the next Write, shows
+// whether an LF must be added after it.
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errors.New("spool: write after Finish")
 	}
 	w.out = w.out[:0]
-	start := 0
+	start := 0 // p[start:i] is still to be copied out verbatim
 	for i, b := range p {
-		switch b {
-		case '\n':
-			if !w.prevCR {
-				w.out = append(w.out, p[start:i]...)
-				w.out = append(w.out, '\r', '\n')
-				start = i + 1
-				w.lfFix++
-			}
-		case 0:
+		switch {
+		case w.prevCR && b == '\n':
+			// A proper CRLF: the held CR (already emitted) plus this LF.
+		case w.prevCR:
+			// The held CR was bare: complete it to CRLF before this byte.
+			w.out = append(w.out, p[start:i]...)
+			w.out = append(w.out, '\n')
+			start = i
+			w.fixed++
+		case b == '\n':
+			w.out = append(w.out, p[start:i]...)
+			w.out = append(w.out, '\r')
+			start = i
+			w.fixed++
+		}
+		if b == 0 {
 			w.nul = true
 		}
 		w.prevCR = b == '\r'
 	}
-	chunk := p
-	if start > 0 { // something was normalised in this chunk
-		w.out = append(w.out, p[start:]...)
-		chunk = w.out
-	}
-	if err := w.store(chunk); err != nil {
+	w.out = append(w.out, p[start:]...)
+	if err := w.store(w.out); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -126,18 +134,26 @@ func (w *Writer) store(b []byte) error {
 
 // Finish ends writing and returns the spooled message. The Writer must not be
 // used afterwards; the Message's Close releases its storage.
-func (w *Writer) Finish() *Message {
+func (w *Writer) Finish() (*Message, error) {
+	if w.prevCR { // a bare CR at the very end
+		w.prevCR = false
+		w.fixed++
+		if err := w.store([]byte{'\n'}); err != nil {
+			w.Discard()
+			return nil, err
+		}
+	}
 	w.closed = true
 	m := &Message{
 		size:     w.size,
 		header:   w.head,
-		lfFixed:  w.lfFix,
+		fixed:    w.fixed,
 		hasNUL:   w.nul,
 		file:     w.file,
 		inMemory: w.mem.Bytes(),
 	}
 	copy(m.digest[:], w.hash.Sum(nil))
-	return m
+	return m, nil
 }
 
 // Discard releases the storage of a spool that will not be finished.
@@ -157,7 +173,7 @@ type Message struct {
 	size     int64
 	digest   [sha256.Size]byte
 	header   []byte
-	lfFixed  int
+	fixed    int
 	hasNUL   bool
 	file     *os.File
 	inMemory []byte
@@ -173,8 +189,8 @@ func (m *Message) Digest() [sha256.Size]byte { return m.digest }
 // for its header section in all but pathological cases.
 func (m *Message) Header() []byte { return m.header }
 
-// LFFixed is how many bare LFs were turned into CRLF.
-func (m *Message) LFFixed() int { return m.lfFixed }
+// LineEndsFixed is how many bare LFs and bare CRs were turned into CRLF.
+func (m *Message) LineEndsFixed() int { return m.fixed }
 
 // HasNUL reports whether the message contains a NUL byte.
 func (m *Message) HasNUL() bool { return m.hasNUL }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// env is what a command may touch of the outside world, so tests can run
+// commands in-process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// usageError is a bad command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, e *env) int {
+	ctx, stop := notifyContext(ctx, e)
+	defer stop()
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, mainHelp)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	var code int
+	switch cmd {
+	case "copy":
+		code, err = runCopy(ctx, rest, e)
+	case "run":
+		code, err = runConfig(ctx, rest, e)
+	case "config":
+		code, err = runConfigCmd(ctx, rest, e)
+	case "version", "--version":
+		fmt.Fprintln(e.stdout, "mailferry", version())
+		return exitOK
+	case "help", "-h", "--help":
+		if len(rest) > 0 {
+			return run(ctx, []string{rest[0], "--help"}, e)
+		}
+		fmt.Fprint(e.stdout, mainHelp)
+		return exitOK
+	default:
+		err = usagef("unknown command %q (commands: copy, run, config check, version, help)", cmd)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)
+		var ue *usageError
+		if errors.As(err, &ue) || isConfigError(err) {
+			if errors.As(err, &ue) {
+				fmt.Fprintf(e.stderr, "Run 'mailferry %s --help' for usage.\n", cmd)
+			}
+			return exitUsage
+		}
+		if code == exitOK {
+			code = exitFatal
+		}
+	}
+	return code
+}
+
+// notifyContext cancels ctx on the first SIGINT or SIGTERM, so runs stop
+// starting new messages, commit and print their summary; a second signal
+// exits at once with status 130 (the ledger stays consistent: every step
+// is committed before it is acted on).
+func notifyContext(parent context.Context, e *env) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	ch := make(chan os.Signal, 2)
+	done := make(chan struct{})
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-ch:
+		case <-done:
+			return
+		}
+		fmt.Fprintln(e.stderr, "mailferry: interrupted; finishing the current batch (interrupt again to stop at once)")
+		cancel()
+		select {
+		case <-ch:
+			fmt.Fprintln(e.stderr, "mailferry: stopped")
+			os.Exit(exitInterrupted)
+		case <-done:
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); close(done); cancel() }
+}

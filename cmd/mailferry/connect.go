@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/secret"
+)
+
+// serverSetup is everything needed to connect to one server for one account.
+type serverSetup struct {
+	ep             config.Endpoint
+	password       secret.Value
+	authzID        string // master-user logins: log in as ep.User on behalf of authzID
+	tlsCA          string
+	insecure       bool
+	allowPlaintext bool
+	idleTimeout    time.Duration
+	log            *slog.Logger
+	trace          io.Writer
+}
+
+// tlsConfig builds the TLS settings: verification on, the system roots plus
+// the extra CA file when given.
+func (s serverSetup) tlsConfig() (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: s.ep.Host, MinVersion: tls.VersionTLS12}
+	if s.insecure {
+		cfg.InsecureSkipVerify = true
+	}
+	if s.tlsCA != "" {
+		pem, err := os.ReadFile(s.tlsCA)
+		if err != nil {
+			return nil, fmt.Errorf("reading CA file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", s.tlsCA)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// openSource returns a function that opens a session on the source.
+func (s serverSetup) openSource() (func(ctx context.Context) (pipeline.Source, error), error) {
+	tlsCfg, err := s.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if s.ep.Protocol != config.POP3 {
+		return nil, usagef("source %s: IMAP sources are not supported yet; use a pop3s:// or pop3:// URL", s.ep)
+	}
+	mode := map[config.TLSMode]pop3src.TLSMode{
+		config.TLSImplicit: pop3src.TLSImplicit,
+		config.TLSStartTLS: pop3src.TLSStartTLS,
+		config.TLSNone:     pop3src.TLSNone,
+	}[s.ep.TLS]
+	opts := pop3src.Options{
+		Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
+		User: s.ep.User, AuthzID: s.authzID, Password: s.password,
+		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
+		Logger: s.log, Trace: s.trace,
+	}
+	return func(ctx context.Context) (pipeline.Source, error) {
+		src, err := pop3src.Open(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		return src, nil
+	}, nil
+}
+
+// openDestination returns a function that opens the destination.
+func (s serverSetup) openDestination(batchMessages int, batchBytes int64) (func(ctx context.Context) (pipeline.Destination, error), error) {
+	tlsCfg, err := s.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if s.ep.Protocol != config.IMAP {
+		return nil, usagef("destination %s: must be an imaps:// or imap:// URL", s.ep)
+	}
+	mode := map[config.TLSMode]imapdst.TLSMode{
+		config.TLSImplicit: imapdst.TLSImplicit,
+		config.TLSStartTLS: imapdst.TLSStartTLS,
+		config.TLSNone:     imapdst.TLSNone,
+	}[s.ep.TLS]
+	opts := imapdst.Options{
+		Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
+		User: s.ep.User, AuthzID: s.authzID, Password: s.password,
+		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
+		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
+		Logger: s.log, Trace: s.trace,
+	}
+	return func(ctx context.Context) (pipeline.Destination, error) {
+		dst, err := imapdst.Dial(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		return dst, nil
+	}, nil
+}
+
+// accountKey names an account in the ledger: the source mailbox and where it
+// goes. It must not change between runs, so it is built from the servers
+// and users only (never a password), the scheme reduced to the protocol so
+// that pop3s and pop3+STLS on the same port count as the same mailbox.
+func accountKey(src, dst config.Endpoint) string {
+	mb := dst.Mailbox
+	if mb == "" {
+		mb = "INBOX"
+	}
+	return fmt.Sprintf("%s://%s@%s -> %s://%s@%s/%s", src.Protocol, src.User, src.Addr(),
+		dst.Protocol, dst.User, dst.Addr(), mb)
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/spool"
+)
+
+// copyOptions are the flags of `mailferry copy`.
+type copyOptions struct {
+	common      commonOptions
+	srcPassword passwordFlags
+	dstPassword passwordFlags
+	policy      policyFlags
+}
+
+// policyFlags are the per-message policies, shared with `run` overrides.
+type policyFlags struct {
+	internalDate   string
+	flags          string
+	maxMessageSize string
+	spoolMemory    string
+	batchMessages  int
+	batchBytes     string
+	idleTimeout    time.Duration
+	attempts       int
+}
+
+func (p *policyFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&p.internalDate, "internal-date", "received", "internal date for POP3 mail: received (newest Received: header, then Date:, then now), date, or now")
+	fs.StringVar(&p.flags, "flags", "none", "flags for POP3 mail: none, seen, or status (from mbox Status:/X-Status: headers)")
+	fs.StringVar(&p.maxMessageSize, "max-message-size", "0", "skip and report messages larger than this (e.g. 50MB); 0 = only the server's APPENDLIMIT")
+	fs.StringVar(&p.spoolMemory, "spool-memory", "8MB", "messages up to this size are held in memory, larger ones in a private temp file")
+	fs.IntVar(&p.batchMessages, "batch-messages", 50, "messages per APPEND batch (MULTIAPPEND) and per checkpoint commit")
+	fs.StringVar(&p.batchBytes, "batch-bytes", "32MB", "bytes per APPEND batch")
+	fs.DurationVar(&p.idleTimeout, "idle-timeout", 2*time.Minute, "fail a connection that makes no progress for this long")
+	fs.IntVar(&p.attempts, "attempts", 4, "tries per account when connections drop or servers are unavailable")
+}
+
+// pipelineOptions turns the flags into pipeline options for one account.
+func (p *policyFlags) pipelineOptions() (pipeline.Options, error) {
+	var o pipeline.Options
+	var err error
+	if o.DatePolicy, err = mapping.ParseDatePolicy(p.internalDate); err != nil {
+		return o, usagef("--internal-date: %v", err)
+	}
+	if o.FlagPolicy, err = mapping.ParseFlagPolicy(p.flags); err != nil {
+		return o, usagef("--flags: %v", err)
+	}
+	if o.MaxMessageBytes, err = config.ParseByteSize(p.maxMessageSize); err != nil {
+		return o, usagef("--max-message-size: %v", err)
+	}
+	mem, err := config.ParseByteSize(p.spoolMemory)
+	if err != nil {
+		return o, usagef("--spool-memory: %v", err)
+	}
+	o.Spool = spool.Options{MemoryBytes: mem}
+	if o.BatchBytes, err = config.ParseByteSize(p.batchBytes); err != nil {
+		return o, usagef("--batch-bytes: %v", err)
+	}
+	if p.batchMessages < 1 {
+		return o, usagef("--batch-messages must be at least 1")
+	}
+	o.BatchMessages = p.batchMessages
+	return o, nil
+}
+
+func runCopy(ctx context.Context, args []string, e *env) (int, error) {
+	o := copyOptions{srcPassword: passwordFlags{side: "source"}, dstPassword: passwordFlags{side: "dest"}}
+	fs := pflag.NewFlagSet("copy", pflag.ContinueOnError)
+	o.common.register(fs)
+	o.policy.register(fs)
+	fs.StringVar(&o.srcPassword.file, "source-password-file", "", "read the source password from the first line of this file")
+	fs.StringVar(&o.srcPassword.command, "source-password-command", "", "run this shell command; its first output line is the source password")
+	fs.StringVar(&o.dstPassword.file, "dest-password-file", "", "read the destination password from the first line of this file")
+	fs.StringVar(&o.dstPassword.command, "dest-password-command", "", "run this shell command; its first output line is the destination password")
+	if done, err := parseFlags(fs, args, e, copyHelp); done || err != nil {
+		return exitUsage, err
+	}
+	if err := o.common.check(); err != nil {
+		return exitUsage, err
+	}
+	if fs.NArg() != 2 {
+		return exitUsage, usagef("want a SOURCE and a DEST URL, got %d arguments", fs.NArg())
+	}
+	srcEp, err := config.ParseURL(fs.Arg(0))
+	if err != nil {
+		return exitUsage, usagef("SOURCE: %v", err)
+	}
+	dstEp, err := config.ParseURL(fs.Arg(1))
+	if err != nil {
+		return exitUsage, usagef("DEST: %v", err)
+	}
+	if srcEp.User == "" || dstEp.User == "" {
+		return exitUsage, usagef("both URLs need a user name (pop3s://USER@host, imaps://USER@host)")
+	}
+	if dstEp.Mailbox == "" {
+		dstEp.Mailbox = "INBOX"
+	}
+	popts, err := o.policy.pipelineOptions()
+	if err != nil {
+		return exitUsage, err
+	}
+	popts.Account = accountKey(srcEp, dstEp)
+	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
+	popts.DeleteSource = o.common.deleteSource
+	if popts.Crashpoint, err = crashpointFromEnv(e.getenv); err != nil {
+		return exitUsage, err
+	}
+
+	log := newLogger(&o.common, e.stderr)
+	srcPw, err := o.srcPassword.resolve(ctx, e, srcEp.String())
+	if err != nil {
+		return exitUsage, err
+	}
+	dstPw, err := o.dstPassword.resolve(ctx, e, dstEp.String())
+	if err != nil {
+		return exitUsage, err
+	}
+	state := o.common.state
+	if state == "" {
+		if state, err = defaultStatePath(e.getenv); err != nil {
+			return exitUsage, err
+		}
+	}
+	trace := traceWriter(&o.common, e)
+	src := serverSetup{ep: srcEp, password: srcPw, tlsCA: o.common.tlsCA, insecure: o.common.insecureSkipVerify,
+		allowPlaintext: o.common.allowPlaintext, idleTimeout: o.policy.idleTimeout, log: log, trace: trace}
+	dst := src
+	dst.ep, dst.password = dstEp, dstPw
+	job := pipeline.Job{Options: popts}
+	if job.OpenSource, err = src.openSource(); err != nil {
+		return exitUsage, err
+	}
+	bb := popts.BatchBytes
+	if job.OpenDestination, err = dst.openDestination(popts.BatchMessages, bb); err != nil {
+		return exitUsage, err
+	}
+	if o.common.insecureSkipVerify {
+		log.Warn("TLS certificates are not verified (--insecure-skip-verify)")
+	}
+	x := &execution{command: "copy", opts: &o.common, env: e, log: log, state: state, workers: 1,
+		attempts: o.policy.attempts}
+	return x.run(ctx, []pipeline.Job{job})
+}
+
+func isConfigError(err error) bool {
+	var ce *config.ConfigError
+	return errors.As(err, &ce)
+}

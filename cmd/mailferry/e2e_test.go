@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fidelityMessages are the shapes that break POP3 and IMAP tools.
+func fidelityMessages() map[string][]byte {
+	long := strings.Repeat("0123456789", 10_000) // one 100 KB line
+	var att bytes.Buffer
+	att.WriteString("From: big@example.test\r\nSubject: 20 MB attachment\r\nMessage-ID: <big@example.test>\r\n" +
+		"Date: Wed, 04 Jan 2017 08:00:00 -0500\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n" +
+		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	rng := rand.New(rand.NewSource(1))
+	const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	line := make([]byte, 76)
+	for att.Len() < 20<<20 {
+		for i := range line {
+			line[i] = b64[rng.Intn(64)]
+		}
+		att.Write(line)
+		att.WriteString("\r\n")
+	}
+	att.WriteString("--b1--\r\n")
+	return map[string][]byte{
+		"dots": []byte("Received: from a by b; Tue, 3 Jun 2008 10:20:30 +0200 (CEST)\r\nMessage-ID: <dots@example.test>\r\nSubject: dots\r\n\r\n" +
+			".leading dot\r\n..two dots\r\n.\r\nafter a line that is only a dot\r\n...\r\n"),
+		"long-line": []byte("Message-ID: <long@example.test>\r\nDate: Thu, 01 Feb 2018 12:00:00 +0000\r\nSubject: long line\r\n\r\n" + long + "\r\n"),
+		"utf8": []byte("Message-ID: <utf8@example.test>\r\nSubject: Grüße aus Köln ✓ \xe4\xf6\xfc (latin-1 bytes)\r\nFrom: Jörg <j@example.test>\r\n" +
+			"Date: Fri, 02 Mar 2018 09:30:00 +0100\r\n\r\n8-bit body: \xff\xfe\x80 and ünïcödé\r\n"),
+		"bare-lf":        []byte("Message-ID: <lf@example.test>\nSubject: stored with bare LF\nDate: Sat, 03 Mar 2018 10:00:00 +0000\n\nline one\nline two\n"),
+		"no-message-id":  []byte("Subject: no message id\r\nDate: Sun, 04 Mar 2018 11:00:00 +0000\r\n\r\nbody\r\n"),
+		"dup-id-1":       []byte("Message-ID: <dup@example.test>\r\nSubject: dup one\r\nDate: Mon, 05 Mar 2018 11:00:00 +0000\r\n\r\nfirst\r\n"),
+		"dup-id-2":       []byte("Message-ID: <dup@example.test>\r\nSubject: dup two\r\nDate: Mon, 05 Mar 2018 11:00:00 +0000\r\n\r\nsecond, longer\r\n"),
+		"identical-1":    []byte("Message-ID: <same@example.test>\r\nSubject: identical\r\n\r\nsame bytes\r\n"),
+		"identical-2":    []byte("Message-ID: <same@example.test>\r\nSubject: identical\r\n\r\nsame bytes\r\n"),
+		"no-final-crlf":  []byte("Message-ID: <nofinal@example.test>\r\nSubject: no final newline\r\n\r\nends without CRLF"),
+		"20mb":           att.Bytes(),
+		"no-date-at-all": []byte("Subject: no dates\r\n\r\nnothing to date me\r\n"),
+	}
+}
+
+func TestE2ECopyFidelityAndRerun(t *testing.T) {
+	p := startPair(t)
+	msgs := fidelityMessages()
+	var all [][]byte
+	for _, m := range msgs {
+		all = append(all, m)
+	}
+	seed(t, p, all)
+	served := sourceServed(t, p)
+	if len(served) != len(msgs) {
+		t.Fatalf("source serves %d messages, want %d", len(served), len(msgs))
+	}
+
+	start := time.Now().Add(-time.Second)
+	r := runInProcess(t, p.getenv, p.copyArgs()...)
+	end := time.Now().Add(time.Second)
+	if r.code != exitOK {
+		t.Fatalf("copy exited %d\nstderr:\n%s\nstdout:\n%s", r.code, r.stderr, r.stdout)
+	}
+	acct := r.report.Accounts[0]
+	if acct.Copied != len(msgs) || acct.Listed != len(msgs) {
+		t.Fatalf("report: copied %d of %d listed, want %d", acct.Copied, acct.Listed, len(msgs))
+	}
+	got := destMessages(t, p, "INBOX")
+	assertSameMultiset(t, served, destBodies(got))
+
+	// Internal dates per the default policy: newest Received:, then Date:, then now.
+	wantDates := map[string]time.Time{
+		"<dots@example.test>": time.Date(2008, 6, 3, 10, 20, 30, 0, time.FixedZone("", 2*3600)),
+		"<long@example.test>": time.Date(2018, 2, 1, 12, 0, 0, 0, time.UTC),
+		"<big@example.test>":  time.Date(2017, 1, 4, 8, 0, 0, 0, time.FixedZone("", -5*3600)),
+	}
+	for _, m := range got {
+		for id, want := range wantDates {
+			if bytes.Contains(m.body, []byte("Message-ID: "+id)) {
+				if !m.date.Equal(want) {
+					t.Errorf("INTERNALDATE of %s = %v, want %v", id, m.date, want)
+				}
+				// The instant is what counts: Dovecot's maildir keeps the
+				// internal date as a file time and answers in its own zone.
+			}
+		}
+		if bytes.Contains(m.body, []byte("Subject: no dates")) && (m.date.Before(start) || m.date.After(end)) {
+			t.Errorf("INTERNALDATE of an undated message = %v, want the time of transfer", m.date)
+		}
+	}
+	if ds := r.report.Totals.DateSources; ds["received"] != 1 || ds["date"] != 7 || ds["now"] != 4 {
+		t.Errorf("date sources = %v, want received 1, date 7, now 4", ds)
+	}
+
+	// A second run moves nothing, says so, and quickly.
+	t0 := time.Now()
+	r = runInProcess(t, p.getenv, append(p.copyArgs()[:len(p.copyArgs())-3], "--progress", "none")...)
+	if r.code != exitOK {
+		t.Fatalf("re-run exited %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "nothing to do") {
+		t.Errorf("re-run summary does not say there was nothing to do:\n%s", r.stdout)
+	}
+	t.Logf("re-run took %v", time.Since(t0))
+	if n := len(destMessages(t, p, "INBOX")); n != len(msgs) {
+		t.Fatalf("destination holds %d messages after a re-run, want %d", n, len(msgs))
+	}
+}
+
+// TestE2ECrashResume kills the process at each step of the exactly-once
+// protocol, then runs again: the destination must end with exactly the
+// source's messages, once each.
+func TestE2ECrashResume(t *testing.T) {
+	points := []string{"pending:2", "appended:1", "appended:3", "committed:2"}
+	for _, point := range points {
+		t.Run(point, func(t *testing.T) {
+			p := startPair(t)
+			seed(t, p, simpleMessages(60))
+			served := sourceServed(t, p)
+			args := p.copyArgs("--batch-messages", "10")
+			r := runSubprocess(t, p, []string{"MAILFERRY_TEST_CRASHPOINT=" + point}, args...)
+			if r.code != -1 || !strings.Contains(r.stderr, "crashpoint") {
+				t.Fatalf("the run was not killed at %s: exit %d\n%s", point, r.code, r.stderr)
+			}
+			before := len(destMessages(t, p, "INBOX"))
+			r = runSubprocess(t, p, nil, args...)
+			if r.code != exitOK {
+				t.Fatalf("resume exited %d:\n%s", r.code, r.stderr)
+			}
+			assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+			a := r.report.Accounts[0]
+			t.Logf("killed at %s with %d on the destination; resume: copied %d, already done %d, reconciled %d, resent %d",
+				point, before, a.Copied, a.AlreadyDone, a.Reconciled, a.Resent)
+			if strings.HasPrefix(point, "appended") && a.Reconciled == 0 {
+				t.Errorf("killed after APPEND's OK, yet the resume reconciled nothing")
+			}
+		})
+	}
+}
+
+// TestE2ERandomKills kills the process at seeded random moments, several
+// times in a row, until a run completes.
+func TestE2ERandomKills(t *testing.T) {
+	seed0 := time.Now().UnixNano()
+	if s := os.Getenv("MAILFERRY_TEST_SEED"); s != "" {
+		fmt.Sscan(s, &seed0)
+	}
+	t.Logf("seed %d (set MAILFERRY_TEST_SEED to replay)", seed0)
+	rng := rand.New(rand.NewSource(seed0))
+	p := startPair(t)
+	seed(t, p, simpleMessages(300))
+	served := sourceServed(t, p)
+	args := p.copyArgs("--batch-messages", "7")
+	points := []string{"pending", "appended", "committed"}
+	for i := 0; i < 6; i++ {
+		point := fmt.Sprintf("%s:%d", points[rng.Intn(len(points))], 1+rng.Intn(5))
+		r := runSubprocess(t, p, []string{"MAILFERRY_TEST_CRASHPOINT=" + point}, args...)
+		if r.code == exitOK {
+			break // it finished before reaching the point
+		}
+		if r.code != -1 {
+			t.Fatalf("round %d (%s): exit %d\n%s", i, point, r.code, r.stderr)
+		}
+	}
+	r := runSubprocess(t, p, nil, args...)
+	if r.code != exitOK {
+		t.Fatalf("final run exited %d:\n%s", r.code, r.stderr)
+	}
+	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+}
+
+func TestE2EDeleteSource(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, simpleMessages(40))
+	served := sourceServed(t, p)
+	args := p.copyArgs("--batch-messages", "10", "--delete-source")
+
+	// Killed after the deletions were sent but before QUIT: POP3 commits
+	// nothing (RFC 1939 §6), so the source still has everything.
+	r := runSubprocess(t, p, []string{"MAILFERRY_TEST_CRASHPOINT=deleted:1"}, args...)
+	if r.code != -1 {
+		t.Fatalf("the run was not killed at deleted:1: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := len(sourceServed(t, p)); n != 40 {
+		t.Fatalf("the source has %d messages after a run killed before QUIT, want 40", n)
+	}
+	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+
+	// Killed in the middle of copying: nothing is deleted.
+	p2 := startPair(t)
+	seed(t, p2, simpleMessages(40))
+	r = runSubprocess(t, p2, []string{"MAILFERRY_TEST_CRASHPOINT=committed:2"}, p2.copyArgs("--batch-messages", "10", "--delete-source")...)
+	if r.code != -1 {
+		t.Fatalf("the run was not killed at committed:2: exit %d", r.code)
+	}
+	if n := len(sourceServed(t, p2)); n != 40 {
+		t.Fatalf("an aborted run deleted %d messages at the source", 40-n)
+	}
+
+	// A complete run empties the source.
+	r = runSubprocess(t, p, nil, args...)
+	if r.code != exitOK {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	if n := len(sourceServed(t, p)); n != 0 {
+		t.Fatalf("the source still has %d messages after --delete-source", n)
+	}
+	if r.report.Accounts[0].Deleted != 40 {
+		t.Errorf("report says %d deleted, want 40", r.report.Accounts[0].Deleted)
+	}
+	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+}
+
+// TestE2ECorpus sends every message of the real-world corpus through
+// Dovecot POP3 → mailferry → Dovecot IMAP and compares the bytes.
+func TestE2ECorpus(t *testing.T) {
+	dir := os.Getenv("MAILFERRY_CORPUS")
+	if dir == "" {
+		if os.Getenv("CI") == "true" {
+			t.Log("MAILFERRY_CORPUS is not set; the corpus test has nothing to read")
+		}
+		t.Skip("MAILFERRY_CORPUS is not set")
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("MAILFERRY_CORPUS=%s holds no .eml files (%v)", dir, err)
+	}
+	p := startPair(t)
+	var msgs [][]byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, b)
+	}
+	seed(t, p, msgs)
+	served := sourceServed(t, p)
+	r := runInProcess(t, p.getenv, p.copyArgs()...)
+	if r.code != exitOK && r.code != exitPartial {
+		t.Fatalf("copy exited %d:\n%s", r.code, r.stderr)
+	}
+	a := r.report.Accounts[0]
+	t.Logf("corpus: %d files, copied %d, skipped %d %v", len(files), a.Copied, a.Skipped, a.Skips)
+	got := destBodies(destMessages(t, p, "INBOX"))
+	// Every served message is on the destination unless it holds NUL
+	// bytes, which IMAP cannot carry: those are skipped with the reason.
+	withNUL := 0
+	for _, m := range served {
+		if bytes.IndexByte(m, 0) >= 0 {
+			withNUL++
+		}
+	}
+	if a.Skipped != withNUL {
+		t.Errorf("skipped %d messages, want the %d with NUL bytes: %v", a.Skipped, withNUL, a.Skips)
+	}
+	for _, sk := range a.Skips {
+		if !strings.Contains(sk.Reason, "NUL") {
+			t.Errorf("skip of %s for %q, want only NUL-byte skips", sk.Key, sk.Reason)
+		}
+	}
+	if wantCode := map[bool]int{true: exitPartial, false: exitOK}[withNUL > 0]; r.code != wantCode {
+		t.Errorf("exit status %d, want %d", r.code, wantCode)
+	}
+	if a.Copied+a.Skipped != len(served) || len(got) != a.Copied {
+		t.Fatalf("copied %d + skipped %d != %d served; destination holds %d", a.Copied, a.Skipped, len(served), len(got))
+	}
+	// Every destination message is, byte for byte, one the source served.
+	want := map[string][]byte{}
+	for _, m := range served {
+		want[digests([][]byte{m})[0]] = m
+	}
+	for _, m := range got {
+		if _, ok := want[digests([][]byte{m})[0]]; !ok {
+			t.Errorf("destination holds a message the source never served: %s", closestDiff(m, served))
+		}
+	}
+}
+
+// closestDiff describes how m differs from the served message that shares
+// the longest prefix with it.
+func closestDiff(m []byte, served [][]byte) string {
+	best, bestLen := -1, -1
+	for i, s := range served {
+		n := 0
+		for n < len(s) && n < len(m) && s[n] == m[n] {
+			n++
+		}
+		if n > bestLen {
+			best, bestLen = i, n
+		}
+	}
+	s := served[best]
+	lo := max(0, bestLen-40)
+	return fmt.Sprintf("%d bytes vs %d served; first difference at %d: got %q, served %q",
+		len(m), len(s), bestLen, m[lo:min(len(m), bestLen+40)], s[lo:min(len(s), bestLen+40)])
+}
+
+func TestE2EWrongPasswordAndSecrecy(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, simpleMessages(3))
+	wrong := "Wr0ng-Pa55word-XYZ"
+	getenv := func(k string) string {
+		if k == "MAILFERRY_SOURCE_PASSWORD" {
+			return wrong
+		}
+		return p.getenv(k)
+	}
+	r := runInProcess(t, getenv, p.copyArgs("--trace")...)
+	if r.code != exitFatal {
+		t.Fatalf("wrong password: exit %d, want %d\n%s", r.code, exitFatal, r.stderr)
+	}
+	if r.report.Accounts[0].Attempts != 1 {
+		t.Errorf("an authentication failure was retried %d times", r.report.Accounts[0].Attempts)
+	}
+	if !strings.Contains(strings.ToLower(r.stdout+r.stderr), "auth") {
+		t.Errorf("the error does not mention authentication:\n%s", r.stdout)
+	}
+	// A successful traced run, then look for the passwords everywhere.
+	r2 := runInProcess(t, p.getenv, p.copyArgs("--trace", "--report", filepath.Join(p.dir, "report.json"))...)
+	if r2.code != exitOK {
+		t.Fatalf("exit %d:\n%s", r2.code, r2.stderr)
+	}
+	if !strings.Contains(r2.stderr, "trace:") {
+		t.Fatal("--trace printed no trace")
+	}
+	outputs := map[string]string{"stdout": r.stdout + r2.stdout, "stderr": r.stderr + r2.stderr}
+	for _, f := range []string{p.state, p.state + "-wal", filepath.Join(p.dir, "report.json")} {
+		b, _ := os.ReadFile(f)
+		outputs[f] = string(b)
+	}
+	for name, out := range outputs {
+		for _, pw := range []string{wrong, srcPassword, dstPassword} {
+			if strings.Contains(out, pw) {
+				t.Errorf("%s contains a password", name)
+			}
+		}
+	}
+	if info, err := os.Stat(p.state); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode = %v (%v), want 0600", info.Mode().Perm(), err)
+	}
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// newLogger builds the stderr logger from the common flags.
+func newLogger(o *commonOptions, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	switch {
+	case o.verbose || o.trace:
+		level = slog.LevelDebug
+	case o.quiet:
+		level = slog.LevelWarn
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, hopts))
+	}
+	return slog.New(slog.NewTextHandler(w, hopts))
+}
+
+// defaultStatePath is $XDG_STATE_HOME/mailferry/mailferry.db, or
+// ~/.local/state/mailferry/mailferry.db.
+func defaultStatePath(getenv func(string) string) (string, error) {
+	dir := getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("finding the default state file: %w (use --state)", err)
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "mailferry", "mailferry.db"), nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// execution is a run of several jobs against one ledger.
+type execution struct {
+	command  string
+	opts     *commonOptions
+	env      *env
+	log      *slog.Logger
+	state    string
+	workers  int
+	attempts int
+}
+
+// run executes the jobs, prints the report and returns the exit status.
+func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
+	started := time.Now()
+	ledger, err := checkpoint.Open(ctx, x.state, &checkpoint.Options{Logger: x.log})
+	if err != nil {
+		return exitFatal, fmt.Errorf("opening the checkpoint: %w", err)
+	}
+	defer ledger.Close()
+
+	mode := x.opts.progress
+	if mode == "auto" {
+		mode = "lines"
+		if isTerminal(x.env.stderr) {
+			mode = "bar"
+		}
+	}
+	if x.opts.quiet {
+		mode = "none"
+	}
+	view := newProgressView(mode, x.env.stderr, x.log, 10*time.Second)
+	runner := &pipeline.Runner{Ledger: ledger, DryRun: x.opts.dryRun, Logger: x.log,
+		Progress: view, Attempts: x.attempts}
+
+	stats := make([]*pipeline.Stats, len(jobs))
+	workers := max(1, min(x.workers, len(jobs)))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				st, err := runner.RunAccount(ctx, jobs[i])
+				if err != nil && ctx.Err() == nil {
+					x.log.Error("account failed", "account", st.Account, "error", err)
+				}
+				stats[i] = st
+			}
+		}()
+	}
+feed:
+	for i := range jobs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	view.close()
+
+	var ran []*pipeline.Stats
+	for _, st := range stats {
+		if st != nil {
+			ran = append(ran, st)
+		}
+	}
+	interrupted := errors.Is(ctx.Err(), context.Canceled)
+	rep := newReport(x.command, x.opts.dryRun, started, ran, interrupted)
+	if x.opts.json {
+		if err := rep.writeJSON(x.env.stdout); err != nil {
+			return exitFatal, err
+		}
+	} else {
+		rep.writeText(x.env.stdout)
+	}
+	if x.opts.report != "" {
+		if err := rep.writeFile(x.opts.report); err != nil {
+			return exitFatal, err
+		}
+	}
+	return rep.ExitCode, nil
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// commonOptions are the flags copy and run share.
+type commonOptions struct {
+	state              string
+	tlsCA              string
+	insecureSkipVerify bool
+	allowPlaintext     bool
+	dryRun             bool
+	json               bool
+	quiet              bool
+	verbose            bool
+	logFormat          string
+	trace              bool
+	deleteSource       bool
+	progress           string
+	report             string
+}
+
+func (o *commonOptions) register(fs *pflag.FlagSet) {
+	fs.StringVar(&o.state, "state", "", "checkpoint (ledger) file; default $XDG_STATE_HOME/mailferry/mailferry.db")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "PEM file of extra CA certificates to trust (both servers)")
+	fs.BoolVar(&o.insecureSkipVerify, "insecure-skip-verify", false, "do not verify TLS certificates (dangerous)")
+	fs.BoolVar(&o.allowPlaintext, "allow-plaintext", false, "allow passwords over connections without TLS (?tls=none URLs)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "read the source and the ledger, write nothing anywhere, report what would happen")
+	fs.BoolVar(&o.json, "json", false, "print one JSON report on stdout at the end instead of the text summary")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress and only warnings and errors in the log")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "debug logging")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.BoolVar(&o.trace, "trace", false, "log protocol lines (credentials redacted, message bodies omitted)")
+	fs.BoolVar(&o.deleteSource, "delete-source", false, "delete at the source what the destination confirmed and the ledger recorded")
+	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, log lines otherwise), bar, lines or none")
+	fs.StringVar(&o.report, "report", "", "also write the JSON report to this file")
+}
+
+func (o *commonOptions) check() error {
+	switch o.logFormat {
+	case "text", "json":
+	default:
+		return usagef("--log-format must be text or json, not %q", o.logFormat)
+	}
+	switch o.progress {
+	case "auto", "bar", "lines", "none":
+	default:
+		return usagef("--progress must be auto, bar, lines or none, not %q", o.progress)
+	}
+	return nil
+}
+
+// applyEnv fills flags not given on the command line from MAILFERRY_*
+// variables spelled like the flag (--dry-run ↔ MAILFERRY_DRY_RUN).
+func applyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || err != nil || f.Name == "help" {
+			return
+		}
+		name := envName(f.Name)
+		if v := getenv(name); v != "" {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = usagef("%s=%q: %v", name, v, serr)
+			}
+		}
+	})
+	return err
+}
+
+func envName(flag string) string {
+	return "MAILFERRY_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// parseFlags parses args, applying MAILFERRY_* variables; it returns
+// errHelp after printing help when asked.
+func parseFlags(fs *pflag.FlagSet, args []string, e *env, help string) (bool, error) {
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {}
+	showHelp := fs.BoolP("help", "h", false, "show this help")
+	if err := fs.Parse(args); err != nil {
+		return false, usagef("%v", err)
+	}
+	if *showHelp {
+		fmt.Fprint(e.stdout, help)
+		return true, nil
+	}
+	return false, applyEnv(fs, e.getenv)
+}

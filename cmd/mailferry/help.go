@@ -1,0 +1,154 @@
+package main
+
+import "runtime/debug"
+
+// version is the module version the binary was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+const exitStatusHelp = `EXIT STATUS
+  0    everything was moved, or there was nothing to do
+  1    a fatal error: wrong password, server unreachable, checkpoint unwritable
+  2    bad command line or configuration; nothing was touched
+  3    partial: some messages or accounts could not be moved (the report says
+       which and why); run again to retry what failed
+  130  interrupted; run again to resume
+`
+
+const mainHelp = `mailferry - move mail from POP3 and IMAP mailboxes into IMAP servers
+
+USAGE
+  mailferry copy SOURCE DEST [flags]    copy one mailbox
+  mailferry run -c migrate.toml [flags] copy every account of a config file
+  mailferry config check -c FILE        validate a config file, connect to nothing
+  mailferry version
+  mailferry help COMMAND
+
+mailferry copies each message byte for byte (the only change is the one IMAP
+forces: a bare LF becomes CRLF, and each is counted), keeps internal dates,
+and records its progress in a checkpoint file, so that a run that is stopped
+at any point resumes without losing or duplicating a message, and a second
+run copies only what is new.
+
+EXAMPLES
+  export MAILFERRY_SOURCE_PASSWORD=... MAILFERRY_DEST_PASSWORD=...
+  mailferry copy pop3s://alice@pop.old.example imaps://alice@imap.new.example
+  mailferry run -c migrate.toml --dry-run
+
+` + exitStatusHelp
+
+const copyHelp = `mailferry copy - copy one mailbox
+
+USAGE
+  mailferry copy SOURCE DEST [flags]
+
+SOURCE is a POP3 mailbox:
+  pop3s://USER@HOST[:PORT]        implicit TLS (port 995)
+  pop3://USER@HOST[:PORT]         STLS upgrade required (port 110)
+DEST is an IMAP server, optionally with the folder where mail goes:
+  imaps://USER@HOST[:PORT][/Folder]   implicit TLS (port 993)
+  imap://USER@HOST[:PORT][/Folder]    STARTTLS required (port 143)
+Add ?tls=none to a pop3:// or imap:// URL to use no TLS at all (with
+--allow-plaintext). A user name containing @ is written %40.
+
+PASSWORDS
+  Never on the command line. In order: MAILFERRY_SOURCE_PASSWORD and
+  MAILFERRY_DEST_PASSWORD, --source-password-file/--dest-password-file (first
+  line), --source-password-command/--dest-password-command (first line of its
+  output), or a prompt when stdin is a terminal.
+
+WHAT HAPPENS
+  Every message of SOURCE not yet recorded in the checkpoint is fetched,
+  appended to DEST (in MULTIAPPEND batches where the server offers them) with
+  its internal date, and recorded. Messages that cannot be copied (NUL bytes,
+  larger than the server's APPENDLIMIT or --max-message-size) are skipped and
+  listed in the summary. With --delete-source, a message is deleted at the
+  source only after the destination confirmed it and the checkpoint recorded
+  it. Progress goes to stderr; the summary (or with --json, a JSON report) to
+  stdout. Every flag can also be set as an environment variable spelled like
+  it: --dry-run is MAILFERRY_DRY_RUN=true.
+
+FLAGS
+  --state FILE              checkpoint file (default
+                            $XDG_STATE_HOME/mailferry/mailferry.db)
+  --tls-ca FILE             trust the CA certificates in this PEM file too
+  --insecure-skip-verify    do not verify certificates (dangerous)
+  --allow-plaintext         allow passwords over connections without TLS
+  --dry-run                 read the source and checkpoint, write nothing
+  --delete-source           delete copied messages at the source
+  --internal-date POLICY    received (default: newest Received: header, then
+                            Date:, then now), date (Date:, then now), or now
+  --flags POLICY            none (default), seen, or status (mbox Status: and
+                            X-Status: headers)
+  --max-message-size SIZE   skip larger messages (e.g. 50MB; default no limit
+                            beyond the server's APPENDLIMIT)
+  --batch-messages N        messages per APPEND batch and commit (default 50)
+  --batch-bytes SIZE        bytes per APPEND batch (default 32MB)
+  --spool-memory SIZE       keep messages up to SIZE in memory, larger ones in
+                            a private temp file (default 8MB)
+  --idle-timeout DURATION   fail a connection idle this long (default 2m)
+  --attempts N              tries per account on dropped connections (default 4)
+  --json                    print a JSON report on stdout
+  --report FILE             also write the JSON report to FILE
+  --progress MODE           auto (default), bar, lines or none
+  -q, --quiet               only warnings and errors
+  -v, --verbose             debug logging
+  --log-format FORMAT       text (default) or json
+  --trace                   log protocol lines (passwords redacted)
+  --source-password-file FILE, --source-password-command CMD
+  --dest-password-file FILE, --dest-password-command CMD
+
+EXAMPLES
+  # Alice's POP3 mail into her new IMAP INBOX:
+  mailferry copy pop3s://alice@pop.old.example imaps://alice@imap.new.example
+
+  # Into a folder, marking everything read, with a private CA:
+  mailferry copy pop3://alice@pop.old.example 'imaps://alice%40new.example@imap.new.example/Old Mail' \
+      --flags seen --tls-ca corp-ca.pem
+
+  # Move (copy, then delete at the source):
+  mailferry copy pop3s://bob@pop.old.example imaps://bob@imap.new.example --delete-source
+
+` + exitStatusHelp
+
+const runHelp = `mailferry run - copy every account of a config file
+
+USAGE
+  mailferry run -c migrate.toml [flags]
+
+The config file names the source and destination servers and the accounts
+([[account]] tables or an accounts_file CSV); see migrate.toml.example.
+Accounts run in parallel (workers); one account's failure never stops the
+others. Flags given on the command line win over the file.
+
+FLAGS
+  -c, --config FILE         the config file (required)
+  --only NAME[,NAME...]     run only these accounts
+  --workers N               accounts in parallel (default: the file's workers)
+  --attempts N              tries per account on dropped connections (default 4)
+  --state FILE              checkpoint file (default: the file's state)
+  --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
+  --dry-run, --delete-source, --json, --report FILE, --progress MODE
+  -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
+
+EXAMPLES
+  mailferry config check -c migrate.toml
+  mailferry run -c migrate.toml --dry-run
+  mailferry run -c migrate.toml --report report.json
+
+` + exitStatusHelp
+
+const configHelp = `mailferry config check - validate a config file
+
+USAGE
+  mailferry config check -c migrate.toml
+
+Loads the file strictly (unknown keys, wrong types and bad durations are
+errors naming the key and line) and checks URLs, accounts and password
+settings. It connects to nothing and runs no password command.
+
+` + exitStatusHelp

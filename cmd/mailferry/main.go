@@ -1,0 +1,18 @@
+// Command mailferry moves mail from POP3 and IMAP mailboxes into IMAP
+// servers, byte for byte, resumably, without losing or duplicating a
+// message. See `mailferry --help`.
+package main
+
+import (
+	"context"
+	"os"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], &env{
+		stdin:  os.Stdin,
+		stdout: os.Stdout,
+		stderr: os.Stderr,
+		getenv: os.Getenv,
+	}))
+}

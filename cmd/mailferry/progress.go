@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// progressView shows progress on stderr: one total bar when stderr is a
+// terminal, plain periodic log lines otherwise (a bar's \r frames would turn
+// a cron log into one long line). It implements pipeline.Progress and is
+// safe for concurrent use.
+type progressView struct {
+	mu       sync.Mutex
+	bar      *progressbar.ProgressBar // nil: log lines
+	log      *slog.Logger
+	total    int
+	done     int
+	bytes    int64
+	active   map[string]*accountProgress
+	started  time.Time
+	stopTick func()
+}
+
+type accountProgress struct {
+	toCopy int
+	done   int
+	bytes  int64
+}
+
+// newProgressView starts the display; mode is "bar", "lines" or "none".
+func newProgressView(mode string, w io.Writer, log *slog.Logger, every time.Duration) *progressView {
+	p := &progressView{log: log, active: map[string]*accountProgress{}, started: time.Now()}
+	switch mode {
+	case "bar":
+		p.bar = progressbar.NewOptions(-1,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription("messages"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("msg"),
+			progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionFullWidth(),
+		)
+	case "lines":
+		ctx, cancel := context.WithCancel(context.Background())
+		p.stopTick = cancel
+		go p.tick(ctx, every)
+	}
+	return p
+}
+
+func (p *progressView) tick(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.logLine()
+		}
+	}
+}
+
+func (p *progressView) logLine() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	secs := time.Since(p.started).Seconds()
+	for name, a := range p.active {
+		p.log.Info("progress", "account", name, "copied", a.done, "of", a.toCopy,
+			"mb", fmt.Sprintf("%.1f", float64(a.bytes)/1e6))
+	}
+	if secs > 0 {
+		p.log.Info("progress total", "copied", p.done, "of", p.total,
+			"msg_per_s", fmt.Sprintf("%.1f", float64(p.done)/secs),
+			"mb_per_s", fmt.Sprintf("%.2f", float64(p.bytes)/1e6/secs))
+	}
+}
+
+func (p *progressView) AccountStarted(account string, toCopy int, _ int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	prev := p.active[account]
+	if prev != nil {
+		// A retry lists again: replace what the last attempt announced.
+		p.total -= prev.toCopy - prev.done
+	}
+	p.active[account] = &accountProgress{toCopy: toCopy}
+	p.total += toCopy
+	if prev != nil {
+		p.active[account].toCopy += prev.done
+		p.active[account].done = prev.done
+		p.active[account].bytes = prev.bytes
+	}
+	if p.bar != nil && p.total > 0 {
+		p.bar.ChangeMax(p.total)
+	}
+}
+
+func (p *progressView) MessageDone(account string, _ pipeline.Outcome, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a := p.active[account]; a != nil {
+		a.done++
+		a.bytes += bytes
+	}
+	p.done++
+	p.bytes += bytes
+	if p.bar != nil {
+		_ = p.bar.Add(1)
+	}
+}
+
+func (p *progressView) AccountFinished(account string, _ *pipeline.Stats) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.active, account)
+}
+
+// close stops the display.
+func (p *progressView) close() {
+	if p.stopTick != nil {
+		p.stopTick()
+	}
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		_ = p.bar.Exit()
+	}
+}

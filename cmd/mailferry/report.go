@@ -1,0 +1,188 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// report is the end-of-run report: the text summary on stdout, or with
+// --json one JSON document.
+type report struct {
+	Version  int               `json:"version"`
+	Command  string            `json:"command"`
+	DryRun   bool              `json:"dry_run"`
+	Started  time.Time         `json:"started"`
+	Finished time.Time         `json:"finished"`
+	ExitCode int               `json:"exit_code"`
+	Accounts []*pipeline.Stats `json:"accounts"`
+	Totals   totals            `json:"totals"`
+}
+
+type totals struct {
+	Accounts       int            `json:"accounts"`
+	AccountsFailed int            `json:"accounts_failed"`
+	Listed         int            `json:"listed"`
+	Copied         int            `json:"copied"`
+	AlreadyDone    int            `json:"already_done"`
+	Reconciled     int            `json:"reconciled"`
+	Skipped        int            `json:"skipped"`
+	Failed         int            `json:"failed"`
+	Deleted        int            `json:"deleted"`
+	Bytes          int64          `json:"bytes"`
+	Normalised     int            `json:"normalised"`
+	LineEndsFixed  int            `json:"line_ends_fixed"`
+	DateSources    map[string]int `json:"date_sources,omitempty"`
+	Seconds        float64        `json:"seconds"`
+}
+
+func newReport(command string, dryRun bool, started time.Time, stats []*pipeline.Stats, interrupted bool) *report {
+	r := &report{Version: 1, Command: command, DryRun: dryRun, Started: started.UTC(),
+		Finished: time.Now().UTC(), Accounts: stats}
+	t := &r.Totals
+	for _, s := range stats {
+		t.Accounts++
+		if s.Error != "" {
+			t.AccountsFailed++
+		}
+		t.Listed += s.Listed
+		t.Copied += s.Copied
+		t.AlreadyDone += s.AlreadyDone
+		t.Reconciled += s.Reconciled
+		t.Skipped += s.Skipped
+		t.Failed += s.Failed
+		t.Deleted += s.Deleted
+		t.Bytes += s.Bytes
+		t.Normalised += s.Normalised
+		t.LineEndsFixed += s.LineEndsFixed
+		for k, v := range s.DateSources {
+			if t.DateSources == nil {
+				t.DateSources = map[string]int{}
+			}
+			t.DateSources[k] += v
+		}
+	}
+	t.Seconds = r.Finished.Sub(r.Started).Seconds()
+	r.ExitCode = exitCodeFor(stats, interrupted)
+	return r
+}
+
+// exitCodeFor decides the exit status of a run from its accounts.
+func exitCodeFor(stats []*pipeline.Stats, interrupted bool) int {
+	if interrupted {
+		return exitInterrupted
+	}
+	failed, partial := 0, false
+	for _, s := range stats {
+		if s.Error != "" {
+			failed++
+		}
+		if s.Skipped > 0 || s.Failed > 0 {
+			partial = true
+		}
+	}
+	switch {
+	case failed > 0 && failed == len(stats):
+		return exitFatal
+	case failed > 0 || partial:
+		return exitPartial
+	}
+	return exitOK
+}
+
+func (r *report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func (r *report) writeFile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing report: %w", err)
+	}
+	if err := r.writeJSON(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing report %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// writeText prints the human summary.
+func (r *report) writeText(w io.Writer) {
+	t := r.Totals
+	what := "copied"
+	if r.DryRun {
+		what = "would copy"
+	}
+	if len(r.Accounts) > 1 {
+		tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "ACCOUNT\tLISTED\tCOPIED\tDONE BEFORE\tSKIPPED\tFAILED\tMB\tSECONDS\tRESULT\t")
+		for _, s := range r.Accounts {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t\n", s.Account, s.Listed, s.Copied,
+				s.AlreadyDone, s.Skipped, s.Failed, float64(s.Bytes)/1e6, s.Seconds, result(s))
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	for _, s := range r.Accounts {
+		if len(r.Accounts) == 1 {
+			fmt.Fprintf(w, "%s\n", s.Account)
+		}
+		if s.Error != "" {
+			fmt.Fprintf(w, "  error (%s): %s\n", s.ErrorClass, s.Error)
+		}
+		for _, sk := range s.Skips {
+			fmt.Fprintf(w, "  skipped %s: %s\n", sk.Key, sk.Reason)
+		}
+	}
+	rate := ""
+	if t.Seconds > 0 && t.Copied > 0 {
+		rate = fmt.Sprintf(" (%.0f msg/s, %.1f MB/s)", float64(t.Copied)/t.Seconds, float64(t.Bytes)/1e6/t.Seconds)
+	}
+	fmt.Fprintf(w, "%s %d of %d messages, %.1f MB in %.1f s%s; %d already done, %d skipped, %d failed",
+		what, t.Copied, t.Listed, float64(t.Bytes)/1e6, t.Seconds, rate, t.AlreadyDone, t.Skipped, t.Failed)
+	if t.Reconciled > 0 {
+		fmt.Fprintf(w, ", %d found already copied by an interrupted run", t.Reconciled)
+	}
+	if t.Deleted > 0 {
+		fmt.Fprintf(w, ", %d deleted at the source", t.Deleted)
+	}
+	fmt.Fprintln(w)
+	if len(t.DateSources) > 0 {
+		var parts []string
+		keys := make([]string, 0, len(t.DateSources))
+		for k := range t.DateSources {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %d", k, t.DateSources[k]))
+		}
+		fmt.Fprintf(w, "internal dates from: %s\n", strings.Join(parts, ", "))
+	}
+	if t.Normalised > 0 {
+		fmt.Fprintf(w, "line ends: %d messages had a bare LF or CR turned into CRLF (%d line ends), as IMAP requires\n",
+			t.Normalised, t.LineEndsFixed)
+	}
+	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.AccountsFailed == 0 {
+		fmt.Fprintln(w, "nothing to do: the destination already has every message")
+	}
+}
+
+func result(s *pipeline.Stats) string {
+	switch {
+	case s.Error != "":
+		return s.ErrorClass
+	case s.Skipped > 0 || s.Failed > 0:
+		return "partial"
+	}
+	return "ok"
+}

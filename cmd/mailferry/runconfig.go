@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/spool"
+)
+
+// loadConfig loads and validates a config file, logging its warnings.
+func loadConfig(path string, log *slog.Logger) (*config.Config, error) {
+	if path == "" {
+		return nil, usagef("-c/--config FILE is required")
+	}
+	cfg, warns, err := config.Load(path)
+	for _, w := range warns {
+		log.Warn(w.String())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func runConfig(ctx context.Context, args []string, e *env) (int, error) {
+	var common commonOptions
+	var cfgPath string
+	var only []string
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	common.register(fs)
+	fs.StringVarP(&cfgPath, "config", "c", "", "the config file (see migrate.toml.example)")
+	fs.StringSliceVar(&only, "only", nil, "run only these accounts (by name; repeat or separate with commas)")
+	workers := fs.Int("workers", 0, "accounts in parallel (default: the config's workers)")
+	attempts := fs.Int("attempts", 4, "tries per account when connections drop or servers are unavailable")
+	if done, err := parseFlags(fs, args, e, runHelp); done || err != nil {
+		return exitUsage, err
+	}
+	if err := common.check(); err != nil {
+		return exitUsage, err
+	}
+	if fs.NArg() != 0 {
+		return exitUsage, usagef("unexpected arguments %q (accounts come from the config file)", fs.Args())
+	}
+	log := newLogger(&common, e.stderr)
+	cfg, err := loadConfig(cfgPath, log)
+	if err != nil {
+		return exitUsage, err
+	}
+	// Command-line flags win over the file.
+	if !fs.Changed("dry-run") {
+		common.dryRun = cfg.DryRun
+	}
+	if !fs.Changed("delete-source") {
+		common.deleteSource = cfg.DeleteSource
+	}
+	if !fs.Changed("log-format") && cfg.LogFormat != "" {
+		common.logFormat = string(cfg.LogFormat)
+		log = newLogger(&common, e.stderr)
+	}
+	state := common.state
+	if state == "" {
+		state = cfg.State
+	}
+	if state == "" {
+		if state, err = defaultStatePath(e.getenv); err != nil {
+			return exitUsage, err
+		}
+	}
+	w := cfg.Workers
+	if *workers > 0 {
+		w = *workers
+	}
+
+	selected := map[string]bool{}
+	for _, n := range only {
+		selected[n] = true
+	}
+	var jobs []pipeline.Job
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		if len(selected) > 0 && !selected[a.Name] {
+			continue
+		}
+		delete(selected, a.Name)
+		job, err := buildJob(ctx, cfg, a, &common, e, log)
+		if err != nil {
+			return exitUsage, err
+		}
+		jobs = append(jobs, job)
+	}
+	for n := range selected {
+		return exitUsage, usagef("--only %q: no such account in %s", n, cfgPath)
+	}
+	x := &execution{command: "run", opts: &common, env: e, log: log, state: state, workers: w, attempts: *attempts}
+	return x.run(ctx, jobs)
+}
+
+// buildJob turns one configured account into a pipeline job.
+func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, common *commonOptions, e *env, log *slog.Logger) (pipeline.Job, error) {
+	srcEp, err := cfg.SourceEndpoint(a)
+	if err != nil {
+		return pipeline.Job{}, fmt.Errorf("account %q: source: %w", a.Name, err)
+	}
+	dstEp, err := cfg.DestEndpoint(a)
+	if err != nil {
+		return pipeline.Job{}, fmt.Errorf("account %q: destination: %w", a.Name, err)
+	}
+	creds, warns, err := a.ResolveSecrets(ctx)
+	for _, w := range warns {
+		log.Warn(w.String())
+	}
+	if err != nil {
+		return pipeline.Job{}, usagef("%v", err)
+	}
+	var popts pipeline.Options
+	if popts.DatePolicy, err = mapping.ParseDatePolicy(string(cfg.Policy.InternalDate)); err != nil {
+		return pipeline.Job{}, usagef("policy.internal_date: %v", err)
+	}
+	if popts.FlagPolicy, err = mapping.ParseFlagPolicy(string(cfg.Policy.Flags)); err != nil {
+		return pipeline.Job{}, usagef("policy.flags: %v", err)
+	}
+	popts.Account = accountKey(srcEp, dstEp)
+	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
+	popts.DeleteSource = common.deleteSource
+	if popts.Crashpoint, err = crashpointFromEnv(e.getenv); err != nil {
+		return pipeline.Job{}, err
+	}
+	popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes
+	popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes}
+	popts.BatchMessages = cfg.Destination.BatchMessages
+	popts.BatchBytes = cfg.Destination.BatchBytes
+
+	trace := traceWriter(common, e)
+	side := func(s config.Server, ep config.Endpoint, pw config.SecretSource) serverSetup {
+		return serverSetup{ep: ep, tlsCA: firstNonEmpty(common.tlsCA, s.TLSCA),
+			insecure:       common.insecureSkipVerify || s.InsecureSkipVerify,
+			allowPlaintext: common.allowPlaintext || s.AllowPlaintext,
+			idleTimeout:    s.IdleTimeout, log: log.With("account", a.Name), trace: trace}
+	}
+	src := side(cfg.Source.Server, srcEp, a.SourcePassword)
+	src.password = creds.Source
+	dst := side(cfg.Destination.Server, dstEp, a.DestPassword)
+	dst.password = creds.Dest
+	job := pipeline.Job{Options: popts}
+	if job.OpenSource, err = src.openSource(); err != nil {
+		return job, fmt.Errorf("account %q: %w", a.Name, err)
+	}
+	if job.OpenDestination, err = dst.openDestination(popts.BatchMessages, popts.BatchBytes); err != nil {
+		return job, fmt.Errorf("account %q: %w", a.Name, err)
+	}
+	return job, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
+	if len(args) == 0 || (args[0] != "check" && args[0] != "--help" && args[0] != "-h") {
+		return exitUsage, usagef("want 'mailferry config check -c FILE'")
+	}
+	if args[0] != "check" {
+		fmt.Fprint(e.stdout, configHelp)
+		return exitOK, nil
+	}
+	var cfgPath string
+	fs := pflag.NewFlagSet("config check", pflag.ContinueOnError)
+	fs.StringVarP(&cfgPath, "config", "c", "", "the config file")
+	if done, err := parseFlags(fs, args[1:], e, configHelp); done || err != nil {
+		return exitUsage, err
+	}
+	log := newLogger(&commonOptions{logFormat: "text"}, e.stderr)
+	cfg, err := loadConfig(cfgPath, log)
+	if err != nil {
+		return exitUsage, err
+	}
+	fmt.Fprintf(e.stdout, "%s: OK: %d accounts, source %s, destination %s, state %s, %d workers\n",
+		cfgPath, len(cfg.Accounts), cfg.Source.URL, cfg.Destination.URL, firstNonEmpty(cfg.State, "(default)"), cfg.Workers)
+	return exitOK, nil
+}
