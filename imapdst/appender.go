@@ -170,7 +170,7 @@ func (a *Appender) startTLS(ctx context.Context) error {
 	}
 	tc := tls.Client(a.ic, a.opts.tlsConfig())
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return a.fail(fmt.Errorf("imapdst: TLS handshake with %s after STARTTLS: %w", a.opts.Addr, err))
+		return a.fail(classifyHandshake(fmt.Errorf("imapdst: TLS handshake with %s after STARTTLS: %w", a.opts.Addr, err)))
 	}
 	a.conn = tc
 	a.br.Reset(tc)

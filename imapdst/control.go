@@ -50,7 +50,7 @@ func dialControl(ctx context.Context, opts Options) (*control, error) {
 	if opts.TLS == TLSStartTLS {
 		copts.TLSConfig = opts.tlsConfig()
 		if ctl.c, err = imapclient.NewStartTLS(conn, copts); err != nil {
-			return nil, withCtx(ctx, fmt.Errorf("imapdst: STARTTLS with %s: %w", opts.Addr, err))
+			return nil, withCtx(ctx, classifyHandshake(fmt.Errorf("imapdst: STARTTLS with %s: %w", opts.Addr, err)))
 		}
 	} else {
 		ctl.c = imapclient.New(conn, copts)

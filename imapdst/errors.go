@@ -1,6 +1,7 @@
 package imapdst
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -114,9 +115,21 @@ type classified struct {
 func (e *classified) Error() string              { return e.err.Error() }
 func (e *classified) Unwrap() error              { return e.err }
 func (e *classified) ErrorClass() pipeline.Class { return e.class }
-func fatal(err error) error                      { return &classified{err: err, class: pipeline.ClassFatal} }
-func perMessage(err error) error                 { return &classified{err: err, class: pipeline.ClassPerMessage} }
-func transient(err error) error                  { return &classified{err: err, class: pipeline.ClassTransient} }
+
+// classifyHandshake makes a certificate that fails verification fatal:
+// retrying cannot fix it, only configuration (--tls-ca) can. Other
+// handshake failures (resets, timeouts) stay transient.
+func classifyHandshake(err error) error {
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		return fatal(err)
+	}
+	return err
+}
+
+func fatal(err error) error      { return &classified{err: err, class: pipeline.ClassFatal} }
+func perMessage(err error) error { return &classified{err: err, class: pipeline.ClassPerMessage} }
+func transient(err error) error  { return &classified{err: err, class: pipeline.ClassTransient} }
 func invalidArg(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)
 }

@@ -136,7 +136,7 @@ func (o Options) wrap(ctx context.Context, raw net.Conn) (*idleconn.Conn, net.Co
 	tc := tls.Client(ic, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = ic.Close()
-		return nil, nil, fmt.Errorf("imapdst: TLS handshake with %s: %w", o.Addr, err)
+		return nil, nil, classifyHandshake(fmt.Errorf("imapdst: TLS handshake with %s: %w", o.Addr, err))
 	}
 	return ic, tc, nil
 }

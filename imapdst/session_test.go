@@ -2,6 +2,7 @@ package imapdst
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -231,5 +232,31 @@ func TestCloseLogsOut(t *testing.T) {
 	}
 	if _, err := a.Append(context.Background(), "INBOX", []pipeline.OutgoingMessage{msg("x")}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Append after Close = %v, want ErrClosed", err)
+	}
+}
+
+// An untrusted certificate is fatal: retrying cannot fix it, --tls-ca can.
+func TestUntrustedCertificateIsFatal(t *testing.T) {
+	serverTLS, _ := imapfake.TLSConfigs(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_ = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	opts := testOptions(ln.Addr().String())
+	opts.TLS, opts.AllowPlaintext, opts.TLSConfig = TLSImplicit, false, &tls.Config{}
+	_, err = DialAppender(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("DialAppender to an untrusted server = %v, want a certificate error", err)
+	}
+	if c := pipeline.ClassOf(err); c != pipeline.ClassFatal {
+		t.Errorf("class of %v = %v, want fatal", err, c)
 	}
 }

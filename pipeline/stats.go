@@ -44,8 +44,10 @@ type Stats struct {
 	DryRun        bool          `json:"dry_run,omitempty"`
 	// Error is the error that stopped the account, "" when it completed.
 	Error string `json:"error,omitempty"`
-	// ErrorClass is the class of Error ("fatal", "transient").
+	// ErrorClass is the class of Error ("fatal", "transient", "interrupted").
 	ErrorClass string `json:"error_class,omitempty"`
+	// Hint says what the user can do about Error; the command fills it in.
+	Hint string `json:"hint,omitempty"`
 }
 
 func (s *Stats) skip(key, reason string) {

@@ -97,6 +97,7 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 			defer wg.Done()
 			for i := range next {
 				st, err := runner.RunAccount(ctx, jobs[i])
+				st.Hint = hintFor(err)
 				if err != nil && ctx.Err() == nil {
 					x.log.Error("account failed", "account", st.Account, "error", err)
 				}

@@ -29,7 +29,7 @@ USAGE
   mailferry help COMMAND
 
 mailferry copies each message byte for byte (the only change is the one IMAP
-forces: a bare LF becomes CRLF, and each is counted), keeps internal dates,
+forces: bare LF or CR becomes CRLF, and each is counted), keeps internal dates,
 and records its progress in a checkpoint file, so that a run that is stopped
 at any point resumes without losing or duplicating a message, and a second
 run copies only what is new.

@@ -138,6 +138,9 @@ func (r *report) writeText(w io.Writer) {
 		}
 		if s.Error != "" {
 			fmt.Fprintf(w, "  error (%s): %s\n", s.ErrorClass, s.Error)
+			if s.Hint != "" {
+				fmt.Fprintf(w, "  hint: %s\n", s.Hint)
+			}
 		}
 		for _, sk := range s.Skips {
 			fmt.Fprintf(w, "  skipped %s: %s\n", sk.Key, sk.Reason)
