@@ -19,9 +19,11 @@ import (
 
 // serverSetup is everything needed to connect to one server for one account.
 type serverSetup struct {
-	ep             config.Endpoint
-	password       secret.Value
-	authzID        string // master-user logins: log in as ep.User on behalf of authzID
+	ep       config.Endpoint
+	password secret.Value // the user's, or with masterUser the master user's
+	// masterUser, when set, logs in as this user on behalf of ep.User
+	// (SASL PLAIN with an authorization identity, RFC 4616).
+	masterUser     string
 	tlsCA          string
 	insecure       bool
 	allowPlaintext bool
@@ -54,6 +56,14 @@ func (s serverSetup) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// credentials returns the login user and the authorization identity.
+func (s serverSetup) credentials() (user, authzID string) {
+	if s.masterUser != "" {
+		return s.masterUser, s.ep.User
+	}
+	return s.ep.User, ""
+}
+
 // openSource returns a function that opens a session on the source.
 func (s serverSetup) openSource() (func(ctx context.Context) (pipeline.Source, error), error) {
 	tlsCfg, err := s.tlsConfig()
@@ -68,9 +78,10 @@ func (s serverSetup) openSource() (func(ctx context.Context) (pipeline.Source, e
 		config.TLSStartTLS: pop3src.TLSStartTLS,
 		config.TLSNone:     pop3src.TLSNone,
 	}[s.ep.TLS]
+	user, authz := s.credentials()
 	opts := pop3src.Options{
 		Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
-		User: s.ep.User, AuthzID: s.authzID, Password: s.password,
+		User: user, AuthzID: authz, Password: s.password,
 		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
 		Logger: s.log, Trace: s.trace,
 	}
@@ -97,9 +108,10 @@ func (s serverSetup) openDestination(batchMessages int, batchBytes int64) (func(
 		config.TLSStartTLS: imapdst.TLSStartTLS,
 		config.TLSNone:     imapdst.TLSNone,
 	}[s.ep.TLS]
+	user, authz := s.credentials()
 	opts := imapdst.Options{
 		Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
-		User: s.ep.User, AuthzID: s.authzID, Password: s.password,
+		User: user, AuthzID: authz, Password: s.password,
 		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
 		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
 		Logger: s.log, Trace: s.trace,

@@ -82,7 +82,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	fs.StringVar(&o.dstPassword.file, "dest-password-file", "", "read the destination password from the first line of this file")
 	fs.StringVar(&o.dstPassword.command, "dest-password-command", "", "run this shell command; its first output line is the destination password")
 	if done, err := parseFlags(fs, args, e, copyHelp); done || err != nil {
-		return exitUsage, err
+		return helpOrUsage(done, err)
 	}
 	if err := o.common.check(); err != nil {
 		return exitUsage, err

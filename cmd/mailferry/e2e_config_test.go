@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -158,5 +159,48 @@ func TestConfigErrorsExit2(t *testing.T) {
 		if !strings.Contains(r.stderr, "bad.toml:4") || !strings.Contains(r.stderr, "pasword") {
 			t.Errorf("%v: error does not name the key and line:\n%s", args, r.stderr)
 		}
+	}
+}
+
+// TestE2EMasterUser logs in to both sides through Dovecot master users, so
+// the accounts need no passwords of their own.
+func TestE2EMasterUser(t *testing.T) {
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := dovecot.Start(t, dovecot.Options{Name: "mf-src", CA: ca, Users: map[string]string{"carol": "unknown-to-admin"},
+		MasterUser: "srcadmin", MasterPassword: "srcmaster"})
+	dst := dovecot.Start(t, dovecot.Options{Name: "mf-dst", CA: ca, Users: map[string]string{"carol": "unknown-too"},
+		MasterUser: "dstadmin", MasterPassword: "dstmaster"})
+	for i, m := range simpleMessages(3) {
+		if err := src.SeedMaildir("carol", "INBOX", m, "", time.Unix(int64(1e9+i), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`state = "state.db"
+[source]
+url = "pop3s://%s"
+tls_ca = %q
+master_user = "srcadmin"
+master_password_env = "T_SRC_MASTER"
+[destination]
+url = "imaps://%s"
+tls_ca = %q
+master_user = "dstadmin"
+master_password_command = "echo dstmaster"
+[[account]]
+source_user = "carol"
+`, src.POP3SAddr(), src.CAFile(), dst.IMAPSAddr(), src.CAFile())
+	path := filepath.Join(dir, "migrate.toml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	t.Setenv("T_SRC_MASTER", "srcmaster")
+	r := runInProcess(t, func(string) string { return "" }, "run", "-c", path, "--json", "--progress", "none")
+	if r.code != exitOK || r.report.Totals.Copied != 3 {
+		t.Fatalf("master-user run: exit %d, copied %d\n%s", r.code, r.report.Totals.Copied, r.stderr)
+	}
+	if n, err := dst.MailboxCount("carol", "INBOX"); err != nil || n != 3 {
+		t.Fatalf("carol's destination INBOX holds %d (%v), want 3", n, err)
 	}
 }

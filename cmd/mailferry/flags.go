@@ -91,3 +91,12 @@ func parseFlags(fs *pflag.FlagSet, args []string, e *env, help string) (bool, er
 	}
 	return false, applyEnv(fs, e.getenv)
 }
+
+// helpOrUsage is the result of a command whose flags asked for help (exit 0)
+// or failed to parse (exit 2).
+func helpOrUsage(helped bool, err error) (int, error) {
+	if helped {
+		return exitOK, nil
+	}
+	return exitUsage, err
+}

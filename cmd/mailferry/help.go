@@ -107,7 +107,8 @@ EXAMPLES
   mailferry copy pop3s://alice@pop.old.example imaps://alice@imap.new.example
 
   # Into a folder, marking everything read, with a private CA:
-  mailferry copy pop3://alice@pop.old.example 'imaps://alice%40new.example@imap.new.example/Old Mail' \
+  mailferry copy pop3://alice@pop.old.example \
+      'imaps://alice%40new.example@imap.new.example/Old Mail' \
       --flags seen --tls-ca corp-ca.pem
 
   # Move (copy, then delete at the source):

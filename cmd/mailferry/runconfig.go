@@ -10,6 +10,7 @@ import (
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/secret"
 	"github.com/mailferry/mailferry/spool"
 )
 
@@ -42,7 +43,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	workers := fs.Int("workers", 0, "accounts in parallel (default: the config's workers)")
 	attempts := fs.Int("attempts", 4, "tries per account when connections drop or servers are unavailable")
 	if done, err := parseFlags(fs, args, e, runHelp); done || err != nil {
-		return exitUsage, err
+		return helpOrUsage(done, err)
 	}
 	if err := common.check(); err != nil {
 		return exitUsage, err
@@ -85,13 +86,14 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		selected[n] = true
 	}
 	var jobs []pipeline.Job
+	masters := &masterPasswords{}
 	for i := range cfg.Accounts {
 		a := &cfg.Accounts[i]
 		if len(selected) > 0 && !selected[a.Name] {
 			continue
 		}
 		delete(selected, a.Name)
-		job, err := buildJob(ctx, cfg, a, &common, e, log)
+		job, err := buildJob(ctx, cfg, a, masters, &common, e, log)
 		if err != nil {
 			return exitUsage, err
 		}
@@ -105,7 +107,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 }
 
 // buildJob turns one configured account into a pipeline job.
-func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, common *commonOptions, e *env, log *slog.Logger) (pipeline.Job, error) {
+func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, masters *masterPasswords, common *commonOptions, e *env, log *slog.Logger) (pipeline.Job, error) {
 	srcEp, err := cfg.SourceEndpoint(a)
 	if err != nil {
 		return pipeline.Job{}, fmt.Errorf("account %q: source: %w", a.Name, err)
@@ -140,16 +142,28 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, common
 	popts.BatchBytes = cfg.Destination.BatchBytes
 
 	trace := traceWriter(common, e)
-	side := func(s config.Server, ep config.Endpoint, pw config.SecretSource) serverSetup {
-		return serverSetup{ep: ep, tlsCA: firstNonEmpty(common.tlsCA, s.TLSCA),
+	side := func(s *config.Server, ep config.Endpoint, userPassword secret.Value) (serverSetup, error) {
+		setup := serverSetup{ep: ep, password: userPassword, tlsCA: firstNonEmpty(common.tlsCA, s.TLSCA),
 			insecure:       common.insecureSkipVerify || s.InsecureSkipVerify,
 			allowPlaintext: common.allowPlaintext || s.AllowPlaintext,
 			idleTimeout:    s.IdleTimeout, log: log.With("account", a.Name), trace: trace}
+		if s.MasterUser != "" {
+			pw, err := masters.resolve(ctx, s, log)
+			if err != nil {
+				return setup, err
+			}
+			setup.masterUser, setup.password = s.MasterUser, pw
+		}
+		return setup, nil
 	}
-	src := side(cfg.Source.Server, srcEp, a.SourcePassword)
-	src.password = creds.Source
-	dst := side(cfg.Destination.Server, dstEp, a.DestPassword)
-	dst.password = creds.Dest
+	src, err := side(&cfg.Source.Server, srcEp, creds.Source)
+	if err != nil {
+		return pipeline.Job{}, usagef("account %q: source: %v", a.Name, err)
+	}
+	dst, err := side(&cfg.Destination.Server, dstEp, creds.Dest)
+	if err != nil {
+		return pipeline.Job{}, usagef("account %q: destination: %v", a.Name, err)
+	}
 	job := pipeline.Job{Options: popts}
 	if job.OpenSource, err = src.openSource(); err != nil {
 		return job, fmt.Errorf("account %q: %w", a.Name, err)
@@ -181,7 +195,7 @@ func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
 	fs := pflag.NewFlagSet("config check", pflag.ContinueOnError)
 	fs.StringVarP(&cfgPath, "config", "c", "", "the config file")
 	if done, err := parseFlags(fs, args[1:], e, configHelp); done || err != nil {
-		return exitUsage, err
+		return helpOrUsage(done, err)
 	}
 	log := newLogger(&commonOptions{logFormat: "text"}, e.stderr)
 	cfg, err := loadConfig(cfgPath, log)
@@ -191,4 +205,28 @@ func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
 	fmt.Fprintf(e.stdout, "%s: OK: %d accounts, source %s, destination %s, state %s, %d workers\n",
 		cfgPath, len(cfg.Accounts), cfg.Source.URL, cfg.Destination.URL, firstNonEmpty(cfg.State, "(default)"), cfg.Workers)
 	return exitOK, nil
+}
+
+// masterPasswords resolves each section's master password once per run,
+// however many accounts use it (a password command runs once).
+type masterPasswords struct {
+	resolved map[*config.Server]secret.Value
+}
+
+func (m *masterPasswords) resolve(ctx context.Context, s *config.Server, log *slog.Logger) (secret.Value, error) {
+	if v, ok := m.resolved[s]; ok {
+		return v, nil
+	}
+	pw, warns, err := s.MasterPassword.Resolve(ctx)
+	for _, w := range warns {
+		log.Warn(w.String())
+	}
+	if err != nil {
+		return secret.Value{}, fmt.Errorf("master user %q: %w", s.MasterUser, err)
+	}
+	if m.resolved == nil {
+		m.resolved = map[*config.Server]secret.Value{}
+	}
+	m.resolved[s] = pw
+	return pw, nil
 }
