@@ -84,6 +84,7 @@ func fullEntry(account, key string) pipeline.Entry {
 		DestUIDValidity: 1700000000,
 		DestUID:         42,
 		DestUIDNext:     40,
+		Flags:           []string{`\Seen`, `\Flagged`, "$Forwarded"},
 		Updated:         time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC),
 	}
 }
@@ -771,5 +772,33 @@ func BenchmarkEntries10000(b *testing.B) {
 		if len(got) != len(entries) {
 			b.Fatalf("Entries = %d, want %d", len(got), len(entries))
 		}
+	}
+}
+
+// A file written by schema version 1 is migrated in place: its entries
+// survive and gain empty flags.
+func TestMigrationFromVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(migrations[0] + `; PRAGMA user_version = 1;
+		INSERT INTO messages (account, source_key, state, digest, size, updated)
+		VALUES ('alice', 'k1', 'done', 'abc', 10, 0);`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	l, err := Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatalf("opening a version 1 ledger: %v", err)
+	}
+	defer l.Close()
+	got, err := l.Entries(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := got["k1"]; e.State != pipeline.StateDone || e.Digest != "abc" || e.Flags != nil {
+		t.Errorf("migrated entry = %+v, want done, digest abc, no flags", e)
 	}
 }

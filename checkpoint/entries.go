@@ -4,14 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/mailferry/mailferry/pipeline"
 )
 
 const upsertSQL = `INSERT INTO messages (
 	account, source_key, state, reason, digest, size, message_id,
-	dest_mailbox, dest_uidvalidity, dest_uid, dest_uidnext, updated
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	dest_mailbox, dest_uidvalidity, dest_uid, dest_uidnext, flags, updated
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (account, source_key) DO UPDATE SET
 	state = excluded.state,
 	reason = excluded.reason,
@@ -22,6 +23,7 @@ ON CONFLICT (account, source_key) DO UPDATE SET
 	dest_uidvalidity = excluded.dest_uidvalidity,
 	dest_uid = excluded.dest_uid,
 	dest_uidnext = excluded.dest_uidnext,
+	flags = excluded.flags,
 	updated = excluded.updated`
 
 // stateNames maps the stored state names back to pipeline.State.
@@ -82,7 +84,7 @@ func (l *Ledger) Put(ctx context.Context, entries []pipeline.Entry) error {
 		if _, err := stmt.ExecContext(ctx,
 			e.Account, e.Key, e.State.String(), e.Reason, e.Digest, e.Size, e.MessageID,
 			e.DestMailbox, int64(e.DestUIDValidity), int64(e.DestUID), int64(e.DestUIDNext),
-			nanos(updated),
+			strings.Join(e.Flags, " "), nanos(updated),
 		); err != nil {
 			return fmt.Errorf("putting entry %q for %s into %s: %w", e.Key, e.Account, l.path, err)
 		}
@@ -105,7 +107,7 @@ func (l *Ledger) Entries(ctx context.Context, account string) (map[string]pipeli
 		return nil, fmt.Errorf("reading entries of %s from %s: %w", account, l.path, err)
 	}
 	rows, err := l.r.QueryContext(ctx, `SELECT source_key, state, reason, digest, size, message_id,
-		dest_mailbox, dest_uidvalidity, dest_uid, dest_uidnext, updated
+		dest_mailbox, dest_uidvalidity, dest_uid, dest_uidnext, flags, updated
 		FROM messages WHERE account = ?`, account)
 	if err != nil {
 		return nil, fmt.Errorf("reading entries of %s from %s: %w", account, l.path, err)
@@ -132,9 +134,10 @@ func scanEntry(rows *sql.Rows) (pipeline.Entry, error) {
 		state                 string
 		uidValidity, uid, nxt int64
 		updated               int64
+		flags                 string
 	)
 	if err := rows.Scan(&e.Key, &state, &e.Reason, &e.Digest, &e.Size, &e.MessageID,
-		&e.DestMailbox, &uidValidity, &uid, &nxt, &updated); err != nil {
+		&e.DestMailbox, &uidValidity, &uid, &nxt, &flags, &updated); err != nil {
 		return e, err
 	}
 	s, ok := stateNames[state]
@@ -145,6 +148,9 @@ func scanEntry(rows *sql.Rows) (pipeline.Entry, error) {
 	e.DestUIDValidity = uint32(uidValidity)
 	e.DestUID = uint32(uid)
 	e.DestUIDNext = uint32(nxt)
+	if flags != "" {
+		e.Flags = strings.Fields(flags)
+	}
 	e.Updated = fromNanos(updated)
 	return e, nil
 }

@@ -41,6 +41,9 @@ var migrations = []string{
 		failed   INTEGER NOT NULL DEFAULT 0
 	);
 	CREATE INDEX runs_account_id ON runs (account, id);`,
+	// 2: the flags last set on the destination copy, space-separated (IMAP
+	// flags are atoms and never contain spaces), for flag sync.
+	`ALTER TABLE messages ADD COLUMN flags TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the schema version this package writes and understands.

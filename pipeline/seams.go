@@ -137,7 +137,10 @@ type Entry struct {
 	// DestUIDNext is the destination mailbox's UIDNEXT before the batch holding
 	// this message was sent: the message, if stored, has UID >= DestUIDNext.
 	DestUIDNext uint32
-	Updated     time.Time
+	// Flags are the flags the destination copy was last given (IMAP
+	// sources), so later runs can bring changed flags over.
+	Flags   []string
+	Updated time.Time
 }
 
 // RunRecord is one run over one account, for `mailferry status`.
