@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/mailferry/mailferry/mapping"
@@ -38,6 +39,19 @@ type Options struct {
 	Linger time.Duration
 	// Now is the clock (for the "now" date policy); default time.Now.
 	Now func() time.Time
+	// MapFolders, when set, maps each source mailbox to its destination
+	// mailbox (IMAP sources); a mailbox it leaves out, or maps to "", is
+	// not copied. It may create the destination folders, unless create is
+	// false (dry runs). Without it every message goes to Mailbox.
+	MapFolders func(ctx context.Context, src Source, dst Destination, create bool) (map[string]string, error)
+	// SyncFlags brings the flags of messages copied earlier up to date
+	// when the source has flags (IMAP) and the destination can store them.
+	SyncFlags bool
+	// SameOrigin, when set, tells whether a ledger entry whose key is no
+	// longer listed may be an earlier identity of a listed message (an IMAP
+	// folder whose UIDVALIDITY changed). Such a message with the same size
+	// and digest as the earlier copy is recorded as done, not sent again.
+	SameOrigin func(oldKey, newKey string) bool
 	// Crashpoint, when set, is called at each step of the exactly-once
 	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
 	// server confirmed, nothing committed), "committed", and "deleted"
@@ -74,6 +88,7 @@ func (o Options) withDefaults() Options {
 // item is one fetched message on its way to the destination.
 type item struct {
 	msg        SourceMessage
+	mailbox    string // destination mailbox
 	body       *spool.Message
 	skipReason string // non-empty: do not send, record as skipped
 	entry      Entry
@@ -93,6 +108,14 @@ type attempt struct {
 	log    *slog.Logger
 	prog   Progress
 	st     *Stats
+	// raw are the source and destination before dry-run decoration, for
+	// MapFolders; create says whether MapFolders may create folders.
+	rawSrc Source
+	rawDst Destination
+	create bool
+	// orphans are done entries whose keys the source no longer lists, by
+	// digest, for SameOrigin matching; claimed ones are removed.
+	orphans map[string][]Entry
 }
 
 // do runs the attempt: list, reconcile, copy, commit, delete.
@@ -101,6 +124,11 @@ func (a *attempt) do(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing source messages: %w", err)
 	}
+	dests, err := a.planFolders(ctx, msgs)
+	if err != nil {
+		return err
+	}
+	msgs = slices.DeleteFunc(msgs, func(m SourceMessage) bool { return dests[m.Mailbox] == "" })
 	a.st.Listed = len(msgs)
 	a.run.listed = msgs
 
@@ -112,14 +140,11 @@ func (a *attempt) do(ctx context.Context) error {
 		return err
 	}
 
-	status, err := a.dst.EnsureMailbox(ctx, a.opts.Mailbox)
-	if err != nil {
-		return fmt.Errorf("preparing destination mailbox %q: %w", a.opts.Mailbox, err)
-	}
-
-	var todo, toDelete []SourceMessage
+	var todo, toDelete, done []SourceMessage
 	var todoBytes int64
+	listed := make(map[string]bool, len(msgs))
 	for _, m := range msgs {
+		listed[m.Key] = true
 		e, ok := entries[m.Key]
 		switch {
 		case ok && e.State == StateDone:
@@ -127,6 +152,7 @@ func (a *attempt) do(ctx context.Context) error {
 				a.st.AlreadyDone++
 				a.run.counted[m.Key] = true
 			}
+			done = append(done, m)
 			toDelete = append(toDelete, m)
 		case ok && e.State == StateSkipped:
 			if !a.run.counted[m.Key] && !a.run.skipped[m.Key] {
@@ -138,12 +164,25 @@ func (a *attempt) do(ctx context.Context) error {
 			todoBytes += m.Size
 		}
 	}
+	if a.opts.SameOrigin != nil {
+		a.orphans = map[string][]Entry{}
+		for k, e := range entries {
+			if e.State == StateDone && !listed[k] && e.Digest != "" {
+				a.orphans[e.Digest] = append(a.orphans[e.Digest], e)
+			}
+		}
+	}
 	a.prog.AccountStarted(a.opts.Account, len(todo), todoBytes)
 	a.log.Info("account listed", "account", a.opts.Account, "listed", len(msgs),
-		"to_copy", len(todo), "mailbox", a.opts.Mailbox)
+		"to_copy", len(todo), "already_done", len(done))
 
+	if a.opts.SyncFlags {
+		if err := a.syncFlags(ctx, done, entries); err != nil {
+			return err
+		}
+	}
 	if len(todo) > 0 {
-		newlyDone, err := a.copy(ctx, todo, status)
+		newlyDone, err := a.copy(ctx, todo, dests)
 		toDelete = append(toDelete, newlyDone...)
 		if err != nil {
 			return err
@@ -160,14 +199,29 @@ func (a *attempt) do(ctx context.Context) error {
 	return nil
 }
 
+// planFolders returns the destination mailbox of each source mailbox in
+// msgs; "" means not copied.
+func (a *attempt) planFolders(ctx context.Context, msgs []SourceMessage) (map[string]string, error) {
+	if a.opts.MapFolders == nil {
+		dests := map[string]string{}
+		for _, m := range msgs {
+			dests[m.Mailbox] = a.opts.Mailbox
+		}
+		return dests, nil
+	}
+	dests, err := a.opts.MapFolders(ctx, a.rawSrc, a.rawDst, a.create)
+	if err != nil {
+		return nil, fmt.Errorf("mapping folders: %w", err)
+	}
+	return dests, nil
+}
+
 // copy fetches todo in order and appends it in batches. It returns the
 // messages it committed as done, also when it stops with an error.
-func (a *attempt) copy(ctx context.Context, todo []SourceMessage, status MailboxStatus) ([]SourceMessage, error) {
+func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests map[string]string) ([]SourceMessage, error) {
 	limit := a.opts.MaxMessageBytes
-	for _, l := range []int64{status.AppendLimit, a.dst.Capabilities().AppendLimit} {
-		if l > 0 && (limit == 0 || l < limit) {
-			limit = l
-		}
+	if l := a.dst.Capabilities().AppendLimit; l > 0 && (limit == 0 || l < limit) {
+		limit = l
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -177,10 +231,10 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, status Mailbox
 	fetchErr := make(chan error, 1)
 	go func() {
 		defer close(items)
-		fetchErr <- a.fetchAll(ctx, todo, limit, budget, items)
+		fetchErr <- a.fetchAll(ctx, todo, dests, limit, budget, items)
 	}()
 
-	w := batchWriter{a: a, mailbox: status, nextUID: status.UIDNext}
+	w := batchWriter{a: a, boxes: map[string]*mailboxState{}}
 	err := w.consume(ctx, items, budget)
 	cancel()
 	// Drain so the fetcher can end and release its spools.
@@ -197,7 +251,7 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, status Mailbox
 }
 
 // fetchAll reads each message into a spool and hands it to the batcher.
-func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, limit int64, budget *byteBudget, out chan<- *item) error {
+func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests map[string]string, limit int64, budget *byteBudget, out chan<- *item) error {
 	for _, m := range todo {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -206,6 +260,7 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, limit int6
 		if err != nil {
 			return err
 		}
+		it.mailbox = dests[m.Mailbox]
 		if err := budget.acquire(ctx, it.memBytes); err != nil {
 			it.release()
 			return err

@@ -5,17 +5,45 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/mailferry/mailferry/mapping"
 )
 
-// batchWriter groups fetched messages into batches and runs each through
-// record-pending → append → commit.
+// batchWriter groups fetched messages into batches, one destination
+// mailbox per batch, and runs each through record-pending → append → commit.
 type batchWriter struct {
-	a       *attempt
-	mailbox MailboxStatus
-	nextUID uint32 // lower bound for the UIDs the next batch will get
-	batch   []*item
-	bytes   int64
-	done    []SourceMessage
+	a     *attempt
+	boxes map[string]*mailboxState
+	batch []*item
+	bytes int64
+	done  []SourceMessage
+}
+
+// mailboxState is what the batch writer knows of one destination mailbox.
+type mailboxState struct {
+	status    MailboxStatus
+	nextUID   uint32   // lower bound for the UIDs the next batch will get
+	permanent []string // PERMANENTFLAGS; nil when unknown (keep all valid flags)
+}
+
+// box returns the state of a destination mailbox, creating the mailbox on
+// first use.
+func (w *batchWriter) box(ctx context.Context, name string) (*mailboxState, error) {
+	if b, ok := w.boxes[name]; ok {
+		return b, nil
+	}
+	status, err := w.a.dst.EnsureMailbox(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("preparing destination mailbox %q: %w", name, err)
+	}
+	b := &mailboxState{status: status, nextUID: status.UIDNext}
+	if pf, ok := w.a.dst.(PermanentFlagser); ok {
+		if b.permanent, err = pf.PermanentFlags(ctx, name); err != nil {
+			return nil, fmt.Errorf("reading the flags %q accepts: %w", name, err)
+		}
+	}
+	w.boxes[name] = b
+	return b, nil
 }
 
 func (w *batchWriter) consume(ctx context.Context, items <-chan *item, budget *byteBudget) error {
@@ -31,6 +59,12 @@ func (w *batchWriter) consume(ctx context.Context, items <-chan *item, budget *b
 		case it, ok := <-items:
 			if !ok {
 				return w.flush(ctx, budget)
+			}
+			if len(w.batch) > 0 && w.batch[0].mailbox != it.mailbox {
+				// One batch, one mailbox: MULTIAPPEND takes one.
+				if err := w.flush(ctx, budget); err != nil {
+					return err
+				}
 			}
 			if len(w.batch) == 0 {
 				linger.Reset(w.a.opts.Linger)
@@ -70,21 +104,47 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 	defer w.releaseAll(budget)
 	a := w.a
 	st := a.st
+	box, err := w.box(ctx, w.batch[0].mailbox)
+	if err != nil {
+		return err
+	}
 
 	var send []*item
 	var commit []Entry
+	rematched := map[string]string{} // new key → the earlier identity's key it replaces
 	now := a.opts.Now()
 	for _, it := range w.batch {
+		if it.skipReason == "" && box.status.AppendLimit > 0 && it.body.Size() > box.status.AppendLimit {
+			it.skipReason = fmt.Sprintf("too big: %d bytes, %q accepts at most %d", it.body.Size(), box.status.Name, box.status.AppendLimit)
+		}
 		if it.skipReason != "" {
 			e := it.entry
 			e.State, e.Reason, e.Updated = StateSkipped, it.skipReason, now
 			commit = append(commit, e)
 			continue
 		}
+		if old, ok := a.claimOrphan(it); ok {
+			// The same message under an earlier identity is already on
+			// the destination: record it, send nothing.
+			e := it.entry
+			e.State, e.DestMailbox, e.DestUIDValidity, e.DestUID, e.Flags, e.Updated =
+				StateDone, old.DestMailbox, old.DestUIDValidity, old.DestUID, old.Flags, now
+			commit = append(commit, e)
+			rematched[e.Key] = old.Key
+			continue
+		}
+		kept, dropped := mapping.CleanFlags(it.out.Flags, box.permanent)
+		if len(dropped) > 0 {
+			st.FlagsDropped += len(dropped)
+			a.log.Warn("flags not accepted by the destination, dropped", "account", a.opts.Account,
+				"key", it.msg.Key, "mailbox", box.status.Name, "flags", dropped)
+		}
+		it.out.Flags = kept
+		it.entry.Flags = kept
 		it.entry.State = StatePending
-		it.entry.DestMailbox = w.mailbox.Name
-		it.entry.DestUIDValidity = w.mailbox.UIDValidity
-		it.entry.DestUIDNext = w.nextUID
+		it.entry.DestMailbox = box.status.Name
+		it.entry.DestUIDValidity = box.status.UIDValidity
+		it.entry.DestUIDNext = box.nextUID
 		it.entry.Updated = now
 		send = append(send, it)
 	}
@@ -103,7 +163,7 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 		}
 		a.opts.Crashpoint("pending")
 		var results []AppendResult
-		results, appendErr = a.dst.Append(ctx, w.mailbox.Name, out)
+		results, appendErr = a.dst.Append(ctx, box.status.Name, out)
 		if appendErr == nil {
 			a.opts.Crashpoint("appended")
 		}
@@ -133,8 +193,8 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 			if r.UIDValidity != 0 {
 				e.DestUIDValidity = r.UIDValidity
 			}
-			if r.UID >= w.nextUID {
-				w.nextUID = r.UID + 1
+			if r.UID >= box.nextUID {
+				box.nextUID = r.UID + 1
 			}
 			commit = append(commit, e)
 		}
@@ -148,6 +208,16 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 	if err := a.ledger.Put(ctx, commit); err != nil {
 		return fmt.Errorf("committing %d messages: %w", len(commit), fatal(err))
 	}
+	if len(rematched) > 0 {
+		old := make([]string, 0, len(rematched))
+		for _, k := range rematched {
+			old = append(old, k)
+		}
+		if err := a.ledger.Delete(ctx, a.opts.Account, old); err != nil {
+			return fmt.Errorf("forgetting %d earlier identities: %w", len(old), fatal(err))
+		}
+		st.Rematched += len(old)
+	}
 	a.opts.Crashpoint("committed")
 	byKey := make(map[string]*item, len(w.batch))
 	for _, it := range w.batch {
@@ -157,6 +227,12 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 		it := byKey[e.Key]
 		switch e.State {
 		case StateDone:
+			a.run.copied[e.Key] = true
+			w.done = append(w.done, it.msg)
+			if _, ok := rematched[e.Key]; ok {
+				a.prog.MessageDone(a.opts.Account, OutcomeFound, e.Size)
+				break
+			}
 			st.Copied++
 			st.Bytes += e.Size
 			st.countDate(it.dateSource)
@@ -164,8 +240,6 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 				st.Normalised++
 				st.LineEndsFixed += n
 			}
-			a.run.copied[e.Key] = true
-			w.done = append(w.done, it.msg)
 			a.prog.MessageDone(a.opts.Account, OutcomeCopied, e.Size)
 		case StateSkipped:
 			st.skip(e.Key, e.Reason)
@@ -175,7 +249,7 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 		}
 	}
 	if appendErr != nil {
-		return fmt.Errorf("appending to %q: %w", w.mailbox.Name, appendErr)
+		return fmt.Errorf("appending to %q: %w", box.status.Name, appendErr)
 	}
 	return nil
 }

@@ -152,10 +152,12 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 		src.Close(false)
 		return fmt.Errorf("connecting to the destination: %w", err)
 	}
+	rawSrc, rawDst := src, dst
 	if r.DryRun {
 		src, dst = dryRunSource{src}, &dryRunDestination{Destination: dst}
 	}
-	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, opts: opts, log: log, prog: prog, st: st}
+	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, opts: opts, log: log, prog: prog, st: st,
+		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun}
 	run.deletePending = 0
 	err = a.do(ctx)
 	dst.Close()

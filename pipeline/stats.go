@@ -28,6 +28,14 @@ type Stats struct {
 	// Failed is how many messages could not be copied because the account
 	// stopped early; the next run tries them again.
 	Failed int `json:"failed"`
+	// Rematched is how many listed messages were recognised, by digest, as
+	// copies made under an earlier identity (an IMAP folder whose
+	// UIDVALIDITY changed) and not sent again.
+	Rematched int `json:"rematched,omitempty"`
+	// FlagsUpdated is how many earlier copies had their flags brought up
+	// to date; FlagsDropped how many flags the destination would not take.
+	FlagsUpdated int `json:"flags_updated,omitempty"`
+	FlagsDropped int `json:"flags_dropped,omitempty"`
 	// Deleted is how many messages were deleted at the source.
 	Deleted int   `json:"deleted"`
 	Bytes   int64 `json:"bytes"`

@@ -1,0 +1,149 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+)
+
+// imapLikeSource is a memSource whose messages have folders and flags, and
+// whose keys carry a UIDVALIDITY that tests can change.
+type imapLikeSource struct {
+	memSource
+	folder      map[string]string   // key → folder
+	flags       map[string][]string // key → flags
+	uidValidity map[string]int      // folder → generation
+}
+
+func (s *imapLikeSource) List(ctx context.Context) ([]SourceMessage, error) {
+	msgs, err := s.memSource.List(ctx)
+	for i := range msgs {
+		k := msgs[i].Key
+		msgs[i].Mailbox = s.folder[k]
+		msgs[i].Flags = append([]string{}, s.flags[k]...)
+		msgs[i].Key = fmt.Sprintf("%s\x00%d\x00%s", s.folder[k], s.uidValidity[s.folder[k]], k)
+	}
+	return msgs, err
+}
+
+func (s *imapLikeSource) Fetch(ctx context.Context, msg SourceMessage, w io.Writer) (int64, error) {
+	parts := strings.Split(msg.Key, "\x00")
+	msg.Key = parts[2]
+	return s.memSource.Fetch(ctx, msg, w)
+}
+
+func (d *memDestSession) PermanentFlags(_ context.Context, mailbox string) ([]string, error) {
+	return []string{`\Seen`, `\Flagged`, `\Answered`, `\Draft`, `\Deleted`, "$Forwarded"}, nil
+}
+
+func (d *memDestSession) StoreFlags(_ context.Context, mailbox string, uidValidity uint32, flags map[uint32][]string) error {
+	d.d.mu.Lock()
+	defer d.d.mu.Unlock()
+	mb := d.d.boxes[mailbox]
+	if mb.uidValidity != uidValidity {
+		return ErrUIDValidityChanged
+	}
+	for i := range mb.msgs {
+		if f, ok := flags[mb.msgs[i].uid]; ok {
+			mb.msgs[i].flags = f
+		}
+	}
+	return nil
+}
+
+func newIMAPHarness(t *testing.T) (*harness, *imapLikeSource) {
+	t.Helper()
+	msgs := genMessages(12)
+	src := &imapLikeSource{memSource: memSource{msgs: msgs}, folder: map[string]string{},
+		flags: map[string][]string{}, uidValidity: map[string]int{"INBOX": 1, "Sent": 1, "Junk": 1}}
+	for i, m := range msgs {
+		src.folder[m.key] = []string{"INBOX", "Sent", "Junk"}[i%3]
+		src.flags[m.key] = []string{`\Seen`, "$Forwarded", "bad(keyword", "$NotPermanent"}[:1+i%4]
+	}
+	h := newHarness(nil)
+	h.opts.MapFolders = func(_ context.Context, _ Source, _ Destination, create bool) (map[string]string, error) {
+		return map[string]string{"INBOX": "INBOX", "Sent": "Sent Items"}, nil // Junk excluded
+	}
+	h.opts.SyncFlags = true
+	h.opts.SameOrigin = func(oldKey, newKey string) bool {
+		o, n := strings.Split(oldKey, "\x00"), strings.Split(newKey, "\x00")
+		return o[0] == n[0] && o[1] != n[1]
+	}
+	return h, src
+}
+
+func (h *harness) runWith(t *testing.T, src Source) *Stats {
+	t.Helper()
+	st, _ := h.runner.RunAccount(context.Background(), Job{Options: h.opts,
+		OpenSource:      func(context.Context) (Source, error) { return src, nil },
+		OpenDestination: h.dst.open})
+	if st.Error != "" {
+		t.Fatalf("run failed: %s", st.Error)
+	}
+	return st
+}
+
+func TestFoldersFlagsAndResync(t *testing.T) {
+	h, src := newIMAPHarness(t)
+	st := h.runWith(t, src)
+	if st.Listed != 8 || st.Copied != 8 {
+		t.Fatalf("listed %d, copied %d; want 8 and 8 (Junk excluded)", st.Listed, st.Copied)
+	}
+	if n := len(h.dst.bodies("INBOX")); n != 4 {
+		t.Errorf("INBOX holds %d, want 4", n)
+	}
+	if n := len(h.dst.bodies("Sent Items")); n != 4 {
+		t.Errorf("Sent Items holds %d, want 4", n)
+	}
+	// Invalid keywords and keywords outside PERMANENTFLAGS are dropped, counted.
+	if st.FlagsDropped == 0 {
+		t.Error("no flags reported dropped")
+	}
+	for _, m := range h.dst.boxes["INBOX"].msgs {
+		for _, f := range m.flags {
+			if f == "bad(keyword" || f == "$NotPermanent" {
+				t.Errorf("flag %q reached the destination", f)
+			}
+		}
+	}
+
+	// The user reads and flags mail on the source: the next run updates
+	// flags and copies nothing.
+	for k := range src.flags {
+		src.flags[k] = []string{`\Seen`, `\Flagged`}
+	}
+	st = h.runWith(t, src)
+	if st.Copied != 0 || st.FlagsUpdated != 8 {
+		t.Fatalf("flag resync: copied %d, flags updated %d; want 0 and 8", st.Copied, st.FlagsUpdated)
+	}
+	for _, mb := range []string{"INBOX", "Sent Items"} {
+		for _, m := range h.dst.boxes[mb].msgs {
+			if strings.Join(m.flags, " ") != `\Seen \Flagged` {
+				t.Errorf("%s UID %d flags %v, want [\\Seen \\Flagged]", mb, m.uid, m.flags)
+			}
+		}
+	}
+	st = h.runWith(t, src)
+	if st.FlagsUpdated != 0 {
+		t.Errorf("third run updated %d flags, want 0", st.FlagsUpdated)
+	}
+}
+
+func TestUIDValidityChangeDoesNotDuplicate(t *testing.T) {
+	h, src := newIMAPHarness(t)
+	h.runWith(t, src)
+	src.uidValidity["Sent"] = 2 // the server renumbered the folder
+	st := h.runWith(t, src)
+	if st.Copied != 0 || st.Rematched != 4 {
+		t.Fatalf("after a UIDVALIDITY change: copied %d, rematched %d; want 0 and 4", st.Copied, st.Rematched)
+	}
+	if n := len(h.dst.bodies("Sent Items")); n != 4 {
+		t.Fatalf("Sent Items holds %d after the UIDVALIDITY change, want 4", n)
+	}
+	st = h.runWith(t, src)
+	if st.Copied != 0 || st.Rematched != 0 || st.AlreadyDone != 8 {
+		t.Errorf("next run: copied %d, rematched %d, already done %d; want 0, 0, 8", st.Copied, st.Rematched, st.AlreadyDone)
+	}
+}
