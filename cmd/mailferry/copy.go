@@ -115,7 +115,8 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 
-	log := newLogger(&o.common, e.stderr)
+	logOut := &logWriter{w: e.stderr}
+	log := newLogger(&o.common, logOut)
 	srcPw, err := o.srcPassword.resolve(ctx, e, srcEp.String())
 	if err != nil {
 		return exitUsage, err
@@ -146,7 +147,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	if o.common.insecureSkipVerify {
 		log.Warn("TLS certificates are not verified (--insecure-skip-verify)")
 	}
-	x := &execution{command: "copy", opts: &o.common, env: e, log: log, state: state, workers: 1,
+	x := &execution{command: "copy", opts: &o.common, env: e, log: log, logOut: logOut, state: state, workers: 1,
 		attempts: o.policy.attempts}
 	return x.run(ctx, []pipeline.Job{job})
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -345,4 +347,75 @@ func TestE2EWrongPasswordAndSecrecy(t *testing.T) {
 	if info, err := os.Stat(p.state); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("state file mode = %v (%v), want 0600", info.Mode().Perm(), err)
 	}
+}
+
+// TestE2EDryRun reads everything and writes nothing: no destination
+// message, no checkpoint file, no deletion.
+func TestE2EDryRun(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, simpleMessages(7))
+	r := runInProcess(t, p.getenv, p.copyArgs("--dry-run", "--delete-source")...)
+	if r.code != exitOK {
+		t.Fatalf("dry run: exit %d\n%s", r.code, r.stderr)
+	}
+	if a := r.report.Accounts[0]; !r.report.DryRun || a.Copied != 7 {
+		t.Errorf("dry run report: dry_run=%v, would copy %d; want true, 7", r.report.DryRun, a.Copied)
+	}
+	if n := len(destMessages(t, p, "INBOX")); n != 0 {
+		t.Errorf("dry run appended %d messages", n)
+	}
+	if n := len(sourceServed(t, p)); n != 7 {
+		t.Errorf("dry run deleted %d source messages", 7-n)
+	}
+	if _, err := os.Stat(p.state); !os.IsNotExist(err) {
+		t.Errorf("dry run created the checkpoint file (stat: %v)", err)
+	}
+}
+
+// TestE2EInterrupt sends SIGINT mid-run: the batch in flight is committed,
+// the report is printed with exit status 130, and a re-run completes the
+// copy with nothing duplicated.
+func TestE2EInterrupt(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, simpleMessages(400))
+	served := sourceServed(t, p)
+	args := p.copyArgs("--batch-messages", "5")
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "MAILFERRY_E2E_AS_MAIN=1",
+		"MAILFERRY_SOURCE_PASSWORD="+srcPassword, "MAILFERRY_DEST_PASSWORD="+dstPassword)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once some messages are on the destination.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if n, _ := p.dst.MailboxCount("alice", "INBOX"); n >= 20 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	var rep report
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
+		t.Fatalf("no JSON report after SIGINT (exit %d): %v\n%s", code, jerr, stderr.String())
+	}
+	if code != exitInterrupted && code != exitOK {
+		t.Fatalf("exit %d after SIGINT, want %d\n%s", code, exitInterrupted, stderr.String())
+	}
+	if code == exitInterrupted && (rep.ExitCode != exitInterrupted || rep.Totals.Copied == 0 || rep.Totals.Copied >= 400) {
+		t.Errorf("report after SIGINT: exit_code %d, copied %d; want 130 and a part", rep.ExitCode, rep.Totals.Copied)
+	}
+	t.Logf("SIGINT: exit %d with %d of 400 copied", code, rep.Totals.Copied)
+	r := runSubprocess(t, p, nil, args...)
+	if r.code != exitOK {
+		t.Fatalf("re-run after SIGINT: exit %d\n%s", r.code, r.stderr)
+	}
+	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
 }

@@ -17,7 +17,8 @@ import (
 	"github.com/mailferry/mailferry/pipeline"
 )
 
-// newLogger builds the stderr logger from the common flags.
+// newLogger builds the stderr logger from the common flags; w is usually
+// the command's logWriter, so that a progress bar can take the logs over.
 func newLogger(o *commonOptions, w io.Writer) *slog.Logger {
 	level := slog.LevelInfo
 	switch {
@@ -59,6 +60,7 @@ type execution struct {
 	opts     *commonOptions
 	env      *env
 	log      *slog.Logger
+	logOut   *logWriter // where log lines go, so a progress bar can carry them
 	state    string
 	workers  int
 	attempts int
@@ -67,7 +69,18 @@ type execution struct {
 // run executes the jobs, prints the report and returns the exit status.
 func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 	started := time.Now()
-	ledger, err := checkpoint.Open(ctx, x.state, &checkpoint.Options{Logger: x.log})
+	state := x.state
+	if _, err := os.Stat(state); x.opts.dryRun && errors.Is(err, os.ErrNotExist) {
+		// A dry run writes nothing, not even a new checkpoint file: with
+		// none yet, it reads an empty one in a private temp directory.
+		dir, err := os.MkdirTemp("", "mailferry-dry-run-")
+		if err != nil {
+			return exitFatal, fmt.Errorf("creating a temporary checkpoint for the dry run: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		state = filepath.Join(dir, "empty.db")
+	}
+	ledger, err := checkpoint.Open(ctx, state, &checkpoint.Options{Logger: x.log})
 	if err != nil {
 		return exitFatal, fmt.Errorf("opening the checkpoint: %w", err)
 	}
@@ -84,6 +97,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 		mode = "none"
 	}
 	view := newProgressView(mode, x.env.stderr, x.log, 10*time.Second)
+	if x.logOut != nil && view.bar != nil {
+		x.logOut.setBar(view.bar)
+	}
 	runner := &pipeline.Runner{Ledger: ledger, DryRun: x.opts.dryRun, Logger: x.log,
 		Progress: view, Attempts: x.attempts}
 
@@ -115,6 +131,9 @@ feed:
 	}
 	close(next)
 	wg.Wait()
+	if x.logOut != nil {
+		x.logOut.setBar(nil)
+	}
 	view.close()
 
 	var ran []*pipeline.Stats

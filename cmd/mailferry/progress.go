@@ -138,3 +138,30 @@ func (p *progressView) close() {
 		_ = p.bar.Exit()
 	}
 }
+
+// logWriter is where logs go: stderr, or while a progress bar is drawn,
+// through the bar, which prints the lines above itself instead of tearing
+// through it.
+type logWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	bar *progressbar.ProgressBar
+}
+
+func (l *logWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.bar == nil {
+		return l.w.Write(p)
+	}
+	if _, err := progressbar.Bprintf(l.bar, "%s", p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (l *logWriter) setBar(b *progressbar.ProgressBar) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bar = b
+}

@@ -51,7 +51,8 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	if fs.NArg() != 0 {
 		return exitUsage, usagef("unexpected arguments %q (accounts come from the config file)", fs.Args())
 	}
-	log := newLogger(&common, e.stderr)
+	logOut := &logWriter{w: e.stderr}
+	log := newLogger(&common, logOut)
 	cfg, err := loadConfig(cfgPath, log)
 	if err != nil {
 		return exitUsage, err
@@ -65,7 +66,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	if !fs.Changed("log-format") && cfg.LogFormat != "" {
 		common.logFormat = string(cfg.LogFormat)
-		log = newLogger(&common, e.stderr)
+		log = newLogger(&common, logOut)
 	}
 	state := common.state
 	if state == "" {
@@ -102,7 +103,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	for n := range selected {
 		return exitUsage, usagef("--only %q: no such account in %s", n, cfgPath)
 	}
-	x := &execution{command: "run", opts: &common, env: e, log: log, state: state, workers: w, attempts: *attempts}
+	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts}
 	return x.run(ctx, jobs)
 }
 

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/verify"
+)
+
+// statusMessage is one skipped or failed message.
+type statusMessage struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
+}
+
+// statusRun is a run as status reports it.
+type statusRun struct {
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished,omitempty"` // nil: running, or crashed
+	Result   string     `json:"result"`
+	Error    string     `json:"error,omitempty"`
+	Copied   int        `json:"copied"`
+	Skipped  int        `json:"skipped"`
+	Failed   int        `json:"failed"`
+}
+
+// statusAccount is what the ledger knows about one account.
+type statusAccount struct {
+	Name     string `json:"name,omitempty"` // the config's account name
+	Account  string `json:"account"`        // the ledger key
+	NeverRun bool   `json:"never_run,omitempty"`
+	Done     int    `json:"done"`
+	Pending  int    `json:"pending"`
+	Skipped  int    `json:"skipped"`
+	Failed   int    `json:"failed"`
+	// Bytes are the bytes moved (done entries).
+	Bytes           int64           `json:"bytes"`
+	SkipReasons     map[string]int  `json:"skip_reasons"`
+	SkippedMessages []statusMessage `json:"skipped_messages"`
+	FailedMessages  []statusMessage `json:"failed_messages"`
+	LastRun         *statusRun      `json:"last_run,omitempty"`
+}
+
+type statusReport struct {
+	Command  string          `json:"command"`
+	State    string          `json:"state"`
+	Accounts []statusAccount `json:"accounts"`
+}
+
+// statusListMax bounds the skipped and failed messages listed per account
+// in the text table (the JSON lists them all).
+const statusListMax = 20
+
+func runStatus(ctx context.Context, args []string, e *env) (int, error) {
+	var o inspectOptions
+	fs := pflag.NewFlagSet("status", pflag.ContinueOnError)
+	fs.StringVarP(&o.cfgPath, "config", "c", "", "the config file: its state file, and its accounts by name")
+	fs.StringSliceVar(&o.only, "only", nil, "only these accounts of the config file (by name)")
+	fs.StringVar(&o.common.state, "state", "", "checkpoint (ledger) file")
+	fs.BoolVar(&o.common.json, "json", false, "print one JSON document on stdout")
+	fs.StringVar(&o.common.logFormat, "log-format", "text", "log format on stderr: text or json")
+	if done, err := parseFlags(fs, args, e, statusHelp); done || err != nil {
+		return helpOrUsage(done, err)
+	}
+	if err := o.check(); err != nil {
+		return exitUsage, err
+	}
+	if fs.NArg() != 0 {
+		return exitUsage, usagef("unexpected arguments %q", fs.Args())
+	}
+	log := newLogger(&o.common, e.stderr)
+
+	// With a config, its accounts are listed (never-run ones too) by name.
+	type named struct{ name, key string }
+	var configured []named
+	state := o.common.state
+	if o.cfgPath != "" {
+		cfg, err := loadConfig(o.cfgPath, log)
+		if err != nil {
+			return exitUsage, err
+		}
+		state = firstNonEmpty(state, cfg.State)
+		selected := map[string]bool{}
+		for _, n := range o.only {
+			selected[n] = true
+		}
+		for i := range cfg.Accounts {
+			a := &cfg.Accounts[i]
+			if len(selected) > 0 && !selected[a.Name] {
+				continue
+			}
+			delete(selected, a.Name)
+			srcEp, err := cfg.SourceEndpoint(a)
+			if err != nil {
+				return exitUsage, fmt.Errorf("account %q: source: %w", a.Name, err)
+			}
+			dstEp, err := cfg.DestEndpoint(a)
+			if err != nil {
+				return exitUsage, fmt.Errorf("account %q: destination: %w", a.Name, err)
+			}
+			configured = append(configured, named{a.Name, accountKey(srcEp, dstEp)})
+		}
+		for n := range selected {
+			return exitUsage, usagef("--only %q: no such account in %s", n, o.cfgPath)
+		}
+	} else if len(o.only) > 0 {
+		return exitUsage, usagef("--only needs -c FILE")
+	}
+	state, err := o.statePath(state, e)
+	if err != nil {
+		return exitUsage, err
+	}
+	ledger, err := openLedgerIfExists(ctx, state, log)
+	if err != nil {
+		return exitFatal, err
+	}
+	if ledger == nil && o.cfgPath == "" {
+		return exitFatal, fmt.Errorf("no checkpoint at %s: nothing has run with this state file (use --state or -c)", state)
+	}
+	rep := statusReport{Command: "status", State: state, Accounts: []statusAccount{}}
+	if ledger != nil {
+		defer ledger.Close()
+		if configured == nil {
+			keys, err := ledger.Accounts(ctx)
+			if err != nil {
+				return exitFatal, err
+			}
+			for _, k := range keys {
+				configured = append(configured, named{key: k})
+			}
+		}
+	}
+	for _, a := range configured {
+		sa := statusAccount{Name: a.name, Account: a.key, NeverRun: true, SkipReasons: map[string]int{},
+			SkippedMessages: []statusMessage{}, FailedMessages: []statusMessage{}}
+		if ledger != nil {
+			if err := fillStatus(ctx, ledger, &sa); err != nil {
+				return exitFatal, err
+			}
+		}
+		rep.Accounts = append(rep.Accounts, sa)
+	}
+	if o.common.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return exitFatal, fmt.Errorf("writing the JSON report: %w", err)
+		}
+		return exitOK, nil
+	}
+	writeStatusText(e.stdout, rep)
+	return exitOK, nil
+}
+
+// fillStatus reads one account's summary, its skipped and failed entries
+// and its last run.
+func fillStatus(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount) error {
+	sum, err := l.Summary(ctx, sa.Account)
+	if err != nil {
+		return err
+	}
+	sa.Done, sa.Pending, sa.Skipped, sa.Failed, sa.Bytes = sum.Done, sum.Pending, sum.Skipped, sum.Failed, sum.Bytes
+	sa.SkipReasons = sum.SkipReasons
+	if sum.LastRun != nil {
+		r := sum.LastRun
+		sa.LastRun = &statusRun{Started: r.Started, Result: r.Result, Error: r.Error,
+			Copied: r.Copied, Skipped: r.Skipped, Failed: r.Failed}
+		if !r.Finished.IsZero() {
+			f := r.Finished
+			sa.LastRun.Finished = &f
+		}
+	}
+	sa.NeverRun = sum.LastRun == nil && sum.Done+sum.Pending+sum.Skipped+sum.Failed == 0
+	if sum.Skipped+sum.Failed == 0 {
+		return nil
+	}
+	entries, err := l.Entries(ctx, sa.Account)
+	if err != nil {
+		return err
+	}
+	for _, en := range entries {
+		m := statusMessage{Key: verify.DisplayKey(en.Key), Reason: en.Reason}
+		switch en.State {
+		case pipeline.StateSkipped:
+			sa.SkippedMessages = append(sa.SkippedMessages, m)
+		case pipeline.StateFailed:
+			sa.FailedMessages = append(sa.FailedMessages, m)
+		}
+	}
+	for _, ms := range [][]statusMessage{sa.SkippedMessages, sa.FailedMessages} {
+		sort.Slice(ms, func(i, j int) bool { return ms[i].Key < ms[j].Key })
+	}
+	return nil
+}
+
+func writeStatusText(w io.Writer, rep statusReport) {
+	fmt.Fprintf(w, "checkpoint %s\n\n", rep.State)
+	if len(rep.Accounts) == 0 {
+		fmt.Fprintln(w, "no accounts")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "DONE\tPENDING\tSKIPPED\tFAILED\tBYTES\tLAST RUN\t ACCOUNT")
+	for _, a := range rep.Accounts {
+		last := "never"
+		if a.LastRun != nil {
+			last = a.LastRun.Result
+			if last == "" {
+				last = "unfinished"
+			}
+		}
+		name := a.Account
+		if a.Name != "" {
+			name = a.Name + "  (" + a.Account + ")"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t %s\n", a.Done, a.Pending, a.Skipped, a.Failed, humanBytes(a.Bytes), last, name)
+	}
+	tw.Flush()
+	for _, a := range rep.Accounts {
+		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s\n", firstNonEmpty(a.Name, a.Account))
+		if r := a.LastRun; r != nil {
+			fin := "not finished (running, or stopped by a crash)"
+			if r.Finished != nil {
+				fin = r.Finished.Local().Format(time.DateTime) + " (" + r.Finished.Sub(r.Started).Round(time.Millisecond).String() + ")"
+			}
+			fmt.Fprintf(w, "  last run: started %s, finished %s, result %s: %d copied, %d skipped, %d failed\n",
+				r.Started.Local().Format(time.DateTime), fin, firstNonEmpty(r.Result, "unknown"), r.Copied, r.Skipped, r.Failed)
+			if r.Error != "" {
+				fmt.Fprintf(w, "  last error: %s\n", r.Error)
+			}
+		}
+		for _, l := range []struct {
+			what string
+			ms   []statusMessage
+		}{{"skipped", a.SkippedMessages}, {"failed", a.FailedMessages}} {
+			for i, m := range l.ms {
+				if i == statusListMax {
+					fmt.Fprintf(w, "  ... and %d more %s (see --json)\n", len(l.ms)-i, l.what)
+					break
+				}
+				fmt.Fprintf(w, "  %s %s: %s\n", l.what, m.Key, m.Reason)
+			}
+		}
+	}
+}
+
+// humanBytes prints n in SI units (as the size flags read them).
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}
+
+const statusHelp = `mailferry status - what the checkpoint knows, per account
+
+USAGE
+  mailferry status [-c migrate.toml [--only NAME,...] | --state FILE] [--json]
+
+For each account: messages done (copied and confirmed), pending (an
+interrupted run left them to be reconciled), skipped (with the reason: too
+big, NUL bytes, refused by the server; not retried) and failed (retried by
+the next run), the bytes moved, and the last run's start, end, result and
+error. With -c, every account of the config is listed, including those that
+never ran. status only reads the checkpoint; it connects to nothing and
+never creates a checkpoint file.
+
+FLAGS
+  -c, --config FILE         the config file (its state file and accounts)
+  --only NAME[,NAME...]     only these accounts (with -c)
+  --state FILE              checkpoint file (default: the config's, else
+                            $XDG_STATE_HOME/mailferry/mailferry.db)
+  --json                    one JSON document on stdout
+  --log-format FORMAT       text (default) or json
+
+EXIT STATUS
+  0    the checkpoint was read
+  1    the checkpoint could not be read, or there is none (without -c)
+  2    bad command line or configuration
+`

@@ -1,0 +1,494 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/secret"
+	"github.com/mailferry/mailferry/spool"
+	"github.com/mailferry/mailferry/verify"
+)
+
+// inspectOptions are the flags verify, plan and status share: the
+// connection and output flags of commonOptions, without the ones that only
+// make sense for a copy (--dry-run, --delete-source, --progress, --report).
+type inspectOptions struct {
+	common      commonOptions
+	cfgPath     string
+	only        []string
+	srcPassword passwordFlags
+	dstPassword passwordFlags
+	policy      policyFlags
+}
+
+func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
+	c := &o.common
+	o.srcPassword, o.dstPassword = passwordFlags{side: "source"}, passwordFlags{side: "dest"}
+	fs.StringVarP(&o.cfgPath, "config", "c", "", "the config file (see migrate.toml.example)")
+	fs.StringSliceVar(&o.only, "only", nil, "only these accounts of the config file (by name)")
+	fs.StringVar(&c.state, "state", "", "checkpoint (ledger) file; default: the config's state, else $XDG_STATE_HOME/mailferry/mailferry.db")
+	fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM file of extra CA certificates to trust (both servers)")
+	fs.BoolVar(&c.insecureSkipVerify, "insecure-skip-verify", false, "do not verify TLS certificates (dangerous)")
+	fs.BoolVar(&c.allowPlaintext, "allow-plaintext", false, "allow passwords over connections without TLS (?tls=none URLs)")
+	fs.BoolVar(&c.json, "json", false, "print one JSON document on stdout")
+	fs.BoolVarP(&c.quiet, "quiet", "q", false, "only warnings and errors in the log")
+	fs.BoolVarP(&c.verbose, "verbose", "v", false, "debug logging")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.BoolVar(&c.trace, "trace", false, "log protocol lines (credentials redacted, message bodies omitted)")
+	fs.StringVar(&o.srcPassword.file, "source-password-file", "", "read the source password from the first line of this file")
+	fs.StringVar(&o.srcPassword.command, "source-password-command", "", "run this shell command; its first output line is the source password")
+	fs.StringVar(&o.dstPassword.file, "dest-password-file", "", "read the destination password from the first line of this file")
+	fs.StringVar(&o.dstPassword.command, "dest-password-command", "", "run this shell command; its first output line is the destination password")
+	if withPolicy {
+		fs.StringVar(&o.policy.internalDate, "internal-date", "received", "the copy's internal-date policy for POP3 mail (SOURCE DEST form)")
+		fs.StringVar(&o.policy.flags, "flags", "none", "the copy's flag policy for POP3 mail (SOURCE DEST form)")
+		fs.StringVar(&o.policy.maxMessageSize, "max-message-size", "0", "the copy's --max-message-size (SOURCE DEST form)")
+	}
+	o.policy.spoolMemory, o.policy.batchBytes, o.policy.batchMessages = "8MB", "32MB", 50
+}
+
+func (o *inspectOptions) check() error {
+	switch o.common.logFormat {
+	case "text", "json":
+		return nil
+	}
+	return usagef("--log-format must be text or json, not %q", o.common.logFormat)
+}
+
+// accountSetup is one account to inspect: both servers and the copy's
+// options (its ledger key, destination mailbox and policies).
+type accountSetup struct {
+	name     string // the config's account name; the ledger key for URLs
+	src, dst serverSetup
+	opts     pipeline.Options
+}
+
+// accounts builds the accounts to inspect: from -c FILE, or from the two
+// URLs. It returns the state file too (flag, config, default).
+func (o *inspectOptions) accounts(ctx context.Context, args []string, e *env, log *slog.Logger) ([]accountSetup, string, error) {
+	if o.cfgPath != "" {
+		if len(args) != 0 {
+			return nil, "", usagef("unexpected arguments %q with -c (accounts come from the config file)", args)
+		}
+		cfg, err := loadConfig(o.cfgPath, log)
+		if err != nil {
+			return nil, "", err
+		}
+		state := firstNonEmpty(o.common.state, cfg.State)
+		accs, err := o.configAccounts(ctx, cfg, e, log)
+		if err != nil {
+			return nil, "", err
+		}
+		state, err = o.statePath(state, e)
+		return accs, state, err
+	}
+	if len(args) != 2 {
+		return nil, "", usagef("want SOURCE and DEST URLs, or -c migrate.toml; got %d arguments", len(args))
+	}
+	srcEp, err := config.ParseURL(args[0])
+	if err != nil {
+		return nil, "", usagef("SOURCE: %v", err)
+	}
+	dstEp, err := config.ParseURL(args[1])
+	if err != nil {
+		return nil, "", usagef("DEST: %v", err)
+	}
+	if srcEp.User == "" || dstEp.User == "" {
+		return nil, "", usagef("both URLs need a user name (pop3s://USER@host, imaps://USER@host)")
+	}
+	if dstEp.Mailbox == "" {
+		dstEp.Mailbox = "INBOX"
+	}
+	popts, err := o.policy.pipelineOptions()
+	if err != nil {
+		return nil, "", err
+	}
+	popts.Account = accountKey(srcEp, dstEp)
+	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
+	srcPw, err := o.srcPassword.resolve(ctx, e, srcEp.String())
+	if err != nil {
+		return nil, "", err
+	}
+	dstPw, err := o.dstPassword.resolve(ctx, e, dstEp.String())
+	if err != nil {
+		return nil, "", err
+	}
+	trace := traceWriter(&o.common, e)
+	src := serverSetup{ep: srcEp, password: srcPw, tlsCA: o.common.tlsCA, insecure: o.common.insecureSkipVerify,
+		allowPlaintext: o.common.allowPlaintext, log: log, trace: trace}
+	dst := src
+	dst.ep, dst.password = dstEp, dstPw
+	state, err := o.statePath(o.common.state, e)
+	return []accountSetup{{name: popts.Account, src: src, dst: dst, opts: popts}}, state, err
+}
+
+func (o *inspectOptions) statePath(state string, e *env) (string, error) {
+	if state != "" {
+		return state, nil
+	}
+	return defaultStatePath(e.getenv)
+}
+
+// configAccounts is buildJob's account resolution without the job: the
+// same endpoints, ledger key, policies and credentials.
+func (o *inspectOptions) configAccounts(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) ([]accountSetup, error) {
+	selected := map[string]bool{}
+	for _, n := range o.only {
+		selected[n] = true
+	}
+	var masters masterPasswords
+	var out []accountSetup
+	trace := traceWriter(&o.common, e)
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		if len(selected) > 0 && !selected[a.Name] {
+			continue
+		}
+		delete(selected, a.Name)
+		srcEp, err := cfg.SourceEndpoint(a)
+		if err != nil {
+			return nil, fmt.Errorf("account %q: source: %w", a.Name, err)
+		}
+		dstEp, err := cfg.DestEndpoint(a)
+		if err != nil {
+			return nil, fmt.Errorf("account %q: destination: %w", a.Name, err)
+		}
+		creds, warns, err := a.ResolveSecrets(ctx)
+		for _, w := range warns {
+			log.Warn(w.String())
+		}
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		var popts pipeline.Options
+		if popts.DatePolicy, err = mapping.ParseDatePolicy(string(cfg.Policy.InternalDate)); err != nil {
+			return nil, usagef("policy.internal_date: %v", err)
+		}
+		if popts.FlagPolicy, err = mapping.ParseFlagPolicy(string(cfg.Policy.Flags)); err != nil {
+			return nil, usagef("policy.flags: %v", err)
+		}
+		popts.Account = accountKey(srcEp, dstEp)
+		popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
+		popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes
+		popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes}
+		side := func(s *config.Server, ep config.Endpoint, pw secret.Value) (serverSetup, error) {
+			setup := serverSetup{ep: ep, password: pw, tlsCA: firstNonEmpty(o.common.tlsCA, s.TLSCA),
+				insecure:       o.common.insecureSkipVerify || s.InsecureSkipVerify,
+				allowPlaintext: o.common.allowPlaintext || s.AllowPlaintext,
+				idleTimeout:    s.IdleTimeout, log: log.With("account", a.Name), trace: trace}
+			if s.MasterUser != "" {
+				mpw, err := masters.resolve(ctx, s, log)
+				if err != nil {
+					return setup, err
+				}
+				setup.masterUser, setup.password = s.MasterUser, mpw
+			}
+			return setup, nil
+		}
+		src, err := side(&cfg.Source.Server, srcEp, creds.Source)
+		if err != nil {
+			return nil, usagef("account %q: source: %v", a.Name, err)
+		}
+		dst, err := side(&cfg.Destination.Server, dstEp, creds.Dest)
+		if err != nil {
+			return nil, usagef("account %q: destination: %v", a.Name, err)
+		}
+		out = append(out, accountSetup{name: a.Name, src: src, dst: dst, opts: popts})
+	}
+	for n := range selected {
+		return nil, usagef("--only %q: no such account in %s", n, o.cfgPath)
+	}
+	return out, nil
+}
+
+// dialReader opens the read-only destination session of verify and plan.
+func (s serverSetup) dialReader(ctx context.Context) (*verify.IMAP, error) {
+	tlsCfg, err := s.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if s.ep.Protocol != config.IMAP {
+		return nil, usagef("destination %s: must be an imaps:// or imap:// URL", s.ep)
+	}
+	mode := map[config.TLSMode]imapdst.TLSMode{
+		config.TLSImplicit: imapdst.TLSImplicit,
+		config.TLSStartTLS: imapdst.TLSStartTLS,
+		config.TLSNone:     imapdst.TLSNone,
+	}[s.ep.TLS]
+	user, authz := s.credentials()
+	return verify.DialIMAP(ctx, verify.IMAPOptions{
+		Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
+		User: user, AuthzID: authz, Password: s.password,
+		AllowPlaintext: s.allowPlaintext, Logger: s.log,
+	})
+}
+
+// openLedgerIfExists opens the ledger at path only when the file exists,
+// so that inspecting never creates one; it returns nil, nil when there is
+// none. (checkpoint has no read-only mode: opening an existing file may
+// bring its schema up to date, and nothing else is written.)
+func openLedgerIfExists(ctx context.Context, path string, log *slog.Logger) (*checkpoint.Ledger, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("opening the checkpoint %s: %w", path, err)
+	}
+	l, err := checkpoint.Open(ctx, path, &checkpoint.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("opening the checkpoint: %w", err)
+	}
+	return l, nil
+}
+
+// verifyOptions are the flags of `mailferry verify`.
+type verifyOptions struct {
+	inspectOptions
+	full     bool
+	all      bool
+	noLedger bool
+}
+
+// verifyAccount is the JSON report of one account.
+type verifyAccount struct {
+	Account string `json:"account"`
+	Key     string `json:"ledger_key"`
+	Mode    string `json:"mode"` // "fast" or "full"
+	// Ledger says whether ledger entries were used ("false": matched by
+	// content only).
+	Ledger bool                `json:"ledger"`
+	Stats  verify.Stats        `json:"stats"`
+	Items  []verify.Difference `json:"differences"`
+	Error  string              `json:"error,omitempty"`
+	OK     bool                `json:"ok"`
+}
+
+type verifyReport struct {
+	Command  string          `json:"command"`
+	Accounts []verifyAccount `json:"accounts"`
+	OK       bool            `json:"ok"`
+	ExitCode int             `json:"exit_code"`
+}
+
+func runVerify(ctx context.Context, args []string, e *env) (int, error) {
+	var o verifyOptions
+	fs := pflag.NewFlagSet("verify", pflag.ContinueOnError)
+	o.register(fs, true)
+	fs.BoolVar(&o.full, "full", false, "download both sides and compare SHA-256 digests, not only sizes")
+	fs.BoolVar(&o.all, "all", false, "also list matching messages (\"= key\")")
+	fs.BoolVar(&o.noLedger, "no-ledger", false, "ignore the checkpoint: match messages by Message-ID, size and digest (downloads both sides)")
+	if done, err := parseFlags(fs, args, e, verifyHelp); done || err != nil {
+		return helpOrUsage(done, err)
+	}
+	if err := o.check(); err != nil {
+		return exitUsage, err
+	}
+	log := newLogger(&o.common, e.stderr)
+	accs, state, err := o.accounts(ctx, fs.Args(), e, log)
+	if err != nil {
+		return exitUsage, err
+	}
+	var ledger *checkpoint.Ledger
+	if !o.noLedger {
+		if ledger, err = openLedgerIfExists(ctx, state, log); err != nil {
+			return exitFatal, err
+		}
+		if ledger != nil {
+			defer ledger.Close()
+		}
+	}
+	rep := verifyReport{Command: "verify", OK: true}
+	fatal := false
+	for _, a := range accs {
+		va := o.verifyOne(ctx, a, ledger, log)
+		if va.Error != "" {
+			fatal = true
+			log.Error("verifying account failed", "account", a.name, "error", va.Error)
+		}
+		rep.OK = rep.OK && va.OK
+		rep.Accounts = append(rep.Accounts, va)
+		if !o.common.json {
+			writeVerifyText(e.stdout, va, o.all)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		rep.ExitCode = exitInterrupted
+	case fatal:
+		rep.ExitCode = exitFatal
+	case !rep.OK:
+		rep.ExitCode = exitPartial
+	}
+	rep.OK = rep.OK && rep.ExitCode == exitOK
+	if o.common.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return exitFatal, fmt.Errorf("writing the JSON report: %w", err)
+		}
+	} else if len(accs) > 1 {
+		fmt.Fprintf(e.stdout, "%d accounts: %s\n", len(accs), map[bool]string{true: "OK", false: "DIFFERENCES FOUND"}[rep.OK])
+	}
+	return rep.ExitCode, nil
+}
+
+// verifyOne checks one account; errors go into the result.
+func (o *verifyOptions) verifyOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log *slog.Logger) verifyAccount {
+	va := verifyAccount{Account: a.name, Key: a.opts.Account, Mode: map[bool]string{true: "full", false: "fast"}[o.full]}
+	fail := func(err error) verifyAccount {
+		va.Error = err.Error()
+		return va
+	}
+	var entries map[string]pipeline.Entry
+	if ledger != nil {
+		var err error
+		if entries, err = ledger.Entries(ctx, a.opts.Account); err != nil {
+			return fail(err)
+		}
+	}
+	va.Ledger = len(entries) > 0
+	openSrc, err := a.src.openSource()
+	if err != nil {
+		return fail(fmt.Errorf("source: %w", err))
+	}
+	src, err := openSrc(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("opening the source: %w", err))
+	}
+	// Close without commit: nothing was deleted, and POP3 servers must not
+	// even update their state (RFC 1939 §6: only QUIT does).
+	defer src.Close(false)
+	dst, err := a.dst.dialReader(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("opening the destination: %w", err))
+	}
+	defer dst.Close()
+	res, err := verify.Check(ctx, src, dst, verify.Options{
+		Mailbox: a.opts.Mailbox, Ledger: entries, Full: o.full,
+		FlagPolicy: a.opts.FlagPolicy, DatePolicy: a.opts.DatePolicy, Spool: a.opts.Spool,
+		Logger: log.With("account", a.name),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	va.Stats, va.OK = res.Stats, res.OK()
+	for _, it := range res.Items {
+		if it.Kind != verify.Match || o.all {
+			va.Items = append(va.Items, it)
+		}
+	}
+	if va.Items == nil {
+		va.Items = []verify.Difference{}
+	}
+	return va
+}
+
+func writeVerifyText(w io.Writer, va verifyAccount, all bool) {
+	fmt.Fprintf(w, "account %s\n", va.Account)
+	if va.Error != "" {
+		fmt.Fprintf(w, "  ERROR: %s\n", va.Error)
+		return
+	}
+	for _, it := range va.Items {
+		if it.Kind == verify.Match && !all {
+			continue
+		}
+		line := it.Kind.Symbol() + " " + it.Name()
+		if it.Detail != "" {
+			line += "\t" + it.Detail
+		}
+		fmt.Fprintln(w, line)
+	}
+	s := va.Stats
+	how := "sizes, by the checkpoint"
+	switch {
+	case va.Mode == "full" && va.Ledger:
+		how = "SHA-256 digests, by the checkpoint"
+	case !va.Ledger:
+		how = "Message-ID, size and SHA-256 digest (no checkpoint)"
+	}
+	fmt.Fprintf(w, "%d source messages", s.SourceMessages)
+	if s.LedgerOnly > 0 {
+		fmt.Fprintf(w, " (+%d moved and deleted at the source)", s.LedgerOnly)
+	}
+	fmt.Fprintf(w, ", %d on the destination, compared by %s:\n", s.DestMessage, how)
+	fmt.Fprintf(w, "  %d match, %d missing (-), %d differ (*), %d flags differ (!), %d dates differ (~), %d extra on the destination (+)\n",
+		s.Matched, s.Missing, s.Differs, s.FlagsDiffer, s.DateDiffers, s.Extra)
+	if va.OK {
+		fmt.Fprintln(w, "  OK: every source message is on the destination")
+	} else {
+		fmt.Fprintln(w, "  DIFFERENCES FOUND")
+	}
+}
+
+const verifyHelp = `mailferry verify - compare a source and a destination, message by message
+
+USAGE
+  mailferry verify SOURCE DEST [flags]
+  mailferry verify -c migrate.toml [--only NAME,...] [flags]
+
+Prints one line per difference, then a summary per account:
+  - KEY    missing on the destination
+  * KEY    on the destination with another size (or, with --full, other bytes)
+  ! KEY    flags differ
+  ~ KEY    internal date differs
+  + MAILBOX/;UID=N   on the destination, from no source message (information only)
+  = KEY    matches (only with --all)
+A KEY is the source's UIDL (POP3) or MAILBOX;UIDVALIDITY=V;UID=U (IMAP).
+
+By default verify is fast: it lists the source, reads the checkpoint and
+lists the destination's UIDs, sizes, flags, dates and a few header fields;
+nothing is downloaded. A message is missing when the checkpoint does not have
+it as copied or its destination UID is gone, and differs when the sizes
+disagree. --full downloads both sides and compares SHA-256 digests (after
+the CRLF normalisation the copy does). Without a checkpoint (--no-ledger, or
+none for the account) messages are matched by Message-ID, size and digest,
+so verify can check a migration made by another tool.
+
+POP3 has no flags or dates: the expected ones are what the copy's policies
+(--flags, --internal-date, or the config's [policy]) give for the message's
+header; a date that could only come from the time of transfer is not
+checked. \Recent is ignored. A message read or flagged at the destination
+after the copy shows as "flags differ".
+
+verify writes nothing: the source session ends without QUIT, the destination
+is opened read-only (EXAMINE, BODY.PEEK), and no checkpoint is created.
+
+FLAGS
+  -c, --config FILE         the config file; accounts, servers and policies
+  --only NAME[,NAME...]     only these accounts
+  --full                    download and hash both sides
+  --all                     also list matching messages
+  --no-ledger               ignore the checkpoint; match by content
+  --state FILE              checkpoint file (default: the config's, else
+                            $XDG_STATE_HOME/mailferry/mailferry.db)
+  --flags POLICY, --internal-date POLICY, --max-message-size SIZE
+                            the copy's policies (SOURCE DEST form)
+  --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
+  --source-password-file FILE, --source-password-command CMD
+  --dest-password-file FILE, --dest-password-command CMD
+  --json                    one JSON document on stdout
+  -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
+
+EXIT STATUS
+  0    every source message is on the destination, identical
+  1    a server or the checkpoint could not be read
+  2    bad command line or configuration
+  3    differences found (missing, differing, flags or dates)
+  130  interrupted
+`
