@@ -142,9 +142,10 @@ func (ctl *control) examine(ctx context.Context, mailbox string) (*imap.SelectDa
 	return data, ctl.check(ctx, err, "EXAMINE", mailbox)
 }
 
-// ensureMailbox lists mailbox, creates it when missing and returns its
-// STATUS (RFC 3501 §6.3.10; APPENDLIMIT per RFC 7889 §4 when advertised).
-func (ctl *control) ensureMailbox(ctx context.Context, name string) (pipeline.MailboxStatus, error) {
+// ensureMailbox lists mailbox, creates it when missing (with the special
+// use, when not "", see create) and returns its STATUS (RFC 3501 §6.3.10;
+// APPENDLIMIT per RFC 7889 §4 when advertised).
+func (ctl *control) ensureMailbox(ctx context.Context, name, specialUse string) (pipeline.MailboxStatus, error) {
 	done, err := ctl.begin(ctx)
 	if err != nil {
 		return pipeline.MailboxStatus{}, err
@@ -162,15 +163,8 @@ func (ctl *control) ensureMailbox(ctx context.Context, name string) (pipeline.Ma
 		}
 	}
 	if !exists {
-		err := ctl.check(ctx, ctl.c.Create(name, nil).Wait(), "CREATE", name)
-		var re *ReplyError
-		switch {
-		case errors.As(err, &re) && re.Code == "ALREADYEXISTS":
-			// Created meanwhile by another connection: fine.
-		case err != nil:
+		if err := ctl.create(ctx, name, specialUse); err != nil {
 			return pipeline.MailboxStatus{}, err
-		default:
-			ctl.log.Info("created mailbox", "mailbox", name)
 		}
 	}
 	sopts := &imap.StatusOptions{UIDNext: true, UIDValidity: true}

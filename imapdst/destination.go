@@ -46,7 +46,7 @@ func (d *Destination) Capabilities() pipeline.Capabilities { return d.app.Capabi
 // EnsureMailbox creates the mailbox when it does not exist and returns its
 // status. AppendLimit is the mailbox's own limit, else the server's.
 func (d *Destination) EnsureMailbox(ctx context.Context, name string) (pipeline.MailboxStatus, error) {
-	return d.ctl.ensureMailbox(ctx, name)
+	return d.ctl.ensureMailbox(ctx, name, "")
 }
 
 // Append stores msgs in mailbox; see Appender.Append.

@@ -1,0 +1,207 @@
+package imapdst
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// FolderList describes the destination's folders, for mapping.FolderOptions
+// (DestDelim, DestPrefix, DestFolders).
+type FolderList struct {
+	// Folders are every folder LIST "" "*" returns, with their attributes:
+	// RFC 6154 special-use attributes (\Sent, …) and, where the server
+	// offers LIST-EXTENDED (RFC 5258), \Subscribed.
+	Folders []mapping.Folder
+	// Delim is the hierarchy separator of the personal namespace (RFC 2342),
+	// else INBOX's; 0 when the server has no hierarchy.
+	Delim rune
+	// Prefix is the personal namespace prefix ("INBOX." on Courier and
+	// Cyrus), "" when there is none or the server lacks NAMESPACE.
+	Prefix string
+	// SpecialUse and CreateSpecialUse say whether the server advertises
+	// SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154 §5.1, §3).
+	SpecialUse       bool
+	CreateSpecialUse bool
+}
+
+// Folders lists the destination's folders with their special-use
+// attributes, its hierarchy separator and its personal namespace prefix.
+// Servers with LIST-EXTENDED are asked for RETURN (SPECIAL-USE SUBSCRIBED)
+// (RFC 6154 §5.1, RFC 5258 §3); others send special-use attributes in plain
+// LIST replies when they have them (Dovecot does).
+func (d *Destination) Folders(ctx context.Context) (FolderList, error) {
+	return d.ctl.folders(ctx)
+}
+
+// EnsureMailboxUse is EnsureMailbox for a folder with a special use
+// ("\Sent", …; "" for none). A missing folder is created with
+// CREATE name (USE (use)) where the server advertises CREATE-SPECIAL-USE
+// (RFC 6154 §3), and with a plain CREATE when it does not or refuses (e.g.
+// NO [USEATTR] because another folder already has the use). When CREATE
+// fails and the name has levels, the missing parents are created one by one
+// and CREATE is tried again: RFC 3501 §6.3.3 only says servers SHOULD create
+// them. An existing folder is left as it is.
+func (d *Destination) EnsureMailboxUse(ctx context.Context, name, specialUse string) (pipeline.MailboxStatus, error) {
+	if specialUse != "" && !validAtom(strings.TrimPrefix(specialUse, `\`)) {
+		return pipeline.MailboxStatus{}, fatal(invalidArg("special use %q", specialUse))
+	}
+	return d.ctl.ensureMailbox(ctx, name, specialUse)
+}
+
+// Subscribe adds name to the user's subscriptions (RFC 3501 §6.3.6).
+// Subscribing twice is not an error.
+func (d *Destination) Subscribe(ctx context.Context, name string) error {
+	done, err := d.ctl.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return d.ctl.check(ctx, d.ctl.c.Subscribe(name).Wait(), "SUBSCRIBE", name)
+}
+
+func (ctl *control) folders(ctx context.Context) (FolderList, error) {
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return FolderList{}, err
+	}
+	defer done()
+	caps := ctl.c.Caps()
+	fl := FolderList{SpecialUse: caps.Has(imap.CapSpecialUse), CreateSpecialUse: caps.Has(imap.CapCreateSpecialUse)}
+	if caps.Has(imap.CapNamespace) || caps.Has(imap.CapIMAP4rev2) {
+		ns, err := ctl.c.Namespace().Wait()
+		if err = ctl.check(ctx, err, "NAMESPACE", ""); err != nil {
+			return FolderList{}, err
+		}
+		if len(ns.Personal) > 0 {
+			fl.Prefix, fl.Delim = ns.Personal[0].Prefix, ns.Personal[0].Delim
+		}
+	}
+	var lopts *imap.ListOptions
+	if caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2) {
+		lopts = &imap.ListOptions{ReturnSubscribed: true, ReturnSpecialUse: fl.SpecialUse}
+	}
+	list, err := ctl.c.List("", "*", lopts).Collect()
+	if err = ctl.check(ctx, err, "LIST", "*"); err != nil {
+		return FolderList{}, err
+	}
+	for _, l := range list {
+		f := mapping.Folder{Name: l.Mailbox, Delim: l.Delim}
+		for _, a := range l.Attrs {
+			f.Attrs = append(f.Attrs, string(a))
+		}
+		if strings.EqualFold(f.Name, "INBOX") {
+			f.Name = "INBOX"
+			if fl.Delim == 0 {
+				fl.Delim = l.Delim
+			}
+		}
+		fl.Folders = append(fl.Folders, f)
+	}
+	if fl.Delim == 0 {
+		if fl.Delim, err = ctl.delimiter(ctx); err != nil {
+			return FolderList{}, err
+		}
+	}
+	return fl, nil
+}
+
+// delimiter asks for the hierarchy separator with LIST "" "" (RFC 3501
+// §6.3.8); 0 when the server has none.
+func (ctl *control) delimiter(ctx context.Context) (rune, error) {
+	list, err := ctl.c.List("", "", nil).Collect()
+	if err = ctl.check(ctx, err, "LIST", ""); err != nil {
+		return 0, err
+	}
+	for _, l := range list {
+		if l.Delim != 0 {
+			return l.Delim, nil
+		}
+	}
+	return 0, nil
+}
+
+// create creates name, with specialUse when not "", creating missing
+// parents when the server refuses (see EnsureMailboxUse).
+func (ctl *control) create(ctx context.Context, name, specialUse string) error {
+	err := ctl.createOnce(ctx, name, specialUse)
+	var re *ReplyError
+	if err == nil || !errors.As(err, &re) {
+		return err
+	}
+	delim, derr := ctl.delimiter(ctx)
+	if derr != nil {
+		return derr
+	}
+	parents := ancestors(name, delim)
+	if len(parents) == 0 {
+		return err
+	}
+	for _, p := range parents {
+		// A parent that exists (with or without [ALREADYEXISTS]) or cannot
+		// be created shows up in the retry's reply.
+		if perr := ctl.check(ctx, ctl.c.Create(p, nil).Wait(), "CREATE", p); perr != nil && !errors.As(perr, &re) {
+			return perr
+		} else if perr == nil {
+			ctl.log.Info("created parent mailbox", "mailbox", p)
+		}
+	}
+	return ctl.createOnce(ctx, name, specialUse)
+}
+
+// createOnce sends CREATE with USE when asked and offered, else or after a
+// refusal a plain CREATE. [ALREADYEXISTS] counts as success: another
+// connection created the mailbox meanwhile.
+func (ctl *control) createOnce(ctx context.Context, name, specialUse string) error {
+	if specialUse != "" && ctl.c.Caps().Has(imap.CapCreateSpecialUse) {
+		opts := &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{imap.MailboxAttr(specialUse)}}
+		err := ctl.check(ctx, ctl.c.Create(name, opts).Wait(), "CREATE", name)
+		var re *ReplyError
+		switch {
+		case err == nil:
+			ctl.log.Info("created mailbox", "mailbox", name, "special_use", specialUse)
+			return nil
+		case errors.As(err, &re) && re.Code == "ALREADYEXISTS":
+			return nil
+		case !errors.As(err, &re):
+			return err
+		}
+		ctl.log.Warn("server refused the special use; creating the mailbox without it",
+			"mailbox", name, "special_use", specialUse, "reply", err)
+	}
+	err := ctl.check(ctx, ctl.c.Create(name, nil).Wait(), "CREATE", name)
+	var re *ReplyError
+	switch {
+	case err == nil:
+		ctl.log.Info("created mailbox", "mailbox", name)
+	case errors.As(err, &re) && re.Code == "ALREADYEXISTS":
+		err = nil
+	}
+	return err
+}
+
+// ancestors returns the proper ancestors of name, outermost first
+// ("a/b/c" → "a", "a/b"); none when delim is 0.
+func ancestors(name string, delim rune) []string {
+	if delim == 0 {
+		return nil
+	}
+	var out []string
+	for i, r := range name {
+		if r == delim && i > 0 && !slices.Contains(out, name[:i]) {
+			out = append(out, name[:i])
+		}
+	}
+	return out
+}
+
+// validAtom reports whether s is a non-empty RFC 3501 §9 atom.
+func validAtom(s string) bool {
+	return s != "" && mapping.ValidKeyword(s)
+}
