@@ -1,0 +1,122 @@
+package imapsrc
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// Sentinels callers branch on with errors.Is. Each is returned wrapped in an
+// error that classifies it for the pipeline (pipeline.ClassOf).
+var (
+	// ErrPlaintext: the connection is not encrypted and
+	// Options.AllowPlaintext is false, so no credentials were sent. Fatal.
+	ErrPlaintext = errors.New("imapsrc: refusing to authenticate without TLS (AllowPlaintext is off)")
+	// ErrLoginDisabled: the server advertises LOGINDISABLED (RFC 3501
+	// §6.2.3) and offers no AUTH=PLAIN either. Fatal.
+	ErrLoginDisabled = errors.New("imapsrc: server disables LOGIN and offers no AUTH=PLAIN")
+	// ErrNoUIDPlus: Delete was asked of a server without UIDPLUS (RFC 4315)
+	// or IMAP4rev2. Nothing was deleted: a plain EXPUNGE would also remove
+	// messages someone else marked \Deleted. Fatal.
+	ErrNoUIDPlus = errors.New("imapsrc: server lacks UIDPLUS, refusing to delete (a plain EXPUNGE could remove other messages)")
+	// ErrUIDValidityChanged: the folder's UIDVALIDITY is no longer the one in
+	// the key, so the key's UID may name another message (RFC 3501 §2.3.1.1).
+	// It is pipeline.ErrUIDValidityChanged itself. Transient: the engine
+	// reconnects and lists again, which yields keys with the new UIDVALIDITY.
+	ErrUIDValidityChanged = pipeline.ErrUIDValidityChanged
+	// ErrMessageGone: the message is no longer in its folder (expunged by
+	// another client, or the folder was deleted). Per message.
+	ErrMessageGone = errors.New("imapsrc: message no longer on the server")
+	// ErrBadKey: a key that FormatKey did not make. Per message.
+	ErrBadKey = errors.New("imapsrc: malformed message key")
+	// ErrClosed: Close was called.
+	ErrClosed = errors.New("imapsrc: session closed")
+)
+
+// classified gives an error a fixed class.
+type classified struct {
+	err   error
+	class pipeline.Class
+}
+
+func (e *classified) Error() string              { return e.err.Error() }
+func (e *classified) Unwrap() error              { return e.err }
+func (e *classified) ErrorClass() pipeline.Class { return e.class }
+
+var _ pipeline.Classifier = (*classified)(nil)
+
+func fatal(err error) error      { return &classified{err: err, class: pipeline.ClassFatal} }
+func perMessage(err error) error { return &classified{err: err, class: pipeline.ClassPerMessage} }
+func transient(err error) error  { return &classified{err: err, class: pipeline.ClassTransient} }
+
+// classifyHandshake makes a certificate that fails verification fatal:
+// retrying cannot fix it, only configuration (--tls-ca) can. Other
+// handshake failures (resets, timeouts) stay transient.
+func classifyHandshake(err error) error {
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		return fatal(err)
+	}
+	return transient(err)
+}
+
+// replyClass sorts a tagged NO or BAD (*imap.Error) to command:
+//
+//   - codes meaning "not allowed" or "not possible for this account"
+//     (AUTHENTICATIONFAILED, AUTHORIZATIONFAILED, EXPIRED, PRIVACYREQUIRED,
+//     CONTACTADMIN, NOPERM; RFC 5530 §3), and any refusal of LOGIN or
+//     AUTHENTICATE: fatal;
+//   - UNAVAILABLE, INUSE, LIMIT, SERVERBUG: transient;
+//   - a refusal of FETCH (the server cannot serve this message; Dovecot
+//     says NO for a message expunged meanwhile or a broken file): per
+//     message;
+//   - anything else: transient.
+func replyClass(command string, ie *imap.Error) pipeline.Class {
+	switch strings.ToUpper(string(ie.Code)) {
+	case "AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED", "EXPIRED", "PRIVACYREQUIRED", "CONTACTADMIN", "NOPERM":
+		return pipeline.ClassFatal
+	case "UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG":
+		return pipeline.ClassTransient
+	}
+	switch command {
+	case "LOGIN", "AUTHENTICATE":
+		return pipeline.ClassFatal
+	case "FETCH", "UID FETCH":
+		return pipeline.ClassPerMessage
+	}
+	return pipeline.ClassTransient
+}
+
+// withCtx puts the context's error in front when ctx ended: a closed
+// connection is then reported as the cancellation it is.
+func withCtx(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return err
+}
+
+// explainTransport adds what the engine will do to errors go-imap reports
+// when it dropped the connection itself.
+func explainTransport(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "unsupported response type"), strings.Contains(msg, "unsupported msg-att name"):
+		return " (the server sent a response go-imap v2.0.0-beta.8 cannot parse; it closed the connection)"
+	}
+	return ""
+}
+
+// first returns a if it is not nil, else b.
+func first(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,187 @@
+package imapsrc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// Fetch writes the exact bytes of the message msg.Key names (RFC 3501
+// §6.4.5 BODY.PEEK[], which leaves \Seen alone) to w and returns how many
+// it wrote. The key alone decides: msg need not come from this session's
+// List.
+//
+// The body streams from the connection into w; it is never held in memory.
+// On any error, what was written to w is not the message and must be
+// discarded: a body shorter than its announced literal size, a FETCH that
+// does not complete with OK, or a reply carrying another UID are all
+// errors, never a short message with a nil error.
+//
+// Errors: ErrBadKey and ErrMessageGone (per message); ErrUIDValidityChanged
+// when the folder's UIDVALIDITY is not the key's (transient: the engine
+// lists again and gets the current keys); a NO to the FETCH (per message);
+// transport failures, BYE and responses go-imap cannot parse (transient,
+// and the session is unusable afterwards).
+func (s *Source) Fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Writer) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mailbox, uidValidity, uid, err := ParseKey(msg.Key)
+	if err != nil {
+		return 0, err
+	}
+	done, err := s.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	n, err := s.fetch(ctx, mailbox, uidValidity, imap.UID(uid), w)
+	if err != nil {
+		return n, fmt.Errorf("fetching UID %d of %q for %s at %s: %w", uid, mailbox, s.user, s.opts.Addr, err)
+	}
+	return n, nil
+}
+
+func (s *Source) fetch(ctx context.Context, mailbox string, uidValidity uint32, uid imap.UID, w io.Writer) (int64, error) {
+	sel, err := s.selectMailbox(ctx, mailbox, true)
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
+		return 0, perMessage(fmt.Errorf("folder %q is gone: %w", mailbox, ErrMessageGone))
+	}
+	if err != nil {
+		return 0, err
+	}
+	if sel.uidValidity != uidValidity {
+		return 0, transient(fmt.Errorf("UIDVALIDITY of %q is %d, the key has %d: %w", mailbox, sel.uidValidity, uidValidity, ErrUIDValidityChanged))
+	}
+	var uidErr error
+	if !s.seqFetch {
+		n, got, err := s.fetchBody(ctx, mailbox, imap.UIDSetNum(uid), uid, w)
+		if got || err != nil && !errors.As(err, &ie) {
+			return n, err
+		}
+		uidErr = err // a NO, or no message at all
+	}
+	// Nothing came back for the UID: the message is gone, or the server
+	// sent its UID after the body, a response go-imap beta.8 drops for a
+	// UID FETCH (libraries.md §1.6). SEARCH tells which; the body is then
+	// fetched by sequence number, which go-imap dispatches without the UID.
+	// No EXPUNGE may arrive between SEARCH and FETCH (RFC 3501 §7.4.1), so
+	// the number still names the message; the UID in the reply confirms it.
+	data, err := s.c.Search(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(uid)}}, nil).Wait()
+	if err = s.check(ctx, err, "SEARCH", mailbox); err != nil {
+		return 0, err
+	}
+	seqs := data.AllSeqNums()
+	if len(seqs) == 0 {
+		return 0, perMessage(fmt.Errorf("UID %d not in %q: %w", uid, mailbox, ErrMessageGone))
+	}
+	if uidErr != nil {
+		return 0, uidErr // the server refused a message it has
+	}
+	if !s.seqFetch {
+		s.log.Warn("server sends UID after the message body; fetching bodies by sequence number from now on", "mailbox", mailbox)
+		s.seqFetch = true
+	}
+	n, got, err := s.fetchBody(ctx, mailbox, imap.SeqSetNum(seqs[0]), uid, w)
+	if err == nil && !got {
+		err = s.broken(ctx, fmt.Errorf("imapsrc: FETCH %d (UID %d) in %q on %s returned no message", seqs[0], uid, mailbox, s.opts.Addr))
+	}
+	return n, err
+}
+
+// fetchBody sends FETCH or UID FETCH set (UID BODY.PEEK[]) for the one
+// message uid and copies its body to w. got reports whether a body came
+// back (and was written to w, completely if err is nil).
+func (s *Source) fetchBody(ctx context.Context, mailbox string, set imap.NumSet, uid imap.UID, w io.Writer) (n int64, got bool, err error) {
+	command := "FETCH"
+	if _, ok := set.(imap.UIDSet); ok {
+		command = "UID FETCH"
+	}
+	s.tap.note(fmt.Sprintf("C: %s %v (UID BODY.PEEK[]) [the reply's body is not traced]", command, set))
+	s.tap.trace(false)
+	defer s.tap.trace(true)
+	cmd := s.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+	var (
+		gotUID  imap.UID
+		bad     error // the reply is wrong; the connection may be fine
+		werr    error // w failed
+		readErr error // the literal could not be read
+	)
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				gotUID = it.UID
+			case imapclient.FetchItemDataBodySection:
+				switch {
+				case got:
+					bad = first(bad, fmt.Errorf("server sent the body twice"))
+				case it.Literal == nil:
+					bad = first(bad, perMessage(fmt.Errorf("server sent the body as NIL")))
+				default:
+					got = true
+					ew := &errWriter{w: w}
+					n, readErr = io.Copy(ew, it.Literal)
+					if ew.err != nil {
+						werr, readErr = ew.err, nil
+					} else if readErr == nil && n != it.Literal.Size() {
+						// go-imap beta.8 ends a literal cut by a dropped
+						// connection with io.EOF (libraries.md §1.6).
+						readErr = fmt.Errorf("body ended after %d of %d bytes", n, it.Literal.Size())
+					}
+					if readErr != nil {
+						s.stopReading()
+					}
+				}
+			}
+		}
+	}
+	if err := s.check(ctx, first(readErr, cmd.Close()), command, mailbox); err != nil { // Close always runs
+		return n, got, err
+	}
+	switch {
+	case werr != nil:
+		return n, got, fmt.Errorf("writing the message: %w", werr)
+	case bad != nil:
+		return n, got, fmt.Errorf("imapsrc: %s %v in %q on %s: %w", command, set, mailbox, s.opts.Addr, bad)
+	case got && gotUID != uid:
+		return n, got, s.broken(ctx, fmt.Errorf("imapsrc: %s %v in %q on %s: asked for UID %d, the reply has UID %d", command, set, mailbox, s.opts.Addr, uid, gotUID))
+	}
+	return n, got, nil
+}
+
+// stopReading closes the connection after a body could not be read in
+// full, and waits until go-imap's reader goroutine has stopped. go-imap
+// beta.8 hands the connection back to that goroutine as soon as the
+// literal reader fails, but draining the message (FetchCommand.Close)
+// reads the rest of the literal again from the same buffer: without
+// waiting, both goroutines would read it at once (a data race the race
+// detector reports) and parse garbage.
+func (s *Source) stopReading() {
+	_ = s.c.Close()
+	select {
+	case <-s.c.Closed():
+	case <-time.After(logoutTimeout):
+	}
+}
+
+// errWriter remembers w's error so that it is told apart from a read error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}

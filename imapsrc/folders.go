@@ -1,0 +1,166 @@
+package imapsrc
+
+import (
+	"context"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// Folder is a selectable mailbox on the source.
+type Folder struct {
+	// Name is the full name as the server has it (with its personal
+	// namespace prefix and hierarchy delimiter), modified UTF-7 already
+	// decoded by go-imap (RFC 3501 §5.1.3).
+	Name      string
+	Delimiter rune // hierarchy delimiter; 0 when the server has none (flat)
+	// Attrs are the LIST attributes as sent, e.g. \HasChildren, and the
+	// special-use ones (RFC 6154 §2): \All, \Archive, \Drafts, \Flagged,
+	// \Junk, \Sent, \Trash.
+	Attrs []string
+	// Subscribed is whether the user subscribes to the folder. It is
+	// known only on servers with LIST-EXTENDED (RFC 5258) or IMAP4rev2;
+	// elsewhere it is false (go-imap beta.8 cannot send LSUB).
+	Subscribed bool
+}
+
+// HasAttr reports whether f has attr, compared case-insensitively.
+func (f Folder) HasAttr(attr string) bool {
+	return slices.ContainsFunc(f.Attrs, func(a string) bool { return strings.EqualFold(a, attr) })
+}
+
+// Folders lists every selectable folder (RFC 3501 §6.3.8 LIST "" "*"),
+// sorted by name. With LIST-EXTENDED it asks RETURN (SUBSCRIBED) and, where
+// SPECIAL-USE is advertised, SPECIAL-USE too (RFC 6154 §5.2); otherwise a
+// plain LIST, whose attributes servers such as Dovecot fill in anyway.
+// \Noselect and \NonExistent entries (parents that are only part of the
+// hierarchy, subscriptions to deleted folders) are left out.
+func (s *Source) Folders(ctx context.Context) ([]Folder, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return s.folders(ctx)
+}
+
+func (s *Source) folders(ctx context.Context) ([]Folder, error) {
+	caps := s.c.Caps()
+	var lopts *imap.ListOptions
+	if caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2) {
+		lopts = &imap.ListOptions{ReturnSubscribed: true, ReturnSpecialUse: caps.Has(imap.CapSpecialUse)}
+	}
+	list, err := s.c.List("", "*", lopts).Collect()
+	if err = s.check(ctx, err, "LIST", "*"); err != nil {
+		return nil, err
+	}
+	var out []Folder
+	for _, l := range list {
+		f := Folder{Name: l.Mailbox, Delimiter: l.Delim}
+		skip := false
+		for _, a := range l.Attrs {
+			switch {
+			case strings.EqualFold(string(a), string(imap.MailboxAttrNoSelect)),
+				strings.EqualFold(string(a), string(imap.MailboxAttrNonExistent)):
+				skip = true
+			case strings.EqualFold(string(a), string(imap.MailboxAttrSubscribed)):
+				f.Subscribed = true
+			}
+			f.Attrs = append(f.Attrs, string(a))
+		}
+		if l.ChildInfo != nil && l.ChildInfo.Subscribed {
+			f.Subscribed = true
+		}
+		if !skip && !slices.ContainsFunc(out, func(o Folder) bool { return o.Name == f.Name }) {
+			out = append(out, f)
+		}
+	}
+	slices.SortFunc(out, func(a, b Folder) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// included reports whether f passes Options.Include and Exclude.
+func (s *Source) included(f Folder) bool {
+	names := folderPaths(f, s.nsPrefix, s.nsDelim)
+	if len(s.opts.Include) > 0 && !matchAny(s.opts.Include, names) {
+		return false
+	}
+	return !matchAny(s.opts.Exclude, names)
+}
+
+// folderPaths returns the forms of f's name patterns are matched against:
+// the full name with "/" as delimiter and, when it starts with the personal
+// namespace prefix, the name without it.
+func folderPaths(f Folder, nsPrefix string, nsDelim rune) []string {
+	full := slashed(f.Name, f.Delimiter)
+	names := []string{full}
+	if nsPrefix != "" {
+		prefix := slashed(nsPrefix, nsDelim)
+		if rest, ok := strings.CutPrefix(full, prefix); ok && rest != "" && strings.HasSuffix(prefix, "/") {
+			names = append(names, rest)
+		}
+	}
+	return names
+}
+
+// slashed writes name with "/" as the hierarchy delimiter and INBOX, the one
+// case-insensitive name (RFC 3501 §5.1), in upper case.
+func slashed(name string, delim rune) string {
+	if delim != 0 && delim != '/' {
+		name = strings.ReplaceAll(name, string(delim), "/")
+	}
+	return canonInbox(name)
+}
+
+func canonInbox(name string) string {
+	head, rest, found := strings.Cut(name, "/")
+	if strings.EqualFold(head, "INBOX") {
+		if found {
+			return "INBOX/" + rest
+		}
+		return "INBOX"
+	}
+	return name
+}
+
+func matchAny(patterns, names []string) bool {
+	for _, p := range patterns {
+		for _, n := range names {
+			if matchFolder(p, n) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// matchFolder matches one pattern (see Options.Include) against a folder
+// name written with "/".
+func matchFolder(pattern, name string) bool {
+	pattern = canonInbox(pattern)
+	base, deep := strings.CutSuffix(pattern, "/**")
+	if !deep {
+		ok, _ := path.Match(pattern, name)
+		return ok
+	}
+	// base itself, or any ancestor of name that base matches.
+	for i := 0; i <= len(name); i++ {
+		if i == len(name) || name[i] == '/' {
+			if ok, _ := path.Match(base, name[:i]); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// trimDoubleStar removes the "/**" suffix matchFolder understands, so that
+// the rest can be checked with path.Match.
+func trimDoubleStar(p string) string {
+	base, _ := strings.CutSuffix(p, "/**")
+	return base
+}

@@ -1,0 +1,75 @@
+package imapsrc
+
+import (
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+func TestParseKey(t *testing.T) {
+	tests := []struct {
+		name    string
+		key     string
+		mailbox string
+		uv, uid uint32
+		wantErr bool
+	}{
+		{name: "inbox", key: "INBOX\x00123\x001", mailbox: "INBOX", uv: 123, uid: 1},
+		{name: "nested non-ASCII", key: "Archiv/Grüße\x004294967295\x004294967295", mailbox: "Archiv/Grüße", uv: math.MaxUint32, uid: math.MaxUint32},
+		{name: "dot separator", key: "INBOX.Sent\x007\x0042", mailbox: "INBOX.Sent", uv: 7, uid: 42},
+		{name: "empty", key: "", wantErr: true},
+		{name: "POP3 UIDL", key: "000001a2b3", wantErr: true},
+		{name: "two parts", key: "INBOX\x001", wantErr: true},
+		{name: "four parts", key: "INBOX\x001\x002\x003", wantErr: true},
+		{name: "empty mailbox", key: "\x001\x002", wantErr: true},
+		{name: "zero uid", key: "INBOX\x001\x000", wantErr: true},
+		{name: "zero uidvalidity", key: "INBOX\x000\x001", wantErr: true},
+		{name: "leading zero", key: "INBOX\x0001\x001", wantErr: true},
+		{name: "sign", key: "INBOX\x00+1\x001", wantErr: true},
+		{name: "overflow", key: "INBOX\x001\x004294967296", wantErr: true},
+		{name: "not a number", key: "INBOX\x001\x00x", wantErr: true},
+		{name: "empty uid", key: "INBOX\x001\x00", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mbox, uv, uid, err := ParseKey(tt.key)
+			if tt.wantErr {
+				if !errors.Is(err, ErrBadKey) || pipeline.ClassOf(err) != pipeline.ClassPerMessage {
+					t.Fatalf("ParseKey(%q) error = %v (class %v), want ErrBadKey, per message", tt.key, err, pipeline.ClassOf(err))
+				}
+				return
+			}
+			if err != nil || mbox != tt.mailbox || uv != tt.uv || uid != tt.uid {
+				t.Fatalf("ParseKey(%q) = %q, %d, %d, %v; want %q, %d, %d", tt.key, mbox, uv, uid, err, tt.mailbox, tt.uv, tt.uid)
+			}
+			if back := FormatKey(mbox, uv, uid); back != tt.key {
+				t.Errorf("FormatKey(ParseKey(%q)) = %q", tt.key, back)
+			}
+		})
+	}
+}
+
+// FuzzParseKey checks that ParseKey accepts exactly FormatKey's output: what
+// it accepts formats back to the same key, and what FormatKey makes parses.
+func FuzzParseKey(f *testing.F) {
+	for _, s := range []string{"INBOX\x001\x001", "a/b\x0042\x007", "\x00\x00", "x\x000\x001", "x\x0001\x001", "x\x001\x0099999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		mbox, uv, uid, err := ParseKey(key)
+		if err != nil {
+			if !errors.Is(err, ErrBadKey) {
+				t.Fatalf("ParseKey(%q) error %v does not wrap ErrBadKey", key, err)
+			}
+			return
+		}
+		if back := FormatKey(mbox, uv, uid); back != key {
+			t.Fatalf("FormatKey(ParseKey(%q)) = %q", key, back)
+		}
+		if uv == 0 || uid == 0 || mbox == "" {
+			t.Fatalf("ParseKey(%q) = %q, %d, %d: accepted a zero or empty part", key, mbox, uv, uid)
+		}
+	})
+}

@@ -1,0 +1,176 @@
+package imapsrc
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/secret"
+)
+
+// TLSMode says how a connection is encrypted. The zero value is
+// TLSImplicit, the safest.
+type TLSMode int
+
+const (
+	// TLSImplicit starts TLS right after connecting (RFC 8314 §3.2; port 993).
+	TLSImplicit TLSMode = iota
+	// TLSStartTLS connects in clear text and upgrades with STARTTLS before
+	// authenticating (RFC 3501 §6.2.1, RFC 2595 §3.1); a server that does
+	// not offer it fails Open.
+	TLSStartTLS
+	// TLSNone never encrypts. Open refuses it unless AllowPlaintext is set.
+	TLSNone
+)
+
+func (m TLSMode) String() string {
+	switch m {
+	case TLSImplicit:
+		return "implicit"
+	case TLSStartTLS:
+		return "starttls"
+	case TLSNone:
+		return "none"
+	}
+	return fmt.Sprintf("TLSMode(%d)", int(m))
+}
+
+// Defaults for zero Options fields.
+const (
+	DefaultIdleTimeout = 2 * time.Minute
+	DefaultFetchBatch  = 200
+)
+
+// Options configures Open.
+type Options struct {
+	// Addr is "host:port"; without a port, 993 (TLSImplicit) or 143.
+	Addr      string
+	TLS       TLSMode
+	TLSConfig *tls.Config // cloned; nil: system roots; ServerName defaults to Addr's host
+	// User is the mailbox owner. With AuthzID set, User is the
+	// authentication identity (a master user) and AuthzID the mailbox to
+	// read: SASL PLAIN with an authorization identity (RFC 4616 §2).
+	User     string
+	AuthzID  string
+	Password secret.Value
+	// AllowPlaintext permits authenticating without TLS.
+	AllowPlaintext bool
+	// IdleTimeout: a read or write that makes no progress for this long
+	// fails the connection. 0: DefaultIdleTimeout; negative: none.
+	IdleTimeout time.Duration
+	// Logger receives warnings and debug events; nil discards them.
+	Logger *slog.Logger
+	// Trace receives the protocol conversation after authentication
+	// (credentials are never written; the login is shown as one redacted
+	// line) with message bodies left out.
+	Trace io.Writer
+	// Include and Exclude select folders. Each pattern is an exact folder
+	// name or a path.Match glob ("*", "?", "[...]"), written with "/" as
+	// the hierarchy separator whatever the server uses, and matched against
+	// the folder's full name and, on servers with a personal namespace
+	// prefix such as "INBOX." (Courier, Cyrus), also against the name
+	// without that prefix. "*" does not cross "/"; a pattern ending in
+	// "/**" matches the folder before it and everything below. INBOX
+	// matches case-insensitively. Empty Include means every folder;
+	// Exclude wins over Include.
+	Include, Exclude []string
+	// FetchBatch is how many UIDs one UID FETCH of List asks for.
+	// 0: DefaultFetchBatch.
+	FetchBatch int
+}
+
+func (o Options) withDefaults() Options {
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.IdleTimeout < 0 {
+		o.IdleTimeout = 0
+	}
+	if o.FetchBatch <= 0 {
+		o.FetchBatch = DefaultFetchBatch
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Addr = withDefaultPort(o.Addr, o.TLS)
+	return o
+}
+
+// validate checks what can be checked before connecting.
+func (o Options) validate() error {
+	if o.TLS < TLSImplicit || o.TLS > TLSNone {
+		return fatal(fmt.Errorf("imapsrc: unknown TLS mode %v", o.TLS))
+	}
+	for _, p := range append(append([]string(nil), o.Include...), o.Exclude...) {
+		if _, err := path.Match(trimDoubleStar(p), ""); err != nil {
+			return fatal(fmt.Errorf("imapsrc: folder pattern %q: %w", p, err))
+		}
+	}
+	return nil
+}
+
+// tlsConfig returns a copy of the caller's config with ServerName set.
+func (o Options) tlsConfig() *tls.Config {
+	var cfg *tls.Config
+	if o.TLSConfig != nil {
+		cfg = o.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(o.Addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	if cfg.MinVersion == 0 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	return cfg
+}
+
+// dial connects to o.Addr with the idle timeout around the TCP conn and, for
+// TLSImplicit, runs the handshake. It returns the idle conn (for
+// cancellation) and the conn to speak IMAP on.
+func (o Options) dial(ctx context.Context) (*idleconn.Conn, net.Conn, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("imapsrc: connecting to %s: %w", o.Addr, err)
+	}
+	ic := idleconn.New(raw, o.IdleTimeout)
+	if o.TLS != TLSImplicit {
+		return ic, ic, nil
+	}
+	cfg := o.tlsConfig()
+	if cfg.NextProtos == nil {
+		cfg.NextProtos = []string{"imap"}
+	}
+	tc := tls.Client(ic, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = ic.Close()
+		return nil, nil, classifyHandshake(fmt.Errorf("imapsrc: TLS handshake with %s: %w", o.Addr, err))
+	}
+	return ic, tc, nil
+}
+
+// withDefaultPort adds the mode's default port to an address without one.
+func withDefaultPort(addr string, mode TLSMode) string {
+	if _, _, err := net.SplitHostPort(addr); err == nil || addr == "" {
+		return addr
+	}
+	port := "143"
+	if mode == TLSImplicit {
+		port = "993"
+	}
+	host := addr
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return net.JoinHostPort(host, port)
+}
