@@ -45,6 +45,12 @@ func run(ctx context.Context, args []string, e *env) int {
 		code, err = runConfig(ctx, rest, e)
 	case "config":
 		code, err = runConfigCmd(ctx, rest, e)
+	case "status":
+		code, err = runStatus(ctx, rest, e)
+	case "verify":
+		code, err = runVerify(ctx, rest, e)
+	case "plan":
+		code, err = runPlan(ctx, rest, e)
 	case "version", "--version":
 		fmt.Fprintln(e.stdout, "mailferry", version())
 		return exitOK
@@ -55,7 +61,7 @@ func run(ctx context.Context, args []string, e *env) int {
 		fmt.Fprint(e.stdout, mainHelp)
 		return exitOK
 	default:
-		err = usagef("unknown command %q (commands: copy, run, config check, version, help)", cmd)
+		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, config check, version, help)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)

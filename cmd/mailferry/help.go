@@ -24,6 +24,9 @@ const mainHelp = `mailferry - move mail from POP3 and IMAP mailboxes into IMAP s
 USAGE
   mailferry copy SOURCE DEST [flags]    copy one mailbox
   mailferry run -c migrate.toml [flags] copy every account of a config file
+  mailferry plan -c migrate.toml        what a run would do, writing nothing
+  mailferry verify SOURCE DEST | -c FILE compare source and destination per message
+  mailferry status [-c FILE | --state FILE] what the checkpoint knows
   mailferry config check -c FILE        validate a config file, connect to nothing
   mailferry version
   mailferry help COMMAND

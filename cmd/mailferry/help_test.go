@@ -21,6 +21,9 @@ func TestHelpGolden(t *testing.T) {
 		{"copy", []string{"copy", "--help"}},
 		{"run", []string{"run", "--help"}},
 		{"config", []string{"config", "check", "--help"}},
+		{"status", []string{"status", "--help"}},
+		{"verify", []string{"verify", "--help"}},
+		{"plan", []string{"plan", "--help"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

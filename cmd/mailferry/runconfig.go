@@ -88,13 +88,14 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	var jobs []pipeline.Job
 	masters := &masterPasswords{}
+	limits := &hostLimits{}
 	for i := range cfg.Accounts {
 		a := &cfg.Accounts[i]
 		if len(selected) > 0 && !selected[a.Name] {
 			continue
 		}
 		delete(selected, a.Name)
-		job, err := buildJob(ctx, cfg, a, masters, &common, e, log)
+		job, err := buildJob(ctx, cfg, a, masters, limits, &common, e, log)
 		if err != nil {
 			return exitUsage, err
 		}
@@ -108,7 +109,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 }
 
 // buildJob turns one configured account into a pipeline job.
-func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, masters *masterPasswords, common *commonOptions, e *env, log *slog.Logger) (pipeline.Job, error) {
+func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, masters *masterPasswords, limits *hostLimits, common *commonOptions, e *env, log *slog.Logger) (pipeline.Job, error) {
 	srcEp, err := cfg.SourceEndpoint(a)
 	if err != nil {
 		return pipeline.Job{}, fmt.Errorf("account %q: source: %w", a.Name, err)
@@ -172,6 +173,8 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 	if job.OpenDestination, err = dst.openDestination(popts.BatchMessages, popts.BatchBytes); err != nil {
 		return job, fmt.Errorf("account %q: %w", a.Name, err)
 	}
+	job.OpenSource = limits.limitSource(job.OpenSource, srcEp.Addr(), cfg.Source.MaxConnections)
+	job.OpenDestination = limits.limitDestination(job.OpenDestination, dstEp.Addr(), cfg.Destination.MaxConnections)
 	return job, nil
 }
 

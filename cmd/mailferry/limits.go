@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"sync"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// hostLimits caps the connections open to each server across all workers:
+// servers limit connections per IP and user (Dovecot: 10 by default), and
+// a run of many accounts must not trip that limit or look like an attack.
+type hostLimits struct {
+	mu    sync.Mutex
+	slots map[string]*semaphore.Weighted
+}
+
+// acquire takes n connection slots for addr at once (taking them one by
+// one could deadlock workers that each hold some), waiting while they are
+// in use; limit <= 0 means no cap. It returns the function that gives them
+// back; calling it more than once is harmless.
+func (h *hostLimits) acquire(ctx context.Context, addr string, limit, n int) (func(), error) {
+	if limit <= 0 {
+		return func() {}, nil
+	}
+	w := int64(min(n, limit))
+	h.mu.Lock()
+	if h.slots == nil {
+		h.slots = map[string]*semaphore.Weighted{}
+	}
+	sem, ok := h.slots[addr]
+	if !ok {
+		sem = semaphore.NewWeighted(int64(limit))
+		h.slots[addr] = sem
+	}
+	h.mu.Unlock()
+	if err := sem.Acquire(ctx, w); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { sem.Release(w) }) }, nil
+}
+
+// limitedSource gives its connection slot back when closed.
+type limitedSource struct {
+	pipeline.Source
+	release func()
+}
+
+func (s limitedSource) Close(commit bool) error {
+	defer s.release()
+	return s.Source.Close(commit)
+}
+
+// limitedDestination gives its connection slots back when closed.
+type limitedDestination struct {
+	pipeline.Destination
+	release func()
+}
+
+func (d limitedDestination) Close() error {
+	defer d.release()
+	return d.Destination.Close()
+}
+
+// imapdstConnections is how many connections one destination session
+// opens: the appender and the control connection.
+const imapdstConnections = 2
+
+// limitSource wraps open so that it waits for a slot of addr first.
+func (h *hostLimits) limitSource(open func(context.Context) (pipeline.Source, error), addr string, limit int) func(context.Context) (pipeline.Source, error) {
+	if limit <= 0 {
+		return open
+	}
+	return func(ctx context.Context) (pipeline.Source, error) {
+		release, err := h.acquire(ctx, addr, limit, 1)
+		if err != nil {
+			return nil, err
+		}
+		src, err := open(ctx)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		return limitedSource{Source: src, release: release}, nil
+	}
+}
+
+// limitDestination wraps open so that it waits for slots of addr first.
+func (h *hostLimits) limitDestination(open func(context.Context) (pipeline.Destination, error), addr string, limit int) func(context.Context) (pipeline.Destination, error) {
+	if limit <= 0 {
+		return open
+	}
+	return func(ctx context.Context) (pipeline.Destination, error) {
+		release, err := h.acquire(ctx, addr, limit, imapdstConnections)
+		if err != nil {
+			return nil, err
+		}
+		dst, err := open(ctx)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		return limitedDestination{Destination: dst, release: release}, nil
+	}
+}

@@ -1,0 +1,417 @@
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/secret"
+)
+
+// ErrPlaintextRefused: the connection is not encrypted and
+// IMAPOptions.AllowPlaintext is false, so no credentials were sent.
+var ErrPlaintextRefused = errors.New("verify: refusing to authenticate without TLS (AllowPlaintext is off)")
+
+// IMAPOptions configures DialIMAP.
+type IMAPOptions struct {
+	Addr      string // host:port
+	TLS       imapdst.TLSMode
+	TLSConfig *tls.Config // nil: system roots; ServerName defaults to Addr's host
+	User      string
+	// AuthzID, when set, logs in with AUTHENTICATE PLAIN as User (a master
+	// user) on behalf of AuthzID (RFC 4616 §2).
+	AuthzID        string
+	Password       secret.Value
+	AllowPlaintext bool
+	Logger         *slog.Logger // nil discards
+}
+
+// IMAP is a read-only session on a destination IMAP server: it lists
+// mailboxes with EXAMINE (RFC 3501 §6.3.2) and fetches with BODY.PEEK, so it
+// changes nothing, not even \Seen. It implements Destination and also
+// answers the questions of `mailferry plan` (capabilities, quota, mailbox
+// status). It is used by one goroutine at a time.
+type IMAP struct {
+	opts IMAPOptions
+	conn net.Conn
+	c    *imapclient.Client
+	caps imap.CapSet
+	log  *slog.Logger
+}
+
+var _ Destination = (*IMAP)(nil)
+
+// DialIMAP connects, secures the connection as opts.TLS says, logs in and
+// reads the capabilities. ctx bounds the whole setup. A refused login is an
+// *imapdst.ReplyError (Command "LOGIN" or "AUTHENTICATE").
+func DialIMAP(ctx context.Context, opts IMAPOptions) (*IMAP, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg := &tls.Config{}
+	if opts.TLSConfig != nil {
+		cfg = opts.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(opts.Addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("verify: connecting to %s: %w", opts.Addr, err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	if opts.TLS == imapdst.TLSImplicit {
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("verify: TLS handshake with %s: %w", opts.Addr, err)
+		}
+		conn = tc
+	}
+	s := &IMAP{opts: opts, conn: conn, log: log}
+	copts := &imapclient.Options{}
+	if opts.TLS == imapdst.TLSStartTLS {
+		copts.TLSConfig = cfg
+		if s.c, err = imapclient.NewStartTLS(conn, copts); err != nil {
+			_ = conn.Close()
+			return nil, withCtx(ctx, fmt.Errorf("verify: STARTTLS with %s: %w", opts.Addr, err))
+		}
+	} else {
+		s.c = imapclient.New(conn, copts)
+	}
+	if err := s.login(); err != nil {
+		_ = s.c.Close()
+		return nil, withCtx(ctx, err)
+	}
+	caps, err := s.c.Capability().Wait()
+	if err != nil {
+		_ = s.c.Close()
+		return nil, withCtx(ctx, fmt.Errorf("verify: CAPABILITY on %s: %w", opts.Addr, err))
+	}
+	s.caps = caps
+	return s, nil
+}
+
+func withCtx(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%v)", cerr, err)
+	}
+	return err
+}
+
+func (s *IMAP) login() error {
+	c, opts := s.c, s.opts
+	if err := c.WaitGreeting(); err != nil {
+		return fmt.Errorf("verify: reading greeting from %s: %w", opts.Addr, err)
+	}
+	if c.State() != imap.ConnStateNotAuthenticated {
+		return nil
+	}
+	if opts.TLS == imapdst.TLSNone && !opts.AllowPlaintext {
+		return fmt.Errorf("logging in to %s as %s: %w", opts.Addr, opts.User, ErrPlaintextRefused)
+	}
+	pw := opts.Password.Reveal()
+	for _, v := range []string{opts.User, opts.AuthzID, pw} {
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return fmt.Errorf("logging in to %s as %s: user name or password contains CR, LF or NUL", opts.Addr, opts.User)
+		}
+	}
+	var err error
+	cmdName := "LOGIN"
+	if opts.AuthzID != "" || c.Caps().Has(imap.CapLoginDisabled) {
+		cmdName = "AUTHENTICATE"
+		err = c.Authenticate(sasl.NewPlainClient(opts.AuthzID, opts.User, pw))
+	} else {
+		err = c.Login(opts.User, pw).Wait()
+	}
+	if err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			return &imapdst.ReplyError{Command: cmdName, User: opts.User, Status: string(ie.Type), Code: string(ie.Code), Text: ie.Text}
+		}
+		return fmt.Errorf("verify: logging in to %s as %s: %w", opts.Addr, opts.User, err)
+	}
+	return nil
+}
+
+// during ties the connection to ctx until the returned func runs: a
+// cancelled ctx closes it, which unblocks go-imap (it takes no context).
+func (s *IMAP) during(ctx context.Context) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = s.c.Close() })
+	return func() { stop() }, nil
+}
+
+// Capabilities returns the capabilities the server announced after login.
+func (s *IMAP) Capabilities() imap.CapSet { return s.caps }
+
+// HasCapability reports whether the server announced name (case-insensitive).
+func (s *IMAP) HasCapability(name string) bool {
+	return s.caps.Has(imap.Cap(strings.ToUpper(name)))
+}
+
+// AppendLimit is the server-wide APPENDLIMIT (RFC 7889 §3); 0 when none.
+func (s *IMAP) AppendLimit() int64 {
+	if lim, ok := s.caps.AppendLimit(); ok && lim != nil {
+		return int64(*lim)
+	}
+	return 0
+}
+
+// MailboxStatus is what Status reports about a mailbox.
+type MailboxStatus struct {
+	Exists      bool
+	Messages    uint32
+	UIDValidity uint32
+	AppendLimit int64 // the mailbox's APPENDLIMIT, else the server's; 0 when none
+}
+
+// Status reports whether mailbox exists and, when it does, its STATUS
+// (RFC 3501 §6.3.10). It creates nothing.
+func (s *IMAP) Status(ctx context.Context, mailbox string) (MailboxStatus, error) {
+	done, err := s.during(ctx)
+	if err != nil {
+		return MailboxStatus{}, err
+	}
+	defer done()
+	out := MailboxStatus{AppendLimit: s.AppendLimit()}
+	exists, err := s.exists(mailbox)
+	if err != nil || !exists {
+		return out, withCtx(ctx, err)
+	}
+	out.Exists = true
+	sopts := &imap.StatusOptions{NumMessages: true, UIDValidity: true}
+	if s.caps.Has(imap.CapAppendLimit) {
+		sopts.AppendLimit = true
+	}
+	st, err := s.c.Status(mailbox, sopts).Wait()
+	if err != nil {
+		return out, withCtx(ctx, fmt.Errorf("verify: STATUS %q on %s: %w", mailbox, s.opts.Addr, err))
+	}
+	if st.NumMessages != nil {
+		out.Messages = *st.NumMessages
+	}
+	out.UIDValidity = st.UIDValidity
+	if st.AppendLimit != nil {
+		out.AppendLimit = int64(*st.AppendLimit)
+	}
+	return out, nil
+}
+
+func (s *IMAP) exists(mailbox string) (bool, error) {
+	list, err := s.c.List("", mailbox, nil).Collect()
+	if err != nil {
+		return false, fmt.Errorf("verify: LIST %q on %s: %w", mailbox, s.opts.Addr, err)
+	}
+	for _, l := range list {
+		same := l.Mailbox == mailbox || strings.EqualFold(mailbox, "INBOX") && strings.EqualFold(l.Mailbox, "INBOX")
+		if same && !slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) && !slices.Contains(l.Attrs, imap.MailboxAttrNoSelect) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Quota is one quota root's storage (RFC 9208 §5.1: STORAGE counts units
+// of 1024 octets), in bytes.
+type Quota struct {
+	Root       string
+	UsedBytes  int64
+	LimitBytes int64
+}
+
+// Quota returns the STORAGE quota of the roots mailbox belongs to
+// (GETQUOTAROOT, RFC 9208 §4.3), nil when the server has no QUOTA
+// capability or sets no storage limit.
+func (s *IMAP) Quota(ctx context.Context, mailbox string) ([]Quota, error) {
+	if !s.caps.Has(imap.CapQuota) {
+		return nil, nil
+	}
+	done, err := s.during(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	data, err := s.c.GetQuotaRoot(mailbox).Wait()
+	if err != nil {
+		return nil, withCtx(ctx, fmt.Errorf("verify: GETQUOTAROOT %q on %s: %w", mailbox, s.opts.Addr, err))
+	}
+	var out []Quota
+	for _, d := range data {
+		if r, ok := d.Resources[imap.QuotaResourceStorage]; ok {
+			out = append(out, Quota{Root: d.Root, UsedBytes: r.Usage * 1024, LimitBytes: r.Limit * 1024})
+		}
+	}
+	return out, nil
+}
+
+// List implements Destination: EXAMINE, then one FETCH of every message's
+// UID, RFC822.SIZE, FLAGS, INTERNALDATE and BODY.PEEK[HEADER.FIELDS (…)].
+// It fetches by sequence number, since go-imap v2.0.0-beta.8 drops a UID
+// FETCH response whose UID follows its literal (libraries.md §1.6).
+func (s *IMAP) List(ctx context.Context, mailbox string) (Listing, error) {
+	out := Listing{Mailbox: mailbox}
+	done, err := s.during(ctx)
+	if err != nil {
+		return out, err
+	}
+	defer done()
+	exists, err := s.exists(mailbox)
+	if err != nil || !exists {
+		return out, withCtx(ctx, err)
+	}
+	sel, err := s.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return out, withCtx(ctx, fmt.Errorf("verify: EXAMINE %q on %s: %w", mailbox, s.opts.Addr, err))
+	}
+	out.UIDValidity = sel.UIDValidity
+	if sel.NumMessages == 0 {
+		return out, nil
+	}
+	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: HeaderFields, Peek: true}
+	cmd := s.c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: sel.NumMessages}}, &imap.FetchOptions{
+		UID: true, Flags: true, InternalDate: true, RFC822Size: true,
+		BodySection: []*imap.FetchItemBodySection{section},
+	})
+	var bad error
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		var m Message
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				m.UID = uint32(it.UID)
+			case imapclient.FetchItemDataFlags:
+				for _, f := range it.Flags {
+					m.Flags = append(m.Flags, string(f))
+				}
+			case imapclient.FetchItemDataInternalDate:
+				m.InternalDate = it.Time
+			case imapclient.FetchItemDataRFC822Size:
+				m.Size = it.Size
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal != nil {
+					b, err := io.ReadAll(it.Literal)
+					if err == nil && int64(len(b)) != it.Literal.Size() {
+						err = fmt.Errorf("header of message %d ended after %d of %d bytes", msg.SeqNum, len(b), it.Literal.Size())
+					}
+					if err != nil && bad == nil {
+						bad = err
+					}
+					m.Header = b
+				}
+			}
+		}
+		if m.UID == 0 {
+			if bad == nil {
+				bad = fmt.Errorf("server sent FETCH for message %d without UID", msg.SeqNum)
+			}
+			continue
+		}
+		out.Messages = append(out.Messages, m)
+	}
+	if err := errors.Join(cmd.Close(), bad); err != nil {
+		return Listing{Mailbox: mailbox}, withCtx(ctx, fmt.Errorf("verify: FETCH in %q on %s: %w", mailbox, s.opts.Addr, err))
+	}
+	if uint32(len(out.Messages)) != sel.NumMessages {
+		return Listing{Mailbox: mailbox}, fmt.Errorf("verify: FETCH in %q on %s returned %d of %d messages", mailbox, s.opts.Addr, len(out.Messages), sel.NumMessages)
+	}
+	slices.SortFunc(out.Messages, func(a, b Message) int { return int(int64(a.UID) - int64(b.UID)) })
+	return out, nil
+}
+
+// Fetch implements Destination: the exact bytes of message uid
+// (BODY.PEEK[], RFC 3501 §6.4.5), checked against the literal's size.
+func (s *IMAP) Fetch(ctx context.Context, mailbox string, uid uint32, w io.Writer) (int64, error) {
+	done, err := s.during(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	if _, err := s.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		return 0, withCtx(ctx, fmt.Errorf("verify: EXAMINE %q on %s: %w", mailbox, s.opts.Addr, err))
+	}
+	data, err := s.c.Search(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(imap.UID(uid))}}, nil).Wait()
+	if err != nil {
+		return 0, withCtx(ctx, fmt.Errorf("verify: SEARCH UID %d in %q on %s: %w", uid, mailbox, s.opts.Addr, err))
+	}
+	seqs := data.AllSeqNums()
+	if len(seqs) != 1 {
+		return 0, fmt.Errorf("verify: UID %d is not in %q on %s", uid, mailbox, s.opts.Addr)
+	}
+	cmd := s.c.Fetch(imap.SeqSetNum(seqs[0]), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+	var (
+		n      int64
+		got    bool
+		gotUID imap.UID
+		bad    error
+	)
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				gotUID = it.UID
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal == nil {
+					bad = errors.New("server sent BODY[] as NIL")
+					continue
+				}
+				c, err := io.Copy(w, it.Literal)
+				if err == nil && c != it.Literal.Size() {
+					err = fmt.Errorf("body ended after %d of %d bytes", c, it.Literal.Size())
+				}
+				if err != nil && bad == nil {
+					bad = err
+				}
+				n, got = c, true
+			}
+		}
+	}
+	if err := errors.Join(cmd.Close(), bad); err != nil {
+		return n, withCtx(ctx, fmt.Errorf("verify: fetching UID %d of %q on %s: %w", uid, mailbox, s.opts.Addr, err))
+	}
+	if !got || gotUID != imap.UID(uid) {
+		return n, fmt.Errorf("verify: fetching UID %d of %q on %s: got UID %d, body %v", uid, mailbox, s.opts.Addr, gotUID, got)
+	}
+	return n, nil
+}
+
+// Close logs out and closes the connection.
+func (s *IMAP) Close() error {
+	lerr := s.c.Logout().Wait()
+	cerr := s.c.Close()
+	if lerr != nil {
+		return fmt.Errorf("verify: logging out of %s: %w", s.opts.Addr, lerr)
+	}
+	if cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+		return fmt.Errorf("verify: closing connection to %s: %w", s.opts.Addr, cerr)
+	}
+	return nil
+}
+
+// hasher is an io.Writer that hashes with SHA-256.
+type hasher struct{ h hash.Hash }
+
+func newHasher() *hasher                      { return &hasher{h: sha256.New()} }
+func (h *hasher) Write(p []byte) (int, error) { return h.h.Write(p) }
+func (h *hasher) hex() string                 { return hex.EncodeToString(h.h.Sum(nil)) }

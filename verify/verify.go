@@ -1,0 +1,694 @@
+// Package verify compares what a source holds with what a destination holds,
+// message by message, the way `rclone check` compares files: its one job is
+// to say, for each message, whether it is on the destination with the same
+// bytes, flags and internal date, and which destination messages have no
+// source message.
+//
+// A source message is found on the destination in one of two ways:
+//
+//   - By the ledger: a done entry names the destination mailbox,
+//     UIDVALIDITY and UID (RFC 4315 APPENDUID). The fast check then compares
+//     the entry's size with the destination's RFC822.SIZE (RFC 3501 §6.4.5);
+//     the full check downloads both sides and compares SHA-256 digests.
+//   - By content, when there is no usable ledger entry (no ledger, another
+//     tool did the migration, or UIDVALIDITY changed): the source message is
+//     downloaded, normalised as the copy does (spool: bare LF or CR becomes
+//     CRLF) and hashed; it matches the destination message with the same
+//     Message-ID, size and digest, else any with the same size and digest. A
+//     message with the same Message-ID whose bytes differ is reported as
+//     differing rather than missing.
+//
+// Flags and internal dates: an IMAP source's message carries its own
+// (pipeline.SourceMessage.Flags and InternalDate). A POP3 message has none,
+// so the expected values are the ones the copy's policies derive from the
+// header (mapping.Flags and mapping.InternalDate), computed from the
+// destination's copy of the header once the bytes are known to match. A
+// date the policy could only take from the time of transfer is not checked.
+// \Recent is ignored on both sides: no client can set it (RFC 3501 §2.3.2).
+package verify
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/spool"
+)
+
+// Kind is the outcome of comparing one message.
+type Kind int
+
+const (
+	// Match: on the destination, same bytes (or size, in the fast check),
+	// flags and internal date.
+	Match Kind = iota
+	// Missing: not on the destination.
+	Missing
+	// Differs: on the destination with another size or digest.
+	Differs
+	// FlagsDiffer: same bytes, other flags.
+	FlagsDiffer
+	// DateDiffers: same bytes and flags, another internal date.
+	DateDiffers
+	// Extra: a destination message no source message accounts for. For
+	// information only: it never makes a check fail.
+	Extra
+)
+
+// Symbol is the one-character prefix of the text report, after
+// `rclone check --combined`: "=", "-", "*", "!", "~" and "+".
+func (k Kind) Symbol() string {
+	switch k {
+	case Match:
+		return "="
+	case Missing:
+		return "-"
+	case Differs:
+		return "*"
+	case FlagsDiffer:
+		return "!"
+	case DateDiffers:
+		return "~"
+	case Extra:
+		return "+"
+	}
+	return "?"
+}
+
+func (k Kind) String() string {
+	switch k {
+	case Match:
+		return "match"
+	case Missing:
+		return "missing"
+	case Differs:
+		return "differs"
+	case FlagsDiffer:
+		return "flags-differ"
+	case DateDiffers:
+		return "date-differs"
+	case Extra:
+		return "extra"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// MarshalText implements encoding.TextMarshaler (JSON reports).
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler: the names String returns.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for c := Match; c <= Extra; c++ {
+		if c.String() == string(b) {
+			*k = c
+			return nil
+		}
+	}
+	return fmt.Errorf("verify: unknown kind %q", b)
+}
+
+// Source is the read side of a pipeline.Source (pop3src.Source,
+// imapsrc.Source).
+type Source interface {
+	List(ctx context.Context) ([]pipeline.SourceMessage, error)
+	Fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Writer) (int64, error)
+}
+
+// Destination is a read-only view of the destination server (IMAP).
+type Destination interface {
+	// List returns every message of mailbox with its UID, size, flags,
+	// internal date and the header fields the policies read. A mailbox that
+	// does not exist gives an empty Listing and no error.
+	List(ctx context.Context, mailbox string) (Listing, error)
+	// Fetch writes the exact bytes of message uid of mailbox to w.
+	Fetch(ctx context.Context, mailbox string, uid uint32, w io.Writer) (int64, error)
+}
+
+// Listing is one destination mailbox.
+type Listing struct {
+	Mailbox     string
+	UIDValidity uint32
+	Messages    []Message
+}
+
+// Message is one destination message.
+type Message struct {
+	UID          uint32
+	Size         int64
+	Flags        []string
+	InternalDate time.Time
+	// Header holds the fields the policies read (HeaderFields), in the
+	// message's order.
+	Header []byte
+}
+
+// HeaderFields are the header fields Destination.List fetches: what
+// mapping.Flags, mapping.InternalDate and mapping.MessageID read.
+var HeaderFields = []string{"Received", "Date", "Message-ID", "Status", "X-Status"}
+
+// Options configures Check.
+type Options struct {
+	// Mailbox is the destination mailbox of source messages without a
+	// folder of their own (POP3). Default "INBOX".
+	Mailbox string
+	// MailboxOf, when set, gives the destination mailbox of a source
+	// message that has no ledger entry (IMAP sources, folder mapping).
+	MailboxOf func(pipeline.SourceMessage) string
+	// Ledger is the account's entries by key; nil or empty matches by
+	// content only.
+	Ledger map[string]pipeline.Entry
+	// Full downloads both sides of every ledger match and compares digests
+	// instead of sizes.
+	Full bool
+	// FlagPolicy and DatePolicy are the copy's policies for messages
+	// without flags or dates of their own (POP3).
+	FlagPolicy mapping.FlagPolicy
+	DatePolicy mapping.DatePolicy
+	// Spool bounds the memory used to hash a source message.
+	Spool spool.Options
+	// Now is the clock the date policy's plausibility check uses; default
+	// time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger // nil discards
+}
+
+// Difference is the outcome for one message.
+type Difference struct {
+	Kind Kind `json:"kind"`
+	// Key is the source key; "" for Extra.
+	Key string `json:"key,omitempty"`
+	// Mailbox and UID locate the destination message; UID is 0 when there
+	// is none (Missing).
+	Mailbox string `json:"mailbox"`
+	UID     uint32 `json:"uid,omitempty"`
+	// Detail says what differs, for people.
+	Detail string `json:"detail,omitempty"`
+}
+
+// Name is how the report names the message: the source key (an IMAP key
+// as "Mailbox;UIDVALIDITY=v;UID=u"), or for Extra an RFC 5092 style
+// "Mailbox/;UID=u".
+func (d Difference) Name() string {
+	if d.Kind == Extra || d.Key == "" {
+		return fmt.Sprintf("%s/;UID=%d", d.Mailbox, d.UID)
+	}
+	return DisplayKey(d.Key)
+}
+
+// DisplayKey prints a source key on one line: IMAP keys
+// ("mailbox\x00uidvalidity\x00uid") as "mailbox;UIDVALIDITY=v;UID=u", keys
+// with other control characters quoted.
+func DisplayKey(key string) string {
+	if parts := strings.Split(key, "\x00"); len(parts) == 3 {
+		key = fmt.Sprintf("%s;UIDVALIDITY=%s;UID=%s", parts[0], parts[1], parts[2])
+	}
+	if strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r == 0x7f || r == ' ' }) {
+		return fmt.Sprintf("%q", key)
+	}
+	return key
+}
+
+// Stats counts the outcomes.
+type Stats struct {
+	SourceMessages int `json:"source_messages"`
+	// LedgerOnly are done entries whose source message is gone (moved with
+	// --delete-source); they are checked against the destination too.
+	LedgerOnly  int `json:"ledger_only"`
+	DestMessage int `json:"destination_messages"`
+	Matched     int `json:"matched"`
+	Missing     int `json:"missing"`
+	Differs     int `json:"differs"`
+	FlagsDiffer int `json:"flags_differ"`
+	DateDiffers int `json:"date_differs"`
+	Extra       int `json:"extra"`
+	// ByContent is how many matches were found by content, not the ledger.
+	ByContent int `json:"matched_by_content"`
+}
+
+// Result is the outcome of Check.
+type Result struct {
+	// Items holds one entry per message, matches included, source messages
+	// in source order, then ledger-only entries by key, then extras by
+	// mailbox and UID.
+	Items []Difference
+	Stats Stats
+}
+
+// OK reports whether nothing is missing or different (extras allowed).
+func (r *Result) OK() bool {
+	s := r.Stats
+	return s.Missing+s.Differs+s.FlagsDiffer+s.DateDiffers == 0
+}
+
+func (s *Stats) count(k Kind) {
+	switch k {
+	case Match:
+		s.Matched++
+	case Missing:
+		s.Missing++
+	case Differs:
+		s.Differs++
+	case FlagsDiffer:
+		s.FlagsDiffer++
+	case DateDiffers:
+		s.DateDiffers++
+	case Extra:
+		s.Extra++
+	}
+}
+
+// mbox is one destination mailbox during a check.
+type mbox struct {
+	Listing
+	byUID   map[uint32]int
+	byMsgID map[string][]int
+	claimed map[uint32]bool
+	digests map[uint32]string
+}
+
+// subject is one message to find: a source message, or a ledger entry
+// whose source message is gone.
+type subject struct {
+	msg     *pipeline.SourceMessage // nil: gone from the source
+	key     string
+	entry   *pipeline.Entry // nil: none in the ledger
+	mailbox string
+	// Known content: from the ledger entry or from downloading the source.
+	digest    string
+	size      int64
+	messageID string
+	fetched   bool // digest, size and messageID come from the source's bytes
+	// Outcome.
+	dest     *Message
+	byLedger bool
+	out      Difference
+	decided  bool
+}
+
+type checker struct {
+	src   Source
+	dst   Destination
+	opts  Options
+	log   *slog.Logger
+	boxes map[string]*mbox
+}
+
+// Check compares src with dst. It returns an error only when a side cannot
+// be read; every per-message outcome is in the Result.
+func Check(ctx context.Context, src Source, dst Destination, opts Options) (*Result, error) {
+	if opts.Mailbox == "" {
+		opts.Mailbox = "INBOX"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &checker{src: src, dst: dst, opts: opts, log: log, boxes: map[string]*mbox{}}
+	msgs, err := src.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing the source: %w", err)
+	}
+	var subs []*subject
+	listed := make(map[string]bool, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		listed[m.Key] = true
+		s := &subject{msg: m, key: m.Key, mailbox: c.mailboxOf(*m)}
+		if e, ok := opts.Ledger[m.Key]; ok {
+			s.entry = &e
+		}
+		subs = append(subs, s)
+	}
+	var gone []string
+	for k, e := range opts.Ledger {
+		if !listed[k] && e.State == pipeline.StateDone {
+			gone = append(gone, k)
+		}
+	}
+	sort.Strings(gone)
+	for _, k := range gone {
+		e := opts.Ledger[k]
+		subs = append(subs, &subject{key: k, entry: &e, mailbox: c.mailboxOf(pipeline.SourceMessage{Key: k})})
+	}
+
+	res := &Result{}
+	res.Stats.SourceMessages = len(msgs)
+	res.Stats.LedgerOnly = len(gone)
+
+	// 1. The ledger's UIDs are authoritative: claim them first.
+	var byContent []*subject
+	for _, s := range subs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ok, err := c.byLedger(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			byContent = append(byContent, s)
+		}
+	}
+	// 2. Everything else by content.
+	for _, s := range byContent {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := c.byContent(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	// 3. Compare what was paired.
+	for _, s := range subs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := c.compare(ctx, s); err != nil {
+			return nil, err
+		}
+		res.Items = append(res.Items, s.out)
+		res.Stats.count(s.out.Kind)
+		if s.out.Kind == Match && !s.byLedger {
+			res.Stats.ByContent++
+		}
+	}
+	// 4. What no source message claimed.
+	names := make([]string, 0, len(c.boxes))
+	for n := range c.boxes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b := c.boxes[n]
+		res.Stats.DestMessage += len(b.Messages)
+		for _, m := range b.Messages {
+			if !b.claimed[m.UID] {
+				d := Difference{Kind: Extra, Mailbox: n, UID: m.UID, Detail: fmt.Sprintf("%d bytes, no source message", m.Size)}
+				if id := mapping.MessageID(m.Header); id != "" {
+					d.Detail += ", Message-ID " + id
+				}
+				res.Items = append(res.Items, d)
+				res.Stats.count(Extra)
+			}
+		}
+	}
+	return res, nil
+}
+
+func (c *checker) mailboxOf(m pipeline.SourceMessage) string {
+	if c.opts.MailboxOf != nil && m.Mailbox != "" {
+		if mb := c.opts.MailboxOf(m); mb != "" {
+			return mb
+		}
+	}
+	return c.opts.Mailbox
+}
+
+// box lists mailbox once per check.
+func (c *checker) box(ctx context.Context, name string) (*mbox, error) {
+	if b, ok := c.boxes[name]; ok {
+		return b, nil
+	}
+	l, err := c.dst.List(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("listing destination mailbox %q: %w", name, err)
+	}
+	b := &mbox{Listing: l, byUID: map[uint32]int{}, byMsgID: map[string][]int{},
+		claimed: map[uint32]bool{}, digests: map[uint32]string{}}
+	b.Mailbox = name
+	for i, m := range l.Messages {
+		b.byUID[m.UID] = i
+		if id := mapping.MessageID(m.Header); id != "" {
+			b.byMsgID[id] = append(b.byMsgID[id], i)
+		}
+	}
+	c.boxes[name] = b
+	return b, nil
+}
+
+// byLedger pairs s with the destination message its done entry names. It
+// reports false when the entry cannot say (no entry, not done, no UID, or
+// UIDVALIDITY changed), leaving s to be found by content; a done entry
+// whose UID is no longer on the destination makes s Missing.
+func (c *checker) byLedger(ctx context.Context, s *subject) (bool, error) {
+	e := s.entry
+	if e == nil {
+		return false, nil
+	}
+	if e.State != pipeline.StateDone {
+		return false, nil
+	}
+	if e.DestMailbox != "" {
+		s.mailbox = e.DestMailbox
+	}
+	s.digest, s.size, s.messageID = e.Digest, e.Size, e.MessageID
+	b, err := c.box(ctx, s.mailbox)
+	if err != nil {
+		return false, err
+	}
+	if e.DestUID == 0 || e.DestUIDValidity != b.UIDValidity {
+		return false, nil
+	}
+	s.byLedger = true
+	i, ok := b.byUID[e.DestUID]
+	if !ok || b.claimed[e.DestUID] {
+		s.decide(Missing, s.mailbox, 0, fmt.Sprintf("the ledger has it as UID %d, which %q no longer holds", e.DestUID, s.mailbox))
+		return true, nil
+	}
+	b.claimed[e.DestUID] = true
+	s.dest = &b.Messages[i]
+	return true, nil
+}
+
+// byContent finds s on the destination by Message-ID, size and digest.
+func (c *checker) byContent(ctx context.Context, s *subject) error {
+	b, err := c.box(ctx, s.mailbox)
+	if err != nil {
+		return err
+	}
+	known := s.entry != nil && s.entry.State == pipeline.StateDone && s.entry.Digest != ""
+	if !known {
+		if s.msg == nil {
+			s.decide(Missing, s.mailbox, 0, "gone from the source and not recorded with a digest")
+			return nil
+		}
+		if err := c.fetchSource(ctx, s); err != nil {
+			return err
+		}
+	}
+	candidates := func(pred func(m *Message) bool) []int {
+		var out []int
+		for i := range b.Messages {
+			m := &b.Messages[i]
+			if !b.claimed[m.UID] && pred(m) {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	var sameID []int
+	if s.messageID != "" {
+		for _, i := range b.byMsgID[s.messageID] {
+			if !b.claimed[b.Messages[i].UID] {
+				sameID = append(sameID, i)
+			}
+		}
+	}
+	try := func(idx []int) (int, error) {
+		for _, i := range idx {
+			m := &b.Messages[i]
+			if m.Size != s.size {
+				continue
+			}
+			d, err := c.destDigest(ctx, b, m.UID)
+			if err != nil {
+				return -1, err
+			}
+			if d == s.digest {
+				return i, nil
+			}
+		}
+		return -1, nil
+	}
+	i, err := try(sameID)
+	if err != nil {
+		return err
+	}
+	if i < 0 {
+		if i, err = try(candidates(func(m *Message) bool { return m.Size == s.size })); err != nil {
+			return err
+		}
+	}
+	if i >= 0 {
+		m := &b.Messages[i]
+		b.claimed[m.UID] = true
+		s.dest = m
+		return nil
+	}
+	if len(sameID) > 0 {
+		m := &b.Messages[sameID[0]]
+		b.claimed[m.UID] = true
+		s.dest = m
+		s.decide(Differs, s.mailbox, m.UID, fmt.Sprintf("same Message-ID, other content: %d bytes at the source, %d at the destination", s.size, m.Size))
+		return nil
+	}
+	detail := "not on the destination"
+	if s.entry != nil {
+		switch s.entry.State {
+		case pipeline.StateSkipped, pipeline.StateFailed:
+			detail = fmt.Sprintf("%s by the copy: %s", s.entry.State, s.entry.Reason)
+		case pipeline.StatePending:
+			detail = "left pending by an interrupted copy, not on the destination"
+		case pipeline.StateDone:
+			detail = "the ledger has it as done, but no destination message has its size and digest"
+		}
+	}
+	s.decide(Missing, s.mailbox, 0, detail)
+	return nil
+}
+
+func (s *subject) decide(k Kind, mailbox string, uid uint32, detail string) {
+	s.out = Difference{Kind: k, Key: s.key, Mailbox: mailbox, UID: uid, Detail: detail}
+	s.decided = true
+}
+
+// fetchSource downloads s through a spool, as the copy does, for its
+// digest, size and Message-ID.
+func (c *checker) fetchSource(ctx context.Context, s *subject) error {
+	w := spool.New(&c.opts.Spool)
+	if _, err := c.src.Fetch(ctx, *s.msg, w); err != nil {
+		w.Discard()
+		return fmt.Errorf("fetching source message %s: %w", DisplayKey(s.key), err)
+	}
+	body, err := w.Finish()
+	if err != nil {
+		return fmt.Errorf("spooling source message %s: %w", DisplayKey(s.key), err)
+	}
+	defer body.Close()
+	d := body.Digest()
+	s.digest, s.size = hex.EncodeToString(d[:]), body.Size()
+	s.messageID = mapping.MessageID(mapping.HeaderSection(body.Header()))
+	s.fetched = true
+	return nil
+}
+
+// destDigest hashes a destination message's exact bytes, once per check.
+func (c *checker) destDigest(ctx context.Context, b *mbox, uid uint32) (string, error) {
+	if d, ok := b.digests[uid]; ok {
+		return d, nil
+	}
+	h := newHasher()
+	if _, err := c.dst.Fetch(ctx, b.Mailbox, uid, h); err != nil {
+		return "", fmt.Errorf("fetching destination UID %d of %q: %w", uid, b.Mailbox, err)
+	}
+	d := h.hex()
+	b.digests[uid] = d
+	return d, nil
+}
+
+// compare decides the outcome of a paired subject.
+func (c *checker) compare(ctx context.Context, s *subject) error {
+	if s.decided {
+		return nil
+	}
+	m := s.dest
+	if m == nil {
+		s.decide(Missing, s.mailbox, 0, "not on the destination")
+		return nil
+	}
+	b := c.boxes[s.mailbox]
+	switch {
+	case s.byLedger && c.opts.Full:
+		if s.msg != nil {
+			if err := c.fetchSource(ctx, s); err != nil {
+				return err
+			}
+		}
+		d, err := c.destDigest(ctx, b, m.UID)
+		if err != nil {
+			return err
+		}
+		if d != s.digest {
+			what := "the source's"
+			if !s.fetched {
+				what = "the ledger's (the source message is gone)"
+			}
+			s.decide(Differs, s.mailbox, m.UID, fmt.Sprintf("digest %s, %s is %s", short(d), what, short(s.digest)))
+			return nil
+		}
+	case s.byLedger:
+		if m.Size != s.size {
+			s.decide(Differs, s.mailbox, m.UID, fmt.Sprintf("%d bytes, the ledger recorded %d", m.Size, s.size))
+			return nil
+		}
+	}
+	// The bytes match, so the destination's header is the source's.
+	var msg pipeline.SourceMessage
+	if s.msg != nil {
+		msg = *s.msg
+	}
+	want := msg.Flags
+	if want == nil {
+		want = mapping.Flags(m.Header, c.opts.FlagPolicy)
+	}
+	if !sameFlags(want, m.Flags) {
+		s.decide(FlagsDiffer, s.mailbox, m.UID, fmt.Sprintf("flags %s, want %s", flagList(m.Flags), flagList(want)))
+		return nil
+	}
+	wantDate, checkDate := msg.InternalDate, !msg.InternalDate.IsZero()
+	if !checkDate {
+		var from mapping.DateSource
+		wantDate, from = mapping.InternalDate(m.Header, c.opts.DatePolicy, c.opts.Now())
+		checkDate = from != mapping.FromNow
+	}
+	// INTERNALDATE has one-second resolution (RFC 3501 §9 date-time).
+	if checkDate && !m.InternalDate.IsZero() && m.InternalDate.Unix() != wantDate.Unix() {
+		s.decide(DateDiffers, s.mailbox, m.UID, fmt.Sprintf("internal date %s, want %s",
+			m.InternalDate.Format(time.RFC3339), wantDate.Format(time.RFC3339)))
+		return nil
+	}
+	s.decide(Match, s.mailbox, m.UID, "")
+	return nil
+}
+
+// normFlags lower-cases system flags (case-insensitive, RFC 3501 §2.3.2),
+// drops \Recent and sorts.
+func normFlags(fs []string) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		if strings.HasPrefix(f, `\`) {
+			f = strings.ToLower(f)
+		}
+		if f == `\recent` {
+			continue
+		}
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func sameFlags(a, b []string) bool { return slices.Equal(normFlags(a), normFlags(b)) }
+
+func flagList(fs []string) string {
+	fs = slices.DeleteFunc(slices.Clone(fs), func(f string) bool { return strings.EqualFold(f, `\Recent`) })
+	return "(" + strings.Join(fs, " ") + ")"
+}
+
+func short(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}

@@ -1,0 +1,275 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+type fakeSource struct {
+	msgs   []pipeline.SourceMessage
+	bodies map[string][]byte
+	gets   int
+}
+
+func (f *fakeSource) List(context.Context) ([]pipeline.SourceMessage, error) {
+	return slices.Clone(f.msgs), nil
+}
+
+func (f *fakeSource) Fetch(_ context.Context, m pipeline.SourceMessage, w io.Writer) (int64, error) {
+	f.gets++
+	b, ok := f.bodies[m.Key]
+	if !ok {
+		return 0, fmt.Errorf("no message %q", m.Key)
+	}
+	n, err := w.Write(b)
+	return int64(n), err
+}
+
+type fakeDest struct {
+	boxes  map[string]Listing
+	bodies map[uint32][]byte
+	gets   int
+}
+
+func (f *fakeDest) List(_ context.Context, mb string) (Listing, error) {
+	l := f.boxes[mb]
+	l.Mailbox = mb
+	return l, nil
+}
+
+func (f *fakeDest) Fetch(_ context.Context, _ string, uid uint32, w io.Writer) (int64, error) {
+	f.gets++
+	n, err := w.Write(f.bodies[uid])
+	return int64(n), err
+}
+
+func body(i int, flags string) []byte {
+	status := ""
+	if flags != "" {
+		status = "Status: " + flags + "\r\n"
+	}
+	return []byte(fmt.Sprintf("Received: from a by b; Mon, 2 Mar 2015 10:00:%02d +0000\r\n%sMessage-ID: <m%d@x>\r\nSubject: %d\r\n\r\nbody %d\r\n", i, status, i, i, i))
+}
+
+func digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// world is a source of n messages copied to INBOX as UIDs 1..n, with the
+// ledger a copy would have written; edit changes it before the check.
+type world struct {
+	src    *fakeSource
+	dst    *fakeDest
+	ledger map[string]pipeline.Entry
+}
+
+func newWorld(n int) *world {
+	w := &world{src: &fakeSource{bodies: map[string][]byte{}}, dst: &fakeDest{boxes: map[string]Listing{}, bodies: map[uint32][]byte{}},
+		ledger: map[string]pipeline.Entry{}}
+	l := Listing{UIDValidity: 7}
+	for i := 1; i <= n; i++ {
+		key := fmt.Sprintf("uidl-%d", i)
+		b := body(i, "")
+		w.src.msgs = append(w.src.msgs, pipeline.SourceMessage{Key: key, Size: int64(len(b))})
+		w.src.bodies[key] = b
+		date, _ := mapping.InternalDate(b, mapping.DateReceived, time.Now())
+		l.Messages = append(l.Messages, Message{UID: uint32(i), Size: int64(len(b)), InternalDate: date, Header: mapping.HeaderSection(b)})
+		w.dst.bodies[uint32(i)] = b
+		w.ledger[key] = pipeline.Entry{Key: key, State: pipeline.StateDone, Digest: digest(b), Size: int64(len(b)),
+			MessageID: fmt.Sprintf("<m%d@x>", i), DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: uint32(i)}
+	}
+	w.dst.boxes["INBOX"] = l
+	return w
+}
+
+func (w *world) msg(uid uint32) *Message {
+	l := w.dst.boxes["INBOX"]
+	for i := range l.Messages {
+		if l.Messages[i].UID == uid {
+			return &l.Messages[i]
+		}
+	}
+	return nil
+}
+
+func (w *world) remove(uid uint32) {
+	l := w.dst.boxes["INBOX"]
+	l.Messages = slices.DeleteFunc(l.Messages, func(m Message) bool { return m.UID == uid })
+	w.dst.boxes["INBOX"] = l
+}
+
+func (w *world) add(uid uint32, b []byte) {
+	l := w.dst.boxes["INBOX"]
+	date, _ := mapping.InternalDate(b, mapping.DateReceived, time.Now())
+	l.Messages = append(l.Messages, Message{UID: uid, Size: int64(len(b)), InternalDate: date, Header: mapping.HeaderSection(b)})
+	w.dst.boxes["INBOX"] = l
+	w.dst.bodies[uid] = b
+}
+
+type want struct {
+	kind Kind
+	key  string
+	uid  uint32
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name      string
+		edit      func(w *world)
+		noLedger  bool
+		full      bool
+		want      []want // the non-matches
+		ok        bool
+		srcFetch  bool // the source was downloaded
+		destFetch bool
+	}{
+		{name: "all there", edit: func(*world) {}, ok: true},
+		{name: "all there, full", edit: func(*world) {}, full: true, ok: true, srcFetch: true, destFetch: true},
+		{name: "all there, no ledger", edit: func(*world) {}, noLedger: true, ok: true, srcFetch: true, destFetch: true},
+		{name: "deleted on the destination", edit: func(w *world) { w.remove(2) },
+			want: []want{{Missing, "uidl-2", 0}}},
+		{name: "deleted on the destination, no ledger", edit: func(w *world) { w.remove(2) }, noLedger: true,
+			want: []want{{Missing, "uidl-2", 0}}, srcFetch: true, destFetch: true},
+		{name: "size differs", edit: func(w *world) { w.msg(3).Size++ },
+			want: []want{{Differs, "uidl-3", 3}}},
+		{name: "same size, other bytes: only the full check sees it", edit: func(w *world) {
+			b := bytes.Clone(w.dst.bodies[3])
+			b[len(b)-3] = 'X'
+			w.dst.bodies[3] = b
+		}, full: true, want: []want{{Differs, "uidl-3", 3}}, srcFetch: true, destFetch: true},
+		{name: "same Message-ID, other content, no ledger", edit: func(w *world) {
+			w.remove(3)
+			w.add(30, append(bytes.Clone(body(3, "")), "more\r\n"...))
+		}, noLedger: true, want: []want{{Differs, "uidl-3", 30}}, srcFetch: true, destFetch: true},
+		{name: "flags differ", edit: func(w *world) { w.msg(1).Flags = []string{`\Flagged`, `\Recent`} },
+			want: []want{{FlagsDiffer, "uidl-1", 1}}},
+		{name: "recent is ignored", edit: func(w *world) { w.msg(1).Flags = []string{`\Recent`} }, ok: true},
+		{name: "date differs", edit: func(w *world) { w.msg(4).InternalDate = time.Unix(0, 0) },
+			want: []want{{DateDiffers, "uidl-4", 4}}},
+		{name: "extra is information only", edit: func(w *world) { w.add(99, body(99, "")) },
+			want: []want{{Extra, "", 99}}, ok: true},
+		{name: "moved by the ledger's UID after a UIDVALIDITY change: matched by content", edit: func(w *world) {
+			l := w.dst.boxes["INBOX"]
+			l.UIDValidity = 8
+			w.dst.boxes["INBOX"] = l
+		}, ok: true, destFetch: true},
+		{name: "skipped message is missing with its reason", edit: func(w *world) {
+			e := w.ledger["uidl-2"]
+			e.State, e.Reason, e.DestUID = pipeline.StateSkipped, "too big: 9 bytes, the limit is 5", 0
+			w.ledger["uidl-2"] = e
+			w.remove(2)
+		}, want: []want{{Missing, "uidl-2", 0}}, srcFetch: true},
+		{name: "source deleted after the copy: checked from the ledger", edit: func(w *world) {
+			w.src.msgs = w.src.msgs[1:]
+			w.remove(1)
+		}, want: []want{{Missing, "uidl-1", 0}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(5)
+			tc.edit(w)
+			opts := Options{Full: tc.full, Ledger: w.ledger}
+			if tc.noLedger {
+				opts.Ledger = nil
+			}
+			res, err := Check(context.Background(), w.src, w.dst, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []want
+			for _, it := range res.Items {
+				if it.Kind != Match {
+					got = append(got, want{it.Kind, it.Key, it.UID})
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("differences %v, want %v (items %+v)", got, tc.want, res.Items)
+			}
+			if res.OK() != tc.ok {
+				t.Errorf("OK() = %v, want %v", res.OK(), tc.ok)
+			}
+			if (w.src.gets > 0) != tc.srcFetch || (w.dst.gets > 0) != tc.destFetch {
+				t.Errorf("downloads: source %d, destination %d; want source %v, destination %v", w.src.gets, w.dst.gets, tc.srcFetch, tc.destFetch)
+			}
+		})
+	}
+}
+
+func TestCheckFlagPolicy(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy mapping.FlagPolicy
+		status string
+		flags  []string
+		kind   Kind
+	}{
+		{"none wants none", mapping.FlagsNone, "", nil, Match},
+		{"none refuses seen", mapping.FlagsNone, "", []string{`\Seen`}, FlagsDiffer},
+		{"seen wants seen", mapping.FlagsSeen, "", []string{`\seen`}, Match},
+		{"seen refuses none", mapping.FlagsSeen, "", nil, FlagsDiffer},
+		{"status header", mapping.FlagsStatusHeader, "RO", []string{`\Seen`}, Match},
+		{"status header, flag added", mapping.FlagsStatusHeader, "RO", []string{`\Seen`, `\Flagged`}, FlagsDiffer},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := body(1, tc.status)
+			src := &fakeSource{msgs: []pipeline.SourceMessage{{Key: "k"}}, bodies: map[string][]byte{"k": b}}
+			dst := &fakeDest{boxes: map[string]Listing{"INBOX": {UIDValidity: 1, Messages: []Message{
+				{UID: 1, Size: int64(len(b)), Flags: tc.flags, Header: mapping.HeaderSection(b)}}}},
+				bodies: map[uint32][]byte{1: b}}
+			res, err := Check(context.Background(), src, dst, Options{FlagPolicy: tc.policy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Items) != 1 || res.Items[0].Kind != tc.kind {
+				t.Errorf("items %+v, want one %v", res.Items, tc.kind)
+			}
+		})
+	}
+}
+
+func TestCheckIMAPSourceFlagsAndDates(t *testing.T) {
+	b := body(1, "")
+	date := time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)
+	key := "Archive\x005\x0042"
+	src := &fakeSource{msgs: []pipeline.SourceMessage{{Key: key, Mailbox: "Archive", Flags: []string{`\Seen`, "$Label1"}, InternalDate: date}},
+		bodies: map[string][]byte{key: b}}
+	dst := &fakeDest{boxes: map[string]Listing{"Old/Archive": {UIDValidity: 1, Messages: []Message{
+		{UID: 1, Size: int64(len(b)), Flags: []string{"$Label1", `\Seen`}, InternalDate: date.In(time.FixedZone("", 3600)), Header: mapping.HeaderSection(b)}}}},
+		bodies: map[uint32][]byte{1: b}}
+	res, err := Check(context.Background(), src, dst, Options{MailboxOf: func(m pipeline.SourceMessage) string { return "Old/" + m.Mailbox }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() || res.Stats.Matched != 1 || res.Stats.ByContent != 1 {
+		t.Fatalf("result %+v, want one match by content", res)
+	}
+	if got := res.Items[0].Name(); got != "Archive;UIDVALIDITY=5;UID=42" {
+		t.Errorf("Name() = %q", got)
+	}
+}
+
+func TestDisplayKey(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"abc123", "abc123"},
+		{"INBOX\x001\x002", "INBOX;UIDVALIDITY=1;UID=2"},
+		{"a b", `"a b"`},
+		{"a\nb", `"a\nb"`},
+	}
+	for _, tc := range tests {
+		if got := DisplayKey(tc.in); got != tc.want {
+			t.Errorf("DisplayKey(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
