@@ -1,0 +1,458 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/dovecot"
+	"github.com/mailferry/mailferry/secret"
+)
+
+// sourceKind is one protocol the source is read with, i.e. one migration
+// path ("pop3→imap"). A kind knows mailferry's SOURCE URL for a user, which
+// listener of the source server it reads, and its raw read ceilings. The
+// IMAP source adds one more kind: an imaps:// URL on IMAPSAddr and a
+// pipelined UID FETCH ceiling; everything else (workloads, write ceilings,
+// latency proxy, table) is shared.
+type sourceKind struct {
+	name     string
+	addr     func(*dovecot.Server) string
+	url      func(addr, user string) string
+	ceilings []readCeiling
+}
+
+// readCeiling is one way of reading every message of a source mailbox as
+// fast as the server allows. Pipelined ones are also run through the delay
+// proxy; the others would take one round trip per message there.
+type readCeiling struct {
+	name      string
+	pipelined bool
+	read      func(ctx context.Context, addr string, tlsCfg *tls.Config, user string, pw secret.Value) (transfer, error)
+}
+
+var sourceKinds = []sourceKind{{
+	name: "pop3",
+	addr: (*dovecot.Server).POP3SAddr,
+	url:  func(addr, user string) string { return "pop3s://" + user + "@" + addr },
+	ceilings: []readCeiling{
+		{name: "read POP3 RETR", read: readPOP3},
+		{name: "read POP3 pipelined RETR", pipelined: true, read: readPOP3Pipelined},
+	},
+}}
+
+// destMailbox is where mailferry and the write ceiling store messages.
+const destMailbox = "Bench"
+
+// destUsers is the size of the destination's user pool: every measured run
+// gets a fresh, empty account.
+const destUsers = 80
+
+// env is the running benchmark: servers, workloads, results.
+type env struct {
+	cfg    config
+	log    *slog.Logger
+	dir    string
+	src    *dovecot.Server
+	dst    *dovecot.Server
+	tlsCfg *tls.Config
+	srcPW  string
+	dstPW  string
+	bin    string
+
+	nextDst int
+	runs    int
+	rows    []row
+}
+
+func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) {
+	e := &env{cfg: cfg, log: slog.New(slog.NewTextHandler(stderr, nil))}
+	began := time.Now()
+	if e.dir, err = os.MkdirTemp("", "mailferry-bench-"); err != nil {
+		return fmt.Errorf("creating the temp directory: %w", err)
+	}
+	defer func() {
+		if cfg.keep {
+			e.log.Info("kept the temp directory", "dir", e.dir)
+			return
+		}
+		os.RemoveAll(e.dir)
+	}()
+	// Dovecot's unprivileged processes must traverse it (MkdirTemp: 0700).
+	if err := os.Chmod(e.dir, 0o755); err != nil {
+		return fmt.Errorf("making %s traversable: %w", e.dir, err)
+	}
+	if err := e.start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		err = errors.Join(err, e.src.Stop(), e.dst.Stop())
+	}()
+	e.log.Info("building mailferry")
+	if e.bin, err = buildMailferry(ctx, e.dir); err != nil {
+		return err
+	}
+
+	loads := map[string]*workload{}
+	for _, name := range cfg.workloads {
+		start := time.Now()
+		var w *workload
+		switch name {
+		case "small":
+			w = smallWorkload("small", cfg.seed, cfg.small)
+		case "mixed":
+			w = mixedWorkload("mixed", cfg.seed, cfg.mixed)
+		}
+		if err := e.seed(name, w); err != nil {
+			return err
+		}
+		loads[name] = w
+		e.log.Info("seeded workload", "workload", name, "messages", len(w.msgs), "MB", fmt.Sprintf("%.1f", mb(w.bytes)),
+			"largest_MB", fmt.Sprintf("%.1f", mb(int64(w.largest()))), "took", time.Since(start).Round(time.Millisecond))
+	}
+	var latencyLoad *workload
+	if cfg.latency {
+		base := loads["small"]
+		if base == nil {
+			base = smallWorkload("small", cfg.seed, cfg.small)
+		}
+		latencyLoad = base.prefix("latency", cfg.latencyN)
+		if err := e.seed("latency", latencyLoad); err != nil {
+			return err
+		}
+	}
+
+	for _, kind := range sourceKinds {
+		for _, name := range cfg.workloads {
+			if err := e.loopback(ctx, kind, loads[name]); err != nil {
+				return err
+			}
+		}
+		if latencyLoad != nil {
+			if err := e.latency(ctx, kind, latencyLoad); err != nil {
+				return err
+			}
+		}
+	}
+	if cfg.profileDir != "" {
+		if latencyLoad != nil {
+			loads["latency"] = latencyLoad
+		}
+		if err := e.profile(ctx, loads); err != nil {
+			return err
+		}
+	}
+	printTable(stdout, e.rows)
+	fmt.Fprintf(stdout, "\n%d CPUs, %s, seed %d, %s in all. Ratios compare figures of this run; "+
+		"ceilings exclude connecting and logging in, mailferry's figures are the whole process.\n",
+		runtime.NumCPU(), runtime.Version(), cfg.seed, time.Since(began).Round(time.Second))
+	if cfg.jsonPath != "" {
+		if err := writeJSON(cfg.jsonPath, cfg, e.rows, time.Since(began)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func randomPassword() (string, error) {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generating a password: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// start launches the source (users small, mixed, latency) and the
+// destination (a pool of empty users) with certificates from one CA.
+func (e *env) start(ctx context.Context) error {
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		return err
+	}
+	if e.srcPW, err = randomPassword(); err != nil {
+		return err
+	}
+	if e.dstPW, err = randomPassword(); err != nil {
+		return err
+	}
+	srcUsers := map[string]string{"small": e.srcPW, "mixed": e.srcPW, "latency": e.srcPW}
+	dstUsers := map[string]string{}
+	for i := range destUsers {
+		dstUsers[fmt.Sprintf("d%03d", i)] = e.dstPW
+	}
+	var wg sync.WaitGroup
+	var srcErr, dstErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		e.src, srcErr = dovecot.StartInstance(ctx, filepath.Join(e.dir, "src"),
+			dovecot.Options{Name: "bench-src", Users: srcUsers, CA: ca})
+	}()
+	go func() {
+		defer wg.Done()
+		e.dst, dstErr = dovecot.StartInstance(ctx, filepath.Join(e.dir, "dst"),
+			dovecot.Options{Name: "bench-dst", Users: dstUsers, CA: ca})
+	}()
+	wg.Wait()
+	if srcErr != nil || dstErr != nil {
+		for _, s := range []*dovecot.Server{e.src, e.dst} {
+			if s != nil {
+				s.Stop()
+			}
+		}
+		return fmt.Errorf("starting Dovecot: %w", errors.Join(srcErr, dstErr))
+	}
+	e.tlsCfg = e.src.TLSConfig()
+	e.log.Info("servers ready", "source_pop3s", e.src.POP3SAddr(), "source_imaps", e.src.IMAPSAddr(),
+		"dest_imaps", e.dst.IMAPSAddr(), "dir", e.dir)
+	return nil
+}
+
+// seed writes w into user's INBOX on the source and checks the count.
+func (e *env) seed(user string, w *workload) error {
+	for i, m := range w.msgs {
+		if err := e.src.SeedMaildir(user, "INBOX", m.data, "", m.date); err != nil {
+			return fmt.Errorf("seeding message %d of %s: %w", i, w.name, err)
+		}
+	}
+	n, err := e.src.MailboxCount(user, "INBOX")
+	if err != nil {
+		return err
+	}
+	if n != len(w.msgs) {
+		return fmt.Errorf("source INBOX of %s holds %d messages after seeding %d", user, n, len(w.msgs))
+	}
+	return nil
+}
+
+// freshDest returns an unused destination user with an empty destMailbox.
+func (e *env) freshDest() (string, error) {
+	if e.nextDst >= destUsers {
+		return "", fmt.Errorf("all %d destination users used; raise destUsers", destUsers)
+	}
+	u := fmt.Sprintf("d%03d", e.nextDst)
+	e.nextDst++
+	if err := e.dst.CreateMailbox(u, destMailbox); err != nil {
+		return "", err
+	}
+	return u, nil
+}
+
+// dropDest removes a destination user's mail, so disk use stays at one
+// workload's size.
+func (e *env) dropDest(user string) {
+	if err := os.RemoveAll(filepath.Join(e.dst.Dir(), "mail", user)); err != nil {
+		e.log.Warn("removing destination mail", "user", user, "error", err)
+	}
+}
+
+// loopback measures one workload on one path: read ceilings, write
+// ceilings, mailferry, and mailferry again with nothing new.
+func (e *env) loopback(ctx context.Context, kind sourceKind, w *workload) error {
+	path := kind.name + "→imap"
+	var readBest, writeBest float64 // MB/s
+	for _, rc := range kind.ceilings {
+		t, err := rc.read(ctx, kind.addr(e.src), e.tlsCfg, w.name, secret.New(e.srcPW))
+		if err != nil {
+			return fmt.Errorf("%s on %s: %w", rc.name, w.name, err)
+		}
+		if t.messages != len(w.msgs) {
+			return fmt.Errorf("%s on %s: read %d messages, want %d", rc.name, w.name, t.messages, len(w.msgs))
+		}
+		readBest = max(readBest, t.mbps())
+		e.add(row{Workload: w.name, Path: rc.name, Kind: "read ceiling"}.with(t))
+	}
+	for _, b := range e.cfg.batches {
+		for _, c := range e.cfg.conns {
+			trial := writeTrial{batch: b, conns: c}
+			user, err := e.freshDest()
+			if err != nil {
+				return err
+			}
+			t, err := writeIMAP(ctx, e.dst.IMAPSAddr(), e.tlsCfg, user, secret.New(e.dstPW), destMailbox, w.msgs, trial)
+			e.dropDest(user)
+			if err != nil {
+				return fmt.Errorf("write ceiling %v on %s: %w", trial, w.name, err)
+			}
+			writeBest = max(writeBest, t.mbps())
+			e.add(row{Workload: w.name, Path: "write IMAP " + trial.String(), Kind: "write ceiling"}.with(t))
+		}
+	}
+	ceiling := min(readBest, writeBest)
+	first, second, err := e.copyTwice(ctx, kind, kind.addr(e.src), e.dst.IMAPSAddr(), w)
+	if err != nil {
+		return err
+	}
+	r := first.row(w.name, path, "mailferry")
+	r.Ratio, r.RatioTo = r.MBPerSec/ceiling, "min(read, write ceiling)"
+	r.CeilingMBPerSec = ceiling
+	e.add(r)
+	e.add(second.row(w.name, path+" again, nothing new", "mailferry rerun"))
+	return nil
+}
+
+// copyTwice runs mailferry into a fresh destination user, then again with
+// the same state, which must find nothing new.
+func (e *env) copyTwice(ctx context.Context, kind sourceKind, srcAddr, dstAddr string, w *workload) (first, second mailferryRun, err error) {
+	user, err := e.freshDest()
+	if err != nil {
+		return first, second, err
+	}
+	defer e.dropDest(user)
+	e.runs++
+	cmd := copyCommand{
+		bin:       e.bin,
+		sourceURL: kind.url(srcAddr, w.name),
+		destURL:   "imaps://" + user + "@" + dstAddr + "/" + destMailbox,
+		caFile:    e.src.CAFile(),
+		state:     filepath.Join(e.dir, fmt.Sprintf("state-%d.db", e.runs)),
+		srcPW:     e.srcPW,
+		dstPW:     e.dstPW,
+		extra:     e.cfg.extra,
+	}
+	e.log.Info("running mailferry", "workload", w.name, "source", cmd.sourceURL, "dest", cmd.destURL)
+	if first, err = cmd.run(ctx); err != nil {
+		return first, second, err
+	}
+	if first.copied != len(w.msgs) {
+		return first, second, fmt.Errorf("mailferry copied %d messages of %s, want %d", first.copied, w.name, len(w.msgs))
+	}
+	n, err := e.dst.MailboxCount(user, destMailbox)
+	if err != nil {
+		return first, second, err
+	}
+	if n != len(w.msgs) {
+		return first, second, fmt.Errorf("destination %s/%s holds %d messages after copying %d", user, destMailbox, n, len(w.msgs))
+	}
+	if second, err = cmd.run(ctx); err != nil {
+		return first, second, err
+	}
+	if second.copied != 0 || second.done != len(w.msgs) {
+		return first, second, fmt.Errorf("second mailferry run on %s copied %d and found %d done, want 0 and %d",
+			w.name, second.copied, second.done, len(w.msgs))
+	}
+	return first, second, nil
+}
+
+// latency runs the latency scenario: mailferry and the pipelined ceilings
+// through delay proxies in front of both servers, compared with the same
+// messages on loopback (measured here too, so the ratio is of one run).
+func (e *env) latency(ctx context.Context, kind sourceKind, w *workload) error {
+	srcProxy, err := newDelayProxy(kind.addr(e.src), e.cfg.delay)
+	if err != nil {
+		return err
+	}
+	defer srcProxy.Close()
+	dstProxy, err := newDelayProxy(e.dst.IMAPSAddr(), e.cfg.delay)
+	if err != nil {
+		return err
+	}
+	defer dstProxy.Close()
+	rtt := fmt.Sprintf(" (%v RTT)", 2*e.cfg.delay)
+	path := kind.name + "→imap"
+
+	loop, _, err := e.copyTwice(ctx, kind, kind.addr(e.src), e.dst.IMAPSAddr(), w)
+	if err != nil {
+		return err
+	}
+	base := loop.row(w.name, path+" loopback", "mailferry")
+	e.add(base)
+	for _, rc := range kind.ceilings {
+		if !rc.pipelined {
+			continue
+		}
+		t, err := rc.read(ctx, srcProxy.Addr(), e.tlsCfg, w.name, secret.New(e.srcPW))
+		if err != nil {
+			return fmt.Errorf("%s through the delay proxy: %w", rc.name, err)
+		}
+		e.add(row{Workload: w.name, Path: rc.name + rtt, Kind: "read ceiling"}.with(t))
+	}
+	trial := writeTrial{batch: 50, conns: 1}
+	user, err := e.freshDest()
+	if err != nil {
+		return err
+	}
+	t, err := writeIMAP(ctx, dstProxy.Addr(), e.tlsCfg, user, secret.New(e.dstPW), destMailbox, w.msgs, trial)
+	e.dropDest(user)
+	if err != nil {
+		return fmt.Errorf("write ceiling %v through the delay proxy: %w", trial, err)
+	}
+	e.add(row{Workload: w.name, Path: "write IMAP " + trial.String() + rtt, Kind: "write ceiling"}.with(t))
+
+	first, second, err := e.copyTwice(ctx, kind, srcProxy.Addr(), dstProxy.Addr(), w)
+	if err != nil {
+		return err
+	}
+	r := first.row(w.name, path+rtt, "mailferry latency")
+	r.Ratio, r.RatioTo = r.MsgsPerSec/base.MsgsPerSec, "loopback"
+	e.add(r)
+	e.add(second.row(w.name, path+rtt+" again, nothing new", "mailferry rerun"))
+	return nil
+}
+
+// profile copies each workload in-process under pprof into fresh users;
+// the latency workload goes through delay proxies, so that its trace shows
+// where the round trips are waited for.
+func (e *env) profile(ctx context.Context, loads map[string]*workload) error {
+	if err := os.MkdirAll(e.cfg.profileDir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", e.cfg.profileDir, err)
+	}
+	names := append([]string(nil), e.cfg.workloads...)
+	if loads["latency"] != nil {
+		names = append(names, "latency")
+	}
+	for _, name := range names {
+		w := loads[name]
+		srcAddr, dstAddr, path := e.src.POP3SAddr(), e.dst.IMAPSAddr(), "pop3→imap in-process (profiled)"
+		if name == "latency" {
+			srcProxy, err := newDelayProxy(srcAddr, e.cfg.delay)
+			if err != nil {
+				return err
+			}
+			defer srcProxy.Close()
+			dstProxy, err := newDelayProxy(dstAddr, e.cfg.delay)
+			if err != nil {
+				return err
+			}
+			defer dstProxy.Close()
+			srcAddr, dstAddr = srcProxy.Addr(), dstProxy.Addr()
+			path = fmt.Sprintf("pop3→imap (%v RTT) in-process (profiled)", 2*e.cfg.delay)
+		}
+		user, err := e.freshDest()
+		if err != nil {
+			return err
+		}
+		e.runs++
+		t, err := profileCopy(ctx, e.cfg.profileDir, profileTarget{
+			name: name, srcAddr: srcAddr, dstAddr: dstAddr, tlsCfg: e.tlsCfg,
+			srcUser: name, dstUser: user, srcPW: secret.New(e.srcPW), dstPW: secret.New(e.dstPW),
+			state: filepath.Join(e.dir, fmt.Sprintf("state-%d.db", e.runs)),
+		})
+		e.dropDest(user)
+		if err != nil {
+			return err
+		}
+		if t.messages != len(w.msgs) {
+			return fmt.Errorf("in-process copy of %s moved %d messages, want %d", name, t.messages, len(w.msgs))
+		}
+		e.add(row{Workload: name, Path: path, Kind: "profile"}.with(t))
+		e.log.Info("wrote profiles", "workload", name, "dir", e.cfg.profileDir)
+	}
+	return nil
+}
+
+func (e *env) add(r row) {
+	e.rows = append(e.rows, r)
+	e.log.Info("measured", "workload", r.Workload, "path", r.Path, "msgs/s", fmt.Sprintf("%.0f", r.MsgsPerSec),
+		"MB/s", fmt.Sprintf("%.1f", r.MBPerSec), "seconds", fmt.Sprintf("%.2f", r.Seconds))
+}

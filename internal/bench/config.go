@@ -1,0 +1,151 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is the benchmark's settings, from the flags.
+type config struct {
+	seed       uint64
+	small      smallSpec
+	mixed      mixedSpec
+	workloads  []string // "small", "mixed"
+	latency    bool
+	latencyN   int           // messages of the small workload for the latency run
+	delay      time.Duration // one way
+	batches    []int         // write-ceiling batch sizes
+	conns      []int         // write-ceiling connection counts
+	extra      []string      // more mailferry flags
+	jsonPath   string
+	profileDir string
+	keep       bool
+	timeout    time.Duration
+}
+
+var errHelp = errors.New("help requested")
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "one tenth of every size and count (a run of a minute or two)")
+	seed := fs.Uint64("seed", 1, "seed of the generated workloads")
+	smallCount := fs.Int("small-count", 5000, "messages in the small workload")
+	smallMin := fs.Int("small-min-kb", 2, "smallest message of the small workload, KB")
+	smallMax := fs.Int("small-max-kb", 20, "largest message of the small workload, KB")
+	mixedCount := fs.Int("mixed-count", 1000, "messages in the mixed workload, large ones included")
+	mixedMB := fs.Int("mixed-mb", 300, "approximate size of the mixed workload, MB")
+	largeMB := fs.String("large-mb", "10,14,22,30", "sizes of the large messages of the mixed workload, MB (comma-separated)")
+	workloads := fs.String("workloads", "small,mixed", "workloads to run (comma-separated: small, mixed)")
+	latencyCount := fs.Int("latency-count", 1000, "messages of the small workload copied through the delay proxy; 0 skips the latency scenario")
+	delay := fs.Duration("delay", 20*time.Millisecond, "one-way delay of the latency scenario (the round trip is twice this)")
+	batches := fs.String("write-batches", "1,50,200", "write ceiling: messages per APPEND batch (1 = single APPENDs, more = MULTIAPPEND)")
+	conns := fs.String("write-conns", "1,2,4", "write ceiling: parallel appender connections")
+	extra := fs.String("mailferry-flags", "", "extra flags for every mailferry copy, space-separated (e.g. \"--batch-messages 200\")")
+	fs.StringVar(&c.jsonPath, "json", "", "also write the results to this JSON file")
+	fs.StringVar(&c.profileDir, "profile", "", "after the runs, copy each workload in-process under pprof and write CPU and allocation profiles to this directory")
+	fs.BoolVar(&c.keep, "keep", false, "keep the temp directory (servers' logs and mail) instead of removing it")
+	fs.DurationVar(&c.timeout, "timeout", 90*time.Minute, "stop everything after this long")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: go run ./internal/bench [flags]\n\nMeasures mailferry against private Dovecot servers on 127.0.0.1 (issue 6).\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errHelp
+		}
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var large []float64
+	for _, f := range strings.Split(*largeMB, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		mb, err := strconv.ParseFloat(f, 64)
+		if err != nil || mb <= 0 {
+			return c, fmt.Errorf("-large-mb: %q is not a positive number", f)
+		}
+		large = append(large, mb)
+	}
+	if *quick {
+		// One tenth of every size and count the user did not set.
+		scale := func(name string, v *int) {
+			if !set[name] {
+				*v = max(1, *v/10)
+			}
+		}
+		scale("small-count", smallCount)
+		scale("mixed-count", mixedCount)
+		scale("mixed-mb", mixedMB)
+		scale("latency-count", latencyCount)
+		if !set["large-mb"] {
+			for i := range large {
+				large[i] /= 10
+			}
+		}
+	}
+	c.seed = *seed
+	c.small = smallSpec{Count: *smallCount, MinBytes: *smallMin << 10, MaxBytes: *smallMax << 10}
+	c.mixed = mixedSpec{Count: *mixedCount, TotalBytes: int64(*mixedMB) << 20}
+	for _, l := range large {
+		c.mixed.LargeBytes = append(c.mixed.LargeBytes, int(l*(1<<20)))
+	}
+	c.workloads = strings.Split(*workloads, ",")
+	for _, w := range c.workloads {
+		if w != "small" && w != "mixed" {
+			return c, fmt.Errorf("-workloads: unknown workload %q (want small, mixed)", w)
+		}
+	}
+	c.latencyN = *latencyCount
+	c.latency = c.latencyN > 0
+	c.delay = *delay
+	var err error
+	if c.batches, err = intList(*batches); err != nil {
+		return c, fmt.Errorf("-write-batches: %w", err)
+	}
+	if c.conns, err = intList(*conns); err != nil {
+		return c, fmt.Errorf("-write-conns: %w", err)
+	}
+	c.extra = strings.Fields(*extra)
+	switch {
+	case c.small.Count < 1 || c.mixed.Count < 1:
+		return c, errors.New("workload counts must be at least 1")
+	case c.small.MinBytes < 512 || c.small.MaxBytes < c.small.MinBytes:
+		return c, errors.New("-small-min-kb must be at least 1 and at most -small-max-kb")
+	case len(c.mixed.LargeBytes) >= c.mixed.Count:
+		return c, errors.New("-mixed-count must exceed the number of large messages")
+	case c.delay < 0:
+		return c, errors.New("-delay must not be negative")
+	}
+	return c, nil
+}
+
+// intList parses "1,50,200"; every number must be positive.
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("empty list %q", s)
+	}
+	return out, nil
+}

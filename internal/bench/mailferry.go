@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// buildMailferry compiles ./cmd/mailferry once into dir and returns the
+// binary's path, so that every run measures the same program and not the
+// compiler.
+func buildMailferry(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "mailferry")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/mailferry/mailferry/cmd/mailferry")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building mailferry: %w: %s", err, bytes.TrimSpace(out.Bytes()))
+	}
+	return bin, nil
+}
+
+// mailferryRun is one `mailferry copy` as a child process.
+type mailferryRun struct {
+	wall      time.Duration
+	seconds   float64 // what mailferry's JSON report says it took
+	copied    int
+	done      int // already_done: copied by an earlier run
+	bytes     int64
+	peakRSSKB int64
+}
+
+// mailferryReport is the part of `mailferry copy --json` the bench reads.
+type mailferryReport struct {
+	ExitCode int `json:"exit_code"`
+	Totals   struct {
+		Copied      int     `json:"copied"`
+		AlreadyDone int     `json:"already_done"`
+		Skipped     int     `json:"skipped"`
+		Failed      int     `json:"failed"`
+		Bytes       int64   `json:"bytes"`
+		Seconds     float64 `json:"seconds"`
+	} `json:"totals"`
+	Accounts []struct {
+		Error string `json:"error"`
+	} `json:"accounts"`
+}
+
+// copyCommand is one mailferry invocation: its URLs and state file.
+type copyCommand struct {
+	bin       string
+	sourceURL string
+	destURL   string
+	caFile    string
+	state     string
+	srcPW     string
+	dstPW     string
+	extra     []string // more flags, e.g. --batch-messages 200
+}
+
+// run starts mailferry, waits for it and reads its JSON report and resource
+// usage. Cancelling ctx interrupts it with SIGINT (mailferry commits and
+// exits 130), then kills it after 15 s.
+func (c copyCommand) run(ctx context.Context) (mailferryRun, error) {
+	args := append([]string{"copy", c.sourceURL, c.destURL, "--tls-ca", c.caFile, "--state", c.state,
+		"--json", "--progress", "none"}, c.extra...)
+	cmd := exec.CommandContext(ctx, c.bin, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 15 * time.Second
+	cmd.Env = append(os.Environ(), "MAILFERRY_SOURCE_PASSWORD="+c.srcPW, "MAILFERRY_DEST_PASSWORD="+c.dstPW)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	var r mailferryRun
+	if err := cmd.Start(); err != nil {
+		return r, fmt.Errorf("starting %s: %w", c.bin, err)
+	}
+	// Peak RSS from /proc, not from Rusage.Maxrss: os/exec starts the child
+	// with CLONE_VM|CLONE_VFORK, and Linux folds the parent's peak (this
+	// benchmark's, with its preloaded workloads) into the child's maxrss
+	// at execve.
+	hwm := watchPeakRSS(cmd.Process.Pid)
+	err := cmd.Wait()
+	r.wall = time.Since(start)
+	r.peakRSSKB = hwm()
+	what := fmt.Sprintf("mailferry copy %s %s", c.sourceURL, c.destURL)
+	var rep mailferryReport
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
+		return r, fmt.Errorf("%s: %v; no JSON report (%v); stderr:\n%s", what, err, jerr, tail(stderr.String(), 20))
+	}
+	if err != nil || rep.ExitCode != 0 {
+		var msgs []string
+		for _, a := range rep.Accounts {
+			if a.Error != "" {
+				msgs = append(msgs, a.Error)
+			}
+		}
+		return r, fmt.Errorf("%s: exit %d (%v): %s; stderr:\n%s", what, rep.ExitCode, err,
+			strings.Join(msgs, "; "), tail(stderr.String(), 20))
+	}
+	r.seconds = rep.Totals.Seconds
+	r.copied = rep.Totals.Copied
+	r.done = rep.Totals.AlreadyDone
+	r.bytes = rep.Totals.Bytes
+	return r, nil
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// rssPollInterval is how often watchPeakRSS reads /proc.
+const rssPollInterval = 10 * time.Millisecond
+
+// watchPeakRSS polls /proc/PID/status for VmHWM, the peak resident set of
+// the process's own address space (after execve, so not this process's),
+// until the returned function is called; that function returns the last
+// peak seen, in KB, or 0 when /proc could not be read.
+func watchPeakRSS(pid int) func() int64 {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(rssPollInterval)
+		defer t.Stop()
+		for {
+			if kb, ok := readVmHWM(path); ok && kb > peak.Load() {
+				peak.Store(kb)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		<-done
+		return peak.Load()
+	}
+}
+
+// readVmHWM reads the "VmHWM:  1234 kB" line of a /proc status file.
+func readVmHWM(path string) (int64, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			return kb, err == nil
+		}
+	}
+	return 0, false
+}

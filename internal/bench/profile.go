@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
+	"time"
+
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/secret"
+	"github.com/mailferry/mailferry/spool"
+)
+
+// profileTarget is one in-process copy to profile: the same parts and
+// settings `mailferry copy` wires up with its default flags.
+type profileTarget struct {
+	name             string // "small", "mixed": part of the file names
+	srcAddr, dstAddr string
+	tlsCfg           *tls.Config
+	srcUser, dstUser string
+	srcPW, dstPW     secret.Value
+	state            string
+}
+
+// profileCopy runs pipeline.Runner in this process for t under the CPU
+// profiler and the execution tracer, writing DIR/cpu-NAME.pprof and
+// DIR/trace-NAME.out, and writes the allocations made
+// during the run as DIR/allocs-NAME-before.pprof and -after.pprof (the
+// allocs profile is cumulative: read it with
+// `go tool pprof -sample_index=alloc_space -base BEFORE AFTER`).
+func profileCopy(ctx context.Context, dir string, t profileTarget) (transfer, error) {
+	datePolicy, err := mapping.ParseDatePolicy("received")
+	if err != nil {
+		return transfer{}, err
+	}
+	flagPolicy, err := mapping.ParseFlagPolicy("none")
+	if err != nil {
+		return transfer{}, err
+	}
+	// The defaults of `mailferry copy` (cmd/mailferry/copy.go).
+	const batchMessages, batchBytes, spoolMemory = 50, 32 << 20, 8 << 20
+	job := pipeline.Job{
+		Options: pipeline.Options{
+			Account:       "bench-profile " + t.name,
+			Mailbox:       "Bench",
+			DatePolicy:    datePolicy,
+			FlagPolicy:    flagPolicy,
+			Spool:         spool.Options{MemoryBytes: spoolMemory},
+			BatchMessages: batchMessages,
+			BatchBytes:    batchBytes,
+		},
+		OpenSource: func(ctx context.Context) (pipeline.Source, error) {
+			return pop3src.Open(ctx, pop3src.Options{Addr: t.srcAddr, TLS: pop3src.TLSImplicit,
+				TLSConfig: t.tlsCfg, User: t.srcUser, Password: t.srcPW})
+		},
+		OpenDestination: func(ctx context.Context) (pipeline.Destination, error) {
+			return imapdst.Dial(ctx, imapdst.Options{Addr: t.dstAddr, TLS: imapdst.TLSImplicit,
+				TLSConfig: t.tlsCfg, User: t.dstUser, Password: t.dstPW,
+				MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes})
+		},
+	}
+	ledger, err := checkpoint.Open(ctx, t.state, nil)
+	if err != nil {
+		return transfer{}, fmt.Errorf("opening the checkpoint %s: %w", t.state, err)
+	}
+	defer ledger.Close()
+	runner := &pipeline.Runner{Ledger: ledger, Logger: slog.New(slog.DiscardHandler), Attempts: 1}
+
+	writeProfile := func(name string) error {
+		runtime.GC()
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("writing profile: %w", err)
+		}
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			f.Close()
+			return fmt.Errorf("writing profile %s: %w", name, err)
+		}
+		return f.Close()
+	}
+	if err := writeProfile("allocs-" + t.name + "-before.pprof"); err != nil {
+		return transfer{}, err
+	}
+	cpu, err := os.Create(filepath.Join(dir, "cpu-"+t.name+".pprof"))
+	if err != nil {
+		return transfer{}, fmt.Errorf("writing profile: %w", err)
+	}
+	defer cpu.Close()
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		return transfer{}, fmt.Errorf("starting the CPU profile: %w", err)
+	}
+	// The execution trace shows where the run waits rather than computes:
+	// `go tool trace -pprof=net|sync|syscall trace-NAME.out`.
+	tr, err := os.Create(filepath.Join(dir, "trace-"+t.name+".out"))
+	if err != nil {
+		pprof.StopCPUProfile()
+		return transfer{}, fmt.Errorf("writing trace: %w", err)
+	}
+	defer tr.Close()
+	if err := trace.Start(tr); err != nil {
+		pprof.StopCPUProfile()
+		return transfer{}, fmt.Errorf("starting the execution trace: %w", err)
+	}
+	start := time.Now()
+	st, runErr := runner.RunAccount(ctx, job)
+	elapsed := time.Since(start)
+	trace.Stop()
+	pprof.StopCPUProfile()
+	if runErr != nil {
+		return transfer{}, fmt.Errorf("in-process copy of %s: %w", t.name, runErr)
+	}
+	if err := writeProfile("allocs-" + t.name + "-after.pprof"); err != nil {
+		return transfer{}, err
+	}
+	return transfer{messages: st.Copied, bytes: st.Bytes, elapsed: elapsed}, cpu.Close()
+}
