@@ -77,6 +77,7 @@ type Config struct {
 	Source       Source
 	Destination  Destination
 	Policy       Policy
+	Folders      Folders
 	AccountsFile string // CSV file whose accounts were appended to Accounts
 	Accounts     []Account
 
@@ -119,6 +120,24 @@ type Policy struct {
 	SpoolMemoryBytes int64 // messages up to this size are spooled in memory, larger ones in a temp file
 }
 
+// Folders is the [folders] section: which folders of an IMAP source are
+// copied and where they go.
+type Folders struct {
+	Include, Exclude []string // folder names or patterns (* any, % one level, ? one character)
+	Root             string   // put every folder under this destination folder ("Old")
+	Rename           []FolderRename
+	SyncFlags        bool          // bring flags of earlier copies up to date (default true)
+	SpecialUse       bool          // map Sent, Drafts, Trash, Junk, Archive by role (default true)
+	MaxAge, MinAge   time.Duration // copy only messages younger / older than this; 0 = no limit
+}
+
+// FolderRename renames a source folder; with Regexp, From is a regular
+// expression and To may use $1 and the like. The first matching rule wins.
+type FolderRename struct {
+	From, To string
+	Regexp   bool
+}
+
 // Account is one mailbox to move.
 type Account struct {
 	Name           string // unique; defaults to SourceUser
@@ -150,6 +169,7 @@ func Default() *Config {
 		Source:      Source{Server{IdleTimeout: DefaultIdleTimeout}},
 		Destination: Destination{Server: Server{IdleTimeout: DefaultIdleTimeout}, BatchMessages: DefaultBatchMessages, BatchBytes: DefaultBatchBytes},
 		Policy:      Policy{InternalDate: DateReceived, Flags: FlagsNone, SpoolMemoryBytes: DefaultSpoolMemoryBytes},
+		Folders:     Folders{SyncFlags: true, SpecialUse: true},
 	}
 }
 

@@ -30,6 +30,7 @@ type fileConfig struct {
 	Source       fileSource    `toml:"source"`
 	Destination  fileDest      `toml:"destination"`
 	Policy       filePolicy    `toml:"policy"`
+	Folders      fileFolders   `toml:"folders"`
 	AccountsFile string        `toml:"accounts_file"`
 	Accounts     []fileAccount `toml:"account"`
 }
@@ -65,6 +66,23 @@ type filePolicy struct {
 	Flags            *string   `toml:"flags"`
 	MaxMessageBytes  ByteSize  `toml:"max_message_bytes"`
 	SpoolMemoryBytes *ByteSize `toml:"spool_memory_bytes"`
+}
+
+type fileFolders struct {
+	Include    []string     `toml:"include"`
+	Exclude    []string     `toml:"exclude"`
+	Root       string       `toml:"root"`
+	SyncFlags  *bool        `toml:"sync_flags"`
+	SpecialUse *bool        `toml:"special_use"`
+	MaxAge     *Duration    `toml:"max_age"`
+	MinAge     *Duration    `toml:"min_age"`
+	Rename     []fileRename `toml:"rename"`
+}
+
+type fileRename struct {
+	From   string `toml:"from"`
+	To     string `toml:"to"`
+	Regexp bool   `toml:"regexp"`
 }
 
 type fileAccount struct {
@@ -264,6 +282,23 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	if fc.Policy.SpoolMemoryBytes != nil {
 		c.Policy.SpoolMemoryBytes = int64(*fc.Policy.SpoolMemoryBytes)
 	}
+	f := &fc.Folders
+	c.Folders.Include, c.Folders.Exclude, c.Folders.Root = f.Include, f.Exclude, f.Root
+	if f.SyncFlags != nil {
+		c.Folders.SyncFlags = *f.SyncFlags
+	}
+	if f.SpecialUse != nil {
+		c.Folders.SpecialUse = *f.SpecialUse
+	}
+	if f.MaxAge != nil {
+		c.Folders.MaxAge = time.Duration(*f.MaxAge)
+	}
+	if f.MinAge != nil {
+		c.Folders.MinAge = time.Duration(*f.MinAge)
+	}
+	for _, r := range f.Rename {
+		c.Folders.Rename = append(c.Folders.Rename, FolderRename(r))
+	}
 	if fc.AccountsFile != "" {
 		c.AccountsFile = relTo(dir, fc.AccountsFile)
 	}
@@ -343,11 +378,13 @@ const (
 	kindBool
 	kindDuration // a string for Duration
 	kindSize     // an integer or a string for ByteSize
+	kindStrings  // an array of strings
 )
 
 func (k schemaKind) String() string {
 	return [...]string{"a table", "an array of tables ([[…]])", "a string", "an integer", "true or false",
-		`a duration string such as "90s", "5m" or "30d"`, `a size in bytes or a string such as "25MB"`}[k]
+		`a duration string such as "90s", "5m" or "30d"`, `a size in bytes or a string such as "25MB"`,
+		`an array of strings such as ["Sent", "Archive/*"]`}[k]
 }
 
 var (
@@ -376,6 +413,9 @@ func schemaOf(t reflect.Type) *schema {
 	case reflect.Bool:
 		return &schema{kind: kindBool}
 	case reflect.Slice:
+		if t.Elem().Kind() == reflect.String {
+			return &schema{kind: kindStrings}
+		}
 		return &schema{kind: kindArrayOfTables, children: schemaOf(t.Elem()).children}
 	case reflect.Struct:
 		s := &schema{kind: kindTable, children: map[string]*schema{}}
@@ -495,6 +535,16 @@ func typeMatches(k schemaKind, v any) bool {
 		return k == kindInt || k == kindSize
 	case bool:
 		return k == kindBool
+	case []any:
+		if k != kindStrings {
+			return false
+		}
+		for _, e := range v.([]any) {
+			if _, ok := e.(string); !ok {
+				return false
+			}
+		}
+		return true
 	}
 	return false
 }

@@ -220,6 +220,24 @@ dest_folder = "Old/INBOX"
 
 [[account]]
 source_user = "bob"
+
+[folders]
+include = ["INBOX", "Archive/*"]
+exclude = ["Archive/Spam"]
+root = "Old"
+sync_flags = false
+special_use = true
+max_age = "365d"
+min_age = "1h"
+
+[[folders.rename]]
+from = "Sent Items"
+to = "Sent"
+
+[[folders.rename]]
+from = "^Projects/(.*)$"
+to = "Work/$1"
+regexp = true
 `
 
 func TestLoadFull(t *testing.T) {
@@ -241,6 +259,9 @@ func TestLoadFull(t *testing.T) {
 			MasterPassword: SecretSource{Command: "pass show root", Dir: dir}, IdleTimeout: 90 * time.Second, MaxConnections: 6},
 			Folder: "Imported", BatchMessages: 20, BatchBytes: 8 << 20},
 		Policy: Policy{InternalDate: DateHeader, Flags: FlagsSeen, MaxMessageBytes: 50 << 20, SpoolMemoryBytes: 1 << 20},
+		Folders: Folders{Include: []string{"INBOX", "Archive/*"}, Exclude: []string{"Archive/Spam"}, Root: "Old",
+			SyncFlags: false, SpecialUse: true, MaxAge: 365 * 24 * time.Hour, MinAge: time.Hour,
+			Rename: []FolderRename{{From: "Sent Items", To: "Sent"}, {From: "^Projects/(.*)$", To: "Work/$1", Regexp: true}}},
 		Accounts: []Account{
 			{Name: "alice-main", SourceUser: "alice", SourcePassword: SecretSource{Inline: secret.New("inline-src")},
 				DestUser: "alice@new.example", DestPassword: SecretSource{Env: "ALICE_DEST"}, DestFolder: "Old/INBOX",
@@ -442,4 +463,30 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("Validate after a successful load: %v", err)
 		}
 	})
+}
+
+func TestFoldersSectionErrors(t *testing.T) {
+	base := "[source]\nurl = \"imaps://old.example\"\n[destination]\nurl = \"imaps://new.example\"\n[[account]]\nsource_user = \"a\"\nsource_password = \"x\"\ndest_password = \"y\"\n"
+	tests := []struct {
+		name, folders, want string
+	}{
+		{"include not a list", "[folders]\ninclude = \"INBOX\"\n", "folders.include must be an array of strings"},
+		{"bad regexp", "[[folders.rename]]\nfrom = \"(\"\nto = \"x\"\nregexp = true\n", "not a valid regular expression"},
+		{"rename without to", "[[folders.rename]]\nfrom = \"a\"\n", "needs both from and to"},
+		{"unknown key", "[folders]\nroot_folder = \"Old\"\n", `unknown key "folders.root_folder"`},
+		{"min age over max age", "[folders]\nmax_age = \"1d\"\nmin_age = \"2d\"\n", "must be less than folders.max_age"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := writeFile(t, dir, "m.toml", base+tc.folders, 0o600)
+			cfg, _, err := Load(path)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Load/Validate error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
 }

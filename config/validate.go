@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -60,6 +61,24 @@ func (c *Config) Validate() error {
 		errs.add(c.at("policy.spool_memory_bytes"), "policy.spool_memory_bytes", "policy.spool_memory_bytes must not be negative")
 	}
 
+	for i, r := range c.Folders.Rename {
+		key := fmt.Sprintf("folders.rename[%d]", i)
+		switch {
+		case r.From == "" || r.To == "":
+			errs.add(c.at("folders.rename"), key, "%s needs both from and to", key)
+		case r.Regexp:
+			if _, err := regexp.Compile(r.From); err != nil {
+				errs.add(c.at("folders.rename"), key, "%s: from is not a valid regular expression: %v", key, err)
+			}
+		}
+	}
+	if c.Folders.MaxAge < 0 || c.Folders.MinAge < 0 {
+		errs.add(c.at("folders"), "folders", "folders.max_age and folders.min_age must not be negative")
+	}
+	if c.Folders.MaxAge > 0 && c.Folders.MinAge >= c.Folders.MaxAge {
+		errs.add(c.at("folders.min_age"), "folders.min_age", "folders.min_age (%v) must be less than folders.max_age (%v): nothing would be copied",
+			c.Folders.MinAge, c.Folders.MaxAge)
+	}
 	c.validateAccounts(&errs)
 	return errs.err()
 }

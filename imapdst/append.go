@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mailferry/mailferry/pipeline"
 )
@@ -36,7 +37,7 @@ func (a *Appender) Append(ctx context.Context, mailbox string, msgs []pipeline.O
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if mailbox == "" || strings.ContainsAny(mailbox, "\r\n\x00") {
+	if mailbox == "" || strings.ContainsAny(mailbox, "\r\n\x00") || !utf8.ValidString(mailbox) {
 		return nil, fatal(invalidArg("mailbox name %q", mailbox))
 	}
 	run := &appendRun{
@@ -330,7 +331,7 @@ func (a *Appender) startAppend(r *appendRun, idx []int) (*command, error) {
 	cmd := a.newCommand("APPEND", r.mailbox)
 	cmd.n, cmd.idx = len(idx), idx
 	a.write(cmd.tag+" APPEND ", "")
-	if rejected, err := a.writeString(cmd, r.mailbox, false); err != nil || rejected {
+	if rejected, err := a.writeString(cmd, encodeMailbox(r.mailbox), false); err != nil || rejected {
 		return cmd, err
 	}
 	for _, i := range idx {

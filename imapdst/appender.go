@@ -287,7 +287,7 @@ func (a *Appender) simple(name, mailbox string) (*command, error) {
 	a.write(cmd.tag+" "+name, "")
 	if mailbox != "" {
 		a.write(" ", "")
-		if rejected, err := a.writeString(cmd, mailbox, false); err != nil {
+		if rejected, err := a.writeString(cmd, encodeMailbox(mailbox), false); err != nil {
 			return cmd, err
 		} else if rejected {
 			return cmd, a.replyError(cmd)

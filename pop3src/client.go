@@ -97,6 +97,11 @@ type Client struct {
 	isTLS    bool
 	err      error       // sticky: why the session is unusable
 	closed   atomic.Bool // Close may come from another goroutine
+
+	// pending are the message numbers of the RETRs SendRetr sent whose
+	// replies are not read yet, oldest first (RFC 2449 §6.6 PIPELINING).
+	pending []int
+	body    dotCopier // reused for every message body
 }
 
 // maxLineBytes bounds a status or listing line. RFC 2449 §4 allows 512
@@ -138,8 +143,15 @@ func (c *Client) Greeting() string { return c.greeting }
 func (c *Client) IsTLS() bool { return c.isTLS }
 
 // do runs one command under ctx: if ctx ends meanwhile, the connection is
-// closed, which unblocks any read or write.
+// closed, which unblocks any read or write. Replies to pipelined RETRs still
+// outstanding are read and discarded first, so that fn reads its own reply.
 func (c *Client) do(ctx context.Context, cmd string, fn func() error) error {
+	return c.run(ctx, cmd, true, fn)
+}
+
+// run is do; drain says whether outstanding RETR replies are discarded
+// before fn runs (SendRetr and ReadRetr must not).
+func (c *Client) run(ctx context.Context, cmd string, drain bool, fn func() error) error {
 	if c.closed.Load() {
 		return fmt.Errorf("%s: %w", cmd, ErrClosed)
 	}
@@ -150,7 +162,13 @@ func (c *Client) do(ctx context.Context, cmd string, fn func() error) error {
 		return fmt.Errorf("pop3src: %s: %w", cmd, err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.abort.Close() })
-	err := fn()
+	var err error
+	if drain {
+		err = c.drain()
+	}
+	if err == nil {
+		err = fn()
+	}
 	if !stop() {
 		// ctx ended while the command ran and the conn is now closed.
 		cause := context.Cause(ctx)
@@ -544,6 +562,7 @@ func (c *Client) UIDL(ctx context.Context) ([]UIDInfo, error) {
 // *ResponseError; a connection that ends mid-message returns an error, never
 // a short message with a nil error. If w fails, the rest of the message is
 // read and discarded so the session stays usable, and w's error is returned.
+// Replies to RETRs sent with SendRetr and not read yet are discarded first.
 func (c *Client) Retr(ctx context.Context, n int, w io.Writer) (int64, error) {
 	if n <= 0 {
 		return 0, fmt.Errorf("pop3src: RETR: invalid message number %d", n)
@@ -554,27 +573,115 @@ func (c *Client) Retr(ctx context.Context, n int, w io.Writer) (int64, error) {
 		if err := c.send(cmd, cmd); err != nil {
 			return err
 		}
-		if _, err := c.readStatus(cmd); err != nil {
-			return err
-		}
 		var err error
-		written, err = copyDotStuffed(w, c.r)
-		c.trace("S: ", fmt.Sprintf("[message body: %d bytes]", written))
-		var pe *ProtocolError
-		var we *writerError
-		switch {
-		case err == nil:
-			return nil
-		case errors.As(err, &pe):
-			pe.Command = cmd
-			return c.fail(pe)
-		case errors.As(err, &we):
-			return fmt.Errorf("pop3src: %s: %w", cmd, we)
-		default:
-			return c.fail(fmt.Errorf("pop3src: %s: reading message after %d bytes: %w", cmd, written, err))
-		}
+		written, err = c.readRetr(cmd, w)
+		return err
 	})
 	return written, err
+}
+
+// SendRetr sends RETR for each of nums without waiting for the replies
+// (RFC 2449 §6.6 PIPELINING), in one write. Use it only with a server that
+// announced PIPELINING in CAPA. Read each reply, in the same order, with
+// ReadRetr. Any other command (Retr, Dele, List, Quit...) first reads and
+// discards the replies not read yet, so the session stays in step.
+func (c *Client) SendRetr(ctx context.Context, nums ...int) error {
+	for _, n := range nums {
+		if n <= 0 {
+			return fmt.Errorf("pop3src: RETR: invalid message number %d", n)
+		}
+	}
+	if len(nums) == 0 {
+		return nil
+	}
+	return c.run(ctx, "RETR", false, func() error {
+		for _, n := range nums {
+			cmd := "RETR " + strconv.Itoa(n)
+			c.trace("C: ", cmd)
+			if _, err := c.w.WriteString(cmd + "\r\n"); err != nil {
+				return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", cmd, err))
+			}
+		}
+		// The replies are owed from here on, even if the flush fails
+		// part-way (the session is then unusable anyway).
+		c.pending = append(c.pending, nums...)
+		if err := c.w.Flush(); err != nil {
+			return c.fail(fmt.Errorf("pop3src: pipelined RETR: sending commands: %w", err))
+		}
+		return nil
+	})
+}
+
+// ReadRetr reads the reply to the oldest RETR sent with SendRetr and not read
+// yet, which must be for message n, and streams the message to w, with
+// Retr's guarantees: a -ERR is a *ResponseError and leaves the session
+// usable; a connection that ends mid-message fails this call and every later
+// one, never a short message with a nil error.
+func (c *Client) ReadRetr(ctx context.Context, n int, w io.Writer) (int64, error) {
+	cmd := "RETR " + strconv.Itoa(n)
+	if len(c.pending) == 0 || c.pending[0] != n {
+		return 0, fmt.Errorf("pop3src: reading the reply to %s: it is not the next pipelined RETR (outstanding: %v)", cmd, c.pending)
+	}
+	var written int64
+	err := c.run(ctx, cmd, false, func() error {
+		c.pending = c.pending[1:]
+		var err error
+		written, err = c.readRetr(cmd, w)
+		return err
+	})
+	return written, err
+}
+
+// Pending returns how many RETRs sent with SendRetr have replies not read yet.
+func (c *Client) Pending() int { return len(c.pending) }
+
+// DiscardPending reads and discards the replies to every RETR sent with
+// SendRetr and not read yet, reading each message to its end. A -ERR among
+// them is no error; a broken connection is.
+func (c *Client) DiscardPending(ctx context.Context) error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	return c.run(ctx, "RETR", true, func() error { return nil })
+}
+
+// drain reads and discards the replies to every RETR sent with SendRetr and
+// not read yet. A -ERR among them is no error; a broken connection is.
+func (c *Client) drain() error {
+	for len(c.pending) > 0 {
+		cmd := "RETR " + strconv.Itoa(c.pending[0])
+		c.pending = c.pending[1:]
+		if _, err := c.readRetr(cmd, io.Discard); err != nil {
+			var re *ResponseError
+			if !errors.As(err, &re) {
+				return err
+			}
+		}
+		c.log.Debug("discarded the reply to a pipelined command nobody asked for", "command", cmd)
+	}
+	return nil
+}
+
+// readRetr reads the reply to RETR (cmd) and streams the message to w.
+func (c *Client) readRetr(cmd string, w io.Writer) (int64, error) {
+	if _, err := c.readStatus(cmd); err != nil {
+		return 0, err
+	}
+	written, err := c.body.copy(w, c.r)
+	c.trace("S: ", fmt.Sprintf("[message body: %d bytes]", written))
+	var pe *ProtocolError
+	var we *writerError
+	switch {
+	case err == nil:
+		return written, nil
+	case errors.As(err, &pe):
+		pe.Command = cmd
+		return written, c.fail(pe)
+	case errors.As(err, &we):
+		return written, fmt.Errorf("pop3src: %s: %w", cmd, we)
+	default:
+		return written, c.fail(fmt.Errorf("pop3src: %s: reading message after %d bytes: %w", cmd, written, err))
+	}
 }
 
 // Dele marks message n deleted (RFC 1939 §6: it is removed only when Quit

@@ -41,8 +41,29 @@ var errBareLFTerminator = errors.New(`line ".<LF>" (a terminator with a bare LF,
 // the session stays in step, and then returns w's error wrapped in a
 // *writerError.
 func copyDotStuffed(w io.Writer, r *bufio.Reader) (int64, error) {
-	cw := &countingWriter{w: w}
-	bw := bufio.NewWriterSize(cw, 32<<10)
+	var d dotCopier
+	return d.copy(w, r)
+}
+
+// dotCopier is copyDotStuffed with a write buffer kept from one message to
+// the next, so that a session allocates it once rather than per message.
+// The zero value is ready to use; it is not safe for concurrent use.
+type dotCopier struct {
+	cw countingWriter
+	bw *bufio.Writer // coalesces the line-sized pieces ReadSlice returns
+}
+
+// copy is copyDotStuffed(w, r), reusing d's buffer.
+func (d *dotCopier) copy(w io.Writer, r *bufio.Reader) (int64, error) {
+	d.cw = countingWriter{w: w}
+	if d.bw == nil {
+		d.bw = bufio.NewWriterSize(&d.cw, 32<<10)
+	} else {
+		d.bw.Reset(&d.cw)
+	}
+	// Forget w once done: the copier outlives the call.
+	defer func() { d.cw.w = nil }()
+	cw, bw := &d.cw, d.bw
 	atLineStart := true // the next byte read starts a line
 	prevCR := false     // the previous piece of this line ended in CR
 	var werr error

@@ -37,7 +37,22 @@ type Options struct {
 	Logger *slog.Logger
 	// Trace receives the protocol trace, credentials redacted.
 	Trace io.Writer
+	// PrefetchMessages bounds how many RETRs Prefetch keeps in flight: 0
+	// means DefaultPrefetchMessages, negative turns prefetching off.
+	PrefetchMessages int
+	// PrefetchBytes bounds the announced size of the messages in flight
+	// (the one being read always goes out): 0 means DefaultPrefetchBytes.
+	PrefetchBytes int64
 }
+
+// Defaults for Options.PrefetchMessages and Options.PrefetchBytes. At a
+// 40 ms round trip, 128 small messages in flight allow about 3,000
+// messages/s, and 4 MiB about 100 MB/s; a Fetch out of order discards at
+// most that much.
+const (
+	DefaultPrefetchMessages = 128
+	DefaultPrefetchBytes    = 4 << 20
+)
 
 // Source is a POP3 maildrop as a pipeline.Source. Message numbers stay
 // inside: keys are UIDLs, or content digests on a server without UIDL.
@@ -52,7 +67,25 @@ type Source struct {
 
 	listed  bool
 	byKey   map[string]int // key -> message number, from the last List
+	sizes   map[int]int64  // message number -> size, from the last List
 	deleted map[int]bool   // numbers marked with DELE this session
+
+	// Prefetch state (RFC 2449 §6.6): plan is the order Prefetch announced;
+	// plan[pos] is the Fetch expected next; the RETRs for plan[pos:sent]
+	// are in flight, their replies unread.
+	pipelining    bool // the post-login CAPA lists PIPELINING
+	maxAhead      int  // 0: prefetching off
+	maxAheadBytes int64
+	plan          []planned
+	planIndex     map[string]int // key -> index in plan
+	pos, sent     int
+}
+
+// planned is one message of a Prefetch plan.
+type planned struct {
+	key  string
+	num  int
+	size int64
 }
 
 var _ pipeline.Source = (*Source)(nil)
@@ -83,6 +116,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 		return nil, err
 	}
 	s := &Source{c: c, log: log.With("server", opts.Addr, "user", mailbox), server: opts.Addr, user: mailbox}
+	s.setPrefetchLimits(opts.PrefetchMessages, opts.PrefetchBytes)
 	if err := s.login(ctx, opts); err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("logging in to %s as %q: %w", opts.Addr, opts.User, err)
@@ -109,6 +143,7 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 // asked and may answer -ERR.
 func (s *Source) hasUIDL(ctx context.Context) ([]UIDInfo, bool, error) {
 	caps, err := s.c.Capa(ctx)
+	s.pipelining = err == nil && caps.Has("PIPELINING")
 	var re *ResponseError
 	switch {
 	case err == nil && !caps.Has("UIDL"):
@@ -133,6 +168,7 @@ func (s *Source) hasUIDL(ctx context.Context) ([]UIDInfo, bool, error) {
 func (s *Source) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.resetPlan() // the Client discards replies still in flight
 	sizes, err := s.c.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
@@ -157,11 +193,13 @@ func (s *Source) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
 	}
 	out := make([]pipeline.SourceMessage, 0, len(sizes))
 	byKey := make(map[string]int, len(sizes))
+	sizeOf := make(map[int]int64, len(sizes))
 	for _, m := range sizes {
 		out = append(out, pipeline.SourceMessage{Key: keys[m.Number], Size: m.Size})
 		byKey[keys[m.Number]] = m.Number
+		sizeOf[m.Number] = m.Size
 	}
-	s.byKey, s.listed = byKey, true
+	s.byKey, s.sizes, s.listed = byKey, sizeOf, true
 	s.deleted = map[int]bool{}
 	return out, nil
 }
@@ -239,18 +277,131 @@ func (s *Source) number(op string, key string) (int, error) {
 
 // Fetch writes the exact bytes of msg, which must come from this session's
 // List, to w.
+//
+// After Prefetch, a Fetch of the next announced message reads the reply to
+// a RETR already in flight and first tops the window up. A Fetch of a
+// message announced further on discards the replies in flight (the skipped
+// messages are dropped from the plan) and goes on from there. A Fetch of a
+// message not in the rest of the plan discards the replies in flight too,
+// then sends a plain RETR; the plan goes on at the next announced message.
+// Discarding reads each prefetched message to its end, so the session stays
+// in step; it costs at most the prefetch window.
 func (s *Source) Fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Writer) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n, err := s.number("fetching", msg.Key)
-	if err != nil {
-		return 0, err
-	}
-	written, err := s.c.Retr(ctx, n, w)
+	written, err := s.fetch(ctx, msg, w)
 	if err != nil {
 		return written, fmt.Errorf("fetching %q from %s at %s: %w", msg.Key, s.user, s.server, err)
 	}
 	return written, nil
+}
+
+func (s *Source) fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Writer) (int64, error) {
+	if s.c.Pending() != s.sent-s.pos {
+		// Another command drained the replies in flight, or Prefetch
+		// replaced the plan while some were: start the window afresh.
+		if err := s.c.DiscardPending(ctx); err != nil {
+			return 0, fmt.Errorf("discarding prefetched messages: %w", err)
+		}
+		s.sent = s.pos
+	}
+	j, ok := s.planIndex[msg.Key]
+	if !ok || j < s.pos {
+		n, err := s.number("fetching", msg.Key)
+		if err != nil {
+			return 0, err
+		}
+		s.sent = s.pos // Retr discards the replies in flight
+		return s.c.Retr(ctx, n, w)
+	}
+	if j > s.pos {
+		s.log.Debug("fetch skips announced messages: discarding prefetched replies", "skipped", j-s.pos, "in_flight", s.sent-s.pos)
+		if err := s.c.DiscardPending(ctx); err != nil {
+			return 0, fmt.Errorf("discarding prefetched messages: %w", err)
+		}
+		s.pos, s.sent = j, j
+	}
+	p := s.plan[j]
+	if err := s.fill(ctx); err != nil {
+		return 0, err
+	}
+	s.pos = j + 1
+	return s.c.ReadRetr(ctx, p.num, w)
+}
+
+// fill sends RETRs for the plan after the ones in flight while the window
+// allows: at most maxAhead messages and maxAheadBytes announced bytes in
+// flight, counting from plan[pos]; plan[pos] itself always goes.
+func (s *Source) fill(ctx context.Context) error {
+	var inFlight int64
+	for _, p := range s.plan[s.pos:s.sent] {
+		inFlight += p.size
+	}
+	var nums []int
+	for s.sent < len(s.plan) && s.sent-s.pos < s.maxAhead && (s.sent == s.pos || inFlight+s.plan[s.sent].size <= s.maxAheadBytes) {
+		nums = append(nums, s.plan[s.sent].num)
+		inFlight += s.plan[s.sent].size
+		s.sent++
+	}
+	return s.c.SendRetr(ctx, nums...)
+}
+
+// Prefetch announces that the next Fetch calls ask for exactly msgs, in this
+// order: it makes Fetch keep up to Options.PrefetchMessages RETRs (and
+// Options.PrefetchBytes announced bytes) in flight, so that round trips
+// overlap (RFC 2449 §6.6 PIPELINING). It sends nothing itself: the first
+// Fetch does. It replaces any earlier plan and discards its replies still in
+// flight at the next command.
+//
+// Prefetch is a no-op when the server does not announce PIPELINING in CAPA
+// after login, or prefetching is off. Keys the last List did not return are
+// left out of the plan (their Fetch fails with ErrUnknownKey, as ever), and
+// so is a key's second appearance. Fetch calls out of the announced order
+// are served correctly, only more slowly: see Fetch. Prefetch fails only
+// when List was not called in this session.
+func (s *Source) Prefetch(ctx context.Context, msgs []pipeline.SourceMessage) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.listed {
+		return errors.New("pop3src: prefetching: List was not called in this session")
+	}
+	s.resetPlan()
+	if !s.pipelining || s.maxAhead == 0 {
+		return nil
+	}
+	s.plan = make([]planned, 0, len(msgs))
+	s.planIndex = make(map[string]int, len(msgs))
+	for _, m := range msgs {
+		n, ok := s.byKey[m.Key]
+		if _, dup := s.planIndex[m.Key]; !ok || dup {
+			continue
+		}
+		s.planIndex[m.Key] = len(s.plan)
+		s.plan = append(s.plan, planned{key: m.Key, num: n, size: s.sizes[n]})
+	}
+	return nil
+}
+
+// resetPlan forgets the Prefetch plan. Replies still in flight are
+// discarded by the Client before its next command.
+func (s *Source) resetPlan() {
+	s.plan, s.planIndex = nil, nil
+	s.pos, s.sent = 0, 0
+}
+
+func (s *Source) setPrefetchLimits(messages int, bytes int64) {
+	switch {
+	case messages < 0:
+		s.maxAhead = 0
+	case messages == 0:
+		s.maxAhead = DefaultPrefetchMessages
+	default:
+		s.maxAhead = messages
+	}
+	s.maxAheadBytes = bytes
+	if bytes <= 0 {
+		s.maxAheadBytes = DefaultPrefetchBytes
+	}
 }
 
 // Delete marks msgs deleted. Nothing is removed until Close(true) sends

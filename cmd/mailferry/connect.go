@@ -28,6 +28,7 @@ type serverSetup struct {
 	insecure       bool
 	allowPlaintext bool
 	idleTimeout    time.Duration
+	folders        folderOptions // IMAP sources: which folders, and how they map
 	log            *slog.Logger
 	trace          io.Writer
 }
@@ -66,12 +67,12 @@ func (s serverSetup) credentials() (user, authzID string) {
 
 // openSource returns a function that opens a session on the source.
 func (s serverSetup) openSource() (func(ctx context.Context) (pipeline.Source, error), error) {
+	if s.ep.Protocol == config.IMAP {
+		return s.openIMAPSource(s.folders)
+	}
 	tlsCfg, err := s.tlsConfig()
 	if err != nil {
 		return nil, err
-	}
-	if s.ep.Protocol != config.POP3 {
-		return nil, usagef("source %s: IMAP sources are not supported yet; use a pop3s:// or pop3:// URL", s.ep)
 	}
 	mode := map[config.TLSMode]pop3src.TLSMode{
 		config.TLSImplicit: pop3src.TLSImplicit,
@@ -131,7 +132,7 @@ func (s serverSetup) openDestination(batchMessages int, batchBytes int64) (func(
 // that pop3s and pop3+STLS on the same port count as the same mailbox.
 func accountKey(src, dst config.Endpoint) string {
 	mb := dst.Mailbox
-	if mb == "" {
+	if mb == "" && src.Protocol == config.POP3 {
 		mb = "INBOX"
 	}
 	return fmt.Sprintf("%s://%s@%s -> %s://%s@%s/%s", src.Protocol, src.User, src.Addr(),

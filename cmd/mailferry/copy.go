@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -19,6 +20,25 @@ type copyOptions struct {
 	srcPassword passwordFlags
 	dstPassword passwordFlags
 	policy      policyFlags
+	folders     folderOptions
+}
+
+// register adds the flags for IMAP sources.
+func (fo *folderOptions) register(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&fo.include, "folder", nil, "IMAP source: copy only these folders (names or patterns: * any, % one level; repeat or separate with commas)")
+	fs.StringSliceVar(&fo.exclude, "exclude-folder", nil, "IMAP source: do not copy these folders (patterns as for --folder; wins over --folder)")
+	fs.BoolVar(&fo.syncFlags, "sync-flags", true, "IMAP source: bring the flags of messages copied earlier up to date")
+	fs.BoolVar(&fo.specialUse, "special-use", true, "IMAP source: map Sent, Drafts, Trash, Junk and Archive to the destination's folders of the same role")
+	fs.DurationVar(&fo.maxAge, "max-age", 0, "IMAP source: copy only messages younger than this (e.g. 720h); 0 = all")
+	fs.DurationVar(&fo.minAge, "min-age", 0, "IMAP source: copy only messages older than this; 0 = all")
+}
+
+// imapJobOptions sets what an IMAP source needs in the pipeline options:
+// folder mapping, flag sync, and rematching after a UIDVALIDITY change.
+func imapJobOptions(popts *pipeline.Options, fo folderOptions, log *slog.Logger) {
+	popts.MapFolders = imapFolderMapper(fo, log)
+	popts.SyncFlags = fo.syncFlags
+	popts.SameOrigin = sameIMAPOrigin
 }
 
 // policyFlags are the per-message policies, shared with `run` overrides.
@@ -77,6 +97,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	fs := pflag.NewFlagSet("copy", pflag.ContinueOnError)
 	o.common.register(fs)
 	o.policy.register(fs)
+	o.folders.register(fs)
 	fs.StringVar(&o.srcPassword.file, "source-password-file", "", "read the source password from the first line of this file")
 	fs.StringVar(&o.srcPassword.command, "source-password-command", "", "run this shell command; its first output line is the source password")
 	fs.StringVar(&o.dstPassword.file, "dest-password-file", "", "read the destination password from the first line of this file")
@@ -101,7 +122,14 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	if srcEp.User == "" || dstEp.User == "" {
 		return exitUsage, usagef("both URLs need a user name (pop3s://USER@host, imaps://USER@host)")
 	}
-	if dstEp.Mailbox == "" {
+	if srcEp.Protocol == config.IMAP {
+		// The destination path is where the source's folders go: under it,
+		// or (no path) at the top, mapped folder by folder.
+		o.folders.root = dstEp.Mailbox
+		if o.folders.minAge > 0 && o.folders.maxAge > 0 && o.folders.minAge >= o.folders.maxAge {
+			return exitUsage, usagef("--min-age must be less than --max-age: nothing would be copied")
+		}
+	} else if dstEp.Mailbox == "" {
 		dstEp.Mailbox = "INBOX"
 	}
 	popts, err := o.policy.pipelineOptions()
@@ -133,9 +161,13 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	trace := traceWriter(&o.common, e)
 	src := serverSetup{ep: srcEp, password: srcPw, tlsCA: o.common.tlsCA, insecure: o.common.insecureSkipVerify,
-		allowPlaintext: o.common.allowPlaintext, idleTimeout: o.policy.idleTimeout, log: log, trace: trace}
+		allowPlaintext: o.common.allowPlaintext, idleTimeout: o.policy.idleTimeout, log: log, trace: trace,
+		folders: o.folders}
 	dst := src
 	dst.ep, dst.password = dstEp, dstPw
+	if srcEp.Protocol == config.IMAP {
+		imapJobOptions(&popts, o.folders, log)
+	}
 	job := pipeline.Job{Options: popts}
 	if job.OpenSource, err = src.openSource(); err != nil {
 		return exitUsage, err

@@ -173,12 +173,17 @@ type destMsg struct {
 // destMessages fetches every message of a destination mailbox.
 func destMessages(t *testing.T, p *pair, mailbox string) []destMsg {
 	t.Helper()
+	return p.destMessagesAs(t, mailbox, dstPassword)
+}
+
+func (p *pair) destMessagesAs(t *testing.T, mailbox, password string) []destMsg {
+	t.Helper()
 	c, err := imapclient.DialTLS(p.dst.IMAPSAddr(), &imapclient.Options{TLSConfig: p.dst.TLSConfig()})
 	if err != nil {
 		t.Fatalf("dialing the destination: %v", err)
 	}
 	defer c.Close()
-	if err := c.Login("alice", dstPassword).Wait(); err != nil {
+	if err := c.Login("alice", password).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()

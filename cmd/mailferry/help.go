@@ -49,12 +49,18 @@ const copyHelp = `mailferry copy - copy one mailbox
 USAGE
   mailferry copy SOURCE DEST [flags]
 
-SOURCE is a POP3 mailbox:
-  pop3s://USER@HOST[:PORT]        implicit TLS (port 995)
-  pop3://USER@HOST[:PORT]         STLS upgrade required (port 110)
-DEST is an IMAP server, optionally with the folder where mail goes:
+SOURCE is a POP3 mailbox or an IMAP account:
+  pop3s://USER@HOST[:PORT]            implicit TLS (port 995)
+  pop3://USER@HOST[:PORT]             STLS upgrade required (port 110)
+  imaps://USER@HOST[:PORT][/Folder]   implicit TLS (port 993); only Folder if given
+  imap://USER@HOST[:PORT][/Folder]    STARTTLS required (port 143)
+DEST is an IMAP server, optionally with a folder:
   imaps://USER@HOST[:PORT][/Folder]   implicit TLS (port 993)
   imap://USER@HOST[:PORT][/Folder]    STARTTLS required (port 143)
+POP3 mail goes into Folder (default INBOX). IMAP folders keep their names and
+hierarchy (separators and namespace prefixes translated; Sent, Drafts, Trash,
+Junk and Archive go to the destination's folders of the same role, also when
+they are named in another language), under Folder when one is given.
 Add ?tls=none to a pop3:// or imap:// URL to use no TLS at all (with
 --allow-plaintext). A user name containing @ is written %40.
 
@@ -67,7 +73,9 @@ PASSWORDS
 WHAT HAPPENS
   Every message of SOURCE not yet recorded in the checkpoint is fetched,
   appended to DEST (in MULTIAPPEND batches where the server offers them) with
-  its internal date, and recorded. Messages that cannot be copied (NUL bytes,
+  its internal date (and, from IMAP, its flags and keywords), and recorded.
+  Later runs copy only what is new and, for IMAP sources, bring changed flags
+  up to date. Messages that cannot be copied (NUL bytes,
   larger than the server's APPENDLIMIT or --max-message-size) are skipped and
   listed in the summary. With --delete-source, a message is deleted at the
   source only after the destination confirmed it and the checkpoint recorded
@@ -94,6 +102,12 @@ FLAGS
   --spool-memory SIZE       keep messages up to SIZE in memory, larger ones in
                             a private temp file (default 8MB)
   --idle-timeout DURATION   fail a connection idle this long (default 2m)
+  --folder PATTERN          IMAP source: only these folders (* any, % one
+                            level; repeatable)
+  --exclude-folder PATTERN  IMAP source: not these folders (wins)
+  --max-age, --min-age D    IMAP source: only messages younger / older than D
+  --sync-flags=false        IMAP source: do not update flags of earlier copies
+  --special-use=false       IMAP source: no mapping of folders by role
   --attempts N              tries per account on dropped connections (default 4)
   --json                    print a JSON report on stdout
   --report FILE             also write the JSON report to FILE
@@ -113,6 +127,10 @@ EXAMPLES
   mailferry copy pop3://alice@pop.old.example \
       'imaps://alice%40new.example@imap.new.example/Old Mail' \
       --flags seen --tls-ca corp-ca.pem
+
+  # A whole IMAP account, folders and flags, except Spam, under "Old":
+  mailferry copy imaps://bob@old.example imaps://bob@new.example/Old \
+      --exclude-folder Spam
 
   # Move (copy, then delete at the source):
   mailferry copy pop3s://bob@pop.old.example imaps://bob@imap.new.example --delete-source

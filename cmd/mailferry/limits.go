@@ -49,6 +49,8 @@ type limitedSource struct {
 	release func()
 }
 
+func (s limitedSource) Unwrap() pipeline.Source { return s.Source }
+
 func (s limitedSource) Close(commit bool) error {
 	defer s.release()
 	return s.Source.Close(commit)
@@ -59,6 +61,8 @@ type limitedDestination struct {
 	pipeline.Destination
 	release func()
 }
+
+func (d limitedDestination) Unwrap() pipeline.Destination { return d.Destination }
 
 func (d limitedDestination) Close() error {
 	defer d.release()

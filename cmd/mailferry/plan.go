@@ -284,6 +284,9 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 	}
 	pa.SourceCaps["SASL PLAIN"] = caps.HasSASL("PLAIN")
 
+	if a.src.ep.Protocol != config.POP3 {
+		return nil, est, usagef("source %s: plan does not support IMAP sources yet (copy and run do)", a.src.ep)
+	}
 	open, err := a.src.openSource()
 	if err != nil {
 		return nil, est, err

@@ -132,6 +132,15 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 	if popts.FlagPolicy, err = mapping.ParseFlagPolicy(string(cfg.Policy.Flags)); err != nil {
 		return pipeline.Job{}, usagef("policy.flags: %v", err)
 	}
+	fo := folderOptions{include: cfg.Folders.Include, exclude: cfg.Folders.Exclude, root: cfg.Folders.Root,
+		rename: cfg.Folders.Rename, syncFlags: cfg.Folders.SyncFlags, specialUse: cfg.Folders.SpecialUse,
+		maxAge: cfg.Folders.MaxAge, minAge: cfg.Folders.MinAge}
+	if srcEp.Protocol == config.IMAP {
+		// IMAP sources keep their folders: the destination folder setting
+		// does not apply, the root does.
+		dstEp.Mailbox = fo.root
+		imapJobOptions(&popts, fo, log.With("account", a.Name))
+	}
 	popts.Account = accountKey(srcEp, dstEp)
 	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
 	popts.DeleteSource = common.deleteSource
@@ -148,7 +157,7 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 		setup := serverSetup{ep: ep, password: userPassword, tlsCA: firstNonEmpty(common.tlsCA, s.TLSCA),
 			insecure:       common.insecureSkipVerify || s.InsecureSkipVerify,
 			allowPlaintext: common.allowPlaintext || s.AllowPlaintext,
-			idleTimeout:    s.IdleTimeout, log: log.With("account", a.Name), trace: trace}
+			idleTimeout:    s.IdleTimeout, log: log.With("account", a.Name), trace: trace, folders: fo}
 		if s.MasterUser != "" {
 			pw, err := masters.resolve(ctx, s, log)
 			if err != nil {

@@ -362,6 +362,9 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a accountSetup, ledger *c
 		}
 	}
 	va.Ledger = len(entries) > 0
+	if a.src.ep.Protocol != config.POP3 {
+		return fail(usagef("source %s: verify does not support IMAP sources yet (copy and run do)", a.src.ep))
+	}
 	openSrc, err := a.src.openSource()
 	if err != nil {
 		return fail(fmt.Errorf("source: %w", err))

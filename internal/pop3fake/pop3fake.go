@@ -46,6 +46,10 @@ type Options struct {
 	NoUIDL bool // UIDL answers -ERR and CAPA does not list it
 	NoCAPA bool // CAPA answers -ERR
 	NoUSER bool // USER answers -ERR and CAPA lists only SASL PLAIN
+	// Pipelining makes CAPA list PIPELINING (RFC 2449 §6.6). The server
+	// answers commands in order whether or not it is set, as a real one
+	// reading from a stream does.
+	Pipelining bool
 
 	// TLSConfig is the server's TLS configuration (with a certificate) for
 	// ImplicitTLS or STLS.
@@ -82,6 +86,9 @@ type Faults struct {
 	// many bytes of the (stuffed) body that follows the +OK line.
 	RetrStop      Stop
 	RetrStopAfter int
+	// RetrStopMessage, when not 0, limits RetrStop to the RETR of that
+	// message number.
+	RetrStopMessage int
 }
 
 // Command is one command line a client sent.
@@ -456,6 +463,9 @@ func (ss *session) handle(line string) error {
 		if err != nil {
 			return ss.reply("-ERR " + err.Error())
 		}
+		if f.RetrStopMessage != 0 && f.RetrStopMessage != i+1 {
+			f.RetrStop = StopNone
+		}
 		return ss.retr(ss.msgs[i].Body, f)
 	case "DELE":
 		i, err := ss.message(arg)
@@ -497,6 +507,9 @@ func (ss *session) capa() error {
 	lines = append(lines, "SASL PLAIN", "RESP-CODES", "AUTH-RESP-CODE")
 	if !o.NoUIDL {
 		lines = append(lines, "UIDL")
+	}
+	if o.Pipelining {
+		lines = append(lines, "PIPELINING")
 	}
 	if o.STLS && !ss.tls && !ss.authed {
 		lines = append(lines, "STLS")

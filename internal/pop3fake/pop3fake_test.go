@@ -159,3 +159,19 @@ func TestSTLS(t *testing.T) {
 		t.Errorf("last command = %+v, want PASS under TLS in session 1", last)
 	}
 }
+
+func TestPipelining(t *testing.T) {
+	s := NewStarted(t, Options{User: "u", Password: "p", Pipelining: true, Messages: []Message{
+		{UIDL: "a", Body: []byte("aa\r\n")}, {UIDL: "b", Body: []byte("bb\r\n")}, {UIDL: "c", Body: []byte("cc\r\n")},
+	}})
+	s.SetFaults(Faults{RetrStop: StopCut, RetrStopAfter: 1, RetrStopMessage: 3})
+	p := dial(t, s)
+	p.cmd("CAPA", "+OK capability list follows\r\nUSER\r\nSASL PLAIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nUIDL\r\nPIPELINING\r\nIMPLEMENTATION pop3fake\r\n.\r\n")
+	// Commands sent in one write are answered in order.
+	p.send("USER u\r\nPASS p\r\nRETR 1\r\nRETR 2\r\nRETR 3")
+	p.expect("+OK send PASS\r\n+OK maildrop has 3 messages\r\n" +
+		"+OK message follows\r\naa\r\n.\r\n+OK message follows\r\nbb\r\n.\r\n+OK message follows\r\nc")
+	if rest, err := io.ReadAll(p.r); len(rest) != 0 || err != nil {
+		t.Errorf("after the cut of message 3 the server sent %q (err %v), want EOF", rest, err)
+	}
+}
