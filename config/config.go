@@ -28,7 +28,7 @@ const (
 	DefaultFolder           = "INBOX"
 	DefaultIdleTimeout      = 5 * time.Minute
 	DefaultBatchMessages    = 50
-	DefaultBatchBytes       = 32 << 20
+	DefaultBatchBytes       = 16 << 20
 	DefaultSpoolMemoryBytes = 8 << 20
 )
 

@@ -334,7 +334,7 @@ func TestLoadExample(t *testing.T) {
 	if len(warns) != 0 {
 		t.Errorf("Load(example) warnings = %v, want none", warns)
 	}
-	if len(c.Accounts) != 3 || c.Workers != 4 || c.Destination.Auth != AuthPlain || c.Destination.BatchBytes != 32<<20 {
+	if len(c.Accounts) != 3 || c.Workers != 4 || c.Destination.Auth != AuthPlain || c.Destination.BatchBytes != 16<<20 {
 		t.Errorf("Load(example) = %+v, not what the example says", c)
 	}
 	if want := filepath.Join("..", "mailferry.db"); c.State != want {

@@ -32,7 +32,7 @@ type Options struct {
 	BatchMessages int
 	BatchBytes    int64
 	// QueueBytes bounds the memory of messages fetched but not yet
-	// appended. Default 32 MiB.
+	// appended. Default 16 MiB.
 	QueueBytes int64
 	// Linger is how long a partial batch waits for more messages before it
 	// is sent. Default 100 ms.
@@ -71,7 +71,7 @@ func (o Options) withDefaults() Options {
 		o.BatchBytes = 16 << 20
 	}
 	if o.QueueBytes <= 0 {
-		o.QueueBytes = 32 << 20
+		o.QueueBytes = 16 << 20
 	}
 	if o.Linger <= 0 {
 		o.Linger = 100 * time.Millisecond
@@ -278,6 +278,7 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests map[
 
 func (a *attempt) fetchOne(ctx context.Context, m SourceMessage, limit int64) (*item, error) {
 	w := spool.New(&a.opts.Spool)
+	w.Expect(m.Size)
 	if _, err := a.src.Fetch(ctx, m, w); err != nil {
 		w.Discard()
 		return nil, fmt.Errorf("fetching message %q: %w", m.Key, err)

@@ -64,6 +64,18 @@ func New(opts *Options) *Writer {
 	return &Writer{opts: o, hash: sha256.New()}
 }
 
+// Expect tells the spool how big the message will probably be (the size the
+// source announced), so that memory is allocated once instead of doubling
+// its way up: that doubling was most of the allocations when moving large
+// messages. Messages above MemoryBytes go to a file and need no buffer.
+func (w *Writer) Expect(size int64) {
+	if size <= 0 || size > w.opts.MemoryBytes || w.size > 0 {
+		return
+	}
+	// A little room for line ends that become CRLF.
+	w.mem.Grow(int(min(size+size/64+64, w.opts.MemoryBytes)))
+}
+
 // Write normalises line ends to CRLF and stores the result. Servers differ on
 // bare CR and LF: Dovecot stores "\r\r\n" as "\r\n", Cyrus refuses the
 // message. Sending only CRLF line ends is what makes the destination's copy

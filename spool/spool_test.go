@@ -151,3 +151,24 @@ func FuzzNormalise(f *testing.F) {
 		}
 	})
 }
+
+func TestExpectAllocatesOnce(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef\r\n"), 50_000) // 900 KB
+	allocs := func(expect bool) float64 {
+		return testing.AllocsPerRun(5, func() {
+			w := New(&Options{MemoryBytes: 4 << 20})
+			if expect {
+				w.Expect(int64(len(body)))
+			}
+			for i := 0; i < len(body); i += 32 << 10 {
+				w.Write(body[i:min(i+32<<10, len(body))])
+			}
+			m, _ := w.Finish()
+			m.Close()
+		})
+	}
+	with, without := allocs(true), allocs(false)
+	if with >= without {
+		t.Errorf("allocations with Expect %.0f, without %.0f: Expect should save the buffer regrowth", with, without)
+	}
+}

@@ -59,7 +59,7 @@ func (p *policyFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.maxMessageSize, "max-message-size", "0", "skip and report messages larger than this (e.g. 50MB); 0 = only the server's APPENDLIMIT")
 	fs.StringVar(&p.spoolMemory, "spool-memory", "8MB", "messages up to this size are held in memory, larger ones in a private temp file")
 	fs.IntVar(&p.batchMessages, "batch-messages", 50, "messages per APPEND batch (MULTIAPPEND) and per checkpoint commit")
-	fs.StringVar(&p.batchBytes, "batch-bytes", "32MB", "bytes per APPEND batch")
+	fs.StringVar(&p.batchBytes, "batch-bytes", "16MB", "bytes per APPEND batch")
 	fs.DurationVar(&p.idleTimeout, "idle-timeout", 2*time.Minute, "fail a connection that makes no progress for this long")
 	fs.IntVar(&p.attempts, "attempts", 4, "tries per account when connections drop or servers are unavailable")
 }

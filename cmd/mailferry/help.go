@@ -98,7 +98,7 @@ FLAGS
   --max-message-size SIZE   skip larger messages (e.g. 50MB; default no limit
                             beyond the server's APPENDLIMIT)
   --batch-messages N        messages per APPEND batch and commit (default 50)
-  --batch-bytes SIZE        bytes per APPEND batch (default 32MB)
+  --batch-bytes SIZE        bytes per APPEND batch (default 16MB)
   --spool-memory SIZE       keep messages up to SIZE in memory, larger ones in
                             a private temp file (default 8MB)
   --idle-timeout DURATION   fail a connection idle this long (default 2m)

@@ -57,7 +57,7 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 		fs.StringVar(&o.policy.flags, "flags", "none", "the copy's flag policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.maxMessageSize, "max-message-size", "0", "the copy's --max-message-size (SOURCE DEST form)")
 	}
-	o.policy.spoolMemory, o.policy.batchBytes, o.policy.batchMessages = "8MB", "32MB", 50
+	o.policy.spoolMemory, o.policy.batchBytes, o.policy.batchMessages = "8MB", "16MB", 50
 }
 
 func (o *inspectOptions) check() error {
