@@ -118,6 +118,9 @@ type Policy struct {
 	Flags            FlagPolicy
 	MaxMessageBytes  int64 // larger messages are skipped and reported; 0 = no limit
 	SpoolMemoryBytes int64 // messages up to this size are spooled in memory, larger ones in a temp file
+	// XUIDL puts "X-UIDL: <original UIDL>" before each POP3 message, so a
+	// Dovecot destination with pop3_reuse_xuidl serves the old UIDLs.
+	XUIDL bool
 }
 
 // Folders is the [folders] section: which folders of an IMAP source are

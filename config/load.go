@@ -66,6 +66,7 @@ type filePolicy struct {
 	Flags            *string   `toml:"flags"`
 	MaxMessageBytes  ByteSize  `toml:"max_message_bytes"`
 	SpoolMemoryBytes *ByteSize `toml:"spool_memory_bytes"`
+	XUIDL            bool      `toml:"x_uidl"`
 }
 
 type fileFolders struct {
@@ -282,6 +283,7 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	if fc.Policy.SpoolMemoryBytes != nil {
 		c.Policy.SpoolMemoryBytes = int64(*fc.Policy.SpoolMemoryBytes)
 	}
+	c.Policy.XUIDL = fc.Policy.XUIDL
 	f := &fc.Folders
 	c.Folders.Include, c.Folders.Exclude, c.Folders.Root = f.Include, f.Exclude, f.Root
 	if f.SyncFlags != nil {

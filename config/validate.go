@@ -61,6 +61,11 @@ func (c *Config) Validate() error {
 		errs.add(c.at("policy.spool_memory_bytes"), "policy.spool_memory_bytes", "policy.spool_memory_bytes must not be negative")
 	}
 
+	if p.XUIDL {
+		if ep, err := ParseURL(c.Source.URL); err == nil && ep.Protocol != POP3 {
+			errs.add(c.at("policy.x_uidl"), "policy.x_uidl", "policy.x_uidl needs a POP3 source: IMAP messages have no UIDL")
+		}
+	}
 	for i, r := range c.Folders.Rename {
 		key := fmt.Sprintf("folders.rename[%d]", i)
 		switch {

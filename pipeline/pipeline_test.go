@@ -278,3 +278,21 @@ func (c *cancelAfter) MessageDone(string, Outcome, int64) {
 		c.cancel()
 	}
 }
+
+func TestAddHeaderPrependsToEachMessage(t *testing.T) {
+	msgs := genMessages(3)
+	h := newHarness(msgs)
+	h.opts.AddHeader = func(m SourceMessage) string { return "X-UIDL: " + m.Key + "\r\n" }
+	st := h.run(t)
+	if st.Copied != 3 {
+		t.Fatalf("copied %d, want 3", st.Copied)
+	}
+	var want []string
+	for _, m := range msgs {
+		want = append(want, "X-UIDL: "+m.key+"\r\n"+string(m.body))
+	}
+	sort.Strings(want)
+	if got := h.dst.bodies("INBOX"); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("destination = %q, want each message with its X-UIDL header first", got)
+	}
+}

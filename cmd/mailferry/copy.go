@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -11,6 +12,7 @@ import (
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/spool"
 )
 
@@ -51,6 +53,7 @@ type policyFlags struct {
 	batchBytes     string
 	idleTimeout    time.Duration
 	attempts       int
+	xUIDL          bool
 }
 
 func (p *policyFlags) register(fs *pflag.FlagSet) {
@@ -62,6 +65,7 @@ func (p *policyFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.batchBytes, "batch-bytes", "16MB", "bytes per APPEND batch")
 	fs.DurationVar(&p.idleTimeout, "idle-timeout", 2*time.Minute, "fail a connection that makes no progress for this long")
 	fs.IntVar(&p.attempts, "attempts", 4, "tries per account when connections drop or servers are unavailable")
+	fs.BoolVar(&p.xUIDL, "x-uidl", false, "POP3 source: put \"X-UIDL: <original UIDL>\" before each message (for Dovecot's pop3_reuse_xuidl; changes the bytes)")
 }
 
 // pipelineOptions turns the flags into pipeline options for one account.
@@ -168,6 +172,12 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	if srcEp.Protocol == config.IMAP {
 		imapJobOptions(&popts, o.folders, log)
 	}
+	if o.policy.xUIDL {
+		if srcEp.Protocol != config.POP3 {
+			return exitUsage, usagef("--x-uidl needs a POP3 source: IMAP messages have no UIDL")
+		}
+		popts.AddHeader = xUIDLHeader
+	}
 	job := pipeline.Job{Options: popts}
 	if job.OpenSource, err = src.openSource(); err != nil {
 		return exitUsage, err
@@ -187,4 +197,14 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 func isConfigError(err error) bool {
 	var ce *config.ConfigError
 	return errors.As(err, &ce)
+}
+
+// xUIDLHeader is the X-UIDL field for a POP3 message, "" when the server
+// gave it no UIDL (RFC 1939 §7: a UIDL is 1 to 70 printable characters).
+func xUIDLHeader(m pipeline.SourceMessage) string {
+	uidl, ok := pop3src.UIDLOfKey(m.Key)
+	if !ok || strings.ContainsAny(uidl, "\r\n") {
+		return ""
+	}
+	return "X-UIDL: " + uidl + "\r\n"
 }

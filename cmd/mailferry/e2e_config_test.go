@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailferry/mailferry/internal/dovecot"
+	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/secret"
 )
 
 // TestE2EStartTLSBothSides copies over pop3:// (STLS) and imap:// (STARTTLS).
@@ -202,5 +207,56 @@ source_user = "carol"
 	}
 	if n, err := dst.MailboxCount("carol", "INBOX"); err != nil || n != 3 {
 		t.Fatalf("carol's destination INBOX holds %d (%v), want 3", n, err)
+	}
+}
+
+// TestE2EXUIDL: with --x-uidl, a Dovecot destination configured with
+// pop3_reuse_xuidl serves the source's UIDLs over POP3, so POP3 clients
+// download nothing again after the cutover.
+func TestE2EXUIDL(t *testing.T) {
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{dir: t.TempDir()}
+	p.src = dovecot.Start(t, dovecot.Options{Name: "mf-src", CA: ca, Users: map[string]string{"alice": srcPassword}})
+	p.dst = dovecot.Start(t, dovecot.Options{Name: "mf-dst", CA: ca, Users: map[string]string{"alice": dstPassword},
+		ExtraConfig: "pop3_reuse_xuidl = yes\n"})
+	p.state = filepath.Join(p.dir, "state.db")
+	seed(t, p, simpleMessages(5))
+	r := runInProcess(t, p.getenv, p.copyArgs("--x-uidl")...)
+	if r.code != exitOK {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	uidls := func(addr, password string) []string {
+		t.Helper()
+		ctx := context.Background()
+		c, err := pop3src.Dial(ctx, pop3src.DialOptions{Addr: addr, TLS: pop3src.TLSImplicit, TLSConfig: p.src.TLSConfig()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Login(ctx, "alice", secret.New(password)); err != nil {
+			t.Fatal(err)
+		}
+		list, err := c.UIDL(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, u := range list {
+			out = append(out, u.UID)
+		}
+		sort.Strings(out)
+		return out
+	}
+	src, dst := uidls(p.src.POP3SAddr(), srcPassword), uidls(p.dst.POP3SAddr(), dstPassword)
+	if strings.Join(src, ",") != strings.Join(dst, ",") {
+		t.Errorf("destination POP3 UIDLs %v, want the source's %v", dst, src)
+	}
+	for _, m := range destMessages(t, p, "INBOX") {
+		if !bytes.HasPrefix(m.body, []byte("X-UIDL: ")) {
+			t.Errorf("destination message does not start with X-UIDL: %q", m.body[:min(40, len(m.body))])
+		}
 	}
 }

@@ -109,6 +109,10 @@ FLAGS
   --sync-flags=false        IMAP source: do not update flags of earlier copies
   --special-use=false       IMAP source: no mapping of folders by role
   --attempts N              tries per account on dropped connections (default 4)
+  --x-uidl                  POP3 source: put "X-UIDL: <original UIDL>" before each
+                            message, so a Dovecot destination with
+                            pop3_reuse_xuidl keeps the old UIDLs (POP3 clients
+                            then download nothing again); changes the bytes
   --json                    print a JSON report on stdout
   --report FILE             also write the JSON report to FILE
   --progress MODE           auto (default), bar, lines or none

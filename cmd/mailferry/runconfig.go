@@ -141,6 +141,9 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 		dstEp.Mailbox = fo.root
 		imapJobOptions(&popts, fo, log.With("account", a.Name))
 	}
+	if cfg.Policy.XUIDL {
+		popts.AddHeader = xUIDLHeader
+	}
 	popts.Account = accountKey(srcEp, dstEp)
 	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
 	popts.DeleteSource = common.deleteSource
