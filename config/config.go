@@ -290,8 +290,9 @@ func (c *Config) SourceEndpoint(a *Account) (Endpoint, error) {
 	return ep, nil
 }
 
-// DestEndpoint returns the destination server for account a, with Mailbox
-// set to the folder where a's POP3 mail lands.
+// DestEndpoint returns the destination server for account a. For a POP3
+// source, Mailbox is the folder where a's mail lands; for an IMAP source,
+// whose folders keep their names, it is the [folders] root ("" = the top).
 func (c *Config) DestEndpoint(a *Account) (Endpoint, error) {
 	ep, err := c.Destination.endpoint()
 	if err != nil {
@@ -300,6 +301,10 @@ func (c *Config) DestEndpoint(a *Account) (Endpoint, error) {
 	ep.User = a.DestUser
 	if ep.User == "" {
 		ep.User = a.SourceUser
+	}
+	if src, err := c.Source.endpoint(); err == nil && src.Protocol == IMAP {
+		ep.Mailbox = c.Folders.Root
+		return ep, nil
 	}
 	switch {
 	case a.DestFolder != "":

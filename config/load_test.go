@@ -294,8 +294,10 @@ func TestLoadFull(t *testing.T) {
 		t.Errorf("SourceEndpoint = %v, %v", src, err)
 	}
 	for i, wantDst := range []string{
-		"imap://alice%40new.example@127.0.0.1:1143/Old/INBOX?tls=none&auth=login",
-		"imap://bob@127.0.0.1:1143/Imported?tls=none&auth=login",
+		// An IMAP source keeps its folders: the destination path is the
+		// [folders] root, not folder or dest_folder (those are for POP3).
+		"imap://alice%40new.example@127.0.0.1:1143/Old?tls=none&auth=login",
+		"imap://bob@127.0.0.1:1143/Old?tls=none&auth=login",
 	} {
 		dst, err := got.DestEndpoint(&got.Accounts[i])
 		if err != nil || dst.String() != wantDst {

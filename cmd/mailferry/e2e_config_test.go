@@ -141,11 +141,20 @@ dest_password_env = "T_BOB_DPW"
 		t.Error("the wrong password appears in the output")
 	}
 
-	// Fix bob's password; run again: only bob has anything to copy.
+	// Fix bob's password; --rerun-failed runs bob only.
 	os.WriteFile(filepath.Join(dir, "bob.pw"), []byte("pb\n"), 0o600)
+	r = runInProcess(t, getenv, "run", "-c", path, "--json", "--progress", "none", "--rerun-failed")
+	if r.code != exitOK || r.report.Totals.Accounts != 1 || r.report.Totals.Copied != 4 || !strings.Contains(r.report.Accounts[0].Account, "bob") {
+		t.Fatalf("--rerun-failed: exit %d, %d accounts, copied %d; want 0, bob only, 4\n%s",
+			r.code, r.report.Totals.Accounts, r.report.Totals.Copied, r.stderr)
+	}
+	r = runInProcess(t, getenv, "run", "-c", path, "--json", "--progress", "none", "--rerun-failed")
+	if r.code != exitOK || r.report.Totals.Accounts != 0 {
+		t.Fatalf("--rerun-failed with nothing failed: exit %d, %d accounts; want 0, 0", r.code, r.report.Totals.Accounts)
+	}
 	r = runInProcess(t, getenv, "run", "-c", path, "--json", "--progress", "none")
-	if r.code != exitOK || r.report.Totals.Copied != 4 || r.report.Totals.AlreadyDone != 4 {
-		t.Fatalf("second run: exit %d, copied %d, already done %d; want 0, 4, 4\n%s",
+	if r.code != exitOK || r.report.Totals.Copied != 0 || r.report.Totals.AlreadyDone != 8 {
+		t.Fatalf("full run: exit %d, copied %d, already done %d; want 0, 0, 8\n%s",
 			r.code, r.report.Totals.Copied, r.report.Totals.AlreadyDone, r.stderr)
 	}
 }

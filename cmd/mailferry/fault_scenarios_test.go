@@ -73,6 +73,24 @@ var pop3Kind = sourceKind{
 	},
 }
 
+// imapKind is an IMAP source: the account's INBOX on Dovecot.
+var imapKind = sourceKind{
+	name:  "imap",
+	addrs: func(s *dovecot.Server) (string, string) { return s.IMAPSAddr(), s.IMAPAddr() },
+	url: func(user, addr string, plain bool) string {
+		if plain {
+			return "imap://" + user + "@" + addr + "/INBOX?tls=none"
+		}
+		return "imaps://" + user + "@" + addr + "/INBOX"
+	},
+	seed: pop3Kind.seed,
+	served: func(t *testing.T, s *dovecot.Server, user string) [][]byte {
+		t.Helper()
+		return imapBodies(t, s, user, srcPassword, "INBOX")
+	},
+	lines: dstLines,
+}
+
 // dstLines are lines a proxy may inject on a plaintext destination
 // connection.
 var dstLines = [][]byte{
@@ -117,6 +135,10 @@ func (ft *faultTally) addClass(key string) {
 
 func TestFaultScenariosPOP3(t *testing.T) {
 	runFaultSuite(t, pop3Kind)
+}
+
+func TestFaultScenariosIMAP(t *testing.T) {
+	runFaultSuite(t, imapKind)
 }
 
 func runFaultSuite(t *testing.T, kind sourceKind) {

@@ -154,6 +154,8 @@ others. Flags given on the command line win over the file.
 FLAGS
   -c, --config FILE         the config file (required)
   --only NAME[,NAME...]     run only these accounts
+  --rerun-failed            run only the accounts whose last run failed, was
+                            interrupted, or left messages failed
   --workers N               accounts in parallel (default: the file's workers)
   --attempts N              tries per account on dropped connections (default 4)
   --state FILE              checkpoint file (default: the file's state)

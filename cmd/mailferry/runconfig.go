@@ -42,6 +42,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	fs.StringSliceVar(&only, "only", nil, "run only these accounts (by name; repeat or separate with commas)")
 	workers := fs.Int("workers", 0, "accounts in parallel (default: the config's workers)")
 	attempts := fs.Int("attempts", 4, "tries per account when connections drop or servers are unavailable")
+	rerunFailed := fs.Bool("rerun-failed", false, "run only the accounts whose last run failed, was interrupted or left messages failed")
 	if done, err := parseFlags(fs, args, e, runHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
@@ -104,6 +105,12 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	for n := range selected {
 		return exitUsage, usagef("--only %q: no such account in %s", n, cfgPath)
 	}
+	if *rerunFailed {
+		if jobs, err = onlyFailed(ctx, jobs, state, log); err != nil {
+			return exitFatal, err
+		}
+		log.Info("re-running the accounts whose last run failed", "accounts", len(jobs))
+	}
 	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts}
 	return x.run(ctx, jobs)
 }
@@ -136,9 +143,6 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 		rename: cfg.Folders.Rename, syncFlags: cfg.Folders.SyncFlags, specialUse: cfg.Folders.SpecialUse,
 		maxAge: cfg.Folders.MaxAge, minAge: cfg.Folders.MinAge}
 	if srcEp.Protocol == config.IMAP {
-		// IMAP sources keep their folders: the destination folder setting
-		// does not apply, the root does.
-		dstEp.Mailbox = fo.root
 		imapJobOptions(&popts, fo, log.With("account", a.Name))
 	}
 	if cfg.Policy.XUIDL {
@@ -245,4 +249,25 @@ func (m *masterPasswords) resolve(ctx context.Context, s *config.Server, log *sl
 	}
 	m.resolved[s] = pw
 	return pw, nil
+}
+
+// onlyFailed keeps the jobs whose account's last run, per the checkpoint,
+// failed, was interrupted, or ended with messages that failed.
+func onlyFailed(ctx context.Context, jobs []pipeline.Job, state string, log *slog.Logger) ([]pipeline.Job, error) {
+	ledger, err := openLedgerIfExists(ctx, state, log)
+	if err != nil || ledger == nil {
+		return nil, err // no checkpoint: nothing has run, so nothing failed
+	}
+	defer ledger.Close()
+	var out []pipeline.Job
+	for _, j := range jobs {
+		runs, err := ledger.Runs(ctx, j.Options.Account, 1)
+		if err != nil {
+			return nil, fmt.Errorf("reading the last run of %s: %w", j.Options.Account, err)
+		}
+		if len(runs) == 1 && (runs[0].Result == "failed" || runs[0].Result == "interrupted" || runs[0].Finished.IsZero() || runs[0].Failed > 0) {
+			out = append(out, j)
+		}
+	}
+	return out, nil
 }
