@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,8 +17,12 @@ import (
 
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/verify"
 )
+
+// namedAccount is an account's config name ("" when unknown) and ledger key.
+type namedAccount struct{ name, key string }
 
 // statusMessage is one skipped or failed message.
 type statusMessage struct {
@@ -68,6 +76,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	fs.StringVar(&o.common.state, "state", "", "checkpoint (ledger) file")
 	fs.BoolVar(&o.common.json, "json", false, "print one JSON document on stdout")
 	fs.StringVar(&o.common.logFormat, "log-format", "text", "log format on stderr: text or json")
+	exportMap := fs.String("export-map", "", "write a CSV of every copied message: account, source key, POP3 UIDL, destination mailbox, UIDVALIDITY, UID")
 	if done, err := parseFlags(fs, args, e, statusHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
@@ -80,8 +89,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	log := newLogger(&o.common, e.stderr)
 
 	// With a config, its accounts are listed (never-run ones too) by name.
-	type named struct{ name, key string }
-	var configured []named
+	var configured []namedAccount
 	state := o.common.state
 	if o.cfgPath != "" {
 		cfg, err := loadConfig(o.cfgPath, log)
@@ -107,7 +115,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			if err != nil {
 				return exitUsage, fmt.Errorf("account %q: destination: %w", a.Name, err)
 			}
-			configured = append(configured, named{a.Name, accountKey(srcEp, dstEp)})
+			configured = append(configured, namedAccount{a.Name, accountKey(srcEp, dstEp)})
 		}
 		for n := range selected {
 			return exitUsage, usagef("--only %q: no such account in %s", n, o.cfgPath)
@@ -135,7 +143,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 				return exitFatal, err
 			}
 			for _, k := range keys {
-				configured = append(configured, named{key: k})
+				configured = append(configured, namedAccount{key: k})
 			}
 		}
 	}
@@ -148,6 +156,14 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			}
 		}
 		rep.Accounts = append(rep.Accounts, sa)
+	}
+	if *exportMap != "" {
+		if ledger == nil {
+			return exitFatal, fmt.Errorf("no checkpoint at %s: no map to export", state)
+		}
+		if err := writeUIDMap(ctx, ledger, configured, *exportMap); err != nil {
+			return exitFatal, err
+		}
 	}
 	if o.common.json {
 		enc := json.NewEncoder(e.stdout)
@@ -289,6 +305,9 @@ FLAGS
   --state FILE              checkpoint file (default: the config's, else
                             $XDG_STATE_HOME/mailferry/mailferry.db)
   --json                    one JSON document on stdout
+  --export-map FILE         write the cutover map as CSV: for every copied
+                            message its account, source key, POP3 UIDL,
+                            destination mailbox, UIDVALIDITY and UID
   --log-format FORMAT       text (default) or json
 
 EXIT STATUS
@@ -296,3 +315,45 @@ EXIT STATUS
   1    the checkpoint could not be read, or there is none (without -c)
   2    bad command line or configuration
 `
+
+// writeUIDMap writes the cutover map: for every message the checkpoint has
+// as copied, where it went. Admins use it to move POP3 clients' state or
+// to audit a migration.
+func writeUIDMap(ctx context.Context, l *checkpoint.Ledger, accounts []namedAccount, path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing the map: %w", err)
+	}
+	w := csv.NewWriter(f)
+	w.Write([]string{"account", "source_key", "uidl", "dest_mailbox", "dest_uidvalidity", "dest_uid"})
+	for _, a := range accounts {
+		key := a.key
+		entries, err := l.Entries(ctx, key)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		keys := make([]string, 0, len(entries))
+		for k, e := range entries {
+			if e.State == pipeline.StateDone {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			e := entries[k]
+			uidl := ""
+			if strings.HasPrefix(key, "pop3://") {
+				uidl, _ = pop3src.UIDLOfKey(k)
+			}
+			w.Write([]string{key, verify.DisplayKey(k), uidl, e.DestMailbox,
+				strconv.FormatUint(uint64(e.DestUIDValidity), 10), strconv.FormatUint(uint64(e.DestUID), 10)})
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return fmt.Errorf("writing the map %s: %w", path, err)
+	}
+	return f.Close()
+}

@@ -54,6 +54,27 @@ func TestE2EStatusSkipped(t *testing.T) {
 		}
 	}
 	t.Logf("status output:\n%s", r.stdout)
+
+	// The cutover map lists every copied message with its UIDL and UID.
+	mapFile := filepath.Join(p.dir, "map.csv")
+	r = runCmd(t, runStatus, p.getenv, "--state", p.state, "--export-map", mapFile)
+	if r.code != exitOK {
+		t.Fatalf("status --export-map: exit %d\n%s", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(mapFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if lines[0] != "account,source_key,uidl,dest_mailbox,dest_uidvalidity,dest_uid" || len(lines) != 1+a.Done {
+		t.Fatalf("map has %d lines (header %q), want a header and %d rows:\n%s", len(lines), lines[0], a.Done, b)
+	}
+	for _, l := range lines[1:] {
+		f := strings.Split(l, ",")
+		if f[2] == "" || f[2] != f[1] || f[3] != "INBOX" || f[4] == "0" || f[5] == "0" {
+			t.Errorf("map row %q: want the UIDL twice, INBOX, a UIDVALIDITY and a UID", l)
+		}
+	}
 }
 
 // TestStatusNoCheckpoint: without a checkpoint, status fails (or with -c
