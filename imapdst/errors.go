@@ -72,6 +72,11 @@ func (e *ReplyError) Error() string {
 	return b.String()
 }
 
+// Permanent reports whether the refusal can never succeed, so the message
+// is skipped for good rather than tried again by the next run: the server
+// said it is too big (RFC 7889 / RFC 5530 TOOBIG).
+func (e *ReplyError) Permanent() bool { return e.Code == "TOOBIG" }
+
 // ErrorClass implements pipeline.Classifier.
 //
 //   - BYE, UNAVAILABLE, LIMIT, INUSE, SERVERBUG: transient (the server or the
@@ -143,4 +148,10 @@ func fromIMAPError(err error, command, mailbox string) error {
 		return err
 	}
 	return &ReplyError{Command: command, Mailbox: mailbox, Status: string(ie.Type), Code: string(ie.Code), Text: ie.Text}
+}
+
+// Permanent reports whether a classified error can never succeed: a
+// message over APPENDLIMIT, or a flag that is not an atom.
+func (c *classified) Permanent() bool {
+	return errors.Is(c.err, ErrTooBig) || errors.Is(c.err, ErrInvalidArgument)
 }

@@ -52,6 +52,10 @@ type Options struct {
 	// folder whose UIDVALIDITY changed). Such a message with the same size
 	// and digest as the earlier copy is recorded as done, not sent again.
 	SameOrigin func(oldKey, newKey string) bool
+	// MaxRefusedInARow stops the account when the destination refuses
+	// this many messages in a row (an error budget: a hopeless account ends
+	// early instead of trying every message). Default 25; negative: never.
+	MaxRefusedInARow int
 	// AddHeader, when set, returns a header field (with its CRLF) to put
 	// before each message, e.g. "X-UIDL: ..." so that a Dovecot destination
 	// with pop3_reuse_xuidl keeps the POP3 UIDLs users' clients know. It
@@ -83,6 +87,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MaxRefusedInARow == 0 {
+		o.MaxRefusedInARow = 25
 	}
 	if o.Crashpoint == nil {
 		o.Crashpoint = func(string) {}

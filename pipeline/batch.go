@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -177,7 +178,13 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 			e.Updated = a.opts.Now()
 			if r.Err != nil {
 				if ClassOf(r.Err) == ClassPerMessage {
-					e.State, e.Reason = StateSkipped, r.Err.Error()
+					// Refused for this message only: skipped for good when
+					// the server says it can never take it (TOOBIG), else
+					// failed, and tried again by the next run.
+					e.State, e.Reason = StateFailed, r.Err.Error()
+					if isPermanent(r.Err) {
+						e.State = StateSkipped
+					}
 					commit = append(commit, e)
 				} else {
 					// Refused, so not stored; try again in a later run.
@@ -246,7 +253,23 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 			a.run.skipped[e.Key] = true
 			a.log.Warn("message skipped", "account", a.opts.Account, "key", e.Key, "reason", e.Reason)
 			a.prog.MessageDone(a.opts.Account, OutcomeSkipped, e.Size)
+		case StateFailed:
+			st.Failures = append(st.Failures, Skip{Key: e.Key, Reason: e.Reason})
+			a.log.Warn("message refused by the destination; the next run tries it again",
+				"account", a.opts.Account, "key", e.Key, "reason", e.Reason)
+			a.prog.MessageDone(a.opts.Account, OutcomeSkipped, e.Size)
 		}
+		// The error budget: a destination that refuses message after
+		// message (a broken mailbox, a policy) stops the account early.
+		if e.State == StateFailed {
+			a.run.refusedInARow++
+		} else if e.State == StateDone {
+			a.run.refusedInARow = 0
+		}
+	}
+	if n := a.opts.MaxRefusedInARow; n > 0 && a.run.refusedInARow >= n && appendErr == nil {
+		appendErr = fatal(fmt.Errorf("the destination refused %d messages in a row (the last: %s); stopping this account",
+			a.run.refusedInARow, st.Failures[len(st.Failures)-1].Reason))
 	}
 	if appendErr != nil {
 		return fmt.Errorf("appending to %q: %w", box.status.Name, appendErr)
@@ -291,4 +314,11 @@ func (b *byteBudget) release(n int64) {
 	close(b.wake)
 	b.wake = make(chan struct{})
 	b.mu.Unlock()
+}
+
+// isPermanent reports whether a per-message refusal can never succeed
+// (an error with Permanent() true, e.g. imapdst's TOOBIG).
+func isPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
 }

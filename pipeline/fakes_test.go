@@ -97,12 +97,14 @@ type memMailbox struct {
 
 // errClass is an error with a class, as imapdst's reply errors are.
 type errClass struct {
-	msg   string
-	class Class
+	msg       string
+	class     Class
+	permanent bool
 }
 
 func (e *errClass) Error() string     { return e.msg }
 func (e *errClass) ErrorClass() Class { return e.class }
+func (e *errClass) Permanent() bool   { return e.permanent }
 
 // memDest is an in-memory IMAP-like destination shared by all sessions.
 type memDest struct {
@@ -115,8 +117,9 @@ type memDest struct {
 	loseAfter int
 	stored    int
 	// reject refuses messages whose body contains this string.
-	reject      string
-	rejectClass Class
+	reject          string
+	rejectClass     Class
+	rejectPermanent bool
 }
 
 func newMemDest() *memDest { return &memDest{boxes: map[string]*memMailbox{}} }
@@ -146,14 +149,14 @@ func (s *memDestSession) Append(_ context.Context, mailbox string, msgs []Outgoi
 	defer d.mu.Unlock()
 	mb := d.boxes[mailbox]
 	if mb == nil {
-		return nil, &errClass{"NO [TRYCREATE]", ClassPerMessage}
+		return nil, &errClass{msg: "NO [TRYCREATE]", class: ClassPerMessage}
 	}
 	lose := d.loseAfter > 0 && d.stored >= d.loseAfter
 	var res []AppendResult
 	for _, m := range msgs {
 		body, _ := io.ReadAll(io.NewSectionReader(m.Body, 0, m.Size))
 		if d.reject != "" && bytes.Contains(body, []byte(d.reject)) {
-			res = append(res, AppendResult{Err: &errClass{"NO [TOOBIG] refused", d.rejectClass}})
+			res = append(res, AppendResult{Err: &errClass{"NO [TOOBIG] refused", d.rejectClass, d.rejectPermanent}})
 			if d.rejectClass == ClassFatal {
 				return res, res[len(res)-1].Err
 			}

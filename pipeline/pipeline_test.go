@@ -125,7 +125,7 @@ func TestPendingWithoutStoreIsResent(t *testing.T) {
 func TestPerMessageRejectionIsSkippedAndRecorded(t *testing.T) {
 	msgs := genMessages(10)
 	h := newHarness(msgs)
-	h.dst.reject, h.dst.rejectClass = "body 4\r\n", ClassPerMessage
+	h.dst.reject, h.dst.rejectClass, h.dst.rejectPermanent = "body 4\r\n", ClassPerMessage, true
 	st := h.run(t)
 	if st.Copied != 9 || st.Skipped != 1 || st.Error != "" {
 		t.Fatalf("copied %d, skipped %d, error %q; want 9, 1, none", st.Copied, st.Skipped, st.Error)
@@ -294,5 +294,35 @@ func TestAddHeaderPrependsToEachMessage(t *testing.T) {
 	sort.Strings(want)
 	if got := h.dst.bodies("INBOX"); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("destination = %q, want each message with its X-UIDL header first", got)
+	}
+}
+
+func TestRefusedMessageIsRetriedNextRun(t *testing.T) {
+	h := newHarness(genMessages(10))
+	h.dst.reject, h.dst.rejectClass = "body 4\r\n", ClassPerMessage // not permanent
+	st := h.run(t)
+	if st.Copied != 9 || st.Failed != 1 || len(st.Failures) != 1 || st.Error != "" {
+		t.Fatalf("copied %d, failed %d (%v), error %q; want 9, 1, none", st.Copied, st.Failed, st.Failures, st.Error)
+	}
+	h.dst.reject = "" // the destination takes it now
+	st = h.run(t)
+	if st.Copied != 1 || st.Failed != 0 {
+		t.Fatalf("next run: copied %d, failed %d; want 1, 0", st.Copied, st.Failed)
+	}
+	if n := len(h.dst.bodies("INBOX")); n != 10 {
+		t.Errorf("destination holds %d, want 10", n)
+	}
+}
+
+func TestErrorBudgetStopsHopelessAccount(t *testing.T) {
+	h := newHarness(genMessages(60))
+	h.dst.reject, h.dst.rejectClass = "Subject", ClassPerMessage // every message
+	h.opts.MaxRefusedInARow = 10
+	st := h.run(t)
+	if st.ErrorClass != "fatal" || !strings.Contains(st.Error, "refused 1") || st.Attempts != 1 {
+		t.Fatalf("class %q, error %q, attempts %d; want a fatal stop after 10 refusals", st.ErrorClass, st.Error, st.Attempts)
+	}
+	if len(st.Failures) >= 60 {
+		t.Errorf("%d refusals: the budget did not stop the account early", len(st.Failures))
 	}
 }

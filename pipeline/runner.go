@@ -37,6 +37,7 @@ type accountRun struct {
 	counted       map[string]bool // already counted as done/skipped by an earlier run
 	listed        []SourceMessage
 	deletePending int // deletions issued in the last attempt, committed at Close
+	refusedInARow int // per-message refusals since the last message stored
 }
 
 // RunAccount copies one account and returns its stats. Stats.Error is set

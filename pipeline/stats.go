@@ -25,9 +25,11 @@ type Stats struct {
 	Resent  int    `json:"resent"`
 	Skipped int    `json:"skipped"`
 	Skips   []Skip `json:"skips,omitempty"`
-	// Failed is how many messages could not be copied because the account
-	// stopped early; the next run tries them again.
-	Failed int `json:"failed"`
+	// Failed is how many messages could not be copied, because the
+	// account stopped early or the destination refused them; the next run
+	// tries them again. Failures lists the refusals with their reasons.
+	Failed   int    `json:"failed"`
+	Failures []Skip `json:"failures,omitempty"`
 	// Rematched is how many listed messages were recognised, by digest, as
 	// copies made under an earlier identity (an IMAP folder whose
 	// UIDVALIDITY changed) and not sent again.

@@ -152,8 +152,8 @@ func TestFaultByeMidRun(t *testing.T) {
 		"--allow-plaintext", "--batch-messages", "3")
 	bye := func(conn int) []faultproxy.Fault {
 		return []faultproxy.Fault{
-			{Conn: conn, Kind: faultproxy.Inject, After: 1500, AtLineStart: true, Line: []byte("* BYE [UNAVAILABLE] going down\r\n")},
-			{Conn: conn, Kind: faultproxy.Cut, After: 1500, AtLineStart: true},
+			{Conn: conn, Kind: faultproxy.Inject, After: 600, AtLineStart: true, Line: []byte("* BYE [UNAVAILABLE] going down\r\n")},
+			{Conn: conn, Kind: faultproxy.Cut, After: 600, AtLineStart: true},
 		}
 	}
 
@@ -171,7 +171,7 @@ func TestFaultByeMidRun(t *testing.T) {
 	}
 	firstCopied := len(imapBodies(t, e.dst, "u", dstPassword, "INBOX"))
 	if firstCopied == 0 || firstCopied == len(served) {
-		t.Fatalf("the BYE at byte 1500 left %d of %d messages on the destination; want part", firstCopied, len(served))
+		t.Fatalf("the BYE at byte 600 left %d of %d messages on the destination; want part", firstCopied, len(served))
 	}
 
 	if err := proxy.SetPlan(faultproxy.Plan{Faults: bye(1)}); err != nil {

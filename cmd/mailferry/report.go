@@ -145,6 +145,9 @@ func (r *report) writeText(w io.Writer) {
 		for _, sk := range s.Skips {
 			fmt.Fprintf(w, "  skipped %s: %s\n", sk.Key, sk.Reason)
 		}
+		for _, f := range s.Failures {
+			fmt.Fprintf(w, "  failed %s (the next run tries again): %s\n", f.Key, f.Reason)
+		}
 	}
 	rate := ""
 	if t.Seconds > 0 && t.Copied > 0 {
