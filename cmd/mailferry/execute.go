@@ -96,7 +96,11 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 	if x.opts.quiet {
 		mode = "none"
 	}
-	view := newProgressView(mode, x.env.stderr, x.log, 10*time.Second)
+	rows := 0
+	if x.workers > 1 && len(jobs) > 1 {
+		rows = min(x.workers, len(jobs))
+	}
+	view := newProgressView(mode, x.env.stderr, x.log, 10*time.Second, rows)
 	if x.logOut != nil && view.bar != nil {
 		x.logOut.setBar(view.bar)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ type progressView struct {
 	active   map[string]*accountProgress
 	started  time.Time
 	stopTick func()
+	rows     int // account lines under the bar
 }
 
 type accountProgress struct {
@@ -36,11 +38,13 @@ type accountProgress struct {
 }
 
 // newProgressView starts the display; mode is "bar", "lines" or "none".
-func newProgressView(mode string, w io.Writer, log *slog.Logger, every time.Duration) *progressView {
-	p := &progressView{log: log, active: map[string]*accountProgress{}, started: time.Now()}
+// With rows > 0 the bar has that many lines under it, one per account in
+// progress (runs with several workers).
+func newProgressView(mode string, w io.Writer, log *slog.Logger, every time.Duration, rows int) *progressView {
+	p := &progressView{log: log, active: map[string]*accountProgress{}, started: time.Now(), rows: rows}
 	switch mode {
 	case "bar":
-		p.bar = progressbar.NewOptions(-1,
+		opts := []progressbar.Option{
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription("messages"),
 			progressbar.OptionShowCount(),
@@ -48,10 +52,19 @@ func newProgressView(mode string, w io.Writer, log *slog.Logger, every time.Dura
 			progressbar.OptionSetItsString("msg"),
 			progressbar.OptionSetElapsedTime(true),
 			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionThrottle(100 * time.Millisecond),
 			progressbar.OptionClearOnFinish(),
 			progressbar.OptionFullWidth(),
-		)
+		}
+		if rows > 0 {
+			opts = append(opts, progressbar.OptionSetMaxDetailRow(rows))
+		}
+		p.bar = progressbar.NewOptions(-1, opts...)
+		if rows > 0 {
+			ctx, cancel := context.WithCancel(context.Background())
+			p.stopTick = cancel
+			go p.tickRows(ctx, every/10)
+		}
 	case "lines":
 		ctx, cancel := context.WithCancel(context.Background())
 		p.stopTick = cancel
@@ -69,6 +82,45 @@ func (p *progressView) tick(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 			p.logLine()
+		}
+	}
+}
+
+// tickRows redraws the account lines under the bar: exactly rows lines
+// each time (blank ones fill up), so that the bar's rolling detail area
+// shows the accounts now in progress and nothing stale.
+func (p *progressView) tickRows(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		names := make([]string, 0, len(p.active))
+		for n := range p.active {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		lines := make([]string, 0, p.rows)
+		for _, n := range names {
+			if len(lines) == p.rows {
+				break
+			}
+			a := p.active[n]
+			lines = append(lines, fmt.Sprintf("  %s  %d/%d messages, %.1f MB", n, a.done, a.toCopy, float64(a.bytes)/1e6))
+		}
+		for len(lines) < p.rows {
+			lines = append(lines, "")
+		}
+		bar := p.bar
+		p.mu.Unlock()
+		for _, l := range lines {
+			if bar.AddDetail(l) != nil {
+				return // finished
+			}
 		}
 	}
 }

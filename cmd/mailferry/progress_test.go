@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// syncBuffer is a bytes.Buffer safe for the bar's and the test's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestProgressBarShowsActiveAccounts(t *testing.T) {
+	var out syncBuffer
+	p := newProgressView("bar", &out, slog.New(slog.DiscardHandler), 100*time.Millisecond, 2)
+	p.AccountStarted("alice", 10, 0)
+	p.AccountStarted("bob", 5, 0)
+	p.MessageDone("alice", pipeline.OutcomeCopied, 1000)
+	time.Sleep(60 * time.Millisecond)
+	p.AccountFinished("bob", &pipeline.Stats{})
+	time.Sleep(30 * time.Millisecond)
+	p.close()
+	s := out.String()
+	for _, want := range []string{"alice  1/10 messages", "bob  0/5 messages", "messages   0% |"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("progress output lacks %q:\n%q", want, s)
+		}
+	}
+}
+
+func TestProgressLinesWhenNotATerminal(t *testing.T) {
+	var logs syncBuffer
+	p := newProgressView("lines", &logs, slog.New(slog.NewTextHandler(&logs, nil)), 20*time.Millisecond, 0)
+	p.AccountStarted("alice", 10, 0)
+	p.MessageDone("alice", pipeline.OutcomeCopied, 1000)
+	time.Sleep(60 * time.Millisecond)
+	p.close()
+	s := logs.String()
+	if !strings.Contains(s, "msg=progress account=alice copied=1 of=10") || strings.Contains(s, "\r") {
+		t.Errorf("plain progress lines expected, got:\n%q", s)
+	}
+}
