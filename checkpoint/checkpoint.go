@@ -38,7 +38,8 @@ var _ pipeline.Ledger = (*Ledger)(nil)
 var (
 	// ErrLocked is wrapped by Lock when another run (in this process or
 	// another) holds the account's lock.
-	ErrLocked = errors.New("checkpoint: account is locked by another run")
+	// It is pipeline.ErrLocked, so the engine can tell it apart.
+	ErrLocked = pipeline.ErrLocked
 	// ErrSchemaTooNew is wrapped by Open when the file was written by a newer
 	// mailferry whose schema this version does not know.
 	ErrSchemaTooNew = errors.New("checkpoint: ledger schema is newer than this version of mailferry supports")

@@ -236,6 +236,12 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests map[stri
 		limit = l
 	}
 
+	if p, ok := a.src.(Prefetcher); ok {
+		// Only a hint: without it fetching is slower, not wrong.
+		if err := p.Prefetch(ctx, todo); err != nil {
+			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Account, "error", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	budget := newByteBudget(a.opts.QueueBytes)

@@ -13,6 +13,13 @@ type dryRunSource struct{ Source }
 
 func (dryRunSource) Delete(context.Context, []SourceMessage) error { return nil }
 
+func (d dryRunSource) Prefetch(ctx context.Context, msgs []SourceMessage) error {
+	if p, ok := d.Source.(Prefetcher); ok {
+		return p.Prefetch(ctx, msgs)
+	}
+	return nil
+}
+
 type dryRunDestination struct{ Destination }
 
 func (d *dryRunDestination) EnsureMailbox(_ context.Context, name string) (MailboxStatus, error) {

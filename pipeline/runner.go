@@ -25,9 +25,12 @@ type Runner struct {
 	// Default 2 s.
 	Backoff time.Duration
 	// DryRun reads the source and the ledger but writes nothing anywhere.
-	DryRun   bool
-	Logger   *slog.Logger
-	Progress Progress
+	DryRun bool
+	// SkipLocked makes an account that another run holds (an overlapping
+	// cron run) a quiet no-op instead of an error: Stats.Locked is set.
+	SkipLocked bool
+	Logger     *slog.Logger
+	Progress   Progress
 }
 
 // accountRun is what one account's run remembers across attempts.
@@ -75,6 +78,11 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 
 func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats) error {
 	unlock, err := ledger.Lock(ctx, opts.Account)
+	if err != nil && errors.Is(err, ErrLocked) && r.SkipLocked {
+		st.Locked = true
+		log.Info("another run is working on this account; skipped", "account", opts.Account)
+		return nil
+	}
 	if err != nil {
 		return fatal(fmt.Errorf("locking account %q: %w", opts.Account, err))
 	}

@@ -34,6 +34,14 @@ type Source interface {
 	Close(commit bool) error
 }
 
+// Prefetcher is implemented by sources that can ask for several messages
+// ahead (POP3 PIPELINING, RFC 2449 §6.6): msgs are the messages the next
+// Fetch calls will ask for, in that order. It is a hint; Fetch calls in
+// another order must still work.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, msgs []SourceMessage) error
+}
+
 // MailboxStatus is what the destination tells about a mailbox before appending.
 type MailboxStatus struct {
 	Name        string
@@ -93,6 +101,9 @@ type Destination interface {
 	Digest(ctx context.Context, mailbox string, uid uint32) ([32]byte, int64, error)
 	Close() error
 }
+
+// ErrLocked is wrapped by Ledger.Lock when another run holds the account.
+var ErrLocked = errors.New("the account is locked by another run")
 
 // ErrUIDValidityChanged is returned when a mailbox's UIDVALIDITY is not the one recorded.
 var ErrUIDValidityChanged = errors.New("UIDVALIDITY changed")

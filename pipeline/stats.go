@@ -46,12 +46,15 @@ type Stats struct {
 	DateSources map[string]int `json:"date_sources,omitempty"`
 	// Normalised is how many copied messages had bare LFs or CRs turned
 	// into CRLF, and LineEndsFixed how many line ends that was in all.
-	Normalised    int           `json:"normalised"`
-	LineEndsFixed int           `json:"line_ends_fixed"`
-	Attempts      int           `json:"attempts"`
-	Duration      time.Duration `json:"-"`
-	Seconds       float64       `json:"seconds"`
-	DryRun        bool          `json:"dry_run,omitempty"`
+	Normalised    int `json:"normalised"`
+	LineEndsFixed int `json:"line_ends_fixed"`
+	Attempts      int `json:"attempts"`
+	// Locked is set when another run held the account and this one
+	// skipped it (Runner.SkipLocked).
+	Locked   bool          `json:"locked,omitempty"`
+	Duration time.Duration `json:"-"`
+	Seconds  float64       `json:"seconds"`
+	DryRun   bool          `json:"dry_run,omitempty"`
 	// Error is the error that stopped the account, "" when it completed.
 	Error string `json:"error,omitempty"`
 	// ErrorClass is the class of Error ("fatal", "transient", "interrupted").

@@ -3,11 +3,16 @@
 // message's exact bytes, and deletes only on an explicit commit.
 //
 // The client implements RFC 1939 (POP3; multi-line responses and
-// byte-stuffing §3, the UPDATE state and QUIT §6, UIDL §7), RFC 2449 (CAPA
-// and extended response codes), RFC 2595 §4 (STLS), RFC 3206 (the SYS and
-// AUTH response codes) and RFC 5034 (SASL AUTH, here with the PLAIN mechanism
-// of RFC 4616). It is written for this tool rather than borrowed because
+// byte-stuffing §3, the UPDATE state and QUIT §6, UIDL §7), RFC 2449 (CAPA,
+// PIPELINING and extended response codes), RFC 2595 §4 (STLS), RFC 3206
+// (the SYS and AUTH response codes) and RFC 5034 (SASL AUTH, here with the
+// PLAIN mechanism of RFC 4616). It is written for this tool rather than borrowed because
 // message bytes must survive unchanged: see copyDotStuffed.
+//
+// With a server that announces PIPELINING (RFC 2449 §6.6), Source.Prefetch
+// keeps a window of RETRs in flight so that round trips overlap; every
+// other command first reads the replies still owed, so the session never
+// falls out of step.
 //
 // Deletion is safe by construction: DELE only marks messages, and only Quit
 // commits them (RFC 1939 §6). Close, and any cancellation or error, drop the

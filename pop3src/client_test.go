@@ -33,6 +33,8 @@ func scripted(t *testing.T, opts *ClientOptions, script ...step) (c *Client, wai
 	go func() {
 		defer close(done)
 		defer sc.Close()
+		// A client that waits where it should not fails instead of hanging.
+		_ = sc.SetDeadline(time.Now().Add(10 * time.Second))
 		for i, s := range script {
 			if s.want != "" {
 				got := make([]byte, len(s.want))

@@ -160,6 +160,13 @@ type ageFilter struct {
 
 func (f *ageFilter) Unwrap() pipeline.Source { return f.Source }
 
+func (f *ageFilter) Prefetch(ctx context.Context, msgs []pipeline.SourceMessage) error {
+	if p, ok := f.Source.(pipeline.Prefetcher); ok {
+		return p.Prefetch(ctx, msgs)
+	}
+	return nil
+}
+
 func (f *ageFilter) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
 	msgs, err := f.Source.List(ctx)
 	if err != nil {

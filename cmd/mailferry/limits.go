@@ -51,6 +51,13 @@ type limitedSource struct {
 
 func (s limitedSource) Unwrap() pipeline.Source { return s.Source }
 
+func (s limitedSource) Prefetch(ctx context.Context, msgs []pipeline.SourceMessage) error {
+	if p, ok := s.Source.(pipeline.Prefetcher); ok {
+		return p.Prefetch(ctx, msgs)
+	}
+	return nil
+}
+
 func (s limitedSource) Close(commit bool) error {
 	defer s.release()
 	return s.Source.Close(commit)

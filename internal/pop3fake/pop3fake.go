@@ -1,8 +1,9 @@
-// Package pop3fake is an in-process POP3 server (RFC 1939, with CAPA from
-// RFC 2449, STLS from RFC 2595 and SASL PLAIN from RFC 5034) for fast tests
-// and fault injection. It serves one maildrop on 127.0.0.1, sends each
-// message's bytes exactly (byte-stuffed per RFC 1939 §3), removes deleted
-// messages only at QUIT (RFC 1939 §6), and records what clients sent.
+// Package pop3fake is an in-process POP3 server (RFC 1939, with CAPA and
+// optionally PIPELINING from RFC 2449, STLS from RFC 2595 and SASL PLAIN
+// from RFC 5034) for fast tests and fault injection. It serves one maildrop
+// on 127.0.0.1, sends each message's bytes exactly (byte-stuffed per RFC 1939
+// §3), removes deleted messages only at QUIT (RFC 1939 §6), and records what
+// clients sent.
 //
 // Faults (SetFaults) make it answer a command with a given -ERR line, stop
 // responding, or cut or stall the connection part-way through a RETR. They
