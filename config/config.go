@@ -74,6 +74,11 @@ type Config struct {
 	DryRun       bool
 	DeleteSource bool
 	LogFormat    LogFormat
+	// OnLocked is what a run does with an account another run is working
+	// on (overlapping cron runs): "fail" (default), "skip" or "wait" (up to
+	// LockWait).
+	OnLocked     string
+	LockWait     time.Duration
 	Source       Source
 	Destination  Destination
 	Policy       Policy
@@ -168,6 +173,8 @@ func (a *Account) at(key string) position {
 func Default() *Config {
 	return &Config{
 		Workers:     DefaultWorkers,
+		OnLocked:    "fail",
+		LockWait:    10 * time.Minute,
 		LogFormat:   LogText,
 		Source:      Source{Server{IdleTimeout: DefaultIdleTimeout}},
 		Destination: Destination{Server: Server{IdleTimeout: DefaultIdleTimeout}, BatchMessages: DefaultBatchMessages, BatchBytes: DefaultBatchBytes},

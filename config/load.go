@@ -27,6 +27,8 @@ type fileConfig struct {
 	DryRun       bool          `toml:"dry_run"`
 	DeleteSource bool          `toml:"delete_source"`
 	LogFormat    *string       `toml:"log_format"`
+	OnLocked     string        `toml:"on_locked"`
+	LockWait     *Duration     `toml:"lock_wait"`
 	Source       fileSource    `toml:"source"`
 	Destination  fileDest      `toml:"destination"`
 	Policy       filePolicy    `toml:"policy"`
@@ -261,6 +263,12 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 		c.Workers = *fc.Workers
 	}
 	c.DryRun, c.DeleteSource = fc.DryRun, fc.DeleteSource
+	if fc.OnLocked != "" {
+		c.OnLocked = fc.OnLocked
+	}
+	if fc.LockWait != nil {
+		c.LockWait = time.Duration(*fc.LockWait)
+	}
 	if fc.LogFormat != nil {
 		c.LogFormat = LogFormat(*fc.LogFormat)
 	}

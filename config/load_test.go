@@ -178,6 +178,8 @@ dry_run = true
 delete_source = true
 log_format = "json"
 accounts_file = "users.csv"
+on_locked = "skip"
+lock_wait = "2m"
 
 [source]
 url = "imap://imap.old.example:1143?auth=plain"
@@ -250,7 +252,7 @@ func TestLoadFull(t *testing.T) {
 	}
 	want := &Config{
 		File: path, State: filepath.Join(dir, "var/mailferry.db"), Workers: 8, DryRun: true, DeleteSource: true,
-		LogFormat: LogJSON, AccountsFile: filepath.Join(dir, "users.csv"),
+		LogFormat: LogJSON, OnLocked: "skip", LockWait: 2 * time.Minute, AccountsFile: filepath.Join(dir, "users.csv"),
 		Source: Source{Server{URL: "imap://imap.old.example:1143?auth=plain", TLSCA: "/etc/ssl/old-ca.pem",
 			Auth: AuthPlain, MasterUser: "admin", MasterPassword: SecretSource{File: filepath.Join(dir, "master.pw")},
 			IdleTimeout: 48 * time.Hour, MaxConnections: 3}},
@@ -265,8 +267,8 @@ func TestLoadFull(t *testing.T) {
 		Accounts: []Account{
 			{Name: "alice-main", SourceUser: "alice", SourcePassword: SecretSource{Inline: secret.New("inline-src")},
 				DestUser: "alice@new.example", DestPassword: SecretSource{Env: "ALICE_DEST"}, DestFolder: "Old/INBOX",
-				Origin: path + ":40"},
-			{Name: "bob", SourceUser: "bob", DestUser: "bob", Origin: path + ":48"},
+				Origin: path + ":42"},
+			{Name: "bob", SourceUser: "bob", DestUser: "bob", Origin: path + ":50"},
 			{Name: "carol", SourceUser: "carol", SourcePassword: SecretSource{Inline: secret.New("c,1")},
 				DestUser: "carol@new.example", DestPassword: SecretSource{Inline: secret.New(`d"2`)},
 				Origin: filepath.Join(dir, "users.csv") + ":2"},
@@ -285,8 +287,8 @@ func TestLoadFull(t *testing.T) {
 			}
 		}
 	}
-	if len(warns) != 1 || warns[0].Key != "destination.insecure_skip_verify" || warns[0].Line != 24 {
-		t.Errorf("Load(full) warnings = %v, want one for destination.insecure_skip_verify at line 24", warns)
+	if len(warns) != 1 || warns[0].Key != "destination.insecure_skip_verify" || warns[0].Line != 26 {
+		t.Errorf("Load(full) warnings = %v, want one for destination.insecure_skip_verify at line 26", warns)
 	}
 
 	src, err := got.SourceEndpoint(&got.Accounts[0])

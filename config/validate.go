@@ -21,6 +21,14 @@ func (c *Config) Validate() error {
 	if c.LogFormat != LogText && c.LogFormat != LogJSON {
 		errs.add(c.at("log_format"), "log_format", "log_format must be \"text\" or \"json\", got %q", c.LogFormat)
 	}
+	switch c.OnLocked {
+	case "fail", "skip", "wait":
+	default:
+		errs.add(c.at("on_locked"), "on_locked", "on_locked must be \"fail\", \"skip\" or \"wait\", got %q", c.OnLocked)
+	}
+	if c.LockWait < 0 {
+		errs.add(c.at("lock_wait"), "lock_wait", "lock_wait must not be negative")
+	}
 	c.validateServer(&errs, "source", &c.Source.Server)
 	dstEP, dstOK := c.validateServer(&errs, "destination", &c.Destination.Server)
 	if dstOK && dstEP.Protocol != IMAP {

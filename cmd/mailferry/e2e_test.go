@@ -419,3 +419,34 @@ func TestE2EInterrupt(t *testing.T) {
 	}
 	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
 }
+
+// TestE2EOverlappingRuns starts two runs on the same account at once, as
+// overlapping cron jobs would: with --on-locked wait the second waits for
+// the first and finds nothing left; with skip it says so and exits 0.
+// Either way every message is on the destination exactly once.
+func TestE2EOverlappingRuns(t *testing.T) {
+	for _, mode := range []string{"wait", "skip"} {
+		t.Run(mode, func(t *testing.T) {
+			p := startPair(t)
+			seed(t, p, simpleMessages(300))
+			served := sourceServed(t, p)
+			args := p.copyArgs("--batch-messages", "5", "--on-locked", mode)
+			results := make(chan runResult, 2)
+			for i := 0; i < 2; i++ {
+				go func() { results <- runSubprocess(t, p, nil, args...) }()
+			}
+			a, b := <-results, <-results
+			if a.code != exitOK || b.code != exitOK {
+				t.Fatalf("exits %d and %d, want 0 and 0\n%s\n%s", a.code, b.code, a.stderr, b.stderr)
+			}
+			copied := a.report.Totals.Copied + b.report.Totals.Copied
+			if copied != 300 {
+				t.Errorf("the two runs copied %d + %d, want 300 in all", a.report.Totals.Copied, b.report.Totals.Copied)
+			}
+			if mode == "skip" && !a.report.Accounts[0].Locked && !b.report.Accounts[0].Locked {
+				t.Error("neither run reports that it skipped a locked account")
+			}
+			assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+		})
+	}
+}

@@ -80,7 +80,11 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 		defer os.RemoveAll(dir)
 		state = filepath.Join(dir, "empty.db")
 	}
-	ledger, err := checkpoint.Open(ctx, state, &checkpoint.Options{Logger: x.log})
+	lopts := &checkpoint.Options{Logger: x.log}
+	if x.opts.onLocked == "wait" {
+		lopts.LockWait = x.opts.lockWait
+	}
+	ledger, err := checkpoint.Open(ctx, state, lopts)
 	if err != nil {
 		return exitFatal, fmt.Errorf("opening the checkpoint: %w", err)
 	}
@@ -105,7 +109,7 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 		x.logOut.setBar(view.bar)
 	}
 	runner := &pipeline.Runner{Ledger: ledger, DryRun: x.opts.dryRun, Logger: x.log,
-		Progress: view, Attempts: x.attempts}
+		Progress: view, Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip"}
 
 	stats := make([]*pipeline.Stats, len(jobs))
 	workers := max(1, min(x.workers, len(jobs)))

@@ -134,10 +134,12 @@ func (ft *faultTally) addClass(key string) {
 }
 
 func TestFaultScenariosPOP3(t *testing.T) {
+	t.Parallel()
 	runFaultSuite(t, pop3Kind)
 }
 
 func TestFaultScenariosIMAP(t *testing.T) {
+	t.Parallel()
 	runFaultSuite(t, imapKind)
 }
 
@@ -176,7 +178,7 @@ func runFaultSuite(t *testing.T, kind sourceKind) {
 		users[i] = fmt.Sprintf("f%s%04d", kind.name, i)
 	}
 	env := startFaultEnv(t, users, dovecot.Options{})
-	const workers = 2
+	const workers = 3
 	pool := make(chan *proxySet, workers)
 	srcTLS, srcPlain := kind.addrs(env.src)
 	for i := 0; i < workers; i++ {
@@ -198,17 +200,32 @@ func runFaultSuite(t *testing.T, kind sourceKind) {
 			kind.name, seed0, tally.scenarios, tally.runs, tally.crashes, tally.faults, tally.fired, tally.messages,
 			tally.deleted, tally.lost, tally.dups, time.Since(start).Round(time.Second), strings.Join(classes, "\n  "))
 	})
-	for i := 0; i < count; i++ {
-		t.Run(fmt.Sprintf("%03d", i), func(t *testing.T) {
-			t.Parallel()
-			if time.Since(start) > budget {
-				t.Skipf("the suite's time budget (%v, MAILFERRY_FAULT_BUDGET) is spent", budget)
+	// Workers call t.Run from their own goroutines: the scenarios wait on
+	// Dovecot and child processes more than on the CPU, so more of them
+	// run at once than -parallel (the number of CPUs) would allow.
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t.Run(fmt.Sprintf("%03d", i), func(t *testing.T) {
+					if time.Since(start) > budget {
+						t.Skipf("the suite's time budget (%v, MAILFERRY_FAULT_BUDGET) is spent", budget)
+					}
+					ps := <-pool
+					defer func() { pool <- ps }()
+					runScenario(t, env, ps, kind, users[i], seed0+int64(i)*1_000_003, tally)
+				})
 			}
-			ps := <-pool
-			defer func() { pool <- ps }()
-			runScenario(t, env, ps, kind, users[i], seed0+int64(i)*1_000_003, tally)
-		})
+		}()
 	}
+	for i := 0; i < count; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }
 
 // runScenario is one account: fault runs, then clean runs until done.

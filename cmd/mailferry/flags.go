@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -22,6 +23,8 @@ type commonOptions struct {
 	deleteSource       bool
 	progress           string
 	report             string
+	onLocked           string
+	lockWait           time.Duration
 }
 
 func (o *commonOptions) register(fs *pflag.FlagSet) {
@@ -38,6 +41,8 @@ func (o *commonOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.deleteSource, "delete-source", false, "delete at the source what the destination confirmed and the ledger recorded")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, log lines otherwise), bar, lines or none")
 	fs.StringVar(&o.report, "report", "", "also write the JSON report to this file")
+	fs.StringVar(&o.onLocked, "on-locked", "fail", "when another run is working on an account (overlapping cron runs): fail, skip, or wait")
+	fs.DurationVar(&o.lockWait, "lock-wait", 10*time.Minute, "with --on-locked wait: how long to wait for the other run")
 }
 
 func (o *commonOptions) check() error {
@@ -45,6 +50,11 @@ func (o *commonOptions) check() error {
 	case "text", "json":
 	default:
 		return usagef("--log-format must be text or json, not %q", o.logFormat)
+	}
+	switch o.onLocked {
+	case "fail", "skip", "wait":
+	default:
+		return usagef("--on-locked must be fail, skip or wait, not %q", o.onLocked)
 	}
 	switch o.progress {
 	case "auto", "bar", "lines", "none":

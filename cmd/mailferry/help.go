@@ -116,6 +116,9 @@ FLAGS
   --json                    print a JSON report on stdout
   --report FILE             also write the JSON report to FILE
   --progress MODE           auto (default), bar, lines or none
+  --on-locked ACTION        another run is working on the account (overlapping
+                            cron runs): fail (default), skip, or wait
+  --lock-wait DURATION      with --on-locked wait: how long (default 10m)
   -q, --quiet               only warnings and errors
   -v, --verbose             debug logging
   --log-format FORMAT       text (default) or json
@@ -161,6 +164,7 @@ FLAGS
   --state FILE              checkpoint file (default: the file's state)
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --dry-run, --delete-source, --json, --report FILE, --progress MODE
+  --on-locked fail|skip|wait, --lock-wait DURATION (cron: use skip or wait)
   -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
 
 EXAMPLES

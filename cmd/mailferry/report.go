@@ -136,6 +136,9 @@ func (r *report) writeText(w io.Writer) {
 		if len(r.Accounts) == 1 {
 			fmt.Fprintf(w, "%s\n", s.Account)
 		}
+		if s.Locked {
+			fmt.Fprintln(w, "  skipped: another run is working on this account (--on-locked skip)")
+		}
 		if s.Error != "" {
 			fmt.Fprintf(w, "  error (%s): %s\n", s.ErrorClass, s.Error)
 			if s.Hint != "" {
@@ -178,7 +181,7 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "line ends: %d messages had a bare LF or CR turned into CRLF (%d line ends), as IMAP requires\n",
 			t.Normalised, t.LineEndsFixed)
 	}
-	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.AccountsFailed == 0 {
+	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.AccountsFailed == 0 && !anyLocked(r.Accounts) {
 		fmt.Fprintln(w, "nothing to do: the destination already has every message")
 	}
 }
@@ -191,4 +194,13 @@ func result(s *pipeline.Stats) string {
 		return "partial"
 	}
 	return "ok"
+}
+
+func anyLocked(stats []*pipeline.Stats) bool {
+	for _, s := range stats {
+		if s.Locked {
+			return true
+		}
+	}
+	return false
 }

@@ -65,6 +65,12 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	if !fs.Changed("delete-source") {
 		common.deleteSource = cfg.DeleteSource
 	}
+	if !fs.Changed("on-locked") {
+		common.onLocked = cfg.OnLocked
+	}
+	if !fs.Changed("lock-wait") {
+		common.lockWait = cfg.LockWait
+	}
 	if !fs.Changed("log-format") && cfg.LogFormat != "" {
 		common.logFormat = string(cfg.LogFormat)
 		log = newLogger(&common, logOut)
