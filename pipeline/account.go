@@ -254,6 +254,9 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests map[stri
 
 	w := batchWriter{a: a, boxes: map[string]*mailboxState{}}
 	err := w.consume(ctx, items, budget)
+	if cerr := w.commitCarry(context.WithoutCancel(ctx)); cerr != nil && err == nil {
+		err = cerr
+	}
 	cancel()
 	// Drain so the fetcher can end and release its spools.
 	for it := range items {
