@@ -74,13 +74,20 @@ func (e *ReplyError) Error() string {
 
 // Permanent reports whether the refusal can never succeed, so the message
 // is skipped for good rather than tried again by the next run: the server
-// said it is too big (RFC 7889 / RFC 5530 TOOBIG).
-func (e *ReplyError) Permanent() bool { return e.Code == "TOOBIG" }
+// said it is too big (RFC 7889 / RFC 5530 TOOBIG, or Dovecot's [LIMIT] with
+// a size text, see ErrorClass).
+func (e *ReplyError) Permanent() bool {
+	return e.Code == "TOOBIG" || e.Code == "LIMIT" && e.Command == "APPEND" && sizeLimitText(e.Text)
+}
 
 // ErrorClass implements pipeline.Classifier.
 //
-//   - BYE, UNAVAILABLE, LIMIT, INUSE, SERVERBUG: transient (the server or the
-//     account is busy; reconnect with backoff).
+//   - BYE, UNAVAILABLE, LIMIT, INUSE, SERVERBUG, THROTTLED (Gmail), and a
+//     reply whose text says it is throttled (Office 365's bare NO "Request
+//     is throttled. Suggested Backoff Time: …"): transient (the server or
+//     the account is busy; reconnect with backoff), except a LIMIT to APPEND
+//     whose text speaks of the message size (Dovecot's
+//     quota_max_mail_size): per message, like TOOBIG.
 //   - OVERQUOTA, AUTHENTICATIONFAILED, AUTHORIZATIONFAILED, EXPIRED,
 //     PRIVACYREQUIRED, CONTACTADMIN, NOPERM, and any NO/BAD to LOGIN or
 //     AUTHENTICATE: fatal (nothing more will fit or nothing is allowed).
@@ -96,11 +103,28 @@ func (e *ReplyError) ErrorClass() pipeline.Class {
 		return pipeline.ClassTransient
 	}
 	switch e.Code {
-	case "UNAVAILABLE", "LIMIT", "INUSE", "SERVERBUG":
+	case "LIMIT":
+		// RFC 5530 §3: an implementation limit. Dovecot answers an APPEND
+		// larger than quota_max_mail_size with "NO [LIMIT] Mail size is
+		// larger than the maximum size allowed by server configuration":
+		// that message will never fit, so it is skipped, not retried
+		// forever. Other LIMITs (rate and connection limits) pass.
+		if e.Command == "APPEND" && sizeLimitText(e.Text) {
+			return pipeline.ClassPerMessage
+		}
+		return pipeline.ClassTransient
+	case "UNAVAILABLE", "INUSE", "SERVERBUG", "THROTTLED":
+		// THROTTLED is Gmail's (not in RFC 5530): too many commands or
+		// bytes for now.
 		return pipeline.ClassTransient
 	case "OVERQUOTA", "AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED", "EXPIRED",
 		"PRIVACYREQUIRED", "CONTACTADMIN", "NOPERM":
 		return pipeline.ClassFatal
+	}
+	if throttledText(e.Text) {
+		// Office 365 throttles with a bare NO: "Request is throttled.
+		// Suggested Backoff Time: N milliseconds".
+		return pipeline.ClassTransient
 	}
 	switch e.Command {
 	case "LOGIN", "AUTHENTICATE":
@@ -109,6 +133,19 @@ func (e *ReplyError) ErrorClass() pipeline.Class {
 		return pipeline.ClassPerMessage
 	}
 	return pipeline.ClassFatal
+}
+
+// sizeLimitText reports whether the text of a [LIMIT] refusal says the
+// message is too large.
+func sizeLimitText(text string) bool {
+	t := strings.ToLower(text)
+	return strings.Contains(t, "size") || strings.Contains(t, "too large") || strings.Contains(t, "too big")
+}
+
+// throttledText reports whether a reply without a telling code says the
+// server is throttling the client.
+func throttledText(text string) bool {
+	return strings.Contains(strings.ToLower(text), "throttl")
 }
 
 // classified gives an error a fixed class.

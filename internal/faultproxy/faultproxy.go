@@ -171,11 +171,12 @@ type Proxy struct {
 	wg       sync.WaitGroup
 	closed   chan struct{}
 
-	mu     sync.Mutex
-	plan   Plan
-	conns  int // accepted since the last SetPlan
-	events []Event
-	live   map[*conn]struct{}
+	mu      sync.Mutex
+	plan    Plan
+	conns   int // accepted since the last SetPlan
+	events  []Event
+	traffic [2]int64 // bytes forwarded since the last SetPlan, by Direction
+	live    map[*conn]struct{}
 }
 
 // Start listens on 127.0.0.1:0 and forwards each connection to upstream,
@@ -206,8 +207,16 @@ func (p *Proxy) SetPlan(plan Plan) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.plan, p.conns, p.events = plan, 0, nil
+	p.plan, p.conns, p.events, p.traffic = plan, 0, nil, [2]int64{}
 	return nil
+}
+
+// Traffic returns the bytes forwarded since the last SetPlan in each
+// direction, for choosing fault offsets that fall inside a conversation.
+func (p *Proxy) Traffic() (serverToClient, clientToServer int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.traffic[ServerToClient], p.traffic[ClientToServer]
 }
 
 // Conns is how many connections were accepted since the last SetPlan.
@@ -269,6 +278,12 @@ func (p *Proxy) accept() {
 		p.mu.Unlock()
 		go c.serve()
 	}
+}
+
+func (p *Proxy) count(dir Direction, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.traffic[dir] += int64(n)
 }
 
 func (p *Proxy) record(e Event) {
@@ -423,6 +438,7 @@ func (c *conn) pump(dir Direction, from, to net.Conn) {
 			}
 			atLineStart = data[chunk-1] == '\n'
 			pos += int64(chunk)
+			c.p.count(dir, chunk)
 			data = data[chunk:]
 			if !fire() {
 				return
