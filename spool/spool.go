@@ -131,7 +131,13 @@ func (w *Writer) store(b []byte) error {
 		if err != nil {
 			return fmt.Errorf("spool: creating temp file: %w", err)
 		}
-		// CreateTemp makes the file 0600: message bytes stay private.
+		// CreateTemp makes the file 0600: message bytes stay private. The
+		// name is removed at once and the open descriptor kept, so a killed
+		// run leaves no message bytes behind in the temp directory.
+		if err := os.Remove(f.Name()); err != nil {
+			f.Close()
+			return fmt.Errorf("spool: unlinking temp file: %w", err)
+		}
 		w.file = f
 		if _, err := f.Write(w.mem.Bytes()); err != nil {
 			return fmt.Errorf("spool: writing temp file: %w", err)
@@ -172,9 +178,7 @@ func (w *Writer) Finish() (*Message, error) {
 func (w *Writer) Discard() {
 	w.closed = true
 	if w.file != nil {
-		name := w.file.Name()
 		w.file.Close()
-		os.Remove(name)
 		w.file = nil
 	}
 	w.mem = bytes.Buffer{}
@@ -231,11 +235,7 @@ func (m *Message) Close() error {
 	if m.file == nil {
 		return nil
 	}
-	name := m.file.Name()
 	err := m.file.Close()
-	if rmErr := os.Remove(name); err == nil {
-		err = rmErr
-	}
 	m.file = nil
 	return err
 }

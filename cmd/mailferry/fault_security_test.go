@@ -140,13 +140,12 @@ func TestFaultSecrecyPOP3SASLAndSpool(t *testing.T) {
 	if !strings.Contains(r1.stderr, "AUTH PLAIN") {
 		t.Errorf("the trace shows no AUTH PLAIN; the test does not cover SASL:\n%s", r1.stderr)
 	}
-	spooled, _ := filepath.Glob(filepath.Join(tmp, "mailferry-spool-*"))
-	for _, f := range spooled {
-		if info, err := os.Stat(f); err == nil && info.Mode().Perm() != 0o600 {
-			t.Errorf("spool file %s has mode %v, want 0600", filepath.Base(f), info.Mode().Perm())
-		}
+	// Spool files are unlinked as soon as they are created: even a killed
+	// run leaves no message bytes in TMPDIR (their mode, 0600, is checked
+	// in the spool package's tests).
+	if spooled, _ := filepath.Glob(filepath.Join(tmp, "mailferry-spool-*")); len(spooled) != 0 {
+		t.Errorf("the killed run left %d spool files in TMPDIR", len(spooled))
 	}
-	t.Logf("%d spool files left in TMPDIR by the killed run", len(spooled))
 	r2 := runSubprocess(t, nil, []string{"TMPDIR=" + tmp}, args...)
 	if r2.code != exitOK {
 		t.Fatalf("resume: exit %d\n%s", r2.code, r2.stderr)
@@ -159,7 +158,7 @@ func TestFaultSecrecyPOP3SASLAndSpool(t *testing.T) {
 	outputs := readAll(append(files, state, state+"-wal", state+"-shm")...)
 	outputs["stdout"], outputs["stderr"] = r1.stdout+r2.stdout, r1.stderr+r2.stderr
 	assertNoSecrets(t, outputs, append(secretForms(srcPassword, "u"), secretForms(dstPassword, "u")...))
-	if left, _ := filepath.Glob(filepath.Join(tmp, "mailferry-spool-*")); len(left) > len(spooled) {
-		t.Errorf("a complete run left %d spool files behind", len(left)-len(spooled))
+	if left, _ := filepath.Glob(filepath.Join(tmp, "mailferry-spool-*")); len(left) != 0 {
+		t.Errorf("a complete run left %d spool files behind", len(left))
 	}
 }
