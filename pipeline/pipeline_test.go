@@ -326,3 +326,25 @@ func TestErrorBudgetStopsHopelessAccount(t *testing.T) {
 		t.Errorf("%d refusals: the budget did not stop the account early", len(st.Failures))
 	}
 }
+
+// retryAfterErr is a transient error whose server asked for a wait.
+type retryAfterErr struct{ wait time.Duration }
+
+func (e retryAfterErr) Error() string             { return "NO [THROTTLED] slow down" }
+func (e retryAfterErr) RetryAfter() time.Duration { return e.wait }
+
+func TestRetryHonoursSuggestedWaitAndProgress(t *testing.T) {
+	if got := retryAfter(fmt.Errorf("appending: %w", retryAfterErr{3 * time.Second})); got != 3*time.Second {
+		t.Errorf("retryAfter through a wrap = %v, want 3s", got)
+	}
+	// A flaky source that fails every 12th fetch: each attempt makes
+	// progress, so the account completes although 4 attempts in a row
+	// would not be enough.
+	h := newHarness(genMessages(60))
+	h.runner.Attempts = 2
+	h.src.failFetch = 12
+	st := h.run(t)
+	if st.Error != "" || st.Copied != 60 || st.Attempts < 3 {
+		t.Fatalf("error %q, copied %d in %d attempts; want all 60 over several attempts", st.Error, st.Copied, st.Attempts)
+	}
+}

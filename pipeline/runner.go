@@ -18,8 +18,10 @@ type Job struct {
 // Runner runs jobs against one ledger, retrying transient failures.
 type Runner struct {
 	Ledger Ledger
-	// Attempts is how many times an account is tried when transient errors
-	// stop it (dropped connections, BYE, timeouts). Default 4.
+	// Attempts is how many times in a row an account is tried when
+	// transient errors stop it (dropped connections, BYE, timeouts,
+	// throttling) without progress; an attempt that copied messages starts
+	// the count again (up to 100 attempts in all). 1: no retries. Default 4.
 	Attempts int
 	// Backoff is the wait before the second attempt; it doubles after each.
 	// Default 2 s.
@@ -31,6 +33,20 @@ type Runner struct {
 	SkipLocked bool
 	Logger     *slog.Logger
 	Progress   Progress
+}
+
+// Bounds of the retry loop: the longest wait between attempts, and how
+// many attempts an account may make in all while each one makes progress.
+const (
+	maxBackoff              = 5 * time.Minute
+	maxAttemptsWithProgress = 100
+)
+
+func (r *Runner) initialBackoff() time.Duration {
+	if r.Backoff > 0 {
+		return r.Backoff
+	}
+	return 2 * time.Second
 }
 
 // accountRun is what one account's run remembers across attempts.
@@ -96,27 +112,37 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	if attempts <= 0 {
 		attempts = 4
 	}
-	backoff := r.Backoff
-	if backoff <= 0 {
-		backoff = 2 * time.Second
-	}
+	backoff := r.initialBackoff()
 	run := &accountRun{copied: map[string]bool{}, skipped: map[string]bool{}, counted: map[string]bool{}}
-	for i := 1; ; i++ {
+	for i, tries := 1, 1; ; i++ {
 		st.Attempts = i
+		before := len(run.copied)
 		err = r.attempt(ctx, job, opts, ledger, log, prog, st, run)
-		if err == nil || ctx.Err() != nil || ClassOf(err) != ClassTransient || i >= attempts {
+		if err == nil || ctx.Err() != nil || ClassOf(err) != ClassTransient {
 			break
 		}
+		// An attempt that moved messages before it failed does not use up
+		// the budget: a long run on a flaky link or a throttling server
+		// goes on while it makes progress.
+		if attempts > 1 && len(run.copied) > before && i < maxAttemptsWithProgress {
+			tries, backoff = 1, r.initialBackoff()
+		} else if tries++; tries > attempts {
+			break
+		}
+		wait := backoff
+		if ra := retryAfter(err); ra > wait {
+			wait = ra // the server said how long
+		}
 		log.Warn("account attempt failed, retrying", "account", opts.Account, "attempt", i,
-			"retry_in", backoff, "error", err)
+			"retry_in", wait, "error", err)
 		select {
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
 			break
 		}
-		backoff *= 2
+		backoff = min(backoff*2, maxBackoff)
 	}
 	if ctx.Err() != nil && err != nil {
 		err = fmt.Errorf("interrupted: %w", ctx.Err())

@@ -211,6 +211,22 @@ type Classifier interface {
 	ErrorClass() Class
 }
 
+// RetryAfterer is implemented by errors whose server said how long to wait
+// before trying again (throttling replies, POP3 [LOGIN-DELAY]); 0 means it
+// did not say.
+type RetryAfterer interface {
+	RetryAfter() time.Duration
+}
+
+// retryAfter returns the wait err asks for, 0 when none.
+func retryAfter(err error) time.Duration {
+	var ra RetryAfterer
+	if errors.As(err, &ra) {
+		return ra.RetryAfter()
+	}
+	return 0
+}
+
 // ClassOf returns the class of err: the first Classifier in its chain decides;
 // errors that do not say are transient.
 func ClassOf(err error) Class {

@@ -109,7 +109,7 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 		x.logOut.setBar(view.bar)
 	}
 	runner := &pipeline.Runner{Ledger: ledger, DryRun: x.opts.dryRun, Logger: x.log,
-		Progress: view, Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip"}
+		Progress: view, Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff}
 
 	stats := make([]*pipeline.Stats, len(jobs))
 	workers := max(1, min(x.workers, len(jobs)))

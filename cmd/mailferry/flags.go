@@ -25,6 +25,7 @@ type commonOptions struct {
 	report             string
 	onLocked           string
 	lockWait           time.Duration
+	retryBackoff       time.Duration
 }
 
 func (o *commonOptions) register(fs *pflag.FlagSet) {
@@ -43,6 +44,7 @@ func (o *commonOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.report, "report", "", "also write the JSON report to this file")
 	fs.StringVar(&o.onLocked, "on-locked", "fail", "when another run is working on an account (overlapping cron runs): fail, skip, or wait")
 	fs.DurationVar(&o.lockWait, "lock-wait", 10*time.Minute, "with --on-locked wait: how long to wait for the other run")
+	fs.DurationVar(&o.retryBackoff, "retry-backoff", 2*time.Second, "wait before retrying an account after a dropped connection or throttling; doubles each time (a server's suggested wait wins)")
 }
 
 func (o *commonOptions) check() error {

@@ -108,7 +108,10 @@ FLAGS
   --max-age, --min-age D    IMAP source: only messages younger / older than D
   --sync-flags=false        IMAP source: do not update flags of earlier copies
   --special-use=false       IMAP source: no mapping of folders by role
-  --attempts N              tries per account on dropped connections (default 4)
+  --attempts N              tries in a row per account on dropped connections or
+                            throttling without progress (default 4)
+  --retry-backoff DURATION  first wait before a retry, doubling (default 2s); a
+                            server's suggested wait wins
   --x-uidl                  POP3 source: put "X-UIDL: <original UIDL>" before each
                             message, so a Dovecot destination with
                             pop3_reuse_xuidl keeps the old UIDLs (POP3 clients
