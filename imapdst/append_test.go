@@ -106,6 +106,9 @@ func TestAppendTranscript(t *testing.T) {
 		want     []want
 		wantErr  string // substring of the error; "" for none
 		errClass pipeline.Class
+		// errStatus and errCode, when errStatus is set, are what the
+		// *ReplyError found with errors.As must say.
+		errStatus, errCode string
 	}{
 		{
 			name: "LITERAL+ single with flags and date",
@@ -238,9 +241,42 @@ func TestAppendTranscript(t *testing.T) {
 				imapfake.Send("A2 OK [APPENDUID 7 1] ok\r\n* BYE [UNAVAILABLE] shutting down for maintenance\r\n"),
 				imapfake.Close(),
 			},
-			want:     []want{{validity: 7, uid: 1}},
-			wantErr:  "shutting down for maintenance",
-			errClass: pipeline.ClassTransient,
+			want:      []want{{validity: 7, uid: 1}},
+			wantErr:   "shutting down for maintenance",
+			errClass:  pipeline.ClassTransient,
+			errStatus: "BYE", errCode: "UNAVAILABLE",
+		},
+		{
+			// The server reads the announcement, says BYE and closes with
+			// the literal unread: the write fails (connection reset), and
+			// the error must still give the server's reason.
+			name: "BYE while a literal is being written keeps its reason",
+			caps: "LITERAL+ UIDPLUS",
+			msgs: []pipeline.OutgoingMessage{msg(strings.Repeat("x", 8<<20))},
+			script: []imapfake.Step{
+				imapfake.Expect("A2 APPEND \"INBOX\" {8388608+}\r\n"),
+				imapfake.Send("* BYE [UNAVAILABLE] going down\r\n"),
+				imapfake.Close(),
+			},
+			want:      []want{},
+			wantErr:   "BYE [UNAVAILABLE] going down",
+			errClass:  pipeline.ClassTransient,
+			errStatus: "BYE", errCode: "UNAVAILABLE",
+		},
+		{
+			name: "BYE without a code while pipelining keeps its reason",
+			caps: "UIDPLUS LITERAL+",
+			opts: func(o *Options) { o.MaxInFlight = 2 },
+			msgs: []pipeline.OutgoingMessage{msg("one"), msg(strings.Repeat("y", 8<<20))},
+			script: []imapfake.Step{
+				imapfake.Expect("A2 APPEND \"INBOX\" {3+}\r\none\r\nA3 APPEND \"INBOX\" {8388608+}\r\n"),
+				imapfake.Send("* BYE Server shutting down\r\n"),
+				imapfake.Close(),
+			},
+			want:      []want{},
+			wantErr:   "BYE Server shutting down",
+			errClass:  pipeline.ClassTransient,
+			errStatus: "BYE",
 		},
 		{
 			name: "OVERQUOTA is fatal and stops sending",
@@ -337,6 +373,10 @@ func TestAppendTranscript(t *testing.T) {
 				t.Fatalf("Append error = %v, want one containing %q", err, tc.wantErr)
 			case tc.wantErr != "" && pipeline.ClassOf(err) != tc.errClass:
 				t.Errorf("class of %v = %v, want %v", err, pipeline.ClassOf(err), tc.errClass)
+			}
+			var re *ReplyError
+			if tc.errStatus != "" && (!errors.As(err, &re) || re.Status != tc.errStatus || re.Code != tc.errCode) {
+				t.Errorf("Append error = %v, want a *ReplyError with status %s and code %q", err, tc.errStatus, tc.errCode)
 			}
 			checkResults(t, got, tc.want)
 			if err := srv.Wait(); err != nil {

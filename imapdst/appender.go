@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/pipeline"
@@ -364,7 +365,7 @@ func (a *Appender) flush() error {
 		return a.err
 	}
 	if err := a.bw.Flush(); err != nil {
-		return a.fail(fmt.Errorf("imapdst: writing to %s: %w", a.opts.Addr, err))
+		return a.failWrite(fmt.Errorf("imapdst: writing to %s: %w", a.opts.Addr, err))
 	}
 	return nil
 }
@@ -446,7 +447,7 @@ func (a *Appender) writeLiteral(cmd *command, r io.Reader, n int64, secret bool)
 		if err == nil || errors.Is(err, io.EOF) {
 			return false, a.fail(fmt.Errorf("imapdst: message body for %q ended after %d of %d bytes", cmd.mailbox, m, n))
 		}
-		return false, a.fail(fmt.Errorf("imapdst: writing to %s: %w", a.opts.Addr, err))
+		return false, a.failWrite(fmt.Errorf("imapdst: writing to %s: %w", a.opts.Addr, err))
 	}
 	if secret {
 		a.tr.client("***")
@@ -547,7 +548,7 @@ func (a *Appender) untagged(r response) error {
 		}
 		// RFC 3501 §7.1.5: the server is closing the connection. Commands
 		// not yet completed have an unknown outcome.
-		return a.fail(&ReplyError{Command: a.pendingNames(), Status: "BYE", Code: r.Code, Text: r.Text})
+		return a.fail(a.byeError(r))
 	case "OK", "NO", "BAD", "PREAUTH":
 		switch {
 		case r.Code == "ALERT":
@@ -565,12 +566,60 @@ func (a *Appender) untagged(r response) error {
 	return nil
 }
 
-// pendingNames names the command a BYE interrupted, for its error.
-func (a *Appender) pendingNames() string {
+// byeError is the error for an untagged BYE (RFC 3501 §7.1.5): a
+// *ReplyError naming a command it interrupted, "session" when none was
+// pending.
+func (a *Appender) byeError(r response) *ReplyError {
+	e := &ReplyError{Command: "session", Status: "BYE", Code: r.Code, Text: r.Text}
 	for _, c := range a.pending {
-		return c.name
+		e.Command, e.Mailbox = c.name, c.mailbox
+		break
 	}
-	return "session"
+	return e
+}
+
+// Bounds on reading what the server sent before a write failed.
+const (
+	byeGrace      = 250 * time.Millisecond
+	byeMaxReplies = 64
+)
+
+// failWrite is fail for an error writing to the server. A server that ends
+// the session sends "* BYE [code] reason" and closes; a client busy
+// writing (a literal, pipelined APPENDs) then sees only "broken pipe" or
+// "connection reset", while the BYE waits unread. So the replies already
+// received are read, for at most byeGrace, and a BYE found there becomes
+// the error, joined with err: errors.As finds the *ReplyError, its class
+// (BYE: transient) decides, and the message shows the server's reason.
+func (a *Appender) failWrite(err error) error {
+	if a.err != nil {
+		return a.err
+	}
+	if bye := a.salvageBye(); bye != nil {
+		err = fmt.Errorf("%w (%w)", bye, err)
+	}
+	return a.fail(err)
+}
+
+// salvageBye reads the replies the server sent before the connection broke
+// and returns the error for the first BYE among them, or nil. Completions
+// are not recorded: the caller is about to fail, and commands without a
+// known outcome are reconciled later. The connection is closed after
+// byeGrace to unblock the read; it is unusable anyway.
+func (a *Appender) salvageBye() *ReplyError {
+	t := time.AfterFunc(byeGrace, func() { _ = a.ic.Close() })
+	defer t.Stop()
+	for range byeMaxReplies {
+		r, err := readResponse(a.br)
+		if err != nil {
+			return nil
+		}
+		a.tr.server(r.Line)
+		if r.Tag == "*" && r.Status == "BYE" {
+			return a.byeError(r)
+		}
+	}
+	return nil
 }
 
 // fail marks the connection unusable, closes it and returns err.

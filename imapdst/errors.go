@@ -4,7 +4,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -133,6 +136,36 @@ func (e *ReplyError) ErrorClass() pipeline.Class {
 		return pipeline.ClassPerMessage
 	}
 	return pipeline.ClassFatal
+}
+
+// maxRetryAfter caps the wait a server may ask for, so that a garbled or
+// absurd value cannot park an account for days.
+const maxRetryAfter = 15 * time.Minute
+
+// suggestedBackoff matches Office 365's throttling text: "Request is
+// throttled. Suggested Backoff Time: 1234 milliseconds". A missing unit
+// means milliseconds, as Office 365 uses; seconds are understood too.
+var suggestedBackoff = regexp.MustCompile(`(?i)suggested\s+backoff\s+time\s*:?\s*([0-9]+)\s*(milliseconds?|msecs?|ms|seconds?|secs?|s)?\b`)
+
+// RetryAfter implements pipeline.RetryAfterer: the wait the server asked
+// for in the text of its reply (Office 365's "Suggested Backoff Time: N
+// milliseconds", anywhere in Text, case-insensitive), capped at 15 minutes.
+// It is 0 when the server named no time, as with Gmail's [THROTTLED] or a
+// [LIMIT] or [UNAVAILABLE] refusal: the caller then uses its own backoff.
+func (e *ReplyError) RetryAfter() time.Duration {
+	m := suggestedBackoff.FindStringSubmatch(e.Text)
+	if m == nil {
+		return 0
+	}
+	unit := time.Millisecond
+	if u := strings.ToLower(m[2]); u != "" && !strings.HasPrefix(u, "m") {
+		unit = time.Second
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || n > int64(maxRetryAfter/unit) {
+		return maxRetryAfter // absurd, or too many digits for an int64
+	}
+	return time.Duration(n) * unit
 }
 
 // sizeLimitText reports whether the text of a [LIMIT] refusal says the

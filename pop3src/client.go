@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/mailferry/mailferry/secret"
 )
@@ -69,6 +70,21 @@ func (c Capabilities) HasSASL(mech string) bool {
 	return false
 }
 
+// LoginDelay returns the LOGIN-DELAY capability's minimum number of
+// seconds between logins (RFC 2449 §6.5) as a duration; ok is false when
+// it is absent or its argument is not a number.
+func (c Capabilities) LoginDelay() (d time.Duration, ok bool) {
+	args := c["LOGIN-DELAY"]
+	if len(args) == 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(args[0], 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration(n) * time.Second, true
+}
+
 // MessageInfo is one line of a LIST reply: a message number, valid for this
 // session only, and the size the server announces.
 type MessageInfo struct {
@@ -98,10 +114,11 @@ type Client struct {
 	opts  ClientOptions
 	log   *slog.Logger
 
-	greeting string
-	isTLS    bool
-	err      error       // sticky: why the session is unusable
-	closed   atomic.Bool // Close may come from another goroutine
+	greeting   string
+	isTLS      bool
+	loginDelay time.Duration // from CAPA's LOGIN-DELAY (RFC 2449 §6.5), 0 if none
+	err        error         // sticky: why the session is unusable
+	closed     atomic.Bool   // Close may come from another goroutine
 
 	// pending are the message numbers of the RETRs SendRetr sent whose
 	// replies are not read yet, oldest first (RFC 2449 §6.6 PIPELINING).
@@ -260,6 +277,9 @@ func (c *Client) readStatusOrContinuation(cmd string, continuationOK bool) (stat
 		return status{}, c.fail(&ProtocolError{Command: cmd, Reason: "expected +OK or -ERR", Line: shorten(line)})
 	case st.kind == statusErr:
 		err := &ResponseError{Command: cmd, Code: st.code, Text: st.text}
+		if strings.EqualFold(st.code, "LOGIN-DELAY") {
+			err.LoginDelay = c.loginDelay
+		}
 		if cmd == "" {
 			// A -ERR greeting ends the session (RFC 1939 §4 has no
 			// recovery from it).
@@ -333,8 +353,17 @@ func (c *Client) Capa(ctx context.Context) (Capabilities, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d, ok := caps.LoginDelay(); ok {
+		c.loginDelay = d
+	}
 	return caps, nil
 }
+
+// LoginDelay returns the minimum time between logins from the last CAPA
+// that announced LOGIN-DELAY (RFC 2449 §6.5), 0 if none did. Before login
+// it is the server's minimum; a -ERR [LOGIN-DELAY] carries it as
+// ResponseError.LoginDelay.
+func (c *Client) LoginDelay() time.Duration { return c.loginDelay }
 
 // STLS upgrades the session to TLS (RFC 2595 §4) with cfg, which must name
 // the server (ServerName) unless it skips verification. Capabilities learnt

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mailferry/mailferry/pipeline"
 )
@@ -20,6 +21,10 @@ type ResponseError struct {
 	Code string
 	// Text is the human-readable rest of the line.
 	Text string
+	// LoginDelay is the minimum time between logins the server announced
+	// with the LOGIN-DELAY capability (RFC 2449 §6.5) before this reply,
+	// 0 when it announced none. The Client sets it on [LOGIN-DELAY] replies.
+	LoginDelay time.Duration
 }
 
 func (e *ResponseError) Error() string {
@@ -60,6 +65,23 @@ func (e *ResponseError) ErrorClass() pipeline.Class {
 		return pipeline.ClassFatal
 	}
 	return pipeline.ClassTransient
+}
+
+// maxLoginDelay caps the wait RetryAfter reports, so that an absurd
+// LOGIN-DELAY cannot park an account for days. RFC 2449 §6.8 suggests
+// values such as 900 (15 minutes).
+const maxLoginDelay = time.Hour
+
+// RetryAfter implements pipeline.RetryAfterer. For a [LOGIN-DELAY] refusal
+// (RFC 2449 §8.1.1: the user logged in too recently) it is the minimum time
+// between logins from the server's LOGIN-DELAY capability, capped at an
+// hour; 0 when the server did not announce it, and for every other reply,
+// so the caller uses its own backoff.
+func (e *ResponseError) RetryAfter() time.Duration {
+	if !strings.EqualFold(e.Code, "LOGIN-DELAY") {
+		return 0
+	}
+	return min(max(e.LoginDelay, 0), maxLoginDelay)
 }
 
 // commandName returns the upper-case verb of a command line.
