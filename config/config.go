@@ -114,6 +114,7 @@ type Destination struct {
 	Server
 	Folder        string // where POP3 mail lands; "" = the URL's path, else INBOX
 	BatchMessages int    // messages per MULTIAPPEND / pipelined batch
+	Sessions      int    // destination sessions appending at once per account
 	BatchBytes    int64  // bytes per batch
 }
 
@@ -177,7 +178,7 @@ func Default() *Config {
 		LockWait:    10 * time.Minute,
 		LogFormat:   LogText,
 		Source:      Source{Server{IdleTimeout: DefaultIdleTimeout}},
-		Destination: Destination{Server: Server{IdleTimeout: DefaultIdleTimeout}, BatchMessages: DefaultBatchMessages, BatchBytes: DefaultBatchBytes},
+		Destination: Destination{Server: Server{IdleTimeout: DefaultIdleTimeout}, BatchMessages: DefaultBatchMessages, BatchBytes: DefaultBatchBytes, Sessions: 2},
 		Policy:      Policy{InternalDate: DateReceived, Flags: FlagsNone, SpoolMemoryBytes: DefaultSpoolMemoryBytes},
 		Folders:     Folders{SyncFlags: true, SpecialUse: true},
 	}

@@ -60,6 +60,7 @@ type fileDest struct {
 	fileServer
 	Folder        string    `toml:"folder"`
 	BatchMessages *int      `toml:"batch_messages"`
+	Sessions      *int      `toml:"sessions"`
 	BatchBytes    *ByteSize `toml:"batch_bytes"`
 }
 
@@ -277,6 +278,9 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	c.Destination.Folder = fc.Destination.Folder
 	if fc.Destination.BatchMessages != nil {
 		c.Destination.BatchMessages = *fc.Destination.BatchMessages
+	}
+	if fc.Destination.Sessions != nil {
+		c.Destination.Sessions = *fc.Destination.Sessions
 	}
 	if fc.Destination.BatchBytes != nil {
 		c.Destination.BatchBytes = int64(*fc.Destination.BatchBytes)

@@ -64,14 +64,24 @@ const (
 	AuthDefault Auth = ""
 	AuthLogin   Auth = "login" // IMAP LOGIN, POP3 USER/PASS
 	AuthPlain   Auth = "plain" // SASL PLAIN (RFC 4616): IMAP AUTHENTICATE, POP3 AUTH (RFC 5034)
+	// OAuth2 bearer tokens: the account's password source yields the token,
+	// read again for every new connection.
+	AuthXOAuth2     Auth = "xoauth2"     // Google's and Microsoft's XOAUTH2
+	AuthOAuthBearer Auth = "oauthbearer" // OAUTHBEARER (RFC 7628)
 )
+
+// authChoices lists the accepted values of auth, for error messages.
+const authChoices = `"login", "plain", "xoauth2" or "oauthbearer"`
+
+// IsOAuth2 reports whether a is a bearer-token mechanism.
+func (a Auth) IsOAuth2() bool { return a == AuthXOAuth2 || a == AuthOAuthBearer }
 
 func parseAuth(s string) (Auth, error) {
 	switch Auth(s) {
-	case AuthDefault, AuthLogin, AuthPlain:
+	case AuthDefault, AuthLogin, AuthPlain, AuthXOAuth2, AuthOAuthBearer:
 		return Auth(s), nil
 	}
-	return "", fmt.Errorf("unsupported auth %q (want \"login\" or \"plain\")", s)
+	return "", fmt.Errorf("unsupported auth %q (want %s)", s, authChoices)
 }
 
 // Default ports (RFC 8314 §7 for the implicit-TLS ones).
@@ -105,7 +115,7 @@ var ErrUnsupportedScheme = errors.New("unsupported scheme")
 
 // ParseURL parses a server URL:
 //
-//	scheme://[user@]host[:port][/Mailbox/Path][?tls=none][&auth=plain|login]
+//	scheme://[user@]host[:port][/Mailbox/Path][?tls=none][&auth=plain|login|xoauth2|oauthbearer]
 //
 // Schemes: pop3s (implicit TLS, port 995), pop3 (STLS, 110), imaps (993),
 // imap (STARTTLS, 143); the scheme is case-insensitive. The user is
@@ -113,7 +123,7 @@ var ErrUnsupportedScheme = errors.New("unsupported scheme")
 // written %3A, because "user:password@" is refused with ErrPasswordInURL.
 // IPv6 hosts go in brackets ([::1]:1143). The mailbox path is percent-decoded
 // and only allowed for IMAP. Query parameters: tls=none (plaintext, only with
-// the pop3 and imap schemes) and auth=login|plain. CR, LF, NUL and other
+// the pop3 and imap schemes) and auth=login|plain|xoauth2|oauthbearer. CR, LF, NUL and other
 // control characters are refused, raw or percent-encoded. Errors never
 // contain a password, nor the text after a host's ":" that is not a port.
 func ParseURL(s string) (Endpoint, error) {
@@ -239,11 +249,11 @@ func parseQuery(ep *Endpoint, query, scheme string) error {
 		case "auth":
 			a, err := parseAuth(v)
 			if err != nil || a == AuthDefault {
-				return errors.New(`auth must be "login" or "plain"`)
+				return errors.New("auth must be " + authChoices)
 			}
 			ep.Auth = a
 		default:
-			return errors.New("unknown query parameter (supported: tls=none, auth=login|plain)")
+			return errors.New("unknown query parameter (supported: tls=none, auth=login|plain|xoauth2|oauthbearer)")
 		}
 	}
 	return nil

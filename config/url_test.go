@@ -48,6 +48,10 @@ func TestParseURL(t *testing.T) {
 			Endpoint{Protocol: IMAP, TLS: TLSNone, Host: "127.0.0.1", Port: 1143, User: "alice"}, "127.0.0.1:1143"},
 		{"auth plain and tls none", "pop3://alice@localhost:1110?tls=none&auth=plain",
 			Endpoint{Protocol: POP3, TLS: TLSNone, Auth: AuthPlain, Host: "localhost", Port: 1110, User: "alice"}, "localhost:1110"},
+		{"auth xoauth2", "imaps://alice@h?auth=xoauth2",
+			Endpoint{Protocol: IMAP, TLS: TLSImplicit, Auth: AuthXOAuth2, Host: "h", Port: 993, User: "alice"}, "h:993"},
+		{"auth oauthbearer", "pop3s://alice@h?auth=oauthbearer",
+			Endpoint{Protocol: POP3, TLS: TLSImplicit, Auth: AuthOAuthBearer, Host: "h", Port: 995, User: "alice"}, "h:995"},
 		{"upper-case scheme", "IMAPS://alice@h",
 			Endpoint{Protocol: IMAP, TLS: TLSImplicit, Host: "h", Port: 993, User: "alice"}, "h:993"},
 	}

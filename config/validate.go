@@ -47,6 +47,9 @@ func (c *Config) Validate() error {
 	if d.BatchMessages < 1 {
 		errs.add(c.at("destination.batch_messages"), "destination.batch_messages", "destination.batch_messages must be at least 1, got %d", d.BatchMessages)
 	}
+	if d.Sessions < 1 || d.Sessions > 8 {
+		errs.add(c.at("destination.sessions"), "destination.sessions", "destination.sessions must be from 1 to 8, got %d", d.Sessions)
+	}
 	if d.BatchBytes < 1 {
 		errs.add(c.at("destination.batch_bytes"), "destination.batch_bytes", "destination.batch_bytes must be at least 1, got %d", d.BatchBytes)
 	}
@@ -116,12 +119,16 @@ func (c *Config) validateServer(errs *errList, section string, s *Server) (Endpo
 		}
 	}
 	switch s.Auth {
-	case AuthDefault, AuthLogin, AuthPlain:
+	case AuthDefault, AuthLogin, AuthPlain, AuthXOAuth2, AuthOAuthBearer:
 		if ok && s.Auth != AuthDefault && ep.Auth != AuthDefault && ep.Auth != s.Auth {
 			errs.add(c.at(section+".auth"), section+".auth", "%s.auth = %q contradicts auth=%s in %s", section, s.Auth, ep.Auth, key)
 		}
 	default:
-		errs.add(c.at(section+".auth"), section+".auth", "%s.auth must be \"login\" or \"plain\", got %q", section, s.Auth)
+		errs.add(c.at(section+".auth"), section+".auth", "%s.auth must be %s, got %q", section, authChoices, s.Auth)
+	}
+	if s.MasterUser != "" && (s.Auth.IsOAuth2() || (ok && ep.Auth.IsOAuth2())) {
+		errs.add(c.at(section+".master_user"), section+".master_user",
+			"%s.master_user cannot be combined with an OAuth2 login (auth = %q): a bearer token speaks for one user only", section, s.Auth)
 	}
 	if s.MasterUser != "" {
 		if err := checkText(s.MasterUser); err != nil {

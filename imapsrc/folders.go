@@ -83,6 +83,10 @@ func (s *Source) folders(ctx context.Context) ([]Folder, error) {
 	return out, nil
 }
 
+// Included reports whether f passes Options.Include and Exclude: only such
+// folders are listed and copied, and only they get destination folders.
+func (s *Source) Included(f Folder) bool { return s.included(f) }
+
 // included reports whether f passes Options.Include and Exclude.
 func (s *Source) included(f Folder) bool {
 	names := folderPaths(f, s.nsPrefix, s.nsDelim)

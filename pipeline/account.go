@@ -3,9 +3,11 @@ package pipeline
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/mailferry/mailferry/mapping"
@@ -52,6 +54,12 @@ type Options struct {
 	// folder whose UIDVALIDITY changed). Such a message with the same size
 	// and digest as the earlier copy is recorded as done, not sent again.
 	SameOrigin func(oldKey, newKey string) bool
+	// DestSessions is how many destination sessions append at once, each
+	// with its own batches (Dovecot commits one transaction per APPEND
+	// command, so parallel batches are the next lever after MULTIAPPEND).
+	// The first is the attempt's own; the others are opened for the copy.
+	// Default 1.
+	DestSessions int
 	// MaxRefusedInARow stops the account when the destination refuses
 	// this many messages in a row (an error budget: a hopeless account ends
 	// early instead of trying every message). Default 25; negative: never.
@@ -87,6 +95,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.DestSessions <= 0 {
+		o.DestSessions = 1
 	}
 	if o.MaxRefusedInARow == 0 {
 		o.MaxRefusedInARow = 25
@@ -125,9 +136,15 @@ type attempt struct {
 	rawSrc Source
 	rawDst Destination
 	create bool
+	// doneMsgs are the messages committed as done by this attempt's copy.
+	doneMsgs []SourceMessage
 	// orphans are done entries whose keys the source no longer lists, by
 	// digest, for SameOrigin matching; claimed ones are removed.
 	orphans map[string][]Entry
+	// openDst opens another destination session (DestSessions > 1).
+	openDst func(ctx context.Context) (Destination, error)
+	// mu guards st, run and orphans while several batch writers run.
+	mu sync.Mutex
 }
 
 // do runs the attempt: list, reconcile, copy, commit, delete.
@@ -252,11 +269,7 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests map[stri
 		fetchErr <- a.fetchAll(ctx, todo, dests, limit, budget, items)
 	}()
 
-	w := batchWriter{a: a, boxes: map[string]*mailboxState{}}
-	err := w.consume(ctx, items, budget)
-	if cerr := w.commitCarry(context.WithoutCancel(ctx)); cerr != nil && err == nil {
-		err = cerr
-	}
+	err := a.writeAll(ctx, items, budget)
 	cancel()
 	// Drain so the fetcher can end and release its spools.
 	for it := range items {
@@ -268,7 +281,53 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests map[stri
 		// its error (a failed fetch, or the run's context) decides.
 		err = ferr
 	}
-	return w.done, err
+	return a.doneMsgs, err
+}
+
+// writeAll runs DestSessions batch writers on the fetched messages; the
+// first uses the attempt's destination, the others open their own. Each
+// writer commits what its destination confirmed, also when it stops.
+func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byteBudget) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dsts := []Destination{a.dst}
+	for i := 1; i < a.opts.DestSessions && a.openDst != nil; i++ {
+		d, err := a.openDst(ctx)
+		if err != nil {
+			// Fewer sessions is slower, not wrong.
+			a.log.Warn("cannot open another destination session; going on with fewer", "account", a.opts.Account,
+				"sessions", len(dsts), "error", err)
+			break
+		}
+		defer d.Close()
+		dsts = append(dsts, d)
+	}
+	errs := make([]error, len(dsts))
+	var wg sync.WaitGroup
+	for i, d := range dsts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := batchWriter{a: a, dst: d, boxes: map[string]*mailboxState{}}
+			err := w.consume(ctx, items, budget)
+			if cerr := w.commitCarry(context.WithoutCancel(ctx)); cerr != nil && err == nil {
+				err = cerr
+			}
+			if err != nil {
+				cancel() // one writer failing stops the others
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	// The first real error wins over the cancellations it caused.
+	var first error
+	for _, err := range errs {
+		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+			first = err
+		}
+	}
+	return first
 }
 
 // fetchAll reads each message into a spool and hands it to the batcher.

@@ -14,10 +14,10 @@ import (
 // mailbox per batch, and runs each through record-pending → append → commit.
 type batchWriter struct {
 	a     *attempt
+	dst   Destination // this writer's session
 	boxes map[string]*mailboxState
 	batch []*item
 	bytes int64
-	done  []SourceMessage
 	// carry is the outcome of the last batch, not yet committed: it is
 	// committed in one transaction with the next batch's pending entries,
 	// one disk sync per batch instead of two. Losing it in a crash costs
@@ -53,12 +53,12 @@ func (w *batchWriter) box(ctx context.Context, name string) (*mailboxState, erro
 	if b, ok := w.boxes[name]; ok {
 		return b, nil
 	}
-	status, err := w.a.dst.EnsureMailbox(ctx, name)
+	status, err := w.dst.EnsureMailbox(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("preparing destination mailbox %q: %w", name, err)
 	}
 	b := &mailboxState{status: status, nextUID: status.UIDNext}
-	if pf, ok := w.a.dst.(PermanentFlagser); ok {
+	if pf, ok := w.dst.(PermanentFlagser); ok {
 		if b.permanent, err = pf.PermanentFlags(ctx, name); err != nil {
 			return nil, fmt.Errorf("reading the flags %q accepts: %w", name, err)
 		}
@@ -144,7 +144,10 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 			commit = append(commit, e)
 			continue
 		}
-		if old, ok := a.claimOrphan(it); ok {
+		a.mu.Lock()
+		old, ok := a.claimOrphan(it)
+		a.mu.Unlock()
+		if ok {
 			// The same message under an earlier identity is already on
 			// the destination: record it, send nothing.
 			e := it.entry
@@ -156,7 +159,9 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 		}
 		kept, dropped := mapping.CleanFlags(it.out.Flags, box.permanent)
 		if len(dropped) > 0 {
+			a.mu.Lock()
 			st.FlagsDropped += len(dropped)
+			a.mu.Unlock()
 			a.log.Warn("flags not accepted by the destination, dropped", "account", a.opts.Account,
 				"key", it.msg.Key, "mailbox", box.status.Name, "flags", dropped)
 		}
@@ -189,7 +194,7 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 		}
 		a.opts.Crashpoint("pending")
 		var results []AppendResult
-		results, appendErr = a.dst.Append(ctx, box.status.Name, out)
+		results, appendErr = w.dst.Append(ctx, box.status.Name, out)
 		if appendErr == nil {
 			a.opts.Crashpoint("appended")
 		}
@@ -253,18 +258,22 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 		if err := a.ledger.Delete(ctx, a.opts.Account, old); err != nil {
 			return fmt.Errorf("forgetting %d earlier identities: %w", len(old), fatal(err))
 		}
+		a.mu.Lock()
 		st.Rematched += len(old)
+		a.mu.Unlock()
 	}
 	byKey := make(map[string]*item, len(w.batch))
 	for _, it := range w.batch {
 		byKey[it.msg.Key] = it
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for _, e := range commit {
 		it := byKey[e.Key]
 		switch e.State {
 		case StateDone:
 			a.run.copied[e.Key] = true
-			w.done = append(w.done, it.msg)
+			a.doneMsgs = append(a.doneMsgs, it.msg)
 			if _, ok := rematched[e.Key]; ok {
 				a.prog.MessageDone(a.opts.Account, OutcomeFound, e.Size)
 				break

@@ -348,3 +348,24 @@ func TestRetryHonoursSuggestedWaitAndProgress(t *testing.T) {
 		t.Fatalf("error %q, copied %d in %d attempts; want all 60 over several attempts", st.Error, st.Copied, st.Attempts)
 	}
 }
+
+func TestParallelDestinationSessions(t *testing.T) {
+	msgs := genMessages(200)
+	h := newHarness(msgs)
+	h.opts.DestSessions = 3
+	h.dst.loseAfter = 60 // one batch is stored but never confirmed
+	st := h.run(t)
+	if st.Error != "" {
+		t.Fatalf("run failed: %s", st.Error)
+	}
+	if got, want := h.dst.bodies("INBOX"), sortedBodies(msgs); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("destination holds %d messages, want exactly the 200 once each", len(got))
+	}
+	if st.Copied+st.Reconciled != 200 || st.Reconciled == 0 {
+		t.Errorf("copied %d + reconciled %d, want 200 with some reconciled", st.Copied, st.Reconciled)
+	}
+	st = h.run(t)
+	if st.Copied != 0 || st.AlreadyDone != 200 {
+		t.Errorf("re-run: copied %d, already done %d; want 0, 200", st.Copied, st.AlreadyDone)
+	}
+}

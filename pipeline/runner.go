@@ -13,6 +13,12 @@ type Job struct {
 	Options         Options
 	OpenSource      func(ctx context.Context) (Source, error)
 	OpenDestination func(ctx context.Context) (Destination, error)
+	// OpenExtraDestination opens the additional sessions of
+	// Options.DestSessions. It must not wait for a connection slot (an
+	// account holding one session while waiting for another can deadlock
+	// with the other accounts): it fails at once instead, and the copy goes
+	// on with fewer sessions. Nil: OpenDestination.
+	OpenExtraDestination func(ctx context.Context) (Destination, error)
 }
 
 // Runner runs jobs against one ledger, retrying transient failures.
@@ -193,6 +199,17 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 	}
 	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, opts: opts, log: log, prog: prog, st: st,
 		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun}
+	openExtra := job.OpenExtraDestination
+	if openExtra == nil {
+		openExtra = job.OpenDestination
+	}
+	a.openDst = func(ctx context.Context) (Destination, error) {
+		d, err := openExtra(ctx)
+		if err != nil || !r.DryRun {
+			return d, err
+		}
+		return &dryRunDestination{Destination: d}, nil
+	}
 	run.deletePending = 0
 	err = a.do(ctx)
 	dst.Close()

@@ -273,3 +273,33 @@ func TestDisplayKey(t *testing.T) {
 		}
 	}
 }
+
+func TestExpectedSourceFlags(t *testing.T) {
+	done := func(flags ...string) *pipeline.Entry {
+		return &pipeline.Entry{State: pipeline.StateDone, Flags: flags}
+	}
+	tests := []struct {
+		name  string
+		src   []string
+		dst   []string
+		entry *pipeline.Entry
+		want  []string
+	}{
+		{"no ledger: every valid flag", []string{`\Seen`, "$Forwarded"}, nil, nil, []string{`\Seen`, "$Forwarded"}},
+		{"invalid keyword dropped", []string{`\Seen`, "bad(kw"}, nil, nil, []string{`\Seen`}},
+		{"keyword refused at copy time", []string{`\Seen`, "$Label1"}, []string{`\Seen`}, done(`\Seen`), []string{`\Seen`}},
+		{"keyword the ledger recorded", []string{`\Seen`, "$Label1"}, []string{`\Seen`}, done(`\Seen`, "$Label1"), []string{`\Seen`, "$Label1"}},
+		{"keyword on the destination", []string{"$Label1"}, []string{"$label1"}, done(), []string{"$Label1"}},
+		{"system flag always expected", []string{`\Flagged`}, nil, done(), []string{`\Flagged`}},
+		{"pending entry: no ledger word", []string{"$Label1"}, nil, &pipeline.Entry{State: pipeline.StatePending}, []string{"$Label1"}},
+		{"no flags", []string{}, []string{`\Seen`}, done(`\Seen`), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := expectedSourceFlags(tc.src, tc.dst, tc.entry)
+			if !sameFlags(got, tc.want) {
+				t.Errorf("expectedSourceFlags(%q, %q, %+v) = %q, want %q", tc.src, tc.dst, tc.entry, got, tc.want)
+			}
+		})
+	}
+}

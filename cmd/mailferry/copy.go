@@ -54,6 +54,7 @@ type policyFlags struct {
 	idleTimeout    time.Duration
 	attempts       int
 	xUIDL          bool
+	destSessions   int
 }
 
 func (p *policyFlags) register(fs *pflag.FlagSet) {
@@ -64,6 +65,7 @@ func (p *policyFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&p.batchMessages, "batch-messages", 50, "messages per APPEND batch (MULTIAPPEND) and per checkpoint commit")
 	fs.StringVar(&p.batchBytes, "batch-bytes", "16MB", "bytes per APPEND batch")
 	fs.DurationVar(&p.idleTimeout, "idle-timeout", 2*time.Minute, "fail a connection that makes no progress for this long")
+	fs.IntVar(&p.destSessions, "dest-sessions", 2, "destination sessions appending at once per account (each uses 2 connections)")
 	fs.IntVar(&p.attempts, "attempts", 4, "tries per account when connections drop or servers are unavailable")
 	fs.BoolVar(&p.xUIDL, "x-uidl", false, "POP3 source: put \"X-UIDL: <original UIDL>\" before each message (for Dovecot's pop3_reuse_xuidl; changes the bytes)")
 }
@@ -92,6 +94,10 @@ func (p *policyFlags) pipelineOptions() (pipeline.Options, error) {
 	if p.batchMessages < 1 {
 		return o, usagef("--batch-messages must be at least 1")
 	}
+	if p.destSessions < 1 || p.destSessions > 8 {
+		return o, usagef("--dest-sessions must be from 1 to 8")
+	}
+	o.DestSessions = p.destSessions
 	o.BatchMessages = p.batchMessages
 	return o, nil
 }

@@ -71,6 +71,10 @@ func summary(msgs []destMsg) []string {
 
 func TestE2EIMAPToIMAP(t *testing.T) {
 	p := imapPair(t)
+	// Every run excludes Spam, which must get no destination folder.
+	copyArgs := func(extra ...string) []string {
+		return p.imapCopyArgs(append([]string{"--exclude-folder", "Spam"}, extra...)...)
+	}
 	d := func(day int) time.Time {
 		return time.Date(2019, 3, day, 8, 30, 15, 0, time.FixedZone("", -7*3600-1800))
 	}
@@ -93,9 +97,15 @@ func TestE2EIMAPToIMAP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := runInProcess(t, p.getenv, p.imapCopyArgs()...)
+	if err := p.src.SeedMaildir("alice", "Spam", []byte("Subject: spam\r\n\r\nbuy\r\n"), "", d(1)); err != nil {
+		t.Fatal(err)
+	}
+	r := runInProcess(t, p.getenv, copyArgs()...)
 	if r.code != exitOK {
 		t.Fatalf("IMAP → IMAP copy exited %d\n%s", r.code, r.stderr)
+	}
+	if boxes, _ := p.dst.Mailboxes("alice"); slices.ContainsFunc(boxes, func(b string) bool { return b == "Spam" || b == "Junk" }) {
+		t.Errorf("an excluded folder got a destination folder: %v", boxes)
 	}
 	if a := r.report.Accounts[0]; a.Copied != len(msgs) || a.DateSources["source"] != len(msgs) {
 		t.Fatalf("copied %d (dates %v), want %d with source dates", a.Copied, a.DateSources, len(msgs))
@@ -129,7 +139,7 @@ func TestE2EIMAPToIMAP(t *testing.T) {
 	if _, err := p.src.Doveadm("flags", "add", "-u", "alice", `\Flagged`, "mailbox", "Archive.2019", "subject", "arch 1"); err != nil {
 		t.Fatal(err)
 	}
-	r = runInProcess(t, p.getenv, p.imapCopyArgs()...)
+	r = runInProcess(t, p.getenv, copyArgs()...)
 	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 1 || a.FlagsUpdated != 1 || a.AlreadyDone != len(msgs) {
 		t.Fatalf("incremental run: exit %d, copied %d, flags updated %d, already done %d; want 0, 1, 1, %d\n%s",
 			r.code, a.Copied, a.FlagsUpdated, a.AlreadyDone, len(msgs), r.stderr)
@@ -142,7 +152,7 @@ func TestE2EIMAPToIMAP(t *testing.T) {
 	if _, err := p.src.Doveadm("mailbox", "update", "-u", "alice", "--uid-validity", "77", "Archive.2019"); err != nil {
 		t.Fatal(err)
 	}
-	r = runInProcess(t, p.getenv, p.imapCopyArgs()...)
+	r = runInProcess(t, p.getenv, copyArgs()...)
 	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 || a.Rematched != 2 {
 		t.Fatalf("after a UIDVALIDITY change: exit %d, copied %d, rematched %d; want 0, 0, 2\n%s", r.code, a.Copied, a.Rematched, r.stderr)
 	}
@@ -154,7 +164,7 @@ func TestE2EIMAPToIMAP(t *testing.T) {
 	if err := p.src.SeedMaildir("alice", "INBOX", []byte("Subject: in 5\r\n\r\nlast\r\n"), "", d(10)); err != nil {
 		t.Fatal(err)
 	}
-	r = runInProcess(t, p.getenv, p.imapCopyArgs("--delete-source")...)
+	r = runInProcess(t, p.getenv, copyArgs("--delete-source")...)
 	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 1 || a.Deleted != len(msgs)+2 {
 		t.Fatalf("--delete-source: exit %d, copied %d, deleted %d; want 0, 1, %d\n%s", r.code, a.Copied, a.Deleted, len(msgs)+2, r.stderr)
 	}

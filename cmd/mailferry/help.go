@@ -99,6 +99,8 @@ FLAGS
                             beyond the server's APPENDLIMIT)
   --batch-messages N        messages per APPEND batch and commit (default 50)
   --batch-bytes SIZE        bytes per APPEND batch (default 16MB)
+  --dest-sessions N         destination sessions appending at once (default 2;
+                            each uses 2 connections)
   --spool-memory SIZE       keep messages up to SIZE in memory, larger ones in
                             a private temp file (default 8MB)
   --idle-timeout DURATION   fail a connection idle this long (default 2m)

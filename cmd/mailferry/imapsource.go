@@ -114,6 +114,9 @@ func imapFolderMapper(fo folderOptions, log *slog.Logger) func(ctx context.Conte
 		plan := map[string]string{}
 		from := map[string]string{} // destination → first source folder, to report merges
 		for i, f := range srcFolders {
+			if !is.Included(f) {
+				continue // --folder / --exclude-folder: no destination folder either
+			}
 			t := fm.Lookup(mfolders[i])
 			if t.Skip != mapping.NotSkipped {
 				log.Info("folder not copied", "folder", f.Name, "why", t.Skip.String())

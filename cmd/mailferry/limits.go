@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"golang.org/x/sync/semaphore"
@@ -41,6 +42,54 @@ func (h *hostLimits) acquire(ctx context.Context, addr string, limit, n int) (fu
 	}
 	var once sync.Once
 	return func() { once.Do(func() { sem.Release(w) }) }, nil
+}
+
+// tryAcquire is acquire without waiting: ok is false when the slots are
+// in use.
+func (h *hostLimits) tryAcquire(addr string, limit, n int) (release func(), ok bool) {
+	if limit <= 0 {
+		return func() {}, true
+	}
+	w := int64(min(n, limit))
+	h.mu.Lock()
+	if h.slots == nil {
+		h.slots = map[string]*semaphore.Weighted{}
+	}
+	sem, found := h.slots[addr]
+	if !found {
+		sem = semaphore.NewWeighted(int64(limit))
+		h.slots[addr] = sem
+	}
+	h.mu.Unlock()
+	if !sem.TryAcquire(w) {
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { sem.Release(w) }) }, true
+}
+
+// errNoSlot is returned for an extra session when the server's connection
+// cap is reached; the copy goes on with the sessions it has.
+var errNoSlot = errors.New("the destination's connection cap (max_connections) is reached")
+
+// limitExtraDestination wraps open for additional sessions: it takes
+// slots only if they are free right now, never waiting.
+func (h *hostLimits) limitExtraDestination(open func(context.Context) (pipeline.Destination, error), addr string, limit int) func(context.Context) (pipeline.Destination, error) {
+	if limit <= 0 {
+		return open
+	}
+	return func(ctx context.Context) (pipeline.Destination, error) {
+		release, ok := h.tryAcquire(addr, limit, imapdstConnections)
+		if !ok {
+			return nil, errNoSlot
+		}
+		dst, err := open(ctx)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		return limitedDestination{Destination: dst, release: release}, nil
+	}
 }
 
 // limitedSource gives its connection slot back when closed.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/verify"
@@ -81,6 +83,8 @@ type planAccount struct {
 	// Problems are what would make a run fail or be partial.
 	Problems []string `json:"problems"`
 	OK       bool     `json:"ok"`
+	// SourceListed says the source was listed: the counts mean something.
+	SourceListed bool `json:"source_listed"`
 }
 
 type planFolder struct {
@@ -88,6 +92,10 @@ type planFolder struct {
 	Destination string `json:"destination"`
 	Exists      bool   `json:"exists"`
 	Messages    uint32 `json:"messages"`
+	// ToMove and ToMoveBytes are what a run would copy from this source
+	// folder (IMAP sources; for POP3 the account's totals say it).
+	ToMove      int   `json:"to_move,omitempty"`
+	ToMoveBytes int64 `json:"to_move_bytes,omitempty"`
 }
 
 type planReport struct {
@@ -179,8 +187,10 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 }
 
 // planOne inspects one account, writing nothing: the POP3 session ends
-// without QUIT, the destination is only listed, STATUSed and asked for its
-// quota, and the ledger is only read.
+// without QUIT, an IMAP source is only EXAMINEd and read with BODY.PEEK,
+// its folders are mapped as the copy maps them without creating any, the
+// destination is only listed, STATUSed and asked for its quota, and the
+// ledger is only read.
 func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log *slog.Logger) (pa planAccount) {
 	pa = planAccount{Account: a.name, Key: a.opts.Account, Skips: []planSkip{}, Problems: []string{}}
 	problem := func(format string, args ...any) { pa.Problems = append(pa.Problems, fmt.Sprintf(format, args...)) }
@@ -189,7 +199,14 @@ func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log
 		log.Debug("account inspected", "account", a.name, "to_move", pa.ToMove, "problems", len(pa.Problems))
 	}()
 
-	// Destination: log in, capabilities, the mailbox, the quota.
+	// Destination: log in, capabilities, the mailbox, the quota. An IMAP
+	// source's folders go to several mailboxes; the limits and the quota
+	// are read on INBOX, which always exists.
+	isIMAP := a.src.ep.Protocol == config.IMAP
+	quotaMailbox := a.opts.Mailbox
+	if isIMAP || quotaMailbox == "" {
+		quotaMailbox = "INBOX"
+	}
 	dst, derr := a.dst.dialReader(ctx)
 	if derr != nil {
 		problem("destination %s: %v", a.dst.ep, derr)
@@ -203,18 +220,44 @@ func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log
 			// RFC 7889 §3: APPENDLIMIT=N is advertised with its value.
 			pa.DestCaps["APPENDLIMIT"] = dst.AppendLimit() > 0
 		}
-		st, err := dst.Status(ctx, a.opts.Mailbox)
+		st, err := dst.Status(ctx, quotaMailbox)
 		if err != nil {
-			problem("destination mailbox %q: %v", a.opts.Mailbox, err)
+			problem("destination mailbox %q: %v", quotaMailbox, err)
 		}
 		pa.AppendLimit = st.AppendLimit
-		pa.Folders = []planFolder{{Source: "(POP3 maildrop)", Destination: a.opts.Mailbox, Exists: st.Exists, Messages: st.Messages}}
+		if !isIMAP {
+			pa.Folders = []planFolder{{Source: "(POP3 maildrop)", Destination: a.opts.Mailbox, Exists: st.Exists, Messages: st.Messages}}
+		}
 	}
 
 	// Source: capabilities before login, then a session to list and sample.
-	srcMsgs, sample, serr := planSource(ctx, a, &pa, ledger)
+	srcMsgs, sample, folders, serr := planSource(ctx, a, &pa, ledger)
+	// folderOf is the planned folder of a message to move (IMAP sources).
+	folderOf := func(pipeline.SourceMessage) *planFolder { return nil }
 	if serr != nil {
 		problem("source %s: %v", a.src.ep, serr)
+	}
+	if serr == nil && isIMAP {
+		// The folder mapping, source → destination, in source order.
+		idx := map[string]int{}
+		for _, f := range folders {
+			idx[f.Source] = len(pa.Folders)
+			pf := f
+			if derr == nil {
+				st, err := dst.Status(ctx, f.Destination)
+				if err != nil {
+					problem("destination mailbox %q: %v", f.Destination, err)
+				}
+				pf.Exists, pf.Messages = st.Exists, st.Messages
+			}
+			pa.Folders = append(pa.Folders, pf)
+		}
+		folderOf = func(m pipeline.SourceMessage) *planFolder {
+			if i, ok := idx[m.Mailbox]; ok {
+				return &pa.Folders[i]
+			}
+			return nil
+		}
 	}
 	if serr == nil {
 		limit := a.opts.MaxMessageBytes
@@ -233,6 +276,10 @@ func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log
 			}
 			pa.ToMove++
 			pa.ToMoveBytes += m.Size
+			if f := folderOf(m); f != nil {
+				f.ToMove++
+				f.ToMoveBytes += m.Size
+			}
 		}
 		if len(pa.Skips) > 0 {
 			problem("%d messages would be skipped as too big", len(pa.Skips))
@@ -244,7 +291,7 @@ func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log
 		}
 	}
 	if derr == nil && serr == nil {
-		qs, err := dst.Quota(ctx, a.opts.Mailbox)
+		qs, err := dst.Quota(ctx, quotaMailbox)
 		if err != nil {
 			problem("destination quota: %v", err)
 		}
@@ -266,46 +313,67 @@ func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log
 	return pa
 }
 
-// planSource reads the source's capabilities, lists it, removes what the
-// ledger has as done or skipped, and times the download of the first few
-// messages to move. It returns the messages to move.
-func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *checkpoint.Ledger) ([]pipeline.SourceMessage, planEstimate, error) {
+// planSource reads the source's capabilities (POP3) or folder mapping
+// (IMAP), lists it, removes what the ledger has as done or skipped, and
+// times the download of the first few messages to move. It returns the
+// messages to move and, for an IMAP source, the folders the copy would copy
+// in source order.
+func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *checkpoint.Ledger) ([]pipeline.SourceMessage, planEstimate, []planFolder, error) {
 	var est planEstimate
-	if a.src.ep.Protocol != config.POP3 {
-		return nil, est, usagef("IMAP sources are not supported yet")
-	}
-	caps, err := popCapa(ctx, a.src)
-	if err != nil {
-		return nil, est, err
-	}
-	pa.SourceCaps = map[string]bool{}
-	for _, c := range []string{"UIDL", "PIPELINING", "STLS", "USER", "TOP"} {
-		pa.SourceCaps[c] = caps.Has(c)
-	}
-	pa.SourceCaps["SASL PLAIN"] = caps.HasSASL("PLAIN")
-
-	if a.src.ep.Protocol != config.POP3 {
-		return nil, est, usagef("source %s: plan does not support IMAP sources yet (copy and run do)", a.src.ep)
+	isIMAP := a.src.ep.Protocol == config.IMAP
+	if !isIMAP {
+		caps, err := popCapa(ctx, a.src)
+		if err != nil {
+			return nil, est, nil, err
+		}
+		pa.SourceCaps = map[string]bool{}
+		for _, c := range []string{"UIDL", "PIPELINING", "STLS", "USER", "TOP"} {
+			pa.SourceCaps[c] = caps.Has(c)
+		}
+		pa.SourceCaps["SASL PLAIN"] = caps.HasSASL("PLAIN")
 	}
 	open, err := a.src.openSource()
 	if err != nil {
-		return nil, est, err
+		return nil, est, nil, err
 	}
 	src, err := open(ctx)
 	if err != nil {
-		return nil, est, err
+		return nil, est, nil, err
 	}
-	// No QUIT: nothing is committed at the source (RFC 1939 §6).
+	// No commit: nothing is deleted or expunged at the source (for POP3 no
+	// QUIT, RFC 1939 §6).
 	defer src.Close(false)
+	var folders []planFolder
+	var mapped map[string]string
+	if isIMAP {
+		// The copy's mapping with create=false: no folder is created.
+		if mapped, err = a.mapIMAPFolders(ctx, src); err != nil {
+			return nil, est, nil, err
+		}
+		is, _ := unwrap(src).(*imapsrc.Source)
+		all, err := is.Folders(ctx)
+		if err != nil {
+			return nil, est, nil, fmt.Errorf("listing source folders: %w", err)
+		}
+		for _, f := range all {
+			if d, ok := mapped[f.Name]; ok {
+				folders = append(folders, planFolder{Source: f.Name, Destination: d})
+			}
+		}
+	}
 	msgs, err := src.List(ctx)
 	if err != nil {
-		return nil, est, err
+		return nil, est, nil, err
+	}
+	if isIMAP {
+		msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { return mapped[m.Mailbox] == "" })
 	}
 	pa.Listed = len(msgs)
+	pa.SourceListed = true
 	var entries map[string]pipeline.Entry
 	if ledger != nil {
 		if entries, err = ledger.Entries(ctx, a.opts.Account); err != nil {
-			return nil, est, err
+			return nil, est, nil, err
 		}
 	}
 	var todo []pipeline.SourceMessage
@@ -319,7 +387,7 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 			todo = append(todo, m)
 		}
 	}
-	est.Method = "time to download (RETR) the first messages to move, scaled by the larger of the message-count and byte ratios; the destination side is not measured, since plan appends nothing"
+	est.Method = "time to download (RETR or UID FETCH BODY.PEEK[]) the first messages to move, scaled by the larger of the message-count and byte ratios; the destination side is not measured, since plan appends nothing"
 	start := time.Now()
 	for _, m := range todo {
 		if est.SampleMessages >= planSampleMessages || est.SampleBytes >= planSampleBytes {
@@ -327,13 +395,13 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 		}
 		n, err := src.Fetch(ctx, m, io.Discard)
 		if err != nil {
-			return nil, est, fmt.Errorf("sampling message %s: %w", verify.DisplayKey(m.Key), err)
+			return nil, est, nil, fmt.Errorf("sampling message %s: %w", verify.DisplayKey(m.Key), err)
 		}
 		est.SampleMessages++
 		est.SampleBytes += n
 	}
 	est.SampleTime = time.Since(start)
-	return todo, est, nil
+	return todo, est, folders, nil
 }
 
 // popCapa asks the POP3 server for CAPA before logging in (what it offers
@@ -401,9 +469,12 @@ func writePlanText(w io.Writer, rep planReport) {
 			if !f.Exists {
 				state = "will be created"
 			}
+			if f.ToMove > 0 {
+				state += fmt.Sprintf("; %d to move, %s", f.ToMove, humanBytes(f.ToMoveBytes))
+			}
 			fmt.Fprintf(w, "  folder:        %s -> %s (%s)\n", f.Source, f.Destination, state)
 		}
-		if a.SourceCaps != nil {
+		if a.SourceListed || a.SourceCaps != nil {
 			fmt.Fprintf(w, "  to move:       %d messages, %s (of %d listed; %d already done, %d skipped by earlier runs)\n",
 				a.ToMove, humanBytes(a.ToMoveBytes), a.Listed, a.AlreadyDone, a.SkippedBefore)
 		}
@@ -417,7 +488,7 @@ func writePlanText(w io.Writer, rep planReport) {
 		if q := a.Quota; q != nil {
 			fmt.Fprintf(w, "  quota:         %s free of %s (root %q): %s\n", humanBytes(q.FreeBytes), humanBytes(q.LimitBytes), q.Root,
 				map[bool]string{true: "enough", false: "NOT ENOUGH"}[q.Enough])
-		} else if a.DestCaps != nil && a.SourceCaps != nil {
+		} else if a.DestCaps != nil && (a.SourceListed || a.SourceCaps != nil) {
 			fmt.Fprintln(w, "  quota:         none reported")
 		}
 		if est := a.Estimate; est != nil {
@@ -468,10 +539,12 @@ USAGE
 
 For every account (several at once, --workers) plan logs in to both servers
 and reports:
-  - the capabilities that matter: UIDL, PIPELINING, STLS at the source;
+  - the capabilities that matter: UIDL, PIPELINING, STLS at a POP3 source;
     MULTIAPPEND, LITERAL+, UIDPLUS, APPENDLIMIT, SPECIAL-USE, QUOTA, IDLE at
     the destination;
-  - the folder mapping, and whether the destination folder exists;
+  - the folder mapping, and whether the destination folder exists; for an
+    IMAP source every folder the copy would copy, where it goes (as copy
+    maps it) and its messages to move;
   - how many messages and bytes a run would copy (the source listing minus
     what the checkpoint has as done or skipped);
   - the messages a run would skip, and why (larger than APPENDLIMIT or
@@ -484,9 +557,9 @@ A wrong password, an unreachable server, a quota too small or messages that
 would be skipped are reported as problems of that account; the other
 accounts are still inspected.
 
-plan writes nothing anywhere: the POP3 sessions end without QUIT (so nothing
-is deleted or marked), the destination is only read (no folder is created),
-and no checkpoint file is created.
+plan writes nothing anywhere: the POP3 sessions end without QUIT and IMAP
+sources are only read (so nothing is deleted or marked), the destination is
+only read (no folder is created), and no checkpoint file is created.
 
 FLAGS
   -c, --config FILE         the config file
@@ -496,6 +569,8 @@ FLAGS
                             $XDG_STATE_HOME/mailferry/mailferry.db)
   --flags POLICY, --internal-date POLICY, --max-message-size SIZE
                             the copy's policies (SOURCE DEST form)
+  --folder, --exclude-folder, --special-use, --max-age, --min-age
+                            IMAP source: the copy's folder settings
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --source-password-file FILE, --source-password-command CMD
   --dest-password-file FILE, --dest-password-command CMD

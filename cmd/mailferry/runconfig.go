@@ -163,6 +163,7 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 	popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes
 	popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes}
 	popts.BatchMessages = cfg.Destination.BatchMessages
+	popts.DestSessions = cfg.Destination.Sessions
 	popts.BatchBytes = cfg.Destination.BatchBytes
 
 	trace := traceWriter(common, e)
@@ -195,8 +196,10 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 	if job.OpenDestination, err = dst.openDestination(popts.BatchMessages, popts.BatchBytes); err != nil {
 		return job, fmt.Errorf("account %q: %w", a.Name, err)
 	}
+	open := job.OpenDestination
 	job.OpenSource = limits.limitSource(job.OpenSource, srcEp.Addr(), cfg.Source.MaxConnections)
-	job.OpenDestination = limits.limitDestination(job.OpenDestination, dstEp.Addr(), cfg.Destination.MaxConnections)
+	job.OpenDestination = limits.limitDestination(open, dstEp.Addr(), cfg.Destination.MaxConnections)
+	job.OpenExtraDestination = limits.limitExtraDestination(open, dstEp.Addr(), cfg.Destination.MaxConnections)
 	return job, nil
 }
 

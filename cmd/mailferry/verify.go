@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 
 	"github.com/spf13/pflag"
 
@@ -32,6 +33,8 @@ type inspectOptions struct {
 	srcPassword passwordFlags
 	dstPassword passwordFlags
 	policy      policyFlags
+	// folders select and map the folders of an IMAP source, as for copy.
+	folders folderOptions
 }
 
 func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
@@ -53,11 +56,17 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 	fs.StringVar(&o.dstPassword.file, "dest-password-file", "", "read the destination password from the first line of this file")
 	fs.StringVar(&o.dstPassword.command, "dest-password-command", "", "run this shell command; its first output line is the destination password")
 	if withPolicy {
+		fs.StringSliceVar(&o.folders.include, "folder", nil, "IMAP source: only these folders (as for copy)")
+		fs.StringSliceVar(&o.folders.exclude, "exclude-folder", nil, "IMAP source: not these folders (as for copy)")
+		fs.BoolVar(&o.folders.specialUse, "special-use", true, "IMAP source: map folders by role (as for copy)")
+		fs.DurationVar(&o.folders.maxAge, "max-age", 0, "IMAP source: only messages younger than this (as for copy)")
+		fs.DurationVar(&o.folders.minAge, "min-age", 0, "IMAP source: only messages older than this (as for copy)")
 		fs.StringVar(&o.policy.internalDate, "internal-date", "received", "the copy's internal-date policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.flags, "flags", "none", "the copy's flag policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.maxMessageSize, "max-message-size", "0", "the copy's --max-message-size (SOURCE DEST form)")
 	}
 	o.policy.spoolMemory, o.policy.batchBytes, o.policy.batchMessages = "8MB", "16MB", 50
+	o.policy.destSessions = 1 // verify and plan append nothing
 }
 
 func (o *inspectOptions) check() error {
@@ -109,7 +118,10 @@ func (o *inspectOptions) accounts(ctx context.Context, args []string, e *env, lo
 	if srcEp.User == "" || dstEp.User == "" {
 		return nil, "", usagef("both URLs need a user name (pop3s://USER@host, imaps://USER@host)")
 	}
-	if dstEp.Mailbox == "" {
+	if srcEp.Protocol == config.IMAP {
+		// As for copy: the destination path is where the source's folders go.
+		o.folders.root = dstEp.Mailbox
+	} else if dstEp.Mailbox == "" {
 		dstEp.Mailbox = "INBOX"
 	}
 	popts, err := o.policy.pipelineOptions()
@@ -128,7 +140,7 @@ func (o *inspectOptions) accounts(ctx context.Context, args []string, e *env, lo
 	}
 	trace := traceWriter(&o.common, e)
 	src := serverSetup{ep: srcEp, password: srcPw, tlsCA: o.common.tlsCA, insecure: o.common.insecureSkipVerify,
-		allowPlaintext: o.common.allowPlaintext, log: log, trace: trace}
+		allowPlaintext: o.common.allowPlaintext, log: log, trace: trace, folders: o.folders}
 	dst := src
 	dst.ep, dst.password = dstEp, dstPw
 	state, err := o.statePath(o.common.state, e)
@@ -184,11 +196,15 @@ func (o *inspectOptions) configAccounts(ctx context.Context, cfg *config.Config,
 		popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
 		popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes
 		popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes}
+		// buildJob's folder settings: the config's [folders] section.
+		fo := folderOptions{include: cfg.Folders.Include, exclude: cfg.Folders.Exclude, root: cfg.Folders.Root,
+			rename: cfg.Folders.Rename, syncFlags: cfg.Folders.SyncFlags, specialUse: cfg.Folders.SpecialUse,
+			maxAge: cfg.Folders.MaxAge, minAge: cfg.Folders.MinAge}
 		side := func(s *config.Server, ep config.Endpoint, pw secret.Value) (serverSetup, error) {
 			setup := serverSetup{ep: ep, password: pw, tlsCA: firstNonEmpty(o.common.tlsCA, s.TLSCA),
 				insecure:       o.common.insecureSkipVerify || s.InsecureSkipVerify,
 				allowPlaintext: o.common.allowPlaintext || s.AllowPlaintext,
-				idleTimeout:    s.IdleTimeout, log: log.With("account", a.Name), trace: trace}
+				idleTimeout:    s.IdleTimeout, log: log.With("account", a.Name), trace: trace, folders: fo}
 			if s.MasterUser != "" {
 				mpw, err := masters.resolve(ctx, s, log)
 				if err != nil {
@@ -362,9 +378,6 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a accountSetup, ledger *c
 		}
 	}
 	va.Ledger = len(entries) > 0
-	if a.src.ep.Protocol != config.POP3 {
-		return fail(usagef("source %s: verify does not support IMAP sources yet (copy and run do)", a.src.ep))
-	}
 	openSrc, err := a.src.openSource()
 	if err != nil {
 		return fail(fmt.Errorf("source: %w", err))
@@ -376,13 +389,23 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a accountSetup, ledger *c
 	// Close without commit: nothing was deleted, and POP3 servers must not
 	// even update their state (RFC 1939 §6: only QUIT does).
 	defer src.Close(false)
+	var vsrc verify.Source = src
+	var mailboxOf func(pipeline.SourceMessage) string
+	if a.src.ep.Protocol == config.IMAP {
+		folders, err := a.mapIMAPFolders(ctx, src)
+		if err != nil {
+			return fail(err)
+		}
+		vsrc = mappedSource{Source: src, folders: folders}
+		mailboxOf = func(m pipeline.SourceMessage) string { return folders[m.Mailbox] }
+	}
 	dst, err := a.dst.dialReader(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("opening the destination: %w", err))
 	}
 	defer dst.Close()
-	res, err := verify.Check(ctx, src, dst, verify.Options{
-		Mailbox: a.opts.Mailbox, Ledger: entries, Full: o.full,
+	res, err := verify.Check(ctx, vsrc, dst, verify.Options{
+		Mailbox: a.opts.Mailbox, MailboxOf: mailboxOf, Ledger: entries, Full: o.full,
 		FlagPolicy: a.opts.FlagPolicy, DatePolicy: a.opts.DatePolicy, Spool: a.opts.Spool,
 		Logger: log.With("account", a.name),
 	})
@@ -399,6 +422,42 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a accountSetup, ledger *c
 		va.Items = []verify.Difference{}
 	}
 	return va
+}
+
+// mapIMAPFolders maps the folders of an open IMAP source to destination
+// mailboxes the way the copy does (imapFolderMapper), without creating any:
+// it opens a destination session for the mapping only. Folders the copy
+// would not copy are absent from the result.
+func (a accountSetup) mapIMAPFolders(ctx context.Context, src pipeline.Source) (map[string]string, error) {
+	openDst, err := a.dst.openDestination(a.opts.BatchMessages, a.opts.BatchBytes)
+	if err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	dst, err := openDst(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("opening the destination to map folders: %w", err)
+	}
+	defer dst.Close()
+	folders, err := imapFolderMapper(a.src.folders, a.src.log)(ctx, src, dst, false)
+	if err != nil {
+		return nil, fmt.Errorf("mapping folders: %w", err)
+	}
+	return folders, nil
+}
+
+// mappedSource hides the messages of folders the copy does not copy (the
+// folder mapping skips them), as the pipeline does.
+type mappedSource struct {
+	pipeline.Source
+	folders map[string]string
+}
+
+func (s mappedSource) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
+	msgs, err := s.Source.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { return s.folders[m.Mailbox] == "" }), nil
 }
 
 func writeVerifyText(w io.Writer, va verifyAccount, all bool) {
@@ -469,7 +528,14 @@ header; a date that could only come from the time of transfer is not
 checked. \Recent is ignored. A message read or flagged at the destination
 after the copy shows as "flags differ".
 
-verify writes nothing: the source session ends without QUIT, the destination
+IMAP messages carry their own flags and internal dates. Each source folder
+is checked in the destination folder the copy's folder mapping gives it
+(DEST's path, --folder, --exclude-folder, --special-use, --max-age and
+--min-age as for copy; with -c the config's [folders]); nothing is created.
+A keyword the destination refused at copy time (PERMANENTFLAGS: the
+checkpoint does not record it and the destination lacks it) is not reported.
+
+verify writes nothing: the source session ends without QUIT or EXPUNGE, the destination
 is opened read-only (EXAMINE, BODY.PEEK), and no checkpoint is created.
 
 FLAGS
@@ -482,6 +548,8 @@ FLAGS
                             $XDG_STATE_HOME/mailferry/mailferry.db)
   --flags POLICY, --internal-date POLICY, --max-message-size SIZE
                             the copy's policies (SOURCE DEST form)
+  --folder, --exclude-folder, --special-use, --max-age, --min-age
+                            IMAP source: the copy's folder settings
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --source-password-file FILE, --source-password-command CMD
   --dest-password-file FILE, --dest-password-command CMD
