@@ -68,6 +68,11 @@ func DialAppender(ctx context.Context, opts Options) (*Appender, error) {
 // capabilities. On error conn is closed.
 func NewAppender(ctx context.Context, conn net.Conn, opts Options) (*Appender, error) {
 	opts = opts.withDefaults()
+	opts, err := resolvePassword(ctx, opts)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
 	ic, c, err := opts.wrap(ctx, conn)
 	if err != nil {
 		return nil, err
@@ -181,8 +186,9 @@ func (a *Appender) startTLS(ctx context.Context) error {
 	return nil
 }
 
-// authenticate logs in with LOGIN, or with AUTHENTICATE PLAIN when an
-// authorization identity is set or LOGIN is disabled.
+// authenticate logs in with the OAuth2 mechanism Options.Auth names, or
+// with LOGIN, or with AUTHENTICATE PLAIN when asked for, when an
+// authorization identity is set or when LOGIN is disabled.
 func (a *Appender) authenticate() error {
 	if !a.secure && !a.opts.AllowPlaintext {
 		return a.fail(fatal(fmt.Errorf("logging in to %s as %s: %w", a.opts.Addr, a.opts.User, ErrPlaintextRefused)))
@@ -201,8 +207,16 @@ func (a *Appender) authenticate() error {
 		cmd *command
 		err error
 	)
-	switch {
-	case a.opts.AuthzID != "" || a.caps["LOGINDISABLED"]:
+	if err := checkOAuth(a.opts); err != nil {
+		return a.fail(err)
+	}
+	switch mech := a.opts.Auth.mechanism(); {
+	case mech != "":
+		if !a.caps["AUTH="+mech] {
+			return a.fail(fatal(fmt.Errorf("imapdst: logging in to %s as %s: server does not offer AUTH=%s", a.opts.Addr, a.opts.User, mech)))
+		}
+		cmd, err = a.authBearer()
+	case a.opts.Auth == AuthPlain || a.opts.AuthzID != "" || a.caps["LOGINDISABLED"]:
 		if !a.caps["AUTH=PLAIN"] {
 			if a.opts.AuthzID != "" {
 				return a.fail(fatal(fmt.Errorf("imapdst: logging in to %s as %s for %s: server does not offer AUTH=PLAIN", a.opts.Addr, a.opts.User, a.opts.AuthzID)))

@@ -33,6 +33,10 @@ type control struct {
 
 // dialControl connects, sets up TLS and authenticates.
 func dialControl(ctx context.Context, opts Options) (*control, error) {
+	opts, err := resolvePassword(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
 	ic, conn, err := opts.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -82,8 +86,17 @@ func (ctl *control) login() error {
 	caps := c.Caps()
 	var err error
 	cmdName := "LOGIN"
-	switch {
-	case opts.AuthzID != "" || caps.Has(imap.CapLoginDisabled):
+	if err := checkOAuth(opts); err != nil {
+		return err
+	}
+	switch mech := opts.Auth.mechanism(); {
+	case mech != "":
+		if !caps.Has(imap.AuthCap(mech)) {
+			return fatal(fmt.Errorf("imapdst: logging in to %s as %s: server does not offer AUTH=%s", opts.Addr, opts.User, mech))
+		}
+		cmdName = "AUTHENTICATE"
+		err = c.Authenticate(&bearerClient{mech: mech, ir: bearerResponse(opts.Auth, opts.User, opts.Password.Reveal()), user: opts.User})
+	case opts.Auth == AuthPlain || opts.AuthzID != "" || caps.Has(imap.CapLoginDisabled):
 		if !caps.Has(imap.AuthCap("PLAIN")) {
 			if opts.AuthzID != "" {
 				return fatal(fmt.Errorf("imapdst: logging in to %s as %s for %s: server does not offer AUTH=PLAIN", opts.Addr, opts.User, opts.AuthzID))
@@ -96,6 +109,11 @@ func (ctl *control) login() error {
 		err = c.Login(opts.User, opts.Password.Reveal()).Wait()
 	}
 	if err != nil {
+		var rej *TokenRejectedError
+		if errors.As(err, &rej) {
+			// go-imap sent no dummy response: the caller closes the connection.
+			return fmt.Errorf("imapdst: logging in to %s as %s: %w", opts.Addr, opts.User, rej)
+		}
 		var ie *imap.Error
 		if errors.As(err, &ie) {
 			return &ReplyError{Command: cmdName, User: opts.User, Status: string(ie.Type), Code: string(ie.Code), Text: ie.Text}

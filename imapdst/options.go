@@ -56,8 +56,18 @@ type Options struct {
 	User      string
 	// AuthzID, when set, logs in with AUTHENTICATE PLAIN as User (a master
 	// user) on behalf of AuthzID (RFC 4616 §2).
-	AuthzID        string
-	Password       secret.Value
+	AuthzID string
+	// Password is the password, or the OAuth2 bearer token when Auth is
+	// AuthXOAuth2 or AuthOAuthBearer.
+	Password secret.Value
+	// Auth selects the login mechanism of both connections; the zero value
+	// is AuthDefault.
+	Auth AuthMethod
+	// PasswordFunc, when set, is called before every login (each new
+	// connection, reconnections included) and its value replaces Password:
+	// OAuth2 tokens expire during long runs and are read again. Its error
+	// fails the login as is (it should say what it ran, never a secret).
+	PasswordFunc   func(ctx context.Context) (secret.Value, error)
 	AllowPlaintext bool          // allow LOGIN/AUTHENTICATE without TLS
 	IdleTimeout    time.Duration // no progress for this long fails the connection; 0: DefaultIdleTimeout, <0: none
 	// MaxBatchMessages and MaxBatchBytes bound one MULTIAPPEND; a message

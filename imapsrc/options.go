@@ -56,9 +56,18 @@ type Options struct {
 	// User is the mailbox owner. With AuthzID set, User is the
 	// authentication identity (a master user) and AuthzID the mailbox to
 	// read: SASL PLAIN with an authorization identity (RFC 4616 §2).
-	User     string
-	AuthzID  string
+	User    string
+	AuthzID string
+	// Password is the password, or the OAuth2 bearer token when Auth is
+	// AuthXOAuth2 or AuthOAuthBearer.
 	Password secret.Value
+	// Auth selects the login mechanism; the zero value is AuthDefault.
+	Auth AuthMethod
+	// PasswordFunc, when set, is called by Open and its value replaces
+	// Password: a token source read again for every session, since OAuth2
+	// tokens expire during long runs. Its error fails Open as is (it should
+	// say what it ran, never a secret).
+	PasswordFunc func(ctx context.Context) (secret.Value, error)
 	// AllowPlaintext permits authenticating without TLS.
 	AllowPlaintext bool
 	// IdleTimeout: a read or write that makes no progress for this long

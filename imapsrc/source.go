@@ -59,6 +59,13 @@ var _ pipeline.Source = (*Source)(nil)
 // verification are fatal (pipeline.ClassFatal); network failures transient.
 func Open(ctx context.Context, opts Options) (*Source, error) {
 	opts = opts.withDefaults()
+	if opts.PasswordFunc != nil {
+		pw, err := opts.PasswordFunc(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("imapsrc: getting the password or token of %s for %s: %w", opts.User, opts.Addr, err)
+		}
+		opts.Password = pw
+	}
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -115,8 +122,27 @@ func (s *Source) login() error {
 	caps := c.Caps()
 	var err error
 	command := "LOGIN"
-	switch {
-	case opts.AuthzID != "" || caps.Has(imap.CapLoginDisabled):
+	switch mech := opts.Auth.mechanism(); {
+	case opts.Auth < AuthDefault || opts.Auth > AuthOAuthBearer:
+		return fatal(fmt.Errorf("imapsrc: logging in to %s: unknown auth method %v", opts.Addr, opts.Auth))
+	case mech != "":
+		if opts.AuthzID != "" {
+			return fatal(fmt.Errorf("imapsrc: logging in to %s: %v cannot act for another user (AuthzID %q)", opts.Addr, opts.Auth, opts.AuthzID))
+		}
+		if !caps.Has(imap.AuthCap(mech)) {
+			return fatal(fmt.Errorf("imapsrc: logging in to %s as %s: server does not offer AUTH=%s", opts.Addr, opts.User, mech))
+		}
+		if opts.Password.IsZero() || strings.Contains(opts.Password.Reveal(), "\x01") || strings.Contains(opts.User, "\x01") {
+			return fatal(fmt.Errorf("imapsrc: logging in to %s as %s: OAuth2 token empty or user name or token contains ^A", opts.Addr, opts.User))
+		}
+		command = "AUTHENTICATE"
+		s.tap.note("C: AUTHENTICATE " + mech + " ***")
+		err = c.Authenticate(newBearerClient(opts.Auth, opts.User, opts.Password.Reveal()))
+		var rej *TokenRejectedError
+		if errors.As(err, &rej) {
+			return fmt.Errorf("imapsrc: logging in to %s as %s: %w", opts.Addr, opts.User, rej)
+		}
+	case opts.Auth == AuthPlain || opts.AuthzID != "" || caps.Has(imap.CapLoginDisabled):
 		if !caps.Has(imap.AuthCap(sasl.Plain)) {
 			if opts.AuthzID != "" {
 				return fatal(fmt.Errorf("imapsrc: logging in to %s as %s for %s: server does not offer AUTH=PLAIN", opts.Addr, opts.User, opts.AuthzID))

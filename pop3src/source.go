@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,9 +27,18 @@ type Options struct {
 	TLSConfig *tls.Config
 	// User is the mailbox to read. With AuthzID set, User is the
 	// authentication identity (a master user) and AuthzID the mailbox.
-	User     string
-	AuthzID  string
+	User    string
+	AuthzID string
+	// Password is the password, or the OAuth2 bearer token when Auth is
+	// AuthXOAuth2 or AuthOAuthBearer.
 	Password secret.Value
+	// Auth selects the login mechanism; the zero value is AuthDefault.
+	Auth AuthMethod
+	// PasswordFunc, when set, is called by Open and its value replaces
+	// Password: a token source read again for every session, since OAuth2
+	// tokens expire during long runs. Its error fails Open as is (it should
+	// say what it ran, never a secret).
+	PasswordFunc func(ctx context.Context) (secret.Value, error)
 	// AllowPlaintext permits TLSNone and credentials without TLS.
 	AllowPlaintext bool
 	// IdleTimeout: see DialOptions.IdleTimeout.
@@ -95,6 +105,13 @@ var _ pipeline.Source = (*Source)(nil)
 // PLAIN but not USER (RFC 2449 §6.2). An authentication failure names the
 // user and server (never the password) and is fatal for the engine.
 func Open(ctx context.Context, opts Options) (*Source, error) {
+	if opts.PasswordFunc != nil {
+		pw, err := opts.PasswordFunc(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("pop3src: getting the password or token of %s for %s: %w", opts.User, opts.Addr, err)
+		}
+		opts.Password = pw
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -131,7 +148,24 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 	if err != nil && !errors.As(err, &re) {
 		return err
 	}
-	usePlain := opts.AuthzID != "" || (caps != nil && !caps.Has("USER") && caps.HasSASL("PLAIN"))
+	switch opts.Auth {
+	case AuthDefault, AuthPlain:
+	case AuthXOAuth2, AuthOAuthBearer:
+		if opts.AuthzID != "" {
+			return newFatal(fmt.Sprintf("pop3src: %v login cannot act for another user (AuthzID %q)", opts.Auth, opts.AuthzID))
+		}
+		mech := strings.ToUpper(opts.Auth.String())
+		if caps != nil && caps.Has("SASL") && !caps.HasSASL(mech) {
+			return newFatal(fmt.Sprintf("pop3src: server does not offer SASL %s", mech))
+		}
+		if opts.Auth == AuthXOAuth2 {
+			return s.c.AuthXOAuth2(ctx, opts.User, opts.Password)
+		}
+		return s.c.AuthOAuthBearer(ctx, opts.User, opts.Password)
+	default:
+		return newFatal(fmt.Sprintf("pop3src: unknown auth method %v", opts.Auth))
+	}
+	usePlain := opts.Auth == AuthPlain || opts.AuthzID != "" || (caps != nil && !caps.Has("USER") && caps.HasSASL("PLAIN"))
 	if usePlain {
 		return s.c.AuthPlain(ctx, opts.AuthzID, opts.User, opts.Password)
 	}

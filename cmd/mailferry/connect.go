@@ -23,7 +23,12 @@ type serverSetup struct {
 	password secret.Value // the user's, or with masterUser the master user's
 	// masterUser, when set, logs in as this user on behalf of ep.User
 	// (SASL PLAIN with an authorization identity, RFC 4616).
-	masterUser     string
+	masterUser string
+	// auth is the login mechanism (the URL's ?auth= or the config's auth);
+	// passwordFunc, when set, gives the password or OAuth2 token afresh for
+	// every new connection (tokens expire during long runs).
+	auth           config.Auth
+	passwordFunc   func(context.Context) (secret.Value, error)
 	tlsCA          string
 	insecure       bool
 	allowPlaintext bool
@@ -85,6 +90,7 @@ func (s serverSetup) openSource() (func(ctx context.Context) (pipeline.Source, e
 		User: user, AuthzID: authz, Password: s.password,
 		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
 		Logger: s.log, Trace: s.trace,
+		Auth: pop3Auth(s.auth), PasswordFunc: s.passwordFunc,
 	}
 	return func(ctx context.Context) (pipeline.Source, error) {
 		src, err := pop3src.Open(ctx, opts)
@@ -116,6 +122,7 @@ func (s serverSetup) openDestination(batchMessages int, batchBytes int64) (func(
 		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
 		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
 		Logger: s.log, Trace: s.trace,
+		Auth: imapDstAuth(s.auth), PasswordFunc: s.passwordFunc,
 	}
 	return func(ctx context.Context) (pipeline.Destination, error) {
 		dst, err := imapdst.Dial(ctx, opts)

@@ -62,7 +62,10 @@ hierarchy (separators and namespace prefixes translated; Sent, Drafts, Trash,
 Junk and Archive go to the destination's folders of the same role, also when
 they are named in another language), under Folder when one is given.
 Add ?tls=none to a pop3:// or imap:// URL to use no TLS at all (with
---allow-plaintext). A user name containing @ is written %40.
+--allow-plaintext). Add ?auth=plain for SASL PLAIN, or ?auth=xoauth2 or
+?auth=oauthbearer to log in with an OAuth2 bearer token given as the password
+(from a file or command it is read again for every connection). A user name
+containing @ is written %40.
 
 PASSWORDS
   Never on the command line. In order: MAILFERRY_SOURCE_PASSWORD and

@@ -45,6 +45,7 @@ func (s serverSetup) openIMAPSource(fo folderOptions) (func(ctx context.Context)
 		User: user, AuthzID: authz, Password: s.password,
 		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
 		Logger: s.log, Trace: s.trace, Include: include, Exclude: fo.exclude,
+		Auth: imapSrcAuth(s.auth), PasswordFunc: s.passwordFunc,
 	}
 	return func(ctx context.Context) (pipeline.Source, error) {
 		src, err := imapsrc.Open(ctx, opts)

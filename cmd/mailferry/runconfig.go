@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/spf13/pflag"
 
@@ -167,11 +168,15 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 	popts.BatchBytes = cfg.Destination.BatchBytes
 
 	trace := traceWriter(common, e)
-	side := func(s *config.Server, ep config.Endpoint, userPassword secret.Value) (serverSetup, error) {
-		setup := serverSetup{ep: ep, password: userPassword, tlsCA: firstNonEmpty(common.tlsCA, s.TLSCA),
+	side := func(s *config.Server, ep config.Endpoint, userPassword secret.Value, userSecret config.SecretSource, label string) (serverSetup, error) {
+		setup := serverSetup{ep: ep, password: userPassword, auth: ep.Auth, tlsCA: firstNonEmpty(common.tlsCA, s.TLSCA),
 			insecure:       common.insecureSkipVerify || s.InsecureSkipVerify,
 			allowPlaintext: common.allowPlaintext || s.AllowPlaintext,
 			idleTimeout:    s.IdleTimeout, log: log.With("account", a.Name), trace: trace, folders: fo}
+		if ep.Auth.IsOAuth2() {
+			// Read the token again for every connection: it expires.
+			setup.passwordFunc = tokenFunc(userSecret, label+" of account "+strconv.Quote(a.Name), log)
+		}
 		if s.MasterUser != "" {
 			pw, err := masters.resolve(ctx, s, log)
 			if err != nil {
@@ -181,11 +186,11 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 		}
 		return setup, nil
 	}
-	src, err := side(&cfg.Source.Server, srcEp, creds.Source)
+	src, err := side(&cfg.Source.Server, srcEp, creds.Source, a.SourcePassword, "source token")
 	if err != nil {
 		return pipeline.Job{}, usagef("account %q: source: %v", a.Name, err)
 	}
-	dst, err := side(&cfg.Destination.Server, dstEp, creds.Dest)
+	dst, err := side(&cfg.Destination.Server, dstEp, creds.Dest, a.DestPassword, "destination token")
 	if err != nil {
 		return pipeline.Job{}, usagef("account %q: destination: %v", a.Name, err)
 	}

@@ -72,6 +72,12 @@ type Options struct {
 	// PLAIN authzid=user.
 	MasterUser     string
 	MasterPassword string
+	// OAuth2IntrospectionURL, when set, adds an oauth2 passdb (before the
+	// passwd-file) for the XOAUTH2 and OAUTHBEARER mechanisms: Dovecot
+	// POSTs each bearer token to this URL (introspection_mode = post) and
+	// accepts it when the JSON reply has "active": "true"; its "username"
+	// names the user. Use an http:// URL on 127.0.0.1 (an httptest server).
+	OAuth2IntrospectionURL string
 	// CA signs the instance's certificate for 127.0.0.1 and localhost. Share
 	// one CA between instances so one CAFile trusts them all. Default: a new
 	// CA per instance.
@@ -214,6 +220,7 @@ func StartInstance(ctx context.Context, dir string, opts Options) (*Server, erro
 			RunUser:        runUser,
 			RunGroup:       runGroup,
 			Master:         opts.MasterUser != "",
+			OAuth2:         opts.OAuth2IntrospectionURL != "",
 			QuotaBytes:     opts.QuotaBytes,
 			IMAPCapability: opts.IMAPCapability,
 			HAProxy:        opts.SSLRequired,
@@ -221,6 +228,11 @@ func StartInstance(ctx context.Context, dir string, opts Options) (*Server, erro
 		})
 		if err != nil {
 			return nil, err
+		}
+		if opts.OAuth2IntrospectionURL != "" {
+			if err := writeOAuth2Conf(dir, opts.OAuth2IntrospectionURL); err != nil {
+				return nil, err
+			}
 		}
 		if err := os.WriteFile(s.conf, conf, 0o644); err != nil {
 			return nil, fmt.Errorf("dovecot: writing %s: %w", s.conf, err)

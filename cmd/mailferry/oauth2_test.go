@@ -1,0 +1,208 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/internal/dovecot"
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/secret"
+)
+
+func TestAuthMapping(t *testing.T) {
+	tests := []struct {
+		in   config.Auth
+		pop3 pop3src.AuthMethod
+		src  imapsrc.AuthMethod
+		dst  imapdst.AuthMethod
+	}{
+		{config.AuthDefault, pop3src.AuthDefault, imapsrc.AuthDefault, imapdst.AuthDefault},
+		{config.AuthLogin, pop3src.AuthDefault, imapsrc.AuthDefault, imapdst.AuthDefault},
+		{config.AuthPlain, pop3src.AuthPlain, imapsrc.AuthPlain, imapdst.AuthPlain},
+		{config.AuthXOAuth2, pop3src.AuthXOAuth2, imapsrc.AuthXOAuth2, imapdst.AuthXOAuth2},
+		{config.AuthOAuthBearer, pop3src.AuthOAuthBearer, imapsrc.AuthOAuthBearer, imapdst.AuthOAuthBearer},
+	}
+	for _, tc := range tests {
+		t.Run(cmp.Or(string(tc.in), "default"), func(t *testing.T) {
+			if got := pop3Auth(tc.in); got != tc.pop3 {
+				t.Errorf("pop3Auth = %v, want %v", got, tc.pop3)
+			}
+			if got := imapSrcAuth(tc.in); got != tc.src {
+				t.Errorf("imapSrcAuth = %v, want %v", got, tc.src)
+			}
+			if got := imapDstAuth(tc.in); got != tc.dst {
+				t.Errorf("imapDstAuth = %v, want %v", got, tc.dst)
+			}
+		})
+	}
+}
+
+// rotatingIntrospector is an RFC 7662 introspection endpoint that accepts
+// only the current token, like an authorization server after a refresh.
+type rotatingIntrospector struct {
+	mu      sync.Mutex
+	current string
+	user    string
+}
+
+func (in *rotatingIntrospector) set(token string) {
+	in.mu.Lock()
+	in.current = token
+	in.mu.Unlock()
+}
+
+func (in *rotatingIntrospector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	in.mu.Lock()
+	ok := r.Form.Get("token") == in.current
+	in.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		_ = json.NewEncoder(w).Encode(map[string]any{"active": false})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"active": true, "username": in.user})
+}
+
+// TestOAuth2TokenReread logs in to Dovecot's oauth2 passdb over POP3 and
+// both IMAP connections with a token read from a file through tokenFunc,
+// rotates the token (the old one stops working), and opens again: every
+// new session reads the new token. A token fixed at start fails fatally.
+func TestOAuth2TokenReread(t *testing.T) {
+	in := &rotatingIntrospector{current: "token-one-0123456789", user: "alice"}
+	hs := httptest.NewServer(in)
+	t.Cleanup(hs.Close)
+	srv := dovecot.Start(t, dovecot.Options{
+		Users:                  map[string]string{"alice": "unused"},
+		OAuth2IntrospectionURL: hs.URL + "/",
+		ExtraConfig:            "auth_failure_delay = 0",
+	})
+	body := "From: a@example.org\r\nSubject: token\r\n\r\nhi\r\n"
+	if err := srv.SeedMaildir("alice", "INBOX", []byte(body), "", time.Unix(1e9, 0)); err != nil {
+		t.Fatalf("seeding: %v", err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	writeToken := func(tok string) {
+		t.Helper()
+		if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := slog.New(slog.DiscardHandler)
+	fn := tokenFunc(config.SecretSource{File: tokenFile}, "source password of account \"alice\"", log)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	open := func(pw func(context.Context) (secret.Value, error)) (popErr, imapErr, dstErr error) {
+		t.Helper()
+		s, popErr := pop3src.Open(ctx, pop3src.Options{Addr: srv.POP3SAddr(), TLS: pop3src.TLSImplicit, TLSConfig: srv.TLSConfig(),
+			User: "alice", Auth: pop3src.AuthOAuthBearer, PasswordFunc: pw})
+		if popErr == nil {
+			_ = s.Close(false)
+		}
+		is, imapErr := imapsrc.Open(ctx, imapsrc.Options{Addr: srv.IMAPSAddr(), TLS: imapsrc.TLSImplicit, TLSConfig: srv.TLSConfig(),
+			User: "alice", Auth: imapsrc.AuthXOAuth2, PasswordFunc: pw})
+		if imapErr == nil {
+			_ = is.Close(false)
+		}
+		d, dstErr := imapdst.Dial(ctx, imapdst.Options{Addr: srv.IMAPSAddr(), TLS: imapdst.TLSImplicit, TLSConfig: srv.TLSConfig(),
+			User: "alice", Auth: imapdst.AuthOAuthBearer, PasswordFunc: pw})
+		if dstErr == nil {
+			_ = d.Close()
+		}
+		return popErr, imapErr, dstErr
+	}
+
+	writeToken("token-one-0123456789")
+	if p, i, d := open(fn); p != nil || i != nil || d != nil {
+		t.Fatalf("first token: pop3 %v, imap source %v, imap destination %v", p, i, d)
+	}
+	in.set("token-two-9876543210") // refreshed: the first token is no longer active
+	writeToken("token-two-9876543210")
+	if p, i, d := open(fn); p != nil || i != nil || d != nil {
+		t.Fatalf("rotated token: pop3 %v, imap source %v, imap destination %v", p, i, d)
+	}
+
+	// A token resolved once, as for passwords, is now stale: the login fails
+	// fatally and the error does not show it.
+	stale := secret.New("token-one-0123456789")
+	_, err := pop3src.Open(ctx, pop3src.Options{Addr: srv.POP3SAddr(), TLS: pop3src.TLSImplicit, TLSConfig: srv.TLSConfig(),
+		User: "alice", Auth: pop3src.AuthXOAuth2, Password: stale})
+	var rej *pop3src.TokenRejectedError
+	if !errors.As(err, &rej) || pipeline.ClassOf(err) != pipeline.ClassFatal || strings.Contains(err.Error(), stale.Reveal()) {
+		t.Errorf("stale token: %v (class %v), want a fatal TokenRejectedError without the token", err, pipeline.ClassOf(err))
+	}
+
+	// A token command that fails fails the open, naming the secret.
+	bad := tokenFunc(config.SecretSource{File: filepath.Join(t.TempDir(), "missing")}, "source password of account \"alice\"", log)
+	if _, err := pop3src.Open(ctx, pop3src.Options{Addr: srv.POP3SAddr(), TLS: pop3src.TLSImplicit, TLSConfig: srv.TLSConfig(),
+		User: "alice", Auth: pop3src.AuthXOAuth2, PasswordFunc: bad}); err == nil || !strings.Contains(err.Error(), "source password of account") {
+		t.Errorf("missing token file: %v, want an error naming the secret", err)
+	}
+}
+
+// TestE2EOAuth2Copy runs `mailferry copy` with OAuth2 bearer tokens on both
+// sides (XOAUTH2 on the POP3 source, OAUTHBEARER on the IMAP destination),
+// the tokens read from files, against Dovecot's oauth2 passdb.
+func TestE2EOAuth2Copy(t *testing.T) {
+	srcIntro := &rotatingIntrospector{current: "src-token-1", user: "alice"}
+	dstIntro := &rotatingIntrospector{current: "dst-token-1", user: "alice"}
+	srcHTTP, dstHTTP := httptest.NewServer(srcIntro), httptest.NewServer(dstIntro)
+	defer srcHTTP.Close()
+	defer dstHTTP.Close()
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{dir: t.TempDir()}
+	p.src = dovecot.Start(t, dovecot.Options{Name: "mf-osrc", CA: ca, Users: map[string]string{"alice": srcPassword},
+		OAuth2IntrospectionURL: srcHTTP.URL + "/"})
+	p.dst = dovecot.Start(t, dovecot.Options{Name: "mf-odst", CA: ca, Users: map[string]string{"alice": dstPassword},
+		OAuth2IntrospectionURL: dstHTTP.URL + "/"})
+	p.state = filepath.Join(p.dir, "state.db")
+	seed(t, p, simpleMessages(4))
+	srcTok, dstTok := filepath.Join(p.dir, "src.token"), filepath.Join(p.dir, "dst.token")
+	os.WriteFile(srcTok, []byte("src-token-1\n"), 0o600)
+	os.WriteFile(dstTok, []byte("dst-token-1\n"), 0o600)
+	args := []string{"copy", "pop3s://alice@" + p.src.POP3SAddr() + "?auth=xoauth2",
+		"imaps://alice@" + p.dst.IMAPSAddr() + "?auth=oauthbearer", "--tls-ca", p.src.CAFile(),
+		"--state", p.state, "--json", "--progress", "none", "--trace",
+		"--source-password-file", srcTok, "--dest-password-file", dstTok}
+	r := runInProcess(t, func(string) string { return "" }, args...)
+	if r.code != exitOK || r.report.Totals.Copied != 4 {
+		t.Fatalf("OAuth2 copy: exit %d, copied %d\n%s", r.code, r.report.Totals.Copied, r.stderr)
+	}
+	if n, err := p.dst.MailboxCount("alice", "INBOX"); err != nil || n != 4 {
+		t.Fatalf("destination holds %d (%v), want 4", n, err)
+	}
+	if strings.Contains(r.stdout+r.stderr, "src-token-1") || strings.Contains(r.stdout+r.stderr, "dst-token-1") {
+		t.Error("a token appears in the output or the trace")
+	}
+	// A revoked token is an authentication failure: fatal, not retried.
+	dstIntro.set("dst-token-2")
+	seed(t, p, [][]byte{[]byte("Subject: one more\r\n\r\nx\r\n")})
+	r = runInProcess(t, func(string) string { return "" }, args...)
+	if r.code != exitFatal || r.report.Accounts[0].Attempts != 1 {
+		t.Fatalf("revoked token: exit %d after %d attempts, want %d after 1\n%s", r.code, r.report.Accounts[0].Attempts, exitFatal, r.stderr)
+	}
+	// The refreshed token is picked up from the file.
+	os.WriteFile(dstTok, []byte("dst-token-2\n"), 0o600)
+	r = runInProcess(t, func(string) string { return "" }, args...)
+	if r.code != exitOK || r.report.Totals.Copied != 1 {
+		t.Fatalf("refreshed token: exit %d, copied %d\n%s", r.code, r.report.Totals.Copied, r.stderr)
+	}
+}

@@ -1,0 +1,115 @@
+package imapsrc
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// AuthMethod selects how Open authenticates. The zero value keeps the
+// default choice: LOGIN, or AUTHENTICATE PLAIN when an AuthzID is set or the
+// server says LOGINDISABLED.
+type AuthMethod int
+
+const (
+	// AuthDefault is LOGIN, or PLAIN where needed (see Open).
+	AuthDefault AuthMethod = iota
+	// AuthPlain always uses AUTHENTICATE PLAIN (RFC 4616).
+	AuthPlain
+	// AuthXOAuth2 sends Options.Password as an OAuth2 bearer token with
+	// Google's and Microsoft's XOAUTH2 mechanism.
+	AuthXOAuth2
+	// AuthOAuthBearer sends Options.Password as an OAuth2 bearer token with
+	// OAUTHBEARER (RFC 7628).
+	AuthOAuthBearer
+)
+
+func (m AuthMethod) String() string {
+	switch m {
+	case AuthDefault:
+		return "default"
+	case AuthPlain:
+		return "plain"
+	case AuthXOAuth2:
+		return "xoauth2"
+	case AuthOAuthBearer:
+		return "oauthbearer"
+	}
+	return fmt.Sprintf("AuthMethod(%d)", int(m))
+}
+
+// mechanism is the SASL name of an OAuth2 method, "" for the others.
+func (m AuthMethod) mechanism() string {
+	switch m {
+	case AuthXOAuth2:
+		return "XOAUTH2"
+	case AuthOAuthBearer:
+		return sasl.OAuthBearer
+	}
+	return ""
+}
+
+// TokenRejectedError is a server's OAuth2 error challenge (RFC 7628
+// §3.2.2). It carries the server's status and scope, never the token. It
+// is fatal for the engine: the same token will not do better next time.
+type TokenRejectedError struct {
+	Mechanism string
+	// Status is the challenge's JSON "status" ("401", "invalid_token"), or
+	// "" when it was not the expected JSON.
+	Status string
+}
+
+func (e *TokenRejectedError) Error() string {
+	msg := "imapsrc: AUTHENTICATE " + e.Mechanism + ": server rejected the OAuth2 token"
+	if e.Status != "" {
+		msg += " (status " + e.Status + ")"
+	}
+	return msg
+}
+
+// ErrorClass implements pipeline.Classifier.
+func (e *TokenRejectedError) ErrorClass() pipeline.Class { return pipeline.ClassFatal }
+
+// bearerClient is a sasl.Client for XOAUTH2 and OAUTHBEARER. go-sasl has no
+// XOAUTH2; its OAUTHBEARER does not escape the gs2 authzid. An error
+// challenge ends the exchange with a *TokenRejectedError: go-imap then
+// sends no dummy response, so the caller must close the connection.
+type bearerClient struct {
+	mech string
+	ir   []byte
+}
+
+func newBearerClient(m AuthMethod, user, token string) *bearerClient {
+	c := &bearerClient{mech: m.mechanism()}
+	if m == AuthXOAuth2 {
+		c.ir = []byte("user=" + user + "\x01auth=Bearer " + token + "\x01\x01")
+	} else {
+		c.ir = []byte("n,a=" + strings.NewReplacer("=", "=3D", ",", "=2C").Replace(user) + ",\x01auth=Bearer " + token + "\x01\x01")
+	}
+	return c
+}
+
+func (c *bearerClient) Start() (string, []byte, error) { return c.mech, c.ir, nil }
+
+func (c *bearerClient) Next(challenge []byte) ([]byte, error) {
+	var v struct {
+		Status string `json:"status"`
+	}
+	_ = json.Unmarshal(challenge, &v)
+	status := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, v.Status)
+	if len(status) > 64 {
+		status = status[:64]
+	}
+	return nil, &TokenRejectedError{Mechanism: c.mech, Status: status}
+}
+
+var _ sasl.Client = (*bearerClient)(nil)

@@ -1,0 +1,206 @@
+package pop3src
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/secret"
+)
+
+// AuthMethod selects how Open authenticates. The zero value keeps the
+// default choice: USER/PASS, or SASL PLAIN when an AuthzID is set or the
+// server offers PLAIN but not USER.
+type AuthMethod int
+
+const (
+	// AuthDefault is USER/PASS, or PLAIN where needed (see Open).
+	AuthDefault AuthMethod = iota
+	// AuthPlain always uses SASL PLAIN (RFC 4616).
+	AuthPlain
+	// AuthXOAuth2 sends Options.Password as an OAuth2 bearer token with
+	// Google's and Microsoft's XOAUTH2 mechanism.
+	AuthXOAuth2
+	// AuthOAuthBearer sends Options.Password as an OAuth2 bearer token with
+	// OAUTHBEARER (RFC 7628).
+	AuthOAuthBearer
+)
+
+func (m AuthMethod) String() string {
+	switch m {
+	case AuthDefault:
+		return "default"
+	case AuthPlain:
+		return "plain"
+	case AuthXOAuth2:
+		return "xoauth2"
+	case AuthOAuthBearer:
+		return "oauthbearer"
+	}
+	return fmt.Sprintf("AuthMethod(%d)", int(m))
+}
+
+// XOAuth2Response is the XOAUTH2 initial client response (before base64).
+func XOAuth2Response(user, token string) []byte {
+	return []byte("user=" + user + "\x01auth=Bearer " + token + "\x01\x01")
+}
+
+// OAuthBearerResponse is the OAUTHBEARER initial client response (RFC 7628
+// §3.1) with a gs2 header naming user as the authorization identity.
+func OAuthBearerResponse(user, token string) []byte {
+	return []byte("n,a=" + gs2Escape(user) + ",\x01auth=Bearer " + token + "\x01\x01")
+}
+
+// gs2Escape escapes "," and "=" in a gs2 saslname (RFC 5801 §4).
+func gs2Escape(s string) string {
+	return strings.NewReplacer("=", "=3D", ",", "=2C").Replace(s)
+}
+
+// TokenRejectedError is a server's OAuth2 error challenge (RFC 7628 §3.2.2)
+// after which the client gave up. It carries the server's status and
+// scope, never the token; it is fatal for the engine (an expired or wrong
+// token does not heal by retrying the same one).
+type TokenRejectedError struct {
+	Mechanism string
+	// Status is the JSON "status" of the challenge ("401", "invalid_token"),
+	// or "" when the challenge was not the expected JSON.
+	Status string
+	// Server is the server's final -ERR, if any.
+	Server *ResponseError
+}
+
+func (e *TokenRejectedError) Error() string {
+	msg := fmt.Sprintf("pop3src: AUTH %s: server rejected the OAuth2 token", e.Mechanism)
+	if e.Status != "" {
+		msg += " (status " + e.Status + ")"
+	}
+	if e.Server != nil {
+		msg += ": " + e.Server.Text
+	}
+	return msg
+}
+
+// Unwrap returns the server's -ERR, if any.
+func (e *TokenRejectedError) Unwrap() error {
+	if e.Server == nil {
+		return nil
+	}
+	return e.Server
+}
+
+// oauthChallengeStatus decodes the "status" of an RFC 7628 §3.2.2 error
+// challenge, "" when it is not one.
+func oauthChallengeStatus(b64 string) string {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return ""
+	}
+	var v struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	s := v.Status
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// AuthXOAuth2 authenticates user with an OAuth2 bearer token using XOAUTH2
+// (RFC 5034 AUTH). The token appears in no trace or error.
+func (c *Client) AuthXOAuth2(ctx context.Context, user string, token secret.Value) error {
+	return c.authBearer(ctx, "XOAUTH2", user, token)
+}
+
+// AuthOAuthBearer authenticates user with an OAuth2 bearer token using
+// OAUTHBEARER (RFC 7628, RFC 5034 AUTH). The token appears in no trace or
+// error.
+func (c *Client) AuthOAuthBearer(ctx context.Context, user string, token secret.Value) error {
+	return c.authBearer(ctx, "OAUTHBEARER", user, token)
+}
+
+// authBearer runs AUTH mech with an initial response (on the AUTH line when
+// it fits in 255 octets, RFC 5034 §4, else after the empty "+ "). An error
+// challenge is answered with the mechanism's dummy response (XOAUTH2: an
+// empty line; OAUTHBEARER: %x01, RFC 7628 §3.2.3) and the server's -ERR
+// read; the session is then unusable, and the caller should close it.
+func (c *Client) authBearer(ctx context.Context, mech, user string, token secret.Value) error {
+	if err := c.checkPlaintext("AUTH " + mech); err != nil {
+		return err
+	}
+	if user == "" {
+		return fmt.Errorf("pop3src: AUTH %s: empty user name", mech)
+	}
+	tok := token.Reveal()
+	if tok == "" {
+		return newFatal(fmt.Sprintf("pop3src: AUTH %s: empty token", mech))
+	}
+	if strings.ContainsAny(tok, "\x00\x01\r\n") || strings.ContainsAny(user, "\x00\x01\r\n") {
+		return newFatal(fmt.Sprintf("pop3src: AUTH %s: user name or token contains control characters", mech))
+	}
+	var raw []byte
+	dummy := ""
+	if mech == "XOAUTH2" {
+		raw = XOAuth2Response(user, tok)
+	} else {
+		raw = OAuthBearerResponse(user, tok)
+		dummy = base64.StdEncoding.EncodeToString([]byte{0x01})
+	}
+	resp := base64.StdEncoding.EncodeToString(raw)
+	shown := "AUTH " + mech + " ***"
+	return c.do(ctx, shown, func() error {
+		sent := false
+		if line := "AUTH " + mech + " " + resp; len(line)+2 <= maxAuthLine {
+			if err := c.send(line, shown); err != nil {
+				return err
+			}
+			sent = true
+		} else if err := c.send("AUTH "+mech, "AUTH "+mech); err != nil {
+			return err
+		}
+		st, err := c.readStatusOrContinuation(shown, true)
+		if err != nil || st.kind == statusOK {
+			return err
+		}
+		if !sent {
+			if err := c.send(resp, "***"); err != nil {
+				return err
+			}
+			if st, err = c.readStatusOrContinuation(shown, true); err != nil || st.kind == statusOK {
+				return err
+			}
+		}
+		// An error challenge: answer it, expect -ERR, give up the session.
+		rej := &TokenRejectedError{Mechanism: mech, Status: oauthChallengeStatus(st.text)}
+		if err := c.send(dummy, "(dummy response)"); err != nil {
+			return err
+		}
+		_, err = c.readStatus(shown)
+		var re *ResponseError
+		switch {
+		case errors.As(err, &re):
+			rej.Server = re
+		case err == nil:
+			return c.fail(&ProtocolError{Command: shown, Reason: "+OK after an OAuth2 error challenge"})
+		default:
+			return err
+		}
+		return c.fail(rej)
+	})
+}
+
+// ErrorClass implements pipeline.Classifier: a rejected token is fatal.
+func (e *TokenRejectedError) ErrorClass() pipeline.Class { return pipeline.ClassFatal }
+
+var _ pipeline.Classifier = (*TokenRejectedError)(nil)
