@@ -35,9 +35,8 @@ func TestProgressBarShowsActiveAccounts(t *testing.T) {
 	p.AccountStarted("alice", 10, 0)
 	p.AccountStarted("bob", 5, 0)
 	p.MessageDone("alice", pipeline.OutcomeCopied, 1000)
-	time.Sleep(60 * time.Millisecond)
+	waitFor(t, &out, "bob  0/5 messages")
 	p.AccountFinished("bob", &pipeline.Stats{})
-	time.Sleep(30 * time.Millisecond)
 	p.close()
 	s := out.String()
 	for _, want := range []string{"alice  1/10 messages", "bob  0/5 messages", "messages   0% |"} {
@@ -52,10 +51,21 @@ func TestProgressLinesWhenNotATerminal(t *testing.T) {
 	p := newProgressView("lines", &logs, slog.New(slog.NewTextHandler(&logs, nil)), 20*time.Millisecond, 0)
 	p.AccountStarted("alice", 10, 0)
 	p.MessageDone("alice", pipeline.OutcomeCopied, 1000)
-	time.Sleep(60 * time.Millisecond)
+	waitFor(t, &logs, "msg=progress account=alice")
 	p.close()
 	s := logs.String()
 	if !strings.Contains(s, "msg=progress account=alice copied=1 of=10") || strings.Contains(s, "\r") {
 		t.Errorf("plain progress lines expected, got:\n%q", s)
+	}
+}
+
+// waitFor waits until out holds want (the display ticks on its own), or
+// gives up after a while and lets the test's assertions report it.
+func waitFor(t *testing.T, out *syncBuffer, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if strings.Contains(out.String(), want) {
+			return
+		}
 	}
 }
