@@ -33,16 +33,17 @@ func pipe(t *testing.T) (client, server net.Conn) {
 
 func TestIdleTimeoutExtendsWithProgress(t *testing.T) {
 	client, server := pipe(t)
-	c := New(client, 150*time.Millisecond)
-	// The server trickles bytes for longer than the idle timeout in total,
-	// but never pauses longer than it.
+	c := New(client, 400*time.Millisecond)
+	// The server trickles bytes for longer than the idle timeout in total
+	// (600 ms), but never pauses longer than it (50 ms, with room for a
+	// loaded machine).
 	go func() {
-		for i := 0; i < 6; i++ {
+		for i := 0; i < 12; i++ {
 			server.Write([]byte("x"))
 			time.Sleep(50 * time.Millisecond)
 		}
 	}()
-	buf := make([]byte, 6)
+	buf := make([]byte, 12)
 	if _, err := io.ReadFull(c, buf); err != nil {
 		t.Fatalf("read with steady progress: %v", err)
 	}
