@@ -288,8 +288,6 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests map[stri
 // first uses the attempt's destination, the others open their own. Each
 // writer commits what its destination confirmed, also when it stops.
 func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byteBudget) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	dsts := []Destination{a.dst}
 	for i := 1; i < a.opts.DestSessions && a.openDst != nil; i++ {
 		d, err := a.openDst(ctx)
@@ -302,6 +300,8 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 		defer d.Close()
 		dsts = append(dsts, d)
 	}
+	stop := make(chan struct{})
+	var stopOnce sync.Once
 	errs := make([]error, len(dsts))
 	var wg sync.WaitGroup
 	for i, d := range dsts {
@@ -309,21 +309,21 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 		go func() {
 			defer wg.Done()
 			w := batchWriter{a: a, dst: d, boxes: map[string]*mailboxState{}}
-			err := w.consume(ctx, items, budget)
+			err := w.consume(ctx, stop, items, budget)
 			if cerr := w.commitCarry(context.WithoutCancel(ctx)); cerr != nil && err == nil {
 				err = cerr
 			}
 			if err != nil {
-				cancel() // one writer failing stops the others
+				stopOnce.Do(func() { close(stop) }) // the others take no new messages
 			}
 			errs[i] = err
 		}()
 	}
 	wg.Wait()
-	// The first real error wins over the cancellations it caused.
+	// The first real error wins over the stops it caused.
 	var first error
 	for _, err := range errs {
-		if err != nil && (first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled)) {
+		if err != nil && (first == nil || errors.Is(first, errStopped) && !errors.Is(err, errStopped)) {
 			first = err
 		}
 	}

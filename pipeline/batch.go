@@ -67,7 +67,12 @@ func (w *batchWriter) box(ctx context.Context, name string) (*mailboxState, erro
 	return b, nil
 }
 
-func (w *batchWriter) consume(ctx context.Context, items <-chan *item, budget *byteBudget) error {
+// consume batches items until the channel closes, ctx ends, or stop is
+// closed (a sibling writer failed). stop only ends the taking of new items:
+// a batch already sent is finished and committed under ctx, so that one
+// session's failure does not cut another's APPEND off after the server
+// stored it.
+func (w *batchWriter) consume(ctx context.Context, stop <-chan struct{}, items <-chan *item, budget *byteBudget) error {
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
@@ -104,9 +109,16 @@ func (w *batchWriter) consume(ctx context.Context, items <-chan *item, budget *b
 		case <-ctx.Done():
 			w.releaseAll(budget)
 			return ctx.Err()
+		case <-stop:
+			w.releaseAll(budget)
+			return errStopped
 		}
 	}
 }
+
+// errStopped ends a batch writer whose sibling failed; the sibling's error
+// is the one reported.
+var errStopped = errors.New("stopped because another destination session failed")
 
 func (w *batchWriter) releaseAll(budget *byteBudget) {
 	for _, it := range w.batch {
