@@ -3,12 +3,12 @@ package imapdst
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -55,13 +55,12 @@ func (m AuthMethod) mechanism() string {
 	return ""
 }
 
-// bearerResponse is the initial client response of an OAuth2 mechanism:
-// XOAUTH2's, or OAUTHBEARER's with a gs2 header naming user (RFC 7628 §3.1).
+// bearerResponse is the initial client response of an OAuth2 mechanism.
 func bearerResponse(m AuthMethod, user, token string) []byte {
 	if m == AuthXOAuth2 {
-		return []byte("user=" + user + "\x01auth=Bearer " + token + "\x01\x01")
+		return bearer.XOAuth2(user, token)
 	}
-	return []byte("n,a=" + strings.NewReplacer("=", "=3D", ",", "=2C").Replace(user) + ",\x01auth=Bearer " + token + "\x01\x01")
+	return bearer.OAuthBearer(user, token)
 }
 
 // checkOAuth refuses what an OAuth2 login cannot carry.
@@ -121,28 +120,13 @@ func (e *TokenRejectedError) Unwrap() error {
 func (e *TokenRejectedError) ErrorClass() pipeline.Class { return pipeline.ClassFatal }
 
 // challengeStatus decodes the "status" of an RFC 7628 §3.2.2 error
-// challenge (base64 JSON), "" when it is not one.
+// challenge (base64 JSON; raw JSON is accepted too), "" when it is not one.
 func challengeStatus(b64 string) string {
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
 	if err != nil {
 		raw = []byte(b64)
 	}
-	var v struct {
-		Status string `json:"status"`
-	}
-	if json.Unmarshal(raw, &v) != nil {
-		return ""
-	}
-	s := strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return -1
-		}
-		return r
-	}, v.Status)
-	if len(s) > 64 {
-		s = s[:64]
-	}
-	return s
+	return bearer.ChallengeStatus(raw)
 }
 
 // authBearer sends AUTHENTICATE XOAUTH2 or OAUTHBEARER with the token as

@@ -1,12 +1,11 @@
 package imapsrc
 
 import (
-	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -84,11 +83,9 @@ type bearerClient struct {
 }
 
 func newBearerClient(m AuthMethod, user, token string) *bearerClient {
-	c := &bearerClient{mech: m.mechanism()}
+	c := &bearerClient{mech: m.mechanism(), ir: bearer.OAuthBearer(user, token)}
 	if m == AuthXOAuth2 {
-		c.ir = []byte("user=" + user + "\x01auth=Bearer " + token + "\x01\x01")
-	} else {
-		c.ir = []byte("n,a=" + strings.NewReplacer("=", "=3D", ",", "=2C").Replace(user) + ",\x01auth=Bearer " + token + "\x01\x01")
+		c.ir = bearer.XOAuth2(user, token)
 	}
 	return c
 }
@@ -96,20 +93,7 @@ func newBearerClient(m AuthMethod, user, token string) *bearerClient {
 func (c *bearerClient) Start() (string, []byte, error) { return c.mech, c.ir, nil }
 
 func (c *bearerClient) Next(challenge []byte) ([]byte, error) {
-	var v struct {
-		Status string `json:"status"`
-	}
-	_ = json.Unmarshal(challenge, &v)
-	status := strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return -1
-		}
-		return r
-	}, v.Status)
-	if len(status) > 64 {
-		status = status[:64]
-	}
-	return nil, &TokenRejectedError{Mechanism: c.mech, Status: status}
+	return nil, &TokenRejectedError{Mechanism: c.mech, Status: bearer.ChallengeStatus(challenge)}
 }
 
 var _ sasl.Client = (*bearerClient)(nil)

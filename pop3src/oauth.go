@@ -3,11 +3,11 @@ package pop3src
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -45,20 +45,11 @@ func (m AuthMethod) String() string {
 }
 
 // XOAuth2Response is the XOAUTH2 initial client response (before base64).
-func XOAuth2Response(user, token string) []byte {
-	return []byte("user=" + user + "\x01auth=Bearer " + token + "\x01\x01")
-}
+func XOAuth2Response(user, token string) []byte { return bearer.XOAuth2(user, token) }
 
 // OAuthBearerResponse is the OAUTHBEARER initial client response (RFC 7628
 // §3.1) with a gs2 header naming user as the authorization identity.
-func OAuthBearerResponse(user, token string) []byte {
-	return []byte("n,a=" + gs2Escape(user) + ",\x01auth=Bearer " + token + "\x01\x01")
-}
-
-// gs2Escape escapes "," and "=" in a gs2 saslname (RFC 5801 §4).
-func gs2Escape(s string) string {
-	return strings.NewReplacer("=", "=3D", ",", "=2C").Replace(s)
-}
+func OAuthBearerResponse(user, token string) []byte { return bearer.OAuthBearer(user, token) }
 
 // TokenRejectedError is a server's OAuth2 error challenge (RFC 7628 §3.2.2)
 // after which the client gave up. It carries the server's status and
@@ -93,28 +84,13 @@ func (e *TokenRejectedError) Unwrap() error {
 }
 
 // oauthChallengeStatus decodes the "status" of an RFC 7628 §3.2.2 error
-// challenge, "" when it is not one.
+// challenge (base64 JSON), "" when it is not one.
 func oauthChallengeStatus(b64 string) string {
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		return ""
 	}
-	var v struct {
-		Status string `json:"status"`
-	}
-	if json.Unmarshal(raw, &v) != nil {
-		return ""
-	}
-	s := v.Status
-	if len(s) > 64 {
-		s = s[:64]
-	}
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
+	return bearer.ChallengeStatus(raw)
 }
 
 // AuthXOAuth2 authenticates user with an OAuth2 bearer token using XOAUTH2
