@@ -86,6 +86,15 @@ type Config struct {
 	AccountsFile string // CSV file whose accounts were appended to Accounts
 	Accounts     []Account
 
+	// Every, when set, makes `mailferry run` a long-running service that
+	// polls each account at this interval (with jitter) instead of running
+	// once. Idle keeps an IMAP IDLE on the source INBOX between polls of
+	// IMAP-source accounts (default true). MetricsAddr, when set, serves
+	// Prometheus metrics over HTTP at this host:port while the service runs.
+	Every       time.Duration
+	Idle        bool
+	MetricsAddr string
+
 	// pos maps a key ("source.url", "workers") to where Load found it, so
 	// Validate can name the line.
 	pos map[string]position
@@ -176,6 +185,7 @@ func Default() *Config {
 		Workers:     DefaultWorkers,
 		OnLocked:    "fail",
 		LockWait:    10 * time.Minute,
+		Idle:        true,
 		LogFormat:   LogText,
 		Source:      Source{Server{IdleTimeout: DefaultIdleTimeout}},
 		Destination: Destination{Server: Server{IdleTimeout: DefaultIdleTimeout}, BatchMessages: DefaultBatchMessages, BatchBytes: DefaultBatchBytes, Sessions: 2},

@@ -29,6 +29,9 @@ type fileConfig struct {
 	LogFormat    *string       `toml:"log_format"`
 	OnLocked     string        `toml:"on_locked"`
 	LockWait     *Duration     `toml:"lock_wait"`
+	Every        *Duration     `toml:"every"`
+	Idle         *bool         `toml:"idle"`
+	MetricsAddr  string        `toml:"metrics_addr"`
 	Source       fileSource    `toml:"source"`
 	Destination  fileDest      `toml:"destination"`
 	Policy       filePolicy    `toml:"policy"`
@@ -270,6 +273,13 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	if fc.LockWait != nil {
 		c.LockWait = time.Duration(*fc.LockWait)
 	}
+	if fc.Every != nil {
+		c.Every = time.Duration(*fc.Every)
+	}
+	if fc.Idle != nil {
+		c.Idle = *fc.Idle
+	}
+	c.MetricsAddr = fc.MetricsAddr
 	if fc.LogFormat != nil {
 		c.LogFormat = LogFormat(*fc.LogFormat)
 	}

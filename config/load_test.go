@@ -255,6 +255,7 @@ func TestLoadFull(t *testing.T) {
 	want := &Config{
 		File: path, State: filepath.Join(dir, "var/mailferry.db"), Workers: 8, DryRun: true, DeleteSource: true,
 		LogFormat: LogJSON, OnLocked: "skip", LockWait: 2 * time.Minute, AccountsFile: filepath.Join(dir, "users.csv"),
+		Idle: true,
 		Source: Source{Server{URL: "imap://imap.old.example:1143?auth=plain", TLSCA: "/etc/ssl/old-ca.pem",
 			Auth: AuthPlain, MasterUser: "admin", MasterPassword: SecretSource{File: filepath.Join(dir, "master.pw")},
 			IdleTimeout: 48 * time.Hour, MaxConnections: 3}},

@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Validate checks c without touching the network or resolving any secret:
@@ -28,6 +30,14 @@ func (c *Config) Validate() error {
 	}
 	if c.LockWait < 0 {
 		errs.add(c.at("lock_wait"), "lock_wait", "lock_wait must not be negative")
+	}
+	if c.Every < 0 || c.Every > 0 && c.Every < time.Second {
+		errs.add(c.at("every"), "every", "every must be at least 1s (or 0: run once), got %s", c.Every)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs.add(c.at("metrics_addr"), "metrics_addr", "metrics_addr must be host:port (e.g. 127.0.0.1:9464): %v", err)
+		}
 	}
 	c.validateServer(&errs, "source", &c.Source.Server)
 	dstEP, dstOK := c.validateServer(&errs, "destination", &c.Destination.Server)

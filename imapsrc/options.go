@@ -10,6 +10,8 @@ import (
 	"path"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -92,6 +94,10 @@ type Options struct {
 	// FetchBatch is how many UIDs one UID FETCH of List asks for.
 	// 0: DefaultFetchBatch.
 	FetchBatch int
+
+	// unilateral receives the server's unsolicited responses (Watch's
+	// EXISTS during IDLE); nil for sources.
+	unilateral *imapclient.UnilateralDataHandler
 }
 
 func (o Options) withDefaults() Options {

@@ -88,7 +88,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	}
 	s := &Source{opts: opts, ic: ic, user: user, tap: newTap(opts.Trace)}
 	s.log = opts.Logger.With("server", opts.Addr, "user", user)
-	copts := &imapclient.Options{DebugWriter: s.tap}
+	copts := &imapclient.Options{DebugWriter: s.tap, UnilateralDataHandler: opts.unilateral}
 	if opts.TLS == TLSStartTLS {
 		copts.TLSConfig = opts.tlsConfig()
 		if s.c, err = imapclient.NewStartTLS(conn, copts); err != nil {

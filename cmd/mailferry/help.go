@@ -175,10 +175,30 @@ FLAGS
   --on-locked fail|skip|wait, --lock-wait DURATION (cron: use skip or wait)
   -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
 
+SERVICE MODE
+  --every DURATION          do not exit: poll each account at this interval
+                            (every = "2m" in the file), each on its own
+                            schedule with ±10% jitter, at most --workers at
+                            once; after failed polls an account waits
+                            2x, 4x, 8x... the interval (at most 1h, or the
+                            interval if longer) without delaying the others
+  --idle=false              IMAP sources: no IDLE on INBOX between polls (by
+                            default new mail announced by IDLE is fetched at
+                            once; servers without IDLE are polled only)
+  --metrics-addr HOST:PORT  serve Prometheus metrics at /metrics (keep it on
+                            127.0.0.1 or a private network: no auth, no TLS)
+  SIGTERM or SIGINT stops starting polls, lets the batches in flight commit
+  and exits 0. The config file is read once, at start; after editing it,
+  restart the service (nothing is reloaded silently). In service mode
+  --attempts defaults to 1: the next poll is the retry. 'mailferry status'
+  shows each account's last successful poll and last error.
+
 EXAMPLES
   mailferry config check -c migrate.toml
   mailferry run -c migrate.toml --dry-run
   mailferry run -c migrate.toml --report report.json
+  mailferry run -c fetch.toml --every 2m --metrics-addr 127.0.0.1:9464
+  mailferry run -c fetch.toml --on-locked skip -q     # from cron
 
 ` + exitStatusHelp
 

@@ -24,11 +24,11 @@ type folderOptions struct {
 	maxAge, minAge   time.Duration
 }
 
-// openIMAPSource returns a function that opens a session on an IMAP source.
-func (s serverSetup) openIMAPSource(fo folderOptions) (func(ctx context.Context) (pipeline.Source, error), error) {
+// imapSourceOptions are the imapsrc options of an IMAP source.
+func (s serverSetup) imapSourceOptions(fo folderOptions) (imapsrc.Options, error) {
 	tlsCfg, err := s.tlsConfig()
 	if err != nil {
-		return nil, err
+		return imapsrc.Options{}, err
 	}
 	mode := map[config.TLSMode]imapsrc.TLSMode{
 		config.TLSImplicit: imapsrc.TLSImplicit,
@@ -40,12 +40,20 @@ func (s serverSetup) openIMAPSource(fo folderOptions) (func(ctx context.Context)
 	if s.ep.Mailbox != "" {
 		include = append([]string{s.ep.Mailbox}, include...)
 	}
-	opts := imapsrc.Options{
+	return imapsrc.Options{
 		Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
 		User: user, AuthzID: authz, Password: s.password,
 		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
 		Logger: s.log, Trace: s.trace, Include: include, Exclude: fo.exclude,
 		Auth: imapSrcAuth(s.auth), PasswordFunc: s.passwordFunc,
+	}, nil
+}
+
+// openIMAPSource returns a function that opens a session on an IMAP source.
+func (s serverSetup) openIMAPSource(fo folderOptions) (func(ctx context.Context) (pipeline.Source, error), error) {
+	opts, err := s.imapSourceOptions(fo)
+	if err != nil {
+		return nil, err
 	}
 	return func(ctx context.Context) (pipeline.Source, error) {
 		src, err := imapsrc.Open(ctx, opts)

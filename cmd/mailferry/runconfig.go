@@ -44,6 +44,8 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	workers := fs.Int("workers", 0, "accounts in parallel (default: the config's workers)")
 	attempts := fs.Int("attempts", 4, "tries per account when connections drop or servers are unavailable")
 	rerunFailed := fs.Bool("rerun-failed", false, "run only the accounts whose last run failed, was interrupted or left messages failed")
+	var svc serviceFlags
+	svc.register(fs)
 	if done, err := parseFlags(fs, args, e, runHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
@@ -95,6 +97,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		selected[n] = true
 	}
 	var jobs []pipeline.Job
+	var accounts []serviceAccount
 	masters := &masterPasswords{}
 	limits := &hostLimits{}
 	for i := range cfg.Accounts {
@@ -103,14 +106,25 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 			continue
 		}
 		delete(selected, a.Name)
-		job, err := buildJob(ctx, cfg, a, masters, limits, &common, e, log)
+		job, watch, err := buildJob(ctx, cfg, a, masters, limits, &common, e, log)
 		if err != nil {
 			return exitUsage, err
 		}
 		jobs = append(jobs, job)
+		accounts = append(accounts, serviceAccount{name: a.Name, watch: watch})
 	}
 	for n := range selected {
 		return exitUsage, usagef("--only %q: no such account in %s", n, cfgPath)
+	}
+	if every := svc.every(fs, cfg); every > 0 {
+		if *rerunFailed || common.dryRun {
+			return exitUsage, usagef("--every runs a service: it cannot be combined with --rerun-failed or --dry-run")
+		}
+		if !fs.Changed("attempts") {
+			*attempts = 1 // the service's backoff between polls is the retry
+		}
+		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts}
+		return x.serve(ctx, jobs, accounts, svc.options(fs, cfg, every))
 	}
 	if *rerunFailed {
 		if jobs, err = onlyFailed(ctx, jobs, state, log); err != nil {
@@ -122,29 +136,31 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	return x.run(ctx, jobs)
 }
 
-// buildJob turns one configured account into a pipeline job.
-func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, masters *masterPasswords, limits *hostLimits, common *commonOptions, e *env, log *slog.Logger) (pipeline.Job, error) {
+// buildJob turns one configured account into a pipeline job and, for an
+// IMAP source, a function that opens an IDLE watcher on its INBOX (the
+// service uses it between polls).
+func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, masters *masterPasswords, limits *hostLimits, common *commonOptions, e *env, log *slog.Logger) (pipeline.Job, watchFunc, error) {
 	srcEp, err := cfg.SourceEndpoint(a)
 	if err != nil {
-		return pipeline.Job{}, fmt.Errorf("account %q: source: %w", a.Name, err)
+		return pipeline.Job{}, nil, fmt.Errorf("account %q: source: %w", a.Name, err)
 	}
 	dstEp, err := cfg.DestEndpoint(a)
 	if err != nil {
-		return pipeline.Job{}, fmt.Errorf("account %q: destination: %w", a.Name, err)
+		return pipeline.Job{}, nil, fmt.Errorf("account %q: destination: %w", a.Name, err)
 	}
 	creds, warns, err := a.ResolveSecrets(ctx)
 	for _, w := range warns {
 		log.Warn(w.String())
 	}
 	if err != nil {
-		return pipeline.Job{}, usagef("%v", err)
+		return pipeline.Job{}, nil, usagef("%v", err)
 	}
 	var popts pipeline.Options
 	if popts.DatePolicy, err = mapping.ParseDatePolicy(string(cfg.Policy.InternalDate)); err != nil {
-		return pipeline.Job{}, usagef("policy.internal_date: %v", err)
+		return pipeline.Job{}, nil, usagef("policy.internal_date: %v", err)
 	}
 	if popts.FlagPolicy, err = mapping.ParseFlagPolicy(string(cfg.Policy.Flags)); err != nil {
-		return pipeline.Job{}, usagef("policy.flags: %v", err)
+		return pipeline.Job{}, nil, usagef("policy.flags: %v", err)
 	}
 	fo := folderOptions{include: cfg.Folders.Include, exclude: cfg.Folders.Exclude, root: cfg.Folders.Root,
 		rename: cfg.Folders.Rename, syncFlags: cfg.Folders.SyncFlags, specialUse: cfg.Folders.SpecialUse,
@@ -159,7 +175,7 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
 	popts.DeleteSource = common.deleteSource
 	if popts.Crashpoint, err = crashpointFromEnv(e.getenv); err != nil {
-		return pipeline.Job{}, err
+		return pipeline.Job{}, nil, err
 	}
 	popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes
 	popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes}
@@ -188,24 +204,30 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 	}
 	src, err := side(&cfg.Source.Server, srcEp, creds.Source, a.SourcePassword, "source token")
 	if err != nil {
-		return pipeline.Job{}, usagef("account %q: source: %v", a.Name, err)
+		return pipeline.Job{}, nil, usagef("account %q: source: %v", a.Name, err)
 	}
 	dst, err := side(&cfg.Destination.Server, dstEp, creds.Dest, a.DestPassword, "destination token")
 	if err != nil {
-		return pipeline.Job{}, usagef("account %q: destination: %v", a.Name, err)
+		return pipeline.Job{}, nil, usagef("account %q: destination: %v", a.Name, err)
 	}
 	job := pipeline.Job{Options: popts}
 	if job.OpenSource, err = src.openSource(); err != nil {
-		return job, fmt.Errorf("account %q: %w", a.Name, err)
+		return job, nil, fmt.Errorf("account %q: %w", a.Name, err)
 	}
 	if job.OpenDestination, err = dst.openDestination(popts.BatchMessages, popts.BatchBytes); err != nil {
-		return job, fmt.Errorf("account %q: %w", a.Name, err)
+		return job, nil, fmt.Errorf("account %q: %w", a.Name, err)
 	}
 	open := job.OpenDestination
 	job.OpenSource = limits.limitSource(job.OpenSource, srcEp.Addr(), cfg.Source.MaxConnections)
 	job.OpenDestination = limits.limitDestination(open, dstEp.Addr(), cfg.Destination.MaxConnections)
 	job.OpenExtraDestination = limits.limitExtraDestination(open, dstEp.Addr(), cfg.Destination.MaxConnections)
-	return job, nil
+	var watch watchFunc
+	if srcEp.Protocol == config.IMAP {
+		if watch, err = src.openWatcher(); err != nil {
+			return job, nil, fmt.Errorf("account %q: %w", a.Name, err)
+		}
+	}
+	return job, watch, nil
 }
 
 func firstNonEmpty(s ...string) string {

@@ -56,6 +56,16 @@ type statusAccount struct {
 	SkippedMessages []statusMessage `json:"skipped_messages"`
 	FailedMessages  []statusMessage `json:"failed_messages"`
 	LastRun         *statusRun      `json:"last_run,omitempty"`
+	// LastSuccess is when the last successful run or service poll ended;
+	// LastError the last run or poll that ended with an error.
+	LastSuccess *time.Time       `json:"last_success,omitempty"`
+	LastError   *statusLastError `json:"last_error,omitempty"`
+}
+
+// statusLastError is the newest run that ended with an error.
+type statusLastError struct {
+	Time  time.Time `json:"time"`
+	Error string    `json:"error"`
 }
 
 type statusReport struct {
@@ -196,6 +206,17 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount) er
 		}
 	}
 	sa.NeverRun = sum.LastRun == nil && sum.Done+sum.Pending+sum.Skipped+sum.Failed == 0
+	polls, err := l.Polls(ctx, sa.Account)
+	if err != nil {
+		return err
+	}
+	if r := polls.LastSuccess; r != nil && !r.Finished.IsZero() {
+		f := r.Finished
+		sa.LastSuccess = &f
+	}
+	if r := polls.LastError; r != nil {
+		sa.LastError = &statusLastError{Time: firstTime(r.Finished, r.Started), Error: r.Error}
+	}
 	if sum.Skipped+sum.Failed == 0 {
 		return nil
 	}
@@ -257,6 +278,14 @@ func writeStatusText(w io.Writer, rep statusReport) {
 				fmt.Fprintf(w, "  last error: %s\n", r.Error)
 			}
 		}
+		if a.LastSuccess != nil {
+			fmt.Fprintf(w, "  last success: %s\n", a.LastSuccess.Local().Format(time.DateTime))
+		} else if a.LastRun != nil {
+			fmt.Fprintln(w, "  last success: never")
+		}
+		if e := a.LastError; e != nil && (a.LastRun == nil || a.LastRun.Error != e.Error || a.LastRun.Finished == nil || !a.LastRun.Finished.Equal(e.Time)) {
+			fmt.Fprintf(w, "  last failure: %s: %s\n", e.Time.Local().Format(time.DateTime), e.Error)
+		}
 		for _, l := range []struct {
 			what string
 			ms   []statusMessage
@@ -270,6 +299,16 @@ func writeStatusText(w io.Writer, rep statusReport) {
 			}
 		}
 	}
+}
+
+// firstTime returns the first non-zero time.
+func firstTime(ts ...time.Time) time.Time {
+	for _, t := range ts {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // humanBytes prints n in SI units (as the size flags read them).
@@ -295,7 +334,8 @@ For each account: messages done (copied and confirmed), pending (an
 interrupted run left them to be reconciled), skipped (with the reason: too
 big, NUL bytes, refused by the server; not retried) and failed (retried by
 the next run), the bytes moved, and the last run's start, end, result and
-error. With -c, every account of the config is listed, including those that
+error, when the last successful run (or service poll) ended, and the last
+error with its time. With -c, every account of the config is listed, including those that
 never ran. status only reads the checkpoint; it connects to nothing and
 never creates a checkpoint file.
 

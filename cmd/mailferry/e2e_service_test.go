@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// service is a `mailferry run --every` subprocess with JSON logs.
+type service struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	lines  []map[string]any
+	stderr bytes.Buffer
+	exited chan int
+}
+
+func startService(t *testing.T, args ...string) *service {
+	t.Helper()
+	s := &service{t: t, exited: make(chan int, 1)}
+	s.cmd = exec.Command(os.Args[0], append(args, "--log-format", "json", "-v")...)
+	s.cmd.Env = append(os.Environ(), "MAILFERRY_E2E_AS_MAIN=1", "T_SRC_PW="+srcPassword, "T_DST_PW="+dstPassword)
+	pr, pw := io.Pipe()
+	s.cmd.Stderr = pw
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var m map[string]any
+			s.mu.Lock()
+			s.stderr.WriteString(sc.Text() + "\n")
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				s.lines = append(s.lines, m)
+			}
+			s.mu.Unlock()
+		}
+	}()
+	go func() {
+		err := s.cmd.Wait()
+		pw.Close()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		s.exited <- code
+	}()
+	t.Cleanup(func() { _ = s.cmd.Process.Kill() })
+	return s
+}
+
+// logs returns the log lines with message msg (and account, when set).
+func (s *service) logs(msg, account string) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, l := range s.lines {
+		if l["msg"] == msg && (account == "" || l["account"] == account) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the time is up.
+func (s *service) waitFor(what string, within time.Duration, cond func() bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.t.Fatalf("%s: not within %v\n%s", what, within, s.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and returns the exit status.
+func (s *service) stop() int {
+	s.t.Helper()
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case code := <-s.exited:
+		return code
+	case <-time.After(30 * time.Second):
+		s.t.Fatal("the service did not exit within 30s of SIGTERM")
+		return -1
+	}
+}
+
+func (s *service) log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.String()
+}
+
+// serviceConfig writes a config for the pair's alice (and extra accounts).
+func serviceConfig(t *testing.T, p *pair, srcURL, extra string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`state = %q
+workers = 2
+[source]
+url = %q
+tls_ca = %q
+[destination]
+url = "imaps://%s"
+tls_ca = %q
+batch_messages = 5
+[[account]]
+name = "alice"
+source_user = "alice"
+source_password_env = "T_SRC_PW"
+dest_password_env = "T_DST_PW"
+%s`, p.state, srcURL, p.src.CAFile(), p.dst.IMAPSAddr(), p.src.CAFile(), extra)
+	path := filepath.Join(p.dir, "fetch.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestE2EServicePOP3 runs the service on a POP3 source every second: mail
+// delivered while it runs arrives within a poll; the metrics endpoint
+// counts it; status shows the last success; SIGTERM exits 0.
+func TestE2EServicePOP3(t *testing.T) {
+	p := startPair(t)
+	msgs := simpleMessages(5)
+	seed(t, p, msgs[:3])
+	cfg := serviceConfig(t, p, "pop3s://"+p.src.POP3SAddr(), "")
+	s := startService(t, "run", "-c", cfg, "--every", "1s", "--metrics-addr", "127.0.0.1:0")
+	s.waitFor("first poll", 10*time.Second, func() bool { return len(s.logs("poll", "alice")) > 0 })
+	for _, m := range msgs[3:] {
+		if err := p.src.Deliver("alice", "INBOX", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	delivered := time.Now()
+	s.waitFor("delivered mail in the destination", 5*time.Second, func() bool {
+		n, _ := p.dst.MailboxCount("alice", "INBOX")
+		return n == 5
+	})
+	t.Logf("mail delivered during the service arrived after %v", time.Since(delivered).Round(time.Millisecond))
+
+	// Metrics, scraped over HTTP.
+	var url string
+	for _, l := range s.logs("serving metrics", "") {
+		url, _ = l["url"].(string)
+	}
+	if url == "" {
+		t.Fatalf("no metrics URL logged\n%s", s.log())
+	}
+	s.waitFor("metrics counting 5 copies", 5*time.Second, func() bool {
+		return strings.Contains(scrape(t, url), `mailferry_messages_copied_total{account="alice"} 5`)
+	})
+	body := scrape(t, url)
+	for _, want := range []string{`mailferry_polls_total{account="alice"}`, `mailferry_poll_failures_total{account="alice"} 0`,
+		`mailferry_last_success_timestamp_seconds{account="alice"} 1.`, `mailferry_last_poll_duration_seconds{account="alice"}`,
+		`mailferry_bytes_copied_total{account="alice"}`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if strings.Contains(body, srcPassword) || strings.Contains(body, p.src.POP3SAddr()) {
+		t.Error("metrics expose a password or a server address")
+	}
+	if code := s.stop(); code != exitOK {
+		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, s.log())
+	}
+	if !strings.Contains(s.log(), "service stopped") {
+		t.Errorf("no 'service stopped' log line\n%s", s.log())
+	}
+	var excerpt []string
+	for _, l := range strings.Split(s.log(), "\n") {
+		for _, m := range []string{`"service started"`, `"msg":"poll"`, `"serving metrics"`, `"service stopped"`, `interrupted`} {
+			if strings.Contains(l, m) {
+				excerpt = append(excerpt, l)
+				break
+			}
+		}
+	}
+	t.Logf("service log excerpt:\n%s", strings.Join(excerpt, "\n"))
+	assertSameMultiset(t, sourceServed(t, p), destBodies(destMessages(t, p, "INBOX")))
+
+	r := runInProcess(t, func(string) string { return "" }, "status", "-c", cfg)
+	if r.code != exitOK || !strings.Contains(r.stdout, "last success: ") {
+		t.Errorf("status after the service: exit %d, want a last success\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("status:\n%s", r.stdout)
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scraping %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scraping %s: %s", url, resp.Status)
+	}
+	return string(b)
+}
+
+// TestE2EServiceIDLE polls an IMAP source only every hour: mail delivered
+// to its INBOX arrives within seconds, which only IDLE can explain.
+func TestE2EServiceIDLE(t *testing.T) {
+	p := imapPair(t)
+	cfg := serviceConfig(t, p, "imaps://"+p.src.IMAPSAddr(), "")
+	s := startService(t, "run", "-c", cfg, "--every", "1h")
+	s.waitFor("first poll and IDLE", 10*time.Second, func() bool {
+		return len(s.logs("poll", "alice")) > 0 && len(s.logs("watching the source with IDLE", "alice")) > 0
+	})
+	if err := p.src.Deliver("alice", "INBOX", simpleMessages(1)[0]); err != nil {
+		t.Fatal(err)
+	}
+	delivered := time.Now()
+	s.waitFor("mail announced by IDLE in the destination", 5*time.Second, func() bool {
+		n, _ := p.dst.MailboxCount("alice", "INBOX")
+		return n == 1
+	})
+	t.Logf("with --every 1h, mail arrived %v after delivery", time.Since(delivered).Round(time.Millisecond))
+	if code := s.stop(); code != exitOK {
+		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, s.log())
+	}
+}
+
+// TestE2EServiceSIGTERMMidBatch stops the service while it copies: exit 0,
+// and the next run finds nothing lost and copies nothing twice.
+func TestE2EServiceSIGTERMMidBatch(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, simpleMessages(300))
+	served := sourceServed(t, p)
+	cfg := serviceConfig(t, p, "pop3s://"+p.src.POP3SAddr(), "")
+	s := startService(t, "run", "-c", cfg, "--every", "1h")
+	s.waitFor("some messages copied", 30*time.Second, func() bool {
+		n, _ := p.dst.MailboxCount("alice", "INBOX")
+		return n >= 20
+	})
+	if code := s.stop(); code != exitOK {
+		t.Fatalf("exit %d after SIGTERM mid-batch, want 0\n%s", code, s.log())
+	}
+	n, _ := p.dst.MailboxCount("alice", "INBOX")
+	t.Logf("SIGTERM with %d of 300 on the destination", n)
+	t.Setenv("T_SRC_PW", srcPassword)
+	t.Setenv("T_DST_PW", dstPassword)
+	r := runInProcess(t, func(string) string { return "" }, "run", "-c", cfg, "--progress", "none")
+	if r.code != exitOK {
+		t.Fatalf("run after SIGTERM: exit %d\n%s", r.code, r.stderr)
+	}
+	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+}
+
+// TestE2EServiceBackoff: bob's polls fail (his login is refused, after
+// Dovecot's 2 s auth failure delay) and back off, 2 s then 4 s, while
+// alice keeps polling every second and gets her new mail. (The accounts of
+// one config share the servers, so a refused login stands in for a server
+// that is down; the scheduler treats every failed poll alike, see
+// schedule.TestBackoffDoesNotDelayOthers.)
+func TestE2EServiceBackoff(t *testing.T) {
+	p := startPair(t)
+	cfg := serviceConfig(t, p, "pop3s://"+p.src.POP3SAddr(), `[[account]]
+name = "bob"
+source_user = "bob"
+source_password_env = "T_SRC_PW"
+dest_user = "alice"
+dest_password_env = "T_DST_PW"
+dest_folder = "Bob"
+`)
+	s := startService(t, "run", "-c", cfg, "--every", "1s")
+	s.waitFor("two failed polls of bob", 20*time.Second, func() bool { return len(s.logs("poll failed", "bob")) >= 2 })
+	if err := p.src.Deliver("alice", "INBOX", simpleMessages(1)[0]); err != nil {
+		t.Fatal(err)
+	}
+	s.waitFor("alice's mail while bob backs off", 5*time.Second, func() bool {
+		n, _ := p.dst.MailboxCount("alice", "INBOX")
+		return n == 1
+	})
+	if code := s.stop(); code != exitOK {
+		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, s.log())
+	}
+	var waits []time.Duration
+	for _, l := range s.logs("poll failed", "bob") {
+		ns, ok := l["next_in"].(float64) // slog's JSON: nanoseconds
+		if !ok {
+			t.Fatalf("next_in %v is not a number of nanoseconds", l["next_in"])
+		}
+		waits = append(waits, time.Duration(ns))
+	}
+	// 2 s then 4 s, ±10 % jitter (and the milliseconds the poll took).
+	if len(waits) < 2 || waits[0] < 1700*time.Millisecond || waits[0] > 2300*time.Millisecond ||
+		waits[1] < 3500*time.Millisecond || waits[1] > 4500*time.Millisecond {
+		t.Errorf("bob's waits after failures %v, want about 2s then 4s", waits)
+	}
+	if polls := len(s.logs("poll", "alice")); polls < 3 {
+		t.Errorf("alice polled %d times while bob backed off, want at least 3", polls)
+	}
+	t.Logf("bob's waits %v; alice polled %d times", waits, len(s.logs("poll", "alice")))
+}
