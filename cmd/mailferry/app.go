@@ -89,12 +89,13 @@ func notifyContext(parent context.Context, e *env) (context.Context, func()) {
 	done := make(chan struct{})
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	go func() {
+		var sig os.Signal
 		select {
-		case <-ch:
+		case sig = <-ch:
 		case <-done:
 			return
 		}
-		fmt.Fprintln(e.stderr, "mailferry: interrupted; finishing the current batch (interrupt again to stop at once)")
+		fmt.Fprintf(e.stderr, "mailferry: %v received; finishing the current batch and stopping (send it again to stop at once)\n", sig)
 		cancel()
 		select {
 		case <-ch:
