@@ -8,18 +8,122 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/mailferry/mailferry/secret"
 )
 
 // csvColumns returns the columns an accounts file may have, spelled like the
-// [[account]] keys. The header row names them in any order; source_user is
-// required, and so is one password column for each side unless the server
-// section logs in through a master user (Validate checks that).
+// [[account]] keys, plus one override column per server key: "source_" or
+// "dest_" and the key of [source] or [destination] ("source_auth",
+// "dest_master_user"). The header row names them in any order; source_user
+// is required, and so is one password column for each side unless the
+// server section logs in through a master user (Validate checks that).
 func csvColumns() map[string]*schema {
-	cols := schemaOf(reflect.TypeFor[fileAccount]()).children
+	cols := map[string]*schema{}
+	for k, v := range schemaOf(reflect.TypeFor[fileAccount]()).children {
+		if v.kind != kindTable {
+			cols[k] = v
+		}
+	}
+	for k, v := range schemaOf(reflect.TypeFor[fileSource]()).children {
+		cols[csvPrefix("source")+k] = v
+	}
+	for k, v := range schemaOf(reflect.TypeFor[fileDestSettings]()).children {
+		cols[csvPrefix("destination")+k] = v
+	}
 	return cols
+}
+
+// csvPrefix is the accounts-file column prefix of a server section's keys.
+func csvPrefix(section string) string {
+	if section == "destination" {
+		return "dest_"
+	}
+	return section + "_"
+}
+
+// overrideColumns lists the override columns an accounts file may have,
+// sorted.
+func overrideColumns() []string {
+	accountKeys := schemaOf(reflect.TypeFor[fileAccount]()).children
+	var out []string
+	for k := range csvColumns() {
+		if _, ok := accountKeys[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// overrideCells fills the pointer fields of v (a *fileSource or
+// *fileDestSettings) from the row's non-empty cells named prefix+key. It
+// reports whether any cell was set. A value that does not parse is a
+// *ConfigError naming the column and the line; secret cells are never
+// quoted.
+func overrideCells(v reflect.Value, prefix string, get func(string) string, pos position) (bool, error) {
+	found := false
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous {
+			ok, err := overrideCells(v.Field(i), prefix, get, pos)
+			if err != nil {
+				return false, err
+			}
+			found = found || ok
+			continue
+		}
+		name := prefix + f.Tag.Get("toml")
+		cell := get(name)
+		if f.Type.Elem() != secretTextType {
+			cell = strings.TrimSpace(cell)
+		}
+		if cell == "" {
+			continue
+		}
+		p := reflect.New(f.Type.Elem())
+		var err error
+		switch dst := p.Interface().(type) {
+		case *secretText:
+			err = dst.UnmarshalText([]byte(cell))
+		case *Duration:
+			err = dst.UnmarshalText([]byte(cell))
+		case *ByteSize:
+			err = dst.UnmarshalText([]byte(cell))
+		case *string:
+			*dst = cell
+		case *bool:
+			switch cell {
+			case "true":
+				*dst = true
+			case "false":
+			default:
+				err = fmt.Errorf("%s must be true or false, got %q", name, cell)
+			}
+		case *int:
+			n, perr := strconv.Atoi(cell)
+			if perr != nil {
+				err = fmt.Errorf("%s must be an integer, got %q", name, cell)
+			}
+			*dst = n
+		default:
+			panic("config: no CSV parser for " + f.Type.String())
+		}
+		if err != nil {
+			msg := err.Error()
+			if !strings.HasPrefix(msg, name) {
+				msg = name + ": " + msg
+			}
+			return false, &ConfigError{File: pos.File, Line: pos.Line, Key: name, Msg: msg, Err: err}
+		}
+		v.Field(i).Set(p)
+		found = true
+	}
+	return found, nil
 }
 
 // ReadAccounts reads an accounts CSV file (RFC 4180: quoted fields may hold
@@ -27,8 +131,11 @@ func csvColumns() map[string]*schema {
 //
 //	source_user,source_password,dest_user,dest_password,dest_folder
 //
-// An empty cell means "not set" (dest_user then defaults to source_user).
-// Relative password file paths, and password commands, resolve against dir.
+// An empty cell means "not set" (dest_user then defaults to source_user;
+// an override column then inherits the server section's value). Load merges
+// the source_* and dest_* override columns over the config's sections;
+// ReadAccounts alone only parses and checks their types. Relative paths,
+// and password commands, resolve against dir.
 // Errors are *ConfigError values with the row's line and never contain a
 // password. The warnings say when the file holds passwords and others can
 // read it.
@@ -97,6 +204,13 @@ func parseAccounts(path, dir string, r io.Reader) (accts []Account, inline bool,
 	if _, ok := col["source_user"]; !ok {
 		return nil, false, &ConfigError{File: path, Line: 1, Key: "source_user", Msg: "the header has no source_user column"}
 	}
+	accountKeys := schemaOf(reflect.TypeFor[fileAccount]()).children
+	overrides := false // any override column: only then is each row scanned for them
+	for h := range col {
+		if _, ok := accountKeys[h]; !ok {
+			overrides = true
+		}
+	}
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -127,7 +241,25 @@ func parseAccounts(path, dir string, r io.Reader) (accts []Account, inline bool,
 		if a.SourceUser == "" {
 			return nil, false, &ConfigError{File: path, Line: line, Key: "source_user", Msg: "source_user is empty"}
 		}
-		inline = inline || !a.SourcePassword.Inline.IsZero() || !a.DestPassword.Inline.IsZero()
+		a.csv = true
+		if overrides {
+			var src fileSource
+			var dst fileDestSettings
+			ok, err := overrideCells(reflect.ValueOf(&src).Elem(), csvPrefix("source"), get, a.pos)
+			if err != nil {
+				return nil, false, err
+			}
+			if ok {
+				a.srcOver = &src.fileServer
+			}
+			if ok, err = overrideCells(reflect.ValueOf(&dst).Elem(), csvPrefix("destination"), get, a.pos); err != nil {
+				return nil, false, err
+			}
+			if ok {
+				a.dstOver = &dst
+			}
+		}
+		inline = inline || !a.SourcePassword.Inline.IsZero() || !a.DestPassword.Inline.IsZero() || a.hasInlineMaster()
 		fillAccountDefaults(&a)
 		accts = append(accts, a)
 	}

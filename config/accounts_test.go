@@ -143,6 +143,7 @@ func FuzzParseAccounts(f *testing.F) {
 	f.Add("source_user,source_password,dest_user,dest_password\nalice,\"p,w\",a@x,\"q\"\"w\"\n")
 	f.Add("source_user\n\"unterminated\n")
 	f.Add("\xef\xbb\xbfname,source_user,dest_folder\nn,u,\"IN\r\nBOX\"\n")
+	f.Add("source_user,dest_auth,source_max_connections,dest_master_password,source_idle_timeout\nu,xoauth2,3,\"p,w\",90s\nv,,x,,\n")
 	f.Fuzz(func(t *testing.T, csv string) {
 		accts, _, err := parseAccounts("users.csv", "/cfg", strings.NewReader(csv))
 		if err != nil {

@@ -1,7 +1,8 @@
 // Package config reads, checks and describes mailferry's configuration: the
 // server URLs of the command line (ParseURL), the TOML file of `mailferry run`
-// (Load, Validate) with its accounts, optionally from a CSV file, and where
-// each password comes from (SecretSource).
+// (Load, Validate) with its accounts, optionally from a CSV file, each of
+// which may override any key of the server sections (SourceFor,
+// DestinationFor), and where each password comes from (SecretSource).
 //
 // Loading is strict: an unknown key, a key spelled with the wrong case, a
 // value of the wrong type or a bad duration is an error that names the key and
@@ -109,8 +110,52 @@ type Server struct {
 	Auth               Auth
 	MasterUser         string       // log in as each account's user through this master user
 	MasterPassword     SecretSource // the master user's password
-	IdleTimeout        time.Duration
-	MaxConnections     int // per-server connection cap across workers; 0 = none beyond workers
+	// MasterLogin is how the master user logs in: SASL PLAIN with the
+	// account's user as authorization identity (the default), or the
+	// protocol's plain login as "user" + MasterSeparator + "master".
+	MasterLogin     MasterLogin
+	MasterSeparator string // for MasterLoginSeparator; "" = DefaultMasterSeparator
+	IdleTimeout     time.Duration
+	MaxConnections  int // per-server connection cap across workers; 0 = none beyond workers
+}
+
+// MasterLogin chooses how a master user logs in for an account.
+type MasterLogin string
+
+// Master login forms.
+const (
+	// MasterLoginSASL is SASL PLAIN (RFC 4616 §2) with the master user as
+	// authentication identity and the account's user as authorization
+	// identity: POP3 AUTH PLAIN, IMAP AUTHENTICATE PLAIN. The default.
+	MasterLoginSASL MasterLogin = "sasl"
+	// MasterLoginSeparator is Dovecot's (and Cyrus-style proxies') form:
+	// POP3 USER/PASS or IMAP LOGIN as "alice*admin" with the master
+	// password, for servers or proxies that offer no SASL PLAIN.
+	MasterLoginSeparator MasterLogin = "separator"
+)
+
+// DefaultMasterSeparator is Dovecot's usual auth_master_user_separator.
+const DefaultMasterSeparator = "*"
+
+// LoginUser returns the user name and the authorization identity with which
+// the master user of s logs in for user: (master, user) for SASL PLAIN,
+// (user+separator+master, "") for the separator form. Without a master user
+// it returns (user, "").
+func (s *Server) LoginUser(user string) (login, authzID string) {
+	switch {
+	case s.MasterUser == "":
+		return user, ""
+	case s.MasterLogin == MasterLoginSeparator:
+		return user + s.separator() + s.MasterUser, ""
+	}
+	return s.MasterUser, user
+}
+
+func (s *Server) separator() string {
+	if s.MasterSeparator == "" {
+		return DefaultMasterSeparator
+	}
+	return s.MasterSeparator
 }
 
 // Source is the [source] section.
@@ -165,11 +210,50 @@ type Account struct {
 	DestPassword   SecretSource
 	DestFolder     string // "" = Destination.Folder
 
+	// Source and Destination are the server sections with this account's
+	// overrides merged in ([account.source] and [account.destination]
+	// tables, source_* and dest_* columns of an accounts file); nil when the
+	// account overrides nothing. Use Config.SourceFor and DestinationFor.
+	Source      *Source
+	Destination *Destination
+
 	// Origin is where the account was defined ("migrate.toml:12",
 	// "users.csv:7"), for messages; "" when built in code.
 	Origin string
 	pos    position            // the [[account]] header or the CSV row
 	keys   map[string]position // per key ("source_password_env"), TOML only
+	csv    bool                // from an accounts file: keys are column names
+	// srcOver and dstOver are the overrides as written, until Load merges
+	// them over the sections into Source and Destination.
+	srcOver *fileServer
+	dstOver *fileDestSettings
+}
+
+// keyName spells a key of an account's server override as the user wrote
+// it: "source.auth" in TOML, "source_auth" in an accounts file.
+func (a *Account) keyName(section, key string) string {
+	if a.csv {
+		return csvPrefix(section) + key
+	}
+	return section + "." + key
+}
+
+// SourceFor returns the source server settings of account a: the [source]
+// section with a's overrides.
+func (c *Config) SourceFor(a *Account) *Source {
+	if a.Source != nil {
+		return a.Source
+	}
+	return &c.Source
+}
+
+// DestinationFor returns the destination settings of account a: the
+// [destination] section with a's overrides.
+func (c *Config) DestinationFor(a *Account) *Destination {
+	if a.Destination != nil {
+		return a.Destination
+	}
+	return &c.Destination
 }
 
 func (a *Account) at(key string) position {
@@ -298,9 +382,9 @@ func (c *Config) at(key string) position {
 }
 
 // SourceEndpoint returns the source server for account a: the [source] URL
-// with a's user and the section's auth setting.
+// with a's user and the section's auth setting, a's overrides applied.
 func (c *Config) SourceEndpoint(a *Account) (Endpoint, error) {
-	ep, err := c.Source.endpoint()
+	ep, err := c.SourceFor(a).endpoint()
 	if err != nil {
 		return Endpoint{}, err
 	}
@@ -312,7 +396,8 @@ func (c *Config) SourceEndpoint(a *Account) (Endpoint, error) {
 // source, Mailbox is the folder where a's mail lands; for an IMAP source,
 // whose folders keep their names, it is the [folders] root ("" = the top).
 func (c *Config) DestEndpoint(a *Account) (Endpoint, error) {
-	ep, err := c.Destination.endpoint()
+	d := c.DestinationFor(a)
+	ep, err := d.endpoint()
 	if err != nil {
 		return Endpoint{}, err
 	}
@@ -320,15 +405,15 @@ func (c *Config) DestEndpoint(a *Account) (Endpoint, error) {
 	if ep.User == "" {
 		ep.User = a.SourceUser
 	}
-	if src, err := c.Source.endpoint(); err == nil && src.Protocol == IMAP {
+	if src, err := c.SourceFor(a).endpoint(); err == nil && src.Protocol == IMAP {
 		ep.Mailbox = c.Folders.Root
 		return ep, nil
 	}
 	switch {
 	case a.DestFolder != "":
 		ep.Mailbox = a.DestFolder
-	case c.Destination.Folder != "":
-		ep.Mailbox = c.Destination.Folder
+	case d.Folder != "":
+		ep.Mailbox = d.Folder
 	case ep.Mailbox == "":
 		ep.Mailbox = DefaultFolder
 	}

@@ -40,31 +40,42 @@ type fileConfig struct {
 	Accounts     []fileAccount `toml:"account"`
 }
 
+// fileServer is a [source] or [destination] section, or an account's
+// override of one ([account.source], source_* columns). Every key is a
+// pointer so that an override can tell "not written" from "false" or "".
 type fileServer struct {
-	URL                   string     `toml:"url"`
-	TLSCA                 string     `toml:"tls_ca"`
-	InsecureSkipVerify    bool       `toml:"insecure_skip_verify"`
-	AllowPlaintext        bool       `toml:"allow_plaintext"`
-	Auth                  string     `toml:"auth"`
-	MasterUser            string     `toml:"master_user"`
-	MasterPassword        secretText `toml:"master_password"`
-	MasterPasswordEnv     string     `toml:"master_password_env"`
-	MasterPasswordFile    string     `toml:"master_password_file"`
-	MasterPasswordCommand string     `toml:"master_password_command"`
-	IdleTimeout           *Duration  `toml:"idle_timeout"`
-	MaxConnections        int        `toml:"max_connections"`
+	URL                   *string     `toml:"url"`
+	TLSCA                 *string     `toml:"tls_ca"`
+	InsecureSkipVerify    *bool       `toml:"insecure_skip_verify"`
+	AllowPlaintext        *bool       `toml:"allow_plaintext"`
+	Auth                  *string     `toml:"auth"`
+	MasterUser            *string     `toml:"master_user"`
+	MasterLogin           *string     `toml:"master_login"`
+	MasterSeparator       *string     `toml:"master_separator"`
+	MasterPassword        *secretText `toml:"master_password"`
+	MasterPasswordEnv     *string     `toml:"master_password_env"`
+	MasterPasswordFile    *string     `toml:"master_password_file"`
+	MasterPasswordCommand *string     `toml:"master_password_command"`
+	IdleTimeout           *Duration   `toml:"idle_timeout"`
+	MaxConnections        *int        `toml:"max_connections"`
 }
 
 type fileSource struct {
 	fileServer
 }
 
-type fileDest struct {
+// fileDestSettings are the [destination] keys an account may override:
+// all but folder, which an account sets with dest_folder.
+type fileDestSettings struct {
 	fileServer
-	Folder        string    `toml:"folder"`
 	BatchMessages *int      `toml:"batch_messages"`
 	Sessions      *int      `toml:"sessions"`
 	BatchBytes    *ByteSize `toml:"batch_bytes"`
+}
+
+type fileDest struct {
+	fileDestSettings
+	Folder string `toml:"folder"`
 }
 
 type filePolicy struct {
@@ -105,6 +116,10 @@ type fileAccount struct {
 	DestPasswordFile      string     `toml:"dest_password_file"`
 	DestPasswordCommand   string     `toml:"dest_password_command"`
 	DestFolder            string     `toml:"dest_folder"`
+	// Source and Destination override keys of the server sections for
+	// this account.
+	Source      *fileSource       `toml:"source"`
+	Destination *fileDestSettings `toml:"destination"`
 }
 
 // secretText decodes an inline password straight into a secret.Value, so the
@@ -194,7 +209,7 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 				a.keys[rest] = at(p)
 			}
 		}
-		inline = inline || !a.SourcePassword.Inline.IsZero() || !a.DestPassword.Inline.IsZero()
+		inline = inline || !a.SourcePassword.Inline.IsZero() || !a.DestPassword.Inline.IsZero() || a.hasInlineMaster()
 	}
 	inline = inline || !c.Source.MasterPassword.Inline.IsZero() || !c.Destination.MasterPassword.Inline.IsZero()
 	if inline && perm&0o044 != 0 {
@@ -224,6 +239,17 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 		}
 		warns = append(warns, w...)
 		c.Accounts = append(c.Accounts, accts...)
+	}
+	c.applyOverrides(dir)
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		// The sections' own insecure_skip_verify was warned about above.
+		if a.Source != nil && a.Source.InsecureSkipVerify && !c.Source.InsecureSkipVerify {
+			warns = append(warns, a.insecureWarning("source"))
+		}
+		if a.Destination != nil && a.Destination.InsecureSkipVerify && !c.Destination.InsecureSkipVerify {
+			warns = append(warns, a.insecureWarning("destination"))
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return nil, warns, err
@@ -283,18 +309,9 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	if fc.LogFormat != nil {
 		c.LogFormat = LogFormat(*fc.LogFormat)
 	}
-	fc.Source.fileServer.fill(&c.Source.Server, dir)
-	fc.Destination.fileServer.fill(&c.Destination.Server, dir)
+	fc.Source.fileServer.apply(&c.Source.Server, dir)
+	fc.Destination.fileDestSettings.apply(&c.Destination, dir)
 	c.Destination.Folder = fc.Destination.Folder
-	if fc.Destination.BatchMessages != nil {
-		c.Destination.BatchMessages = *fc.Destination.BatchMessages
-	}
-	if fc.Destination.Sessions != nil {
-		c.Destination.Sessions = *fc.Destination.Sessions
-	}
-	if fc.Destination.BatchBytes != nil {
-		c.Destination.BatchBytes = int64(*fc.Destination.BatchBytes)
-	}
 	if fc.Policy.InternalDate != nil {
 		c.Policy.InternalDate = DatePolicy(*fc.Policy.InternalDate)
 	}
@@ -327,14 +344,19 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 		c.AccountsFile = relTo(dir, fc.AccountsFile)
 	}
 	for _, fa := range fc.Accounts {
-		c.Accounts = append(c.Accounts, Account{
+		a := Account{
 			Name:           fa.Name,
 			SourceUser:     fa.SourceUser,
 			SourcePassword: secretSource(dir, fa.SourcePassword.v, fa.SourcePasswordEnv, fa.SourcePasswordFile, fa.SourcePasswordCommand),
 			DestUser:       fa.DestUser,
 			DestPassword:   secretSource(dir, fa.DestPassword.v, fa.DestPasswordEnv, fa.DestPasswordFile, fa.DestPasswordCommand),
 			DestFolder:     fa.DestFolder,
-		})
+			dstOver:        fa.Destination,
+		}
+		if fa.Source != nil {
+			a.srcOver = &fa.Source.fileServer
+		}
+		c.Accounts = append(c.Accounts, a)
 	}
 	for i := range c.Accounts {
 		fillAccountDefaults(&c.Accounts[i])
@@ -342,20 +364,98 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	return c
 }
 
-func (f *fileServer) fill(s *Server, dir string) {
-	s.URL = f.URL
-	if f.TLSCA != "" {
-		s.TLSCA = relTo(dir, f.TLSCA)
+// apply sets the keys f has onto s: the section's values over the
+// defaults, or an account's over the section's.
+func (f *fileServer) apply(s *Server, dir string) {
+	set(&s.URL, f.URL)
+	if f.TLSCA != nil {
+		s.TLSCA = relTo(dir, *f.TLSCA)
 	}
-	s.InsecureSkipVerify = f.InsecureSkipVerify
-	s.AllowPlaintext = f.AllowPlaintext
-	s.Auth = Auth(f.Auth)
-	s.MasterUser = f.MasterUser
-	s.MasterPassword = secretSource(dir, f.MasterPassword.v, f.MasterPasswordEnv, f.MasterPasswordFile, f.MasterPasswordCommand)
+	set(&s.InsecureSkipVerify, f.InsecureSkipVerify)
+	set(&s.AllowPlaintext, f.AllowPlaintext)
+	if f.Auth != nil {
+		s.Auth = Auth(*f.Auth)
+	}
+	set(&s.MasterUser, f.MasterUser)
+	if f.MasterLogin != nil {
+		s.MasterLogin = MasterLogin(*f.MasterLogin)
+	}
+	set(&s.MasterSeparator, f.MasterSeparator)
+	if f.hasMasterPassword() {
+		var inline secretText
+		if f.MasterPassword != nil {
+			inline = *f.MasterPassword
+		}
+		s.MasterPassword = secretSource(dir, inline.v, deref(f.MasterPasswordEnv), deref(f.MasterPasswordFile), deref(f.MasterPasswordCommand))
+	}
 	if f.IdleTimeout != nil {
 		s.IdleTimeout = time.Duration(*f.IdleTimeout)
 	}
-	s.MaxConnections = f.MaxConnections
+	set(&s.MaxConnections, f.MaxConnections)
+}
+
+func (f *fileServer) hasMasterPassword() bool {
+	return f.MasterPassword != nil || f.MasterPasswordEnv != nil || f.MasterPasswordFile != nil || f.MasterPasswordCommand != nil
+}
+
+func (f *fileDestSettings) apply(d *Destination, dir string) {
+	f.fileServer.apply(&d.Server, dir)
+	f.applyBatch(d)
+}
+
+func (f *fileDestSettings) applyBatch(d *Destination) {
+	set(&d.BatchMessages, f.BatchMessages)
+	set(&d.Sessions, f.Sessions)
+	if f.BatchBytes != nil {
+		d.BatchBytes = int64(*f.BatchBytes)
+	}
+}
+
+// override returns base with an account's overrides f. Besides setting the
+// keys f has, it drops an inherited master user where keeping it would
+// contradict f: master_user = "" drops the inherited master password too,
+// and an OAuth2 auth drops an inherited master user and its password (a
+// bearer token speaks for one user only), so one file can mix master-user,
+// OAuth2 and password accounts.
+func (f *fileServer) override(base Server, dir string) Server {
+	s := base
+	if f.MasterUser == nil && f.Auth != nil && Auth(*f.Auth).IsOAuth2() {
+		s.MasterUser, s.MasterPassword = "", SecretSource{}
+	}
+	if f.MasterUser != nil && *f.MasterUser == "" && !f.hasMasterPassword() {
+		s.MasterPassword = SecretSource{}
+	}
+	f.apply(&s, dir)
+	return s
+}
+
+// applyOverrides merges each account's overrides over the sections.
+func (c *Config) applyOverrides(dir string) {
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		if a.srcOver != nil {
+			a.Source = &Source{Server: a.srcOver.override(c.Source.Server, dir)}
+		}
+		if a.dstOver != nil {
+			d := c.Destination
+			d.Server = a.dstOver.fileServer.override(c.Destination.Server, dir)
+			a.dstOver.applyBatch(&d)
+			a.Destination = &d
+		}
+	}
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 func secretSource(dir string, inline secret.Value, env, file, command string) SecretSource {
@@ -367,6 +467,18 @@ func secretSource(dir string, inline secret.Value, env, file, command string) Se
 		s.Dir = dir
 	}
 	return s
+}
+
+func (a *Account) insecureWarning(section string) Warning {
+	key := a.keyName(section, "insecure_skip_verify")
+	p := a.at(section + ".insecure_skip_verify")
+	return Warning{File: p.File, Line: p.Line, Key: key,
+		Msg: fmt.Sprintf("account %q: %s is set: the server's TLS certificate is not checked", a.Name, key)}
+}
+
+// hasInlineMaster reports whether a's overrides write a master password inline.
+func (a *Account) hasInlineMaster() bool {
+	return a.srcOver != nil && a.srcOver.MasterPassword != nil || a.dstOver != nil && a.dstOver.MasterPassword != nil
 }
 
 func fillAccountDefaults(a *Account) {

@@ -274,7 +274,7 @@ func TestLoadFull(t *testing.T) {
 			{Name: "bob", SourceUser: "bob", DestUser: "bob", Origin: path + ":50"},
 			{Name: "carol", SourceUser: "carol", SourcePassword: SecretSource{Inline: secret.New("c,1")},
 				DestUser: "carol@new.example", DestPassword: SecretSource{Inline: secret.New(`d"2`)},
-				Origin: filepath.Join(dir, "users.csv") + ":2"},
+				Origin: filepath.Join(dir, "users.csv") + ":2", csv: true},
 		},
 	}
 	// Positions are checked by TestLoadErrors; compare the values.
@@ -341,8 +341,21 @@ func TestLoadExample(t *testing.T) {
 	if len(warns) != 0 {
 		t.Errorf("Load(example) warnings = %v, want none", warns)
 	}
-	if len(c.Accounts) != 3 || c.Workers != 4 || c.Destination.Auth != AuthPlain || c.Destination.BatchBytes != 16<<20 {
+	if len(c.Accounts) != 5 || c.Workers != 4 || c.Destination.Auth != AuthPlain || c.Destination.BatchBytes != 16<<20 {
 		t.Errorf("Load(example) = %+v, not what the example says", c)
+	}
+	// dave logs in through master users, erin with an OAuth2 token on
+	// another host.
+	if len(c.Accounts) == 5 {
+		dave, erin := &c.Accounts[3], &c.Accounts[4]
+		srcUser, _ := c.SourceFor(dave).LoginUser(dave.SourceUser)
+		dstUser, dstAuthz := c.DestinationFor(dave).LoginUser(dave.DestUser)
+		if srcUser != "dave*migration-admin" || dstUser != "migration-admin" || dstAuthz != "dave@new.example" {
+			t.Errorf("dave logs in as %q and %q for %q", srcUser, dstUser, dstAuthz)
+		}
+		if d := c.DestinationFor(erin); d.Auth != AuthXOAuth2 || d.MaxConnections != 4 || d.BatchMessages != 50 {
+			t.Errorf("erin's destination = %+v", d)
+		}
 	}
 	if want := filepath.Join("..", "mailferry.db"); c.State != want {
 		t.Errorf("Load(example) state = %q, want %q (relative to the file)", c.State, want)

@@ -41,9 +41,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateServer(&errs, "source", &c.Source.Server)
 	dstEP, dstOK := c.validateServer(&errs, "destination", &c.Destination.Server)
-	if dstOK && dstEP.Protocol != IMAP {
-		errs.add(c.at("destination.url"), "destination.url", "destination.url must be imaps:// or imap://, got %s://", dstEP.Scheme())
-	}
+	validateDestination(&errs, c.sectionKeys("destination"), &c.Destination, dstEP, dstOK)
 	d := &c.Destination
 	if d.Folder != "" {
 		if err := checkText(d.Folder); err != nil {
@@ -53,15 +51,6 @@ func (c *Config) Validate() error {
 			errs.add(c.at("destination.folder"), "destination.folder",
 				"destination.folder %q contradicts the folder %q in destination.url", d.Folder, dstEP.Mailbox)
 		}
-	}
-	if d.BatchMessages < 1 {
-		errs.add(c.at("destination.batch_messages"), "destination.batch_messages", "destination.batch_messages must be at least 1, got %d", d.BatchMessages)
-	}
-	if d.Sessions < 1 || d.Sessions > 8 {
-		errs.add(c.at("destination.sessions"), "destination.sessions", "destination.sessions must be from 1 to 8, got %d", d.Sessions)
-	}
-	if d.BatchBytes < 1 {
-		errs.add(c.at("destination.batch_bytes"), "destination.batch_bytes", "destination.batch_bytes must be at least 1, got %d", d.BatchBytes)
 	}
 
 	p := &c.Policy
@@ -109,59 +98,154 @@ func (c *Config) Validate() error {
 	return errs.err()
 }
 
+// serverKeys names and places the keys of one server's settings: a section
+// ("source.auth" at its line) or an account's override of one ("source_auth"
+// or "source.auth", at the account's row or key).
+type serverKeys struct {
+	section string // "source" or "destination"
+	name    func(key string) string
+	at      func(key string) position
+}
+
+func (c *Config) sectionKeys(section string) serverKeys {
+	return serverKeys{section: section,
+		name: func(k string) string { return section + "." + k },
+		at: func(k string) position {
+			if k == "" {
+				return c.at(section)
+			}
+			return c.at(section + "." + k)
+		}}
+}
+
+func accountKeys(a *Account, section string) serverKeys {
+	return serverKeys{section: section,
+		name: func(k string) string { return a.keyName(section, k) },
+		at: func(k string) position {
+			if k == "" {
+				return a.at(section)
+			}
+			return a.at(section + "." + k)
+		}}
+}
+
 func (c *Config) validateServer(errs *errList, section string, s *Server) (Endpoint, bool) {
-	key := section + ".url"
+	return validateServer(errs, c.sectionKeys(section), s)
+}
+
+func validateServer(errs *errList, k serverKeys, s *Server) (Endpoint, bool) {
+	key := k.name("url")
 	if s.URL == "" {
-		errs.add(c.at(section), key, "%s is missing", key)
+		errs.add(k.at(""), key, "%s is missing", key)
 		return Endpoint{}, false
 	}
 	ok := true
 	ep, err := ParseURL(s.URL)
 	if err != nil {
-		errs.addErr(c.at(key), key, err, "%s: %v", key, err)
+		errs.addErr(k.at("url"), key, err, "%s: %v", key, err)
 		ok = false
 	} else {
 		if ep.User != "" {
-			errs.add(c.at(key), key, "%s must not contain a user name: users come from the accounts", key)
+			errs.add(k.at("url"), key, "%s must not contain a user name: users come from the accounts", key)
 		}
 		if ep.TLS == TLSNone && !s.AllowPlaintext {
-			errs.add(c.at(key), key, "%s has tls=none: set %s.allow_plaintext = true to send passwords without TLS", key, section)
+			errs.add(k.at("url"), key, "%s has tls=none: set %s = true to send passwords without TLS", key, k.name("allow_plaintext"))
 		}
 	}
+	auth := k.name("auth")
 	switch s.Auth {
 	case AuthDefault, AuthLogin, AuthPlain, AuthXOAuth2, AuthOAuthBearer:
 		if ok && s.Auth != AuthDefault && ep.Auth != AuthDefault && ep.Auth != s.Auth {
-			errs.add(c.at(section+".auth"), section+".auth", "%s.auth = %q contradicts auth=%s in %s", section, s.Auth, ep.Auth, key)
+			errs.add(k.at("auth"), auth, "%s = %q contradicts auth=%s in %s", auth, s.Auth, ep.Auth, key)
 		}
 	default:
-		errs.add(c.at(section+".auth"), section+".auth", "%s.auth must be %s, got %q", section, authChoices, s.Auth)
+		errs.add(k.at("auth"), auth, "%s must be %s, got %q", auth, authChoices, s.Auth)
 	}
+	master := k.name("master_user")
 	if s.MasterUser != "" && (s.Auth.IsOAuth2() || (ok && ep.Auth.IsOAuth2())) {
-		errs.add(c.at(section+".master_user"), section+".master_user",
-			"%s.master_user cannot be combined with an OAuth2 login (auth = %q): a bearer token speaks for one user only", section, s.Auth)
+		errs.add(k.at("master_user"), master,
+			"%s cannot be combined with an OAuth2 login (auth = %q): a bearer token speaks for one user only; an account that overrides auth with an OAuth2 mechanism drops the inherited master user", master, s.Auth)
 	}
 	if s.MasterUser != "" {
 		if err := checkText(s.MasterUser); err != nil {
-			errs.add(c.at(section+".master_user"), section+".master_user", "%s.master_user: %v", section, err)
+			errs.add(k.at("master_user"), master, "%s: %v", master, err)
 		}
 		if s.MasterPassword.IsZero() {
-			errs.add(c.at(section+".master_user"), section+".master_user",
-				"%s.master_user needs %s.master_password_env, _file or _command", section, section)
+			errs.add(k.at("master_user"), master,
+				"%s needs %s, _file or _command", master, k.name("master_password_env"))
 		}
 	} else if !s.MasterPassword.IsZero() {
-		errs.add(c.at(section), section+".master_user", "%s has a master password but no master_user", section)
+		errs.add(k.at(""), master, "%s has a master password but no master_user", k.section)
 	}
-	if err := s.MasterPassword.conflict(section + ".master_password"); err != nil {
-		second := s.MasterPassword.set(section + ".master_password")[1]
-		errs.add(c.at(second), section+".master_password", "%v", err)
+	switch s.MasterLogin {
+	case "", MasterLoginSASL, MasterLoginSeparator:
+	default:
+		errs.add(k.at("master_login"), k.name("master_login"), "%s must be \"sasl\" or \"separator\", got %q", k.name("master_login"), s.MasterLogin)
+	}
+	if s.MasterSeparator != "" {
+		if strings.ContainsFunc(s.MasterSeparator, func(r rune) bool { return isControl(r) || r == ' ' || r == '"' }) {
+			errs.add(k.at("master_separator"), k.name("master_separator"), "%s must not contain spaces, quotes or control characters", k.name("master_separator"))
+		}
+	}
+	if err := s.MasterPassword.conflict(k.name("master_password")); err != nil {
+		second := s.MasterPassword.set("master_password")[1]
+		errs.add(k.at(second), k.name("master_password"), "%v", err)
 	}
 	if s.IdleTimeout < 0 {
-		errs.add(c.at(section+".idle_timeout"), section+".idle_timeout", "%s.idle_timeout must not be negative", section)
+		errs.add(k.at("idle_timeout"), k.name("idle_timeout"), "%s must not be negative", k.name("idle_timeout"))
 	}
 	if s.MaxConnections < 0 {
-		errs.add(c.at(section+".max_connections"), section+".max_connections", "%s.max_connections must not be negative", section)
+		errs.add(k.at("max_connections"), k.name("max_connections"), "%s must not be negative", k.name("max_connections"))
 	}
 	return ep, ok
+}
+
+// validateDestination checks what a destination (the section or an
+// account's) adds to a server: an IMAP URL, its folder and batch settings.
+func validateDestination(errs *errList, k serverKeys, d *Destination, ep Endpoint, epOK bool) {
+	if epOK && ep.Protocol != IMAP {
+		errs.add(k.at("url"), k.name("url"), "%s must be imaps:// or imap://, got %s://", k.name("url"), ep.Scheme())
+	}
+	if d.BatchMessages < 1 {
+		errs.add(k.at("batch_messages"), k.name("batch_messages"), "%s must be at least 1, got %d", k.name("batch_messages"), d.BatchMessages)
+	}
+	if d.Sessions < 1 || d.Sessions > 8 {
+		errs.add(k.at("sessions"), k.name("sessions"), "%s must be from 1 to 8, got %d", k.name("sessions"), d.Sessions)
+	}
+	if d.BatchBytes < 1 {
+		errs.add(k.at("batch_bytes"), k.name("batch_bytes"), "%s must be at least 1, got %d", k.name("batch_bytes"), d.BatchBytes)
+	}
+}
+
+// validateOverrides checks an account's merged server settings with the
+// sections' rules; the errors name the account and the override's key.
+func (c *Config) validateOverrides(errs *errList, a *Account, label string) {
+	var local errList
+	if a.Source != nil {
+		ep, ok := validateServer(&local, accountKeys(a, "source"), &a.Source.Server)
+		if ok && c.Policy.XUIDL && ep.Protocol != POP3 {
+			local.add(a.at("source.url"), a.keyName("source", "url"), "policy.x_uidl needs a POP3 source: IMAP messages have no UIDL")
+		}
+	}
+	if a.Destination != nil {
+		k := accountKeys(a, "destination")
+		ep, ok := validateServer(&local, k, &a.Destination.Server)
+		validateDestination(&local, k, a.Destination, ep, ok)
+		folder, what := a.DestFolder, "dest_folder"
+		if folder == "" {
+			folder, what = a.Destination.Folder, "destination.folder"
+		}
+		if ok && ep.Mailbox != "" && folder != "" && ep.Mailbox != folder {
+			local.add(a.at("destination.url"), k.name("url"), "%s %q contradicts the folder %q in %s; set dest_folder instead", what, folder, ep.Mailbox, k.name("url"))
+		}
+	}
+	for _, e := range local {
+		e.Msg = fmt.Sprintf("account %q: %s", label, e.Msg)
+		if !a.csv {
+			e.Key = "account." + e.Key
+		}
+		*errs = append(*errs, e)
+	}
 }
 
 func (c *Config) validateAccounts(errs *errList) {
@@ -200,12 +284,13 @@ func (c *Config) validateAccounts(errs *errList) {
 		} else if !dup {
 			users[a.SourceUser] = a
 		}
+		c.validateOverrides(errs, a, label)
 		for _, sp := range []struct {
 			prefix, master string
 			src            SecretSource
 		}{
-			{"source_password", c.Source.MasterUser, a.SourcePassword},
-			{"dest_password", c.Destination.MasterUser, a.DestPassword},
+			{"source_password", c.SourceFor(a).MasterUser, a.SourcePassword},
+			{"dest_password", c.DestinationFor(a).MasterUser, a.DestPassword},
 		} {
 			if err := sp.src.conflict(sp.prefix); err != nil {
 				errs.add(a.at(sp.src.set(sp.prefix)[1]), "account."+sp.prefix, "account %q: %v", label, err)

@@ -21,9 +21,12 @@ import (
 type serverSetup struct {
 	ep       config.Endpoint
 	password secret.Value // the user's, or with masterUser the master user's
-	// masterUser, when set, logs in as this user on behalf of ep.User
-	// (SASL PLAIN with an authorization identity, RFC 4616).
-	masterUser string
+	// masterUser, when set, logs in as this user on behalf of ep.User:
+	// SASL PLAIN with an authorization identity (RFC 4616), or with
+	// masterLogin = separator the plain login "user*master".
+	masterUser      string
+	masterLogin     config.MasterLogin
+	masterSeparator string
 	// auth is the login mechanism (the URL's ?auth= or the config's auth);
 	// passwordFunc, when set, gives the password or OAuth2 token afresh for
 	// every new connection (tokens expire during long runs).
@@ -62,12 +65,26 @@ func (s serverSetup) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// credentials returns the login user and the authorization identity.
+// credentials returns the login user and the authorization identity. The
+// separator form needs no protocol support: "alice*admin" goes out through
+// USER/PASS or LOGIN like any user name (or SASL PLAIN without authzid).
 func (s serverSetup) credentials() (user, authzID string) {
-	if s.masterUser != "" {
-		return s.masterUser, s.ep.User
+	m := config.Server{MasterUser: s.masterUser, MasterLogin: s.masterLogin, MasterSeparator: s.masterSeparator}
+	return m.LoginUser(s.ep.User)
+}
+
+// useMaster makes s log in through srv's master user, if it has one, with
+// the master password (resolved once per run for all accounts sharing it).
+func (s *serverSetup) useMaster(ctx context.Context, srv *config.Server, masters *masterPasswords, log *slog.Logger) error {
+	if srv.MasterUser == "" {
+		return nil
 	}
-	return s.ep.User, ""
+	pw, err := masters.resolve(ctx, srv, log)
+	if err != nil {
+		return err
+	}
+	s.masterUser, s.masterLogin, s.masterSeparator, s.password = srv.MasterUser, srv.MasterLogin, srv.MasterSeparator, pw
+	return nil
 }
 
 // openSource returns a function that opens a session on the source.

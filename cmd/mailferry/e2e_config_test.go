@@ -177,19 +177,25 @@ func TestConfigErrorsExit2(t *testing.T) {
 }
 
 // TestE2EMasterUser logs in to both sides through Dovecot master users, so
-// the accounts need no passwords of their own.
+// the accounts need no passwords of their own: carol with SASL PLAIN and an
+// authorization identity (the sections' default), dave with Dovecot's
+// "dave*admin" form over POP3 USER/PASS and IMAP LOGIN (per-account
+// master_login = "separator").
 func TestE2EMasterUser(t *testing.T) {
 	ca, err := dovecot.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := dovecot.Start(t, dovecot.Options{Name: "mf-src", CA: ca, Users: map[string]string{"carol": "unknown-to-admin"},
+	users := map[string]string{"carol": "unknown-to-admin", "dave": "unknown-too"}
+	src := dovecot.Start(t, dovecot.Options{Name: "mf-src", CA: ca, Users: users,
 		MasterUser: "srcadmin", MasterPassword: "srcmaster"})
-	dst := dovecot.Start(t, dovecot.Options{Name: "mf-dst", CA: ca, Users: map[string]string{"carol": "unknown-too"},
+	dst := dovecot.Start(t, dovecot.Options{Name: "mf-dst", CA: ca, Users: users,
 		MasterUser: "dstadmin", MasterPassword: "dstmaster"})
-	for i, m := range simpleMessages(3) {
-		if err := src.SeedMaildir("carol", "INBOX", m, "", time.Unix(int64(1e9+i), 0)); err != nil {
-			t.Fatal(err)
+	for _, u := range []string{"carol", "dave"} {
+		for i, m := range simpleMessages(3) {
+			if err := src.SeedMaildir(u, "INBOX", m, "", time.Unix(int64(1e9+i), 0)); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	dir := t.TempDir()
@@ -206,16 +212,35 @@ master_user = "dstadmin"
 master_password_command = "echo dstmaster"
 [[account]]
 source_user = "carol"
+[[account]]
+source_user = "dave"
+source.master_login = "separator"
+destination.master_login = "separator"
 `, src.POP3SAddr(), src.CAFile(), dst.IMAPSAddr(), src.CAFile())
 	path := filepath.Join(dir, "migrate.toml")
 	os.WriteFile(path, []byte(cfg), 0o600)
 	t.Setenv("T_SRC_MASTER", "srcmaster")
-	r := runInProcess(t, func(string) string { return "" }, "run", "-c", path, "--json", "--progress", "none")
-	if r.code != exitOK || r.report.Totals.Copied != 3 {
+	r := runInProcess(t, func(string) string { return "" }, "run", "-c", path, "--json", "--progress", "none", "--trace")
+	if r.code != exitOK || r.report.Totals.Copied != 6 {
 		t.Fatalf("master-user run: exit %d, copied %d\n%s", r.code, r.report.Totals.Copied, r.stderr)
 	}
-	if n, err := dst.MailboxCount("carol", "INBOX"); err != nil || n != 3 {
-		t.Fatalf("carol's destination INBOX holds %d (%v), want 3", n, err)
+	for _, u := range []string{"carol", "dave"} {
+		if n, err := dst.MailboxCount(u, "INBOX"); err != nil || n != 3 {
+			t.Errorf("%s's destination INBOX holds %d (%v), want 3", u, n, err)
+		}
+	}
+	// The trace shows which form each login used (carol: SASL PLAIN on
+	// both sides; dave: USER and LOGIN, whose arguments the IMAP trace
+	// hides); never a password.
+	for _, want := range []string{"C: AUTH PLAIN ***", "C: USER dave*srcadmin", "AUTHENTICATE PLAIN ***", "LOGIN *** ***"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the trace has no %q", want)
+		}
+	}
+	for _, pw := range []string{"srcmaster", "dstmaster"} {
+		if strings.Contains(r.stdout+r.stderr, pw) {
+			t.Errorf("the master password %q appears in the output", pw)
+		}
 	}
 }
 

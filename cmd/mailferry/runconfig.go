@@ -100,13 +100,14 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	var accounts []serviceAccount
 	masters := &masterPasswords{}
 	limits := &hostLimits{}
+	caps := connectionCaps(cfg)
 	for i := range cfg.Accounts {
 		a := &cfg.Accounts[i]
 		if len(selected) > 0 && !selected[a.Name] {
 			continue
 		}
 		delete(selected, a.Name)
-		job, watch, err := buildJob(ctx, cfg, a, masters, limits, &common, e, log)
+		job, watch, err := buildJob(ctx, cfg, a, masters, limits, caps, &common, e, log)
 		if err != nil {
 			return exitUsage, err
 		}
@@ -139,7 +140,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 // buildJob turns one configured account into a pipeline job and, for an
 // IMAP source, a function that opens an IDLE watcher on its INBOX (the
 // service uses it between polls).
-func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, masters *masterPasswords, limits *hostLimits, common *commonOptions, e *env, log *slog.Logger) (pipeline.Job, watchFunc, error) {
+func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, masters *masterPasswords, limits *hostLimits, caps connCaps, common *commonOptions, e *env, log *slog.Logger) (pipeline.Job, watchFunc, error) {
 	srcEp, err := cfg.SourceEndpoint(a)
 	if err != nil {
 		return pipeline.Job{}, nil, fmt.Errorf("account %q: source: %w", a.Name, err)
@@ -179,9 +180,10 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 	}
 	popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes
 	popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes}
-	popts.BatchMessages = cfg.Destination.BatchMessages
-	popts.DestSessions = cfg.Destination.Sessions
-	popts.BatchBytes = cfg.Destination.BatchBytes
+	srcSrv, dstSrv := cfg.SourceFor(a), cfg.DestinationFor(a)
+	popts.BatchMessages = dstSrv.BatchMessages
+	popts.DestSessions = dstSrv.Sessions
+	popts.BatchBytes = dstSrv.BatchBytes
 
 	trace := traceWriter(common, e)
 	side := func(s *config.Server, ep config.Endpoint, userPassword secret.Value, userSecret config.SecretSource, label string) (serverSetup, error) {
@@ -193,20 +195,14 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 			// Read the token again for every connection: it expires.
 			setup.passwordFunc = tokenFunc(userSecret, label+" of account "+strconv.Quote(a.Name), log)
 		}
-		if s.MasterUser != "" {
-			pw, err := masters.resolve(ctx, s, log)
-			if err != nil {
-				return setup, err
-			}
-			setup.masterUser, setup.password = s.MasterUser, pw
-		}
-		return setup, nil
+		err := setup.useMaster(ctx, s, masters, log)
+		return setup, err
 	}
-	src, err := side(&cfg.Source.Server, srcEp, creds.Source, a.SourcePassword, "source token")
+	src, err := side(&srcSrv.Server, srcEp, creds.Source, a.SourcePassword, "source token")
 	if err != nil {
 		return pipeline.Job{}, nil, usagef("account %q: source: %v", a.Name, err)
 	}
-	dst, err := side(&cfg.Destination.Server, dstEp, creds.Dest, a.DestPassword, "destination token")
+	dst, err := side(&dstSrv.Server, dstEp, creds.Dest, a.DestPassword, "destination token")
 	if err != nil {
 		return pipeline.Job{}, nil, usagef("account %q: destination: %v", a.Name, err)
 	}
@@ -218,9 +214,12 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 		return job, nil, fmt.Errorf("account %q: %w", a.Name, err)
 	}
 	open := job.OpenDestination
-	job.OpenSource = limits.limitSource(job.OpenSource, srcEp.Addr(), cfg.Source.MaxConnections)
-	job.OpenDestination = limits.limitDestination(open, dstEp.Addr(), cfg.Destination.MaxConnections)
-	job.OpenExtraDestination = limits.limitExtraDestination(open, dstEp.Addr(), cfg.Destination.MaxConnections)
+	// The caps are per host (the effective one, after the account's
+	// overrides), the smallest any account gives for it.
+	srcCap, dstCap := caps.source[srcEp.Addr()], caps.dest[dstEp.Addr()]
+	job.OpenSource = limits.limitSource(job.OpenSource, srcEp.Addr(), srcCap)
+	job.OpenDestination = limits.limitDestination(open, dstEp.Addr(), dstCap)
+	job.OpenExtraDestination = limits.limitExtraDestination(open, dstEp.Addr(), dstCap)
 	var watch watchFunc
 	if srcEp.Protocol == config.IMAP {
 		if watch, err = src.openWatcher(); err != nil {
@@ -263,14 +262,42 @@ func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
 	return exitOK, nil
 }
 
-// masterPasswords resolves each section's master password once per run,
-// however many accounts use it (a password command runs once).
+// connCaps are the connection caps (max_connections) per host:port.
+type connCaps struct{ source, dest map[string]int }
+
+// connectionCaps returns, per server address, the smallest positive
+// max_connections of the accounts that use it: the cap is per host, and an
+// account's override of the host or of the cap must not let the accounts
+// sharing that host exceed the strictest setting.
+func connectionCaps(cfg *config.Config) connCaps {
+	caps := connCaps{source: map[string]int{}, dest: map[string]int{}}
+	add := func(m map[string]int, addr string, n int) {
+		if n > 0 && (m[addr] == 0 || n < m[addr]) {
+			m[addr] = n
+		}
+	}
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		if ep, err := cfg.SourceEndpoint(a); err == nil {
+			add(caps.source, ep.Addr(), cfg.SourceFor(a).MaxConnections)
+		}
+		if ep, err := cfg.DestEndpoint(a); err == nil {
+			add(caps.dest, ep.Addr(), cfg.DestinationFor(a).MaxConnections)
+		}
+	}
+	return caps
+}
+
+// masterPasswords resolves each master password once per run, however many
+// accounts use it (a password command runs once). It is keyed by where the
+// password comes from, since accounts that override the server settings
+// each hold their own copy of the section.
 type masterPasswords struct {
-	resolved map[*config.Server]secret.Value
+	resolved map[config.SecretSource]secret.Value
 }
 
 func (m *masterPasswords) resolve(ctx context.Context, s *config.Server, log *slog.Logger) (secret.Value, error) {
-	if v, ok := m.resolved[s]; ok {
+	if v, ok := m.resolved[s.MasterPassword]; ok {
 		return v, nil
 	}
 	pw, warns, err := s.MasterPassword.Resolve(ctx)
@@ -281,9 +308,9 @@ func (m *masterPasswords) resolve(ctx context.Context, s *config.Server, log *sl
 		return secret.Value{}, fmt.Errorf("master user %q: %w", s.MasterUser, err)
 	}
 	if m.resolved == nil {
-		m.resolved = map[*config.Server]secret.Value{}
+		m.resolved = map[config.SecretSource]secret.Value{}
 	}
-	m.resolved[s] = pw
+	m.resolved[s.MasterPassword] = pw
 	return pw, nil
 }
 

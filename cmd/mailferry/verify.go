@@ -201,24 +201,18 @@ func (o *inspectOptions) configAccounts(ctx context.Context, cfg *config.Config,
 			rename: cfg.Folders.Rename, syncFlags: cfg.Folders.SyncFlags, specialUse: cfg.Folders.SpecialUse,
 			maxAge: cfg.Folders.MaxAge, minAge: cfg.Folders.MinAge}
 		side := func(s *config.Server, ep config.Endpoint, pw secret.Value) (serverSetup, error) {
-			setup := serverSetup{ep: ep, password: pw, tlsCA: firstNonEmpty(o.common.tlsCA, s.TLSCA),
+			setup := serverSetup{ep: ep, password: pw, auth: ep.Auth, tlsCA: firstNonEmpty(o.common.tlsCA, s.TLSCA),
 				insecure:       o.common.insecureSkipVerify || s.InsecureSkipVerify,
 				allowPlaintext: o.common.allowPlaintext || s.AllowPlaintext,
 				idleTimeout:    s.IdleTimeout, log: log.With("account", a.Name), trace: trace, folders: fo}
-			if s.MasterUser != "" {
-				mpw, err := masters.resolve(ctx, s, log)
-				if err != nil {
-					return setup, err
-				}
-				setup.masterUser, setup.password = s.MasterUser, mpw
-			}
-			return setup, nil
+			err := setup.useMaster(ctx, s, &masters, log)
+			return setup, err
 		}
-		src, err := side(&cfg.Source.Server, srcEp, creds.Source)
+		src, err := side(&cfg.SourceFor(a).Server, srcEp, creds.Source)
 		if err != nil {
 			return nil, usagef("account %q: source: %v", a.Name, err)
 		}
-		dst, err := side(&cfg.Destination.Server, dstEp, creds.Dest)
+		dst, err := side(&cfg.DestinationFor(a).Server, dstEp, creds.Dest)
 		if err != nil {
 			return nil, usagef("account %q: destination: %v", a.Name, err)
 		}

@@ -67,6 +67,10 @@ type Options struct {
 	// QuotaBytes, when positive, enables the quota plugin (and imap_quota)
 	// with a per-user storage limit of that many bytes.
 	QuotaBytes int64
+	// UserFields holds extra passwd-file fields per user (space-separated
+	// key=value), e.g. "userdb_quota_rule=*:storage=2K" for one user's own
+	// quota limit (with QuotaBytes set, which turns the plugin on).
+	UserFields map[string]string
 	// MasterUser and MasterPassword, when MasterUser is set, add a master
 	// passdb: log in as "user*master" with the master password, or with SASL
 	// PLAIN authzid=user.
@@ -279,6 +283,11 @@ func validate(opts *Options) error {
 			return fmt.Errorf("%w (user %q)", err, u)
 		}
 	}
+	for u, f := range opts.UserFields {
+		if _, ok := opts.Users[u]; !ok || strings.ContainsAny(f, "\r\n\x00") {
+			return fmt.Errorf("dovecot: extra fields for %q: no such user, or a line break in them", u)
+		}
+	}
 	if opts.MasterUser != "" {
 		if err := check("user name", opts.MasterUser); err != nil {
 			return err
@@ -358,14 +367,14 @@ func (s *Server) prepareDir(opts Options) error {
 		{"ca.pem", s.ca.CertPEM(), 0o644},
 		{"cert.pem", certPEM, 0o644},
 		{"key.pem", keyPEM, 0o600}, // read by the config process, which runs as root
-		{"passwd", passwdFile(opts.Users), 0o644},
+		{"passwd", passwdFile(opts.Users, opts.UserFields), 0o644},
 	}
 	if opts.MasterUser != "" {
 		files = append(files, struct {
 			name string
 			data []byte
 			mode os.FileMode
-		}{"master-users", passwdFile(map[string]string{opts.MasterUser: opts.MasterPassword}), 0o644})
+		}{"master-users", passwdFile(map[string]string{opts.MasterUser: opts.MasterPassword}, nil), 0o644})
 	}
 	for _, f := range files {
 		p := filepath.Join(s.dir, f.name)
@@ -385,7 +394,7 @@ func (s *Server) prepareDir(opts Options) error {
 	return nil
 }
 
-func passwdFile(users map[string]string) []byte {
+func passwdFile(users, extra map[string]string) []byte {
 	names := make([]string, 0, len(users))
 	for u := range users {
 		names = append(names, u)
@@ -393,7 +402,7 @@ func passwdFile(users map[string]string) []byte {
 	sort.Strings(names)
 	var b bytes.Buffer
 	for _, u := range names {
-		fmt.Fprintf(&b, "%s:{PLAIN}%s::::::\n", u, users[u])
+		fmt.Fprintf(&b, "%s:{PLAIN}%s::::::%s\n", u, users[u], extra[u])
 	}
 	return b.Bytes()
 }
