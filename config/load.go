@@ -26,6 +26,7 @@ type fileConfig struct {
 	Workers      *int          `toml:"workers"`
 	DryRun       bool          `toml:"dry_run"`
 	DeleteSource bool          `toml:"delete_source"`
+	DeleteAfter  *Duration     `toml:"delete_after"`
 	LogFormat    *string       `toml:"log_format"`
 	OnLocked     string        `toml:"on_locked"`
 	LockWait     *Duration     `toml:"lock_wait"`
@@ -102,6 +103,8 @@ type fileAccount struct {
 	DestPasswordFile      string     `toml:"dest_password_file"`
 	DestPasswordCommand   string     `toml:"dest_password_command"`
 	DestFolder            string     `toml:"dest_folder"`
+	DeleteSource          *bool      `toml:"delete_source"`
+	DeleteAfter           *Duration  `toml:"delete_after"`
 }
 
 // secretText decodes an inline password straight into a secret.Value, so the
@@ -264,6 +267,9 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 		c.Workers = *fc.Workers
 	}
 	c.DryRun, c.DeleteSource = fc.DryRun, fc.DeleteSource
+	if fc.DeleteAfter != nil {
+		c.DeleteAfter = time.Duration(*fc.DeleteAfter)
+	}
 	if fc.OnLocked != "" {
 		c.OnLocked = fc.OnLocked
 	}
@@ -324,6 +330,7 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 			DestUser:       fa.DestUser,
 			DestPassword:   secretSource(dir, fa.DestPassword.v, fa.DestPasswordEnv, fa.DestPasswordFile, fa.DestPasswordCommand),
 			DestFolder:     fa.DestFolder,
+			DeletePolicy:   accountDeletePolicy(fa.DeleteSource, fa.DeleteAfter),
 		})
 	}
 	for i := range c.Accounts {
@@ -357,6 +364,22 @@ func secretSource(dir string, inline secret.Value, env, file, command string) Se
 		s.Dir = dir
 	}
 	return s
+}
+
+// accountDeletePolicy is an account's own keep/delete policy, nil when it
+// sets neither key.
+func accountDeletePolicy(deleteSource *bool, deleteAfter *Duration) *DeletePolicy {
+	if deleteSource == nil && deleteAfter == nil {
+		return nil
+	}
+	var p DeletePolicy
+	if deleteSource != nil {
+		p.DeleteSource = *deleteSource
+	}
+	if deleteAfter != nil {
+		p.DeleteAfter = time.Duration(*deleteAfter)
+	}
+	return &p
 }
 
 func fillAccountDefaults(a *Account) {
