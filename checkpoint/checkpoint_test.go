@@ -57,6 +57,7 @@ func mustEntries(t testing.TB, l *Ledger, account string) map[string]pipeline.En
 }
 
 // sameEntry compares entries, times with time.Equal (the ledger returns UTC).
+// Only done entries keep a DoneAt.
 func sameEntry(t *testing.T, got, want pipeline.Entry) {
 	t.Helper()
 	if !got.Updated.Equal(want.Updated) {
@@ -65,7 +66,14 @@ func sameEntry(t *testing.T, got, want pipeline.Entry) {
 	if got.Updated.Location() != time.UTC {
 		t.Errorf("entry %q: Updated location = %v, want UTC", want.Key, got.Updated.Location())
 	}
+	if want.State != pipeline.StateDone {
+		want.DoneAt = time.Time{}
+	}
+	if !got.DoneAt.Equal(want.DoneAt) {
+		t.Errorf("entry %q: DoneAt = %v, want %v", want.Key, got.DoneAt, want.DoneAt)
+	}
 	got.Updated, want.Updated = time.Time{}, time.Time{}
+	got.DoneAt, want.DoneAt = time.Time{}, time.Time{}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("entry %q:\n got %+v\nwant %+v", want.Key, got, want)
 	}
@@ -86,6 +94,7 @@ func fullEntry(account, key string) pipeline.Entry {
 		DestUIDNext:     40,
 		Flags:           []string{`\Seen`, `\Flagged`, "$Forwarded"},
 		Updated:         time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC),
+		DoneAt:          time.Date(2024, 5, 1, 7, 8, 9, 987654321, time.UTC),
 	}
 }
 
@@ -800,5 +809,109 @@ func TestMigrationFromVersion1(t *testing.T) {
 	}
 	if e := got["k1"]; e.State != pipeline.StateDone || e.Digest != "abc" || e.Flags != nil {
 		t.Errorf("migrated entry = %+v, want done, digest abc, no flags", e)
+	}
+}
+
+// A file written by schema version 2 is migrated in place: entries already
+// done get their last update as the time they became done, the others none.
+func TestMigrationFromVersion2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v2.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doneAt := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	if _, err := db.Exec(migrations[0] + ";" + migrations[1] + fmt.Sprintf(`; PRAGMA user_version = 2;
+		INSERT INTO messages (account, source_key, state, digest, size, flags, updated)
+		VALUES ('alice', 'done', 'done', 'abc', 10, '\Seen', %d),
+		       ('alice', 'pending', 'pending', 'def', 11, '', %d),
+		       ('alice', 'skipped', 'skipped', 'ghi', 12, '', %d);`,
+		doneAt.UnixNano(), doneAt.UnixNano(), doneAt.UnixNano())); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	l := openTest(t, path, nil)
+	if got := userVersion(t, path); got != SchemaVersion() {
+		t.Errorf("user_version after migration = %d, want %d", got, SchemaVersion())
+	}
+	got := mustEntries(t, l, "alice")
+	for _, tc := range []struct {
+		key  string
+		want time.Time
+	}{
+		{"done", doneAt},
+		{"pending", time.Time{}},
+		{"skipped", time.Time{}},
+	} {
+		if e := got[tc.key]; !e.DoneAt.Equal(tc.want) {
+			t.Errorf("migrated entry %q: DoneAt = %v, want %v", tc.key, e.DoneAt, tc.want)
+		}
+	}
+	if e := got["done"]; e.Digest != "abc" || len(e.Flags) != 1 || e.Flags[0] != `\Seen` {
+		t.Errorf("migrated done entry = %+v, want digest abc and flags [\\Seen]", e)
+	}
+}
+
+// DoneAt is the time an entry first became done: later Puts of the done
+// entry (flag syncs) keep it, whatever they carry.
+func TestDoneAtKeepsFirstDoneTime(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d int) time.Time { return t0.AddDate(0, 0, d) }
+	entry := func(state pipeline.State, updated, doneAt time.Time) pipeline.Entry {
+		return pipeline.Entry{Account: "alice", Key: "k", State: state, Updated: updated, DoneAt: doneAt}
+	}
+	tests := []struct {
+		name string
+		puts []pipeline.Entry
+		want time.Time
+	}{
+		{"done with DoneAt", []pipeline.Entry{entry(pipeline.StateDone, at(2), at(1))}, at(1)},
+		{"done without DoneAt takes Updated", []pipeline.Entry{entry(pipeline.StateDone, at(2), time.Time{})}, at(2)},
+		{"pending has none", []pipeline.Entry{entry(pipeline.StatePending, at(2), at(1))}, time.Time{}},
+		{"pending then done", []pipeline.Entry{
+			entry(pipeline.StatePending, at(1), time.Time{}), entry(pipeline.StateDone, at(3), at(3))}, at(3)},
+		{"flag sync keeps the first", []pipeline.Entry{
+			entry(pipeline.StateDone, at(1), at(1)), entry(pipeline.StateDone, at(9), at(9))}, at(1)},
+		{"flag sync without DoneAt keeps the first", []pipeline.Entry{
+			entry(pipeline.StateDone, at(1), at(1)), entry(pipeline.StateDone, at(9), time.Time{})}, at(1)},
+		{"failed after done has none", []pipeline.Entry{
+			entry(pipeline.StateDone, at(1), at(1)), entry(pipeline.StateFailed, at(2), time.Time{})}, time.Time{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := openTest(t, "", nil)
+			for _, e := range tc.puts {
+				mustPut(t, l, e)
+			}
+			if got := mustEntries(t, l, "alice")["k"].DoneAt; !got.Equal(tc.want) {
+				t.Errorf("DoneAt = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDoneSince(t *testing.T) {
+	l := openTest(t, "", nil)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, st := range []pipeline.State{pipeline.StateDone, pipeline.StateDone, pipeline.StateDone, pipeline.StateSkipped} {
+		mustPut(t, l, pipeline.Entry{Account: "alice", Key: fmt.Sprint(i), State: st,
+			Updated: t0.AddDate(0, 0, 10*i), DoneAt: t0.AddDate(0, 0, 10*i)})
+	}
+	mustPut(t, l, pipeline.Entry{Account: "bob", Key: "x", State: pipeline.StateDone, DoneAt: t0.AddDate(1, 0, 0)})
+	tests := []struct {
+		since    time.Time
+		n        int
+		earliest time.Time
+	}{
+		{t0.AddDate(0, 0, -1), 3, t0},
+		{t0, 2, t0.AddDate(0, 0, 10)}, // exactly at since: not counted
+		{t0.AddDate(0, 0, 15), 1, t0.AddDate(0, 0, 20)},
+		{t0.AddDate(0, 0, 20), 0, time.Time{}},
+	}
+	for _, tc := range tests {
+		n, earliest, err := l.DoneSince(context.Background(), "alice", tc.since)
+		if err != nil || n != tc.n || !earliest.Equal(tc.earliest) {
+			t.Errorf("DoneSince(%v) = %d, %v, %v; want %d, %v", tc.since, n, earliest, err, tc.n, tc.earliest)
+		}
 	}
 }

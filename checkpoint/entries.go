@@ -11,8 +11,8 @@ import (
 
 const upsertSQL = `INSERT INTO messages (
 	account, source_key, state, reason, digest, size, message_id,
-	dest_mailbox, dest_uidvalidity, dest_uid, dest_uidnext, flags, updated
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	dest_mailbox, dest_uidvalidity, dest_uid, dest_uidnext, flags, updated, done_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (account, source_key) DO UPDATE SET
 	state = excluded.state,
 	reason = excluded.reason,
@@ -24,7 +24,12 @@ ON CONFLICT (account, source_key) DO UPDATE SET
 	dest_uid = excluded.dest_uid,
 	dest_uidnext = excluded.dest_uidnext,
 	flags = excluded.flags,
-	updated = excluded.updated`
+	updated = excluded.updated,
+	done_at = CASE
+		WHEN excluded.state <> 'done' THEN 0
+		WHEN messages.state = 'done' AND messages.done_at <> 0 THEN messages.done_at
+		ELSE excluded.done_at
+	END`
 
 // stateNames maps the stored state names back to pipeline.State.
 var stateNames = map[string]pipeline.State{
@@ -41,9 +46,16 @@ func validState(s pipeline.State) bool {
 
 // Put inserts or replaces entries, all in one transaction that is synced to
 // disk before Put returns. Entries may belong to several accounts. An entry
-// with a zero Updated gets the current time. It fails with an error wrapping
-// ErrInvalidEntry, before writing anything, when an entry has no account, no
-// key, an unknown state or an Updated time outside the years 1678 to 2262.
+// with a zero Updated gets the current time.
+//
+// DoneAt keeps the time an entry first became done: a done entry that
+// replaces a done one keeps the stored DoneAt (flag syncs do not move it);
+// one that becomes done now stores its DoneAt, or its Updated time when
+// DoneAt is zero; an entry in another state stores none.
+//
+// It fails with an error wrapping ErrInvalidEntry, before writing anything,
+// when an entry has no account, no key, an unknown state or an Updated or
+// DoneAt time outside the years 1678 to 2262.
 func (l *Ledger) Put(ctx context.Context, entries []pipeline.Entry) error {
 	if err := l.checkOpen(); err != nil {
 		return err
@@ -62,6 +74,8 @@ func (l *Ledger) Put(ctx context.Context, entries []pipeline.Entry) error {
 			return fmt.Errorf("putting entry %q for %s: state %d: %w", e.Key, e.Account, int(e.State), ErrInvalidEntry)
 		case !e.Updated.IsZero() && !fromNanos(nanos(e.Updated)).Equal(e.Updated):
 			return fmt.Errorf("putting entry %q for %s: time %v out of range: %w", e.Key, e.Account, e.Updated, ErrInvalidEntry)
+		case !e.DoneAt.IsZero() && !fromNanos(nanos(e.DoneAt)).Equal(e.DoneAt):
+			return fmt.Errorf("putting entry %q for %s: done time %v out of range: %w", e.Key, e.Account, e.DoneAt, ErrInvalidEntry)
 		}
 	}
 	now := l.now()
@@ -81,10 +95,17 @@ func (l *Ledger) Put(ctx context.Context, entries []pipeline.Entry) error {
 		if updated.IsZero() {
 			updated = now
 		}
+		var doneAt int64
+		if e.State == pipeline.StateDone {
+			doneAt = nanos(updated)
+			if !e.DoneAt.IsZero() {
+				doneAt = nanos(e.DoneAt)
+			}
+		}
 		if _, err := stmt.ExecContext(ctx,
 			e.Account, e.Key, e.State.String(), e.Reason, e.Digest, e.Size, e.MessageID,
 			e.DestMailbox, int64(e.DestUIDValidity), int64(e.DestUID), int64(e.DestUIDNext),
-			strings.Join(e.Flags, " "), nanos(updated),
+			strings.Join(e.Flags, " "), nanos(updated), doneAt,
 		); err != nil {
 			return fmt.Errorf("putting entry %q for %s into %s: %w", e.Key, e.Account, l.path, err)
 		}
@@ -107,7 +128,7 @@ func (l *Ledger) Entries(ctx context.Context, account string) (map[string]pipeli
 		return nil, fmt.Errorf("reading entries of %s from %s: %w", account, l.path, err)
 	}
 	rows, err := l.r.QueryContext(ctx, `SELECT source_key, state, reason, digest, size, message_id,
-		dest_mailbox, dest_uidvalidity, dest_uid, dest_uidnext, flags, updated
+		dest_mailbox, dest_uidvalidity, dest_uid, dest_uidnext, flags, updated, done_at
 		FROM messages WHERE account = ?`, account)
 	if err != nil {
 		return nil, fmt.Errorf("reading entries of %s from %s: %w", account, l.path, err)
@@ -133,11 +154,11 @@ func scanEntry(rows *sql.Rows) (pipeline.Entry, error) {
 		e                     pipeline.Entry
 		state                 string
 		uidValidity, uid, nxt int64
-		updated               int64
+		updated, doneAt       int64
 		flags                 string
 	)
 	if err := rows.Scan(&e.Key, &state, &e.Reason, &e.Digest, &e.Size, &e.MessageID,
-		&e.DestMailbox, &uidValidity, &uid, &nxt, &flags, &updated); err != nil {
+		&e.DestMailbox, &uidValidity, &uid, &nxt, &flags, &updated, &doneAt); err != nil {
 		return e, err
 	}
 	s, ok := stateNames[state]
@@ -152,6 +173,9 @@ func scanEntry(rows *sql.Rows) (pipeline.Entry, error) {
 		e.Flags = strings.Fields(flags)
 	}
 	e.Updated = fromNanos(updated)
+	if s == pipeline.StateDone {
+		e.DoneAt = fromNanos(doneAt)
+	}
 	return e, nil
 }
 

@@ -44,6 +44,13 @@ var migrations = []string{
 	// 2: the flags last set on the destination copy, space-separated (IMAP
 	// flags are atoms and never contain spaces), for flag sync.
 	`ALTER TABLE messages ADD COLUMN flags TEXT NOT NULL DEFAULT '';`,
+	// 3: when each message first became done (Unix nanoseconds; 0 for the
+	// other states), for delete_after. Rows already done take their last
+	// update time: never earlier than the real one, so a deletion it
+	// allows can only come later than due, never sooner.
+	`ALTER TABLE messages ADD COLUMN done_at INTEGER NOT NULL DEFAULT 0;
+	UPDATE messages SET done_at = updated WHERE state = 'done';
+	CREATE INDEX messages_account_done_at ON messages (account, done_at) WHERE state = 'done';`,
 }
 
 // SchemaVersion is the schema version this package writes and understands.

@@ -2,7 +2,9 @@ package checkpoint
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/mailferry/mailferry/pipeline"
 )
@@ -131,4 +133,27 @@ func (l *Ledger) Summary(ctx context.Context, account string) (AccountSummary, e
 		sum.LastRun = &runs[0]
 	}
 	return sum, nil
+}
+
+// DoneSince counts the done entries of account that first became done after
+// since, and returns the earliest of those times (zero when there is none).
+// With a delete_after period P and since = now - P, these are the messages
+// still waiting out their period before they are deleted at the source, and
+// the first of them falls due at earliest + P.
+func (l *Ledger) DoneSince(ctx context.Context, account string, since time.Time) (n int, earliest time.Time, err error) {
+	if err := l.checkOpen(); err != nil {
+		return 0, time.Time{}, err
+	}
+	var first sql.NullInt64
+	// state = 'done' is spelled out so that SQLite can use the partial
+	// index messages_account_done_at.
+	if err := l.r.QueryRowContext(ctx, `SELECT COUNT(*), MIN(done_at) FROM messages
+		WHERE account = ? AND state = 'done' AND done_at > ?`,
+		account, nanos(since)).Scan(&n, &first); err != nil {
+		return 0, time.Time{}, fmt.Errorf("counting messages of %s done since %v in %s: %w", account, since, l.path, err)
+	}
+	if first.Valid && n > 0 {
+		earliest = fromNanos(first.Int64)
+	}
+	return n, earliest, nil
 }

@@ -259,6 +259,9 @@ func parseAccounts(path, dir string, r io.Reader) (accts []Account, inline bool,
 				a.dstOver = &dst
 			}
 		}
+		if a.DeletePolicy, err = csvDeletePolicy(get("delete_source"), get("delete_after")); err != nil {
+			return nil, false, &ConfigError{File: path, Line: line, Msg: err.Error(), Err: err}
+		}
 		inline = inline || !a.SourcePassword.Inline.IsZero() || !a.DestPassword.Inline.IsZero() || a.hasInlineMaster()
 		fillAccountDefaults(&a)
 		accts = append(accts, a)
@@ -278,4 +281,25 @@ func csvError(path string, err error) error {
 		return &ConfigError{File: path, Line: pe.StartLine, Col: pe.Column, Msg: msg, Err: err}
 	}
 	return &ConfigError{File: path, Msg: err.Error(), Err: err}
+}
+
+// csvDeletePolicy reads the delete_source and delete_after cells of a row;
+// empty cells mean "not set".
+func csvDeletePolicy(deleteSource, deleteAfter string) (*DeletePolicy, error) {
+	var ds *bool
+	var da *Duration
+	if v := strings.TrimSpace(deleteSource); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("delete_source must be true or false, got %q", v)
+		}
+		ds = &b
+	}
+	if v := strings.TrimSpace(deleteAfter); v != "" {
+		da = new(Duration)
+		if err := da.UnmarshalText([]byte(v)); err != nil {
+			return nil, fmt.Errorf("delete_after: %w", err)
+		}
+	}
+	return accountDeletePolicy(ds, da), nil
 }

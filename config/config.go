@@ -74,6 +74,7 @@ type Config struct {
 	Workers      int    // accounts in parallel
 	DryRun       bool
 	DeleteSource bool
+	DeleteAfter  time.Duration // delete_after: delete copied messages this long after; excludes DeleteSource
 	LogFormat    LogFormat
 	// OnLocked is what a run does with an account another run is working
 	// on (overlapping cron runs): "fail" (default), "skip" or "wait" (up to
@@ -209,6 +210,9 @@ type Account struct {
 	DestUser       string // defaults to SourceUser
 	DestPassword   SecretSource
 	DestFolder     string // "" = Destination.Folder
+	// DeletePolicy is the account's own keep/delete policy, set when it has
+	// delete_source or delete_after; nil: the top-level keys apply.
+	DeletePolicy *DeletePolicy
 
 	// Source and Destination are the server sections with this account's
 	// overrides merged in ([account.source] and [account.destination]
@@ -261,6 +265,25 @@ func (a *Account) at(key string) position {
 		return p
 	}
 	return a.pos
+}
+
+// DeletePolicy is what happens at the source to messages once they are
+// copied: kept (the zero value), deleted at once, or deleted after a period.
+type DeletePolicy struct {
+	DeleteSource bool          // delete_source: delete once copied
+	DeleteAfter  time.Duration // delete_after: delete this long after copying; 0 = not
+}
+
+// Deletes reports whether the policy deletes anything at the source.
+func (p DeletePolicy) Deletes() bool { return p.DeleteSource || p.DeleteAfter > 0 }
+
+// DeletePolicyOf returns account a's keep/delete policy: its own when it
+// sets delete_source or delete_after, else the top-level keys.
+func (c *Config) DeletePolicyOf(a *Account) DeletePolicy {
+	if a.DeletePolicy != nil {
+		return *a.DeletePolicy
+	}
+	return DeletePolicy{DeleteSource: c.DeleteSource, DeleteAfter: c.DeleteAfter}
 }
 
 // Default returns a Config with every default filled in and no accounts.

@@ -26,6 +26,7 @@ type fileConfig struct {
 	Workers      *int          `toml:"workers"`
 	DryRun       bool          `toml:"dry_run"`
 	DeleteSource bool          `toml:"delete_source"`
+	DeleteAfter  *Duration     `toml:"delete_after"`
 	LogFormat    *string       `toml:"log_format"`
 	OnLocked     string        `toml:"on_locked"`
 	LockWait     *Duration     `toml:"lock_wait"`
@@ -118,8 +119,10 @@ type fileAccount struct {
 	DestFolder            string     `toml:"dest_folder"`
 	// Source and Destination override keys of the server sections for
 	// this account.
-	Source      *fileSource       `toml:"source"`
-	Destination *fileDestSettings `toml:"destination"`
+	Source       *fileSource       `toml:"source"`
+	Destination  *fileDestSettings `toml:"destination"`
+	DeleteSource *bool             `toml:"delete_source"`
+	DeleteAfter  *Duration         `toml:"delete_after"`
 }
 
 // secretText decodes an inline password straight into a secret.Value, so the
@@ -293,6 +296,9 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 		c.Workers = *fc.Workers
 	}
 	c.DryRun, c.DeleteSource = fc.DryRun, fc.DeleteSource
+	if fc.DeleteAfter != nil {
+		c.DeleteAfter = time.Duration(*fc.DeleteAfter)
+	}
 	if fc.OnLocked != "" {
 		c.OnLocked = fc.OnLocked
 	}
@@ -352,6 +358,7 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 			DestPassword:   secretSource(dir, fa.DestPassword.v, fa.DestPasswordEnv, fa.DestPasswordFile, fa.DestPasswordCommand),
 			DestFolder:     fa.DestFolder,
 			dstOver:        fa.Destination,
+			DeletePolicy:   accountDeletePolicy(fa.DeleteSource, fa.DeleteAfter),
 		}
 		if fa.Source != nil {
 			a.srcOver = &fa.Source.fileServer
@@ -479,6 +486,22 @@ func (a *Account) insecureWarning(section string) Warning {
 // hasInlineMaster reports whether a's overrides write a master password inline.
 func (a *Account) hasInlineMaster() bool {
 	return a.srcOver != nil && a.srcOver.MasterPassword != nil || a.dstOver != nil && a.dstOver.MasterPassword != nil
+}
+
+// accountDeletePolicy is an account's own keep/delete policy, nil when it
+// sets neither key.
+func accountDeletePolicy(deleteSource *bool, deleteAfter *Duration) *DeletePolicy {
+	if deleteSource == nil && deleteAfter == nil {
+		return nil
+	}
+	var p DeletePolicy
+	if deleteSource != nil {
+		p.DeleteSource = *deleteSource
+	}
+	if deleteAfter != nil {
+		p.DeleteAfter = time.Duration(*deleteAfter)
+	}
+	return &p
 }
 
 func fillAccountDefaults(a *Account) {

@@ -109,6 +109,16 @@ func TestLoadErrors(t *testing.T) {
 			wantLine: 9, wantKey: "account.name", wantMsg: `account "alice": duplicate name (first defined at `},
 		{name: "same source user twice with delete_source", doc: "delete_source = true\n" + minimal + "[[account]]\nname = \"alice-copy\"\nsource_user = \"alice\"\nsource_password_env = \"X\"\ndest_password_env = \"Y\"\n",
 			wantLine: 12, wantKey: "account.source_user", wantMsg: "would move one mailbox twice"},
+		{name: "same source user twice with delete_after", doc: minimal + "delete_after = \"30d\"\n[[account]]\nname = \"alice-copy\"\nsource_user = \"alice\"\nsource_password_env = \"X\"\ndest_password_env = \"Y\"\n",
+			wantLine: 12, wantKey: "account.source_user", wantMsg: "with delete_source or delete_after that would move one mailbox twice"},
+		{name: "delete_source and delete_after", doc: "delete_source = true\ndelete_after = \"30d\"\n" + minimal,
+			wantLine: 2, wantKey: "delete_after", wantMsg: "delete_source and delete_after exclude each other"},
+		{name: "account delete_source and delete_after", doc: minimal + "delete_source = true\ndelete_after = \"1d\"\n",
+			wantLine: 10, wantKey: "account.delete_after", wantMsg: `account "alice": delete_source and delete_after exclude each other`},
+		{name: "negative delete_after", doc: "delete_after = \"-1d\"\n" + minimal,
+			wantLine: 1, wantKey: "delete_after", wantMsg: `duration "-1d" is negative`},
+		{name: "delete_after without unit", doc: minimal + "delete_after = 30\n",
+			wantLine: 9, wantKey: "account.delete_after", wantMsg: "must be a duration string"},
 		{name: "account without password", doc: minimal + "[[account]]\nsource_user = \"bob\"\ndest_password_env = \"Y\"\n",
 			wantLine: 9, wantKey: "account.source_password", wantMsg: `account "bob": no source password`},
 		{name: "account without source_user", doc: minimal + "[[account]]\ndest_user = \"bob\"\n",
@@ -506,6 +516,102 @@ func TestFoldersSectionErrors(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Load/Validate error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// An account that sets delete_source or delete_after has its own policy;
+// the others follow the top-level keys. Accounts files may set them too.
+func TestDeletePolicyOf(t *testing.T) {
+	const accounts = `
+[[account]]
+name = "follows"
+source_user = "a"
+source_password_env = "X"
+dest_password_env = "Y"
+[[account]]
+name = "keeps"
+source_user = "b"
+source_password_env = "X"
+dest_password_env = "Y"
+delete_source = false
+[[account]]
+name = "at-once"
+source_user = "c"
+source_password_env = "X"
+dest_password_env = "Y"
+delete_source = true
+[[account]]
+name = "later"
+source_user = "d"
+source_password_env = "X"
+dest_password_env = "Y"
+delete_after = "7d"
+`
+	const csv = "source_user,source_password,dest_password,delete_source,delete_after\n" +
+		"e,p,q,,\nf,p,q,true,\ng,p,q,,1d12h\nh,p,q,false,\n"
+	tests := []struct {
+		name string
+		top  string
+		want map[string]DeletePolicy
+	}{
+		{"top-level keep", "", map[string]DeletePolicy{
+			"follows": {}, "keeps": {}, "at-once": {DeleteSource: true}, "later": {DeleteAfter: 7 * 24 * time.Hour},
+			"e": {}, "f": {DeleteSource: true}, "g": {DeleteAfter: 36 * time.Hour}, "h": {},
+		}},
+		{"top-level delete_after", "delete_after = \"30d\"\n", map[string]DeletePolicy{
+			"follows": {DeleteAfter: 30 * 24 * time.Hour}, "keeps": {}, "at-once": {DeleteSource: true},
+			"later": {DeleteAfter: 7 * 24 * time.Hour},
+			"e":     {DeleteAfter: 30 * 24 * time.Hour}, "f": {DeleteSource: true}, "g": {DeleteAfter: 36 * time.Hour}, "h": {},
+		}},
+		{"top-level delete_source", "delete_source = true\n", map[string]DeletePolicy{
+			"follows": {DeleteSource: true}, "keeps": {}, "at-once": {DeleteSource: true},
+			"later": {DeleteAfter: 7 * 24 * time.Hour},
+			"e":     {DeleteSource: true}, "f": {DeleteSource: true}, "g": {DeleteAfter: 36 * time.Hour}, "h": {},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, dir, "users.csv", csv, 0o600)
+			doc := tc.top + "accounts_file = \"users.csv\"\n" + strings.SplitAfterN(minimal, "[[account]]", 2)[0]
+			doc = strings.TrimSuffix(doc, "[[account]]") + accounts
+			path := writeFile(t, dir, "migrate.toml", doc, 0o600)
+			c, _, err := Load(path)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if len(c.Accounts) != len(tc.want) {
+				t.Fatalf("%d accounts, want %d", len(c.Accounts), len(tc.want))
+			}
+			for i := range c.Accounts {
+				a := &c.Accounts[i]
+				if got := c.DeletePolicyOf(a); got != tc.want[a.Name] {
+					t.Errorf("DeletePolicyOf(%s) = %+v, want %+v", a.Name, got, tc.want[a.Name])
+				}
+			}
+		})
+	}
+}
+
+func TestAccountsFileDeletePolicyErrors(t *testing.T) {
+	tests := []struct {
+		name, row, want string
+	}{
+		{"bad delete_source", "a,p,q,sometimes,", `delete_source must be true or false, got "sometimes"`},
+		{"bad delete_after", "a,p,q,,2w", `delete_after: invalid duration "2w"`},
+		{"both", "a,p,q,true,30d", "delete_source and delete_after exclude each other"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, dir, "users.csv", "source_user,source_password,dest_password,delete_source,delete_after\n"+tc.row+"\n", 0o600)
+			doc := "accounts_file = \"users.csv\"\n" + strings.SplitAfterN(minimal, "[[account]]", 2)[0]
+			path := writeFile(t, dir, "migrate.toml", strings.TrimSuffix(doc, "[[account]]"), 0o600)
+			_, _, err := Load(path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "users.csv:2") {
+				t.Errorf("Load = %v, want an error at users.csv:2 containing %q", err, tc.want)
 			}
 		})
 	}

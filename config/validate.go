@@ -28,6 +28,13 @@ func (c *Config) Validate() error {
 	default:
 		errs.add(c.at("on_locked"), "on_locked", "on_locked must be \"fail\", \"skip\" or \"wait\", got %q", c.OnLocked)
 	}
+	if c.DeleteSource && c.DeleteAfter > 0 {
+		errs.add(c.at("delete_after"), "delete_after",
+			"delete_source and delete_after exclude each other: delete at once (delete_source = true) or after a period (delete_after = %q)", Duration(c.DeleteAfter))
+	}
+	if c.DeleteAfter < 0 {
+		errs.add(c.at("delete_after"), "delete_after", "delete_after must not be negative")
+	}
 	if c.LockWait < 0 {
 		errs.add(c.at("lock_wait"), "lock_wait", "lock_wait must not be negative")
 	}
@@ -277,9 +284,15 @@ func (c *Config) validateAccounts(errs *errList) {
 		} else {
 			names[label] = a
 		}
-		if prev, dup := users[a.SourceUser]; dup && c.DeleteSource {
+		if p := a.DeletePolicy; p != nil && p.DeleteSource && p.DeleteAfter > 0 {
+			errs.add(a.at("delete_after"), "account.delete_after",
+				"account %q: delete_source and delete_after exclude each other: delete at once or after a period", label)
+		} else if p != nil && p.DeleteAfter < 0 {
+			errs.add(a.at("delete_after"), "account.delete_after", "account %q: delete_after must not be negative", label)
+		}
+		if prev, dup := users[a.SourceUser]; dup && (c.DeletePolicyOf(a).Deletes() || c.DeletePolicyOf(prev).Deletes()) {
 			errs.add(a.at("source_user"), "account.source_user",
-				"account %q: source_user %q is also used by account %q (defined %s); with delete_source that would move one mailbox twice",
+				"account %q: source_user %q is also used by account %q (defined %s); with delete_source or delete_after that would move one mailbox twice",
 				label, a.SourceUser, prev.Name, where(prev))
 		} else if !dup {
 			users[a.SourceUser] = a

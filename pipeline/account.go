@@ -25,6 +25,12 @@ type Options struct {
 	FlagPolicy mapping.FlagPolicy
 	// DeleteSource deletes at the source what the ledger has as done.
 	DeleteSource bool
+	// DeleteAfter, when positive, deletes at the source the messages that
+	// the ledger has had as done for at least this long (by Entry.DoneAt
+	// and Now), still after this run's copy and commit; younger ones wait
+	// for a later run. It excludes DeleteSource. 0: keep (unless
+	// DeleteSource).
+	DeleteAfter time.Duration
 	// MaxMessageBytes skips larger messages (0: only the destination's
 	// APPENDLIMIT applies).
 	MaxMessageBytes int64
@@ -39,7 +45,8 @@ type Options struct {
 	// Linger is how long a partial batch waits for more messages before it
 	// is sent. Default 100 ms.
 	Linger time.Duration
-	// Now is the clock (for the "now" date policy); default time.Now.
+	// Now is the clock: for the "now" date policy, the times recorded in
+	// the ledger and DeleteAfter. Default time.Now.
 	Now func() time.Time
 	// MapFolders, when set, maps each source mailbox to its destination
 	// mailbox (IMAP sources); a mailbox it leaves out, or maps to "", is
@@ -171,6 +178,9 @@ func (a *attempt) do(ctx context.Context) error {
 
 	var todo, toDelete, done []SourceMessage
 	var todoBytes int64
+	waiting := 0 // done, but DeleteAfter has not passed yet
+	defer func() { a.st.DeleteWaiting = waiting }()
+	dueBy := a.opts.Now().Add(-a.opts.DeleteAfter)
 	listed := make(map[string]bool, len(msgs))
 	for _, m := range msgs {
 		listed[m.Key] = true
@@ -182,7 +192,14 @@ func (a *attempt) do(ctx context.Context) error {
 				a.run.counted[m.Key] = true
 			}
 			done = append(done, m)
-			toDelete = append(toDelete, m)
+			switch {
+			case a.opts.DeleteSource:
+				toDelete = append(toDelete, m)
+			case a.opts.DeleteAfter > 0 && deleteDue(e, dueBy):
+				toDelete = append(toDelete, m)
+			case a.opts.DeleteAfter > 0:
+				waiting++
+			}
 		case ok && e.State == StateSkipped:
 			if !a.run.counted[m.Key] && !a.run.skipped[m.Key] {
 				a.st.skip(m.Key, e.Reason+" (recorded by an earlier run)")
@@ -212,13 +229,26 @@ func (a *attempt) do(ctx context.Context) error {
 	}
 	if len(todo) > 0 {
 		newlyDone, err := a.copy(ctx, todo, dests)
-		toDelete = append(toDelete, newlyDone...)
+		switch {
+		case a.opts.DeleteSource:
+			toDelete = append(toDelete, newlyDone...)
+		case a.opts.DeleteAfter > 0:
+			// Done just now: their period starts now.
+			waiting += len(newlyDone)
+		}
 		if err != nil {
 			return err
 		}
 	}
 
-	if a.opts.DeleteSource && len(toDelete) > 0 {
+	// Every message in toDelete is done in the ledger, committed (synced)
+	// before this point: by an earlier run, or by this attempt's copy,
+	// which has returned.
+	if len(toDelete) > 0 {
+		if a.opts.DeleteAfter > 0 {
+			a.log.Info("deleting at the source the messages copied at least delete_after ago", "account", a.opts.Account,
+				"messages", len(toDelete), "delete_after", a.opts.DeleteAfter, "waiting", waiting)
+		}
 		if err := a.src.Delete(ctx, toDelete); err != nil {
 			return fmt.Errorf("deleting %d copied messages at the source: %w", len(toDelete), err)
 		}
@@ -226,6 +256,17 @@ func (a *attempt) do(ctx context.Context) error {
 		a.opts.Crashpoint("deleted")
 	}
 	return nil
+}
+
+// deleteDue reports whether a done entry has been done since dueBy or
+// earlier. An entry without DoneAt (a ledger that never recorded it) counts
+// from its last update, which is never earlier than the real time.
+func deleteDue(e Entry, dueBy time.Time) bool {
+	t := e.DoneAt
+	if t.IsZero() {
+		t = e.Updated
+	}
+	return !t.IsZero() && !t.After(dueBy)
 }
 
 // planFolders returns the destination mailbox of each source mailbox in

@@ -163,8 +163,11 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 			// The same message under an earlier identity is already on
 			// the destination: record it, send nothing.
 			e := it.entry
-			e.State, e.DestMailbox, e.DestUIDValidity, e.DestUID, e.Flags, e.Updated =
-				StateDone, old.DestMailbox, old.DestUIDValidity, old.DestUID, old.Flags, now
+			e.State, e.DestMailbox, e.DestUIDValidity, e.DestUID, e.Flags, e.Updated, e.DoneAt =
+				StateDone, old.DestMailbox, old.DestUIDValidity, old.DestUID, old.Flags, now, old.DoneAt
+			if e.DoneAt.IsZero() {
+				e.DoneAt = now
+			}
 			commit = append(commit, e)
 			rematched[e.Key] = old.Key
 			continue
@@ -237,7 +240,7 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 				}
 				continue
 			}
-			e.State = StateDone
+			e.State, e.DoneAt = StateDone, e.Updated
 			e.DestUID = r.UID
 			if r.UIDValidity != 0 {
 				e.DestUIDValidity = r.UIDValidity

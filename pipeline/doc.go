@@ -16,8 +16,13 @@
 //  5. Append the batch (MULTIAPPEND or pipelined APPEND).
 //  6. Commit the outcome: done (with APPENDUID), or skipped with a reason.
 //  7. Only then, and only with DeleteSource, delete at the source the
-//     messages the ledger has as done. For POP3 the deletions take effect at
-//     QUIT, which is sent only after every commit.
+//     messages the ledger has as done; with DeleteAfter, only those done
+//     for at least that long (Entry.DoneAt, the time a message first became
+//     done, against Options.Now). For POP3 the deletions take effect at
+//     QUIT, which is sent only after every commit. The ledger keeps the
+//     done entries of deleted messages: a deletion cut short is simply
+//     issued again by the next run, for the messages the source still
+//     lists.
 //
 // Errors are sorted by ClassOf: per-message errors skip that message and are
 // reported; fatal errors stop the account; transient errors end the attempt,

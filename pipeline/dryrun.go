@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -9,9 +10,24 @@ import (
 // still read in full, so the report shows what a real run would copy and
 // skip.
 
-type dryRunSource struct{ Source }
+type dryRunSource struct {
+	Source
+	log     *slog.Logger
+	account string
+}
 
-func (dryRunSource) Delete(context.Context, []SourceMessage) error { return nil }
+// dryRunLogKeys bounds the keys one dry-run deletion names in the log.
+const dryRunLogKeys = 20
+
+// Delete deletes nothing; it logs what a real run would delete.
+func (d dryRunSource) Delete(_ context.Context, msgs []SourceMessage) error {
+	keys := make([]string, 0, min(len(msgs), dryRunLogKeys))
+	for _, m := range msgs[:min(len(msgs), dryRunLogKeys)] {
+		keys = append(keys, m.Key)
+	}
+	d.log.Info("dry run: would delete at the source", "account", d.account, "messages", len(msgs), "keys", keys)
+	return nil
+}
 
 func (d dryRunSource) Prefetch(ctx context.Context, msgs []SourceMessage) error {
 	if p, ok := d.Source.(Prefetcher); ok {

@@ -20,6 +20,9 @@ type memSource struct {
 	committed map[string]bool // deleted for good (QUIT)
 	fetches   int
 	failFetch int // fail the n-th Fetch (1-based) of this session with a transient error
+	// immediate makes Delete take effect at once, as IMAP's UID EXPUNGE
+	// does, instead of at Close(true) as POP3's QUIT.
+	immediate bool
 }
 
 type memMsg struct {
@@ -62,6 +65,12 @@ func (s *memSource) Delete(_ context.Context, msgs []SourceMessage) error {
 	defer s.mu.Unlock()
 	for _, m := range msgs {
 		s.deleted[m.Key] = true
+		if s.immediate {
+			if s.committed == nil {
+				s.committed = map[string]bool{}
+			}
+			s.committed[m.Key] = true
+		}
 	}
 	return nil
 }

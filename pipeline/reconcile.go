@@ -114,6 +114,7 @@ func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending 
 		}
 		claimed[match] = true
 		e.State, e.DestUID, e.DestUIDValidity, e.Updated = StateDone, match, status.UIDValidity, a.opts.Now()
+		e.DoneAt = e.Updated
 		entries[e.Key] = e
 		found = append(found, e)
 	}

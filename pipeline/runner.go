@@ -99,6 +99,12 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 }
 
 func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats) error {
+	switch {
+	case opts.DeleteAfter < 0:
+		return fatal(fmt.Errorf("account %q: DeleteAfter %v is negative", opts.Account, opts.DeleteAfter))
+	case opts.DeleteAfter > 0 && opts.DeleteSource:
+		return fatal(fmt.Errorf("account %q: DeleteSource and DeleteAfter exclude each other", opts.Account))
+	}
 	unlock, err := ledger.Lock(ctx, opts.Account)
 	if err != nil && errors.Is(err, ErrLocked) && r.SkipLocked {
 		st.Locked = true
@@ -195,7 +201,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 	}
 	rawSrc, rawDst := src, dst
 	if r.DryRun {
-		src, dst = dryRunSource{src}, &dryRunDestination{Destination: dst}
+		src, dst = dryRunSource{Source: src, log: log, account: opts.Account}, &dryRunDestination{Destination: dst}
 	}
 	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, opts: opts, log: log, prog: prog, st: st,
 		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun}

@@ -152,6 +152,10 @@ type Entry struct {
 	// sources), so later runs can bring changed flags over.
 	Flags   []string
 	Updated time.Time
+	// DoneAt is when the message was first confirmed on the destination
+	// (state done; zero otherwise). Later updates (flag syncs) keep it: a
+	// delete_after period runs from here.
+	DoneAt time.Time
 }
 
 // RunRecord is one run over one account, for `mailferry status`.

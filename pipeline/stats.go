@@ -38,9 +38,13 @@ type Stats struct {
 	// to date; FlagsDropped how many flags the destination would not take.
 	FlagsUpdated int `json:"flags_updated,omitempty"`
 	FlagsDropped int `json:"flags_dropped,omitempty"`
-	// Deleted is how many messages were deleted at the source.
-	Deleted int   `json:"deleted"`
-	Bytes   int64 `json:"bytes"`
+	// Deleted is how many messages were deleted at the source (in a dry
+	// run: would have been).
+	Deleted int `json:"deleted"`
+	// DeleteWaiting is how many listed messages are done but wait for their
+	// DeleteAfter period to end before they are deleted at the source.
+	DeleteWaiting int   `json:"delete_waiting"`
+	Bytes         int64 `json:"bytes"`
 	// DateSources counts which policy step gave each copied message's
 	// internal date: "received", "date", "now" or "source".
 	DateSources map[string]int `json:"date_sources,omitempty"`

@@ -148,8 +148,11 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	popts.Account = accountKey(srcEp, dstEp)
 	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
-	popts.DeleteSource = o.common.deleteSource
+	popts.DeleteSource, popts.DeleteAfter = o.common.deleteSource, o.common.deleteAfter
 	if popts.Crashpoint, err = crashpointFromEnv(e.getenv); err != nil {
+		return exitUsage, err
+	}
+	if popts.Now, err = testNowFromEnv(e.getenv); err != nil {
 		return exitUsage, err
 	}
 

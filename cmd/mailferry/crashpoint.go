@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // crashpointFromEnv reads MAILFERRY_TEST_CRASHPOINT=POINT:N, used only by
@@ -38,4 +39,22 @@ func crashpointFromEnv(getenv func(string) string) (func(string), error) {
 			select {} // the signal is on its way
 		}
 	}, nil
+}
+
+// testNowFromEnv reads MAILFERRY_TEST_NOW=RFC3339 time, used only by the
+// delete_after tests: the pipeline's clock starts at that time and runs on
+// from there, so a test can run "31 days later" without waiting. It decides
+// the times the ledger records and when delete_after periods end. Unset: nil
+// (the real clock).
+func testNowFromEnv(getenv func(string) string) (func() time.Time, error) {
+	v := getenv("MAILFERRY_TEST_NOW")
+	if v == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return nil, usagef("MAILFERRY_TEST_NOW=%q: want an RFC 3339 time such as 2026-07-01T12:00:00Z", v)
+	}
+	offset := time.Until(t)
+	return func() time.Time { return time.Now().Add(offset) }, nil
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/mailferry/mailferry/config"
 )
 
 // commonOptions are the flags copy and run share.
@@ -21,11 +23,13 @@ type commonOptions struct {
 	logFormat          string
 	trace              bool
 	deleteSource       bool
+	deleteAfter        time.Duration
 	progress           string
 	report             string
 	onLocked           string
 	lockWait           time.Duration
 	retryBackoff       time.Duration
+	deleteFromFlags    bool // run: --delete-source or --delete-after replace every account's policy
 }
 
 func (o *commonOptions) register(fs *pflag.FlagSet) {
@@ -40,6 +44,7 @@ func (o *commonOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.BoolVar(&o.trace, "trace", false, "log protocol lines (credentials redacted, message bodies omitted)")
 	fs.BoolVar(&o.deleteSource, "delete-source", false, "delete at the source what the destination confirmed and the ledger recorded")
+	fs.Var((*daysDuration)(&o.deleteAfter), "delete-after", "delete at the source what was copied at least this long ago (e.g. 30d), at the next run after that; excludes --delete-source")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, log lines otherwise), bar, lines or none")
 	fs.StringVar(&o.report, "report", "", "also write the JSON report to this file")
 	fs.StringVar(&o.onLocked, "on-locked", "fail", "when another run is working on an account (overlapping cron runs): fail, skip, or wait")
@@ -48,6 +53,9 @@ func (o *commonOptions) register(fs *pflag.FlagSet) {
 }
 
 func (o *commonOptions) check() error {
+	if o.deleteSource && o.deleteAfter > 0 {
+		return usagef("--delete-source and --delete-after exclude each other: delete at once or after a period")
+	}
 	switch o.logFormat {
 	case "text", "json":
 	default:
@@ -112,3 +120,23 @@ func helpOrUsage(helped bool, err error) (int, error) {
 	}
 	return exitUsage, err
 }
+
+// daysDuration is a duration flag that also takes days, as the config file
+// does: "30d", "1d12h", "90m". Negative durations are refused.
+type daysDuration time.Duration
+
+func (d *daysDuration) Set(s string) error {
+	v, err := config.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", s)
+	}
+	*d = daysDuration(v)
+	return nil
+}
+
+func (d *daysDuration) String() string { return time.Duration(*d).String() }
+
+func (d *daysDuration) Type() string { return "duration" }

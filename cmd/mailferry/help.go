@@ -80,11 +80,14 @@ WHAT HAPPENS
   Later runs copy only what is new and, for IMAP sources, bring changed flags
   up to date. Messages that cannot be copied (NUL bytes,
   larger than the server's APPENDLIMIT or --max-message-size) are skipped and
-  listed in the summary. With --delete-source, a message is deleted at the
-  source only after the destination confirmed it and the checkpoint recorded
-  it. Progress goes to stderr; the summary (or with --json, a JSON report) to
-  stdout. Every flag can also be set as an environment variable spelled like
-  it: --dry-run is MAILFERRY_DRY_RUN=true.
+  listed in the summary. By default the source is left as it is. With
+  --delete-source, a message is deleted at the source only after the
+  destination confirmed it and the checkpoint recorded it; with
+  --delete-after 30d, by the first run at least 30 days after that (the
+  summary counts the messages still waiting). Progress goes to stderr; the
+  summary (or with --json, a JSON report) to stdout. Every flag can also be
+  set as an environment variable spelled like it: --dry-run is
+  MAILFERRY_DRY_RUN=true.
 
 FLAGS
   --state FILE              checkpoint file (default
@@ -94,6 +97,9 @@ FLAGS
   --allow-plaintext         allow passwords over connections without TLS
   --dry-run                 read the source and checkpoint, write nothing
   --delete-source           delete copied messages at the source
+  --delete-after DURATION   delete copied messages at the source this long
+                            after they were copied (e.g. 30d; days, h, m);
+                            excludes --delete-source
   --internal-date POLICY    received (default: newest Received: header, then
                             Date:, then now), date (Date:, then now), or now
   --flags POLICY            none (default), seen, or status (mbox Status: and
@@ -172,6 +178,9 @@ FLAGS
   --state FILE              checkpoint file (default: the file's state)
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --dry-run, --delete-source, --json, --report FILE, --progress MODE
+  --delete-after DURATION   delete at the source this long after copying;
+                            with --delete-source, replaces every account's
+                            delete_source/delete_after
   --on-locked fail|skip|wait, --lock-wait DURATION (cron: use skip or wait)
   -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
 

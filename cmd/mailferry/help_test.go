@@ -71,6 +71,12 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"pop3 destination", []string{"copy", "pop3s://u@h", "pop3s://u@h"}, "must be an imaps:// or imap:// URL"},
 		{"bad policy", []string{"copy", "pop3s://u@h", "imaps://u@h", "--internal-date", "tomorrow"}, "--internal-date"},
 		{"bad log format", []string{"copy", "pop3s://u@h", "imaps://u@h", "--log-format", "xml"}, "--log-format"},
+		{"delete at once and after", []string{"copy", "pop3s://u@h", "imaps://u@h", "--delete-source", "--delete-after", "30d"},
+			"--delete-source and --delete-after exclude each other"},
+		{"delete-after without unit", []string{"copy", "pop3s://u@h", "imaps://u@h", "--delete-after", "30"}, `invalid duration "30"`},
+		{"negative delete-after", []string{"copy", "pop3s://u@h", "imaps://u@h", "--delete-after", "-1d"}, "negative"},
+		{"run with both delete flags", []string{"run", "-c", "x.toml", "--delete-source", "--delete-after", "1d"},
+			"--delete-source and --delete-after exclude each other"},
 	}
 	env := func(k string) string {
 		return map[string]string{"MAILFERRY_SOURCE_PASSWORD": "x", "MAILFERRY_DEST_PASSWORD": "y"}[k]

@@ -36,6 +36,7 @@ type totals struct {
 	Skipped        int            `json:"skipped"`
 	Failed         int            `json:"failed"`
 	Deleted        int            `json:"deleted"`
+	DeleteWaiting  int            `json:"delete_waiting"`
 	Bytes          int64          `json:"bytes"`
 	Normalised     int            `json:"normalised"`
 	LineEndsFixed  int            `json:"line_ends_fixed"`
@@ -59,6 +60,7 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		t.Skipped += s.Skipped
 		t.Failed += s.Failed
 		t.Deleted += s.Deleted
+		t.DeleteWaiting += s.DeleteWaiting
 		t.Bytes += s.Bytes
 		t.Normalised += s.Normalised
 		t.LineEndsFixed += s.LineEndsFixed
@@ -162,7 +164,14 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, ", %d found already copied by an interrupted run", t.Reconciled)
 	}
 	if t.Deleted > 0 {
-		fmt.Fprintf(w, ", %d deleted at the source", t.Deleted)
+		if r.DryRun {
+			fmt.Fprintf(w, ", %d would be deleted at the source", t.Deleted)
+		} else {
+			fmt.Fprintf(w, ", %d deleted at the source", t.Deleted)
+		}
+	}
+	if t.DeleteWaiting > 0 {
+		fmt.Fprintf(w, ", %d waiting for their delete_after period", t.DeleteWaiting)
 	}
 	fmt.Fprintln(w)
 	if len(t.DateSources) > 0 {
@@ -181,7 +190,7 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "line ends: %d messages had a bare LF or CR turned into CRLF (%d line ends), as IMAP requires\n",
 			t.Normalised, t.LineEndsFixed)
 	}
-	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.AccountsFailed == 0 && !anyLocked(r.Accounts) {
+	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && !anyLocked(r.Accounts) {
 		fmt.Fprintln(w, "nothing to do: the destination already has every message")
 	}
 }

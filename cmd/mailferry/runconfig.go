@@ -65,9 +65,8 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	if !fs.Changed("dry-run") {
 		common.dryRun = cfg.DryRun
 	}
-	if !fs.Changed("delete-source") {
-		common.deleteSource = cfg.DeleteSource
-	}
+	// The delete flags, when given, replace every account's policy.
+	common.deleteFromFlags = fs.Changed("delete-source") || fs.Changed("delete-after")
 	if !fs.Changed("on-locked") {
 		common.onLocked = cfg.OnLocked
 	}
@@ -174,8 +173,15 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 	}
 	popts.Account = accountKey(srcEp, dstEp)
 	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
-	popts.DeleteSource = common.deleteSource
+	policy := cfg.DeletePolicyOf(a)
+	if common.deleteFromFlags {
+		policy = config.DeletePolicy{DeleteSource: common.deleteSource, DeleteAfter: common.deleteAfter}
+	}
+	popts.DeleteSource, popts.DeleteAfter = policy.DeleteSource, policy.DeleteAfter
 	if popts.Crashpoint, err = crashpointFromEnv(e.getenv); err != nil {
+		return pipeline.Job{}, nil, err
+	}
+	if popts.Now, err = testNowFromEnv(e.getenv); err != nil {
 		return pipeline.Job{}, nil, err
 	}
 	popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes

@@ -21,8 +21,12 @@ import (
 	"github.com/mailferry/mailferry/verify"
 )
 
-// namedAccount is an account's config name ("" when unknown) and ledger key.
-type namedAccount struct{ name, key string }
+// namedAccount is an account's config name ("" when unknown) and ledger
+// key, and its delete_after period (0 when none or unknown).
+type namedAccount struct {
+	name, key   string
+	deleteAfter time.Duration
+}
 
 // statusMessage is one skipped or failed message.
 type statusMessage struct {
@@ -60,6 +64,12 @@ type statusAccount struct {
 	// LastError the last run or poll that ended with an error.
 	LastSuccess *time.Time       `json:"last_success,omitempty"`
 	LastError   *statusLastError `json:"last_error,omitempty"`
+	// With delete_after (known from -c): the messages copied less than
+	// that long ago, still kept at the source, and when the first of them
+	// falls due (it is deleted by the first run after that).
+	DeleteAfter   string     `json:"delete_after,omitempty"`
+	DeleteWaiting int        `json:"delete_waiting,omitempty"`
+	NextDeleteDue *time.Time `json:"next_delete_due,omitempty"`
 }
 
 // statusLastError is the newest run that ended with an error.
@@ -125,7 +135,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			if err != nil {
 				return exitUsage, fmt.Errorf("account %q: destination: %w", a.Name, err)
 			}
-			configured = append(configured, namedAccount{a.Name, accountKey(srcEp, dstEp)})
+			configured = append(configured, namedAccount{a.Name, accountKey(srcEp, dstEp), cfg.DeletePolicyOf(a).DeleteAfter})
 		}
 		for n := range selected {
 			return exitUsage, usagef("--only %q: no such account in %s", n, o.cfgPath)
@@ -162,6 +172,9 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			SkippedMessages: []statusMessage{}, FailedMessages: []statusMessage{}}
 		if ledger != nil {
 			if err := fillStatus(ctx, ledger, &sa); err != nil {
+				return exitFatal, err
+			}
+			if err := fillDeleteWaiting(ctx, ledger, &sa, a.deleteAfter, time.Now()); err != nil {
 				return exitFatal, err
 			}
 		}
@@ -239,6 +252,33 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount) er
 	return nil
 }
 
+// fillDeleteWaiting counts the account's messages still waiting out their
+// delete_after period at now.
+func fillDeleteWaiting(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount, deleteAfter time.Duration, now time.Time) error {
+	if deleteAfter <= 0 {
+		return nil
+	}
+	n, earliest, err := l.DoneSince(ctx, sa.Account, now.Add(-deleteAfter))
+	if err != nil {
+		return err
+	}
+	sa.DeleteAfter, sa.DeleteWaiting = formatDays(deleteAfter), n
+	if n > 0 {
+		due := earliest.Add(deleteAfter)
+		sa.NextDeleteDue = &due
+	}
+	return nil
+}
+
+// formatDays prints whole days as the config spells them ("30d").
+func formatDays(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d > 0 && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	return d.String()
+}
+
 func writeStatusText(w io.Writer, rep statusReport) {
 	fmt.Fprintf(w, "checkpoint %s\n\n", rep.State)
 	if len(rep.Accounts) == 0 {
@@ -263,7 +303,7 @@ func writeStatusText(w io.Writer, rep statusReport) {
 	}
 	tw.Flush()
 	for _, a := range rep.Accounts {
-		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 {
+		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 && a.DeleteWaiting == 0 {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s\n", firstNonEmpty(a.Name, a.Account))
@@ -285,6 +325,10 @@ func writeStatusText(w io.Writer, rep statusReport) {
 		}
 		if e := a.LastError; e != nil && (a.LastRun == nil || a.LastRun.Error != e.Error || a.LastRun.Finished == nil || !a.LastRun.Finished.Equal(e.Time)) {
 			fmt.Fprintf(w, "  last failure: %s: %s\n", e.Time.Local().Format(time.DateTime), e.Error)
+		}
+		if a.DeleteWaiting > 0 {
+			fmt.Fprintf(w, "  delete_after %s: %d messages kept at the source until their period ends (the first at %s)\n",
+				a.DeleteAfter, a.DeleteWaiting, a.NextDeleteDue.Local().Format(time.DateTime))
 		}
 		for _, l := range []struct {
 			what string
@@ -335,8 +379,9 @@ interrupted run left them to be reconciled), skipped (with the reason: too
 big, NUL bytes, refused by the server; not retried) and failed (retried by
 the next run), the bytes moved, and the last run's start, end, result and
 error, when the last successful run (or service poll) ended, and the last
-error with its time. With -c, every account of the config is listed, including those that
-never ran. status only reads the checkpoint; it connects to nothing and
+error with its time. With -c, every account of the config is listed,
+including those that never ran, and for accounts with delete_after the
+messages still kept at the source until their period ends. status only reads the checkpoint; it connects to nothing and
 never creates a checkpoint file.
 
 FLAGS
