@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -24,6 +25,9 @@ const dateTimeLayout = "02-Jan-2006 15:04:05 -0700"
 // messages are sent again one by one to find the bad one, unless the refusal
 // is fatal or transient. Without MULTIAPPEND up to MaxInFlight APPENDs are
 // pipelined. A [TRYCREATE] refusal creates the mailbox and sends again, once.
+// A message refused for its keywords (see keywordRefusal) is sent again
+// without its long keywords, then without any (dropKeywords); its result
+// lists the keywords dropped.
 //
 // A non-nil error means Append stopped early: results then cover a prefix
 // of msgs. After a fatal or transient refusal the messages without a result
@@ -48,6 +52,7 @@ func (a *Appender) Append(ctx context.Context, mailbox string, msgs []pipeline.O
 		args:    make([]string, len(msgs)),
 		results: make([]pipeline.AppendResult, len(msgs)),
 		known:   make([]bool, len(msgs)),
+		dropped: make([][]string, len(msgs)),
 	}
 	var todo []int
 	for i, m := range msgs {
@@ -157,6 +162,9 @@ type appendRun struct {
 	results []pipeline.AppendResult
 	known   []bool
 	created bool // TRYCREATE handled once already
+	// dropped are the keywords left out of a message's second APPEND
+	// after the server refused them; nil when it was not resent.
+	dropped [][]string
 }
 
 func (r *appendRun) set(i int, res pipeline.AppendResult) {
@@ -186,7 +194,7 @@ func (r *appendRun) ok(cmd *command) {
 		}
 	}
 	for k, i := range cmd.idx {
-		res := pipeline.AppendResult{}
+		res := pipeline.AppendResult{DroppedFlags: r.dropped[i]}
 		if uids != nil {
 			res.UIDValidity, res.UID = validity, uids[k]
 		}
@@ -241,8 +249,12 @@ func (r *appendRun) each(idx []int) error {
 		switch {
 		case rerr == nil:
 			r.ok(cmd)
-		case cmd.reply.Code == "TRYCREATE" && !r.created:
+		case mailboxGone(cmd.reply) && !r.created:
 			retry = append(retry, i)
+		case keywordRefusal(cmd.reply) && r.dropKeywords(i):
+			a.log.Warn("destination refused the message's keywords; sending it again without them",
+				"mailbox", r.mailbox, "keywords", r.dropped[i], "err", rerr)
+			queue = append([]int{i}, queue...)
 		default:
 			switch pipeline.ClassOf(rerr) {
 			case pipeline.ClassPerMessage:
@@ -256,6 +268,72 @@ func (r *appendRun) each(idx []int) error {
 		}
 	}
 	return stop
+}
+
+// mailboxGone reports whether an APPEND refusal says the mailbox does not
+// exist: [TRYCREATE] (RFC 3501 §6.3.11), or Dovecot 2.3's bare "NO Mailbox
+// was deleted under us" to an APPEND that was under way when the mailbox
+// was deleted (the next APPEND gets [TRYCREATE]).
+func mailboxGone(reply response) bool {
+	return reply.Code == "TRYCREATE" ||
+		reply.Status == "NO" && reply.Code == "" && strings.Contains(strings.ToLower(reply.Text), "deleted under us")
+}
+
+// keywordRefusal reports whether an APPEND refusal blames the flag list:
+// a BAD (a flag the server cannot parse), or a NO whose text speaks of
+// keywords or flags. Dovecot 2.3 answers "NO [CANNOT] Keyword length too
+// long" for keywords over mail_max_keyword_length (default 50) and "NO
+// [CANNOT] Invalid characters in keyword"; such a message is stored fine
+// without them.
+func keywordRefusal(reply response) bool {
+	if reply.Status == "BAD" {
+		return true
+	}
+	text := strings.ToLower(reply.Text)
+	return reply.Status == "NO" && !mailboxGone(reply) &&
+		(strings.Contains(text, "keyword") || strings.Contains(text, "flag"))
+}
+
+// longKeyword is Dovecot's default mail_max_keyword_length: a keyword
+// longer than this is the first suspect when a server refuses keywords.
+const longKeyword = 50
+
+// dropKeywords prepares message i's APPEND again with fewer keywords and
+// records those left out: at the first refusal only the keywords longer
+// than longKeyword when there are some (and others to keep), else every
+// keyword. It returns false when no keyword is left to drop, so a resend
+// would be refused the same way.
+func (r *appendRun) dropKeywords(i int) bool {
+	m := r.msgs[i]
+	var keywords, long []string
+	for _, f := range m.Flags {
+		if !strings.HasPrefix(f, `\`) {
+			keywords = append(keywords, f)
+			if len(f) > longKeyword {
+				long = append(long, f)
+			}
+		}
+	}
+	drop := keywords
+	if r.dropped[i] == nil && len(long) > 0 && len(long) < len(keywords) {
+		drop = long
+	}
+	if len(drop) == 0 || len(drop) == len(r.dropped[i]) {
+		return false
+	}
+	var kept []string
+	for _, f := range m.Flags {
+		if !slices.Contains(drop, f) {
+			kept = append(kept, f)
+		}
+	}
+	m.Flags = kept
+	args, err := r.a.prepare(m)
+	if err != nil {
+		return false
+	}
+	r.args[i], r.dropped[i] = args, drop
+	return true
 }
 
 // cmp returns the first non-nil error.
@@ -286,7 +364,7 @@ func (r *appendRun) batch(idx []int) error {
 		case rerr == nil:
 			r.ok(cmd)
 			return nil
-		case cmd.reply.Code == "TRYCREATE" && !r.created:
+		case mailboxGone(cmd.reply) && !r.created:
 			if err := r.create(); err != nil {
 				return err
 			}

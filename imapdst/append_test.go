@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,7 @@ type want struct {
 	class         pipeline.Class
 	failed        bool // Err != nil, of class
 	code          string
+	dropped       []string // DroppedFlags
 }
 
 func checkResults(t *testing.T, got []pipeline.AppendResult, wants []want) {
@@ -88,8 +90,8 @@ func checkResults(t *testing.T, got []pipeline.AppendResult, wants []want) {
 			}
 			continue
 		}
-		if g.Err != nil || g.UIDValidity != w.validity || g.UID != w.uid {
-			t.Errorf("result %d = %+v, want UIDValidity %d UID %d", i, g, w.validity, w.uid)
+		if g.Err != nil || g.UIDValidity != w.validity || g.UID != w.uid || !slices.Equal(g.DroppedFlags, w.dropped) {
+			t.Errorf("result %d = %+v, want UIDValidity %d UID %d, dropped flags %q", i, g, w.validity, w.uid, w.dropped)
 		}
 	}
 }
@@ -189,7 +191,7 @@ func TestAppendTranscript(t *testing.T) {
 				imapfake.Expect("A5 APPEND \"INBOX\" {1+}\r\ne\r\n"),
 				imapfake.Send("A5 OK [APPENDUID 7 6] ok\r\n"),
 			},
-			want: []want{{7, 1, 0, false, ""}, {7, 2, 0, false, ""}, {7, 3, 0, false, ""}, {7, 4, 0, false, ""}, {7, 5, 0, false, ""}, {7, 6, 0, false, ""}},
+			want: []want{{7, 1, 0, false, "", nil}, {7, 2, 0, false, "", nil}, {7, 3, 0, false, "", nil}, {7, 4, 0, false, "", nil}, {7, 5, 0, false, "", nil}, {7, 6, 0, false, "", nil}},
 		},
 		{
 			name: "NO TOOBIG before continuation keeps the connection in step",
@@ -231,6 +233,60 @@ func TestAppendTranscript(t *testing.T) {
 				imapfake.Send("A4 OK stored\r\n"),
 			},
 			want: []want{{}},
+		},
+		{
+			name:    "mailbox deleted under an APPEND under way: created and sent again",
+			caps:    "LITERAL+",
+			mailbox: "Archive",
+			msgs:    []pipeline.OutgoingMessage{msg("hello")},
+			script: []imapfake.Step{
+				imapfake.Expect("A2 APPEND \"Archive\" {5+}\r\nhello\r\n"),
+				imapfake.Send("A2 NO Mailbox was deleted under us\r\n"),
+				imapfake.Expect("A3 CREATE \"Archive\"\r\n"),
+				imapfake.Send("A3 OK created\r\n"),
+				imapfake.Expect("A4 APPEND \"Archive\" {5+}\r\nhello\r\n"),
+				imapfake.Send("A4 OK stored\r\n"),
+			},
+			want: []want{{}},
+		},
+		{
+			name: "BAD to a flag list before the literal: sent again without keywords",
+			caps: "UIDPLUS",
+			msgs: []pipeline.OutgoingMessage{msg("hello", `\Seen`, "$Odd")},
+			script: []imapfake.Step{
+				imapfake.Expect("A2 APPEND \"INBOX\" (\\Seen $Odd) {5}\r\n"),
+				imapfake.Send("A2 BAD Error in IMAP command APPEND: Invalid keyword\r\n"),
+				imapfake.Expect("A3 APPEND \"INBOX\" (\\Seen) {5}\r\n"),
+				imapfake.Send("+ go ahead\r\n"),
+				imapfake.Expect("hello\r\n"),
+				imapfake.Send("A3 OK [APPENDUID 7 3] stored\r\n"),
+			},
+			want: []want{{validity: 7, uid: 3, dropped: []string{"$Odd"}}},
+		},
+		{
+			// Dovecot 2.3 with mail_max_keyword_length = 50 (its default).
+			name: "keyword too long: the long ones dropped first, then all",
+			caps: "LITERAL+ UIDPLUS",
+			msgs: []pipeline.OutgoingMessage{msg("hello", `\Seen`, "short", "KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK"), msg("two", "fine")},
+			script: []imapfake.Step{
+				imapfake.Expect("A2 APPEND \"INBOX\" (\\Seen short KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK) {5+}\r\nhello\r\nA3 APPEND \"INBOX\" (fine) {3+}\r\ntwo\r\n"),
+				imapfake.Send("A2 NO [CANNOT] Keyword length too long\r\n"),
+				imapfake.Expect("A4 APPEND \"INBOX\" (\\Seen short) {5+}\r\nhello\r\n"),
+				imapfake.Send("A3 OK [APPENDUID 7 1] ok\r\nA4 NO [CANNOT] Keyword length too long\r\n"),
+				imapfake.Expect("A5 APPEND \"INBOX\" (\\Seen) {5+}\r\nhello\r\n"),
+				imapfake.Send("A5 OK [APPENDUID 7 2] ok\r\n"),
+			},
+			want: []want{{validity: 7, uid: 2, dropped: []string{"short", "KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK"}}, {validity: 7, uid: 1}},
+		},
+		{
+			name: "flag refusal of a message without keywords is per message",
+			caps: "LITERAL+",
+			msgs: []pipeline.OutgoingMessage{msg("hello", `\Seen`)},
+			script: []imapfake.Step{
+				imapfake.Expect("A2 APPEND \"INBOX\" (\\Seen) {5+}\r\nhello\r\n"),
+				imapfake.Send("A2 NO [CANNOT] Invalid flag\r\n"),
+			},
+			want: []want{{failed: true, class: pipeline.ClassPerMessage, code: "CANNOT"}},
 		},
 		{
 			name: "BYE mid-batch reports only confirmed messages",
@@ -318,7 +374,7 @@ func TestAppendTranscript(t *testing.T) {
 			want: []want{{failed: true, class: pipeline.ClassPerMessage}, {}, {failed: true, class: pipeline.ClassPerMessage}},
 		},
 		{
-			name: "BAD on a single APPEND is per message",
+			name: "BAD after a single APPEND's literal: sent again without keywords",
 			caps: "UIDPLUS",
 			msgs: []pipeline.OutgoingMessage{msg("one", "$x")},
 			script: []imapfake.Step{
@@ -326,6 +382,22 @@ func TestAppendTranscript(t *testing.T) {
 				imapfake.Send("+ \r\n"),
 				imapfake.Expect("one\r\n"),
 				imapfake.Send("* OK [ALERT] disk almost full\r\nA2 BAD invalid flag\r\n"),
+				imapfake.Expect("A3 APPEND \"INBOX\" {3}\r\n"),
+				imapfake.Send("+ \r\n"),
+				imapfake.Expect("one\r\n"),
+				imapfake.Send("A3 OK [APPENDUID 7 9] ok\r\n"),
+			},
+			want: []want{{validity: 7, uid: 9, dropped: []string{"$x"}}},
+		},
+		{
+			name: "BAD on a single APPEND without keywords is per message",
+			caps: "UIDPLUS",
+			msgs: []pipeline.OutgoingMessage{msg("one", `\Seen`)},
+			script: []imapfake.Step{
+				imapfake.Expect("A2 APPEND \"INBOX\" (\\Seen) {3}\r\n"),
+				imapfake.Send("+ \r\n"),
+				imapfake.Expect("one\r\n"),
+				imapfake.Send("A2 BAD invalid message\r\n"),
 			},
 			want: []want{{failed: true, class: pipeline.ClassPerMessage}},
 		},

@@ -240,10 +240,27 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 				}
 				continue
 			}
+			if len(r.DroppedFlags) > 0 {
+				// e.Flags keeps the refused flags: they count as brought
+				// over, so that flag sync does not send them again until
+				// the source's flags change.
+				a.mu.Lock()
+				st.FlagsDropped += len(r.DroppedFlags)
+				a.mu.Unlock()
+				a.log.Warn("flags refused by the destination, message stored without them", "account", a.opts.Account,
+					"key", it.msg.Key, "mailbox", box.status.Name, "flags", r.DroppedFlags)
+			}
 			e.State, e.DoneAt = StateDone, e.Updated
 			e.DestUID = r.UID
 			if r.UIDValidity != 0 {
 				e.DestUIDValidity = r.UIDValidity
+				if r.UIDValidity != box.status.UIDValidity {
+					// The mailbox was deleted and created again under us
+					// ([TRYCREATE]): its UIDs start afresh, and the next
+					// batch's pending entries must say so, or reconcile
+					// would look for them above the old mailbox's UIDNEXT.
+					box.status.UIDValidity, box.nextUID = r.UIDValidity, 0
+				}
 			}
 			if r.UID >= box.nextUID {
 				box.nextUID = r.UID + 1

@@ -125,6 +125,10 @@ type memDest struct {
 	// any result, as when a connection drops after the server's OK.
 	loseAfter int
 	stored    int
+	// recreateAt: when this many messages were stored in total, the next
+	// Append finds its mailbox deleted and created again (UIDVALIDITY one
+	// higher, UIDs from 1), as imapdst does after a [TRYCREATE].
+	recreateAt int
 	// reject refuses messages whose body contains this string.
 	reject          string
 	rejectClass     Class
@@ -159,6 +163,11 @@ func (s *memDestSession) Append(_ context.Context, mailbox string, msgs []Outgoi
 	mb := d.boxes[mailbox]
 	if mb == nil {
 		return nil, &errClass{msg: "NO [TRYCREATE]", class: ClassPerMessage}
+	}
+	if d.recreateAt > 0 && d.stored >= d.recreateAt {
+		d.recreateAt = 0
+		mb = &memMailbox{uidValidity: mb.uidValidity + 1, uidNext: 1}
+		d.boxes[mailbox] = mb
 	}
 	lose := d.loseAfter > 0 && d.stored >= d.loseAfter
 	var res []AppendResult

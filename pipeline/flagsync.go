@@ -76,7 +76,15 @@ func (a *attempt) syncFlags(ctx context.Context, done []SourceMessage, entries m
 			updated = append(updated, e)
 		}
 		if err := fs.StoreFlags(ctx, mailbox, validity, set); err != nil {
-			return fmt.Errorf("updating the flags of %d messages in %q: %w", len(set), mailbox, err)
+			if ClassOf(err) != ClassPerMessage {
+				return fmt.Errorf("updating the flags of %d messages in %q: %w", len(set), mailbox, err)
+			}
+			// The server refused some flags (a keyword too long for it):
+			// the messages are there, only their flags lag. Not recorded,
+			// so the next run tries again.
+			a.log.Warn("the destination refused some flag updates", "account", a.opts.Account,
+				"mailbox", mailbox, "messages", len(set), "error", err)
+			continue
 		}
 		if err := a.ledger.Put(ctx, updated); err != nil {
 			return fmt.Errorf("recording updated flags: %w", fatal(err))

@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"testing"
@@ -367,5 +369,33 @@ func TestParallelDestinationSessions(t *testing.T) {
 	st = h.run(t)
 	if st.Copied != 0 || st.AlreadyDone != 200 {
 		t.Errorf("re-run: copied %d, already done %d; want 0, 200", st.Copied, st.AlreadyDone)
+	}
+}
+
+// TestMailboxRecreatedMidRunKeepsReconcileOnUIDs: the destination mailbox
+// is deleted and created again between two batches (the destination
+// handled a [TRYCREATE]); then a batch is stored but its confirmation
+// lost. The pending entries of that batch must name the new UIDVALIDITY and
+// the new mailbox's UIDs, so that reconcile finds the batch by UID range
+// rather than falling back to matching the whole mailbox by content.
+func TestMailboxRecreatedMidRunKeepsReconcileOnUIDs(t *testing.T) {
+	msgs := genMessages(40)
+	h := newHarness(msgs)
+	h.dst.recreateAt = 14       // batches 1-2 go to the old mailbox
+	h.dst.loseAfter = 28        // batch 5 is stored, its OK lost
+	h.opts.Linger = time.Minute // whole batches of 7, however slow the machine
+	var log bytes.Buffer
+	h.runner.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	st := h.run(t)
+	if st.Error != "" || st.Reconciled != 7 || st.Attempts != 2 {
+		t.Fatalf("error %q, reconciled %d in %d attempts; want none, 7 in 2\n%s", st.Error, st.Reconciled, st.Attempts, log.String())
+	}
+	if strings.Contains(log.String(), "changed UIDVALIDITY") {
+		t.Errorf("reconcile fell back to matching by content:\n%s", log.String())
+	}
+	// The first two batches went with the deleted mailbox; the rest is
+	// there once each.
+	if got, want := h.dst.bodies("INBOX"), sortedBodies(msgs[14:]); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("destination holds %d messages, want the 26 sent after the mailbox was created again, once each", len(got))
 	}
 }

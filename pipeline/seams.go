@@ -73,6 +73,10 @@ type AppendResult struct {
 	UIDValidity uint32 // 0 when the server does not send APPENDUID
 	UID         uint32
 	Err         error
+	// DroppedFlags are flags of the message the server refused, left out
+	// of a second APPEND that stored it (imapdst: keywords over Dovecot's
+	// length limit); nil when the message was stored as asked.
+	DroppedFlags []string
 }
 
 // DestMessage is a message found in a destination mailbox.

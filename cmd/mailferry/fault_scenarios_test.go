@@ -113,6 +113,7 @@ func (ps *proxySet) all() []*faultproxy.Proxy {
 type faultTally struct {
 	mu        sync.Mutex
 	scenarios int
+	skipped   int // not started: the time budget was spent
 	runs      int
 	crashes   int
 	faults    int
@@ -212,6 +213,9 @@ func runFaultSuite(t *testing.T, kind sourceKind) {
 			for i := range next {
 				t.Run(fmt.Sprintf("%03d", i), func(t *testing.T) {
 					if time.Since(start) > budget {
+						tally.mu.Lock()
+						tally.skipped++
+						tally.mu.Unlock()
 						t.Skipf("the suite's time budget (%v, MAILFERRY_FAULT_BUDGET) is spent", budget)
 					}
 					ps := <-pool
@@ -226,6 +230,29 @@ func runFaultSuite(t *testing.T, kind sourceKind) {
 	}
 	close(next)
 	wg.Wait()
+	checkScenarioCount(t, kind.name, count, tally, budget)
+}
+
+// checkScenarioCount says loudly how many scenarios ran when the time
+// budget cut the suite short, and fails under CI=true when fewer than the
+// required defaultFaultScenarios ran: a slow machine must not pass CI with
+// a thinner suite unnoticed.
+func checkScenarioCount(t *testing.T, kind string, count int, tally *faultTally, budget time.Duration) {
+	t.Helper()
+	tally.mu.Lock()
+	ran, skipped := tally.scenarios, tally.skipped
+	tally.mu.Unlock()
+	if skipped == 0 {
+		return
+	}
+	required := min(count, defaultFaultScenarios)
+	msg := fmt.Sprintf("%s fault suite: ONLY %d OF %d SCENARIOS RAN (%d skipped when the %v budget, MAILFERRY_FAULT_BUDGET, was spent); %d are required",
+		kind, ran, count, skipped, budget, required)
+	if ran < required && os.Getenv("CI") == "true" {
+		t.Error(msg)
+		return
+	}
+	t.Log("WARNING: " + msg)
 }
 
 // runScenario is one account: fault runs, then clean runs until done.

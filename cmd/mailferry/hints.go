@@ -3,7 +3,9 @@ package main
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/pop3src"
@@ -23,13 +25,17 @@ func hintFor(err error) string {
 	case errors.As(err, &unknownCA):
 		return "the server's certificate is not signed by a trusted CA: pass the CA's certificate with --tls-ca FILE (tls_ca in a config), or, for a test server only, --insecure-skip-verify"
 	case errors.As(err, &hostErr):
-		return "the server's certificate is for another host name: connect with the name it was issued for, or fix the certificate"
+		return hostnameHint(hostErr)
 	case errors.As(err, &invalid):
-		return "the server's certificate is not valid (expired or not yet valid?): renew it, or, for a test server only, --insecure-skip-verify"
+		return invalidCertHint(invalid, time.Now())
 	case errors.Is(err, pop3src.ErrPlaintext), errors.Is(err, imapdst.ErrPlaintextRefused):
 		return "passwords are not sent without TLS: use pop3s://, pop3:// (STLS), imaps:// or imap:// (STARTTLS), or opt in with --allow-plaintext (allow_plaintext in a config)"
 	case errors.Is(err, imapdst.ErrNoStartTLS):
 		return "the server does not offer STARTTLS: use imaps:// (port 993) or, on a trusted network only, ?tls=none with --allow-plaintext"
+	case errors.As(err, &popErr) && strings.EqualFold(popErr.Code, "LOGIN-DELAY"):
+		return loginDelayHint(popErr.LoginDelay)
+	case errors.As(err, &popErr) && strings.EqualFold(popErr.Code, "IN-USE"):
+		return "another session holds the POP3 maildrop (a mail client, or another run): close it or wait until it ends, then run again; what was copied is kept"
 	case errors.As(err, &popErr) && isAuthCommand(popErr.Command),
 		errors.As(err, &imapErr) && (imapErr.Command == "LOGIN" || imapErr.Command == "AUTHENTICATE"):
 		return "the server refused the login: check the user name and the password (MAILFERRY_SOURCE_PASSWORD / MAILFERRY_DEST_PASSWORD or the account's password settings)"
@@ -37,6 +43,54 @@ func hintFor(err error) string {
 		return "the destination mailbox is over quota: raise the quota or make room, then run again; what was copied is kept"
 	}
 	return ""
+}
+
+// loginDelayHint explains RFC 2449's LOGIN-DELAY with the minimum time
+// between logins when the server announced it.
+func loginDelayHint(d time.Duration) string {
+	every := ""
+	if d > 0 {
+		every = fmt.Sprintf(" (at least %v between logins)", d)
+	}
+	return "the POP3 server refuses logins this soon after the last one" + every +
+		": run again later, and schedule runs less often; what was copied is kept"
+}
+
+// hostnameHint names the host the URL asked for and the names the
+// certificate is for, so the user can see which one to connect to.
+func hostnameHint(e x509.HostnameError) string {
+	var names []string
+	if c := e.Certificate; c != nil {
+		names = append(names, c.DNSNames...)
+		for _, ip := range c.IPAddresses {
+			names = append(names, ip.String())
+		}
+		if len(names) == 0 && c.Subject.CommonName != "" {
+			names = append(names, c.Subject.CommonName)
+		}
+	}
+	issued := "another host name"
+	if len(names) > 0 {
+		issued = strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("the server's certificate is for %s, not %s: put a name it was issued for in the URL (the host must resolve to the same server), or have the certificate fixed; for a test server only, --insecure-skip-verify",
+		issued, e.Host)
+}
+
+// invalidCertHint explains an expired or not yet valid certificate with its
+// dates; other reasons get the general advice.
+func invalidCertHint(e x509.CertificateInvalidError, now time.Time) string {
+	const day = "2006-01-02"
+	c := e.Cert
+	switch {
+	case e.Reason == x509.Expired && c != nil && now.After(c.NotAfter):
+		return fmt.Sprintf("the server's certificate expired on %s: its administrator must renew it; for a test server only, --insecure-skip-verify",
+			c.NotAfter.UTC().Format(day))
+	case e.Reason == x509.Expired && c != nil && now.Before(c.NotBefore):
+		return fmt.Sprintf("the server's certificate is not valid before %s: check this computer's clock; for a test server only, --insecure-skip-verify",
+			c.NotBefore.UTC().Format(day))
+	}
+	return "the server's certificate is not valid (" + e.Error() + "): have it fixed, or, for a test server only, --insecure-skip-verify"
 }
 
 func isAuthCommand(cmd string) bool {

@@ -84,6 +84,26 @@ func (ca *CA) TLSConfig(serverName string) *tls.Config {
 // names) with a fresh ECDSA P-256 key, valid from an hour ago for one year.
 // It returns the certificate and its PKCS #8 key, both PEM-encoded.
 func (ca *CA) IssueServerCert(hosts ...string) (certPEM, keyPEM []byte, err error) {
+	now := time.Now()
+	return ca.IssueCert(CertOptions{Hosts: hosts, NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0)})
+}
+
+// CertOptions describe a server certificate to issue. Tests of certificate
+// problems use them to mint certificates for the wrong host name or with a
+// validity period that is over.
+type CertOptions struct {
+	// Hosts are the IP addresses and DNS names the certificate is for; the
+	// first is also its common name. At least one is required.
+	Hosts []string
+	// NotBefore and NotAfter bound the validity period.
+	NotBefore, NotAfter time.Time
+}
+
+// IssueCert signs a server certificate as opts say, with a fresh ECDSA
+// P-256 key. It returns the certificate and its PKCS #8 key, both
+// PEM-encoded.
+func (ca *CA) IssueCert(opts CertOptions) (certPEM, keyPEM []byte, err error) {
+	hosts := opts.Hosts
 	if len(hosts) == 0 {
 		return nil, nil, fmt.Errorf("dovecot: issuing server certificate: no host names")
 	}
@@ -95,12 +115,11 @@ func (ca *CA) IssueServerCert(hosts ...string) (certPEM, keyPEM []byte, err erro
 	if err != nil {
 		return nil, nil, err
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"mailferry tests"}},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(1, 0, 0),
+		NotBefore:    opts.NotBefore,
+		NotAfter:     opts.NotAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}

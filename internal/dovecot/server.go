@@ -82,6 +82,11 @@ type Options struct {
 	// accepts it when the JSON reply has "active": "true"; its "username"
 	// names the user. Use an http:// URL on 127.0.0.1 (an httptest server).
 	OAuth2IntrospectionURL string
+	// CertPEM and KeyPEM, when set, are the instance's certificate and key
+	// (PEM) instead of one CA issues for 127.0.0.1, ::1 and localhost: tests
+	// of certificate problems pass one for another host name, or an expired
+	// one (CA.IssueCert).
+	CertPEM, KeyPEM []byte
 	// CA signs the instance's certificate for 127.0.0.1 and localhost. Share
 	// one CA between instances so one CAFile trusts them all. Default: a new
 	// CA per instance.
@@ -118,6 +123,7 @@ type Server struct {
 	imapProxy, pop3Proxy *remoteProxy
 	uid, gid             int
 	sep                  string
+	ownCert              bool // Options.CertPEM was given
 
 	proc    *os.Process
 	exited  chan struct{} // closed when the master process has exited
@@ -190,6 +196,7 @@ func StartInstance(ctx context.Context, dir string, opts Options) (*Server, erro
 		ca:      opts.CA,
 		sep:     opts.Separator,
 		paths:   make(map[[2]string]string),
+		ownCert: opts.CertPEM != nil && opts.KeyPEM != nil,
 	}
 	if s.name == "" {
 		s.name = "mf-" + filepath.Base(dir)
@@ -355,9 +362,12 @@ func (s *Server) prepareDir(opts Options) error {
 		}
 		s.ca = ca
 	}
-	certPEM, keyPEM, err := s.ca.IssueServerCert("127.0.0.1", "localhost", "::1")
-	if err != nil {
-		return err
+	certPEM, keyPEM := opts.CertPEM, opts.KeyPEM
+	if certPEM == nil || keyPEM == nil {
+		var err error
+		if certPEM, keyPEM, err = s.ca.IssueServerCert("127.0.0.1", "localhost", "::1"); err != nil {
+			return err
+		}
 	}
 	files := []struct {
 		name string
@@ -544,7 +554,13 @@ func (s *Server) greet(ctx context.Context, addr string, useTLS bool) (string, e
 	var conn net.Conn
 	var err error
 	if useTLS {
-		conn, err = (&tls.Dialer{NetDialer: d, Config: s.TLSConfig()}).DialContext(ctx, "tcp", addr)
+		cfg := s.TLSConfig()
+		if s.ownCert {
+			// A certificate given in Options may be wrong on purpose
+			// (another host, expired): only readiness is probed here.
+			cfg.InsecureSkipVerify = true
+		}
+		conn, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", addr)
 	} else {
 		conn, err = d.DialContext(ctx, "tcp", addr)
 	}
