@@ -36,6 +36,7 @@ type totals struct {
 	Skipped        int            `json:"skipped"`
 	Failed         int            `json:"failed"`
 	Deleted        int            `json:"deleted"`
+	Gone           int            `json:"gone,omitempty"`
 	Bytes          int64          `json:"bytes"`
 	Normalised     int            `json:"normalised"`
 	LineEndsFixed  int            `json:"line_ends_fixed"`
@@ -59,6 +60,7 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		t.Skipped += s.Skipped
 		t.Failed += s.Failed
 		t.Deleted += s.Deleted
+		t.Gone += s.Gone
 		t.Bytes += s.Bytes
 		t.Normalised += s.Normalised
 		t.LineEndsFixed += s.LineEndsFixed
@@ -163,6 +165,9 @@ func (r *report) writeText(w io.Writer) {
 	}
 	if t.Deleted > 0 {
 		fmt.Fprintf(w, ", %d deleted at the source", t.Deleted)
+	}
+	if t.Gone > 0 {
+		fmt.Fprintf(w, ", %d gone from the source since listed", t.Gone)
 	}
 	fmt.Fprintln(w)
 	if len(t.DateSources) > 0 {
