@@ -31,8 +31,10 @@ var (
 	// reconnects and lists again, which yields keys with the new UIDVALIDITY.
 	ErrUIDValidityChanged = pipeline.ErrUIDValidityChanged
 	// ErrMessageGone: the message is no longer in its folder (expunged by
-	// another client, or the folder was deleted). Per message.
-	ErrMessageGone = errors.New("imapsrc: message no longer on the server")
+	// another client, or the folder was deleted). Per message. It is
+	// pipeline.ErrMessageGone itself: the engine counts such a message as
+	// gone and goes on.
+	ErrMessageGone = pipeline.ErrMessageGone
 	// ErrBadKey: a key that FormatKey did not make. Per message.
 	ErrBadKey = errors.New("imapsrc: malformed message key")
 	// ErrClosed: Close was called.

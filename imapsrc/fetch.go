@@ -18,6 +18,8 @@ import (
 // it wrote. The key alone decides: msg need not come from this session's
 // List.
 //
+// After Prefetch, messages are asked for in batches: see Prefetch.
+//
 // The body streams from the connection into w; it is never held in memory.
 // On any error, what was written to w is not the message and must be
 // discarded: a body shorter than its announced literal size, a FETCH that
@@ -36,12 +38,12 @@ func (s *Source) Fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Wri
 	if err != nil {
 		return 0, err
 	}
-	done, err := s.begin(ctx)
+	done, err := s.beginFetch(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer done()
-	n, err := s.fetch(ctx, mailbox, uidValidity, imap.UID(uid), w)
+	n, err := s.fetchPlanned(ctx, msg.Key, mailbox, uidValidity, imap.UID(uid), w)
 	if err != nil {
 		return n, fmt.Errorf("fetching UID %d of %q for %s at %s: %w", uid, mailbox, s.user, s.opts.Addr, err)
 	}

@@ -94,6 +94,13 @@ type Options struct {
 	// FetchBatch is how many UIDs one UID FETCH of List asks for.
 	// 0: DefaultFetchBatch.
 	FetchBatch int
+	// PrefetchMessages bounds how many bodies one batched UID FETCH asks
+	// for after Prefetch: 0 means DefaultPrefetchMessages, negative turns
+	// prefetching off (one UID FETCH per message).
+	PrefetchMessages int
+	// PrefetchBytes bounds the announced size of one batch (a message
+	// larger than this goes alone): 0 means DefaultPrefetchBytes.
+	PrefetchBytes int64
 
 	// unilateral receives the server's unsolicited responses (Watch's
 	// EXISTS during IDLE); nil for sources.
@@ -109,6 +116,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FetchBatch <= 0 {
 		o.FetchBatch = DefaultFetchBatch
+	}
+	if o.PrefetchMessages == 0 {
+		o.PrefetchMessages = DefaultPrefetchMessages
+	}
+	if o.PrefetchBytes <= 0 {
+		o.PrefetchBytes = DefaultPrefetchBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -40,6 +40,14 @@ type Source struct {
 
 	sel      selection
 	seqFetch bool // the server sends UID after BODY[]: fetch bodies by sequence number
+
+	// Prefetch state: plan is the order Prefetch announced, plan[pos] the
+	// Fetch expected next, batch the UID FETCH in flight (nil: none).
+	plan      []planned
+	planIndex map[string]int // key -> index in plan
+	pos       int
+	batch     *batch
+	unordered bool // the server answered a UID FETCH out of UID order: no batches
 }
 
 // selection is the currently selected mailbox.
@@ -50,7 +58,10 @@ type selection struct {
 	messages    uint32
 }
 
-var _ pipeline.Source = (*Source)(nil)
+var (
+	_ pipeline.Source     = (*Source)(nil)
+	_ pipeline.Prefetcher = (*Source)(nil)
+)
 
 // Open dials, secures and authenticates a session and asks for the personal
 // namespace (RFC 2342) when the server offers NAMESPACE. Authentication uses
@@ -193,9 +204,23 @@ func (s *Source) Namespace() (prefix string, delim rune) {
 	return s.nsPrefix, s.nsDelim
 }
 
-// begin checks the session and ties the connection to ctx until the
-// returned func runs. The caller holds s.mu.
+// begin checks the session, ties the connection to ctx until the returned
+// func runs, and ends a prefetch batch still in flight, so that the
+// caller's command is answered next. The caller holds s.mu.
 func (s *Source) begin(ctx context.Context) (func(), error) {
+	done, err := s.beginFetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.endBatch(ctx); err != nil {
+		done()
+		return nil, err
+	}
+	return done, nil
+}
+
+// beginFetch is begin without ending the batch in flight, for Fetch.
+func (s *Source) beginFetch(ctx context.Context) (func(), error) {
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -274,6 +299,15 @@ func (s *Source) Close(commit bool) error {
 	}
 	if s.err != nil {
 		s.err = ErrClosed
+		s.abortBatch()
+		_ = s.c.Close()
+		return nil
+	}
+	if s.batch != nil {
+		// Reading the rest of a batch only to log out is a waste: IMAP
+		// has nothing to commit at LOGOUT (Delete has expunged already).
+		s.err = ErrClosed
+		s.abortBatch()
 		_ = s.c.Close()
 		return nil
 	}

@@ -378,6 +378,14 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests map[
 			return err
 		}
 		it, err := a.fetchOne(ctx, m, limit)
+		if errors.Is(err, ErrMessageGone) && ctx.Err() == nil {
+			a.log.Warn("message gone from the source since it was listed", "account", a.opts.Account, "key", m.Key, "error", err)
+			a.mu.Lock()
+			a.st.Gone++
+			a.run.gone[m.Key] = true
+			a.mu.Unlock()
+			continue
+		}
 		if err != nil {
 			return err
 		}

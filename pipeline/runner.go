@@ -59,6 +59,7 @@ func (r *Runner) initialBackoff() time.Duration {
 type accountRun struct {
 	copied        map[string]bool // committed as done during this run
 	skipped       map[string]bool // committed as skipped during this run
+	gone          map[string]bool // listed, then gone from the source before it was fetched
 	counted       map[string]bool // already counted as done/skipped by an earlier run
 	listed        []SourceMessage
 	deletePending int // deletions issued in the last attempt, committed at Close
@@ -125,7 +126,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		attempts = 4
 	}
 	backoff := r.initialBackoff()
-	run := &accountRun{copied: map[string]bool{}, skipped: map[string]bool{}, counted: map[string]bool{}}
+	run := &accountRun{copied: map[string]bool{}, skipped: map[string]bool{}, counted: map[string]bool{}, gone: map[string]bool{}}
 	for i, tries := 1, 1; ; i++ {
 		st.Attempts = i
 		before := len(run.copied)
@@ -182,7 +183,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 func (run *accountRun) failed() int {
 	n := 0
 	for _, m := range run.listed {
-		if !run.copied[m.Key] && !run.skipped[m.Key] && !run.counted[m.Key] {
+		if !run.copied[m.Key] && !run.skipped[m.Key] && !run.counted[m.Key] && !run.gone[m.Key] {
 			n++
 		}
 	}

@@ -112,6 +112,12 @@ var ErrLocked = errors.New("the account is locked by another run")
 // ErrUIDValidityChanged is returned when a mailbox's UIDVALIDITY is not the one recorded.
 var ErrUIDValidityChanged = errors.New("UIDVALIDITY changed")
 
+// ErrMessageGone is wrapped by Source.Fetch when the message is no longer at
+// the source (expunged by another client between List and Fetch). The
+// engine counts it in Stats.Gone and goes on; nothing is recorded, so a
+// message wrongly taken for gone is tried again by the next run.
+var ErrMessageGone = errors.New("message no longer at the source")
+
 // State is where a message stands in the ledger.
 type State int
 

@@ -38,6 +38,9 @@ type Stats struct {
 	// to date; FlagsDropped how many flags the destination would not take.
 	FlagsUpdated int `json:"flags_updated,omitempty"`
 	FlagsDropped int `json:"flags_dropped,omitempty"`
+	// Gone is how many listed messages had left the source (expunged by
+	// another client) by the time they were fetched; they are not failures.
+	Gone int `json:"gone,omitempty"`
 	// Deleted is how many messages were deleted at the source (in a dry
 	// run: would have been).
 	Deleted int `json:"deleted"`

@@ -4,9 +4,12 @@
 # scripts/test.sh, then runs internal/bench: private source and destination
 # Dovecot instances on 127.0.0.1, seeded workloads, read and write ceilings,
 # mailferry as a child process, a second run with nothing new, and the
-# latency scenario through a delay proxy. Prints one table on stdout.
+# latency scenario through a delay proxy, for POP3 -> IMAP and IMAP -> IMAP.
+# Prints one table on stdout.
 #
 # Usage: scripts/bench.sh [-quick] [-json FILE] [-profile DIR] [more flags]
+#        scripts/bench.sh -workloads huge,rerun10k   (a 200 MB message on both
+#                        paths with peak RSS; a second run on 10,000 POP3 messages)
 #        scripts/bench.sh -h        (every flag)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -37,6 +37,7 @@ type totals struct {
 	Failed         int            `json:"failed"`
 	Deleted        int            `json:"deleted"`
 	DeleteWaiting  int            `json:"delete_waiting"`
+	Gone           int            `json:"gone,omitempty"`
 	Bytes          int64          `json:"bytes"`
 	Normalised     int            `json:"normalised"`
 	LineEndsFixed  int            `json:"line_ends_fixed"`
@@ -61,6 +62,7 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		t.Failed += s.Failed
 		t.Deleted += s.Deleted
 		t.DeleteWaiting += s.DeleteWaiting
+		t.Gone += s.Gone
 		t.Bytes += s.Bytes
 		t.Normalised += s.Normalised
 		t.LineEndsFixed += s.LineEndsFixed
@@ -172,6 +174,9 @@ func (r *report) writeText(w io.Writer) {
 	}
 	if t.DeleteWaiting > 0 {
 		fmt.Fprintf(w, ", %d waiting for their delete_after period", t.DeleteWaiting)
+	}
+	if t.Gone > 0 {
+		fmt.Fprintf(w, ", %d gone from the source since listed", t.Gone)
 	}
 	fmt.Fprintln(w)
 	if len(t.DateSources) > 0 {

@@ -30,6 +30,10 @@ type sourceKind struct {
 	addr     func(*dovecot.Server) string
 	url      func(addr, user string) string
 	ceilings []readCeiling
+	// destMailbox is where mailferry puts the messages on the destination:
+	// the DEST URL's folder for POP3; for IMAP the source's INBOX maps to
+	// the destination's INBOX.
+	destMailbox string
 }
 
 // readCeiling is one way of reading every message of a source mailbox as
@@ -49,6 +53,16 @@ var sourceKinds = []sourceKind{{
 		{name: "read POP3 RETR", read: readPOP3},
 		{name: "read POP3 pipelined RETR", pipelined: true, read: readPOP3Pipelined},
 	},
+	destMailbox: destMailbox,
+}, {
+	name: "imap",
+	addr: (*dovecot.Server).IMAPSAddr,
+	url:  func(addr, user string) string { return "imaps://" + user + "@" + addr + "/INBOX" },
+	ceilings: []readCeiling{
+		{name: "read IMAP UID FETCH", read: readIMAP},
+		{name: "read IMAP UID FETCH 1:*", pipelined: true, read: readIMAPBatched},
+	},
+	destMailbox: "INBOX",
 }}
 
 // destMailbox is where mailferry and the write ceiling store messages.
@@ -112,6 +126,10 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 			w = smallWorkload("small", cfg.seed, cfg.small)
 		case "mixed":
 			w = mixedWorkload("mixed", cfg.seed, cfg.mixed)
+		case "huge":
+			w = hugeWorkload("huge", cfg.seed, cfg.hugeBytes)
+		case "rerun10k":
+			w = smallWorkload("rerun10k", cfg.seed, smallSpec{Count: cfg.rerunCount, MinBytes: 2 << 10, MaxBytes: 4 << 10})
 		}
 		if err := e.seed(name, w); err != nil {
 			return err
@@ -134,7 +152,18 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 
 	for _, kind := range sourceKinds {
 		for _, name := range cfg.workloads {
-			if err := e.loopback(ctx, kind, loads[name]); err != nil {
+			var err error
+			switch name {
+			case "huge":
+				err = e.huge(ctx, kind, loads[name])
+			case "rerun10k":
+				if kind.name == "pop3" { // the target is a POP3 mailbox
+					err = e.rerun(ctx, kind, loads[name])
+				}
+			default:
+				err = e.loopback(ctx, kind, loads[name])
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -185,7 +214,7 @@ func (e *env) start(ctx context.Context) error {
 	if e.dstPW, err = randomPassword(); err != nil {
 		return err
 	}
-	srcUsers := map[string]string{"small": e.srcPW, "mixed": e.srcPW, "latency": e.srcPW}
+	srcUsers := map[string]string{"small": e.srcPW, "mixed": e.srcPW, "latency": e.srcPW, "huge": e.srcPW, "rerun10k": e.srcPW}
 	dstUsers := map[string]string{}
 	for i := range destUsers {
 		dstUsers[fmt.Sprintf("d%03d", i)] = e.dstPW
@@ -313,7 +342,7 @@ func (e *env) copyTwice(ctx context.Context, kind sourceKind, srcAddr, dstAddr s
 	cmd := copyCommand{
 		bin:       e.bin,
 		sourceURL: kind.url(srcAddr, w.name),
-		destURL:   "imaps://" + user + "@" + dstAddr + "/" + destMailbox,
+		destURL:   destURL(user, dstAddr, kind),
 		caFile:    e.src.CAFile(),
 		state:     filepath.Join(e.dir, fmt.Sprintf("state-%d.db", e.runs)),
 		srcPW:     e.srcPW,
@@ -327,12 +356,12 @@ func (e *env) copyTwice(ctx context.Context, kind sourceKind, srcAddr, dstAddr s
 	if first.copied != len(w.msgs) {
 		return first, second, fmt.Errorf("mailferry copied %d messages of %s, want %d", first.copied, w.name, len(w.msgs))
 	}
-	n, err := e.dst.MailboxCount(user, destMailbox)
+	n, err := e.dst.MailboxCount(user, kind.destMailbox)
 	if err != nil {
 		return first, second, err
 	}
 	if n != len(w.msgs) {
-		return first, second, fmt.Errorf("destination %s/%s holds %d messages after copying %d", user, destMailbox, n, len(w.msgs))
+		return first, second, fmt.Errorf("destination %s/%s holds %d messages after copying %d", user, kind.destMailbox, n, len(w.msgs))
 	}
 	if second, err = cmd.run(ctx); err != nil {
 		return first, second, err
@@ -342,6 +371,40 @@ func (e *env) copyTwice(ctx context.Context, kind sourceKind, srcAddr, dstAddr s
 			w.name, second.copied, second.done, len(w.msgs))
 	}
 	return first, second, nil
+}
+
+// destURL is mailferry's DEST for kind: with the bench folder for POP3
+// (where POP3 mail goes), without one for IMAP (folders map by name).
+func destURL(user, addr string, kind sourceKind) string {
+	u := "imaps://" + user + "@" + addr
+	if kind.destMailbox != "INBOX" {
+		u += "/" + kind.destMailbox
+	}
+	return u
+}
+
+// huge moves the huge workload (one message of -huge-mb) on one path and
+// records mailferry's peak RSS, which must stay near the spool's memory
+// bound however big the message: the body goes to a temp file.
+func (e *env) huge(ctx context.Context, kind sourceKind, w *workload) error {
+	first, _, err := e.copyTwice(ctx, kind, kind.addr(e.src), e.dst.IMAPSAddr(), w)
+	if err != nil {
+		return err
+	}
+	e.add(first.row(w.name, fmt.Sprintf("%s→imap, one %.0f MB message", kind.name, mb(w.bytes)), "mailferry"))
+	return nil
+}
+
+// rerun copies the rerun workload, then measures the second run, which
+// finds nothing new: the ledger and listing path alone.
+func (e *env) rerun(ctx context.Context, kind sourceKind, w *workload) error {
+	first, second, err := e.copyTwice(ctx, kind, kind.addr(e.src), e.dst.IMAPSAddr(), w)
+	if err != nil {
+		return err
+	}
+	e.add(first.row(w.name, kind.name+"→imap", "mailferry"))
+	e.add(second.row(w.name, kind.name+"→imap again, nothing new", "mailferry rerun"))
+	return nil
 }
 
 // latency runs the latency scenario: mailferry and the pipelined ceilings
@@ -411,43 +474,58 @@ func (e *env) profile(ctx context.Context, loads map[string]*workload) error {
 	if loads["latency"] != nil {
 		names = append(names, "latency")
 	}
-	for _, name := range names {
-		w := loads[name]
-		srcAddr, dstAddr, path := e.src.POP3SAddr(), e.dst.IMAPSAddr(), "pop3→imap in-process (profiled)"
-		if name == "latency" {
-			srcProxy, err := newDelayProxy(srcAddr, e.cfg.delay)
-			if err != nil {
+	for _, kind := range sourceKinds {
+		for _, name := range names {
+			if err := e.profileOne(ctx, kind, name, loads[name]); err != nil {
 				return err
 			}
-			defer srcProxy.Close()
-			dstProxy, err := newDelayProxy(dstAddr, e.cfg.delay)
-			if err != nil {
-				return err
-			}
-			defer dstProxy.Close()
-			srcAddr, dstAddr = srcProxy.Addr(), dstProxy.Addr()
-			path = fmt.Sprintf("pop3→imap (%v RTT) in-process (profiled)", 2*e.cfg.delay)
 		}
-		user, err := e.freshDest()
-		if err != nil {
-			return err
-		}
-		e.runs++
-		t, err := profileCopy(ctx, e.cfg.profileDir, profileTarget{
-			name: name, srcAddr: srcAddr, dstAddr: dstAddr, tlsCfg: e.tlsCfg,
-			srcUser: name, dstUser: user, srcPW: secret.New(e.srcPW), dstPW: secret.New(e.dstPW),
-			state: filepath.Join(e.dir, fmt.Sprintf("state-%d.db", e.runs)),
-		})
-		e.dropDest(user)
-		if err != nil {
-			return err
-		}
-		if t.messages != len(w.msgs) {
-			return fmt.Errorf("in-process copy of %s moved %d messages, want %d", name, t.messages, len(w.msgs))
-		}
-		e.add(row{Workload: name, Path: path, Kind: "profile"}.with(t))
-		e.log.Info("wrote profiles", "workload", name, "dir", e.cfg.profileDir)
 	}
+	return nil
+}
+
+// profileOne copies workload w in-process under pprof on kind's path; the
+// profiles of the IMAP path are named "imap-NAME".
+func (e *env) profileOne(ctx context.Context, kind sourceKind, name string, w *workload) error {
+	srcAddr, dstAddr := kind.addr(e.src), e.dst.IMAPSAddr()
+	path := kind.name + "→imap in-process (profiled)"
+	if name == "latency" {
+		srcProxy, err := newDelayProxy(srcAddr, e.cfg.delay)
+		if err != nil {
+			return err
+		}
+		defer srcProxy.Close()
+		dstProxy, err := newDelayProxy(dstAddr, e.cfg.delay)
+		if err != nil {
+			return err
+		}
+		defer dstProxy.Close()
+		srcAddr, dstAddr = srcProxy.Addr(), dstProxy.Addr()
+		path = fmt.Sprintf("%s→imap (%v RTT) in-process (profiled)", kind.name, 2*e.cfg.delay)
+	}
+	user, err := e.freshDest()
+	if err != nil {
+		return err
+	}
+	e.runs++
+	file := name
+	if kind.name != "pop3" {
+		file = kind.name + "-" + name
+	}
+	t, err := profileCopy(ctx, e.cfg.profileDir, profileTarget{
+		name: file, imap: kind.name == "imap", srcAddr: srcAddr, dstAddr: dstAddr, tlsCfg: e.tlsCfg,
+		srcUser: name, dstUser: user, srcPW: secret.New(e.srcPW), dstPW: secret.New(e.dstPW),
+		state: filepath.Join(e.dir, fmt.Sprintf("state-%d.db", e.runs)),
+	})
+	e.dropDest(user)
+	if err != nil {
+		return err
+	}
+	if t.messages != len(w.msgs) {
+		return fmt.Errorf("in-process copy of %s moved %d messages, want %d", name, t.messages, len(w.msgs))
+	}
+	e.add(row{Workload: name, Path: path, Kind: "profile"}.with(t))
+	e.log.Info("wrote profiles", "workload", name, "path", kind.name, "dir", e.cfg.profileDir)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,7 +16,9 @@ type config struct {
 	seed       uint64
 	small      smallSpec
 	mixed      mixedSpec
-	workloads  []string // "small", "mixed"
+	workloads  []string // "small", "mixed", "huge", "rerun10k"
+	hugeBytes  int      // size of the huge workload's one message
+	rerunCount int      // messages of the rerun10k workload
 	latency    bool
 	latencyN   int           // messages of the small workload for the latency run
 	delay      time.Duration // one way
@@ -42,7 +45,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	mixedCount := fs.Int("mixed-count", 1000, "messages in the mixed workload, large ones included")
 	mixedMB := fs.Int("mixed-mb", 300, "approximate size of the mixed workload, MB")
 	largeMB := fs.String("large-mb", "10,14,22,30", "sizes of the large messages of the mixed workload, MB (comma-separated)")
-	workloads := fs.String("workloads", "small,mixed", "workloads to run (comma-separated: small, mixed)")
+	workloads := fs.String("workloads", "small,mixed", "workloads to run (comma-separated: small, mixed; not by default: huge = one -huge-mb message on both paths, peak RSS; rerun10k = -rerun-count messages over POP3, then a second run with nothing new)")
+	hugeMB := fs.Int("huge-mb", 200, "size of the huge workload's one message, MB")
+	rerunCount := fs.Int("rerun-count", 10000, "messages of the rerun10k workload")
 	latencyCount := fs.Int("latency-count", 1000, "messages of the small workload copied through the delay proxy; 0 skips the latency scenario")
 	delay := fs.Duration("delay", 20*time.Millisecond, "one-way delay of the latency scenario (the round trip is twice this)")
 	batches := fs.String("write-batches", "1,50,200", "write ceiling: messages per APPEND batch (1 = single APPENDs, more = MULTIAPPEND)")
@@ -89,6 +94,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		scale("mixed-count", mixedCount)
 		scale("mixed-mb", mixedMB)
 		scale("latency-count", latencyCount)
+		scale("huge-mb", hugeMB)
+		scale("rerun-count", rerunCount)
 		if !set["large-mb"] {
 			for i := range large {
 				large[i] /= 10
@@ -103,11 +110,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.workloads = strings.Split(*workloads, ",")
 	for _, w := range c.workloads {
-		if w != "small" && w != "mixed" {
-			return c, fmt.Errorf("-workloads: unknown workload %q (want small, mixed)", w)
+		if w != "small" && w != "mixed" && w != "huge" && w != "rerun10k" {
+			return c, fmt.Errorf("-workloads: unknown workload %q (want small, mixed, huge, rerun10k)", w)
 		}
 	}
+	if *hugeMB < 1 || *rerunCount < 1 {
+		return c, errors.New("-huge-mb and -rerun-count must be at least 1")
+	}
+	c.hugeBytes, c.rerunCount = *hugeMB<<20, *rerunCount
 	c.latencyN = *latencyCount
+	if !set["latency-count"] && !slices.Contains(c.workloads, "small") && !slices.Contains(c.workloads, "mixed") {
+		c.latencyN = 0 // huge and rerun10k alone: no latency scenario unless asked for
+	}
 	c.latency = c.latencyN > 0
 	c.delay = *delay
 	var err error

@@ -6,10 +6,12 @@
 // directory, seeds two seeded workloads straight into the source's Maildir
 // (small: 5,000 messages of 2–20 KB; mixed: about 1,000 messages and 300 MB,
 // a few of 10–30 MB), builds ./cmd/mailferry once, and for each workload
-// measures:
+// and each path (POP3 → IMAP, IMAP → IMAP) measures:
 //
 //   - the read ceiling: the source read by our POP3 client, one RETR at a
-//     time and pipelined (RFC 2449 PIPELINING), into io.Discard;
+//     time and pipelined (RFC 2449 PIPELINING), or by go-imap's client,
+//     one UID FETCH per message and one UID FETCH 1:* for all, into
+//     io.Discard;
 //   - the write ceiling: our IMAP appender alone storing the preloaded
 //     messages, for each batch size (1 = plain APPEND, more = MULTIAPPEND,
 //     RFC 3502) and number of parallel connections;
@@ -19,6 +21,12 @@
 //   - the latency scenario: the same copy through a proxy adding a one-way
 //     delay (20 ms each way by default) in front of both servers, as a ratio
 //     to the loopback figure.
+//
+// Two more workloads run only when asked for (-workloads huge,rerun10k):
+// huge is one message of -huge-mb (200 MB) moved on both paths, to show
+// mailferry's peak RSS staying near the spool's memory bound; rerun10k is
+// a POP3 mailbox of -rerun-count (10,000) messages copied, then copied
+// again with nothing new, timing the ledger and listing path.
 //
 // Usage:
 //

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
@@ -25,6 +26,7 @@ import (
 // settings `mailferry copy` wires up with its default flags.
 type profileTarget struct {
 	name             string // "small", "mixed": part of the file names
+	imap             bool   // read the source with imapsrc (INBOX), not pop3src
 	srcAddr, dstAddr string
 	tlsCfg           *tls.Config
 	srcUser, dstUser string
@@ -60,6 +62,11 @@ func profileCopy(ctx context.Context, dir string, t profileTarget) (transfer, er
 			BatchBytes:    batchBytes,
 		},
 		OpenSource: func(ctx context.Context) (pipeline.Source, error) {
+			if t.imap {
+				// Every message goes to Mailbox: no folder mapping.
+				return imapsrc.Open(ctx, imapsrc.Options{Addr: t.srcAddr, TLS: imapsrc.TLSImplicit,
+					TLSConfig: t.tlsCfg, User: t.srcUser, Password: t.srcPW, Include: []string{"INBOX"}})
+			}
 			return pop3src.Open(ctx, pop3src.Options{Addr: t.srcAddr, TLS: pop3src.TLSImplicit,
 				TLSConfig: t.tlsCfg, User: t.srcUser, Password: t.srcPW})
 		},

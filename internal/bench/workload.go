@@ -216,3 +216,12 @@ func (w *workload) largest() int {
 	}
 	return l
 }
+
+// hugeWorkload is one multipart message of about size bytes with a base64
+// attachment: the message that must move without memory growing with it.
+func hugeWorkload(name string, seed uint64, size int) *workload {
+	g := newGenerator(seed, 3)
+	w := &workload{name: name}
+	w.add(g.attachmentMessage("huge", 0, size))
+	return w
+}
