@@ -23,11 +23,12 @@ const dateTimeLayout = "02-Jan-2006 15:04:05 -0700"
 // With MULTIAPPEND (RFC 3502) messages go in batches bounded by
 // MaxBatchMessages and MaxBatchBytes; a refused batch stored nothing, so its
 // messages are sent again one by one to find the bad one, unless the refusal
-// is fatal or transient. Without MULTIAPPEND up to MaxInFlight APPENDs are
-// pipelined. A [TRYCREATE] refusal creates the mailbox and sends again, once.
-// A message refused for its keywords (see keywordRefusal) is sent again
-// without its long keywords, then without any (dropKeywords); its result
-// lists the keywords dropped.
+// is fatal or transient. When every batch has two messages or more, all are
+// sent before the first reply is read (see StartAppend). Without
+// MULTIAPPEND up to MaxInFlight APPENDs are pipelined. A [TRYCREATE] refusal
+// creates the mailbox and sends again, once. A message refused for its
+// keywords (see keywordRefusal) is sent again without its long keywords,
+// then without any (dropKeywords); its result lists the keywords dropped.
 //
 // A non-nil error means Append stopped early: results then cover a prefix
 // of msgs. After a fatal or transient refusal the messages without a result
@@ -35,14 +36,37 @@ const dateTimeLayout = "02-Jan-2006 15:04:05 -0700"
 // connection failure (network error, BYE) their outcome is unknown and the
 // caller must reconcile them before sending them again.
 func (a *Appender) Append(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage) ([]pipeline.AppendResult, error) {
+	return a.StartAppend(ctx, mailbox, msgs)()
+}
+
+var _ pipeline.AppendStarter = (*Appender)(nil)
+
+// StartAppend is Append in two halves: it sends msgs and returns without
+// waiting for the server, and wait returns what Append would have. So the
+// next batch can go out while the server stores this one, and the round
+// trip and the server's commit are no longer waited for between batches.
+//
+// Only whole MULTIAPPEND commands of at least two messages go out this way;
+// anything else (no MULTIAPPEND, a single message) completes before
+// StartAppend returns. A refusal is dealt with in wait as in Append: a
+// refused batch is sent again message by message, a [TRYCREATE] creates
+// the mailbox, by then after the commands started later. The server reads
+// one command at a time, so a later batch's bytes wait in the socket until
+// it is done with the earlier one. Each wait must be called, in the order
+// of the StartAppend calls, and before ctx ends, which closes the
+// connection: the outcome of messages in flight is then unknown.
+func (a *Appender) StartAppend(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage) (wait func() ([]pipeline.AppendResult, error)) {
+	finished := func(res []pipeline.AppendResult, err error) func() ([]pipeline.AppendResult, error) {
+		return func() ([]pipeline.AppendResult, error) { return res, err }
+	}
 	if a.err != nil {
-		return nil, a.err
+		return finished(nil, a.err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return finished(nil, err)
 	}
 	if mailbox == "" || strings.ContainsAny(mailbox, "\r\n\x00") || !utf8.ValidString(mailbox) {
-		return nil, fatal(invalidArg("mailbox name %q", mailbox))
+		return finished(nil, fatal(invalidArg("mailbox name %q", mailbox)))
 	}
 	run := &appendRun{
 		ctx:     ctx,
@@ -64,20 +88,58 @@ func (a *Appender) Append(ctx context.Context, mailbox string, msgs []pipeline.O
 		run.args[i] = args
 		todo = append(todo, i)
 	}
+	// The connection is closed when ctx ends until the last wait returns.
+	// reconnect may replace a.ic meanwhile, hence a.ic each time.
 	a.ic.CloseOnDone(ctx)
-	// A closure: reconnect may replace a.ic meanwhile.
-	defer func() { a.ic.CloseOnDone(context.Background()) }()
-	var err error
-	if a.caps["MULTIAPPEND"] {
-		for _, b := range a.batches(msgs, todo) {
-			if err = run.batch(b); err != nil {
-				break
-			}
+	a.inflight++
+	end := func(err error) ([]pipeline.AppendResult, error) {
+		if a.inflight--; a.inflight == 0 {
+			a.ic.CloseOnDone(context.Background())
 		}
-	} else {
-		err = run.each(todo)
+		return run.prefix(), withCtx(ctx, err)
 	}
-	return run.prefix(), withCtx(ctx, err)
+	var batches [][]int
+	if a.caps["MULTIAPPEND"] {
+		batches = a.batches(msgs, todo)
+	}
+	pipelined := len(batches) > 0
+	for _, b := range batches {
+		pipelined = pipelined && len(b) > 1
+	}
+	if !pipelined {
+		var err error
+		if len(batches) > 0 {
+			for _, b := range batches {
+				if err = run.batch(b); err != nil {
+					break
+				}
+			}
+		} else {
+			err = run.each(todo)
+		}
+		res, err := end(err)
+		return finished(res, err)
+	}
+	cmds := make([]*command, 0, len(batches))
+	var sendErr error
+	for _, b := range batches {
+		cmd, err := a.startAppend(run, b)
+		if err != nil {
+			sendErr = err
+			break
+		}
+		cmds = append(cmds, cmd)
+	}
+	if sendErr == nil {
+		sendErr = a.flush()
+	}
+	return func() ([]pipeline.AppendResult, error) {
+		err := sendErr
+		for k := 0; err == nil && k < len(cmds); k++ {
+			err = run.complete(cmds[k], batches[k])
+		}
+		return end(err)
+	}
 }
 
 // prepare checks m and formats its APPEND arguments before the literal:
@@ -351,39 +413,65 @@ func (r *appendRun) batch(idx []int) error {
 		return r.each(idx)
 	}
 	a := r.a
-	for {
-		cmd, err := a.startAppend(r, idx)
-		if err != nil {
-			return err
-		}
-		if err := a.wait(cmd); err != nil {
-			return err
-		}
-		rerr := a.replyError(cmd)
-		switch {
-		case rerr == nil:
-			r.ok(cmd)
-			return nil
-		case mailboxGone(cmd.reply) && !r.created:
-			if err := r.create(); err != nil {
-				return err
-			}
-			continue
-		}
-		if c := pipeline.ClassOf(rerr); c == pipeline.ClassFatal || c == pipeline.ClassTransient {
-			return rerr
-		}
-		if cmd.reply.Status == "BAD" && cmd.nonSync {
-			// As in each: the rest of the batch may be read as commands.
-			_ = a.fail(transient(fmt.Errorf("imapdst: closing connection to %s after BAD to a MULTIAPPEND with non-synchronising literals: %w", a.opts.Addr, rerr)))
-			if err := a.reconnect(r.ctx); err != nil {
-				return err
-			}
-		}
-		a.log.Info("MULTIAPPEND refused, sending its messages one by one",
-			"mailbox", r.mailbox, "messages", len(idx), "err", rerr)
-		return r.each(idx)
+	cmd, err := a.startAppend(r, idx)
+	if err != nil {
+		return err
 	}
+	if err := a.wait(cmd); err != nil {
+		return err
+	}
+	if a.replyError(cmd) == nil {
+		r.ok(cmd)
+		return nil
+	}
+	return r.refused(cmd, idx)
+}
+
+// refused deals with a refused MULTIAPPEND of the messages idx, which stored
+// none of them: after [TRYCREATE] (or Dovecot's "deleted under us") it creates the mailbox and sends the batch
+// again (once per Append call); a fatal or transient refusal is returned;
+// otherwise the messages are sent one by one to find the bad one.
+func (r *appendRun) refused(cmd *command, idx []int) error {
+	a := r.a
+	rerr := a.replyError(cmd)
+	if mailboxGone(cmd.reply) && !r.created {
+		if err := r.create(); err != nil {
+			return err
+		}
+		return r.batch(idx)
+	}
+	if c := pipeline.ClassOf(rerr); c == pipeline.ClassFatal || c == pipeline.ClassTransient {
+		return rerr
+	}
+	if cmd.reply.Status == "BAD" && cmd.nonSync {
+		// As in each: the rest of the batch may be read as commands.
+		err := a.fail(transient(fmt.Errorf("imapdst: closing connection to %s after BAD to a MULTIAPPEND with non-synchronising literals: %w", a.opts.Addr, rerr)))
+		if a.inflight > 1 {
+			// Other batches were sent on this connection (StartAppend):
+			// their outcome is unknown now, so no new connection here.
+			return err
+		}
+		if err := a.reconnect(r.ctx); err != nil {
+			return err
+		}
+	}
+	a.log.Info("MULTIAPPEND refused, sending its messages one by one",
+		"mailbox", r.mailbox, "messages", len(idx), "err", rerr)
+	return r.each(idx)
+}
+
+// complete waits for a MULTIAPPEND that StartAppend sent, of the messages
+// idx, and deals with its completion as batch does.
+func (r *appendRun) complete(cmd *command, idx []int) error {
+	a := r.a
+	if err := a.wait(cmd); err != nil {
+		return err
+	}
+	if a.replyError(cmd) == nil {
+		r.ok(cmd)
+		return nil
+	}
+	return r.refused(cmd, idx)
 }
 
 // create runs CREATE after a [TRYCREATE] refusal (RFC 3501 §6.3.11); a

@@ -35,6 +35,7 @@ type Appender struct {
 	caps       capSet
 	tagN       uint64
 	pending    map[string]*command
+	inflight   int   // StartAppend calls whose wait has not returned
 	err        error // sticky: why the connection is unusable
 	loggingOut bool
 }
@@ -106,6 +107,7 @@ func (a *Appender) reconnect(ctx context.Context) error {
 		return err
 	}
 	b.tagN = a.tagN // tags stay unique in traces
+	b.inflight = a.inflight
 	*a = *b
 	a.ic.CloseOnDone(ctx)
 	return nil

@@ -22,18 +22,46 @@ type Destination struct {
 
 var _ pipeline.Destination = (*Destination)(nil)
 
-// Dial opens and authenticates both connections.
+// Dial opens and authenticates both connections, at the same time: on a
+// distant server each costs several round trips (TCP, TLS, greeting,
+// login, capabilities). PasswordFunc is still called once per connection,
+// one call after the other.
 func Dial(ctx context.Context, opts Options) (*Destination, error) {
 	opts = opts.withDefaults()
-	app, err := DialAppender(ctx, opts)
+	appOpts, err := resolvePassword(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	ctl, err := dialControl(ctx, opts)
+	ctlOpts, err := resolvePassword(ctx, opts)
 	if err != nil {
-		_ = app.Close()
 		return nil, err
 	}
+	appOpts.PasswordFunc, ctlOpts.PasswordFunc = nil, nil
+	var (
+		ctl    *control
+		ctlErr error
+		done   = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		ctl, ctlErr = dialControl(ctx, ctlOpts)
+	}()
+	app, err := DialAppender(ctx, appOpts)
+	<-done
+	if err != nil || ctlErr != nil {
+		if app != nil {
+			_ = app.Close()
+		}
+		if ctl != nil {
+			_ = ctl.close()
+		}
+		if err == nil {
+			err = ctlErr
+		}
+		return nil, err
+	}
+	// A reconnecting appender asks for a fresh token.
+	app.opts.PasswordFunc = opts.PasswordFunc
 	return &Destination{app: app, ctl: ctl}, nil
 }
 
@@ -53,6 +81,14 @@ func (d *Destination) EnsureMailbox(ctx context.Context, name string) (pipeline.
 func (d *Destination) Append(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage) ([]pipeline.AppendResult, error) {
 	return d.app.Append(ctx, mailbox, msgs)
 }
+
+// StartAppend sends msgs to mailbox and returns before the server's reply;
+// see Appender.StartAppend.
+func (d *Destination) StartAppend(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage) func() ([]pipeline.AppendResult, error) {
+	return d.app.StartAppend(ctx, mailbox, msgs)
+}
+
+var _ pipeline.AppendStarter = (*Destination)(nil)
 
 // ListSince lists the messages of mailbox with UID >= fromUID, sorted by UID.
 // It returns an error wrapping pipeline.ErrUIDValidityChanged when the

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailferry/mailferry/internal/imapfake"
 	"github.com/mailferry/mailferry/pipeline"
@@ -139,12 +141,22 @@ func TestOAuthRefusals(t *testing.T) {
 
 func TestPasswordFuncError(t *testing.T) {
 	boom := errors.New("token command exited with status 1")
-	srv := imapfake.Start(t, imapfake.Drain())
-	opts := testOptions(srv.Addr())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	opts := testOptions(ln.Addr().String())
 	opts.Auth = AuthXOAuth2
 	opts.PasswordFunc = func(context.Context) (secret.Value, error) { return secret.Value{}, boom }
 	if _, err := Dial(context.Background(), opts); !errors.Is(err, boom) {
 		t.Fatalf("Dial: %v, want the PasswordFunc error", err)
+	}
+	// Without a token there is nothing to log in with: no connection.
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now())
+	if c, err := ln.Accept(); err == nil {
+		c.Close()
+		t.Error("Dial connected although the token could not be read")
 	}
 }
 

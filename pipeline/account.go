@@ -310,7 +310,7 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests map[stri
 		fetchErr <- a.fetchAll(ctx, todo, dests, limit, budget, items)
 	}()
 
-	err := a.writeAll(ctx, items, budget)
+	err := a.writeAll(ctx, items, budget, (len(todo)+a.opts.BatchMessages-1)/a.opts.BatchMessages)
 	cancel()
 	// Drain so the fetcher can end and release its spools.
 	for it := range items {
@@ -325,39 +325,57 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests map[stri
 	return a.doneMsgs, err
 }
 
-// writeAll runs DestSessions batch writers on the fetched messages; the
-// first uses the attempt's destination, the others open their own. Each
-// writer commits what its destination confirmed, also when it stops.
-func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byteBudget) error {
-	dsts := []Destination{a.dst}
-	for i := 1; i < a.opts.DestSessions && a.openDst != nil; i++ {
-		d, err := a.openDst(ctx)
-		if err != nil {
-			// Fewer sessions is slower, not wrong.
-			a.log.Warn("cannot open another destination session; going on with fewer", "account", a.opts.Account,
-				"sessions", len(dsts), "error", err)
-			break
-		}
-		defer d.Close()
-		dsts = append(dsts, d)
+// writeAll runs up to DestSessions batch writers on the fetched messages;
+// the first uses the attempt's destination and starts at once, the others
+// open their own sessions meanwhile (on a distant server each costs several
+// round trips) and join when ready; batches is how many batches the copy
+// makes at least, and no more sessions than that are opened. Each writer
+// commits what its destination confirmed, also when it stops.
+func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byteBudget, batches int) error {
+	sessions := a.opts.DestSessions
+	if a.openDst == nil {
+		sessions = 1
 	}
+	sessions = max(1, min(sessions, batches))
 	stop := make(chan struct{})
 	var stopOnce sync.Once
-	errs := make([]error, len(dsts))
+	errs := make([]error, sessions)
 	var wg sync.WaitGroup
-	for i, d := range dsts {
+	write := func(i int, d Destination) {
+		w := batchWriter{a: a, dst: d, boxes: map[string]*mailboxState{}}
+		err := w.consume(ctx, stop, items, budget)
+		// Batches still with the server are finished and committed, also
+		// when the run is cancelled (their wait then fails at once).
+		if ferr := w.finishAll(context.WithoutCancel(ctx), budget); ferr != nil && err == nil {
+			err = ferr
+		}
+		if cerr := w.commitCarry(context.WithoutCancel(ctx)); cerr != nil && err == nil {
+			err = cerr
+		}
+		if err != nil {
+			stopOnce.Do(func() { close(stop) }) // the others take no new messages
+		}
+		errs[i] = err
+	}
+	for i := range sessions {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := batchWriter{a: a, dst: d, boxes: map[string]*mailboxState{}}
-			err := w.consume(ctx, stop, items, budget)
-			if cerr := w.commitCarry(context.WithoutCancel(ctx)); cerr != nil && err == nil {
-				err = cerr
+			if i == 0 {
+				write(i, a.dst)
+				return
 			}
+			d, err := a.openDst(ctx)
 			if err != nil {
-				stopOnce.Do(func() { close(stop) }) // the others take no new messages
+				// Fewer sessions is slower, not wrong.
+				if ctx.Err() == nil {
+					a.log.Warn("cannot open another destination session; going on with fewer", "account", a.opts.Account,
+						"session", i+1, "error", err)
+				}
+				return
 			}
-			errs[i] = err
+			defer d.Close()
+			write(i, d)
 		}()
 	}
 	wg.Wait()

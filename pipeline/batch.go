@@ -23,6 +23,22 @@ type batchWriter struct {
 	// one disk sync per batch instead of two. Losing it in a crash costs
 	// nothing but a reconcile: its pending entries are durable.
 	carry []Entry
+	// inflight are the batches sent and not yet finished, oldest first:
+	// with an AppendStarter destination the next batch goes out before the
+	// previous one's outcome is known (at most two at a time).
+	inflight []*sentBatch
+}
+
+// sentBatch is a batch whose pending entries are durable and whose
+// messages went to the server.
+type sentBatch struct {
+	items     []*item // the whole batch, released when finished
+	box       *mailboxState
+	send      []*item                        // the messages sent, in order
+	commit    []Entry                        // outcomes known without the server (skipped, rematched)
+	rematched map[string]string              // new key → the earlier identity's key it replaces
+	wait      func() ([]AppendResult, error) // nil: nothing sent
+	async     bool                           // wait waits for the server
 }
 
 // commitCarry commits the outcome still carried. Callers pass a context
@@ -77,30 +93,46 @@ func (w *batchWriter) consume(ctx context.Context, stop <-chan struct{}, items <
 	linger.Stop()
 	defer linger.Stop()
 	for {
+		if len(w.inflight) > 0 {
+			// A batch is with the server: take the next message if one is
+			// ready, else collect the outcome (and free its memory for
+			// the fetcher) rather than sit idle.
+			select {
+			case <-ctx.Done():
+				w.releaseAll(budget)
+				return ctx.Err()
+			case <-stop:
+				w.releaseAll(budget)
+				return errStopped
+			default:
+			}
+			select {
+			case it, ok := <-items:
+				if err := w.take(ctx, budget, linger, it, ok); err != nil {
+					return err
+				}
+				if !ok {
+					return nil
+				}
+				continue
+			default:
+			}
+			if err := w.finishAll(ctx, budget); err != nil {
+				return err
+			}
+			continue
+		}
 		var lingerC <-chan time.Time
 		if len(w.batch) > 0 {
 			lingerC = linger.C
 		}
 		select {
 		case it, ok := <-items:
+			if err := w.take(ctx, budget, linger, it, ok); err != nil {
+				return err
+			}
 			if !ok {
-				return w.flush(ctx, budget)
-			}
-			if len(w.batch) > 0 && w.batch[0].mailbox != it.mailbox {
-				// One batch, one mailbox: MULTIAPPEND takes one.
-				if err := w.flush(ctx, budget); err != nil {
-					return err
-				}
-			}
-			if len(w.batch) == 0 {
-				linger.Reset(w.a.opts.Linger)
-			}
-			w.batch = append(w.batch, it)
-			w.bytes += it.body.Size()
-			if len(w.batch) >= w.a.opts.BatchMessages || w.bytes >= w.a.opts.BatchBytes {
-				if err := w.flush(ctx, budget); err != nil {
-					return err
-				}
+				return nil
 			}
 		case <-lingerC:
 			if err := w.flush(ctx, budget); err != nil {
@@ -116,6 +148,35 @@ func (w *batchWriter) consume(ctx context.Context, stop <-chan struct{}, items <
 	}
 }
 
+// take adds it to the batch, sending the batch when it is full or it is for
+// another mailbox; ok false (the channel closed) sends what is left and
+// finishes every batch in flight.
+func (w *batchWriter) take(ctx context.Context, budget *byteBudget, linger *time.Timer, it *item, ok bool) error {
+	if !ok {
+		if err := w.flush(ctx, budget); err != nil {
+			return err
+		}
+		return w.finishAll(ctx, budget)
+	}
+	if len(w.batch) > 0 && w.batch[0].mailbox != it.mailbox {
+		// One batch, one mailbox: MULTIAPPEND takes one.
+		if err := w.flush(ctx, budget); err != nil {
+			budget.release(it.memBytes)
+			it.release()
+			return err
+		}
+	}
+	if len(w.batch) == 0 {
+		linger.Reset(w.a.opts.Linger)
+	}
+	w.batch = append(w.batch, it)
+	w.bytes += it.body.Size()
+	if len(w.batch) >= w.a.opts.BatchMessages || w.bytes >= w.a.opts.BatchBytes {
+		return w.flush(ctx, budget)
+	}
+	return nil
+}
+
 // errStopped ends a batch writer whose sibling failed; the sibling's error
 // is the one reported.
 var errStopped = errors.New("stopped because another destination session failed")
@@ -128,23 +189,71 @@ func (w *batchWriter) releaseAll(budget *byteBudget) {
 	w.batch, w.bytes = nil, 0
 }
 
-// flush sends the current batch. Skipped items are committed with their
-// reason; the rest follow the exactly-once protocol of the package doc.
+// flush sends the current batch, then finishes the batches sent before it:
+// with an AppendStarter destination this batch, unless large
+// (keepInFlight), is still with the server when flush returns. Skipped items are committed with their reason; the
+// rest follow the exactly-once protocol of the package doc.
 func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 	if len(w.batch) == 0 {
 		return nil
 	}
-	defer w.releaseAll(budget)
+	sb, err := w.start(ctx)
+	if sb == nil {
+		w.releaseAll(budget)
+	} else {
+		w.batch, w.bytes = nil, 0
+		w.inflight = append(w.inflight, sb)
+	}
+	if err != nil {
+		return err
+	}
+	for len(w.inflight) > 1 || len(w.inflight) == 1 && !w.keepInFlight(w.inflight[0]) {
+		if err := w.finishOldest(ctx, budget); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keepInFlight says whether sb may stay with the server while the next
+// batch is gathered. Pipelining saves the round trips between small
+// batches; a batch holding a large share of the memory budget is finished
+// at once, so that the fetcher can go on with the memory it frees.
+func (w *batchWriter) keepInFlight(sb *sentBatch) bool {
+	if !sb.async {
+		return false
+	}
+	var mem int64
+	for _, it := range sb.items {
+		mem += it.memBytes
+	}
+	return mem <= w.a.opts.QueueBytes/int64(2*w.a.opts.DestSessions)
+}
+
+// finishAll finishes every batch in flight, oldest first, also after one
+// of them failed (a session that stops commits what the server confirmed).
+// It returns the first error.
+func (w *batchWriter) finishAll(ctx context.Context, budget *byteBudget) error {
+	var first error
+	for len(w.inflight) > 0 {
+		if err := w.finishOldest(ctx, budget); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// start records the batch's entries as pending and sends the batch. It
+// returns nil when nothing was sent and nothing is to be finished (an
+// error before the pending entries were recorded).
+func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	a := w.a
 	st := a.st
 	box, err := w.box(ctx, w.batch[0].mailbox)
 	if err != nil {
-		return err
+		return nil, err
 	}
-
-	var send []*item
-	var commit []Entry
-	rematched := map[string]string{} // new key → the earlier identity's key it replaces
+	sb := &sentBatch{items: w.batch, box: box, rematched: map[string]string{}}
 	now := a.opts.Now()
 	for _, it := range w.batch {
 		if it.skipReason == "" && box.status.AppendLimit > 0 && it.body.Size() > box.status.AppendLimit {
@@ -153,7 +262,7 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 		if it.skipReason != "" {
 			e := it.entry
 			e.State, e.Reason, e.Updated = StateSkipped, it.skipReason, now
-			commit = append(commit, e)
+			sb.commit = append(sb.commit, e)
 			continue
 		}
 		a.mu.Lock()
@@ -168,8 +277,8 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 			if e.DoneAt.IsZero() {
 				e.DoneAt = now
 			}
-			commit = append(commit, e)
-			rematched[e.Key] = old.Key
+			sb.commit = append(sb.commit, e)
+			sb.rematched[e.Key] = old.Key
 			continue
 		}
 		kept, dropped := mapping.CleanFlags(it.out.Flags, box.permanent)
@@ -185,40 +294,72 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 		it.entry.State = StatePending
 		it.entry.DestMailbox = box.status.Name
 		it.entry.DestUIDValidity = box.status.UIDValidity
+		// A lower bound also while an earlier batch is in flight: its
+		// messages get UIDs from here on too.
 		it.entry.DestUIDNext = box.nextUID
 		it.entry.Updated = now
-		send = append(send, it)
+		sb.send = append(sb.send, it)
 	}
+	if len(sb.send) == 0 {
+		return sb, nil
+	}
+	pending := make([]Entry, len(sb.send))
+	out := make([]OutgoingMessage, len(sb.send))
+	for i, it := range sb.send {
+		pending[i] = it.entry
+		out[i] = it.out
+	}
+	// Intent first: after a crash from here on, reconcile finds these.
+	// The last batch's outcome goes in the same transaction.
+	if err := a.ledger.Put(ctx, append(w.carry, pending...)); err != nil {
+		return nil, fmt.Errorf("recording %d pending messages: %w", len(pending), fatal(err))
+	}
+	if len(w.carry) > 0 {
+		w.carry = nil
+		a.opts.Crashpoint("committed")
+	}
+	a.opts.Crashpoint("pending")
+	if as, ok := w.dst.(AppendStarter); ok {
+		sb.wait, sb.async = as.StartAppend(ctx, box.status.Name, out), true
+	} else {
+		results, err := w.dst.Append(ctx, box.status.Name, out)
+		sb.wait = func() ([]AppendResult, error) { return results, err }
+	}
+	return sb, nil
+}
+
+// finishOldest waits for the outcome of the oldest batch in flight and
+// commits it (with the next batch's pending entries, or now when the
+// session stops or earlier identities are forgotten), then releases the
+// batch's messages.
+func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) error {
+	sb := w.inflight[0]
+	w.inflight = w.inflight[1:]
+	defer func() {
+		for _, it := range sb.items {
+			budget.release(it.memBytes)
+			it.release()
+		}
+	}()
+	a := w.a
+	st := a.st
+	box := sb.box
+	commit := sb.commit
+	rematched := sb.rematched
 
 	var appendErr error
-	if len(send) > 0 {
-		pending := make([]Entry, len(send))
-		out := make([]OutgoingMessage, len(send))
-		for i, it := range send {
-			pending[i] = it.entry
-			out[i] = it.out
-		}
-		// Intent first: after a crash from here on, reconcile finds these.
-		// The last batch's outcome goes in the same transaction.
-		if err := a.ledger.Put(ctx, append(w.carry, pending...)); err != nil {
-			return fmt.Errorf("recording %d pending messages: %w", len(pending), fatal(err))
-		}
-		if len(w.carry) > 0 {
-			w.carry = nil
-			a.opts.Crashpoint("committed")
-		}
-		a.opts.Crashpoint("pending")
+	if sb.wait != nil {
 		var results []AppendResult
-		results, appendErr = w.dst.Append(ctx, box.status.Name, out)
+		results, appendErr = sb.wait()
 		if appendErr == nil {
 			a.opts.Crashpoint("appended")
 		}
 		var notStored []string
 		for i, r := range results {
-			if i >= len(send) {
+			if i >= len(sb.send) {
 				break
 			}
-			it := send[i]
+			it := sb.send[i]
 			e := it.entry
 			e.Updated = a.opts.Now()
 			if r.Err != nil {
@@ -294,8 +435,8 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 		st.Rematched += len(old)
 		a.mu.Unlock()
 	}
-	byKey := make(map[string]*item, len(w.batch))
-	for _, it := range w.batch {
+	byKey := make(map[string]*item, len(sb.items))
+	for _, it := range sb.items {
 		byKey[it.msg.Key] = it
 	}
 	a.mu.Lock()

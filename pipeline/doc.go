@@ -13,8 +13,11 @@
 //  3. Fetch each remaining message once into a spool (memory, then a temp
 //     file), normalising bare LF to CRLF and hashing it.
 //  4. Record the batch's entries as pending, durably.
-//  5. Append the batch (MULTIAPPEND or pipelined APPEND).
-//  6. Commit the outcome: done (with APPENDUID), or skipped with a reason.
+//  5. Append the batch (MULTIAPPEND or pipelined APPEND). A session may send
+//     its next batch, after step 4 for it, before this one's outcome is
+//     known (AppendStarter); at most two batches per session are in flight.
+//  6. Commit the outcome: done (with APPENDUID), or skipped with a reason,
+//     in the order the batches were sent.
 //  7. Only then, and only with DeleteSource, delete at the source the
 //     messages the ledger has as done; with DeleteAfter, only those done
 //     for at least that long (Entry.DoneAt, the time a message first became

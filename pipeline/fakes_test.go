@@ -133,13 +133,76 @@ type memDest struct {
 	reject          string
 	rejectClass     Class
 	rejectPermanent bool
+	// pipelined, when set, makes sessions AppendStarters.
+	pipelined *pipelining
 }
 
 func newMemDest() *memDest { return &memDest{boxes: map[string]*memMailbox{}} }
 
 type memDestSession struct{ d *memDest }
 
-func (d *memDest) open(context.Context) (Destination, error) { return &memDestSession{d}, nil }
+func (d *memDest) open(context.Context) (Destination, error) {
+	if d.pipelined != nil {
+		return &pipelinedSession{memDestSession: memDestSession{d}, p: d.pipelined}, nil
+	}
+	return &memDestSession{d}, nil
+}
+
+// pipelining makes memDest sessions AppendStarters that store a batch only
+// when its wait is called, as a server still busy with the one before, and
+// checks the protocol when a batch is started: every message is pending in
+// the ledger, and at most two batches per session are in flight.
+type pipelining struct {
+	ledger  *memLedger
+	account string
+	mu      sync.Mutex
+	max     int      // most batches in flight in one session
+	errs    []string // protocol violations seen
+}
+
+type pipelinedSession struct {
+	memDestSession
+	p        *pipelining
+	inflight int
+}
+
+func (s *pipelinedSession) StartAppend(ctx context.Context, mailbox string, msgs []OutgoingMessage) func() ([]AppendResult, error) {
+	s.p.check(msgs)
+	s.inflight++
+	s.p.mu.Lock()
+	s.p.max = max(s.p.max, s.inflight)
+	if s.inflight > 2 {
+		s.p.errs = append(s.p.errs, fmt.Sprintf("%d batches in flight", s.inflight))
+	}
+	s.p.mu.Unlock()
+	return func() ([]AppendResult, error) {
+		s.inflight--
+		return s.Append(ctx, mailbox, msgs)
+	}
+}
+
+// check records a message started without a pending ledger entry (found
+// by its Message-ID).
+func (p *pipelining) check(msgs []OutgoingMessage) {
+	p.ledger.mu.Lock()
+	pending := map[string]bool{}
+	for _, e := range p.ledger.entries[p.account] {
+		if e.State == StatePending {
+			pending[e.MessageID] = true
+		}
+	}
+	p.ledger.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range msgs {
+		body, _ := io.ReadAll(io.NewSectionReader(m.Body, 0, m.Size))
+		_, rest, _ := bytes.Cut(body, []byte("Message-ID: <"))
+		id, _, _ := bytes.Cut(rest, []byte(">"))
+		if !pending["<"+string(id)+">"] {
+			p.errs = append(p.errs, fmt.Sprintf("<%s> sent without a pending entry", id))
+		}
+	}
+}
 
 func (s *memDestSession) Capabilities() Capabilities {
 	return Capabilities{MultiAppend: true, UIDPlus: true, AppendLimit: s.d.appendLim}

@@ -191,14 +191,28 @@ func (run *accountRun) failed() int {
 }
 
 func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
+	// Both sides at once: on distant servers each costs several round
+	// trips (TCP, TLS, greeting, login).
+	var (
+		dst    Destination
+		dstErr error
+		opened = make(chan struct{})
+	)
+	go func() {
+		defer close(opened)
+		dst, dstErr = job.OpenDestination(ctx)
+	}()
 	src, err := job.OpenSource(ctx)
+	<-opened
 	if err != nil {
+		if dstErr == nil {
+			dst.Close()
+		}
 		return fmt.Errorf("connecting to the source: %w", err)
 	}
-	dst, err := job.OpenDestination(ctx)
-	if err != nil {
+	if dstErr != nil {
 		src.Close(false)
-		return fmt.Errorf("connecting to the destination: %w", err)
+		return fmt.Errorf("connecting to the destination: %w", dstErr)
 	}
 	rawSrc, rawDst := src, dst
 	if r.DryRun {

@@ -79,6 +79,15 @@ type AppendResult struct {
 	DroppedFlags []string
 }
 
+// AppendStarter is implemented by destinations that can send a batch
+// before the previous one has completed (pipelined MULTIAPPEND): StartAppend
+// sends msgs and returns without waiting for the server; wait returns what
+// Append would have. Each wait is called, in the order of the StartAppend
+// calls, before the next use of the destination other than StartAppend.
+type AppendStarter interface {
+	StartAppend(ctx context.Context, mailbox string, msgs []OutgoingMessage) (wait func() ([]AppendResult, error))
+}
+
 // DestMessage is a message found in a destination mailbox.
 type DestMessage struct {
 	UID  uint32

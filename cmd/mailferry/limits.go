@@ -120,6 +120,17 @@ type limitedDestination struct {
 
 func (d limitedDestination) Unwrap() pipeline.Destination { return d.Destination }
 
+var _ pipeline.AppendStarter = limitedDestination{}
+
+// StartAppend keeps the wrapped destination's pipelined MULTIAPPEND.
+func (d limitedDestination) StartAppend(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage) func() ([]pipeline.AppendResult, error) {
+	if s, ok := d.Destination.(pipeline.AppendStarter); ok {
+		return s.StartAppend(ctx, mailbox, msgs)
+	}
+	res, err := d.Destination.Append(ctx, mailbox, msgs)
+	return func() ([]pipeline.AppendResult, error) { return res, err }
+}
+
 func (d limitedDestination) Close() error {
 	defer d.release()
 	return d.Destination.Close()
