@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -265,22 +266,29 @@ func TestE2EServiceSIGTERMMidBatch(t *testing.T) {
 	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
 }
 
-// TestE2EServiceBackoff: bob's polls fail (his login is refused, after
-// Dovecot's 2 s auth failure delay) and back off, 2 s then 4 s, while
-// alice keeps polling every second and gets her new mail. (The accounts of
-// one config share the servers, so a refused login stands in for a server
-// that is down; the scheduler treats every failed poll alike, see
-// schedule.TestBackoffDoesNotDelayOthers.)
+// TestE2EServiceBackoff: bob's source server is down, so his polls fail
+// and back off, 2 s then 4 s, while alice keeps polling every second and
+// gets her new mail (see also schedule.TestBackoffDoesNotDelayOthers).
 func TestE2EServiceBackoff(t *testing.T) {
 	p := startPair(t)
-	cfg := serviceConfig(t, p, "pop3s://"+p.src.POP3SAddr(), `[[account]]
+	// bob's source server is down: its address is a port nobody listens on
+	// (a per-account override of the section's url).
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := l.Addr().String()
+	l.Close()
+	cfg := serviceConfig(t, p, "pop3s://"+p.src.POP3SAddr(), fmt.Sprintf(`[[account]]
 name = "bob"
 source_user = "bob"
 source_password_env = "T_SRC_PW"
 dest_user = "alice"
 dest_password_env = "T_DST_PW"
 dest_folder = "Bob"
-`)
+[account.source]
+url = "pop3s://%s"
+`, down))
 	s := startService(t, "run", "-c", cfg, "--every", "1s")
 	s.waitFor("two failed polls of bob", 20*time.Second, func() bool { return len(s.logs("poll failed", "bob")) >= 2 })
 	if err := p.src.Deliver("alice", "INBOX", simpleMessages(1)[0]); err != nil {
