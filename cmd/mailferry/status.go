@@ -381,8 +381,9 @@ the next run), the bytes moved, and the last run's start, end, result and
 error, when the last successful run (or service poll) ended, and the last
 error with its time. With -c, every account of the config is listed,
 including those that never ran, and for accounts with delete_after the
-messages still kept at the source until their period ends. status only reads the checkpoint; it connects to nothing and
-never creates a checkpoint file.
+messages still kept at the source until their period ends. status only
+reads the checkpoint; it connects to nothing and never creates a
+checkpoint file.
 
 FLAGS
   -c, --config FILE         the config file (its state file and accounts)
