@@ -129,15 +129,7 @@ func (s *Source) fetchBody(ctx context.Context, mailbox string, set imap.NumSet,
 					bad = first(bad, perMessage(fmt.Errorf("server sent the body as NIL")))
 				default:
 					got = true
-					ew := &errWriter{w: w}
-					n, readErr = io.Copy(ew, it.Literal)
-					if ew.err != nil {
-						werr, readErr = ew.err, nil
-					} else if readErr == nil && n != it.Literal.Size() {
-						// go-imap beta.8 ends a literal cut by a dropped
-						// connection with io.EOF (libraries.md §1.6).
-						readErr = fmt.Errorf("body ended after %d of %d bytes", n, it.Literal.Size())
-					}
+					n, werr, readErr = copyBody(w, it.Literal)
 					if readErr != nil {
 						s.stopReading()
 					}
@@ -172,6 +164,23 @@ func (s *Source) stopReading() {
 	case <-s.c.Closed():
 	case <-time.After(logoutTimeout):
 	}
+}
+
+// copyBody copies a body literal to w. It tells w's error (werr: the
+// caller's sink failed) apart from a read error (the connection failed),
+// and reports a body shorter than announced as a read error: go-imap beta.8
+// ends a literal cut by a dropped connection with io.EOF (libraries.md
+// §1.6).
+func copyBody(w io.Writer, lit imap.LiteralReader) (n int64, werr, readErr error) {
+	ew := &errWriter{w: w}
+	n, readErr = io.Copy(ew, lit)
+	switch {
+	case ew.err != nil:
+		return n, ew.err, nil
+	case readErr == nil && n != lit.Size():
+		return n, nil, fmt.Errorf("body ended after %d of %d bytes", n, lit.Size())
+	}
+	return n, nil, readErr
 }
 
 // errWriter remembers w's error so that it is told apart from a read error.

@@ -238,15 +238,7 @@ func (s *Source) readHeld(ctx context.Context, p planned, w io.Writer) (int64, e
 			bad = first(bad, perMessage(fmt.Errorf("server sent the body as NIL")))
 		default:
 			got = true
-			ew := &errWriter{w: w}
-			n, readErr = io.Copy(ew, it.Literal)
-			if ew.err != nil {
-				werr, readErr = ew.err, nil
-			} else if readErr == nil && n != it.Literal.Size() {
-				// go-imap beta.8 ends a literal cut by a dropped
-				// connection with io.EOF (libraries.md §1.6).
-				readErr = fmt.Errorf("body ended after %d of %d bytes", n, it.Literal.Size())
-			}
+			n, werr, readErr = copyBody(w, it.Literal)
 		}
 		if readErr != nil {
 			s.stopReading()
