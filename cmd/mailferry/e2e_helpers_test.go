@@ -178,12 +178,18 @@ func destMessages(t *testing.T, p *pair, mailbox string) []destMsg {
 
 func (p *pair) destMessagesAs(t *testing.T, mailbox, password string) []destMsg {
 	t.Helper()
-	c, err := imapclient.DialTLS(p.dst.IMAPSAddr(), &imapclient.Options{TLSConfig: p.dst.TLSConfig()})
+	return destMessagesOf(t, p.dst, "alice", password, mailbox)
+}
+
+// destMessagesOf fetches every message of a mailbox of user on s.
+func destMessagesOf(t *testing.T, s *dovecot.Server, user, password, mailbox string) []destMsg {
+	t.Helper()
+	c, err := imapclient.DialTLS(s.IMAPSAddr(), &imapclient.Options{TLSConfig: s.TLSConfig()})
 	if err != nil {
-		t.Fatalf("dialing the destination: %v", err)
+		t.Fatalf("dialing %s: %v", s.IMAPSAddr(), err)
 	}
 	defer c.Close()
-	if err := c.Login("alice", password).Wait(); err != nil {
+	if err := c.Login(user, password).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()

@@ -106,38 +106,3 @@ func TestFaultKeywordsRefused(t *testing.T) {
 		t.Errorf("%d messages on the destination after the second run, want %d", n, len(msgs))
 	}
 }
-
-// destMessagesOf fetches every message of a mailbox of user on s.
-func destMessagesOf(t *testing.T, s *dovecot.Server, user, password, mailbox string) []destMsg {
-	t.Helper()
-	c, err := imapclient.DialTLS(s.IMAPSAddr(), &imapclient.Options{TLSConfig: s.TLSConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login(user, password).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
-	if err != nil {
-		t.Fatalf("selecting %s: %v", mailbox, err)
-	}
-	if sel.NumMessages == 0 {
-		return nil
-	}
-	var seq imap.SeqSet
-	seq.AddRange(1, sel.NumMessages)
-	msgs, err := c.Fetch(seq, &imap.FetchOptions{UID: true, Flags: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
-	if err != nil {
-		t.Fatalf("fetching %s: %v", mailbox, err)
-	}
-	var out []destMsg
-	for _, m := range msgs {
-		var body []byte
-		for _, b := range m.BodySection {
-			body = b.Bytes
-		}
-		out = append(out, destMsg{uid: m.UID, body: body, flags: m.Flags})
-	}
-	return out
-}
