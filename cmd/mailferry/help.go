@@ -179,8 +179,8 @@ FLAGS
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --dry-run, --delete-source, --json, --report FILE, --progress MODE
   --delete-after DURATION   delete at the source this long after copying;
-                            with --delete-source, replaces every account's
-                            delete_source/delete_after
+                            like --delete-source, it replaces every
+                            account's delete_source/delete_after
   --on-locked fail|skip|wait, --lock-wait DURATION (cron: use skip or wait)
   -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
 
