@@ -638,11 +638,15 @@ func (a *Appender) salvageBye() *ReplyError {
 	return nil
 }
 
-// fail marks the connection unusable, closes it and returns err.
+// fail marks the connection unusable, closes it and returns err. The close
+// is a TCP reset (idleconn.Abort): an APPEND written but not answered must
+// not reach the server from the kernel's queue after the caller has given
+// up on it, or the server could store it after the next session reconciled
+// and sent the batch again.
 func (a *Appender) fail(err error) error {
 	if a.err == nil {
 		a.err = err
-		_ = a.ic.Close()
+		_ = a.ic.Abort()
 		a.log.Debug("appender connection failed", "err", err)
 	}
 	return a.err

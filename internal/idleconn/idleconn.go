@@ -87,3 +87,17 @@ func (c *Conn) Close() error {
 	c.mu.Unlock()
 	return c.Conn.Close()
 }
+
+// Abort closes the conn with a TCP reset (SO_LINGER 0) when it is a TCP
+// connection, so the kernel drops the bytes it has not sent yet instead of
+// delivering them after the close. A client that gives up on a command
+// whose outcome it does not know (an APPEND written but not answered) uses
+// it: bytes still queued would let the server complete the command later,
+// after the client's next session has looked for it and sent it again.
+// Bytes already delivered to the peer are beyond its reach.
+func (c *Conn) Abort() error {
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	return c.Close()
+}

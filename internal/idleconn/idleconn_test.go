@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -72,5 +73,53 @@ func TestCallerDeadlinesAreIgnored(t *testing.T) {
 	go server.Write([]byte("y"))
 	if _, err := c.Read(make([]byte, 1)); err != nil {
 		t.Fatalf("read after a past caller deadline: %v", err)
+	}
+}
+
+// TestAbortResets: Close ends the peer's reads with EOF after every byte
+// written; Abort ends them with a reset, and the bytes the kernel still held
+// are not delivered.
+func TestAbortResets(t *testing.T) {
+	tests := []struct {
+		name    string
+		end     func(*Conn) error
+		wantErr error
+	}{
+		{"close", (*Conn).Close, io.EOF},
+		{"abort", (*Conn).Abort, syscall.ECONNRESET},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client, server := pipe(t)
+			defer server.Close()
+			c := New(client, 0)
+			const size = 32 << 20 // more than the socket buffers hold
+			wrote := make(chan int64, 1)
+			go func() {
+				n, _ := c.Write(make([]byte, size))
+				wrote <- int64(n)
+			}()
+			first := make([]byte, 1)
+			if _, err := io.ReadFull(server, first); err != nil {
+				t.Fatal(err)
+			}
+			// The writer is blocked on full buffers now or soon; ending the
+			// conn unblocks it either way.
+			if err := tt.end(c); err != nil {
+				t.Fatal(err)
+			}
+			n := <-wrote
+			got, err := io.Copy(io.Discard, server)
+			got++ // the first byte
+			if tt.wantErr == io.EOF {
+				if err != nil || got != n {
+					t.Fatalf("after close: read %d of %d written, err %v; want all, then EOF", got, n, err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("after abort: read %d of %d written, err %v; want %v", got, n, err, tt.wantErr)
+			}
+		})
 	}
 }
