@@ -21,6 +21,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/dovecot"
 	"github.com/mailferry/mailferry/internal/faultproxy"
+	"github.com/mailferry/mailferry/internal/peakrss"
 )
 
 // The soak test: rounds of new mail (some of it arriving while mailferry
@@ -797,7 +798,7 @@ func runSoakChild(cfg string, envs []string) soakRun {
 	if err := cmd.Start(); err != nil {
 		return soakRun{err: fmt.Errorf("starting mailferry: %w", err)}
 	}
-	hwm := watchVmHWM(cmd.Process.Pid)
+	hwm := peakrss.Watch(cmd.Process.Pid)
 	err := cmd.Wait()
 	r := soakRun{stderr: stderr.String(), peakKB: hwm()}
 	var ee *exec.ExitError
@@ -814,55 +815,6 @@ func runSoakChild(cfg string, envs []string) soakRun {
 		}
 	}
 	return r
-}
-
-// watchVmHWM polls /proc/PID/status for VmHWM (the peak resident set of
-// the child's own address space; Rusage.Maxrss would include this
-// process's, see internal/bench) until the returned function is called,
-// which returns the last peak seen in KB (0 without /proc).
-func watchVmHWM(pid int) func() int64 {
-	path := fmt.Sprintf("/proc/%d/status", pid)
-	var peak int64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if kb, ok := readVmHWM(path); ok && kb > peak {
-				peak = kb
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() int64 {
-		close(stop)
-		<-done
-		return peak
-	}
-}
-
-// readVmHWM reads the "VmHWM:  1234 kB" line of a /proc status file.
-func readVmHWM(path string) (int64, bool) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				return 0, false
-			}
-			kb, err := strconv.ParseInt(f[0], 10, 64)
-			return kb, err == nil
-		}
-	}
-	return 0, false
 }
 
 // digestCount is a multiset of messages by digest.

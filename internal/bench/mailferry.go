@@ -8,10 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
+
+	"github.com/mailferry/mailferry/internal/peakrss"
 )
 
 // buildMailferry compiles ./cmd/mailferry once into dir and returns the
@@ -87,7 +87,7 @@ func (c copyCommand) run(ctx context.Context) (mailferryRun, error) {
 	// with CLONE_VM|CLONE_VFORK, and Linux folds the parent's peak (this
 	// benchmark's, with its preloaded workloads) into the child's maxrss
 	// at execve.
-	hwm := watchPeakRSS(cmd.Process.Pid)
+	hwm := peakrss.Watch(cmd.Process.Pid)
 	err := cmd.Wait()
 	r.wall = time.Since(start)
 	r.peakRSSKB = hwm()
@@ -120,57 +120,4 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// rssPollInterval is how often watchPeakRSS reads /proc.
-const rssPollInterval = 10 * time.Millisecond
-
-// watchPeakRSS polls /proc/PID/status for VmHWM, the peak resident set of
-// the process's own address space (after execve, so not this process's),
-// until the returned function is called; that function returns the last
-// peak seen, in KB, or 0 when /proc could not be read.
-func watchPeakRSS(pid int) func() int64 {
-	path := fmt.Sprintf("/proc/%d/status", pid)
-	var peak atomic.Int64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(rssPollInterval)
-		defer t.Stop()
-		for {
-			if kb, ok := readVmHWM(path); ok && kb > peak.Load() {
-				peak.Store(kb)
-			}
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() int64 {
-		close(stop)
-		<-done
-		return peak.Load()
-	}
-}
-
-// readVmHWM reads the "VmHWM:  1234 kB" line of a /proc status file.
-func readVmHWM(path string) (int64, bool) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				return 0, false
-			}
-			kb, err := strconv.ParseInt(f[0], 10, 64)
-			return kb, err == nil
-		}
-	}
-	return 0, false
 }

@@ -1,4 +1,4 @@
-package main
+package peakrss
 
 import (
 	"os"
@@ -39,8 +39,8 @@ func TestWatchPeakRSSOfThisProcess(t *testing.T) {
 	if _, err := os.Stat("/proc/self/status"); err != nil {
 		t.Skip("no /proc on this system")
 	}
-	peak := watchPeakRSS(os.Getpid())()
+	peak := Watch(os.Getpid())()
 	if peak <= 0 {
-		t.Fatalf("watchPeakRSS(self) = %d KB, want a positive peak", peak)
+		t.Fatalf("Watch(self) = %d KB, want a positive peak", peak)
 	}
 }
