@@ -212,7 +212,7 @@ func (a *Appender) authenticate() error {
 	if err := checkOAuth(a.opts); err != nil {
 		return a.fail(err)
 	}
-	switch mech := a.opts.Auth.mechanism(); {
+	switch mech := a.opts.Auth.Mechanism(); {
 	case mech != "":
 		if !a.caps["AUTH="+mech] {
 			return a.fail(fatal(fmt.Errorf("imapdst: logging in to %s as %s: server does not offer AUTH=%s", a.opts.Addr, a.opts.User, mech)))

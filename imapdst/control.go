@@ -89,7 +89,7 @@ func (ctl *control) login() error {
 	if err := checkOAuth(opts); err != nil {
 		return err
 	}
-	switch mech := opts.Auth.mechanism(); {
+	switch mech := opts.Auth.Mechanism(); {
 	case mech != "":
 		if !caps.Has(imap.AuthCap(mech)) {
 			return fatal(fmt.Errorf("imapdst: logging in to %s as %s: server does not offer AUTH=%s", opts.Addr, opts.User, mech))

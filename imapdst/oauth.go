@@ -15,45 +15,15 @@ import (
 // AuthMethod selects how a connection authenticates. The zero value keeps
 // the default choice: LOGIN, or AUTHENTICATE PLAIN when an AuthzID is set or
 // the server says LOGINDISABLED.
-type AuthMethod int
+type AuthMethod = bearer.Method
 
+// The login methods; see bearer.Method.
 const (
-	// AuthDefault is LOGIN, or PLAIN where needed.
-	AuthDefault AuthMethod = iota
-	// AuthPlain always uses AUTHENTICATE PLAIN (RFC 4616).
-	AuthPlain
-	// AuthXOAuth2 sends Options.Password as an OAuth2 bearer token with
-	// Google's and Microsoft's XOAUTH2 mechanism.
-	AuthXOAuth2
-	// AuthOAuthBearer sends Options.Password as an OAuth2 bearer token with
-	// OAUTHBEARER (RFC 7628).
-	AuthOAuthBearer
+	AuthDefault     = bearer.MethodDefault
+	AuthPlain       = bearer.MethodPlain
+	AuthXOAuth2     = bearer.MethodXOAuth2
+	AuthOAuthBearer = bearer.MethodOAuthBearer
 )
-
-func (m AuthMethod) String() string {
-	switch m {
-	case AuthDefault:
-		return "default"
-	case AuthPlain:
-		return "plain"
-	case AuthXOAuth2:
-		return "xoauth2"
-	case AuthOAuthBearer:
-		return "oauthbearer"
-	}
-	return fmt.Sprintf("AuthMethod(%d)", int(m))
-}
-
-// mechanism is the SASL name of an OAuth2 method, "" for the others.
-func (m AuthMethod) mechanism() string {
-	switch m {
-	case AuthXOAuth2:
-		return "XOAUTH2"
-	case AuthOAuthBearer:
-		return sasl.OAuthBearer
-	}
-	return ""
-}
 
 // bearerResponse is the initial client response of an OAuth2 mechanism.
 func bearerResponse(m AuthMethod, user, token string) []byte {
@@ -68,7 +38,7 @@ func checkOAuth(opts Options) error {
 	if opts.Auth < AuthDefault || opts.Auth > AuthOAuthBearer {
 		return fatal(fmt.Errorf("imapdst: logging in to %s: unknown auth method %v", opts.Addr, opts.Auth))
 	}
-	if opts.Auth.mechanism() == "" {
+	if opts.Auth.Mechanism() == "" {
 		return nil
 	}
 	if opts.AuthzID != "" {
@@ -136,7 +106,7 @@ func challengeStatus(b64 string) string {
 // completion read, and the connection closed with a *TokenRejectedError.
 func (a *Appender) authBearer() (*command, error) {
 	m := a.opts.Auth
-	mech := m.mechanism()
+	mech := m.Mechanism()
 	ir := base64.StdEncoding.EncodeToString(bearerResponse(m, a.opts.User, a.opts.Password.Reveal()))
 	cmd := a.newCommand("AUTHENTICATE", "")
 	if a.caps["SASL-IR"] {

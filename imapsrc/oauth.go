@@ -1,8 +1,6 @@
 package imapsrc
 
 import (
-	"fmt"
-
 	"github.com/emersion/go-sasl"
 
 	"github.com/mailferry/mailferry/internal/bearer"
@@ -12,45 +10,15 @@ import (
 // AuthMethod selects how Open authenticates. The zero value keeps the
 // default choice: LOGIN, or AUTHENTICATE PLAIN when an AuthzID is set or the
 // server says LOGINDISABLED.
-type AuthMethod int
+type AuthMethod = bearer.Method
 
+// The login methods; see bearer.Method.
 const (
-	// AuthDefault is LOGIN, or PLAIN where needed (see Open).
-	AuthDefault AuthMethod = iota
-	// AuthPlain always uses AUTHENTICATE PLAIN (RFC 4616).
-	AuthPlain
-	// AuthXOAuth2 sends Options.Password as an OAuth2 bearer token with
-	// Google's and Microsoft's XOAUTH2 mechanism.
-	AuthXOAuth2
-	// AuthOAuthBearer sends Options.Password as an OAuth2 bearer token with
-	// OAUTHBEARER (RFC 7628).
-	AuthOAuthBearer
+	AuthDefault     = bearer.MethodDefault
+	AuthPlain       = bearer.MethodPlain
+	AuthXOAuth2     = bearer.MethodXOAuth2
+	AuthOAuthBearer = bearer.MethodOAuthBearer
 )
-
-func (m AuthMethod) String() string {
-	switch m {
-	case AuthDefault:
-		return "default"
-	case AuthPlain:
-		return "plain"
-	case AuthXOAuth2:
-		return "xoauth2"
-	case AuthOAuthBearer:
-		return "oauthbearer"
-	}
-	return fmt.Sprintf("AuthMethod(%d)", int(m))
-}
-
-// mechanism is the SASL name of an OAuth2 method, "" for the others.
-func (m AuthMethod) mechanism() string {
-	switch m {
-	case AuthXOAuth2:
-		return "XOAUTH2"
-	case AuthOAuthBearer:
-		return sasl.OAuthBearer
-	}
-	return ""
-}
 
 // TokenRejectedError is a server's OAuth2 error challenge (RFC 7628
 // §3.2.2). It carries the server's status and scope, never the token. It
@@ -83,7 +51,7 @@ type bearerClient struct {
 }
 
 func newBearerClient(m AuthMethod, user, token string) *bearerClient {
-	c := &bearerClient{mech: m.mechanism(), ir: bearer.OAuthBearer(user, token)}
+	c := &bearerClient{mech: m.Mechanism(), ir: bearer.OAuthBearer(user, token)}
 	if m == AuthXOAuth2 {
 		c.ir = bearer.XOAuth2(user, token)
 	}

@@ -133,7 +133,7 @@ func (s *Source) login() error {
 	caps := c.Caps()
 	var err error
 	command := "LOGIN"
-	switch mech := opts.Auth.mechanism(); {
+	switch mech := opts.Auth.Mechanism(); {
 	case opts.Auth < AuthDefault || opts.Auth > AuthOAuthBearer:
 		return fatal(fmt.Errorf("imapsrc: logging in to %s: unknown auth method %v", opts.Addr, opts.Auth))
 	case mech != "":

@@ -15,34 +15,15 @@ import (
 // AuthMethod selects how Open authenticates. The zero value keeps the
 // default choice: USER/PASS, or SASL PLAIN when an AuthzID is set or the
 // server offers PLAIN but not USER.
-type AuthMethod int
+type AuthMethod = bearer.Method
 
+// The login methods; see bearer.Method.
 const (
-	// AuthDefault is USER/PASS, or PLAIN where needed (see Open).
-	AuthDefault AuthMethod = iota
-	// AuthPlain always uses SASL PLAIN (RFC 4616).
-	AuthPlain
-	// AuthXOAuth2 sends Options.Password as an OAuth2 bearer token with
-	// Google's and Microsoft's XOAUTH2 mechanism.
-	AuthXOAuth2
-	// AuthOAuthBearer sends Options.Password as an OAuth2 bearer token with
-	// OAUTHBEARER (RFC 7628).
-	AuthOAuthBearer
+	AuthDefault     = bearer.MethodDefault
+	AuthPlain       = bearer.MethodPlain
+	AuthXOAuth2     = bearer.MethodXOAuth2
+	AuthOAuthBearer = bearer.MethodOAuthBearer
 )
-
-func (m AuthMethod) String() string {
-	switch m {
-	case AuthDefault:
-		return "default"
-	case AuthPlain:
-		return "plain"
-	case AuthXOAuth2:
-		return "xoauth2"
-	case AuthOAuthBearer:
-		return "oauthbearer"
-	}
-	return fmt.Sprintf("AuthMethod(%d)", int(m))
-}
 
 // XOAuth2Response is the XOAUTH2 initial client response (before base64).
 func XOAuth2Response(user, token string) []byte { return bearer.XOAuth2(user, token) }

@@ -107,7 +107,7 @@ func (s serverSetup) openSource() (func(ctx context.Context) (pipeline.Source, e
 		User: user, AuthzID: authz, Password: s.password,
 		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
 		Logger: s.log, Trace: s.trace,
-		Auth: pop3Auth(s.auth), PasswordFunc: s.passwordFunc,
+		Auth: authMethod(s.auth), PasswordFunc: s.passwordFunc,
 	}
 	return func(ctx context.Context) (pipeline.Source, error) {
 		src, err := pop3src.Open(ctx, opts)
@@ -139,7 +139,7 @@ func (s serverSetup) openDestination(batchMessages int, batchBytes int64) (func(
 		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
 		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
 		Logger: s.log, Trace: s.trace,
-		Auth: imapDstAuth(s.auth), PasswordFunc: s.passwordFunc,
+		Auth: authMethod(s.auth), PasswordFunc: s.passwordFunc,
 	}
 	return func(ctx context.Context) (pipeline.Destination, error) {
 		dst, err := imapdst.Dial(ctx, opts)

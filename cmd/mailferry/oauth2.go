@@ -6,49 +6,23 @@ import (
 	"log/slog"
 
 	"github.com/mailferry/mailferry/config"
-	"github.com/mailferry/mailferry/imapdst"
-	"github.com/mailferry/mailferry/imapsrc"
-	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/secret"
 )
 
-// pop3Auth, imapSrcAuth and imapDstAuth map the configured auth setting to
-// each protocol package's mechanism selector. "login" is the default of
-// each (USER/PASS, LOGIN).
-func pop3Auth(a config.Auth) pop3src.AuthMethod {
+// authMethod maps the configured auth setting to the login method the
+// POP3 and IMAP clients share. "login" is the default of each (USER/PASS,
+// LOGIN).
+func authMethod(a config.Auth) bearer.Method {
 	switch a {
 	case config.AuthPlain:
-		return pop3src.AuthPlain
+		return bearer.MethodPlain
 	case config.AuthXOAuth2:
-		return pop3src.AuthXOAuth2
+		return bearer.MethodXOAuth2
 	case config.AuthOAuthBearer:
-		return pop3src.AuthOAuthBearer
+		return bearer.MethodOAuthBearer
 	}
-	return pop3src.AuthDefault
-}
-
-func imapSrcAuth(a config.Auth) imapsrc.AuthMethod {
-	switch a {
-	case config.AuthPlain:
-		return imapsrc.AuthPlain
-	case config.AuthXOAuth2:
-		return imapsrc.AuthXOAuth2
-	case config.AuthOAuthBearer:
-		return imapsrc.AuthOAuthBearer
-	}
-	return imapsrc.AuthDefault
-}
-
-func imapDstAuth(a config.Auth) imapdst.AuthMethod {
-	switch a {
-	case config.AuthPlain:
-		return imapdst.AuthPlain
-	case config.AuthXOAuth2:
-		return imapdst.AuthXOAuth2
-	case config.AuthOAuthBearer:
-		return imapdst.AuthOAuthBearer
-	}
-	return imapdst.AuthDefault
+	return bearer.MethodDefault
 }
 
 // tokenFunc resolves src afresh on every call: the PasswordFunc of an

@@ -18,6 +18,7 @@ import (
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/internal/dovecot"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
@@ -27,26 +28,18 @@ import (
 func TestAuthMapping(t *testing.T) {
 	tests := []struct {
 		in   config.Auth
-		pop3 pop3src.AuthMethod
-		src  imapsrc.AuthMethod
-		dst  imapdst.AuthMethod
+		want bearer.Method
 	}{
-		{config.AuthDefault, pop3src.AuthDefault, imapsrc.AuthDefault, imapdst.AuthDefault},
-		{config.AuthLogin, pop3src.AuthDefault, imapsrc.AuthDefault, imapdst.AuthDefault},
-		{config.AuthPlain, pop3src.AuthPlain, imapsrc.AuthPlain, imapdst.AuthPlain},
-		{config.AuthXOAuth2, pop3src.AuthXOAuth2, imapsrc.AuthXOAuth2, imapdst.AuthXOAuth2},
-		{config.AuthOAuthBearer, pop3src.AuthOAuthBearer, imapsrc.AuthOAuthBearer, imapdst.AuthOAuthBearer},
+		{config.AuthDefault, bearer.MethodDefault},
+		{config.AuthLogin, bearer.MethodDefault},
+		{config.AuthPlain, bearer.MethodPlain},
+		{config.AuthXOAuth2, bearer.MethodXOAuth2},
+		{config.AuthOAuthBearer, bearer.MethodOAuthBearer},
 	}
 	for _, tc := range tests {
 		t.Run(cmp.Or(string(tc.in), "default"), func(t *testing.T) {
-			if got := pop3Auth(tc.in); got != tc.pop3 {
-				t.Errorf("pop3Auth = %v, want %v", got, tc.pop3)
-			}
-			if got := imapSrcAuth(tc.in); got != tc.src {
-				t.Errorf("imapSrcAuth = %v, want %v", got, tc.src)
-			}
-			if got := imapDstAuth(tc.in); got != tc.dst {
-				t.Errorf("imapDstAuth = %v, want %v", got, tc.dst)
+			if got := authMethod(tc.in); got != tc.want {
+				t.Errorf("authMethod(%q) = %v, want %v", tc.in, got, tc.want)
 			}
 		})
 	}
