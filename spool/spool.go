@@ -127,16 +127,9 @@ func (w *Writer) store(b []byte) error {
 		return nil
 	}
 	if w.file == nil {
-		f, err := os.CreateTemp(w.opts.Dir, "mailferry-spool-*")
+		f, err := createSpoolFile(w.opts.Dir)
 		if err != nil {
-			return fmt.Errorf("spool: creating temp file: %w", err)
-		}
-		// CreateTemp makes the file 0600: message bytes stay private. The
-		// name is removed at once and the open descriptor kept, so a killed
-		// run leaves no message bytes behind in the temp directory.
-		if err := os.Remove(f.Name()); err != nil {
-			f.Close()
-			return fmt.Errorf("spool: unlinking temp file: %w", err)
+			return err
 		}
 		w.file = f
 		if _, err := f.Write(w.mem.Bytes()); err != nil {
@@ -238,4 +231,23 @@ func (m *Message) Close() error {
 	err := m.file.Close()
 	m.file = nil
 	return err
+}
+
+// createSpoolFile opens a private (0600) file for one message's bytes that
+// leaves nothing behind in dir when the run is killed: unnamed where the
+// system allows (openUnnamed), else a named file removed at once with its
+// open descriptor kept (a kill between the two leaves an empty file).
+func createSpoolFile(dir string) (*os.File, error) {
+	if f, ok := openUnnamed(dir); ok {
+		return f, nil
+	}
+	f, err := os.CreateTemp(dir, "mailferry-spool-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool: creating temp file: %w", err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool: unlinking temp file: %w", err)
+	}
+	return f, nil
 }
