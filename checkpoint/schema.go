@@ -2,7 +2,10 @@ package checkpoint
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"strings"
+	"time"
 )
 
 // migrations brings the schema from version i to i+1 with migrations[i]. The
@@ -59,7 +62,7 @@ func SchemaVersion() int { return len(migrations) }
 // migrate applies the missing migrations in one immediate transaction, so
 // that two processes opening a new file at once do not both create tables.
 func (l *Ledger) migrate(ctx context.Context) error {
-	tx, err := l.w.BeginTx(ctx, nil)
+	tx, err := l.beginMigration(ctx)
 	if err != nil {
 		return fmt.Errorf("starting schema migration: %w", err)
 	}
@@ -91,4 +94,23 @@ func (l *Ledger) migrate(ctx context.Context) error {
 	}
 	l.log.Debug("schema migrated", "path", l.path, "from", version, "to", len(migrations))
 	return nil
+}
+
+// beginMigration starts the migration's immediate transaction. When two
+// processes create a new file at the same moment, SQLite can answer BEGIN
+// IMMEDIATE with SQLITE_BUSY without calling the busy handler (the other
+// one is switching the file to WAL), so a busy answer is retried here for
+// up to about ten seconds.
+func (l *Ledger) beginMigration(ctx context.Context) (*sql.Tx, error) {
+	for wait := 10 * time.Millisecond; ; wait *= 2 {
+		tx, err := l.w.BeginTx(ctx, nil)
+		if err == nil || !strings.Contains(err.Error(), "SQLITE_BUSY") || wait > 5*time.Second {
+			return tx, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
