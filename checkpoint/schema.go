@@ -54,6 +54,20 @@ var migrations = []string{
 	`ALTER TABLE messages ADD COLUMN done_at INTEGER NOT NULL DEFAULT 0;
 	UPDATE messages SET done_at = updated WHERE state = 'done';
 	CREATE INDEX messages_account_done_at ON messages (account, done_at) WHERE state = 'done';`,
+	// 4: messages reconcile forgot and sent again, whose first APPEND may
+	// still land late (pipeline.Resent).
+	`CREATE TABLE resent (
+		id               INTEGER PRIMARY KEY AUTOINCREMENT,
+		account          TEXT    NOT NULL,
+		source_key       TEXT    NOT NULL,
+		dest_mailbox     TEXT    NOT NULL,
+		dest_uidvalidity INTEGER NOT NULL,
+		from_uid         INTEGER NOT NULL,
+		digest           TEXT    NOT NULL,
+		size             INTEGER NOT NULL,
+		recorded         INTEGER NOT NULL
+	);
+	CREATE INDEX resent_account ON resent (account, id);`,
 }
 
 // SchemaVersion is the schema version this package writes and understands.

@@ -385,6 +385,41 @@ func (ctl *control) digest(ctx context.Context, mailbox string, uid uint32) ([32
 	return sum, size, nil
 }
 
+// expunge removes exactly uids from mailbox: UID STORE +FLAGS.SILENT
+// (\Deleted), then UID EXPUNGE (RFC 4315 §2.1), which leaves alone any
+// other message a user marked \Deleted. Without UIDPLUS it does nothing.
+func (ctl *control) expunge(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	if !ctl.c.Caps().Has(imap.CapUIDPlus) {
+		return fmt.Errorf("imapdst: removing %d messages from %q on %s: %w", len(uids), mailbox, ctl.opts.Addr, pipeline.ErrCannotExpunge)
+	}
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	sel, err := ctl.c.Select(mailbox, nil).Wait()
+	if err = ctl.check(ctx, err, "SELECT", mailbox); err != nil {
+		return err
+	}
+	if sel.UIDValidity != uidValidity {
+		return fmt.Errorf("imapdst: removing messages from %q: UIDVALIDITY is %d, expected %d: %w",
+			mailbox, sel.UIDValidity, uidValidity, pipeline.ErrUIDValidityChanged)
+	}
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	err = ctl.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
+	if err = ctl.check(ctx, err, "UID STORE", mailbox); err != nil {
+		return err
+	}
+	_, err = ctl.c.UIDExpunge(set).Collect()
+	return ctl.check(ctx, err, "UID EXPUNGE", mailbox)
+}
+
 // close logs out and closes the connection.
 func (ctl *control) close() error {
 	if ctl.err != nil {

@@ -109,6 +109,13 @@ func (d *Destination) Digest(ctx context.Context, mailbox string, uid uint32) ([
 	return d.ctl.digest(ctx, mailbox, uid)
 }
 
+// Expunge removes exactly the messages uids from mailbox, provided it still
+// has uidValidity (UID STORE \Deleted, UID EXPUNGE). It returns an error
+// wrapping pipeline.ErrCannotExpunge when the server lacks UIDPLUS.
+func (d *Destination) Expunge(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) error {
+	return d.ctl.expunge(ctx, mailbox, uidValidity, uids)
+}
+
 // Close logs out of both connections and closes them.
 func (d *Destination) Close() error {
 	return errors.Join(d.app.Close(), d.ctl.close())

@@ -29,6 +29,12 @@ func (l testLogger) Printf(format string, args ...any) { l.t.Logf("imapserver: "
 // alice; it returns the address and a client TLS config that trusts it.
 func startMemServer(t *testing.T) (string, *tls.Config) {
 	t.Helper()
+	return startMemServerCaps(t, imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapLiteralPlus: {}})
+}
+
+// startMemServerCaps is startMemServer with the given capabilities.
+func startMemServerCaps(t *testing.T, caps imap.CapSet) (string, *tls.Config) {
+	t.Helper()
 	serverTLS, clientTLS := imapfake.TLSConfigs(t)
 	mem := imapmemserver.New()
 	user := imapmemserver.NewUser("alice", "s3cret")
@@ -40,7 +46,7 @@ func startMemServer(t *testing.T) (string, *tls.Config) {
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return mem.NewSession(), nil, nil
 		},
-		Caps:      imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapLiteralPlus: {}},
+		Caps:      caps,
 		TLSConfig: serverTLS,
 		Logger:    testLogger{t},
 	})

@@ -76,6 +76,10 @@ type Options struct {
 	// with pop3_reuse_xuidl keeps the POP3 UIDLs users' clients know. It
 	// is the one change to message bytes a user can ask for; "" adds none.
 	AddHeader func(SourceMessage) string
+	// LateCopyWindow is how long after a message was resent (reconcile did
+	// not find its first copy) runs still look for that first copy
+	// arriving late, to remove it as a duplicate (see Resent). Default 1 h.
+	LateCopyWindow time.Duration
 	// Crashpoint, when set, is called at each step of the exactly-once
 	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
 	// server confirmed, nothing committed), "committed", and "deleted"
@@ -108,6 +112,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxRefusedInARow == 0 {
 		o.MaxRefusedInARow = 25
+	}
+	if o.LateCopyWindow <= 0 {
+		o.LateCopyWindow = time.Hour
 	}
 	if o.Crashpoint == nil {
 		o.Crashpoint = func(string) {}
@@ -175,6 +182,9 @@ func (a *attempt) do(ctx context.Context) error {
 	if err := a.reconcile(ctx, entries); err != nil {
 		return err
 	}
+	if err := a.settleResent(ctx, entries); err != nil {
+		return err
+	}
 
 	var todo, toDelete, done []SourceMessage
 	var todoBytes int64
@@ -237,6 +247,11 @@ func (a *attempt) do(ctx context.Context) error {
 			waiting += len(newlyDone)
 		}
 		if err != nil {
+			return err
+		}
+		// A first APPEND given up on earlier in this run may have landed
+		// while this attempt sent its copy again.
+		if err := a.settleResent(ctx, nil); err != nil {
 			return err
 		}
 	}

@@ -9,7 +9,11 @@
 //     the destination (by UID range and size, confirmed by digest; by
 //     Message-ID when the mailbox's UIDVALIDITY changed) and become done when
 //     found; otherwise they are forgotten and the message is sent again.
-//     Nothing is re-sent before this step.
+//     Nothing is re-sent before this step. A forgotten entry leaves a
+//     Resent record in the same transaction: its first APPEND may still
+//     land late, and settleResent (at the start and the end of each
+//     attempt) removes such a late copy next to the one the ledger names,
+//     or records it as done when it is the only copy.
 //  3. Fetch each remaining message once into a spool (memory, then a temp
 //     file), normalising bare LF to CRLF and hashing it.
 //  4. Record the batch's entries as pending, durably.

@@ -46,6 +46,10 @@ func (d *dryRunDestination) Append(_ context.Context, _ string, msgs []OutgoingM
 	return make([]AppendResult, len(msgs)), nil
 }
 
+func (d *dryRunDestination) Expunge(context.Context, string, uint32, []uint32) error {
+	return nil
+}
+
 func (d *dryRunDestination) ListSince(context.Context, string, uint32, uint32) ([]DestMessage, error) {
 	return nil, nil
 }
@@ -54,6 +58,10 @@ type dryRunLedger struct{ Ledger }
 
 func (dryRunLedger) Put(context.Context, []Entry) error             { return nil }
 func (dryRunLedger) Delete(context.Context, string, []string) error { return nil }
+func (dryRunLedger) Forget(context.Context, string, []string, []Resent) error {
+	return nil
+}
+func (dryRunLedger) DropResent(context.Context, string, []int64) error { return nil }
 func (dryRunLedger) StartRun(context.Context, string, time.Time) (int64, error) {
 	return 0, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -135,6 +136,33 @@ type memDest struct {
 	rejectPermanent bool
 	// pipelined, when set, makes sessions AppendStarters.
 	pipelined *pipelining
+	// holdNext: the next Append stores nothing yet and reports a lost
+	// connection, as when a client gives up on a command stuck on a slow
+	// link; landHeld stores it later, as the server completing it late.
+	holdNext  bool
+	held      []heldAppend
+	noUIDPlus bool
+}
+
+type heldAppend struct {
+	mailbox string
+	msgs    []OutgoingMessage
+}
+
+// landHeld stores the batches held by holdNext, as late completions.
+func (d *memDest) landHeld() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, h := range d.held {
+		mb := d.boxes[h.mailbox]
+		for _, m := range h.msgs {
+			body, _ := io.ReadAll(io.NewSectionReader(m.Body, 0, m.Size))
+			mb.msgs = append(mb.msgs, storedMsg{uid: mb.uidNext, body: body, flags: m.Flags, date: m.InternalDate})
+			mb.uidNext++
+			d.stored++
+		}
+	}
+	d.held = nil
 }
 
 func newMemDest() *memDest { return &memDest{boxes: map[string]*memMailbox{}} }
@@ -232,6 +260,18 @@ func (s *memDestSession) Append(_ context.Context, mailbox string, msgs []Outgoi
 		mb = &memMailbox{uidValidity: mb.uidValidity + 1, uidNext: 1}
 		d.boxes[mailbox] = mb
 	}
+	if d.holdNext {
+		d.holdNext = false
+		held := heldAppend{mailbox: mailbox}
+		for _, m := range msgs {
+			// The caller's bodies are released when it gives up.
+			body, _ := io.ReadAll(io.NewSectionReader(m.Body, 0, m.Size))
+			m.Body = bytes.NewReader(body)
+			held.msgs = append(held.msgs, m)
+		}
+		d.held = append(d.held, held)
+		return nil, errors.New("i/o timeout: no reply")
+	}
 	lose := d.loseAfter > 0 && d.stored >= d.loseAfter
 	var res []AppendResult
 	for _, m := range msgs {
@@ -290,6 +330,20 @@ func (s *memDestSession) Digest(_ context.Context, mailbox string, uid uint32) (
 	return [32]byte{}, 0, fmt.Errorf("no UID %d", uid)
 }
 
+func (s *memDestSession) Expunge(_ context.Context, mailbox string, uidValidity uint32, uids []uint32) error {
+	if s.d.noUIDPlus {
+		return ErrCannotExpunge
+	}
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	mb := s.d.boxes[mailbox]
+	if mb == nil || mb.uidValidity != uidValidity {
+		return ErrUIDValidityChanged
+	}
+	mb.msgs = slices.DeleteFunc(mb.msgs, func(m storedMsg) bool { return slices.Contains(uids, m.uid) })
+	return nil
+}
+
 func (s *memDestSession) Close() error { return nil }
 
 // bodies returns the mailbox's message bodies, sorted.
@@ -314,6 +368,8 @@ type memLedger struct {
 	runs    []RunRecord
 	failPut int // fail the n-th Put (1-based)
 	puts    int
+	resent  []Resent
+	lastID  int64
 }
 
 func newMemLedger() *memLedger {
@@ -370,6 +426,53 @@ func (l *memLedger) Delete(_ context.Context, account string, keys []string) err
 		delete(l.entries[account], k)
 	}
 	return nil
+}
+
+func (l *memLedger) Forget(_ context.Context, account string, keys []string, resent []Resent) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		delete(l.entries[account], k)
+	}
+	for _, r := range resent {
+		l.lastID++
+		r.ID = l.lastID
+		l.resent = append(l.resent, r)
+	}
+	return nil
+}
+
+func (l *memLedger) Resent(_ context.Context, account string) ([]Resent, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Resent
+	for _, r := range l.resent {
+		if r.Account == account {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (l *memLedger) DropResent(_ context.Context, account string, ids []int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.resent = slices.DeleteFunc(l.resent, func(r Resent) bool { return r.Account == account && slices.Contains(ids, r.ID) })
+	return nil
+}
+
+func (l *memLedger) ClaimedUIDs(_ context.Context, mailbox string, uidValidity uint32, digest string) (map[uint32]bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[uint32]bool{}
+	for _, es := range l.entries {
+		for _, e := range es {
+			if e.State == StateDone && e.Digest == digest && e.DestMailbox == mailbox && e.DestUIDValidity == uidValidity {
+				out[e.DestUID] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 func (l *memLedger) StartRun(_ context.Context, account string, started time.Time) (int64, error) {

@@ -89,6 +89,7 @@ func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending 
 
 	var found []Entry
 	var missing []string
+	var resent []Resent
 	for _, e := range pending {
 		match := uint32(0)
 		for _, c := range cands {
@@ -110,6 +111,15 @@ func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending 
 		if match == 0 {
 			missing = append(missing, e.Key)
 			delete(entries, e.Key)
+			// The abandoned APPEND may still land after the copy sent
+			// again (see Resent). Had it landed before the STATUS above,
+			// the listing would have shown it, so a late copy's UID is
+			// at least the UIDNEXT that STATUS gave.
+			resent = append(resent, Resent{
+				Account: a.opts.Account, Key: e.Key, Mailbox: mailbox,
+				UIDValidity: status.UIDValidity, FromUID: max(status.UIDNext, from, 1),
+				Digest: e.Digest, Size: e.Size, Recorded: a.opts.Now(),
+			})
 			continue
 		}
 		claimed[match] = true
@@ -128,7 +138,7 @@ func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending 
 		}
 	}
 	if len(missing) > 0 {
-		if err := a.ledger.Delete(ctx, a.opts.Account, missing); err != nil {
+		if err := a.ledger.Forget(ctx, a.opts.Account, missing, resent); err != nil {
 			return fatal(err)
 		}
 	}

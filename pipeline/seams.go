@@ -112,8 +112,17 @@ type Destination interface {
 	SearchMessageID(ctx context.Context, mailbox, id string) ([]uint32, error)
 	// Digest returns the SHA-256 and size of the message's exact bytes.
 	Digest(ctx context.Context, mailbox string, uid uint32) ([32]byte, int64, error)
+	// Expunge removes exactly the messages uids from mailbox (late copies
+	// of resent messages), provided the mailbox still has uidValidity. It
+	// returns an error wrapping ErrCannotExpunge when the server cannot
+	// expunge by UID (no UIDPLUS, RFC 4315), rather than expunge more.
+	Expunge(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) error
 	Close() error
 }
+
+// ErrCannotExpunge is wrapped by Destination.Expunge when the server cannot
+// remove single messages without touching others.
+var ErrCannotExpunge = errors.New("the destination cannot expunge single messages (no UIDPLUS)")
 
 // ErrLocked is wrapped by Ledger.Lock when another run holds the account.
 var ErrLocked = errors.New("the account is locked by another run")
@@ -177,6 +186,25 @@ type Entry struct {
 	DoneAt time.Time
 }
 
+// Resent remembers a message that reconcile did not find on the
+// destination and forgot, so that it is sent again. Its first APPEND may
+// still complete later: a command the client gave up on (timeout, crash)
+// can sit in a send queue or a slow network and reach the server after
+// the second copy is stored. Such a late copy has a UID at or above
+// FromUID and the same size and digest; later runs look for it until a run
+// at least Options.LateCopyWindow after Recorded finds none.
+type Resent struct {
+	ID          int64 // the ledger's; 0 before it is stored
+	Account     string
+	Key         string // SourceMessage.Key
+	Mailbox     string // destination mailbox of the forgotten attempt
+	UIDValidity uint32
+	FromUID     uint32 // the UIDNEXT recorded before the forgotten attempt
+	Digest      string
+	Size        int64
+	Recorded    time.Time
+}
+
 // RunRecord is one run over one account, for `mailferry status`.
 type RunRecord struct {
 	Account  string
@@ -200,8 +228,23 @@ type Ledger interface {
 	Entries(ctx context.Context, account string) (map[string]Entry, error)
 	// Put writes entries in one durable transaction (synced before it returns).
 	Put(ctx context.Context, entries []Entry) error
-	// Delete removes entries (pending ones found not to be on the destination).
+	// Delete removes entries.
 	Delete(ctx context.Context, account string, keys []string) error
+	// Forget removes pending entries that reconcile did not find on the
+	// destination and records resent, in one durable transaction, so that
+	// a crash cannot forget an entry without remembering to look for its
+	// late copy.
+	Forget(ctx context.Context, account string, keys []string, resent []Resent) error
+	// Resent returns the account's Resent records, oldest first.
+	Resent(ctx context.Context, account string) ([]Resent, error)
+	// DropResent removes Resent records by ID.
+	DropResent(ctx context.Context, account string, ids []int64) error
+	// ClaimedUIDs returns the destination UIDs that done entries of any
+	// account name in mailbox under uidValidity for messages with digest.
+	// Any account: a late copy is only removed when no entry at all may
+	// own it (mailbox names of different destination users may collide;
+	// that only makes the answer larger, which is the safe side).
+	ClaimedUIDs(ctx context.Context, mailbox string, uidValidity uint32, digest string) (map[uint32]bool, error)
 	StartRun(ctx context.Context, account string, started time.Time) (runID int64, err error)
 	FinishRun(ctx context.Context, runID int64, rec RunRecord) error
 	Close() error

@@ -22,9 +22,18 @@ type Stats struct {
 	Reconciled int `json:"reconciled"`
 	// Resent is how many pending messages of an interrupted run were not on
 	// the destination and were sent again.
-	Resent  int    `json:"resent"`
-	Skipped int    `json:"skipped"`
-	Skips   []Skip `json:"skips,omitempty"`
+	Resent int `json:"resent"`
+	// LateCopiesRemoved is how many late first copies of resent messages
+	// (an APPEND given up on that the server completed after all) were
+	// found next to the copy sent again and expunged; LateCopiesAdopted
+	// how many were the message's only copy and recorded as done;
+	// LateCopiesKept how many duplicates the destination could not
+	// expunge (no UIDPLUS), named in the log.
+	LateCopiesRemoved int    `json:"late_copies_removed,omitempty"`
+	LateCopiesAdopted int    `json:"late_copies_adopted,omitempty"`
+	LateCopiesKept    int    `json:"late_copies_kept,omitempty"`
+	Skipped           int    `json:"skipped"`
+	Skips             []Skip `json:"skips,omitempty"`
 	// Failed is how many messages could not be copied, because the
 	// account stopped early or the destination refused them; the next run
 	// tries them again. Failures lists the refusals with their reasons.

@@ -27,22 +27,25 @@ type report struct {
 }
 
 type totals struct {
-	Accounts       int            `json:"accounts"`
-	AccountsFailed int            `json:"accounts_failed"`
-	Listed         int            `json:"listed"`
-	Copied         int            `json:"copied"`
-	AlreadyDone    int            `json:"already_done"`
-	Reconciled     int            `json:"reconciled"`
-	Skipped        int            `json:"skipped"`
-	Failed         int            `json:"failed"`
-	Deleted        int            `json:"deleted"`
-	DeleteWaiting  int            `json:"delete_waiting"`
-	Gone           int            `json:"gone,omitempty"`
-	Bytes          int64          `json:"bytes"`
-	Normalised     int            `json:"normalised"`
-	LineEndsFixed  int            `json:"line_ends_fixed"`
-	DateSources    map[string]int `json:"date_sources,omitempty"`
-	Seconds        float64        `json:"seconds"`
+	Accounts       int `json:"accounts"`
+	AccountsFailed int `json:"accounts_failed"`
+	Listed         int `json:"listed"`
+	Copied         int `json:"copied"`
+	AlreadyDone    int `json:"already_done"`
+	Reconciled     int `json:"reconciled"`
+	// LateCopiesRemoved and LateCopiesKept: see pipeline.Stats.
+	LateCopiesRemoved int            `json:"late_copies_removed,omitempty"`
+	LateCopiesKept    int            `json:"late_copies_kept,omitempty"`
+	Skipped           int            `json:"skipped"`
+	Failed            int            `json:"failed"`
+	Deleted           int            `json:"deleted"`
+	DeleteWaiting     int            `json:"delete_waiting"`
+	Gone              int            `json:"gone,omitempty"`
+	Bytes             int64          `json:"bytes"`
+	Normalised        int            `json:"normalised"`
+	LineEndsFixed     int            `json:"line_ends_fixed"`
+	DateSources       map[string]int `json:"date_sources,omitempty"`
+	Seconds           float64        `json:"seconds"`
 }
 
 func newReport(command string, dryRun bool, started time.Time, stats []*pipeline.Stats, interrupted bool) *report {
@@ -58,6 +61,8 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		t.Copied += s.Copied
 		t.AlreadyDone += s.AlreadyDone
 		t.Reconciled += s.Reconciled
+		t.LateCopiesRemoved += s.LateCopiesRemoved
+		t.LateCopiesKept += s.LateCopiesKept
 		t.Skipped += s.Skipped
 		t.Failed += s.Failed
 		t.Deleted += s.Deleted
@@ -164,6 +169,12 @@ func (r *report) writeText(w io.Writer) {
 		what, t.Copied, t.Listed, float64(t.Bytes)/1e6, t.Seconds, rate, t.AlreadyDone, t.Skipped, t.Failed)
 	if t.Reconciled > 0 {
 		fmt.Fprintf(w, ", %d found already copied by an interrupted run", t.Reconciled)
+	}
+	if t.LateCopiesRemoved > 0 {
+		fmt.Fprintf(w, ", %d late duplicate copies removed", t.LateCopiesRemoved)
+	}
+	if t.LateCopiesKept > 0 {
+		fmt.Fprintf(w, ", %d late duplicate copies the destination could not remove (see the log)", t.LateCopiesKept)
 	}
 	if t.Deleted > 0 {
 		if r.DryRun {

@@ -115,6 +115,9 @@ type soakAccount struct {
 type soakTally struct {
 	rounds, crashRuns, killed, faultRuns, fired, cleanRuns int
 	delivered, verified, checks, lost, dups                int
+	// lateSeen is second copies seen between fault runs (late APPENDs),
+	// lateRemoved those the runs reported removing.
+	lateSeen, lateRemoved int
 	// onDest is the messages on all destinations after the last
 	// complete round: with no loss and no duplicate, delivered.
 	onDest                int
@@ -258,8 +261,18 @@ func (sr *soakRound) run() {
 	}
 	// Clean runs until every group completes; after a crash round the
 	// first one is a child process too, whose peak RSS is a sample.
+	// First the fault runs' connections must be gone: a stalled one may
+	// still carry an APPEND mailferry gave up on, which Dovecot stores
+	// when it arrives. The clean run must come after that, as any run
+	// after a late copy removes it (pipeline.Resent); one that lands after
+	// the last run of all stays until the next run.
 	for _, g := range sr.groups {
 		sr.setPlans(g, nil, nil)
+		for _, p := range []*faultproxy.Proxy{g.src, g.dst} {
+			if !p.WaitIdle(time.Minute) {
+				sr.fail("group %s: a fault run's connection still open a minute after the runs ended", g.name)
+			}
+		}
 	}
 	pending := sr.groups
 	for try := 1; len(pending) > 0; try++ {
@@ -604,6 +617,9 @@ func (sr *soakRound) runGroups(groups []*soakGroup, fn func(g *soakGroup) soakRu
 	for _, g := range groups {
 		g.srcLoad, g.dstLoad = loadOf(g.src), loadOf(g.dst)
 	}
+	for _, r := range out {
+		sr.tally.lateRemoved += r.report.Totals.LateCopiesRemoved
+	}
 	return out
 }
 
@@ -619,9 +635,23 @@ func (sr *soakRound) check(complete bool) {
 		got := digestCount(imapBodies(t, sr.env.dst, a.user, dstPassword, "INBOX"))
 		sr.tally.checks++
 		missing, extra := diffCounts(a.want, got)
-		if extra > 0 {
+		foreign := 0
+		for d, n := range got {
+			if a.want[d] == 0 {
+				foreign += n
+			}
+		}
+		switch {
+		case extra > 0 && (complete || foreign > 0):
 			sr.tally.dups += extra
 			sr.fail("%s: the destination holds %d messages the source does not have, or more often", a.user, extra)
+		case extra > 0:
+			// A second copy of a message the source has, between fault
+			// runs: an APPEND given up on may land late, after the
+			// message was sent again; the next run removes it
+			// (pipeline.Resent), which the complete check proves.
+			sr.tally.lateSeen += extra
+			sr.history = append(sr.history, fmt.Sprintf("%s: %d second copies on the destination, to be removed by the next run", a.user, extra))
 		}
 		var source map[string]int
 		if a.group.deleteSource || complete {
@@ -724,7 +754,8 @@ func (tally *soakTally) summary(seed int64, d time.Duration) string {
 	row("messages delivered", tally.delivered, "")
 	row("messages verified", tally.onDest, fmt.Sprintf("on the destinations at the end; %d summed over the rounds, %d account checks",
 		tally.verified, tally.checks))
-	row("duplicates", tally.dups, "")
+	row("duplicates", tally.dups, "after the clean runs of a round, or of a message the source never had")
+	row("late copies", tally.lateSeen, fmt.Sprintf("second copies seen between runs; %d removed by the runs (they report it)", tally.lateRemoved))
 	row("lost", tally.lost, "")
 	tw.Flush()
 

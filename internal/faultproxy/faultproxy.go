@@ -233,6 +233,25 @@ func (p *Proxy) Events() []Event {
 	return append([]Event(nil), p.events...)
 }
 
+// WaitIdle waits until no proxied connection is open (those of finished
+// runs included: a stalled connection delivers its bytes first), or the
+// timeout passes; it reports whether the proxy became idle.
+func (p *Proxy) WaitIdle(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		p.mu.Lock()
+		n := len(p.live)
+		p.mu.Unlock()
+		if n == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Close stops listening, drops every connection and waits for the
 // forwarding goroutines to end.
 func (p *Proxy) Close() error {

@@ -1,0 +1,188 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// settleResent looks for late copies of the messages reconcile forgot and
+// sent again (Resent): an APPEND given up on can still be completed by the
+// server after its second copy was stored, and then the message is there
+// twice. Each record is matched with at most one copy in its mailbox, with
+// a UID at or above the record's FromUID, the same size and digest, that no
+// done entry of the ledger names:
+//
+//   - its message is done (the copy sent again was stored): the late copy is
+//     a duplicate and is expunged;
+//   - its message is not done (the second copy never got there, or the
+//     message left the source): the late copy is the message's only copy,
+//     and it is recorded as done.
+//
+// A record is dropped once it is settled, or when a run at least
+// LateCopyWindow after it was recorded finds no late copy. It runs at the
+// start of an attempt, after reconcile, and again at the end, when the
+// attempt's own resends are committed. entries is the account's ledger,
+// kept up to date; nil reads it afresh.
+func (a *attempt) settleResent(ctx context.Context, entries map[string]Entry) error {
+	if a.st.DryRun {
+		return nil // it would write on both sides; reconcile tells enough
+	}
+	recs, err := a.ledger.Resent(ctx, a.opts.Account)
+	if err != nil {
+		return fmt.Errorf("reading resent messages: %w", fatal(err))
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	if entries == nil {
+		if entries, err = a.ledger.Entries(ctx, a.opts.Account); err != nil {
+			return fmt.Errorf("reading the ledger: %w", fatal(err))
+		}
+	}
+	byMailbox := map[string][]Resent{}
+	for _, r := range recs {
+		byMailbox[r.Mailbox] = append(byMailbox[r.Mailbox], r)
+	}
+	mailboxes := make([]string, 0, len(byMailbox))
+	for mb := range byMailbox {
+		mailboxes = append(mailboxes, mb)
+	}
+	sort.Strings(mailboxes)
+	for _, mb := range mailboxes {
+		if err := a.settleMailbox(ctx, mb, byMailbox[mb], entries); err != nil {
+			return fmt.Errorf("looking for late copies of %d resent messages in %q: %w", len(byMailbox[mb]), mb, err)
+		}
+	}
+	return nil
+}
+
+func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Resent, entries map[string]Entry) error {
+	now := a.opts.Now()
+	expired := func(r Resent) bool { return now.Sub(r.Recorded) >= a.opts.LateCopyWindow }
+	status, err := a.dst.EnsureMailbox(ctx, mailbox)
+	if err != nil {
+		return err
+	}
+	var drop []int64
+	var live []Resent
+	from := uint32(0)
+	for _, r := range recs {
+		if r.UIDValidity != status.UIDValidity {
+			// The mailbox was replaced: a late copy into the old one is
+			// gone with it, and the new one's UIDs say nothing.
+			a.log.Warn("destination mailbox changed UIDVALIDITY; no longer looking for a late copy", "account", a.opts.Account,
+				"mailbox", mailbox, "key", r.Key)
+			drop = append(drop, r.ID)
+			continue
+		}
+		if e, ok := entries[r.Key]; ok && e.State == StatePending {
+			continue // a batch of its own is still unsettled; reconcile first
+		}
+		live = append(live, r)
+		if from == 0 || r.FromUID < from {
+			from = r.FromUID
+		}
+	}
+	var cands []DestMessage
+	if len(live) > 0 {
+		cands, err = a.dst.ListSince(ctx, mailbox, status.UIDValidity, max(from, 1))
+		if errors.Is(err, ErrUIDValidityChanged) {
+			return fmt.Errorf("mailbox changed while looking for late copies: %w", err)
+		}
+		if err != nil {
+			return fmt.Errorf("listing candidates from UID %d: %w", from, err)
+		}
+	}
+	digests := map[uint32]string{}
+	claimed := map[string]map[uint32]bool{}
+	used := map[uint32]bool{}
+	var dups []uint32
+	var dupRecs []int64
+	var adopted []Entry
+	for _, r := range live {
+		match := uint32(0)
+		for _, c := range cands {
+			if used[c.UID] || c.UID < r.FromUID || c.Size != r.Size {
+				continue
+			}
+			d, ok := digests[c.UID]
+			if !ok {
+				sum, _, err := a.dst.Digest(ctx, mailbox, c.UID)
+				if err != nil {
+					return fmt.Errorf("hashing destination UID %d: %w", c.UID, err)
+				}
+				d = hex.EncodeToString(sum[:])
+				digests[c.UID] = d
+			}
+			if d != r.Digest {
+				continue
+			}
+			cl, ok := claimed[d]
+			if !ok {
+				if cl, err = a.ledger.ClaimedUIDs(ctx, mailbox, status.UIDValidity, d); err != nil {
+					return fatal(err)
+				}
+				claimed[d] = cl
+			}
+			if !cl[c.UID] {
+				match = c.UID
+				break
+			}
+		}
+		if match == 0 {
+			if expired(r) {
+				drop = append(drop, r.ID)
+			}
+			continue
+		}
+		used[match] = true
+		e, ok := entries[r.Key]
+		if ok && e.State == StateDone {
+			a.log.Warn("a resent message's first APPEND was stored late; removing that second copy", "account", a.opts.Account,
+				"mailbox", mailbox, "key", r.Key, "uid", match, "kept_uid", e.DestUID)
+			dups = append(dups, match)
+			dupRecs = append(dupRecs, r.ID)
+			continue
+		}
+		a.log.Info("a resent message's first APPEND was stored late; it is the message's copy", "account", a.opts.Account,
+			"mailbox", mailbox, "key", r.Key, "uid", match)
+		adopted = append(adopted, Entry{
+			Account: a.opts.Account, Key: r.Key, State: StateDone, Digest: r.Digest, Size: r.Size,
+			MessageID: e.MessageID, DestMailbox: mailbox, DestUIDValidity: status.UIDValidity, DestUID: match,
+			Flags: e.Flags, Updated: now, DoneAt: now,
+		})
+		drop = append(drop, r.ID)
+	}
+	if len(adopted) > 0 {
+		if err := a.ledger.Put(ctx, adopted); err != nil {
+			return fatal(err)
+		}
+		for _, e := range adopted {
+			entries[e.Key] = e
+		}
+		a.st.LateCopiesAdopted += len(adopted)
+	}
+	if len(dups) > 0 {
+		err := a.dst.Expunge(ctx, mailbox, status.UIDValidity, dups)
+		switch {
+		case errors.Is(err, ErrCannotExpunge):
+			// Keep the records: a later run against a better server, or
+			// the user, can still act on them; they expire like others.
+			a.log.Error("cannot remove late duplicate copies: the destination cannot expunge single messages",
+				"account", a.opts.Account, "mailbox", mailbox, "uids", dups)
+			a.st.LateCopiesKept += len(dups)
+		case err != nil:
+			return fmt.Errorf("removing %d late duplicate copies: %w", len(dups), err)
+		default:
+			a.st.LateCopiesRemoved += len(dups)
+			drop = append(drop, dupRecs...)
+		}
+	}
+	if err := a.ledger.DropResent(ctx, a.opts.Account, drop); err != nil {
+		return fatal(err)
+	}
+	return nil
+}
