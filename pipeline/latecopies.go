@@ -15,11 +15,13 @@ import (
 // a UID at or above the record's FromUID, the same size and digest, that no
 // done entry of the ledger names:
 //
-//   - its message is done (the copy sent again was stored): the late copy is
-//     a duplicate and is expunged;
+//   - its message is done and the copy the ledger names is still there,
+//     unchanged: the late copy is a duplicate and is expunged;
 //   - its message is not done (the second copy never got there, or the
-//     message left the source): the late copy is the message's only copy,
-//     and it is recorded as done.
+//     message left the source), or the named copy is gone (a user deleted
+//     one of the two): the late copy is the message's copy, recorded as
+//     done;
+//   - the named copy is in another folder (the mapping changed): both stay.
 //
 // A record is dropped once it is settled, or when a run at least
 // LateCopyWindow after it was recorded finds no late copy. It runs at the
@@ -97,6 +99,33 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		}
 	}
 	digests := map[uint32]string{}
+	digestOf := func(uid uint32) (string, error) {
+		if d, ok := digests[uid]; ok {
+			return d, nil
+		}
+		sum, _, err := a.dst.Digest(ctx, mailbox, uid)
+		if err != nil {
+			return "", fmt.Errorf("hashing destination UID %d: %w", uid, err)
+		}
+		d := hex.EncodeToString(sum[:])
+		digests[uid] = d
+		return d, nil
+	}
+	sizes := make(map[uint32]int64, len(cands))
+	for _, c := range cands {
+		sizes[c.UID] = c.Size
+	}
+	// present reports whether the copy a done entry names is still in
+	// this mailbox, unchanged: only then is another copy a duplicate.
+	// (The copy sent again has a UID above the record's FromUID, so it is
+	// among the candidates when it is still there.)
+	present := func(e Entry, r Resent) (bool, error) {
+		if e.DestMailbox != mailbox || e.DestUIDValidity != status.UIDValidity || sizes[e.DestUID] != r.Size {
+			return false, nil
+		}
+		d, err := digestOf(e.DestUID)
+		return d == r.Digest, err
+	}
 	claimed := map[string]map[uint32]bool{}
 	used := map[uint32]bool{}
 	var dups []uint32
@@ -108,14 +137,9 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 			if used[c.UID] || c.UID < r.FromUID || c.Size != r.Size {
 				continue
 			}
-			d, ok := digests[c.UID]
-			if !ok {
-				sum, _, err := a.dst.Digest(ctx, mailbox, c.UID)
-				if err != nil {
-					return fmt.Errorf("hashing destination UID %d: %w", c.UID, err)
-				}
-				d = hex.EncodeToString(sum[:])
-				digests[c.UID] = d
+			d, err := digestOf(c.UID)
+			if err != nil {
+				return err
 			}
 			if d != r.Digest {
 				continue
@@ -141,18 +165,39 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		used[match] = true
 		e, ok := entries[r.Key]
 		if ok && e.State == StateDone {
-			a.log.Warn("a resent message's first APPEND was stored late; removing that second copy", "account", a.opts.Account,
-				"mailbox", mailbox, "key", r.Key, "uid", match, "kept_uid", e.DestUID)
-			dups = append(dups, match)
-			dupRecs = append(dupRecs, r.ID)
-			continue
+			named, err := present(e, r)
+			if err != nil {
+				return err
+			}
+			switch {
+			case named:
+				a.log.Warn("a resent message's first APPEND was stored late; removing that second copy", "account", a.opts.Account,
+					"mailbox", mailbox, "key", r.Key, "uid", match, "kept_uid", e.DestUID)
+				dups = append(dups, match)
+				dupRecs = append(dupRecs, r.ID)
+				continue
+			case e.DestMailbox != mailbox:
+				// The message was copied into another folder since (the
+				// folder mapping changed): two folders, two copies; not
+				// ours to choose.
+				a.log.Warn("a resent message's first APPEND was stored late; keeping it, its other copy is in another folder",
+					"account", a.opts.Account, "mailbox", mailbox, "key", r.Key, "uid", match, "other_mailbox", e.DestMailbox)
+				drop = append(drop, r.ID)
+				continue
+			}
+			// The copy the ledger names is gone (a user deleted one of
+			// the two): the late copy is the message's copy now.
 		}
 		a.log.Info("a resent message's first APPEND was stored late; it is the message's copy", "account", a.opts.Account,
 			"mailbox", mailbox, "key", r.Key, "uid", match)
+		doneAt := now
+		if ok && e.State == StateDone && !e.DoneAt.IsZero() {
+			doneAt = e.DoneAt
+		}
 		adopted = append(adopted, Entry{
 			Account: a.opts.Account, Key: r.Key, State: StateDone, Digest: r.Digest, Size: r.Size,
 			MessageID: e.MessageID, DestMailbox: mailbox, DestUIDValidity: status.UIDValidity, DestUID: match,
-			Flags: e.Flags, Updated: now, DoneAt: now,
+			Flags: e.Flags, Updated: now, DoneAt: doneAt,
 		})
 		drop = append(drop, r.ID)
 	}

@@ -113,6 +113,7 @@ func TestLateCopyChecks(t *testing.T) {
 		setup       func(h *harness)
 		land        bool
 		wantRemoved int
+		wantAdopted int
 		wantKept    int
 		wantRecords int
 		wantBodies  int
@@ -146,6 +147,16 @@ func TestLateCopyChecks(t *testing.T) {
 			wantRecords: 7, wantBodies: 14,
 		},
 		{
+			name: "a late copy whose twin a user deleted is kept",
+			setup: func(h *harness) {
+				// The user deletes the copies the ledger names.
+				mb := h.dst.boxes["INBOX"]
+				mb.msgs = mb.msgs[:0]
+			},
+			land:        true,
+			wantAdopted: 7, wantRecords: 0, wantBodies: 7,
+		},
+		{
 			name:        "late copies are removed",
 			land:        true,
 			wantRemoved: 7, wantRecords: 0, wantBodies: 7,
@@ -166,9 +177,19 @@ func TestLateCopyChecks(t *testing.T) {
 				h.dst.landHeld()
 			}
 			st := h.run(t)
-			if st.Error != "" || st.LateCopiesRemoved != tc.wantRemoved || st.LateCopiesKept != tc.wantKept {
-				t.Errorf("second run: error %q, removed %d, kept %d; want none, %d, %d",
-					st.Error, st.LateCopiesRemoved, st.LateCopiesKept, tc.wantRemoved, tc.wantKept)
+			if st.Error != "" || st.LateCopiesRemoved != tc.wantRemoved || st.LateCopiesAdopted != tc.wantAdopted ||
+				st.LateCopiesKept != tc.wantKept {
+				t.Errorf("second run: error %q, removed %d, adopted %d, kept %d; want none, %d, %d, %d",
+					st.Error, st.LateCopiesRemoved, st.LateCopiesAdopted, st.LateCopiesKept, tc.wantRemoved, tc.wantAdopted, tc.wantKept)
+			}
+			for k, e := range h.ledger.entries["alice"] {
+				found := false
+				for _, m := range h.dst.boxes["INBOX"].msgs {
+					found = found || m.uid == e.DestUID
+				}
+				if e.State != StateDone || !found {
+					t.Errorf("entry %s: state %v, its UID %d is not on the destination", k, e.State, e.DestUID)
+				}
 			}
 			if n := len(h.ledger.resent); n != tc.wantRecords {
 				t.Errorf("%d resent records left, want %d", n, tc.wantRecords)
