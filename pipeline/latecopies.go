@@ -2,10 +2,8 @@ package pipeline
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
 )
 
 // settleResent looks for late copies of the messages reconcile forgot and
@@ -44,18 +42,10 @@ func (a *attempt) settleResent(ctx context.Context, entries map[string]Entry) er
 			return fmt.Errorf("reading the ledger: %w", fatal(err))
 		}
 	}
-	byMailbox := map[string][]Resent{}
-	for _, r := range recs {
-		byMailbox[r.Mailbox] = append(byMailbox[r.Mailbox], r)
-	}
-	mailboxes := make([]string, 0, len(byMailbox))
-	for mb := range byMailbox {
-		mailboxes = append(mailboxes, mb)
-	}
-	sort.Strings(mailboxes)
+	groups, mailboxes := byMailbox(recs, func(r Resent) string { return r.Mailbox })
 	for _, mb := range mailboxes {
-		if err := a.settleMailbox(ctx, mb, byMailbox[mb], entries); err != nil {
-			return fmt.Errorf("looking for late copies of %d resent messages in %q: %w", len(byMailbox[mb]), mb, err)
+		if err := a.settleMailbox(ctx, mb, groups[mb], entries); err != nil {
+			return fmt.Errorf("looking for late copies of %d resent messages in %q: %w", len(groups[mb]), mb, err)
 		}
 	}
 	return nil
@@ -98,19 +88,7 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 			return fmt.Errorf("listing candidates from UID %d: %w", from, err)
 		}
 	}
-	digests := map[uint32]string{}
-	digestOf := func(uid uint32) (string, error) {
-		if d, ok := digests[uid]; ok {
-			return d, nil
-		}
-		sum, _, err := a.dst.Digest(ctx, mailbox, uid)
-		if err != nil {
-			return "", fmt.Errorf("hashing destination UID %d: %w", uid, err)
-		}
-		d := hex.EncodeToString(sum[:])
-		digests[uid] = d
-		return d, nil
-	}
+	digests := newDestDigests(a.dst, mailbox)
 	sizes := make(map[uint32]int64, len(cands))
 	for _, c := range cands {
 		sizes[c.UID] = c.Size
@@ -123,7 +101,7 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		if e.DestMailbox != mailbox || e.DestUIDValidity != status.UIDValidity || sizes[e.DestUID] != r.Size {
 			return false, nil
 		}
-		d, err := digestOf(e.DestUID)
+		d, err := digests.of(ctx, e.DestUID)
 		return d == r.Digest, err
 	}
 	claimed := map[string]map[uint32]bool{}
@@ -137,7 +115,7 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 			if used[c.UID] || c.UID < r.FromUID || c.Size != r.Size {
 				continue
 			}
-			d, err := digestOf(c.UID)
+			d, err := digests.of(ctx, c.UID)
 			if err != nil {
 				return err
 			}

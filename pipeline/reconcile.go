@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -17,20 +16,16 @@ import (
 // When the mailbox's UIDVALIDITY changed since, UIDs mean nothing: every
 // message of the mailbox is then a candidate, matched by size and digest.
 func (a *attempt) reconcile(ctx context.Context, entries map[string]Entry) error {
-	byMailbox := map[string][]Entry{}
+	var pending []Entry
 	for _, e := range entries {
 		if e.State == StatePending {
-			byMailbox[e.DestMailbox] = append(byMailbox[e.DestMailbox], e)
+			pending = append(pending, e)
 		}
 	}
-	mailboxes := make([]string, 0, len(byMailbox))
-	for mb := range byMailbox {
-		mailboxes = append(mailboxes, mb)
-	}
-	sort.Strings(mailboxes)
+	groups, mailboxes := byMailbox(pending, func(e Entry) string { return e.DestMailbox })
 	for _, mb := range mailboxes {
-		if err := a.reconcileMailbox(ctx, mb, byMailbox[mb], entries); err != nil {
-			return fmt.Errorf("reconciling %d interrupted messages in %q: %w", len(byMailbox[mb]), mb, err)
+		if err := a.reconcileMailbox(ctx, mb, groups[mb], entries); err != nil {
+			return fmt.Errorf("reconciling %d interrupted messages in %q: %w", len(groups[mb]), mb, err)
 		}
 	}
 	return nil
@@ -73,19 +68,7 @@ func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending 
 		}
 		return fmt.Errorf("listing candidates from UID %d: %w", from, err)
 	}
-	digests := map[uint32]string{}
-	digestOf := func(uid uint32) (string, error) {
-		if d, ok := digests[uid]; ok {
-			return d, nil
-		}
-		sum, _, err := a.dst.Digest(ctx, mailbox, uid)
-		if err != nil {
-			return "", fmt.Errorf("hashing destination UID %d: %w", uid, err)
-		}
-		d := hex.EncodeToString(sum[:])
-		digests[uid] = d
-		return d, nil
-	}
+	digests := newDestDigests(a.dst, mailbox)
 
 	var found []Entry
 	var missing []string
@@ -99,7 +82,7 @@ func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending 
 			if e.DestUIDValidity == status.UIDValidity && e.DestUIDNext != 0 && c.UID < e.DestUIDNext {
 				continue
 			}
-			d, err := digestOf(c.UID)
+			d, err := digests.of(ctx, c.UID)
 			if err != nil {
 				return err
 			}
