@@ -11,34 +11,19 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/secret"
 )
 
-// TLSMode says how a connection is encrypted.
-type TLSMode int
+// TLSMode says how a connection is encrypted (see tlsmode.Mode). The zero
+// value is TLSImplicit, the safest.
+type TLSMode = tlsmode.Mode
 
 const (
-	// TLSImplicit starts TLS right after connecting (RFC 8314 §3.2; port 993).
-	TLSImplicit TLSMode = iota
-	// TLSStartTLS connects in clear text and upgrades with STARTTLS before
-	// authenticating (RFC 3501 §6.2.1, RFC 2595); a server without STARTTLS
-	// is refused.
-	TLSStartTLS
-	// TLSNone never encrypts. Authentication then also needs AllowPlaintext.
-	TLSNone
+	TLSImplicit = tlsmode.Implicit // TLS from the first byte
+	TLSStartTLS = tlsmode.StartTLS // STARTTLS before anything else
+	TLSNone     = tlsmode.None     // never; needs AllowPlaintext
 )
-
-func (m TLSMode) String() string {
-	switch m {
-	case TLSImplicit:
-		return "implicit"
-	case TLSStartTLS:
-		return "starttls"
-	case TLSNone:
-		return "none"
-	}
-	return fmt.Sprintf("TLSMode(%d)", int(m))
-}
 
 // Defaults for zero Options fields.
 const (
@@ -103,20 +88,7 @@ func (o Options) withDefaults() Options {
 }
 
 // tlsConfig returns a copy of the caller's config with ServerName set.
-func (o Options) tlsConfig() *tls.Config {
-	var cfg *tls.Config
-	if o.TLSConfig != nil {
-		cfg = o.TLSConfig.Clone()
-	} else {
-		cfg = &tls.Config{}
-	}
-	if cfg.ServerName == "" {
-		if host, _, err := net.SplitHostPort(o.Addr); err == nil {
-			cfg.ServerName = host
-		}
-	}
-	return cfg
-}
+func (o Options) tlsConfig() *tls.Config { return tlsmode.ClientConfig(o.TLSConfig, o.Addr) }
 
 // dial connects to o.Addr and calls wrap.
 func (o Options) dial(ctx context.Context) (*idleconn.Conn, net.Conn, error) {

@@ -11,34 +11,18 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/tlsmode"
 )
 
-// TLSMode says how a session is secured. The zero value is TLSImplicit, the
-// safest.
-type TLSMode int
+// TLSMode says how a connection is encrypted (see tlsmode.Mode). The zero
+// value is TLSImplicit, the safest.
+type TLSMode = tlsmode.Mode
 
 const (
-	// TLSImplicit speaks TLS from the first byte (pop3s, port 995; RFC 8314 §3.3).
-	TLSImplicit TLSMode = iota
-	// TLSStartTLS connects in plaintext and upgrades with STLS before
-	// anything else (pop3, port 110; RFC 2595 §4). A server that refuses
-	// STLS fails the dial.
-	TLSStartTLS
-	// TLSNone never uses TLS. Dial refuses it unless AllowPlaintext is set.
-	TLSNone
+	TLSImplicit = tlsmode.Implicit // TLS from the first byte
+	TLSStartTLS = tlsmode.StartTLS // STLS before anything else
+	TLSNone     = tlsmode.None     // never; needs AllowPlaintext
 )
-
-func (m TLSMode) String() string {
-	switch m {
-	case TLSImplicit:
-		return "implicit"
-	case TLSStartTLS:
-		return "starttls"
-	case TLSNone:
-		return "none"
-	}
-	return fmt.Sprintf("TLSMode(%d)", int(m))
-}
 
 // DefaultIdleTimeout is how long a session may make no progress before its
 // reads and writes fail, when DialOptions.IdleTimeout is 0.
@@ -74,20 +58,10 @@ func Dial(ctx context.Context, opts DialOptions) (*Client, error) {
 	if opts.TLS < TLSImplicit || opts.TLS > TLSNone {
 		return nil, fmt.Errorf("pop3src: dialing %s: unknown TLS mode %v", opts.Addr, opts.TLS)
 	}
-	addr, host := withDefaultPort(opts.Addr, opts.TLS)
+	addr, _ := withDefaultPort(opts.Addr, opts.TLS)
 	var tlsCfg *tls.Config
 	if opts.TLS != TLSNone {
-		if opts.TLSConfig != nil {
-			tlsCfg = opts.TLSConfig.Clone()
-		} else {
-			tlsCfg = &tls.Config{}
-		}
-		if tlsCfg.ServerName == "" {
-			tlsCfg.ServerName = host
-		}
-		if tlsCfg.MinVersion == 0 {
-			tlsCfg.MinVersion = tls.VersionTLS12
-		}
+		tlsCfg = tlsmode.ClientConfig(opts.TLSConfig, addr)
 	}
 	idle := opts.IdleTimeout
 	if idle == 0 {
