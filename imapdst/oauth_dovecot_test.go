@@ -3,10 +3,7 @@ package imapdst
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,32 +13,16 @@ import (
 	"github.com/mailferry/mailferry/secret"
 )
 
-// introspect is an RFC 7662 token introspection endpoint for Dovecot's
-// oauth2 passdb: tokens maps each valid token to its user.
-func introspect(tokens map[string]string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
-		w.Header().Set("Content-Type", "application/json")
-		user, ok := tokens[r.Form.Get("token")]
-		if !ok {
-			_ = json.NewEncoder(w).Encode(map[string]any{"active": false})
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"active": true, "username": user})
-	}
-}
-
 // TestDovecotOAuth logs both connections of a Destination (the go-imap
 // control connection and the appender) in to Dovecot's oauth2 passdb and
 // appends a message; rejected tokens fail fatally without showing.
 func TestDovecotOAuth(t *testing.T) {
 	const good, bad = "good-token-0123456789", "expired-token-9876543210"
 	long := strings.Repeat("z", 5000)
-	hs := httptest.NewServer(introspect(map[string]string{good: "bob", long: "bob"}))
-	t.Cleanup(hs.Close)
+	in := dovecot.StartIntrospector(t, map[string]string{good: "bob", long: "bob"})
 	srv := dovecot.Start(t, dovecot.Options{
 		Users:                  map[string]string{"bob": "pw"},
-		OAuth2IntrospectionURL: hs.URL + "/",
+		OAuth2IntrospectionURL: in.URL(),
 		ExtraConfig:            "auth_failure_delay = 0",
 	})
 	tests := []struct {

@@ -2,10 +2,7 @@ package imapsrc
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,29 +12,13 @@ import (
 	"github.com/mailferry/mailferry/secret"
 )
 
-// introspect is an RFC 7662 token introspection endpoint for Dovecot's
-// oauth2 passdb: tokens maps each valid token to its user.
-func introspect(tokens map[string]string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
-		w.Header().Set("Content-Type", "application/json")
-		user, ok := tokens[r.Form.Get("token")]
-		if !ok {
-			_ = json.NewEncoder(w).Encode(map[string]any{"active": false})
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"active": true, "username": user})
-	}
-}
-
 func TestDovecotOAuth(t *testing.T) {
 	const good, bad = "good-token-0123456789", "expired-token-9876543210"
 	long := strings.Repeat("z", 5000)
-	hs := httptest.NewServer(introspect(map[string]string{good: "alice", long: "alice"}))
-	t.Cleanup(hs.Close)
+	in := dovecot.StartIntrospector(t, map[string]string{good: "alice", long: "alice"})
 	srv := dovecot.Start(t, dovecot.Options{
 		Users:                  map[string]string{"alice": "s3cret"},
-		OAuth2IntrospectionURL: hs.URL + "/",
+		OAuth2IntrospectionURL: in.URL(),
 		ExtraConfig:            "auth_failure_delay = 0",
 	})
 	if err := srv.SeedMaildir("alice", "INBOX", []byte("From: a@example.org\r\nSubject: oauth\r\n\r\nhi\r\n"), "", time.Unix(1e9, 0)); err != nil {

@@ -3,12 +3,8 @@ package pop3src
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,35 +13,11 @@ import (
 	"github.com/mailferry/mailferry/secret"
 )
 
-// introspector is an RFC 7662 token introspection endpoint for Dovecot's
-// oauth2 passdb: tokens maps a valid token to its user.
-type introspector struct {
-	mu     sync.Mutex
-	tokens map[string]string
-	calls  int
-}
-
-func (in *introspector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
-	in.mu.Lock()
-	in.calls++
-	user, ok := in.tokens[r.Form.Get("token")]
-	in.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if !ok {
-		_ = json.NewEncoder(w).Encode(map[string]any{"active": false})
-		return
-	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"active": true, "username": user})
-}
-
 func TestDovecotOAuth(t *testing.T) {
 	const good, bad = "good-token-0123456789", "expired-token-9876543210"
 	long := strings.Repeat("z", 400) // AUTH line over 255 octets: no initial response
-	in := &introspector{tokens: map[string]string{good: "alice", long: "alice"}}
-	hs := httptest.NewServer(in)
-	t.Cleanup(hs.Close)
-	srv := dovecot.Start(t, dovecot.Options{Users: map[string]string{"alice": "s3cret"}, OAuth2IntrospectionURL: hs.URL + "/",
+	in := dovecot.StartIntrospector(t, map[string]string{good: "alice", long: "alice"})
+	srv := dovecot.Start(t, dovecot.Options{Users: map[string]string{"alice": "s3cret"}, OAuth2IntrospectionURL: in.URL(),
 		// No 2 s delay per rejection (anvil's per-IP penalty still applies).
 		ExtraConfig: "auth_failure_delay = 0"})
 	body := []byte("From: a@example.org\r\nSubject: oauth\r\n\r\nhello\r\n")

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/csv"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,9 +50,7 @@ func TestE2EBatch50Accounts(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("MAILFERRY_TEST_WORKERS")); err == nil && v > 0 {
 		workers = v
 	}
-	intro := &rotatingIntrospector{current: token, user: fmt.Sprintf(destUserFomat, viaToken)}
-	introHTTP := httptest.NewServer(intro)
-	defer introHTTP.Close()
+	intro := dovecot.StartIntrospector(t, map[string]string{token: fmt.Sprintf(destUserFomat, viaToken)})
 	ca, err := dovecot.NewCA()
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +66,7 @@ func TestE2EBatch50Accounts(t *testing.T) {
 		MasterUser: "srcadmin", MasterPassword: srcMasterPW})
 	dst := dovecot.Start(t, dovecot.Options{Name: "mf-dst", CA: ca, Users: dstUsers,
 		MasterUser: "dstadmin", MasterPassword: dstMasterPW,
-		OAuth2IntrospectionURL: introHTTP.URL + "/",
+		OAuth2IntrospectionURL: intro.URL(),
 		QuotaBytes:             1 << 30,
 		UserFields:             map[string]string{fmt.Sprintf(destUserFomat, overQuota): "userdb_quota_rule=*:storage=300B"},
 	})

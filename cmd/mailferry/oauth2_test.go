@@ -3,15 +3,11 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,44 +41,15 @@ func TestAuthMapping(t *testing.T) {
 	}
 }
 
-// rotatingIntrospector is an RFC 7662 introspection endpoint that accepts
-// only the current token, like an authorization server after a refresh.
-type rotatingIntrospector struct {
-	mu      sync.Mutex
-	current string
-	user    string
-}
-
-func (in *rotatingIntrospector) set(token string) {
-	in.mu.Lock()
-	in.current = token
-	in.mu.Unlock()
-}
-
-func (in *rotatingIntrospector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
-	in.mu.Lock()
-	ok := r.Form.Get("token") == in.current
-	in.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if !ok {
-		_ = json.NewEncoder(w).Encode(map[string]any{"active": false})
-		return
-	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"active": true, "username": in.user})
-}
-
 // TestOAuth2TokenReread logs in to Dovecot's oauth2 passdb over POP3 and
 // both IMAP connections with a token read from a file through tokenFunc,
 // rotates the token (the old one stops working), and opens again: every
 // new session reads the new token. A token fixed at start fails fatally.
 func TestOAuth2TokenReread(t *testing.T) {
-	in := &rotatingIntrospector{current: "token-one-0123456789", user: "alice"}
-	hs := httptest.NewServer(in)
-	t.Cleanup(hs.Close)
+	in := dovecot.StartIntrospector(t, map[string]string{"token-one-0123456789": "alice"})
 	srv := dovecot.Start(t, dovecot.Options{
 		Users:                  map[string]string{"alice": "unused"},
-		OAuth2IntrospectionURL: hs.URL + "/",
+		OAuth2IntrospectionURL: in.URL(),
 		ExtraConfig:            "auth_failure_delay = 0",
 	})
 	body := "From: a@example.org\r\nSubject: token\r\n\r\nhi\r\n"
@@ -124,7 +91,7 @@ func TestOAuth2TokenReread(t *testing.T) {
 	if p, i, d := open(fn); p != nil || i != nil || d != nil {
 		t.Fatalf("first token: pop3 %v, imap source %v, imap destination %v", p, i, d)
 	}
-	in.set("token-two-9876543210") // refreshed: the first token is no longer active
+	in.Set(map[string]string{"token-two-9876543210": "alice"}) // refreshed: the first token is no longer active
 	writeToken("token-two-9876543210")
 	if p, i, d := open(fn); p != nil || i != nil || d != nil {
 		t.Fatalf("rotated token: pop3 %v, imap source %v, imap destination %v", p, i, d)
@@ -152,20 +119,17 @@ func TestOAuth2TokenReread(t *testing.T) {
 // sides (XOAUTH2 on the POP3 source, OAUTHBEARER on the IMAP destination),
 // the tokens read from files, against Dovecot's oauth2 passdb.
 func TestE2EOAuth2Copy(t *testing.T) {
-	srcIntro := &rotatingIntrospector{current: "src-token-1", user: "alice"}
-	dstIntro := &rotatingIntrospector{current: "dst-token-1", user: "alice"}
-	srcHTTP, dstHTTP := httptest.NewServer(srcIntro), httptest.NewServer(dstIntro)
-	defer srcHTTP.Close()
-	defer dstHTTP.Close()
+	srcIntro := dovecot.StartIntrospector(t, map[string]string{"src-token-1": "alice"})
+	dstIntro := dovecot.StartIntrospector(t, map[string]string{"dst-token-1": "alice"})
 	ca, err := dovecot.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &pair{dir: t.TempDir()}
 	p.src = dovecot.Start(t, dovecot.Options{Name: "mf-osrc", CA: ca, Users: map[string]string{"alice": srcPassword},
-		OAuth2IntrospectionURL: srcHTTP.URL + "/"})
+		OAuth2IntrospectionURL: srcIntro.URL()})
 	p.dst = dovecot.Start(t, dovecot.Options{Name: "mf-odst", CA: ca, Users: map[string]string{"alice": dstPassword},
-		OAuth2IntrospectionURL: dstHTTP.URL + "/"})
+		OAuth2IntrospectionURL: dstIntro.URL()})
 	p.state = filepath.Join(p.dir, "state.db")
 	seed(t, p, simpleMessages(4))
 	srcTok, dstTok := filepath.Join(p.dir, "src.token"), filepath.Join(p.dir, "dst.token")
@@ -186,7 +150,7 @@ func TestE2EOAuth2Copy(t *testing.T) {
 		t.Error("a token appears in the output or the trace")
 	}
 	// A revoked token is an authentication failure: fatal, not retried.
-	dstIntro.set("dst-token-2")
+	dstIntro.Set(map[string]string{"dst-token-2": "alice"})
 	seed(t, p, [][]byte{[]byte("Subject: one more\r\n\r\nx\r\n")})
 	r = runInProcess(t, func(string) string { return "" }, args...)
 	if r.code != exitFatal || r.report.Accounts[0].Attempts != 1 {
