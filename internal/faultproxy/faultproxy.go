@@ -14,8 +14,11 @@
 package faultproxy
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -51,6 +54,17 @@ const (
 	Reset
 	// Stall stops forwarding in the fault's direction for Duration, or
 	// until the connection ends when Duration is 0; the sockets stay open.
+	//
+	// A client→server stall goes on reading from the client, as a real
+	// network accepts what the client sends into its buffers, and so
+	// notices the client going away. If the client resets the connection
+	// (RST) during the stall, the proxy resets the upstream connection at
+	// once and nothing it read during the stall reaches upstream: a reset
+	// drops what has not been delivered yet. A client that closes normally
+	// (FIN) during a timed stall has its bytes delivered when the stall
+	// ends, then the close, as TCP would after the outage; during an
+	// endless stall its close ends the connection the same way as a reset.
+	// What the client sends during a timed stall is held in memory.
 	Stall
 	// Slow forwards the rest of the fault's direction at BytesPerSecond.
 	Slow
@@ -87,8 +101,16 @@ type Fault struct {
 	// 0 fires before the first byte.
 	After int64
 	// AtLineStart delays the fault to the first line start (just after a
-	// LF) at or after After, so an injected line is not spliced into
-	// another one. Offset 0 counts as a line start.
+	// LF) at or after After that is a boundary between protocol units, so
+	// an injected line is not spliced into another line or into a message:
+	// in IMAP not inside a literal ({N} or {N+}) nor in the rest of the
+	// line it belongs to, in POP3 not inside a RETR or TOP response before
+	// its terminating "." (between the lines of a CAPA, LIST or UIDL
+	// listing is allowed: that changes the listing visibly, not a
+	// message). The server's
+	// greeting tells the protocol ("* " IMAP, "+OK"/"-ERR" POP3); on
+	// anything else (TLS, say) every line start counts. Offset 0 counts as
+	// a line start.
 	AtLineStart bool
 	// Duration is how long a Stall lasts; 0 stalls until the connection
 	// ends.
@@ -264,7 +286,7 @@ func (p *Proxy) Close() error {
 	err := p.ln.Close()
 	p.mu.Lock()
 	for c := range p.live {
-		c.teardown(false)
+		c.teardown()
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
@@ -318,6 +340,7 @@ type conn struct {
 	client   net.Conn
 	upstream net.Conn
 	faults   [2][]Fault // by Direction, in plan order
+	session  session    // what the connection speaks, for AtLineStart
 
 	mu       sync.Mutex
 	tornDown bool
@@ -351,8 +374,8 @@ func (c *conn) serve() {
 	wg.Wait()
 }
 
-// teardown closes both sides once; with reset the client gets an RST.
-func (c *conn) teardown(reset bool) {
+// teardown closes both sides once; a side named in reset gets an RST.
+func (c *conn) teardown(reset ...net.Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.tornDown {
@@ -360,8 +383,8 @@ func (c *conn) teardown(reset bool) {
 	}
 	c.tornDown = true
 	close(c.done)
-	if reset {
-		if tc, ok := c.client.(*net.TCPConn); ok {
+	for _, side := range reset {
+		if tc, ok := side.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
 	}
@@ -374,30 +397,40 @@ func (c *conn) teardown(reset bool) {
 // pump copies one direction, firing that direction's faults at their
 // offsets. It ends the whole connection when its source ends.
 func (c *conn) pump(dir Direction, from, to net.Conn) {
-	defer c.teardown(false)
+	defer c.teardown()
 	faults := c.faults[dir]
-	var pos int64       // bytes forwarded so far
-	atLineStart := true // whether pos is just after a LF (or 0)
-	rate := 0           // bytes per second once a Slow fault fired
+	fr := newFramer(&c.session, dir)
+	var pos int64 // bytes forwarded so far
+	rate := 0     // bytes per second once a Slow fault fired
+	// held is what a client→server stall read from the client, to forward
+	// after what was read before it; heldEOF: the client closed after it.
+	var held []byte
+	heldEOF := false
 	buf := make([]byte, 32<<10)
 	// fire runs the faults due at pos; it reports false when the
 	// connection is gone.
 	fire := func() bool {
 		for len(faults) > 0 {
 			f := faults[0]
-			if f.After > pos || (f.AtLineStart && !atLineStart) {
+			if f.After > pos || (f.AtLineStart && !fr.boundary()) {
 				return true
 			}
 			faults = faults[1:]
 			c.p.record(Event{Conn: c.index, Fault: f, Offset: pos})
 			switch f.Kind {
 			case Cut:
-				c.teardown(false)
+				c.teardown()
 				return false
 			case Reset:
-				c.teardown(true)
+				c.teardown(c.client)
 				return false
 			case Stall:
+				if dir == ClientToServer {
+					if !c.stallClient(from, to, f.Duration, &held, &heldEOF) {
+						return false
+					}
+					continue
+				}
 				var timeout <-chan time.Time
 				if f.Duration > 0 {
 					t := time.NewTimer(f.Duration)
@@ -423,28 +456,38 @@ func (c *conn) pump(dir Direction, from, to net.Conn) {
 		if !fire() {
 			return
 		}
-		n, err := from.Read(buf)
-		data := buf[:n]
+		var (
+			data []byte
+			err  error
+		)
+		if len(held) > 0 || heldEOF {
+			data, held = held, nil
+			if heldEOF {
+				err = io.EOF
+			}
+		} else {
+			var n int
+			n, err = from.Read(buf)
+			data = buf[:n]
+		}
 		for len(data) > 0 {
 			// Forward up to the next point where a fault may fire.
 			chunk := len(data)
+			waiting := false // a due fault waits for a boundary
 			if len(faults) > 0 {
 				f := faults[0]
 				if f.After > pos {
 					chunk = int(min(int64(chunk), f.After-pos))
-				} else if f.AtLineStart {
-					// Due but waiting for a line start: go to the next LF.
-					for i := 0; i < chunk; i++ {
-						if data[i] == '\n' {
-							chunk = i + 1
-							break
-						}
-					}
+				} else {
+					waiting = f.AtLineStart
 				}
 			}
 			if rate > 0 {
 				chunk = min(chunk, max(1, rate/20))
 			}
+			// Before the write: a POP3 command must be known before its
+			// reply can come back.
+			chunk = fr.scan(data[:chunk], waiting)
 			if rate > 0 { // pace: each chunk leaves when the rate allows it
 				select {
 				case <-time.After(time.Duration(chunk) * time.Second / time.Duration(rate)):
@@ -455,7 +498,6 @@ func (c *conn) pump(dir Direction, from, to net.Conn) {
 			if _, werr := to.Write(data[:chunk]); werr != nil {
 				return
 			}
-			atLineStart = data[chunk-1] == '\n'
 			pos += int64(chunk)
 			c.p.count(dir, chunk)
 			data = data[chunk:]
@@ -466,5 +508,55 @@ func (c *conn) pump(dir Direction, from, to net.Conn) {
 		if err != nil { // io.EOF or a broken connection: end both sides
 			return
 		}
+	}
+}
+
+// stallClient is a client→server stall of duration d (0: endless): it
+// reads from the client meanwhile, holding what a timed stall reads for
+// later (an endless one never forwards again, so it keeps nothing). It
+// reports false when the connection is gone: torn down from elsewhere, or
+// the client reset it (or, during an endless stall, closed it), in which
+// case upstream gets an RST and nothing read here.
+func (c *conn) stallClient(client, upstream net.Conn, d time.Duration, held *[]byte, eof *bool) bool {
+	if *eof && d == 0 { // closed during an earlier stall: never delivered now
+		*held = nil
+		c.teardown(upstream)
+		return false
+	}
+	var end time.Time
+	if d > 0 {
+		end = time.Now().Add(d)
+	}
+	defer client.SetReadDeadline(time.Time{})
+	buf := make([]byte, 32<<10)
+	for !*eof {
+		if err := client.SetReadDeadline(end); err != nil {
+			return false // closed
+		}
+		n, err := client.Read(buf)
+		if d > 0 {
+			*held = append(*held, buf[:n]...)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return true
+		case errors.Is(err, io.EOF) && d > 0:
+			*eof = true
+		default: // a reset, an endless stall's close, or a teardown
+			*held = nil
+			c.teardown(upstream)
+			return false
+		}
+	}
+	// The client closed during a timed stall: its bytes and its close
+	// reach upstream when the stall ends.
+	t := time.NewTimer(time.Until(end))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.done:
+		return false
 	}
 }
