@@ -100,31 +100,44 @@ func (l *Ledger) DropResent(ctx context.Context, account string, ids []int64) er
 	return nil
 }
 
-// ClaimedUIDs returns the destination UIDs that done entries of any account
-// give for messages with digest in mailbox under uidValidity. It scans the
-// whole table (digest has no index, to keep every Put cheap); it runs only
-// when a possible late copy was found.
-func (l *Ledger) ClaimedUIDs(ctx context.Context, mailbox string, uidValidity uint32, digest string) (map[uint32]bool, error) {
+// Claims returns what entries of any account may own among the copies of
+// messages with digest in mailbox under uidValidity: the UIDs done entries
+// name, and, when entries are pending, every UID from the lowest UIDNEXT
+// they recorded (1 when they recorded none or another UIDVALIDITY). It
+// scans the whole table (digest has no index, to keep every Put cheap);
+// the pipeline asks only for copies its own entries do not name.
+func (l *Ledger) Claims(ctx context.Context, mailbox string, uidValidity uint32, digest string) (pipeline.Claims, error) {
+	out := pipeline.Claims{UIDs: map[uint32]bool{}}
 	if err := l.checkOpen(); err != nil {
-		return nil, err
+		return out, err
 	}
-	rows, err := l.r.QueryContext(ctx, `SELECT dest_uid FROM messages
-		WHERE state = 'done' AND digest = ? AND dest_mailbox = ? AND dest_uidvalidity = ? AND dest_uid <> 0`,
-		digest, mailbox, int64(uidValidity))
+	rows, err := l.r.QueryContext(ctx, `SELECT state, dest_uidvalidity, dest_uid, dest_uidnext FROM messages
+		WHERE digest = ? AND dest_mailbox = ? AND state IN ('done', 'pending')`, digest, mailbox)
 	if err != nil {
-		return nil, fmt.Errorf("reading the copies of %s in %q from %s: %w", digest, mailbox, l.path, err)
+		return out, fmt.Errorf("reading the copies of %s in %q from %s: %w", digest, mailbox, l.path, err)
 	}
 	defer rows.Close()
-	out := map[uint32]bool{}
 	for rows.Next() {
-		var uid int64
-		if err := rows.Scan(&uid); err != nil {
-			return nil, fmt.Errorf("reading the copies of %s in %q from %s: %w", digest, mailbox, l.path, err)
+		var state string
+		var uv, uid, next int64
+		if err := rows.Scan(&state, &uv, &uid, &next); err != nil {
+			return out, fmt.Errorf("reading the copies of %s in %q from %s: %w", digest, mailbox, l.path, err)
 		}
-		out[uint32(uid)] = true
+		switch {
+		case state == "done" && uint32(uv) == uidValidity && uid != 0:
+			out.UIDs[uint32(uid)] = true
+		case state == "pending":
+			from := uint32(1)
+			if uint32(uv) == uidValidity && next > 0 {
+				from = uint32(next)
+			}
+			if out.PendingFrom == 0 || from < out.PendingFrom {
+				out.PendingFrom = from
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the copies of %s in %q from %s: %w", digest, mailbox, l.path, err)
+		return out, fmt.Errorf("reading the copies of %s in %q from %s: %w", digest, mailbox, l.path, err)
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -65,7 +66,7 @@ func TestForgetRecordsResentAtomically(t *testing.T) {
 	}
 }
 
-func TestClaimedUIDsAcrossAccounts(t *testing.T) {
+func TestClaimsAcrossAccounts(t *testing.T) {
 	ctx := context.Background()
 	l := openTest(t, "", nil)
 	if err := l.Put(ctx, []pipeline.Entry{
@@ -73,14 +74,44 @@ func TestClaimedUIDsAcrossAccounts(t *testing.T) {
 		{Account: "bob", Key: "1", State: pipeline.StateDone, Digest: "d", DestMailbox: "INBOX", DestUIDValidity: 5, DestUID: 8},
 		{Account: "bob", Key: "2", State: pipeline.StateDone, Digest: "d", DestMailbox: "Other", DestUIDValidity: 5, DestUID: 9},
 		{Account: "bob", Key: "3", State: pipeline.StateDone, Digest: "d", DestMailbox: "INBOX", DestUIDValidity: 6, DestUID: 10},
-		{Account: "bob", Key: "4", State: pipeline.StatePending, Digest: "d", DestMailbox: "INBOX", DestUIDValidity: 5, DestUID: 11},
 		{Account: "bob", Key: "5", State: pipeline.StateDone, Digest: "e", DestMailbox: "INBOX", DestUIDValidity: 5, DestUID: 12},
+		{Account: "bob", Key: "6", State: pipeline.StateSkipped, Digest: "d", DestMailbox: "INBOX", DestUIDValidity: 5, DestUIDNext: 2},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := l.ClaimedUIDs(ctx, "INBOX", 5, "d")
-	if err != nil || len(got) != 2 || !got[3] || !got[8] {
-		t.Errorf("ClaimedUIDs = %v, %v; want {3, 8}", got, err)
+	tests := []struct {
+		name    string
+		pending []pipeline.Entry
+		want    pipeline.Claims
+	}{
+		{name: "done entries of every account, this mailbox and UIDVALIDITY",
+			want: pipeline.Claims{UIDs: map[uint32]bool{3: true, 8: true}}},
+		{name: "a pending entry claims from its UIDNEXT",
+			pending: []pipeline.Entry{
+				{Account: "carol", Key: "p1", State: pipeline.StatePending, Digest: "d", DestMailbox: "INBOX", DestUIDValidity: 5, DestUIDNext: 20},
+				{Account: "carol", Key: "p2", State: pipeline.StatePending, Digest: "d", DestMailbox: "INBOX", DestUIDValidity: 5, DestUIDNext: 15},
+				{Account: "carol", Key: "p3", State: pipeline.StatePending, Digest: "e", DestMailbox: "INBOX", DestUIDValidity: 5, DestUIDNext: 4},
+			},
+			want: pipeline.Claims{UIDs: map[uint32]bool{3: true, 8: true}, PendingFrom: 15}},
+		{name: "a pending entry under another UIDVALIDITY claims everything",
+			pending: []pipeline.Entry{
+				{Account: "carol", Key: "p4", State: pipeline.StatePending, Digest: "d", DestMailbox: "INBOX", DestUIDValidity: 4, DestUIDNext: 30},
+			},
+			want: pipeline.Claims{UIDs: map[uint32]bool{3: true, 8: true}, PendingFrom: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := l.Put(ctx, tc.pending); err != nil {
+				t.Fatal(err)
+			}
+			got, err := l.Claims(ctx, "INBOX", 5, "d")
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("Claims = %v, %v; want %v", got, err, tc.want)
+			}
+			if !got.Has(8) || got.Has(9) != (tc.want.PendingFrom != 0 && tc.want.PendingFrom <= 9) {
+				t.Errorf("Has(8) = %v, Has(9) = %v", got.Has(8), got.Has(9))
+			}
+		})
 	}
 }
 

@@ -203,7 +203,8 @@ func (ctl *control) ensureMailbox(ctx context.Context, name, specialUse string) 
 	return ms, nil
 }
 
-// listSince lists UIDs >= fromUID with their sizes.
+// listSince lists UIDs >= fromUID with their sizes and whether they are
+// marked \Deleted.
 func (ctl *control) listSince(ctx context.Context, mailbox string, uidValidity, fromUID uint32) ([]pipeline.DestMessage, error) {
 	done, err := ctl.begin(ctx)
 	if err != nil {
@@ -225,7 +226,7 @@ func (ctl *control) listSince(ctx context.Context, mailbox string, uidValidity, 
 	// Stop 0 is "*". RFC 3501 §6.4.8: "n:*" always includes the message
 	// with the highest UID, even when it is below n, so results are filtered.
 	set := imap.UIDSet{imap.UIDRange{Start: imap.UID(fromUID), Stop: 0}}
-	cmd := ctl.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true})
+	cmd := ctl.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true, Flags: true})
 	var out []pipeline.DestMessage
 	var bad error
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
@@ -239,7 +240,8 @@ func (ctl *control) listSince(ctx context.Context, mailbox string, uidValidity, 
 			continue
 		}
 		if uint32(buf.UID) >= fromUID {
-			out = append(out, pipeline.DestMessage{UID: uint32(buf.UID), Size: buf.RFC822Size})
+			out = append(out, pipeline.DestMessage{UID: uint32(buf.UID), Size: buf.RFC822Size,
+				Deleted: slices.Contains(buf.Flags, imap.FlagDeleted)})
 		}
 	}
 	err = cmp(cmd.Close(), bad)

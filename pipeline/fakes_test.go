@@ -287,7 +287,11 @@ func (s *memDestSession) Append(_ context.Context, mailbox string, msgs []Outgoi
 		mb.uidNext++
 		mb.msgs = append(mb.msgs, storedMsg{uid: uid, body: body, flags: m.Flags, date: m.InternalDate})
 		d.stored++
-		res = append(res, AppendResult{UIDValidity: mb.uidValidity, UID: uid})
+		if d.noUIDPlus {
+			res = append(res, AppendResult{})
+		} else {
+			res = append(res, AppendResult{UIDValidity: mb.uidValidity, UID: uid})
+		}
 	}
 	if lose {
 		d.loseAfter = 0
@@ -309,7 +313,7 @@ func (s *memDestSession) ListSince(_ context.Context, mailbox string, uidValidit
 	var out []DestMessage
 	for _, m := range mb.msgs {
 		if m.uid >= from {
-			out = append(out, DestMessage{UID: m.uid, Size: int64(len(m.body))})
+			out = append(out, DestMessage{UID: m.uid, Size: int64(len(m.body)), Deleted: slices.Contains(m.flags, `\Deleted`)})
 		}
 	}
 	return out, nil
@@ -461,14 +465,26 @@ func (l *memLedger) DropResent(_ context.Context, account string, ids []int64) e
 	return nil
 }
 
-func (l *memLedger) ClaimedUIDs(_ context.Context, mailbox string, uidValidity uint32, digest string) (map[uint32]bool, error) {
+func (l *memLedger) Claims(_ context.Context, mailbox string, uidValidity uint32, digest string) (Claims, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := map[uint32]bool{}
+	out := Claims{UIDs: map[uint32]bool{}}
 	for _, es := range l.entries {
 		for _, e := range es {
-			if e.State == StateDone && e.Digest == digest && e.DestMailbox == mailbox && e.DestUIDValidity == uidValidity {
-				out[e.DestUID] = true
+			if e.Digest != digest || e.DestMailbox != mailbox {
+				continue
+			}
+			switch {
+			case e.State == StateDone && e.DestUIDValidity == uidValidity && e.DestUID != 0:
+				out.UIDs[e.DestUID] = true
+			case e.State == StatePending:
+				from := uint32(1)
+				if e.DestUIDValidity == uidValidity && e.DestUIDNext > 0 {
+					from = e.DestUIDNext
+				}
+				if out.PendingFrom == 0 || from < out.PendingFrom {
+					out.PendingFrom = from
+				}
 			}
 		}
 	}

@@ -89,30 +89,67 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		}
 	}
 	digests := newDestDigests(a.dst, mailbox)
-	sizes := make(map[uint32]int64, len(cands))
+	listed := make(map[uint32]DestMessage, len(cands))
 	for _, c := range cands {
-		sizes[c.UID] = c.Size
+		listed[c.UID] = c
 	}
 	// present reports whether the copy a done entry names is still in
-	// this mailbox, unchanged: only then is another copy a duplicate.
-	// (The copy sent again has a UID above the record's FromUID, so it is
-	// among the candidates when it is still there.)
+	// this mailbox, unchanged and not marked \Deleted: only then is
+	// another copy a duplicate. (The copy sent again has a UID above the
+	// record's FromUID, so it is among the candidates when it is there.)
 	present := func(e Entry, r Resent) (bool, error) {
-		if e.DestMailbox != mailbox || e.DestUIDValidity != status.UIDValidity || sizes[e.DestUID] != r.Size {
+		c, ok := listed[e.DestUID]
+		if !ok || c.Deleted || e.DestMailbox != mailbox || e.DestUIDValidity != status.UIDValidity || c.Size != r.Size {
 			return false, nil
 		}
 		d, err := digests.of(ctx, e.DestUID)
 		return d == r.Digest, err
 	}
-	claimed := map[string]map[uint32]bool{}
+	// The account's own done entries claim their UIDs; a done entry
+	// without a UID (no APPENDUID) makes its digest's copies impossible
+	// to tell apart.
+	own := map[uint32]bool{}
+	noUID := map[string]bool{}
+	for _, e := range entries {
+		if e.State != StateDone || e.DestMailbox != mailbox || e.DestUIDValidity != status.UIDValidity && e.DestUID != 0 {
+			continue
+		}
+		if e.DestUID == 0 {
+			noUID[e.Digest] = true
+		} else {
+			own[e.DestUID] = true
+		}
+	}
+	others := map[string]Claims{}
+	claimed := func(uid uint32, digest string) (bool, error) {
+		if own[uid] {
+			return true, nil
+		}
+		cl, ok := others[digest]
+		if !ok {
+			var err error
+			if cl, err = a.ledger.Claims(ctx, mailbox, status.UIDValidity, digest); err != nil {
+				return false, fatal(err)
+			}
+			others[digest] = cl
+		}
+		return cl.Has(uid), nil
+	}
 	used := map[uint32]bool{}
 	var dups []uint32
 	var dupRecs []int64
 	var adopted []Entry
 	for _, r := range live {
+		if noUID[r.Digest] {
+			a.log.Warn("the destination gave no UID for an earlier copy; a late copy of a resent message cannot be told apart, not looking for it",
+				"account", a.opts.Account, "mailbox", mailbox, "key", r.Key)
+			drop = append(drop, r.ID)
+			continue
+		}
 		match := uint32(0)
 		for _, c := range cands {
-			if used[c.UID] || c.UID < r.FromUID || c.Size != r.Size {
+			// A copy marked \Deleted is on its way out; it is nobody's.
+			if used[c.UID] || c.Deleted || c.UID < r.FromUID || c.Size != r.Size {
 				continue
 			}
 			d, err := digests.of(ctx, c.UID)
@@ -122,14 +159,11 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 			if d != r.Digest {
 				continue
 			}
-			cl, ok := claimed[d]
-			if !ok {
-				if cl, err = a.ledger.ClaimedUIDs(ctx, mailbox, status.UIDValidity, d); err != nil {
-					return fatal(err)
-				}
-				claimed[d] = cl
+			cl, err := claimed(c.UID, d)
+			if err != nil {
+				return err
 			}
-			if !cl[c.UID] {
+			if !cl {
 				match = c.UID
 				break
 			}
@@ -142,6 +176,16 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		}
 		used[match] = true
 		e, ok := entries[r.Key]
+		if (!ok || e.State != StateDone) && a.opts.SameOrigin != nil {
+			// Copied since under a new identity (an IMAP folder whose
+			// UIDVALIDITY changed): that entry names the message's copy.
+			for _, o := range entries {
+				if o.State == StateDone && o.Digest == r.Digest && a.opts.SameOrigin(r.Key, o.Key) {
+					e, ok = o, true
+					break
+				}
+			}
+		}
 		if ok && e.State == StateDone {
 			named, err := present(e, r)
 			if err != nil {
@@ -163,8 +207,9 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 				drop = append(drop, r.ID)
 				continue
 			}
-			// The copy the ledger names is gone (a user deleted one of
-			// the two): the late copy is the message's copy now.
+			// The copy the ledger names is gone or being deleted (a user
+			// removed one of the two): the late copy is the message's
+			// copy now.
 		}
 		a.log.Info("a resent message's first APPEND was stored late; it is the message's copy", "account", a.opts.Account,
 			"mailbox", mailbox, "key", r.Key, "uid", match)
@@ -172,19 +217,23 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		if ok && e.State == StateDone && !e.DoneAt.IsZero() {
 			doneAt = e.DoneAt
 		}
-		adopted = append(adopted, Entry{
-			Account: a.opts.Account, Key: r.Key, State: StateDone, Digest: r.Digest, Size: r.Size,
+		key := r.Key
+		if ok {
+			key = e.Key
+		}
+		n := Entry{
+			Account: a.opts.Account, Key: key, State: StateDone, Digest: r.Digest, Size: r.Size,
 			MessageID: e.MessageID, DestMailbox: mailbox, DestUIDValidity: status.UIDValidity, DestUID: match,
 			Flags: e.Flags, Updated: now, DoneAt: doneAt,
-		})
+		}
+		adopted = append(adopted, n)
+		// A second record for the same message now finds this copy named.
+		entries[key], own[match] = n, true
 		drop = append(drop, r.ID)
 	}
 	if len(adopted) > 0 {
 		if err := a.ledger.Put(ctx, adopted); err != nil {
 			return fatal(err)
-		}
-		for _, e := range adopted {
-			entries[e.Key] = e
 		}
 		a.st.LateCopiesAdopted += len(adopted)
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,11 +141,18 @@ func TestLateCopyChecks(t *testing.T) {
 			land: true, wantRecords: 7, wantBodies: 14,
 		},
 		{
-			name:        "a destination without UIDPLUS keeps the duplicate and says so",
-			setup:       func(h *harness) { h.dst.noUIDPlus = true },
+			name: "a copy marked deleted by a user's client is nobody's",
+			setup: func(h *harness) {
+				// The user marks the copies the ledger names \Deleted
+				// (mutt, Alpine: expunged later): the late copies take
+				// their place, and the client's EXPUNGE leaves one each.
+				mb := h.dst.boxes["INBOX"]
+				for i := range mb.msgs {
+					mb.msgs[i].flags = append(mb.msgs[i].flags, `\Deleted`)
+				}
+			},
 			land:        true,
-			wantKept:    7,
-			wantRecords: 7, wantBodies: 14,
+			wantAdopted: 7, wantRecords: 0, wantBodies: 14,
 		},
 		{
 			name: "a late copy whose twin a user deleted is kept",
@@ -185,7 +193,7 @@ func TestLateCopyChecks(t *testing.T) {
 			for k, e := range h.ledger.entries["alice"] {
 				found := false
 				for _, m := range h.dst.boxes["INBOX"].msgs {
-					found = found || m.uid == e.DestUID
+					found = found || m.uid == e.DestUID && !slices.Contains(m.flags, `\Deleted`)
 				}
 				if e.State != StateDone || !found {
 					t.Errorf("entry %s: state %v, its UID %d is not on the destination", k, e.State, e.DestUID)
@@ -198,5 +206,113 @@ func TestLateCopyChecks(t *testing.T) {
 				t.Errorf("destination holds %d, want %d", n, tc.wantBodies)
 			}
 		})
+	}
+}
+
+// Without UIDPLUS the destination names no UIDs, so the copy sent again
+// and a late one cannot be told apart: nothing is removed or adopted, and
+// the records go with a warning.
+func TestLateCopyWithoutAPPENDUIDIsNotGuessed(t *testing.T) {
+	h := newHarness(genMessages(7))
+	h.opts.Linger = time.Minute
+	h.dst.noUIDPlus = true
+	h.dst.holdNext = true
+	if st := h.run(t); st.Error != "" || st.Resent != 7 {
+		t.Fatalf("first run: error %q, resent %d; want none, 7", st.Error, st.Resent)
+	}
+	h.dst.landHeld()
+	st := h.run(t)
+	if st.Error != "" || st.LateCopiesRemoved+st.LateCopiesAdopted+st.LateCopiesKept != 0 || len(h.ledger.resent) != 0 {
+		t.Errorf("error %q, removed %d, adopted %d, kept %d, records %d; want nothing done and no records",
+			st.Error, st.LateCopiesRemoved, st.LateCopiesAdopted, st.LateCopiesKept, len(h.ledger.resent))
+	}
+	if n := len(h.dst.bodies("INBOX")); n != 14 {
+		t.Errorf("destination holds %d, want 14 (nothing removed by guessing)", n)
+	}
+}
+
+// Another account of the same ledger writes byte-identical mail into the
+// same folder; its copy is stored but not yet committed when alice's run
+// looks for late copies: it must not be taken for alice's.
+func TestLateCopyCheckLeavesAnotherAccountsUncommittedCopy(t *testing.T) {
+	msgs := genMessages(7)
+	h := newHarness(msgs)
+	h.opts.Linger = time.Minute
+	h.dst.holdNext = true
+	if st := h.run(t); st.Error != "" || st.Resent != 7 {
+		t.Fatalf("alice's first run: error %q, resent %d", st.Error, st.Resent)
+	}
+	bobSrc := &memSource{msgs: []memMsg{{key: "bob-0", body: msgs[0].body}}}
+	bobOpts := h.opts
+	bobOpts.Account, bobOpts.DeleteSource = "bob", true
+	ran := false
+	var during *Stats
+	bobOpts.Crashpoint = func(p string) {
+		if p == "appended" && !ran { // bob's copy stored, not yet committed
+			ran = true
+			during = h.run(t) // alice's next run, on another worker
+		}
+	}
+	st, _ := h.runner.RunAccount(context.Background(), Job{Options: bobOpts,
+		OpenSource: func(context.Context) (Source, error) { return bobSrc, nil }, OpenDestination: h.dst.open})
+	if st.Error != "" || !ran {
+		t.Fatalf("bob: error %q, alice ran during bob's batch: %v", st.Error, ran)
+	}
+	if during.LateCopiesRemoved != 0 || during.LateCopiesAdopted != 0 {
+		t.Errorf("alice's run took bob's uncommitted copy: removed %d, adopted %d", during.LateCopiesRemoved, during.LateCopiesAdopted)
+	}
+	e := h.ledger.entries["bob"]["bob-0"]
+	found := false
+	for _, m := range h.dst.boxes["INBOX"].msgs {
+		found = found || m.uid == e.DestUID
+	}
+	if e.State != StateDone || !found {
+		t.Errorf("bob's entry is %v at UID %d, which is not on the destination", e.State, e.DestUID)
+	}
+}
+
+// One message resent twice (two abandoned APPENDs), then gone from the
+// source: the first late copy becomes its copy, the second is removed.
+func TestLateCopyTwoRecordsForOneMessage(t *testing.T) {
+	h := newHarness(genMessages(7))
+	h.opts.Linger = time.Minute
+	h.runner.Attempts = 1
+	h.dst.holdNext = true
+	h.run(t) // held: pending
+	h.dst.holdNext = true
+	h.run(t) // forgotten (record 1), sent again, held again
+	h.src.msgs = nil
+	h.run(t) // forgotten (record 2), nothing to send
+	h.dst.landHeld()
+	st := h.run(t)
+	if st.Error != "" || st.LateCopiesAdopted != 7 || st.LateCopiesRemoved != 7 {
+		t.Errorf("error %q, adopted %d, removed %d; want none, 7, 7", st.Error, st.LateCopiesAdopted, st.LateCopiesRemoved)
+	}
+	if n := len(h.dst.bodies("INBOX")); n != 7 {
+		t.Errorf("destination holds %d, want 7", n)
+	}
+}
+
+// An IMAP source folder changes UIDVALIDITY after a resend: the message's
+// entry moves to its new key (rematched), and the late copy that lands
+// then is a duplicate of that entry's copy, not the old key's own copy.
+func TestLateCopyAfterSourceIdentityChange(t *testing.T) {
+	h, src := newIMAPHarness(t)
+	h.opts.Linger = time.Minute
+	h.dst.holdNext = true
+	if st := h.runWith(t, src); st.Resent == 0 {
+		t.Fatalf("first run resent nothing; the held batch should have been resent")
+	}
+	src.uidValidity["INBOX"], src.uidValidity["Sent"] = 2, 2
+	if st := h.runWith(t, src); st.Rematched == 0 {
+		t.Fatalf("second run rematched nothing")
+	}
+	h.dst.landHeld()
+	st := h.runWith(t, src)
+	if st.LateCopiesRemoved == 0 || st.LateCopiesAdopted != 0 {
+		t.Errorf("removed %d, adopted %d; want the late copies removed, none adopted", st.LateCopiesRemoved, st.LateCopiesAdopted)
+	}
+	if n := len(h.dst.bodies("INBOX")) + len(h.dst.bodies("Sent Items")); n != 8 {
+		t.Errorf("destination holds %d, want the source's 8", n)
 	}
 }

@@ -90,8 +90,21 @@ type AppendStarter interface {
 
 // DestMessage is a message found in a destination mailbox.
 type DestMessage struct {
-	UID  uint32
-	Size int64
+	UID     uint32
+	Size    int64
+	Deleted bool // has the \Deleted flag: a client is deleting it
+}
+
+// Claims are the copies ledger entries may own (Ledger.Claims).
+type Claims struct {
+	UIDs map[uint32]bool
+	// PendingFrom, when not 0, claims every UID at or above it.
+	PendingFrom uint32
+}
+
+// Has reports whether uid may be owned by an entry.
+func (c Claims) Has(uid uint32) bool {
+	return c.UIDs[uid] || c.PendingFrom != 0 && uid >= c.PendingFrom
 }
 
 // Destination is where messages go (imapdst). A Destination is used by one
@@ -239,12 +252,13 @@ type Ledger interface {
 	Resent(ctx context.Context, account string) ([]Resent, error)
 	// DropResent removes Resent records by ID.
 	DropResent(ctx context.Context, account string, ids []int64) error
-	// ClaimedUIDs returns the destination UIDs that done entries of any
-	// account name in mailbox under uidValidity for messages with digest.
-	// Any account: a late copy is only removed when no entry at all may
-	// own it (mailbox names of different destination users may collide;
-	// that only makes the answer larger, which is the safe side).
-	ClaimedUIDs(ctx context.Context, mailbox string, uidValidity uint32, digest string) (map[uint32]bool, error)
+	// Claims tells which copies of messages with digest in mailbox (under
+	// uidValidity) ledger entries of any account may own: the UIDs done
+	// entries name, and every UID from the lowest UIDNEXT a pending entry
+	// recorded (its APPEND may have stored a copy not yet committed).
+	// Any account: mailbox names of different destination users may
+	// collide, which only makes the answer larger, the safe side.
+	Claims(ctx context.Context, mailbox string, uidValidity uint32, digest string) (Claims, error)
 	StartRun(ctx context.Context, account string, started time.Time) (runID int64, err error)
 	FinishRun(ctx context.Context, runID int64, rec RunRecord) error
 	Close() error

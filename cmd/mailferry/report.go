@@ -33,8 +33,9 @@ type totals struct {
 	Copied         int `json:"copied"`
 	AlreadyDone    int `json:"already_done"`
 	Reconciled     int `json:"reconciled"`
-	// LateCopiesRemoved and LateCopiesKept: see pipeline.Stats.
+	// LateCopiesRemoved, LateCopiesAdopted and LateCopiesKept: see pipeline.Stats.
 	LateCopiesRemoved int            `json:"late_copies_removed,omitempty"`
+	LateCopiesAdopted int            `json:"late_copies_adopted,omitempty"`
 	LateCopiesKept    int            `json:"late_copies_kept,omitempty"`
 	Skipped           int            `json:"skipped"`
 	Failed            int            `json:"failed"`
@@ -62,6 +63,7 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		t.AlreadyDone += s.AlreadyDone
 		t.Reconciled += s.Reconciled
 		t.LateCopiesRemoved += s.LateCopiesRemoved
+		t.LateCopiesAdopted += s.LateCopiesAdopted
 		t.LateCopiesKept += s.LateCopiesKept
 		t.Skipped += s.Skipped
 		t.Failed += s.Failed
