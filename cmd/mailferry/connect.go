@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/secret"
@@ -96,11 +97,7 @@ func (s serverSetup) openSource() (func(ctx context.Context) (pipeline.Source, e
 	if err != nil {
 		return nil, err
 	}
-	mode := map[config.TLSMode]pop3src.TLSMode{
-		config.TLSImplicit: pop3src.TLSImplicit,
-		config.TLSStartTLS: pop3src.TLSStartTLS,
-		config.TLSNone:     pop3src.TLSNone,
-	}[s.ep.TLS]
+	mode := clientTLSMode(s.ep.TLS)
 	user, authz := s.credentials()
 	opts := pop3src.Options{
 		Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
@@ -127,11 +124,7 @@ func (s serverSetup) openDestination(batchMessages int, batchBytes int64) (func(
 	if s.ep.Protocol != config.IMAP {
 		return nil, usagef("destination %s: must be an imaps:// or imap:// URL", s.ep)
 	}
-	mode := map[config.TLSMode]imapdst.TLSMode{
-		config.TLSImplicit: imapdst.TLSImplicit,
-		config.TLSStartTLS: imapdst.TLSStartTLS,
-		config.TLSNone:     imapdst.TLSNone,
-	}[s.ep.TLS]
+	mode := clientTLSMode(s.ep.TLS)
 	user, authz := s.credentials()
 	opts := imapdst.Options{
 		Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
@@ -161,4 +154,16 @@ func accountKey(src, dst config.Endpoint) string {
 	}
 	return fmt.Sprintf("%s://%s@%s -> %s://%s@%s/%s", src.Protocol, src.User, src.Addr(),
 		dst.Protocol, dst.User, dst.Addr(), mb)
+}
+
+// clientTLSMode is the clients' TLS mode for a URL's (pop3src, imapsrc and
+// imapdst share tlsmode.Mode).
+func clientTLSMode(m config.TLSMode) tlsmode.Mode {
+	switch m {
+	case config.TLSStartTLS:
+		return tlsmode.StartTLS
+	case config.TLSNone:
+		return tlsmode.None
+	}
+	return tlsmode.Implicit
 }

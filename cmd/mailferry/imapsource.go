@@ -30,11 +30,7 @@ func (s serverSetup) imapSourceOptions(fo folderOptions) (imapsrc.Options, error
 	if err != nil {
 		return imapsrc.Options{}, err
 	}
-	mode := map[config.TLSMode]imapsrc.TLSMode{
-		config.TLSImplicit: imapsrc.TLSImplicit,
-		config.TLSStartTLS: imapsrc.TLSStartTLS,
-		config.TLSNone:     imapsrc.TLSNone,
-	}[s.ep.TLS]
+	mode := clientTLSMode(s.ep.TLS)
 	user, authz := s.credentials()
 	include := fo.include
 	if s.ep.Mailbox != "" {

@@ -412,11 +412,7 @@ func popCapa(ctx context.Context, s serverSetup) (pop3src.Capabilities, error) {
 	if err != nil {
 		return nil, err
 	}
-	mode := map[config.TLSMode]pop3src.TLSMode{
-		config.TLSImplicit: pop3src.TLSImplicit,
-		config.TLSStartTLS: pop3src.TLSStartTLS,
-		config.TLSNone:     pop3src.TLSNone,
-	}[s.ep.TLS]
+	mode := clientTLSMode(s.ep.TLS)
 	c, err := pop3src.Dial(ctx, pop3src.DialOptions{Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
 		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout, Logger: s.log, Trace: s.trace})
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
-	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
@@ -233,11 +232,7 @@ func (s serverSetup) dialReader(ctx context.Context) (*verify.IMAP, error) {
 	if s.ep.Protocol != config.IMAP {
 		return nil, usagef("destination %s: must be an imaps:// or imap:// URL", s.ep)
 	}
-	mode := map[config.TLSMode]imapdst.TLSMode{
-		config.TLSImplicit: imapdst.TLSImplicit,
-		config.TLSStartTLS: imapdst.TLSStartTLS,
-		config.TLSNone:     imapdst.TLSNone,
-	}[s.ep.TLS]
+	mode := clientTLSMode(s.ep.TLS)
 	user, authz := s.credentials()
 	return verify.DialIMAP(ctx, verify.IMAPOptions{
 		Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
