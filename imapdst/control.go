@@ -14,7 +14,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-sasl"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/pipeline"
@@ -33,10 +32,6 @@ type control struct {
 
 // dialControl connects, sets up TLS and authenticates.
 func dialControl(ctx context.Context, opts Options) (*control, error) {
-	opts, err := resolvePassword(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
 	ic, conn, err := opts.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -59,69 +54,12 @@ func dialControl(ctx context.Context, opts Options) (*control, error) {
 	} else {
 		ctl.c = imapclient.New(conn, copts)
 	}
-	if err := ctl.login(); err != nil {
+	if err := Login(ctx, ctl.c, opts); err != nil {
 		_ = ctl.c.Close()
 		return nil, withCtx(ctx, err)
 	}
 	ctl.gate.set(true)
 	return ctl, nil
-}
-
-func (ctl *control) login() error {
-	c, opts := ctl.c, ctl.opts
-	if err := c.WaitGreeting(); err != nil {
-		return fmt.Errorf("imapdst: reading greeting from %s: %w", opts.Addr, err)
-	}
-	if c.State() != imap.ConnStateNotAuthenticated {
-		return nil // PREAUTH (refused on clear text by NewStartTLS)
-	}
-	if opts.TLS == TLSNone && !opts.AllowPlaintext {
-		return fatal(fmt.Errorf("logging in to %s as %s: %w", opts.Addr, opts.User, ErrPlaintextRefused))
-	}
-	for what, s := range map[string]string{"user name": opts.User, "authorization identity": opts.AuthzID, "password": opts.Password.Reveal()} {
-		if err := checkCredentialText(what, s); err != nil {
-			return err
-		}
-	}
-	caps := c.Caps()
-	var err error
-	cmdName := "LOGIN"
-	if err := checkOAuth(opts); err != nil {
-		return err
-	}
-	switch mech := opts.Auth.Mechanism(); {
-	case mech != "":
-		if !caps.Has(imap.AuthCap(mech)) {
-			return fatal(fmt.Errorf("imapdst: logging in to %s as %s: server does not offer AUTH=%s", opts.Addr, opts.User, mech))
-		}
-		cmdName = "AUTHENTICATE"
-		err = c.Authenticate(&bearerClient{mech: mech, ir: bearerResponse(opts.Auth, opts.User, opts.Password.Reveal()), user: opts.User})
-	case opts.Auth == AuthPlain || opts.AuthzID != "" || caps.Has(imap.CapLoginDisabled):
-		if !caps.Has(imap.AuthCap("PLAIN")) {
-			if opts.AuthzID != "" {
-				return fatal(fmt.Errorf("imapdst: logging in to %s as %s for %s: server does not offer AUTH=PLAIN", opts.Addr, opts.User, opts.AuthzID))
-			}
-			return fatal(fmt.Errorf("logging in to %s as %s: %w", opts.Addr, opts.User, ErrLoginDisabled))
-		}
-		cmdName = "AUTHENTICATE"
-		err = c.Authenticate(sasl.NewPlainClient(opts.AuthzID, opts.User, opts.Password.Reveal()))
-	default:
-		err = c.Login(opts.User, opts.Password.Reveal()).Wait()
-	}
-	if err != nil {
-		var rej *TokenRejectedError
-		if errors.As(err, &rej) {
-			// go-imap sent no dummy response: the caller closes the connection.
-			return fmt.Errorf("imapdst: logging in to %s as %s: %w", opts.Addr, opts.User, rej)
-		}
-		var ie *imap.Error
-		if errors.As(err, &ie) {
-			return &ReplyError{Command: cmdName, User: opts.User, Status: string(ie.Type), Code: string(ie.Code), Text: ie.Text}
-		}
-		// go-sasl and go-imap errors never carry the password.
-		return fmt.Errorf("imapdst: logging in to %s as %s: %w", opts.Addr, opts.User, err)
-	}
-	return nil
 }
 
 // begin checks the connection and ties it to ctx until the returned func runs.

@@ -16,15 +16,15 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-sasl"
 
 	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/secret"
 )
 
 // ErrPlaintextRefused: the connection is not encrypted and
-// IMAPOptions.AllowPlaintext is false, so no credentials were sent.
-var ErrPlaintextRefused = errors.New("verify: refusing to authenticate without TLS (AllowPlaintext is off)")
+// IMAPOptions.AllowPlaintext is false, so no credentials were sent. It is
+// imapdst's error: both log in with imapdst.Login.
+var ErrPlaintextRefused = imapdst.ErrPlaintextRefused
 
 // IMAPOptions configures DialIMAP.
 type IMAPOptions struct {
@@ -34,8 +34,16 @@ type IMAPOptions struct {
 	User      string
 	// AuthzID, when set, logs in with AUTHENTICATE PLAIN as User (a master
 	// user) on behalf of AuthzID (RFC 4616 §2).
-	AuthzID        string
-	Password       secret.Value
+	AuthzID string
+	// Password is the password, or the OAuth2 bearer token when Auth is
+	// imapdst.AuthXOAuth2 or imapdst.AuthOAuthBearer.
+	Password secret.Value
+	// Auth selects the login mechanism as for imapdst.Options.Auth; the
+	// zero value is imapdst.AuthDefault.
+	Auth imapdst.AuthMethod
+	// PasswordFunc, when set, is called before the login and its value
+	// replaces Password (a fresh OAuth2 token); its error fails DialIMAP.
+	PasswordFunc   func(ctx context.Context) (secret.Value, error)
 	AllowPlaintext bool
 	Logger         *slog.Logger // nil discards
 }
@@ -55,9 +63,11 @@ type IMAP struct {
 
 var _ Destination = (*IMAP)(nil)
 
-// DialIMAP connects, secures the connection as opts.TLS says, logs in and
-// reads the capabilities. ctx bounds the whole setup. A refused login is an
-// *imapdst.ReplyError (Command "LOGIN" or "AUTHENTICATE").
+// DialIMAP connects, secures the connection as opts.TLS says, logs in with
+// imapdst.Login (so as the copy does) and reads the capabilities. ctx
+// bounds the whole setup. A refused login is an *imapdst.ReplyError
+// (Command "LOGIN" or "AUTHENTICATE"), a rejected OAuth2 token an
+// *imapdst.TokenRejectedError.
 func DialIMAP(ctx context.Context, opts IMAPOptions) (*IMAP, error) {
 	log := opts.Logger
 	if log == nil {
@@ -98,7 +108,7 @@ func DialIMAP(ctx context.Context, opts IMAPOptions) (*IMAP, error) {
 	} else {
 		s.c = imapclient.New(conn, copts)
 	}
-	if err := s.login(); err != nil {
+	if err := imapdst.Login(ctx, s.c, opts.loginOptions()); err != nil {
 		_ = s.c.Close()
 		return nil, withCtx(ctx, err)
 	}
@@ -111,46 +121,17 @@ func DialIMAP(ctx context.Context, opts IMAPOptions) (*IMAP, error) {
 	return s, nil
 }
 
+// loginOptions are the options imapdst.Login reads.
+func (o IMAPOptions) loginOptions() imapdst.Options {
+	return imapdst.Options{Addr: o.Addr, TLS: o.TLS, User: o.User, AuthzID: o.AuthzID,
+		Password: o.Password, Auth: o.Auth, PasswordFunc: o.PasswordFunc, AllowPlaintext: o.AllowPlaintext}
+}
+
 func withCtx(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("%w (%v)", cerr, err)
 	}
 	return err
-}
-
-func (s *IMAP) login() error {
-	c, opts := s.c, s.opts
-	if err := c.WaitGreeting(); err != nil {
-		return fmt.Errorf("verify: reading greeting from %s: %w", opts.Addr, err)
-	}
-	if c.State() != imap.ConnStateNotAuthenticated {
-		return nil
-	}
-	if opts.TLS == imapdst.TLSNone && !opts.AllowPlaintext {
-		return fmt.Errorf("logging in to %s as %s: %w", opts.Addr, opts.User, ErrPlaintextRefused)
-	}
-	pw := opts.Password.Reveal()
-	for _, v := range []string{opts.User, opts.AuthzID, pw} {
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return fmt.Errorf("logging in to %s as %s: user name or password contains CR, LF or NUL", opts.Addr, opts.User)
-		}
-	}
-	var err error
-	cmdName := "LOGIN"
-	if opts.AuthzID != "" || c.Caps().Has(imap.CapLoginDisabled) {
-		cmdName = "AUTHENTICATE"
-		err = c.Authenticate(sasl.NewPlainClient(opts.AuthzID, opts.User, pw))
-	} else {
-		err = c.Login(opts.User, pw).Wait()
-	}
-	if err != nil {
-		var ie *imap.Error
-		if errors.As(err, &ie) {
-			return &imapdst.ReplyError{Command: cmdName, User: opts.User, Status: string(ie.Type), Code: string(ie.Code), Text: ie.Text}
-		}
-		return fmt.Errorf("verify: logging in to %s as %s: %w", opts.Addr, opts.User, err)
-	}
-	return nil
 }
 
 // during ties the connection to ctx until the returned func runs: a

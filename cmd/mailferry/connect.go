@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/mailferry/mailferry/config"
@@ -40,6 +41,33 @@ type serverSetup struct {
 	folders        folderOptions // IMAP sources: which folders, and how they map
 	log            *slog.Logger
 	trace          io.Writer
+}
+
+// accountSides builds the two serverSetups of a configured account, the
+// same for copy and run as for verify and plan.
+type accountSides struct {
+	account *config.Account
+	common  *commonOptions
+	masters *masterPasswords
+	folders folderOptions
+	trace   io.Writer
+	log     *slog.Logger
+}
+
+// setup is one side: server s's settings under the command line's, the
+// user's password, for OAuth2 a token read again from userSecret for every
+// connection (label names it in errors), and the master user's login.
+func (b accountSides) setup(ctx context.Context, s *config.Server, ep config.Endpoint, userPassword secret.Value, userSecret config.SecretSource, label string) (serverSetup, error) {
+	setup := serverSetup{ep: ep, password: userPassword, auth: ep.Auth, tlsCA: firstNonEmpty(b.common.tlsCA, s.TLSCA),
+		insecure:       b.common.insecureSkipVerify || s.InsecureSkipVerify,
+		allowPlaintext: b.common.allowPlaintext || s.AllowPlaintext,
+		idleTimeout:    s.IdleTimeout, log: b.log.With("account", b.account.Name), trace: b.trace, folders: b.folders}
+	if ep.Auth.IsOAuth2() {
+		// Read the token again for every connection: it expires.
+		setup.passwordFunc = tokenFunc(userSecret, label+" of account "+strconv.Quote(b.account.Name), b.log)
+	}
+	err := setup.useMaster(ctx, s, b.masters, b.log)
+	return setup, err
 }
 
 // tlsConfig builds the TLS settings: verification on, the system roots plus

@@ -177,19 +177,10 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 		allowPlaintext: o.common.allowPlaintext, idleTimeout: o.policy.idleTimeout, log: log, trace: trace,
 		folders: o.folders}
 	src.auth = srcEp.Auth
+	src.passwordFunc = o.srcPassword.tokenFunc(srcEp.Auth, e, "source token", log)
 	dst := src
 	dst.ep, dst.password, dst.auth = dstEp, dstPw, dstEp.Auth
-	// OAuth2 tokens from a file or command are read again for every
-	// connection; tokens from a variable or a prompt stay as given.
-	for _, side := range []struct {
-		setup *serverSetup
-		flags passwordFlags
-		what  string
-	}{{&src, o.srcPassword, "source token"}, {&dst, o.dstPassword, "destination token"}} {
-		if side.setup.auth.IsOAuth2() && (side.flags.file != "" || side.flags.command != "") && e.getenv("MAILFERRY_"+strings.ToUpper(side.flags.side)+"_PASSWORD") == "" {
-			side.setup.passwordFunc = tokenFunc(config.SecretSource{File: side.flags.file, Command: side.flags.command}, side.what, log)
-		}
-	}
+	dst.passwordFunc = o.dstPassword.tokenFunc(dstEp.Auth, e, "destination token", log)
 	if srcEp.Protocol == config.IMAP {
 		imapJobOptions(&popts, o.folders, log)
 	}

@@ -3,7 +3,9 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -161,5 +163,106 @@ func TestE2EOAuth2Copy(t *testing.T) {
 	r = runInProcess(t, func(string) string { return "" }, args...)
 	if r.code != exitOK || r.report.Totals.Copied != 1 {
 		t.Fatalf("refreshed token: exit %d, copied %d\n%s", r.code, r.report.Totals.Copied, r.stderr)
+	}
+}
+
+// TestE2EOAuth2VerifyPlan runs plan, run and verify on an account whose
+// destination logs in with auth = "xoauth2", the token read from a file:
+// plan and verify log in as the copy does (from the config and from
+// URLs). After the token is revoked verify fails the account fatally and
+// plan reports a destination problem, both with the copy's "server
+// rejected the OAuth2 token", and the token never shows.
+func TestE2EOAuth2VerifyPlan(t *testing.T) {
+	const token, newToken = "dst-token-verify-1", "dst-token-verify-2"
+	intro := dovecot.StartIntrospector(t, map[string]string{token: "alice"})
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{dir: t.TempDir()}
+	p.src = dovecot.Start(t, dovecot.Options{Name: "mf-vsrc", CA: ca, Users: map[string]string{"alice": srcPassword}})
+	p.dst = dovecot.Start(t, dovecot.Options{Name: "mf-vdst", CA: ca, Users: map[string]string{"alice": dstPassword},
+		OAuth2IntrospectionURL: intro.URL(), ExtraConfig: "auth_failure_delay = 0"})
+	p.state = filepath.Join(p.dir, "state.db")
+	seed(t, p, simpleMessages(3))
+	tokFile := filepath.Join(p.dir, "dst.token")
+	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`state = %q
+[source]
+url = "pop3s://%s"
+tls_ca = %q
+[destination]
+url = "imaps://%s"
+tls_ca = %q
+auth = "xoauth2"
+[[account]]
+source_user = "alice"
+source_password_command = "echo %s"
+dest_password_file = %q
+`, p.state, p.src.POP3SAddr(), p.src.CAFile(), p.dst.IMAPSAddr(), p.src.CAFile(), srcPassword, tokFile)
+	path := filepath.Join(p.dir, "migrate.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noEnv := func(string) string { return "" }
+	plan := func() (int, planAccount) {
+		t.Helper()
+		r := runCmd(t, runPlan, noEnv, "-c", path, "--json")
+		var rep planReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || len(rep.Accounts) != 1 {
+			t.Fatalf("plan --json: exit %d, %d accounts (%v)\n%s\n%s", r.code, len(rep.Accounts), err, r.stdout, r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, token) {
+			t.Error("plan: the token appears in the output")
+		}
+		return r.code, rep.Accounts[0]
+	}
+	verifyCfg := func(extra ...string) (int, verifyAccount) {
+		t.Helper()
+		args := append([]string{"--json"}, extra...)
+		getenv := noEnv
+		if len(extra) == 0 {
+			args = append(args, "-c", path)
+		} else {
+			getenv = func(k string) string { return map[string]string{"MAILFERRY_SOURCE_PASSWORD": srcPassword}[k] }
+		}
+		r := runCmd(t, runVerify, getenv, args...)
+		var rep verifyReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || len(rep.Accounts) != 1 {
+			t.Fatalf("verify %v: exit %d, %d accounts (%v)\n%s\n%s", extra, r.code, len(rep.Accounts), err, r.stdout, r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, token) {
+			t.Errorf("verify %v: the token appears in the output", extra)
+		}
+		return r.code, rep.Accounts[0]
+	}
+
+	if code, pa := plan(); code != exitOK || !pa.OK || pa.ToMove != 3 || !pa.DestCaps["UIDPLUS"] {
+		t.Fatalf("plan: exit %d, ok %v, %d to move, destination capabilities %v, problems %q; want a login and 3 to move",
+			code, pa.OK, pa.ToMove, pa.DestCaps, pa.Problems)
+	}
+	if r := runInProcess(t, noEnv, "run", "-c", path, "--json", "--progress", "none"); r.code != exitOK || r.report.Totals.Copied != 3 {
+		t.Fatalf("run: exit %d, copied %d\n%s", r.code, r.report.Totals.Copied, r.stderr)
+	}
+	urlArgs := []string{p.srcURL(), p.dstURL() + "?auth=xoauth2", "--tls-ca", p.src.CAFile(), "--state", p.state,
+		"--dest-password-file", tokFile}
+	for _, extra := range [][]string{nil, urlArgs} {
+		if code, va := verifyCfg(extra...); code != exitOK || !va.OK || va.Stats.Matched != 3 {
+			t.Fatalf("verify %v: exit %d, stats %+v, error %q; want 3 matched", extra, code, va.Stats, va.Error)
+		}
+	}
+
+	// Revoked: each login is rejected once (Dovecot delays the logins
+	// after each rejection), with the copy path's TokenRejectedError.
+	intro.Set(map[string]string{newToken: "alice"})
+	const rejected = "AUTHENTICATE XOAUTH2 for alice: server rejected the OAuth2 token"
+	if code, va := verifyCfg(); code != exitFatal || va.OK || !strings.Contains(va.Error, rejected) {
+		t.Errorf("verify, token revoked: exit %d, ok %v, error %q; want %d and %q", code, va.OK, va.Error, exitFatal, rejected)
+	}
+	if code, pa := plan(); code != exitPartial || pa.OK || !strings.Contains(strings.Join(pa.Problems, ";"), "destination") ||
+		!strings.Contains(strings.Join(pa.Problems, ";"), rejected) {
+		t.Errorf("plan, token revoked: exit %d, problems %q; want %d and a destination problem %q", code, pa.Problems, exitPartial, rejected)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -57,4 +58,16 @@ func (p passwordFlags) resolve(ctx context.Context, e *env, what string) (secret
 	}
 	return secret.Value{}, usagef("no %s password: set %s, or use --%s-password-file or --%s-password-command",
 		p.side, envVar, p.side, p.side)
+}
+
+// tokenFunc returns the passwordFunc of a side that logs in with auth: an
+// OAuth2 token from the file or the command is read again for every
+// connection (tokens expire during long runs); what names it in errors.
+// It returns nil for passwords, and for tokens from the variable or a
+// prompt, which stay as resolve gave them.
+func (p passwordFlags) tokenFunc(auth config.Auth, e *env, what string, log *slog.Logger) func(context.Context) (secret.Value, error) {
+	if !auth.IsOAuth2() || p.file == "" && p.command == "" || e.getenv("MAILFERRY_"+strings.ToUpper(p.side)+"_PASSWORD") != "" {
+		return nil
+	}
+	return tokenFunc(config.SecretSource{File: p.file, Command: p.command}, what, log)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
 
 	"github.com/spf13/pflag"
 
@@ -192,23 +191,12 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 	popts.BatchBytes = dstSrv.BatchBytes
 
 	trace := traceWriter(common, e)
-	side := func(s *config.Server, ep config.Endpoint, userPassword secret.Value, userSecret config.SecretSource, label string) (serverSetup, error) {
-		setup := serverSetup{ep: ep, password: userPassword, auth: ep.Auth, tlsCA: firstNonEmpty(common.tlsCA, s.TLSCA),
-			insecure:       common.insecureSkipVerify || s.InsecureSkipVerify,
-			allowPlaintext: common.allowPlaintext || s.AllowPlaintext,
-			idleTimeout:    s.IdleTimeout, log: log.With("account", a.Name), trace: trace, folders: fo}
-		if ep.Auth.IsOAuth2() {
-			// Read the token again for every connection: it expires.
-			setup.passwordFunc = tokenFunc(userSecret, label+" of account "+strconv.Quote(a.Name), log)
-		}
-		err := setup.useMaster(ctx, s, masters, log)
-		return setup, err
-	}
-	src, err := side(&srcSrv.Server, srcEp, creds.Source, a.SourcePassword, "source token")
+	sides := accountSides{account: a, common: common, masters: masters, folders: fo, trace: trace, log: log}
+	src, err := sides.setup(ctx, &srcSrv.Server, srcEp, creds.Source, a.SourcePassword, "source token")
 	if err != nil {
 		return pipeline.Job{}, nil, usagef("account %q: source: %v", a.Name, err)
 	}
-	dst, err := side(&dstSrv.Server, dstEp, creds.Dest, a.DestPassword, "destination token")
+	dst, err := sides.setup(ctx, &dstSrv.Server, dstEp, creds.Dest, a.DestPassword, "destination token")
 	if err != nil {
 		return pipeline.Job{}, nil, usagef("account %q: destination: %v", a.Name, err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
-	"github.com/mailferry/mailferry/secret"
 	"github.com/mailferry/mailferry/spool"
 	"github.com/mailferry/mailferry/verify"
 )
@@ -139,9 +138,11 @@ func (o *inspectOptions) accounts(ctx context.Context, args []string, e *env, lo
 	}
 	trace := traceWriter(&o.common, e)
 	src := serverSetup{ep: srcEp, password: srcPw, tlsCA: o.common.tlsCA, insecure: o.common.insecureSkipVerify,
-		allowPlaintext: o.common.allowPlaintext, log: log, trace: trace, folders: o.folders}
+		allowPlaintext: o.common.allowPlaintext, log: log, trace: trace, folders: o.folders,
+		auth: srcEp.Auth, passwordFunc: o.srcPassword.tokenFunc(srcEp.Auth, e, "source token", log)}
 	dst := src
-	dst.ep, dst.password = dstEp, dstPw
+	dst.ep, dst.password, dst.auth = dstEp, dstPw, dstEp.Auth
+	dst.passwordFunc = o.dstPassword.tokenFunc(dstEp.Auth, e, "destination token", log)
 	state, err := o.statePath(o.common.state, e)
 	return []accountSetup{{name: popts.Account, src: src, dst: dst, opts: popts}}, state, err
 }
@@ -199,19 +200,12 @@ func (o *inspectOptions) configAccounts(ctx context.Context, cfg *config.Config,
 		fo := folderOptions{include: cfg.Folders.Include, exclude: cfg.Folders.Exclude, root: cfg.Folders.Root,
 			rename: cfg.Folders.Rename, syncFlags: cfg.Folders.SyncFlags, specialUse: cfg.Folders.SpecialUse,
 			maxAge: cfg.Folders.MaxAge, minAge: cfg.Folders.MinAge}
-		side := func(s *config.Server, ep config.Endpoint, pw secret.Value) (serverSetup, error) {
-			setup := serverSetup{ep: ep, password: pw, auth: ep.Auth, tlsCA: firstNonEmpty(o.common.tlsCA, s.TLSCA),
-				insecure:       o.common.insecureSkipVerify || s.InsecureSkipVerify,
-				allowPlaintext: o.common.allowPlaintext || s.AllowPlaintext,
-				idleTimeout:    s.IdleTimeout, log: log.With("account", a.Name), trace: trace, folders: fo}
-			err := setup.useMaster(ctx, s, &masters, log)
-			return setup, err
-		}
-		src, err := side(&cfg.SourceFor(a).Server, srcEp, creds.Source)
+		sides := accountSides{account: a, common: &o.common, masters: &masters, folders: fo, trace: trace, log: log}
+		src, err := sides.setup(ctx, &cfg.SourceFor(a).Server, srcEp, creds.Source, a.SourcePassword, "source token")
 		if err != nil {
 			return nil, usagef("account %q: source: %v", a.Name, err)
 		}
-		dst, err := side(&cfg.DestinationFor(a).Server, dstEp, creds.Dest)
+		dst, err := sides.setup(ctx, &cfg.DestinationFor(a).Server, dstEp, creds.Dest, a.DestPassword, "destination token")
 		if err != nil {
 			return nil, usagef("account %q: destination: %v", a.Name, err)
 		}
@@ -237,6 +231,7 @@ func (s serverSetup) dialReader(ctx context.Context) (*verify.IMAP, error) {
 	return verify.DialIMAP(ctx, verify.IMAPOptions{
 		Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
 		User: user, AuthzID: authz, Password: s.password,
+		Auth: authMethod(s.auth), PasswordFunc: s.passwordFunc,
 		AllowPlaintext: s.allowPlaintext, Logger: s.log,
 	})
 }
