@@ -2,6 +2,7 @@ package imapsrc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -53,6 +54,10 @@ type batch struct {
 // §6.4.8), of up to Options.PrefetchMessages messages and
 // Options.PrefetchBytes announced bytes, and streams each body to its
 // writer as it arrives: one round trip per batch instead of one per message.
+// A Fetch returns once the reply after its body has begun (or the FETCH has
+// ended), as that is when its own reply is known to have parsed to its end:
+// a body whose reply does not parse (a wrong literal length, bytes after the
+// literal) fails with a transient error, like a single fetch.
 // Prefetch itself sends nothing; it replaces any earlier plan.
 //
 // The flags and internal dates stay those List returned: Fetch writes bytes
@@ -214,7 +219,8 @@ func (s *Source) nextReply(ctx context.Context) (bool, error) {
 
 // readHeld copies the held reply's body, which is p's, to w, with the same
 // checks as a single fetch: the body's length against its literal's
-// announced size, NIL and repeated bodies.
+// announced size, NIL and repeated bodies, and the reply parsing to its end
+// (confirmEnd) before the body counts as fetched.
 func (s *Source) readHeld(ctx context.Context, p planned, w io.Writer) (int64, error) {
 	b := s.batch
 	msg := b.held
@@ -260,7 +266,39 @@ func (s *Source) readHeld(ctx context.Context, p planned, w io.Writer) (int64, e
 		}
 		return s.fetch(ctx, p.mailbox, p.uidValidity, p.uid, w)
 	}
+	if err := s.confirmEnd(ctx, p); err != nil {
+		return n, err
+	}
 	return n, nil
+}
+
+// confirmEnd returns once the reply that carried p's body is known to have
+// been parsed to its end, and fails when it was not. go-imap beta.8 ends a
+// reply's items the same way whether its closing ")" CRLF parsed or not, so
+// a wrong literal length (the body swallowing the next bytes, or leaving
+// some over) would otherwise pass as p's body. What follows tells: go-imap
+// reads the next response only after the previous one parsed up to its
+// CRLF, so the FETCH's next reply arriving, or the command's tagged reply,
+// confirms p; a parse error ends the command with that error instead.
+//
+// The bytes it waits for normally follow the body on the connection: this
+// costs no round trip. The next reply is read up to its UID only and held,
+// as after a skipped message: its body stays on the connection.
+func (s *Source) confirmEnd(ctx context.Context, p planned) error {
+	mailbox := s.batch.mailbox
+	more, err := s.nextReply(ctx)
+	var ie *imap.Error
+	switch {
+	case more || err == nil:
+		return nil
+	case errors.As(err, &ie):
+		// A tagged NO or BAD parsed after p's reply, so that reply is
+		// whole. The NO concerns the command: the messages of the batch
+		// not served yet are asked for again, each getting its own answer.
+		s.log.Warn("server refused part of a batched UID FETCH; the messages of the batch not served yet are asked for again", "mailbox", mailbox, "after_uid", p.uid, "error", err)
+		return nil
+	}
+	return fmt.Errorf("the reply carrying the body did not parse to its end (wrong literal length, or bytes after the body), so the body read is not the message: %w", err)
 }
 
 // endBatch reads the rest of the batch in flight, discarding its bodies,
