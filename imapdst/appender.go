@@ -40,6 +40,13 @@ type Appender struct {
 	loggingOut bool
 }
 
+// writeBufferBytes is the appender's write buffer. Message bodies are
+// copied through it, and each time it fills it goes out as TLS records and
+// a write system call: with bufio's default 4 KB a 10 KB message took three
+// of each, and sending was a fifth of mailferry's CPU time on small mail;
+// 64 KB fills four full 16 KB TLS records per write.
+const writeBufferBytes = 64 << 10
+
 // command is one command sent and not yet completed.
 type command struct {
 	tag     string
@@ -85,7 +92,7 @@ func NewAppender(ctx context.Context, conn net.Conn, opts Options) (*Appender, e
 		ic:      ic,
 		conn:    c,
 		br:      bufio.NewReader(c),
-		bw:      bufio.NewWriter(c),
+		bw:      bufio.NewWriterSize(c, writeBufferBytes),
 		secure:  opts.TLS == TLSImplicit,
 		pending: map[string]*command{},
 	}

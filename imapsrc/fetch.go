@@ -129,7 +129,7 @@ func (s *Source) fetchBody(ctx context.Context, mailbox string, set imap.NumSet,
 					bad = first(bad, perMessage(fmt.Errorf("server sent the body as NIL")))
 				default:
 					got = true
-					n, werr, readErr = copyBody(w, it.Literal)
+					n, werr, readErr = s.copyBody(w, it.Literal)
 					if readErr != nil {
 						s.stopReading()
 					}
@@ -171,9 +171,14 @@ func (s *Source) stopReading() {
 // and reports a body shorter than announced as a read error: go-imap beta.8
 // ends a literal cut by a dropped connection with io.EOF (libraries.md
 // §1.6).
-func copyBody(w io.Writer, lit imap.LiteralReader) (n int64, werr, readErr error) {
+// The copy buffer is the session's (io.Copy allocated 32 KB per message:
+// most of the IMAP source's allocations on small mail).
+func (s *Source) copyBody(w io.Writer, lit imap.LiteralReader) (n int64, werr, readErr error) {
 	ew := &errWriter{w: w}
-	n, readErr = io.Copy(ew, lit)
+	if s.copyBuf == nil {
+		s.copyBuf = make([]byte, 32<<10)
+	}
+	n, readErr = io.CopyBuffer(ew, lit, s.copyBuf)
 	switch {
 	case ew.err != nil:
 		return n, ew.err, nil

@@ -244,7 +244,7 @@ func (s *Source) readHeld(ctx context.Context, p planned, w io.Writer) (int64, e
 			bad = first(bad, perMessage(fmt.Errorf("server sent the body as NIL")))
 		default:
 			got = true
-			n, werr, readErr = copyBody(w, it.Literal)
+			n, werr, readErr = s.copyBody(w, it.Literal)
 		}
 		if readErr != nil {
 			s.stopReading()

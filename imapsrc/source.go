@@ -48,6 +48,8 @@ type Source struct {
 	pos       int
 	batch     *batch
 	unordered bool // the server answered a UID FETCH out of UID order: no batches
+
+	copyBuf []byte // copyBody's buffer, kept from one message to the next
 }
 
 // selection is the currently selected mailbox.

@@ -35,22 +35,43 @@ func newTap(trace io.Writer) *tap { return &tap{w: trace} }
 func (t *tap) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, c := range p {
-		if c == '\n' {
-			if l := bytes.TrimRight(t.line, "\r"); len(l) >= 5 && bytes.EqualFold(l[:5], []byte("* BYE")) {
-				t.lastBye = string(l)
-			}
-			t.line = t.line[:0]
-			continue
+	for rest := p; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			t.keep(rest)
+			break
 		}
-		if len(t.line) < maxTapLine {
-			t.line = append(t.line, c)
+		t.keep(rest[:i])
+		if l := bytes.TrimRight(t.line, "\r"); isBye(l) {
+			t.lastBye = string(l)
 		}
+		t.line = t.line[:0]
+		rest = rest[i+1:]
 	}
 	if t.w != nil && t.on {
 		t.writeTrace(p)
 	}
 	return len(p), nil
+}
+
+// keep adds a piece of the current line to t.line as far as a BYE needs
+// it: the first five bytes of every line, the rest (up to maxTapLine) only
+// of a line that starts with "* BYE". Message bodies pass through here,
+// so it does not look at their bytes one by one.
+func (t *tap) keep(piece []byte) {
+	if n := min(len(piece), 5-len(t.line)); n > 0 {
+		t.line = append(t.line, piece[:n]...)
+		piece = piece[n:]
+	}
+	if len(piece) == 0 || !isBye(t.line) {
+		return
+	}
+	t.line = append(t.line, piece[:min(len(piece), maxTapLine-len(t.line))]...)
+}
+
+// isBye reports whether line starts with "* BYE", in any case.
+func isBye(line []byte) bool {
+	return len(line) >= 5 && bytes.EqualFold(line[:5], []byte("* BYE"))
 }
 
 // writeTrace writes p with "imapsrc " at the start of each line. The

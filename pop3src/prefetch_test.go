@@ -126,6 +126,18 @@ func TestTranscriptPrefetchWindow(t *testing.T) {
 			},
 		},
 		{
+			name: "the window is topped up a quarter at a time", sizes: []int{10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10},
+			maxAhead: 8, maxBytes: 1 << 20,
+			script: []step{
+				{want: "RETR 1\r\nRETR 2\r\nRETR 3\r\nRETR 4\r\nRETR 5\r\nRETR 6\r\nRETR 7\r\nRETR 8\r\n", reply: retrReply("m1")},
+				{reply: retrReply("m2")}, // 7 of 8 in flight: nothing sent
+				{want: "RETR 9\r\nRETR 10\r\n", reply: retrReply("m3")},
+				{reply: retrReply("m4")},
+				{want: "RETR 11\r\nRETR 12\r\n", reply: retrReply("m5") + retrReply("m6") + retrReply("m7") + retrReply("m8") +
+					retrReply("m9") + retrReply("m10") + retrReply("m11") + retrReply("m12")},
+			},
+		},
+		{
 			name: "no PIPELINING: one RETR at a time", sizes: []int{10, 10, 10}, maxAhead: -1,
 			script: []step{
 				{want: "RETR 1\r\n", reply: retrReply("m1")},

@@ -365,11 +365,18 @@ func (s *Source) fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Wri
 
 // fill sends RETRs for the plan after the ones in flight while the window
 // allows: at most maxAhead messages and maxAheadBytes announced bytes in
-// flight, counting from plan[pos]; plan[pos] itself always goes.
+// flight, counting from plan[pos]; plan[pos] itself always goes. While
+// RETRs are in flight it waits until a quarter of the window is free, in
+// messages and in bytes, and then fills it: one write (one TLS record, one
+// system call, one wake-up of the server) per quarter window, not per
+// message.
 func (s *Source) fill(ctx context.Context) error {
 	var inFlight int64
 	for _, p := range s.plan[s.pos:s.sent] {
 		inFlight += p.size
+	}
+	if n := s.sent - s.pos; n > 0 && (s.maxAhead-n < max(1, s.maxAhead/4) || s.maxAheadBytes-inFlight < s.maxAheadBytes/4) {
+		return nil
 	}
 	var nums []int
 	for s.sent < len(s.plan) && s.sent-s.pos < s.maxAhead && (s.sent == s.pos || inFlight+s.plan[s.sent].size <= s.maxAheadBytes) {

@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math/bits"
 	"os"
+	"sync"
 )
 
 // Options bounds a spool.
@@ -46,7 +48,7 @@ func (o *Options) withDefaults() Options {
 // Writer receives a message's bytes. It is not safe for concurrent use.
 type Writer struct {
 	opts   Options
-	mem    bytes.Buffer
+	mem    []byte // the message while it fits in MemoryBytes
 	file   *os.File
 	size   int64
 	hash   hash.Hash
@@ -54,7 +56,6 @@ type Writer struct {
 	prevCR bool // the last byte written was a CR whose fate depends on the next byte
 	fixed  int
 	nul    bool
-	out    []byte // scratch for normalised chunks
 	closed bool
 }
 
@@ -73,7 +74,7 @@ func (w *Writer) Expect(size int64) {
 		return
 	}
 	// A little room for line ends that become CRLF.
-	w.mem.Grow(int(min(size+size/64+64, w.opts.MemoryBytes)))
+	w.mem = getBuffer(int(min(size+size/64+64, w.opts.MemoryBytes)))
 }
 
 // Write normalises line ends to CRLF and stores the result. Servers differ on
@@ -82,48 +83,98 @@ func (w *Writer) Expect(size int64) {
 // identical to what was sent, so its digest can be checked after a crash.
 // A CR goes out at once; the next byte, possibly in the next Write, shows
 // whether an LF must be added after it.
+//
+// The bytes are stored in runs between the line ends that need fixing, found
+// with bytes.IndexByte, so a message that already has CRLF line ends (nearly
+// all) is copied once, straight into the spool.
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errors.New("spool: write after Finish")
 	}
-	w.out = w.out[:0]
-	start := 0 // p[start:i] is still to be copied out verbatim
-	for i, b := range p {
-		switch {
-		case w.prevCR && b == '\n':
-			// A proper CRLF: the held CR (already emitted) plus this LF.
-		case w.prevCR:
-			// The held CR was bare: complete it to CRLF before this byte.
-			w.out = append(w.out, p[start:i]...)
-			w.out = append(w.out, '\n')
-			start = i
-			w.fixed++
-		case b == '\n':
-			w.out = append(w.out, p[start:i]...)
-			w.out = append(w.out, '\r')
-			start = i
-			w.fixed++
-		}
-		if b == 0 {
-			w.nul = true
-		}
-		w.prevCR = b == '\r'
+	if len(p) == 0 {
+		return 0, nil
 	}
-	w.out = append(w.out, p[start:]...)
-	if err := w.store(w.out); err != nil {
+	if !w.nul && bytes.IndexByte(p, 0) >= 0 {
+		w.nul = true
+	}
+	start, i := 0, 0 // p[start:i] is still to be stored verbatim; p[i:] to be scanned
+	if w.prevCR {
+		// The CR ending the last Write is stored already.
+		w.prevCR = false
+		if p[0] == '\n' {
+			i = 1
+		} else if err := w.fix(lf); err != nil {
+			return 0, err
+		}
+	}
+	for i < len(p) {
+		k := bytes.IndexByte(p[i:], '\n')
+		end := len(p) // p[i:end] is the rest of the line, without its LF
+		if k >= 0 {
+			end = i + k
+		}
+		for {
+			c := bytes.IndexByte(p[i:end], '\r')
+			if c < 0 {
+				break
+			}
+			c += i
+			if c == end-1 {
+				// Before the LF: a proper CRLF. At the end of p: held
+				// until the next byte shows which.
+				w.prevCR = k < 0
+				break
+			}
+			// A bare CR (a byte other than LF follows): complete it.
+			if err := w.store(p[start : c+1]); err != nil {
+				return 0, err
+			}
+			if err := w.fix(lf); err != nil {
+				return 0, err
+			}
+			start, i = c+1, c+1
+		}
+		if k < 0 {
+			break
+		}
+		if end == 0 || p[end-1] != '\r' {
+			// A bare LF (the CR before it, if any, was completed above or
+			// belongs to the last Write, handled before the loop).
+			if err := w.store(p[start:end]); err != nil {
+				return 0, err
+			}
+			if err := w.fix(cr); err != nil {
+				return 0, err
+			}
+			start = end
+		}
+		i = end + 1
+	}
+	if err := w.store(p[start:]); err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
 
+var cr, lf = []byte{'\r'}, []byte{'\n'}
+
+// fix stores a byte added to complete a line end, and counts it.
+func (w *Writer) fix(b []byte) error {
+	w.fixed++
+	return w.store(b)
+}
+
+// store adds b to the message: in memory while it fits, else in the temp
+// file. The header copy (Options.HeaderBytes) is made only for messages that
+// go to a file; in memory the message's start is the header.
 func (w *Writer) store(b []byte) error {
-	if room := w.opts.HeaderBytes - len(w.head); room > 0 {
-		w.head = append(w.head, b[:min(room, len(b))]...)
+	if len(b) == 0 {
+		return nil
 	}
 	w.hash.Write(b)
 	w.size += int64(len(b))
-	if w.file == nil && int64(w.mem.Len()+len(b)) <= w.opts.MemoryBytes {
-		w.mem.Write(b)
+	if w.file == nil && int64(len(w.mem)+len(b)) <= w.opts.MemoryBytes {
+		w.mem = append(w.mem, b...)
 		return nil
 	}
 	if w.file == nil {
@@ -132,10 +183,15 @@ func (w *Writer) store(b []byte) error {
 			return err
 		}
 		w.file = f
-		if _, err := f.Write(w.mem.Bytes()); err != nil {
+		if _, err := f.Write(w.mem); err != nil {
 			return fmt.Errorf("spool: writing temp file: %w", err)
 		}
-		w.mem = bytes.Buffer{}
+		w.head = append([]byte(nil), w.mem[:min(w.opts.HeaderBytes, len(w.mem))]...)
+		putBuffer(w.mem)
+		w.mem = nil
+	}
+	if room := w.opts.HeaderBytes - len(w.head); room > 0 {
+		w.head = append(w.head, b[:min(room, len(b))]...)
 	}
 	if _, err := w.file.Write(b); err != nil {
 		return fmt.Errorf("spool: writing temp file: %w", err)
@@ -149,21 +205,29 @@ func (w *Writer) Finish() (*Message, error) {
 	if w.prevCR { // a bare CR at the very end
 		w.prevCR = false
 		w.fixed++
-		if err := w.store([]byte{'\n'}); err != nil {
+		if err := w.store(lf); err != nil {
 			w.Discard()
 			return nil, err
 		}
 	}
 	w.closed = true
+	head := w.head
+	if w.file == nil {
+		n := min(w.opts.HeaderBytes, len(w.mem))
+		head = w.mem[:n:n]
+	}
 	m := &Message{
 		size:     w.size,
-		header:   w.head,
+		header:   head,
 		fixed:    w.fixed,
 		hasNUL:   w.nul,
 		file:     w.file,
-		inMemory: w.mem.Bytes(),
+		inMemory: w.mem,
 	}
 	copy(m.digest[:], w.hash.Sum(nil))
+	// The storage is the Message's now: a Discard after Finish must not
+	// close or recycle it.
+	w.mem, w.file = nil, nil
 	return m, nil
 }
 
@@ -174,7 +238,8 @@ func (w *Writer) Discard() {
 		w.file.Close()
 		w.file = nil
 	}
-	w.mem = bytes.Buffer{}
+	putBuffer(w.mem)
+	w.mem = nil
 }
 
 // Message is a spooled message, readable any number of times via ReadAt.
@@ -219,18 +284,68 @@ func (m *Message) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// InMemoryBytes is how much memory the message holds (0 once spilled to disk).
-func (m *Message) InMemoryBytes() int64 { return int64(len(m.inMemory)) }
+// InMemoryBytes is how much memory the message holds: its buffer's
+// capacity, which a reused buffer may have larger than the message (0 once
+// spilled to disk).
+func (m *Message) InMemoryBytes() int64 { return int64(cap(m.inMemory)) }
 
-// Close releases the message's storage.
+// Close releases the message's storage: its memory goes back to the
+// package's cache for the next message, so neither ReadAt nor a slice
+// Header returned may be used afterwards (Header then returns nil).
 func (m *Message) Close() error {
-	m.inMemory = nil
+	if m.inMemory != nil {
+		putBuffer(m.inMemory)
+		m.inMemory = nil
+	}
+	m.header = nil
 	if m.file == nil {
 		return nil
 	}
 	err := m.file.Close()
 	m.file = nil
 	return err
+}
+
+// buffers caches message buffers by size class, so that spooling a small
+// message reuses the memory of one already sent instead of faulting in
+// fresh pages: allocating a new buffer per message was a tenth of
+// mailferry's CPU time on small mail, nearly all of it in the kernel's
+// page faults under the runtime's memclr. A buffer returns here when its
+// Message is closed. It is a cache, invisible to callers (sync.Pool drops
+// what two garbage collections find unused), and the package's one
+// variable. Class k holds buffers of at least minPooled<<k bytes.
+var buffers [pooledClasses]sync.Pool
+
+const (
+	minPooled     = 4 << 10
+	pooledClasses = 9 // 4 KiB to 1 MiB; larger buffers are not kept
+	maxPooled     = minPooled << (pooledClasses - 1)
+)
+
+// getBuffer returns an empty buffer with room for n bytes.
+func getBuffer(n int) []byte {
+	if n > maxPooled {
+		return make([]byte, 0, n)
+	}
+	k := 0
+	if n > minPooled {
+		k = bits.Len(uint(n-1)) - bits.Len(uint(minPooled-1)) // smallest class that holds n
+	}
+	if b, ok := buffers[k].Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, minPooled<<k)
+}
+
+// putBuffer gives b back for another message; nobody may use it after.
+func putBuffer(b []byte) {
+	c := cap(b)
+	if c < minPooled || c > maxPooled {
+		return
+	}
+	k := bits.Len(uint(c)) - bits.Len(uint(minPooled)) // largest class b fills
+	b = b[:0]
+	buffers[k].Put(&b)
 }
 
 // createSpoolFile opens a private (0600) file for one message's bytes that

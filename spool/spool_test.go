@@ -179,3 +179,155 @@ func TestExpectAllocatesOnce(t *testing.T) {
 		t.Errorf("allocations with Expect %.0f, without %.0f: Expect should save the buffer regrowth", with, without)
 	}
 }
+
+// TestHeader checks Header in memory and after spilling: the message's
+// first HeaderBytes bytes, as sent (normalised).
+func TestHeader(t *testing.T) {
+	body := "Subject: x\nFrom: a@b\n\nbody line\n"
+	want := strings.ReplaceAll(body, "\n", "\r\n")
+	tests := []struct {
+		name        string
+		memoryBytes int64
+		headerBytes int
+		want        string
+	}{
+		{name: "in memory, whole message", memoryBytes: 1 << 20, headerBytes: 1 << 10, want: want},
+		{name: "in memory, bounded", memoryBytes: 1 << 20, headerBytes: 12, want: want[:12]},
+		{name: "spilled before the header ended", memoryBytes: 5, headerBytes: 1 << 10, want: want},
+		{name: "spilled after the header bound", memoryBytes: 20, headerBytes: 12, want: want[:12]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := New(&Options{MemoryBytes: tc.memoryBytes, HeaderBytes: tc.headerBytes, Dir: t.TempDir()})
+			for i := 0; i < len(body); i += 3 {
+				if _, err := w.Write([]byte(body[i:min(i+3, len(body))])); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, err := w.Finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if got := string(m.Header()); got != tc.want {
+				t.Errorf("Header() = %q, want %q", got, tc.want)
+			}
+			if got := string(readAll(t, m)); got != want {
+				t.Errorf("message = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestWriteCopiesOnce: a message with CRLF line ends, which needs no fix,
+// costs no allocation beyond the spool's own buffer (Expect) and hash.
+func TestWriteCopiesOnce(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef\r\n"), 600) // 10.8 KB
+	allocs := testing.AllocsPerRun(20, func() {
+		w := New(&Options{MemoryBytes: 1 << 20})
+		w.Expect(int64(len(body)))
+		for i := 0; i < len(body); i += 4 << 10 {
+			w.Write(body[i:min(i+4<<10, len(body))])
+		}
+		m, _ := w.Finish()
+		m.Close()
+	})
+	// The Writer, its hash, the buffer, the Message.
+	if allocs > 5 {
+		t.Errorf("spooling a CRLF message allocates %.0f times, want at most 5", allocs)
+	}
+}
+
+func TestBufferClasses(t *testing.T) {
+	tests := []struct {
+		name    string
+		n       int
+		wantCap int
+	}{
+		{name: "tiny", n: 10, wantCap: 4 << 10},
+		{name: "exactly a class", n: 8 << 10, wantCap: 8 << 10},
+		{name: "just above a class", n: 8<<10 + 1, wantCap: 16 << 10},
+		{name: "largest pooled", n: 1 << 20, wantCap: 1 << 20},
+		{name: "above the pooled sizes", n: 1<<20 + 1, wantCap: 1<<20 + 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := getBuffer(tc.n)
+			if len(b) != 0 || cap(b) < tc.n {
+				t.Fatalf("getBuffer(%d): len %d cap %d, want empty with room for %d", tc.n, len(b), cap(b), tc.n)
+			}
+			if cap(b) < tc.wantCap {
+				t.Errorf("getBuffer(%d) cap %d, want at least %d", tc.n, cap(b), tc.wantCap)
+			}
+			putBuffer(b)
+		})
+	}
+}
+
+// TestClosedMessageBufferReused: once a message is closed its memory may
+// hold the next message, and the closed one reads as empty.
+func TestClosedMessageBufferReused(t *testing.T) {
+	spoolOne := func(body string) *Message {
+		t.Helper()
+		w := New(&Options{MemoryBytes: 1 << 20})
+		w.Expect(int64(len(body)))
+		if _, err := w.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := w.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a := spoolOne(strings.Repeat("a\r\n", 2000))
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := spoolOne(strings.Repeat("b\r\n", 2000))
+	defer b.Close()
+	if got := string(readAll(t, b)); got != strings.Repeat("b\r\n", 2000) {
+		t.Errorf("second message reads %.20q…, want its own bytes", got)
+	}
+	if n, err := a.ReadAt(make([]byte, 10), 0); n != 0 || err != io.EOF {
+		t.Errorf("closed message ReadAt = %d, %v; want 0, EOF", n, err)
+	}
+	if a.Header() != nil {
+		t.Errorf("closed message Header() = %q, want nil", a.Header())
+	}
+}
+
+// TestInMemoryBytesCountsTheBuffer: the memory a message holds is its
+// buffer's capacity, so the pipeline's byte budget bounds real memory.
+func TestInMemoryBytesCountsTheBuffer(t *testing.T) {
+	w := New(&Options{MemoryBytes: 1 << 20})
+	w.Expect(5000)
+	w.Write(bytes.Repeat([]byte("x"), 5000))
+	m, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if got := m.InMemoryBytes(); got < m.Size() || got != int64(cap(m.inMemory)) {
+		t.Errorf("InMemoryBytes() = %d for a %d-byte message in a %d-byte buffer", got, m.Size(), cap(m.inMemory))
+	}
+}
+
+// TestDiscardAfterFinishKeepsMessage: the storage belongs to the Message
+// once Finish returns.
+func TestDiscardAfterFinishKeepsMessage(t *testing.T) {
+	for _, mem := range []int64{1 << 20, 4} { // in memory, in a temp file
+		w := New(&Options{MemoryBytes: mem, Dir: t.TempDir()})
+		w.Expect(100)
+		w.Write([]byte("hello\r\n"))
+		m, err := w.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Discard()
+		if got := string(readAll(t, m)); got != "hello\r\n" {
+			t.Errorf("MemoryBytes %d: message after Discard = %q, want %q", mem, got, "hello\r\n")
+		}
+		m.Close()
+	}
+}

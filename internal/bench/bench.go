@@ -70,7 +70,7 @@ const destMailbox = "Bench"
 
 // destUsers is the size of the destination's user pool: every measured run
 // gets a fresh, empty account.
-const destUsers = 80
+const destUsers = 250
 
 // env is the running benchmark: servers, workloads, results.
 type env struct {
@@ -84,9 +84,12 @@ type env struct {
 	dstPW  string
 	bin    string
 
-	nextDst int
-	runs    int
-	rows    []row
+	cpu *cpuMeter
+
+	nextDst   int
+	runs      int
+	rows      []row
+	summaries []summary
 }
 
 func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) {
@@ -182,11 +185,15 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 		}
 	}
 	printTable(stdout, e.rows)
+	fmt.Fprintln(stdout)
+	printCPUTable(stdout, e.rows, runtime.NumCPU())
+	fmt.Fprintln(stdout)
+	printSummaries(stdout, e.summaries)
 	fmt.Fprintf(stdout, "\n%d CPUs, %s, seed %d, %s in all. Ratios compare figures of this run; "+
 		"ceilings exclude connecting and logging in, mailferry's figures are the whole process.\n",
 		runtime.NumCPU(), runtime.Version(), cfg.seed, time.Since(began).Round(time.Second))
 	if cfg.jsonPath != "" {
-		if err := writeJSON(cfg.jsonPath, cfg, e.rows, time.Since(began)); err != nil {
+		if err := writeJSON(cfg.jsonPath, cfg, e.rows, e.summaries, time.Since(began)); err != nil {
 			return err
 		}
 	}
@@ -242,6 +249,7 @@ func (e *env) start(ctx context.Context) error {
 		return fmt.Errorf("starting Dovecot: %w", errors.Join(srcErr, dstErr))
 	}
 	e.tlsCfg = e.src.TLSConfig()
+	e.cpu = newCPUMeter(e.src.Dir(), e.dst.Dir())
 	e.log.Info("servers ready", "source_pop3s", e.src.POP3SAddr(), "source_imaps", e.src.IMAPSAddr(),
 		"dest_imaps", e.dst.IMAPSAddr(), "dir", e.dir)
 	return nil
@@ -285,54 +293,116 @@ func (e *env) dropDest(user string) {
 	}
 }
 
-// loopback measures one workload on one path: read ceilings, write
-// ceilings, mailferry, and mailferry again with nothing new.
+// loopback measures one workload on one path, -trials times: read
+// ceilings, write ceilings, mailferry, and mailferry again with nothing
+// new; then a summary with the medians of the trials.
 func (e *env) loopback(ctx context.Context, kind sourceKind, w *workload) error {
 	path := kind.name + "→imap"
-	var readBest, writeBest float64 // MB/s
+	var trials []trial
+	for n := 1; n <= e.cfg.trials; n++ {
+		t, err := e.loopbackTrial(ctx, kind, w, n)
+		if err != nil {
+			return err
+		}
+		trials = append(trials, t)
+	}
+	e.summaries = append(e.summaries, summarize(w.name, path, trials))
+	return nil
+}
+
+// trial is one measurement of the ceilings and of mailferry, side by side.
+type trial struct {
+	read, write row // the best of each kind of ceiling
+	mailferry   row
+	baseline    row // -baseline-bin; zero without
+}
+
+// loopbackTrial is trial number n of loopback.
+func (e *env) loopbackTrial(ctx context.Context, kind sourceKind, w *workload, n int) (trial, error) {
+	path := kind.name + "→imap"
+	var tr trial
 	for _, rc := range kind.ceilings {
+		before := e.cpu.snapshot()
 		t, err := rc.read(ctx, kind.addr(e.src), e.tlsCfg, w.name, secret.New(e.srcPW))
 		if err != nil {
-			return fmt.Errorf("%s on %s: %w", rc.name, w.name, err)
+			return tr, fmt.Errorf("%s on %s: %w", rc.name, w.name, err)
 		}
+		t.cpu = e.cpu.since(before, -1)
 		if t.messages != len(w.msgs) {
-			return fmt.Errorf("%s on %s: read %d messages, want %d", rc.name, w.name, t.messages, len(w.msgs))
+			return tr, fmt.Errorf("%s on %s: read %d messages, want %d", rc.name, w.name, t.messages, len(w.msgs))
 		}
-		readBest = max(readBest, t.mbps())
-		e.add(row{Workload: w.name, Path: rc.name, Kind: "read ceiling"}.with(t))
+		r := row{Workload: w.name, Path: rc.name, Kind: "read ceiling", Trial: n}.with(t)
+		if r.MBPerSec > tr.read.MBPerSec {
+			tr.read = r
+		}
+		e.add(r)
 	}
 	for _, b := range e.cfg.batches {
 		for _, c := range e.cfg.conns {
-			trial := writeTrial{batch: b, conns: c}
+			wt := writeTrial{batch: b, conns: c}
 			user, err := e.freshDest()
 			if err != nil {
-				return err
+				return tr, err
 			}
-			t, err := writeIMAP(ctx, e.dst.IMAPSAddr(), e.tlsCfg, user, secret.New(e.dstPW), destMailbox, w.msgs, trial)
+			before := e.cpu.snapshot()
+			t, err := writeIMAP(ctx, e.dst.IMAPSAddr(), e.tlsCfg, user, secret.New(e.dstPW), destMailbox, w.msgs, wt)
+			t.cpu = e.cpu.since(before, -1)
 			e.dropDest(user)
 			if err != nil {
-				return fmt.Errorf("write ceiling %v on %s: %w", trial, w.name, err)
+				return tr, fmt.Errorf("write ceiling %v on %s: %w", wt, w.name, err)
 			}
-			writeBest = max(writeBest, t.mbps())
-			e.add(row{Workload: w.name, Path: "write IMAP " + trial.String(), Kind: "write ceiling"}.with(t))
+			r := row{Workload: w.name, Path: "write IMAP " + wt.String(), Kind: "write ceiling", Trial: n}.with(t)
+			if r.MBPerSec > tr.write.MBPerSec {
+				tr.write = r
+			}
+			e.add(r)
 		}
 	}
-	ceiling := min(readBest, writeBest)
-	first, second, err := e.copyTwice(ctx, kind, kind.addr(e.src), e.dst.IMAPSAddr(), w)
-	if err != nil {
-		return err
+	ceiling := min(tr.read.MBPerSec, tr.write.MBPerSec)
+	// With a baseline binary the two alternate which goes first, so that
+	// neither always runs on a fresher machine.
+	bins := []string{e.bin}
+	if e.cfg.baseline != "" {
+		bins = append(bins, e.cfg.baseline)
+		if n%2 == 0 {
+			bins[0], bins[1] = bins[1], bins[0]
+		}
 	}
-	r := first.row(w.name, path, "mailferry")
-	r.Ratio, r.RatioTo = r.MBPerSec/ceiling, "min(read, write ceiling)"
-	r.CeilingMBPerSec = ceiling
-	e.add(r)
-	e.add(second.row(w.name, path+" again, nothing new", "mailferry rerun"))
-	return nil
+	for _, bin := range bins {
+		first, second, err := e.copyWith(ctx, bin, kind, kind.addr(e.src), e.dst.IMAPSAddr(), w)
+		if err != nil {
+			return tr, err
+		}
+		label := path
+		if bin != e.bin {
+			label += " (baseline binary)"
+		}
+		r := first.row(w.name, label, "mailferry")
+		r.Trial = n
+		r.Ratio, r.RatioTo = r.MBPerSec/ceiling, "min(read, write ceiling)"
+		r.CeilingMBPerSec = ceiling
+		r.SerialCeilingMBPerSec = serialCeiling(tr.read.MBPerSec, tr.write.MBPerSec)
+		e.add(r)
+		again := second.row(w.name, label+" again, nothing new", "mailferry rerun")
+		again.Trial = n
+		e.add(again)
+		if bin == e.bin {
+			tr.mailferry = r
+		} else {
+			tr.baseline = r
+		}
+	}
+	return tr, nil
 }
 
 // copyTwice runs mailferry into a fresh destination user, then again with
 // the same state, which must find nothing new.
 func (e *env) copyTwice(ctx context.Context, kind sourceKind, srcAddr, dstAddr string, w *workload) (first, second mailferryRun, err error) {
+	return e.copyWith(ctx, e.bin, kind, srcAddr, dstAddr, w)
+}
+
+// copyWith is copyTwice with the mailferry binary bin.
+func (e *env) copyWith(ctx context.Context, bin string, kind sourceKind, srcAddr, dstAddr string, w *workload) (first, second mailferryRun, err error) {
 	user, err := e.freshDest()
 	if err != nil {
 		return first, second, err
@@ -340,7 +410,7 @@ func (e *env) copyTwice(ctx context.Context, kind sourceKind, srcAddr, dstAddr s
 	defer e.dropDest(user)
 	e.runs++
 	cmd := copyCommand{
-		bin:       e.bin,
+		bin:       bin,
 		sourceURL: kind.url(srcAddr, w.name),
 		destURL:   destURL(user, dstAddr, kind),
 		caFile:    e.src.CAFile(),
@@ -350,7 +420,7 @@ func (e *env) copyTwice(ctx context.Context, kind sourceKind, srcAddr, dstAddr s
 		extra:     e.cfg.extra,
 	}
 	e.log.Info("running mailferry", "workload", w.name, "source", cmd.sourceURL, "dest", cmd.destURL)
-	if first, err = cmd.run(ctx); err != nil {
+	if first, err = e.measure(ctx, cmd); err != nil {
 		return first, second, err
 	}
 	if first.copied != len(w.msgs) {
@@ -363,7 +433,7 @@ func (e *env) copyTwice(ctx context.Context, kind sourceKind, srcAddr, dstAddr s
 	if n != len(w.msgs) {
 		return first, second, fmt.Errorf("destination %s/%s holds %d messages after copying %d", user, kind.destMailbox, n, len(w.msgs))
 	}
-	if second, err = cmd.run(ctx); err != nil {
+	if second, err = e.measure(ctx, cmd); err != nil {
 		return first, second, err
 	}
 	if second.copied != 0 || second.done != len(w.msgs) {
@@ -371,6 +441,14 @@ func (e *env) copyTwice(ctx context.Context, kind sourceKind, srcAddr, dstAddr s
 			w.name, second.copied, second.done, len(w.msgs))
 	}
 	return first, second, nil
+}
+
+// measure runs cmd and records the CPU time each party spent meanwhile.
+func (e *env) measure(ctx context.Context, cmd copyCommand) (mailferryRun, error) {
+	before := e.cpu.snapshot()
+	r, err := cmd.run(ctx)
+	r.cpu = e.cpu.since(before, r.cpuSeconds)
+	return r, err
 }
 
 // destURL is mailferry's DEST for kind: with the bench folder for POP3
@@ -423,43 +501,83 @@ func (e *env) latency(ctx context.Context, kind sourceKind, w *workload) error {
 	defer dstProxy.Close()
 	rtt := fmt.Sprintf(" (%v RTT)", 2*e.cfg.delay)
 	path := kind.name + "→imap"
-
-	loop, _, err := e.copyTwice(ctx, kind, kind.addr(e.src), e.dst.IMAPSAddr(), w)
-	if err != nil {
-		return err
-	}
-	base := loop.row(w.name, path+" loopback", "mailferry")
-	e.add(base)
-	for _, rc := range kind.ceilings {
-		if !rc.pipelined {
-			continue
+	var ratios, speeds, bRatios, bSpeeds []float64
+	for n := 1; n <= e.cfg.trials; n++ {
+		for _, rc := range kind.ceilings {
+			if !rc.pipelined {
+				continue
+			}
+			before := e.cpu.snapshot()
+			t, err := rc.read(ctx, srcProxy.Addr(), e.tlsCfg, w.name, secret.New(e.srcPW))
+			if err != nil {
+				return fmt.Errorf("%s through the delay proxy: %w", rc.name, err)
+			}
+			t.cpu = e.cpu.since(before, -1)
+			e.add(row{Workload: w.name, Path: rc.name + rtt, Kind: "read ceiling", Trial: n}.with(t))
 		}
-		t, err := rc.read(ctx, srcProxy.Addr(), e.tlsCfg, w.name, secret.New(e.srcPW))
+		wt := writeTrial{batch: 50, conns: 1}
+		user, err := e.freshDest()
 		if err != nil {
-			return fmt.Errorf("%s through the delay proxy: %w", rc.name, err)
+			return err
 		}
-		e.add(row{Workload: w.name, Path: rc.name + rtt, Kind: "read ceiling"}.with(t))
-	}
-	trial := writeTrial{batch: 50, conns: 1}
-	user, err := e.freshDest()
-	if err != nil {
-		return err
-	}
-	t, err := writeIMAP(ctx, dstProxy.Addr(), e.tlsCfg, user, secret.New(e.dstPW), destMailbox, w.msgs, trial)
-	e.dropDest(user)
-	if err != nil {
-		return fmt.Errorf("write ceiling %v through the delay proxy: %w", trial, err)
-	}
-	e.add(row{Workload: w.name, Path: "write IMAP " + trial.String() + rtt, Kind: "write ceiling"}.with(t))
+		before := e.cpu.snapshot()
+		t, err := writeIMAP(ctx, dstProxy.Addr(), e.tlsCfg, user, secret.New(e.dstPW), destMailbox, w.msgs, wt)
+		t.cpu = e.cpu.since(before, -1)
+		e.dropDest(user)
+		if err != nil {
+			return fmt.Errorf("write ceiling %v through the delay proxy: %w", wt, err)
+		}
+		e.add(row{Workload: w.name, Path: "write IMAP " + wt.String() + rtt, Kind: "write ceiling", Trial: n}.with(t))
 
-	first, second, err := e.copyTwice(ctx, kind, srcProxy.Addr(), dstProxy.Addr(), w)
-	if err != nil {
-		return err
+		// Each binary: loopback, then through the proxies; with a baseline
+		// binary the two alternate which goes first.
+		bins := []string{e.bin}
+		if e.cfg.baseline != "" {
+			bins = append(bins, e.cfg.baseline)
+			if n%2 == 0 {
+				bins[0], bins[1] = bins[1], bins[0]
+			}
+		}
+		for _, bin := range bins {
+			label := path
+			if bin != e.bin {
+				label += " (baseline binary)"
+			}
+			loop, _, err := e.copyWith(ctx, bin, kind, kind.addr(e.src), e.dst.IMAPSAddr(), w)
+			if err != nil {
+				return err
+			}
+			base := loop.row(w.name, label+" loopback", "mailferry")
+			base.Trial = n
+			e.add(base)
+			first, second, err := e.copyWith(ctx, bin, kind, srcProxy.Addr(), dstProxy.Addr(), w)
+			if err != nil {
+				return err
+			}
+			r := first.row(w.name, label+rtt, "mailferry latency")
+			r.Trial = n
+			r.Ratio, r.RatioTo = r.MsgsPerSec/base.MsgsPerSec, "loopback"
+			e.add(r)
+			again := second.row(w.name, label+rtt+" again, nothing new", "mailferry rerun")
+			again.Trial = n
+			e.add(again)
+			if bin == e.bin {
+				ratios, speeds = append(ratios, r.Ratio), append(speeds, r.MsgsPerSec)
+			} else {
+				bRatios, bSpeeds = append(bRatios, r.Ratio), append(bSpeeds, r.MsgsPerSec)
+			}
+		}
 	}
-	r := first.row(w.name, path+rtt, "mailferry latency")
-	r.Ratio, r.RatioTo = r.MsgsPerSec/base.MsgsPerSec, "loopback"
-	e.add(r)
-	e.add(second.row(w.name, path+rtt+" again, nothing new", "mailferry rerun"))
+	sum := summary{
+		Workload: w.name, Path: path + rtt, Trials: len(ratios),
+		Text: fmt.Sprintf("mailferry %.0f msgs/s = %.2f × loopback (trials %s)",
+			median(speeds), median(ratios), list(ratios)),
+	}
+	if len(bRatios) > 0 {
+		sum.Notes = append(sum.Notes, fmt.Sprintf("baseline binary, same trials: %.0f msgs/s = %.2f × loopback (trials %s)",
+			median(bSpeeds), median(bRatios), list(bRatios)))
+	}
+	e.summaries = append(e.summaries, sum)
 	return nil
 }
 
@@ -512,11 +630,13 @@ func (e *env) profileOne(ctx context.Context, kind sourceKind, name string, w *w
 	if kind.name != "pop3" {
 		file = kind.name + "-" + name
 	}
+	before := e.cpu.snapshot()
 	t, err := profileCopy(ctx, e.cfg.profileDir, profileTarget{
 		name: file, imap: kind.name == "imap", srcAddr: srcAddr, dstAddr: dstAddr, tlsCfg: e.tlsCfg,
 		srcUser: name, dstUser: user, srcPW: secret.New(e.srcPW), dstPW: secret.New(e.dstPW),
 		state: filepath.Join(e.dir, fmt.Sprintf("state-%d.db", e.runs)),
 	})
+	t.cpu = e.cpu.since(before, -1)
 	e.dropDest(user)
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ type transfer struct {
 	messages int
 	bytes    int64
 	elapsed  time.Duration
+	cpu      cpuUse // filled in by the caller, around the whole pass
 }
 
 // readPOP3 is the plain read ceiling: our own POP3 client (pop3src.Client)

@@ -25,6 +25,8 @@ type config struct {
 	batches    []int         // write-ceiling batch sizes
 	conns      []int         // write-ceiling connection counts
 	extra      []string      // more mailferry flags
+	trials     int           // repetitions of each loopback and latency measurement
+	baseline   string        // another mailferry binary measured alongside, for before/after
 	jsonPath   string
 	profileDir string
 	keep       bool
@@ -52,6 +54,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	delay := fs.Duration("delay", 20*time.Millisecond, "one-way delay of the latency scenario (the round trip is twice this)")
 	batches := fs.String("write-batches", "1,50,200", "write ceiling: messages per APPEND batch (1 = single APPENDs, more = MULTIAPPEND)")
 	conns := fs.String("write-conns", "1,2,4", "write ceiling: parallel appender connections")
+	trials := fs.Int("trials", 1, "repeat each loopback and latency measurement (ceilings and mailferry) this many times and print the medians")
+	fs.StringVar(&c.baseline, "baseline-bin", "", "also run this mailferry binary (e.g. one built from the code before a change) in every loopback trial, alternating with ./cmd/mailferry, for a before/after comparison on a noisy machine")
 	extra := fs.String("mailferry-flags", "", "extra flags for every mailferry copy, space-separated (e.g. \"--batch-messages 200\")")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results to this JSON file")
 	fs.StringVar(&c.profileDir, "profile", "", "after the runs, copy each workload in-process under pprof and write CPU and allocation profiles to this directory")
@@ -132,7 +136,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-write-conns: %w", err)
 	}
 	c.extra = strings.Fields(*extra)
+	c.trials = *trials
 	switch {
+	case c.trials < 1:
+		return c, errors.New("-trials must be at least 1")
 	case c.small.Count < 1 || c.mixed.Count < 1:
 		return c, errors.New("workload counts must be at least 1")
 	case c.small.MinBytes < 512 || c.small.MaxBytes < c.small.MinBytes:

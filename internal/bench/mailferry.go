@@ -36,6 +36,10 @@ type mailferryRun struct {
 	done      int // already_done: copied by an earlier run
 	bytes     int64
 	peakRSSKB int64
+	// cpuSeconds is the process's user and system time (its rusage);
+	// cpu is filled in by the caller with the servers' time around it.
+	cpuSeconds float64
+	cpu        cpuUse
 }
 
 // mailferryReport is the part of `mailferry copy --json` the bench reads.
@@ -91,6 +95,7 @@ func (c copyCommand) run(ctx context.Context) (mailferryRun, error) {
 	err := cmd.Wait()
 	r.wall = time.Since(start)
 	r.peakRSSKB = hwm()
+	r.cpuSeconds = childCPU(cmd.ProcessState)
 	what := fmt.Sprintf("mailferry copy %s %s", c.sourceURL, c.destURL)
 	var rep mailferryReport
 	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {

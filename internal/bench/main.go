@@ -22,6 +22,19 @@
 //     delay (20 ms each way by default) in front of both servers, as a ratio
 //     to the loopback figure.
 //
+// Every measured pass also records the CPU time each party spent: the
+// client (this process for the ceilings, mailferry's process for its runs),
+// the source and the destination Dovecot (the master and every process
+// under it, found through DIR/run/master.pid), and the machine as a whole
+// (/proc/stat). A second table lists them with the cores busy and the
+// milliseconds per message; the summary after it gives, per workload and
+// path, the medians of -trials repetitions, the serial ceiling
+// 1/(1/R + 1/W) as an extra figure (the target stays min(R, W)), and the
+// CPU bound: how fast the machine's cores allow the copy to go at the CPU
+// time the source, the destination and mailferry need per message.
+// -baseline-bin runs a second mailferry binary (e.g. built before a
+// change) in the same trials, alternating with the current one.
+//
 // Two more workloads run only when asked for (-workloads huge,rerun10k):
 // huge is one message of -huge-mb (200 MB) moved on both paths, to show
 // mailferry's peak RSS staying near the spool's memory bound; rerun10k is
@@ -30,7 +43,7 @@
 //
 // Usage:
 //
-//	go run ./internal/bench [-quick] [-json FILE] [-profile DIR] [flags]
+//	go run ./internal/bench [-quick] [-trials N] [-baseline-bin BIN] [-json FILE] [-profile DIR] [flags]
 //
 // Everything is bounded by -timeout; SIGINT stops the run, the servers and
 // the temp directory.

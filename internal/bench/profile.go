@@ -22,6 +22,19 @@ import (
 	"github.com/mailferry/mailferry/spool"
 )
 
+// The defaults of `mailferry copy` (cmd/mailferry/copy.go, policyFlags),
+// which the in-process copy uses so that its profile is of what users run:
+// --batch-messages, --batch-bytes, --spool-memory, --dest-sessions and
+// --idle-timeout. TestProfileMatchesCLIDefaults checks them against the
+// help text.
+const (
+	cliBatchMessages = 50
+	cliBatchBytes    = 16 << 20
+	cliSpoolMemory   = 8 << 20
+	cliDestSessions  = 2
+	cliIdleTimeout   = 2 * time.Minute
+)
+
 // profileTarget is one in-process copy to profile: the same parts and
 // settings `mailferry copy` wires up with its default flags.
 type profileTarget struct {
@@ -49,31 +62,31 @@ func profileCopy(ctx context.Context, dir string, t profileTarget) (transfer, er
 	if err != nil {
 		return transfer{}, err
 	}
-	// The defaults of `mailferry copy` (cmd/mailferry/copy.go).
-	const batchMessages, batchBytes, spoolMemory = 50, 32 << 20, 8 << 20
 	job := pipeline.Job{
 		Options: pipeline.Options{
 			Account:       "bench-profile " + t.name,
 			Mailbox:       "Bench",
 			DatePolicy:    datePolicy,
 			FlagPolicy:    flagPolicy,
-			Spool:         spool.Options{MemoryBytes: spoolMemory},
-			BatchMessages: batchMessages,
-			BatchBytes:    batchBytes,
+			Spool:         spool.Options{MemoryBytes: cliSpoolMemory},
+			BatchMessages: cliBatchMessages,
+			BatchBytes:    cliBatchBytes,
+			DestSessions:  cliDestSessions,
 		},
 		OpenSource: func(ctx context.Context) (pipeline.Source, error) {
 			if t.imap {
 				// Every message goes to Mailbox: no folder mapping.
 				return imapsrc.Open(ctx, imapsrc.Options{Addr: t.srcAddr, TLS: imapsrc.TLSImplicit,
-					TLSConfig: t.tlsCfg, User: t.srcUser, Password: t.srcPW, Include: []string{"INBOX"}})
+					TLSConfig: t.tlsCfg, User: t.srcUser, Password: t.srcPW, Include: []string{"INBOX"},
+					IdleTimeout: cliIdleTimeout})
 			}
 			return pop3src.Open(ctx, pop3src.Options{Addr: t.srcAddr, TLS: pop3src.TLSImplicit,
-				TLSConfig: t.tlsCfg, User: t.srcUser, Password: t.srcPW})
+				TLSConfig: t.tlsCfg, User: t.srcUser, Password: t.srcPW, IdleTimeout: cliIdleTimeout})
 		},
 		OpenDestination: func(ctx context.Context) (pipeline.Destination, error) {
 			return imapdst.Dial(ctx, imapdst.Options{Addr: t.dstAddr, TLS: imapdst.TLSImplicit,
-				TLSConfig: t.tlsCfg, User: t.dstUser, Password: t.dstPW,
-				MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes})
+				TLSConfig: t.tlsCfg, User: t.dstUser, Password: t.dstPW, IdleTimeout: cliIdleTimeout,
+				MaxBatchMessages: cliBatchMessages, MaxBatchBytes: cliBatchBytes})
 		},
 	}
 	ledger, err := checkpoint.Open(ctx, t.state, nil)
