@@ -9,10 +9,27 @@ import (
 	"github.com/mailferry/mailferry/pipeline"
 )
 
-const upsertSQL = `INSERT INTO messages (
+// upsertRows is how many entries one INSERT statement carries: each
+// statement costs the pure-Go SQLite about as much as several rows, and a
+// batch's entries are written together anyway. 64 rows × 14 columns stay
+// far below SQLite's limit on bound parameters.
+const upsertRows = 64
+
+// upsertSQL inserts n entries or, for a key already there, updates it.
+// SQLite applies the rows of a multi-row VALUES in order, so a key twice in
+// one statement ends as its last row, as with one statement per entry.
+func upsertSQL(n int) string {
+	return upsertInsert + strings.Repeat(upsertRow+", ", n-1) + upsertRow + upsertConflict
+}
+
+const upsertInsert = `INSERT INTO messages (
 	account, source_key, state, reason, digest, size, message_id,
 	dest_mailbox, dest_uidvalidity, dest_uid, dest_uidnext, flags, updated, done_at
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+) VALUES `
+
+const upsertRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+const upsertConflict = `
 ON CONFLICT (account, source_key) DO UPDATE SET
 	state = excluded.state,
 	reason = excluded.reason,
@@ -85,29 +102,45 @@ func (l *Ledger) Put(ctx context.Context, entries []pipeline.Entry) error {
 		return fmt.Errorf("putting %d entries into %s: starting transaction: %w", len(entries), l.path, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	stmt, err := tx.PrepareContext(ctx, upsertSQL)
-	if err != nil {
-		return fmt.Errorf("putting %d entries into %s: preparing: %w", len(entries), l.path, err)
-	}
-	defer stmt.Close()
-	for _, e := range entries {
-		updated := e.Updated
-		if updated.IsZero() {
-			updated = now
+	stmts := map[int]*sql.Stmt{} // by rows: a full chunk and the rest
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
 		}
-		var doneAt int64
-		if e.State == pipeline.StateDone {
-			doneAt = nanos(updated)
-			if !e.DoneAt.IsZero() {
-				doneAt = nanos(e.DoneAt)
+	}()
+	args := make([]any, 0, upsertRows*14)
+	for start := 0; start < len(entries); start += upsertRows {
+		chunk := entries[start:min(start+upsertRows, len(entries))]
+		stmt := stmts[len(chunk)]
+		if stmt == nil {
+			if stmt, err = tx.PrepareContext(ctx, upsertSQL(len(chunk))); err != nil {
+				return fmt.Errorf("putting %d entries into %s: preparing: %w", len(entries), l.path, err)
 			}
+			stmts[len(chunk)] = stmt
 		}
-		if _, err := stmt.ExecContext(ctx,
-			e.Account, e.Key, e.State.String(), e.Reason, e.Digest, e.Size, e.MessageID,
-			e.DestMailbox, int64(e.DestUIDValidity), int64(e.DestUID), int64(e.DestUIDNext),
-			strings.Join(e.Flags, " "), nanos(updated), doneAt,
-		); err != nil {
-			return fmt.Errorf("putting entry %q for %s into %s: %w", e.Key, e.Account, l.path, err)
+		args = args[:0]
+		for _, e := range chunk {
+			updated := e.Updated
+			if updated.IsZero() {
+				updated = now
+			}
+			var doneAt int64
+			if e.State == pipeline.StateDone {
+				doneAt = nanos(updated)
+				if !e.DoneAt.IsZero() {
+					doneAt = nanos(e.DoneAt)
+				}
+			}
+			args = append(args,
+				e.Account, e.Key, e.State.String(), e.Reason, e.Digest, e.Size, e.MessageID,
+				e.DestMailbox, int64(e.DestUIDValidity), int64(e.DestUID), int64(e.DestUIDNext),
+				strings.Join(e.Flags, " "), nanos(updated), doneAt)
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			if len(chunk) == 1 {
+				return fmt.Errorf("putting entry %q for %s into %s: %w", chunk[0].Key, chunk[0].Account, l.path, err)
+			}
+			return fmt.Errorf("putting entries %q to %q for %s into %s: %w", chunk[0].Key, chunk[len(chunk)-1].Key, chunk[0].Account, l.path, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -138,3 +138,33 @@ func TestMigrationFromVersion3KeepsEntries(t *testing.T) {
 		t.Errorf("Resent after migration = %v, %v; want none", r, err)
 	}
 }
+
+// Put writes in statements of several rows: a call across the chunk size
+// keeps every entry, and a key given twice in one call ends as its last.
+func TestPutManyRowsAndRepeatedKeys(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, "", nil)
+	at := time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)
+	var es []pipeline.Entry
+	for i := range 2*upsertRows + 3 {
+		es = append(es, pipeline.Entry{Account: "alice", Key: fmt.Sprint(i), State: pipeline.StatePending, Size: int64(i), Updated: at})
+	}
+	// The same key again, now done, in the same chunk and in a later one.
+	es = append(es, pipeline.Entry{Account: "alice", Key: "5", State: pipeline.StateDone, DestUID: 9, Updated: at})
+	es = append(es, pipeline.Entry{Account: "alice", Key: fmt.Sprint(2*upsertRows + 2), State: pipeline.StateDone, DestUID: 10, Updated: at})
+	if err := l.Put(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	got := mustEntries(t, l, "alice")
+	if len(got) != 2*upsertRows+3 {
+		t.Errorf("%d entries, want %d", len(got), 2*upsertRows+3)
+	}
+	for _, k := range []string{"5", fmt.Sprint(2*upsertRows + 2)} {
+		if e := got[k]; e.State != pipeline.StateDone || e.DestUID == 0 || !e.DoneAt.Equal(at) {
+			t.Errorf("entry %s = %+v, want its last version (done, with its UID and done time)", k, e)
+		}
+	}
+	if e := got["70"]; e.State != pipeline.StatePending || e.Size != 70 {
+		t.Errorf("entry 70 = %+v", e)
+	}
+}
