@@ -56,12 +56,14 @@ type Options struct {
 }
 
 // Defaults for Options.PrefetchMessages and Options.PrefetchBytes. At a
-// 40 ms round trip, 128 small messages in flight allow about 3,000
-// messages/s, and 4 MiB about 100 MB/s; a Fetch out of order discards at
-// most that much.
+// 40 ms round trip, 512 small messages in flight allow about 12,000
+// messages/s, and 8 MiB about 200 MB/s; a Fetch out of order discards at
+// most that much. The replies wait in the kernel's and the server's
+// buffers, not in ours. (With 128, the bench's 40 ms copy of 5,000 small
+// messages ran at 0.48 × its loopback speed; with 512, 0.57.)
 const (
-	DefaultPrefetchMessages = 128
-	DefaultPrefetchBytes    = 4 << 20
+	DefaultPrefetchMessages = 512
+	DefaultPrefetchBytes    = 8 << 20
 )
 
 // Source is a POP3 maildrop as a pipeline.Source. Message numbers stay
