@@ -29,6 +29,9 @@ type Options struct {
 	// HeaderBytes is how much of the message's start is kept for header
 	// parsing. Default 64 KiB.
 	HeaderBytes int
+	// Buffers, when set, lends the in-memory buffers and takes them back
+	// when a Message is closed; nil allocates one per message.
+	Buffers *Buffers
 }
 
 func (o *Options) withDefaults() Options {
@@ -74,7 +77,7 @@ func (w *Writer) Expect(size int64) {
 		return
 	}
 	// A little room for line ends that become CRLF.
-	w.mem = getBuffer(int(min(size+size/64+64, w.opts.MemoryBytes)))
+	w.mem = w.opts.Buffers.get(int(min(size+size/64+64, w.opts.MemoryBytes)))
 }
 
 // Write normalises line ends to CRLF and stores the result. Servers differ on
@@ -187,7 +190,7 @@ func (w *Writer) store(b []byte) error {
 			return fmt.Errorf("spool: writing temp file: %w", err)
 		}
 		w.head = append([]byte(nil), w.mem[:min(w.opts.HeaderBytes, len(w.mem))]...)
-		putBuffer(w.mem)
+		w.opts.Buffers.put(w.mem)
 		w.mem = nil
 	}
 	if room := w.opts.HeaderBytes - len(w.head); room > 0 {
@@ -217,6 +220,7 @@ func (w *Writer) Finish() (*Message, error) {
 		head = w.mem[:n:n]
 	}
 	m := &Message{
+		buffers:  w.opts.Buffers,
 		size:     w.size,
 		header:   head,
 		fixed:    w.fixed,
@@ -238,7 +242,7 @@ func (w *Writer) Discard() {
 		w.file.Close()
 		w.file = nil
 	}
-	putBuffer(w.mem)
+	w.opts.Buffers.put(w.mem)
 	w.mem = nil
 }
 
@@ -251,6 +255,7 @@ type Message struct {
 	hasNUL   bool
 	file     *os.File
 	inMemory []byte
+	buffers  *Buffers // where inMemory goes back on Close
 }
 
 // Size is the number of bytes that will be sent (after normalisation).
@@ -294,7 +299,7 @@ func (m *Message) InMemoryBytes() int64 { return int64(cap(m.inMemory)) }
 // Header returned may be used afterwards (Header then returns nil).
 func (m *Message) Close() error {
 	if m.inMemory != nil {
-		putBuffer(m.inMemory)
+		m.buffers.put(m.inMemory)
 		m.inMemory = nil
 	}
 	m.header = nil
@@ -306,15 +311,18 @@ func (m *Message) Close() error {
 	return err
 }
 
-// buffers caches message buffers by size class, so that spooling a small
+// Buffers caches message buffers by size class, so that spooling a small
 // message reuses the memory of one already sent instead of faulting in
 // fresh pages: allocating a new buffer per message was a tenth of
 // mailferry's CPU time on small mail, nearly all of it in the kernel's
 // page faults under the runtime's memclr. A buffer returns here when its
-// Message is closed. It is a cache, invisible to callers (sync.Pool drops
-// what two garbage collections find unused), and the package's one
-// variable. Class k holds buffers of at least minPooled<<k bytes.
-var buffers [pooledClasses]sync.Pool
+// Message is closed. Give one Buffers to all the spools of an account's
+// run (Options.Buffers; the command makes one per account); the zero
+// value is ready, and it is safe for concurrent use (sync.Pool drops what two garbage collections find
+// unused). Class k holds buffers of at least minPooled<<k bytes.
+type Buffers struct {
+	classes [pooledClasses]sync.Pool
+}
 
 const (
 	minPooled     = 4 << 10
@@ -322,30 +330,32 @@ const (
 	maxPooled     = minPooled << (pooledClasses - 1)
 )
 
-// getBuffer returns an empty buffer with room for n bytes.
-func getBuffer(n int) []byte {
-	if n > maxPooled {
+// get returns an empty buffer with room for n bytes; a nil Buffers
+// allocates a new one.
+func (p *Buffers) get(n int) []byte {
+	if p == nil || n > maxPooled {
 		return make([]byte, 0, n)
 	}
 	k := 0
 	if n > minPooled {
 		k = bits.Len(uint(n-1)) - bits.Len(uint(minPooled-1)) // smallest class that holds n
 	}
-	if b, ok := buffers[k].Get().(*[]byte); ok {
+	if b, ok := p.classes[k].Get().(*[]byte); ok {
 		return (*b)[:0]
 	}
 	return make([]byte, 0, minPooled<<k)
 }
 
-// putBuffer gives b back for another message; nobody may use it after.
-func putBuffer(b []byte) {
+// put gives b back for another message; nobody may use it after. A nil
+// Buffers leaves b to the garbage collector.
+func (p *Buffers) put(b []byte) {
 	c := cap(b)
-	if c < minPooled || c > maxPooled {
+	if p == nil || c < minPooled || c > maxPooled {
 		return
 	}
 	k := bits.Len(uint(c)) - bits.Len(uint(minPooled)) // largest class b fills
 	b = b[:0]
-	buffers[k].Put(&b)
+	p.classes[k].Put(&b)
 }
 
 // createSpoolFile opens a private (0600) file for one message's bytes that

@@ -223,8 +223,9 @@ func TestHeader(t *testing.T) {
 // costs no allocation beyond the spool's own buffer (Expect) and hash.
 func TestWriteCopiesOnce(t *testing.T) {
 	body := bytes.Repeat([]byte("0123456789abcdef\r\n"), 600) // 10.8 KB
+	pool := &Buffers{}                                        // as the command shares one among all spools
 	allocs := testing.AllocsPerRun(20, func() {
-		w := New(&Options{MemoryBytes: 1 << 20})
+		w := New(&Options{MemoryBytes: 1 << 20, Buffers: pool})
 		w.Expect(int64(len(body)))
 		for i := 0; i < len(body); i += 4 << 10 {
 			w.Write(body[i:min(i+4<<10, len(body))])
@@ -252,14 +253,21 @@ func TestBufferClasses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := getBuffer(tc.n)
+			p := &Buffers{}
+			b := p.get(tc.n)
 			if len(b) != 0 || cap(b) < tc.n {
-				t.Fatalf("getBuffer(%d): len %d cap %d, want empty with room for %d", tc.n, len(b), cap(b), tc.n)
+				t.Fatalf("get(%d): len %d cap %d, want empty with room for %d", tc.n, len(b), cap(b), tc.n)
 			}
 			if cap(b) < tc.wantCap {
-				t.Errorf("getBuffer(%d) cap %d, want at least %d", tc.n, cap(b), tc.wantCap)
+				t.Errorf("get(%d) cap %d, want at least %d", tc.n, cap(b), tc.wantCap)
 			}
-			putBuffer(b)
+			p.put(b)
+			// Without Buffers a buffer is just allocated, and put drops it.
+			var none *Buffers
+			if b := none.get(tc.n); len(b) != 0 || cap(b) < tc.n {
+				t.Errorf("nil get(%d): len %d cap %d", tc.n, len(b), cap(b))
+			}
+			none.put(b)
 		})
 	}
 }
@@ -267,9 +275,10 @@ func TestBufferClasses(t *testing.T) {
 // TestClosedMessageBufferReused: once a message is closed its memory may
 // hold the next message, and the closed one reads as empty.
 func TestClosedMessageBufferReused(t *testing.T) {
+	pool := &Buffers{}
 	spoolOne := func(body string) *Message {
 		t.Helper()
-		w := New(&Options{MemoryBytes: 1 << 20})
+		w := New(&Options{MemoryBytes: 1 << 20, Buffers: pool})
 		w.Expect(int64(len(body)))
 		if _, err := w.Write([]byte(body)); err != nil {
 			t.Fatal(err)
@@ -317,7 +326,7 @@ func TestInMemoryBytesCountsTheBuffer(t *testing.T) {
 // once Finish returns.
 func TestDiscardAfterFinishKeepsMessage(t *testing.T) {
 	for _, mem := range []int64{1 << 20, 4} { // in memory, in a temp file
-		w := New(&Options{MemoryBytes: mem, Dir: t.TempDir()})
+		w := New(&Options{MemoryBytes: mem, Dir: t.TempDir(), Buffers: &Buffers{}})
 		w.Expect(100)
 		w.Write([]byte("hello\r\n"))
 		m, err := w.Finish()

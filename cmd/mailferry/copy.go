@@ -87,7 +87,7 @@ func (p *policyFlags) pipelineOptions() (pipeline.Options, error) {
 	if err != nil {
 		return o, usagef("--spool-memory: %v", err)
 	}
-	o.Spool = spool.Options{MemoryBytes: mem}
+	o.Spool = spool.Options{MemoryBytes: mem, Buffers: &spool.Buffers{}}
 	if o.BatchBytes, err = config.ParseByteSize(p.batchBytes); err != nil {
 		return o, usagef("--batch-bytes: %v", err)
 	}

@@ -184,7 +184,7 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 		return pipeline.Job{}, nil, err
 	}
 	popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes
-	popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes}
+	popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes, Buffers: &spool.Buffers{}}
 	srcSrv, dstSrv := cfg.SourceFor(a), cfg.DestinationFor(a)
 	popts.BatchMessages = dstSrv.BatchMessages
 	popts.DestSessions = dstSrv.Sessions

@@ -195,7 +195,7 @@ func (o *inspectOptions) configAccounts(ctx context.Context, cfg *config.Config,
 		popts.Account = accountKey(srcEp, dstEp)
 		popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
 		popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes
-		popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes}
+		popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes, Buffers: &spool.Buffers{}}
 		// buildJob's folder settings: the config's [folders] section.
 		fo := folderOptions{include: cfg.Folders.Include, exclude: cfg.Folders.Exclude, root: cfg.Folders.Root,
 			rename: cfg.Folders.Rename, syncFlags: cfg.Folders.SyncFlags, specialUse: cfg.Folders.SpecialUse,

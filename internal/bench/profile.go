@@ -68,7 +68,7 @@ func profileCopy(ctx context.Context, dir string, t profileTarget) (transfer, er
 			Mailbox:       "Bench",
 			DatePolicy:    datePolicy,
 			FlagPolicy:    flagPolicy,
-			Spool:         spool.Options{MemoryBytes: cliSpoolMemory},
+			Spool:         spool.Options{MemoryBytes: cliSpoolMemory, Buffers: &spool.Buffers{}},
 			BatchMessages: cliBatchMessages,
 			BatchBytes:    cliBatchBytes,
 			DestSessions:  cliDestSessions,
