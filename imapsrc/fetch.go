@@ -122,17 +122,10 @@ func (s *Source) fetchBody(ctx context.Context, mailbox string, set imap.NumSet,
 			case imapclient.FetchItemDataUID:
 				gotUID = it.UID
 			case imapclient.FetchItemDataBodySection:
-				switch {
-				case got:
-					bad = first(bad, fmt.Errorf("server sent the body twice"))
-				case it.Literal == nil:
-					bad = first(bad, perMessage(fmt.Errorf("server sent the body as NIL")))
-				default:
-					got = true
-					n, werr, readErr = s.copyBody(w, it.Literal)
-					if readErr != nil {
-						s.stopReading()
-					}
+				w2, r2, b := s.takeBody(w, it, &got, &n)
+				werr, readErr, bad = first(werr, w2), first(readErr, r2), first(bad, b)
+				if r2 != nil {
+					s.stopReading()
 				}
 			}
 		}
@@ -164,6 +157,22 @@ func (s *Source) stopReading() {
 	case <-s.c.Closed():
 	case <-time.After(logoutTimeout):
 	}
+}
+
+// takeBody copies a reply's BODY[] item to w. Only the first counts (got
+// says whether one came already); a second one, or NIL, is the reply's
+// fault and comes back as bad, with nothing copied.
+// *n is set to the bytes copied when the item is taken.
+func (s *Source) takeBody(w io.Writer, it imapclient.FetchItemDataBodySection, got *bool, n *int64) (werr, readErr, bad error) {
+	switch {
+	case *got:
+		return nil, nil, fmt.Errorf("server sent the body twice")
+	case it.Literal == nil:
+		return nil, nil, perMessage(fmt.Errorf("server sent the body as NIL"))
+	}
+	*got = true
+	*n, werr, readErr = s.copyBody(w, it.Literal)
+	return werr, readErr, nil
 }
 
 // copyBody copies a body literal to w. It tells w's error (werr: the

@@ -237,15 +237,8 @@ func (s *Source) readHeld(ctx context.Context, p planned, w io.Writer) (int64, e
 		if !ok {
 			continue
 		}
-		switch {
-		case got:
-			bad = first(bad, fmt.Errorf("server sent the body twice"))
-		case it.Literal == nil:
-			bad = first(bad, perMessage(fmt.Errorf("server sent the body as NIL")))
-		default:
-			got = true
-			n, werr, readErr = s.copyBody(w, it.Literal)
-		}
+		w2, r2, berr := s.takeBody(w, it, &got, &n)
+		werr, readErr, bad = first(werr, w2), first(readErr, r2), first(bad, berr)
 		if readErr != nil {
 			s.stopReading()
 			s.batch = nil
