@@ -16,7 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"github.com/mailferry/mailferry/internal/imapfake"
+	"github.com/mailferry/mailferry/internal/testkit/imapfake"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailferry/mailferry/internal/imapfake"
+	"github.com/mailferry/mailferry/internal/testkit/imapfake"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
 )

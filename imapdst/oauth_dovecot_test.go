@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )

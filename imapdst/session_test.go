@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailferry/mailferry/internal/imapfake"
+	"github.com/mailferry/mailferry/internal/testkit/imapfake"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )

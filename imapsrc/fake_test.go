@@ -22,7 +22,7 @@ import (
 type handler func(tag, line string) (reply string, hangup bool)
 
 // scriptServer is a scripted IMAP server (RFC 3501 syntax only as far as
-// the tests need): unlike internal/imapfake it answers by command name, not
+// the tests need): unlike internal/testkit/imapfake it answers by command name, not
 // by exact bytes, so a test states only the responses that matter. Each
 // accepted connection gets the handlers conns(n) returns for its number n
 // (0, 1, ...), on top of defaults for LOGIN, EXAMINE, SEARCH and LOGOUT.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/secret"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailferry/mailferry/internal/pop3fake"
+	"github.com/mailferry/mailferry/internal/testkit/pop3fake"
 )
 
 // readerSizes exercises the ErrBufferFull paths: bufio's minimum (16), an odd

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/pop3fake"
+	"github.com/mailferry/mailferry/internal/testkit/pop3fake"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark command (issue 6; README "Performance"). Installs Dovecot's
 # IMAP and POP3 servers from Debian's packages when missing, like
-# scripts/test.sh, then runs internal/bench: private source and destination
+# scripts/test.sh, then runs cmd/mailferry-bench: private source and destination
 # Dovecot instances on 127.0.0.1, seeded workloads, read and write ceilings,
 # mailferry as a child process, a second run with nothing new, and the
 # latency scenario through a delay proxy, for POP3 -> IMAP and IMAP -> IMAP.
@@ -22,4 +22,4 @@ if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/bin/doveadm ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dovecot-imapd dovecot-pop3d >/dev/null
 fi
 
-exec go run ./internal/bench "$@"
+exec go run ./cmd/mailferry-bench "$@"

@@ -45,10 +45,10 @@ trap 'exit 130' INT TERM
 
 echo "==> Building mailferry and the demo server launcher"
 go build -o "$workdir/bin/mailferry" ./cmd/mailferry
-go build -o "$workdir/bin/dovecot-demo-env" ./internal/dovecot/cmd/dovecot-demo-env
+go build -o "$workdir/bin/mailferry-demo-servers" ./cmd/mailferry-demo-servers
 
 echo "==> Starting two private Dovecot servers under $workdir/servers"
-"$workdir/bin/dovecot-demo-env" -dir "$workdir/servers" -env-file "$workdir/env.sh" \
+"$workdir/bin/mailferry-demo-servers" -dir "$workdir/servers" -env-file "$workdir/env.sh" \
 	>/dev/null 2>"$workdir/servers.log" &
 env_pid=$!
 for _ in $(seq 1 300); do

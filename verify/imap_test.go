@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/imapdst"
-	"github.com/mailferry/mailferry/internal/imapfake"
+	"github.com/mailferry/mailferry/internal/testkit/imapfake"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 )
 
 // TestE2EBatch50Accounts migrates 50 accounts against Dovecot with 8

@@ -10,7 +10,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 )
 
 // imapPair is an IMAP source with "." as separator and an IMAP destination

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 )
 
 // TestFaultBadInputPOP3 sends odd messages from Dovecot's POP3 to

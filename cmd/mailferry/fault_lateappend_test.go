@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 )
 
 // TestFaultLateAppendIsRemoved is the duplicate the soak test found: a run

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
-	"github.com/mailferry/mailferry/internal/faultproxy"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
 )
 
 // pop3LoginOffsets measures, on a plaintext POP3 session with s, how many

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
-	"github.com/mailferry/mailferry/internal/pop3fake"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/pop3fake"
 )
 
 // secretForms are the ways a password can leak: as is, and inside the

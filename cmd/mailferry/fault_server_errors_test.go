@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
-	"github.com/mailferry/mailferry/internal/faultproxy"
-	"github.com/mailferry/mailferry/internal/pop3fake"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
+	"github.com/mailferry/mailferry/internal/testkit/pop3fake"
 )
 
 // How mailferry answers servers that refuse: each case ends with no loss,

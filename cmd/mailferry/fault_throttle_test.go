@@ -13,7 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"github.com/mailferry/mailferry/internal/pop3fake"
+	"github.com/mailferry/mailferry/internal/testkit/pop3fake"
 )
 
 // refusingServer is an in-memory IMAP destination whose APPENDs are refused

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
-	"github.com/mailferry/mailferry/internal/faultproxy"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
 )
 
 // TestFaultTryCreate: the destination folder disappears — renamed away

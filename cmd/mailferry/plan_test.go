@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 )
 
 // TestE2EPlan: three accounts, one with a wrong destination password and

@@ -19,9 +19,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
-	"github.com/mailferry/mailferry/internal/faultproxy"
-	"github.com/mailferry/mailferry/internal/peakrss"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
+	"github.com/mailferry/mailferry/internal/testkit/peakrss"
 )
 
 // The soak test: rounds of new mail (some of it arriving while mailferry

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 )
 
 // imapInspectArgs are the arguments of verify and plan for an imapPair.

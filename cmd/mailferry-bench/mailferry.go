@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailferry/mailferry/internal/peakrss"
+	"github.com/mailferry/mailferry/internal/testkit/peakrss"
 )
 
 // buildMailferry compiles ./cmd/mailferry once into dir and returns the

@@ -1,4 +1,4 @@
-// Command dovecot-demo-env starts two private Dovecot instances for
+// Command mailferry-demo-servers starts two private Dovecot instances for
 // scripts/demo.sh: "old" (the POP3 source, seeded with sample messages) and
 // "new" (the IMAP destination), both with user alice and certificates from
 // one CA. It prints shell export lines describing them (and writes them to
@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	dovecot-demo-env -dir DIR [-messages 50] [-env-file FILE]
+//	mailferry-demo-servers -dir DIR [-messages 50] [-env-file FILE]
 package main
 
 import (
@@ -26,7 +26,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/mailferry/mailferry/internal/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 )
 
 func main() {
@@ -38,7 +38,7 @@ func main() {
 const user = "alice"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dovecot-demo-env", flag.ContinueOnError)
+	fs := flag.NewFlagSet("mailferry-demo-servers", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "directory for both instances (created; made mode 0755)")
 	count := fs.Int("messages", 50, "number of sample messages seeded into the source INBOX")
@@ -47,11 +47,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *dir == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: dovecot-demo-env -dir DIR [-messages N] [-env-file FILE]")
+		fmt.Fprintln(stderr, "usage: mailferry-demo-servers -dir DIR [-messages N] [-env-file FILE]")
 		return 2
 	}
 	if err := serve(ctx, *dir, *count, *envFile, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "dovecot-demo-env: %v\n", err)
+		fmt.Fprintf(stderr, "mailferry-demo-servers: %v\n", err)
 		return 1
 	}
 	return 0
@@ -135,10 +135,10 @@ func serve(ctx context.Context, dir string, count int, envFile string, stdout, s
 		}
 	}
 	fmt.Fprint(stdout, text)
-	fmt.Fprintf(stderr, "dovecot-demo-env: source %s (POP3S %s), destination %s (IMAPS %s), %d messages for %s; stop with SIGTERM or Ctrl-C\n",
+	fmt.Fprintf(stderr, "mailferry-demo-servers: source %s (POP3S %s), destination %s (IMAPS %s), %d messages for %s; stop with SIGTERM or Ctrl-C\n",
 		src.Name(), src.POP3SAddr(), dst.Name(), dst.IMAPSAddr(), count, user)
 	<-ctx.Done()
-	fmt.Fprintln(stderr, "dovecot-demo-env: stopping both servers")
+	fmt.Fprintln(stderr, "mailferry-demo-servers: stopping both servers")
 	return nil
 }
 

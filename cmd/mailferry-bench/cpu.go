@@ -57,7 +57,7 @@ type cpuSnapshot struct {
 }
 
 // newCPUMeter finds the instances' masters by the pid files Dovecot keeps
-// in its base_dir (internal/dovecot: DIR/run).
+// in its base_dir (internal/testkit/dovecot: DIR/run).
 func newCPUMeter(srcDir, dstDir string) *cpuMeter {
 	return &cpuMeter{
 		srcPIDFile: filepath.Join(srcDir, "run", "master.pid"),

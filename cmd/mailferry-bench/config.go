@@ -62,7 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.keep, "keep", false, "keep the temp directory (servers' logs and mail) instead of removing it")
 	fs.DurationVar(&c.timeout, "timeout", 90*time.Minute, "stop everything after this long")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: go run ./internal/bench [flags]\n\nMeasures mailferry against private Dovecot servers on 127.0.0.1 (issue 6).\n\n")
+		fmt.Fprintf(stderr, "usage: go run ./cmd/mailferry-bench [flags]\n\nMeasures mailferry against private Dovecot servers on 127.0.0.1 (issue 6).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -43,7 +43,7 @@
 //
 // Usage:
 //
-//	go run ./internal/bench [-quick] [-trials N] [-baseline-bin BIN] [-json FILE] [-profile DIR] [flags]
+//	go run ./cmd/mailferry-bench [-quick] [-trials N] [-baseline-bin BIN] [-json FILE] [-profile DIR] [flags]
 //
 // Everything is bounded by -timeout; SIGINT stops the run, the servers and
 // the temp directory.
