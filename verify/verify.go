@@ -24,7 +24,9 @@
 // header (mapping.Flags and mapping.InternalDate), computed from the
 // destination's copy of the header once the bytes are known to match. A
 // date the policy could only take from the time of transfer is not checked.
-// \Recent is ignored on both sides: no client can set it (RFC 3501 §2.3.2).
+// Flags compare as flag sync compares them (mapping.SameFlags): in any case,
+// keywords too, and without \Recent, which no client can set (RFC 3501
+// §2.3.2).
 package verify
 
 import (
@@ -644,7 +646,7 @@ func (c *checker) compare(ctx context.Context, s *subject) error {
 	} else {
 		want = expectedSourceFlags(want, m.Flags, s.entry)
 	}
-	if !sameFlags(want, m.Flags) {
+	if !mapping.SameFlags(want, m.Flags) {
 		s.decide(FlagsDiffer, s.mailbox, m.UID, fmt.Sprintf("flags %s, want %s", flagList(m.Flags), flagList(want)))
 		return nil
 	}
@@ -681,34 +683,15 @@ func expectedSourceFlags(src, dst []string, e *pipeline.Entry) []string {
 		return want
 	}
 	has := func(set []string, f string) bool {
-		return slices.ContainsFunc(set, func(g string) bool { return strings.EqualFold(f, g) })
+		return slices.ContainsFunc(set, func(g string) bool { return mapping.SameFlags([]string{f}, []string{g}) })
 	}
 	return slices.DeleteFunc(want, func(f string) bool {
 		return !strings.HasPrefix(f, `\`) && !has(e.Flags, f) && !has(dst, f)
 	})
 }
 
-// normFlags lower-cases system flags (case-insensitive, RFC 3501 §2.3.2),
-// drops \Recent and sorts.
-func normFlags(fs []string) []string {
-	out := make([]string, 0, len(fs))
-	for _, f := range fs {
-		if strings.HasPrefix(f, `\`) {
-			f = strings.ToLower(f)
-		}
-		if f == `\recent` {
-			continue
-		}
-		out = append(out, f)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-func sameFlags(a, b []string) bool { return slices.Equal(normFlags(a), normFlags(b)) }
-
 func flagList(fs []string) string {
-	fs = slices.DeleteFunc(slices.Clone(fs), func(f string) bool { return strings.EqualFold(f, `\Recent`) })
+	fs = slices.DeleteFunc(slices.Clone(fs), func(f string) bool { return mapping.FlagKey(f) == `\recent` })
 	return "(" + strings.Join(fs, " ") + ")"
 }
 
