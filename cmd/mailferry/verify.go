@@ -70,9 +70,10 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 func (o *inspectOptions) check() error {
 	switch o.common.logFormat {
 	case "text", "json":
-		return nil
+	default:
+		return usagef("--log-format must be text or json, not %q", o.common.logFormat)
 	}
-	return usagef("--log-format must be text or json, not %q", o.common.logFormat)
+	return o.folders.check()
 }
 
 // accountSetup is one account to inspect: both servers and the copy's
