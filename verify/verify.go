@@ -334,7 +334,7 @@ func Check(ctx context.Context, src Source, dst Destination, opts Options) (*Res
 	}
 	var gone []string
 	for k, e := range opts.Ledger {
-		if !listed[k] && e.State == pipeline.StateDone {
+		if !listed[k] && pipeline.DispositionOf(e, true) == pipeline.AlreadyDone {
 			gone = append(gone, k)
 		}
 	}
@@ -445,10 +445,7 @@ func (c *checker) box(ctx context.Context, name string) (*mbox, error) {
 // whose UID is no longer on the destination makes s Missing.
 func (c *checker) byLedger(ctx context.Context, s *subject) (bool, error) {
 	e := s.entry
-	if e == nil {
-		return false, nil
-	}
-	if e.State != pipeline.StateDone {
+	if e == nil || pipeline.DispositionOf(*e, true) != pipeline.AlreadyDone {
 		return false, nil
 	}
 	if e.DestMailbox != "" {

@@ -260,18 +260,10 @@ func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log
 		}
 	}
 	if serr == nil {
-		limit := a.opts.MaxMessageBytes
-		if pa.AppendLimit > 0 && (limit == 0 || pa.AppendLimit < limit) {
-			limit = pa.AppendLimit
-		}
+		limit := pipeline.NewSizeLimit(a.opts.MaxMessageBytes, pa.AppendLimit)
 		for _, m := range srcMsgs {
-			if limit > 0 && m.Size > limit {
-				why := "larger than --max-message-size"
-				if limit == pa.AppendLimit {
-					why = "larger than the destination's APPENDLIMIT"
-				}
-				pa.Skips = append(pa.Skips, planSkip{Key: verify.DisplayKey(m.Key), Size: m.Size,
-					Reason: fmt.Sprintf("too big: %d bytes, %s (%d)", m.Size, why, limit)})
+			if size := a.opts.ExpectedSize(m); !limit.Allows(size) {
+				pa.Skips = append(pa.Skips, planSkip{Key: verify.DisplayKey(m.Key), Size: m.Size, Reason: limit.Reason(size)})
 				continue
 			}
 			pa.ToMove++
@@ -344,12 +336,14 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 	// QUIT, RFC 1939 §6).
 	defer src.Close(false)
 	var folders []planFolder
-	var mapped map[string]string
+	dests := pipeline.AllTo(a.opts.Mailbox)
 	if isIMAP {
 		// The copy's mapping with create=false: no folder is created.
-		if mapped, err = a.mapIMAPFolders(ctx, src); err != nil {
+		mapped, err := a.mapIMAPFolders(ctx, src)
+		if err != nil {
 			return nil, est, nil, err
 		}
+		dests = pipeline.MappedFolders(mapped)
 		is, _ := unwrap(src).(*imapsrc.Source)
 		all, err := is.Folders(ctx)
 		if err != nil {
@@ -365,9 +359,7 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 	if err != nil {
 		return nil, est, nil, err
 	}
-	if isIMAP {
-		msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { return mapped[m.Mailbox] == "" })
-	}
+	msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
 	pa.Listed = len(msgs)
 	pa.SourceListed = true
 	var entries map[string]pipeline.Entry
@@ -378,10 +370,11 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 	}
 	var todo []pipeline.SourceMessage
 	for _, m := range msgs {
-		switch entries[m.Key].State {
-		case pipeline.StateDone:
+		e, ok := entries[m.Key]
+		switch pipeline.DispositionOf(e, ok) {
+		case pipeline.AlreadyDone:
 			pa.AlreadyDone++
-		case pipeline.StateSkipped:
+		case pipeline.SkippedEarlier:
 			pa.SkippedBefore++
 		default:
 			todo = append(todo, m)

@@ -381,8 +381,9 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a accountSetup, ledger *c
 		if err != nil {
 			return fail(err)
 		}
-		vsrc = mappedSource{Source: src, folders: folders}
-		mailboxOf = func(m pipeline.SourceMessage) string { return folders[m.Mailbox] }
+		dests := pipeline.MappedFolders(folders)
+		vsrc = mappedSource{Source: src, dests: dests}
+		mailboxOf = func(m pipeline.SourceMessage) string { d, _ := dests.Dest(m); return d }
 	}
 	dst, err := a.dst.dialReader(ctx)
 	if err != nil {
@@ -434,7 +435,7 @@ func (a accountSetup) mapIMAPFolders(ctx context.Context, src pipeline.Source) (
 // folder mapping skips them), as the pipeline does.
 type mappedSource struct {
 	pipeline.Source
-	folders map[string]string
+	dests pipeline.FolderPlan
 }
 
 func (s mappedSource) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
@@ -442,7 +443,7 @@ func (s mappedSource) List(ctx context.Context) ([]pipeline.SourceMessage, error
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { return s.folders[m.Mailbox] == "" }), nil
+	return slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := s.dests.Dest(m); return !ok }), nil
 }
 
 func writeVerifyText(w io.Writer, va verifyAccount, all bool) {

@@ -1,0 +1,137 @@
+package pipeline
+
+import (
+	"fmt"
+
+	"github.com/mailferry/mailferry/mapping"
+)
+
+// The per-message rules of a copy, exported so that plan and verify decide
+// exactly as the engine does: what the ledger says about a message, the
+// size limit, and which source folders are copied where. Each is a
+// function of one message (and its entry), so a caller can stream a
+// mailbox through it without holding the whole listing.
+
+// Disposition is what a copy does with a listed message, by its ledger
+// entry.
+type Disposition int
+
+const (
+	// ToCopy: no entry, or one an earlier run left pending (reconciled
+	// first: it may turn out done) or failed. The message is sent.
+	ToCopy Disposition = iota
+	// AlreadyDone: copied and committed by an earlier run. It is not sent
+	// again; its flags may be brought up to date, and it may be deleted at
+	// the source (DeleteSource, DeleteAfter).
+	AlreadyDone
+	// SkippedEarlier: an earlier run skipped it for good (Entry.Reason: too
+	// big, NUL bytes, empty). It is reported again, not retried.
+	SkippedEarlier
+)
+
+func (d Disposition) String() string {
+	switch d {
+	case ToCopy:
+		return "to copy"
+	case AlreadyDone:
+		return "already done"
+	case SkippedEarlier:
+		return "skipped earlier"
+	}
+	return fmt.Sprintf("Disposition(%d)", int(d))
+}
+
+// DispositionOf is the disposition of a message whose ledger entry is e; ok
+// says whether the ledger has one (a map lookup's second result).
+func DispositionOf(e Entry, ok bool) Disposition {
+	switch {
+	case ok && e.State == StateDone:
+		return AlreadyDone
+	case ok && e.State == StateSkipped:
+		return SkippedEarlier
+	}
+	return ToCopy
+}
+
+// SizeLimit is the largest message a copy sends, in bytes as sent (after
+// CRLF normalisation, with the AddHeader field): the smallest of
+// Options.MaxMessageBytes and the destination's APPENDLIMIT (RFC 7889, for
+// the server or the mailbox). A larger message is skipped for good, with
+// a reason. The zero value is no limit.
+type SizeLimit struct {
+	// Bytes is the limit; 0: none.
+	Bytes int64
+	// ByDestination says the destination's APPENDLIMIT set Bytes (it is
+	// below MaxMessageBytes, or that is 0).
+	ByDestination bool
+}
+
+// NewSizeLimit is the limit of a copy with MaxMessageBytes maxMessageBytes
+// to a destination announcing appendLimit (0: none).
+func NewSizeLimit(maxMessageBytes, appendLimit int64) SizeLimit {
+	return SizeLimit{Bytes: max(maxMessageBytes, 0)}.Tighten(appendLimit)
+}
+
+// Tighten returns l lowered to the destination's appendLimit (a mailbox's
+// STATUS APPENDLIMIT, RFC 7889 §4) when that is lower; 0 changes nothing.
+func (l SizeLimit) Tighten(appendLimit int64) SizeLimit {
+	if appendLimit > 0 && (l.Bytes == 0 || appendLimit < l.Bytes) {
+		return SizeLimit{Bytes: appendLimit, ByDestination: true}
+	}
+	return l
+}
+
+// Allows reports whether a message of size bytes, as sent, fits.
+func (l SizeLimit) Allows(size int64) bool { return l.Bytes == 0 || size <= l.Bytes }
+
+// Reason is the skip reason of a message of size bytes, as sent.
+func (l SizeLimit) Reason(size int64) string {
+	return fmt.Sprintf("too big: %d bytes, the limit is %d (%s)", size, l.Bytes, l.source())
+}
+
+func (l SizeLimit) source() string {
+	if l.ByDestination {
+		return "the destination's APPENDLIMIT"
+	}
+	return "max message size"
+}
+
+// FolderPlan says which source mailboxes a copy copies and where each goes:
+// every message to one mailbox (POP3), or each source mailbox to the one
+// Options.MapFolders gave it. The zero value copies nothing.
+type FolderPlan struct {
+	folders map[string]string
+	all     string
+}
+
+// AllTo is the plan of a source without folders: every message goes to
+// mailbox ("" is INBOX, as for Options.Mailbox).
+func AllTo(mailbox string) FolderPlan { return FolderPlan{all: mapping.DestFolder(mailbox)} }
+
+// MappedFolders is the plan MapFolders returned: folders maps a source
+// mailbox to its destination; one absent or mapped to "" is not copied.
+func MappedFolders(folders map[string]string) FolderPlan { return FolderPlan{folders: folders} }
+
+// Dest returns the destination mailbox of m; ok is false when m's mailbox
+// is not copied (the copy does not list, fetch or count it).
+func (p FolderPlan) Dest(m SourceMessage) (mailbox string, ok bool) {
+	if p.all != "" {
+		return p.all, true
+	}
+	d := p.folders[m.Mailbox]
+	return d, d != ""
+}
+
+// ExpectedSize is what the copy expects to send for m before fetching it:
+// the size the source announces plus the AddHeader field.
+func (o *Options) ExpectedSize(m SourceMessage) int64 {
+	return m.Size + int64(len(o.header(m)))
+}
+
+// header is the AddHeader field for m, "" when there is none.
+func (o *Options) header(m SourceMessage) string {
+	if o.AddHeader == nil {
+		return ""
+	}
+	return o.AddHeader(m)
+}
