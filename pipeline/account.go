@@ -434,10 +434,9 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests Fold
 }
 
 func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) {
-	w := spool.New(&a.opts.Spool)
-	w.Expect(m.Size)
-	if h := a.opts.header(m); h != "" {
-		w.Write([]byte(h))
+	w, err := StartMessage(&a.opts.Spool, a.opts.AddHeader, m)
+	if err != nil {
+		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
 	}
 	if _, err := a.src.Fetch(ctx, m, w); err != nil {
 		w.Discard()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/spool"
 )
 
 // The per-message rules of a copy, exported so that plan and verify decide
@@ -129,9 +130,28 @@ func (o *Options) ExpectedSize(m SourceMessage) int64 {
 }
 
 // header is the AddHeader field for m, "" when there is none.
-func (o *Options) header(m SourceMessage) string {
-	if o.AddHeader == nil {
+func (o *Options) header(m SourceMessage) string { return headerOf(o.AddHeader, m) }
+
+func headerOf(addHeader func(SourceMessage) string, m SourceMessage) string {
+	if addHeader == nil {
 		return ""
 	}
-	return o.AddHeader(m)
+	return addHeader(m)
+}
+
+// StartMessage returns a spool (spool options so) that already holds what
+// the copy sends ahead of m's bytes: the field addHeader gives (the copy's
+// Options.AddHeader; nil adds none). The caller writes the source's bytes
+// after it. verify spools a source message through it too, so that it
+// hashes and measures what the copy sent, not the bare source.
+func StartMessage(so *spool.Options, addHeader func(SourceMessage) string, m SourceMessage) (*spool.Writer, error) {
+	w := spool.New(so)
+	w.Expect(m.Size + int64(len(headerOf(addHeader, m))))
+	if h := headerOf(addHeader, m); h != "" {
+		if _, err := w.Write([]byte(h)); err != nil {
+			w.Discard()
+			return nil, err
+		}
+	}
+	return w, nil
 }

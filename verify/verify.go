@@ -13,7 +13,8 @@
 //   - By content, when there is no usable ledger entry (no ledger, another
 //     tool did the migration, or UIDVALIDITY changed): the source message is
 //     downloaded, normalised as the copy does (spool: bare LF or CR becomes
-//     CRLF) and hashed; it matches the destination message with the same
+//     CRLF; the copy's X-UIDL field, Options.AddHeader, put before it) and
+//     hashed; it matches the destination message with the same
 //     Message-ID, size and digest, else any with the same size and digest. A
 //     message with the same Message-ID whose bytes differ is reported as
 //     differing rather than missing.
@@ -176,6 +177,10 @@ type Options struct {
 	DatePolicy mapping.DatePolicy
 	// Spool bounds the memory used to hash a source message.
 	Spool spool.Options
+	// AddHeader is the copy's pipeline.Options.AddHeader (X-UIDL): the
+	// field the copy put before each message. A source message is hashed
+	// and measured with it, as the copy sent it (pipeline.StartMessage).
+	AddHeader func(pipeline.SourceMessage) string
 	// Now is the clock the date policy's plausibility check uses; default
 	// time.Now.
 	Now    func() time.Time
@@ -562,10 +567,14 @@ func (s *subject) decide(k Kind, mailbox string, uid uint32, detail string) {
 	s.decided = true
 }
 
-// fetchSource downloads s through a spool, as the copy does, for its
-// digest, size and Message-ID.
+// fetchSource downloads s through a spool, as the copy does (with the
+// copy's header field, Options.AddHeader), for the digest, size and
+// Message-ID of what the copy sent.
 func (c *checker) fetchSource(ctx context.Context, s *subject) error {
-	w := spool.New(&c.opts.Spool)
+	w, err := pipeline.StartMessage(&c.opts.Spool, c.opts.AddHeader, *s.msg)
+	if err != nil {
+		return fmt.Errorf("spooling source message %s: %w", DisplayKey(s.key), err)
+	}
 	if _, err := c.src.Fetch(ctx, *s.msg, w); err != nil {
 		w.Discard()
 		return fmt.Errorf("fetching source message %s: %w", DisplayKey(s.key), err)

@@ -296,6 +296,74 @@ func TestCheckKeywordCase(t *testing.T) {
 	}
 }
 
+// TestCheckAddHeader: after a copy that put an X-UIDL field before each
+// message, the full and the content checks hash the source with that field,
+// as the copy sent it; without it every message differed. A source message
+// changed since the copy is still found different.
+func TestCheckAddHeader(t *testing.T) {
+	xuidl := func(m pipeline.SourceMessage) string { return "X-UIDL: " + m.Key + "\r\n" }
+	copied := func() *world {
+		w := newWorld(3)
+		for i, m := range w.src.msgs {
+			uid := uint32(i + 1)
+			b := append([]byte(xuidl(m)), w.src.bodies[m.Key]...)
+			w.dst.bodies[uid] = b
+			w.msg(uid).Size, w.msg(uid).Header = int64(len(b)), mapping.HeaderSection(b)
+			e := w.ledger[m.Key]
+			e.Digest, e.Size = digest(b), int64(len(b))
+			w.ledger[m.Key] = e
+		}
+		return w
+	}
+	for _, mode := range []struct {
+		name           string
+		full, noLedger bool
+	}{{"fast", false, false}, {"full", true, false}, {"no ledger", false, true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			opts := func(w *world, add bool) Options {
+				o := Options{Full: mode.full, Ledger: w.ledger}
+				if mode.noLedger {
+					o.Ledger = nil
+				}
+				if add {
+					o.AddHeader = xuidl
+				}
+				return o
+			}
+			w := copied()
+			res, err := Check(context.Background(), w.src, w.dst, opts(w, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.OK() || res.Stats.Matched != 3 {
+				t.Errorf("with the copy's header: %+v, want 3 matches", res.Stats)
+			}
+			if mode.full || mode.noLedger {
+				res, _ := Check(context.Background(), w.src, w.dst, opts(w, false))
+				if res.OK() {
+					t.Errorf("without the copy's header the bare source matched: %+v", res.Stats)
+				}
+			}
+			// A real difference: the source's second message changed since
+			// the copy (same size, one byte).
+			w = copied()
+			b := w.src.bodies["uidl-2"]
+			b[len(b)-3]++
+			res, err = Check(context.Background(), w.src, w.dst, opts(w, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantDiffers := 1
+			if !mode.full && !mode.noLedger {
+				wantDiffers = 0 // the fast check compares sizes only
+			}
+			if res.Stats.Differs != wantDiffers || res.Stats.Matched != 3-wantDiffers {
+				t.Errorf("one source message changed: %+v, want %d differing", res.Stats, wantDiffers)
+			}
+		})
+	}
+}
+
 func TestDisplayKey(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"abc123", "abc123"},
