@@ -34,7 +34,10 @@ type Options struct {
 	// MaxMessageBytes skips larger messages (0: only the destination's
 	// APPENDLIMIT applies).
 	MaxMessageBytes int64
-	Spool           spool.Options
+	// Spool bounds each message's memory; its MaxBytes is set per message
+	// from the size limit (SizeLimit), so the disk a message takes never
+	// passes the limit.
+	Spool spool.Options
 	// BatchMessages and BatchBytes bound one APPEND batch, which is also
 	// the unit of a ledger commit. Defaults 50 and 16 MiB.
 	BatchMessages int
@@ -305,8 +308,14 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests FolderPl
 	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, a.dst.Capabilities().AppendLimit)
 
 	if p, ok := a.src.(Prefetcher); ok {
-		// Only a hint: without it fetching is slower, not wrong.
-		if err := p.Prefetch(ctx, todo); err != nil {
+		// Only a hint: without it fetching is slower, not wrong. Messages
+		// skipped by their announced size are never fetched, so not
+		// announced either (a batched UID FETCH would download them).
+		ahead := todo
+		if slices.ContainsFunc(todo, a.skipUnread) {
+			ahead = slices.DeleteFunc(slices.Clone(todo), a.skipUnread)
+		}
+		if err := p.Prefetch(ctx, ahead); err != nil {
 			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Account, "error", err)
 		}
 	}
@@ -433,16 +442,45 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests Fold
 	return nil
 }
 
+// skipUnread reports whether m is skipped by the size its source announces,
+// without fetching it (SizeLimit.SkipAnnounced).
+func (a *attempt) skipUnread(m SourceMessage) bool {
+	return a.limit.SkipAnnounced(a.opts.ExpectedSize(m))
+}
+
+// fetchOne reads m into a spool and decides whether it can be sent. A
+// message over the size limit is not read at all when the source announces
+// it so, else the spool stops taking its bytes at the limit (the source
+// then reads the rest of it off the connection, discarding it, to keep its
+// session in step).
 func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) {
-	w, err := StartMessage(&a.opts.Spool, a.opts.AddHeader, m)
+	expected := a.opts.ExpectedSize(m)
+	tooBig := func(reason string) *item {
+		return &item{msg: m, skipReason: reason, entry: Entry{Account: a.opts.Account, Key: m.Key, Size: expected}}
+	}
+	if a.limit.SkipAnnounced(expected) {
+		return tooBig(a.limit.AnnouncedReason(expected)), nil
+	}
+	so := a.opts.Spool
+	so.MaxBytes = a.limit.Bytes
+	w, err := StartMessage(&so, a.opts.AddHeader, m)
+	if errors.Is(err, spool.ErrTooBig) {
+		return tooBig(a.limit.StoppedReason(expected)), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
 	}
 	if _, err := a.src.Fetch(ctx, m, w); err != nil {
 		w.Discard()
+		if errors.Is(err, spool.ErrTooBig) {
+			return tooBig(a.limit.StoppedReason(expected)), nil
+		}
 		return nil, fmt.Errorf("fetching message %q: %w", m.Key, err)
 	}
 	body, err := w.Finish()
+	if errors.Is(err, spool.ErrTooBig) {
+		return tooBig(a.limit.StoppedReason(expected)), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
 	}
@@ -484,6 +522,15 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 func digestOf(m *spool.Message) []byte {
 	d := m.Digest()
 	return d[:]
+}
+
+// size is the message's size as sent; 0 when it was not read (skipped
+// by its size).
+func (it *item) size() int64 {
+	if it.body == nil {
+		return 0
+	}
+	return it.body.Size()
 }
 
 func (it *item) release() {

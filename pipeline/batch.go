@@ -170,7 +170,7 @@ func (w *batchWriter) take(ctx context.Context, budget *byteBudget, linger *time
 		linger.Reset(w.a.opts.Linger)
 	}
 	w.batch = append(w.batch, it)
-	w.bytes += it.body.Size()
+	w.bytes += it.size()
 	if len(w.batch) >= w.a.opts.BatchMessages || w.bytes >= w.a.opts.BatchBytes {
 		return w.flush(ctx, budget)
 	}

@@ -90,6 +90,57 @@ func (l SizeLimit) Reason(size int64) string {
 	return fmt.Sprintf("too big: %d bytes, the limit is %d (%s)", size, l.Bytes, l.source())
 }
 
+// AnnouncedMargin is how far above the limit a size announced by the
+// source (POP3 LIST, IMAP RFC822.SIZE) may be before the message is
+// skipped unread: Bytes/16 + 16 KiB.
+//
+// Announced sizes are not always the bytes that arrive, in either
+// direction. Servers count line ends as stored (LF) rather than as sent
+// (CRLF), count the dot-stuffing of POP3, add or hide header fields of
+// mbox-backed mail (Status, X-Status, X-UID, X-Keywords, Content-Length:
+// a few hundred bytes), or announce an estimate from their own storage
+// (Exchange's RFC822.SIZE; imapsync has --skipsize for it). Too low does
+// no harm: the copy measures what it reads, and the spool stops at the
+// limit (Options.Spool.MaxBytes). Too high must not skip a message that
+// fits, and a skip is for good. So a message announced a little over the
+// limit is fetched and measured. Line-end and stuffing disagreements are
+// at most one byte per line: a sixteenth of the size covers lines of 16
+// characters on average, far shorter than mail's (RFC 5322 §2.1.1: at
+// most 78); 16 KiB covers the header fields with room to spare. The
+// margin costs at most the download of a message that is then skipped,
+// never memory or disk beyond the limit.
+func (l SizeLimit) AnnouncedMargin() int64 {
+	if l.Bytes == 0 {
+		return 0
+	}
+	return l.Bytes/16 + 16<<10
+}
+
+// SkipAnnounced reports whether a message announced at announced bytes is
+// skipped without fetching it: it is over the limit by more than
+// AnnouncedMargin.
+func (l SizeLimit) SkipAnnounced(announced int64) bool {
+	return l.Bytes > 0 && announced > l.Bytes+l.AnnouncedMargin()
+}
+
+// AnnouncedReason is the skip reason of a message SkipAnnounced skips.
+func (l SizeLimit) AnnouncedReason(announced int64) string {
+	return fmt.Sprintf("too big: the source announces %d bytes, the limit is %d (%s); not downloaded", announced, l.Bytes, l.source())
+}
+
+// ProbableReason says why a message announced at announced bytes, over
+// the limit but within AnnouncedMargin, will probably be skipped: the copy
+// downloads it to measure (plan reports it).
+func (l SizeLimit) ProbableReason(announced int64) string {
+	return fmt.Sprintf("probably too big: the source announces %d bytes, the limit is %d (%s); the copy downloads it to measure", announced, l.Bytes, l.source())
+}
+
+// StoppedReason is the skip reason of a message whose download was stopped
+// when it passed the limit, though the source announced announced bytes.
+func (l SizeLimit) StoppedReason(announced int64) string {
+	return fmt.Sprintf("too big: more than %d bytes, the limit (%s), though the source announced %d; download stopped", l.Bytes, l.source(), announced)
+}
+
 func (l SizeLimit) source() string {
 	if l.ByDestination {
 		return "the destination's APPENDLIMIT"

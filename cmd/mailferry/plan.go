@@ -262,8 +262,15 @@ func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log
 	if serr == nil {
 		limit := pipeline.NewSizeLimit(a.opts.MaxMessageBytes, pa.AppendLimit)
 		for _, m := range srcMsgs {
+			// As the copy decides before downloading (SkipAnnounced); a
+			// message a little over is downloaded and measured by the
+			// copy, and reported here as probably skipped.
 			if size := a.opts.ExpectedSize(m); !limit.Allows(size) {
-				pa.Skips = append(pa.Skips, planSkip{Key: verify.DisplayKey(m.Key), Size: m.Size, Reason: limit.Reason(size)})
+				reason := limit.ProbableReason(size)
+				if limit.SkipAnnounced(size) {
+					reason = limit.AnnouncedReason(size)
+				}
+				pa.Skips = append(pa.Skips, planSkip{Key: verify.DisplayKey(m.Key), Size: m.Size, Reason: reason})
 				continue
 			}
 			pa.ToMove++
@@ -382,9 +389,13 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 	}
 	est.Method = "time to download (RETR or UID FETCH BODY.PEEK[]) the first messages to move, scaled by the larger of the message-count and byte ratios; the destination side is not measured, since plan appends nothing"
 	start := time.Now()
+	limit := pipeline.NewSizeLimit(a.opts.MaxMessageBytes, pa.AppendLimit)
 	for _, m := range todo {
 		if est.SampleMessages >= planSampleMessages || est.SampleBytes >= planSampleBytes {
 			break
+		}
+		if limit.SkipAnnounced(a.opts.ExpectedSize(m)) {
+			continue // the copy does not download it either
 		}
 		n, err := src.Fetch(ctx, m, io.Discard)
 		if err != nil {
