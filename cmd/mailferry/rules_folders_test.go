@@ -90,16 +90,6 @@ func (e *patternEnv) copied(t *testing.T, user string) []string {
 	return out
 }
 
-func (e *patternEnv) getenv(k string) string {
-	switch k {
-	case "MAILFERRY_SOURCE_PASSWORD":
-		return srcPassword
-	case "MAILFERRY_DEST_PASSWORD":
-		return dstPassword
-	}
-	return ""
-}
-
 // config writes a config for one account, alice to user, with [folders]
 // set to c's patterns.
 func (e *patternEnv) config(t *testing.T, user string, c patternCase) string {
@@ -155,7 +145,7 @@ func TestE2EFolderPatterns(t *testing.T) {
 			for _, p := range c.exclude {
 				args = append(args, "--exclude-folder", p)
 			}
-			r := runInProcess(t, e.getenv, args...)
+			r := runInProcess(t, passwords, args...)
 			if r.code != exitOK {
 				t.Fatalf("copy %q: exit %d\n%s", args[8:], r.code, r.stderr)
 			}
