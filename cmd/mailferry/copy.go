@@ -27,12 +27,27 @@ type copyOptions struct {
 
 // register adds the flags for IMAP sources.
 func (fo *folderOptions) register(fs *pflag.FlagSet) {
-	fs.StringSliceVar(&fo.include, "folder", nil, "IMAP source: copy only these folders (names or patterns: * any, % one level; repeat or separate with commas)")
+	fs.StringSliceVar(&fo.include, "folder", nil, "IMAP source: copy only these folders (names or patterns: * any, % one level, ? one character; repeat or separate with commas)")
 	fs.StringSliceVar(&fo.exclude, "exclude-folder", nil, "IMAP source: do not copy these folders (patterns as for --folder; wins over --folder)")
 	fs.BoolVar(&fo.syncFlags, "sync-flags", true, "IMAP source: bring the flags of messages copied earlier up to date")
 	fs.BoolVar(&fo.specialUse, "special-use", true, "IMAP source: map Sent, Drafts, Trash, Junk and Archive to the destination's folders of the same role")
 	fs.DurationVar(&fo.maxAge, "max-age", 0, "IMAP source: copy only messages younger than this (e.g. 720h); 0 = all")
 	fs.DurationVar(&fo.minAge, "min-age", 0, "IMAP source: copy only messages older than this; 0 = all")
+}
+
+// check refuses a malformed folder pattern before anything connects.
+func (fo *folderOptions) check() error {
+	for _, f := range []struct {
+		flag     string
+		patterns []string
+	}{{"--folder", fo.include}, {"--exclude-folder", fo.exclude}} {
+		for _, p := range f.patterns {
+			if err := mapping.CheckFolderPattern(p); err != nil {
+				return usagef("%s: %v", f.flag, err)
+			}
+		}
+	}
+	return nil
 }
 
 // imapJobOptions sets what an IMAP source needs in the pipeline options:
@@ -116,6 +131,9 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 		return helpOrUsage(done, err)
 	}
 	if err := o.common.check(); err != nil {
+		return exitUsage, err
+	}
+	if err := o.folders.check(); err != nil {
 		return exitUsage, err
 	}
 	if fs.NArg() != 2 {

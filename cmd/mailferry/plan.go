@@ -260,18 +260,17 @@ func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log
 		}
 	}
 	if serr == nil {
-		limit := a.opts.MaxMessageBytes
-		if pa.AppendLimit > 0 && (limit == 0 || pa.AppendLimit < limit) {
-			limit = pa.AppendLimit
-		}
+		limit := pipeline.NewSizeLimit(a.opts.MaxMessageBytes, pa.AppendLimit)
 		for _, m := range srcMsgs {
-			if limit > 0 && m.Size > limit {
-				why := "larger than --max-message-size"
-				if limit == pa.AppendLimit {
-					why = "larger than the destination's APPENDLIMIT"
+			// As the copy decides before downloading (SkipAnnounced); a
+			// message a little over is downloaded and measured by the
+			// copy, and reported here as probably skipped.
+			if size := a.opts.ExpectedSize(m); !limit.Allows(size) {
+				reason := limit.ProbableReason(size)
+				if limit.SkipAnnounced(size) {
+					reason = limit.AnnouncedReason(size)
 				}
-				pa.Skips = append(pa.Skips, planSkip{Key: verify.DisplayKey(m.Key), Size: m.Size,
-					Reason: fmt.Sprintf("too big: %d bytes, %s (%d)", m.Size, why, limit)})
+				pa.Skips = append(pa.Skips, planSkip{Key: verify.DisplayKey(m.Key), Size: m.Size, Reason: reason})
 				continue
 			}
 			pa.ToMove++
@@ -344,12 +343,14 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 	// QUIT, RFC 1939 §6).
 	defer src.Close(false)
 	var folders []planFolder
-	var mapped map[string]string
+	dests := pipeline.AllTo(a.opts.Mailbox)
 	if isIMAP {
 		// The copy's mapping with create=false: no folder is created.
-		if mapped, err = a.mapIMAPFolders(ctx, src); err != nil {
+		mapped, err := a.mapIMAPFolders(ctx, src)
+		if err != nil {
 			return nil, est, nil, err
 		}
+		dests = pipeline.MappedFolders(mapped)
 		is, _ := unwrap(src).(*imapsrc.Source)
 		all, err := is.Folders(ctx)
 		if err != nil {
@@ -365,9 +366,7 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 	if err != nil {
 		return nil, est, nil, err
 	}
-	if isIMAP {
-		msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { return mapped[m.Mailbox] == "" })
-	}
+	msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
 	pa.Listed = len(msgs)
 	pa.SourceListed = true
 	var entries map[string]pipeline.Entry
@@ -378,10 +377,11 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 	}
 	var todo []pipeline.SourceMessage
 	for _, m := range msgs {
-		switch entries[m.Key].State {
-		case pipeline.StateDone:
+		e, ok := entries[m.Key]
+		switch pipeline.DispositionOf(e, ok) {
+		case pipeline.AlreadyDone:
 			pa.AlreadyDone++
-		case pipeline.StateSkipped:
+		case pipeline.SkippedEarlier:
 			pa.SkippedBefore++
 		default:
 			todo = append(todo, m)
@@ -389,9 +389,13 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 	}
 	est.Method = "time to download (RETR or UID FETCH BODY.PEEK[]) the first messages to move, scaled by the larger of the message-count and byte ratios; the destination side is not measured, since plan appends nothing"
 	start := time.Now()
+	limit := pipeline.NewSizeLimit(a.opts.MaxMessageBytes, pa.AppendLimit)
 	for _, m := range todo {
 		if est.SampleMessages >= planSampleMessages || est.SampleBytes >= planSampleBytes {
 			break
+		}
+		if limit.SkipAnnounced(a.opts.ExpectedSize(m)) {
+			continue // the copy does not download it either
 		}
 		n, err := src.Fetch(ctx, m, io.Discard)
 		if err != nil {
@@ -563,7 +567,7 @@ FLAGS
   --workers N               accounts inspected in parallel (default 4)
   --state FILE              checkpoint file (default: the config's, else
                             $XDG_STATE_HOME/mailferry/mailferry.db)
-  --flags POLICY, --internal-date POLICY, --max-message-size SIZE
+  --flags POLICY, --internal-date POLICY, --max-message-size SIZE, --x-uidl
                             the copy's policies (SOURCE DEST form)
   --folder, --exclude-folder, --special-use, --max-age, --min-age
                             IMAP source: the copy's folder settings

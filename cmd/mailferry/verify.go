@@ -62,6 +62,7 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 		fs.StringVar(&o.policy.internalDate, "internal-date", "received", "the copy's internal-date policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.flags, "flags", "none", "the copy's flag policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.maxMessageSize, "max-message-size", "0", "the copy's --max-message-size (SOURCE DEST form)")
+		fs.BoolVar(&o.policy.xUIDL, "x-uidl", false, "the copy's --x-uidl: it put an X-UIDL field before each message (SOURCE DEST form)")
 	}
 	o.policy.spoolMemory, o.policy.batchBytes, o.policy.batchMessages = "8MB", "16MB", 50
 	o.policy.destSessions = 1 // verify and plan append nothing
@@ -70,9 +71,10 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 func (o *inspectOptions) check() error {
 	switch o.common.logFormat {
 	case "text", "json":
-		return nil
+	default:
+		return usagef("--log-format must be text or json, not %q", o.common.logFormat)
 	}
-	return usagef("--log-format must be text or json, not %q", o.common.logFormat)
+	return o.folders.check()
 }
 
 // accountSetup is one account to inspect: both servers and the copy's
@@ -128,6 +130,12 @@ func (o *inspectOptions) accounts(ctx context.Context, args []string, e *env, lo
 	}
 	popts.Account = accountKey(srcEp, dstEp)
 	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
+	if o.policy.xUIDL {
+		if srcEp.Protocol != config.POP3 {
+			return nil, "", usagef("--x-uidl needs a POP3 source: IMAP messages have no UIDL")
+		}
+		popts.AddHeader = xUIDLHeader
+	}
 	srcPw, err := o.srcPassword.resolve(ctx, e, srcEp.String())
 	if err != nil {
 		return nil, "", err
@@ -196,6 +204,9 @@ func (o *inspectOptions) configAccounts(ctx context.Context, cfg *config.Config,
 		popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
 		popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes
 		popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes, Buffers: &spool.Buffers{}}
+		if cfg.Policy.XUIDL {
+			popts.AddHeader = xUIDLHeader
+		}
 		// buildJob's folder settings: the config's [folders] section.
 		fo := folderOptions{include: cfg.Folders.Include, exclude: cfg.Folders.Exclude, root: cfg.Folders.Root,
 			rename: cfg.Folders.Rename, syncFlags: cfg.Folders.SyncFlags, specialUse: cfg.Folders.SpecialUse,
@@ -380,8 +391,9 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a accountSetup, ledger *c
 		if err != nil {
 			return fail(err)
 		}
-		vsrc = mappedSource{Source: src, folders: folders}
-		mailboxOf = func(m pipeline.SourceMessage) string { return folders[m.Mailbox] }
+		dests := pipeline.MappedFolders(folders)
+		vsrc = mappedSource{Source: src, dests: dests}
+		mailboxOf = func(m pipeline.SourceMessage) string { d, _ := dests.Dest(m); return d }
 	}
 	dst, err := a.dst.dialReader(ctx)
 	if err != nil {
@@ -390,7 +402,7 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a accountSetup, ledger *c
 	defer dst.Close()
 	res, err := verify.Check(ctx, vsrc, dst, verify.Options{
 		Mailbox: a.opts.Mailbox, MailboxOf: mailboxOf, Ledger: entries, Full: o.full,
-		FlagPolicy: a.opts.FlagPolicy, DatePolicy: a.opts.DatePolicy, Spool: a.opts.Spool,
+		FlagPolicy: a.opts.FlagPolicy, DatePolicy: a.opts.DatePolicy, Spool: a.opts.Spool, AddHeader: a.opts.AddHeader,
 		Logger: log.With("account", a.name),
 	})
 	if err != nil {
@@ -433,7 +445,7 @@ func (a accountSetup) mapIMAPFolders(ctx context.Context, src pipeline.Source) (
 // folder mapping skips them), as the pipeline does.
 type mappedSource struct {
 	pipeline.Source
-	folders map[string]string
+	dests pipeline.FolderPlan
 }
 
 func (s mappedSource) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
@@ -441,7 +453,7 @@ func (s mappedSource) List(ctx context.Context) ([]pipeline.SourceMessage, error
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { return s.folders[m.Mailbox] == "" }), nil
+	return slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := s.dests.Dest(m); return !ok }), nil
 }
 
 func writeVerifyText(w io.Writer, va verifyAccount, all bool) {
@@ -502,7 +514,8 @@ lists the destination's UIDs, sizes, flags, dates and a few header fields;
 nothing is downloaded. A message is missing when the checkpoint does not have
 it as copied or its destination UID is gone, and differs when the sizes
 disagree. --full downloads both sides and compares SHA-256 digests (after
-the CRLF normalisation the copy does). Without a checkpoint (--no-ledger, or
+the CRLF normalisation the copy does, and with the X-UIDL field of
+--x-uidl or policy.x_uidl). Without a checkpoint (--no-ledger, or
 none for the account) messages are matched by Message-ID, size and digest,
 so verify can check a migration made by another tool.
 
@@ -530,8 +543,10 @@ FLAGS
   --no-ledger               ignore the checkpoint; match by content
   --state FILE              checkpoint file (default: the config's, else
                             $XDG_STATE_HOME/mailferry/mailferry.db)
-  --flags POLICY, --internal-date POLICY, --max-message-size SIZE
-                            the copy's policies (SOURCE DEST form)
+  --flags POLICY, --internal-date POLICY, --max-message-size SIZE, --x-uidl
+                            the copy's policies (SOURCE DEST form); with
+                            --x-uidl the source's messages are compared with
+                            the X-UIDL field the copy put before them
   --folder, --exclude-folder, --special-use, --max-age, --min-age
                             IMAP source: the copy's folder settings
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
