@@ -378,6 +378,9 @@ func (s *Server) AddUser(ctx context.Context, user, password string) error {
 	return nil
 }
 
+// Login is user: Cyrus users log in with their plain names.
+func (s *Server) Login(user string) string { return user }
+
 func logout(c *imapclient.Client) { _ = c.Logout().Wait() }
 
 func (s *Server) account(user string) (mailserver.Account, error) {

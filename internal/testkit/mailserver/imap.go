@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -90,9 +91,14 @@ func (a Account) session(ctx context.Context, f func(*imapclient.Client) error) 
 func (a Account) Append(ctx context.Context, mailbox string, msg []byte, flags []string, internalDate time.Time) error {
 	return a.session(ctx, func(c *imapclient.Client) error {
 		err := appendOne(c, mailbox, msg, flags, internalDate)
-		var ierr *imap.Error
-		if errors.As(err, &ierr) && ierr.Code == imap.ResponseCodeTryCreate {
-			if err := c.Create(mailbox, nil).Wait(); err != nil {
+		if IsTryCreate(err) {
+			if strings.EqualFold(mailbox, "INBOX") {
+				// An INBOX that never received mail (Mailutils' mbox):
+				// SELECT brings it into being, CREATE INBOX cannot.
+				if _, err := c.Select(mailbox, nil).Wait(); err != nil {
+					return fmt.Errorf("mailserver: selecting %q for %s on %s after TRYCREATE: %w", mailbox, a.User, a.Addr, err)
+				}
+			} else if err := c.Create(mailbox, nil).Wait(); err != nil {
 				return fmt.Errorf("mailserver: creating %q for %s on %s: %w", mailbox, a.User, a.Addr, err)
 			}
 			err = appendOne(c, mailbox, msg, flags, internalDate)
@@ -198,4 +204,15 @@ func (a Account) fetchAll(c *imapclient.Client, mailbox string) ([]Message, erro
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
 	return out, nil
+}
+
+// IsTryCreate reports whether err is a NO [TRYCREATE] reply, also in the
+// form Mailutils sends, with the code after the command name ("NO APPEND
+// [TRYCREATE] failed"), which go-imap leaves in the text.
+func IsTryCreate(err error) bool {
+	var ierr *imap.Error
+	if !errors.As(err, &ierr) {
+		return false
+	}
+	return ierr.Code == imap.ResponseCodeTryCreate || strings.Contains(ierr.Text, "[TRYCREATE]")
 }

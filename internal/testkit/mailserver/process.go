@@ -39,7 +39,8 @@ type Process struct {
 // StartProcess starts cmd with stdout and stderr appended to logPath, in
 // its own process group (a Ctrl-C meant for the test binary does not reach
 // it before Stop runs) and with SIGTERM sent to it if the test process dies
-// without calling Stop. name labels errors.
+// without calling Stop. A cmd.SysProcAttr the caller set (a Credential) is
+// kept. name labels errors.
 func StartProcess(name string, cmd *exec.Cmd, logPath string) (*Process, error) {
 	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -52,7 +53,11 @@ func StartProcess(name string, cmd *exec.Cmd, logPath string) (*Process, error) 
 	if cmd.Stderr == nil {
 		cmd.Stderr = out
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: starting %s: %w", name, cmd.Path, err)
 	}

@@ -1,7 +1,9 @@
 package mailserver
 
 import (
+	"bytes"
 	"context"
+	"strings"
 	"time"
 )
 
@@ -27,6 +29,9 @@ type Server interface {
 	CAFile() string
 	// AddUser creates a user with a password and an empty INBOX.
 	AddUser(ctx context.Context, user, password string) error
+	// Login is the name user logs in with: the user name itself, or
+	// "user@domain" on servers whose users live in virtual domains.
+	Login(user string) string
 	// LogTail returns the server's recent log lines for failure messages.
 	LogTail(n int) string
 	Stop() error
@@ -53,4 +58,55 @@ type POP3Server interface {
 	Server
 	// Deliver puts msg into the user's maildrop, as served over POP3.
 	Deliver(ctx context.Context, user string, msg []byte) error
+}
+
+// HeaderAdder is implemented by servers that add header fields of their
+// own to the messages they serve (mbox storage: X-IMAPbase, X-UID, Status,
+// X-UIDL). Comparisons drop those fields first (StripHeaders): the change
+// is the server's, documented, and not a copy error.
+type HeaderAdder interface {
+	AddedHeaders() []string
+}
+
+// StripHeaders returns msg without the header fields named in names
+// (case-insensitive, with their continuation lines). The body is kept as
+// it is.
+func StripHeaders(msg []byte, names []string) []byte {
+	if len(names) == 0 {
+		return msg
+	}
+	var out []byte
+	skipping := false
+	rest := msg
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		line := rest
+		if i >= 0 {
+			line = rest[:i+1]
+		}
+		rest = rest[len(line):]
+		if len(bytes.TrimRight(line, "\r\n")) == 0 { // end of the header
+			out = append(out, line...)
+			return append(out, rest...)
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if !skipping {
+				out = append(out, line...)
+			}
+			continue
+		}
+		skipping = false
+		if colon := bytes.IndexByte(line, ':'); colon > 0 {
+			for _, n := range names {
+				if strings.EqualFold(string(line[:colon]), n) {
+					skipping = true
+					break
+				}
+			}
+		}
+		if !skipping {
+			out = append(out, line...)
+		}
+	}
+	return out
 }

@@ -91,8 +91,9 @@ func SmokeIMAP(t testing.TB, srv IMAPServer, user, password string) {
 		t.Fatalf("%s: kit Append: %v", name, err)
 	}
 
-	c, how := DialIMAP(t, srv, user, password)
-	t.Logf("%s: logged in as %s over %s; capabilities: %v", name, user, how, capNames(c))
+	login := srv.Login(user)
+	c, how := DialIMAP(t, srv, login, password)
+	t.Logf("%s: logged in as %s over %s; capabilities: %v", name, login, how, capNames(c))
 	msgs, err := Account{}.fetchAll(c, "INBOX")
 	if err != nil {
 		t.Fatalf("%s: reading INBOX over %s: %v", name, how, err)
@@ -100,7 +101,7 @@ func SmokeIMAP(t testing.TB, srv IMAPServer, user, password string) {
 	if len(msgs) != 1 {
 		t.Fatalf("%s: INBOX holds %d messages, want the 1 seeded", name, len(msgs))
 	}
-	checkMessage(t, name, "seeded INBOX message", msgs[0], seeded, []string{`\Flagged`, `\Seen`}, date)
+	checkMessage(t, srv, "seeded INBOX message", msgs[0], seeded, []string{`\Flagged`, `\Seen`}, date)
 
 	folder := srv.Prefix() + "Smoke" + srv.Separator() + "Ärger 2024"
 	if err := c.Create(folder, nil).Wait(); err != nil {
@@ -121,7 +122,7 @@ func SmokeIMAP(t testing.TB, srv IMAPServer, user, password string) {
 	if len(got) != 1 {
 		t.Fatalf("%s: %q holds %d messages, want 1", name, folder, len(got))
 	}
-	checkMessage(t, name, "appended message", got[0], appended, []string{`\Answered`}, date2)
+	checkMessage(t, srv, "appended message", got[0], appended, []string{`\Answered`}, date2)
 	boxes, err := srv.Mailboxes(ctx, user)
 	if err != nil {
 		t.Fatalf("%s: kit Mailboxes: %v", name, err)
@@ -130,7 +131,7 @@ func SmokeIMAP(t testing.TB, srv IMAPServer, user, password string) {
 		t.Errorf("%s: Mailboxes = %v, want %q among them", name, boxes, folder)
 	}
 
-	bad := Account{Addr: srv.Endpoints().IMAP, User: user, Password: password + "-wrong"}
+	bad := Account{Addr: srv.Endpoints().IMAP, User: login, Password: password + "-wrong"}
 	if c, err := bad.Dial(ctx); err == nil {
 		c.Close()
 		t.Errorf("%s: login with a wrong password succeeded", name)
@@ -146,9 +147,14 @@ func capNames(c *imapclient.Client) []string {
 	return out
 }
 
-func checkMessage(t testing.TB, server, what string, m Message, body []byte, flags []string, date time.Time) {
+func checkMessage(t testing.TB, srv Server, what string, m Message, body []byte, flags []string, date time.Time) {
 	t.Helper()
-	if !bytes.Equal(m.Body, body) {
+	server := srv.Info().String()
+	got := m.Body
+	if ha, ok := srv.(HeaderAdder); ok {
+		got = StripHeaders(got, ha.AddedHeaders())
+	}
+	if !bytes.Equal(got, body) {
 		t.Errorf("%s: %s: body differs:\n got %q\nwant %q", server, what, m.Body, body)
 	}
 	var sys []string // servers may add \Recent or keywords of their own
@@ -179,7 +185,7 @@ func SmokePOP3(t testing.TB, srv POP3Server, user, password string) {
 		t.Fatalf("%s: kit Deliver: %v", name, err)
 	}
 	p, how := dialPOP3(t, srv)
-	p.cmd("USER "+user, "+OK")
+	p.cmd("USER "+srv.Login(user), "+OK")
 	p.cmd("PASS "+password, "+OK")
 	stat := p.cmd("STAT", "+OK")
 	var n, size int
@@ -187,6 +193,9 @@ func SmokePOP3(t testing.TB, srv POP3Server, user, password string) {
 		t.Fatalf("%s over %s: STAT = %q, want 1 message", name, how, stat)
 	}
 	got := p.retr(1)
+	if ha, ok := srv.(HeaderAdder); ok {
+		got = StripHeaders(got, ha.AddedHeaders())
+	}
 	if !bytes.Equal(got, msg) {
 		t.Errorf("%s over %s: RETR 1 differs:\n got %q\nwant %q", name, how, got, msg)
 	}
@@ -194,7 +203,7 @@ func SmokePOP3(t testing.TB, srv POP3Server, user, password string) {
 	p.cmd("QUIT", "+OK")
 
 	q, _ := dialPOP3(t, srv)
-	q.cmd("USER "+user, "")
+	q.cmd("USER "+srv.Login(user), "")
 	if line := q.cmd("PASS "+password+"-wrong", ""); !strings.HasPrefix(line, "-ERR") {
 		t.Errorf("%s: PASS with a wrong password answered %q, want -ERR", name, line)
 	}
