@@ -39,6 +39,7 @@ func TestSmoke(t *testing.T) {
 			t.FailNow()
 		}
 		t.Run("sep"+map[string]string{".": "dot", "/": "slash"}[specs[i].Separator], func(t *testing.T) {
+			t.Parallel() // failed logins are answered after a delay of seconds
 			t.Logf("%s at %+v", s.Info(), s.Endpoints())
 			if s.Info().Version == "" {
 				t.Errorf("no package version recorded")
