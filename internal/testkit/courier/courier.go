@@ -166,7 +166,9 @@ func StartInstance(ctx context.Context, dir string, opts Options) (*Server, erro
 	}
 }
 
-func (s *Server) path(elem ...string) string { return filepath.Join(append([]string{s.dir}, elem...)...) }
+func (s *Server) path(elem ...string) string {
+	return filepath.Join(append([]string{s.dir}, elem...)...)
+}
 
 func (s *Server) prepare() error {
 	if err := mailserver.CheckTraversable(filepath.Dir(s.dir)); err != nil {
