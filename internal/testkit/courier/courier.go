@@ -11,7 +11,8 @@
 // ...), so each instance runs in its own mount and PID namespace (unshare,
 // root only): /usr is the unpacked tree laid over the system's (a
 // read-only overlay), /etc/courier and /run/courier are the instance's own
-// directories bound over empty stubs. Nothing outside the instance
+// directories bound over empty stubs, and /etc/passwd and /etc/group gain
+// the "courier" user the login programs look up. Nothing outside the instance
 // directory changes, and when the namespace's first process dies the
 // kernel ends every daemon in it (couriertcpd puts itself in a process
 // group of its own, so a process-group kill would miss it).
@@ -208,7 +209,44 @@ func (s *Server) prepare() error {
 			return fmt.Errorf("courier: writing %s: %w", f.name, err)
 		}
 	}
+	// For STARTTLS and STLS the login programs run couriertls as the
+	// "courier" user (see stubAccounts), who must read the key.
+	if err := os.Chown(s.path("etc/cert.pem"), s.owner.UID, s.owner.GID); err != nil {
+		return fmt.Errorf("courier: giving the key to %s: %w", s.owner.Name, err)
+	}
+	if err := s.stubAccounts(); err != nil {
+		return err
+	}
 	return s.owner.ChownTree(s.path("mail"))
+}
+
+// stubAccounts writes the namespace's /etc/passwd and /etc/group: the
+// system's, plus a "courier" user and group (the mail owner's ids) when
+// the system has none. imaplogin and courierpop3login look the user up to
+// start couriertls for STARTTLS and STLS, and answer "Error starting
+// couriertls" without it.
+func (s *Server) stubAccounts() error {
+	for _, f := range []struct {
+		name, line string
+	}{
+		{"passwd", fmt.Sprintf("courier:x:%d:%d:Courier mail server:/nonexistent:/usr/sbin/nologin\n", s.owner.UID, s.owner.GID)},
+		{"group", fmt.Sprintf("courier:x:%d:\n", s.owner.GID)},
+	} {
+		data, err := os.ReadFile(filepath.Join("/etc", f.name))
+		if err != nil {
+			return fmt.Errorf("courier: reading /etc/%s: %w", f.name, err)
+		}
+		if !bytes.HasPrefix(data, []byte("courier:")) && !bytes.Contains(data, []byte("\ncourier:")) {
+			if len(data) > 0 && data[len(data)-1] != '\n' {
+				data = append(data, '\n')
+			}
+			data = append(data, f.line...)
+		}
+		if err := os.WriteFile(s.path("stub", "etc", f.name), data, 0o644); err != nil {
+			return fmt.Errorf("courier: writing the namespace's /etc/%s: %w", f.name, err)
+		}
+	}
+	return nil
 }
 
 func (s *Server) makeMaildir(user string) error {

@@ -86,28 +86,34 @@ func (a Account) session(ctx context.Context, f func(*imapclient.Client) error) 
 }
 
 // Append stores msg in mailbox with flags and internalDate (the zero time
-// lets the server choose), creating the mailbox when the server answers
-// TRYCREATE.
+// lets the server choose). A mailbox other than INBOX that LIST does not
+// show is created first; an INBOX the server answers TRYCREATE for (an
+// mbox INBOX that never received mail) is SELECTed, which creates it, and
+// the APPEND is tried once more. Servers without LITERAL+ may drop the
+// connection after refusing a synchronizing literal, so the retry uses a
+// new one.
 func (a Account) Append(ctx context.Context, mailbox string, msg []byte, flags []string, internalDate time.Time) error {
-	return a.session(ctx, func(c *imapclient.Client) error {
-		err := appendOne(c, mailbox, msg, flags, internalDate)
-		if IsTryCreate(err) {
-			if strings.EqualFold(mailbox, "INBOX") {
-				// An INBOX that never received mail (Mailutils' mbox):
-				// SELECT brings it into being, CREATE INBOX cannot.
-				if _, err := c.Select(mailbox, nil).Wait(); err != nil {
-					return fmt.Errorf("mailserver: selecting %q for %s on %s after TRYCREATE: %w", mailbox, a.User, a.Addr, err)
-				}
-			} else if err := c.Create(mailbox, nil).Wait(); err != nil {
-				return fmt.Errorf("mailserver: creating %q for %s on %s: %w", mailbox, a.User, a.Addr, err)
-			}
-			err = appendOne(c, mailbox, msg, flags, internalDate)
+	isInbox := strings.EqualFold(mailbox, "INBOX")
+	if !isInbox {
+		if err := a.Create(ctx, mailbox); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("mailserver: appending to %q for %s on %s: %w", mailbox, a.User, a.Addr, err)
-		}
-		return nil
+	}
+	err := a.session(ctx, func(c *imapclient.Client) error {
+		return appendOne(c, mailbox, msg, flags, internalDate)
 	})
+	if err != nil && isInbox && IsTryCreate(err) {
+		err = a.session(ctx, func(c *imapclient.Client) error {
+			if _, err := c.Select(mailbox, nil).Wait(); err != nil {
+				return fmt.Errorf("selecting it after TRYCREATE: %w", err)
+			}
+			return appendOne(c, mailbox, msg, flags, internalDate)
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("mailserver: appending to %q for %s on %s: %w", mailbox, a.User, a.Addr, err)
+	}
+	return nil
 }
 
 func appendOne(c *imapclient.Client, mailbox string, msg []byte, flags []string, date time.Time) error {

@@ -131,6 +131,18 @@ func SmokeIMAP(t testing.TB, srv IMAPServer, user, password string) {
 		t.Errorf("%s: Mailboxes = %v, want %q among them", name, boxes, folder)
 	}
 
+	if ep := srv.Endpoints(); ep.IMAPStartTLS && ep.IMAPS != "" {
+		// DialIMAP took implicit TLS; STARTTLS is offered too.
+		sc, err := imapclient.DialStartTLS(ep.IMAP, &imapclient.Options{TLSConfig: ClientTLS(t, srv.CAFile())})
+		if err != nil {
+			t.Fatalf("%s: STARTTLS on %s: %v", name, ep.IMAP, err)
+		}
+		if err := sc.Login(login, password).Wait(); err != nil {
+			t.Errorf("%s: login after STARTTLS on %s: %v", name, ep.IMAP, err)
+		}
+		sc.Close()
+	}
+
 	bad := Account{Addr: srv.Endpoints().IMAP, User: login, Password: password + "-wrong"}
 	if c, err := bad.Dial(ctx); err == nil {
 		c.Close()
@@ -184,7 +196,7 @@ func SmokePOP3(t testing.TB, srv POP3Server, user, password string) {
 	if err := srv.Deliver(ctx, user, msg); err != nil {
 		t.Fatalf("%s: kit Deliver: %v", name, err)
 	}
-	p, how := dialPOP3(t, srv)
+	p, how := dialPOP3(t, srv, srv.Endpoints().POP3S != "")
 	p.cmd("USER "+srv.Login(user), "+OK")
 	p.cmd("PASS "+password, "+OK")
 	stat := p.cmd("STAT", "+OK")
@@ -202,7 +214,18 @@ func SmokePOP3(t testing.TB, srv POP3Server, user, password string) {
 	t.Logf("%s: POP3 over %s: STAT %q, RETR byte-exact: %v", name, how, stat, bytes.Equal(got, msg))
 	p.cmd("QUIT", "+OK")
 
-	q, _ := dialPOP3(t, srv)
+	if ep := srv.Endpoints(); ep.POP3STLS && ep.POP3S != "" {
+		// The first session took implicit TLS; STLS is offered too.
+		sp, how := dialPOP3(t, srv, false)
+		sp.cmd("USER "+srv.Login(user), "+OK")
+		sp.cmd("PASS "+password, "+OK")
+		if stat := sp.cmd("STAT", "+OK"); !strings.HasPrefix(stat, "+OK 1 ") {
+			t.Errorf("%s over %s: STAT = %q, want 1 message", name, how, stat)
+		}
+		sp.cmd("QUIT", "+OK")
+	}
+
+	q, _ := dialPOP3(t, srv, srv.Endpoints().POP3S != "")
 	q.cmd("USER "+srv.Login(user), "")
 	if line := q.cmd("PASS "+password+"-wrong", ""); !strings.HasPrefix(line, "-ERR") {
 		t.Errorf("%s: PASS with a wrong password answered %q, want -ERR", name, line)
@@ -216,14 +239,16 @@ type pop3Conn struct {
 	r    *bufio.Reader
 }
 
-func dialPOP3(t testing.TB, srv POP3Server) (*pop3Conn, string) {
+// dialPOP3 connects over implicit TLS when implicit is set, else to the
+// plain port with STLS when offered.
+func dialPOP3(t testing.TB, srv POP3Server, implicit bool) (*pop3Conn, string) {
 	t.Helper()
 	ep := srv.Endpoints()
 	name := srv.Info().String()
 	var conn net.Conn
 	var err error
 	how := "pop3s://" + ep.POP3S
-	if ep.POP3S != "" {
+	if implicit {
 		conn, err = tls.Dial("tcp", ep.POP3S, ClientTLS(t, srv.CAFile()))
 	} else {
 		how = "pop3://" + ep.POP3
@@ -236,7 +261,7 @@ func dialPOP3(t testing.TB, srv POP3Server) (*pop3Conn, string) {
 	conn.SetDeadline(time.Now().Add(time.Minute))
 	p := &pop3Conn{t: t, name: name, conn: conn, r: bufio.NewReader(conn)}
 	p.line("+OK")
-	if ep.POP3S == "" && ep.POP3STLS {
+	if !implicit && ep.POP3STLS {
 		p.cmd("STLS", "+OK")
 		tc := tls.Client(conn, ClientTLS(t, srv.CAFile()))
 		if err := tc.Handshake(); err != nil {
@@ -244,7 +269,7 @@ func dialPOP3(t testing.TB, srv POP3Server) (*pop3Conn, string) {
 		}
 		p.conn, p.r = tc, bufio.NewReader(tc)
 		how += " with STLS"
-	} else if ep.POP3S == "" {
+	} else if !implicit {
 		how += " without TLS"
 	}
 	return p, how
