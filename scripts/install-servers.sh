@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the IMAP and POP3 servers of the interop tests (issue 15) into a
-# private prefix, never into the system: Cyrus, Courier, GNU Mailutils and
-# popa3d conflict with Dovecot's packages (imap-server, pop3-server) and their
+# private prefix, never into the system: Cyrus, Courier and GNU Mailutils
+# conflict with Dovecot's packages (imap-server, pop3-server) and their
 # maintainer scripts would start system daemons. So their .debs are fetched
 # with `apt-get download` and unpacked with `dpkg -x`, one directory per
 # server family, and the test kits (internal/testkit/{cyrus,courier,
-# mailutils,popa3d}) run the binaries from there with LD_LIBRARY_PATH.
+# mailutils}) run the binaries from there with LD_LIBRARY_PATH.
 # Only plain shared libraries they link against are installed with apt-get.
+#
+# docs/interop-servers.md describes the kits and each server's quirks.
 #
 # Prefix: $MAILFERRY_SERVERS, else /var/cache/mailferry/servers as root (the
 # servers drop privileges to nobody, who cannot enter /root), else
@@ -30,7 +32,6 @@ declare -A families=(
   [cyrus]="cyrus-common cyrus-imapd cyrus-pop3d sasl2-bin"
   [courier]="courier-base courier-imap courier-pop courier-authlib courier-authdaemon courier-authlib-userdb"
   [mailutils]="mailutils-common libmailutils9 libmu-dbm9 mailutils-imap4d mailutils-pop3d"
-  [popa3d]="popa3d"
 )
 # Shared libraries the unpacked binaries need that a minimal Debian 12 lacks
 # (found with ldd). None of them conflicts with anything or starts a daemon.

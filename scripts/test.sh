@@ -17,7 +17,7 @@ if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/bin/doveadm ]; then
 fi
 
 # The other IMAP and POP3 servers of the interop kits (Cyrus, Courier,
-# GNU Mailutils, popa3d), unpacked into a private prefix, never installed.
+# GNU Mailutils), unpacked into a private prefix, never installed.
 scripts/install-servers.sh
 
 # The real-world message corpus, when the workspace has it beside the repo.

@@ -1,5 +1,5 @@
 // Package mailserver holds what the kits for real IMAP and POP3 servers
-// (internal/testkit/cyrus, courier, mailutils, popa3d) share: finding the
+// (internal/testkit/cyrus, courier, mailutils) share: finding the
 // private prefix scripts/install-servers.sh unpacked Debian's packages into,
 // the package versions for a matrix line, free ports, child processes in
 // their own process group, readiness probes, the uid that owns the mail,
