@@ -530,8 +530,8 @@ FLAGS
   --no-ledger               ignore the checkpoint; match by content
   --state FILE              checkpoint file (default: the config's, else
                             $XDG_STATE_HOME/mailferry/mailferry.db)
-  --flags POLICY, --internal-date POLICY, --max-message-size SIZE
-                            the copy's policies (SOURCE DEST form)
+  --flags none|seen|status, --internal-date received|date|now,
+  --max-message-size SIZE   the copy's policies (SOURCE DEST form)
   --folder, --exclude-folder, --special-use, --max-age, --min-age
                             IMAP source: the copy's folder settings
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
