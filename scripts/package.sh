@@ -23,7 +23,8 @@ commit=$(git rev-parse HEAD)
 dirty=""
 [[ $describe == *-dirty ]] && dirty=".dirty"
 base=${describe%-dirty}
-if [[ $base =~ ^v?([0-9][0-9A-Za-z.~]*)(-([0-9]+)-g([0-9a-f]+))?$ ]]; then
+# A tag is a version (a dot in it); a bare abbreviated hash is not.
+if [[ $base =~ ^v?([0-9]+\.[0-9][0-9A-Za-z.~]*)(-([0-9]+)-g([0-9a-f]+))?$ ]]; then
 	pkgversion=${BASH_REMATCH[1]}
 	[[ -n ${BASH_REMATCH[2]} ]] && pkgversion+="+${BASH_REMATCH[3]}.g${BASH_REMATCH[4]}"
 else

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -375,6 +376,61 @@ func TestFishCompletion(t *testing.T) {
 	}
 }
 
+// zshCapture is a zsh script that types a line into an interactive zsh in a
+// pseudo-terminal (zpty), presses Tab, and prints every match the
+// completion system adds, one a line. Its markers are spelled in two parts
+// so that the terminal's echo of the commands never matches them.
+const zshCapture = `zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "PS1= PROMPT= RPROMPT="
+zpty -w z "autoload -U compinit && compinit -u -D"
+zpty -w z "source ${(q)1}"
+zpty -w z 'comppostfuncs=(_capture_done)'
+zpty -w z '_capture_done() { print -r -- "<""<DONE>>"; exit }'
+zpty -w z 'compadd() { local -a __hits; builtin compadd -A __hits "$@"; local h; for h in $__hits; do print -r -- "<""<HIT>>$h"; done; builtin compadd "$@" }'
+zpty -w z 'zstyle ":completion:*" menu no'
+zpty -n -w z "$2"$'\t'
+local line
+while zpty -r z line; do
+	[[ $line == *"<<DONE>>"* ]] && break
+	[[ $line == *"<<HIT>>"* ]] && print -r -- "${line##*<<HIT>>}"
+done
+zpty -d z
+`
+
+// TestZshCompletion types each line into an interactive zsh and reads
+// what its completion system offers.
+func TestZshCompletion(t *testing.T) {
+	zsh := needShell(t, "zsh")
+	dir, bin := completionWorkdir(t)
+	script := filepath.Join(dir, "_mailferry")
+	os.WriteFile(script, []byte(completionScript(t, "zsh")), 0o644)
+	capture := filepath.Join(dir, "capture.zsh")
+	os.WriteFile(capture, []byte(zshCapture), 0o644)
+	cases := append(completionCases(),
+		completionCase{"mailferry run -c ", []string{"bin", "fetch.toml", "sub"}},
+		completionCase{"mailferry run --config=fetch.toml --only ", []string{"alice", "bob-office"}},
+	)
+	for _, tc := range cases {
+		if tc.line == "mailferry verify -c fetch.toml --only alice," {
+			// zsh completes the next item of the list, leaving out those given.
+			tc.want = []string{"bob-office"}
+		}
+		t.Run(tc.line, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, zsh, "-f", capture, script, tc.line)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+			// Menus add some matches twice (once per group).
+			got := slices.Compact(shellCompletions(t, cmd))
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%q: zsh offers %q, want %q", tc.line, got, tc.want)
+			}
+		})
+	}
+}
+
 // shellCompletions runs a shell asked for completions and returns them
 // sorted.
 func shellCompletions(t *testing.T, cmd *exec.Cmd) []string {
@@ -386,7 +442,7 @@ func shellCompletions(t *testing.T, cmd *exec.Cmd) []string {
 	}
 	var got []string
 	for _, l := range strings.Split(stdout.String(), "\n") {
-		if l != "" {
+		if l = strings.TrimRight(l, "\r"); l != "" { // a pty ends lines with CRLF
 			got = append(got, strings.TrimSuffix(l, "/"))
 		}
 	}
