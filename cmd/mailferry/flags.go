@@ -102,6 +102,10 @@ func parseFlags(fs *pflag.FlagSet, args []string, e *env, help string) (bool, er
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {}
 	showHelp := fs.BoolP("help", "h", false, "show this help")
+	if e.describeFlags != nil {
+		e.describeFlags(fs)
+		return true, nil
+	}
 	if err := fs.Parse(args); err != nil {
 		return false, usagef("%v", err)
 	}

@@ -24,6 +24,8 @@ func TestHelpGolden(t *testing.T) {
 		{"status", []string{"status", "--help"}},
 		{"verify", []string{"verify", "--help"}},
 		{"plan", []string{"plan", "--help"}},
+		{"version", []string{"version", "--help"}},
+		{"completion", []string{"completion", "--help"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

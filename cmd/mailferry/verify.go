@@ -543,7 +543,8 @@ FLAGS
   --no-ledger               ignore the checkpoint; match by content
   --state FILE              checkpoint file (default: the config's, else
                             $XDG_STATE_HOME/mailferry/mailferry.db)
-  --flags POLICY, --internal-date POLICY, --max-message-size SIZE, --x-uidl
+  --flags none|seen|status, --internal-date received|date|now,
+  --max-message-size SIZE, --x-uidl
                             the copy's policies (SOURCE DEST form); with
                             --x-uidl the source's messages are compared with
                             the X-UIDL field the copy put before them
