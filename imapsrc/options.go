@@ -85,6 +85,12 @@ type Options struct {
 	// PrefetchBytes bounds the announced size of one batch (a message
 	// larger than this goes alone): 0 means DefaultPrefetchBytes.
 	PrefetchBytes int64
+	// OnClose, when set, is called exactly once, when the session's
+	// connection has been closed: by the first Close (Watcher.Close, or a
+	// Watch that fails after its login), whatever Close returns. Open
+	// never calls it: when Open fails there is no session. A caller that
+	// caps connections gives its slot back here.
+	OnClose func()
 
 	// unilateral receives the server's unsolicited responses (Watch's
 	// EXISTS during IDLE); nil for sources.
