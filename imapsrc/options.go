@@ -75,6 +75,12 @@ type Options struct {
 	// matches case-insensitively. Empty Include means every folder;
 	// Exclude wins over Include.
 	Include, Exclude []string
+	// MaxAge and MinAge, when positive, leave out of List the messages
+	// whose internal date is more than MaxAge or less than MinAge before
+	// the time of listing (--max-age, --min-age). A message without an
+	// internal date, or dated in the future (a skewed clock), counts as
+	// new. 0: no limit.
+	MaxAge, MinAge time.Duration
 	// FetchBatch is how many UIDs one UID FETCH of List asks for.
 	// 0: DefaultFetchBatch.
 	FetchBatch int
