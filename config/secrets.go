@@ -60,6 +60,16 @@ func (s SecretSource) set(prefix string) []string {
 	return out
 }
 
+// Key returns the config key of the source that is set, spelled with
+// prefix ("source_password" gives "source_password_command"), or "" when
+// none is set; the first one when several are.
+func (s SecretSource) Key(prefix string) string {
+	if keys := s.set(prefix); len(keys) > 0 {
+		return keys[0]
+	}
+	return ""
+}
+
 // conflict returns an error naming the keys when more than one source is set.
 func (s SecretSource) conflict(prefix string) error {
 	keys := s.set(prefix)

@@ -153,3 +153,21 @@ func TestAccountResolveSecrets(t *testing.T) {
 		t.Errorf("ResolveSecrets error = %v, want it to name the account and key", err)
 	}
 }
+
+func TestSecretSourceKey(t *testing.T) {
+	tests := []struct {
+		src  SecretSource
+		want string
+	}{
+		{SecretSource{}, ""},
+		{SecretSource{Inline: secret.New("x")}, "dest_password"},
+		{SecretSource{Env: "PW"}, "dest_password_env"},
+		{SecretSource{File: "pw.txt"}, "dest_password_file"},
+		{SecretSource{Command: "pass show x"}, "dest_password_command"},
+	}
+	for _, tc := range tests {
+		if got := tc.src.Key("dest_password"); got != tc.want {
+			t.Errorf("%v.Key(%q) = %q, want %q", tc.src, "dest_password", got, tc.want)
+		}
+	}
+}
