@@ -64,7 +64,9 @@ func (a *Account) Open(ctx context.Context) (pipeline.Source, *imapdst.Destinati
 	}
 	src, dst, err := pipeline.OpenBoth(ctx,
 		func(ctx context.Context) (pipeline.Source, error) { return a.openSource(ctx, release[0]) },
-		func(ctx context.Context) (pipeline.Destination, error) { return asDestination(a.openDestination(ctx, release[1])) })
+		func(ctx context.Context) (pipeline.Destination, error) {
+			return asDestination(a.openDestination(ctx, release[1]))
+		})
 	if err != nil {
 		return nil, nil, err
 	}
