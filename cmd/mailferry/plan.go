@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,11 +14,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
-	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/pipeline"
-	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/verify"
 )
 
@@ -124,7 +122,7 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, usagef("--workers must be at least 1")
 	}
 	log := newLogger(&o.common, e.stderr)
-	accs, state, err := o.accounts(ctx, fs.Args(), e, log)
+	accs, state, err := o.accounts(fs.Args(), e, log)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -146,7 +144,7 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				out[i] = planAccount{Account: accs[i].name, Key: accs[i].opts.Account, Problems: []string{ctx.Err().Error()}}
+				out[i] = planAccount{Account: accs[i].Name, Key: accs[i].Options.Account, Problems: []string{ctx.Err().Error()}}
 				return
 			}
 			defer func() { <-sem }()
@@ -191,25 +189,25 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 // its folders are mapped as the copy maps them without creating any, the
 // destination is only listed, STATUSed and asked for its quota, and the
 // ledger is only read.
-func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log *slog.Logger) (pa planAccount) {
-	pa = planAccount{Account: a.name, Key: a.opts.Account, Skips: []planSkip{}, Problems: []string{}}
+func planOne(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger, log *slog.Logger) (pa planAccount) {
+	pa = planAccount{Account: a.Name, Key: a.Options.Account, Skips: []planSkip{}, Problems: []string{}}
 	problem := func(format string, args ...any) { pa.Problems = append(pa.Problems, fmt.Sprintf(format, args...)) }
 	defer func() {
 		pa.OK = len(pa.Problems) == 0
-		log.Debug("account inspected", "account", a.name, "to_move", pa.ToMove, "problems", len(pa.Problems))
+		log.Debug("account inspected", "account", a.Name, "to_move", pa.ToMove, "problems", len(pa.Problems))
 	}()
 
 	// Destination: log in, capabilities, the mailbox, the quota. An IMAP
 	// source's folders go to several mailboxes; the limits and the quota
 	// are read on INBOX, which always exists.
-	isIMAP := a.src.ep.Protocol == config.IMAP
-	quotaMailbox := a.opts.Mailbox
+	isIMAP := a.SourceIsIMAP()
+	quotaMailbox := a.Options.Mailbox
 	if isIMAP || quotaMailbox == "" {
 		quotaMailbox = "INBOX"
 	}
-	dst, derr := a.dst.dialReader(ctx)
+	dst, derr := a.OpenReader(ctx)
 	if derr != nil {
-		problem("destination %s: %v", a.dst.ep, derr)
+		problem("destination %s: %v", a.Dest, derr)
 	} else {
 		defer dst.Close()
 		pa.DestCaps = map[string]bool{}
@@ -226,7 +224,7 @@ func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log
 		}
 		pa.AppendLimit = st.AppendLimit
 		if !isIMAP {
-			pa.Folders = []planFolder{{Source: "(POP3 maildrop)", Destination: a.opts.Mailbox, Exists: st.Exists, Messages: st.Messages}}
+			pa.Folders = []planFolder{{Source: "(POP3 maildrop)", Destination: a.Options.Mailbox, Exists: st.Exists, Messages: st.Messages}}
 		}
 	}
 
@@ -235,7 +233,7 @@ func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log
 	// folderOf is the planned folder of a message to move (IMAP sources).
 	folderOf := func(pipeline.SourceMessage) *planFolder { return nil }
 	if serr != nil {
-		problem("source %s: %v", a.src.ep, serr)
+		problem("source %s: %v", a.Source, serr)
 	}
 	if serr == nil && isIMAP {
 		// The folder mapping, source → destination, in source order.
@@ -260,7 +258,7 @@ func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log
 		}
 	}
 	if serr == nil {
-		limit := a.opts.MaxMessageBytes
+		limit := a.Options.MaxMessageBytes
 		if pa.AppendLimit > 0 && (limit == 0 || pa.AppendLimit < limit) {
 			limit = pa.AppendLimit
 		}
@@ -318,11 +316,11 @@ func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log
 // times the download of the first few messages to move. It returns the
 // messages to move and, for an IMAP source, the folders the copy would copy
 // in source order.
-func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *checkpoint.Ledger) ([]pipeline.SourceMessage, planEstimate, []planFolder, error) {
+func planSource(ctx context.Context, a *account.Account, pa *planAccount, ledger *checkpoint.Ledger) ([]pipeline.SourceMessage, planEstimate, []planFolder, error) {
 	var est planEstimate
-	isIMAP := a.src.ep.Protocol == config.IMAP
+	isIMAP := a.SourceIsIMAP()
 	if !isIMAP {
-		caps, err := popCapa(ctx, a.src)
+		caps, err := a.SourceCapabilities(ctx)
 		if err != nil {
 			return nil, est, nil, err
 		}
@@ -332,11 +330,8 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 		}
 		pa.SourceCaps["SASL PLAIN"] = caps.HasSASL("PLAIN")
 	}
-	open, err := a.src.openSource()
-	if err != nil {
-		return nil, est, nil, err
-	}
-	src, err := open(ctx)
+	// The copy's folder mapping, creating nothing.
+	src, mapped, err := openInspected(ctx, a)
 	if err != nil {
 		return nil, est, nil, err
 	}
@@ -344,14 +339,8 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 	// QUIT, RFC 1939 §6).
 	defer src.Close(false)
 	var folders []planFolder
-	var mapped map[string]string
 	if isIMAP {
-		// The copy's mapping with create=false: no folder is created.
-		if mapped, err = a.mapIMAPFolders(ctx, src); err != nil {
-			return nil, est, nil, err
-		}
-		is, _ := unwrap(src).(*imapsrc.Source)
-		all, err := is.Folders(ctx)
+		all, err := src.(*imapsrc.Source).Folders(ctx)
 		if err != nil {
 			return nil, est, nil, fmt.Errorf("listing source folders: %w", err)
 		}
@@ -372,7 +361,7 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 	pa.SourceListed = true
 	var entries map[string]pipeline.Entry
 	if ledger != nil {
-		if entries, err = ledger.Entries(ctx, a.opts.Account); err != nil {
+		if entries, err = ledger.Entries(ctx, a.Options.Account); err != nil {
 			return nil, est, nil, err
 		}
 	}
@@ -402,33 +391,6 @@ func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *ch
 	}
 	est.SampleTime = time.Since(start)
 	return todo, est, folders, nil
-}
-
-// popCapa asks the POP3 server for CAPA before logging in (what it offers
-// to every client: STLS, USER, SASL) and disconnects without
-// authenticating.
-func popCapa(ctx context.Context, s serverSetup) (pop3src.Capabilities, error) {
-	tlsCfg, err := s.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	mode := clientTLSMode(s.ep.TLS)
-	c, err := pop3src.Dial(ctx, pop3src.DialOptions{Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
-		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout, Logger: s.log, Trace: s.trace})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	caps, err := c.Capa(ctx)
-	var re *pop3src.ResponseError
-	if errors.As(err, &re) {
-		return pop3src.Capabilities{}, nil // RFC 2449 §5: no CAPA, capabilities unknown
-	}
-	if err != nil {
-		return nil, err
-	}
-	_ = c.Quit(ctx)
-	return caps, nil
 }
 
 func writePlanText(w io.Writer, rep planReport) {

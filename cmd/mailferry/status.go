@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
@@ -117,28 +118,16 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			return exitUsage, err
 		}
 		state = firstNonEmpty(state, cfg.State)
-		selected := map[string]bool{}
-		for _, n := range o.only {
-			selected[n] = true
+		selected, err := account.Select(cfg, o.only)
+		if err != nil {
+			return exitUsage, usagef("--only: %v", err)
 		}
-		for i := range cfg.Accounts {
-			a := &cfg.Accounts[i]
-			if len(selected) > 0 && !selected[a.Name] {
-				continue
-			}
-			delete(selected, a.Name)
-			srcEp, err := cfg.SourceEndpoint(a)
+		for _, a := range selected {
+			key, err := account.KeyOf(cfg, a)
 			if err != nil {
-				return exitUsage, fmt.Errorf("account %q: source: %w", a.Name, err)
+				return exitUsage, err
 			}
-			dstEp, err := cfg.DestEndpoint(a)
-			if err != nil {
-				return exitUsage, fmt.Errorf("account %q: destination: %w", a.Name, err)
-			}
-			configured = append(configured, namedAccount{a.Name, accountKey(srcEp, dstEp), cfg.DeletePolicyOf(a).DeleteAfter})
-		}
-		for n := range selected {
-			return exitUsage, usagef("--only %q: no such account in %s", n, o.cfgPath)
+			configured = append(configured, namedAccount{a.Name, key, cfg.DeletePolicyOf(a).DeleteAfter})
 		}
 	} else if len(o.only) > 0 {
 		return exitUsage, usagef("--only needs -c FILE")
