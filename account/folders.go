@@ -90,3 +90,30 @@ func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imap
 	}
 	return plan, nil
 }
+
+// OpenSourceMapped opens a source session for reading only (verify, plan:
+// close it with Close(false)). For an IMAP source it also maps the folders
+// as the copy would, creating none, through a destination session opened
+// with the source (taking the slots of both at once) and closed again;
+// folders the copy would not copy are absent from the map. For a POP3
+// source the map is nil.
+func (a *Account) OpenSourceMapped(ctx context.Context) (pipeline.Source, map[string]string, error) {
+	if !a.sourceIMAP {
+		src, err := a.OpenSource(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening the source: %w", err)
+		}
+		return src, nil, nil
+	}
+	src, dst, err := a.Open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer dst.Close()
+	folders, err := a.MapFolders(ctx, src.(*imapsrc.Source), dst, false)
+	if err != nil {
+		src.Close(false)
+		return nil, nil, fmt.Errorf("mapping folders: %w", err)
+	}
+	return src, folders, nil
+}

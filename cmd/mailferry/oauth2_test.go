@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+	"github.com/mailferry/mailferry/preflight"
 )
 
 // TestE2EOAuth2Copy runs `mailferry copy` with OAuth2 bearer tokens on both
@@ -101,7 +102,7 @@ dest_password_file = %q
 		t.Fatal(err)
 	}
 	noEnv := func(string) string { return "" }
-	plan := func() (int, planAccount) {
+	plan := func() (int, preflight.Result) {
 		t.Helper()
 		r := runCmd(t, runPlan, noEnv, "-c", path, "--json")
 		var rep planReport

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/verify"
@@ -288,7 +289,7 @@ func writeStatusText(w io.Writer, rep statusReport) {
 		if a.Name != "" {
 			name = a.Name + "  (" + a.Account + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t %s\n", a.Done, a.Pending, a.Skipped, a.Failed, humanBytes(a.Bytes), last, name)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t %s\n", a.Done, a.Pending, a.Skipped, a.Failed, config.FormatByteSize(a.Bytes), last, name)
 	}
 	tw.Flush()
 	for _, a := range rep.Accounts {
@@ -342,20 +343,6 @@ func firstTime(ts ...time.Time) time.Time {
 		}
 	}
 	return time.Time{}
-}
-
-// humanBytes prints n in SI units (as the size flags read them).
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
 
 const statusHelp = `mailferry status - what the checkpoint knows, per account

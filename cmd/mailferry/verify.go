@@ -16,7 +16,6 @@ import (
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
-	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/verify"
 )
@@ -252,7 +251,7 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledge
 		}
 	}
 	va.Ledger = len(entries) > 0
-	src, folders, err := openInspected(ctx, a)
+	src, folders, err := a.OpenSourceMapped(ctx)
 	if err != nil {
 		return fail(err)
 	}
@@ -288,33 +287,6 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledge
 		va.Items = []verify.Difference{}
 	}
 	return va
-}
-
-// openInspected opens the source session of verify and plan. For an IMAP
-// source it also maps the folders the way the copy does, without creating
-// any, through a destination session opened with the source (the account
-// takes the slots of both at once) and closed again; folders the copy
-// would not copy are absent from the map. For a POP3 source the map is
-// nil.
-func openInspected(ctx context.Context, a *account.Account) (pipeline.Source, map[string]string, error) {
-	if !a.SourceIsIMAP() {
-		src, err := a.OpenSource(ctx)
-		if err != nil {
-			return nil, nil, fmt.Errorf("opening the source: %w", err)
-		}
-		return src, nil, nil
-	}
-	src, dst, err := a.Open(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer dst.Close()
-	folders, err := a.MapFolders(ctx, src.(*imapsrc.Source), dst, false)
-	if err != nil {
-		src.Close(false)
-		return nil, nil, fmt.Errorf("mapping folders: %w", err)
-	}
-	return src, folders, nil
 }
 
 // mappedSource hides the messages of folders the copy does not copy (the
