@@ -206,7 +206,8 @@ func TestMemServerSelection(t *testing.T) {
 		want             []string // mailboxes of the listed messages
 	}{
 		{"everything", nil, nil, []string{"Archive/2019", "Archive/2020", "INBOX", "Trash"}},
-		{"one subtree", []string{"Archive/**"}, nil, []string{"Archive/2019", "Archive/2020"}},
+		{"one subtree", []string{"Archive/*"}, nil, []string{"Archive/2019", "Archive/2020"}},
+		{"one level", []string{"%"}, nil, []string{"INBOX", "Trash"}},
 		{"exclude", nil, []string{"Trash", "Archive/2020"}, []string{"Archive/2019", "INBOX"}},
 		{"inbox lower case", []string{"inbox"}, nil, []string{"INBOX"}},
 	}

@@ -17,7 +17,11 @@
 //     attempt) removes such a late copy next to the one the ledger names,
 //     or records it as done when it is the only copy.
 //  3. Fetch each remaining message once into a spool (memory, then a temp
-//     file), normalising bare LF to CRLF and hashing it.
+//     file), normalising bare LF to CRLF and hashing it. A message over the
+//     size limit (SizeLimit) is not fetched when the source announces it
+//     so (SizeLimit.SkipAnnounced), and the spool stops taking its bytes
+//     at the limit otherwise; either way it is recorded as skipped in
+//     step 6, and nothing of it is sent.
 //  4. Record the batch's entries as pending, durably.
 //  5. Append the batch (MULTIAPPEND or pipelined APPEND). A session may send
 //     its next batch, after step 4 for it, before this one's outcome is

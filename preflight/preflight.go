@@ -176,18 +176,17 @@ func Inspect(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger,
 		}
 	}
 	if serr == nil {
-		limit := a.Options.MaxMessageBytes
-		if pa.AppendLimit > 0 && (limit == 0 || pa.AppendLimit < limit) {
-			limit = pa.AppendLimit
-		}
+		limit := pipeline.NewSizeLimit(a.Options.MaxMessageBytes, pa.AppendLimit)
 		for _, m := range srcMsgs {
-			if limit > 0 && m.Size > limit {
-				why := "larger than --max-message-size"
-				if limit == pa.AppendLimit {
-					why = "larger than the destination's APPENDLIMIT"
+			// As the copy decides before downloading (SkipAnnounced); a
+			// message a little over is downloaded and measured by the
+			// copy, and reported here as probably skipped.
+			if size := a.Options.ExpectedSize(m); !limit.Allows(size) {
+				reason := limit.ProbableReason(size)
+				if limit.SkipAnnounced(size) {
+					reason = limit.AnnouncedReason(size)
 				}
-				pa.Skips = append(pa.Skips, Skip{Key: verify.DisplayKey(m.Key), Size: m.Size,
-					Reason: fmt.Sprintf("too big: %d bytes, %s (%d)", m.Size, why, limit)})
+				pa.Skips = append(pa.Skips, Skip{Key: verify.DisplayKey(m.Key), Size: m.Size, Reason: reason})
 				continue
 			}
 			pa.ToMove++
@@ -257,7 +256,9 @@ func inspectSource(ctx context.Context, a *account.Account, pa *Result, ledger *
 	// QUIT, RFC 1939 §6).
 	defer src.Close(false)
 	var folders []Folder
+	dests := pipeline.AllTo(a.Options.Mailbox)
 	if isIMAP {
+		dests = pipeline.MappedFolders(mapped)
 		all, err := src.(*imapsrc.Source).Folders(ctx)
 		if err != nil {
 			return nil, est, nil, fmt.Errorf("listing source folders: %w", err)
@@ -272,9 +273,7 @@ func inspectSource(ctx context.Context, a *account.Account, pa *Result, ledger *
 	if err != nil {
 		return nil, est, nil, err
 	}
-	if isIMAP {
-		msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { return mapped[m.Mailbox] == "" })
-	}
+	msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
 	pa.Listed = len(msgs)
 	pa.SourceListed = true
 	var entries map[string]pipeline.Entry
@@ -285,10 +284,11 @@ func inspectSource(ctx context.Context, a *account.Account, pa *Result, ledger *
 	}
 	var todo []pipeline.SourceMessage
 	for _, m := range msgs {
-		switch entries[m.Key].State {
-		case pipeline.StateDone:
+		e, ok := entries[m.Key]
+		switch pipeline.DispositionOf(e, ok) {
+		case pipeline.AlreadyDone:
 			pa.AlreadyDone++
-		case pipeline.StateSkipped:
+		case pipeline.SkippedEarlier:
 			pa.SkippedBefore++
 		default:
 			todo = append(todo, m)
@@ -296,9 +296,13 @@ func inspectSource(ctx context.Context, a *account.Account, pa *Result, ledger *
 	}
 	est.Method = "time to download (RETR or UID FETCH BODY.PEEK[]) the first messages to move, scaled by the larger of the message-count and byte ratios; the destination side is not measured, since plan appends nothing"
 	start := time.Now()
+	limit := pipeline.NewSizeLimit(a.Options.MaxMessageBytes, pa.AppendLimit)
 	for _, m := range todo {
 		if est.SampleMessages >= SampleMessages || est.SampleBytes >= SampleBytes {
 			break
+		}
+		if limit.SkipAnnounced(a.Options.ExpectedSize(m)) {
+			continue // the copy does not download it either
 		}
 		n, err := src.Fetch(ctx, m, io.Discard)
 		if err != nil {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"; .ci/run calls exactly this).
 # Installs what the tests need — Dovecot's IMAP and POP3 servers from
-# Debian's packages — when missing, then runs vet, the race detector on the
-# concurrent packages, and the whole test suite, real-server tests included.
+# Debian's packages, and the other servers of the interop kits into a
+# private prefix (scripts/install-servers.sh) — when missing, then runs vet,
+# the race detector on the concurrent packages, and the whole test suite,
+# real-server tests included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,10 @@ if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/bin/doveadm ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dovecot-imapd dovecot-pop3d >/dev/null
 fi
+
+# The other IMAP and POP3 servers of the interop kits (Cyrus, Courier,
+# GNU Mailutils), unpacked into a private prefix, never installed.
+scripts/install-servers.sh
 
 # The real-world message corpus, when the workspace has it beside the repo.
 if [ -z "${MAILFERRY_CORPUS:-}" ] && [ -d ../shared/corpus/real ]; then

@@ -26,12 +26,28 @@ type copyOptions struct {
 // registerFolderFlags adds the flags for IMAP sources: the config's
 // [folders] section on the command line.
 func registerFolderFlags(fs *pflag.FlagSet, fo *config.Folders) {
-	fs.StringSliceVar(&fo.Include, "folder", nil, "IMAP source: copy only these folders (names or patterns: * any, % one level; repeat or separate with commas)")
+	fs.StringSliceVar(&fo.Include, "folder", nil, "IMAP source: copy only these folders (names or patterns: * any, % one level, ? one character; repeat or separate with commas)")
 	fs.StringSliceVar(&fo.Exclude, "exclude-folder", nil, "IMAP source: do not copy these folders (patterns as for --folder; wins over --folder)")
 	fs.BoolVar(&fo.SyncFlags, "sync-flags", true, "IMAP source: bring the flags of messages copied earlier up to date")
 	fs.BoolVar(&fo.SpecialUse, "special-use", true, "IMAP source: map Sent, Drafts, Trash, Junk and Archive to the destination's folders of the same role")
 	fs.DurationVar(&fo.MaxAge, "max-age", 0, "IMAP source: copy only messages younger than this (e.g. 720h); 0 = all")
 	fs.DurationVar(&fo.MinAge, "min-age", 0, "IMAP source: copy only messages older than this; 0 = all")
+}
+
+// checkFolderFlags refuses a malformed folder pattern before anything
+// connects.
+func checkFolderFlags(fo *config.Folders) error {
+	for _, f := range []struct {
+		flag     string
+		patterns []string
+	}{{"--folder", fo.Include}, {"--exclude-folder", fo.Exclude}} {
+		for _, p := range f.patterns {
+			if err := mapping.CheckFolderPattern(p); err != nil {
+				return usagef("%s: %v", f.flag, err)
+			}
+		}
+	}
+	return nil
 }
 
 // policyFlags are the per-message policies, shared with `run` overrides.
@@ -107,6 +123,9 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 		return helpOrUsage(done, err)
 	}
 	if err := o.common.check(); err != nil {
+		return exitUsage, err
+	}
+	if err := checkFolderFlags(&o.folders); err != nil {
 		return exitUsage, err
 	}
 	if fs.NArg() != 2 {

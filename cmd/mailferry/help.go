@@ -114,7 +114,7 @@ FLAGS
                             a private temp file (default 8MB)
   --idle-timeout DURATION   fail a connection idle this long (default 2m)
   --folder PATTERN          IMAP source: only these folders (* any, % one
-                            level; repeatable)
+                            level, ? one character; repeatable)
   --exclude-folder PATTERN  IMAP source: not these folders (wins)
   --max-age, --min-age D    IMAP source: only messages younger / older than D
   --sync-flags=false        IMAP source: do not update flags of earlier copies

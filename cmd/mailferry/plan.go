@@ -243,7 +243,7 @@ FLAGS
   --workers N               accounts inspected in parallel (default 4)
   --state FILE              checkpoint file (default: the config's, else
                             $XDG_STATE_HOME/mailferry/mailferry.db)
-  --flags POLICY, --internal-date POLICY, --max-message-size SIZE
+  --flags POLICY, --internal-date POLICY, --max-message-size SIZE, --x-uidl
                             the copy's policies (SOURCE DEST form)
   --folder, --exclude-folder, --special-use, --max-age, --min-age
                             IMAP source: the copy's folder settings

@@ -61,6 +61,7 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 		fs.StringVar(&o.policy.internalDate, "internal-date", "received", "the copy's internal-date policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.flags, "flags", "none", "the copy's flag policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.maxMessageSize, "max-message-size", "0", "the copy's --max-message-size (SOURCE DEST form)")
+		fs.BoolVar(&o.policy.xUIDL, "x-uidl", false, "the copy's --x-uidl: it put an X-UIDL field before each message (SOURCE DEST form)")
 	}
 	o.policy.spoolMemory, o.policy.batchBytes, o.policy.batchMessages = "8MB", "16MB", 50
 	o.policy.destSessions = 1 // verify and plan append nothing
@@ -69,9 +70,10 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 func (o *inspectOptions) check() error {
 	switch o.common.logFormat {
 	case "text", "json":
-		return nil
+	default:
+		return usagef("--log-format must be text or json, not %q", o.common.logFormat)
 	}
-	return usagef("--log-format must be text or json, not %q", o.common.logFormat)
+	return checkFolderFlags(&o.folders)
 }
 
 // accounts builds the accounts to inspect: from -c FILE, or from the two
@@ -103,7 +105,7 @@ func (o *inspectOptions) accounts(args []string, e *env, log *slog.Logger) ([]*a
 	if u.Options, err = o.policy.pipelineOptions(); err != nil {
 		return nil, "", err
 	}
-	u.Folders = o.folders
+	u.Folders, u.XUIDL = o.folders, o.policy.xUIDL
 	if u.SourceLogin, err = o.srcPassword.login(e, u.Source.String()); err != nil {
 		return nil, "", err
 	}
@@ -261,8 +263,9 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledge
 	var vsrc verify.Source = src
 	var mailboxOf func(pipeline.SourceMessage) string
 	if folders != nil {
-		vsrc = mappedSource{Source: src, folders: folders}
-		mailboxOf = func(m pipeline.SourceMessage) string { return folders[m.Mailbox] }
+		dests := pipeline.MappedFolders(folders)
+		vsrc = mappedSource{Source: src, dests: dests}
+		mailboxOf = func(m pipeline.SourceMessage) string { d, _ := dests.Dest(m); return d }
 	}
 	dst, err := a.OpenReader(ctx)
 	if err != nil {
@@ -271,7 +274,7 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledge
 	defer dst.Close()
 	res, err := verify.Check(ctx, vsrc, dst, verify.Options{
 		Mailbox: a.Options.Mailbox, MailboxOf: mailboxOf, Ledger: entries, Full: o.full,
-		FlagPolicy: a.Options.FlagPolicy, DatePolicy: a.Options.DatePolicy, Spool: a.Options.Spool,
+		FlagPolicy: a.Options.FlagPolicy, DatePolicy: a.Options.DatePolicy, Spool: a.Options.Spool, AddHeader: a.Options.AddHeader,
 		Logger: log.With("account", a.Name),
 	})
 	if err != nil {
@@ -293,7 +296,7 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledge
 // folder mapping skips them), as the pipeline does.
 type mappedSource struct {
 	pipeline.Source
-	folders map[string]string
+	dests pipeline.FolderPlan
 }
 
 func (s mappedSource) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
@@ -301,7 +304,7 @@ func (s mappedSource) List(ctx context.Context) ([]pipeline.SourceMessage, error
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { return s.folders[m.Mailbox] == "" }), nil
+	return slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := s.dests.Dest(m); return !ok }), nil
 }
 
 func writeVerifyText(w io.Writer, va verifyAccount, all bool) {
@@ -362,7 +365,8 @@ lists the destination's UIDs, sizes, flags, dates and a few header fields;
 nothing is downloaded. A message is missing when the checkpoint does not have
 it as copied or its destination UID is gone, and differs when the sizes
 disagree. --full downloads both sides and compares SHA-256 digests (after
-the CRLF normalisation the copy does). Without a checkpoint (--no-ledger, or
+the CRLF normalisation the copy does, and with the X-UIDL field of
+--x-uidl or policy.x_uidl). Without a checkpoint (--no-ledger, or
 none for the account) messages are matched by Message-ID, size and digest,
 so verify can check a migration made by another tool.
 
@@ -390,8 +394,10 @@ FLAGS
   --no-ledger               ignore the checkpoint; match by content
   --state FILE              checkpoint file (default: the config's, else
                             $XDG_STATE_HOME/mailferry/mailferry.db)
-  --flags POLICY, --internal-date POLICY, --max-message-size SIZE
-                            the copy's policies (SOURCE DEST form)
+  --flags POLICY, --internal-date POLICY, --max-message-size SIZE, --x-uidl
+                            the copy's policies (SOURCE DEST form); with
+                            --x-uidl the source's messages are compared with
+                            the X-UIDL field the copy put before them
   --folder, --exclude-folder, --special-use, --max-age, --min-age
                             IMAP source: the copy's folder settings
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
