@@ -74,6 +74,12 @@ type Options struct {
 	// every folder; Exclude wins over Include. Open refuses a malformed
 	// pattern (mapping.CheckFolderPattern).
 	Include, Exclude []string
+	// MaxAge and MinAge, when positive, leave out of List the messages
+	// whose internal date is more than MaxAge or less than MinAge before
+	// the time of listing (--max-age, --min-age). A message without an
+	// internal date, or dated in the future (a skewed clock), counts as
+	// new. 0: no limit.
+	MaxAge, MinAge time.Duration
 	// FetchBatch is how many UIDs one UID FETCH of List asks for.
 	// 0: DefaultFetchBatch.
 	FetchBatch int
@@ -84,6 +90,12 @@ type Options struct {
 	// PrefetchBytes bounds the announced size of one batch (a message
 	// larger than this goes alone): 0 means DefaultPrefetchBytes.
 	PrefetchBytes int64
+	// OnClose, when set, is called exactly once, when the session's
+	// connection has been closed: by the first Close (Watcher.Close, or a
+	// Watch that fails after its login), whatever Close returns. Open
+	// never calls it: when Open fails there is no session. A caller that
+	// caps connections gives its slot back here.
+	OnClose func()
 
 	// unilateral receives the server's unsolicited responses (Watch's
 	// EXISTS during IDLE); nil for sources.
