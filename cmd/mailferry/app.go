@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // env is what a command may touch of the outside world, so tests can run
@@ -16,6 +18,19 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// testHooks, set only by the tests, adjusts each account's pipeline
+	// options (a crash at a pipeline step, a moved clock) from test-only
+	// environment variables. main leaves it nil: the release binary has no
+	// code that reads those variables, so they cannot delete mail early.
+	testHooks func(getenv func(string) string, o *pipeline.Options) error
+}
+
+// applyTestHooks lets the tests' hooks, if any, adjust o.
+func (e *env) applyTestHooks(o *pipeline.Options) error {
+	if e.testHooks == nil {
+		return nil
+	}
+	return e.testHooks(e.getenv, o)
 }
 
 // usageError is a bad command line: exit status 2.

@@ -149,10 +149,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	popts.Account = accountKey(srcEp, dstEp)
 	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
 	popts.DeleteSource, popts.DeleteAfter = o.common.deleteSource, o.common.deleteAfter
-	if popts.Crashpoint, err = crashpointFromEnv(e.getenv); err != nil {
-		return exitUsage, err
-	}
-	if popts.Now, err = testNowFromEnv(e.getenv); err != nil {
+	if err := e.applyTestHooks(&popts); err != nil {
 		return exitUsage, err
 	}
 

@@ -177,10 +177,7 @@ func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, master
 		policy = config.DeletePolicy{DeleteSource: common.deleteSource, DeleteAfter: common.deleteAfter}
 	}
 	popts.DeleteSource, popts.DeleteAfter = policy.DeleteSource, policy.DeleteAfter
-	if popts.Crashpoint, err = crashpointFromEnv(e.getenv); err != nil {
-		return pipeline.Job{}, nil, err
-	}
-	if popts.Now, err = testNowFromEnv(e.getenv); err != nil {
+	if err := e.applyTestHooks(&popts); err != nil {
 		return pipeline.Job{}, nil, err
 	}
 	popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes
