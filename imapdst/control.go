@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/imapbye"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -28,6 +29,9 @@ type control struct {
 	c    *imapclient.Client
 	gate *gateWriter // nil without Trace
 	err  error       // sticky: why the connection is unusable
+	// bye sees the server's BYE, which go-imap drops; nil with STARTTLS,
+	// where go-imap upgrades the conn itself and only TLS records pass it.
+	bye *imapbye.Conn
 }
 
 // dialControl connects, sets up TLS and authenticates.
@@ -52,10 +56,15 @@ func dialControl(ctx context.Context, opts Options) (*control, error) {
 			return nil, withCtx(ctx, classifyHandshake(fmt.Errorf("imapdst: STARTTLS with %s: %w", opts.Addr, err)))
 		}
 	} else {
-		ctl.c = imapclient.New(conn, copts)
+		ctl.bye = imapbye.New(conn)
+		ctl.c = imapclient.New(ctl.bye, copts)
 	}
 	if err := Login(ctx, ctl.c, opts); err != nil {
 		_ = ctl.c.Close()
+		var re *ReplyError
+		if !errors.As(err, &re) {
+			err = ctl.withBye(err, "LOGIN", "")
+		}
 		return nil, withCtx(ctx, err)
 	}
 	ctl.gate.set(true)
@@ -84,12 +93,27 @@ func (ctl *control) check(ctx context.Context, err error, command, mailbox strin
 	if errors.As(err, &ie) {
 		return fromIMAPError(err, command, mailbox)
 	}
-	err = withCtx(ctx, fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, err))
+	err = withCtx(ctx, ctl.withBye(fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, err), command, mailbox))
 	if ctl.err == nil {
 		ctl.err = err
 		_ = ctl.c.Close()
 	}
 	return err
+}
+
+// withBye joins err, a broken connection, with the BYE the server sent
+// before it closed, if any, as the appender's failWrite does: errors.As
+// finds the *ReplyError, whose class (BYE: transient) decides, and the
+// message shows the server's reason.
+func (ctl *control) withBye(err error, command, mailbox string) error {
+	if ctl.bye == nil {
+		return err
+	}
+	b := ctl.bye.Bye()
+	if b == nil {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", &ReplyError{Command: command, Mailbox: mailbox, Status: "BYE", Code: b.Code, Text: b.Text}, err)
 }
 
 // examine opens mailbox read-only (RFC 3501 §6.3.2).
