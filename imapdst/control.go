@@ -85,6 +85,13 @@ func (ctl *control) begin(ctx context.Context) (func(), error) {
 
 // check turns err into the error to return: server replies become
 // *ReplyError and leave the connection usable; anything else breaks it.
+//
+// A body literal that could not be read in full comes here at once: the
+// FETCH is abandoned unread (no Next, no Close). go-imap beta.8 hands the
+// decoder back to its reader goroutine on a literal's first read error,
+// yet Next and Close would read that literal again to discard it, from the
+// buffer the reader goroutine now reads: a data race, and garbage parsed
+// on both sides. The connection is broken anyway.
 func (ctl *control) check(ctx context.Context, err error, command, mailbox string) error {
 	if err == nil {
 		return nil
@@ -257,7 +264,15 @@ func (ctl *control) searchMessageID(ctx context.Context, mailbox, id string) ([]
 				uid = it.UID
 			case imapclient.FetchItemDataBodySection:
 				if it.Literal != nil {
-					hdr, _ = io.ReadAll(io.LimitReader(it.Literal, 64<<10)) // Close reports a short read
+					const limit = 64 << 10
+					var err error
+					hdr, err = io.ReadAll(io.LimitReader(it.Literal, limit))
+					if err == nil && int64(len(hdr)) < min(it.Literal.Size(), limit) {
+						err = fmt.Errorf("header ended after %d of %d bytes", len(hdr), it.Literal.Size())
+					}
+					if err != nil {
+						return nil, ctl.check(ctx, err, "FETCH", mailbox)
+					}
 				}
 			}
 		}
@@ -327,11 +342,13 @@ func (ctl *control) digest(ctx context.Context, mailbox string, uid uint32) ([32
 					bad = cmp(bad, errors.New("server sent BODY[] as NIL"))
 					continue
 				}
-				n, err := io.Copy(h, it.Literal)
+				n, err := io.Copy(h, it.Literal) // a hash never fails: err is the connection's
 				if err == nil && n != it.Literal.Size() {
 					err = fmt.Errorf("body ended after %d of %d bytes", n, it.Literal.Size())
 				}
-				bad = cmp(bad, err)
+				if err != nil {
+					return sum, 0, ctl.check(ctx, err, "FETCH", mailbox)
+				}
 				size, got = n, true
 			}
 		}
