@@ -31,8 +31,8 @@ func (fo *folderOptions) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&fo.exclude, "exclude-folder", nil, "IMAP source: do not copy these folders (patterns as for --folder; wins over --folder)")
 	fs.BoolVar(&fo.syncFlags, "sync-flags", true, "IMAP source: bring the flags of messages copied earlier up to date")
 	fs.BoolVar(&fo.specialUse, "special-use", true, "IMAP source: map Sent, Drafts, Trash, Junk and Archive to the destination's folders of the same role")
-	fs.DurationVar(&fo.maxAge, "max-age", 0, "IMAP source: copy only messages younger than this (e.g. 720h); 0 = all")
-	fs.DurationVar(&fo.minAge, "min-age", 0, "IMAP source: copy only messages older than this; 0 = all")
+	fs.Var((*daysDuration)(&fo.maxAge), "max-age", "IMAP source: copy only messages younger than this (e.g. 30d, 720h); 0 = all")
+	fs.Var((*daysDuration)(&fo.minAge), "min-age", "IMAP source: copy only messages older than this (e.g. 7d); 0 = all")
 }
 
 // imapJobOptions sets what an IMAP source needs in the pipeline options:
