@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/pflag"
+
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -23,6 +25,9 @@ type env struct {
 	// environment variables. main leaves it nil: the release binary has no
 	// code that reads those variables, so they cannot delete mail early.
 	testHooks func(getenv func(string) string, o *pipeline.Options) error
+	// seeFlags, set only by the tests, is shown each command's flag set
+	// before it parses (TestHelpListsEveryFlag).
+	seeFlags func(fs *pflag.FlagSet)
 }
 
 // applyTestHooks lets the tests' hooks, if any, adjust o.

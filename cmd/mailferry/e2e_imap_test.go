@@ -2,8 +2,8 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"

@@ -102,6 +102,9 @@ func parseFlags(fs *pflag.FlagSet, args []string, e *env, help string) (bool, er
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {}
 	showHelp := fs.BoolP("help", "h", false, "show this help")
+	if e.seeFlags != nil {
+		e.seeFlags(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return false, usagef("%v", err)
 	}

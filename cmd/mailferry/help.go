@@ -117,6 +117,7 @@ FLAGS
                             level; repeatable)
   --exclude-folder PATTERN  IMAP source: not these folders (wins)
   --max-age, --min-age D    IMAP source: only messages younger / older than D
+                            (e.g. 30d, 1d12h, 90m)
   --sync-flags=false        IMAP source: do not update flags of earlier copies
   --special-use=false       IMAP source: no mapping of folders by role
   --attempts N              tries in a row per account on dropped connections or
@@ -175,6 +176,8 @@ FLAGS
                             interrupted, or left messages failed
   --workers N               accounts in parallel (default: the file's workers)
   --attempts N              tries per account on dropped connections (default 4)
+  --retry-backoff DURATION  first wait before a retry, doubling (default 2s); a
+                            server's suggested wait wins
   --state FILE              checkpoint file (default: the file's state)
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --dry-run, --delete-source, --json, --report FILE, --progress MODE
@@ -220,4 +223,11 @@ Loads the file strictly (unknown keys, wrong types and bad durations are
 errors naming the key and line) and checks URLs, accounts and password
 settings. It connects to nothing and runs no password command.
 
-` + exitStatusHelp
+FLAGS
+  -c, --config FILE         the config file (required)
+
+EXIT STATUS
+  0    the file is valid
+  2    bad command line, or the file is not valid (the error names the key
+       and line); nothing was touched
+`
