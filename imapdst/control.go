@@ -223,7 +223,8 @@ func (ctl *control) listSince(ctx context.Context, mailbox string, uidValidity, 
 
 // searchSeq runs SEARCH (by sequence number) in the selected mailbox.
 // Bodies are then fetched by sequence number, not UID: go-imap beta.8 drops
-// a UID FETCH response whose UID follows its literal (libraries.md 1.6).
+// a UID FETCH response whose UID follows its literal (imapclient's
+// handleFetch dispatches a reply by the UID seen before the first literal).
 func (ctl *control) searchSeq(ctx context.Context, mailbox string, crit *imap.SearchCriteria) ([]uint32, error) {
 	data, err := ctl.c.Search(crit, nil).Wait()
 	if err = ctl.check(ctx, err, "SEARCH", mailbox); err != nil {
@@ -302,7 +303,7 @@ func headerMessageID(hdr []byte) string {
 // digest streams the message's exact bytes (BODY.PEEK[], RFC 3501 §6.4.5)
 // into SHA-256, checking the literal's length against its announced size and
 // the command's completion, since go-imap beta.8 reports a connection cut
-// mid-literal only there (libraries.md 1.6).
+// mid-literal only there: the literal itself ends early with io.EOF.
 func (ctl *control) digest(ctx context.Context, mailbox string, uid uint32) ([32]byte, int64, error) {
 	var sum [32]byte
 	done, err := ctl.begin(ctx)

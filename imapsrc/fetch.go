@@ -71,7 +71,8 @@ func (s *Source) fetch(ctx context.Context, mailbox string, uidValidity uint32, 
 	}
 	// Nothing came back for the UID: the message is gone, or the server
 	// sent its UID after the body, a response go-imap beta.8 drops for a
-	// UID FETCH (libraries.md §1.6). SEARCH tells which; the body is then
+	// UID FETCH (it dispatches a reply by the UID seen before the first
+	// literal, and finds none). SEARCH tells which; the body is then
 	// fetched by sequence number, which go-imap dispatches without the UID.
 	// No EXPUNGE may arrive between SEARCH and FETCH (RFC 3501 §7.4.1), so
 	// the number still names the message; the UID in the reply confirms it.
@@ -174,8 +175,8 @@ func (s *Source) takeBody(w io.Writer, it imapclient.FetchItemDataBodySection, g
 // copyBody copies a body literal to w. It tells w's error (werr: the
 // caller's sink failed) apart from a read error (the connection failed),
 // and reports a body shorter than announced as a read error: go-imap beta.8
-// ends a literal cut by a dropped connection with io.EOF (libraries.md
-// §1.6).
+// ends a literal cut by a dropped connection with io.EOF, as if it were
+// complete.
 // The copy buffer is the session's (io.Copy allocated 32 KB per message:
 // most of the IMAP source's allocations on small mail).
 func (s *Source) copyBody(w io.Writer, lit imap.LiteralReader) (n int64, werr, readErr error) {

@@ -210,9 +210,9 @@ func (s *Source) nextReply(ctx context.Context) (bool, error) {
 				b.held, b.heldUID = msg, it.UID
 				return true, nil
 			}
-			// go-imap dispatches a UID FETCH reply by its UID, which must
-			// come before the body (libraries.md §1.6): a body before the
-			// UID is not reached here, and is discarded with the reply.
+			// go-imap beta.8 dispatches a UID FETCH reply by its UID, which
+			// must come before the body: a body before the UID is not
+			// reached here, and is discarded with the reply.
 		}
 	}
 }

@@ -252,7 +252,8 @@ func (s *IMAP) Quota(ctx context.Context, mailbox string) ([]Quota, error) {
 // List implements Destination: EXAMINE, then one FETCH of every message's
 // UID, RFC822.SIZE, FLAGS, INTERNALDATE and BODY.PEEK[HEADER.FIELDS (…)].
 // It fetches by sequence number, since go-imap v2.0.0-beta.8 drops a UID
-// FETCH response whose UID follows its literal (libraries.md §1.6).
+// FETCH response whose UID follows its literal (it dispatches a reply by
+// the UID seen before the first literal).
 func (s *IMAP) List(ctx context.Context, mailbox string) (Listing, error) {
 	out := Listing{Mailbox: mailbox}
 	done, err := s.during(ctx)
