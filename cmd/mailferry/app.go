@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -47,8 +48,28 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// syncWriter serializes writes to stderr, which logs, progress and each
+// account's protocol trace reach from their own goroutines. os.Stderr
+// copes with that; a test's buffer does not (go test -race caught it with
+// --trace and two accounts).
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, e *env) int {
+	if _, ok := e.stderr.(*syncWriter); !ok {
+		se := *e
+		se.stderr = &syncWriter{w: e.stderr}
+		e = &se
+	}
 	ctx, stop := notifyContext(ctx, e)
 	defer stop()
 	if len(args) == 0 {
