@@ -376,9 +376,9 @@ func TestE2EDryRun(t *testing.T) {
 	}
 }
 
-// TestE2EInterrupt sends SIGINT mid-run: the batch in flight is committed,
-// the report is printed with exit status 130, and a re-run copies exactly
-// the rest. The source is read through a proxy that forwards its replies
+// TestE2EInterrupt sends SIGINT mid-run: the batch in flight is committed
+// (or left for the next run to reconcile), the report is printed with exit
+// status 130, and a re-run copies exactly the rest. The source is read through a proxy that forwards its replies
 // at 8 KB/s, so the 400 messages (about 100 KB) take over ten seconds and
 // the signal, sent once 20 are on the destination, lands mid-run.
 func TestE2EInterrupt(t *testing.T) {
@@ -431,20 +431,23 @@ func TestE2EInterrupt(t *testing.T) {
 		t.Fatalf("after SIGINT: exit %d, report exit_code %d, copied %d; want %d, %d and from 20 to %d: the run was not interrupted mid-run\n%s",
 			code, rep.ExitCode, copied, exitInterrupted, exitInterrupted, n-1, stderr.String())
 	}
-	// The batch in flight was committed: the destination holds what the
-	// report counts, no more.
-	if got := len(destMessages(t, p, "INBOX")); got != copied {
-		t.Errorf("after SIGINT the destination holds %d messages, the report says %d copied", got, copied)
+	// The batches in flight were committed or left reconcilable: the
+	// destination holds the copied messages and at most the last batch
+	// more, which the re-run finds there (reconciled), never sends again.
+	onDest := len(destMessages(t, p, "INBOX"))
+	if onDest < copied || onDest > copied+5 {
+		t.Errorf("after SIGINT the destination holds %d messages, the report says %d copied (batches of 5)", onDest, copied)
 	}
-	t.Logf("SIGINT: exit %d with %d of %d copied", code, copied, n)
+	t.Logf("SIGINT: exit %d with %d of %d copied, %d on the destination", code, copied, n, onDest)
 
 	if err := proxy.SetPlan(faultproxy.Plan{}); err != nil {
 		t.Fatal(err)
 	}
 	r := runSubprocess(t, p, nil, args...)
-	if r.code != exitOK || r.report.Totals.Copied != n-copied || r.report.Totals.AlreadyDone != copied {
-		t.Fatalf("re-run after SIGINT: exit %d, copied %d, already done %d; want %d, %d, %d\n%s",
-			r.code, r.report.Totals.Copied, r.report.Totals.AlreadyDone, exitOK, n-copied, copied, r.stderr)
+	tot := r.report.Totals
+	if r.code != exitOK || tot.Copied != n-onDest || tot.AlreadyDone+tot.Reconciled != onDest {
+		t.Fatalf("re-run after SIGINT: exit %d, copied %d, already done %d, reconciled %d; want %d, %d, and %d done or reconciled\n%s",
+			r.code, tot.Copied, tot.AlreadyDone, tot.Reconciled, exitOK, n-onDest, onDest, r.stderr)
 	}
 	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
 }
