@@ -46,7 +46,7 @@ func readResponse(br *bufio.Reader) (response, error) {
 		}
 		line = append(line, part...)
 		n, ok := trailingLiteral(part)
-		if !ok || bytes.HasPrefix(line, []byte("+")) {
+		if !ok || !mayHaveLiterals(line) {
 			break
 		}
 		if _, err := io.CopyN(io.Discard, br, n); err != nil {
@@ -88,6 +88,24 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// mayHaveLiterals reports whether the response starting with line can
+// carry literals: only untagged data can (RFC 3501 §7, §9). Status
+// responses, tagged or untagged (OK, NO, BAD, BYE, PREAUTH), and
+// continuation requests end in resp-text, which has none (§7.1): a "{5}"
+// at their end is text, and the next line is the next response.
+func mayHaveLiterals(line []byte) bool {
+	tag, rest, _ := bytes.Cut(line, []byte(" "))
+	if string(tag) != "*" {
+		return false // "+" or a command tag
+	}
+	word, _, _ := bytes.Cut(rest, []byte(" "))
+	switch strings.ToUpper(string(word)) {
+	case "OK", "NO", "BAD", "BYE", "PREAUTH":
+		return false
+	}
+	return true
 }
 
 // trailingLiteral reports whether line ends in a literal announcement "{n}"
