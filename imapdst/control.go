@@ -16,48 +16,41 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
 // control is the connection for everything but APPEND, driven by go-imap's
-// imapclient over a conn we dial ourselves (idle timeout, cancellation).
+// imapclient over a connection internal/imapconn dials and logs in (idle
+// timeout, cancellation).
 type control struct {
 	opts Options
 	log  *slog.Logger
-	ic   *idleconn.Conn
-	c    *imapclient.Client
-	gate *gateWriter // nil without Trace
-	err  error       // sticky: why the connection is unusable
+	conn *imapconn.Conn
+	c    *imapclient.Client // conn's
+	gate *gateWriter        // nil without Trace
+	err  error              // sticky: why the connection is unusable
 }
 
 // dialControl connects, sets up TLS and authenticates.
 func dialControl(ctx context.Context, opts Options) (*control, error) {
-	ic, conn, err := opts.dial(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ic.CloseOnDone(ctx)
-	defer ic.CloseOnDone(context.Background())
-	ctl := &control{opts: opts, log: opts.Logger.With("conn", "control", "addr", opts.Addr), ic: ic}
-	copts := &imapclient.Options{}
+	ctl := &control{opts: opts, log: opts.Logger.With("conn", "control", "addr", opts.Addr)}
+	var debug io.Writer
 	if opts.Trace != nil {
 		// go-imap's debug stream shows credentials; it is only let through
 		// once authenticated, and never during a message body fetch.
 		ctl.gate = &gateWriter{w: &linePrefixer{w: opts.Trace, prefix: "control "}}
-		copts.DebugWriter = ctl.gate
+		debug = ctl.gate
 	}
-	if opts.TLS == TLSStartTLS {
-		copts.TLSConfig = opts.tlsConfig()
-		if ctl.c, err = imapclient.NewStartTLS(conn, copts); err != nil {
-			return nil, withCtx(ctx, classifyHandshake(fmt.Errorf("imapdst: STARTTLS with %s: %w", opts.Addr, err)))
-		}
-	} else {
-		ctl.c = imapclient.New(conn, copts)
+	conn, err := imapconn.Dial(ctx, imapconn.Options{
+		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig, Credentials: opts.credentials(),
+		PasswordFunc: opts.PasswordFunc, AllowPlaintext: opts.AllowPlaintext, IdleTimeout: opts.IdleTimeout,
+		DebugWriter: debug,
+	})
+	if err != nil {
+		return nil, err
 	}
-	if err := Login(ctx, ctl.c, opts); err != nil {
-		_ = ctl.c.Close()
-		return nil, withCtx(ctx, err)
-	}
+	ctl.conn, ctl.c = conn, conn.Client()
 	ctl.gate.set(true)
 	return ctl, nil
 }
@@ -70,8 +63,7 @@ func (ctl *control) begin(ctx context.Context) (func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ctl.ic.CloseOnDone(ctx)
-	return func() { ctl.ic.CloseOnDone(context.Background()) }, nil
+	return ctl.conn.Bind(ctx), nil
 }
 
 // check turns err into the error to return: server replies become
@@ -84,7 +76,7 @@ func (ctl *control) check(ctx context.Context, err error, command, mailbox strin
 	if errors.As(err, &ie) {
 		return fromIMAPError(err, command, mailbox)
 	}
-	err = withCtx(ctx, fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, err))
+	err = idleconn.WithContextErr(ctx, fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, ctl.conn.Explain(err)))
 	if ctl.err == nil {
 		ctl.err = err
 		_ = ctl.c.Close()
@@ -365,19 +357,8 @@ func (ctl *control) close() error {
 	if ctl.err != nil {
 		return ctl.c.Close()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), logoutTimeout)
-	defer cancel()
-	ctl.ic.CloseOnDone(ctx)
-	lerr := ctl.c.Logout().Wait()
-	cerr := ctl.c.Close()
 	ctl.err = ErrClosed
-	if lerr != nil {
-		return fmt.Errorf("imapdst: logging out of %s: %w", ctl.opts.Addr, lerr)
-	}
-	if cerr != nil && !isClosedErr(cerr) {
-		return fmt.Errorf("imapdst: closing control connection to %s: %w", ctl.opts.Addr, cerr)
-	}
-	return nil
+	return ctl.conn.Logout()
 }
 
 // linePrefixer writes prefix at the start of each line.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/mailferry/mailferry/internal/imapconn"
 )
 
 // maxLineBytes bounds one response line (literals excluded), so a broken or
@@ -149,7 +151,7 @@ func parseResponse(line string) (response, error) {
 			return r, fmt.Errorf("imapdst: tagged %s in server response %q", upper, truncate(line))
 		}
 		r.Status = upper
-		r.Code, r.CodeArg, r.Text = parseRespText(after)
+		r.Code, r.CodeArg, r.Text = imapconn.ParseRespText(after)
 		return r, nil
 	}
 	if tag != "*" {
@@ -165,21 +167,6 @@ func parseResponse(line string) (response, error) {
 	r.Kind = strings.ToUpper(word)
 	r.Rest = after
 	return r, nil
-}
-
-// parseRespText splits resp-text (RFC 3501 §9) into code, code arguments
-// and text. A "[" without "]" is taken as text.
-func parseRespText(s string) (code, arg, text string) {
-	if !strings.HasPrefix(s, "[") {
-		return "", "", s
-	}
-	end := strings.IndexByte(s, ']')
-	if end < 0 {
-		return "", "", s
-	}
-	inner := s[1:end]
-	code, arg, _ = strings.Cut(inner, " ")
-	return strings.ToUpper(code), arg, strings.TrimPrefix(s[end+1:], " ")
 }
 
 // validTag reports whether s is a tag: ASTRING-CHARs except "+" (RFC 3501 §9).

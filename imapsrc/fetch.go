@@ -144,6 +144,9 @@ func (s *Source) fetchBody(ctx context.Context, mailbox string, set imap.NumSet,
 	return n, got, nil
 }
 
+// stopReadingTimeout bounds how long stopReading waits for go-imap's reader.
+const stopReadingTimeout = 5 * time.Second
+
 // stopReading closes the connection after a body could not be read in
 // full, and waits until go-imap's reader goroutine has stopped. go-imap
 // beta.8 hands the connection back to that goroutine as soon as the
@@ -155,7 +158,7 @@ func (s *Source) stopReading() {
 	_ = s.c.Close()
 	select {
 	case <-s.c.Closed():
-	case <-time.After(logoutTimeout):
+	case <-time.After(stopReadingTimeout):
 	}
 }
 
