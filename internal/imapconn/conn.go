@@ -14,6 +14,7 @@
 package imapconn
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -23,7 +24,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
@@ -126,32 +126,46 @@ func Dial(ctx context.Context, opts Options) (*Conn, error) {
 	return c, nil
 }
 
-// connect runs TLS, go-imap's client, the greeting and the login on ic.
+// connect runs TLS, the greeting, go-imap's client and the login on ic.
+//
+// The greeting is read here, not by go-imap, and handed on to it: STARTTLS
+// needs it first, and go-imap v2.0.0-beta.8 reports a BYE greeting on a
+// connection the server then closes either with the server's text or as
+// "connection closed before greeting", whichever of two channels it looks
+// at first.
 func connect(ctx context.Context, ic *idleconn.Conn, opts Options) (*Conn, error) {
-	var (
-		conn     net.Conn = ic
-		greeting []byte   // what go-imap reads first, when we read the real one
-		err      error
-	)
+	var conn net.Conn = ic
 	cfg := tlsmode.ClientConfig(opts.TLSConfig, opts.Addr)
-	switch opts.TLS {
-	case tlsmode.Implicit:
+	if opts.TLS == tlsmode.Implicit {
 		if cfg.NextProtos == nil {
 			cfg.NextProtos = []string{"imap"}
 		}
-		if conn, err = tlsmode.Handshake(ctx, ic, cfg); err != nil {
+		tc, err := tlsmode.Handshake(ctx, ic, cfg)
+		if err != nil {
 			return nil, fmt.Errorf("imapconn: TLS handshake with %s: %w", opts.Addr, err)
 		}
-	case tlsmode.StartTLS:
-		if conn, greeting, err = startTLS(ctx, ic, opts.Addr, cfg); err != nil {
+		conn = tc
+	}
+	br := bufio.NewReaderSize(conn, 4096)
+	g, err := readGreeting(br, opts.Addr)
+	if err != nil {
+		return nil, err
+	}
+	// What go-imap reads first: the greeting and whatever followed it.
+	replay := []byte(g.line + "\r\n")
+	if opts.TLS == tlsmode.StartTLS {
+		if conn, replay, err = startTLS(ctx, ic, br, opts.Addr, cfg, g); err != nil {
 			return nil, err
 		}
+	} else {
+		rest, _ := br.Peek(br.Buffered())
+		replay = append(replay, rest...)
 	}
 	s := &Conn{ic: ic, addr: opts.Addr, limit: opts.MaxLiteral}
 	if s.limit <= 0 {
 		s.limit = DefaultMaxLiteral
 	}
-	gc := newGatedConn(conn, greeting)
+	gc := newGatedConn(conn, replay)
 	s.c = imapclient.New(gc, &imapclient.Options{DebugWriter: opts.DebugWriter, UnilateralDataHandler: opts.UnilateralDataHandler})
 	// go-imap's reader waits at the gate until the hook is in place.
 	err = setLiteralCheck(s.c, s.checkLiteral)
@@ -164,7 +178,7 @@ func connect(ctx context.Context, ic *idleconn.Conn, opts Options) (*Conn, error
 		_ = s.c.Close()
 		return nil, pipeline.Transient(fmt.Errorf("imapconn: reading the greeting of %s: %w", opts.Addr, s.Explain(err)))
 	}
-	if s.c.State() == imap.ConnStateNotAuthenticated {
+	if g.status == "OK" { // else PREAUTH: no login
 		if err := login(s.c, opts); err != nil {
 			_ = s.c.Close()
 			return nil, s.Explain(err)

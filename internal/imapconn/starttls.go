@@ -27,35 +27,47 @@ const maxPreTLSLine = 64 << 10
 // from T1 on the secured connection, so tags stay unique.
 const startTLSTag = "T0"
 
-// startTLS reads the greeting on ic, upgrades the connection with STARTTLS
-// (RFC 3501 §6.2.1) and returns the TLS conn and the greeting go-imap
-// should read as the first bytes on it. It is done here rather than by
-// go-imap's NewStartTLS because go-imap's reader must not start before
-// setLiteralCheck (see there), and NewStartTLS starts it and reads
-// replies before returning.
+// greeting is the server's first response (RFC 3501 §7.1).
+type greeting struct {
+	line                        string // without CRLF
+	status, code, codeArg, text string
+}
+
+// readGreeting reads the greeting from br: OK or PREAUTH; a BYE (the
+// server will not talk to us now) is a transient error with its text.
+func readGreeting(br *bufio.Reader, addr string) (greeting, error) {
+	line, err := readLine(br)
+	if err != nil {
+		return greeting{}, pipeline.Transient(fmt.Errorf("imapconn: reading the greeting of %s: %w", addr, err))
+	}
+	g := greeting{line: line}
+	g.status, g.code, g.codeArg, g.text = parseStatus(line, "*")
+	switch g.status {
+	case "OK", "PREAUTH":
+		return g, nil
+	case "BYE":
+		return g, pipeline.Transient(fmt.Errorf("imapconn: %s said %q instead of a greeting", addr, truncate(line)))
+	}
+	return g, fmt.Errorf("imapconn: unexpected greeting from %s: %q", addr, truncate(line))
+}
+
+// startTLS upgrades the connection with STARTTLS (RFC 3501 §6.2.1) after
+// the greeting g was read from br, which reads ic, and returns the TLS
+// conn and the greeting go-imap should read as the first bytes on it. It
+// is done here rather than by go-imap's NewStartTLS because go-imap's
+// reader must not start before setLiteralCheck (see there), and
+// NewStartTLS starts it and reads replies before returning.
 //
 // The greeting is handed on without a CAPABILITY response code:
 // capabilities seen before TLS may have been tampered with and must be
 // asked for again (RFC 3501 §6.2.1), which go-imap then does.
-func startTLS(ctx context.Context, ic net.Conn, addr string, cfg *tls.Config) (net.Conn, []byte, error) {
-	br := bufio.NewReaderSize(ic, 4096)
-	line, err := readLine(br)
-	if err != nil {
-		return nil, nil, fmt.Errorf("imapconn: reading the greeting of %s: %w", addr, err)
-	}
-	status, code, codeArg, text := parseStatus(line, "*")
-	switch status {
-	case "OK":
-	case "PREAUTH":
+func startTLS(ctx context.Context, ic net.Conn, br *bufio.Reader, addr string, cfg *tls.Config, g greeting) (net.Conn, []byte, error) {
+	if g.status == "PREAUTH" {
 		// RFC 9051 §6.2.1: a client that requires TLS must not use a
 		// PREAUTH session on a clear-text connection.
 		return nil, nil, pipeline.Fatal(fmt.Errorf("imapconn: %s sent PREAUTH on a clear-text connection, refusing it", addr))
-	case "BYE":
-		return nil, nil, pipeline.Transient(fmt.Errorf("imapconn: %s said %q instead of a greeting", addr, truncate(line)))
-	default:
-		return nil, nil, fmt.Errorf("imapconn: unexpected greeting from %s: %q", addr, truncate(line))
 	}
-	if code == "CAPABILITY" && !hasWord(codeArg, "STARTTLS") {
+	if g.code == "CAPABILITY" && !hasWord(g.codeArg, "STARTTLS") {
 		return nil, nil, pipeline.Fatal(fmt.Errorf("imapconn: connecting to %s: %w", addr, ErrNoStartTLS))
 	}
 	if _, err := io.WriteString(ic, startTLSTag+" STARTTLS\r\n"); err != nil {
@@ -87,11 +99,11 @@ func startTLS(ctx context.Context, ic net.Conn, addr string, cfg *tls.Config) (n
 	if err != nil {
 		return nil, nil, fmt.Errorf("imapconn: TLS handshake with %s after STARTTLS: %w", addr, err)
 	}
-	greeting := "* OK " + text + "\r\n"
-	if code != "" && code != "CAPABILITY" {
-		greeting = line + "\r\n"
+	replay := "* OK " + g.text + "\r\n"
+	if g.code != "" && g.code != "CAPABILITY" {
+		replay = g.line + "\r\n"
 	}
-	return tc, []byte(greeting), nil
+	return tc, []byte(replay), nil
 }
 
 // readLine reads a line up to CRLF (or a bare LF) and returns it without.
