@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -362,5 +363,23 @@ func TestLoginFailures(t *testing.T) {
 				t.Errorf("error shows the password: %v", err)
 			}
 		})
+	}
+}
+
+// TestListHugeLiteral: a LIST reply announcing a folder name of 4 GB fails
+// List at once with a fatal ErrLiteralTooLarge (internal/imapconn) instead
+// of go-imap buffering it.
+func TestListHugeLiteral(t *testing.T) {
+	srv := startScript(t, func(int) map[string]handler {
+		return map[string]handler{"LIST": reply("* LIST () \"/\" {4000000000}\r\n")}
+	})
+	s, err := Open(t.Context(), srv.opts())
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close(false)
+	_, err = s.List(t.Context())
+	if !errors.Is(err, imapconn.ErrLiteralTooLarge) || pipeline.ClassOf(err) != pipeline.ClassFatal {
+		t.Fatalf("List = %v (class %v), want a fatal ErrLiteralTooLarge", err, pipeline.ClassOf(err))
 	}
 }

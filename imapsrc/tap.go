@@ -2,9 +2,12 @@ package imapsrc
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/mailferry/mailferry/internal/imapconn"
 )
 
 // maxTapLine bounds how much of a line tap keeps to recognise a BYE.
@@ -113,12 +116,14 @@ func (t *tap) note(line string) {
 	_, _ = fmt.Fprintf(t.w, "imapsrc %s\n", line)
 }
 
-// annotate adds the server's last BYE to a transport error.
+// annotate adds the server's last BYE to a transport error, unless
+// imapconn's watcher found it already (an *imapconn.ByeError in err).
 func (t *tap) annotate(err error) error {
 	t.mu.Lock()
 	bye := t.lastBye
 	t.mu.Unlock()
-	if bye == "" {
+	var be *imapconn.ByeError
+	if bye == "" || errors.As(err, &be) {
 		return err
 	}
 	return fmt.Errorf("%w (server said %q)", err, bye)
