@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 
@@ -78,14 +79,18 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	}
 	s := &Source{opts: opts, user: user, tap: newTap(opts.Trace), onClose: opts.OnClose}
 	s.log = opts.Logger.With("server", opts.Addr, "user", user)
+	var debug io.Writer // go-imap copies every byte it reads and writes to it
+	if opts.Trace != nil {
+		debug = s.tap
+	}
 	conn, err := imapconn.Dial(ctx, imapconn.Options{
 		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig,
 		Credentials:  imapconn.Credentials{User: opts.User, AuthzID: opts.AuthzID, Password: opts.Password, Auth: opts.Auth},
 		PasswordFunc: opts.PasswordFunc, AllowPlaintext: opts.AllowPlaintext, IdleTimeout: opts.IdleTimeout,
-		DebugWriter: s.tap, UnilateralDataHandler: opts.unilateral, Note: s.tap.note,
+		DebugWriter: debug, UnilateralDataHandler: opts.unilateral, Note: s.tap.note,
 	})
 	if err != nil {
-		return nil, s.tap.annotate(err)
+		return nil, err
 	}
 	s.conn, s.c = conn, conn.Client()
 	s.tap.trace(true)
@@ -166,7 +171,7 @@ func (s *Source) check(ctx context.Context, err error, command, mailbox string) 
 	if errors.As(err, &ie) {
 		return pipeline.Classify(replyClass(command, ie), fmt.Errorf("imapsrc: %s on %s: %w", where, s.opts.Addr, err))
 	}
-	return s.broken(ctx, fmt.Errorf("imapsrc: %s on %s: %w%s", where, s.opts.Addr, s.tap.annotate(s.conn.Explain(err)), explainTransport(err)))
+	return s.broken(ctx, fmt.Errorf("imapsrc: %s on %s: %w%s", where, s.opts.Addr, s.conn.Explain(err), explainTransport(err)))
 }
 
 // broken records that the connection is unusable and returns err as a
