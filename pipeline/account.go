@@ -163,6 +163,9 @@ type attempt struct {
 	orphans map[string][]Entry
 	// openDst opens another destination session (DestSessions > 1).
 	openDst func(ctx context.Context) (Destination, error)
+	// stop is Runner.Stop: when closed, no new phase, fetch or batch
+	// starts, and the batches sent are finished and committed.
+	stop <-chan struct{}
 	// mu guards st, run and orphans while several batch writers run.
 	mu sync.Mutex
 }
@@ -185,11 +188,17 @@ func (a *attempt) do(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the ledger: %w", fatal(err))
 	}
+	if stopped(a.stop) {
+		return ErrInterrupted
+	}
 	if err := a.reconcile(ctx, entries); err != nil {
 		return err
 	}
 	if err := a.settleResent(ctx, entries); err != nil {
 		return err
+	}
+	if stopped(a.stop) {
+		return ErrInterrupted
 	}
 
 	var todo, toDelete, done []SourceMessage
@@ -243,6 +252,9 @@ func (a *attempt) do(ctx context.Context) error {
 			return err
 		}
 	}
+	if stopped(a.stop) {
+		return ErrInterrupted
+	}
 	if len(todo) > 0 {
 		newlyDone, err := a.copy(ctx, todo, dests)
 		switch {
@@ -254,6 +266,10 @@ func (a *attempt) do(ctx context.Context) error {
 		}
 		if err != nil {
 			return err
+		}
+		if stopped(a.stop) {
+			// No deletion either: the next run does it.
+			return ErrInterrupted
 		}
 		// A first APPEND given up on earlier in this run may have landed
 		// while this attempt sent its copy again.
@@ -321,12 +337,23 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests FolderPl
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The fetcher stops at once on an interrupt, also in the middle of a
+	// message: what it has not handed on is never sent.
+	fetchCtx, cancelFetch := context.WithCancel(ctx)
+	defer cancelFetch()
+	go func() {
+		select {
+		case <-a.stop:
+			cancelFetch()
+		case <-fetchCtx.Done():
+		}
+	}()
 	budget := newByteBudget(a.opts.QueueBytes)
 	items := make(chan *item, a.opts.BatchMessages)
 	fetchErr := make(chan error, 1)
 	go func() {
 		defer close(items)
-		fetchErr <- a.fetchAll(ctx, todo, dests, budget, items)
+		fetchErr <- a.fetchAll(fetchCtx, todo, dests, budget, items)
 	}()
 
 	err := a.writeAll(ctx, items, budget, (len(todo)+a.opts.BatchMessages-1)/a.opts.BatchMessages)
@@ -336,6 +363,10 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests FolderPl
 		it.release()
 	}
 	ferr := <-fetchErr
+	if ferr != nil && stopped(a.stop) && ctx.Err() == nil {
+		// Cut short by the interrupt: not a failure of the source.
+		ferr = ErrInterrupted
+	}
 	if err == nil {
 		// The batcher drained the channel, so the fetcher has finished:
 		// its error (a failed fetch, or the run's context) decides.
@@ -376,12 +407,26 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 		}
 		errs[i] = err
 	}
+	// An interrupt stops the writers as a failed sibling does: no new
+	// batch, the ones sent finished and committed.
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go func() {
+		select {
+		case <-a.stop:
+			stopOnce.Do(func() { close(stop) })
+		case <-watchDone:
+		}
+	}()
 	for i := range sessions {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if i == 0 {
 				write(i, a.dst)
+				return
+			}
+			if stopped(a.stop) {
 				return
 			}
 			d, err := a.openDst(ctx)
@@ -404,6 +449,9 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 		if err != nil && (first == nil || errors.Is(first, errStopped) && !errors.Is(err, errStopped)) {
 			first = err
 		}
+	}
+	if errors.Is(first, errStopped) && stopped(a.stop) {
+		first = ErrInterrupted
 	}
 	return first
 }

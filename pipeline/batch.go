@@ -197,6 +197,11 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 	if len(w.batch) == 0 {
 		return nil
 	}
+	if stopped(w.a.stop) {
+		// Interrupted: fetched, never sent, not yet copied.
+		w.releaseAll(budget)
+		return errStopped
+	}
 	sb, err := w.start(ctx)
 	if sb == nil {
 		w.releaseAll(budget)

@@ -47,6 +47,29 @@ type Runner struct {
 	SkipLocked bool
 	Logger     *slog.Logger
 	Progress   Progress
+	// Stop, when closed, stops the runs gently (the first Ctrl-C): no new
+	// message is fetched or sent and no new attempt or phase starts, the
+	// batches already sent are finished and committed, and RunAccount
+	// returns an error wrapping ErrInterrupted, with Stats.NotYetCopied
+	// counting the listed messages it did not get to. Cancelling ctx
+	// instead stops at once: the batches in flight are left pending, for
+	// the next run to reconcile. Nil: never.
+	Stop <-chan struct{}
+}
+
+// ErrInterrupted ends an account that Runner.Stop stopped. The next run
+// resumes it: nothing is pending, the messages not yet copied are copied
+// then.
+var ErrInterrupted = errors.New("interrupted")
+
+// stopped reports whether stop is closed.
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // Bounds of the retry loop: the longest wait between attempts, and how
@@ -99,7 +122,7 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 	if err != nil {
 		st.Error = err.Error()
 		st.ErrorClass = ClassOf(err).String()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, ErrInterrupted) {
 			st.ErrorClass = "interrupted"
 		}
 	}
@@ -139,7 +162,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		st.Attempts = i
 		before := len(run.copied)
 		err = r.attempt(ctx, job, opts, ledger, log, prog, st, run)
-		if err == nil || ctx.Err() != nil || ClassOf(err) != ClassTransient {
+		if err == nil || ctx.Err() != nil || stopped(r.Stop) || ClassOf(err) != ClassTransient {
 			break
 		}
 		// An attempt that moved messages before it failed does not use up
@@ -159,21 +182,39 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
+		case <-r.Stop:
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || stopped(r.Stop) {
 			break
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
-	if ctx.Err() != nil && err != nil {
+	interrupted := false
+	switch {
+	case ctx.Err() != nil && err != nil:
 		err = fmt.Errorf("interrupted: %w", ctx.Err())
+		interrupted = true
+	case stopped(r.Stop) && err != nil:
+		// Whatever the attempt was doing when it stopped (a transient
+		// error waiting for its retry included), the run ends here.
+		if !errors.Is(err, ErrInterrupted) {
+			log.Info("account stopped by the interrupt", "account", opts.Account, "error", err)
+		}
+		err = fmt.Errorf("%w: run the same command again to resume", ErrInterrupted)
+		interrupted = true
 	}
 	st.Failed = run.failed()
+	if interrupted && !errors.Is(err, context.Canceled) {
+		// Stopped gently: every batch sent was committed, and what is
+		// left was never tried. Only the destination's refusals failed.
+		st.Failed = run.refused(st.Failures)
+		st.NotYetCopied = max(run.failed()-st.Failed, 0)
+	}
 
 	rec := RunRecord{Account: opts.Account, Finished: time.Now(), Copied: st.Copied,
 		Skipped: st.Skipped, Failed: st.Failed, Result: "ok"}
 	switch {
-	case err != nil && ctx.Err() != nil:
+	case err != nil && interrupted:
 		rec.Result, rec.Error = "interrupted", err.Error()
 	case err != nil:
 		rec.Result, rec.Error = "failed", err.Error()
@@ -198,6 +239,18 @@ func (run *accountRun) failed() int {
 	return n
 }
 
+// refused counts the messages of failures (the destination's refusals)
+// that are still neither done nor skipped, each once.
+func (run *accountRun) refused(failures []Skip) int {
+	seen := map[string]bool{}
+	for _, f := range failures {
+		if !run.copied[f.Key] && !run.skipped[f.Key] {
+			seen[f.Key] = true
+		}
+	}
+	return len(seen)
+}
+
 func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
 	open := job.Open
 	if open == nil {
@@ -214,7 +267,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 		src, dst = dryRunSource{Source: src, log: log, account: opts.Account}, &dryRunDestination{Destination: dst}
 	}
 	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, opts: opts, log: log, prog: prog, st: st,
-		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun}
+		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun, stop: r.Stop}
 	openExtra := job.OpenExtraDestination
 	if openExtra == nil {
 		openExtra = job.OpenDestination

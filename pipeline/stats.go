@@ -39,6 +39,10 @@ type Stats struct {
 	// tries them again. Failures lists the refusals with their reasons.
 	Failed   int    `json:"failed"`
 	Failures []Skip `json:"failures,omitempty"`
+	// NotYetCopied is how many listed messages a run stopped by
+	// Runner.Stop (the first Ctrl-C) did not get to: never tried, so not
+	// failed; the next run copies them.
+	NotYetCopied int `json:"not_yet_copied"`
 	// Rematched is how many listed messages were recognised, by digest, as
 	// copies made under an earlier identity (an IMAP folder whose
 	// UIDVALIDITY changed) and not sent again.
@@ -102,4 +106,4 @@ func (s *Stats) SkipReasons() map[string]int {
 
 // Complete reports whether every listed message is on the destination or
 // deliberately skipped, with no error.
-func (s *Stats) Complete() bool { return s.Error == "" && s.Failed == 0 }
+func (s *Stats) Complete() bool { return s.Error == "" && s.Failed == 0 && s.NotYetCopied == 0 }

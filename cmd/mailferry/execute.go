@@ -48,7 +48,8 @@ func defaultStatePath(getenv func(string) string) (string, error) {
 	return filepath.Join(dir, "mailferry", "mailferry.db"), nil
 }
 
-// isTerminal reports whether w is a terminal.
+// isTerminal reports whether w is a terminal. Ask it of env.rawStderr,
+// not of the syncWriter around it.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
@@ -93,7 +94,7 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 	mode := x.opts.progress
 	if mode == "auto" {
 		mode = "lines"
-		if isTerminal(x.env.stderr) {
+		if isTerminal(x.env.rawStderr()) {
 			mode = "bar"
 		}
 	}
@@ -109,7 +110,11 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 		x.logOut.setBar(view.bar)
 	}
 	runner := &pipeline.Runner{Ledger: ledger, DryRun: x.opts.dryRun, Logger: x.log,
-		Progress: view, Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff}
+		Progress: view, Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff,
+		Stop: x.env.interrupted}
+	finished := make(chan struct{})
+	defer close(finished)
+	go x.announceInterrupt(finished)
 
 	stats := make([]*pipeline.Stats, len(jobs))
 	workers := max(1, min(x.workers, len(jobs)))
@@ -122,7 +127,7 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 			for i := range next {
 				st, err := runner.RunAccount(ctx, jobs[i])
 				st.Hint = hintFor(err)
-				if err != nil && ctx.Err() == nil {
+				if err != nil && ctx.Err() == nil && !errors.Is(err, pipeline.ErrInterrupted) {
 					x.log.Error("account failed", "account", st.Account, "error", err)
 				}
 				stats[i] = st
@@ -134,6 +139,8 @@ feed:
 		select {
 		case next <- i:
 		case <-ctx.Done():
+			break feed
+		case <-x.env.interrupted:
 			break feed
 		}
 	}
@@ -150,8 +157,9 @@ feed:
 			ran = append(ran, st)
 		}
 	}
-	interrupted := errors.Is(ctx.Err(), context.Canceled)
+	interrupted := errors.Is(ctx.Err(), context.Canceled) || isClosed(x.env.interrupted)
 	rep := newReport(x.command, x.opts.dryRun, started, ran, interrupted)
+	rep.Totals.AccountsNotStarted = len(jobs) - len(ran)
 	if x.opts.json {
 		if err := rep.writeJSON(x.env.stdout); err != nil {
 			return exitFatal, err
@@ -165,4 +173,29 @@ feed:
 		}
 	}
 	return rep.ExitCode, nil
+}
+
+// announceInterrupt says, through the log (above a progress bar), that the
+// first signal arrived and what happens now.
+func (x *execution) announceInterrupt(finished <-chan struct{}) {
+	select {
+	case <-x.env.interrupted:
+	case <-finished:
+		return
+	}
+	var w io.Writer = x.env.stderr
+	if x.logOut != nil {
+		w = x.logOut
+	}
+	fmt.Fprintln(w, "mailferry: interrupted: starting no more messages; the batches in flight finish and are committed (send the signal again to stop at once)")
+}
+
+// isClosed reports whether ch is closed; a nil channel never is.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }

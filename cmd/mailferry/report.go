@@ -16,29 +16,34 @@ import (
 // report is the end-of-run report: the text summary on stdout, or with
 // --json one JSON document.
 type report struct {
-	Version  int               `json:"version"`
-	Command  string            `json:"command"`
-	DryRun   bool              `json:"dry_run"`
-	Started  time.Time         `json:"started"`
-	Finished time.Time         `json:"finished"`
-	ExitCode int               `json:"exit_code"`
-	Accounts []*pipeline.Stats `json:"accounts"`
-	Totals   totals            `json:"totals"`
+	Version  int       `json:"version"`
+	Command  string    `json:"command"`
+	DryRun   bool      `json:"dry_run"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	ExitCode int       `json:"exit_code"`
+	// Interrupted: a signal stopped the run; the next run resumes it.
+	Interrupted bool              `json:"interrupted,omitempty"`
+	Accounts    []*pipeline.Stats `json:"accounts"`
+	Totals      totals            `json:"totals"`
 }
 
 type totals struct {
 	Accounts       int `json:"accounts"`
 	AccountsFailed int `json:"accounts_failed"`
-	Listed         int `json:"listed"`
-	Copied         int `json:"copied"`
-	AlreadyDone    int `json:"already_done"`
-	Reconciled     int `json:"reconciled"`
+	// AccountsNotStarted are the accounts an interrupt kept from starting.
+	AccountsNotStarted int `json:"accounts_not_started,omitempty"`
+	Listed             int `json:"listed"`
+	Copied             int `json:"copied"`
+	AlreadyDone        int `json:"already_done"`
+	Reconciled         int `json:"reconciled"`
 	// LateCopiesRemoved, LateCopiesAdopted and LateCopiesKept: see pipeline.Stats.
 	LateCopiesRemoved int            `json:"late_copies_removed,omitempty"`
 	LateCopiesAdopted int            `json:"late_copies_adopted,omitempty"`
 	LateCopiesKept    int            `json:"late_copies_kept,omitempty"`
 	Skipped           int            `json:"skipped"`
 	Failed            int            `json:"failed"`
+	NotYetCopied      int            `json:"not_yet_copied"`
 	Deleted           int            `json:"deleted"`
 	DeleteWaiting     int            `json:"delete_waiting"`
 	Gone              int            `json:"gone,omitempty"`
@@ -51,11 +56,11 @@ type totals struct {
 
 func newReport(command string, dryRun bool, started time.Time, stats []*pipeline.Stats, interrupted bool) *report {
 	r := &report{Version: 1, Command: command, DryRun: dryRun, Started: started.UTC(),
-		Finished: time.Now().UTC(), Accounts: stats}
+		Finished: time.Now().UTC(), Accounts: stats, Interrupted: interrupted}
 	t := &r.Totals
 	for _, s := range stats {
 		t.Accounts++
-		if s.Error != "" {
+		if s.Error != "" && !interruptedStats(s) {
 			t.AccountsFailed++
 		}
 		t.Listed += s.Listed
@@ -67,6 +72,7 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		t.LateCopiesKept += s.LateCopiesKept
 		t.Skipped += s.Skipped
 		t.Failed += s.Failed
+		t.NotYetCopied += s.NotYetCopied
 		t.Deleted += s.Deleted
 		t.DeleteWaiting += s.DeleteWaiting
 		t.Gone += s.Gone
@@ -150,7 +156,7 @@ func (r *report) writeText(w io.Writer) {
 		if s.Locked {
 			fmt.Fprintln(w, "  skipped: another run is working on this account (--on-locked skip)")
 		}
-		if s.Error != "" {
+		if s.Error != "" && !interruptedStats(s) {
 			fmt.Fprintf(w, "  error (%s): %s\n", s.ErrorClass, s.Error)
 			if s.Hint != "" {
 				fmt.Fprintf(w, "  hint: %s\n", s.Hint)
@@ -169,6 +175,9 @@ func (r *report) writeText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%s %d of %d messages, %.1f MB in %.1f s%s; %d already done, %d skipped, %d failed",
 		what, t.Copied, t.Listed, float64(t.Bytes)/1e6, t.Seconds, rate, t.AlreadyDone, t.Skipped, t.Failed)
+	if t.NotYetCopied > 0 {
+		fmt.Fprintf(w, ", %d not yet copied", t.NotYetCopied)
+	}
 	if t.Reconciled > 0 {
 		fmt.Fprintf(w, ", %d found already copied by an interrupted run", t.Reconciled)
 	}
@@ -208,13 +217,34 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "line ends: %d messages had a bare LF or CR turned into CRLF (%d line ends), as IMAP requires\n",
 			t.Normalised, t.LineEndsFixed)
 	}
+	if r.Interrupted {
+		if t.AccountsNotStarted > 0 {
+			fmt.Fprintf(w, "%s not started\n", plural(t.AccountsNotStarted, "account"))
+		}
+		fmt.Fprintln(w, "interrupted: run the same command again to resume")
+		return
+	}
 	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && !anyLocked(r.Accounts) {
 		fmt.Fprintln(w, "nothing to do: the destination already has every message")
 	}
 }
 
+// interruptedStats reports whether the account was stopped by the
+// interrupt: not a failure, its summary says so once.
+func interruptedStats(s *pipeline.Stats) bool { return s.ErrorClass == "interrupted" }
+
+// plural is "1 account", "2 accounts".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func result(s *pipeline.Stats) string {
 	switch {
+	case interruptedStats(s):
+		return "interrupted"
 	case s.Error != "":
 		return s.ErrorClass
 	case s.Skipped > 0 || s.Failed > 0:

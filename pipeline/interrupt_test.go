@@ -1,0 +1,157 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// gatedSession is a destination session whose appends wait at a gate: the
+// test learns when a batch reached the server (entered) and decides when
+// the server answers (release).
+type gatedSession struct {
+	Destination
+	entered chan<- struct{}
+	release <-chan struct{}
+}
+
+func (g *gatedSession) Append(ctx context.Context, mailbox string, msgs []OutgoingMessage) ([]AppendResult, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.Destination.Append(ctx, mailbox, msgs)
+}
+
+// pipelinedGate is gatedSession for an AppendStarter: the batch is with
+// the server from StartAppend until its wait returns.
+type pipelinedGate struct {
+	*pipelinedSession
+	entered chan<- struct{}
+	release <-chan struct{}
+}
+
+func (g *pipelinedGate) StartAppend(ctx context.Context, mailbox string, msgs []OutgoingMessage) func() ([]AppendResult, error) {
+	wait := g.pipelinedSession.StartAppend(ctx, mailbox, msgs)
+	g.entered <- struct{}{}
+	return func() ([]AppendResult, error) {
+		<-g.release
+		return wait()
+	}
+}
+
+// TestStopFinishesBatchesInFlight: Runner.Stop (the first Ctrl-C) while a
+// batch is with the server lets that batch finish and commit, starts no
+// other, and reports the rest as not yet copied, never as failed; nothing
+// stays pending. The next run copies exactly the rest.
+func TestStopFinishesBatchesInFlight(t *testing.T) {
+	for _, pipelined := range []bool{false, true} {
+		name := "append"
+		if pipelined {
+			name = "pipelined"
+		}
+		t.Run(name, func(t *testing.T) {
+			const n = 40
+			msgs := genMessages(n)
+			h := newHarness(msgs)
+			h.opts.BatchMessages = 5
+			stop := make(chan struct{})
+			h.runner.Stop = stop
+			entered := make(chan struct{}, 16)
+			release := make(chan struct{})
+			open := func(ctx context.Context) (Destination, error) {
+				if pipelined {
+					h.dst.pipelined = &pipelining{ledger: h.ledger, account: "alice"}
+					d, _ := h.dst.open(ctx)
+					return &pipelinedGate{pipelinedSession: d.(*pipelinedSession), entered: entered, release: release}, nil
+				}
+				d, _ := h.dst.open(ctx)
+				return &gatedSession{Destination: d, entered: entered, release: release}, nil
+			}
+			var st *Stats
+			var err error
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				st, err = h.runner.RunAccount(context.Background(), Job{
+					Options:         h.opts,
+					OpenSource:      func(context.Context) (Source, error) { return h.src, nil },
+					OpenDestination: open,
+				})
+			}()
+			<-entered // the first batch is with the server
+			// A pipelining session may send a second one before the first
+			// is answered; none goes out while the server holds them.
+			time.Sleep(50 * time.Millisecond)
+			inFlight := 5
+			for len(entered) > 0 {
+				<-entered
+				inFlight += 5
+			}
+			close(stop)
+			// The server answers only after the interrupt.
+			time.Sleep(20 * time.Millisecond)
+			close(release)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("RunAccount did not return 10 s after Stop")
+			}
+			if !errors.Is(err, ErrInterrupted) || st.ErrorClass != "interrupted" {
+				t.Fatalf("RunAccount = %v (class %q), want ErrInterrupted", err, st.ErrorClass)
+			}
+			if st.Copied != inFlight || st.Failed != 0 || st.NotYetCopied != n-inFlight || st.Attempts != 1 {
+				t.Errorf("copied %d, failed %d, not yet copied %d, attempts %d; want %d, 0, %d, 1",
+					st.Copied, st.Failed, st.NotYetCopied, st.Attempts, inFlight, n-inFlight)
+			}
+			states := h.ledger.states("alice")
+			if states[StatePending] != 0 || states[StateDone] != inFlight {
+				t.Errorf("ledger states %v, want %d done and none pending", states, inFlight)
+			}
+			if got := len(h.dst.bodies("INBOX")); got != inFlight {
+				t.Errorf("the destination holds %d messages, want the %d of the batches in flight", got, inFlight)
+			}
+			if rec := h.ledger.runs[len(h.ledger.runs)-1]; rec.Result != "interrupted" || rec.Failed != 0 {
+				t.Errorf("run record %+v, want result interrupted with 0 failed", rec)
+			}
+			t.Logf("%d messages were with the server at the interrupt", inFlight)
+			if pipelined && len(h.dst.pipelined.errs) > 0 {
+				t.Errorf("protocol violations: %v", h.dst.pipelined.errs)
+			}
+
+			h.runner.Stop = nil
+			st = h.run(t)
+			if st.Error != "" || st.Copied != n-inFlight || st.AlreadyDone != inFlight {
+				t.Fatalf("re-run: copied %d, already done %d, error %q; want %d and %d", st.Copied, st.AlreadyDone, st.Error, n-inFlight, inFlight)
+			}
+			if got := len(h.dst.bodies("INBOX")); got != n {
+				t.Errorf("after the re-run the destination holds %d messages, want %d", got, n)
+			}
+		})
+	}
+}
+
+// TestStopDuringRetryWait: Stop ends a run that waits to retry an attempt
+// at once; it ends interrupted, with nothing counted as failed.
+func TestStopDuringRetryWait(t *testing.T) {
+	h := newHarness(genMessages(12))
+	h.opts.BatchMessages = 5
+	h.dst.loseAfter = 5 // the second batch's connection drops
+	h.runner.Backoff = time.Hour
+	stop := make(chan struct{})
+	h.runner.Stop = stop
+	done := make(chan *Stats)
+	go func() { done <- h.run(t) }()
+	// The retry waits an hour: Stop must end the wait.
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	var st *Stats
+	select {
+	case st = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run waiting for its retry did not end 10 s after Stop")
+	}
+	if st.ErrorClass != "interrupted" || st.Failed != 0 || st.Copied+st.NotYetCopied != 12 {
+		t.Errorf("class %q, copied %d, failed %d, not yet copied %d; want interrupted, nothing failed, copied + not yet copied = 12",
+			st.ErrorClass, st.Copied, st.Failed, st.NotYetCopied)
+	}
+}
