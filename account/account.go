@@ -72,7 +72,9 @@ func (s *Set) warnOnce(key, msg string, args ...any) {
 
 // Account is one mailbox to move, ready to run.
 type Account struct {
-	// Name is the config's account name; for URLs, the ledger key.
+	// Name is how people know the account: the config's account name, or
+	// the two URLs as given ("pop3s://alice@old:995 -> imaps://alice@new");
+	// Options.Name too. The ledger key is Options.Account.
 	Name string
 	// Options are the copy's pipeline options: Options.Account is the
 	// ledger key. A command may set its test hooks (Crashpoint, Now)
@@ -90,7 +92,7 @@ type Account struct {
 
 // spec is what an account is made of, from a config or from URLs.
 type spec struct {
-	name     string // the config's name; "" for URLs
+	name     string // the config's name, or the URLs as given
 	src, dst sideSpec
 	opts     pipeline.Options // the policies, batching and spool
 	folders  config.Folders
@@ -110,6 +112,7 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 	if a.Name == "" {
 		a.Name = a.Options.Account
 	}
+	a.Options.Name = a.Name
 	if a.sourceIMAP {
 		// The destination's path is where the source's folders go: under
 		// it, or (none) at the top, mapped folder by folder.
@@ -164,7 +167,7 @@ func (s *Set) FromURLs(u URLs) (*Account, error) {
 	srv := func(ep config.Endpoint) *config.Server {
 		return &config.Server{Auth: ep.Auth, IdleTimeout: u.IdleTimeout}
 	}
-	return s.assemble(spec{
+	return s.assemble(spec{name: u.Source.String() + " -> " + u.Dest.String(),
 		src:  sideSpec{section: "source", ep: u.Source, srv: srv(u.Source), login: u.SourceLogin},
 		dst:  sideSpec{section: "destination", ep: dst, srv: srv(dst), login: u.DestLogin},
 		opts: u.Options, folders: u.Folders, xUIDL: u.XUIDL,

@@ -19,6 +19,10 @@ type Options struct {
 	// Account is the account's key in the ledger. It must stay the same
 	// across runs for resuming to work.
 	Account string
+	// Name is how people know the account (the config's account name, or
+	// the URLs as given): Stats.Account and the Progress events carry it.
+	// Default Account.
+	Name string
 	// Mailbox is the destination mailbox for sources without folders (POP3).
 	Mailbox    string
 	DatePolicy mapping.DatePolicy
@@ -92,6 +96,9 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
+	if o.Name == "" {
+		o.Name = o.Account
+	}
 	if o.Mailbox == "" {
 		o.Mailbox = "INBOX"
 	}
@@ -243,7 +250,7 @@ func (a *attempt) do(ctx context.Context) error {
 			}
 		}
 	}
-	a.prog.AccountStarted(a.opts.Account, len(todo), todoBytes)
+	a.prog.AccountStarted(a.opts.Name, len(todo), todoBytes)
 	a.log.Info("account listed", "account", a.opts.Account, "listed", len(msgs),
 		"to_copy", len(todo), "already_done", len(done))
 

@@ -10,7 +10,8 @@ const (
 )
 
 // Progress receives events while accounts run. It carries data, not
-// formatting, and may be called from several goroutines at once.
+// formatting, and may be called from several goroutines at once. Accounts
+// are named by Options.Name.
 type Progress interface {
 	// AccountStarted is called once the source is listed: toCopy messages of
 	// toCopyBytes (as the source announced them) remain to be copied.

@@ -114,7 +114,7 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 	if r.DryRun {
 		ledger = dryRunLedger{ledger}
 	}
-	st := &Stats{Account: opts.Account, DryRun: r.DryRun}
+	st := &Stats{Account: opts.Name, LedgerKey: opts.Account, DryRun: r.DryRun}
 	start := time.Now()
 	err := r.runLocked(ctx, job, opts, ledger, log, prog, st)
 	st.Duration = time.Since(start)
@@ -126,7 +126,7 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 			st.ErrorClass = "interrupted"
 		}
 	}
-	prog.AccountFinished(opts.Account, st)
+	prog.AccountFinished(opts.Name, st)
 	return st, err
 }
 

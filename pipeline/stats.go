@@ -10,7 +10,10 @@ type Skip struct {
 
 // Stats is the report of one account's run. Counts add up across attempts.
 type Stats struct {
-	Account string `json:"account"`
+	// Account is the account's name (Options.Name), LedgerKey its key in
+	// the ledger (Options.Account).
+	Account   string `json:"account"`
+	LedgerKey string `json:"ledger_key"`
 	// Listed is how many messages the source holds.
 	Listed int `json:"listed"`
 	// Copied is how many messages this run appended.

@@ -129,7 +129,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 	if fs.NArg() != 2 {
-		return exitUsage, usagef("want a SOURCE and a DEST URL, got %d arguments", fs.NArg())
+		return exitUsage, usagef("want a SOURCE and a DEST URL, got %s", plural(fs.NArg(), "argument"))
 	}
 	u, err := parseURLs(fs.Arg(0), fs.Arg(1))
 	if err != nil {

@@ -165,7 +165,7 @@ feed:
 			return exitFatal, err
 		}
 	} else {
-		rep.writeText(x.env.stdout)
+		rep.writeText(x.env.stdout, terminalWidth(x.env.stdout, x.env.getenv))
 	}
 	if x.opts.report != "" {
 		if err := rep.writeFile(x.opts.report); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -100,9 +99,7 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 		rep.ExitCode = exitPartial
 	}
 	if o.common.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(e.stdout, rep); err != nil {
 			return exitFatal, fmt.Errorf("writing the JSON report: %w", err)
 		}
 	} else {
@@ -188,10 +185,10 @@ func writePlanText(w io.Writer, rep planReport) {
 		}
 	}
 	sort.Strings(names)
-	fmt.Fprintf(w, "%d accounts, %d messages (%s) to move, estimated %s with %d accounts in parallel (downloads only)\n",
-		len(rep.Accounts), rep.ToMove, config.FormatByteSize(rep.Bytes), fmtDuration(rep.Estimate), rep.Workers)
+	fmt.Fprintf(w, "%s, %s (%s) to move, estimated %s with %s in parallel (downloads only)\n",
+		plural(len(rep.Accounts), "account"), plural(rep.ToMove, "message"), config.FormatByteSize(rep.Bytes), fmtDuration(rep.Estimate), plural(rep.Workers, "account"))
 	if bad > 0 {
-		fmt.Fprintf(w, "%d accounts have problems: %s\n", bad, strings.Join(names, ", "))
+		fmt.Fprintf(w, "%s %s problems: %s\n", plural(bad, "account"), map[bool]string{true: "has", false: "have"}[bad == 1], strings.Join(names, ", "))
 	} else {
 		fmt.Fprintln(w, "no problems found")
 	}

@@ -128,6 +128,11 @@ func (p *progressView) tickRows(ctx context.Context, every time.Duration) {
 func (p *progressView) logLine() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if len(p.active) == 0 && p.total == 0 {
+		// Nothing listed yet (still connecting): "copied=0 of=0" every
+		// ten seconds would say nothing.
+		return
+	}
 	secs := time.Since(p.started).Seconds()
 	for name, a := range p.active {
 		p.log.Info("progress", "account", name, "copied", a.done, "of", a.toCopy,

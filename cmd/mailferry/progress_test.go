@@ -69,3 +69,16 @@ func waitFor(t *testing.T, out *syncBuffer, want string) {
 		}
 	}
 }
+
+// TestProgressLinesQuietWhileConnecting: before any account is listed (a
+// server that does not answer), the lines say nothing rather than
+// "copied=0 of=0" every interval.
+func TestProgressLinesQuietWhileConnecting(t *testing.T) {
+	var logs syncBuffer
+	p := newProgressView("lines", &logs, slog.New(slog.NewTextHandler(&logs, nil)), 5*time.Millisecond, 0)
+	time.Sleep(100 * time.Millisecond)
+	p.close()
+	if s := logs.String(); s != "" {
+		t.Errorf("progress lines before anything was listed:\n%s", s)
+	}
+}

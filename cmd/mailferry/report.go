@@ -6,9 +6,12 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/term"
 
 	"github.com/mailferry/mailferry/pipeline"
 )
@@ -115,9 +118,18 @@ func exitCodeFor(stats []*pipeline.Stats, interrupted bool) int {
 }
 
 func (r *report) writeJSON(w io.Writer) error {
+	return writeJSON(w, r)
+}
+
+// writeJSON writes v as one indented JSON document. Characters that HTML
+// would mind stay as they are: "->" in an account's name must not become
+// "-\u003e" (the reports are read by people and by scripts, never
+// embedded in a page).
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }
 
 func (r *report) writeFile(path string) error {
@@ -132,49 +144,49 @@ func (r *report) writeFile(path string) error {
 	return f.Close()
 }
 
-// writeText prints the human summary.
-func (r *report) writeText(w io.Writer) {
+// writeText prints the human summary, in width columns (the table of a
+// run with several accounts is fitted to it).
+func (r *report) writeText(w io.Writer, width int) {
 	t := r.Totals
 	what := "copied"
 	if r.DryRun {
 		what = "would copy"
 	}
-	if len(r.Accounts) > 1 {
-		tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "ACCOUNT\tLISTED\tCOPIED\tDONE BEFORE\tSKIPPED\tFAILED\tMB\tSECONDS\tRESULT\t")
-		for _, s := range r.Accounts {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t\n", s.Account, s.Listed, s.Copied,
-				s.AlreadyDone, s.Skipped, s.Failed, float64(s.Bytes)/1e6, s.Seconds, result(s))
-		}
-		tw.Flush()
+	many := len(r.Accounts) > 1
+	if many {
+		writeTable(w, r.Accounts, width)
 		fmt.Fprintln(w)
 	}
 	for _, s := range r.Accounts {
-		if len(r.Accounts) == 1 {
+		// Under a table, each line says which account it is about.
+		prefix := "  "
+		if many {
+			prefix = s.Account + ": "
+		} else {
 			fmt.Fprintf(w, "%s\n", s.Account)
 		}
 		if s.Locked {
-			fmt.Fprintln(w, "  skipped: another run is working on this account (--on-locked skip)")
+			fmt.Fprintf(w, "%sskipped: another run is working on this account (--on-locked skip)\n", prefix)
 		}
 		if s.Error != "" && !interruptedStats(s) {
-			fmt.Fprintf(w, "  error (%s): %s\n", s.ErrorClass, s.Error)
+			fmt.Fprintf(w, "%serror (%s): %s\n", prefix, s.ErrorClass, s.Error)
 			if s.Hint != "" {
-				fmt.Fprintf(w, "  hint: %s\n", s.Hint)
+				fmt.Fprintf(w, "%shint: %s\n", prefix, s.Hint)
 			}
 		}
 		for _, sk := range s.Skips {
-			fmt.Fprintf(w, "  skipped %s: %s\n", sk.Key, sk.Reason)
+			fmt.Fprintf(w, "%sskipped %s: %s\n", prefix, sk.Key, sk.Reason)
 		}
 		for _, f := range s.Failures {
-			fmt.Fprintf(w, "  failed %s (the next run tries again): %s\n", f.Key, f.Reason)
+			fmt.Fprintf(w, "%sfailed %s (the next run tries again): %s\n", prefix, f.Key, f.Reason)
 		}
 	}
 	rate := ""
-	if t.Seconds > 0 && t.Copied > 0 {
+	if t.Seconds > 0 && t.Copied > 0 && !r.DryRun {
 		rate = fmt.Sprintf(" (%.0f msg/s, %.1f MB/s)", float64(t.Copied)/t.Seconds, float64(t.Bytes)/1e6/t.Seconds)
 	}
-	fmt.Fprintf(w, "%s %d of %d messages, %.1f MB in %.1f s%s; %d already done, %d skipped, %d failed",
-		what, t.Copied, t.Listed, float64(t.Bytes)/1e6, t.Seconds, rate, t.AlreadyDone, t.Skipped, t.Failed)
+	fmt.Fprintf(w, "%s %d of %s, %.1f MB in %.1f s%s; %d already done, %d skipped, %d failed",
+		what, t.Copied, plural(t.Listed, "message"), float64(t.Bytes)/1e6, t.Seconds, rate, t.AlreadyDone, t.Skipped, t.Failed)
 	if t.NotYetCopied > 0 {
 		fmt.Fprintf(w, ", %d not yet copied", t.NotYetCopied)
 	}
@@ -214,8 +226,8 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "internal dates from: %s\n", strings.Join(parts, ", "))
 	}
 	if t.Normalised > 0 {
-		fmt.Fprintf(w, "line ends: %d messages had a bare LF or CR turned into CRLF (%d line ends), as IMAP requires\n",
-			t.Normalised, t.LineEndsFixed)
+		fmt.Fprintf(w, "line ends: %s had a bare LF or CR turned into CRLF (%s), as IMAP requires\n",
+			plural(t.Normalised, "message"), plural(t.LineEndsFixed, "line end"))
 	}
 	if r.Interrupted {
 		if t.AccountsNotStarted > 0 {
@@ -260,4 +272,83 @@ func anyLocked(stats []*pipeline.Stats) bool {
 		}
 	}
 	return false
+}
+
+// writeTable prints one line per account, fitted to width: the numbers
+// take what they need and the account names the rest, long ones shortened
+// in the middle ("alice.very…example.org").
+func writeTable(w io.Writer, stats []*pipeline.Stats, width int) {
+	head := []string{"ACCOUNT", "LISTED", "COPIED", "BEFORE", "SKIPPED", "FAILED", "MB", "SECS", "RESULT"}
+	rows := [][]string{head}
+	for _, s := range stats {
+		rows = append(rows, []string{s.Account, strconv.Itoa(s.Listed), strconv.Itoa(s.Copied),
+			strconv.Itoa(s.AlreadyDone), strconv.Itoa(s.Skipped), strconv.Itoa(s.Failed),
+			compact(float64(s.Bytes) / 1e6), compact(s.Seconds), result(s)})
+	}
+	const gap = 2
+	widths := make([]int, len(head))
+	for _, row := range rows {
+		for i, c := range row {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	rest := 0
+	for _, wd := range widths[1:] {
+		rest += gap + wd
+	}
+	// The names get what is left, but never less than a readable minimum.
+	const minName = 12
+	widths[0] = min(widths[0], max(width-rest, minName, utf8.RuneCountInString(head[0])))
+	for _, row := range rows {
+		var b strings.Builder
+		name := elide(row[0], widths[0])
+		b.WriteString(name)
+		b.WriteString(strings.Repeat(" ", widths[0]-utf8.RuneCountInString(name)))
+		for i := 1; i < len(row); i++ {
+			b.WriteString(strings.Repeat(" ", gap))
+			if i == len(row)-1 {
+				b.WriteString(row[i]) // the last column: no padding after it
+				break
+			}
+			b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(row[i])))
+			b.WriteString(row[i])
+		}
+		fmt.Fprintln(w, b.String())
+	}
+}
+
+// elide shortens s to n characters by replacing its middle with "…",
+// keeping its start and its end (the user and the destination of a URL
+// pair, the domain of an address).
+func elide(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n || n < 3 {
+		return s
+	}
+	keep := n - 1
+	head := (keep + 1) / 2
+	return string(r[:head]) + "…" + string(r[len(r)-(keep-head):])
+}
+
+// terminalWidth is how many columns the summary may use: the width of w
+// when it is a terminal, else $COLUMNS, else 80.
+func terminalWidth(w io.Writer, getenv func(string) string) int {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+			return cols
+		}
+	}
+	if n, err := strconv.Atoi(getenv("COLUMNS")); err == nil && n > 0 {
+		return n
+	}
+	return 80
+}
+
+// compact prints v with one decimal below 100 and none above: a table
+// column of megabytes or seconds stays narrow.
+func compact(v float64) string {
+	if v >= 100 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
 }

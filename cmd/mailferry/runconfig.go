@@ -153,8 +153,8 @@ func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	fmt.Fprintf(e.stdout, "%s: OK: %d accounts, source %s, destination %s, state %s, %d workers\n",
-		cfgPath, len(cfg.Accounts), cfg.Source.URL, cfg.Destination.URL, firstNonEmpty(cfg.State, "(default)"), cfg.Workers)
+	fmt.Fprintf(e.stdout, "%s: OK: %s, source %s, destination %s, state %s, %s\n",
+		cfgPath, plural(len(cfg.Accounts), "account"), cfg.Source.URL, cfg.Destination.URL, firstNonEmpty(cfg.State, "(default)"), plural(cfg.Workers, "worker"))
 	return exitOK, nil
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -96,7 +95,7 @@ func (o *inspectOptions) accounts(args []string, e *env, log *slog.Logger) ([]*a
 		return accs, state, err
 	}
 	if len(args) != 2 {
-		return nil, "", usagef("want SOURCE and DEST URLs, or -c migrate.toml; got %d arguments", len(args))
+		return nil, "", usagef("want SOURCE and DEST URLs, or -c migrate.toml; got %s", plural(len(args), "argument"))
 	}
 	u, err := parseURLs(args[0], args[1])
 	if err != nil {
@@ -230,13 +229,11 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	rep.OK = rep.OK && rep.ExitCode == exitOK
 	if o.common.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(e.stdout, rep); err != nil {
 			return exitFatal, fmt.Errorf("writing the JSON report: %w", err)
 		}
 	} else if len(accs) > 1 {
-		fmt.Fprintf(e.stdout, "%d accounts: %s\n", len(accs), map[bool]string{true: "OK", false: "DIFFERENCES FOUND"}[rep.OK])
+		fmt.Fprintf(e.stdout, "%s: %s\n", plural(len(accs), "account"), map[bool]string{true: "OK", false: "DIFFERENCES FOUND"}[rep.OK])
 	}
 	return rep.ExitCode, nil
 }
