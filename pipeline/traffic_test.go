@@ -84,7 +84,7 @@ func TestTrafficPauseWaited(t *testing.T) {
 	h.opts.Traffic = tr
 	opens := 0
 	st, err := h.runner.RunAccount(context.Background(), Job{Options: h.opts,
-		OpenSource: func(context.Context) (Source, error) { opens++; return h.src, nil },
+		OpenSource:      func(context.Context) (Source, error) { opens++; return h.src, nil },
 		OpenDestination: h.dst.open})
 	if err != nil || st.Copied != 30 || st.Failed != 0 || st.Pauses != 1 || st.PausedUntil != nil {
 		t.Fatalf("RunAccount = %v: copied %d, failed %d, pauses %d, paused until %v; want 30 copied after one pause",
