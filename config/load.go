@@ -22,29 +22,29 @@ import (
 // means "use the default". The toml tags are the one place key spellings live:
 // the schema check below is derived from them.
 type fileConfig struct {
-	State        *string       `toml:"state"`
-	Workers      *int          `toml:"workers"`
-	DryRun       bool          `toml:"dry_run"`
-	DeleteSource bool          `toml:"delete_source"`
-	DeleteAfter  *Duration     `toml:"delete_after"`
-	LogFormat    *string       `toml:"log_format"`
-	OnLocked     string        `toml:"on_locked"`
-	LockWait     *Duration     `toml:"lock_wait"`
-	Every        *Duration     `toml:"every"`
-	Idle         *bool         `toml:"idle"`
-	MetricsAddr  string        `toml:"metrics_addr"`
+	State        *string   `toml:"state"`
+	Workers      *int      `toml:"workers"`
+	DryRun       bool      `toml:"dry_run"`
+	DeleteSource bool      `toml:"delete_source"`
+	DeleteAfter  *Duration `toml:"delete_after"`
+	LogFormat    *string   `toml:"log_format"`
+	OnLocked     string    `toml:"on_locked"`
+	LockWait     *Duration `toml:"lock_wait"`
+	Every        *Duration `toml:"every"`
+	Idle         *bool     `toml:"idle"`
+	MetricsAddr  string    `toml:"metrics_addr"`
 	fileLimits
-	BWLimitReadTotal          *RateText `toml:"bwlimit_read_total"`
-	BWLimitWriteTotal         *RateText `toml:"bwlimit_write_total"`
-	MaxMessagesPerSecondTotal *RateText `toml:"max_messages_per_second_total"`
-	MaxConnectionsTotal       int       `toml:"max_connections_total"`
-	Timezone                  string    `toml:"timezone"`
-	Source       fileSource    `toml:"source"`
-	Destination  fileDest      `toml:"destination"`
-	Policy       filePolicy    `toml:"policy"`
-	Folders      fileFolders   `toml:"folders"`
-	AccountsFile string        `toml:"accounts_file"`
-	Accounts     []fileAccount `toml:"account"`
+	BWLimitReadTotal          *RateText     `toml:"bwlimit_read_total"`
+	BWLimitWriteTotal         *RateText     `toml:"bwlimit_write_total"`
+	MaxMessagesPerSecondTotal *RateText     `toml:"max_messages_per_second_total"`
+	MaxConnectionsTotal       int           `toml:"max_connections_total"`
+	Timezone                  string        `toml:"timezone"`
+	Source                    fileSource    `toml:"source"`
+	Destination               fileDest      `toml:"destination"`
+	Policy                    filePolicy    `toml:"policy"`
+	Folders                   fileFolders   `toml:"folders"`
+	AccountsFile              string        `toml:"accounts_file"`
+	Accounts                  []fileAccount `toml:"account"`
 }
 
 // fileServer is a [source] or [destination] section, or an account's
