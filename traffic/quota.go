@@ -176,3 +176,14 @@ func formatBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
+
+// Exhausted tells the account that a quota was reached and that it must
+// not go on before until (an earlier run's pause, recorded in the
+// ledger): Ready and Fetch return a pause with reason until then.
+func (a *Account) Exhausted(until time.Time, reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if until.After(a.exhausted) {
+		a.exhausted, a.exhaustedWhy = until, reason
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/mailferry/mailferry/traffic"
 )
 
 // env is what a command may touch of the outside world, so tests can run
@@ -23,6 +25,10 @@ type env struct {
 	// completion scripts and the man page are made from the commands' own
 	// flags, not from a copy of them.
 	describeFlags func(*pflag.FlagSet)
+	// clock, set only by tests, is the clock of the traffic limits,
+	// timetables and daily quotas; nil: the wall clock. No environment
+	// variable sets it: the program users run always keeps real time.
+	clock traffic.Clock
 }
 
 // usageError is a bad command line: exit status 2.
