@@ -16,13 +16,13 @@ import (
 // trafficFlags are the traffic control flags (docs/traffic-control.md):
 // every account's limits, on copy and run, and the whole run's, on run.
 type trafficFlags struct {
-	bwlimitRead, bwlimitWrite, maxMessages               string
+	bwlimitRead, bwlimitWrite, maxMessages                  string
 	maxBytesPerDay, maxBytesPerDayRead, maxBytesPerDayWrite string
-	maxConnectionsPerUser                                 int
-	timezone                                              string
-	run                                                   bool
-	bwlimitReadTotal, bwlimitWriteTotal, maxMessagesTotal string
-	maxConnectionsTotal                                   int
+	maxConnectionsPerUser                                   int
+	timezone                                                string
+	run                                                     bool
+	bwlimitReadTotal, bwlimitWriteTotal, maxMessagesTotal   string
+	maxConnectionsTotal                                     int
 }
 
 const rateHelp = ` (e.g. 2M, "Mon-Fri 08:00,2M 18:00,off"; off: none)`
