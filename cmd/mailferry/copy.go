@@ -130,6 +130,9 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	if err := checkFolderFlags(&o.folders); err != nil {
 		return exitUsage, err
 	}
+	if err := o.traffic.check(); err != nil {
+		return exitUsage, err
+	}
 	if fs.NArg() != 2 {
 		return exitUsage, usagef("want a SOURCE and a DEST URL, got %d arguments", fs.NArg())
 	}

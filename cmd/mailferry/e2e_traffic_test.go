@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/testkit/fakeclock"
+	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
 )
 
 // The traffic tests run mailferry in-process with a virtual clock
@@ -176,4 +177,183 @@ func TestE2EMessageRate(t *testing.T) {
 		}
 	}
 	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+}
+
+// TestE2EScheduleLive: a timetable of the message rate switches during a
+// run from off to 2 messages a second and then to pause: the limit
+// applies from its minute on, the pause ends the attempt after what is in
+// flight (the sessions close), the run waits for the pause to end and goes
+// on with new sessions, and the copy finishes exact. The source is slowed
+// at a proxy so that the run lasts long enough for the test to move the
+// clock to the limit's minute while it goes on; the limit's waits move the
+// clock on to the pause, and the pause's wait to its end.
+func TestE2EScheduleLive(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, simpleMessages(300))
+	served := sourceServed(t, p)
+	total := int64(totalSize(served))
+	proxy := startProxy(t, p.src.POP3SAddr())
+	if err := proxy.SetPlan(faultproxy.Plan{Faults: []faultproxy.Fault{{Kind: faultproxy.Slow, Dir: faultproxy.ServerToClient, BytesPerSecond: 120_000}}}); err != nil {
+		t.Fatal(err)
+	}
+	start := monday0800.Add(30 * time.Second)
+	clock := fakeclock.New(start)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if down, _ := proxy.Traffic(); down >= total/4 {
+				clock.Set(monday0800.Add(time.Minute)) // 08:01: the limit begins
+				return
+			}
+		}
+	}()
+	r := runClocked(t, p.getenv, clock, "copy", "pop3s://alice@"+proxy.Addr(), p.dstURL(), "--tls-ca", p.src.CAFile(),
+		"--state", p.state, "--json", "--progress", "none", "--batch-messages", "10",
+		"--max-messages-per-second", "Mon 08:01,2 08:02,pause 08:03,off", "--timezone", "UTC")
+	close(done)
+	if r.code != exitOK || r.report.Totals.Copied != 300 {
+		t.Fatalf("exit %d, copied %d\n%s", r.code, r.report.Totals.Copied, r.stderr)
+	}
+	a := r.report.Accounts[0]
+	if a.Pauses != 1 || a.PausedUntil != nil {
+		t.Errorf("pauses %d, paused until %v; want one pause the run waited out", a.Pauses, a.PausedUntil)
+	}
+	// The log tells the story in order.
+	steps := []string{
+		`msg="traffic limit changed" limit=max_messages_per_second for="pop3://alice@` /* from off */,
+		`to="2 msg/s"`,
+		`to=pause`,
+		`msg="account paused; its sessions are closed until it goes on"`,
+		`msg="paused by the schedule; sessions closed"`,
+		`from=pause to=off`,
+	}
+	rest := r.stderr
+	for _, s := range steps {
+		i := strings.Index(rest, s)
+		if i < 0 {
+			t.Fatalf("the log lacks %q (in order):\n%s", s, r.stderr)
+		}
+		rest = rest[i+len(s):]
+	}
+	if n := proxy.Conns(); n < 2 {
+		t.Errorf("%d source connections: the pause did not close the sessions", n)
+	}
+	// Nothing waited after the pause: the clock stands at its end.
+	if got, want := clock.Now(), monday0800.Add(3*time.Minute); !got.Equal(want) {
+		t.Errorf("the clock ends at %v, want %v", got, want)
+	}
+	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+}
+
+// TestE2EDailyQuota: a daily quota of 1 MB written pauses the account when
+// reached, without failing the run (exit 0); the report, the summary and
+// status say until when; a second run the same day copies nothing and
+// still says so; the next day's run goes on, and so on until the copy is
+// complete and exact.
+func TestE2EDailyQuota(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, bigMessages(30, 100_000))
+	served := sourceServed(t, p)
+	// A day still to come in real time, so that status (which reads the
+	// real clock) sees the pause as current.
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(24*time.Hour + 10*time.Hour)
+	clock := fakeclock.New(day)
+	args := p.copyArgs("--max-bytes-per-day-write", "1MB", "--batch-messages", "2", "--dest-sessions", "1", "--timezone", "UTC")
+	copied := 0
+	for d := 0; copied < 30; d++ {
+		if d > 6 {
+			t.Fatalf("after %d days %d of 30 copied", d, copied)
+		}
+		midnight := day.Truncate(24 * time.Hour).Add(time.Duration(d+1) * 24 * time.Hour)
+		r := runClocked(t, p.getenv, clock, args...)
+		if r.code != exitOK {
+			t.Fatalf("day %d: exit %d, want 0 (a paused account is no failure)\n%s", d, r.code, r.stderr)
+		}
+		a := r.report.Accounts[0]
+		copied += a.Copied
+		if a.Bytes > 1_000_000 || a.Failed != 0 || a.Error != "" {
+			t.Fatalf("day %d: %d bytes written, %d failed, error %q; want at most 1 MB and no failure", d, a.Bytes, a.Failed, a.Error)
+		}
+		if copied < 30 {
+			if a.PausedUntil == nil || !a.PausedUntil.Equal(midnight) || a.Waiting != 30-copied || !strings.Contains(a.PausedReason, "daily quota of 1.0 MB written reached") {
+				t.Fatalf("day %d: paused until %v (%q), waiting %d; want until %v with %d waiting", d, a.PausedUntil, a.PausedReason, a.Waiting, midnight, 30-copied)
+			}
+			// The same day again: nothing moves, the pause holds.
+			again := runClocked(t, p.getenv, clock, args...)
+			if b := again.report.Accounts[0]; again.code != exitOK || b.Copied != 0 || b.PausedUntil == nil || !b.PausedUntil.Equal(midnight) {
+				t.Fatalf("day %d, second run: exit %d, copied %d, paused until %v\n%s", d, again.code, b.Copied, b.PausedUntil, again.stderr)
+			}
+			text := runClocked(t, p.getenv, clock, "copy", p.srcURL(), p.dstURL(), "--tls-ca", p.src.CAFile(), "--state", p.state,
+				"--progress", "none", "--max-bytes-per-day-write", "1MB", "--timezone", "UTC")
+			if want := "paused until " + midnight.Local().Format("2006-01-02 15:04"); !strings.Contains(text.stdout, want) {
+				t.Errorf("the summary does not say %q:\n%s", want, text.stdout)
+			}
+			st := runInProcess(t, p.getenv, "status", "--state", p.state, "--json")
+			var rep statusReport
+			if err := json.Unmarshal([]byte(st.stdout), &rep); err != nil || len(rep.Accounts) != 1 {
+				t.Fatalf("status: %v\n%s", err, st.stdout)
+			}
+			if sa := rep.Accounts[0]; sa.PausedUntil == nil || !sa.PausedUntil.Equal(midnight) || !strings.Contains(sa.PausedReason, "daily quota") || sa.LastError != nil {
+				t.Errorf("status: paused until %v (%q), last error %v; want until %v and no error", sa.PausedUntil, sa.PausedReason, sa.LastError, midnight)
+			}
+			st = runInProcess(t, p.getenv, "status", "--state", p.state)
+			if !strings.Contains(st.stdout, "paused until "+midnight.Local().Format("2006-01-02 15:04")) {
+				t.Errorf("status does not say when the account goes on:\n%s", st.stdout)
+			}
+		}
+		clock.Set(midnight.Add(time.Minute))
+	}
+	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+}
+
+// TestTrafficBadInput: a malformed rate, timetable, quota or zone is a
+// usage error (exit 2) naming where it is wrong, before anything connects:
+// the character of a flag's value, the line and column of a config key.
+func TestTrafficBadInput(t *testing.T) {
+	getenv := func(string) string { return "" }
+	state := filepath.Join(t.TempDir(), "state.db")
+	copyArgs := func(extra ...string) []string {
+		return append([]string{"copy", "pop3s://alice@127.0.0.1:1", "imaps://alice@127.0.0.1:2", "--state", state, "--progress", "none"}, extra...)
+	}
+	cfg := func(line string) string {
+		path := filepath.Join(t.TempDir(), "migrate.toml")
+		doc := line + "\n[source]\nurl = \"pop3s://127.0.0.1:1\"\n[destination]\nurl = \"imaps://127.0.0.1:2\"\n[[account]]\nsource_user = \"a\"\nsource_password = \"x\"\ndest_password = \"y\"\n"
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad unit in a flag", copyArgs("--bwlimit-write", "Mon-Fri 08:00,2X"), `--bwlimit-write "Mon-Fri 08:00,2X": at character 16: unknown unit "x"`},
+		{"bad time in a flag", copyArgs("--bwlimit-read", "Mon-Fri 8:00,1M 24:00,off"), `at character 17: "24:00" is not a time of day`},
+		{"bad day in a flag", copyArgs("--max-messages-per-second", "Mon-Fry 08:00,5"), `at character 5: "Fry" is not a day`},
+		{"rate with a unit for messages", copyArgs("--max-messages-per-second", "5M"), `at character 2: "5M" is not a number of messages per second`},
+		{"pause at all times", copyArgs("--bwlimit-write", "pause"), "pause at all times"},
+		{"bad quota", copyArgs("--max-bytes-per-day", "lots"), `--max-bytes-per-day: invalid size "lots"`},
+		{"bad zone", copyArgs("--timezone", "Mars/Olympus"), `--timezone: unknown time zone "Mars/Olympus"`},
+		{"negative cap", copyArgs("--max-connections-per-user", "-1"), "must not be negative"},
+		{"bad total flag", []string{"run", "-c", cfg(""), "--bwlimit-write-total", "08:00,1M 08:00,2M"}, `at character 10: Mon 08:00 is set twice`},
+		{"bad timetable key", []string{"run", "-c", cfg(`bwlimit_write = "Mon-Fri 08:00,2M 18:00,of"`)}, `migrate.toml:1:41: bwlimit_write = "Mon-Fri 08:00,2M 18:00,of": at character 24: "of" is not a rate`},
+		{"bad key in config check", []string{"config", "check", "-c", cfg(`max_messages_per_second_total = "Sat-Sun 10:00"`)}, `migrate.toml:1:47: max_messages_per_second_total = "Sat-Sun 10:00": at character 14: "10:00": a time needs a value`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runInProcess(t, getenv, tt.args...)
+			if r.code != exitUsage {
+				t.Fatalf("exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("stderr does not say %q:\n%s", tt.want, r.stderr)
+			}
+		})
+	}
 }

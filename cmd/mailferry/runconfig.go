@@ -51,6 +51,9 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	if err := common.check(); err != nil {
 		return exitUsage, err
 	}
+	if err := tf.check(); err != nil {
+		return exitUsage, err
+	}
 	if fs.NArg() != 0 {
 		return exitUsage, usagef("unexpected arguments %q (accounts come from the config file)", fs.Args())
 	}

@@ -109,6 +109,26 @@ func (f *trafficFlags) limits() (config.Limits, error) {
 	return l, nil
 }
 
+// check refuses malformed traffic flags before anything else happens
+// (a password prompt, a connection).
+func (f *trafficFlags) check() error {
+	if _, err := f.limits(); err != nil {
+		return err
+	}
+	if _, err := config.LoadLocation(f.timezone); err != nil {
+		return usagef("--timezone: %v", err)
+	}
+	for _, t := range []struct{ flag, text string }{
+		{"bwlimit-read-total", f.bwlimitReadTotal}, {"bwlimit-write-total", f.bwlimitWriteTotal},
+	} {
+		if _, err := checkRateFlag(t.flag, t.text, traffic.Bytes); err != nil {
+			return err
+		}
+	}
+	_, err := checkRateFlag("max-messages-per-second-total", f.maxMessagesTotal, traffic.Messages)
+	return err
+}
+
 // apply sets the traffic control of the command's accounts: the flags'
 // limits over cfg's (nil for copy), the run's limits, the zone and the
 // clock (the tests' own, handed in through env; the wall clock otherwise).
