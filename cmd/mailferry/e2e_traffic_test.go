@@ -225,7 +225,7 @@ func TestE2EScheduleLive(t *testing.T) {
 	}
 	// The log tells the story in order.
 	steps := []string{
-		`msg="traffic limit changed" limit=max_messages_per_second for="pop3://alice@` /* from off */,
+		`msg="traffic limit changed" limit=max_messages_per_second for="pop3://alice@`, /* from off */
 		`to="2 msg/s"`,
 		`to=pause`,
 		`msg="account paused; its sessions are closed until it goes on"`,
