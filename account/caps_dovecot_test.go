@@ -71,8 +71,8 @@ dest_password = "da"
 			if cl == nil || len(sessions) == 0 {
 				t.Fatalf("after %d destination sessions, no refusal", len(sessions))
 			}
-			if !connlimit.Refused(cl.Err) {
-				t.Errorf("the adapter's error is not recognised as a refusal: %v", cl.Err)
+			if !refuses(cl.Err) {
+				t.Errorf("the adapter's error does not classify itself as a refusal (connlimit.Refuser): %v", cl.Err)
 			}
 			if want := 2 * len(sessions); cl.Cap != want {
 				t.Errorf("cap lowered to %d with %d sessions open, want %d", cl.Cap, len(sessions), want)
@@ -110,6 +110,9 @@ dest_password = "da"
 			if cl == nil || len(held) < limit {
 				t.Fatalf("%d source sessions opened, refusal %v; want at least %d, then a refusal", len(held), cl, limit)
 			}
+			if !refuses(cl.Err) {
+				t.Errorf("the source adapter's error does not classify itself as a refusal (connlimit.Refuser): %v", cl.Err)
+			}
 			if _, size := set.limits.InUse(acc.src.userKey); size != len(held) {
 				t.Errorf("source user's cap lowered to %d, want %d", size, len(held))
 			}
@@ -122,3 +125,10 @@ dest_password = "da"
 
 // settle gives Dovecot's anvil time to count the connections just made.
 func settle() { time.Sleep(time.Second) }
+
+// refuses reports whether an adapter's error classifies itself as a
+// refusal for too many connections (not by its text alone).
+func refuses(err error) bool {
+	var r connlimit.Refuser
+	return errors.As(err, &r) && r.TooManyConnections()
+}

@@ -44,7 +44,13 @@ func Refused(err error) bool {
 	if errors.As(err, &r) {
 		return r.TooManyConnections()
 	}
-	s := strings.ToLower(err.Error())
+	return TooManyText(err.Error())
+}
+
+// TooManyText reports whether a server's reply text says that the user
+// (or the client's address) has too many connections open.
+func TooManyText(text string) bool {
+	s := strings.ToLower(text)
 	for _, t := range tooManyTexts {
 		if strings.Contains(s, t) {
 			return true
