@@ -357,3 +357,99 @@ func TestTrafficBadInput(t *testing.T) {
 		})
 	}
 }
+
+// lockedBuffer is a bytes.Buffer for several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestE2EServiceTraffic: in service mode (run --every) the timetables and
+// the daily quota hold across polls: a pause at the service's start is
+// waited out before anything connects; a quota reached pauses the account
+// until midnight, the polls until then copy nothing, and the first poll of
+// the next day goes on.
+func TestE2EServiceTraffic(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, bigMessages(20, 100_000))
+	served := sourceServed(t, p)
+	state := filepath.Join(t.TempDir(), "state.db")
+	cfg := trafficConfig(t, p, state, "INBOX", `every = "1s"
+timezone = "UTC"
+bwlimit_write = "Mon 10:00,pause 11:00,off"
+max_bytes_per_day_write = "300KB"`, "")
+	cfgText, _ := os.ReadFile(cfg)
+	cfgText = bytes.Replace(cfgText, []byte("[destination]\n"), []byte("[destination]\nsessions = 1\nbatch_messages = 1\n"), 1)
+	if err := os.WriteFile(cfg, cfgText, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clock := fakeclock.New(monday0800.Add(2*time.Hour + 30*time.Minute)) // Monday 10:30: paused
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(ctx, []string{"run", "-c", cfg, "--progress", "none"},
+			&env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: p.getenv, clock: clock})
+	}()
+	count := func() int { return len(destMessages(t, p, "INBOX")) }
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 30 s\n%s", what, stderr.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	quota := `msg="account paused until the next quota window; the run goes on with the others"`
+	waitFor("the first poll reaching the quota", func() bool { return strings.Contains(stderr.String(), quota) })
+	log := stderr.String()
+	if i, j := strings.Index(log, `msg="paused by the schedule; sessions closed"`), strings.Index(log, `msg="account listed"`); i < 0 || j < i {
+		t.Fatalf("the schedule's pause was not waited out before the first poll listed the source:\n%s", log)
+	}
+	if got := clock.Now(); got.Before(monday0800.Add(3 * time.Hour)) {
+		t.Errorf("the clock is at %v: the pause until 11:00 was not waited for", got)
+	}
+	first := count()
+	if first < 2 || first > 4 {
+		t.Fatalf("%d messages copied under a quota of 300 KB of 100 KB messages, want 2 to 4", first)
+	}
+	polls := strings.Count(stderr.String(), quota)
+	waitFor("two more polls", func() bool { return strings.Count(stderr.String(), quota) >= polls+2 })
+	if n := count(); n != first {
+		t.Fatalf("polls on a day whose quota is reached copied %d more messages", n-first)
+	}
+	clock.Set(monday0800.Add(16*time.Hour + time.Minute)) // Tuesday 00:01
+	waitFor("the next day's poll copying more", func() bool { return count() > first })
+	cancel()
+	select {
+	case code := <-exited:
+		if code != exitOK {
+			t.Errorf("the service exited %d, want 0\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the service did not stop")
+	}
+	// The rest, in the days after, by single runs.
+	for d := 2; d < 12 && count() < 20; d++ {
+		clock.Set(monday0800.Add(time.Duration(d)*24*time.Hour - 8*time.Hour + time.Minute))
+		if r := runClocked(t, p.getenv, clock, "run", "-c", cfg, "--every", "0", "--json", "--progress", "none"); r.code != exitOK {
+			t.Fatalf("day %d: exit %d\n%s", d, r.code, r.stderr)
+		}
+	}
+	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+}
