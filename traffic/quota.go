@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -163,19 +164,8 @@ func (a *Account) quotaReached(ctx context.Context, now time.Time, read, written
 	return &pipeline.PausedError{Until: end, Reason: why}
 }
 
-// formatBytes prints n in SI units, as config.FormatByteSize does.
-func formatBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
+// formatBytes prints n as the rates print bytes: "500 MB", "2.5 GB".
+func formatBytes(n int64) string { return strings.TrimSuffix(FormatRate(float64(n), Bytes), "/s") }
 
 // Exhausted tells the account that a quota was reached and that it must
 // not go on before until (an earlier run's pause, recorded in the

@@ -280,7 +280,7 @@ func TestE2EDailyQuota(t *testing.T) {
 			t.Fatalf("day %d: %d bytes written, %d failed, error %q; want at most 1 MB and no failure", d, a.Bytes, a.Failed, a.Error)
 		}
 		if copied < 30 {
-			if a.PausedUntil == nil || !a.PausedUntil.Equal(midnight) || a.Waiting != 30-copied || !strings.Contains(a.PausedReason, "daily quota of 1.0 MB written reached") {
+			if a.PausedUntil == nil || !a.PausedUntil.Equal(midnight) || a.Waiting != 30-copied || !strings.Contains(a.PausedReason, "daily quota of 1 MB written reached") {
 				t.Fatalf("day %d: paused until %v (%q), waiting %d; want until %v with %d waiting", d, a.PausedUntil, a.PausedReason, a.Waiting, midnight, 30-copied)
 			}
 			// The same day again: nothing moves, the pause holds.
