@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
+	"github.com/mailferry/mailferry/secret"
 )
 
 // TestE2EPerUserCap: four accounts consolidated into one destination user,
@@ -125,6 +129,75 @@ func TestE2ERefusedConnectionLowersCap(t *testing.T) {
 	}
 	if !strings.Contains(p.dst.LogTail(200), "Maximum number of connections from user+IP exceeded") {
 		t.Errorf("the destination refused nothing: the test did not test")
+	}
+	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+}
+
+// TestE2ERefusedFirstSessionIsRetried: when the user's connections are
+// held by another client, the server refuses even the attempt's first
+// destination session; that lowers the cap and is retried, not a failed
+// account (a refused login is fatal otherwise). Once the other client lets
+// go, the copy finishes exact.
+func TestE2ERefusedFirstSessionIsRetried(t *testing.T) {
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{dir: t.TempDir()}
+	p.src = dovecot.Start(t, dovecot.Options{Name: "mf-r1src", CA: ca, Users: map[string]string{"alice": srcPassword}})
+	p.dst = dovecot.Start(t, dovecot.Options{Name: "mf-r1dst", CA: ca, Users: map[string]string{"alice": dstPassword},
+		ExtraConfig: "protocol imap {\n  mail_max_userip_connections = 3\n}\n"})
+	p.state = filepath.Join(p.dir, "state.db")
+	seed(t, p, simpleMessages(50))
+	served := sourceServed(t, p)
+	// Another client holds all three of alice's connections.
+	var held []*imapdst.Appender
+	for range 3 {
+		a, err := imapdst.DialAppender(context.Background(), imapdst.Options{Addr: p.dst.IMAPSAddr(), User: "alice",
+			Password: secret.New(dstPassword), TLSConfig: p.dst.TLSConfig()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, a)
+	}
+	release := func() {
+		for _, a := range held {
+			a.Close()
+		}
+	}
+	defer release()
+	time.Sleep(time.Second) // Dovecot counts them once registered
+	var stdout, stderr lockedBuffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(context.Background(), []string{"copy", p.srcURL(), p.dstURL(), "--tls-ca", p.src.CAFile(),
+			"--state", p.state, "--json", "--progress", "none", "--dest-sessions", "1", "--retry-backoff", "3s"},
+			&env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: p.getenv})
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "lowering the per-user cap") {
+		select {
+		case code := <-exited:
+			t.Fatalf("the copy ended (exit %d) before a refusal lowered the cap:\n%s", code, stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal within 30 s:\n%s", stderr.String())
+		}
+	}
+	release() // the other client lets go before the retry
+	var code int
+	select {
+	case code = <-exited:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the copy did not end")
+	}
+	var rep report
+	if err := json.Unmarshal([]byte(stdout.String()), &rep); err != nil || code != exitOK || rep.Totals.Copied != 50 {
+		t.Fatalf("exit %d, copied %d (%v)\n%s", code, rep.Totals.Copied, err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "account attempt failed, retrying") {
+		t.Errorf("the refused attempt was not retried:\n%s", stderr.String())
 	}
 	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
 }
