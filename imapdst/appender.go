@@ -62,6 +62,35 @@ type command struct {
 // DialAppender connects to opts.Addr, sets up TLS as opts.TLS says,
 // authenticates and reads the capabilities.
 func DialAppender(ctx context.Context, opts Options) (*Appender, error) {
+	if opts.PasswordFunc == nil || opts.TokenRejected == nil {
+		return dialAppender(ctx, opts)
+	}
+	// Resolve the token here, to know which one a rejection is about.
+	tokOpts, err := resolvePassword(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	tokOpts.PasswordFunc = nil
+	a, err := dialAppender(ctx, tokOpts)
+	var rej *TokenRejectedError
+	if err == nil {
+		a.opts.PasswordFunc = opts.PasswordFunc // reconnections ask again
+	}
+	if !errors.As(err, &rej) {
+		return a, err
+	}
+	opts.TokenRejected(tokOpts.Password)
+	if tokOpts, err = resolvePassword(ctx, opts); err != nil {
+		return nil, err
+	}
+	tokOpts.PasswordFunc = nil
+	if a, err = dialAppender(ctx, tokOpts); err == nil {
+		a.opts.PasswordFunc = opts.PasswordFunc // reconnections ask again
+	}
+	return a, err
+}
+
+func dialAppender(ctx context.Context, opts Options) (*Appender, error) {
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", opts.Addr)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/secret"
 )
 
 // logoutTimeout bounds how long Close waits for the server's LOGOUT reply.
@@ -28,13 +29,27 @@ var _ pipeline.Destination = (*Destination)(nil)
 // one call after the other.
 func Dial(ctx context.Context, opts Options) (*Destination, error) {
 	opts = opts.withDefaults()
+	d, rejected, err := dial(ctx, opts)
+	if rejected != nil && opts.PasswordFunc != nil && opts.TokenRejected != nil {
+		// Once: see Options.TokenRejected.
+		for _, tok := range rejected {
+			opts.TokenRejected(tok)
+		}
+		d, _, err = dial(ctx, opts)
+	}
+	return d, err
+}
+
+// dial is Dial without the retry after a rejected token; it returns the
+// tokens the server rejected, if it did.
+func dial(ctx context.Context, opts Options) (_ *Destination, rejected []secret.Value, _ error) {
 	appOpts, err := resolvePassword(ctx, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ctlOpts, err := resolvePassword(ctx, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	appOpts.PasswordFunc, ctlOpts.PasswordFunc = nil, nil
 	var (
@@ -55,14 +70,21 @@ func Dial(ctx context.Context, opts Options) (*Destination, error) {
 		if ctl != nil {
 			_ = ctl.close()
 		}
+		var rej *TokenRejectedError
+		if errors.As(err, &rej) {
+			rejected = append(rejected, appOpts.Password)
+		}
+		if errors.As(ctlErr, &rej) {
+			rejected = append(rejected, ctlOpts.Password)
+		}
 		if err == nil {
 			err = ctlErr
 		}
-		return nil, err
+		return nil, rejected, err
 	}
 	// A reconnecting appender asks for a fresh token.
 	app.opts.PasswordFunc = opts.PasswordFunc
-	return &Destination{app: app, ctl: ctl}, nil
+	return &Destination{app: app, ctl: ctl}, nil, nil
 }
 
 // Appender returns the appender connection, e.g. for a benchmark.

@@ -72,6 +72,18 @@ var (
 // verification are fatal (pipeline.ClassFatal); network failures transient.
 func Open(ctx context.Context, opts Options) (*Source, error) {
 	opts = opts.withDefaults()
+	s, err := openOnce(ctx, &opts)
+	var rej *TokenRejectedError
+	if err != nil && opts.PasswordFunc != nil && opts.TokenRejected != nil && errors.As(err, &rej) {
+		opts.TokenRejected(opts.Password)
+		s, err = openOnce(ctx, &opts)
+	}
+	return s, err
+}
+
+// openOnce is Open without the retry after a rejected token; opts.Password is
+// left holding the password or token it used.
+func openOnce(ctx context.Context, opts *Options) (*Source, error) {
 	if opts.PasswordFunc != nil {
 		pw, err := opts.PasswordFunc(ctx)
 		if err != nil {
@@ -99,7 +111,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	if opts.AuthzID != "" {
 		user = opts.AuthzID
 	}
-	s := &Source{opts: opts, ic: ic, user: user, tap: newTap(opts.Trace)}
+	s := &Source{opts: *opts, ic: ic, user: user, tap: newTap(opts.Trace)}
 	s.log = opts.Logger.With("server", opts.Addr, "user", user)
 	copts := &imapclient.Options{DebugWriter: s.tap, UnilateralDataHandler: opts.unilateral}
 	if opts.TLS == TLSStartTLS {

@@ -39,6 +39,13 @@ type Options struct {
 	// tokens expire during long runs. Its error fails Open as is (it should
 	// say what it ran, never a secret).
 	PasswordFunc func(ctx context.Context) (secret.Value, error)
+	// TokenRejected, when set with PasswordFunc, is called with the token
+	// when the server rejects it (a *TokenRejectedError): a token cache
+	// drops it, and the login is tried once more on a new connection with
+	// PasswordFunc's next value. A server that ends sessions when their
+	// token expires, or a token revoked early, then costs one retry, not
+	// the account.
+	TokenRejected func(rejected secret.Value)
 	// AllowPlaintext permits TLSNone and credentials without TLS.
 	AllowPlaintext bool
 	// IdleTimeout: see DialOptions.IdleTimeout.
@@ -107,6 +114,18 @@ var _ pipeline.Source = (*Source)(nil)
 // PLAIN but not USER (RFC 2449 §6.2). An authentication failure names the
 // user and server (never the password) and is fatal for the engine.
 func Open(ctx context.Context, opts Options) (*Source, error) {
+	s, err := openOnce(ctx, &opts)
+	var rej *TokenRejectedError
+	if err != nil && opts.PasswordFunc != nil && opts.TokenRejected != nil && errors.As(err, &rej) {
+		opts.TokenRejected(opts.Password)
+		s, err = openOnce(ctx, &opts)
+	}
+	return s, err
+}
+
+// openOnce is Open without the retry after a rejected token; opts.Password is
+// left holding the password or token it used.
+func openOnce(ctx context.Context, opts *Options) (*Source, error) {
 	if opts.PasswordFunc != nil {
 		pw, err := opts.PasswordFunc(ctx)
 		if err != nil {
@@ -136,7 +155,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	}
 	s := &Source{c: c, log: log.With("server", opts.Addr, "user", mailbox), server: opts.Addr, user: mailbox}
 	s.setPrefetchLimits(opts.PrefetchMessages, opts.PrefetchBytes)
-	if err := s.login(ctx, opts); err != nil {
+	if err := s.login(ctx, *opts); err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("logging in to %s as %q: %w", opts.Addr, opts.User, err)
 	}
