@@ -310,3 +310,54 @@ func grantChoices() string {
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
+
+// OAuth2Flag builds the server settings of a command-line login: url
+// (a SOURCE or DEST URL) with the oauth2 keys of kv, as `mailferry copy
+// --dest-oauth2 grant=service-account,key_file=sa.json` gives them; flag
+// names the flag in errors. The provider is detected from url's host and
+// fills in endpoints and scopes as in a config file. Relative paths are
+// relative to the working directory.
+func OAuth2Flag(flag, url string, kv map[string]string) (*Server, error) {
+	var f fileOAuth2
+	v := reflect.ValueOf(&f).Elem()
+	known := map[string]int{}
+	for i := range v.NumField() {
+		known[v.Type().Field(i).Tag.Get("toml")] = i
+	}
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		i, ok := known[k]
+		if !ok {
+			children := map[string]*schema{}
+			for n := range known {
+				children[n] = &schema{}
+			}
+			return nil, &ConfigError{Key: flag, Msg: fmt.Sprintf("%s: unknown key %q%s", flag, k, suggest(k, children))}
+		}
+		val := kv[k]
+		v.Field(i).Set(reflect.ValueOf(&val))
+	}
+	s := &Server{URL: url, OAuth2: f.merge(nil, "")}
+	ep, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	s.Auth = ep.Auth
+	s.URL = url
+	s.applyProvider()
+	var errs errList
+	validateOAuth2(&errs, serverKeys{section: flag, sep: " ", name: func(k string) string {
+		if k == "oauth2" {
+			return flag
+		}
+		return flag + " " + strings.TrimPrefix(k, "oauth2 ")
+	}, at: func(string) position { return position{} }}, s)
+	if s.OAuth2.TokenFile == "" && (s.OAuth2.Grant == oauthtoken.Device || s.OAuth2.Grant == oauthtoken.RefreshToken) {
+		errs.add(position{}, flag, "%s: grant %q needs token_file", flag, s.OAuth2.Grant)
+	}
+	return s, errs.err()
+}

@@ -51,6 +51,8 @@ func run(ctx context.Context, args []string, e *env) int {
 		code, err = runVerify(ctx, rest, e)
 	case "plan":
 		code, err = runPlan(ctx, rest, e)
+	case "login":
+		code, err = runLogin(ctx, rest, e)
 	case "version", "--version":
 		fmt.Fprintln(e.stdout, "mailferry", version())
 		return exitOK
@@ -61,7 +63,7 @@ func run(ctx context.Context, args []string, e *env) int {
 		fmt.Fprint(e.stdout, mainHelp)
 		return exitOK
 	default:
-		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, config check, version, help)", cmd)
+		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, login, config check, version, help)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)

@@ -32,8 +32,11 @@ type serverSetup struct {
 	// auth is the login mechanism (the URL's ?auth= or the config's auth);
 	// passwordFunc, when set, gives the password or OAuth2 token afresh for
 	// every new connection (tokens expire during long runs).
-	auth           config.Auth
-	passwordFunc   func(context.Context) (secret.Value, error)
+	auth         config.Auth
+	passwordFunc func(context.Context) (secret.Value, error)
+	// tokenRejected, with an oauth2 grant, drops a token the server
+	// rejected from the cache, so the retried login gets a fresh one.
+	tokenRejected  func(secret.Value)
 	tlsCA          string
 	insecure       bool
 	allowPlaintext bool
@@ -62,7 +65,14 @@ func (b accountSides) setup(ctx context.Context, s *config.Server, ep config.End
 		insecure:       b.common.insecureSkipVerify || s.InsecureSkipVerify,
 		allowPlaintext: b.common.allowPlaintext || s.AllowPlaintext,
 		idleTimeout:    s.IdleTimeout, log: b.log.With("account", b.account.Name), trace: b.trace, folders: b.folders}
-	if ep.Auth.IsOAuth2() {
+	switch {
+	case s.OAuth2 != nil:
+		// Tokens from a grant, cached and refreshed for every connection.
+		var err error
+		if setup.passwordFunc, setup.tokenRejected, err = b.masters.oauth.login(s, ep.User, setup.log); err != nil {
+			return setup, err
+		}
+	case ep.Auth.IsOAuth2():
 		// Read the token again for every connection: it expires.
 		setup.passwordFunc = tokenFunc(userSecret, label+" of account "+strconv.Quote(b.account.Name), b.log)
 	}
@@ -132,7 +142,7 @@ func (s serverSetup) openSource() (func(ctx context.Context) (pipeline.Source, e
 		User: user, AuthzID: authz, Password: s.password,
 		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
 		Logger: s.log, Trace: s.trace,
-		Auth: authMethod(s.auth), PasswordFunc: s.passwordFunc,
+		Auth: authMethod(s.auth), PasswordFunc: s.passwordFunc, TokenRejected: s.tokenRejected,
 	}
 	return func(ctx context.Context) (pipeline.Source, error) {
 		src, err := pop3src.Open(ctx, opts)
@@ -160,7 +170,7 @@ func (s serverSetup) openDestination(batchMessages int, batchBytes int64) (func(
 		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
 		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
 		Logger: s.log, Trace: s.trace,
-		Auth: authMethod(s.auth), PasswordFunc: s.passwordFunc,
+		Auth: authMethod(s.auth), PasswordFunc: s.passwordFunc, TokenRejected: s.tokenRejected,
 	}
 	return func(ctx context.Context) (pipeline.Destination, error) {
 		dst, err := imapdst.Dial(ctx, opts)

@@ -13,6 +13,7 @@ import (
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/secret"
 	"github.com/mailferry/mailferry/spool"
 )
 
@@ -21,8 +22,11 @@ type copyOptions struct {
 	common      commonOptions
 	srcPassword passwordFlags
 	dstPassword passwordFlags
-	policy      policyFlags
-	folders     folderOptions
+	// srcOAuth2 and dstOAuth2 are the oauth2 keys of --source-oauth2 and
+	// --dest-oauth2: the side logs in with tokens from that grant.
+	srcOAuth2, dstOAuth2 map[string]string
+	policy               policyFlags
+	folders              folderOptions
 }
 
 // register adds the flags for IMAP sources.
@@ -112,6 +116,8 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	fs.StringVar(&o.srcPassword.command, "source-password-command", "", "run this shell command; its first output line is the source password")
 	fs.StringVar(&o.dstPassword.file, "dest-password-file", "", "read the destination password from the first line of this file")
 	fs.StringVar(&o.dstPassword.command, "dest-password-command", "", "run this shell command; its first output line is the destination password")
+	fs.StringToStringVar(&o.srcOAuth2, "source-oauth2", nil, "log in to the source with OAuth2 tokens from a grant: the oauth2 keys of a config, e.g. grant=client-credentials,tenant=T,client_id=ID,client_secret_env=VAR")
+	fs.StringToStringVar(&o.dstOAuth2, "dest-oauth2", nil, "log in to the destination with OAuth2 tokens from a grant, e.g. grant=service-account,key_file=sa.json")
 	if done, err := parseFlags(fs, args, e, copyHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
@@ -158,13 +164,25 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 
 	logOut := &logWriter{w: e.stderr}
 	log := newLogger(&o.common, logOut)
-	srcPw, err := o.srcPassword.resolve(ctx, e, srcEp.String())
+	var logins oauthLogins
+	srcLogin, err := oauth2FlagLogin(&logins, "--source-oauth2", fs.Arg(0), srcEp.User, o.srcOAuth2, log)
 	if err != nil {
 		return exitUsage, err
 	}
-	dstPw, err := o.dstPassword.resolve(ctx, e, dstEp.String())
+	dstLogin, err := oauth2FlagLogin(&logins, "--dest-oauth2", fs.Arg(1), dstEp.User, o.dstOAuth2, log)
 	if err != nil {
 		return exitUsage, err
+	}
+	var srcPw, dstPw secret.Value
+	if srcLogin == nil {
+		if srcPw, err = o.srcPassword.resolve(ctx, e, srcEp.String()); err != nil {
+			return exitUsage, err
+		}
+	}
+	if dstLogin == nil {
+		if dstPw, err = o.dstPassword.resolve(ctx, e, dstEp.String()); err != nil {
+			return exitUsage, err
+		}
 	}
 	state := o.common.state
 	if state == "" {
@@ -181,6 +199,8 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	dst := src
 	dst.ep, dst.password, dst.auth = dstEp, dstPw, dstEp.Auth
 	dst.passwordFunc = o.dstPassword.tokenFunc(dstEp.Auth, e, "destination token", log)
+	srcLogin.use(&src)
+	dstLogin.use(&dst)
 	if srcEp.Protocol == config.IMAP {
 		imapJobOptions(&popts, o.folders, log)
 	}

@@ -41,7 +41,7 @@ func (s serverSetup) imapSourceOptions(fo folderOptions) (imapsrc.Options, error
 		User: user, AuthzID: authz, Password: s.password,
 		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout,
 		Logger: s.log, Trace: s.trace, Include: include, Exclude: fo.exclude,
-		Auth: authMethod(s.auth), PasswordFunc: s.passwordFunc,
+		Auth: authMethod(s.auth), PasswordFunc: s.passwordFunc, TokenRejected: s.tokenRejected,
 	}, nil
 }
 

@@ -288,6 +288,9 @@ func connectionCaps(cfg *config.Config) connCaps {
 // each hold their own copy of the section.
 type masterPasswords struct {
 	resolved map[config.SecretSource]secret.Value
+	// oauth holds the run's OAuth2 token sources, shared by the accounts
+	// whose logins are alike.
+	oauth oauthLogins
 }
 
 func (m *masterPasswords) resolve(ctx context.Context, s *config.Server, log *slog.Logger) (secret.Value, error) {
