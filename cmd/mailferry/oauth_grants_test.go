@@ -318,3 +318,53 @@ func TestE2EOAuth2BadGrants(t *testing.T) {
 		t.Errorf("the destination got %d messages from failed logins", n)
 	}
 }
+
+// TestE2EOAuth2TokenExpiresMidRun: the server stops accepting the
+// destination's token in the middle of a copy while the client still
+// believes it good for an hour (as after an early revocation of one token,
+// or a clock the client does not share), and the sessions are ended, as
+// hosted providers end sessions whose token expired. The reconnecting
+// sessions' logins are rejected once, the token is dropped, a new one is
+// fetched, and the copy finishes with every message exactly once.
+func TestE2EOAuth2TokenExpiresMidRun(t *testing.T) {
+	g := startGrants(t, oauthserver.Options{AdvertisedLifetime: time.Hour})
+	const n = 1500
+	g.seed(t, "u1", simpleMessages(n))
+	done := make(chan struct{})
+	cut := make(chan int, 1)
+	go func() {
+		defer close(cut)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if c, _ := g.dst.MailboxCount("sa@example.com", "INBOX"); c >= 100 {
+				g.auth.Expire()
+				_, _ = g.dst.Doveadm("kick", "sa@example.com")
+				cut <- c
+				return
+			}
+		}
+	}()
+	env := func(k string) string { return map[string]string{"MAILFERRY_SOURCE_PASSWORD": srcPassword}[k] }
+	r := runInProcess(t, env, "copy", "pop3s://u1@"+g.src.POP3SAddr(), "imaps://sa%40example.com@"+g.dst.IMAPSAddr(),
+		"--tls-ca", g.src.CAFile(), "--state", g.state, "--progress", "none", "--json", "--batch-messages", "10",
+		"--retry-backoff", "50ms", "--dest-oauth2", "grant=service-account,key_file="+filepath.Join(g.dir, "sa.json")+",scope="+gmailScope)
+	close(done)
+	at, cutMidRun := <-cut
+	if !cutMidRun || at >= n {
+		t.Skipf("the copy finished before the token could be ended mid-run (at %d of %d)", at, n)
+	}
+	if r.code != exitOK || r.report.Totals.Copied != n {
+		t.Fatalf("copy: exit %d, copied %d; want 0 and %d\n%s", r.code, r.report.Totals.Copied, n, r.stderr)
+	}
+	if c, err := g.dst.MailboxCount("sa@example.com", "INBOX"); err != nil || c != n {
+		t.Fatalf("destination holds %d (%v), want exactly %d", c, err, n)
+	}
+	if g.auth.Issued() < 2 || !strings.Contains(r.stderr, "the server rejected the OAuth2 access token; getting a new one") {
+		t.Errorf("%d tokens issued; want a second one after the rejection, logged\n%s", g.auth.Issued(), r.stderr)
+	}
+	noSecrets(t, "copy", r.stdout, r.stderr)
+}
