@@ -8,7 +8,8 @@
 // value of the wrong type or a bad duration is an error that names the key and
 // its line (*ConfigError; the command maps it to exit status 2). Passwords are
 // never resolved while loading, so `mailferry config check` runs no password
-// command; Account.ResolveSecrets and SecretSource.Resolve do that later.
+// command; SecretSource.Resolve does that later, when an account connects
+// (package account).
 // Relative paths in the file (state, accounts_file, tls_ca, *_password_file)
 // are relative to the config file's directory, and password commands run
 // there. Nothing here does network I/O.

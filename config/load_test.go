@@ -501,6 +501,8 @@ func TestFoldersSectionErrors(t *testing.T) {
 		name, folders, want string
 	}{
 		{"include not a list", "[folders]\ninclude = \"INBOX\"\n", "folders.include must be an array of strings"},
+		{"empty include pattern", "[folders]\ninclude = [\"INBOX\", \"\"]\n", "folders.include[1]: mapping: invalid folder option: empty folder pattern"},
+		{"control character in exclude", "[folders]\nexclude = [\"Spam\\n\"]\n", "folders.exclude[0]: mapping: invalid folder option: folder pattern \"Spam\\n\" holds a control character"},
 		{"bad regexp", "[[folders.rename]]\nfrom = \"(\"\nto = \"x\"\nregexp = true\n", "not a valid regular expression"},
 		{"rename without to", "[[folders.rename]]\nfrom = \"a\"\n", "needs both from and to"},
 		{"unknown key", "[folders]\nroot_folder = \"Old\"\n", `unknown key "folders.root_folder"`},

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/oauthtoken"
 	"github.com/mailferry/mailferry/provider"
 )
@@ -94,6 +95,17 @@ func (c *Config) Validate() error {
 		case r.Regexp:
 			if _, err := regexp.Compile(r.From); err != nil {
 				errs.add(c.at("folders.rename"), key, "%s: from is not a valid regular expression: %v", key, err)
+			}
+		}
+	}
+	for _, f := range []struct {
+		key      string
+		patterns []string
+	}{{"folders.include", c.Folders.Include}, {"folders.exclude", c.Folders.Exclude}} {
+		key := f.key
+		for i, p := range f.patterns {
+			if err := mapping.CheckFolderPattern(p); err != nil {
+				errs.add(c.at(key), key, "%s[%d]: %v", key, i, err)
 			}
 		}
 	}

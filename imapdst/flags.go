@@ -185,11 +185,12 @@ func flagStrings(fs []imap.Flag) []string {
 }
 
 // flagKey is a canonical spelling of a cleaned flag set: sorted, system
-// flags canonical (CleanFlags), keywords compared without case.
+// flags canonical (CleanFlags), keywords compared without case
+// (mapping.SameFlags).
 func flagKey(flags []string) string {
 	k := make([]string, len(flags))
 	for i, f := range flags {
-		k[i] = strings.ToLower(f)
+		k[i] = mapping.FlagKey(f)
 	}
 	slices.Sort(k)
 	return strings.Join(k, " ")

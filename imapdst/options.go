@@ -73,6 +73,12 @@ type Options struct {
 	// Trace, when set, receives the protocol lines of both connections,
 	// with credentials replaced by *** and message bodies by byte counts.
 	Trace io.Writer
+	// OnClose, when set, is called exactly once, by the first
+	// Destination.Close, after both connections are closed, whatever Close
+	// returns. Dial never calls it: when Dial fails no connection is left
+	// open. A caller that caps connections gives its slots back here. An
+	// Appender dialled on its own ignores it.
+	OnClose func()
 }
 
 func (o Options) withDefaults() Options {

@@ -14,8 +14,13 @@
 // SELECTs a folder read-write, and it removes exactly the UIDs it was given
 // with UID STORE and UID EXPUNGE.
 //
+// List lists the folders Options.Include and Exclude select, and in them
+// the messages inside the age window of Options.MaxAge and MinAge.
+//
 // A message's key is "<mailbox>\x00<uidvalidity>\x00<uid>" (FormatKey,
-// ParseKey): stable across sessions as long as the folder's UIDVALIDITY is.
+// ParseKey): stable across sessions as long as the folder's UIDVALIDITY is;
+// SameOrigin tells the engine which old key may name the same message after
+// a UIDVALIDITY change.
 //
 // go-imap beta.8 has traps this package guards against (see
 // ../shared/docs/libraries.md §1.6–1.7): a literal cut by a dropped

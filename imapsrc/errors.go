@@ -41,6 +41,20 @@ var (
 	ErrClosed = errors.New("imapsrc: session closed")
 )
 
+// LoginError is the server's refusal of LOGIN or AUTHENTICATE: its status,
+// code and text, never the password.
+type LoginError struct {
+	Addr, User string
+	Command    string // "LOGIN" or "AUTHENTICATE"
+	Err        *imap.Error
+}
+
+func (e *LoginError) Error() string {
+	return fmt.Sprintf("imapsrc: logging in to %s as %s: %v", e.Addr, e.User, e.Err)
+}
+
+func (e *LoginError) Unwrap() error { return e.Err }
+
 // classified gives an error a fixed class.
 type classified struct {
 	err   error

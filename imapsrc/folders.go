@@ -2,11 +2,12 @@ package imapsrc
 
 import (
 	"context"
-	"path"
 	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/mapping"
 )
 
 // Folder is a selectable mailbox on the source.
@@ -87,84 +88,9 @@ func (s *Source) folders(ctx context.Context) ([]Folder, error) {
 // folders are listed and copied, and only they get destination folders.
 func (s *Source) Included(f Folder) bool { return s.included(f) }
 
-// included reports whether f passes Options.Include and Exclude.
+// included reports whether f passes Options.Include and Exclude, matched
+// by mapping.FolderFilter against its name as listed and without the
+// personal namespace prefix.
 func (s *Source) included(f Folder) bool {
-	names := folderPaths(f, s.nsPrefix, s.nsDelim)
-	if len(s.opts.Include) > 0 && !matchAny(s.opts.Include, names) {
-		return false
-	}
-	return !matchAny(s.opts.Exclude, names)
-}
-
-// folderPaths returns the forms of f's name patterns are matched against:
-// the full name with "/" as delimiter and, when it starts with the personal
-// namespace prefix, the name without it.
-func folderPaths(f Folder, nsPrefix string, nsDelim rune) []string {
-	full := slashed(f.Name, f.Delimiter)
-	names := []string{full}
-	if nsPrefix != "" {
-		prefix := slashed(nsPrefix, nsDelim)
-		if rest, ok := strings.CutPrefix(full, prefix); ok && rest != "" && strings.HasSuffix(prefix, "/") {
-			names = append(names, rest)
-		}
-	}
-	return names
-}
-
-// slashed writes name with "/" as the hierarchy delimiter and INBOX, the one
-// case-insensitive name (RFC 3501 §5.1), in upper case.
-func slashed(name string, delim rune) string {
-	if delim != 0 && delim != '/' {
-		name = strings.ReplaceAll(name, string(delim), "/")
-	}
-	return canonInbox(name)
-}
-
-func canonInbox(name string) string {
-	head, rest, found := strings.Cut(name, "/")
-	if strings.EqualFold(head, "INBOX") {
-		if found {
-			return "INBOX/" + rest
-		}
-		return "INBOX"
-	}
-	return name
-}
-
-func matchAny(patterns, names []string) bool {
-	for _, p := range patterns {
-		for _, n := range names {
-			if matchFolder(p, n) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// matchFolder matches one pattern (see Options.Include) against a folder
-// name written with "/".
-func matchFolder(pattern, name string) bool {
-	pattern = canonInbox(pattern)
-	base, deep := strings.CutSuffix(pattern, "/**")
-	if !deep {
-		ok, _ := path.Match(pattern, name)
-		return ok
-	}
-	// base itself, or any ancestor of name that base matches.
-	for i := 0; i <= len(name); i++ {
-		if i == len(name) || name[i] == '/' {
-			if ok, _ := path.Match(base, name[:i]); ok {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// trimDoubleStar removes the "/**" suffix matchFolder understands, so that
-// the rest can be checked with path.Match.
-func trimDoubleStar(p string) string {
-	base, _ := strings.CutSuffix(p, "/**")
-	return base
+	return s.opts.filter.Select(mapping.Folder{Name: f.Name, Delim: f.Delimiter, Attrs: f.Attrs}, s.nsPrefix) == mapping.NotSkipped
 }

@@ -1,64 +1,12 @@
 package imapsrc
 
 import (
+	"errors"
 	"slices"
 	"testing"
+
+	"github.com/mailferry/mailferry/mapping"
 )
-
-func TestMatchFolder(t *testing.T) {
-	tests := []struct {
-		name    string
-		pattern string
-		folder  string
-		want    bool
-	}{
-		{"exact", "Archive", "Archive", true},
-		{"exact is not prefix", "Archive", "Archive/2019", false},
-		{"star one level", "Archive/*", "Archive/2019", true},
-		{"star does not cross slash", "Archive/*", "Archive/2019/Q1", false},
-		{"star does not match parent", "Archive/*", "Archive", false},
-		{"double star matches folder", "Archive/**", "Archive", true},
-		{"double star matches deep", "Archive/**", "Archive/2019/Q1", true},
-		{"double star not sibling", "Archive/**", "Archived", false},
-		{"glob with double star", "Arch*/**", "Archived/x", true},
-		{"question mark", "Folder?", "Folder1", true},
-		{"class", "[ST]*", "Sent", true},
-		{"inbox any case", "inbox", "INBOX", true},
-		{"inbox child any case", "Inbox/Sub", "INBOX/Sub", true},
-		{"non-ASCII", "Grüße", "Grüße", true},
-		{"other case is other folder", "sent", "Sent", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := matchFolder(tt.pattern, canonInbox(tt.folder)); got != tt.want {
-				t.Errorf("matchFolder(%q, %q) = %v, want %v", tt.pattern, tt.folder, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestFolderPaths(t *testing.T) {
-	tests := []struct {
-		name   string
-		folder Folder
-		prefix string
-		delim  rune
-		want   []string
-	}{
-		{"slash, no namespace", Folder{Name: "Archive/2019", Delimiter: '/'}, "", '/', []string{"Archive/2019"}},
-		{"dot separator", Folder{Name: "Archive.2019", Delimiter: '.'}, "", '.', []string{"Archive/2019"}},
-		{"courier namespace", Folder{Name: "INBOX.Sent", Delimiter: '.'}, "INBOX.", '.', []string{"INBOX/Sent", "Sent"}},
-		{"courier inbox itself", Folder{Name: "INBOX", Delimiter: '.'}, "INBOX.", '.', []string{"INBOX"}},
-		{"lower-case inbox", Folder{Name: "inbox", Delimiter: '/'}, "", '/', []string{"INBOX"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := folderPaths(tt.folder, tt.prefix, tt.delim); !slices.Equal(got, tt.want) {
-				t.Errorf("folderPaths(%+v, %q, %q) = %q, want %q", tt.folder, tt.prefix, tt.delim, got, tt.want)
-			}
-		})
-	}
-}
 
 func TestIncluded(t *testing.T) {
 	folders := []Folder{
@@ -72,13 +20,18 @@ func TestIncluded(t *testing.T) {
 		want             []string
 	}{
 		{"all by default", nil, nil, []string{"INBOX", "INBOX.Sent", "INBOX.Archive", "INBOX.Archive.2019", "INBOX.Trash"}},
-		{"include without namespace prefix", []string{"Archive/**"}, nil, []string{"INBOX.Archive", "INBOX.Archive.2019"}},
-		{"exclude wins", []string{"Archive/**"}, []string{"Archive/2019"}, []string{"INBOX.Archive"}},
+		{"include without namespace prefix", []string{"Archive*"}, nil, []string{"INBOX.Archive", "INBOX.Archive.2019"}},
+		{"exclude wins", []string{"Archive*"}, []string{"Archive/2019"}, []string{"INBOX.Archive"}},
 		{"exclude with full name", nil, []string{"INBOX/Trash", "Sent"}, []string{"INBOX", "INBOX.Archive", "INBOX.Archive.2019"}},
+		{"percent: one level under the prefix", []string{"%"}, nil, []string{"INBOX", "INBOX.Sent", "INBOX.Archive", "INBOX.Trash"}},
+		{"server's own separator", nil, []string{"Archive.%"}, []string{"INBOX", "INBOX.Sent", "INBOX.Archive", "INBOX.Trash"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &Source{opts: Options{Include: tt.include, Exclude: tt.exclude}, nsPrefix: "INBOX.", nsDelim: '.'}
+			if err := s.opts.validate(); err != nil {
+				t.Fatal(err)
+			}
 			var got []string
 			for _, f := range folders {
 				if s.included(f) {
@@ -93,8 +46,8 @@ func TestIncluded(t *testing.T) {
 }
 
 func TestOpenRejectsBadPattern(t *testing.T) {
-	_, err := Open(t.Context(), Options{Addr: "127.0.0.1:1", TLS: TLSNone, AllowPlaintext: true, Include: []string{"[a-"}})
-	if err == nil {
-		t.Fatal("Open with Include [a- succeeded, want a pattern error")
+	_, err := Open(t.Context(), Options{Addr: "127.0.0.1:1", TLS: TLSNone, AllowPlaintext: true, Exclude: []string{"Spam", ""}})
+	if !errors.Is(err, mapping.ErrBadFolderOption) {
+		t.Fatalf("Open with an empty exclude pattern = %v, want an error wrapping mapping.ErrBadFolderOption", err)
 	}
 }

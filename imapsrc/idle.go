@@ -181,5 +181,7 @@ func (w *Watcher) Close() error { return w.s.Close(false) }
 // closeLocked closes the session's connection; the caller holds s.mu.
 func (s *Source) closeLocked() error {
 	s.err = ErrClosed
-	return s.c.Close()
+	err := s.c.Close()
+	s.ended()
+	return err
 }

@@ -7,13 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
+	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -72,16 +72,21 @@ type Options struct {
 	// (credentials are never written; the login is shown as one redacted
 	// line) with message bodies left out.
 	Trace io.Writer
-	// Include and Exclude select folders. Each pattern is an exact folder
-	// name or a path.Match glob ("*", "?", "[...]"), written with "/" as
-	// the hierarchy separator whatever the server uses, and matched against
-	// the folder's full name and, on servers with a personal namespace
-	// prefix such as "INBOX." (Courier, Cyrus), also against the name
-	// without that prefix. "*" does not cross "/"; a pattern ending in
-	// "/**" matches the folder before it and everything below. INBOX
-	// matches case-insensitively. Empty Include means every folder;
-	// Exclude wins over Include.
+	// Include and Exclude select folders by pattern (mapping.FolderFilter):
+	// "*" matches any run of characters, "/" included, "%" any run within
+	// one level, "?" one character; INBOX matches in any case, every other
+	// character only itself. A pattern may be written with "/" or the
+	// server's separator between levels, with or without the personal
+	// namespace prefix ("INBOX." on Courier and Cyrus). Empty Include means
+	// every folder; Exclude wins over Include. Open refuses a malformed
+	// pattern (mapping.CheckFolderPattern).
 	Include, Exclude []string
+	// MaxAge and MinAge, when positive, leave out of List the messages
+	// whose internal date is more than MaxAge or less than MinAge before
+	// the time of listing (--max-age, --min-age). A message without an
+	// internal date, or dated in the future (a skewed clock), counts as
+	// new. 0: no limit.
+	MaxAge, MinAge time.Duration
 	// FetchBatch is how many UIDs one UID FETCH of List asks for.
 	// 0: DefaultFetchBatch.
 	FetchBatch int
@@ -92,10 +97,18 @@ type Options struct {
 	// PrefetchBytes bounds the announced size of one batch (a message
 	// larger than this goes alone): 0 means DefaultPrefetchBytes.
 	PrefetchBytes int64
+	// OnClose, when set, is called exactly once, when the session's
+	// connection has been closed: by the first Close (Watcher.Close, or a
+	// Watch that fails after its login), whatever Close returns. Open
+	// never calls it: when Open fails there is no session. A caller that
+	// caps connections gives its slot back here.
+	OnClose func()
 
 	// unilateral receives the server's unsolicited responses (Watch's
 	// EXISTS during IDLE); nil for sources.
 	unilateral *imapclient.UnilateralDataHandler
+	// filter is Include and Exclude, checked and compiled by validate.
+	filter *mapping.FolderFilter
 }
 
 func (o Options) withDefaults() Options {
@@ -121,16 +134,17 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// validate checks what can be checked before connecting.
-func (o Options) validate() error {
+// validate checks what can be checked before connecting, and compiles the
+// folder patterns.
+func (o *Options) validate() error {
 	if o.TLS < TLSImplicit || o.TLS > TLSNone {
 		return fatal(fmt.Errorf("imapsrc: unknown TLS mode %v", o.TLS))
 	}
-	for _, p := range append(append([]string(nil), o.Include...), o.Exclude...) {
-		if _, err := path.Match(trimDoubleStar(p), ""); err != nil {
-			return fatal(fmt.Errorf("imapsrc: folder pattern %q: %w", p, err))
-		}
+	filter, err := mapping.NewFolderFilter(o.Include, o.Exclude)
+	if err != nil {
+		return fatal(fmt.Errorf("imapsrc: %w", err))
 	}
+	o.filter = filter
 	return nil
 }
 

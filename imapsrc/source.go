@@ -50,6 +50,8 @@ type Source struct {
 	unordered bool // the server answered a UID FETCH out of UID order: no batches
 
 	copyBuf []byte // copyBody's buffer, kept from one message to the next
+
+	onClose func() // Options.OnClose until the session has ended
 }
 
 // selection is the currently selected mailbox.
@@ -111,7 +113,7 @@ func openOnce(ctx context.Context, opts *Options) (*Source, error) {
 	if opts.AuthzID != "" {
 		user = opts.AuthzID
 	}
-	s := &Source{opts: *opts, ic: ic, user: user, tap: newTap(opts.Trace)}
+	s := &Source{opts: *opts, ic: ic, user: user, tap: newTap(opts.Trace), onClose: opts.OnClose}
 	s.log = opts.Logger.With("server", opts.Addr, "user", user)
 	copts := &imapclient.Options{DebugWriter: s.tap, UnilateralDataHandler: opts.unilateral}
 	if opts.TLS == TLSStartTLS {
@@ -187,7 +189,7 @@ func (s *Source) login() error {
 	var ie *imap.Error
 	if errors.As(err, &ie) {
 		// The server's text and code, never the password.
-		return &classified{err: fmt.Errorf("imapsrc: logging in to %s as %s: %w", opts.Addr, opts.User, ie), class: replyClass(command, ie)}
+		return &classified{err: &LoginError{Addr: opts.Addr, User: opts.User, Command: command, Err: ie}, class: replyClass(command, ie)}
 	}
 	// go-sasl and go-imap transport errors never carry the password.
 	return transient(fmt.Errorf("imapsrc: logging in to %s as %s: %w", opts.Addr, opts.User, s.tap.annotate(err)))
@@ -302,12 +304,22 @@ func (s *Source) selectMailbox(ctx context.Context, mailbox string, readOnly boo
 	return s.sel, nil
 }
 
+// ended calls Options.OnClose the first time the session ends; the
+// caller holds s.mu and has closed the connection.
+func (s *Source) ended() {
+	if f := s.onClose; f != nil {
+		s.onClose = nil
+		f()
+	}
+}
+
 // Close logs out (RFC 3501 §6.1.3) and closes the connection. IMAP has no
 // pending deletions: Delete's UID EXPUNGE has already removed the messages,
 // so commit makes no difference.
 func (s *Source) Close(commit bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.ended()
 	if errors.Is(s.err, ErrClosed) {
 		return nil
 	}

@@ -146,7 +146,7 @@ func ValidKeyword(s string) bool {
 		return false
 	}
 	if s[0] == '\\' {
-		_, ok := systemFlags[strings.ToLower(s)]
+		_, ok := systemFlags[FlagKey(s)]
 		return ok
 	}
 	for i := 0; i < len(s); i++ {
@@ -167,7 +167,7 @@ func ValidKeyword(s string) bool {
 // and, when permanent is non-nil (the mailbox's PERMANENTFLAGS), every flag
 // not listed in it, except that a keyword is kept when permanent holds \*
 // (RFC 3501 §7.1: new keywords may be created). A nil permanent keeps every
-// valid flag. Flags compare case-insensitively (RFC 3501 §2.3.2); system
+// valid flag. Flags compare case-insensitively (SameFlags); system
 // flags are kept in their canonical spelling, keywords as given, each once,
 // in the order given. Both results are nil when empty.
 func CleanFlags(flags []string, permanent []string) (kept, dropped []string) {
@@ -177,11 +177,11 @@ func CleanFlags(flags []string, permanent []string) (kept, dropped []string) {
 		if p == `\*` {
 			anyKeyword = true
 		}
-		allowed[strings.ToLower(p)] = true
+		allowed[FlagKey(p)] = true
 	}
 	seen := make(map[string]bool, len(flags))
 	for _, f := range flags {
-		lf := strings.ToLower(f)
+		lf := FlagKey(f)
 		if seen[lf] {
 			continue
 		}
@@ -200,4 +200,61 @@ func CleanFlags(flags []string, permanent []string) (kept, dropped []string) {
 		kept = append(kept, f)
 	}
 	return kept, dropped
+}
+
+// SameFlags reports whether two flag lists name the same flags, the one
+// rule by which mailferry compares flags (flag sync and verify alike):
+//
+//   - Case does not matter, for system flags and keywords alike. A keyword
+//     is an atom (RFC 3501 §9 and RFC 9051 §9, flag-keyword), and "except
+//     as noted otherwise, all alphabetic characters are case-insensitive"
+//     (the note opening both grammars); RFC 8621 §4.1.1 says it outright:
+//     "a keyword is a case-insensitive string". Dovecot 2.3 behaves so: it
+//     stores one keyword per mailbox whatever the case, spelled as first
+//     created there (APPEND ($label $LABEL) to a mailbox that knows $Label
+//     gives one flag, $Label; STORE +FLAGS ($label) adds nothing; SEARCH
+//     KEYWORD $LABEL finds it). So a copy's flags may come back in the
+//     destination's spelling and are still the same flags.
+//   - \Recent is ignored: the server sets it per session and no client may
+//     (RFC 3501 §2.3.2; RFC 9051 dropped it).
+//   - Order and repetition do not matter: FLAGS is a set.
+func SameFlags(a, b []string) bool {
+	na, nb := flagSet(a), flagSet(b)
+	if len(na) != len(nb) {
+		return false
+	}
+	for f := range na {
+		if !nb[f] {
+			return false
+		}
+	}
+	return true
+}
+
+// FlagKey is the form under which SameFlags compares a flag: ASCII letters
+// in lower case (the ABNF's case-insensitivity covers ASCII only).
+func FlagKey(f string) string {
+	for i := 0; i < len(f); i++ {
+		if c := f[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(f)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'A' && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return f
+}
+
+// flagSet is fs as a set of FlagKeys, without \Recent.
+func flagSet(fs []string) map[string]bool {
+	set := make(map[string]bool, len(fs))
+	for _, f := range fs {
+		if k := FlagKey(f); k != `\recent` {
+			set[k] = true
+		}
+	}
+	return set
 }

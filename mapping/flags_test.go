@@ -169,3 +169,34 @@ func FuzzCleanFlags(f *testing.F) {
 		}
 	})
 }
+
+func TestSameFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b []string
+		want bool
+	}{
+		{"both empty", nil, []string{}, true},
+		{"system flag in another case", []string{`\SEEN`, `\answered`}, []string{`\Seen`, `\Answered`}, true},
+		{"keyword in another case", []string{`$Label`}, []string{`$label`}, true},
+		{"keyword all upper", []string{`NonJunk`, `$Forwarded`}, []string{`$FORWARDED`, `NONJUNK`}, true},
+		{"recent ignored on one side", []string{`\Recent`, `\Seen`}, []string{`\Seen`}, true},
+		{"recent in any case", []string{`\RECENT`}, nil, true},
+		{"order", []string{`\Flagged`, `\Seen`, `$a`}, []string{`$a`, `\Seen`, `\Flagged`}, true},
+		{"repeated in another case", []string{`$Label`, `$LABEL`}, []string{`$label`}, true},
+		{"other keyword", []string{`$Label1`}, []string{`$Label2`}, false},
+		{"missing system flag", []string{`\Seen`, `\Flagged`}, []string{`\Seen`}, false},
+		{"extra keyword", []string{`\Seen`}, []string{`\Seen`, `$Junk`}, false},
+		{"keyword is not the system flag", []string{`Seen`}, []string{`\Seen`}, false},
+		{"recent is not seen", []string{`\Recent`}, []string{`\Seen`}, false},
+		{"only ASCII folds", []string{"$\u212a"}, []string{"$k"}, false}, // KELVIN SIGN
+	}
+	for _, tt := range tests {
+		if got := SameFlags(tt.a, tt.b); got != tt.want {
+			t.Errorf("%s: SameFlags(%q, %q) = %v, want %v", tt.name, tt.a, tt.b, got, tt.want)
+		}
+		if got := SameFlags(tt.b, tt.a); got != tt.want {
+			t.Errorf("%s: SameFlags(%q, %q) = %v, want %v", tt.name, tt.b, tt.a, got, tt.want)
+		}
+	}
+}

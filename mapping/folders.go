@@ -75,7 +75,8 @@ type FolderOptions struct {
 	Rules []FolderRule
 	// Include, when not empty, copies only folders matching one of these
 	// patterns; Exclude leaves out folders matching any, and wins over
-	// Include. See Match for the patterns.
+	// Include. See FolderFilter for how a folder is matched, Match for the
+	// patterns.
 	Include []string
 	Exclude []string
 	// DestFolders are the destination's folders with their attributes; a
@@ -145,6 +146,7 @@ type FolderMap struct {
 	delim   rune
 	root    []string
 	rules   []compiledRule
+	filter  *FolderFilter
 	byUse   map[string]string // special use -> destination folder
 	escapeC string
 }
@@ -191,11 +193,11 @@ func NewFolderMap(opts FolderOptions) (*FolderMap, error) {
 		}
 		m.rules = append(m.rules, cr)
 	}
-	for _, p := range append(append([]string(nil), opts.Include...), opts.Exclude...) {
-		if p == "" {
-			return nil, fmt.Errorf("%w: empty folder pattern", ErrBadFolderOption)
-		}
+	filter, err := NewFolderFilter(opts.Include, opts.Exclude)
+	if err != nil {
+		return nil, err
 	}
+	m.filter = filter
 	m.byUse = map[string]string{}
 	// A folder marked with the attribute wins over one with a well-known name.
 	for _, f := range opts.DestFolders {
@@ -222,7 +224,8 @@ func (m *FolderMap) Map(src Folder) (dest string, ok bool) {
 //
 //  1. \Noselect and \NonExistent folders are skipped (they hold no mail; the
 //     destination creates parents as needed), then Exclude and Include
-//     patterns are applied (see Match), then virtual folders are skipped.
+//     patterns are applied (FolderFilter.Select), then virtual folders are
+//     skipped.
 //  2. The first rule that matches gives the name.
 //  3. INBOX in any case is "INBOX" (RFC 3501 §5.1), or Root/INBOX.
 //  4. A special folder (by attribute, else by well-known name unless
@@ -244,21 +247,8 @@ func (m *FolderMap) Lookup(src Folder) Target {
 	if noSelect(src.Attrs) {
 		return Target{Rule: -1, Skip: SkipNoSelect}
 	}
-	for _, p := range m.opts.Exclude {
-		if m.matchAny(p, src) {
-			return Target{Rule: -1, Skip: SkipExcluded}
-		}
-	}
-	if len(m.opts.Include) > 0 {
-		in := false
-		for _, p := range m.opts.Include {
-			if in = m.matchAny(p, src); in {
-				break
-			}
-		}
-		if !in {
-			return Target{Rule: -1, Skip: SkipNotIncluded}
-		}
+	if skip := m.filter.Select(src, m.opts.SourcePrefix); skip != NotSkipped {
+		return Target{Rule: -1, Skip: skip}
 	}
 	use := specialUseAttr(src.Attrs)
 	rel := m.relative(src.Name, m.opts.SourcePrefix)
@@ -364,55 +354,6 @@ func (r compiledRule) apply(full, rel string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// matchAny matches pattern against src's name as listed, after
-// SourcePrefix, and after SourcePrefix with "/" as separator.
-func (m *FolderMap) matchAny(pattern string, src Folder) bool {
-	full := normInbox(src.Name)
-	rel := m.relative(src.Name, m.opts.SourcePrefix)
-	pattern = normInbox(pattern)
-	if Match(pattern, full, src.Delim) || Match(pattern, rel, src.Delim) {
-		return true
-	}
-	if src.Delim != 0 && src.Delim != '/' {
-		return Match(pattern, strings.Join(split(rel, src.Delim), "/"), '/')
-	}
-	return false
-}
-
-// Match reports whether name matches pattern, a folder pattern like those of
-// IMAP LIST (RFC 3501 §6.3.8): "*" matches any run of characters, "%" any
-// run without the separator delim, "?" one character, and every other
-// character itself (case-sensitively: only INBOX is case-insensitive, and
-// FolderMap handles it). A pattern without wildcards names one folder
-// exactly; "Archive/*" matches its children but not "Archive" itself.
-func Match(pattern, name string, delim rune) bool {
-	p, n := []rune(pattern), []rune(name)
-	// Iterative matching with backtracking to the last star; % backtracks
-	// only while it has not crossed a separator.
-	var starP, starN = -1, -1
-	pi, ni := 0, 0
-	for ni < len(n) {
-		switch {
-		case pi < len(p) && (p[pi] == '*' || p[pi] == '%'):
-			starP, starN = pi, ni
-			pi++
-		case pi < len(p) && (p[pi] == '?' || p[pi] == n[ni]):
-			pi++
-			ni++
-		case starP >= 0 && (p[starP] == '*' || n[starN] != delim || delim == 0):
-			starN++
-			ni = starN
-			pi = starP + 1
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && (p[pi] == '*' || p[pi] == '%') {
-		pi++
-	}
-	return pi == len(p)
 }
 
 // noSelect reports whether attrs mark a folder that cannot hold messages.

@@ -2,8 +2,10 @@ package mapping
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestFolderMapLookup(t *testing.T) {
@@ -252,6 +254,17 @@ func TestMatch(t *testing.T) {
 		{"*%*", "x/y", '/', true},
 		{"", "", '/', true},
 		{"", "a", '/', false},
+		// A % after a * that must take more than one level: a matcher that
+		// backtracks only to the last wildcard gets these wrong.
+		{"*/%", "a/b/c", '/', true},
+		{"*/%", "a", '/', false},
+		{"*%", "a/b/c", '/', true},
+		{"%/*", "a/b/c", '/', true},
+		{"%/%", "a/b/c", '/', false},
+		{"Archive/Old*", "Archive/Old/2019", '/', true},
+		{"Archive/%", "Archive/2019", '/', true},
+		{"Archive/%", "Archive", '/', false},
+		{"?", "/", '/', true},
 	}
 	for _, tt := range tests {
 		if got := Match(tt.pattern, tt.name, tt.delim); got != tt.want {
@@ -311,8 +324,31 @@ func FuzzMatch(f *testing.F) {
 	for _, s := range []string{"a/b", "INBOX.x", "*", "%", "a*b%c?", "ü"} {
 		f.Add(s, s)
 	}
+	f.Add("*/%", "a/b/c")
+	f.Add("%*%/?", "xy/z/w")
 	f.Fuzz(func(t *testing.T, pattern, name string) {
 		got := Match(pattern, name, '/')
+		// The same patterns as regular expressions: an independent oracle.
+		var re strings.Builder
+		re.WriteString(`(?s)\A`)
+		for _, r := range pattern {
+			switch r {
+			case '*':
+				re.WriteString(`.*`)
+			case '%':
+				re.WriteString(`[^/]*`)
+			case '?':
+				re.WriteString(`.`)
+			default:
+				re.WriteString(regexp.QuoteMeta(string(r)))
+			}
+		}
+		re.WriteString(`\z`)
+		if utf8.ValidString(pattern) && utf8.ValidString(name) {
+			if want := regexp.MustCompile(re.String()).MatchString(name); got != want {
+				t.Fatalf("Match(%q, %q) = %v, the regular expression %s says %v", pattern, name, got, re.String(), want)
+			}
+		}
 		if !Match("*", name, '/') {
 			t.Fatalf("Match(*, %q) = false", name)
 		}

@@ -34,7 +34,10 @@ type Options struct {
 	// MaxMessageBytes skips larger messages (0: only the destination's
 	// APPENDLIMIT applies).
 	MaxMessageBytes int64
-	Spool           spool.Options
+	// Spool bounds each message's memory; its MaxBytes is set per message
+	// from the size limit (SizeLimit), so the disk a message takes never
+	// passes the limit.
+	Spool spool.Options
 	// BatchMessages and BatchBytes bound one APPEND batch, which is also
 	// the unit of a ledger commit. Defaults 50 and 16 MiB.
 	BatchMessages int
@@ -150,6 +153,9 @@ type attempt struct {
 	rawSrc Source
 	rawDst Destination
 	create bool
+	// limit is the size limit of the copy (set by copy; mailboxes with an
+	// APPENDLIMIT of their own tighten it).
+	limit SizeLimit
 	// doneMsgs are the messages committed as done by this attempt's copy.
 	doneMsgs []SourceMessage
 	// orphans are done entries whose keys the source no longer lists, by
@@ -167,11 +173,11 @@ func (a *attempt) do(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing source messages: %w", err)
 	}
-	dests, err := a.planFolders(ctx, msgs)
+	dests, err := a.planFolders(ctx)
 	if err != nil {
 		return err
 	}
-	msgs = slices.DeleteFunc(msgs, func(m SourceMessage) bool { return dests[m.Mailbox] == "" })
+	msgs = slices.DeleteFunc(msgs, func(m SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
 	a.st.Listed = len(msgs)
 	a.run.listed = msgs
 
@@ -195,8 +201,8 @@ func (a *attempt) do(ctx context.Context) error {
 	for _, m := range msgs {
 		listed[m.Key] = true
 		e, ok := entries[m.Key]
-		switch {
-		case ok && e.State == StateDone:
+		switch DispositionOf(e, ok) {
+		case AlreadyDone:
 			if !a.run.copied[m.Key] && !a.run.counted[m.Key] {
 				a.st.AlreadyDone++
 				a.run.counted[m.Key] = true
@@ -210,7 +216,7 @@ func (a *attempt) do(ctx context.Context) error {
 			case a.opts.DeleteAfter > 0:
 				waiting++
 			}
-		case ok && e.State == StateSkipped:
+		case SkippedEarlier:
 			if !a.run.counted[m.Key] && !a.run.skipped[m.Key] {
 				a.st.skip(m.Key, e.Reason+" (recorded by an earlier run)")
 				a.run.counted[m.Key] = true
@@ -284,34 +290,32 @@ func deleteDue(e Entry, dueBy time.Time) bool {
 	return !t.IsZero() && !t.After(dueBy)
 }
 
-// planFolders returns the destination mailbox of each source mailbox in
-// msgs; "" means not copied.
-func (a *attempt) planFolders(ctx context.Context, msgs []SourceMessage) (map[string]string, error) {
+// planFolders returns which source mailboxes are copied, and where.
+func (a *attempt) planFolders(ctx context.Context) (FolderPlan, error) {
 	if a.opts.MapFolders == nil {
-		dests := map[string]string{}
-		for _, m := range msgs {
-			dests[m.Mailbox] = a.opts.Mailbox
-		}
-		return dests, nil
+		return AllTo(a.opts.Mailbox), nil
 	}
 	dests, err := a.opts.MapFolders(ctx, a.rawSrc, a.rawDst, a.create)
 	if err != nil {
-		return nil, fmt.Errorf("mapping folders: %w", err)
+		return FolderPlan{}, fmt.Errorf("mapping folders: %w", err)
 	}
-	return dests, nil
+	return MappedFolders(dests), nil
 }
 
 // copy fetches todo in order and appends it in batches. It returns the
 // messages it committed as done, also when it stops with an error.
-func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests map[string]string) ([]SourceMessage, error) {
-	limit := a.opts.MaxMessageBytes
-	if l := a.dst.Capabilities().AppendLimit; l > 0 && (limit == 0 || l < limit) {
-		limit = l
-	}
+func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests FolderPlan) ([]SourceMessage, error) {
+	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, a.dst.Capabilities().AppendLimit)
 
 	if p, ok := a.src.(Prefetcher); ok {
-		// Only a hint: without it fetching is slower, not wrong.
-		if err := p.Prefetch(ctx, todo); err != nil {
+		// Only a hint: without it fetching is slower, not wrong. Messages
+		// skipped by their announced size are never fetched, so not
+		// announced either (a batched UID FETCH would download them).
+		ahead := todo
+		if slices.ContainsFunc(todo, a.skipUnread) {
+			ahead = slices.DeleteFunc(slices.Clone(todo), a.skipUnread)
+		}
+		if err := p.Prefetch(ctx, ahead); err != nil {
 			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Account, "error", err)
 		}
 	}
@@ -322,7 +326,7 @@ func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests map[stri
 	fetchErr := make(chan error, 1)
 	go func() {
 		defer close(items)
-		fetchErr <- a.fetchAll(ctx, todo, dests, limit, budget, items)
+		fetchErr <- a.fetchAll(ctx, todo, dests, budget, items)
 	}()
 
 	err := a.writeAll(ctx, items, budget, (len(todo)+a.opts.BatchMessages-1)/a.opts.BatchMessages)
@@ -405,12 +409,12 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 }
 
 // fetchAll reads each message into a spool and hands it to the batcher.
-func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests map[string]string, limit int64, budget *byteBudget, out chan<- *item) error {
+func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests FolderPlan, budget *byteBudget, out chan<- *item) error {
 	for _, m := range todo {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		it, err := a.fetchOne(ctx, m, limit)
+		it, err := a.fetchOne(ctx, m)
 		if errors.Is(err, ErrMessageGone) && ctx.Err() == nil {
 			a.log.Warn("message gone from the source since it was listed", "account", a.opts.Account, "key", m.Key, "error", err)
 			a.mu.Lock()
@@ -422,7 +426,7 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests map[
 		if err != nil {
 			return err
 		}
-		it.mailbox = dests[m.Mailbox]
+		it.mailbox, _ = dests.Dest(m)
 		if err := budget.acquire(ctx, it.memBytes); err != nil {
 			it.release()
 			return err
@@ -438,19 +442,45 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests map[
 	return nil
 }
 
-func (a *attempt) fetchOne(ctx context.Context, m SourceMessage, limit int64) (*item, error) {
-	w := spool.New(&a.opts.Spool)
-	w.Expect(m.Size)
-	if a.opts.AddHeader != nil {
-		if h := a.opts.AddHeader(m); h != "" {
-			w.Write([]byte(h))
-		}
+// skipUnread reports whether m is skipped by the size its source announces,
+// without fetching it (SizeLimit.SkipAnnounced).
+func (a *attempt) skipUnread(m SourceMessage) bool {
+	return a.limit.SkipAnnounced(a.opts.ExpectedSize(m))
+}
+
+// fetchOne reads m into a spool and decides whether it can be sent. A
+// message over the size limit is not read at all when the source announces
+// it so, else the spool stops taking its bytes at the limit (the source
+// then reads the rest of it off the connection, discarding it, to keep its
+// session in step).
+func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) {
+	expected := a.opts.ExpectedSize(m)
+	tooBig := func(reason string) *item {
+		return &item{msg: m, skipReason: reason, entry: Entry{Account: a.opts.Account, Key: m.Key, Size: expected}}
+	}
+	if a.limit.SkipAnnounced(expected) {
+		return tooBig(a.limit.AnnouncedReason(expected)), nil
+	}
+	so := a.opts.Spool
+	so.MaxBytes = a.limit.Bytes
+	w, err := StartMessage(&so, a.opts.AddHeader, m)
+	if errors.Is(err, spool.ErrTooBig) {
+		return tooBig(a.limit.StoppedReason(expected)), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
 	}
 	if _, err := a.src.Fetch(ctx, m, w); err != nil {
 		w.Discard()
+		if errors.Is(err, spool.ErrTooBig) {
+			return tooBig(a.limit.StoppedReason(expected)), nil
+		}
 		return nil, fmt.Errorf("fetching message %q: %w", m.Key, err)
 	}
 	body, err := w.Finish()
+	if errors.Is(err, spool.ErrTooBig) {
+		return tooBig(a.limit.StoppedReason(expected)), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
 	}
@@ -468,8 +498,8 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage, limit int64) (*
 		it.skipReason = "contains NUL bytes, which IMAP cannot carry"
 	case body.Size() == 0:
 		it.skipReason = "empty message"
-	case limit > 0 && body.Size() > limit:
-		it.skipReason = fmt.Sprintf("too big: %d bytes, the limit is %d", body.Size(), limit)
+	case !a.limit.Allows(body.Size()):
+		it.skipReason = a.limit.Reason(body.Size())
 	}
 	if it.skipReason != "" {
 		return it, nil
@@ -492,6 +522,15 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage, limit int64) (*
 func digestOf(m *spool.Message) []byte {
 	d := m.Digest()
 	return d[:]
+}
+
+// size is the message's size as sent; 0 when it was not read (skipped
+// by its size).
+func (it *item) size() int64 {
+	if it.body == nil {
+		return 0
+	}
+	return it.body.Size()
 }
 
 func (it *item) release() {

@@ -170,7 +170,7 @@ func (w *batchWriter) take(ctx context.Context, budget *byteBudget, linger *time
 		linger.Reset(w.a.opts.Linger)
 	}
 	w.batch = append(w.batch, it)
-	w.bytes += it.body.Size()
+	w.bytes += it.size()
 	if len(w.batch) >= w.a.opts.BatchMessages || w.bytes >= w.a.opts.BatchBytes {
 		return w.flush(ctx, budget)
 	}
@@ -256,8 +256,8 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	sb := &sentBatch{items: w.batch, box: box, rematched: map[string]string{}}
 	now := a.opts.Now()
 	for _, it := range w.batch {
-		if it.skipReason == "" && box.status.AppendLimit > 0 && it.body.Size() > box.status.AppendLimit {
-			it.skipReason = fmt.Sprintf("too big: %d bytes, %q accepts at most %d", it.body.Size(), box.status.Name, box.status.AppendLimit)
+		if limit := a.limit.Tighten(box.status.AppendLimit); it.skipReason == "" && !limit.Allows(it.body.Size()) {
+			it.skipReason = limit.Reason(it.body.Size())
 		}
 		if it.skipReason != "" {
 			e := it.entry

@@ -2,7 +2,9 @@
 // Source to a Destination, recording progress in a Ledger so that a run can
 // be interrupted at any point and resumed without losing or duplicating mail.
 //
-// The order of effects is the contract:
+// The order of effects is the contract. Each attempt first opens its
+// source and destination sessions together (Job.Open, or OpenSource and
+// OpenDestination at the same time), then:
 //
 //  1. List the source; skip what the ledger has as done or skipped.
 //  2. Reconcile: entries left pending by an interrupted run are looked up on
@@ -15,7 +17,11 @@
 //     attempt) removes such a late copy next to the one the ledger names,
 //     or records it as done when it is the only copy.
 //  3. Fetch each remaining message once into a spool (memory, then a temp
-//     file), normalising bare LF to CRLF and hashing it.
+//     file), normalising bare LF to CRLF and hashing it. A message over the
+//     size limit (SizeLimit) is not fetched when the source announces it
+//     so (SizeLimit.SkipAnnounced), and the spool stops taking its bytes
+//     at the limit otherwise; either way it is recorded as skipped in
+//     step 6, and nothing of it is sent.
 //  4. Record the batch's entries as pending, durably.
 //  5. Append the batch (MULTIAPPEND or pipelined APPEND). A session may send
 //     its next batch, after step 4 for it, before this one's outcome is

@@ -24,6 +24,15 @@ type memSource struct {
 	// immediate makes Delete take effect at once, as IMAP's UID EXPUNGE
 	// does, instead of at Close(true) as POP3's QUIT.
 	immediate bool
+	// announce overrides the size List announces for a key (a server
+	// whose LIST or RFC822.SIZE is wrong).
+	announce map[string]int64
+	// chunk, when set, makes Fetch write the body in pieces of this many
+	// bytes, stopping at the writer's first error (as the real sources
+	// do); accepted counts per key the bytes the writer took.
+	chunk    int
+	fetched  []string // keys in Fetch order
+	accepted map[string]int64
 }
 
 type memMsg struct {
@@ -38,7 +47,11 @@ func (s *memSource) List(context.Context) ([]SourceMessage, error) {
 	var out []SourceMessage
 	for _, m := range s.msgs {
 		if !s.committed[m.key] {
-			out = append(out, SourceMessage{Key: m.key, Size: int64(len(m.body))})
+			size, ok := s.announce[m.key]
+			if !ok {
+				size = int64(len(m.body))
+			}
+			out = append(out, SourceMessage{Key: m.key, Size: size})
 		}
 	}
 	return out, nil
@@ -48,15 +61,34 @@ func (s *memSource) Fetch(_ context.Context, msg SourceMessage, w io.Writer) (in
 	s.mu.Lock()
 	s.fetches++
 	n := s.fetches
+	s.fetched = append(s.fetched, msg.Key)
 	s.mu.Unlock()
 	if s.failFetch > 0 && n == s.failFetch {
 		return 0, errors.New("connection reset by peer")
 	}
 	for _, m := range s.msgs {
-		if m.key == msg.Key {
+		if m.key != msg.Key {
+			continue
+		}
+		if s.chunk <= 0 {
 			k, err := w.Write(m.body)
 			return int64(k), err
 		}
+		var total int64
+		for b := m.body; len(b) > 0; b = b[min(s.chunk, len(b)):] {
+			k, err := w.Write(b[:min(s.chunk, len(b))])
+			total += int64(k)
+			if err != nil {
+				s.mu.Lock()
+				s.accepted[m.key] = total
+				s.mu.Unlock()
+				return total, fmt.Errorf("writing message: %w", err)
+			}
+		}
+		s.mu.Lock()
+		s.accepted[m.key] = total
+		s.mu.Unlock()
+		return total, nil
 	}
 	return 0, fmt.Errorf("no message %q", msg.Key)
 }

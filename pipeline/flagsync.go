@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/mailferry/mailferry/mapping"
 )
@@ -56,7 +55,7 @@ func (a *attempt) syncFlags(ctx context.Context, done []SourceMessage, entries m
 			permanent[e.DestMailbox] = perm
 		}
 		want, _ := mapping.CleanFlags(m.Flags, perm)
-		if sameFlags(want, e.Flags) {
+		if mapping.SameFlags(want, e.Flags) {
 			continue
 		}
 		byBox[e.DestMailbox] = append(byBox[e.DestMailbox], change{entry: e, flags: want})
@@ -92,22 +91,6 @@ func (a *attempt) syncFlags(ctx context.Context, done []SourceMessage, entries m
 		a.st.FlagsUpdated += len(updated)
 	}
 	return nil
-}
-
-// sameFlags compares two flag sets, ignoring order and case of system flags.
-func sameFlags(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	norm := func(fs []string) []string {
-		out := make([]string, len(fs))
-		for i, f := range fs {
-			out[i] = strings.ToLower(f) // RFC 3501 §2.3.2: flags are case-insensitive
-		}
-		slices.Sort(out)
-		return out
-	}
-	return slices.Equal(norm(a), norm(b))
 }
 
 // claimOrphan finds the earlier identity of it's message, if SameOrigin

@@ -13,6 +13,14 @@ type Job struct {
 	Options         Options
 	OpenSource      func(ctx context.Context) (Source, error)
 	OpenDestination func(ctx context.Context) (Destination, error)
+	// Open, when set, opens an attempt's source and destination sessions
+	// instead of OpenSource and OpenDestination (which the engine then
+	// calls at the same time). An account with connection caps takes every
+	// slot the attempt needs in one step here: two accounts that each held
+	// one side's slots while waiting for the other side's would wait for
+	// ever. Its errors say which side failed. On error it leaves nothing
+	// open.
+	Open func(ctx context.Context) (Source, Destination, error)
 	// OpenExtraDestination opens the additional sessions of
 	// Options.DestSessions. It must not wait for a connection slot (an
 	// account holding one session while waiting for another can deadlock
@@ -191,28 +199,15 @@ func (run *accountRun) failed() int {
 }
 
 func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
-	// Both sides at once: on distant servers each costs several round
-	// trips (TCP, TLS, greeting, login).
-	var (
-		dst    Destination
-		dstErr error
-		opened = make(chan struct{})
-	)
-	go func() {
-		defer close(opened)
-		dst, dstErr = job.OpenDestination(ctx)
-	}()
-	src, err := job.OpenSource(ctx)
-	<-opened
-	if err != nil {
-		if dstErr == nil {
-			dst.Close()
+	open := job.Open
+	if open == nil {
+		open = func(ctx context.Context) (Source, Destination, error) {
+			return OpenBoth(ctx, job.OpenSource, job.OpenDestination)
 		}
-		return fmt.Errorf("connecting to the source: %w", err)
 	}
-	if dstErr != nil {
-		src.Close(false)
-		return fmt.Errorf("connecting to the destination: %w", dstErr)
+	src, dst, err := open(ctx)
+	if err != nil {
+		return err
 	}
 	rawSrc, rawDst := src, dst
 	if r.DryRun {
@@ -248,4 +243,33 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 		err = fmt.Errorf("connection aborted: %w", err)
 	}
 	return err
+}
+
+// OpenBoth opens a source and a destination session at the same time: on
+// distant servers each costs several round trips (TCP, TLS, greeting,
+// login). Its errors say which side failed ("connecting to the source:
+// ..."); on error it closes the side that opened.
+func OpenBoth(ctx context.Context, openSrc func(context.Context) (Source, error), openDst func(context.Context) (Destination, error)) (Source, Destination, error) {
+	var (
+		dst    Destination
+		dstErr error
+		opened = make(chan struct{})
+	)
+	go func() {
+		defer close(opened)
+		dst, dstErr = openDst(ctx)
+	}()
+	src, err := openSrc(ctx)
+	<-opened
+	if err != nil {
+		if dstErr == nil {
+			dst.Close()
+		}
+		return nil, nil, fmt.Errorf("connecting to the source: %w", err)
+	}
+	if dstErr != nil {
+		src.Close(false)
+		return nil, nil, fmt.Errorf("connecting to the destination: %w", dstErr)
+	}
+	return src, dst, nil
 }

@@ -38,6 +38,14 @@ type Provider struct {
 	// NoDeviceFlow explains why the device grant is not offered, when it
 	// is not.
 	NoDeviceFlow string
+	// RefusedAppToken and RefusedUserToken say what to check when the mail
+	// server refuses a token the provider's endpoint issued, for app-only
+	// grants (service-account, client-credentials) and a user's sign-in
+	// (device, refresh-token): the endpoint was content, so what is
+	// missing is a setting of the mail service. "{P}" is the protocol as
+	// the provider's settings name it ("IMAP", "POP"), "{p}" as a
+	// PowerShell parameter does ("Imap", "Pop").
+	RefusedAppToken, RefusedUserToken string
 
 	// Quirks: the server family's quirk profile (issue 15) goes here.
 }
@@ -56,6 +64,11 @@ var (
 			"pop3": "https://mail.google.com/",
 		},
 		NoDeviceFlow: "Google's device flow does not allow the Gmail scope: use grant = \"service-account\" (Workspace) or \"refresh-token\"",
+		RefusedAppToken: "Google issued the token, so the delegation is in place; {P} access must be on for the user " +
+			"(Admin console: Apps > Google Workspace > Gmail > End User Access > POP and IMAP access, for the user's organizational unit), " +
+			"and the user must not be suspended",
+		RefusedUserToken: "Google issued the token; {P} access must be on for the user (Admin console: Apps > Google Workspace > Gmail > " +
+			"End User Access > POP and IMAP access; for a personal account, Gmail's settings) and the sign-in must have granted https://mail.google.com/",
 	}
 	Microsoft365 = &Provider{
 		Name:          "microsoft365",
@@ -71,6 +84,12 @@ var (
 			"imap": "https://outlook.office365.com/IMAP.AccessAsUser.All offline_access",
 			"pop3": "https://outlook.office365.com/POP.AccessAsUser.All offline_access",
 		},
+		RefusedAppToken: "Microsoft issued the token, so the app registration and its consent are in place; in Exchange Online: " +
+			"the app's service principal is registered (New-ServicePrincipal -AppId <client ID> -ObjectId <Enterprise application Object ID>), " +
+			"it has permission on this mailbox (Add-MailboxPermission -User <Enterprise application Object ID> -AccessRights FullAccess), " +
+			"and {P} is enabled for the mailbox (Set-CASMailbox -Identity <user> -{p}Enabled $true)",
+		RefusedUserToken: "Microsoft issued the token; {P} must be enabled for the mailbox (Set-CASMailbox -Identity <user> -{p}Enabled $true) " +
+			"and the token must be for this mailbox's user, with the {P}.AccessAsUser.All scope",
 	}
 )
 
@@ -108,6 +127,22 @@ func Detect(host string) *Provider {
 		}
 	}
 	return nil
+}
+
+// RefusedToken says what to check when the mail server refuses, over
+// protocol proto ("imap" or "pop3"), a token the provider's endpoint
+// issued: appOnly for the service-account and client-credentials grants.
+// "" when the provider has nothing to say.
+func (p *Provider) RefusedToken(appOnly bool, proto string) string {
+	text := p.RefusedUserToken
+	if appOnly {
+		text = p.RefusedAppToken
+	}
+	upper, mixed := "IMAP", "Imap"
+	if proto == "pop3" {
+		upper, mixed = "POP", "Pop"
+	}
+	return strings.NewReplacer("{P}", upper, "{p}", mixed).Replace(text)
 }
 
 // Endpoint fills tenant into an endpoint template ("" stays "").

@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"; .ci/run calls exactly this).
-# Installs what the tests need — Dovecot's IMAP and POP3 servers from
-# Debian's packages — when missing, then runs vet, the race detector on the
-# concurrent packages, and the whole test suite, real-server tests included.
+# Installs what the tests need from Debian's packages when missing (Dovecot's
+# IMAP and POP3 servers, zsh, fish, groff) and the other servers of the
+# interop kits into a private prefix (scripts/install-servers.sh), then runs
+# vet, the race detector on the concurrent packages, the whole test suite,
+# real-server tests included, and the package test (build the .deb and .rpm,
+# install the .deb, check it, remove it: only as root, which CI is; see
+# scripts/package-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/bin/doveadm ]; then
-  echo "test.sh: installing Dovecot (dovecot-imapd, dovecot-pop3d) from Debian's packages" >&2
+# Dovecot for the real-server tests, zsh and fish for the completion tests,
+# groff for the man page test.
+need=()
+{ [ -x /usr/sbin/dovecot ] && [ -x /usr/bin/doveadm ]; } || need+=(dovecot-imapd dovecot-pop3d)
+command -v zsh >/dev/null || need+=(zsh)
+command -v fish >/dev/null || need+=(fish)
+command -v groff >/dev/null || need+=(groff-base)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need[*]} from Debian's packages" >&2
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dovecot-imapd dovecot-pop3d >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# The other IMAP and POP3 servers of the interop kits (Cyrus, Courier,
+# GNU Mailutils), unpacked into a private prefix, never installed.
+scripts/install-servers.sh
 
 # The real-world message corpus, when the workspace has it beside the repo.
 if [ -z "${MAILFERRY_CORPUS:-}" ] && [ -d ../shared/corpus/real ]; then
@@ -28,4 +43,6 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -timeout 15m ./pipeline/... ./imapdst/... ./checkpoint/... ./spool/... ./internal/idleconn/...
+# Before the suite, so that the suite's summary closes the output.
+scripts/package-test.sh
 go test -timeout 30m ./...

@@ -32,7 +32,19 @@ type Options struct {
 	// Buffers, when set, lends the in-memory buffers and takes them back
 	// when a Message is closed; nil allocates one per message.
 	Buffers *Buffers
+	// MaxBytes, when positive, is the most a message may hold (after line
+	// end normalisation): the write that would pass it fails with an error
+	// wrapping ErrTooBig, as does every later one and Finish, and nothing
+	// past the bound is stored. A message never takes more memory or disk
+	// than this, so
+	// one message larger than the copy's size limit cannot fill the disk
+	// however big it is or the source said it was. 0: no bound.
+	MaxBytes int64
 }
+
+// ErrTooBig is wrapped by the Write (or Finish) that would make a message
+// larger than Options.MaxBytes.
+var ErrTooBig = errors.New("spool: message larger than the limit")
 
 func (o *Options) withDefaults() Options {
 	out := Options{}
@@ -60,6 +72,7 @@ type Writer struct {
 	fixed  int
 	nul    bool
 	closed bool
+	err    error // sticky: the message passed MaxBytes
 }
 
 // New starts an empty spool.
@@ -93,6 +106,9 @@ func (w *Writer) Expect(size int64) {
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errors.New("spool: write after Finish")
+	}
+	if w.err != nil {
+		return 0, w.err
 	}
 	if len(p) == 0 {
 		return 0, nil
@@ -174,6 +190,10 @@ func (w *Writer) store(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
+	if max := w.opts.MaxBytes; max > 0 && w.size+int64(len(b)) > max {
+		w.err = fmt.Errorf("%w: more than %d bytes", ErrTooBig, max)
+		return w.err
+	}
 	w.hash.Write(b)
 	w.size += int64(len(b))
 	if w.file == nil && int64(len(w.mem)+len(b)) <= w.opts.MemoryBytes {
@@ -205,6 +225,10 @@ func (w *Writer) store(b []byte) error {
 // Finish ends writing and returns the spooled message. The Writer must not be
 // used afterwards; the Message's Close releases its storage.
 func (w *Writer) Finish() (*Message, error) {
+	if w.err != nil {
+		w.Discard()
+		return nil, w.err
+	}
 	if w.prevCR { // a bare CR at the very end
 		w.prevCR = false
 		w.fixed++

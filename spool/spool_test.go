@@ -3,6 +3,7 @@ package spool
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"os"
 	"strings"
@@ -338,5 +339,78 @@ func TestDiscardAfterFinishKeepsMessage(t *testing.T) {
 			t.Errorf("MemoryBytes %d: message after Discard = %q, want %q", mem, got, "hello\r\n")
 		}
 		m.Close()
+	}
+}
+
+// TestMaxBytes: a message may hold exactly MaxBytes (counted after line
+// ends are normalised); the write that would pass it fails with ErrTooBig,
+// so do the later ones and Finish, and the temp file never grows past it.
+func TestMaxBytes(t *testing.T) {
+	tests := []struct {
+		name   string
+		writes []string
+		max    int64
+		tooBig bool
+	}{
+		{"exactly at the limit", []string{"0123456789"}, 10, false},
+		{"one over", []string{"0123456789", "a"}, 10, true},
+		{"normalisation counts", []string{"abcdefgh\n"}, 9, true},
+		{"normalised fits", []string{"abcdefg\n"}, 9, false},
+		{"bare CR at the end counts", []string{"abcdefghi\r"}, 10, true},
+		{"no bound", []string{strings.Repeat("x", 5000)}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := New(&Options{MaxBytes: tt.max})
+			var werr error
+			for _, s := range tt.writes {
+				if _, err := w.Write([]byte(s)); err != nil {
+					werr = err
+					break
+				}
+			}
+			m, err := w.Finish()
+			if werr != nil {
+				err = werr
+			}
+			if tt.tooBig != errors.Is(err, ErrTooBig) {
+				t.Fatalf("writes %q with MaxBytes %d: error %v, want too big: %v", tt.writes, tt.max, err, tt.tooBig)
+			}
+			if !tt.tooBig {
+				if m.Size() > tt.max && tt.max > 0 {
+					t.Errorf("Size() = %d over MaxBytes %d", m.Size(), tt.max)
+				}
+				m.Close()
+			}
+		})
+	}
+
+	// A large message that lies about its size: the spill file stops at
+	// the bound, and every later write fails at once.
+	dir := t.TempDir()
+	w := New(&Options{MemoryBytes: 1024, Dir: dir, MaxBytes: 64 << 10})
+	w.Expect(100)
+	chunk := []byte(strings.Repeat("0123456789abcde\n", 1024)) // 16 KiB, 17 KiB normalised
+	var written int
+	for range 100 {
+		if _, err := w.Write(chunk); err != nil {
+			if !errors.Is(err, ErrTooBig) {
+				t.Fatalf("Write: %v, want ErrTooBig", err)
+			}
+			break
+		}
+		written++
+	}
+	if written != 3 || w.file == nil {
+		t.Fatalf("%d writes of 17 KiB accepted under a 64 KiB bound (file %v), want 3", written, w.file)
+	}
+	if info, err := w.file.Stat(); err != nil || info.Size() > 64<<10 {
+		t.Errorf("spill file holds %d bytes (%v), want at most 64 KiB", info.Size(), err)
+	}
+	if _, err := w.Write([]byte("x")); !errors.Is(err, ErrTooBig) {
+		t.Errorf("a write after the bound = %v, want ErrTooBig", err)
+	}
+	if _, err := w.Finish(); !errors.Is(err, ErrTooBig) {
+		t.Errorf("Finish = %v, want ErrTooBig", err)
 	}
 }

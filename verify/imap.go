@@ -43,7 +43,12 @@ type IMAPOptions struct {
 	Auth imapdst.AuthMethod
 	// PasswordFunc, when set, is called before the login and its value
 	// replaces Password (a fresh OAuth2 token); its error fails DialIMAP.
-	PasswordFunc   func(ctx context.Context) (secret.Value, error)
+	PasswordFunc func(ctx context.Context) (secret.Value, error)
+	// TokenRejected, when set with PasswordFunc, is called with the token
+	// when the server rejects it (an *imapdst.TokenRejectedError): a token
+	// cache drops it, and DialIMAP tries once more on a new connection
+	// with PasswordFunc's next value, as imapdst.Dial does.
+	TokenRejected  func(rejected secret.Value)
 	AllowPlaintext bool
 	Logger         *slog.Logger // nil discards
 }
@@ -67,8 +72,34 @@ var _ Destination = (*IMAP)(nil)
 // imapdst.Login (so as the copy does) and reads the capabilities. ctx
 // bounds the whole setup. A refused login is an *imapdst.ReplyError
 // (Command "LOGIN" or "AUTHENTICATE"), a rejected OAuth2 token an
-// *imapdst.TokenRejectedError.
+// *imapdst.TokenRejectedError (after one more try with a fresh token when
+// opts.TokenRejected is set).
 func DialIMAP(ctx context.Context, opts IMAPOptions) (*IMAP, error) {
+	if opts.PasswordFunc != nil {
+		// Read the token here, so that a rejected one can be named.
+		pw, err := opts.PasswordFunc(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("verify: getting the password or token of %s for %s: %w", opts.User, opts.Addr, err)
+		}
+		once := opts
+		once.Password, once.PasswordFunc = pw, nil
+		s, err := dialIMAP(ctx, once)
+		var rej *imapdst.TokenRejectedError
+		if err == nil || opts.TokenRejected == nil || !errors.As(err, &rej) {
+			return s, err
+		}
+		opts.TokenRejected(pw)
+		if pw, err = opts.PasswordFunc(ctx); err != nil {
+			return nil, fmt.Errorf("verify: getting the password or token of %s for %s: %w", opts.User, opts.Addr, err)
+		}
+		once.Password = pw
+		return dialIMAP(ctx, once)
+	}
+	return dialIMAP(ctx, opts)
+}
+
+// dialIMAP is DialIMAP with the password in opts.
+func dialIMAP(ctx context.Context, opts IMAPOptions) (*IMAP, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

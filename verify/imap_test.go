@@ -32,6 +32,8 @@ func TestDialIMAPLogin(t *testing.T) {
 		opts    IMAPOptions
 		script  []imapfake.Step
 		wantErr func(error) bool // nil: success
+		// noConnect: DialIMAP must fail before it connects.
+		noConnect bool
 	}{
 		{
 			name: "xoauth2 with the token from PasswordFunc",
@@ -78,23 +80,26 @@ func TestDialIMAPLogin(t *testing.T) {
 			},
 		},
 		{
-			name: "PasswordFunc error fails before anything is sent",
+			name: "PasswordFunc error fails before connecting",
 			opts: IMAPOptions{Auth: imapdst.AuthXOAuth2,
 				PasswordFunc: func(context.Context) (secret.Value, error) { return secret.Value{}, errors.New("token command failed") }},
-			script: []imapfake.Step{
-				imapfake.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready\r\n"),
-				imapfake.Drain(),
-			},
-			wantErr: func(err error) bool { return strings.Contains(err.Error(), "token command failed") },
+			noConnect: true,
+			wantErr:   func(err error) bool { return strings.Contains(err.Error(), "token command failed") },
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := imapfake.Start(t, tc.script...)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			opts := tc.opts
-			opts.Addr, opts.TLS, opts.AllowPlaintext = srv.Addr(), imapdst.TLSNone, true
+			// Port 1: nothing listens; a connection attempt would fail
+			// with another error.
+			opts.Addr, opts.TLS, opts.AllowPlaintext = "127.0.0.1:1", imapdst.TLSNone, true
+			var srv *imapfake.Server
+			if !tc.noConnect {
+				srv = imapfake.Start(t, tc.script...)
+				opts.Addr = srv.Addr()
+			}
 			if opts.User == "" {
 				opts.User = "alice"
 			}
@@ -113,6 +118,9 @@ func TestDialIMAPLogin(t *testing.T) {
 				t.Fatalf("DialIMAP: %v (class %v), not the error wanted", err, pipeline.ClassOf(err))
 			} else if strings.Contains(err.Error(), token) {
 				t.Errorf("DialIMAP: %v shows the token", err)
+			}
+			if tc.noConnect {
+				return
 			}
 			if err := srv.Wait(); err != nil {
 				t.Errorf("server: %v", err)

@@ -13,7 +13,8 @@
 //   - By content, when there is no usable ledger entry (no ledger, another
 //     tool did the migration, or UIDVALIDITY changed): the source message is
 //     downloaded, normalised as the copy does (spool: bare LF or CR becomes
-//     CRLF) and hashed; it matches the destination message with the same
+//     CRLF; the copy's X-UIDL field, Options.AddHeader, put before it) and
+//     hashed; it matches the destination message with the same
 //     Message-ID, size and digest, else any with the same size and digest. A
 //     message with the same Message-ID whose bytes differ is reported as
 //     differing rather than missing.
@@ -24,7 +25,9 @@
 // header (mapping.Flags and mapping.InternalDate), computed from the
 // destination's copy of the header once the bytes are known to match. A
 // date the policy could only take from the time of transfer is not checked.
-// \Recent is ignored on both sides: no client can set it (RFC 3501 §2.3.2).
+// Flags compare as flag sync compares them (mapping.SameFlags): in any case,
+// keywords too, and without \Recent, which no client can set (RFC 3501
+// §2.3.2).
 package verify
 
 import (
@@ -174,6 +177,10 @@ type Options struct {
 	DatePolicy mapping.DatePolicy
 	// Spool bounds the memory used to hash a source message.
 	Spool spool.Options
+	// AddHeader is the copy's pipeline.Options.AddHeader (X-UIDL): the
+	// field the copy put before each message. A source message is hashed
+	// and measured with it, as the copy sent it (pipeline.StartMessage).
+	AddHeader func(pipeline.SourceMessage) string
 	// Now is the clock the date policy's plausibility check uses; default
 	// time.Now.
 	Now    func() time.Time
@@ -332,7 +339,7 @@ func Check(ctx context.Context, src Source, dst Destination, opts Options) (*Res
 	}
 	var gone []string
 	for k, e := range opts.Ledger {
-		if !listed[k] && e.State == pipeline.StateDone {
+		if !listed[k] && pipeline.DispositionOf(e, true) == pipeline.AlreadyDone {
 			gone = append(gone, k)
 		}
 	}
@@ -443,10 +450,7 @@ func (c *checker) box(ctx context.Context, name string) (*mbox, error) {
 // whose UID is no longer on the destination makes s Missing.
 func (c *checker) byLedger(ctx context.Context, s *subject) (bool, error) {
 	e := s.entry
-	if e == nil {
-		return false, nil
-	}
-	if e.State != pipeline.StateDone {
+	if e == nil || pipeline.DispositionOf(*e, true) != pipeline.AlreadyDone {
 		return false, nil
 	}
 	if e.DestMailbox != "" {
@@ -563,10 +567,14 @@ func (s *subject) decide(k Kind, mailbox string, uid uint32, detail string) {
 	s.decided = true
 }
 
-// fetchSource downloads s through a spool, as the copy does, for its
-// digest, size and Message-ID.
+// fetchSource downloads s through a spool, as the copy does (with the
+// copy's header field, Options.AddHeader), for the digest, size and
+// Message-ID of what the copy sent.
 func (c *checker) fetchSource(ctx context.Context, s *subject) error {
-	w := spool.New(&c.opts.Spool)
+	w, err := pipeline.StartMessage(&c.opts.Spool, c.opts.AddHeader, *s.msg)
+	if err != nil {
+		return fmt.Errorf("spooling source message %s: %w", DisplayKey(s.key), err)
+	}
 	if _, err := c.src.Fetch(ctx, *s.msg, w); err != nil {
 		w.Discard()
 		return fmt.Errorf("fetching source message %s: %w", DisplayKey(s.key), err)
@@ -644,7 +652,7 @@ func (c *checker) compare(ctx context.Context, s *subject) error {
 	} else {
 		want = expectedSourceFlags(want, m.Flags, s.entry)
 	}
-	if !sameFlags(want, m.Flags) {
+	if !mapping.SameFlags(want, m.Flags) {
 		s.decide(FlagsDiffer, s.mailbox, m.UID, fmt.Sprintf("flags %s, want %s", flagList(m.Flags), flagList(want)))
 		return nil
 	}
@@ -681,34 +689,15 @@ func expectedSourceFlags(src, dst []string, e *pipeline.Entry) []string {
 		return want
 	}
 	has := func(set []string, f string) bool {
-		return slices.ContainsFunc(set, func(g string) bool { return strings.EqualFold(f, g) })
+		return slices.ContainsFunc(set, func(g string) bool { return mapping.SameFlags([]string{f}, []string{g}) })
 	}
 	return slices.DeleteFunc(want, func(f string) bool {
 		return !strings.HasPrefix(f, `\`) && !has(e.Flags, f) && !has(dst, f)
 	})
 }
 
-// normFlags lower-cases system flags (case-insensitive, RFC 3501 §2.3.2),
-// drops \Recent and sorts.
-func normFlags(fs []string) []string {
-	out := make([]string, 0, len(fs))
-	for _, f := range fs {
-		if strings.HasPrefix(f, `\`) {
-			f = strings.ToLower(f)
-		}
-		if f == `\recent` {
-			continue
-		}
-		out = append(out, f)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-func sameFlags(a, b []string) bool { return slices.Equal(normFlags(a), normFlags(b)) }
-
 func flagList(fs []string) string {
-	fs = slices.DeleteFunc(slices.Clone(fs), func(f string) bool { return strings.EqualFold(f, `\Recent`) })
+	fs = slices.DeleteFunc(slices.Clone(fs), func(f string) bool { return mapping.FlagKey(f) == `\recent` })
 	return "(" + strings.Join(fs, " ") + ")"
 }
 

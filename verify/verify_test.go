@@ -260,6 +260,110 @@ func TestCheckIMAPSourceFlagsAndDates(t *testing.T) {
 	}
 }
 
+// TestCheckKeywordCase: a keyword that comes back from the destination in
+// another case ($Label sent, $label stored: Dovecot spells a keyword as the
+// mailbox first saw it) is the same flag, as flag sync takes it
+// (mapping.SameFlags); verify used to report "flags differ" forever.
+func TestCheckKeywordCase(t *testing.T) {
+	b := body(1, "")
+	date := time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)
+	key := "INBOX\x005\x0042"
+	for _, tc := range []struct {
+		name     string
+		src, dst []string
+		ok       bool
+	}{
+		{"keyword", []string{`\Seen`, "$Label"}, []string{`\Seen`, "$label", `\Recent`}, true},
+		{"system flag", []string{`\SEEN`}, []string{`\Seen`}, true},
+		{"another keyword", []string{"$Label1"}, []string{"$Label2"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &fakeSource{msgs: []pipeline.SourceMessage{{Key: key, Mailbox: "INBOX", Flags: tc.src, InternalDate: date}},
+				bodies: map[string][]byte{key: b}}
+			dst := &fakeDest{boxes: map[string]Listing{"INBOX": {UIDValidity: 1, Messages: []Message{
+				{UID: 1, Size: int64(len(b)), Flags: tc.dst, InternalDate: date, Header: mapping.HeaderSection(b)}}}},
+				bodies: map[uint32][]byte{1: b}}
+			ledger := map[string]pipeline.Entry{key: {Key: key, State: pipeline.StateDone, Digest: digest(b), Size: int64(len(b)),
+				DestMailbox: "INBOX", DestUIDValidity: 1, DestUID: 1, Flags: tc.src}}
+			res, err := Check(context.Background(), src, dst, Options{Ledger: ledger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.OK() != tc.ok || tc.ok && res.Stats.Matched != 1 || !tc.ok && res.Stats.FlagsDiffer != 1 {
+				t.Errorf("source flags %q, destination %q: %+v, want ok=%v", tc.src, tc.dst, res, tc.ok)
+			}
+		})
+	}
+}
+
+// TestCheckAddHeader: after a copy that put an X-UIDL field before each
+// message, the full and the content checks hash the source with that field,
+// as the copy sent it; without it every message differed. A source message
+// changed since the copy is still found different.
+func TestCheckAddHeader(t *testing.T) {
+	xuidl := func(m pipeline.SourceMessage) string { return "X-UIDL: " + m.Key + "\r\n" }
+	copied := func() *world {
+		w := newWorld(3)
+		for i, m := range w.src.msgs {
+			uid := uint32(i + 1)
+			b := append([]byte(xuidl(m)), w.src.bodies[m.Key]...)
+			w.dst.bodies[uid] = b
+			w.msg(uid).Size, w.msg(uid).Header = int64(len(b)), mapping.HeaderSection(b)
+			e := w.ledger[m.Key]
+			e.Digest, e.Size = digest(b), int64(len(b))
+			w.ledger[m.Key] = e
+		}
+		return w
+	}
+	for _, mode := range []struct {
+		name           string
+		full, noLedger bool
+	}{{"fast", false, false}, {"full", true, false}, {"no ledger", false, true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			opts := func(w *world, add bool) Options {
+				o := Options{Full: mode.full, Ledger: w.ledger}
+				if mode.noLedger {
+					o.Ledger = nil
+				}
+				if add {
+					o.AddHeader = xuidl
+				}
+				return o
+			}
+			w := copied()
+			res, err := Check(context.Background(), w.src, w.dst, opts(w, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.OK() || res.Stats.Matched != 3 {
+				t.Errorf("with the copy's header: %+v, want 3 matches", res.Stats)
+			}
+			if mode.full || mode.noLedger {
+				res, _ := Check(context.Background(), w.src, w.dst, opts(w, false))
+				if res.OK() {
+					t.Errorf("without the copy's header the bare source matched: %+v", res.Stats)
+				}
+			}
+			// A real difference: the source's second message changed since
+			// the copy (same size, one byte).
+			w = copied()
+			b := w.src.bodies["uidl-2"]
+			b[len(b)-3]++
+			res, err = Check(context.Background(), w.src, w.dst, opts(w, true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantDiffers := 1
+			if !mode.full && !mode.noLedger {
+				wantDiffers = 0 // the fast check compares sizes only
+			}
+			if res.Stats.Differs != wantDiffers || res.Stats.Matched != 3-wantDiffers {
+				t.Errorf("one source message changed: %+v, want %d differing", res.Stats, wantDiffers)
+			}
+		})
+	}
+}
+
 func TestDisplayKey(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"abc123", "abc123"},
@@ -297,7 +401,7 @@ func TestExpectedSourceFlags(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := expectedSourceFlags(tc.src, tc.dst, tc.entry)
-			if !sameFlags(got, tc.want) {
+			if !mapping.SameFlags(got, tc.want) {
 				t.Errorf("expectedSourceFlags(%q, %q, %+v) = %q, want %q", tc.src, tc.dst, tc.entry, got, tc.want)
 			}
 		})

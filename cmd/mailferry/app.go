@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/pflag"
 )
 
 // env is what a command may touch of the outside world, so tests can run
@@ -16,6 +18,11 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// describeFlags, when set, receives each command's flag set once it is
+	// built, and the command stops there as if --help had been given: the
+	// completion scripts and the man page are made from the commands' own
+	// flags, not from a copy of them.
+	describeFlags func(*pflag.FlagSet)
 }
 
 // usageError is a bad command line: exit status 2.
@@ -54,16 +61,13 @@ func run(ctx context.Context, args []string, e *env) int {
 	case "login":
 		code, err = runLogin(ctx, rest, e)
 	case "version", "--version":
-		fmt.Fprintln(e.stdout, "mailferry", version())
-		return exitOK
+		code, err = runVersion(rest, e)
+	case "completion":
+		code, err = runCompletion(ctx, rest, e)
 	case "help", "-h", "--help":
-		if len(rest) > 0 {
-			return run(ctx, []string{rest[0], "--help"}, e)
-		}
-		fmt.Fprint(e.stdout, mainHelp)
-		return exitOK
+		code, err = runHelpCmd(ctx, rest, e)
 	default:
-		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, login, config check, version, help)", cmd)
+		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, login, config check, version, completion, help)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)

@@ -1,14 +1,10 @@
 package main
 
-import "runtime/debug"
-
-// version is the module version the binary was built from.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
+import (
+	"context"
+	"fmt"
+	"strings"
+)
 
 const exitStatusHelp = `EXIT STATUS
   0    everything was moved, or there was nothing to do
@@ -29,8 +25,9 @@ USAGE
   mailferry status [-c FILE | --state FILE] what the checkpoint knows
   mailferry login -c migrate.toml       sign in once for device-grant accounts
   mailferry config check -c FILE        validate a config file, connect to nothing
-  mailferry version
-  mailferry help COMMAND
+  mailferry version                     version, commit, Go version, build date
+  mailferry completion bash|zsh|fish    a shell completion script
+  mailferry help COMMAND | --man        a command's help, or the man page
 
 mailferry copies each message byte for byte (the only change is the one IMAP
 forces: bare LF or CR becomes CRLF, and each is counted), keeps internal dates,
@@ -126,7 +123,7 @@ FLAGS
                             a private temp file (default 8MB)
   --idle-timeout DURATION   fail a connection idle this long (default 2m)
   --folder PATTERN          IMAP source: only these folders (* any, % one
-                            level; repeatable)
+                            level, ? one character; repeatable)
   --exclude-folder PATTERN  IMAP source: not these folders (wins)
   --max-age, --min-age D    IMAP source: only messages younger / older than D
   --sync-flags=false        IMAP source: do not update flags of earlier copies
@@ -187,6 +184,8 @@ FLAGS
                             interrupted, or left messages failed
   --workers N               accounts in parallel (default: the file's workers)
   --attempts N              tries per account on dropped connections (default 4)
+  --retry-backoff DURATION  first wait before a retry, doubling (default 2s); a
+                            server's suggested wait wins
   --state FILE              checkpoint file (default: the file's state)
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --dry-run, --delete-source, --json, --report FILE, --progress MODE
@@ -232,4 +231,53 @@ Loads the file strictly (unknown keys, wrong types and bad durations are
 errors naming the key and line) and checks URLs, accounts and password
 settings. It connects to nothing and runs no password command.
 
+FLAGS
+  -c, --config FILE         the config file (required)
+
 ` + exitStatusHelp
+
+// command is one subcommand as the help command, the man page and the
+// completion scripts know it.
+type command struct {
+	name string   // as typed: "copy", "config check"
+	help string   // its --help text
+	args []string // the arguments that reach its flag set
+}
+
+// commands lists the subcommands in the order the man page shows them. A
+// test checks that each one's --help prints its help text.
+func commands() []command {
+	return []command{
+		{"copy", copyHelp, []string{"copy"}},
+		{"run", runHelp, []string{"run"}},
+		{"plan", planHelp, []string{"plan"}},
+		{"verify", verifyHelp, []string{"verify"}},
+		{"status", statusHelp, []string{"status"}},
+		{"config check", configHelp, []string{"config", "check"}},
+		{"version", versionHelp, []string{"version"}},
+		{"completion", completionHelp, []string{"completion"}},
+	}
+}
+
+// summary is what follows "mailferry X - " on the help text's first line.
+func (c command) summary() string {
+	first, _, _ := strings.Cut(c.help, "\n")
+	_, s, _ := strings.Cut(first, " - ")
+	return s
+}
+
+// runHelpCmd is 'mailferry help [COMMAND | --man]'.
+func runHelpCmd(ctx context.Context, args []string, e *env) (int, error) {
+	switch {
+	case len(args) == 0 || args[0] == "-h" || args[0] == "--help":
+		fmt.Fprint(e.stdout, mainHelp)
+		return exitOK, nil
+	case args[0] == "--man":
+		if len(args) > 1 {
+			return exitUsage, usagef("--man takes no arguments, got %q", args[1:])
+		}
+		fmt.Fprint(e.stdout, manPage())
+		return exitOK, nil
+	}
+	return run(ctx, append(args[:1:1], "--help"), e), nil
+}

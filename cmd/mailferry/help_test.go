@@ -25,6 +25,8 @@ func TestHelpGolden(t *testing.T) {
 		{"verify", []string{"verify", "--help"}},
 		{"plan", []string{"plan", "--help"}},
 		{"login", []string{"login", "--help"}},
+		{"version", []string{"version", "--help"}},
+		{"completion", []string{"completion", "--help"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/oauthtoken"
-	"github.com/mailferry/mailferry/secret"
 )
 
 const loginHelp = `mailferry login - sign in once for accounts that use the device grant
@@ -79,44 +80,33 @@ func runLogin(ctx context.Context, args []string, e *env) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	selected := map[string]bool{}
-	for _, n := range only {
-		selected[n] = true
+	selected, err := account.Select(cfg, only)
+	if err != nil {
+		return exitUsage, usagef("--only: %v", err)
 	}
 	type job struct {
 		name, side string
 		cfg        oauthtoken.Config
 	}
 	var jobs []job
-	for i := range cfg.Accounts {
-		a := &cfg.Accounts[i]
-		if len(selected) > 0 && !selected[a.Name] {
-			continue
+	for _, a := range selected {
+		// The users the copy logs in as (dest_user defaults to
+		// source_user): the token file's {user}.
+		srcEp, srcErr := cfg.SourceEndpoint(a)
+		dstEp, dstErr := cfg.DestEndpoint(a)
+		if err := errors.Join(srcErr, dstErr); err != nil {
+			return exitUsage, fmt.Errorf("account %q: %w", a.Name, err)
 		}
-		delete(selected, a.Name)
 		for _, sd := range []struct {
 			name string
 			srv  *config.Server
 			user string
-		}{{"source", &cfg.SourceFor(a).Server, a.SourceUser}, {"destination", &cfg.DestinationFor(a).Server, a.DestUser}} {
+		}{{"source", &cfg.SourceFor(a).Server, srcEp.User}, {"destination", &cfg.DestinationFor(a).Server, dstEp.User}} {
 			if side != "" && side != sd.name || sd.srv.OAuth2 == nil || sd.srv.OAuth2.Grant != oauthtoken.Device {
 				continue
 			}
-			o := sd.srv.OAuth2
-			c := oauthtoken.Config{Grant: o.Grant, Provider: sd.srv.Provider, TokenURL: o.TokenURL, DeviceAuthURL: o.DeviceAuthURL,
-				ClientID: o.ClientID, Scopes: o.Scopes(), TokenFile: o.TokenFileFor(sd.user)}
-			if !o.ClientSecret.IsZero() {
-				src := o.ClientSecret
-				c.ClientSecret = func(ctx context.Context) (secret.Value, error) {
-					v, _, err := src.Resolve(ctx)
-					return v, err
-				}
-			}
-			jobs = append(jobs, job{name: a.Name, side: sd.name, cfg: c})
+			jobs = append(jobs, job{name: a.Name, side: sd.name, cfg: account.TokenConfig(sd.srv, sd.user, a.Name, log)})
 		}
-	}
-	for n := range selected {
-		return exitUsage, usagef("--only %q: no such account in %s", n, cfgPath)
 	}
 	if len(jobs) == 0 {
 		return exitUsage, usagef("no account of %s logs in with oauth2 grant = \"device\"", cfgPath)

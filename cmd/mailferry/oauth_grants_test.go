@@ -25,6 +25,11 @@ const (
 	appSecret  = "app-secret-value-0123456789"
 )
 
+// noAuthPenalty turns Dovecot's authentication penalty off, so that the
+// tests' refused logins do not make later ones from 127.0.0.1 wait 2, 4, 8
+// and up to 15 s.
+const noAuthPenalty = "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
+
 // tokenText matches the access and refresh tokens oauthserver issues.
 var tokenText = regexp.MustCompile(`\b(at|rt|dc)-[0-9a-f]{48}\b`)
 
@@ -99,7 +104,7 @@ func startGrants(t *testing.T, opts oauthserver.Options) *grantsSetup {
 		dstUsers[u+"@example.com"] = "unused-" + u
 	}
 	g.dst = dovecot.Start(t, dovecot.Options{Name: "mf-gdst", CA: ca, Users: dstUsers,
-		OAuth2IntrospectionURL: g.auth.IntrospectionURL(), OAuth2UsernameFormat: "%d", ExtraConfig: "auth_failure_delay = 0"})
+		OAuth2IntrospectionURL: g.auth.IntrospectionURL(), OAuth2UsernameFormat: "%d", ExtraConfig: "auth_failure_delay = 0\n" + noAuthPenalty})
 	g.state = filepath.Join(g.dir, "state.db")
 
 	key, clientID := g.auth.AddServiceAccount("ferry@mailferry-test.iam.gserviceaccount.com")
@@ -313,6 +318,14 @@ func TestE2EOAuth2BadGrants(t *testing.T) {
 			}
 			noSecrets(t, tc.name, out)
 		})
+	}
+	// A grant and a password for one side: which one was meant?
+	r := runInProcess(t, env, "copy", "pop3s://u1@"+g.src.POP3SAddr(), "imaps://sa%40example.com@"+g.dst.IMAPSAddr(),
+		"--tls-ca", g.src.CAFile(), "--state", g.state, "--progress", "none",
+		"--dest-oauth2", "grant=service-account,key_file="+filepath.Join(g.dir, "sa.json")+",scope="+gmailScope,
+		"--dest-password-file", filepath.Join(g.dir, "app.secret"))
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--dest-oauth2 and --dest-password-file or --dest-password-command exclude each other") {
+		t.Errorf("--dest-oauth2 with --dest-password-file: exit %d, want %d naming both\n%s", r.code, exitUsage, r.stderr)
 	}
 	if n, _ := g.dst.MailboxCount("sa@example.com", "INBOX"); n != 0 {
 		t.Errorf("the destination got %d messages from failed logins", n)

@@ -71,19 +71,6 @@ type serviceAccount struct {
 	watch watchFunc // nil: not an IMAP source
 }
 
-// openWatcher returns a function that opens an IDLE watcher on the
-// source's INBOX (or the URL's folder), with the source's settings.
-func (s serverSetup) openWatcher() (watchFunc, error) {
-	opts, err := s.imapSourceOptions(s.folders)
-	if err != nil {
-		return nil, err
-	}
-	mailbox := firstNonEmpty(s.ep.Mailbox, "INBOX")
-	return func(ctx context.Context, restart time.Duration) (*imapsrc.Watcher, error) {
-		return imapsrc.Watch(ctx, opts, imapsrc.WatchOptions{Mailbox: mailbox, Restart: restart})
-	}, nil
-}
-
 // keepRuns is how many runs (polls) per account the service keeps in the
 // checkpoint, besides the last successful one and the last with an error.
 const keepRuns = 100

@@ -15,7 +15,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/verify"
@@ -117,28 +119,16 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			return exitUsage, err
 		}
 		state = firstNonEmpty(state, cfg.State)
-		selected := map[string]bool{}
-		for _, n := range o.only {
-			selected[n] = true
+		selected, err := account.Select(cfg, o.only)
+		if err != nil {
+			return exitUsage, usagef("--only: %v", err)
 		}
-		for i := range cfg.Accounts {
-			a := &cfg.Accounts[i]
-			if len(selected) > 0 && !selected[a.Name] {
-				continue
-			}
-			delete(selected, a.Name)
-			srcEp, err := cfg.SourceEndpoint(a)
+		for _, a := range selected {
+			key, err := account.KeyOf(cfg, a)
 			if err != nil {
-				return exitUsage, fmt.Errorf("account %q: source: %w", a.Name, err)
+				return exitUsage, err
 			}
-			dstEp, err := cfg.DestEndpoint(a)
-			if err != nil {
-				return exitUsage, fmt.Errorf("account %q: destination: %w", a.Name, err)
-			}
-			configured = append(configured, namedAccount{a.Name, accountKey(srcEp, dstEp), cfg.DeletePolicyOf(a).DeleteAfter})
-		}
-		for n := range selected {
-			return exitUsage, usagef("--only %q: no such account in %s", n, o.cfgPath)
+			configured = append(configured, namedAccount{a.Name, key, cfg.DeletePolicyOf(a).DeleteAfter})
 		}
 	} else if len(o.only) > 0 {
 		return exitUsage, usagef("--only needs -c FILE")
@@ -299,7 +289,7 @@ func writeStatusText(w io.Writer, rep statusReport) {
 		if a.Name != "" {
 			name = a.Name + "  (" + a.Account + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t %s\n", a.Done, a.Pending, a.Skipped, a.Failed, humanBytes(a.Bytes), last, name)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t %s\n", a.Done, a.Pending, a.Skipped, a.Failed, config.FormatByteSize(a.Bytes), last, name)
 	}
 	tw.Flush()
 	for _, a := range rep.Accounts {
@@ -353,20 +343,6 @@ func firstTime(ts ...time.Time) time.Time {
 		}
 	}
 	return time.Time{}
-}
-
-// humanBytes prints n in SI units (as the size flags read them).
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
 
 const statusHelp = `mailferry status - what the checkpoint knows, per account

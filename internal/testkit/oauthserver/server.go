@@ -61,6 +61,7 @@ type Server struct {
 	refresh      map[string]*grantToken     // refresh tokens
 	devices      map[string]*deviceCode     // by device_code
 	revoked      map[string]bool            // subjects and client IDs whose grants were withdrawn
+	mailDenied   map[string]bool            // subjects and client IDs whose tokens the mail server refuses
 	jtis         map[string]bool            // client assertion IDs seen (replay)
 	counts       map[string]int             // token requests by grant_type
 	issued       int
@@ -122,7 +123,7 @@ func Start(t testing.TB, opts Options) *Server {
 	s := &Server{opts: opts, accounts: map[string]*serviceAccount{}, delegated: map[string]map[string]bool{},
 		users: map[string]bool{}, clients: map[string]*Client{}, tokens: map[string]*grantToken{},
 		refresh: map[string]*grantToken{}, devices: map[string]*deviceCode{}, revoked: map[string]bool{},
-		jtis: map[string]bool{}, counts: map[string]int{}}
+		mailDenied: map[string]bool{}, jtis: map[string]bool{}, counts: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", s.token)
 	mux.HandleFunc("POST /device", s.deviceAuth)
@@ -264,6 +265,17 @@ func (s *Server) Revoke(who string) {
 	}
 }
 
+// DenyMail makes the mail server refuse the tokens of who (a subject or a
+// client ID) while the endpoint goes on issuing them: introspection says
+// inactive, as Exchange refuses an app-only token whose service principal
+// is not registered or has no permission on the mailbox, or Gmail one for
+// a user whose IMAP access is off.
+func (s *Server) DenyMail(who string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mailDenied[who] = true
+}
+
 // Expire ends every access token now, as if their lifetime had passed (the
 // refresh tokens stay good).
 func (s *Server) Expire() {
@@ -302,7 +314,7 @@ func (s *Server) introspect(token string) (Introspection, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.tokens[token]
-	if t == nil || t.revoked || !time.Now().Before(t.expiry) {
+	if t == nil || t.revoked || !time.Now().Before(t.expiry) || s.mailDenied[t.grantOf] || s.mailDenied[t.user] {
 		return Introspection{}, false
 	}
 	return Introspection{Username: t.user, Scope: t.scope, ClientID: t.clientID, Expiry: t.expiry.Unix()}, true

@@ -31,6 +31,17 @@ import (
 type Message struct {
 	UIDL string
 	Body []byte
+	// ListSize, when not 0, is the size LIST and STAT announce instead of
+	// len(Body): a server whose sizes are wrong.
+	ListSize int
+}
+
+// listSize is the size LIST announces for m.
+func (m Message) listSize() int {
+	if m.ListSize != 0 {
+		return m.ListSize
+	}
+	return len(m.Body)
 }
 
 // Options configures a Server. The zero value serves an empty maildrop to
@@ -431,7 +442,7 @@ func (ss *session) handle(line string) error {
 		for i, m := range ss.msgs {
 			if !ss.deleted[i] {
 				n++
-				size += len(m.Body)
+				size += m.listSize()
 			}
 		}
 		return ss.reply(fmt.Sprintf("+OK %d %d", n, size))
@@ -443,7 +454,7 @@ func (ss *session) handle(line string) error {
 			if verb == "UIDL" {
 				return ss.msgs[i].UIDL
 			}
-			return strconv.Itoa(len(ss.msgs[i].Body))
+			return strconv.Itoa(ss.msgs[i].listSize())
 		}
 		if arg != "" {
 			i, err := ss.message(arg)

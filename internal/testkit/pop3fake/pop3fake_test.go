@@ -107,6 +107,19 @@ func TestSessionDeletesOnlyOnQuit(t *testing.T) {
 	}
 }
 
+func TestListSize(t *testing.T) {
+	s := NewStarted(t, Options{User: "u", Password: "p", Messages: []Message{
+		{UIDL: "a", Body: []byte("abc"), ListSize: 1 << 40}, {UIDL: "b", Body: []byte("yy")},
+	}})
+	p := dial(t, s)
+	p.cmd("USER u", "+OK send PASS\r\n")
+	p.cmd("PASS p", "+OK maildrop has 2 messages\r\n")
+	p.cmd("STAT", "+OK 2 1099511627778\r\n")
+	p.cmd("LIST", "+OK listing follows\r\n1 1099511627776\r\n2 2\r\n.\r\n")
+	p.cmd("LIST 1", "+OK 1 1099511627776\r\n")
+	p.cmd("RETR 1", "+OK message follows\r\nabc\r\n.\r\n")
+}
+
 func TestSessionLockAndAuth(t *testing.T) {
 	s := NewStarted(t, Options{User: "u", Password: "p", MasterUser: "m", MasterPassword: "mp"})
 	p1 := dial(t, s)
