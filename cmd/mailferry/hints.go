@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/pop3src"
 )
@@ -19,6 +20,7 @@ func hintFor(err error) string {
 	var invalid x509.CertificateInvalidError
 	var popErr *pop3src.ResponseError
 	var imapErr *imapdst.ReplyError
+	var refused *account.TokenRefusedError
 	switch {
 	case err == nil:
 		return ""
@@ -32,6 +34,13 @@ func hintFor(err error) string {
 		return "passwords are not sent without TLS: use pop3s://, pop3:// (STLS), imaps:// or imap:// (STARTTLS), or opt in with --allow-plaintext (allow_plaintext in a config)"
 	case errors.Is(err, imapdst.ErrNoStartTLS):
 		return "the server does not offer STARTTLS: use imaps:// (port 993) or, on a trusted network only, ?tls=none with --allow-plaintext"
+	case errors.As(err, &refused):
+		// Before the login refusals: the token endpoint issued the token,
+		// so the password advice does not apply.
+		if h := refused.Hint(); h != "" {
+			return h
+		}
+		return "the token endpoint issued the token, but the server refused it (a fresh one too): check that the server accepts this endpoint's tokens for this user (their audience and scope, the user name it maps them to) and that the mailbox exists"
 	case errors.As(err, &popErr) && strings.EqualFold(popErr.Code, "LOGIN-DELAY"):
 		return loginDelayHint(popErr.LoginDelay)
 	case errors.As(err, &popErr) && strings.EqualFold(popErr.Code, "IN-USE"):

@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/account"
+	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/oauthtoken"
 	"github.com/mailferry/mailferry/pop3src"
 )
 
@@ -47,6 +51,19 @@ func TestHintFor(t *testing.T) {
 		{"login delay", &pop3src.ResponseError{Command: "PASS ***", Code: "LOGIN-DELAY"}, []string{"run again later"}},
 		{"in use", &pop3src.ResponseError{Command: "PASS ***", Code: "IN-USE"}, []string{"another session", "run again"}},
 		{"wrong password", &pop3src.ResponseError{Command: "PASS ***", Code: "AUTH"}, []string{"password"}},
+		// A token the endpoint issued, refused by the mail server: the
+		// provider's mail-side settings (docs/microsoft-365.md, steps 4-6;
+		// docs/google-workspace.md), never the password advice.
+		{"microsoft365 app-only token refused over IMAP", refusedToken("microsoft365", oauthtoken.ClientCredentials, config.IMAP),
+			[]string{"New-ServicePrincipal", "Add-MailboxPermission", "FullAccess", "Set-CASMailbox", "-ImapEnabled $true"}},
+		{"microsoft365 app-only token refused over POP3", refusedToken("microsoft365", oauthtoken.ClientCredentials, config.POP3),
+			[]string{"New-ServicePrincipal", "-PopEnabled $true"}},
+		{"microsoft365 user token refused", refusedToken("microsoft365", oauthtoken.RefreshToken, config.IMAP),
+			[]string{"-ImapEnabled $true", "IMAP.AccessAsUser.All"}},
+		{"gmail delegated token refused", refusedToken("gmail", oauthtoken.ServiceAccount, config.IMAP),
+			[]string{"delegation is in place", "POP and IMAP access"}},
+		{"token of an unknown provider refused", refusedToken("", oauthtoken.RefreshToken, config.IMAP),
+			[]string{"the token endpoint issued the token", "audience"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,4 +78,14 @@ func TestHintFor(t *testing.T) {
 	if got := hintFor(nil); got != "" {
 		t.Errorf("hintFor(nil) = %q, want none", got)
 	}
+	if got := hintFor(refusedToken("microsoft365", oauthtoken.ClientCredentials, config.IMAP)); strings.Contains(got, "password") {
+		t.Errorf("a refused token's hint speaks of passwords: %q", got)
+	}
+}
+
+// refusedToken is the error of a login the server refused with a token of
+// the grant, as package account returns it.
+func refusedToken(provider string, grant oauthtoken.Grant, proto config.Protocol) error {
+	return fmt.Errorf("opening the destination: %w", &account.TokenRefusedError{Provider: provider, Grant: grant, Protocol: proto,
+		Err: &imapdst.ReplyError{Command: "AUTHENTICATE", User: "alice@contoso.com", Status: "NO", Text: "AUTHENTICATE failed."}})
 }
