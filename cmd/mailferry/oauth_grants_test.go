@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/internal/testkit/oauthserver"
+	"github.com/mailferry/mailferry/preflight"
 )
 
 const (
@@ -380,4 +382,138 @@ func TestE2EOAuth2TokenExpiresMidRun(t *testing.T) {
 		t.Errorf("%d tokens issued; want a second one after the rejection, logged\n%s", g.auth.Issued(), r.stderr)
 	}
 	noSecrets(t, "copy", r.stdout, r.stderr)
+}
+
+// TestE2EOAuth2PlanChecksTokens: plan obtains every account's token before
+// it connects to anything. Three accounts log in to the destination with
+// app-only tokens of three Microsoft 365 app registrations (provider =
+// "microsoft365" with the test's servers and endpoint): one is in order,
+// one app is disabled in the tenant (the endpoint refuses the grant), and
+// one has tokens the mail server refuses (its service principal has no
+// access to the mailbox). plan reports the disabled app's refusal with the
+// grant and the setting to check, and does not connect to that destination
+// (the source is still inspected); the refused tokens are reported with
+// Exchange's settings to check; the good account is OK; exit 3. A run then
+// copies the good account, and gives the refused account the same advice
+// as its hint.
+func TestE2EOAuth2PlanChecksTokens(t *testing.T) {
+	g := startGrants(t, oauthserver.Options{})
+	for i := 1; i <= 3; i++ {
+		g.seed(t, fmt.Sprintf("u%d", i), simpleMessages(2))
+	}
+	g.auth.AddClient(oauthserver.Client{ID: "app-off", Secret: appSecret, AppUser: "app@example.com", Disabled: true})
+	g.auth.AddClient(oauthserver.Client{ID: "app-denied", Secret: appSecret, AppUser: "app@example.com"})
+	g.auth.DenyMail("app-denied")
+	cfg := fmt.Sprintf(`state = %[1]q
+[source]
+url = "pop3s://%[2]s"
+tls_ca = %[3]q
+[destination]
+url = "imaps://%[4]s"
+tls_ca = %[3]q
+provider = "microsoft365"
+oauth2 = { grant = "client-credentials", token_url = %[5]q, client_id = "app", client_secret_file = "app.secret", scope = %[6]q }
+
+[[account]]
+name = "ok"
+source_user = "u1"
+source_password_command = "echo %[7]s"
+dest_user = "cc@example.com"
+
+[[account]]
+name = "off"
+source_user = "u2"
+source_password_command = "echo %[7]s"
+dest_user = "cert@example.com"
+destination.oauth2 = { client_id = "app-off" }
+
+[[account]]
+name = "denied"
+source_user = "u3"
+source_password_command = "echo %[7]s"
+dest_user = "rt@example.com"
+destination.oauth2 = { client_id = "app-denied" }
+`, g.state, g.src.POP3SAddr(), g.src.CAFile(), g.dst.IMAPSAddr(), g.auth.TokenURL(), m365Scope, srcPassword)
+	path := filepath.Join(g.dir, "migrate.toml")
+	mustWrite(t, path, []byte(cfg), 0o600)
+	noEnv := func(string) string { return "" }
+
+	r := runInProcess(t, noEnv, "plan", "-c", path, "--json")
+	noSecrets(t, "plan", r.stdout, r.stderr)
+	var rep struct {
+		Accounts []preflight.Result `json:"accounts"`
+		ExitCode int                `json:"exit_code"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != exitPartial || len(rep.Accounts) != 3 {
+		t.Fatalf("plan: exit %d (%v), want %d with 3 accounts\n%s\n%s", r.code, err, exitPartial, r.stdout, r.stderr)
+	}
+	byName := map[string]preflight.Result{}
+	for _, a := range rep.Accounts {
+		byName[a.Account] = a
+	}
+	problems := func(a preflight.Result) string { return strings.Join(a.Problems, "\n") }
+	if a := byName["ok"]; !a.OK || len(a.OAuth2) != 1 || !a.OAuth2[0].OK || a.OAuth2[0].Side != "destination" ||
+		a.OAuth2[0].Login != "oauth2 client-credentials grant for app" || a.DestCaps == nil || a.ToMove != 2 {
+		t.Errorf("account ok: %+v, want OK with a token of app and the destination inspected", a)
+	}
+	off := byName["off"]
+	if off.OK || len(off.OAuth2) != 1 || off.OAuth2[0].OK ||
+		!strings.Contains(off.OAuth2[0].Error, "oauth2 client-credentials grant for app-off") ||
+		!strings.Contains(off.OAuth2[0].Error, "AADSTS7000112") || !strings.Contains(off.OAuth2[0].Error, "Enabled for users to sign in") {
+		t.Errorf("account off: oauth2 %+v, want no token, naming the grant, Entra's code and the setting", off.OAuth2)
+	}
+	if !strings.Contains(problems(off), "destination: no OAuth2 token: oauth2 client-credentials grant for app-off") {
+		t.Errorf("account off: problems %q, want the missing token", off.Problems)
+	}
+	if off.DestCaps != nil || strings.Contains(problems(off), g.dst.IMAPSAddr()) {
+		t.Errorf("account off: the destination was connected to without a token (capabilities %v, problems %q)", off.DestCaps, off.Problems)
+	}
+	if off.SourceCaps == nil || off.ToMove != 2 {
+		t.Errorf("account off: source capabilities %v, %d to move; want the source inspected", off.SourceCaps, off.ToMove)
+	}
+	denied := byName["denied"]
+	if denied.OK || len(denied.OAuth2) != 1 || !denied.OAuth2[0].OK {
+		t.Errorf("account denied: oauth2 %+v, want a token obtained", denied.OAuth2)
+	}
+	for _, w := range []string{"with a token the oauth2 client-credentials grant obtained", "check: Microsoft issued the token",
+		"New-ServicePrincipal", "Add-MailboxPermission", "-ImapEnabled $true"} {
+		if !strings.Contains(problems(denied), w) {
+			t.Errorf("account denied: problems %q lack %q", denied.Problems, w)
+		}
+	}
+
+	// The text report shows each side's token.
+	r = runInProcess(t, noEnv, "plan", "-c", path, "--only", "ok,off")
+	for _, w := range []string{"oauth2:        destination: oauth2 client-credentials grant for app: token obtained",
+		"oauth2:        destination: oauth2 client-credentials grant for app-off: NO TOKEN (see PROBLEM)",
+		"PROBLEM:       destination: no OAuth2 token"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("plan's text report lacks %q:\n%s", w, r.stdout)
+		}
+	}
+	noSecrets(t, "plan text", r.stdout, r.stderr)
+
+	// The run: the good account is copied; the refused tokens get
+	// Exchange's settings as the hint, after one fresh token.
+	issued := g.auth.Issued()
+	r = runInProcess(t, noEnv, "run", "-c", path, "--json", "--progress", "none", "--attempts", "1")
+	noSecrets(t, "run", r.stdout, r.stderr)
+	if r.code != exitPartial || r.report.Totals.Copied != 2 {
+		t.Fatalf("run: exit %d, copied %d; want %d and 2\n%s", r.code, r.report.Totals.Copied, exitPartial, r.stderr)
+	}
+	var hint string
+	for _, a := range r.report.Accounts {
+		if strings.Contains(a.Account, "://rt@example.com@") {
+			hint = a.Hint
+			if !strings.Contains(a.Error, "server rejected the OAuth2 token") {
+				t.Errorf("account denied: error %q, want the server's rejection", a.Error)
+			}
+		}
+	}
+	if !strings.Contains(hint, "New-ServicePrincipal") || !strings.Contains(hint, "-ImapEnabled $true") || strings.Contains(hint, "password") {
+		t.Errorf("account denied: hint %q, want Exchange's settings, not the password advice", hint)
+	}
+	if g.auth.Issued()-issued < 3 { // ok, denied, and denied's fresh one
+		t.Errorf("%d tokens issued during the run, want the denied account's retried with a fresh one", g.auth.Issued()-issued)
+	}
 }
