@@ -253,6 +253,7 @@ func commands() []command {
 		{"plan", planHelp, []string{"plan"}},
 		{"verify", verifyHelp, []string{"verify"}},
 		{"status", statusHelp, []string{"status"}},
+		{"login", loginHelp, []string{"login"}},
 		{"config check", configHelp, []string{"config", "check"}},
 		{"version", versionHelp, []string{"version"}},
 		{"completion", completionHelp, []string{"completion"}},
