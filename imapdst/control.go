@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/imapbye"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -28,6 +29,9 @@ type control struct {
 	c    *imapclient.Client
 	gate *gateWriter // nil without Trace
 	err  error       // sticky: why the connection is unusable
+	// bye sees the server's BYE, which go-imap drops; nil with STARTTLS,
+	// where go-imap upgrades the conn itself and only TLS records pass it.
+	bye *imapbye.Conn
 }
 
 // dialControl connects, sets up TLS and authenticates.
@@ -52,10 +56,15 @@ func dialControl(ctx context.Context, opts Options) (*control, error) {
 			return nil, withCtx(ctx, classifyHandshake(fmt.Errorf("imapdst: STARTTLS with %s: %w", opts.Addr, err)))
 		}
 	} else {
-		ctl.c = imapclient.New(conn, copts)
+		ctl.bye = imapbye.New(conn)
+		ctl.c = imapclient.New(ctl.bye, copts)
 	}
 	if err := Login(ctx, ctl.c, opts); err != nil {
 		_ = ctl.c.Close()
+		var re *ReplyError
+		if !errors.As(err, &re) {
+			err = ctl.withBye(err, "LOGIN", "")
+		}
 		return nil, withCtx(ctx, err)
 	}
 	ctl.gate.set(true)
@@ -76,6 +85,13 @@ func (ctl *control) begin(ctx context.Context) (func(), error) {
 
 // check turns err into the error to return: server replies become
 // *ReplyError and leave the connection usable; anything else breaks it.
+//
+// A body literal that could not be read in full comes here at once: the
+// FETCH is abandoned unread (no Next, no Close). go-imap beta.8 hands the
+// decoder back to its reader goroutine on a literal's first read error,
+// yet Next and Close would read that literal again to discard it, from the
+// buffer the reader goroutine now reads: a data race, and garbage parsed
+// on both sides. The connection is broken anyway.
 func (ctl *control) check(ctx context.Context, err error, command, mailbox string) error {
 	if err == nil {
 		return nil
@@ -84,12 +100,27 @@ func (ctl *control) check(ctx context.Context, err error, command, mailbox strin
 	if errors.As(err, &ie) {
 		return fromIMAPError(err, command, mailbox)
 	}
-	err = withCtx(ctx, fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, err))
+	err = withCtx(ctx, ctl.withBye(fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, err), command, mailbox))
 	if ctl.err == nil {
 		ctl.err = err
 		_ = ctl.c.Close()
 	}
 	return err
+}
+
+// withBye joins err, a broken connection, with the BYE the server sent
+// before it closed, if any, as the appender's failWrite does: errors.As
+// finds the *ReplyError, whose class (BYE: transient) decides, and the
+// message shows the server's reason.
+func (ctl *control) withBye(err error, command, mailbox string) error {
+	if ctl.bye == nil {
+		return err
+	}
+	b := ctl.bye.Bye()
+	if b == nil {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", &ReplyError{Command: command, Mailbox: mailbox, Status: "BYE", Code: b.Code, Text: b.Text}, err)
 }
 
 // examine opens mailbox read-only (RFC 3501 §6.3.2).
@@ -192,7 +223,8 @@ func (ctl *control) listSince(ctx context.Context, mailbox string, uidValidity, 
 
 // searchSeq runs SEARCH (by sequence number) in the selected mailbox.
 // Bodies are then fetched by sequence number, not UID: go-imap beta.8 drops
-// a UID FETCH response whose UID follows its literal (libraries.md 1.6).
+// a UID FETCH response whose UID follows its literal (imapclient's
+// handleFetch dispatches a reply by the UID seen before the first literal).
 func (ctl *control) searchSeq(ctx context.Context, mailbox string, crit *imap.SearchCriteria) ([]uint32, error) {
 	data, err := ctl.c.Search(crit, nil).Wait()
 	if err = ctl.check(ctx, err, "SEARCH", mailbox); err != nil {
@@ -233,7 +265,15 @@ func (ctl *control) searchMessageID(ctx context.Context, mailbox, id string) ([]
 				uid = it.UID
 			case imapclient.FetchItemDataBodySection:
 				if it.Literal != nil {
-					hdr, _ = io.ReadAll(io.LimitReader(it.Literal, 64<<10)) // Close reports a short read
+					const limit = 64 << 10
+					var err error
+					hdr, err = io.ReadAll(io.LimitReader(it.Literal, limit))
+					if err == nil && int64(len(hdr)) < min(it.Literal.Size(), limit) {
+						err = fmt.Errorf("header ended after %d of %d bytes", len(hdr), it.Literal.Size())
+					}
+					if err != nil {
+						return nil, ctl.check(ctx, err, "FETCH", mailbox)
+					}
 				}
 			}
 		}
@@ -263,7 +303,7 @@ func headerMessageID(hdr []byte) string {
 // digest streams the message's exact bytes (BODY.PEEK[], RFC 3501 §6.4.5)
 // into SHA-256, checking the literal's length against its announced size and
 // the command's completion, since go-imap beta.8 reports a connection cut
-// mid-literal only there (libraries.md 1.6).
+// mid-literal only there: the literal itself ends early with io.EOF.
 func (ctl *control) digest(ctx context.Context, mailbox string, uid uint32) ([32]byte, int64, error) {
 	var sum [32]byte
 	done, err := ctl.begin(ctx)
@@ -303,11 +343,13 @@ func (ctl *control) digest(ctx context.Context, mailbox string, uid uint32) ([32
 					bad = cmp(bad, errors.New("server sent BODY[] as NIL"))
 					continue
 				}
-				n, err := io.Copy(h, it.Literal)
+				n, err := io.Copy(h, it.Literal) // a hash never fails: err is the connection's
 				if err == nil && n != it.Literal.Size() {
 					err = fmt.Errorf("body ended after %d of %d bytes", n, it.Literal.Size())
 				}
-				bad = cmp(bad, err)
+				if err != nil {
+					return sum, 0, ctl.check(ctx, err, "FETCH", mailbox)
+				}
 				size, got = n, true
 			}
 		}

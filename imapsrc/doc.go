@@ -22,13 +22,15 @@
 // SameOrigin tells the engine which old key may name the same message after
 // a UIDVALIDITY change.
 //
-// go-imap beta.8 has traps this package guards against (see
-// ../shared/docs/libraries.md §1.6–1.7): a literal cut by a dropped
-// connection reads as a short message with no error, so every body's length
-// is checked against its announced size and every FETCH's completion is
-// checked; a FETCH response whose UID follows its literal is silently
-// dropped, so a UID FETCH that returns nothing is retried by sequence number
-// before the message is declared gone; an untagged response it does not
-// know closes the connection, which surfaces here as a transient error
-// naming the response, so the engine reconnects and resumes.
+// go-imap beta.8 has traps this package guards against: a literal cut by a
+// dropped connection reads as a short message with no error, so every
+// body's length is checked against its announced size and every FETCH's
+// completion is checked; after such a read error the FETCH is abandoned
+// unread, since draining it would read the literal again while go-imap's
+// reader goroutine reads the same buffer; a FETCH response whose UID
+// follows its literal is silently dropped, so a UID FETCH that returns
+// nothing is retried by sequence number before the message is declared
+// gone; an untagged response it does not know closes the connection, which
+// surfaces here as a transient error naming the response, so the engine
+// reconnects and resumes.
 package imapsrc

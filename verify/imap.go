@@ -64,6 +64,8 @@ type IMAP struct {
 	c    *imapclient.Client
 	caps imap.CapSet
 	log  *slog.Logger
+	// abandoned: a FETCH was left unread and the connection closed.
+	abandoned bool
 }
 
 var _ Destination = (*IMAP)(nil)
@@ -281,7 +283,8 @@ func (s *IMAP) Quota(ctx context.Context, mailbox string) ([]Quota, error) {
 // List implements Destination: EXAMINE, then one FETCH of every message's
 // UID, RFC822.SIZE, FLAGS, INTERNALDATE and BODY.PEEK[HEADER.FIELDS (…)].
 // It fetches by sequence number, since go-imap v2.0.0-beta.8 drops a UID
-// FETCH response whose UID follows its literal (libraries.md §1.6).
+// FETCH response whose UID follows its literal (it dispatches a reply by
+// the UID seen before the first literal).
 func (s *IMAP) List(ctx context.Context, mailbox string) (Listing, error) {
 	out := Listing{Mailbox: mailbox}
 	done, err := s.during(ctx)
@@ -327,8 +330,8 @@ func (s *IMAP) List(ctx context.Context, mailbox string) (Listing, error) {
 					if err == nil && int64(len(b)) != it.Literal.Size() {
 						err = fmt.Errorf("header of message %d ended after %d of %d bytes", msg.SeqNum, len(b), it.Literal.Size())
 					}
-					if err != nil && bad == nil {
-						bad = err
+					if err != nil {
+						return Listing{Mailbox: mailbox}, s.abandon(ctx, fmt.Errorf("verify: FETCH in %q on %s: %w", mailbox, s.opts.Addr, err))
 					}
 					m.Header = b
 				}
@@ -388,9 +391,13 @@ func (s *IMAP) Fetch(ctx context.Context, mailbox string, uid uint32, w io.Write
 					bad = errors.New("server sent BODY[] as NIL")
 					continue
 				}
-				c, err := io.Copy(w, it.Literal)
+				ew := &errWriter{w: w}
+				c, err := io.Copy(ew, it.Literal)
 				if err == nil && c != it.Literal.Size() {
 					err = fmt.Errorf("body ended after %d of %d bytes", c, it.Literal.Size())
+				}
+				if err != nil && ew.err == nil {
+					return c, s.abandon(ctx, fmt.Errorf("verify: fetching UID %d of %q on %s: %w", uid, mailbox, s.opts.Addr, err))
 				}
 				if err != nil && bad == nil {
 					bad = err
@@ -408,8 +415,39 @@ func (s *IMAP) Fetch(ctx context.Context, mailbox string, uid uint32, w io.Write
 	return n, nil
 }
 
-// Close logs out and closes the connection.
+// abandon returns err for a literal that could not be read in full and
+// closes the connection, leaving the FETCH unread (no Next, no Close).
+// go-imap beta.8 hands the decoder back to its reader goroutine on a
+// literal's first read error, yet Next and Close would read that literal
+// again to discard it, from the buffer the reader goroutine now reads: a
+// data race, and garbage parsed on both sides.
+func (s *IMAP) abandon(ctx context.Context, err error) error {
+	s.abandoned = true
+	_ = s.c.Close()
+	return withCtx(ctx, err)
+}
+
+// errWriter remembers w's error, so that it is told apart from a read
+// error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// Close logs out and closes the connection (already closed after a
+// failed body read: nothing to do).
 func (s *IMAP) Close() error {
+	if s.abandoned {
+		return nil
+	}
 	lerr := s.c.Logout().Wait()
 	cerr := s.c.Close()
 	if lerr != nil {
