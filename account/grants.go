@@ -9,9 +9,10 @@ import (
 	"sync"
 
 	"github.com/mailferry/mailferry/config"
-	"github.com/mailferry/mailferry/imapdst"
-	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/internal/bearer"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/oauthtoken"
+	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/provider"
 	"github.com/mailferry/mailferry/secret"
@@ -159,25 +160,25 @@ func (d *side) refused(err error) error {
 }
 
 // loginRefused reports whether err is a server's refusal of a login: a
-// rejected OAuth2 token or a NO/-ERR to the login command.
+// rejected OAuth2 token (*bearer.RejectedError, whichever client), a NO
+// or BAD to LOGIN or AUTHENTICATE on any IMAP connection
+// (*imapconn.LoginError) or a -ERR to AUTH, USER or PASS. A refusal that
+// says the server is busy (a BYE, a throttling text, IN-USE, LOGIN-DELAY:
+// transient) says nothing about the token.
 func loginRefused(err error) bool {
 	var (
-		popRej  *pop3src.TokenRejectedError
-		srcRej  *imapsrc.TokenRejectedError
-		dstRej  *imapdst.TokenRejectedError
-		popErr  *pop3src.ResponseError
-		srcErr  *imapsrc.LoginError
-		dstErr  *imapdst.ReplyError
-		refused = errors.As(err, &popRej) || errors.As(err, &srcRej) || errors.As(err, &dstRej) || errors.As(err, &srcErr)
+		rej      *bearer.RejectedError
+		loginErr *imapconn.LoginError
+		popErr   *pop3src.ResponseError
 	)
 	switch {
-	case refused:
+	case errors.As(err, &rej):
 		return true
-	case errors.As(err, &dstErr):
-		return dstErr.Command == "LOGIN" || dstErr.Command == "AUTHENTICATE"
+	case errors.As(err, &loginErr):
+		return loginErr.ErrorClass() == pipeline.ClassFatal
 	case errors.As(err, &popErr):
 		verb, _, _ := strings.Cut(strings.ToUpper(popErr.Command), " ")
-		return verb == "AUTH" || verb == "USER" || verb == "PASS"
+		return (verb == "AUTH" || verb == "USER" || verb == "PASS") && popErr.ErrorClass() == pipeline.ClassFatal
 	}
 	return false
 }

@@ -16,57 +16,41 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
-	"github.com/mailferry/mailferry/internal/imapbye"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
 // control is the connection for everything but APPEND, driven by go-imap's
-// imapclient over a conn we dial ourselves (idle timeout, cancellation).
+// imapclient over a connection internal/imapconn dials and logs in (idle
+// timeout, cancellation).
 type control struct {
 	opts Options
 	log  *slog.Logger
-	ic   *idleconn.Conn
-	c    *imapclient.Client
-	gate *gateWriter // nil without Trace
-	err  error       // sticky: why the connection is unusable
-	// bye sees the server's BYE, which go-imap drops; nil with STARTTLS,
-	// where go-imap upgrades the conn itself and only TLS records pass it.
-	bye *imapbye.Conn
+	conn *imapconn.Conn
+	c    *imapclient.Client // conn's
+	gate *gateWriter        // nil without Trace
+	err  error              // sticky: why the connection is unusable
 }
 
 // dialControl connects, sets up TLS and authenticates.
 func dialControl(ctx context.Context, opts Options) (*control, error) {
-	ic, conn, err := opts.dial(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ic.CloseOnDone(ctx)
-	defer ic.CloseOnDone(context.Background())
-	ctl := &control{opts: opts, log: opts.Logger.With("conn", "control", "addr", opts.Addr), ic: ic}
-	copts := &imapclient.Options{}
+	ctl := &control{opts: opts, log: opts.Logger.With("conn", "control", "addr", opts.Addr)}
+	var debug io.Writer
 	if opts.Trace != nil {
 		// go-imap's debug stream shows credentials; it is only let through
 		// once authenticated, and never during a message body fetch.
 		ctl.gate = &gateWriter{w: &linePrefixer{w: opts.Trace, prefix: "control "}}
-		copts.DebugWriter = ctl.gate
+		debug = ctl.gate
 	}
-	if opts.TLS == TLSStartTLS {
-		copts.TLSConfig = opts.tlsConfig()
-		if ctl.c, err = imapclient.NewStartTLS(conn, copts); err != nil {
-			return nil, withCtx(ctx, classifyHandshake(fmt.Errorf("imapdst: STARTTLS with %s: %w", opts.Addr, err)))
-		}
-	} else {
-		ctl.bye = imapbye.New(conn)
-		ctl.c = imapclient.New(ctl.bye, copts)
+	conn, err := imapconn.Dial(ctx, imapconn.Options{
+		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig, Credentials: opts.credentials(),
+		PasswordFunc: opts.PasswordFunc, TokenRejected: opts.TokenRejected, AllowPlaintext: opts.AllowPlaintext,
+		IdleTimeout: opts.IdleTimeout, DebugWriter: debug,
+	})
+	if err != nil {
+		return nil, err
 	}
-	if err := Login(ctx, ctl.c, opts); err != nil {
-		_ = ctl.c.Close()
-		var re *ReplyError
-		if !errors.As(err, &re) {
-			err = ctl.withBye(err, "LOGIN", "")
-		}
-		return nil, withCtx(ctx, err)
-	}
+	ctl.conn, ctl.c = conn, conn.Client()
 	ctl.gate.set(true)
 	return ctl, nil
 }
@@ -79,8 +63,7 @@ func (ctl *control) begin(ctx context.Context) (func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ctl.ic.CloseOnDone(ctx)
-	return func() { ctl.ic.CloseOnDone(context.Background()) }, nil
+	return ctl.conn.Bind(ctx), nil
 }
 
 // check turns err into the error to return: server replies become
@@ -100,7 +83,13 @@ func (ctl *control) check(ctx context.Context, err error, command, mailbox strin
 	if errors.As(err, &ie) {
 		return fromIMAPError(err, command, mailbox)
 	}
-	err = withCtx(ctx, ctl.withBye(fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, err), command, mailbox))
+	err = ctl.conn.Explain(err)
+	if be, ok := err.(*imapconn.ByeError); ok { // Explain returns it unwrapped
+		err = byeReply(be, command, mailbox, fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, be.Err))
+	} else {
+		err = fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, err)
+	}
+	err = idleconn.WithContextErr(ctx, err)
 	if ctl.err == nil {
 		ctl.err = err
 		_ = ctl.c.Close()
@@ -108,19 +97,14 @@ func (ctl *control) check(ctx context.Context, err error, command, mailbox strin
 	return err
 }
 
-// withBye joins err, a broken connection, with the BYE the server sent
-// before it closed, if any, as the appender's failWrite does: errors.As
-// finds the *ReplyError, whose class (BYE: transient) decides, and the
-// message shows the server's reason.
-func (ctl *control) withBye(err error, command, mailbox string) error {
-	if ctl.bye == nil {
-		return err
-	}
-	b := ctl.bye.Bye()
-	if b == nil {
-		return err
-	}
-	return fmt.Errorf("%w (%w)", &ReplyError{Command: command, Mailbox: mailbox, Status: "BYE", Code: b.Code, Text: b.Text}, err)
+// byeReply is the error for a command on a connection the server ended
+// with a BYE (be, from imapconn's Explain): a *ReplyError with status BYE,
+// as the appender's failWrite reports one, joined with how the command
+// then failed. imapdst has one error type for the server's replies:
+// errors.As finds it, its class (BYE: transient) decides, and the message
+// shows the server's reason once.
+func byeReply(be *imapconn.ByeError, command, mailbox string, failed error) error {
+	return fmt.Errorf("%w (%w)", &ReplyError{Command: command, Mailbox: mailbox, Status: "BYE", Code: be.Code, Text: be.Text}, failed)
 }
 
 // examine opens mailbox read-only (RFC 3501 §6.3.2).
@@ -407,19 +391,8 @@ func (ctl *control) close() error {
 	if ctl.err != nil {
 		return ctl.c.Close()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), logoutTimeout)
-	defer cancel()
-	ctl.ic.CloseOnDone(ctx)
-	lerr := ctl.c.Logout().Wait()
-	cerr := ctl.c.Close()
 	ctl.err = ErrClosed
-	if lerr != nil {
-		return fmt.Errorf("imapdst: logging out of %s: %w", ctl.opts.Addr, lerr)
-	}
-	if cerr != nil && !isClosedErr(cerr) {
-		return fmt.Errorf("imapdst: closing control connection to %s: %w", ctl.opts.Addr, cerr)
-	}
-	return nil
+	return ctl.conn.Logout()
 }
 
 // linePrefixer writes prefix at the start of each line.

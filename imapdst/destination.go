@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/mailferry/mailferry/pipeline"
@@ -26,33 +27,23 @@ var _ pipeline.Destination = (*Destination)(nil)
 
 // Dial opens and authenticates both connections, at the same time: on a
 // distant server each costs several round trips (TCP, TLS, greeting,
-// login, capabilities). PasswordFunc is still called once per connection,
-// one call after the other.
+// login, capabilities). PasswordFunc is still called once per connection
+// (twice for a connection whose token was rejected, see TokenRejected), one
+// call after the other.
 func Dial(ctx context.Context, opts Options) (*Destination, error) {
 	opts = opts.withDefaults()
-	d, rejected, err := dial(ctx, opts)
-	if rejected != nil && opts.PasswordFunc != nil && opts.TokenRejected != nil {
-		// Once: see Options.TokenRejected.
-		for _, tok := range rejected {
-			opts.TokenRejected(tok)
+	if err := opts.checkPlaintext(); err != nil {
+		return nil, err // before dialing either connection
+	}
+	connOpts := opts
+	if get := opts.PasswordFunc; get != nil {
+		var mu sync.Mutex
+		connOpts.PasswordFunc = func(ctx context.Context) (secret.Value, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return get(ctx)
 		}
-		d, _, err = dial(ctx, opts)
 	}
-	return d, err
-}
-
-// dial is Dial without the retry after a rejected token; it returns the
-// tokens the server rejected, if it did.
-func dial(ctx context.Context, opts Options) (_ *Destination, rejected []secret.Value, _ error) {
-	appOpts, err := resolvePassword(ctx, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	ctlOpts, err := resolvePassword(ctx, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	appOpts.PasswordFunc, ctlOpts.PasswordFunc = nil, nil
 	var (
 		ctl    *control
 		ctlErr error
@@ -60,9 +51,9 @@ func dial(ctx context.Context, opts Options) (_ *Destination, rejected []secret.
 	)
 	go func() {
 		defer close(done)
-		ctl, ctlErr = dialControl(ctx, ctlOpts)
+		ctl, ctlErr = dialControl(ctx, connOpts)
 	}()
-	app, err := DialAppender(ctx, appOpts)
+	app, err := DialAppender(ctx, connOpts)
 	<-done
 	if err != nil || ctlErr != nil {
 		if app != nil {
@@ -71,21 +62,14 @@ func dial(ctx context.Context, opts Options) (_ *Destination, rejected []secret.
 		if ctl != nil {
 			_ = ctl.close()
 		}
-		var rej *TokenRejectedError
-		if errors.As(err, &rej) {
-			rejected = append(rejected, appOpts.Password)
-		}
-		if errors.As(ctlErr, &rej) {
-			rejected = append(rejected, ctlOpts.Password)
-		}
 		if err == nil {
 			err = ctlErr
 		}
-		return nil, rejected, err
+		return nil, err
 	}
-	// A reconnecting appender asks for a fresh token.
+	// A reconnecting appender asks for a fresh token, on its own.
 	app.opts.PasswordFunc = opts.PasswordFunc
-	return &Destination{app: app, ctl: ctl, onClose: opts.OnClose}, nil, nil
+	return &Destination{app: app, ctl: ctl, onClose: opts.OnClose}, nil
 }
 
 // Appender returns the appender connection, e.g. for a benchmark.

@@ -316,6 +316,6 @@ func (s *Source) abortBatch() {
 		return
 	}
 	s.batch = nil
-	_ = s.ic.Close()
+	_ = s.conn.Abort()
 	_ = b.cmd.Close()
 }

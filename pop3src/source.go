@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -121,25 +122,19 @@ var _ pipeline.Source = (*Source)(nil)
 // PLAIN but not USER (RFC 2449 §6.2). An authentication failure names the
 // user and server (never the password) and is fatal for the engine.
 func Open(ctx context.Context, opts Options) (*Source, error) {
-	s, err := openOnce(ctx, &opts)
-	var rej *TokenRejectedError
-	if err != nil && opts.PasswordFunc != nil && opts.TokenRejected != nil && errors.As(err, &rej) {
-		opts.TokenRejected(opts.Password)
-		s, err = openOnce(ctx, &opts)
+	if opts.PasswordFunc == nil {
+		return openOnce(ctx, opts)
 	}
-	return s, err
+	// A rejected token: see Options.TokenRejected.
+	return bearer.WithFreshToken(ctx, opts.User+" for "+opts.Addr, opts.PasswordFunc, opts.TokenRejected, func(pw secret.Value) (*Source, error) {
+		once := opts
+		once.Password, once.PasswordFunc = pw, nil
+		return openOnce(ctx, once)
+	})
 }
 
-// openOnce is Open without the retry after a rejected token; opts.Password is
-// left holding the password or token it used.
-func openOnce(ctx context.Context, opts *Options) (*Source, error) {
-	if opts.PasswordFunc != nil {
-		pw, err := opts.PasswordFunc(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("pop3src: getting the password or token of %s for %s: %w", opts.User, opts.Addr, err)
-		}
-		opts.Password = pw
-	}
+// openOnce is Open with the password in opts.
+func openOnce(ctx context.Context, opts Options) (*Source, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -163,7 +158,7 @@ func openOnce(ctx context.Context, opts *Options) (*Source, error) {
 	s := &Source{c: c, log: log.With("server", opts.Addr, "user", mailbox), server: opts.Addr, user: mailbox,
 		onClose: opts.OnClose}
 	s.setPrefetchLimits(opts.PrefetchMessages, opts.PrefetchBytes)
-	if err := s.login(ctx, *opts); err != nil {
+	if err := s.login(ctx, opts); err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("logging in to %s as %q: %w", opts.Addr, opts.User, err)
 	}

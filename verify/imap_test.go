@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/testkit/imapfake"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
@@ -34,8 +36,6 @@ func TestDialIMAPLogin(t *testing.T) {
 		opts    IMAPOptions
 		script  []imapfake.Step
 		wantErr func(error) bool // nil: success
-		// noConnect: DialIMAP must fail before it connects.
-		noConnect bool
 	}{
 		{
 			name: "xoauth2 with the token from PasswordFunc",
@@ -82,26 +82,25 @@ func TestDialIMAPLogin(t *testing.T) {
 			},
 		},
 		{
-			name: "PasswordFunc error fails before connecting",
+			name: "PasswordFunc error fails before anything is sent",
 			opts: IMAPOptions{Auth: imapdst.AuthXOAuth2,
 				PasswordFunc: func(context.Context) (secret.Value, error) { return secret.Value{}, errors.New("token command failed") }},
-			noConnect: true,
-			wantErr:   func(err error) bool { return strings.Contains(err.Error(), "token command failed") },
+			script:  nil, // not even connecting: a connection would be refused
+			wantErr: func(err error) bool { return strings.Contains(err.Error(), "token command failed") },
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			var srv *imapfake.Server
+			addr := closedAddr(t)
+			if tc.script != nil {
+				srv = imapfake.Start(t, tc.script...)
+				addr = srv.Addr()
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			opts := tc.opts
-			// Port 1: nothing listens; a connection attempt would fail
-			// with another error.
-			opts.Addr, opts.TLS, opts.AllowPlaintext = "127.0.0.1:1", imapdst.TLSNone, true
-			var srv *imapfake.Server
-			if !tc.noConnect {
-				srv = imapfake.Start(t, tc.script...)
-				opts.Addr = srv.Addr()
-			}
+			opts.Addr, opts.TLS, opts.AllowPlaintext = addr, imapdst.TLSNone, true
 			if opts.User == "" {
 				opts.User = "alice"
 			}
@@ -121,13 +120,54 @@ func TestDialIMAPLogin(t *testing.T) {
 			} else if strings.Contains(err.Error(), token) {
 				t.Errorf("DialIMAP: %v shows the token", err)
 			}
-			if tc.noConnect {
+			if srv == nil {
 				return
 			}
 			if err := srv.Wait(); err != nil {
 				t.Errorf("server: %v", err)
 			}
 		})
+	}
+}
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// TestStatusHugeLiteral: a LIST reply announcing a mailbox name of 4 GB
+// fails Status at once with ErrLiteralTooLarge (internal/imapconn) instead
+// of go-imap buffering it.
+func TestStatusHugeLiteral(t *testing.T) {
+	srv := imapfake.Start(t,
+		imapfake.Send("* OK [CAPABILITY IMAP4rev1] ready\r\n"),
+		imapfake.Expect("T1 LOGIN \"alice\" \"pw\"\r\n"),
+		imapfake.Send("T1 OK [CAPABILITY IMAP4rev1] logged in\r\n"),
+		imapfake.Expect("T2 CAPABILITY\r\n"),
+		imapfake.Send("* CAPABILITY IMAP4rev1\r\nT2 OK done\r\n"),
+		imapfake.Expect("T3 LIST \"\" INBOX\r\n"),
+		imapfake.Send("* LIST () \"/\" {4000000000}\r\n"),
+		imapfake.Drain())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := DialIMAP(ctx, IMAPOptions{Addr: srv.Addr(), TLS: imapdst.TLSNone, AllowPlaintext: true, User: "alice", Password: secret.New("pw")})
+	if err != nil {
+		t.Fatalf("DialIMAP: %v", err)
+	}
+	defer s.c.Close()
+	_, err = s.Status(ctx, "INBOX")
+	if !errors.Is(err, imapconn.ErrLiteralTooLarge) || pipeline.ClassOf(err) != pipeline.ClassFatal {
+		t.Fatalf("Status = %v (class %v), want a fatal ErrLiteralTooLarge", err, pipeline.ClassOf(err))
+	}
+	if err := srv.Wait(); err != nil {
+		t.Errorf("script: %v", err)
 	}
 }
 

@@ -395,7 +395,7 @@ func TestE2EOAuth2TokenExpiresMidRun(t *testing.T) {
 // (the source is still inspected); the refused tokens are reported with
 // Exchange's settings to check; the good account is OK; exit 3. A run then
 // copies the good account, and gives the refused account the same advice
-// as its hint.
+// as its hint, and so does verify's report.
 func TestE2EOAuth2PlanChecksTokens(t *testing.T) {
 	g := startGrants(t, oauthserver.Options{})
 	for i := 1; i <= 3; i++ {
@@ -515,5 +515,18 @@ destination.oauth2 = { client_id = "app-denied" }
 	}
 	if g.auth.Issued()-issued < 3 { // ok, denied, and denied's fresh one
 		t.Errorf("%d tokens issued during the run, want the denied account's retried with a fresh one", g.auth.Issued()-issued)
+	}
+
+	// verify's report gives the refused account the same advice.
+	issued = g.auth.Issued()
+	r = runInProcess(t, noEnv, "verify", "-c", path, "--only", "denied")
+	noSecrets(t, "verify", r.stdout, r.stderr)
+	if r.code != exitFatal || !strings.Contains(r.stdout, "ERROR: opening the destination") ||
+		!strings.Contains(r.stdout, "hint: "+hint) {
+		t.Errorf("verify: exit %d, want %d and the refusal with Exchange's settings as the hint (%q):\n%s%s",
+			r.code, exitFatal, hint, r.stdout, r.stderr)
+	}
+	if g.auth.Issued()-issued < 2 { // denied's, and its fresh one
+		t.Errorf("%d tokens issued during verify, want the refused one retried with a fresh one", g.auth.Issued()-issued)
 	}
 }

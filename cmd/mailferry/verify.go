@@ -163,7 +163,10 @@ type verifyAccount struct {
 	Stats  verify.Stats        `json:"stats"`
 	Items  []verify.Difference `json:"differences"`
 	Error  string              `json:"error,omitempty"`
-	OK     bool                `json:"ok"`
+	// Hint says what the user can do about Error (hintFor), as copy's
+	// summary does.
+	Hint string `json:"hint,omitempty"`
+	OK   bool   `json:"ok"`
 }
 
 type verifyReport struct {
@@ -242,7 +245,7 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger, log *slog.Logger) verifyAccount {
 	va := verifyAccount{Account: a.Name, Key: a.Options.Account, Mode: map[bool]string{true: "full", false: "fast"}[o.full]}
 	fail := func(err error) verifyAccount {
-		va.Error = err.Error()
+		va.Error, va.Hint = err.Error(), hintFor(err)
 		return va
 	}
 	var entries map[string]pipeline.Entry
@@ -311,6 +314,9 @@ func writeVerifyText(w io.Writer, va verifyAccount, all bool) {
 	fmt.Fprintf(w, "account %s\n", va.Account)
 	if va.Error != "" {
 		fmt.Fprintf(w, "  ERROR: %s\n", va.Error)
+		if va.Hint != "" {
+			fmt.Fprintf(w, "  hint: %s\n", va.Hint)
+		}
 		return
 	}
 	for _, it := range va.Items {

@@ -9,8 +9,8 @@
 // stream for it.
 //
 // The Conn must carry clear text: below a TLS conn it sees records, not
-// responses. go-imap's STARTTLS upgrades the conn it was given, so a
-// session that uses STARTTLS inside go-imap cannot be watched this way.
+// responses. internal/imapconn, which does STARTTLS itself rather than
+// through go-imap, wraps the conn go-imap reads once it is secured.
 package imapbye
 
 import (
