@@ -103,16 +103,21 @@ func TestFromURLs(t *testing.T) {
 		wantMailbox   string
 		wantRoot      string
 		wantMapFolder bool
+		wantName      string // the URLs as given, schemes and all
 		wantErr       string
 	}{
 		{name: "POP3 to the default INBOX", u: URLs{Source: ep("pop3s://alice@pop.old"), Dest: ep("imaps://alice@imap.new")},
-			wantKey: "pop3://alice@pop.old:995 -> imap://alice@imap.new:993/INBOX", wantMailbox: "INBOX"},
+			wantKey: "pop3://alice@pop.old:995 -> imap://alice@imap.new:993/INBOX", wantMailbox: "INBOX",
+			wantName: "pop3s://alice@pop.old:995 -> imaps://alice@imap.new:993"},
 		{name: "POP3 to a folder", u: URLs{Source: ep("pop3://alice@pop.old"), Dest: ep("imaps://alice@imap.new/Old/Mail")},
-			wantKey: "pop3://alice@pop.old:110 -> imap://alice@imap.new:993/Old/Mail", wantMailbox: "Old/Mail"},
+			wantKey: "pop3://alice@pop.old:110 -> imap://alice@imap.new:993/Old/Mail", wantMailbox: "Old/Mail",
+			wantName: "pop3://alice@pop.old:110 -> imaps://alice@imap.new:993/Old/Mail"},
 		{name: "IMAP folders under a root", u: URLs{Source: ep("imaps://alice@imap.old"), Dest: ep("imaps://alice@imap.new/Old")},
-			wantKey: "imap://alice@imap.old:993 -> imap://alice@imap.new:993/Old", wantMailbox: "Old", wantRoot: "Old", wantMapFolder: true},
+			wantKey: "imap://alice@imap.old:993 -> imap://alice@imap.new:993/Old", wantMailbox: "Old", wantRoot: "Old", wantMapFolder: true,
+			wantName: "imaps://alice@imap.old:993 -> imaps://alice@imap.new:993/Old"},
 		{name: "IMAP folders at the top", u: URLs{Source: ep("imaps://alice@imap.old"), Dest: ep("imaps://alice@imap.new")},
-			wantKey: "imap://alice@imap.old:993 -> imap://alice@imap.new:993/", wantMailbox: "INBOX", wantMapFolder: true},
+			wantKey: "imap://alice@imap.old:993 -> imap://alice@imap.new:993/", wantMailbox: "INBOX", wantMapFolder: true,
+			wantName: "imaps://alice@imap.old:993 -> imaps://alice@imap.new:993"},
 		{name: "no user", u: URLs{Source: ep("pop3s://pop.old"), Dest: ep("imaps://alice@imap.new")}, wantErr: "need a user name"},
 		{name: "a POP3 destination", u: URLs{Source: ep("pop3s://alice@pop.old"), Dest: ep("pop3s://alice@pop.new")},
 			wantErr: "must be an imaps:// or imap:// URL"},
@@ -132,11 +137,11 @@ func TestFromURLs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if a.Options.Account != tc.wantKey || a.Name != tc.wantKey || a.Options.Mailbox != tc.wantMailbox ||
+			if a.Options.Account != tc.wantKey || a.Name != tc.wantName || a.Options.Name != tc.wantName || a.Options.Mailbox != tc.wantMailbox ||
 				a.Folders.Root != tc.wantRoot || (a.Options.MapFolders != nil) != tc.wantMapFolder {
-				t.Errorf("key %q, name %q, mailbox %q, root %q, folder mapping %v; want %q, the key, %q, %q, %v",
+				t.Errorf("key %q, name %q, mailbox %q, root %q, folder mapping %v; want %q, %q, %q, %q, %v",
 					a.Options.Account, a.Name, a.Options.Mailbox, a.Folders.Root, a.Options.MapFolders != nil,
-					tc.wantKey, tc.wantMailbox, tc.wantRoot, tc.wantMapFolder)
+					tc.wantKey, tc.wantName, tc.wantMailbox, tc.wantRoot, tc.wantMapFolder)
 			}
 			if got := a.Options.SameOrigin != nil; got != tc.wantMapFolder {
 				t.Errorf("SameOrigin set %v, want %v (IMAP sources only)", got, tc.wantMapFolder)

@@ -62,6 +62,24 @@ type Runner struct {
 // then.
 var ErrInterrupted = errors.New("interrupted")
 
+// untilStop returns ctx, ended also when stop is closed: for waits that
+// hold no batch (a timetable's pause), which the interrupt ends at once.
+// The context's resources go with ctx's.
+func untilStop(ctx context.Context, stop <-chan struct{}) context.Context {
+	if stop == nil {
+		return ctx
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-stop:
+		case <-sctx.Done():
+		}
+		cancel()
+	}()
+	return sctx
+}
+
 // stopped reports whether stop is closed.
 func stopped(stop <-chan struct{}) bool {
 	select {
@@ -158,10 +176,34 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	}
 	backoff := r.initialBackoff()
 	run := &accountRun{copied: map[string]bool{}, skipped: map[string]bool{}, counted: map[string]bool{}, gone: map[string]bool{}}
+	var paused *PausedError // the account stopped for a time the run does not wait for
 	for i, tries := 1, 1; ; i++ {
+		if t := opts.Traffic; t != nil {
+			// Before any session opens: a timetable's pause is waited out
+			// here, with no connection held.
+			if err = t.Ready(untilStop(ctx, r.Stop)); err != nil {
+				if pe, ok := isPaused(err); ok {
+					paused, err = pe, nil
+				}
+				break
+			}
+		}
 		st.Attempts = i
 		before := len(run.copied)
 		err = r.attempt(ctx, job, opts, ledger, log, prog, st, run)
+		if pe, ok := isPaused(err); ok && ctx.Err() == nil && !stopped(r.Stop) {
+			// A pause is no failure and uses up no try: what was in
+			// flight is committed; the next attempt goes on after it.
+			if !pe.Wait {
+				paused, err = pe, nil
+				break
+			}
+			st.Pauses++
+			log.Info("account paused; its sessions are closed until it goes on", "account", opts.Account,
+				"until", pe.Until.Format(time.RFC3339), "because", pe.Reason)
+			i--
+			continue
+		}
 		if err == nil || ctx.Err() != nil || stopped(r.Stop) || ClassOf(err) != ClassTransient {
 			break
 		}
@@ -210,10 +252,26 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		st.Failed = run.refused(st.Failures)
 		st.NotYetCopied = max(run.failed()-st.Failed, 0)
 	}
+	if paused != nil {
+		// What is left waits for the pause to end: only the messages the
+		// destination refused count as failed.
+		refused := map[string]bool{}
+		for _, f := range st.Failures {
+			refused[f.Key] = true
+		}
+		st.Waiting = max(0, st.Failed-len(refused))
+		st.Failed -= st.Waiting
+		until := paused.Until
+		st.PausedUntil, st.PausedReason = &until, paused.Reason
+		log.Info("account paused until the next quota window; the run goes on with the others", "account", opts.Account,
+			"until", until.Format(time.RFC3339), "because", paused.Reason, "waiting", st.Waiting)
+	}
 
 	rec := RunRecord{Account: opts.Account, Finished: time.Now(), Copied: st.Copied,
 		Skipped: st.Skipped, Failed: st.Failed, Result: "ok"}
 	switch {
+	case paused != nil && err == nil:
+		rec.Result, rec.Error = "paused", PausedRecord(paused.Until, paused.Reason)
 	case err != nil && interrupted:
 		rec.Result, rec.Error = "interrupted", err.Error()
 	case err != nil:
@@ -282,10 +340,12 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 	run.deletePending = 0
 	err = a.do(ctx)
 	dst.Close()
-	// QUIT (which commits POP3 deletions) only after a clean attempt; every
+	// QUIT (which commits POP3 deletions) only after a clean attempt (a
+	// pause is one: its batches were finished and committed); every
 	// deletion issued is of a message the ledger has as done, but a session
 	// cut short commits nothing, which is the safe side.
-	commit := err == nil
+	_, paused := isPaused(err)
+	commit := err == nil || paused
 	if cerr := src.Close(commit); cerr != nil && err == nil {
 		err = fmt.Errorf("closing the source session: %w", cerr)
 	} else if commit {

@@ -90,6 +90,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 		return exitFatal, fmt.Errorf("opening the checkpoint: %w", err)
 	}
 	defer ledger.Close()
+	if err := carryPauses(ctx, ledger, jobs, x.now()); err != nil {
+		return exitFatal, fmt.Errorf("reading the checkpoint: %w", err)
+	}
 
 	mode := x.opts.progress
 	if mode == "auto" {
@@ -198,4 +201,12 @@ func isClosed(ch <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// now is the time of the traffic control's clock.
+func (x *execution) now() time.Time {
+	if x.env.clock != nil {
+		return x.env.clock.Now()
+	}
+	return time.Now()
 }

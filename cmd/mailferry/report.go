@@ -36,10 +36,14 @@ type totals struct {
 	AccountsFailed int `json:"accounts_failed"`
 	// AccountsNotStarted are the accounts an interrupt kept from starting.
 	AccountsNotStarted int `json:"accounts_not_started,omitempty"`
-	Listed             int `json:"listed"`
-	Copied             int `json:"copied"`
-	AlreadyDone        int `json:"already_done"`
-	Reconciled         int `json:"reconciled"`
+	// AccountsPaused are accounts stopped by a daily quota until a later
+	// time (no failure); Waiting their messages left for then.
+	AccountsPaused int `json:"accounts_paused,omitempty"`
+	Waiting        int `json:"waiting,omitempty"`
+	Listed         int `json:"listed"`
+	Copied         int `json:"copied"`
+	AlreadyDone    int `json:"already_done"`
+	Reconciled     int `json:"reconciled"`
 	// LateCopiesRemoved, LateCopiesAdopted and LateCopiesKept: see pipeline.Stats.
 	LateCopiesRemoved int            `json:"late_copies_removed,omitempty"`
 	LateCopiesAdopted int            `json:"late_copies_adopted,omitempty"`
@@ -66,6 +70,10 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		if s.Error != "" && !interruptedStats(s) {
 			t.AccountsFailed++
 		}
+		if s.PausedUntil != nil {
+			t.AccountsPaused++
+		}
+		t.Waiting += s.Waiting
 		t.Listed += s.Listed
 		t.Copied += s.Copied
 		t.AlreadyDone += s.AlreadyDone
@@ -168,6 +176,10 @@ func (r *report) writeText(w io.Writer, width int) {
 		if s.Locked {
 			fmt.Fprintf(w, "%sskipped: another run is working on this account (--on-locked skip)\n", prefix)
 		}
+		if s.PausedUntil != nil {
+			fmt.Fprintf(w, "%spaused until %s: %s; %s waiting for it\n", prefix,
+				s.PausedUntil.Local().Format("2006-01-02 15:04 MST"), s.PausedReason, plural(s.Waiting, "message"))
+		}
 		if s.Error != "" && !interruptedStats(s) {
 			fmt.Fprintf(w, "%serror (%s): %s\n", prefix, s.ErrorClass, s.Error)
 			if s.Hint != "" {
@@ -212,6 +224,9 @@ func (r *report) writeText(w io.Writer, width int) {
 	if t.Gone > 0 {
 		fmt.Fprintf(w, ", %d gone from the source since listed", t.Gone)
 	}
+	if t.AccountsPaused > 0 {
+		fmt.Fprintf(w, ", %d waiting in %d accounts paused until their next quota day", t.Waiting, t.AccountsPaused)
+	}
 	fmt.Fprintln(w)
 	if len(t.DateSources) > 0 {
 		var parts []string
@@ -236,7 +251,7 @@ func (r *report) writeText(w io.Writer, width int) {
 		fmt.Fprintln(w, "interrupted: run the same command again to resume")
 		return
 	}
-	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && !anyLocked(r.Accounts) {
+	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && t.AccountsPaused == 0 && !anyLocked(r.Accounts) {
 		fmt.Fprintln(w, "nothing to do: the destination already has every message")
 	}
 }
@@ -259,6 +274,8 @@ func result(s *pipeline.Stats) string {
 		return "interrupted"
 	case s.Error != "":
 		return s.ErrorClass
+	case s.PausedUntil != nil:
+		return "paused"
 	case s.Skipped > 0 || s.Failed > 0:
 		return "partial"
 	}
