@@ -32,6 +32,9 @@ type Options struct {
 	// Delete, when set, replaces every configured account's keep/delete
 	// policy (run's --delete-source, --delete-after).
 	Delete *config.DeletePolicy
+	// CreateFolders, when set, replaces the config's create_folders
+	// (run's and plan's --create-folders).
+	CreateFolders *bool
 	// Limits are the command line's traffic limits: each field set
 	// replaces every account's (--bwlimit-read, --max-bytes-per-day…).
 	Limits config.Limits
@@ -101,12 +104,17 @@ type Account struct {
 	Options pipeline.Options
 	// Folders select and place the folders of an IMAP source: the
 	// config's [folders] or the command's flags, Root being where they go.
-	Folders    config.Folders
-	Source     config.Endpoint
-	Dest       config.Endpoint
-	src, dst   *side
-	set        *Set
-	sourceIMAP bool
+	Folders config.Folders
+	// CreateFolders lets the copy create a new top-level destination
+	// folder the user named (--create-folders, create_folders); see
+	// CheckFolders.
+	CreateFolders bool
+	Source        config.Endpoint
+	Dest          config.Endpoint
+	src, dst      *side
+	set           *Set
+	sourceIMAP    bool
+	named         namedFolders
 }
 
 // spec is what an account is made of, from a config or from URLs.
@@ -116,7 +124,13 @@ type spec struct {
 	opts     pipeline.Options // the policies, batching and spool
 	folders  config.Folders
 	xUIDL    bool
-	limits   config.Limits // traffic limits (the config's; the flags go over them)
+	// Where the user named folders, for errors: the source URL's path,
+	// the include patterns, the destination folder (e.g. "SOURCE's
+	// folder", "--folder", "DEST's folder"; "source.url",
+	// "folders.include", "dest_folder").
+	srcFolderFrom, includeFrom, destFolderFrom string
+	createFolders                              bool
+	limits                                     config.Limits // traffic limits (the config's; the flags go over them)
 }
 
 // assemble builds the account of sp: the one place where an account's
@@ -126,7 +140,7 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 		return nil, fmt.Errorf("destination %s: must be an imaps:// or imap:// URL", sp.dst.ep)
 	}
 	a := &Account{Name: sp.name, Options: sp.opts, Folders: sp.folders, Source: sp.src.ep, Dest: sp.dst.ep, set: s,
-		sourceIMAP: sp.src.ep.Protocol == config.IMAP}
+		sourceIMAP: sp.src.ep.Protocol == config.IMAP, CreateFolders: sp.createFolders}
 	a.Options.Account = Key(sp.src.ep, sp.dst.ep)
 	a.Options.Mailbox = mapping.DestFolder(sp.dst.ep.Mailbox)
 	if a.Name == "" {
@@ -141,6 +155,7 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 		a.Options.SyncFlags = sp.folders.SyncFlags
 		a.Options.SameOrigin = imapsrc.SameOrigin
 	}
+	a.named = namedIn(sp, a.sourceIMAP)
 	if sp.xUIDL {
 		if sp.src.ep.Protocol != config.POP3 {
 			return nil, errors.New("--x-uidl (policy.x_uidl) needs a POP3 source: IMAP messages have no UIDL")
@@ -177,6 +192,9 @@ type URLs struct {
 	Folders     config.Folders
 	XUIDL       bool
 	IdleTimeout time.Duration
+	// CreateFolders lets the copy create DEST's folder when it is a new
+	// top-level folder (--create-folders).
+	CreateFolders bool
 }
 
 // FromURLs assembles the account of two URLs. A POP3 source's mail goes
@@ -204,6 +222,7 @@ func (s *Set) FromURLs(u URLs) (*Account, error) {
 		src:  side("source", u.Source, u.SourceLogin),
 		dst:  side("destination", dst, u.DestLogin),
 		opts: u.Options, folders: u.Folders, xUIDL: u.XUIDL,
+		srcFolderFrom: "SOURCE's folder", includeFrom: "--folder", destFolderFrom: "DEST's folder", createFolders: u.CreateFolders,
 	})
 }
 
@@ -256,12 +275,18 @@ func (s *Set) fromConfig(cfg *config.Config, a *config.Account, caps map[string]
 		policy = *s.opts.Delete
 	}
 	o.DeleteSource, o.DeleteAfter = policy.DeleteSource, policy.DeleteAfter
+	createFolders := cfg.CreateFolders
+	if s.opts.CreateFolders != nil {
+		createFolders = *s.opts.CreateFolders
+	}
 	return s.assemble(spec{name: a.Name,
 		src: sideSpec{account: a.Name, section: "source", ep: srcEp, srv: &srcSrv.Server, cap: caps[srcEp.Addr()], perUser: srcSrv.MaxConnectionsPerUser,
 			login: Login{Secret: a.SourcePassword, What: "source password (" + a.SourcePassword.Key("source_password") + ")"}},
 		dst: sideSpec{account: a.Name, section: "destination", ep: dstEp, srv: &dstSrv.Server, cap: caps[dstEp.Addr()], perUser: dstSrv.MaxConnectionsPerUser,
 			login: Login{Secret: a.DestPassword, What: "destination password (" + a.DestPassword.Key("dest_password") + ")"}},
 		opts: o, folders: cfg.Folders, xUIDL: cfg.Policy.XUIDL, limits: cfg.LimitsOf(a),
+		srcFolderFrom: "the source's url", includeFrom: "folders.include", destFolderFrom: cfg.DestFolderKey(a),
+		createFolders: createFolders,
 	})
 }
 

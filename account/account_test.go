@@ -276,3 +276,74 @@ func TestInsecureWarnsOncePerServer(t *testing.T) {
 		})
 	}
 }
+
+// TestNamedFolders: the folders a user names explicitly, which must exist
+// (source) or be allowed to be created (destination): the URLs' paths and
+// --folder names without wildcards; INBOX and folders under it need no
+// permission.
+func TestNamedFolders(t *testing.T) {
+	ep := func(s string) config.Endpoint {
+		e, err := config.ParseURL(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	login := Login{Password: secret.New("pw")}
+	tests := []struct {
+		name       string
+		u          URLs
+		wantSource string
+		wantDest   string
+	}{
+		{"POP3 to INBOX", URLs{Source: ep("pop3s://a@old"), Dest: ep("imaps://a@new")}, "", ""},
+		{"POP3 to inbox", URLs{Source: ep("pop3s://a@old"), Dest: ep("imaps://a@new/inbox")}, "", ""},
+		{"POP3 to a folder", URLs{Source: ep("pop3s://a@old"), Dest: ep("imaps://a@new/INBX")}, "", "INBX(DEST's folder)"},
+		{"IMAP folder and patterns", URLs{Source: ep("imaps://a@old/Projekts"), Dest: ep("imaps://a@new"),
+			Folders: config.Folders{Include: []string{"Sent", "Archive/*", "Work/%", "Lists?"}}},
+			"Projekts(SOURCE's folder) Sent(--folder)", ""},
+		{"IMAP under a root", URLs{Source: ep("imaps://a@old"), Dest: ep("imaps://a@new/Old")}, "", "Old(DEST's folder)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.u.SourceLogin, tc.u.DestLogin = login, login
+			a, err := NewSet(Options{}).FromURLs(tc.u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var src []string
+			for _, n := range a.named.source {
+				src = append(src, n.name+"("+n.from+")")
+			}
+			dst := ""
+			if a.named.dest.name != "" {
+				dst = a.named.dest.name + "(" + a.named.dest.from + ")"
+			}
+			if strings.Join(src, " ") != tc.wantSource || dst != tc.wantDest {
+				t.Errorf("named source %q, destination %q; want %q, %q", src, dst, tc.wantSource, tc.wantDest)
+			}
+		})
+	}
+}
+
+func TestFolderErrorMessage(t *testing.T) {
+	tests := []struct {
+		err  *FolderError
+		want string
+	}{
+		{&FolderError{Side: "source", Folder: "Projekts", From: "--folder", Closest: []string{"Projects"}, Existing: []string{"INBOX", "Projects"}},
+			`source folder "Projekts" (--folder) does not exist; did you mean "Projects"?`},
+		{&FolderError{Side: "source", Folder: "Quarterly", From: "--folder", Existing: []string{"INBOX", "Sent"}},
+			`source folder "Quarterly" (--folder) does not exist; the source has INBOX, Sent`},
+		{&FolderError{Side: "destination", Folder: "Old/2019", From: "dest_folder", Top: "Old", Closest: []string{"Olds"}},
+			`destination folder "Old/2019" (dest_folder) does not exist, nor does its top-level folder "Old"; a copy creates a new top-level folder only with --create-folders (create_folders = true in a config); did you mean "Olds"?`},
+	}
+	for _, tc := range tests {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("Error() = %q\nwant      %q", got, tc.want)
+		}
+		if pipeline.ClassOf(tc.err) != pipeline.ClassFatal {
+			t.Errorf("%v is not fatal for the engine", tc.err)
+		}
+	}
+}

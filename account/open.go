@@ -38,6 +38,14 @@ func (a *Account) Job() pipeline.Job {
 			if err != nil {
 				return nil, nil, err
 			}
+			// Before anything is listed, copied or created: a folder
+			// the user named that is not there is a typo until told
+			// otherwise.
+			if err := a.checkFolders(ctx, src, dst); err != nil {
+				dst.Close()
+				src.Close(false)
+				return nil, nil, err
+			}
 			return src, dst, nil
 		},
 		OpenExtraDestination: func(ctx context.Context) (pipeline.Destination, error) {

@@ -70,13 +70,18 @@ const (
 // Config is a loaded configuration. Build one with Default and fill it, or
 // with Load; check a hand-built one with Validate.
 type Config struct {
-	File         string // the file it was loaded from; "" when built in code
-	State        string // ledger path; "" = the command's default
-	Workers      int    // accounts in parallel
-	DryRun       bool
-	DeleteSource bool
-	DeleteAfter  time.Duration // delete_after: delete copied messages this long after; excludes DeleteSource
-	LogFormat    LogFormat
+	File    string // the file it was loaded from; "" when built in code
+	State   string // ledger path; "" = the command's default
+	Workers int    // accounts in parallel
+	DryRun  bool
+	// CreateFolders lets a copy create a new top-level destination folder
+	// the config names (dest_folder, [destination] folder, [folders]
+	// root): without it a name that is not there is refused, as a typo
+	// would be. Folders mapped from an IMAP source are created anyway.
+	CreateFolders bool
+	DeleteSource  bool
+	DeleteAfter   time.Duration // delete_after: delete copied messages this long after; excludes DeleteSource
+	LogFormat     LogFormat
 	// OnLocked is what a run does with an account another run is working
 	// on (overlapping cron runs): "fail" (default), "skip" or "wait" (up to
 	// LockWait).
@@ -454,7 +459,9 @@ func (c *Config) DestEndpoint(a *Account) (Endpoint, error) {
 		ep.User = a.SourceUser
 	}
 	if src, err := c.SourceFor(a).endpoint(); err == nil && src.Protocol == IMAP {
-		ep.Mailbox = c.Folders.Root
+		// The root the source's folders go under, as DEST's path is for
+		// `mailferry copy`: the account's dest_folder, else [folders] root.
+		ep.Mailbox = firstNonEmpty(a.DestFolder, c.Folders.Root)
 		return ep, nil
 	}
 	switch {
@@ -466,6 +473,39 @@ func (c *Config) DestEndpoint(a *Account) (Endpoint, error) {
 		ep.Mailbox = DefaultFolder
 	}
 	return ep, nil
+}
+
+// DestFolderKey names the key that set the destination folder of a's
+// endpoint (DestEndpoint's Mailbox): "dest_folder", "folders.root",
+// "destination.folder" or "destination.url"; "" when none did (INBOX, or
+// an IMAP source's folders at the top).
+func (c *Config) DestFolderKey(a *Account) string {
+	src, err := c.SourceFor(a).endpoint()
+	imap := err == nil && src.Protocol == IMAP
+	d := c.DestinationFor(a)
+	switch {
+	case a.DestFolder != "":
+		return "dest_folder"
+	case imap && c.Folders.Root != "":
+		return "folders.root"
+	case imap:
+		return ""
+	case d.Folder != "":
+		return "destination.folder"
+	}
+	if ep, err := d.endpoint(); err == nil && ep.Mailbox != "" {
+		return "destination.url"
+	}
+	return ""
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // endpoint parses the section URL and merges the auth key into it.

@@ -22,17 +22,18 @@ import (
 // means "use the default". The toml tags are the one place key spellings live:
 // the schema check below is derived from them.
 type fileConfig struct {
-	State        *string   `toml:"state"`
-	Workers      *int      `toml:"workers"`
-	DryRun       bool      `toml:"dry_run"`
-	DeleteSource bool      `toml:"delete_source"`
-	DeleteAfter  *Duration `toml:"delete_after"`
-	LogFormat    *string   `toml:"log_format"`
-	OnLocked     string    `toml:"on_locked"`
-	LockWait     *Duration `toml:"lock_wait"`
-	Every        *Duration `toml:"every"`
-	Idle         *bool     `toml:"idle"`
-	MetricsAddr  string    `toml:"metrics_addr"`
+	State         *string   `toml:"state"`
+	Workers       *int      `toml:"workers"`
+	DryRun        bool      `toml:"dry_run"`
+	CreateFolders bool      `toml:"create_folders"`
+	DeleteSource  bool      `toml:"delete_source"`
+	DeleteAfter   *Duration `toml:"delete_after"`
+	LogFormat     *string   `toml:"log_format"`
+	OnLocked      string    `toml:"on_locked"`
+	LockWait      *Duration `toml:"lock_wait"`
+	Every         *Duration `toml:"every"`
+	Idle          *bool     `toml:"idle"`
+	MetricsAddr   string    `toml:"metrics_addr"`
 	fileLimits
 	BWLimitReadTotal          *RateText     `toml:"bwlimit_read_total"`
 	BWLimitWriteTotal         *RateText     `toml:"bwlimit_write_total"`
@@ -265,10 +266,34 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 			warns = append(warns, a.insecureWarning("destination"))
 		}
 	}
+	warns = append(warns, c.folderWarnings()...)
 	if err := c.Validate(); err != nil {
 		return nil, warns, err
 	}
 	return c, warns, nil
+}
+
+// folderWarnings warns of a destination folder that an IMAP source's
+// accounts do not use: [destination] folder and the path of its url say
+// where POP3 mail lands; an IMAP source's folders go under dest_folder or
+// [folders] root.
+func (c *Config) folderWarnings() []Warning {
+	src, err := c.Source.endpoint()
+	if err != nil || src.Protocol != IMAP {
+		return nil
+	}
+	d := c.Destination.Folder
+	key := "destination.folder"
+	if d == "" {
+		if ep, err := c.Destination.endpoint(); err == nil {
+			d, key = ep.Mailbox, "destination.url"
+		}
+	}
+	if d == "" || strings.EqualFold(d, DefaultFolder) {
+		return nil
+	}
+	return []Warning{{File: c.File, Line: c.at(key).Line, Key: key, Msg: fmt.Sprintf(
+		"%s names the folder %q, where POP3 mail lands; the source is IMAP, so its folders keep their names and do not go there: put them under a folder with dest_folder (per account) or [folders] root", key, d)}}
 }
 
 // lineRE finds the line in BurntSushi/toml's plain-string errors, e.g.
@@ -306,7 +331,7 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	if fc.Workers != nil {
 		c.Workers = *fc.Workers
 	}
-	c.DryRun, c.DeleteSource = fc.DryRun, fc.DeleteSource
+	c.DryRun, c.DeleteSource, c.CreateFolders = fc.DryRun, fc.DeleteSource, fc.CreateFolders
 	if fc.DeleteAfter != nil {
 		c.DeleteAfter = time.Duration(*fc.DeleteAfter)
 	}

@@ -300,8 +300,10 @@ func TestLoadFull(t *testing.T) {
 			}
 		}
 	}
-	if len(warns) != 1 || warns[0].Key != "destination.insecure_skip_verify" || warns[0].Line != 26 {
-		t.Errorf("Load(full) warnings = %v, want one for destination.insecure_skip_verify at line 26", warns)
+	// The source is IMAP: [destination] folder is not where its folders go.
+	if len(warns) != 2 || warns[0].Key != "destination.insecure_skip_verify" || warns[0].Line != 26 ||
+		warns[1].Key != "destination.folder" || warns[1].Line != 24 || !strings.Contains(warns[1].Msg, "dest_folder") {
+		t.Errorf("Load(full) warnings = %v, want one for destination.insecure_skip_verify at line 26, one for destination.folder at line 24", warns)
 	}
 
 	src, err := got.SourceEndpoint(&got.Accounts[0])
@@ -310,8 +312,9 @@ func TestLoadFull(t *testing.T) {
 	}
 	for i, wantDst := range []string{
 		// An IMAP source keeps its folders: the destination path is the
-		// [folders] root, not folder or dest_folder (those are for POP3).
-		"imap://alice%40new.example@127.0.0.1:1143/Old?tls=none&auth=login",
+		// root they go under, the account's dest_folder, else the
+		// [folders] root; never [destination] folder (that is for POP3).
+		"imap://alice%40new.example@127.0.0.1:1143/Old/INBOX?tls=none&auth=login",
 		"imap://bob@127.0.0.1:1143/Old?tls=none&auth=login",
 	} {
 		dst, err := got.DestEndpoint(&got.Accounts[i])

@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -30,6 +31,16 @@ type control struct {
 	c    *imapclient.Client // conn's
 	gate *gateWriter        // nil without Trace
 	err  error              // sticky: why the connection is unusable
+
+	createdMu sync.Mutex
+	created   []string // mailboxes this session created, in order
+}
+
+// noteCreated records that the server created mailbox for this session.
+func (ctl *control) noteCreated(mailbox string) {
+	ctl.createdMu.Lock()
+	defer ctl.createdMu.Unlock()
+	ctl.created = append(ctl.created, mailbox)
 }
 
 // dialControl connects, sets up TLS and authenticates.

@@ -458,6 +458,9 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 			}
 			defer d.Close()
 			write(i, d)
+			a.mu.Lock()
+			a.st.noteCreated(d)
+			a.mu.Unlock()
 		}()
 	}
 	wg.Wait()

@@ -339,6 +339,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 	}
 	run.deletePending = 0
 	err = a.do(ctx)
+	st.noteCreated(rawDst)
 	dst.Close()
 	// QUIT (which commits POP3 deletions) only after a clean attempt (a
 	// pause is one: its batches were finished and committed); every

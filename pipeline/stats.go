@@ -1,6 +1,9 @@
 package pipeline
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Skip is one message that was not copied, and why.
 type Skip struct {
@@ -54,6 +57,9 @@ type Stats struct {
 	// to date; FlagsDropped how many flags the destination would not take.
 	FlagsUpdated int `json:"flags_updated,omitempty"`
 	FlagsDropped int `json:"flags_dropped,omitempty"`
+	// FoldersCreated are the destination folders this run created, in
+	// the order it created them (MailboxCreator).
+	FoldersCreated []string `json:"folders_created,omitempty"`
 	// Gone is how many listed messages had left the source (expunged by
 	// another client) by the time they were fetched; they are not failures.
 	Gone int `json:"gone,omitempty"`
@@ -119,3 +125,16 @@ func (s *Stats) SkipReasons() map[string]int {
 // Complete reports whether every listed message is on the destination or
 // deliberately skipped, with no error.
 func (s *Stats) Complete() bool { return s.Error == "" && s.Failed == 0 && s.NotYetCopied == 0 }
+
+// noteCreated adds the mailboxes d's session created to FoldersCreated.
+func (s *Stats) noteCreated(d Destination) {
+	c, ok := d.(MailboxCreator)
+	if !ok {
+		return
+	}
+	for _, name := range c.CreatedMailboxes() {
+		if !slices.Contains(s.FoldersCreated, name) {
+			s.FoldersCreated = append(s.FoldersCreated, name)
+		}
+	}
+}

@@ -120,6 +120,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	o.policy.register(fs)
 	o.traffic.register(fs, false)
 	registerFolderFlags(fs, &o.folders)
+	noteCreateFolders := o.common.registerCreateFolders(fs)
 	fs.StringVar(&o.srcPassword.file, "source-password-file", "", "read the source password from the first line of this file")
 	fs.StringVar(&o.srcPassword.command, "source-password-command", "", "run this shell command; its first output line is the source password")
 	fs.StringVar(&o.dstPassword.file, "dest-password-file", "", "read the destination password from the first line of this file")
@@ -153,6 +154,8 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	u.Options.DeleteSource, u.Options.DeleteAfter = o.common.deleteSource, o.common.deleteAfter
 	u.Folders, u.XUIDL, u.IdleTimeout = o.folders, o.policy.xUIDL, o.policy.idleTimeout
+	noteCreateFolders()
+	u.CreateFolders = o.common.createFolders != nil && *o.common.createFolders
 
 	logOut := &logWriter{w: e.stderr}
 	log := newLogger(&o.common, logOut)

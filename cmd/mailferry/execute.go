@@ -130,6 +130,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 			for i := range next {
 				st, err := runner.RunAccount(ctx, jobs[i])
 				st.Hint = hintFor(err)
+				if isFolderError(err) {
+					st.ErrorClass = classConfig
+				}
 				if err != nil && ctx.Err() == nil && !errors.Is(err, pipeline.ErrInterrupted) {
 					x.log.Error("account failed", "account", st.Account, "error", err)
 				}

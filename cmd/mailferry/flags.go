@@ -32,6 +32,23 @@ type commonOptions struct {
 	lockWait           time.Duration
 	retryBackoff       time.Duration
 	deleteFromFlags    bool // run: --delete-source or --delete-after replace every account's policy
+	// createFolders is --create-folders when it was given (it then
+	// replaces a config's create_folders); nil otherwise.
+	createFolders *bool
+}
+
+// createFoldersUsage is the help of --create-folders (copy, run, plan).
+const createFoldersUsage = "create the destination folder named (DEST's path, dest_folder, [destination] folder, [folders] root) when it is a new top-level folder; without it such a name is refused, as a typo would be (folders mapped from an IMAP source are always created)"
+
+// registerCreateFolders adds --create-folders; note records it in o once
+// the flags are parsed.
+func (o *commonOptions) registerCreateFolders(fs *pflag.FlagSet) (note func()) {
+	v := fs.Bool("create-folders", false, createFoldersUsage)
+	return func() {
+		if fs.Changed("create-folders") {
+			o.createFolders = v
+		}
+	}
 }
 
 func (o *commonOptions) register(fs *pflag.FlagSet) {
@@ -62,6 +79,7 @@ func (o *commonOptions) accountOptions(e *env, log *slog.Logger) account.Options
 	if o.deleteFromFlags {
 		opts.Delete = &config.DeletePolicy{DeleteSource: o.deleteSource, DeleteAfter: o.deleteAfter}
 	}
+	opts.CreateFolders = o.createFolders
 	return opts
 }
 

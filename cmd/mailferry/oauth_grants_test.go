@@ -503,7 +503,7 @@ destination.oauth2 = { client_id = "app-denied" }
 	}
 	var hint string
 	for _, a := range r.report.Accounts {
-		if strings.Contains(a.Account, "://rt@example.com@") {
+		if strings.Contains(a.LedgerKey, "://rt@example.com@") {
 			hint = a.Hint
 			if !strings.Contains(a.Error, "server rejected the OAuth2 token") {
 				t.Errorf("account denied: error %q, want the server's rejection", a.Error)

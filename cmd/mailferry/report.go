@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -98,26 +100,34 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		}
 	}
 	t.Seconds = r.Finished.Sub(r.Started).Seconds()
-	r.ExitCode = exitCodeFor(stats, interrupted)
+	r.ExitCode = exitCodeFor(command, stats, interrupted)
 	return r
 }
 
-// exitCodeFor decides the exit status of a run from its accounts.
-func exitCodeFor(stats []*pipeline.Stats, interrupted bool) int {
+// exitCodeFor decides the exit status of a command's run from its
+// accounts. A folder named by the command line that is not there (class
+// "config") is a usage error of `copy`; in a `run` of a config it fails
+// that account only, like a partial run.
+func exitCodeFor(command string, stats []*pipeline.Stats, interrupted bool) int {
 	if interrupted {
 		return exitInterrupted
 	}
-	failed, partial := 0, false
+	failed, usage, partial := 0, 0, false
 	for _, s := range stats {
 		if s.Error != "" {
 			failed++
+		}
+		if s.ErrorClass == classConfig {
+			usage++
 		}
 		if s.Skipped > 0 || s.Failed > 0 {
 			partial = true
 		}
 	}
 	switch {
-	case failed > 0 && failed == len(stats):
+	case usage > 0 && command == "copy":
+		return exitUsage
+	case failed > 0 && failed == len(stats) && usage < failed:
 		return exitFatal
 	case failed > 0 || partial:
 		return exitPartial
@@ -192,6 +202,10 @@ func (r *report) writeText(w io.Writer, width int) {
 		for _, f := range s.Failures {
 			fmt.Fprintf(w, "%sfailed %s (the next run tries again): %s\n", prefix, f.Key, f.Reason)
 		}
+		if len(s.FoldersCreated) > 0 {
+			fmt.Fprintf(w, "%screated %s on the destination: %s\n", prefix,
+				map[bool]string{true: "a folder", false: "folders"}[len(s.FoldersCreated) == 1], strings.Join(s.FoldersCreated, ", "))
+		}
 	}
 	rate := ""
 	if t.Seconds > 0 && t.Copied > 0 && !r.DryRun {
@@ -254,6 +268,17 @@ func (r *report) writeText(w io.Writer, width int) {
 	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && t.AccountsPaused == 0 && !anyLocked(r.Accounts) {
 		fmt.Fprintln(w, "nothing to do: the destination already has every message")
 	}
+}
+
+// classConfig is the error class of an account stopped by a folder its
+// command line or config names that is not there (*account.FolderError):
+// nothing was touched, the command line or the config must change.
+const classConfig = "config"
+
+// isFolderError reports whether err is, or joins, an *account.FolderError.
+func isFolderError(err error) bool {
+	var fe *account.FolderError
+	return errors.As(err, &fe)
 }
 
 // interruptedStats reports whether the account was stopped by the
