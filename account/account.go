@@ -12,6 +12,7 @@ import (
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/internal/connlimit"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
@@ -192,6 +193,10 @@ type URLs struct {
 	Folders     config.Folders
 	XUIDL       bool
 	IdleTimeout time.Duration
+	// Timeouts bound the TCP connect, the TLS handshake and the greeting
+	// of every connection (--connect-timeout, --tls-timeout,
+	// --greeting-timeout); zero fields: 30 s.
+	Timeouts dialer.Timeouts
 	// CreateFolders lets the copy create DEST's folder when it is a new
 	// top-level folder (--create-folders).
 	CreateFolders bool
@@ -208,12 +213,14 @@ func (s *Set) FromURLs(u URLs) (*Account, error) {
 		dst.Mailbox = config.DefaultFolder
 	}
 	side := func(section string, ep config.Endpoint, l Login) sideSpec {
-		srv := &config.Server{Auth: ep.Auth, IdleTimeout: u.IdleTimeout}
+		srv := &config.Server{Auth: ep.Auth, IdleTimeout: u.IdleTimeout,
+			ConnectTimeout: u.Timeouts.Connect, TLSTimeout: u.Timeouts.TLS, GreetingTimeout: u.Timeouts.Greeting}
 		if l.OAuth2 != nil {
 			// The flag's grant, provider and mechanism (xoauth2 unless
 			// the URL says oauthbearer).
 			c := *l.OAuth2
 			c.IdleTimeout = u.IdleTimeout
+			c.ConnectTimeout, c.TLSTimeout, c.GreetingTimeout = u.Timeouts.Connect, u.Timeouts.TLS, u.Timeouts.Greeting
 			srv, ep.Auth = &c, c.Auth
 		}
 		return sideSpec{section: section, ep: ep, srv: srv, login: l}

@@ -104,7 +104,7 @@ func (a *Account) OpenSourceMapped(ctx context.Context) (pipeline.Source, map[st
 	if !a.sourceIMAP {
 		src, err := a.OpenSource(ctx)
 		if err != nil {
-			return nil, nil, fmt.Errorf("opening the source: %w", err)
+			return nil, nil, &pipeline.SideError{Side: "source", Err: err}
 		}
 		return src, nil, nil
 	}

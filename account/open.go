@@ -185,7 +185,7 @@ var ErrNoWatch = errors.New("a POP3 source cannot be watched")
 func (a *Account) SourceCapabilities(ctx context.Context) (pop3src.Capabilities, error) {
 	d := a.src
 	c, err := pop3src.Dial(ctx, pop3src.DialOptions{Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
-		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout, Logger: d.log, Trace: d.trace})
+		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout, Timeouts: d.timeouts, Logger: d.log, Trace: d.trace})
 	if err != nil {
 		return nil, err
 	}

@@ -133,6 +133,12 @@ type Server struct {
 	MasterLogin     MasterLogin
 	MasterSeparator string // for MasterLoginSeparator; "" = DefaultMasterSeparator
 	IdleTimeout     time.Duration
+	// ConnectTimeout, TLSTimeout and GreetingTimeout bound the steps of
+	// opening a connection, each on its own: a server that accepts and
+	// never answers fails in seconds. 0: 30 s.
+	ConnectTimeout  time.Duration
+	TLSTimeout      time.Duration
+	GreetingTimeout time.Duration
 	MaxConnections  int // per-server connection cap across workers; 0 = none beyond workers
 	// MaxConnectionsPerUser caps each user's connections to the server
 	// across the run's accounts; 0: the provider's known limit, if any.

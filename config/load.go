@@ -65,6 +65,9 @@ type fileServer struct {
 	MasterPasswordFile    *string     `toml:"master_password_file"`
 	MasterPasswordCommand *string     `toml:"master_password_command"`
 	IdleTimeout           *Duration   `toml:"idle_timeout"`
+	ConnectTimeout        *Duration   `toml:"connect_timeout"`
+	TLSTimeout            *Duration   `toml:"tls_timeout"`
+	GreetingTimeout       *Duration   `toml:"greeting_timeout"`
 	MaxConnections        *int        `toml:"max_connections"`
 	MaxConnectionsPerUser *int        `toml:"max_connections_per_user"`
 	Provider              *string     `toml:"provider"`
@@ -442,6 +445,14 @@ func (f *fileServer) apply(s *Server, dir string) {
 	}
 	if f.IdleTimeout != nil {
 		s.IdleTimeout = time.Duration(*f.IdleTimeout)
+	}
+	for _, d := range []struct {
+		to   *time.Duration
+		from *Duration
+	}{{&s.ConnectTimeout, f.ConnectTimeout}, {&s.TLSTimeout, f.TLSTimeout}, {&s.GreetingTimeout, f.GreetingTimeout}} {
+		if d.from != nil {
+			*d.to = time.Duration(*d.from)
+		}
 	}
 	set(&s.MaxConnections, f.MaxConnections)
 	set(&s.MaxConnectionsPerUser, f.MaxConnectionsPerUser)

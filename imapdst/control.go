@@ -56,7 +56,7 @@ func dialControl(ctx context.Context, opts Options) (*control, error) {
 	conn, err := imapconn.Dial(ctx, imapconn.Options{
 		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig, Credentials: opts.credentials(),
 		PasswordFunc: opts.PasswordFunc, TokenRejected: opts.TokenRejected, AllowPlaintext: opts.AllowPlaintext,
-		IdleTimeout: opts.IdleTimeout, DebugWriter: debug,
+		IdleTimeout: opts.IdleTimeout, Timeouts: opts.Timeouts, DebugWriter: debug,
 	})
 	if err != nil {
 		return nil, err

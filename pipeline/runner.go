@@ -379,11 +379,22 @@ func OpenBoth(ctx context.Context, openSrc func(context.Context) (Source, error)
 		if dstErr == nil {
 			dst.Close()
 		}
-		return nil, nil, fmt.Errorf("connecting to the source: %w", err)
+		return nil, nil, &SideError{Side: "source", Err: err}
 	}
 	if dstErr != nil {
 		src.Close(false)
-		return nil, nil, fmt.Errorf("connecting to the destination: %w", dstErr)
+		return nil, nil, &SideError{Side: "destination", Err: dstErr}
 	}
 	return src, dst, nil
 }
+
+// SideError is a failure to open one side of an account, "source" or
+// "destination" (OpenBoth's errors), so that what to check can name that
+// side's settings only. errors.Is and errors.As see through it to Err.
+type SideError struct {
+	Side string
+	Err  error
+}
+
+func (e *SideError) Error() string { return "connecting to the " + e.Side + ": " + e.Err.Error() }
+func (e *SideError) Unwrap() error { return e.Err }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/spool"
@@ -63,6 +64,7 @@ type policyFlags struct {
 	batchMessages  int
 	batchBytes     string
 	idleTimeout    time.Duration
+	timeouts       dialer.Timeouts
 	attempts       int
 	xUIDL          bool
 	destSessions   int
@@ -76,6 +78,9 @@ func (p *policyFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&p.batchMessages, "batch-messages", 50, "messages per APPEND batch (MULTIAPPEND) and per checkpoint commit")
 	fs.StringVar(&p.batchBytes, "batch-bytes", "16MB", "bytes per APPEND batch")
 	fs.DurationVar(&p.idleTimeout, "idle-timeout", 2*time.Minute, "fail a connection that makes no progress for this long")
+	fs.DurationVar(&p.timeouts.Connect, "connect-timeout", dialer.DefaultTimeout, "give up on a TCP connect after this long")
+	fs.DurationVar(&p.timeouts.TLS, "tls-timeout", dialer.DefaultTimeout, "give up on a TLS handshake after this long")
+	fs.DurationVar(&p.timeouts.Greeting, "greeting-timeout", dialer.DefaultTimeout, "give up on a server that sends no greeting this long after the connection is up")
 	fs.IntVar(&p.destSessions, "dest-sessions", 2, "destination sessions appending at once per account (each uses 2 connections)")
 	fs.IntVar(&p.attempts, "attempts", 4, "tries per account when connections drop or servers are unavailable")
 	fs.BoolVar(&p.xUIDL, "x-uidl", false, "POP3 source: put \"X-UIDL: <original UIDL>\" before each message (for Dovecot's pop3_reuse_xuidl; changes the bytes)")
@@ -153,7 +158,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 	u.Options.DeleteSource, u.Options.DeleteAfter = o.common.deleteSource, o.common.deleteAfter
-	u.Folders, u.XUIDL, u.IdleTimeout = o.folders, o.policy.xUIDL, o.policy.idleTimeout
+	u.Folders, u.XUIDL, u.IdleTimeout, u.Timeouts = o.folders, o.policy.xUIDL, o.policy.idleTimeout, o.policy.timeouts
 	noteCreateFolders()
 	u.CreateFolders = o.common.createFolders != nil && *o.common.createFolders
 

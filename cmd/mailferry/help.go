@@ -128,6 +128,11 @@ FLAGS
   --spool-memory SIZE       keep messages up to SIZE in memory, larger ones in
                             a private temp file (default 8MB)
   --idle-timeout DURATION   fail a connection idle this long (default 2m)
+  --connect-timeout, --tls-timeout, --greeting-timeout DURATION
+                            give up on the TCP connect, the TLS handshake, or
+                            a server that sends no greeting, after this long
+                            (default 30s each); a closed port or a server
+                            speaking another protocol fails at once
   --create-folders          create DEST's Folder when it is a new top-level
                             folder (folders mapped from an IMAP source are
                             always created)

@@ -282,7 +282,7 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledge
 	}
 	dst, err := a.OpenReader(ctx)
 	if err != nil {
-		return fail(fmt.Errorf("opening the destination: %w", err))
+		return fail(&pipeline.SideError{Side: "destination", Err: err})
 	}
 	defer dst.Close()
 	res, err := verify.Check(ctx, vsrc, dst, verify.Options{
