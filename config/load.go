@@ -186,7 +186,7 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 
 	var raw map[string]any
 	if _, err := toml.Decode(doc, &raw); err != nil {
-		return nil, nil, tomlError(path, err)
+		return nil, nil, tomlError(path, doc, err)
 	}
 	kp := keyPositions(doc)
 	var errs errList
@@ -198,7 +198,7 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 	var fc fileConfig
 	md, err := toml.Decode(doc, &fc)
 	if err != nil {
-		return nil, nil, tomlError(path, err)
+		return nil, nil, tomlError(path, doc, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		// Unreachable when checkTable agrees with the decoder; kept so a
@@ -303,15 +303,24 @@ func (c *Config) folderWarnings() []Warning {
 // `toml: line 3 (last key "workers"): incompatible types`.
 var lineRE = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "([^"]*)"\))?: `)
 
-// tomlError turns a decode error into a *ConfigError with line and column.
-func tomlError(path string, err error) error {
+// tomlError turns a decode error of doc into a *ConfigError with line and
+// column.
+func tomlError(path, doc string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		msg := pe.Message
 		if pe.LastKey != "" {
 			msg = pe.LastKey + ": " + msg
 		}
-		return &ConfigError{File: path, Line: pe.Position.Line, Col: pe.Position.Col, Key: pe.LastKey, Msg: msg, Err: err}
+		line, col := pe.Position.Line, pe.Position.Col
+		if s := pe.Position.Start; s >= 0 && s <= len(doc) {
+			// The line from the error's byte offset: BurntSushi/toml v1.6.0
+			// counts the newline it stopped at ("expected ']' ... but got
+			// '\n'") as the start of the next line, one too many.
+			line = 1 + strings.Count(doc[:s], "\n")
+			col = s - strings.LastIndexByte(doc[:s], '\n')
+		}
+		return &ConfigError{File: path, Line: line, Col: col, Key: pe.LastKey, Msg: msg, Err: err}
 	}
 	ce := &ConfigError{File: path, Msg: strings.TrimPrefix(err.Error(), "toml: "), Err: err}
 	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {

@@ -71,6 +71,12 @@ func TestLoadErrors(t *testing.T) {
 			wantLine: 9, wantKey: "account.source_password", wantMsg: "must be a string, got an integer", noLeak: "73914621"},
 		{name: "syntax error", doc: "workers = \n" + minimal,
 			wantLine: 1, wantMsg: "migrate.toml:1"},
+		// BurntSushi/toml counts the newline it stopped at as the next
+		// line; the error is on the line that lacks the bracket.
+		{name: "unclosed table name on line 3", doc: "state = \"x.db\"\nworkers = 4\n[source\nurl = \"pop3s://h\"\n",
+			wantLine: 3, wantCol: 8, wantMsg: "migrate.toml:3:8: expected '.' or ']' to end table name"},
+		{name: "unclosed array of tables on line 3", doc: "state = \"x.db\"\nworkers = 4\n[[account]\n",
+			wantLine: 3, wantMsg: "migrate.toml:3:"},
 		{name: "conflicting secrets", doc: minimal + "source_password_file = \"alice.pw\"\n",
 			wantLine: 9, wantKey: "account.source_password", wantMsg: "conflicting secrets: source_password_env and source_password_file"},
 		{name: "conflicting master secrets", doc: strings.Replace(minimal, "[destination]", "master_user = \"admin\"\nmaster_password_env = \"M\"\nmaster_password_command = \"pass m\"\n[destination]", 1),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mailferry/mailferry/internal/suggest"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/traffic"
 )
@@ -49,6 +50,9 @@ func (e *env) applyTestHooks(o *pipeline.Options) error {
 	}
 	return e.testHooks(e.getenv, o)
 }
+
+// commandNames are the commands, for "did you mean".
+var commandNames = []string{"copy", "run", "config", "status", "verify", "plan", "login", "version", "completion", "help"}
 
 // usageError is a bad command line: exit status 2.
 type usageError struct{ msg string }
@@ -120,7 +124,11 @@ func run(ctx context.Context, args []string, e *env) int {
 	case "help", "-h", "--help":
 		code, err = runHelpCmd(ctx, rest, e)
 	default:
-		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, login, config check, version, completion, help)", cmd)
+		hint := ""
+		if near := suggest.Closest(cmd, commandNames, 1); len(near) > 0 {
+			hint = fmt.Sprintf("; did you mean %q?", near[0])
+		}
+		err = usagef("unknown command %q%s (commands: copy, run, plan, verify, status, login, config check, version, completion, help)", cmd, hint)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)

@@ -78,3 +78,33 @@ func TestE2EServersThatDoNotAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestE2ELoginHintNamesTheSide: a login refused by one server gets a hint
+// naming that side's password settings only.
+func TestE2ELoginHintNamesTheSide(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, simpleMessages(1))
+	for _, tc := range []struct {
+		side, wrong, want, not string
+	}{
+		{"source", "MAILFERRY_SOURCE_PASSWORD", "MAILFERRY_SOURCE_PASSWORD", "MAILFERRY_DEST_PASSWORD"},
+		{"destination", "MAILFERRY_DEST_PASSWORD", "MAILFERRY_DEST_PASSWORD", "MAILFERRY_SOURCE_PASSWORD"},
+	} {
+		t.Run(tc.side, func(t *testing.T) {
+			getenv := func(k string) string {
+				if k == tc.wrong {
+					return "not-the-password"
+				}
+				return p.getenv(k)
+			}
+			r := runInProcess(t, getenv, p.copyArgs("--attempts", "1")...)
+			if r.code != exitFatal || len(r.report.Accounts) != 1 {
+				t.Fatalf("exit %d\n%s", r.code, r.stderr)
+			}
+			h := r.report.Accounts[0].Hint
+			if !strings.Contains(h, "the "+tc.side+" server refused the login") || !strings.Contains(h, tc.want) || strings.Contains(h, tc.not) {
+				t.Errorf("hint %q: want the %s's settings (%s) only", h, tc.side, tc.want)
+			}
+		})
+	}
+}

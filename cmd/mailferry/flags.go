@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/internal/suggest"
 )
 
 // commonOptions are the flags copy and run share.
@@ -138,13 +139,37 @@ func parseFlags(fs *pflag.FlagSet, args []string, e *env, help string) (bool, er
 		return true, nil
 	}
 	if err := fs.Parse(args); err != nil {
-		return false, usagef("%v", err)
+		return false, usagef("%v%s", err, didYouMean(fs, err))
 	}
 	if *showHelp {
 		fmt.Fprint(e.stdout, help)
 		return true, nil
 	}
 	return false, applyEnv(fs, e.getenv)
+}
+
+// didYouMean suggests the flags of fs nearest to the unknown one err
+// names ("unknown flag: --dry-rn"): "; did you mean --dry-run?", or "".
+func didYouMean(fs *pflag.FlagSet, err error) string {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return ""
+	}
+	name, _, _ = strings.Cut(name, "=")
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	})
+	near := suggest.Closest(name, names, 3)
+	if len(near) == 0 {
+		return ""
+	}
+	for i, n := range near {
+		near[i] = "--" + n
+	}
+	return "; did you mean " + strings.Join(near, " or ") + "?"
 }
 
 // helpOrUsage is the result of a command whose flags asked for help (exit 0)

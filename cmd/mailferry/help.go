@@ -72,10 +72,12 @@ Add ?tls=none to a pop3:// or imap:// URL to use no TLS at all (with
 containing @ is written %40.
 
 PASSWORDS
-  Never on the command line. In order: MAILFERRY_SOURCE_PASSWORD and
-  MAILFERRY_DEST_PASSWORD, --source-password-file/--dest-password-file (first
-  line), --source-password-command/--dest-password-command (first line of its
-  output), or a prompt when stdin is a terminal.
+  Never on the command line. Each side takes exactly one of:
+  MAILFERRY_SOURCE_PASSWORD / MAILFERRY_DEST_PASSWORD,
+  --source-password-file / --dest-password-file (first line), or
+  --source-password-command / --dest-password-command (first line of its
+  output); two for one side are refused. With none, a prompt when stdin is a
+  terminal.
 
 OAUTH2 GRANTS
   --source-oauth2 KEY=VALUE,... and --dest-oauth2 KEY=VALUE,... log a side in

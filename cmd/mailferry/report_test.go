@@ -104,3 +104,25 @@ func TestUsageWording(t *testing.T) {
 		t.Errorf("copy with one URL: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestDidYouMean: an unknown flag or command names the nearest ones.
+func TestDidYouMean(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"copy", "--dry-rn", "a", "b"}, "unknown flag: --dry-rn; did you mean --dry-run?"},
+		{[]string{"run", "--creat-folders", "-c", "x.toml"}, "unknown flag: --creat-folders; did you mean --create-folders?"},
+		{[]string{"verify", "--stric=true"}, "unknown flag: --stric; did you mean --strict?"},
+		{[]string{"cpy"}, `unknown command "cpy"; did you mean "copy"?`},
+	} {
+		r := runInProcess(t, noEnv, tc.args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, want %d and %q\n%s", tc.args, r.code, exitUsage, tc.want, r.stderr)
+		}
+	}
+	if r := runInProcess(t, noEnv, "copy", "--zzzzzzzz"); strings.Contains(r.stderr, "did you mean") {
+		t.Errorf("a flag near nothing got a suggestion:\n%s", r.stderr)
+	}
+}
