@@ -15,6 +15,7 @@ import (
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/internal/connlimit"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/secret"
@@ -48,6 +49,11 @@ type side struct {
 	caps     []connlimit.Cap
 	log      *slog.Logger
 	trace    io.Writer
+	// quirks remembers what the server refused of the optional features,
+	// for every session of the account; shared carries it and the
+	// mailboxes' PERMANENTFLAGS between the destination's sessions.
+	quirks *imapconn.Quirks
+	shared *imapdst.Shared
 }
 
 // sideSpec is what a side is made of.
@@ -179,7 +185,7 @@ func (d *side) imapSource(f config.Folders, onClose func()) imapsrc.Options {
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
 		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
 		Logger: d.log, Trace: d.trace, Include: include, Exclude: f.Exclude,
-		MaxAge: f.MaxAge, MinAge: f.MinAge, OnClose: onClose,
+		MaxAge: f.MaxAge, MinAge: f.MinAge, OnClose: onClose, Quirks: d.quirks,
 	}
 }
 
@@ -190,7 +196,7 @@ func (d *side) imapDest(batchMessages int, batchBytes int64, onClose func()) ima
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
 		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
 		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
-		Logger: d.log, Trace: d.trace, OnClose: onClose,
+		Logger: d.log, Trace: d.trace, OnClose: onClose, Shared: d.shared,
 	}
 }
 
@@ -200,7 +206,7 @@ func (d *side) reader() verify.IMAPOptions {
 	return verify.IMAPOptions{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
-		AllowPlaintext: d.allowPlaintext, Logger: d.log,
+		AllowPlaintext: d.allowPlaintext, Logger: d.log, Quirks: d.quirks,
 	}
 }
 

@@ -82,6 +82,10 @@ type Result struct {
 	Skips         []Skip    `json:"skips"`
 	Quota         *Quota    `json:"quota,omitempty"`
 	Estimate      *Estimate `json:"estimate,omitempty"`
+	// Notes are what the servers' answers tell besides problems: optional
+	// features refused and what the copy does without them, folders that
+	// go to a safe name (account.Account.Notes).
+	Notes []string `json:"notes,omitempty"`
 	// Problems are what would make a run fail or be partial.
 	Problems []string `json:"problems"`
 	OK       bool     `json:"ok"`
@@ -111,6 +115,7 @@ func Inspect(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger,
 	pa = Result{Account: a.Name, Key: a.Options.Account, Skips: []Skip{}, Problems: []string{}}
 	problem := func(format string, args ...any) { pa.Problems = append(pa.Problems, fmt.Sprintf(format, args...)) }
 	defer func() {
+		pa.Notes = a.Notes()
 		pa.OK = len(pa.Problems) == 0
 		log.Debug("account inspected", "account", a.Name, "to_move", pa.ToMove, "problems", len(pa.Problems))
 	}()

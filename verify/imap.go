@@ -51,6 +51,10 @@ type IMAPOptions struct {
 	// fails the session. 0: imapdst.DefaultIdleTimeout; negative: none.
 	IdleTimeout time.Duration
 	Logger      *slog.Logger // nil discards
+	// Quirks, when set, remembers the optional features the server
+	// refused (the STATUS item APPENDLIMIT, GETQUOTAROOT), shared with the
+	// account's other sessions; nil: this session finds out for itself.
+	Quirks *imapconn.Quirks
 }
 
 // IMAP is a read-only session on a destination IMAP server: it lists
@@ -91,6 +95,9 @@ func DialIMAP(ctx context.Context, opts IMAPOptions) (*IMAP, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if opts.Quirks == nil {
+		opts.Quirks = imapconn.NewQuirks(log, nil)
 	}
 	s := &IMAP{opts: opts, conn: conn, c: conn.Client(), log: log}
 	release := conn.Bind(ctx)
@@ -158,11 +165,24 @@ func (s *IMAP) Status(ctx context.Context, mailbox string) (MailboxStatus, error
 		return out, s.wrap(ctx, err)
 	}
 	out.Exists = true
+	q := s.opts.Quirks
 	sopts := &imap.StatusOptions{NumMessages: true, UIDValidity: true}
-	if s.caps.Has(imap.CapAppendLimit) {
-		sopts.AppendLimit = true
-	}
+	sopts.AppendLimit = s.caps.Has(imap.CapAppendLimit) && !q.Refused(imapconn.FeatureStatusAppendLimit)
 	st, err := s.c.Status(mailbox, sopts).Wait()
+	if sopts.AppendLimit && imapconn.IsRefusal(err) {
+		q.Refuse(imapconn.FeatureStatusAppendLimit, err, "STATUS without it; the server-wide APPENDLIMIT applies")
+		sopts.AppendLimit = false
+		st, err = s.c.Status(mailbox, sopts).Wait()
+	}
+	if imapconn.IsRefusal(err) {
+		// GNU Mailutils refuses STATUS of an INBOX that never received
+		// mail; EXAMINE reports the same.
+		sel, xerr := s.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if xerr == nil {
+			out.Messages, out.UIDValidity = sel.NumMessages, sel.UIDValidity
+			return out, nil
+		}
+	}
 	if err != nil {
 		return out, s.wrap(ctx, fmt.Errorf("verify: STATUS %q on %s: %w", mailbox, s.opts.Addr, err))
 	}
@@ -200,9 +220,11 @@ type Quota struct {
 
 // Quota returns the STORAGE quota of the roots mailbox belongs to
 // (GETQUOTAROOT, RFC 9208 §4.3), nil when the server has no QUOTA
-// capability or sets no storage limit.
+// capability, refuses GETQUOTAROOT (remembered in Quirks) or sets no
+// storage limit.
 func (s *IMAP) Quota(ctx context.Context, mailbox string) ([]Quota, error) {
-	if !s.caps.Has(imap.CapQuota) {
+	q := s.opts.Quirks
+	if !s.caps.Has(imap.CapQuota) || q.Refused(imapconn.FeatureQuota) {
 		return nil, nil
 	}
 	done, err := s.during(ctx)
@@ -211,6 +233,10 @@ func (s *IMAP) Quota(ctx context.Context, mailbox string) ([]Quota, error) {
 	}
 	defer done()
 	data, err := s.c.GetQuotaRoot(mailbox).Wait()
+	if imapconn.IsRefusal(err) {
+		q.Refuse(imapconn.FeatureQuota, err, "the quota is not checked")
+		return nil, nil
+	}
 	if err != nil {
 		return nil, s.wrap(ctx, fmt.Errorf("verify: GETQUOTAROOT %q on %s: %w", mailbox, s.opts.Addr, err))
 	}
