@@ -14,8 +14,10 @@ package pop3fake
 import (
 	"bufio"
 	"bytes"
+	"crypto/md5"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +60,9 @@ type Options struct {
 	NoUIDL bool // UIDL answers -ERR and CAPA does not list it
 	NoCAPA bool // CAPA answers -ERR
 	NoUSER bool // USER answers -ERR and CAPA lists only SASL PLAIN
+	// APOPOnly puts an APOP timestamp in the greeting (RFC 1939 §7) and
+	// accepts APOP; USER and AUTH answer -ERR and CAPA lists neither.
+	APOPOnly bool
 	// Pipelining makes CAPA list PIPELINING (RFC 2449 §6.6). The server
 	// answers commands in order whether or not it is set, as a real one
 	// reading from a stream does.
@@ -311,10 +316,11 @@ type session struct {
 	w    *bufio.Writer
 	tls  bool
 
-	user    string // from USER
-	authed  bool
-	msgs    []stored // the maildrop snapshot taken at login
-	deleted map[int]bool
+	user      string // from USER
+	timestamp string // the greeting's APOP timestamp, "" when none
+	authed    bool
+	msgs      []stored // the maildrop snapshot taken at login
+	deleted   map[int]bool
 }
 
 var errEnd = errors.New("session ended")
@@ -343,12 +349,16 @@ func (ss *session) serve() {
 		return
 	}
 	greeting := "+OK pop3fake ready"
+	if opts.APOPOnly {
+		greeting += " " + apopTimestamp
+	}
 	if opts.Greeting != "" {
 		greeting = opts.Greeting
 	}
 	if line, ok := f.Err["GREETING"]; ok {
 		greeting = line
 	}
+	ss.timestamp = greetingTimestamp(greeting)
 	if ss.reply(greeting) != nil {
 		return
 	}
@@ -414,8 +424,10 @@ func (ss *session) handle(line string) error {
 		switch verb {
 		case "STLS":
 			return ss.stls()
+		case "APOP":
+			return ss.apop(arg)
 		case "USER":
-			if ss.srv.opts.NoUSER {
+			if ss.srv.opts.NoUSER || ss.srv.opts.APOPOnly {
 				return ss.reply("-ERR USER not supported, use AUTH")
 			}
 			ss.user = arg
@@ -432,6 +444,9 @@ func (ss *session) handle(line string) error {
 			}
 			return ss.login()
 		case "AUTH":
+			if ss.srv.opts.APOPOnly {
+				return ss.reply("-ERR AUTH not supported, use APOP")
+			}
 			return ss.auth(arg)
 		}
 		return ss.reply("-ERR unknown command or not logged in")
@@ -513,10 +528,13 @@ func (ss *session) capa() error {
 		return ss.reply("-ERR unknown command")
 	}
 	lines := []string{"+OK capability list follows"}
-	if !o.NoUSER {
+	if !o.NoUSER && !o.APOPOnly {
 		lines = append(lines, "USER")
 	}
-	lines = append(lines, "SASL PLAIN", "RESP-CODES", "AUTH-RESP-CODE")
+	if !o.APOPOnly {
+		lines = append(lines, "SASL PLAIN")
+	}
+	lines = append(lines, "RESP-CODES", "AUTH-RESP-CODE")
 	if !o.NoUIDL {
 		lines = append(lines, "UIDL")
 	}
@@ -582,6 +600,34 @@ func (ss *session) auth(arg string) error {
 	ok := authc == o.User && pass == o.Password && (authz == "" || authz == o.User)
 	ok = ok || (o.MasterUser != "" && authc == o.MasterUser && pass == o.MasterPassword && authz == o.User)
 	if !ok {
+		return ss.reply("-ERR [AUTH] authentication failed")
+	}
+	return ss.login()
+}
+
+// apopTimestamp is the timestamp of an APOPOnly server's greeting.
+const apopTimestamp = "<1896.697170952@pop3fake.test>"
+
+// greetingTimestamp returns the "<…>" of a greeting, "" when none.
+func greetingTimestamp(g string) string {
+	i := strings.IndexByte(g, '<')
+	j := strings.LastIndexByte(g, '>')
+	if i < 0 || j < i {
+		return ""
+	}
+	return g[i : j+1]
+}
+
+// apop checks "name digest" (RFC 1939 §7): digest is the MD5, in lower-case
+// hex, of the timestamp followed by the password.
+func (ss *session) apop(arg string) error {
+	o := ss.srv.opts
+	if !o.APOPOnly {
+		return ss.reply("-ERR APOP not supported")
+	}
+	name, digest, _ := strings.Cut(arg, " ")
+	sum := md5.Sum([]byte(ss.timestamp + o.Password))
+	if name != o.User || digest != hex.EncodeToString(sum[:]) {
 		return ss.reply("-ERR [AUTH] authentication failed")
 	}
 	return ss.login()
