@@ -17,10 +17,11 @@ import (
 // the appender and the control connection.
 const destConnections = 2
 
-// ErrNoSlot is returned by OpenExtraDestination when the destination's
-// connection cap (max_connections) is reached: the copy goes on with the
-// sessions it has.
-var ErrNoSlot = errors.New("the destination's connection cap (max_connections) is reached")
+// ErrNoSlot is returned by OpenExtraDestination when a connection cap of
+// the destination (max_connections, max_connections_per_user,
+// max_connections_total) is reached: the copy goes on with the sessions
+// it has.
+var ErrNoSlot = errors.New("a connection cap of the destination (max_connections, max_connections_per_user or max_connections_total) is reached")
 
 // Job is the account as the engine runs it. Its openers hand the engine
 // the adapters' own sessions (*pop3src.Source or *imapsrc.Source,
@@ -61,7 +62,7 @@ func asDestination(d *imapdst.Destination, err error) (pipeline.Destination, err
 func (a *Account) Open(ctx context.Context) (pipeline.Source, *imapdst.Destination, error) {
 	release, err := a.set.limits.Acquire(ctx, a.src.claim(1), a.dst.claim(destConnections))
 	if err != nil {
-		return nil, nil, fmt.Errorf("waiting for a connection slot (max_connections): %w", err)
+		return nil, nil, fmt.Errorf("waiting for a connection slot (max_connections, max_connections_per_user, max_connections_total): %w", err)
 	}
 	src, dst, err := pipeline.OpenBoth(ctx,
 		func(ctx context.Context) (pipeline.Source, error) { return a.openSource(ctx, release[0]) },
@@ -79,7 +80,7 @@ func (a *Account) Open(ctx context.Context) (pipeline.Source, *imapdst.Destinati
 func (a *Account) OpenSource(ctx context.Context) (pipeline.Source, error) {
 	release, err := a.set.limits.Acquire(ctx, a.src.claim(1))
 	if err != nil {
-		return nil, fmt.Errorf("waiting for a connection slot (max_connections): %w", err)
+		return nil, fmt.Errorf("waiting for a connection slot (max_connections, max_connections_per_user, max_connections_total): %w", err)
 	}
 	return a.openSource(ctx, release[0])
 }
@@ -90,6 +91,7 @@ func (a *Account) openSource(ctx context.Context, release func()) (pipeline.Sour
 	if a.sourceIMAP {
 		src, err := imapsrc.Open(ctx, a.src.imapSource(a.Folders, release))
 		if err != nil {
+			err = a.set.refused(a.src, 1, err)
 			release()
 			return nil, err
 		}
@@ -97,6 +99,7 @@ func (a *Account) openSource(ctx context.Context, release func()) (pipeline.Sour
 	}
 	src, err := pop3src.Open(ctx, a.src.pop3(release))
 	if err != nil {
+		err = a.set.refused(a.src, 1, err)
 		release()
 		return nil, err
 	}
@@ -108,7 +111,7 @@ func (a *Account) openSource(ctx context.Context, release func()) (pipeline.Sour
 func (a *Account) OpenDestination(ctx context.Context) (*imapdst.Destination, error) {
 	release, err := a.set.limits.Acquire(ctx, a.dst.claim(destConnections))
 	if err != nil {
-		return nil, fmt.Errorf("waiting for a connection slot (max_connections): %w", err)
+		return nil, fmt.Errorf("waiting for a connection slot (max_connections, max_connections_per_user, max_connections_total): %w", err)
 	}
 	return a.openDestination(ctx, release[0])
 }
@@ -129,6 +132,7 @@ func (a *Account) OpenExtraDestination(ctx context.Context) (*imapdst.Destinatio
 func (a *Account) openDestination(ctx context.Context, release func()) (*imapdst.Destination, error) {
 	dst, err := imapdst.Dial(ctx, a.dst.imapDest(a.Options.BatchMessages, a.Options.BatchBytes, release))
 	if err != nil {
+		err = a.set.refused(a.dst, destConnections, err)
 		release()
 		return nil, err
 	}

@@ -47,6 +47,7 @@ type side struct {
 	// password gives the password or OAuth2 token of each new session.
 	password func(context.Context) (secret.Value, error)
 	caps     []connlimit.Cap
+	userKey  string // the connlimit key of this user on this server
 	log      *slog.Logger
 	trace    io.Writer
 	// quirks remembers what the server refused of the optional features,
@@ -64,8 +65,9 @@ type sideSpec struct {
 	srv     *config.Server
 	// login is the user's own password: from the account's
 	// *_password keys or from the command line.
-	login Login
-	cap   int // the server's connection cap; 0: none
+	login   Login
+	cap     int // the server's connection cap; 0: none
+	perUser int // max_connections_per_user; 0: the preset, if any
 }
 
 // side builds one side: the server's settings under the command line's,
@@ -116,6 +118,16 @@ func (s *Set) side(sp sideSpec) (*side, error) {
 	}
 	if sp.cap > 0 {
 		d.caps = []connlimit.Cap{{Key: sp.ep.Addr(), Max: sp.cap}}
+	}
+	perUser := sp.perUser
+	if o.MaxConnectionsPerUser > 0 {
+		perUser = o.MaxConnectionsPerUser
+	}
+	uc := userCap(perUser, sp.ep)
+	d.userKey = uc.Key
+	d.caps = append(d.caps, uc)
+	if o.MaxConnectionsTotal > 0 {
+		d.caps = append(d.caps, connlimit.Cap{Key: runCapKey, Max: o.MaxConnectionsTotal})
 	}
 	return d, nil
 }

@@ -139,10 +139,34 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	}
 	backoff := r.initialBackoff()
 	run := &accountRun{copied: map[string]bool{}, skipped: map[string]bool{}, counted: map[string]bool{}, gone: map[string]bool{}}
+	var paused *PausedError // the account stopped for a time the run does not wait for
 	for i, tries := 1, 1; ; i++ {
+		if t := opts.Traffic; t != nil {
+			// Before any session opens: a timetable's pause is waited out
+			// here, with no connection held.
+			if err = t.Ready(ctx); err != nil {
+				if pe, ok := isPaused(err); ok {
+					paused, err = pe, nil
+				}
+				break
+			}
+		}
 		st.Attempts = i
 		before := len(run.copied)
 		err = r.attempt(ctx, job, opts, ledger, log, prog, st, run)
+		if pe, ok := isPaused(err); ok && ctx.Err() == nil {
+			// A pause is no failure and uses up no try: what was in
+			// flight is committed; the next attempt goes on after it.
+			if !pe.Wait {
+				paused, err = pe, nil
+				break
+			}
+			st.Pauses++
+			log.Info("account paused; its sessions are closed until it goes on", "account", opts.Account,
+				"until", pe.Until.Format(time.RFC3339), "because", pe.Reason)
+			i--
+			continue
+		}
 		if err == nil || ctx.Err() != nil || ClassOf(err) != ClassTransient {
 			break
 		}
@@ -173,10 +197,26 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		err = fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	st.Failed = run.failed()
+	if paused != nil {
+		// What is left waits for the pause to end: only the messages the
+		// destination refused count as failed.
+		refused := map[string]bool{}
+		for _, f := range st.Failures {
+			refused[f.Key] = true
+		}
+		st.Waiting = max(0, st.Failed-len(refused))
+		st.Failed -= st.Waiting
+		until := paused.Until
+		st.PausedUntil, st.PausedReason = &until, paused.Reason
+		log.Info("account paused until the next quota window; the run goes on with the others", "account", opts.Account,
+			"until", until.Format(time.RFC3339), "because", paused.Reason, "waiting", st.Waiting)
+	}
 
 	rec := RunRecord{Account: opts.Account, Finished: time.Now(), Copied: st.Copied,
 		Skipped: st.Skipped, Failed: st.Failed, Result: "ok"}
 	switch {
+	case paused != nil && err == nil:
+		rec.Result, rec.Error = "paused", PausedRecord(paused.Until, paused.Reason)
 	case err != nil && ctx.Err() != nil:
 		rec.Result, rec.Error = "interrupted", err.Error()
 	case err != nil:
@@ -233,10 +273,12 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 	run.deletePending = 0
 	err = a.do(ctx)
 	dst.Close()
-	// QUIT (which commits POP3 deletions) only after a clean attempt; every
+	// QUIT (which commits POP3 deletions) only after a clean attempt (a
+	// pause is one: its batches were finished and committed); every
 	// deletion issued is of a message the ledger has as done, but a session
 	// cut short commits nothing, which is the safe side.
-	commit := err == nil
+	_, paused := isPaused(err)
+	commit := err == nil || paused
 	if cerr := src.Close(commit); cerr != nil && err == nil {
 		err = fmt.Errorf("closing the source session: %w", cerr)
 	} else if commit {

@@ -21,6 +21,7 @@ type copyOptions struct {
 	dstPassword passwordFlags
 	policy      policyFlags
 	folders     config.Folders
+	traffic     trafficFlags
 }
 
 // registerFolderFlags adds the flags for IMAP sources: the config's
@@ -114,6 +115,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	fs := pflag.NewFlagSet("copy", pflag.ContinueOnError)
 	o.common.register(fs)
 	o.policy.register(fs)
+	o.traffic.register(fs, false)
 	registerFolderFlags(fs, &o.folders)
 	fs.StringVar(&o.srcPassword.file, "source-password-file", "", "read the source password from the first line of this file")
 	fs.StringVar(&o.srcPassword.command, "source-password-command", "", "run this shell command; its first output line is the source password")
@@ -126,6 +128,9 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 	if err := checkFolderFlags(&o.folders); err != nil {
+		return exitUsage, err
+	}
+	if err := o.traffic.check(); err != nil {
 		return exitUsage, err
 	}
 	if fs.NArg() != 2 {
@@ -158,7 +163,11 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 			return exitUsage, err
 		}
 	}
-	acc, err := account.NewSet(o.common.accountOptions(e, log)).FromURLs(u)
+	aopts := o.common.accountOptions(e, log)
+	if err := o.traffic.apply(&aopts, nil, e, log); err != nil {
+		return exitUsage, err
+	}
+	acc, err := account.NewSet(aopts).FromURLs(u)
 	if err != nil {
 		return exitUsage, err
 	}

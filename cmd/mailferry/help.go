@@ -138,6 +138,26 @@ FLAGS
   --source-password-file FILE, --source-password-command CMD
   --dest-password-file FILE, --dest-password-command CMD
 
+TRAFFIC CONTROL (docs/traffic-control.md)
+  --bwlimit-read RATE       bytes per second read from the source (2M = 2 MB/s)
+  --bwlimit-write RATE      bytes per second written to the destination
+  --max-messages-per-second RATE  messages fetched per second (e.g. 10, 0.5)
+                            Each RATE is a rate, off, or a weekly timetable:
+                            "Mon-Fri 08:00,2M 18:00,off Sat-Sun off"; pause in
+                            a timetable stops new batches (what is in flight
+                            finishes) and the copy goes on when it ends
+  --max-bytes-per-day SIZE  daily quota of bytes read and of bytes written; when
+                            reached the account pauses until the next day
+                            (exit status unchanged); off: none
+  --max-bytes-per-day-read SIZE, --max-bytes-per-day-write SIZE
+                            one side's quota (Gmail: 2500MB read and 500MB
+                            written unless set)
+  --max-connections-per-user N  connections of one user to a server at once
+                            (default: Gmail 15, Microsoft 365 20, else none); a
+                            server refusing "too many connections" lowers it
+  --timezone ZONE           zone of timetables and quota days (e.g.
+                            Europe/Berlin; default local time)
+
 EXAMPLES
   # Alice's POP3 mail into her new IMAP INBOX:
   mailferry copy pop3s://alice@pop.old.example imaps://alice@imap.new.example
@@ -183,6 +203,27 @@ FLAGS
                             account's delete_source/delete_after
   --on-locked fail|skip|wait, --lock-wait DURATION (cron: use skip or wait)
   -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
+
+TRAFFIC CONTROL (docs/traffic-control.md)
+  --bwlimit-read RATE, --bwlimit-write RATE, --max-messages-per-second RATE
+                            each account's bandwidth and message rate: a
+                            rate (2M, 10), off, or a weekly timetable
+                            ("Mon-Fri 08:00,2M 18:00,off Sat-Sun off"; pause
+                            stops new batches until it ends)
+  --bwlimit-read-total RATE, --bwlimit-write-total RATE,
+  --max-messages-per-second-total RATE
+                            the same for the whole run, shared by its accounts
+  --max-bytes-per-day SIZE, --max-bytes-per-day-read SIZE,
+  --max-bytes-per-day-write SIZE
+                            each account's daily quota; when reached the
+                            account pauses until the next day and the run
+                            goes on with the others (exit status unchanged)
+  --max-connections-per-user N  connections of one user to a server at once
+                            (default: the file's, else Gmail 15, Microsoft
+                            365 20); a refusal for too many lowers it
+  --max-connections-total N the whole run's connections at once
+  --timezone ZONE           zone of timetables and quota days (default: the
+                            file's timezone, else local time)
 
 SERVICE MODE
   --every DURATION          do not exit: poll each account at this interval

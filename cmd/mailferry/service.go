@@ -91,6 +91,9 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, accounts []s
 		return exitFatal, fmt.Errorf("opening the checkpoint: %w", err)
 	}
 	defer ledger.Close()
+	if err := carryPauses(ctx, ledger, jobs, x.now()); err != nil {
+		return exitFatal, fmt.Errorf("reading the checkpoint: %w", err)
+	}
 
 	names := make([]string, len(accounts))
 	for i, a := range accounts {
