@@ -66,3 +66,29 @@ func (c *Client) Apop(ctx context.Context, user string, password secret.Value) e
 		return err
 	})
 }
+
+// UTF8 enters UTF-8 mode (RFC 6856 §2). A server that offers it may
+// otherwise serve a message with raw UTF-8 in its header in another form:
+// Courier's pop3d 1.0.16 replaces it, on every RETR, by a notice "Cannot
+// display Unicode content" with a fresh MIME boundary. mailferry moves
+// bytes, whatever their encoding, so it asks for the message as it is.
+func (c *Client) UTF8(ctx context.Context) error {
+	_, err := c.simple(ctx, "UTF8")
+	return err
+}
+
+// utf8 sends UTF8 once, when caps (a CAPA before or after login) offer it.
+// A refusal only costs the messages the server would alter: it is logged.
+func (s *Source) utf8(ctx context.Context, caps Capabilities) error {
+	if s.utf8Mode || !caps.Has("UTF8") {
+		return nil
+	}
+	s.utf8Mode = true
+	err := s.c.UTF8(ctx)
+	var re *ResponseError
+	if errors.As(err, &re) {
+		s.log.Warn("the server offers UTF8 and refused it; messages with UTF-8 headers may be served altered", "reply", re.reply())
+		return nil
+	}
+	return err
+}

@@ -163,3 +163,29 @@ func TestSourceListSizeWrong(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceUTF8: a server that offers UTF8 (RFC 6856) and, like Courier's
+// pop3d, serves a message with UTF-8 in its header as a notice with a
+// fresh MIME boundary unless the client asks for UTF-8 mode. The source
+// asks, and the message arrives as stored.
+func TestSourceUTF8(t *testing.T) {
+	msg := []byte("Subject: Grüße\r\nMessage-ID: <u@x>\r\n\r\nhällo\r\n")
+	srv := startFake(t, pop3fake.Options{UTF8: true, Messages: []pop3fake.Message{{UIDL: "u1", Body: msg}}})
+	s := open(t, plainOptions(srv))
+	list, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fetchAll(t, s, list); !bytes.Equal(got[0], msg) {
+		t.Errorf("Fetch = %q, want the message as stored", got[0])
+	}
+	sent := 0
+	for _, c := range srv.Commands() {
+		if c.Line == "UTF8" {
+			sent++
+		}
+	}
+	if sent != 1 {
+		t.Errorf("UTF8 sent %d times, want once", sent)
+	}
+}

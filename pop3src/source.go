@@ -93,6 +93,7 @@ type Source struct {
 	// plan[pos] is the Fetch expected next; the RETRs for plan[pos:sent]
 	// are in flight, their replies unread.
 	pipelining    bool // the post-login CAPA lists PIPELINING
+	utf8Mode      bool // UTF8 sent (RFC 6856): messages are served as stored
 	maxAhead      int  // 0: prefetching off
 	maxAheadBytes int64
 	plan          []planned
@@ -158,6 +159,9 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 	if err != nil && !errors.As(err, &re) {
 		return err
 	}
+	if err := s.utf8(ctx, caps); err != nil {
+		return err
+	}
 	switch opts.Auth {
 	case AuthDefault, AuthPlain:
 	case AuthXOAuth2, AuthOAuthBearer:
@@ -199,6 +203,9 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 func (s *Source) hasUIDL(ctx context.Context) ([]UIDInfo, bool, error) {
 	caps, err := s.c.Capa(ctx)
 	s.pipelining = err == nil && caps.Has("PIPELINING")
+	if uerr := s.utf8(ctx, caps); uerr != nil {
+		return nil, false, uerr
+	}
 	var re *ResponseError
 	switch {
 	case err == nil && !caps.Has("UIDL"):

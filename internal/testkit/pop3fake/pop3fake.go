@@ -63,6 +63,10 @@ type Options struct {
 	// APOPOnly puts an APOP timestamp in the greeting (RFC 1939 §7) and
 	// accepts APOP; USER and AUTH answer -ERR and CAPA lists neither.
 	APOPOnly bool
+	// UTF8 lists UTF8 in CAPA (RFC 6856) and, as Courier's pop3d does,
+	// serves a message with 8-bit bytes in its header as a notice with a
+	// fresh MIME boundary on each RETR unless the client sent UTF8.
+	UTF8 bool
 	// Pipelining makes CAPA list PIPELINING (RFC 2449 §6.6). The server
 	// answers commands in order whether or not it is set, as a real one
 	// reading from a stream does.
@@ -318,6 +322,8 @@ type session struct {
 
 	user      string // from USER
 	timestamp string // the greeting's APOP timestamp, "" when none
+	utf8      bool   // the client sent UTF8
+	retrs     int    // RETRs served, for fresh boundaries
 	authed    bool
 	msgs      []stored // the maildrop snapshot taken at login
 	deleted   map[int]bool
@@ -417,6 +423,12 @@ func (ss *session) handle(line string) error {
 	switch verb {
 	case "CAPA":
 		return ss.capa()
+	case "UTF8":
+		if !ss.srv.opts.UTF8 {
+			return ss.reply("-ERR unknown command")
+		}
+		ss.utf8 = true
+		return ss.reply("+OK UTF8 enabled")
 	case "QUIT":
 		return ss.quit()
 	}
@@ -493,7 +505,14 @@ func (ss *session) handle(line string) error {
 		if f.RetrStopMessage != 0 && f.RetrStopMessage != i+1 {
 			f.RetrStop = StopNone
 		}
-		return ss.retr(ss.msgs[i].Body, f)
+		body := ss.msgs[i].Body
+		if ss.srv.opts.UTF8 && !ss.utf8 && eightBitHeader(body) {
+			ss.retrs++
+			body = []byte(fmt.Sprintf("Subject: Cannot display Unicode content\r\nMime-Version: 1.0\r\n"+
+				"Content-Type: multipart/mixed; boundary=\"=_%d-%d\"\r\n\r\n--=_%d-%d\r\n\r\nThis message was Unicode.\r\n--=_%d-%d--\r\n",
+				ss.id, ss.retrs, ss.id, ss.retrs, ss.id, ss.retrs))
+		}
+		return ss.retr(body, f)
 	case "DELE":
 		i, err := ss.message(arg)
 		if err != nil {
@@ -535,6 +554,9 @@ func (ss *session) capa() error {
 		lines = append(lines, "SASL PLAIN")
 	}
 	lines = append(lines, "RESP-CODES", "AUTH-RESP-CODE")
+	if o.UTF8 {
+		lines = append(lines, "UTF8 USER")
+	}
 	if !o.NoUIDL {
 		lines = append(lines, "UIDL")
 	}
@@ -696,4 +718,18 @@ func (ss *session) quit() error {
 	ss.unlock()
 	_ = ss.reply("+OK bye")
 	return errEnd
+}
+
+// eightBitHeader reports whether msg's header has a byte above 0x7f.
+func eightBitHeader(msg []byte) bool {
+	end := bytes.Index(msg, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(msg)
+	}
+	for _, c := range msg[:end] {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
