@@ -172,7 +172,10 @@ func (a *Appender) prepare(m pipeline.OutgoingMessage) (string, error) {
 		b.WriteString(" (" + strings.Join(flags, " ") + ")")
 	}
 	if !m.InternalDate.IsZero() {
-		b.WriteString(` "` + m.InternalDate.Format(dateTimeLayout) + `"`)
+		// In UTC: the date is an instant, and GNU Mailutils 3.15 drops
+		// the zone offset of an APPEND date (10:00:00 +0100 is stored as
+		// 10:00:00 +0000), which would move it by the offset.
+		b.WriteString(` "` + m.InternalDate.UTC().Format(dateTimeLayout) + `"`)
 	}
 	return b.String(), nil
 }

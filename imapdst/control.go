@@ -122,26 +122,52 @@ func (ctl *control) ensureMailbox(ctx context.Context, name, specialUse string) 
 		return pipeline.MailboxStatus{}, err
 	}
 	defer done()
-	list, err := ctl.c.List("", name, nil).Collect()
-	if err = ctl.check(ctx, err, "LIST", name); err != nil {
+	exists, err := ctl.listed(ctx, name)
+	if err != nil {
 		return pipeline.MailboxStatus{}, err
 	}
-	exists := false
-	for _, l := range list {
-		same := l.Mailbox == name || strings.EqualFold(name, "INBOX") && strings.EqualFold(l.Mailbox, "INBOX")
-		if same && !slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
-			exists = true
-		}
-	}
+	// INBOX always exists (RFC 3501 §5.1), even when an mbox server has no
+	// file for it yet and so does not list it (GNU Mailutils): CREATE
+	// INBOX is an error.
 	if !exists && !strings.EqualFold(name, "INBOX") {
-		// INBOX always exists (RFC 3501 §5.1), even when an mbox server
-		// has no file for it yet and so does not list it (GNU Mailutils):
-		// CREATE INBOX is an error.
-		if err := ctl.create(ctx, name, specialUse); err != nil {
+		if name, err = ctl.createOrPrefix(ctx, name, specialUse); err != nil {
 			return pipeline.MailboxStatus{}, err
 		}
 	}
 	return ctl.status(ctx, name)
+}
+
+// createOrPrefix creates name, or on a server with a personal namespace
+// prefix that has the name under it already, or refuses name itself
+// (Courier and Cyrus keep personal folders under "INBOX."; a top-level
+// "Archive" is "Invalid mailbox name" or "Permission denied"), the name
+// under the prefix (underPrefix). It returns the mailbox used: the same
+// on every run, since the prefixed name, once created, is found first.
+func (ctl *control) createOrPrefix(ctx context.Context, name, specialUse string) (string, error) {
+	alt, err := ctl.underPrefix(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if alt != "" {
+		if ok, err := ctl.listed(ctx, alt); err != nil || ok {
+			if ok {
+				ctl.shared.Quirks.Note(fmt.Sprintf("mailbox %q is %q, under the server's personal namespace, where an earlier run created it", name, alt))
+			}
+			return alt, err
+		}
+	}
+	err = ctl.create(ctx, name, specialUse)
+	var re *ReplyError
+	if err == nil || alt == "" || !errors.As(err, &re) || !re.NameRefused() {
+		return name, err
+	}
+	if aerr := ctl.create(ctx, alt, specialUse); aerr != nil {
+		return "", err
+	}
+	ctl.log.Warn("the server refused the mailbox name; created it under the personal namespace instead",
+		"mailbox", name, "created", alt, "reply", re)
+	ctl.shared.Quirks.Note(fmt.Sprintf("mailbox %q is %q, under the server's personal namespace: it refused %q (%v)", name, alt, name, re))
+	return alt, nil
 }
 
 // status returns mailbox's UIDVALIDITY, UIDNEXT and APPENDLIMIT: STATUS

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/testkit/courier"
 	"github.com/mailferry/mailferry/internal/testkit/cyrus"
 	"github.com/mailferry/mailferry/internal/testkit/mailserver"
 	"github.com/mailferry/mailferry/internal/testkit/mailutils"
@@ -30,7 +31,8 @@ func dialKit(t *testing.T, s mailserver.IMAPServer, user, password string, sh *S
 
 func numbered(n int) []pipeline.OutgoingMessage {
 	var out []pipeline.OutgoingMessage
-	date := time.Date(2021, 5, 4, 10, 0, 0, 0, time.UTC)
+	// Not UTC: GNU Mailutils drops an APPEND date's zone offset.
+	date := time.Date(2021, 5, 4, 10, 0, 0, 0, time.FixedZone("", 2*3600))
 	for i := range n {
 		body := fmt.Sprintf("Message-ID: <n%d@mf.test>\r\nSubject: number %d\r\n\r\nbody %d\r\n", i, i, i)
 		out = append(out, pipeline.OutgoingMessage{Body: strings.NewReader(body), Size: int64(len(body)),
@@ -45,7 +47,8 @@ func numbered(n int) []pipeline.OutgoingMessage {
 // destination's first steps on a mailbox (EnsureMailbox, PermanentFlags)
 // used to leave it SELECTed: 8 APPENDs answered OK, 1 message kept. Now
 // all 8 are there, for an INBOX that existed and for one that did not
-// (STATUS refused until EXAMINE opens it; [TRYCREATE] in the text).
+// (STATUS refused until EXAMINE opens it; [TRYCREATE] in the text), with
+// their internal dates (sent in UTC: Mailutils drops the zone offset).
 func TestMailutilsKeepsEveryAppend(t *testing.T) {
 	for _, noInbox := range []bool{false, true} {
 		t.Run(fmt.Sprintf("NoInbox=%v", noInbox), func(t *testing.T) {
@@ -79,6 +82,11 @@ func TestMailutilsKeepsEveryAppend(t *testing.T) {
 			if len(msgs) != 8 {
 				t.Fatalf("INBOX holds %d messages after 8 APPENDs answered OK, want 8\n%s", len(msgs), s.LogTail(20))
 			}
+			for i, m := range msgs {
+				if want := numbered(8)[i].InternalDate; !m.InternalDate.Equal(want) {
+					t.Errorf("message %d: internal date %v, want %v", i, m.InternalDate, want)
+				}
+			}
 		})
 	}
 }
@@ -103,5 +111,46 @@ func TestCyrusStatusAppendLimit(t *testing.T) {
 	}
 	if !q.Refused(imapconn.FeatureStatusAppendLimit) {
 		t.Errorf("STATUS APPENDLIMIT not remembered as refused: %q", q.List())
+	}
+}
+
+// TestNamespacePrefixFolder: Courier and Cyrus (classic namespace) keep a
+// user's folders under "INBOX." and refuse "Archive" at the top ("Invalid
+// mailbox name", "Permission denied"): the destination folder a user
+// typed is created under the prefix instead, said in a note, and found
+// there again by a later session.
+func TestNamespacePrefixFolder(t *testing.T) {
+	servers := map[string]mailserver.IMAPServer{
+		"cyrus":   cyrus.Start(t, cyrus.Options{Users: map[string]string{"alice": "pw-alice"}}),
+		"courier": courier.Start(t, courier.Options{Users: map[string]string{"alice": "pw-alice"}}),
+	}
+	for name, s := range servers {
+		t.Run(name, func(t *testing.T) {
+			var notes []string
+			sh := NewShared(imapconn.NewQuirks(nil, func(n string) { notes = append(notes, n) }))
+			for range 2 {
+				d := dialKit(t, s, "alice", "pw-alice", sh)
+				st, err := d.EnsureMailbox(context.Background(), "Archive/2019")
+				if err != nil {
+					t.Fatalf("EnsureMailbox: %v", err)
+				}
+				if st.Name != "INBOX.Archive.2019" || st.UIDValidity == 0 {
+					t.Errorf("EnsureMailbox = %+v, want INBOX.Archive.2019", st)
+				}
+				if err := d.Close(); err != nil {
+					t.Error(err)
+				}
+				sh = NewShared(imapconn.NewQuirks(nil, func(n string) { notes = append(notes, n) }))
+			}
+			var said []string
+			for _, n := range notes {
+				if strings.Contains(n, `is "INBOX.Archive.2019"`) {
+					said = append(said, n)
+				}
+			}
+			if len(said) != 2 || !strings.Contains(said[0], "it refused") || !strings.Contains(said[1], "an earlier run created it") {
+				t.Errorf("notes %q, want the refusal, then the folder found again", notes)
+			}
+		})
 	}
 }

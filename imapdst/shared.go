@@ -2,6 +2,8 @@ package imapdst
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
@@ -24,6 +26,11 @@ type Shared struct {
 	// read-write (see control.deselect for why that matters).
 	mu        sync.Mutex
 	permanent map[string][]string // mailbox → PERMANENTFLAGS; nil value: unknown
+
+	nsMu     sync.Mutex
+	nsKnown  bool
+	nsPrefix string // the personal namespace's prefix ("INBOX." on Courier and Cyrus)
+	nsDelim  rune
 }
 
 // NewShared returns a Shared for one account's destination; q may be nil
@@ -97,4 +104,67 @@ func (ctl *control) deselect(ctx context.Context, mailbox string) error {
 	}
 	_, err := ctl.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
 	return ctl.check(ctx, err, "EXAMINE", mailbox)
+}
+
+// personal returns the personal namespace's prefix and separator (RFC
+// 2342; the separator of LIST "" "" without NAMESPACE), asked once per
+// account.
+func (sh *Shared) personal(ctx context.Context, ctl *control) (string, rune, error) {
+	sh.nsMu.Lock()
+	defer sh.nsMu.Unlock()
+	if sh.nsKnown {
+		return sh.nsPrefix, sh.nsDelim, nil
+	}
+	q := sh.Quirks
+	if caps := ctl.c.Caps(); (caps.Has(imap.CapNamespace) || caps.Has(imap.CapIMAP4rev2)) && !q.Refused(imapconn.FeatureNamespace) {
+		ns, err := ctl.c.Namespace().Wait()
+		switch {
+		case imapconn.IsRefusal(err):
+			q.Refuse(imapconn.FeatureNamespace, err, "no personal namespace prefix; the separator comes from LIST")
+		case err != nil:
+			return "", 0, ctl.check(ctx, err, "NAMESPACE", "")
+		case len(ns.Personal) > 0:
+			sh.nsPrefix, sh.nsDelim = ns.Personal[0].Prefix, ns.Personal[0].Delim
+		}
+	}
+	if sh.nsDelim == 0 {
+		d, err := ctl.delimiter(ctx)
+		if err != nil {
+			return "", 0, err
+		}
+		sh.nsDelim = d
+	}
+	sh.nsKnown = true
+	return sh.nsPrefix, sh.nsDelim, nil
+}
+
+// underPrefix returns name in the personal namespace, its levels ("/" or
+// the server's separator between them) joined with the server's
+// separator under its prefix ("Archive/2019" → "INBOX.Archive.2019" on
+// Courier and Cyrus), or "" when the server has no prefix or name is
+// already under it.
+func (ctl *control) underPrefix(ctx context.Context, name string) (string, error) {
+	prefix, delim, err := ctl.shared.personal(ctx, ctl)
+	if err != nil || prefix == "" || len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
+		return "", err
+	}
+	if delim != 0 && delim != '/' {
+		name = strings.ReplaceAll(name, "/", string(delim))
+	}
+	return prefix + name, nil
+}
+
+// listed reports whether LIST shows mailbox as a mailbox that exists.
+func (ctl *control) listed(ctx context.Context, mailbox string) (bool, error) {
+	list, err := ctl.c.List("", mailbox, nil).Collect()
+	if err = ctl.check(ctx, err, "LIST", mailbox); err != nil {
+		return false, err
+	}
+	for _, l := range list {
+		same := l.Mailbox == mailbox || strings.EqualFold(mailbox, "INBOX") && strings.EqualFold(l.Mailbox, "INBOX")
+		if same && !slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -75,7 +75,7 @@ func (w *batchWriter) box(ctx context.Context, name string) (*mailboxState, erro
 	}
 	b := &mailboxState{status: status, nextUID: status.UIDNext}
 	if pf, ok := w.dst.(PermanentFlagser); ok {
-		if b.permanent, err = pf.PermanentFlags(ctx, name); err != nil {
+		if b.permanent, err = pf.PermanentFlags(ctx, status.Name); err != nil {
 			return nil, fmt.Errorf("reading the flags %q accepts: %w", name, err)
 		}
 	}

@@ -70,6 +70,12 @@ type IMAP struct {
 	log  *slog.Logger
 	// abandoned: a FETCH was left unread and the connection closed.
 	abandoned bool
+	// located maps a mailbox asked for to the one it is (see locate).
+	located map[string]string
+	// nsKnown: the personal namespace's prefix and separator were asked.
+	nsKnown  bool
+	nsPrefix string
+	nsDelim  rune
 }
 
 var _ Destination = (*IMAP)(nil)
@@ -160,7 +166,7 @@ func (s *IMAP) Status(ctx context.Context, mailbox string) (MailboxStatus, error
 	}
 	defer done()
 	out := MailboxStatus{AppendLimit: s.AppendLimit()}
-	exists, err := s.exists(mailbox)
+	mailbox, exists, err := s.locate(mailbox)
 	if err != nil || !exists {
 		return out, s.wrap(ctx, err)
 	}
@@ -194,6 +200,61 @@ func (s *IMAP) Status(ctx context.Context, mailbox string) (MailboxStatus, error
 		out.AppendLimit = int64(*st.AppendLimit)
 	}
 	return out, nil
+}
+
+// locate returns the mailbox the copy uses for mailbox, and whether it
+// exists: mailbox itself, or, when that does not exist, the same name
+// under the server's personal namespace prefix ("Archive" is
+// "INBOX.Archive" on Courier and Cyrus, where the copy's destination
+// creates it when the server refuses the name at the top).
+func (s *IMAP) locate(mailbox string) (string, bool, error) {
+	if m, ok := s.located[mailbox]; ok {
+		return m, true, nil
+	}
+	ok, err := s.exists(mailbox)
+	if err != nil || ok {
+		return mailbox, ok, err
+	}
+	prefix, delim, err := s.personal()
+	if err != nil || prefix == "" || strings.EqualFold(mailbox, "INBOX") ||
+		len(mailbox) >= len(prefix) && strings.EqualFold(mailbox[:len(prefix)], prefix) {
+		return mailbox, false, err
+	}
+	alt := mailbox
+	if delim != 0 && delim != '/' {
+		alt = strings.ReplaceAll(alt, "/", string(delim))
+	}
+	alt = prefix + alt
+	if ok, err = s.exists(alt); err != nil || !ok {
+		return mailbox, false, err
+	}
+	if s.located == nil {
+		s.located = map[string]string{}
+	}
+	s.located[mailbox] = alt
+	return alt, true, nil
+}
+
+// personal returns the personal namespace's prefix and separator (RFC
+// 2342), "" without NAMESPACE.
+func (s *IMAP) personal() (string, rune, error) {
+	q := s.opts.Quirks
+	if s.nsKnown || !s.caps.Has(imap.CapNamespace) || q.Refused(imapconn.FeatureNamespace) {
+		return s.nsPrefix, s.nsDelim, nil
+	}
+	data, err := s.c.Namespace().Wait()
+	if imapconn.IsRefusal(err) {
+		q.Refuse(imapconn.FeatureNamespace, err, "mailboxes are looked for by the name given only")
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("verify: NAMESPACE on %s: %w", s.opts.Addr, err)
+	}
+	s.nsKnown = true
+	if len(data.Personal) > 0 {
+		s.nsPrefix, s.nsDelim = data.Personal[0].Prefix, data.Personal[0].Delim
+	}
+	return s.nsPrefix, s.nsDelim, nil
 }
 
 func (s *IMAP) exists(mailbox string) (bool, error) {
@@ -261,11 +322,11 @@ func (s *IMAP) List(ctx context.Context, mailbox string) (Listing, error) {
 		return out, err
 	}
 	defer done()
-	exists, err := s.exists(mailbox)
+	name, exists, err := s.locate(mailbox)
 	if err != nil || !exists {
 		return out, s.wrap(ctx, err)
 	}
-	sel, err := s.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	sel, err := s.c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return out, s.wrap(ctx, fmt.Errorf("verify: EXAMINE %q on %s: %w", mailbox, s.opts.Addr, err))
 	}
@@ -332,6 +393,9 @@ func (s *IMAP) Fetch(ctx context.Context, mailbox string, uid uint32, w io.Write
 		return 0, err
 	}
 	defer done()
+	if m, ok := s.located[mailbox]; ok {
+		mailbox = m
+	}
 	if _, err := s.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
 		return 0, s.wrap(ctx, fmt.Errorf("verify: EXAMINE %q on %s: %w", mailbox, s.opts.Addr, err))
 	}

@@ -99,6 +99,15 @@ func (q *Quirks) Refuse(feature string, reply error, without string) {
 	}
 }
 
+// Note passes note on to the notify function of NewQuirks, for the run's
+// summary: something the sessions did differently on this server, besides
+// refused features.
+func (q *Quirks) Note(note string) {
+	if q != nil && q.notify != nil {
+		q.notify(note)
+	}
+}
+
 // List returns the refused features, sorted, each with the server's reply.
 func (q *Quirks) List() []string {
 	if q == nil {
