@@ -117,6 +117,7 @@ func (ctl *control) folders(ctx context.Context) (FolderList, error) {
 			return FolderList{}, err
 		}
 	}
+	ctl.shared.knowNamespace(fl.Prefix, fl.Delim)
 	return fl, nil
 }
 

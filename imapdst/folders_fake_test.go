@@ -367,13 +367,15 @@ func TestPermanentFlagsTranscript(t *testing.T) {
 			t.Errorf("script: %v", err)
 		}
 	})
+	// UNSELECT goes out behind SELECT, without waiting for its reply.
 	t.Run("UNSELECT, and a refused SELECT", func(t *testing.T) {
 		d, srv := dialFakeControl(t, append(controlLogin("UNSELECT"),
 			imapfake.Expect("T2 SELECT \"Sent\"\r\n"),
 			imapfake.Send("* OK [PERMANENTFLAGS (\\Seen)] ok\r\nT2 OK [READ-WRITE] selected\r\n"),
 			imapfake.Expect("T3 UNSELECT\r\n"), imapfake.Send("T3 OK done\r\n"),
-			imapfake.Expect("T4 SELECT INBOX\r\n"), imapfake.Send("T4 NO Error opening mailbox\r\n"),
-			imapfake.Expect("T5 NOOP\r\n"), imapfake.Send("T5 OK done\r\n"),
+			imapfake.Expect("T4 SELECT INBOX\r\nT5 UNSELECT\r\n"),
+			imapfake.Send("T4 NO Error opening mailbox\r\nT5 BAD no mailbox selected\r\n"),
+			imapfake.Expect("T6 NOOP\r\n"), imapfake.Send("T6 OK done\r\n"),
 		)...)
 		if got, err := d.PermanentFlags(context.Background(), "Sent"); err != nil || !reflect.DeepEqual(got, []string{`\Seen`}) {
 			t.Errorf("PermanentFlags(Sent) = %q, %v", got, err)

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/imapconn"
 )
@@ -56,8 +57,21 @@ func (sh *Shared) permanentFlags(ctx context.Context, ctl *control, mailbox stri
 		return nil, err
 	}
 	defer done()
-	sel, err := ctl.c.Select(mailbox, nil).Wait()
+	// UNSELECT goes out right behind SELECT, both answered in one round
+	// trip: the mailbox is selected read-write only between the two.
+	selCmd := ctl.c.Select(mailbox, nil)
+	var unselCmd *imapclient.Command
+	q := sh.Quirks
+	if ctl.c.Caps().Has(imap.CapUnselect) && !q.Refused(imapconn.FeatureUnselect) {
+		unselCmd = ctl.c.Unselect()
+	}
+	sel, err := selCmd.Wait()
+	var unselErr error
+	if unselCmd != nil {
+		unselErr = unselCmd.Wait()
+	}
 	if imapconn.IsRefusal(err) {
+		// UNSELECT then had no mailbox to leave: its BAD says nothing.
 		ctl.log.Warn("cannot SELECT the mailbox to read the flags it keeps; sending every valid flag",
 			"mailbox", mailbox, "reply", imapconn.ReplyText(err))
 		sh.permanent[mailbox] = nil
@@ -67,11 +81,28 @@ func (sh *Shared) permanentFlags(ctx context.Context, ctl *control, mailbox stri
 		return nil, err
 	}
 	flags := flagStrings(sel.PermanentFlags)
-	if err := ctl.deselect(ctx, mailbox); err != nil {
-		return nil, err
+	switch {
+	case unselCmd != nil && unselErr == nil:
+	case unselCmd != nil && !imapconn.IsRefusal(unselErr):
+		return nil, ctl.check(ctx, unselErr, "UNSELECT", mailbox)
+	default:
+		if unselErr != nil {
+			q.Refuse(imapconn.FeatureUnselect, unselErr, "EXAMINE of the same mailbox leaves it instead")
+		}
+		if err := ctl.deselect(ctx, mailbox); err != nil {
+			return nil, err
+		}
 	}
 	sh.permanent[mailbox] = flags
 	return flags, nil
+}
+
+// knowNamespace records what Folders learnt of the personal namespace, so
+// that personal need not ask again.
+func (sh *Shared) knowNamespace(prefix string, delim rune) {
+	sh.nsMu.Lock()
+	defer sh.nsMu.Unlock()
+	sh.nsKnown, sh.nsPrefix, sh.nsDelim = true, prefix, delim
 }
 
 // forget drops what is known of mailbox (created again: its flags may
