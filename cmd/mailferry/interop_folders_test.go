@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/testkit/courier"
+	"github.com/mailferry/mailferry/internal/testkit/cyrus"
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/internal/testkit/mailutils"
 )
@@ -76,5 +78,38 @@ func TestInteropRefusedFolderName(t *testing.T) {
 	}
 	if !found || len(plan.Accounts[0].Notes) == 0 {
 		t.Errorf("plan folders %+v notes %q, want Old/Archive/2019 -> Old_Archive_2019 and a note", plan.Accounts[0].Folders, plan.Accounts[0].Notes)
+	}
+}
+
+// TestInteropLongFolderName: Cyrus keeps a folder name of 300 bytes,
+// Courier refuses it ("NO Cannot create this folder."); the folder goes to
+// its safe name, cut to 60 bytes, on every run.
+func TestInteropLongFolderName(t *testing.T) {
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := cyrus.Start(t, cyrus.Options{CA: ca, Users: map[string]string{"u": srcPassword}})
+	dst := courier.Start(t, courier.Options{CA: ca, Users: map[string]string{"u": dstPassword}})
+	long := "Projekte " + strings.Repeat("x", 291)
+	if err := src.Append(context.Background(), "u", "INBOX."+long, []byte("Subject: long\r\nMessage-ID: <ln@mf.test>\r\n\r\nbody\r\n"),
+		[]string{`\Seen`}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"copy", "imaps://u@" + src.IMAPSAddr(), "imaps://u@" + dst.IMAPSAddr(), "--tls-ca", dst.CAFile(),
+		"--state", t.TempDir() + "/state.db", "--json", "--progress", "none"}
+	safe := "INBOX." + long[:60]
+	for run := 1; run <= 2; run++ {
+		r := runInProcess(t, passwords, args...)
+		a := r.report.Accounts[0]
+		if r.code != exitOK || a.Copied+a.AlreadyDone != 1 {
+			t.Fatalf("run %d: exit %d, copied %d, error %q\n%s", run, r.code, a.Copied, a.Error, r.stderr)
+		}
+		if !slices.ContainsFunc(a.Notes, func(n string) bool { return strings.Contains(n, `goes to "`+safe+`"`) }) {
+			t.Errorf("run %d: notes %q, want the folder sent to %q", run, a.Notes, safe)
+		}
+	}
+	if msgs, err := dst.Messages(context.Background(), "u", safe); err != nil || len(msgs) != 1 {
+		t.Errorf("%q holds %d messages (%v), want 1", safe, len(msgs), err)
 	}
 }
