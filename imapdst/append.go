@@ -101,7 +101,7 @@ func (a *Appender) StartAppend(ctx context.Context, mailbox string, msgs []pipel
 		return run.prefix(), idleconn.WithContextErr(ctx, err)
 	}
 	var batches [][]int
-	if a.caps["MULTIAPPEND"] {
+	if a.multiAppend() {
 		batches = a.batches(msgs, todo)
 	}
 	pipelined := len(batches) > 0
@@ -467,7 +467,22 @@ func (r *appendRun) refused(cmd *command, idx []int) error {
 	}
 	a.log.Info("MULTIAPPEND refused, sending its messages one by one",
 		"mailbox", r.mailbox, "messages", len(idx), "err", rerr)
-	return r.each(idx)
+	if err := r.each(idx); err != nil {
+		return err
+	}
+	// A BAD to a MULTIAPPEND whose messages were then each taken is a
+	// refusal of MULTIAPPEND itself, advertised or not: given up for the
+	// server (RFC 3502's batches become single APPENDs, pipelined).
+	if cmd.reply.Status == "BAD" && !slices.ContainsFunc(idx, func(i int) bool { return r.results[i].Err != nil || r.dropped[i] != nil }) {
+		a.opts.Shared.Quirks.Refuse(imapconn.FeatureMultiAppend, rerr, "one APPEND per message, pipelined")
+	}
+	return nil
+}
+
+// multiAppend reports whether batches go as MULTIAPPEND (RFC 3502): the
+// server offers it and has not refused it before.
+func (a *Appender) multiAppend() bool {
+	return a.caps["MULTIAPPEND"] && !a.opts.Shared.Quirks.Refused(imapconn.FeatureMultiAppend)
 }
 
 // complete waits for a MULTIAPPEND that StartAppend sent, of the messages

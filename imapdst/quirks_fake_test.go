@@ -234,3 +234,42 @@ func TestNameRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiAppendRefused: a server that advertises MULTIAPPEND and answers
+// BAD to it, then takes each message alone: MULTIAPPEND is given up for
+// the server, and the next Append sends single APPENDs at once.
+func TestMultiAppendRefused(t *testing.T) {
+	srv := imapfake.Start(t, append(login("MULTIAPPEND"),
+		imapfake.Expect("A2 APPEND \"INBOX\" {3}\r\n"),
+		imapfake.Send("A2 BAD MULTIAPPEND is not understood\r\n"),
+		imapfake.Expect("A3 APPEND \"INBOX\" {3}\r\n"),
+		imapfake.Send("+ go\r\n"),
+		imapfake.Expect("aaa\r\nA4 APPEND \"INBOX\" {3}\r\n"),
+		imapfake.Send("A3 OK done\r\n+ go\r\n"),
+		imapfake.Expect("bbb\r\n"),
+		imapfake.Send("A4 OK done\r\n"),
+		imapfake.Expect("A5 APPEND \"INBOX\" {3}\r\n"),
+		imapfake.Send("+ go\r\n"),
+		imapfake.Expect("ccc\r\nA6 APPEND \"INBOX\" {3}\r\n"),
+		imapfake.Send("A5 OK done\r\n+ go\r\n"),
+		imapfake.Expect("ddd\r\n"),
+		imapfake.Send("A6 OK done\r\n"),
+	)...)
+	opts := testOptions(srv.Addr())
+	opts.Shared = NewShared(imapconn.NewQuirks(nil, nil))
+	a := dialFake(t, opts)
+	for _, bodies := range [][2]string{{"aaa", "bbb"}, {"ccc", "ddd"}} {
+		res, err := a.Append(context.Background(), "INBOX", []pipeline.OutgoingMessage{msg(bodies[0]), msg(bodies[1])})
+		if err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+		checkResults(t, res, []want{{}, {}})
+	}
+	if a.Capabilities().MultiAppend || !opts.Shared.Quirks.Refused(imapconn.FeatureMultiAppend) {
+		t.Errorf("MULTIAPPEND not given up: %q", opts.Shared.Quirks.List())
+	}
+	_ = a.ic.Close()
+	if err := srv.Wait(); err != nil {
+		t.Errorf("script: %v", err)
+	}
+}
