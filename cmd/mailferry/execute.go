@@ -125,6 +125,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 			for i := range next {
 				st, err := runner.RunAccount(ctx, jobs[i])
 				st.Hint = hintFor(err)
+				if jobs[i].Notes != nil {
+					st.Notes = jobs[i].Notes()
+				}
 				if err != nil && ctx.Err() == nil {
 					x.log.Error("account failed", "account", st.Account, "error", err)
 				}
