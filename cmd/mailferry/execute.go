@@ -133,6 +133,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 				if isFolderError(err) {
 					st.ErrorClass = classConfig
 				}
+				if jobs[i].Notes != nil {
+					st.Notes = jobs[i].Notes()
+				}
 				if err != nil && ctx.Err() == nil && !errors.Is(err, pipeline.ErrInterrupted) {
 					x.log.Error("account failed", "account", st.Account, "error", err)
 				}

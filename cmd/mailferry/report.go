@@ -196,6 +196,9 @@ func (r *report) writeText(w io.Writer, width int) {
 				fmt.Fprintf(w, "%shint: %s\n", prefix, s.Hint)
 			}
 		}
+		for _, n := range s.Notes {
+			fmt.Fprintf(w, "  note: %s\n", n)
+		}
 		for _, sk := range s.Skips {
 			fmt.Fprintf(w, "%sskipped %s: %s\n", prefix, sk.Key, sk.Reason)
 		}
