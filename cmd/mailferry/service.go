@@ -117,6 +117,7 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, accounts []s
 	go func() {
 		select {
 		case <-x.env.interrupted:
+			log.Info("stopping: no new poll starts; the polls in flight finish the batches they sent and commit them (send the signal again to stop at once)")
 			stopService()
 		case <-sctx.Done():
 		}
