@@ -521,7 +521,7 @@ destination.oauth2 = { client_id = "app-denied" }
 	issued = g.auth.Issued()
 	r = runInProcess(t, noEnv, "verify", "-c", path, "--only", "denied")
 	noSecrets(t, "verify", r.stdout, r.stderr)
-	if r.code != exitFatal || !strings.Contains(r.stdout, "ERROR: opening the destination") ||
+	if r.code != exitFatal || !strings.Contains(r.stdout, "ERROR: connecting to the destination") ||
 		!strings.Contains(r.stdout, "hint: "+hint) {
 		t.Errorf("verify: exit %d, want %d and the refusal with Exchange's settings as the hint (%q):\n%s%s",
 			r.code, exitFatal, hint, r.stdout, r.stderr)
