@@ -43,6 +43,9 @@ var (
 	// ErrSchemaTooNew is wrapped by Open when the file was written by a newer
 	// mailferry whose schema this version does not know.
 	ErrSchemaTooNew = errors.New("checkpoint: ledger schema is newer than this version of mailferry supports")
+	// ErrNotLedger is wrapped by Open when the file is not a mailferry
+	// ledger: not an SQLite database, or one another program made.
+	ErrNotLedger = errors.New("checkpoint: not a mailferry checkpoint file")
 	// ErrInvalidEntry is wrapped by Put for an entry without account or key,
 	// with an unknown state or with an Updated time it cannot store.
 	ErrInvalidEntry = errors.New("checkpoint: invalid entry")

@@ -26,3 +26,39 @@ type nopProgress struct{}
 func (nopProgress) AccountStarted(string, int, int64)        {}
 func (nopProgress) MessageDone(string, Outcome, int64)       {}
 func (nopProgress) AccountFinished(account string, _ *Stats) {}
+
+// TeeProgress returns a Progress that passes every event to each of ps in
+// turn (nil ones left out), so that a run can feed the terminal display,
+// the status page and notifications at once.
+func TeeProgress(ps ...Progress) Progress {
+	var t teeProgress
+	for _, p := range ps {
+		if p != nil {
+			t = append(t, p)
+		}
+	}
+	if len(t) == 1 {
+		return t[0]
+	}
+	return t
+}
+
+type teeProgress []Progress
+
+func (t teeProgress) AccountStarted(account string, toCopy int, toCopyBytes int64) {
+	for _, p := range t {
+		p.AccountStarted(account, toCopy, toCopyBytes)
+	}
+}
+
+func (t teeProgress) MessageDone(account string, outcome Outcome, bytes int64) {
+	for _, p := range t {
+		p.MessageDone(account, outcome, bytes)
+	}
+}
+
+func (t teeProgress) AccountFinished(account string, stats *Stats) {
+	for _, p := range t {
+		p.AccountFinished(account, stats)
+	}
+}

@@ -39,6 +39,17 @@ type Runner struct {
 	SkipLocked bool
 	Logger     *slog.Logger
 	Progress   Progress
+	// Paused, when set, is asked before each account starts; an account it
+	// says is paused is not started (no lock, no run recorded, no
+	// connection): Stats.Paused is set and Progress.AccountFinished
+	// called. An error from it stops the account like a ledger error.
+	Paused func(ctx context.Context, account string) (bool, error)
+	// Explain, when set, says what went wrong and what fixes it for the
+	// error that stopped an account: a class for people ("login",
+	// "tls-certificate"; "" to keep the engine's) and a hint. Both are
+	// recorded with the run (RunRecord.ErrorClass, Hint) and the hint is
+	// Stats.Hint.
+	Explain func(err error) (class, hint string)
 }
 
 // Bounds of the retry loop: the longest wait between attempts, and how
@@ -84,15 +95,30 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 		ledger = dryRunLedger{ledger}
 	}
 	st := &Stats{Account: opts.Account, DryRun: r.DryRun}
+	if r.Paused != nil {
+		paused, err := r.Paused(ctx, opts.Account)
+		if err != nil {
+			err = fatal(fmt.Errorf("reading whether account %q is paused: %w", opts.Account, err))
+			st.Error, st.ErrorClass = err.Error(), ClassOf(err).String()
+			prog.AccountFinished(opts.Account, st)
+			return st, err
+		}
+		if paused {
+			st.Paused = true
+			log.Info("account paused; not started", "account", opts.Account)
+			prog.AccountFinished(opts.Account, st)
+			return st, nil
+		}
+	}
 	start := time.Now()
 	err := r.runLocked(ctx, job, opts, ledger, log, prog, st)
 	st.Duration = time.Since(start)
 	st.Seconds = st.Duration.Seconds()
 	if err != nil {
 		st.Error = err.Error()
-		st.ErrorClass = ClassOf(err).String()
-		if ctx.Err() != nil {
-			st.ErrorClass = "interrupted"
+		st.ErrorClass = engineClass(ctx, err)
+		if r.Explain != nil {
+			_, st.Hint = r.Explain(err)
 		}
 	}
 	prog.AccountFinished(opts.Account, st)
@@ -172,10 +198,29 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	case st.Skipped > 0:
 		rec.Result = "partial"
 	}
+	if err != nil {
+		rec.ErrorClass = engineClass(ctx, err)
+		if r.Explain != nil {
+			class, hint := r.Explain(err)
+			rec.Hint = hint
+			if class != "" && ctx.Err() == nil {
+				rec.ErrorClass = class
+			}
+		}
+	}
 	if ferr := ledger.FinishRun(context.WithoutCancel(ctx), runID, rec); ferr != nil && err == nil {
 		err = fatal(fmt.Errorf("recording the end of the run: %w", ferr))
 	}
 	return err
+}
+
+// engineClass is the engine's class of the error that stopped an account:
+// "interrupted" when ctx ended, else ClassOf's.
+func engineClass(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "interrupted"
+	}
+	return ClassOf(err).String()
 }
 
 // failed counts listed messages that are neither done nor skipped, in the

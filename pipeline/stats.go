@@ -67,7 +67,10 @@ type Stats struct {
 	Attempts      int `json:"attempts"`
 	// Locked is set when another run held the account and this one
 	// skipped it (Runner.SkipLocked).
-	Locked   bool          `json:"locked,omitempty"`
+	Locked bool `json:"locked,omitempty"`
+	// Paused is set when the account was paused (Runner.Paused) and so
+	// not started.
+	Paused   bool          `json:"paused,omitempty"`
 	Duration time.Duration `json:"-"`
 	Seconds  float64       `json:"seconds"`
 	DryRun   bool          `json:"dry_run,omitempty"`
@@ -101,5 +104,5 @@ func (s *Stats) SkipReasons() map[string]int {
 }
 
 // Complete reports whether every listed message is on the destination or
-// deliberately skipped, with no error.
-func (s *Stats) Complete() bool { return s.Error == "" && s.Failed == 0 }
+// deliberately skipped, with no error, and the account was not paused.
+func (s *Stats) Complete() bool { return s.Error == "" && s.Failed == 0 && !s.Paused }

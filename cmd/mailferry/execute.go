@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/hint"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -109,7 +110,8 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 		x.logOut.setBar(view.bar)
 	}
 	runner := &pipeline.Runner{Ledger: ledger, DryRun: x.opts.dryRun, Logger: x.log,
-		Progress: view, Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff}
+		Progress: view, Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff,
+		Explain: hint.Explain}
 
 	stats := make([]*pipeline.Stats, len(jobs))
 	workers := max(1, min(x.workers, len(jobs)))
@@ -121,7 +123,6 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 			defer wg.Done()
 			for i := range next {
 				st, err := runner.RunAccount(ctx, jobs[i])
-				st.Hint = hintFor(err)
 				if err != nil && ctx.Err() == nil {
 					x.log.Error("account failed", "account", st.Account, "error", err)
 				}

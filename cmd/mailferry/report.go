@@ -95,7 +95,8 @@ func exitCodeFor(stats []*pipeline.Stats, interrupted bool) int {
 		if s.Error != "" {
 			failed++
 		}
-		if s.Skipped > 0 || s.Failed > 0 {
+		// A paused account was not moved: not everything was.
+		if s.Skipped > 0 || s.Failed > 0 || s.Paused {
 			partial = true
 		}
 	}
@@ -149,6 +150,9 @@ func (r *report) writeText(w io.Writer) {
 		}
 		if s.Locked {
 			fmt.Fprintln(w, "  skipped: another run is working on this account (--on-locked skip)")
+		}
+		if s.Paused {
+			fmt.Fprintln(w, "  paused: not started (resume it on the status page)")
 		}
 		if s.Error != "" {
 			fmt.Fprintf(w, "  error (%s): %s\n", s.ErrorClass, s.Error)
@@ -217,15 +221,19 @@ func result(s *pipeline.Stats) string {
 	switch {
 	case s.Error != "":
 		return s.ErrorClass
+	case s.Paused:
+		return "paused"
 	case s.Skipped > 0 || s.Failed > 0:
 		return "partial"
 	}
 	return "ok"
 }
 
+// anyLocked reports whether an account was left alone (locked by another
+// run, or paused): then "nothing to do" would not be true.
 func anyLocked(stats []*pipeline.Stats) bool {
 	for _, s := range stats {
-		if s.Locked {
+		if s.Locked || s.Paused {
 			return true
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/hint"
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/schedule"
@@ -118,7 +119,7 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, accounts []s
 		defer stop()
 	}
 	runner := &pipeline.Runner{Ledger: ledger, Logger: log, Attempts: x.attempts,
-		SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff}
+		SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff, Explain: hint.Explain}
 
 	stats := make([]*pipeline.Stats, len(jobs))
 	poll := func(ctx context.Context, i int) error {

@@ -1,0 +1,70 @@
+package hint
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/pop3src"
+)
+
+func TestFor(t *testing.T) {
+	now := time.Now()
+	cert := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "mail.example.test"},
+		DNSNames:    []string{"mail.example.test", "imap.example.test"},
+		IPAddresses: []net.IP{net.ParseIP("192.0.2.7")},
+		NotBefore:   time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC),
+		NotAfter:    time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC),
+	}
+	future := *cert
+	future.NotBefore, future.NotAfter = now.AddDate(0, 1, 0), now.AddDate(1, 0, 0)
+	// As the TLS stack returns them: wrapped in a CertificateVerificationError.
+	verify := func(err error) error {
+		return fmt.Errorf("connecting to the source: %w", &tls.CertificateVerificationError{Err: err})
+	}
+	tests := []struct {
+		name  string
+		err   error
+		class string
+		want  []string // substrings of the hint
+	}{
+		{"another host", verify(x509.HostnameError{Certificate: cert, Host: "127.0.0.1"}),
+			ClassTLSCertificate, []string{"mail.example.test, imap.example.test, 192.0.2.7", "not 127.0.0.1", "--insecure-skip-verify"}},
+		{"expired", verify(x509.CertificateInvalidError{Cert: cert, Reason: x509.Expired}),
+			ClassTLSCertificate, []string{"expired on 2025-03-01", "renew", "--insecure-skip-verify"}},
+		{"not yet valid", verify(x509.CertificateInvalidError{Cert: &future, Reason: x509.Expired}),
+			ClassTLSCertificate, []string{"not valid before " + future.NotBefore.UTC().Format("2006-01-02"), "clock"}},
+		{"other invalid", verify(x509.CertificateInvalidError{Cert: cert, Reason: x509.NotAuthorizedToSign}),
+			ClassTLSCertificate, []string{"not valid", "--insecure-skip-verify"}},
+		{"unknown CA", verify(x509.UnknownAuthorityError{Cert: cert}), ClassTLSCertificate, []string{"--tls-ca"}},
+		{"login delay announced", &pop3src.ResponseError{Command: "PASS ***", Code: "LOGIN-DELAY", LoginDelay: 15 * time.Minute},
+			ClassLoginDelay, []string{"this soon after the last one", "at least 15m0s", "run again later"}},
+		{"login delay", &pop3src.ResponseError{Command: "PASS ***", Code: "LOGIN-DELAY"}, ClassLoginDelay, []string{"run again later"}},
+		{"in use", &pop3src.ResponseError{Command: "PASS ***", Code: "IN-USE"}, ClassInUse, []string{"another session", "run again"}},
+		{"wrong password", &pop3src.ResponseError{Command: "PASS ***", Code: "AUTH"}, ClassLogin, []string{"password"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := For(tt.err)
+			for _, w := range tt.want {
+				if !strings.Contains(got.Fix, w) {
+					t.Errorf("For(%v).Fix = %q, want it to mention %q", tt.err, got.Fix, w)
+				}
+			}
+			if got.Class != tt.class {
+				t.Errorf("For(%v).Class = %q, want %q", tt.err, got.Class, tt.class)
+			}
+		})
+	}
+	for _, err := range []error{nil, fmt.Errorf("connection reset")} {
+		if got := For(err); got != (Hint{}) {
+			t.Errorf("For(%v) = %+v, want the zero Hint", err, got)
+		}
+	}
+}
