@@ -622,9 +622,9 @@ func TestSummaryAndAccounts(t *testing.T) {
 		want     AccountSummary
 		wantRuns bool
 	}{
-		{"mixed", "alice", AccountSummary{Done: 2, Pending: 1, Skipped: 3, Failed: 1, Bytes: 350,
+		{"mixed", "alice", AccountSummary{Done: 2, Pending: 1, Skipped: 3, Failed: 1, Bytes: 350, AllBytes: 1384,
 			SkipReasons: map[string]int{"TOOBIG": 2, "NUL bytes": 1}}, true},
-		{"done only, no runs", "bob", AccountSummary{Done: 1, Bytes: 5, SkipReasons: map[string]int{}}, false},
+		{"done only, no runs", "bob", AccountSummary{Done: 1, Bytes: 5, AllBytes: 5, SkipReasons: map[string]int{}}, false},
 		{"runs only", "carol", AccountSummary{SkipReasons: map[string]int{}}, true},
 		{"unknown", "nobody", AccountSummary{SkipReasons: map[string]int{}}, false},
 	}
@@ -645,6 +645,25 @@ func TestSummaryAndAccounts(t *testing.T) {
 				t.Errorf("Summary(%q) = %+v, want %+v", tt.account, got, tt.want)
 			}
 		})
+	}
+	// Summaries says the same of every account at once (no skip reasons).
+	all, err := l.Summaries(ctx)
+	if err != nil {
+		t.Fatalf("Summaries() = %v", err)
+	}
+	if len(all) != 3 {
+		t.Errorf("Summaries() has %d accounts, want alice, bob and carol", len(all))
+	}
+	for _, tt := range tests {
+		one, _ := l.Summary(ctx, tt.account)
+		got := all[tt.account]
+		if (got.LastRun == nil) != (one.LastRun == nil) || got.LastRun != nil && *got.LastRun != *one.LastRun {
+			t.Errorf("Summaries()[%q].LastRun = %+v, Summary says %+v", tt.account, got.LastRun, one.LastRun)
+		}
+		got.LastRun, one.LastRun, one.SkipReasons = nil, nil, nil
+		if !reflect.DeepEqual(got, one) {
+			t.Errorf("Summaries()[%q] = %+v, Summary says %+v", tt.account, got, one)
+		}
 	}
 }
 

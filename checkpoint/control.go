@@ -128,3 +128,37 @@ func (l *Ledger) RequestRetry(ctx context.Context, account string) (RetryCounts,
 	}
 	return n, nil
 }
+
+// Controls returns what was asked of every account that was asked
+// anything, by account.
+func (l *Ledger) Controls(ctx context.Context) (map[string]Control, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	rows, err := l.r.QueryContext(ctx, `SELECT account, paused, changed, retry_requested FROM account_control`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the controls from %s: %w", l.path, err)
+	}
+	defer rows.Close()
+	out := map[string]Control{}
+	for rows.Next() {
+		var account string
+		var paused bool
+		var changed, retry int64
+		if err := rows.Scan(&account, &paused, &changed, &retry); err != nil {
+			return nil, fmt.Errorf("reading the controls from %s: %w", l.path, err)
+		}
+		c := Control{Paused: paused}
+		if changed != 0 {
+			c.Changed = fromNanos(changed)
+		}
+		if retry != 0 {
+			c.RetryRequested = fromNanos(retry)
+		}
+		out[account] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the controls from %s: %w", l.path, err)
+	}
+	return out, nil
+}

@@ -40,6 +40,13 @@ func TestControlPauseResume(t *testing.T) {
 	if c, err := l.Control(ctx, "bob"); err != nil || c.Paused {
 		t.Errorf("Control(bob) = %+v, %v; pausing alice must not touch bob", c, err)
 	}
+	if err := l.SetPaused(ctx, "carol", true); err != nil {
+		t.Fatal(err)
+	}
+	all, err := l.Controls(ctx)
+	if err != nil || len(all) != 2 || all["alice"].Paused || !all["carol"].Paused || !all["alice"].Changed.Equal(now) {
+		t.Errorf("Controls() = %+v, %v; want alice resumed at %v and carol paused", all, err, now)
+	}
 	if err := l.SetPaused(ctx, "", true); err == nil {
 		t.Error("SetPaused(\"\") = nil, want an error")
 	}
