@@ -145,6 +145,13 @@ func Open(ctx context.Context, path string, opts *Options) (*Ledger, error) {
 		held:     make(map[string]*heldLock),
 	}
 
+	if !created {
+		// Before the writer's connection switches the file to WAL mode:
+		// that alone would change another program's database.
+		if err := inspect(ctx, abs, busy); err != nil {
+			return nil, fmt.Errorf("opening ledger %s: %w", abs, err)
+		}
+	}
 	l.w, err = sql.Open("sqlite", dsn(abs, busy, false))
 	if err != nil {
 		return nil, fmt.Errorf("opening ledger %s: %w", abs, err)

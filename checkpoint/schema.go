@@ -98,9 +98,6 @@ func (l *Ledger) migrate(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return fmt.Errorf("reading schema version: %w", notDatabase(err))
 	}
-	if err := checkOurs(ctx, tx, version); err != nil {
-		return err
-	}
 	switch {
 	case version > len(migrations):
 		return fmt.Errorf("schema version %d, this version supports up to %d: %w", version, len(migrations), ErrSchemaTooNew)
@@ -133,15 +130,26 @@ func notDatabase(err error) error {
 	return err
 }
 
-// checkOurs refuses an SQLite database that some other program made: one
+// inspect refuses, through a read-only connection that changes nothing, a
+// file that is not an SQLite database or is some other program's: one
 // without a schema version that has tables (a new ledger has none), or one
-// with a version whose tables are there but not the messages table. Without
-// the check, Open would add the ledger's tables to someone else's database.
-func checkOurs(ctx context.Context, tx *sql.Tx, version int) error {
-	rows, err := tx.QueryContext(ctx, `SELECT name FROM sqlite_master
+// with a version whose tables are there but not the messages table.
+// Without it, Open would turn someone else's database to WAL mode and add
+// the ledger's tables to it.
+func inspect(ctx context.Context, path string, busy time.Duration) error {
+	db, err := sql.Open("sqlite", dsn(path, busy, true))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("reading schema version: %w", notDatabase(err))
+	}
+	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master
 		WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
 	if err != nil {
-		return fmt.Errorf("reading the tables: %w", err)
+		return fmt.Errorf("reading the tables: %w", notDatabase(err))
 	}
 	defer rows.Close()
 	var tables []string

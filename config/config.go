@@ -97,6 +97,19 @@ type Config struct {
 	Idle        bool
 	MetricsAddr string
 
+	// UIAddr, when set, serves the status page at this host:port (a port
+	// alone: on 127.0.0.1) while `mailferry run` runs, and for `mailferry
+	// status --serve`. UIActions enables its actions (pause, resume,
+	// retry), which need the token: the first line of UITokenFile.
+	UIAddr      string
+	UIActions   bool
+	UITokenFile string
+	// NotifyWebhook (an http(s) URL) gets a JSON POST, and NotifyCommand
+	// (run with sh -c in the config's directory) the same JSON on its
+	// standard input, when an account fails and when a run ends.
+	NotifyWebhook string
+	NotifyCommand string
+
 	// pos maps a key ("source.url", "workers") to where Load found it, so
 	// Validate can name the line.
 	pos map[string]position

@@ -33,6 +33,11 @@ type fileConfig struct {
 	Every        *Duration     `toml:"every"`
 	Idle         *bool         `toml:"idle"`
 	MetricsAddr  string        `toml:"metrics_addr"`
+	UIAddr       string        `toml:"ui_addr"`
+	UIActions    bool          `toml:"ui_actions"`
+	UITokenFile  string        `toml:"ui_token_file"`
+	NotifyHook   string        `toml:"notify_webhook"`
+	NotifyCmd    string        `toml:"notify_command"`
 	Source       fileSource    `toml:"source"`
 	Destination  fileDest      `toml:"destination"`
 	Policy       filePolicy    `toml:"policy"`
@@ -312,6 +317,8 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 		c.Idle = *fc.Idle
 	}
 	c.MetricsAddr = fc.MetricsAddr
+	c.UIAddr, c.UIActions, c.UITokenFile = fc.UIAddr, fc.UIActions, relTo(dir, fc.UITokenFile)
+	c.NotifyWebhook, c.NotifyCommand = fc.NotifyHook, fc.NotifyCmd
 	if fc.LogFormat != nil {
 		c.LogFormat = LogFormat(*fc.LogFormat)
 	}

@@ -47,6 +47,8 @@ func run(ctx context.Context, args []string, e *env) int {
 		code, err = runConfigCmd(ctx, rest, e)
 	case "status":
 		code, err = runStatus(ctx, rest, e)
+	case "report":
+		code, err = runReport(ctx, rest, e)
 	case "verify":
 		code, err = runVerify(ctx, rest, e)
 	case "plan":
@@ -61,7 +63,7 @@ func run(ctx context.Context, args []string, e *env) int {
 		fmt.Fprint(e.stdout, mainHelp)
 		return exitOK
 	default:
-		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, config check, version, help)", cmd)
+		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, report, config check, version, help)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)

@@ -16,6 +16,7 @@ import (
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/hint"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/statuspage"
 )
 
 // newLogger builds the stderr logger from the common flags; w is usually
@@ -65,6 +66,10 @@ type execution struct {
 	state    string
 	workers  int
 	attempts int
+	// ui, when set, configures the status page and notifications for
+	// the accounts pageAccounts (run).
+	ui           *uiOptions
+	pageAccounts []statuspage.Account
 }
 
 // run executes the jobs, prints the report and returns the exit status.
@@ -90,6 +95,11 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 		return exitFatal, fmt.Errorf("opening the checkpoint: %w", err)
 	}
 	defer ledger.Close()
+	extras, err := startExtras(x.ui, x.env, ledger, x.pageAccounts, x.opts.dryRun, nil, x.log)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer extras.close()
 
 	mode := x.opts.progress
 	if mode == "auto" {
@@ -110,8 +120,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 		x.logOut.setBar(view.bar)
 	}
 	runner := &pipeline.Runner{Ledger: ledger, DryRun: x.opts.dryRun, Logger: x.log,
-		Progress: view, Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff,
-		Explain: hint.Explain}
+		Progress: pipeline.TeeProgress(append([]pipeline.Progress{view}, extras.progress()...)...),
+		Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff,
+		Explain: hint.Explain, Paused: pausedIn(ledger)}
 
 	stats := make([]*pipeline.Stats, len(jobs))
 	workers := max(1, min(x.workers, len(jobs)))
@@ -153,6 +164,7 @@ feed:
 	}
 	interrupted := errors.Is(ctx.Err(), context.Canceled)
 	rep := newReport(x.command, x.opts.dryRun, started, ran, interrupted)
+	extras.batchFinished(rep)
 	if x.opts.json {
 		if err := rep.writeJSON(x.env.stdout); err != nil {
 			return exitFatal, err

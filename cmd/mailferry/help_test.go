@@ -24,6 +24,7 @@ func TestHelpGolden(t *testing.T) {
 		{"status", []string{"status", "--help"}},
 		{"verify", []string{"verify", "--help"}},
 		{"plan", []string{"plan", "--help"}},
+		{"report", []string{"report", "--help"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/spf13/pflag"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 	"github.com/mailferry/mailferry/spool"
+	"github.com/mailferry/mailferry/statuspage"
 )
 
 // loadConfig loads and validates a config file, logging its warnings.
@@ -45,6 +47,8 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	rerunFailed := fs.Bool("rerun-failed", false, "run only the accounts whose last run failed, was interrupted or left messages failed")
 	var svc serviceFlags
 	svc.register(fs)
+	var ui uiOptions
+	ui.register(fs)
 	if done, err := parseFlags(fs, args, e, runHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
@@ -91,11 +95,14 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	}
 
 	selected := map[string]bool{}
+	found := map[string]bool{} // not deleted from selected: an emptied selected would select every later account
 	for _, n := range only {
 		selected[n] = true
 	}
+	ui.merge(fs, cfg)
 	var jobs []pipeline.Job
 	var accounts []serviceAccount
+	var pageAccounts []statuspage.Account
 	masters := &masterPasswords{}
 	limits := &hostLimits{}
 	caps := connectionCaps(cfg)
@@ -104,15 +111,19 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		if len(selected) > 0 && !selected[a.Name] {
 			continue
 		}
-		delete(selected, a.Name)
+		found[a.Name] = true
 		job, watch, err := buildJob(ctx, cfg, a, masters, limits, caps, &common, e, log)
 		if err != nil {
 			return exitUsage, err
 		}
 		jobs = append(jobs, job)
 		accounts = append(accounts, serviceAccount{name: a.Name, watch: watch})
+		pageAccounts = append(pageAccounts, pageAccount(cfg, a, job.Options.Account))
 	}
 	for n := range selected {
+		if found[n] {
+			continue
+		}
 		return exitUsage, usagef("--only %q: no such account in %s", n, cfgPath)
 	}
 	if every := svc.every(fs, cfg); every > 0 {
@@ -122,16 +133,23 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		if !fs.Changed("attempts") {
 			*attempts = 1 // the service's backoff between polls is the retry
 		}
-		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts}
+		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
+			ui: &ui, pageAccounts: pageAccounts}
 		return x.serve(ctx, jobs, accounts, svc.options(fs, cfg, every))
 	}
 	if *rerunFailed {
 		if jobs, err = onlyFailed(ctx, jobs, state, log); err != nil {
 			return exitFatal, err
 		}
-		log.Info("re-running the accounts whose last run failed", "accounts", len(jobs))
+		log.Info("re-running the accounts whose last run failed or whose retry was asked for", "accounts", len(jobs))
+		kept := map[string]bool{}
+		for _, j := range jobs {
+			kept[j.Options.Account] = true
+		}
+		pageAccounts = slices.DeleteFunc(pageAccounts, func(a statuspage.Account) bool { return !kept[a.Key] })
 	}
-	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts}
+	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
+		ui: &ui, pageAccounts: pageAccounts}
 	return x.run(ctx, jobs)
 }
 
@@ -309,7 +327,9 @@ func (m *masterPasswords) resolve(ctx context.Context, s *config.Server, log *sl
 }
 
 // onlyFailed keeps the jobs whose account's last run, per the checkpoint,
-// failed, was interrupted, or ended with messages that failed.
+// failed, was interrupted, or ended with messages that failed, and those
+// whose retry was asked for (on the status page) since their last run
+// started.
 func onlyFailed(ctx context.Context, jobs []pipeline.Job, state string, log *slog.Logger) ([]pipeline.Job, error) {
 	ledger, err := openLedgerIfExists(ctx, state, log)
 	if err != nil || ledger == nil {
@@ -322,7 +342,12 @@ func onlyFailed(ctx context.Context, jobs []pipeline.Job, state string, log *slo
 		if err != nil {
 			return nil, fmt.Errorf("reading the last run of %s: %w", j.Options.Account, err)
 		}
-		if len(runs) == 1 && (runs[0].Result == "failed" || runs[0].Result == "interrupted" || runs[0].Finished.IsZero() || runs[0].Failed > 0) {
+		ctl, err := ledger.Control(ctx, j.Options.Account)
+		if err != nil {
+			return nil, err
+		}
+		retry := !ctl.RetryRequested.IsZero() && (len(runs) == 0 || ctl.RetryRequested.After(runs[0].Started))
+		if retry || len(runs) == 1 && (runs[0].Result == "failed" || runs[0].Result == "interrupted" || runs[0].Finished.IsZero() || runs[0].Failed > 0) {
 			out = append(out, j)
 		}
 	}

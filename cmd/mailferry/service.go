@@ -119,7 +119,8 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, accounts []s
 		defer stop()
 	}
 	runner := &pipeline.Runner{Ledger: ledger, Logger: log, Attempts: x.attempts,
-		SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff, Explain: hint.Explain}
+		SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff, Explain: hint.Explain,
+		Paused: pausedIn(ledger)}
 
 	stats := make([]*pipeline.Stats, len(jobs))
 	poll := func(ctx context.Context, i int) error {
@@ -154,6 +155,22 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, accounts []s
 		}
 	}
 	sched := schedule.New(len(jobs), poll, report, schedule.Options{Every: so.every, Workers: x.workers})
+	// A retry asked for on the status page polls the account at once.
+	index := map[string]int{}
+	for i, j := range jobs {
+		index[j.Options.Account] = i
+	}
+	extras, err := startExtras(x.ui, x.env, ledger, x.pageAccounts, false,
+		func(key string) {
+			if i, ok := index[key]; ok {
+				sched.Trigger(i)
+			}
+		}, log)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer extras.close()
+	runner.Progress = pipeline.TeeProgress(extras.progress()...)
 
 	var wg sync.WaitGroup
 	watching := 0

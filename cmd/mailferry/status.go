@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strconv"
@@ -16,8 +17,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/statuspage"
 	"github.com/mailferry/mailferry/verify"
 )
 
@@ -26,6 +29,7 @@ import (
 type namedAccount struct {
 	name, key   string
 	deleteAfter time.Duration
+	page        statuspage.Account // how the status page shows it
 }
 
 // statusMessage is one skipped or failed message.
@@ -97,6 +101,9 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	fs.BoolVar(&o.common.json, "json", false, "print one JSON document on stdout")
 	fs.StringVar(&o.common.logFormat, "log-format", "text", "log format on stderr: text or json")
 	exportMap := fs.String("export-map", "", "write a CSV of every copied message: account, source key, POP3 UIDL, destination mailbox, UIDVALIDITY, UID")
+	serve := fs.Bool("serve", false, "serve the status page (--ui-addr) from the checkpoint until interrupted")
+	var ui uiOptions
+	ui.register(fs)
 	if done, err := parseFlags(fs, args, e, statusHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
@@ -116,29 +123,10 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		if err != nil {
 			return exitUsage, err
 		}
+		ui.merge(fs, cfg)
 		state = firstNonEmpty(state, cfg.State)
-		selected := map[string]bool{}
-		for _, n := range o.only {
-			selected[n] = true
-		}
-		for i := range cfg.Accounts {
-			a := &cfg.Accounts[i]
-			if len(selected) > 0 && !selected[a.Name] {
-				continue
-			}
-			delete(selected, a.Name)
-			srcEp, err := cfg.SourceEndpoint(a)
-			if err != nil {
-				return exitUsage, fmt.Errorf("account %q: source: %w", a.Name, err)
-			}
-			dstEp, err := cfg.DestEndpoint(a)
-			if err != nil {
-				return exitUsage, fmt.Errorf("account %q: destination: %w", a.Name, err)
-			}
-			configured = append(configured, namedAccount{a.Name, accountKey(srcEp, dstEp), cfg.DeletePolicyOf(a).DeleteAfter})
-		}
-		for n := range selected {
-			return exitUsage, usagef("--only %q: no such account in %s", n, o.cfgPath)
+		if configured, err = configuredAccounts(cfg, o.only); err != nil {
+			return exitUsage, err
 		}
 	} else if len(o.only) > 0 {
 		return exitUsage, usagef("--only needs -c FILE")
@@ -147,9 +135,18 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	if !*serve && fs.Changed("ui-addr") {
+		return exitUsage, usagef("--ui-addr serves the page with --serve")
+	}
+	if *serve && (o.common.json || *exportMap != "") {
+		return exitUsage, usagef("--serve cannot be combined with --json or --export-map")
+	}
 	ledger, err := openLedgerIfExists(ctx, state, log)
 	if err != nil {
 		return exitFatal, err
+	}
+	if *serve {
+		return serveStatus(ctx, &ui, e, ledger, state, configured, o.cfgPath != "", log)
 	}
 	if ledger == nil && o.cfgPath == "" {
 		return exitFatal, fmt.Errorf("no checkpoint at %s: nothing has run with this state file (use --state or -c)", state)
@@ -197,6 +194,72 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		return exitOK, nil
 	}
 	writeStatusText(e.stdout, rep)
+	return exitOK, nil
+}
+
+// configuredAccounts are the accounts of cfg (only those named in only,
+// when given) with their ledger keys.
+func configuredAccounts(cfg *config.Config, only []string) ([]namedAccount, error) {
+	var out []namedAccount
+	selected := map[string]bool{}
+	found := map[string]bool{} // not deleted from selected: an emptied selected would select every later account
+	for _, n := range only {
+		selected[n] = true
+	}
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		if len(selected) > 0 && !selected[a.Name] {
+			continue
+		}
+		found[a.Name] = true
+		srcEp, err := cfg.SourceEndpoint(a)
+		if err != nil {
+			return nil, fmt.Errorf("account %q: source: %w", a.Name, err)
+		}
+		dstEp, err := cfg.DestEndpoint(a)
+		if err != nil {
+			return nil, fmt.Errorf("account %q: destination: %w", a.Name, err)
+		}
+		key := accountKey(srcEp, dstEp)
+		out = append(out, namedAccount{a.Name, key, cfg.DeletePolicyOf(a).DeleteAfter, pageAccount(cfg, a, key)})
+	}
+	for n := range selected {
+		if found[n] {
+			continue
+		}
+		return nil, usagef("--only %q: no such account in %s", n, cfg.File)
+	}
+	return out, nil
+}
+
+// serveStatus serves the status page from the checkpoint until ctx ends
+// (SIGINT, SIGTERM). With a config, its accounts are shown by name;
+// without, every account of the checkpoint by its key.
+func serveStatus(ctx context.Context, ui *uiOptions, e *env, ledger *checkpoint.Ledger, state string,
+	configured []namedAccount, withConfig bool, log *slog.Logger) (int, error) {
+	if ledger != nil {
+		defer ledger.Close()
+	}
+	if ui.addr == "" {
+		return exitUsage, usagef("--serve needs --ui-addr (ui_addr in the config), e.g. --ui-addr 127.0.0.1:8080")
+	}
+	if ledger == nil {
+		return exitFatal, fmt.Errorf("no checkpoint at %s: nothing has run with this state file yet, so there is nothing to serve", state)
+	}
+	var accounts []statuspage.Account
+	if withConfig {
+		accounts = []statuspage.Account{}
+		for _, a := range configured {
+			accounts = append(accounts, a.page)
+		}
+	}
+	page, err := startPage(ui, e, ledger, accounts, nil, nil, log)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer page.Close()
+	<-ctx.Done()
+	log.Info("status page stopped")
 	return exitOK, nil
 }
 
@@ -373,6 +436,7 @@ const statusHelp = `mailferry status - what the checkpoint knows, per account
 
 USAGE
   mailferry status [-c migrate.toml [--only NAME,...] | --state FILE] [--json]
+  mailferry status -c migrate.toml --serve --ui-addr 127.0.0.1:8080
 
 For each account: messages done (copied and confirmed), pending (an
 interrupted run left them to be reconciled), skipped (with the reason: too
@@ -395,11 +459,21 @@ FLAGS
                             message its account, source key, POP3 UIDL,
                             destination mailbox, UIDVALIDITY and UID
   --log-format FORMAT       text (default) or json
+  --serve                   serve the status page (docs/status-page.md) from
+                            the checkpoint until interrupted: for a run in
+                            another process, or after it ended
+  --ui-addr HOST:PORT       where (ui_addr; a port alone means 127.0.0.1)
+  --ui-actions              allow pause, resume and retry (ui_actions)
+  --ui-token-file FILE      the page's token (ui_token_file; or
+                            MAILFERRY_UI_TOKEN); needed for actions and for
+                            any address other than loopback
 
 EXIT STATUS
-  0    the checkpoint was read
-  1    the checkpoint could not be read, or there is none (without -c)
-  2    bad command line or configuration
+  0    the checkpoint was read (--serve: the page served until interrupted)
+  1    the checkpoint could not be read, or there is none (without -c;
+       with --serve)
+  2    bad command line or configuration; --serve: the address is taken,
+       or it is not loopback and there is no token
 `
 
 // writeUIDMap writes the cutover map: for every message the checkpoint has

@@ -166,6 +166,7 @@ func (o *inspectOptions) statePath(state string, e *env) (string, error) {
 // same endpoints, ledger key, policies and credentials.
 func (o *inspectOptions) configAccounts(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) ([]accountSetup, error) {
 	selected := map[string]bool{}
+	found := map[string]bool{} // not deleted from selected: an emptied selected would select every later account
 	for _, n := range o.only {
 		selected[n] = true
 	}
@@ -177,7 +178,7 @@ func (o *inspectOptions) configAccounts(ctx context.Context, cfg *config.Config,
 		if len(selected) > 0 && !selected[a.Name] {
 			continue
 		}
-		delete(selected, a.Name)
+		found[a.Name] = true
 		srcEp, err := cfg.SourceEndpoint(a)
 		if err != nil {
 			return nil, fmt.Errorf("account %q: source: %w", a.Name, err)
@@ -223,6 +224,9 @@ func (o *inspectOptions) configAccounts(ctx context.Context, cfg *config.Config,
 		out = append(out, accountSetup{name: a.Name, src: src, dst: dst, opts: popts})
 	}
 	for n := range selected {
+		if found[n] {
+			continue
+		}
 		return nil, usagef("--only %q: no such account in %s", n, o.cfgPath)
 	}
 	return out, nil
