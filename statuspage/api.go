@@ -191,9 +191,13 @@ func (s *Server) accounts(sums map[string]Summary) []Account {
 // follows the read's cost (ten times it, at least a second), so that a
 // huge ledger is not read back to back.
 func (s *Server) summaries(ctx context.Context) (map[string]Summary, error) {
+	gen := s.opts.Live.generation()
 	s.cacheMu.Lock()
 	defer s.cacheMu.Unlock()
-	if s.cache != nil && s.now().Sub(s.cacheAt) < s.cacheTTL {
+	// An account that started or finished in this process changes what
+	// the ledger says of it (its run is recorded before the engine says
+	// so): read it afresh then.
+	if s.cache != nil && s.now().Sub(s.cacheAt) < s.cacheTTL && gen == s.cacheGen {
 		return s.cache, nil
 	}
 	start := time.Now()
@@ -201,7 +205,7 @@ func (s *Server) summaries(ctx context.Context) (map[string]Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cache, s.cacheAt = sums, s.now()
+	s.cache, s.cacheAt, s.cacheGen = sums, s.now(), gen
 	s.cacheTTL = max(time.Second, 10*time.Since(start))
 	return sums, nil
 }
@@ -219,12 +223,14 @@ func (s *Server) handleAccounts(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// The engine's snapshot first, then the ledger: an account the
+	// snapshot has as finished is then finished in the ledger too.
+	live, samples, running := s.opts.Live.snapshot()
 	sums, err := s.summaries(r.Context())
 	if err != nil {
 		s.ledgerError(w, err)
 		return
 	}
-	live, samples, running := s.opts.Live.snapshot()
 	now := s.now()
 	out := ListJSON{Generated: now.UTC(), Live: running, Actions: s.opts.Actions, Accounts: []AccountJSON{},
 		Hosts: []string{}, Classes: []string{}}
@@ -235,10 +241,11 @@ func (s *Server) handleAccounts(w http.ResponseWriter, r *http.Request) {
 	var all []AccountJSON
 	for _, a := range s.accounts(sums) {
 		var lv *liveView
+		sum := sums[a.Key]
 		if v, ok := live[a.Key]; ok {
 			lv = &v
 		}
-		aj := accountJSON(a, sums[a.Key], lv, now)
+		aj := accountJSON(a, sum, lv, now)
 		all = append(all, aj)
 		for _, h := range []string{a.SourceHost, a.DestHost} {
 			if h != "" {

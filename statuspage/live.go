@@ -13,10 +13,14 @@ import (
 // is safe for concurrent use. The ledger stays the record of what was
 // done; Live adds what only the running process knows.
 type Live struct {
-	mu       sync.Mutex
-	now      func() time.Time
+	mu  sync.Mutex
+	now func() time.Time
+	// base reads what the ledger has of an account as it starts (the
+	// Server sets it): the run's counts add to it.
+	base     func(key string) (done, skipped int, bytes int64)
 	accounts map[string]*liveAccount // by ledger key
 	running  bool                    // a run is going on
+	gen      uint64                  // counts starts and ends of accounts and runs
 	// buckets count the messages and bytes done per sampleStep, the last
 	// maxBuckets of them; first is the start of buckets[0].
 	buckets []Sample
@@ -32,11 +36,17 @@ const (
 type liveAccount struct {
 	queued, running bool
 	started         time.Time
-	toCopy          int   // messages this run set out to copy (across attempts)
-	toCopyBytes     int64 // their sizes as the source announced them
-	done            int   // messages that reached an outcome in this run
-	bytes           int64 // bytes of those
-	stats           *pipeline.Stats
+	// baseDone, baseSkipped and baseBytes are the ledger's done and
+	// skipped messages and done bytes when the run started the account.
+	baseDone, baseSkipped int
+	baseBytes             int64
+	copied                int   // messages this run copied (or found copied)
+	copiedBytes           int64 // their bytes
+	toCopy                int   // messages this run set out to copy (across attempts)
+	toCopyBytes           int64 // their sizes as the source announced them
+	done                  int   // messages that reached an outcome in this run
+	bytes                 int64 // bytes of those
+	stats                 *pipeline.Stats
 }
 
 // NewLive returns a Live with no accounts; now is the clock (nil: the
@@ -54,6 +64,7 @@ func (l *Live) Queue(keys []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.running = true
+	l.gen++
 	for _, k := range keys {
 		a := l.account(k)
 		if !a.running {
@@ -68,6 +79,7 @@ func (l *Live) End() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.running = false
+	l.gen++
 	for _, a := range l.accounts {
 		a.queued = false
 	}
@@ -86,13 +98,24 @@ func (l *Live) account(key string) *liveAccount {
 // within its run lists again: what the last attempt announced is replaced.
 func (l *Live) AccountStarted(key string, toCopy int, toCopyBytes int64) {
 	l.mu.Lock()
+	base := l.base
+	running := l.account(key).running
+	l.mu.Unlock()
+	var done, skipped int
+	var bytes int64
+	if base != nil && !running {
+		// Outside the lock: a ledger read.
+		done, skipped, bytes = base(key)
+	}
+	l.mu.Lock()
 	defer l.mu.Unlock()
 	a := l.account(key)
 	if !a.running {
-		*a = liveAccount{started: l.now()}
+		*a = liveAccount{started: l.now(), baseDone: done, baseSkipped: skipped, baseBytes: bytes}
 	}
 	a.queued, a.running = false, true
 	a.toCopy, a.toCopyBytes = a.done+toCopy, a.bytes+toCopyBytes
+	l.gen++
 }
 
 // MessageDone implements pipeline.Progress.
@@ -102,6 +125,10 @@ func (l *Live) MessageDone(key string, outcome pipeline.Outcome, bytes int64) {
 	a := l.account(key)
 	a.done++
 	a.bytes += bytes
+	if outcome == pipeline.OutcomeCopied || outcome == pipeline.OutcomeFound {
+		a.copied++
+		a.copiedBytes += bytes
+	}
 	if outcome == pipeline.OutcomeCopied {
 		b := l.bucket(l.now())
 		b.Messages++
@@ -115,6 +142,18 @@ func (l *Live) AccountFinished(key string, st *pipeline.Stats) {
 	defer l.mu.Unlock()
 	a := l.account(key)
 	a.queued, a.running, a.stats = false, false, st
+	l.gen++
+}
+
+// generation changes whenever an account starts or finishes; 0 for a nil
+// Live.
+func (l *Live) generation() uint64 {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gen
 }
 
 // bucket returns the sample that now falls in, adding empty ones up to it
@@ -135,12 +174,16 @@ func (l *Live) bucket(now time.Time) *Sample {
 
 // liveView is a copy of what Live knows of one account.
 type liveView struct {
-	queued, running bool
-	started         time.Time
-	toCopy, done    int
-	toCopyBytes     int64
-	bytes           int64
-	stats           *pipeline.Stats
+	queued, running       bool
+	started               time.Time
+	baseDone, baseSkipped int
+	baseBytes             int64
+	copied                int
+	copiedBytes           int64
+	toCopy, done          int
+	toCopyBytes           int64
+	bytes                 int64
+	stats                 *pipeline.Stats
 }
 
 // snapshot copies what Live knows, under its lock.
@@ -153,10 +196,18 @@ func (l *Live) snapshot() (map[string]liveView, []Sample, bool) {
 	views := make(map[string]liveView, len(l.accounts))
 	for k, a := range l.accounts {
 		views[k] = liveView{queued: a.queued, running: a.running, started: a.started, toCopy: a.toCopy,
+			baseDone: a.baseDone, baseSkipped: a.baseSkipped, baseBytes: a.baseBytes, copied: a.copied, copiedBytes: a.copiedBytes,
 			done: a.done, toCopyBytes: a.toCopyBytes, bytes: a.bytes, stats: a.stats}
 	}
 	if len(l.buckets) > 0 {
 		l.bucket(l.now()) // bring the chart up to now, with empty bars
 	}
 	return views, append([]Sample(nil), l.buckets...), l.running
+}
+
+// setBase sets how Live reads an account's ledger counts as it starts.
+func (l *Live) setBase(base func(key string) (done, skipped int, bytes int64)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.base = base
 }

@@ -90,6 +90,7 @@ type Server struct {
 	cache       map[string]Summary
 	cacheAt     time.Time
 	cacheTTL    time.Duration
+	cacheGen    uint64
 	historyMu   sync.Mutex
 	history     []Sample
 	historyAt   time.Time
@@ -134,6 +135,15 @@ func New(opts Options) (*Server, error) {
 		mac := hmac.New(sha256.New, []byte(token))
 		mac.Write([]byte("mailferry status page session v1"))
 		s.session = []byte(hex.EncodeToString(mac.Sum(nil)))
+	}
+	if opts.Live != nil {
+		opts.Live.setBase(func(key string) (int, int, int64) {
+			sum, err := opts.Ledger.Summary(context.Background(), key)
+			if err != nil {
+				s.log.Warn("status page: reading an account's counts as it starts", "error", err)
+			}
+			return sum.Done, sum.Skipped, sum.DoneBytes
+		})
 	}
 	s.handler = s.routes()
 	return s, nil

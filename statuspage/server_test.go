@@ -529,9 +529,22 @@ func TestLiveRun(t *testing.T) {
 		}
 	}
 	if a.State != Running || a.Rate == nil || a.Rate.MessagesPerSecond != 1 || a.ETASeconds == nil || *a.ETASeconds != 6 ||
-		a.Messages.Total != 6 || a.Bytes.Total != 600 {
+		a.Messages.Done != 4 || a.Messages.Total != 10 || a.Bytes.Done != 400 || a.Bytes.Total != 1000 {
 		t.Errorf("running account %+v (rate %+v, eta %v)", a, a.Rate, a.ETASeconds)
 	}
+	// An account with copies from an earlier run: the run's counts add
+	// to what the ledger had when it started, whatever the ledger says
+	// since (it commits a batch with the next one).
+	live.AccountStarted(done, 5, 500)
+	live.MessageDone(done, pipeline.OutcomeCopied, 100)
+	live.MessageDone(done, pipeline.OutcomeFound, 100)
+	live.MessageDone(done, pipeline.OutcomeSkipped, 100)
+	for _, x := range decode[ListJSON](t, do(t, s.Handler(), "GET", "/api/accounts", "", nil)).Accounts {
+		if x.Name == "done" && (x.Messages.Done != 4 || x.Messages.Total != 7 || x.Bytes.Done != 500 || x.Bytes.Total != 800) {
+			t.Errorf("running account with earlier copies: messages %+v, bytes %+v; want 4 of 7, 500 of 800 bytes", x.Messages, x.Bytes)
+		}
+	}
+	live.AccountFinished(done, &pipeline.Stats{})
 	if list.Totals.Rate == nil || list.Totals.ByState[Running] != 2 { // "crashed" counts as running too
 		t.Errorf("totals %+v", list.Totals)
 	}

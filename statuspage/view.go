@@ -137,12 +137,16 @@ func accountJSON(a Account, s Summary, lv *liveView, now time.Time) AccountJSON 
 	switch {
 	case lv != nil && lv.running:
 		out.State = Running
-		// The run copies what is failed or pending, and what is new: the
-		// total is what is settled plus what is left to do.
+		// The engine reports a batch before the ledger commits it (with
+		// the next batch): the run's own counts are ahead of the
+		// ledger's. What the ledger had when the run started the account,
+		// plus what the run did, is both current and consistent; the
+		// total is that plus what the run set out to copy.
 		left := max(lv.toCopy-lv.done, 0)
-		leftBytes := max(lv.toCopyBytes-lv.bytes, 0)
-		out.Messages.Total = s.Done + s.Skipped + left
-		out.Bytes.Total = s.DoneBytes + leftBytes
+		out.Messages.Done = lv.baseDone + lv.copied
+		out.Messages.Total = lv.baseDone + lv.baseSkipped + lv.toCopy
+		out.Bytes.Done = lv.baseBytes + lv.copiedBytes
+		out.Bytes.Total = lv.baseBytes + max(lv.toCopyBytes, lv.bytes)
 		if secs := now.Sub(lv.started).Seconds(); secs >= 1 && lv.done > 0 {
 			rate := &Rate{MessagesPerSecond: float64(lv.done) / secs, BytesPerSecond: float64(lv.bytes) / secs}
 			out.Rate = rate

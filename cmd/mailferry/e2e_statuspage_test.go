@@ -261,6 +261,10 @@ func TestE2EStatusPageAPI(t *testing.T) {
 				seen[a.Name] = map[statuspage.State]bool{}
 			}
 			seen[a.Name][a.State] = true
+			if a.State == statuspage.Running && a.Messages.Total > 0 && (a.Messages.Total != b.per || a.Messages.Done > a.Messages.Total ||
+				a.Bytes.Done > a.Bytes.Total) {
+				t.Errorf("%s running: messages %+v, bytes %+v; want %d in all, done within the totals", a.Name, a.Messages, a.Bytes, b.per)
+			}
 			if a.Name == b.wrongpw && a.State == statuspage.Failed && !retried {
 				checkFailedAccount(t, a)
 				retryOverHTTP(t, addr, b)

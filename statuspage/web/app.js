@@ -202,6 +202,13 @@ function actionButtons(a, d) {
   return span;
 }
 
+function progressText(a) {
+  const m = a.messages;
+  if (m.total === 0 && !a.last_run) return a.state === "running" ? "listing…" : "not started yet";
+  return fmtNum(m.done) + " / " + fmtNum(m.total) + " messages" +
+    (m.failed ? ", " + m.failed + " failed" : "") + (m.skipped ? ", " + m.skipped + " skipped" : "");
+}
+
 function drawAccounts(d) {
   const tbody = document.querySelector("#accounts tbody");
   tbody.replaceChildren();
@@ -213,8 +220,7 @@ function drawAccounts(d) {
     const tr = el("tr", { "data-account": a.name, "data-state": a.state },
       el("td", {}, el("div", { text: a.name }), el("div", { class: "muted", text: a.source_host ? a.source_host + " → " + a.dest_host : "" })),
       el("td", {}, stateBadge(a.state)),
-      el("td", {}, bar, el("div", { class: "muted", text: fmtNum(m.done) + " / " + fmtNum(m.total) + " messages" +
-        (m.failed ? ", " + m.failed + " failed" : "") + (m.skipped ? ", " + m.skipped + " skipped" : "") })),
+      el("td", {}, bar, el("div", { class: "muted", text: progressText(a) })),
       el("td", { class: "num", text: fmtBytes(a.bytes.done) + " / " + fmtBytes(a.bytes.total) }),
       el("td", { class: "num", text: fmtRate(a.rate) }),
       el("td", { class: "num", text: a.eta_seconds != null ? fmtDuration(a.eta_seconds) : "" }),
