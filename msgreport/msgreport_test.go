@@ -157,8 +157,8 @@ func liveHeap() uint64 {
 // MB of where it started: rows are never gathered. (Reading the same
 // account with Entries holds about 90 MB.) A heap check, not a timing.
 func TestWriteStreams200k(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fills a ledger of 200,000 entries")
+	if testing.Short() || raceEnabled {
+		t.Skip("fills a ledger of 200,000 entries (skipped with -short and -race)")
 	}
 	const n = 200_000
 	ctx := context.Background()

@@ -129,8 +129,8 @@ func jsText(t *testing.T, ctx context.Context, expr string) string {
 func TestE2EStatusPageBrowser(t *testing.T) {
 	chrome := findChromium(t)
 	shots := screenshotDir(t)
-	b := startUIBatch(t, 80, 6000, `ui_token_file = "ui.token"`)
 	addr := freeAddr(t)
+	b := startUIBatch(t, 80, 6000, `ui_token_file = "ui.token"`+"\nui_addr = \""+addr+"\"")
 	url := "http://" + addr + "/"
 	timings := map[string]time.Duration{}
 	t0 := time.Now()
@@ -138,7 +138,7 @@ func TestE2EStatusPageBrowser(t *testing.T) {
 	timings["browser start"] = time.Since(t0)
 
 	t1 := time.Now()
-	bg := startBackground(t, "run", "-c", b.cfgPath, "--ui-addr", addr, "--ui-actions", "--progress", "none")
+	bg := startBackground(t, "run", "-c", b.cfgPath, "--ui-actions", "--progress", "none")
 	waitServing(t, bg, addr)
 	if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(`tr[data-account="user1"]`)); err != nil {
 		t.Fatalf("loading %s: %v", url, err)
@@ -246,7 +246,7 @@ func TestE2EStatusPageBrowser(t *testing.T) {
 
 	// The same address served by status --serve: the final states.
 	t2 := time.Now()
-	srv := startBackground(t, "status", "-c", b.cfgPath, "--serve", "--ui-addr", addr)
+	srv := startBackground(t, "status", "-c", b.cfgPath, "--serve")
 	waitServing(t, srv, addr)
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatal(err)

@@ -426,12 +426,26 @@ func checkServeAndPause(t *testing.T, b *uiBatch) {
 	if code, _ := apiDo(t, "POST", pause, true); code != 200 {
 		t.Fatalf("pause = %d", code)
 	}
+	if code, _ := apiDo(t, "POST", "http://"+addr+"/api/accounts/user3/retry", true); code != 200 {
+		t.Fatalf("retry of user3 = %d", code)
+	}
 	bg.cancel()
 	if code := bg.wait(t, time.Minute); code != exitOK {
 		t.Errorf("status --serve exit %d after SIGINT, want 0", code)
 	}
 
-	r := runInProcess(t, func(string) string { return "" }, "run", "-c", b.cfgPath, "--only", "user1,user2", "--json", "--progress", "none")
+	// --rerun-failed runs the failed account and the one whose retry was
+	// asked for, nothing else.
+	r := runInProcess(t, func(string) string { return "" }, "run", "-c", b.cfgPath, "--rerun-failed", "--json", "--progress", "none")
+	var rerun []string
+	for _, st := range r.report.Accounts {
+		rerun = append(rerun, strings.SplitN(strings.TrimPrefix(st.Account, "pop3://"), "@", 2)[0])
+	}
+	if strings.Join(rerun, ",") != "wrongpw,user3" || r.code != exitPartial {
+		t.Errorf("run --rerun-failed ran %v (exit %d), want wrongpw and user3 (exit 3)", rerun, r.code)
+	}
+
+	r = runInProcess(t, func(string) string { return "" }, "run", "-c", b.cfgPath, "--only", "user1,user2", "--json", "--progress", "none")
 	if r.code != exitPartial || len(r.report.Accounts) != 2 {
 		t.Errorf("a run of user1 (paused) and user2: exit %d with %d accounts, want 3 (not everything moved) with 2", r.code, len(r.report.Accounts))
 	}
@@ -585,5 +599,93 @@ func TestOnlySelectsExactlyThoseNamed(t *testing.T) {
 	}
 	if r := runInProcess(t, func(string) string { return "" }, "status", "-c", cfg, "--only", "a,zz"); r.code != exitUsage || !strings.Contains(r.stderr, `"zz"`) {
 		t.Errorf("status --only a,zz: exit %d, %s; want 2 naming zz", r.code, r.stderr)
+	}
+}
+
+// The token from MAILFERRY_UI_TOKEN, from --ui-token-file and from
+// MAILFERRY_UI_TOKEN_FILE: each lets a script act; a wrong one does not.
+func TestStatusServeTokenSources(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state.db")
+	l, err := checkpoint.Open(context.Background(), state, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.StartRun(context.Background(), "acct-key", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(uiToken+"\nsecond line ignored\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"MAILFERRY_UI_TOKEN", nil, map[string]string{"MAILFERRY_UI_TOKEN": uiToken}},
+		{"--ui-token-file", []string{"--ui-token-file", tokenFile}, nil},
+		{"MAILFERRY_UI_TOKEN_FILE", nil, map[string]string{"MAILFERRY_UI_TOKEN_FILE": tokenFile}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := freeAddr(t)
+			args := append([]string{"status", "--state", state, "--serve", "--ui-addr", addr, "--ui-actions"}, tt.args...)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan int, 1)
+			var stderr syncBuffer
+			go func() {
+				done <- run(ctx, args, &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, getenv: func(k string) string { return tt.env[k] }})
+			}()
+			bg := &background{cancel: cancel, done: done, stderr: &stderr}
+			waitServing(t, bg, addr)
+			url := "http://" + addr + "/api/accounts/acct-key/pause"
+			if code, _ := apiDo(t, "POST", url, false); code != 401 {
+				t.Errorf("pause without the token = %d, want 401", code)
+			}
+			if code, body := apiDo(t, "POST", url, true); code != 200 {
+				t.Errorf("pause with the token = %d %s", code, body)
+			}
+			cancel()
+			if code := bg.wait(t, 30*time.Second); code != exitOK {
+				t.Errorf("exit %d", code)
+			}
+		})
+	}
+}
+
+// In a service (--every), a retry asked for on the page polls the account
+// at once instead of at the next interval.
+func TestE2EServiceRetryPollsAtOnce(t *testing.T) {
+	b := startUIBatch(t, 3, 0, "ui_token_file = \"ui.token\"\nui_actions = true")
+	addr := freeAddr(t)
+	bg := startBackground(t, "run", "-c", b.cfgPath, "--only", "user1", "--every", "1h", "--ui-addr", addr)
+	waitServing(t, bg, addr)
+	runsOf := func() int {
+		code, body := apiDo(t, "GET", "http://"+addr+"/api/accounts/user1", false)
+		var d statuspage.DetailJSON
+		if code != 200 || json.Unmarshal(body, &d) != nil {
+			return -1
+		}
+		return len(d.Runs)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for runsOf() < 1 || !strings.Contains(bg.stderr.String(), `msg=poll`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first poll never ended:\n%s", bg.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body := apiDo(t, "POST", "http://"+addr+"/api/accounts/user1/retry", true); code != 200 {
+		t.Fatalf("retry = %d %s", code, body)
+	}
+	for runsOf() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no second poll after the retry (the interval is 1h):\n%s", bg.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	bg.cancel()
+	if code := bg.wait(t, time.Minute); code != exitOK {
+		t.Errorf("service exit %d after SIGINT", code)
 	}
 }
