@@ -26,6 +26,25 @@ type AccountSummary struct {
 	LastRun *pipeline.RunRecord
 }
 
+// add counts n entries of bytes in the stored state; false for a state
+// it does not know.
+func (sum *AccountSummary) add(state string, n int, bytes int64) bool {
+	sum.AllBytes += bytes
+	switch stateNames[state] {
+	case pipeline.StateDone:
+		sum.Done, sum.Bytes = n, bytes
+	case pipeline.StatePending:
+		sum.Pending = n
+	case pipeline.StateSkipped:
+		sum.Skipped = n
+	case pipeline.StateFailed:
+		sum.Failed = n
+	default:
+		return false
+	}
+	return true
+}
+
 // Accounts returns every account that has entries or runs, sorted.
 func (l *Ledger) Accounts(ctx context.Context) ([]string, error) {
 	if err := l.checkOpen(); err != nil {
@@ -80,17 +99,7 @@ func (l *Ledger) Summary(ctx context.Context, account string) (AccountSummary, e
 			rows.Close()
 			return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
 		}
-		sum.AllBytes += bytes
-		switch stateNames[state] {
-		case pipeline.StateDone:
-			sum.Done, sum.Bytes = n, bytes
-		case pipeline.StatePending:
-			sum.Pending = n
-		case pipeline.StateSkipped:
-			sum.Skipped = n
-		case pipeline.StateFailed:
-			sum.Failed = n
-		default:
+		if !sum.add(state, n, bytes) {
 			rows.Close()
 			return AccountSummary{}, fmt.Errorf("summarising %s in %s: unknown state %q", account, l.path, state)
 		}
@@ -191,16 +200,9 @@ func (l *Ledger) Summaries(ctx context.Context) (map[string]AccountSummary, erro
 			return nil, fmt.Errorf("summarising the accounts in %s: %w", l.path, err)
 		}
 		sum := out[account]
-		sum.AllBytes += bytes
-		switch stateNames[state] {
-		case pipeline.StateDone:
-			sum.Done, sum.Bytes = n, bytes
-		case pipeline.StatePending:
-			sum.Pending = n
-		case pipeline.StateSkipped:
-			sum.Skipped = n
-		case pipeline.StateFailed:
-			sum.Failed = n
+		if !sum.add(state, n, bytes) {
+			rows.Close()
+			return nil, fmt.Errorf("summarising %s in %s: unknown state %q", account, l.path, state)
 		}
 		out[account] = sum
 	}
