@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // Control is what an operator asked of an account: to leave it alone for
@@ -23,6 +25,18 @@ type Control struct {
 	// `run --rerun-failed` runs an account whose retry was asked for after
 	// its last run started.
 	RetryRequested time.Time
+}
+
+// OperatorPauseReason is why an account an operator paused is paused.
+const OperatorPauseReason = "an operator paused it; runs and polls leave it alone until it is resumed"
+
+// Pause is the operator's pause as the engine knows pauses (Runner.Paused):
+// without an Until, since it lasts until resumed; nil when not paused.
+func (c Control) Pause() *pipeline.PausedError {
+	if !c.Paused {
+		return nil
+	}
+	return &pipeline.PausedError{Reason: OperatorPauseReason}
 }
 
 // RetryCounts is what RequestRetry did.

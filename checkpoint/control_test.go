@@ -36,6 +36,11 @@ func TestControlPauseResume(t *testing.T) {
 		if err != nil || !got.Changed.Equal(st.want.Changed) || got.Paused != st.want.Paused || !got.RetryRequested.IsZero() {
 			t.Errorf("%s: Control(alice) = %+v, %v; want %+v", st.name, got, err, st.want)
 		}
+		// The engine's view: an operator's pause, with no time (until
+		// resumed); none once resumed.
+		if p := got.Pause(); (p != nil) != st.paused || p != nil && (!p.Until.IsZero() || p.Reason != OperatorPauseReason) {
+			t.Errorf("%s: Pause() = %+v, want a pause without a time: %v", st.name, p, st.paused)
+		}
 	}
 	if c, err := l.Control(ctx, "bob"); err != nil || c.Paused {
 		t.Errorf("Control(bob) = %+v, %v; pausing alice must not touch bob", c, err)

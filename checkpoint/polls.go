@@ -33,7 +33,9 @@ func (l *Ledger) Polls(ctx context.Context, account string) (PollSummary, error)
 	if out.LastSuccess, err = l.lastRun(ctx, account, `result IN ('ok', 'partial')`); err != nil {
 		return PollSummary{}, err
 	}
-	if out.LastError, err = l.lastRun(ctx, account, `error != ''`); err != nil {
+	// A paused run's error column says until when (pipeline.PausedRecord):
+	// not an error.
+	if out.LastError, err = l.lastRun(ctx, account, `error != '' AND result != 'paused'`); err != nil {
 		return PollSummary{}, err
 	}
 	return out, nil
@@ -65,7 +67,7 @@ func (l *Ledger) PruneRuns(ctx context.Context, account string, keep int) error 
 	_, err := l.w.ExecContext(ctx, `DELETE FROM runs WHERE account = ?1
 		AND id < (SELECT MIN(id) FROM (SELECT id FROM runs WHERE account = ?1 ORDER BY id DESC LIMIT ?2))
 		AND id != COALESCE((SELECT MAX(id) FROM runs WHERE account = ?1 AND result IN ('ok', 'partial')), 0)
-		AND id != COALESCE((SELECT MAX(id) FROM runs WHERE account = ?1 AND error != ''), 0)`, account, keep)
+		AND id != COALESCE((SELECT MAX(id) FROM runs WHERE account = ?1 AND error != '' AND result != 'paused'), 0)`, account, keep)
 	if err != nil {
 		return fmt.Errorf("pruning the runs of %s in %s: %w", account, l.path, err)
 	}

@@ -262,6 +262,9 @@ func parseAccounts(path, dir string, r io.Reader) (accts []Account, inline bool,
 		if a.DeletePolicy, err = csvDeletePolicy(get("delete_source"), get("delete_after")); err != nil {
 			return nil, false, &ConfigError{File: path, Line: line, Msg: err.Error(), Err: err}
 		}
+		if a.limits, err = csvLimits(get); err != nil {
+			return nil, false, &ConfigError{File: path, Line: line, Msg: err.Error(), Err: err}
+		}
 		inline = inline || !a.SourcePassword.Inline.IsZero() || !a.DestPassword.Inline.IsZero() || a.hasInlineMaster()
 		fillAccountDefaults(&a)
 		accts = append(accts, a)
@@ -302,4 +305,34 @@ func csvDeletePolicy(deleteSource, deleteAfter string) (*DeletePolicy, error) {
 		}
 	}
 	return accountDeletePolicy(ds, da), nil
+}
+
+// csvLimits reads a row's traffic cells; nil when it has none.
+func csvLimits(get func(string) string) (*fileLimits, error) {
+	var f fileLimits
+	for _, r := range []struct {
+		col string
+		dst **RateText
+	}{{"bwlimit_read", &f.BWLimitRead}, {"bwlimit_write", &f.BWLimitWrite}, {"max_messages_per_second", &f.MaxMessagesPerSecond}} {
+		if v := strings.TrimSpace(get(r.col)); v != "" {
+			rt := RateText(v)
+			*r.dst = &rt
+		}
+	}
+	for _, q := range []struct {
+		col string
+		dst **DailyBytes
+	}{{"max_bytes_per_day", &f.MaxBytesPerDay}, {"max_bytes_per_day_read", &f.MaxBytesPerDayRead}, {"max_bytes_per_day_write", &f.MaxBytesPerDayWrite}} {
+		if v := strings.TrimSpace(get(q.col)); v != "" {
+			d := new(DailyBytes)
+			if err := d.UnmarshalText([]byte(v)); err != nil {
+				return nil, fmt.Errorf("%s: %w", q.col, err)
+			}
+			*q.dst = d
+		}
+	}
+	if f.isZero() {
+		return nil, nil
+	}
+	return &f, nil
 }

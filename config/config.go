@@ -8,7 +8,8 @@
 // value of the wrong type or a bad duration is an error that names the key and
 // its line (*ConfigError; the command maps it to exit status 2). Passwords are
 // never resolved while loading, so `mailferry config check` runs no password
-// command; Account.ResolveSecrets and SecretSource.Resolve do that later.
+// command; SecretSource.Resolve does that later, when an account connects
+// (package account).
 // Relative paths in the file (state, accounts_file, tls_ca, *_password_file)
 // are relative to the config file's directory, and password commands run
 // there. Nothing here does network I/O.
@@ -110,6 +111,16 @@ type Config struct {
 	NotifyWebhook string
 	NotifyCommand string
 
+	// Limits are every account's traffic limits (an account's own keys
+	// override them: LimitsOf); Total the whole run's, shared by its
+	// accounts; MaxConnectionsTotal caps the run's connections (0: none).
+	// Timezone names the zone of timetables and daily quotas ("" or
+	// "Local": the machine's).
+	Limits              Limits
+	Total               TotalLimits
+	MaxConnectionsTotal int
+	Timezone            string
+
 	// pos maps a key ("source.url", "workers") to where Load found it, so
 	// Validate can name the line.
 	pos map[string]position
@@ -131,6 +142,9 @@ type Server struct {
 	MasterSeparator string // for MasterLoginSeparator; "" = DefaultMasterSeparator
 	IdleTimeout     time.Duration
 	MaxConnections  int // per-server connection cap across workers; 0 = none beyond workers
+	// MaxConnectionsPerUser caps each user's connections to the server
+	// across the run's accounts; 0: the provider's known limit, if any.
+	MaxConnectionsPerUser int
 }
 
 // MasterLogin chooses how a master user logs in for an account.
@@ -226,6 +240,8 @@ type Account struct {
 	// DeletePolicy is the account's own keep/delete policy, set when it has
 	// delete_source or delete_after; nil: the top-level keys apply.
 	DeletePolicy *DeletePolicy
+	// limits are the account's own traffic keys; nil: none (LimitsOf).
+	limits *fileLimits
 
 	// Source and Destination are the server sections with this account's
 	// overrides merged in ([account.source] and [account.destination]
@@ -318,6 +334,7 @@ func Default() *Config {
 type position struct {
 	File      string
 	Line, Col int
+	ValCol    int // the column of the key's value; 0 when unknown
 }
 
 // ConfigError is a problem in a config or accounts file. Error reads like

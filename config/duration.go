@@ -143,3 +143,18 @@ func ParseByteSize(s string) (int64, error) {
 	}
 	return int64(f * mult), nil
 }
+
+// FormatByteSize prints n in SI units, as ParseByteSize reads them: "512 B",
+// "1.5 MB", "2.0 GB".
+func FormatByteSize(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -92,5 +93,32 @@ func TestParseByteSize(t *testing.T) {
 				t.Fatalf("ParseByteSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestFormatByteSize(t *testing.T) {
+	tests := []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 B"},
+		{999, "999 B"},
+		{1000, "1.0 kB"},
+		{1500000, "1.5 MB"},
+		{16 << 20, "16.8 MB"},
+		{2e9, "2.0 GB"},
+	}
+	for _, tc := range tests {
+		if got := FormatByteSize(tc.n); got != tc.want {
+			t.Errorf("FormatByteSize(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+		if tc.n < 1000 {
+			continue
+		}
+		// What it prints reads back within its rounding.
+		back, err := ParseByteSize(strings.ReplaceAll(FormatByteSize(tc.n), " ", ""))
+		if err != nil || back < tc.n*95/100 || back > tc.n*105/100 {
+			t.Errorf("ParseByteSize(FormatByteSize(%d)) = %d, %v", tc.n, back, err)
+		}
 	}
 }

@@ -60,6 +60,16 @@ func (s SecretSource) set(prefix string) []string {
 	return out
 }
 
+// Key returns the config key of the source that is set, spelled with
+// prefix ("source_password" gives "source_password_command"), or "" when
+// none is set; the first one when several are.
+func (s SecretSource) Key(prefix string) string {
+	if keys := s.set(prefix); len(keys) > 0 {
+		return keys[0]
+	}
+	return ""
+}
+
 // conflict returns an error naming the keys when more than one source is set.
 func (s SecretSource) conflict(prefix string) error {
 	keys := s.set(prefix)
@@ -217,45 +227,4 @@ func resolveCommand(ctx context.Context, command, dir string) (secret.Value, err
 		return secret.Value{}, errors.New("password command printed nothing on its first line")
 	}
 	return secret.New(line), nil
-}
-
-// Credentials are an account's resolved passwords. A zero Value means the
-// account configures none for that side: the section's master user logs in.
-type Credentials struct {
-	Source secret.Value
-	Dest   secret.Value
-}
-
-// ResolveSecrets resolves the account's source and destination passwords,
-// running password commands under ctx. Errors name the account and the key;
-// warnings concern password files others can read.
-func (a *Account) ResolveSecrets(ctx context.Context) (Credentials, []Warning, error) {
-	var cr Credentials
-	var warns []Warning
-	for _, side := range []struct {
-		prefix string
-		src    SecretSource
-		dst    *secret.Value
-	}{
-		{"source_password", a.SourcePassword, &cr.Source},
-		{"dest_password", a.DestPassword, &cr.Dest},
-	} {
-		keys := side.src.set(side.prefix)
-		if len(keys) == 0 {
-			continue
-		}
-		if len(keys) > 1 {
-			return Credentials{}, nil, fmt.Errorf("account %q: conflicting secrets: %s", a.Name, joinAnd(keys))
-		}
-		v, w, err := side.src.Resolve(ctx)
-		if err != nil {
-			return Credentials{}, nil, fmt.Errorf("account %q: %s: %w", a.Name, keys[0], err)
-		}
-		for i := range w {
-			w[i].Key = keys[0]
-		}
-		warns = append(warns, w...)
-		*side.dst = v
-	}
-	return cr, warns, nil
 }

@@ -124,32 +124,20 @@ func TestSecretSourceStringHidesSecrets(t *testing.T) {
 	}
 }
 
-func TestAccountResolveSecrets(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("MF_TEST_SRC", "src-pw")
-	pw := writeFile(t, dir, "dest.pw", "dest-pw\n", 0o640)
-	a := &Account{Name: "alice", SourceUser: "alice",
-		SourcePassword: SecretSource{Env: "MF_TEST_SRC"}, DestPassword: SecretSource{File: pw}}
-	cr, warns, err := a.ResolveSecrets(context.Background())
-	if err != nil {
-		t.Fatalf("ResolveSecrets: %v", err)
+func TestSecretSourceKey(t *testing.T) {
+	tests := []struct {
+		src  SecretSource
+		want string
+	}{
+		{SecretSource{}, ""},
+		{SecretSource{Inline: secret.New("x")}, "dest_password"},
+		{SecretSource{Env: "PW"}, "dest_password_env"},
+		{SecretSource{File: "pw.txt"}, "dest_password_file"},
+		{SecretSource{Command: "pass show x"}, "dest_password_command"},
 	}
-	if cr.Source.Reveal() != "src-pw" || cr.Dest.Reveal() != "dest-pw" {
-		t.Errorf("ResolveSecrets = %q, %q; want src-pw, dest-pw", cr.Source.Reveal(), cr.Dest.Reveal())
-	}
-	if len(warns) != 1 || warns[0].Key != "dest_password_file" {
-		t.Errorf("ResolveSecrets warnings = %v, want one for dest_password_file", warns)
-	}
-
-	master := &Account{Name: "bob", SourceUser: "bob"}
-	cr, _, err = master.ResolveSecrets(context.Background())
-	if err != nil || !cr.Source.IsZero() || !cr.Dest.IsZero() {
-		t.Errorf("ResolveSecrets without passwords = %v, %v; want zero values, nil", cr, err)
-	}
-
-	bad := &Account{Name: "carol", SourceUser: "carol", DestPassword: SecretSource{Env: "MF_TEST_UNSET_XYZ"}}
-	_, _, err = bad.ResolveSecrets(context.Background())
-	if err == nil || !strings.Contains(err.Error(), `account "carol": dest_password_env: environment variable MF_TEST_UNSET_XYZ is not set`) {
-		t.Errorf("ResolveSecrets error = %v, want it to name the account and key", err)
+	for _, tc := range tests {
+		if got := tc.src.Key("dest_password"); got != tc.want {
+			t.Errorf("%v.Key(%q) = %q, want %q", tc.src, "dest_password", got, tc.want)
+		}
 	}
 }

@@ -65,6 +65,7 @@ func (c *Config) Validate() error {
 			errs.add(c.at("notify_webhook"), "notify_webhook", "notify_webhook must be an http:// or https:// URL with a host")
 		}
 	}
+	c.validateTraffic(&errs)
 	c.validateServer(&errs, "source", &c.Source.Server)
 	dstEP, dstOK := c.validateServer(&errs, "destination", &c.Destination.Server)
 	validateDestination(&errs, c.sectionKeys("destination"), &c.Destination, dstEP, dstOK)
@@ -234,6 +235,9 @@ func validateServer(errs *errList, k serverKeys, s *Server) (Endpoint, bool) {
 	if s.MaxConnections < 0 {
 		errs.add(k.at("max_connections"), k.name("max_connections"), "%s must not be negative", k.name("max_connections"))
 	}
+	if s.MaxConnectionsPerUser < 0 {
+		errs.add(k.at("max_connections_per_user"), k.name("max_connections_per_user"), "%s must not be negative", k.name("max_connections_per_user"))
+	}
 	return ep, ok
 }
 
@@ -328,6 +332,19 @@ func (c *Config) validateAccounts(errs *errList) {
 			users[a.SourceUser] = a
 		}
 		c.validateOverrides(errs, a, label)
+		if a.limits != nil {
+			var local errList
+			var l Limits
+			a.limits.apply(&l)
+			checkLimits(&local, a.at, func(k string) string { return k }, l)
+			for _, e := range local {
+				e.Msg = fmt.Sprintf("account %q: %s", label, e.Msg)
+				if !a.csv {
+					e.Key = "account." + e.Key
+				}
+				*errs = append(*errs, e)
+			}
+		}
 		for _, sp := range []struct {
 			prefix, master string
 			src            SecretSource

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pop3src"
 )
 
@@ -48,6 +49,9 @@ func TestFor(t *testing.T) {
 		{"login delay", &pop3src.ResponseError{Command: "PASS ***", Code: "LOGIN-DELAY"}, ClassLoginDelay, []string{"run again later"}},
 		{"in use", &pop3src.ResponseError{Command: "PASS ***", Code: "IN-USE"}, ClassInUse, []string{"another session", "run again"}},
 		{"wrong password", &pop3src.ResponseError{Command: "PASS ***", Code: "AUTH"}, ClassLogin, []string{"password"}},
+		// Every IMAP connection's refused login, the IMAP source's included.
+		{"wrong IMAP password", fmt.Errorf("connecting to the source: %w", &imapconn.LoginError{Command: "LOGIN", User: "alice", Status: "NO", Code: "AUTHENTICATIONFAILED"}),
+			ClassLogin, []string{"password"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,5 +70,9 @@ func TestFor(t *testing.T) {
 		if got := For(err); got != (Hint{}) {
 			t.Errorf("For(%v) = %+v, want the zero Hint", err, got)
 		}
+	}
+	busy := &imapconn.LoginError{Command: "LOGIN", Status: "NO", Text: "Request is throttled. Suggested Backoff Time: 500 milliseconds"}
+	if got := For(busy); strings.Contains(got.Fix, "password") || got.Class == ClassLogin {
+		t.Errorf("For(%v) = %+v: a throttled login is no wrong password", busy, got)
 	}
 }

@@ -16,8 +16,9 @@ const logoutTimeout = 5 * time.Second
 // APPEND and a go-imap connection for everything else. It is used by one
 // goroutine at a time; use several Destinations for parallel connections.
 type Destination struct {
-	app *Appender
-	ctl *control
+	app     *Appender
+	ctl     *control
+	onClose func() // Options.OnClose until Close has called it
 }
 
 var _ pipeline.Destination = (*Destination)(nil)
@@ -28,6 +29,9 @@ var _ pipeline.Destination = (*Destination)(nil)
 // one call after the other.
 func Dial(ctx context.Context, opts Options) (*Destination, error) {
 	opts = opts.withDefaults()
+	if err := opts.checkPlaintext(); err != nil {
+		return nil, err // before dialing either connection
+	}
 	appOpts, err := resolvePassword(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -62,7 +66,7 @@ func Dial(ctx context.Context, opts Options) (*Destination, error) {
 	}
 	// A reconnecting appender asks for a fresh token.
 	app.opts.PasswordFunc = opts.PasswordFunc
-	return &Destination{app: app, ctl: ctl}, nil
+	return &Destination{app: app, ctl: ctl, onClose: opts.OnClose}, nil
 }
 
 // Appender returns the appender connection, e.g. for a benchmark.
@@ -118,7 +122,12 @@ func (d *Destination) Expunge(ctx context.Context, mailbox string, uidValidity u
 
 // Close logs out of both connections and closes them.
 func (d *Destination) Close() error {
-	return errors.Join(d.app.Close(), d.ctl.close())
+	err := errors.Join(d.app.Close(), d.ctl.close())
+	if f := d.onClose; f != nil {
+		d.onClose = nil
+		f()
+	}
+	return err
 }
 
 func isClosedErr(err error) bool { return errors.Is(err, net.ErrClosed) }

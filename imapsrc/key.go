@@ -51,3 +51,15 @@ func parseNonZero(s string) (uint32, error) {
 func badKey(key, why string) error {
 	return perMessage(fmt.Errorf("parsing key %q: %s: %w", key, why, ErrBadKey))
 }
+
+// SameOrigin tells whether oldKey may be an earlier identity of newKey:
+// the same source folder under another UIDVALIDITY (RFC 3501 §2.3.1.1: a
+// server that renumbers a folder changes its UIDVALIDITY), so the message
+// behind newKey may be the one copied as oldKey. Keys that FormatKey did
+// not make are never the same origin. It is pipeline.Options.SameOrigin
+// for IMAP sources.
+func SameOrigin(oldKey, newKey string) bool {
+	om, ov, _, err1 := ParseKey(oldKey)
+	nm, nv, _, err2 := ParseKey(newKey)
+	return err1 == nil && err2 == nil && om == nm && ov != nv
+}

@@ -73,3 +73,22 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+func TestSameOrigin(t *testing.T) {
+	tests := []struct {
+		name           string
+		oldKey, newKey string
+		want           bool
+	}{
+		{"another UIDVALIDITY of the folder", FormatKey("INBOX", 1, 7), FormatKey("INBOX", 2, 9), true},
+		{"the same UIDVALIDITY", FormatKey("INBOX", 1, 7), FormatKey("INBOX", 1, 9), false},
+		{"another folder", FormatKey("INBOX", 1, 7), FormatKey("Sent", 2, 7), false},
+		{"a POP3 key", "000001a2b3", FormatKey("INBOX", 2, 7), false},
+		{"to a POP3 key", FormatKey("INBOX", 1, 7), "000001a2b3", false},
+	}
+	for _, tc := range tests {
+		if got := SameOrigin(tc.oldKey, tc.newKey); got != tc.want {
+			t.Errorf("%s: SameOrigin(%q, %q) = %v, want %v", tc.name, tc.oldKey, tc.newKey, got, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -38,6 +39,7 @@ func (s *Source) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
 		return nil, fmt.Errorf("listing the folders of %s at %s: %w", s.user, s.opts.Addr, err)
 	}
 	var out []pipeline.SourceMessage
+	now := time.Now()
 	for _, f := range folders {
 		if !s.included(f) {
 			s.log.Debug("folder excluded", "mailbox", f.Name)
@@ -47,9 +49,23 @@ func (s *Source) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listing folder %q of %s at %s: %w", f.Name, s.user, s.opts.Addr, err)
 		}
-		out = append(out, msgs...)
+		for _, m := range msgs {
+			if s.opts.inAgeWindow(m.InternalDate, now) {
+				out = append(out, m)
+			}
+		}
 	}
 	return out, nil
+}
+
+// inAgeWindow reports whether a message of internal date d passes MaxAge
+// and MinAge at now.
+func (o Options) inAgeWindow(d, now time.Time) bool {
+	if d.IsZero() {
+		return true
+	}
+	age := now.Sub(d)
+	return (o.MaxAge <= 0 || age <= o.MaxAge) && (o.MinAge <= 0 || age >= o.MinAge)
 }
 
 func (s *Source) listFolder(ctx context.Context, mailbox string) ([]pipeline.SourceMessage, error) {

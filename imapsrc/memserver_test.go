@@ -444,3 +444,45 @@ func TestTraceRedactsCredentialsAndBodies(t *testing.T) {
 		}
 	}
 }
+
+// TestMemServerAgeWindow: MaxAge and MinAge leave messages out of List by
+// internal date; a message dated in the future counts as new.
+func TestMemServerAgeWindow(t *testing.T) {
+	now := time.Now()
+	day := 24 * time.Hour
+	dates := map[string]time.Time{"old": now.Add(-400 * day), "month": now.Add(-40 * day),
+		"week": now.Add(-7 * day), "future": now.Add(time.Hour)}
+	var msgs []memMessage
+	for subject, d := range dates {
+		msgs = append(msgs, memMessage{mailbox: "INBOX", body: crlfMessage(subject, "x"), date: d})
+	}
+	tests := []struct {
+		name           string
+		maxAge, minAge time.Duration
+		want           []string
+	}{
+		{"no window", 0, 0, []string{"future", "month", "old", "week"}},
+		{"max-age 30d", 30 * day, 0, []string{"future", "week"}},
+		{"min-age 30d", 0, 30 * day, []string{"month", "old"}},
+		{"both", 365 * day, 30 * day, []string{"month"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, opts := memServer(t, nil, nil, msgs)
+			opts.MaxAge, opts.MinAge = tc.maxAge, tc.minAge
+			s := openSource(t, opts)
+			listed, err := s.List(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range listed {
+				got = append(got, subjectOf(t, s, m))
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("MaxAge %v, MinAge %v: List = %v, want %v", tc.maxAge, tc.minAge, got, tc.want)
+			}
+		})
+	}
+}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/secret"
@@ -74,6 +73,12 @@ type Options struct {
 	// every folder; Exclude wins over Include. Open refuses a malformed
 	// pattern (mapping.CheckFolderPattern).
 	Include, Exclude []string
+	// MaxAge and MinAge, when positive, leave out of List the messages
+	// whose internal date is more than MaxAge or less than MinAge before
+	// the time of listing (--max-age, --min-age). A message without an
+	// internal date, or dated in the future (a skewed clock), counts as
+	// new. 0: no limit.
+	MaxAge, MinAge time.Duration
 	// FetchBatch is how many UIDs one UID FETCH of List asks for.
 	// 0: DefaultFetchBatch.
 	FetchBatch int
@@ -84,6 +89,12 @@ type Options struct {
 	// PrefetchBytes bounds the announced size of one batch (a message
 	// larger than this goes alone): 0 means DefaultPrefetchBytes.
 	PrefetchBytes int64
+	// OnClose, when set, is called exactly once, when the session's
+	// connection has been closed: by the first Close (Watcher.Close, or a
+	// Watch that fails after its login), whatever Close returns. Open
+	// never calls it: when Open fails there is no session. A caller that
+	// caps connections gives its slot back here.
+	OnClose func()
 
 	// unilateral receives the server's unsolicited responses (Watch's
 	// EXISTS during IDLE); nil for sources.
@@ -127,34 +138,6 @@ func (o *Options) validate() error {
 	}
 	o.filter = filter
 	return nil
-}
-
-// tlsConfig returns a copy of the caller's config with ServerName set.
-func (o Options) tlsConfig() *tls.Config { return tlsmode.ClientConfig(o.TLSConfig, o.Addr) }
-
-// dial connects to o.Addr with the idle timeout around the TCP conn and, for
-// TLSImplicit, runs the handshake. It returns the idle conn (for
-// cancellation) and the conn to speak IMAP on.
-func (o Options) dial(ctx context.Context) (*idleconn.Conn, net.Conn, error) {
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", o.Addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("imapsrc: connecting to %s: %w", o.Addr, err)
-	}
-	ic := idleconn.New(raw, o.IdleTimeout)
-	if o.TLS != TLSImplicit {
-		return ic, ic, nil
-	}
-	cfg := o.tlsConfig()
-	if cfg.NextProtos == nil {
-		cfg.NextProtos = []string{"imap"}
-	}
-	tc := tls.Client(ic, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		_ = ic.Close()
-		return nil, nil, classifyHandshake(fmt.Errorf("imapsrc: TLS handshake with %s: %w", o.Addr, err))
-	}
-	return ic, tc, nil
 }
 
 // withDefaultPort adds the mode's default port to an address without one.

@@ -24,6 +24,7 @@ type failures struct {
 
 func (f *failures) AccountStarted(string, int, int64)           {}
 func (f *failures) MessageDone(string, pipeline.Outcome, int64) {}
+func (f *failures) AccountPaused(string, *pipeline.PausedError) {}
 func (f *failures) AccountFinished(account string, st *pipeline.Stats) {
 	if st == nil || st.ErrorClass == "interrupted" || st.Paused || st.Locked {
 		return

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -83,6 +84,10 @@ type Options struct {
 	// not find its first copy) runs still look for that first copy
 	// arriving late, to remove it as a duplicate (see Resent). Default 1 h.
 	LateCopyWindow time.Duration
+	// Traffic, when set, paces the copy: bandwidth and message rates,
+	// their timetables and pauses, daily quotas (package traffic). Nil:
+	// no limits.
+	Traffic Traffic
 	// Crashpoint, when set, is called at each step of the exactly-once
 	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
 	// server confirmed, nothing committed), "committed", and "deleted"
@@ -243,6 +248,7 @@ func (a *attempt) do(ctx context.Context) error {
 			return err
 		}
 	}
+	var paused error // a pause ends the copy, not the attempt's deletions
 	if len(todo) > 0 {
 		newlyDone, err := a.copy(ctx, todo, dests)
 		switch {
@@ -252,13 +258,18 @@ func (a *attempt) do(ctx context.Context) error {
 			// Done just now: their period starts now.
 			waiting += len(newlyDone)
 		}
+		if _, ok := isPaused(err); ok && ctx.Err() == nil {
+			paused, err = err, nil
+		}
 		if err != nil {
 			return err
 		}
 		// A first APPEND given up on earlier in this run may have landed
 		// while this attempt sent its copy again.
-		if err := a.settleResent(ctx, nil); err != nil {
-			return err
+		if paused == nil {
+			if err := a.settleResent(ctx, nil); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -276,7 +287,7 @@ func (a *attempt) do(ctx context.Context) error {
 		a.run.deletePending = len(toDelete)
 		a.opts.Crashpoint("deleted")
 	}
-	return nil
+	return paused
 }
 
 // deleteDue reports whether a done entry has been done since dueBy or
@@ -414,6 +425,11 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests Fold
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if t := a.opts.Traffic; t != nil && !a.skipUnread(m) {
+			if err := t.Fetch(ctx, a.opts.ExpectedSize(m)); err != nil {
+				return err
+			}
+		}
 		it, err := a.fetchOne(ctx, m)
 		if errors.Is(err, ErrMessageGone) && ctx.Err() == nil {
 			a.log.Warn("message gone from the source since it was listed", "account", a.opts.Account, "key", m.Key, "error", err)
@@ -470,7 +486,11 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	if err != nil {
 		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
 	}
-	if _, err := a.src.Fetch(ctx, m, w); err != nil {
+	var dst io.Writer = w
+	if t := a.opts.Traffic; t != nil {
+		dst = pacedWriter{ctx: ctx, w: w, t: t}
+	}
+	if _, err := a.src.Fetch(ctx, m, dst); err != nil {
 		w.Discard()
 		if errors.Is(err, spool.ErrTooBig) {
 			return tooBig(a.limit.StoppedReason(expected)), nil
@@ -516,7 +536,49 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 		flags = mapping.Flags(header, a.opts.FlagPolicy)
 	}
 	it.out = OutgoingMessage{Body: body, Size: body.Size(), Flags: flags, InternalDate: date}
+	if t := a.opts.Traffic; t != nil {
+		it.out.Body = pacedBody{ctx: ctx, r: body, t: t}
+	}
 	return it, nil
+}
+
+// pacedWriter tells Traffic the bytes a source fetches as they arrive, and
+// waits as the read limits require: the source reads no faster from its
+// connection than the limit.
+type pacedWriter struct {
+	ctx context.Context
+	w   io.Writer
+	t   Traffic
+}
+
+func (p pacedWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if n > 0 {
+		if terr := p.t.Read(p.ctx, n); terr != nil && err == nil {
+			err = terr
+		}
+	}
+	return n, err
+}
+
+// pacedBody tells Traffic the bytes of a message the destination reads to
+// send them, and waits as the write limits require. A message sent again
+// (one by one after a refused MULTIAPPEND) counts again: its bytes go
+// over the network again.
+type pacedBody struct {
+	ctx context.Context
+	r   io.ReaderAt
+	t   Traffic
+}
+
+func (p pacedBody) ReadAt(b []byte, off int64) (int, error) {
+	n, err := p.r.ReadAt(b, off)
+	if n > 0 {
+		if terr := p.t.Write(p.ctx, n); terr != nil && (err == nil || err == io.EOF) {
+			err = terr
+		}
+	}
+	return n, err
 }
 
 func digestOf(m *spool.Message) []byte {
@@ -541,13 +603,4 @@ func (it *item) release() {
 }
 
 // fatal marks err as stopping the account (ledger failures).
-func fatal(err error) error { return &classified{err: err, class: ClassFatal} }
-
-type classified struct {
-	err   error
-	class Class
-}
-
-func (c *classified) Error() string     { return c.err.Error() }
-func (c *classified) Unwrap() error     { return c.err }
-func (c *classified) ErrorClass() Class { return c.class }
+func fatal(err error) error { return Fatal(err) }

@@ -2,7 +2,9 @@
 // Source to a Destination, recording progress in a Ledger so that a run can
 // be interrupted at any point and resumed without losing or duplicating mail.
 //
-// The order of effects is the contract:
+// The order of effects is the contract. Each attempt first opens its
+// source and destination sessions together (Job.Open, or OpenSource and
+// OpenDestination at the same time), then:
 //
 //  1. List the source; skip what the ledger has as done or skipped.
 //  2. Reconcile: entries left pending by an interrupted run are looked up on

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // recProgress records the events it receives.
@@ -22,48 +23,68 @@ func (p *recProgress) add(s string) {
 
 func (p *recProgress) AccountStarted(a string, n int, b int64)  { p.add(fmt.Sprint("start ", a, n)) }
 func (p *recProgress) MessageDone(a string, o Outcome, b int64) { p.add(fmt.Sprint("msg ", a)) }
+func (p *recProgress) AccountPaused(a string, pe *PausedError) {
+	p.add(fmt.Sprint("pause ", a, " until ", pe.Until.Format(time.RFC3339), ": ", pe.Reason))
+}
 func (p *recProgress) AccountFinished(a string, st *Stats) {
 	p.add(fmt.Sprint("finish ", a, " paused=", st.Paused, " error=", st.Error != ""))
 }
 
+// TestRunnerPausedAccountIsNotStarted: an account Runner.Paused returns a
+// pause for (an operator's: no Until; or one with a time) ends paused
+// without a lock, a run record or a connection, which is no failure.
 func TestRunnerPausedAccountIsNotStarted(t *testing.T) {
+	byOperator := &PausedError{Reason: "paused by an operator"}
+	until := time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name      string
-		paused    bool
+		pause     *PausedError
 		pauseErr  error
 		wantCopy  int
 		wantRuns  int
 		wantError bool
 	}{
-		{"paused", true, nil, 0, 0, false},
-		{"not paused", false, nil, 3, 1, false},
-		{"cannot tell", false, errors.New("ledger unreadable"), 0, 0, true},
+		{"paused by an operator", byOperator, nil, 0, 0, false},
+		{"paused until a time", &PausedError{Until: until, Reason: "held"}, nil, 0, 0, false},
+		{"not paused", nil, nil, 3, 1, false},
+		{"cannot tell", nil, errors.New("ledger unreadable"), 0, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(genMessages(3))
 			var asked []string
-			h.runner.Paused = func(_ context.Context, account string) (bool, error) {
+			h.runner.Paused = func(_ context.Context, account string) (*PausedError, error) {
 				asked = append(asked, account)
-				return tt.paused, tt.pauseErr
+				return tt.pause, tt.pauseErr
 			}
 			prog := &recProgress{}
 			h.runner.Progress = prog
-			st := h.run(t)
+			st, _ := h.runner.RunAccount(context.Background(), Job{Options: h.opts,
+				OpenSource: func(context.Context) (Source, error) { return h.src, nil }, OpenDestination: h.dst.open})
 			if fmt.Sprint(asked) != "[alice]" {
 				t.Errorf("Paused was asked about %v, want [alice]", asked)
 			}
-			if st.Paused != tt.paused || st.Copied != tt.wantCopy || (st.Error != "") != tt.wantError {
+			paused := tt.pause != nil
+			if st.Paused != paused || st.Copied != tt.wantCopy || (st.Error != "") != tt.wantError {
 				t.Errorf("stats: paused %v, copied %d, error %q; want paused %v, copied %d, error %v",
-					st.Paused, st.Copied, st.Error, tt.paused, tt.wantCopy, tt.wantError)
+					st.Paused, st.Copied, st.Error, paused, tt.wantCopy, tt.wantError)
+			}
+			if paused {
+				if st.PausedReason != tt.pause.Reason {
+					t.Errorf("paused reason %q, want %q", st.PausedReason, tt.pause.Reason)
+				}
+				if wantUntil := !tt.pause.Until.IsZero(); (st.PausedUntil != nil) != wantUntil ||
+					wantUntil && !st.PausedUntil.Equal(tt.pause.Until) {
+					t.Errorf("paused until %v, want %v (none for a pause until resumed)", st.PausedUntil, tt.pause.Until)
+				}
 			}
 			if len(h.ledger.runs) != tt.wantRuns {
 				t.Errorf("%d runs recorded, want %d", len(h.ledger.runs), tt.wantRuns)
 			}
-			if st.Complete() == (tt.paused || tt.wantError) {
+			if st.Complete() == (paused || tt.wantError) {
 				t.Errorf("Complete() = %v for paused %v, error %q", st.Complete(), st.Paused, st.Error)
 			}
-			if last := prog.events[len(prog.events)-1]; last != fmt.Sprintf("finish alice paused=%v error=%v", tt.paused, tt.wantError) {
+			if last := prog.events[len(prog.events)-1]; last != fmt.Sprintf("finish alice paused=%v error=%v", paused, tt.wantError) {
 				t.Errorf("last progress event %q", last)
 			}
 		})
@@ -121,9 +142,10 @@ func TestTeeProgress(t *testing.T) {
 	p := TeeProgress(a, nil, b)
 	p.AccountStarted("x", 2, 10)
 	p.MessageDone("x", OutcomeCopied, 5)
+	p.AccountPaused("x", &PausedError{Until: time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC), Reason: "why"})
 	p.AccountFinished("x", &Stats{})
 	for _, r := range []*recProgress{a, b} {
-		if got := fmt.Sprint(r.events); got != "[start x2 msg x finish x paused=false error=false]" {
+		if got := fmt.Sprint(r.events); got != "[start x2 msg x pause x until 2026-12-08T00:00:00Z: why finish x paused=false error=false]" {
 			t.Errorf("events = %s", got)
 		}
 	}

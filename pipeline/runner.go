@@ -13,6 +13,14 @@ type Job struct {
 	Options         Options
 	OpenSource      func(ctx context.Context) (Source, error)
 	OpenDestination func(ctx context.Context) (Destination, error)
+	// Open, when set, opens an attempt's source and destination sessions
+	// instead of OpenSource and OpenDestination (which the engine then
+	// calls at the same time). An account with connection caps takes every
+	// slot the attempt needs in one step here: two accounts that each held
+	// one side's slots while waiting for the other side's would wait for
+	// ever. Its errors say which side failed. On error it leaves nothing
+	// open.
+	Open func(ctx context.Context) (Source, Destination, error)
 	// OpenExtraDestination opens the additional sessions of
 	// Options.DestSessions. It must not wait for a connection slot (an
 	// account holding one session while waiting for another can deadlock
@@ -39,11 +47,15 @@ type Runner struct {
 	SkipLocked bool
 	Logger     *slog.Logger
 	Progress   Progress
-	// Paused, when set, is asked before each account starts; an account it
-	// says is paused is not started (no lock, no run recorded, no
-	// connection): Stats.Paused is set and Progress.AccountFinished
-	// called. An error from it stops the account like a ledger error.
-	Paused func(ctx context.Context, account string) (bool, error)
+	// Paused, when set, is asked before each account starts: a pause that
+	// is not the engine's own (Options.Traffic's), such as an operator's
+	// from the status page, whose PausedError has no Until (until
+	// resumed). An account it returns a pause for is not started (no
+	// lock, no run recorded, no connection): it ends paused as after a
+	// daily quota (Stats.Paused, PausedReason), which is no failure, and
+	// Progress.AccountFinished is called. An error from it stops the
+	// account like a ledger error.
+	Paused func(ctx context.Context, account string) (*PausedError, error)
 	// Explain, when set, says what went wrong and what fixes it for the
 	// error that stopped an account: a class for people ("login",
 	// "tls-certificate"; "" to keep the engine's) and a hint. Both are
@@ -96,16 +108,16 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 	}
 	st := &Stats{Account: opts.Account, DryRun: r.DryRun}
 	if r.Paused != nil {
-		paused, err := r.Paused(ctx, opts.Account)
+		pe, err := r.Paused(ctx, opts.Account)
 		if err != nil {
 			err = fatal(fmt.Errorf("reading whether account %q is paused: %w", opts.Account, err))
 			st.Error, st.ErrorClass = err.Error(), ClassOf(err).String()
 			prog.AccountFinished(opts.Account, st)
 			return st, err
 		}
-		if paused {
-			st.Paused = true
-			log.Info("account paused; not started", "account", opts.Account)
+		if pe != nil {
+			st.setPaused(pe)
+			log.Info("account paused; not started", "account", opts.Account, "because", pe.Reason)
 			prog.AccountFinished(opts.Account, st)
 			return st, nil
 		}
@@ -153,10 +165,35 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	}
 	backoff := r.initialBackoff()
 	run := &accountRun{copied: map[string]bool{}, skipped: map[string]bool{}, counted: map[string]bool{}, gone: map[string]bool{}}
+	var paused *PausedError // the account stopped for a time the run does not wait for
 	for i, tries := 1, 1; ; i++ {
+		if t := opts.Traffic; t != nil {
+			// Before any session opens: a timetable's pause is waited out
+			// here, with no connection held.
+			if err = t.Ready(ctx); err != nil {
+				if pe, ok := isPaused(err); ok {
+					paused, err = pe, nil
+				}
+				break
+			}
+		}
 		st.Attempts = i
 		before := len(run.copied)
 		err = r.attempt(ctx, job, opts, ledger, log, prog, st, run)
+		if pe, ok := isPaused(err); ok && ctx.Err() == nil {
+			// A pause is no failure and uses up no try: what was in
+			// flight is committed; the next attempt goes on after it.
+			if !pe.Wait {
+				paused, err = pe, nil
+				break
+			}
+			st.Pauses++
+			log.Info("account paused; its sessions are closed until it goes on", "account", opts.Account,
+				"until", pe.Until.Format(time.RFC3339), "because", pe.Reason)
+			prog.AccountPaused(opts.Account, pe)
+			i--
+			continue
+		}
 		if err == nil || ctx.Err() != nil || ClassOf(err) != ClassTransient {
 			break
 		}
@@ -187,10 +224,25 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		err = fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	st.Failed = run.failed()
+	if paused != nil {
+		// What is left waits for the pause to end: only the messages the
+		// destination refused count as failed.
+		refused := map[string]bool{}
+		for _, f := range st.Failures {
+			refused[f.Key] = true
+		}
+		st.Waiting = max(0, st.Failed-len(refused))
+		st.Failed -= st.Waiting
+		st.setPaused(paused)
+		log.Info("account paused until the next quota window; the run goes on with the others", "account", opts.Account,
+			"until", paused.Until.Format(time.RFC3339), "because", paused.Reason, "waiting", st.Waiting)
+	}
 
 	rec := RunRecord{Account: opts.Account, Finished: time.Now(), Copied: st.Copied,
 		Skipped: st.Skipped, Failed: st.Failed, Result: "ok"}
 	switch {
+	case paused != nil && err == nil:
+		rec.Result, rec.Error = "paused", PausedRecord(paused.Until, paused.Reason)
 	case err != nil && ctx.Err() != nil:
 		rec.Result, rec.Error = "interrupted", err.Error()
 	case err != nil:
@@ -236,28 +288,15 @@ func (run *accountRun) failed() int {
 }
 
 func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
-	// Both sides at once: on distant servers each costs several round
-	// trips (TCP, TLS, greeting, login).
-	var (
-		dst    Destination
-		dstErr error
-		opened = make(chan struct{})
-	)
-	go func() {
-		defer close(opened)
-		dst, dstErr = job.OpenDestination(ctx)
-	}()
-	src, err := job.OpenSource(ctx)
-	<-opened
-	if err != nil {
-		if dstErr == nil {
-			dst.Close()
+	open := job.Open
+	if open == nil {
+		open = func(ctx context.Context) (Source, Destination, error) {
+			return OpenBoth(ctx, job.OpenSource, job.OpenDestination)
 		}
-		return fmt.Errorf("connecting to the source: %w", err)
 	}
-	if dstErr != nil {
-		src.Close(false)
-		return fmt.Errorf("connecting to the destination: %w", dstErr)
+	src, dst, err := open(ctx)
+	if err != nil {
+		return err
 	}
 	rawSrc, rawDst := src, dst
 	if r.DryRun {
@@ -279,10 +318,12 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 	run.deletePending = 0
 	err = a.do(ctx)
 	dst.Close()
-	// QUIT (which commits POP3 deletions) only after a clean attempt; every
+	// QUIT (which commits POP3 deletions) only after a clean attempt (a
+	// pause is one: its batches were finished and committed); every
 	// deletion issued is of a message the ledger has as done, but a session
 	// cut short commits nothing, which is the safe side.
-	commit := err == nil
+	_, paused := isPaused(err)
+	commit := err == nil || paused
 	if cerr := src.Close(commit); cerr != nil && err == nil {
 		err = fmt.Errorf("closing the source session: %w", cerr)
 	} else if commit {
@@ -293,4 +334,33 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 		err = fmt.Errorf("connection aborted: %w", err)
 	}
 	return err
+}
+
+// OpenBoth opens a source and a destination session at the same time: on
+// distant servers each costs several round trips (TCP, TLS, greeting,
+// login). Its errors say which side failed ("connecting to the source:
+// ..."); on error it closes the side that opened.
+func OpenBoth(ctx context.Context, openSrc func(context.Context) (Source, error), openDst func(context.Context) (Destination, error)) (Source, Destination, error) {
+	var (
+		dst    Destination
+		dstErr error
+		opened = make(chan struct{})
+	)
+	go func() {
+		defer close(opened)
+		dst, dstErr = openDst(ctx)
+	}()
+	src, err := openSrc(ctx)
+	<-opened
+	if err != nil {
+		if dstErr == nil {
+			dst.Close()
+		}
+		return nil, nil, fmt.Errorf("connecting to the source: %w", err)
+	}
+	if dstErr != nil {
+		src.Close(false)
+		return nil, nil, fmt.Errorf("connecting to the destination: %w", dstErr)
+	}
+	return src, dst, nil
 }

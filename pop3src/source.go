@@ -53,6 +53,11 @@ type Options struct {
 	// PrefetchBytes bounds the announced size of the messages in flight
 	// (the one being read always goes out): 0 means DefaultPrefetchBytes.
 	PrefetchBytes int64
+	// OnClose, when set, is called exactly once, by the first Close, after
+	// the session's connection is closed (whatever Close returns). Open
+	// never calls it: when Open fails there is no session. A caller that
+	// caps connections gives its slot back here.
+	OnClose func()
 }
 
 // Defaults for Options.PrefetchMessages and Options.PrefetchBytes. At a
@@ -76,6 +81,8 @@ type Source struct {
 	log    *slog.Logger
 	server string
 	user   string // the mailbox, for messages
+	// onClose is Options.OnClose until Close has called it.
+	onClose func()
 
 	listed  bool
 	byKey   map[string]int // key -> message number, from the last List
@@ -134,7 +141,8 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{c: c, log: log.With("server", opts.Addr, "user", mailbox), server: opts.Addr, user: mailbox}
+	s := &Source{c: c, log: log.With("server", opts.Addr, "user", mailbox), server: opts.Addr, user: mailbox,
+		onClose: opts.OnClose}
 	s.setPrefetchLimits(opts.PrefetchMessages, opts.PrefetchBytes)
 	if err := s.login(ctx, opts); err != nil {
 		_ = c.Close()
@@ -479,6 +487,10 @@ func (s *Source) Delete(ctx context.Context, msgs []pipeline.SourceMessage) erro
 func (s *Source) Close(commit bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if f := s.onClose; f != nil {
+		s.onClose = nil
+		defer f() // after the connection is closed, below
+	}
 	if !commit {
 		return s.c.Close()
 	}

@@ -46,7 +46,10 @@ type liveAccount struct {
 	toCopyBytes           int64 // their sizes as the source announced them
 	done                  int   // messages that reached an outcome in this run
 	bytes                 int64 // bytes of those
-	stats                 *pipeline.Stats
+	// pause is the pause the run waits out (a timetable's), from
+	// AccountPaused until the account starts again or finishes.
+	pause *pipeline.PausedError
+	stats *pipeline.Stats
 }
 
 // NewLive returns a Live with no accounts; now is the clock (nil: the
@@ -113,7 +116,7 @@ func (l *Live) AccountStarted(key string, toCopy int, toCopyBytes int64) {
 	if !a.running {
 		*a = liveAccount{started: l.now(), baseDone: done, baseSkipped: skipped, baseBytes: bytes}
 	}
-	a.queued, a.running = false, true
+	a.queued, a.running, a.pause = false, true, nil
 	a.toCopy, a.toCopyBytes = a.done+toCopy, a.bytes+toCopyBytes
 	l.gen++
 }
@@ -136,16 +139,25 @@ func (l *Live) MessageDone(key string, outcome pipeline.Outcome, bytes int64) {
 	}
 }
 
+// AccountPaused implements pipeline.Progress: the run waits out a pause
+// of the account, its sessions closed, until it starts again.
+func (l *Live) AccountPaused(key string, p *pipeline.PausedError) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.account(key).pause = p
+	l.gen++
+}
+
 // AccountFinished implements pipeline.Progress.
 func (l *Live) AccountFinished(key string, st *pipeline.Stats) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	a := l.account(key)
-	a.queued, a.running, a.stats = false, false, st
+	a.queued, a.running, a.pause, a.stats = false, false, nil, st
 	l.gen++
 }
 
-// generation changes whenever an account starts or finishes; 0 for a nil
+// generation changes whenever an account starts, pauses or finishes; 0 for a nil
 // Live.
 func (l *Live) generation() uint64 {
 	if l == nil {
@@ -183,6 +195,7 @@ type liveView struct {
 	toCopy, done          int
 	toCopyBytes           int64
 	bytes                 int64
+	pause                 *pipeline.PausedError
 	stats                 *pipeline.Stats
 }
 
@@ -197,7 +210,7 @@ func (l *Live) snapshot() (map[string]liveView, []Sample, bool) {
 	for k, a := range l.accounts {
 		views[k] = liveView{queued: a.queued, running: a.running, started: a.started, toCopy: a.toCopy,
 			baseDone: a.baseDone, baseSkipped: a.baseSkipped, baseBytes: a.baseBytes, copied: a.copied, copiedBytes: a.copiedBytes,
-			done: a.done, toCopyBytes: a.toCopyBytes, bytes: a.bytes, stats: a.stats}
+			done: a.done, toCopyBytes: a.toCopyBytes, bytes: a.bytes, pause: a.pause, stats: a.stats}
 	}
 	if len(l.buckets) > 0 {
 		l.bucket(l.now()) // bring the chart up to now, with empty bars

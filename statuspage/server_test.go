@@ -562,6 +562,89 @@ func TestLiveRun(t *testing.T) {
 	}
 }
 
+// TestPauses: the page shows every pause as "paused", with who paused the
+// account, why and until when: an operator's (until resumed), a daily
+// quota's that a run ended with (until its time, then queued again), and
+// a timetable's that a run in this process waits out.
+func TestPauses(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	now := t0
+	add := func(name string, until time.Time) string {
+		key := "pop3://" + name + "@old-c:995 -> imaps://" + name + "@new:993/INBOX"
+		f.accounts = append(f.accounts, Account{Name: name, Key: key, SourceHost: "old-c:995", DestHost: "new:993"})
+		id, err := f.ledger.StartRun(ctx, key, t0.Add(-time.Hour))
+		must(t, err)
+		must(t, f.ledger.FinishRun(ctx, id, pipeline.RunRecord{Finished: t0.Add(-time.Minute), Result: "paused", Copied: 4,
+			Error: pipeline.PausedRecord(until, "daily quota of 1 MB written reached")}))
+		return key
+	}
+	add("quota", t0.Add(2*time.Hour))
+	add("quota-over", t0.Add(-30*time.Second))
+	live := NewLive(func() time.Time { return now })
+	s := f.server(t, Options{Live: live})
+	timetable := f.accounts[1].Key // "done"
+	live.Queue([]string{timetable})
+	live.AccountStarted(timetable, 3, 300)
+	live.AccountPaused(timetable, &pipeline.PausedError{Until: t0.Add(time.Hour), Reason: "a timetable pauses bwlimit_write", Wait: true})
+
+	get := func() map[string]AccountJSON {
+		s.forget()
+		out := map[string]AccountJSON{}
+		for _, a := range decode[ListJSON](t, do(t, s.Handler(), "GET", "/api/accounts", "", nil)).Accounts {
+			out[a.Name] = a
+		}
+		return out
+	}
+	until := func(p *PauseJSON) string {
+		if p.Until == nil {
+			return "resumed"
+		}
+		return p.Until.UTC().Format(time.RFC3339)
+	}
+	byName := get()
+	tests := []struct {
+		name, by, until, reason string
+	}{
+		{"paused", PausedByOperator, "resumed", "an operator paused it"},
+		{"quota", PausedByTraffic, "2026-04-01T12:00:00Z", "daily quota of 1 MB written reached"},
+		{"done", PausedByTraffic, "2026-04-01T11:00:00Z", "a timetable pauses bwlimit_write"},
+	}
+	for _, tt := range tests {
+		a := byName[tt.name]
+		if a.State != Paused || a.Pause == nil || a.Pause.By != tt.by || until(a.Pause) != tt.until || !strings.Contains(a.Pause.Reason, tt.reason) {
+			t.Errorf("%s: state %s, pause %+v; want paused by %s until %s (%q)", tt.name, a.State, a.Pause, tt.by, tt.until, tt.reason)
+			continue
+		}
+		if a.LastError != nil {
+			t.Errorf("%s: a pause shown as the last error %+v", tt.name, a.LastError)
+		}
+	}
+	// A quota's time passed: the next run goes on.
+	if a := byName["quota-over"]; a.State != Queued || a.Pause != nil || a.LastError != nil {
+		t.Errorf("quota-over: state %s, pause %+v, error %+v; want queued", a.State, a.Pause, a.LastError)
+	}
+	for _, a := range byName {
+		if a.State != Paused && a.Pause != nil {
+			t.Errorf("%s: %s with a pause %+v", a.Name, a.State, a.Pause)
+		}
+	}
+	if got := len(decode[ListJSON](t, do(t, s.Handler(), "GET", "/api/accounts?state=paused", "", nil)).Accounts); got != 3 {
+		t.Errorf("?state=paused lists %d accounts, want 3", got)
+	}
+	// The timetable's pause ends: the run goes on with the account.
+	live.AccountStarted(timetable, 3, 300)
+	if a := get()["done"]; a.State != Running || a.Pause != nil {
+		t.Errorf("after the pause: %s, pause %+v; want running", a.State, a.Pause)
+	}
+	// The quota's time passes.
+	now = t0.Add(3 * time.Hour)
+	s.now = func() time.Time { return now }
+	if a := get()["quota"]; a.State != Queued || a.Pause != nil {
+		t.Errorf("quota after its time: %s, pause %+v; want queued", a.State, a.Pause)
+	}
+}
+
 func TestStartPortInUse(t *testing.T) {
 	f := newFixture(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -44,7 +44,10 @@ type Summary struct {
 	DoneBytes                      int64 // bytes of the done (copied) messages
 	Bytes                          int64 // bytes of the messages in every state
 	LastRun                        *pipeline.RunRecord
-	Paused                         bool
+	// Pause is the operator's pause (SetPaused), which lasts until
+	// resumed; nil when the account is not paused that way. A pause of
+	// traffic control is in LastRun (pipeline.RunRecord.PausedAt).
+	Pause *pipeline.PausedError
 	// RetryRequested is when a retry was last asked for; zero: never.
 	RetryRequested time.Time
 }
@@ -103,7 +106,7 @@ func (c checkpointLedger) Summary(ctx context.Context, key string) (Summary, err
 func summaryOf(s checkpoint.AccountSummary, ctl checkpoint.Control) Summary {
 	return Summary{Done: s.Done, Pending: s.Pending, Skipped: s.Skipped, Failed: s.Failed,
 		DoneBytes: s.Bytes, Bytes: s.AllBytes, LastRun: s.LastRun,
-		Paused: ctl.Paused, RetryRequested: ctl.RetryRequested}
+		Pause: ctl.Pause(), RetryRequested: ctl.RetryRequested}
 }
 
 func (c checkpointLedger) Runs(ctx context.Context, key string, limit int) ([]pipeline.RunRecord, error) {

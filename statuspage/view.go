@@ -16,7 +16,7 @@ const (
 	Done    State = "done"    // its last run copied everything
 	Failed  State = "failed"  // its last run ended with an error
 	Partial State = "partial" // its last run ended with messages skipped or failed
-	Paused  State = "paused"  // runs leave it alone until it is resumed
+	Paused  State = "paused"  // by an operator until resumed, or by traffic control until a time
 )
 
 // States lists the states in the order the page shows them.
@@ -55,10 +55,39 @@ type AccountJSON struct {
 	// LastError is the error of the last run, when it ended with one.
 	LastError *ErrorJSON `json:"last_error,omitempty"`
 	LastRun   *RunJSON   `json:"last_run,omitempty"`
-	Paused    bool       `json:"paused"`
+	// Pause says who paused the account, why and until when; nil when it
+	// is not paused.
+	Pause *PauseJSON `json:"pause,omitempty"`
 	// RetryRequested: when a retry was asked for after the last run
 	// started (the next run or poll tries again).
 	RetryRequested *time.Time `json:"retry_requested,omitempty"`
+}
+
+// What paused an account (PauseJSON.By).
+const (
+	// PausedByOperator: the page's or the API's pause; runs and polls
+	// leave the account alone until it is resumed.
+	PausedByOperator = "operator"
+	// PausedByTraffic: traffic control (docs/traffic-control.md): a daily
+	// quota reached (the account goes on after Until, at the next run or
+	// poll), or a timetable's pause the run waits out.
+	PausedByTraffic = "traffic"
+)
+
+// PauseJSON is why an account is paused.
+type PauseJSON struct {
+	By     string     `json:"by"` // PausedByOperator or PausedByTraffic
+	Reason string     `json:"reason"`
+	Until  *time.Time `json:"until,omitempty"` // nil: until resumed
+}
+
+func pauseJSON(by string, p *pipeline.PausedError) *PauseJSON {
+	out := &PauseJSON{By: by, Reason: p.Reason}
+	if !p.Until.IsZero() {
+		until := p.Until
+		out.Until = &until
+	}
+	return out
 }
 
 // Counts are message counts.
@@ -120,18 +149,23 @@ func runJSON(r *pipeline.RunRecord) *RunJSON {
 // accountJSON puts together what the config, the ledger and (during a run
 // in this process) the engine say of one account.
 func accountJSON(a Account, s Summary, lv *liveView, now time.Time) AccountJSON {
-	out := AccountJSON{Name: a.Name, SourceHost: a.SourceHost, DestHost: a.DestHost, Paused: s.Paused,
+	out := AccountJSON{Name: a.Name, SourceHost: a.SourceHost, DestHost: a.DestHost,
 		LastRun: runJSON(s.LastRun),
 		Messages: Counts{Done: s.Done, Skipped: s.Skipped, Failed: s.Failed, Pending: s.Pending,
 			Total: s.Done + s.Skipped + s.Failed + s.Pending},
 		Bytes: Bytes{Done: s.DoneBytes, Total: s.Bytes}}
-	if r := s.LastRun; r != nil && r.Error != "" {
+	if r := s.LastRun; r != nil && r.Error != "" && r.Result != "paused" {
 		out.LastError = &ErrorJSON{Time: firstTime(r.Finished, r.Started), Text: r.Error, Class: r.ErrorClass, Hint: r.Hint}
 	}
 	retry := !s.RetryRequested.IsZero() && (s.LastRun == nil || s.RetryRequested.After(s.LastRun.Started))
 	if retry {
 		t := s.RetryRequested
 		out.RetryRequested = &t
+	}
+	// A pause the last run ended with (a daily quota) that still holds.
+	var runPause *pipeline.PausedError
+	if !retry {
+		runPause = s.LastRun.PausedAt(now)
 	}
 
 	switch {
@@ -147,18 +181,26 @@ func accountJSON(a Account, s Summary, lv *liveView, now time.Time) AccountJSON 
 		out.Messages.Total = lv.baseDone + lv.baseSkipped + lv.toCopy
 		out.Bytes.Done = lv.baseBytes + lv.copiedBytes
 		out.Bytes.Total = lv.baseBytes + max(lv.toCopyBytes, lv.bytes)
+		out.LastError = nil // the last run's error is history while a new run goes on
+		if lv.pause != nil {
+			// The run waits out a timetable's pause, its sessions closed.
+			out.State, out.Pause = Paused, pauseJSON(PausedByTraffic, lv.pause)
+			break
+		}
 		if secs := now.Sub(lv.started).Seconds(); secs >= 1 && lv.done > 0 {
 			rate := &Rate{MessagesPerSecond: float64(lv.done) / secs, BytesPerSecond: float64(lv.bytes) / secs}
 			out.Rate = rate
 			eta := float64(left) / rate.MessagesPerSecond
 			out.ETASeconds = &eta
 		}
-		out.LastError = nil // the last run's error is history while a new run goes on
-	case s.Paused:
-		out.State = Paused
+	case s.Pause != nil:
+		out.State, out.Pause = Paused, pauseJSON(PausedByOperator, s.Pause)
 	case lv != nil && lv.queued:
 		out.State = Queued
-	case s.LastRun == nil || retry:
+	case runPause != nil:
+		out.State, out.Pause = Paused, pauseJSON(PausedByTraffic, runPause)
+	case s.LastRun == nil || retry || s.LastRun.Result == "paused":
+		// A pause whose time has passed: the next run goes on.
 		out.State = Queued
 	case s.LastRun.Finished.IsZero():
 		out.State = Running

@@ -7,7 +7,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/traffic"
 )
 
 // env is what a command may touch of the outside world, so tests can run
@@ -16,6 +22,28 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// describeFlags, when set, receives each command's flag set once it is
+	// built, and the command stops there as if --help had been given: the
+	// completion scripts and the man page are made from the commands' own
+	// flags, not from a copy of them.
+	describeFlags func(*pflag.FlagSet)
+	// clock, set only by tests, is the clock of the traffic limits,
+	// timetables and daily quotas; nil: the wall clock. No environment
+	// variable sets it: the program users run always keeps real time.
+	clock traffic.Clock
+	// testHooks, set only by the tests, adjusts each account's pipeline
+	// options (a crash at a pipeline step, a moved clock) from test-only
+	// environment variables. main leaves it nil: the release binary has no
+	// code that reads those variables, so they cannot delete mail early.
+	testHooks func(getenv func(string) string, o *pipeline.Options) error
+}
+
+// applyTestHooks lets the tests' hooks, if any, adjust o.
+func (e *env) applyTestHooks(o *pipeline.Options) error {
+	if e.testHooks == nil {
+		return nil
+	}
+	return e.testHooks(e.getenv, o)
 }
 
 // usageError is a bad command line: exit status 2.
@@ -27,8 +55,28 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// syncWriter serializes writes to stderr, which logs, progress and each
+// account's protocol trace reach from their own goroutines. os.Stderr
+// copes with that; a test's buffer does not (go test -race caught it with
+// --trace and two accounts).
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, e *env) int {
+	if _, ok := e.stderr.(*syncWriter); !ok {
+		se := *e
+		se.stderr = &syncWriter{w: e.stderr}
+		e = &se
+	}
 	ctx, stop := notifyContext(ctx, e)
 	defer stop()
 	if len(args) == 0 {
@@ -54,16 +102,13 @@ func run(ctx context.Context, args []string, e *env) int {
 	case "plan":
 		code, err = runPlan(ctx, rest, e)
 	case "version", "--version":
-		fmt.Fprintln(e.stdout, "mailferry", version())
-		return exitOK
+		code, err = runVersion(rest, e)
+	case "completion":
+		code, err = runCompletion(ctx, rest, e)
 	case "help", "-h", "--help":
-		if len(rest) > 0 {
-			return run(ctx, []string{rest[0], "--help"}, e)
-		}
-		fmt.Fprint(e.stdout, mainHelp)
-		return exitOK
+		code, err = runHelpCmd(ctx, rest, e)
 	default:
-		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, report, config check, version, help)", cmd)
+		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, report, config check, version, completion, help)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)

@@ -123,7 +123,8 @@ func jsText(t *testing.T, ctx context.Context, expr string) string {
 // queued to done, the failed account with its reason and fix; the retry
 // button is refused before logging in with the token and works after; the
 // detail view lists an account's folders and runs. After the run,
-// `status --serve` shows the final state on the same address. Screenshots
+// `status --serve` shows the final state on the same address, and an
+// account paused there shows who paused it until it is resumed. Screenshots
 // go to $MAILFERRY_SCREENSHOTS (else a temp dir); docs/status-page.png is
 // the "overview" one.
 func TestE2EStatusPageBrowser(t *testing.T) {
@@ -246,7 +247,7 @@ func TestE2EStatusPageBrowser(t *testing.T) {
 
 	// The same address served by status --serve: the final states.
 	t2 := time.Now()
-	srv := startBackground(t, "status", "-c", b.cfgPath, "--serve")
+	srv := startBackground(t, "status", "-c", b.cfgPath, "--serve", "--ui-actions")
 	waitServing(t, srv, addr)
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatal(err)
@@ -257,6 +258,25 @@ func TestE2EStatusPageBrowser(t *testing.T) {
 		t.Errorf("mode %q, want 'from the ledger'", mode)
 	}
 	screenshot(t, ctx, shots, "after-run")
+
+	// An operator's pause: the row says who paused it and offers resume,
+	// which undoes it. (The session cookie of the run's page still holds:
+	// it is made from the token, not from the process.)
+	waitJS(t, ctx, "the actions", `document.getElementById('login').hidden &&
+		document.querySelector('button[data-action="pause"][data-account="user1"]') !== null`, 10*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Click(`button[data-action="pause"][data-account="user1"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the pause", `(() => { const r = document.querySelector('tr[data-account="user1"]');
+		return r.dataset.state === 'paused' && r.querySelector('.pause-text') !== null &&
+			r.querySelector('.pause-text').textContent.startsWith('paused: an operator paused it') &&
+			r.querySelector('button[data-action="resume"]') !== null })()`, 10*time.Second)
+	screenshot(t, ctx, shots, "paused")
+	if err := chromedp.Do(ctx, chromedp.Click(`button[data-action="resume"][data-account="user1"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the resume", `(() => { const r = document.querySelector('tr[data-account="user1"]');
+		return r.dataset.state === 'done' && r.querySelector('.pause-text') === null })()`, 10*time.Second)
 	timings["status --serve"] = time.Since(t2)
 	for _, k := range []string{"browser start", "page loaded", "failed account shown", "retry done", "run", "status --serve"} {
 		t.Logf("timing: %-22s %v", k, timings[k].Round(time.Millisecond))

@@ -3,16 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
-	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/spool"
 )
 
@@ -22,25 +20,28 @@ type copyOptions struct {
 	srcPassword passwordFlags
 	dstPassword passwordFlags
 	policy      policyFlags
-	folders     folderOptions
+	folders     config.Folders
+	traffic     trafficFlags
 }
 
-// register adds the flags for IMAP sources.
-func (fo *folderOptions) register(fs *pflag.FlagSet) {
-	fs.StringSliceVar(&fo.include, "folder", nil, "IMAP source: copy only these folders (names or patterns: * any, % one level, ? one character; repeat or separate with commas)")
-	fs.StringSliceVar(&fo.exclude, "exclude-folder", nil, "IMAP source: do not copy these folders (patterns as for --folder; wins over --folder)")
-	fs.BoolVar(&fo.syncFlags, "sync-flags", true, "IMAP source: bring the flags of messages copied earlier up to date")
-	fs.BoolVar(&fo.specialUse, "special-use", true, "IMAP source: map Sent, Drafts, Trash, Junk and Archive to the destination's folders of the same role")
-	fs.DurationVar(&fo.maxAge, "max-age", 0, "IMAP source: copy only messages younger than this (e.g. 720h); 0 = all")
-	fs.DurationVar(&fo.minAge, "min-age", 0, "IMAP source: copy only messages older than this; 0 = all")
+// registerFolderFlags adds the flags for IMAP sources: the config's
+// [folders] section on the command line.
+func registerFolderFlags(fs *pflag.FlagSet, fo *config.Folders) {
+	fs.StringSliceVar(&fo.Include, "folder", nil, "IMAP source: copy only these folders (names or patterns: * any, % one level, ? one character; repeat or separate with commas)")
+	fs.StringSliceVar(&fo.Exclude, "exclude-folder", nil, "IMAP source: do not copy these folders (patterns as for --folder; wins over --folder)")
+	fs.BoolVar(&fo.SyncFlags, "sync-flags", true, "IMAP source: bring the flags of messages copied earlier up to date")
+	fs.BoolVar(&fo.SpecialUse, "special-use", true, "IMAP source: map Sent, Drafts, Trash, Junk and Archive to the destination's folders of the same role")
+	fs.Var((*daysDuration)(&fo.MaxAge), "max-age", "IMAP source: copy only messages younger than this (e.g. 30d, 720h); 0 = all")
+	fs.Var((*daysDuration)(&fo.MinAge), "min-age", "IMAP source: copy only messages older than this (e.g. 7d); 0 = all")
 }
 
-// check refuses a malformed folder pattern before anything connects.
-func (fo *folderOptions) check() error {
+// checkFolderFlags refuses a malformed folder pattern before anything
+// connects.
+func checkFolderFlags(fo *config.Folders) error {
 	for _, f := range []struct {
 		flag     string
 		patterns []string
-	}{{"--folder", fo.include}, {"--exclude-folder", fo.exclude}} {
+	}{{"--folder", fo.Include}, {"--exclude-folder", fo.Exclude}} {
 		for _, p := range f.patterns {
 			if err := mapping.CheckFolderPattern(p); err != nil {
 				return usagef("%s: %v", f.flag, err)
@@ -48,14 +49,6 @@ func (fo *folderOptions) check() error {
 		}
 	}
 	return nil
-}
-
-// imapJobOptions sets what an IMAP source needs in the pipeline options:
-// folder mapping, flag sync, and rematching after a UIDVALIDITY change.
-func imapJobOptions(popts *pipeline.Options, fo folderOptions, log *slog.Logger) {
-	popts.MapFolders = imapFolderMapper(fo, log)
-	popts.SyncFlags = fo.syncFlags
-	popts.SameOrigin = sameIMAPOrigin
 }
 
 // policyFlags are the per-message policies, shared with `run` overrides.
@@ -122,7 +115,8 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	fs := pflag.NewFlagSet("copy", pflag.ContinueOnError)
 	o.common.register(fs)
 	o.policy.register(fs)
-	o.folders.register(fs)
+	o.traffic.register(fs, false)
+	registerFolderFlags(fs, &o.folders)
 	fs.StringVar(&o.srcPassword.file, "source-password-file", "", "read the source password from the first line of this file")
 	fs.StringVar(&o.srcPassword.command, "source-password-command", "", "run this shell command; its first output line is the source password")
 	fs.StringVar(&o.dstPassword.file, "dest-password-file", "", "read the destination password from the first line of this file")
@@ -133,55 +127,34 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	if err := o.common.check(); err != nil {
 		return exitUsage, err
 	}
-	if err := o.folders.check(); err != nil {
+	if err := checkFolderFlags(&o.folders); err != nil {
+		return exitUsage, err
+	}
+	if err := o.traffic.check(); err != nil {
 		return exitUsage, err
 	}
 	if fs.NArg() != 2 {
 		return exitUsage, usagef("want a SOURCE and a DEST URL, got %d arguments", fs.NArg())
 	}
-	srcEp, err := config.ParseURL(fs.Arg(0))
-	if err != nil {
-		return exitUsage, usagef("SOURCE: %v", err)
-	}
-	dstEp, err := config.ParseURL(fs.Arg(1))
-	if err != nil {
-		return exitUsage, usagef("DEST: %v", err)
-	}
-	if srcEp.User == "" || dstEp.User == "" {
-		return exitUsage, usagef("both URLs need a user name (pop3s://USER@host, imaps://USER@host)")
-	}
-	if srcEp.Protocol == config.IMAP {
-		// The destination path is where the source's folders go: under it,
-		// or (no path) at the top, mapped folder by folder.
-		o.folders.root = dstEp.Mailbox
-		if o.folders.minAge > 0 && o.folders.maxAge > 0 && o.folders.minAge >= o.folders.maxAge {
-			return exitUsage, usagef("--min-age must be less than --max-age: nothing would be copied")
-		}
-	} else if dstEp.Mailbox == "" {
-		dstEp.Mailbox = "INBOX"
-	}
-	popts, err := o.policy.pipelineOptions()
+	u, err := parseURLs(fs.Arg(0), fs.Arg(1))
 	if err != nil {
 		return exitUsage, err
 	}
-	popts.Account = accountKey(srcEp, dstEp)
-	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
-	popts.DeleteSource, popts.DeleteAfter = o.common.deleteSource, o.common.deleteAfter
-	if popts.Crashpoint, err = crashpointFromEnv(e.getenv); err != nil {
+	if u.Source.Protocol == config.IMAP && o.folders.MinAge > 0 && o.folders.MaxAge > 0 && o.folders.MinAge >= o.folders.MaxAge {
+		return exitUsage, usagef("--min-age must be less than --max-age: nothing would be copied")
+	}
+	if u.Options, err = o.policy.pipelineOptions(); err != nil {
 		return exitUsage, err
 	}
-	if popts.Now, err = testNowFromEnv(e.getenv); err != nil {
-		return exitUsage, err
-	}
+	u.Options.DeleteSource, u.Options.DeleteAfter = o.common.deleteSource, o.common.deleteAfter
+	u.Folders, u.XUIDL, u.IdleTimeout = o.folders, o.policy.xUIDL, o.policy.idleTimeout
 
 	logOut := &logWriter{w: e.stderr}
 	log := newLogger(&o.common, logOut)
-	srcPw, err := o.srcPassword.resolve(ctx, e, srcEp.String())
-	if err != nil {
+	if u.SourceLogin, err = o.srcPassword.login(e, u.Source.String()); err != nil {
 		return exitUsage, err
 	}
-	dstPw, err := o.dstPassword.resolve(ctx, e, dstEp.String())
-	if err != nil {
+	if u.DestLogin, err = o.dstPassword.login(e, u.Dest.String()); err != nil {
 		return exitUsage, err
 	}
 	state := o.common.state
@@ -190,51 +163,40 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 			return exitUsage, err
 		}
 	}
-	trace := traceWriter(&o.common, e)
-	src := serverSetup{ep: srcEp, password: srcPw, tlsCA: o.common.tlsCA, insecure: o.common.insecureSkipVerify,
-		allowPlaintext: o.common.allowPlaintext, idleTimeout: o.policy.idleTimeout, log: log, trace: trace,
-		folders: o.folders}
-	src.auth = srcEp.Auth
-	src.passwordFunc = o.srcPassword.tokenFunc(srcEp.Auth, e, "source token", log)
-	dst := src
-	dst.ep, dst.password, dst.auth = dstEp, dstPw, dstEp.Auth
-	dst.passwordFunc = o.dstPassword.tokenFunc(dstEp.Auth, e, "destination token", log)
-	if srcEp.Protocol == config.IMAP {
-		imapJobOptions(&popts, o.folders, log)
-	}
-	if o.policy.xUIDL {
-		if srcEp.Protocol != config.POP3 {
-			return exitUsage, usagef("--x-uidl needs a POP3 source: IMAP messages have no UIDL")
-		}
-		popts.AddHeader = xUIDLHeader
-	}
-	job := pipeline.Job{Options: popts}
-	if job.OpenSource, err = src.openSource(); err != nil {
+	aopts := o.common.accountOptions(e, log)
+	if err := o.traffic.apply(&aopts, nil, e, log); err != nil {
 		return exitUsage, err
 	}
-	bb := popts.BatchBytes
-	if job.OpenDestination, err = dst.openDestination(popts.BatchMessages, bb); err != nil {
+	acc, err := account.NewSet(aopts).FromURLs(u)
+	if err != nil {
 		return exitUsage, err
 	}
-	if o.common.insecureSkipVerify {
-		log.Warn("TLS certificates are not verified (--insecure-skip-verify)")
+	if err := e.applyTestHooks(&acc.Options); err != nil {
+		return exitUsage, err
 	}
 	x := &execution{command: "copy", opts: &o.common, env: e, log: log, logOut: logOut, state: state, workers: 1,
 		attempts: o.policy.attempts}
-	return x.run(ctx, []pipeline.Job{job})
+	return x.run(ctx, []pipeline.Job{acc.Job()})
+}
+
+// parseURLs parses the SOURCE and DEST arguments.
+func parseURLs(source, dest string) (account.URLs, error) {
+	var u account.URLs
+	var err error
+	if u.Source, err = config.ParseURL(source); err != nil {
+		return u, usagef("SOURCE: %v", err)
+	}
+	if u.Dest, err = config.ParseURL(dest); err != nil {
+		return u, usagef("DEST: %v", err)
+	}
+	if u.Source.User == "" || u.Dest.User == "" {
+		// Before any password prompt.
+		return u, usagef("both URLs need a user name (pop3s://USER@host, imaps://USER@host)")
+	}
+	return u, nil
 }
 
 func isConfigError(err error) bool {
 	var ce *config.ConfigError
 	return errors.As(err, &ce)
-}
-
-// xUIDLHeader is the X-UIDL field for a POP3 message, "" when the server
-// gave it no UIDL (RFC 1939 §7: a UIDL is 1 to 70 printable characters).
-func xUIDLHeader(m pipeline.SourceMessage) string {
-	uidl, ok := pop3src.UIDLOfKey(m.Key)
-	if !ok || strings.ContainsAny(uidl, "\r\n") {
-		return ""
-	}
-	return "X-UIDL: " + uidl + "\r\n"
 }

@@ -445,14 +445,28 @@ func checkServeAndPause(t *testing.T, b *uiBatch) {
 		t.Errorf("run --rerun-failed ran %v (exit %d), want wrongpw and user3 (exit 3)", rerun, r.code)
 	}
 
+	// A paused account is no failure, as a daily quota's pause is not: the
+	// report says it is paused, by whom and that it lasts until resumed.
 	r = runInProcess(t, func(string) string { return "" }, "run", "-c", b.cfgPath, "--only", "user1,user2", "--json", "--progress", "none")
-	if r.code != exitPartial || len(r.report.Accounts) != 2 {
-		t.Errorf("a run of user1 (paused) and user2: exit %d with %d accounts, want 3 (not everything moved) with 2", r.code, len(r.report.Accounts))
+	if r.code != exitOK || len(r.report.Accounts) != 2 || r.report.Totals.AccountsPaused != 1 {
+		t.Errorf("a run of user1 (paused) and user2: exit %d with %d accounts (%d paused), want 0 with 2 (1 paused)",
+			r.code, len(r.report.Accounts), r.report.Totals.AccountsPaused)
 	}
 	for _, st := range r.report.Accounts {
-		if paused := strings.Contains(st.Account, "user1@"); st.Paused != paused || paused && st.Attempts != 0 {
-			t.Errorf("%s: paused %v after %d attempts", st.Account, st.Paused, st.Attempts)
+		if paused := strings.Contains(st.Account, "user1@"); st.Paused != paused || paused && (st.Attempts != 0 ||
+			st.PausedUntil != nil || !strings.Contains(st.PausedReason, "an operator paused it")) {
+			t.Errorf("%s: paused %v (%q, until %v) after %d attempts", st.Account, st.Paused, st.PausedReason, st.PausedUntil, st.Attempts)
 		}
+	}
+	text := runInProcess(t, func(string) string { return "" }, "run", "-c", b.cfgPath, "--only", "user1", "--progress", "none")
+	if text.code != exitOK || !strings.Contains(text.stdout, "paused: an operator paused it") || !strings.Contains(text.stdout, "1 accounts paused") {
+		t.Errorf("the summary of a run of a paused account: exit %d\n%s", text.code, text.stdout)
+	}
+	var st statusReport
+	sr := runInProcess(t, func(string) string { return "" }, "status", "-c", b.cfgPath, "--only", "user1", "--json")
+	if err := json.Unmarshal([]byte(sr.stdout), &st); err != nil || len(st.Accounts) != 1 || !st.Accounts[0].Paused ||
+		st.Accounts[0].PausedUntil != nil || !strings.Contains(st.Accounts[0].PausedReason, "an operator paused it") {
+		t.Errorf("status of the paused account: %v %+v\n%s", err, st.Accounts, sr.stderr)
 	}
 	l2, err := checkpoint.Open(context.Background(), b.state, nil)
 	if err != nil {

@@ -95,6 +95,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 		return exitFatal, fmt.Errorf("opening the checkpoint: %w", err)
 	}
 	defer ledger.Close()
+	if err := carryPauses(ctx, ledger, jobs, x.now()); err != nil {
+		return exitFatal, fmt.Errorf("reading the checkpoint: %w", err)
+	}
 	extras, err := startExtras(x.ui, x.env, ledger, x.pageAccounts, x.opts.dryRun, nil, x.log)
 	if err != nil {
 		return exitUsage, err
@@ -178,4 +181,12 @@ feed:
 		}
 	}
 	return rep.ExitCode, nil
+}
+
+// now is the time of the traffic control's clock.
+func (x *execution) now() time.Time {
+	if x.env.clock != nil {
+		return x.env.clock.Now()
+	}
+	return time.Now()
 }

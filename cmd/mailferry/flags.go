@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/config"
 )
 
@@ -50,6 +52,17 @@ func (o *commonOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.onLocked, "on-locked", "fail", "when another run is working on an account (overlapping cron runs): fail, skip, or wait")
 	fs.DurationVar(&o.lockWait, "lock-wait", 10*time.Minute, "with --on-locked wait: how long to wait for the other run")
 	fs.DurationVar(&o.retryBackoff, "retry-backoff", 2*time.Second, "wait before retrying an account after a dropped connection or throttling; doubles each time (a server's suggested wait wins)")
+}
+
+// accountOptions are the command line's settings for every account: the
+// TLS and plaintext flags and the protocol trace.
+func (o *commonOptions) accountOptions(e *env, log *slog.Logger) account.Options {
+	opts := account.Options{Logger: log, Trace: traceWriter(o, e), TLSCA: o.tlsCA,
+		InsecureSkipVerify: o.insecureSkipVerify, AllowPlaintext: o.allowPlaintext}
+	if o.deleteFromFlags {
+		opts.Delete = &config.DeletePolicy{DeleteSource: o.deleteSource, DeleteAfter: o.deleteAfter}
+	}
+	return opts
 }
 
 func (o *commonOptions) check() error {
@@ -102,6 +115,10 @@ func parseFlags(fs *pflag.FlagSet, args []string, e *env, help string) (bool, er
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {}
 	showHelp := fs.BoolP("help", "h", false, "show this help")
+	if e.describeFlags != nil {
+		e.describeFlags(fs)
+		return true, nil
+	}
 	if err := fs.Parse(args); err != nil {
 		return false, usagef("%v", err)
 	}

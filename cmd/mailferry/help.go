@@ -1,14 +1,10 @@
 package main
 
-import "runtime/debug"
-
-// version is the module version the binary was built from.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
+import (
+	"context"
+	"fmt"
+	"strings"
+)
 
 const exitStatusHelp = `EXIT STATUS
   0    everything was moved, or there was nothing to do
@@ -30,8 +26,9 @@ USAGE
                                         (--serve: as a web page)
   mailferry report -c FILE [--format csv|json] one row per message
   mailferry config check -c FILE        validate a config file, connect to nothing
-  mailferry version
-  mailferry help COMMAND
+  mailferry version                     version, commit, Go version, build date
+  mailferry completion bash|zsh|fish    a shell completion script
+  mailferry help COMMAND | --man        a command's help, or the man page
 
 mailferry copies each message byte for byte (the only change is the one IMAP
 forces: bare LF or CR becomes CRLF, and each is counted), keeps internal dates,
@@ -119,6 +116,7 @@ FLAGS
                             level, ? one character; repeatable)
   --exclude-folder PATTERN  IMAP source: not these folders (wins)
   --max-age, --min-age D    IMAP source: only messages younger / older than D
+                            (e.g. 30d, 1d12h, 90m)
   --sync-flags=false        IMAP source: do not update flags of earlier copies
   --special-use=false       IMAP source: no mapping of folders by role
   --attempts N              tries in a row per account on dropped connections or
@@ -141,6 +139,26 @@ FLAGS
   --trace                   log protocol lines (passwords redacted)
   --source-password-file FILE, --source-password-command CMD
   --dest-password-file FILE, --dest-password-command CMD
+
+TRAFFIC CONTROL (docs/traffic-control.md)
+  --bwlimit-read RATE       bytes per second read from the source (2M = 2 MB/s)
+  --bwlimit-write RATE      bytes per second written to the destination
+  --max-messages-per-second RATE  messages fetched per second (e.g. 10, 0.5)
+                            Each RATE is a rate, off, or a weekly timetable:
+                            "Mon-Fri 08:00,2M 18:00,off Sat-Sun off"; pause in
+                            a timetable stops new batches (what is in flight
+                            finishes) and the copy goes on when it ends
+  --max-bytes-per-day SIZE  daily quota of bytes read and of bytes written; when
+                            reached the account pauses until the next day
+                            (exit status unchanged); off: none
+  --max-bytes-per-day-read SIZE, --max-bytes-per-day-write SIZE
+                            one side's quota (Gmail: 2500MB read and 500MB
+                            written unless set)
+  --max-connections-per-user N  connections of one user to a server at once
+                            (default: Gmail 15, Microsoft 365 20, else none); a
+                            server refusing "too many connections" lowers it
+  --timezone ZONE           zone of timetables and quota days (e.g.
+                            Europe/Berlin; default local time)
 
 EXAMPLES
   # Alice's POP3 mail into her new IMAP INBOX:
@@ -177,6 +195,8 @@ FLAGS
                             interrupted, or left messages failed
   --workers N               accounts in parallel (default: the file's workers)
   --attempts N              tries per account on dropped connections (default 4)
+  --retry-backoff DURATION  first wait before a retry, doubling (default 2s); a
+                            server's suggested wait wins
   --state FILE              checkpoint file (default: the file's state)
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --dry-run, --delete-source, --json, --report FILE, --progress MODE
@@ -185,6 +205,27 @@ FLAGS
                             account's delete_source/delete_after
   --on-locked fail|skip|wait, --lock-wait DURATION (cron: use skip or wait)
   -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
+
+TRAFFIC CONTROL (docs/traffic-control.md)
+  --bwlimit-read RATE, --bwlimit-write RATE, --max-messages-per-second RATE
+                            each account's bandwidth and message rate: a
+                            rate (2M, 10), off, or a weekly timetable
+                            ("Mon-Fri 08:00,2M 18:00,off Sat-Sun off"; pause
+                            stops new batches until it ends)
+  --bwlimit-read-total RATE, --bwlimit-write-total RATE,
+  --max-messages-per-second-total RATE
+                            the same for the whole run, shared by its accounts
+  --max-bytes-per-day SIZE, --max-bytes-per-day-read SIZE,
+  --max-bytes-per-day-write SIZE
+                            each account's daily quota; when reached the
+                            account pauses until the next day and the run
+                            goes on with the others (exit status unchanged)
+  --max-connections-per-user N  connections of one user to a server at once
+                            (default: the file's, else Gmail 15, Microsoft
+                            365 20); a refusal for too many lowers it
+  --max-connections-total N the whole run's connections at once
+  --timezone ZONE           zone of timetables and quota days (default: the
+                            file's timezone, else local time)
 
 SERVICE MODE
   --every DURATION          do not exit: poll each account at this interval
@@ -239,4 +280,58 @@ Loads the file strictly (unknown keys, wrong types and bad durations are
 errors naming the key and line) and checks URLs, accounts and password
 settings. It connects to nothing and runs no password command.
 
-` + exitStatusHelp
+FLAGS
+  -c, --config FILE         the config file (required)
+
+EXIT STATUS
+  0    the file is valid
+  2    bad command line, or the file is not valid (the error names the key
+       and line); nothing was touched
+`
+
+// command is one subcommand as the help command, the man page and the
+// completion scripts know it.
+type command struct {
+	name string   // as typed: "copy", "config check"
+	help string   // its --help text
+	args []string // the arguments that reach its flag set
+}
+
+// commands lists the subcommands in the order the man page shows them. A
+// test checks that each one's --help prints its help text.
+func commands() []command {
+	return []command{
+		{"copy", copyHelp, []string{"copy"}},
+		{"run", runHelp, []string{"run"}},
+		{"plan", planHelp, []string{"plan"}},
+		{"verify", verifyHelp, []string{"verify"}},
+		{"status", statusHelp, []string{"status"}},
+		{"report", reportHelp, []string{"report"}},
+		{"config check", configHelp, []string{"config", "check"}},
+		{"version", versionHelp, []string{"version"}},
+		{"completion", completionHelp, []string{"completion"}},
+	}
+}
+
+// summary is what follows "mailferry X - " on the help text's first line.
+func (c command) summary() string {
+	first, _, _ := strings.Cut(c.help, "\n")
+	_, s, _ := strings.Cut(first, " - ")
+	return s
+}
+
+// runHelpCmd is 'mailferry help [COMMAND | --man]'.
+func runHelpCmd(ctx context.Context, args []string, e *env) (int, error) {
+	switch {
+	case len(args) == 0 || args[0] == "-h" || args[0] == "--help":
+		fmt.Fprint(e.stdout, mainHelp)
+		return exitOK, nil
+	case args[0] == "--man":
+		if len(args) > 1 {
+			return exitUsage, usagef("--man takes no arguments, got %q", args[1:])
+		}
+		fmt.Fprint(e.stdout, manPage())
+		return exitOK, nil
+	}
+	return run(ctx, append(args[:1:1], "--help"), e), nil
+}

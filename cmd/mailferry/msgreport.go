@@ -113,8 +113,8 @@ UIDVALIDITY and UID, the size, the state (copied, skipped, failed, pending)
 and its reason, and when. CSV has a header line; JSON is one array, one
 message per line. Rows are written as they are read, so the report of a
 huge checkpoint needs no more memory than a small one's. report only reads
-the checkpoint; it connects to nothing. The status page (--ui-addr) offers
-the same report for download.
+the checkpoint; it connects to nothing. The status page (mailferry run or
+status with ui_addr) offers the same report for download.
 
 The checkpoint does not record deletions at the source (delete_source,
 delete_after): a message deleted after it was copied is reported as copied.

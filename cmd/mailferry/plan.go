@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -15,98 +12,26 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
-	"github.com/mailferry/mailferry/imapsrc"
-	"github.com/mailferry/mailferry/pipeline"
-	"github.com/mailferry/mailferry/pop3src"
-	"github.com/mailferry/mailferry/verify"
+	"github.com/mailferry/mailferry/preflight"
 )
 
-// Plan sampling: the estimate downloads at most this many of the messages
-// to move, stopping early past planSampleBytes.
+// planDefaultWorkers is how many accounts plan inspects at once;
+// planListMax bounds the messages to skip listed per account in text.
 const (
-	planSampleMessages = 5
-	planSampleBytes    = 4 << 20
 	planDefaultWorkers = 4
-	// planListMax bounds the messages to skip listed per account in text.
-	planListMax = 10
+	planListMax        = 10
 )
-
-// planSkip is a message the copy would skip.
-type planSkip struct {
-	Key    string `json:"key"`
-	Size   int64  `json:"size"`
-	Reason string `json:"reason"`
-}
-
-// planQuota is the destination's storage quota against the bytes to move.
-type planQuota struct {
-	Root       string `json:"root"`
-	UsedBytes  int64  `json:"used_bytes"`
-	LimitBytes int64  `json:"limit_bytes"`
-	FreeBytes  int64  `json:"free_bytes"`
-	Enough     bool   `json:"enough"`
-}
-
-// planEstimate is the measured sample and what it predicts.
-type planEstimate struct {
-	SampleMessages int           `json:"sample_messages"`
-	SampleBytes    int64         `json:"sample_bytes"`
-	SampleTime     time.Duration `json:"sample_ns"`
-	Estimate       time.Duration `json:"estimate_ns"`
-	Method         string        `json:"method"`
-}
-
-// planAccount is the preflight of one account.
-type planAccount struct {
-	Account string `json:"account"`
-	Key     string `json:"ledger_key"`
-	// SourceCaps and DestCaps are the capabilities that matter, true when
-	// offered. SourceCaps comes from CAPA before login (RFC 2449 §5).
-	SourceCaps map[string]bool `json:"source_capabilities,omitempty"`
-	DestCaps   map[string]bool `json:"destination_capabilities,omitempty"`
-	// AppendLimit is the destination's limit (mailbox, else server); 0: none.
-	AppendLimit int64 `json:"append_limit,omitempty"`
-	// Folders maps source folders to destination mailboxes.
-	Folders []planFolder `json:"folders,omitempty"`
-	// Listed is every source message; AlreadyDone and SkippedBefore are the
-	// ledger's; ToMove what a run would copy, Skips what it would skip.
-	Listed        int           `json:"listed"`
-	AlreadyDone   int           `json:"already_done"`
-	SkippedBefore int           `json:"skipped_before"`
-	ToMove        int           `json:"to_move"`
-	ToMoveBytes   int64         `json:"to_move_bytes"`
-	Skips         []planSkip    `json:"skips"`
-	Quota         *planQuota    `json:"quota,omitempty"`
-	Estimate      *planEstimate `json:"estimate,omitempty"`
-	// Problems are what would make a run fail or be partial.
-	Problems []string `json:"problems"`
-	OK       bool     `json:"ok"`
-	// SourceListed says the source was listed: the counts mean something.
-	SourceListed bool `json:"source_listed"`
-}
-
-type planFolder struct {
-	Source      string `json:"source"`
-	Destination string `json:"destination"`
-	Exists      bool   `json:"exists"`
-	Messages    uint32 `json:"messages"`
-	// ToMove and ToMoveBytes are what a run would copy from this source
-	// folder (IMAP sources; for POP3 the account's totals say it).
-	ToMove      int   `json:"to_move,omitempty"`
-	ToMoveBytes int64 `json:"to_move_bytes,omitempty"`
-}
 
 type planReport struct {
-	Command  string        `json:"command"`
-	Accounts []planAccount `json:"accounts"`
-	ToMove   int           `json:"to_move"`
-	Bytes    int64         `json:"to_move_bytes"`
-	Estimate time.Duration `json:"estimate_ns"`
-	Workers  int           `json:"workers"`
-	OK       bool          `json:"ok"`
-	ExitCode int           `json:"exit_code"`
+	Command  string             `json:"command"`
+	Accounts []preflight.Result `json:"accounts"`
+	ToMove   int                `json:"to_move"`
+	Bytes    int64              `json:"to_move_bytes"`
+	Estimate time.Duration      `json:"estimate_ns"`
+	Workers  int                `json:"workers"`
+	OK       bool               `json:"ok"`
+	ExitCode int                `json:"exit_code"`
 }
 
 func runPlan(ctx context.Context, args []string, e *env) (int, error) {
@@ -124,7 +49,7 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, usagef("--workers must be at least 1")
 	}
 	log := newLogger(&o.common, e.stderr)
-	accs, state, err := o.accounts(ctx, fs.Args(), e, log)
+	accs, state, err := o.accounts(fs.Args(), e, log)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -136,7 +61,7 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 		defer ledger.Close()
 	}
 
-	out := make([]planAccount, len(accs))
+	out := make([]preflight.Result, len(accs))
 	sem := make(chan struct{}, *workers)
 	var wg sync.WaitGroup
 	for i := range accs {
@@ -146,11 +71,11 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				out[i] = planAccount{Account: accs[i].name, Key: accs[i].opts.Account, Problems: []string{ctx.Err().Error()}}
+				out[i] = preflight.Result{Account: accs[i].Name, Key: accs[i].Options.Account, Problems: []string{ctx.Err().Error()}}
 				return
 			}
 			defer func() { <-sem }()
-			out[i] = planOne(ctx, accs[i], ledger, log)
+			out[i] = preflight.Inspect(ctx, accs[i], ledger, log)
 		}()
 	}
 	wg.Wait()
@@ -186,255 +111,6 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 	return rep.ExitCode, nil
 }
 
-// planOne inspects one account, writing nothing: the POP3 session ends
-// without QUIT, an IMAP source is only EXAMINEd and read with BODY.PEEK,
-// its folders are mapped as the copy maps them without creating any, the
-// destination is only listed, STATUSed and asked for its quota, and the
-// ledger is only read.
-func planOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log *slog.Logger) (pa planAccount) {
-	pa = planAccount{Account: a.name, Key: a.opts.Account, Skips: []planSkip{}, Problems: []string{}}
-	problem := func(format string, args ...any) { pa.Problems = append(pa.Problems, fmt.Sprintf(format, args...)) }
-	defer func() {
-		pa.OK = len(pa.Problems) == 0
-		log.Debug("account inspected", "account", a.name, "to_move", pa.ToMove, "problems", len(pa.Problems))
-	}()
-
-	// Destination: log in, capabilities, the mailbox, the quota. An IMAP
-	// source's folders go to several mailboxes; the limits and the quota
-	// are read on INBOX, which always exists.
-	isIMAP := a.src.ep.Protocol == config.IMAP
-	quotaMailbox := a.opts.Mailbox
-	if isIMAP || quotaMailbox == "" {
-		quotaMailbox = "INBOX"
-	}
-	dst, derr := a.dst.dialReader(ctx)
-	if derr != nil {
-		problem("destination %s: %v", a.dst.ep, derr)
-	} else {
-		defer dst.Close()
-		pa.DestCaps = map[string]bool{}
-		for _, c := range []string{"MULTIAPPEND", "LITERAL+", "UIDPLUS", "APPENDLIMIT", "SPECIAL-USE", "QUOTA", "IDLE"} {
-			pa.DestCaps[c] = dst.HasCapability(c)
-		}
-		if !pa.DestCaps["APPENDLIMIT"] {
-			// RFC 7889 §3: APPENDLIMIT=N is advertised with its value.
-			pa.DestCaps["APPENDLIMIT"] = dst.AppendLimit() > 0
-		}
-		st, err := dst.Status(ctx, quotaMailbox)
-		if err != nil {
-			problem("destination mailbox %q: %v", quotaMailbox, err)
-		}
-		pa.AppendLimit = st.AppendLimit
-		if !isIMAP {
-			pa.Folders = []planFolder{{Source: "(POP3 maildrop)", Destination: a.opts.Mailbox, Exists: st.Exists, Messages: st.Messages}}
-		}
-	}
-
-	// Source: capabilities before login, then a session to list and sample.
-	srcMsgs, sample, folders, serr := planSource(ctx, a, &pa, ledger)
-	// folderOf is the planned folder of a message to move (IMAP sources).
-	folderOf := func(pipeline.SourceMessage) *planFolder { return nil }
-	if serr != nil {
-		problem("source %s: %v", a.src.ep, serr)
-	}
-	if serr == nil && isIMAP {
-		// The folder mapping, source → destination, in source order.
-		idx := map[string]int{}
-		for _, f := range folders {
-			idx[f.Source] = len(pa.Folders)
-			pf := f
-			if derr == nil {
-				st, err := dst.Status(ctx, f.Destination)
-				if err != nil {
-					problem("destination mailbox %q: %v", f.Destination, err)
-				}
-				pf.Exists, pf.Messages = st.Exists, st.Messages
-			}
-			pa.Folders = append(pa.Folders, pf)
-		}
-		folderOf = func(m pipeline.SourceMessage) *planFolder {
-			if i, ok := idx[m.Mailbox]; ok {
-				return &pa.Folders[i]
-			}
-			return nil
-		}
-	}
-	if serr == nil {
-		limit := pipeline.NewSizeLimit(a.opts.MaxMessageBytes, pa.AppendLimit)
-		for _, m := range srcMsgs {
-			// As the copy decides before downloading (SkipAnnounced); a
-			// message a little over is downloaded and measured by the
-			// copy, and reported here as probably skipped.
-			if size := a.opts.ExpectedSize(m); !limit.Allows(size) {
-				reason := limit.ProbableReason(size)
-				if limit.SkipAnnounced(size) {
-					reason = limit.AnnouncedReason(size)
-				}
-				pa.Skips = append(pa.Skips, planSkip{Key: verify.DisplayKey(m.Key), Size: m.Size, Reason: reason})
-				continue
-			}
-			pa.ToMove++
-			pa.ToMoveBytes += m.Size
-			if f := folderOf(m); f != nil {
-				f.ToMove++
-				f.ToMoveBytes += m.Size
-			}
-		}
-		if len(pa.Skips) > 0 {
-			problem("%d messages would be skipped as too big", len(pa.Skips))
-		}
-		if sample.SampleMessages > 0 {
-			pa.Estimate = &sample
-			scale := max(float64(pa.ToMove)/float64(sample.SampleMessages), float64(pa.ToMoveBytes)/float64(max(sample.SampleBytes, 1)))
-			pa.Estimate.Estimate = time.Duration(float64(sample.SampleTime) * scale).Round(time.Millisecond)
-		}
-	}
-	if derr == nil && serr == nil {
-		qs, err := dst.Quota(ctx, quotaMailbox)
-		if err != nil {
-			problem("destination quota: %v", err)
-		}
-		for _, q := range qs {
-			if q.LimitBytes <= 0 {
-				continue
-			}
-			pq := &planQuota{Root: q.Root, UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes, FreeBytes: max(q.LimitBytes-q.UsedBytes, 0)}
-			pq.Enough = pa.ToMoveBytes <= pq.FreeBytes
-			if pa.Quota == nil || pq.FreeBytes < pa.Quota.FreeBytes {
-				pa.Quota = pq
-			}
-		}
-		if pa.Quota != nil && !pa.Quota.Enough {
-			problem("destination quota too small: %s free (quota root %q), %s to move",
-				humanBytes(pa.Quota.FreeBytes), pa.Quota.Root, humanBytes(pa.ToMoveBytes))
-		}
-	}
-	return pa
-}
-
-// planSource reads the source's capabilities (POP3) or folder mapping
-// (IMAP), lists it, removes what the ledger has as done or skipped, and
-// times the download of the first few messages to move. It returns the
-// messages to move and, for an IMAP source, the folders the copy would copy
-// in source order.
-func planSource(ctx context.Context, a accountSetup, pa *planAccount, ledger *checkpoint.Ledger) ([]pipeline.SourceMessage, planEstimate, []planFolder, error) {
-	var est planEstimate
-	isIMAP := a.src.ep.Protocol == config.IMAP
-	if !isIMAP {
-		caps, err := popCapa(ctx, a.src)
-		if err != nil {
-			return nil, est, nil, err
-		}
-		pa.SourceCaps = map[string]bool{}
-		for _, c := range []string{"UIDL", "PIPELINING", "STLS", "USER", "TOP"} {
-			pa.SourceCaps[c] = caps.Has(c)
-		}
-		pa.SourceCaps["SASL PLAIN"] = caps.HasSASL("PLAIN")
-	}
-	open, err := a.src.openSource()
-	if err != nil {
-		return nil, est, nil, err
-	}
-	src, err := open(ctx)
-	if err != nil {
-		return nil, est, nil, err
-	}
-	// No commit: nothing is deleted or expunged at the source (for POP3 no
-	// QUIT, RFC 1939 §6).
-	defer src.Close(false)
-	var folders []planFolder
-	dests := pipeline.AllTo(a.opts.Mailbox)
-	if isIMAP {
-		// The copy's mapping with create=false: no folder is created.
-		mapped, err := a.mapIMAPFolders(ctx, src)
-		if err != nil {
-			return nil, est, nil, err
-		}
-		dests = pipeline.MappedFolders(mapped)
-		is, _ := unwrap(src).(*imapsrc.Source)
-		all, err := is.Folders(ctx)
-		if err != nil {
-			return nil, est, nil, fmt.Errorf("listing source folders: %w", err)
-		}
-		for _, f := range all {
-			if d, ok := mapped[f.Name]; ok {
-				folders = append(folders, planFolder{Source: f.Name, Destination: d})
-			}
-		}
-	}
-	msgs, err := src.List(ctx)
-	if err != nil {
-		return nil, est, nil, err
-	}
-	msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
-	pa.Listed = len(msgs)
-	pa.SourceListed = true
-	var entries map[string]pipeline.Entry
-	if ledger != nil {
-		if entries, err = ledger.Entries(ctx, a.opts.Account); err != nil {
-			return nil, est, nil, err
-		}
-	}
-	var todo []pipeline.SourceMessage
-	for _, m := range msgs {
-		e, ok := entries[m.Key]
-		switch pipeline.DispositionOf(e, ok) {
-		case pipeline.AlreadyDone:
-			pa.AlreadyDone++
-		case pipeline.SkippedEarlier:
-			pa.SkippedBefore++
-		default:
-			todo = append(todo, m)
-		}
-	}
-	est.Method = "time to download (RETR or UID FETCH BODY.PEEK[]) the first messages to move, scaled by the larger of the message-count and byte ratios; the destination side is not measured, since plan appends nothing"
-	start := time.Now()
-	limit := pipeline.NewSizeLimit(a.opts.MaxMessageBytes, pa.AppendLimit)
-	for _, m := range todo {
-		if est.SampleMessages >= planSampleMessages || est.SampleBytes >= planSampleBytes {
-			break
-		}
-		if limit.SkipAnnounced(a.opts.ExpectedSize(m)) {
-			continue // the copy does not download it either
-		}
-		n, err := src.Fetch(ctx, m, io.Discard)
-		if err != nil {
-			return nil, est, nil, fmt.Errorf("sampling message %s: %w", verify.DisplayKey(m.Key), err)
-		}
-		est.SampleMessages++
-		est.SampleBytes += n
-	}
-	est.SampleTime = time.Since(start)
-	return todo, est, folders, nil
-}
-
-// popCapa asks the POP3 server for CAPA before logging in (what it offers
-// to every client: STLS, USER, SASL) and disconnects without
-// authenticating.
-func popCapa(ctx context.Context, s serverSetup) (pop3src.Capabilities, error) {
-	tlsCfg, err := s.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	mode := clientTLSMode(s.ep.TLS)
-	c, err := pop3src.Dial(ctx, pop3src.DialOptions{Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
-		AllowPlaintext: s.allowPlaintext, IdleTimeout: s.idleTimeout, Logger: s.log, Trace: s.trace})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	caps, err := c.Capa(ctx)
-	var re *pop3src.ResponseError
-	if errors.As(err, &re) {
-		return pop3src.Capabilities{}, nil // RFC 2449 §5: no CAPA, capabilities unknown
-	}
-	if err != nil {
-		return nil, err
-	}
-	_ = c.Quit(ctx)
-	return caps, nil
-}
-
 func writePlanText(w io.Writer, rep planReport) {
 	yes := func(b bool) string {
 		if b {
@@ -460,7 +136,7 @@ func writePlanText(w io.Writer, rep planReport) {
 		if a.DestCaps != nil {
 			line := capLine([]string{"MULTIAPPEND", "LITERAL+", "UIDPLUS", "APPENDLIMIT", "SPECIAL-USE", "QUOTA", "IDLE"}, a.DestCaps)
 			if a.AppendLimit > 0 {
-				line += fmt.Sprintf(" (limit %s)", humanBytes(a.AppendLimit))
+				line += fmt.Sprintf(" (limit %s)", config.FormatByteSize(a.AppendLimit))
 			}
 			fmt.Fprintf(w, "  destination:   %s\n", line)
 		}
@@ -470,13 +146,13 @@ func writePlanText(w io.Writer, rep planReport) {
 				state = "will be created"
 			}
 			if f.ToMove > 0 {
-				state += fmt.Sprintf("; %d to move, %s", f.ToMove, humanBytes(f.ToMoveBytes))
+				state += fmt.Sprintf("; %d to move, %s", f.ToMove, config.FormatByteSize(f.ToMoveBytes))
 			}
 			fmt.Fprintf(w, "  folder:        %s -> %s (%s)\n", f.Source, f.Destination, state)
 		}
 		if a.SourceListed || a.SourceCaps != nil {
 			fmt.Fprintf(w, "  to move:       %d messages, %s (of %d listed; %d already done, %d skipped by earlier runs)\n",
-				a.ToMove, humanBytes(a.ToMoveBytes), a.Listed, a.AlreadyDone, a.SkippedBefore)
+				a.ToMove, config.FormatByteSize(a.ToMoveBytes), a.Listed, a.AlreadyDone, a.SkippedBefore)
 		}
 		for i, s := range a.Skips {
 			if i == planListMax {
@@ -486,14 +162,14 @@ func writePlanText(w io.Writer, rep planReport) {
 			fmt.Fprintf(w, "  will skip:     %s: %s\n", s.Key, s.Reason)
 		}
 		if q := a.Quota; q != nil {
-			fmt.Fprintf(w, "  quota:         %s free of %s (root %q): %s\n", humanBytes(q.FreeBytes), humanBytes(q.LimitBytes), q.Root,
+			fmt.Fprintf(w, "  quota:         %s free of %s (root %q): %s\n", config.FormatByteSize(q.FreeBytes), config.FormatByteSize(q.LimitBytes), q.Root,
 				map[bool]string{true: "enough", false: "NOT ENOUGH"}[q.Enough])
 		} else if a.DestCaps != nil && (a.SourceListed || a.SourceCaps != nil) {
 			fmt.Fprintln(w, "  quota:         none reported")
 		}
 		if est := a.Estimate; est != nil {
 			fmt.Fprintf(w, "  estimate:      %s (%d messages, %s downloaded in %s; source side only)\n",
-				fmtDuration(est.Estimate), est.SampleMessages, humanBytes(est.SampleBytes), est.SampleTime.Round(time.Millisecond))
+				fmtDuration(est.Estimate), est.SampleMessages, config.FormatByteSize(est.SampleBytes), est.SampleTime.Round(time.Millisecond))
 		}
 		if len(a.Problems) == 0 {
 			fmt.Fprintln(w, "  OK")
@@ -513,7 +189,7 @@ func writePlanText(w io.Writer, rep planReport) {
 	}
 	sort.Strings(names)
 	fmt.Fprintf(w, "%d accounts, %d messages (%s) to move, estimated %s with %d accounts in parallel (downloads only)\n",
-		len(rep.Accounts), rep.ToMove, humanBytes(rep.Bytes), fmtDuration(rep.Estimate), rep.Workers)
+		len(rep.Accounts), rep.ToMove, config.FormatByteSize(rep.Bytes), fmtDuration(rep.Estimate), rep.Workers)
 	if bad > 0 {
 		fmt.Fprintf(w, "%d accounts have problems: %s\n", bad, strings.Join(names, ", "))
 	} else {
@@ -567,7 +243,8 @@ FLAGS
   --workers N               accounts inspected in parallel (default 4)
   --state FILE              checkpoint file (default: the config's, else
                             $XDG_STATE_HOME/mailferry/mailferry.db)
-  --flags POLICY, --internal-date POLICY, --max-message-size SIZE, --x-uidl
+  --flags none|seen|status, --internal-date received|date|now,
+  --max-message-size SIZE, --x-uidl
                             the copy's policies (SOURCE DEST form)
   --folder, --exclude-folder, --special-use, --max-age, --min-age
                             IMAP source: the copy's folder settings

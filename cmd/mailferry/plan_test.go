@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+	"github.com/mailferry/mailferry/preflight"
 )
 
 // TestE2EPlan: three accounts, one with a wrong destination password and
@@ -95,7 +96,7 @@ dest_password_command = "echo pc"
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("plan --json does not parse: %v\n%s", err, r.stdout)
 	}
-	by := map[string]planAccount{}
+	by := map[string]preflight.Result{}
 	for _, a := range rep.Accounts {
 		by[a.Account] = a
 	}

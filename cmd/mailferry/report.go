@@ -29,6 +29,11 @@ type report struct {
 type totals struct {
 	Accounts       int `json:"accounts"`
 	AccountsFailed int `json:"accounts_failed"`
+	// AccountsPaused are the accounts that ended the run paused, which is
+	// no failure: by an operator (not started), or by a daily quota until
+	// a later time; Waiting the messages a quota's pause left for then.
+	AccountsPaused int `json:"accounts_paused,omitempty"`
+	Waiting        int `json:"waiting,omitempty"`
 	Listed         int `json:"listed"`
 	Copied         int `json:"copied"`
 	AlreadyDone    int `json:"already_done"`
@@ -58,6 +63,10 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		if s.Error != "" {
 			t.AccountsFailed++
 		}
+		if s.Paused {
+			t.AccountsPaused++
+		}
+		t.Waiting += s.Waiting
 		t.Listed += s.Listed
 		t.Copied += s.Copied
 		t.AlreadyDone += s.AlreadyDone
@@ -95,8 +104,9 @@ func exitCodeFor(stats []*pipeline.Stats, interrupted bool) int {
 		if s.Error != "" {
 			failed++
 		}
-		// A paused account was not moved: not everything was.
-		if s.Skipped > 0 || s.Failed > 0 || s.Paused {
+		// A paused account (an operator's pause, a daily quota) is no
+		// failure: the summary says it, the exit status is the others'.
+		if s.Skipped > 0 || s.Failed > 0 {
 			partial = true
 		}
 	}
@@ -151,8 +161,12 @@ func (r *report) writeText(w io.Writer) {
 		if s.Locked {
 			fmt.Fprintln(w, "  skipped: another run is working on this account (--on-locked skip)")
 		}
-		if s.Paused {
-			fmt.Fprintln(w, "  paused: not started (resume it on the status page)")
+		switch {
+		case s.Paused && s.PausedUntil != nil:
+			fmt.Fprintf(w, "  paused until %s: %s; %d messages wait for it\n",
+				s.PausedUntil.Local().Format("2006-01-02 15:04 MST"), s.PausedReason, s.Waiting)
+		case s.Paused:
+			fmt.Fprintf(w, "  paused: %s\n", s.PausedReason)
 		}
 		if s.Error != "" {
 			fmt.Fprintf(w, "  error (%s): %s\n", s.ErrorClass, s.Error)
@@ -195,6 +209,12 @@ func (r *report) writeText(w io.Writer) {
 	if t.Gone > 0 {
 		fmt.Fprintf(w, ", %d gone from the source since listed", t.Gone)
 	}
+	if t.AccountsPaused > 0 {
+		fmt.Fprintf(w, ", %d accounts paused", t.AccountsPaused)
+		if t.Waiting > 0 {
+			fmt.Fprintf(w, " (%d messages wait for them)", t.Waiting)
+		}
+	}
 	fmt.Fprintln(w)
 	if len(t.DateSources) > 0 {
 		var parts []string
@@ -212,7 +232,7 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "line ends: %d messages had a bare LF or CR turned into CRLF (%d line ends), as IMAP requires\n",
 			t.Normalised, t.LineEndsFixed)
 	}
-	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && !anyLocked(r.Accounts) {
+	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && t.AccountsPaused == 0 && !anyLocked(r.Accounts) {
 		fmt.Fprintln(w, "nothing to do: the destination already has every message")
 	}
 }
@@ -229,11 +249,11 @@ func result(s *pipeline.Stats) string {
 	return "ok"
 }
 
-// anyLocked reports whether an account was left alone (locked by another
-// run, or paused): then "nothing to do" would not be true.
+// anyLocked reports whether an account was left alone because another
+// run held it: then "nothing to do" would not be true.
 func anyLocked(stats []*pipeline.Stats) bool {
 	for _, s := range stats {
-		if s.Locked || s.Paused {
+		if s.Locked {
 			return true
 		}
 	}

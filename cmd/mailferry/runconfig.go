@@ -8,11 +8,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/config"
-	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
-	"github.com/mailferry/mailferry/secret"
-	"github.com/mailferry/mailferry/spool"
 	"github.com/mailferry/mailferry/statuspage"
 )
 
@@ -47,12 +45,17 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	rerunFailed := fs.Bool("rerun-failed", false, "run only the accounts whose last run failed, was interrupted or left messages failed")
 	var svc serviceFlags
 	svc.register(fs)
+	var tf trafficFlags
+	tf.register(fs, true)
 	var ui uiOptions
 	ui.register(fs)
 	if done, err := parseFlags(fs, args, e, runHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
 	if err := common.check(); err != nil {
+		return exitUsage, err
+	}
+	if err := tf.check(); err != nil {
 		return exitUsage, err
 	}
 	if fs.NArg() != 0 {
@@ -94,37 +97,29 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		w = *workers
 	}
 
-	selected := map[string]bool{}
-	found := map[string]bool{} // not deleted from selected: an emptied selected would select every later account
-	for _, n := range only {
-		selected[n] = true
-	}
 	ui.merge(fs, cfg)
-	var jobs []pipeline.Job
-	var accounts []serviceAccount
-	var pageAccounts []statuspage.Account
-	masters := &masterPasswords{}
-	limits := &hostLimits{}
-	caps := connectionCaps(cfg)
-	for i := range cfg.Accounts {
-		a := &cfg.Accounts[i]
-		if len(selected) > 0 && !selected[a.Name] {
-			continue
-		}
-		found[a.Name] = true
-		job, watch, err := buildJob(ctx, cfg, a, masters, limits, caps, &common, e, log)
-		if err != nil {
+	aopts := common.accountOptions(e, log)
+	if err := tf.apply(&aopts, cfg, e, log); err != nil {
+		return exitUsage, err
+	}
+	accs, err := account.NewSet(aopts).FromConfig(cfg, only)
+	if err != nil {
+		return exitUsage, err
+	}
+	jobs := make([]pipeline.Job, len(accs))
+	services := make([]serviceAccount, len(accs))
+	pageAccounts := make([]statuspage.Account, len(accs))
+	for i, acc := range accs {
+		// Each account counts its own crash points, as it always did.
+		if err := e.applyTestHooks(&acc.Options); err != nil {
 			return exitUsage, err
 		}
-		jobs = append(jobs, job)
-		accounts = append(accounts, serviceAccount{name: a.Name, watch: watch})
-		pageAccounts = append(pageAccounts, pageAccount(cfg, a, job.Options.Account))
-	}
-	for n := range selected {
-		if found[n] {
-			continue
+		jobs[i] = acc.Job()
+		services[i] = serviceAccount{name: acc.Name}
+		if acc.SourceIsIMAP() {
+			services[i].watch = acc.Watch
 		}
-		return exitUsage, usagef("--only %q: no such account in %s", n, cfgPath)
+		pageAccounts[i] = statuspage.Account{Name: acc.Name, Key: acc.Options.Account, SourceHost: acc.Source.Addr(), DestHost: acc.Dest.Addr()}
 	}
 	if every := svc.every(fs, cfg); every > 0 {
 		if *rerunFailed || common.dryRun {
@@ -135,7 +130,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		}
 		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
 			ui: &ui, pageAccounts: pageAccounts}
-		return x.serve(ctx, jobs, accounts, svc.options(fs, cfg, every))
+		return x.serve(ctx, jobs, services, svc.options(fs, cfg, every))
 	}
 	if *rerunFailed {
 		if jobs, err = onlyFailed(ctx, jobs, state, log); err != nil {
@@ -151,94 +146,6 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
 		ui: &ui, pageAccounts: pageAccounts}
 	return x.run(ctx, jobs)
-}
-
-// buildJob turns one configured account into a pipeline job and, for an
-// IMAP source, a function that opens an IDLE watcher on its INBOX (the
-// service uses it between polls).
-func buildJob(ctx context.Context, cfg *config.Config, a *config.Account, masters *masterPasswords, limits *hostLimits, caps connCaps, common *commonOptions, e *env, log *slog.Logger) (pipeline.Job, watchFunc, error) {
-	srcEp, err := cfg.SourceEndpoint(a)
-	if err != nil {
-		return pipeline.Job{}, nil, fmt.Errorf("account %q: source: %w", a.Name, err)
-	}
-	dstEp, err := cfg.DestEndpoint(a)
-	if err != nil {
-		return pipeline.Job{}, nil, fmt.Errorf("account %q: destination: %w", a.Name, err)
-	}
-	creds, warns, err := a.ResolveSecrets(ctx)
-	for _, w := range warns {
-		log.Warn(w.String())
-	}
-	if err != nil {
-		return pipeline.Job{}, nil, usagef("%v", err)
-	}
-	var popts pipeline.Options
-	if popts.DatePolicy, err = mapping.ParseDatePolicy(string(cfg.Policy.InternalDate)); err != nil {
-		return pipeline.Job{}, nil, usagef("policy.internal_date: %v", err)
-	}
-	if popts.FlagPolicy, err = mapping.ParseFlagPolicy(string(cfg.Policy.Flags)); err != nil {
-		return pipeline.Job{}, nil, usagef("policy.flags: %v", err)
-	}
-	fo := folderOptions{include: cfg.Folders.Include, exclude: cfg.Folders.Exclude, root: cfg.Folders.Root,
-		rename: cfg.Folders.Rename, syncFlags: cfg.Folders.SyncFlags, specialUse: cfg.Folders.SpecialUse,
-		maxAge: cfg.Folders.MaxAge, minAge: cfg.Folders.MinAge}
-	if srcEp.Protocol == config.IMAP {
-		imapJobOptions(&popts, fo, log.With("account", a.Name))
-	}
-	if cfg.Policy.XUIDL {
-		popts.AddHeader = xUIDLHeader
-	}
-	popts.Account = accountKey(srcEp, dstEp)
-	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
-	policy := cfg.DeletePolicyOf(a)
-	if common.deleteFromFlags {
-		policy = config.DeletePolicy{DeleteSource: common.deleteSource, DeleteAfter: common.deleteAfter}
-	}
-	popts.DeleteSource, popts.DeleteAfter = policy.DeleteSource, policy.DeleteAfter
-	if popts.Crashpoint, err = crashpointFromEnv(e.getenv); err != nil {
-		return pipeline.Job{}, nil, err
-	}
-	if popts.Now, err = testNowFromEnv(e.getenv); err != nil {
-		return pipeline.Job{}, nil, err
-	}
-	popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes
-	popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes, Buffers: &spool.Buffers{}}
-	srcSrv, dstSrv := cfg.SourceFor(a), cfg.DestinationFor(a)
-	popts.BatchMessages = dstSrv.BatchMessages
-	popts.DestSessions = dstSrv.Sessions
-	popts.BatchBytes = dstSrv.BatchBytes
-
-	trace := traceWriter(common, e)
-	sides := accountSides{account: a, common: common, masters: masters, folders: fo, trace: trace, log: log}
-	src, err := sides.setup(ctx, &srcSrv.Server, srcEp, creds.Source, a.SourcePassword, "source token")
-	if err != nil {
-		return pipeline.Job{}, nil, usagef("account %q: source: %v", a.Name, err)
-	}
-	dst, err := sides.setup(ctx, &dstSrv.Server, dstEp, creds.Dest, a.DestPassword, "destination token")
-	if err != nil {
-		return pipeline.Job{}, nil, usagef("account %q: destination: %v", a.Name, err)
-	}
-	job := pipeline.Job{Options: popts}
-	if job.OpenSource, err = src.openSource(); err != nil {
-		return job, nil, fmt.Errorf("account %q: %w", a.Name, err)
-	}
-	if job.OpenDestination, err = dst.openDestination(popts.BatchMessages, popts.BatchBytes); err != nil {
-		return job, nil, fmt.Errorf("account %q: %w", a.Name, err)
-	}
-	open := job.OpenDestination
-	// The caps are per host (the effective one, after the account's
-	// overrides), the smallest any account gives for it.
-	srcCap, dstCap := caps.source[srcEp.Addr()], caps.dest[dstEp.Addr()]
-	job.OpenSource = limits.limitSource(job.OpenSource, srcEp.Addr(), srcCap)
-	job.OpenDestination = limits.limitDestination(open, dstEp.Addr(), dstCap)
-	job.OpenExtraDestination = limits.limitExtraDestination(open, dstEp.Addr(), dstCap)
-	var watch watchFunc
-	if srcEp.Protocol == config.IMAP {
-		if watch, err = src.openWatcher(); err != nil {
-			return job, nil, fmt.Errorf("account %q: %w", a.Name, err)
-		}
-	}
-	return job, watch, nil
 }
 
 func firstNonEmpty(s ...string) string {
@@ -272,58 +179,6 @@ func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
 	fmt.Fprintf(e.stdout, "%s: OK: %d accounts, source %s, destination %s, state %s, %d workers\n",
 		cfgPath, len(cfg.Accounts), cfg.Source.URL, cfg.Destination.URL, firstNonEmpty(cfg.State, "(default)"), cfg.Workers)
 	return exitOK, nil
-}
-
-// connCaps are the connection caps (max_connections) per host:port.
-type connCaps struct{ source, dest map[string]int }
-
-// connectionCaps returns, per server address, the smallest positive
-// max_connections of the accounts that use it: the cap is per host, and an
-// account's override of the host or of the cap must not let the accounts
-// sharing that host exceed the strictest setting.
-func connectionCaps(cfg *config.Config) connCaps {
-	caps := connCaps{source: map[string]int{}, dest: map[string]int{}}
-	add := func(m map[string]int, addr string, n int) {
-		if n > 0 && (m[addr] == 0 || n < m[addr]) {
-			m[addr] = n
-		}
-	}
-	for i := range cfg.Accounts {
-		a := &cfg.Accounts[i]
-		if ep, err := cfg.SourceEndpoint(a); err == nil {
-			add(caps.source, ep.Addr(), cfg.SourceFor(a).MaxConnections)
-		}
-		if ep, err := cfg.DestEndpoint(a); err == nil {
-			add(caps.dest, ep.Addr(), cfg.DestinationFor(a).MaxConnections)
-		}
-	}
-	return caps
-}
-
-// masterPasswords resolves each master password once per run, however many
-// accounts use it (a password command runs once). It is keyed by where the
-// password comes from, since accounts that override the server settings
-// each hold their own copy of the section.
-type masterPasswords struct {
-	resolved map[config.SecretSource]secret.Value
-}
-
-func (m *masterPasswords) resolve(ctx context.Context, s *config.Server, log *slog.Logger) (secret.Value, error) {
-	if v, ok := m.resolved[s.MasterPassword]; ok {
-		return v, nil
-	}
-	pw, warns, err := s.MasterPassword.Resolve(ctx)
-	for _, w := range warns {
-		log.Warn(w.String())
-	}
-	if err != nil {
-		return secret.Value{}, fmt.Errorf("master user %q: %w", s.MasterUser, err)
-	}
-	if m.resolved == nil {
-		m.resolved = map[config.SecretSource]secret.Value{}
-	}
-	m.resolved[s.MasterPassword] = pw
-	return pw, nil
 }
 
 // onlyFailed keeps the jobs whose account's last run, per the checkpoint,

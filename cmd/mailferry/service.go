@@ -72,19 +72,6 @@ type serviceAccount struct {
 	watch watchFunc // nil: not an IMAP source
 }
 
-// openWatcher returns a function that opens an IDLE watcher on the
-// source's INBOX (or the URL's folder), with the source's settings.
-func (s serverSetup) openWatcher() (watchFunc, error) {
-	opts, err := s.imapSourceOptions(s.folders)
-	if err != nil {
-		return nil, err
-	}
-	mailbox := firstNonEmpty(s.ep.Mailbox, "INBOX")
-	return func(ctx context.Context, restart time.Duration) (*imapsrc.Watcher, error) {
-		return imapsrc.Watch(ctx, opts, imapsrc.WatchOptions{Mailbox: mailbox, Restart: restart})
-	}, nil
-}
-
 // keepRuns is how many runs (polls) per account the service keeps in the
 // checkpoint, besides the last successful one and the last with an error.
 const keepRuns = 100
@@ -105,6 +92,9 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, accounts []s
 		return exitFatal, fmt.Errorf("opening the checkpoint: %w", err)
 	}
 	defer ledger.Close()
+	if err := carryPauses(ctx, ledger, jobs, x.now()); err != nil {
+		return exitFatal, fmt.Errorf("reading the checkpoint: %w", err)
+	}
 
 	names := make([]string, len(accounts))
 	for i, a := range accounts {
@@ -149,6 +139,12 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, accounts []s
 			}
 			if st.Locked {
 				attrs = append(attrs, "locked", true)
+			}
+			if st.Paused {
+				attrs = append(attrs, "paused", st.PausedReason)
+				if st.PausedUntil != nil {
+					attrs = append(attrs, "paused_until", st.PausedUntil.Format(time.RFC3339))
+				}
 			}
 			log.Info("poll", append(attrs, "next", r.Next.Format(time.RFC3339),
 				"next_in", time.Until(r.Next).Round(time.Millisecond))...)

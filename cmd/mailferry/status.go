@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/pipeline"
@@ -64,6 +65,13 @@ type statusAccount struct {
 	SkippedMessages []statusMessage `json:"skipped_messages"`
 	FailedMessages  []statusMessage `json:"failed_messages"`
 	LastRun         *statusRun      `json:"last_run,omitempty"`
+	// Paused is set while the account is paused: by an operator (on the
+	// status page; until resumed, so no PausedUntil), or by its last run,
+	// which a daily quota stopped until PausedUntil (then no longer).
+	// PausedReason says why.
+	Paused       bool       `json:"paused,omitempty"`
+	PausedUntil  *time.Time `json:"paused_until,omitempty"`
+	PausedReason string     `json:"paused_reason,omitempty"`
 	// LastSuccess is when the last successful run or service poll ended;
 	// LastError the last run or poll that ended with an error.
 	LastSuccess *time.Time       `json:"last_success,omitempty"`
@@ -198,36 +206,19 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 }
 
 // configuredAccounts are the accounts of cfg (only those named in only,
-// when given) with their ledger keys.
+// when given) with their ledger keys, as status and report list them.
 func configuredAccounts(cfg *config.Config, only []string) ([]namedAccount, error) {
-	var out []namedAccount
-	selected := map[string]bool{}
-	found := map[string]bool{} // not deleted from selected: an emptied selected would select every later account
-	for _, n := range only {
-		selected[n] = true
+	selected, err := account.Select(cfg, only)
+	if err != nil {
+		return nil, usagef("--only: %v", err)
 	}
-	for i := range cfg.Accounts {
-		a := &cfg.Accounts[i]
-		if len(selected) > 0 && !selected[a.Name] {
-			continue
-		}
-		found[a.Name] = true
-		srcEp, err := cfg.SourceEndpoint(a)
+	out := make([]namedAccount, 0, len(selected))
+	for _, a := range selected {
+		key, err := account.KeyOf(cfg, a)
 		if err != nil {
-			return nil, fmt.Errorf("account %q: source: %w", a.Name, err)
+			return nil, err
 		}
-		dstEp, err := cfg.DestEndpoint(a)
-		if err != nil {
-			return nil, fmt.Errorf("account %q: destination: %w", a.Name, err)
-		}
-		key := accountKey(srcEp, dstEp)
 		out = append(out, namedAccount{a.Name, key, cfg.DeletePolicyOf(a).DeleteAfter, pageAccount(cfg, a, key)})
-	}
-	for n := range selected {
-		if found[n] {
-			continue
-		}
-		return nil, usagef("--only %q: no such account in %s", n, cfg.File)
 	}
 	return out, nil
 }
@@ -279,6 +270,23 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount) er
 		if !r.Finished.IsZero() {
 			f := r.Finished
 			sa.LastRun.Finished = &f
+		}
+	}
+	ctl, err := l.Control(ctx, sa.Account)
+	if err != nil {
+		return err
+	}
+	// The operator's pause first: it holds until resumed, whatever a
+	// quota says.
+	pause := ctl.Pause()
+	if pause == nil {
+		pause = sum.LastRun.PausedAt(time.Now())
+	}
+	if pause != nil {
+		sa.Paused, sa.PausedReason = true, pause.Reason
+		if !pause.Until.IsZero() {
+			until := pause.Until
+			sa.PausedUntil = &until
 		}
 	}
 	sa.NeverRun = sum.LastRun == nil && sum.Done+sum.Pending+sum.Skipped+sum.Failed == 0
@@ -362,11 +370,11 @@ func writeStatusText(w io.Writer, rep statusReport) {
 		if a.Name != "" {
 			name = a.Name + "  (" + a.Account + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t %s\n", a.Done, a.Pending, a.Skipped, a.Failed, humanBytes(a.Bytes), last, name)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t %s\n", a.Done, a.Pending, a.Skipped, a.Failed, config.FormatByteSize(a.Bytes), last, name)
 	}
 	tw.Flush()
 	for _, a := range rep.Accounts {
-		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 && a.DeleteWaiting == 0 {
+		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 && a.DeleteWaiting == 0 && !a.Paused {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s\n", firstNonEmpty(a.Name, a.Account))
@@ -377,9 +385,15 @@ func writeStatusText(w io.Writer, rep statusReport) {
 			}
 			fmt.Fprintf(w, "  last run: started %s, finished %s, result %s: %d copied, %d skipped, %d failed\n",
 				r.Started.Local().Format(time.DateTime), fin, firstNonEmpty(r.Result, "unknown"), r.Copied, r.Skipped, r.Failed)
-			if r.Error != "" {
+			if r.Error != "" && r.Result != "paused" {
 				fmt.Fprintf(w, "  last error: %s\n", r.Error)
 			}
+		}
+		switch {
+		case a.PausedUntil != nil:
+			fmt.Fprintf(w, "  paused until %s: %s\n", a.PausedUntil.Local().Format("2006-01-02 15:04 MST"), a.PausedReason)
+		case a.Paused:
+			fmt.Fprintf(w, "  paused: %s\n", a.PausedReason)
 		}
 		if a.LastSuccess != nil {
 			fmt.Fprintf(w, "  last success: %s\n", a.LastSuccess.Local().Format(time.DateTime))
@@ -416,20 +430,6 @@ func firstTime(ts ...time.Time) time.Time {
 		}
 	}
 	return time.Time{}
-}
-
-// humanBytes prints n in SI units (as the size flags read them).
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
 
 const statusHelp = `mailferry status - what the checkpoint knows, per account

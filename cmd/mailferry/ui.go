@@ -215,10 +215,10 @@ func (x *runExtras) close() {
 }
 
 // pausedIn is Runner.Paused over the ledger: runs and polls leave alone
-// the accounts paused on the status page.
-func pausedIn(ledger *checkpoint.Ledger) func(ctx context.Context, key string) (bool, error) {
-	return func(ctx context.Context, key string) (bool, error) {
+// the accounts an operator paused on the status page.
+func pausedIn(ledger *checkpoint.Ledger) func(ctx context.Context, key string) (*pipeline.PausedError, error) {
+	return func(ctx context.Context, key string) (*pipeline.PausedError, error) {
 		c, err := ledger.Control(ctx, key)
-		return c.Paused, err
+		return c.Pause(), err
 	}
 }

@@ -13,11 +13,11 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
-	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/hint"
 	"github.com/mailferry/mailferry/pipeline"
-	"github.com/mailferry/mailferry/spool"
 	"github.com/mailferry/mailferry/verify"
 )
 
@@ -32,7 +32,7 @@ type inspectOptions struct {
 	dstPassword passwordFlags
 	policy      policyFlags
 	// folders select and map the folders of an IMAP source, as for copy.
-	folders folderOptions
+	folders config.Folders
 }
 
 func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
@@ -54,11 +54,11 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 	fs.StringVar(&o.dstPassword.file, "dest-password-file", "", "read the destination password from the first line of this file")
 	fs.StringVar(&o.dstPassword.command, "dest-password-command", "", "run this shell command; its first output line is the destination password")
 	if withPolicy {
-		fs.StringSliceVar(&o.folders.include, "folder", nil, "IMAP source: only these folders (as for copy)")
-		fs.StringSliceVar(&o.folders.exclude, "exclude-folder", nil, "IMAP source: not these folders (as for copy)")
-		fs.BoolVar(&o.folders.specialUse, "special-use", true, "IMAP source: map folders by role (as for copy)")
-		fs.DurationVar(&o.folders.maxAge, "max-age", 0, "IMAP source: only messages younger than this (as for copy)")
-		fs.DurationVar(&o.folders.minAge, "min-age", 0, "IMAP source: only messages older than this (as for copy)")
+		fs.StringSliceVar(&o.folders.Include, "folder", nil, "IMAP source: only these folders (as for copy)")
+		fs.StringSliceVar(&o.folders.Exclude, "exclude-folder", nil, "IMAP source: not these folders (as for copy)")
+		fs.BoolVar(&o.folders.SpecialUse, "special-use", true, "IMAP source: map folders by role (as for copy)")
+		fs.Var((*daysDuration)(&o.folders.MaxAge), "max-age", "IMAP source: only messages younger than this (as for copy)")
+		fs.Var((*daysDuration)(&o.folders.MinAge), "min-age", "IMAP source: only messages older than this (as for copy)")
 		fs.StringVar(&o.policy.internalDate, "internal-date", "received", "the copy's internal-date policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.flags, "flags", "none", "the copy's flag policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.maxMessageSize, "max-message-size", "0", "the copy's --max-message-size (SOURCE DEST form)")
@@ -74,20 +74,13 @@ func (o *inspectOptions) check() error {
 	default:
 		return usagef("--log-format must be text or json, not %q", o.common.logFormat)
 	}
-	return o.folders.check()
-}
-
-// accountSetup is one account to inspect: both servers and the copy's
-// options (its ledger key, destination mailbox and policies).
-type accountSetup struct {
-	name     string // the config's account name; the ledger key for URLs
-	src, dst serverSetup
-	opts     pipeline.Options
+	return checkFolderFlags(&o.folders)
 }
 
 // accounts builds the accounts to inspect: from -c FILE, or from the two
 // URLs. It returns the state file too (flag, config, default).
-func (o *inspectOptions) accounts(ctx context.Context, args []string, e *env, log *slog.Logger) ([]accountSetup, string, error) {
+func (o *inspectOptions) accounts(args []string, e *env, log *slog.Logger) ([]*account.Account, string, error) {
+	set := account.NewSet(o.common.accountOptions(e, log))
 	if o.cfgPath != "" {
 		if len(args) != 0 {
 			return nil, "", usagef("unexpected arguments %q with -c (accounts come from the config file)", args)
@@ -96,63 +89,36 @@ func (o *inspectOptions) accounts(ctx context.Context, args []string, e *env, lo
 		if err != nil {
 			return nil, "", err
 		}
-		state := firstNonEmpty(o.common.state, cfg.State)
-		accs, err := o.configAccounts(ctx, cfg, e, log)
+		accs, err := set.FromConfig(cfg, o.only)
 		if err != nil {
 			return nil, "", err
 		}
-		state, err = o.statePath(state, e)
+		state, err := o.statePath(firstNonEmpty(o.common.state, cfg.State), e)
 		return accs, state, err
 	}
 	if len(args) != 2 {
 		return nil, "", usagef("want SOURCE and DEST URLs, or -c migrate.toml; got %d arguments", len(args))
 	}
-	srcEp, err := config.ParseURL(args[0])
-	if err != nil {
-		return nil, "", usagef("SOURCE: %v", err)
-	}
-	dstEp, err := config.ParseURL(args[1])
-	if err != nil {
-		return nil, "", usagef("DEST: %v", err)
-	}
-	if srcEp.User == "" || dstEp.User == "" {
-		return nil, "", usagef("both URLs need a user name (pop3s://USER@host, imaps://USER@host)")
-	}
-	if srcEp.Protocol == config.IMAP {
-		// As for copy: the destination path is where the source's folders go.
-		o.folders.root = dstEp.Mailbox
-	} else if dstEp.Mailbox == "" {
-		dstEp.Mailbox = "INBOX"
-	}
-	popts, err := o.policy.pipelineOptions()
+	u, err := parseURLs(args[0], args[1])
 	if err != nil {
 		return nil, "", err
 	}
-	popts.Account = accountKey(srcEp, dstEp)
-	popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
-	if o.policy.xUIDL {
-		if srcEp.Protocol != config.POP3 {
-			return nil, "", usagef("--x-uidl needs a POP3 source: IMAP messages have no UIDL")
-		}
-		popts.AddHeader = xUIDLHeader
+	if u.Options, err = o.policy.pipelineOptions(); err != nil {
+		return nil, "", err
 	}
-	srcPw, err := o.srcPassword.resolve(ctx, e, srcEp.String())
+	u.Folders, u.XUIDL = o.folders, o.policy.xUIDL
+	if u.SourceLogin, err = o.srcPassword.login(e, u.Source.String()); err != nil {
+		return nil, "", err
+	}
+	if u.DestLogin, err = o.dstPassword.login(e, u.Dest.String()); err != nil {
+		return nil, "", err
+	}
+	acc, err := set.FromURLs(u)
 	if err != nil {
 		return nil, "", err
 	}
-	dstPw, err := o.dstPassword.resolve(ctx, e, dstEp.String())
-	if err != nil {
-		return nil, "", err
-	}
-	trace := traceWriter(&o.common, e)
-	src := serverSetup{ep: srcEp, password: srcPw, tlsCA: o.common.tlsCA, insecure: o.common.insecureSkipVerify,
-		allowPlaintext: o.common.allowPlaintext, log: log, trace: trace, folders: o.folders,
-		auth: srcEp.Auth, passwordFunc: o.srcPassword.tokenFunc(srcEp.Auth, e, "source token", log)}
-	dst := src
-	dst.ep, dst.password, dst.auth = dstEp, dstPw, dstEp.Auth
-	dst.passwordFunc = o.dstPassword.tokenFunc(dstEp.Auth, e, "destination token", log)
 	state, err := o.statePath(o.common.state, e)
-	return []accountSetup{{name: popts.Account, src: src, dst: dst, opts: popts}}, state, err
+	return []*account.Account{acc}, state, err
 }
 
 func (o *inspectOptions) statePath(state string, e *env) (string, error) {
@@ -160,95 +126,6 @@ func (o *inspectOptions) statePath(state string, e *env) (string, error) {
 		return state, nil
 	}
 	return defaultStatePath(e.getenv)
-}
-
-// configAccounts is buildJob's account resolution without the job: the
-// same endpoints, ledger key, policies and credentials.
-func (o *inspectOptions) configAccounts(ctx context.Context, cfg *config.Config, e *env, log *slog.Logger) ([]accountSetup, error) {
-	selected := map[string]bool{}
-	found := map[string]bool{} // not deleted from selected: an emptied selected would select every later account
-	for _, n := range o.only {
-		selected[n] = true
-	}
-	var masters masterPasswords
-	var out []accountSetup
-	trace := traceWriter(&o.common, e)
-	for i := range cfg.Accounts {
-		a := &cfg.Accounts[i]
-		if len(selected) > 0 && !selected[a.Name] {
-			continue
-		}
-		found[a.Name] = true
-		srcEp, err := cfg.SourceEndpoint(a)
-		if err != nil {
-			return nil, fmt.Errorf("account %q: source: %w", a.Name, err)
-		}
-		dstEp, err := cfg.DestEndpoint(a)
-		if err != nil {
-			return nil, fmt.Errorf("account %q: destination: %w", a.Name, err)
-		}
-		creds, warns, err := a.ResolveSecrets(ctx)
-		for _, w := range warns {
-			log.Warn(w.String())
-		}
-		if err != nil {
-			return nil, usagef("%v", err)
-		}
-		var popts pipeline.Options
-		if popts.DatePolicy, err = mapping.ParseDatePolicy(string(cfg.Policy.InternalDate)); err != nil {
-			return nil, usagef("policy.internal_date: %v", err)
-		}
-		if popts.FlagPolicy, err = mapping.ParseFlagPolicy(string(cfg.Policy.Flags)); err != nil {
-			return nil, usagef("policy.flags: %v", err)
-		}
-		popts.Account = accountKey(srcEp, dstEp)
-		popts.Mailbox = mapping.DestFolder(dstEp.Mailbox)
-		popts.MaxMessageBytes = cfg.Policy.MaxMessageBytes
-		popts.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes, Buffers: &spool.Buffers{}}
-		if cfg.Policy.XUIDL {
-			popts.AddHeader = xUIDLHeader
-		}
-		// buildJob's folder settings: the config's [folders] section.
-		fo := folderOptions{include: cfg.Folders.Include, exclude: cfg.Folders.Exclude, root: cfg.Folders.Root,
-			rename: cfg.Folders.Rename, syncFlags: cfg.Folders.SyncFlags, specialUse: cfg.Folders.SpecialUse,
-			maxAge: cfg.Folders.MaxAge, minAge: cfg.Folders.MinAge}
-		sides := accountSides{account: a, common: &o.common, masters: &masters, folders: fo, trace: trace, log: log}
-		src, err := sides.setup(ctx, &cfg.SourceFor(a).Server, srcEp, creds.Source, a.SourcePassword, "source token")
-		if err != nil {
-			return nil, usagef("account %q: source: %v", a.Name, err)
-		}
-		dst, err := sides.setup(ctx, &cfg.DestinationFor(a).Server, dstEp, creds.Dest, a.DestPassword, "destination token")
-		if err != nil {
-			return nil, usagef("account %q: destination: %v", a.Name, err)
-		}
-		out = append(out, accountSetup{name: a.Name, src: src, dst: dst, opts: popts})
-	}
-	for n := range selected {
-		if found[n] {
-			continue
-		}
-		return nil, usagef("--only %q: no such account in %s", n, o.cfgPath)
-	}
-	return out, nil
-}
-
-// dialReader opens the read-only destination session of verify and plan.
-func (s serverSetup) dialReader(ctx context.Context) (*verify.IMAP, error) {
-	tlsCfg, err := s.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	if s.ep.Protocol != config.IMAP {
-		return nil, usagef("destination %s: must be an imaps:// or imap:// URL", s.ep)
-	}
-	mode := clientTLSMode(s.ep.TLS)
-	user, authz := s.credentials()
-	return verify.DialIMAP(ctx, verify.IMAPOptions{
-		Addr: s.ep.Addr(), TLS: mode, TLSConfig: tlsCfg,
-		User: user, AuthzID: authz, Password: s.password,
-		Auth: authMethod(s.auth), PasswordFunc: s.passwordFunc,
-		AllowPlaintext: s.allowPlaintext, Logger: s.log,
-	})
 }
 
 // openLedgerIfExists opens the ledger at path only when the file exists,
@@ -287,7 +164,10 @@ type verifyAccount struct {
 	Stats  verify.Stats        `json:"stats"`
 	Items  []verify.Difference `json:"differences"`
 	Error  string              `json:"error,omitempty"`
-	OK     bool                `json:"ok"`
+	// Hint says what the user can do about Error (hint.For), as copy's
+	// summary does.
+	Hint string `json:"hint,omitempty"`
+	OK   bool   `json:"ok"`
 }
 
 type verifyReport struct {
@@ -311,7 +191,7 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 	log := newLogger(&o.common, e.stderr)
-	accs, state, err := o.accounts(ctx, fs.Args(), e, log)
+	accs, state, err := o.accounts(fs.Args(), e, log)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -330,7 +210,7 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 		va := o.verifyOne(ctx, a, ledger, log)
 		if va.Error != "" {
 			fatal = true
-			log.Error("verifying account failed", "account", a.name, "error", va.Error)
+			log.Error("verifying account failed", "account", a.Name, "error", va.Error)
 		}
 		rep.OK = rep.OK && va.OK
 		rep.Accounts = append(rep.Accounts, va)
@@ -363,51 +243,43 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 }
 
 // verifyOne checks one account; errors go into the result.
-func (o *verifyOptions) verifyOne(ctx context.Context, a accountSetup, ledger *checkpoint.Ledger, log *slog.Logger) verifyAccount {
-	va := verifyAccount{Account: a.name, Key: a.opts.Account, Mode: map[bool]string{true: "full", false: "fast"}[o.full]}
+func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger, log *slog.Logger) verifyAccount {
+	va := verifyAccount{Account: a.Name, Key: a.Options.Account, Mode: map[bool]string{true: "full", false: "fast"}[o.full]}
 	fail := func(err error) verifyAccount {
-		va.Error = err.Error()
+		va.Error, va.Hint = err.Error(), hint.For(err).Fix
 		return va
 	}
 	var entries map[string]pipeline.Entry
 	if ledger != nil {
 		var err error
-		if entries, err = ledger.Entries(ctx, a.opts.Account); err != nil {
+		if entries, err = ledger.Entries(ctx, a.Options.Account); err != nil {
 			return fail(err)
 		}
 	}
 	va.Ledger = len(entries) > 0
-	openSrc, err := a.src.openSource()
+	src, folders, err := a.OpenSourceMapped(ctx)
 	if err != nil {
-		return fail(fmt.Errorf("source: %w", err))
-	}
-	src, err := openSrc(ctx)
-	if err != nil {
-		return fail(fmt.Errorf("opening the source: %w", err))
+		return fail(err)
 	}
 	// Close without commit: nothing was deleted, and POP3 servers must not
 	// even update their state (RFC 1939 §6: only QUIT does).
 	defer src.Close(false)
 	var vsrc verify.Source = src
 	var mailboxOf func(pipeline.SourceMessage) string
-	if a.src.ep.Protocol == config.IMAP {
-		folders, err := a.mapIMAPFolders(ctx, src)
-		if err != nil {
-			return fail(err)
-		}
+	if folders != nil {
 		dests := pipeline.MappedFolders(folders)
 		vsrc = mappedSource{Source: src, dests: dests}
 		mailboxOf = func(m pipeline.SourceMessage) string { d, _ := dests.Dest(m); return d }
 	}
-	dst, err := a.dst.dialReader(ctx)
+	dst, err := a.OpenReader(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("opening the destination: %w", err))
 	}
 	defer dst.Close()
 	res, err := verify.Check(ctx, vsrc, dst, verify.Options{
-		Mailbox: a.opts.Mailbox, MailboxOf: mailboxOf, Ledger: entries, Full: o.full,
-		FlagPolicy: a.opts.FlagPolicy, DatePolicy: a.opts.DatePolicy, Spool: a.opts.Spool, AddHeader: a.opts.AddHeader,
-		Logger: log.With("account", a.name),
+		Mailbox: a.Options.Mailbox, MailboxOf: mailboxOf, Ledger: entries, Full: o.full,
+		FlagPolicy: a.Options.FlagPolicy, DatePolicy: a.Options.DatePolicy, Spool: a.Options.Spool, AddHeader: a.Options.AddHeader,
+		Logger: log.With("account", a.Name),
 	})
 	if err != nil {
 		return fail(err)
@@ -422,27 +294,6 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a accountSetup, ledger *c
 		va.Items = []verify.Difference{}
 	}
 	return va
-}
-
-// mapIMAPFolders maps the folders of an open IMAP source to destination
-// mailboxes the way the copy does (imapFolderMapper), without creating any:
-// it opens a destination session for the mapping only. Folders the copy
-// would not copy are absent from the result.
-func (a accountSetup) mapIMAPFolders(ctx context.Context, src pipeline.Source) (map[string]string, error) {
-	openDst, err := a.dst.openDestination(a.opts.BatchMessages, a.opts.BatchBytes)
-	if err != nil {
-		return nil, fmt.Errorf("destination: %w", err)
-	}
-	dst, err := openDst(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("opening the destination to map folders: %w", err)
-	}
-	defer dst.Close()
-	folders, err := imapFolderMapper(a.src.folders, a.src.log)(ctx, src, dst, false)
-	if err != nil {
-		return nil, fmt.Errorf("mapping folders: %w", err)
-	}
-	return folders, nil
 }
 
 // mappedSource hides the messages of folders the copy does not copy (the
@@ -464,6 +315,9 @@ func writeVerifyText(w io.Writer, va verifyAccount, all bool) {
 	fmt.Fprintf(w, "account %s\n", va.Account)
 	if va.Error != "" {
 		fmt.Fprintf(w, "  ERROR: %s\n", va.Error)
+		if va.Hint != "" {
+			fmt.Fprintf(w, "  hint: %s\n", va.Hint)
+		}
 		return
 	}
 	for _, it := range va.Items {
@@ -547,7 +401,8 @@ FLAGS
   --no-ledger               ignore the checkpoint; match by content
   --state FILE              checkpoint file (default: the config's, else
                             $XDG_STATE_HOME/mailferry/mailferry.db)
-  --flags POLICY, --internal-date POLICY, --max-message-size SIZE, --x-uidl
+  --flags none|seen|status, --internal-date received|date|now,
+  --max-message-size SIZE, --x-uidl
                             the copy's policies (SOURCE DEST form); with
                             --x-uidl the source's messages are compared with
                             the X-UIDL field the copy put before them

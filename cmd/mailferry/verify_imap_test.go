@@ -210,8 +210,8 @@ dest_password_command = "echo %s"
 		t.Errorf("plan -c: exit %d, want the renamed folder and 2 to move:\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	for _, l := range strings.Split(r.stdout, "\n") {
-		// imapFolderMapper still maps (and the copy creates) excluded
-		// folders; nothing of theirs is to move.
+		// An excluded folder has nothing to move (account.MapFolders
+		// leaves it out).
 		if strings.Contains(l, "Spam") && strings.Contains(l, "to move") {
 			t.Errorf("plan -c: the excluded folder has messages to move: %q", l)
 		}

@@ -177,8 +177,16 @@ function drawChart(tp) {
 
 function stateBadge(s) { return el("span", { class: "state " + s, text: s }); }
 
+// pauseText says who paused an account, why and until when.
+function pauseText(p) {
+  return (p.until ? "paused until " + fmtTime(p.until) : "paused") + ": " + p.reason;
+}
+
+function pausedByOperator(a) { return a.pause && a.pause.by === "operator"; }
+
 function errorCell(a) {
   const td = el("td");
+  if (a.pause) td.append(el("div", { class: "pause-text", text: pauseText(a.pause) }));
   if (a.last_error) {
     td.append(el("div", { class: "error-text", text: a.last_error.text }));
     if (a.last_error.hint) td.append(el("div", { class: "hint", text: a.last_error.hint }));
@@ -198,7 +206,7 @@ function actionButtons(a, d) {
     span.append(b);
   };
   if (["failed", "partial"].includes(a.state) || a.messages.failed > 0 || a.messages.skipped > 0) add("retry", "retry");
-  if (a.paused) add("resume", "resume"); else add("pause", "pause");
+  if (pausedByOperator(a)) add("resume", "resume"); else add("pause", "pause");
   return span;
 }
 
@@ -299,7 +307,7 @@ async function loadDetail() {
   if (a.eta_seconds != null) sum += ", about " + fmtDuration(a.eta_seconds) + " left";
   if (a.source_host) sum += ". " + a.source_host + " → " + a.dest_host;
   if (a.retry_requested) sum += ". Retry asked for " + fmtTime(a.retry_requested) + ".";
-  if (a.paused) sum += ". Paused: runs leave it alone until it is resumed.";
+  if (a.pause) sum += ". " + pauseText(a.pause).replace(/^p/, "P") + ".";
   $("d-summary").textContent = sum;
   const eb = $("d-error");
   eb.hidden = !a.last_error;

@@ -199,6 +199,13 @@ type Proxy struct {
 	events  []Event
 	traffic [2]int64 // bytes forwarded since the last SetPlan, by Direction
 	live    map[*conn]struct{}
+	spans   []*span // every connection accepted since the last SetPlan
+}
+
+// span is when a connection was open: from its accept to the first sign
+// that it ended (the client closed or reset it, or the proxy tore it down).
+type span struct {
+	opened, closed time.Time // closed: zero while open
 }
 
 // Start listens on 127.0.0.1:0 and forwards each connection to upstream,
@@ -229,8 +236,33 @@ func (p *Proxy) SetPlan(plan Plan) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.plan, p.conns, p.events, p.traffic = plan, 0, nil, [2]int64{}
+	p.plan, p.conns, p.events, p.traffic, p.spans = plan, 0, nil, [2]int64{}, nil
 	return nil
+}
+
+// MaxOpen is the most connections open at once since the last SetPlan, as
+// the proxy saw them. A client that closes one connection and opens the
+// next at once can have the new one accepted a moment before the proxy
+// reads the old one's end; grace is how long after a connection's accept
+// the ends of others still count as before it (a few milliseconds on
+// loopback).
+func (p *Proxy) MaxOpen(grace time.Duration) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	peak := 0
+	for _, s := range p.spans {
+		n := 0
+		for _, o := range p.spans {
+			if o.opened.After(s.opened) {
+				continue
+			}
+			if o.closed.IsZero() || o.closed.After(s.opened.Add(grace)) {
+				n++
+			}
+		}
+		peak = max(peak, n)
+	}
+	return peak
 }
 
 // Traffic returns the bytes forwarded since the last SetPlan in each
@@ -302,7 +334,8 @@ func (p *Proxy) accept() {
 		}
 		p.mu.Lock()
 		p.conns++
-		c := &conn{p: p, index: p.conns, client: client, done: make(chan struct{})}
+		c := &conn{p: p, index: p.conns, client: client, done: make(chan struct{}), span: &span{opened: time.Now()}}
+		p.spans = append(p.spans, c.span)
 		for _, f := range p.plan.Faults {
 			if f.Conn == 0 || f.Conn == c.index {
 				if f.Kind == Inject {
@@ -341,6 +374,7 @@ type conn struct {
 	upstream net.Conn
 	faults   [2][]Fault // by Direction, in plan order
 	session  session    // what the connection speaks, for AtLineStart
+	span     *span      // guarded by p.mu
 
 	mu       sync.Mutex
 	tornDown bool
@@ -394,10 +428,20 @@ func (c *conn) teardown(reset ...net.Conn) {
 	}
 }
 
+// ended records the first sign that the connection ended.
+func (c *conn) ended() {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	if c.span.closed.IsZero() {
+		c.span.closed = time.Now()
+	}
+}
+
 // pump copies one direction, firing that direction's faults at their
 // offsets. It ends the whole connection when its source ends.
 func (c *conn) pump(dir Direction, from, to net.Conn) {
 	defer c.teardown()
+	defer c.ended()
 	faults := c.faults[dir]
 	fr := newFramer(&c.session, dir)
 	var pos int64 // bytes forwarded so far

@@ -1,0 +1,331 @@
+package account
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/internal/connlimit"
+	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/spool"
+	"github.com/mailferry/mailferry/traffic"
+)
+
+// Options are what the command line says for every account of a Set.
+type Options struct {
+	Logger *slog.Logger // nil discards
+	// Trace receives the protocol traces (credentials redacted); nil: none.
+	Trace io.Writer
+	// TLSCA replaces the servers' tls_ca (--tls-ca); InsecureSkipVerify
+	// and AllowPlaintext apply on top of the servers' settings.
+	TLSCA              string
+	InsecureSkipVerify bool
+	AllowPlaintext     bool
+	// Delete, when set, replaces every configured account's keep/delete
+	// policy (run's --delete-source, --delete-after).
+	Delete *config.DeletePolicy
+	// Limits are the command line's traffic limits: each field set
+	// replaces every account's (--bwlimit-read, --max-bytes-per-day…).
+	Limits config.Limits
+	// MaxConnectionsPerUser, when positive, replaces the servers'
+	// max_connections_per_user (--max-connections-per-user).
+	MaxConnectionsPerUser int
+	// MaxConnectionsTotal, when positive, caps the connections of all the
+	// accounts together (max_connections_total).
+	MaxConnectionsTotal int
+	// Traffic is the run's traffic control: the limits the accounts share,
+	// the clock and the zone. Nil: one without run-wide limits.
+	Traffic *traffic.Run
+}
+
+// Set assembles the accounts of one command: they share the connection
+// caps, the master passwords (each read once), the CA files and the
+// warnings (each given once). It is safe for concurrent use.
+type Set struct {
+	opts    Options
+	log     *slog.Logger
+	limits  connlimit.Limits
+	masters masters
+	traffic *traffic.Run
+
+	mu     sync.Mutex
+	pools  map[string]*x509.CertPool
+	warned map[string]bool
+}
+
+// NewSet returns a Set for the command line's options.
+func NewSet(opts Options) *Set {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tr := opts.Traffic
+	if tr == nil {
+		tr = traffic.NewRun(traffic.Options{Logger: log})
+	}
+	return &Set{opts: opts, log: log, traffic: tr}
+}
+
+// warnOnce logs msg the first time key is seen.
+func (s *Set) warnOnce(key, msg string, args ...any) {
+	s.mu.Lock()
+	seen := s.warned[key]
+	if s.warned == nil {
+		s.warned = map[string]bool{}
+	}
+	s.warned[key] = true
+	s.mu.Unlock()
+	if !seen {
+		s.log.Warn(msg, args...)
+	}
+}
+
+// Account is one mailbox to move, ready to run.
+type Account struct {
+	// Name is the config's account name; for URLs, the ledger key.
+	Name string
+	// Options are the copy's pipeline options: Options.Account is the
+	// ledger key. A command may set its test hooks (Crashpoint, Now)
+	// before calling Job.
+	Options pipeline.Options
+	// Folders select and place the folders of an IMAP source: the
+	// config's [folders] or the command's flags, Root being where they go.
+	Folders    config.Folders
+	Source     config.Endpoint
+	Dest       config.Endpoint
+	src, dst   *side
+	set        *Set
+	sourceIMAP bool
+}
+
+// spec is what an account is made of, from a config or from URLs.
+type spec struct {
+	name     string // the config's name; "" for URLs
+	src, dst sideSpec
+	opts     pipeline.Options // the policies, batching and spool
+	folders  config.Folders
+	xUIDL    bool
+	limits   config.Limits // traffic limits (the config's; the flags go over them)
+}
+
+// assemble builds the account of sp: the one place where an account's
+// rules are put together, for the config and for URLs alike.
+func (s *Set) assemble(sp spec) (*Account, error) {
+	if sp.dst.ep.Protocol != config.IMAP {
+		return nil, fmt.Errorf("destination %s: must be an imaps:// or imap:// URL", sp.dst.ep)
+	}
+	a := &Account{Name: sp.name, Options: sp.opts, Folders: sp.folders, Source: sp.src.ep, Dest: sp.dst.ep, set: s,
+		sourceIMAP: sp.src.ep.Protocol == config.IMAP}
+	a.Options.Account = Key(sp.src.ep, sp.dst.ep)
+	a.Options.Mailbox = mapping.DestFolder(sp.dst.ep.Mailbox)
+	if a.Name == "" {
+		a.Name = a.Options.Account
+	}
+	if a.sourceIMAP {
+		// The destination's path is where the source's folders go: under
+		// it, or (none) at the top, mapped folder by folder.
+		a.Folders.Root = sp.dst.ep.Mailbox
+		a.Options.MapFolders = a.mapFolders
+		a.Options.SyncFlags = sp.folders.SyncFlags
+		a.Options.SameOrigin = imapsrc.SameOrigin
+	}
+	if sp.xUIDL {
+		if sp.src.ep.Protocol != config.POP3 {
+			return nil, errors.New("--x-uidl (policy.x_uidl) needs a POP3 source: IMAP messages have no UIDL")
+		}
+		a.Options.AddHeader = pop3src.XUIDLHeader
+	}
+	var err error
+	if a.src, err = s.side(sp.src); err != nil {
+		return nil, err
+	}
+	if a.dst, err = s.side(sp.dst); err != nil {
+		return nil, err
+	}
+	tr, err := s.trafficOf(a.Options.Account, sp.limits, sp.src.ep, sp.dst.ep)
+	if err != nil {
+		return nil, err
+	}
+	a.Options.Traffic = tr
+	return a, nil
+}
+
+// URLs is an account given by two URLs and the command's flags: `mailferry
+// copy SOURCE DEST`, and the URL form of verify and plan.
+type URLs struct {
+	Source, Dest           config.Endpoint
+	SourceLogin, DestLogin Login
+	// Options are the copy's settings from the flags: DatePolicy,
+	// FlagPolicy, MaxMessageBytes, Spool, BatchMessages, BatchBytes,
+	// DestSessions, DeleteSource and DeleteAfter.
+	Options pipeline.Options
+	// Folders are the flags for an IMAP source (--folder,
+	// --exclude-folder, --sync-flags, --special-use, --max-age,
+	// --min-age); the folders go under DEST's path.
+	Folders     config.Folders
+	XUIDL       bool
+	IdleTimeout time.Duration
+}
+
+// FromURLs assembles the account of two URLs. A POP3 source's mail goes
+// to DEST's path, INBOX when it has none.
+func (s *Set) FromURLs(u URLs) (*Account, error) {
+	if u.Source.User == "" || u.Dest.User == "" {
+		return nil, errors.New("both URLs need a user name (pop3s://USER@host, imaps://USER@host)")
+	}
+	dst := u.Dest
+	if u.Source.Protocol == config.POP3 && dst.Mailbox == "" {
+		dst.Mailbox = config.DefaultFolder
+	}
+	srv := func(ep config.Endpoint) *config.Server {
+		return &config.Server{Auth: ep.Auth, IdleTimeout: u.IdleTimeout}
+	}
+	return s.assemble(spec{
+		src:  sideSpec{section: "source", ep: u.Source, srv: srv(u.Source), login: u.SourceLogin},
+		dst:  sideSpec{section: "destination", ep: dst, srv: srv(dst), login: u.DestLogin},
+		opts: u.Options, folders: u.Folders, xUIDL: u.XUIDL,
+	})
+}
+
+// FromConfig assembles the accounts of cfg named in only (every account
+// when only is empty), in the config's order. Their connections share the
+// servers' caps: per server, the smallest max_connections that any
+// account of cfg gives it.
+func (s *Set) FromConfig(cfg *config.Config, only []string) ([]*Account, error) {
+	selected, err := Select(cfg, only)
+	if err != nil {
+		return nil, err
+	}
+	caps := connectionCaps(cfg)
+	if s.opts.MaxConnectionsTotal <= 0 {
+		s.opts.MaxConnectionsTotal = cfg.MaxConnectionsTotal
+	}
+	out := make([]*Account, 0, len(selected))
+	for _, a := range selected {
+		acc, err := s.fromConfig(cfg, a, caps)
+		if err != nil {
+			return nil, fmt.Errorf("account %q: %w", a.Name, err)
+		}
+		out = append(out, acc)
+	}
+	return out, nil
+}
+
+func (s *Set) fromConfig(cfg *config.Config, a *config.Account, caps map[string]int) (*Account, error) {
+	srcEp, err := cfg.SourceEndpoint(a)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	dstEp, err := cfg.DestEndpoint(a)
+	if err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	var o pipeline.Options
+	if o.DatePolicy, err = mapping.ParseDatePolicy(string(cfg.Policy.InternalDate)); err != nil {
+		return nil, fmt.Errorf("policy.internal_date: %w", err)
+	}
+	if o.FlagPolicy, err = mapping.ParseFlagPolicy(string(cfg.Policy.Flags)); err != nil {
+		return nil, fmt.Errorf("policy.flags: %w", err)
+	}
+	o.MaxMessageBytes = cfg.Policy.MaxMessageBytes
+	o.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes, Buffers: &spool.Buffers{}}
+	srcSrv, dstSrv := cfg.SourceFor(a), cfg.DestinationFor(a)
+	o.BatchMessages, o.BatchBytes, o.DestSessions = dstSrv.BatchMessages, dstSrv.BatchBytes, dstSrv.Sessions
+	policy := cfg.DeletePolicyOf(a)
+	if s.opts.Delete != nil {
+		policy = *s.opts.Delete
+	}
+	o.DeleteSource, o.DeleteAfter = policy.DeleteSource, policy.DeleteAfter
+	return s.assemble(spec{name: a.Name,
+		src: sideSpec{account: a.Name, section: "source", ep: srcEp, srv: &srcSrv.Server, cap: caps[srcEp.Addr()], perUser: srcSrv.MaxConnectionsPerUser,
+			login: Login{Secret: a.SourcePassword, What: "source password (" + a.SourcePassword.Key("source_password") + ")"}},
+		dst: sideSpec{account: a.Name, section: "destination", ep: dstEp, srv: &dstSrv.Server, cap: caps[dstEp.Addr()], perUser: dstSrv.MaxConnectionsPerUser,
+			login: Login{Secret: a.DestPassword, What: "destination password (" + a.DestPassword.Key("dest_password") + ")"}},
+		opts: o, folders: cfg.Folders, xUIDL: cfg.Policy.XUIDL, limits: cfg.LimitsOf(a),
+	})
+}
+
+// Select returns the accounts of cfg named in only, in the config's
+// order: every account when only is empty. A name cfg does not have is an
+// error.
+func Select(cfg *config.Config, only []string) ([]*config.Account, error) {
+	want := map[string]bool{}
+	for _, n := range only {
+		want[n] = true
+	}
+	found := map[string]bool{} // not deleted from want: an emptied want would select every later account
+	var out []*config.Account
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		if len(want) > 0 && !want[a.Name] {
+			continue
+		}
+		found[a.Name] = true
+		out = append(out, a)
+	}
+	for _, n := range only {
+		if !found[n] {
+			return nil, fmt.Errorf("no account named %q in %s", n, cfg.File)
+		}
+	}
+	return out, nil
+}
+
+// Key names an account in the ledger: the source mailbox and where it
+// goes. It must not change between runs, so it is built from the servers
+// and users only (never a password), the scheme reduced to the protocol so
+// that pop3s and pop3+STLS on the same port count as the same mailbox.
+func Key(src, dst config.Endpoint) string {
+	mb := dst.Mailbox
+	if mb == "" && src.Protocol == config.POP3 {
+		mb = config.DefaultFolder
+	}
+	return fmt.Sprintf("%s://%s@%s -> %s://%s@%s/%s", src.Protocol, src.User, src.Addr(),
+		dst.Protocol, dst.User, dst.Addr(), mb)
+}
+
+// KeyOf is the ledger key of a configured account, without assembling it
+// (status reads the ledger and connects to nothing).
+func KeyOf(cfg *config.Config, a *config.Account) (string, error) {
+	src, err := cfg.SourceEndpoint(a)
+	if err != nil {
+		return "", fmt.Errorf("account %q: source: %w", a.Name, err)
+	}
+	dst, err := cfg.DestEndpoint(a)
+	if err != nil {
+		return "", fmt.Errorf("account %q: destination: %w", a.Name, err)
+	}
+	return Key(src, dst), nil
+}
+
+// connectionCaps returns, per server address, the smallest positive
+// max_connections of the accounts that use it, as a source or as a
+// destination: the cap is the server's, and an account's override of the
+// host or of the cap must not let the accounts sharing that server exceed
+// the strictest setting.
+func connectionCaps(cfg *config.Config) map[string]int {
+	caps := map[string]int{}
+	add := func(addr string, n int) {
+		if n > 0 && (caps[addr] == 0 || n < caps[addr]) {
+			caps[addr] = n
+		}
+	}
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		if ep, err := cfg.SourceEndpoint(a); err == nil {
+			add(ep.Addr(), cfg.SourceFor(a).MaxConnections)
+		}
+		if ep, err := cfg.DestEndpoint(a); err == nil {
+			add(ep.Addr(), cfg.DestinationFor(a).MaxConnections)
+		}
+	}
+	return caps
+}

@@ -1,0 +1,244 @@
+package account
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/internal/bearer"
+	"github.com/mailferry/mailferry/internal/connlimit"
+	"github.com/mailferry/mailferry/internal/tlsmode"
+	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/secret"
+	"github.com/mailferry/mailferry/verify"
+)
+
+// Login says how the command line logs in to one side of a URL account:
+// a password it already has (an environment variable, a prompt), or where
+// to read it (a file, a command). For OAuth2 logins a Secret is read again
+// for every session: tokens expire during long runs.
+type Login struct {
+	Password secret.Value
+	Secret   config.SecretSource
+	// What names the secret in errors: "source password
+	// (--source-password-command)".
+	What string
+}
+
+// side is how to connect to one server for one account.
+type side struct {
+	ep             config.Endpoint
+	tls            *tls.Config
+	allowPlaintext bool
+	idleTimeout    time.Duration
+	// user logs in; authzID, when set, is the mailbox a master user acts
+	// for (SASL PLAIN, RFC 4616 §2).
+	user, authzID string
+	auth          bearer.Method
+	// password gives the password or OAuth2 token of each new session.
+	password func(context.Context) (secret.Value, error)
+	caps     []connlimit.Cap
+	userKey  string // the connlimit key of this user on this server
+	log      *slog.Logger
+	trace    io.Writer
+}
+
+// sideSpec is what a side is made of.
+type sideSpec struct {
+	account string // the config's account name, for errors; "" for URLs
+	section string // "source" or "destination", as the config spells it
+	ep      config.Endpoint
+	srv     *config.Server
+	// login is the user's own password: from the account's
+	// *_password keys or from the command line.
+	login   Login
+	cap     int // the server's connection cap; 0: none
+	perUser int // max_connections_per_user; 0: the preset, if any
+}
+
+// side builds one side: the server's settings under the command line's,
+// its TLS configuration (reading the CA file), its login and its caps.
+func (s *Set) side(sp sideSpec) (*side, error) {
+	o := &s.opts
+	d := &side{ep: sp.ep, allowPlaintext: o.AllowPlaintext || sp.srv.AllowPlaintext,
+		idleTimeout: sp.srv.IdleTimeout, auth: authMethod(sp.ep.Auth), log: s.log, trace: o.Trace}
+	if sp.account != "" {
+		d.log = s.log.With("account", sp.account)
+	}
+	ca := o.TLSCA
+	if ca == "" {
+		ca = sp.srv.TLSCA
+	}
+	insecure := o.InsecureSkipVerify || sp.srv.InsecureSkipVerify
+	var err error
+	if d.tls, err = s.tlsConfig(sp.ep.Host, ca, insecure); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", sp.section, sp.ep.Addr(), err)
+	}
+	if insecure {
+		why := "insecure_skip_verify in the config"
+		if o.InsecureSkipVerify {
+			why = "--insecure-skip-verify or MAILFERRY_INSECURE_SKIP_VERIFY"
+		}
+		s.warnOnce("insecure "+sp.ep.Addr(), "TLS certificates of this server are not verified: anyone on the network path can read the passwords and the mail",
+			"server", sp.ep.Addr(), "because", why)
+	}
+	d.user, d.authzID = sp.srv.LoginUser(sp.ep.User)
+	switch {
+	case sp.srv.MasterUser != "":
+		d.password = s.masters.of(sp.srv, sp.section, s.log).get
+	case sp.ep.Auth.IsOAuth2() && !sp.login.Secret.IsZero():
+		// Read again for every session: OAuth2 tokens expire.
+		src, what := sp.login.Secret, sp.login.What
+		d.password = func(ctx context.Context) (secret.Value, error) {
+			return secretRead(ctx, src, sp.account, what, d.log)
+		}
+	case !sp.login.Password.IsZero():
+		pw := sp.login.Password
+		d.password = func(context.Context) (secret.Value, error) { return pw, nil }
+	case !sp.login.Secret.IsZero():
+		src, what := sp.login.Secret, sp.login.What
+		o := &once{read: func(ctx context.Context) (secret.Value, error) {
+			return secretRead(ctx, src, sp.account, what, d.log)
+		}}
+		d.password = o.get
+	}
+	if sp.cap > 0 {
+		d.caps = []connlimit.Cap{{Key: sp.ep.Addr(), Max: sp.cap}}
+	}
+	perUser := sp.perUser
+	if o.MaxConnectionsPerUser > 0 {
+		perUser = o.MaxConnectionsPerUser
+	}
+	uc := userCap(perUser, sp.ep)
+	d.userKey = uc.Key
+	d.caps = append(d.caps, uc)
+	if o.MaxConnectionsTotal > 0 {
+		d.caps = append(d.caps, connlimit.Cap{Key: runCapKey, Max: o.MaxConnectionsTotal})
+	}
+	return d, nil
+}
+
+// tlsConfig is the TLS configuration of a server: verification on, the
+// system roots plus the CA file when given.
+func (s *Set) tlsConfig(host, caFile string, insecure bool) (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pool, err := s.caPool(caFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}
+
+// caPool reads a CA file once per Set.
+func (s *Set) caPool(path string) (*x509.CertPool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.pools[path]; ok {
+		return p, nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	if s.pools == nil {
+		s.pools = map[string]*x509.CertPool{}
+	}
+	s.pools[path] = pool
+	return pool, nil
+}
+
+// claim is what one session of this side with n connections needs.
+func (d *side) claim(n int) connlimit.Claim { return connlimit.Claim{Caps: d.caps, N: n} }
+
+// pop3 are the options of a POP3 source session.
+func (d *side) pop3(onClose func()) pop3src.Options {
+	return pop3src.Options{
+		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
+		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
+		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
+		Logger: d.log, Trace: d.trace, OnClose: onClose,
+	}
+}
+
+// imapSource are the options of an IMAP source session reading the
+// folders f selects (and the URL's folder, when it names one).
+func (d *side) imapSource(f config.Folders, onClose func()) imapsrc.Options {
+	include := f.Include
+	if d.ep.Mailbox != "" {
+		include = append([]string{d.ep.Mailbox}, include...)
+	}
+	return imapsrc.Options{
+		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
+		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
+		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
+		Logger: d.log, Trace: d.trace, Include: include, Exclude: f.Exclude,
+		MaxAge: f.MaxAge, MinAge: f.MinAge, OnClose: onClose,
+	}
+}
+
+// imapDest are the options of a destination session.
+func (d *side) imapDest(batchMessages int, batchBytes int64, onClose func()) imapdst.Options {
+	return imapdst.Options{
+		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
+		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
+		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
+		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
+		Logger: d.log, Trace: d.trace, OnClose: onClose,
+	}
+}
+
+// reader are the options of verify's and plan's read-only destination
+// session.
+func (d *side) reader() verify.IMAPOptions {
+	return verify.IMAPOptions{
+		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
+		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
+		AllowPlaintext: d.allowPlaintext, Logger: d.log,
+	}
+}
+
+// tlsMode is the clients' TLS mode for a URL's (pop3src, imapsrc and
+// imapdst share tlsmode.Mode).
+func tlsMode(m config.TLSMode) tlsmode.Mode {
+	switch m {
+	case config.TLSStartTLS:
+		return tlsmode.StartTLS
+	case config.TLSNone:
+		return tlsmode.None
+	}
+	return tlsmode.Implicit
+}
+
+// authMethod maps the configured auth setting to the login method the
+// POP3 and IMAP clients share. "login" is the default of each (USER/PASS,
+// LOGIN).
+func authMethod(a config.Auth) bearer.Method {
+	switch a {
+	case config.AuthPlain:
+		return bearer.MethodPlain
+	case config.AuthXOAuth2:
+		return bearer.MethodXOAuth2
+	case config.AuthOAuthBearer:
+		return bearer.MethodOAuthBearer
+	}
+	return bearer.MethodDefault
+}

@@ -1,0 +1,36 @@
+package courier
+
+import (
+	"testing"
+
+	"github.com/mailferry/mailferry/internal/testkit/mailserver"
+)
+
+// Require skips the test when Courier is not unpacked (naming the
+// install script), except under CI=true, where it fails the test.
+func Require(t testing.TB) {
+	t.Helper()
+	mailserver.Require(t, "Courier-IMAP", Available())
+}
+
+// Start calls Require and starts an instance in a new directory under
+// os.TempDir; at cleanup it logs the log tail if the test failed, stops
+// the instance and removes the directory.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	Require(t)
+	dir := mailserver.TempDir(t, "mfcou-")
+	s, err := StartInstance(t.Context(), dir, opts)
+	if err != nil {
+		t.Fatalf("starting Courier: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Courier instance %s:\n%s", s.Dir(), s.LogTail(30))
+		}
+		if err := s.Stop(); err != nil {
+			t.Errorf("stopping Courier: %v", err)
+		}
+	})
+	return s
+}

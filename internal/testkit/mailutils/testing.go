@@ -1,0 +1,36 @@
+package mailutils
+
+import (
+	"testing"
+
+	"github.com/mailferry/mailferry/internal/testkit/mailserver"
+)
+
+// Require skips the test when Mailutils is not unpacked (naming the
+// install script), except under CI=true, where it fails the test.
+func Require(t testing.TB) {
+	t.Helper()
+	mailserver.Require(t, "GNU Mailutils", Available())
+}
+
+// Start calls Require and starts an instance in a new directory under
+// os.TempDir; at cleanup it logs the log tail if the test failed, stops
+// the instance and removes the directory.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	Require(t)
+	dir := mailserver.TempDir(t, "mfmu-")
+	s, err := StartInstance(t.Context(), dir, opts)
+	if err != nil {
+		t.Fatalf("starting Mailutils: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Mailutils instance %s:\n%s", s.Dir(), s.LogTail(30))
+		}
+		if err := s.Stop(); err != nil {
+			t.Errorf("stopping Mailutils: %v", err)
+		}
+	})
+	return s
+}

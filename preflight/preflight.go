@@ -1,0 +1,316 @@
+// Package preflight answers, for one account, what a run would do without
+// doing it (`mailferry plan`): the capabilities of both servers that
+// matter, the folder mapping, the messages a run would copy and skip, the
+// destination's quota against the bytes to move, and an estimated
+// duration from timing the download of the first few messages.
+//
+// The order of effects: it opens the destination read-only (EXAMINE,
+// STATUS, GETQUOTAROOT), asks a POP3 source for CAPA before logging in,
+// opens the source and maps its folders as the copy would (creating
+// none), lists it, reads the ledger's entries, and downloads a sample
+// (BODY.PEEK, RETR). It writes nothing anywhere: the POP3 session ends
+// without QUIT, nothing is created, flagged, deleted or recorded.
+package preflight
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/mailferry/mailferry/account"
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/verify"
+)
+
+// The estimate downloads at most SampleMessages of the messages to move,
+// stopping early past SampleBytes.
+const (
+	SampleMessages = 5
+	SampleBytes    = 4 << 20
+)
+
+// Skip is a message the copy would skip.
+type Skip struct {
+	Key    string `json:"key"`
+	Size   int64  `json:"size"`
+	Reason string `json:"reason"`
+}
+
+// Quota is the destination's storage quota against the bytes to move.
+type Quota struct {
+	Root       string `json:"root"`
+	UsedBytes  int64  `json:"used_bytes"`
+	LimitBytes int64  `json:"limit_bytes"`
+	FreeBytes  int64  `json:"free_bytes"`
+	Enough     bool   `json:"enough"`
+}
+
+// Estimate is the measured sample and what it predicts.
+type Estimate struct {
+	SampleMessages int           `json:"sample_messages"`
+	SampleBytes    int64         `json:"sample_bytes"`
+	SampleTime     time.Duration `json:"sample_ns"`
+	Estimate       time.Duration `json:"estimate_ns"`
+	Method         string        `json:"method"`
+}
+
+// Result is what a run of one account would do.
+type Result struct {
+	Account string `json:"account"`
+	Key     string `json:"ledger_key"`
+	// SourceCaps and DestCaps are the capabilities that matter, true when
+	// offered. SourceCaps comes from CAPA before login (RFC 2449 §5).
+	SourceCaps map[string]bool `json:"source_capabilities,omitempty"`
+	DestCaps   map[string]bool `json:"destination_capabilities,omitempty"`
+	// AppendLimit is the destination's limit (mailbox, else server); 0: none.
+	AppendLimit int64 `json:"append_limit,omitempty"`
+	// Folders maps source folders to destination mailboxes.
+	Folders []Folder `json:"folders,omitempty"`
+	// Listed is every source message; AlreadyDone and SkippedBefore are the
+	// ledger's; ToMove what a run would copy, Skips what it would skip.
+	Listed        int       `json:"listed"`
+	AlreadyDone   int       `json:"already_done"`
+	SkippedBefore int       `json:"skipped_before"`
+	ToMove        int       `json:"to_move"`
+	ToMoveBytes   int64     `json:"to_move_bytes"`
+	Skips         []Skip    `json:"skips"`
+	Quota         *Quota    `json:"quota,omitempty"`
+	Estimate      *Estimate `json:"estimate,omitempty"`
+	// Problems are what would make a run fail or be partial.
+	Problems []string `json:"problems"`
+	OK       bool     `json:"ok"`
+	// SourceListed says the source was listed: the counts mean something.
+	SourceListed bool `json:"source_listed"`
+}
+
+// Folder is a source folder, where the copy puts it and what it would move.
+type Folder struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	Exists      bool   `json:"exists"`
+	Messages    uint32 `json:"messages"`
+	// ToMove and ToMoveBytes are what a run would copy from this source
+	// folder (IMAP sources; for POP3 the account's totals say it).
+	ToMove      int   `json:"to_move,omitempty"`
+	ToMoveBytes int64 `json:"to_move_bytes,omitempty"`
+}
+
+// Inspect inspects one account, writing nothing: the POP3 session ends
+// without QUIT, an IMAP source is only EXAMINEd and read with BODY.PEEK,
+// its folders are mapped as the copy maps them without creating any, the
+// destination is only listed, STATUSed and asked for its quota, and the
+// ledger (nil: none) is only read. What would make a run fail or be
+// partial is in Result.Problems; Inspect itself does not fail.
+func Inspect(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger, log *slog.Logger) (pa Result) {
+	pa = Result{Account: a.Name, Key: a.Options.Account, Skips: []Skip{}, Problems: []string{}}
+	problem := func(format string, args ...any) { pa.Problems = append(pa.Problems, fmt.Sprintf(format, args...)) }
+	defer func() {
+		pa.OK = len(pa.Problems) == 0
+		log.Debug("account inspected", "account", a.Name, "to_move", pa.ToMove, "problems", len(pa.Problems))
+	}()
+
+	// Destination: log in, capabilities, the mailbox, the quota. An IMAP
+	// source's folders go to several mailboxes; the limits and the quota
+	// are read on INBOX, which always exists.
+	isIMAP := a.SourceIsIMAP()
+	quotaMailbox := a.Options.Mailbox
+	if isIMAP || quotaMailbox == "" {
+		quotaMailbox = "INBOX"
+	}
+	dst, derr := a.OpenReader(ctx)
+	if derr != nil {
+		problem("destination %s: %v", a.Dest, derr)
+	} else {
+		defer dst.Close()
+		pa.DestCaps = map[string]bool{}
+		for _, c := range []string{"MULTIAPPEND", "LITERAL+", "UIDPLUS", "APPENDLIMIT", "SPECIAL-USE", "QUOTA", "IDLE"} {
+			pa.DestCaps[c] = dst.HasCapability(c)
+		}
+		if !pa.DestCaps["APPENDLIMIT"] {
+			// RFC 7889 §3: APPENDLIMIT=N is advertised with its value.
+			pa.DestCaps["APPENDLIMIT"] = dst.AppendLimit() > 0
+		}
+		st, err := dst.Status(ctx, quotaMailbox)
+		if err != nil {
+			problem("destination mailbox %q: %v", quotaMailbox, err)
+		}
+		pa.AppendLimit = st.AppendLimit
+		if !isIMAP {
+			pa.Folders = []Folder{{Source: "(POP3 maildrop)", Destination: a.Options.Mailbox, Exists: st.Exists, Messages: st.Messages}}
+		}
+	}
+
+	// Source: capabilities before login, then a session to list and sample.
+	srcMsgs, sample, folders, serr := inspectSource(ctx, a, &pa, ledger)
+	// folderOf is the planned folder of a message to move (IMAP sources).
+	folderOf := func(pipeline.SourceMessage) *Folder { return nil }
+	if serr != nil {
+		problem("source %s: %v", a.Source, serr)
+	}
+	if serr == nil && isIMAP {
+		// The folder mapping, source → destination, in source order.
+		idx := map[string]int{}
+		for _, f := range folders {
+			idx[f.Source] = len(pa.Folders)
+			pf := f
+			if derr == nil {
+				st, err := dst.Status(ctx, f.Destination)
+				if err != nil {
+					problem("destination mailbox %q: %v", f.Destination, err)
+				}
+				pf.Exists, pf.Messages = st.Exists, st.Messages
+			}
+			pa.Folders = append(pa.Folders, pf)
+		}
+		folderOf = func(m pipeline.SourceMessage) *Folder {
+			if i, ok := idx[m.Mailbox]; ok {
+				return &pa.Folders[i]
+			}
+			return nil
+		}
+	}
+	if serr == nil {
+		limit := pipeline.NewSizeLimit(a.Options.MaxMessageBytes, pa.AppendLimit)
+		for _, m := range srcMsgs {
+			// As the copy decides before downloading (SkipAnnounced); a
+			// message a little over is downloaded and measured by the
+			// copy, and reported here as probably skipped.
+			if size := a.Options.ExpectedSize(m); !limit.Allows(size) {
+				reason := limit.ProbableReason(size)
+				if limit.SkipAnnounced(size) {
+					reason = limit.AnnouncedReason(size)
+				}
+				pa.Skips = append(pa.Skips, Skip{Key: verify.DisplayKey(m.Key), Size: m.Size, Reason: reason})
+				continue
+			}
+			pa.ToMove++
+			pa.ToMoveBytes += m.Size
+			if f := folderOf(m); f != nil {
+				f.ToMove++
+				f.ToMoveBytes += m.Size
+			}
+		}
+		if len(pa.Skips) > 0 {
+			problem("%d messages would be skipped as too big", len(pa.Skips))
+		}
+		if sample.SampleMessages > 0 {
+			pa.Estimate = &sample
+			scale := max(float64(pa.ToMove)/float64(sample.SampleMessages), float64(pa.ToMoveBytes)/float64(max(sample.SampleBytes, 1)))
+			pa.Estimate.Estimate = time.Duration(float64(sample.SampleTime) * scale).Round(time.Millisecond)
+		}
+	}
+	if derr == nil && serr == nil {
+		qs, err := dst.Quota(ctx, quotaMailbox)
+		if err != nil {
+			problem("destination quota: %v", err)
+		}
+		for _, q := range qs {
+			if q.LimitBytes <= 0 {
+				continue
+			}
+			pq := &Quota{Root: q.Root, UsedBytes: q.UsedBytes, LimitBytes: q.LimitBytes, FreeBytes: max(q.LimitBytes-q.UsedBytes, 0)}
+			pq.Enough = pa.ToMoveBytes <= pq.FreeBytes
+			if pa.Quota == nil || pq.FreeBytes < pa.Quota.FreeBytes {
+				pa.Quota = pq
+			}
+		}
+		if pa.Quota != nil && !pa.Quota.Enough {
+			problem("destination quota too small: %s free (quota root %q), %s to move",
+				config.FormatByteSize(pa.Quota.FreeBytes), pa.Quota.Root, config.FormatByteSize(pa.ToMoveBytes))
+		}
+	}
+	return pa
+}
+
+// inspectSource reads the source's capabilities (POP3) or folder mapping
+// (IMAP), lists it, removes what the ledger has as done or skipped, and
+// times the download of the first few messages to move. It returns the
+// messages to move and, for an IMAP source, the folders the copy would copy
+// in source order.
+func inspectSource(ctx context.Context, a *account.Account, pa *Result, ledger *checkpoint.Ledger) ([]pipeline.SourceMessage, Estimate, []Folder, error) {
+	var est Estimate
+	isIMAP := a.SourceIsIMAP()
+	if !isIMAP {
+		caps, err := a.SourceCapabilities(ctx)
+		if err != nil {
+			return nil, est, nil, err
+		}
+		pa.SourceCaps = map[string]bool{}
+		for _, c := range []string{"UIDL", "PIPELINING", "STLS", "USER", "TOP"} {
+			pa.SourceCaps[c] = caps.Has(c)
+		}
+		pa.SourceCaps["SASL PLAIN"] = caps.HasSASL("PLAIN")
+	}
+	// The copy's folder mapping, creating nothing.
+	src, mapped, err := a.OpenSourceMapped(ctx)
+	if err != nil {
+		return nil, est, nil, err
+	}
+	// No commit: nothing is deleted or expunged at the source (for POP3 no
+	// QUIT, RFC 1939 §6).
+	defer src.Close(false)
+	var folders []Folder
+	dests := pipeline.AllTo(a.Options.Mailbox)
+	if isIMAP {
+		dests = pipeline.MappedFolders(mapped)
+		all, err := src.(*imapsrc.Source).Folders(ctx)
+		if err != nil {
+			return nil, est, nil, fmt.Errorf("listing source folders: %w", err)
+		}
+		for _, f := range all {
+			if d, ok := mapped[f.Name]; ok {
+				folders = append(folders, Folder{Source: f.Name, Destination: d})
+			}
+		}
+	}
+	msgs, err := src.List(ctx)
+	if err != nil {
+		return nil, est, nil, err
+	}
+	msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
+	pa.Listed = len(msgs)
+	pa.SourceListed = true
+	var entries map[string]pipeline.Entry
+	if ledger != nil {
+		if entries, err = ledger.Entries(ctx, a.Options.Account); err != nil {
+			return nil, est, nil, err
+		}
+	}
+	var todo []pipeline.SourceMessage
+	for _, m := range msgs {
+		e, ok := entries[m.Key]
+		switch pipeline.DispositionOf(e, ok) {
+		case pipeline.AlreadyDone:
+			pa.AlreadyDone++
+		case pipeline.SkippedEarlier:
+			pa.SkippedBefore++
+		default:
+			todo = append(todo, m)
+		}
+	}
+	est.Method = "time to download (RETR or UID FETCH BODY.PEEK[]) the first messages to move, scaled by the larger of the message-count and byte ratios; the destination side is not measured, since plan appends nothing"
+	start := time.Now()
+	limit := pipeline.NewSizeLimit(a.Options.MaxMessageBytes, pa.AppendLimit)
+	for _, m := range todo {
+		if est.SampleMessages >= SampleMessages || est.SampleBytes >= SampleBytes {
+			break
+		}
+		if limit.SkipAnnounced(a.Options.ExpectedSize(m)) {
+			continue // the copy does not download it either
+		}
+		n, err := src.Fetch(ctx, m, io.Discard)
+		if err != nil {
+			return nil, est, nil, fmt.Errorf("sampling message %s: %w", verify.DisplayKey(m.Key), err)
+		}
+		est.SampleMessages++
+		est.SampleBytes += n
+	}
+	est.SampleTime = time.Since(start)
+	return todo, est, folders, nil
+}
