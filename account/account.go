@@ -55,6 +55,7 @@ type Set struct {
 	limits  connlimit.Limits
 	masters masters
 	traffic *traffic.Run
+	logins  logins
 
 	mu     sync.Mutex
 	pools  map[string]*x509.CertPool
@@ -185,12 +186,20 @@ func (s *Set) FromURLs(u URLs) (*Account, error) {
 	if u.Source.Protocol == config.POP3 && dst.Mailbox == "" {
 		dst.Mailbox = config.DefaultFolder
 	}
-	srv := func(ep config.Endpoint) *config.Server {
-		return &config.Server{Auth: ep.Auth, IdleTimeout: u.IdleTimeout}
+	side := func(section string, ep config.Endpoint, l Login) sideSpec {
+		srv := &config.Server{Auth: ep.Auth, IdleTimeout: u.IdleTimeout}
+		if l.OAuth2 != nil {
+			// The flag's grant, provider and mechanism (xoauth2 unless
+			// the URL says oauthbearer).
+			c := *l.OAuth2
+			c.IdleTimeout = u.IdleTimeout
+			srv, ep.Auth = &c, c.Auth
+		}
+		return sideSpec{section: section, ep: ep, srv: srv, login: l}
 	}
 	return s.assemble(spec{
-		src:  sideSpec{section: "source", ep: u.Source, srv: srv(u.Source), login: u.SourceLogin},
-		dst:  sideSpec{section: "destination", ep: dst, srv: srv(dst), login: u.DestLogin},
+		src:  side("source", u.Source, u.SourceLogin),
+		dst:  side("destination", dst, u.DestLogin),
 		opts: u.Options, folders: u.Folders, xUIDL: u.XUIDL,
 	})
 }

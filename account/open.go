@@ -92,7 +92,7 @@ func (a *Account) openSource(ctx context.Context, release func()) (pipeline.Sour
 		if err != nil {
 			err = a.set.refused(a.src, 1, err)
 			release()
-			return nil, err
+			return nil, a.src.refused(err)
 		}
 		return src, nil
 	}
@@ -100,7 +100,7 @@ func (a *Account) openSource(ctx context.Context, release func()) (pipeline.Sour
 	if err != nil {
 		err = a.set.refused(a.src, 1, err)
 		release()
-		return nil, err
+		return nil, a.src.refused(err)
 	}
 	return src, nil
 }
@@ -133,7 +133,7 @@ func (a *Account) openDestination(ctx context.Context, release func()) (*imapdst
 	if err != nil {
 		err = a.set.refused(a.dst, destConnections, err)
 		release()
-		return nil, err
+		return nil, a.dst.refused(err)
 	}
 	return dst, nil
 }
@@ -142,7 +142,8 @@ func (a *Account) openDestination(ctx context.Context, release func()) (*imapdst
 // (EXAMINE and BODY.PEEK only). It takes no connection slot: it is short
 // and opened beside the source, so waiting for a slot could stall.
 func (a *Account) OpenReader(ctx context.Context) (*verify.IMAP, error) {
-	return verify.DialIMAP(ctx, a.dst.reader())
+	r, err := verify.DialIMAP(ctx, a.dst.reader())
+	return r, a.dst.refused(err)
 }
 
 // SourceIsIMAP reports whether the source is an IMAP server (with folders,
@@ -161,7 +162,8 @@ func (a *Account) Watch(ctx context.Context, restart time.Duration) (*imapsrc.Wa
 	if mailbox == "" {
 		mailbox = "INBOX"
 	}
-	return imapsrc.Watch(ctx, a.src.imapSource(a.Folders, nil), imapsrc.WatchOptions{Mailbox: mailbox, Restart: restart})
+	w, err := imapsrc.Watch(ctx, a.src.imapSource(a.Folders, nil), imapsrc.WatchOptions{Mailbox: mailbox, Restart: restart})
+	return w, a.src.refused(err)
 }
 
 // ErrNoWatch is returned by Watch for a POP3 source, which cannot announce

@@ -29,8 +29,13 @@ type Login struct {
 	Password secret.Value
 	Secret   config.SecretSource
 	// What names the secret in errors: "source password
-	// (--source-password-command)".
+	// (--source-password-command)"; with OAuth2 the flag that gave it.
 	What string
+	// OAuth2, when set, logs in with tokens from a grant instead of a
+	// password: the server settings of `copy --source-oauth2` or
+	// `--dest-oauth2` (config.OAuth2Flag), whose provider, auth and oauth2
+	// table replace the URL's.
+	OAuth2 *config.Server
 }
 
 // side is how to connect to one server for one account.
@@ -45,10 +50,15 @@ type side struct {
 	auth          bearer.Method
 	// password gives the password or OAuth2 token of each new session.
 	password func(context.Context) (secret.Value, error)
-	caps     []connlimit.Cap
-	userKey  string // the connlimit key of this user on this server
-	log      *slog.Logger
-	trace    io.Writer
+	// tokenRejected, with an oauth2 grant, drops a token the server
+	// rejected from the cache, so that the login's one retry gets a fresh
+	// one; grant is that login.
+	tokenRejected func(secret.Value)
+	grant         *grant
+	caps          []connlimit.Cap
+	userKey       string // the connlimit key of this user on this server
+	log           *slog.Logger
+	trace         io.Writer
 }
 
 // sideSpec is what a side is made of.
@@ -92,6 +102,18 @@ func (s *Set) side(sp sideSpec) (*side, error) {
 	}
 	d.user, d.authzID = sp.srv.LoginUser(sp.ep.User)
 	switch {
+	case sp.srv.OAuth2 != nil:
+		// Tokens from a grant, cached and refreshed for every session.
+		what := sp.section
+		if sp.login.OAuth2 != nil && sp.login.What != "" {
+			what = sp.login.What
+		}
+		src, err := s.logins.source(sp.srv, sp.ep.User, sp.account, d.log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		d.password, d.tokenRejected = src.Token, src.Rejected
+		d.grant = &grant{src: src, name: sp.srv.OAuth2.Grant, provider: sp.srv.Provider}
 	case sp.srv.MasterUser != "":
 		d.password = s.masters.of(sp.srv, sp.section, s.log).get
 	case sp.ep.Auth.IsOAuth2() && !sp.login.Secret.IsZero():
@@ -173,7 +195,7 @@ func (d *side) claim(n int) connlimit.Claim { return connlimit.Claim{Caps: d.cap
 func (d *side) pop3(onClose func()) pop3src.Options {
 	return pop3src.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
-		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
+		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
 		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
 		Logger: d.log, Trace: d.trace, OnClose: onClose,
 	}
@@ -188,7 +210,7 @@ func (d *side) imapSource(f config.Folders, onClose func()) imapsrc.Options {
 	}
 	return imapsrc.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
-		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
+		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
 		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
 		Logger: d.log, Trace: d.trace, Include: include, Exclude: f.Exclude,
 		MaxAge: f.MaxAge, MinAge: f.MinAge, OnClose: onClose,
@@ -199,7 +221,7 @@ func (d *side) imapSource(f config.Folders, onClose func()) imapsrc.Options {
 func (d *side) imapDest(batchMessages int, batchBytes int64, onClose func()) imapdst.Options {
 	return imapdst.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
-		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
+		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
 		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
 		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
 		Logger: d.log, Trace: d.trace, OnClose: onClose,
@@ -211,7 +233,7 @@ func (d *side) imapDest(batchMessages int, batchBytes int64, onClose func()) ima
 func (d *side) reader() verify.IMAPOptions {
 	return verify.IMAPOptions{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
-		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
+		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
 		AllowPlaintext: d.allowPlaintext, Logger: d.log,
 	}
 }

@@ -28,11 +28,20 @@ func csvColumns() map[string]*schema {
 			cols[k] = v
 		}
 	}
-	for k, v := range schemaOf(reflect.TypeFor[fileSource]()).children {
-		cols[csvPrefix("source")+k] = v
-	}
-	for k, v := range schemaOf(reflect.TypeFor[fileDestSettings]()).children {
-		cols[csvPrefix("destination")+k] = v
+	for _, sec := range []struct {
+		section string
+		t       reflect.Type
+	}{{"source", reflect.TypeFor[fileSource]()}, {"destination", reflect.TypeFor[fileDestSettings]()}} {
+		for k, v := range schemaOf(sec.t).children {
+			if v.kind == kindTable {
+				// A table's keys are columns of their own: source_oauth2_grant.
+				for sub, sv := range v.children {
+					cols[csvPrefix(sec.section)+k+"_"+sub] = sv
+				}
+				continue
+			}
+			cols[csvPrefix(sec.section)+k] = v
+		}
 	}
 	return cols
 }
@@ -78,6 +87,19 @@ func overrideCells(v reflect.Value, prefix string, get func(string) string, pos 
 			continue
 		}
 		name := prefix + f.Tag.Get("toml")
+		if f.Type == reflect.TypeFor[*fileOAuth2]() {
+			// A table (oauth2): its keys are the columns name_key.
+			p := reflect.New(f.Type.Elem())
+			ok, err := overrideCells(p.Elem(), name+"_", get, pos)
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				v.Field(i).Set(p)
+				found = true
+			}
+			continue
+		}
 		cell := get(name)
 		if f.Type.Elem() != secretTextType {
 			cell = strings.TrimSpace(cell)

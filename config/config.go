@@ -145,6 +145,14 @@ type Server struct {
 	// MaxConnectionsPerUser caps each user's connections to the server
 	// across the run's accounts; 0: the provider's known limit, if any.
 	MaxConnectionsPerUser int
+	// Provider names the server family (package provider): "gmail",
+	// "microsoft365", or "" when the URL's host is none of theirs. Load
+	// sets it from the URL's host when the key is absent, and fills in the
+	// URL, auth and the OAuth2 endpoints and scopes it implies.
+	Provider string
+	// OAuth2, when set, logs in with an OAuth2 token obtained by a grant
+	// (the oauth2 table) instead of a password.
+	OAuth2 *OAuth2
 }
 
 // MasterLogin chooses how a master user logs in for an account.

@@ -71,6 +71,8 @@ type fileServer struct {
 	IdleTimeout           *Duration   `toml:"idle_timeout"`
 	MaxConnections        *int        `toml:"max_connections"`
 	MaxConnectionsPerUser *int        `toml:"max_connections_per_user"`
+	Provider              *string     `toml:"provider"`
+	OAuth2                *fileOAuth2 `toml:"oauth2"`
 }
 
 type fileSource struct {
@@ -257,6 +259,7 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 		c.Accounts = append(c.Accounts, accts...)
 	}
 	c.applyOverrides(dir)
+	c.applyProviders()
 	for i := range c.Accounts {
 		a := &c.Accounts[i]
 		// The sections' own insecure_skip_verify was warned about above.
@@ -424,6 +427,10 @@ func (f *fileServer) apply(s *Server, dir string) {
 	}
 	set(&s.MaxConnections, f.MaxConnections)
 	set(&s.MaxConnectionsPerUser, f.MaxConnectionsPerUser)
+	set(&s.Provider, f.Provider)
+	if f.OAuth2 != nil {
+		s.OAuth2 = f.OAuth2.merge(s.OAuth2, dir)
+	}
 }
 
 func (f *fileServer) hasMasterPassword() bool {
@@ -451,8 +458,12 @@ func (f *fileDestSettings) applyBatch(d *Destination) {
 // OAuth2 and password accounts.
 func (f *fileServer) override(base Server, dir string) Server {
 	s := base
-	if f.MasterUser == nil && f.Auth != nil && Auth(*f.Auth).IsOAuth2() {
+	if f.MasterUser == nil && (f.Auth != nil && Auth(*f.Auth).IsOAuth2() || f.OAuth2 != nil) {
 		s.MasterUser, s.MasterPassword = "", SecretSource{}
+	}
+	if f.Provider != nil && f.URL == nil {
+		// Another server family: its own servers, not the section's.
+		s.URL = ""
 	}
 	if f.MasterUser != nil && *f.MasterUser == "" && !f.hasMasterPassword() {
 		s.MasterPassword = SecretSource{}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/oauthtoken"
+	"github.com/mailferry/mailferry/provider"
 )
 
 // Validate checks c without touching the network or resolving any secret:
@@ -141,12 +143,13 @@ func (c *Config) Validate() error {
 // or "source.auth", at the account's row or key).
 type serverKeys struct {
 	section string // "source" or "destination"
+	sep     string // between a table and its keys: "." in TOML, "_" in CSV columns
 	name    func(key string) string
 	at      func(key string) position
 }
 
 func (c *Config) sectionKeys(section string) serverKeys {
-	return serverKeys{section: section,
+	return serverKeys{section: section, sep: ".",
 		name: func(k string) string { return section + "." + k },
 		at: func(k string) position {
 			if k == "" {
@@ -157,7 +160,11 @@ func (c *Config) sectionKeys(section string) serverKeys {
 }
 
 func accountKeys(a *Account, section string) serverKeys {
-	return serverKeys{section: section,
+	sep := "."
+	if a.csv {
+		sep = "_"
+	}
+	return serverKeys{section: section, sep: sep,
 		name: func(k string) string { return a.keyName(section, k) },
 		at: func(k string) position {
 			if k == "" {
@@ -174,7 +181,11 @@ func (c *Config) validateServer(errs *errList, section string, s *Server) (Endpo
 func validateServer(errs *errList, k serverKeys, s *Server) (Endpoint, bool) {
 	key := k.name("url")
 	if s.URL == "" {
-		errs.add(k.at(""), key, "%s is missing", key)
+		if s.Provider != "" && provider.Lookup(s.Provider) == nil {
+			errs.add(k.at("provider"), k.name("provider"), "%s must be %s, got %q", k.name("provider"), provider.Names(), s.Provider)
+		} else {
+			errs.add(k.at(""), key, "%s is missing (or set %s = %s)", key, k.name("provider"), provider.Names())
+		}
 		return Endpoint{}, false
 	}
 	ok := true
@@ -228,6 +239,12 @@ func validateServer(errs *errList, k serverKeys, s *Server) (Endpoint, bool) {
 	if err := s.MasterPassword.conflict(k.name("master_password")); err != nil {
 		second := s.MasterPassword.set("master_password")[1]
 		errs.add(k.at(second), k.name("master_password"), "%v", err)
+	}
+	if s.Provider != "" && provider.Lookup(s.Provider) == nil {
+		errs.add(k.at("provider"), k.name("provider"), "%s must be %s, got %q", k.name("provider"), provider.Names(), s.Provider)
+	}
+	if s.OAuth2 != nil {
+		validateOAuth2(errs, k, s)
 	}
 	if s.IdleTimeout < 0 {
 		errs.add(k.at("idle_timeout"), k.name("idle_timeout"), "%s must not be negative", k.name("idle_timeout"))
@@ -346,15 +363,25 @@ func (c *Config) validateAccounts(errs *errList) {
 			}
 		}
 		for _, sp := range []struct {
-			prefix, master string
-			src            SecretSource
+			prefix, master, section string
+			src                     SecretSource
+			oauth2                  *OAuth2
 		}{
-			{"source_password", c.SourceFor(a).MasterUser, a.SourcePassword},
-			{"dest_password", c.DestinationFor(a).MasterUser, a.DestPassword},
+			{"source_password", c.SourceFor(a).MasterUser, "source", a.SourcePassword, c.SourceFor(a).OAuth2},
+			{"dest_password", c.DestinationFor(a).MasterUser, "destination", a.DestPassword, c.DestinationFor(a).OAuth2},
 		} {
 			if err := sp.src.conflict(sp.prefix); err != nil {
 				errs.add(a.at(sp.src.set(sp.prefix)[1]), "account."+sp.prefix, "account %q: %v", label, err)
-			} else if sp.src.IsZero() && sp.master == "" {
+			} else if sp.oauth2 != nil && !sp.src.IsZero() {
+				errs.add(a.at(sp.src.set(sp.prefix)[0]), "account."+sp.prefix,
+					"account %q: %s and the %s's oauth2 login exclude each other: the token comes from the oauth2 grant", label, sp.src.set(sp.prefix)[0], sp.section)
+			} else if o := sp.oauth2; o != nil && o.TokenFile == "" && (o.Grant == oauthtoken.Device || o.Grant == oauthtoken.RefreshToken) {
+				key := sp.section + ".oauth2.token_file"
+				if a.csv {
+					key = csvPrefix(sp.section) + "oauth2_token_file"
+				}
+				errs.add(a.pos, key, "account %q: grant %q needs %s (in [%s] oauth2, e.g. \"tokens/{user}.token\", or for this account)", label, o.Grant, key, sp.section)
+			} else if sp.src.IsZero() && sp.master == "" && sp.oauth2 == nil {
 				errs.add(a.pos, "account."+sp.prefix, "account %q: no %s (set %s_env, %s_file, %s_command or %s)",
 					label, strings.ReplaceAll(sp.prefix, "_", " "), sp.prefix, sp.prefix, sp.prefix, sp.prefix)
 			}

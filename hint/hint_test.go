@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/account"
+	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/oauthtoken"
 	"github.com/mailferry/mailferry/pop3src"
 )
 
@@ -52,6 +56,26 @@ func TestFor(t *testing.T) {
 		// Every IMAP connection's refused login, the IMAP source's included.
 		{"wrong IMAP password", fmt.Errorf("connecting to the source: %w", &imapconn.LoginError{Command: "LOGIN", User: "alice", Status: "NO", Code: "AUTHENTICATIONFAILED"}),
 			ClassLogin, []string{"password"}},
+		// A token the endpoint issued, refused by the mail server: the
+		// provider's mail-side settings (docs/microsoft-365.md, steps 4-6;
+		// docs/google-workspace.md), never the password advice.
+		{"microsoft365 app-only token refused over IMAP", refusedToken("microsoft365", oauthtoken.ClientCredentials, config.IMAP),
+			ClassToken, []string{"New-ServicePrincipal", "Add-MailboxPermission", "FullAccess", "Set-CASMailbox", "-ImapEnabled $true"}},
+		{"microsoft365 app-only token refused over POP3", refusedToken("microsoft365", oauthtoken.ClientCredentials, config.POP3),
+			ClassToken, []string{"New-ServicePrincipal", "-PopEnabled $true"}},
+		{"microsoft365 user token refused", refusedToken("microsoft365", oauthtoken.RefreshToken, config.IMAP),
+			ClassToken, []string{"-ImapEnabled $true", "IMAP.AccessAsUser.All"}},
+		{"gmail delegated token refused", refusedToken("gmail", oauthtoken.ServiceAccount, config.IMAP),
+			ClassToken, []string{"delegation is in place", "POP and IMAP access"}},
+		{"token of an unknown provider refused", refusedToken("", oauthtoken.RefreshToken, config.IMAP),
+			ClassToken, []string{"the token endpoint issued the token", "audience"}},
+		// The refusal as an error challenge: the provider's hint wins over
+		// the one for a rejected token, which asks for a fresh token (the
+		// grant got one, and it was rejected too).
+		{"microsoft365 token rejected by an error challenge", rejectedGrantToken("microsoft365", oauthtoken.ClientCredentials),
+			ClassToken, []string{"New-ServicePrincipal", "-ImapEnabled $true"}},
+		{"token of an unknown provider rejected by an error challenge", rejectedGrantToken("", oauthtoken.Device),
+			ClassToken, []string{"the token endpoint issued the token"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,4 +99,27 @@ func TestFor(t *testing.T) {
 	if got := For(busy); strings.Contains(got.Fix, "password") || got.Class == ClassLogin {
 		t.Errorf("For(%v) = %+v: a throttled login is no wrong password", busy, got)
 	}
+	if got := For(refusedToken("microsoft365", oauthtoken.ClientCredentials, config.IMAP)).Fix; strings.Contains(got, "password") {
+		t.Errorf("a refused token's hint speaks of passwords: %q", got)
+	}
+	// The generic rejected-token hint would send the user to the password
+	// file or command for a fresh token: the grant fetched one already.
+	if got := For(rejectedGrantToken("microsoft365", oauthtoken.ClientCredentials)).Fix; strings.Contains(got, "password") {
+		t.Errorf("a grant's rejected token's hint speaks of passwords: %q", got)
+	}
+}
+
+// refusedToken is the error of a login the server refused with a token of
+// the grant, as package account returns it.
+func refusedToken(provider string, grant oauthtoken.Grant, proto config.Protocol) error {
+	return fmt.Errorf("opening the destination: %w", &account.TokenRefusedError{Provider: provider, Grant: grant, Protocol: proto,
+		Err: &imapconn.LoginError{Command: "AUTHENTICATE", User: "alice@contoso.com", Status: "NO", Text: "AUTHENTICATE failed."}})
+}
+
+// rejectedGrantToken is the error of an IMAP login whose token of the
+// grant the server answered with an error challenge, a fresh one too.
+func rejectedGrantToken(provider string, grant oauthtoken.Grant) error {
+	return fmt.Errorf("opening the destination: %w", &account.TokenRefusedError{Provider: provider, Grant: grant, Protocol: config.IMAP,
+		Err: &bearer.RejectedError{Command: "AUTHENTICATE", Mechanism: "XOAUTH2", User: "alice@contoso.com", Status: "401",
+			Reply: &imapconn.LoginError{Command: "AUTHENTICATE", User: "alice@contoso.com", Status: "NO", Text: "AUTHENTICATE failed."}}})
 }

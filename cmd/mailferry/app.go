@@ -101,6 +101,8 @@ func run(ctx context.Context, args []string, e *env) int {
 		code, err = runVerify(ctx, rest, e)
 	case "plan":
 		code, err = runPlan(ctx, rest, e)
+	case "login":
+		code, err = runLogin(ctx, rest, e)
 	case "version", "--version":
 		code, err = runVersion(rest, e)
 	case "completion":
@@ -108,7 +110,7 @@ func run(ctx context.Context, args []string, e *env) int {
 	case "help", "-h", "--help":
 		code, err = runHelpCmd(ctx, rest, e)
 	default:
-		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, report, config check, version, completion, help)", cmd)
+		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, report, login, config check, version, completion, help)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)

@@ -25,6 +25,7 @@ USAGE
   mailferry status [-c FILE | --state FILE] what the checkpoint knows
                                         (--serve: as a web page)
   mailferry report -c FILE [--format csv|json] one row per message
+  mailferry login -c migrate.toml       sign in once for device-grant accounts
   mailferry config check -c FILE        validate a config file, connect to nothing
   mailferry version                     version, commit, Go version, build date
   mailferry completion bash|zsh|fish    a shell completion script
@@ -71,6 +72,17 @@ PASSWORDS
   MAILFERRY_DEST_PASSWORD, --source-password-file/--dest-password-file (first
   line), --source-password-command/--dest-password-command (first line of its
   output), or a prompt when stdin is a terminal.
+
+OAUTH2 GRANTS
+  --source-oauth2 KEY=VALUE,... and --dest-oauth2 KEY=VALUE,... log a side in
+  with OAuth2 tokens that mailferry obtains itself, with the keys of a
+  config's oauth2 table (no password is asked for then):
+    --dest-oauth2 grant=service-account,key_file=sa.json
+    --source-oauth2 grant=client-credentials,tenant=TENANT,client_id=ID,client_secret_env=VAR
+    --source-oauth2 grant=refresh-token,token_url=URL,client_id=ID,token_file=FILE
+  For imap.gmail.com and outlook.office365.com the token endpoints and scopes
+  are filled in. Tokens are cached, refreshed before they expire, and fetched
+  anew when a server rejects one. See docs/oauth2.md.
 
 WHAT HAPPENS
   Every message of SOURCE not yet recorded in the checkpoint is fetched,
@@ -307,6 +319,7 @@ func commands() []command {
 		{"verify", verifyHelp, []string{"verify"}},
 		{"status", statusHelp, []string{"status"}},
 		{"report", reportHelp, []string{"report"}},
+		{"login", loginHelp, []string{"login"}},
 		{"config check", configHelp, []string{"config", "check"}},
 		{"version", versionHelp, []string{"version"}},
 		{"completion", completionHelp, []string{"completion"}},

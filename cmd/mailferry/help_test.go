@@ -27,6 +27,7 @@ func TestHelpGolden(t *testing.T) {
 		{"verify", []string{"verify", "--help"}},
 		{"plan", []string{"plan", "--help"}},
 		{"report", []string{"report", "--help"}},
+		{"login", []string{"login", "--help"}},
 		{"version", []string{"version", "--help"}},
 		{"completion", []string{"completion", "--help"}},
 	}
