@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/internal/connlimit"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
@@ -105,6 +107,7 @@ type Account struct {
 	src, dst   *side
 	set        *Set
 	sourceIMAP bool
+	notes      *notes
 }
 
 // spec is what an account is made of, from a config or from URLs.
@@ -151,6 +154,10 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 	if a.dst, err = s.side(sp.dst); err != nil {
 		return nil, err
 	}
+	a.notes = &notes{}
+	a.src.quirks = imapconn.NewQuirks(a.src.log.With("server", a.src.ep.Addr()), func(n string) { a.notes.add("source: " + n) })
+	a.dst.quirks = imapconn.NewQuirks(a.dst.log.With("server", a.dst.ep.Addr()), func(n string) { a.notes.add("destination: " + n) })
+	a.dst.shared = imapdst.NewShared(a.dst.quirks)
 	tr, err := s.trafficOf(a.Options.Account, sp.limits, sp.src.ep, sp.dst.ep)
 	if err != nil {
 		return nil, err

@@ -327,7 +327,7 @@ func (a *Appender) simple(name, mailbox string) (*command, error) {
 // Capabilities reports what the server offers for appending.
 func (a *Appender) Capabilities() pipeline.Capabilities {
 	return pipeline.Capabilities{
-		MultiAppend: a.caps["MULTIAPPEND"],
+		MultiAppend: a.multiAppend(),
 		LiteralPlus: a.caps["LITERAL+"],
 		UIDPlus:     a.caps["UIDPLUS"],
 		AppendLimit: a.caps.appendLimit(),

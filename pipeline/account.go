@@ -136,6 +136,7 @@ type item struct {
 	mailbox    string // destination mailbox
 	body       *spool.Message
 	skipReason string // non-empty: do not send, record as skipped
+	failReason string // non-empty: the source would not serve it; record as failed
 	entry      Entry
 	out        OutgoingMessage
 	dateSource string
@@ -438,6 +439,14 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests Fold
 			a.run.gone[m.Key] = true
 			a.mu.Unlock()
 			continue
+		}
+		if err != nil && ClassOf(err) == ClassPerMessage && ctx.Err() == nil {
+			// The source will not serve this message (it refused it,
+			// after its own retries): it fails on its own, with the
+			// reason, and the next run tries it again; the messages
+			// after it go on.
+			it = &item{msg: m, failReason: err.Error(), entry: Entry{Account: a.opts.Account, Key: m.Key, Size: m.Size}}
+			err = nil
 		}
 		if err != nil {
 			return err

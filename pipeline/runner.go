@@ -27,6 +27,10 @@ type Job struct {
 	// with the other accounts): it fails at once instead, and the copy goes
 	// on with fewer sessions. Nil: OpenDestination.
 	OpenExtraDestination func(ctx context.Context) (Destination, error)
+	// Notes, when set, returns what the account's sessions found worth
+	// telling the user (optional features a server refused, folders that
+	// went to a safe name); the command puts them in Stats.Notes.
+	Notes func() []string
 }
 
 // Runner runs jobs against one ledger, retrying transient failures.

@@ -90,6 +90,11 @@ type Stats struct {
 	ErrorClass string `json:"error_class,omitempty"`
 	// Hint says what the user can do about Error; the command fills it in.
 	Hint string `json:"hint,omitempty"`
+	// Notes are what the run found worth telling besides the counts:
+	// optional features a server refused and what the copy does without
+	// them, folders that went to a safe name (Job.Notes; the command fills
+	// them in).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // setPaused records that the account ended this run paused by p.

@@ -101,6 +101,7 @@ type Source struct {
 	// plan[pos] is the Fetch expected next; the RETRs for plan[pos:sent]
 	// are in flight, their replies unread.
 	pipelining    bool // the post-login CAPA lists PIPELINING
+	utf8Mode      bool // UTF8 sent (RFC 6856): messages are served as stored
 	maxAhead      int  // 0: prefetching off
 	maxAheadBytes int64
 	plan          []planned
@@ -172,6 +173,9 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 	if err != nil && !errors.As(err, &re) {
 		return err
 	}
+	if err := s.utf8(ctx, caps); err != nil {
+		return err
+	}
 	switch opts.Auth {
 	case AuthDefault, AuthPlain:
 	case AuthXOAuth2, AuthOAuthBearer:
@@ -193,7 +197,18 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 	if usePlain {
 		return s.c.AuthPlain(ctx, opts.AuthzID, opts.User, opts.Password)
 	}
-	return s.c.Login(ctx, opts.User, opts.Password)
+	// APOP (RFC 1939 §7) where the server offers it and not USER: in its
+	// CAPA, or by refusing USER (servers without CAPA).
+	if caps != nil && !caps.Has("USER") && s.c.OffersAPOP() {
+		s.log.Info("the server offers APOP, not USER: logging in with APOP")
+		return s.c.Apop(ctx, opts.User, opts.Password)
+	}
+	err = s.c.Login(ctx, opts.User, opts.Password)
+	if errors.As(err, &re) && commandName(re.Command) == "USER" && s.c.OffersAPOP() {
+		s.log.Info("the server refused USER; logging in with APOP", "reply", re.reply())
+		return s.c.Apop(ctx, opts.User, opts.Password)
+	}
+	return err
 }
 
 // hasUIDL decides whether to use UIDL: the post-login CAPA (RFC 2449 §5:
@@ -202,6 +217,9 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 func (s *Source) hasUIDL(ctx context.Context) ([]UIDInfo, bool, error) {
 	caps, err := s.c.Capa(ctx)
 	s.pipelining = err == nil && caps.Has("PIPELINING")
+	if uerr := s.utf8(ctx, caps); uerr != nil {
+		return nil, false, uerr
+	}
 	var re *ResponseError
 	switch {
 	case err == nil && !caps.Has("UIDL"):
@@ -244,7 +262,7 @@ func (s *Source) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
 		for i, m := range sizes {
 			nums[i] = m.Number
 		}
-		err = s.keysFromDigest(ctx, nums, "", keys)
+		err = s.keysFromDigest(ctx, nums, "", sizesByNumber(sizes), keys)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
@@ -290,7 +308,7 @@ func (s *Source) keysFromUIDL(ctx context.Context, sizes []MessageInfo, uids []U
 	for _, uid := range uidsSorted {
 		nums := dups[uid]
 		s.log.Warn("server reports the same UIDL for several messages: keying them by UIDL and content digest", "uidl", uid, "messages", len(nums))
-		if err := s.keysFromDigest(ctx, nums, uid+"#", keys); err != nil {
+		if err := s.keysFromDigest(ctx, nums, uid+"#", sizesByNumber(sizes), keys); err != nil {
 			return err
 		}
 	}
@@ -301,17 +319,26 @@ func (s *Source) keysFromUIDL(ctx context.Context, sizes []MessageInfo, uids []U
 // prefix+"sha256:<hex>", adding "#2", "#3"... to identical ones in order.
 // A suffixed key that collides with a key already taken is skipped past, so
 // keys stay unique.
-func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, keys map[int]string) error {
+func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, sizes map[int]int64, keys map[int]string) error {
 	taken := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		taken[k] = true
 	}
 	for _, n := range nums {
 		h := sha256.New()
-		if _, err := s.c.Retr(ctx, n, h); err != nil {
+		base := ""
+		if _, err := s.c.Retr(ctx, n, h); isRefusal(err) {
+			// A message the server will not serve has no content to key
+			// it by: its announced size stands in, so that it is listed,
+			// fails on its own (Fetch) and is tried again by the next
+			// run, and the messages after it are copied.
+			s.log.Warn("the server refused to serve a message; keying it by its size", "message", n, "error", err)
+			base = prefix + "unreadable:" + strconv.FormatInt(sizes[n], 10)
+		} else if err != nil {
 			return fmt.Errorf("digesting message %d: %w", n, err)
+		} else {
+			base = prefix + "sha256:" + hex.EncodeToString(h.Sum(nil))
 		}
-		base := prefix + "sha256:" + hex.EncodeToString(h.Sum(nil))
 		key := base
 		for i := 2; taken[key]; i++ {
 			key = base + "#" + strconv.Itoa(i)
@@ -348,6 +375,9 @@ func (s *Source) Fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Wri
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	written, err := s.fetch(ctx, msg, w)
+	if err != nil {
+		written, err = s.refusedRetr(ctx, msg, w, written, err)
+	}
 	if err != nil {
 		return written, fmt.Errorf("fetching %q from %s at %s: %w", msg.Key, s.user, s.server, err)
 	}

@@ -137,6 +137,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 			defer wg.Done()
 			for i := range next {
 				st, err := runner.RunAccount(ctx, jobs[i])
+				if jobs[i].Notes != nil {
+					st.Notes = jobs[i].Notes()
+				}
 				if err != nil && ctx.Err() == nil {
 					x.log.Error("account failed", "account", st.Account, "error", err)
 				}

@@ -174,6 +174,9 @@ func (r *report) writeText(w io.Writer) {
 				fmt.Fprintf(w, "  hint: %s\n", s.Hint)
 			}
 		}
+		for _, n := range s.Notes {
+			fmt.Fprintf(w, "  note: %s\n", n)
+		}
 		for _, sk := range s.Skips {
 			fmt.Fprintf(w, "  skipped %s: %s\n", sk.Key, sk.Reason)
 		}

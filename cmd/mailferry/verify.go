@@ -343,8 +343,12 @@ func writeVerifyText(w io.Writer, va verifyAccount, all bool) {
 		fmt.Fprintf(w, " (+%d moved and deleted at the source)", s.LedgerOnly)
 	}
 	fmt.Fprintf(w, ", %d on the destination, compared by %s:\n", s.DestMessage, how)
-	fmt.Fprintf(w, "  %d match, %d missing (-), %d differ (*), %d flags differ (!), %d dates differ (~), %d extra on the destination (+)\n",
+	fmt.Fprintf(w, "  %d match, %d missing (-), %d differ (*), %d flags differ (!), %d dates differ (~), %d extra on the destination (+)",
 		s.Matched, s.Missing, s.Differs, s.FlagsDiffer, s.DateDiffers, s.Extra)
+	if s.Changed > 0 {
+		fmt.Fprintf(w, ", %d changed as the server documents it (%%)", s.Changed)
+	}
+	fmt.Fprintln(w)
 	if va.OK {
 		fmt.Fprintln(w, "  OK: every source message is on the destination")
 	} else {
@@ -364,6 +368,10 @@ Prints one line per difference, then a summary per account:
   ! KEY    flags differ
   ~ KEY    internal date differs
   + MAILBOX/;UID=N   on the destination, from no source message (information only)
+  % KEY    on the destination, changed as its server documents it: header
+           fields of mbox storage, 8-bit header bytes replaced, line ends,
+           or a source that serves other bytes on each read (not a failure;
+           docs/servers.md)
   = KEY    matches (only with --all)
 A KEY is the source's UIDL (POP3) or MAILBOX;UIDVALIDITY=V;UID=U (IMAP).
 
@@ -415,7 +423,8 @@ FLAGS
   -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
 
 EXIT STATUS
-  0    every source message is on the destination, identical
+  0    every source message is on the destination, identical or changed
+       as its server documents it
   1    a server or the checkpoint could not be read
   2    bad command line or configuration
   3    differences found (missing, differing, flags or dates)
