@@ -122,6 +122,7 @@ func TestFixedValuesAreAccepted(t *testing.T) {
 		"plan":   {"plan", "pop3s://u@127.0.0.1:1", "imaps://u@127.0.0.1:1", "--state", filepath.Join(dir, "s.db")},
 		"verify": {"verify", "pop3s://u@127.0.0.1:1", "imaps://u@127.0.0.1:1", "--state", filepath.Join(dir, "s.db")},
 		"status": {"status", "--state", filepath.Join(dir, "none.db")},
+		"report": {"report", "--state", filepath.Join(dir, "none.db")},
 		"login":  {"login", "-c", filepath.Join(dir, "missing.toml")},
 	}
 	seen := map[string]bool{}
