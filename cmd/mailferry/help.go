@@ -7,7 +7,9 @@ import (
 )
 
 const exitStatusHelp = `EXIT STATUS
-  0    everything was moved, or there was nothing to do
+  0    everything was moved, or there was nothing to do (accounts paused on
+       purpose, by an admin, a daily quota or a timetable, are listed in the
+       summary and do not change the status)
   1    a fatal error: wrong password, server unreachable, checkpoint unwritable
   2    bad command line or configuration; nothing was touched
   3    partial: some messages or accounts could not be moved (the report says
