@@ -21,8 +21,8 @@ type Options struct {
 	// across runs for resuming to work.
 	Account string
 	// Name is how people know the account (the config's account name, or
-	// the URLs as given): Stats.Account and the Progress events carry it.
-	// Default Account.
+	// the URLs as given): Stats.Account carries it (the Progress events
+	// carry Account, the key). Default Account.
 	Name string
 	// Mailbox is the destination mailbox for sources without folders (POP3).
 	Mailbox    string
@@ -256,7 +256,7 @@ func (a *attempt) do(ctx context.Context) error {
 			}
 		}
 	}
-	a.prog.AccountStarted(a.opts.Name, len(todo), todoBytes)
+	a.prog.AccountStarted(a.opts.Account, len(todo), todoBytes)
 	a.log.Info("account listed", "account", a.opts.Account, "listed", len(msgs),
 		"to_copy", len(todo), "already_done", len(done))
 

@@ -466,7 +466,7 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 			a.run.copied[e.Key] = true
 			a.doneMsgs = append(a.doneMsgs, it.msg)
 			if _, ok := rematched[e.Key]; ok {
-				a.prog.MessageDone(a.opts.Name, OutcomeFound, e.Size)
+				a.prog.MessageDone(a.opts.Account, OutcomeFound, e.Size)
 				break
 			}
 			st.Copied++
@@ -476,12 +476,12 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 				st.Normalised++
 				st.LineEndsFixed += n
 			}
-			a.prog.MessageDone(a.opts.Name, OutcomeCopied, e.Size)
+			a.prog.MessageDone(a.opts.Account, OutcomeCopied, e.Size)
 		case StateSkipped:
 			st.skip(e.Key, e.Reason)
 			a.run.skipped[e.Key] = true
 			a.log.Warn("message skipped", "account", a.opts.Account, "key", e.Key, "reason", e.Reason)
-			a.prog.MessageDone(a.opts.Name, OutcomeSkipped, e.Size)
+			a.prog.MessageDone(a.opts.Account, OutcomeSkipped, e.Size)
 		case StateFailed:
 			st.Failures = append(st.Failures, Skip{Key: e.Key, Reason: e.Reason})
 			who := "destination"
@@ -490,7 +490,7 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 			}
 			a.log.Warn("message refused by the "+who+"; the next run tries it again",
 				"account", a.opts.Account, "key", e.Key, "reason", e.Reason)
-			a.prog.MessageDone(a.opts.Name, OutcomeSkipped, e.Size)
+			a.prog.MessageDone(a.opts.Account, OutcomeSkipped, e.Size)
 		}
 		// The error budget: a destination that refuses message after
 		// message (a broken mailbox, a policy) stops the account early.

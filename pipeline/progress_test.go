@@ -19,9 +19,10 @@ func (p *namesProgress) add(a string) {
 func (p *namesProgress) AccountStarted(a string, _ int, _ int64)  { p.add(a) }
 func (p *namesProgress) MessageDone(a string, _ Outcome, _ int64) { p.add(a) }
 func (p *namesProgress) AccountFinished(a string, _ *Stats)       { p.add(a) }
+func (p *namesProgress) AccountPaused(string, *PausedError)       {}
 
-// TestNameForPeople: the progress events and Stats.Account carry the
-// account's name; Stats.LedgerKey its ledger key.
+// TestNameForPeople: Stats.Account carries the account's name,
+// Stats.LedgerKey and the progress events its ledger key.
 func TestNameForPeople(t *testing.T) {
 	h := newHarness(genMessages(3))
 	h.opts.Account, h.opts.Name = "pop3://alice@old:110 -> imap://alice@new:143/INBOX", "alice"
@@ -31,8 +32,8 @@ func TestNameForPeople(t *testing.T) {
 	if st.Account != "alice" || st.LedgerKey != h.opts.Account || st.Copied != 3 {
 		t.Errorf("stats account %q, ledger key %q, copied %d; want alice, the key, 3", st.Account, st.LedgerKey, st.Copied)
 	}
-	if len(prog.names) != 1 || prog.names["alice"] != 5 {
-		t.Errorf("progress events by account: %v, want 5 for alice (started, 3 messages, finished)", prog.names)
+	if len(prog.names) != 1 || prog.names[h.opts.Account] != 5 {
+		t.Errorf("progress events by account: %v, want 5 for the key (started, 3 messages, finished)", prog.names)
 	}
 	if n := h.ledger.states(h.opts.Account)[StateDone]; n != 3 {
 		t.Errorf("the ledger has %d done entries under the key, want 3", n)

@@ -117,7 +117,7 @@ func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending 
 		}
 		for _, e := range found {
 			a.run.copied[e.Key] = true
-			a.prog.MessageDone(a.opts.Name, OutcomeFound, e.Size)
+			a.prog.MessageDone(a.opts.Account, OutcomeFound, e.Size)
 		}
 	}
 	if len(missing) > 0 {

@@ -29,6 +29,29 @@ type progressView struct {
 	started  time.Time
 	stopTick func()
 	rows     int // account lines under the bar
+	// names maps the ledger keys the engine's events carry to the names
+	// people know the accounts by (pipeline.Options.Name).
+	names map[string]string
+}
+
+// setNames makes the lines and rows show the jobs' names.
+func (p *progressView) setNames(jobs []pipeline.Job) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.names = map[string]string{}
+	for _, j := range jobs {
+		if j.Options.Name != "" {
+			p.names[j.Options.Account] = j.Options.Name
+		}
+	}
+}
+
+// display is the name of the account whose key the engine gave.
+func (p *progressView) display(key string) string {
+	if n, ok := p.names[key]; ok {
+		return n
+	}
+	return key
 }
 
 type accountProgress struct {
@@ -110,7 +133,7 @@ func (p *progressView) tickRows(ctx context.Context, every time.Duration) {
 				break
 			}
 			a := p.active[n]
-			lines = append(lines, fmt.Sprintf("  %s  %d/%d messages, %.1f MB", n, a.done, a.toCopy, float64(a.bytes)/1e6))
+			lines = append(lines, fmt.Sprintf("  %s  %d/%d messages, %.1f MB", p.display(n), a.done, a.toCopy, float64(a.bytes)/1e6))
 		}
 		for len(lines) < p.rows {
 			lines = append(lines, "")
@@ -135,7 +158,7 @@ func (p *progressView) logLine() {
 	}
 	secs := time.Since(p.started).Seconds()
 	for name, a := range p.active {
-		p.log.Info("progress", "account", name, "copied", a.done, "of", a.toCopy,
+		p.log.Info("progress", "account", p.display(name), "copied", a.done, "of", a.toCopy,
 			"mb", fmt.Sprintf("%.1f", float64(a.bytes)/1e6))
 	}
 	if secs > 0 {
@@ -178,6 +201,10 @@ func (p *progressView) MessageDone(account string, _ pipeline.Outcome, bytes int
 		_ = p.bar.Add(1)
 	}
 }
+
+// AccountPaused: the log says it (the runner's "account paused" line, which
+// the bar carries); the account keeps its row and counts until it goes on.
+func (p *progressView) AccountPaused(string, *pipeline.PausedError) {}
 
 func (p *progressView) AccountFinished(account string, _ *pipeline.Stats) {
 	p.mu.Lock()

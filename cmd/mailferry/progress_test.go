@@ -82,3 +82,18 @@ func TestProgressLinesQuietWhileConnecting(t *testing.T) {
 		t.Errorf("progress lines before anything was listed:\n%s", s)
 	}
 }
+
+// TestProgressLinesShowNames: the engine's events carry ledger keys; the
+// lines show the names people know the accounts by.
+func TestProgressLinesShowNames(t *testing.T) {
+	var logs syncBuffer
+	p := newProgressView("lines", &logs, slog.New(slog.NewTextHandler(&logs, nil)), 20*time.Millisecond, 0)
+	p.setNames([]pipeline.Job{{Options: pipeline.Options{Account: "pop3://alice@old:995 -> imap://alice@new:993/INBOX", Name: "alice"}}})
+	p.AccountStarted("pop3://alice@old:995 -> imap://alice@new:993/INBOX", 10, 0)
+	p.MessageDone("pop3://alice@old:995 -> imap://alice@new:993/INBOX", pipeline.OutcomeCopied, 1000)
+	waitFor(t, &logs, "msg=progress account=alice")
+	p.close()
+	if s := logs.String(); !strings.Contains(s, "msg=progress account=alice copied=1 of=10") || strings.Contains(s, "imap://") {
+		t.Errorf("progress lines:\n%s", s)
+	}
+}

@@ -38,8 +38,9 @@ type totals struct {
 	AccountsFailed int `json:"accounts_failed"`
 	// AccountsNotStarted are the accounts an interrupt kept from starting.
 	AccountsNotStarted int `json:"accounts_not_started,omitempty"`
-	// AccountsPaused are accounts stopped by a daily quota until a later
-	// time (no failure); Waiting their messages left for then.
+	// AccountsPaused are the accounts that ended the run paused, which is
+	// no failure: by an operator (not started), or by a daily quota until
+	// a later time; Waiting the messages a quota's pause left for then.
 	AccountsPaused int `json:"accounts_paused,omitempty"`
 	Waiting        int `json:"waiting,omitempty"`
 	Listed         int `json:"listed"`
@@ -72,7 +73,7 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		if s.Error != "" && !interruptedStats(s) {
 			t.AccountsFailed++
 		}
-		if s.PausedUntil != nil {
+		if s.Paused {
 			t.AccountsPaused++
 		}
 		t.Waiting += s.Waiting
@@ -120,6 +121,8 @@ func exitCodeFor(command string, stats []*pipeline.Stats, interrupted bool) int 
 		if s.ErrorClass == classConfig {
 			usage++
 		}
+		// A paused account (an operator's pause, a daily quota) is no
+		// failure: the summary says it, the exit status is the others'.
 		if s.Skipped > 0 || s.Failed > 0 {
 			partial = true
 		}
@@ -186,9 +189,12 @@ func (r *report) writeText(w io.Writer, width int) {
 		if s.Locked {
 			fmt.Fprintf(w, "%sskipped: another run is working on this account (--on-locked skip)\n", prefix)
 		}
-		if s.PausedUntil != nil {
+		switch {
+		case s.Paused && s.PausedUntil != nil:
 			fmt.Fprintf(w, "%spaused until %s: %s; %s waiting for it\n", prefix,
 				s.PausedUntil.Local().Format("2006-01-02 15:04 MST"), s.PausedReason, plural(s.Waiting, "message"))
+		case s.Paused:
+			fmt.Fprintf(w, "%spaused: %s\n", prefix, s.PausedReason)
 		}
 		if s.Error != "" && !interruptedStats(s) {
 			fmt.Fprintf(w, "%serror (%s): %s\n", prefix, s.ErrorClass, s.Error)
@@ -197,7 +203,7 @@ func (r *report) writeText(w io.Writer, width int) {
 			}
 		}
 		for _, n := range s.Notes {
-			fmt.Fprintf(w, "  note: %s\n", n)
+			fmt.Fprintf(w, "%snote: %s\n", prefix, n)
 		}
 		for _, sk := range s.Skips {
 			fmt.Fprintf(w, "%sskipped %s: %s\n", prefix, sk.Key, sk.Reason)
@@ -242,7 +248,10 @@ func (r *report) writeText(w io.Writer, width int) {
 		fmt.Fprintf(w, ", %d gone from the source since listed", t.Gone)
 	}
 	if t.AccountsPaused > 0 {
-		fmt.Fprintf(w, ", %d waiting in %d accounts paused until their next quota day", t.Waiting, t.AccountsPaused)
+		fmt.Fprintf(w, ", %s paused", plural(t.AccountsPaused, "account"))
+		if t.Waiting > 0 {
+			fmt.Fprintf(w, " (%s waiting for them)", plural(t.Waiting, "message"))
+		}
 	}
 	fmt.Fprintln(w)
 	if len(t.DateSources) > 0 {
@@ -302,7 +311,7 @@ func result(s *pipeline.Stats) string {
 		return "interrupted"
 	case s.Error != "":
 		return s.ErrorClass
-	case s.PausedUntil != nil:
+	case s.Paused:
 		return "paused"
 	case s.Skipped > 0 || s.Failed > 0:
 		return "partial"
@@ -310,6 +319,8 @@ func result(s *pipeline.Stats) string {
 	return "ok"
 }
 
+// anyLocked reports whether an account was left alone because another
+// run held it: then "nothing to do" would not be true.
 func anyLocked(stats []*pipeline.Stats) bool {
 	for _, s := range stats {
 		if s.Locked {

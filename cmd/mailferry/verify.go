@@ -15,6 +15,7 @@ import (
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/hint"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/verify"
 )
@@ -167,7 +168,7 @@ type verifyAccount struct {
 	// ErrorClass is "config" when Error is a folder the command line or
 	// the config names that is not there (exit status 2).
 	ErrorClass string `json:"error_class,omitempty"`
-	// Hint says what the user can do about Error (hintFor), as copy's
+	// Hint says what the user can do about Error (hint.For), as copy's
 	// summary does.
 	Hint string `json:"hint,omitempty"`
 	OK   bool   `json:"ok"`
@@ -252,7 +253,7 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger, log *slog.Logger) verifyAccount {
 	va := verifyAccount{Account: a.Name, Key: a.Options.Account, Mode: map[bool]string{true: "full", false: "fast"}[o.full]}
 	fail := func(err error) verifyAccount {
-		va.Error, va.Hint = err.Error(), hintFor(err)
+		va.Error, va.Hint = err.Error(), hint.For(err).Fix
 		if isFolderError(err) {
 			va.ErrorClass = classConfig
 		}
