@@ -73,6 +73,10 @@ type Writer struct {
 	nul    bool
 	closed bool
 	err    error // sticky: the message passed MaxBytes
+
+	// toFile: the message is bigger than MemoryBytes (Expect), so its
+	// bytes go to the temp file from the first one.
+	toFile bool
 }
 
 // New starts an empty spool.
@@ -84,9 +88,17 @@ func New(opts *Options) *Writer {
 // Expect tells the spool how big the message will probably be (the size the
 // source announced), so that memory is allocated once instead of doubling
 // its way up: that doubling was most of the allocations when moving large
-// messages. Messages above MemoryBytes go to a file and need no buffer.
+// messages. Messages above MemoryBytes go to a file from their first byte:
+// filling MemoryBytes first (append growing the buffer by a quarter at a
+// time, copying it each time) and then writing it out cost 40 MB of
+// allocations and 30 MB of copying per large message with 8 MB of spool
+// memory.
 func (w *Writer) Expect(size int64) {
-	if size <= 0 || size > w.opts.MemoryBytes || w.size > 0 {
+	if size <= 0 || w.size > 0 {
+		return
+	}
+	if size > w.opts.MemoryBytes {
+		w.toFile = true
 		return
 	}
 	// A little room for line ends that become CRLF.
@@ -196,7 +208,7 @@ func (w *Writer) store(b []byte) error {
 	}
 	w.hash.Write(b)
 	w.size += int64(len(b))
-	if w.file == nil && int64(len(w.mem)+len(b)) <= w.opts.MemoryBytes {
+	if w.file == nil && !w.toFile && int64(len(w.mem)+len(b)) <= w.opts.MemoryBytes {
 		w.mem = append(w.mem, b...)
 		return nil
 	}

@@ -414,3 +414,28 @@ func TestMaxBytes(t *testing.T) {
 		t.Errorf("Finish = %v, want ErrTooBig", err)
 	}
 }
+
+// TestExpectLargeGoesToFile: a message announced bigger than MemoryBytes
+// goes to the temp file from its first byte; no memory buffer grows first.
+func TestExpectLargeGoesToFile(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef\r\n"), 1000) // 18 KB
+	w := New(&Options{MemoryBytes: 4 << 10, Dir: t.TempDir(), HeaderBytes: 100})
+	w.Expect(int64(len(body)))
+	if _, err := w.Write(body[:10]); err != nil {
+		t.Fatal(err)
+	}
+	if w.file == nil || len(w.mem) != 0 || cap(w.mem) != 0 {
+		t.Fatalf("after the first write: file %v, memory %d of %d; want the file and no memory", w.file, len(w.mem), cap(w.mem))
+	}
+	if _, err := w.Write(body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	m, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !bytes.Equal(readAll(t, m), body) || !bytes.Equal(m.Header(), body[:100]) || m.InMemoryBytes() != 0 {
+		t.Errorf("message from the file differs (header %q, %d bytes in memory)", m.Header(), m.InMemoryBytes())
+	}
+}
