@@ -128,6 +128,13 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if !w.nul && bytes.IndexByte(p, 0) >= 0 {
 		w.nul = true
 	}
+	if clean(p, w.prevCR) {
+		if err := w.store(p); err != nil {
+			return 0, err
+		}
+		w.prevCR = p[len(p)-1] == '\r'
+		return len(p), nil
+	}
 	start, i := 0, 0 // p[start:i] is still to be stored verbatim; p[i:] to be scanned
 	if w.prevCR {
 		// The CR ending the last Write is stored already.
@@ -188,6 +195,40 @@ func (w *Writer) Write(p []byte) (int, error) {
 }
 
 var cr, lf = []byte{'\r'}, []byte{'\n'}
+
+// clean reports whether p (not empty) needs no line end fixed: every LF
+// in it follows a CR (the one ending the last Write when p starts with
+// the LF and prevCR says so), and every CR in it is followed by an LF or
+// ends p (its fate then decided by the next byte). Nearly every message is
+// clean, and this test is cheaper than the general loop: one search per
+// line for its LF and one count of p's CRs, instead of a search for CRs in
+// every line as well.
+func clean(p []byte, prevCR bool) bool {
+	if prevCR && p[0] != '\n' {
+		return false // the last Write's CR is bare
+	}
+	pairs := 0 // CRLFs whose CR is in p
+	for i := 0; ; {
+		k := bytes.IndexByte(p[i:], '\n')
+		if k < 0 {
+			break
+		}
+		j := i + k
+		switch {
+		case j > 0 && p[j-1] == '\r':
+			pairs++
+		case j == 0 && prevCR:
+		default:
+			return false // a bare LF
+		}
+		i = j + 1
+	}
+	if p[len(p)-1] == '\r' {
+		pairs++ // held until the next byte shows which
+	}
+	// Each CR counted in pairs is a distinct one: any other is bare.
+	return bytes.Count(p, cr) == pairs
+}
 
 // fix stores a byte added to complete a line end, and counts it.
 func (w *Writer) fix(b []byte) error {
