@@ -77,6 +77,10 @@ type Writer struct {
 	// toFile: the message is bigger than MemoryBytes (Expect), so its
 	// bytes go to the temp file from the first one.
 	toFile bool
+	// dirty: a ReadFrom chunk needed its line ends fixed, so the rest of
+	// the message is read through scratch rather than in place.
+	dirty   bool
+	scratch []byte // ReadFrom's buffer where the bytes cannot go in place
 }
 
 // New starts an empty spool.
@@ -228,6 +232,101 @@ func clean(p []byte, prevCR bool) bool {
 	}
 	// Each CR counted in pairs is a distinct one: any other is bare.
 	return bytes.Count(p, cr) == pairs
+}
+
+// ReadFrom reads r to its end into the message, exactly as Write would
+// take the same bytes, but straight into the buffer Expect allocated
+// while it has room: a message whose line ends need no change (nearly
+// all) is then copied once, from the connection into the spool, and read
+// with as few system calls as the buffer's room allows. Bytes that need a
+// fix, and messages without room in memory (bigger than Expect said, or
+// going to the temp file), are read through a buffer of the spool's and
+// written as by Write. It returns how many bytes it read from r (before
+// normalisation) and r's error other than io.EOF, or the spool's own
+// (ErrTooBig, a temp file failure).
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		if w.closed {
+			return total, errors.New("spool: write after Finish")
+		}
+		if w.err != nil {
+			return total, w.err
+		}
+		var n int
+		var rerr, werr error
+		if room := w.room(); len(room) > 0 {
+			n, rerr = r.Read(room)
+			if n > 0 {
+				werr = w.takeInPlace(n)
+			}
+		} else {
+			if w.scratch == nil {
+				w.scratch = make([]byte, scratchBytes)
+			}
+			n, rerr = r.Read(w.scratch)
+			if n > 0 {
+				_, werr = w.Write(w.scratch[:n])
+			}
+		}
+		total += int64(n)
+		switch {
+		case werr != nil:
+			return total, werr
+		case rerr == io.EOF:
+			return total, nil
+		case rerr != nil:
+			return total, rerr
+		}
+	}
+}
+
+// scratchBytes is ReadFrom's buffer where bytes cannot be read in place:
+// a read (and a temp file write) per 256 KB rather than per 32 KB.
+const scratchBytes = 256 << 10
+
+// room is the spare capacity of the memory buffer ReadFrom may read into:
+// none once the message goes to a file or a chunk needed fixing, and
+// never past MemoryBytes (a pooled buffer can be larger).
+func (w *Writer) room() []byte {
+	if w.file != nil || w.toFile || w.dirty {
+		return nil
+	}
+	end := int64(cap(w.mem))
+	if end > w.opts.MemoryBytes {
+		end = w.opts.MemoryBytes
+	}
+	if int64(len(w.mem)) >= end {
+		return nil
+	}
+	return w.mem[len(w.mem):end]
+}
+
+// takeInPlace takes the n bytes ReadFrom read into the buffer's spare
+// capacity: as they are when they are clean, else as Write takes them,
+// from a copy (Write appends to the buffer, over the bytes themselves).
+func (w *Writer) takeInPlace(n int) error {
+	l := len(w.mem)
+	q := w.mem[l : l+n]
+	if !w.nul && bytes.IndexByte(q, 0) >= 0 {
+		w.nul = true
+	}
+	if !clean(q, w.prevCR) {
+		w.dirty = true
+		w.scratch = append(make([]byte, 0, max(n, scratchBytes)), q...)
+		_, err := w.Write(w.scratch)
+		w.scratch = w.scratch[:cap(w.scratch)]
+		return err
+	}
+	if max := w.opts.MaxBytes; max > 0 && w.size+int64(n) > max {
+		w.err = fmt.Errorf("%w: more than %d bytes", ErrTooBig, max)
+		return w.err
+	}
+	w.hash.Write(q)
+	w.size += int64(n)
+	w.mem = w.mem[:l+n]
+	w.prevCR = q[n-1] == '\r'
+	return nil
 }
 
 // fix stores a byte added to complete a line end, and counts it.
