@@ -41,3 +41,45 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+// CopyTo lets the body write itself whole (spool.Message.CopyTo: a
+// message in memory is handed to the destination's connection without a
+// copy through its buffer) in pieces of at most pacedChunk, telling
+// Traffic of each piece as ReadAt does. A body that cannot is read
+// through ReadAt.
+func (p pacedBody) CopyTo(w io.Writer) (int64, error) {
+	c, ok := p.r.(interface {
+		CopyTo(io.Writer) (int64, error)
+	})
+	if !ok {
+		return io.Copy(w, io.NewSectionReader(p, 0, 1<<62))
+	}
+	return c.CopyTo(pacedSink{ctx: p.ctx, w: w, t: p.t})
+}
+
+// pacedSink writes to w in pieces of at most pacedChunk, telling Traffic
+// of each piece written.
+type pacedSink struct {
+	ctx context.Context
+	w   io.Writer
+	t   Traffic
+}
+
+func (p pacedSink) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		piece := b[:min(len(b), pacedChunk)]
+		n, err := p.w.Write(piece)
+		written += n
+		if n > 0 {
+			if terr := p.t.Write(p.ctx, n); terr != nil && err == nil {
+				err = terr
+			}
+		}
+		if err != nil {
+			return written, err
+		}
+		b = b[n:]
+	}
+	return written, nil
+}

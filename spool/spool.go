@@ -465,6 +465,40 @@ func (m *Message) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// CopyTo writes the whole message to w (unlike io.WriterTo, it keeps no
+// read position: it can be called any number of times, as ReadAt): when
+// it is in memory, as one Write of its own bytes, which a bufio.Writer
+// passes to its connection mostly without copying them through its
+// buffer; from a temp file, in pieces of 256 KB.
+func (m *Message) CopyTo(w io.Writer) (int64, error) {
+	if m.file == nil {
+		if int64(cap(m.inMemory)) < m.size {
+			return 0, errors.New("spool: CopyTo after Close")
+		}
+		n, err := w.Write(m.inMemory[:m.size:m.size])
+		return int64(n), err
+	}
+	buf := make([]byte, min(m.size, scratchBytes))
+	var off int64
+	for off < m.size {
+		n, err := m.file.ReadAt(buf[:min(int64(len(buf)), m.size-off)], off)
+		if n > 0 {
+			k, werr := w.Write(buf[:n])
+			off += int64(k)
+			if werr != nil {
+				return off, werr
+			}
+		}
+		if err != nil && !(err == io.EOF && off == m.size) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return off, fmt.Errorf("spool: reading temp file: %w", err)
+		}
+	}
+	return off, nil
+}
+
 // InMemoryBytes is how much memory the message holds: its buffer's
 // capacity, which a reused buffer may have larger than the message (0 once
 // spilled to disk).

@@ -592,3 +592,28 @@ func BenchmarkSpool(b *testing.B) {
 		})
 	}
 }
+
+// TestCopyTo: CopyTo writes the whole message each time it is called, from
+// memory or from the temp file, and fails after Close.
+func TestCopyTo(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef\r\n"), 20_000) // 360 KB
+	for _, mem := range []int64{1 << 20, 4 << 10} {
+		w := New(&Options{MemoryBytes: mem, Dir: t.TempDir()})
+		w.Expect(int64(len(body)))
+		w.Write(body)
+		m, err := w.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			var out bytes.Buffer
+			if n, err := m.CopyTo(&out); err != nil || n != int64(len(body)) || !bytes.Equal(out.Bytes(), body) {
+				t.Errorf("MemoryBytes %d: CopyTo = %d, %v; want the %d bytes", mem, n, err, len(body))
+			}
+		}
+		m.Close()
+		if _, err := m.CopyTo(io.Discard); err == nil {
+			t.Errorf("MemoryBytes %d: CopyTo after Close succeeded", mem)
+		}
+	}
+}
