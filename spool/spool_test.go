@@ -38,6 +38,12 @@ func TestNormalisation(t *testing.T) {
 		{"cr at end", []string{"a\r"}, "a\r\n", 1, false},
 		{"cr at chunk end, bare", []string{"a\r", "b"}, "a\r\nb", 1, false},
 		{"nul noted, kept", []string{"a\x00b\r\n"}, "a\x00b\r\n", 0, true},
+		// After a 6-byte line, the next LF is looked for 6 bytes on: there
+		// is one, and a shorter line's LF before it.
+		{"guessed line end skips a short line", []string{"abcd\r\na\r\nb\r\n"}, "abcd\r\na\r\nb\r\n", 0, false},
+		{"guessed line end skips a bare lf", []string{"abcd\r\na\nbc\r\n"}, "abcd\r\na\r\nbc\r\n", 1, false},
+		{"lines of one length", []string{strings.Repeat("0123456789\r\n", 50)}, strings.Repeat("0123456789\r\n", 50), 0, false},
+		{"lines of one length, then a bare cr", []string{strings.Repeat("0123456789\r\n", 5) + "01234567\r9"}, strings.Repeat("0123456789\r\n", 5) + "01234567\r\n9", 1, false},
 		{"8-bit kept", []string{"\xff\xfe\n"}, "\xff\xfe\r\n", 1, false},
 		{"empty", nil, "", 0, false},
 	}
