@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -559,7 +558,7 @@ func (a *Appender) startAppend(r *appendRun, idx []int) (*command, error) {
 	for _, i := range idx {
 		m := r.msgs[i]
 		a.write(r.args[i]+" ", "")
-		if rejected, err := a.writeLiteral(cmd, io.NewSectionReader(m.Body, 0, m.Size), m.Size, false); err != nil || rejected {
+		if rejected, err := a.writeBody(cmd, m.Body, m.Size); err != nil || rejected {
 			return cmd, err
 		}
 	}

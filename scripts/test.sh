@@ -12,9 +12,11 @@ cd "$(dirname "$0")/.."
 
 # Dovecot for the real-server tests, zsh and fish for the completion tests,
 # groff for the man page test, headless Chromium for the status page's
-# browser test (under CI=true a missing browser fails that test).
+# browser test (under CI=true a missing browser fails that test), isync's
+# mbsync for the benchmark's side by side test.
 need=()
 { [ -x /usr/sbin/dovecot ] && [ -x /usr/bin/doveadm ]; } || need+=(dovecot-imapd dovecot-pop3d)
+command -v mbsync >/dev/null || need+=(isync)
 command -v zsh >/dev/null || need+=(zsh)
 command -v fish >/dev/null || need+=(fish)
 command -v groff >/dev/null || need+=(groff-base)
