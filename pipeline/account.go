@@ -602,10 +602,11 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	if flags == nil {
 		flags = mapping.Flags(header, a.opts.FlagPolicy)
 	}
+	// The body is paced (Traffic.Write) when a batch sends it, under the
+	// batch's context (batchWriter.start): not under ctx, the fetcher's,
+	// which the first Ctrl-C cancels while the batches in flight must
+	// still be sent whole.
 	it.out = OutgoingMessage{Body: body, Size: body.Size(), Flags: flags, InternalDate: date}
-	if t := a.opts.Traffic; t != nil {
-		it.out.Body = pacedBody{ctx: ctx, r: body, t: t}
-	}
 	return it, nil
 }
 

@@ -326,6 +326,9 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	for i, it := range sb.send {
 		pending[i] = it.entry
 		out[i] = it.out
+		if t := a.opts.Traffic; t != nil {
+			out[i].Body = pacedBody{ctx: ctx, r: it.out.Body, t: t}
+		}
 	}
 	// Intent first: after a crash from here on, reconcile finds these.
 	// The last batch's outcome goes in the same transaction.

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"testing"
 	"time"
 )
@@ -19,6 +21,13 @@ type gatedSession struct {
 func (g *gatedSession) Append(ctx context.Context, mailbox string, msgs []OutgoingMessage) ([]AppendResult, error) {
 	g.entered <- len(msgs)
 	<-g.release
+	// A body that fails to read fails the APPEND, as on a connection
+	// (the fakes read what they can).
+	for _, m := range msgs {
+		if _, err := io.ReadAll(io.NewSectionReader(m.Body, 0, m.Size)); err != nil {
+			return nil, fmt.Errorf("reading message body: %w", err)
+		}
+	}
 	return g.Destination.Append(ctx, mailbox, msgs)
 }
 
@@ -39,21 +48,35 @@ func (g *pipelinedGate) StartAppend(ctx context.Context, mailbox string, msgs []
 	}
 }
 
+// ctxTraffic is a Traffic whose Write fails once its context ends, as a
+// bandwidth limit that has to wait does.
+type ctxTraffic struct{ scriptTraffic }
+
+func (c *ctxTraffic) Write(ctx context.Context, n int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.scriptTraffic.Write(ctx, n)
+}
+
 // TestStopFinishesBatchesInFlight: Runner.Stop (the first Ctrl-C) while a
 // batch is with the server lets that batch finish and commit, starts no
 // other, and reports the rest as not yet copied, never as failed; nothing
-// stays pending. The next run copies exactly the rest.
+// stays pending. The next run copies exactly the rest. "paced": the bodies
+// in flight are told to Traffic under the batch's context, not the
+// fetcher's, which the stop cancels (a batch in flight failed with
+// "reading message body: context canceled" and stayed pending).
 func TestStopFinishesBatchesInFlight(t *testing.T) {
-	for _, pipelined := range []bool{false, true} {
-		name := "append"
-		if pipelined {
-			name = "pipelined"
-		}
+	for _, name := range []string{"append", "pipelined", "paced"} {
+		pipelined := name == "pipelined"
 		t.Run(name, func(t *testing.T) {
 			const n = 40
 			msgs := genMessages(n)
 			h := newHarness(msgs)
 			h.opts.BatchMessages = 5
+			if name == "paced" {
+				h.opts.Traffic = &ctxTraffic{}
+			}
 			stop := make(chan struct{})
 			h.runner.Stop = stop
 			entered := make(chan int, 16)

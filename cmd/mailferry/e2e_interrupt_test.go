@@ -144,8 +144,8 @@ func TestE2EInterruptFinishesBatchesInFlight(t *testing.T) {
 			rep.ExitCode, rep.Interrupted, tot.Failed, tot.AccountsFailed, exitInterrupted)
 	}
 	if tot.Copied != onDest || tot.NotYetCopied != interruptMessages-onDest || onDest >= interruptMessages {
-		t.Errorf("report: copied %d, not yet copied %d; the destination holds %d of %d: every batch sent must be committed and counted",
-			tot.Copied, tot.NotYetCopied, onDest, interruptMessages)
+		t.Errorf("report: copied %d, not yet copied %d; the destination holds %d of %d: every batch sent must be committed and counted\n%s",
+			tot.Copied, tot.NotYetCopied, onDest, interruptMessages, stderr.String())
 	}
 	out := stdout.String()
 	for _, want := range []string{"interrupted: run the same command again to resume", " 0 failed", " not yet copied"} {
