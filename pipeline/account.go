@@ -169,7 +169,7 @@ type attempt struct {
 
 // do runs the attempt: list, reconcile, copy, commit, delete.
 func (a *attempt) do(ctx context.Context) error {
-	msgs, err := a.src.List(ctx)
+	msgs, err := ListAll(ctx, a.src)
 	if err != nil {
 		return fmt.Errorf("listing source messages: %w", err)
 	}

@@ -33,6 +33,9 @@ type memSource struct {
 	chunk    int
 	fetched  []string // keys in Fetch order
 	accepted map[string]int64
+	// pageSize is how many messages List hands over at a time (0:
+	// ListPage), so that small tests cross pages too.
+	pageSize int
 }
 
 type memMsg struct {
@@ -40,9 +43,8 @@ type memMsg struct {
 	body []byte
 }
 
-func (s *memSource) List(context.Context) ([]SourceMessage, error) {
+func (s *memSource) List(_ context.Context, page func([]SourceMessage) error) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.deleted = map[string]bool{}
 	var out []SourceMessage
 	for _, m := range s.msgs {
@@ -54,7 +56,17 @@ func (s *memSource) List(context.Context) ([]SourceMessage, error) {
 			out = append(out, SourceMessage{Key: m.key, Size: size})
 		}
 	}
-	return out, nil
+	n := s.pageSize
+	if n <= 0 {
+		n = ListPage
+	}
+	s.mu.Unlock()
+	for chunk := range slices.Chunk(out, n) {
+		if err := page(chunk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *memSource) Fetch(_ context.Context, msg SourceMessage, w io.Writer) (int64, error) {

@@ -17,15 +17,16 @@ type imapLikeSource struct {
 	uidValidity map[string]int      // folder → generation
 }
 
-func (s *imapLikeSource) List(ctx context.Context) ([]SourceMessage, error) {
-	msgs, err := s.memSource.List(ctx)
-	for i := range msgs {
-		k := msgs[i].Key
-		msgs[i].Mailbox = s.folder[k]
-		msgs[i].Flags = append([]string{}, s.flags[k]...)
-		msgs[i].Key = fmt.Sprintf("%s\x00%d\x00%s", s.folder[k], s.uidValidity[s.folder[k]], k)
-	}
-	return msgs, err
+func (s *imapLikeSource) List(ctx context.Context, page func([]SourceMessage) error) error {
+	return s.memSource.List(ctx, func(msgs []SourceMessage) error {
+		for i := range msgs {
+			k := msgs[i].Key
+			msgs[i].Mailbox = s.folder[k]
+			msgs[i].Flags = append([]string{}, s.flags[k]...)
+			msgs[i].Key = fmt.Sprintf("%s\x00%d\x00%s", s.folder[k], s.uidValidity[s.folder[k]], k)
+		}
+		return page(msgs)
+	})
 }
 
 func (s *imapLikeSource) Fetch(ctx context.Context, msg SourceMessage, w io.Writer) (int64, error) {

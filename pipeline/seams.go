@@ -17,13 +17,27 @@ type SourceMessage struct {
 	Size         int64     // size the source announces; advisory only
 	InternalDate time.Time // zero when the source has none (POP3)
 	Flags        []string  // nil when the source has none (POP3)
+	// Seq is the number the source gave the message in the session that
+	// listed it (the POP3 message number), so that Fetch and Delete need
+	// no index of the whole listing; 0 when the source has none. It means
+	// nothing to another session.
+	Seq uint32
 }
+
+// ListPage is how many messages a source hands over at most in one call
+// of List's page function.
+const ListPage = 512
 
 // Source is where messages come from (pop3src, imapsrc). A Source is used by
 // one goroutine at a time.
 type Source interface {
-	// List returns every message currently in the source.
-	List(ctx context.Context) ([]SourceMessage, error)
+	// List calls page with every message currently in the source, at most
+	// ListPage at a time, in the source's order (IMAP: folder by folder,
+	// by UID within a folder), holding no listing of the whole source
+	// itself. The session is idle while page runs: page may call Fetch,
+	// Prefetch and Delete, never List. An error from page stops the
+	// listing and is returned.
+	List(ctx context.Context, page func([]SourceMessage) error) error
 	// Fetch writes the message's exact bytes to w and returns how many it wrote.
 	Fetch(ctx context.Context, msg SourceMessage, w io.Writer) (int64, error)
 	// Delete marks messages for deletion. For POP3 the deletion only takes
@@ -315,4 +329,24 @@ func ClassOf(err error) Class {
 		return c.ErrorClass()
 	}
 	return ClassTransient
+}
+
+// Lister is the listing part of a Source.
+type Lister interface {
+	List(ctx context.Context, page func([]SourceMessage) error) error
+}
+
+// ListAll returns src's whole listing at once, for callers that compare it
+// as a whole (verify) or only inspect it (plan); the copy itself goes page
+// by page.
+func ListAll(ctx context.Context, src Lister) ([]SourceMessage, error) {
+	var out []SourceMessage
+	err := src.List(ctx, func(page []SourceMessage) error {
+		out = append(out, page...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

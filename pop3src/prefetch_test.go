@@ -64,28 +64,37 @@ func TestTranscriptPipelinedRetr(t *testing.T) {
 
 // scriptedSource is a Source over a scripted session that has listed n
 // messages of the given sizes with UIDLs "u1".."un" and, when pipelining,
-// a CAPA with PIPELINING. script follows the listing.
+// a CAPA with PIPELINING: one UIDL listing to find shared UIDLs, then LIST
+// n and UIDL n for the page (pipelining), or LIST and UIDL at once
+// (without). script follows the listing.
 func scriptedSource(t *testing.T, sizes []int, pipelining bool, maxAhead int, maxBytes int64, script ...step) (*Source, []pipeline.SourceMessage, func()) {
 	t.Helper()
-	var list, uidl strings.Builder
+	var list, uidl, pageAsk, pageReply strings.Builder
 	for i, size := range sizes {
 		fmt.Fprintf(&list, "%d %d\r\n", i+1, size)
 		fmt.Fprintf(&uidl, "%d u%d\r\n", i+1, i+1)
+		fmt.Fprintf(&pageAsk, "LIST %d\r\nUIDL %d\r\n", i+1, i+1)
+		fmt.Fprintf(&pageReply, "+OK %d %d\r\n+OK %d u%d\r\n", i+1, size, i+1, i+1)
 	}
 	capa := "+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+	listing := []step{
+		{want: "LIST\r\n", reply: "+OK\r\n" + list.String() + ".\r\n"},
+		{want: "UIDL\r\n", reply: "+OK\r\n" + uidl.String() + ".\r\n"},
+	}
 	if pipelining {
 		capa = "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"
+		listing = []step{{want: pageAsk.String(), reply: pageReply.String()}}
 	}
 	full := append([]step{
 		{reply: "+OK\r\n"},
-		{want: "LIST\r\n", reply: "+OK\r\n" + list.String() + ".\r\n"},
 		{want: "CAPA\r\n", reply: capa},
 		{want: "UIDL\r\n", reply: "+OK\r\n" + uidl.String() + ".\r\n"},
-	}, script...)
+	}, listing...)
+	full = append(full, script...)
 	c, wait := scripted(t, plain, full...)
 	s := &Source{c: c, log: slog.New(slog.DiscardHandler), server: "scripted", user: "alice"}
 	s.setPrefetchLimits(maxAhead, maxBytes)
-	msgs, err := s.List(context.Background())
+	msgs, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -235,7 +244,7 @@ func TestSourcePrefetch(t *testing.T) {
 			opts.PrefetchMessages = 3 // smaller than the mailbox: the window moves
 			s := open(t, opts)
 			ctx := context.Background()
-			list, err := s.List(ctx)
+			list, err := pipeline.ListAll(ctx, s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -306,7 +315,7 @@ func TestSourcePrefetchWriterFails(t *testing.T) {
 	srv := startFake(t, pop3fake.Options{Messages: msgs, Pipelining: true})
 	s := open(t, plainOptions(srv))
 	ctx := context.Background()
-	list, err := s.List(ctx)
+	list, err := pipeline.ListAll(ctx, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +341,7 @@ func TestSourcePrefetchWriterFails(t *testing.T) {
 func TestSourcePrefetchCancel(t *testing.T) {
 	srv := startFake(t, pop3fake.Options{Messages: testMessages(), Pipelining: true})
 	s := open(t, plainOptions(srv))
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +453,7 @@ func benchmarkFetch(b *testing.B, msgs []pop3fake.Message, rtt time.Duration, pr
 		b.Fatal(err)
 	}
 	defer s.Close(false)
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		b.Fatal(err)
 	}

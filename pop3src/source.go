@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,10 +86,19 @@ type Source struct {
 	// onClose is Options.OnClose until Close has called it.
 	onClose func()
 
+	// The last listing, of which no copy of the whole is kept (issue 20:
+	// flat memory): numbers run up to maxNum; special holds the keys that
+	// are not the message's UIDL (shared UIDLs, no UIDL); page maps the
+	// keys of the page being handed over to their numbers; all maps every
+	// key when the server can only be listed at once (no PIPELINING, no
+	// UIDL). A number whose key none of them vouch for is checked with
+	// UIDL n before it is fetched or deleted.
 	listed  bool
-	byKey   map[string]int // key -> message number, from the last List
-	sizes   map[int]int64  // message number -> size, from the last List
-	deleted map[int]bool   // numbers marked with DELE this session
+	maxNum  int
+	special map[int]string
+	page    map[string]int
+	all     map[string]int
+	deleted []uint64 // bit n: marked with DELE this session
 
 	// Prefetch state (RFC 2449 §6.6): plan is the order Prefetch announced;
 	// plan[pos] is the Fetch expected next; the RETRs for plan[pos:sent]
@@ -182,111 +193,226 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 	return s.c.Login(ctx, opts.User, opts.Password)
 }
 
-// hasUIDL decides whether to use UIDL: the post-login CAPA (RFC 2449 §5:
-// capabilities may change after login) says so; a server without CAPA is
-// asked and may answer -ERR.
-func (s *Source) hasUIDL(ctx context.Context) ([]UIDInfo, bool, error) {
+// capaUIDL asks CAPA after login (RFC 2449 §5: capabilities may change
+// after login) and reports whether UIDL may work: a server without CAPA is
+// asked UIDL anyway and may answer -ERR.
+func (s *Source) capaUIDL(ctx context.Context) (bool, error) {
 	caps, err := s.c.Capa(ctx)
 	s.pipelining = err == nil && caps.Has("PIPELINING")
 	var re *ResponseError
 	switch {
 	case err == nil && !caps.Has("UIDL"):
-		return nil, false, nil
+		return false, nil
 	case err != nil && !errors.As(err, &re):
-		return nil, false, err
+		return false, err
 	}
-	uids, err := s.c.UIDL(ctx)
-	if errors.Is(err, ErrNoUIDL) {
-		return nil, false, nil
-	}
-	return uids, err == nil, err
+	return true, nil
 }
 
-// List returns the maildrop's messages in server order, keyed by UIDL.
+// List hands the maildrop's messages to page in server order, keyed by
+// UIDL, ListPage at a time, with Seq set to the message number.
 //
-// Duplicate UIDLs (a broken server): every message sharing one gets the key
+// It keeps no copy of the listing (issue 20): one streamed UIDL finds
+// shared UIDLs by a 64-bit hash of each (8 bytes a message, dropped
+// before the first page), then each page is asked for with pipelined
+// "LIST n" and "UIDL n" (RFC 2449 §6.6). A server without PIPELINING, or
+// without UIDL, is listed at once into memory instead.
+//
+// Shared UIDLs (a broken server): every message sharing one gets the key
 // "<uidl>#sha256:<hex>" from its content, so a key does not move to another
 // message when one of them is deleted; identical copies are told apart by
 // "#2", "#3"... in message order. Without UIDL every message is downloaded
 // once and keyed "sha256:<hex>", with the same suffixes.
-func (s *Source) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
+func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) error) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			s.mu.Unlock()
+		}
+	}()
 	s.resetPlan() // the Client discards replies still in flight
-	sizes, err := s.c.List(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
-	}
-	uids, ok, err := s.hasUIDL(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("listing UIDLs of %s at %s: %w", s.user, s.server, err)
-	}
-	keys := make(map[int]string, len(sizes))
-	if ok {
-		err = s.keysFromUIDL(ctx, sizes, uids, keys)
-	} else {
-		s.log.Warn("server has no UIDL: keying messages by content digest, downloading each once to list it", "messages", len(sizes))
-		nums := make([]int, len(sizes))
-		for i, m := range sizes {
-			nums[i] = m.Number
+	s.listed, s.maxNum, s.special, s.page, s.all, s.deleted = false, 0, nil, nil, nil, nil
+	hand := func(msgs []pipeline.SourceMessage) error {
+		pg := make(map[string]int, len(msgs))
+		for _, m := range msgs {
+			pg[m.Key] = int(m.Seq)
 		}
-		err = s.keysFromDigest(ctx, nums, "", keys)
+		s.page = pg
+		s.mu.Unlock()
+		locked = false
+		err := page(msgs)
+		s.mu.Lock()
+		locked = true
+		return err
 	}
+	uidl, err := s.capaUIDL(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
+		return fmt.Errorf("listing UIDLs of %s at %s: %w", s.user, s.server, err)
 	}
-	out := make([]pipeline.SourceMessage, 0, len(sizes))
-	byKey := make(map[string]int, len(sizes))
-	sizeOf := make(map[int]int64, len(sizes))
-	for _, m := range sizes {
-		out = append(out, pipeline.SourceMessage{Key: keys[m.Number], Size: m.Size})
-		byKey[keys[m.Number]] = m.Number
-		sizeOf[m.Number] = m.Size
-	}
-	s.byKey, s.sizes, s.listed = byKey, sizeOf, true
-	s.deleted = map[int]bool{}
-	return out, nil
-}
-
-func (s *Source) keysFromUIDL(ctx context.Context, sizes []MessageInfo, uids []UIDInfo, keys map[int]string) error {
-	uidOf := make(map[int]string, len(uids))
-	count := map[string]int{}
-	for _, u := range uids {
-		uidOf[u.Number] = u.UID
-		count[u.UID]++
-	}
-	// Every listed message needs a UIDL, or it would have no identity.
-	dups := map[string][]int{}
-	for _, m := range sizes {
-		uid, ok := uidOf[m.Number]
-		if !ok {
-			return &ProtocolError{Command: "UIDL", Reason: fmt.Sprintf("no unique-id for message %d", m.Number)}
+	if uidl {
+		uidl, err = s.survey(ctx)
+		if err != nil {
+			return fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
 		}
-		if count[uid] > 1 {
-			dups[uid] = append(dups[uid], m.Number)
+	}
+	s.listed = true
+	if !uidl || !s.pipelining {
+		msgs, err := s.listAtOnce(ctx, uidl)
+		if err != nil {
+			return fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
+		}
+		for chunk := range slices.Chunk(msgs, pipeline.ListPage) {
+			if err := hand(chunk); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	nums := make([]int, 0, pipeline.ListPage)
+	for start := 1; start <= s.maxNum; start += pipeline.ListPage {
+		nums = nums[:0]
+		for n := start; n <= s.maxNum && n < start+pipeline.ListPage; n++ {
+			nums = append(nums, n)
+		}
+		infos, err := s.c.Infos(ctx, nums, true, true)
+		if err != nil {
+			return fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
+		}
+		msgs := make([]pipeline.SourceMessage, 0, len(infos))
+		for _, in := range infos {
+			if !in.Exists {
+				continue
+			}
+			key := in.UID
+			if k, ok := s.special[in.Number]; ok {
+				key = k
+			}
+			msgs = append(msgs, pipeline.SourceMessage{Key: key, Size: in.Size, Seq: uint32(in.Number)})
+		}
+		if len(msgs) == 0 {
 			continue
 		}
-		keys[m.Number] = uid
-	}
-	uidsSorted := make([]string, 0, len(dups))
-	for uid := range dups {
-		uidsSorted = append(uidsSorted, uid)
-	}
-	sort.Strings(uidsSorted)
-	for _, uid := range uidsSorted {
-		nums := dups[uid]
-		s.log.Warn("server reports the same UIDL for several messages: keying them by UIDL and content digest", "uidl", uid, "messages", len(nums))
-		if err := s.keysFromDigest(ctx, nums, uid+"#", keys); err != nil {
+		if err := hand(msgs); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// survey streams the UIDL listing once: it sets maxNum and keys the
+// messages that share a UIDL by content (special). It keeps a 64-bit hash
+// per message while it runs; a hash seen twice is checked against the
+// UIDLs themselves with a second UIDL listing, so that a collision of
+// hashes never changes a key. It reports false when the server has no
+// UIDL after all.
+func (s *Source) survey(ctx context.Context) (bool, error) {
+	seed := maphash.MakeSeed()
+	var hashes []uint64
+	err := s.c.UIDLEach(ctx, func(u UIDInfo) error {
+		hashes = append(hashes, maphash.String(seed, u.UID))
+		s.maxNum = max(s.maxNum, u.Number)
+		return nil
+	})
+	if errors.Is(err, ErrNoUIDL) {
+		s.maxNum = 0
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	slices.Sort(hashes)
+	shared := map[uint64]bool{}
+	for i := 1; i < len(hashes); i++ {
+		if hashes[i] == hashes[i-1] {
+			shared[hashes[i]] = true
+		}
+	}
+	hashes = nil
+	if len(shared) == 0 {
+		return true, nil
+	}
+	byUID := map[string][]int{}
+	err = s.c.UIDLEach(ctx, func(u UIDInfo) error {
+		if shared[maphash.String(seed, u.UID)] {
+			byUID[u.UID] = append(byUID[u.UID], u.Number)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	uids := make([]string, 0, len(byUID))
+	for uid, nums := range byUID {
+		if len(nums) > 1 {
+			uids = append(uids, uid)
+		}
+	}
+	sort.Strings(uids)
+	s.special = map[int]string{}
+	for _, uid := range uids {
+		nums := byUID[uid]
+		s.log.Warn("server reports the same UIDL for several messages: keying them by UIDL and content digest", "uidl", uid, "messages", len(nums))
+		if err := s.keysFromDigest(ctx, nums, uid+"#", s.special); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// listAtOnce lists the maildrop into memory with one LIST and one UIDL,
+// for servers that cannot be asked page by page (no PIPELINING) or have
+// no UIDL (every message downloaded once to key it by content).
+func (s *Source) listAtOnce(ctx context.Context, uidl bool) ([]pipeline.SourceMessage, error) {
+	sizes, err := s.c.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := make(map[int]string, len(sizes))
+	if uidl {
+		uids, err := s.c.UIDL(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing UIDLs: %w", err)
+		}
+		uidOf := make(map[int]string, len(uids))
+		for _, u := range uids {
+			uidOf[u.Number] = u.UID
+		}
+		// Every listed message needs a UIDL, or it would have no identity.
+		for _, m := range sizes {
+			uid, ok := uidOf[m.Number]
+			if !ok {
+				return nil, &ProtocolError{Command: "UIDL", Reason: fmt.Sprintf("no unique-id for message %d", m.Number)}
+			}
+			if k, ok := s.special[m.Number]; ok {
+				uid = k
+			}
+			keys[m.Number] = uid
+		}
+	} else {
+		s.log.Warn("server has no UIDL: keying messages by content digest, downloading each once to list it", "messages", len(sizes))
+		nums := make([]int, len(sizes))
+		for i, m := range sizes {
+			nums[i] = m.Number
+		}
+		if err := s.keysFromDigest(ctx, nums, "", keys); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]pipeline.SourceMessage, 0, len(sizes))
+	s.all = make(map[string]int, len(sizes))
+	for _, m := range sizes {
+		out = append(out, pipeline.SourceMessage{Key: keys[m.Number], Size: m.Size, Seq: uint32(m.Number)})
+		s.all[keys[m.Number]] = m.Number
+		s.maxNum = max(s.maxNum, m.Number)
+	}
+	return out, nil
+}
+
 // keysFromDigest downloads the messages nums and keys each
 // prefix+"sha256:<hex>", adding "#2", "#3"... to identical ones in order.
-// A suffixed key that collides with a key already taken is skipped past, so
-// keys stay unique.
+// A suffixed key that collides with a key already in keys is skipped past,
+// so keys stay unique.
 func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, keys map[int]string) error {
 	taken := make(map[string]bool, len(keys))
 	for _, k := range keys {
@@ -308,15 +434,38 @@ func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, 
 	return nil
 }
 
-func (s *Source) number(op string, key string) (int, error) {
+// number returns the message number of msg, which must come from this
+// session's last listing, and whether that is certain without asking the
+// server: the number is the key's by the page being handed over, the
+// whole listing (listed at once), or a key made from the content. A
+// number only msg.Seq gives is to be checked with UIDL n.
+func (s *Source) number(op string, msg pipeline.SourceMessage) (n int, sure bool, err error) {
 	if !s.listed {
-		return 0, fmt.Errorf("pop3src: %s %q: List was not called in this session", op, key)
+		return 0, false, fmt.Errorf("pop3src: %s %q: List was not called in this session", op, msg.Key)
 	}
-	n, ok := s.byKey[key]
-	if !ok {
-		return 0, fmt.Errorf("%s %q: %w", op, key, ErrUnknownKey)
+	if n, ok := s.page[msg.Key]; ok && (msg.Seq == 0 || int(msg.Seq) == n) {
+		return n, true, nil
 	}
-	return n, nil
+	if s.all != nil {
+		if n, ok := s.all[msg.Key]; ok && (msg.Seq == 0 || int(msg.Seq) == n) {
+			return n, true, nil
+		}
+		return 0, false, fmt.Errorf("%s %q: %w", op, msg.Key, ErrUnknownKey)
+	}
+	n = int(msg.Seq)
+	if n <= 0 || n > s.maxNum {
+		return 0, false, fmt.Errorf("%s %q: %w", op, msg.Key, ErrUnknownKey)
+	}
+	if k, ok := s.special[n]; ok {
+		if k != msg.Key {
+			return 0, false, fmt.Errorf("%s %q: message %d is %q: %w", op, msg.Key, n, k, ErrUnknownKey)
+		}
+		return n, true, nil
+	}
+	if _, ok := UIDLOfKey(msg.Key); !ok || strings.Contains(msg.Key, "#sha256:") {
+		return 0, false, fmt.Errorf("%s %q: %w", op, msg.Key, ErrUnknownKey)
+	}
+	return n, false, nil
 }
 
 // Fetch writes the exact bytes of msg, which must come from this session's
@@ -351,11 +500,14 @@ func (s *Source) fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Wri
 	}
 	j, ok := s.planIndex[msg.Key]
 	if !ok || j < s.pos {
-		n, err := s.number("fetching", msg.Key)
+		n, sure, err := s.number("fetching", msg)
 		if err != nil {
 			return 0, err
 		}
 		s.sent = s.pos // Retr discards the replies in flight
+		if !sure && s.pipelining {
+			return s.c.RetrIfUID(ctx, n, msg.Key, w)
+		}
 		return s.c.Retr(ctx, n, w)
 	}
 	if j > s.pos {
@@ -423,12 +575,12 @@ func (s *Source) Prefetch(ctx context.Context, msgs []pipeline.SourceMessage) er
 	s.plan = make([]planned, 0, len(msgs))
 	s.planIndex = make(map[string]int, len(msgs))
 	for _, m := range msgs {
-		n, ok := s.byKey[m.Key]
-		if _, dup := s.planIndex[m.Key]; !ok || dup {
-			continue
+		n, sure, err := s.number("prefetching", m)
+		if _, dup := s.planIndex[m.Key]; err != nil || !sure || dup {
+			continue // its Fetch says what is wrong, or checks it
 		}
 		s.planIndex[m.Key] = len(s.plan)
-		s.plan = append(s.plan, planned{key: m.Key, num: n, size: s.sizes[n]})
+		s.plan = append(s.plan, planned{key: m.Key, num: n, size: m.Size})
 	}
 	return nil
 }
@@ -456,28 +608,76 @@ func (s *Source) setPrefetchLimits(messages int, bytes int64) {
 }
 
 // Delete marks msgs deleted. Nothing is removed until Close(true) sends
-// QUIT (RFC 1939 §6). Unknown keys fail before anything is marked.
+// QUIT (RFC 1939 §6). Every message must come from this session's last
+// listing: a message number not vouched for by the listing in memory is
+// checked with UIDL n first, and unknown keys or numbers that now hold
+// another message fail before anything is marked. With PIPELINING the
+// DELEs go out pipelined.
 func (s *Source) Delete(ctx context.Context, msgs []pipeline.SourceMessage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	nums := make([]int, len(msgs))
-	for i, m := range msgs {
-		n, err := s.number("deleting", m.Key)
+	nums := make([]int, 0, len(msgs))
+	var check []int
+	var checkKeys []string
+	for _, m := range msgs {
+		n, sure, err := s.number("deleting", m)
 		if err != nil {
 			return err
 		}
-		nums[i] = n
+		if !sure {
+			check = append(check, n)
+			checkKeys = append(checkKeys, m.Key)
+		}
+		nums = append(nums, n)
 	}
-	for i, n := range nums {
-		if s.deleted[n] {
-			continue
+	if len(check) > 0 {
+		infos, err := s.c.Infos(ctx, check, false, true)
+		if err != nil {
+			return fmt.Errorf("checking %d messages before deleting them from %s at %s: %w", len(check), s.user, s.server, err)
 		}
-		if err := s.c.Dele(ctx, n); err != nil {
-			return fmt.Errorf("deleting %q from %s at %s: %w", msgs[i].Key, s.user, s.server, err)
+		for i, in := range infos {
+			if !in.Exists || in.UID != checkKeys[i] {
+				return fmt.Errorf("deleting %q: message %d is not it: %w", checkKeys[i], in.Number, ErrUnknownKey)
+			}
 		}
-		s.deleted[n] = true
+	}
+	if s.deleted == nil {
+		s.deleted = make([]uint64, s.maxNum/64+1)
+	}
+	todo := make([]int, 0, len(nums))
+	for _, n := range nums {
+		if !s.isDeleted(n) {
+			todo = append(todo, n)
+			s.markDeleted(n) // a number twice in msgs goes out once
+		}
+	}
+	var err error
+	if s.pipelining {
+		err = s.c.DeleMany(ctx, todo)
+	} else {
+		for _, n := range todo {
+			if err = s.c.Dele(ctx, n); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		// Which were marked is not known for sure: the caller must not
+		// QUIT (the pipeline closes without it after an error).
+		return fmt.Errorf("deleting %d messages from %s at %s: %w", len(todo), s.user, s.server, err)
 	}
 	return nil
+}
+
+func (s *Source) isDeleted(n int) bool {
+	return n/64 < len(s.deleted) && s.deleted[n/64]&(1<<(n%64)) != 0
+}
+
+func (s *Source) markDeleted(n int) {
+	for n/64 >= len(s.deleted) {
+		s.deleted = append(s.deleted, 0)
+	}
+	s.deleted[n/64] |= 1 << (n % 64)
 }
 
 // Close ends the session. With commit it sends QUIT, which removes the

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -103,7 +104,7 @@ func TestSourceListFetchExact(t *testing.T) {
 	msgs := testMessages()
 	srv := startFake(t, pop3fake.Options{Messages: msgs})
 	s := open(t, plainOptions(srv))
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -128,7 +129,7 @@ func TestSourceLargeSingleLine(t *testing.T) {
 	body := append(bytes.Repeat([]byte("x"), 8<<20), "\r\n"...)
 	srv := startFake(t, pop3fake.Options{Messages: []pop3fake.Message{{UIDL: "big", Body: body}}})
 	s := open(t, plainOptions(srv))
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -156,7 +157,7 @@ func TestSourceDeleteCommitOnlyOnQuit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			list, err := s.List(context.Background())
+			list, err := pipeline.ListAll(context.Background(), s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +196,7 @@ func TestSourceDeleteUnknownKeyMarksNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,22 +249,113 @@ func TestSourceKeys(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := startFake(t, tc.opts)
-			s := open(t, plainOptions(srv))
-			list, err := s.List(context.Background())
-			if err != nil {
-				t.Fatalf("List: %v", err)
-			}
-			if got := keys(list); !slices.Equal(got, tc.wantKeys) {
-				t.Fatalf("List keys = %q, want %q", got, tc.wantKeys)
-			}
-			for i, body := range fetchAll(t, s, list) {
-				if !bytes.Equal(body, tc.opts.Messages[i].Body) {
-					t.Errorf("Fetch(%q) = %q, want %q", list[i].Key, body, tc.opts.Messages[i].Body)
+		// With PIPELINING the maildrop is listed page by page, without
+		// it at once: the keys are the same.
+		for _, pipelining := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/pipelining=%v", tc.name, pipelining), func(t *testing.T) {
+				opts := tc.opts
+				opts.Pipelining = pipelining
+				srv := startFake(t, opts)
+				s := open(t, plainOptions(srv))
+				list, err := pipeline.ListAll(context.Background(), s)
+				if err != nil {
+					t.Fatalf("List: %v", err)
 				}
+				if got := keys(list); !slices.Equal(got, tc.wantKeys) {
+					t.Fatalf("List keys = %q, want %q", got, tc.wantKeys)
+				}
+				for i, body := range fetchAll(t, s, list) {
+					if !bytes.Equal(body, tc.opts.Messages[i].Body) {
+						t.Errorf("Fetch(%q) = %q, want %q", list[i].Key, body, tc.opts.Messages[i].Body)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestSourceListPaged: with PIPELINING, a maildrop of more than a page is
+// handed over page by page from LIST n and UIDL n, never from one LIST
+// of everything; a page's messages are fetched while listing; messages of
+// earlier pages (no longer vouched for by the page in memory) are checked
+// with UIDL n before they are deleted, and a number that holds another
+// message is refused without marking anything.
+func TestSourceListPaged(t *testing.T) {
+	const n = 2*pipeline.ListPage + 7
+	var msgs []pop3fake.Message
+	for i := range n {
+		uidl := fmt.Sprintf("uid-%05d", i)
+		if i == 3 || i == pipeline.ListPage+3 {
+			uidl = "shared" // a broken server: on two pages
+		}
+		msgs = append(msgs, pop3fake.Message{UIDL: uidl, Body: []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i))})
+	}
+	srv := startFake(t, pop3fake.Options{Messages: msgs, Pipelining: true})
+	s := open(t, plainOptions(srv))
+	ctx := context.Background()
+	var pages []int
+	var all []pipeline.SourceMessage
+	err := s.List(ctx, func(page []pipeline.SourceMessage) error {
+		pages = append(pages, len(page))
+		for _, m := range page {
+			var buf bytes.Buffer
+			if _, err := s.Fetch(ctx, m, &buf); err != nil {
+				return err
 			}
-		})
+			if want := msgs[m.Seq-1].Body; !bytes.Equal(buf.Bytes(), want) {
+				return fmt.Errorf("Fetch(%q) = %q, want %q", m.Key, buf.Bytes(), want)
+			}
+		}
+		all = append(all, page...)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if want := []int{pipeline.ListPage, pipeline.ListPage, 7}; !slices.Equal(pages, want) {
+		t.Errorf("pages = %v, want %v", pages, want)
+	}
+	for i, m := range all {
+		want := msgs[i].UIDL
+		if want == "shared" {
+			want = "shared#" + digestKey(msgs[i].Body)
+		}
+		if m.Key != want || m.Seq != uint32(i+1) || m.Size != int64(len(msgs[i].Body)) {
+			t.Fatalf("message %d = %+v, want key %q, Seq %d, size %d", i+1, m, want, i+1, len(msgs[i].Body))
+		}
+	}
+	for _, c := range srv.Commands() {
+		if c.Line == "LIST" {
+			t.Errorf("the paged listing sent a LIST of everything")
+		}
+	}
+	// A message of the first page, whose number now holds another one:
+	// refused, nothing marked.
+	wrong := all[10]
+	wrong.Seq = all[11].Seq
+	if err := s.Delete(ctx, []pipeline.SourceMessage{all[0], wrong}); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("Delete of a key under another message's number: %v, want ErrUnknownKey", err)
+	}
+	// Messages of the first page and the shared one of the second.
+	if err := s.Delete(ctx, []pipeline.SourceMessage{all[0], all[1], all[pipeline.ListPage+3]}); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	// Listed again in the same session, the marked ones are left out
+	// (LIST n and UIDL n answer -ERR for them).
+	again, err := pipeline.ListAll(ctx, s)
+	if err != nil || len(again) != n-3 || again[0].Seq != 3 {
+		t.Fatalf("List after Delete: %d messages (first %+v), %v; want %d from number 3", len(again), again[0], err, n-3)
+	}
+	if err := s.Close(true); err != nil {
+		t.Fatal(err)
+	}
+	var deleted []string
+	for _, m := range srv.Deleted() {
+		deleted = append(deleted, string(m.Body))
+	}
+	want := []string{string(msgs[0].Body), string(msgs[1].Body), string(msgs[pipeline.ListPage+3].Body)}
+	if !slices.Equal(deleted, want) {
+		t.Errorf("deleted %q, want %q", deleted, want)
 	}
 }
 
@@ -386,7 +478,7 @@ func TestSourceTLS(t *testing.T) {
 				return
 			}
 			defer s.Close(false)
-			list, err := s.List(context.Background())
+			list, err := pipeline.ListAll(context.Background(), s)
 			if err != nil {
 				t.Fatalf("List: %v", err)
 			}
@@ -462,7 +554,7 @@ func TestSourceRetrFaults(t *testing.T) {
 			opts := plainOptions(srv)
 			opts.IdleTimeout = 300 * time.Millisecond
 			s := open(t, opts)
-			list, err := s.List(context.Background())
+			list, err := pipeline.ListAll(context.Background(), s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -498,7 +590,7 @@ func TestSourceContextCancelUnblocksFetch(t *testing.T) {
 	opts := plainOptions(srv)
 	opts.IdleTimeout = time.Minute
 	s := open(t, opts)
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -269,7 +269,7 @@ func inspectSource(ctx context.Context, a *account.Account, pa *Result, ledger *
 			}
 		}
 	}
-	msgs, err := src.List(ctx)
+	msgs, err := pipeline.ListAll(ctx, src)
 	if err != nil {
 		return nil, est, nil, err
 	}

@@ -121,7 +121,7 @@ func (k *Kind) UnmarshalText(b []byte) error {
 // Source is the read side of a pipeline.Source (pop3src.Source,
 // imapsrc.Source).
 type Source interface {
-	List(ctx context.Context) ([]pipeline.SourceMessage, error)
+	pipeline.Lister
 	Fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Writer) (int64, error)
 }
 
@@ -322,7 +322,7 @@ func Check(ctx context.Context, src Source, dst Destination, opts Options) (*Res
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &checker{src: src, dst: dst, opts: opts, log: log, boxes: map[string]*mbox{}}
-	msgs, err := src.List(ctx)
+	msgs, err := pipeline.ListAll(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("listing the source: %w", err)
 	}

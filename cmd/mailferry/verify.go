@@ -299,12 +299,14 @@ type mappedSource struct {
 	dests pipeline.FolderPlan
 }
 
-func (s mappedSource) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
-	msgs, err := s.Source.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := s.dests.Dest(m); return !ok }), nil
+func (s mappedSource) List(ctx context.Context, page func([]pipeline.SourceMessage) error) error {
+	return s.Source.List(ctx, func(msgs []pipeline.SourceMessage) error {
+		msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := s.dests.Dest(m); return !ok })
+		if len(msgs) == 0 {
+			return nil
+		}
+		return page(msgs)
+	})
 }
 
 func writeVerifyText(w io.Writer, va verifyAccount, all bool) {
