@@ -116,7 +116,7 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 		a.Folders.Root = sp.dst.ep.Mailbox
 		a.Options.MapFolders = a.mapFolders
 		a.Options.SyncFlags = sp.folders.SyncFlags
-		a.Options.SameOrigin = imapsrc.SameOrigin
+		a.Options.KeyFolder = imapsrc.KeyFolder
 	}
 	if sp.xUIDL {
 		if sp.src.ep.Protocol != config.POP3 {

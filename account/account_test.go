@@ -138,8 +138,8 @@ func TestFromURLs(t *testing.T) {
 					a.Options.Account, a.Name, a.Options.Mailbox, a.Folders.Root, a.Options.MapFolders != nil,
 					tc.wantKey, tc.wantMailbox, tc.wantRoot, tc.wantMapFolder)
 			}
-			if got := a.Options.SameOrigin != nil; got != tc.wantMapFolder {
-				t.Errorf("SameOrigin set %v, want %v (IMAP sources only)", got, tc.wantMapFolder)
+			if got := a.Options.KeyFolder != nil; got != tc.wantMapFolder {
+				t.Errorf("KeyFolder set %v, want %v (IMAP sources only)", got, tc.wantMapFolder)
 			}
 		})
 	}

@@ -56,10 +56,33 @@ func badKey(key, why string) error {
 // the same source folder under another UIDVALIDITY (RFC 3501 §2.3.1.1: a
 // server that renumbers a folder changes its UIDVALIDITY), so the message
 // behind newKey may be the one copied as oldKey. Keys that FormatKey did
-// not make are never the same origin. It is pipeline.Options.SameOrigin
-// for IMAP sources.
+// not make are never the same origin.
 func SameOrigin(oldKey, newKey string) bool {
-	om, ov, _, err1 := ParseKey(oldKey)
-	nm, nv, _, err2 := ParseKey(newKey)
-	return err1 == nil && err2 == nil && om == nm && ov != nv
+	of, og, ok1 := KeyFolder(oldKey)
+	nf, ng, ok2 := KeyFolder(newKey)
+	return ok1 && ok2 && of == nf && og != ng
+}
+
+// KeyPrefix is what every key FormatKey makes for mailbox under
+// uidValidity starts with ("<mailbox>\x00<uidvalidity>\x00"); with
+// uidValidity 0, what every key of mailbox starts with, under any
+// UIDVALIDITY ("<mailbox>\x00"). A ledger scan by it reads one folder.
+func KeyPrefix(mailbox string, uidValidity uint32) string {
+	if uidValidity == 0 {
+		return mailbox + "\x00"
+	}
+	return mailbox + "\x00" + strconv.FormatUint(uint64(uidValidity), 10) + "\x00"
+}
+
+// KeyFolder splits a key made by FormatKey into the prefix of its folder's
+// keys (KeyPrefix with uidValidity 0) and of its folder's keys under its
+// UIDVALIDITY (its generation); ok is false for keys FormatKey did not
+// make. It is pipeline.Options.KeyFolder for IMAP sources: keys of another
+// generation of a listed folder can never be listed again.
+func KeyFolder(key string) (folder, generation string, ok bool) {
+	mailbox, uv, _, err := ParseKey(key)
+	if err != nil {
+		return "", "", false
+	}
+	return KeyPrefix(mailbox, 0), KeyPrefix(mailbox, uv), true
 }

@@ -3,6 +3,7 @@ package imapsrc
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/mailferry/mailferry/pipeline"
@@ -89,6 +90,28 @@ func TestSameOrigin(t *testing.T) {
 	for _, tc := range tests {
 		if got := SameOrigin(tc.oldKey, tc.newKey); got != tc.want {
 			t.Errorf("%s: SameOrigin(%q, %q) = %v, want %v", tc.name, tc.oldKey, tc.newKey, got, tc.want)
+		}
+	}
+}
+
+func TestKeyFolder(t *testing.T) {
+	tests := []struct {
+		key                string
+		folder, generation string
+		ok                 bool
+	}{
+		{FormatKey("INBOX", 7, 42), "INBOX\x00", "INBOX\x007\x00", true},
+		{FormatKey("a\x01b", 4294967295, 1), "a\x01b\x00", "a\x01b\x004294967295\x00", true},
+		{"uidl-123", "", "", false},
+		{"INBOX\x000\x001", "", "", false},
+	}
+	for _, tc := range tests {
+		f, g, ok := KeyFolder(tc.key)
+		if f != tc.folder || g != tc.generation || ok != tc.ok {
+			t.Errorf("KeyFolder(%q) = %q, %q, %v; want %q, %q, %v", tc.key, f, g, ok, tc.folder, tc.generation, tc.ok)
+		}
+		if ok && (KeyPrefix("INBOX", 7) != "INBOX\x007\x00" || !strings.HasPrefix(tc.key, g) || !strings.HasPrefix(g, f)) {
+			t.Errorf("KeyFolder(%q): prefixes %q, %q do not nest", tc.key, f, g)
 		}
 	}
 }

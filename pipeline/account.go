@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,11 +60,15 @@ type Options struct {
 	// SyncFlags brings the flags of messages copied earlier up to date
 	// when the source has flags (IMAP) and the destination can store them.
 	SyncFlags bool
-	// SameOrigin, when set, tells whether a ledger entry whose key is no
-	// longer listed may be an earlier identity of a listed message (an IMAP
-	// folder whose UIDVALIDITY changed). Such a message with the same size
-	// and digest as the earlier copy is recorded as done, not sent again.
-	SameOrigin func(oldKey, newKey string) bool
+	// KeyFolder, when set, splits a source key into the prefix every key
+	// of its folder starts with and the longer prefix of the folder's keys
+	// under its current UIDVALIDITY (its generation): imapsrc.KeyFolder
+	// for IMAP sources. Once a folder is listed under one generation, the
+	// entries of its other generations can never be listed again (a server
+	// that renumbered the folder); a listed message with the same size and
+	// digest as such an entry's copy is recorded as done under its new
+	// key, not sent again.
+	KeyFolder func(key string) (folder, generation string, ok bool)
 	// DestSessions is how many destination sessions append at once, each
 	// with its own batches (Dovecot commits one transaction per APPEND
 	// command, so parallel batches are the next lever after MULTIAPPEND).
@@ -125,7 +130,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// item is one fetched message on its way to the destination.
+// item is one fetched message on its way to the destination, or (flags
+// set) a page's flag changes for earlier copies, which a batch writer
+// stores through its session.
 type item struct {
 	msg        SourceMessage
 	mailbox    string // destination mailbox
@@ -135,6 +142,7 @@ type item struct {
 	out        OutgoingMessage
 	dateSource string
 	memBytes   int64
+	flags      []flagChange
 }
 
 // attempt copies what remains of one account, once. State that must
@@ -156,31 +164,46 @@ type attempt struct {
 	// limit is the size limit of the copy (set by copy; mailboxes with an
 	// APPENDLIMIT of their own tighten it).
 	limit SizeLimit
-	// doneMsgs are the messages committed as done by this attempt's copy.
-	doneMsgs []SourceMessage
-	// orphans are done entries whose keys the source no longer lists, by
-	// digest, for SameOrigin matching; claimed ones are removed.
-	orphans map[string][]Entry
 	// openDst opens another destination session (DestSessions > 1).
 	openDst func(ctx context.Context) (Destination, error)
-	// mu guards st, run and orphans while several batch writers run.
+
+	// What the listing found, page by page: never a per-message record
+	// of the whole account.
+	listed    int   // messages listed (in the folder plan)
+	settled   int   // of which done or skipped when listed
+	finished  int   // of which this attempt's copy committed as done or skipped, or found gone
+	doneFound int   // done when listed
+	toCopy    int   // to copy, found so far
+	toCopyB   int64 // their announced bytes
+	waiting   int   // done, but DeleteAfter has not passed yet
+	earlier   int   // this run's done messages before the listing (see AlreadyDone)
+	deleted   int   // deletions issued at the source
+	complete  bool  // the listing went through to its end
+	// generations are the folders listed so far, by their KeyFolder
+	// prefix: the generation they were listed under.
+	generations map[string]string
+
+	// mu guards st, run, orphans, toDelete and the counters the batch
+	// writers update while the listing goes on.
 	mu sync.Mutex
+	// orphans are done entries of folders' earlier generations, by
+	// digest, for rematching; claimed ones are removed.
+	orphans map[string][]Entry
+	// toDelete are messages this attempt committed as done, to delete at
+	// the source (DeleteSource): the listing issues them between pages.
+	toDelete []SourceMessage
+	// sessions opens the extra destination sessions as the copy grows.
+	sessions *sessionGate
 }
 
-// do runs the attempt: list, reconcile, copy, commit, delete.
+// do runs the attempt: reconcile, then list page by page, copying each
+// page's new messages while the next pages are listed; delete at the
+// source what is done.
 func (a *attempt) do(ctx context.Context) error {
-	msgs, err := ListAll(ctx, a.src)
-	if err != nil {
-		return fmt.Errorf("listing source messages: %w", err)
-	}
 	dests, err := a.planFolders(ctx)
 	if err != nil {
 		return err
 	}
-	msgs = slices.DeleteFunc(msgs, func(m SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
-	a.st.Listed = len(msgs)
-	a.run.listed = msgs
-
 	entries, err := a.ledger.Entries(ctx, a.opts.Account)
 	if err != nil {
 		return fmt.Errorf("reading the ledger: %w", fatal(err))
@@ -191,92 +214,33 @@ func (a *attempt) do(ctx context.Context) error {
 	if err := a.settleResent(ctx, entries); err != nil {
 		return err
 	}
+	a.earlier = a.st.Copied + a.st.Reconciled + a.st.Rematched + a.st.LateCopiesAdopted
+	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, a.dst.Capabilities().AppendLimit)
+	defer func() {
+		a.st.DeleteWaiting = a.waiting
+		a.st.Listed = a.listed
+		a.st.AlreadyDone = max(a.st.AlreadyDone, a.doneFound-a.earlier)
+	}()
 
-	var todo, toDelete, done []SourceMessage
-	var todoBytes int64
-	waiting := 0 // done, but DeleteAfter has not passed yet
-	defer func() { a.st.DeleteWaiting = waiting }()
-	dueBy := a.opts.Now().Add(-a.opts.DeleteAfter)
-	listed := make(map[string]bool, len(msgs))
-	for _, m := range msgs {
-		listed[m.Key] = true
-		e, ok := entries[m.Key]
-		switch DispositionOf(e, ok) {
-		case AlreadyDone:
-			if !a.run.copied[m.Key] && !a.run.counted[m.Key] {
-				a.st.AlreadyDone++
-				a.run.counted[m.Key] = true
-			}
-			done = append(done, m)
-			switch {
-			case a.opts.DeleteSource:
-				toDelete = append(toDelete, m)
-			case a.opts.DeleteAfter > 0 && deleteDue(e, dueBy):
-				toDelete = append(toDelete, m)
-			case a.opts.DeleteAfter > 0:
-				waiting++
-			}
-		case SkippedEarlier:
-			if !a.run.counted[m.Key] && !a.run.skipped[m.Key] {
-				a.st.skip(m.Key, e.Reason+" (recorded by an earlier run)")
-				a.run.counted[m.Key] = true
-			}
-		default:
-			todo = append(todo, m)
-			todoBytes += m.Size
-		}
+	err = a.copy(ctx, func(ctx context.Context, out *pageSink) error {
+		return a.src.List(ctx, func(page []SourceMessage) error {
+			return a.page(ctx, page, dests, entries, out)
+		})
+	})
+	a.run.noteAttempt(a)
+	if err != nil {
+		return err
 	}
-	if a.opts.SameOrigin != nil {
-		a.orphans = map[string][]Entry{}
-		for k, e := range entries {
-			if e.State == StateDone && !listed[k] && e.Digest != "" {
-				a.orphans[e.Digest] = append(a.orphans[e.Digest], e)
-			}
-		}
-	}
-	a.prog.AccountStarted(a.opts.Account, len(todo), todoBytes)
-	a.log.Info("account listed", "account", a.opts.Account, "listed", len(msgs),
-		"to_copy", len(todo), "already_done", len(done))
-
-	if a.opts.SyncFlags {
-		if err := a.syncFlags(ctx, done, entries); err != nil {
-			return err
-		}
-	}
-	if len(todo) > 0 {
-		newlyDone, err := a.copy(ctx, todo, dests)
-		switch {
-		case a.opts.DeleteSource:
-			toDelete = append(toDelete, newlyDone...)
-		case a.opts.DeleteAfter > 0:
-			// Done just now: their period starts now.
-			waiting += len(newlyDone)
-		}
-		if err != nil {
-			return err
-		}
-		// A first APPEND given up on earlier in this run may have landed
-		// while this attempt sent its copy again.
+	// A first APPEND given up on earlier in this run may have landed
+	// while this attempt sent its copy again.
+	if a.toCopy > 0 {
 		if err := a.settleResent(ctx, nil); err != nil {
 			return err
 		}
 	}
-
 	// Every message in toDelete is done in the ledger, committed (synced)
-	// before this point: by an earlier run, or by this attempt's copy,
-	// which has returned.
-	if len(toDelete) > 0 {
-		if a.opts.DeleteAfter > 0 {
-			a.log.Info("deleting at the source the messages copied at least delete_after ago", "account", a.opts.Account,
-				"messages", len(toDelete), "delete_after", a.opts.DeleteAfter, "waiting", waiting)
-		}
-		if err := a.src.Delete(ctx, toDelete); err != nil {
-			return fmt.Errorf("deleting %d copied messages at the source: %w", len(toDelete), err)
-		}
-		a.run.deletePending = len(toDelete)
-		a.opts.Crashpoint("deleted")
-	}
-	return nil
+	// before this point by the copy, which has returned.
+	return a.deleteAtSource(ctx, a.takeToDelete())
 }
 
 // deleteDue reports whether a done entry has been done since dueBy or
@@ -302,60 +266,270 @@ func (a *attempt) planFolders(ctx context.Context) (FolderPlan, error) {
 	return MappedFolders(dests), nil
 }
 
-// copy fetches todo in order and appends it in batches. It returns the
-// messages it committed as done, also when it stops with an error.
-func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests FolderPlan) ([]SourceMessage, error) {
-	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, a.dst.Capabilities().AppendLimit)
-
-	if p, ok := a.src.(Prefetcher); ok {
-		// Only a hint: without it fetching is slower, not wrong. Messages
-		// skipped by their announced size are never fetched, so not
-		// announced either (a batched UID FETCH would download them).
-		ahead := todo
-		if slices.ContainsFunc(todo, a.skipUnread) {
-			ahead = slices.DeleteFunc(slices.Clone(todo), a.skipUnread)
-		}
-		if err := p.Prefetch(ctx, ahead); err != nil {
-			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Account, "error", err)
+// page handles one page of the listing: what the ledger says of each
+// message; the flag changes of earlier copies (for the batch writers);
+// the new messages, fetched and queued for the writers; then the
+// deletions at the source that are due. It returns once the page's
+// messages are queued, so that the source is idle again for the next
+// page.
+func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPlan, entries map[string]Entry, out *pageSink) error {
+	msgs = slices.DeleteFunc(msgs, func(m SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
+	if len(msgs) == 0 {
+		return nil
+	}
+	a.retireGenerations(msgs, entries)
+	dueBy := a.opts.Now().Add(-a.opts.DeleteAfter)
+	var todo, del []SourceMessage
+	var flags []flagChange
+	var todoBytes int64
+	for _, m := range msgs {
+		a.listed++
+		e, ok := entries[m.Key]
+		switch DispositionOf(e, ok) {
+		case AlreadyDone:
+			a.settled++
+			a.doneFound++
+			switch {
+			case a.opts.DeleteSource:
+				del = append(del, m)
+			case a.opts.DeleteAfter > 0 && deleteDue(e, dueBy):
+				del = append(del, m)
+			case a.opts.DeleteAfter > 0:
+				a.waiting++
+			}
+			if a.opts.SyncFlags && m.Flags != nil && e.DestUID != 0 && e.DestMailbox != "" && !mapping.SameFlags(m.Flags, e.Flags) {
+				flags = append(flags, flagChange{entry: e, flags: m.Flags})
+			}
+		case SkippedEarlier:
+			a.settled++
+			a.mu.Lock()
+			if !a.run.skipped[m.Key] {
+				a.st.skip(m.Key, e.Reason+" (recorded by an earlier run)")
+				a.run.skipped[m.Key] = true
+			}
+			a.mu.Unlock()
+		default:
+			todo = append(todo, m)
+			todoBytes += m.Size
 		}
 	}
+	a.mu.Lock()
+	a.toCopy += len(todo)
+	a.toCopyB += todoBytes
+	remaining, remainingB := a.toCopy-a.finished, a.toCopyB
+	a.mu.Unlock()
+	a.prog.AccountStarted(a.opts.Account, remaining, remainingB)
+	if len(flags) > 0 {
+		if err := out.send(ctx, &item{flags: flags}); err != nil {
+			return err
+		}
+	}
+	if err := a.fetchPage(ctx, todo, dests, out); err != nil {
+		return err
+	}
+	return a.deleteAtSource(ctx, append(del, a.takeToDelete()...))
+}
+
+// retireGenerations notes the folders of msgs. A folder seen for the
+// first time in this listing under a generation: the done entries of its
+// other generations are earlier identities of messages that may be listed
+// now (rematched by digest instead of sent again).
+func (a *attempt) retireGenerations(msgs []SourceMessage, entries map[string]Entry) {
+	if a.opts.KeyFolder == nil {
+		return
+	}
+	for _, m := range msgs {
+		folder, gen, ok := a.opts.KeyFolder(m.Key)
+		if !ok || a.generations[folder] == gen {
+			continue
+		}
+		if a.generations == nil {
+			a.generations = map[string]string{}
+		}
+		a.generations[folder] = gen
+		a.mu.Lock()
+		for k, e := range entries {
+			if e.State == StateDone && e.Digest != "" && strings.HasPrefix(k, folder) && !strings.HasPrefix(k, gen) {
+				if a.orphans == nil {
+					a.orphans = map[string][]Entry{}
+				}
+				a.orphans[e.Digest] = append(a.orphans[e.Digest], e)
+			}
+		}
+		a.mu.Unlock()
+	}
+}
+
+// deleteAtSource deletes msgs, every one done in the ledger and committed,
+// at the source (for POP3 only at QUIT, which closing a clean attempt
+// sends).
+func (a *attempt) deleteAtSource(ctx context.Context, msgs []SourceMessage) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if a.opts.DeleteAfter > 0 {
+		a.log.Info("deleting at the source messages copied at least delete_after ago", "account", a.opts.Account,
+			"messages", len(msgs), "delete_after", a.opts.DeleteAfter)
+	}
+	if err := a.src.Delete(ctx, msgs); err != nil {
+		return fmt.Errorf("deleting %d copied messages at the source: %w", len(msgs), err)
+	}
+	a.deleted += len(msgs)
+	a.opts.Crashpoint("deleted")
+	return nil
+}
+
+// takeToDelete returns the messages the batch writers committed as done
+// that are to be deleted at the source, and forgets them.
+func (a *attempt) takeToDelete() []SourceMessage {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.toDelete
+	a.toDelete = nil
+	return out
+}
+
+// pageSink is where the listing puts what the batch writers do.
+type pageSink struct {
+	items  chan<- *item
+	budget *byteBudget
+	queued int // messages queued, to open extra sessions as the copy grows
+	grow   func(queued int)
+}
+
+// send queues it for the batch writers, waiting for room in the memory
+// budget.
+func (p *pageSink) send(ctx context.Context, it *item) error {
+	if err := p.budget.acquire(ctx, it.memBytes); err != nil {
+		it.release()
+		return err
+	}
+	select {
+	case p.items <- it:
+		if it.flags == nil {
+			p.queued++
+			p.grow(p.queued)
+		}
+		return nil
+	case <-ctx.Done():
+		p.budget.release(it.memBytes)
+		it.release()
+		return ctx.Err()
+	}
+}
+
+// copy runs list, which lists the source and queues what is to copy into
+// its sink, while batch writers append and commit it. It returns when
+// both are done; the writers commit what their destination confirmed,
+// also when they stop.
+func (a *attempt) copy(ctx context.Context, list func(context.Context, *pageSink) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	budget := newByteBudget(a.opts.QueueBytes)
 	items := make(chan *item, a.opts.BatchMessages)
-	fetchErr := make(chan error, 1)
+	a.sessions = newSessionGate(a.opts.DestSessions, a.opts.BatchMessages)
+	if a.openDst == nil {
+		a.sessions = newSessionGate(1, a.opts.BatchMessages)
+	}
+	writeErr := make(chan error, 1)
 	go func() {
-		defer close(items)
-		fetchErr <- a.fetchAll(ctx, todo, dests, budget, items)
+		err := a.writeAll(ctx, items, budget)
+		if err != nil {
+			cancel() // the listing stops: nobody takes its messages
+		}
+		writeErr <- err
 	}()
-
-	err := a.writeAll(ctx, items, budget, (len(todo)+a.opts.BatchMessages-1)/a.opts.BatchMessages)
-	cancel()
-	// Drain so the fetcher can end and release its spools.
+	sink := &pageSink{items: items, budget: budget, grow: a.sessions.grow}
+	lerr := list(ctx, sink)
+	if lerr == nil {
+		a.complete = true
+	}
+	close(items)
+	a.sessions.listed()
+	err := <-writeErr
+	// Drain so that nothing queued keeps its spool.
 	for it := range items {
 		it.release()
 	}
-	ferr := <-fetchErr
 	if err == nil {
-		// The batcher drained the channel, so the fetcher has finished:
-		// its error (a failed fetch, or the run's context) decides.
-		err = ferr
+		// The writers took every message: the listing's error (a failed
+		// fetch, or the run's context) decides.
+		err = lerr
 	}
-	return a.doneMsgs, err
+	return err
+}
+
+// sessionGate opens the extra destination sessions as the copy grows: the
+// i-th extra one once the listing has queued more than i batches (a copy
+// of a few messages opens none), and none once the listing ended short.
+type sessionGate struct {
+	mu     sync.Mutex
+	batch  int
+	opened []chan struct{} // closed: session i may open
+	need   []bool
+	done   bool
+}
+
+func newSessionGate(sessions, batch int) *sessionGate {
+	g := &sessionGate{batch: batch, opened: make([]chan struct{}, max(sessions, 1)), need: make([]bool, max(sessions, 1))}
+	for i := range g.opened {
+		g.opened[i] = make(chan struct{})
+	}
+	close(g.opened[0])
+	g.need[0] = true
+	return g
+}
+
+func (g *sessionGate) sessions() int { return len(g.opened) }
+
+// grow notes that queued messages are queued in all.
+func (g *sessionGate) grow(queued int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := 1; i < len(g.opened); i++ {
+		if !g.need[i] && queued > i*g.batch {
+			g.need[i] = true
+			close(g.opened[i])
+		}
+	}
+}
+
+// listed notes the end of the listing: sessions not needed by then never
+// open.
+func (g *sessionGate) listed() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done {
+		return
+	}
+	g.done = true
+	for i := range g.opened {
+		if !g.need[i] {
+			close(g.opened[i])
+		}
+	}
+}
+
+// wait blocks until session i may open or is not needed; it reports
+// whether it is needed.
+func (g *sessionGate) wait(ctx context.Context, i int) bool {
+	select {
+	case <-g.opened[i]:
+	case <-ctx.Done():
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.need[i]
 }
 
 // writeAll runs up to DestSessions batch writers on the fetched messages;
 // the first uses the attempt's destination and starts at once, the others
-// open their own sessions meanwhile (on a distant server each costs several
-// round trips) and join when ready; batches is how many batches the copy
-// makes at least, and no more sessions than that are opened. Each writer
-// commits what its destination confirmed, also when it stops.
-func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byteBudget, batches int) error {
-	sessions := a.opts.DestSessions
-	if a.openDst == nil {
-		sessions = 1
-	}
-	sessions = max(1, min(sessions, batches))
+// open their own sessions as the copy grows (on a distant server each
+// costs several round trips) and join when ready. Each writer commits
+// what its destination confirmed, also when it stops.
+func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byteBudget) error {
+	sessions := a.sessions.sessions()
 	stop := make(chan struct{})
 	var stopOnce sync.Once
 	errs := make([]error, sessions)
@@ -384,6 +558,9 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 				write(i, a.dst)
 				return
 			}
+			if !a.sessions.wait(ctx, i) {
+				return
+			}
 			d, err := a.openDst(ctx)
 			if err != nil {
 				// Fewer sessions is slower, not wrong.
@@ -408,8 +585,24 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 	return first
 }
 
-// fetchAll reads each message into a spool and hands it to the batcher.
-func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests FolderPlan, budget *byteBudget, out chan<- *item) error {
+// fetchPage reads each message of todo into a spool and queues it for the
+// batch writers, announcing them first to a source that fetches ahead.
+func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests FolderPlan, out *pageSink) error {
+	if len(todo) == 0 {
+		return nil
+	}
+	if p, ok := a.src.(Prefetcher); ok {
+		// Only a hint: without it fetching is slower, not wrong. Messages
+		// skipped by their announced size are never fetched, so not
+		// announced either (a batched UID FETCH would download them).
+		ahead := todo
+		if slices.ContainsFunc(todo, a.skipUnread) {
+			ahead = slices.DeleteFunc(slices.Clone(todo), a.skipUnread)
+		}
+		if err := p.Prefetch(ctx, ahead); err != nil {
+			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Account, "error", err)
+		}
+	}
 	for _, m := range todo {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -420,6 +613,7 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests Fold
 			a.mu.Lock()
 			a.st.Gone++
 			a.run.gone[m.Key] = true
+			a.finished++
 			a.mu.Unlock()
 			continue
 		}
@@ -427,16 +621,8 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests Fold
 			return err
 		}
 		it.mailbox, _ = dests.Dest(m)
-		if err := budget.acquire(ctx, it.memBytes); err != nil {
-			it.release()
+		if err := out.send(ctx, it); err != nil {
 			return err
-		}
-		select {
-		case out <- it:
-		case <-ctx.Done():
-			budget.release(it.memBytes)
-			it.release()
-			return ctx.Err()
 		}
 	}
 	return nil

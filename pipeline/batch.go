@@ -16,6 +16,7 @@ type batchWriter struct {
 	a     *attempt
 	dst   Destination // this writer's session
 	boxes map[string]*mailboxState
+	perm  map[string][]string // PERMANENTFLAGS of mailboxes only flag syncs used
 	batch []*item
 	bytes int64
 	// carry is the outcome of the last batch, not yet committed: it is
@@ -157,6 +158,16 @@ func (w *batchWriter) take(ctx context.Context, budget *byteBudget, linger *time
 			return err
 		}
 		return w.finishAll(ctx, budget)
+	}
+	if it.flags != nil {
+		// Flag changes of earlier copies: the session is free once the
+		// batches in flight are finished (a message being gathered is not
+		// sent yet).
+		budget.release(it.memBytes)
+		if err := w.finishAll(ctx, budget); err != nil {
+			return err
+		}
+		return w.syncFlags(ctx, it.flags)
 	}
 	if len(w.batch) > 0 && w.batch[0].mailbox != it.mailbox {
 		// One batch, one mailbox: MULTIAPPEND takes one.
@@ -445,8 +456,12 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 		it := byKey[e.Key]
 		switch e.State {
 		case StateDone:
-			a.run.copied[e.Key] = true
-			a.doneMsgs = append(a.doneMsgs, it.msg)
+			a.finished++
+			if a.opts.DeleteSource {
+				a.toDelete = append(a.toDelete, it.msg)
+			} else if a.opts.DeleteAfter > 0 {
+				a.waiting++ // done just now: its period starts now
+			}
 			if _, ok := rematched[e.Key]; ok {
 				a.prog.MessageDone(a.opts.Account, OutcomeFound, e.Size)
 				break
@@ -460,6 +475,7 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 			}
 			a.prog.MessageDone(a.opts.Account, OutcomeCopied, e.Size)
 		case StateSkipped:
+			a.finished++
 			st.skip(e.Key, e.Reason)
 			a.run.skipped[e.Key] = true
 			a.log.Warn("message skipped", "account", a.opts.Account, "key", e.Key, "reason", e.Reason)

@@ -9,6 +9,11 @@ import (
 // Dry-run decorators: reads go through, writes do nothing. The source is
 // still read in full, so the report shows what a real run would copy and
 // skip.
+//
+// A wrapper that embeds an interface hides the optional interfaces of what
+// it wraps: each one the engine asks for (Prefetcher, PermanentFlagser,
+// FlagStorer) is answered here explicitly, and TestDryRunKeepsOptionalInterfaces
+// fails for one the engine starts asking for without an answer here.
 
 type dryRunSource struct {
 	Source
@@ -52,6 +57,28 @@ func (d *dryRunDestination) Expunge(context.Context, string, uint32, []uint32) e
 
 func (d *dryRunDestination) ListSince(context.Context, string, uint32, uint32) ([]DestMessage, error) {
 	return nil, nil
+}
+
+// PermanentFlags reads what the real destination keeps, so that a dry run
+// reports the flags a copy would drop.
+func (d *dryRunDestination) PermanentFlags(ctx context.Context, mailbox string) ([]string, error) {
+	if pf, ok := d.Destination.(PermanentFlagser); ok {
+		return pf.PermanentFlags(ctx, mailbox)
+	}
+	return nil, nil
+}
+
+// StoreFlags stores nothing; the flag sync counts what it would update.
+// A destination that cannot store flags answers as it would in a real run.
+func (d *dryRunDestination) StoreFlags(_ context.Context, _ string, _ uint32, _ map[uint32][]string) error {
+	return nil
+}
+
+// storesFlags tells whether the real destination can store flags: flag
+// sync reports nothing to update for one that cannot.
+func (d *dryRunDestination) storesFlags() bool {
+	_, ok := d.Destination.(FlagStorer)
+	return ok
 }
 
 type dryRunLedger struct{ Ledger }

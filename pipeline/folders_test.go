@@ -68,9 +68,12 @@ func newIMAPHarness(t *testing.T) (*harness, *imapLikeSource) {
 		return map[string]string{"INBOX": "INBOX", "Sent": "Sent Items"}, nil // Junk excluded
 	}
 	h.opts.SyncFlags = true
-	h.opts.SameOrigin = func(oldKey, newKey string) bool {
-		o, n := strings.Split(oldKey, "\x00"), strings.Split(newKey, "\x00")
-		return o[0] == n[0] && o[1] != n[1]
+	h.opts.KeyFolder = func(key string) (string, string, bool) {
+		p := strings.Split(key, "\x00")
+		if len(p) != 3 {
+			return "", "", false
+		}
+		return p[0] + "\x00", p[0] + "\x00" + p[1] + "\x00", true
 	}
 	return h, src
 }

@@ -176,11 +176,11 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		}
 		used[match] = true
 		e, ok := entries[r.Key]
-		if (!ok || e.State != StateDone) && a.opts.SameOrigin != nil {
+		if (!ok || e.State != StateDone) && a.opts.KeyFolder != nil {
 			// Copied since under a new identity (an IMAP folder whose
 			// UIDVALIDITY changed): that entry names the message's copy.
 			for _, o := range entries {
-				if o.State == StateDone && o.Digest == r.Digest && a.opts.SameOrigin(r.Key, o.Key) {
+				if o.State == StateDone && o.Digest == r.Digest && sameOrigin(a.opts.KeyFolder, r.Key, o.Key) {
 					e, ok = o, true
 					break
 				}

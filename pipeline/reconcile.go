@@ -116,7 +116,6 @@ func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending 
 			return fatal(err)
 		}
 		for _, e := range found {
-			a.run.copied[e.Key] = true
 			a.prog.MessageDone(a.opts.Account, OutcomeFound, e.Size)
 		}
 	}

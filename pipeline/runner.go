@@ -63,15 +63,38 @@ func (r *Runner) initialBackoff() time.Duration {
 	return 2 * time.Second
 }
 
-// accountRun is what one account's run remembers across attempts.
+// accountRun is what one account's run remembers across attempts: counts
+// and the few messages that need a name (skipped, gone), never a record of
+// every message.
 type accountRun struct {
-	copied        map[string]bool // committed as done during this run
-	skipped       map[string]bool // committed as skipped during this run
+	// unsettled is how many listed messages were neither done nor skipped
+	// after the last attempt that listed the whole source (less what later
+	// attempts settled): Stats.Failed.
+	unsettled     int
+	skipped       map[string]bool // reported as skipped (by this run, or recorded earlier)
 	gone          map[string]bool // listed, then gone from the source before it was fetched
-	counted       map[string]bool // already counted as done/skipped by an earlier run
-	listed        []SourceMessage
-	deletePending int // deletions issued in the last attempt, committed at Close
-	refusedInARow int // per-message refusals since the last message stored
+	deletePending int             // deletions issued in the last attempt, committed at Close
+	refusedInARow int             // per-message refusals since the last message stored
+}
+
+// noteAttempt takes an attempt's counts: a complete listing says how many
+// messages are still to copy; an attempt cut short only settles some of
+// those.
+func (run *accountRun) noteAttempt(a *attempt) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	left := a.listed - a.settled - a.finished
+	if a.complete {
+		run.unsettled = left
+		return
+	}
+	run.unsettled = max(run.unsettled-a.finished, left, 0)
+}
+
+// progress counts what a run has settled so far: an attempt that moved it
+// made progress.
+func (st *Stats) progress() int {
+	return st.Copied + st.Reconciled + st.Rematched + st.LateCopiesAdopted + st.Skipped
 }
 
 // RunAccount copies one account and returns its stats. Stats.Error is set
@@ -134,10 +157,10 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		attempts = 4
 	}
 	backoff := r.initialBackoff()
-	run := &accountRun{copied: map[string]bool{}, skipped: map[string]bool{}, counted: map[string]bool{}, gone: map[string]bool{}}
+	run := &accountRun{skipped: map[string]bool{}, gone: map[string]bool{}}
 	for i, tries := 1, 1; ; i++ {
 		st.Attempts = i
-		before := len(run.copied)
+		before := st.progress()
 		err = r.attempt(ctx, job, opts, ledger, log, prog, st, run)
 		if err == nil || ctx.Err() != nil || ClassOf(err) != ClassTransient {
 			break
@@ -145,7 +168,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		// An attempt that moved messages before it failed does not use up
 		// the budget: a long run on a flaky link or a throttling server
 		// goes on while it makes progress.
-		if attempts > 1 && len(run.copied) > before && i < maxAttemptsWithProgress {
+		if attempts > 1 && st.progress() > before && i < maxAttemptsWithProgress {
 			tries, backoff = 1, r.initialBackoff()
 		} else if tries++; tries > attempts {
 			break
@@ -168,7 +191,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	if ctx.Err() != nil && err != nil {
 		err = fmt.Errorf("interrupted: %w", ctx.Err())
 	}
-	st.Failed = run.failed()
+	st.Failed = run.unsettled
 
 	rec := RunRecord{Account: opts.Account, Finished: time.Now(), Copied: st.Copied,
 		Skipped: st.Skipped, Failed: st.Failed, Result: "ok"}
@@ -184,18 +207,6 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		err = fatal(fmt.Errorf("recording the end of the run: %w", ferr))
 	}
 	return err
-}
-
-// failed counts listed messages that are neither done nor skipped, in the
-// ledger before this run or by it.
-func (run *accountRun) failed() int {
-	n := 0
-	for _, m := range run.listed {
-		if !run.copied[m.Key] && !run.skipped[m.Key] && !run.counted[m.Key] && !run.gone[m.Key] {
-			n++
-		}
-	}
-	return n
 }
 
 func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
@@ -226,8 +237,8 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 		}
 		return &dryRunDestination{Destination: d}, nil
 	}
-	run.deletePending = 0
 	err = a.do(ctx)
+	run.deletePending = a.deleted
 	dst.Close()
 	// QUIT (which commits POP3 deletions) only after a clean attempt; every
 	// deletion issued is of a message the ledger has as done, but a session
