@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -96,7 +97,7 @@ func (a *Appender) StartAppend(ctx context.Context, mailbox string, msgs []pipel
 		if a.inflight--; a.inflight == 0 {
 			a.ic.CloseOnDone(context.Background())
 		}
-		return run.prefix(), withCtx(ctx, err)
+		return run.prefix(), idleconn.WithContextErr(ctx, err)
 	}
 	var batches [][]int
 	if a.caps["MULTIAPPEND"] {
@@ -146,10 +147,10 @@ func (a *Appender) StartAppend(ctx context.Context, mailbox string, msgs []pipel
 // " (flags)" and " \"date-time\"", each only when set.
 func (a *Appender) prepare(m pipeline.OutgoingMessage) (string, error) {
 	if m.Body == nil || m.Size < 0 {
-		return "", perMessage(invalidArg("message without body or with size %d", m.Size))
+		return "", pipeline.Permanent(invalidArg("message without body or with size %d", m.Size))
 	}
 	if lim := a.caps.appendLimit(); lim > 0 && m.Size > lim {
-		return "", perMessage(fmt.Errorf("%w: %d bytes, server APPENDLIMIT is %d (not sent)", ErrTooBig, m.Size, lim))
+		return "", pipeline.Permanent(fmt.Errorf("%w: %d bytes, server APPENDLIMIT is %d (not sent)", ErrTooBig, m.Size, lim))
 	}
 	var b strings.Builder
 	var flags []string
@@ -162,7 +163,7 @@ func (a *Appender) prepare(m pipeline.OutgoingMessage) (string, error) {
 		// the command, and servers (seen with Dovecot 2.3) then read the rest
 		// of a non-synchronising literal as commands. So refuse it here.
 		if !validFlag(f) {
-			return "", perMessage(invalidArg("flag %q is neither a system flag nor a keyword atom", f))
+			return "", pipeline.Permanent(invalidArg("flag %q is neither a system flag nor a keyword atom", f))
 		}
 		flags = append(flags, f)
 	}

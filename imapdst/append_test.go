@@ -167,6 +167,19 @@ func TestAppendTranscript(t *testing.T) {
 			want: []want{{validity: 7, uid: 1}, {validity: 7, uid: 2}, {validity: 7, uid: 3}},
 		},
 		{
+			// RFC 3501 §7.1: resp-text has no literals. Taking the "{5}"
+			// for one swallowed A3's reply, and Append waited for its idle
+			// timeout.
+			name: "a refusal ending in {n} does not swallow the next reply",
+			caps: "LITERAL+ UIDPLUS",
+			msgs: []pipeline.OutgoingMessage{msg("one"), msg("two")},
+			script: []imapfake.Step{
+				imapfake.Expect("A2 APPEND \"INBOX\" {3+}\r\none\r\nA3 APPEND \"INBOX\" {3+}\r\ntwo\r\n"),
+				imapfake.Send("A2 NO [TOOBIG] larger than {5}\r\nA3 OK [APPENDUID 7 2] b\r\n"),
+			},
+			want: []want{{failed: true, class: pipeline.ClassPerMessage, code: "TOOBIG"}, {validity: 7, uid: 2}},
+		},
+		{
 			name: "MULTIAPPEND with uid-set APPENDUID",
 			caps: "MULTIAPPEND LITERAL+ UIDPLUS",
 			msgs: []pipeline.OutgoingMessage{datedMsg("hello", `\Seen`), msg("world", `\Flagged`), msg("foo")},

@@ -3,7 +3,6 @@ package imapdst
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -100,7 +100,7 @@ func NewAppender(ctx context.Context, conn net.Conn, opts Options) (*Appender, e
 	defer ic.CloseOnDone(context.Background())
 	if err := a.start(ctx); err != nil {
 		_ = ic.Close()
-		return nil, withCtx(ctx, err)
+		return nil, idleconn.WithContextErr(ctx, err)
 	}
 	return a, nil
 }
@@ -118,15 +118,6 @@ func (a *Appender) reconnect(ctx context.Context) error {
 	*a = *b
 	a.ic.CloseOnDone(ctx)
 	return nil
-}
-
-// withCtx adds ctx's error to err when ctx ended, since a cancelled context
-// closes the conn and the I/O error alone would hide why.
-func withCtx(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-		return fmt.Errorf("%w: %w", ctx.Err(), err)
-	}
-	return err
 }
 
 // start reads the greeting (RFC 3501 §7.1), upgrades with STARTTLS and
@@ -183,9 +174,9 @@ func (a *Appender) startTLS(ctx context.Context) error {
 	if a.br.Buffered() > 0 {
 		return a.fail(fatal(fmt.Errorf("imapdst: %s sent data after STARTTLS OK before the TLS handshake", a.opts.Addr)))
 	}
-	tc := tls.Client(a.ic, a.opts.tlsConfig())
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return a.fail(classifyHandshake(fmt.Errorf("imapdst: TLS handshake with %s after STARTTLS: %w", a.opts.Addr, err)))
+	tc, err := tlsmode.Handshake(ctx, a.ic, a.opts.tlsConfig())
+	if err != nil {
+		return a.fail(fmt.Errorf("imapdst: TLS handshake with %s after STARTTLS: %w", a.opts.Addr, err))
 	}
 	a.conn = tc
 	a.br.Reset(tc)
@@ -200,41 +191,29 @@ func (a *Appender) startTLS(ctx context.Context) error {
 // authorization identity is set or when LOGIN is disabled.
 func (a *Appender) authenticate() error {
 	if !a.secure && !a.opts.AllowPlaintext {
-		return a.fail(fatal(fmt.Errorf("logging in to %s as %s: %w", a.opts.Addr, a.opts.User, ErrPlaintextRefused)))
+		return a.fail(fmt.Errorf("imapdst: logging in to %s as %s: %w", a.opts.Addr, a.opts.User, ErrPlaintextRefused))
 	}
-	for what, s := range map[string]string{"user name": a.opts.User, "authorization identity": a.opts.AuthzID, "password": a.opts.Password.Reveal()} {
-		if err := checkCredentialText(what, s); err != nil {
-			return a.fail(err)
-		}
+	creds := a.opts.credentials()
+	if err := creds.Check(); err != nil {
+		return a.fail(fmt.Errorf("imapdst: logging in to %s as %s: %w", a.opts.Addr, a.opts.User, err))
 	}
 	if a.caps == nil {
 		if err := a.capability(); err != nil {
 			return err
 		}
 	}
-	var (
-		cmd *command
-		err error
-	)
-	if err := checkOAuth(a.opts); err != nil {
-		return a.fail(err)
+	mech, err := creds.Mechanism(func(name string) bool { return a.caps[name] })
+	if err != nil {
+		return a.fail(fmt.Errorf("imapdst: logging in to %s as %s: %w", a.opts.Addr, a.opts.User, err))
 	}
-	switch mech := a.opts.Auth.Mechanism(); {
-	case mech != "":
-		if !a.caps["AUTH="+mech] {
-			return a.fail(fatal(fmt.Errorf("imapdst: logging in to %s as %s: server does not offer AUTH=%s", a.opts.Addr, a.opts.User, mech)))
-		}
-		cmd, err = a.authBearer()
-	case a.opts.Auth == AuthPlain || a.opts.AuthzID != "" || a.caps["LOGINDISABLED"]:
-		if !a.caps["AUTH=PLAIN"] {
-			if a.opts.AuthzID != "" {
-				return a.fail(fatal(fmt.Errorf("imapdst: logging in to %s as %s for %s: server does not offer AUTH=PLAIN", a.opts.Addr, a.opts.User, a.opts.AuthzID)))
-			}
-			return a.fail(fatal(fmt.Errorf("logging in to %s as %s: %w", a.opts.Addr, a.opts.User, ErrLoginDisabled)))
-		}
+	var cmd *command
+	switch mech {
+	case "":
+		cmd, err = a.login()
+	case "PLAIN":
 		cmd, err = a.authPlain()
 	default:
-		cmd, err = a.login()
+		cmd, err = a.authBearer()
 	}
 	if err != nil {
 		return err
@@ -242,8 +221,8 @@ func (a *Appender) authenticate() error {
 	if err := a.wait(cmd); err != nil {
 		return err
 	}
-	if rerr := a.replyError(cmd); rerr != nil {
-		return rerr
+	if lerr := a.loginError(cmd); lerr != nil {
+		return lerr
 	}
 	a.caps = nil
 	if cmd.reply.Code == "CAPABILITY" {
@@ -664,10 +643,16 @@ func (a *Appender) replyError(cmd *command) error {
 	if cmd.reply.Status == "OK" {
 		return nil
 	}
-	e := &ReplyError{Command: cmd.name, Mailbox: cmd.mailbox, Status: cmd.reply.Status,
+	return &ReplyError{Command: cmd.name, Mailbox: cmd.mailbox, Status: cmd.reply.Status,
 		Code: cmd.reply.Code, Text: cmd.reply.Text, Batch: cmd.n > 1}
-	if cmd.name == "LOGIN" || cmd.name == "AUTHENTICATE" {
-		e.User = a.opts.User
+}
+
+// loginError returns the server's refusal of a LOGIN or AUTHENTICATE as a
+// *LoginError, nil when it was accepted.
+func (a *Appender) loginError(cmd *command) *LoginError {
+	if cmd.reply.Status == "OK" {
+		return nil
 	}
-	return e
+	return &LoginError{Addr: a.opts.Addr, User: a.opts.User, Command: cmd.name,
+		Status: cmd.reply.Status, Code: cmd.reply.Code, Text: cmd.reply.Text}
 }

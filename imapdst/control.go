@@ -16,48 +16,41 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
 // control is the connection for everything but APPEND, driven by go-imap's
-// imapclient over a conn we dial ourselves (idle timeout, cancellation).
+// imapclient over a connection internal/imapconn dials and logs in (idle
+// timeout, cancellation).
 type control struct {
 	opts Options
 	log  *slog.Logger
-	ic   *idleconn.Conn
-	c    *imapclient.Client
-	gate *gateWriter // nil without Trace
-	err  error       // sticky: why the connection is unusable
+	conn *imapconn.Conn
+	c    *imapclient.Client // conn's
+	gate *gateWriter        // nil without Trace
+	err  error              // sticky: why the connection is unusable
 }
 
 // dialControl connects, sets up TLS and authenticates.
 func dialControl(ctx context.Context, opts Options) (*control, error) {
-	ic, conn, err := opts.dial(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ic.CloseOnDone(ctx)
-	defer ic.CloseOnDone(context.Background())
-	ctl := &control{opts: opts, log: opts.Logger.With("conn", "control", "addr", opts.Addr), ic: ic}
-	copts := &imapclient.Options{}
+	ctl := &control{opts: opts, log: opts.Logger.With("conn", "control", "addr", opts.Addr)}
+	var debug io.Writer
 	if opts.Trace != nil {
 		// go-imap's debug stream shows credentials; it is only let through
 		// once authenticated, and never during a message body fetch.
 		ctl.gate = &gateWriter{w: &linePrefixer{w: opts.Trace, prefix: "control "}}
-		copts.DebugWriter = ctl.gate
+		debug = ctl.gate
 	}
-	if opts.TLS == TLSStartTLS {
-		copts.TLSConfig = opts.tlsConfig()
-		if ctl.c, err = imapclient.NewStartTLS(conn, copts); err != nil {
-			return nil, withCtx(ctx, classifyHandshake(fmt.Errorf("imapdst: STARTTLS with %s: %w", opts.Addr, err)))
-		}
-	} else {
-		ctl.c = imapclient.New(conn, copts)
+	conn, err := imapconn.Dial(ctx, imapconn.Options{
+		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig, Credentials: opts.credentials(),
+		PasswordFunc: opts.PasswordFunc, AllowPlaintext: opts.AllowPlaintext, IdleTimeout: opts.IdleTimeout,
+		DebugWriter: debug,
+	})
+	if err != nil {
+		return nil, err
 	}
-	if err := Login(ctx, ctl.c, opts); err != nil {
-		_ = ctl.c.Close()
-		return nil, withCtx(ctx, err)
-	}
+	ctl.conn, ctl.c = conn, conn.Client()
 	ctl.gate.set(true)
 	return ctl, nil
 }
@@ -70,12 +63,18 @@ func (ctl *control) begin(ctx context.Context) (func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ctl.ic.CloseOnDone(ctx)
-	return func() { ctl.ic.CloseOnDone(context.Background()) }, nil
+	return ctl.conn.Bind(ctx), nil
 }
 
 // check turns err into the error to return: server replies become
 // *ReplyError and leave the connection usable; anything else breaks it.
+//
+// A body literal that could not be read in full comes here at once: the
+// FETCH is abandoned unread (no Next, no Close). go-imap beta.8 hands the
+// decoder back to its reader goroutine on a literal's first read error,
+// yet Next and Close would read that literal again to discard it, from the
+// buffer the reader goroutine now reads: a data race, and garbage parsed
+// on both sides. The connection is broken anyway.
 func (ctl *control) check(ctx context.Context, err error, command, mailbox string) error {
 	if err == nil {
 		return nil
@@ -84,12 +83,28 @@ func (ctl *control) check(ctx context.Context, err error, command, mailbox strin
 	if errors.As(err, &ie) {
 		return fromIMAPError(err, command, mailbox)
 	}
-	err = withCtx(ctx, fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, err))
+	err = ctl.conn.Explain(err)
+	if be, ok := err.(*imapconn.ByeError); ok { // Explain returns it unwrapped
+		err = byeReply(be, command, mailbox, fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, be.Err))
+	} else {
+		err = fmt.Errorf("imapdst: %s %q on %s: %w", command, mailbox, ctl.opts.Addr, err)
+	}
+	err = idleconn.WithContextErr(ctx, err)
 	if ctl.err == nil {
 		ctl.err = err
 		_ = ctl.c.Close()
 	}
 	return err
+}
+
+// byeReply is the error for a command on a connection the server ended
+// with a BYE (be, from imapconn's Explain): a *ReplyError with status BYE,
+// as the appender's failWrite reports one, joined with how the command
+// then failed. imapdst has one error type for the server's replies:
+// errors.As finds it, its class (BYE: transient) decides, and the message
+// shows the server's reason once.
+func byeReply(be *imapconn.ByeError, command, mailbox string, failed error) error {
+	return fmt.Errorf("%w (%w)", &ReplyError{Command: command, Mailbox: mailbox, Status: "BYE", Code: be.Code, Text: be.Text}, failed)
 }
 
 // examine opens mailbox read-only (RFC 3501 §6.3.2).
@@ -192,7 +207,8 @@ func (ctl *control) listSince(ctx context.Context, mailbox string, uidValidity, 
 
 // searchSeq runs SEARCH (by sequence number) in the selected mailbox.
 // Bodies are then fetched by sequence number, not UID: go-imap beta.8 drops
-// a UID FETCH response whose UID follows its literal (libraries.md 1.6).
+// a UID FETCH response whose UID follows its literal (imapclient's
+// handleFetch dispatches a reply by the UID seen before the first literal).
 func (ctl *control) searchSeq(ctx context.Context, mailbox string, crit *imap.SearchCriteria) ([]uint32, error) {
 	data, err := ctl.c.Search(crit, nil).Wait()
 	if err = ctl.check(ctx, err, "SEARCH", mailbox); err != nil {
@@ -233,7 +249,15 @@ func (ctl *control) searchMessageID(ctx context.Context, mailbox, id string) ([]
 				uid = it.UID
 			case imapclient.FetchItemDataBodySection:
 				if it.Literal != nil {
-					hdr, _ = io.ReadAll(io.LimitReader(it.Literal, 64<<10)) // Close reports a short read
+					const limit = 64 << 10
+					var err error
+					hdr, err = io.ReadAll(io.LimitReader(it.Literal, limit))
+					if err == nil && int64(len(hdr)) < min(it.Literal.Size(), limit) {
+						err = fmt.Errorf("header ended after %d of %d bytes", len(hdr), it.Literal.Size())
+					}
+					if err != nil {
+						return nil, ctl.check(ctx, err, "FETCH", mailbox)
+					}
 				}
 			}
 		}
@@ -263,7 +287,7 @@ func headerMessageID(hdr []byte) string {
 // digest streams the message's exact bytes (BODY.PEEK[], RFC 3501 §6.4.5)
 // into SHA-256, checking the literal's length against its announced size and
 // the command's completion, since go-imap beta.8 reports a connection cut
-// mid-literal only there (libraries.md 1.6).
+// mid-literal only there: the literal itself ends early with io.EOF.
 func (ctl *control) digest(ctx context.Context, mailbox string, uid uint32) ([32]byte, int64, error) {
 	var sum [32]byte
 	done, err := ctl.begin(ctx)
@@ -303,11 +327,13 @@ func (ctl *control) digest(ctx context.Context, mailbox string, uid uint32) ([32
 					bad = cmp(bad, errors.New("server sent BODY[] as NIL"))
 					continue
 				}
-				n, err := io.Copy(h, it.Literal)
+				n, err := io.Copy(h, it.Literal) // a hash never fails: err is the connection's
 				if err == nil && n != it.Literal.Size() {
 					err = fmt.Errorf("body ended after %d of %d bytes", n, it.Literal.Size())
 				}
-				bad = cmp(bad, err)
+				if err != nil {
+					return sum, 0, ctl.check(ctx, err, "FETCH", mailbox)
+				}
 				size, got = n, true
 			}
 		}
@@ -365,19 +391,8 @@ func (ctl *control) close() error {
 	if ctl.err != nil {
 		return ctl.c.Close()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), logoutTimeout)
-	defer cancel()
-	ctl.ic.CloseOnDone(ctx)
-	lerr := ctl.c.Logout().Wait()
-	cerr := ctl.c.Close()
 	ctl.err = ErrClosed
-	if lerr != nil {
-		return fmt.Errorf("imapdst: logging out of %s: %w", ctl.opts.Addr, lerr)
-	}
-	if cerr != nil && !isClosedErr(cerr) {
-		return fmt.Errorf("imapdst: closing control connection to %s: %w", ctl.opts.Addr, cerr)
-	}
-	return nil
+	return ctl.conn.Logout()
 }
 
 // linePrefixer writes prefix at the start of each line.

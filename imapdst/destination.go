@@ -29,6 +29,9 @@ var _ pipeline.Destination = (*Destination)(nil)
 // one call after the other.
 func Dial(ctx context.Context, opts Options) (*Destination, error) {
 	opts = opts.withDefaults()
+	if err := opts.checkPlaintext(); err != nil {
+		return nil, err // before dialing either connection
+	}
 	appOpts, err := resolvePassword(ctx, opts)
 	if err != nil {
 		return nil, err

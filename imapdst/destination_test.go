@@ -190,9 +190,9 @@ func TestDialRefusesPlaintext(t *testing.T) {
 func TestDialWrongPassword(t *testing.T) {
 	addr, clientTLS := startMemServer(t)
 	_, err := Dial(context.Background(), Options{Addr: addr, TLS: TLSStartTLS, TLSConfig: clientTLS, User: "alice", Password: secret.New("wrong")})
-	var re *ReplyError
-	if !errors.As(err, &re) || pipeline.ClassOf(err) != pipeline.ClassFatal {
-		t.Fatalf("Dial = %v, want a fatal *ReplyError", err)
+	var le *LoginError
+	if !errors.As(err, &le) || pipeline.ClassOf(err) != pipeline.ClassFatal {
+		t.Fatalf("Dial = %v, want a fatal *LoginError", err)
 	}
 	if strings.Contains(err.Error(), "wrong") {
 		t.Errorf("error %q shows the password", err)

@@ -18,8 +18,13 @@
 //
 // Both connections use implicit TLS or STARTTLS (RFC 8314, RFC 2595) with the
 // caller's *tls.Config; authentication without TLS is refused unless
-// Options.AllowPlaintext is set. Credentials are never logged or traced.
+// Options.AllowPlaintext is set. Credentials are never logged or traced. The
+// control connection is dialled and logged in by internal/imapconn, the
+// IMAP source's and verify's way; the appender shares its login rules
+// (imapconn.Credentials) and errors.
 //
-// Errors from the server are *ReplyError values, which classify themselves for
-// the pipeline (pipeline.ClassOf); network errors are transient.
+// Errors from the server are *ReplyError values, a refused login a
+// *LoginError and a rejected OAuth2 token a *TokenRejectedError; they
+// classify themselves for the pipeline (pipeline.ClassOf); network errors
+// are transient.
 package imapdst

@@ -1,16 +1,15 @@
 package imapdst
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -19,17 +18,19 @@ import (
 var (
 	// ErrPlaintextRefused: the connection is not encrypted and
 	// Options.AllowPlaintext is false, so no credentials were sent. Fatal.
-	ErrPlaintextRefused = errors.New("imapdst: refusing to authenticate without TLS (AllowPlaintext is off)")
+	// It is tlsmode.ErrPlaintext, the value every client returns for this.
+	ErrPlaintextRefused = tlsmode.ErrPlaintext
 	// ErrLoginDisabled: the server advertises LOGINDISABLED (RFC 3501 §6.2.3)
-	// and offers no AUTH=PLAIN either. Fatal.
-	ErrLoginDisabled = errors.New("imapdst: server disables LOGIN and offers no AUTH=PLAIN")
+	// and offers no AUTH=PLAIN either. Fatal. It is imapconn.ErrLoginDisabled.
+	ErrLoginDisabled = imapconn.ErrLoginDisabled
 	// ErrNoStartTLS: TLSStartTLS was asked for and the server does not
-	// advertise STARTTLS. Fatal.
-	ErrNoStartTLS = errors.New("imapdst: server does not offer STARTTLS")
+	// advertise STARTTLS. Fatal. It is imapconn.ErrNoStartTLS.
+	ErrNoStartTLS = imapconn.ErrNoStartTLS
 	// ErrInvalidArgument: a user name, password, mailbox name, flag or
 	// Message-ID contains bytes IMAP cannot carry (CR, LF, NUL) or a flag is
-	// not an atom. Fatal for credentials and mailboxes, per message for flags.
-	ErrInvalidArgument = errors.New("imapdst: invalid argument")
+	// not an atom. Fatal for credentials and mailboxes, per message (and
+	// for good) for flags. It is imapconn.ErrInvalidArgument.
+	ErrInvalidArgument = imapconn.ErrInvalidArgument
 	// ErrTooBig: a message is larger than the server's APPENDLIMIT (RFC 7889)
 	// and was not sent. Per message.
 	ErrTooBig = errors.New("imapdst: message larger than the server accepts")
@@ -40,12 +41,12 @@ var (
 )
 
 // ReplyError is a server's refusal: a tagged NO or BAD, or an untagged BYE.
+// A refused login is an *imapconn.LoginError instead (LoginError here).
 // Code is the RFC 5530 response code without brackets ("TOOBIG",
 // "OVERQUOTA", …), "" when the server gave none.
 type ReplyError struct {
-	Command string // "APPEND", "LOGIN", "CREATE", …
+	Command string // "APPEND", "CREATE", "SELECT", …
 	Mailbox string // "" when the command has none
-	User    string // "" when not relevant
 	Status  string // "NO", "BAD" or "BYE"
 	Code    string
 	Text    string
@@ -60,9 +61,6 @@ func (e *ReplyError) Error() string {
 	b.WriteString(e.Command)
 	if e.Mailbox != "" {
 		fmt.Fprintf(&b, " %q", e.Mailbox)
-	}
-	if e.User != "" {
-		fmt.Fprintf(&b, " for %s", e.User)
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Status)
@@ -92,8 +90,8 @@ func (e *ReplyError) Permanent() bool {
 //     whose text speaks of the message size (Dovecot's
 //     quota_max_mail_size): per message, like TOOBIG.
 //   - OVERQUOTA, AUTHENTICATIONFAILED, AUTHORIZATIONFAILED, EXPIRED,
-//     PRIVACYREQUIRED, CONTACTADMIN, NOPERM, and any NO/BAD to LOGIN or
-//     AUTHENTICATE: fatal (nothing more will fit or nothing is allowed).
+//     PRIVACYREQUIRED, CONTACTADMIN, NOPERM: fatal (nothing more will fit
+//     or nothing is allowed).
 //   - On APPEND: TOOBIG, BAD (e.g. an invalid flag), TRYCREATE after the
 //     mailbox was created, and NO without a code: per message. A bare NO is
 //     most often a server refusing this message's content (Dovecot and
@@ -124,49 +122,23 @@ func (e *ReplyError) ErrorClass() pipeline.Class {
 		"PRIVACYREQUIRED", "CONTACTADMIN", "NOPERM":
 		return pipeline.ClassFatal
 	}
-	if throttledText(e.Text) {
+	if imapconn.Throttled(e.Text) {
 		// Office 365 throttles with a bare NO: "Request is throttled.
 		// Suggested Backoff Time: N milliseconds".
 		return pipeline.ClassTransient
 	}
-	switch e.Command {
-	case "LOGIN", "AUTHENTICATE":
-		return pipeline.ClassFatal
-	case "APPEND":
+	if e.Command == "APPEND" {
 		return pipeline.ClassPerMessage
 	}
 	return pipeline.ClassFatal
 }
 
-// maxRetryAfter caps the wait a server may ask for, so that a garbled or
-// absurd value cannot park an account for days.
-const maxRetryAfter = 15 * time.Minute
-
-// suggestedBackoff matches Office 365's throttling text: "Request is
-// throttled. Suggested Backoff Time: 1234 milliseconds". A missing unit
-// means milliseconds, as Office 365 uses; seconds are understood too.
-var suggestedBackoff = regexp.MustCompile(`(?i)suggested\s+backoff\s+time\s*:?\s*([0-9]+)\s*(milliseconds?|msecs?|ms|seconds?|secs?|s)?\b`)
-
 // RetryAfter implements pipeline.RetryAfterer: the wait the server asked
-// for in the text of its reply (Office 365's "Suggested Backoff Time: N
-// milliseconds", anywhere in Text, case-insensitive), capped at 15 minutes.
-// It is 0 when the server named no time, as with Gmail's [THROTTLED] or a
-// [LIMIT] or [UNAVAILABLE] refusal: the caller then uses its own backoff.
-func (e *ReplyError) RetryAfter() time.Duration {
-	m := suggestedBackoff.FindStringSubmatch(e.Text)
-	if m == nil {
-		return 0
-	}
-	unit := time.Millisecond
-	if u := strings.ToLower(m[2]); u != "" && !strings.HasPrefix(u, "m") {
-		unit = time.Second
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil || n > int64(maxRetryAfter/unit) {
-		return maxRetryAfter // absurd, or too many digits for an int64
-	}
-	return time.Duration(n) * unit
-}
+// for in the text of its reply (imapconn.SuggestedBackoff: Office 365's
+// "Suggested Backoff Time: N milliseconds"), capped at 15 minutes. It is 0
+// when the server named no time, as with Gmail's [THROTTLED] or a [LIMIT]
+// or [UNAVAILABLE] refusal: the caller then uses its own backoff.
+func (e *ReplyError) RetryAfter() time.Duration { return imapconn.SuggestedBackoff(e.Text) }
 
 // sizeLimitText reports whether the text of a [LIMIT] refusal says the
 // message is too large.
@@ -175,36 +147,15 @@ func sizeLimitText(text string) bool {
 	return strings.Contains(t, "size") || strings.Contains(t, "too large") || strings.Contains(t, "too big")
 }
 
-// throttledText reports whether a reply without a telling code says the
-// server is throttling the client.
-func throttledText(text string) bool {
-	return strings.Contains(strings.ToLower(text), "throttl")
-}
+// LoginError is a server's refusal of LOGIN or AUTHENTICATE, on either
+// connection: imapconn.LoginError, which classifies itself (fatal unless
+// the server said it is busy).
+type LoginError = imapconn.LoginError
 
-// classified gives an error a fixed class.
-type classified struct {
-	err   error
-	class pipeline.Class
-}
+func fatal(err error) error      { return pipeline.Fatal(err) }
+func perMessage(err error) error { return pipeline.PerMessage(err) }
+func transient(err error) error  { return pipeline.Transient(err) }
 
-func (e *classified) Error() string              { return e.err.Error() }
-func (e *classified) Unwrap() error              { return e.err }
-func (e *classified) ErrorClass() pipeline.Class { return e.class }
-
-// classifyHandshake makes a certificate that fails verification fatal:
-// retrying cannot fix it, only configuration (--tls-ca) can. Other
-// handshake failures (resets, timeouts) stay transient.
-func classifyHandshake(err error) error {
-	var cve *tls.CertificateVerificationError
-	if errors.As(err, &cve) {
-		return fatal(err)
-	}
-	return err
-}
-
-func fatal(err error) error      { return &classified{err: err, class: pipeline.ClassFatal} }
-func perMessage(err error) error { return &classified{err: err, class: pipeline.ClassPerMessage} }
-func transient(err error) error  { return &classified{err: err, class: pipeline.ClassTransient} }
 func invalidArg(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)
 }
@@ -218,10 +169,4 @@ func fromIMAPError(err error, command, mailbox string) error {
 		return err
 	}
 	return &ReplyError{Command: command, Mailbox: mailbox, Status: string(ie.Type), Code: string(ie.Code), Text: ie.Text}
-}
-
-// Permanent reports whether a classified error can never succeed: a
-// message over APPENDLIMIT, or a flag that is not an atom.
-func (c *classified) Permanent() bool {
-	return errors.Is(c.err, ErrTooBig) || errors.Is(c.err, ErrInvalidArgument)
 }

@@ -68,15 +68,3 @@ func TestReplyErrorRetryAfter(t *testing.T) {
 		})
 	}
 }
-
-func FuzzReplyErrorRetryAfter(f *testing.F) {
-	f.Add("Request is throttled. Suggested Backoff Time: 1234 milliseconds")
-	f.Add("Suggested Backoff Time: 3 s")
-	f.Add("Suggested Backoff Time: 99999999999999999999999")
-	f.Fuzz(func(t *testing.T, text string) {
-		d := (&ReplyError{Status: "NO", Text: text}).RetryAfter()
-		if d < 0 || d > maxRetryAfter {
-			t.Fatalf("RetryAfter(%q) = %v, outside [0, %v]", text, d, maxRetryAfter)
-		}
-	})
-}

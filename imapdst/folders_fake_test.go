@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/testkit/imapfake"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
@@ -31,7 +32,7 @@ func dialFakeControl(t *testing.T, steps ...imapfake.Step) (*Destination, *imapf
 	if err != nil {
 		t.Fatalf("dialControl: %v", err)
 	}
-	t.Cleanup(func() { _ = ctl.ic.Close() })
+	t.Cleanup(func() { _ = ctl.conn.Abort() })
 	return &Destination{ctl: ctl}, srv
 }
 
@@ -120,7 +121,7 @@ func TestCreateTranscript(t *testing.T) {
 			if err := d.ctl.create(context.Background(), tt.mbox, tt.use); err != nil {
 				t.Fatalf("create(%q, %q): %v", tt.mbox, tt.use, err)
 			}
-			_ = d.ctl.ic.Close()
+			_ = d.ctl.conn.Abort()
 			if err := srv.Wait(); err != nil {
 				t.Errorf("script: %v", err)
 			}
@@ -219,7 +220,7 @@ func TestFoldersTranscript(t *testing.T) {
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Folders = %+v, want %+v", got, tt.want)
 			}
-			_ = d.ctl.ic.Close()
+			_ = d.ctl.conn.Abort()
 			if err := srv.Wait(); err != nil {
 				t.Errorf("script: %v", err)
 			}
@@ -301,7 +302,7 @@ func TestStoreFlagsTranscript(t *testing.T) {
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("StoreFlags = %+v, want %+v", got, tt.want)
 			}
-			_ = d.ctl.ic.Close()
+			_ = d.ctl.conn.Abort()
 			if err := srv.Wait(); err != nil {
 				t.Errorf("script: %v", err)
 			}
@@ -338,5 +339,22 @@ func TestPermanentFlagsTranscript(t *testing.T) {
 	}
 	if got, err := d.PermanentFlags(context.Background(), "Drafts"); err != nil || got != nil {
 		t.Errorf("PermanentFlags(Drafts) = %q, %v; want nil without PERMANENTFLAGS", got, err)
+	}
+}
+
+// TestEnsureMailboxHugeLiteral: a LIST reply announcing a mailbox name of
+// 4 GB fails EnsureMailbox at once with a fatal ErrLiteralTooLarge
+// (internal/imapconn) instead of go-imap buffering it.
+func TestEnsureMailboxHugeLiteral(t *testing.T) {
+	d, srv := dialFakeControl(t, append(controlLogin(""),
+		imapfake.Expect("T2 LIST \"\" INBOX\r\n"),
+		imapfake.Send("* LIST () \"/\" {4000000000}\r\n"),
+		imapfake.Drain())...)
+	_, err := d.EnsureMailbox(context.Background(), "INBOX")
+	if !errors.Is(err, imapconn.ErrLiteralTooLarge) || pipeline.ClassOf(err) != pipeline.ClassFatal {
+		t.Fatalf("EnsureMailbox = %v (class %v), want a fatal ErrLiteralTooLarge", err, pipeline.ClassOf(err))
+	}
+	if err := srv.Wait(); err != nil {
+		t.Errorf("script: %v", err)
 	}
 }

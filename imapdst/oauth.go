@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/emersion/go-sasl"
-
 	"github.com/mailferry/mailferry/internal/bearer"
-	"github.com/mailferry/mailferry/pipeline"
 )
 
 // AuthMethod selects how a connection authenticates. The zero value keeps
@@ -25,69 +22,12 @@ const (
 	AuthOAuthBearer = bearer.MethodOAuthBearer
 )
 
-// bearerResponse is the initial client response of an OAuth2 mechanism.
-func bearerResponse(m AuthMethod, user, token string) []byte {
-	if m == AuthXOAuth2 {
-		return bearer.XOAuth2(user, token)
-	}
-	return bearer.OAuthBearer(user, token)
-}
-
-// checkOAuth refuses what an OAuth2 login cannot carry.
-func checkOAuth(opts Options) error {
-	if opts.Auth < AuthDefault || opts.Auth > AuthOAuthBearer {
-		return fatal(fmt.Errorf("imapdst: logging in to %s: unknown auth method %v", opts.Addr, opts.Auth))
-	}
-	if opts.Auth.Mechanism() == "" {
-		return nil
-	}
-	if opts.AuthzID != "" {
-		return fatal(fmt.Errorf("imapdst: logging in to %s: %v cannot act for another user (AuthzID %q)", opts.Addr, opts.Auth, opts.AuthzID))
-	}
-	if opts.Password.IsZero() || strings.Contains(opts.Password.Reveal(), "\x01") || strings.Contains(opts.User, "\x01") {
-		return fatal(fmt.Errorf("imapdst: logging in to %s as %s: OAuth2 token empty or user name or token contains ^A", opts.Addr, opts.User))
-	}
-	return nil
-}
-
 // TokenRejectedError is a server's OAuth2 error challenge (RFC 7628
-// §3.2.2). It carries the server's status, never the token. It is fatal
-// for the engine: the same token will not do better next time.
-type TokenRejectedError struct {
-	Mechanism string
-	User      string
-	// Status is the challenge's JSON "status" ("401", "invalid_token"), or
-	// "" when it was not the expected JSON.
-	Status string
-	// Reply is the server's completion after the dummy response, when the
-	// appender read one.
-	Reply *ReplyError
-}
-
-func (e *TokenRejectedError) Error() string {
-	msg := "imapdst: AUTHENTICATE " + e.Mechanism + " for " + e.User + ": server rejected the OAuth2 token"
-	if e.Status != "" {
-		msg += " (status " + e.Status + ")"
-	}
-	if e.Reply != nil {
-		msg += ": " + e.Reply.Status
-		if e.Reply.Text != "" {
-			msg += " " + e.Reply.Text
-		}
-	}
-	return msg
-}
-
-// Unwrap returns the server's refusal, if any.
-func (e *TokenRejectedError) Unwrap() error {
-	if e.Reply == nil {
-		return nil
-	}
-	return e.Reply
-}
-
-// ErrorClass implements pipeline.Classifier.
-func (e *TokenRejectedError) ErrorClass() pipeline.Class { return pipeline.ClassFatal }
+// §3.2.2): bearer.RejectedError, the one type every client returns for it.
+// It carries the server's status, never the token, and is fatal for the
+// engine. After the appender's dummy response, its Reply is the server's
+// *LoginError.
+type TokenRejectedError = bearer.RejectedError
 
 // challengeStatus decodes the "status" of an RFC 7628 §3.2.2 error
 // challenge (base64 JSON; raw JSON is accepted too), "" when it is not one.
@@ -107,7 +47,7 @@ func challengeStatus(b64 string) string {
 func (a *Appender) authBearer() (*command, error) {
 	m := a.opts.Auth
 	mech := m.Mechanism()
-	ir := base64.StdEncoding.EncodeToString(bearerResponse(m, a.opts.User, a.opts.Password.Reveal()))
+	ir := base64.StdEncoding.EncodeToString(bearer.InitialResponse(m, a.opts.User, a.opts.Password.Reveal()))
 	cmd := a.newCommand("AUTHENTICATE", "")
 	if a.caps["SASL-IR"] {
 		a.write(cmd.tag+" AUTHENTICATE "+mech+" "+ir+"\r\n", cmd.tag+" AUTHENTICATE "+mech+" ***")
@@ -132,7 +72,7 @@ func (a *Appender) authBearer() (*command, error) {
 		if r.Tag != "+" {
 			continue
 		}
-		rej := &TokenRejectedError{Mechanism: mech, User: a.opts.User, Status: challengeStatus(r.Text)}
+		rej := &TokenRejectedError{Command: "AUTHENTICATE", Mechanism: mech, User: a.opts.User, Status: challengeStatus(r.Text)}
 		dummy := ""
 		if m == AuthOAuthBearer {
 			dummy = base64.StdEncoding.EncodeToString([]byte{0x01})
@@ -142,10 +82,8 @@ func (a *Appender) authBearer() (*command, error) {
 		if err := a.wait(cmd); err != nil {
 			return cmd, err
 		}
-		if rerr := a.replyError(cmd); rerr != nil {
-			if re, ok := rerr.(*ReplyError); ok {
-				rej.Reply = re
-			}
+		if lerr := a.loginError(cmd); lerr != nil {
+			rej.Reply, rej.Said = lerr, lerr.Reply()
 		} else {
 			return cmd, a.fail(fmt.Errorf("imapdst: %s accepted AUTHENTICATE %s after an OAuth2 error challenge", a.opts.Addr, mech))
 		}
@@ -153,23 +91,6 @@ func (a *Appender) authBearer() (*command, error) {
 	}
 	return cmd, nil
 }
-
-// bearerClient is the sasl.Client of the control connection for XOAUTH2
-// (which go-sasl lacks) and OAUTHBEARER. An error challenge ends the
-// exchange with a *TokenRejectedError; go-imap then sends no dummy
-// response, so the connection must be closed.
-type bearerClient struct {
-	mech, user string
-	ir         []byte
-}
-
-func (c *bearerClient) Start() (string, []byte, error) { return c.mech, c.ir, nil }
-
-func (c *bearerClient) Next(challenge []byte) ([]byte, error) {
-	return nil, &TokenRejectedError{Mechanism: c.mech, User: c.user, Status: challengeStatus(string(challenge))}
-}
-
-var _ sasl.Client = (*bearerClient)(nil)
 
 // resolvePassword returns opts with Password from PasswordFunc, when set.
 func resolvePassword(ctx context.Context, opts Options) (Options, error) {

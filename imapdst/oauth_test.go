@@ -92,7 +92,8 @@ func TestAppenderOAuthTranscript(t *testing.T) {
 				return
 			}
 			var rej *TokenRejectedError
-			if !errors.As(err, &rej) || rej.Status != tc.rejected || rej.Reply == nil || rej.Reply.Code != "AUTHENTICATIONFAILED" {
+			var refused *LoginError
+			if !errors.As(err, &rej) || rej.Status != tc.rejected || !errors.As(rej.Reply, &refused) || refused.Code != "AUTHENTICATIONFAILED" {
 				t.Fatalf("DialAppender: %v, want a TokenRejectedError with status %q and the server's NO", err, tc.rejected)
 			}
 			if pipeline.ClassOf(err) != pipeline.ClassFatal || strings.Contains(err.Error(), token) {

@@ -7,10 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -96,24 +96,24 @@ func (o Options) withDefaults() Options {
 // tlsConfig returns a copy of the caller's config with ServerName set.
 func (o Options) tlsConfig() *tls.Config { return tlsmode.ClientConfig(o.TLSConfig, o.Addr) }
 
-// dial connects to o.Addr and calls wrap.
-func (o Options) dial(ctx context.Context) (*idleconn.Conn, net.Conn, error) {
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", o.Addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("imapdst: connecting to %s: %w", o.Addr, err)
+// checkPlaintext refuses TLSNone without AllowPlaintext (fatal: the
+// sentinel classifies itself).
+func (o Options) checkPlaintext() error {
+	if o.TLS == TLSNone && !o.AllowPlaintext {
+		return fmt.Errorf("imapdst: logging in to %s as %s: %w", o.Addr, o.User, ErrPlaintextRefused)
 	}
-	return o.wrap(ctx, raw)
+	return nil
+}
+
+// credentials are who logs in, and how.
+func (o Options) credentials() imapconn.Credentials {
+	return imapconn.Credentials{User: o.User, AuthzID: o.AuthzID, Password: o.Password, Auth: o.Auth}
 }
 
 // wrap puts the idle timeout around raw and, for TLSImplicit, runs the TLS
 // handshake and returns the TLS conn on top. On error raw is closed.
 func (o Options) wrap(ctx context.Context, raw net.Conn) (*idleconn.Conn, net.Conn, error) {
-	timeout := o.IdleTimeout
-	if timeout < 0 {
-		timeout = 0
-	}
-	ic := idleconn.New(raw, timeout)
+	ic := idleconn.New(raw, max(o.IdleTimeout, 0))
 	if o.TLS != TLSImplicit {
 		return ic, ic, nil
 	}
@@ -121,18 +121,10 @@ func (o Options) wrap(ctx context.Context, raw net.Conn) (*idleconn.Conn, net.Co
 	if cfg.NextProtos == nil {
 		cfg.NextProtos = []string{"imap"}
 	}
-	tc := tls.Client(ic, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	tc, err := tlsmode.Handshake(ctx, ic, cfg)
+	if err != nil {
 		_ = ic.Close()
-		return nil, nil, classifyHandshake(fmt.Errorf("imapdst: TLS handshake with %s: %w", o.Addr, err))
+		return nil, nil, fmt.Errorf("imapdst: TLS handshake with %s: %w", o.Addr, err)
 	}
 	return ic, tc, nil
-}
-
-// checkCredentialText rejects CR, LF and NUL, which no IMAP string can carry.
-func checkCredentialText(what, s string) error {
-	if strings.ContainsAny(s, "\r\n\x00") {
-		return fatal(invalidArg("%s contains CR, LF or NUL", what))
-	}
-	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/mailferry/mailferry/internal/imapconn"
 )
 
 // maxLineBytes bounds one response line (literals excluded), so a broken or
@@ -46,7 +48,7 @@ func readResponse(br *bufio.Reader) (response, error) {
 		}
 		line = append(line, part...)
 		n, ok := trailingLiteral(part)
-		if !ok || bytes.HasPrefix(line, []byte("+")) {
+		if !ok || !mayHaveLiterals(line) {
 			break
 		}
 		if _, err := io.CopyN(io.Discard, br, n); err != nil {
@@ -90,6 +92,24 @@ func noEOF(err error) error {
 	return err
 }
 
+// mayHaveLiterals reports whether the response starting with line can
+// carry literals: only untagged data can (RFC 3501 §7, §9). Status
+// responses, tagged or untagged (OK, NO, BAD, BYE, PREAUTH), and
+// continuation requests end in resp-text, which has none (§7.1): a "{5}"
+// at their end is text, and the next line is the next response.
+func mayHaveLiterals(line []byte) bool {
+	tag, rest, _ := bytes.Cut(line, []byte(" "))
+	if string(tag) != "*" {
+		return false // "+" or a command tag
+	}
+	word, _, _ := bytes.Cut(rest, []byte(" "))
+	switch strings.ToUpper(string(word)) {
+	case "OK", "NO", "BAD", "BYE", "PREAUTH":
+		return false
+	}
+	return true
+}
+
 // trailingLiteral reports whether line ends in a literal announcement "{n}"
 // (RFC 3501 §4.3; servers never send "{n+}").
 func trailingLiteral(line []byte) (int64, bool) {
@@ -131,7 +151,7 @@ func parseResponse(line string) (response, error) {
 			return r, fmt.Errorf("imapdst: tagged %s in server response %q", upper, truncate(line))
 		}
 		r.Status = upper
-		r.Code, r.CodeArg, r.Text = parseRespText(after)
+		r.Code, r.CodeArg, r.Text = imapconn.ParseRespText(after)
 		return r, nil
 	}
 	if tag != "*" {
@@ -147,21 +167,6 @@ func parseResponse(line string) (response, error) {
 	r.Kind = strings.ToUpper(word)
 	r.Rest = after
 	return r, nil
-}
-
-// parseRespText splits resp-text (RFC 3501 §9) into code, code arguments
-// and text. A "[" without "]" is taken as text.
-func parseRespText(s string) (code, arg, text string) {
-	if !strings.HasPrefix(s, "[") {
-		return "", "", s
-	}
-	end := strings.IndexByte(s, ']')
-	if end < 0 {
-		return "", "", s
-	}
-	inner := s[1:end]
-	code, arg, _ = strings.Cut(inner, " ")
-	return strings.ToUpper(code), arg, strings.TrimPrefix(s[end+1:], " ")
 }
 
 // validTag reports whether s is a tag: ASTRING-CHARs except "+" (RFC 3501 §9).

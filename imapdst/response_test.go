@@ -63,6 +63,56 @@ func TestReadResponseSkipsLiterals(t *testing.T) {
 	}
 }
 
+// TestReadResponseFraming: only untagged data carries literals (RFC 3501
+// §7, §9: resp-text has none), so a "{n}" ending a status response, a
+// tagged reply or a continuation request is text, and the next line is the
+// next response. Before this was so, "A1 NO too many {5}" swallowed the
+// reply after it and the appender waited for its idle timeout.
+func TestReadResponseFraming(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string // each response's Line
+	}{
+		{"tagged NO ending in {n}", "A1 NO [LIMIT] too many {5}\r\nA2 OK done\r\n",
+			[]string{"A1 NO [LIMIT] too many {5}", "A2 OK done"}},
+		{"tagged OK ending in {n}", "A1 OK [APPENDUID 7 3] saved {0}\r\nA2 OK done\r\n",
+			[]string{"A1 OK [APPENDUID 7 3] saved {0}", "A2 OK done"}},
+		{"tagged BAD ending in {n}", "A7 BAD what is {12}\r\n* 3 EXISTS\r\n",
+			[]string{"A7 BAD what is {12}", "* 3 EXISTS"}},
+		{"untagged OK ending in {n}", "* OK [ALERT] quota at {90}\r\nA1 OK done\r\n",
+			[]string{"* OK [ALERT] quota at {90}", "A1 OK done"}},
+		{"untagged NO ending in {n}", "* NO disk {1}\r\nA1 OK done\r\n",
+			[]string{"* NO disk {1}", "A1 OK done"}},
+		{"untagged BAD ending in {n}", "* BAD junk {3}\r\nA1 OK done\r\n",
+			[]string{"* BAD junk {3}", "A1 OK done"}},
+		{"BYE ending in {n}", "* BYE shutting down {2}\r\nA1 OK done\r\n",
+			[]string{"* BYE shutting down {2}", "A1 OK done"}},
+		{"lower-case status", "* bye later {4}\r\na1 ok done\r\n",
+			[]string{"* bye later {4}", "a1 ok done"}},
+		{"continuation ending in {n}", "+ send {5}\r\nA1 OK done\r\n",
+			[]string{"+ send {5}", "A1 OK done"}},
+		{"untagged data keeps its literal", "* 1 FETCH (BODY[] {5}\r\nA1 OK)\r\nA1 OK done\r\n",
+			[]string{"* 1 FETCH (BODY[] {5}[5 bytes])", "A1 OK done"}},
+		{"untagged LIST with a literal name", "* LIST () \"/\" {4}\r\nA1 N\r\nA1 OK done\r\n",
+			[]string{"* LIST () \"/\" {4}[4 bytes]", "A1 OK done"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			br := bufio.NewReader(strings.NewReader(tc.in))
+			for i, want := range tc.want {
+				r, err := readResponse(br)
+				if err != nil || r.Line != want {
+					t.Fatalf("readResponse(%q) #%d = %q, %v; want %q", tc.in, i+1, r.Line, err, want)
+				}
+			}
+			if rest, _ := br.Peek(1); len(rest) > 0 {
+				t.Errorf("readResponse(%q) left %q unread", tc.in, rest)
+			}
+		})
+	}
+}
+
 func TestParseAppendUID(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -129,6 +179,12 @@ func FuzzReadResponse(f *testing.F) {
 		"A1 NO [\r\n",
 		"* 4294967296 EXISTS\r\n",
 		"{99999999999}\r\n",
+		"A1 NO [LIMIT] too many {5}\r\nA2 OK done\r\n",
+		"* OK [ALERT] note {3}\r\nabc\r\n",
+		"* BYE bye {2}\r\nA1 OK\r\n",
+		"+ {2}\r\nA1 OK\r\n",
+		"* LIST () \"/\" {3}\r\nabc\r\n",
+		"* 2 FETCH (BODY[] {0}\r\n)\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -139,6 +195,12 @@ func FuzzReadResponse(f *testing.F) {
 		}
 		if r.Tag == "" {
 			t.Fatalf("readResponse(%q) = %+v with empty tag", data, r)
+		}
+		// resp-text has no literals (RFC 3501 §7.1): a status response,
+		// tagged reply or continuation request is exactly one line.
+		first, _, _ := strings.Cut(string(data), "\n")
+		if first = strings.TrimSuffix(first, "\r"); (r.Status != "" || r.Tag != "*") && r.Line != first {
+			t.Fatalf("readResponse(%q) = %+v: a status response or continuation spanning more than its line %q", data, r, first)
 		}
 		if r.Status != "" && r.Kind != "" {
 			t.Fatalf("readResponse(%q) = %+v: both status and data", data, r)

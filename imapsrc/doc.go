@@ -3,8 +3,8 @@
 // byte for byte with its UID, flags and INTERNALDATE.
 //
 // It speaks IMAP4rev1 (RFC 3501) through go-imap v2's imapclient (pinned at
-// v2.0.0-beta.8) over a connection it dials itself (idle timeouts that extend
-// with progress, cancellation by context), with NAMESPACE (RFC 2342),
+// v2.0.0-beta.8) over a connection internal/imapconn dials and logs in (idle
+// timeouts that extend with progress, cancellation by context), with NAMESPACE (RFC 2342),
 // LIST-EXTENDED (RFC 5258), SPECIAL-USE (RFC 6154), UIDPLUS (RFC 4315) and
 // ESEARCH (RFC 4731) where the server offers them, and TLS per RFC 8314
 // (implicit) or RFC 2595 (STARTTLS).
@@ -24,13 +24,15 @@
 // UIDVALIDITY of it (KeyPrefix), so that the entries of an earlier
 // UIDVALIDITY can be matched to the messages listed after the change.
 //
-// go-imap beta.8 has traps this package guards against (see
-// ../shared/docs/libraries.md §1.6–1.7): a literal cut by a dropped
-// connection reads as a short message with no error, so every body's length
-// is checked against its announced size and every FETCH's completion is
-// checked; a FETCH response whose UID follows its literal is silently
-// dropped, so a UID FETCH that returns nothing is retried by sequence number
-// before the message is declared gone; an untagged response it does not
-// know closes the connection, which surfaces here as a transient error
-// naming the response, so the engine reconnects and resumes.
+// go-imap beta.8 has traps this package guards against: a literal cut by a
+// dropped connection reads as a short message with no error, so every
+// body's length is checked against its announced size and every FETCH's
+// completion is checked; after such a read error the FETCH is abandoned
+// unread, since draining it would read the literal again while go-imap's
+// reader goroutine reads the same buffer; a FETCH response whose UID
+// follows its literal is silently dropped, so a UID FETCH that returns
+// nothing is retried by sequence number before the message is declared
+// gone; an untagged response it does not know closes the connection, which
+// surfaces here as a transient error naming the response, so the engine
+// reconnects and resumes.
 package imapsrc

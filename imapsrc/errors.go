@@ -1,14 +1,13 @@
 package imapsrc
 
 import (
-	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -16,11 +15,13 @@ import (
 // error that classifies it for the pipeline (pipeline.ClassOf).
 var (
 	// ErrPlaintext: the connection is not encrypted and
-	// Options.AllowPlaintext is false, so no credentials were sent. Fatal.
-	ErrPlaintext = errors.New("imapsrc: refusing to authenticate without TLS (AllowPlaintext is off)")
+	// Options.AllowPlaintext is false, so nothing was sent. Fatal. It is
+	// tlsmode.ErrPlaintext, the value every client returns for this.
+	ErrPlaintext = tlsmode.ErrPlaintext
 	// ErrLoginDisabled: the server advertises LOGINDISABLED (RFC 3501
-	// §6.2.3) and offers no AUTH=PLAIN either. Fatal.
-	ErrLoginDisabled = errors.New("imapsrc: server disables LOGIN and offers no AUTH=PLAIN")
+	// §6.2.3) and offers no AUTH=PLAIN either. Fatal. It is
+	// imapconn.ErrLoginDisabled.
+	ErrLoginDisabled = imapconn.ErrLoginDisabled
 	// ErrNoUIDPlus: Delete was asked of a server without UIDPLUS (RFC 4315)
 	// or IMAP4rev2. Nothing was deleted: a plain EXPUNGE would also remove
 	// messages someone else marked \Deleted. Fatal.
@@ -41,39 +42,16 @@ var (
 	ErrClosed = errors.New("imapsrc: session closed")
 )
 
-// classified gives an error a fixed class.
-type classified struct {
-	err   error
-	class pipeline.Class
-}
-
-func (e *classified) Error() string              { return e.err.Error() }
-func (e *classified) Unwrap() error              { return e.err }
-func (e *classified) ErrorClass() pipeline.Class { return e.class }
-
-var _ pipeline.Classifier = (*classified)(nil)
-
-func fatal(err error) error      { return &classified{err: err, class: pipeline.ClassFatal} }
-func perMessage(err error) error { return &classified{err: err, class: pipeline.ClassPerMessage} }
-func transient(err error) error  { return &classified{err: err, class: pipeline.ClassTransient} }
-
-// classifyHandshake makes a certificate that fails verification fatal:
-// retrying cannot fix it, only configuration (--tls-ca) can. Other
-// handshake failures (resets, timeouts) stay transient.
-func classifyHandshake(err error) error {
-	var cve *tls.CertificateVerificationError
-	if errors.As(err, &cve) {
-		return fatal(err)
-	}
-	return transient(err)
-}
+func fatal(err error) error      { return pipeline.Fatal(err) }
+func perMessage(err error) error { return pipeline.PerMessage(err) }
+func transient(err error) error  { return pipeline.Transient(err) }
 
 // replyClass sorts a tagged NO or BAD (*imap.Error) to command:
 //
 //   - codes meaning "not allowed" or "not possible for this account"
 //     (AUTHENTICATIONFAILED, AUTHORIZATIONFAILED, EXPIRED, PRIVACYREQUIRED,
-//     CONTACTADMIN, NOPERM; RFC 5530 §3), and any refusal of LOGIN or
-//     AUTHENTICATE: fatal;
+//     CONTACTADMIN, NOPERM; RFC 5530 §3): fatal (a refused login is an
+//     *imapconn.LoginError, which classifies itself);
 //   - UNAVAILABLE, INUSE, LIMIT, SERVERBUG: transient;
 //   - a refusal of FETCH (the server cannot serve this message; Dovecot
 //     says NO for a message expunged meanwhile or a broken file): per
@@ -87,21 +65,10 @@ func replyClass(command string, ie *imap.Error) pipeline.Class {
 		return pipeline.ClassTransient
 	}
 	switch command {
-	case "LOGIN", "AUTHENTICATE":
-		return pipeline.ClassFatal
 	case "FETCH", "UID FETCH":
 		return pipeline.ClassPerMessage
 	}
 	return pipeline.ClassTransient
-}
-
-// withCtx puts the context's error in front when ctx ended: a closed
-// connection is then reported as the cancellation it is.
-func withCtx(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-		return fmt.Errorf("%w: %w", ctx.Err(), err)
-	}
-	return err
 }
 
 // explainTransport adds what the engine will do to errors go-imap reports

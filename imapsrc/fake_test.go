@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -230,9 +231,12 @@ func TestFetchBrokenServers(t *testing.T) {
 			wantText: "server shutting down",
 		},
 		{
-			name:     "BYE inside the announced literal",
+			// The literal takes ")\r\n* BYE g" as body bytes, as its
+			// length says: what is left is no BYE but a malformed reply
+			// (internal/imapbye follows the framing).
+			name:     "literal announced too long, swallowing the start of a BYE",
 			fetch:    hangUp(fmt.Sprintf("* 1 FETCH (UID 5 BODY[] {%d}\r\n%s)\r\n* BYE going away\r\n", len(scriptBody)+10, scriptBody)),
-			wantText: "going away",
+			wantText: `got "o"`,
 		},
 	}
 	for _, tt := range tests {
@@ -362,5 +366,23 @@ func TestLoginFailures(t *testing.T) {
 				t.Errorf("error shows the password: %v", err)
 			}
 		})
+	}
+}
+
+// TestListHugeLiteral: a LIST reply announcing a folder name of 4 GB fails
+// List at once with a fatal ErrLiteralTooLarge (internal/imapconn) instead
+// of go-imap buffering it.
+func TestListHugeLiteral(t *testing.T) {
+	srv := startScript(t, func(int) map[string]handler {
+		return map[string]handler{"LIST": reply("* LIST () \"/\" {4000000000}\r\n")}
+	})
+	s, err := Open(t.Context(), srv.opts())
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close(false)
+	_, err = s.List(t.Context())
+	if !errors.Is(err, imapconn.ErrLiteralTooLarge) || pipeline.ClassOf(err) != pipeline.ClassFatal {
+		t.Fatalf("List = %v (class %v), want a fatal ErrLiteralTooLarge", err, pipeline.ClassOf(err))
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -72,7 +71,8 @@ func (s *Source) fetch(ctx context.Context, mailbox string, uidValidity uint32, 
 	}
 	// Nothing came back for the UID: the message is gone, or the server
 	// sent its UID after the body, a response go-imap beta.8 drops for a
-	// UID FETCH (libraries.md §1.6). SEARCH tells which; the body is then
+	// UID FETCH (it dispatches a reply by the UID seen before the first
+	// literal, and finds none). SEARCH tells which; the body is then
 	// fetched by sequence number, which go-imap dispatches without the UID.
 	// No EXPUNGE may arrive between SEARCH and FETCH (RFC 3501 §7.4.1), so
 	// the number still names the message; the UID in the reply confirms it.
@@ -111,10 +111,9 @@ func (s *Source) fetchBody(ctx context.Context, mailbox string, set imap.NumSet,
 	defer s.tap.trace(true)
 	cmd := s.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 	var (
-		gotUID  imap.UID
-		bad     error // the reply is wrong; the connection may be fine
-		werr    error // w failed
-		readErr error // the literal could not be read
+		gotUID imap.UID
+		bad    error // the reply is wrong; the connection may be fine
+		werr   error // w failed
 	)
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		for item := msg.Next(); item != nil; item = msg.Next() {
@@ -123,14 +122,16 @@ func (s *Source) fetchBody(ctx context.Context, mailbox string, set imap.NumSet,
 				gotUID = it.UID
 			case imapclient.FetchItemDataBodySection:
 				w2, r2, b := s.takeBody(w, it, &got, &n)
-				werr, readErr, bad = first(werr, w2), first(readErr, r2), first(bad, b)
 				if r2 != nil {
-					s.stopReading()
+					// The connection failed mid-body: abandon the command
+					// unread (see takeBody).
+					return n, got, s.check(ctx, r2, command, mailbox)
 				}
+				werr, bad = first(werr, w2), first(bad, b)
 			}
 		}
 	}
-	if err := s.check(ctx, first(readErr, cmd.Close()), command, mailbox); err != nil { // Close always runs
+	if err := s.check(ctx, cmd.Close(), command, mailbox); err != nil {
 		return n, got, err
 	}
 	switch {
@@ -144,25 +145,21 @@ func (s *Source) fetchBody(ctx context.Context, mailbox string, set imap.NumSet,
 	return n, got, nil
 }
 
-// stopReading closes the connection after a body could not be read in
-// full, and waits until go-imap's reader goroutine has stopped. go-imap
-// beta.8 hands the connection back to that goroutine as soon as the
-// literal reader fails, but draining the message (FetchCommand.Close)
-// reads the rest of the literal again from the same buffer: without
-// waiting, both goroutines would read it at once (a data race the race
-// detector reports) and parse garbage.
-func (s *Source) stopReading() {
-	_ = s.c.Close()
-	select {
-	case <-s.c.Closed():
-	case <-time.After(logoutTimeout):
-	}
-}
-
 // takeBody copies a reply's BODY[] item to w. Only the first counts (got
 // says whether one came already); a second one, or NIL, is the reply's
 // fault and comes back as bad, with nothing copied.
 // *n is set to the bytes copied when the item is taken.
+//
+// After a readErr the caller abandons the command: neither the message's
+// nor the command's Next nor Close may run, and the session is marked
+// broken (check closes the client). go-imap beta.8's literal reader hands
+// the decoder back to the client's reader goroutine on its first error
+// (fetchLiteralReader closes its channel), yet stays readable: Next and
+// Close discard the rest of the previous item by reading that literal
+// again, from the bufio.Reader the resumed goroutine now reads (a data race
+// the race detector reports, and garbage parsed on both sides). Nothing is
+// lost by not draining: the connection is broken, and its error is the one
+// returned.
 func (s *Source) takeBody(w io.Writer, it imapclient.FetchItemDataBodySection, got *bool, n *int64) (werr, readErr, bad error) {
 	switch {
 	case *got:
@@ -178,8 +175,8 @@ func (s *Source) takeBody(w io.Writer, it imapclient.FetchItemDataBodySection, g
 // copyBody copies a body literal to w. It tells w's error (werr: the
 // caller's sink failed) apart from a read error (the connection failed),
 // and reports a body shorter than announced as a read error: go-imap beta.8
-// ends a literal cut by a dropped connection with io.EOF (libraries.md
-// §1.6).
+// ends a literal cut by a dropped connection with io.EOF, as if it were
+// complete.
 // The copy buffer is the session's (io.Copy allocated 32 KB per message:
 // most of the IMAP source's allocations on small mail).
 func (s *Source) copyBody(w io.Writer, lit imap.LiteralReader) (n int64, werr, readErr error) {

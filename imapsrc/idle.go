@@ -164,7 +164,7 @@ func (w *Watcher) Wait(ctx context.Context) error {
 		// RFC 2177 §3: DONE ends the IDLE; the server answers the IDLE
 		// command's tag.
 		if err := cmd.Close(); err != nil {
-			return s.broken(ctx, fmt.Errorf("imapsrc: ending IDLE on %q on %s: %w", w.mailbox, s.opts.Addr, s.tap.annotate(err)))
+			return s.broken(ctx, fmt.Errorf("imapsrc: ending IDLE on %q on %s: %w", w.mailbox, s.opts.Addr, s.conn.Explain(err)))
 		}
 		if err := s.check(ctx, cmd.Wait(), "IDLE", w.mailbox); err != nil {
 			return err

@@ -11,7 +11,6 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/secret"
@@ -139,34 +138,6 @@ func (o *Options) validate() error {
 	}
 	o.filter = filter
 	return nil
-}
-
-// tlsConfig returns a copy of the caller's config with ServerName set.
-func (o Options) tlsConfig() *tls.Config { return tlsmode.ClientConfig(o.TLSConfig, o.Addr) }
-
-// dial connects to o.Addr with the idle timeout around the TCP conn and, for
-// TLSImplicit, runs the handshake. It returns the idle conn (for
-// cancellation) and the conn to speak IMAP on.
-func (o Options) dial(ctx context.Context) (*idleconn.Conn, net.Conn, error) {
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", o.Addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("imapsrc: connecting to %s: %w", o.Addr, err)
-	}
-	ic := idleconn.New(raw, o.IdleTimeout)
-	if o.TLS != TLSImplicit {
-		return ic, ic, nil
-	}
-	cfg := o.tlsConfig()
-	if cfg.NextProtos == nil {
-		cfg.NextProtos = []string{"imap"}
-	}
-	tc := tls.Client(ic, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		_ = ic.Close()
-		return nil, nil, classifyHandshake(fmt.Errorf("imapsrc: TLS handshake with %s: %w", o.Addr, err))
-	}
-	return ic, tc, nil
 }
 
 // withDefaultPort adds the mode's default port to an address without one.

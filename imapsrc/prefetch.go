@@ -210,9 +210,9 @@ func (s *Source) nextReply(ctx context.Context) (bool, error) {
 				b.held, b.heldUID = msg, it.UID
 				return true, nil
 			}
-			// go-imap dispatches a UID FETCH reply by its UID, which must
-			// come before the body (libraries.md §1.6): a body before the
-			// UID is not reached here, and is discarded with the reply.
+			// go-imap beta.8 dispatches a UID FETCH reply by its UID, which
+			// must come before the body: a body before the UID is not
+			// reached here, and is discarded with the reply.
 		}
 	}
 }
@@ -226,11 +226,10 @@ func (s *Source) readHeld(ctx context.Context, p planned, w io.Writer) (int64, e
 	msg := b.held
 	b.held = nil
 	var (
-		n       int64
-		got     bool
-		bad     error
-		werr    error
-		readErr error
+		n    int64
+		got  bool
+		bad  error
+		werr error
 	)
 	for item := msg.Next(); item != nil; item = msg.Next() {
 		it, ok := item.(imapclient.FetchItemDataBodySection)
@@ -238,13 +237,14 @@ func (s *Source) readHeld(ctx context.Context, p planned, w io.Writer) (int64, e
 			continue
 		}
 		w2, r2, berr := s.takeBody(w, it, &got, &n)
-		werr, readErr, bad = first(werr, w2), first(readErr, r2), first(bad, berr)
-		if readErr != nil {
-			s.stopReading()
+		if r2 != nil {
+			// The connection failed mid-body: the batch is abandoned
+			// unread (see takeBody).
 			s.batch = nil
 			s.tap.trace(true)
-			return n, s.check(ctx, first(readErr, b.cmd.Close()), "UID FETCH", b.mailbox)
+			return n, s.check(ctx, r2, "UID FETCH", b.mailbox)
 		}
+		werr, bad = first(werr, w2), first(bad, berr)
 	}
 	switch {
 	case werr != nil:
@@ -316,6 +316,6 @@ func (s *Source) abortBatch() {
 		return
 	}
 	s.batch = nil
-	_ = s.ic.Close()
+	_ = s.conn.Abort()
 	_ = b.cmd.Close()
 }

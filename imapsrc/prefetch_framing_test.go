@@ -118,6 +118,15 @@ func TestPrefetchReplyFraming(t *testing.T) {
 			wantText: `got "I"`,
 		},
 		{
+			// The connection drops inside UID 2's literal: the batch is
+			// abandoned unread (go-imap would read the cut literal again
+			// while its reader goroutine goes on: a data race).
+			name:     "literal cut mid-way",
+			fetch:    hangUp(framingReply(1) + fmt.Sprintf("* 2 FETCH (UID 2 BODY[] {%d}\r\n%s", len(body2), body2[:10])),
+			failUID:  2,
+			wantText: fmt.Sprintf("body ended after 10 of %d bytes", len(body2)),
+		},
+		{
 			name: "NO after part of the batch",
 			// The server serves UIDs 1 and 2, refuses the rest, and serves
 			// UID 3 when asked for it again.

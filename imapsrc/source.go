@@ -4,22 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-sasl"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
 )
-
-// logoutTimeout bounds LOGOUT in Close, which has no context.
-const logoutTimeout = 5 * time.Second
 
 // Source is one authenticated IMAP session as a pipeline.Source. Its methods
 // may be called from one goroutine at a time; a mutex guards them anyway.
@@ -29,8 +24,8 @@ type Source struct {
 	mu   sync.Mutex
 	opts Options
 	log  *slog.Logger
-	ic   *idleconn.Conn
-	c    *imapclient.Client
+	conn *imapconn.Conn
+	c    *imapclient.Client // conn's
 	tap  *tap
 	err  error // sticky: why the session is unusable
 
@@ -67,120 +62,46 @@ var (
 	_ pipeline.Prefetcher = (*Source)(nil)
 )
 
-// Open dials, secures and authenticates a session and asks for the personal
-// namespace (RFC 2342) when the server offers NAMESPACE. Authentication uses
-// LOGIN, or AUTHENTICATE PLAIN when AuthzID is set or the server says
-// LOGINDISABLED. Refused credentials and certificates that fail
-// verification are fatal (pipeline.ClassFatal); network failures transient.
+// Open dials, secures and authenticates a session (internal/imapconn) and
+// asks for the personal namespace (RFC 2342) when the server offers
+// NAMESPACE. Authentication uses LOGIN, or AUTHENTICATE PLAIN when AuthzID
+// is set or the server says LOGINDISABLED. Refused credentials and
+// certificates that fail verification are fatal (pipeline.ClassFatal);
+// network failures transient.
 func Open(ctx context.Context, opts Options) (*Source, error) {
 	opts = opts.withDefaults()
-	if opts.PasswordFunc != nil {
-		pw, err := opts.PasswordFunc(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("imapsrc: getting the password or token of %s for %s: %w", opts.User, opts.Addr, err)
-		}
-		opts.Password = pw
-	}
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	if opts.TLS == TLSNone && !opts.AllowPlaintext {
-		return nil, fatal(fmt.Errorf("connecting to %s as %s: %w", opts.Addr, opts.User, ErrPlaintext))
-	}
-	for what, s := range map[string]string{"user name": opts.User, "authorization identity": opts.AuthzID, "password": opts.Password.Reveal()} {
-		if strings.ContainsAny(s, "\r\n\x00") {
-			return nil, fatal(fmt.Errorf("imapsrc: %s contains CR, LF or NUL", what))
-		}
-	}
-	ic, conn, err := opts.dial(ctx)
-	if err != nil {
-		return nil, withCtx(ctx, err)
-	}
-	ic.CloseOnDone(ctx)
 	user := opts.User
 	if opts.AuthzID != "" {
 		user = opts.AuthzID
 	}
-	s := &Source{opts: opts, ic: ic, user: user, tap: newTap(opts.Trace), onClose: opts.OnClose}
+	s := &Source{opts: opts, user: user, tap: newTap(opts.Trace), onClose: opts.OnClose}
 	s.log = opts.Logger.With("server", opts.Addr, "user", user)
-	copts := &imapclient.Options{DebugWriter: s.tap, UnilateralDataHandler: opts.unilateral}
-	if opts.TLS == TLSStartTLS {
-		copts.TLSConfig = opts.tlsConfig()
-		if s.c, err = imapclient.NewStartTLS(conn, copts); err != nil {
-			_ = ic.Close()
-			return nil, withCtx(ctx, classifyHandshake(fmt.Errorf("imapsrc: STARTTLS with %s: %w", opts.Addr, err)))
-		}
-	} else {
-		s.c = imapclient.New(conn, copts)
+	var debug io.Writer // go-imap copies every byte it reads and writes to it
+	if opts.Trace != nil {
+		debug = s.tap
 	}
-	if err := s.login(); err != nil {
-		_ = s.c.Close()
-		return nil, withCtx(ctx, err)
+	conn, err := imapconn.Dial(ctx, imapconn.Options{
+		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig,
+		Credentials:  imapconn.Credentials{User: opts.User, AuthzID: opts.AuthzID, Password: opts.Password, Auth: opts.Auth},
+		PasswordFunc: opts.PasswordFunc, AllowPlaintext: opts.AllowPlaintext, IdleTimeout: opts.IdleTimeout,
+		DebugWriter: debug, UnilateralDataHandler: opts.unilateral, Note: s.tap.note,
+	})
+	if err != nil {
+		return nil, err
 	}
+	s.conn, s.c = conn, conn.Client()
 	s.tap.trace(true)
-	if err := s.namespace(); err != nil {
+	release := conn.Bind(ctx)
+	err = s.namespace()
+	release()
+	if err != nil {
 		_ = s.c.Close()
-		return nil, withCtx(ctx, err)
+		return nil, idleconn.WithContextErr(ctx, err)
 	}
-	ic.CloseOnDone(context.Background())
 	return s, nil
-}
-
-func (s *Source) login() error {
-	c, opts := s.c, s.opts
-	if err := c.WaitGreeting(); err != nil {
-		return transient(fmt.Errorf("imapsrc: reading the greeting of %s: %w", opts.Addr, s.tap.annotate(err)))
-	}
-	if c.State() != imap.ConnStateNotAuthenticated {
-		return nil // PREAUTH (refused on clear text by NewStartTLS)
-	}
-	caps := c.Caps()
-	var err error
-	command := "LOGIN"
-	switch mech := opts.Auth.Mechanism(); {
-	case opts.Auth < AuthDefault || opts.Auth > AuthOAuthBearer:
-		return fatal(fmt.Errorf("imapsrc: logging in to %s: unknown auth method %v", opts.Addr, opts.Auth))
-	case mech != "":
-		if opts.AuthzID != "" {
-			return fatal(fmt.Errorf("imapsrc: logging in to %s: %v cannot act for another user (AuthzID %q)", opts.Addr, opts.Auth, opts.AuthzID))
-		}
-		if !caps.Has(imap.AuthCap(mech)) {
-			return fatal(fmt.Errorf("imapsrc: logging in to %s as %s: server does not offer AUTH=%s", opts.Addr, opts.User, mech))
-		}
-		if opts.Password.IsZero() || strings.Contains(opts.Password.Reveal(), "\x01") || strings.Contains(opts.User, "\x01") {
-			return fatal(fmt.Errorf("imapsrc: logging in to %s as %s: OAuth2 token empty or user name or token contains ^A", opts.Addr, opts.User))
-		}
-		command = "AUTHENTICATE"
-		s.tap.note("C: AUTHENTICATE " + mech + " ***")
-		err = c.Authenticate(newBearerClient(opts.Auth, opts.User, opts.Password.Reveal()))
-		var rej *TokenRejectedError
-		if errors.As(err, &rej) {
-			return fmt.Errorf("imapsrc: logging in to %s as %s: %w", opts.Addr, opts.User, rej)
-		}
-	case opts.Auth == AuthPlain || opts.AuthzID != "" || caps.Has(imap.CapLoginDisabled):
-		if !caps.Has(imap.AuthCap(sasl.Plain)) {
-			if opts.AuthzID != "" {
-				return fatal(fmt.Errorf("imapsrc: logging in to %s as %s for %s: server does not offer AUTH=PLAIN", opts.Addr, opts.User, opts.AuthzID))
-			}
-			return fatal(fmt.Errorf("logging in to %s as %s: %w", opts.Addr, opts.User, ErrLoginDisabled))
-		}
-		command = "AUTHENTICATE"
-		s.tap.note("C: AUTHENTICATE PLAIN ***")
-		err = c.Authenticate(sasl.NewPlainClient(opts.AuthzID, opts.User, opts.Password.Reveal()))
-	default:
-		s.tap.note(fmt.Sprintf("C: LOGIN %q ***", opts.User))
-		err = c.Login(opts.User, opts.Password.Reveal()).Wait()
-	}
-	if err == nil {
-		return nil
-	}
-	var ie *imap.Error
-	if errors.As(err, &ie) {
-		// The server's text and code, never the password.
-		return &classified{err: fmt.Errorf("imapsrc: logging in to %s as %s: %w", opts.Addr, opts.User, ie), class: replyClass(command, ie)}
-	}
-	// go-sasl and go-imap transport errors never carry the password.
-	return transient(fmt.Errorf("imapsrc: logging in to %s as %s: %w", opts.Addr, opts.User, s.tap.annotate(err)))
 }
 
 // namespace asks for the personal namespace (RFC 2342 §5).
@@ -231,8 +152,7 @@ func (s *Source) beginFetch(ctx context.Context) (func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s.ic.CloseOnDone(ctx)
-	return func() { s.ic.CloseOnDone(context.Background()) }, nil
+	return s.conn.Bind(ctx), nil
 }
 
 // check turns err from command into the error to return. A server's NO or
@@ -249,19 +169,19 @@ func (s *Source) check(ctx context.Context, err error, command, mailbox string) 
 	}
 	var ie *imap.Error
 	if errors.As(err, &ie) {
-		return &classified{err: fmt.Errorf("imapsrc: %s on %s: %w", where, s.opts.Addr, err), class: replyClass(command, ie)}
+		return pipeline.Classify(replyClass(command, ie), fmt.Errorf("imapsrc: %s on %s: %w", where, s.opts.Addr, err))
 	}
-	return s.broken(ctx, fmt.Errorf("imapsrc: %s on %s: %w%s", where, s.opts.Addr, s.tap.annotate(err), explainTransport(err)))
+	return s.broken(ctx, fmt.Errorf("imapsrc: %s on %s: %w%s", where, s.opts.Addr, s.conn.Explain(err), explainTransport(err)))
 }
 
 // broken records that the connection is unusable and returns err as a
 // transient error (or the context's error when ctx ended).
 func (s *Source) broken(ctx context.Context, err error) error {
-	var c *classified
+	var c pipeline.Classifier
 	if !errors.As(err, &c) {
 		err = transient(err)
 	}
-	err = withCtx(ctx, err)
+	err = idleconn.WithContextErr(ctx, err)
 	if s.err == nil {
 		s.err = err
 		_ = s.c.Close()
@@ -326,16 +246,5 @@ func (s *Source) Close(commit bool) error {
 		return nil
 	}
 	s.err = ErrClosed
-	ctx, cancel := context.WithTimeout(context.Background(), logoutTimeout)
-	defer cancel()
-	s.ic.CloseOnDone(ctx)
-	lerr := s.c.Logout().Wait()
-	cerr := s.c.Close()
-	if lerr != nil {
-		return fmt.Errorf("imapsrc: logging out of %s: %w", s.opts.Addr, lerr)
-	}
-	if cerr != nil && !errors.Is(cerr, net.ErrClosed) {
-		return fmt.Errorf("imapsrc: closing the connection to %s: %w", s.opts.Addr, cerr)
-	}
-	return nil
+	return s.conn.Logout()
 }

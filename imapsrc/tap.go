@@ -7,27 +7,16 @@ import (
 	"sync"
 )
 
-// maxTapLine bounds how much of a line tap keeps to recognise a BYE.
-const maxTapLine = 256
-
-// tap is go-imap's DebugWriter. It sees every byte read and written, and:
-//
-//   - remembers the last untagged BYE line (RFC 3501 §7.1.5), whose text
-//     go-imap beta.8 drops (a command then just fails with "unexpected
-//     EOF"), so that errors can say why the server hung up;
-//   - forwards the conversation to Options.Trace while tracing is on: never
-//     during authentication (the credentials), never during a body fetch
-//     (the mail).
-//
-// A line of a message body that starts with "* BYE" is taken for a BYE too;
-// it only changes the text of an error on a connection that failed anyway.
+// tap is go-imap's DebugWriter. It sees every byte read and written, and
+// forwards the conversation to Options.Trace while tracing is on: never
+// during authentication (the credentials), never during a body fetch (the
+// mail). (The server's BYE, which go-imap drops, is internal/imapconn's:
+// Conn.Explain adds it to errors.)
 type tap struct {
-	mu      sync.Mutex
-	w       io.Writer // nil: no trace
-	on      bool
-	line    []byte
-	lastBye string
-	mid     bool // the trace is in the middle of a line
+	mu  sync.Mutex
+	w   io.Writer // nil: no trace
+	on  bool
+	mid bool // the trace is in the middle of a line
 }
 
 func newTap(trace io.Writer) *tap { return &tap{w: trace} }
@@ -35,43 +24,10 @@ func newTap(trace io.Writer) *tap { return &tap{w: trace} }
 func (t *tap) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for rest := p; len(rest) > 0; {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			t.keep(rest)
-			break
-		}
-		t.keep(rest[:i])
-		if l := bytes.TrimRight(t.line, "\r"); isBye(l) {
-			t.lastBye = string(l)
-		}
-		t.line = t.line[:0]
-		rest = rest[i+1:]
-	}
 	if t.w != nil && t.on {
 		t.writeTrace(p)
 	}
 	return len(p), nil
-}
-
-// keep adds a piece of the current line to t.line as far as a BYE needs
-// it: the first five bytes of every line, the rest (up to maxTapLine) only
-// of a line that starts with "* BYE". Message bodies pass through here,
-// so it does not look at their bytes one by one.
-func (t *tap) keep(piece []byte) {
-	if n := min(len(piece), 5-len(t.line)); n > 0 {
-		t.line = append(t.line, piece[:n]...)
-		piece = piece[n:]
-	}
-	if len(piece) == 0 || !isBye(t.line) {
-		return
-	}
-	t.line = append(t.line, piece[:min(len(piece), maxTapLine-len(t.line))]...)
-}
-
-// isBye reports whether line starts with "* BYE", in any case.
-func isBye(line []byte) bool {
-	return len(line) >= 5 && bytes.EqualFold(line[:5], []byte("* BYE"))
 }
 
 // writeTrace writes p with "imapsrc " at the start of each line. The
@@ -111,15 +67,4 @@ func (t *tap) note(line string) {
 		t.mid = false
 	}
 	_, _ = fmt.Fprintf(t.w, "imapsrc %s\n", line)
-}
-
-// annotate adds the server's last BYE to a transport error.
-func (t *tap) annotate(err error) error {
-	t.mu.Lock()
-	bye := t.lastBye
-	t.mu.Unlock()
-	if bye == "" {
-		return err
-	}
-	return fmt.Errorf("%w (server said %q)", err, bye)
 }

@@ -727,13 +727,4 @@ func (it *item) release() {
 }
 
 // fatal marks err as stopping the account (ledger failures).
-func fatal(err error) error { return &classified{err: err, class: ClassFatal} }
-
-type classified struct {
-	err   error
-	class Class
-}
-
-func (c *classified) Error() string     { return c.err.Error() }
-func (c *classified) Unwrap() error     { return c.err }
-func (c *classified) ErrorClass() Class { return c.class }
+func fatal(err error) error { return Fatal(err) }

@@ -542,10 +542,3 @@ func (b *byteBudget) release(n int64) {
 	b.wake = make(chan struct{})
 	b.mu.Unlock()
 }
-
-// isPermanent reports whether a per-message refusal can never succeed
-// (an error with Permanent() true, e.g. imapdst's TOOBIG).
-func isPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
-}

@@ -34,6 +34,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -388,9 +389,9 @@ func (c *Client) STLS(ctx context.Context, cfg *tls.Config) error {
 		if c.r.Buffered() > 0 {
 			return c.fail(&ProtocolError{Command: "STLS", Reason: "data sent before the TLS handshake"})
 		}
-		tc := tls.Client(c.conn, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return c.fail(classifyHandshake(fmt.Errorf("pop3src: STLS: TLS handshake: %w", err)))
+		tc, err := tlsmode.Handshake(ctx, c.conn, cfg)
+		if err != nil {
+			return c.fail(fmt.Errorf("pop3src: STLS: TLS handshake: %w", err))
 		}
 		c.conn = tc
 		c.r.Reset(tc)

@@ -95,9 +95,9 @@ func connect(ctx context.Context, ic *idleconn.Conn, addr string, tlsCfg *tls.Co
 	copts := &ClientOptions{AllowPlaintext: opts.AllowPlaintext, Logger: opts.Logger, Trace: opts.Trace}
 	var conn net.Conn = ic
 	if opts.TLS == TLSImplicit {
-		tc := tls.Client(ic, tlsCfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, classifyHandshake(fmt.Errorf("pop3src: TLS handshake with %s: %w", addr, err))
+		tc, err := tlsmode.Handshake(ctx, ic, tlsCfg)
+		if err != nil {
+			return nil, fmt.Errorf("pop3src: TLS handshake with %s: %w", addr, err)
 		}
 		conn = tc
 	}

@@ -1,12 +1,12 @@
 package pop3src
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -35,14 +35,21 @@ func (e *ResponseError) Error() string {
 	} else {
 		b.WriteString(e.Command)
 	}
-	b.WriteString(": -ERR")
+	b.WriteString(": ")
+	b.WriteString(e.reply())
+	return b.String()
+}
+
+// reply is the server's -ERR line: "-ERR [CODE] text".
+func (e *ResponseError) reply() string {
+	s := "-ERR"
 	if e.Code != "" {
-		b.WriteString(" [" + e.Code + "]")
+		s += " [" + e.Code + "]"
 	}
 	if e.Text != "" {
-		b.WriteString(" " + e.Text)
+		s += " " + e.Text
 	}
-	return b.String()
+	return s
 }
 
 // ErrorClass implements pipeline.Classifier.
@@ -119,41 +126,8 @@ func shorten(s string) string {
 	return s
 }
 
-// fatalError is a sentinel that the engine must treat as fatal.
-type fatalError struct{ msg string }
-
-func (e *fatalError) Error() string              { return e.msg }
-func (e *fatalError) ErrorClass() pipeline.Class { return pipeline.ClassFatal }
-func newFatal(msg string) error                  { return &fatalError{msg: msg} }
-
-var _ pipeline.Classifier = (*fatalError)(nil)
-
-// classifiedError gives an error from another package a class.
-type classifiedError struct {
-	err   error
-	class pipeline.Class
-}
-
-func (e *classifiedError) Error() string              { return e.err.Error() }
-func (e *classifiedError) Unwrap() error              { return e.err }
-func (e *classifiedError) ErrorClass() pipeline.Class { return e.class }
-
-// classifyHandshake makes a certificate that fails verification fatal:
-// retrying cannot fix it, only configuration (--tls-ca) can. Other
-// handshake failures (resets, timeouts) stay transient.
-func classifyHandshake(err error) error {
-	var cve *tls.CertificateVerificationError
-	if errors.As(err, &cve) {
-		return &classifiedError{err: err, class: pipeline.ClassFatal}
-	}
-	return err
-}
-
-// perMessageError is a sentinel for problems with one message only.
-type perMessageError struct{ msg string }
-
-func (e *perMessageError) Error() string              { return e.msg }
-func (e *perMessageError) ErrorClass() pipeline.Class { return pipeline.ClassPerMessage }
+// newFatal returns an error with text msg that the engine treats as fatal.
+func newFatal(msg string) error { return pipeline.Fatal(errors.New(msg)) }
 
 var (
 	// ErrNoUIDL is returned (wrapped) by Client.UIDL when the server answers
@@ -164,7 +138,8 @@ var (
 
 	// ErrPlaintext is returned when credentials would be sent, or a plaintext
 	// session opened, without TLS and the caller did not allow it. Fatal.
-	ErrPlaintext = newFatal("pop3src: refusing to authenticate without TLS (plaintext not allowed)")
+	// It is tlsmode.ErrPlaintext, the value every client returns for this.
+	ErrPlaintext = tlsmode.ErrPlaintext
 
 	// ErrClosed is returned by every method after Close or Quit.
 	ErrClosed = errors.New("pop3src: session closed")
@@ -172,5 +147,5 @@ var (
 	// ErrUnknownKey is returned (wrapped) by Source.Fetch and Source.Delete
 	// for a key that the last List did not return. Per message: the message
 	// has gone from the maildrop, or List was not called.
-	ErrUnknownKey error = &perMessageError{msg: "pop3src: message key not in the current listing"}
+	ErrUnknownKey = pipeline.PerMessage(errors.New("pop3src: message key not in the current listing"))
 )

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/mailferry/mailferry/internal/bearer"
-	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -32,37 +31,13 @@ func XOAuth2Response(user, token string) []byte { return bearer.XOAuth2(user, to
 // §3.1) with a gs2 header naming user as the authorization identity.
 func OAuthBearerResponse(user, token string) []byte { return bearer.OAuthBearer(user, token) }
 
-// TokenRejectedError is a server's OAuth2 error challenge (RFC 7628 §3.2.2)
-// after which the client gave up. It carries the server's status and
-// scope, never the token; it is fatal for the engine (an expired or wrong
-// token does not heal by retrying the same one).
-type TokenRejectedError struct {
-	Mechanism string
-	// Status is the JSON "status" of the challenge ("401", "invalid_token"),
-	// or "" when the challenge was not the expected JSON.
-	Status string
-	// Server is the server's final -ERR, if any.
-	Server *ResponseError
-}
-
-func (e *TokenRejectedError) Error() string {
-	msg := fmt.Sprintf("pop3src: AUTH %s: server rejected the OAuth2 token", e.Mechanism)
-	if e.Status != "" {
-		msg += " (status " + e.Status + ")"
-	}
-	if e.Server != nil {
-		msg += ": " + e.Server.Text
-	}
-	return msg
-}
-
-// Unwrap returns the server's -ERR, if any.
-func (e *TokenRejectedError) Unwrap() error {
-	if e.Server == nil {
-		return nil
-	}
-	return e.Server
-}
+// TokenRejectedError is a server's OAuth2 error challenge (RFC 7628
+// §3.2.2) after which the client gave up: bearer.RejectedError, the one
+// type every client returns for it. It carries the server's status, never
+// the token; it is fatal for the engine (an expired or wrong token does
+// not heal by retrying the same one). Its Reply is the server's final
+// *ResponseError, when one was read.
+type TokenRejectedError = bearer.RejectedError
 
 // oauthChallengeStatus decodes the "status" of an RFC 7628 §3.2.2 error
 // challenge (base64 JSON), "" when it is not one.
@@ -139,7 +114,7 @@ func (c *Client) authBearer(ctx context.Context, mech, user string, token secret
 			}
 		}
 		// An error challenge: answer it, expect -ERR, give up the session.
-		rej := &TokenRejectedError{Mechanism: mech, Status: oauthChallengeStatus(st.text)}
+		rej := &TokenRejectedError{Command: "AUTH", Mechanism: mech, User: user, Status: oauthChallengeStatus(st.text)}
 		if err := c.send(dummy, "(dummy response)"); err != nil {
 			return err
 		}
@@ -147,7 +122,7 @@ func (c *Client) authBearer(ctx context.Context, mech, user string, token secret
 		var re *ResponseError
 		switch {
 		case errors.As(err, &re):
-			rej.Server = re
+			rej.Reply, rej.Said = re, re.reply()
 		case err == nil:
 			return c.fail(&ProtocolError{Command: shown, Reason: "+OK after an OAuth2 error challenge"})
 		default:
@@ -156,8 +131,3 @@ func (c *Client) authBearer(ctx context.Context, mech, user string, token secret
 		return c.fail(rej)
 	})
 }
-
-// ErrorClass implements pipeline.Classifier: a rejected token is fatal.
-func (e *TokenRejectedError) ErrorClass() pipeline.Class { return pipeline.ClassFatal }
-
-var _ pipeline.Classifier = (*TokenRejectedError)(nil)

@@ -99,7 +99,8 @@ func TestTranscriptOAuth(t *testing.T) {
 				}
 			} else {
 				var rej *TokenRejectedError
-				if !errors.As(err, &rej) || rej.Status != tc.status || rej.Server == nil {
+				var said *ResponseError
+				if !errors.As(err, &rej) || rej.Status != tc.status || !errors.As(rej.Reply, &said) {
 					t.Fatalf("err = %v, want a TokenRejectedError with status %q and the server's -ERR", err, tc.status)
 				}
 				if got := pipeline.ClassOf(err); got != pipeline.ClassFatal {

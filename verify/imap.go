@@ -10,20 +10,22 @@ import (
 	"hash"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/secret"
 )
 
 // ErrPlaintextRefused: the connection is not encrypted and
-// IMAPOptions.AllowPlaintext is false, so no credentials were sent. It is
-// imapdst's error: both log in with imapdst.Login.
+// IMAPOptions.AllowPlaintext is false, so nothing was sent. It is
+// tlsmode.ErrPlaintext, the value every client returns for this.
 var ErrPlaintextRefused = imapdst.ErrPlaintextRefused
 
 // IMAPOptions configures DialIMAP.
@@ -45,7 +47,10 @@ type IMAPOptions struct {
 	// replaces Password (a fresh OAuth2 token); its error fails DialIMAP.
 	PasswordFunc   func(ctx context.Context) (secret.Value, error)
 	AllowPlaintext bool
-	Logger         *slog.Logger // nil discards
+	// IdleTimeout: a read or write that makes no progress for this long
+	// fails the session. 0: imapdst.DefaultIdleTimeout; negative: none.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger // nil discards
 }
 
 // IMAP is a read-only session on a destination IMAP server: it lists
@@ -55,83 +60,55 @@ type IMAPOptions struct {
 // status). It is used by one goroutine at a time.
 type IMAP struct {
 	opts IMAPOptions
-	conn net.Conn
-	c    *imapclient.Client
+	conn *imapconn.Conn
+	c    *imapclient.Client // conn's
 	caps imap.CapSet
 	log  *slog.Logger
+	// abandoned: a FETCH was left unread and the connection closed.
+	abandoned bool
 }
 
 var _ Destination = (*IMAP)(nil)
 
-// DialIMAP connects, secures the connection as opts.TLS says, logs in with
-// imapdst.Login (so as the copy does) and reads the capabilities. ctx
-// bounds the whole setup. A refused login is an *imapdst.ReplyError
-// (Command "LOGIN" or "AUTHENTICATE"), a rejected OAuth2 token an
+// DialIMAP connects, secures the connection as opts.TLS says, logs in
+// with internal/imapconn (so as the copy does) and reads the
+// capabilities. ctx bounds the whole setup. A refused login is an
+// *imapdst.LoginError, a rejected OAuth2 token an
 // *imapdst.TokenRejectedError.
 func DialIMAP(ctx context.Context, opts IMAPOptions) (*IMAP, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg := &tls.Config{}
-	if opts.TLSConfig != nil {
-		cfg = opts.TLSConfig.Clone()
+	idle := opts.IdleTimeout
+	if idle == 0 {
+		idle = imapdst.DefaultIdleTimeout
 	}
-	if cfg.ServerName == "" {
-		if host, _, err := net.SplitHostPort(opts.Addr); err == nil {
-			cfg.ServerName = host
-		}
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", opts.Addr)
+	conn, err := imapconn.Dial(ctx, imapconn.Options{
+		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig,
+		Credentials:  imapconn.Credentials{User: opts.User, AuthzID: opts.AuthzID, Password: opts.Password, Auth: opts.Auth},
+		PasswordFunc: opts.PasswordFunc, AllowPlaintext: opts.AllowPlaintext, IdleTimeout: idle,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("verify: connecting to %s: %w", opts.Addr, err)
+		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	defer stop()
-	if opts.TLS == imapdst.TLSImplicit {
-		tc := tls.Client(conn, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			_ = conn.Close()
-			return nil, fmt.Errorf("verify: TLS handshake with %s: %w", opts.Addr, err)
-		}
-		conn = tc
-	}
-	s := &IMAP{opts: opts, conn: conn, log: log}
-	copts := &imapclient.Options{}
-	if opts.TLS == imapdst.TLSStartTLS {
-		copts.TLSConfig = cfg
-		if s.c, err = imapclient.NewStartTLS(conn, copts); err != nil {
-			_ = conn.Close()
-			return nil, withCtx(ctx, fmt.Errorf("verify: STARTTLS with %s: %w", opts.Addr, err))
-		}
-	} else {
-		s.c = imapclient.New(conn, copts)
-	}
-	if err := imapdst.Login(ctx, s.c, opts.loginOptions()); err != nil {
-		_ = s.c.Close()
-		return nil, withCtx(ctx, err)
-	}
+	s := &IMAP{opts: opts, conn: conn, c: conn.Client(), log: log}
+	release := conn.Bind(ctx)
 	caps, err := s.c.Capability().Wait()
+	release()
 	if err != nil {
 		_ = s.c.Close()
-		return nil, withCtx(ctx, fmt.Errorf("verify: CAPABILITY on %s: %w", opts.Addr, err))
+		return nil, s.wrap(ctx, fmt.Errorf("verify: CAPABILITY on %s: %w", opts.Addr, err))
 	}
 	s.caps = caps
 	return s, nil
 }
 
-// loginOptions are the options imapdst.Login reads.
-func (o IMAPOptions) loginOptions() imapdst.Options {
-	return imapdst.Options{Addr: o.Addr, TLS: o.TLS, User: o.User, AuthzID: o.AuthzID,
-		Password: o.Password, Auth: o.Auth, PasswordFunc: o.PasswordFunc, AllowPlaintext: o.AllowPlaintext}
-}
-
-func withCtx(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("%w (%v)", cerr, err)
-	}
-	return err
+// wrap returns err, from a command on s, with the reason the connection
+// failed when go-imap does not give it, and ctx's error in front when ctx
+// ended (which closes the connection).
+func (s *IMAP) wrap(ctx context.Context, err error) error {
+	return idleconn.WithContextErr(ctx, s.conn.Explain(err))
 }
 
 // during ties the connection to ctx until the returned func runs: a
@@ -140,8 +117,7 @@ func (s *IMAP) during(ctx context.Context) (func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = s.c.Close() })
-	return func() { stop() }, nil
+	return s.conn.Bind(ctx), nil
 }
 
 // Capabilities returns the capabilities the server announced after login.
@@ -179,7 +155,7 @@ func (s *IMAP) Status(ctx context.Context, mailbox string) (MailboxStatus, error
 	out := MailboxStatus{AppendLimit: s.AppendLimit()}
 	exists, err := s.exists(mailbox)
 	if err != nil || !exists {
-		return out, withCtx(ctx, err)
+		return out, s.wrap(ctx, err)
 	}
 	out.Exists = true
 	sopts := &imap.StatusOptions{NumMessages: true, UIDValidity: true}
@@ -188,7 +164,7 @@ func (s *IMAP) Status(ctx context.Context, mailbox string) (MailboxStatus, error
 	}
 	st, err := s.c.Status(mailbox, sopts).Wait()
 	if err != nil {
-		return out, withCtx(ctx, fmt.Errorf("verify: STATUS %q on %s: %w", mailbox, s.opts.Addr, err))
+		return out, s.wrap(ctx, fmt.Errorf("verify: STATUS %q on %s: %w", mailbox, s.opts.Addr, err))
 	}
 	if st.NumMessages != nil {
 		out.Messages = *st.NumMessages
@@ -236,7 +212,7 @@ func (s *IMAP) Quota(ctx context.Context, mailbox string) ([]Quota, error) {
 	defer done()
 	data, err := s.c.GetQuotaRoot(mailbox).Wait()
 	if err != nil {
-		return nil, withCtx(ctx, fmt.Errorf("verify: GETQUOTAROOT %q on %s: %w", mailbox, s.opts.Addr, err))
+		return nil, s.wrap(ctx, fmt.Errorf("verify: GETQUOTAROOT %q on %s: %w", mailbox, s.opts.Addr, err))
 	}
 	var out []Quota
 	for _, d := range data {
@@ -250,7 +226,8 @@ func (s *IMAP) Quota(ctx context.Context, mailbox string) ([]Quota, error) {
 // List implements Destination: EXAMINE, then one FETCH of every message's
 // UID, RFC822.SIZE, FLAGS, INTERNALDATE and BODY.PEEK[HEADER.FIELDS (…)].
 // It fetches by sequence number, since go-imap v2.0.0-beta.8 drops a UID
-// FETCH response whose UID follows its literal (libraries.md §1.6).
+// FETCH response whose UID follows its literal (it dispatches a reply by
+// the UID seen before the first literal).
 func (s *IMAP) List(ctx context.Context, mailbox string) (Listing, error) {
 	out := Listing{Mailbox: mailbox}
 	done, err := s.during(ctx)
@@ -260,11 +237,11 @@ func (s *IMAP) List(ctx context.Context, mailbox string) (Listing, error) {
 	defer done()
 	exists, err := s.exists(mailbox)
 	if err != nil || !exists {
-		return out, withCtx(ctx, err)
+		return out, s.wrap(ctx, err)
 	}
 	sel, err := s.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
-		return out, withCtx(ctx, fmt.Errorf("verify: EXAMINE %q on %s: %w", mailbox, s.opts.Addr, err))
+		return out, s.wrap(ctx, fmt.Errorf("verify: EXAMINE %q on %s: %w", mailbox, s.opts.Addr, err))
 	}
 	out.UIDValidity = sel.UIDValidity
 	if sel.NumMessages == 0 {
@@ -296,8 +273,8 @@ func (s *IMAP) List(ctx context.Context, mailbox string) (Listing, error) {
 					if err == nil && int64(len(b)) != it.Literal.Size() {
 						err = fmt.Errorf("header of message %d ended after %d of %d bytes", msg.SeqNum, len(b), it.Literal.Size())
 					}
-					if err != nil && bad == nil {
-						bad = err
+					if err != nil {
+						return Listing{Mailbox: mailbox}, s.abandon(ctx, fmt.Errorf("verify: FETCH in %q on %s: %w", mailbox, s.opts.Addr, err))
 					}
 					m.Header = b
 				}
@@ -312,7 +289,7 @@ func (s *IMAP) List(ctx context.Context, mailbox string) (Listing, error) {
 		out.Messages = append(out.Messages, m)
 	}
 	if err := errors.Join(cmd.Close(), bad); err != nil {
-		return Listing{Mailbox: mailbox}, withCtx(ctx, fmt.Errorf("verify: FETCH in %q on %s: %w", mailbox, s.opts.Addr, err))
+		return Listing{Mailbox: mailbox}, s.wrap(ctx, fmt.Errorf("verify: FETCH in %q on %s: %w", mailbox, s.opts.Addr, err))
 	}
 	if uint32(len(out.Messages)) != sel.NumMessages {
 		return Listing{Mailbox: mailbox}, fmt.Errorf("verify: FETCH in %q on %s returned %d of %d messages", mailbox, s.opts.Addr, len(out.Messages), sel.NumMessages)
@@ -330,11 +307,11 @@ func (s *IMAP) Fetch(ctx context.Context, mailbox string, uid uint32, w io.Write
 	}
 	defer done()
 	if _, err := s.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-		return 0, withCtx(ctx, fmt.Errorf("verify: EXAMINE %q on %s: %w", mailbox, s.opts.Addr, err))
+		return 0, s.wrap(ctx, fmt.Errorf("verify: EXAMINE %q on %s: %w", mailbox, s.opts.Addr, err))
 	}
 	data, err := s.c.Search(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(imap.UID(uid))}}, nil).Wait()
 	if err != nil {
-		return 0, withCtx(ctx, fmt.Errorf("verify: SEARCH UID %d in %q on %s: %w", uid, mailbox, s.opts.Addr, err))
+		return 0, s.wrap(ctx, fmt.Errorf("verify: SEARCH UID %d in %q on %s: %w", uid, mailbox, s.opts.Addr, err))
 	}
 	seqs := data.AllSeqNums()
 	if len(seqs) != 1 {
@@ -357,9 +334,13 @@ func (s *IMAP) Fetch(ctx context.Context, mailbox string, uid uint32, w io.Write
 					bad = errors.New("server sent BODY[] as NIL")
 					continue
 				}
-				c, err := io.Copy(w, it.Literal)
+				ew := &errWriter{w: w}
+				c, err := io.Copy(ew, it.Literal)
 				if err == nil && c != it.Literal.Size() {
 					err = fmt.Errorf("body ended after %d of %d bytes", c, it.Literal.Size())
+				}
+				if err != nil && ew.err == nil {
+					return c, s.abandon(ctx, fmt.Errorf("verify: fetching UID %d of %q on %s: %w", uid, mailbox, s.opts.Addr, err))
 				}
 				if err != nil && bad == nil {
 					bad = err
@@ -369,7 +350,7 @@ func (s *IMAP) Fetch(ctx context.Context, mailbox string, uid uint32, w io.Write
 		}
 	}
 	if err := errors.Join(cmd.Close(), bad); err != nil {
-		return n, withCtx(ctx, fmt.Errorf("verify: fetching UID %d of %q on %s: %w", uid, mailbox, s.opts.Addr, err))
+		return n, s.wrap(ctx, fmt.Errorf("verify: fetching UID %d of %q on %s: %w", uid, mailbox, s.opts.Addr, err))
 	}
 	if !got || gotUID != imap.UID(uid) {
 		return n, fmt.Errorf("verify: fetching UID %d of %q on %s: got UID %d, body %v", uid, mailbox, s.opts.Addr, gotUID, got)
@@ -377,17 +358,40 @@ func (s *IMAP) Fetch(ctx context.Context, mailbox string, uid uint32, w io.Write
 	return n, nil
 }
 
-// Close logs out and closes the connection.
+// abandon returns err for a literal that could not be read in full and
+// closes the connection, leaving the FETCH unread (no Next, no Close).
+// go-imap beta.8 hands the decoder back to its reader goroutine on a
+// literal's first read error, yet Next and Close would read that literal
+// again to discard it, from the buffer the reader goroutine now reads: a
+// data race, and garbage parsed on both sides.
+func (s *IMAP) abandon(ctx context.Context, err error) error {
+	s.abandoned = true
+	_ = s.c.Close()
+	return s.wrap(ctx, err)
+}
+
+// errWriter remembers w's error, so that it is told apart from a read
+// error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// Close logs out and closes the connection (already closed after a
+// failed body read: nothing to do).
 func (s *IMAP) Close() error {
-	lerr := s.c.Logout().Wait()
-	cerr := s.c.Close()
-	if lerr != nil {
-		return fmt.Errorf("verify: logging out of %s: %w", s.opts.Addr, lerr)
+	if s.abandoned {
+		return nil
 	}
-	if cerr != nil && !errors.Is(cerr, net.ErrClosed) {
-		return fmt.Errorf("verify: closing connection to %s: %w", s.opts.Addr, cerr)
-	}
-	return nil
+	return s.conn.Logout()
 }
 
 // hasher is an io.Writer that hashes with SHA-256.

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/testkit/imapfake"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
@@ -81,20 +85,22 @@ func TestDialIMAPLogin(t *testing.T) {
 			name: "PasswordFunc error fails before anything is sent",
 			opts: IMAPOptions{Auth: imapdst.AuthXOAuth2,
 				PasswordFunc: func(context.Context) (secret.Value, error) { return secret.Value{}, errors.New("token command failed") }},
-			script: []imapfake.Step{
-				imapfake.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready\r\n"),
-				imapfake.Drain(),
-			},
+			script:  nil, // not even connecting: a connection would be refused
 			wantErr: func(err error) bool { return strings.Contains(err.Error(), "token command failed") },
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := imapfake.Start(t, tc.script...)
+			var srv *imapfake.Server
+			addr := closedAddr(t)
+			if tc.script != nil {
+				srv = imapfake.Start(t, tc.script...)
+				addr = srv.Addr()
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			opts := tc.opts
-			opts.Addr, opts.TLS, opts.AllowPlaintext = srv.Addr(), imapdst.TLSNone, true
+			opts.Addr, opts.TLS, opts.AllowPlaintext = addr, imapdst.TLSNone, true
 			if opts.User == "" {
 				opts.User = "alice"
 			}
@@ -114,8 +120,123 @@ func TestDialIMAPLogin(t *testing.T) {
 			} else if strings.Contains(err.Error(), token) {
 				t.Errorf("DialIMAP: %v shows the token", err)
 			}
+			if srv == nil {
+				return
+			}
 			if err := srv.Wait(); err != nil {
 				t.Errorf("server: %v", err)
+			}
+		})
+	}
+}
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// TestStatusHugeLiteral: a LIST reply announcing a mailbox name of 4 GB
+// fails Status at once with ErrLiteralTooLarge (internal/imapconn) instead
+// of go-imap buffering it.
+func TestStatusHugeLiteral(t *testing.T) {
+	srv := imapfake.Start(t,
+		imapfake.Send("* OK [CAPABILITY IMAP4rev1] ready\r\n"),
+		imapfake.Expect("T1 LOGIN \"alice\" \"pw\"\r\n"),
+		imapfake.Send("T1 OK [CAPABILITY IMAP4rev1] logged in\r\n"),
+		imapfake.Expect("T2 CAPABILITY\r\n"),
+		imapfake.Send("* CAPABILITY IMAP4rev1\r\nT2 OK done\r\n"),
+		imapfake.Expect("T3 LIST \"\" INBOX\r\n"),
+		imapfake.Send("* LIST () \"/\" {4000000000}\r\n"),
+		imapfake.Drain())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := DialIMAP(ctx, IMAPOptions{Addr: srv.Addr(), TLS: imapdst.TLSNone, AllowPlaintext: true, User: "alice", Password: secret.New("pw")})
+	if err != nil {
+		t.Fatalf("DialIMAP: %v", err)
+	}
+	defer s.c.Close()
+	_, err = s.Status(ctx, "INBOX")
+	if !errors.Is(err, imapconn.ErrLiteralTooLarge) || pipeline.ClassOf(err) != pipeline.ClassFatal {
+		t.Fatalf("Status = %v (class %v), want a fatal ErrLiteralTooLarge", err, pipeline.ClassOf(err))
+	}
+	if err := srv.Wait(); err != nil {
+		t.Errorf("script: %v", err)
+	}
+}
+
+// TestIMAPLiteralCut: the destination hangs up inside a message's literal.
+// Fetch and List fail saying the body or header ended early, and the FETCH
+// is abandoned unread: go-imap beta.8 resumes its reader goroutine on the
+// literal's read error, and draining the reply would read the same buffer
+// at once (go test -race reports it). Close then has nothing to do.
+func TestIMAPLiteralCut(t *testing.T) {
+	login := []imapfake.Step{
+		imapfake.Send("* OK [CAPABILITY IMAP4rev1] fake ready\r\n"),
+		imapfake.Expect("T1 LOGIN \"alice\" \"pw\"\r\n"),
+		imapfake.Send("T1 OK [CAPABILITY IMAP4rev1] logged in\r\n"),
+		imapfake.Expect("T2 CAPABILITY\r\n"),
+		imapfake.Send("* CAPABILITY IMAP4rev1\r\nT2 OK done\r\n"),
+	}
+	examine := func(tag int) []imapfake.Step {
+		return []imapfake.Step{
+			imapfake.Expect(fmt.Sprintf("T%d EXAMINE INBOX\r\n", tag)),
+			imapfake.Send(fmt.Sprintf("* 1 EXISTS\r\n* OK [UIDVALIDITY 9] ok\r\nT%d OK [READ-ONLY] examined\r\n", tag)),
+		}
+	}
+	tests := []struct {
+		name   string
+		script []imapfake.Step
+		run    func(s *IMAP) error
+	}{
+		{
+			name: "Fetch",
+			script: append(examine(3),
+				imapfake.Expect("T4 SEARCH UID 7\r\n"),
+				imapfake.Send("* SEARCH 1\r\nT4 OK searched\r\n"),
+				imapfake.Expect("T5 FETCH 1 (UID BODY.PEEK[])\r\n"),
+				imapfake.Send("* 1 FETCH (UID 7 BODY[] {50}\r\nSubject: cut\r\n"),
+				imapfake.Close(),
+			),
+			run: func(s *IMAP) error {
+				_, err := s.Fetch(context.Background(), "INBOX", 7, io.Discard)
+				return err
+			},
+		},
+		{
+			name: "List",
+			script: append([]imapfake.Step{
+				imapfake.Expect("T3 LIST \"\" INBOX\r\n"),
+				imapfake.Send("* LIST () \"/\" INBOX\r\nT3 OK listed\r\n"),
+			}, append(examine(4),
+				imapfake.ExpectLinePrefix("T5 FETCH 1 ("),
+				imapfake.Send("* 1 FETCH (UID 7 BODY[HEADER.FIELDS (Message-ID)] {50}\r\nMessage-ID: <a@"),
+				imapfake.Close())...),
+			run: func(s *IMAP) error {
+				_, err := s.List(context.Background(), "INBOX")
+				return err
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := imapfake.Start(t, append(login, tt.script...)...)
+			s, err := DialIMAP(context.Background(), IMAPOptions{Addr: srv.Addr(), TLS: imapdst.TLSNone,
+				User: "alice", Password: secret.New("pw"), AllowPlaintext: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.run(s); err == nil || !strings.Contains(err.Error(), "ended after") {
+				t.Fatalf("%s with the literal cut: %v; want an error saying it ended early", tt.name, err)
+			}
+			if err := s.Close(); err != nil {
+				t.Errorf("Close after the cut: %v", err)
 			}
 		})
 	}

@@ -7,9 +7,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // env is what a command may touch of the outside world, so tests can run
@@ -23,6 +26,19 @@ type env struct {
 	// completion scripts and the man page are made from the commands' own
 	// flags, not from a copy of them.
 	describeFlags func(*pflag.FlagSet)
+	// testHooks, set only by the tests, adjusts each account's pipeline
+	// options (a crash at a pipeline step, a moved clock) from test-only
+	// environment variables. main leaves it nil: the release binary has no
+	// code that reads those variables, so they cannot delete mail early.
+	testHooks func(getenv func(string) string, o *pipeline.Options) error
+}
+
+// applyTestHooks lets the tests' hooks, if any, adjust o.
+func (e *env) applyTestHooks(o *pipeline.Options) error {
+	if e.testHooks == nil {
+		return nil
+	}
+	return e.testHooks(e.getenv, o)
 }
 
 // usageError is a bad command line: exit status 2.
@@ -34,8 +50,28 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// syncWriter serializes writes to stderr, which logs, progress and each
+// account's protocol trace reach from their own goroutines. os.Stderr
+// copes with that; a test's buffer does not (go test -race caught it with
+// --trace and two accounts).
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, e *env) int {
+	if _, ok := e.stderr.(*syncWriter); !ok {
+		se := *e
+		se.stderr = &syncWriter{w: e.stderr}
+		e = &se
+	}
 	ctx, stop := notifyContext(ctx, e)
 	defer stop()
 	if len(args) == 0 {

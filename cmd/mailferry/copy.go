@@ -30,8 +30,8 @@ func registerFolderFlags(fs *pflag.FlagSet, fo *config.Folders) {
 	fs.StringSliceVar(&fo.Exclude, "exclude-folder", nil, "IMAP source: do not copy these folders (patterns as for --folder; wins over --folder)")
 	fs.BoolVar(&fo.SyncFlags, "sync-flags", true, "IMAP source: bring the flags of messages copied earlier up to date")
 	fs.BoolVar(&fo.SpecialUse, "special-use", true, "IMAP source: map Sent, Drafts, Trash, Junk and Archive to the destination's folders of the same role")
-	fs.DurationVar(&fo.MaxAge, "max-age", 0, "IMAP source: copy only messages younger than this (e.g. 720h); 0 = all")
-	fs.DurationVar(&fo.MinAge, "min-age", 0, "IMAP source: copy only messages older than this; 0 = all")
+	fs.Var((*daysDuration)(&fo.MaxAge), "max-age", "IMAP source: copy only messages younger than this (e.g. 30d, 720h); 0 = all")
+	fs.Var((*daysDuration)(&fo.MinAge), "min-age", "IMAP source: copy only messages older than this (e.g. 7d); 0 = all")
 }
 
 // checkFolderFlags refuses a malformed folder pattern before anything
@@ -162,7 +162,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	if err := setTestHooks(&acc.Options, e); err != nil {
+	if err := e.applyTestHooks(&acc.Options); err != nil {
 		return exitUsage, err
 	}
 	x := &execution{command: "copy", opts: &o.common, env: e, log: log, logOut: logOut, state: state, workers: 1,
@@ -185,17 +185,6 @@ func parseURLs(source, dest string) (account.URLs, error) {
 		return u, usagef("both URLs need a user name (pop3s://USER@host, imaps://USER@host)")
 	}
 	return u, nil
-}
-
-// setTestHooks sets the test hooks the crash and delete_after tests ask for
-// in the environment.
-func setTestHooks(o *pipeline.Options, e *env) error {
-	var err error
-	if o.Crashpoint, err = crashpointFromEnv(e.getenv); err != nil {
-		return err
-	}
-	o.Now, err = testNowFromEnv(e.getenv)
-	return err
 }
 
 func isConfigError(err error) bool {

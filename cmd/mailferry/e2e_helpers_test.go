@@ -25,11 +25,13 @@ import (
 )
 
 // TestMain lets the test binary act as the mailferry binary, so crash tests
-// can run it as a subprocess and kill it.
+// can run it as a subprocess and kill it. Unlike the release binary, it
+// honours the test hooks (testhooks_test.go).
 func TestMain(m *testing.M) {
 	if os.Getenv("MAILFERRY_E2E_AS_MAIN") == "1" {
-		main()
-		return
+		e := processEnv()
+		e.testHooks = testHooks
+		os.Exit(run(context.Background(), os.Args[1:], e))
 	}
 	os.Exit(m.Run())
 }
@@ -90,7 +92,7 @@ type runResult struct {
 func runInProcess(t *testing.T, getenv func(string) string, args ...string) runResult {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), args, &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: getenv})
+	code := run(context.Background(), args, &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: getenv, testHooks: testHooks})
 	r := runResult{code: code, stdout: stdout.String(), stderr: stderr.String()}
 	if strings.Contains(strings.Join(args, " "), "--json") && stdout.Len() > 0 {
 		if err := json.Unmarshal(stdout.Bytes(), &r.report); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -175,5 +176,51 @@ func TestE2EIMAPToIMAP(t *testing.T) {
 	}
 	if n := len(destMessages(t, p, "INBOX")); n != 5 {
 		t.Errorf("destination INBOX holds %d, want 5", n)
+	}
+}
+
+// TestE2EIMAPAgeFilter: --max-age and --min-age take days, as the config
+// and --delete-after do, and select by internal date: a message 10 days
+// old, one 40 days old and one 400 days old.
+func TestE2EIMAPAgeFilter(t *testing.T) {
+	p := imapPair(t)
+	now := time.Now()
+	ages := map[int]string{10: "Subject: 10 days\r\n\r\nten\r\n", 40: "Subject: 40 days\r\n\r\nforty\r\n",
+		400: "Subject: 400 days\r\n\r\nfour hundred\r\n"}
+	for days, body := range ages {
+		if err := p.src.SeedMaildir("alice", "INBOX", []byte(body), "S", now.Add(-time.Duration(days)*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subjects := func() []string {
+		var out []string
+		for _, m := range destMessages(t, p, "INBOX") {
+			out = append(out, strings.SplitN(string(m.body), "\r\n", 2)[0])
+		}
+		sort.Strings(out)
+		return out
+	}
+	steps := []struct {
+		flags []string
+		want  []string // the destination's subjects after the run
+	}{
+		{[]string{"--max-age", "30d"}, []string{"Subject: 10 days"}},
+		{[]string{"--min-age", "30d", "--max-age", "1d12h"}, nil}, // refused: nothing would be copied
+		{[]string{"--min-age", "30d", "--max-age", "365d"}, []string{"Subject: 10 days", "Subject: 40 days"}},
+	}
+	for _, st := range steps {
+		r := runInProcess(t, p.getenv, p.imapCopyArgs(st.flags...)...)
+		if st.want == nil {
+			if r.code != exitUsage {
+				t.Fatalf("%v: exit %d, want %d\n%s", st.flags, r.code, exitUsage, r.stderr)
+			}
+			continue
+		}
+		if r.code != exitOK || r.report.Totals.Copied != 1 {
+			t.Fatalf("%v: exit %d, copied %d; want %d and 1\n%s", st.flags, r.code, r.report.Totals.Copied, exitOK, r.stderr)
+		}
+		if got := subjects(); !reflect.DeepEqual(got, st.want) {
+			t.Fatalf("after %v the destination holds %q, want %q", st.flags, got, st.want)
+		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
 )
 
 // service is a `mailferry run --every` subprocess with JSON logs.
@@ -241,27 +243,51 @@ func TestE2EServiceIDLE(t *testing.T) {
 }
 
 // TestE2EServiceSIGTERMMidBatch stops the service while it copies: exit 0,
-// and the next run finds nothing lost and copies nothing twice.
+// and the next run copies exactly the rest (what a batch in flight had
+// appended is reconciled), nothing lost and nothing twice.
+// The source is read through a proxy that forwards its replies at 8 KB/s,
+// so the 300 messages take many seconds and the SIGTERM, sent once 20 are
+// on the destination, lands mid-run.
 func TestE2EServiceSIGTERMMidBatch(t *testing.T) {
+	const total = 300
 	p := startPair(t)
-	seed(t, p, simpleMessages(300))
+	seed(t, p, simpleMessages(total))
 	served := sourceServed(t, p)
-	cfg := serviceConfig(t, p, "pop3s://"+p.src.POP3SAddr(), "")
+	proxy := startProxy(t, p.src.POP3SAddr())
+	if err := proxy.SetPlan(faultproxy.Plan{Faults: []faultproxy.Fault{
+		{Kind: faultproxy.Slow, Dir: faultproxy.ServerToClient, BytesPerSecond: 8 << 10}}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := serviceConfig(t, p, "pop3s://"+proxy.Addr(), "")
 	s := startService(t, "run", "-c", cfg, "--every", "1h")
-	s.waitFor("some messages copied", 30*time.Second, func() bool {
+	s.waitFor("some messages copied", 60*time.Second, func() bool {
 		n, _ := p.dst.MailboxCount("alice", "INBOX")
 		return n >= 20
 	})
 	if code := s.stop(); code != exitOK {
 		t.Fatalf("exit %d after SIGTERM mid-batch, want 0\n%s", code, s.log())
 	}
-	n, _ := p.dst.MailboxCount("alice", "INBOX")
-	t.Logf("SIGTERM with %d of 300 on the destination", n)
+	n, err := p.dst.MailboxCount("alice", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 20 || n >= total {
+		t.Fatalf("SIGTERM with %d of %d on the destination: the service was not stopped mid-run\n%s", n, total, s.log())
+	}
+	t.Logf("SIGTERM with %d of %d on the destination", n, total)
+	if err := proxy.SetPlan(faultproxy.Plan{}); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("T_SRC_PW", srcPassword)
 	t.Setenv("T_DST_PW", dstPassword)
-	r := runInProcess(t, func(string) string { return "" }, "run", "-c", cfg, "--progress", "none")
-	if r.code != exitOK {
-		t.Fatalf("run after SIGTERM: exit %d\n%s", r.code, r.stderr)
+	// What is on the destination was committed, or appended by a batch
+	// still in flight at the signal: the next run finds it (reconciled)
+	// and copies exactly the rest.
+	r := runInProcess(t, func(string) string { return "" }, "run", "-c", cfg, "--progress", "none", "--json")
+	tot := r.report.Totals
+	if r.code != exitOK || tot.Copied != total-n || tot.AlreadyDone+tot.Reconciled != n {
+		t.Fatalf("run after SIGTERM: exit %d, copied %d, already done %d, reconciled %d; want %d, %d, and %d done or reconciled\n%s",
+			r.code, tot.Copied, tot.AlreadyDone, tot.Reconciled, exitOK, total-n, n, r.stderr)
 	}
 	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
 }

@@ -167,11 +167,8 @@ func TestFaultByeMidRun(t *testing.T) {
 		t.Fatalf("BYE on every connection: exit %d, %d attempts, class %q; want %d, 2, transient\n%s",
 			r.code, a.Attempts, a.ErrorClass, exitFatal, r.stderr)
 	}
-	if !strings.Contains(a.Error, "UNAVAILABLE") && !strings.Contains(a.Error, "going down") {
-		// go-imap v2 drops the text of an untagged BYE and reports the
-		// closed connection instead; imapdst should remember the BYE
-		// (reported to the lead). Until then the report cannot say why.
-		t.Logf("the report does not say why the server hung up: %q", a.Error)
+	if !strings.Contains(a.Error, "BYE [UNAVAILABLE] going down") {
+		t.Errorf("the report does not say why the server hung up: %q", a.Error)
 	}
 	if _, extra := multisetDiff(served, imapBodies(t, e.dst, "u", dstPassword, "INBOX")); extra > 0 {
 		t.Fatalf("%d messages twice on the destination after the BYEs", extra)

@@ -114,6 +114,7 @@ FLAGS
                             level, ? one character; repeatable)
   --exclude-folder PATTERN  IMAP source: not these folders (wins)
   --max-age, --min-age D    IMAP source: only messages younger / older than D
+                            (e.g. 30d, 1d12h, 90m)
   --sync-flags=false        IMAP source: do not update flags of earlier copies
   --special-use=false       IMAP source: no mapping of folders by role
   --attempts N              tries in a row per account on dropped connections or
@@ -222,7 +223,11 @@ settings. It connects to nothing and runs no password command.
 FLAGS
   -c, --config FILE         the config file (required)
 
-` + exitStatusHelp
+EXIT STATUS
+  0    the file is valid
+  2    bad command line, or the file is not valid (the error names the key
+       and line); nothing was touched
+`
 
 // command is one subcommand as the help command, the man page and the
 // completion scripts know it.

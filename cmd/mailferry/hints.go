@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/internal/bearer"
+	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/tlsmode"
+	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
 )
 
@@ -19,6 +23,8 @@ func hintFor(err error) string {
 	var invalid x509.CertificateInvalidError
 	var popErr *pop3src.ResponseError
 	var imapErr *imapdst.ReplyError
+	var loginErr *imapconn.LoginError
+	var tokenErr *bearer.RejectedError
 	switch {
 	case err == nil:
 		return ""
@@ -28,16 +34,22 @@ func hintFor(err error) string {
 		return hostnameHint(hostErr)
 	case errors.As(err, &invalid):
 		return invalidCertHint(invalid, time.Now())
-	case errors.Is(err, pop3src.ErrPlaintext), errors.Is(err, imapdst.ErrPlaintextRefused):
+	case errors.Is(err, tlsmode.ErrPlaintext):
+		// One value, whichever client refused: POP3 or IMAP source, the
+		// destination's connections, verify's and plan's session.
 		return "passwords are not sent without TLS: use pop3s://, pop3:// (STLS), imaps:// or imap:// (STARTTLS), or opt in with --allow-plaintext (allow_plaintext in a config)"
-	case errors.Is(err, imapdst.ErrNoStartTLS):
+	case errors.Is(err, imapconn.ErrNoStartTLS):
 		return "the server does not offer STARTTLS: use imaps:// (port 993) or, on a trusted network only, ?tls=none with --allow-plaintext"
+	case errors.As(err, &tokenErr):
+		// Before the login refusals: the server's final NO or -ERR is in
+		// the chain too.
+		return "the server rejected the OAuth2 token (expired, revoked, issued for another user or without the mail scope): give a fresh one through the password file or command (read again for every connection) or MAILFERRY_SOURCE_PASSWORD / MAILFERRY_DEST_PASSWORD"
 	case errors.As(err, &popErr) && strings.EqualFold(popErr.Code, "LOGIN-DELAY"):
 		return loginDelayHint(popErr.LoginDelay)
 	case errors.As(err, &popErr) && strings.EqualFold(popErr.Code, "IN-USE"):
 		return "another session holds the POP3 maildrop (a mail client, or another run): close it or wait until it ends, then run again; what was copied is kept"
 	case errors.As(err, &popErr) && isAuthCommand(popErr.Command),
-		errors.As(err, &imapErr) && (imapErr.Command == "LOGIN" || imapErr.Command == "AUTHENTICATE"):
+		errors.As(err, &loginErr) && loginErr.ErrorClass() == pipeline.ClassFatal:
 		return "the server refused the login: check the user name and the password (MAILFERRY_SOURCE_PASSWORD / MAILFERRY_DEST_PASSWORD or the account's password settings)"
 	case errors.As(err, &imapErr) && imapErr.Code == "OVERQUOTA":
 		return "the destination mailbox is over quota: raise the quota or make room, then run again; what was copied is kept"

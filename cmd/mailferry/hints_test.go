@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pop3src"
 )
 
@@ -47,6 +48,9 @@ func TestHintFor(t *testing.T) {
 		{"login delay", &pop3src.ResponseError{Command: "PASS ***", Code: "LOGIN-DELAY"}, []string{"run again later"}},
 		{"in use", &pop3src.ResponseError{Command: "PASS ***", Code: "IN-USE"}, []string{"another session", "run again"}},
 		{"wrong password", &pop3src.ResponseError{Command: "PASS ***", Code: "AUTH"}, []string{"password"}},
+		// Every IMAP connection's refused login, the IMAP source's included.
+		{"wrong IMAP password", fmt.Errorf("connecting to the source: %w", &imapconn.LoginError{Command: "LOGIN", User: "alice", Status: "NO", Code: "AUTHENTICATIONFAILED"}),
+			[]string{"password"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,5 +64,9 @@ func TestHintFor(t *testing.T) {
 	}
 	if got := hintFor(nil); got != "" {
 		t.Errorf("hintFor(nil) = %q, want none", got)
+	}
+	busy := &imapconn.LoginError{Command: "LOGIN", Status: "NO", Text: "Request is throttled. Suggested Backoff Time: 500 milliseconds"}
+	if got := hintFor(busy); strings.Contains(got, "password") {
+		t.Errorf("hintFor(%v) = %q: a throttled login is no wrong password", busy, got)
 	}
 }

@@ -9,10 +9,10 @@ import (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], &env{
-		stdin:  os.Stdin,
-		stdout: os.Stdout,
-		stderr: os.Stderr,
-		getenv: os.Getenv,
-	}))
+	os.Exit(run(context.Background(), os.Args[1:], processEnv()))
+}
+
+// processEnv is the outside world of the process.
+func processEnv() *env {
+	return &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 }

@@ -96,7 +96,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	services := make([]serviceAccount, len(accs))
 	for i, acc := range accs {
 		// Each account counts its own crash points, as it always did.
-		if err := setTestHooks(&acc.Options, e); err != nil {
+		if err := e.applyTestHooks(&acc.Options); err != nil {
 			return exitUsage, err
 		}
 		jobs[i] = acc.Job()

@@ -56,8 +56,8 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 		fs.StringSliceVar(&o.folders.Include, "folder", nil, "IMAP source: only these folders (as for copy)")
 		fs.StringSliceVar(&o.folders.Exclude, "exclude-folder", nil, "IMAP source: not these folders (as for copy)")
 		fs.BoolVar(&o.folders.SpecialUse, "special-use", true, "IMAP source: map folders by role (as for copy)")
-		fs.DurationVar(&o.folders.MaxAge, "max-age", 0, "IMAP source: only messages younger than this (as for copy)")
-		fs.DurationVar(&o.folders.MinAge, "min-age", 0, "IMAP source: only messages older than this (as for copy)")
+		fs.Var((*daysDuration)(&o.folders.MaxAge), "max-age", "IMAP source: only messages younger than this (as for copy)")
+		fs.Var((*daysDuration)(&o.folders.MinAge), "min-age", "IMAP source: only messages older than this (as for copy)")
 		fs.StringVar(&o.policy.internalDate, "internal-date", "received", "the copy's internal-date policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.flags, "flags", "none", "the copy's flag policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.maxMessageSize, "max-message-size", "0", "the copy's --max-message-size (SOURCE DEST form)")
@@ -163,7 +163,10 @@ type verifyAccount struct {
 	Stats  verify.Stats        `json:"stats"`
 	Items  []verify.Difference `json:"differences"`
 	Error  string              `json:"error,omitempty"`
-	OK     bool                `json:"ok"`
+	// Hint says what the user can do about Error (hintFor), as copy's
+	// summary does.
+	Hint string `json:"hint,omitempty"`
+	OK   bool   `json:"ok"`
 }
 
 type verifyReport struct {
@@ -242,7 +245,7 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger, log *slog.Logger) verifyAccount {
 	va := verifyAccount{Account: a.Name, Key: a.Options.Account, Mode: map[bool]string{true: "full", false: "fast"}[o.full]}
 	fail := func(err error) verifyAccount {
-		va.Error = err.Error()
+		va.Error, va.Hint = err.Error(), hintFor(err)
 		return va
 	}
 	var entries map[string]pipeline.Entry
@@ -313,6 +316,9 @@ func writeVerifyText(w io.Writer, va verifyAccount, all bool) {
 	fmt.Fprintf(w, "account %s\n", va.Account)
 	if va.Error != "" {
 		fmt.Fprintf(w, "  ERROR: %s\n", va.Error)
+		if va.Hint != "" {
+			fmt.Fprintf(w, "  hint: %s\n", va.Hint)
+		}
 		return
 	}
 	for _, it := range va.Items {

@@ -1,8 +1,9 @@
 // Package bearer holds the message formats of the OAuth2 bearer-token SASL
 // mechanisms, shared by the POP3 and IMAP clients: the initial client
 // responses of XOAUTH2 (Google's and Microsoft's) and OAUTHBEARER
-// (RFC 7628 §3.1), and the status of a server's error challenge
-// (RFC 7628 §3.2.2). The token is never kept or printed here.
+// (RFC 7628 §3.1), the status of a server's error challenge
+// (RFC 7628 §3.2.2) and the error for a rejected token. The token is never
+// kept or printed here.
 package bearer
 
 import (
@@ -20,6 +21,15 @@ func XOAuth2(user, token string) []byte {
 // identity.
 func OAuthBearer(user, token string) []byte {
 	return []byte("n,a=" + gs2Escape(user) + ",\x01auth=Bearer " + token + "\x01\x01")
+}
+
+// InitialResponse is the initial client response (before base64) of m,
+// XOAUTH2 or OAUTHBEARER.
+func InitialResponse(m Method, user, token string) []byte {
+	if m == MethodXOAuth2 {
+		return XOAuth2(user, token)
+	}
+	return OAuthBearer(user, token)
 }
 
 // gs2Escape escapes "," and "=" in a gs2 saslname (RFC 5801 §4).

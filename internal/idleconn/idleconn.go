@@ -7,6 +7,8 @@ package idleconn
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -75,6 +77,17 @@ func (c *Conn) CloseOnDone(ctx context.Context) {
 		c.stop()
 	}
 	c.stop = context.AfterFunc(ctx, func() { _ = c.Conn.Close() })
+}
+
+// WithContextErr puts ctx's error in front of err when ctx has ended: a
+// read or write that failed because CloseOnDone closed the conn is then
+// reported as the cancellation it is (errors.Is(err, context.Canceled)),
+// with the I/O error still in the chain. nil stays nil.
+func WithContextErr(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return err
 }
 
 // Close closes the conn and stops watching any context.

@@ -8,7 +8,7 @@
 // Tests call Require and Start; tools call StartInstance and Stop. Seeding
 // and inspection go through doveadm (Deliver, CreateMailbox, MailboxCount)
 // or write Maildir files directly (SeedMaildir) to control flags and
-// INTERNALDATE. The configuration follows shared/docs/dovecot.md.
+// INTERNALDATE. The configuration is configTemplate's.
 package dovecot
 
 import (

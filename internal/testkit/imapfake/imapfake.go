@@ -36,6 +36,7 @@ const (
 	kindStartTLS
 	kindClose
 	kindDrain
+	kindExpectLinePrefix
 )
 
 // Step is one action of a script.
@@ -47,6 +48,11 @@ type Step struct {
 
 // Expect makes the server read len(s) bytes and require them to equal s.
 func Expect(s string) Step { return Step{kind: kindExpect, data: s} }
+
+// ExpectLinePrefix makes the server read one line, up to and including its
+// LF, and require it to start with prefix: for commands whose items go-imap
+// writes in map order (FETCH, STATUS), which a transcript cannot expect.
+func ExpectLinePrefix(prefix string) Step { return Step{kind: kindExpectLinePrefix, data: prefix} }
 
 // Send makes the server write s.
 func Send(s string) Step { return Step{kind: kindSend, data: s} }
@@ -156,6 +162,21 @@ func (s *Server) step(conn *net.Conn, st Step) error {
 		}
 		if string(got) != st.data {
 			return fmt.Errorf("expected %s\n                got %s", strconv.Quote(st.data), strconv.Quote(string(got)))
+		}
+	case kindExpectLinePrefix:
+		var line []byte
+		b := make([]byte, 1)
+		for !bytes.HasSuffix(line, []byte("\n")) {
+			if _, err := io.ReadFull(c, b); err != nil {
+				return fmt.Errorf("expecting a line starting %s: got %s, then %w", strconv.Quote(st.data), strconv.Quote(string(line)), err)
+			}
+			line = append(line, b[0])
+		}
+		s.mu.Lock()
+		s.received.Write(line)
+		s.mu.Unlock()
+		if !bytes.HasPrefix(line, []byte(st.data)) {
+			return fmt.Errorf("expected a line starting %s\n                got %s", strconv.Quote(st.data), strconv.Quote(string(line)))
 		}
 	case kindSend:
 		if _, err := io.WriteString(c, st.data); err != nil {

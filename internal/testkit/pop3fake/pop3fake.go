@@ -645,6 +645,9 @@ func (ss *session) quit() error {
 		ss.srv.msgs = kept
 		ss.srv.mu.Unlock()
 	}
+	// The maildrop is free once the client reads +OK: a client that logs
+	// in again at once must not get [IN-USE].
+	ss.unlock()
 	_ = ss.reply("+OK bye")
 	return errEnd
 }

@@ -94,9 +94,7 @@ func TestSessionDeletesOnlyOnQuit(t *testing.T) {
 	p.cmd("LIST", "+OK listing follows\r\n2 2\r\n.\r\n")
 	p.c.Close() // no QUIT: nothing deleted
 
-	p = dial(t, s)
-	p.cmd("USER u", "+OK send PASS\r\n")
-	p.cmd("PASS p", "+OK maildrop has 2 messages\r\n")
+	p = loginUnlocked(t, s, "+OK maildrop has 2 messages\r\n")
 	p.cmd("DELE 2", "+OK message 2 deleted\r\n")
 	p.cmd("QUIT", "+OK bye\r\n")
 	if got := s.Messages(); len(got) != 1 || got[0].UIDL != "a" {
@@ -104,6 +102,32 @@ func TestSessionDeletesOnlyOnQuit(t *testing.T) {
 	}
 	if got := s.Deleted(); len(got) != 1 || got[0].UIDL != "b" {
 		t.Errorf("Deleted() = %v, want b", got)
+	}
+}
+
+// loginUnlocked logs in as u once the server has released the maildrop:
+// it notices a client's closed connection, and unlocks, only when its read
+// fails, a moment after the close (longer on a loaded machine). A real
+// client would see the same [IN-USE] and try again.
+func loginUnlocked(t *testing.T, s *Server, want string) *peer {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p := dial(t, s)
+		p.cmd("USER u", "+OK send PASS\r\n")
+		p.send("PASS p")
+		line, err := p.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the reply to PASS: %v", err)
+		}
+		if !strings.HasPrefix(line, "-ERR [IN-USE]") || time.Now().After(deadline) {
+			if line != want {
+				t.Fatalf("server sent %q, want %q", line, want)
+			}
+			return p
+		}
+		p.c.Close()
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

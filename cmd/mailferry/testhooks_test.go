@@ -8,7 +8,26 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mailferry/mailferry/pipeline"
 )
+
+// The hooks below exist only in the test binary: TestMain and runInProcess
+// hand testHooks to the command through env. The release binary has no code
+// that reads these variables (TestReleaseHasNoTestHooks), so a stray
+// MAILFERRY_TEST_NOW cannot end a delete_after period early and delete mail
+// at the source.
+
+// testHooks sets the pipeline's crashpoint and clock from the test-only
+// environment variables.
+func testHooks(getenv func(string) string, o *pipeline.Options) error {
+	var err error
+	if o.Crashpoint, err = crashpointFromEnv(getenv); err != nil {
+		return err
+	}
+	o.Now, err = testNowFromEnv(getenv)
+	return err
+}
 
 // crashpointFromEnv reads MAILFERRY_TEST_CRASHPOINT=POINT:N, used only by
 // the crash tests: at the N-th time the pipeline reaches POINT ("pending",

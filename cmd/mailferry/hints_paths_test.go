@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/secret"
+	"github.com/mailferry/mailferry/verify"
+)
+
+// clientPaths are the ways mailferry logs in to a server, each as the
+// error its client returns: POP3 source, IMAP source, IMAP destination
+// (both connections), verify's and plan's session.
+func clientPaths(addr string, allowPlaintext bool, auth int, token string) map[string]func(context.Context) error {
+	pw := secret.New(token)
+	return map[string]func(context.Context) error{
+		"POP3 source": func(ctx context.Context) error {
+			s, err := pop3src.Open(ctx, pop3src.Options{Addr: addr, TLS: pop3src.TLSNone, AllowPlaintext: allowPlaintext,
+				User: "alice", Password: pw, Auth: pop3src.AuthMethod(auth)})
+			if err == nil {
+				_ = s.Close(false)
+			}
+			return err
+		},
+		"IMAP source": func(ctx context.Context) error {
+			s, err := imapsrc.Open(ctx, imapsrc.Options{Addr: addr, TLS: imapsrc.TLSNone, AllowPlaintext: allowPlaintext,
+				User: "alice", Password: pw, Auth: imapsrc.AuthMethod(auth)})
+			if err == nil {
+				_ = s.Close(false)
+			}
+			return err
+		},
+		"IMAP destination": func(ctx context.Context) error {
+			d, err := imapdst.Dial(ctx, imapdst.Options{Addr: addr, TLS: imapdst.TLSNone, AllowPlaintext: allowPlaintext,
+				User: "alice", Password: pw, Auth: imapdst.AuthMethod(auth)})
+			if err == nil {
+				_ = d.Close()
+			}
+			return err
+		},
+		"verify": func(ctx context.Context) error {
+			s, err := verify.DialIMAP(ctx, verify.IMAPOptions{Addr: addr, TLS: imapdst.TLSNone, AllowPlaintext: allowPlaintext,
+				User: "alice", Password: pw, Auth: imapdst.AuthMethod(auth)})
+			if err == nil {
+				_ = s.Close()
+			}
+			return err
+		},
+	}
+}
+
+// TestHintForPlaintextEveryPath: every client refuses clear text without
+// --allow-plaintext with the one error the hint knows (the IMAP source's
+// used to have no hint).
+func TestHintForPlaintextEveryPath(t *testing.T) {
+	for name, open := range clientPaths(closedAddr(t), false, int(imapdst.AuthDefault), "s3cret") {
+		t.Run(name, func(t *testing.T) {
+			err := open(t.Context())
+			if err == nil {
+				t.Fatal("opened without TLS and without AllowPlaintext")
+			}
+			if h := hintFor(err); !strings.Contains(h, "--allow-plaintext") {
+				t.Errorf("hintFor(%v) = %q, want it to name --allow-plaintext", err, h)
+			}
+		})
+	}
+}
+
+// TestHintForRejectedTokenEveryPath: a server answering an OAuth2 login
+// with an error challenge gives the same hint on every path.
+func TestHintForRejectedTokenEveryPath(t *testing.T) {
+	const token = "ya29.rejected-SECRET"
+	imapAddr := startTokenRejecter(t, false)
+	pop3Addr := startTokenRejecter(t, true)
+	imapPaths := clientPaths(imapAddr, true, int(imapdst.AuthXOAuth2), token)
+	imapPaths["POP3 source"] = clientPaths(pop3Addr, true, int(imapdst.AuthXOAuth2), token)["POP3 source"]
+	for name, open := range imapPaths {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			err := open(ctx)
+			if err == nil {
+				t.Fatal("logged in with a rejected token")
+			}
+			h := hintFor(err)
+			if !strings.Contains(h, "OAuth2 token") || !strings.Contains(h, "fresh") {
+				t.Errorf("hintFor(%v) = %q, want the rejected-token hint", err, h)
+			}
+			if strings.Contains(err.Error(), token) || strings.Contains(h, token) {
+				t.Errorf("the token shows: %v / %q", err, h)
+			}
+		})
+	}
+}
+
+// TestE2EPlaintextHintIMAP: copy and verify with imap://…?tls=none and no
+// --allow-plaintext fail with the hint, before connecting anywhere (copy
+// from an IMAP source used to give none; verify gave no hints at all).
+func TestE2EPlaintextHintIMAP(t *testing.T) {
+	env := func(k string) string {
+		return map[string]string{"MAILFERRY_SOURCE_PASSWORD": "a", "MAILFERRY_DEST_PASSWORD": "b"}[k]
+	}
+	state := filepath.Join(t.TempDir(), "state.db")
+	plainIMAP := "imap://alice@" + closedAddr(t) + "?tls=none"
+	closedIMAPS := "imaps://bob@" + closedAddr(t)
+	for _, args := range [][]string{
+		{"copy", plainIMAP, closedIMAPS, "--state", state, "--progress", "none"},
+		{"verify", plainIMAP, plainIMAP, "--state", state},
+	} {
+		r := runInProcess(t, env, args...)
+		if r.code != exitFatal || !strings.Contains(r.stdout+r.stderr, "--allow-plaintext") {
+			t.Errorf("%v: exit %d, want %d and a hint at --allow-plaintext\n%s%s", args, r.code, exitFatal, r.stdout, r.stderr)
+		}
+	}
+}
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// startTokenRejecter serves POP3 (RFC 5034 AUTH) or IMAP on 127.0.0.1,
+// offering XOAUTH2 and answering every attempt with an RFC 7628 error
+// challenge, then, after the client's dummy response, with a refusal.
+func startTokenRejecter(t *testing.T, pop3 bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	challenge := base64.StdEncoding.EncodeToString([]byte(`{"status":"401","schemes":"bearer"}`))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				r := bufio.NewReader(c)
+				if pop3 {
+					servePOP3Rejecter(c, r, challenge)
+				} else {
+					serveIMAPRejecter(c, r, challenge)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func serveIMAPRejecter(c net.Conn, r *bufio.Reader, challenge string) {
+	const caps = "IMAP4rev1 SASL-IR AUTH=XOAUTH2"
+	if _, err := c.Write([]byte("* OK [CAPABILITY " + caps + "] ready\r\n")); err != nil {
+		return
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		tag, rest, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
+		switch verb, _, _ := strings.Cut(rest, " "); strings.ToUpper(verb) {
+		case "CAPABILITY":
+			_, err = c.Write([]byte("* CAPABILITY " + caps + "\r\n" + tag + " OK done\r\n"))
+		case "AUTHENTICATE":
+			if _, err = c.Write([]byte("+ " + challenge + "\r\n")); err != nil {
+				return
+			}
+			if _, err = r.ReadString('\n'); err != nil {
+				return // go-imap sends no dummy response: it closes
+			}
+			_, err = c.Write([]byte(tag + " NO [AUTHENTICATIONFAILED] invalid token\r\n"))
+		default:
+			_, err = c.Write([]byte(tag + " BAD unexpected\r\n"))
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func servePOP3Rejecter(c net.Conn, r *bufio.Reader, challenge string) {
+	if _, err := c.Write([]byte("+OK ready\r\n")); err != nil {
+		return
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		switch verb, _, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " "); strings.ToUpper(verb) {
+		case "CAPA":
+			_, err = c.Write([]byte("+OK\r\nUSER\r\nSASL XOAUTH2\r\n.\r\n"))
+		case "AUTH":
+			if _, err = c.Write([]byte("+ " + challenge + "\r\n")); err != nil {
+				return
+			}
+			if _, err = r.ReadString('\n'); err != nil {
+				return
+			}
+			_, err = c.Write([]byte("-ERR [AUTH] invalid token\r\n"))
+		case "QUIT":
+			_, _ = c.Write([]byte("+OK bye\r\n"))
+			return
+		default:
+			_, err = c.Write([]byte("-ERR unexpected\r\n"))
+		}
+		if err != nil {
+			return
+		}
+	}
+}
