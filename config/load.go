@@ -22,23 +22,24 @@ import (
 // means "use the default". The toml tags are the one place key spellings live:
 // the schema check below is derived from them.
 type fileConfig struct {
-	State        *string       `toml:"state"`
-	Workers      *int          `toml:"workers"`
-	DryRun       bool          `toml:"dry_run"`
-	DeleteSource bool          `toml:"delete_source"`
-	DeleteAfter  *Duration     `toml:"delete_after"`
-	LogFormat    *string       `toml:"log_format"`
-	OnLocked     string        `toml:"on_locked"`
-	LockWait     *Duration     `toml:"lock_wait"`
-	Every        *Duration     `toml:"every"`
-	Idle         *bool         `toml:"idle"`
-	MetricsAddr  string        `toml:"metrics_addr"`
-	Source       fileSource    `toml:"source"`
-	Destination  fileDest      `toml:"destination"`
-	Policy       filePolicy    `toml:"policy"`
-	Folders      fileFolders   `toml:"folders"`
-	AccountsFile string        `toml:"accounts_file"`
-	Accounts     []fileAccount `toml:"account"`
+	State           *string       `toml:"state"`
+	LedgerRetention *Duration     `toml:"ledger_retention"`
+	Workers         *int          `toml:"workers"`
+	DryRun          bool          `toml:"dry_run"`
+	DeleteSource    bool          `toml:"delete_source"`
+	DeleteAfter     *Duration     `toml:"delete_after"`
+	LogFormat       *string       `toml:"log_format"`
+	OnLocked        string        `toml:"on_locked"`
+	LockWait        *Duration     `toml:"lock_wait"`
+	Every           *Duration     `toml:"every"`
+	Idle            *bool         `toml:"idle"`
+	MetricsAddr     string        `toml:"metrics_addr"`
+	Source          fileSource    `toml:"source"`
+	Destination     fileDest      `toml:"destination"`
+	Policy          filePolicy    `toml:"policy"`
+	Folders         fileFolders   `toml:"folders"`
+	AccountsFile    string        `toml:"accounts_file"`
+	Accounts        []fileAccount `toml:"account"`
 }
 
 // fileServer is a [source] or [destination] section, or an account's
@@ -106,6 +107,7 @@ type fileRename struct {
 
 type fileAccount struct {
 	Name                  string     `toml:"name"`
+	ID                    string     `toml:"id"`
 	SourceUser            string     `toml:"source_user"`
 	SourcePassword        secretText `toml:"source_password"`
 	SourcePasswordEnv     string     `toml:"source_password_env"`
@@ -292,6 +294,9 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	if fc.State != nil {
 		c.State = relTo(dir, *fc.State)
 	}
+	if fc.LedgerRetention != nil {
+		c.LedgerRetention = time.Duration(*fc.LedgerRetention)
+	}
 	if fc.Workers != nil {
 		c.Workers = *fc.Workers
 	}
@@ -352,6 +357,7 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	for _, fa := range fc.Accounts {
 		a := Account{
 			Name:           fa.Name,
+			ID:             fa.ID,
 			SourceUser:     fa.SourceUser,
 			SourcePassword: secretSource(dir, fa.SourcePassword.v, fa.SourcePasswordEnv, fa.SourcePasswordFile, fa.SourcePasswordCommand),
 			DestUser:       fa.DestUser,
