@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // FormatKey returns the key of the message uid in mailbox while the mailbox
@@ -58,9 +60,9 @@ func badKey(key, why string) error {
 // behind newKey may be the one copied as oldKey. Keys that FormatKey did
 // not make are never the same origin.
 func SameOrigin(oldKey, newKey string) bool {
-	of, og, ok1 := KeyFolder(oldKey)
-	nf, ng, ok2 := KeyFolder(newKey)
-	return ok1 && ok2 && of == nf && og != ng
+	o, ok1 := KeyFolder(oldKey)
+	n, ok2 := KeyFolder(newKey)
+	return ok1 && ok2 && o.Folder == n.Folder && o.Generation != n.Generation
 }
 
 // KeyPrefix is what every key FormatKey makes for mailbox under
@@ -74,15 +76,16 @@ func KeyPrefix(mailbox string, uidValidity uint32) string {
 	return mailbox + "\x00" + strconv.FormatUint(uint64(uidValidity), 10) + "\x00"
 }
 
-// KeyFolder splits a key made by FormatKey into the prefix of its folder's
-// keys (KeyPrefix with uidValidity 0) and of its folder's keys under its
-// UIDVALIDITY (its generation); ok is false for keys FormatKey did not
-// make. It is pipeline.Options.KeyFolder for IMAP sources: keys of another
-// generation of a listed folder can never be listed again.
-func KeyFolder(key string) (folder, generation string, ok bool) {
-	mailbox, uv, _, err := ParseKey(key)
+// KeyFolder says where a key made by FormatKey puts its message: the
+// prefix of its folder's keys (KeyPrefix with uidValidity 0), of its
+// folder's keys under its UIDVALIDITY (its generation), the UIDVALIDITY and
+// the UID; ok is false for keys FormatKey did not make. It is
+// pipeline.Options.KeyFolder for IMAP sources: keys of another generation
+// of a listed folder can never be listed again.
+func KeyFolder(key string) (pipeline.KeyPlace, bool) {
+	mailbox, uv, uid, err := ParseKey(key)
 	if err != nil {
-		return "", "", false
+		return pipeline.KeyPlace{}, false
 	}
-	return KeyPrefix(mailbox, 0), KeyPrefix(mailbox, uv), true
+	return pipeline.KeyPlace{Folder: KeyPrefix(mailbox, 0), Generation: KeyPrefix(mailbox, uv), UIDValidity: uv, UID: uid}, true
 }

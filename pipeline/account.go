@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,9 +16,12 @@ import (
 
 // Options configures the copy of one account.
 type Options struct {
-	// Account is the account's key in the ledger. It must stay the same
-	// across runs for resuming to work.
-	Account string
+	// Account is the account's number in the ledger (checkpoint's
+	// ResolveAccount gives it). 0 in a dry run of an account the ledger
+	// does not know yet: it reads as an empty account.
+	Account AccountID
+	// Name names the account in logs, progress and Stats.
+	Name string
 	// Mailbox is the destination mailbox for sources without folders (POP3).
 	Mailbox    string
 	DatePolicy mapping.DatePolicy
@@ -68,7 +70,7 @@ type Options struct {
 	// that renumbered the folder); a listed message with the same size and
 	// digest as such an entry's copy is recorded as done under its new
 	// key, not sent again.
-	KeyFolder func(key string) (folder, generation string, ok bool)
+	KeyFolder func(key string) (KeyPlace, bool)
 	// DestSessions is how many destination sessions append at once, each
 	// with its own batches (Dovecot commits one transaction per APPEND
 	// command, so parallel batches are the next lever after MULTIAPPEND).
@@ -137,7 +139,8 @@ type item struct {
 	msg        SourceMessage
 	mailbox    string // destination mailbox
 	body       *spool.Message
-	skipReason string // non-empty: do not send, record as skipped
+	skipReason string      // non-empty: do not send, record as skipped
+	skipClass  ReasonClass // the skip's class
 	entry      Entry
 	out        OutgoingMessage
 	dateSource string
@@ -152,6 +155,7 @@ type attempt struct {
 	src    Source
 	dst    Destination
 	ledger Ledger
+	hold   Hold
 	opts   Options
 	log    *slog.Logger
 	prog   Progress
@@ -179,16 +183,16 @@ type attempt struct {
 	earlier   int   // this run's done messages before the listing (see AlreadyDone)
 	deleted   int   // deletions issued at the source
 	complete  bool  // the listing went through to its end
-	// generations are the folders listed so far, by their KeyFolder
-	// prefix: the generation they were listed under.
-	generations map[string]string
+	// scopes are what the listing covered, to find entries the source no
+	// longer lists (listing.go).
+	scopes *scopes
 
-	// mu guards st, run, orphans, toDelete and the counters the batch
+	// mu guards st, run, claimed, toDelete and the counters the batch
 	// writers update while the listing goes on.
 	mu sync.Mutex
-	// orphans are done entries of folders' earlier generations, by
-	// digest, for rematching; claimed ones are removed.
-	orphans map[string][]Entry
+	// claimed are the keys of earlier identities rematched by this attempt:
+	// one earlier copy is never claimed by two new keys.
+	claimed map[string]bool
 	// toDelete are messages this attempt committed as done, to delete at
 	// the source (DeleteSource): the listing issues them between pages.
 	toDelete []SourceMessage
@@ -198,24 +202,23 @@ type attempt struct {
 
 // do runs the attempt: reconcile, then list page by page, copying each
 // page's new messages while the next pages are listed; delete at the
-// source what is done.
+// source what is done; mark gone what the source no longer lists.
 func (a *attempt) do(ctx context.Context) error {
 	dests, err := a.planFolders(ctx)
 	if err != nil {
 		return err
 	}
-	entries, err := a.ledger.Entries(ctx, a.opts.Account)
-	if err != nil {
-		return fmt.Errorf("reading the ledger: %w", fatal(err))
-	}
-	if err := a.reconcile(ctx, entries); err != nil {
+	if err := a.reconcile(ctx); err != nil {
 		return err
 	}
-	if err := a.settleResent(ctx, entries); err != nil {
+	if err := a.settleResent(ctx); err != nil {
 		return err
 	}
 	a.earlier = a.st.Copied + a.st.Reconciled + a.st.Rematched + a.st.LateCopiesAdopted
 	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, a.dst.Capabilities().AppendLimit)
+	if a.scopes, err = a.newScopes(ctx); err != nil {
+		return err
+	}
 	defer func() {
 		a.st.DeleteWaiting = a.waiting
 		a.st.Listed = a.listed
@@ -224,7 +227,7 @@ func (a *attempt) do(ctx context.Context) error {
 
 	err = a.copy(ctx, func(ctx context.Context, out *pageSink) error {
 		return a.src.List(ctx, func(page []SourceMessage) error {
-			return a.page(ctx, page, dests, entries, out)
+			return a.page(ctx, page, dests, out)
 		})
 	})
 	a.run.noteAttempt(a)
@@ -234,13 +237,16 @@ func (a *attempt) do(ctx context.Context) error {
 	// A first APPEND given up on earlier in this run may have landed
 	// while this attempt sent its copy again.
 	if a.toCopy > 0 {
-		if err := a.settleResent(ctx, nil); err != nil {
+		if err := a.settleResent(ctx); err != nil {
 			return err
 		}
 	}
 	// Every message in toDelete is done in the ledger, committed (synced)
 	// before this point by the copy, which has returned.
-	return a.deleteAtSource(ctx, a.takeToDelete())
+	if err := a.deleteAtSource(ctx, nil, a.takeToDelete()); err != nil {
+		return err
+	}
+	return a.sweep(ctx)
 }
 
 // deleteDue reports whether a done entry has been done since dueBy or
@@ -272,30 +278,58 @@ func (a *attempt) planFolders(ctx context.Context) (FolderPlan, error) {
 // deletions at the source that are due. It returns once the page's
 // messages are queued, so that the source is idle again for the next
 // page.
-func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPlan, entries map[string]Entry, out *pageSink) error {
+func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPlan, out *pageSink) error {
+	select {
+	case <-a.hold.Paused():
+		return errPaused
+	default:
+	}
 	msgs = slices.DeleteFunc(msgs, func(m SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
 	if len(msgs) == 0 {
 		return nil
 	}
-	a.retireGenerations(msgs, entries)
+	if err := a.scopes.enter(ctx, a, msgs); err != nil {
+		return err
+	}
+	entries, err := a.lookup(ctx, msgs)
+	if err != nil {
+		return err
+	}
 	dueBy := a.opts.Now().Add(-a.opts.DeleteAfter)
 	var todo, del []SourceMessage
 	var flags []flagChange
+	var fix []Entry // gone entries listed again, marks of deletions not made
 	var todoBytes int64
 	for _, m := range msgs {
 		a.listed++
 		e, ok := entries[m.Key]
-		switch DispositionOf(e, ok) {
+		a.scopes.listed(m, ok && e.State != StateGone && e.State != StateRemoved, a.opts.KeyFolder)
+		if ok && e.State == StateGone {
+			// Listed again (a server restored it): its copy is still
+			// there.
+			e.State, e.GoneAt, e.Updated = StateDone, time.Time{}, a.opts.Now()
+			fix = append(fix, e)
+		}
+		switch a.disposition(e, ok) {
 		case AlreadyDone:
 			a.settled++
 			a.doneFound++
+			deleting := false
 			switch {
 			case a.opts.DeleteSource:
-				del = append(del, m)
+				deleting = true
 			case a.opts.DeleteAfter > 0 && deleteDue(e, dueBy):
-				del = append(del, m)
+				deleting = true
 			case a.opts.DeleteAfter > 0:
 				a.waiting++
+			}
+			if deleting {
+				del = append(del, m)
+			} else if e.ReasonClass == ReasonDeleted {
+				// Marked by a run whose deletion did not happen, and not
+				// deleted now: not mailferry's deletion after all.
+				e.ReasonClass, e.Updated = "", a.opts.Now()
+				fix = append(fix, e)
 			}
 			if a.opts.SyncFlags && m.Flags != nil && e.DestUID != 0 && e.DestMailbox != "" && !mapping.SameFlags(m.Flags, e.Flags) {
 				flags = append(flags, flagChange{entry: e, flags: m.Flags})
@@ -313,12 +347,17 @@ func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPl
 			todoBytes += m.Size
 		}
 	}
+	if len(fix) > 0 {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: fix}); err != nil {
+			return fmt.Errorf("recording %d listed messages: %w", len(fix), fatal(err))
+		}
+	}
 	a.mu.Lock()
 	a.toCopy += len(todo)
 	a.toCopyB += todoBytes
 	remaining, remainingB := a.toCopy-a.finished, a.toCopyB
 	a.mu.Unlock()
-	a.prog.AccountStarted(a.opts.Account, remaining, remainingB)
+	a.prog.AccountStarted(a.opts.Name, remaining, remainingB)
 	if len(flags) > 0 {
 		if err := out.send(ctx, &item{flags: flags}); err != nil {
 			return err
@@ -327,48 +366,67 @@ func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPl
 	if err := a.fetchPage(ctx, todo, dests, out); err != nil {
 		return err
 	}
-	return a.deleteAtSource(ctx, append(del, a.takeToDelete()...))
+	return a.deleteAtSource(ctx, del, a.takeToDelete())
 }
 
-// retireGenerations notes the folders of msgs. A folder seen for the
-// first time in this listing under a generation: the done entries of its
-// other generations are earlier identities of messages that may be listed
-// now (rematched by digest instead of sent again).
-func (a *attempt) retireGenerations(msgs []SourceMessage, entries map[string]Entry) {
-	if a.opts.KeyFolder == nil {
-		return
+// disposition is DispositionOf with the run's retry rules: skipped
+// messages are tried again when the account's retry flag is set (except
+// those probably present already), and one skipped as too big when the
+// limit in force has grown past its size.
+func (a *attempt) disposition(e Entry, ok bool) Disposition {
+	d := DispositionOf(e, ok)
+	if d != SkippedEarlier {
+		return d
 	}
-	for _, m := range msgs {
-		folder, gen, ok := a.opts.KeyFolder(m.Key)
-		if !ok || a.generations[folder] == gen {
-			continue
-		}
-		if a.generations == nil {
-			a.generations = map[string]string{}
-		}
-		a.generations[folder] = gen
-		a.mu.Lock()
-		for k, e := range entries {
-			if e.State == StateDone && e.Digest != "" && strings.HasPrefix(k, folder) && !strings.HasPrefix(k, gen) {
-				if a.orphans == nil {
-					a.orphans = map[string][]Entry{}
-				}
-				a.orphans[e.Digest] = append(a.orphans[e.Digest], e)
-			}
-		}
-		a.mu.Unlock()
+	switch {
+	case a.hold.RetrySkipped() && e.ReasonClass != ReasonPresent:
+		return ToCopy
+	case e.ReasonClass == ReasonTooBig && e.Size > 0 && a.limit.Bytes > 0 && e.Size <= a.limit.Bytes:
+		// The limit in force has grown past it (a server refusal without a
+		// known limit is retried only when asked).
+		return ToCopy
 	}
+	return d
 }
 
-// deleteAtSource deletes msgs, every one done in the ledger and committed,
-// at the source (for POP3 only at QUIT, which closing a clean attempt
-// sends).
-func (a *attempt) deleteAtSource(ctx context.Context, msgs []SourceMessage) error {
+// lookup returns the ledger's entries of msgs, by key.
+func (a *attempt) lookup(ctx context.Context, msgs []SourceMessage) (map[string]Entry, error) {
+	out := make(map[string]Entry, len(msgs))
+	keys := make([]string, 0, min(len(msgs), MaxLookup))
+	for chunk := range slices.Chunk(msgs, MaxLookup) {
+		keys = keys[:0]
+		for _, m := range chunk {
+			keys = append(keys, m.Key)
+		}
+		err := a.ledger.Lookup(ctx, a.opts.Account, keys, func(e Entry) error {
+			out[e.Key] = e
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading the ledger: %w", fatal(err))
+		}
+	}
+	return out, nil
+}
+
+// deleteAtSource deletes msgs and done (every one done in the ledger and
+// committed) at the source (for POP3 only at QUIT, which closing a clean
+// attempt sends). Their entries are marked first as mailferry's deletions
+// (ReasonDeleted), so that mirror never removes their copies.
+func (a *attempt) deleteAtSource(ctx context.Context, msgs, done []SourceMessage) error {
+	msgs = append(msgs, done...)
 	if len(msgs) == 0 {
 		return nil
 	}
+	keys := make([]string, len(msgs))
+	for i, m := range msgs {
+		keys[i] = m.Key
+	}
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Deleting: keys}); err != nil {
+		return fmt.Errorf("recording %d messages to delete at the source: %w", len(keys), fatal(err))
+	}
 	if a.opts.DeleteAfter > 0 {
-		a.log.Info("deleting at the source messages copied at least delete_after ago", "account", a.opts.Account,
+		a.log.Info("deleting at the source messages copied at least delete_after ago", "account", a.opts.Name,
 			"messages", len(msgs), "delete_after", a.opts.DeleteAfter)
 	}
 	if err := a.src.Delete(ctx, msgs); err != nil {
@@ -565,7 +623,7 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 			if err != nil {
 				// Fewer sessions is slower, not wrong.
 				if ctx.Err() == nil {
-					a.log.Warn("cannot open another destination session; going on with fewer", "account", a.opts.Account,
+					a.log.Warn("cannot open another destination session; going on with fewer", "account", a.opts.Name,
 						"session", i+1, "error", err)
 				}
 				return
@@ -600,7 +658,7 @@ func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests Fol
 			ahead = slices.DeleteFunc(slices.Clone(todo), a.skipUnread)
 		}
 		if err := p.Prefetch(ctx, ahead); err != nil {
-			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Account, "error", err)
+			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Name, "error", err)
 		}
 	}
 	for _, m := range todo {
@@ -609,7 +667,7 @@ func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests Fol
 		}
 		it, err := a.fetchOne(ctx, m)
 		if errors.Is(err, ErrMessageGone) && ctx.Err() == nil {
-			a.log.Warn("message gone from the source since it was listed", "account", a.opts.Account, "key", m.Key, "error", err)
+			a.log.Warn("message gone from the source since it was listed", "account", a.opts.Name, "key", m.Key, "error", err)
 			a.mu.Lock()
 			a.st.Gone++
 			a.run.gone[m.Key] = true
@@ -641,17 +699,20 @@ func (a *attempt) skipUnread(m SourceMessage) bool {
 // session in step).
 func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) {
 	expected := a.opts.ExpectedSize(m)
-	tooBig := func(reason string) *item {
-		return &item{msg: m, skipReason: reason, entry: Entry{Account: a.opts.Account, Key: m.Key, Size: expected}}
+	// A message skipped as too big records a size it is known to have at
+	// least: a later run tries it again only once the limit has grown
+	// past that.
+	tooBig := func(reason string, atLeast int64) *item {
+		return &item{msg: m, skipReason: reason, skipClass: ReasonTooBig, entry: Entry{Key: m.Key, Size: max(expected, atLeast)}}
 	}
 	if a.limit.SkipAnnounced(expected) {
-		return tooBig(a.limit.AnnouncedReason(expected)), nil
+		return tooBig(a.limit.AnnouncedReason(expected), 0), nil
 	}
 	so := a.opts.Spool
 	so.MaxBytes = a.limit.Bytes
 	w, err := StartMessage(&so, a.opts.AddHeader, m)
 	if errors.Is(err, spool.ErrTooBig) {
-		return tooBig(a.limit.StoppedReason(expected)), nil
+		return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
@@ -659,13 +720,13 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	if _, err := a.src.Fetch(ctx, m, w); err != nil {
 		w.Discard()
 		if errors.Is(err, spool.ErrTooBig) {
-			return tooBig(a.limit.StoppedReason(expected)), nil
+			return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
 		}
 		return nil, fmt.Errorf("fetching message %q: %w", m.Key, err)
 	}
 	body, err := w.Finish()
 	if errors.Is(err, spool.ErrTooBig) {
-		return tooBig(a.limit.StoppedReason(expected)), nil
+		return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
@@ -673,7 +734,6 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	it := &item{msg: m, body: body, memBytes: body.InMemoryBytes()}
 	header := mapping.HeaderSection(body.Header())
 	it.entry = Entry{
-		Account:   a.opts.Account,
 		Key:       m.Key,
 		Digest:    hex.EncodeToString(digestOf(body)),
 		Size:      body.Size(),
@@ -681,11 +741,11 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	}
 	switch {
 	case body.HasNUL():
-		it.skipReason = "contains NUL bytes, which IMAP cannot carry"
+		it.skipReason, it.skipClass = "contains NUL bytes, which IMAP cannot carry", ReasonNUL
 	case body.Size() == 0:
-		it.skipReason = "empty message"
+		it.skipReason, it.skipClass = "empty message", ReasonEmpty
 	case !a.limit.Allows(body.Size()):
-		it.skipReason = a.limit.Reason(body.Size())
+		it.skipReason, it.skipClass = a.limit.Reason(body.Size()), ReasonTooBig
 	}
 	if it.skipReason != "" {
 		return it, nil

@@ -81,15 +81,30 @@ func (d *dryRunDestination) storesFlags() bool {
 	return ok
 }
 
+// dryRunLedger reads the real ledger and writes nothing.
 type dryRunLedger struct{ Ledger }
 
-func (dryRunLedger) Put(context.Context, []Entry) error             { return nil }
-func (dryRunLedger) Delete(context.Context, string, []string) error { return nil }
-func (dryRunLedger) Forget(context.Context, string, []string, []Resent) error {
-	return nil
+// Hold takes the real hold, so that a dry run does not read an account
+// while a real run changes it; an account the ledger does not know yet
+// (0) has nothing to read and nobody to exclude.
+func (l dryRunLedger) Hold(ctx context.Context, account AccountID) (Hold, error) {
+	if account == 0 {
+		return nopHold{}, nil
+	}
+	return l.Ledger.Hold(ctx, account)
 }
-func (dryRunLedger) DropResent(context.Context, string, []int64) error { return nil }
-func (dryRunLedger) StartRun(context.Context, string, time.Time) (int64, error) {
+
+func (dryRunLedger) Commit(context.Context, AccountID, Changes) error { return nil }
+func (dryRunLedger) StartRun(context.Context, AccountID, time.Time) (int64, error) {
 	return 0, nil
 }
+func (dryRunLedger) UpdateRun(context.Context, int64, RunRecord) error { return nil }
 func (dryRunLedger) FinishRun(context.Context, int64, RunRecord) error { return nil }
+
+// nopHold holds nothing.
+type nopHold struct{}
+
+func (nopHold) Lost() <-chan struct{}         { return nil }
+func (nopHold) Paused() <-chan struct{}       { return nil }
+func (nopHold) RetrySkipped() bool            { return false }
+func (nopHold) Release(context.Context) error { return nil }

@@ -78,11 +78,11 @@ func (w *batchWriter) syncFlags(ctx context.Context, changes []flagChange) error
 			// The server refused some flags (a keyword too long for it):
 			// the messages are there, only their flags lag. Not recorded,
 			// so the next run tries again.
-			a.log.Warn("the destination refused some flag updates", "account", a.opts.Account,
+			a.log.Warn("the destination refused some flag updates", "account", a.opts.Name,
 				"mailbox", mailbox, "messages", len(set), "error", err)
 			continue
 		}
-		if err := a.ledger.Put(ctx, updated); err != nil {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: updated}); err != nil {
 			return fmt.Errorf("recording updated flags: %w", fatal(err))
 		}
 		a.mu.Lock()
@@ -115,30 +115,43 @@ func (w *batchWriter) permanentFlags(ctx context.Context, mailbox string) ([]str
 	return perm, nil
 }
 
-// claimOrphan finds the earlier identity of it's message: a done entry of
-// an earlier generation of its folder (Options.KeyFolder), with the same
-// digest and size.
-func (a *attempt) claimOrphan(it *item) (Entry, bool) {
-	if a.orphans == nil {
-		return Entry{}, false
+// claimEarlier finds the earlier identity of it's message: a gone entry
+// of an earlier generation of its folder (Options.KeyFolder, retired when
+// the folder was listed under its new UIDVALIDITY), with the same digest
+// and size, not claimed yet by this attempt.
+func (a *attempt) claimEarlier(ctx context.Context, it *item) (Entry, bool, error) {
+	if a.opts.KeyFolder == nil || it.entry.Digest == "" {
+		return Entry{}, false, nil
 	}
-	cands := a.orphans[it.entry.Digest]
-	for i, old := range cands {
-		if old.Size == it.entry.Size && sameOrigin(a.opts.KeyFolder, old.Key, it.msg.Key) {
-			a.orphans[it.entry.Digest] = slices.Delete(cands, i, i+1)
-			return old, true
+	p, ok := a.opts.KeyFolder(it.msg.Key)
+	if !ok {
+		return Entry{}, false, nil
+	}
+	cands, err := a.scanAll(ctx, Query{States: []State{StateGone}, Digest: it.entry.Digest, KeyPrefix: p.Folder})
+	if err != nil {
+		return Entry{}, false, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, old := range cands {
+		if old.Size == it.entry.Size && !a.claimed[old.Key] && sameOrigin(a.opts.KeyFolder, old.Key, it.msg.Key) {
+			if a.claimed == nil {
+				a.claimed = map[string]bool{}
+			}
+			a.claimed[old.Key] = true
+			return old, true, nil
 		}
 	}
-	return Entry{}, false
+	return Entry{}, false, nil
 }
 
 // sameOrigin tells whether oldKey may be an earlier identity of newKey:
 // the same folder under another generation.
-func sameOrigin(keyFolder func(string) (string, string, bool), oldKey, newKey string) bool {
+func sameOrigin(keyFolder func(string) (KeyPlace, bool), oldKey, newKey string) bool {
 	if keyFolder == nil {
 		return false
 	}
-	of, og, ok1 := keyFolder(oldKey)
-	nf, ng, ok2 := keyFolder(newKey)
-	return ok1 && ok2 && of == nf && og != ng
+	o, ok1 := keyFolder(oldKey)
+	n, ok2 := keyFolder(newKey)
+	return ok1 && ok2 && o.Folder == n.Folder && o.Generation != n.Generation
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -68,12 +69,15 @@ func newIMAPHarness(t *testing.T) (*harness, *imapLikeSource) {
 		return map[string]string{"INBOX": "INBOX", "Sent": "Sent Items"}, nil // Junk excluded
 	}
 	h.opts.SyncFlags = true
-	h.opts.KeyFolder = func(key string) (string, string, bool) {
+	h.opts.KeyFolder = func(key string) (KeyPlace, bool) {
 		p := strings.Split(key, "\x00")
 		if len(p) != 3 {
-			return "", "", false
+			return KeyPlace{}, false
 		}
-		return p[0] + "\x00", p[0] + "\x00" + p[1] + "\x00", true
+		uv, _ := strconv.Atoi(p[1])
+		uid, _ := strconv.Atoi(strings.TrimPrefix(p[2], "uidl-"))
+		return KeyPlace{Folder: p[0] + "\x00", Generation: p[0] + "\x00" + p[1] + "\x00",
+			UIDValidity: uint32(uv), UID: uint32(uid) + 1}, true
 	}
 	return h, src
 }

@@ -114,7 +114,7 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 	if r.DryRun {
 		ledger = dryRunLedger{ledger}
 	}
-	st := &Stats{Account: opts.Account, DryRun: r.DryRun}
+	st := &Stats{Account: opts.Name, DryRun: r.DryRun}
 	start := time.Now()
 	err := r.runLocked(ctx, job, opts, ledger, log, prog, st)
 	st.Duration = time.Since(start)
@@ -126,30 +126,31 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 			st.ErrorClass = "interrupted"
 		}
 	}
-	prog.AccountFinished(opts.Account, st)
+	prog.AccountFinished(opts.Name, st)
 	return st, err
 }
 
 func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats) error {
 	switch {
 	case opts.DeleteAfter < 0:
-		return fatal(fmt.Errorf("account %q: DeleteAfter %v is negative", opts.Account, opts.DeleteAfter))
+		return fatal(fmt.Errorf("account %q: DeleteAfter %v is negative", opts.Name, opts.DeleteAfter))
 	case opts.DeleteAfter > 0 && opts.DeleteSource:
-		return fatal(fmt.Errorf("account %q: DeleteSource and DeleteAfter exclude each other", opts.Account))
+		return fatal(fmt.Errorf("account %q: DeleteSource and DeleteAfter exclude each other", opts.Name))
 	}
-	unlock, err := ledger.Lock(ctx, opts.Account)
+	hold, err := ledger.Hold(ctx, opts.Account)
 	if err != nil && errors.Is(err, ErrLocked) && r.SkipLocked {
 		st.Locked = true
-		log.Info("another run is working on this account; skipped", "account", opts.Account)
+		log.Info("another run is working on this account; skipped", "account", opts.Name)
 		return nil
 	}
 	if err != nil {
-		return fatal(fmt.Errorf("locking account %q: %w", opts.Account, err))
+		return fatal(fmt.Errorf("locking account %q: %w", opts.Name, err))
 	}
-	defer unlock()
-	runID, err := ledger.StartRun(ctx, opts.Account, time.Now())
+	defer hold.Release(context.WithoutCancel(ctx))
+	started := time.Now()
+	runID, err := ledger.StartRun(ctx, opts.Account, started)
 	if err != nil {
-		return fatal(fmt.Errorf("recording the run of %q: %w", opts.Account, err))
+		return fatal(fmt.Errorf("recording the run of %q: %w", opts.Name, err))
 	}
 
 	attempts := r.Attempts
@@ -161,7 +162,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	for i, tries := 1, 1; ; i++ {
 		st.Attempts = i
 		before := st.progress()
-		err = r.attempt(ctx, job, opts, ledger, log, prog, st, run)
+		err = r.attempt(ctx, job, opts, ledger, hold, log, prog, st, run)
 		if err == nil || ctx.Err() != nil || ClassOf(err) != ClassTransient {
 			break
 		}
@@ -177,7 +178,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		if ra := retryAfter(err); ra > wait {
 			wait = ra // the server said how long
 		}
-		log.Warn("account attempt failed, retrying", "account", opts.Account, "attempt", i,
+		log.Warn("account attempt failed, retrying", "account", opts.Name, "attempt", i,
 			"retry_in", wait, "error", err)
 		select {
 		case <-time.After(wait):
@@ -193,13 +194,18 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	}
 	st.Failed = run.unsettled
 
-	rec := RunRecord{Account: opts.Account, Finished: time.Now(), Copied: st.Copied,
-		Skipped: st.Skipped, Failed: st.Failed, Result: "ok"}
+	rec := RunRecord{Started: started, Finished: time.Now(), Copied: st.Copied, Skipped: st.Skipped, Failed: st.Failed,
+		Found: st.Reconciled + st.Rematched + st.LateCopiesAdopted, Listed: st.Listed, Gone: st.SourceGone,
+		Deleted: st.Deleted, Bytes: st.Bytes, Result: "ok"}
 	switch {
+	case errors.Is(err, errPaused):
+		rec.Result, err = "paused", nil
+		st.Paused = true
+		log.Info("account paused by an admin; its batches in flight are committed", "account", opts.Name)
 	case err != nil && ctx.Err() != nil:
-		rec.Result, rec.Error = "interrupted", err.Error()
+		rec.Result, rec.Error, rec.ErrorClass = "interrupted", err.Error(), "interrupted"
 	case err != nil:
-		rec.Result, rec.Error = "failed", err.Error()
+		rec.Result, rec.Error, rec.ErrorClass = "failed", err.Error(), ClassOf(err).String()
 	case st.Skipped > 0:
 		rec.Result = "partial"
 	}
@@ -209,7 +215,11 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	return err
 }
 
-func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
+// errPaused ends an attempt whose account an admin paused (Hold.Paused):
+// the run stops after committing what is in flight, without an error.
+var errPaused = errors.New("the account was paused")
+
+func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, hold Hold, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
 	open := job.Open
 	if open == nil {
 		open = func(ctx context.Context) (Source, Destination, error) {
@@ -222,9 +232,9 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 	}
 	rawSrc, rawDst := src, dst
 	if r.DryRun {
-		src, dst = dryRunSource{Source: src, log: log, account: opts.Account}, &dryRunDestination{Destination: dst}
+		src, dst = dryRunSource{Source: src, log: log, account: opts.Name}, &dryRunDestination{Destination: dst}
 	}
-	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, opts: opts, log: log, prog: prog, st: st,
+	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, hold: hold, opts: opts, log: log, prog: prog, st: st,
 		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun}
 	openExtra := job.OpenExtraDestination
 	if openExtra == nil {
@@ -243,11 +253,16 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 	// QUIT (which commits POP3 deletions) only after a clean attempt; every
 	// deletion issued is of a message the ledger has as done, but a session
 	// cut short commits nothing, which is the safe side.
-	commit := err == nil
-	if cerr := src.Close(commit); cerr != nil && err == nil {
+	commit := err == nil || errors.Is(err, errPaused)
+	if cerr := src.Close(commit); cerr != nil && commit {
 		err = fmt.Errorf("closing the source session: %w", cerr)
-	} else if commit {
+	} else if commit && run.deletePending > 0 {
 		st.Deleted += run.deletePending
+		// The source confirmed the deletions: their entries are gone now
+		// (as ReasonDeleted: mailferry's own, never mirrored away).
+		if cerr := ledger.Commit(context.WithoutCancel(ctx), opts.Account, Changes{ConfirmDeleted: true}); cerr != nil {
+			err = fmt.Errorf("recording %d messages deleted at the source: %w", run.deletePending, fatal(cerr))
+		}
 	}
 	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
 		// A context error that is not ours is a transport abort.

@@ -50,6 +50,10 @@ type Stats struct {
 	// Gone is how many listed messages had left the source (expunged by
 	// another client) by the time they were fetched; they are not failures.
 	Gone int `json:"gone,omitempty"`
+	// SourceGone is how many copied messages this run found no longer at
+	// the source (deleted there by someone else); their entries are kept
+	// as gone for the ledger's retention.
+	SourceGone int `json:"source_gone,omitempty"`
 	// Deleted is how many messages were deleted at the source (in a dry
 	// run: would have been).
 	Deleted int `json:"deleted"`
@@ -67,7 +71,10 @@ type Stats struct {
 	Attempts      int `json:"attempts"`
 	// Locked is set when another run held the account and this one
 	// skipped it (Runner.SkipLocked).
-	Locked   bool          `json:"locked,omitempty"`
+	Locked bool `json:"locked,omitempty"`
+	// Paused is set when an admin paused the account during the run: it
+	// stopped after committing its batches in flight.
+	Paused   bool          `json:"paused,omitempty"`
 	Duration time.Duration `json:"-"`
 	Seconds  float64       `json:"seconds"`
 	DryRun   bool          `json:"dry_run,omitempty"`

@@ -481,7 +481,7 @@ func (c *checker) byContent(ctx context.Context, s *subject) error {
 	if err != nil {
 		return err
 	}
-	known := s.entry != nil && s.entry.State == pipeline.StateDone && s.entry.Digest != ""
+	known := s.entry != nil && copied(s.entry) && s.entry.Digest != ""
 	if !known {
 		if s.msg == nil {
 			s.decide(Missing, s.mailbox, 0, "gone from the source and not recorded with a digest")
@@ -554,7 +554,7 @@ func (c *checker) byContent(ctx context.Context, s *subject) error {
 			detail = fmt.Sprintf("%s by the copy: %s", s.entry.State, s.entry.Reason)
 		case pipeline.StatePending:
 			detail = "left pending by an interrupted copy, not on the destination"
-		case pipeline.StateDone:
+		case pipeline.StateDone, pipeline.StateGone:
 			detail = "the ledger has it as done, but no destination message has its size and digest"
 		}
 	}
@@ -685,7 +685,7 @@ func (c *checker) compare(ctx context.Context, s *subject) error {
 // are always expected.
 func expectedSourceFlags(src, dst []string, e *pipeline.Entry) []string {
 	want, _ := mapping.CleanFlags(src, nil)
-	if e == nil || e.State != pipeline.StateDone {
+	if e == nil || !copied(e) {
 		return want
 	}
 	has := func(set []string, f string) bool {
@@ -706,4 +706,10 @@ func short(d string) string {
 		return d[:12]
 	}
 	return d
+}
+
+// copied reports whether the ledger has e's message as copied: done, or
+// gone from the source since (its copy stays).
+func copied(e *pipeline.Entry) bool {
+	return e.State == pipeline.StateDone || e.State == pipeline.StateGone
 }

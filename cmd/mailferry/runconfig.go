@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mailferry/mailferry/account"
+	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/pipeline"
 )
@@ -93,6 +94,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 	jobs := make([]pipeline.Job, len(accs))
+	specs := make([]checkpoint.AccountSpec, len(accs))
 	services := make([]serviceAccount, len(accs))
 	for i, acc := range accs {
 		// Each account counts its own crash points, as it always did.
@@ -100,6 +102,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 			return exitUsage, err
 		}
 		jobs[i] = acc.Job()
+		specs[i] = acc.LedgerSpec()
 		services[i] = serviceAccount{name: acc.Name}
 		if acc.SourceIsIMAP() {
 			services[i].watch = acc.Watch
@@ -112,17 +115,19 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		if !fs.Changed("attempts") {
 			*attempts = 1 // the service's backoff between polls is the retry
 		}
-		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts}
-		return x.serve(ctx, jobs, services, svc.options(fs, cfg, every))
+		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
+			retention: cfg.LedgerRetention}
+		return x.serve(ctx, jobs, specs, services, svc.options(fs, cfg, every))
 	}
 	if *rerunFailed {
-		if jobs, err = onlyFailed(ctx, jobs, state, log); err != nil {
+		if jobs, specs, err = onlyFailed(ctx, jobs, specs, state, log); err != nil {
 			return exitFatal, err
 		}
 		log.Info("re-running the accounts whose last run failed", "accounts", len(jobs))
 	}
-	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts}
-	return x.run(ctx, jobs)
+	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
+		retention: cfg.LedgerRetention}
+	return x.run(ctx, jobs, specs)
 }
 
 func firstNonEmpty(s ...string) string {
@@ -158,23 +163,33 @@ func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
 	return exitOK, nil
 }
 
-// onlyFailed keeps the jobs whose account's last run, per the checkpoint,
-// failed, was interrupted, or ended with messages that failed.
-func onlyFailed(ctx context.Context, jobs []pipeline.Job, state string, log *slog.Logger) ([]pipeline.Job, error) {
+// onlyFailed keeps the jobs (and their specs) whose account's last run,
+// per the checkpoint, failed, was interrupted, or ended with messages that
+// failed.
+func onlyFailed(ctx context.Context, jobs []pipeline.Job, specs []checkpoint.AccountSpec, state string, log *slog.Logger) ([]pipeline.Job, []checkpoint.AccountSpec, error) {
 	ledger, err := openLedgerIfExists(ctx, state, log)
 	if err != nil || ledger == nil {
-		return nil, err // no checkpoint: nothing has run, so nothing failed
+		return nil, nil, err // no checkpoint: nothing has run, so nothing failed
 	}
 	defer ledger.Close()
 	var out []pipeline.Job
-	for _, j := range jobs {
-		runs, err := ledger.Runs(ctx, j.Options.Account, 1)
+	var outSpecs []checkpoint.AccountSpec
+	for i, j := range jobs {
+		id, ok, err := ledger.LookupAccount(ctx, specs[i])
 		if err != nil {
-			return nil, fmt.Errorf("reading the last run of %s: %w", j.Options.Account, err)
+			return nil, nil, fmt.Errorf("reading the last run of %s: %w", j.Options.Name, err)
+		}
+		if !ok {
+			continue // never ran
+		}
+		runs, err := ledger.Runs(ctx, id, 1)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the last run of %s: %w", j.Options.Name, err)
 		}
 		if len(runs) == 1 && (runs[0].Result == "failed" || runs[0].Result == "interrupted" || runs[0].Finished.IsZero() || runs[0].Failed > 0) {
 			out = append(out, j)
+			outSpecs = append(outSpecs, specs[i])
 		}
 	}
-	return out, nil
+	return out, outSpecs, nil
 }

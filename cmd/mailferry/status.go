@@ -23,10 +23,12 @@ import (
 	"github.com/mailferry/mailferry/verify"
 )
 
-// namedAccount is an account's config name ("" when unknown) and ledger
-// key, and its delete_after period (0 when none or unknown).
+// namedAccount is an account's config name ("" when unknown), ledger key
+// and spec (how the ledger names it), and its delete_after period (0 when
+// none or unknown).
 type namedAccount struct {
 	name, key   string
+	spec        checkpoint.AccountSpec
 	deleteAfter time.Duration
 }
 
@@ -56,6 +58,9 @@ type statusAccount struct {
 	Pending  int    `json:"pending"`
 	Skipped  int    `json:"skipped"`
 	Failed   int    `json:"failed"`
+	// Gone are messages copied, then deleted at the source (by mailferry
+	// or anyone): the checkpoint keeps them for ledger_retention.
+	Gone int `json:"gone"`
 	// Bytes are the bytes moved (done entries).
 	Bytes           int64           `json:"bytes"`
 	SkipReasons     map[string]int  `json:"skip_reasons"`
@@ -81,8 +86,12 @@ type statusLastError struct {
 }
 
 type statusReport struct {
-	Command  string          `json:"command"`
-	State    string          `json:"state"`
+	Command string `json:"command"`
+	State   string `json:"state"`
+	// Size is the checkpoint's size in bytes, Entries how many messages
+	// it holds (DECISIONS: the ledger must not grow without bound).
+	Size     int64           `json:"size_bytes"`
+	Entries  int64           `json:"entries"`
 	Accounts []statusAccount `json:"accounts"`
 }
 
@@ -124,11 +133,12 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			return exitUsage, usagef("--only: %v", err)
 		}
 		for _, a := range selected {
-			key, err := account.KeyOf(cfg, a)
+			sp, err := account.SpecOf(cfg, a)
 			if err != nil {
 				return exitUsage, err
 			}
-			configured = append(configured, namedAccount{a.Name, key, cfg.DeletePolicyOf(a).DeleteAfter})
+			sp.Name = a.Name
+			configured = append(configured, namedAccount{a.Name, sp.Endpoint, sp, cfg.DeletePolicyOf(a).DeleteAfter})
 		}
 	} else if len(o.only) > 0 {
 		return exitUsage, usagef("--only needs -c FILE")
@@ -145,26 +155,39 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		return exitFatal, fmt.Errorf("no checkpoint at %s: nothing has run with this state file (use --state or -c)", state)
 	}
 	rep := statusReport{Command: "status", State: state, Accounts: []statusAccount{}}
+	// The accounts' ledger numbers: a configured account the ledger does
+	// not know has never run.
+	ids := make([]pipeline.AccountID, len(configured))
 	if ledger != nil {
 		defer ledger.Close()
+		if rep.Size, rep.Entries, err = ledger.Size(ctx); err != nil {
+			return exitFatal, err
+		}
 		if configured == nil {
-			keys, err := ledger.Accounts(ctx)
+			all, err := ledger.Status(ctx, checkpoint.Selector{All: true})
 			if err != nil {
 				return exitFatal, err
 			}
-			for _, k := range keys {
-				configured = append(configured, namedAccount{key: k})
+			for _, a := range all {
+				configured = append(configured, namedAccount{name: a.Name, key: a.Ident})
+				ids = append(ids, a.ID)
+			}
+		} else {
+			for i, a := range configured {
+				if ids[i], _, err = ledger.LookupAccount(ctx, a.spec); err != nil {
+					return exitFatal, err
+				}
 			}
 		}
 	}
-	for _, a := range configured {
+	for i, a := range configured {
 		sa := statusAccount{Name: a.name, Account: a.key, NeverRun: true, SkipReasons: map[string]int{},
 			SkippedMessages: []statusMessage{}, FailedMessages: []statusMessage{}}
-		if ledger != nil {
-			if err := fillStatus(ctx, ledger, &sa); err != nil {
+		if ledger != nil && ids[i] != 0 {
+			if err := fillStatus(ctx, ledger, ids[i], &sa); err != nil {
 				return exitFatal, err
 			}
-			if err := fillDeleteWaiting(ctx, ledger, &sa, a.deleteAfter, time.Now()); err != nil {
+			if err := fillDeleteWaiting(ctx, ledger, ids[i], &sa, a.deleteAfter, time.Now()); err != nil {
 				return exitFatal, err
 			}
 		}
@@ -174,7 +197,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		if ledger == nil {
 			return exitFatal, fmt.Errorf("no checkpoint at %s: no map to export", state)
 		}
-		if err := writeUIDMap(ctx, ledger, configured, *exportMap); err != nil {
+		if err := writeUIDMap(ctx, ledger, configured, ids, *exportMap); err != nil {
 			return exitFatal, err
 		}
 	}
@@ -190,17 +213,24 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	return exitOK, nil
 }
 
-// fillStatus reads one account's summary, its skipped and failed entries
-// and its last run.
-func fillStatus(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount) error {
-	sum, err := l.Summary(ctx, sa.Account)
+// fillStatus reads one account's counts, last runs and skipped and
+// failed entries (those page by page: a few, normally).
+func fillStatus(ctx context.Context, l *checkpoint.Ledger, id pipeline.AccountID, sa *statusAccount) error {
+	st, err := l.Status(ctx, checkpoint.Selector{IDs: []pipeline.AccountID{id}})
 	if err != nil {
 		return err
 	}
-	sa.Done, sa.Pending, sa.Skipped, sa.Failed, sa.Bytes = sum.Done, sum.Pending, sum.Skipped, sum.Failed, sum.Bytes
-	sa.SkipReasons = sum.SkipReasons
-	if sum.LastRun != nil {
-		r := sum.LastRun
+	if len(st) != 1 {
+		return nil
+	}
+	a := st[0]
+	c := a.Counts
+	sa.Done, sa.Pending, sa.Skipped, sa.Failed = int(c[pipeline.StateDone].Messages), int(c[pipeline.StatePending].Messages),
+		int(c[pipeline.StateSkipped].Messages), int(c[pipeline.StateFailed].Messages)
+	sa.Gone = int(c[pipeline.StateGone].Messages + c[pipeline.StateRemoved].Messages)
+	sa.Bytes = c[pipeline.StateDone].Bytes + c[pipeline.StateGone].Bytes
+	sa.SkipReasons = a.SkipReasons
+	if r := a.LastRun; r != nil {
 		sa.LastRun = &statusRun{Started: r.Started, Result: r.Result, Error: r.Error,
 			Copied: r.Copied, Skipped: r.Skipped, Failed: r.Failed}
 		if !r.Finished.IsZero() {
@@ -208,47 +238,51 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount) er
 			sa.LastRun.Finished = &f
 		}
 	}
-	sa.NeverRun = sum.LastRun == nil && sum.Done+sum.Pending+sum.Skipped+sum.Failed == 0
-	polls, err := l.Polls(ctx, sa.Account)
-	if err != nil {
-		return err
+	total := 0
+	for _, n := range c {
+		total += int(n.Messages)
 	}
-	if r := polls.LastSuccess; r != nil && !r.Finished.IsZero() {
+	sa.NeverRun = a.LastRun == nil && total == 0
+	if r := a.LastOK; r != nil && !r.Finished.IsZero() {
 		f := r.Finished
 		sa.LastSuccess = &f
 	}
-	if r := polls.LastError; r != nil {
+	if r := a.LastError; r != nil {
 		sa.LastError = &statusLastError{Time: firstTime(r.Finished, r.Started), Error: r.Error}
 	}
-	if sum.Skipped+sum.Failed == 0 {
-		return nil
-	}
-	entries, err := l.Entries(ctx, sa.Account)
-	if err != nil {
-		return err
-	}
-	for _, en := range entries {
-		m := statusMessage{Key: verify.DisplayKey(en.Key), Reason: en.Reason}
-		switch en.State {
-		case pipeline.StateSkipped:
-			sa.SkippedMessages = append(sa.SkippedMessages, m)
-		case pipeline.StateFailed:
-			sa.FailedMessages = append(sa.FailedMessages, m)
+	for _, l2 := range []struct {
+		state pipeline.State
+		dst   *[]statusMessage
+	}{{pipeline.StateSkipped, &sa.SkippedMessages}, {pipeline.StateFailed, &sa.FailedMessages}} {
+		if c[l2.state].Messages == 0 {
+			continue
 		}
-	}
-	for _, ms := range [][]statusMessage{sa.SkippedMessages, sa.FailedMessages} {
-		sort.Slice(ms, func(i, j int) bool { return ms[i].Key < ms[j].Key })
+		q := pipeline.Query{States: []pipeline.State{l2.state}}
+		for {
+			page, next, err := l.Scan(ctx, id, q)
+			if err != nil {
+				return err
+			}
+			for _, e := range page {
+				*l2.dst = append(*l2.dst, statusMessage{Key: verify.DisplayKey(e.Key), Reason: e.Reason})
+			}
+			if next == "" {
+				break
+			}
+			q.After = next
+		}
+		sort.Slice(*l2.dst, func(i, j int) bool { return (*l2.dst)[i].Key < (*l2.dst)[j].Key })
 	}
 	return nil
 }
 
 // fillDeleteWaiting counts the account's messages still waiting out their
 // delete_after period at now.
-func fillDeleteWaiting(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount, deleteAfter time.Duration, now time.Time) error {
+func fillDeleteWaiting(ctx context.Context, l *checkpoint.Ledger, id pipeline.AccountID, sa *statusAccount, deleteAfter time.Duration, now time.Time) error {
 	if deleteAfter <= 0 {
 		return nil
 	}
-	n, earliest, err := l.DoneSince(ctx, sa.Account, now.Add(-deleteAfter))
+	n, earliest, err := l.DoneSince(ctx, id, now.Add(-deleteAfter))
 	if err != nil {
 		return err
 	}
@@ -270,7 +304,11 @@ func formatDays(d time.Duration) string {
 }
 
 func writeStatusText(w io.Writer, rep statusReport) {
-	fmt.Fprintf(w, "checkpoint %s\n\n", rep.State)
+	fmt.Fprintf(w, "checkpoint %s", rep.State)
+	if rep.Entries > 0 || rep.Size > 0 {
+		fmt.Fprintf(w, ": %s, %d entries", config.FormatByteSize(rep.Size), rep.Entries)
+	}
+	fmt.Fprint(w, "\n\n")
 	if len(rep.Accounts) == 0 {
 		fmt.Fprintln(w, "no accounts")
 		return
@@ -293,7 +331,7 @@ func writeStatusText(w io.Writer, rep statusReport) {
 	}
 	tw.Flush()
 	for _, a := range rep.Accounts {
-		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 && a.DeleteWaiting == 0 {
+		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 && a.DeleteWaiting == 0 && a.Gone == 0 {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s\n", firstNonEmpty(a.Name, a.Account))
@@ -319,6 +357,9 @@ func writeStatusText(w io.Writer, rep statusReport) {
 		if a.DeleteWaiting > 0 {
 			fmt.Fprintf(w, "  delete_after %s: %d messages kept at the source until their period ends (the first at %s)\n",
 				a.DeleteAfter, a.DeleteWaiting, a.NextDeleteDue.Local().Format(time.DateTime))
+		}
+		if a.Gone > 0 {
+			fmt.Fprintf(w, "  %d copied messages since deleted at the source (the checkpoint keeps them for ledger_retention, default 30 days)\n", a.Gone)
 		}
 		for _, l := range []struct {
 			what string
@@ -380,36 +421,39 @@ EXIT STATUS
 
 // writeUIDMap writes the cutover map: for every message the checkpoint has
 // as copied, where it went. Admins use it to move POP3 clients' state or
-// to audit a migration.
-func writeUIDMap(ctx context.Context, l *checkpoint.Ledger, accounts []namedAccount, path string) error {
+// to audit a migration. The entries are read page by page (in key order),
+// never an account at once.
+func writeUIDMap(ctx context.Context, l *checkpoint.Ledger, accounts []namedAccount, ids []pipeline.AccountID, path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("writing the map: %w", err)
 	}
 	w := csv.NewWriter(f)
 	w.Write([]string{"account", "source_key", "uidl", "dest_mailbox", "dest_uidvalidity", "dest_uid"})
-	for _, a := range accounts {
+	for i, a := range accounts {
+		if ids[i] == 0 {
+			continue
+		}
 		key := a.key
-		entries, err := l.Entries(ctx, key)
-		if err != nil {
-			f.Close()
-			return err
-		}
-		keys := make([]string, 0, len(entries))
-		for k, e := range entries {
-			if e.State == pipeline.StateDone {
-				keys = append(keys, k)
+		q := pipeline.Query{States: []pipeline.State{pipeline.StateDone}}
+		for {
+			page, next, err := l.Scan(ctx, ids[i], q)
+			if err != nil {
+				f.Close()
+				return err
 			}
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			e := entries[k]
-			uidl := ""
-			if strings.HasPrefix(key, "pop3://") {
-				uidl, _ = pop3src.UIDLOfKey(k)
+			for _, e := range page {
+				uidl := ""
+				if strings.HasPrefix(key, "pop3://") {
+					uidl, _ = pop3src.UIDLOfKey(e.Key)
+				}
+				w.Write([]string{key, verify.DisplayKey(e.Key), uidl, e.DestMailbox,
+					strconv.FormatUint(uint64(e.DestUIDValidity), 10), strconv.FormatUint(uint64(e.DestUID), 10)})
 			}
-			w.Write([]string{key, verify.DisplayKey(k), uidl, e.DestMailbox,
-				strconv.FormatUint(uint64(e.DestUIDValidity), 10), strconv.FormatUint(uint64(e.DestUID), 10)})
+			if next == "" {
+				break
+			}
+			q.After = next
 		}
 	}
 	w.Flush()
