@@ -18,6 +18,7 @@ import (
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/spool"
+	"github.com/mailferry/mailferry/traffic"
 )
 
 // Options are what the command line says for every account of a Set.
@@ -33,6 +34,18 @@ type Options struct {
 	// Delete, when set, replaces every configured account's keep/delete
 	// policy (run's --delete-source, --delete-after).
 	Delete *config.DeletePolicy
+	// Limits are the command line's traffic limits: each field set
+	// replaces every account's (--bwlimit-read, --max-bytes-per-day…).
+	Limits config.Limits
+	// MaxConnectionsPerUser, when positive, replaces the servers'
+	// max_connections_per_user (--max-connections-per-user).
+	MaxConnectionsPerUser int
+	// MaxConnectionsTotal, when positive, caps the connections of all the
+	// accounts together (max_connections_total).
+	MaxConnectionsTotal int
+	// Traffic is the run's traffic control: the limits the accounts share,
+	// the clock and the zone. Nil: one without run-wide limits.
+	Traffic *traffic.Run
 }
 
 // Set assembles the accounts of one command: they share the connection
@@ -43,6 +56,8 @@ type Set struct {
 	log     *slog.Logger
 	limits  connlimit.Limits
 	masters masters
+	traffic *traffic.Run
+	logins  logins
 
 	mu     sync.Mutex
 	pools  map[string]*x509.CertPool
@@ -55,7 +70,11 @@ func NewSet(opts Options) *Set {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Set{opts: opts, log: log}
+	tr := opts.Traffic
+	if tr == nil {
+		tr = traffic.NewRun(traffic.Options{Logger: log})
+	}
+	return &Set{opts: opts, log: log, traffic: tr}
 }
 
 // warnOnce logs msg the first time key is seen.
@@ -102,6 +121,7 @@ type spec struct {
 	opts     pipeline.Options // the policies, batching and spool
 	folders  config.Folders
 	xUIDL    bool
+	limits   config.Limits // traffic limits (the config's; the flags go over them)
 }
 
 // assemble builds the account of sp: the one place where an account's
@@ -138,6 +158,11 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 	if a.dst, err = s.side(sp.dst); err != nil {
 		return nil, err
 	}
+	tr, err := s.trafficOf(a.Options.Name, sp.limits, sp.src.ep, sp.dst.ep)
+	if err != nil {
+		return nil, err
+	}
+	a.Options.Traffic = tr
 	return a, nil
 }
 
@@ -168,12 +193,20 @@ func (s *Set) FromURLs(u URLs) (*Account, error) {
 	if u.Source.Protocol == config.POP3 && dst.Mailbox == "" {
 		dst.Mailbox = config.DefaultFolder
 	}
-	srv := func(ep config.Endpoint) *config.Server {
-		return &config.Server{Auth: ep.Auth, IdleTimeout: u.IdleTimeout}
+	side := func(section string, ep config.Endpoint, l Login) sideSpec {
+		srv := &config.Server{Auth: ep.Auth, IdleTimeout: u.IdleTimeout}
+		if l.OAuth2 != nil {
+			// The flag's grant, provider and mechanism (xoauth2 unless
+			// the URL says oauthbearer).
+			c := *l.OAuth2
+			c.IdleTimeout = u.IdleTimeout
+			srv, ep.Auth = &c, c.Auth
+		}
+		return sideSpec{section: section, ep: ep, srv: srv, login: l}
 	}
 	return s.assemble(spec{
-		src:  sideSpec{section: "source", ep: u.Source, srv: srv(u.Source), login: u.SourceLogin},
-		dst:  sideSpec{section: "destination", ep: dst, srv: srv(dst), login: u.DestLogin},
+		src:  side("source", u.Source, u.SourceLogin),
+		dst:  side("destination", dst, u.DestLogin),
 		opts: u.Options, folders: u.Folders, xUIDL: u.XUIDL,
 	})
 }
@@ -188,6 +221,9 @@ func (s *Set) FromConfig(cfg *config.Config, only []string) ([]*Account, error) 
 		return nil, err
 	}
 	caps := connectionCaps(cfg)
+	if s.opts.MaxConnectionsTotal <= 0 {
+		s.opts.MaxConnectionsTotal = cfg.MaxConnectionsTotal
+	}
 	out := make([]*Account, 0, len(selected))
 	for _, a := range selected {
 		acc, err := s.fromConfig(cfg, a, caps)
@@ -225,11 +261,11 @@ func (s *Set) fromConfig(cfg *config.Config, a *config.Account, caps map[string]
 	}
 	o.DeleteSource, o.DeleteAfter = policy.DeleteSource, policy.DeleteAfter
 	return s.assemble(spec{name: a.Name, id: a.ID,
-		src: sideSpec{account: a.Name, section: "source", ep: srcEp, srv: &srcSrv.Server, cap: caps[srcEp.Addr()],
+		src: sideSpec{account: a.Name, section: "source", ep: srcEp, srv: &srcSrv.Server, cap: caps[srcEp.Addr()], perUser: srcSrv.MaxConnectionsPerUser,
 			login: Login{Secret: a.SourcePassword, What: "source password (" + a.SourcePassword.Key("source_password") + ")"}},
-		dst: sideSpec{account: a.Name, section: "destination", ep: dstEp, srv: &dstSrv.Server, cap: caps[dstEp.Addr()],
+		dst: sideSpec{account: a.Name, section: "destination", ep: dstEp, srv: &dstSrv.Server, cap: caps[dstEp.Addr()], perUser: dstSrv.MaxConnectionsPerUser,
 			login: Login{Secret: a.DestPassword, What: "destination password (" + a.DestPassword.Key("dest_password") + ")"}},
-		opts: o, folders: cfg.Folders, xUIDL: cfg.Policy.XUIDL,
+		opts: o, folders: cfg.Folders, xUIDL: cfg.Policy.XUIDL, limits: cfg.LimitsOf(a),
 	})
 }
 

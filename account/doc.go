@@ -11,9 +11,11 @@
 // The order of effects:
 //
 //  1. Assembling (FromConfig, FromURLs) reads the TLS CA files and warns,
-//     once per server, when certificates are not verified. It connects to
-//     nothing and runs no password command; its errors are configuration
-//     errors.
+//     once per server, when certificates are not verified. A side with an
+//     oauth2 grant gets its token source (package oauthtoken), shared by
+//     the accounts whose logins are alike; the key, certificate or token
+//     file is read now. It connects to nothing, asks no token endpoint and
+//     runs no password command; its errors are configuration errors.
 //  2. Opening a session first takes its connection slots (max_connections,
 //     per server; see internal/connlimit): an attempt of the engine opens
 //     its source and destination in one step (Account.Open, pipeline.Job's
@@ -22,10 +24,17 @@
 //  3. Then the password: the first session of a side reads it (a password
 //     file, command or variable; a master user's once per Set for every
 //     account that uses it) and keeps it for the later sessions; an OAuth2
-//     token is read again for every session. A secret that cannot be read
-//     fails that account alone (*SecretError, fatal), never the others.
+//     token is read again for every session (a grant's from its cache,
+//     fetched anew before it expires). A secret that cannot be read fails
+//     that account alone (*SecretError, fatal), never the others; so does
+//     a token endpoint that refuses the grant (*oauthtoken.Error).
+//     CheckTokens fetches the grants' tokens without connecting (plan).
 //  4. Then the adapter (pop3src, imapsrc, imapdst) dials and logs in. The
 //     session gives its slots back when it is closed (the adapters'
 //     OnClose), so the engine always holds the adapter's own session and
-//     every optional interface it has.
+//     every optional interface it has. A token the server rejects is
+//     dropped from the grant's cache and the login tried once more with a
+//     fresh one (the adapters' TokenRejected); a server that refuses the
+//     fresh one too gives a *TokenRefusedError, whose Hint names the
+//     provider's setting to check.
 package account

@@ -17,10 +17,11 @@ import (
 // the appender and the control connection.
 const destConnections = 2
 
-// ErrNoSlot is returned by OpenExtraDestination when the destination's
-// connection cap (max_connections) is reached: the copy goes on with the
-// sessions it has.
-var ErrNoSlot = errors.New("the destination's connection cap (max_connections) is reached")
+// ErrNoSlot is returned by OpenExtraDestination when a connection cap of
+// the destination (max_connections, max_connections_per_user,
+// max_connections_total) is reached: the copy goes on with the sessions
+// it has.
+var ErrNoSlot = errors.New("a connection cap of the destination (max_connections, max_connections_per_user or max_connections_total) is reached")
 
 // Job is the account as the engine runs it. Its openers hand the engine
 // the adapters' own sessions (*pop3src.Source or *imapsrc.Source,
@@ -60,7 +61,7 @@ func asDestination(d *imapdst.Destination, err error) (pipeline.Destination, err
 func (a *Account) Open(ctx context.Context) (pipeline.Source, *imapdst.Destination, error) {
 	release, err := a.set.limits.Acquire(ctx, a.src.claim(1), a.dst.claim(destConnections))
 	if err != nil {
-		return nil, nil, fmt.Errorf("waiting for a connection slot (max_connections): %w", err)
+		return nil, nil, fmt.Errorf("waiting for a connection slot (max_connections, max_connections_per_user, max_connections_total): %w", err)
 	}
 	src, dst, err := pipeline.OpenBoth(ctx,
 		func(ctx context.Context) (pipeline.Source, error) { return a.openSource(ctx, release[0]) },
@@ -78,7 +79,7 @@ func (a *Account) Open(ctx context.Context) (pipeline.Source, *imapdst.Destinati
 func (a *Account) OpenSource(ctx context.Context) (pipeline.Source, error) {
 	release, err := a.set.limits.Acquire(ctx, a.src.claim(1))
 	if err != nil {
-		return nil, fmt.Errorf("waiting for a connection slot (max_connections): %w", err)
+		return nil, fmt.Errorf("waiting for a connection slot (max_connections, max_connections_per_user, max_connections_total): %w", err)
 	}
 	return a.openSource(ctx, release[0])
 }
@@ -89,15 +90,17 @@ func (a *Account) openSource(ctx context.Context, release func()) (pipeline.Sour
 	if a.sourceIMAP {
 		src, err := imapsrc.Open(ctx, a.src.imapSource(a.Folders, release))
 		if err != nil {
+			err = a.set.refused(a.src, 1, err)
 			release()
-			return nil, err
+			return nil, a.src.refused(err)
 		}
 		return src, nil
 	}
 	src, err := pop3src.Open(ctx, a.src.pop3(release))
 	if err != nil {
+		err = a.set.refused(a.src, 1, err)
 		release()
-		return nil, err
+		return nil, a.src.refused(err)
 	}
 	return src, nil
 }
@@ -107,7 +110,7 @@ func (a *Account) openSource(ctx context.Context, release func()) (pipeline.Sour
 func (a *Account) OpenDestination(ctx context.Context) (*imapdst.Destination, error) {
 	release, err := a.set.limits.Acquire(ctx, a.dst.claim(destConnections))
 	if err != nil {
-		return nil, fmt.Errorf("waiting for a connection slot (max_connections): %w", err)
+		return nil, fmt.Errorf("waiting for a connection slot (max_connections, max_connections_per_user, max_connections_total): %w", err)
 	}
 	return a.openDestination(ctx, release[0])
 }
@@ -128,8 +131,9 @@ func (a *Account) OpenExtraDestination(ctx context.Context) (*imapdst.Destinatio
 func (a *Account) openDestination(ctx context.Context, release func()) (*imapdst.Destination, error) {
 	dst, err := imapdst.Dial(ctx, a.dst.imapDest(a.Options.BatchMessages, a.Options.BatchBytes, release))
 	if err != nil {
+		err = a.set.refused(a.dst, destConnections, err)
 		release()
-		return nil, err
+		return nil, a.dst.refused(err)
 	}
 	return dst, nil
 }
@@ -138,7 +142,8 @@ func (a *Account) openDestination(ctx context.Context, release func()) (*imapdst
 // (EXAMINE and BODY.PEEK only). It takes no connection slot: it is short
 // and opened beside the source, so waiting for a slot could stall.
 func (a *Account) OpenReader(ctx context.Context) (*verify.IMAP, error) {
-	return verify.DialIMAP(ctx, a.dst.reader())
+	r, err := verify.DialIMAP(ctx, a.dst.reader())
+	return r, a.dst.refused(err)
 }
 
 // SourceIsIMAP reports whether the source is an IMAP server (with folders,
@@ -157,7 +162,8 @@ func (a *Account) Watch(ctx context.Context, restart time.Duration) (*imapsrc.Wa
 	if mailbox == "" {
 		mailbox = "INBOX"
 	}
-	return imapsrc.Watch(ctx, a.src.imapSource(a.Folders, nil), imapsrc.WatchOptions{Mailbox: mailbox, Restart: restart})
+	w, err := imapsrc.Watch(ctx, a.src.imapSource(a.Folders, nil), imapsrc.WatchOptions{Mailbox: mailbox, Restart: restart})
+	return w, a.src.refused(err)
 }
 
 // ErrNoWatch is returned by Watch for a POP3 source, which cannot announce

@@ -29,8 +29,13 @@ type Login struct {
 	Password secret.Value
 	Secret   config.SecretSource
 	// What names the secret in errors: "source password
-	// (--source-password-command)".
+	// (--source-password-command)"; with OAuth2 the flag that gave it.
 	What string
+	// OAuth2, when set, logs in with tokens from a grant instead of a
+	// password: the server settings of `copy --source-oauth2` or
+	// `--dest-oauth2` (config.OAuth2Flag), whose provider, auth and oauth2
+	// table replace the URL's.
+	OAuth2 *config.Server
 }
 
 // side is how to connect to one server for one account.
@@ -45,9 +50,15 @@ type side struct {
 	auth          bearer.Method
 	// password gives the password or OAuth2 token of each new session.
 	password func(context.Context) (secret.Value, error)
-	caps     []connlimit.Cap
-	log      *slog.Logger
-	trace    io.Writer
+	// tokenRejected, with an oauth2 grant, drops a token the server
+	// rejected from the cache, so that the login's one retry gets a fresh
+	// one; grant is that login.
+	tokenRejected func(secret.Value)
+	grant         *grant
+	caps          []connlimit.Cap
+	userKey       string // the connlimit key of this user on this server
+	log           *slog.Logger
+	trace         io.Writer
 }
 
 // sideSpec is what a side is made of.
@@ -58,8 +69,9 @@ type sideSpec struct {
 	srv     *config.Server
 	// login is the user's own password: from the account's
 	// *_password keys or from the command line.
-	login Login
-	cap   int // the server's connection cap; 0: none
+	login   Login
+	cap     int // the server's connection cap; 0: none
+	perUser int // max_connections_per_user; 0: the preset, if any
 }
 
 // side builds one side: the server's settings under the command line's,
@@ -90,6 +102,18 @@ func (s *Set) side(sp sideSpec) (*side, error) {
 	}
 	d.user, d.authzID = sp.srv.LoginUser(sp.ep.User)
 	switch {
+	case sp.srv.OAuth2 != nil:
+		// Tokens from a grant, cached and refreshed for every session.
+		what := sp.section
+		if sp.login.OAuth2 != nil && sp.login.What != "" {
+			what = sp.login.What
+		}
+		src, err := s.logins.source(sp.srv, sp.ep.User, sp.account, d.log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		d.password, d.tokenRejected = src.Token, src.Rejected
+		d.grant = &grant{src: src, name: sp.srv.OAuth2.Grant, provider: sp.srv.Provider}
 	case sp.srv.MasterUser != "":
 		d.password = s.masters.of(sp.srv, sp.section, s.log).get
 	case sp.ep.Auth.IsOAuth2() && !sp.login.Secret.IsZero():
@@ -110,6 +134,16 @@ func (s *Set) side(sp sideSpec) (*side, error) {
 	}
 	if sp.cap > 0 {
 		d.caps = []connlimit.Cap{{Key: sp.ep.Addr(), Max: sp.cap}}
+	}
+	perUser := sp.perUser
+	if o.MaxConnectionsPerUser > 0 {
+		perUser = o.MaxConnectionsPerUser
+	}
+	uc := userCap(perUser, sp.ep)
+	d.userKey = uc.Key
+	d.caps = append(d.caps, uc)
+	if o.MaxConnectionsTotal > 0 {
+		d.caps = append(d.caps, connlimit.Cap{Key: runCapKey, Max: o.MaxConnectionsTotal})
 	}
 	return d, nil
 }
@@ -161,7 +195,7 @@ func (d *side) claim(n int) connlimit.Claim { return connlimit.Claim{Caps: d.cap
 func (d *side) pop3(onClose func()) pop3src.Options {
 	return pop3src.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
-		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
+		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
 		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
 		Logger: d.log, Trace: d.trace, OnClose: onClose,
 	}
@@ -176,7 +210,7 @@ func (d *side) imapSource(f config.Folders, onClose func()) imapsrc.Options {
 	}
 	return imapsrc.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
-		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
+		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
 		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
 		Logger: d.log, Trace: d.trace, Include: include, Exclude: f.Exclude,
 		MaxAge: f.MaxAge, MinAge: f.MinAge, OnClose: onClose,
@@ -187,7 +221,7 @@ func (d *side) imapSource(f config.Folders, onClose func()) imapsrc.Options {
 func (d *side) imapDest(batchMessages int, batchBytes int64, onClose func()) imapdst.Options {
 	return imapdst.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
-		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
+		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
 		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
 		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
 		Logger: d.log, Trace: d.trace, OnClose: onClose,
@@ -199,7 +233,7 @@ func (d *side) imapDest(batchMessages int, batchBytes int64, onClose func()) ima
 func (d *side) reader() verify.IMAPOptions {
 	return verify.IMAPOptions{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
-		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password,
+		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
 		AllowPlaintext: d.allowPlaintext, Logger: d.log,
 	}
 }

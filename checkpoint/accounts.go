@@ -474,7 +474,7 @@ func (l *Ledger) selectAccounts(ctx context.Context, db querier, sel Selector) (
 			return nil, fmt.Errorf("reading the accounts of %s: %w", l.path, err)
 		}
 		hit := sel.All || wantID[id] || want[name] || want[ident] ||
-			sel.Failed && (errText != "" || result == "failed" || result == "interrupted" || failed > 0)
+			sel.Failed && (errText != "" && result != "paused" || result == "failed" || result == "interrupted" || failed > 0)
 		if name != "" {
 			delete(want, name)
 		}

@@ -122,7 +122,7 @@ func (l *Ledger) FinishRun(ctx context.Context, runID int64, rec pipeline.RunRec
 			not_before = CASE WHEN ? THEN ? ELSE not_before END,
 			wait_reason = CASE WHEN ? THEN 'quota' ELSE wait_reason END
 		WHERE id = ?`),
-		ok, runID, rec.Error != "", runID, !rec.ResumeAt.IsZero(), nanos(rec.ResumeAt), !rec.ResumeAt.IsZero(), account); err != nil {
+		ok, runID, failed(rec), runID, !rec.ResumeAt.IsZero(), nanos(rec.ResumeAt), !rec.ResumeAt.IsZero(), account); err != nil {
 		return fmt.Errorf("finishing run %d in %s: %w", runID, l.path, err)
 	}
 	if err := l.prune(ctx, tx, account, rec.Mirror, now); err != nil {
@@ -185,4 +185,10 @@ func (l *Ledger) Runs(ctx context.Context, account pipeline.AccountID, limit int
 		out = append(out, rec)
 	}
 	return out, rows.Err()
+}
+
+// failed reports whether a run ended with an error: a paused run's error
+// column says until when (pipeline.PausedRecord), which is none.
+func failed(rec pipeline.RunRecord) bool {
+	return rec.Error != "" && rec.Result != "paused"
 }

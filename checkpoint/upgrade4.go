@@ -163,7 +163,7 @@ func (l *Ledger) upgrade4(ctx context.Context, tx *sql.Tx, opts *Options) (upgra
 	if _, err := tx.ExecContext(ctx, `UPDATE accounts SET
 		last_run = (SELECT MAX(id) FROM runs_v5 r WHERE r.account_id = accounts.id),
 		last_ok_run = (SELECT MAX(id) FROM runs_v5 r WHERE r.account_id = accounts.id AND r.result IN ('ok', 'partial')),
-		last_err_run = (SELECT MAX(id) FROM runs_v5 r WHERE r.account_id = accounts.id AND r.error <> '')`); err != nil {
+		last_err_run = (SELECT MAX(id) FROM runs_v5 r WHERE r.account_id = accounts.id AND r.error <> '' AND r.result <> 'paused')`); err != nil {
 		return st, fmt.Errorf("recording the accounts' last runs: %w", err)
 	}
 

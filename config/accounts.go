@@ -28,11 +28,20 @@ func csvColumns() map[string]*schema {
 			cols[k] = v
 		}
 	}
-	for k, v := range schemaOf(reflect.TypeFor[fileSource]()).children {
-		cols[csvPrefix("source")+k] = v
-	}
-	for k, v := range schemaOf(reflect.TypeFor[fileDestSettings]()).children {
-		cols[csvPrefix("destination")+k] = v
+	for _, sec := range []struct {
+		section string
+		t       reflect.Type
+	}{{"source", reflect.TypeFor[fileSource]()}, {"destination", reflect.TypeFor[fileDestSettings]()}} {
+		for k, v := range schemaOf(sec.t).children {
+			if v.kind == kindTable {
+				// A table's keys are columns of their own: source_oauth2_grant.
+				for sub, sv := range v.children {
+					cols[csvPrefix(sec.section)+k+"_"+sub] = sv
+				}
+				continue
+			}
+			cols[csvPrefix(sec.section)+k] = v
+		}
 	}
 	return cols
 }
@@ -78,6 +87,19 @@ func overrideCells(v reflect.Value, prefix string, get func(string) string, pos 
 			continue
 		}
 		name := prefix + f.Tag.Get("toml")
+		if f.Type == reflect.TypeFor[*fileOAuth2]() {
+			// A table (oauth2): its keys are the columns name_key.
+			p := reflect.New(f.Type.Elem())
+			ok, err := overrideCells(p.Elem(), name+"_", get, pos)
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				v.Field(i).Set(p)
+				found = true
+			}
+			continue
+		}
 		cell := get(name)
 		if f.Type.Elem() != secretTextType {
 			cell = strings.TrimSpace(cell)
@@ -263,6 +285,9 @@ func parseAccounts(path, dir string, r io.Reader) (accts []Account, inline bool,
 		if a.DeletePolicy, err = csvDeletePolicy(get("delete_source"), get("delete_after")); err != nil {
 			return nil, false, &ConfigError{File: path, Line: line, Msg: err.Error(), Err: err}
 		}
+		if a.limits, err = csvLimits(get); err != nil {
+			return nil, false, &ConfigError{File: path, Line: line, Msg: err.Error(), Err: err}
+		}
 		inline = inline || !a.SourcePassword.Inline.IsZero() || !a.DestPassword.Inline.IsZero() || a.hasInlineMaster()
 		fillAccountDefaults(&a)
 		accts = append(accts, a)
@@ -303,4 +328,34 @@ func csvDeletePolicy(deleteSource, deleteAfter string) (*DeletePolicy, error) {
 		}
 	}
 	return accountDeletePolicy(ds, da), nil
+}
+
+// csvLimits reads a row's traffic cells; nil when it has none.
+func csvLimits(get func(string) string) (*fileLimits, error) {
+	var f fileLimits
+	for _, r := range []struct {
+		col string
+		dst **RateText
+	}{{"bwlimit_read", &f.BWLimitRead}, {"bwlimit_write", &f.BWLimitWrite}, {"max_messages_per_second", &f.MaxMessagesPerSecond}} {
+		if v := strings.TrimSpace(get(r.col)); v != "" {
+			rt := RateText(v)
+			*r.dst = &rt
+		}
+	}
+	for _, q := range []struct {
+		col string
+		dst **DailyBytes
+	}{{"max_bytes_per_day", &f.MaxBytesPerDay}, {"max_bytes_per_day_read", &f.MaxBytesPerDayRead}, {"max_bytes_per_day_write", &f.MaxBytesPerDayWrite}} {
+		if v := strings.TrimSpace(get(q.col)); v != "" {
+			d := new(DailyBytes)
+			if err := d.UnmarshalText([]byte(v)); err != nil {
+				return nil, fmt.Errorf("%s: %w", q.col, err)
+			}
+			*q.dst = d
+		}
+	}
+	if f.isZero() {
+		return nil, nil
+	}
+	return &f, nil
 }

@@ -102,6 +102,16 @@ type Config struct {
 	Idle        bool
 	MetricsAddr string
 
+	// Limits are every account's traffic limits (an account's own keys
+	// override them: LimitsOf); Total the whole run's, shared by its
+	// accounts; MaxConnectionsTotal caps the run's connections (0: none).
+	// Timezone names the zone of timetables and daily quotas ("" or
+	// "Local": the machine's).
+	Limits              Limits
+	Total               TotalLimits
+	MaxConnectionsTotal int
+	Timezone            string
+
 	// pos maps a key ("source.url", "workers") to where Load found it, so
 	// Validate can name the line.
 	pos map[string]position
@@ -123,6 +133,17 @@ type Server struct {
 	MasterSeparator string // for MasterLoginSeparator; "" = DefaultMasterSeparator
 	IdleTimeout     time.Duration
 	MaxConnections  int // per-server connection cap across workers; 0 = none beyond workers
+	// MaxConnectionsPerUser caps each user's connections to the server
+	// across the run's accounts; 0: the provider's known limit, if any.
+	MaxConnectionsPerUser int
+	// Provider names the server family (package provider): "gmail",
+	// "microsoft365", or "" when the URL's host is none of theirs. Load
+	// sets it from the URL's host when the key is absent, and fills in the
+	// URL, auth and the OAuth2 endpoints and scopes it implies.
+	Provider string
+	// OAuth2, when set, logs in with an OAuth2 token obtained by a grant
+	// (the oauth2 table) instead of a password.
+	OAuth2 *OAuth2
 }
 
 // MasterLogin chooses how a master user logs in for an account.
@@ -222,6 +243,8 @@ type Account struct {
 	// DeletePolicy is the account's own keep/delete policy, set when it has
 	// delete_source or delete_after; nil: the top-level keys apply.
 	DeletePolicy *DeletePolicy
+	// limits are the account's own traffic keys; nil: none (LimitsOf).
+	limits *fileLimits
 
 	// Source and Destination are the server sections with this account's
 	// overrides merged in ([account.source] and [account.destination]
@@ -314,6 +337,7 @@ func Default() *Config {
 type position struct {
 	File      string
 	Line, Col int
+	ValCol    int // the column of the key's value; 0 when unknown
 }
 
 // ConfigError is a problem in a config or accounts file. Error reads like

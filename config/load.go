@@ -22,24 +22,30 @@ import (
 // means "use the default". The toml tags are the one place key spellings live:
 // the schema check below is derived from them.
 type fileConfig struct {
-	State           *string       `toml:"state"`
-	LedgerRetention *Duration     `toml:"ledger_retention"`
-	Workers         *int          `toml:"workers"`
-	DryRun          bool          `toml:"dry_run"`
-	DeleteSource    bool          `toml:"delete_source"`
-	DeleteAfter     *Duration     `toml:"delete_after"`
-	LogFormat       *string       `toml:"log_format"`
-	OnLocked        string        `toml:"on_locked"`
-	LockWait        *Duration     `toml:"lock_wait"`
-	Every           *Duration     `toml:"every"`
-	Idle            *bool         `toml:"idle"`
-	MetricsAddr     string        `toml:"metrics_addr"`
-	Source          fileSource    `toml:"source"`
-	Destination     fileDest      `toml:"destination"`
-	Policy          filePolicy    `toml:"policy"`
-	Folders         fileFolders   `toml:"folders"`
-	AccountsFile    string        `toml:"accounts_file"`
-	Accounts        []fileAccount `toml:"account"`
+	State           *string   `toml:"state"`
+	LedgerRetention *Duration `toml:"ledger_retention"`
+	Workers         *int      `toml:"workers"`
+	DryRun          bool      `toml:"dry_run"`
+	DeleteSource    bool      `toml:"delete_source"`
+	DeleteAfter     *Duration `toml:"delete_after"`
+	LogFormat       *string   `toml:"log_format"`
+	OnLocked        string    `toml:"on_locked"`
+	LockWait        *Duration `toml:"lock_wait"`
+	Every           *Duration `toml:"every"`
+	Idle            *bool     `toml:"idle"`
+	MetricsAddr     string    `toml:"metrics_addr"`
+	fileLimits
+	BWLimitReadTotal          *RateText     `toml:"bwlimit_read_total"`
+	BWLimitWriteTotal         *RateText     `toml:"bwlimit_write_total"`
+	MaxMessagesPerSecondTotal *RateText     `toml:"max_messages_per_second_total"`
+	MaxConnectionsTotal       int           `toml:"max_connections_total"`
+	Timezone                  string        `toml:"timezone"`
+	Source                    fileSource    `toml:"source"`
+	Destination               fileDest      `toml:"destination"`
+	Policy                    filePolicy    `toml:"policy"`
+	Folders                   fileFolders   `toml:"folders"`
+	AccountsFile              string        `toml:"accounts_file"`
+	Accounts                  []fileAccount `toml:"account"`
 }
 
 // fileServer is a [source] or [destination] section, or an account's
@@ -60,6 +66,9 @@ type fileServer struct {
 	MasterPasswordCommand *string     `toml:"master_password_command"`
 	IdleTimeout           *Duration   `toml:"idle_timeout"`
 	MaxConnections        *int        `toml:"max_connections"`
+	MaxConnectionsPerUser *int        `toml:"max_connections_per_user"`
+	Provider              *string     `toml:"provider"`
+	OAuth2                *fileOAuth2 `toml:"oauth2"`
 }
 
 type fileSource struct {
@@ -125,6 +134,7 @@ type fileAccount struct {
 	Destination  *fileDestSettings `toml:"destination"`
 	DeleteSource *bool             `toml:"delete_source"`
 	DeleteAfter  *Duration         `toml:"delete_after"`
+	fileLimits
 }
 
 // secretText decodes an inline password straight into a secret.Value, so the
@@ -170,7 +180,7 @@ type accountsReader func(path, dir string) ([]Account, []Warning, error)
 // file's permission bits, for the inline-secret warning.
 func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReader) (*Config, []Warning, error) {
 	doc := string(data)
-	at := func(p keyPos) position { return position{File: path, Line: p.line, Col: p.col} }
+	at := func(p keyPos) position { return position{File: path, Line: p.line, Col: p.col, ValCol: p.valCol} }
 
 	var raw map[string]any
 	if _, err := toml.Decode(doc, &raw); err != nil {
@@ -246,6 +256,7 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 		c.Accounts = append(c.Accounts, accts...)
 	}
 	c.applyOverrides(dir)
+	c.applyProviders()
 	for i := range c.Accounts {
 		a := &c.Accounts[i]
 		// The sections' own insecure_skip_verify was warned about above.
@@ -317,6 +328,11 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 		c.Idle = *fc.Idle
 	}
 	c.MetricsAddr = fc.MetricsAddr
+	fc.fileLimits.apply(&c.Limits)
+	set(&c.Total.BWLimitRead, fc.BWLimitReadTotal)
+	set(&c.Total.BWLimitWrite, fc.BWLimitWriteTotal)
+	set(&c.Total.MaxMessagesPerSecond, fc.MaxMessagesPerSecondTotal)
+	c.MaxConnectionsTotal, c.Timezone = fc.MaxConnectionsTotal, fc.Timezone
 	if fc.LogFormat != nil {
 		c.LogFormat = LogFormat(*fc.LogFormat)
 	}
@@ -366,6 +382,10 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 			dstOver:        fa.Destination,
 			DeletePolicy:   accountDeletePolicy(fa.DeleteSource, fa.DeleteAfter),
 		}
+		if !fa.fileLimits.isZero() {
+			l := fa.fileLimits
+			a.limits = &l
+		}
 		if fa.Source != nil {
 			a.srcOver = &fa.Source.fileServer
 		}
@@ -405,6 +425,11 @@ func (f *fileServer) apply(s *Server, dir string) {
 		s.IdleTimeout = time.Duration(*f.IdleTimeout)
 	}
 	set(&s.MaxConnections, f.MaxConnections)
+	set(&s.MaxConnectionsPerUser, f.MaxConnectionsPerUser)
+	set(&s.Provider, f.Provider)
+	if f.OAuth2 != nil {
+		s.OAuth2 = f.OAuth2.merge(s.OAuth2, dir)
+	}
 }
 
 func (f *fileServer) hasMasterPassword() bool {
@@ -432,8 +457,12 @@ func (f *fileDestSettings) applyBatch(d *Destination) {
 // OAuth2 and password accounts.
 func (f *fileServer) override(base Server, dir string) Server {
 	s := base
-	if f.MasterUser == nil && f.Auth != nil && Auth(*f.Auth).IsOAuth2() {
+	if f.MasterUser == nil && (f.Auth != nil && Auth(*f.Auth).IsOAuth2() || f.OAuth2 != nil) {
 		s.MasterUser, s.MasterPassword = "", SecretSource{}
+	}
+	if f.Provider != nil && f.URL == nil {
+		// Another server family: its own servers, not the section's.
+		s.URL = ""
 	}
 	if f.MasterUser != nil && *f.MasterUser == "" && !f.hasMasterPassword() {
 		s.MasterPassword = SecretSource{}
@@ -544,18 +573,24 @@ const (
 	kindDuration // a string for Duration
 	kindSize     // an integer or a string for ByteSize
 	kindStrings  // an array of strings
+	kindRate     // a string, or a number (messages per second)
+	kindQuota    // an integer, or a string such as "500MB" or "off"
 )
 
 func (k schemaKind) String() string {
 	return [...]string{"a table", "an array of tables ([[…]])", "a string", "an integer", "true or false",
 		`a duration string such as "90s", "5m" or "30d"`, `a size in bytes or a string such as "25MB"`,
-		`an array of strings such as ["Sent", "Archive/*"]`}[k]
+		`an array of strings such as ["Sent", "Archive/*"]`,
+		`a rate such as "2M", 10 or "off", or a timetable such as "Mon-Fri 08:00,2M 18:00,off"`,
+		`a size in bytes, a string such as "500MB", or "off"`}[k]
 }
 
 var (
 	durationType   = reflect.TypeFor[Duration]()
 	byteSizeType   = reflect.TypeFor[ByteSize]()
 	secretTextType = reflect.TypeFor[secretText]()
+	rateTextType   = reflect.TypeFor[RateText]()
+	dailyBytesType = reflect.TypeFor[DailyBytes]()
 )
 
 func schemaOf(t reflect.Type) *schema {
@@ -569,6 +604,10 @@ func schemaOf(t reflect.Type) *schema {
 		return &schema{kind: kindSize}
 	case secretTextType:
 		return &schema{kind: kindString}
+	case rateTextType:
+		return &schema{kind: kindRate}
+	case dailyBytesType:
+		return &schema{kind: kindQuota}
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -695,9 +734,11 @@ func lookupPos(kp map[string]keyPos, ipath string) keyPos {
 func typeMatches(k schemaKind, v any) bool {
 	switch v.(type) {
 	case string:
-		return k == kindString || k == kindDuration || k == kindSize
+		return k == kindString || k == kindDuration || k == kindSize || k == kindRate || k == kindQuota
 	case int64:
-		return k == kindInt || k == kindSize
+		return k == kindInt || k == kindSize || k == kindRate || k == kindQuota
+	case float64:
+		return k == kindRate
 	case bool:
 		return k == kindBool
 	case []any:

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/oauthtoken"
+	"github.com/mailferry/mailferry/provider"
 )
 
 // Validate checks c without touching the network or resolving any secret:
@@ -51,6 +53,7 @@ func (c *Config) Validate() error {
 			errs.add(c.at("metrics_addr"), "metrics_addr", "metrics_addr must be host:port (e.g. 127.0.0.1:9464): %v", err)
 		}
 	}
+	c.validateTraffic(&errs)
 	c.validateServer(&errs, "source", &c.Source.Server)
 	dstEP, dstOK := c.validateServer(&errs, "destination", &c.Destination.Server)
 	validateDestination(&errs, c.sectionKeys("destination"), &c.Destination, dstEP, dstOK)
@@ -126,12 +129,13 @@ func (c *Config) Validate() error {
 // or "source.auth", at the account's row or key).
 type serverKeys struct {
 	section string // "source" or "destination"
+	sep     string // between a table and its keys: "." in TOML, "_" in CSV columns
 	name    func(key string) string
 	at      func(key string) position
 }
 
 func (c *Config) sectionKeys(section string) serverKeys {
-	return serverKeys{section: section,
+	return serverKeys{section: section, sep: ".",
 		name: func(k string) string { return section + "." + k },
 		at: func(k string) position {
 			if k == "" {
@@ -142,7 +146,11 @@ func (c *Config) sectionKeys(section string) serverKeys {
 }
 
 func accountKeys(a *Account, section string) serverKeys {
-	return serverKeys{section: section,
+	sep := "."
+	if a.csv {
+		sep = "_"
+	}
+	return serverKeys{section: section, sep: sep,
 		name: func(k string) string { return a.keyName(section, k) },
 		at: func(k string) position {
 			if k == "" {
@@ -159,7 +167,11 @@ func (c *Config) validateServer(errs *errList, section string, s *Server) (Endpo
 func validateServer(errs *errList, k serverKeys, s *Server) (Endpoint, bool) {
 	key := k.name("url")
 	if s.URL == "" {
-		errs.add(k.at(""), key, "%s is missing", key)
+		if s.Provider != "" && provider.Lookup(s.Provider) == nil {
+			errs.add(k.at("provider"), k.name("provider"), "%s must be %s, got %q", k.name("provider"), provider.Names(), s.Provider)
+		} else {
+			errs.add(k.at(""), key, "%s is missing (or set %s = %s)", key, k.name("provider"), provider.Names())
+		}
 		return Endpoint{}, false
 	}
 	ok := true
@@ -214,11 +226,20 @@ func validateServer(errs *errList, k serverKeys, s *Server) (Endpoint, bool) {
 		second := s.MasterPassword.set("master_password")[1]
 		errs.add(k.at(second), k.name("master_password"), "%v", err)
 	}
+	if s.Provider != "" && provider.Lookup(s.Provider) == nil {
+		errs.add(k.at("provider"), k.name("provider"), "%s must be %s, got %q", k.name("provider"), provider.Names(), s.Provider)
+	}
+	if s.OAuth2 != nil {
+		validateOAuth2(errs, k, s)
+	}
 	if s.IdleTimeout < 0 {
 		errs.add(k.at("idle_timeout"), k.name("idle_timeout"), "%s must not be negative", k.name("idle_timeout"))
 	}
 	if s.MaxConnections < 0 {
 		errs.add(k.at("max_connections"), k.name("max_connections"), "%s must not be negative", k.name("max_connections"))
+	}
+	if s.MaxConnectionsPerUser < 0 {
+		errs.add(k.at("max_connections_per_user"), k.name("max_connections_per_user"), "%s must not be negative", k.name("max_connections_per_user"))
 	}
 	return ep, ok
 }
@@ -324,16 +345,39 @@ func (c *Config) validateAccounts(errs *errList) {
 			users[a.SourceUser] = a
 		}
 		c.validateOverrides(errs, a, label)
+		if a.limits != nil {
+			var local errList
+			var l Limits
+			a.limits.apply(&l)
+			checkLimits(&local, a.at, func(k string) string { return k }, l)
+			for _, e := range local {
+				e.Msg = fmt.Sprintf("account %q: %s", label, e.Msg)
+				if !a.csv {
+					e.Key = "account." + e.Key
+				}
+				*errs = append(*errs, e)
+			}
+		}
 		for _, sp := range []struct {
-			prefix, master string
-			src            SecretSource
+			prefix, master, section string
+			src                     SecretSource
+			oauth2                  *OAuth2
 		}{
-			{"source_password", c.SourceFor(a).MasterUser, a.SourcePassword},
-			{"dest_password", c.DestinationFor(a).MasterUser, a.DestPassword},
+			{"source_password", c.SourceFor(a).MasterUser, "source", a.SourcePassword, c.SourceFor(a).OAuth2},
+			{"dest_password", c.DestinationFor(a).MasterUser, "destination", a.DestPassword, c.DestinationFor(a).OAuth2},
 		} {
 			if err := sp.src.conflict(sp.prefix); err != nil {
 				errs.add(a.at(sp.src.set(sp.prefix)[1]), "account."+sp.prefix, "account %q: %v", label, err)
-			} else if sp.src.IsZero() && sp.master == "" {
+			} else if sp.oauth2 != nil && !sp.src.IsZero() {
+				errs.add(a.at(sp.src.set(sp.prefix)[0]), "account."+sp.prefix,
+					"account %q: %s and the %s's oauth2 login exclude each other: the token comes from the oauth2 grant", label, sp.src.set(sp.prefix)[0], sp.section)
+			} else if o := sp.oauth2; o != nil && o.TokenFile == "" && (o.Grant == oauthtoken.Device || o.Grant == oauthtoken.RefreshToken) {
+				key := sp.section + ".oauth2.token_file"
+				if a.csv {
+					key = csvPrefix(sp.section) + "oauth2_token_file"
+				}
+				errs.add(a.pos, key, "account %q: grant %q needs %s (in [%s] oauth2, e.g. \"tokens/{user}.token\", or for this account)", label, o.Grant, key, sp.section)
+			} else if sp.src.IsZero() && sp.master == "" && sp.oauth2 == nil {
 				errs.add(a.pos, "account."+sp.prefix, "account %q: no %s (set %s_env, %s_file, %s_command or %s)",
 					label, strings.ReplaceAll(sp.prefix, "_", " "), sp.prefix, sp.prefix, sp.prefix, sp.prefix)
 			}

@@ -13,9 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/secret"
 )
 
 // Appender is an authenticated IMAP connection that only appends messages.
@@ -60,8 +62,26 @@ type command struct {
 }
 
 // DialAppender connects to opts.Addr, sets up TLS as opts.TLS says,
-// authenticates and reads the capabilities.
+// authenticates and reads the capabilities. A token the server rejects is
+// handed to opts.TokenRejected and the login tried once more with a fresh
+// one, as on every other connection (bearer.WithFreshToken).
 func DialAppender(ctx context.Context, opts Options) (*Appender, error) {
+	if opts.PasswordFunc == nil {
+		return dialAppender(ctx, opts)
+	}
+	a, err := bearer.WithFreshToken(ctx, opts.User+" for "+opts.Addr, opts.PasswordFunc, opts.TokenRejected, func(pw secret.Value) (*Appender, error) {
+		once := opts
+		once.Password, once.PasswordFunc = pw, nil
+		return dialAppender(ctx, once)
+	})
+	if err == nil {
+		a.opts.PasswordFunc = opts.PasswordFunc // reconnections ask again
+	}
+	return a, err
+}
+
+// dialAppender is DialAppender with the password in opts.
+func dialAppender(ctx context.Context, opts Options) (*Appender, error) {
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", opts.Addr)
 	if err != nil {

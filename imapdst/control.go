@@ -44,8 +44,8 @@ func dialControl(ctx context.Context, opts Options) (*control, error) {
 	}
 	conn, err := imapconn.Dial(ctx, imapconn.Options{
 		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig, Credentials: opts.credentials(),
-		PasswordFunc: opts.PasswordFunc, AllowPlaintext: opts.AllowPlaintext, IdleTimeout: opts.IdleTimeout,
-		DebugWriter: debug,
+		PasswordFunc: opts.PasswordFunc, TokenRejected: opts.TokenRejected, AllowPlaintext: opts.AllowPlaintext,
+		IdleTimeout: opts.IdleTimeout, DebugWriter: debug,
 	})
 	if err != nil {
 		return nil, err

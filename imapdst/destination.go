@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/secret"
 )
 
 // logoutTimeout bounds how long Close waits for the server's LOGOUT reply.
@@ -25,22 +27,23 @@ var _ pipeline.Destination = (*Destination)(nil)
 
 // Dial opens and authenticates both connections, at the same time: on a
 // distant server each costs several round trips (TCP, TLS, greeting,
-// login, capabilities). PasswordFunc is still called once per connection,
-// one call after the other.
+// login, capabilities). PasswordFunc is still called once per connection
+// (twice for a connection whose token was rejected, see TokenRejected), one
+// call after the other.
 func Dial(ctx context.Context, opts Options) (*Destination, error) {
 	opts = opts.withDefaults()
 	if err := opts.checkPlaintext(); err != nil {
 		return nil, err // before dialing either connection
 	}
-	appOpts, err := resolvePassword(ctx, opts)
-	if err != nil {
-		return nil, err
+	connOpts := opts
+	if get := opts.PasswordFunc; get != nil {
+		var mu sync.Mutex
+		connOpts.PasswordFunc = func(ctx context.Context) (secret.Value, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return get(ctx)
+		}
 	}
-	ctlOpts, err := resolvePassword(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	appOpts.PasswordFunc, ctlOpts.PasswordFunc = nil, nil
 	var (
 		ctl    *control
 		ctlErr error
@@ -48,9 +51,9 @@ func Dial(ctx context.Context, opts Options) (*Destination, error) {
 	)
 	go func() {
 		defer close(done)
-		ctl, ctlErr = dialControl(ctx, ctlOpts)
+		ctl, ctlErr = dialControl(ctx, connOpts)
 	}()
-	app, err := DialAppender(ctx, appOpts)
+	app, err := DialAppender(ctx, connOpts)
 	<-done
 	if err != nil || ctlErr != nil {
 		if app != nil {
@@ -64,7 +67,7 @@ func Dial(ctx context.Context, opts Options) (*Destination, error) {
 		}
 		return nil, err
 	}
-	// A reconnecting appender asks for a fresh token.
+	// A reconnecting appender asks for a fresh token, on its own.
 	app.opts.PasswordFunc = opts.PasswordFunc
 	return &Destination{app: app, ctl: ctl, onClose: opts.OnClose}, nil
 }

@@ -52,7 +52,14 @@ type Options struct {
 	// connection, reconnections included) and its value replaces Password:
 	// OAuth2 tokens expire during long runs and are read again. Its error
 	// fails the login as is (it should say what it ran, never a secret).
-	PasswordFunc   func(ctx context.Context) (secret.Value, error)
+	PasswordFunc func(ctx context.Context) (secret.Value, error)
+	// TokenRejected, when set with PasswordFunc, is called with the token
+	// when the server rejects it (a *TokenRejectedError): a token cache
+	// drops it, and the login is tried once more on a new connection with
+	// PasswordFunc's next value. A server that ends sessions when their
+	// token expires, or a token revoked early, then costs one retry, not
+	// the account.
+	TokenRejected  func(rejected secret.Value)
 	AllowPlaintext bool          // allow LOGIN/AUTHENTICATE without TLS
 	IdleTimeout    time.Duration // no progress for this long fails the connection; 0: DefaultIdleTimeout, <0: none
 	// MaxBatchMessages and MaxBatchBytes bound one MULTIAPPEND; a message

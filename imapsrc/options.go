@@ -53,6 +53,13 @@ type Options struct {
 	// tokens expire during long runs. Its error fails Open as is (it should
 	// say what it ran, never a secret).
 	PasswordFunc func(ctx context.Context) (secret.Value, error)
+	// TokenRejected, when set with PasswordFunc, is called with the token
+	// when the server rejects it (a *TokenRejectedError): a token cache
+	// drops it, and the login is tried once more on a new connection with
+	// PasswordFunc's next value. A server that ends sessions when their
+	// token expires, or a token revoked early, then costs one retry, not
+	// the account.
+	TokenRejected func(rejected secret.Value)
 	// AllowPlaintext permits authenticating without TLS.
 	AllowPlaintext bool
 	// IdleTimeout: a read or write that makes no progress for this long

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -90,6 +91,10 @@ type Options struct {
 	// not find its first copy) runs still look for that first copy
 	// arriving late, to remove it as a duplicate (see Resent). Default 1 h.
 	LateCopyWindow time.Duration
+	// Traffic, when set, paces the copy: bandwidth and message rates,
+	// their timetables and pauses, daily quotas (package traffic). Nil:
+	// no limits.
+	Traffic Traffic
 	// Crashpoint, when set, is called at each step of the exactly-once
 	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
 	// server confirmed, nothing committed), "committed", and "deleted"
@@ -198,6 +203,33 @@ type attempt struct {
 	toDelete []SourceMessage
 	// sessions opens the extra destination sessions as the copy grows.
 	sessions *sessionGate
+	// paused is the traffic pause (Options.Traffic) that ended the
+	// copy; the listing goes on only counting, so that the run knows what
+	// is left, and still deletes what is done. stop is closed with it.
+	paused    error
+	stop      chan struct{}
+	pauseOnce sync.Once
+}
+
+// pause ends the copy for a traffic pause: nothing more is fetched or
+// sent; the listing goes on counting.
+func (a *attempt) pause(err error) {
+	a.pauseOnce.Do(func() {
+		a.mu.Lock()
+		a.paused = err
+		a.mu.Unlock()
+		close(a.stop)
+	})
+}
+
+// counting reports whether the copy ended for a pause.
+func (a *attempt) counting() bool {
+	select {
+	case <-a.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // do runs the attempt: reconcile, then list page by page, copying each
@@ -231,12 +263,20 @@ func (a *attempt) do(ctx context.Context) error {
 		})
 	})
 	a.run.noteAttempt(a)
+	if a.complete {
+		a.log.Info("account listed", "account", a.opts.Name, "listed", a.listed,
+			"to_copy", a.toCopy, "already_done", a.doneFound)
+	}
+	var paused error // a pause ends the copy, not the attempt's deletions
+	if _, ok := isPaused(err); ok && ctx.Err() == nil {
+		paused, err = err, nil
+	}
 	if err != nil {
 		return err
 	}
 	// A first APPEND given up on earlier in this run may have landed
 	// while this attempt sent its copy again.
-	if a.toCopy > 0 {
+	if a.toCopy > 0 && paused == nil {
 		if err := a.settleResent(ctx); err != nil {
 			return err
 		}
@@ -245,6 +285,9 @@ func (a *attempt) do(ctx context.Context) error {
 	// before this point by the copy, which has returned.
 	if err := a.deleteAtSource(ctx, nil, a.takeToDelete()); err != nil {
 		return err
+	}
+	if paused != nil {
+		return paused // the listing did not end: nothing to sweep
 	}
 	return a.sweep(ctx)
 }
@@ -358,8 +401,8 @@ func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPl
 	remaining, remainingB := a.toCopy-a.finished, a.toCopyB
 	a.mu.Unlock()
 	a.prog.AccountStarted(a.opts.Name, remaining, remainingB)
-	if len(flags) > 0 {
-		if err := out.send(ctx, &item{flags: flags}); err != nil {
+	if len(flags) > 0 && !a.counting() {
+		if err := out.send(ctx, &item{flags: flags}); err != nil && !errors.Is(err, errCounting) {
 			return err
 		}
 	}
@@ -450,6 +493,7 @@ func (a *attempt) takeToDelete() []SourceMessage {
 // pageSink is where the listing puts what the batch writers do.
 type pageSink struct {
 	items  chan<- *item
+	stop   <-chan struct{} // closed: a pause ended the copy
 	budget *byteBudget
 	queued int // messages queued, to open extra sessions as the copy grows
 	grow   func(queued int)
@@ -473,8 +517,16 @@ func (p *pageSink) send(ctx context.Context, it *item) error {
 		p.budget.release(it.memBytes)
 		it.release()
 		return ctx.Err()
+	case <-p.stop:
+		p.budget.release(it.memBytes)
+		it.release()
+		return errCounting
 	}
 }
+
+// errCounting tells the listing that a pause ended the copy: it goes on
+// counting, fetching nothing.
+var errCounting = errors.New("the copy is paused; the listing only counts")
 
 // copy runs list, which lists the source and queues what is to copy into
 // its sink, while batch writers append and commit it. It returns when
@@ -490,14 +542,18 @@ func (a *attempt) copy(ctx context.Context, list func(context.Context, *pageSink
 		a.sessions = newSessionGate(1, a.opts.BatchMessages)
 	}
 	writeErr := make(chan error, 1)
+	a.stop = make(chan struct{})
 	go func() {
 		err := a.writeAll(ctx, items, budget)
-		if err != nil {
+		if _, paused := isPaused(err); paused && ctx.Err() == nil {
+			// A pause: the listing goes on counting what is left.
+			a.pause(err)
+		} else if err != nil {
 			cancel() // the listing stops: nobody takes its messages
 		}
 		writeErr <- err
 	}()
-	sink := &pageSink{items: items, budget: budget, grow: a.sessions.grow}
+	sink := &pageSink{items: items, stop: a.stop, budget: budget, grow: a.sessions.grow}
 	lerr := list(ctx, sink)
 	if lerr == nil {
 		a.complete = true
@@ -513,6 +569,9 @@ func (a *attempt) copy(ctx context.Context, list func(context.Context, *pageSink
 		// The writers took every message: the listing's error (a failed
 		// fetch, or the run's context) decides.
 		err = lerr
+	}
+	if err == nil {
+		err = a.paused
 	}
 	return err
 }
@@ -646,7 +705,7 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 // fetchPage reads each message of todo into a spool and queues it for the
 // batch writers, announcing them first to a source that fetches ahead.
 func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests FolderPlan, out *pageSink) error {
-	if len(todo) == 0 {
+	if len(todo) == 0 || a.counting() {
 		return nil
 	}
 	if p, ok := a.src.(Prefetcher); ok {
@@ -665,6 +724,18 @@ func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests Fol
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if a.counting() {
+			return nil
+		}
+		if t := a.opts.Traffic; t != nil && !a.skipUnread(m) {
+			if err := t.Fetch(ctx, a.opts.ExpectedSize(m)); err != nil {
+				if _, paused := isPaused(err); paused {
+					a.pause(err)
+					return nil
+				}
+				return err
+			}
+		}
 		it, err := a.fetchOne(ctx, m)
 		if errors.Is(err, ErrMessageGone) && ctx.Err() == nil {
 			a.log.Warn("message gone from the source since it was listed", "account", a.opts.Name, "key", m.Key, "error", err)
@@ -679,7 +750,9 @@ func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests Fol
 			return err
 		}
 		it.mailbox, _ = dests.Dest(m)
-		if err := out.send(ctx, it); err != nil {
+		if err := out.send(ctx, it); errors.Is(err, errCounting) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 	}
@@ -717,7 +790,11 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	if err != nil {
 		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
 	}
-	if _, err := a.src.Fetch(ctx, m, w); err != nil {
+	var dst io.Writer = w
+	if t := a.opts.Traffic; t != nil {
+		dst = pacedWriter{ctx: ctx, w: w, t: t}
+	}
+	if _, err := a.src.Fetch(ctx, m, dst); err != nil {
 		w.Discard()
 		if errors.Is(err, spool.ErrTooBig) {
 			return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
@@ -762,7 +839,49 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 		flags = mapping.Flags(header, a.opts.FlagPolicy)
 	}
 	it.out = OutgoingMessage{Body: body, Size: body.Size(), Flags: flags, InternalDate: date}
+	if t := a.opts.Traffic; t != nil {
+		it.out.Body = pacedBody{ctx: ctx, r: body, t: t}
+	}
 	return it, nil
+}
+
+// pacedWriter tells Traffic the bytes a source fetches as they arrive, and
+// waits as the read limits require: the source reads no faster from its
+// connection than the limit.
+type pacedWriter struct {
+	ctx context.Context
+	w   io.Writer
+	t   Traffic
+}
+
+func (p pacedWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if n > 0 {
+		if terr := p.t.Read(p.ctx, n); terr != nil && err == nil {
+			err = terr
+		}
+	}
+	return n, err
+}
+
+// pacedBody tells Traffic the bytes of a message the destination reads to
+// send them, and waits as the write limits require. A message sent again
+// (one by one after a refused MULTIAPPEND) counts again: its bytes go
+// over the network again.
+type pacedBody struct {
+	ctx context.Context
+	r   io.ReaderAt
+	t   Traffic
+}
+
+func (p pacedBody) ReadAt(b []byte, off int64) (int, error) {
+	n, err := p.r.ReadAt(b, off)
+	if n > 0 {
+		if terr := p.t.Write(p.ctx, n); terr != nil && (err == nil || err == io.EOF) {
+			err = terr
+		}
+	}
+	return n, err
 }
 
 func digestOf(m *spool.Message) []byte {

@@ -263,6 +263,13 @@ func (w *batchWriter) finishAll(ctx context.Context, budget *byteBudget) error {
 func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	a := w.a
 	st := a.st
+	if t := a.opts.Traffic; t != nil {
+		// A pause or a quota stops the batch before anything of it is
+		// recorded or sent; its messages are fetched again later.
+		if err := t.Send(ctx, w.bytes); err != nil {
+			return nil, err
+		}
+	}
 	box, err := w.box(ctx, w.batch[0].mailbox)
 	if err != nil {
 		return nil, err

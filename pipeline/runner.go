@@ -159,10 +159,34 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	}
 	backoff := r.initialBackoff()
 	run := &accountRun{skipped: map[string]bool{}, gone: map[string]bool{}}
+	var paused *PausedError // the account stopped for a time the run does not wait for
 	for i, tries := 1, 1; ; i++ {
+		if t := opts.Traffic; t != nil {
+			// Before any session opens: a timetable's pause is waited out
+			// here, with no connection held.
+			if err = t.Ready(ctx); err != nil {
+				if pe, ok := isPaused(err); ok {
+					paused, err = pe, nil
+				}
+				break
+			}
+		}
 		st.Attempts = i
 		before := st.progress()
 		err = r.attempt(ctx, job, opts, ledger, hold, log, prog, st, run)
+		if pe, ok := isPaused(err); ok && ctx.Err() == nil {
+			// A pause is no failure and uses up no try: what was in
+			// flight is committed; the next attempt goes on after it.
+			if !pe.Wait {
+				paused, err = pe, nil
+				break
+			}
+			st.Pauses++
+			log.Info("account paused; its sessions are closed until it goes on", "account", opts.Name,
+				"until", pe.Until.Format(time.RFC3339), "because", pe.Reason)
+			i--
+			continue
+		}
 		if err == nil || ctx.Err() != nil || ClassOf(err) != ClassTransient {
 			break
 		}
@@ -193,6 +217,20 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		err = fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	st.Failed = run.unsettled
+	if paused != nil {
+		// What is left waits for the pause to end: only the messages the
+		// destination refused count as failed.
+		refused := map[string]bool{}
+		for _, f := range st.Failures {
+			refused[f.Key] = true
+		}
+		st.Waiting = max(0, st.Failed-len(refused))
+		st.Failed -= st.Waiting
+		until := paused.Until
+		st.PausedUntil, st.PausedReason = &until, paused.Reason
+		log.Info("account paused until the next quota window; the run goes on with the others", "account", opts.Name,
+			"until", until.Format(time.RFC3339), "because", paused.Reason, "waiting", st.Waiting)
+	}
 
 	rec := RunRecord{Started: started, Finished: time.Now(), Copied: st.Copied, Skipped: st.Skipped, Failed: st.Failed,
 		Found: st.Reconciled + st.Rematched + st.LateCopiesAdopted, Listed: st.Listed, Gone: st.SourceGone,
@@ -202,6 +240,9 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		rec.Result, err = "paused", nil
 		st.Paused = true
 		log.Info("account paused by an admin; its batches in flight are committed", "account", opts.Name)
+	case paused != nil && err == nil:
+		// A daily quota: the checkpoint records when it resumes.
+		rec.Result, rec.Error, rec.ResumeAt = "paused", PausedRecord(paused.Until, paused.Reason), paused.Until
 	case err != nil && ctx.Err() != nil:
 		rec.Result, rec.Error, rec.ErrorClass = "interrupted", err.Error(), "interrupted"
 	case err != nil:
@@ -250,10 +291,12 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 	err = a.do(ctx)
 	run.deletePending = a.deleted
 	dst.Close()
-	// QUIT (which commits POP3 deletions) only after a clean attempt; every
+	// QUIT (which commits POP3 deletions) only after a clean attempt (a
+	// pause is one: its batches were finished and committed); every
 	// deletion issued is of a message the ledger has as done, but a session
 	// cut short commits nothing, which is the safe side.
-	commit := err == nil || errors.Is(err, errPaused)
+	_, paused := isPaused(err)
+	commit := err == nil || paused || errors.Is(err, errPaused)
 	if cerr := src.Close(commit); cerr != nil && commit {
 		err = fmt.Errorf("closing the source session: %w", cerr)
 	} else if commit && run.deletePending > 0 {

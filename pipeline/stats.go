@@ -69,6 +69,15 @@ type Stats struct {
 	Normalised    int `json:"normalised"`
 	LineEndsFixed int `json:"line_ends_fixed"`
 	Attempts      int `json:"attempts"`
+	// PausedUntil is set when the account stopped for a time the run does
+	// not wait for (a daily quota reached): it goes on from then, and
+	// PausedReason says why. Waiting is how many listed messages wait for
+	// it; they are not failures. Pauses counts the pauses the run waited
+	// out (a timetable's pause, a slow message rate).
+	PausedUntil  *time.Time `json:"paused_until,omitempty"`
+	PausedReason string     `json:"paused_reason,omitempty"`
+	Waiting      int        `json:"waiting,omitempty"`
+	Pauses       int        `json:"pauses,omitempty"`
 	// Locked is set when another run held the account and this one
 	// skipped it (Runner.SkipLocked).
 	Locked bool `json:"locked,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/connlimit"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pipeline"
 )
@@ -26,6 +27,12 @@ type ResponseError struct {
 	// 0 when it announced none. The Client sets it on [LOGIN-DELAY] replies.
 	LoginDelay time.Duration
 }
+
+// TooManyConnections implements connlimit.Refuser: the server refused
+// the session because the user (or the client's address) has too many
+// connections open (Dovecot: "-ERR [LIMIT] Maximum number of connections
+// from user+IP exceeded").
+func (e *ResponseError) TooManyConnections() bool { return connlimit.TooManyText(e.Text) }
 
 func (e *ResponseError) Error() string {
 	var b strings.Builder

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -41,6 +42,13 @@ type Options struct {
 	// tokens expire during long runs. Its error fails Open as is (it should
 	// say what it ran, never a secret).
 	PasswordFunc func(ctx context.Context) (secret.Value, error)
+	// TokenRejected, when set with PasswordFunc, is called with the token
+	// when the server rejects it (a *TokenRejectedError): a token cache
+	// drops it, and the login is tried once more on a new connection with
+	// PasswordFunc's next value. A server that ends sessions when their
+	// token expires, or a token revoked early, then costs one retry, not
+	// the account.
+	TokenRejected func(rejected secret.Value)
 	// AllowPlaintext permits TLSNone and credentials without TLS.
 	AllowPlaintext bool
 	// IdleTimeout: see DialOptions.IdleTimeout.
@@ -125,13 +133,19 @@ var _ pipeline.Source = (*Source)(nil)
 // PLAIN but not USER (RFC 2449 §6.2). An authentication failure names the
 // user and server (never the password) and is fatal for the engine.
 func Open(ctx context.Context, opts Options) (*Source, error) {
-	if opts.PasswordFunc != nil {
-		pw, err := opts.PasswordFunc(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("pop3src: getting the password or token of %s for %s: %w", opts.User, opts.Addr, err)
-		}
-		opts.Password = pw
+	if opts.PasswordFunc == nil {
+		return openOnce(ctx, opts)
 	}
+	// A rejected token: see Options.TokenRejected.
+	return bearer.WithFreshToken(ctx, opts.User+" for "+opts.Addr, opts.PasswordFunc, opts.TokenRejected, func(pw secret.Value) (*Source, error) {
+		once := opts
+		once.Password, once.PasswordFunc = pw, nil
+		return openOnce(ctx, once)
+	})
+}
+
+// openOnce is Open with the password in opts.
+func openOnce(ctx context.Context, opts Options) (*Source, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

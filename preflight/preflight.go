@@ -4,7 +4,10 @@
 // destination's quota against the bytes to move, and an estimated
 // duration from timing the download of the first few messages.
 //
-// The order of effects: it opens the destination read-only (EXAMINE,
+// The order of effects: for the sides that log in with an OAuth2 grant
+// it first obtains a token from the token endpoint (a grant that is
+// refused is reported with what the administrator must set, and that side
+// is not connected to); it then opens the destination read-only (EXAMINE,
 // STATUS, GETQUOTAROOT), asks a POP3 source for CAPA before logging in,
 // opens the source and maps its folders as the copy would (creating
 // none), lists it, reads the ledger's entries, and downloads a sample
@@ -14,6 +17,7 @@ package preflight
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -82,11 +86,23 @@ type Result struct {
 	Skips         []Skip    `json:"skips"`
 	Quota         *Quota    `json:"quota,omitempty"`
 	Estimate      *Estimate `json:"estimate,omitempty"`
+	// OAuth2 are the sides that log in with an OAuth2 grant, and whether
+	// a token was obtained, before any server was connected to.
+	OAuth2 []Token `json:"oauth2,omitempty"`
 	// Problems are what would make a run fail or be partial.
 	Problems []string `json:"problems"`
 	OK       bool     `json:"ok"`
 	// SourceListed says the source was listed: the counts mean something.
 	SourceListed bool `json:"source_listed"`
+}
+
+// Token is one side's OAuth2 login: a token was obtained, or Error says
+// why not (the grant, the endpoint's answer, what to check).
+type Token struct {
+	Side  string `json:"side"`
+	Login string `json:"login"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
 }
 
 // Folder is a source folder, where the copy puts it and what it would move.
@@ -115,6 +131,20 @@ func Inspect(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger,
 		log.Debug("account inspected", "account", a.Name, "to_move", pa.ToMove, "problems", len(pa.Problems))
 	}()
 
+	// OAuth2 grants first, connecting to nothing: a consent, delegation or
+	// secret that is missing is named as such, and the side it fails is
+	// not connected to (its login could only fail).
+	tokenErr := map[string]error{}
+	for _, c := range a.CheckTokens(ctx) {
+		t := Token{Side: c.Side, Login: c.Login, OK: c.Err == nil}
+		if c.Err != nil {
+			t.Error = c.Err.Error()
+			tokenErr[c.Side] = c.Err
+			problem("%s: no OAuth2 token: %v", c.Side, c.Err)
+		}
+		pa.OAuth2 = append(pa.OAuth2, t)
+	}
+
 	// Destination: log in, capabilities, the mailbox, the quota. An IMAP
 	// source's folders go to several mailboxes; the limits and the quota
 	// are read on INBOX, which always exists.
@@ -123,10 +153,14 @@ func Inspect(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger,
 	if isIMAP || quotaMailbox == "" {
 		quotaMailbox = "INBOX"
 	}
-	dst, derr := a.OpenReader(ctx)
-	if derr != nil {
-		problem("destination %s: %v", a.Dest, derr)
-	} else {
+	var dst *verify.IMAP
+	derr := tokenErr["destination"]
+	if derr == nil {
+		if dst, derr = a.OpenReader(ctx); derr != nil {
+			problem("destination %s: %v", a.Dest, withHint(derr))
+		}
+	}
+	if derr == nil {
 		defer dst.Close()
 		pa.DestCaps = map[string]bool{}
 		for _, c := range []string{"MULTIAPPEND", "LITERAL+", "UIDPLUS", "APPENDLIMIT", "SPECIAL-USE", "QUOTA", "IDLE"} {
@@ -147,12 +181,24 @@ func Inspect(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger,
 	}
 
 	// Source: capabilities before login, then a session to list and sample.
-	srcMsgs, sample, folders, serr := inspectSource(ctx, a, &pa, ledger)
+	// An IMAP source's folders are mapped through a destination session:
+	// neither side without a token is connected to.
+	var (
+		srcMsgs []pipeline.SourceMessage
+		sample  Estimate
+		folders []Folder
+	)
+	serr := tokenErr["source"]
+	if serr == nil && isIMAP {
+		serr = tokenErr["destination"]
+	}
+	if serr == nil {
+		if srcMsgs, sample, folders, serr = inspectSource(ctx, a, &pa, ledger); serr != nil {
+			problem("source %s: %v", a.Source, withHint(serr))
+		}
+	}
 	// folderOf is the planned folder of a message to move (IMAP sources).
 	folderOf := func(pipeline.SourceMessage) *Folder { return nil }
-	if serr != nil {
-		problem("source %s: %v", a.Source, serr)
-	}
 	if serr == nil && isIMAP {
 		// The folder mapping, source → destination, in source order.
 		idx := map[string]int{}
@@ -226,6 +272,19 @@ func Inspect(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger,
 		}
 	}
 	return pa
+}
+
+// withHint adds to a login refused with a grant's token what to check at
+// the provider (the token endpoint issued it, so a mail-side setting is
+// missing).
+func withHint(err error) string {
+	var refused *account.TokenRefusedError
+	if errors.As(err, &refused) {
+		if h := refused.Hint(); h != "" {
+			return err.Error() + "; check: " + h
+		}
+	}
+	return err.Error()
 }
 
 // inspectSource reads the source's capabilities (POP3) or folder mapping

@@ -45,7 +45,12 @@ type IMAPOptions struct {
 	Auth imapdst.AuthMethod
 	// PasswordFunc, when set, is called before the login and its value
 	// replaces Password (a fresh OAuth2 token); its error fails DialIMAP.
-	PasswordFunc   func(ctx context.Context) (secret.Value, error)
+	PasswordFunc func(ctx context.Context) (secret.Value, error)
+	// TokenRejected, when set with PasswordFunc, is called with the token
+	// when the server rejects it (an *imapdst.TokenRejectedError): a token
+	// cache drops it, and DialIMAP tries once more on a new connection
+	// with PasswordFunc's next value, as every connection of the copy does.
+	TokenRejected  func(rejected secret.Value)
 	AllowPlaintext bool
 	// IdleTimeout: a read or write that makes no progress for this long
 	// fails the session. 0: imapdst.DefaultIdleTimeout; negative: none.
@@ -74,7 +79,8 @@ var _ Destination = (*IMAP)(nil)
 // with internal/imapconn (so as the copy does) and reads the
 // capabilities. ctx bounds the whole setup. A refused login is an
 // *imapdst.LoginError, a rejected OAuth2 token an
-// *imapdst.TokenRejectedError.
+// *imapdst.TokenRejectedError (after one more try with a fresh token when
+// opts.TokenRejected is set).
 func DialIMAP(ctx context.Context, opts IMAPOptions) (*IMAP, error) {
 	log := opts.Logger
 	if log == nil {
@@ -87,7 +93,8 @@ func DialIMAP(ctx context.Context, opts IMAPOptions) (*IMAP, error) {
 	conn, err := imapconn.Dial(ctx, imapconn.Options{
 		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig,
 		Credentials:  imapconn.Credentials{User: opts.User, AuthzID: opts.AuthzID, Password: opts.Password, Auth: opts.Auth},
-		PasswordFunc: opts.PasswordFunc, AllowPlaintext: opts.AllowPlaintext, IdleTimeout: idle,
+		PasswordFunc: opts.PasswordFunc, TokenRejected: opts.TokenRejected, AllowPlaintext: opts.AllowPlaintext,
+		IdleTimeout: idle,
 	})
 	if err != nil {
 		return nil, err

@@ -1143,6 +1143,21 @@ func testRuns(t *testing.T, s *suite) {
 	if limited, _ := s.l.Runs(s.ctx, a, 3); len(limited) != 3 {
 		t.Errorf("Runs(3) = %d", len(limited))
 	}
+	// A run paused by a daily quota says until when in its error column:
+	// no error; the account waits until then.
+	resume := s.clock().Add(5 * time.Hour)
+	p, _ := s.l.StartRun(s.ctx, a, s.clock())
+	if err := s.l.FinishRun(s.ctx, p, pipeline.RunRecord{Result: "paused", Error: "paused until later: quota", ResumeAt: resume}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = s.l.Status(s.ctx, checkpoint.Selector{IDs: []pipeline.AccountID{a}})
+	if st[0].LastError == nil || st[0].LastError.Error != "boom" || !st[0].NotBefore.Equal(resume) || st[0].WaitReason != "quota" ||
+		st[0].LastRun.Result != "paused" {
+		t.Errorf("after a quota pause: last error %+v, not before %v (%q), last run %+v", st[0].LastError, st[0].NotBefore, st[0].WaitReason, st[0].LastRun)
+	}
+	if ids, _ := s.l.Pause(s.ctx, checkpoint.Selector{Failed: true}, "x"); len(ids) != 0 {
+		t.Errorf("a paused run counts as failed: %v", ids)
+	}
 	_ = last
 }
 

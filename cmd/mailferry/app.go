@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/traffic"
 )
 
 // env is what a command may touch of the outside world, so tests can run
@@ -26,6 +27,10 @@ type env struct {
 	// completion scripts and the man page are made from the commands' own
 	// flags, not from a copy of them.
 	describeFlags func(*pflag.FlagSet)
+	// clock, set only by tests, is the clock of the traffic limits,
+	// timetables and daily quotas; nil: the wall clock. No environment
+	// variable sets it: the program users run always keeps real time.
+	clock traffic.Clock
 	// testHooks, set only by the tests, adjusts each account's pipeline
 	// options (a crash at a pipeline step, a moved clock) from test-only
 	// environment variables. main leaves it nil: the release binary has no
@@ -94,6 +99,8 @@ func run(ctx context.Context, args []string, e *env) int {
 		code, err = runVerify(ctx, rest, e)
 	case "plan":
 		code, err = runPlan(ctx, rest, e)
+	case "login":
+		code, err = runLogin(ctx, rest, e)
 	case "version", "--version":
 		code, err = runVersion(rest, e)
 	case "completion":
@@ -101,7 +108,7 @@ func run(ctx context.Context, args []string, e *env) int {
 	case "help", "-h", "--help":
 		code, err = runHelpCmd(ctx, rest, e)
 	default:
-		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, config check, version, completion, help)", cmd)
+		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, login, config check, version, completion, help)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)

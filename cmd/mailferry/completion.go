@@ -61,6 +61,7 @@ func fixedValues() map[string][]string {
 		"log-format":    {"text", "json"},
 		"on-locked":     {"fail", "skip", "wait"},
 		"progress":      {"auto", "bar", "lines", "none"},
+		"side":          {"source", "destination"},
 	}
 }
 

@@ -20,8 +20,12 @@ type copyOptions struct {
 	common      commonOptions
 	srcPassword passwordFlags
 	dstPassword passwordFlags
-	policy      policyFlags
-	folders     config.Folders
+	// srcOAuth2 and dstOAuth2 are the oauth2 keys of --source-oauth2 and
+	// --dest-oauth2: the side logs in with tokens from that grant.
+	srcOAuth2, dstOAuth2 map[string]string
+	policy               policyFlags
+	folders              config.Folders
+	traffic              trafficFlags
 }
 
 // registerFolderFlags adds the flags for IMAP sources: the config's
@@ -115,11 +119,14 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	fs := pflag.NewFlagSet("copy", pflag.ContinueOnError)
 	o.common.register(fs)
 	o.policy.register(fs)
+	o.traffic.register(fs, false)
 	registerFolderFlags(fs, &o.folders)
 	fs.StringVar(&o.srcPassword.file, "source-password-file", "", "read the source password from the first line of this file")
 	fs.StringVar(&o.srcPassword.command, "source-password-command", "", "run this shell command; its first output line is the source password")
 	fs.StringVar(&o.dstPassword.file, "dest-password-file", "", "read the destination password from the first line of this file")
 	fs.StringVar(&o.dstPassword.command, "dest-password-command", "", "run this shell command; its first output line is the destination password")
+	fs.StringToStringVar(&o.srcOAuth2, "source-oauth2", nil, "log in to the source with OAuth2 tokens from a grant: the oauth2 keys of a config, e.g. grant=client-credentials,tenant=T,client_id=ID,client_secret_env=VAR")
+	fs.StringToStringVar(&o.dstOAuth2, "dest-oauth2", nil, "log in to the destination with OAuth2 tokens from a grant, e.g. grant=service-account,key_file=sa.json")
 	if done, err := parseFlags(fs, args, e, copyHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
@@ -127,6 +134,9 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 	if err := checkFolderFlags(&o.folders); err != nil {
+		return exitUsage, err
+	}
+	if err := o.traffic.check(); err != nil {
 		return exitUsage, err
 	}
 	if fs.NArg() != 2 {
@@ -147,10 +157,10 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 
 	logOut := &logWriter{w: e.stderr}
 	log := newLogger(&o.common, logOut)
-	if u.SourceLogin, err = o.srcPassword.login(e, u.Source.String()); err != nil {
+	if u.SourceLogin, err = o.srcPassword.loginOrOAuth2(e, u.Source.String(), fs.Arg(0), o.srcOAuth2); err != nil {
 		return exitUsage, err
 	}
-	if u.DestLogin, err = o.dstPassword.login(e, u.Dest.String()); err != nil {
+	if u.DestLogin, err = o.dstPassword.loginOrOAuth2(e, u.Dest.String(), fs.Arg(1), o.dstOAuth2); err != nil {
 		return exitUsage, err
 	}
 	state := o.common.state
@@ -159,7 +169,11 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 			return exitUsage, err
 		}
 	}
-	acc, err := account.NewSet(o.common.accountOptions(e, log)).FromURLs(u)
+	aopts := o.common.accountOptions(e, log)
+	if err := o.traffic.apply(&aopts, nil, e, log); err != nil {
+		return exitUsage, err
+	}
+	acc, err := account.NewSet(aopts).FromURLs(u)
 	if err != nil {
 		return exitUsage, err
 	}

@@ -78,6 +78,33 @@ func (s *service) logs(msg, account string) []map[string]any {
 	return out
 }
 
+// servicePoll is a successful poll, from its log line.
+type servicePoll struct {
+	started, ended time.Time
+	copied         int
+}
+
+// polls returns account's successful polls, in the order they ended.
+func (s *service) polls(account string) []servicePoll {
+	s.t.Helper()
+	var out []servicePoll
+	for _, l := range s.logs("poll", account) {
+		ended := logTime(s.t, l)
+		c, _ := l["copied"].(float64)
+		out = append(out, servicePoll{started: ended.Add(-logDuration(s.t, l, "duration")), ended: ended, copied: int(c)})
+	}
+	return out
+}
+
+// copiedIn is how many messages polls copied in all.
+func copiedIn(polls []servicePoll) int {
+	n := 0
+	for _, pl := range polls {
+		n += pl.copied
+	}
+	return n
+}
+
 // waitFor polls cond until it holds or the time is up.
 func (s *service) waitFor(what string, within time.Duration, cond func() bool) {
 	s.t.Helper()
@@ -145,18 +172,31 @@ func TestE2EServicePOP3(t *testing.T) {
 	seed(t, p, msgs[:3])
 	cfg := serviceConfig(t, p, "pop3s://"+p.src.POP3SAddr(), "")
 	s := startService(t, "run", "-c", cfg, "--every", "1s", "--metrics-addr", "127.0.0.1:0")
-	s.waitFor("first poll", 10*time.Second, func() bool { return len(s.logs("poll", "alice")) > 0 })
+	s.waitFor("first poll", time.Minute, func() bool { return len(s.logs("poll", "alice")) > 0 })
 	for _, m := range msgs[3:] {
 		if err := p.src.Deliver("alice", "INBOX", m); err != nil {
 			t.Fatal(err)
 		}
 	}
 	delivered := time.Now()
-	s.waitFor("delivered mail in the destination", 5*time.Second, func() bool {
-		n, _ := p.dst.MailboxCount("alice", "INBOX")
-		return n == 5
-	})
+	s.waitFor("delivered mail copied", time.Minute, func() bool { return copiedIn(s.polls("alice")) == 5 })
 	t.Logf("mail delivered during the service arrived after %v", time.Since(delivered).Round(time.Millisecond))
+	// Within a poll: by the end of the first poll that started after the
+	// delivery (an earlier one may have listed it already). Counted in
+	// polls, not seconds, which a loaded machine stretches.
+	var upTo []servicePoll
+	for _, pl := range s.polls("alice") {
+		upTo = append(upTo, pl)
+		if pl.started.After(delivered) {
+			break
+		}
+	}
+	if n := copiedIn(upTo); n != 5 {
+		t.Errorf("%d of 5 messages copied by the first poll that started after the delivery, want all", n)
+	}
+	if n, err := p.dst.MailboxCount("alice", "INBOX"); err != nil || n != 5 {
+		t.Fatalf("the destination holds %d messages (%v), want 5", n, err)
+	}
 
 	// Metrics, scraped over HTTP.
 	var url string
@@ -166,7 +206,7 @@ func TestE2EServicePOP3(t *testing.T) {
 	if url == "" {
 		t.Fatalf("no metrics URL logged\n%s", s.log())
 	}
-	s.waitFor("metrics counting 5 copies", 5*time.Second, func() bool {
+	s.waitFor("metrics counting 5 copies", time.Minute, func() bool {
 		return strings.Contains(scrape(t, url), `mailferry_messages_copied_total{account="alice"} 5`)
 	})
 	body := scrape(t, url)
@@ -225,18 +265,39 @@ func TestE2EServiceIDLE(t *testing.T) {
 	p := imapPair(t)
 	cfg := serviceConfig(t, p, "imaps://"+p.src.IMAPSAddr(), "")
 	s := startService(t, "run", "-c", cfg, "--every", "1h")
-	s.waitFor("first poll and IDLE", 10*time.Second, func() bool {
+	s.waitFor("first poll and IDLE", time.Minute, func() bool {
 		return len(s.logs("poll", "alice")) > 0 && len(s.logs("watching the source with IDLE", "alice")) > 0
 	})
+	first := s.logs("poll", "alice")[0]
+	hourly := logTime(t, first).Add(logDuration(t, first, "next_in")) // the interval's next poll
 	if err := p.src.Deliver("alice", "INBOX", simpleMessages(1)[0]); err != nil {
 		t.Fatal(err)
 	}
 	delivered := time.Now()
-	s.waitFor("mail announced by IDLE in the destination", 5*time.Second, func() bool {
-		n, _ := p.dst.MailboxCount("alice", "INBOX")
-		return n == 1
-	})
+	// A minute bounds the wait, not the claim: the claim is that a poll
+	// long before the hourly one copied the mail, after IDLE announced it.
+	s.waitFor("mail announced by IDLE copied", time.Minute, func() bool { return copiedIn(s.polls("alice")) == 1 })
 	t.Logf("with --every 1h, mail arrived %v after delivery", time.Since(delivered).Round(time.Millisecond))
+	var copier servicePoll
+	for _, pl := range s.polls("alice") {
+		if pl.copied > 0 {
+			copier = pl
+		}
+	}
+	if !copier.started.Before(hourly) {
+		t.Errorf("the poll that copied the mail started at %v, not before the hourly one (%v)", copier.started, hourly)
+	}
+	announced := false
+	for _, l := range s.logs("IDLE: new mail announced", "alice") {
+		at := logTime(t, l)
+		announced = announced || !at.Before(delivered) && !at.After(copier.ended)
+	}
+	if !announced {
+		t.Errorf("no IDLE announcement between the delivery and the poll that copied the mail\n%s", s.log())
+	}
+	if n, err := p.dst.MailboxCount("alice", "INBOX"); err != nil || n != 1 {
+		t.Fatalf("the destination holds %d messages (%v), want 1", n, err)
+	}
 	if code := s.stop(); code != exitOK {
 		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, s.log())
 	}
@@ -295,6 +356,12 @@ func TestE2EServiceSIGTERMMidBatch(t *testing.T) {
 // TestE2EServiceBackoff: bob's source server is down, so his polls fail
 // and back off, 2 s then 4 s, while alice keeps polling every second and
 // gets her new mail (see also schedule.TestBackoffDoesNotDelayOthers).
+//
+// It checks the schedule from the service's own log, not by counting polls
+// in a wall-clock window: under load a poll takes longer and fewer fit in
+// one, while what the scheduler decides stays the same. Each of alice's
+// polls plans the next one a second later, and it starts when planned,
+// not after bob's backoff; bob's waits double.
 func TestE2EServiceBackoff(t *testing.T) {
 	p := startPair(t)
 	// bob's source server is down: its address is a port nobody listens on
@@ -316,32 +383,85 @@ dest_folder = "Bob"
 url = "pop3s://%s"
 `, down))
 	s := startService(t, "run", "-c", cfg, "--every", "1s")
-	s.waitFor("two failed polls of bob", 20*time.Second, func() bool { return len(s.logs("poll failed", "bob")) >= 2 })
+	s.waitFor("two failed polls of bob", time.Minute, func() bool { return len(s.logs("poll failed", "bob")) >= 2 })
 	if err := p.src.Deliver("alice", "INBOX", simpleMessages(1)[0]); err != nil {
 		t.Fatal(err)
 	}
-	s.waitFor("alice's mail while bob backs off", 5*time.Second, func() bool {
-		n, _ := p.dst.MailboxCount("alice", "INBOX")
-		return n == 1
+	// From bob's first failure on he is backing off: alice's polls since
+	// then are polls while he backs off.
+	bobFailed := logTime(t, s.logs("poll failed", "bob")[0])
+	s.waitFor("alice's mail, and three polls of hers while bob backs off", time.Minute, func() bool {
+		polls, n := s.polls("alice"), 0
+		for _, pl := range polls {
+			if pl.started.After(bobFailed) {
+				n++
+			}
+		}
+		return n >= 3 && copiedIn(polls) == 1
 	})
 	if code := s.stop(); code != exitOK {
 		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, s.log())
 	}
+	if n, err := p.dst.MailboxCount("alice", "INBOX"); err != nil || n != 1 {
+		t.Fatalf("alice's INBOX holds %d messages (%v), want 1", n, err)
+	}
+
+	// Waits are next_in, logged when a poll ends: what the scheduler
+	// planned, less the moment it took to log it.
+	const logging = 100 * time.Millisecond
 	var waits []time.Duration
 	for _, l := range s.logs("poll failed", "bob") {
-		ns, ok := l["next_in"].(float64) // slog's JSON: nanoseconds
-		if !ok {
-			t.Fatalf("next_in %v is not a number of nanoseconds", l["next_in"])
-		}
-		waits = append(waits, time.Duration(ns))
+		waits = append(waits, logDuration(t, l, "next_in"))
 	}
-	// 2 s then 4 s, ±10 % jitter (and the milliseconds the poll took).
-	if len(waits) < 2 || waits[0] < 1700*time.Millisecond || waits[0] > 2300*time.Millisecond ||
-		waits[1] < 3500*time.Millisecond || waits[1] > 4500*time.Millisecond {
+	// 2 s then 4 s, ±10 % jitter.
+	if len(waits) < 2 || waits[0] < 1800*time.Millisecond-logging || waits[0] > 2200*time.Millisecond ||
+		waits[1] < 3600*time.Millisecond-logging || waits[1] > 4400*time.Millisecond {
 		t.Errorf("bob's waits after failures %v, want about 2s then 4s", waits)
 	}
-	if polls := len(s.logs("poll", "alice")); polls < 3 {
-		t.Errorf("alice polled %d times while bob backed off, want at least 3", polls)
+	// Alice's waits stay a second, and each poll starts when the one
+	// before planned it: bob's backoff, at least 1.8 s, would show as a
+	// wait or a start that late. The slack is for a loaded machine
+	// waking the scheduler late.
+	const late = time.Second
+	lines, polls := s.logs("poll", "alice"), s.polls("alice")
+	var aliceWaits, lateness []time.Duration
+	for i, l := range lines {
+		w := logDuration(t, l, "next_in")
+		aliceWaits = append(aliceWaits, w)
+		if w < 900*time.Millisecond-logging || w > 1100*time.Millisecond {
+			t.Errorf("alice's poll %d planned the next in %v, want 1s ±10%%", i+1, w)
+		}
+		if i == 0 {
+			continue
+		}
+		planned, started := polls[i-1].ended.Add(aliceWaits[i-1]), polls[i].started
+		lateness = append(lateness, started.Sub(planned).Round(time.Millisecond))
+		if started.Sub(planned) > late {
+			t.Errorf("alice's poll %d started %v after it was planned (%v), want within %v",
+				i+1, started.Sub(planned), planned.Format(time.RFC3339Nano), late)
+		}
 	}
-	t.Logf("bob's waits %v; alice polled %d times", waits, len(s.logs("poll", "alice")))
+	t.Logf("bob's waits %v; alice's %v, her polls started %v after planned", waits, aliceWaits, lateness)
+}
+
+// logTime is the time of a JSON log line.
+func logTime(t *testing.T, l map[string]any) time.Time {
+	t.Helper()
+	s, _ := l["time"].(string)
+	tm, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("log line time %v: %v", l["time"], err)
+	}
+	return tm
+}
+
+// logDuration is a duration attribute of a JSON log line (slog writes
+// nanoseconds).
+func logDuration(t *testing.T, l map[string]any, key string) time.Duration {
+	t.Helper()
+	ns, ok := l[key].(float64)
+	if !ok {
+		t.Fatalf("%s %v is not a number of nanoseconds", key, l[key])
+	}
+	return time.Duration(ns)
 }

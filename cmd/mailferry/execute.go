@@ -127,6 +127,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 	if err := x.resolve(ctx, ledger, jobs, specs); err != nil {
 		return exitUsage, fmt.Errorf("naming the accounts in the checkpoint: %w", err)
 	}
+	if err := carryPauses(ctx, ledger, jobs, x.now()); err != nil {
+		return exitFatal, fmt.Errorf("reading the checkpoint: %w", err)
+	}
 
 	mode := x.opts.progress
 	if mode == "auto" {
@@ -203,4 +206,12 @@ feed:
 		}
 	}
 	return rep.ExitCode, nil
+}
+
+// now is the time of the traffic control's clock.
+func (x *execution) now() time.Time {
+	if x.env.clock != nil {
+		return x.env.clock.Now()
+	}
+	return time.Now()
 }

@@ -23,6 +23,7 @@ USAGE
   mailferry plan -c migrate.toml        what a run would do, writing nothing
   mailferry verify SOURCE DEST | -c FILE compare source and destination per message
   mailferry status [-c FILE | --state FILE] what the checkpoint knows
+  mailferry login -c migrate.toml       sign in once for device-grant accounts
   mailferry config check -c FILE        validate a config file, connect to nothing
   mailferry version                     version, commit, Go version, build date
   mailferry completion bash|zsh|fish    a shell completion script
@@ -69,6 +70,17 @@ PASSWORDS
   MAILFERRY_DEST_PASSWORD, --source-password-file/--dest-password-file (first
   line), --source-password-command/--dest-password-command (first line of its
   output), or a prompt when stdin is a terminal.
+
+OAUTH2 GRANTS
+  --source-oauth2 KEY=VALUE,... and --dest-oauth2 KEY=VALUE,... log a side in
+  with OAuth2 tokens that mailferry obtains itself, with the keys of a
+  config's oauth2 table (no password is asked for then):
+    --dest-oauth2 grant=service-account,key_file=sa.json
+    --source-oauth2 grant=client-credentials,tenant=TENANT,client_id=ID,client_secret_env=VAR
+    --source-oauth2 grant=refresh-token,token_url=URL,client_id=ID,token_file=FILE
+  For imap.gmail.com and outlook.office365.com the token endpoints and scopes
+  are filled in. Tokens are cached, refreshed before they expire, and fetched
+  anew when a server rejects one. See docs/oauth2.md.
 
 WHAT HAPPENS
   Every message of SOURCE not yet recorded in the checkpoint is fetched,
@@ -138,6 +150,26 @@ FLAGS
   --source-password-file FILE, --source-password-command CMD
   --dest-password-file FILE, --dest-password-command CMD
 
+TRAFFIC CONTROL (docs/traffic-control.md)
+  --bwlimit-read RATE       bytes per second read from the source (2M = 2 MB/s)
+  --bwlimit-write RATE      bytes per second written to the destination
+  --max-messages-per-second RATE  messages fetched per second (e.g. 10, 0.5)
+                            Each RATE is a rate, off, or a weekly timetable:
+                            "Mon-Fri 08:00,2M 18:00,off Sat-Sun off"; pause in
+                            a timetable stops new batches (what is in flight
+                            finishes) and the copy goes on when it ends
+  --max-bytes-per-day SIZE  daily quota of bytes read and of bytes written; when
+                            reached the account pauses until the next day
+                            (exit status unchanged); off: none
+  --max-bytes-per-day-read SIZE, --max-bytes-per-day-write SIZE
+                            one side's quota (Gmail: 2500MB read and 500MB
+                            written unless set)
+  --max-connections-per-user N  connections of one user to a server at once
+                            (default: Gmail 15, Microsoft 365 20, else none); a
+                            server refusing "too many connections" lowers it
+  --timezone ZONE           zone of timetables and quota days (e.g.
+                            Europe/Berlin; default local time)
+
 EXAMPLES
   # Alice's POP3 mail into her new IMAP INBOX:
   mailferry copy pop3s://alice@pop.old.example imaps://alice@imap.new.example
@@ -183,6 +215,27 @@ FLAGS
                             account's delete_source/delete_after
   --on-locked fail|skip|wait, --lock-wait DURATION (cron: use skip or wait)
   -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
+
+TRAFFIC CONTROL (docs/traffic-control.md)
+  --bwlimit-read RATE, --bwlimit-write RATE, --max-messages-per-second RATE
+                            each account's bandwidth and message rate: a
+                            rate (2M, 10), off, or a weekly timetable
+                            ("Mon-Fri 08:00,2M 18:00,off Sat-Sun off"; pause
+                            stops new batches until it ends)
+  --bwlimit-read-total RATE, --bwlimit-write-total RATE,
+  --max-messages-per-second-total RATE
+                            the same for the whole run, shared by its accounts
+  --max-bytes-per-day SIZE, --max-bytes-per-day-read SIZE,
+  --max-bytes-per-day-write SIZE
+                            each account's daily quota; when reached the
+                            account pauses until the next day and the run
+                            goes on with the others (exit status unchanged)
+  --max-connections-per-user N  connections of one user to a server at once
+                            (default: the file's, else Gmail 15, Microsoft
+                            365 20); a refusal for too many lowers it
+  --max-connections-total N the whole run's connections at once
+  --timezone ZONE           zone of timetables and quota days (default: the
+                            file's timezone, else local time)
 
 SERVICE MODE
   --every DURATION          do not exit: poll each account at this interval
@@ -246,6 +299,7 @@ func commands() []command {
 		{"plan", planHelp, []string{"plan"}},
 		{"verify", verifyHelp, []string{"verify"}},
 		{"status", statusHelp, []string{"status"}},
+		{"login", loginHelp, []string{"login"}},
 		{"config check", configHelp, []string{"config", "check"}},
 		{"version", versionHelp, []string{"version"}},
 		{"completion", completionHelp, []string{"completion"}},

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/internal/imapconn"
@@ -25,6 +26,7 @@ func hintFor(err error) string {
 	var imapErr *imapdst.ReplyError
 	var loginErr *imapconn.LoginError
 	var tokenErr *bearer.RejectedError
+	var refused *account.TokenRefusedError
 	switch {
 	case err == nil:
 		return ""
@@ -40,6 +42,15 @@ func hintFor(err error) string {
 		return "passwords are not sent without TLS: use pop3s://, pop3:// (STLS), imaps:// or imap:// (STARTTLS), or opt in with --allow-plaintext (allow_plaintext in a config)"
 	case errors.Is(err, imapconn.ErrNoStartTLS):
 		return "the server does not offer STARTTLS: use imaps:// (port 993) or, on a trusted network only, ?tls=none with --allow-plaintext"
+	case errors.As(err, &refused):
+		// Before the rejected token and the login refusals, which it
+		// wraps: the grant's token endpoint issued the token (a fresh one
+		// too), so neither a fresh token nor the password advice helps;
+		// the mail service's settings do.
+		if h := refused.Hint(); h != "" {
+			return h
+		}
+		return "the token endpoint issued the token, but the server refused it (a fresh one too): check that the server accepts this endpoint's tokens for this user (their audience and scope, the user name it maps them to) and that the mailbox exists"
 	case errors.As(err, &tokenErr):
 		// Before the login refusals: the server's final NO or -ERR is in
 		// the chain too.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,11 +23,24 @@ import (
 // error its client returns: POP3 source, IMAP source, IMAP destination
 // (both connections), verify's and plan's session.
 func clientPaths(addr string, allowPlaintext bool, auth int, token string) map[string]func(context.Context) error {
-	pw := secret.New(token)
+	return clientPathsWith(addr, allowPlaintext, auth, pathCreds{password: secret.New(token)})
+}
+
+// pathCreds is how every path gets its password or token: Password, or
+// PasswordFunc and TokenRejected when get is set.
+type pathCreds struct {
+	password secret.Value
+	get      func(context.Context) (secret.Value, error)
+	rejected func(secret.Value)
+}
+
+// clientPathsWith is clientPaths with the credentials of c.
+func clientPathsWith(addr string, allowPlaintext bool, auth int, c pathCreds) map[string]func(context.Context) error {
+	pw := c.password
 	return map[string]func(context.Context) error{
 		"POP3 source": func(ctx context.Context) error {
 			s, err := pop3src.Open(ctx, pop3src.Options{Addr: addr, TLS: pop3src.TLSNone, AllowPlaintext: allowPlaintext,
-				User: "alice", Password: pw, Auth: pop3src.AuthMethod(auth)})
+				User: "alice", Password: pw, PasswordFunc: c.get, TokenRejected: c.rejected, Auth: pop3src.AuthMethod(auth)})
 			if err == nil {
 				_ = s.Close(false)
 			}
@@ -34,7 +48,7 @@ func clientPaths(addr string, allowPlaintext bool, auth int, token string) map[s
 		},
 		"IMAP source": func(ctx context.Context) error {
 			s, err := imapsrc.Open(ctx, imapsrc.Options{Addr: addr, TLS: imapsrc.TLSNone, AllowPlaintext: allowPlaintext,
-				User: "alice", Password: pw, Auth: imapsrc.AuthMethod(auth)})
+				User: "alice", Password: pw, PasswordFunc: c.get, TokenRejected: c.rejected, Auth: imapsrc.AuthMethod(auth)})
 			if err == nil {
 				_ = s.Close(false)
 			}
@@ -42,7 +56,7 @@ func clientPaths(addr string, allowPlaintext bool, auth int, token string) map[s
 		},
 		"IMAP destination": func(ctx context.Context) error {
 			d, err := imapdst.Dial(ctx, imapdst.Options{Addr: addr, TLS: imapdst.TLSNone, AllowPlaintext: allowPlaintext,
-				User: "alice", Password: pw, Auth: imapdst.AuthMethod(auth)})
+				User: "alice", Password: pw, PasswordFunc: c.get, TokenRejected: c.rejected, Auth: imapdst.AuthMethod(auth)})
 			if err == nil {
 				_ = d.Close()
 			}
@@ -50,7 +64,7 @@ func clientPaths(addr string, allowPlaintext bool, auth int, token string) map[s
 		},
 		"verify": func(ctx context.Context) error {
 			s, err := verify.DialIMAP(ctx, verify.IMAPOptions{Addr: addr, TLS: imapdst.TLSNone, AllowPlaintext: allowPlaintext,
-				User: "alice", Password: pw, Auth: imapdst.AuthMethod(auth)})
+				User: "alice", Password: pw, PasswordFunc: c.get, TokenRejected: c.rejected, Auth: imapdst.AuthMethod(auth)})
 			if err == nil {
 				_ = s.Close()
 			}
@@ -103,6 +117,62 @@ func TestHintForRejectedTokenEveryPath(t *testing.T) {
 	}
 }
 
+// TestRejectedTokenRetriedEveryPath: a token the server rejects goes to
+// TokenRejected (a token cache drops it) and every path logs in once more
+// with a fresh one: the IMAP source, the destination's control connection
+// and verify through internal/imapconn, the appender and the POP3 source
+// through their own dial code, all with bearer.WithFreshToken.
+func TestRejectedTokenRetriedEveryPath(t *testing.T) {
+	const stale, fresh = "ya29.stale-SECRET", "ya29.fresh-SECRET"
+	addrs := map[bool]string{false: startTokenChecker(t, false, fresh), true: startTokenChecker(t, true, fresh)}
+	for _, name := range []string{"POP3 source", "IMAP source", "IMAP destination", "verify"} {
+		t.Run(name, func(t *testing.T) {
+			// A token cache as oauthtoken's: it drops the token it holds
+			// when that one is rejected, and the next get fetches anew.
+			var (
+				mu      sync.Mutex
+				cur     = stale
+				gets    int
+				dropped []string
+			)
+			creds := pathCreds{
+				get: func(context.Context) (secret.Value, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					gets++
+					return secret.New(cur), nil
+				},
+				rejected: func(tok secret.Value) {
+					mu.Lock()
+					defer mu.Unlock()
+					dropped = append(dropped, tok.Reveal())
+					if tok.Reveal() == cur {
+						cur = fresh
+					}
+				},
+			}
+			open := clientPathsWith(addrs[name == "POP3 source"], true, int(imapdst.AuthXOAuth2), creds)[name]
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			if err := open(ctx); err != nil {
+				t.Fatalf("with a stale token: %v, want a login with a fresh one", err)
+			}
+			conns := 1
+			if name == "IMAP destination" {
+				conns = 2 // the appender and the control connection, each on its own
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(dropped) != conns || slices.ContainsFunc(dropped, func(tok string) bool { return tok != stale }) {
+				t.Errorf("TokenRejected called with %q, want the stale token once per connection (%d)", dropped, conns)
+			}
+			if gets != 2*conns {
+				t.Errorf("%d tokens asked for, want %d (one, and a fresh one, per connection)", gets, 2*conns)
+			}
+		})
+	}
+}
+
 // TestE2EPlaintextHintIMAP: copy and verify with imap://…?tls=none and no
 // --allow-plaintext fail with the hint, before connecting anywhere (copy
 // from an IMAP source used to give none; verify gave no hints at all).
@@ -141,6 +211,13 @@ func closedAddr(t *testing.T) string {
 // challenge, then, after the client's dummy response, with a refusal.
 func startTokenRejecter(t *testing.T, pop3 bool) string {
 	t.Helper()
+	return startTokenChecker(t, pop3, "")
+}
+
+// startTokenChecker is startTokenRejecter accepting the XOAUTH2 token
+// good, when not "".
+func startTokenChecker(t *testing.T, pop3 bool, good string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -163,9 +240,9 @@ func startTokenRejecter(t *testing.T, pop3 bool) string {
 				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 				r := bufio.NewReader(c)
 				if pop3 {
-					servePOP3Rejecter(c, r, challenge)
+					servePOP3Rejecter(c, r, challenge, good)
 				} else {
-					serveIMAPRejecter(c, r, challenge)
+					serveIMAPRejecter(c, r, challenge, good)
 				}
 			}()
 		}
@@ -173,7 +250,18 @@ func startTokenRejecter(t *testing.T, pop3 bool) string {
 	return ln.Addr().String()
 }
 
-func serveIMAPRejecter(c net.Conn, r *bufio.Reader, challenge string) {
+// accepted reports whether line, an AUTHENTICATE or AUTH command with an
+// XOAUTH2 initial response, carries the token good.
+func accepted(line, good string) bool {
+	fields := strings.Fields(line)
+	if good == "" || len(fields) == 0 {
+		return false
+	}
+	ir, err := base64.StdEncoding.DecodeString(fields[len(fields)-1])
+	return err == nil && strings.Contains(string(ir), "\x01auth=Bearer "+good+"\x01")
+}
+
+func serveIMAPRejecter(c net.Conn, r *bufio.Reader, challenge, good string) {
 	const caps = "IMAP4rev1 SASL-IR AUTH=XOAUTH2"
 	if _, err := c.Write([]byte("* OK [CAPABILITY " + caps + "] ready\r\n")); err != nil {
 		return
@@ -188,6 +276,10 @@ func serveIMAPRejecter(c net.Conn, r *bufio.Reader, challenge string) {
 		case "CAPABILITY":
 			_, err = c.Write([]byte("* CAPABILITY " + caps + "\r\n" + tag + " OK done\r\n"))
 		case "AUTHENTICATE":
+			if accepted(line, good) {
+				_, err = c.Write([]byte(tag + " OK welcome\r\n"))
+				break
+			}
 			if _, err = c.Write([]byte("+ " + challenge + "\r\n")); err != nil {
 				return
 			}
@@ -204,7 +296,7 @@ func serveIMAPRejecter(c net.Conn, r *bufio.Reader, challenge string) {
 	}
 }
 
-func servePOP3Rejecter(c net.Conn, r *bufio.Reader, challenge string) {
+func servePOP3Rejecter(c net.Conn, r *bufio.Reader, challenge, good string) {
 	if _, err := c.Write([]byte("+OK ready\r\n")); err != nil {
 		return
 	}
@@ -217,6 +309,10 @@ func servePOP3Rejecter(c net.Conn, r *bufio.Reader, challenge string) {
 		case "CAPA":
 			_, err = c.Write([]byte("+OK\r\nUSER\r\nSASL XOAUTH2\r\n.\r\n"))
 		case "AUTH":
+			if accepted(line, good) {
+				_, err = c.Write([]byte("+OK welcome\r\n"))
+				break
+			}
 			if _, err = c.Write([]byte("+ " + challenge + "\r\n")); err != nil {
 				return
 			}

@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/account"
+	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/oauthtoken"
 	"github.com/mailferry/mailferry/pop3src"
 )
 
@@ -51,6 +55,26 @@ func TestHintFor(t *testing.T) {
 		// Every IMAP connection's refused login, the IMAP source's included.
 		{"wrong IMAP password", fmt.Errorf("connecting to the source: %w", &imapconn.LoginError{Command: "LOGIN", User: "alice", Status: "NO", Code: "AUTHENTICATIONFAILED"}),
 			[]string{"password"}},
+		// A token the endpoint issued, refused by the mail server: the
+		// provider's mail-side settings (docs/microsoft-365.md, steps 4-6;
+		// docs/google-workspace.md), never the password advice.
+		{"microsoft365 app-only token refused over IMAP", refusedToken("microsoft365", oauthtoken.ClientCredentials, config.IMAP),
+			[]string{"New-ServicePrincipal", "Add-MailboxPermission", "FullAccess", "Set-CASMailbox", "-ImapEnabled $true"}},
+		{"microsoft365 app-only token refused over POP3", refusedToken("microsoft365", oauthtoken.ClientCredentials, config.POP3),
+			[]string{"New-ServicePrincipal", "-PopEnabled $true"}},
+		{"microsoft365 user token refused", refusedToken("microsoft365", oauthtoken.RefreshToken, config.IMAP),
+			[]string{"-ImapEnabled $true", "IMAP.AccessAsUser.All"}},
+		{"gmail delegated token refused", refusedToken("gmail", oauthtoken.ServiceAccount, config.IMAP),
+			[]string{"delegation is in place", "POP and IMAP access"}},
+		{"token of an unknown provider refused", refusedToken("", oauthtoken.RefreshToken, config.IMAP),
+			[]string{"the token endpoint issued the token", "audience"}},
+		// The refusal as an error challenge: the provider's hint wins over
+		// the one for a rejected token, which asks for a fresh token (the
+		// grant got one, and it was rejected too).
+		{"microsoft365 token rejected by an error challenge", rejectedGrantToken("microsoft365", oauthtoken.ClientCredentials),
+			[]string{"New-ServicePrincipal", "-ImapEnabled $true"}},
+		{"token of an unknown provider rejected by an error challenge", rejectedGrantToken("", oauthtoken.Device),
+			[]string{"the token endpoint issued the token"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,4 +93,27 @@ func TestHintFor(t *testing.T) {
 	if got := hintFor(busy); strings.Contains(got, "password") {
 		t.Errorf("hintFor(%v) = %q: a throttled login is no wrong password", busy, got)
 	}
+	if got := hintFor(refusedToken("microsoft365", oauthtoken.ClientCredentials, config.IMAP)); strings.Contains(got, "password") {
+		t.Errorf("a refused token's hint speaks of passwords: %q", got)
+	}
+	// The generic rejected-token hint would send the user to the password
+	// file or command for a fresh token: the grant fetched one already.
+	if got := hintFor(rejectedGrantToken("microsoft365", oauthtoken.ClientCredentials)); strings.Contains(got, "password") {
+		t.Errorf("a grant's rejected token's hint speaks of passwords: %q", got)
+	}
+}
+
+// refusedToken is the error of a login the server refused with a token of
+// the grant, as package account returns it.
+func refusedToken(provider string, grant oauthtoken.Grant, proto config.Protocol) error {
+	return fmt.Errorf("opening the destination: %w", &account.TokenRefusedError{Provider: provider, Grant: grant, Protocol: proto,
+		Err: &imapconn.LoginError{Command: "AUTHENTICATE", User: "alice@contoso.com", Status: "NO", Text: "AUTHENTICATE failed."}})
+}
+
+// rejectedGrantToken is the error of an IMAP login whose token of the
+// grant the server answered with an error challenge, a fresh one too.
+func rejectedGrantToken(provider string, grant oauthtoken.Grant) error {
+	return fmt.Errorf("opening the destination: %w", &account.TokenRefusedError{Provider: provider, Grant: grant, Protocol: config.IMAP,
+		Err: &bearer.RejectedError{Command: "AUTHENTICATE", Mechanism: "XOAUTH2", User: "alice@contoso.com", Status: "401",
+			Reply: &imapconn.LoginError{Command: "AUTHENTICATE", User: "alice@contoso.com", Status: "NO", Text: "AUTHENTICATE failed."}}})
 }

@@ -62,3 +62,23 @@ func (p passwordFlags) login(e *env, what string) (account.Login, error) {
 	return account.Login{}, usagef("no %s password: set %s, or use --%s-password-file or --%s-password-command",
 		p.side, envVar, p.side, p.side)
 }
+
+// loginOrOAuth2 is login, or, when the side's --source-oauth2 or
+// --dest-oauth2 gave oauth2 keys (kv), a login with tokens from that grant
+// for the user of url (the SOURCE or DEST argument): no password is asked for then, and the side's password
+// flags are refused (the token comes from the grant).
+func (p passwordFlags) loginOrOAuth2(e *env, what, url string, kv map[string]string) (account.Login, error) {
+	if len(kv) == 0 {
+		return p.login(e, what)
+	}
+	flag := "--" + p.side + "-oauth2"
+	if p.file != "" || p.command != "" {
+		return account.Login{}, usagef("%s and --%s-password-file or --%s-password-command exclude each other: the token comes from the grant",
+			flag, p.side, p.side)
+	}
+	srv, err := config.OAuth2Flag(flag, url, kv)
+	if err != nil {
+		return account.Login{}, err
+	}
+	return account.Login{OAuth2: srv, What: flag}, nil
+}

@@ -130,6 +130,13 @@ func writePlanText(w io.Writer, rep planReport) {
 		if a.Key != a.Account {
 			fmt.Fprintf(w, "  checkpoint key: %s\n", a.Key)
 		}
+		for _, t := range a.OAuth2 {
+			state := "token obtained"
+			if !t.OK {
+				state = "NO TOKEN (see PROBLEM)"
+			}
+			fmt.Fprintf(w, "  oauth2:        %s: %s: %s\n", t.Side, t.Login, state)
+		}
 		if a.SourceCaps != nil {
 			fmt.Fprintf(w, "  source:        %s\n", capLine([]string{"UIDL", "PIPELINING", "STLS", "USER", "SASL PLAIN"}, a.SourceCaps))
 		}
@@ -213,8 +220,12 @@ USAGE
   mailferry plan -c migrate.toml [--only NAME,...] [flags]
   mailferry plan SOURCE DEST [flags]
 
-For every account (several at once, --workers) plan logs in to both servers
-and reports:
+For every account (several at once, --workers) plan first obtains a token
+for each side that logs in with an OAuth2 grant (oauth2 in the config),
+before connecting to any mail server: a grant the token endpoint refuses is
+a problem that names the grant and the setting to check (consent,
+delegation, the client secret), and that side is not connected to. Then it
+logs in to both servers and reports:
   - the capabilities that matter: UIDL, PIPELINING, STLS at a POP3 source;
     MULTIAPPEND, LITERAL+, UIDPLUS, APPENDLIMIT, SPECIAL-USE, QUOTA, IDLE at
     the destination;

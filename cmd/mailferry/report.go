@@ -29,6 +29,10 @@ type report struct {
 type totals struct {
 	Accounts       int `json:"accounts"`
 	AccountsFailed int `json:"accounts_failed"`
+	// AccountsPaused are accounts stopped by a daily quota until a later
+	// time (no failure); Waiting their messages left for then.
+	AccountsPaused int `json:"accounts_paused,omitempty"`
+	Waiting        int `json:"waiting,omitempty"`
 	Listed         int `json:"listed"`
 	Copied         int `json:"copied"`
 	AlreadyDone    int `json:"already_done"`
@@ -58,6 +62,10 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		if s.Error != "" {
 			t.AccountsFailed++
 		}
+		if s.PausedUntil != nil {
+			t.AccountsPaused++
+		}
+		t.Waiting += s.Waiting
 		t.Listed += s.Listed
 		t.Copied += s.Copied
 		t.AlreadyDone += s.AlreadyDone
@@ -150,6 +158,10 @@ func (r *report) writeText(w io.Writer) {
 		if s.Locked {
 			fmt.Fprintln(w, "  skipped: another run is working on this account (--on-locked skip)")
 		}
+		if s.PausedUntil != nil {
+			fmt.Fprintf(w, "  paused until %s: %s; %d messages wait for it\n",
+				s.PausedUntil.Local().Format("2006-01-02 15:04 MST"), s.PausedReason, s.Waiting)
+		}
 		if s.Error != "" {
 			fmt.Fprintf(w, "  error (%s): %s\n", s.ErrorClass, s.Error)
 			if s.Hint != "" {
@@ -191,6 +203,9 @@ func (r *report) writeText(w io.Writer) {
 	if t.Gone > 0 {
 		fmt.Fprintf(w, ", %d gone from the source since listed", t.Gone)
 	}
+	if t.AccountsPaused > 0 {
+		fmt.Fprintf(w, ", %d waiting in %d accounts paused until their next quota day", t.Waiting, t.AccountsPaused)
+	}
 	fmt.Fprintln(w)
 	if len(t.DateSources) > 0 {
 		var parts []string
@@ -208,7 +223,7 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "line ends: %d messages had a bare LF or CR turned into CRLF (%d line ends), as IMAP requires\n",
 			t.Normalised, t.LineEndsFixed)
 	}
-	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && !anyLocked(r.Accounts) {
+	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && t.AccountsPaused == 0 && !anyLocked(r.Accounts) {
 		fmt.Fprintln(w, "nothing to do: the destination already has every message")
 	}
 }
@@ -217,6 +232,8 @@ func result(s *pipeline.Stats) string {
 	switch {
 	case s.Error != "":
 		return s.ErrorClass
+	case s.PausedUntil != nil:
+		return "paused"
 	case s.Skipped > 0 || s.Failed > 0:
 		return "partial"
 	}

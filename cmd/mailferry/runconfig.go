@@ -44,10 +44,15 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	rerunFailed := fs.Bool("rerun-failed", false, "run only the accounts whose last run failed, was interrupted or left messages failed")
 	var svc serviceFlags
 	svc.register(fs)
+	var tf trafficFlags
+	tf.register(fs, true)
 	if done, err := parseFlags(fs, args, e, runHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
 	if err := common.check(); err != nil {
+		return exitUsage, err
+	}
+	if err := tf.check(); err != nil {
 		return exitUsage, err
 	}
 	if fs.NArg() != 0 {
@@ -89,7 +94,11 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		w = *workers
 	}
 
-	accs, err := account.NewSet(common.accountOptions(e, log)).FromConfig(cfg, only)
+	aopts := common.accountOptions(e, log)
+	if err := tf.apply(&aopts, cfg, e, log); err != nil {
+		return exitUsage, err
+	}
+	accs, err := account.NewSet(aopts).FromConfig(cfg, only)
 	if err != nil {
 		return exitUsage, err
 	}

@@ -90,6 +90,9 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 	if err := x.resolve(ctx, ledger, jobs, specs); err != nil {
 		return exitUsage, fmt.Errorf("naming the accounts in the checkpoint: %w", err)
 	}
+	if err := carryPauses(ctx, ledger, jobs, x.now()); err != nil {
+		return exitFatal, fmt.Errorf("reading the checkpoint: %w", err)
+	}
 
 	names := make([]string, len(accounts))
 	for i, a := range accounts {

@@ -67,6 +67,11 @@ type statusAccount struct {
 	SkippedMessages []statusMessage `json:"skipped_messages"`
 	FailedMessages  []statusMessage `json:"failed_messages"`
 	LastRun         *statusRun      `json:"last_run,omitempty"`
+	// PausedUntil is when an account its last run left paused (a daily
+	// quota reached) goes on, and PausedReason why; nil once that time
+	// has passed.
+	PausedUntil  *time.Time `json:"paused_until,omitempty"`
+	PausedReason string     `json:"paused_reason,omitempty"`
 	// LastSuccess is when the last successful run or service poll ended;
 	// LastError the last run or poll that ended with an error.
 	LastSuccess *time.Time       `json:"last_success,omitempty"`
@@ -237,6 +242,9 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, id pipeline.AccountID
 			f := r.Finished
 			sa.LastRun.Finished = &f
 		}
+		if until, reason, ok := pipeline.ParsePausedRecord(r.Error); r.Result == "paused" && ok && until.After(time.Now()) {
+			sa.PausedUntil, sa.PausedReason = &until, reason
+		}
 	}
 	total := 0
 	for _, n := range c {
@@ -342,9 +350,12 @@ func writeStatusText(w io.Writer, rep statusReport) {
 			}
 			fmt.Fprintf(w, "  last run: started %s, finished %s, result %s: %d copied, %d skipped, %d failed\n",
 				r.Started.Local().Format(time.DateTime), fin, firstNonEmpty(r.Result, "unknown"), r.Copied, r.Skipped, r.Failed)
-			if r.Error != "" {
+			if r.Error != "" && r.Result != "paused" {
 				fmt.Fprintf(w, "  last error: %s\n", r.Error)
 			}
+		}
+		if a.PausedUntil != nil {
+			fmt.Fprintf(w, "  paused until %s: %s\n", a.PausedUntil.Local().Format("2006-01-02 15:04 MST"), a.PausedReason)
 		}
 		if a.LastSuccess != nil {
 			fmt.Fprintf(w, "  last success: %s\n", a.LastSuccess.Local().Format(time.DateTime))

@@ -172,3 +172,99 @@ func TestNoCap(t *testing.T) {
 		}
 	}
 }
+
+// TestLower: a cap lowered while its slots are in use keeps them in use
+// and grants nothing until the use is below the new size; a waiter asking
+// for more than the new size gets all of it; an unknown key is left alone.
+func TestLower(t *testing.T) {
+	var l Limits
+	user := Cap{Key: "user:imap.example:993/alice", Max: Unlimited}
+	rel, err := l.Acquire(context.Background(), Claim{Caps: []Cap{user}, N: 2}, Claim{Caps: []Cap{user}, N: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used, size := l.InUse(user.Key); used != 4 || size != Unlimited {
+		t.Fatalf("InUse = %d, %d; want 4, %d", used, size, Unlimited)
+	}
+	if !l.Lower(user.Key, 3) {
+		t.Fatal("Lower(3) did not lower an unlimited cap")
+	}
+	if l.Lower(user.Key, 5) {
+		t.Error("Lower(5) raised a cap of 3")
+	}
+	if l.Lower("user:other", 1) {
+		t.Error("Lower of a key nobody claimed reported a change")
+	}
+	if _, ok := l.TryAcquire(Claim{Caps: []Cap{user}, N: 1}); ok {
+		t.Fatal("a slot was granted with 4 in use under a cap of 3")
+	}
+	// A waiter for 4 slots under a cap of 3 gets the 3 once they are free.
+	got := make(chan []func(), 1)
+	go func() {
+		r, err := l.Acquire(context.Background(), Claim{Caps: []Cap{user}, N: 4})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- r
+	}()
+	rel[0]() // 2 in use: below 3, but the waiter needs 3
+	select {
+	case <-got:
+		t.Fatal("the waiter got its slots with 2 of 3 in use")
+	case <-time.After(50 * time.Millisecond):
+	}
+	rel[1]()
+	var big []func()
+	select {
+	case big = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiter never got the lowered cap's slots")
+	}
+	if used, size := l.InUse(user.Key); used != 3 || size != 3 {
+		t.Fatalf("InUse = %d, %d; want 3, 3", used, size)
+	}
+	big[0]()
+	if used, _ := l.InUse(user.Key); used != 0 {
+		t.Fatalf("%d slots in use after every release, want 0", used)
+	}
+	// Lowered to nothing: one slot stays.
+	l.Lower(user.Key, 0)
+	if _, size := l.InUse(user.Key); size != 1 {
+		t.Errorf("size after Lower(0) = %d, want 1", size)
+	}
+}
+
+// TestLowerWithCancelledWaiter: a waiter that gives up leaves the slots to
+// the next one.
+func TestLowerWithCancelledWaiter(t *testing.T) {
+	var l Limits
+	c := Cap{Key: "k", Max: 2}
+	hold, _ := l.TryAcquire(Claim{Caps: []Cap{c}, N: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := l.Acquire(ctx, Claim{Caps: []Cap{c}, N: 2})
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	second := make(chan struct{})
+	go func() {
+		r, err := l.Acquire(context.Background(), Claim{Caps: []Cap{c}, N: 1})
+		if err == nil {
+			r[0]()
+		}
+		close(second)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("a cancelled Acquire succeeded")
+	}
+	l.Lower(c.Key, 1)
+	hold[0]()
+	select {
+	case <-second:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second waiter never got its slot")
+	}
+}

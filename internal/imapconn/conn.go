@@ -28,6 +28,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/imapbye"
 	"github.com/mailferry/mailferry/internal/tlsmode"
@@ -54,6 +55,11 @@ type Options struct {
 	// value replaces Password (OAuth2 tokens expire during long runs). Its
 	// error fails Dial as is: it should say what it ran, never a secret.
 	PasswordFunc func(ctx context.Context) (secret.Value, error)
+	// TokenRejected, when set with PasswordFunc, is called with the token
+	// when the server rejects it (a *bearer.RejectedError): a token cache
+	// drops it, and Dial logs in once more, on a new connection, with
+	// PasswordFunc's next value (bearer.WithFreshToken).
+	TokenRejected func(rejected secret.Value)
 	// AllowPlaintext permits TLS mode None, and so credentials in clear
 	// text; without it Dial refuses before connecting (tlsmode.ErrPlaintext).
 	AllowPlaintext bool
@@ -95,16 +101,22 @@ type Conn struct {
 // verification, STARTTLS not offered (ErrNoStartTLS), credentials IMAP
 // cannot carry (ErrInvalidArgument), a mechanism the server does not offer
 // (ErrLoginDisabled and others). A refused login is a *LoginError, a
-// rejected OAuth2 token a *bearer.RejectedError. Network failures are
-// transient. The password or token appears in no error.
+// rejected OAuth2 token a *bearer.RejectedError (after the one retry
+// TokenRejected asks for). Network failures are transient. The password or
+// token appears in no error.
 func Dial(ctx context.Context, opts Options) (*Conn, error) {
-	if opts.PasswordFunc != nil {
-		pw, err := opts.PasswordFunc(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("imapconn: getting the password or token of %s for %s: %w", opts.User, opts.Addr, err)
-		}
-		opts.Password = pw
+	if opts.PasswordFunc == nil {
+		return dial(ctx, opts)
 	}
+	return bearer.WithFreshToken(ctx, opts.User+" for "+opts.Addr, opts.PasswordFunc, opts.TokenRejected, func(pw secret.Value) (*Conn, error) {
+		once := opts
+		once.Password, once.PasswordFunc = pw, nil
+		return dial(ctx, once)
+	})
+}
+
+// dial is Dial with the password in opts.
+func dial(ctx context.Context, opts Options) (*Conn, error) {
 	if opts.TLS < tlsmode.Implicit || opts.TLS > tlsmode.None {
 		return nil, pipeline.Fatal(fmt.Errorf("imapconn: connecting to %s: unknown TLS mode %v", opts.Addr, opts.TLS))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/mailferry/mailferry/internal/bearer"
+	"github.com/mailferry/mailferry/internal/connlimit"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -212,6 +213,14 @@ func (e *LoginError) ErrorClass() pipeline.Class {
 	}
 	return pipeline.ClassFatal
 }
+
+// TooManyConnections implements connlimit.Refuser: the server refused
+// the login because the user (or the client's address) has too many
+// connections open (Dovecot's NO [LIMIT] "Maximum number of connections
+// from user+IP exceeded", Gmail's "Too many simultaneous connections").
+// The code alone does not tell: LIMIT is any implementation limit (RFC
+// 5530).
+func (e *LoginError) TooManyConnections() bool { return connlimit.TooManyText(e.Text) }
 
 // RetryAfter implements pipeline.RetryAfterer: the wait the server named
 // in its text (SuggestedBackoff), 0 when none.

@@ -179,9 +179,9 @@ plugin {
 
 // writeOAuth2Conf writes the oauth2 passdb's settings: token
 // introspection by POST to url, no TLS, no local validation.
-func writeOAuth2Conf(dir, url string) error {
-	if strings.ContainsAny(url, "\r\n") {
-		return fmt.Errorf("dovecot: oauth2 introspection URL %q contains a line break", url)
+func writeOAuth2Conf(dir, url, usernameFormat string) error {
+	if strings.ContainsAny(url+usernameFormat, "\r\n") {
+		return fmt.Errorf("dovecot: oauth2 introspection URL %q or username format contains a line break", url)
 	}
 	conf := "introspection_mode = post\n" +
 		"introspection_url = " + url + "\n" +
@@ -189,6 +189,9 @@ func writeOAuth2Conf(dir, url string) error {
 		"active_attribute = active\n" +
 		"active_value = true\n" +
 		"tokeninfo_url =\n"
+	if usernameFormat != "" {
+		conf += "username_format = " + usernameFormat + "\n"
+	}
 	path := filepath.Join(dir, "dovecot-oauth2.conf.ext")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("dovecot: writing %s: %w", path, err)

@@ -1,17 +1,21 @@
 package dovecot
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
+
+	"github.com/mailferry/mailferry/internal/testkit/oauthserver"
 )
 
 // Introspector is an OAuth 2.0 token introspection endpoint (RFC 7662)
-// for a test Dovecot's oauth2 passdb (Options.OAuth2IntrospectionURL): it
-// answers "active" with the user for the tokens it holds, and "inactive"
-// for any other, like an authorization server after a token expired.
+// for a test Dovecot's oauth2 passdb (Options.OAuth2IntrospectionURL) that
+// knows a fixed set of tokens: it answers "active" with the user for the
+// tokens it holds, and "inactive" for any other, like an authorization
+// server after a token expired. It is oauthserver's endpoint over a map;
+// tests of the grants use an oauthserver.Server, which introspects the
+// tokens it issued.
 type Introspector struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
@@ -43,14 +47,12 @@ func (in *Introspector) Set(tokens map[string]string) {
 }
 
 func (in *Introspector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
+	oauthserver.IntrospectionHandler(in.lookup).ServeHTTP(w, r)
+}
+
+func (in *Introspector) lookup(token string) (oauthserver.Introspection, bool) {
 	in.mu.Lock()
-	user, ok := in.tokens[r.Form.Get("token")]
-	in.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if !ok {
-		_ = json.NewEncoder(w).Encode(map[string]any{"active": false})
-		return
-	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"active": true, "username": user})
+	defer in.mu.Unlock()
+	user, ok := in.tokens[token]
+	return oauthserver.Introspection{Username: user}, ok
 }

@@ -82,6 +82,13 @@ type Options struct {
 	// accepts it when the JSON reply has "active": "true"; its "username"
 	// names the user. Use an http:// URL on 127.0.0.1 (an httptest server).
 	OAuth2IntrospectionURL string
+	// OAuth2UsernameFormat, when set, is the oauth2 passdb's
+	// username_format, with which Dovecot compares the login's user and
+	// the introspected username: "%d" accepts a token for any user of the
+	// introspected user's domain, as Exchange accepts an application's
+	// app-only token for the mailboxes it was granted. Default: Dovecot's
+	// (the whole user name, lower-cased).
+	OAuth2UsernameFormat string
 	// CertPEM and KeyPEM, when set, are the instance's certificate and key
 	// (PEM) instead of one CA issues for 127.0.0.1, ::1 and localhost: tests
 	// of certificate problems pass one for another host name, or an expired
@@ -241,7 +248,7 @@ func StartInstance(ctx context.Context, dir string, opts Options) (*Server, erro
 			return nil, err
 		}
 		if opts.OAuth2IntrospectionURL != "" {
-			if err := writeOAuth2Conf(dir, opts.OAuth2IntrospectionURL); err != nil {
+			if err := writeOAuth2Conf(dir, opts.OAuth2IntrospectionURL, opts.OAuth2UsernameFormat); err != nil {
 				return nil, err
 			}
 		}

@@ -115,6 +115,12 @@ type Fault struct {
 	// Duration is how long a Stall lasts; 0 stalls until the connection
 	// ends.
 	Duration time.Duration
+	// Until, when not nil, also ends a Stall when it is closed: with
+	// Duration 0 the stall lasts until then (or until the connection
+	// ends), so a test holds a direction exactly as long as it needs to
+	// act, rather than for a guessed time. What a client→server stall
+	// reads meanwhile is forwarded when it ends, as after a timed stall.
+	Until <-chan struct{}
 	// BytesPerSecond is the rate of a Slow fault; it must be positive.
 	BytesPerSecond int
 	// Line is what Inject writes, usually ending in CRLF.
@@ -136,9 +142,14 @@ func (f Fault) String() string {
 	}
 	switch f.Kind {
 	case Stall:
-		if f.Duration > 0 {
+		switch {
+		case f.Duration > 0 && f.Until != nil:
+			s += fmt.Sprintf(" for at most %v, until released", f.Duration)
+		case f.Duration > 0:
 			s += fmt.Sprintf(" for %v", f.Duration)
-		} else {
+		case f.Until != nil:
+			s += " until released"
+		default:
 			s += " until the connection ends"
 		}
 	case Slow:
@@ -196,9 +207,17 @@ type Proxy struct {
 	mu      sync.Mutex
 	plan    Plan
 	conns   int // accepted since the last SetPlan
+	epoch   int // SetPlan calls: tells a connection from an older one with the same index
 	events  []Event
 	traffic [2]int64 // bytes forwarded since the last SetPlan, by Direction
 	live    map[*conn]struct{}
+	spans   []*span // every connection accepted since the last SetPlan
+}
+
+// span is when a connection was open: from its accept to the first sign
+// that it ended (the client closed or reset it, or the proxy tore it down).
+type span struct {
+	opened, closed time.Time // closed: zero while open
 }
 
 // Start listens on 127.0.0.1:0 and forwards each connection to upstream,
@@ -229,8 +248,56 @@ func (p *Proxy) SetPlan(plan Plan) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.plan, p.conns, p.events, p.traffic = plan, 0, nil, [2]int64{}
+	p.plan, p.conns, p.events, p.traffic, p.spans = plan, 0, nil, [2]int64{}, nil
+	p.epoch++
 	return nil
+}
+
+// MaxOpen is the most connections open at once since the last SetPlan, as
+// the proxy saw them. A client that closes one connection and opens the
+// next at once can have the new one accepted a moment before the proxy
+// reads the old one's end; grace is how long after a connection's accept
+// the ends of others still count as before it (a few milliseconds on
+// loopback).
+func (p *Proxy) MaxOpen(grace time.Duration) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	peak := 0
+	for _, s := range p.spans {
+		n := 0
+		for _, o := range p.spans {
+			if o.opened.After(s.opened) {
+				continue
+			}
+			if o.closed.IsZero() || o.closed.After(s.opened.Add(grace)) {
+				n++
+			}
+		}
+		peak = max(peak, n)
+	}
+	return peak
+}
+
+// Unanswered returns how many IMAP commands connection conn (1-based,
+// counted since the last SetPlan) has forwarded to the server that the
+// server has not completed yet: no tagged reply to them has come back
+// through the proxy. ok is false when no such connection is open or it
+// does not speak plaintext IMAP. Commands a client→server stall holds
+// have not been forwarded, so they do not count: with such a stall in
+// place, 0 means the server has finished every command it got, and a
+// test can act on the server between two commands, whatever the client
+// pipelines. Each client line that ends at a command boundary counts as
+// a command, so continuation lines (AUTHENTICATE responses, IDLE's DONE)
+// count too: use it on sessions without them.
+func (p *Proxy) Unanswered(conn int) (n int, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.live {
+		if c.index == conn && c.epoch == p.epoch {
+			return c.session.unanswered()
+		}
+	}
+	return 0, false
 }
 
 // Traffic returns the bytes forwarded since the last SetPlan in each
@@ -302,7 +369,8 @@ func (p *Proxy) accept() {
 		}
 		p.mu.Lock()
 		p.conns++
-		c := &conn{p: p, index: p.conns, client: client, done: make(chan struct{})}
+		c := &conn{p: p, index: p.conns, epoch: p.epoch, client: client, done: make(chan struct{}), span: &span{opened: time.Now()}}
+		p.spans = append(p.spans, c.span)
 		for _, f := range p.plan.Faults {
 			if f.Conn == 0 || f.Conn == c.index {
 				if f.Kind == Inject {
@@ -337,10 +405,12 @@ func (p *Proxy) record(e Event) {
 type conn struct {
 	p        *Proxy
 	index    int
+	epoch    int // the Proxy's epoch when accepted
 	client   net.Conn
 	upstream net.Conn
 	faults   [2][]Fault // by Direction, in plan order
 	session  session    // what the connection speaks, for AtLineStart
+	span     *span      // guarded by p.mu
 
 	mu       sync.Mutex
 	tornDown bool
@@ -394,10 +464,20 @@ func (c *conn) teardown(reset ...net.Conn) {
 	}
 }
 
+// ended records the first sign that the connection ended.
+func (c *conn) ended() {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	if c.span.closed.IsZero() {
+		c.span.closed = time.Now()
+	}
+}
+
 // pump copies one direction, firing that direction's faults at their
 // offsets. It ends the whole connection when its source ends.
 func (c *conn) pump(dir Direction, from, to net.Conn) {
 	defer c.teardown()
+	defer c.ended()
 	faults := c.faults[dir]
 	fr := newFramer(&c.session, dir)
 	var pos int64 // bytes forwarded so far
@@ -426,7 +506,7 @@ func (c *conn) pump(dir Direction, from, to net.Conn) {
 				return false
 			case Stall:
 				if dir == ClientToServer {
-					if !c.stallClient(from, to, f.Duration, &held, &heldEOF) {
+					if !c.stallClient(from, to, f.Duration, f.Until, &held, &heldEOF) {
 						return false
 					}
 					continue
@@ -439,6 +519,7 @@ func (c *conn) pump(dir Direction, from, to net.Conn) {
 				}
 				select {
 				case <-timeout:
+				case <-f.Until: // a nil Until never ends it
 				case <-c.done:
 					return false
 				}
@@ -511,37 +592,70 @@ func (c *conn) pump(dir Direction, from, to net.Conn) {
 	}
 }
 
-// stallClient is a client→server stall of duration d (0: endless): it
-// reads from the client meanwhile, holding what a timed stall reads for
-// later (an endless one never forwards again, so it keeps nothing). It
-// reports false when the connection is gone: torn down from elsewhere, or
-// the client reset it (or, during an endless stall, closed it), in which
-// case upstream gets an RST and nothing read here.
-func (c *conn) stallClient(client, upstream net.Conn, d time.Duration, held *[]byte, eof *bool) bool {
-	if *eof && d == 0 { // closed during an earlier stall: never delivered now
+// stallClient is a client→server stall of duration d (0: endless) that
+// until, when not nil, ends early: it reads from the client meanwhile,
+// holding what it reads for later (an endless one, d 0 and no until, never
+// forwards again, so it keeps nothing). It reports false when the
+// connection is gone: torn down from elsewhere, or the client reset it (or,
+// during an endless stall, closed it), in which case upstream gets an RST
+// and nothing read here.
+func (c *conn) stallClient(client, upstream net.Conn, d time.Duration, until <-chan struct{}, held *[]byte, eof *bool) bool {
+	endless := d == 0 && until == nil
+	if *eof && endless { // closed during an earlier stall: never delivered now
 		*held = nil
 		c.teardown(upstream)
 		return false
 	}
 	var end time.Time
+	var timeout <-chan time.Time
 	if d > 0 {
 		end = time.Now().Add(d)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
 	}
-	defer client.SetReadDeadline(time.Time{})
+	defer client.SetReadDeadline(time.Time{}) // runs last, after the waker below has ended
+	released := func() bool {
+		select {
+		case <-until:
+			return true
+		default:
+			return false
+		}
+	}
+	if until != nil {
+		// Wakes the Read below when until closes, and ends before this
+		// function returns, so that it never touches a later Read.
+		stop, exited := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(exited)
+			select {
+			case <-until:
+				_ = client.SetReadDeadline(time.Unix(1, 0))
+			case <-stop:
+			}
+		}()
+		defer func() { close(stop); <-exited }()
+	}
 	buf := make([]byte, 32<<10)
 	for !*eof {
 		if err := client.SetReadDeadline(end); err != nil {
 			return false // closed
 		}
+		// After the deadline is set: a release that came before it was
+		// overwritten is seen here; one after it wakes the Read.
+		if released() {
+			return true
+		}
 		n, err := client.Read(buf)
-		if d > 0 {
+		if !endless {
 			*held = append(*held, buf[:n]...)
 		}
 		switch {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return true
-		case errors.Is(err, io.EOF) && d > 0:
+		case errors.Is(err, io.EOF) && !endless:
 			*eof = true
 		default: // a reset, an endless stall's close, or a teardown
 			*held = nil
@@ -549,12 +663,12 @@ func (c *conn) stallClient(client, upstream net.Conn, d time.Duration, held *[]b
 			return false
 		}
 	}
-	// The client closed during a timed stall: its bytes and its close
-	// reach upstream when the stall ends.
-	t := time.NewTimer(time.Until(end))
-	defer t.Stop()
+	// The client closed during a timed or released stall: its bytes and
+	// its close reach upstream when the stall ends.
 	select {
-	case <-t.C:
+	case <-timeout:
+		return true
+	case <-until:
 		return true
 	case <-c.done:
 		return false

@@ -386,3 +386,50 @@ func tlsConfigs(t *testing.T) (server, client *tls.Config) {
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
 		&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 }
+
+// TestMaxOpen: the proxy counts the connections open at once.
+func TestMaxOpen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	p, err := Start(ln.Addr().String(), Plan{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var conns []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(50 * time.Millisecond)
+	for _, c := range conns {
+		c.Close()
+	}
+	time.Sleep(50 * time.Millisecond)
+	for range 2 {
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := p.MaxOpen(5 * time.Millisecond); n != 3 {
+		t.Errorf("MaxOpen = %d, want 3", n)
+	}
+}

@@ -24,6 +24,34 @@ type session struct {
 	// pending has, for each POP3 command forwarded upstream and not
 	// answered yet, what a +OK to it is.
 	pending []pop3Reply
+	// IMAP: command lines forwarded upstream, and tagged replies
+	// forwarded back (see Proxy.Unanswered).
+	commands, completions int
+}
+
+// unanswered is the IMAP commands forwarded and not completed yet; ok is
+// false when the session does not speak IMAP.
+func (s *session) unanswered() (n int, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proto != protoIMAP {
+		return 0, false
+	}
+	return s.commands - s.completions, true
+}
+
+// imapLine counts an IMAP line that ended at a boundary: from the client a
+// command, from the server a completion when it is tagged (not "*", not
+// "+").
+func (s *session) imapLine(dir Direction, head []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case dir == ClientToServer:
+		s.commands++
+	case len(head) > 0 && head[0] != '*' && head[0] != '+':
+		s.completions++
+	}
 }
 
 // pop3Reply is what a +OK to a POP3 command is.
@@ -171,7 +199,9 @@ func (f *framer) endLine() {
 		if n, ok := literalSize(f.tail); ok {
 			// The literal's bytes and the rest of the line follow.
 			f.literal, f.lineStart, f.tail = n, false, f.tail[:0]
+			return
 		}
+		f.s.imapLine(f.dir, f.head)
 	case protoPOP3, protoUnknown:
 		if f.dir == ClientToServer {
 			f.s.command(pop3ReplyTo(f.head))

@@ -3,8 +3,10 @@ package faultproxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"syscall"
 	"testing"
@@ -59,15 +61,18 @@ func TestClientLeavesDuringStall(t *testing.T) {
 	early, late := []byte("a2 APPEND INBOX {20}\r\n"), []byte("stalled message body")
 	tests := []struct {
 		name     string
-		duration time.Duration // of the stall; 0: endless
+		duration time.Duration // of the stall; 0: endless unless released
+		released bool          // the stall has an Until, closed once the client left
 		reset    bool          // the client leaves with an RST, else a FIN
 		wantData string        // what upstream receives in all
 		wantRST  bool          // upstream is reset, not closed
 	}{
-		{"endless stall, client resets", 0, true, before, true},
-		{"endless stall, client closes", 0, false, before, true},
-		{"timed stall, client resets", 5 * time.Second, true, before, true},
-		{"timed stall, client closes", 300 * time.Millisecond, false, before + string(early) + string(late), false},
+		{"endless stall, client resets", 0, false, true, before, true},
+		{"endless stall, client closes", 0, false, false, before, true},
+		{"timed stall, client resets", 5 * time.Second, false, true, before, true},
+		{"timed stall, client closes", 300 * time.Millisecond, false, false, before + string(early) + string(late), false},
+		{"released stall, client resets", 0, true, true, before, true},
+		{"released stall, client closes", 0, true, false, before + string(early) + string(late), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,8 +81,12 @@ func TestClientLeavesDuringStall(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
+			var until chan struct{}
+			if tt.released {
+				until = make(chan struct{})
+			}
 			p := startProxy(t, ln.Addr().String(),
-				Fault{Kind: Stall, Dir: ClientToServer, After: int64(len(before)), Duration: tt.duration})
+				Fault{Kind: Stall, Dir: ClientToServer, After: int64(len(before)), Duration: tt.duration, Until: until})
 			baseline := runtime.NumGoroutine()
 			got := recorder(ln)
 
@@ -96,6 +105,22 @@ func TestClientLeavesDuringStall(t *testing.T) {
 			}
 			left := time.Now()
 			c.Close()
+			if tt.released {
+				if tt.reset {
+					// The reset ends it during the stall; released only
+					// afterwards, as a release racing the reset could
+					// come first and let the held bytes through.
+					defer close(until)
+				} else {
+					// The client's close waits for the release.
+					select {
+					case r := <-got:
+						t.Fatalf("upstream's connection ended (%q, %v) before the stall was released", r.data, r.err)
+					case <-time.After(200 * time.Millisecond):
+					}
+					close(until)
+				}
+			}
 
 			var r received
 			select {
@@ -122,5 +147,48 @@ func TestClientLeavesDuringStall(t *testing.T) {
 				t.Error("bytes sent during the stall reached upstream after a reset")
 			}
 		})
+	}
+}
+
+// TestStallUntilReleased: a stall with Until lasts until Until is closed
+// (Duration 0), or at most Duration; then what it held goes on, in order.
+func TestStallUntilReleased(t *testing.T) {
+	addr := echoServer(t, nil)
+	for _, dir := range []Direction{ServerToClient, ClientToServer} {
+		for _, d := range []time.Duration{0, time.Minute} {
+			t.Run(fmt.Sprintf("%s, duration %v", dir, d), func(t *testing.T) {
+				until := make(chan struct{})
+				p := startProxy(t, addr, Fault{Kind: Stall, Dir: dir, After: 3, Duration: d, Until: until})
+				c := dial(t, p.Addr())
+				if _, err := c.Write(payload(10)); err != nil {
+					t.Fatal(err)
+				}
+				got := make([]byte, 3)
+				if _, err := io.ReadFull(c, got); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, 5*time.Second, "the stall did not fire", func() bool { return len(p.Events()) == 1 })
+				c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if n, err := c.Read(make([]byte, 10)); n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("during the stall: read %d bytes, %v; want nothing until released", n, err)
+				}
+				close(until)
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				rest := make([]byte, 7)
+				if _, err := io.ReadFull(c, rest); err != nil {
+					t.Fatalf("after the release: %v", err)
+				}
+				if all := append(got, rest...); !bytes.Equal(all, payload(10)) {
+					t.Fatalf("got %q, want %q", all, payload(10))
+				}
+				// The connection goes on as if nothing happened.
+				if _, err := c.Write(payload(5)); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, rest[:5]); err != nil || !bytes.Equal(rest[:5], payload(5)) {
+					t.Fatalf("after the stall: %q, %v", rest[:5], err)
+				}
+			})
+		}
 	}
 }

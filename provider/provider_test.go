@@ -1,0 +1,64 @@
+package provider
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDetectAndLookup(t *testing.T) {
+	tests := []struct {
+		host string
+		want *Provider
+	}{
+		{"imap.gmail.com", Gmail},
+		{"IMAP.GMAIL.COM.", Gmail},
+		{"pop.gmail.com", Gmail},
+		{"outlook.office365.com", Microsoft365},
+		{"imap.example.org", nil},
+	}
+	for _, tc := range tests {
+		if got := Detect(tc.host); got != tc.want {
+			t.Errorf("Detect(%q) = %v, want %v", tc.host, got, tc.want)
+		}
+	}
+	for _, p := range All {
+		if Lookup(p.Name) != p {
+			t.Errorf("Lookup(%q) does not find it", p.Name)
+		}
+	}
+	if Lookup("yahoo") != nil {
+		t.Error(`Lookup("yahoo") found something`)
+	}
+	if got := Endpoint(Microsoft365.TokenURL, "contoso.onmicrosoft.com"); got != "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token" {
+		t.Errorf("Endpoint = %q", got)
+	}
+}
+
+// TestRefusedToken: the mail-side settings to check when a server refuses
+// a token the provider issued, per kind of grant and protocol, with no
+// placeholder left.
+func TestRefusedToken(t *testing.T) {
+	tests := []struct {
+		p       *Provider
+		appOnly bool
+		proto   string
+		want    []string
+	}{
+		{Microsoft365, true, "imap", []string{"New-ServicePrincipal", "Add-MailboxPermission", "IMAP is enabled", "-ImapEnabled $true"}},
+		{Microsoft365, true, "pop3", []string{"New-ServicePrincipal", "POP is enabled", "-PopEnabled $true"}},
+		{Microsoft365, false, "imap", []string{"-ImapEnabled $true", "IMAP.AccessAsUser.All"}},
+		{Gmail, true, "imap", []string{"delegation is in place", "IMAP access must be on", "POP and IMAP access"}},
+		{Gmail, false, "pop3", []string{"POP access must be on", "https://mail.google.com/"}},
+	}
+	for _, tc := range tests {
+		got := tc.p.RefusedToken(tc.appOnly, tc.proto)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s.RefusedToken(%v, %s) = %q, want it to mention %q", tc.p.Name, tc.appOnly, tc.proto, got, w)
+			}
+		}
+		if strings.ContainsAny(got, "{}") {
+			t.Errorf("%s.RefusedToken(%v, %s) = %q: a placeholder is left", tc.p.Name, tc.appOnly, tc.proto, got)
+		}
+	}
+}
