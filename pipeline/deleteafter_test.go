@@ -204,6 +204,8 @@ func TestDeleteAfterCrashAfterDelete(t *testing.T) {
 				}()
 				h.run(t)
 			}()
+			// The process died: its connection drops without QUIT.
+			h.src.Close(false)
 			if got := len(h.src.deletedKeys()); got != tc.afterCrash {
 				t.Fatalf("after the crash the source deleted %d, want %d", got, tc.afterCrash)
 			}

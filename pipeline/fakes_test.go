@@ -37,6 +37,8 @@ type memSource struct {
 	// pageSize is how many messages List hands over at a time (0:
 	// ListPage), so that small tests cross pages too.
 	pageSize int
+	// inSession: a List began a session that Close has not ended.
+	inSession bool
 }
 
 type memMsg struct {
@@ -46,10 +48,14 @@ type memMsg struct {
 
 func (s *memSource) List(_ context.Context, page func([]SourceMessage) error) error {
 	s.mu.Lock()
-	s.deleted = map[string]bool{}
+	// The first List of a session starts it; as a POP3 server, a second
+	// one keeps the messages marked deleted marked (and leaves them out).
+	if !s.inSession {
+		s.inSession, s.deleted = true, nil
+	}
 	var out []SourceMessage
 	for _, m := range s.msgs {
-		if !s.committed[m.key] {
+		if !s.committed[m.key] && !s.deleted[m.key] {
 			size, ok := s.announce[m.key]
 			if !ok {
 				size = int64(len(m.body))
@@ -109,6 +115,9 @@ func (s *memSource) Fetch(_ context.Context, msg SourceMessage, w io.Writer) (in
 func (s *memSource) Delete(_ context.Context, msgs []SourceMessage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.deleted == nil {
+		s.deleted = map[string]bool{}
+	}
 	for _, m := range msgs {
 		s.deleted[m.Key] = true
 		if s.immediate {
@@ -134,6 +143,7 @@ func (s *memSource) Close(commit bool) error {
 	}
 	s.deleted = nil
 	s.fetches = 0
+	s.inSession = false
 	return nil
 }
 

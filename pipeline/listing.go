@@ -27,20 +27,19 @@ type KeyPlace struct {
 // (a folder listed in UID order is a handful of them) and counts; the
 // folder records of the ledger say whether a sweep is needed: one that
 // listed fewer messages with entries than its last complete pass is
-// swept. Other keys (POP3): one 64-bit hash per listed message when the
-// account has entries (a key wrongly taken for listed, two keys sharing a
-// hash, only keeps an entry from being marked gone: the safe side), and
-// the account's counts say whether a sweep is needed.
+// swept. Other keys (POP3): the account's counts say whether a sweep is
+// needed (the listing found fewer messages with entries than the ledger
+// has), and only then is the source listed a second time into one 64-bit
+// hash per message (a key wrongly taken for listed, two keys sharing a
+// hash, only keeps an entry from being marked gone: the safe side), so
+// that a run over a mailbox nobody changed holds nothing per message.
 type scopes struct {
 	records map[string]Folder // source folder records at the start, by name
 	gens    map[string]*genScope
 	order   []*genScope
 
-	live   int64 // entries that can be listed, at the start (POP3 sweep)
-	found  int64 // listed messages with such an entry (non-IMAP keys)
-	track  bool  // keep hashes
-	seed   maphash.Seed
-	hashes []uint64
+	live  int64 // entries that can be listed, at the start (POP3 sweep)
+	found int64 // listed messages with such an entry (non-IMAP keys)
 }
 
 // genScope is one folder generation listed by this attempt.
@@ -119,7 +118,7 @@ var live = []State{StatePending, StateDone, StateSkipped, StateFailed, StateRemo
 // completes a pass: a pass cut short may leave entries the next one must
 // sweep.
 func (a *attempt) newScopes(ctx context.Context) (*scopes, error) {
-	sc := &scopes{records: map[string]Folder{}, gens: map[string]*genScope{}, seed: maphash.MakeSeed()}
+	sc := &scopes{records: map[string]Folder{}, gens: map[string]*genScope{}}
 	folders, err := a.ledger.Folders(ctx, a.opts.Account)
 	if err != nil {
 		return nil, fmt.Errorf("reading the ledger's folders: %w", fatal(err))
@@ -147,7 +146,6 @@ func (a *attempt) newScopes(ctx context.Context) (*scopes, error) {
 	for _, s := range live {
 		sc.live += counts[s].Messages
 	}
-	sc.track = sc.live > 0 && a.opts.KeyFolder == nil
 	return sc, nil
 }
 
@@ -204,9 +202,6 @@ func (sc *scopes) listed(m SourceMessage, live bool, place func(string) (KeyPlac
 	}
 	if live {
 		sc.found++
-	}
-	if sc.track {
-		sc.hashes = append(sc.hashes, maphash.String(sc.seed, m.Key))
 	}
 }
 
@@ -281,9 +276,22 @@ func (a *attempt) sweep(ctx context.Context) error {
 			Messages: uint32(g.listed), SyncedAt: a.opts.Now()})
 	}
 	if a.opts.KeyFolder == nil && sc.found < sc.live && a.listed > 0 {
-		slices.Sort(sc.hashes)
+		// Something the ledger has was not listed: list again, keeping a
+		// hash of each key this time.
+		seed := maphash.MakeSeed()
+		var hashes []uint64
+		err := a.src.List(ctx, func(page []SourceMessage) error {
+			for _, m := range page {
+				hashes = append(hashes, maphash.String(seed, m.Key))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("listing the source again to find what it no longer holds: %w", err)
+		}
+		slices.Sort(hashes)
 		if err := a.sweepScope(ctx, Query{}, func(key string) bool {
-			_, ok := slices.BinarySearch(sc.hashes, maphash.String(sc.seed, key))
+			_, ok := slices.BinarySearch(hashes, maphash.String(seed, key))
 			return ok
 		}); err != nil {
 			return err
@@ -310,7 +318,9 @@ func (a *attempt) sweepScope(ctx context.Context, q Query, listed func(key strin
 		var gone []string
 		done := 0
 		for _, e := range page {
-			if listed(e.Key) || a.run.gone[e.Key] {
+			// Entries of messages this run deletes are made gone when the
+			// source confirms the deletion (ConfirmDeleted).
+			if listed(e.Key) || a.run.gone[e.Key] || e.ReasonClass == ReasonDeleted {
 				continue
 			}
 			gone = append(gone, e.Key)

@@ -246,7 +246,8 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 		}
 	}()
 	s.resetPlan() // the Client discards replies still in flight
-	s.listed, s.maxNum, s.special, s.page, s.all, s.deleted = false, 0, nil, nil, nil, nil
+	// s.deleted stays: the server keeps what DELE marked for the session.
+	s.listed, s.maxNum, s.special, s.page, s.all = false, 0, nil, nil, nil
 	hand := func(msgs []pipeline.SourceMessage) error {
 		pg := make(map[string]int, len(msgs))
 		for _, m := range msgs {
