@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -171,58 +172,11 @@ func (l *Ledger) Scan(ctx context.Context, account pipeline.AccountID, q pipelin
 	if limit <= 0 || limit > pipeline.MaxPage {
 		limit = pipeline.MaxPage
 	}
-	cols := entryColumns
-	if q.KeysOnly {
-		cols = keyColumns
+	query, args, err := l.scanQuery(account, q, limit)
+	if err != nil {
+		return nil, "", err
 	}
-	var where []string
-	args := []any{account}
-	where = append(where, "account_id = ?")
-	if q.KeyPrefix != "" {
-		lo, hi := prefixRange(q.KeyPrefix)
-		where = append(where, "source_key >= ?")
-		args = append(args, l.d.key(lo))
-		if hi != "" {
-			where = append(where, "source_key < ?")
-			args = append(args, l.d.key(hi))
-		}
-	}
-	if q.After != "" {
-		where = append(where, "source_key > ?")
-		args = append(args, l.d.key(q.After))
-	}
-	if len(q.States) > 0 {
-		done := false
-		var names []any
-		for _, s := range q.States {
-			if !s.Valid() {
-				return nil, "", fmt.Errorf("scanning account %d: state %d: %w", account, int(s), ErrInvalidEntry)
-			}
-			done = done || s == pipeline.StateDone
-			names = append(names, s.String())
-		}
-		if !done {
-			// Spelled out, or SQLite does not use the partial index.
-			where = append(where, "state <> 'done'")
-		}
-		if len(names) == 1 {
-			where = append(where, "state = ?")
-			args = append(args, names[0])
-		} else {
-			where = append(where, "state IN (?"+strings.Repeat(", ?", len(names)-1)+")")
-			args = append(args, names...)
-		}
-	}
-	if q.Digest != "" {
-		if !validDigest(q.Digest) {
-			return nil, "", fmt.Errorf("scanning account %d: digest %q: %w", account, q.Digest, ErrInvalidEntry)
-		}
-		where = append(where, "digest = ?")
-		args = append(args, digestBytes(q.Digest))
-	}
-	args = append(args, limit+1)
-	rows, err := l.r.QueryContext(ctx, l.d.q(`SELECT `+cols+` FROM messages WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY source_key LIMIT ?`), args...)
+	rows, err := l.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("scanning account %d in %s: %w", account, l.path, err)
 	}
@@ -257,6 +211,84 @@ func (l *Ledger) Scan(ctx context.Context, account pipeline.AccountID, q pipelin
 		next = out[limit-1].Key
 	}
 	return out, next, nil
+}
+
+// scanQuery is Scan's statement for q, a page of limit (and one more to
+// know there is a next page). Which index it reads is chosen here, not left
+// to the planner, which has no statistics and, asked for the rows in key
+// order, prefers the primary key even when a partial index holds a
+// handful of them (a folder of 5,000 done entries read through for each
+// new message's earlier identity, none of them gone):
+//
+//   - states without done: messages_open (account, state, and the primary
+//     key's source_key after them, so one state's rows come in key order);
+//     gone alone with a digest: messages_gone_digest;
+//   - otherwise the primary key, a key prefix its range.
+//
+// The states are spelled in the statement, never bound: a partial index
+// serves only a statement whose terms imply its condition as written.
+func (l *Ledger) scanQuery(account pipeline.AccountID, q pipeline.Query, limit int) (string, []any, error) {
+	cols := entryColumns
+	if q.KeysOnly {
+		cols = keyColumns
+	}
+	index := ""
+	var where []string
+	args := []any{account}
+	where = append(where, "account_id = ?")
+	if len(q.States) > 0 {
+		done, gone := false, true
+		var names []string
+		for _, s := range q.States {
+			if !s.Valid() {
+				return "", nil, fmt.Errorf("scanning account %d: state %d: %w", account, int(s), ErrInvalidEntry)
+			}
+			done = done || s == pipeline.StateDone
+			gone = gone && s == pipeline.StateGone
+			if !slices.Contains(names, "'"+s.String()+"'") {
+				names = append(names, "'"+s.String()+"'") // from the fixed set: nothing to quote
+			}
+		}
+		if !done {
+			where = append(where, "state <> 'done'")
+			index = "messages_open"
+			if gone && q.Digest != "" {
+				index = "messages_gone_digest"
+			}
+		}
+		if len(names) == 1 {
+			where = append(where, "state = "+names[0])
+		} else {
+			where = append(where, "state IN ("+strings.Join(names, ", ")+")")
+		}
+	}
+	if q.KeyPrefix != "" {
+		lo, hi := prefixRange(q.KeyPrefix)
+		where = append(where, "source_key >= ?")
+		args = append(args, l.d.key(lo))
+		if hi != "" {
+			where = append(where, "source_key < ?")
+			args = append(args, l.d.key(hi))
+		}
+	}
+	if q.After != "" {
+		where = append(where, "source_key > ?")
+		args = append(args, l.d.key(q.After))
+	}
+	if q.Digest != "" {
+		if !validDigest(q.Digest) {
+			return "", nil, fmt.Errorf("scanning account %d: digest %q: %w", account, q.Digest, ErrInvalidEntry)
+		}
+		where = append(where, "digest = ?")
+		args = append(args, digestBytes(q.Digest))
+	}
+	from := "messages"
+	if index != "" {
+		from += l.d.indexedBy(index)
+	}
+	args = append(args, limit+1)
+	return l.d.q(`SELECT ` + cols + ` FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY source_key LIMIT ?`), args, nil
 }
 
 // Copies tells which of q.UIDs entries name in the destination folder

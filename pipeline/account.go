@@ -192,12 +192,17 @@ type attempt struct {
 	// longer lists (listing.go).
 	scopes *scopes
 
-	// mu guards st, run, claimed, toDelete and the counters the batch
+	// mu guards st, run, claimed, earlierGone, toDelete and the counters the batch
 	// writers update while the listing goes on.
 	mu sync.Mutex
 	// claimed are the keys of earlier identities rematched by this attempt:
 	// one earlier copy is never claimed by two new keys.
 	claimed map[string]bool
+	// earlierGone tells, per folder (KeyPlace.Folder), whether the ledger
+	// holds gone entries in it, asked once per folder and forgotten when
+	// retire marks some: with none, no new message of the folder needs a
+	// look for its earlier identity.
+	earlierGone map[string]bool
 	// toDelete are messages this attempt committed as done, to delete at
 	// the source (DeleteSource): the listing issues them between pages.
 	toDelete []SourceMessage

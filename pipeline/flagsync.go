@@ -115,6 +115,28 @@ func (w *batchWriter) permanentFlags(ctx context.Context, mailbox string) ([]str
 	return perm, nil
 }
 
+// folderHasGone tells whether the ledger holds gone entries in folder (a
+// KeyPlace.Folder), asking once per folder until retire marks some.
+func (a *attempt) folderHasGone(ctx context.Context, folder string) (bool, error) {
+	a.mu.Lock()
+	has, known := a.earlierGone[folder]
+	a.mu.Unlock()
+	if known {
+		return has, nil
+	}
+	page, _, err := a.ledger.Scan(ctx, a.opts.Account, Query{States: []State{StateGone}, KeyPrefix: folder, KeysOnly: true, Limit: 1})
+	if err != nil {
+		return false, fmt.Errorf("reading the ledger: %w", fatal(err))
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.earlierGone == nil {
+		a.earlierGone = map[string]bool{}
+	}
+	a.earlierGone[folder] = len(page) > 0
+	return len(page) > 0, nil
+}
+
 // claimEarlier finds the earlier identity of it's message: a gone entry
 // of an earlier generation of its folder (Options.KeyFolder, retired when
 // the folder was listed under its new UIDVALIDITY), with the same digest
@@ -126,6 +148,9 @@ func (a *attempt) claimEarlier(ctx context.Context, it *item) (Entry, bool, erro
 	p, ok := a.opts.KeyFolder(it.msg.Key)
 	if !ok {
 		return Entry{}, false, nil
+	}
+	if has, err := a.folderHasGone(ctx, p.Folder); err != nil || !has {
+		return Entry{}, false, err
 	}
 	cands, err := a.scanAll(ctx, Query{States: []State{StateGone}, Digest: it.entry.Digest, KeyPrefix: p.Folder})
 	if err != nil {

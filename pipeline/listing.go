@@ -178,6 +178,9 @@ func (sc *scopes) enter(ctx context.Context, a *attempt, msgs []SourceMessage) e
 			return err
 		}
 		if n > 0 {
+			a.mu.Lock()
+			delete(a.earlierGone, p.Folder)
+			a.mu.Unlock()
 			a.log.Warn("source folder renumbered (UIDVALIDITY changed): its messages are matched by content to what was copied",
 				"account", a.opts.Name, "mailbox", m.Mailbox, "uidvalidity", p.UIDValidity, "earlier_entries", n)
 		}
