@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -122,6 +123,12 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 
 	loads := map[string]*workload{}
 	for _, name := range cfg.workloads {
+		if name == "flat" {
+			if err := e.seedFlat(); err != nil {
+				return err
+			}
+			continue
+		}
 		start := time.Now()
 		var w *workload
 		switch name {
@@ -157,6 +164,7 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 		for _, name := range cfg.workloads {
 			var err error
 			switch name {
+			case "flat": // both paths at once, below
 			case "huge":
 				err = e.huge(ctx, kind, loads[name])
 			case "rerun10k":
@@ -174,6 +182,11 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 			if err := e.latency(ctx, kind, latencyLoad); err != nil {
 				return err
 			}
+		}
+	}
+	if slices.Contains(cfg.workloads, "flat") {
+		if err := e.flat(ctx, stdout); err != nil {
+			return err
 		}
 	}
 	if cfg.profileDir != "" {
@@ -221,7 +234,11 @@ func (e *env) start(ctx context.Context) error {
 	if e.dstPW, err = randomPassword(); err != nil {
 		return err
 	}
-	srcUsers := map[string]string{"small": e.srcPW, "mixed": e.srcPW, "latency": e.srcPW, "huge": e.srcPW, "rerun10k": e.srcPW}
+	srcUsers := map[string]string{"small": e.srcPW, "mixed": e.srcPW, "latency": e.srcPW, "huge": e.srcPW, "rerun10k": e.srcPW,
+		foldersUser: e.srcPW}
+	for _, n := range e.cfg.flatSizes {
+		srcUsers[flatUser(n)] = e.srcPW
+	}
 	dstUsers := map[string]string{}
 	for i := range destUsers {
 		dstUsers[fmt.Sprintf("d%03d", i)] = e.dstPW
@@ -594,6 +611,9 @@ func (e *env) profile(ctx context.Context, loads map[string]*workload) error {
 	}
 	for _, kind := range sourceKinds {
 		for _, name := range names {
+			if loads[name] == nil {
+				continue // flat: measured by its own runs
+			}
 			if err := e.profileOne(ctx, kind, name, loads[name]); err != nil {
 				return err
 			}
