@@ -191,6 +191,9 @@ type attempt struct {
 	// scopes are what the listing covered, to find entries the source no
 	// longer lists (listing.go).
 	scopes *scopes
+	// summary is the source's ListSummary of this attempt's listing, when
+	// it gave one: recorded with a complete pass (listing.go).
+	summary *ListSummary
 
 	// mu guards st, run, claimed, earlierGone, toDelete and the counters the batch
 	// writers update while the listing goes on.
@@ -262,11 +265,17 @@ func (a *attempt) do(ctx context.Context) error {
 		a.st.AlreadyDone = max(a.st.AlreadyDone, a.doneFound-a.earlier)
 	}()
 
-	err = a.copy(ctx, func(ctx context.Context, out *pageSink) error {
-		return a.src.List(ctx, func(page []SourceMessage) error {
-			return a.page(ctx, page, dests, out)
+	same, err := a.unchanged(ctx)
+	if err != nil {
+		return err
+	}
+	if !same {
+		err = a.copy(ctx, func(ctx context.Context, out *pageSink) error {
+			return a.src.List(ctx, func(page []SourceMessage) error {
+				return a.page(ctx, page, dests, out)
+			})
 		})
-	})
+	}
 	a.run.noteAttempt(a)
 	if a.complete {
 		a.log.Info("account listed", "account", a.opts.Name, "listed", a.listed,
