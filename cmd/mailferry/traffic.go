@@ -215,5 +215,5 @@ func carryPauses(ctx context.Context, ledger runsReader, jobs []pipeline.Job, no
 
 // runsReader reads an account's last runs (checkpoint.Ledger).
 type runsReader interface {
-	Runs(ctx context.Context, account string, n int) ([]pipeline.RunRecord, error)
+	Runs(ctx context.Context, account pipeline.AccountID, n int) ([]pipeline.RunRecord, error)
 }
