@@ -170,6 +170,7 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 		return nil, err
 	}
 	a.Options.Traffic = tr
+	a.Options.QuotaWindow = s.traffic.Window
 	return a, nil
 }
 

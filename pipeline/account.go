@@ -95,6 +95,11 @@ type Options struct {
 	// their timetables and pauses, daily quotas (package traffic). Nil:
 	// no limits.
 	Traffic Traffic
+	// QuotaWindow, when set, returns the start of the current quota day:
+	// the window each commit files its bytes under in the ledger's usage
+	// (traffic's Run.Window: midnight in the limits' zone, on the clock
+	// the quotas are checked by). Nil: QuotaWindow of Now, local midnight.
+	QuotaWindow func() time.Time
 	// Crashpoint, when set, is called at each step of the exactly-once
 	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
 	// server confirmed, nothing committed), "committed", and "deleted"

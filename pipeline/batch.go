@@ -584,7 +584,11 @@ func (a *attempt) usage(read, written int64) Usage {
 	if read == 0 && written == 0 {
 		return Usage{}
 	}
-	return Usage{Window: QuotaWindow(a.opts.Now()), ReadBytes: read, WrittenBytes: written}
+	window := QuotaWindow(a.opts.Now())
+	if a.opts.QuotaWindow != nil {
+		window = a.opts.QuotaWindow()
+	}
+	return Usage{Window: window, ReadBytes: read, WrittenBytes: written}
 }
 
 // QuotaWindow is the start of the quota day holding t: local midnight.
