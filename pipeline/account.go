@@ -17,13 +17,17 @@ import (
 
 // Options configures the copy of one account.
 type Options struct {
-	// Account is the account's key in the ledger. It must stay the same
-	// across runs for resuming to work.
-	Account string
-	// Name is how people know the account (the config's account name, or
-	// the URLs as given): Stats.Account carries it (the Progress events
-	// carry Account, the key). Default Account.
+	// Account is the account's number in the ledger (checkpoint's
+	// ResolveAccount gives it). 0 in a dry run of an account the ledger
+	// does not know yet: it reads as an empty account.
+	Account AccountID
+	// Name names the account in logs and progress (its ledger key, which
+	// the status page and notifications look accounts up by):
+	// Stats.LedgerKey carries it.
 	Name string
+	// Label is how people know the account (the config's account name,
+	// or the URLs as given): Stats.Account carries it. Default Name.
+	Label string
 	// Mailbox is the destination mailbox for sources without folders (POP3).
 	Mailbox    string
 	DatePolicy mapping.DatePolicy
@@ -64,11 +68,15 @@ type Options struct {
 	// SyncFlags brings the flags of messages copied earlier up to date
 	// when the source has flags (IMAP) and the destination can store them.
 	SyncFlags bool
-	// SameOrigin, when set, tells whether a ledger entry whose key is no
-	// longer listed may be an earlier identity of a listed message (an IMAP
-	// folder whose UIDVALIDITY changed). Such a message with the same size
-	// and digest as the earlier copy is recorded as done, not sent again.
-	SameOrigin func(oldKey, newKey string) bool
+	// KeyFolder, when set, splits a source key into the prefix every key
+	// of its folder starts with and the longer prefix of the folder's keys
+	// under its current UIDVALIDITY (its generation): imapsrc.KeyFolder
+	// for IMAP sources. Once a folder is listed under one generation, the
+	// entries of its other generations can never be listed again (a server
+	// that renumbered the folder); a listed message with the same size and
+	// digest as such an entry's copy is recorded as done under its new
+	// key, not sent again.
+	KeyFolder func(key string) (KeyPlace, bool)
 	// DestSessions is how many destination sessions append at once, each
 	// with its own batches (Dovecot commits one transaction per APPEND
 	// command, so parallel batches are the next lever after MULTIAPPEND).
@@ -92,6 +100,11 @@ type Options struct {
 	// their timetables and pauses, daily quotas (package traffic). Nil:
 	// no limits.
 	Traffic Traffic
+	// QuotaWindow, when set, returns the start of the current quota day:
+	// the window each commit files its bytes under in the ledger's usage
+	// (traffic's Run.Window: midnight in the limits' zone, on the clock
+	// the quotas are checked by). Nil: QuotaWindow of Now, local midnight.
+	QuotaWindow func() time.Time
 	// Crashpoint, when set, is called at each step of the exactly-once
 	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
 	// server confirmed, nothing committed), "committed", and "deleted"
@@ -101,8 +114,8 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.Name == "" {
-		o.Name = o.Account
+	if o.Label == "" {
+		o.Label = o.Name
 	}
 	if o.Mailbox == "" {
 		o.Mailbox = "INBOX"
@@ -137,17 +150,21 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// item is one fetched message on its way to the destination.
+// item is one fetched message on its way to the destination, or (flags
+// set) a page's flag changes for earlier copies, which a batch writer
+// stores through its session.
 type item struct {
 	msg        SourceMessage
 	mailbox    string // destination mailbox
 	body       *spool.Message
-	skipReason string // non-empty: do not send, record as skipped
-	failReason string // non-empty: the source would not serve it; record as failed
+	skipReason string      // non-empty: do not send, record as skipped
+	skipClass  ReasonClass // the skip's class
+	failReason string      // non-empty: the source would not serve it; record as failed
 	entry      Entry
 	out        OutgoingMessage
 	dateSource string
 	memBytes   int64
+	flags      []flagChange
 }
 
 // attempt copies what remains of one account, once. State that must
@@ -157,6 +174,7 @@ type attempt struct {
 	src    Source
 	dst    Destination
 	ledger Ledger
+	hold   Hold
 	opts   Options
 	log    *slog.Logger
 	prog   Progress
@@ -169,149 +187,172 @@ type attempt struct {
 	// limit is the size limit of the copy (set by copy; mailboxes with an
 	// APPENDLIMIT of their own tighten it).
 	limit SizeLimit
-	// doneMsgs are the messages committed as done by this attempt's copy.
-	doneMsgs []SourceMessage
-	// orphans are done entries whose keys the source no longer lists, by
-	// digest, for SameOrigin matching; claimed ones are removed.
-	orphans map[string][]Entry
 	// openDst opens another destination session (DestSessions > 1).
 	openDst func(ctx context.Context) (Destination, error)
-	// stop is Runner.Stop: when closed, no new phase, fetch or batch
-	// starts, and the batches sent are finished and committed.
-	stop <-chan struct{}
-	// mu guards st, run and orphans while several batch writers run.
+	// halt is Runner.Stop (the first Ctrl-C): when closed, no new phase,
+	// fetch or batch starts, and the batches sent are finished and
+	// committed. The listing goes on counting (interrupt), so that the run
+	// knows what is not yet copied, and nothing is deleted.
+	halt <-chan struct{}
+
+	// What the listing found, page by page: never a per-message record
+	// of the whole account.
+	listed    int   // messages listed (in the folder plan)
+	settled   int   // of which done or skipped when listed
+	finished  int   // of which this attempt's copy committed as done or skipped, or found gone
+	doneFound int   // done when listed
+	toCopy    int   // to copy, found so far
+	toCopyB   int64 // their announced bytes
+	waiting   int   // done, but DeleteAfter has not passed yet
+	earlier   int   // this run's done messages before the listing (see AlreadyDone)
+	deleted   int   // deletions issued at the source
+	complete  bool  // the listing went through to its end
+	// scopes are what the listing covered, to find entries the source no
+	// longer lists (listing.go).
+	scopes *scopes
+	// summary is the source's ListSummary of this attempt's listing, when
+	// it gave one: recorded with a complete pass (listing.go).
+	summary *ListSummary
+
+	// mu guards st, run, claimed, earlierGone, toDelete and the counters the batch
+	// writers update while the listing goes on.
 	mu sync.Mutex
+	// claimed are the keys of earlier identities rematched by this attempt:
+	// one earlier copy is never claimed by two new keys.
+	claimed map[string]bool
+	// earlierGone tells, per folder (KeyPlace.Folder), whether the ledger
+	// holds gone entries in it, asked once per folder and forgotten when
+	// retire marks some: with none, no new message of the folder needs a
+	// look for its earlier identity.
+	earlierGone map[string]bool
+	// toDelete are messages this attempt committed as done, to delete at
+	// the source (DeleteSource): the listing issues them between pages.
+	toDelete []SourceMessage
+	// sessions opens the extra destination sessions as the copy grows.
+	sessions *sessionGate
+	// paused is the traffic pause (Options.Traffic) that ended the
+	// copy; the listing goes on only counting, so that the run knows what
+	// is left, and still deletes what is done. stop is closed with it, or
+	// by interrupt (halt).
+	paused    error
+	stop      chan struct{}
+	pauseOnce sync.Once
 }
 
-// do runs the attempt: list, reconcile, copy, commit, delete.
-func (a *attempt) do(ctx context.Context) error {
-	msgs, err := a.src.List(ctx)
-	if err != nil {
-		return fmt.Errorf("listing source messages: %w", err)
+// pause ends the copy for a traffic pause: nothing more is fetched or
+// sent; the listing goes on counting.
+func (a *attempt) pause(err error) {
+	a.pauseOnce.Do(func() {
+		a.mu.Lock()
+		a.paused = err
+		a.mu.Unlock()
+		close(a.stop)
+	})
+}
+
+// interrupt ends the copy for halt (Runner.Stop) as a pause does: nothing
+// more is fetched, the listing goes on counting. Unlike a pause, the
+// batch writers send no new batch (they only finish the ones sent), and
+// nothing is deleted at the source: the attempt ends with ErrInterrupted.
+func (a *attempt) interrupt() {
+	a.pauseOnce.Do(func() { close(a.stop) })
+}
+
+// halted reports whether Runner.Stop stopped the attempt.
+func (a *attempt) halted() bool { return stopped(a.halt) }
+
+// counting reports whether the copy ended for a pause or an interrupt.
+func (a *attempt) counting() bool {
+	select {
+	case <-a.stop:
+		return true
+	default:
+		return false
 	}
+}
+
+// do runs the attempt: reconcile, then list page by page, copying each
+// page's new messages while the next pages are listed; delete at the
+// source what is done; mark gone what the source no longer lists.
+func (a *attempt) do(ctx context.Context) error {
 	dests, err := a.planFolders(ctx)
 	if err != nil {
 		return err
 	}
-	msgs = slices.DeleteFunc(msgs, func(m SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
-	a.st.Listed = len(msgs)
-	a.run.listed = msgs
+	if a.halted() {
+		return ErrInterrupted
+	}
+	if err := a.reconcile(ctx); err != nil {
+		return err
+	}
+	if err := a.settleResent(ctx); err != nil {
+		return err
+	}
+	a.earlier = a.st.Copied + a.st.Reconciled + a.st.Rematched + a.st.LateCopiesAdopted
+	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, a.dst.Capabilities().AppendLimit)
+	if a.scopes, err = a.newScopes(ctx); err != nil {
+		return err
+	}
+	if a.halted() {
+		return ErrInterrupted
+	}
+	defer func() {
+		a.st.DeleteWaiting = a.waiting
+		a.st.Listed = a.listed
+		a.st.AlreadyDone = max(a.st.AlreadyDone, a.doneFound-a.earlier)
+	}()
 
-	entries, err := a.ledger.Entries(ctx, a.opts.Account)
+	same, err := a.unchanged(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the ledger: %w", fatal(err))
-	}
-	if stopped(a.stop) {
-		return ErrInterrupted
-	}
-	if err := a.reconcile(ctx, entries); err != nil {
 		return err
 	}
-	if err := a.settleResent(ctx, entries); err != nil {
-		return err
+	if !same {
+		err = a.copy(ctx, func(ctx context.Context, out *pageSink) error {
+			return a.src.List(ctx, func(page []SourceMessage) error {
+				return a.page(ctx, page, dests, out)
+			})
+		})
 	}
-	if stopped(a.stop) {
-		return ErrInterrupted
+	a.run.noteAttempt(a)
+	if a.complete {
+		a.log.Info("account listed", "account", a.opts.Name, "listed", a.listed,
+			"to_copy", a.toCopy, "already_done", a.doneFound)
 	}
-
-	var todo, toDelete, done []SourceMessage
-	var todoBytes int64
-	waiting := 0 // done, but DeleteAfter has not passed yet
-	defer func() { a.st.DeleteWaiting = waiting }()
-	dueBy := a.opts.Now().Add(-a.opts.DeleteAfter)
-	listed := make(map[string]bool, len(msgs))
-	for _, m := range msgs {
-		listed[m.Key] = true
-		e, ok := entries[m.Key]
-		switch DispositionOf(e, ok) {
-		case AlreadyDone:
-			if !a.run.copied[m.Key] && !a.run.counted[m.Key] {
-				a.st.AlreadyDone++
-				a.run.counted[m.Key] = true
-			}
-			done = append(done, m)
-			switch {
-			case a.opts.DeleteSource:
-				toDelete = append(toDelete, m)
-			case a.opts.DeleteAfter > 0 && deleteDue(e, dueBy):
-				toDelete = append(toDelete, m)
-			case a.opts.DeleteAfter > 0:
-				waiting++
-			}
-		case SkippedEarlier:
-			if !a.run.counted[m.Key] && !a.run.skipped[m.Key] {
-				a.st.skip(m.Key, e.Reason+" (recorded by an earlier run)")
-				a.run.counted[m.Key] = true
-			}
-		default:
-			todo = append(todo, m)
-			todoBytes += m.Size
-		}
-	}
-	if a.opts.SameOrigin != nil {
-		a.orphans = map[string][]Entry{}
-		for k, e := range entries {
-			if e.State == StateDone && !listed[k] && e.Digest != "" {
-				a.orphans[e.Digest] = append(a.orphans[e.Digest], e)
-			}
-		}
-	}
-	a.prog.AccountStarted(a.opts.Account, len(todo), todoBytes)
-	a.log.Info("account listed", "account", a.opts.Account, "listed", len(msgs),
-		"to_copy", len(todo), "already_done", len(done))
-
-	if a.opts.SyncFlags {
-		if err := a.syncFlags(ctx, done, entries); err != nil {
+	if a.halted() {
+		// The batches sent are committed; no deletion, no sweep: the
+		// next run does them. An error of its own (a ledger failure)
+		// still says what went wrong.
+		if _, ok := isPaused(err); err != nil && !ok && !errors.Is(err, ErrInterrupted) {
 			return err
 		}
-	}
-	if stopped(a.stop) {
 		return ErrInterrupted
 	}
 	var paused error // a pause ends the copy, not the attempt's deletions
-	if len(todo) > 0 {
-		newlyDone, err := a.copy(ctx, todo, dests)
-		switch {
-		case a.opts.DeleteSource:
-			toDelete = append(toDelete, newlyDone...)
-		case a.opts.DeleteAfter > 0:
-			// Done just now: their period starts now.
-			waiting += len(newlyDone)
-		}
-		if _, ok := isPaused(err); ok && ctx.Err() == nil {
-			paused, err = err, nil
-		}
-		if err != nil {
+	if _, ok := isPaused(err); ok && ctx.Err() == nil {
+		paused, err = err, nil
+	}
+	if err != nil {
+		return err
+	}
+	// A first APPEND given up on earlier in this run may have landed
+	// while this attempt sent its copy again.
+	if a.toCopy > 0 && paused == nil {
+		if err := a.settleResent(ctx); err != nil {
 			return err
 		}
-		if stopped(a.stop) {
-			// No deletion either: the next run does it.
+		if a.halted() {
 			return ErrInterrupted
 		}
-		// A first APPEND given up on earlier in this run may have landed
-		// while this attempt sent its copy again.
-		if paused == nil {
-			if err := a.settleResent(ctx, nil); err != nil {
-				return err
-			}
-		}
 	}
-
 	// Every message in toDelete is done in the ledger, committed (synced)
-	// before this point: by an earlier run, or by this attempt's copy,
-	// which has returned.
-	if len(toDelete) > 0 {
-		if a.opts.DeleteAfter > 0 {
-			a.log.Info("deleting at the source the messages copied at least delete_after ago", "account", a.opts.Account,
-				"messages", len(toDelete), "delete_after", a.opts.DeleteAfter, "waiting", waiting)
-		}
-		if err := a.src.Delete(ctx, toDelete); err != nil {
-			return fmt.Errorf("deleting %d copied messages at the source: %w", len(toDelete), err)
-		}
-		a.run.deletePending = len(toDelete)
-		a.opts.Crashpoint("deleted")
+	// before this point by the copy, which has returned.
+	if err := a.deleteAtSource(ctx, nil, a.takeToDelete()); err != nil {
+		return err
 	}
-	return paused
+	if paused != nil {
+		return paused // the listing did not end: nothing to sweep
+	}
+	return a.sweep(ctx)
 }
 
 // deleteDue reports whether a done entry has been done since dueBy or
@@ -337,75 +378,367 @@ func (a *attempt) planFolders(ctx context.Context) (FolderPlan, error) {
 	return MappedFolders(dests), nil
 }
 
-// copy fetches todo in order and appends it in batches. It returns the
-// messages it committed as done, also when it stops with an error.
-func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests FolderPlan) ([]SourceMessage, error) {
-	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, a.dst.Capabilities().AppendLimit)
-
-	if p, ok := a.src.(Prefetcher); ok {
-		// Only a hint: without it fetching is slower, not wrong. Messages
-		// skipped by their announced size are never fetched, so not
-		// announced either (a batched UID FETCH would download them).
-		ahead := todo
-		if slices.ContainsFunc(todo, a.skipUnread) {
-			ahead = slices.DeleteFunc(slices.Clone(todo), a.skipUnread)
+// page handles one page of the listing: what the ledger says of each
+// message; the flag changes of earlier copies (for the batch writers);
+// the new messages, fetched and queued for the writers; then the
+// deletions at the source that are due. It returns once the page's
+// messages are queued, so that the source is idle again for the next
+// page.
+func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPlan, out *pageSink) error {
+	select {
+	case <-a.hold.Paused():
+		return errPaused
+	default:
+	}
+	msgs = slices.DeleteFunc(msgs, func(m SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := a.scopes.enter(ctx, a, msgs); err != nil {
+		return err
+	}
+	entries, err := a.lookup(ctx, msgs)
+	if err != nil {
+		return err
+	}
+	dueBy := a.opts.Now().Add(-a.opts.DeleteAfter)
+	var todo, del []SourceMessage
+	var flags []flagChange
+	var fix []Entry // gone entries listed again, marks of deletions not made
+	var todoBytes int64
+	for _, m := range msgs {
+		a.listed++
+		e, ok := entries[m.Key]
+		a.scopes.listed(m, ok && e.State != StateGone && e.State != StateRemoved, a.opts.KeyFolder)
+		if ok && e.State == StateGone {
+			// Listed again (a server restored it): its copy is still
+			// there.
+			e.State, e.GoneAt, e.Updated = StateDone, time.Time{}, a.opts.Now()
+			fix = append(fix, e)
 		}
-		if err := p.Prefetch(ctx, ahead); err != nil {
-			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Account, "error", err)
+		switch a.disposition(e, ok) {
+		case AlreadyDone:
+			a.settled++
+			a.doneFound++
+			deleting := false
+			switch {
+			case a.opts.DeleteSource:
+				deleting = true
+			case a.opts.DeleteAfter > 0 && deleteDue(e, dueBy):
+				deleting = true
+			case a.opts.DeleteAfter > 0:
+				a.waiting++
+			}
+			if deleting {
+				del = append(del, m)
+			} else if e.ReasonClass == ReasonDeleted {
+				// Marked by a run whose deletion did not happen, and not
+				// deleted now: not mailferry's deletion after all.
+				e.ReasonClass, e.Updated = "", a.opts.Now()
+				fix = append(fix, e)
+			}
+			if a.opts.SyncFlags && m.Flags != nil && e.DestUID != 0 && e.DestMailbox != "" && !mapping.SameFlags(m.Flags, e.Flags) {
+				flags = append(flags, flagChange{entry: e, flags: m.Flags})
+			}
+		case SkippedEarlier:
+			a.settled++
+			a.mu.Lock()
+			if !a.run.skipped[m.Key] {
+				a.st.skip(m.Key, e.Reason+" (recorded by an earlier run)")
+				a.run.skipped[m.Key] = true
+			}
+			a.mu.Unlock()
+		default:
+			todo = append(todo, m)
+			todoBytes += m.Size
 		}
 	}
+	if len(fix) > 0 {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: fix}); err != nil {
+			return fmt.Errorf("recording %d listed messages: %w", len(fix), fatal(err))
+		}
+	}
+	a.mu.Lock()
+	a.toCopy += len(todo)
+	a.toCopyB += todoBytes
+	remaining, remainingB := a.toCopy-a.finished, a.toCopyB
+	a.mu.Unlock()
+	a.prog.AccountStarted(a.opts.Name, remaining, remainingB)
+	if len(flags) > 0 && !a.counting() {
+		if err := out.send(ctx, &item{flags: flags}); err != nil && !errors.Is(err, errCounting) {
+			return err
+		}
+	}
+	if err := a.fetchPage(ctx, todo, dests, out); err != nil {
+		return err
+	}
+	if a.halted() {
+		return nil // interrupted: the next run deletes what is due
+	}
+	return a.deleteAtSource(ctx, del, a.takeToDelete())
+}
+
+// disposition is DispositionOf with the run's retry rules: skipped
+// messages are tried again when the account's retry flag is set (except
+// those probably present already), and one skipped as too big when the
+// limit in force has grown past its size.
+func (a *attempt) disposition(e Entry, ok bool) Disposition {
+	d := DispositionOf(e, ok)
+	if d != SkippedEarlier {
+		return d
+	}
+	switch {
+	case a.hold.RetrySkipped() && e.ReasonClass != ReasonPresent:
+		return ToCopy
+	case e.ReasonClass == ReasonTooBig && e.Size > 0 && a.limit.Bytes > 0 && e.Size <= a.limit.Bytes:
+		// The limit in force has grown past it (a server refusal without a
+		// known limit is retried only when asked).
+		return ToCopy
+	}
+	return d
+}
+
+// lookup returns the ledger's entries of msgs, by key.
+func (a *attempt) lookup(ctx context.Context, msgs []SourceMessage) (map[string]Entry, error) {
+	out := make(map[string]Entry, len(msgs))
+	keys := make([]string, 0, min(len(msgs), MaxLookup))
+	for chunk := range slices.Chunk(msgs, MaxLookup) {
+		keys = keys[:0]
+		for _, m := range chunk {
+			keys = append(keys, m.Key)
+		}
+		err := a.ledger.Lookup(ctx, a.opts.Account, keys, func(e Entry) error {
+			out[e.Key] = e
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading the ledger: %w", fatal(err))
+		}
+	}
+	return out, nil
+}
+
+// deleteAtSource deletes msgs and done (every one done in the ledger and
+// committed) at the source (for POP3 only at QUIT, which closing a clean
+// attempt sends). Their entries are marked first as mailferry's deletions
+// (ReasonDeleted), so that mirror never removes their copies.
+func (a *attempt) deleteAtSource(ctx context.Context, msgs, done []SourceMessage) error {
+	msgs = append(msgs, done...)
+	if len(msgs) == 0 {
+		return nil
+	}
+	keys := make([]string, len(msgs))
+	for i, m := range msgs {
+		keys[i] = m.Key
+	}
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Deleting: keys}); err != nil {
+		return fmt.Errorf("recording %d messages to delete at the source: %w", len(keys), fatal(err))
+	}
+	if a.opts.DeleteAfter > 0 {
+		a.log.Info("deleting at the source messages copied at least delete_after ago", "account", a.opts.Name,
+			"messages", len(msgs), "delete_after", a.opts.DeleteAfter)
+	}
+	if err := a.src.Delete(ctx, msgs); err != nil {
+		return fmt.Errorf("deleting %d copied messages at the source: %w", len(msgs), err)
+	}
+	a.deleted += len(msgs)
+	a.opts.Crashpoint("deleted")
+	return nil
+}
+
+// takeToDelete returns the messages the batch writers committed as done
+// that are to be deleted at the source, and forgets them.
+func (a *attempt) takeToDelete() []SourceMessage {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.toDelete
+	a.toDelete = nil
+	return out
+}
+
+// pageSink is where the listing puts what the batch writers do.
+type pageSink struct {
+	items chan<- *item
+	stop  <-chan struct{} // closed: a pause or an interrupt ended the copy
+	// wait is the listing's context, ended also by an interrupt: for
+	// the waits for the traffic limits before a message is fetched.
+	wait   context.Context
+	budget *byteBudget
+	queued int // messages queued, to open extra sessions as the copy grows
+	grow   func(queued int)
+}
+
+// send queues it for the batch writers, waiting for room in the memory
+// budget.
+func (p *pageSink) send(ctx context.Context, it *item) error {
+	if err := p.budget.acquire(ctx, p.stop, it.memBytes); err != nil {
+		it.release()
+		return err
+	}
+	select {
+	case p.items <- it:
+		if it.flags == nil {
+			p.queued++
+			p.grow(p.queued)
+		}
+		return nil
+	case <-ctx.Done():
+		p.budget.release(it.memBytes)
+		it.release()
+		return ctx.Err()
+	case <-p.stop:
+		p.budget.release(it.memBytes)
+		it.release()
+		return errCounting
+	}
+}
+
+// errCounting tells the listing that a pause ended the copy: it goes on
+// counting, fetching nothing.
+var errCounting = errors.New("the copy is paused; the listing only counts")
+
+// copy runs list, which lists the source and queues what is to copy into
+// its sink, while batch writers append and commit it. It returns when
+// both are done; the writers commit what their destination confirmed,
+// also when they stop.
+func (a *attempt) copy(ctx context.Context, list func(context.Context, *pageSink) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// The fetcher stops at once on an interrupt, also in the middle of a
-	// message: what it has not handed on is never sent.
-	fetchCtx, cancelFetch := context.WithCancel(ctx)
-	defer cancelFetch()
-	go func() {
-		select {
-		case <-a.stop:
-			cancelFetch()
-		case <-fetchCtx.Done():
-		}
-	}()
 	budget := newByteBudget(a.opts.QueueBytes)
 	items := make(chan *item, a.opts.BatchMessages)
-	fetchErr := make(chan error, 1)
+	a.sessions = newSessionGate(a.opts.DestSessions, a.opts.BatchMessages)
+	if a.openDst == nil {
+		a.sessions = newSessionGate(1, a.opts.BatchMessages)
+	}
+	writeErr := make(chan error, 1)
+	a.stop = make(chan struct{})
+	waitCtx := ctx
+	if a.halt != nil {
+		// The interrupt ends the copy between messages, and a wait for
+		// the traffic limits at once: what the fetcher has not handed on
+		// is never sent, and the listing goes on counting on a session
+		// left in step.
+		var cancelWait context.CancelFunc
+		waitCtx, cancelWait = context.WithCancel(ctx)
+		defer cancelWait()
+		copied := make(chan struct{})
+		defer close(copied)
+		go func() {
+			select {
+			case <-a.halt:
+				a.interrupt()
+				cancelWait()
+			case <-copied:
+			}
+		}()
+	}
 	go func() {
-		defer close(items)
-		fetchErr <- a.fetchAll(fetchCtx, todo, dests, budget, items)
+		err := a.writeAll(ctx, items, budget)
+		if _, paused := isPaused(err); paused && ctx.Err() == nil {
+			// A pause: the listing goes on counting what is left.
+			a.pause(err)
+		} else if errors.Is(err, ErrInterrupted) && ctx.Err() == nil {
+			// So does an interrupt: the writers finished their batches.
+			a.interrupt()
+		} else if err != nil {
+			cancel() // the listing stops: nobody takes its messages
+		}
+		writeErr <- err
 	}()
-
-	err := a.writeAll(ctx, items, budget, (len(todo)+a.opts.BatchMessages-1)/a.opts.BatchMessages)
-	cancel()
-	// Drain so the fetcher can end and release its spools.
+	sink := &pageSink{items: items, stop: a.stop, wait: waitCtx, budget: budget, grow: a.sessions.grow}
+	lerr := list(ctx, sink)
+	if lerr == nil {
+		a.complete = true
+	}
+	close(items)
+	a.sessions.listed()
+	err := <-writeErr
+	// Drain so that nothing queued keeps its spool.
 	for it := range items {
 		it.release()
 	}
-	ferr := <-fetchErr
-	if ferr != nil && stopped(a.stop) && ctx.Err() == nil {
-		// Cut short by the interrupt: not a failure of the source.
-		ferr = ErrInterrupted
+	if err == nil {
+		// The writers took every message: the listing's error (a failed
+		// fetch, or the run's context) decides.
+		err = lerr
 	}
 	if err == nil {
-		// The batcher drained the channel, so the fetcher has finished:
-		// its error (a failed fetch, or the run's context) decides.
-		err = ferr
+		err = a.paused
 	}
-	return a.doneMsgs, err
+	return err
+}
+
+// sessionGate opens the extra destination sessions as the copy grows: the
+// i-th extra one once the listing has queued more than i batches (a copy
+// of a few messages opens none), and none once the listing ended short.
+type sessionGate struct {
+	mu     sync.Mutex
+	batch  int
+	opened []chan struct{} // closed: session i may open
+	need   []bool
+	done   bool
+}
+
+func newSessionGate(sessions, batch int) *sessionGate {
+	g := &sessionGate{batch: batch, opened: make([]chan struct{}, max(sessions, 1)), need: make([]bool, max(sessions, 1))}
+	for i := range g.opened {
+		g.opened[i] = make(chan struct{})
+	}
+	close(g.opened[0])
+	g.need[0] = true
+	return g
+}
+
+func (g *sessionGate) sessions() int { return len(g.opened) }
+
+// grow notes that queued messages are queued in all.
+func (g *sessionGate) grow(queued int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := 1; i < len(g.opened); i++ {
+		if !g.need[i] && queued > i*g.batch {
+			g.need[i] = true
+			close(g.opened[i])
+		}
+	}
+}
+
+// listed notes the end of the listing: sessions not needed by then never
+// open.
+func (g *sessionGate) listed() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done {
+		return
+	}
+	g.done = true
+	for i := range g.opened {
+		if !g.need[i] {
+			close(g.opened[i])
+		}
+	}
+}
+
+// wait blocks until session i may open or is not needed; it reports
+// whether it is needed.
+func (g *sessionGate) wait(ctx context.Context, i int) bool {
+	select {
+	case <-g.opened[i]:
+	case <-ctx.Done():
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.need[i]
 }
 
 // writeAll runs up to DestSessions batch writers on the fetched messages;
 // the first uses the attempt's destination and starts at once, the others
-// open their own sessions meanwhile (on a distant server each costs several
-// round trips) and join when ready; batches is how many batches the copy
-// makes at least, and no more sessions than that are opened. Each writer
-// commits what its destination confirmed, also when it stops.
-func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byteBudget, batches int) error {
-	sessions := a.opts.DestSessions
-	if a.openDst == nil {
-		sessions = 1
-	}
-	sessions = max(1, min(sessions, batches))
+// open their own sessions as the copy grows (on a distant server each
+// costs several round trips) and join when ready. Each writer commits
+// what its destination confirmed, also when it stops.
+func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byteBudget) error {
+	sessions := a.sessions.sessions()
 	stop := make(chan struct{})
 	var stopOnce sync.Once
 	errs := make([]error, sessions)
@@ -432,7 +765,7 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 	defer close(watchDone)
 	go func() {
 		select {
-		case <-a.stop:
+		case <-a.halt:
 			stopOnce.Do(func() { close(stop) })
 		case <-watchDone:
 		}
@@ -445,14 +778,14 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 				write(i, a.dst)
 				return
 			}
-			if stopped(a.stop) {
+			if !a.sessions.wait(ctx, i) || a.halted() {
 				return
 			}
 			d, err := a.openDst(ctx)
 			if err != nil {
 				// Fewer sessions is slower, not wrong.
 				if ctx.Err() == nil {
-					a.log.Warn("cannot open another destination session; going on with fewer", "account", a.opts.Account,
+					a.log.Warn("cannot open another destination session; going on with fewer", "account", a.opts.Name,
 						"session", i+1, "error", err)
 				}
 				return
@@ -472,29 +805,56 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 			first = err
 		}
 	}
-	if errors.Is(first, errStopped) && stopped(a.stop) {
+	if errors.Is(first, errStopped) && a.halted() {
 		first = ErrInterrupted
 	}
 	return first
 }
 
-// fetchAll reads each message into a spool and hands it to the batcher.
-func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests FolderPlan, budget *byteBudget, out chan<- *item) error {
+// fetchPage reads each message of todo into a spool and queues it for the
+// batch writers, announcing them first to a source that fetches ahead.
+func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests FolderPlan, out *pageSink) error {
+	if len(todo) == 0 || a.counting() {
+		return nil
+	}
+	if p, ok := a.src.(Prefetcher); ok {
+		// Only a hint: without it fetching is slower, not wrong. Messages
+		// skipped by their announced size are never fetched, so not
+		// announced either (a batched UID FETCH would download them).
+		ahead := todo
+		if slices.ContainsFunc(todo, a.skipUnread) {
+			ahead = slices.DeleteFunc(slices.Clone(todo), a.skipUnread)
+		}
+		if err := p.Prefetch(ctx, ahead); err != nil {
+			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Name, "error", err)
+		}
+	}
 	for _, m := range todo {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if a.counting() {
+			return nil
+		}
 		if t := a.opts.Traffic; t != nil && !a.skipUnread(m) {
-			if err := t.Fetch(ctx, a.opts.ExpectedSize(m)); err != nil {
+			if err := t.Fetch(out.wait, a.opts.ExpectedSize(m)); err != nil {
+				if _, paused := isPaused(err); paused {
+					a.pause(err)
+					return nil
+				}
+				if a.halted() && ctx.Err() == nil {
+					return nil // interrupted while it waited: counting
+				}
 				return err
 			}
 		}
 		it, err := a.fetchOne(ctx, m)
 		if errors.Is(err, ErrMessageGone) && ctx.Err() == nil {
-			a.log.Warn("message gone from the source since it was listed", "account", a.opts.Account, "key", m.Key, "error", err)
+			a.log.Warn("message gone from the source since it was listed", "account", a.opts.Name, "key", m.Key, "error", err)
 			a.mu.Lock()
 			a.st.Gone++
 			a.run.gone[m.Key] = true
+			a.finished++
 			a.mu.Unlock()
 			continue
 		}
@@ -503,23 +863,17 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests Fold
 			// after its own retries): it fails on its own, with the
 			// reason, and the next run tries it again; the messages
 			// after it go on.
-			it = &item{msg: m, failReason: err.Error(), entry: Entry{Account: a.opts.Account, Key: m.Key, Size: m.Size}}
+			it = &item{msg: m, failReason: err.Error(), entry: Entry{Key: m.Key, Size: m.Size}}
 			err = nil
 		}
 		if err != nil {
 			return err
 		}
 		it.mailbox, _ = dests.Dest(m)
-		if err := budget.acquire(ctx, it.memBytes); err != nil {
-			it.release()
+		if err := out.send(ctx, it); errors.Is(err, errCounting) {
+			return nil
+		} else if err != nil {
 			return err
-		}
-		select {
-		case out <- it:
-		case <-ctx.Done():
-			budget.release(it.memBytes)
-			it.release()
-			return ctx.Err()
 		}
 	}
 	return nil
@@ -538,17 +892,20 @@ func (a *attempt) skipUnread(m SourceMessage) bool {
 // session in step).
 func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) {
 	expected := a.opts.ExpectedSize(m)
-	tooBig := func(reason string) *item {
-		return &item{msg: m, skipReason: reason, entry: Entry{Account: a.opts.Account, Key: m.Key, Size: expected}}
+	// A message skipped as too big records a size it is known to have at
+	// least: a later run tries it again only once the limit has grown
+	// past that.
+	tooBig := func(reason string, atLeast int64) *item {
+		return &item{msg: m, skipReason: reason, skipClass: ReasonTooBig, entry: Entry{Key: m.Key, Size: max(expected, atLeast)}}
 	}
 	if a.limit.SkipAnnounced(expected) {
-		return tooBig(a.limit.AnnouncedReason(expected)), nil
+		return tooBig(a.limit.AnnouncedReason(expected), 0), nil
 	}
 	so := a.opts.Spool
 	so.MaxBytes = a.limit.Bytes
 	w, err := StartMessage(&so, a.opts.AddHeader, m)
 	if errors.Is(err, spool.ErrTooBig) {
-		return tooBig(a.limit.StoppedReason(expected)), nil
+		return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
@@ -560,13 +917,13 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	if _, err := a.src.Fetch(ctx, m, dst); err != nil {
 		w.Discard()
 		if errors.Is(err, spool.ErrTooBig) {
-			return tooBig(a.limit.StoppedReason(expected)), nil
+			return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
 		}
 		return nil, fmt.Errorf("fetching message %q: %w", m.Key, err)
 	}
 	body, err := w.Finish()
 	if errors.Is(err, spool.ErrTooBig) {
-		return tooBig(a.limit.StoppedReason(expected)), nil
+		return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
@@ -574,7 +931,6 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	it := &item{msg: m, body: body, memBytes: body.InMemoryBytes()}
 	header := mapping.HeaderSection(body.Header())
 	it.entry = Entry{
-		Account:   a.opts.Account,
 		Key:       m.Key,
 		Digest:    hex.EncodeToString(digestOf(body)),
 		Size:      body.Size(),
@@ -582,11 +938,11 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	}
 	switch {
 	case body.HasNUL():
-		it.skipReason = "contains NUL bytes, which IMAP cannot carry"
+		it.skipReason, it.skipClass = "contains NUL bytes, which IMAP cannot carry", ReasonNUL
 	case body.Size() == 0:
-		it.skipReason = "empty message"
+		it.skipReason, it.skipClass = "empty message", ReasonEmpty
 	case !a.limit.Allows(body.Size()):
-		it.skipReason = a.limit.Reason(body.Size())
+		it.skipReason, it.skipClass = a.limit.Reason(body.Size()), ReasonTooBig
 	}
 	if it.skipReason != "" {
 		return it, nil

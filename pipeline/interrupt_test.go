@@ -66,8 +66,11 @@ func (c *ctxTraffic) Write(ctx context.Context, n int) error {
 // in flight are told to Traffic under the batch's context, not the
 // fetcher's, which the stop cancels (a batch in flight failed with
 // "reading message body: context canceled" and stayed pending).
+// "delete_source": nothing is deleted at the source after the stop, not
+// even the batches it let finish (the listing goes on counting past
+// them); the next run deletes them.
 func TestStopFinishesBatchesInFlight(t *testing.T) {
-	for _, name := range []string{"append", "pipelined", "paced"} {
+	for _, name := range []string{"append", "pipelined", "paced", "delete_source"} {
 		pipelined := name == "pipelined"
 		t.Run(name, func(t *testing.T) {
 			const n = 40
@@ -77,18 +80,27 @@ func TestStopFinishesBatchesInFlight(t *testing.T) {
 			if name == "paced" {
 				h.opts.Traffic = &ctxTraffic{}
 			}
+			if name == "delete_source" {
+				h.opts.DeleteSource, h.src.immediate = true, true
+			}
 			stop := make(chan struct{})
 			h.runner.Stop = stop
 			entered := make(chan int, 16)
 			release := make(chan struct{})
 			open := func(ctx context.Context) (Destination, error) {
 				if pipelined {
-					h.dst.pipelined = &pipelining{ledger: h.ledger, account: "alice"}
+					h.dst.pipelined = &pipelining{ledger: h.ledger, account: alice}
 					d, _ := h.dst.open(ctx)
 					return &pipelinedGate{pipelinedSession: d.(*pipelinedSession), entered: entered, release: release}, nil
 				}
 				d, _ := h.dst.open(ctx)
 				return &gatedSession{Destination: d, entered: entered, release: release}, nil
+			}
+			var src Source = h.src
+			if name == "delete_source" {
+				// The listing goes on past the stop while the batch in
+				// flight commits: its pages would delete it.
+				src = slowPages{Source: h.src, wait: 10 * time.Millisecond}
 			}
 			var st *Stats
 			var err error
@@ -97,7 +109,7 @@ func TestStopFinishesBatchesInFlight(t *testing.T) {
 				defer close(done)
 				st, err = h.runner.RunAccount(context.Background(), Job{
 					Options:         h.opts,
-					OpenSource:      func(context.Context) (Source, error) { return h.src, nil },
+					OpenSource:      func(context.Context) (Source, error) { return src, nil },
 					OpenDestination: open,
 				})
 			}()
@@ -137,7 +149,7 @@ func TestStopFinishesBatchesInFlight(t *testing.T) {
 				t.Errorf("copied %d, failed %d, not yet copied %d, attempts %d; want %d, 0, %d, 1",
 					st.Copied, st.Failed, st.NotYetCopied, st.Attempts, inFlight, n-inFlight)
 			}
-			states := h.ledger.states("alice")
+			states := h.ledger.states(alice)
 			if states[StatePending] != 0 || states[StateDone] != inFlight {
 				t.Errorf("ledger states %v, want %d done and none pending", states, inFlight)
 			}
@@ -146,6 +158,9 @@ func TestStopFinishesBatchesInFlight(t *testing.T) {
 			}
 			if rec := h.ledger.runs[len(h.ledger.runs)-1]; rec.Result != "interrupted" || rec.Failed != 0 {
 				t.Errorf("run record %+v, want result interrupted with 0 failed", rec)
+			}
+			if n := len(h.src.committed); n != 0 {
+				t.Errorf("%d messages deleted at the source after the stop, want none", n)
 			}
 			t.Logf("%d messages were with the server at the interrupt", inFlight)
 			if pipelined && len(h.dst.pipelined.errs) > 0 {
@@ -160,8 +175,24 @@ func TestStopFinishesBatchesInFlight(t *testing.T) {
 			if got := len(h.dst.bodies("INBOX")); got != n {
 				t.Errorf("after the re-run the destination holds %d messages, want %d", got, n)
 			}
+			if name == "delete_source" && (st.Deleted != n || len(h.src.committed) != n) {
+				t.Errorf("re-run deleted %d (source %d), want all %d", st.Deleted, len(h.src.committed), n)
+			}
 		})
 	}
+}
+
+// slowPages is a source whose pages take wait each to list.
+type slowPages struct {
+	Source
+	wait time.Duration
+}
+
+func (s slowPages) List(ctx context.Context, page func([]SourceMessage) error) error {
+	return s.Source.List(ctx, func(msgs []SourceMessage) error {
+		time.Sleep(s.wait)
+		return page(msgs)
+	})
 }
 
 // TestStopDuringRetryWait: Stop ends a run that waits to retry an attempt

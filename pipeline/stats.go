@@ -13,8 +13,8 @@ type Skip struct {
 
 // Stats is the report of one account's run. Counts add up across attempts.
 type Stats struct {
-	// Account is the account's name (Options.Name), LedgerKey its key in
-	// the ledger (Options.Account).
+	// Account is the account's name (Options.Label), LedgerKey its key in
+	// the ledger (Options.Name).
 	Account   string `json:"account"`
 	LedgerKey string `json:"ledger_key"`
 	// Listed is how many messages the source holds.
@@ -63,6 +63,10 @@ type Stats struct {
 	// Gone is how many listed messages had left the source (expunged by
 	// another client) by the time they were fetched; they are not failures.
 	Gone int `json:"gone,omitempty"`
+	// SourceGone is how many copied messages this run found no longer at
+	// the source (deleted there by someone else); their entries are kept
+	// as gone for the ledger's retention.
+	SourceGone int `json:"source_gone,omitempty"`
 	// Deleted is how many messages were deleted at the source (in a dry
 	// run: would have been).
 	Deleted int `json:"deleted"`
@@ -80,8 +84,9 @@ type Stats struct {
 	Attempts      int `json:"attempts"`
 	// Paused is set when the account ended this run paused, which is no
 	// failure: not started because it was paused (Runner.Paused, e.g. by
-	// an operator), or stopped for a time the run does not wait for (a
-	// daily quota reached). PausedReason says why, and PausedUntil when it
+	// an operator), paused by an operator during the run (Hold.Paused: it
+	// stopped after committing its batches in flight), or stopped for a
+	// time the run does not wait for (a daily quota reached). PausedReason says why, and PausedUntil when it
 	// goes on by itself (nil: when it is resumed). Waiting is how many
 	// listed messages wait for it; they are not failures. Pauses counts
 	// the pauses the run waited out (a timetable's pause, a slow message

@@ -29,8 +29,9 @@ type progressView struct {
 	started  time.Time
 	stopTick func()
 	rows     int // account lines under the bar
-	// names maps the ledger keys the engine's events carry to the names
-	// people know the accounts by (pipeline.Options.Name).
+	// names maps the ledger keys the engine's events carry
+	// (pipeline.Options.Name) to the names people know the accounts by
+	// (pipeline.Options.Label).
 	names map[string]string
 }
 
@@ -40,8 +41,8 @@ func (p *progressView) setNames(jobs []pipeline.Job) {
 	defer p.mu.Unlock()
 	p.names = map[string]string{}
 	for _, j := range jobs {
-		if j.Options.Name != "" {
-			p.names[j.Options.Account] = j.Options.Name
+		if j.Options.Label != "" {
+			p.names[j.Options.Name] = j.Options.Label
 		}
 	}
 }

@@ -88,7 +88,7 @@ func TestProgressLinesQuietWhileConnecting(t *testing.T) {
 func TestProgressLinesShowNames(t *testing.T) {
 	var logs syncBuffer
 	p := newProgressView("lines", &logs, slog.New(slog.NewTextHandler(&logs, nil)), 20*time.Millisecond, 0)
-	p.setNames([]pipeline.Job{{Options: pipeline.Options{Account: "pop3://alice@old:995 -> imap://alice@new:993/INBOX", Name: "alice"}}})
+	p.setNames([]pipeline.Job{{Options: pipeline.Options{Name: "pop3://alice@old:995 -> imap://alice@new:993/INBOX", Label: "alice"}}})
 	p.AccountStarted("pop3://alice@old:995 -> imap://alice@new:993/INBOX", 10, 0)
 	p.MessageDone("pop3://alice@old:995 -> imap://alice@new:993/INBOX", pipeline.OutcomeCopied, 1000)
 	waitFor(t, &logs, "msg=progress account=alice")
