@@ -959,9 +959,8 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 		flags = mapping.Flags(header, a.opts.FlagPolicy)
 	}
 	// The body is paced (Traffic.Write) when a batch sends it, under the
-	// batch's context (batchWriter.start): not under ctx, the fetcher's,
-	// which the first Ctrl-C cancels while the batches in flight must
-	// still be sent whole.
+	// batch's context (batchWriter.start), not under ctx, the listing's:
+	// a batch in flight at the first Ctrl-C must still be sent whole.
 	it.out = OutgoingMessage{Body: body, Size: body.Size(), Flags: flags, InternalDate: date}
 	return it, nil
 }
