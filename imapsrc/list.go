@@ -28,7 +28,8 @@ import (
 // page may fetch and delete messages: the folder is EXAMINEd again before
 // the next batch when page selected another one, and a UIDVALIDITY that
 // changed meanwhile fails the listing (its keys would mean other
-// messages).
+// messages). The folders LeaveOut named since the last List are not
+// listed.
 //
 // Flags are the system flags and keywords as the server spells them,
 // without \Recent (RFC 3501 §2.3.2: session-only, never to be copied).
@@ -43,6 +44,8 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 			s.mu.Unlock()
 		}
 	}()
+	leaveOut := s.leaveOut
+	s.leaveOut = nil
 	done, err := s.begin(ctx)
 	if err != nil {
 		return err
@@ -65,6 +68,9 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 	for _, f := range folders {
 		if !s.included(f) {
 			s.log.Debug("folder excluded", "mailbox", f.Name)
+			continue
+		}
+		if leaveOut[f.Name] {
 			continue
 		}
 		err := s.listFolder(ctx, f.Name, func(msgs []pipeline.SourceMessage) error {

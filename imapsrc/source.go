@@ -46,6 +46,8 @@ type Source struct {
 
 	copyBuf []byte // copyBody's buffer, kept from one message to the next
 
+	leaveOut map[string]bool // folders the next List leaves out (LeaveOut)
+
 	onClose func() // Options.OnClose until the session has ended
 }
 
@@ -58,8 +60,9 @@ type selection struct {
 }
 
 var (
-	_ pipeline.Source     = (*Source)(nil)
-	_ pipeline.Prefetcher = (*Source)(nil)
+	_ pipeline.Source           = (*Source)(nil)
+	_ pipeline.Prefetcher       = (*Source)(nil)
+	_ pipeline.FolderSummarizer = (*Source)(nil)
 )
 
 // Open dials, secures and authenticates a session (internal/imapconn) and
