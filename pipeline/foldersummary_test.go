@@ -19,6 +19,7 @@ type markingSource struct {
 	*imapLikeSource
 	noMarks  bool            // the server keeps no HIGHESTMODSEQ
 	refuse   map[string]bool // keys (without folder) whose Fetch fails per message
+	vanish   map[string]bool // keys (without folder) whose Fetch says the message is gone
 	leaveOut []string
 	listed   map[string]int // folder → messages listed, over every List
 }
@@ -78,8 +79,12 @@ func (s *markingSource) List(ctx context.Context, page func([]SourceMessage) err
 }
 
 func (s *markingSource) Fetch(ctx context.Context, msg SourceMessage, w io.Writer) (int64, error) {
-	if s.refuse[strings.Split(msg.Key, "\x00")[2]] {
+	key := strings.Split(msg.Key, "\x00")[2]
+	if s.refuse[key] {
 		return 0, Classify(ClassPerMessage, errors.New("the server would not serve it"))
+	}
+	if s.vanish[key] {
+		return 0, fmt.Errorf("UID FETCH: no such message: %w", ErrMessageGone)
 	}
 	return s.imapLikeSource.Fetch(ctx, msg, w)
 }
@@ -92,7 +97,7 @@ func (s *markingSource) Fetch(ctx context.Context, msg SourceMessage, w io.Write
 func TestUnchangedFoldersAreNotListed(t *testing.T) {
 	h, imapSrc := newIMAPHarness(t)
 	imapSrc.immediate = true
-	src := &markingSource{imapLikeSource: imapSrc, refuse: map[string]bool{}}
+	src := &markingSource{imapLikeSource: imapSrc, refuse: map[string]bool{}, vanish: map[string]bool{}}
 	run := func(what string) (*Stats, map[string]int) {
 		t.Helper()
 		src.listed = map[string]int{}
@@ -171,10 +176,49 @@ func TestUnchangedFoldersAreNotListed(t *testing.T) {
 		t.Errorf("settled re-run listed %v", listed)
 	}
 
+	// A new message of Sent taken for gone when fetched (a server
+	// glitch: it is still there): it has no entry, so Sent gets no marks
+	// and the next run lists it and copies the message.
+	extra := genMessages(16)[15]
+	imapSrc.msgs = append(imapSrc.msgs, extra)
+	imapSrc.folder[extra.key] = "Sent"
+	src.vanish[extra.key] = true
+	if st, _ = run("taken for gone"); st.Gone != 1 || st.Copied != 0 {
+		t.Fatalf("message taken for gone: gone %d, copied %d; want 1, 0", st.Gone, st.Copied)
+	}
+	delete(src.vanish, extra.key)
+	if st, listed = run("after gone at fetch"); st.Copied != 1 || listed["Sent"] != 6 || listed["INBOX"] != 0 {
+		t.Errorf("after a message taken for gone: copied %d, listed %v; want 1, Sent alone", st.Copied, listed)
+	}
+
+	// A flag update the destination refuses: INBOX gets no marks, and the
+	// next run lists it to try again.
+	imapSrc.flags[k] = []string{`\Seen`}
+	h.dst.refuseFlags = true
+	if st, listed = run("flags refused"); st.FlagsUpdated != 0 || listed["INBOX"] != 4 {
+		t.Fatalf("refused flag update: flags updated %d, listed %v", st.FlagsUpdated, listed)
+	}
+	h.dst.refuseFlags = false
+	if st, listed = run("flags again"); st.FlagsUpdated != 1 || listed["INBOX"] != 4 || listed["Sent"] != 0 {
+		t.Errorf("after a refused flag update: flags updated %d, listed %v; want 1, INBOX alone", st.FlagsUpdated, listed)
+	}
+
+	// Without flag sync, every folder is listed, and no marks recorded:
+	// a later run with it must see the flags changed meanwhile.
+	h.opts.SyncFlags = false
+	if _, listed = run("no flag sync"); listed["INBOX"] != 4 || listed["Sent"] != 6 {
+		t.Errorf("without flag sync: listed %v, want every folder", listed)
+	}
+	imapSrc.flags[k] = []string{`\Answered`}
+	h.opts.SyncFlags = true
+	if st, listed = run("flag sync again"); st.FlagsUpdated != 1 || listed["INBOX"] != 4 {
+		t.Errorf("flag sync after a run without: flags updated %d, listed %v; want 1, INBOX listed", st.FlagsUpdated, listed)
+	}
+
 	// Without marks, every folder is listed.
 	src.noMarks = true
 	st, listed = run("no marks")
-	if listed["INBOX"] != 4 || listed["Sent"] != 5 || st.AlreadyDone != 9 {
+	if listed["INBOX"] != 4 || listed["Sent"] != 6 || st.AlreadyDone != 10 {
 		t.Errorf("without marks: listed %v, already done %d; want every folder listed", listed, st.AlreadyDone)
 	}
 	// A run without marks records none: the next one lists again.
@@ -185,7 +229,10 @@ func TestUnchangedFoldersAreNotListed(t *testing.T) {
 
 	// Deleting at the source needs the listing.
 	h.opts.DeleteSource = true
-	if st, listed = run("delete"); st.Deleted != 9 || listed["INBOX"] != 4 {
+	if st, listed = run("delete"); st.Deleted != 10 || listed["INBOX"] != 4 {
 		t.Errorf("delete_source: deleted %d, listed %v", st.Deleted, listed)
+	}
+	if rec := h.ledger.folders[alice][SourceSide]["INBOX"]; rec.HighestModSeq != 0 || rec.SyncedAt.IsZero() {
+		t.Errorf("INBOX record after a pass that deleted at the source: %+v; want a complete pass without marks", rec)
 	}
 }

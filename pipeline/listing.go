@@ -271,6 +271,18 @@ func (a *attempt) sweep(ctx context.Context) error {
 	if !a.complete || sc == nil {
 		return nil
 	}
+	// A folder with a message taken for gone at fetch gets no marks: its
+	// message has no entry, and the next run must list it to try again.
+	goneGens := map[string]bool{}
+	if a.opts.KeyFolder != nil {
+		a.mu.Lock()
+		for k := range a.run.gone {
+			if p, ok := a.opts.KeyFolder(k); ok {
+				goneGens[p.Generation] = true
+			}
+		}
+		a.mu.Unlock()
+	}
 	var records []Folder
 	for _, g := range sc.order {
 		rec, ok := sc.records[g.mailbox]
@@ -287,8 +299,11 @@ func (a *attempt) sweep(ctx context.Context) error {
 		// The marks taken before the listing: anything that changed the
 		// folder since moved them, so the next run lists it again. Not
 		// when some flag update of this attempt was refused (it is tried
-		// again only by a listing).
-		if m, ok := sc.marks[g.mailbox]; ok && m.UIDValidity == g.place.UIDValidity && !a.flagsLag() {
+		// again only by a listing), nor when this run deletes at the
+		// source (the next run reads the pages to settle the marks of
+		// deletions that did not happen, as for POP3 below).
+		if m, ok := sc.marks[g.mailbox]; ok && m.UIDValidity == g.place.UIDValidity && !a.flagsLag() &&
+			!goneGens[g.place.Generation] && !a.opts.DeleteSource && a.opts.DeleteAfter == 0 {
 			next.UIDNext, next.HighestModSeq = m.UIDNext, m.HighestModSeq
 		}
 		records = append(records, next)
@@ -572,6 +587,10 @@ func (a *attempt) unchangedFolders(ctx context.Context, dests FolderPlan) error 
 		}
 	}
 	a.mu.Unlock()
+	if len(sc.kept) == 0 {
+		return nil
+	}
+	a.prog.AccountStarted(a.opts.Name, 0, 0) // the pages of the others replace it
 	a.log.Debug("source folders unchanged since their last complete pass: not listed",
 		"account", a.opts.Name, "folders", len(sc.kept), "of", len(sums))
 	return nil
