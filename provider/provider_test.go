@@ -62,3 +62,17 @@ func TestRefusedToken(t *testing.T) {
 		}
 	}
 }
+
+// TestLimits: what each provider allows one user, by name or by host; an
+// unknown host has no limits.
+func TestLimits(t *testing.T) {
+	if p := For("", "IMAP.gmail.com."); p == nil || p.MaxConnectionsPerUser != 15 || p.ReadBytesPerDay != 2500e6 || p.WrittenBytesPerDay != 500e6 {
+		t.Errorf("gmail limits %+v", p)
+	}
+	if p := For("microsoft365", "127.0.0.1"); p == nil || p.MaxConnectionsPerUser != 20 || p.ReadBytesPerDay != 0 {
+		t.Errorf("microsoft365 limits %+v", p)
+	}
+	if p := For("", "imap.example.com"); p != nil {
+		t.Errorf("unknown host: %+v", p)
+	}
+}
