@@ -55,7 +55,9 @@ type Provider struct {
 	// max_bytes_per_day_read and _write. 0: not known.
 	ReadBytesPerDay, WrittenBytesPerDay int64
 
-	// Quirks: the server family's quirk profile (issue 15) goes here.
+	// Quirks is the server family's quirk profile: what mailferry does
+	// differently with its servers.
+	Quirks Quirks
 }
 
 // Known providers.
@@ -83,6 +85,11 @@ var (
 		MaxConnectionsPerUser: 15,
 		ReadBytesPerDay:       2500e6,
 		WrittenBytesPerDay:    500e6,
+		Quirks: Quirks{
+			Labels:          true,
+			DropsDuplicates: true,
+			DailyLimit:      []string{"bandwidth limits"},
+		},
 	}
 	Microsoft365 = &Provider{
 		Name:          "microsoft365",
@@ -107,6 +114,12 @@ var (
 		// Exchange Online: 20 concurrent IMAP (and POP3) connections per
 		// mailbox; no published daily transfer limit.
 		MaxConnectionsPerUser: 20,
+		Quirks: Quirks{
+			FlagsLostAtAppend:    []string{`\Flagged`},
+			CaseInsensitiveNames: true,
+			ReservedNames:        []string{"Calendar", "Contacts", "Tasks", "Notes", "Journal"},
+			MaxErrors:            10,
+		},
 	}
 )
 
