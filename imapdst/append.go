@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/mutf7"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -553,7 +554,7 @@ func (a *Appender) startAppend(r *appendRun, idx []int) (*command, error) {
 	cmd := a.newCommand("APPEND", r.mailbox)
 	cmd.n, cmd.idx = len(idx), idx
 	a.write(cmd.tag+" APPEND ", "")
-	if rejected, err := a.writeString(cmd, encodeMailbox(r.mailbox), false); err != nil || rejected {
+	if rejected, err := a.writeString(cmd, mutf7.Encode(r.mailbox), false); err != nil || rejected {
 		return cmd, err
 	}
 	for _, i := range idx {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/mutf7"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
@@ -310,7 +311,7 @@ func (a *Appender) simple(name, mailbox string) (*command, error) {
 	a.write(cmd.tag+" "+name, "")
 	if mailbox != "" {
 		a.write(" ", "")
-		if rejected, err := a.writeString(cmd, encodeMailbox(mailbox), false); err != nil {
+		if rejected, err := a.writeString(cmd, mutf7.Encode(mailbox), false); err != nil {
 			return cmd, err
 		} else if rejected {
 			return cmd, a.replyError(cmd)

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/mailferry/mailferry/internal/mutf7"
 )
 
 // list answers LIST and LSUB (RFC 3501 §6.3.8; RFC 5258 RETURN with
@@ -446,77 +446,8 @@ func (ss *session) expunge(uids numSet, announce bool) {
 	}
 }
 
-// Modified UTF-7 (RFC 3501 §5.1.3), as mailbox names travel.
+func encodeMailbox(name string) string { return mutf7.Encode(name) }
 
-var mutf7Base64 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding)
-
-func encodeMailbox(name string) string {
-	var b strings.Builder
-	var run []rune
-	flush := func() {
-		if len(run) == 0 {
-			return
-		}
-		u := utf16.Encode(run)
-		buf := make([]byte, 0, 2*len(u))
-		for _, c := range u {
-			buf = append(buf, byte(c>>8), byte(c))
-		}
-		b.WriteByte('&')
-		b.WriteString(mutf7Base64.EncodeToString(buf))
-		b.WriteByte('-')
-		run = run[:0]
-	}
-	for _, r := range name {
-		switch {
-		case r == '&':
-			flush()
-			b.WriteString("&-")
-		case r >= 0x20 && r <= 0x7e:
-			flush()
-			b.WriteRune(r)
-		default:
-			run = append(run, r)
-		}
-	}
-	flush()
-	return b.String()
-}
-
-func decodeMailbox(s string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '&' {
-			b.WriteByte(c)
-			continue
-		}
-		end := strings.IndexByte(s[i+1:], '-')
-		if end < 0 {
-			return "", errors.New("bad modified UTF-7")
-		}
-		enc := s[i+1 : i+1+end]
-		i += end + 1
-		if enc == "" {
-			b.WriteByte('&')
-			continue
-		}
-		raw, err := mutf7Base64.DecodeString(enc)
-		if err != nil || len(raw)%2 != 0 {
-			return "", errors.New("bad modified UTF-7")
-		}
-		u := make([]uint16, len(raw)/2)
-		for j := range u {
-			u[j] = uint16(raw[2*j])<<8 | uint16(raw[2*j+1])
-		}
-		for _, r := range utf16.Decode(u) {
-			if r == utf8.RuneError {
-				return "", errors.New("bad modified UTF-7")
-			}
-			b.WriteRune(r)
-		}
-	}
-	return b.String(), nil
-}
+func decodeMailbox(s string) (string, error) { return mutf7.Decode(s) }
 
 func decodeBase64(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }
