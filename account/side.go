@@ -219,12 +219,14 @@ func (d *side) imapSource(f config.Folders, onClose func()) imapsrc.Options {
 	if d.ep.Mailbox != "" {
 		include = append([]string{d.ep.Mailbox}, include...)
 	}
+	labels, _ := imapsrc.ParseLabelMode(f.GmailLabels) // checked with the config and the flags
 	return imapsrc.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
 		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
 		Logger: d.log, Trace: d.trace, Include: include, Exclude: f.Exclude,
 		MaxAge: f.MaxAge, MinAge: f.MinAge, OnClose: onClose, Quirks: d.quirks,
+		Provider: d.provider, Labels: labels,
 	}
 }
 

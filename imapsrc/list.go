@@ -39,6 +39,14 @@ func (s *Source) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing the folders of %s at %s: %w", s.user, s.opts.Addr, err)
 	}
+	if s.quirks.Labels {
+		return s.listLabels(ctx, folders)
+	}
+	return s.listFolders(ctx, folders)
+}
+
+// listFolders lists the messages of folders, those included, in order.
+func (s *Source) listFolders(ctx context.Context, folders []Folder) ([]pipeline.SourceMessage, error) {
 	var out []pipeline.SourceMessage
 	now := time.Now()
 	for _, f := range folders {
@@ -119,11 +127,27 @@ func (s *Source) searchAll(ctx context.Context, mailbox string) ([]imap.UID, err
 
 // fetchAttrs fetches the attributes of uids, in UID order.
 func (s *Source) fetchAttrs(ctx context.Context, mailbox string, uidValidity uint32, uids []imap.UID) ([]pipeline.SourceMessage, error) {
-	cmd := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
-	type listed struct {
-		uid imap.UID
-		msg pipeline.SourceMessage
+	got, err := s.fetchListed(ctx, mailbox, uidValidity, uids)
+	if err != nil {
+		return nil, err
 	}
+	out := make([]pipeline.SourceMessage, len(got))
+	for i, l := range got {
+		out[i] = l.msg
+	}
+	return out, nil
+}
+
+// listed is a message fetchListed listed, with its sequence number.
+type listed struct {
+	seq uint32
+	uid imap.UID
+	msg pipeline.SourceMessage
+}
+
+// fetchListed is fetchAttrs with each message's UID and sequence number.
+func (s *Source) fetchListed(ctx context.Context, mailbox string, uidValidity uint32, uids []imap.UID) ([]listed, error) {
+	cmd := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
 	var got []listed
 	var bad error
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
@@ -135,7 +159,7 @@ func (s *Source) fetchAttrs(ctx context.Context, mailbox string, uidValidity uin
 		if buf.UID == 0 {
 			continue // go-imap dispatches UID FETCH responses by UID: not reached
 		}
-		got = append(got, listed{uid: buf.UID, msg: pipeline.SourceMessage{
+		got = append(got, listed{seq: buf.SeqNum, uid: buf.UID, msg: pipeline.SourceMessage{
 			Key:          FormatKey(mailbox, uidValidity, uint32(buf.UID)),
 			Mailbox:      mailbox,
 			Size:         buf.RFC822Size,
@@ -147,11 +171,7 @@ func (s *Source) fetchAttrs(ctx context.Context, mailbox string, uidValidity uin
 		return nil, err
 	}
 	slices.SortFunc(got, func(a, b listed) int { return cmp.Compare(a.uid, b.uid) })
-	out := make([]pipeline.SourceMessage, len(got))
-	for i, l := range got {
-		out[i] = l.msg
-	}
-	return out, nil
+	return got, nil
 }
 
 // sourceFlags converts flags for the pipeline, dropping \Recent. The

@@ -9,14 +9,20 @@ import (
 
 // SourceMessage is one message as a source lists it. Key is the message's
 // stable identity within its account and never a session-scoped number:
-// the POP3 UIDL (or "sha256:<hex>" when the server has no UIDL), or for IMAP
-// sources "<mailbox>\x00<uidvalidity>\x00<uid>".
+// the POP3 UIDL (or "sha256:<hex>" when the server has no UIDL), for IMAP
+// sources "<mailbox>\x00<uidvalidity>\x00<uid>", for a Gmail source copied
+// one copy per message "gm:<X-GM-MSGID>".
 type SourceMessage struct {
 	Key          string
 	Mailbox      string    // source mailbox; "" for POP3
 	Size         int64     // size the source announces; advisory only
 	InternalDate time.Time // zero when the source has none (POP3)
 	Flags        []string  // nil when the source has none (POP3)
+	// Seq is the number the source gave the message in the session that
+	// listed it (a Gmail message's UID in the folder it is read from), so
+	// that Fetch and Delete need no index of the whole listing; 0 when the
+	// source has none. It means nothing to another session.
+	Seq uint32
 }
 
 // Source is where messages come from (pop3src, imapsrc). A Source is used by
