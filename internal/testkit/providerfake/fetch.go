@@ -203,7 +203,7 @@ func section(body []byte, sec string) []byte {
 	case "TEXT":
 		return body[hdrEnd:]
 	case "HEADER.FIELDS", "HEADER.FIELDS.NOT":
-		want := strings.Fields(strings.Trim(fields, "()"))
+		want := strings.Fields(strings.NewReplacer("(", "", ")", "", `"`, "").Replace(fields))
 		not := spec == "HEADER.FIELDS.NOT"
 		var out []byte
 		for _, f := range splitFields(body[:hdrEnd]) {

@@ -78,7 +78,7 @@ type literalGate func(tag, sofar string, size int64) *Reply
 // literal gets "+ Ready" unless gate refuses it; then the command is
 // returned with refused set, its rest unread (the client sends nothing
 // more of it).
-func readCommand(br *bufio.Reader, w io.Writer, gate literalGate) (cmd command, refused *Reply, err error) {
+func readCommand(br *bufio.Reader, w *bufio.Writer, gate literalGate) (cmd command, refused *Reply, err error) {
 	var raw []byte    // the command with each literal replaced by \x00<index>\x00
 	var lits [][]byte // the literals
 	var lit8 []bool
@@ -107,7 +107,10 @@ func readCommand(br *bufio.Reader, w io.Writer, gate literalGate) (cmd command, 
 				cmd.tag = tag
 				return cmd, r, nil
 			}
-			if _, err := io.WriteString(w, "+ Ready for literal data\r\n"); err != nil {
+			if _, err := w.WriteString("+ Ready for literal data\r\n"); err != nil {
+				return command{}, nil, err
+			}
+			if err := w.Flush(); err != nil {
 				return command{}, nil, err
 			}
 		}
