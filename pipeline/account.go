@@ -60,6 +60,11 @@ type Options struct {
 	// SyncFlags brings the flags of messages copied earlier up to date
 	// when the source has flags (IMAP) and the destination can store them.
 	SyncFlags bool
+	// RetrySkipped sends again the messages earlier runs skipped for good
+	// (too big, NUL bytes without BINARY, refused for good), after the
+	// admin changed something (--retry-skipped); without it they are
+	// listed in the report and are no failure.
+	RetrySkipped bool
 	// SameOrigin, when set, tells whether a ledger entry whose key is no
 	// longer listed may be an earlier identity of a listed message (an IMAP
 	// folder whose UIDVALIDITY changed). Such a message with the same size
@@ -162,6 +167,9 @@ type attempt struct {
 	// limit is the size limit of the copy (set by copy; mailboxes with an
 	// APPENDLIMIT of their own tighten it).
 	limit SizeLimit
+	// binary: the destination takes messages with NUL bytes (BINARY,
+	// RFC 3516); set by copy.
+	binary bool
 	// doneMsgs are the messages committed as done by this attempt's copy.
 	doneMsgs []SourceMessage
 	// orphans are done entries whose keys the source no longer lists, by
@@ -223,8 +231,17 @@ func (a *attempt) do(ctx context.Context) error {
 				waiting++
 			}
 		case SkippedEarlier:
+			if a.opts.RetrySkipped && !a.run.skipped[m.Key] {
+				// --retry-skipped: the admin changed something.
+				todo = append(todo, m)
+				todoBytes += m.Size
+				break
+			}
 			if !a.run.counted[m.Key] && !a.run.skipped[m.Key] {
-				a.st.skip(m.Key, e.Reason+" (recorded by an earlier run)")
+				// Skipped for good and reported when it was: listed
+				// again, not a failure of this run.
+				a.st.SkippedBefore++
+				a.st.SkipsBefore = append(a.st.SkipsBefore, Skip{Key: m.Key, Reason: e.Reason})
 				a.run.counted[m.Key] = true
 			}
 		default:
@@ -317,7 +334,9 @@ func (a *attempt) planFolders(ctx context.Context) (FolderPlan, error) {
 // copy fetches todo in order and appends it in batches. It returns the
 // messages it committed as done, also when it stops with an error.
 func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests FolderPlan) ([]SourceMessage, error) {
-	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, a.dst.Capabilities().AppendLimit)
+	caps := a.dst.Capabilities()
+	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, caps.AppendLimit)
+	a.binary = caps.Binary
 
 	if p, ok := a.src.(Prefetcher); ok {
 		// Only a hint: without it fetching is slower, not wrong. Messages
@@ -523,10 +542,10 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 		MessageID: mapping.MessageID(header),
 	}
 	switch {
-	case body.HasNUL():
-		it.skipReason = "contains NUL bytes, which IMAP cannot carry"
+	case body.HasNUL() && !a.binary:
+		it.skipReason = NULReason
 	case body.Size() == 0:
-		it.skipReason = "empty message"
+		it.skipReason = EmptyReason
 	case !a.limit.Allows(body.Size()):
 		it.skipReason = a.limit.Reason(body.Size())
 	}
@@ -544,7 +563,7 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	if flags == nil {
 		flags = mapping.Flags(header, a.opts.FlagPolicy)
 	}
-	it.out = OutgoingMessage{Body: body, Size: body.Size(), Flags: flags, InternalDate: date}
+	it.out = OutgoingMessage{Body: body, Size: body.Size(), Flags: flags, InternalDate: date, Binary: body.HasNUL()}
 	if t := a.opts.Traffic; t != nil {
 		it.out.Body = pacedBody{ctx: ctx, r: body, t: t}
 	}

@@ -62,6 +62,14 @@ type Capabilities struct {
 	LiteralPlus bool
 	UIDPlus     bool
 	AppendLimit int64 // server-wide APPENDLIMIT; 0 when none
+	// Binary: the server takes messages with NUL bytes as literal8 (RFC
+	// 3516 BINARY); elsewhere such a message is skipped for good.
+	Binary bool
+	// DropsDuplicates: an APPEND of a message the account already holds is
+	// answered OK and not stored, its APPENDUID naming the message there or
+	// absent (Gmail, provider.Quirks.DropsDuplicates). Such a copy is
+	// confirmed by the bytes the destination holds before it counts.
+	DropsDuplicates bool
 }
 
 // OutgoingMessage is one message to append. Body must yield exactly Size bytes
@@ -71,6 +79,9 @@ type OutgoingMessage struct {
 	Size         int64
 	Flags        []string
 	InternalDate time.Time // zero: let the server choose
+	// Binary says the message holds NUL bytes: it goes as a literal8 (RFC
+	// 3516), which a destination without BINARY cannot take.
+	Binary bool
 }
 
 // AppendResult is the outcome for one message of an Append call. Err is nil on
