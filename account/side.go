@@ -237,7 +237,7 @@ func (d *side) imapDest(batchMessages int, batchBytes int64, onClose func()) ima
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
 		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
 		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
-		Logger: d.log, Trace: d.trace, OnClose: onClose, Shared: d.shared,
+		Logger: d.log, Trace: d.trace, OnClose: onClose, Shared: d.shared, Provider: d.provider,
 	}
 }
 
