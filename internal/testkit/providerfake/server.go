@@ -140,6 +140,7 @@ type Server struct {
 	open        map[string]int // connections by user
 	conns       map[net.Conn]bool
 	log         []string // commands received, first lines
+	errorByes   int      // connections ended at MaxErrors
 	closed      bool
 }
 
@@ -406,9 +407,20 @@ func (ss *session) countError() bool {
 		}
 		ss.printf("* BYE %s\r\n", bye)
 		_ = ss.flush()
+		ss.s.mu.Lock()
+		ss.s.errorByes++
+		ss.s.mu.Unlock()
 		return true
 	}
 	return false
+}
+
+// ErrorByes returns how many connections the server ended for too many
+// errors (Options.MaxErrors).
+func (s *Server) ErrorByes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.errorByes
 }
 
 // no and bad send a refusal.
