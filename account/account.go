@@ -277,17 +277,18 @@ func Select(cfg *config.Config, only []string) ([]*config.Account, error) {
 	for _, n := range only {
 		want[n] = true
 	}
+	found := map[string]bool{} // not deleted from want: an emptied want would select every later account
 	var out []*config.Account
 	for i := range cfg.Accounts {
 		a := &cfg.Accounts[i]
 		if len(want) > 0 && !want[a.Name] {
 			continue
 		}
-		delete(want, a.Name)
+		found[a.Name] = true
 		out = append(out, a)
 	}
 	for _, n := range only {
-		if want[n] {
+		if !found[n] {
 			return nil, fmt.Errorf("no account named %q in %s", n, cfg.File)
 		}
 	}

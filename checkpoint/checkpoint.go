@@ -43,6 +43,9 @@ var (
 	// ErrSchemaTooNew is wrapped by Open when the file was written by a newer
 	// mailferry whose schema this version does not know.
 	ErrSchemaTooNew = errors.New("checkpoint: ledger schema is newer than this version of mailferry supports")
+	// ErrNotLedger is wrapped by Open when the file is not a mailferry
+	// ledger: not an SQLite database, or one another program made.
+	ErrNotLedger = errors.New("checkpoint: not a mailferry checkpoint file")
 	// ErrInvalidEntry is wrapped by Put for an entry without account or key,
 	// with an unknown state or with an Updated time it cannot store.
 	ErrInvalidEntry = errors.New("checkpoint: invalid entry")
@@ -142,6 +145,13 @@ func Open(ctx context.Context, path string, opts *Options) (*Ledger, error) {
 		held:     make(map[string]*heldLock),
 	}
 
+	if !created {
+		// Before the writer's connection switches the file to WAL mode:
+		// that alone would change another program's database.
+		if err := inspect(ctx, abs, busy); err != nil {
+			return nil, fmt.Errorf("opening ledger %s: %w", abs, err)
+		}
+	}
 	l.w, err = sql.Open("sqlite", dsn(abs, busy, false))
 	if err != nil {
 		return nil, fmt.Errorf("opening ledger %s: %w", abs, err)

@@ -431,7 +431,38 @@ func TestOpenRefuses(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
+			wantErr: ErrNotLedger,
 			wantMsg: "ledger.db",
+		},
+		{
+			name: "another program's SQLite database",
+			prepare: func(t *testing.T, path string) {
+				db, err := sql.Open("sqlite", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				if _, err := db.Exec(`CREATE TABLE contacts (name TEXT); CREATE TABLE notes (body TEXT)`); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantErr: ErrNotLedger,
+			wantMsg: "contacts, notes",
+		},
+		{
+			name: "another program's database with a schema version",
+			prepare: func(t *testing.T, path string) {
+				db, err := sql.Open("sqlite", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				if _, err := db.Exec(`CREATE TABLE moz_places (url TEXT); PRAGMA user_version = 3`); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantErr: ErrNotLedger,
+			wantMsg: "moz_places",
 		},
 		{
 			name: "directory in the way",
@@ -473,7 +504,7 @@ func TestRuns(t *testing.T) {
 		t.Fatalf("StartRun = %v", err)
 	}
 	rec1 := pipeline.RunRecord{Account: "alice", Finished: t0.Add(time.Minute), Result: "partial",
-		Error: "TOOBIG", Copied: 10, Skipped: 2, Failed: 1}
+		Error: "TOOBIG", ErrorClass: "quota", Hint: "make room", Copied: 10, Skipped: 2, Failed: 1}
 	if err := l.FinishRun(ctx, id1, rec1); err != nil {
 		t.Fatalf("FinishRun(%d) = %v", id1, err)
 	}
@@ -496,7 +527,8 @@ func TestRuns(t *testing.T) {
 	}{
 		{"all newest first", 0, []pipeline.RunRecord{
 			{Account: "alice", Started: t0.Add(time.Hour)},
-			{Account: "alice", Started: t0, Finished: rec1.Finished, Result: "partial", Error: "TOOBIG", Copied: 10, Skipped: 2, Failed: 1},
+			{Account: "alice", Started: t0, Finished: rec1.Finished, Result: "partial", Error: "TOOBIG",
+				ErrorClass: "quota", Hint: "make room", Copied: 10, Skipped: 2, Failed: 1},
 		}},
 		{"limit 1", 1, []pipeline.RunRecord{{Account: "alice", Started: t0.Add(time.Hour)}}},
 		{"limit above count", 10, nil}, // same as all, filled below
@@ -590,9 +622,9 @@ func TestSummaryAndAccounts(t *testing.T) {
 		want     AccountSummary
 		wantRuns bool
 	}{
-		{"mixed", "alice", AccountSummary{Done: 2, Pending: 1, Skipped: 3, Failed: 1, Bytes: 350,
+		{"mixed", "alice", AccountSummary{Done: 2, Pending: 1, Skipped: 3, Failed: 1, Bytes: 350, AllBytes: 1384,
 			SkipReasons: map[string]int{"TOOBIG": 2, "NUL bytes": 1}}, true},
-		{"done only, no runs", "bob", AccountSummary{Done: 1, Bytes: 5, SkipReasons: map[string]int{}}, false},
+		{"done only, no runs", "bob", AccountSummary{Done: 1, Bytes: 5, AllBytes: 5, SkipReasons: map[string]int{}}, false},
 		{"runs only", "carol", AccountSummary{SkipReasons: map[string]int{}}, true},
 		{"unknown", "nobody", AccountSummary{SkipReasons: map[string]int{}}, false},
 	}
@@ -613,6 +645,25 @@ func TestSummaryAndAccounts(t *testing.T) {
 				t.Errorf("Summary(%q) = %+v, want %+v", tt.account, got, tt.want)
 			}
 		})
+	}
+	// Summaries says the same of every account at once (no skip reasons).
+	all, err := l.Summaries(ctx)
+	if err != nil {
+		t.Fatalf("Summaries() = %v", err)
+	}
+	if len(all) != 3 {
+		t.Errorf("Summaries() has %d accounts, want alice, bob and carol", len(all))
+	}
+	for _, tt := range tests {
+		one, _ := l.Summary(ctx, tt.account)
+		got := all[tt.account]
+		if (got.LastRun == nil) != (one.LastRun == nil) || got.LastRun != nil && *got.LastRun != *one.LastRun {
+			t.Errorf("Summaries()[%q].LastRun = %+v, Summary says %+v", tt.account, got.LastRun, one.LastRun)
+		}
+		got.LastRun, one.LastRun, one.SkipReasons = nil, nil, nil
+		if !reflect.DeepEqual(got, one) {
+			t.Errorf("Summaries()[%q] = %+v, Summary says %+v", tt.account, got, one)
+		}
 	}
 }
 

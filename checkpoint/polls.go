@@ -44,23 +44,13 @@ func (l *Ledger) Polls(ctx context.Context, account string) (PollSummary, error)
 // lastRun is the newest run of account matching where (a constant
 // condition, never user input).
 func (l *Ledger) lastRun(ctx context.Context, account, where string) (*pipeline.RunRecord, error) {
-	rec := pipeline.RunRecord{Account: account}
-	var (
-		started  int64
-		finished sql.NullInt64
-	)
-	err := l.r.QueryRowContext(ctx, `SELECT started, finished, result, error, copied, skipped, failed
-		FROM runs WHERE account = ? AND `+where+` ORDER BY id DESC LIMIT 1`, account).
-		Scan(&started, &finished, &rec.Result, &rec.Error, &rec.Copied, &rec.Skipped, &rec.Failed)
+	rec, err := scanRun(l.r.QueryRowContext(ctx, `SELECT `+runColumns+`
+		FROM runs WHERE account = ? AND `+where+` ORDER BY id DESC LIMIT 1`, account).Scan, account)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the last runs of %s from %s: %w", account, l.path, err)
-	}
-	rec.Started = fromNanos(started)
-	if finished.Valid {
-		rec.Finished = fromNanos(finished.Int64)
 	}
 	return &rec, nil
 }

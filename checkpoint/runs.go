@@ -45,9 +45,9 @@ func (l *Ledger) FinishRun(ctx context.Context, runID int64, rec pipeline.RunRec
 	if finished.IsZero() {
 		finished = l.now()
 	}
-	q := `UPDATE runs SET finished = ?, result = ?, error = ?, copied = ?, skipped = ?, failed = ?
+	q := `UPDATE runs SET finished = ?, result = ?, error = ?, error_class = ?, hint = ?, copied = ?, skipped = ?, failed = ?
 		WHERE id = ?`
-	args := []any{nanos(finished), rec.Result, rec.Error, rec.Copied, rec.Skipped, rec.Failed, runID}
+	args := []any{nanos(finished), rec.Result, rec.Error, rec.ErrorClass, rec.Hint, rec.Copied, rec.Skipped, rec.Failed, runID}
 	if rec.Account != "" {
 		q += ` AND account = ?`
 		args = append(args, rec.Account)
@@ -75,7 +75,7 @@ func (l *Ledger) Runs(ctx context.Context, account string, limit int) ([]pipelin
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := l.r.QueryContext(ctx, `SELECT started, finished, result, error, copied, skipped, failed
+	rows, err := l.r.QueryContext(ctx, `SELECT `+runColumns+`
 		FROM runs WHERE account = ? ORDER BY id DESC LIMIT ?`, account, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading runs of %s from %s: %w", account, l.path, err)
@@ -83,18 +83,9 @@ func (l *Ledger) Runs(ctx context.Context, account string, limit int) ([]pipelin
 	defer rows.Close()
 	var out []pipeline.RunRecord
 	for rows.Next() {
-		var (
-			rec      = pipeline.RunRecord{Account: account}
-			started  int64
-			finished sql.NullInt64
-		)
-		if err := rows.Scan(&started, &finished, &rec.Result, &rec.Error,
-			&rec.Copied, &rec.Skipped, &rec.Failed); err != nil {
+		rec, err := scanRun(rows.Scan, account)
+		if err != nil {
 			return nil, fmt.Errorf("reading runs of %s from %s: %w", account, l.path, err)
-		}
-		rec.Started = fromNanos(started)
-		if finished.Valid {
-			rec.Finished = fromNanos(finished.Int64)
 		}
 		out = append(out, rec)
 	}
@@ -102,4 +93,25 @@ func (l *Ledger) Runs(ctx context.Context, account string, limit int) ([]pipelin
 		return nil, fmt.Errorf("reading runs of %s from %s: %w", account, l.path, err)
 	}
 	return out, nil
+}
+
+// runColumns are the columns scanRun reads, in its order.
+const runColumns = `started, finished, result, error, error_class, hint, copied, skipped, failed`
+
+// scanRun reads one run of account from a row of runColumns.
+func scanRun(scan func(...any) error, account string) (pipeline.RunRecord, error) {
+	var (
+		rec      = pipeline.RunRecord{Account: account}
+		started  int64
+		finished sql.NullInt64
+	)
+	if err := scan(&started, &finished, &rec.Result, &rec.Error, &rec.ErrorClass, &rec.Hint,
+		&rec.Copied, &rec.Skipped, &rec.Failed); err != nil {
+		return rec, err
+	}
+	rec.Started = fromNanos(started)
+	if finished.Valid {
+		rec.Finished = fromNanos(finished.Int64)
+	}
+	return rec, nil
 }

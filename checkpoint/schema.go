@@ -68,6 +68,18 @@ var migrations = []string{
 		recorded         INTEGER NOT NULL
 	);
 	CREATE INDEX resent_account ON resent (account, id);`,
+	// 5: what an operator asked of an account (the status page's pause and
+	// retry; see control.go), and each run's error class and hint, so that
+	// a page served from the ledger alone says what went wrong and what
+	// fixes it.
+	`CREATE TABLE account_control (
+		account         TEXT    NOT NULL PRIMARY KEY,
+		paused          INTEGER NOT NULL DEFAULT 0,
+		changed         INTEGER NOT NULL DEFAULT 0,
+		retry_requested INTEGER NOT NULL DEFAULT 0
+	) WITHOUT ROWID;
+	ALTER TABLE runs ADD COLUMN error_class TEXT NOT NULL DEFAULT '';
+	ALTER TABLE runs ADD COLUMN hint TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the schema version this package writes and understands.
@@ -78,13 +90,13 @@ func SchemaVersion() int { return len(migrations) }
 func (l *Ledger) migrate(ctx context.Context) error {
 	tx, err := l.beginMigration(ctx)
 	if err != nil {
-		return fmt.Errorf("starting schema migration: %w", err)
+		return fmt.Errorf("starting schema migration: %w", notDatabase(err))
 	}
 	defer func() { _ = tx.Rollback() }()
 
 	var version int
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return fmt.Errorf("reading schema version: %w", err)
+		return fmt.Errorf("reading schema version: %w", notDatabase(err))
 	}
 	switch {
 	case version > len(migrations):
@@ -108,6 +120,59 @@ func (l *Ledger) migrate(ctx context.Context) error {
 	}
 	l.log.Debug("schema migrated", "path", l.path, "from", version, "to", len(migrations))
 	return nil
+}
+
+// notDatabase turns SQLite's SQLITE_NOTADB into ErrNotLedger.
+func notDatabase(err error) error {
+	if strings.Contains(err.Error(), "file is not a database") {
+		return fmt.Errorf("%w: not an SQLite database (%v)", ErrNotLedger, err)
+	}
+	return err
+}
+
+// inspect refuses, through a read-only connection that changes nothing, a
+// file that is not an SQLite database or is some other program's: one
+// without a schema version that has tables (a new ledger has none), or one
+// with a version whose tables are there but not the messages table.
+// Without it, Open would turn someone else's database to WAL mode and add
+// the ledger's tables to it.
+func inspect(ctx context.Context, path string, busy time.Duration) error {
+	db, err := sql.Open("sqlite", dsn(path, busy, true))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("reading schema version: %w", notDatabase(err))
+	}
+	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master
+		WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	if err != nil {
+		return fmt.Errorf("reading the tables: %w", notDatabase(err))
+	}
+	defer rows.Close()
+	var tables []string
+	ours := false
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("reading the tables: %w", err)
+		}
+		tables = append(tables, name)
+		ours = ours || name == "messages"
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading the tables: %w", err)
+	}
+	if len(tables) == 0 || version > 0 && ours {
+		return nil
+	}
+	if len(tables) > 5 {
+		tables = append(tables[:5], "...")
+	}
+	return fmt.Errorf("%w: an SQLite database of another program (schema version %d, tables %s)",
+		ErrNotLedger, version, strings.Join(tables, ", "))
 }
 
 // beginMigration starts the migration's immediate transaction. When two

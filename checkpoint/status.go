@@ -18,10 +18,31 @@ type AccountSummary struct {
 	Failed  int
 	// Bytes is the total size of the done entries: the bytes moved.
 	Bytes int64
+	// AllBytes is the total size of the entries in every state.
+	AllBytes int64
 	// SkipReasons counts the skipped entries by reason.
 	SkipReasons map[string]int
 	// LastRun is the most recent run, nil when there was none.
 	LastRun *pipeline.RunRecord
+}
+
+// add counts n entries of bytes in the stored state; false for a state
+// it does not know.
+func (sum *AccountSummary) add(state string, n int, bytes int64) bool {
+	sum.AllBytes += bytes
+	switch stateNames[state] {
+	case pipeline.StateDone:
+		sum.Done, sum.Bytes = n, bytes
+	case pipeline.StatePending:
+		sum.Pending = n
+	case pipeline.StateSkipped:
+		sum.Skipped = n
+	case pipeline.StateFailed:
+		sum.Failed = n
+	default:
+		return false
+	}
+	return true
 }
 
 // Accounts returns every account that has entries or runs, sorted.
@@ -78,16 +99,7 @@ func (l *Ledger) Summary(ctx context.Context, account string) (AccountSummary, e
 			rows.Close()
 			return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
 		}
-		switch stateNames[state] {
-		case pipeline.StateDone:
-			sum.Done, sum.Bytes = n, bytes
-		case pipeline.StatePending:
-			sum.Pending = n
-		case pipeline.StateSkipped:
-			sum.Skipped = n
-		case pipeline.StateFailed:
-			sum.Failed = n
-		default:
+		if !sum.add(state, n, bytes) {
 			rows.Close()
 			return AccountSummary{}, fmt.Errorf("summarising %s in %s: unknown state %q", account, l.path, state)
 		}
@@ -156,4 +168,69 @@ func (l *Ledger) DoneSince(ctx context.Context, account string, since time.Time)
 		earliest = fromNanos(first.Int64)
 	}
 	return n, earliest, nil
+}
+
+// Summaries returns the counts, bytes and last run of every account that
+// has entries or runs, by account, from one snapshot and three queries
+// whatever the number of accounts (SkipReasons is left nil): for a page
+// that shows thousands of accounts at once.
+func (l *Ledger) Summaries(ctx context.Context) (map[string]AccountSummary, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	tx, err := l.r.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("summarising the accounts in %s: %w", l.path, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	out := map[string]AccountSummary{}
+	rows, err := tx.QueryContext(ctx, `SELECT account, state, COUNT(*), COALESCE(SUM(size), 0)
+		FROM messages GROUP BY account, state`)
+	if err != nil {
+		return nil, fmt.Errorf("summarising the accounts in %s: %w", l.path, err)
+	}
+	for rows.Next() {
+		var (
+			account, state string
+			n              int
+			bytes          int64
+		)
+		if err := rows.Scan(&account, &state, &n, &bytes); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("summarising the accounts in %s: %w", l.path, err)
+		}
+		sum := out[account]
+		if !sum.add(state, n, bytes) {
+			rows.Close()
+			return nil, fmt.Errorf("summarising %s in %s: unknown state %q", account, l.path, state)
+		}
+		out[account] = sum
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("summarising the accounts in %s: %w", l.path, err)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("summarising the accounts in %s: %w", l.path, err)
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT account, `+runColumns+` FROM runs
+		WHERE id IN (SELECT MAX(id) FROM runs GROUP BY account)`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the last runs in %s: %w", l.path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var account string
+		rec, err := scanRun(func(dest ...any) error { return rows.Scan(append([]any{&account}, dest...)...) }, "")
+		if err != nil {
+			return nil, fmt.Errorf("reading the last runs in %s: %w", l.path, err)
+		}
+		rec.Account = account
+		sum := out[account]
+		sum.LastRun = &rec
+		out[account] = sum
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the last runs in %s: %w", l.path, err)
+	}
+	return out, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -572,11 +571,7 @@ func (a *Appender) startAppend(r *appendRun, idx []int) (*command, error) {
 	for _, i := range idx {
 		m := r.msgs[i]
 		a.write(r.args[i]+" ", "")
-		lit := a.writeLiteral
-		if m.Binary {
-			lit = a.writeLiteral8
-		}
-		if rejected, err := lit(cmd, io.NewSectionReader(m.Body, 0, m.Size), m.Size, false); err != nil || rejected {
+		if rejected, err := a.writeBody(cmd, m.Body, m.Size, m.Binary); err != nil || rejected {
 			return cmd, err
 		}
 	}

@@ -485,17 +485,14 @@ func (a *Appender) nonSyncOK(n int64) bool {
 	return a.caps["LITERAL+"] || n <= 4096 && (a.caps["LITERAL-"] || a.caps["IMAP4REV2"])
 }
 
-// writeLiteral8 announces and sends an n-byte literal8 read from r
-// (RFC 3516 §4.4: "~{n}", for a message with NUL bytes, which a literal
-// cannot carry), always synchronising: the server may refuse it before a
-// byte is sent.
-func (a *Appender) writeLiteral8(cmd *command, r io.Reader, n int64, secret bool) (rejected bool, err error) {
+// announceLiteral8 writes an n-byte literal8's announcement (RFC 3516
+// §4.4: "~{n}", for a message with NUL bytes, which a literal cannot
+// carry) and waits for the continuation: always synchronising, so the
+// server may refuse it before a byte is sent.
+func (a *Appender) announceLiteral8(cmd *command, n int64) (rejected bool, err error) {
 	a.write("~{"+strconv.FormatInt(n, 10)+"}\r\n", "")
 	a.tr.clientEnd()
-	if rejected, err := a.waitContinuation(cmd); err != nil || rejected {
-		return rejected, err
-	}
-	return false, a.copyLiteral(cmd, r, n, secret)
+	return a.waitContinuation(cmd)
 }
 
 // writeLiteral announces and sends an n-byte literal read from r. For a
@@ -506,18 +503,8 @@ func (a *Appender) writeLiteral8(cmd *command, r io.Reader, n int64, secret bool
 // non-synchronising literal the server must read the bytes even when it
 // refuses the command (RFC 7888 §4).
 func (a *Appender) writeLiteral(cmd *command, r io.Reader, n int64, secret bool) (rejected bool, err error) {
-	if a.nonSyncOK(n) {
-		a.write("{"+strconv.FormatInt(n, 10)+"+}\r\n", "")
-	} else {
-		a.write("{"+strconv.FormatInt(n, 10)+"}\r\n", "")
-	}
-	a.tr.clientEnd()
-	if a.nonSyncOK(n) {
-		cmd.nonSync = true
-	} else {
-		if rejected, err := a.waitContinuation(cmd); err != nil || rejected {
-			return rejected, err
-		}
+	if rejected, err := a.announceLiteral(cmd, n); err != nil || rejected {
+		return rejected, err
 	}
 	return false, a.copyLiteral(cmd, r, n, secret)
 }
@@ -543,6 +530,75 @@ func (a *Appender) copyLiteral(cmd *command, r io.Reader, n int64, secret bool) 
 		a.tr.literal(n)
 	}
 	return nil
+}
+
+// announceLiteral writes an n-byte literal's announcement and, for a
+// synchronising one, waits for the continuation (see writeLiteral).
+func (a *Appender) announceLiteral(cmd *command, n int64) (rejected bool, err error) {
+	if a.nonSyncOK(n) {
+		a.write("{"+strconv.FormatInt(n, 10)+"+}\r\n", "")
+	} else {
+		a.write("{"+strconv.FormatInt(n, 10)+"}\r\n", "")
+	}
+	a.tr.clientEnd()
+	if a.nonSyncOK(n) {
+		cmd.nonSync = true
+		return false, nil
+	}
+	return a.waitContinuation(cmd)
+}
+
+// writeBody sends a message body of n bytes as a literal, like
+// writeLiteral, or as a literal8 when binary (announceLiteral8). A body that writes itself whole (CopyTo: a spooled
+// message, which hands its bytes in memory to the write buffer in one
+// Write) is asked to: bufio then sends all but the start of a large body
+// straight to the connection, a copy of every byte fewer than reading it
+// through the buffer. Other bodies are read through ReadAt. (Not
+// io.WriterTo: a bytes.Reader's WriteTo writes from its read position,
+// and a body may be sent again.)
+func (a *Appender) writeBody(cmd *command, body io.ReaderAt, n int64, binary bool) (rejected bool, err error) {
+	announce := a.announceLiteral
+	if binary {
+		announce = a.announceLiteral8
+	}
+	if rejected, err := announce(cmd, n); err != nil || rejected {
+		return rejected, err
+	}
+	wt, ok := body.(interface {
+		CopyTo(io.Writer) (int64, error)
+	})
+	if !ok {
+		return false, a.copyLiteral(cmd, io.NewSectionReader(body, 0, n), n, false)
+	}
+	ew := &errWriter{w: a.bw}
+	m, err := wt.CopyTo(ew)
+	switch {
+	case ew.err != nil:
+		return false, a.failWrite(fmt.Errorf("imapdst: writing to %s: %w", a.opts.Addr, ew.err))
+	case err != nil:
+		return false, a.fail(fmt.Errorf("imapdst: reading message body for %s: %w", a.opts.Addr, err))
+	case m != n:
+		// More would put the connection out of step; fewer leaves the
+		// server waiting for the rest: either way it cannot go on.
+		return false, a.fail(fmt.Errorf("imapdst: message body for %q is %d bytes, %d announced", cmd.mailbox, m, n))
+	}
+	a.tr.literal(n)
+	return false, nil
+}
+
+// errWriter remembers its writer's error, to tell a failing connection
+// from a failing message body in CopyTo.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // errReader remembers its reader's error, to tell a failing message source

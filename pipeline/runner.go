@@ -51,6 +51,21 @@ type Runner struct {
 	SkipLocked bool
 	Logger     *slog.Logger
 	Progress   Progress
+	// Paused, when set, is asked before each account starts: a pause that
+	// is not the engine's own (Options.Traffic's), such as an operator's
+	// from the status page, whose PausedError has no Until (until
+	// resumed). An account it returns a pause for is not started (no
+	// lock, no run recorded, no connection): it ends paused as after a
+	// daily quota (Stats.Paused, PausedReason), which is no failure, and
+	// Progress.AccountFinished is called. An error from it stops the
+	// account like a ledger error.
+	Paused func(ctx context.Context, account string) (*PausedError, error)
+	// Explain, when set, says what went wrong and what fixes it for the
+	// error that stopped an account: a class for people ("login",
+	// "tls-certificate"; "" to keep the engine's) and a hint. Both are
+	// recorded with the run (RunRecord.ErrorClass, Hint) and the hint is
+	// Stats.Hint.
+	Explain func(err error) (class, hint string)
 }
 
 // Bounds of the retry loop: the longest wait between attempts, and how
@@ -96,15 +111,30 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 		ledger = dryRunLedger{ledger}
 	}
 	st := &Stats{Account: opts.Account, DryRun: r.DryRun}
+	if r.Paused != nil {
+		pe, err := r.Paused(ctx, opts.Account)
+		if err != nil {
+			err = fatal(fmt.Errorf("reading whether account %q is paused: %w", opts.Account, err))
+			st.Error, st.ErrorClass = err.Error(), ClassOf(err).String()
+			prog.AccountFinished(opts.Account, st)
+			return st, err
+		}
+		if pe != nil {
+			st.setPaused(pe)
+			log.Info("account paused; not started", "account", opts.Account, "because", pe.Reason)
+			prog.AccountFinished(opts.Account, st)
+			return st, nil
+		}
+	}
 	start := time.Now()
 	err := r.runLocked(ctx, job, opts, ledger, log, prog, st)
 	st.Duration = time.Since(start)
 	st.Seconds = st.Duration.Seconds()
 	if err != nil {
 		st.Error = err.Error()
-		st.ErrorClass = ClassOf(err).String()
-		if ctx.Err() != nil {
-			st.ErrorClass = "interrupted"
+		st.ErrorClass = engineClass(ctx, err)
+		if r.Explain != nil {
+			_, st.Hint = r.Explain(err)
 		}
 	}
 	prog.AccountFinished(opts.Account, st)
@@ -169,6 +199,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 			st.Pauses++
 			log.Info("account paused; its sessions are closed until it goes on", "account", opts.Account,
 				"until", pe.Until.Format(time.RFC3339), "because", pe.Reason)
+			prog.AccountPaused(opts.Account, pe)
 			i--
 			continue
 		}
@@ -211,10 +242,9 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		}
 		st.Waiting = max(0, st.Failed-len(refused))
 		st.Failed -= st.Waiting
-		until := paused.Until
-		st.PausedUntil, st.PausedReason = &until, paused.Reason
+		st.setPaused(paused)
 		log.Info("account paused until the next quota window; the run goes on with the others", "account", opts.Account,
-			"until", until.Format(time.RFC3339), "because", paused.Reason, "waiting", st.Waiting)
+			"until", paused.Until.Format(time.RFC3339), "because", paused.Reason, "waiting", st.Waiting)
 	}
 
 	rec := RunRecord{Account: opts.Account, Finished: time.Now(), Copied: st.Copied,
@@ -229,10 +259,29 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	case st.Skipped > 0:
 		rec.Result = "partial"
 	}
+	if err != nil {
+		rec.ErrorClass = engineClass(ctx, err)
+		if r.Explain != nil {
+			class, hint := r.Explain(err)
+			rec.Hint = hint
+			if class != "" && ctx.Err() == nil {
+				rec.ErrorClass = class
+			}
+		}
+	}
 	if ferr := ledger.FinishRun(context.WithoutCancel(ctx), runID, rec); ferr != nil && err == nil {
 		err = fatal(fmt.Errorf("recording the end of the run: %w", ferr))
 	}
 	return err
+}
+
+// engineClass is the engine's class of the error that stopped an account:
+// "interrupted" when ctx ended, else ClassOf's.
+func engineClass(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "interrupted"
+	}
+	return ClassOf(err).String()
 }
 
 // failed counts listed messages that are neither done nor skipped, in the

@@ -242,9 +242,16 @@ type RunRecord struct {
 	Finished time.Time // zero while running or after a crash
 	Result   string    // "ok", "partial", "failed", "interrupted"
 	Error    string    // last error, never a secret
-	Copied   int
-	Skipped  int
-	Failed   int
+	// ErrorClass sorts Error for people: what Runner.Explain named
+	// ("login", "tls-certificate", ...) or else the engine's class
+	// ("fatal", "transient", "interrupted"); "" without an error.
+	ErrorClass string
+	// Hint says what fixes Error (Runner.Explain); "" when nothing useful
+	// can be said.
+	Hint    string
+	Copied  int
+	Skipped int
+	Failed  int
 }
 
 // Ledger is the durable checkpoint (checkpoint.Ledger). It is safe for

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/spf13/pflag"
 
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/statuspage"
 )
 
 // loadConfig loads and validates a config file, logging its warnings.
@@ -45,6 +47,8 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	svc.register(fs)
 	var tf trafficFlags
 	tf.register(fs, true)
+	var ui uiOptions
+	ui.register(fs)
 	if done, err := parseFlags(fs, args, e, runHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
@@ -93,6 +97,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		w = *workers
 	}
 
+	ui.merge(fs, cfg)
 	aopts := common.accountOptions(e, log)
 	if err := tf.apply(&aopts, cfg, e, log); err != nil {
 		return exitUsage, err
@@ -103,6 +108,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	jobs := make([]pipeline.Job, len(accs))
 	services := make([]serviceAccount, len(accs))
+	pageAccounts := make([]statuspage.Account, len(accs))
 	for i, acc := range accs {
 		// Each account counts its own crash points, as it always did.
 		if err := e.applyTestHooks(&acc.Options); err != nil {
@@ -114,6 +120,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		if acc.SourceIsIMAP() {
 			services[i].watch = acc.Watch
 		}
+		pageAccounts[i] = statuspage.Account{Name: acc.Name, Key: acc.Options.Account, SourceHost: acc.Source.Addr(), DestHost: acc.Dest.Addr()}
 	}
 	if every := svc.every(fs, cfg); every > 0 {
 		if *rerunFailed || common.dryRun || common.retrySkipped {
@@ -122,16 +129,23 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		if !fs.Changed("attempts") {
 			*attempts = 1 // the service's backoff between polls is the retry
 		}
-		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts}
+		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
+			ui: &ui, pageAccounts: pageAccounts}
 		return x.serve(ctx, jobs, services, svc.options(fs, cfg, every))
 	}
 	if *rerunFailed {
 		if jobs, err = onlyFailed(ctx, jobs, state, log); err != nil {
 			return exitFatal, err
 		}
-		log.Info("re-running the accounts whose last run failed", "accounts", len(jobs))
+		log.Info("re-running the accounts whose last run failed or whose retry was asked for", "accounts", len(jobs))
+		kept := map[string]bool{}
+		for _, j := range jobs {
+			kept[j.Options.Account] = true
+		}
+		pageAccounts = slices.DeleteFunc(pageAccounts, func(a statuspage.Account) bool { return !kept[a.Key] })
 	}
-	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts}
+	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
+		ui: &ui, pageAccounts: pageAccounts}
 	return x.run(ctx, jobs)
 }
 
@@ -169,7 +183,9 @@ func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
 }
 
 // onlyFailed keeps the jobs whose account's last run, per the checkpoint,
-// failed, was interrupted, or ended with messages that failed.
+// failed, was interrupted, or ended with messages that failed, and those
+// whose retry was asked for (on the status page) since their last run
+// started.
 func onlyFailed(ctx context.Context, jobs []pipeline.Job, state string, log *slog.Logger) ([]pipeline.Job, error) {
 	ledger, err := openLedgerIfExists(ctx, state, log)
 	if err != nil || ledger == nil {
@@ -182,7 +198,12 @@ func onlyFailed(ctx context.Context, jobs []pipeline.Job, state string, log *slo
 		if err != nil {
 			return nil, fmt.Errorf("reading the last run of %s: %w", j.Options.Account, err)
 		}
-		if len(runs) == 1 && (runs[0].Result == "failed" || runs[0].Result == "interrupted" || runs[0].Finished.IsZero() || runs[0].Failed > 0) {
+		ctl, err := ledger.Control(ctx, j.Options.Account)
+		if err != nil {
+			return nil, err
+		}
+		retry := !ctl.RetryRequested.IsZero() && (len(runs) == 0 || ctl.RetryRequested.After(runs[0].Started))
+		if retry || len(runs) == 1 && (runs[0].Result == "failed" || runs[0].Result == "interrupted" || runs[0].Finished.IsZero() || runs[0].Failed > 0) {
 			out = append(out, j)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/statuspage"
 	"github.com/mailferry/mailferry/verify"
 )
 
@@ -28,6 +30,7 @@ import (
 type namedAccount struct {
 	name, key   string
 	deleteAfter time.Duration
+	page        statuspage.Account // how the status page shows it
 }
 
 // statusMessage is one skipped or failed message.
@@ -62,9 +65,11 @@ type statusAccount struct {
 	SkippedMessages []statusMessage `json:"skipped_messages"`
 	FailedMessages  []statusMessage `json:"failed_messages"`
 	LastRun         *statusRun      `json:"last_run,omitempty"`
-	// PausedUntil is when an account its last run left paused (a daily
-	// quota reached) goes on, and PausedReason why; nil once that time
-	// has passed.
+	// Paused is set while the account is paused: by an operator (on the
+	// status page; until resumed, so no PausedUntil), or by its last run,
+	// which a daily quota stopped until PausedUntil (then no longer).
+	// PausedReason says why.
+	Paused       bool       `json:"paused,omitempty"`
 	PausedUntil  *time.Time `json:"paused_until,omitempty"`
 	PausedReason string     `json:"paused_reason,omitempty"`
 	// LastSuccess is when the last successful run or service poll ended;
@@ -104,6 +109,9 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	fs.BoolVar(&o.common.json, "json", false, "print one JSON document on stdout")
 	fs.StringVar(&o.common.logFormat, "log-format", "text", "log format on stderr: text or json")
 	exportMap := fs.String("export-map", "", "write a CSV of every copied message: account, source key, POP3 UIDL, destination mailbox, UIDVALIDITY, UID")
+	serve := fs.Bool("serve", false, "serve the status page (--ui-addr) from the checkpoint until interrupted")
+	var ui uiOptions
+	ui.register(fs)
 	if done, err := parseFlags(fs, args, e, statusHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
@@ -123,17 +131,10 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		if err != nil {
 			return exitUsage, err
 		}
+		ui.merge(fs, cfg)
 		state = firstNonEmpty(state, cfg.State)
-		selected, err := account.Select(cfg, o.only)
-		if err != nil {
-			return exitUsage, usagef("--only: %v", err)
-		}
-		for _, a := range selected {
-			key, err := account.KeyOf(cfg, a)
-			if err != nil {
-				return exitUsage, err
-			}
-			configured = append(configured, namedAccount{a.Name, key, cfg.DeletePolicyOf(a).DeleteAfter})
+		if configured, err = configuredAccounts(cfg, o.only); err != nil {
+			return exitUsage, err
 		}
 	} else if len(o.only) > 0 {
 		return exitUsage, usagef("--only needs -c FILE")
@@ -142,9 +143,18 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	if !*serve && fs.Changed("ui-addr") {
+		return exitUsage, usagef("--ui-addr serves the page with --serve")
+	}
+	if *serve && (o.common.json || *exportMap != "") {
+		return exitUsage, usagef("--serve cannot be combined with --json or --export-map")
+	}
 	ledger, err := openLedgerIfExists(ctx, state, log)
 	if err != nil {
 		return exitFatal, err
+	}
+	if *serve {
+		return serveStatus(ctx, &ui, e, ledger, state, configured, o.cfgPath != "", log)
 	}
 	if ledger == nil && o.cfgPath == "" {
 		return exitFatal, fmt.Errorf("no checkpoint at %s: nothing has run with this state file (use --state or -c)", state)
@@ -195,6 +205,55 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	return exitOK, nil
 }
 
+// configuredAccounts are the accounts of cfg (only those named in only,
+// when given) with their ledger keys, as status and report list them.
+func configuredAccounts(cfg *config.Config, only []string) ([]namedAccount, error) {
+	selected, err := account.Select(cfg, only)
+	if err != nil {
+		return nil, usagef("--only: %v", err)
+	}
+	out := make([]namedAccount, 0, len(selected))
+	for _, a := range selected {
+		key, err := account.KeyOf(cfg, a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, namedAccount{a.Name, key, cfg.DeletePolicyOf(a).DeleteAfter, pageAccount(cfg, a, key)})
+	}
+	return out, nil
+}
+
+// serveStatus serves the status page from the checkpoint until ctx ends
+// (SIGINT, SIGTERM). With a config, its accounts are shown by name;
+// without, every account of the checkpoint by its key.
+func serveStatus(ctx context.Context, ui *uiOptions, e *env, ledger *checkpoint.Ledger, state string,
+	configured []namedAccount, withConfig bool, log *slog.Logger) (int, error) {
+	if ledger != nil {
+		defer ledger.Close()
+	}
+	if ui.addr == "" {
+		return exitUsage, usagef("--serve needs --ui-addr (ui_addr in the config), e.g. --ui-addr 127.0.0.1:8080")
+	}
+	if ledger == nil {
+		return exitFatal, fmt.Errorf("no checkpoint at %s: nothing has run with this state file yet, so there is nothing to serve", state)
+	}
+	var accounts []statuspage.Account
+	if withConfig {
+		accounts = []statuspage.Account{}
+		for _, a := range configured {
+			accounts = append(accounts, a.page)
+		}
+	}
+	page, err := startPage(ui, e, ledger, accounts, nil, nil, log)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer page.Close()
+	<-ctx.Done()
+	log.Info("status page stopped")
+	return exitOK, nil
+}
+
 // fillStatus reads one account's summary, its skipped and failed entries
 // and its last run.
 func fillStatus(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount) error {
@@ -212,8 +271,22 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount) er
 			f := r.Finished
 			sa.LastRun.Finished = &f
 		}
-		if until, reason, ok := pipeline.ParsePausedRecord(r.Error); r.Result == "paused" && ok && until.After(time.Now()) {
-			sa.PausedUntil, sa.PausedReason = &until, reason
+	}
+	ctl, err := l.Control(ctx, sa.Account)
+	if err != nil {
+		return err
+	}
+	// The operator's pause first: it holds until resumed, whatever a
+	// quota says.
+	pause := ctl.Pause()
+	if pause == nil {
+		pause = sum.LastRun.PausedAt(time.Now())
+	}
+	if pause != nil {
+		sa.Paused, sa.PausedReason = true, pause.Reason
+		if !pause.Until.IsZero() {
+			until := pause.Until
+			sa.PausedUntil = &until
 		}
 	}
 	sa.NeverRun = sum.LastRun == nil && sum.Done+sum.Pending+sum.Skipped+sum.Failed == 0
@@ -301,7 +374,7 @@ func writeStatusText(w io.Writer, rep statusReport) {
 	}
 	tw.Flush()
 	for _, a := range rep.Accounts {
-		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 && a.DeleteWaiting == 0 {
+		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 && a.DeleteWaiting == 0 && !a.Paused {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s\n", firstNonEmpty(a.Name, a.Account))
@@ -316,8 +389,11 @@ func writeStatusText(w io.Writer, rep statusReport) {
 				fmt.Fprintf(w, "  last error: %s\n", r.Error)
 			}
 		}
-		if a.PausedUntil != nil {
+		switch {
+		case a.PausedUntil != nil:
 			fmt.Fprintf(w, "  paused until %s: %s\n", a.PausedUntil.Local().Format("2006-01-02 15:04 MST"), a.PausedReason)
+		case a.Paused:
+			fmt.Fprintf(w, "  paused: %s\n", a.PausedReason)
 		}
 		if a.LastSuccess != nil {
 			fmt.Fprintf(w, "  last success: %s\n", a.LastSuccess.Local().Format(time.DateTime))
@@ -360,6 +436,7 @@ const statusHelp = `mailferry status - what the checkpoint knows, per account
 
 USAGE
   mailferry status [-c migrate.toml [--only NAME,...] | --state FILE] [--json]
+  mailferry status -c migrate.toml --serve --ui-addr 127.0.0.1:8080
 
 For each account: messages done (copied and confirmed), pending (an
 interrupted run left them to be reconciled), skipped (with the reason: too
@@ -382,11 +459,21 @@ FLAGS
                             message its account, source key, POP3 UIDL,
                             destination mailbox, UIDVALIDITY and UID
   --log-format FORMAT       text (default) or json
+  --serve                   serve the status page (docs/status-page.md) from
+                            the checkpoint until interrupted: for a run in
+                            another process, or after it ended
+  --ui-addr HOST:PORT       where (ui_addr; a port alone means 127.0.0.1)
+  --ui-actions              allow pause, resume and retry (ui_actions)
+  --ui-token-file FILE      the page's token (ui_token_file; or
+                            MAILFERRY_UI_TOKEN); needed for actions and for
+                            any address other than loopback
 
 EXIT STATUS
-  0    the checkpoint was read
-  1    the checkpoint could not be read, or there is none (without -c)
-  2    bad command line or configuration
+  0    the checkpoint was read (--serve: the page served until interrupted)
+  1    the checkpoint could not be read, or there is none (without -c;
+       with --serve)
+  2    bad command line or configuration; --serve: the address is taken,
+       or it is not loopback and there is no token
 `
 
 // writeUIDMap writes the cutover map: for every message the checkpoint has

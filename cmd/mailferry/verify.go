@@ -16,6 +16,7 @@ import (
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/hint"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/verify"
 )
@@ -164,7 +165,7 @@ type verifyAccount struct {
 	Stats  verify.Stats        `json:"stats"`
 	Items  []verify.Difference `json:"differences"`
 	Error  string              `json:"error,omitempty"`
-	// Hint says what the user can do about Error (hintFor), as copy's
+	// Hint says what the user can do about Error (hint.For), as copy's
 	// summary does.
 	Hint string `json:"hint,omitempty"`
 	OK   bool   `json:"ok"`
@@ -246,7 +247,7 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger, log *slog.Logger) verifyAccount {
 	va := verifyAccount{Account: a.Name, Key: a.Options.Account, Mode: map[bool]string{true: "full", false: "fast"}[o.full]}
 	fail := func(err error) verifyAccount {
-		va.Error, va.Hint = err.Error(), hintFor(err)
+		va.Error, va.Hint = err.Error(), hint.For(err).Fix
 		return va
 	}
 	var entries map[string]pipeline.Entry
