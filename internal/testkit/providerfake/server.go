@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -139,8 +140,8 @@ type Server struct {
 	counts      map[string]int // commands by name
 	open        map[string]int // connections by user
 	conns       map[net.Conn]bool
-	log         []string // commands received, first lines
-	errorByes   int      // connections ended at MaxErrors
+	log         []string     // commands received, first lines
+	errorByes   atomic.Int64 // connections ended at MaxErrors
 	closed      bool
 }
 
@@ -407,9 +408,7 @@ func (ss *session) countError() bool {
 		}
 		ss.printf("* BYE %s\r\n", bye)
 		_ = ss.flush()
-		ss.s.mu.Lock()
-		ss.s.errorByes++
-		ss.s.mu.Unlock()
+		ss.s.errorByes.Add(1) // atomic: run replies with s.mu held
 		return true
 	}
 	return false
@@ -417,11 +416,7 @@ func (ss *session) countError() bool {
 
 // ErrorByes returns how many connections the server ended for too many
 // errors (Options.MaxErrors).
-func (s *Server) ErrorByes() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.errorByes
-}
+func (s *Server) ErrorByes() int { return int(s.errorByes.Load()) }
 
 // no and bad send a refusal.
 func (ss *session) no(tag, text string) error { return ss.reply(tag, &Reply{Status: "NO", Text: text}) }
