@@ -2,6 +2,7 @@ package account
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/imapsrc"
@@ -95,9 +97,13 @@ func (s *Set) warnOnce(key, msg string, args ...any) {
 type Account struct {
 	// Name is the config's account name; for URLs, the ledger key.
 	Name string
-	// Options are the copy's pipeline options: Options.Account is the
-	// ledger key. A command may set its test hooks (Crashpoint, Now)
-	// before calling Job.
+	// ID is the config's id: the account's name in the ledger whatever its
+	// servers are called; "" when none.
+	ID string
+	// Options are the copy's pipeline options: Options.Name is the ledger
+	// key (Key), Options.Account the ledger's number, which the command
+	// sets once it resolved the account in its ledger (LedgerSpec). A
+	// command may set its test hooks (Crashpoint, Now) before calling Job.
 	Options pipeline.Options
 	// Folders select and place the folders of an IMAP source: the
 	// config's [folders] or the command's flags, Root being where they go.
@@ -113,6 +119,7 @@ type Account struct {
 // spec is what an account is made of, from a config or from URLs.
 type spec struct {
 	name     string // the config's name; "" for URLs
+	id       string // the config's id; "" for URLs and when none
 	src, dst sideSpec
 	opts     pipeline.Options // the policies, batching and spool
 	folders  config.Folders
@@ -126,12 +133,12 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 	if sp.dst.ep.Protocol != config.IMAP {
 		return nil, fmt.Errorf("destination %s: must be an imaps:// or imap:// URL", sp.dst.ep)
 	}
-	a := &Account{Name: sp.name, Options: sp.opts, Folders: sp.folders, Source: sp.src.ep, Dest: sp.dst.ep, set: s,
+	a := &Account{Name: sp.name, ID: sp.id, Options: sp.opts, Folders: sp.folders, Source: sp.src.ep, Dest: sp.dst.ep, set: s,
 		sourceIMAP: sp.src.ep.Protocol == config.IMAP}
-	a.Options.Account = Key(sp.src.ep, sp.dst.ep)
+	a.Options.Name = Key(sp.src.ep, sp.dst.ep)
 	a.Options.Mailbox = mapping.DestFolder(sp.dst.ep.Mailbox)
 	if a.Name == "" {
-		a.Name = a.Options.Account
+		a.Name = a.Options.Name
 	}
 	if a.sourceIMAP {
 		// The destination's path is where the source's folders go: under
@@ -139,7 +146,7 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 		a.Folders.Root = sp.dst.ep.Mailbox
 		a.Options.MapFolders = a.mapFolders
 		a.Options.SyncFlags = sp.folders.SyncFlags
-		a.Options.SameOrigin = imapsrc.SameOrigin
+		a.Options.KeyFolder = imapsrc.KeyFolder
 	}
 	if sp.xUIDL {
 		if sp.src.ep.Protocol != config.POP3 {
@@ -158,11 +165,12 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 	a.src.quirks = imapconn.NewQuirks(a.src.log.With("server", a.src.ep.Addr()), func(n string) { a.notes.add("source: " + n) })
 	a.dst.quirks = imapconn.NewQuirks(a.dst.log.With("server", a.dst.ep.Addr()), func(n string) { a.notes.add("destination: " + n) })
 	a.dst.shared = imapdst.NewShared(a.dst.quirks)
-	tr, err := s.trafficOf(a.Options.Account, sp.limits, a.src.provider, a.dst.provider)
+	tr, err := s.trafficOf(a.Options.Name, sp.limits, a.src.provider, a.dst.provider)
 	if err != nil {
 		return nil, err
 	}
 	a.Options.Traffic = tr
+	a.Options.QuotaWindow = s.traffic.Window
 	return a, nil
 }
 
@@ -260,7 +268,7 @@ func (s *Set) fromConfig(cfg *config.Config, a *config.Account, caps map[string]
 		policy = *s.opts.Delete
 	}
 	o.DeleteSource, o.DeleteAfter = policy.DeleteSource, policy.DeleteAfter
-	return s.assemble(spec{name: a.Name,
+	return s.assemble(spec{name: a.Name, id: a.ID,
 		src: sideSpec{account: a.Name, section: "source", ep: srcEp, srv: &srcSrv.Server, cap: caps[srcEp.Addr()], perUser: srcSrv.MaxConnectionsPerUser,
 			login: Login{Secret: a.SourcePassword, What: "source password (" + a.SourcePassword.Key("source_password") + ")"}},
 		dst: sideSpec{account: a.Name, section: "destination", ep: dstEp, srv: &dstSrv.Server, cap: caps[dstEp.Addr()], perUser: dstSrv.MaxConnectionsPerUser,
@@ -311,15 +319,63 @@ func Key(src, dst config.Endpoint) string {
 // KeyOf is the ledger key of a configured account, without assembling it
 // (status reads the ledger and connects to nothing).
 func KeyOf(cfg *config.Config, a *config.Account) (string, error) {
+	sp, err := SpecOf(cfg, a)
+	return sp.Endpoint, err
+}
+
+// SpecOf is how the ledger names a configured account (its endpoint key,
+// id, name, users), without assembling it.
+func SpecOf(cfg *config.Config, a *config.Account) (checkpoint.AccountSpec, error) {
 	src, err := cfg.SourceEndpoint(a)
 	if err != nil {
-		return "", fmt.Errorf("account %q: source: %w", a.Name, err)
+		return checkpoint.AccountSpec{}, fmt.Errorf("account %q: source: %w", a.Name, err)
 	}
 	dst, err := cfg.DestEndpoint(a)
 	if err != nil {
-		return "", fmt.Errorf("account %q: destination: %w", a.Name, err)
+		return checkpoint.AccountSpec{}, fmt.Errorf("account %q: destination: %w", a.Name, err)
 	}
-	return Key(src, dst), nil
+	return ledgerSpec(a.ID, a.Name, src, dst), nil
+}
+
+// LedgerSpec is how the ledger names the account: checkpoint's
+// ResolveAccount (or, reading only, LookupAccount) gives its number for
+// Options.Account. An account from URLs has no config name: the ledger
+// names it by its endpoint key.
+func (a *Account) LedgerSpec() checkpoint.AccountSpec {
+	name := a.Name
+	if name == a.Options.Name {
+		name = ""
+	}
+	return ledgerSpec(a.ID, name, a.Source, a.Dest)
+}
+
+func ledgerSpec(id, name string, src, dst config.Endpoint) checkpoint.AccountSpec {
+	mb := dst.Mailbox
+	if mb == "" && src.Protocol == config.POP3 {
+		mb = config.DefaultFolder
+	}
+	spec, _ := json.Marshal(struct {
+		ID          string `json:"id,omitempty"`
+		Name        string `json:"name,omitempty"`
+		Source      string `json:"source"`
+		Destination string `json:"destination"`
+	}{id, name, endpointURL(src, ""), endpointURL(dst, dst.Mailbox)})
+	return checkpoint.AccountSpec{
+		ID: id, Name: name, Endpoint: Key(src, dst),
+		SourceProto: src.Protocol.String(), SourceUser: src.User, DestUser: dst.User, DestFolder: mb,
+		Source: endpointURL(src, ""), Destination: endpointURL(dst, ""),
+		KeyScheme: src.Protocol.String(), Spec: spec,
+	}
+}
+
+// endpointURL is an endpoint for display: "pop3://alice@pop.old:995",
+// never a secret (the ledger and status show it).
+func endpointURL(ep config.Endpoint, folder string) string {
+	u := fmt.Sprintf("%s://%s@%s", ep.Protocol, ep.User, ep.Addr())
+	if folder != "" {
+		u += "/" + folder
+	}
+	return u
 }
 
 // connectionCaps returns, per server address, the smallest positive

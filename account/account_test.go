@@ -132,14 +132,18 @@ func TestFromURLs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if a.Options.Account != tc.wantKey || a.Name != tc.wantKey || a.Options.Mailbox != tc.wantMailbox ||
+			if a.Options.Name != tc.wantKey || a.Name != tc.wantKey || a.Options.Mailbox != tc.wantMailbox ||
 				a.Folders.Root != tc.wantRoot || (a.Options.MapFolders != nil) != tc.wantMapFolder {
 				t.Errorf("key %q, name %q, mailbox %q, root %q, folder mapping %v; want %q, the key, %q, %q, %v",
-					a.Options.Account, a.Name, a.Options.Mailbox, a.Folders.Root, a.Options.MapFolders != nil,
+					a.Options.Name, a.Name, a.Options.Mailbox, a.Folders.Root, a.Options.MapFolders != nil,
 					tc.wantKey, tc.wantMailbox, tc.wantRoot, tc.wantMapFolder)
 			}
-			if got := a.Options.SameOrigin != nil; got != tc.wantMapFolder {
-				t.Errorf("SameOrigin set %v, want %v (IMAP sources only)", got, tc.wantMapFolder)
+			// The ledger names it by its key: no config name, no id.
+			if sp := a.LedgerSpec(); sp.Endpoint != tc.wantKey || sp.Name != "" || sp.ID != "" || sp.KeyScheme != tc.u.Source.Protocol.String() {
+				t.Errorf("LedgerSpec = %+v", sp)
+			}
+			if got := a.Options.KeyFolder != nil; got != tc.wantMapFolder {
+				t.Errorf("KeyFolder set %v, want %v (IMAP sources only)", got, tc.wantMapFolder)
 			}
 		})
 	}
@@ -160,9 +164,16 @@ func TestFromConfigSelect(t *testing.T) {
 	var names []string
 	for _, a := range accs {
 		names = append(names, a.Name)
-		key, err := KeyOf(cfg, &cfg.Accounts[map[string]int{"a": 0, "c": 2}[a.Name]])
-		if err != nil || key != a.Options.Account {
-			t.Errorf("KeyOf(%s) = %q, %v; want %q", a.Name, key, err, a.Options.Account)
+		ca := &cfg.Accounts[map[string]int{"a": 0, "c": 2}[a.Name]]
+		key, err := KeyOf(cfg, ca)
+		if err != nil || key != a.Options.Name {
+			t.Errorf("KeyOf(%s) = %q, %v; want %q", a.Name, key, err, a.Options.Name)
+		}
+		// status (SpecOf, from the config alone) and the run
+		// (LedgerSpec) name the account alike.
+		sp, err := SpecOf(cfg, ca)
+		if err != nil || fmt.Sprint(sp) != fmt.Sprint(a.LedgerSpec()) || sp.Name != a.Name {
+			t.Errorf("SpecOf(%s) = %+v, %v; want %+v", a.Name, sp, err, a.LedgerSpec())
 		}
 	}
 	if strings.Join(names, ",") != "a,c" {

@@ -54,10 +54,10 @@ url = "imaps://imap.example.com"
 	if got := caps(carol.src); !slices.Contains(got, connlimit.Cap{Key: "user:imap.example.com:993/carol@example.com", Max: connlimit.Unlimited}) {
 		t.Errorf("carol's source caps %v, want an unlimited user cap", got)
 	}
-	if q := alice.Options.Traffic.(interface{ String() string }).String(); q != alice.Options.Account+": read off, write off, messages off, quota read 2500000000 written 0" {
+	if q := alice.Options.Traffic.(interface{ String() string }).String(); q != alice.Options.Name+": read off, write off, messages off, quota read 2500000000 written 0" {
 		t.Errorf("alice's traffic %s", q)
 	}
-	if q := bob.Options.Traffic.(interface{ String() string }).String(); q != bob.Options.Account+": read off, write off, messages off, quota read 0 written 1000000000" {
+	if q := bob.Options.Traffic.(interface{ String() string }).String(); q != bob.Options.Name+": read off, write off, messages off, quota read 0 written 1000000000" {
 		t.Errorf("bob's traffic %s", q)
 	}
 	// The command line's cap wins.
@@ -68,7 +68,7 @@ url = "imaps://imap.example.com"
 	if got := caps(accs[0].dst); got[0].Max != 2 {
 		t.Errorf("with --max-connections-per-user 2: %v", got)
 	}
-	if q := accs[0].Options.Traffic.(interface{ String() string }).String(); q != accs[0].Options.Account+": read off, write 1M, messages off, quota read 2500000000 written 0" {
+	if q := accs[0].Options.Traffic.(interface{ String() string }).String(); q != accs[0].Options.Name+": read off, write 1M, messages off, quota read 2500000000 written 0" {
 		t.Errorf("with --bwlimit-write: %s", q)
 	}
 }

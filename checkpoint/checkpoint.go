@@ -1,14 +1,25 @@
-// Package checkpoint is mailferry's durable ledger: a SQLite file that records,
-// per account and source key, where each message stands (pending, done,
-// skipped, failed) and the runs made over each account, plus the per-account
-// lock that stops two runs from working on one account at once.
+// Package checkpoint is mailferry's durable ledger (schema 5, see
+// docs/ledger.md): for every account, where each source message stands
+// (pending, done, skipped, failed, gone...), what is known of its folders,
+// the runs made over it, and the hold that stops two runs from working on
+// one account at once.
 //
-// It knows no protocol: keys are opaque strings chosen by the sources.
+// It knows no protocol: keys are opaque strings chosen by the sources. It
+// implements pipeline.Ledger, whose reads are batched (Lookup) or paged
+// (Scan) and whose writes are one transaction each (Commit): nothing reads
+// or builds a whole account.
 //
-// Durability: the database runs in WAL mode with synchronous=FULL, so a Put
-// that returned is on disk; killing the process right after it (kill -9) does
-// not lose it. The file, its -wal and -shm companions and the lock files are
-// created with mode 0600, new directories with 0700, whatever the umask.
+// One package, engines by dialect: the SQL text, placeholders, how keys and
+// times are bound, and the hold differ per engine; validation, the
+// folder-id cache, change sets and pruning rules are written once. This
+// version has the SQLite engine (modernc.org/sqlite); PostgreSQL adds a
+// dialect and a lease-based hold.
+//
+// Durability: the SQLite database runs in WAL mode with synchronous=FULL,
+// so a Commit that returned is on disk; killing the process right after it
+// (kill -9) does not lose it. The file, its -wal and -shm companions and
+// the lock files are created with mode 0600, new directories with 0700,
+// whatever the umask.
 package checkpoint
 
 import (
@@ -36,21 +47,38 @@ var _ pipeline.Ledger = (*Ledger)(nil)
 
 // Sentinel errors callers branch on.
 var (
-	// ErrLocked is wrapped by Lock when another run (in this process or
-	// another) holds the account's lock.
-	// It is pipeline.ErrLocked, so the engine can tell it apart.
+	// ErrLocked is wrapped by Hold when another run (in this process or
+	// another) holds the account. It is pipeline.ErrLocked.
 	ErrLocked = pipeline.ErrLocked
-	// ErrSchemaTooNew is wrapped by Open when the file was written by a newer
-	// mailferry whose schema this version does not know.
-	ErrSchemaTooNew = errors.New("checkpoint: ledger schema is newer than this version of mailferry supports")
-	// ErrNotLedger is wrapped by Open when the file is not a mailferry
-	// ledger: not an SQLite database, or one another program made.
+	// ErrHoldLost is wrapped by Commit when this process does not hold the
+	// account (never took it, released it, or lost its lease). It is
+	// pipeline.ErrHoldLost.
+	ErrHoldLost = pipeline.ErrHoldLost
+	// ErrSchemaTooNew is wrapped by Open when the ledger was written by a
+	// newer mailferry whose schema this version does not know.
+	ErrSchemaTooNew = errors.New("checkpoint: ledger schema is newer than this version of mailferry supports: upgrade mailferry")
+	// ErrSchemaTooOld is wrapped by Open for a ledger that must be upgraded
+	// explicitly (a shared database other processes may be using).
+	ErrSchemaTooOld = errors.New("checkpoint: ledger schema is older than this version of mailferry")
+	// ErrNotLedger is wrapped by Open when the file holds tables that are
+	// not a mailferry ledger; nothing is written to it.
 	ErrNotLedger = errors.New("checkpoint: not a mailferry checkpoint file")
-	// ErrInvalidEntry is wrapped by Put for an entry without account or key,
-	// with an unknown state or with an Updated time it cannot store.
+	// ErrInvalidEntry is wrapped by Commit for an entry without key, with
+	// an unknown state, a digest that is not 64 hex digits, or a time it
+	// cannot store; nothing is written.
 	ErrInvalidEntry = errors.New("checkpoint: invalid entry")
-	// ErrUnknownRun is wrapped by FinishRun when no run has the given id.
+	// ErrUnknownRun is wrapped by UpdateRun and FinishRun when no run has
+	// the given id.
 	ErrUnknownRun = errors.New("checkpoint: unknown run")
+	// ErrUnknownAccount is wrapped when an account number names no account.
+	ErrUnknownAccount = errors.New("checkpoint: unknown account")
+	// ErrAccountConflict is wrapped by ResolveAccount when a config's id and
+	// its servers name two different accounts.
+	ErrAccountConflict = errors.New("checkpoint: the account's id and its servers name two different accounts")
+	// ErrKeyScheme is wrapped by ResolveAccount when an account's source
+	// would key its messages another way than the ledger recorded: every
+	// message would look new.
+	ErrKeyScheme = errors.New("checkpoint: the source keys messages another way than this account's ledger")
 	// ErrClosed is returned by methods called after Close.
 	ErrClosed = errors.New("checkpoint: ledger is closed")
 )
@@ -61,32 +89,54 @@ const (
 
 	defaultBusyTimeout = 10 * time.Second
 	readConns          = 4
+
+	// DefaultRetention is how long gone and removed entries are kept
+	// (ledger_retention).
+	DefaultRetention = 30 * 24 * time.Hour
+	// keepRuns is how many runs per account FinishRun keeps, besides the
+	// newest successful one and the newest with an error.
+	keepRuns = 100
+	// usageDays is how long quota windows are kept.
+	usageDays = 7
 )
 
 // Options configures Open. A nil *Options means the defaults.
 type Options struct {
 	// Logger receives debug and warning messages; nil discards them.
 	Logger *slog.Logger
-	// LockWait is how long Lock keeps retrying while another run holds the
-	// account's lock (cron overlap "wait" mode). Zero or less: fail at once
-	// with ErrLocked.
+	// LockWait is how long Hold keeps retrying while another run holds the
+	// account (cron overlap "wait" mode). Zero or less: fail at once with
+	// ErrLocked.
 	LockWait time.Duration
 	// BusyTimeout is how long a statement waits for another process's write
 	// transaction on the same file before failing. Zero means 10s.
 	BusyTimeout time.Duration
-	// Now returns the current time, for entries and runs without one.
-	// Nil means time.Now.
+	// Now returns the current time, for entries and runs without one and
+	// for pruning. Nil means time.Now. Only tests set it.
 	Now func() time.Time
+	// Retention is how long entries of messages gone from the source are
+	// kept (ledger_retention). Zero means DefaultRetention.
+	Retention time.Duration
+	// Crashpoint, when set, is called at the steps of a schema upgrade
+	// ("upgrade: copied", just before its commit). Crash tests kill the
+	// process there; nothing else sets it.
+	Crashpoint func(point string)
+	// FreeSpace, when set, replaces the file system's answer to how many
+	// bytes are free in a directory (the upgrade's disk check). Only tests
+	// set it.
+	FreeSpace func(dir string) (uint64, error)
 }
 
-// Ledger is the SQLite-backed checkpoint. It implements pipeline.Ledger and is
-// safe for concurrent use by several goroutines.
+// Ledger is the checkpoint. It implements pipeline.Ledger and is safe for
+// concurrent use by several goroutines.
 type Ledger struct {
-	path     string
-	lockDir  string
-	log      *slog.Logger
-	lockWait time.Duration
-	now      func() time.Time
+	path      string
+	lockDir   string
+	log       *slog.Logger
+	lockWait  time.Duration
+	now       func() time.Time
+	retention time.Duration
+	d         *dialect
 
 	// w holds the single write connection: writers queue in Go instead of
 	// spinning on SQLITE_BUSY. Other processes sharing the file are waited
@@ -95,25 +145,32 @@ type Ledger struct {
 	w *sql.DB
 	r *sql.DB
 
+	folders folderCache
+
 	mu     sync.Mutex
 	closed bool
-	held   map[string]*heldLock // account -> lock held through this Ledger
+	held   map[pipeline.AccountID]*hold
 }
 
-// Open opens the ledger at path, creating it (and its missing parent
-// directories) when needed, and brings its schema up to date. It fails with
-// an error wrapping ErrSchemaTooNew when the file has a newer schema.
-// The caller must Close the ledger.
-func Open(ctx context.Context, path string, opts *Options) (*Ledger, error) {
+// Open opens the ledger named by state: a SQLite file path, created (with
+// its missing parent directories) when needed and brought up to schema 5
+// (a schema-4 file is upgraded in place, in one transaction). It fails with
+// an error wrapping ErrSchemaTooNew when the file has a newer schema, and
+// ErrNotLedger when it holds tables of something else. The caller must
+// Close the ledger.
+func Open(ctx context.Context, state string, opts *Options) (*Ledger, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	if path == "" {
+	if state == "" {
 		return nil, errors.New("checkpoint: opening ledger: empty path")
 	}
-	abs, err := filepath.Abs(path)
+	if strings.HasPrefix(state, "postgres://") || strings.HasPrefix(state, "postgresql://") {
+		return nil, fmt.Errorf("opening ledger %s: PostgreSQL ledgers are not supported by this version of mailferry", redactURL(state))
+	}
+	abs, err := filepath.Abs(state)
 	if err != nil {
-		return nil, fmt.Errorf("opening ledger %s: %w", path, err)
+		return nil, fmt.Errorf("opening ledger %s: %w", state, err)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -127,6 +184,10 @@ func Open(ctx context.Context, path string, opts *Options) (*Ledger, error) {
 	if now == nil {
 		now = time.Now
 	}
+	retention := opts.Retention
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
 
 	if err := mkdirPrivate(filepath.Dir(abs)); err != nil {
 		return nil, fmt.Errorf("creating directory for ledger %s: %w", abs, err)
@@ -137,21 +198,17 @@ func Open(ctx context.Context, path string, opts *Options) (*Ledger, error) {
 	}
 
 	l := &Ledger{
-		path:     abs,
-		lockDir:  abs + ".locks",
-		log:      log,
-		lockWait: opts.LockWait,
-		now:      now,
-		held:     make(map[string]*heldLock),
+		path:      abs,
+		lockDir:   abs + ".locks",
+		log:       log,
+		lockWait:  opts.LockWait,
+		now:       now,
+		retention: retention,
+		d:         sqliteDialect,
+		held:      make(map[pipeline.AccountID]*hold),
 	}
+	l.folders.init()
 
-	if !created {
-		// Before the writer's connection switches the file to WAL mode:
-		// that alone would change another program's database.
-		if err := inspect(ctx, abs, busy); err != nil {
-			return nil, fmt.Errorf("opening ledger %s: %w", abs, err)
-		}
-	}
 	l.w, err = sql.Open("sqlite", dsn(abs, busy, false))
 	if err != nil {
 		return nil, fmt.Errorf("opening ledger %s: %w", abs, err)
@@ -161,14 +218,26 @@ func Open(ctx context.Context, path string, opts *Options) (*Ledger, error) {
 	l.w.SetConnMaxLifetime(0)
 	l.w.SetConnMaxIdleTime(0)
 
-	if err := l.migrate(ctx); err != nil {
+	upgraded, err := l.migrate(ctx, opts)
+	if err != nil {
 		_ = l.w.Close()
 		return nil, fmt.Errorf("opening ledger %s: %w", abs, err)
 	}
+	if upgraded {
+		// Outside the transaction: the file shrinks to its new size. If
+		// this is cut short, the ledger is a valid schema-5 file, only
+		// larger; the free pages are reused.
+		start := time.Now()
+		if _, err := l.w.ExecContext(ctx, "VACUUM"); err != nil {
+			log.Warn("compacting the upgraded ledger failed; it works, only larger", "path", abs, "error", err)
+		} else {
+			log.Info("ledger compacted after the upgrade", "path", abs, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
 	var mode string
-	if err := l.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	if err := l.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
 		_ = l.w.Close()
-		return nil, fmt.Errorf("reading journal mode of ledger %s: %w", abs, err)
+		return nil, fmt.Errorf("setting the journal mode of ledger %s: %w", abs, err)
 	}
 	if !strings.EqualFold(mode, "wal") {
 		// Happens on file systems without shared memory (some network
@@ -205,7 +274,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Ledger, error) {
 // Path returns the absolute path of the ledger file.
 func (l *Ledger) Path() string { return l.path }
 
-// Close releases the locks still held through this ledger and closes the
+// Close releases the holds still taken through this ledger and closes the
 // database. Calling it again returns nil.
 func (l *Ledger) Close() error {
 	l.mu.Lock()
@@ -219,9 +288,9 @@ func (l *Ledger) Close() error {
 	l.mu.Unlock()
 
 	var errs []error
-	for account, h := range held {
-		if err := h.release(); err != nil {
-			errs = append(errs, fmt.Errorf("unlocking account %q: %w", account, err))
+	for id, h := range held {
+		if err := h.lock.release(); err != nil {
+			errs = append(errs, fmt.Errorf("unlocking account %d: %w", id, err))
 		}
 	}
 	if err := l.r.Close(); err != nil {
@@ -252,13 +321,23 @@ func dsn(abs string, busy time.Duration, readOnly bool) string {
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {
-		q.Add("_pragma", "journal_mode(WAL)")
+		// WAL is switched on by Open once the file is known to be a
+		// ledger: a file refused is never written to.
 		// BEGIN IMMEDIATE takes the write lock up front, so a transaction
 		// never fails half-way when upgrading from read to write.
 		q.Set("_txlock", "immediate")
 	}
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
 	return u.String()
+}
+
+// redactURL drops a password from a database URL for messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(a database URL)"
+	}
+	return u.Redacted()
 }
 
 // mkdirPrivate creates dir and its missing parents with mode 0700. It does
@@ -317,8 +396,25 @@ func syncDir(dir string) error {
 	return d.Close()
 }
 
-// nanos stores a time as Unix nanoseconds (UTC by definition).
-func nanos(t time.Time) int64 { return t.UnixNano() }
+// nanos stores a time as Unix nanoseconds (UTC by definition); the zero
+// time is 0 ("never").
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
 
 // fromNanos is the inverse of nanos.
-func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// storable reports whether t survives nanos and fromNanos (the years 1678
+// to 2262).
+func storable(t time.Time) bool {
+	return t.IsZero() || fromNanos(nanos(t)).Equal(t)
+}

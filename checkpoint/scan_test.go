@@ -4,38 +4,46 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/mailferry/mailferry/pipeline"
 )
 
-func TestScan(t *testing.T) {
+// TestEach: the entries of an account named by its ledger key, in key
+// order, by state, in pages; the summaries by key.
+func TestEach(t *testing.T) {
 	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	l := openTest(t, "", nil)
+	alice, h := held(t, l, "alice")
 	var all []pipeline.Entry
 	for i := range 10 {
-		e := fullEntry("alice", fmt.Sprintf("k%02d", i))
+		e := pipeline.Entry{Key: fmt.Sprintf("k%02d", i), State: pipeline.StateDone, Digest: fmt.Sprintf("%064x", i),
+			Size: 100, DestMailbox: "INBOX", DestUIDValidity: 1, DestUID: uint32(i + 1), Updated: now, DoneAt: now}
 		if i%3 == 0 {
-			e.State, e.Reason = pipeline.StateSkipped, "too big"
+			e = pipeline.Entry{Key: e.Key, State: pipeline.StateSkipped, ReasonClass: pipeline.ReasonTooBig, Reason: "too big", Size: 7, Updated: now}
 		}
 		all = append(all, e)
 	}
-	mustPut(t, l, all...)
-	mustPut(t, l, fullEntry("bob", "k00"))
+	if err := l.Commit(ctx, alice, pipeline.Changes{Put: all}); err != nil {
+		t.Fatal(err)
+	}
+	h.Release(ctx)
+	bob, hb := held(t, l, "bob")
+	if err := l.Commit(ctx, bob, pipeline.Changes{Put: []pipeline.Entry{{Key: "k00", State: pipeline.StateFailed, Reason: "x", Updated: now}}}); err != nil {
+		t.Fatal(err)
+	}
+	hb.Release(ctx)
+	key := testSpec("alice").Endpoint
 	keys := func(opts ScanOptions) []string {
 		t.Helper()
 		var out []string
-		err := l.Scan(ctx, "alice", opts, func(e pipeline.Entry) error {
-			if e.Account != "alice" {
-				t.Errorf("Scan gave an entry of %q", e.Account)
-			}
+		if err := l.Each(ctx, key, opts, func(e pipeline.Entry) error {
 			out = append(out, e.Key)
 			return nil
-		})
-		if err != nil {
-			t.Fatalf("Scan(%+v) = %v", opts, err)
+		}); err != nil {
+			t.Fatalf("Each(%+v) = %v", opts, err)
 		}
 		return out
 	}
@@ -51,24 +59,37 @@ func TestScan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		if got := fmt.Sprint(keys(tt.opts)); got != tt.want {
-			t.Errorf("%s: Scan keys = %s, want %s", tt.name, got, tt.want)
+			t.Errorf("%s: Each keys = %s, want %s", tt.name, got, tt.want)
 		}
-	}
-	// Entries read by Scan are those Entries returns.
-	byKey := mustEntries(t, l, "alice")
-	if err := l.Scan(ctx, "alice", ScanOptions{}, func(e pipeline.Entry) error {
-		sameEntry(t, e, byKey[e.Key])
-		return nil
-	}); err != nil {
-		t.Fatal(err)
 	}
 	stop := errors.New("stop")
 	n := 0
-	if err := l.Scan(ctx, "alice", ScanOptions{}, func(pipeline.Entry) error { n++; return stop }); err != stop || n != 1 {
-		t.Errorf("Scan with a failing fn = %v after %d entries, want the fn's error after 1", err, n)
+	if err := l.Each(ctx, key, ScanOptions{}, func(pipeline.Entry) error { n++; return stop }); err != stop || n != 1 {
+		t.Errorf("Each with a failing fn = %v after %d entries, want the fn's error after 1", err, n)
 	}
-	if err := l.Scan(ctx, "alice", ScanOptions{States: []pipeline.State{0}}, func(pipeline.Entry) error { return nil }); !errors.Is(err, ErrInvalidEntry) {
-		t.Errorf("Scan with state 0 = %v, want ErrInvalidEntry", err)
+	if err := l.Each(ctx, key, ScanOptions{States: []pipeline.State{0}}, func(pipeline.Entry) error { return nil }); !errors.Is(err, ErrInvalidEntry) {
+		t.Errorf("Each with state 0 = %v, want ErrInvalidEntry", err)
+	}
+	if err := l.Each(ctx, "nobody", ScanOptions{}, func(pipeline.Entry) error { return stop }); err != nil {
+		t.Errorf("Each of an unknown key = %v, want no entries", err)
+	}
+
+	sums, err := l.Summaries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sums[key]
+	if s.Done != 6 || s.Skipped != 4 || s.Bytes != 600 || s.AllBytes != 628 || s.SkipReasons["too big"] != 4 {
+		t.Errorf("Summaries()[alice] = %+v", s)
+	}
+	if one, err := l.Summary(ctx, key); err != nil || one.Done != s.Done || one.AllBytes != s.AllBytes {
+		t.Errorf("Summary(alice) = %+v, %v; want %+v", one, err, s)
+	}
+	if b := sums[testSpec("bob").Endpoint]; b.Failed != 1 || b.Done != 0 {
+		t.Errorf("Summaries()[bob] = %+v", b)
+	}
+	if names, err := l.Accounts(ctx); err != nil || len(names) != 2 {
+		t.Errorf("Accounts() = %q, %v", names, err)
 	}
 }
 
@@ -76,15 +97,17 @@ func TestDoneHistory(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	l := openTest(t, "", nil)
+	alice, h := held(t, l, "alice")
 	var es []pipeline.Entry
 	for i, at := range []time.Duration{0, 10 * time.Second, 70 * time.Second, 200 * time.Second, -time.Hour} {
-		e := fullEntry("alice", fmt.Sprintf("k%d", i))
-		e.State, e.Size, e.Updated, e.DoneAt = pipeline.StateDone, 100, t0.Add(at), t0.Add(at)
-		es = append(es, e)
+		es = append(es, pipeline.Entry{Key: fmt.Sprintf("k%d", i), State: pipeline.StateDone, Digest: fmt.Sprintf("%064x", i),
+			Size: 100, Updated: t0.Add(at), DoneAt: t0.Add(at)})
 	}
-	skipped := fullEntry("bob", "s")
-	skipped.State, skipped.Updated = pipeline.StateSkipped, t0
-	mustPut(t, l, append(es, skipped)...)
+	es = append(es, pipeline.Entry{Key: "s", State: pipeline.StateSkipped, Reason: "x", Updated: t0})
+	if err := l.Commit(ctx, alice, pipeline.Changes{Put: es}); err != nil {
+		t.Fatal(err)
+	}
+	h.Release(ctx)
 	got, err := l.DoneHistory(ctx, t0, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -101,57 +124,4 @@ func TestDoneHistory(t *testing.T) {
 	if _, err := l.DoneHistory(ctx, t0, 0); err == nil {
 		t.Error("DoneHistory with step 0 = nil error, want one")
 	}
-}
-
-// BenchmarkScan200k reads an account of 200,000 entries through Scan and
-// reports the live heap at its highest, sampled every 20,000 entries after
-// a GC, next to what Entries holds for the same account: Scan's stays
-// flat, whatever the account's size.
-func BenchmarkScan200k(b *testing.B) {
-	ctx := context.Background()
-	l := openTest(b, "", nil)
-	fillLedger(b, l, "alice", 200_000)
-	b.ResetTimer()
-	for range b.N {
-		base := liveHeap()
-		peak := uint64(0)
-		n := 0
-		if err := l.Scan(ctx, "alice", ScanOptions{}, func(pipeline.Entry) error {
-			if n++; n%20_000 == 0 {
-				peak = max(peak, liveHeap())
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(int64(peak)-int64(base))/1e6, "scan-heap-MB")
-	}
-	b.StopTimer()
-	base := liveHeap()
-	m := mustEntries(b, l, "alice")
-	b.ReportMetric(float64(int64(liveHeap())-int64(base))/1e6, "entries-heap-MB")
-	runtime.KeepAlive(m)
-}
-
-// fillLedger puts n done entries for account, 10,000 per transaction.
-func fillLedger(t testing.TB, l *Ledger, account string, n int) {
-	t.Helper()
-	batch := make([]pipeline.Entry, 0, 10_000)
-	for i := range n {
-		e := fullEntry(account, fmt.Sprintf("INBOX\x001\x00%d", i+1))
-		e.Size, e.DestUID = int64(1000+i%5000), uint32(i+1)
-		batch = append(batch, e)
-		if len(batch) == cap(batch) || i == n-1 {
-			mustPut(t, l, batch...)
-			batch = batch[:0]
-		}
-	}
-}
-
-// liveHeap is the heap in use after a full collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }

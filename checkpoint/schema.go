@@ -4,18 +4,23 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// migrations brings the schema from version i to i+1 with migrations[i]. The
-// schema version is PRAGMA user_version: 0 for a new file, len(migrations)
-// when up to date. Append only: never edit or reorder a released migration.
-var migrations = []string{
+// SchemaVersion is the schema version this package writes and understands.
+const SchemaVersion = 5
+
+// appName is meta's "app": what tells a mailferry ledger from another
+// application's database.
+const appName = "mailferry-ledger"
+
+// schema4 are the released migrations from an empty file to schema 4,
+// frozen: a file of schema 1 to 3 goes through them, then through the
+// upgrade to 5. Append only, never edit: they are what users' files hold.
+var schema4 = []string{
 	// 1: messages and runs.
-	// Times are Unix nanoseconds (UTC). States are stored by name so that the
-	// file stays readable with the sqlite3 shell and does not depend on the
-	// order of pipeline.State's constants.
 	`CREATE TABLE messages (
 		account          TEXT    NOT NULL,
 		source_key       TEXT    NOT NULL,
@@ -44,18 +49,13 @@ var migrations = []string{
 		failed   INTEGER NOT NULL DEFAULT 0
 	);
 	CREATE INDEX runs_account_id ON runs (account, id);`,
-	// 2: the flags last set on the destination copy, space-separated (IMAP
-	// flags are atoms and never contain spaces), for flag sync.
+	// 2: the flags last set on the destination copy.
 	`ALTER TABLE messages ADD COLUMN flags TEXT NOT NULL DEFAULT '';`,
-	// 3: when each message first became done (Unix nanoseconds; 0 for the
-	// other states), for delete_after. Rows already done take their last
-	// update time: never earlier than the real one, so a deletion it
-	// allows can only come later than due, never sooner.
+	// 3: when each message first became done.
 	`ALTER TABLE messages ADD COLUMN done_at INTEGER NOT NULL DEFAULT 0;
 	UPDATE messages SET done_at = updated WHERE state = 'done';
 	CREATE INDEX messages_account_done_at ON messages (account, done_at) WHERE state = 'done';`,
-	// 4: messages reconcile forgot and sent again, whose first APPEND may
-	// still land late (pipeline.Resent).
+	// 4: messages reconcile forgot and sent again.
 	`CREATE TABLE resent (
 		id               INTEGER PRIMARY KEY AUTOINCREMENT,
 		account          TEXT    NOT NULL,
@@ -68,57 +68,147 @@ var migrations = []string{
 		recorded         INTEGER NOT NULL
 	);
 	CREATE INDEX resent_account ON resent (account, id);`,
-	// 5: what an operator asked of an account (the status page's pause and
-	// retry; see control.go), and each run's error class and hint, so that
-	// a page served from the ledger alone says what went wrong and what
-	// fixes it.
-	`CREATE TABLE account_control (
+}
+
+// devSchema5 is what an unreleased development version of mailferry (its
+// status page, before the ledger changed once) added to schema 4 and
+// numbered 5: the operator's controls and each run's error class and hint.
+// Such a file has user_version 5 but none of schema 5's tables (no meta);
+// it is upgraded in place like a schema-4 file, its controls and runs'
+// hints kept (upgrade4). Frozen: it is what those files hold.
+const devSchema5 = `CREATE TABLE account_control (
 		account         TEXT    NOT NULL PRIMARY KEY,
 		paused          INTEGER NOT NULL DEFAULT 0,
 		changed         INTEGER NOT NULL DEFAULT 0,
 		retry_requested INTEGER NOT NULL DEFAULT 0
 	) WITHOUT ROWID;
 	ALTER TABLE runs ADD COLUMN error_class TEXT NOT NULL DEFAULT '';
-	ALTER TABLE runs ADD COLUMN hint TEXT NOT NULL DEFAULT '';`,
+	ALTER TABLE runs ADD COLUMN hint TEXT NOT NULL DEFAULT '';`
+
+// isDevSchema5 reports whether a file of user_version 5 is devSchema5's:
+// schema 4's messages table (keyed by account) and account_control, no
+// meta.
+func isDevSchema5(ctx context.Context, tx *sql.Tx) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'account_control')
+		+ (SELECT COUNT(*) = 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta')
+		+ (SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'account')`).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("reading the tables: %w", err)
+	}
+	return n == 3, nil
 }
 
-// SchemaVersion is the schema version this package writes and understands.
-func SchemaVersion() int { return len(migrations) }
-
-// migrate applies the missing migrations in one immediate transaction, so
-// that two processes opening a new file at once do not both create tables.
-func (l *Ledger) migrate(ctx context.Context) error {
+// migrate brings the file to schema 5 in one immediate transaction, so
+// that two processes opening a new file at once do not both create
+// tables, and a kill at any point leaves the file as it was. It reports
+// whether it upgraded an older schema (the caller then compacts the file).
+//
+//   - no tables at all: schema 5 is created;
+//   - tables, but no user_version and no meta: ErrNotLedger, nothing written;
+//   - schema 1 to 4: the frozen migrations to 4, then the upgrade to 5;
+//   - schema 5: checked to be a mailferry ledger; the development schema
+//     also numbered 5 (devSchema5) is upgraded like schema 4;
+//   - newer: ErrSchemaTooNew.
+func (l *Ledger) migrate(ctx context.Context, opts *Options) (bool, error) {
 	tx, err := l.beginMigration(ctx)
 	if err != nil {
-		return fmt.Errorf("starting schema migration: %w", notDatabase(err))
+		return false, fmt.Errorf("starting schema migration: %w", notDatabase(err))
 	}
 	defer func() { _ = tx.Rollback() }()
 
-	var version int
+	var version, tables int
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return fmt.Errorf("reading schema version: %w", notDatabase(err))
+		return false, fmt.Errorf("reading schema version: %w", notDatabase(err))
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).Scan(&tables); err != nil {
+		return false, fmt.Errorf("reading the tables: %w", err)
 	}
 	switch {
-	case version > len(migrations):
-		return fmt.Errorf("schema version %d, this version supports up to %d: %w", version, len(migrations), ErrSchemaTooNew)
+	case version > SchemaVersion:
+		return false, fmt.Errorf("schema version %d, this mailferry knows up to %d: %w", version, SchemaVersion, ErrSchemaTooNew)
 	case version < 0:
-		return fmt.Errorf("invalid schema version %d", version)
-	case version == len(migrations):
-		return nil
+		return false, fmt.Errorf("invalid schema version %d: %w", version, ErrNotLedger)
+	case version == 0 && tables > 0:
+		return false, fmt.Errorf("the file holds %d tables but no mailferry schema: %w", tables, ErrNotLedger)
+	case version == SchemaVersion:
+		dev, err := isDevSchema5(ctx, tx)
+		if err != nil {
+			return false, err
+		}
+		if dev {
+			break
+		}
+		var app string
+		err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'app'`).Scan(&app)
+		if err != nil || app != appName {
+			return false, fmt.Errorf("schema version 5 without mailferry's meta table: %w", ErrNotLedger)
+		}
+		return false, nil
+	case version == 0:
+		if err := l.create(ctx, tx); err != nil {
+			return false, err
+		}
+		if err := tx.Commit(); err != nil {
+			return false, fmt.Errorf("committing the new ledger: %w", err)
+		}
+		l.log.Debug("ledger created", "path", l.path, "schema", SchemaVersion)
+		return false, nil
 	}
-	for v := version; v < len(migrations); v++ {
-		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			return fmt.Errorf("migrating schema from version %d to %d: %w", v, v+1, err)
+	dev := version == SchemaVersion
+	for v := version; v < len(schema4) && !dev; v++ {
+		if _, err := tx.ExecContext(ctx, schema4[v]); err != nil {
+			return false, fmt.Errorf("migrating schema from version %d to %d: %w", v, v+1, err)
 		}
 	}
-	// PRAGMA takes no bound parameters; the value is an int we control.
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
-		return fmt.Errorf("setting schema version %d: %w", len(migrations), err)
+	start := time.Now()
+	from := strconv.Itoa(version)
+	if dev {
+		from = "5 of a development version (account_control)"
+	}
+	stats, err := l.upgrade4(ctx, tx, opts, dev)
+	if err != nil {
+		return false, fmt.Errorf("upgrading the ledger from schema %s to 5 (the file is left as it was): %w", from, err)
+	}
+	if opts.Crashpoint != nil {
+		opts.Crashpoint("upgrade: copied")
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("committing schema migration to version %d: %w", len(migrations), err)
+		return false, fmt.Errorf("committing the upgrade from schema %s to 5: %w", from, err)
 	}
-	l.log.Debug("schema migrated", "path", l.path, "from", version, "to", len(migrations))
+	l.log.Info("ledger upgraded from schema "+from+" to 5; nothing will be copied again",
+		"path", l.path, "accounts", stats.accounts, "entries", stats.entries, "runs", stats.runs,
+		"took", time.Since(start).Round(time.Millisecond))
+	return true, nil
+}
+
+// create makes schema 5 in an empty file.
+func (l *Ledger) create(ctx context.Context, tx *sql.Tx) error {
+	for _, part := range [][]string{l.d.tables, l.d.indexes, l.d.triggers} {
+		for _, stmt := range part {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("creating schema 5: %s: %w", firstLine(stmt), err)
+			}
+		}
+	}
+	return l.writeMeta(ctx, tx)
+}
+
+// writeMeta records what the file is, and its schema version.
+func (l *Ledger) writeMeta(ctx context.Context, tx *sql.Tx) error {
+	for _, kv := range [][2]string{{"app", appName}, {"schema", strconv.Itoa(SchemaVersion)},
+		{"created", strconv.FormatInt(nanos(l.now()), 10)}} {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, kv[0], kv[1]); err != nil {
+			return fmt.Errorf("writing meta %s: %w", kv[0], err)
+		}
+	}
+	// PRAGMA takes no bound parameters; the value is a constant. Schema-4
+	// binaries read it to refuse a newer file.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
+		return fmt.Errorf("setting schema version %d: %w", SchemaVersion, err)
+	}
 	return nil
 }
 
@@ -130,49 +220,9 @@ func notDatabase(err error) error {
 	return err
 }
 
-// inspect refuses, through a read-only connection that changes nothing, a
-// file that is not an SQLite database or is some other program's: one
-// without a schema version that has tables (a new ledger has none), or one
-// with a version whose tables are there but not the messages table.
-// Without it, Open would turn someone else's database to WAL mode and add
-// the ledger's tables to it.
-func inspect(ctx context.Context, path string, busy time.Duration) error {
-	db, err := sql.Open("sqlite", dsn(path, busy, true))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	var version int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return fmt.Errorf("reading schema version: %w", notDatabase(err))
-	}
-	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master
-		WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
-	if err != nil {
-		return fmt.Errorf("reading the tables: %w", notDatabase(err))
-	}
-	defer rows.Close()
-	var tables []string
-	ours := false
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return fmt.Errorf("reading the tables: %w", err)
-		}
-		tables = append(tables, name)
-		ours = ours || name == "messages"
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading the tables: %w", err)
-	}
-	if len(tables) == 0 || version > 0 && ours {
-		return nil
-	}
-	if len(tables) > 5 {
-		tables = append(tables[:5], "...")
-	}
-	return fmt.Errorf("%w: an SQLite database of another program (schema version %d, tables %s)",
-		ErrNotLedger, version, strings.Join(tables, ", "))
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(line)
 }
 
 // beginMigration starts the migration's immediate transaction. When two

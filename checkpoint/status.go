@@ -3,166 +3,194 @@ package checkpoint
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/mailferry/mailferry/pipeline"
 )
 
-// AccountSummary is what the ledger knows about one account, for
-// `mailferry status`.
-type AccountSummary struct {
-	Done    int
-	Pending int
-	Skipped int
-	Failed  int
-	// Bytes is the total size of the done entries: the bytes moved.
-	Bytes int64
-	// AllBytes is the total size of the entries in every state.
-	AllBytes int64
+// AccountStatus is what `status` shows of one account.
+type AccountStatus struct {
+	ID          pipeline.AccountID
+	Ident       string // what the account was created with: its schema-4 key, endpoint key or id
+	Name        string // the config's name; "" when none
+	Source      string // the servers last used, for display
+	Destination string
+	Counts      pipeline.Counts
 	// SkipReasons counts the skipped entries by reason.
 	SkipReasons map[string]int
-	// LastRun is the most recent run, nil when there was none.
-	LastRun *pipeline.RunRecord
+	// LastRun is the newest run; LastOK the newest that ended ok or
+	// partial; LastError the newest with an error. nil when none.
+	LastRun, LastOK, LastError *pipeline.RunRecord
+	Paused                     bool
+	PauseReason                string
+	NotBefore                  time.Time
+	WaitReason                 string
+	// Holder is the pid of the process running the account now, 0 when
+	// none (SQLite: read from its lock file, never by taking the lock).
+	Holder      int
+	Provisional bool
 }
 
-// add counts n entries of bytes in the stored state; false for a state
-// it does not know.
-func (sum *AccountSummary) add(state string, n int, bytes int64) bool {
-	sum.AllBytes += bytes
-	switch stateNames[state] {
-	case pipeline.StateDone:
-		sum.Done, sum.Bytes = n, bytes
-	case pipeline.StatePending:
-		sum.Pending = n
-	case pipeline.StateSkipped:
-		sum.Skipped = n
-	case pipeline.StateFailed:
-		sum.Failed = n
-	default:
-		return false
-	}
-	return true
-}
-
-// Accounts returns every account that has entries or runs, sorted.
-func (l *Ledger) Accounts(ctx context.Context) ([]string, error) {
+// Status returns the selected accounts with their counts, skip reasons and
+// last runs, in a few queries over every selected account (accounts and
+// their last runs, account_counts, skip reasons through messages_open):
+// never a count over the entries.
+func (l *Ledger) Status(ctx context.Context, sel Selector) ([]AccountStatus, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, err
 	}
-	rows, err := l.r.QueryContext(ctx, `SELECT DISTINCT account FROM messages
-		UNION SELECT DISTINCT account FROM runs ORDER BY 1`)
+	tx, err := l.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, fmt.Errorf("listing accounts in %s: %w", l.path, err)
+		return nil, fmt.Errorf("reading the status of %s: %w", l.path, err)
 	}
-	defer rows.Close()
-	var out []string
+	defer func() { _ = tx.Rollback() }()
+	ids, err := l.selectAccounts(ctx, tx, sel)
+	if err != nil {
+		return nil, err
+	}
+	want := map[pipeline.AccountID]int{}
+	out := make([]AccountStatus, 0, len(ids))
+	for _, id := range ids {
+		want[id] = len(out)
+		out = append(out, AccountStatus{ID: id, Counts: pipeline.Counts{}, SkipReasons: map[string]int{}})
+	}
+	rows, err := tx.QueryContext(ctx, l.d.q(`SELECT id, ident, COALESCE(name, ''), source, destination, paused, pause_reason,
+		not_before, wait_reason, provisional, last_run, last_ok_run, last_err_run FROM accounts`))
+	if err != nil {
+		return nil, fmt.Errorf("reading the accounts of %s: %w", l.path, err)
+	}
+	runIDs := map[int64][]**pipeline.RunRecord{}
 	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			return nil, fmt.Errorf("listing accounts in %s: %w", l.path, err)
+		var id pipeline.AccountID
+		var a AccountStatus
+		var notBefore int64
+		var last, ok, bad sql.NullInt64
+		if err := rows.Scan(&id, &a.Ident, &a.Name, &a.Source, &a.Destination, &a.Paused, &a.PauseReason,
+			&notBefore, &a.WaitReason, &a.Provisional, &last, &ok, &bad); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading the accounts of %s: %w", l.path, err)
 		}
-		out = append(out, a)
+		i, selected := want[id]
+		if !selected {
+			continue
+		}
+		s := &out[i]
+		s.Ident, s.Name, s.Source, s.Destination = a.Ident, a.Name, a.Source, a.Destination
+		s.Paused, s.PauseReason, s.NotBefore, s.WaitReason, s.Provisional = a.Paused, a.PauseReason, fromNanos(notBefore), a.WaitReason, a.Provisional
+		for _, r := range []struct {
+			id  sql.NullInt64
+			dst **pipeline.RunRecord
+		}{{last, &s.LastRun}, {ok, &s.LastOK}, {bad, &s.LastError}} {
+			if r.id.Valid {
+				runIDs[r.id.Int64] = append(runIDs[r.id.Int64], r.dst)
+			}
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing accounts in %s: %w", l.path, err)
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("reading the accounts of %s: %w", l.path, err)
 	}
+	if len(runIDs) > 0 {
+		ids := make([]any, 0, len(runIDs))
+		for id := range runIDs {
+			ids = append(ids, id)
+		}
+		for start := 0; start < len(ids); start += pipeline.MaxLookup {
+			chunk := ids[start:min(start+pipeline.MaxLookup, len(ids))]
+			cond, args := l.d.in("id", chunk)
+			rows, err := tx.QueryContext(ctx, l.d.q(`SELECT id, `+runColumns+` FROM runs WHERE `+cond), args...)
+			if err != nil {
+				return nil, fmt.Errorf("reading the last runs of %s: %w", l.path, err)
+			}
+			for rows.Next() {
+				var id int64
+				rec, err := scanRun(scanFunc(func(dest ...any) error { return rows.Scan(append([]any{&id}, dest...)...) }))
+				if err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("reading the last runs of %s: %w", l.path, err)
+				}
+				for _, dst := range runIDs[id] {
+					r := rec
+					*dst = &r
+				}
+			}
+			if err := rows.Close(); err != nil {
+				return nil, fmt.Errorf("reading the last runs of %s: %w", l.path, err)
+			}
+		}
+	}
+	rows, err = tx.QueryContext(ctx, l.d.q(`SELECT account_id, state, messages, bytes FROM account_counts WHERE messages <> 0`))
+	if err != nil {
+		return nil, fmt.Errorf("reading the counts of %s: %w", l.path, err)
+	}
+	for rows.Next() {
+		var id pipeline.AccountID
+		var state string
+		var c pipeline.Count
+		if err := rows.Scan(&id, &state, &c.Messages, &c.Bytes); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading the counts of %s: %w", l.path, err)
+		}
+		if i, ok := want[id]; ok {
+			out[i].Counts[stateOf[state]] = c
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("reading the counts of %s: %w", l.path, err)
+	}
+	for i := range out {
+		if out[i].Counts[pipeline.StateSkipped].Messages == 0 {
+			continue
+		}
+		rows, err := tx.QueryContext(ctx, l.d.q(`SELECT reason, COUNT(*) FROM messages
+			WHERE account_id = ? AND state <> 'done' AND state = 'skipped' GROUP BY reason`), out[i].ID)
+		if err != nil {
+			return nil, fmt.Errorf("reading the skip reasons of %s: %w", l.path, err)
+		}
+		for rows.Next() {
+			var reason string
+			var n int
+			if err := rows.Scan(&reason, &n); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("reading the skip reasons of %s: %w", l.path, err)
+			}
+			out[i].SkipReasons[reason] = n
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("reading the skip reasons of %s: %w", l.path, err)
+		}
+	}
+	for i := range out {
+		out[i].Holder = l.holder(out[i].Ident)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return displayName(out[i]) < displayName(out[j]) })
 	return out, nil
 }
 
-// Summary counts the entries of account by state and returns its last run.
-// An unknown account gives a zero summary (with an empty SkipReasons map).
-func (l *Ledger) Summary(ctx context.Context, account string) (AccountSummary, error) {
-	if err := l.checkOpen(); err != nil {
-		return AccountSummary{}, err
+func displayName(a AccountStatus) string {
+	if a.Name != "" {
+		return a.Name
 	}
-	// One read transaction, so that counts and reasons come from one snapshot.
-	tx, err := l.r.BeginTx(ctx, nil)
-	if err != nil {
-		return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-
-	sum := AccountSummary{SkipReasons: make(map[string]int)}
-	rows, err := tx.QueryContext(ctx, `SELECT state, COUNT(*), COALESCE(SUM(size), 0)
-		FROM messages WHERE account = ? GROUP BY state`, account)
-	if err != nil {
-		return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
-	}
-	for rows.Next() {
-		var (
-			state string
-			n     int
-			bytes int64
-		)
-		if err := rows.Scan(&state, &n, &bytes); err != nil {
-			rows.Close()
-			return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
-		}
-		if !sum.add(state, n, bytes) {
-			rows.Close()
-			return AccountSummary{}, fmt.Errorf("summarising %s in %s: unknown state %q", account, l.path, state)
-		}
-	}
-	if err := rows.Close(); err != nil {
-		return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
-	}
-	if err := rows.Err(); err != nil {
-		return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
-	}
-
-	rows, err = tx.QueryContext(ctx, `SELECT reason, COUNT(*) FROM messages
-		WHERE account = ? AND state = ? GROUP BY reason`, account, pipeline.StateSkipped.String())
-	if err != nil {
-		return AccountSummary{}, fmt.Errorf("summarising skip reasons of %s in %s: %w", account, l.path, err)
-	}
-	for rows.Next() {
-		var (
-			reason string
-			n      int
-		)
-		if err := rows.Scan(&reason, &n); err != nil {
-			rows.Close()
-			return AccountSummary{}, fmt.Errorf("summarising skip reasons of %s in %s: %w", account, l.path, err)
-		}
-		sum.SkipReasons[reason] = n
-	}
-	if err := rows.Close(); err != nil {
-		return AccountSummary{}, fmt.Errorf("summarising skip reasons of %s in %s: %w", account, l.path, err)
-	}
-	if err := rows.Err(); err != nil {
-		return AccountSummary{}, fmt.Errorf("summarising skip reasons of %s in %s: %w", account, l.path, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return AccountSummary{}, fmt.Errorf("summarising %s in %s: %w", account, l.path, err)
-	}
-
-	runs, err := l.Runs(ctx, account, 1)
-	if err != nil {
-		return AccountSummary{}, err
-	}
-	if len(runs) > 0 {
-		sum.LastRun = &runs[0]
-	}
-	return sum, nil
+	return a.Ident
 }
 
-// DoneSince counts the done entries of account that first became done after
-// since, and returns the earliest of those times (zero when there is none).
-// With a delete_after period P and since = now - P, these are the messages
-// still waiting out their period before they are deleted at the source, and
-// the first of them falls due at earliest + P.
-func (l *Ledger) DoneSince(ctx context.Context, account string, since time.Time) (n int, earliest time.Time, err error) {
+// DoneSince counts the done entries of account that first became done
+// after since, and returns the earliest of those times (zero when there is
+// none). With a delete_after period P and since = now - P, these are the
+// messages still waiting out their period before they are deleted at the
+// source, and the first of them falls due at earliest + P.
+func (l *Ledger) DoneSince(ctx context.Context, account pipeline.AccountID, since time.Time) (n int, earliest time.Time, err error) {
 	if err := l.checkOpen(); err != nil {
 		return 0, time.Time{}, err
 	}
 	var first sql.NullInt64
 	// state = 'done' is spelled out so that SQLite can use the partial
-	// index messages_account_done_at.
-	if err := l.r.QueryRowContext(ctx, `SELECT COUNT(*), MIN(done_at) FROM messages
-		WHERE account = ? AND state = 'done' AND done_at > ?`,
-		account, nanos(since)).Scan(&n, &first); err != nil {
-		return 0, time.Time{}, fmt.Errorf("counting messages of %s done since %v in %s: %w", account, since, l.path, err)
+	// index messages_done_at.
+	if err := l.r.QueryRowContext(ctx, l.d.q(`SELECT COUNT(*), MIN(done_at) FROM messages
+		WHERE account_id = ? AND state = 'done' AND done_at > ?`), account, nanos(since)).Scan(&n, &first); err != nil {
+		return 0, time.Time{}, fmt.Errorf("counting messages of account %d done since %v in %s: %w", account, since, l.path, err)
 	}
 	if first.Valid && n > 0 {
 		earliest = fromNanos(first.Int64)
@@ -170,67 +198,67 @@ func (l *Ledger) DoneSince(ctx context.Context, account string, since time.Time)
 	return n, earliest, nil
 }
 
-// Summaries returns the counts, bytes and last run of every account that
-// has entries or runs, by account, from one snapshot and three queries
-// whatever the number of accounts (SkipReasons is left nil): for a page
-// that shows thousands of accounts at once.
-func (l *Ledger) Summaries(ctx context.Context) (map[string]AccountSummary, error) {
+// Size returns the ledger's size in bytes (the pages in use) and how many
+// entries it holds (from account_counts).
+func (l *Ledger) Size(ctx context.Context) (bytes, entries int64, err error) {
 	if err := l.checkOpen(); err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	tx, err := l.r.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("summarising the accounts in %s: %w", l.path, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	out := map[string]AccountSummary{}
-	rows, err := tx.QueryContext(ctx, `SELECT account, state, COUNT(*), COALESCE(SUM(size), 0)
-		FROM messages GROUP BY account, state`)
-	if err != nil {
-		return nil, fmt.Errorf("summarising the accounts in %s: %w", l.path, err)
-	}
-	for rows.Next() {
-		var (
-			account, state string
-			n              int
-			bytes          int64
-		)
-		if err := rows.Scan(&account, &state, &n, &bytes); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("summarising the accounts in %s: %w", l.path, err)
+	var pages, free, size int64
+	for _, p := range []struct {
+		pragma string
+		dst    *int64
+	}{{"page_count", &pages}, {"freelist_count", &free}, {"page_size", &size}} {
+		if err := l.r.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(p.dst); err != nil {
+			return 0, 0, fmt.Errorf("reading the size of %s: %w", l.path, err)
 		}
-		sum := out[account]
-		if !sum.add(state, n, bytes) {
-			rows.Close()
-			return nil, fmt.Errorf("summarising %s in %s: unknown state %q", account, l.path, state)
-		}
-		out[account] = sum
 	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("summarising the accounts in %s: %w", l.path, err)
+	if err := l.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(messages), 0) FROM account_counts`).Scan(&entries); err != nil {
+		return 0, 0, fmt.Errorf("counting the entries of %s: %w", l.path, err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("summarising the accounts in %s: %w", l.path, err)
+	return (pages - free) * size, entries, nil
+}
+
+// Check verifies the ledger: the database's own check (SQLite quick_check)
+// and every row of account_counts against a count of the entries. It reads
+// every entry; an admin's `ledger check` and the tests use it, never a
+// run.
+func (l *Ledger) Check(ctx context.Context) error {
+	if err := l.checkOpen(); err != nil {
+		return err
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT account, `+runColumns+` FROM runs
-		WHERE id IN (SELECT MAX(id) FROM runs GROUP BY account)`)
+	var res string
+	if err := l.r.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&res); err != nil {
+		return fmt.Errorf("checking %s: %w", l.path, err)
+	}
+	if res != "ok" {
+		return fmt.Errorf("checking %s: %s", l.path, res)
+	}
+	rows, err := l.r.QueryContext(ctx, `SELECT COALESCE(c.account_id, g.account_id), COALESCE(c.state, g.state),
+			COALESCE(c.messages, 0), COALESCE(c.bytes, 0), COALESCE(g.messages, 0), COALESCE(g.bytes, 0)
+		FROM account_counts c FULL OUTER JOIN
+			(SELECT account_id, state, COUNT(*) AS messages, SUM(size) AS bytes FROM messages GROUP BY account_id, state) g
+			ON g.account_id = c.account_id AND g.state = c.state
+		WHERE COALESCE(c.messages, 0) <> COALESCE(g.messages, 0) OR COALESCE(c.bytes, 0) <> COALESCE(g.bytes, 0)`)
 	if err != nil {
-		return nil, fmt.Errorf("reading the last runs in %s: %w", l.path, err)
+		return fmt.Errorf("checking the counts of %s: %w", l.path, err)
 	}
 	defer rows.Close()
+	var errs []error
 	for rows.Next() {
-		var account string
-		rec, err := scanRun(func(dest ...any) error { return rows.Scan(append([]any{&account}, dest...)...) }, "")
-		if err != nil {
-			return nil, fmt.Errorf("reading the last runs in %s: %w", l.path, err)
+		var id pipeline.AccountID
+		var state string
+		var cm, cb, gm, gb int64
+		if err := rows.Scan(&id, &state, &cm, &cb, &gm, &gb); err != nil {
+			return fmt.Errorf("checking the counts of %s: %w", l.path, err)
 		}
-		rec.Account = account
-		sum := out[account]
-		sum.LastRun = &rec
-		out[account] = sum
+		errs = append(errs, fmt.Errorf("account %d, %s: counted %d entries of %d bytes, there are %d of %d", id, state, cm, cb, gm, gb))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the last runs in %s: %w", l.path, err)
+		return fmt.Errorf("checking the counts of %s: %w", l.path, err)
 	}
-	return out, nil
+	if len(errs) > 0 {
+		return fmt.Errorf("checking %s: %w", l.path, errors.Join(errs...))
+	}
+	return nil
 }

@@ -250,6 +250,7 @@ func parseAccounts(path, dir string, r io.Reader) (accts []Account, inline bool,
 		}
 		a := Account{
 			Name:       get("name"),
+			ID:         get("id"),
 			SourceUser: get("source_user"),
 			SourcePassword: secretSource(dir, secret.New(get("source_password")),
 				get("source_password_env"), get("source_password_file"), get("source_password_command")),

@@ -160,3 +160,28 @@ func FuzzParseAccounts(f *testing.F) {
 		}
 	})
 }
+
+// TestLoadAccountsFileIDs: the id column names accounts in the checkpoint,
+// and two rows may not share one.
+func TestLoadAccountsFileIDs(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "users.csv", "source_user,id,source_password,dest_password\nbob,b-1,x,y\ncarol,,x,y\n", 0o600)
+	path := writeFile(t, dir, "migrate.toml", "accounts_file = \"users.csv\"\n"+minimal, 0o600)
+	c, _, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, a := range c.Accounts {
+		ids[a.Name] = a.ID
+	}
+	if ids["bob"] != "b-1" || ids["carol"] != "" || ids["alice"] != "" {
+		t.Errorf("ids = %v", ids)
+	}
+	csvPath := writeFile(t, dir, "users.csv", "source_user,id,source_password,dest_password\nbob,b-1,x,y\ncarol,b-1,x,y\n", 0o600)
+	_, _, err = Load(path)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.File != csvPath || ce.Line != 3 || !strings.Contains(ce.Msg, `id "b-1" is also the id of account "bob"`) {
+		t.Fatalf("Load = %v, want a duplicate-id error at %s:3", err, csvPath)
+	}
+}

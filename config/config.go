@@ -70,13 +70,17 @@ const (
 // Config is a loaded configuration. Build one with Default and fill it, or
 // with Load; check a hand-built one with Validate.
 type Config struct {
-	File         string // the file it was loaded from; "" when built in code
-	State        string // ledger path; "" = the command's default
-	Workers      int    // accounts in parallel
-	DryRun       bool
-	DeleteSource bool
-	DeleteAfter  time.Duration // delete_after: delete copied messages this long after; excludes DeleteSource
-	LogFormat    LogFormat
+	File  string // the file it was loaded from; "" when built in code
+	State string // ledger path; "" = the command's default
+	// LedgerRetention is how long the checkpoint keeps the entries of
+	// messages deleted at the source (gone), so that status and reports
+	// can say when; 0: the checkpoint's default (30 days).
+	LedgerRetention time.Duration
+	Workers         int // accounts in parallel
+	DryRun          bool
+	DeleteSource    bool
+	DeleteAfter     time.Duration // delete_after: delete copied messages this long after; excludes DeleteSource
+	LogFormat       LogFormat
 	// OnLocked is what a run does with an account another run is working
 	// on (overlapping cron runs): "fail" (default), "skip" or "wait" (up to
 	// LockWait).
@@ -249,7 +253,11 @@ type FolderRename struct {
 
 // Account is one mailbox to move.
 type Account struct {
-	Name           string // unique; defaults to SourceUser
+	Name string // unique; defaults to SourceUser
+	// ID, when set, names the account in the ledger whatever its servers
+	// are called: renaming a server (IP to name, a new load balancer)
+	// keeps its history. Unique; "" lets the servers and users name it.
+	ID             string
 	SourceUser     string
 	SourcePassword SecretSource
 	DestUser       string // defaults to SourceUser

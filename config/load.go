@@ -22,22 +22,23 @@ import (
 // means "use the default". The toml tags are the one place key spellings live:
 // the schema check below is derived from them.
 type fileConfig struct {
-	State        *string   `toml:"state"`
-	Workers      *int      `toml:"workers"`
-	DryRun       bool      `toml:"dry_run"`
-	DeleteSource bool      `toml:"delete_source"`
-	DeleteAfter  *Duration `toml:"delete_after"`
-	LogFormat    *string   `toml:"log_format"`
-	OnLocked     string    `toml:"on_locked"`
-	LockWait     *Duration `toml:"lock_wait"`
-	Every        *Duration `toml:"every"`
-	Idle         *bool     `toml:"idle"`
-	MetricsAddr  string    `toml:"metrics_addr"`
-	UIAddr       string    `toml:"ui_addr"`
-	UIActions    bool      `toml:"ui_actions"`
-	UITokenFile  string    `toml:"ui_token_file"`
-	NotifyHook   string    `toml:"notify_webhook"`
-	NotifyCmd    string    `toml:"notify_command"`
+	State           *string   `toml:"state"`
+	LedgerRetention *Duration `toml:"ledger_retention"`
+	Workers         *int      `toml:"workers"`
+	DryRun          bool      `toml:"dry_run"`
+	DeleteSource    bool      `toml:"delete_source"`
+	DeleteAfter     *Duration `toml:"delete_after"`
+	LogFormat       *string   `toml:"log_format"`
+	OnLocked        string    `toml:"on_locked"`
+	LockWait        *Duration `toml:"lock_wait"`
+	Every           *Duration `toml:"every"`
+	Idle            *bool     `toml:"idle"`
+	MetricsAddr     string    `toml:"metrics_addr"`
+	UIAddr          string    `toml:"ui_addr"`
+	UIActions       bool      `toml:"ui_actions"`
+	UITokenFile     string    `toml:"ui_token_file"`
+	NotifyHook      string    `toml:"notify_webhook"`
+	NotifyCmd       string    `toml:"notify_command"`
 	fileLimits
 	BWLimitReadTotal          *RateText     `toml:"bwlimit_read_total"`
 	BWLimitWriteTotal         *RateText     `toml:"bwlimit_write_total"`
@@ -121,6 +122,7 @@ type fileRename struct {
 
 type fileAccount struct {
 	Name                  string     `toml:"name"`
+	ID                    string     `toml:"id"`
 	SourceUser            string     `toml:"source_user"`
 	SourcePassword        secretText `toml:"source_password"`
 	SourcePasswordEnv     string     `toml:"source_password_env"`
@@ -309,6 +311,9 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	if fc.State != nil {
 		c.State = relTo(dir, *fc.State)
 	}
+	if fc.LedgerRetention != nil {
+		c.LedgerRetention = time.Duration(*fc.LedgerRetention)
+	}
 	if fc.Workers != nil {
 		c.Workers = *fc.Workers
 	}
@@ -379,6 +384,7 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	for _, fa := range fc.Accounts {
 		a := Account{
 			Name:           fa.Name,
+			ID:             fa.ID,
 			SourceUser:     fa.SourceUser,
 			SourcePassword: secretSource(dir, fa.SourcePassword.v, fa.SourcePasswordEnv, fa.SourcePasswordFile, fa.SourcePasswordCommand),
 			DestUser:       fa.DestUser,

@@ -107,6 +107,8 @@ func TestLoadErrors(t *testing.T) {
 			wantLine: 0, wantKey: "account", wantMsg: "no accounts"},
 		{name: "duplicate account names", doc: minimal + "[[account]]\nname = \"alice\"\nsource_user = \"alice2\"\nsource_password_env = \"X\"\ndest_password_env = \"Y\"\n",
 			wantLine: 9, wantKey: "account.name", wantMsg: `account "alice": duplicate name (first defined at `},
+		{name: "duplicate account ids", doc: strings.Replace(minimal, "[[account]]\n", "[[account]]\nid = \"x-1\"\n", 1) + "[[account]]\nid = \"x-1\"\nsource_user = \"bob\"\nsource_password_env = \"X\"\ndest_password_env = \"Y\"\n",
+			wantLine: 11, wantKey: "account.id", wantMsg: `account "bob": id "x-1" is also the id of account "alice"`},
 		{name: "same source user twice with delete_source", doc: "delete_source = true\n" + minimal + "[[account]]\nname = \"alice-copy\"\nsource_user = \"alice\"\nsource_password_env = \"X\"\ndest_password_env = \"Y\"\n",
 			wantLine: 12, wantKey: "account.source_user", wantMsg: "would move one mailbox twice"},
 		{name: "same source user twice with delete_after", doc: minimal + "delete_after = \"30d\"\n[[account]]\nname = \"alice-copy\"\nsource_user = \"alice\"\nsource_password_env = \"X\"\ndest_password_env = \"Y\"\n",

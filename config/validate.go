@@ -41,6 +41,9 @@ func (c *Config) Validate() error {
 	if c.DeleteAfter < 0 {
 		errs.add(c.at("delete_after"), "delete_after", "delete_after must not be negative")
 	}
+	if c.LedgerRetention < 0 {
+		errs.add(c.at("ledger_retention"), "ledger_retention", "ledger_retention must not be negative")
+	}
 	if c.LockWait < 0 {
 		errs.add(c.at("lock_wait"), "lock_wait", "lock_wait must not be negative")
 	}
@@ -318,6 +321,7 @@ func (c *Config) validateAccounts(errs *errList) {
 		return
 	}
 	names := make(map[string]*Account, len(c.Accounts))
+	ids := make(map[string]*Account)
 	users := make(map[string]*Account, len(c.Accounts))
 	for i := range c.Accounts {
 		a := &c.Accounts[i]
@@ -330,7 +334,7 @@ func (c *Config) validateAccounts(errs *errList) {
 			continue
 		}
 		for _, f := range []struct{ key, val string }{
-			{"name", a.Name}, {"source_user", a.SourceUser}, {"dest_user", a.DestUser}, {"dest_folder", a.DestFolder},
+			{"name", a.Name}, {"id", a.ID}, {"source_user", a.SourceUser}, {"dest_user", a.DestUser}, {"dest_folder", a.DestFolder},
 		} {
 			if err := checkText(f.val); err != nil {
 				errs.add(a.at(f.key), "account."+f.key, "account %q: %s: %v", label, f.key, err)
@@ -340,6 +344,15 @@ func (c *Config) validateAccounts(errs *errList) {
 			errs.add(a.pos, "account.name", "account %q: duplicate name (first defined %s); set name to tell them apart", label, where(prev))
 		} else {
 			names[label] = a
+		}
+		if a.ID != "" {
+			// Two accounts under one id would share one ledger history.
+			if prev, dup := ids[a.ID]; dup {
+				errs.add(a.at("id"), "account.id", "account %q: id %q is also the id of account %q (defined %s); ids name one account each",
+					label, a.ID, prev.Name, where(prev))
+			} else {
+				ids[a.ID] = a
+			}
 		}
 		if p := a.DeletePolicy; p != nil && p.DeleteSource && p.DeleteAfter > 0 {
 			errs.add(a.at("delete_after"), "account.delete_after",

@@ -15,12 +15,14 @@
 // with UID STORE and UID EXPUNGE.
 //
 // List lists the folders Options.Include and Exclude select, and in them
-// the messages inside the age window of Options.MaxAge and MinAge.
+// the messages inside the age window of Options.MaxAge and MinAge, a
+// batch of UIDs at a time.
 //
 // A message's key is "<mailbox>\x00<uidvalidity>\x00<uid>" (FormatKey,
 // ParseKey): stable across sessions as long as the folder's UIDVALIDITY is;
-// SameOrigin tells the engine which old key may name the same message after
-// a UIDVALIDITY change.
+// KeyFolder tells the engine which keys belong to one folder and to one
+// UIDVALIDITY of it (KeyPrefix), so that the entries of an earlier
+// UIDVALIDITY can be matched to the messages listed after the change.
 //
 // go-imap beta.8 has traps this package guards against: a literal cut by a
 // dropped connection reads as a short message with no error, so every

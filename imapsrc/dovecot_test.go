@@ -73,7 +73,7 @@ func testDovecot(t *testing.T, sep string) {
 		t.Errorf("Sent = %+v, want \\Sent and subscribed", f)
 	}
 
-	list, err := s.List(t.Context())
+	list, err := pipeline.ListAll(t.Context(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -136,7 +136,7 @@ func TestDovecotBatches(t *testing.T) {
 		}
 	}
 	opts := Options{Addr: srv.IMAPAddr(), TLS: TLSStartTLS, TLSConfig: srv.TLSConfig(), User: "alice", Password: secret.New("s3cret"), FetchBatch: 10}
-	list, err := openSource(t, opts).List(t.Context())
+	list, err := pipeline.ListAll(t.Context(), openSource(t, opts))
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}

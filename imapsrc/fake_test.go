@@ -448,7 +448,7 @@ func TestListHugeLiteral(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 	defer s.Close(false)
-	_, err = s.List(t.Context())
+	_, err = pipeline.ListAll(t.Context(), s)
 	if !errors.Is(err, imapconn.ErrLiteralTooLarge) || pipeline.ClassOf(err) != pipeline.ClassFatal {
 		t.Fatalf("List = %v (class %v), want a fatal ErrLiteralTooLarge", err, pipeline.ClassOf(err))
 	}

@@ -138,9 +138,10 @@ type gmListed struct {
 	labels []string
 }
 
-// listLabels lists a source with labels (see LabelMode). folders are its
-// folders as s.folders gives them.
-func (s *Source) listLabels(ctx context.Context, folders []Folder) ([]pipeline.SourceMessage, error) {
+// listLabels lists a source with labels (see LabelMode) into hand, a page
+// at a time. folders are its folders as s.folders gives them. The lock is
+// held, except in hand.
+func (s *Source) listLabels(ctx context.Context, folders []Folder, hand func([]pipeline.SourceMessage) error) error {
 	special := func(attr string) *Folder {
 		for i := range folders {
 			if folders[i].HasAttr(attr) {
@@ -152,7 +153,7 @@ func (s *Source) listLabels(ctx context.Context, folders []Folder) ([]pipeline.S
 	all := special(`\All`)
 	if all == nil {
 		s.log.Warn("the server has labels but no All Mail folder (\\All); copying it folder by folder")
-		return s.listFolders(ctx, folders)
+		return s.listFolders(ctx, folders, hand)
 	}
 	gm := &gmailState{all: all.Name, own: map[string]bool{}, uidValidity: map[string]uint32{}}
 	s.gm = gm
@@ -173,7 +174,6 @@ func (s *Source) listLabels(ctx context.Context, folders []Folder) ([]pipeline.S
 		}
 	}
 	now := time.Now()
-	var out []pipeline.SourceMessage
 	if s.opts.Labels == LabelsPerLabel {
 		var plain []Folder
 		for _, f := range folders {
@@ -181,69 +181,112 @@ func (s *Source) listLabels(ctx context.Context, folders []Folder) ([]pipeline.S
 				plain = append(plain, f)
 			}
 		}
-		msgs, err := s.listFolders(ctx, plain)
-		if err != nil {
-			return nil, err
+		if err := s.listFolders(ctx, plain, hand); err != nil {
+			return err
 		}
-		out = msgs
 		if !s.included(*all) {
-			return out, nil
+			return nil
 		}
-		listed, err := s.listWithLabels(ctx, all.Name)
-		if err != nil {
-			return nil, err
-		}
-		for _, l := range listed {
-			if !slices.ContainsFunc(l.labels, func(lb string) bool { return byLabel[strings.ToLower(lb)] != nil }) && s.opts.inAgeWindow(l.msg.InternalDate, now) {
-				out = append(out, l.msg)
+		return s.listWithLabels(ctx, all.Name, func(listed []gmListed) error {
+			var out []pipeline.SourceMessage
+			for _, l := range listed {
+				if !slices.ContainsFunc(l.labels, func(lb string) bool { return byLabel[strings.ToLower(lb)] != nil }) && s.opts.inAgeWindow(l.msg.InternalDate, now) {
+					out = append(out, l.msg)
+				}
 			}
-		}
-		return out, nil
+			if len(out) == 0 {
+				return nil
+			}
+			return hand(out)
+		})
 	}
-	seen := map[uint64]bool{}
-	read := []*Folder{all}
+	// One copy per message. All Mail shows neither Trash nor Spam, which
+	// are listed as folders of their own, after it; should a message show
+	// in both, All Mail's listing wins, as each key must be listed once.
+	// Trash and Spam are read first, into memory (Gmail empties them
+	// after 30 days: few), so that All Mail is handed over page by page
+	// without a record of its messages.
+	var own []gmListed
+	ownAt := map[uint64]int{} // index in own
 	for _, attr := range []string{`\Trash`, `\Junk`} {
-		if f := special(attr); f != nil && s.included(*f) {
-			read = append(read, f)
-			gm.own[f.Name] = true
+		f := special(attr)
+		if f == nil || !s.included(*f) {
+			continue
+		}
+		gm.own[f.Name] = true
+		err := s.listWithLabels(ctx, f.Name, func(listed []gmListed) error {
+			for _, l := range listed {
+				if _, dup := ownAt[l.id]; dup || !s.opts.inAgeWindow(l.msg.InternalDate, now) {
+					continue
+				}
+				l.msg = oneCopy(l, f, byLabel)
+				ownAt[l.id] = len(own)
+				own = append(own, l)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
-	for _, f := range read {
-		listed, err := s.listWithLabels(ctx, f.Name)
-		if err != nil {
-			return nil, err
-		}
+	err := s.listWithLabels(ctx, all.Name, func(listed []gmListed) error {
+		var out []pipeline.SourceMessage
 		for _, l := range listed {
-			if seen[l.id] || !s.opts.inAgeWindow(l.msg.InternalDate, now) {
+			if i, ok := ownAt[l.id]; ok {
+				own[i].id = 0 // listed here
+			}
+			if !s.opts.inAgeWindow(l.msg.InternalDate, now) {
 				continue
 			}
-			seen[l.id] = true
-			home := f
-			if f == all {
-				if home = s.chooseFolder(l.labels, byLabel); home == nil {
-					continue // its label folders are excluded
-				}
-				if home == all && !s.included(*all) {
-					continue
-				}
+			home := s.chooseFolder(l.labels, byLabel)
+			if home == nil {
+				continue // its label folders are excluded
 			}
-			m := l.msg
-			m.Key, m.Mailbox, m.Seq = GmailKey(l.id), home.Name, l.uid
-			for _, lb := range l.labels {
-				if byLabel[strings.ToLower(lb)] == home {
-					continue
-				}
-				if kw := LabelKeyword(lb); kw != "" && !slices.Contains(m.Flags, kw) {
-					m.Flags = append(m.Flags, kw)
-				}
+			if home == all && !s.included(*all) {
+				continue
 			}
-			out = append(out, m)
+			out = append(out, oneCopy(l, home, byLabel))
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		// One batch takes one destination folder: keep each folder's
+		// messages of the page together.
+		slices.SortStableFunc(out, func(a, b pipeline.SourceMessage) int { return cmp.Compare(a.Mailbox, b.Mailbox) })
+		return hand(out)
+	})
+	if err != nil {
+		return err
+	}
+	var out []pipeline.SourceMessage
+	for _, l := range own {
+		if l.id != 0 {
+			out = append(out, l.msg)
 		}
 	}
-	// One batch takes one destination folder: keep each folder's messages
-	// together.
-	slices.SortStableFunc(out, func(a, b pipeline.SourceMessage) int { return cmp.Compare(a.Mailbox, b.Mailbox) })
-	return out, nil
+	for page := range slices.Chunk(out, pipeline.ListPage) {
+		if err := hand(page); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// oneCopy is l as LabelsOneCopy lists it: keyed by its X-GM-MSGID, in
+// home (whose UID in the folder read is Seq), its other labels as
+// keywords.
+func oneCopy(l gmListed, home *Folder, byLabel map[string]*Folder) pipeline.SourceMessage {
+	m := l.msg
+	m.Key, m.Mailbox, m.Seq = GmailKey(l.id), home.Name, l.uid
+	for _, lb := range l.labels {
+		if byLabel[strings.ToLower(lb)] == home {
+			continue
+		}
+		if kw := LabelKeyword(lb); kw != "" && !slices.Contains(m.Flags, kw) {
+			m.Flags = append(m.Flags, kw)
+		}
+	}
+	return m
 }
 
 // isSpecial reports whether f has a special use (RFC 6154) or is INBOX:
@@ -310,63 +353,103 @@ func (s *Source) allFolder() *Folder { return &Folder{Name: s.gm.all, Attrs: []s
 
 // listWithLabels lists mailbox with each message's X-GM-MSGID and
 // X-GM-LABELS, asked for besides the usual attributes through
-// imapconn.FetchExtra (go-imap cannot).
-func (s *Source) listWithLabels(ctx context.Context, mailbox string) ([]gmListed, error) {
+// imapconn.FetchExtra (go-imap cannot), into each, a batch at a time. The
+// lock is held, except in each, which is called with the session idle
+// (it may fetch through s): every batch selects mailbox again and checks
+// its UIDVALIDITY.
+func (s *Source) listWithLabels(ctx context.Context, mailbox string, each func([]gmListed) error) error {
+	where := func(err error) error {
+		return fmt.Errorf("listing folder %q of %s at %s: %w", mailbox, s.user, s.opts.Addr, err)
+	}
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
 	sel, err := s.selectMailbox(ctx, mailbox, true)
 	var ie *imap.Error
 	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
+		done()
 		s.log.Warn("folder disappeared while listing, skipped", "mailbox", mailbox)
-		return nil, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("listing folder %q of %s at %s: %w", mailbox, s.user, s.opts.Addr, err)
+		done()
+		return where(err)
 	}
 	s.gm.mu.Lock()
 	s.gm.uidValidity[mailbox] = sel.uidValidity
 	s.gm.mu.Unlock()
 	if sel.messages == 0 {
-		return nil, nil
+		done()
+		return nil
 	}
 	uids, err := s.searchAll(ctx, mailbox)
+	done()
 	if err != nil {
-		return nil, fmt.Errorf("listing folder %q of %s at %s: %w", mailbox, s.user, s.opts.Addr, err)
+		return where(err)
 	}
-	var out []gmListed
-	for batch := range slices.Chunk(uids, s.opts.FetchBatch) {
-		type extra struct {
-			id     uint64
-			labels []string
-			err    error
-		}
-		var mu sync.Mutex
-		bySeq := map[uint32]*extra{}
-		stop := s.conn.FetchExtra([]string{"X-GM-MSGID", "X-GM-LABELS"}, func(seq uint32, item, value string) {
-			mu.Lock()
-			defer mu.Unlock()
-			e := bySeq[seq]
-			if e == nil {
-				e = &extra{}
-				bySeq[seq] = e
-			}
-			switch item {
-			case "X-GM-MSGID":
-				e.id, e.err = strconv.ParseUint(value, 10, 64)
-			case "X-GM-LABELS":
-				e.labels, e.err = parseLabels(value)
-			}
-		})
-		listed, err := s.fetchListed(ctx, mailbox, sel.uidValidity, batch)
-		stop()
+	for chunk := range uidChunks(uids, min(s.opts.FetchBatch, pipeline.ListPage)) {
+		listed, err := s.listLabelsChunk(ctx, mailbox, sel.uidValidity, chunk)
 		if err != nil {
-			return nil, fmt.Errorf("listing folder %q of %s at %s: %w", mailbox, s.user, s.opts.Addr, err)
+			return where(err)
 		}
-		for _, l := range listed {
-			e := bySeq[l.seq]
-			if e == nil || e.err != nil || e.id == 0 {
-				return nil, s.broken(ctx, fmt.Errorf("imapsrc: listing %q on %s: the server sent no valid X-GM-MSGID or X-GM-LABELS for UID %d", mailbox, s.opts.Addr, l.uid))
-			}
-			out = append(out, gmListed{msg: l.msg, uid: uint32(l.uid), id: e.id, labels: e.labels})
+		if err := each(listed); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// listLabelsChunk lists the messages of chunk in mailbox, whose
+// UIDVALIDITY was uidValidity, with their labels.
+func (s *Source) listLabelsChunk(ctx context.Context, mailbox string, uidValidity uint32, chunk uidChunk) ([]gmListed, error) {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	now, err := s.selectMailbox(ctx, mailbox, true)
+	if err != nil {
+		return nil, err
+	}
+	if now.uidValidity != uidValidity {
+		return nil, transient(fmt.Errorf("UIDVALIDITY of %q changed from %d to %d while listing it: %w",
+			mailbox, uidValidity, now.uidValidity, ErrUIDValidityChanged))
+	}
+	type extra struct {
+		id     uint64
+		labels []string
+		err    error
+	}
+	var mu sync.Mutex
+	bySeq := map[uint32]*extra{}
+	stop := s.conn.FetchExtra([]string{"X-GM-MSGID", "X-GM-LABELS"}, func(seq uint32, item, value string) {
+		mu.Lock()
+		defer mu.Unlock()
+		e := bySeq[seq]
+		if e == nil {
+			e = &extra{}
+			bySeq[seq] = e
+		}
+		switch item {
+		case "X-GM-MSGID":
+			e.id, e.err = strconv.ParseUint(value, 10, 64)
+		case "X-GM-LABELS":
+			e.labels, e.err = parseLabels(value)
+		}
+	})
+	listed, err := s.fetchListed(ctx, mailbox, uidValidity, imap.UIDSet(chunk))
+	stop()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]gmListed, 0, len(listed))
+	for _, l := range listed {
+		e := bySeq[l.seq]
+		if e == nil || e.err != nil || e.id == 0 {
+			return nil, s.broken(ctx, fmt.Errorf("imapsrc: listing %q on %s: the server sent no valid X-GM-MSGID or X-GM-LABELS for UID %d", mailbox, s.opts.Addr, l.uid))
+		}
+		out = append(out, gmListed{msg: l.msg, uid: uint32(l.uid), id: e.id, labels: e.labels})
 	}
 	return out, nil
 }

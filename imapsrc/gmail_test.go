@@ -44,7 +44,7 @@ func TestGmailOneCopy(t *testing.T) {
 	if s.Provider() != provider.Gmail {
 		t.Fatalf("Provider() = %v, want gmail", s.Provider())
 	}
-	msgs, err := s.List(t.Context())
+	msgs, err := pipeline.ListAll(t.Context(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestGmailPerLabel(t *testing.T) {
 	_, opts := gmailSource(t)
 	opts.Labels = LabelsPerLabel
 	s := openSource(t, opts)
-	msgs, err := s.List(t.Context())
+	msgs, err := pipeline.ListAll(t.Context(), s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // FormatKey returns the key of the message uid in mailbox while the mailbox
@@ -56,10 +58,34 @@ func badKey(key, why string) error {
 // the same source folder under another UIDVALIDITY (RFC 3501 §2.3.1.1: a
 // server that renumbers a folder changes its UIDVALIDITY), so the message
 // behind newKey may be the one copied as oldKey. Keys that FormatKey did
-// not make are never the same origin. It is pipeline.Options.SameOrigin
-// for IMAP sources.
+// not make are never the same origin.
 func SameOrigin(oldKey, newKey string) bool {
-	om, ov, _, err1 := ParseKey(oldKey)
-	nm, nv, _, err2 := ParseKey(newKey)
-	return err1 == nil && err2 == nil && om == nm && ov != nv
+	o, ok1 := KeyFolder(oldKey)
+	n, ok2 := KeyFolder(newKey)
+	return ok1 && ok2 && o.Folder == n.Folder && o.Generation != n.Generation
+}
+
+// KeyPrefix is what every key FormatKey makes for mailbox under
+// uidValidity starts with ("<mailbox>\x00<uidvalidity>\x00"); with
+// uidValidity 0, what every key of mailbox starts with, under any
+// UIDVALIDITY ("<mailbox>\x00"). A ledger scan by it reads one folder.
+func KeyPrefix(mailbox string, uidValidity uint32) string {
+	if uidValidity == 0 {
+		return mailbox + "\x00"
+	}
+	return mailbox + "\x00" + strconv.FormatUint(uint64(uidValidity), 10) + "\x00"
+}
+
+// KeyFolder says where a key made by FormatKey puts its message: the
+// prefix of its folder's keys (KeyPrefix with uidValidity 0), of its
+// folder's keys under its UIDVALIDITY (its generation), the UIDVALIDITY and
+// the UID; ok is false for keys FormatKey did not make. It is
+// pipeline.Options.KeyFolder for IMAP sources: keys of another generation
+// of a listed folder can never be listed again.
+func KeyFolder(key string) (pipeline.KeyPlace, bool) {
+	mailbox, uv, uid, err := ParseKey(key)
+	if err != nil {
+		return pipeline.KeyPlace{}, false
+	}
+	return pipeline.KeyPlace{Folder: KeyPrefix(mailbox, 0), Generation: KeyPrefix(mailbox, uv), UIDValidity: uv, UID: uid}, true
 }

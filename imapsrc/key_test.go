@@ -3,6 +3,7 @@ package imapsrc
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/mailferry/mailferry/pipeline"
@@ -90,5 +91,30 @@ func TestSameOrigin(t *testing.T) {
 		if got := SameOrigin(tc.oldKey, tc.newKey); got != tc.want {
 			t.Errorf("%s: SameOrigin(%q, %q) = %v, want %v", tc.name, tc.oldKey, tc.newKey, got, tc.want)
 		}
+	}
+}
+
+func TestKeyFolder(t *testing.T) {
+	tests := []struct {
+		key  string
+		want pipeline.KeyPlace
+		ok   bool
+	}{
+		{FormatKey("INBOX", 7, 42), pipeline.KeyPlace{Folder: "INBOX\x00", Generation: "INBOX\x007\x00", UIDValidity: 7, UID: 42}, true},
+		{FormatKey("a\x01b", 4294967295, 1), pipeline.KeyPlace{Folder: "a\x01b\x00", Generation: "a\x01b\x004294967295\x00", UIDValidity: 4294967295, UID: 1}, true},
+		{"uidl-123", pipeline.KeyPlace{}, false},
+		{"INBOX\x000\x001", pipeline.KeyPlace{}, false},
+	}
+	for _, tc := range tests {
+		got, ok := KeyFolder(tc.key)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("KeyFolder(%q) = %+v, %v; want %+v, %v", tc.key, got, ok, tc.want, tc.ok)
+		}
+		if ok && (!strings.HasPrefix(tc.key, got.Generation) || !strings.HasPrefix(got.Generation, got.Folder)) {
+			t.Errorf("KeyFolder(%q): prefixes %q, %q do not nest", tc.key, got.Folder, got.Generation)
+		}
+	}
+	if KeyPrefix("INBOX", 7) != "INBOX\x007\x00" || KeyPrefix("INBOX", 0) != "INBOX\x00" {
+		t.Error("KeyPrefix")
 	}
 }

@@ -15,56 +15,79 @@ import (
 	"github.com/mailferry/mailferry/pipeline"
 )
 
-// List returns every message of every included folder (Options.Include,
-// Exclude), folder by folder in name order and by UID within a folder. Each
-// folder is EXAMINEd; its UIDs come from UID SEARCH ALL (RETURN (ALL) with
-// ESEARCH, RFC 4731), and their UID, FLAGS, INTERNALDATE and RFC822.SIZE
-// from UID FETCH in batches of Options.FetchBatch UIDs (RFC 3501 §6.4.8),
-// so that no single response is unbounded. No body is read.
+// List hands every message of every included folder (Options.Include,
+// Exclude) to page, folder by folder in name order and by UID within a
+// folder. Each folder is EXAMINEd; its UIDs come from UID SEARCH ALL
+// (RETURN (ALL) with ESEARCH, RFC 4731) as ranges, never as one number per
+// message, and their UID, FLAGS, INTERNALDATE and RFC822.SIZE from UID
+// FETCH in batches of Options.FetchBatch UIDs (RFC 3501 §6.4.8), each
+// batch one call of page (at most pipeline.ListPage messages), so that no
+// single response is unbounded and the listing is never held whole. No
+// body is read.
+//
+// page may fetch and delete messages: the folder is EXAMINEd again before
+// the next batch when page selected another one, and a UIDVALIDITY that
+// changed meanwhile fails the listing (its keys would mean other
+// messages).
 //
 // Flags are the system flags and keywords as the server spells them,
 // without \Recent (RFC 3501 §2.3.2: session-only, never to be copied).
 // InternalDate keeps the zone the server sent. A folder deleted between
 // LIST and EXAMINE is skipped with a warning; a message expunged during
 // listing is left out.
-func (s *Source) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
+func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) error) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			s.mu.Unlock()
+		}
+	}()
 	done, err := s.begin(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer done()
 	folders, err := s.folders(ctx)
+	done()
 	if err != nil {
-		return nil, fmt.Errorf("listing the folders of %s at %s: %w", s.user, s.opts.Addr, err)
+		return fmt.Errorf("listing the folders of %s at %s: %w", s.user, s.opts.Addr, err)
+	}
+	// hand calls page without the lock: page fetches through s.
+	hand := func(msgs []pipeline.SourceMessage) error {
+		s.mu.Unlock()
+		locked = false
+		err := page(msgs)
+		s.mu.Lock()
+		locked = true
+		return err
 	}
 	if s.quirks.Labels {
-		return s.listLabels(ctx, folders)
+		return s.listLabels(ctx, folders, hand)
 	}
-	return s.listFolders(ctx, folders)
+	return s.listFolders(ctx, folders, hand)
 }
 
-// listFolders lists the messages of folders, those included, in order.
-func (s *Source) listFolders(ctx context.Context, folders []Folder) ([]pipeline.SourceMessage, error) {
-	var out []pipeline.SourceMessage
+// listFolders lists the messages of folders, those included, in order,
+// into hand, a page at a time.
+func (s *Source) listFolders(ctx context.Context, folders []Folder, hand func([]pipeline.SourceMessage) error) error {
 	now := time.Now()
 	for _, f := range folders {
 		if !s.included(f) {
 			s.log.Debug("folder excluded", "mailbox", f.Name)
 			continue
 		}
-		msgs, err := s.listFolder(ctx, f.Name)
-		if err != nil {
-			return nil, fmt.Errorf("listing folder %q of %s at %s: %w", f.Name, s.user, s.opts.Addr, err)
-		}
-		for _, m := range msgs {
-			if s.opts.inAgeWindow(m.InternalDate, now) {
-				out = append(out, m)
+		err := s.listFolder(ctx, f.Name, func(msgs []pipeline.SourceMessage) error {
+			msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { return !s.opts.inAgeWindow(m.InternalDate, now) })
+			if len(msgs) == 0 {
+				return nil
 			}
+			return hand(msgs)
+		})
+		if err != nil {
+			return fmt.Errorf("listing folder %q of %s at %s: %w", f.Name, s.user, s.opts.Addr, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // inAgeWindow reports whether a message of internal date d passes MaxAge
@@ -77,36 +100,61 @@ func (o Options) inAgeWindow(d, now time.Time) bool {
 	return (o.MaxAge <= 0 || age <= o.MaxAge) && (o.MinAge <= 0 || age >= o.MinAge)
 }
 
-func (s *Source) listFolder(ctx context.Context, mailbox string) ([]pipeline.SourceMessage, error) {
+// listFolder lists mailbox batch by batch into each, which is called
+// without the session being busy. The lock is held, except in each.
+func (s *Source) listFolder(ctx context.Context, mailbox string, each func([]pipeline.SourceMessage) error) error {
+	done, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
 	sel, err := s.selectMailbox(ctx, mailbox, true)
 	var ie *imap.Error
 	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
+		done()
 		s.log.Warn("folder disappeared while listing, skipped", "mailbox", mailbox)
-		return nil, nil
+		return nil
 	}
 	if err != nil || sel.messages == 0 {
-		return nil, err
+		done()
+		return err
 	}
 	uids, err := s.searchAll(ctx, mailbox)
+	done()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]pipeline.SourceMessage, 0, len(uids))
-	for batch := range slices.Chunk(uids, s.opts.FetchBatch) {
-		msgs, err := s.fetchAttrs(ctx, mailbox, sel.uidValidity, batch)
+	batch := min(s.opts.FetchBatch, pipeline.ListPage)
+	for chunk := range uidChunks(uids, batch) {
+		done, err := s.begin(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if missing := len(batch) - len(msgs); missing > 0 {
+		now, err := s.selectMailbox(ctx, mailbox, true)
+		if err == nil && now.uidValidity != sel.uidValidity {
+			err = transient(fmt.Errorf("UIDVALIDITY of %q changed from %d to %d while listing it: %w",
+				mailbox, sel.uidValidity, now.uidValidity, ErrUIDValidityChanged))
+		}
+		var msgs []pipeline.SourceMessage
+		if err == nil {
+			msgs, err = s.fetchAttrs(ctx, mailbox, sel.uidValidity, chunk)
+		}
+		done()
+		if err != nil {
+			return err
+		}
+		if missing := chunk.count() - len(msgs); missing > 0 {
 			s.log.Debug("messages expunged while listing", "mailbox", mailbox, "messages", missing)
 		}
-		out = append(out, msgs...)
+		if err := each(msgs); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }
 
-// searchAll returns the UIDs of the selected mailbox, ascending.
-func (s *Source) searchAll(ctx context.Context, mailbox string) ([]imap.UID, error) {
+// searchAll returns the UIDs of the selected mailbox as ascending,
+// disjoint ranges: a contiguous mailbox of any size is one range.
+func (s *Source) searchAll(ctx context.Context, mailbox string) (imap.UIDSet, error) {
 	var sopts *imap.SearchOptions
 	q := s.opts.Quirks
 	if caps := s.c.Caps(); (caps.Has(imap.CapESearch) || caps.Has(imap.CapIMAP4rev2)) && !q.Refused(imapconn.FeatureESearch) {
@@ -120,14 +168,81 @@ func (s *Source) searchAll(ctx context.Context, mailbox string) ([]imap.UID, err
 	if err = s.check(ctx, err, "UID SEARCH", mailbox); err != nil {
 		return nil, err
 	}
-	uids := data.AllUIDs()
-	slices.Sort(uids)
-	return slices.Compact(uids), nil
+	set, _ := data.All.(imap.UIDSet)
+	return normalizeUIDs(set), nil
+}
+
+// normalizeUIDs returns set's UIDs as ascending, disjoint, non-adjacent
+// ranges without "*" (a SEARCH result names existing UIDs only).
+func normalizeUIDs(set imap.UIDSet) imap.UIDSet {
+	var out imap.UIDSet
+	rs := slices.Clone(set)
+	for i := range rs {
+		if rs[i].Start > rs[i].Stop && rs[i].Stop != 0 {
+			rs[i].Start, rs[i].Stop = rs[i].Stop, rs[i].Start
+		}
+		if rs[i].Stop == 0 {
+			rs[i].Stop = rs[i].Start
+		}
+	}
+	slices.SortFunc(rs, func(a, b imap.UIDRange) int { return cmp.Compare(a.Start, b.Start) })
+	for _, r := range rs {
+		if r.Start == 0 {
+			continue
+		}
+		if n := len(out); n > 0 && r.Start <= out[n-1].Stop+1 {
+			out[n-1].Stop = max(out[n-1].Stop, r.Stop)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// uidChunk is a run of at most n UIDs of a UID set, as a set itself.
+type uidChunk imap.UIDSet
+
+func (c uidChunk) count() int {
+	n := 0
+	for _, r := range c {
+		n += int(r.Stop-r.Start) + 1
+	}
+	return n
+}
+
+// uidChunks cuts set (as normalizeUIDs returns it) into chunks of n UIDs,
+// in order, without ever spelling out the UIDs one by one.
+func uidChunks(set imap.UIDSet, n int) func(yield func(uidChunk) bool) {
+	return func(yield func(uidChunk) bool) {
+		var chunk uidChunk
+		room := n
+		for _, r := range set {
+			for start := r.Start; ; {
+				take := min(uint64(r.Stop-start)+1, uint64(room))
+				stop := start + imap.UID(take) - 1
+				chunk = append(chunk, imap.UIDRange{Start: start, Stop: stop})
+				room -= int(take)
+				if room == 0 {
+					if !yield(chunk) {
+						return
+					}
+					chunk, room = nil, n
+				}
+				if stop == r.Stop {
+					break
+				}
+				start = stop + 1
+			}
+		}
+		if len(chunk) > 0 {
+			yield(chunk)
+		}
+	}
 }
 
 // fetchAttrs fetches the attributes of uids, in UID order.
-func (s *Source) fetchAttrs(ctx context.Context, mailbox string, uidValidity uint32, uids []imap.UID) ([]pipeline.SourceMessage, error) {
-	got, err := s.fetchListed(ctx, mailbox, uidValidity, uids)
+func (s *Source) fetchAttrs(ctx context.Context, mailbox string, uidValidity uint32, uids uidChunk) ([]pipeline.SourceMessage, error) {
+	got, err := s.fetchListed(ctx, mailbox, uidValidity, imap.UIDSet(uids))
 	if err != nil {
 		return nil, err
 	}
@@ -146,8 +261,8 @@ type listed struct {
 }
 
 // fetchListed is fetchAttrs with each message's UID and sequence number.
-func (s *Source) fetchListed(ctx context.Context, mailbox string, uidValidity uint32, uids []imap.UID) ([]listed, error) {
-	cmd := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
+func (s *Source) fetchListed(ctx context.Context, mailbox string, uidValidity uint32, uids imap.UIDSet) ([]listed, error) {
+	cmd := s.c.Fetch(uids, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
 	var got []listed
 	var bad error
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {

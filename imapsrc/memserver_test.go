@@ -137,7 +137,7 @@ func TestMemServerListFetch(t *testing.T) {
 		t.Errorf("Folders = %q, want %q", names, want)
 	}
 
-	list, err := s.List(t.Context())
+	list, err := pipeline.ListAll(t.Context(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -182,7 +182,7 @@ func TestMemServerListFetch(t *testing.T) {
 	}
 
 	// Fetch did not set \Seen (BODY.PEEK[] in EXAMINE).
-	again, err := s.List(t.Context())
+	again, err := pipeline.ListAll(t.Context(), s)
 	if err != nil {
 		t.Fatalf("second List: %v", err)
 	}
@@ -215,7 +215,7 @@ func TestMemServerSelection(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, opts := memServer(t, nil, []string{"Archive", "Archive/2019", "Archive/2020", "Trash"}, msgs)
 			opts.Include, opts.Exclude = tt.include, tt.exclude
-			list, err := openSource(t, opts).List(t.Context())
+			list, err := pipeline.ListAll(t.Context(), openSource(t, opts))
 			if err != nil {
 				t.Fatalf("List: %v", err)
 			}
@@ -241,7 +241,7 @@ func TestMemServerFetchBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts.FetchBatch = 5
-	list, err := openSource(t, opts).List(t.Context())
+	list, err := pipeline.ListAll(t.Context(), openSource(t, opts))
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -269,7 +269,7 @@ func expungeUIDs(t *testing.T, opts Options, uids ...uint32) error {
 		return err
 	}
 	defer s.Close(true)
-	list, err := s.List(t.Context())
+	list, err := pipeline.ListAll(t.Context(), s)
 	if err != nil {
 		return err
 	}
@@ -293,7 +293,7 @@ func TestMemServerDelete(t *testing.T) {
 	}
 	_, opts := memServer(t, nil, []string{"Archive"}, msgs)
 	s := openSource(t, opts)
-	list, err := s.List(t.Context())
+	list, err := pipeline.ListAll(t.Context(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -318,7 +318,7 @@ func TestMemServerDelete(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 
-	after, err := openSource(t, opts).List(t.Context())
+	after, err := pipeline.ListAll(t.Context(), openSource(t, opts))
 	if err != nil {
 		t.Fatalf("List after Delete: %v", err)
 	}
@@ -349,7 +349,7 @@ func TestMemServerDeleteWithoutUIDPlus(t *testing.T) {
 	msgs := []memMessage{{"INBOX", crlfMessage("a", "a"), nil, time.Time{}}}
 	_, opts := memServer(t, imap.CapSet{imap.CapIMAP4rev1: {}}, nil, msgs)
 	s := openSource(t, opts)
-	list, err := s.List(t.Context())
+	list, err := pipeline.ListAll(t.Context(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -357,7 +357,7 @@ func TestMemServerDeleteWithoutUIDPlus(t *testing.T) {
 	if !errors.Is(err, ErrNoUIDPlus) || pipeline.ClassOf(err) != pipeline.ClassFatal {
 		t.Fatalf("Delete without UIDPLUS: %v (class %v), want ErrNoUIDPlus, fatal", err, pipeline.ClassOf(err))
 	}
-	if again, err := s.List(t.Context()); err != nil || len(again) != 1 {
+	if again, err := pipeline.ListAll(t.Context(), s); err != nil || len(again) != 1 {
 		t.Errorf("after the refused Delete, List = %d messages, %v; want 1", len(again), err)
 	}
 }
@@ -366,7 +366,7 @@ func TestMemServerUIDValidityChanged(t *testing.T) {
 	msgs := []memMessage{{"Work", crlfMessage("a", "a"), nil, time.Time{}}}
 	user, opts := memServer(t, nil, []string{"Work"}, msgs)
 	s := openSource(t, opts)
-	list, err := s.List(t.Context())
+	list, err := pipeline.ListAll(t.Context(), s)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("List = %d messages, %v", len(list), err)
 	}
@@ -392,7 +392,7 @@ func TestMemServerUIDValidityChanged(t *testing.T) {
 	if !errors.Is(err, ErrUIDValidityChanged) {
 		t.Errorf("Delete after UIDVALIDITY change: %v, want ErrUIDValidityChanged", err)
 	}
-	if n, _ := s2.List(t.Context()); len(n) != 1 {
+	if n, _ := pipeline.ListAll(t.Context(), s2); len(n) != 1 {
 		t.Errorf("the new message was touched: List has %d messages, want 1", len(n))
 	}
 }
@@ -424,7 +424,7 @@ func TestTraceRedactsCredentialsAndBodies(t *testing.T) {
 	var trace bytes.Buffer
 	opts.Trace = &trace
 	s := openSource(t, opts)
-	list, err := s.List(t.Context())
+	list, err := pipeline.ListAll(t.Context(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +471,7 @@ func TestMemServerAgeWindow(t *testing.T) {
 			_, opts := memServer(t, nil, nil, msgs)
 			opts.MaxAge, opts.MinAge = tc.maxAge, tc.minAge
 			s := openSource(t, opts)
-			listed, err := s.List(t.Context())
+			listed, err := pipeline.ListAll(t.Context(), s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -484,5 +484,53 @@ func TestMemServerAgeWindow(t *testing.T) {
 				t.Errorf("MaxAge %v, MinAge %v: List = %v, want %v", tc.maxAge, tc.minAge, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestMemServerListPages: List hands the messages over batch by batch
+// (never more than FetchBatch at once), and the session serves Fetch and
+// Delete between pages: the copy fetches a page before the next is
+// listed. Deleting messages of the page being listed does not disturb the
+// rest of the listing.
+func TestMemServerListPages(t *testing.T) {
+	var msgs []memMessage
+	for i := range 12 {
+		msgs = append(msgs, memMessage{"INBOX", crlfMessage(fmt.Sprint("m", i), fmt.Sprint("body ", i)), nil, time.Time{}})
+	}
+	msgs = append(msgs, memMessage{"Other", crlfMessage("o", "other body"), nil, time.Time{}})
+	_, opts := memServer(t, nil, []string{"Other"}, msgs)
+	opts.FetchBatch = 5
+	s := openSource(t, opts)
+	var sizes []int
+	fetched := 0
+	err := s.List(t.Context(), func(page []pipeline.SourceMessage) error {
+		sizes = append(sizes, len(page))
+		for _, m := range page {
+			var buf bytes.Buffer
+			if _, err := s.Fetch(t.Context(), m, &buf); err != nil {
+				return fmt.Errorf("fetching %q while listing: %w", m.Key, err)
+			}
+			if !bytes.Contains(buf.Bytes(), []byte("body")) {
+				return fmt.Errorf("message %q: %q", m.Key, buf.String())
+			}
+			fetched++
+		}
+		if page[0].Mailbox == "INBOX" {
+			return s.Delete(t.Context(), page[:1])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if want := []int{5, 5, 2, 1}; !slices.Equal(sizes, want) {
+		t.Errorf("page sizes = %v, want %v (INBOX in batches of 5, then Other)", sizes, want)
+	}
+	if fetched != 13 {
+		t.Errorf("fetched %d messages while listing, want 13", fetched)
+	}
+	rest, err := pipeline.ListAll(t.Context(), openSource(t, opts))
+	if err != nil || len(rest) != 10 {
+		t.Errorf("after deleting one message per INBOX page: %d messages, %v; want 10", len(rest), err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -31,7 +32,7 @@ func TestOnClose(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.List(t.Context()); err != nil {
+			if _, err := pipeline.ListAll(t.Context(), s); err != nil {
 				t.Fatal(err)
 			}
 			_ = s.Close(false)

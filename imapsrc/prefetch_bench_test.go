@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -30,7 +31,7 @@ func BenchmarkDovecotPrefetch(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		list, err := s.List(b.Context())
+		list, err := pipeline.ListAll(b.Context(), s)
 		if err != nil || len(list) != n {
 			b.Fatalf("List = %d messages, %v; want %d", len(list), err, n)
 		}

@@ -38,7 +38,7 @@ func TestDovecotPrefetch(t *testing.T) {
 	var trace bytes.Buffer
 	opts.Trace = &trace
 	s := openSource(t, opts)
-	list, err := s.List(t.Context())
+	list, err := pipeline.ListAll(t.Context(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}

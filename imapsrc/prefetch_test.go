@@ -36,7 +36,7 @@ func prefetchFixture(t *testing.T, opts func(*Options)) (*Source, []pipeline.Sou
 	var trace bytes.Buffer
 	o.Trace = &trace
 	s := openSource(t, o)
-	list, err := s.List(t.Context())
+	list, err := pipeline.ListAll(t.Context(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -199,7 +199,7 @@ func TestPrefetchUIDValidityChanged(t *testing.T) {
 	}
 	user, opts := memServer(t, nil, []string{"Alpha", "Zulu"}, msgs)
 	s := openSource(t, opts)
-	list, err := s.List(t.Context()) // leaves Zulu selected
+	list, err := pipeline.ListAll(t.Context(), s) // leaves Zulu selected
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -246,7 +246,7 @@ func TestPrefetchOtherCommandsEndTheBatch(t *testing.T) {
 	for i, m := range list {
 		if i == 1 {
 			// A batch is in flight: List must still get its own replies.
-			again, err := s.List(t.Context())
+			again, err := pipeline.ListAll(t.Context(), s)
 			if err != nil || len(again) != len(list) {
 				t.Fatalf("List during a batch = %d messages, %v; want %d", len(again), err, len(list))
 			}
@@ -293,7 +293,7 @@ func TestPrefetchCloseDuringBatch(t *testing.T) {
 		t.Errorf("Fetch after Close = %v, want ErrClosed", err)
 	}
 	// The server is fine: a new session reads everything.
-	if _, err := openSource(t, opts).List(t.Context()); err != nil {
+	if _, err := pipeline.ListAll(t.Context(), openSource(t, opts)); err != nil {
 		t.Errorf("List in a new session: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // TestOptionalRefused: a server that advertises NAMESPACE, LIST-EXTENDED,
@@ -45,7 +46,7 @@ func TestOptionalRefused(t *testing.T) {
 	if err != nil || len(folders) != 2 {
 		t.Fatalf("Folders = %v, %v; want INBOX and Archive", folders, err)
 	}
-	msgs, err := s.List(t.Context())
+	msgs, err := pipeline.ListAll(t.Context(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -76,7 +77,7 @@ func TestOptionalRefused(t *testing.T) {
 	if _, err := s2.Folders(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s2.List(t.Context()); err != nil {
+	if _, err := pipeline.ListAll(t.Context(), s2); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range srv.received()[before:] {

@@ -167,20 +167,29 @@ func TestWriteStreams200k(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	res, err := l.ResolveAccount(ctx, checkpoint.AccountSpec{Endpoint: "big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := l.Hold(ctx, res.Account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(ctx)
 	batch := make([]pipeline.Entry, 0, 10_000)
 	for i := range n {
-		batch = append(batch, pipeline.Entry{Account: "big", Key: fmt.Sprintf("INBOX\x001\x00%d", i+1), State: pipeline.StateDone,
+		batch = append(batch, pipeline.Entry{Key: fmt.Sprintf("INBOX\x001\x00%d", i+1), State: pipeline.StateDone,
 			Size: int64(1000 + i%5000), Digest: strings.Repeat("ab", 32), DestMailbox: "INBOX", DestUIDValidity: 5,
-			DestUID: uint32(i + 1), Updated: t0})
+			DestUID: uint32(i + 1), Updated: t0, DoneAt: t0})
 		if len(batch) == cap(batch) {
-			if err := l.Put(ctx, batch); err != nil {
+			if err := l.Commit(ctx, res.Account, pipeline.Changes{Put: batch}); err != nil {
 				t.Fatal(err)
 			}
 			batch = batch[:0]
 		}
 	}
 	scan := func(ctx context.Context, key string, fn func(pipeline.Entry) error) error {
-		return l.Scan(ctx, key, checkpoint.ScanOptions{}, fn)
+		return l.Each(ctx, key, checkpoint.ScanOptions{}, fn)
 	}
 	for _, f := range []Format{CSV, JSON} {
 		base := liveHeap()

@@ -17,9 +17,12 @@ import (
 
 // Options configures the copy of one account.
 type Options struct {
-	// Account is the account's key in the ledger. It must stay the same
-	// across runs for resuming to work.
-	Account string
+	// Account is the account's number in the ledger (checkpoint's
+	// ResolveAccount gives it). 0 in a dry run of an account the ledger
+	// does not know yet: it reads as an empty account.
+	Account AccountID
+	// Name names the account in logs, progress and Stats.
+	Name string
 	// Mailbox is the destination mailbox for sources without folders (POP3).
 	Mailbox    string
 	DatePolicy mapping.DatePolicy
@@ -63,13 +66,20 @@ type Options struct {
 	// RetrySkipped sends again the messages earlier runs skipped for good
 	// (too big, NUL bytes without BINARY, refused for good), after the
 	// admin changed something (--retry-skipped); without it they are
-	// listed in the report and are no failure.
+	// listed in the report and are no failure. It is the run's form of
+	// the account's retry flag (Hold.RetrySkipped, the status page's
+	// retry): either one retries them, except those probably present on
+	// the destination already.
 	RetrySkipped bool
-	// SameOrigin, when set, tells whether a ledger entry whose key is no
-	// longer listed may be an earlier identity of a listed message (an IMAP
-	// folder whose UIDVALIDITY changed). Such a message with the same size
-	// and digest as the earlier copy is recorded as done, not sent again.
-	SameOrigin func(oldKey, newKey string) bool
+	// KeyFolder, when set, splits a source key into the prefix every key
+	// of its folder starts with and the longer prefix of the folder's keys
+	// under its current UIDVALIDITY (its generation): imapsrc.KeyFolder
+	// for IMAP sources. Once a folder is listed under one generation, the
+	// entries of its other generations can never be listed again (a server
+	// that renumbered the folder); a listed message with the same size and
+	// digest as such an entry's copy is recorded as done under its new
+	// key, not sent again.
+	KeyFolder func(key string) (KeyPlace, bool)
 	// DestSessions is how many destination sessions append at once, each
 	// with its own batches (Dovecot commits one transaction per APPEND
 	// command, so parallel batches are the next lever after MULTIAPPEND).
@@ -93,6 +103,11 @@ type Options struct {
 	// their timetables and pauses, daily quotas (package traffic). Nil:
 	// no limits.
 	Traffic Traffic
+	// QuotaWindow, when set, returns the start of the current quota day:
+	// the window each commit files its bytes under in the ledger's usage
+	// (traffic's Run.Window: midnight in the limits' zone, on the clock
+	// the quotas are checked by). Nil: QuotaWindow of Now, local midnight.
+	QuotaWindow func() time.Time
 	// Crashpoint, when set, is called at each step of the exactly-once
 	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
 	// server confirmed, nothing committed), "committed", and "deleted"
@@ -135,17 +150,21 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// item is one fetched message on its way to the destination.
+// item is one fetched message on its way to the destination, or (flags
+// set) a page's flag changes for earlier copies, which a batch writer
+// stores through its session.
 type item struct {
 	msg        SourceMessage
 	mailbox    string // destination mailbox
 	body       *spool.Message
-	skipReason string // non-empty: do not send, record as skipped
-	failReason string // non-empty: the source would not serve it; record as failed
+	skipReason string      // non-empty: do not send, record as skipped
+	skipClass  ReasonClass // the skip's class
+	failReason string      // non-empty: the source would not serve it; record as failed
 	entry      Entry
 	out        OutgoingMessage
 	dateSource string
 	memBytes   int64
+	flags      []flagChange
 }
 
 // attempt copies what remains of one account, once. State that must
@@ -155,6 +174,7 @@ type attempt struct {
 	src    Source
 	dst    Destination
 	ledger Ledger
+	hold   Hold
 	opts   Options
 	log    *slog.Logger
 	prog   Progress
@@ -168,144 +188,141 @@ type attempt struct {
 	// APPENDLIMIT of their own tighten it).
 	limit SizeLimit
 	// binary: the destination takes messages with NUL bytes (BINARY,
-	// RFC 3516); set by copy.
+	// RFC 3516); set with limit.
 	binary bool
-	// doneMsgs are the messages committed as done by this attempt's copy.
-	doneMsgs []SourceMessage
-	// orphans are done entries whose keys the source no longer lists, by
-	// digest, for SameOrigin matching; claimed ones are removed.
-	orphans map[string][]Entry
 	// openDst opens another destination session (DestSessions > 1).
 	openDst func(ctx context.Context) (Destination, error)
-	// mu guards st, run and orphans while several batch writers run.
+
+	// What the listing found, page by page: never a per-message record
+	// of the whole account.
+	listed    int   // messages listed (in the folder plan)
+	settled   int   // of which done or skipped when listed
+	finished  int   // of which this attempt's copy committed as done or skipped, or found gone
+	doneFound int   // done when listed
+	toCopy    int   // to copy, found so far
+	toCopyB   int64 // their announced bytes
+	waiting   int   // done, but DeleteAfter has not passed yet
+	earlier   int   // this run's done messages before the listing (see AlreadyDone)
+	deleted   int   // deletions issued at the source
+	complete  bool  // the listing went through to its end
+	// scopes are what the listing covered, to find entries the source no
+	// longer lists (listing.go).
+	scopes *scopes
+	// summary is the source's ListSummary of this attempt's listing, when
+	// it gave one: recorded with a complete pass (listing.go).
+	summary *ListSummary
+
+	// mu guards st, run, claimed, earlierGone, toDelete and the counters the batch
+	// writers update while the listing goes on.
 	mu sync.Mutex
+	// claimed are the keys of earlier identities rematched by this attempt:
+	// one earlier copy is never claimed by two new keys.
+	claimed map[string]bool
+	// earlierGone tells, per folder (KeyPlace.Folder), whether the ledger
+	// holds gone entries in it, asked once per folder and forgotten when
+	// retire marks some: with none, no new message of the folder needs a
+	// look for its earlier identity.
+	earlierGone map[string]bool
+	// toDelete are messages this attempt committed as done, to delete at
+	// the source (DeleteSource): the listing issues them between pages.
+	toDelete []SourceMessage
+	// sessions opens the extra destination sessions as the copy grows.
+	sessions *sessionGate
+	// paused is the traffic pause (Options.Traffic) that ended the
+	// copy; the listing goes on only counting, so that the run knows what
+	// is left, and still deletes what is done. stop is closed with it.
+	paused    error
+	stop      chan struct{}
+	pauseOnce sync.Once
 }
 
-// do runs the attempt: list, reconcile, copy, commit, delete.
-func (a *attempt) do(ctx context.Context) error {
-	msgs, err := a.src.List(ctx)
-	if err != nil {
-		return fmt.Errorf("listing source messages: %w", err)
+// pause ends the copy for a traffic pause: nothing more is fetched or
+// sent; the listing goes on counting.
+func (a *attempt) pause(err error) {
+	a.pauseOnce.Do(func() {
+		a.mu.Lock()
+		a.paused = err
+		a.mu.Unlock()
+		close(a.stop)
+	})
+}
+
+// counting reports whether the copy ended for a pause.
+func (a *attempt) counting() bool {
+	select {
+	case <-a.stop:
+		return true
+	default:
+		return false
 	}
+}
+
+// do runs the attempt: reconcile, then list page by page, copying each
+// page's new messages while the next pages are listed; delete at the
+// source what is done; mark gone what the source no longer lists.
+func (a *attempt) do(ctx context.Context) error {
 	dests, err := a.planFolders(ctx)
 	if err != nil {
 		return err
 	}
-	msgs = slices.DeleteFunc(msgs, func(m SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
-	a.st.Listed = len(msgs)
-	a.run.listed = msgs
+	if err := a.reconcile(ctx); err != nil {
+		return err
+	}
+	if err := a.settleResent(ctx); err != nil {
+		return err
+	}
+	a.earlier = a.st.Copied + a.st.Reconciled + a.st.Rematched + a.st.LateCopiesAdopted
+	caps := a.dst.Capabilities()
+	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, caps.AppendLimit)
+	a.binary = caps.Binary
+	if a.scopes, err = a.newScopes(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		a.st.DeleteWaiting = a.waiting
+		a.st.Listed = a.listed
+		a.st.AlreadyDone = max(a.st.AlreadyDone, a.doneFound-a.earlier)
+	}()
 
-	entries, err := a.ledger.Entries(ctx, a.opts.Account)
+	same, err := a.unchanged(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the ledger: %w", fatal(err))
-	}
-	if err := a.reconcile(ctx, entries); err != nil {
 		return err
 	}
-	if err := a.settleResent(ctx, entries); err != nil {
-		return err
+	if !same {
+		err = a.copy(ctx, func(ctx context.Context, out *pageSink) error {
+			return a.src.List(ctx, func(page []SourceMessage) error {
+				return a.page(ctx, page, dests, out)
+			})
+		})
 	}
-
-	var todo, toDelete, done []SourceMessage
-	var todoBytes int64
-	waiting := 0 // done, but DeleteAfter has not passed yet
-	defer func() { a.st.DeleteWaiting = waiting }()
-	dueBy := a.opts.Now().Add(-a.opts.DeleteAfter)
-	listed := make(map[string]bool, len(msgs))
-	for _, m := range msgs {
-		listed[m.Key] = true
-		e, ok := entries[m.Key]
-		switch DispositionOf(e, ok) {
-		case AlreadyDone:
-			if !a.run.copied[m.Key] && !a.run.counted[m.Key] {
-				a.st.AlreadyDone++
-				a.run.counted[m.Key] = true
-			}
-			done = append(done, m)
-			switch {
-			case a.opts.DeleteSource:
-				toDelete = append(toDelete, m)
-			case a.opts.DeleteAfter > 0 && deleteDue(e, dueBy):
-				toDelete = append(toDelete, m)
-			case a.opts.DeleteAfter > 0:
-				waiting++
-			}
-		case SkippedEarlier:
-			if a.opts.RetrySkipped && !a.run.skipped[m.Key] {
-				// --retry-skipped: the admin changed something.
-				todo = append(todo, m)
-				todoBytes += m.Size
-				break
-			}
-			if !a.run.counted[m.Key] && !a.run.skipped[m.Key] {
-				// Skipped for good and reported when it was: listed
-				// again, not a failure of this run.
-				a.st.SkippedBefore++
-				a.st.SkipsBefore = append(a.st.SkipsBefore, Skip{Key: m.Key, Reason: e.Reason})
-				a.run.counted[m.Key] = true
-			}
-		default:
-			todo = append(todo, m)
-			todoBytes += m.Size
-		}
-	}
-	if a.opts.SameOrigin != nil {
-		a.orphans = map[string][]Entry{}
-		for k, e := range entries {
-			if e.State == StateDone && !listed[k] && e.Digest != "" {
-				a.orphans[e.Digest] = append(a.orphans[e.Digest], e)
-			}
-		}
-	}
-	a.prog.AccountStarted(a.opts.Account, len(todo), todoBytes)
-	a.log.Info("account listed", "account", a.opts.Account, "listed", len(msgs),
-		"to_copy", len(todo), "already_done", len(done))
-
-	if a.opts.SyncFlags {
-		if err := a.syncFlags(ctx, done, entries); err != nil {
-			return err
-		}
+	a.run.noteAttempt(a)
+	if a.complete {
+		a.log.Info("account listed", "account", a.opts.Name, "listed", a.listed,
+			"to_copy", a.toCopy, "already_done", a.doneFound)
 	}
 	var paused error // a pause ends the copy, not the attempt's deletions
-	if len(todo) > 0 {
-		newlyDone, err := a.copy(ctx, todo, dests)
-		switch {
-		case a.opts.DeleteSource:
-			toDelete = append(toDelete, newlyDone...)
-		case a.opts.DeleteAfter > 0:
-			// Done just now: their period starts now.
-			waiting += len(newlyDone)
-		}
-		if _, ok := isPaused(err); ok && ctx.Err() == nil {
-			paused, err = err, nil
-		}
-		if err != nil {
+	if _, ok := isPaused(err); ok && ctx.Err() == nil {
+		paused, err = err, nil
+	}
+	if err != nil {
+		return err
+	}
+	// A first APPEND given up on earlier in this run may have landed
+	// while this attempt sent its copy again.
+	if a.toCopy > 0 && paused == nil {
+		if err := a.settleResent(ctx); err != nil {
 			return err
 		}
-		// A first APPEND given up on earlier in this run may have landed
-		// while this attempt sent its copy again.
-		if paused == nil {
-			if err := a.settleResent(ctx, nil); err != nil {
-				return err
-			}
-		}
 	}
-
 	// Every message in toDelete is done in the ledger, committed (synced)
-	// before this point: by an earlier run, or by this attempt's copy,
-	// which has returned.
-	if len(toDelete) > 0 {
-		if a.opts.DeleteAfter > 0 {
-			a.log.Info("deleting at the source the messages copied at least delete_after ago", "account", a.opts.Account,
-				"messages", len(toDelete), "delete_after", a.opts.DeleteAfter, "waiting", waiting)
-		}
-		if err := a.src.Delete(ctx, toDelete); err != nil {
-			return fmt.Errorf("deleting %d copied messages at the source: %w", len(toDelete), err)
-		}
-		a.run.deletePending = len(toDelete)
-		a.opts.Crashpoint("deleted")
+	// before this point by the copy, which has returned.
+	if err := a.deleteAtSource(ctx, nil, a.takeToDelete()); err != nil {
+		return err
 	}
-	return paused
+	if paused != nil {
+		return paused // the listing did not end: nothing to sweep
+	}
+	return a.sweep(ctx)
 }
 
 // deleteDue reports whether a done entry has been done since dueBy or
@@ -331,62 +348,361 @@ func (a *attempt) planFolders(ctx context.Context) (FolderPlan, error) {
 	return MappedFolders(dests), nil
 }
 
-// copy fetches todo in order and appends it in batches. It returns the
-// messages it committed as done, also when it stops with an error.
-func (a *attempt) copy(ctx context.Context, todo []SourceMessage, dests FolderPlan) ([]SourceMessage, error) {
-	caps := a.dst.Capabilities()
-	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, caps.AppendLimit)
-	a.binary = caps.Binary
-
-	if p, ok := a.src.(Prefetcher); ok {
-		// Only a hint: without it fetching is slower, not wrong. Messages
-		// skipped by their announced size are never fetched, so not
-		// announced either (a batched UID FETCH would download them).
-		ahead := todo
-		if slices.ContainsFunc(todo, a.skipUnread) {
-			ahead = slices.DeleteFunc(slices.Clone(todo), a.skipUnread)
+// page handles one page of the listing: what the ledger says of each
+// message; the flag changes of earlier copies (for the batch writers);
+// the new messages, fetched and queued for the writers; then the
+// deletions at the source that are due. It returns once the page's
+// messages are queued, so that the source is idle again for the next
+// page.
+func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPlan, out *pageSink) error {
+	select {
+	case <-a.hold.Paused():
+		return errPaused
+	default:
+	}
+	msgs = slices.DeleteFunc(msgs, func(m SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := a.scopes.enter(ctx, a, msgs); err != nil {
+		return err
+	}
+	entries, err := a.lookup(ctx, msgs)
+	if err != nil {
+		return err
+	}
+	dueBy := a.opts.Now().Add(-a.opts.DeleteAfter)
+	var todo, del []SourceMessage
+	var flags []flagChange
+	var fix []Entry // gone entries listed again, marks of deletions not made
+	var todoBytes int64
+	for _, m := range msgs {
+		a.listed++
+		e, ok := entries[m.Key]
+		a.scopes.listed(m, ok && e.State != StateGone && e.State != StateRemoved, a.opts.KeyFolder)
+		if ok && e.State == StateGone {
+			// Listed again (a server restored it): its copy is still
+			// there.
+			e.State, e.GoneAt, e.Updated = StateDone, time.Time{}, a.opts.Now()
+			fix = append(fix, e)
 		}
-		if err := p.Prefetch(ctx, ahead); err != nil {
-			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Account, "error", err)
+		switch a.disposition(e, ok) {
+		case AlreadyDone:
+			a.settled++
+			a.doneFound++
+			deleting := false
+			switch {
+			case a.opts.DeleteSource:
+				deleting = true
+			case a.opts.DeleteAfter > 0 && deleteDue(e, dueBy):
+				deleting = true
+			case a.opts.DeleteAfter > 0:
+				a.waiting++
+			}
+			if deleting {
+				del = append(del, m)
+			} else if e.ReasonClass == ReasonDeleted {
+				// Marked by a run whose deletion did not happen, and not
+				// deleted now: not mailferry's deletion after all.
+				e.ReasonClass, e.Updated = "", a.opts.Now()
+				fix = append(fix, e)
+			}
+			if a.opts.SyncFlags && m.Flags != nil && e.DestUID != 0 && e.DestMailbox != "" && !mapping.SameFlags(m.Flags, e.Flags) {
+				flags = append(flags, flagChange{entry: e, flags: m.Flags})
+			}
+		case SkippedEarlier:
+			a.settled++
+			a.skippedBefore(e)
+		default:
+			todo = append(todo, m)
+			todoBytes += m.Size
 		}
 	}
+	if len(fix) > 0 {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: fix}); err != nil {
+			return fmt.Errorf("recording %d listed messages: %w", len(fix), fatal(err))
+		}
+	}
+	a.mu.Lock()
+	a.toCopy += len(todo)
+	a.toCopyB += todoBytes
+	remaining, remainingB := a.toCopy-a.finished, a.toCopyB
+	a.mu.Unlock()
+	a.prog.AccountStarted(a.opts.Name, remaining, remainingB)
+	if len(flags) > 0 && !a.counting() {
+		if err := out.send(ctx, &item{flags: flags}); err != nil && !errors.Is(err, errCounting) {
+			return err
+		}
+	}
+	if err := a.fetchPage(ctx, todo, dests, out); err != nil {
+		return err
+	}
+	return a.deleteAtSource(ctx, del, a.takeToDelete())
+}
+
+// skippedBefore reports e, which an earlier run skipped for good, once per
+// run: listed again (Stats.SkipsBefore), not a failure of this run.
+func (a *attempt) skippedBefore(e Entry) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.run.skipped[e.Key] {
+		a.st.SkippedBefore++
+		a.st.SkipsBefore = append(a.st.SkipsBefore, Skip{Key: e.Key, Reason: e.Reason})
+		a.run.skipped[e.Key] = true
+	}
+}
+
+// retrySkipped reports whether skipped messages are tried again this run:
+// the account's retry flag (the status page, Retry) or the run's option
+// (--retry-skipped), one mechanism.
+func (a *attempt) retrySkipped() bool {
+	return a.opts.RetrySkipped || a.hold.RetrySkipped()
+}
+
+// disposition is DispositionOf with the run's retry rules: skipped
+// messages are tried again when a retry is asked for (retrySkipped;
+// except those probably present already, and those this run has skipped
+// again), and one skipped as too big when the limit in force has grown
+// past its size.
+func (a *attempt) disposition(e Entry, ok bool) Disposition {
+	d := DispositionOf(e, ok)
+	if d != SkippedEarlier {
+		return d
+	}
+	switch {
+	case a.retrySkipped() && e.ReasonClass != ReasonPresent && !a.skippedThisRun(e.Key):
+		return ToCopy
+	case e.ReasonClass == ReasonTooBig && e.Size > 0 && a.limit.Bytes > 0 && e.Size <= a.limit.Bytes:
+		// The limit in force has grown past it (a server refusal without a
+		// known limit is retried only when asked).
+		return ToCopy
+	}
+	return d
+}
+
+// skippedThisRun reports whether key was reported skipped by this run
+// (an earlier attempt skipped it again): a retry sends it once per run.
+func (a *attempt) skippedThisRun(key string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.run.skipped[key]
+}
+
+// lookup returns the ledger's entries of msgs, by key.
+func (a *attempt) lookup(ctx context.Context, msgs []SourceMessage) (map[string]Entry, error) {
+	out := make(map[string]Entry, len(msgs))
+	keys := make([]string, 0, min(len(msgs), MaxLookup))
+	for chunk := range slices.Chunk(msgs, MaxLookup) {
+		keys = keys[:0]
+		for _, m := range chunk {
+			keys = append(keys, m.Key)
+		}
+		err := a.ledger.Lookup(ctx, a.opts.Account, keys, func(e Entry) error {
+			out[e.Key] = e
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading the ledger: %w", fatal(err))
+		}
+	}
+	return out, nil
+}
+
+// deleteAtSource deletes msgs and done (every one done in the ledger and
+// committed) at the source (for POP3 only at QUIT, which closing a clean
+// attempt sends). Their entries are marked first as mailferry's deletions
+// (ReasonDeleted), so that mirror never removes their copies.
+func (a *attempt) deleteAtSource(ctx context.Context, msgs, done []SourceMessage) error {
+	msgs = append(msgs, done...)
+	if len(msgs) == 0 {
+		return nil
+	}
+	keys := make([]string, len(msgs))
+	for i, m := range msgs {
+		keys[i] = m.Key
+	}
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Deleting: keys}); err != nil {
+		return fmt.Errorf("recording %d messages to delete at the source: %w", len(keys), fatal(err))
+	}
+	if a.opts.DeleteAfter > 0 {
+		a.log.Info("deleting at the source messages copied at least delete_after ago", "account", a.opts.Name,
+			"messages", len(msgs), "delete_after", a.opts.DeleteAfter)
+	}
+	if err := a.src.Delete(ctx, msgs); err != nil {
+		return fmt.Errorf("deleting %d copied messages at the source: %w", len(msgs), err)
+	}
+	a.deleted += len(msgs)
+	a.opts.Crashpoint("deleted")
+	return nil
+}
+
+// takeToDelete returns the messages the batch writers committed as done
+// that are to be deleted at the source, and forgets them.
+func (a *attempt) takeToDelete() []SourceMessage {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.toDelete
+	a.toDelete = nil
+	return out
+}
+
+// pageSink is where the listing puts what the batch writers do.
+type pageSink struct {
+	items  chan<- *item
+	stop   <-chan struct{} // closed: a pause ended the copy
+	budget *byteBudget
+	queued int // messages queued, to open extra sessions as the copy grows
+	grow   func(queued int)
+}
+
+// send queues it for the batch writers, waiting for room in the memory
+// budget.
+func (p *pageSink) send(ctx context.Context, it *item) error {
+	if err := p.budget.acquire(ctx, it.memBytes); err != nil {
+		it.release()
+		return err
+	}
+	select {
+	case p.items <- it:
+		if it.flags == nil {
+			p.queued++
+			p.grow(p.queued)
+		}
+		return nil
+	case <-ctx.Done():
+		p.budget.release(it.memBytes)
+		it.release()
+		return ctx.Err()
+	case <-p.stop:
+		p.budget.release(it.memBytes)
+		it.release()
+		return errCounting
+	}
+}
+
+// errCounting tells the listing that a pause ended the copy: it goes on
+// counting, fetching nothing.
+var errCounting = errors.New("the copy is paused; the listing only counts")
+
+// copy runs list, which lists the source and queues what is to copy into
+// its sink, while batch writers append and commit it. It returns when
+// both are done; the writers commit what their destination confirmed,
+// also when they stop.
+func (a *attempt) copy(ctx context.Context, list func(context.Context, *pageSink) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	budget := newByteBudget(a.opts.QueueBytes)
 	items := make(chan *item, a.opts.BatchMessages)
-	fetchErr := make(chan error, 1)
+	a.sessions = newSessionGate(a.opts.DestSessions, a.opts.BatchMessages)
+	if a.openDst == nil {
+		a.sessions = newSessionGate(1, a.opts.BatchMessages)
+	}
+	writeErr := make(chan error, 1)
+	a.stop = make(chan struct{})
 	go func() {
-		defer close(items)
-		fetchErr <- a.fetchAll(ctx, todo, dests, budget, items)
+		err := a.writeAll(ctx, items, budget)
+		if _, paused := isPaused(err); paused && ctx.Err() == nil {
+			// A pause: the listing goes on counting what is left.
+			a.pause(err)
+		} else if err != nil {
+			cancel() // the listing stops: nobody takes its messages
+		}
+		writeErr <- err
 	}()
-
-	err := a.writeAll(ctx, items, budget, (len(todo)+a.opts.BatchMessages-1)/a.opts.BatchMessages)
-	cancel()
-	// Drain so the fetcher can end and release its spools.
+	sink := &pageSink{items: items, stop: a.stop, budget: budget, grow: a.sessions.grow}
+	lerr := list(ctx, sink)
+	if lerr == nil {
+		a.complete = true
+	}
+	close(items)
+	a.sessions.listed()
+	err := <-writeErr
+	// Drain so that nothing queued keeps its spool.
 	for it := range items {
 		it.release()
 	}
-	ferr := <-fetchErr
 	if err == nil {
-		// The batcher drained the channel, so the fetcher has finished:
-		// its error (a failed fetch, or the run's context) decides.
-		err = ferr
+		// The writers took every message: the listing's error (a failed
+		// fetch, or the run's context) decides.
+		err = lerr
 	}
-	return a.doneMsgs, err
+	if err == nil {
+		err = a.paused
+	}
+	return err
+}
+
+// sessionGate opens the extra destination sessions as the copy grows: the
+// i-th extra one once the listing has queued more than i batches (a copy
+// of a few messages opens none), and none once the listing ended short.
+type sessionGate struct {
+	mu     sync.Mutex
+	batch  int
+	opened []chan struct{} // closed: session i may open
+	need   []bool
+	done   bool
+}
+
+func newSessionGate(sessions, batch int) *sessionGate {
+	g := &sessionGate{batch: batch, opened: make([]chan struct{}, max(sessions, 1)), need: make([]bool, max(sessions, 1))}
+	for i := range g.opened {
+		g.opened[i] = make(chan struct{})
+	}
+	close(g.opened[0])
+	g.need[0] = true
+	return g
+}
+
+func (g *sessionGate) sessions() int { return len(g.opened) }
+
+// grow notes that queued messages are queued in all.
+func (g *sessionGate) grow(queued int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := 1; i < len(g.opened); i++ {
+		if !g.need[i] && queued > i*g.batch {
+			g.need[i] = true
+			close(g.opened[i])
+		}
+	}
+}
+
+// listed notes the end of the listing: sessions not needed by then never
+// open.
+func (g *sessionGate) listed() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done {
+		return
+	}
+	g.done = true
+	for i := range g.opened {
+		if !g.need[i] {
+			close(g.opened[i])
+		}
+	}
+}
+
+// wait blocks until session i may open or is not needed; it reports
+// whether it is needed.
+func (g *sessionGate) wait(ctx context.Context, i int) bool {
+	select {
+	case <-g.opened[i]:
+	case <-ctx.Done():
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.need[i]
 }
 
 // writeAll runs up to DestSessions batch writers on the fetched messages;
 // the first uses the attempt's destination and starts at once, the others
-// open their own sessions meanwhile (on a distant server each costs several
-// round trips) and join when ready; batches is how many batches the copy
-// makes at least, and no more sessions than that are opened. Each writer
-// commits what its destination confirmed, also when it stops.
-func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byteBudget, batches int) error {
-	sessions := a.opts.DestSessions
-	if a.openDst == nil {
-		sessions = 1
-	}
-	sessions = max(1, min(sessions, batches))
+// open their own sessions as the copy grows (on a distant server each
+// costs several round trips) and join when ready. Each writer commits
+// what its destination confirmed, also when it stops.
+func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byteBudget) error {
+	sessions := a.sessions.sessions()
 	stop := make(chan struct{})
 	var stopOnce sync.Once
 	errs := make([]error, sessions)
@@ -415,11 +731,14 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 				write(i, a.dst)
 				return
 			}
+			if !a.sessions.wait(ctx, i) {
+				return
+			}
 			d, err := a.openDst(ctx)
 			if err != nil {
 				// Fewer sessions is slower, not wrong.
 				if ctx.Err() == nil {
-					a.log.Warn("cannot open another destination session; going on with fewer", "account", a.opts.Account,
+					a.log.Warn("cannot open another destination session; going on with fewer", "account", a.opts.Name,
 						"session", i+1, "error", err)
 				}
 				return
@@ -439,23 +758,47 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 	return first
 }
 
-// fetchAll reads each message into a spool and hands it to the batcher.
-func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests FolderPlan, budget *byteBudget, out chan<- *item) error {
+// fetchPage reads each message of todo into a spool and queues it for the
+// batch writers, announcing them first to a source that fetches ahead.
+func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests FolderPlan, out *pageSink) error {
+	if len(todo) == 0 || a.counting() {
+		return nil
+	}
+	if p, ok := a.src.(Prefetcher); ok {
+		// Only a hint: without it fetching is slower, not wrong. Messages
+		// skipped by their announced size are never fetched, so not
+		// announced either (a batched UID FETCH would download them).
+		ahead := todo
+		if slices.ContainsFunc(todo, a.skipUnread) {
+			ahead = slices.DeleteFunc(slices.Clone(todo), a.skipUnread)
+		}
+		if err := p.Prefetch(ctx, ahead); err != nil {
+			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Name, "error", err)
+		}
+	}
 	for _, m := range todo {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if a.counting() {
+			return nil
+		}
 		if t := a.opts.Traffic; t != nil && !a.skipUnread(m) {
 			if err := t.Fetch(ctx, a.opts.ExpectedSize(m)); err != nil {
+				if _, paused := isPaused(err); paused {
+					a.pause(err)
+					return nil
+				}
 				return err
 			}
 		}
 		it, err := a.fetchOne(ctx, m)
 		if errors.Is(err, ErrMessageGone) && ctx.Err() == nil {
-			a.log.Warn("message gone from the source since it was listed", "account", a.opts.Account, "key", m.Key, "error", err)
+			a.log.Warn("message gone from the source since it was listed", "account", a.opts.Name, "key", m.Key, "error", err)
 			a.mu.Lock()
 			a.st.Gone++
 			a.run.gone[m.Key] = true
+			a.finished++
 			a.mu.Unlock()
 			continue
 		}
@@ -464,23 +807,17 @@ func (a *attempt) fetchAll(ctx context.Context, todo []SourceMessage, dests Fold
 			// after its own retries): it fails on its own, with the
 			// reason, and the next run tries it again; the messages
 			// after it go on.
-			it = &item{msg: m, failReason: err.Error(), entry: Entry{Account: a.opts.Account, Key: m.Key, Size: m.Size}}
+			it = &item{msg: m, failReason: err.Error(), entry: Entry{Key: m.Key, Size: m.Size}}
 			err = nil
 		}
 		if err != nil {
 			return err
 		}
 		it.mailbox, _ = dests.Dest(m)
-		if err := budget.acquire(ctx, it.memBytes); err != nil {
-			it.release()
+		if err := out.send(ctx, it); errors.Is(err, errCounting) {
+			return nil
+		} else if err != nil {
 			return err
-		}
-		select {
-		case out <- it:
-		case <-ctx.Done():
-			budget.release(it.memBytes)
-			it.release()
-			return ctx.Err()
 		}
 	}
 	return nil
@@ -499,17 +836,20 @@ func (a *attempt) skipUnread(m SourceMessage) bool {
 // session in step).
 func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) {
 	expected := a.opts.ExpectedSize(m)
-	tooBig := func(reason string) *item {
-		return &item{msg: m, skipReason: reason, entry: Entry{Account: a.opts.Account, Key: m.Key, Size: expected}}
+	// A message skipped as too big records a size it is known to have at
+	// least: a later run tries it again only once the limit has grown
+	// past that.
+	tooBig := func(reason string, atLeast int64) *item {
+		return &item{msg: m, skipReason: reason, skipClass: ReasonTooBig, entry: Entry{Key: m.Key, Size: max(expected, atLeast)}}
 	}
 	if a.limit.SkipAnnounced(expected) {
-		return tooBig(a.limit.AnnouncedReason(expected)), nil
+		return tooBig(a.limit.AnnouncedReason(expected), 0), nil
 	}
 	so := a.opts.Spool
 	so.MaxBytes = a.limit.Bytes
 	w, err := StartMessage(&so, a.opts.AddHeader, m)
 	if errors.Is(err, spool.ErrTooBig) {
-		return tooBig(a.limit.StoppedReason(expected)), nil
+		return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
@@ -521,13 +861,13 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	if _, err := a.src.Fetch(ctx, m, dst); err != nil {
 		w.Discard()
 		if errors.Is(err, spool.ErrTooBig) {
-			return tooBig(a.limit.StoppedReason(expected)), nil
+			return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
 		}
 		return nil, fmt.Errorf("fetching message %q: %w", m.Key, err)
 	}
 	body, err := w.Finish()
 	if errors.Is(err, spool.ErrTooBig) {
-		return tooBig(a.limit.StoppedReason(expected)), nil
+		return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
@@ -535,7 +875,6 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	it := &item{msg: m, body: body, memBytes: body.InMemoryBytes()}
 	header := mapping.HeaderSection(body.Header())
 	it.entry = Entry{
-		Account:   a.opts.Account,
 		Key:       m.Key,
 		Digest:    hex.EncodeToString(digestOf(body)),
 		Size:      body.Size(),
@@ -543,11 +882,11 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	}
 	switch {
 	case body.HasNUL() && !a.binary:
-		it.skipReason = NULReason
+		it.skipReason, it.skipClass = NULReason, ReasonNUL
 	case body.Size() == 0:
-		it.skipReason = EmptyReason
+		it.skipReason, it.skipClass = EmptyReason, ReasonEmpty
 	case !a.limit.Allows(body.Size()):
-		it.skipReason = a.limit.Reason(body.Size())
+		it.skipReason, it.skipClass = a.limit.Reason(body.Size()), ReasonTooBig
 	}
 	if it.skipReason != "" {
 		return it, nil

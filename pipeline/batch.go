@@ -17,6 +17,7 @@ type batchWriter struct {
 	a     *attempt
 	dst   Destination // this writer's session
 	boxes map[string]*mailboxState
+	perm  map[string][]string // PERMANENTFLAGS of mailboxes only flag syncs used
 	batch []*item
 	bytes int64
 	// carry is the outcome of the last batch, not yet committed: it is
@@ -24,6 +25,9 @@ type batchWriter struct {
 	// one disk sync per batch instead of two. Losing it in a crash costs
 	// nothing but a reconcile: its pending entries are durable.
 	carry []Entry
+	// written are the bytes the carried outcome stored (quota usage,
+	// committed with it).
+	written int64
 	// inflight are the batches sent and not yet finished, oldest first:
 	// with an AppendStarter destination the next batch goes out before the
 	// previous one's outcome is known (at most two at a time).
@@ -49,10 +53,10 @@ func (w *batchWriter) commitCarry(ctx context.Context) error {
 	if len(w.carry) == 0 {
 		return nil
 	}
-	if err := w.a.ledger.Put(ctx, w.carry); err != nil {
+	if err := w.a.ledger.Commit(ctx, w.a.opts.Account, Changes{Put: w.carry, Usage: w.a.usage(0, w.written)}); err != nil {
 		return fmt.Errorf("committing %d messages: %w", len(w.carry), fatal(err))
 	}
-	w.carry = nil
+	w.carry, w.written = nil, 0
 	w.a.opts.Crashpoint("committed")
 	return nil
 }
@@ -158,6 +162,16 @@ func (w *batchWriter) take(ctx context.Context, budget *byteBudget, linger *time
 			return err
 		}
 		return w.finishAll(ctx, budget)
+	}
+	if it.flags != nil {
+		// Flag changes of earlier copies: the session is free once the
+		// batches in flight are finished (a message being gathered is not
+		// sent yet).
+		budget.release(it.memBytes)
+		if err := w.finishAll(ctx, budget); err != nil {
+			return err
+		}
+		return w.syncFlags(ctx, it.flags)
 	}
 	if len(w.batch) > 0 && w.batch[0].mailbox != it.mailbox {
 		// One batch, one mailbox: MULTIAPPEND takes one.
@@ -266,22 +280,23 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	for _, it := range w.batch {
 		if it.failReason != "" {
 			e := it.entry
-			e.State, e.Reason, e.Updated = StateFailed, it.failReason, now
+			e.State, e.ReasonClass, e.Reason, e.Updated = StateFailed, ReasonSource, it.failReason, now
 			sb.commit = append(sb.commit, e)
 			continue
 		}
 		if limit := a.limit.Tighten(box.status.AppendLimit); it.skipReason == "" && !limit.Allows(it.body.Size()) {
-			it.skipReason = limit.Reason(it.body.Size())
+			it.skipReason, it.skipClass = limit.Reason(it.body.Size()), ReasonTooBig
 		}
 		if it.skipReason != "" {
 			e := it.entry
-			e.State, e.Reason, e.Updated = StateSkipped, it.skipReason, now
+			e.State, e.Reason, e.ReasonClass, e.Updated = StateSkipped, it.skipReason, it.skipClass, now
 			sb.commit = append(sb.commit, e)
 			continue
 		}
-		a.mu.Lock()
-		old, ok := a.claimOrphan(it)
-		a.mu.Unlock()
+		old, ok, err := a.claimEarlier(ctx, it)
+		if err != nil {
+			return nil, err
+		}
 		if ok {
 			// The same message under an earlier identity is already on
 			// the destination: record it, send nothing.
@@ -300,7 +315,7 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 			a.mu.Lock()
 			st.FlagsDropped += len(dropped)
 			a.mu.Unlock()
-			a.log.Warn("flags not accepted by the destination, dropped", "account", a.opts.Account,
+			a.log.Warn("flags not accepted by the destination, dropped", "account", a.opts.Name,
 				"key", it.msg.Key, "mailbox", box.status.Name, "flags", dropped)
 		}
 		it.out.Flags = kept
@@ -325,11 +340,15 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	}
 	// Intent first: after a crash from here on, reconcile finds these.
 	// The last batch's outcome goes in the same transaction.
-	if err := a.ledger.Put(ctx, append(w.carry, pending...)); err != nil {
+	var read int64
+	for _, it := range sb.items {
+		read += it.size()
+	}
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: append(w.carry, pending...), Usage: a.usage(read, w.written)}); err != nil {
 		return nil, fmt.Errorf("recording %d pending messages: %w", len(pending), fatal(err))
 	}
 	if len(w.carry) > 0 {
-		w.carry = nil
+		w.carry, w.written = nil, 0
 		a.opts.Crashpoint("committed")
 	}
 	a.opts.Crashpoint("pending")
@@ -382,9 +401,14 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 					// Refused for this message only: skipped for good when
 					// the server says it can never take it (TOOBIG), else
 					// failed, and tried again by the next run.
-					e.State, e.Reason = StateFailed, r.Err.Error()
+					e.State, e.Reason, e.ReasonClass = StateFailed, r.Err.Error(), ReasonRefused
 					if isPermanent(r.Err) {
-						e.State = StateSkipped
+						e.State, e.ReasonClass = StateSkipped, ReasonTooBig
+						if it.out.Binary && !w.dst.Capabilities().Binary {
+							// Its NUL bytes need BINARY, which this
+							// session's server does not offer.
+							e.ReasonClass = ReasonNUL
+						}
 					}
 					commit = append(commit, e)
 				} else {
@@ -403,7 +427,7 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 				a.mu.Lock()
 				st.FlagsDropped += len(r.DroppedFlags)
 				a.mu.Unlock()
-				a.log.Warn("flags refused by the destination, message stored without them", "account", a.opts.Account,
+				a.log.Warn("flags refused by the destination, message stored without them", "account", a.opts.Name,
 					"key", it.msg.Key, "mailbox", box.status.Name, "flags", r.DroppedFlags)
 			}
 			// A UID below what this mailbox gave before names a message
@@ -437,31 +461,41 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 			commit = append(commit, e)
 		}
 		if len(notStored) > 0 {
-			if err := a.ledger.Delete(ctx, a.opts.Account, notStored); err != nil {
+			if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Delete: notStored}); err != nil {
 				return fmt.Errorf("forgetting %d refused messages: %w", len(notStored), fatal(err))
 			}
 		}
 	}
 
 	w.carry = append(w.carry, commit...)
-	if appendErr != nil || len(rematched) > 0 {
-		// Stopping, or about to forget earlier identities: the outcome
-		// must be durable first.
-		if err := w.commitCarry(ctx); err != nil {
-			return err
+	for _, e := range commit {
+		if e.State == StateDone {
+			if _, ok := rematched[e.Key]; !ok {
+				w.written += e.Size
+			}
 		}
 	}
 	if len(rematched) > 0 {
+		// The new identities and the end of the earlier ones in one
+		// transaction.
 		old := make([]string, 0, len(rematched))
 		for _, k := range rematched {
 			old = append(old, k)
 		}
-		if err := a.ledger.Delete(ctx, a.opts.Account, old); err != nil {
-			return fmt.Errorf("forgetting %d earlier identities: %w", len(old), fatal(err))
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: w.carry, Delete: old, Usage: a.usage(0, w.written)}); err != nil {
+			return fmt.Errorf("recording %d messages found under earlier identities: %w", len(old), fatal(err))
 		}
+		w.carry, w.written = nil, 0
+		a.opts.Crashpoint("committed")
 		a.mu.Lock()
 		st.Rematched += len(old)
 		a.mu.Unlock()
+	}
+	if appendErr != nil {
+		// Stopping: the outcome must be durable first.
+		if err := w.commitCarry(ctx); err != nil {
+			return err
+		}
 	}
 	byKey := make(map[string]*item, len(sb.items))
 	for _, it := range sb.items {
@@ -473,10 +507,14 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 		it := byKey[e.Key]
 		switch e.State {
 		case StateDone:
-			a.run.copied[e.Key] = true
-			a.doneMsgs = append(a.doneMsgs, it.msg)
+			a.finished++
+			if a.opts.DeleteSource {
+				a.toDelete = append(a.toDelete, it.msg)
+			} else if a.opts.DeleteAfter > 0 {
+				a.waiting++ // done just now: its period starts now
+			}
 			if _, ok := rematched[e.Key]; ok {
-				a.prog.MessageDone(a.opts.Account, OutcomeFound, e.Size)
+				a.prog.MessageDone(a.opts.Name, OutcomeFound, e.Size)
 				break
 			}
 			st.Copied++
@@ -486,12 +524,13 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 				st.Normalised++
 				st.LineEndsFixed += n
 			}
-			a.prog.MessageDone(a.opts.Account, OutcomeCopied, e.Size)
+			a.prog.MessageDone(a.opts.Name, OutcomeCopied, e.Size)
 		case StateSkipped:
+			a.finished++
 			st.skip(e.Key, e.Reason)
 			a.run.skipped[e.Key] = true
-			a.log.Warn("message skipped", "account", a.opts.Account, "key", e.Key, "reason", e.Reason)
-			a.prog.MessageDone(a.opts.Account, OutcomeSkipped, e.Size)
+			a.log.Warn("message skipped", "account", a.opts.Name, "key", e.Key, "reason", e.Reason)
+			a.prog.MessageDone(a.opts.Name, OutcomeSkipped, e.Size)
 		case StateFailed:
 			st.Failures = append(st.Failures, Skip{Key: e.Key, Reason: e.Reason})
 			who := "destination"
@@ -499,8 +538,8 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 				who = "source"
 			}
 			a.log.Warn("message refused by the "+who+"; the next run tries it again",
-				"account", a.opts.Account, "key", e.Key, "reason", e.Reason)
-			a.prog.MessageDone(a.opts.Account, OutcomeSkipped, e.Size)
+				"account", a.opts.Name, "key", e.Key, "reason", e.Reason)
+			a.prog.MessageDone(a.opts.Name, OutcomeSkipped, e.Size)
 		}
 		// The error budget: a destination that refuses message after
 		// message (a broken mailbox, a policy) stops the account early.
@@ -554,7 +593,7 @@ func (w *batchWriter) confirmKept(ctx context.Context, e Entry) (Entry, error) {
 			return e, nil
 		}
 	}
-	e.State, e.DoneAt, e.DestUID = StateSkipped, time.Time{}, 0
+	e.State, e.DoneAt, e.DestUID, e.ReasonClass = StateSkipped, time.Time{}, 0, ReasonRefused
 	e.Reason = fmt.Sprintf("refused for good: the destination keeps one message per Message-ID and answered OK, but kept the message it had with %s (UID %d of %q), whose bytes differ; nothing was stored",
 		e.MessageID, uids[0], e.DestMailbox)
 	return e, nil
@@ -597,4 +636,23 @@ func (b *byteBudget) release(n int64) {
 	close(b.wake)
 	b.wake = make(chan struct{})
 	b.mu.Unlock()
+}
+
+// usage is what a commit adds to the account's quota window: bytes read
+// from the source and written to the destination, in the window of now.
+func (a *attempt) usage(read, written int64) Usage {
+	if read == 0 && written == 0 {
+		return Usage{}
+	}
+	window := QuotaWindow(a.opts.Now())
+	if a.opts.QuotaWindow != nil {
+		window = a.opts.QuotaWindow()
+	}
+	return Usage{Window: window, ReadBytes: read, WrittenBytes: written}
+}
+
+// QuotaWindow is the start of the quota day holding t: local midnight.
+func QuotaWindow(t time.Time) time.Time {
+	y, m, d := t.Local().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.Local)
 }

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"slices"
 	"sort"
@@ -69,12 +68,12 @@ func TestDeleteAfterSelectsDueMessages(t *testing.T) {
 			h.opts.Now = func() time.Time { return now }
 			h.opts.DeleteAfter = period
 			for key, s := range tc.ledger {
-				e := Entry{Account: "alice", Key: key, State: s.state, Updated: now.Add(-s.ago),
+				e := Entry{Key: key, State: s.state, Updated: now.Add(-s.ago),
 					Reason: "seeded", DestMailbox: "INBOX", DestUIDValidity: 7, DestUIDNext: 1}
 				if s.state == StateDone {
 					e.DoneAt = now.Add(-s.ago)
 				}
-				h.ledger.Put(context.Background(), []Entry{e})
+				h.ledger.put(alice, e)
 			}
 			st := h.run(t)
 			if st.Error != "" {
@@ -91,9 +90,11 @@ func TestDeleteAfterSelectsDueMessages(t *testing.T) {
 			if want := tc.wantWaiting + 1; st.DeleteWaiting != want {
 				t.Errorf("Stats.DeleteWaiting = %d, want %d", st.DeleteWaiting, want)
 			}
+			// Deleted at the source, confirmed at QUIT: gone, as
+			// mailferry's own deletion (mirror never removes its copy).
 			for _, k := range tc.wantDeleted {
-				if e := h.ledger.entries["alice"][k]; e.State != StateDone {
-					t.Errorf("ledger entry of deleted %q = %v, want it kept as done", k, e.State)
+				if e := h.ledger.entries[alice][k]; e.State != StateGone || e.ReasonClass != ReasonDeleted || e.DoneAt.IsZero() {
+					t.Errorf("ledger entry of deleted %q = %v (%q, done at %v), want gone as deleted, done time kept", k, e.State, e.ReasonClass, e.DoneAt)
 				}
 			}
 		})
@@ -203,10 +204,12 @@ func TestDeleteAfterCrashAfterDelete(t *testing.T) {
 				}()
 				h.run(t)
 			}()
+			// The process died: its connection drops without QUIT.
+			h.src.Close(false)
 			if got := len(h.src.deletedKeys()); got != tc.afterCrash {
 				t.Fatalf("after the crash the source deleted %d, want %d", got, tc.afterCrash)
 			}
-			if n := h.ledger.states("alice")[StateDone]; n != 5 {
+			if n := h.ledger.states(alice)[StateDone]; n != 5 {
 				t.Fatalf("after the crash the ledger has %d done entries, want 5", n)
 			}
 

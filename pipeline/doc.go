@@ -6,8 +6,7 @@
 // source and destination sessions together (Job.Open, or OpenSource and
 // OpenDestination at the same time), then:
 //
-//  1. List the source; skip what the ledger has as done or skipped.
-//  2. Reconcile: entries left pending by an interrupted run are looked up on
+//  1. Reconcile: entries left pending by an interrupted run are looked up on
 //     the destination (by UID range and size, confirmed by digest; by
 //     Message-ID when the mailbox's UIDVALIDITY changed) and become done when
 //     found; otherwise they are forgotten and the message is sent again.
@@ -16,6 +15,11 @@
 //     land late, and settleResent (at the start and the end of each
 //     attempt) removes such a late copy next to the one the ledger names,
 //     or records it as done when it is the only copy.
+//  2. List the source page by page (Source.List); for each page, skip what
+//     the ledger has as done or skipped, hand the flag changes of earlier
+//     copies to the batch writers, and fetch the rest (step 3) before the
+//     next page is listed. No step holds a record of every message of the
+//     account: memory stays flat in the mailbox's size (issue 20).
 //  3. Fetch each remaining message once into a spool (memory, then a temp
 //     file), normalising bare LF to CRLF and hashing it. A message over the
 //     size limit (SizeLimit) is not fetched when the source announces it
@@ -31,11 +35,12 @@
 //  7. Only then, and only with DeleteSource, delete at the source the
 //     messages the ledger has as done; with DeleteAfter, only those done
 //     for at least that long (Entry.DoneAt, the time a message first became
-//     done, against Options.Now). For POP3 the deletions take effect at
-//     QUIT, which is sent only after every commit. The ledger keeps the
-//     done entries of deleted messages: a deletion cut short is simply
-//     issued again by the next run, for the messages the source still
-//     lists.
+//     done, against Options.Now). Deletions go out between pages (the
+//     source is idle then) and at the end of the attempt. For POP3 they
+//     take effect at QUIT, which is sent only after every commit. The
+//     ledger keeps the done entries of deleted messages: a deletion cut
+//     short is simply issued again by the next run, for the messages the
+//     source still lists.
 //
 // Errors are sorted by ClassOf: per-message errors skip that message and are
 // reported; fatal errors stop the account; transient errors end the attempt,

@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -33,6 +34,11 @@ type memSource struct {
 	chunk    int
 	fetched  []string // keys in Fetch order
 	accepted map[string]int64
+	// pageSize is how many messages List hands over at a time (0:
+	// ListPage), so that small tests cross pages too.
+	pageSize int
+	// inSession: a List began a session that Close has not ended.
+	inSession bool
 }
 
 type memMsg struct {
@@ -40,13 +46,16 @@ type memMsg struct {
 	body []byte
 }
 
-func (s *memSource) List(context.Context) ([]SourceMessage, error) {
+func (s *memSource) List(_ context.Context, page func([]SourceMessage) error) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.deleted = map[string]bool{}
+	// The first List of a session starts it; as a POP3 server, a second
+	// one keeps the messages marked deleted marked (and leaves them out).
+	if !s.inSession {
+		s.inSession, s.deleted = true, nil
+	}
 	var out []SourceMessage
 	for _, m := range s.msgs {
-		if !s.committed[m.key] {
+		if !s.committed[m.key] && !s.deleted[m.key] {
 			size, ok := s.announce[m.key]
 			if !ok {
 				size = int64(len(m.body))
@@ -54,7 +63,17 @@ func (s *memSource) List(context.Context) ([]SourceMessage, error) {
 			out = append(out, SourceMessage{Key: m.key, Size: size})
 		}
 	}
-	return out, nil
+	n := s.pageSize
+	if n <= 0 {
+		n = ListPage
+	}
+	s.mu.Unlock()
+	for chunk := range slices.Chunk(out, n) {
+		if err := page(chunk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *memSource) Fetch(_ context.Context, msg SourceMessage, w io.Writer) (int64, error) {
@@ -96,6 +115,9 @@ func (s *memSource) Fetch(_ context.Context, msg SourceMessage, w io.Writer) (in
 func (s *memSource) Delete(_ context.Context, msgs []SourceMessage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.deleted == nil {
+		s.deleted = map[string]bool{}
+	}
 	for _, m := range msgs {
 		s.deleted[m.Key] = true
 		if s.immediate {
@@ -121,6 +143,7 @@ func (s *memSource) Close(commit bool) error {
 	}
 	s.deleted = nil
 	s.fetches = 0
+	s.inSession = false
 	return nil
 }
 
@@ -214,7 +237,7 @@ func (d *memDest) open(context.Context) (Destination, error) {
 // the ledger, and at most two batches per session are in flight.
 type pipelining struct {
 	ledger  *memLedger
-	account string
+	account AccountID
 	mu      sync.Mutex
 	max     int      // most batches in flight in one session
 	errs    []string // protocol violations seen
@@ -396,122 +419,166 @@ func (d *memDest) bodies(mailbox string) []string {
 	return out
 }
 
-// memLedger is an in-memory Ledger.
+// Account numbers of the tests' ledger.
+const (
+	alice AccountID = 1
+	bob   AccountID = 2
+)
+
+// memLedger is an in-memory Ledger with the checkpoint package's rules
+// (checkpoint's conformance suite holds the real one to them).
 type memLedger struct {
-	mu      sync.Mutex
-	entries map[string]map[string]Entry
-	locked  map[string]bool
-	runs    []RunRecord
-	failPut int // fail the n-th Put (1-based)
-	puts    int
-	resent  []Resent
-	lastID  int64
+	mu         sync.Mutex
+	entries    map[AccountID]map[string]Entry
+	locked     map[AccountID]bool
+	runs       []RunRecord
+	failCommit int // fail the n-th Commit (1-based)
+	commits    int
+	resent     map[AccountID][]Resent
+	folders    map[AccountID]map[Side]map[string]Folder
+	usage      map[AccountID]map[time.Time]Usage
+	lastID     int64
+	paused     map[AccountID]bool
+	retry      map[AccountID]bool
+	lookups    int // Lookup calls
 }
 
 func newMemLedger() *memLedger {
-	return &memLedger{entries: map[string]map[string]Entry{}, locked: map[string]bool{}}
+	return &memLedger{entries: map[AccountID]map[string]Entry{}, locked: map[AccountID]bool{},
+		resent: map[AccountID][]Resent{}, folders: map[AccountID]map[Side]map[string]Folder{},
+		usage: map[AccountID]map[time.Time]Usage{}, paused: map[AccountID]bool{}, retry: map[AccountID]bool{}}
 }
 
-var errLocked = errors.New("locked")
+type memHold struct {
+	l       *memLedger
+	account AccountID
+	paused  chan struct{}
+	once    sync.Once
+	retry   bool
+}
 
-func (l *memLedger) Lock(_ context.Context, account string) (func() error, error) {
+func (h *memHold) Lost() <-chan struct{}   { return nil }
+func (h *memHold) Paused() <-chan struct{} { return h.paused }
+func (h *memHold) RetrySkipped() bool      { return h.retry }
+func (h *memHold) Release(context.Context) error {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	delete(h.l.locked, h.account)
+	return nil
+}
+
+func (l *memLedger) Hold(_ context.Context, account AccountID) (Hold, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.locked[account] {
-		return nil, errLocked
+		return nil, fmt.Errorf("account %d: %w", account, ErrLocked)
 	}
 	l.locked[account] = true
-	return func() error {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		delete(l.locked, account)
-		return nil
-	}, nil
+	h := &memHold{l: l, account: account, paused: make(chan struct{}), retry: l.retry[account]}
+	if l.paused[account] {
+		close(h.paused)
+	}
+	return h, nil
 }
 
-func (l *memLedger) Entries(_ context.Context, account string) (map[string]Entry, error) {
+// all returns a copy of the account's entries, by key.
+func (l *memLedger) all(account AccountID) map[string]Entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := map[string]Entry{}
 	for k, e := range l.entries[account] {
 		out[k] = e
 	}
-	return out, nil
+	return out
 }
 
-func (l *memLedger) Put(_ context.Context, entries []Entry) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.puts++
-	if l.failPut > 0 && l.puts == l.failPut {
-		return errors.New("disk full")
+// put writes entries directly, as an earlier run would have.
+func (l *memLedger) put(account AccountID, entries ...Entry) {
+	if err := l.Commit(context.Background(), account, Changes{Put: entries}); err != nil {
+		panic(err)
 	}
-	for _, e := range entries {
-		if l.entries[e.Account] == nil {
-			l.entries[e.Account] = map[string]Entry{}
-		}
-		l.entries[e.Account][e.Key] = e
-	}
-	return nil
 }
 
-func (l *memLedger) Delete(_ context.Context, account string, keys []string) error {
+func (l *memLedger) Lookup(_ context.Context, account AccountID, keys []string, fn func(Entry) error) error {
+	if len(keys) > MaxLookup {
+		return fmt.Errorf("Lookup of %d keys, more than %d", len(keys), MaxLookup)
+	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.lookups++
+	var out []Entry
 	for _, k := range keys {
-		delete(l.entries[account], k)
-	}
-	return nil
-}
-
-func (l *memLedger) Forget(_ context.Context, account string, keys []string, resent []Resent) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, k := range keys {
-		delete(l.entries[account], k)
-	}
-	for _, r := range resent {
-		l.lastID++
-		r.ID = l.lastID
-		l.resent = append(l.resent, r)
-	}
-	return nil
-}
-
-func (l *memLedger) Resent(_ context.Context, account string) ([]Resent, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []Resent
-	for _, r := range l.resent {
-		if r.Account == account {
-			out = append(out, r)
+		if e, ok := l.entries[account][k]; ok {
+			out = append(out, e)
 		}
 	}
-	return out, nil
-}
-
-func (l *memLedger) DropResent(_ context.Context, account string, ids []int64) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.resent = slices.DeleteFunc(l.resent, func(r Resent) bool { return r.Account == account && slices.Contains(ids, r.ID) })
+	l.mu.Unlock()
+	for _, e := range out {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-func (l *memLedger) Claims(_ context.Context, mailbox string, uidValidity uint32, digest string) (Claims, error) {
+func (l *memLedger) Scan(_ context.Context, account AccountID, q Query) ([]Entry, string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var keys []string
+	for k, e := range l.entries[account] {
+		if k <= q.After || !strings.HasPrefix(k, q.KeyPrefix) ||
+			q.States != nil && !slices.Contains(q.States, e.State) || q.Digest != "" && e.Digest != q.Digest {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	limit := q.Limit
+	if limit <= 0 || limit > MaxPage {
+		limit = MaxPage
+	}
+	next := ""
+	if len(keys) > limit {
+		keys = keys[:limit]
+		next = keys[limit-1]
+	}
+	out := make([]Entry, len(keys))
+	for i, k := range keys {
+		e := l.entries[account][k]
+		if q.KeysOnly {
+			e = Entry{Key: e.Key, State: e.State, ReasonClass: e.ReasonClass, Flags: e.Flags, Size: e.Size,
+				Updated: e.Updated, DoneAt: e.DoneAt, GoneAt: e.GoneAt}
+		}
+		out[i] = e
+	}
+	return out, next, nil
+}
+
+func (l *memLedger) Copies(_ context.Context, q CopiesQuery) (Claims, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := Claims{UIDs: map[uint32]bool{}}
-	for _, es := range l.entries {
+	for account, es := range l.entries {
+		if q.Account != 0 && account != q.Account {
+			continue
+		}
 		for _, e := range es {
-			if e.Digest != digest || e.DestMailbox != mailbox {
+			if e.DestMailbox != q.Mailbox || q.Digest != "" && e.Digest != q.Digest {
 				continue
 			}
-			switch {
-			case e.State == StateDone && e.DestUIDValidity == uidValidity && e.DestUID != 0:
-				out.UIDs[e.DestUID] = true
-			case e.State == StatePending:
+			switch e.State {
+			case StateDone, StateGone, StateRemoving, StateMoving:
+				if e.DestUID == 0 && e.State == StateDone && q.Digest != "" {
+					out.NoUID = true
+				}
+				if e.DestUIDValidity == q.UIDValidity && e.DestUID != 0 && slices.Contains(q.UIDs, e.DestUID) {
+					out.UIDs[e.DestUID] = true
+				}
+			case StatePending:
+				if q.Digest == "" {
+					continue
+				}
 				from := uint32(1)
-				if e.DestUIDValidity == uidValidity && e.DestUIDNext > 0 {
+				if e.DestUIDValidity == q.UIDValidity && e.DestUIDNext > 0 {
 					from = e.DestUIDNext
 				}
 				if out.PendingFrom == 0 || from < out.PendingFrom {
@@ -523,12 +590,130 @@ func (l *memLedger) Claims(_ context.Context, mailbox string, uidValidity uint32
 	return out, nil
 }
 
-func (l *memLedger) StartRun(_ context.Context, account string, started time.Time) (int64, error) {
+func (l *memLedger) Counts(_ context.Context, account AccountID) (Counts, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.runs = append(l.runs, RunRecord{Account: account, Started: started})
+	out := Counts{}
+	for _, e := range l.entries[account] {
+		c := out[e.State]
+		c.Messages++
+		c.Bytes += e.Size
+		out[e.State] = c
+	}
+	return out, nil
+}
+
+func (l *memLedger) Folders(_ context.Context, account AccountID) ([]Folder, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Folder
+	for _, bySide := range l.folders[account] {
+		for _, f := range bySide {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func (l *memLedger) Resent(_ context.Context, account AccountID) ([]Resent, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.resent[account]), nil
+}
+
+func (l *memLedger) Usage(_ context.Context, account AccountID, window time.Time) (Usage, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.usage[account][window], nil
+}
+
+func (l *memLedger) Commit(_ context.Context, account AccountID, c Changes) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.commits++
+	if l.failCommit > 0 && l.commits == l.failCommit {
+		return errors.New("disk full")
+	}
+	if l.entries[account] == nil {
+		l.entries[account] = map[string]Entry{}
+	}
+	es := l.entries[account]
+	for _, k := range c.Delete {
+		delete(es, k)
+	}
+	for _, e := range c.Put {
+		if !e.State.Valid() || e.Key == "" {
+			return fmt.Errorf("invalid entry %+v", e)
+		}
+		if old, ok := es[e.Key]; ok && !old.DoneAt.IsZero() && e.State == StateDone {
+			e.DoneAt = old.DoneAt // the first time it was done
+		}
+		if e.State == StateDone && e.DoneAt.IsZero() {
+			e.DoneAt = e.Updated
+		}
+		es[e.Key] = e
+	}
+	for _, r := range c.Resent {
+		l.lastID++
+		r.ID = l.lastID
+		l.resent[account] = append(l.resent[account], r)
+	}
+	l.resent[account] = slices.DeleteFunc(l.resent[account], func(r Resent) bool { return slices.Contains(c.DropResent, r.ID) })
+	for _, f := range c.Folders {
+		if l.folders[account] == nil {
+			l.folders[account] = map[Side]map[string]Folder{}
+		}
+		if l.folders[account][f.Side] == nil {
+			l.folders[account][f.Side] = map[string]Folder{}
+		}
+		l.folders[account][f.Side][f.Name] = f
+	}
+	for _, k := range c.Gone {
+		e, ok := es[k]
+		switch {
+		case !ok:
+		case e.State == StateDone:
+			e.State, e.GoneAt = StateGone, time.Now()
+			es[k] = e
+		case e.State == StateSkipped || e.State == StateFailed:
+			delete(es, k)
+		}
+	}
+	for _, k := range c.Deleting {
+		if e, ok := es[k]; ok && e.State == StateDone {
+			e.ReasonClass = ReasonDeleted
+			es[k] = e
+		}
+	}
+	if c.ConfirmDeleted {
+		for k, e := range es {
+			if e.State == StateDone && e.ReasonClass == ReasonDeleted {
+				e.State, e.GoneAt = StateGone, time.Now()
+				es[k] = e
+			}
+		}
+	}
+	if c.Usage != (Usage{}) {
+		if l.usage[account] == nil {
+			l.usage[account] = map[time.Time]Usage{}
+		}
+		u := l.usage[account][c.Usage.Window]
+		u.Window = c.Usage.Window
+		u.ReadBytes += c.Usage.ReadBytes
+		u.WrittenBytes += c.Usage.WrittenBytes
+		l.usage[account][c.Usage.Window] = u
+	}
+	return nil
+}
+
+func (l *memLedger) StartRun(_ context.Context, account AccountID, started time.Time) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.runs = append(l.runs, RunRecord{Started: started})
 	return int64(len(l.runs)), nil
 }
+
+func (l *memLedger) UpdateRun(_ context.Context, id int64, rec RunRecord) error { return nil }
 
 func (l *memLedger) FinishRun(_ context.Context, id int64, rec RunRecord) error {
 	l.mu.Lock()
@@ -538,9 +723,7 @@ func (l *memLedger) FinishRun(_ context.Context, id int64, rec RunRecord) error 
 	return nil
 }
 
-func (l *memLedger) Close() error { return nil }
-
-func (l *memLedger) states(account string) map[State]int {
+func (l *memLedger) states(account AccountID) map[State]int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := map[State]int{}

@@ -23,44 +23,41 @@ type FlagStorer interface {
 	StoreFlags(ctx context.Context, mailbox string, uidValidity uint32, flags map[uint32][]string) error
 }
 
-// syncFlags brings the flags of messages copied by earlier runs up to date:
-// users keep reading mail between a bulk pass and the cutover.
-func (a *attempt) syncFlags(ctx context.Context, done []SourceMessage, entries map[string]Entry) error {
-	fs, ok := a.dst.(FlagStorer)
-	if !ok {
+// flagChange is an earlier copy whose source flags differ from the flags
+// its entry says the copy was given.
+type flagChange struct {
+	entry Entry
+	flags []string // the source's
+}
+
+// syncFlags brings the flags of messages copied by earlier runs up to date
+// through this writer's session (users keep reading mail between a bulk
+// pass and the cutover). The listing finds them page by page.
+func (w *batchWriter) syncFlags(ctx context.Context, changes []flagChange) error {
+	a := w.a
+	fs, ok := w.dst.(FlagStorer)
+	if dr, dry := w.dst.(*dryRunDestination); !ok || dry && !dr.storesFlags() {
 		return nil
 	}
-	type change struct {
-		entry Entry
-		flags []string
-	}
-	byBox := map[string][]change{}
-	permanent := map[string][]string{}
-	for _, m := range done {
-		if m.Flags == nil || a.run.copied[m.Key] {
-			continue // a POP3 source has no flags; copied just now: up to date
+	byBox := map[string][]flagChange{}
+	for _, c := range changes {
+		perm, err := w.permanentFlags(ctx, c.entry.DestMailbox)
+		if err != nil {
+			return err
 		}
-		e := entries[m.Key]
-		if e.DestUID == 0 || e.DestMailbox == "" {
-			continue // no UIDPLUS when it was copied: cannot address it
-		}
-		perm, seen := permanent[e.DestMailbox]
-		if !seen {
-			if pf, ok := a.dst.(PermanentFlagser); ok {
-				var err error
-				if perm, err = pf.PermanentFlags(ctx, e.DestMailbox); err != nil {
-					return fmt.Errorf("reading the flags %q accepts: %w", e.DestMailbox, err)
-				}
-			}
-			permanent[e.DestMailbox] = perm
-		}
-		want, _ := mapping.CleanFlags(m.Flags, perm)
-		if mapping.SameFlags(want, e.Flags) {
+		want, _ := mapping.CleanFlags(c.flags, perm)
+		if mapping.SameFlags(want, c.entry.Flags) {
 			continue
 		}
-		byBox[e.DestMailbox] = append(byBox[e.DestMailbox], change{entry: e, flags: want})
+		byBox[c.entry.DestMailbox] = append(byBox[c.entry.DestMailbox], flagChange{entry: c.entry, flags: want})
 	}
-	for mailbox, changes := range byBox {
+	mailboxes := make([]string, 0, len(byBox))
+	for mb := range byBox {
+		mailboxes = append(mailboxes, mb)
+	}
+	slices.Sort(mailboxes)
+	for _, mailbox := range mailboxes {
+		changes := byBox[mailbox]
 		// One UIDVALIDITY per request; entries of an older one are skipped.
 		validity := changes[0].entry.DestUIDValidity
 		set := map[uint32][]string{}
@@ -81,30 +78,105 @@ func (a *attempt) syncFlags(ctx context.Context, done []SourceMessage, entries m
 			// The server refused some flags (a keyword too long for it):
 			// the messages are there, only their flags lag. Not recorded,
 			// so the next run tries again.
-			a.log.Warn("the destination refused some flag updates", "account", a.opts.Account,
+			a.log.Warn("the destination refused some flag updates", "account", a.opts.Name,
 				"mailbox", mailbox, "messages", len(set), "error", err)
 			continue
 		}
-		if err := a.ledger.Put(ctx, updated); err != nil {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: updated}); err != nil {
 			return fmt.Errorf("recording updated flags: %w", fatal(err))
 		}
+		a.mu.Lock()
 		a.st.FlagsUpdated += len(updated)
+		a.mu.Unlock()
 	}
 	return nil
 }
 
-// claimOrphan finds the earlier identity of it's message, if SameOrigin
-// allows one: a done entry no longer listed, with the same digest and size.
-func (a *attempt) claimOrphan(it *item) (Entry, bool) {
-	if a.orphans == nil {
-		return Entry{}, false
+// permanentFlags returns the flags mailbox keeps (nil: unknown, keep all
+// valid ones), asking the destination once per mailbox.
+func (w *batchWriter) permanentFlags(ctx context.Context, mailbox string) ([]string, error) {
+	if b, ok := w.boxes[mailbox]; ok {
+		return b.permanent, nil
 	}
-	cands := a.orphans[it.entry.Digest]
-	for i, old := range cands {
-		if old.Size == it.entry.Size && a.opts.SameOrigin(old.Key, it.msg.Key) {
-			a.orphans[it.entry.Digest] = slices.Delete(cands, i, i+1)
-			return old, true
+	if perm, ok := w.perm[mailbox]; ok {
+		return perm, nil
+	}
+	var perm []string
+	if pf, ok := w.dst.(PermanentFlagser); ok {
+		var err error
+		if perm, err = pf.PermanentFlags(ctx, mailbox); err != nil {
+			return nil, fmt.Errorf("reading the flags %q accepts: %w", mailbox, err)
 		}
 	}
-	return Entry{}, false
+	if w.perm == nil {
+		w.perm = map[string][]string{}
+	}
+	w.perm[mailbox] = perm
+	return perm, nil
+}
+
+// folderHasGone tells whether the ledger holds gone entries in folder (a
+// KeyPlace.Folder), asking once per folder until retire marks some.
+func (a *attempt) folderHasGone(ctx context.Context, folder string) (bool, error) {
+	a.mu.Lock()
+	has, known := a.earlierGone[folder]
+	a.mu.Unlock()
+	if known {
+		return has, nil
+	}
+	page, _, err := a.ledger.Scan(ctx, a.opts.Account, Query{States: []State{StateGone}, KeyPrefix: folder, KeysOnly: true, Limit: 1})
+	if err != nil {
+		return false, fmt.Errorf("reading the ledger: %w", fatal(err))
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.earlierGone == nil {
+		a.earlierGone = map[string]bool{}
+	}
+	a.earlierGone[folder] = len(page) > 0
+	return len(page) > 0, nil
+}
+
+// claimEarlier finds the earlier identity of it's message: a gone entry
+// of an earlier generation of its folder (Options.KeyFolder, retired when
+// the folder was listed under its new UIDVALIDITY), with the same digest
+// and size, not claimed yet by this attempt.
+func (a *attempt) claimEarlier(ctx context.Context, it *item) (Entry, bool, error) {
+	if a.opts.KeyFolder == nil || it.entry.Digest == "" {
+		return Entry{}, false, nil
+	}
+	p, ok := a.opts.KeyFolder(it.msg.Key)
+	if !ok {
+		return Entry{}, false, nil
+	}
+	if has, err := a.folderHasGone(ctx, p.Folder); err != nil || !has {
+		return Entry{}, false, err
+	}
+	cands, err := a.scanAll(ctx, Query{States: []State{StateGone}, Digest: it.entry.Digest, KeyPrefix: p.Folder})
+	if err != nil {
+		return Entry{}, false, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, old := range cands {
+		if old.Size == it.entry.Size && !a.claimed[old.Key] && sameOrigin(a.opts.KeyFolder, old.Key, it.msg.Key) {
+			if a.claimed == nil {
+				a.claimed = map[string]bool{}
+			}
+			a.claimed[old.Key] = true
+			return old, true, nil
+		}
+	}
+	return Entry{}, false, nil
+}
+
+// sameOrigin tells whether oldKey may be an earlier identity of newKey:
+// the same folder under another generation.
+func sameOrigin(keyFolder func(string) (KeyPlace, bool), oldKey, newKey string) bool {
+	if keyFolder == nil {
+		return false
+	}
+	o, ok1 := keyFolder(oldKey)
+	n, ok2 := keyFolder(newKey)
+	return ok1 && ok2 && o.Folder == n.Folder && o.Generation != n.Generation
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -17,15 +18,16 @@ type imapLikeSource struct {
 	uidValidity map[string]int      // folder → generation
 }
 
-func (s *imapLikeSource) List(ctx context.Context) ([]SourceMessage, error) {
-	msgs, err := s.memSource.List(ctx)
-	for i := range msgs {
-		k := msgs[i].Key
-		msgs[i].Mailbox = s.folder[k]
-		msgs[i].Flags = append([]string{}, s.flags[k]...)
-		msgs[i].Key = fmt.Sprintf("%s\x00%d\x00%s", s.folder[k], s.uidValidity[s.folder[k]], k)
-	}
-	return msgs, err
+func (s *imapLikeSource) List(ctx context.Context, page func([]SourceMessage) error) error {
+	return s.memSource.List(ctx, func(msgs []SourceMessage) error {
+		for i := range msgs {
+			k := msgs[i].Key
+			msgs[i].Mailbox = s.folder[k]
+			msgs[i].Flags = append([]string{}, s.flags[k]...)
+			msgs[i].Key = fmt.Sprintf("%s\x00%d\x00%s", s.folder[k], s.uidValidity[s.folder[k]], k)
+		}
+		return page(msgs)
+	})
 }
 
 func (s *imapLikeSource) Fetch(ctx context.Context, msg SourceMessage, w io.Writer) (int64, error) {
@@ -67,9 +69,15 @@ func newIMAPHarness(t *testing.T) (*harness, *imapLikeSource) {
 		return map[string]string{"INBOX": "INBOX", "Sent": "Sent Items"}, nil // Junk excluded
 	}
 	h.opts.SyncFlags = true
-	h.opts.SameOrigin = func(oldKey, newKey string) bool {
-		o, n := strings.Split(oldKey, "\x00"), strings.Split(newKey, "\x00")
-		return o[0] == n[0] && o[1] != n[1]
+	h.opts.KeyFolder = func(key string) (KeyPlace, bool) {
+		p := strings.Split(key, "\x00")
+		if len(p) != 3 {
+			return KeyPlace{}, false
+		}
+		uv, _ := strconv.Atoi(p[1])
+		uid, _ := strconv.Atoi(strings.TrimPrefix(p[2], "uidl-"))
+		return KeyPlace{Folder: p[0] + "\x00", Generation: p[0] + "\x00" + p[1] + "\x00",
+			UIDValidity: uint32(uv), UID: uint32(uid) + 1}, true
 	}
 	return h, src
 }

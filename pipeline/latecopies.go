@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // settleResent looks for late copies of the messages reconcile forgot and
@@ -26,7 +27,7 @@ import (
 // start of an attempt, after reconcile, and again at the end, when the
 // attempt's own resends are committed. entries is the account's ledger,
 // kept up to date; nil reads it afresh.
-func (a *attempt) settleResent(ctx context.Context, entries map[string]Entry) error {
+func (a *attempt) settleResent(ctx context.Context) error {
 	if a.st.DryRun {
 		return nil // it would write on both sides; reconcile tells enough
 	}
@@ -37,8 +38,19 @@ func (a *attempt) settleResent(ctx context.Context, entries map[string]Entry) er
 	if len(recs) == 0 {
 		return nil
 	}
-	if entries == nil {
-		if entries, err = a.ledger.Entries(ctx, a.opts.Account); err != nil {
+	// The entries of the records' messages (records are few: they live
+	// one LateCopyWindow).
+	entries := map[string]Entry{}
+	keys := make([]string, len(recs))
+	for i, r := range recs {
+		keys[i] = r.Key
+	}
+	for chunk := range slices.Chunk(keys, MaxLookup) {
+		err := a.ledger.Lookup(ctx, a.opts.Account, chunk, func(e Entry) error {
+			entries[e.Key] = e
+			return nil
+		})
+		if err != nil {
 			return fmt.Errorf("reading the ledger: %w", fatal(err))
 		}
 	}
@@ -65,7 +77,7 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		if r.UIDValidity != status.UIDValidity {
 			// The mailbox was replaced: a late copy into the old one is
 			// gone with it, and the new one's UIDs say nothing.
-			a.log.Warn("destination mailbox changed UIDVALIDITY; no longer looking for a late copy", "account", a.opts.Account,
+			a.log.Warn("destination mailbox changed UIDVALIDITY; no longer looking for a late copy", "account", a.opts.Name,
 				"mailbox", mailbox, "key", r.Key)
 			drop = append(drop, r.ID)
 			continue
@@ -105,44 +117,55 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		d, err := digests.of(ctx, e.DestUID)
 		return d == r.Digest, err
 	}
-	// The account's own done entries claim their UIDs; a done entry
+	// The account's own copied entries claim their UIDs; a done entry
 	// without a UID (no APPENDUID) makes its digest's copies impossible
-	// to tell apart.
-	own := map[uint32]bool{}
-	noUID := map[string]bool{}
-	for _, e := range entries {
-		if e.State != StateDone || e.DestMailbox != mailbox || e.DestUIDValidity != status.UIDValidity && e.DestUID != 0 {
-			continue
-		}
-		if e.DestUID == 0 {
-			noUID[e.Digest] = true
-		} else {
-			own[e.DestUID] = true
-		}
+	// to tell apart. Other accounts' entries (and pending ones) claim
+	// copies of their digest.
+	uids := make([]uint32, len(cands))
+	for i, c := range cands {
+		uids[i] = c.UID
 	}
+	ownClaims, err := a.claimedUIDs(ctx, a.opts.Account, mailbox, status.UIDValidity, uids, "")
+	if err != nil {
+		return err
+	}
+	own := ownClaims.UIDs
+	noUID := map[string]bool{}
 	others := map[string]Claims{}
+	claimsOf := func(digest string) (Claims, error) {
+		if cl, ok := others[digest]; ok {
+			return cl, nil
+		}
+		mine, err := a.claimedUIDs(ctx, a.opts.Account, mailbox, status.UIDValidity, nil, digest)
+		if err != nil {
+			return Claims{}, err
+		}
+		cl, err := a.claimedUIDs(ctx, 0, mailbox, status.UIDValidity, uids, digest)
+		if err != nil {
+			return Claims{}, err
+		}
+		noUID[digest] = mine.NoUID
+		others[digest] = cl
+		return cl, nil
+	}
 	claimed := func(uid uint32, digest string) (bool, error) {
 		if own[uid] {
 			return true, nil
 		}
-		cl, ok := others[digest]
-		if !ok {
-			var err error
-			if cl, err = a.ledger.Claims(ctx, mailbox, status.UIDValidity, digest); err != nil {
-				return false, fatal(err)
-			}
-			others[digest] = cl
-		}
-		return cl.Has(uid), nil
+		cl, err := claimsOf(digest)
+		return cl.Has(uid), err
 	}
 	used := map[uint32]bool{}
 	var dups []uint32
 	var dupRecs []int64
 	var adopted []Entry
 	for _, r := range live {
+		if _, err := claimsOf(r.Digest); err != nil {
+			return err
+		}
 		if noUID[r.Digest] {
 			a.log.Warn("the destination gave no UID for an earlier copy; a late copy of a resent message cannot be told apart, not looking for it",
-				"account", a.opts.Account, "mailbox", mailbox, "key", r.Key)
+				"account", a.opts.Name, "mailbox", mailbox, "key", r.Key)
 			drop = append(drop, r.ID)
 			continue
 		}
@@ -176,14 +199,13 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		}
 		used[match] = true
 		e, ok := entries[r.Key]
-		if (!ok || e.State != StateDone) && a.opts.SameOrigin != nil {
+		if (!ok || e.State != StateDone) && a.opts.KeyFolder != nil {
 			// Copied since under a new identity (an IMAP folder whose
 			// UIDVALIDITY changed): that entry names the message's copy.
-			for _, o := range entries {
-				if o.State == StateDone && o.Digest == r.Digest && a.opts.SameOrigin(r.Key, o.Key) {
-					e, ok = o, true
-					break
-				}
+			if o, found, err := a.newIdentity(ctx, r); err != nil {
+				return err
+			} else if found {
+				e, ok = o, true
 			}
 		}
 		if ok && e.State == StateDone {
@@ -193,7 +215,7 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 			}
 			switch {
 			case named:
-				a.log.Warn("a resent message's first APPEND was stored late; removing that second copy", "account", a.opts.Account,
+				a.log.Warn("a resent message's first APPEND was stored late; removing that second copy", "account", a.opts.Name,
 					"mailbox", mailbox, "key", r.Key, "uid", match, "kept_uid", e.DestUID)
 				dups = append(dups, match)
 				dupRecs = append(dupRecs, r.ID)
@@ -203,7 +225,7 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 				// folder mapping changed): two folders, two copies; not
 				// ours to choose.
 				a.log.Warn("a resent message's first APPEND was stored late; keeping it, its other copy is in another folder",
-					"account", a.opts.Account, "mailbox", mailbox, "key", r.Key, "uid", match, "other_mailbox", e.DestMailbox)
+					"account", a.opts.Name, "mailbox", mailbox, "key", r.Key, "uid", match, "other_mailbox", e.DestMailbox)
 				drop = append(drop, r.ID)
 				continue
 			}
@@ -211,7 +233,7 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 			// removed one of the two): the late copy is the message's
 			// copy now.
 		}
-		a.log.Info("a resent message's first APPEND was stored late; it is the message's copy", "account", a.opts.Account,
+		a.log.Info("a resent message's first APPEND was stored late; it is the message's copy", "account", a.opts.Name,
 			"mailbox", mailbox, "key", r.Key, "uid", match)
 		doneAt := now
 		if ok && e.State == StateDone && !e.DoneAt.IsZero() {
@@ -222,7 +244,7 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 			key = e.Key
 		}
 		n := Entry{
-			Account: a.opts.Account, Key: key, State: StateDone, Digest: r.Digest, Size: r.Size,
+			Key: key, State: StateDone, Digest: r.Digest, Size: r.Size,
 			MessageID: e.MessageID, DestMailbox: mailbox, DestUIDValidity: status.UIDValidity, DestUID: match,
 			Flags: e.Flags, Updated: now, DoneAt: doneAt,
 		}
@@ -232,7 +254,7 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		drop = append(drop, r.ID)
 	}
 	if len(adopted) > 0 {
-		if err := a.ledger.Put(ctx, adopted); err != nil {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: adopted}); err != nil {
 			return fatal(err)
 		}
 		a.st.LateCopiesAdopted += len(adopted)
@@ -244,7 +266,7 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 			// Keep the records: a later run against a better server, or
 			// the user, can still act on them; they expire like others.
 			a.log.Error("cannot remove late duplicate copies: the destination cannot expunge single messages",
-				"account", a.opts.Account, "mailbox", mailbox, "uids", dups)
+				"account", a.opts.Name, "mailbox", mailbox, "uids", dups)
 			a.st.LateCopiesKept += len(dups)
 		case err != nil:
 			return fmt.Errorf("removing %d late duplicate copies: %w", len(dups), err)
@@ -253,8 +275,30 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 			drop = append(drop, dupRecs...)
 		}
 	}
-	if err := a.ledger.DropResent(ctx, a.opts.Account, drop); err != nil {
-		return fatal(err)
+	if len(drop) > 0 {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{DropResent: drop}); err != nil {
+			return fatal(err)
+		}
 	}
 	return nil
+}
+
+// newIdentity finds the entry a resent message was copied under since its
+// key changed (its folder's UIDVALIDITY did): a done entry of the same
+// folder, another generation, with its digest.
+func (a *attempt) newIdentity(ctx context.Context, r Resent) (Entry, bool, error) {
+	p, ok := a.opts.KeyFolder(r.Key)
+	if !ok || r.Digest == "" {
+		return Entry{}, false, nil
+	}
+	cands, err := a.scanAll(ctx, Query{KeyPrefix: p.Folder, States: []State{StateDone}, Digest: r.Digest})
+	if err != nil {
+		return Entry{}, false, err
+	}
+	for _, o := range cands {
+		if sameOrigin(a.opts.KeyFolder, r.Key, o.Key) {
+			return o, true, nil
+		}
+	}
+	return Entry{}, false, nil
 }

@@ -24,7 +24,7 @@ func TestLateCopyLandingAfterTheRunIsRemovedByTheNext(t *testing.T) {
 		t.Fatalf("first run: error %q, resent %d, attempts %d, copied %d; want none, 7, 2, 20",
 			st.Error, st.Resent, st.Attempts, st.Copied)
 	}
-	if n := len(h.ledger.resent); n != 7 {
+	if n := len(h.ledger.resent[alice]); n != 7 {
 		t.Fatalf("ledger remembers %d resent messages, want 7", n)
 	}
 
@@ -45,12 +45,12 @@ func TestLateCopyLandingAfterTheRunIsRemovedByTheNext(t *testing.T) {
 	for _, m := range h.dst.boxes["INBOX"].msgs {
 		kept[m.uid] = true
 	}
-	for k, e := range h.ledger.entries["alice"] {
+	for k, e := range h.ledger.entries[alice] {
 		if e.State != StateDone || !kept[e.DestUID] {
 			t.Errorf("entry %s: state %v, UID %d not on the destination", k, e.State, e.DestUID)
 		}
 	}
-	if n := len(h.ledger.resent); n != 0 {
+	if n := len(h.ledger.resent[alice]); n != 0 {
 		t.Errorf("%d resent records left after they were settled, want 0", n)
 	}
 }
@@ -100,7 +100,7 @@ func TestLateCopyIsAdoptedWhenTheResendNeverHappened(t *testing.T) {
 	if n := len(h.dst.bodies("INBOX")); n != 7 {
 		t.Errorf("destination holds %d, want the 7 late copies kept", n)
 	}
-	if n := h.ledger.states("alice")[StateDone]; n != 7 {
+	if n := h.ledger.states(alice)[StateDone]; n != 7 {
 		t.Errorf("%d entries done, want the 7 adopted copies", n)
 	}
 }
@@ -133,9 +133,9 @@ func TestLateCopyChecks(t *testing.T) {
 			name: "a copy another account names is left alone",
 			setup: func(h *harness) {
 				// bob's ledger entries name the UIDs the late copies will get.
-				for _, e := range h.ledger.entries["alice"] {
-					e.Account, e.DestUID = "bob", e.DestUID+7
-					h.ledger.Put(context.Background(), []Entry{e})
+				for _, e := range h.ledger.all(alice) {
+					e.DestUID += 7
+					h.ledger.put(bob, e)
 				}
 			},
 			land: true, wantRecords: 7, wantBodies: 14,
@@ -190,16 +190,17 @@ func TestLateCopyChecks(t *testing.T) {
 				t.Errorf("second run: error %q, removed %d, adopted %d, kept %d; want none, %d, %d, %d",
 					st.Error, st.LateCopiesRemoved, st.LateCopiesAdopted, st.LateCopiesKept, tc.wantRemoved, tc.wantAdopted, tc.wantKept)
 			}
-			for k, e := range h.ledger.entries["alice"] {
+			for k, e := range h.ledger.entries[alice] {
 				found := false
 				for _, m := range h.dst.boxes["INBOX"].msgs {
 					found = found || m.uid == e.DestUID && !slices.Contains(m.flags, `\Deleted`)
 				}
+				// bob deletes at the source: his entry is gone, its copy stays.
 				if e.State != StateDone || !found {
 					t.Errorf("entry %s: state %v, its UID %d is not on the destination", k, e.State, e.DestUID)
 				}
 			}
-			if n := len(h.ledger.resent); n != tc.wantRecords {
+			if n := len(h.ledger.resent[alice]); n != tc.wantRecords {
 				t.Errorf("%d resent records left, want %d", n, tc.wantRecords)
 			}
 			if n := len(h.dst.bodies("INBOX")); n != tc.wantBodies {
@@ -222,9 +223,9 @@ func TestLateCopyWithoutAPPENDUIDIsNotGuessed(t *testing.T) {
 	}
 	h.dst.landHeld()
 	st := h.run(t)
-	if st.Error != "" || st.LateCopiesRemoved+st.LateCopiesAdopted+st.LateCopiesKept != 0 || len(h.ledger.resent) != 0 {
+	if st.Error != "" || st.LateCopiesRemoved+st.LateCopiesAdopted+st.LateCopiesKept != 0 || len(h.ledger.resent[alice]) != 0 {
 		t.Errorf("error %q, removed %d, adopted %d, kept %d, records %d; want nothing done and no records",
-			st.Error, st.LateCopiesRemoved, st.LateCopiesAdopted, st.LateCopiesKept, len(h.ledger.resent))
+			st.Error, st.LateCopiesRemoved, st.LateCopiesAdopted, st.LateCopiesKept, len(h.ledger.resent[alice]))
 	}
 	if n := len(h.dst.bodies("INBOX")); n != 14 {
 		t.Errorf("destination holds %d, want 14 (nothing removed by guessing)", n)
@@ -244,7 +245,7 @@ func TestLateCopyCheckLeavesAnotherAccountsUncommittedCopy(t *testing.T) {
 	}
 	bobSrc := &memSource{msgs: []memMsg{{key: "bob-0", body: msgs[0].body}}}
 	bobOpts := h.opts
-	bobOpts.Account, bobOpts.DeleteSource = "bob", true
+	bobOpts.Account, bobOpts.Name, bobOpts.DeleteSource = bob, "bob", true
 	ran := false
 	var during *Stats
 	bobOpts.Crashpoint = func(p string) {
@@ -261,12 +262,13 @@ func TestLateCopyCheckLeavesAnotherAccountsUncommittedCopy(t *testing.T) {
 	if during.LateCopiesRemoved != 0 || during.LateCopiesAdopted != 0 {
 		t.Errorf("alice's run took bob's uncommitted copy: removed %d, adopted %d", during.LateCopiesRemoved, during.LateCopiesAdopted)
 	}
-	e := h.ledger.entries["bob"]["bob-0"]
+	e := h.ledger.entries[bob]["bob-0"]
 	found := false
 	for _, m := range h.dst.boxes["INBOX"].msgs {
 		found = found || m.uid == e.DestUID
 	}
-	if e.State != StateDone || !found {
+	// bob deletes at the source: his entry is gone, its copy stays.
+	if e.State != StateGone || !found {
 		t.Errorf("bob's entry is %v at UID %d, which is not on the destination", e.State, e.DestUID)
 	}
 }

@@ -40,9 +40,10 @@ type harness struct {
 }
 
 func newHarness(msgs []memMsg) *harness {
-	h := &harness{src: &memSource{msgs: msgs}, dst: newMemDest(), ledger: newMemLedger()}
+	// Pages of 5: every test crosses pages of the listing.
+	h := &harness{src: &memSource{msgs: msgs, pageSize: 5}, dst: newMemDest(), ledger: newMemLedger()}
 	h.runner = &Runner{Ledger: h.ledger, Backoff: time.Millisecond}
-	h.opts = Options{Account: "alice", BatchMessages: 7, Linger: time.Millisecond,
+	h.opts = Options{Account: alice, Name: "alice", BatchMessages: 7, Linger: time.Millisecond,
 		Now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }}
 	return h
 }
@@ -74,7 +75,7 @@ func TestCopyThenRerunCopiesNothing(t *testing.T) {
 	if d := mb.msgs[0].date; !d.Equal(time.Date(2008, 6, 3, 8, 20, 0, 0, time.UTC)) {
 		t.Errorf("internal date of first message = %v, want 2008-06-03 10:20:00 +0200", d)
 	}
-	if n := h.ledger.states("alice")[StateDone]; n != 30 {
+	if n := h.ledger.states(alice)[StateDone]; n != 30 {
 		t.Errorf("ledger has %d done entries, want 30", n)
 	}
 
@@ -115,8 +116,8 @@ func TestPendingWithoutStoreIsResent(t *testing.T) {
 	// A crashed run left pending entries for messages that never reached
 	// the server.
 	for _, m := range msgs[:3] {
-		h.ledger.Put(context.Background(), []Entry{{Account: "alice", Key: m.key, State: StatePending,
-			Digest: "00", Size: int64(len(m.body)), DestMailbox: "INBOX", DestUIDValidity: 7, DestUIDNext: 1}})
+		h.ledger.put(alice, Entry{Key: m.key, State: StatePending,
+			Digest: "00", Size: int64(len(m.body)), DestMailbox: "INBOX", DestUIDValidity: 7, DestUIDNext: 1})
 	}
 	st := h.run(t)
 	if st.Resent != 3 || st.Copied != 10 || st.Error != "" {
@@ -169,7 +170,7 @@ func TestFatalErrorStopsAccountWithoutRetry(t *testing.T) {
 	// The refused message was not stored: it is forgotten, not pending.
 	// Messages after it in the batch have no outcome and stay pending for
 	// the next run to reconcile.
-	if e, ok := h.ledger.entries["alice"]["uidl-003"]; ok {
+	if e, ok := h.ledger.entries[alice]["uidl-003"]; ok {
 		t.Errorf("the refused message has a ledger entry %+v, want none", e)
 	}
 }
@@ -227,7 +228,7 @@ func TestDeleteSourceOnlyAfterCommit(t *testing.T) {
 func TestLedgerFailureIsFatalAndNothingDeleted(t *testing.T) {
 	h := newHarness(genMessages(20))
 	h.opts.DeleteSource = true
-	h.ledger.failPut = 2 // the commit of the first batch fails
+	h.ledger.failCommit = 2 // the commit of the first batch fails
 	st := h.run(t)
 	if st.ErrorClass != "fatal" || st.Attempts != 1 {
 		t.Fatalf("class %q after %d attempts, want fatal after 1", st.ErrorClass, st.Attempts)
@@ -253,8 +254,8 @@ func TestDryRunWritesNothing(t *testing.T) {
 
 func TestLockedAccountIsRefused(t *testing.T) {
 	h := newHarness(genMessages(1))
-	unlock, _ := h.ledger.Lock(context.Background(), "alice")
-	defer unlock()
+	hold, _ := h.ledger.Hold(context.Background(), alice)
+	defer hold.Release(context.Background())
 	st := h.run(t)
 	if !strings.Contains(st.Error, "locking") || st.Copied != 0 {
 		t.Errorf("run on a locked account: error %q, copied %d", st.Error, st.Copied)
@@ -435,7 +436,7 @@ func TestPipelinedAppend(t *testing.T) {
 				if st.Copied != 100 || st.Error != "" {
 					t.Errorf("copied %d, error %q; want 100, none", st.Copied, st.Error)
 				}
-				if got := l.states("alice"); got[StateDone] != 100 {
+				if got := l.states(alice); got[StateDone] != 100 {
 					t.Errorf("ledger states %v, want 100 done", got)
 				}
 			},
@@ -473,7 +474,7 @@ func TestPipelinedAppend(t *testing.T) {
 					id, _, _ := strings.Cut(rest, "\r\n")
 					stored[id] = true
 				}
-				for k, e := range l.entries["alice"] {
+				for k, e := range l.entries[alice] {
 					if stored[e.MessageID] && e.State != StateDone {
 						t.Errorf("%s is stored but %v in the ledger", k, e.State)
 					}
@@ -486,7 +487,7 @@ func TestPipelinedAppend(t *testing.T) {
 			msgs := genMessages(100)
 			h := newHarness(msgs)
 			h.opts.DestSessions = tt.sessions
-			p := &pipelining{ledger: h.ledger, account: "alice"}
+			p := &pipelining{ledger: h.ledger, account: alice}
 			h.dst.pipelined = p
 			if tt.setup != nil {
 				tt.setup(h.dst)

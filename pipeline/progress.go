@@ -12,8 +12,11 @@ const (
 // Progress receives events while accounts run. It carries data, not
 // formatting, and may be called from several goroutines at once.
 type Progress interface {
-	// AccountStarted is called once the source is listed: toCopy messages of
-	// toCopyBytes (as the source announced them) remain to be copied.
+	// AccountStarted is called as the source is listed, page by page:
+	// toCopy messages are known so far to remain to be copied, and the
+	// messages to copy found so far announce toCopyBytes. Each call
+	// replaces what the last one said (a retry lists again from the
+	// start).
 	AccountStarted(account string, toCopy int, toCopyBytes int64)
 	// MessageDone is called for each message that reached an outcome.
 	MessageDone(account string, outcome Outcome, bytes int64)

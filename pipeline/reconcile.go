@@ -4,44 +4,80 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 )
 
 // reconcile settles the entries an interrupted run left pending: each is
 // looked up on the destination and becomes done when found there, or is
-// forgotten (and so sent again) when not. It updates entries in place.
+// forgotten (and so sent again) when not.
 //
 // A pending message, if the server stored it, has a UID at or above the
 // UIDNEXT recorded before its batch was sent, and the same size and digest.
 // When the mailbox's UIDVALIDITY changed since, UIDs mean nothing: every
 // message of the mailbox is then a candidate, matched by size and digest.
-func (a *attempt) reconcile(ctx context.Context, entries map[string]Entry) error {
-	var pending []Entry
-	for _, e := range entries {
-		if e.State == StatePending {
-			pending = append(pending, e)
-		}
+// Pending entries are the batches in flight when a run stopped: a few,
+// read whole.
+func (a *attempt) reconcile(ctx context.Context) error {
+	pending, err := a.scanAll(ctx, Query{States: []State{StatePending}})
+	if err != nil {
+		return err
 	}
 	groups, mailboxes := byMailbox(pending, func(e Entry) string { return e.DestMailbox })
 	for _, mb := range mailboxes {
-		if err := a.reconcileMailbox(ctx, mb, groups[mb], entries); err != nil {
+		if err := a.reconcileMailbox(ctx, mb, groups[mb]); err != nil {
 			return fmt.Errorf("reconciling %d interrupted messages in %q: %w", len(groups[mb]), mb, err)
 		}
 	}
 	return nil
 }
 
-func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending []Entry, entries map[string]Entry) error {
+// scanAll returns every entry q selects: for the small sets only (pending
+// entries, a resent message's possible identities).
+func (a *attempt) scanAll(ctx context.Context, q Query) ([]Entry, error) {
+	var out []Entry
+	for {
+		page, next, err := a.ledger.Scan(ctx, a.opts.Account, q)
+		if err != nil {
+			return nil, fmt.Errorf("reading the ledger: %w", fatal(err))
+		}
+		out = append(out, page...)
+		if next == "" {
+			return out, nil
+		}
+		q.After = next
+	}
+}
+
+// claimedUIDs returns which of uids entries of this account (any account
+// with digest set) name in mailbox under uidValidity, asking the ledger a
+// chunk at a time; with digest, claims also holds the lowest UID a
+// pending entry of that digest may own.
+func (a *attempt) claimedUIDs(ctx context.Context, account AccountID, mailbox string, uidValidity uint32, uids []uint32, digest string) (Claims, error) {
+	out := Claims{UIDs: map[uint32]bool{}}
+	for chunk := range slices.Chunk(uids, MaxLookup) {
+		cl, err := a.ledger.Copies(ctx, CopiesQuery{Account: account, Mailbox: mailbox, UIDValidity: uidValidity, UIDs: chunk, Digest: digest})
+		if err != nil {
+			return out, fmt.Errorf("reading the ledger's copies in %q: %w", mailbox, fatal(err))
+		}
+		for u := range cl.UIDs {
+			out.UIDs[u] = true
+		}
+		if cl.PendingFrom != 0 && (out.PendingFrom == 0 || cl.PendingFrom < out.PendingFrom) {
+			out.PendingFrom = cl.PendingFrom
+		}
+		out.NoUID = out.NoUID || cl.NoUID
+	}
+	if len(uids) == 0 && digest != "" {
+		return a.ledger.Copies(ctx, CopiesQuery{Account: account, Mailbox: mailbox, UIDValidity: uidValidity, Digest: digest})
+	}
+	return out, nil
+}
+
+func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending []Entry) error {
 	status, err := a.dst.EnsureMailbox(ctx, mailbox)
 	if err != nil {
 		return err
-	}
-	// UIDs already owned by done entries are never claimed twice.
-	claimed := map[uint32]bool{}
-	for _, e := range entries {
-		if e.State == StateDone && e.DestMailbox == mailbox && e.DestUIDValidity == status.UIDValidity && e.DestUID != 0 {
-			claimed[e.DestUID] = true
-		}
 	}
 	sort.Slice(pending, func(i, j int) bool { return pending[i].Key < pending[j].Key })
 
@@ -59,7 +95,7 @@ func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending 
 	if changed {
 		from = 1
 		a.log.Warn("destination mailbox changed UIDVALIDITY since the interrupted run; matching by content",
-			"account", a.opts.Account, "mailbox", mailbox)
+			"account", a.opts.Name, "mailbox", mailbox)
 	}
 	cands, err := a.dst.ListSince(ctx, mailbox, status.UIDValidity, max(from, 1))
 	if err != nil {
@@ -68,6 +104,16 @@ func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending 
 		}
 		return fmt.Errorf("listing candidates from UID %d: %w", from, err)
 	}
+	// UIDs already owned by copied entries are never claimed twice.
+	uids := make([]uint32, len(cands))
+	for i, c := range cands {
+		uids[i] = c.UID
+	}
+	owned, err := a.claimedUIDs(ctx, a.opts.Account, mailbox, status.UIDValidity, uids, "")
+	if err != nil {
+		return err
+	}
+	claimed := owned.UIDs
 	digests := newDestDigests(a.dst, mailbox)
 
 	var found []Entry
@@ -93,13 +139,12 @@ func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending 
 		}
 		if match == 0 {
 			missing = append(missing, e.Key)
-			delete(entries, e.Key)
 			// The abandoned APPEND may still land after the copy sent
 			// again (see Resent). Had it landed before the STATUS above,
 			// the listing would have shown it, so a late copy's UID is
 			// at least the UIDNEXT that STATUS gave.
 			resent = append(resent, Resent{
-				Account: a.opts.Account, Key: e.Key, Mailbox: mailbox,
+				Key: e.Key, Mailbox: mailbox,
 				UIDValidity: status.UIDValidity, FromUID: max(status.UIDNext, from, 1),
 				Digest: e.Digest, Size: e.Size, Recorded: a.opts.Now(),
 			})
@@ -108,26 +153,21 @@ func (a *attempt) reconcileMailbox(ctx context.Context, mailbox string, pending 
 		claimed[match] = true
 		e.State, e.DestUID, e.DestUIDValidity, e.Updated = StateDone, match, status.UIDValidity, a.opts.Now()
 		e.DoneAt = e.Updated
-		entries[e.Key] = e
 		found = append(found, e)
 	}
-	if len(found) > 0 {
-		if err := a.ledger.Put(ctx, found); err != nil {
+	// Found and forgotten in one transaction: an entry is never gone
+	// without the note that its first APPEND may still land late.
+	if len(found)+len(missing) > 0 {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: found, Delete: missing, Resent: resent}); err != nil {
 			return fatal(err)
-		}
-		for _, e := range found {
-			a.run.copied[e.Key] = true
-			a.prog.MessageDone(a.opts.Account, OutcomeFound, e.Size)
 		}
 	}
-	if len(missing) > 0 {
-		if err := a.ledger.Forget(ctx, a.opts.Account, missing, resent); err != nil {
-			return fatal(err)
-		}
+	for _, e := range found {
+		a.prog.MessageDone(a.opts.Name, OutcomeFound, e.Size)
 	}
 	a.st.Reconciled += len(found)
 	a.st.Resent += len(missing)
-	a.log.Info("reconciled interrupted messages", "account", a.opts.Account, "mailbox", mailbox,
+	a.log.Info("reconciled interrupted messages", "account", a.opts.Name, "mailbox", mailbox,
 		"found", len(found), "not_found", len(missing))
 	return nil
 }

@@ -44,13 +44,19 @@ func (d Disposition) String() string {
 	return fmt.Sprintf("Disposition(%d)", int(d))
 }
 
-// DispositionOf is the disposition of a message whose ledger entry is e; ok
-// says whether the ledger has one (a map lookup's second result).
+// DispositionOf is the disposition of a listed message whose ledger entry
+// is e; ok says whether the ledger has one (a map lookup's second result).
+// A gone entry listed again is done: its copy is still there. A removed
+// one (mirror took its copy away) is copied again. A copy being moved or
+// removed is not sent again: the run that recorded the intent settles it.
 func DispositionOf(e Entry, ok bool) Disposition {
-	switch {
-	case ok && e.State == StateDone:
+	if !ok {
+		return ToCopy
+	}
+	switch e.State {
+	case StateDone, StateGone, StateMoving, StateRemoving:
 		return AlreadyDone
-	case ok && e.State == StateSkipped:
+	case StateSkipped:
 		return SkippedEarlier
 	}
 	return ToCopy

@@ -82,15 +82,38 @@ func (r *Runner) initialBackoff() time.Duration {
 	return 2 * time.Second
 }
 
-// accountRun is what one account's run remembers across attempts.
+// accountRun is what one account's run remembers across attempts: counts
+// and the few messages that need a name (skipped, gone), never a record of
+// every message.
 type accountRun struct {
-	copied        map[string]bool // committed as done during this run
-	skipped       map[string]bool // committed as skipped during this run
+	// unsettled is how many listed messages were neither done nor skipped
+	// after the last attempt that listed the whole source (less what later
+	// attempts settled): Stats.Failed.
+	unsettled     int
+	skipped       map[string]bool // reported as skipped (by this run, or recorded earlier)
 	gone          map[string]bool // listed, then gone from the source before it was fetched
-	counted       map[string]bool // already counted as done/skipped by an earlier run
-	listed        []SourceMessage
-	deletePending int // deletions issued in the last attempt, committed at Close
-	refusedInARow int // per-message refusals since the last message stored
+	deletePending int             // deletions issued in the last attempt, committed at Close
+	refusedInARow int             // per-message refusals since the last message stored
+}
+
+// noteAttempt takes an attempt's counts: a complete listing says how many
+// messages are still to copy; an attempt cut short only settles some of
+// those.
+func (run *accountRun) noteAttempt(a *attempt) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	left := a.listed - a.settled - a.finished
+	if a.complete {
+		run.unsettled = left
+		return
+	}
+	run.unsettled = max(run.unsettled-a.finished, left, 0)
+}
+
+// progress counts what a run has settled so far: an attempt that moved it
+// made progress.
+func (st *Stats) progress() int {
+	return st.Copied + st.Reconciled + st.Rematched + st.LateCopiesAdopted + st.Skipped
 }
 
 // RunAccount copies one account and returns its stats. Stats.Error is set
@@ -110,19 +133,19 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 	if r.DryRun {
 		ledger = dryRunLedger{ledger}
 	}
-	st := &Stats{Account: opts.Account, DryRun: r.DryRun}
+	st := &Stats{Account: opts.Name, DryRun: r.DryRun}
 	if r.Paused != nil {
-		pe, err := r.Paused(ctx, opts.Account)
+		pe, err := r.Paused(ctx, opts.Name)
 		if err != nil {
-			err = fatal(fmt.Errorf("reading whether account %q is paused: %w", opts.Account, err))
+			err = fatal(fmt.Errorf("reading whether account %q is paused: %w", opts.Name, err))
 			st.Error, st.ErrorClass = err.Error(), ClassOf(err).String()
-			prog.AccountFinished(opts.Account, st)
+			prog.AccountFinished(opts.Name, st)
 			return st, err
 		}
 		if pe != nil {
 			st.setPaused(pe)
-			log.Info("account paused; not started", "account", opts.Account, "because", pe.Reason)
-			prog.AccountFinished(opts.Account, st)
+			log.Info("account paused; not started", "account", opts.Name, "because", pe.Reason)
+			prog.AccountFinished(opts.Name, st)
 			return st, nil
 		}
 	}
@@ -137,30 +160,31 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 			_, st.Hint = r.Explain(err)
 		}
 	}
-	prog.AccountFinished(opts.Account, st)
+	prog.AccountFinished(opts.Name, st)
 	return st, err
 }
 
 func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats) error {
 	switch {
 	case opts.DeleteAfter < 0:
-		return fatal(fmt.Errorf("account %q: DeleteAfter %v is negative", opts.Account, opts.DeleteAfter))
+		return fatal(fmt.Errorf("account %q: DeleteAfter %v is negative", opts.Name, opts.DeleteAfter))
 	case opts.DeleteAfter > 0 && opts.DeleteSource:
-		return fatal(fmt.Errorf("account %q: DeleteSource and DeleteAfter exclude each other", opts.Account))
+		return fatal(fmt.Errorf("account %q: DeleteSource and DeleteAfter exclude each other", opts.Name))
 	}
-	unlock, err := ledger.Lock(ctx, opts.Account)
+	hold, err := ledger.Hold(ctx, opts.Account)
 	if err != nil && errors.Is(err, ErrLocked) && r.SkipLocked {
 		st.Locked = true
-		log.Info("another run is working on this account; skipped", "account", opts.Account)
+		log.Info("another run is working on this account; skipped", "account", opts.Name)
 		return nil
 	}
 	if err != nil {
-		return fatal(fmt.Errorf("locking account %q: %w", opts.Account, err))
+		return fatal(fmt.Errorf("locking account %q: %w", opts.Name, err))
 	}
-	defer unlock()
-	runID, err := ledger.StartRun(ctx, opts.Account, time.Now())
+	defer hold.Release(context.WithoutCancel(ctx))
+	started := time.Now()
+	runID, err := ledger.StartRun(ctx, opts.Account, started)
 	if err != nil {
-		return fatal(fmt.Errorf("recording the run of %q: %w", opts.Account, err))
+		return fatal(fmt.Errorf("recording the run of %q: %w", opts.Name, err))
 	}
 
 	attempts := r.Attempts
@@ -168,7 +192,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		attempts = 4
 	}
 	backoff := r.initialBackoff()
-	run := &accountRun{copied: map[string]bool{}, skipped: map[string]bool{}, counted: map[string]bool{}, gone: map[string]bool{}}
+	run := &accountRun{skipped: map[string]bool{}, gone: map[string]bool{}}
 	var paused *PausedError // the account stopped for a time the run does not wait for
 	for i, tries := 1, 1; ; i++ {
 		if t := opts.Traffic; t != nil {
@@ -182,11 +206,11 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 			}
 		}
 		st.Attempts = i
-		before := len(run.copied)
-		err = r.attempt(ctx, job, opts, ledger, log, prog, st, run)
+		before := st.progress()
+		err = r.attempt(ctx, job, opts, ledger, hold, log, prog, st, run)
 		if pe, ok := serverQuota(opts.Traffic, err, time.Now()); ok && ctx.Err() == nil {
 			log.Warn("the server refused more of this account today; pausing it until the next quota window",
-				"account", opts.Account, "until", pe.Until.Format(time.RFC3339), "error", err)
+				"account", opts.Name, "until", pe.Until.Format(time.RFC3339), "error", err)
 			err = pe
 		}
 		if pe, ok := isPaused(err); ok && ctx.Err() == nil {
@@ -197,9 +221,9 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 				break
 			}
 			st.Pauses++
-			log.Info("account paused; its sessions are closed until it goes on", "account", opts.Account,
+			log.Info("account paused; its sessions are closed until it goes on", "account", opts.Name,
 				"until", pe.Until.Format(time.RFC3339), "because", pe.Reason)
-			prog.AccountPaused(opts.Account, pe)
+			prog.AccountPaused(opts.Name, pe)
 			i--
 			continue
 		}
@@ -209,7 +233,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		// An attempt that moved messages before it failed does not use up
 		// the budget: a long run on a flaky link or a throttling server
 		// goes on while it makes progress.
-		if attempts > 1 && len(run.copied) > before && i < maxAttemptsWithProgress {
+		if attempts > 1 && st.progress() > before && i < maxAttemptsWithProgress {
 			tries, backoff = 1, r.initialBackoff()
 		} else if tries++; tries > attempts {
 			break
@@ -218,7 +242,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		if ra := retryAfter(err); ra > wait {
 			wait = ra // the server said how long
 		}
-		log.Warn("account attempt failed, retrying", "account", opts.Account, "attempt", i,
+		log.Warn("account attempt failed, retrying", "account", opts.Name, "attempt", i,
 			"retry_in", wait, "error", err)
 		select {
 		case <-time.After(wait):
@@ -232,7 +256,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	if ctx.Err() != nil && err != nil {
 		err = fmt.Errorf("interrupted: %w", ctx.Err())
 	}
-	st.Failed = run.failed()
+	st.Failed = run.unsettled
 	if paused != nil {
 		// What is left waits for the pause to end: only the messages the
 		// destination refused count as failed.
@@ -243,19 +267,25 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		st.Waiting = max(0, st.Failed-len(refused))
 		st.Failed -= st.Waiting
 		st.setPaused(paused)
-		log.Info("account paused until the next quota window; the run goes on with the others", "account", opts.Account,
+		log.Info("account paused until the next quota window; the run goes on with the others", "account", opts.Name,
 			"until", paused.Until.Format(time.RFC3339), "because", paused.Reason, "waiting", st.Waiting)
 	}
 
-	rec := RunRecord{Account: opts.Account, Finished: time.Now(), Copied: st.Copied,
-		Skipped: st.Skipped, Failed: st.Failed, Result: "ok"}
+	rec := RunRecord{Started: started, Finished: time.Now(), Copied: st.Copied, Skipped: st.Skipped, Failed: st.Failed,
+		Found: st.Reconciled + st.Rematched + st.LateCopiesAdopted, Listed: st.Listed, Gone: st.SourceGone,
+		Deleted: st.Deleted, Bytes: st.Bytes, Result: "ok"}
 	switch {
+	case errors.Is(err, errPaused):
+		rec.Result, err = "paused", nil
+		st.Paused = true
+		log.Info("account paused by an admin; its batches in flight are committed", "account", opts.Name)
 	case paused != nil && err == nil:
-		rec.Result, rec.Error = "paused", PausedRecord(paused.Until, paused.Reason)
+		// A daily quota: the checkpoint records when it resumes.
+		rec.Result, rec.Error, rec.ResumeAt = "paused", PausedRecord(paused.Until, paused.Reason), paused.Until
 	case err != nil && ctx.Err() != nil:
-		rec.Result, rec.Error = "interrupted", err.Error()
+		rec.Result, rec.Error, rec.ErrorClass = "interrupted", err.Error(), "interrupted"
 	case err != nil:
-		rec.Result, rec.Error = "failed", err.Error()
+		rec.Result, rec.Error, rec.ErrorClass = "failed", err.Error(), ClassOf(err).String()
 	case st.Skipped > 0:
 		rec.Result = "partial"
 	}
@@ -275,6 +305,10 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	return err
 }
 
+// errPaused ends an attempt whose account an admin paused (Hold.Paused):
+// the run stops after committing what is in flight, without an error.
+var errPaused = errors.New("the account was paused")
+
 // engineClass is the engine's class of the error that stopped an account:
 // "interrupted" when ctx ended, else ClassOf's.
 func engineClass(ctx context.Context, err error) string {
@@ -284,19 +318,7 @@ func engineClass(ctx context.Context, err error) string {
 	return ClassOf(err).String()
 }
 
-// failed counts listed messages that are neither done nor skipped, in the
-// ledger before this run or by it.
-func (run *accountRun) failed() int {
-	n := 0
-	for _, m := range run.listed {
-		if !run.copied[m.Key] && !run.skipped[m.Key] && !run.counted[m.Key] && !run.gone[m.Key] {
-			n++
-		}
-	}
-	return n
-}
-
-func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
+func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, hold Hold, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
 	open := job.Open
 	if open == nil {
 		open = func(ctx context.Context) (Source, Destination, error) {
@@ -309,9 +331,9 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 	}
 	rawSrc, rawDst := src, dst
 	if r.DryRun {
-		src, dst = dryRunSource{Source: src, log: log, account: opts.Account}, &dryRunDestination{Destination: dst}
+		src, dst = dryRunSource{Source: src, log: log, account: opts.Name}, &dryRunDestination{Destination: dst}
 	}
-	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, opts: opts, log: log, prog: prog, st: st,
+	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, hold: hold, opts: opts, log: log, prog: prog, st: st,
 		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun}
 	openExtra := job.OpenExtraDestination
 	if openExtra == nil {
@@ -324,19 +346,24 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 		}
 		return &dryRunDestination{Destination: d}, nil
 	}
-	run.deletePending = 0
 	err = a.do(ctx)
+	run.deletePending = a.deleted
 	dst.Close()
 	// QUIT (which commits POP3 deletions) only after a clean attempt (a
 	// pause is one: its batches were finished and committed); every
 	// deletion issued is of a message the ledger has as done, but a session
 	// cut short commits nothing, which is the safe side.
 	_, paused := isPaused(err)
-	commit := err == nil || paused
-	if cerr := src.Close(commit); cerr != nil && err == nil {
+	commit := err == nil || paused || errors.Is(err, errPaused)
+	if cerr := src.Close(commit); cerr != nil && commit {
 		err = fmt.Errorf("closing the source session: %w", cerr)
-	} else if commit {
+	} else if commit && run.deletePending > 0 {
 		st.Deleted += run.deletePending
+		// The source confirmed the deletions: their entries are gone now
+		// (as ReasonDeleted: mailferry's own, never mirrored away).
+		if cerr := ledger.Commit(context.WithoutCancel(ctx), opts.Account, Changes{ConfirmDeleted: true}); cerr != nil {
+			err = fmt.Errorf("recording %d messages deleted at the source: %w", run.deletePending, fatal(cerr))
+		}
 	}
 	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
 		// A context error that is not ours is a transport abort.

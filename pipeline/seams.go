@@ -19,17 +19,27 @@ type SourceMessage struct {
 	InternalDate time.Time // zero when the source has none (POP3)
 	Flags        []string  // nil when the source has none (POP3)
 	// Seq is the number the source gave the message in the session that
-	// listed it (a Gmail message's UID in the folder it is read from), so
-	// that Fetch and Delete need no index of the whole listing; 0 when the
-	// source has none. It means nothing to another session.
+	// listed it (the POP3 message number, a Gmail message's UID in the
+	// folder it is read from), so that Fetch and Delete need no index of
+	// the whole listing; 0 when the source has none. It means nothing to
+	// another session.
 	Seq uint32
 }
+
+// ListPage is how many messages a source hands over at most in one call
+// of List's page function.
+const ListPage = 512
 
 // Source is where messages come from (pop3src, imapsrc). A Source is used by
 // one goroutine at a time.
 type Source interface {
-	// List returns every message currently in the source.
-	List(ctx context.Context) ([]SourceMessage, error)
+	// List calls page with every message currently in the source, at most
+	// ListPage at a time, in the source's order (IMAP: folder by folder,
+	// by UID within a folder), holding no listing of the whole source
+	// itself. The session is idle while page runs: page may call Fetch,
+	// Prefetch and Delete, never List. An error from page stops the
+	// listing and is returned.
+	List(ctx context.Context, page func([]SourceMessage) error) error
 	// Fetch writes the message's exact bytes to w and returns how many it wrote.
 	Fetch(ctx context.Context, msg SourceMessage, w io.Writer) (int64, error)
 	// Delete marks messages for deletion. For POP3 the deletion only takes
@@ -112,18 +122,6 @@ type DestMessage struct {
 	Deleted bool // has the \Deleted flag: a client is deleting it
 }
 
-// Claims are the copies ledger entries may own (Ledger.Claims).
-type Claims struct {
-	UIDs map[uint32]bool
-	// PendingFrom, when not 0, claims every UID at or above it.
-	PendingFrom uint32
-}
-
-// Has reports whether uid may be owned by an entry.
-func (c Claims) Has(uid uint32) bool {
-	return c.UIDs[uid] || c.PendingFrom != 0 && uid >= c.PendingFrom
-}
-
 // Destination is where messages go (imapdst). A Destination is used by one
 // goroutine at a time.
 type Destination interface {
@@ -154,9 +152,6 @@ type Destination interface {
 // remove single messages without touching others.
 var ErrCannotExpunge = errors.New("the destination cannot expunge single messages (no UIDPLUS)")
 
-// ErrLocked is wrapped by Ledger.Lock when another run holds the account.
-var ErrLocked = errors.New("the account is locked by another run")
-
 // ErrUIDValidityChanged is returned when a mailbox's UIDVALIDITY is not the one recorded.
 var ErrUIDValidityChanged = errors.New("UIDVALIDITY changed")
 
@@ -165,128 +160,6 @@ var ErrUIDValidityChanged = errors.New("UIDVALIDITY changed")
 // engine counts it in Stats.Gone and goes on; nothing is recorded, so a
 // message wrongly taken for gone is tried again by the next run.
 var ErrMessageGone = errors.New("message no longer at the source")
-
-// State is where a message stands in the ledger.
-type State int
-
-const (
-	StatePending State = iota + 1 // intent recorded, APPEND may or may not have happened
-	StateDone                     // destination confirmed, safe to delete at the source
-	StateSkipped                  // will not be copied (reason says why); not retried
-	StateFailed                   // could not be copied this run; retried next run
-)
-
-func (s State) String() string {
-	switch s {
-	case StatePending:
-		return "pending"
-	case StateDone:
-		return "done"
-	case StateSkipped:
-		return "skipped"
-	case StateFailed:
-		return "failed"
-	}
-	return "unknown"
-}
-
-// Entry is one row of the ledger: what is known about one source message.
-// It never holds a secret.
-type Entry struct {
-	Account         string
-	Key             string // SourceMessage.Key
-	State           State
-	Reason          string // for skipped and failed
-	Digest          string // hex SHA-256 of the bytes sent
-	Size            int64  // bytes sent
-	MessageID       string
-	DestMailbox     string
-	DestUIDValidity uint32
-	DestUID         uint32 // 0 when unknown
-	// DestUIDNext is the destination mailbox's UIDNEXT before the batch holding
-	// this message was sent: the message, if stored, has UID >= DestUIDNext.
-	DestUIDNext uint32
-	// Flags are the flags the destination copy was last given (IMAP
-	// sources), so later runs can bring changed flags over.
-	Flags   []string
-	Updated time.Time
-	// DoneAt is when the message was first confirmed on the destination
-	// (state done; zero otherwise). Later updates (flag syncs) keep it: a
-	// delete_after period runs from here.
-	DoneAt time.Time
-}
-
-// Resent remembers a message that reconcile did not find on the
-// destination and forgot, so that it is sent again. Its first APPEND may
-// still complete later: a command the client gave up on (timeout, crash)
-// can sit in a send queue or a slow network and reach the server after
-// the second copy is stored. Such a late copy has a UID at or above
-// FromUID and the same size and digest; later runs look for it until a run
-// at least Options.LateCopyWindow after Recorded finds none.
-type Resent struct {
-	ID          int64 // the ledger's; 0 before it is stored
-	Account     string
-	Key         string // SourceMessage.Key
-	Mailbox     string // destination mailbox of the forgotten attempt
-	UIDValidity uint32
-	FromUID     uint32 // the UIDNEXT recorded before the forgotten attempt
-	Digest      string
-	Size        int64
-	Recorded    time.Time
-}
-
-// RunRecord is one run over one account, for `mailferry status`.
-type RunRecord struct {
-	Account  string
-	Started  time.Time
-	Finished time.Time // zero while running or after a crash
-	Result   string    // "ok", "partial", "failed", "interrupted"
-	Error    string    // last error, never a secret
-	// ErrorClass sorts Error for people: what Runner.Explain named
-	// ("login", "tls-certificate", ...) or else the engine's class
-	// ("fatal", "transient", "interrupted"); "" without an error.
-	ErrorClass string
-	// Hint says what fixes Error (Runner.Explain); "" when nothing useful
-	// can be said.
-	Hint    string
-	Copied  int
-	Skipped int
-	Failed  int
-}
-
-// Ledger is the durable checkpoint (checkpoint.Ledger). It is safe for
-// concurrent use by several accounts.
-type Ledger interface {
-	// Lock takes the per-account lock held for the whole run, so that two
-	// processes never work on the same account at once. It returns an error
-	// wrapping checkpoint.ErrLocked when another process holds it.
-	Lock(ctx context.Context, account string) (unlock func() error, err error)
-	// Entries returns every entry of the account, by Key.
-	Entries(ctx context.Context, account string) (map[string]Entry, error)
-	// Put writes entries in one durable transaction (synced before it returns).
-	Put(ctx context.Context, entries []Entry) error
-	// Delete removes entries.
-	Delete(ctx context.Context, account string, keys []string) error
-	// Forget removes pending entries that reconcile did not find on the
-	// destination and records resent, in one durable transaction, so that
-	// a crash cannot forget an entry without remembering to look for its
-	// late copy.
-	Forget(ctx context.Context, account string, keys []string, resent []Resent) error
-	// Resent returns the account's Resent records, oldest first.
-	Resent(ctx context.Context, account string) ([]Resent, error)
-	// DropResent removes Resent records by ID.
-	DropResent(ctx context.Context, account string, ids []int64) error
-	// Claims tells which copies of messages with digest in mailbox (under
-	// uidValidity) ledger entries of any account may own: the UIDs done
-	// entries name, and every UID from the lowest UIDNEXT a pending entry
-	// recorded (its APPEND may have stored a copy not yet committed).
-	// Any account: mailbox names of different destination users may
-	// collide, which only makes the answer larger, the safe side.
-	Claims(ctx context.Context, mailbox string, uidValidity uint32, digest string) (Claims, error)
-	StartRun(ctx context.Context, account string, started time.Time) (runID int64, err error)
-	FinishRun(ctx context.Context, runID int64, rec RunRecord) error
-	Close() error
-}
 
 // Class sorts errors for the engine.
 type Class int
@@ -339,4 +212,46 @@ func ClassOf(err error) Class {
 		return c.ErrorClass()
 	}
 	return ClassTransient
+}
+
+// ListSummary is what a ListSummarizer tells of its listing before
+// handing it over.
+type ListSummary struct {
+	Messages int
+	// Digest changes whenever the listing does (keys, sizes, order): 63
+	// bits of a cryptographic hash, so that a ledger's signed integers hold
+	// it.
+	Digest uint64
+}
+
+// ListSummarizer is a Source (pop3src) that can read its whole listing
+// before handing any of it over, and tell its size and digest: a listing
+// that has not changed since the last complete pass, over an account
+// whose entries are all settled, then needs no page read against the
+// ledger (issue 20: a no-op re-run of 500,000 POP3 messages). The List
+// that follows hands over the listing summarized, unless something else
+// was asked of the session between them. false: no summary (the listing
+// cannot be read ahead).
+type ListSummarizer interface {
+	ListSummary(ctx context.Context) (ListSummary, bool, error)
+}
+
+// Lister is the listing part of a Source.
+type Lister interface {
+	List(ctx context.Context, page func([]SourceMessage) error) error
+}
+
+// ListAll returns src's whole listing at once, for callers that compare it
+// as a whole (verify) or only inspect it (plan); the copy itself goes page
+// by page.
+func ListAll(ctx context.Context, src Lister) ([]SourceMessage, error) {
+	var out []SourceMessage
+	err := src.List(ctx, func(page []SourceMessage) error {
+		out = append(out, page...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

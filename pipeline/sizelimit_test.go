@@ -71,7 +71,7 @@ func TestSizeLimitBeforeAndWhileFetching(t *testing.T) {
 		if reasons[key] != want {
 			t.Errorf("skip reason of %s = %q, want %q", key, reasons[key], want)
 		}
-		if e := h.ledger.entries["alice"][key]; e.State != StateSkipped || e.Reason != want {
+		if e := h.ledger.entries[alice][key]; e.State != StateSkipped || e.Reason != want {
 			t.Errorf("ledger entry of %s = %+v, want skipped with the reason", key, e)
 		}
 	}

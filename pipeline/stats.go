@@ -57,6 +57,10 @@ type Stats struct {
 	// Gone is how many listed messages had left the source (expunged by
 	// another client) by the time they were fetched; they are not failures.
 	Gone int `json:"gone,omitempty"`
+	// SourceGone is how many copied messages this run found no longer at
+	// the source (deleted there by someone else); their entries are kept
+	// as gone for the ledger's retention.
+	SourceGone int `json:"source_gone,omitempty"`
 	// Deleted is how many messages were deleted at the source (in a dry
 	// run: would have been).
 	Deleted int `json:"deleted"`
@@ -74,8 +78,9 @@ type Stats struct {
 	Attempts      int `json:"attempts"`
 	// Paused is set when the account ended this run paused, which is no
 	// failure: not started because it was paused (Runner.Paused, e.g. by
-	// an operator), or stopped for a time the run does not wait for (a
-	// daily quota reached). PausedReason says why, and PausedUntil when it
+	// an operator), paused by an operator during the run (Hold.Paused: it
+	// stopped after committing its batches in flight), or stopped for a
+	// time the run does not wait for (a daily quota reached). PausedReason says why, and PausedUntil when it
 	// goes on by itself (nil: when it is resumed). Waiting is how many
 	// listed messages wait for it; they are not failures. Pauses counts
 	// the pauses the run waited out (a timetable's pause, a slow message

@@ -536,7 +536,18 @@ func parseNumber(s string) (int, bool) {
 // "scan listing").
 func (c *Client) List(ctx context.Context) ([]MessageInfo, error) {
 	var out []MessageInfo
-	err := c.do(ctx, "LIST", func() error {
+	err := c.ListEach(ctx, func(m MessageInfo) error {
+		out = append(out, m)
+		return nil
+	})
+	return out, err
+}
+
+// ListEach is List calling each for every line as it is read, holding no
+// copy of the listing. An error from each ends the session (the rest of
+// the reply is not read).
+func (c *Client) ListEach(ctx context.Context, each func(MessageInfo) error) error {
+	return c.do(ctx, "LIST", func() error {
 		if err := c.send("LIST", "LIST"); err != nil {
 			return err
 		}
@@ -544,20 +555,40 @@ func (c *Client) List(ctx context.Context) ([]MessageInfo, error) {
 			return err
 		}
 		return c.readMultiline("LIST", func(line string) error {
-			f := strings.Fields(line)
-			if len(f) < 2 {
+			m, ok := parseScanLine(line)
+			if !ok {
 				return &ProtocolError{Command: "LIST", Reason: "malformed scan listing", Line: shorten(line)}
 			}
-			n, ok := parseNumber(f[0])
-			size, err := strconv.ParseInt(f[1], 10, 64)
-			if !ok || err != nil || size < 0 {
-				return &ProtocolError{Command: "LIST", Reason: "malformed scan listing", Line: shorten(line)}
-			}
-			out = append(out, MessageInfo{Number: n, Size: size})
-			return nil
+			return each(m)
 		})
 	})
-	return out, err
+}
+
+// parseScanLine parses "n size", the body of a LIST reply line.
+func parseScanLine(line string) (MessageInfo, bool) {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return MessageInfo{}, false
+	}
+	n, ok := parseNumber(f[0])
+	size, err := strconv.ParseInt(f[1], 10, 64)
+	if !ok || err != nil || size < 0 {
+		return MessageInfo{}, false
+	}
+	return MessageInfo{Number: n, Size: size}, true
+}
+
+// parseUIDLine parses "n unique-id", the body of a UIDL reply line.
+func parseUIDLine(line string) (UIDInfo, bool) {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return UIDInfo{}, false
+	}
+	n, ok := parseNumber(f[0])
+	if !ok {
+		return UIDInfo{}, false
+	}
+	return UIDInfo{Number: n, UID: f[1]}, true
 }
 
 // UIDL returns the unique-id listing of every message not marked deleted
@@ -565,7 +596,17 @@ func (c *Client) List(ctx context.Context) ([]MessageInfo, error) {
 // command: the error then wraps both ErrNoUIDL and the *ResponseError.
 func (c *Client) UIDL(ctx context.Context) ([]UIDInfo, error) {
 	var out []UIDInfo
-	err := c.do(ctx, "UIDL", func() error {
+	err := c.UIDLEach(ctx, func(u UIDInfo) error {
+		out = append(out, u)
+		return nil
+	})
+	return out, err
+}
+
+// UIDLEach is UIDL calling each for every line as it is read, holding no
+// copy of the listing. An error from each ends the session.
+func (c *Client) UIDLEach(ctx context.Context, each func(UIDInfo) error) error {
+	return c.do(ctx, "UIDL", func() error {
 		if err := c.send("UIDL", "UIDL"); err != nil {
 			return err
 		}
@@ -577,19 +618,183 @@ func (c *Client) UIDL(ctx context.Context) ([]UIDInfo, error) {
 			return err
 		}
 		return c.readMultiline("UIDL", func(line string) error {
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				return &ProtocolError{Command: "UIDL", Reason: "malformed unique-id listing", Line: shorten(line)}
-			}
-			n, ok := parseNumber(f[0])
+			u, ok := parseUIDLine(line)
 			if !ok {
 				return &ProtocolError{Command: "UIDL", Reason: "malformed unique-id listing", Line: shorten(line)}
 			}
-			out = append(out, UIDInfo{Number: n, UID: f[1]})
-			return nil
+			return each(u)
 		})
 	})
-	return out, err
+}
+
+// Info is what "LIST n" and "UIDL n" say of one message.
+type Info struct {
+	Number int
+	Size   int64  // with sizes; 0 otherwise
+	UID    string // with uids; "" otherwise
+	// Exists is false when the server answered -ERR: no such message in
+	// this session, or one marked deleted.
+	Exists bool
+}
+
+// infoChunk bounds the messages whose LIST n and UIDL n are in flight at
+// once: the replies (some 40 bytes a message) always fit the socket
+// buffers, so that neither side blocks writing while the other does.
+const infoChunk = 128
+
+// Infos asks "LIST n" (with sizes) and "UIDL n" (with uids) for each of
+// nums, pipelined (RFC 2449 §6.6: use it only with a server that announced
+// PIPELINING): a few round trips for any number of messages, and no reply
+// longer than a line. A message the server does not have (-ERR) comes back
+// with Exists false; one it answers LIST for but not UIDL is a protocol
+// error.
+func (c *Client) Infos(ctx context.Context, nums []int, sizes, uids bool) ([]Info, error) {
+	out := make([]Info, len(nums))
+	if len(nums) == 0 || !sizes && !uids {
+		return out, nil
+	}
+	for _, n := range nums {
+		if n <= 0 {
+			return nil, fmt.Errorf("pop3src: LIST/UIDL: invalid message number %d", n)
+		}
+	}
+	err := c.do(ctx, "LIST/UIDL", func() error {
+		write := func(part []int) error {
+			for _, n := range part {
+				if sizes {
+					cmd := "LIST " + strconv.Itoa(n)
+					c.trace("C: ", cmd)
+					if _, err := c.w.WriteString(cmd + "\r\n"); err != nil {
+						return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", cmd, err))
+					}
+				}
+				if uids {
+					cmd := "UIDL " + strconv.Itoa(n)
+					c.trace("C: ", cmd)
+					if _, err := c.w.WriteString(cmd + "\r\n"); err != nil {
+						return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", cmd, err))
+					}
+				}
+			}
+			if err := c.w.Flush(); err != nil {
+				return c.fail(fmt.Errorf("pop3src: pipelined LIST/UIDL: sending commands: %w", err))
+			}
+			return nil
+		}
+		read := func(i int) error {
+			n := nums[i]
+			info := Info{Number: n, Exists: true}
+			if sizes {
+				cmd := "LIST " + strconv.Itoa(n)
+				st, err := c.readStatus(cmd)
+				var re *ResponseError
+				switch {
+				case errors.As(err, &re):
+					info.Exists = false
+				case err != nil:
+					return err
+				default:
+					m, ok := parseScanLine(st.text)
+					if !ok || m.Number != n {
+						return c.fail(&ProtocolError{Command: cmd, Reason: "malformed scan listing", Line: shorten(st.text)})
+					}
+					info.Size = m.Size
+				}
+			}
+			if uids {
+				cmd := "UIDL " + strconv.Itoa(n)
+				st, err := c.readStatus(cmd)
+				var re *ResponseError
+				switch {
+				case errors.As(err, &re):
+					if sizes && info.Exists {
+						return c.fail(&ProtocolError{Command: cmd, Reason: fmt.Sprintf("no unique-id for message %d", n)})
+					}
+					info.Exists = false
+				case err != nil:
+					return err
+				default:
+					u, ok := parseUIDLine(st.text)
+					if !ok || u.Number != n {
+						return c.fail(&ProtocolError{Command: cmd, Reason: "malformed unique-id listing", Line: shorten(st.text)})
+					}
+					if !info.Exists {
+						return c.fail(&ProtocolError{Command: cmd, Reason: fmt.Sprintf("unique-id for message %d, which LIST does not have", n)})
+					}
+					info.UID = u.UID
+				}
+			}
+			out[i] = info
+			return nil
+		}
+		// At most two chunks in flight: the next is sent before the
+		// replies to the last are read.
+		sent := 0
+		for read0 := 0; read0 < len(nums); {
+			for sent < len(nums) && sent < read0+2*infoChunk {
+				end := min(sent+infoChunk, len(nums))
+				if err := write(nums[sent:end]); err != nil {
+					return err
+				}
+				sent = end
+			}
+			end := min(read0+infoChunk, len(nums))
+			for ; read0 < end; read0++ {
+				if err := read(read0); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RetrIfUID streams message n to w, as Retr, only when the server's UIDL
+// for it is uid; it sends "UIDL n" and "RETR n" together (PIPELINING), so
+// the check costs no round trip. When the UIDL differs it reads the
+// message to its end, discarding it, and returns an error wrapping
+// ErrUnknownKey.
+func (c *Client) RetrIfUID(ctx context.Context, n int, uid string, w io.Writer) (int64, error) {
+	if n <= 0 {
+		return 0, fmt.Errorf("pop3src: RETR: invalid message number %d", n)
+	}
+	uidlCmd, retrCmd := "UIDL "+strconv.Itoa(n), "RETR "+strconv.Itoa(n)
+	var written int64
+	err := c.do(ctx, retrCmd, func() error {
+		c.trace("C: ", uidlCmd)
+		c.trace("C: ", retrCmd)
+		if _, err := c.w.WriteString(uidlCmd + "\r\n" + retrCmd + "\r\n"); err != nil {
+			return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", retrCmd, err))
+		}
+		if err := c.w.Flush(); err != nil {
+			return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", retrCmd, err))
+		}
+		st, uerr := c.readStatus(uidlCmd)
+		var re *ResponseError
+		if uerr != nil && !errors.As(uerr, &re) {
+			return uerr
+		}
+		if uerr == nil {
+			if u, ok := parseUIDLine(st.text); !ok || u.Number != n || u.UID != uid {
+				uerr = fmt.Errorf("message %d is not %q: %w", n, uid, ErrUnknownKey)
+			}
+		}
+		if uerr != nil {
+			_, err := c.readRetr(retrCmd, io.Discard)
+			if err != nil && !errors.As(err, &re) {
+				return err
+			}
+			return uerr
+		}
+		var err error
+		written, err = c.readRetr(retrCmd, w)
+		return err
+	})
+	return written, err
 }
 
 // Retr streams message n's exact bytes to w (RFC 1939 §7) and returns how
@@ -727,6 +932,52 @@ func (c *Client) Dele(ctx context.Context, n int) error {
 	}
 	_, err := c.simple(ctx, "DELE "+strconv.Itoa(n))
 	return err
+}
+
+// DeleMany marks each of nums deleted with pipelined DELEs (RFC 2449
+// §6.6: only with a server that announced PIPELINING), a chunk at a time.
+// A -ERR (a *ResponseError naming the message) stops it after the
+// replies of its chunk are read: some messages may be marked, and the
+// caller must not QUIT (which would remove them) but treat the session as
+// failed.
+func (c *Client) DeleMany(ctx context.Context, nums []int) error {
+	for _, n := range nums {
+		if n <= 0 {
+			return fmt.Errorf("pop3src: DELE: invalid message number %d", n)
+		}
+	}
+	return c.do(ctx, "DELE", func() error {
+		for len(nums) > 0 {
+			part := nums[:min(infoChunk, len(nums))]
+			nums = nums[len(part):]
+			for _, n := range part {
+				cmd := "DELE " + strconv.Itoa(n)
+				c.trace("C: ", cmd)
+				if _, err := c.w.WriteString(cmd + "\r\n"); err != nil {
+					return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", cmd, err))
+				}
+			}
+			if err := c.w.Flush(); err != nil {
+				return c.fail(fmt.Errorf("pop3src: pipelined DELE: sending commands: %w", err))
+			}
+			var first error
+			for _, n := range part {
+				if _, err := c.readStatus("DELE " + strconv.Itoa(n)); err != nil {
+					var re *ResponseError
+					if !errors.As(err, &re) {
+						return err
+					}
+					if first == nil {
+						first = err
+					}
+				}
+			}
+			if first != nil {
+				return first
+			}
+		}
+		return nil
+	})
 }
 
 // Noop does nothing but keeps the session alive (RFC 1939 §5).

@@ -48,7 +48,7 @@ func TestDovecotPrefetch(t *testing.T) {
 
 	// The reference: plain RETRs, one per round trip.
 	ref := open(t, opts)
-	list, err := ref.List(ctx)
+	list, err := pipeline.ListAll(ctx, ref)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -79,7 +79,7 @@ func TestDovecotPrefetch(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t, opts)
-			l, err := s.List(ctx)
+			l, err := pipeline.ListAll(ctx, s)
 			if err != nil {
 				t.Fatalf("List: %v", err)
 			}
@@ -104,7 +104,7 @@ func TestDovecotPrefetch(t *testing.T) {
 
 	// Delete with replies in flight, then commit.
 	s := open(t, opts)
-	l, err := s.List(ctx)
+	l, err := pipeline.ListAll(ctx, s)
 	if err != nil {
 		t.Fatal(err)
 	}

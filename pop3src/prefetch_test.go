@@ -64,7 +64,8 @@ func TestTranscriptPipelinedRetr(t *testing.T) {
 
 // scriptedSource is a Source over a scripted session that has listed n
 // messages of the given sizes with UIDLs "u1".."un" and, when pipelining,
-// a CAPA with PIPELINING. script follows the listing.
+// a CAPA with PIPELINING: one UIDL and one LIST listing, with or without.
+// script follows the listing.
 func scriptedSource(t *testing.T, sizes []int, pipelining bool, maxAhead int, maxBytes int64, script ...step) (*Source, []pipeline.SourceMessage, func()) {
 	t.Helper()
 	var list, uidl strings.Builder
@@ -76,16 +77,17 @@ func scriptedSource(t *testing.T, sizes []int, pipelining bool, maxAhead int, ma
 	if pipelining {
 		capa = "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"
 	}
-	full := append([]step{
+	full := []step{
 		{reply: "+OK\r\n"},
-		{want: "LIST\r\n", reply: "+OK\r\n" + list.String() + ".\r\n"},
 		{want: "CAPA\r\n", reply: capa},
 		{want: "UIDL\r\n", reply: "+OK\r\n" + uidl.String() + ".\r\n"},
-	}, script...)
+		{want: "LIST\r\n", reply: "+OK\r\n" + list.String() + ".\r\n"},
+	}
+	full = append(full, script...)
 	c, wait := scripted(t, plain, full...)
 	s := &Source{c: c, log: slog.New(slog.DiscardHandler), server: "scripted", user: "alice"}
 	s.setPrefetchLimits(maxAhead, maxBytes)
-	msgs, err := s.List(context.Background())
+	msgs, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -235,7 +237,7 @@ func TestSourcePrefetch(t *testing.T) {
 			opts.PrefetchMessages = 3 // smaller than the mailbox: the window moves
 			s := open(t, opts)
 			ctx := context.Background()
-			list, err := s.List(ctx)
+			list, err := pipeline.ListAll(ctx, s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -306,7 +308,7 @@ func TestSourcePrefetchWriterFails(t *testing.T) {
 	srv := startFake(t, pop3fake.Options{Messages: msgs, Pipelining: true})
 	s := open(t, plainOptions(srv))
 	ctx := context.Background()
-	list, err := s.List(ctx)
+	list, err := pipeline.ListAll(ctx, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +334,7 @@ func TestSourcePrefetchWriterFails(t *testing.T) {
 func TestSourcePrefetchCancel(t *testing.T) {
 	srv := startFake(t, pop3fake.Options{Messages: testMessages(), Pipelining: true})
 	s := open(t, plainOptions(srv))
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +446,7 @@ func benchmarkFetch(b *testing.B, msgs []pop3fake.Message, rtt time.Duration, pr
 		b.Fatal(err)
 	}
 	defer s.Close(false)
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -52,7 +52,7 @@ func TestSourceAPOPOnly(t *testing.T) {
 	for _, noCAPA := range []bool{false, true} {
 		srv := startFake(t, pop3fake.Options{APOPOnly: true, NoCAPA: noCAPA, Messages: msgs})
 		s := open(t, plainOptions(srv))
-		list, err := s.List(context.Background())
+		list, err := pipeline.ListAll(context.Background(), s)
 		if err != nil || len(list) != 1 {
 			t.Fatalf("NoCAPA=%v: List = %v, %v", noCAPA, list, err)
 		}
@@ -72,7 +72,7 @@ func TestSourceAPOPOnly(t *testing.T) {
 	}
 	srv := startFake(t, pop3fake.Options{APOPOnly: true, TLSConfig: serverTLS, ImplicitTLS: true, Messages: msgs})
 	s := open(t, Options{Addr: srv.Addr(), TLS: TLSImplicit, TLSConfig: clientTLS, User: testUser, Password: secret.New(testPassword)})
-	if _, err := s.List(context.Background()); err != nil {
+	if _, err := pipeline.ListAll(context.Background(), s); err != nil {
 		t.Fatalf("APOP over TLS: %v", err)
 	}
 }
@@ -102,7 +102,7 @@ func TestSourceRETRRefused(t *testing.T) {
 			opts.Faults = pop3fake.Faults{Err: map[string]string{"RETR 2": "-ERR message is corrupt"}}
 			srv := startFake(t, opts)
 			s := open(t, plainOptions(srv))
-			list, err := s.List(context.Background())
+			list, err := pipeline.ListAll(context.Background(), s)
 			if err != nil || len(list) != 3 {
 				t.Fatalf("List = %v, %v; want 3 messages", list, err)
 			}
@@ -147,7 +147,7 @@ func TestSourceListSizeWrong(t *testing.T) {
 	}
 	srv := startFake(t, pop3fake.Options{Messages: msgs, Pipelining: true})
 	s := open(t, plainOptions(srv))
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestSourceUTF8(t *testing.T) {
 	msg := []byte("Subject: Grüße\r\nMessage-ID: <u@x>\r\n\r\nhällo\r\n")
 	srv := startFake(t, pop3fake.Options{UTF8: true, Messages: []pop3fake.Message{{UIDL: "u1", Body: msg}}})
 	s := open(t, plainOptions(srv))
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}

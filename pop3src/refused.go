@@ -28,7 +28,7 @@ func (s *Source) refusedRetr(ctx context.Context, msg pipeline.SourceMessage, w 
 	if written != 0 || !errors.As(err, &re) || re.Code != "" || commandName(re.Command) != "RETR" {
 		return written, err
 	}
-	n, nerr := s.number("fetching", msg.Key)
+	n, sure, nerr := s.number("fetching", msg)
 	if nerr != nil {
 		return written, err
 	}
@@ -41,7 +41,11 @@ func (s *Source) refusedRetr(ctx context.Context, msg pipeline.SourceMessage, w 
 		case <-t.C:
 		}
 		s.sent = s.pos // Retr discards the prefetched replies in flight
-		written, err = s.c.Retr(ctx, n, w)
+		if !sure && s.pipelining {
+			written, err = s.c.RetrIfUID(ctx, n, msg.Key, w)
+		} else {
+			written, err = s.c.Retr(ctx, n, w)
+		}
 		if err == nil || written != 0 || !errors.As(err, &re) || re.Code != "" {
 			return written, err
 		}
@@ -58,11 +62,26 @@ func isRefusal(err error) bool {
 	return errors.As(err, &re) && re.Code == "" && commandName(re.Command) == "RETR"
 }
 
-// sizesByNumber indexes a LIST reply by message number.
-func sizesByNumber(list []MessageInfo) map[int]int64 {
-	out := make(map[int]int64, len(list))
-	for _, m := range list {
-		out[m.Number] = m.Size
+// sizeIn looks a message's size up in a LIST reply.
+func sizeIn(list []MessageInfo) func(int) (int64, error) {
+	return func(n int) (int64, error) {
+		for _, m := range list {
+			if m.Number == n {
+				return m.Size, nil
+			}
+		}
+		return 0, nil
 	}
-	return out
+}
+
+// sizeAsked asks the server for a message's size (LIST n): for a message
+// keyed before the whole LIST was read.
+func (s *Source) sizeAsked(ctx context.Context) func(int) (int64, error) {
+	return func(n int) (int64, error) {
+		infos, err := s.c.Infos(ctx, []int{n}, true, false)
+		if err != nil || len(infos) == 0 {
+			return 0, err
+		}
+		return infos[0].Size, nil
+	}
 }

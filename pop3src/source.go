@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -92,10 +93,21 @@ type Source struct {
 	// onClose is Options.OnClose until Close has called it.
 	onClose func()
 
+	// The last listing, of which no copy of the whole is kept in memory
+	// (issue 20: flat memory): numbers run up to maxNum; special holds the keys that
+	// are not the message's UIDL (shared UIDLs, no UIDL); page maps the
+	// keys of the page being handed over to their numbers; all maps every
+	// key when the server can only be listed at once (no PIPELINING, no
+	// UIDL). A number whose key none of them vouch for is checked with
+	// UIDL n before it is fetched or deleted.
 	listed  bool
-	byKey   map[string]int // key -> message number, from the last List
-	sizes   map[int]int64  // message number -> size, from the last List
-	deleted map[int]bool   // numbers marked with DELE this session
+	maxNum  int
+	special map[int]string
+	page    map[string]int
+	all     map[string]int
+	deleted []uint64 // bit n: marked with DELE this session
+	// spilled is the listing ListSummary made, for the List that follows.
+	spilled *listing
 
 	// Prefetch state (RFC 2449 §6.6): plan is the order Prefetch announced;
 	// plan[pos] is the Fetch expected next; the RETRs for plan[pos:sent]
@@ -211,115 +223,221 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 	return err
 }
 
-// hasUIDL decides whether to use UIDL: the post-login CAPA (RFC 2449 §5:
-// capabilities may change after login) says so; a server without CAPA is
-// asked and may answer -ERR.
-func (s *Source) hasUIDL(ctx context.Context) ([]UIDInfo, bool, error) {
+// capaUIDL asks CAPA after login (RFC 2449 §5: capabilities may change
+// after login) and reports whether UIDL may work: a server without CAPA is
+// asked UIDL anyway and may answer -ERR.
+func (s *Source) capaUIDL(ctx context.Context) (bool, error) {
 	caps, err := s.c.Capa(ctx)
 	s.pipelining = err == nil && caps.Has("PIPELINING")
 	if uerr := s.utf8(ctx, caps); uerr != nil {
-		return nil, false, uerr
+		return false, uerr
 	}
 	var re *ResponseError
 	switch {
 	case err == nil && !caps.Has("UIDL"):
-		return nil, false, nil
+		return false, nil
 	case err != nil && !errors.As(err, &re):
-		return nil, false, err
+		return false, err
 	}
-	uids, err := s.c.UIDL(ctx)
-	if errors.Is(err, ErrNoUIDL) {
-		return nil, false, nil
-	}
-	return uids, err == nil, err
+	return true, nil
 }
 
-// List returns the maildrop's messages in server order, keyed by UIDL.
+// List hands the maildrop's messages to page in server order, keyed by
+// UIDL, ListPage at a time, with Seq set to the message number.
 //
-// Duplicate UIDLs (a broken server): every message sharing one gets the key
+// It keeps no copy of the listing in memory (issue 20): one UIDL and one
+// LIST are streamed into a temporary file, then handed over a page at a
+// time (listing.go). A server without UIDL, or one that lists out of
+// number order, is listed at once into memory instead.
+//
+// Shared UIDLs (a broken server): every message sharing one gets the key
 // "<uidl>#sha256:<hex>" from its content, so a key does not move to another
 // message when one of them is deleted; identical copies are told apart by
 // "#2", "#3"... in message order. Without UIDL every message is downloaded
 // once and keyed "sha256:<hex>", with the same suffixes.
-func (s *Source) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
+func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) error) error {
+	s.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			s.mu.Unlock()
+		}
+	}()
+	l, uidl, err := s.prepare(ctx, false)
+	if err != nil {
+		return err
+	}
+	s.spilled = nil
+	defer l.close()
+	hand := func(msgs []pipeline.SourceMessage) error {
+		pg := make(map[string]int, len(msgs))
+		for _, m := range msgs {
+			pg[m.Key] = int(m.Seq)
+		}
+		s.page = pg
+		s.mu.Unlock()
+		locked = false
+		err := page(msgs)
+		s.mu.Lock()
+		locked = true
+		return err
+	}
+	s.listed = true
+	if l == nil {
+		msgs, err := s.listAtOnce(ctx, uidl)
+		if err != nil {
+			return fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
+		}
+		for chunk := range slices.Chunk(msgs, pipeline.ListPage) {
+			if err := hand(chunk); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var handErr error
+	msgs := make([]pipeline.SourceMessage, 0, pipeline.ListPage)
+	err = l.each(func(m pipeline.SourceMessage) error {
+		msgs = append(msgs, m)
+		if len(msgs) < pipeline.ListPage {
+			return nil
+		}
+		handErr = hand(msgs)
+		msgs = make([]pipeline.SourceMessage, 0, pipeline.ListPage)
+		return handErr
+	}, s.special)
+	if handErr != nil {
+		return handErr
+	}
+	if err != nil {
+		return fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
+	}
+	if len(msgs) > 0 {
+		return hand(msgs)
+	}
+	return nil
+}
+
+// ListSummary lists the maildrop (List then hands over this listing, if
+// nothing else is asked of the session meanwhile) and tells its size and
+// digest: the UIDLs and sizes in order, and the keys made from content.
+// A server without UIDL, or listing out of order, has none (false).
+func (s *Source) ListSummary(ctx context.Context) (pipeline.ListSummary, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	l, _, err := s.prepare(ctx, true)
+	if err != nil || l == nil {
+		return pipeline.ListSummary{}, false, err
+	}
+	s.spilled = l
+	return l.summary, true, nil
+}
+
+// prepare starts a listing: the one ListSummary just made (when reuse
+// and nothing came between), or a new spill. It returns nil and whether
+// the server has UIDL when the maildrop must be listed at once.
+func (s *Source) prepare(ctx context.Context, summary bool) (*listing, bool, error) {
+	if l := s.spilled; l != nil && !summary {
+		return l, true, nil
+	}
+	s.spilled.close()
+	s.spilled = nil
 	s.resetPlan() // the Client discards replies still in flight
+	// s.deleted stays: the server keeps what DELE marked for the session.
+	s.listed, s.maxNum, s.special, s.page, s.all = false, 0, nil, nil, nil
+	uidl, err := s.capaUIDL(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("listing UIDLs of %s at %s: %w", s.user, s.server, err)
+	}
+	if !uidl {
+		return nil, false, nil
+	}
+	l, uidl, err := s.spill(ctx)
+	switch {
+	case errors.Is(err, errUnordered):
+		s.log.Warn("server lists messages out of order: listing the maildrop into memory", "user", s.user)
+		s.maxNum, s.special = 0, nil
+		return nil, true, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
+	}
+	return l, uidl, nil
+}
+
+// listAtOnce lists the maildrop into memory with one LIST and one UIDL,
+// for servers that cannot be asked page by page (no PIPELINING) or have
+// no UIDL (every message downloaded once to key it by content).
+func (s *Source) listAtOnce(ctx context.Context, uidl bool) ([]pipeline.SourceMessage, error) {
 	sizes, err := s.c.List(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
-	}
-	uids, ok, err := s.hasUIDL(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("listing UIDLs of %s at %s: %w", s.user, s.server, err)
+		return nil, err
 	}
 	keys := make(map[int]string, len(sizes))
-	if ok {
-		err = s.keysFromUIDL(ctx, sizes, uids, keys)
+	if uidl {
+		uids, err := s.c.UIDL(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing UIDLs: %w", err)
+		}
+		uidOf := make(map[int]string, len(uids))
+		byUID := make(map[string][]int, len(uids))
+		for _, u := range uids {
+			uidOf[u.Number] = u.UID
+			byUID[u.UID] = append(byUID[u.UID], u.Number)
+		}
+		var shared []string
+		for uid, nums := range byUID {
+			if len(nums) > 1 {
+				shared = append(shared, uid)
+			}
+		}
+		sort.Strings(shared)
+		for _, uid := range shared {
+			if s.special == nil {
+				s.special = map[int]string{}
+			}
+			nums := byUID[uid]
+			s.log.Warn("server reports the same UIDL for several messages: keying them by UIDL and content digest", "uidl", uid, "messages", len(nums))
+			if err := s.keysFromDigest(ctx, nums, uid+"#", sizeIn(sizes), s.special); err != nil {
+				return nil, err
+			}
+		}
+		// Every listed message needs a UIDL, or it would have no identity.
+		for _, m := range sizes {
+			uid, ok := uidOf[m.Number]
+			if !ok {
+				return nil, &ProtocolError{Command: "UIDL", Reason: fmt.Sprintf("no unique-id for message %d", m.Number)}
+			}
+			if k, ok := s.special[m.Number]; ok {
+				uid = k
+			}
+			keys[m.Number] = uid
+		}
 	} else {
 		s.log.Warn("server has no UIDL: keying messages by content digest, downloading each once to list it", "messages", len(sizes))
 		nums := make([]int, len(sizes))
 		for i, m := range sizes {
 			nums[i] = m.Number
 		}
-		err = s.keysFromDigest(ctx, nums, "", sizesByNumber(sizes), keys)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
+		if err := s.keysFromDigest(ctx, nums, "", sizeIn(sizes), keys); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]pipeline.SourceMessage, 0, len(sizes))
-	byKey := make(map[string]int, len(sizes))
-	sizeOf := make(map[int]int64, len(sizes))
+	s.all = make(map[string]int, len(sizes))
 	for _, m := range sizes {
-		out = append(out, pipeline.SourceMessage{Key: keys[m.Number], Size: m.Size})
-		byKey[keys[m.Number]] = m.Number
-		sizeOf[m.Number] = m.Size
+		out = append(out, pipeline.SourceMessage{Key: keys[m.Number], Size: m.Size, Seq: uint32(m.Number)})
+		s.all[keys[m.Number]] = m.Number
+		s.maxNum = max(s.maxNum, m.Number)
 	}
-	s.byKey, s.sizes, s.listed = byKey, sizeOf, true
-	s.deleted = map[int]bool{}
 	return out, nil
-}
-
-func (s *Source) keysFromUIDL(ctx context.Context, sizes []MessageInfo, uids []UIDInfo, keys map[int]string) error {
-	uidOf := make(map[int]string, len(uids))
-	count := map[string]int{}
-	for _, u := range uids {
-		uidOf[u.Number] = u.UID
-		count[u.UID]++
-	}
-	// Every listed message needs a UIDL, or it would have no identity.
-	dups := map[string][]int{}
-	for _, m := range sizes {
-		uid, ok := uidOf[m.Number]
-		if !ok {
-			return &ProtocolError{Command: "UIDL", Reason: fmt.Sprintf("no unique-id for message %d", m.Number)}
-		}
-		if count[uid] > 1 {
-			dups[uid] = append(dups[uid], m.Number)
-			continue
-		}
-		keys[m.Number] = uid
-	}
-	uidsSorted := make([]string, 0, len(dups))
-	for uid := range dups {
-		uidsSorted = append(uidsSorted, uid)
-	}
-	sort.Strings(uidsSorted)
-	for _, uid := range uidsSorted {
-		nums := dups[uid]
-		s.log.Warn("server reports the same UIDL for several messages: keying them by UIDL and content digest", "uidl", uid, "messages", len(nums))
-		if err := s.keysFromDigest(ctx, nums, uid+"#", sizesByNumber(sizes), keys); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // keysFromDigest downloads the messages nums and keys each
 // prefix+"sha256:<hex>", adding "#2", "#3"... to identical ones in order.
-// A suffixed key that collides with a key already taken is skipped past, so
-// keys stay unique.
-func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, sizes map[int]int64, keys map[int]string) error {
+// A suffixed key that collides with a key already in keys is skipped past,
+// so keys stay unique. sizeOf gives the listed size of a message the
+// server refuses to serve (its key then).
+func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, sizeOf func(int) (int64, error), keys map[int]string) error {
 	taken := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		taken[k] = true
@@ -333,7 +451,11 @@ func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, 
 			// fails on its own (Fetch) and is tried again by the next
 			// run, and the messages after it are copied.
 			s.log.Warn("the server refused to serve a message; keying it by its size", "message", n, "error", err)
-			base = prefix + "unreadable:" + strconv.FormatInt(sizes[n], 10)
+			size, serr := sizeOf(n)
+			if serr != nil {
+				return fmt.Errorf("listing the size of message %d: %w", n, serr)
+			}
+			base = prefix + "unreadable:" + strconv.FormatInt(size, 10)
 		} else if err != nil {
 			return fmt.Errorf("digesting message %d: %w", n, err)
 		} else {
@@ -349,15 +471,38 @@ func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, 
 	return nil
 }
 
-func (s *Source) number(op string, key string) (int, error) {
+// number returns the message number of msg, which must come from this
+// session's last listing, and whether that is certain without asking the
+// server: the number is the key's by the page being handed over, the
+// whole listing (listed at once), or a key made from the content. A
+// number only msg.Seq gives is to be checked with UIDL n.
+func (s *Source) number(op string, msg pipeline.SourceMessage) (n int, sure bool, err error) {
 	if !s.listed {
-		return 0, fmt.Errorf("pop3src: %s %q: List was not called in this session", op, key)
+		return 0, false, fmt.Errorf("pop3src: %s %q: List was not called in this session", op, msg.Key)
 	}
-	n, ok := s.byKey[key]
-	if !ok {
-		return 0, fmt.Errorf("%s %q: %w", op, key, ErrUnknownKey)
+	if n, ok := s.page[msg.Key]; ok && (msg.Seq == 0 || int(msg.Seq) == n) {
+		return n, true, nil
 	}
-	return n, nil
+	if s.all != nil {
+		if n, ok := s.all[msg.Key]; ok && (msg.Seq == 0 || int(msg.Seq) == n) {
+			return n, true, nil
+		}
+		return 0, false, fmt.Errorf("%s %q: %w", op, msg.Key, ErrUnknownKey)
+	}
+	n = int(msg.Seq)
+	if n <= 0 || n > s.maxNum {
+		return 0, false, fmt.Errorf("%s %q: %w", op, msg.Key, ErrUnknownKey)
+	}
+	if k, ok := s.special[n]; ok {
+		if k != msg.Key {
+			return 0, false, fmt.Errorf("%s %q: message %d is %q: %w", op, msg.Key, n, k, ErrUnknownKey)
+		}
+		return n, true, nil
+	}
+	if _, ok := UIDLOfKey(msg.Key); !ok || strings.Contains(msg.Key, "#sha256:") {
+		return 0, false, fmt.Errorf("%s %q: %w", op, msg.Key, ErrUnknownKey)
+	}
+	return n, false, nil
 }
 
 // Fetch writes the exact bytes of msg, which must come from this session's
@@ -395,11 +540,14 @@ func (s *Source) fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Wri
 	}
 	j, ok := s.planIndex[msg.Key]
 	if !ok || j < s.pos {
-		n, err := s.number("fetching", msg.Key)
+		n, sure, err := s.number("fetching", msg)
 		if err != nil {
 			return 0, err
 		}
 		s.sent = s.pos // Retr discards the replies in flight
+		if !sure && s.pipelining {
+			return s.c.RetrIfUID(ctx, n, msg.Key, w)
+		}
 		return s.c.Retr(ctx, n, w)
 	}
 	if j > s.pos {
@@ -467,12 +615,12 @@ func (s *Source) Prefetch(ctx context.Context, msgs []pipeline.SourceMessage) er
 	s.plan = make([]planned, 0, len(msgs))
 	s.planIndex = make(map[string]int, len(msgs))
 	for _, m := range msgs {
-		n, ok := s.byKey[m.Key]
-		if _, dup := s.planIndex[m.Key]; !ok || dup {
-			continue
+		n, sure, err := s.number("prefetching", m)
+		if _, dup := s.planIndex[m.Key]; err != nil || !sure || dup {
+			continue // its Fetch says what is wrong, or checks it
 		}
 		s.planIndex[m.Key] = len(s.plan)
-		s.plan = append(s.plan, planned{key: m.Key, num: n, size: s.sizes[n]})
+		s.plan = append(s.plan, planned{key: m.Key, num: n, size: m.Size})
 	}
 	return nil
 }
@@ -500,28 +648,76 @@ func (s *Source) setPrefetchLimits(messages int, bytes int64) {
 }
 
 // Delete marks msgs deleted. Nothing is removed until Close(true) sends
-// QUIT (RFC 1939 §6). Unknown keys fail before anything is marked.
+// QUIT (RFC 1939 §6). Every message must come from this session's last
+// listing: a message number not vouched for by the listing in memory is
+// checked with UIDL n first, and unknown keys or numbers that now hold
+// another message fail before anything is marked. With PIPELINING the
+// DELEs go out pipelined.
 func (s *Source) Delete(ctx context.Context, msgs []pipeline.SourceMessage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	nums := make([]int, len(msgs))
-	for i, m := range msgs {
-		n, err := s.number("deleting", m.Key)
+	nums := make([]int, 0, len(msgs))
+	var check []int
+	var checkKeys []string
+	for _, m := range msgs {
+		n, sure, err := s.number("deleting", m)
 		if err != nil {
 			return err
 		}
-		nums[i] = n
+		if !sure {
+			check = append(check, n)
+			checkKeys = append(checkKeys, m.Key)
+		}
+		nums = append(nums, n)
 	}
-	for i, n := range nums {
-		if s.deleted[n] {
-			continue
+	if len(check) > 0 {
+		infos, err := s.c.Infos(ctx, check, false, true)
+		if err != nil {
+			return fmt.Errorf("checking %d messages before deleting them from %s at %s: %w", len(check), s.user, s.server, err)
 		}
-		if err := s.c.Dele(ctx, n); err != nil {
-			return fmt.Errorf("deleting %q from %s at %s: %w", msgs[i].Key, s.user, s.server, err)
+		for i, in := range infos {
+			if !in.Exists || in.UID != checkKeys[i] {
+				return fmt.Errorf("deleting %q: message %d is not it: %w", checkKeys[i], in.Number, ErrUnknownKey)
+			}
 		}
-		s.deleted[n] = true
+	}
+	if s.deleted == nil {
+		s.deleted = make([]uint64, s.maxNum/64+1)
+	}
+	todo := make([]int, 0, len(nums))
+	for _, n := range nums {
+		if !s.isDeleted(n) {
+			todo = append(todo, n)
+			s.markDeleted(n) // a number twice in msgs goes out once
+		}
+	}
+	var err error
+	if s.pipelining {
+		err = s.c.DeleMany(ctx, todo)
+	} else {
+		for _, n := range todo {
+			if err = s.c.Dele(ctx, n); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		// Which were marked is not known for sure: the caller must not
+		// QUIT (the pipeline closes without it after an error).
+		return fmt.Errorf("deleting %d messages from %s at %s: %w", len(todo), s.user, s.server, err)
 	}
 	return nil
+}
+
+func (s *Source) isDeleted(n int) bool {
+	return n/64 < len(s.deleted) && s.deleted[n/64]&(1<<(n%64)) != 0
+}
+
+func (s *Source) markDeleted(n int) {
+	for n/64 >= len(s.deleted) {
+		s.deleted = append(s.deleted, 0)
+	}
+	s.deleted[n/64] |= 1 << (n % 64)
 }
 
 // Close ends the session. With commit it sends QUIT, which removes the
@@ -535,6 +731,8 @@ func (s *Source) Close(commit bool) error {
 		s.onClose = nil
 		defer f() // after the connection is closed, below
 	}
+	s.spilled.close()
+	s.spilled = nil
 	if !commit {
 		return s.c.Close()
 	}

@@ -7,6 +7,8 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -103,7 +105,7 @@ func TestSourceListFetchExact(t *testing.T) {
 	msgs := testMessages()
 	srv := startFake(t, pop3fake.Options{Messages: msgs})
 	s := open(t, plainOptions(srv))
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -128,7 +130,7 @@ func TestSourceLargeSingleLine(t *testing.T) {
 	body := append(bytes.Repeat([]byte("x"), 8<<20), "\r\n"...)
 	srv := startFake(t, pop3fake.Options{Messages: []pop3fake.Message{{UIDL: "big", Body: body}}})
 	s := open(t, plainOptions(srv))
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -156,7 +158,7 @@ func TestSourceDeleteCommitOnlyOnQuit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			list, err := s.List(context.Background())
+			list, err := pipeline.ListAll(context.Background(), s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +197,7 @@ func TestSourceDeleteUnknownKeyMarksNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,22 +250,123 @@ func TestSourceKeys(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := startFake(t, tc.opts)
-			s := open(t, plainOptions(srv))
-			list, err := s.List(context.Background())
-			if err != nil {
-				t.Fatalf("List: %v", err)
-			}
-			if got := keys(list); !slices.Equal(got, tc.wantKeys) {
-				t.Fatalf("List keys = %q, want %q", got, tc.wantKeys)
-			}
-			for i, body := range fetchAll(t, s, list) {
-				if !bytes.Equal(body, tc.opts.Messages[i].Body) {
-					t.Errorf("Fetch(%q) = %q, want %q", list[i].Key, body, tc.opts.Messages[i].Body)
+		// With PIPELINING the maildrop is listed page by page, without
+		// it at once: the keys are the same.
+		for _, pipelining := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/pipelining=%v", tc.name, pipelining), func(t *testing.T) {
+				opts := tc.opts
+				opts.Pipelining = pipelining
+				srv := startFake(t, opts)
+				s := open(t, plainOptions(srv))
+				list, err := pipeline.ListAll(context.Background(), s)
+				if err != nil {
+					t.Fatalf("List: %v", err)
 				}
+				if got := keys(list); !slices.Equal(got, tc.wantKeys) {
+					t.Fatalf("List keys = %q, want %q", got, tc.wantKeys)
+				}
+				for i, body := range fetchAll(t, s, list) {
+					if !bytes.Equal(body, tc.opts.Messages[i].Body) {
+						t.Errorf("Fetch(%q) = %q, want %q", list[i].Key, body, tc.opts.Messages[i].Body)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestSourceListPaged: with PIPELINING, a maildrop of more than a page is
+// handed over page by page from LIST n and UIDL n, never from one LIST
+// of everything; a page's messages are fetched while listing; messages of
+// earlier pages (no longer vouched for by the page in memory) are checked
+// with UIDL n before they are deleted, and a number that holds another
+// message is refused without marking anything.
+func TestSourceListPaged(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir()) // the listing's file goes here, and at once away
+	const n = 2*pipeline.ListPage + 7
+	var msgs []pop3fake.Message
+	for i := range n {
+		uidl := fmt.Sprintf("uid-%05d", i)
+		if i == 3 || i == pipeline.ListPage+3 {
+			uidl = "shared" // a broken server: on two pages
+		}
+		msgs = append(msgs, pop3fake.Message{UIDL: uidl, Body: []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i))})
+	}
+	srv := startFake(t, pop3fake.Options{Messages: msgs, Pipelining: true})
+	s := open(t, plainOptions(srv))
+	ctx := context.Background()
+	var pages []int
+	var all []pipeline.SourceMessage
+	err := s.List(ctx, func(page []pipeline.SourceMessage) error {
+		pages = append(pages, len(page))
+		for _, m := range page {
+			var buf bytes.Buffer
+			if _, err := s.Fetch(ctx, m, &buf); err != nil {
+				return err
 			}
-		})
+			if want := msgs[m.Seq-1].Body; !bytes.Equal(buf.Bytes(), want) {
+				return fmt.Errorf("Fetch(%q) = %q, want %q", m.Key, buf.Bytes(), want)
+			}
+		}
+		all = append(all, page...)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if want := []int{pipeline.ListPage, pipeline.ListPage, 7}; !slices.Equal(pages, want) {
+		t.Errorf("pages = %v, want %v", pages, want)
+	}
+	for i, m := range all {
+		want := msgs[i].UIDL
+		if want == "shared" {
+			want = "shared#" + digestKey(msgs[i].Body)
+		}
+		if m.Key != want || m.Seq != uint32(i+1) || m.Size != int64(len(msgs[i].Body)) {
+			t.Fatalf("message %d = %+v, want key %q, Seq %d, size %d", i+1, m, want, i+1, len(msgs[i].Body))
+		}
+	}
+	var listings []string
+	for _, c := range srv.Commands() {
+		if strings.HasPrefix(c.Line, "LIST") || strings.HasPrefix(c.Line, "UIDL") {
+			listings = append(listings, c.Line)
+		}
+	}
+	// One UIDL, one LIST, and one UIDL n per shared UIDL's Fetch check
+	// at most: never a command per message.
+	if len(listings) < 2 || listings[0] != "UIDL" || listings[1] != "LIST" || len(listings) > 4 {
+		t.Errorf("listing commands %q, want UIDL and LIST", listings)
+	}
+	if left, _ := os.ReadDir(os.TempDir()); len(left) != 0 {
+		t.Errorf("the listing left %d files in %s", len(left), os.TempDir())
+	}
+	// A message of the first page, whose number now holds another one:
+	// refused, nothing marked.
+	wrong := all[10]
+	wrong.Seq = all[11].Seq
+	if err := s.Delete(ctx, []pipeline.SourceMessage{all[0], wrong}); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("Delete of a key under another message's number: %v, want ErrUnknownKey", err)
+	}
+	// Messages of the first page and the shared one of the second.
+	if err := s.Delete(ctx, []pipeline.SourceMessage{all[0], all[1], all[pipeline.ListPage+3]}); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	// Listed again in the same session, the marked ones are left out
+	// (UIDL and LIST leave them out).
+	again, err := pipeline.ListAll(ctx, s)
+	if err != nil || len(again) != n-3 || again[0].Seq != 3 {
+		t.Fatalf("List after Delete: %d messages (first %+v), %v; want %d from number 3", len(again), again[0], err, n-3)
+	}
+	if err := s.Close(true); err != nil {
+		t.Fatal(err)
+	}
+	var deleted []string
+	for _, m := range srv.Deleted() {
+		deleted = append(deleted, string(m.Body))
+	}
+	want := []string{string(msgs[0].Body), string(msgs[1].Body), string(msgs[pipeline.ListPage+3].Body)}
+	if !slices.Equal(deleted, want) {
+		t.Errorf("deleted %q, want %q", deleted, want)
 	}
 }
 
@@ -386,7 +489,7 @@ func TestSourceTLS(t *testing.T) {
 				return
 			}
 			defer s.Close(false)
-			list, err := s.List(context.Background())
+			list, err := pipeline.ListAll(context.Background(), s)
 			if err != nil {
 				t.Fatalf("List: %v", err)
 			}
@@ -462,7 +565,7 @@ func TestSourceRetrFaults(t *testing.T) {
 			opts := plainOptions(srv)
 			opts.IdleTimeout = 300 * time.Millisecond
 			s := open(t, opts)
-			list, err := s.List(context.Background())
+			list, err := pipeline.ListAll(context.Background(), s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -498,7 +601,7 @@ func TestSourceContextCancelUnblocksFetch(t *testing.T) {
 	opts := plainOptions(srv)
 	opts.IdleTimeout = time.Minute
 	s := open(t, opts)
-	list, err := s.List(context.Background())
+	list, err := pipeline.ListAll(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,4 +648,89 @@ func TestWithDefaultPort(t *testing.T) {
 			t.Errorf("withDefaultPort(%q, %v) = %q, %q; want %q, %q", tc.addr, tc.mode, got, host, tc.want, tc.wantHost)
 		}
 	}
+}
+
+// TestSourceListSummary: ListSummary reads the listing ahead, the List
+// that follows hands over that listing without asking again, and the
+// digest is the same for the same maildrop in another session and another
+// for a maildrop that changed.
+func TestSourceListSummary(t *testing.T) {
+	var msgs []pop3fake.Message
+	for i := range 30 {
+		msgs = append(msgs, pop3fake.Message{UIDL: fmt.Sprintf("uid-%03d", i), Body: []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i))})
+	}
+	ctx := context.Background()
+	summarize := func(msgs []pop3fake.Message) (pipeline.ListSummary, []pipeline.SourceMessage, []string) {
+		t.Helper()
+		srv := startFake(t, pop3fake.Options{Messages: msgs, Pipelining: true})
+		s := open(t, plainOptions(srv))
+		sum, ok, err := s.ListSummary(ctx)
+		if err != nil || !ok {
+			t.Fatalf("ListSummary = %+v, %v, %v", sum, ok, err)
+		}
+		all, err := pipeline.ListAll(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cmds []string
+		for _, c := range srv.Commands() {
+			if strings.HasPrefix(c.Line, "LIST") || strings.HasPrefix(c.Line, "UIDL") {
+				cmds = append(cmds, c.Line)
+			}
+		}
+		return sum, all, cmds
+	}
+	sum, all, cmds := summarize(msgs)
+	if sum.Messages != len(msgs) || len(all) != len(msgs) || all[29].Key != "uid-029" {
+		t.Fatalf("summary %+v, %d listed; want %d", sum, len(all), len(msgs))
+	}
+	if !slices.Equal(cmds, []string{"UIDL", "LIST"}) {
+		t.Errorf("ListSummary then List sent %q, want one UIDL and one LIST", cmds)
+	}
+	if again, _, _ := summarize(msgs); again != sum {
+		t.Errorf("the same maildrop: summary %+v, then %+v", sum, again)
+	}
+	changed := append(slices.Clone(msgs[:29]), pop3fake.Message{UIDL: "uid-new", Body: msgs[29].Body})
+	if other, _, _ := summarize(changed); other.Digest == sum.Digest || other.Messages != len(msgs) {
+		t.Errorf("a maildrop with another message: summary %+v, the first %+v", other, sum)
+	}
+	bigger := slices.Clone(msgs)
+	bigger[3].Body = append(slices.Clone(bigger[3].Body), "more\r\n"...)
+	if other, _, _ := summarize(bigger); other.Digest == sum.Digest {
+		t.Errorf("a maildrop with a message of another size: the same digest")
+	}
+}
+
+// TestSourceListUnordered: a server listing out of number order is read
+// to the end of both replies and listed again at once, in memory, on the
+// same session; it has no summary.
+func TestSourceListUnordered(t *testing.T) {
+	uidl := "+OK\r\n2 u2\r\n1 u1\r\n.\r\n"
+	list := "+OK\r\n2 20\r\n1 10\r\n.\r\n"
+	c, wait := scripted(t, plain,
+		step{reply: "+OK\r\n"},
+		step{want: "CAPA\r\n", reply: "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"},
+		step{want: "UIDL\r\n", reply: uidl},
+		step{want: "CAPA\r\n", reply: "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"},
+		step{want: "UIDL\r\n", reply: uidl},
+		step{want: "LIST\r\n", reply: list},
+		step{want: "UIDL\r\n", reply: uidl},
+	)
+	s := &Source{c: c, log: slog.New(slog.DiscardHandler), server: "scripted", user: "alice"}
+	ctx := context.Background()
+	if _, ok, err := s.ListSummary(ctx); ok || err != nil {
+		t.Fatalf("ListSummary of an unordered listing: %v, %v; want none", ok, err)
+	}
+	all, err := pipeline.ListAll(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, m := range all {
+		got[m.Key] = m.Size
+	}
+	if len(all) != 2 || got["u1"] != 10 || got["u2"] != 20 {
+		t.Errorf("listed %+v, want u1 of 10 bytes and u2 of 20", all)
+	}
+	wait()
 }

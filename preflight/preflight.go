@@ -128,7 +128,7 @@ type Folder struct {
 // ledger (nil: none) is only read. What would make a run fail or be
 // partial is in Result.Problems; Inspect itself does not fail.
 func Inspect(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger, log *slog.Logger) (pa Result) {
-	pa = Result{Account: a.Name, Key: a.Options.Account, Skips: []Skip{}, Problems: []string{}}
+	pa = Result{Account: a.Name, Key: a.Options.Name, Skips: []Skip{}, Problems: []string{}}
 	problem := func(format string, args ...any) { pa.Problems = append(pa.Problems, fmt.Sprintf(format, args...)) }
 	defer func() {
 		pa.Notes = a.Notes()
@@ -333,18 +333,16 @@ func inspectSource(ctx context.Context, a *account.Account, pa *Result, ledger *
 			}
 		}
 	}
-	msgs, err := src.List(ctx)
+	msgs, err := pipeline.ListAll(ctx, src)
 	if err != nil {
 		return nil, est, nil, err
 	}
 	msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := dests.Dest(m); return !ok })
 	pa.Listed = len(msgs)
 	pa.SourceListed = true
-	var entries map[string]pipeline.Entry
-	if ledger != nil {
-		if entries, err = ledger.Entries(ctx, a.Options.Account); err != nil {
-			return nil, est, nil, err
-		}
+	entries, err := ledgerEntries(ctx, ledger, a, msgs)
+	if err != nil {
+		return nil, est, nil, err
 	}
 	var todo []pipeline.SourceMessage
 	for _, m := range msgs {
@@ -377,4 +375,32 @@ func inspectSource(ctx context.Context, a *account.Account, pa *Result, ledger *
 	}
 	est.SampleTime = time.Since(start)
 	return todo, est, folders, nil
+}
+
+// ledgerEntries returns what the ledger (nil: none) has of msgs, by key:
+// the account is looked up without being created, and its entries are read
+// a chunk of keys at a time.
+func ledgerEntries(ctx context.Context, ledger *checkpoint.Ledger, a *account.Account, msgs []pipeline.SourceMessage) (map[string]pipeline.Entry, error) {
+	out := map[string]pipeline.Entry{}
+	if ledger == nil {
+		return out, nil
+	}
+	id, ok, err := ledger.LookupAccount(ctx, a.LedgerSpec())
+	if err != nil || !ok {
+		return out, err
+	}
+	keys := make([]string, 0, pipeline.MaxLookup)
+	for chunk := range slices.Chunk(msgs, pipeline.MaxLookup) {
+		keys = keys[:0]
+		for _, m := range chunk {
+			keys = append(keys, m.Key)
+		}
+		if err := ledger.Lookup(ctx, id, keys, func(e pipeline.Entry) error {
+			out[e.Key] = e
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("reading the checkpoint: %w", err)
+		}
+	}
+	return out, nil
 }

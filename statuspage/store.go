@@ -110,11 +110,11 @@ func summaryOf(s checkpoint.AccountSummary, ctl checkpoint.Control) Summary {
 }
 
 func (c checkpointLedger) Runs(ctx context.Context, key string, limit int) ([]pipeline.RunRecord, error) {
-	return c.l.Runs(ctx, key, limit)
+	return c.l.RunsOf(ctx, key, limit)
 }
 
 func (c checkpointLedger) Messages(ctx context.Context, key string, states []pipeline.State, limit int, fn func(pipeline.Entry) error) error {
-	return c.l.Scan(ctx, key, checkpoint.ScanOptions{States: states, Limit: limit}, fn)
+	return c.l.Each(ctx, key, checkpoint.ScanOptions{States: states, Limit: limit}, fn)
 }
 
 func (c checkpointLedger) History(ctx context.Context, since time.Time, step time.Duration) ([]Sample, error) {

@@ -134,7 +134,7 @@ func (k *Kind) UnmarshalText(b []byte) error {
 // Source is the read side of a pipeline.Source (pop3src.Source,
 // imapsrc.Source).
 type Source interface {
-	List(ctx context.Context) ([]pipeline.SourceMessage, error)
+	pipeline.Lister
 	Fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Writer) (int64, error)
 }
 
@@ -344,7 +344,7 @@ func Check(ctx context.Context, src Source, dst Destination, opts Options) (*Res
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &checker{src: src, dst: dst, opts: opts, log: log, boxes: map[string]*mbox{}}
-	msgs, err := src.List(ctx)
+	msgs, err := pipeline.ListAll(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("listing the source: %w", err)
 	}
@@ -503,7 +503,7 @@ func (c *checker) byContent(ctx context.Context, s *subject) error {
 	if err != nil {
 		return err
 	}
-	known := s.entry != nil && s.entry.State == pipeline.StateDone && s.entry.Digest != ""
+	known := s.entry != nil && copied(s.entry) && s.entry.Digest != ""
 	if !known {
 		if s.msg == nil {
 			s.decide(Missing, s.mailbox, 0, "gone from the source and not recorded with a digest")
@@ -601,7 +601,7 @@ func (c *checker) byContent(ctx context.Context, s *subject) error {
 			detail = fmt.Sprintf("%s by the copy: %s", s.entry.State, s.entry.Reason)
 		case pipeline.StatePending:
 			detail = "left pending by an interrupted copy, not on the destination"
-		case pipeline.StateDone:
+		case pipeline.StateDone, pipeline.StateGone:
 			detail = "the ledger has it as done, but no destination message has its size and digest"
 		}
 	}
@@ -878,7 +878,7 @@ func (c *checker) explained(ctx context.Context, s *subject, b *mbox, m *Message
 // are always expected.
 func expectedSourceFlags(src, dst []string, e *pipeline.Entry) []string {
 	want, _ := mapping.CleanFlags(src, nil)
-	if e == nil || e.State != pipeline.StateDone {
+	if e == nil || !copied(e) {
 		return want
 	}
 	has := func(set []string, f string) bool {
@@ -899,4 +899,10 @@ func short(d string) string {
 		return d[:12]
 	}
 	return d
+}
+
+// copied reports whether the ledger has e's message as copied: done, or
+// gone from the source since (its copy stays).
+func copied(e *pipeline.Entry) bool {
+	return e.State == pipeline.StateDone || e.State == pipeline.StateGone
 }

@@ -21,8 +21,13 @@ type fakeSource struct {
 	gets   int
 }
 
-func (f *fakeSource) List(context.Context) ([]pipeline.SourceMessage, error) {
-	return slices.Clone(f.msgs), nil
+func (f *fakeSource) List(_ context.Context, page func([]pipeline.SourceMessage) error) error {
+	for chunk := range slices.Chunk(slices.Clone(f.msgs), 2) {
+		if err := page(chunk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (f *fakeSource) Fetch(_ context.Context, m pipeline.SourceMessage, w io.Writer) (int64, error) {

@@ -161,6 +161,12 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 
 	loads := map[string]*workload{}
 	for _, name := range cfg.workloads {
+		if name == "flat" {
+			if err := e.seedFlat(); err != nil {
+				return err
+			}
+			continue
+		}
 		start := time.Now()
 		var w *workload
 		switch name {
@@ -202,6 +208,7 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 			for _, name := range cfg.workloads {
 				var err error
 				switch name {
+				case "flat": // both paths at once, below
 				case "huge":
 					err = e.huge(ctx, kind, loads[name])
 				case "rerun10k":
@@ -228,6 +235,12 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 			if err := e.profile(ctx, loads); err != nil {
 				return err
 			}
+		}
+	}
+	if slices.Contains(cfg.workloads, "flat") {
+		e.secure = true // the flat workload's figures are over TLS, as the issue's
+		if err := e.flat(ctx, stdout); err != nil {
+			return err
 		}
 	}
 	printTable(stdout, e.rows)
@@ -274,7 +287,11 @@ func (e *env) start(ctx context.Context) error {
 	if e.dstPW, err = randomPassword(); err != nil {
 		return err
 	}
-	srcUsers := map[string]string{"small": e.srcPW, "mixed": e.srcPW, "latency": e.srcPW, "huge": e.srcPW, "rerun10k": e.srcPW}
+	srcUsers := map[string]string{"small": e.srcPW, "mixed": e.srcPW, "latency": e.srcPW, "huge": e.srcPW, "rerun10k": e.srcPW,
+		foldersUser: e.srcPW}
+	for _, n := range e.cfg.flatSizes {
+		srcUsers[flatUser(n)] = e.srcPW
+	}
 	dstUsers := map[string]string{}
 	for i := range destUsers {
 		dstUsers[fmt.Sprintf("d%03d", i)] = e.dstPW
@@ -720,6 +737,9 @@ func (e *env) profile(ctx context.Context, loads map[string]*workload) error {
 			continue
 		}
 		for _, name := range names {
+			if loads[name] == nil {
+				continue // flat: measured by its own runs
+			}
 			if err := e.profileOne(ctx, kind, name, loads[name]); err != nil {
 				return err
 			}

@@ -64,7 +64,7 @@ func profileCopy(ctx context.Context, dir string, t profileTarget) (transfer, er
 	}
 	job := pipeline.Job{
 		Options: pipeline.Options{
-			Account:       "bench-profile " + t.name,
+			Name:          "bench-profile " + t.name,
 			Mailbox:       "Bench",
 			DatePolicy:    datePolicy,
 			FlagPolicy:    flagPolicy,
@@ -106,6 +106,11 @@ func profileCopy(ctx context.Context, dir string, t profileTarget) (transfer, er
 		return transfer{}, fmt.Errorf("opening the checkpoint %s: %w", t.state, err)
 	}
 	defer ledger.Close()
+	res, err := ledger.ResolveAccount(ctx, checkpoint.AccountSpec{Endpoint: job.Options.Name, KeyScheme: "bench"})
+	if err != nil {
+		return transfer{}, fmt.Errorf("naming the account in the checkpoint %s: %w", t.state, err)
+	}
+	job.Options.Account = res.Account
 	runner := &pipeline.Runner{Ledger: ledger, Logger: slog.New(slog.DiscardHandler), Attempts: 1}
 
 	writeProfile := func(name string) error {

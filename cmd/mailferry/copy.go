@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mailferry/mailferry/account"
+	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/mapping"
@@ -187,7 +188,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	x := &execution{command: "copy", opts: &o.common, env: e, log: log, logOut: logOut, state: state, workers: 1,
 		attempts: o.policy.attempts}
-	return x.run(ctx, []pipeline.Job{acc.Job()})
+	return x.run(ctx, []pipeline.Job{acc.Job()}, []checkpoint.AccountSpec{acc.LedgerSpec()})
 }
 
 // parseURLs parses the SOURCE and DEST arguments.

@@ -625,7 +625,11 @@ func TestStatusServeTokenSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.StartRun(context.Background(), "acct-key", time.Now()); err != nil {
+	res, err := l.ResolveAccount(context.Background(), checkpoint.AccountSpec{Endpoint: "acct-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.StartRun(context.Background(), res.Account, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	l.Close()

@@ -66,14 +66,49 @@ type execution struct {
 	state    string
 	workers  int
 	attempts int
+	// retention is ledger_retention (0: the checkpoint's default).
+	retention time.Duration
 	// ui, when set, configures the status page and notifications for
 	// the accounts pageAccounts (run).
 	ui           *uiOptions
 	pageAccounts []statuspage.Account
 }
 
+// resolve gives each job its account's number in the ledger (specs[i] is
+// how the ledger names jobs[i]'s account). A dry run only reads: an
+// account the ledger does not know yet runs as account 0, which reads as
+// empty.
+func (x *execution) resolve(ctx context.Context, ledger *checkpoint.Ledger, jobs []pipeline.Job, specs []checkpoint.AccountSpec) error {
+	for i := range jobs {
+		sp := specs[i]
+		if x.opts.dryRun {
+			id, _, err := ledger.LookupAccount(ctx, sp)
+			if err != nil {
+				return err
+			}
+			jobs[i].Options.Account = id
+			continue
+		}
+		res, err := ledger.ResolveAccount(ctx, sp)
+		if err != nil {
+			return err
+		}
+		jobs[i].Options.Account = res.Account
+		if res.Created && len(res.Candidates) > 0 {
+			// Proving by the source's content that renamed servers reach
+			// a known mailbox is not built yet: the account starts its
+			// own history, and nothing is copied twice (a mailbox the
+			// ledger knows nothing of is copied afresh).
+			x.log.Warn("the checkpoint holds an account with the same users on other servers; this one starts its own history (set the same id on both to keep one)",
+				"account", jobs[i].Options.Name, "candidates", len(res.Candidates))
+		}
+	}
+	return nil
+}
+
 // run executes the jobs, prints the report and returns the exit status.
-func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
+// specs[i] names jobs[i]'s account in the ledger.
+func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkpoint.AccountSpec) (int, error) {
 	started := time.Now()
 	state := x.state
 	if _, err := os.Stat(state); x.opts.dryRun && errors.Is(err, os.ErrNotExist) {
@@ -86,7 +121,7 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 		defer os.RemoveAll(dir)
 		state = filepath.Join(dir, "empty.db")
 	}
-	lopts := &checkpoint.Options{Logger: x.log}
+	lopts := &checkpoint.Options{Logger: x.log, Retention: x.retention}
 	if x.opts.onLocked == "wait" {
 		lopts.LockWait = x.opts.lockWait
 	}
@@ -95,6 +130,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job) (int, error) {
 		return exitFatal, fmt.Errorf("opening the checkpoint: %w", err)
 	}
 	defer ledger.Close()
+	if err := x.resolve(ctx, ledger, jobs, specs); err != nil {
+		return exitUsage, fmt.Errorf("naming the accounts in the checkpoint: %w", err)
+	}
 	if err := carryPauses(ctx, ledger, jobs, x.now()); err != nil {
 		return exitFatal, fmt.Errorf("reading the checkpoint: %w", err)
 	}

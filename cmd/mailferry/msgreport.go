@@ -86,7 +86,7 @@ func runReport(ctx context.Context, args []string, e *env) (int, error) {
 		w = file
 	}
 	scan := func(ctx context.Context, key string, fn func(pipeline.Entry) error) error {
-		return ledger.Scan(ctx, key, checkpoint.ScanOptions{}, fn)
+		return ledger.Each(ctx, key, checkpoint.ScanOptions{}, fn)
 	}
 	rows, err := msgreport.Write(ctx, w, f, accounts, scan)
 	if file != nil {

@@ -71,7 +71,7 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
-				out[i] = preflight.Result{Account: accs[i].Name, Key: accs[i].Options.Account, Problems: []string{ctx.Err().Error()}}
+				out[i] = preflight.Result{Account: accs[i].Name, Key: accs[i].Options.Name, Problems: []string{ctx.Err().Error()}}
 				return
 			}
 			defer func() { <-sem }()

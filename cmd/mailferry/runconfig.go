@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mailferry/mailferry/account"
+	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/statuspage"
@@ -107,6 +108,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 	jobs := make([]pipeline.Job, len(accs))
+	specs := make([]checkpoint.AccountSpec, len(accs))
 	services := make([]serviceAccount, len(accs))
 	pageAccounts := make([]statuspage.Account, len(accs))
 	for i, acc := range accs {
@@ -116,11 +118,12 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		}
 		acc.Options.RetrySkipped = common.retrySkipped
 		jobs[i] = acc.Job()
+		specs[i] = acc.LedgerSpec()
 		services[i] = serviceAccount{name: acc.Name}
 		if acc.SourceIsIMAP() {
 			services[i].watch = acc.Watch
 		}
-		pageAccounts[i] = statuspage.Account{Name: acc.Name, Key: acc.Options.Account, SourceHost: acc.Source.Addr(), DestHost: acc.Dest.Addr()}
+		pageAccounts[i] = statuspage.Account{Name: acc.Name, Key: acc.Options.Name, SourceHost: acc.Source.Addr(), DestHost: acc.Dest.Addr()}
 	}
 	if every := svc.every(fs, cfg); every > 0 {
 		if *rerunFailed || common.dryRun || common.retrySkipped {
@@ -130,23 +133,23 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 			*attempts = 1 // the service's backoff between polls is the retry
 		}
 		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
-			ui: &ui, pageAccounts: pageAccounts}
-		return x.serve(ctx, jobs, services, svc.options(fs, cfg, every))
+			retention: cfg.LedgerRetention, ui: &ui, pageAccounts: pageAccounts}
+		return x.serve(ctx, jobs, specs, services, svc.options(fs, cfg, every))
 	}
 	if *rerunFailed {
-		if jobs, err = onlyFailed(ctx, jobs, state, log); err != nil {
+		if jobs, specs, err = onlyFailed(ctx, jobs, specs, state, log); err != nil {
 			return exitFatal, err
 		}
 		log.Info("re-running the accounts whose last run failed or whose retry was asked for", "accounts", len(jobs))
 		kept := map[string]bool{}
 		for _, j := range jobs {
-			kept[j.Options.Account] = true
+			kept[j.Options.Name] = true
 		}
 		pageAccounts = slices.DeleteFunc(pageAccounts, func(a statuspage.Account) bool { return !kept[a.Key] })
 	}
 	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
-		ui: &ui, pageAccounts: pageAccounts}
-	return x.run(ctx, jobs)
+		retention: cfg.LedgerRetention, ui: &ui, pageAccounts: pageAccounts}
+	return x.run(ctx, jobs, specs)
 }
 
 func firstNonEmpty(s ...string) string {
@@ -182,30 +185,39 @@ func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
 	return exitOK, nil
 }
 
-// onlyFailed keeps the jobs whose account's last run, per the checkpoint,
-// failed, was interrupted, or ended with messages that failed, and those
-// whose retry was asked for (on the status page) since their last run
-// started.
-func onlyFailed(ctx context.Context, jobs []pipeline.Job, state string, log *slog.Logger) ([]pipeline.Job, error) {
+// onlyFailed keeps the jobs (and their specs) whose account's last run,
+// per the checkpoint, failed, was interrupted, or ended with messages that
+// failed, and those whose retry was asked for (on the status page) since
+// their last run started.
+func onlyFailed(ctx context.Context, jobs []pipeline.Job, specs []checkpoint.AccountSpec, state string, log *slog.Logger) ([]pipeline.Job, []checkpoint.AccountSpec, error) {
 	ledger, err := openLedgerIfExists(ctx, state, log)
 	if err != nil || ledger == nil {
-		return nil, err // no checkpoint: nothing has run, so nothing failed
+		return nil, nil, err // no checkpoint: nothing has run, so nothing failed
 	}
 	defer ledger.Close()
 	var out []pipeline.Job
-	for _, j := range jobs {
-		runs, err := ledger.Runs(ctx, j.Options.Account, 1)
+	var outSpecs []checkpoint.AccountSpec
+	for i, j := range jobs {
+		id, ok, err := ledger.LookupAccount(ctx, specs[i])
 		if err != nil {
-			return nil, fmt.Errorf("reading the last run of %s: %w", j.Options.Account, err)
+			return nil, nil, fmt.Errorf("reading the last run of %s: %w", j.Options.Name, err)
 		}
-		ctl, err := ledger.Control(ctx, j.Options.Account)
+		if !ok {
+			continue // never ran
+		}
+		runs, err := ledger.Runs(ctx, id, 1)
 		if err != nil {
-			return nil, err
+			return nil, nil, fmt.Errorf("reading the last run of %s: %w", j.Options.Name, err)
+		}
+		ctl, err := ledger.Control(ctx, j.Options.Name)
+		if err != nil {
+			return nil, nil, err
 		}
 		retry := !ctl.RetryRequested.IsZero() && (len(runs) == 0 || ctl.RetryRequested.After(runs[0].Started))
 		if retry || len(runs) == 1 && (runs[0].Result == "failed" || runs[0].Result == "interrupted" || runs[0].Finished.IsZero() || runs[0].Failed > 0) {
 			out = append(out, j)
+			outSpecs = append(outSpecs, specs[i])
 		}
 	}
-	return out, nil
+	return out, outSpecs, nil
 }

@@ -72,18 +72,14 @@ type serviceAccount struct {
 	watch watchFunc // nil: not an IMAP source
 }
 
-// keepRuns is how many runs (polls) per account the service keeps in the
-// checkpoint, besides the last successful one and the last with an error.
-const keepRuns = 100
-
 // serve runs the jobs as a long-running service: every account polls on
 // its own schedule (package schedule) until ctx ends (SIGTERM, SIGINT);
 // then no new poll starts, the polls in flight commit their batch, and the
 // service exits 0. The config is read once, at start: changes need a
 // restart.
-func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, accounts []serviceAccount, so serviceOptions) (int, error) {
+func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []checkpoint.AccountSpec, accounts []serviceAccount, so serviceOptions) (int, error) {
 	log := x.log
-	lopts := &checkpoint.Options{Logger: log}
+	lopts := &checkpoint.Options{Logger: log, Retention: x.retention}
 	if x.opts.onLocked == "wait" {
 		lopts.LockWait = x.opts.lockWait
 	}
@@ -92,6 +88,9 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, accounts []s
 		return exitFatal, fmt.Errorf("opening the checkpoint: %w", err)
 	}
 	defer ledger.Close()
+	if err := x.resolve(ctx, ledger, jobs, specs); err != nil {
+		return exitUsage, fmt.Errorf("naming the accounts in the checkpoint: %w", err)
+	}
 	if err := carryPauses(ctx, ledger, jobs, x.now()); err != nil {
 		return exitFatal, fmt.Errorf("reading the checkpoint: %w", err)
 	}
@@ -118,9 +117,6 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, accounts []s
 		stats[i] = st
 		if ctx.Err() == nil {
 			m.observe(names[i], st, err, time.Now())
-		}
-		if perr := ledger.PruneRuns(context.WithoutCancel(ctx), jobs[i].Options.Account, keepRuns); perr != nil {
-			log.Warn("pruning old runs from the checkpoint", "account", names[i], "error", perr)
 		}
 		return err
 	}
@@ -154,7 +150,7 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, accounts []s
 	// A retry asked for on the status page polls the account at once.
 	index := map[string]int{}
 	for i, j := range jobs {
-		index[j.Options.Account] = i
+		index[j.Options.Name] = i
 	}
 	extras, err := startExtras(x.ui, x.env, ledger, x.pageAccounts, false,
 		func(key string) {

@@ -25,10 +25,12 @@ import (
 	"github.com/mailferry/mailferry/verify"
 )
 
-// namedAccount is an account's config name ("" when unknown) and ledger
-// key, and its delete_after period (0 when none or unknown).
+// namedAccount is an account's config name ("" when unknown), ledger key
+// and spec (how the ledger names it), and its delete_after period (0 when
+// none or unknown).
 type namedAccount struct {
 	name, key   string
+	spec        checkpoint.AccountSpec
 	deleteAfter time.Duration
 	page        statuspage.Account // how the status page shows it
 }
@@ -59,6 +61,9 @@ type statusAccount struct {
 	Pending  int    `json:"pending"`
 	Skipped  int    `json:"skipped"`
 	Failed   int    `json:"failed"`
+	// Gone are messages copied, then deleted at the source (by mailferry
+	// or anyone): the checkpoint keeps them for ledger_retention.
+	Gone int `json:"gone"`
 	// Bytes are the bytes moved (done entries).
 	Bytes           int64           `json:"bytes"`
 	SkipReasons     map[string]int  `json:"skip_reasons"`
@@ -66,9 +71,9 @@ type statusAccount struct {
 	FailedMessages  []statusMessage `json:"failed_messages"`
 	LastRun         *statusRun      `json:"last_run,omitempty"`
 	// Paused is set while the account is paused: by an operator (on the
-	// status page; until resumed, so no PausedUntil), or by its last run,
-	// which a daily quota stopped until PausedUntil (then no longer).
-	// PausedReason says why.
+	// status page or by Selector; until resumed, so no PausedUntil), or by
+	// its last run, which a daily quota stopped until PausedUntil (then no
+	// longer). PausedReason says why.
 	Paused       bool       `json:"paused,omitempty"`
 	PausedUntil  *time.Time `json:"paused_until,omitempty"`
 	PausedReason string     `json:"paused_reason,omitempty"`
@@ -91,8 +96,12 @@ type statusLastError struct {
 }
 
 type statusReport struct {
-	Command  string          `json:"command"`
-	State    string          `json:"state"`
+	Command string `json:"command"`
+	State   string `json:"state"`
+	// Size is the checkpoint's size in bytes, Entries how many messages
+	// it holds (DECISIONS: the ledger must not grow without bound).
+	Size     int64           `json:"size_bytes"`
+	Entries  int64           `json:"entries"`
 	Accounts []statusAccount `json:"accounts"`
 }
 
@@ -160,26 +169,39 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		return exitFatal, fmt.Errorf("no checkpoint at %s: nothing has run with this state file (use --state or -c)", state)
 	}
 	rep := statusReport{Command: "status", State: state, Accounts: []statusAccount{}}
+	// The accounts' ledger numbers: a configured account the ledger does
+	// not know has never run.
+	ids := make([]pipeline.AccountID, len(configured))
 	if ledger != nil {
 		defer ledger.Close()
+		if rep.Size, rep.Entries, err = ledger.Size(ctx); err != nil {
+			return exitFatal, err
+		}
 		if configured == nil {
-			keys, err := ledger.Accounts(ctx)
+			all, err := ledger.Status(ctx, checkpoint.Selector{All: true})
 			if err != nil {
 				return exitFatal, err
 			}
-			for _, k := range keys {
-				configured = append(configured, namedAccount{key: k})
+			for _, a := range all {
+				configured = append(configured, namedAccount{name: a.Name, key: a.Ident})
+				ids = append(ids, a.ID)
+			}
+		} else {
+			for i, a := range configured {
+				if ids[i], _, err = ledger.LookupAccount(ctx, a.spec); err != nil {
+					return exitFatal, err
+				}
 			}
 		}
 	}
-	for _, a := range configured {
+	for i, a := range configured {
 		sa := statusAccount{Name: a.name, Account: a.key, NeverRun: true, SkipReasons: map[string]int{},
 			SkippedMessages: []statusMessage{}, FailedMessages: []statusMessage{}}
-		if ledger != nil {
-			if err := fillStatus(ctx, ledger, &sa); err != nil {
+		if ledger != nil && ids[i] != 0 {
+			if err := fillStatus(ctx, ledger, ids[i], &sa); err != nil {
 				return exitFatal, err
 			}
-			if err := fillDeleteWaiting(ctx, ledger, &sa, a.deleteAfter, time.Now()); err != nil {
+			if err := fillDeleteWaiting(ctx, ledger, ids[i], &sa, a.deleteAfter, time.Now()); err != nil {
 				return exitFatal, err
 			}
 		}
@@ -189,7 +211,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		if ledger == nil {
 			return exitFatal, fmt.Errorf("no checkpoint at %s: no map to export", state)
 		}
-		if err := writeUIDMap(ctx, ledger, configured, *exportMap); err != nil {
+		if err := writeUIDMap(ctx, ledger, configured, ids, *exportMap); err != nil {
 			return exitFatal, err
 		}
 	}
@@ -206,7 +228,8 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 }
 
 // configuredAccounts are the accounts of cfg (only those named in only,
-// when given) with their ledger keys, as status and report list them.
+// when given) with their ledger keys and specs, as status and report list
+// them.
 func configuredAccounts(cfg *config.Config, only []string) ([]namedAccount, error) {
 	selected, err := account.Select(cfg, only)
 	if err != nil {
@@ -214,18 +237,19 @@ func configuredAccounts(cfg *config.Config, only []string) ([]namedAccount, erro
 	}
 	out := make([]namedAccount, 0, len(selected))
 	for _, a := range selected {
-		key, err := account.KeyOf(cfg, a)
+		sp, err := account.SpecOf(cfg, a)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, namedAccount{a.Name, key, cfg.DeletePolicyOf(a).DeleteAfter, pageAccount(cfg, a, key)})
+		sp.Name = a.Name
+		out = append(out, namedAccount{a.Name, sp.Endpoint, sp, cfg.DeletePolicyOf(a).DeleteAfter, pageAccount(cfg, a, sp.Endpoint)})
 	}
 	return out, nil
 }
 
 // serveStatus serves the status page from the checkpoint until ctx ends
 // (SIGINT, SIGTERM). With a config, its accounts are shown by name;
-// without, every account of the checkpoint by its key.
+// without, every account of the checkpoint by its name or ident.
 func serveStatus(ctx context.Context, ui *uiOptions, e *env, ledger *checkpoint.Ledger, state string,
 	configured []namedAccount, withConfig bool, log *slog.Logger) (int, error) {
 	if ledger != nil {
@@ -237,11 +261,20 @@ func serveStatus(ctx context.Context, ui *uiOptions, e *env, ledger *checkpoint.
 	if ledger == nil {
 		return exitFatal, fmt.Errorf("no checkpoint at %s: nothing has run with this state file yet, so there is nothing to serve", state)
 	}
-	var accounts []statuspage.Account
+	accounts := []statuspage.Account{}
 	if withConfig {
-		accounts = []statuspage.Account{}
 		for _, a := range configured {
 			accounts = append(accounts, a.page)
+		}
+	} else {
+		// One row per ledger account (Summaries answers by every key
+		// that names one: aliases, name, ident).
+		all, err := ledger.Status(ctx, checkpoint.Selector{All: true})
+		if err != nil {
+			return exitFatal, err
+		}
+		for _, a := range all {
+			accounts = append(accounts, statuspage.Account{Name: firstNonEmpty(a.Name, a.Ident), Key: a.Ident})
 		}
 	}
 	page, err := startPage(ui, e, ledger, accounts, nil, nil, log)
@@ -254,17 +287,24 @@ func serveStatus(ctx context.Context, ui *uiOptions, e *env, ledger *checkpoint.
 	return exitOK, nil
 }
 
-// fillStatus reads one account's summary, its skipped and failed entries
-// and its last run.
-func fillStatus(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount) error {
-	sum, err := l.Summary(ctx, sa.Account)
+// fillStatus reads one account's counts, last runs and skipped and
+// failed entries (those page by page: a few, normally).
+func fillStatus(ctx context.Context, l *checkpoint.Ledger, id pipeline.AccountID, sa *statusAccount) error {
+	st, err := l.Status(ctx, checkpoint.Selector{IDs: []pipeline.AccountID{id}})
 	if err != nil {
 		return err
 	}
-	sa.Done, sa.Pending, sa.Skipped, sa.Failed, sa.Bytes = sum.Done, sum.Pending, sum.Skipped, sum.Failed, sum.Bytes
-	sa.SkipReasons = sum.SkipReasons
-	if sum.LastRun != nil {
-		r := sum.LastRun
+	if len(st) != 1 {
+		return nil
+	}
+	a := st[0]
+	c := a.Counts
+	sa.Done, sa.Pending, sa.Skipped, sa.Failed = int(c[pipeline.StateDone].Messages), int(c[pipeline.StatePending].Messages),
+		int(c[pipeline.StateSkipped].Messages), int(c[pipeline.StateFailed].Messages)
+	sa.Gone = int(c[pipeline.StateGone].Messages + c[pipeline.StateRemoved].Messages)
+	sa.Bytes = c[pipeline.StateDone].Bytes + c[pipeline.StateGone].Bytes
+	sa.SkipReasons = a.SkipReasons
+	if r := a.LastRun; r != nil {
 		sa.LastRun = &statusRun{Started: r.Started, Result: r.Result, Error: r.Error,
 			Copied: r.Copied, Skipped: r.Skipped, Failed: r.Failed}
 		if !r.Finished.IsZero() {
@@ -272,15 +312,13 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount) er
 			sa.LastRun.Finished = &f
 		}
 	}
-	ctl, err := l.Control(ctx, sa.Account)
-	if err != nil {
-		return err
-	}
 	// The operator's pause first: it holds until resumed, whatever a
 	// quota says.
-	pause := ctl.Pause()
-	if pause == nil {
-		pause = sum.LastRun.PausedAt(time.Now())
+	var pause *pipeline.PausedError
+	if a.Paused {
+		pause = checkpoint.Control{Paused: true, Reason: a.PauseReason}.Pause()
+	} else {
+		pause = a.LastRun.PausedAt(time.Now())
 	}
 	if pause != nil {
 		sa.Paused, sa.PausedReason = true, pause.Reason
@@ -289,47 +327,51 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount) er
 			sa.PausedUntil = &until
 		}
 	}
-	sa.NeverRun = sum.LastRun == nil && sum.Done+sum.Pending+sum.Skipped+sum.Failed == 0
-	polls, err := l.Polls(ctx, sa.Account)
-	if err != nil {
-		return err
+	total := 0
+	for _, n := range c {
+		total += int(n.Messages)
 	}
-	if r := polls.LastSuccess; r != nil && !r.Finished.IsZero() {
+	sa.NeverRun = a.LastRun == nil && total == 0
+	if r := a.LastOK; r != nil && !r.Finished.IsZero() {
 		f := r.Finished
 		sa.LastSuccess = &f
 	}
-	if r := polls.LastError; r != nil {
+	if r := a.LastError; r != nil {
 		sa.LastError = &statusLastError{Time: firstTime(r.Finished, r.Started), Error: r.Error}
 	}
-	if sum.Skipped+sum.Failed == 0 {
-		return nil
-	}
-	entries, err := l.Entries(ctx, sa.Account)
-	if err != nil {
-		return err
-	}
-	for _, en := range entries {
-		m := statusMessage{Key: verify.DisplayKey(en.Key), Reason: en.Reason}
-		switch en.State {
-		case pipeline.StateSkipped:
-			sa.SkippedMessages = append(sa.SkippedMessages, m)
-		case pipeline.StateFailed:
-			sa.FailedMessages = append(sa.FailedMessages, m)
+	for _, l2 := range []struct {
+		state pipeline.State
+		dst   *[]statusMessage
+	}{{pipeline.StateSkipped, &sa.SkippedMessages}, {pipeline.StateFailed, &sa.FailedMessages}} {
+		if c[l2.state].Messages == 0 {
+			continue
 		}
-	}
-	for _, ms := range [][]statusMessage{sa.SkippedMessages, sa.FailedMessages} {
-		sort.Slice(ms, func(i, j int) bool { return ms[i].Key < ms[j].Key })
+		q := pipeline.Query{States: []pipeline.State{l2.state}}
+		for {
+			page, next, err := l.Scan(ctx, id, q)
+			if err != nil {
+				return err
+			}
+			for _, e := range page {
+				*l2.dst = append(*l2.dst, statusMessage{Key: verify.DisplayKey(e.Key), Reason: e.Reason})
+			}
+			if next == "" {
+				break
+			}
+			q.After = next
+		}
+		sort.Slice(*l2.dst, func(i, j int) bool { return (*l2.dst)[i].Key < (*l2.dst)[j].Key })
 	}
 	return nil
 }
 
 // fillDeleteWaiting counts the account's messages still waiting out their
 // delete_after period at now.
-func fillDeleteWaiting(ctx context.Context, l *checkpoint.Ledger, sa *statusAccount, deleteAfter time.Duration, now time.Time) error {
+func fillDeleteWaiting(ctx context.Context, l *checkpoint.Ledger, id pipeline.AccountID, sa *statusAccount, deleteAfter time.Duration, now time.Time) error {
 	if deleteAfter <= 0 {
 		return nil
 	}
-	n, earliest, err := l.DoneSince(ctx, sa.Account, now.Add(-deleteAfter))
+	n, earliest, err := l.DoneSince(ctx, id, now.Add(-deleteAfter))
 	if err != nil {
 		return err
 	}
@@ -351,7 +393,11 @@ func formatDays(d time.Duration) string {
 }
 
 func writeStatusText(w io.Writer, rep statusReport) {
-	fmt.Fprintf(w, "checkpoint %s\n\n", rep.State)
+	fmt.Fprintf(w, "checkpoint %s", rep.State)
+	if rep.Entries > 0 || rep.Size > 0 {
+		fmt.Fprintf(w, ": %s, %d entries", config.FormatByteSize(rep.Size), rep.Entries)
+	}
+	fmt.Fprint(w, "\n\n")
 	if len(rep.Accounts) == 0 {
 		fmt.Fprintln(w, "no accounts")
 		return
@@ -374,7 +420,7 @@ func writeStatusText(w io.Writer, rep statusReport) {
 	}
 	tw.Flush()
 	for _, a := range rep.Accounts {
-		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 && a.DeleteWaiting == 0 && !a.Paused {
+		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 && a.DeleteWaiting == 0 && a.Gone == 0 && !a.Paused {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s\n", firstNonEmpty(a.Name, a.Account))
@@ -406,6 +452,9 @@ func writeStatusText(w io.Writer, rep statusReport) {
 		if a.DeleteWaiting > 0 {
 			fmt.Fprintf(w, "  delete_after %s: %d messages kept at the source until their period ends (the first at %s)\n",
 				a.DeleteAfter, a.DeleteWaiting, a.NextDeleteDue.Local().Format(time.DateTime))
+		}
+		if a.Gone > 0 {
+			fmt.Fprintf(w, "  %d copied messages since deleted at the source (the checkpoint keeps them for ledger_retention, default 30 days)\n", a.Gone)
 		}
 		for _, l := range []struct {
 			what string
@@ -478,36 +527,39 @@ EXIT STATUS
 
 // writeUIDMap writes the cutover map: for every message the checkpoint has
 // as copied, where it went. Admins use it to move POP3 clients' state or
-// to audit a migration.
-func writeUIDMap(ctx context.Context, l *checkpoint.Ledger, accounts []namedAccount, path string) error {
+// to audit a migration. The entries are read page by page (in key order),
+// never an account at once.
+func writeUIDMap(ctx context.Context, l *checkpoint.Ledger, accounts []namedAccount, ids []pipeline.AccountID, path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("writing the map: %w", err)
 	}
 	w := csv.NewWriter(f)
 	w.Write([]string{"account", "source_key", "uidl", "dest_mailbox", "dest_uidvalidity", "dest_uid"})
-	for _, a := range accounts {
+	for i, a := range accounts {
+		if ids[i] == 0 {
+			continue
+		}
 		key := a.key
-		entries, err := l.Entries(ctx, key)
-		if err != nil {
-			f.Close()
-			return err
-		}
-		keys := make([]string, 0, len(entries))
-		for k, e := range entries {
-			if e.State == pipeline.StateDone {
-				keys = append(keys, k)
+		q := pipeline.Query{States: []pipeline.State{pipeline.StateDone}}
+		for {
+			page, next, err := l.Scan(ctx, ids[i], q)
+			if err != nil {
+				f.Close()
+				return err
 			}
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			e := entries[k]
-			uidl := ""
-			if strings.HasPrefix(key, "pop3://") {
-				uidl, _ = pop3src.UIDLOfKey(k)
+			for _, e := range page {
+				uidl := ""
+				if strings.HasPrefix(key, "pop3://") {
+					uidl, _ = pop3src.UIDLOfKey(e.Key)
+				}
+				w.Write([]string{key, verify.DisplayKey(e.Key), uidl, e.DestMailbox,
+					strconv.FormatUint(uint64(e.DestUIDValidity), 10), strconv.FormatUint(uint64(e.DestUID), 10)})
 			}
-			w.Write([]string{key, verify.DisplayKey(k), uidl, e.DestMailbox,
-				strconv.FormatUint(uint64(e.DestUIDValidity), 10), strconv.FormatUint(uint64(e.DestUID), 10)})
+			if next == "" {
+				break
+			}
+			q.After = next
 		}
 	}
 	w.Flush()

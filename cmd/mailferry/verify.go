@@ -245,17 +245,14 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 
 // verifyOne checks one account; errors go into the result.
 func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger, log *slog.Logger) verifyAccount {
-	va := verifyAccount{Account: a.Name, Key: a.Options.Account, Mode: map[bool]string{true: "full", false: "fast"}[o.full]}
+	va := verifyAccount{Account: a.Name, Key: a.Options.Name, Mode: map[bool]string{true: "full", false: "fast"}[o.full]}
 	fail := func(err error) verifyAccount {
 		va.Error, va.Hint = err.Error(), hint.For(err).Fix
 		return va
 	}
-	var entries map[string]pipeline.Entry
-	if ledger != nil {
-		var err error
-		if entries, err = ledger.Entries(ctx, a.Options.Account); err != nil {
-			return fail(err)
-		}
+	entries, err := accountEntries(ctx, ledger, a)
+	if err != nil {
+		return fail(err)
 	}
 	va.Ledger = len(entries) > 0
 	src, folders, err := a.OpenSourceMapped(ctx)
@@ -304,12 +301,14 @@ type mappedSource struct {
 	dests pipeline.FolderPlan
 }
 
-func (s mappedSource) List(ctx context.Context) ([]pipeline.SourceMessage, error) {
-	msgs, err := s.Source.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := s.dests.Dest(m); return !ok }), nil
+func (s mappedSource) List(ctx context.Context, page func([]pipeline.SourceMessage) error) error {
+	return s.Source.List(ctx, func(msgs []pipeline.SourceMessage) error {
+		msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { _, ok := s.dests.Dest(m); return !ok })
+		if len(msgs) == 0 {
+			return nil
+		}
+		return page(msgs)
+	})
 }
 
 func writeVerifyText(w io.Writer, va verifyAccount, all bool) {
@@ -431,3 +430,31 @@ EXIT STATUS
   3    differences found (missing, differing, flags or dates)
   130  interrupted
 `
+
+// accountEntries reads every entry of the account (verify compares the
+// whole account with both sides), page by page; none when the ledger (nil:
+// none) does not know the account. It creates nothing.
+func accountEntries(ctx context.Context, ledger *checkpoint.Ledger, a *account.Account) (map[string]pipeline.Entry, error) {
+	out := map[string]pipeline.Entry{}
+	if ledger == nil {
+		return out, nil
+	}
+	id, ok, err := ledger.LookupAccount(ctx, a.LedgerSpec())
+	if err != nil || !ok {
+		return out, err
+	}
+	q := pipeline.Query{}
+	for {
+		page, next, err := ledger.Scan(ctx, id, q)
+		if err != nil {
+			return nil, fmt.Errorf("reading the checkpoint: %w", err)
+		}
+		for _, e := range page {
+			out[e.Key] = e
+		}
+		if next == "" {
+			return out, nil
+		}
+		q.After = next
+	}
+}

@@ -267,6 +267,38 @@ func TestSeedMaildirFlagsAndDate(t *testing.T) {
 	}
 }
 
+func TestSeedMaildirBulk(t *testing.T) {
+	t.Parallel()
+	s := Start(t, Options{Users: map[string]string{"bob": "pw"}})
+	const n = 300
+	msg := func(i int) []byte { return []byte(fmt.Sprintf("Subject: m%d\n\nbody %d\n", i, i)) }
+	if err := s.SeedMaildirBulk("bob", "Many", n, msg); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.MailboxCount("bob", "Many"); err != nil || got != n {
+		t.Fatalf("MailboxCount(bob, Many) = %d, %v; want %d", got, err, n)
+	}
+	out, err := s.Doveadm("-f", "tab", "fetch", "-u", "bob", "hdr.subject size.physical", "mailbox", "Many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n")[1:] {
+		subject, size, _ := strings.Cut(line, "\t")
+		var i int
+		if _, err := fmt.Sscanf(subject, "m%d", &i); err != nil {
+			t.Fatalf("row %q: %v", line, err)
+		}
+		if want := fmt.Sprint(len(msg(i))); size != want { // the file as written
+			t.Errorf("message %d: physical size %s, want %s", i, size, want)
+		}
+		seen[subject] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct messages, want %d", len(seen), n)
+	}
+}
+
 func TestSeedMaildirRejectsUnknownFlag(t *testing.T) {
 	if _, err := maildirInfo("SX"); err == nil {
 		t.Error(`maildirInfo("SX") succeeded, want an error for X`)

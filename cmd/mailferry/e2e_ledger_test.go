@@ -1,0 +1,133 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ledgerConfig writes a config for the pair's alice with extra top-level
+// and account keys, and returns its path.
+func ledgerConfig(t *testing.T, p *pair, srcAddr, top, acct string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`state = %q
+%s
+[source]
+url = "pop3s://%s"
+tls_ca = %q
+[destination]
+url = "imaps://%s"
+tls_ca = %q
+[[account]]
+name = "alice"
+%s
+source_user = "alice"
+source_password_env = "MAILFERRY_TEST_SRC_PW"
+dest_password_env = "MAILFERRY_TEST_DST_PW"
+`, p.state, top, srcAddr, p.src.CAFile(), p.dst.IMAPSAddr(), p.src.CAFile(), acct)
+	path := filepath.Join(p.dir, "migrate.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Secrets come from the process environment.
+	t.Setenv("MAILFERRY_TEST_SRC_PW", srcPassword)
+	t.Setenv("MAILFERRY_TEST_DST_PW", dstPassword)
+	return path
+}
+
+func (p *pair) configEnv(string) string { return "" }
+
+func statusOf(t *testing.T, getenv func(string) string, args ...string) statusReport {
+	t.Helper()
+	r := runInProcess(t, getenv, append([]string{"status", "--json"}, args...)...)
+	if r.code != exitOK {
+		t.Fatalf("status: exit %d\n%s", r.code, r.stderr)
+	}
+	var rep statusReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// TestE2ELedgerRetention: with delete_source, copied messages are gone from
+// the source; the checkpoint keeps their entries (status counts them as
+// gone) for ledger_retention, and the first run after that prunes them.
+func TestE2ELedgerRetention(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, simpleMessages(5))
+	cfg := ledgerConfig(t, p, p.src.POP3SAddr(), "delete_source = true\nledger_retention = \"2s\"", "")
+	r := runInProcess(t, p.configEnv, "run", "-c", cfg, "--json", "--progress", "none")
+	if r.code != exitOK || r.report.Accounts[0].Copied != 5 || r.report.Accounts[0].Deleted != 5 {
+		t.Fatalf("run: exit %d, %+v\n%s", r.code, r.report.Accounts, r.stderr)
+	}
+	st := statusOf(t, p.configEnv, "-c", cfg)
+	if a := st.Accounts[0]; a.Gone != 5 || a.Done != 0 || st.Entries != 5 || st.Size == 0 {
+		t.Fatalf("status after deleting at the source: gone %d, done %d, %d entries of %d bytes; want 5, 0, 5, some", a.Gone, a.Done, st.Entries, st.Size)
+	}
+	text := runInProcess(t, p.configEnv, "status", "-c", cfg)
+	if !strings.Contains(text.stdout, "5 copied messages since deleted at the source") || !strings.Contains(text.stdout, "5 entries") {
+		t.Errorf("status text does not show the gone messages and the checkpoint's size:\n%s", text.stdout)
+	}
+	// Within the retention, a run keeps them.
+	if r := runInProcess(t, p.configEnv, "run", "-c", cfg, "--json", "--progress", "none"); r.code != exitOK {
+		t.Fatalf("second run: exit %d\n%s", r.code, r.stderr)
+	}
+	if a := statusOf(t, p.configEnv, "-c", cfg).Accounts[0]; a.Gone != 5 {
+		t.Errorf("within ledger_retention: gone %d, want 5 kept", a.Gone)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if r := runInProcess(t, p.configEnv, "run", "-c", cfg, "--json", "--progress", "none"); r.code != exitOK {
+		t.Fatalf("third run: exit %d\n%s", r.code, r.stderr)
+	}
+	st = statusOf(t, p.configEnv, "-c", cfg)
+	if a := st.Accounts[0]; a.Gone != 0 || st.Entries != 0 {
+		t.Errorf("after ledger_retention: gone %d, %d entries; want them pruned", a.Gone, st.Entries)
+	}
+}
+
+// TestE2EAccountID: with an id, an account keeps its history when its
+// server is reached under another address (here 127.0.0.1 and localhost):
+// the second run copies nothing; without an id it would start afresh.
+func TestE2EAccountID(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, simpleMessages(4))
+	byIP := p.src.POP3SAddr()
+	_, port, _ := strings.Cut(byIP, ":")
+	byName := "localhost:" + port
+	cfg := ledgerConfig(t, p, byIP, "", `id = "alice-2026"`)
+	r := runInProcess(t, p.configEnv, "run", "-c", cfg, "--json", "--progress", "none")
+	if r.code != exitOK || r.report.Accounts[0].Copied != 4 {
+		t.Fatalf("first run: exit %d, %+v\n%s", r.code, r.report.Accounts, r.stderr)
+	}
+	// The server is renamed: the id still names the account.
+	cfg = ledgerConfig(t, p, byName, "", `id = "alice-2026"`)
+	r = runInProcess(t, p.configEnv, "run", "-c", cfg, "--json", "--progress", "none")
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 || a.AlreadyDone != 4 {
+		t.Fatalf("after the rename: exit %d, copied %d, already done %d; want 0, 4\n%s", r.code, a.Copied, a.AlreadyDone, r.stderr)
+	}
+	if n := len(destMessages(t, p, "INBOX")); n != 4 {
+		t.Errorf("destination holds %d, want 4", n)
+	}
+	// status -c finds it under the new address too, by its id.
+	if a := statusOf(t, p.configEnv, "-c", cfg).Accounts[0]; a.Done != 4 || a.NeverRun {
+		t.Errorf("status after the rename: %+v", a)
+	}
+	// Another destination folder without an id is another account...
+	cfg = ledgerConfig(t, p, byIP, "", `dest_folder = "Other"`)
+	r = runInProcess(t, p.configEnv, "run", "-c", cfg, "--json", "--progress", "none")
+	if r.code != exitOK || r.report.Accounts[0].Copied != 4 {
+		t.Fatalf("another folder: exit %d, %+v\n%s", r.code, r.report.Accounts, r.stderr)
+	}
+	// ...so a config whose id names the first and whose servers name the
+	// second is refused before anything is copied.
+	cfg = ledgerConfig(t, p, byIP, "", "id = \"alice-2026\"\ndest_folder = \"Other\"")
+	r = runInProcess(t, p.configEnv, "run", "-c", cfg, "--json", "--progress", "none")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "two different accounts") {
+		t.Errorf("conflicting id: exit %d, want %d and the conflict named\n%s", r.code, exitUsage, r.stderr)
+	}
+}

@@ -1,0 +1,182 @@
+package pipeline
+
+import (
+	"context"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// sessionInterfaces lists every optional interface the engine asks a
+// Source or Destination for, and what the dry-run wrappers must do with
+// it. An interface asked for in the package's code but missing here fails
+// TestDryRunKeepsOptionalInterfaces: a wrapper that embeds an interface
+// hides it, and a dry run would then quietly do less than a real run
+// reports (the flag sync did, once).
+var sessionInterfaces = map[string]func(t *testing.T){
+	"Prefetcher": func(t *testing.T) {
+		src := &prefetchRecorder{memSource: &memSource{}}
+		var s Source = dryRunSource{Source: src}
+		p, ok := s.(Prefetcher)
+		if !ok {
+			t.Fatal("the dry-run source is no Prefetcher")
+		}
+		if err := p.Prefetch(context.Background(), []SourceMessage{{Key: "a"}}); err != nil || src.asked != 1 {
+			t.Errorf("Prefetch through the dry run: %v, asked %d; want it passed on", err, src.asked)
+		}
+	},
+	"ListSummarizer": func(t *testing.T) {
+		src := &summarizingSource{memSource: &memSource{msgs: genMessages(3)}}
+		ls, ok := Source(dryRunSource{Source: src}).(ListSummarizer)
+		if !ok {
+			t.Fatal("the dry-run source is no ListSummarizer")
+		}
+		if sum, ok, err := ls.ListSummary(context.Background()); err != nil || !ok || sum.Messages != 3 || src.summaries != 1 {
+			t.Errorf("ListSummary through the dry run = %+v, %v, %v; want the real source's", sum, ok, err)
+		}
+	},
+	"PermanentFlagser": func(t *testing.T) {
+		var d Destination = &dryRunDestination{Destination: &memDestSession{newMemDest()}}
+		pf, ok := d.(PermanentFlagser)
+		if !ok {
+			t.Fatal("the dry-run destination is no PermanentFlagser")
+		}
+		got, err := pf.PermanentFlags(context.Background(), "INBOX")
+		if err != nil || !slices.Contains(got, "$Forwarded") {
+			t.Errorf("PermanentFlags through the dry run = %v, %v; want the real destination's", got, err)
+		}
+	},
+	"FlagStorer": func(t *testing.T) {
+		dst := newMemDest()
+		dst.boxes["INBOX"] = &memMailbox{uidValidity: 1, uidNext: 2, msgs: []storedMsg{{uid: 1, flags: []string{`\Seen`}}}}
+		dr := &dryRunDestination{Destination: &memDestSession{dst}}
+		fs, ok := Destination(dr).(FlagStorer)
+		if !ok || !dr.storesFlags() {
+			t.Fatal("the dry-run destination does not answer for a FlagStorer")
+		}
+		if err := fs.StoreFlags(context.Background(), "INBOX", 1, map[uint32][]string{1: {`\Flagged`}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := dst.boxes["INBOX"].msgs[0].flags; !slices.Equal(got, []string{`\Seen`}) {
+			t.Errorf("a dry run stored flags %v", got)
+		}
+	},
+	"AppendStarter": func(t *testing.T) {
+		// Deliberately not kept: a dry run sends nothing, so its batches
+		// go through Append, which appends nothing.
+		dst := newMemDest()
+		dst.pipelined = &pipelining{ledger: newMemLedger()}
+		real, _ := dst.open(context.Background())
+		if _, ok := real.(AppendStarter); !ok {
+			t.Fatal("the test destination is no AppendStarter")
+		}
+		if _, ok := Destination(&dryRunDestination{Destination: real}).(AppendStarter); ok {
+			t.Error("the dry-run destination starts appends")
+		}
+	},
+}
+
+// errorInterfaces are asked of errors, not of sessions.
+var errorInterfaces = []string{"Classifier", "RetryAfterer"}
+
+type prefetchRecorder struct {
+	*memSource
+	asked int
+}
+
+func (p *prefetchRecorder) Prefetch(context.Context, []SourceMessage) error {
+	p.asked++
+	return nil
+}
+
+func TestDryRunKeepsOptionalInterfaces(t *testing.T) {
+	for _, name := range askedInterfaces(t) {
+		if slices.Contains(errorInterfaces, name) {
+			continue
+		}
+		check, ok := sessionInterfaces[name]
+		if !ok {
+			t.Errorf("the engine asks for %s, which the dry-run wrappers do not answer for: add it to dryrun.go and sessionInterfaces", name)
+			continue
+		}
+		t.Run(name, check)
+	}
+}
+
+// askedInterfaces returns the interfaces of this package the engine's code
+// (not its tests) asks for in type assertions: x.(Name).
+func askedInterfaces(t *testing.T) []string {
+	t.Helper()
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := map[string]bool{}
+	var asserted []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, err := parser.ParseFile(fset, f, src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.TypeSpec:
+				if _, ok := n.Type.(*ast.InterfaceType); ok {
+					declared[n.Name.Name] = true
+				}
+			case *ast.TypeAssertExpr:
+				if id, ok := n.Type.(*ast.Ident); ok {
+					asserted = append(asserted, id.Name)
+				}
+			}
+			return true
+		})
+	}
+	var out []string
+	for _, name := range asserted {
+		if declared[name] && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("found no type assertions: the parser is not reading the package")
+	}
+	return out
+}
+
+// TestDryRunReportsFlagSync: a dry run reports the flag updates a real
+// run would make, and makes none.
+func TestDryRunReportsFlagSync(t *testing.T) {
+	h, src := newIMAPHarness(t)
+	h.runWith(t, src)
+	for k := range src.flags {
+		src.flags[k] = []string{`\Seen`, `\Flagged`}
+	}
+	h.runner.DryRun = true
+	st := h.runWith(t, src)
+	if st.Copied != 0 || st.FlagsUpdated != 8 {
+		t.Errorf("dry run: copied %d, flags updated %d; want 0 and 8 (what a real run would update)", st.Copied, st.FlagsUpdated)
+	}
+	for _, m := range h.dst.boxes["INBOX"].msgs {
+		if slices.Contains(m.flags, `\Flagged`) {
+			t.Errorf("the dry run stored flags: UID %d has %v", m.uid, m.flags)
+		}
+	}
+	h.runner.DryRun = false
+	if st := h.runWith(t, src); st.FlagsUpdated != 8 {
+		t.Errorf("real run after the dry run updated %d flags, want 8", st.FlagsUpdated)
+	}
+}

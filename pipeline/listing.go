@@ -1,0 +1,442 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"strings"
+	"time"
+)
+
+// KeyPlace is where a source key says its message lives: IMAP keys embed
+// their folder, its UIDVALIDITY and the UID (Options.KeyFolder).
+type KeyPlace struct {
+	Folder      string // what every key of the folder starts with
+	Generation  string // what every key of the folder under UIDValidity starts with
+	UIDValidity uint32
+	UID         uint32
+}
+
+// scopes are what one attempt's listing covered, kept without a record of
+// every message (issue 20), to find the entries of messages the source no
+// longer lists (sweep) and to retire the entries of a folder's earlier
+// UIDVALIDITY.
+//
+// IMAP keys (KeyFolder): per folder generation listed, its UIDs as ranges
+// (a folder listed in UID order is a handful of them) and counts; the
+// folder records of the ledger say whether a sweep is needed: one that
+// listed fewer messages with entries than its last complete pass is
+// swept. Other keys (POP3): the account's counts say whether a sweep is
+// needed (the listing found fewer messages with entries than the ledger
+// has), and only then is the source listed a second time into one 64-bit
+// hash per message (a key wrongly taken for listed, two keys sharing a
+// hash, only keeps an entry from being marked gone: the safe side), so
+// that a run over a mailbox nobody changed holds nothing per message.
+type scopes struct {
+	records map[string]Folder // source folder records at the start, by name
+	gens    map[string]*genScope
+	order   []*genScope
+
+	live  int64 // entries that can be listed, at the start (POP3 sweep)
+	found int64 // listed messages with such an entry (non-IMAP keys)
+	// others counts listed messages whose keys KeyFolder does not place
+	// (a Gmail source's "gm:" keys): swept as POP3's are.
+	others int
+}
+
+// genScope is one folder generation listed by this attempt.
+type genScope struct {
+	mailbox string
+	place   KeyPlace
+	uids    []uidRange
+	listed  int
+	found   int
+}
+
+type uidRange struct{ lo, hi uint32 }
+
+// add notes uid, usually one above the last.
+func (g *genScope) add(uid uint32) {
+	if n := len(g.uids); n > 0 {
+		last := &g.uids[n-1]
+		switch {
+		case uid >= last.lo && uid <= last.hi:
+			return
+		case uid == last.hi+1:
+			last.hi = uid
+			return
+		case uid > last.hi:
+			g.uids = append(g.uids, uidRange{uid, uid})
+			return
+		}
+		// Out of order: insert and merge (sources list in UID order).
+		i, _ := slices.BinarySearchFunc(g.uids, uid, func(r uidRange, u uint32) int {
+			switch {
+			case r.hi < u:
+				return -1
+			case r.lo > u:
+				return 1
+			}
+			return 0
+		})
+		g.uids = slices.Insert(g.uids, i, uidRange{uid, uid})
+		g.uids = mergeRanges(g.uids)
+		return
+	}
+	g.uids = append(g.uids, uidRange{uid, uid})
+}
+
+func mergeRanges(rs []uidRange) []uidRange {
+	out := rs[:0]
+	for _, r := range rs {
+		if n := len(out); n > 0 && r.lo <= out[n-1].hi+1 {
+			out[n-1].hi = max(out[n-1].hi, r.hi)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (g *genScope) has(uid uint32) bool {
+	_, ok := slices.BinarySearchFunc(g.uids, uid, func(r uidRange, u uint32) int {
+		switch {
+		case r.hi < u:
+			return -1
+		case r.lo > u:
+			return 1
+		}
+		return 0
+	})
+	return ok
+}
+
+// live are the states of entries whose message the source may list.
+var live = []State{StatePending, StateDone, StateSkipped, StateFailed, StateRemoving, StateMoving}
+
+// newScopes reads what the ledger says of the account before the listing:
+// its source folder records and how many entries can be listed. The
+// folder records are marked incomplete (SyncedAt zero) until this attempt
+// completes a pass: a pass cut short may leave entries the next one must
+// sweep.
+func (a *attempt) newScopes(ctx context.Context) (*scopes, error) {
+	sc := &scopes{records: map[string]Folder{}, gens: map[string]*genScope{}}
+	folders, err := a.ledger.Folders(ctx, a.opts.Account)
+	if err != nil {
+		return nil, fmt.Errorf("reading the ledger's folders: %w", fatal(err))
+	}
+	var stale []Folder
+	for _, f := range folders {
+		if f.Side != SourceSide {
+			continue
+		}
+		sc.records[f.Name] = f
+		if !f.SyncedAt.IsZero() {
+			f.SyncedAt = time.Time{}
+			stale = append(stale, f)
+		}
+	}
+	if len(stale) > 0 {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: stale}); err != nil {
+			return nil, fmt.Errorf("recording the folders this run lists: %w", fatal(err))
+		}
+	}
+	counts, err := a.ledger.Counts(ctx, a.opts.Account)
+	if err != nil {
+		return nil, fmt.Errorf("reading the ledger's counts: %w", fatal(err))
+	}
+	for _, s := range live {
+		sc.live += counts[s].Messages
+	}
+	return sc, nil
+}
+
+// enter notes the folders of a page before its entries are read. A folder
+// met for the first time under a generation that is not the one of its
+// last complete pass: the entries of its other generations can never be
+// listed again (the server renumbered it). They are marked gone (copied
+// ones) or dropped (the others), so that their messages, listed under new
+// keys, are rematched by digest instead of sent again.
+func (sc *scopes) enter(ctx context.Context, a *attempt, msgs []SourceMessage) error {
+	if a.opts.KeyFolder == nil {
+		return nil
+	}
+	for _, m := range msgs {
+		p, ok := a.opts.KeyFolder(m.Key)
+		if !ok {
+			continue
+		}
+		if _, seen := sc.gens[p.Generation]; seen {
+			continue
+		}
+		g := &genScope{mailbox: m.Mailbox, place: p}
+		sc.gens[p.Generation] = g
+		sc.order = append(sc.order, g)
+		if rec, ok := sc.records[m.Mailbox]; ok && rec.UIDValidity == p.UIDValidity {
+			continue
+		}
+		n, err := a.retire(ctx, p)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			a.mu.Lock()
+			delete(a.earlierGone, p.Folder)
+			a.mu.Unlock()
+			a.log.Warn("source folder renumbered (UIDVALIDITY changed): its messages are matched by content to what was copied",
+				"account", a.opts.Name, "mailbox", m.Mailbox, "uidvalidity", p.UIDValidity, "earlier_entries", n)
+		}
+	}
+	return nil
+}
+
+// listed notes a listed message; live says it has an entry that can be
+// listed.
+func (sc *scopes) listed(m SourceMessage, live bool, place func(string) (KeyPlace, bool)) {
+	if place != nil {
+		if p, ok := place(m.Key); ok {
+			if g := sc.gens[p.Generation]; g != nil {
+				g.add(p.UID)
+				g.listed++
+				if live {
+					g.found++
+				}
+			}
+			return
+		}
+		sc.others++
+	}
+	if live {
+		sc.found++
+	}
+}
+
+// retire marks gone the entries of p's folder under other generations.
+// It returns how many entries it changed.
+func (a *attempt) retire(ctx context.Context, p KeyPlace) (int, error) {
+	// Two probes tell whether there is anything to do: the first key of
+	// the folder, and the first after the generation's keys (which are
+	// the generation prefix and digits, all below "\xff").
+	first, _, err := a.ledger.Scan(ctx, a.opts.Account, Query{KeyPrefix: p.Folder, KeysOnly: true, Limit: 1})
+	if err != nil {
+		return 0, fmt.Errorf("reading the ledger: %w", fatal(err))
+	}
+	after, _, err := a.ledger.Scan(ctx, a.opts.Account, Query{KeyPrefix: p.Folder, After: p.Generation + "\xff", KeysOnly: true, Limit: 1})
+	if err != nil {
+		return 0, fmt.Errorf("reading the ledger: %w", fatal(err))
+	}
+	if (len(first) == 0 || strings.HasPrefix(first[0].Key, p.Generation)) && len(after) == 0 {
+		return 0, nil
+	}
+	n := 0
+	q := Query{KeyPrefix: p.Folder, KeysOnly: true, States: []State{StateDone, StateSkipped, StateFailed}}
+	for {
+		page, next, err := a.ledger.Scan(ctx, a.opts.Account, q)
+		if err != nil {
+			return n, fmt.Errorf("reading the ledger: %w", fatal(err))
+		}
+		var gone []string
+		for _, e := range page {
+			if !strings.HasPrefix(e.Key, p.Generation) {
+				gone = append(gone, e.Key)
+			}
+		}
+		if len(gone) > 0 {
+			if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Gone: gone}); err != nil {
+				return n, fmt.Errorf("recording %d entries of an earlier UIDVALIDITY: %w", len(gone), fatal(err))
+			}
+			n += len(gone)
+		}
+		if next == "" {
+			return n, nil
+		}
+		q.After = next
+		if strings.HasPrefix(next, p.Generation) {
+			q.After = p.Generation + "\xff" // skip the generation's own keys
+		}
+	}
+}
+
+// sweep marks gone the entries of messages the source no longer lists,
+// after a complete listing, where its counts say some are missing; then
+// records the folders' complete passes. An empty listing, or a folder
+// that listed nothing, marks nothing: it cannot tell (a server hiccup, a
+// wrong login, an expired folder).
+func (a *attempt) sweep(ctx context.Context) error {
+	sc := a.scopes
+	if !a.complete || sc == nil {
+		return nil
+	}
+	var records []Folder
+	for _, g := range sc.order {
+		rec, ok := sc.records[g.mailbox]
+		if !ok || rec.UIDValidity != g.place.UIDValidity || g.found < int(rec.Messages) {
+			if err := a.sweepScope(ctx, Query{KeyPrefix: g.place.Generation}, func(key string) bool {
+				p, ok := a.opts.KeyFolder(key)
+				return ok && p.Generation == g.place.Generation && g.has(p.UID)
+			}); err != nil {
+				return err
+			}
+		}
+		records = append(records, Folder{Side: SourceSide, Name: g.mailbox, UIDValidity: g.place.UIDValidity,
+			Messages: uint32(g.listed), SyncedAt: a.opts.Now()})
+	}
+	placed := int64(0) // listed messages with entries, of IMAP keys
+	for _, g := range sc.order {
+		placed += int64(g.found)
+	}
+	if (a.opts.KeyFolder == nil || sc.others > 0) && sc.found+placed < sc.live && a.listed > 0 {
+		// Something the ledger has was not listed: list again, keeping a
+		// hash of each key this time. Keys KeyFolder places are left to
+		// their folders' scopes above.
+		seed := maphash.MakeSeed()
+		var hashes []uint64
+		err := a.src.List(ctx, func(page []SourceMessage) error {
+			for _, m := range page {
+				hashes = append(hashes, maphash.String(seed, m.Key))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("listing the source again to find what it no longer holds: %w", err)
+		}
+		slices.Sort(hashes)
+		if err := a.sweepScope(ctx, Query{}, func(key string) bool {
+			if a.opts.KeyFolder != nil {
+				if _, ok := a.opts.KeyFolder(key); ok {
+					return true
+				}
+			}
+			_, ok := slices.BinarySearch(hashes, maphash.String(seed, key))
+			return ok
+		}); err != nil {
+			return err
+		}
+	}
+	// A run that deletes at the source records no maildrop listing: the
+	// deletions are confirmed after it (Close), and the next run must read
+	// the pages to settle the marks of those that did not happen.
+	if a.opts.KeyFolder == nil && a.summary != nil && !a.opts.DeleteSource && a.opts.DeleteAfter == 0 {
+		records = append(records, Folder{Side: SourceSide, Name: maildropRecord, Messages: uint32(a.summary.Messages),
+			HighestModSeq: a.summary.Digest, SyncedAt: a.opts.Now()})
+	}
+	if len(records) > 0 {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: records}); err != nil {
+			return fmt.Errorf("recording the folders listed: %w", fatal(err))
+		}
+	}
+	return nil
+}
+
+// sweepScope marks gone the entries of q that listed says the listing did
+// not name.
+func (a *attempt) sweepScope(ctx context.Context, q Query, listed func(key string) bool) error {
+	q.KeysOnly = true
+	q.States = []State{StateDone, StateSkipped, StateFailed}
+	for {
+		page, next, err := a.ledger.Scan(ctx, a.opts.Account, q)
+		if err != nil {
+			return fmt.Errorf("reading the ledger: %w", fatal(err))
+		}
+		var gone []string
+		done := 0
+		for _, e := range page {
+			// Entries of messages this run deletes are made gone when the
+			// source confirms the deletion (ConfirmDeleted).
+			if listed(e.Key) || a.run.gone[e.Key] || e.ReasonClass == ReasonDeleted {
+				continue
+			}
+			gone = append(gone, e.Key)
+			if e.State == StateDone {
+				done++
+			}
+		}
+		if len(gone) > 0 {
+			if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Gone: gone}); err != nil {
+				return fmt.Errorf("recording %d messages gone from the source: %w", len(gone), fatal(err))
+			}
+			a.st.SourceGone += done
+		}
+		if next == "" {
+			return nil
+		}
+		q.After = next
+	}
+}
+
+// maildropRecord names the source folder record of a source whose keys
+// name no folder (POP3): its maildrop. The record's HighestModSeq holds
+// the digest of the listing of the last complete pass (ListSummary): what
+// HIGHESTMODSEQ is to an IMAP folder, a mark that moves whenever the
+// maildrop changes.
+const maildropRecord = "INBOX"
+
+// maxSkippedUnchanged bounds the skipped entries an unchanged listing is
+// checked against (each must stay skipped under this run's rules); with
+// more, the listing is read page by page.
+const maxSkippedUnchanged = 10000
+
+// unchanged asks a ListSummarizer source for its listing's summary and
+// reports whether that listing is the last complete pass's over an
+// account whose entries are all settled: the same messages, keys and
+// sizes, every one done or skipped for good, nothing pending, failed or
+// to delete. Then no page needs reading against the ledger (issue 20: a
+// no-op re-run of a 500,000-message maildrop), and the attempt counts
+// what the ledger says instead. Otherwise the List that follows hands
+// over the listing summarized.
+func (a *attempt) unchanged(ctx context.Context) (bool, error) {
+	ls, ok := a.src.(ListSummarizer)
+	if !ok || a.opts.KeyFolder != nil {
+		return false, nil
+	}
+	sum, ok, err := ls.ListSummary(ctx)
+	if err != nil || !ok {
+		return false, err
+	}
+	a.summary = &sum
+	rec, ok := a.scopes.records[maildropRecord]
+	if !ok || rec.SyncedAt.IsZero() || int(rec.Messages) != sum.Messages || rec.HighestModSeq != sum.Digest ||
+		a.opts.DeleteSource || a.opts.DeleteAfter > 0 || a.hold.RetrySkipped() {
+		return false, nil
+	}
+	select {
+	case <-a.hold.Paused():
+		return false, errPaused
+	default:
+	}
+	counts, err := a.ledger.Counts(ctx, a.opts.Account)
+	if err != nil {
+		return false, fmt.Errorf("reading the ledger's counts: %w", fatal(err))
+	}
+	for _, s := range []State{StatePending, StateFailed, StateRemoving, StateMoving} {
+		if counts[s].Messages > 0 {
+			return false, nil
+		}
+	}
+	done, skipped := counts[StateDone].Messages, counts[StateSkipped].Messages
+	if done+skipped != int64(sum.Messages) || skipped > maxSkippedUnchanged {
+		return false, nil
+	}
+	var skips []Entry
+	if skipped > 0 {
+		if skips, err = a.scanAll(ctx, Query{States: []State{StateSkipped}}); err != nil {
+			return false, err
+		}
+		for _, e := range skips {
+			if a.disposition(e, true) != SkippedEarlier {
+				return false, nil
+			}
+		}
+	}
+	for _, e := range skips {
+		a.skippedBefore(e)
+	}
+	a.listed, a.settled, a.doneFound = sum.Messages, sum.Messages, int(done)
+	a.scopes.found = a.scopes.live
+	a.complete = true
+	a.prog.AccountStarted(a.opts.Name, 0, 0)
+	a.log.Debug("source listing unchanged since the last complete pass: nothing to read against the ledger",
+		"account", a.opts.Name, "messages", sum.Messages)
+	return true, nil
+}
