@@ -397,7 +397,7 @@ func (a *attempt) unchanged(ctx context.Context) (bool, error) {
 	a.summary = &sum
 	rec, ok := a.scopes.records[maildropRecord]
 	if !ok || rec.SyncedAt.IsZero() || int(rec.Messages) != sum.Messages || rec.HighestModSeq != sum.Digest ||
-		a.opts.DeleteSource || a.opts.DeleteAfter > 0 || a.hold.RetrySkipped() {
+		a.opts.DeleteSource || a.opts.DeleteAfter > 0 || a.retrySkipped() {
 		return false, nil
 	}
 	select {
