@@ -55,6 +55,11 @@ func newProgressView(mode string, w io.Writer, log *slog.Logger, every time.Dura
 			progressbar.OptionThrottle(100 * time.Millisecond),
 			progressbar.OptionClearOnFinish(),
 			progressbar.OptionFullWidth(),
+			// No spinner goroutine of the library's own: it reads the
+			// bar's start time without the bar's lock, a data race with
+			// the first render (progressbar v3.19.1). The spinner turns
+			// on each render instead (Add, and tickRows' redraws).
+			progressbar.OptionSetSpinnerChangeInterval(0),
 		}
 		if rows > 0 {
 			opts = append(opts, progressbar.OptionSetMaxDetailRow(rows))
