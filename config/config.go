@@ -229,10 +229,20 @@ type Folders struct {
 	Include, Exclude []string // folder names or patterns (* any, % one level, ? one character)
 	Root             string   // put every folder under this destination folder ("Old")
 	Rename           []FolderRename
-	SyncFlags        bool          // bring flags of earlier copies up to date (default true)
-	SpecialUse       bool          // map Sent, Drafts, Trash, Junk, Archive by role (default true)
-	MaxAge, MinAge   time.Duration // copy only messages younger / older than this; 0 = no limit
+	SyncFlags        bool // bring flags of earlier copies up to date (default true)
+	SpecialUse       bool // map Sent, Drafts, Trash, Junk, Archive by role (default true)
+	// GmailLabels is how a source with labels (Gmail) is copied:
+	// GmailOneCopy (one copy per message, its other labels as keywords;
+	// the default, "" too) or GmailPerLabel (one copy per label folder).
+	GmailLabels    string
+	MaxAge, MinAge time.Duration // copy only messages younger / older than this; 0 = no limit
 }
+
+// Values of folders.gmail_labels.
+const (
+	GmailOneCopy  = "one-copy"
+	GmailPerLabel = "per-label"
+)
 
 // FolderRename renames a source folder; with Regexp, From is a regular
 // expression and To may use $1 and the like. The first matching rule wins.

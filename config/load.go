@@ -103,14 +103,15 @@ type filePolicy struct {
 }
 
 type fileFolders struct {
-	Include    []string     `toml:"include"`
-	Exclude    []string     `toml:"exclude"`
-	Root       string       `toml:"root"`
-	SyncFlags  *bool        `toml:"sync_flags"`
-	SpecialUse *bool        `toml:"special_use"`
-	MaxAge     *Duration    `toml:"max_age"`
-	MinAge     *Duration    `toml:"min_age"`
-	Rename     []fileRename `toml:"rename"`
+	Include     []string     `toml:"include"`
+	Exclude     []string     `toml:"exclude"`
+	Root        string       `toml:"root"`
+	SyncFlags   *bool        `toml:"sync_flags"`
+	SpecialUse  *bool        `toml:"special_use"`
+	GmailLabels *string      `toml:"gmail_labels"`
+	MaxAge      *Duration    `toml:"max_age"`
+	MinAge      *Duration    `toml:"min_age"`
+	Rename      []fileRename `toml:"rename"`
 }
 
 type fileRename struct {
@@ -361,6 +362,9 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	c.Folders.Include, c.Folders.Exclude, c.Folders.Root = f.Include, f.Exclude, f.Root
 	if f.SyncFlags != nil {
 		c.Folders.SyncFlags = *f.SyncFlags
+	}
+	if f.GmailLabels != nil {
+		c.Folders.GmailLabels = *f.GmailLabels
 	}
 	if f.SpecialUse != nil {
 		c.Folders.SpecialUse = *f.SpecialUse

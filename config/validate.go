@@ -130,6 +130,12 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	switch c.Folders.GmailLabels {
+	case "", GmailOneCopy, GmailPerLabel:
+	default:
+		errs.add(c.at("folders.gmail_labels"), "folders.gmail_labels", "folders.gmail_labels must be %q or %q, got %q",
+			GmailOneCopy, GmailPerLabel, c.Folders.GmailLabels)
+	}
 	if c.Folders.MaxAge < 0 || c.Folders.MinAge < 0 {
 		errs.add(c.at("folders"), "folders", "folders.max_age and folders.min_age must not be negative")
 	}

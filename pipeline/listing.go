@@ -40,6 +40,9 @@ type scopes struct {
 
 	live  int64 // entries that can be listed, at the start (POP3 sweep)
 	found int64 // listed messages with such an entry (non-IMAP keys)
+	// others counts listed messages whose keys KeyFolder does not place
+	// (a Gmail source's "gm:" keys): swept as POP3's are.
+	others int
 }
 
 // genScope is one folder generation listed by this attempt.
@@ -202,6 +205,7 @@ func (sc *scopes) listed(m SourceMessage, live bool, place func(string) (KeyPlac
 			}
 			return
 		}
+		sc.others++
 	}
 	if live {
 		sc.found++
@@ -278,9 +282,14 @@ func (a *attempt) sweep(ctx context.Context) error {
 		records = append(records, Folder{Side: SourceSide, Name: g.mailbox, UIDValidity: g.place.UIDValidity,
 			Messages: uint32(g.listed), SyncedAt: a.opts.Now()})
 	}
-	if a.opts.KeyFolder == nil && sc.found < sc.live && a.listed > 0 {
+	placed := int64(0) // listed messages with entries, of IMAP keys
+	for _, g := range sc.order {
+		placed += int64(g.found)
+	}
+	if (a.opts.KeyFolder == nil || sc.others > 0) && sc.found+placed < sc.live && a.listed > 0 {
 		// Something the ledger has was not listed: list again, keeping a
-		// hash of each key this time.
+		// hash of each key this time. Keys KeyFolder places are left to
+		// their folders' scopes above.
 		seed := maphash.MakeSeed()
 		var hashes []uint64
 		err := a.src.List(ctx, func(page []SourceMessage) error {
@@ -294,6 +303,11 @@ func (a *attempt) sweep(ctx context.Context) error {
 		}
 		slices.Sort(hashes)
 		if err := a.sweepScope(ctx, Query{}, func(key string) bool {
+			if a.opts.KeyFolder != nil {
+				if _, ok := a.opts.KeyFolder(key); ok {
+					return true
+				}
+			}
 			_, ok := slices.BinarySearch(hashes, maphash.String(seed, key))
 			return ok
 		}); err != nil {
@@ -383,7 +397,7 @@ func (a *attempt) unchanged(ctx context.Context) (bool, error) {
 	a.summary = &sum
 	rec, ok := a.scopes.records[maildropRecord]
 	if !ok || rec.SyncedAt.IsZero() || int(rec.Messages) != sum.Messages || rec.HighestModSeq != sum.Digest ||
-		a.opts.DeleteSource || a.opts.DeleteAfter > 0 || a.hold.RetrySkipped() {
+		a.opts.DeleteSource || a.opts.DeleteAfter > 0 || a.retrySkipped() {
 		return false, nil
 	}
 	select {
@@ -415,14 +429,9 @@ func (a *attempt) unchanged(ctx context.Context) (bool, error) {
 			}
 		}
 	}
-	a.mu.Lock()
 	for _, e := range skips {
-		if !a.run.skipped[e.Key] {
-			a.st.skip(e.Key, e.Reason+" (recorded by an earlier run)")
-			a.run.skipped[e.Key] = true
-		}
+		a.skippedBefore(e)
 	}
-	a.mu.Unlock()
 	a.listed, a.settled, a.doneFound = sum.Messages, sum.Messages, int(done)
 	a.scopes.found = a.scopes.live
 	a.complete = true

@@ -116,6 +116,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		if err := e.applyTestHooks(&acc.Options); err != nil {
 			return exitUsage, err
 		}
+		acc.Options.RetrySkipped = common.retrySkipped
 		jobs[i] = acc.Job()
 		specs[i] = acc.LedgerSpec()
 		services[i] = serviceAccount{name: acc.Name}
@@ -125,8 +126,8 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		pageAccounts[i] = statuspage.Account{Name: acc.Name, Key: acc.Options.Name, SourceHost: acc.Source.Addr(), DestHost: acc.Dest.Addr()}
 	}
 	if every := svc.every(fs, cfg); every > 0 {
-		if *rerunFailed || common.dryRun {
-			return exitUsage, usagef("--every runs a service: it cannot be combined with --rerun-failed or --dry-run")
+		if *rerunFailed || common.dryRun || common.retrySkipped {
+			return exitUsage, usagef("--every runs a service: it cannot be combined with --rerun-failed, --dry-run or --retry-skipped")
 		}
 		if !fs.Changed("attempts") {
 			*attempts = 1 // the service's backoff between polls is the retry

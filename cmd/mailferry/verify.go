@@ -59,6 +59,7 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 		fs.BoolVar(&o.folders.SpecialUse, "special-use", true, "IMAP source: map folders by role (as for copy)")
 		fs.Var((*daysDuration)(&o.folders.MaxAge), "max-age", "IMAP source: only messages younger than this (as for copy)")
 		fs.Var((*daysDuration)(&o.folders.MinAge), "min-age", "IMAP source: only messages older than this (as for copy)")
+		fs.StringVar(&o.folders.GmailLabels, "gmail-labels", config.GmailOneCopy, "Gmail source: how the copy copied its labels, one-copy or per-label (as for copy)")
 		fs.StringVar(&o.policy.internalDate, "internal-date", "received", "the copy's internal-date policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.flags, "flags", "none", "the copy's flag policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.maxMessageSize, "max-message-size", "0", "the copy's --max-message-size (SOURCE DEST form)")
@@ -413,8 +414,8 @@ FLAGS
                             the copy's policies (SOURCE DEST form); with
                             --x-uidl the source's messages are compared with
                             the X-UIDL field the copy put before them
-  --folder, --exclude-folder, --special-use, --max-age, --min-age
-                            IMAP source: the copy's folder settings
+  --folder, --exclude-folder, --special-use, --max-age, --min-age,
+  --gmail-labels MODE       IMAP source: the copy's folder settings
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --source-password-file FILE, --source-password-command CMD
   --dest-password-file FILE, --dest-password-command CMD
