@@ -58,7 +58,8 @@ type hold struct {
 	l            *Ledger
 	id           pipeline.AccountID
 	ident        string
-	lock         *heldLock
+	lock         *heldLock // SQLite
+	lease        *lease    // PostgreSQL
 	paused       chan struct{}
 	pauseOnce    sync.Once
 	retrySkipped bool
@@ -66,7 +67,12 @@ type hold struct {
 	releaseErr   error
 }
 
-func (h *hold) Lost() <-chan struct{}   { return nil }
+func (h *hold) Lost() <-chan struct{} {
+	if h.lease != nil {
+		return h.lease.lost
+	}
+	return nil
+}
 func (h *hold) Paused() <-chan struct{} { return h.paused }
 func (h *hold) RetrySkipped() bool      { return h.retrySkipped }
 
@@ -75,6 +81,10 @@ func (h *hold) markPaused() { h.pauseOnce.Do(func() { close(h.paused) }) }
 // Release drops the hold; later calls return the first result.
 func (h *hold) Release(context.Context) error {
 	h.release.Do(func() {
+		if h.lease != nil {
+			h.releaseErr = h.l.releaseLease(h, leaseEnd{})
+			return
+		}
 		l := h.l
 		l.mu.Lock()
 		if l.held != nil && l.held[h.id] == h {
@@ -109,6 +119,9 @@ func (l *Ledger) holdOf(account pipeline.AccountID) *hold {
 func (l *Ledger) Hold(ctx context.Context, account pipeline.AccountID) (pipeline.Hold, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, err
+	}
+	if l.pg != nil {
+		return l.holdLease(ctx, account)
 	}
 	var ident string
 	var paused, retry bool

@@ -165,7 +165,7 @@ func TestOpenRefuses(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, nil, "ledger.db"},
-		{"a PostgreSQL URL", nil, nil, "not supported"},
+		{"a PostgreSQL URL with a password", nil, ErrPasswordInURL, "holds a password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
