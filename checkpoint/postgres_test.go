@@ -1,0 +1,411 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/testkit/postgres"
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// The PostgreSQL engine's own tests: leases and fencing between workers,
+// the checks a shared database needs, and passwords kept out of messages.
+// The rules every engine keeps are in ledgertest
+// (conformance_postgres_test.go). One private server serves every case,
+// each case its own database.
+func TestPostgres(t *testing.T) {
+	srv := postgres.Start(t, postgres.Options{})
+	for _, c := range []struct {
+		name string
+		fn   func(t *testing.T, srv *postgres.Server, dbURL string)
+	}{
+		{"ClaimRace", testPGClaimRace},
+		{"FencedAfterTakeover", testPGFencedAfterTakeover},
+		{"LostBeforeExpiry", testPGLostBeforeExpiry},
+		{"PausedAtRenewal", testPGPausedAtRenewal},
+		{"Refusals", testPGRefusals},
+		{"PasswordsNeverShown", testPGPasswordsNeverShown},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, srv, postgres.Database(t, srv)) })
+	}
+}
+
+// openPG opens the ledger at dbURL as one worker and closes it at the end.
+func openPG(t *testing.T, srv *postgres.Server, dbURL, worker string, ttl time.Duration) *Ledger {
+	t.Helper()
+	l, err := Open(context.Background(), dbURL, &Options{Password: srv.Password(), Worker: worker, LeaseTTL: ttl})
+	if err != nil {
+		t.Fatalf("opening %s as %s: %v", dbURL, worker, err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// testPGClaimRace: workers on their own connections claiming one account
+// at the same moment, round after round: exactly one gets it each time,
+// and its epoch is higher than every earlier holder's.
+func testPGClaimRace(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	const workers, rounds = 6, 15
+	ls := make([]*Ledger, workers)
+	for i := range ls {
+		ls[i] = openPG(t, srv, dbURL, "w"+string(rune('a'+i)), 0)
+	}
+	res, err := ls[0].ResolveAccount(ctx, testSpec("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastEpoch := int64(0)
+	for round := range rounds {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		holds := make([]pipeline.Hold, workers)
+		errs := make([]error, workers)
+		for i := range ls {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				holds[i], errs[i] = ls[i].Hold(ctx, res.Account)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		var winner *hold
+		for i := range ls {
+			switch {
+			case errs[i] == nil && winner != nil:
+				t.Fatalf("round %d: two workers hold the account", round)
+			case errs[i] == nil:
+				winner = holds[i].(*hold)
+			case !errors.Is(errs[i], ErrLocked):
+				t.Fatalf("round %d: worker %d: %v, want ErrLocked", round, i, errs[i])
+			}
+		}
+		if winner == nil {
+			t.Fatalf("round %d: nobody got the account: %v", round, errs)
+		}
+		if winner.lease.epoch <= lastEpoch {
+			t.Fatalf("round %d: epoch %d after %d", round, winner.lease.epoch, lastEpoch)
+		}
+		lastEpoch = winner.lease.epoch
+		if err := winner.l.Commit(ctx, res.Account, pipeline.Changes{Put: []pipeline.Entry{{Key: "k", State: pipeline.StateDone, Size: int64(round)}}}); err != nil {
+			t.Fatalf("round %d: the holder's Commit: %v", round, err)
+		}
+		if err := winner.Release(ctx); err != nil {
+			t.Fatalf("round %d: Release: %v", round, err)
+		}
+	}
+}
+
+// testPGFencedAfterTakeover: a worker frozen past its lease (it never
+// noticed: no renewal failed yet) is taken over; its next Commit writes
+// nothing and fails with ErrHoldLost, and its Lost closes. The successor
+// writes, and releasing the old hold does not free the successor's.
+func testPGFencedAfterTakeover(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	a := openPG(t, srv, dbURL, "frozen", time.Minute)
+	b := openPG(t, srv, dbURL, "successor", time.Minute)
+	id, ha := held(t, a, "alice")
+	if err := a.Commit(ctx, id, pipeline.Changes{Put: []pipeline.Entry{{Key: "before", State: pipeline.StatePending}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Hold(ctx, id); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "frozen") {
+		t.Fatalf("Hold of a live lease: %v, want ErrLocked naming the holder", err)
+	}
+	st, err := b.Status(ctx, Selector{IDs: []pipeline.AccountID{id}})
+	if err != nil || len(st) != 1 || st[0].Worker != "frozen" || st[0].Holder == 0 {
+		t.Fatalf("status of a leased account: %+v, %v", st, err)
+	}
+	// The lease runs out while its holder is frozen (the database's clock
+	// moved past it).
+	name, _ := dbName(dbURL)
+	if err := srv.Exec(ctx, name, `UPDATE mailferry.accounts SET lease_expires = 1 WHERE id = $1`, int64(id)); err != nil {
+		t.Fatal(err)
+	}
+	hb, err := b.Hold(ctx, id)
+	if err != nil {
+		t.Fatalf("taking over an expired lease: %v", err)
+	}
+	if hb.(*hold).lease.epoch <= ha.(*hold).lease.epoch {
+		t.Errorf("takeover epoch %d, old %d", hb.(*hold).lease.epoch, ha.(*hold).lease.epoch)
+	}
+	err = a.Commit(ctx, id, pipeline.Changes{Put: []pipeline.Entry{{Key: "late", State: pipeline.StateDone}}, Delete: []string{"before"}})
+	if !errors.Is(err, ErrHoldLost) {
+		t.Fatalf("Commit under the old epoch: %v, want ErrHoldLost", err)
+	}
+	select {
+	case <-ha.Lost():
+	default:
+		t.Error("a fenced-off hold is not lost")
+	}
+	if err := b.Commit(ctx, id, pipeline.Changes{Put: []pipeline.Entry{{Key: "before", State: pipeline.StateDone}}}); err != nil {
+		t.Fatalf("the successor's Commit: %v", err)
+	}
+	page, _, err := b.Scan(ctx, id, pipeline.Query{})
+	if err != nil || len(page) != 1 || page[0].Key != "before" || page[0].State != pipeline.StateDone {
+		t.Fatalf("entries after the fenced Commit: %+v, %v", page, err)
+	}
+	if err := ha.Release(ctx); err != nil {
+		t.Errorf("releasing a lost hold: %v", err)
+	}
+	if _, err := a.Hold(ctx, id); !errors.Is(err, ErrLocked) {
+		t.Errorf("the old holder's release freed the successor's lease: %v", err)
+	}
+}
+
+// testPGLostBeforeExpiry: a worker cut from the database (a proxy that
+// stops answering) closes Lost half a TTL after its last renewal, while
+// the lease is still live in the database, so it stops before anyone can
+// take over; its Commits fail; another worker takes over once the lease
+// expired.
+func testPGLostBeforeExpiry(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	const ttl = 3 * time.Second
+	cut := startCutProxy(t, srv.Addr())
+	u, _ := url.Parse(dbURL)
+	u.Host = cut.addr()
+	a := openPG(t, srv, u.String(), "cut-off", ttl)
+	b := openPG(t, srv, dbURL, "other", ttl)
+	id, ha := held(t, a, "alice")
+	time.Sleep(ttl / 2) // a renewal or two go through
+	select {
+	case <-ha.Lost():
+		t.Fatal("lost while renewals go through")
+	default:
+	}
+	cut.cut()
+	cutAt := time.Now()
+	select {
+	case <-ha.Lost():
+	case <-time.After(ttl):
+		t.Fatal("Lost not closed a whole TTL after the database became unreachable")
+	}
+	lostAfter := time.Since(cutAt)
+	if _, err := b.Hold(ctx, id); !errors.Is(err, ErrLocked) {
+		t.Fatalf("the lease was claimable when its holder noticed the loss (%v after the cut): %v", lostAfter, err)
+	}
+	if err := a.Commit(ctx, id, pipeline.Changes{Put: []pipeline.Entry{{Key: "k", State: pipeline.StateDone}}}); !errors.Is(err, ErrHoldLost) {
+		t.Errorf("Commit after Lost: %v, want ErrHoldLost", err)
+	}
+	var hb pipeline.Hold
+	deadline := time.Now().Add(2 * ttl)
+	for {
+		var err error
+		if hb, err = b.Hold(ctx, id); err == nil {
+			break
+		}
+		if !errors.Is(err, ErrLocked) || time.Now().After(deadline) {
+			t.Fatalf("taking over the cut-off worker's account: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("Lost closed %v after the cut; taken over %v after the cut (TTL %v)", lostAfter.Round(time.Millisecond),
+		time.Since(cutAt).Round(time.Millisecond), ttl)
+	if err := b.Commit(ctx, id, pipeline.Changes{Put: []pipeline.Entry{{Key: "k", State: pipeline.StateDone}}}); err != nil {
+		t.Fatal(err)
+	}
+	hb.Release(ctx)
+}
+
+// testPGPausedAtRenewal: a pause reaches a running worker at its next
+// lease renewal, without a Commit.
+func testPGPausedAtRenewal(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	a := openPG(t, srv, dbURL, "runner", 400*time.Millisecond)
+	admin := openPG(t, srv, dbURL, "admin", 0)
+	id, h := held(t, a, "alice")
+	if _, err := admin.Pause(ctx, Selector{IDs: []pipeline.AccountID{id}}, "by a test"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.Paused():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the pause did not reach the worker at its lease renewals")
+	}
+}
+
+// testPGRefusals: a database the ledger must not use is refused with what
+// is wrong, and nothing is written to it.
+func testPGRefusals(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	opts := func() *Options { return &Options{Password: srv.Password()} }
+	name, _ := dbName(dbURL)
+
+	l, err := Open(ctx, dbURL, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if err := srv.Exec(ctx, name, `UPDATE mailferry.meta SET value = '6' WHERE key = 'schema'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, dbURL, opts()); !errors.Is(err, ErrSchemaTooNew) {
+		t.Errorf("schema 6: %v, want ErrSchemaTooNew", err)
+	}
+	if err := srv.Exec(ctx, name, `UPDATE mailferry.meta SET value = '4' WHERE key = 'schema'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, dbURL, opts()); !errors.Is(err, ErrSchemaTooOld) || !strings.Contains(err.Error(), "ledger upgrade") {
+		t.Errorf("schema 4: %v, want ErrSchemaTooOld saying what to run", err)
+	}
+
+	other := postgres.Database(t, srv)
+	otherName, _ := dbName(other)
+	if err := srv.Exec(ctx, otherName, `CREATE SCHEMA mailferry; CREATE TABLE mailferry.orders (id int)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, other, opts()); !errors.Is(err, ErrNotLedger) {
+		t.Errorf("another application's schema: %v, want ErrNotLedger", err)
+	}
+	if n, err := srv.QueryInt(ctx, otherName, `SELECT count(*) FROM pg_tables WHERE schemaname = 'mailferry'`); err != nil || n != 1 {
+		t.Errorf("another application's schema now holds %d tables (%v), want its 1", n, err)
+	}
+
+	async := postgres.Database(t, srv)
+	asyncName, _ := dbName(async)
+	if err := srv.Exec(ctx, "postgres", `ALTER DATABASE `+asyncName+` SET synchronous_commit = off`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, async, opts()); err == nil || !strings.Contains(err.Error(), "synchronous_commit") {
+		t.Errorf("synchronous_commit = off: %v, want a refusal naming it", err)
+	}
+}
+
+// testPGPasswordsNeverShown: a password in the URL is refused without
+// being repeated; a wrong password and an unreachable server are
+// explained, with where it tried and no password.
+func testPGPasswordsNeverShown(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	const secret = "s3cr3t-Pa55"
+	u, _ := url.Parse(dbURL)
+	u.User = url.UserPassword(u.User.Username(), secret)
+	_, err := Open(ctx, u.String(), nil)
+	if !errors.Is(err, ErrPasswordInURL) || strings.Contains(err.Error(), secret) {
+		t.Errorf("password in the URL: %v", err)
+	}
+	_, err = Open(ctx, dbURL+"&password="+secret, nil)
+	if !errors.Is(err, ErrPasswordInURL) || strings.Contains(err.Error(), secret) {
+		t.Errorf("password in the query: %v", err)
+	}
+	_, err = Open(ctx, dbURL, &Options{Password: secret})
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "refused the login") {
+		t.Errorf("wrong password: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	u, _ = url.Parse(dbURL)
+	u.Host = closed
+	_, err = Open(ctx, u.String(), &Options{Password: secret, ConnectTimeout: 2 * time.Second})
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), closed) {
+		t.Errorf("unreachable database: %v, want where it tried and no password", err)
+	}
+}
+
+func dbName(dbURL string) (string, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimPrefix(u.Path, "/"), nil
+}
+
+// cutProxy forwards TCP to a server until cut: then every connection,
+// open or new, goes silent (nothing forwarded, nothing closed), as a
+// network cut looks to a client.
+type cutProxy struct {
+	ln       net.Listener
+	upstream string
+	mu       sync.Mutex
+	isCut    bool
+	conns    []net.Conn
+}
+
+func startCutProxy(t *testing.T, upstream string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, upstream: upstream}
+	go p.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	return p
+}
+
+func (p *cutProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isCut = true
+}
+
+func (p *cutProxy) cutNow() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.isCut
+}
+
+func (p *cutProxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c)
+		cut := p.isCut
+		p.mu.Unlock()
+		if cut {
+			continue // silent
+		}
+		up, err := net.Dial("tcp", p.upstream)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, up)
+		p.mu.Unlock()
+		go p.pump(c, up)
+		go p.pump(up, c)
+	}
+}
+
+// pump copies until cut; after the cut it reads and drops.
+func (p *cutProxy) pump(from, to net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(buf)
+		if n > 0 && !p.cutNow() {
+			if _, werr := to.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				return
+			}
+			return
+		}
+	}
+}
