@@ -76,6 +76,14 @@ func (l *Ledger) ResolveAccount(ctx context.Context, spec AccountSpec) (Resoluti
 		return res, fmt.Errorf("resolving account %s in %s: %w", spec.Endpoint, l.path, err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	if l.pg != nil {
+		// SQLite's immediate transaction serializes writers; PostgreSQL's
+		// do not see each other's new rows: two workers resolving a new
+		// account at once would both create it, and one fail.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('mailferry-resolve'))`); err != nil {
+			return res, fmt.Errorf("resolving account %s in %s: %w", spec.Endpoint, l.path, explainConnect(err))
+		}
+	}
 	now := nanos(l.now())
 	byID, byEndpoint, err := l.aliases(ctx, tx, spec)
 	if err != nil {

@@ -2,7 +2,9 @@ package checkpoint
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mailferry/mailferry/pipeline"
 )
@@ -46,8 +50,7 @@ type pgEngine struct {
 func newPGEngine(opts *Options) *pgEngine {
 	worker := opts.Worker
 	if worker == "" {
-		worker = hostname() + ":" + strconv.Itoa(os.Getpid()) + ":" +
-			strconv.FormatInt(time.Now().UnixNano(), 36) + "." + strconv.FormatInt(workerSeq.Add(1), 10)
+		worker = workerName(os.Getpid(), time.Now(), workerSeq.Add(1))
 	}
 	ttl := opts.LeaseTTL
 	if ttl <= 0 {
@@ -187,16 +190,34 @@ func (l *Ledger) tryLease(ctx context.Context, account pipeline.AccountID) (*hol
 	sent := time.Now()
 	var epoch int64
 	var paused, retry bool
-	// The row lock serializes two workers claiming at once: the second
-	// re-reads the row the first committed and finds it running.
-	err := l.w.QueryRowContext(ctx, `UPDATE accounts SET queue = 'running', lease_worker = $1,
-			lease_epoch = lease_epoch + 1, lease_expires = `+pgNow+` + $2
-		WHERE id = $3 AND (queue <> 'running' OR lease_expires < `+pgNow+`)
-		RETURNING ident, lease_epoch, paused, retry_skipped`,
-		e.worker, e.ttl.Nanoseconds(), account).Scan(&h.ident, &epoch, &paused, &retry)
+	claim := func(dead string) error {
+		// The row lock serializes two workers claiming at once: the
+		// second re-reads the row the first committed and finds it
+		// running.
+		return l.w.QueryRowContext(ctx, `UPDATE accounts SET queue = 'running', lease_worker = $1,
+				lease_epoch = lease_epoch + 1, lease_expires = `+pgNow+` + $2
+			WHERE id = $3 AND (queue <> 'running' OR lease_expires < `+pgNow+` OR lease_worker = $4)
+			RETURNING ident, lease_epoch, paused, retry_skipped`,
+			e.worker, e.ttl.Nanoseconds(), account, dead).Scan(&h.ident, &epoch, &paused, &retry)
+	}
+	err := claim("") // only accounts that are not running have no worker
 	if errors.Is(err, sql.ErrNoRows) {
-		unreserve()
-		return nil, l.whyLocked(ctx, account)
+		holder, why := l.whyLocked(ctx, account)
+		pid, dead := deadLocalWorker(holder)
+		if !dead {
+			unreserve()
+			return nil, why
+		}
+		// A worker of this machine that died (kill -9, a crash) holds
+		// it: it can write nothing more, so the account need not wait
+		// for its lease to run out (a restarted cron job).
+		if err = claim(holder); err == nil {
+			l.log.Info("took over the lease of a worker of this machine that is gone", "account", h.ident, "pid", pid, "worker", holder)
+		} else if errors.Is(err, sql.ErrNoRows) {
+			unreserve()
+			_, why = l.whyLocked(ctx, account)
+			return nil, why
+		}
 	}
 	if err != nil {
 		unreserve()
@@ -219,19 +240,61 @@ func (l *Ledger) tryLease(ctx context.Context, account pipeline.AccountID) (*hol
 
 // whyLocked explains a claim that found no claimable row: an unknown
 // account, or who holds it until when.
-func (l *Ledger) whyLocked(ctx context.Context, account pipeline.AccountID) error {
+// It returns the holding worker too ("" when none).
+func (l *Ledger) whyLocked(ctx context.Context, account pipeline.AccountID) (string, error) {
 	var ident, worker string
 	var left int64
 	err := l.r.QueryRowContext(ctx, `SELECT ident, lease_worker, lease_expires - `+pgNow+` FROM accounts WHERE id = $1`, account).
 		Scan(&ident, &worker, &left)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("holding account %d in %s: %w", account, l.path, ErrUnknownAccount)
+		return "", fmt.Errorf("holding account %d in %s: %w", account, l.path, ErrUnknownAccount)
 	}
 	if err != nil {
-		return fmt.Errorf("holding account %d in %s: %w", account, l.path, explainConnect(err))
+		return "", fmt.Errorf("holding account %d in %s: %w", account, l.path, explainConnect(err))
 	}
-	return fmt.Errorf("holding account %q: leased by worker %s for %s more: %w", ident, worker,
+	return worker, fmt.Errorf("holding account %q: leased by worker %s for %s more: %w", ident, worker,
 		time.Duration(max(left, 0)).Round(time.Millisecond), ErrLocked)
+}
+
+// machineToken tells this machine's processes apart from another's with
+// the same host name and pids (containers): the boot and the pid
+// namespace. "" when unknown: then no worker is taken for dead early.
+var machineToken = sync.OnceValue(func() string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(string(boot)) + "\x00" + ns))
+	return hex.EncodeToString(sum[:6])
+})
+
+// workerName is "<host>:<pid>:<start>.<seq>[.<machine token>]".
+func workerName(pid int, start time.Time, seq int64) string {
+	name := hostname() + ":" + strconv.Itoa(pid) + ":" + strconv.FormatInt(start.UnixNano(), 36) + "." + strconv.FormatInt(seq, 10)
+	if t := machineToken(); t != "" {
+		name += "." + t
+	}
+	return name
+}
+
+// deadLocalWorker reports whether worker names a process of this machine
+// (same host name, boot and pid namespace), not this one, that no longer
+// exists. A pid reused since is alive: its lease then runs out as any.
+func deadLocalWorker(worker string) (int, bool) {
+	parts := strings.Split(worker, ":")
+	token := machineToken()
+	if len(parts) != 3 || parts[0] != hostname() || token == "" || !strings.HasSuffix(parts[2], "."+token) {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return 0, false
+	}
+	return pid, errors.Is(unix.Kill(pid, 0), unix.ESRCH)
 }
 
 // leaseEnd says what the queue does with an account whose lease ends:

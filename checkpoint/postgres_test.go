@@ -6,6 +6,9 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +33,8 @@ func TestPostgres(t *testing.T) {
 		{"FencedAfterTakeover", testPGFencedAfterTakeover},
 		{"LostBeforeExpiry", testPGLostBeforeExpiry},
 		{"PausedAtRenewal", testPGPausedAtRenewal},
+		{"DeadLocalWorker", testPGDeadLocalWorker},
+		{"ConcurrentResolve", testPGConcurrentResolve},
 		{"Refusals", testPGRefusals},
 		{"PasswordsNeverShown", testPGPasswordsNeverShown},
 	} {
@@ -229,6 +234,88 @@ func testPGPausedAtRenewal(t *testing.T, srv *postgres.Server, dbURL string) {
 	case <-h.Paused():
 	case <-time.After(5 * time.Second):
 		t.Fatal("the pause did not reach the worker at its lease renewals")
+	}
+}
+
+// testPGDeadLocalWorker: a lease held by a process of this machine that
+// no longer exists is taken at once (a cron job restarted after kill -9
+// does not wait out the TTL); one held by a live process, or by a
+// process of another machine with the same host name, is not.
+func testPGDeadLocalWorker(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	l := openPG(t, srv, dbURL, "", 0)
+	res, err := l.ResolveAccount(ctx, testSpec("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadPID := gone.Process.Pid
+	if machineToken() == "" {
+		t.Skip("no boot id or pid namespace to tell this machine by")
+	}
+	name, _ := dbName(dbURL)
+	leaseTo := func(worker string) {
+		t.Helper()
+		if err := srv.Exec(ctx, name, `UPDATE mailferry.accounts SET queue = 'running', lease_worker = $1,
+			lease_epoch = lease_epoch + 1, lease_expires = 9000000000000000000 WHERE id = $2`, worker, int64(res.Account)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name, worker string
+		takes        bool
+	}{
+		{"dead process of this machine", workerName(deadPID, time.Now(), 1), true},
+		{"live process of this machine", workerName(os.Getppid(), time.Now(), 1), false},
+		{"this very process", workerName(os.Getpid(), time.Now(), 1), false},
+		{"same host name, another machine", strings.TrimSuffix(workerName(deadPID, time.Now(), 1), machineToken()) + "0123456789ab", false},
+		{"a name without pid", "worker-7", false},
+	} {
+		leaseTo(c.worker)
+		h, err := l.Hold(ctx, res.Account)
+		if c.takes != (err == nil) {
+			t.Errorf("%s: Hold = %v, want taken %v", c.name, err, c.takes)
+		}
+		if err == nil {
+			h.Release(ctx)
+		} else if !errors.Is(err, ErrLocked) {
+			t.Errorf("%s: %v, want ErrLocked", c.name, err)
+		}
+	}
+}
+
+// testPGConcurrentResolve: workers starting at once resolve a new
+// account to one ledger account, none failing.
+func testPGConcurrentResolve(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	const workers = 6
+	ls := make([]*Ledger, workers)
+	for i := range ls {
+		ls[i] = openPG(t, srv, dbURL, "", 0)
+	}
+	for round := range 5 {
+		sp := testSpec("user" + strconv.Itoa(round))
+		ids := make([]pipeline.AccountID, workers)
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for i := range ls {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var r Resolution
+				r, errs[i] = ls[i].ResolveAccount(ctx, sp)
+				ids[i] = r.Account
+			}()
+		}
+		wg.Wait()
+		for i := range ls {
+			if errs[i] != nil || ids[i] != ids[0] {
+				t.Fatalf("round %d: worker %d resolved %d (%v), worker 0 %d", round, i, ids[i], errs[i], ids[0])
+			}
+		}
 	}
 }
 
