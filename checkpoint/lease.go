@@ -114,12 +114,13 @@ func (le *lease) renewed(sent time.Time) {
 	le.timer.Reset(le.ttl/2 - time.Since(sent))
 }
 
-// expiry is when the database may hand the account to another worker, at
-// the earliest, by this process's clock.
-func (le *lease) expiry() time.Time {
+// lostAt is when the lease counts as lost unless renewed before: half a
+// TTL after the last renewal was sent, half a TTL before the database may
+// hand the account to another worker.
+func (le *lease) lostAt() time.Time {
 	le.mu.Lock()
 	defer le.mu.Unlock()
-	return le.sent.Add(le.ttl)
+	return le.sent.Add(le.ttl / 2)
 }
 
 func (le *lease) end() {
@@ -367,7 +368,8 @@ func (l *Ledger) fence(ctx context.Context, tx *sql.Tx, account pipeline.Account
 
 // bound returns the context a Commit runs in: a lost lease writes nothing,
 // and a Commit waiting on an unreachable database gives up when the lease
-// could have expired (its outcome is then the successor's to reconcile).
+// counts as lost, so that no Commit returns (and no APPEND follows its
+// intent) later than half a TTL before another worker may take over.
 func (h *hold) bound(ctx context.Context) (context.Context, context.CancelFunc, error) {
 	if h.lease == nil {
 		return ctx, func() {}, nil
@@ -375,7 +377,7 @@ func (h *hold) bound(ctx context.Context) (context.Context, context.CancelFunc, 
 	if h.lease.isLost() {
 		return nil, nil, fmt.Errorf("the lease was not renewed in time: %w", ErrHoldLost)
 	}
-	ctx, cancel := context.WithDeadline(ctx, h.lease.expiry())
+	ctx, cancel := context.WithDeadline(ctx, h.lease.lostAt())
 	return ctx, cancel, nil
 }
 

@@ -47,6 +47,25 @@ func IsPostgres(state string) bool {
 	return strings.HasPrefix(state, "postgres://") || strings.HasPrefix(state, "postgresql://")
 }
 
+// Redact returns state as it may be shown: a database URL without its
+// password (Open refuses one that holds it, but a message about the
+// refusal must not repeat it); a file path as it is.
+func Redact(state string) string {
+	if !IsPostgres(state) {
+		return state
+	}
+	u, err := url.Parse(state)
+	if err != nil {
+		return "(a database URL that does not parse)"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
 // pgNow is the database's clock in Unix nanoseconds: leases are compared
 // with it, so the workers' clocks do not matter.
 const pgNow = `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000000 AS BIGINT)`

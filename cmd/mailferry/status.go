@@ -109,7 +109,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	fs := pflag.NewFlagSet("status", pflag.ContinueOnError)
 	fs.StringVarP(&o.cfgPath, "config", "c", "", "the config file: its state file, and its accounts by name")
 	fs.StringSliceVar(&o.only, "only", nil, "only these accounts of the config file (by name)")
-	fs.StringVar(&o.common.state, "state", "", "checkpoint (ledger) file")
+	fs.StringVar(&o.common.state, "state", "", "checkpoint (ledger): a file or a postgres:// URL")
 	fs.BoolVar(&o.common.json, "json", false, "print one JSON document on stdout")
 	fs.StringVar(&o.common.logFormat, "log-format", "text", "log format on stderr: text or json")
 	exportMap := fs.String("export-map", "", "write a CSV of every copied message: account, source key, POP3 UIDL, destination mailbox, UIDVALIDITY, UID")
@@ -133,6 +133,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			return exitUsage, err
 		}
 		state = firstNonEmpty(state, cfg.State)
+		o.statePassword = cfg.StatePassword
 		selected, err := account.Select(cfg, o.only)
 		if err != nil {
 			return exitUsage, usagef("--only: %v", err)
@@ -152,14 +153,14 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	ledger, err := openLedgerIfExists(ctx, state, log)
+	ledger, err := openLedgerIfExists(ctx, e, state, o.statePassword, log)
 	if err != nil {
 		return exitFatal, err
 	}
 	if ledger == nil && o.cfgPath == "" {
 		return exitFatal, fmt.Errorf("no checkpoint at %s: nothing has run with this state file (use --state or -c)", state)
 	}
-	rep := statusReport{Command: "status", State: state, Accounts: []statusAccount{}}
+	rep := statusReport{Command: "status", State: checkpoint.Redact(state), Accounts: []statusAccount{}}
 	// The accounts' ledger numbers: a configured account the ledger does
 	// not know has never run.
 	ids := make([]pipeline.AccountID, len(configured))
