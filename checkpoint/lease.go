@@ -334,10 +334,14 @@ func (l *Ledger) endLease(ctx context.Context, le *lease, end leaseEnd) error {
 	if err != nil {
 		return fmt.Errorf("releasing account %d in %s: %w", le.account, l.path, explainConnect(err))
 	}
-	if n, err := res.RowsAffected(); err == nil && n == 0 && !le.isLost() {
+	n, err := res.RowsAffected()
+	if err == nil && n == 0 && !le.isLost() {
 		return fmt.Errorf("releasing account %d in %s: another worker took it over: %w", le.account, l.path, ErrHoldLost)
 	}
-	return nil
+	if n == 0 || end.queued {
+		return nil
+	}
+	return l.closePass(ctx, le.account)
 }
 
 // fence starts a Commit's transaction: it locks the account's row and

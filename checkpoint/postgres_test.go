@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,8 @@ func TestPostgres(t *testing.T) {
 		{"PausedAtRenewal", testPGPausedAtRenewal},
 		{"DeadLocalWorker", testPGDeadLocalWorker},
 		{"ConcurrentResolve", testPGConcurrentResolve},
+		{"QueueClaims", testPGQueueClaims},
+		{"QueueTakesOverExpired", testPGQueueTakesOverExpired},
 		{"Refusals", testPGRefusals},
 		{"PasswordsNeverShown", testPGPasswordsNeverShown},
 	} {
@@ -317,6 +320,128 @@ func testPGConcurrentResolve(t *testing.T, srv *postgres.Server, dbURL string) {
 			}
 		}
 	}
+}
+
+// testPGQueueClaims: 8 workers, 4 goroutines each, claiming from a queue
+// of 120 accounts at once (FOR UPDATE SKIP LOCKED): every account is
+// claimed exactly once, each claim writes under its lease, paused
+// accounts are not claimed, and the pass closes when the last running
+// account is released.
+func testPGQueueClaims(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	const workers, per, accounts = 8, 4, 120
+	ls := make([]*Ledger, workers)
+	for i := range ls {
+		ls[i] = openPG(t, srv, dbURL, "", 0)
+	}
+	var ids []pipeline.AccountID
+	for i := range accounts {
+		res, err := ls[0].ResolveAccount(ctx, testSpec("user"+strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.Account)
+	}
+	paused := ids[:3]
+	if _, err := ls[0].Pause(ctx, Selector{IDs: paused}, "not now"); err != nil {
+		t.Fatal(err)
+	}
+	pass, err := ls[0].Enqueue(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := ls[1].Enqueue(ctx, ids); err != nil || again != pass {
+		t.Fatalf("a second worker loading the same accounts: pass %d (%v), want the open pass %d", again, err, pass)
+	}
+	var mu sync.Mutex
+	claimed := map[pipeline.AccountID]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*per)
+	start := time.Now()
+	for _, l := range ls {
+		for range per {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					id, h, err := l.Claim(ctx)
+					if errors.Is(err, ErrNothingToClaim) {
+						return
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					claimed[id]++
+					mu.Unlock()
+					if err := l.Commit(ctx, id, pipeline.Changes{Put: []pipeline.Entry{{Key: "k", State: pipeline.StateDone}}}); err != nil {
+						errs <- err
+					}
+					if err := h.Release(ctx); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("%d workers × %d claimed %d accounts in %v", workers, per, len(claimed), time.Since(start).Round(time.Millisecond))
+	for _, id := range ids {
+		want := 1
+		if slices.Contains(paused, id) {
+			want = 0
+		}
+		if claimed[id] != want {
+			t.Errorf("account %d claimed %d times, want %d", id, claimed[id], want)
+		}
+	}
+	if p, open, err := ls[0].OpenPass(ctx); err != nil || open {
+		t.Errorf("the pass is still open after every claimable account ran: %+v, %v", p, err)
+	}
+	// The next load opens the next pass; the paused accounts join it.
+	if next, err := ls[0].Enqueue(ctx, ids); err != nil || next == pass {
+		t.Errorf("loading after the pass finished: pass %d (%v), want a new one", next, err)
+	}
+}
+
+// testPGQueueTakesOverExpired: an account claimed by a worker whose lease
+// ran out (it died) is claimed again, with a higher epoch, and the old
+// claim writes nothing.
+func testPGQueueTakesOverExpired(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	a := openPG(t, srv, dbURL, "dies", 0)
+	b := openPG(t, srv, dbURL, "lives", 0)
+	res, err := a.ResolveAccount(ctx, testSpec("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Enqueue(ctx, []pipeline.AccountID{res.Account}); err != nil {
+		t.Fatal(err)
+	}
+	id, ha, err := a.Claim(ctx)
+	if err != nil || id != res.Account {
+		t.Fatalf("Claim: %d, %v", id, err)
+	}
+	if _, _, err := b.Claim(ctx); !errors.Is(err, ErrNothingToClaim) {
+		t.Fatalf("claiming a live claim: %v, want ErrNothingToClaim", err)
+	}
+	name, _ := dbName(dbURL)
+	if err := srv.Exec(ctx, name, `UPDATE mailferry.accounts SET lease_expires = 1 WHERE id = $1`, int64(id)); err != nil {
+		t.Fatal(err)
+	}
+	id2, hb, err := b.Claim(ctx)
+	if err != nil || id2 != id || hb.(*hold).lease.epoch <= ha.(*hold).lease.epoch {
+		t.Fatalf("claiming an expired claim: %d, %v", id2, err)
+	}
+	if err := a.Commit(ctx, id, pipeline.Changes{Put: []pipeline.Entry{{Key: "k", State: pipeline.StateDone}}}); !errors.Is(err, ErrHoldLost) {
+		t.Errorf("the dead claim's Commit: %v, want ErrHoldLost", err)
+	}
+	hb.Release(ctx)
 }
 
 // testPGRefusals: a database the ledger must not use is refused with what
