@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailferry/mailferry/internal/testkit/postgres"
 )
@@ -76,6 +77,12 @@ func TestE2EPostgresCopyRerunAndCrash(t *testing.T) {
 	}
 	if n := len(destMessages(t, p.pair, "INBOX")); n != 40 {
 		t.Fatalf("destination holds %d messages after the re-run, want 40", n)
+	}
+
+	// A dry run reads the database and writes nothing.
+	r = runInProcess(t, p.getenv, append(args, "--dry-run")...)
+	if r.code != exitOK || r.report.Totals.Copied != 0 || r.report.Totals.AlreadyDone != 40 {
+		t.Fatalf("dry run: exit %d, copied %d, already done %d, want 0, 0, 40\n%s", r.code, r.report.Totals.Copied, r.report.Totals.AlreadyDone, r.stderr)
 	}
 
 	// The same account through a config: the state URL, its password by
@@ -168,5 +175,33 @@ func TestE2EPostgresBadState(t *testing.T) {
 	addr := p.pg.Addr()
 	if r.code != exitFatal || !strings.Contains(r.stderr, addr) || strings.Contains(r.stderr, p.pg.Password()) {
 		t.Errorf("database down: exit %d, want 1 naming %s\n%s", r.code, addr, r.stderr)
+	}
+}
+
+// TestE2EPostgresService: `run --every` with the checkpoint in
+// PostgreSQL polls the account, copies mail delivered while it runs, once
+// each, and stops cleanly at SIGTERM.
+func TestE2EPostgresService(t *testing.T) {
+	p := startPGPair(t)
+	msgs := simpleMessages(5)
+	seed(t, p.pair, msgs[:3])
+	cfg := serviceConfig(t, p.pair, "pop3s://"+p.src.POP3SAddr(), "")
+	t.Setenv(statePasswordEnv, p.pg.Password())
+	s := startService(t, "run", "-c", cfg, "--every", "1s")
+	s.waitFor("first poll", time.Minute, func() bool { return copiedIn(s.polls("alice")) == 3 })
+	for _, m := range msgs[3:] {
+		if err := p.src.Deliver("alice", "INBOX", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.waitFor("delivered mail copied", time.Minute, func() bool { return copiedIn(s.polls("alice")) == 5 })
+	if code := s.stop(); code != exitOK {
+		t.Fatalf("the service exited %d at SIGTERM\n%s", code, s.log())
+	}
+	if n, err := p.dst.MailboxCount("alice", "INBOX"); err != nil || n != 5 {
+		t.Fatalf("the destination holds %d messages (%v), want 5", n, err)
+	}
+	if strings.Contains(s.log(), p.pg.Password()) {
+		t.Error("the database password appears in the service's log")
 	}
 }
