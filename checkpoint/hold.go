@@ -105,7 +105,11 @@ func (h *hold) Release(context.Context) error {
 func (l *Ledger) holdOf(account pipeline.AccountID) *hold {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.held[account]
+	h := l.held[account]
+	if h != nil && h.lock == nil && h.lease == nil {
+		return nil // reserved while its lease is being claimed: not held yet
+	}
+	return h
 }
 
 // Hold takes the account for one run, as an flock(2) on its lock file,

@@ -228,7 +228,10 @@ func (l *Ledger) tryLease(ctx context.Context, account pipeline.AccountID) (*hol
 	if paused {
 		h.markPaused()
 	}
-	h.lease = newLease(account, epoch, e.ttl, sent)
+	le := newLease(account, epoch, e.ttl, sent)
+	l.mu.Lock()
+	h.lease = le // under the lock: holdOf hands out only holds with theirs
+	l.mu.Unlock()
 	if err := e.add(h.lease); err != nil {
 		// Closed meanwhile: give the lease back.
 		_ = l.endLease(context.Background(), h.lease, leaseEnd{})
@@ -350,6 +353,9 @@ func (l *Ledger) endLease(ctx context.Context, le *lease, end leaseEnd) error {
 func (l *Ledger) fence(ctx context.Context, tx *sql.Tx, account pipeline.AccountID, h *hold) (bool, error) {
 	var paused bool
 	var err error
+	if l.pg != nil && h.lease == nil {
+		return false, fmt.Errorf("the account is still being claimed: %w", ErrHoldLost)
+	}
 	if h.lease == nil {
 		err = tx.QueryRowContext(ctx, l.d.q(`SELECT paused FROM accounts WHERE id = ?`), account).Scan(&paused)
 		if errors.Is(err, sql.ErrNoRows) {
