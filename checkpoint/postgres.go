@@ -24,7 +24,7 @@ import (
 // (one package, a dialect), the queue and leases of a fleet of workers
 // (lease.go, queue.go, slots.go), and the checks a shared database needs:
 // no password in the URL, a session that commits synchronously, the
-// schema version (older: refused until an admin runs `ledger upgrade`,
+// schema version (older: refused until an admin upgrades it (Upgrade),
 // never upgraded by a worker under the others' feet).
 
 // ErrPasswordInURL is wrapped by Open for a postgres:// URL that holds a
@@ -210,8 +210,11 @@ func (l *Ledger) pgSchemaCheck(ctx context.Context) error {
 	case version > SchemaVersion:
 		return fmt.Errorf("schema version %d, this mailferry knows up to %d: %w", version, SchemaVersion, ErrSchemaTooNew)
 	case version < SchemaVersion:
-		return fmt.Errorf("schema version %d, this mailferry needs %d: stop every worker, then run `mailferry ledger upgrade --state %s`: %w",
-			version, SchemaVersion, l.path, ErrSchemaTooOld)
+		// No worker upgrades a shared database under the others' feet;
+		// schema 5 is the first PostgreSQL schema, so no upgrade exists
+		// yet (Upgrade is where the next one goes, with a command).
+		return fmt.Errorf("schema version %d, this mailferry needs %d and does not upgrade a shared database by itself: stop every worker first: %w",
+			version, SchemaVersion, ErrSchemaTooOld)
 	}
 	return nil
 }
@@ -270,7 +273,7 @@ func (l *Ledger) pgSize(ctx context.Context) (bytes, entries int64, err error) {
 }
 
 // Upgrade brings the PostgreSQL ledger at state to this mailferry's schema
-// (`mailferry ledger upgrade`), with every worker stopped; a SQLite file is
+// (for a future `mailferry ledger upgrade`), with every worker stopped; a SQLite file is
 // upgraded by opening it. It reports the schema found and the schema now.
 func Upgrade(ctx context.Context, state string, opts *Options) (from, to int, err error) {
 	if opts == nil {

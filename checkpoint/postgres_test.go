@@ -465,8 +465,8 @@ func testPGRefusals(t *testing.T, srv *postgres.Server, dbURL string) {
 	if err := srv.Exec(ctx, name, `UPDATE mailferry.meta SET value = '4' WHERE key = 'schema'`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(ctx, dbURL, opts()); !errors.Is(err, ErrSchemaTooOld) || !strings.Contains(err.Error(), "ledger upgrade") {
-		t.Errorf("schema 4: %v, want ErrSchemaTooOld saying what to run", err)
+	if _, err := Open(ctx, dbURL, opts()); !errors.Is(err, ErrSchemaTooOld) || !strings.Contains(err.Error(), "stop every worker") {
+		t.Errorf("schema 4: %v, want ErrSchemaTooOld saying what to do", err)
 	}
 
 	other := postgres.Database(t, srv)
