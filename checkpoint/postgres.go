@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -95,6 +97,18 @@ func openPostgres(ctx context.Context, state string, opts *Options) (*Ledger, er
 	cfg.ConnectTimeout = opts.ConnectTimeout
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = defaultConnectTimeout
+	}
+	replyTimeout := opts.LeaseTTL
+	if replyTimeout <= 0 {
+		replyTimeout = DefaultLeaseTTL
+	}
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 15 * time.Second}
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &replyBound{Conn: c, timeout: replyTimeout}, nil
 	}
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
@@ -342,6 +356,48 @@ func Upgrade(ctx context.Context, state string, opts *Options) (from, to int, er
 // upgrade's transaction. Schema 5 is the first PostgreSQL schema: the next
 // one adds its step here.
 var pgUpgrades = map[int]func(context.Context, *sql.Tx) error{}
+
+// replyBound is a connection to the database that gives up on a reply
+// not received within timeout (the lease TTL): a database cut off by the
+// network (packets dropped, no reset) would otherwise keep a statement
+// waiting for minutes, and a worker cut off must stop and exit rather than
+// hang. Deadlines the driver sets itself (a cancelled context) still
+// apply when they are earlier.
+type replyBound struct {
+	net.Conn
+	timeout time.Duration
+
+	mu       sync.Mutex
+	explicit time.Time // the driver's read deadline; zero: none
+}
+
+func (c *replyBound) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	d := time.Now().Add(c.timeout)
+	if !c.explicit.IsZero() && c.explicit.Before(d) {
+		d = c.explicit
+	}
+	err := c.Conn.SetReadDeadline(d)
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *replyBound) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.explicit = t
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *replyBound) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.explicit = t
+	return c.Conn.SetReadDeadline(t)
+}
 
 // hostname is the machine's name for worker ids.
 func hostname() string {

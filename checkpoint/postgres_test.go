@@ -203,6 +203,14 @@ func testPGLostBeforeExpiry(t *testing.T, srv *postgres.Server, dbURL string) {
 	if err := a.Commit(ctx, id, pipeline.Changes{Put: []pipeline.Entry{{Key: "k", State: pipeline.StateDone}}}); !errors.Is(err, ErrHoldLost) {
 		t.Errorf("Commit after Lost: %v, want ErrHoldLost", err)
 	}
+	// Any other statement, with a context that never ends, gives up
+	// within about a TTL instead of waiting for the network.
+	asked := time.Now()
+	if _, err := a.Counts(ctx, id); err == nil {
+		t.Error("a read through the cut connection succeeded")
+	} else if waited := time.Since(asked); waited > 2*ttl {
+		t.Errorf("a read through the cut connection gave up after %v, want within about %v", waited, ttl)
+	}
 	var hb pipeline.Hold
 	deadline := time.Now().Add(2 * ttl)
 	for {
