@@ -3,7 +3,6 @@ package checkpoint
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -177,9 +176,9 @@ func testPGFencedAfterTakeover(t *testing.T, srv *postgres.Server, dbURL string)
 func testPGLostBeforeExpiry(t *testing.T, srv *postgres.Server, dbURL string) {
 	ctx := context.Background()
 	const ttl = 3 * time.Second
-	cut := startCutProxy(t, srv.Addr())
+	cut := postgres.CutProxy(t, srv)
 	u, _ := url.Parse(dbURL)
-	u.Host = cut.addr()
+	u.Host = cut.Addr()
 	a := openPG(t, srv, u.String(), "cut-off", ttl)
 	b := openPG(t, srv, dbURL, "other", ttl)
 	id, ha := held(t, a, "alice")
@@ -189,7 +188,7 @@ func testPGLostBeforeExpiry(t *testing.T, srv *postgres.Server, dbURL string) {
 		t.Fatal("lost while renewals go through")
 	default:
 	}
-	cut.cut()
+	cut.Cut()
 	cutAt := time.Now()
 	select {
 	case <-ha.Lost():
@@ -539,93 +538,4 @@ func dbName(dbURL string) (string, error) {
 		return "", err
 	}
 	return strings.TrimPrefix(u.Path, "/"), nil
-}
-
-// cutProxy forwards TCP to a server until cut: then every connection,
-// open or new, goes silent (nothing forwarded, nothing closed), as a
-// network cut looks to a client.
-type cutProxy struct {
-	ln       net.Listener
-	upstream string
-	mu       sync.Mutex
-	isCut    bool
-	conns    []net.Conn
-}
-
-func startCutProxy(t *testing.T, upstream string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, upstream: upstream}
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-	})
-	return p
-}
-
-func (p *cutProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.isCut = true
-}
-
-func (p *cutProxy) cutNow() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.isCut
-}
-
-func (p *cutProxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c)
-		cut := p.isCut
-		p.mu.Unlock()
-		if cut {
-			continue // silent
-		}
-		up, err := net.Dial("tcp", p.upstream)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, up)
-		p.mu.Unlock()
-		go p.pump(c, up)
-		go p.pump(up, c)
-	}
-}
-
-// pump copies until cut; after the cut it reads and drops.
-func (p *cutProxy) pump(from, to net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := from.Read(buf)
-		if n > 0 && !p.cutNow() {
-			if _, werr := to.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			if err != io.EOF {
-				return
-			}
-			return
-		}
-	}
 }

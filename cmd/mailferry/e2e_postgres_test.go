@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -204,4 +205,64 @@ func TestE2EPostgresService(t *testing.T) {
 	if strings.Contains(s.log(), p.pg.Password()) {
 		t.Error("the database password appears in the service's log")
 	}
+}
+
+// TestE2EPostgresCutOff: a copy whose PostgreSQL checkpoint goes silent
+// mid-run (a proxy that drops everything, as a cut network does) stops
+// and exits 1 within a few lease TTLs instead of hanging; what it sent is
+// on the destination at most once, and the next run, with the database
+// back, ends with every message exactly once.
+func TestE2EPostgresCutOff(t *testing.T) {
+	p := startPGPair(t)
+	seed(t, p.pair, simpleMessages(150))
+	served := sourceServed(t, p.pair)
+	proxy := postgres.CutProxy(t, p.pg)
+	viaProxy := strings.Replace(p.dbURL, p.pg.Addr(), proxy.Addr(), 1)
+	const ttl = 2 * time.Second
+	args := []string{"copy", p.srcURL(), p.dstURL(), "--tls-ca", p.src.CAFile(), "--state", viaProxy,
+		"--progress", "none", "--batch-messages", "5", "--max-messages-per-second", "25"}
+	var stdout, stderr strings.Builder
+	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: p.getenv, testHooks: testHooks, leaseTTL: ttl}
+	done := make(chan int, 1)
+	go func() { done <- run(context.Background(), args, e) }()
+
+	deadline := time.Now().Add(time.Minute)
+	for len(destMessages(t, p.pair, "INBOX")) < 15 {
+		if time.Now().After(deadline) {
+			t.Fatal("the copy did not get going")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	proxy.Cut()
+	cutAt := time.Now()
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(20 * ttl):
+		t.Fatalf("the copy still runs %v after its checkpoint went silent", 20*ttl)
+	}
+	t.Logf("exit %d %v after the cut (lease TTL %v); %d of 150 on the destination", code, time.Since(cutAt).Round(time.Millisecond),
+		ttl, len(destMessages(t, p.pair, "INBOX")))
+	if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); len(lines) > 0 {
+		t.Logf("its last words: %s", lines[len(lines)-1])
+	}
+	if code != exitFatal {
+		t.Errorf("exit %d after losing the checkpoint, want 1\n%s", code, stderr.String())
+	}
+	if strings.Contains(stderr.String(), p.pg.Password()) {
+		t.Error("the database password appears in the log")
+	}
+	seen := map[string]bool{}
+	for _, d := range digests(destBodies(destMessages(t, p.pair, "INBOX"))) {
+		if seen[d] {
+			t.Errorf("message %s is on the destination twice after the cut", d[:12])
+		}
+		seen[d] = true
+	}
+
+	r := runInProcess(t, p.getenv, p.copyArgs()...)
+	if r.code != exitOK {
+		t.Fatalf("the run after the cut exited %d\n%s", r.code, r.stderr)
+	}
+	assertSameMultiset(t, served, destBodies(destMessages(t, p.pair, "INBOX")))
 }

@@ -22,6 +22,7 @@ func ledgerOptions(ctx context.Context, e *env, state string, src config.SecretS
 	if !checkpoint.IsPostgres(state) {
 		return opts, nil
 	}
+	opts.LeaseTTL = e.leaseTTL
 	if !src.IsZero() {
 		v, _, err := src.Resolve(ctx)
 		if err != nil {

@@ -380,3 +380,94 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return line
 }
+
+// Proxy forwards TCP to a server until Cut: then every connection, open or
+// new, goes silent (nothing forwarded either way, nothing closed), as a
+// network that drops packets looks to a client. Close ends it.
+type Proxy struct {
+	ln       net.Listener
+	upstream string
+	mu       sync.Mutex
+	cut      bool
+	conns    []net.Conn
+}
+
+// StartProxy listens on a free port of 127.0.0.1 and forwards to upstream.
+func StartProxy(upstream string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{ln: ln, upstream: upstream}
+	go p.accept()
+	return p, nil
+}
+
+// Addr is the proxy's "127.0.0.1:port".
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Cut silences every connection from now on.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+}
+
+func (p *Proxy) isCut() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut
+}
+
+// Close stops listening and closes every connection.
+func (p *Proxy) Close() error {
+	err := p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	return err
+}
+
+func (p *Proxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c)
+		cut := p.cut
+		p.mu.Unlock()
+		if cut {
+			continue // silent
+		}
+		up, err := net.Dial("tcp", p.upstream)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, up)
+		p.mu.Unlock()
+		go p.pump(c, up)
+		go p.pump(up, c)
+	}
+}
+
+// pump copies until the cut, then reads and drops.
+func (p *Proxy) pump(from, to net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(buf)
+		if n > 0 && !p.isCut() {
+			if _, werr := to.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}

@@ -63,3 +63,14 @@ func Database(t testing.TB, s *Server) string {
 	}
 	return u
 }
+
+// CutProxy starts a Proxy to s for t, closed at cleanup.
+func CutProxy(t testing.TB, s *Server) *Proxy {
+	t.Helper()
+	p, err := StartProxy(s.Addr())
+	if err != nil {
+		t.Fatalf("starting a proxy to PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
