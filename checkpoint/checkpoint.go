@@ -144,6 +144,21 @@ type Options struct {
 	skipSchemaCheck bool // Upgrade: open a ledger of another schema
 }
 
+// defaults are the options both engines use, defaults filled in.
+func (o *Options) defaults() (*slog.Logger, func() time.Time, time.Duration) {
+	log, now, retention := o.Logger, o.Now, o.Retention
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	return log, now, retention
+}
+
 // Ledger is the checkpoint. It implements pipeline.Ledger and is safe for
 // concurrent use by several goroutines.
 type Ledger struct {
@@ -193,21 +208,10 @@ func Open(ctx context.Context, state string, opts *Options) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening ledger %s: %w", state, err)
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	log, now, retention := opts.defaults()
 	busy := opts.BusyTimeout
 	if busy <= 0 {
 		busy = defaultBusyTimeout
-	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
-	}
-	retention := opts.Retention
-	if retention <= 0 {
-		retention = DefaultRetention
 	}
 
 	if err := mkdirPrivate(filepath.Dir(abs)); err != nil {

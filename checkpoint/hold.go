@@ -142,6 +142,22 @@ func (l *Ledger) Hold(ctx context.Context, account pipeline.AccountID) (pipeline
 		return nil, fmt.Errorf("locking account %q: creating lock directory %s: %w", ident, l.lockDir, err)
 	}
 
+	h, err := l.waitHeld(ctx, ident, func() (*hold, error) { return l.tryLock(account, ident, path) })
+	if err != nil {
+		return nil, err
+	}
+	h.retrySkipped = retry
+	if paused {
+		h.markPaused()
+	}
+	return h, nil
+}
+
+// waitHeld calls try until it holds the account, fails otherwise than
+// with ErrLocked, or, with Options.LockWait, the wait or ctx ends (the
+// error then wraps ErrLocked and, if ctx ended, ctx.Err()). Without
+// LockWait the first ErrLocked is the answer.
+func (l *Ledger) waitHeld(ctx context.Context, name string, try func() (*hold, error)) (*hold, error) {
 	var deadline <-chan time.Time
 	if l.lockWait > 0 {
 		t := time.NewTimer(l.lockWait)
@@ -150,14 +166,10 @@ func (l *Ledger) Hold(ctx context.Context, account pipeline.AccountID) (pipeline
 	}
 	waiting := false
 	for {
-		h, err := l.tryLock(account, ident, path)
+		h, err := try()
 		if err == nil {
 			if waiting {
-				l.log.Info("account lock acquired after waiting", "account", ident)
-			}
-			h.retrySkipped = retry
-			if paused {
-				h.markPaused()
+				l.log.Info("account lock acquired after waiting", "account", name)
 			}
 			return h, nil
 		}
@@ -166,7 +178,7 @@ func (l *Ledger) Hold(ctx context.Context, account pipeline.AccountID) (pipeline
 		}
 		if !waiting {
 			waiting = true
-			l.log.Info("account locked by another run, waiting", "account", ident, "wait", l.lockWait)
+			l.log.Info("account locked by another run, waiting", "account", name, "wait", l.lockWait)
 		}
 		select {
 		case <-ctx.Done():

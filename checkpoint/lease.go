@@ -132,36 +132,11 @@ func (le *lease) end() {
 // holdLease takes account's lease: free (idle or queued) or expired. With
 // Options.LockWait it retries while another worker holds a live lease.
 func (l *Ledger) holdLease(ctx context.Context, account pipeline.AccountID) (pipeline.Hold, error) {
-	var deadline <-chan time.Time
-	if l.lockWait > 0 {
-		t := time.NewTimer(l.lockWait)
-		defer t.Stop()
-		deadline = t.C
+	h, err := l.waitHeld(ctx, "#"+strconv.FormatInt(int64(account), 10), func() (*hold, error) { return l.tryLease(ctx, account) })
+	if err != nil {
+		return nil, err
 	}
-	waiting := false
-	for {
-		h, err := l.tryLease(ctx, account)
-		if err == nil {
-			if waiting {
-				l.log.Info("account lease acquired after waiting", "account", h.ident)
-			}
-			return h, nil
-		}
-		if !errors.Is(err, ErrLocked) || deadline == nil {
-			return nil, err
-		}
-		if !waiting {
-			waiting = true
-			l.log.Info("account held by another worker, waiting", "account", account, "wait", l.lockWait)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
-		case <-deadline:
-			return nil, fmt.Errorf("%w (gave up after waiting %s)", err, l.lockWait)
-		case <-time.After(lockRetry):
-		}
-	}
+	return h, nil
 }
 
 // tryLease makes one attempt at account's lease.

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -115,18 +113,7 @@ func openPostgres(ctx context.Context, state string, opts *Options) (*Ledger, er
 	}
 	cfg.RuntimeParams["search_path"] = pgSchema
 	cfg.RuntimeParams["application_name"] = "mailferry"
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
-	}
-	retention := opts.Retention
-	if retention <= 0 {
-		retention = DefaultRetention
-	}
+	log, now, retention := opts.defaults()
 	e := newPGEngine(opts)
 	db := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
 		// A Commit that returned must be on disk: a session that
