@@ -477,16 +477,19 @@ func (e *pgEngine) close(held map[pipeline.AccountID]*hold) error {
 	if running {
 		<-e.done
 	}
+	// One deadline for all: a database that does not answer does not
+	// make Close wait a TTL per account.
+	ctx, cancel := context.WithTimeout(context.Background(), e.ttl)
+	defer cancel()
 	var errs []error
 	for _, h := range held {
-		if h.lease == nil {
+		e.l.mu.Lock()
+		le := h.lease // set under the lock; nil: still being claimed (it gives itself back)
+		e.l.mu.Unlock()
+		if le == nil {
 			continue
 		}
-		h.release.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), e.ttl)
-			defer cancel()
-			h.releaseErr = e.l.endLease(ctx, h.lease, leaseEnd{})
-		})
+		h.release.Do(func() { h.releaseErr = e.l.endLease(ctx, le, leaseEnd{}) })
 		if h.releaseErr != nil {
 			errs = append(errs, h.releaseErr)
 		}
