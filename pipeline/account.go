@@ -146,6 +146,7 @@ type item struct {
 	body       *spool.Message
 	skipReason string      // non-empty: do not send, record as skipped
 	skipClass  ReasonClass // the skip's class
+	failReason string      // non-empty: the source would not serve it; record as failed
 	entry      Entry
 	out        OutgoingMessage
 	dateSource string
@@ -191,6 +192,9 @@ type attempt struct {
 	// scopes are what the listing covered, to find entries the source no
 	// longer lists (listing.go).
 	scopes *scopes
+	// summary is the source's ListSummary of this attempt's listing, when
+	// it gave one: recorded with a complete pass (listing.go).
+	summary *ListSummary
 
 	// mu guards st, run, claimed, earlierGone, toDelete and the counters the batch
 	// writers update while the listing goes on.
@@ -262,11 +266,17 @@ func (a *attempt) do(ctx context.Context) error {
 		a.st.AlreadyDone = max(a.st.AlreadyDone, a.doneFound-a.earlier)
 	}()
 
-	err = a.copy(ctx, func(ctx context.Context, out *pageSink) error {
-		return a.src.List(ctx, func(page []SourceMessage) error {
-			return a.page(ctx, page, dests, out)
+	same, err := a.unchanged(ctx)
+	if err != nil {
+		return err
+	}
+	if !same {
+		err = a.copy(ctx, func(ctx context.Context, out *pageSink) error {
+			return a.src.List(ctx, func(page []SourceMessage) error {
+				return a.page(ctx, page, dests, out)
+			})
 		})
-	})
+	}
 	a.run.noteAttempt(a)
 	if a.complete {
 		a.log.Info("account listed", "account", a.opts.Name, "listed", a.listed,
@@ -750,6 +760,14 @@ func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests Fol
 			a.finished++
 			a.mu.Unlock()
 			continue
+		}
+		if err != nil && ClassOf(err) == ClassPerMessage && ctx.Err() == nil {
+			// The source will not serve this message (it refused it,
+			// after its own retries): it fails on its own, with the
+			// reason, and the next run tries it again; the messages
+			// after it go on.
+			it = &item{msg: m, failReason: err.Error(), entry: Entry{Key: m.Key, Size: m.Size}}
+			err = nil
 		}
 		if err != nil {
 			return err

@@ -11,8 +11,8 @@ import (
 // skip.
 //
 // A wrapper that embeds an interface hides the optional interfaces of what
-// it wraps: each one the engine asks for (Prefetcher, PermanentFlagser,
-// FlagStorer) is answered here explicitly, and TestDryRunKeepsOptionalInterfaces
+// it wraps: each one the engine asks for (Prefetcher, ListSummarizer,
+// PermanentFlagser, FlagStorer) is answered here explicitly, and TestDryRunKeepsOptionalInterfaces
 // fails for one the engine starts asking for without an answer here.
 
 type dryRunSource struct {
@@ -39,6 +39,15 @@ func (d dryRunSource) Prefetch(ctx context.Context, msgs []SourceMessage) error 
 		return p.Prefetch(ctx, msgs)
 	}
 	return nil
+}
+
+// ListSummary passes the real source's on: a dry run reads the listing
+// as a real run would.
+func (d dryRunSource) ListSummary(ctx context.Context) (ListSummary, bool, error) {
+	if ls, ok := d.Source.(ListSummarizer); ok {
+		return ls.ListSummary(ctx)
+	}
+	return ListSummary{}, false, nil
 }
 
 type dryRunDestination struct{ Destination }

@@ -30,6 +30,16 @@ var sessionInterfaces = map[string]func(t *testing.T){
 			t.Errorf("Prefetch through the dry run: %v, asked %d; want it passed on", err, src.asked)
 		}
 	},
+	"ListSummarizer": func(t *testing.T) {
+		src := &summarizingSource{memSource: &memSource{msgs: genMessages(3)}}
+		ls, ok := Source(dryRunSource{Source: src}).(ListSummarizer)
+		if !ok {
+			t.Fatal("the dry-run source is no ListSummarizer")
+		}
+		if sum, ok, err := ls.ListSummary(context.Background()); err != nil || !ok || sum.Messages != 3 || src.summaries != 1 {
+			t.Errorf("ListSummary through the dry run = %+v, %v, %v; want the real source's", sum, ok, err)
+		}
+	},
 	"PermanentFlagser": func(t *testing.T) {
 		var d Destination = &dryRunDestination{Destination: &memDestSession{newMemDest()}}
 		pf, ok := d.(PermanentFlagser)

@@ -440,6 +440,7 @@ type memLedger struct {
 	lastID     int64
 	paused     map[AccountID]bool
 	retry      map[AccountID]bool
+	lookups    int // Lookup calls
 }
 
 func newMemLedger() *memLedger {
@@ -503,6 +504,7 @@ func (l *memLedger) Lookup(_ context.Context, account AccountID, keys []string, 
 		return fmt.Errorf("Lookup of %d keys, more than %d", len(keys), MaxLookup)
 	}
 	l.mu.Lock()
+	l.lookups++
 	var out []Entry
 	for _, k := range keys {
 		if e, ok := l.entries[account][k]; ok {

@@ -300,6 +300,13 @@ func (a *attempt) sweep(ctx context.Context) error {
 			return err
 		}
 	}
+	// A run that deletes at the source records no maildrop listing: the
+	// deletions are confirmed after it (Close), and the next run must read
+	// the pages to settle the marks of those that did not happen.
+	if a.opts.KeyFolder == nil && a.summary != nil && !a.opts.DeleteSource && a.opts.DeleteAfter == 0 {
+		records = append(records, Folder{Side: SourceSide, Name: maildropRecord, Messages: uint32(a.summary.Messages),
+			HighestModSeq: a.summary.Digest, SyncedAt: a.opts.Now()})
+	}
 	if len(records) > 0 {
 		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: records}); err != nil {
 			return fmt.Errorf("recording the folders listed: %w", fatal(err))
@@ -342,4 +349,85 @@ func (a *attempt) sweepScope(ctx context.Context, q Query, listed func(key strin
 		}
 		q.After = next
 	}
+}
+
+// maildropRecord names the source folder record of a source whose keys
+// name no folder (POP3): its maildrop. The record's HighestModSeq holds
+// the digest of the listing of the last complete pass (ListSummary): what
+// HIGHESTMODSEQ is to an IMAP folder, a mark that moves whenever the
+// maildrop changes.
+const maildropRecord = "INBOX"
+
+// maxSkippedUnchanged bounds the skipped entries an unchanged listing is
+// checked against (each must stay skipped under this run's rules); with
+// more, the listing is read page by page.
+const maxSkippedUnchanged = 10000
+
+// unchanged asks a ListSummarizer source for its listing's summary and
+// reports whether that listing is the last complete pass's over an
+// account whose entries are all settled: the same messages, keys and
+// sizes, every one done or skipped for good, nothing pending, failed or
+// to delete. Then no page needs reading against the ledger (issue 20: a
+// no-op re-run of a 500,000-message maildrop), and the attempt counts
+// what the ledger says instead. Otherwise the List that follows hands
+// over the listing summarized.
+func (a *attempt) unchanged(ctx context.Context) (bool, error) {
+	ls, ok := a.src.(ListSummarizer)
+	if !ok || a.opts.KeyFolder != nil {
+		return false, nil
+	}
+	sum, ok, err := ls.ListSummary(ctx)
+	if err != nil || !ok {
+		return false, err
+	}
+	a.summary = &sum
+	rec, ok := a.scopes.records[maildropRecord]
+	if !ok || rec.SyncedAt.IsZero() || int(rec.Messages) != sum.Messages || rec.HighestModSeq != sum.Digest ||
+		a.opts.DeleteSource || a.opts.DeleteAfter > 0 || a.hold.RetrySkipped() {
+		return false, nil
+	}
+	select {
+	case <-a.hold.Paused():
+		return false, errPaused
+	default:
+	}
+	counts, err := a.ledger.Counts(ctx, a.opts.Account)
+	if err != nil {
+		return false, fmt.Errorf("reading the ledger's counts: %w", fatal(err))
+	}
+	for _, s := range []State{StatePending, StateFailed, StateRemoving, StateMoving} {
+		if counts[s].Messages > 0 {
+			return false, nil
+		}
+	}
+	done, skipped := counts[StateDone].Messages, counts[StateSkipped].Messages
+	if done+skipped != int64(sum.Messages) || skipped > maxSkippedUnchanged {
+		return false, nil
+	}
+	var skips []Entry
+	if skipped > 0 {
+		if skips, err = a.scanAll(ctx, Query{States: []State{StateSkipped}}); err != nil {
+			return false, err
+		}
+		for _, e := range skips {
+			if a.disposition(e, true) != SkippedEarlier {
+				return false, nil
+			}
+		}
+	}
+	a.mu.Lock()
+	for _, e := range skips {
+		if !a.run.skipped[e.Key] {
+			a.st.skip(e.Key, e.Reason+" (recorded by an earlier run)")
+			a.run.skipped[e.Key] = true
+		}
+	}
+	a.mu.Unlock()
+	a.listed, a.settled, a.doneFound = sum.Messages, sum.Messages, int(done)
+	a.scopes.found = a.scopes.live
+	a.complete = true
+	a.prog.AccountStarted(a.opts.Name, 0, 0)
+	a.log.Debug("source listing unchanged since the last complete pass: nothing to read against the ledger",
+		"account", a.opts.Name, "messages", sum.Messages)
+	return true, nil
 }

@@ -201,6 +201,28 @@ func ClassOf(err error) Class {
 	return ClassTransient
 }
 
+// ListSummary is what a ListSummarizer tells of its listing before
+// handing it over.
+type ListSummary struct {
+	Messages int
+	// Digest changes whenever the listing does (keys, sizes, order): 63
+	// bits of a cryptographic hash, so that a ledger's signed integers hold
+	// it.
+	Digest uint64
+}
+
+// ListSummarizer is a Source (pop3src) that can read its whole listing
+// before handing any of it over, and tell its size and digest: a listing
+// that has not changed since the last complete pass, over an account
+// whose entries are all settled, then needs no page read against the
+// ledger (issue 20: a no-op re-run of 500,000 POP3 messages). The List
+// that follows hands over the listing summarized, unless something else
+// was asked of the session between them. false: no summary (the listing
+// cannot be read ahead).
+type ListSummarizer interface {
+	ListSummary(ctx context.Context) (ListSummary, bool, error)
+}
+
 // Lister is the listing part of a Source.
 type Lister interface {
 	List(ctx context.Context, page func([]SourceMessage) error) error

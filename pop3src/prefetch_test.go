@@ -64,32 +64,25 @@ func TestTranscriptPipelinedRetr(t *testing.T) {
 
 // scriptedSource is a Source over a scripted session that has listed n
 // messages of the given sizes with UIDLs "u1".."un" and, when pipelining,
-// a CAPA with PIPELINING: one UIDL listing to find shared UIDLs, then LIST
-// n and UIDL n for the page (pipelining), or LIST and UIDL at once
-// (without). script follows the listing.
+// a CAPA with PIPELINING: one UIDL and one LIST listing, with or without.
+// script follows the listing.
 func scriptedSource(t *testing.T, sizes []int, pipelining bool, maxAhead int, maxBytes int64, script ...step) (*Source, []pipeline.SourceMessage, func()) {
 	t.Helper()
-	var list, uidl, pageAsk, pageReply strings.Builder
+	var list, uidl strings.Builder
 	for i, size := range sizes {
 		fmt.Fprintf(&list, "%d %d\r\n", i+1, size)
 		fmt.Fprintf(&uidl, "%d u%d\r\n", i+1, i+1)
-		fmt.Fprintf(&pageAsk, "LIST %d\r\nUIDL %d\r\n", i+1, i+1)
-		fmt.Fprintf(&pageReply, "+OK %d %d\r\n+OK %d u%d\r\n", i+1, size, i+1, i+1)
 	}
 	capa := "+OK\r\nUSER\r\nUIDL\r\n.\r\n"
-	listing := []step{
-		{want: "LIST\r\n", reply: "+OK\r\n" + list.String() + ".\r\n"},
-		{want: "UIDL\r\n", reply: "+OK\r\n" + uidl.String() + ".\r\n"},
-	}
 	if pipelining {
 		capa = "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"
-		listing = []step{{want: pageAsk.String(), reply: pageReply.String()}}
 	}
-	full := append([]step{
+	full := []step{
 		{reply: "+OK\r\n"},
 		{want: "CAPA\r\n", reply: capa},
 		{want: "UIDL\r\n", reply: "+OK\r\n" + uidl.String() + ".\r\n"},
-	}, listing...)
+		{want: "LIST\r\n", reply: "+OK\r\n" + list.String() + ".\r\n"},
+	}
 	full = append(full, script...)
 	c, wait := scripted(t, plain, full...)
 	s := &Source{c: c, log: slog.New(slog.DiscardHandler), server: "scripted", user: "alice"}

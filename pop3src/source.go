@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"log/slog"
 	"slices"
@@ -94,8 +93,8 @@ type Source struct {
 	// onClose is Options.OnClose until Close has called it.
 	onClose func()
 
-	// The last listing, of which no copy of the whole is kept (issue 20:
-	// flat memory): numbers run up to maxNum; special holds the keys that
+	// The last listing, of which no copy of the whole is kept in memory
+	// (issue 20: flat memory): numbers run up to maxNum; special holds the keys that
 	// are not the message's UIDL (shared UIDLs, no UIDL); page maps the
 	// keys of the page being handed over to their numbers; all maps every
 	// key when the server can only be listed at once (no PIPELINING, no
@@ -107,11 +106,14 @@ type Source struct {
 	page    map[string]int
 	all     map[string]int
 	deleted []uint64 // bit n: marked with DELE this session
+	// spilled is the listing ListSummary made, for the List that follows.
+	spilled *listing
 
 	// Prefetch state (RFC 2449 §6.6): plan is the order Prefetch announced;
 	// plan[pos] is the Fetch expected next; the RETRs for plan[pos:sent]
 	// are in flight, their replies unread.
 	pipelining    bool // the post-login CAPA lists PIPELINING
+	utf8Mode      bool // UTF8 sent (RFC 6856): messages are served as stored
 	maxAhead      int  // 0: prefetching off
 	maxAheadBytes int64
 	plan          []planned
@@ -183,6 +185,9 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 	if err != nil && !errors.As(err, &re) {
 		return err
 	}
+	if err := s.utf8(ctx, caps); err != nil {
+		return err
+	}
 	switch opts.Auth {
 	case AuthDefault, AuthPlain:
 	case AuthXOAuth2, AuthOAuthBearer:
@@ -204,7 +209,18 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 	if usePlain {
 		return s.c.AuthPlain(ctx, opts.AuthzID, opts.User, opts.Password)
 	}
-	return s.c.Login(ctx, opts.User, opts.Password)
+	// APOP (RFC 1939 §7) where the server offers it and not USER: in its
+	// CAPA, or by refusing USER (servers without CAPA).
+	if caps != nil && !caps.Has("USER") && s.c.OffersAPOP() {
+		s.log.Info("the server offers APOP, not USER: logging in with APOP")
+		return s.c.Apop(ctx, opts.User, opts.Password)
+	}
+	err = s.c.Login(ctx, opts.User, opts.Password)
+	if errors.As(err, &re) && commandName(re.Command) == "USER" && s.c.OffersAPOP() {
+		s.log.Info("the server refused USER; logging in with APOP", "reply", re.reply())
+		return s.c.Apop(ctx, opts.User, opts.Password)
+	}
+	return err
 }
 
 // capaUIDL asks CAPA after login (RFC 2449 §5: capabilities may change
@@ -213,6 +229,9 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 func (s *Source) capaUIDL(ctx context.Context) (bool, error) {
 	caps, err := s.c.Capa(ctx)
 	s.pipelining = err == nil && caps.Has("PIPELINING")
+	if uerr := s.utf8(ctx, caps); uerr != nil {
+		return false, uerr
+	}
 	var re *ResponseError
 	switch {
 	case err == nil && !caps.Has("UIDL"):
@@ -226,11 +245,10 @@ func (s *Source) capaUIDL(ctx context.Context) (bool, error) {
 // List hands the maildrop's messages to page in server order, keyed by
 // UIDL, ListPage at a time, with Seq set to the message number.
 //
-// It keeps no copy of the listing (issue 20): one streamed UIDL finds
-// shared UIDLs by a 64-bit hash of each (8 bytes a message, dropped
-// before the first page), then each page is asked for with pipelined
-// "LIST n" and "UIDL n" (RFC 2449 §6.6). A server without PIPELINING, or
-// without UIDL, is listed at once into memory instead.
+// It keeps no copy of the listing in memory (issue 20): one UIDL and one
+// LIST are streamed into a temporary file, then handed over a page at a
+// time (listing.go). A server without UIDL, or one that lists out of
+// number order, is listed at once into memory instead.
 //
 // Shared UIDLs (a broken server): every message sharing one gets the key
 // "<uidl>#sha256:<hex>" from its content, so a key does not move to another
@@ -245,9 +263,12 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 			s.mu.Unlock()
 		}
 	}()
-	s.resetPlan() // the Client discards replies still in flight
-	// s.deleted stays: the server keeps what DELE marked for the session.
-	s.listed, s.maxNum, s.special, s.page, s.all = false, 0, nil, nil, nil
+	l, uidl, err := s.prepare(ctx, false)
+	if err != nil {
+		return err
+	}
+	s.spilled = nil
+	defer l.close()
 	hand := func(msgs []pipeline.SourceMessage) error {
 		pg := make(map[string]int, len(msgs))
 		for _, m := range msgs {
@@ -261,18 +282,8 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 		locked = true
 		return err
 	}
-	uidl, err := s.capaUIDL(ctx)
-	if err != nil {
-		return fmt.Errorf("listing UIDLs of %s at %s: %w", s.user, s.server, err)
-	}
-	if uidl {
-		uidl, err = s.survey(ctx)
-		if err != nil {
-			return fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
-		}
-	}
 	s.listed = true
-	if !uidl || !s.pipelining {
+	if l == nil {
 		msgs, err := s.listAtOnce(ctx, uidl)
 		if err != nil {
 			return fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
@@ -284,95 +295,73 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 		}
 		return nil
 	}
-	nums := make([]int, 0, pipeline.ListPage)
-	for start := 1; start <= s.maxNum; start += pipeline.ListPage {
-		nums = nums[:0]
-		for n := start; n <= s.maxNum && n < start+pipeline.ListPage; n++ {
-			nums = append(nums, n)
+	var handErr error
+	msgs := make([]pipeline.SourceMessage, 0, pipeline.ListPage)
+	err = l.each(func(m pipeline.SourceMessage) error {
+		msgs = append(msgs, m)
+		if len(msgs) < pipeline.ListPage {
+			return nil
 		}
-		infos, err := s.c.Infos(ctx, nums, true, true)
-		if err != nil {
-			return fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
-		}
-		msgs := make([]pipeline.SourceMessage, 0, len(infos))
-		for _, in := range infos {
-			if !in.Exists {
-				continue
-			}
-			key := in.UID
-			if k, ok := s.special[in.Number]; ok {
-				key = k
-			}
-			msgs = append(msgs, pipeline.SourceMessage{Key: key, Size: in.Size, Seq: uint32(in.Number)})
-		}
-		if len(msgs) == 0 {
-			continue
-		}
-		if err := hand(msgs); err != nil {
-			return err
-		}
+		handErr = hand(msgs)
+		msgs = make([]pipeline.SourceMessage, 0, pipeline.ListPage)
+		return handErr
+	}, s.special)
+	if handErr != nil {
+		return handErr
+	}
+	if err != nil {
+		return fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
+	}
+	if len(msgs) > 0 {
+		return hand(msgs)
 	}
 	return nil
 }
 
-// survey streams the UIDL listing once: it sets maxNum and keys the
-// messages that share a UIDL by content (special). It keeps a 64-bit hash
-// per message while it runs; a hash seen twice is checked against the
-// UIDLs themselves with a second UIDL listing, so that a collision of
-// hashes never changes a key. It reports false when the server has no
-// UIDL after all.
-func (s *Source) survey(ctx context.Context) (bool, error) {
-	seed := maphash.MakeSeed()
-	var hashes []uint64
-	err := s.c.UIDLEach(ctx, func(u UIDInfo) error {
-		hashes = append(hashes, maphash.String(seed, u.UID))
-		s.maxNum = max(s.maxNum, u.Number)
-		return nil
-	})
-	if errors.Is(err, ErrNoUIDL) {
-		s.maxNum = 0
-		return false, nil
+// ListSummary lists the maildrop (List then hands over this listing, if
+// nothing else is asked of the session meanwhile) and tells its size and
+// digest: the UIDLs and sizes in order, and the keys made from content.
+// A server without UIDL, or listing out of order, has none (false).
+func (s *Source) ListSummary(ctx context.Context) (pipeline.ListSummary, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, _, err := s.prepare(ctx, true)
+	if err != nil || l == nil {
+		return pipeline.ListSummary{}, false, err
 	}
+	s.spilled = l
+	return l.summary, true, nil
+}
+
+// prepare starts a listing: the one ListSummary just made (when reuse
+// and nothing came between), or a new spill. It returns nil and whether
+// the server has UIDL when the maildrop must be listed at once.
+func (s *Source) prepare(ctx context.Context, summary bool) (*listing, bool, error) {
+	if l := s.spilled; l != nil && !summary {
+		return l, true, nil
+	}
+	s.spilled.close()
+	s.spilled = nil
+	s.resetPlan() // the Client discards replies still in flight
+	// s.deleted stays: the server keeps what DELE marked for the session.
+	s.listed, s.maxNum, s.special, s.page, s.all = false, 0, nil, nil, nil
+	uidl, err := s.capaUIDL(ctx)
 	if err != nil {
-		return false, err
+		return nil, false, fmt.Errorf("listing UIDLs of %s at %s: %w", s.user, s.server, err)
 	}
-	slices.Sort(hashes)
-	shared := map[uint64]bool{}
-	for i := 1; i < len(hashes); i++ {
-		if hashes[i] == hashes[i-1] {
-			shared[hashes[i]] = true
-		}
+	if !uidl {
+		return nil, false, nil
 	}
-	hashes = nil
-	if len(shared) == 0 {
-		return true, nil
+	l, uidl, err := s.spill(ctx)
+	switch {
+	case errors.Is(err, errUnordered):
+		s.log.Warn("server lists messages out of order: listing the maildrop into memory", "user", s.user)
+		s.maxNum, s.special = 0, nil
+		return nil, true, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("listing %s at %s: %w", s.user, s.server, err)
 	}
-	byUID := map[string][]int{}
-	err = s.c.UIDLEach(ctx, func(u UIDInfo) error {
-		if shared[maphash.String(seed, u.UID)] {
-			byUID[u.UID] = append(byUID[u.UID], u.Number)
-		}
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
-	uids := make([]string, 0, len(byUID))
-	for uid, nums := range byUID {
-		if len(nums) > 1 {
-			uids = append(uids, uid)
-		}
-	}
-	sort.Strings(uids)
-	s.special = map[int]string{}
-	for _, uid := range uids {
-		nums := byUID[uid]
-		s.log.Warn("server reports the same UIDL for several messages: keying them by UIDL and content digest", "uidl", uid, "messages", len(nums))
-		if err := s.keysFromDigest(ctx, nums, uid+"#", s.special); err != nil {
-			return false, err
-		}
-	}
-	return true, nil
+	return l, uidl, nil
 }
 
 // listAtOnce lists the maildrop into memory with one LIST and one UIDL,
@@ -390,8 +379,27 @@ func (s *Source) listAtOnce(ctx context.Context, uidl bool) ([]pipeline.SourceMe
 			return nil, fmt.Errorf("listing UIDLs: %w", err)
 		}
 		uidOf := make(map[int]string, len(uids))
+		byUID := make(map[string][]int, len(uids))
 		for _, u := range uids {
 			uidOf[u.Number] = u.UID
+			byUID[u.UID] = append(byUID[u.UID], u.Number)
+		}
+		var shared []string
+		for uid, nums := range byUID {
+			if len(nums) > 1 {
+				shared = append(shared, uid)
+			}
+		}
+		sort.Strings(shared)
+		for _, uid := range shared {
+			if s.special == nil {
+				s.special = map[int]string{}
+			}
+			nums := byUID[uid]
+			s.log.Warn("server reports the same UIDL for several messages: keying them by UIDL and content digest", "uidl", uid, "messages", len(nums))
+			if err := s.keysFromDigest(ctx, nums, uid+"#", sizeIn(sizes), s.special); err != nil {
+				return nil, err
+			}
 		}
 		// Every listed message needs a UIDL, or it would have no identity.
 		for _, m := range sizes {
@@ -410,7 +418,7 @@ func (s *Source) listAtOnce(ctx context.Context, uidl bool) ([]pipeline.SourceMe
 		for i, m := range sizes {
 			nums[i] = m.Number
 		}
-		if err := s.keysFromDigest(ctx, nums, "", keys); err != nil {
+		if err := s.keysFromDigest(ctx, nums, "", sizeIn(sizes), keys); err != nil {
 			return nil, err
 		}
 	}
@@ -427,18 +435,32 @@ func (s *Source) listAtOnce(ctx context.Context, uidl bool) ([]pipeline.SourceMe
 // keysFromDigest downloads the messages nums and keys each
 // prefix+"sha256:<hex>", adding "#2", "#3"... to identical ones in order.
 // A suffixed key that collides with a key already in keys is skipped past,
-// so keys stay unique.
-func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, keys map[int]string) error {
+// so keys stay unique. sizeOf gives the listed size of a message the
+// server refuses to serve (its key then).
+func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, sizeOf func(int) (int64, error), keys map[int]string) error {
 	taken := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		taken[k] = true
 	}
 	for _, n := range nums {
 		h := sha256.New()
-		if _, err := s.c.Retr(ctx, n, h); err != nil {
+		base := ""
+		if _, err := s.c.Retr(ctx, n, h); isRefusal(err) {
+			// A message the server will not serve has no content to key
+			// it by: its announced size stands in, so that it is listed,
+			// fails on its own (Fetch) and is tried again by the next
+			// run, and the messages after it are copied.
+			s.log.Warn("the server refused to serve a message; keying it by its size", "message", n, "error", err)
+			size, serr := sizeOf(n)
+			if serr != nil {
+				return fmt.Errorf("listing the size of message %d: %w", n, serr)
+			}
+			base = prefix + "unreadable:" + strconv.FormatInt(size, 10)
+		} else if err != nil {
 			return fmt.Errorf("digesting message %d: %w", n, err)
+		} else {
+			base = prefix + "sha256:" + hex.EncodeToString(h.Sum(nil))
 		}
-		base := prefix + "sha256:" + hex.EncodeToString(h.Sum(nil))
 		key := base
 		for i := 2; taken[key]; i++ {
 			key = base + "#" + strconv.Itoa(i)
@@ -498,6 +520,9 @@ func (s *Source) Fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Wri
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	written, err := s.fetch(ctx, msg, w)
+	if err != nil {
+		written, err = s.refusedRetr(ctx, msg, w, written, err)
+	}
 	if err != nil {
 		return written, fmt.Errorf("fetching %q from %s at %s: %w", msg.Key, s.user, s.server, err)
 	}
@@ -706,6 +731,8 @@ func (s *Source) Close(commit bool) error {
 		s.onClose = nil
 		defer f() // after the connection is closed, below
 	}
+	s.spilled.close()
+	s.spilled = nil
 	if !commit {
 		return s.c.Close()
 	}

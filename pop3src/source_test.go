@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -281,6 +282,7 @@ func TestSourceKeys(t *testing.T) {
 // with UIDL n before they are deleted, and a number that holds another
 // message is refused without marking anything.
 func TestSourceListPaged(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir()) // the listing's file goes here, and at once away
 	const n = 2*pipeline.ListPage + 7
 	var msgs []pop3fake.Message
 	for i := range n {
@@ -324,10 +326,19 @@ func TestSourceListPaged(t *testing.T) {
 			t.Fatalf("message %d = %+v, want key %q, Seq %d, size %d", i+1, m, want, i+1, len(msgs[i].Body))
 		}
 	}
+	var listings []string
 	for _, c := range srv.Commands() {
-		if c.Line == "LIST" {
-			t.Errorf("the paged listing sent a LIST of everything")
+		if strings.HasPrefix(c.Line, "LIST") || strings.HasPrefix(c.Line, "UIDL") {
+			listings = append(listings, c.Line)
 		}
+	}
+	// One UIDL, one LIST, and one UIDL n per shared UIDL's Fetch check
+	// at most: never a command per message.
+	if len(listings) < 2 || listings[0] != "UIDL" || listings[1] != "LIST" || len(listings) > 4 {
+		t.Errorf("listing commands %q, want UIDL and LIST", listings)
+	}
+	if left, _ := os.ReadDir(os.TempDir()); len(left) != 0 {
+		t.Errorf("the listing left %d files in %s", len(left), os.TempDir())
 	}
 	// A message of the first page, whose number now holds another one:
 	// refused, nothing marked.
@@ -341,7 +352,7 @@ func TestSourceListPaged(t *testing.T) {
 		t.Fatalf("Delete: %v", err)
 	}
 	// Listed again in the same session, the marked ones are left out
-	// (LIST n and UIDL n answer -ERR for them).
+	// (UIDL and LIST leave them out).
 	again, err := pipeline.ListAll(ctx, s)
 	if err != nil || len(again) != n-3 || again[0].Seq != 3 {
 		t.Fatalf("List after Delete: %d messages (first %+v), %v; want %d from number 3", len(again), again[0], err, n-3)
@@ -637,4 +648,89 @@ func TestWithDefaultPort(t *testing.T) {
 			t.Errorf("withDefaultPort(%q, %v) = %q, %q; want %q, %q", tc.addr, tc.mode, got, host, tc.want, tc.wantHost)
 		}
 	}
+}
+
+// TestSourceListSummary: ListSummary reads the listing ahead, the List
+// that follows hands over that listing without asking again, and the
+// digest is the same for the same maildrop in another session and another
+// for a maildrop that changed.
+func TestSourceListSummary(t *testing.T) {
+	var msgs []pop3fake.Message
+	for i := range 30 {
+		msgs = append(msgs, pop3fake.Message{UIDL: fmt.Sprintf("uid-%03d", i), Body: []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i))})
+	}
+	ctx := context.Background()
+	summarize := func(msgs []pop3fake.Message) (pipeline.ListSummary, []pipeline.SourceMessage, []string) {
+		t.Helper()
+		srv := startFake(t, pop3fake.Options{Messages: msgs, Pipelining: true})
+		s := open(t, plainOptions(srv))
+		sum, ok, err := s.ListSummary(ctx)
+		if err != nil || !ok {
+			t.Fatalf("ListSummary = %+v, %v, %v", sum, ok, err)
+		}
+		all, err := pipeline.ListAll(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cmds []string
+		for _, c := range srv.Commands() {
+			if strings.HasPrefix(c.Line, "LIST") || strings.HasPrefix(c.Line, "UIDL") {
+				cmds = append(cmds, c.Line)
+			}
+		}
+		return sum, all, cmds
+	}
+	sum, all, cmds := summarize(msgs)
+	if sum.Messages != len(msgs) || len(all) != len(msgs) || all[29].Key != "uid-029" {
+		t.Fatalf("summary %+v, %d listed; want %d", sum, len(all), len(msgs))
+	}
+	if !slices.Equal(cmds, []string{"UIDL", "LIST"}) {
+		t.Errorf("ListSummary then List sent %q, want one UIDL and one LIST", cmds)
+	}
+	if again, _, _ := summarize(msgs); again != sum {
+		t.Errorf("the same maildrop: summary %+v, then %+v", sum, again)
+	}
+	changed := append(slices.Clone(msgs[:29]), pop3fake.Message{UIDL: "uid-new", Body: msgs[29].Body})
+	if other, _, _ := summarize(changed); other.Digest == sum.Digest || other.Messages != len(msgs) {
+		t.Errorf("a maildrop with another message: summary %+v, the first %+v", other, sum)
+	}
+	bigger := slices.Clone(msgs)
+	bigger[3].Body = append(slices.Clone(bigger[3].Body), "more\r\n"...)
+	if other, _, _ := summarize(bigger); other.Digest == sum.Digest {
+		t.Errorf("a maildrop with a message of another size: the same digest")
+	}
+}
+
+// TestSourceListUnordered: a server listing out of number order is read
+// to the end of both replies and listed again at once, in memory, on the
+// same session; it has no summary.
+func TestSourceListUnordered(t *testing.T) {
+	uidl := "+OK\r\n2 u2\r\n1 u1\r\n.\r\n"
+	list := "+OK\r\n2 20\r\n1 10\r\n.\r\n"
+	c, wait := scripted(t, plain,
+		step{reply: "+OK\r\n"},
+		step{want: "CAPA\r\n", reply: "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"},
+		step{want: "UIDL\r\n", reply: uidl},
+		step{want: "CAPA\r\n", reply: "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"},
+		step{want: "UIDL\r\n", reply: uidl},
+		step{want: "LIST\r\n", reply: list},
+		step{want: "UIDL\r\n", reply: uidl},
+	)
+	s := &Source{c: c, log: slog.New(slog.DiscardHandler), server: "scripted", user: "alice"}
+	ctx := context.Background()
+	if _, ok, err := s.ListSummary(ctx); ok || err != nil {
+		t.Fatalf("ListSummary of an unordered listing: %v, %v; want none", ok, err)
+	}
+	all, err := pipeline.ListAll(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, m := range all {
+		got[m.Key] = m.Size
+	}
+	if len(all) != 2 || got["u1"] != 10 || got["u2"] != 20 {
+		t.Errorf("listed %+v, want u1 of 10 bytes and u2 of 20", all)
+	}
+	wait()
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -240,5 +241,64 @@ func TestE2EUpgradeSchema4(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(p.dir, "state.db")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestE2EUpgradeFromReleaseBinary is TestE2EUpgradeSchema4 with the
+// schema-4 ledger written by a schema-4 release itself: the binary named
+// by MAILFERRY_SCHEMA4_BIN (e.g. built from the last release tag) copies a
+// POP3 and an IMAP account; this version then runs the same copies, which
+// upgrade the ledger and copy nothing. A binary of the unreleased
+// development schema also numbered 5 (account_control, no meta table) is
+// accepted too: its file is upgraded the same way. Skipped without the
+// binary.
+func TestE2EUpgradeFromReleaseBinary(t *testing.T) {
+	bin := os.Getenv("MAILFERRY_SCHEMA4_BIN")
+	if bin == "" {
+		t.Skip("MAILFERRY_SCHEMA4_BIN names no schema-4 mailferry binary")
+	}
+	p := startPair(t)
+	seed(t, p, append(simpleMessages(12), nulMessage))
+	pop3 := p.copyArgs()
+	imapArgs := []string{"copy", "imaps://alice@" + p.src.IMAPSAddr(), p.dstURL() + "/Old", "--tls-ca", p.src.CAFile(),
+		"--state", p.state, "--json", "--progress", "none"}
+	old := func(args []string) report {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "MAILFERRY_SOURCE_PASSWORD="+srcPassword, "MAILFERRY_DEST_PASSWORD="+dstPassword)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		_ = cmd.Run() // partial (the NUL message) exits 3
+		var rep report
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil || len(rep.Accounts) != 1 {
+			t.Fatalf("%s %s: %v\n%s\n%s", bin, args[0], err, stdout.String(), stderr.String())
+		}
+		return rep
+	}
+	first := old(pop3)
+	firstIMAP := old(imapArgs)
+	if first.Accounts[0].Copied == 0 || firstIMAP.Accounts[0].Copied == 0 {
+		t.Fatalf("the release copied %d and %d", first.Accounts[0].Copied, firstIMAP.Accounts[0].Copied)
+	}
+	var v, dev int
+	db, _ := sql.Open("sqlite", p.state)
+	db.QueryRow("PRAGMA user_version").Scan(&v)
+	db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE name = 'account_control'").Scan(&dev)
+	db.Close()
+	if v != 4 && (v != 5 || dev != 1) {
+		t.Fatalf("the old binary wrote schema %d (account_control: %d), want 4 or the development 5", v, dev)
+	}
+	t.Logf("the old binary wrote schema %d (account_control: %d)", v, dev)
+	for i, args := range [][]string{pop3, imapArgs} {
+		want := []report{first, firstIMAP}[i].Accounts[0]
+		r := runInProcess(t, p.getenv, args...)
+		a := r.report.Accounts[0]
+		if a.Copied != 0 || a.AlreadyDone != want.Copied || a.Skipped != want.Skipped {
+			t.Errorf("%s after the upgrade: copied %d, already done %d, skipped %d; want 0, %d, %d\n%s",
+				args[1], a.Copied, a.AlreadyDone, a.Skipped, want.Copied, want.Skipped, r.stderr)
+		}
+	}
+	if n := len(destMessages(t, p, "INBOX")) + len(destMessages(t, p, "Old/INBOX")); n != first.Accounts[0].Copied+firstIMAP.Accounts[0].Copied {
+		t.Errorf("the destination holds %d messages: something was copied twice", n)
 	}
 }

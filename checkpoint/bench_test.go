@@ -1,0 +1,83 @@
+package checkpoint
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/pipeline"
+)
+
+// benchLedger is a ledger of n done entries of one POP3 account, keyed
+// like Dovecot's UIDLs.
+func benchLedger(b *testing.B, n int) (*Ledger, pipeline.AccountID, func(int) string) {
+	b.Helper()
+	ctx := context.Background()
+	l := openTest(b, "", nil)
+	res, err := l.ResolveAccount(ctx, testSpec("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := l.Hold(ctx, res.Account)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.Release(ctx) })
+	key := func(i int) string { return fmt.Sprintf("%08X%08X", i+1, 1700000000) }
+	now := time.Now()
+	for lo := 0; lo < n; lo += 1000 {
+		var put []pipeline.Entry
+		for i := lo; i < min(lo+1000, n); i++ {
+			put = append(put, pipeline.Entry{Key: key(i), State: pipeline.StateDone, Digest: fmt.Sprintf("%064x", i), Size: int64(2000 + i%3000),
+				MessageID: fmt.Sprintf("<%d@example.org>", i), DestMailbox: "INBOX", DestUIDValidity: 1, DestUID: uint32(i + 1),
+				Updated: now, DoneAt: now})
+		}
+		if err := l.Commit(ctx, res.Account, pipeline.Changes{Put: put}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return l, res.Account, key
+}
+
+// BenchmarkLookup is a re-run's question for every key of a mailbox of
+// 100,000 done messages, MaxLookup keys at a time; one op is one key.
+func BenchmarkLookup(b *testing.B) {
+	const n = 100000
+	l, id, key := benchLedger(b, n)
+	ctx := context.Background()
+	keys := make([]string, 0, pipeline.MaxLookup)
+	b.ResetTimer()
+	found := 0
+	for i := 0; i < b.N; i++ {
+		keys = append(keys, key(i%n))
+		if len(keys) == pipeline.MaxLookup || i == b.N-1 {
+			if err := l.Lookup(ctx, id, keys, func(pipeline.Entry) error { found++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+			keys = keys[:0]
+		}
+	}
+	if found != b.N {
+		b.Fatalf("found %d of %d", found, b.N)
+	}
+}
+
+// BenchmarkScanKeysOnly reads the same account a page of KeysOnly
+// entries at a time; one op is one entry.
+func BenchmarkScanKeysOnly(b *testing.B) {
+	const n = 100000
+	l, id, _ := benchLedger(b, n)
+	ctx := context.Background()
+	b.ResetTimer()
+	read := 0
+	q := pipeline.Query{KeysOnly: true}
+	for read < b.N {
+		page, next, err := l.Scan(ctx, id, q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		read += len(page)
+		q.After = next
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package imapsrc
+
+const raceEnabled = false
