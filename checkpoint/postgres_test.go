@@ -42,6 +42,30 @@ func TestPostgres(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, srv, postgres.Database(t, srv)) })
 	}
+	// The status page's queries, written as SQLite tests, on PostgreSQL.
+	pgFresh = func(t testing.TB, opts *Options) *Ledger {
+		t.Helper()
+		o := Options{}
+		if opts != nil {
+			o = *opts
+		}
+		o.Password = srv.Password()
+		l, err := Open(context.Background(), postgres.Database(t, srv), &o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	defer func() { pgFresh = nil }()
+	for name, fn := range map[string]func(*testing.T){
+		"ControlPauseResume": TestControlPauseResume,
+		"RequestRetry":       TestRequestRetry,
+		"Each":               TestEach,
+		"DoneHistory":        TestDoneHistory,
+	} {
+		t.Run(name, fn)
+	}
 }
 
 // openPG opens the ledger at dbURL as one worker and closes it at the end.
