@@ -71,7 +71,10 @@ const (
 // with Load; check a hand-built one with Validate.
 type Config struct {
 	File  string // the file it was loaded from; "" when built in code
-	State string // ledger path; "" = the command's default
+	State string // ledger path or postgres:// URL; "" = the command's default
+	// StatePassword is where the password of a PostgreSQL ledger comes
+	// from (state_password_env, state_password_file); never the URL.
+	StatePassword SecretSource
 	// LedgerRetention is how long the checkpoint keeps the entries of
 	// messages deleted at the source (gone), so that status and reports
 	// can say when; 0: the checkpoint's default (30 days).
@@ -512,4 +515,10 @@ func (s *Server) endpoint() (Endpoint, error) {
 		ep.Auth = s.Auth
 	}
 	return ep, nil
+}
+
+// IsDatabaseURL reports whether a state names a PostgreSQL ledger
+// ("postgres://…", "postgresql://…") rather than a file.
+func IsDatabaseURL(state string) bool {
+	return strings.HasPrefix(state, "postgres://") || strings.HasPrefix(state, "postgresql://")
 }

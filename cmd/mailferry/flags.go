@@ -36,7 +36,7 @@ type commonOptions struct {
 }
 
 func (o *commonOptions) register(fs *pflag.FlagSet) {
-	fs.StringVar(&o.state, "state", "", "checkpoint (ledger) file; default $XDG_STATE_HOME/mailferry/mailferry.db")
+	fs.StringVar(&o.state, "state", "", "checkpoint (ledger): a file, or a postgres:// URL (password from MAILFERRY_STATE_PASSWORD); default $XDG_STATE_HOME/mailferry/mailferry.db")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "PEM file of extra CA certificates to trust (both servers)")
 	fs.BoolVar(&o.insecureSkipVerify, "insecure-skip-verify", false, "do not verify TLS certificates (dangerous)")
 	fs.BoolVar(&o.allowPlaintext, "allow-plaintext", false, "allow passwords over connections without TLS (?tls=none URLs)")
