@@ -26,13 +26,16 @@ const statusPipeline = 64
 // server keeps no mod-sequences for (HIGHESTMODSEQ absent or 0: NOMODSEQ,
 // §3.1.2.2), or whose STATUS fails (deleted meanwhile), is left out of the
 // summaries: it is listed. false: no CONDSTORE, or the server refused the
-// item (remembered in Options.Quirks for the account's other sessions).
+// item (remembered in Options.Quirks for the account's other sessions),
+// or a server with labels (Gmail), whose keys name no folder.
 func (s *Source) FolderSummaries(ctx context.Context) ([]pipeline.FolderSummary, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.leaveOut = nil
 	q := s.opts.Quirks
-	if !s.c.Caps().Has(imap.CapCondStore) || q.Refused(imapconn.FeatureCondStore) {
+	// A server with labels (Gmail) lists one message under one key
+	// whatever folders hold it: its folders' marks say nothing of them.
+	if !s.c.Caps().Has(imap.CapCondStore) || q.Refused(imapconn.FeatureCondStore) || s.quirks.Labels {
 		return nil, false, nil
 	}
 	done, err := s.begin(ctx)

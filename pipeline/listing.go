@@ -40,6 +40,9 @@ type scopes struct {
 
 	live  int64 // entries that can be listed, at the start (POP3 sweep)
 	found int64 // listed messages with such an entry (non-IMAP keys)
+	// others counts listed messages whose keys KeyFolder does not place
+	// (a Gmail source's "gm:" keys): swept as POP3's are.
+	others int
 
 	// marks are the folders' FolderSummaries taken before the listing,
 	// by mailbox: recorded with each folder's complete pass. kept are
@@ -209,6 +212,7 @@ func (sc *scopes) listed(m SourceMessage, live bool, place func(string) (KeyPlac
 			}
 			return
 		}
+		sc.others++
 	}
 	if live {
 		sc.found++
@@ -312,9 +316,14 @@ func (a *attempt) sweep(ctx context.Context) error {
 		rec.SyncedAt = a.opts.Now()
 		records = append(records, rec)
 	}
-	if a.opts.KeyFolder == nil && sc.found < sc.live && a.listed > 0 {
+	placed := int64(0) // listed messages with entries, of IMAP keys
+	for _, g := range sc.order {
+		placed += int64(g.found)
+	}
+	if (a.opts.KeyFolder == nil || sc.others > 0) && sc.found+placed < sc.live && a.listed > 0 {
 		// Something the ledger has was not listed: list again, keeping a
-		// hash of each key this time.
+		// hash of each key this time. Keys KeyFolder places are left to
+		// their folders' scopes above.
 		seed := maphash.MakeSeed()
 		var hashes []uint64
 		err := a.src.List(ctx, func(page []SourceMessage) error {
@@ -328,6 +337,11 @@ func (a *attempt) sweep(ctx context.Context) error {
 		}
 		slices.Sort(hashes)
 		if err := a.sweepScope(ctx, Query{}, func(key string) bool {
+			if a.opts.KeyFolder != nil {
+				if _, ok := a.opts.KeyFolder(key); ok {
+					return true
+				}
+			}
 			_, ok := slices.BinarySearch(hashes, maphash.String(seed, key))
 			return ok
 		}); err != nil {
@@ -417,7 +431,7 @@ func (a *attempt) unchanged(ctx context.Context) (bool, error) {
 	a.summary = &sum
 	rec, ok := a.scopes.records[maildropRecord]
 	if !ok || rec.SyncedAt.IsZero() || int(rec.Messages) != sum.Messages || rec.HighestModSeq != sum.Digest ||
-		a.opts.DeleteSource || a.opts.DeleteAfter > 0 || a.hold.RetrySkipped() {
+		a.opts.DeleteSource || a.opts.DeleteAfter > 0 || a.retrySkipped() {
 		return false, nil
 	}
 	select {
@@ -449,14 +463,9 @@ func (a *attempt) unchanged(ctx context.Context) (bool, error) {
 			}
 		}
 	}
-	a.mu.Lock()
 	for _, e := range skips {
-		if !a.run.skipped[e.Key] {
-			a.st.skip(e.Key, e.Reason+" (recorded by an earlier run)")
-			a.run.skipped[e.Key] = true
-		}
+		a.skippedBefore(e)
 	}
-	a.mu.Unlock()
 	a.listed, a.settled, a.doneFound = sum.Messages, sum.Messages, int(done)
 	a.scopes.found = a.scopes.live
 	a.complete = true
@@ -567,7 +576,6 @@ func (a *attempt) unchangedFolders(ctx context.Context, dests FolderPlan) error 
 			skips[p.Generation] = append(skips[p.Generation], e)
 		}
 	}
-	a.mu.Lock()
 	for _, s := range same {
 		skipped := skips[s.Generation]
 		if unsettled[s.Generation] || len(skipped) > int(s.Messages) {
@@ -576,17 +584,15 @@ func (a *attempt) unchangedFolders(ctx context.Context, dests FolderPlan) error 
 		out = append(out, s.Mailbox)
 		sc.kept = append(sc.kept, sc.records[s.Mailbox])
 		n := int(s.Messages)
+		a.mu.Lock()
 		a.listed += n
 		a.settled += n
 		a.doneFound += n - len(skipped)
+		a.mu.Unlock()
 		for _, e := range skipped {
-			if !a.run.skipped[e.Key] {
-				a.st.skip(e.Key, e.Reason+" (recorded by an earlier run)")
-				a.run.skipped[e.Key] = true
-			}
+			a.skippedBefore(e)
 		}
 	}
-	a.mu.Unlock()
 	if len(sc.kept) == 0 {
 		return nil
 	}

@@ -53,7 +53,7 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	ledger, err := openLedgerIfExists(ctx, state, log)
+	ledger, err := openLedgerIfExists(ctx, e, state, o.statePassword, log)
 	if err != nil {
 		return exitFatal, err
 	}
@@ -260,8 +260,8 @@ FLAGS
   --flags none|seen|status, --internal-date received|date|now,
   --max-message-size SIZE, --x-uidl
                             the copy's policies (SOURCE DEST form)
-  --folder, --exclude-folder, --special-use, --max-age, --min-age
-                            IMAP source: the copy's folder settings
+  --folder, --exclude-folder, --special-use, --max-age, --min-age,
+  --gmail-labels MODE       IMAP source: the copy's folder settings
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --source-password-file FILE, --source-password-command CMD
   --dest-password-file FILE, --dest-password-command CMD
