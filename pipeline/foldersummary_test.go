@@ -236,3 +236,30 @@ func TestUnchangedFoldersAreNotListed(t *testing.T) {
 		t.Errorf("INBOX record after a pass that deleted at the source: %+v; want a complete pass without marks", rec)
 	}
 }
+
+// TestUnchangedFoldersWithSkipped: a folder left out as unchanged reports
+// its messages skipped for good as a listing would; a skip this run would
+// retry (the limit grew past it) has its folder listed.
+func TestUnchangedFoldersWithSkipped(t *testing.T) {
+	h, imapSrc := newIMAPHarness(t)
+	imapSrc.msgs[0].body = append(imapSrc.msgs[0].body, strings.Repeat("long line\r\n", 100)...) // INBOX
+	h.opts.MaxMessageBytes = 500
+	src := &markingSource{imapLikeSource: imapSrc}
+	run := func() (*Stats, map[string]int) {
+		t.Helper()
+		src.listed = map[string]int{}
+		return h.runWith(t, src), src.listed
+	}
+	if st, _ := run(); st.Copied != 7 || st.Skipped != 1 {
+		t.Fatalf("first run: copied %d, skipped %d; want 7, 1", st.Copied, st.Skipped)
+	}
+	st, listed := run()
+	if len(listed) != 0 || st.Listed != 8 || st.AlreadyDone != 7 || st.SkippedBefore != 1 {
+		t.Errorf("unchanged re-run: listed %v (%d), already done %d, skipped before %d; want nothing listed, 8, 7, 1",
+			listed, st.Listed, st.AlreadyDone, st.SkippedBefore)
+	}
+	h.opts.MaxMessageBytes = 100000
+	if st, listed = run(); st.Copied != 1 || listed["INBOX"] != 4 || listed["Sent"] != 0 {
+		t.Errorf("after the limit grew: copied %d, listed %v; want 1, INBOX alone", st.Copied, listed)
+	}
+}
