@@ -28,7 +28,8 @@ import (
 // page may fetch and delete messages: the folder is EXAMINEd again before
 // the next batch when page selected another one, and a UIDVALIDITY that
 // changed meanwhile fails the listing (its keys would mean other
-// messages).
+// messages). The folders LeaveOut named since the last List are not
+// listed.
 //
 // Flags are the system flags and keywords as the server spells them,
 // without \Recent (RFC 3501 §2.3.2: session-only, never to be copied).
@@ -43,6 +44,8 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 			s.mu.Unlock()
 		}
 	}()
+	leaveOut := s.leaveOut
+	s.leaveOut = nil
 	done, err := s.begin(ctx)
 	if err != nil {
 		return err
@@ -64,16 +67,19 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 	if s.quirks.Labels {
 		return s.listLabels(ctx, folders, hand)
 	}
-	return s.listFolders(ctx, folders, hand)
+	return s.listFolders(ctx, folders, leaveOut, hand)
 }
 
-// listFolders lists the messages of folders, those included, in order,
-// into hand, a page at a time.
-func (s *Source) listFolders(ctx context.Context, folders []Folder, hand func([]pipeline.SourceMessage) error) error {
+// listFolders lists the messages of folders, those included and not left
+// out, in order, into hand, a page at a time.
+func (s *Source) listFolders(ctx context.Context, folders []Folder, leaveOut map[string]bool, hand func([]pipeline.SourceMessage) error) error {
 	now := time.Now()
 	for _, f := range folders {
 		if !s.included(f) {
 			s.log.Debug("folder excluded", "mailbox", f.Name)
+			continue
+		}
+		if leaveOut[f.Name] {
 			continue
 		}
 		err := s.listFolder(ctx, f.Name, func(msgs []pipeline.SourceMessage) error {

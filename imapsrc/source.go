@@ -54,6 +54,8 @@ type Source struct {
 	quirks   provider.Quirks
 	gm       *gmailState
 
+	leaveOut map[string]bool // folders the next List leaves out (LeaveOut)
+
 	onClose func() // Options.OnClose until the session has ended
 }
 
@@ -66,8 +68,9 @@ type selection struct {
 }
 
 var (
-	_ pipeline.Source     = (*Source)(nil)
-	_ pipeline.Prefetcher = (*Source)(nil)
+	_ pipeline.Source           = (*Source)(nil)
+	_ pipeline.Prefetcher       = (*Source)(nil)
+	_ pipeline.FolderSummarizer = (*Source)(nil)
 )
 
 // Open dials, secures and authenticates a session (internal/imapconn) and

@@ -212,8 +212,8 @@ type attempt struct {
 	// it gave one: recorded with a complete pass (listing.go).
 	summary *ListSummary
 
-	// mu guards st, run, claimed, earlierGone, toDelete and the counters the batch
-	// writers update while the listing goes on.
+	// mu guards st, run, claimed, earlierGone, toDelete, flagsRefused and
+	// the counters the batch writers update while the listing goes on.
 	mu sync.Mutex
 	// claimed are the keys of earlier identities rematched by this attempt:
 	// one earlier copy is never claimed by two new keys.
@@ -223,6 +223,10 @@ type attempt struct {
 	// retire marks some: with none, no new message of the folder needs a
 	// look for its earlier identity.
 	earlierGone map[string]bool
+	// flagsRefused: the destination refused some flag update of this
+	// attempt, which only a listing tries again (no folder marks are
+	// recorded).
+	flagsRefused bool
 	// toDelete are messages this attempt committed as done, to delete at
 	// the source (DeleteSource): the listing issues them between pages.
 	toDelete []SourceMessage
@@ -234,6 +238,13 @@ type attempt struct {
 	paused    error
 	stop      chan struct{}
 	pauseOnce sync.Once
+}
+
+// flagsLag reports whether some flag update of this attempt was refused.
+func (a *attempt) flagsLag() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.flagsRefused
 }
 
 // pause ends the copy for a traffic pause: nothing more is fetched or
@@ -285,6 +296,9 @@ func (a *attempt) do(ctx context.Context) error {
 	}()
 
 	same, err := a.unchanged(ctx)
+	if err == nil && !same {
+		err = a.unchangedFolders(ctx, dests)
+	}
 	if err != nil {
 		return err
 	}

@@ -255,3 +255,30 @@ func ListAll(ctx context.Context, src Lister) ([]SourceMessage, error) {
 	}
 	return out, nil
 }
+
+// FolderSummary is what a FolderSummarizer tells of one folder its next
+// List would list: the marks RFC 7162 (CONDSTORE) gives a folder, which
+// all stay the same as long as nothing in it changes (a new message moves
+// UIDNEXT, a flag change or an expunge HIGHESTMODSEQ).
+type FolderSummary struct {
+	Mailbox string
+	// Generation is what every key of the folder under UIDValidity starts
+	// with (KeyPlace.Generation).
+	Generation    string
+	UIDValidity   uint32
+	UIDNext       uint32
+	HighestModSeq uint64 // never 0: a folder without one is not summarized
+	Messages      uint32
+}
+
+// FolderSummarizer is a Source with folders (imapsrc, where the server
+// offers CONDSTORE) that can tell each folder's marks before listing:
+// a folder whose marks are those of its last complete pass, every entry
+// of it settled, needs no listing (issue 18: a no-op re-run of a big IMAP
+// account). LeaveOut names the folders the List that follows leaves out;
+// that List forgets them. false: no summaries (the server keeps no
+// HIGHESTMODSEQ).
+type FolderSummarizer interface {
+	FolderSummaries(ctx context.Context) ([]FolderSummary, bool, error)
+	LeaveOut(mailboxes []string)
+}
