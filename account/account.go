@@ -186,7 +186,7 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 	a.src.quirks = imapconn.NewQuirks(a.src.log.With("server", a.src.ep.Addr()), func(n string) { a.notes.add("source: " + n) })
 	a.dst.quirks = imapconn.NewQuirks(a.dst.log.With("server", a.dst.ep.Addr()), func(n string) { a.notes.add("destination: " + n) })
 	a.dst.shared = imapdst.NewShared(a.dst.quirks)
-	tr, err := s.trafficOf(a.Options.Name, sp.limits, sp.src.ep, sp.dst.ep)
+	tr, err := s.trafficOf(a.Options.Name, sp.limits, a.src.provider, a.dst.provider)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/mailferry/mailferry/internal/suggest"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/provider"
 )
 
 // mapFolders is pipeline.Options.MapFolders of an IMAP source: the engine
@@ -57,6 +58,8 @@ func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imap
 		SourcePrefix: prefix, DestDelim: dstList.Delim, DestPrefix: dstList.Prefix, Root: a.Folders.Root,
 		Rules: rules, DestFolders: dstList.Folders,
 		SourceMarksSpecialUse: mapping.HasSpecialUse(mfolders), NoSpecialUse: !a.Folders.SpecialUse,
+		// A source with labels lists in All Mail only the archived mail.
+		AllIsArchive: provider.QuirksOf(src.Provider()).Labels,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("folder rules: %w", err)

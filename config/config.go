@@ -71,7 +71,10 @@ const (
 // with Load; check a hand-built one with Validate.
 type Config struct {
 	File  string // the file it was loaded from; "" when built in code
-	State string // ledger path; "" = the command's default
+	State string // ledger path or postgres:// URL; "" = the command's default
+	// StatePassword is where the password of a PostgreSQL ledger comes
+	// from (state_password_env, state_password_file); never the URL.
+	StatePassword SecretSource
 	// LedgerRetention is how long the checkpoint keeps the entries of
 	// messages deleted at the source (gone), so that status and reports
 	// can say when; 0: the checkpoint's default (30 days).
@@ -240,10 +243,20 @@ type Folders struct {
 	Include, Exclude []string // folder names or patterns (* any, % one level, ? one character)
 	Root             string   // put every folder under this destination folder ("Old")
 	Rename           []FolderRename
-	SyncFlags        bool          // bring flags of earlier copies up to date (default true)
-	SpecialUse       bool          // map Sent, Drafts, Trash, Junk, Archive by role (default true)
-	MaxAge, MinAge   time.Duration // copy only messages younger / older than this; 0 = no limit
+	SyncFlags        bool // bring flags of earlier copies up to date (default true)
+	SpecialUse       bool // map Sent, Drafts, Trash, Junk, Archive by role (default true)
+	// GmailLabels is how a source with labels (Gmail) is copied:
+	// GmailOneCopy (one copy per message, its other labels as keywords;
+	// the default, "" too) or GmailPerLabel (one copy per label folder).
+	GmailLabels    string
+	MaxAge, MinAge time.Duration // copy only messages younger / older than this; 0 = no limit
 }
+
+// Values of folders.gmail_labels.
+const (
+	GmailOneCopy  = "one-copy"
+	GmailPerLabel = "per-label"
+)
 
 // FolderRename renames a source folder; with Regexp, From is a regular
 // expression and To may use $1 and the like. The first matching rule wins.
@@ -548,4 +561,10 @@ func (s *Server) endpoint() (Endpoint, error) {
 		ep.Auth = s.Auth
 	}
 	return ep, nil
+}
+
+// IsDatabaseURL reports whether a state names a PostgreSQL ledger
+// ("postgres://…", "postgresql://…") rather than a file.
+func IsDatabaseURL(state string) bool {
+	return strings.HasPrefix(state, "postgres://") || strings.HasPrefix(state, "postgresql://")
 }

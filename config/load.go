@@ -22,24 +22,26 @@ import (
 // means "use the default". The toml tags are the one place key spellings live:
 // the schema check below is derived from them.
 type fileConfig struct {
-	State           *string   `toml:"state"`
-	LedgerRetention *Duration `toml:"ledger_retention"`
-	Workers         *int      `toml:"workers"`
-	DryRun          bool      `toml:"dry_run"`
-	CreateFolders   bool      `toml:"create_folders"`
-	DeleteSource    bool      `toml:"delete_source"`
-	DeleteAfter     *Duration `toml:"delete_after"`
-	LogFormat       *string   `toml:"log_format"`
-	OnLocked        string    `toml:"on_locked"`
-	LockWait        *Duration `toml:"lock_wait"`
-	Every           *Duration `toml:"every"`
-	Idle            *bool     `toml:"idle"`
-	MetricsAddr     string    `toml:"metrics_addr"`
-	UIAddr          string    `toml:"ui_addr"`
-	UIActions       bool      `toml:"ui_actions"`
-	UITokenFile     string    `toml:"ui_token_file"`
-	NotifyHook      string    `toml:"notify_webhook"`
-	NotifyCmd       string    `toml:"notify_command"`
+	State             *string   `toml:"state"`
+	StatePasswordEnv  *string   `toml:"state_password_env"`
+	StatePasswordFile *string   `toml:"state_password_file"`
+	LedgerRetention   *Duration `toml:"ledger_retention"`
+	Workers           *int      `toml:"workers"`
+	DryRun            bool      `toml:"dry_run"`
+	CreateFolders     bool      `toml:"create_folders"`
+	DeleteSource      bool      `toml:"delete_source"`
+	DeleteAfter       *Duration `toml:"delete_after"`
+	LogFormat         *string   `toml:"log_format"`
+	OnLocked          string    `toml:"on_locked"`
+	LockWait          *Duration `toml:"lock_wait"`
+	Every             *Duration `toml:"every"`
+	Idle              *bool     `toml:"idle"`
+	MetricsAddr       string    `toml:"metrics_addr"`
+	UIAddr            string    `toml:"ui_addr"`
+	UIActions         bool      `toml:"ui_actions"`
+	UITokenFile       string    `toml:"ui_token_file"`
+	NotifyHook        string    `toml:"notify_webhook"`
+	NotifyCmd         string    `toml:"notify_command"`
 	fileLimits
 	BWLimitReadTotal          *RateText     `toml:"bwlimit_read_total"`
 	BWLimitWriteTotal         *RateText     `toml:"bwlimit_write_total"`
@@ -107,14 +109,15 @@ type filePolicy struct {
 }
 
 type fileFolders struct {
-	Include    []string     `toml:"include"`
-	Exclude    []string     `toml:"exclude"`
-	Root       string       `toml:"root"`
-	SyncFlags  *bool        `toml:"sync_flags"`
-	SpecialUse *bool        `toml:"special_use"`
-	MaxAge     *Duration    `toml:"max_age"`
-	MinAge     *Duration    `toml:"min_age"`
-	Rename     []fileRename `toml:"rename"`
+	Include     []string     `toml:"include"`
+	Exclude     []string     `toml:"exclude"`
+	Root        string       `toml:"root"`
+	SyncFlags   *bool        `toml:"sync_flags"`
+	SpecialUse  *bool        `toml:"special_use"`
+	GmailLabels *string      `toml:"gmail_labels"`
+	MaxAge      *Duration    `toml:"max_age"`
+	MinAge      *Duration    `toml:"min_age"`
+	Rename      []fileRename `toml:"rename"`
 }
 
 type fileRename struct {
@@ -345,7 +348,13 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	c := Default()
 	c.File = path
 	if fc.State != nil {
-		c.State = relTo(dir, *fc.State)
+		c.State = *fc.State
+		if !IsDatabaseURL(c.State) {
+			c.State = relTo(dir, c.State)
+		}
+	}
+	if fc.StatePasswordEnv != nil || fc.StatePasswordFile != nil {
+		c.StatePassword = secretSource(dir, secret.Value{}, deref(fc.StatePasswordEnv), deref(fc.StatePasswordFile), "")
 	}
 	if fc.LedgerRetention != nil {
 		c.LedgerRetention = time.Duration(*fc.LedgerRetention)
@@ -398,6 +407,9 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	c.Folders.Include, c.Folders.Exclude, c.Folders.Root = f.Include, f.Exclude, f.Root
 	if f.SyncFlags != nil {
 		c.Folders.SyncFlags = *f.SyncFlags
+	}
+	if f.GmailLabels != nil {
+		c.Folders.GmailLabels = *f.GmailLabels
 	}
 	if f.SpecialUse != nil {
 		c.Folders.SpecialUse = *f.SpecialUse

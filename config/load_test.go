@@ -83,6 +83,14 @@ func TestLoadErrors(t *testing.T) {
 			wantLine: 5, wantKey: "source.master_password", wantMsg: "conflicting secrets: source.master_password_env and source.master_password_command"},
 		{name: "password in URL refused without echo", doc: strings.Replace(minimal, "pop3s://pop.old.example", "pop3s://alice:Hunter2Pw@pop.old.example", 1),
 			wantLine: 2, wantCol: 1, wantKey: "source.url", wantMsg: "password in the URL is refused", wantErr: ErrPasswordInURL, noLeak: "Hunter2Pw"},
+		{name: "state URL with a password refused without echo", doc: "state = \"postgres://mf:Hunter3Pw@db.example/mf\"\n" + minimal,
+			wantLine: 1, wantKey: "state", wantMsg: "the state URL holds a password", noLeak: "Hunter3Pw"},
+		{name: "state URL with a password parameter", doc: "state = \"postgres://mf@db.example/mf?password=Hunter4Pw\"\n" + minimal,
+			wantLine: 1, wantKey: "state", wantMsg: "the state URL holds a password", noLeak: "Hunter4Pw"},
+		{name: "state password for a file state", doc: "state = \"mf.db\"\nstate_password_env = \"PW\"\n" + minimal,
+			wantLine: 2, wantKey: "state_password_env", wantMsg: "state_password_env is for a PostgreSQL state"},
+		{name: "conflicting state secrets", doc: "state = \"postgres://mf@db.example/mf\"\nstate_password_env = \"PW\"\nstate_password_file = \"pw\"\n" + minimal,
+			wantLine: 3, wantKey: "state_password", wantMsg: "conflicting secrets: state_password_env and state_password_file"},
 		{name: "bad source scheme", doc: strings.Replace(minimal, "pop3s://pop.old.example", "https://pop.old.example", 1),
 			wantLine: 2, wantKey: "source.url", wantMsg: `unsupported scheme "https"`, wantErr: ErrUnsupportedScheme},
 		{name: "POP3 destination", doc: strings.Replace(minimal, "imaps://imap.new.example", "pop3s://imap.new.example", 1),
@@ -329,6 +337,22 @@ func TestLoadFull(t *testing.T) {
 		if err != nil || dst.String() != wantDst {
 			t.Errorf("DestEndpoint(account %d) = %v, %v; want %s", i, dst, err, wantDst)
 		}
+	}
+}
+
+// TestLoadPostgresState: a postgres:// state stays a URL (not made
+// relative to the config's directory), and its password source is read.
+func TestLoadPostgresState(t *testing.T) {
+	path := writeConfig(t, "state = \"postgres://mf@db.example/mf?sslmode=verify-full\"\nstate_password_file = \"db.pw\"\n"+minimal)
+	cfg, _, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.State != "postgres://mf@db.example/mf?sslmode=verify-full" {
+		t.Errorf("state = %q", cfg.State)
+	}
+	if want := filepath.Join(filepath.Dir(path), "db.pw"); cfg.StatePassword.File != want {
+		t.Errorf("state password file = %q, want %q", cfg.StatePassword.File, want)
 	}
 }
 

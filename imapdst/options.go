@@ -13,6 +13,7 @@ import (
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
+	"github.com/mailferry/mailferry/provider"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -83,6 +84,11 @@ type Options struct {
 	// every Dial of one account the same. Nil: this Destination keeps its
 	// own.
 	Shared *Shared
+	// Provider, when set, is the server's family (the provider key, or a
+	// host of its), whose quirk profile the connections follow; nil: each
+	// connection tells it from what the server says (provider.Identify:
+	// capabilities, greeting).
+	Provider *provider.Provider
 	// OnClose, when set, is called exactly once, by the first
 	// Destination.Close, after both connections are closed, whatever Close
 	// returns. Dial never calls it: when Dial fails no connection is left

@@ -15,6 +15,7 @@ import (
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/provider"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -111,6 +112,14 @@ type Options struct {
 	// (NAMESPACE, LIST RETURN, ESEARCH, UID EXPUNGE) for every session of
 	// the account; nil: each session finds out for itself.
 	Quirks *imapconn.Quirks
+	// Provider, when set, is the server's family (the provider key, or a
+	// host of its), whose quirk profile the session follows; nil: the
+	// session tells it from what the server says (provider.Identify:
+	// capabilities, greeting). Source.Provider says which it is.
+	Provider *provider.Provider
+	// Labels is how a server with labels (Gmail) is copied: one copy per
+	// message (the default) or one per label folder.
+	Labels LabelMode
 
 	// unilateral receives the server's unsolicited responses (Watch's
 	// EXISTS during IDLE); nil for sources.

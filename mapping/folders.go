@@ -95,6 +95,10 @@ type FolderOptions struct {
 	// see IsVirtual), which are left out by default: on Gmail they hold a
 	// second copy of every message.
 	KeepVirtual bool
+	// AllIsArchive maps the \All folder as the archive (\Archive): a
+	// source with labels (Gmail) lists in it only what no other folder
+	// shows, the archived mail, which must not be lost by skipping it.
+	AllIsArchive bool
 }
 
 // Skip says why a folder is not copied.
@@ -254,6 +258,9 @@ func (m *FolderMap) Lookup(src Folder) Target {
 	rel := m.relative(src.Name, m.opts.SourcePrefix)
 	if use == "" && !m.opts.SourceMarksSpecialUse {
 		use = specialUseByName(rel)
+	}
+	if use == UseAll && m.opts.AllIsArchive {
+		use = UseArchive
 	}
 	if IsVirtual(use) && !m.opts.KeepVirtual {
 		return Target{Rule: -1, Skip: SkipVirtual}

@@ -68,6 +68,14 @@ type Options struct {
 	// SyncFlags brings the flags of messages copied earlier up to date
 	// when the source has flags (IMAP) and the destination can store them.
 	SyncFlags bool
+	// RetrySkipped sends again the messages earlier runs skipped for good
+	// (too big, NUL bytes without BINARY, refused for good), after the
+	// admin changed something (--retry-skipped); without it they are
+	// listed in the report and are no failure. It is the run's form of
+	// the account's retry flag (Hold.RetrySkipped, the status page's
+	// retry): either one retries them, except those probably present on
+	// the destination already.
+	RetrySkipped bool
 	// KeyFolder, when set, splits a source key into the prefix every key
 	// of its folder starts with and the longer prefix of the folder's keys
 	// under its current UIDVALIDITY (its generation): imapsrc.KeyFolder
@@ -187,6 +195,9 @@ type attempt struct {
 	// limit is the size limit of the copy (set by copy; mailboxes with an
 	// APPENDLIMIT of their own tighten it).
 	limit SizeLimit
+	// binary: the destination takes messages with NUL bytes (BINARY,
+	// RFC 3516); set with limit.
+	binary bool
 	// openDst opens another destination session (DestSessions > 1).
 	openDst func(ctx context.Context) (Destination, error)
 	// halt is Runner.Stop (the first Ctrl-C): when closed, no new phase,
@@ -214,8 +225,8 @@ type attempt struct {
 	// it gave one: recorded with a complete pass (listing.go).
 	summary *ListSummary
 
-	// mu guards st, run, claimed, earlierGone, toDelete and the counters the batch
-	// writers update while the listing goes on.
+	// mu guards st, run, claimed, earlierGone, toDelete, flagsRefused and
+	// the counters the batch writers update while the listing goes on.
 	mu sync.Mutex
 	// claimed are the keys of earlier identities rematched by this attempt:
 	// one earlier copy is never claimed by two new keys.
@@ -225,6 +236,10 @@ type attempt struct {
 	// retire marks some: with none, no new message of the folder needs a
 	// look for its earlier identity.
 	earlierGone map[string]bool
+	// flagsRefused: the destination refused some flag update of this
+	// attempt, which only a listing tries again (no folder marks are
+	// recorded).
+	flagsRefused bool
 	// toDelete are messages this attempt committed as done, to delete at
 	// the source (DeleteSource): the listing issues them between pages.
 	toDelete []SourceMessage
@@ -237,6 +252,13 @@ type attempt struct {
 	paused    error
 	stop      chan struct{}
 	pauseOnce sync.Once
+}
+
+// flagsLag reports whether some flag update of this attempt was refused.
+func (a *attempt) flagsLag() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.flagsRefused
 }
 
 // pause ends the copy for a traffic pause: nothing more is fetched or
@@ -289,7 +311,9 @@ func (a *attempt) do(ctx context.Context) error {
 		return err
 	}
 	a.earlier = a.st.Copied + a.st.Reconciled + a.st.Rematched + a.st.LateCopiesAdopted
-	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, a.dst.Capabilities().AppendLimit)
+	caps := a.dst.Capabilities()
+	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, caps.AppendLimit)
+	a.binary = caps.Binary
 	if a.scopes, err = a.newScopes(ctx); err != nil {
 		return err
 	}
@@ -303,6 +327,9 @@ func (a *attempt) do(ctx context.Context) error {
 	}()
 
 	same, err := a.unchanged(ctx)
+	if err == nil && !same {
+		err = a.unchangedFolders(ctx, dests)
+	}
 	if err != nil {
 		return err
 	}
@@ -442,12 +469,7 @@ func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPl
 			}
 		case SkippedEarlier:
 			a.settled++
-			a.mu.Lock()
-			if !a.run.skipped[m.Key] {
-				a.st.skip(m.Key, e.Reason+" (recorded by an earlier run)")
-				a.run.skipped[m.Key] = true
-			}
-			a.mu.Unlock()
+			a.skippedBefore(e)
 		default:
 			todo = append(todo, m)
 			todoBytes += m.Size
@@ -478,17 +500,37 @@ func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPl
 	return a.deleteAtSource(ctx, del, a.takeToDelete())
 }
 
+// skippedBefore reports e, which an earlier run skipped for good, once per
+// run: listed again (Stats.SkipsBefore), not a failure of this run.
+func (a *attempt) skippedBefore(e Entry) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.run.skipped[e.Key] {
+		a.st.SkippedBefore++
+		a.st.SkipsBefore = append(a.st.SkipsBefore, Skip{Key: e.Key, Reason: e.Reason})
+		a.run.skipped[e.Key] = true
+	}
+}
+
+// retrySkipped reports whether skipped messages are tried again this run:
+// the account's retry flag (the status page, Retry) or the run's option
+// (--retry-skipped), one mechanism.
+func (a *attempt) retrySkipped() bool {
+	return a.opts.RetrySkipped || a.hold.RetrySkipped()
+}
+
 // disposition is DispositionOf with the run's retry rules: skipped
-// messages are tried again when the account's retry flag is set (except
-// those probably present already), and one skipped as too big when the
-// limit in force has grown past its size.
+// messages are tried again when a retry is asked for (retrySkipped;
+// except those probably present already, and those this run has skipped
+// again), and one skipped as too big when the limit in force has grown
+// past its size.
 func (a *attempt) disposition(e Entry, ok bool) Disposition {
 	d := DispositionOf(e, ok)
 	if d != SkippedEarlier {
 		return d
 	}
 	switch {
-	case a.hold.RetrySkipped() && e.ReasonClass != ReasonPresent:
+	case a.retrySkipped() && e.ReasonClass != ReasonPresent && !a.skippedThisRun(e.Key):
 		return ToCopy
 	case e.ReasonClass == ReasonTooBig && e.Size > 0 && a.limit.Bytes > 0 && e.Size <= a.limit.Bytes:
 		// The limit in force has grown past it (a server refusal without a
@@ -496,6 +538,14 @@ func (a *attempt) disposition(e Entry, ok bool) Disposition {
 		return ToCopy
 	}
 	return d
+}
+
+// skippedThisRun reports whether key was reported skipped by this run
+// (an earlier attempt skipped it again): a retry sends it once per run.
+func (a *attempt) skippedThisRun(key string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.run.skipped[key]
 }
 
 // lookup returns the ledger's entries of msgs, by key.
@@ -937,10 +987,10 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 		MessageID: mapping.MessageID(header),
 	}
 	switch {
-	case body.HasNUL():
-		it.skipReason, it.skipClass = "contains NUL bytes, which IMAP cannot carry", ReasonNUL
+	case body.HasNUL() && !a.binary:
+		it.skipReason, it.skipClass = NULReason, ReasonNUL
 	case body.Size() == 0:
-		it.skipReason, it.skipClass = "empty message", ReasonEmpty
+		it.skipReason, it.skipClass = EmptyReason, ReasonEmpty
 	case !a.limit.Allows(body.Size()):
 		it.skipReason, it.skipClass = a.limit.Reason(body.Size()), ReasonTooBig
 	}
@@ -961,7 +1011,7 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	// The body is paced (Traffic.Write) when a batch sends it, under the
 	// batch's context (batchWriter.start), not under ctx, the listing's:
 	// a batch in flight at the first Ctrl-C must still be sent whole.
-	it.out = OutgoingMessage{Body: body, Size: body.Size(), Flags: flags, InternalDate: date}
+	it.out = OutgoingMessage{Body: body, Size: body.Size(), Flags: flags, InternalDate: date, Binary: body.HasNUL()}
 	return it, nil
 }
 

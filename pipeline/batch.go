@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -394,6 +395,7 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 		if appendErr == nil {
 			a.opts.Crashpoint("appended")
 		}
+		dropsDuplicates := w.dst.Capabilities().DropsDuplicates
 		var notStored []string
 		for i, r := range results {
 			if i >= len(sb.send) {
@@ -410,6 +412,11 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 					e.State, e.Reason, e.ReasonClass = StateFailed, r.Err.Error(), ReasonRefused
 					if isPermanent(r.Err) {
 						e.State, e.ReasonClass = StateSkipped, ReasonTooBig
+						if it.out.Binary && !w.dst.Capabilities().Binary {
+							// Its NUL bytes need BINARY, which this
+							// session's server does not offer.
+							e.ReasonClass = ReasonNUL
+						}
 					}
 					commit = append(commit, e)
 				} else {
@@ -431,6 +438,9 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 				a.log.Warn("flags refused by the destination, message stored without them", "account", a.opts.Name,
 					"key", it.msg.Key, "mailbox", box.status.Name, "flags", r.DroppedFlags)
 			}
+			// A UID below what this mailbox gave before names a message
+			// that was there already.
+			fresh := r.UID != 0 && r.UID >= box.nextUID && r.UID >= e.DestUIDNext
 			e.State, e.DoneAt = StateDone, e.Updated
 			e.DestUID = r.UID
 			if r.UIDValidity != 0 {
@@ -445,6 +455,16 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 			}
 			if r.UID >= box.nextUID {
 				box.nextUID = r.UID + 1
+			}
+			if dropsDuplicates && !fresh {
+				var err error
+				if e, err = w.confirmKept(ctx, e); err != nil {
+					// Unknown: the entry stays pending, for reconcile.
+					if appendErr == nil {
+						appendErr = err
+					}
+					continue
+				}
 			}
 			commit = append(commit, e)
 		}
@@ -545,6 +565,46 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 		return fmt.Errorf("appending to %q: %w", box.status.Name, appendErr)
 	}
 	return nil
+}
+
+// confirmKept checks a copy the destination may have dropped
+// (Capabilities.DropsDuplicates: Gmail keeps one message per Message-ID
+// and answers OK to an APPEND of another, storing nothing), whose
+// APPENDUID names a message older than the batch, or is absent. The
+// message there must have e's bytes, and e is then done with its UID. A
+// message with e's Message-ID and other bytes means the server kept that
+// one and not e's: e is skipped for good, with the reason, rather than
+// recorded as a copy that is not there. When no such message is found (no
+// APPENDUID and none with the Message-ID), the copy counts as on any server
+// without UIDPLUS. An error leaves e unknown (pending).
+func (w *batchWriter) confirmKept(ctx context.Context, e Entry) (Entry, error) {
+	uids := []uint32{e.DestUID}
+	if e.DestUID == 0 {
+		if e.MessageID == "" {
+			return e, nil
+		}
+		var err error
+		if uids, err = w.dst.SearchMessageID(ctx, e.DestMailbox, e.MessageID); err != nil {
+			return e, fmt.Errorf("looking for %q in %q, which the destination may have dropped as a duplicate: %w", e.MessageID, e.DestMailbox, err)
+		}
+		if len(uids) == 0 {
+			return e, nil
+		}
+	}
+	for _, uid := range uids {
+		sum, size, err := w.dst.Digest(ctx, e.DestMailbox, uid)
+		if err != nil {
+			return e, fmt.Errorf("reading UID %d of %q, which the destination kept instead of %q: %w", uid, e.DestMailbox, e.Key, err)
+		}
+		if size == e.Size && hex.EncodeToString(sum[:]) == e.Digest {
+			e.DestUID = uid
+			return e, nil
+		}
+	}
+	e.State, e.DoneAt, e.DestUID, e.ReasonClass = StateSkipped, time.Time{}, 0, ReasonRefused
+	e.Reason = fmt.Sprintf("refused for good: the destination keeps one message per Message-ID and answered OK, but kept the message it had with %s (UID %d of %q), whose bytes differ; nothing was stored",
+		e.MessageID, uids[0], e.DestMailbox)
+	return e, nil
 }
 
 // byteBudget bounds the memory held by fetched messages waiting to be sent.

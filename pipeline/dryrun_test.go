@@ -40,6 +40,22 @@ var sessionInterfaces = map[string]func(t *testing.T){
 			t.Errorf("ListSummary through the dry run = %+v, %v, %v; want the real source's", sum, ok, err)
 		}
 	},
+	"FolderSummarizer": func(t *testing.T) {
+		_, imapSrc := newIMAPHarness(t)
+		src := &markingSource{imapLikeSource: imapSrc, listed: map[string]int{}}
+		fs, ok := Source(dryRunSource{Source: src}).(FolderSummarizer)
+		if !ok {
+			t.Fatal("the dry-run source is no FolderSummarizer")
+		}
+		sums, ok, err := fs.FolderSummaries(context.Background())
+		if err != nil || !ok || len(sums) != 3 {
+			t.Errorf("FolderSummaries through the dry run = %+v, %v, %v; want the real source's", sums, ok, err)
+		}
+		fs.LeaveOut([]string{"Junk"})
+		if !slices.Equal(src.leaveOut, []string{"Junk"}) {
+			t.Errorf("LeaveOut through the dry run: the source leaves out %v, want Junk", src.leaveOut)
+		}
+	},
 	"PermanentFlagser": func(t *testing.T) {
 		var d Destination = &dryRunDestination{Destination: &memDestSession{newMemDest()}}
 		pf, ok := d.(PermanentFlagser)

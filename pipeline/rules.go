@@ -26,7 +26,9 @@ const (
 	// the source (DeleteSource, DeleteAfter).
 	AlreadyDone
 	// SkippedEarlier: an earlier run skipped it for good (Entry.Reason: too
-	// big, NUL bytes, empty). It is reported again, not retried.
+	// big, NUL bytes, empty, refused for good). It is listed again, not
+	// retried, and is no failure of the run (Options.RetrySkipped sends
+	// it again).
 	SkippedEarlier
 )
 
@@ -59,6 +61,14 @@ func DispositionOf(e Entry, ok bool) Disposition {
 	}
 	return ToCopy
 }
+
+// Reasons of skips for good, as the ledger keeps them. Their first words
+// are what the ledger's reason classes are read from ("contains NUL
+// bytes", "too big:", "empty message").
+const (
+	NULReason   = "contains NUL bytes, which an IMAP literal cannot carry, and the destination has no BINARY (RFC 3516)"
+	EmptyReason = "empty message"
+)
 
 // SizeLimit is the largest message a copy sends, in bytes as sent (after
 // CRLF normalisation, with the AddHeader field): the smallest of

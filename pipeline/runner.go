@@ -251,6 +251,11 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		st.Attempts = i
 		before := st.progress()
 		err = r.attempt(ctx, job, opts, ledger, hold, log, prog, st, run)
+		if pe, ok := serverQuota(opts.Traffic, err, time.Now()); ok && ctx.Err() == nil {
+			log.Warn("the server refused more of this account today; pausing it until the next quota window",
+				"account", opts.Name, "until", pe.Until.Format(time.RFC3339), "error", err)
+			err = pe
+		}
 		if pe, ok := isPaused(err); ok && ctx.Err() == nil && !stopped(r.Stop) {
 			// A pause is no failure and uses up no try: what was in
 			// flight is committed; the next attempt goes on after it.

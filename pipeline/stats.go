@@ -35,11 +35,18 @@ type Stats struct {
 	// how many were the message's only copy and recorded as done;
 	// LateCopiesKept how many duplicates the destination could not
 	// expunge (no UIDPLUS), named in the log.
-	LateCopiesRemoved int    `json:"late_copies_removed,omitempty"`
-	LateCopiesAdopted int    `json:"late_copies_adopted,omitempty"`
-	LateCopiesKept    int    `json:"late_copies_kept,omitempty"`
-	Skipped           int    `json:"skipped"`
-	Skips             []Skip `json:"skips,omitempty"`
+	LateCopiesRemoved int `json:"late_copies_removed,omitempty"`
+	LateCopiesAdopted int `json:"late_copies_adopted,omitempty"`
+	LateCopiesKept    int `json:"late_copies_kept,omitempty"`
+	// Skipped is how many messages this run skipped for good (Skips: each
+	// with its reason): they make it exit 3, once.
+	Skipped int    `json:"skipped"`
+	Skips   []Skip `json:"skips,omitempty"`
+	// SkippedBefore is how many listed messages earlier runs skipped for
+	// good (SkipsBefore: each with its reason): reported, but no failure
+	// of this run; Options.RetrySkipped tries them again instead.
+	SkippedBefore int    `json:"skipped_before,omitempty"`
+	SkipsBefore   []Skip `json:"skips_before,omitempty"`
 	// Failed is how many messages could not be copied, because the
 	// account stopped early or the destination refused them; the next run
 	// tries them again. Failures lists the refusals with their reasons.

@@ -143,9 +143,6 @@ func (a *Account) count(ctx context.Context, u Usage) {
 // first message or batch of a day always passes, however large: else a
 // message larger than the quota would stop the account for ever.
 func (a *Account) quotaReached(ctx context.Context, now time.Time, read, written int64) error {
-	if a.quota == (Quota{}) {
-		return nil
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if now.Before(a.exhausted) {
@@ -153,6 +150,9 @@ func (a *Account) quotaReached(ctx context.Context, now time.Time, read, written
 			a.run.log.Warn("daily quota", "account", a.name, "error", err)
 		}
 		return &pipeline.PausedError{Until: a.exhausted, Reason: a.exhaustedWhy}
+	}
+	if a.quota == (Quota{}) {
+		return nil
 	}
 	if err := a.syncWindow(ctx, now); err != nil {
 		return err
@@ -177,6 +177,17 @@ func (a *Account) quotaReached(ctx context.Context, now time.Time, read, written
 
 // formatBytes prints n as the rates print bytes: "500 MB", "2.5 GB".
 func formatBytes(n int64) string { return strings.TrimSuffix(FormatRate(float64(n), Bytes), "/s") }
+
+// ServerQuota implements pipeline.Traffic: a server refused the account
+// more today, so it pauses until the end of the quota window (local
+// midnight in the run's zone), as when its own quota is reached. The
+// ledger's usage (RecordedUsage) is not consulted: the server, not a
+// count of bytes, said the day is over.
+func (a *Account) ServerQuota(reason string) *pipeline.PausedError {
+	_, end := dayOf(a.run.clock.Now().In(a.run.loc))
+	a.Exhausted(end, reason)
+	return &pipeline.PausedError{Until: end, Reason: reason}
+}
 
 // RecordedUsage makes the account's daily quota hold across runs: read
 // returns what earlier runs recorded of a window (the ledger's usage,

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -32,6 +33,9 @@ type env struct {
 	// timetables and daily quotas; nil: the wall clock. No environment
 	// variable sets it: the program users run always keeps real time.
 	clock traffic.Clock
+	// leaseTTL, set only by tests, shortens a PostgreSQL checkpoint's
+	// lease (and its reply timeout); 0: the default, 30 s.
+	leaseTTL time.Duration
 	// testHooks, set only by the tests, adjusts each account's pipeline
 	// options (a crash at a pipeline step, a moved clock) from test-only
 	// environment variables. main leaves it nil: the release binary has no

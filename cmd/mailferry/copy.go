@@ -10,6 +10,7 @@ import (
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
@@ -38,11 +39,15 @@ func registerFolderFlags(fs *pflag.FlagSet, fo *config.Folders) {
 	fs.BoolVar(&fo.SpecialUse, "special-use", true, "IMAP source: map Sent, Drafts, Trash, Junk and Archive to the destination's folders of the same role")
 	fs.Var((*daysDuration)(&fo.MaxAge), "max-age", "IMAP source: copy only messages younger than this (e.g. 30d, 720h); 0 = all")
 	fs.Var((*daysDuration)(&fo.MinAge), "min-age", "IMAP source: copy only messages older than this (e.g. 7d); 0 = all")
+	fs.StringVar(&fo.GmailLabels, "gmail-labels", config.GmailOneCopy, "Gmail source: one-copy (each message once, in the folder of one label, the others as keywords) or per-label (a copy in every label's folder)")
 }
 
-// checkFolderFlags refuses a malformed folder pattern before anything
-// connects.
+// checkFolderFlags refuses a malformed folder pattern or label mode
+// before anything connects.
 func checkFolderFlags(fo *config.Folders) error {
+	if _, err := imapsrc.ParseLabelMode(fo.GmailLabels); err != nil {
+		return usagef("--gmail-labels: %v", err)
+	}
 	for _, f := range []struct {
 		flag     string
 		patterns []string
@@ -159,6 +164,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 	u.Options.DeleteSource, u.Options.DeleteAfter = o.common.deleteSource, o.common.deleteAfter
+	u.Options.RetrySkipped = o.common.retrySkipped
 	u.Folders, u.XUIDL, u.IdleTimeout, u.Timeouts = o.folders, o.policy.xUIDL, o.policy.idleTimeout, o.policy.timeouts
 	noteCreateFolders()
 	u.CreateFolders = o.common.createFolders != nil && *o.common.createFolders

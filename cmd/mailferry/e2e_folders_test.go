@@ -24,8 +24,8 @@ func foldersPair(t *testing.T) *pair {
 
 func (p *pair) imapSrcURL(path string) string { return "imaps://alice@" + p.src.IMAPSAddr() + path }
 
-// destFolders lists alice's destination folders.
-func destFolders(t *testing.T, p *pair) []string {
+// destMailboxNames lists alice's destination folders.
+func destMailboxNames(t *testing.T, p *pair) []string {
 	t.Helper()
 	f, err := p.dst.Mailboxes("alice")
 	if err != nil {
@@ -39,7 +39,7 @@ func destFolders(t *testing.T, p *pair) []string {
 // INBOX: the command refused before copying or creating anything.
 func assertUntouched(t *testing.T, p *pair, what string) {
 	t.Helper()
-	if f := destFolders(t, p); strings.Join(f, ",") != "INBOX" {
+	if f := destMailboxNames(t, p); strings.Join(f, ",") != "INBOX" {
 		t.Errorf("%s: the destination has the folders %v, want INBOX alone", what, f)
 	}
 	if n, _ := p.dst.MailboxCount("alice", "INBOX"); n != 0 {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/hint"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/statuspage"
@@ -69,6 +70,10 @@ type execution struct {
 	attempts int
 	// retention is ledger_retention (0: the checkpoint's default).
 	retention time.Duration
+	// statePassword is where a PostgreSQL checkpoint's password comes
+	// from (state_password_env, state_password_file); zero: the
+	// environment's MAILFERRY_STATE_PASSWORD.
+	statePassword config.SecretSource
 	// ui, when set, configures the status page and notifications for
 	// the accounts pageAccounts (run).
 	ui           *uiOptions
@@ -112,7 +117,7 @@ func (x *execution) resolve(ctx context.Context, ledger *checkpoint.Ledger, jobs
 func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkpoint.AccountSpec) (int, error) {
 	started := time.Now()
 	state := x.state
-	if _, err := os.Stat(state); x.opts.dryRun && errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(state); x.opts.dryRun && !checkpoint.IsPostgres(state) && errors.Is(err, os.ErrNotExist) {
 		// A dry run writes nothing, not even a new checkpoint file: with
 		// none yet, it reads an empty one in a private temp directory.
 		dir, err := os.MkdirTemp("", "mailferry-dry-run-")
@@ -122,7 +127,11 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 		defer os.RemoveAll(dir)
 		state = filepath.Join(dir, "empty.db")
 	}
-	lopts := &checkpoint.Options{Logger: x.log, Retention: x.retention}
+	lopts, err := ledgerOptions(ctx, x.env, state, x.statePassword, x.log)
+	if err != nil {
+		return exitFatal, err
+	}
+	lopts.Retention = x.retention
 	if x.opts.onLocked == "wait" {
 		lopts.LockWait = x.opts.lockWait
 	}

@@ -32,6 +32,7 @@ type commonOptions struct {
 	onLocked           string
 	lockWait           time.Duration
 	retryBackoff       time.Duration
+	retrySkipped       bool
 	deleteFromFlags    bool // run: --delete-source or --delete-after replace every account's policy
 	// createFolders is --create-folders when it was given (it then
 	// replaces a config's create_folders); nil otherwise.
@@ -53,7 +54,7 @@ func (o *commonOptions) registerCreateFolders(fs *pflag.FlagSet) (note func()) {
 }
 
 func (o *commonOptions) register(fs *pflag.FlagSet) {
-	fs.StringVar(&o.state, "state", "", "checkpoint (ledger) file; default $XDG_STATE_HOME/mailferry/mailferry.db")
+	fs.StringVar(&o.state, "state", "", "checkpoint (ledger): a file, or a postgres:// URL (password from MAILFERRY_STATE_PASSWORD); default $XDG_STATE_HOME/mailferry/mailferry.db")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "PEM file of extra CA certificates to trust (both servers)")
 	fs.BoolVar(&o.insecureSkipVerify, "insecure-skip-verify", false, "do not verify TLS certificates (dangerous)")
 	fs.BoolVar(&o.allowPlaintext, "allow-plaintext", false, "allow passwords over connections without TLS (?tls=none URLs)")
@@ -70,6 +71,7 @@ func (o *commonOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.onLocked, "on-locked", "fail", "when another run is working on an account (overlapping cron runs): fail, skip, or wait")
 	fs.DurationVar(&o.lockWait, "lock-wait", 10*time.Minute, "with --on-locked wait: how long to wait for the other run")
 	fs.DurationVar(&o.retryBackoff, "retry-backoff", 2*time.Second, "wait before retrying an account after a dropped connection or throttling; doubles each time (a server's suggested wait wins)")
+	fs.BoolVar(&o.retrySkipped, "retry-skipped", false, "send again the messages earlier runs skipped for good (too big, NUL bytes without BINARY, refused by the server), after you changed what stopped them")
 }
 
 // accountOptions are the command line's settings for every account: the

@@ -149,6 +149,13 @@ FLAGS
                             (e.g. 30d, 1d12h, 90m)
   --sync-flags=false        IMAP source: do not update flags of earlier copies
   --special-use=false       IMAP source: no mapping of folders by role
+  --gmail-labels MODE       Gmail source: one-copy (default: each message once,
+                            in one label's folder, the other labels as
+                            keywords) or per-label (a copy in every label's
+                            folder)
+  --retry-skipped           send again the messages earlier runs skipped for
+                            good (too big, NUL bytes without BINARY, refused
+                            for good), after you changed what stopped them
   --attempts N              tries in a row per account on dropped connections or
                             throttling without progress (default 4)
   --retry-backoff DURATION  first wait before a retry, doubling (default 2s); a
@@ -223,6 +230,8 @@ FLAGS
   --only NAME[,NAME...]     run only these accounts
   --rerun-failed            run only the accounts whose last run failed, was
                             interrupted, or left messages failed
+  --retry-skipped           send again the messages earlier runs skipped for
+                            good (by default they are listed, exit 0)
   --workers N               accounts in parallel (default: the file's workers)
   --attempts N              tries per account on dropped connections (default 4)
   --retry-backoff DURATION  first wait before a retry, doubling (default 2s); a

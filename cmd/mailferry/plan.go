@@ -54,7 +54,7 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	ledger, err := openLedgerIfExists(ctx, state, log)
+	ledger, err := openLedgerIfExists(ctx, e, state, o.statePassword, log)
 	if err != nil {
 		return exitFatal, err
 	}
@@ -268,8 +268,8 @@ FLAGS
   --flags none|seen|status, --internal-date received|date|now,
   --max-message-size SIZE, --x-uidl
                             the copy's policies (SOURCE DEST form)
-  --folder, --exclude-folder, --special-use, --max-age, --min-age
-                            IMAP source: the copy's folder settings
+  --folder, --exclude-folder, --special-use, --max-age, --min-age,
+  --gmail-labels MODE       IMAP source: the copy's folder settings
   --create-folders          as for copy and run: may a run create the new
                             top-level destination folder named?
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext

@@ -52,6 +52,7 @@ type totals struct {
 	LateCopiesAdopted int            `json:"late_copies_adopted,omitempty"`
 	LateCopiesKept    int            `json:"late_copies_kept,omitempty"`
 	Skipped           int            `json:"skipped"`
+	SkippedBefore     int            `json:"skipped_before,omitempty"`
 	Failed            int            `json:"failed"`
 	NotYetCopied      int            `json:"not_yet_copied"`
 	Deleted           int            `json:"deleted"`
@@ -85,6 +86,7 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		t.LateCopiesAdopted += s.LateCopiesAdopted
 		t.LateCopiesKept += s.LateCopiesKept
 		t.Skipped += s.Skipped
+		t.SkippedBefore += s.SkippedBefore
 		t.Failed += s.Failed
 		t.NotYetCopied += s.NotYetCopied
 		t.Deleted += s.Deleted
@@ -208,6 +210,9 @@ func (r *report) writeText(w io.Writer, width int) {
 		for _, sk := range s.Skips {
 			fmt.Fprintf(w, "%sskipped %s: %s\n", prefix, sk.Key, sk.Reason)
 		}
+		for _, sk := range s.SkipsBefore {
+			fmt.Fprintf(w, "  skipped by an earlier run %s: %s\n", sk.Key, sk.Reason)
+		}
 		for _, f := range s.Failures {
 			fmt.Fprintf(w, "%sfailed %s (the next run tries again): %s\n", prefix, f.Key, f.Reason)
 		}
@@ -253,6 +258,9 @@ func (r *report) writeText(w io.Writer, width int) {
 			fmt.Fprintf(w, " (%s waiting for them)", plural(t.Waiting, "message"))
 		}
 	}
+	if t.SkippedBefore > 0 {
+		fmt.Fprintf(w, ", %d skipped for good by earlier runs (--retry-skipped sends them again)", t.SkippedBefore)
+	}
 	fmt.Fprintln(w)
 	if len(t.DateSources) > 0 {
 		var parts []string
@@ -278,7 +286,11 @@ func (r *report) writeText(w io.Writer, width int) {
 		return
 	}
 	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && t.AccountsPaused == 0 && !anyLocked(r.Accounts) {
-		fmt.Fprintln(w, "nothing to do: the destination already has every message")
+		if t.SkippedBefore > 0 {
+			fmt.Fprintf(w, "nothing new to do: the destination has every message but the %d skipped for good by earlier runs\n", t.SkippedBefore)
+		} else {
+			fmt.Fprintln(w, "nothing to do: the destination already has every message")
+		}
 	}
 }
 

@@ -119,6 +119,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		if err := e.applyTestHooks(&acc.Options); err != nil {
 			return exitUsage, err
 		}
+		acc.Options.RetrySkipped = common.retrySkipped
 		jobs[i] = acc.Job()
 		specs[i] = acc.LedgerSpec()
 		services[i] = serviceAccount{name: acc.Name}
@@ -128,18 +129,18 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		pageAccounts[i] = statuspage.Account{Name: acc.Name, Key: acc.Options.Name, SourceHost: acc.Source.Addr(), DestHost: acc.Dest.Addr()}
 	}
 	if every := svc.every(fs, cfg); every > 0 {
-		if *rerunFailed || common.dryRun {
-			return exitUsage, usagef("--every runs a service: it cannot be combined with --rerun-failed or --dry-run")
+		if *rerunFailed || common.dryRun || common.retrySkipped {
+			return exitUsage, usagef("--every runs a service: it cannot be combined with --rerun-failed, --dry-run or --retry-skipped")
 		}
 		if !fs.Changed("attempts") {
 			*attempts = 1 // the service's backoff between polls is the retry
 		}
 		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
-			retention: cfg.LedgerRetention, ui: &ui, pageAccounts: pageAccounts}
+			retention: cfg.LedgerRetention, statePassword: cfg.StatePassword, ui: &ui, pageAccounts: pageAccounts}
 		return x.serve(ctx, jobs, specs, services, svc.options(fs, cfg, every))
 	}
 	if *rerunFailed {
-		if jobs, specs, err = onlyFailed(ctx, jobs, specs, state, log); err != nil {
+		if jobs, specs, err = onlyFailed(ctx, e, jobs, specs, state, cfg.StatePassword, log); err != nil {
 			return exitFatal, err
 		}
 		log.Info("re-running the accounts whose last run failed or whose retry was asked for", "accounts", len(jobs))
@@ -150,7 +151,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		pageAccounts = slices.DeleteFunc(pageAccounts, func(a statuspage.Account) bool { return !kept[a.Key] })
 	}
 	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
-		retention: cfg.LedgerRetention, ui: &ui, pageAccounts: pageAccounts}
+		retention: cfg.LedgerRetention, statePassword: cfg.StatePassword, ui: &ui, pageAccounts: pageAccounts}
 	return x.run(ctx, jobs, specs)
 }
 
@@ -183,7 +184,7 @@ func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 	fmt.Fprintf(e.stdout, "%s: OK: %s, source %s, destination %s, state %s, %s\n",
-		cfgPath, plural(len(cfg.Accounts), "account"), cfg.Source.URL, cfg.Destination.URL, firstNonEmpty(cfg.State, "(default)"), plural(cfg.Workers, "worker"))
+		cfgPath, plural(len(cfg.Accounts), "account"), cfg.Source.URL, cfg.Destination.URL, checkpoint.Redact(firstNonEmpty(cfg.State, "(default)")), plural(cfg.Workers, "worker"))
 	writeFolderUse(e.stdout, cfg)
 	return exitOK, nil
 }
@@ -230,8 +231,8 @@ func writeFolderUse(w io.Writer, cfg *config.Config) {
 // per the checkpoint, failed, was interrupted, or ended with messages that
 // failed, and those whose retry was asked for (on the status page) since
 // their last run started.
-func onlyFailed(ctx context.Context, jobs []pipeline.Job, specs []checkpoint.AccountSpec, state string, log *slog.Logger) ([]pipeline.Job, []checkpoint.AccountSpec, error) {
-	ledger, err := openLedgerIfExists(ctx, state, log)
+func onlyFailed(ctx context.Context, e *env, jobs []pipeline.Job, specs []checkpoint.AccountSpec, state string, pw config.SecretSource, log *slog.Logger) ([]pipeline.Job, []checkpoint.AccountSpec, error) {
+	ledger, err := openLedgerIfExists(ctx, e, state, pw, log)
 	if err != nil || ledger == nil {
 		return nil, nil, err // no checkpoint: nothing has run, so nothing failed
 	}

@@ -79,7 +79,11 @@ type serviceAccount struct {
 // restart.
 func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []checkpoint.AccountSpec, accounts []serviceAccount, so serviceOptions) (int, error) {
 	log := x.log
-	lopts := &checkpoint.Options{Logger: log, Retention: x.retention}
+	lopts, err := ledgerOptions(ctx, x.env, x.state, x.statePassword, log)
+	if err != nil {
+		return exitFatal, err
+	}
+	lopts.Retention = x.retention
 	if x.opts.onLocked == "wait" {
 		lopts.LockWait = x.opts.lockWait
 	}

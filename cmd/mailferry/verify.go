@@ -32,6 +32,8 @@ type inspectOptions struct {
 	policy      policyFlags
 	// folders select and map the folders of an IMAP source, as for copy.
 	folders config.Folders
+	// statePassword is the config's state_password_* (accounts sets it).
+	statePassword config.SecretSource
 }
 
 func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
@@ -39,7 +41,7 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 	o.srcPassword, o.dstPassword = passwordFlags{side: "source"}, passwordFlags{side: "dest"}
 	fs.StringVarP(&o.cfgPath, "config", "c", "", "the config file (see migrate.toml.example)")
 	fs.StringSliceVar(&o.only, "only", nil, "only these accounts of the config file (by name)")
-	fs.StringVar(&c.state, "state", "", "checkpoint (ledger) file; default: the config's state, else $XDG_STATE_HOME/mailferry/mailferry.db")
+	fs.StringVar(&c.state, "state", "", "checkpoint (ledger), a file or a postgres:// URL; default: the config's state, else $XDG_STATE_HOME/mailferry/mailferry.db")
 	fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM file of extra CA certificates to trust (both servers)")
 	fs.BoolVar(&c.insecureSkipVerify, "insecure-skip-verify", false, "do not verify TLS certificates (dangerous)")
 	fs.BoolVar(&c.allowPlaintext, "allow-plaintext", false, "allow passwords over connections without TLS (?tls=none URLs)")
@@ -58,6 +60,7 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 		fs.BoolVar(&o.folders.SpecialUse, "special-use", true, "IMAP source: map folders by role (as for copy)")
 		fs.Var((*daysDuration)(&o.folders.MaxAge), "max-age", "IMAP source: only messages younger than this (as for copy)")
 		fs.Var((*daysDuration)(&o.folders.MinAge), "min-age", "IMAP source: only messages older than this (as for copy)")
+		fs.StringVar(&o.folders.GmailLabels, "gmail-labels", config.GmailOneCopy, "Gmail source: how the copy copied its labels, one-copy or per-label (as for copy)")
 		fs.StringVar(&o.policy.internalDate, "internal-date", "received", "the copy's internal-date policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.flags, "flags", "none", "the copy's flag policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.maxMessageSize, "max-message-size", "0", "the copy's --max-message-size (SOURCE DEST form)")
@@ -92,6 +95,7 @@ func (o *inspectOptions) accounts(args []string, e *env, log *slog.Logger) ([]*a
 		if err != nil {
 			return nil, "", err
 		}
+		o.statePassword = cfg.StatePassword
 		state, err := o.statePath(firstNonEmpty(o.common.state, cfg.State), e)
 		return accs, state, err
 	}
@@ -132,13 +136,19 @@ func (o *inspectOptions) statePath(state string, e *env) (string, error) {
 // so that inspecting never creates one; it returns nil, nil when there is
 // none. (checkpoint has no read-only mode: opening an existing file may
 // bring its schema up to date, and nothing else is written.)
-func openLedgerIfExists(ctx context.Context, path string, log *slog.Logger) (*checkpoint.Ledger, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+func openLedgerIfExists(ctx context.Context, e *env, path string, pw config.SecretSource, log *slog.Logger) (*checkpoint.Ledger, error) {
+	if checkpoint.IsPostgres(path) {
+		// A database is there or unreachable: Open says which.
+	} else if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("opening the checkpoint %s: %w", path, err)
 	}
-	l, err := checkpoint.Open(ctx, path, &checkpoint.Options{Logger: log})
+	opts, err := ledgerOptions(ctx, e, path, pw, log)
+	if err != nil {
+		return nil, err
+	}
+	l, err := checkpoint.Open(ctx, path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening the checkpoint: %w", err)
 	}
@@ -202,7 +212,7 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	var ledger *checkpoint.Ledger
 	if !o.noLedger {
-		if ledger, err = openLedgerIfExists(ctx, state, log); err != nil {
+		if ledger, err = openLedgerIfExists(ctx, e, state, o.statePassword, log); err != nil {
 			return exitFatal, err
 		}
 		if ledger != nil {
@@ -435,8 +445,8 @@ FLAGS
                             the copy's policies (SOURCE DEST form); with
                             --x-uidl the source's messages are compared with
                             the X-UIDL field the copy put before them
-  --folder, --exclude-folder, --special-use, --max-age, --min-age
-                            IMAP source: the copy's folder settings
+  --folder, --exclude-folder, --special-use, --max-age, --min-age,
+  --gmail-labels MODE       IMAP source: the copy's folder settings
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --source-password-file FILE, --source-password-command CMD
   --dest-password-file FILE, --dest-password-command CMD

@@ -91,9 +91,12 @@ type Conn struct {
 	c       *imapclient.Client
 	ic      *idleconn.Conn
 	bye     *imapbye.Conn // what go-imap reads, watched for the server's BYE
+	extra   *extraConn    // FetchExtra's; under bye
 	addr    string
 	limit   int64
 	refused atomic.Int64 // size of a literal refused by checkLiteral, 0 when none
+	// greeting is the greeting's text (Greeting).
+	greeting string
 }
 
 // Dial connects to opts.Addr, secures the connection as opts.TLS says,
@@ -188,15 +191,17 @@ func connect(ctx context.Context, ic *idleconn.Conn, opts Options) (*Conn, error
 		rest, _ := br.Peek(br.Buffered())
 		replay = append(replay, rest...)
 	}
-	s := &Conn{ic: ic, addr: opts.Addr, limit: opts.MaxLiteral}
+	s := &Conn{ic: ic, addr: opts.Addr, limit: opts.MaxLiteral, greeting: greetingText(g)}
 	if s.limit <= 0 {
 		s.limit = DefaultMaxLiteral
 	}
 	gc := newGatedConn(conn, replay)
 	// The BYE watcher reads what go-imap reads, above TLS in every mode:
 	// Dial does STARTTLS itself, so go-imap never swaps the conn under it.
-	// It starts at the greeting (replayed), as its scanner needs.
-	s.bye = imapbye.New(gc)
+	// It starts at the greeting (replayed), as its scanner needs. Below it,
+	// FetchExtra's rewriting, idle unless asked.
+	s.extra = newExtraConn(gc)
+	s.bye = imapbye.New(s.extra)
 	s.c = imapclient.New(s.bye, &imapclient.Options{DebugWriter: opts.DebugWriter, UnilateralDataHandler: opts.UnilateralDataHandler})
 	// go-imap's reader waits at the gate until the hook is in place.
 	err = setLiteralCheck(s.c, s.checkLiteral)
