@@ -15,6 +15,7 @@ import (
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/internal/connlimit"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pop3src"
@@ -46,6 +47,7 @@ type side struct {
 	tls            *tls.Config
 	allowPlaintext bool
 	idleTimeout    time.Duration
+	timeouts       dialer.Timeouts // connect, TLS handshake, greeting
 	// user logs in; authzID, when set, is the mailbox a master user acts
 	// for (SASL PLAIN, RFC 4616 §2).
 	user, authzID string
@@ -90,6 +92,7 @@ func (s *Set) side(sp sideSpec) (*side, error) {
 	o := &s.opts
 	d := &side{ep: sp.ep, allowPlaintext: o.AllowPlaintext || sp.srv.AllowPlaintext,
 		idleTimeout: sp.srv.IdleTimeout, auth: authMethod(sp.ep.Auth), log: s.log, trace: o.Trace,
+		timeouts: dialer.Timeouts{Connect: sp.srv.ConnectTimeout, TLS: sp.srv.TLSTimeout, Greeting: sp.srv.GreetingTimeout},
 		provider: provider.For(sp.srv.Provider, sp.ep.Host)}
 	if sp.account != "" {
 		d.log = s.log.With("account", sp.account)
@@ -207,7 +210,7 @@ func (d *side) pop3(onClose func()) pop3src.Options {
 	return pop3src.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
-		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
+		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout, Timeouts: d.timeouts,
 		Logger: d.log, Trace: d.trace, OnClose: onClose,
 	}
 }
@@ -223,7 +226,7 @@ func (d *side) imapSource(f config.Folders, onClose func()) imapsrc.Options {
 	return imapsrc.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
-		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
+		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout, Timeouts: d.timeouts,
 		Logger: d.log, Trace: d.trace, Include: include, Exclude: f.Exclude,
 		MaxAge: f.MaxAge, MinAge: f.MinAge, OnClose: onClose, Quirks: d.quirks,
 		Provider: d.provider, Labels: labels,
@@ -235,7 +238,7 @@ func (d *side) imapDest(batchMessages int, batchBytes int64, onClose func()) ima
 	return imapdst.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
-		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
+		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout, Timeouts: d.timeouts,
 		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
 		Logger: d.log, Trace: d.trace, OnClose: onClose, Shared: d.shared, Provider: d.provider,
 	}
@@ -247,7 +250,7 @@ func (d *side) reader() verify.IMAPOptions {
 	return verify.IMAPOptions{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
-		AllowPlaintext: d.allowPlaintext, Logger: d.log, Quirks: d.quirks,
+		AllowPlaintext: d.allowPlaintext, Timeouts: d.timeouts, Logger: d.log, Quirks: d.quirks,
 	}
 }
 

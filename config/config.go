@@ -81,9 +81,14 @@ type Config struct {
 	LedgerRetention time.Duration
 	Workers         int // accounts in parallel
 	DryRun          bool
-	DeleteSource    bool
-	DeleteAfter     time.Duration // delete_after: delete copied messages this long after; excludes DeleteSource
-	LogFormat       LogFormat
+	// CreateFolders lets a copy create a new top-level destination folder
+	// the config names (dest_folder, [destination] folder, [folders]
+	// root): without it a name that is not there is refused, as a typo
+	// would be. Folders mapped from an IMAP source are created anyway.
+	CreateFolders bool
+	DeleteSource  bool
+	DeleteAfter   time.Duration // delete_after: delete copied messages this long after; excludes DeleteSource
+	LogFormat     LogFormat
 	// OnLocked is what a run does with an account another run is working
 	// on (overlapping cron runs): "fail" (default), "skip" or "wait" (up to
 	// LockWait).
@@ -148,6 +153,12 @@ type Server struct {
 	MasterLogin     MasterLogin
 	MasterSeparator string // for MasterLoginSeparator; "" = DefaultMasterSeparator
 	IdleTimeout     time.Duration
+	// ConnectTimeout, TLSTimeout and GreetingTimeout bound the steps of
+	// opening a connection, each on its own: a server that accepts and
+	// never answers fails in seconds. 0: 30 s.
+	ConnectTimeout  time.Duration
+	TLSTimeout      time.Duration
+	GreetingTimeout time.Duration
 	MaxConnections  int // per-server connection cap across workers; 0 = none beyond workers
 	// MaxConnectionsPerUser caps each user's connections to the server
 	// across the run's accounts; 0: the provider's known limit, if any.
@@ -488,7 +499,9 @@ func (c *Config) DestEndpoint(a *Account) (Endpoint, error) {
 		ep.User = a.SourceUser
 	}
 	if src, err := c.SourceFor(a).endpoint(); err == nil && src.Protocol == IMAP {
-		ep.Mailbox = c.Folders.Root
+		// The root the source's folders go under, as DEST's path is for
+		// `mailferry copy`: the account's dest_folder, else [folders] root.
+		ep.Mailbox = firstNonEmpty(a.DestFolder, c.Folders.Root)
 		return ep, nil
 	}
 	switch {
@@ -500,6 +513,39 @@ func (c *Config) DestEndpoint(a *Account) (Endpoint, error) {
 		ep.Mailbox = DefaultFolder
 	}
 	return ep, nil
+}
+
+// DestFolderKey names the key that set the destination folder of a's
+// endpoint (DestEndpoint's Mailbox): "dest_folder", "folders.root",
+// "destination.folder" or "destination.url"; "" when none did (INBOX, or
+// an IMAP source's folders at the top).
+func (c *Config) DestFolderKey(a *Account) string {
+	src, err := c.SourceFor(a).endpoint()
+	imap := err == nil && src.Protocol == IMAP
+	d := c.DestinationFor(a)
+	switch {
+	case a.DestFolder != "":
+		return "dest_folder"
+	case imap && c.Folders.Root != "":
+		return "folders.root"
+	case imap:
+		return ""
+	case d.Folder != "":
+		return "destination.folder"
+	}
+	if ep, err := d.endpoint(); err == nil && ep.Mailbox != "" {
+		return "destination.url"
+	}
+	return ""
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // endpoint parses the section URL and merges the auth key into it.

@@ -28,6 +28,7 @@ type fileConfig struct {
 	LedgerRetention   *Duration `toml:"ledger_retention"`
 	Workers           *int      `toml:"workers"`
 	DryRun            bool      `toml:"dry_run"`
+	CreateFolders     bool      `toml:"create_folders"`
 	DeleteSource      bool      `toml:"delete_source"`
 	DeleteAfter       *Duration `toml:"delete_after"`
 	LogFormat         *string   `toml:"log_format"`
@@ -72,6 +73,9 @@ type fileServer struct {
 	MasterPasswordFile    *string     `toml:"master_password_file"`
 	MasterPasswordCommand *string     `toml:"master_password_command"`
 	IdleTimeout           *Duration   `toml:"idle_timeout"`
+	ConnectTimeout        *Duration   `toml:"connect_timeout"`
+	TLSTimeout            *Duration   `toml:"tls_timeout"`
+	GreetingTimeout       *Duration   `toml:"greeting_timeout"`
 	MaxConnections        *int        `toml:"max_connections"`
 	MaxConnectionsPerUser *int        `toml:"max_connections_per_user"`
 	Provider              *string     `toml:"provider"`
@@ -192,7 +196,7 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 
 	var raw map[string]any
 	if _, err := toml.Decode(doc, &raw); err != nil {
-		return nil, nil, tomlError(path, err)
+		return nil, nil, tomlError(path, doc, err)
 	}
 	kp := keyPositions(doc)
 	var errs errList
@@ -204,7 +208,7 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 	var fc fileConfig
 	md, err := toml.Decode(doc, &fc)
 	if err != nil {
-		return nil, nil, tomlError(path, err)
+		return nil, nil, tomlError(path, doc, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		// Unreachable when checkTable agrees with the decoder; kept so a
@@ -275,25 +279,58 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 			warns = append(warns, a.insecureWarning("destination"))
 		}
 	}
+	warns = append(warns, c.folderWarnings()...)
 	if err := c.Validate(); err != nil {
 		return nil, warns, err
 	}
 	return c, warns, nil
 }
 
+// folderWarnings warns of a destination folder that an IMAP source's
+// accounts do not use: [destination] folder and the path of its url say
+// where POP3 mail lands; an IMAP source's folders go under dest_folder or
+// [folders] root.
+func (c *Config) folderWarnings() []Warning {
+	src, err := c.Source.endpoint()
+	if err != nil || src.Protocol != IMAP {
+		return nil
+	}
+	d := c.Destination.Folder
+	key := "destination.folder"
+	if d == "" {
+		if ep, err := c.Destination.endpoint(); err == nil {
+			d, key = ep.Mailbox, "destination.url"
+		}
+	}
+	if d == "" || strings.EqualFold(d, DefaultFolder) {
+		return nil
+	}
+	return []Warning{{File: c.File, Line: c.at(key).Line, Key: key, Msg: fmt.Sprintf(
+		"%s names the folder %q, where POP3 mail lands; the source is IMAP, so its folders keep their names and do not go there: put them under a folder with dest_folder (per account) or [folders] root", key, d)}}
+}
+
 // lineRE finds the line in BurntSushi/toml's plain-string errors, e.g.
 // `toml: line 3 (last key "workers"): incompatible types`.
 var lineRE = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "([^"]*)"\))?: `)
 
-// tomlError turns a decode error into a *ConfigError with line and column.
-func tomlError(path string, err error) error {
+// tomlError turns a decode error of doc into a *ConfigError with line and
+// column.
+func tomlError(path, doc string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		msg := pe.Message
 		if pe.LastKey != "" {
 			msg = pe.LastKey + ": " + msg
 		}
-		return &ConfigError{File: path, Line: pe.Position.Line, Col: pe.Position.Col, Key: pe.LastKey, Msg: msg, Err: err}
+		line, col := pe.Position.Line, pe.Position.Col
+		if s := pe.Position.Start; s >= 0 && s <= len(doc) {
+			// The line from the error's byte offset: BurntSushi/toml v1.6.0
+			// counts the newline it stopped at ("expected ']' ... but got
+			// '\n'") as the start of the next line, one too many.
+			line = 1 + strings.Count(doc[:s], "\n")
+			col = s - strings.LastIndexByte(doc[:s], '\n')
+		}
+		return &ConfigError{File: path, Line: line, Col: col, Key: pe.LastKey, Msg: msg, Err: err}
 	}
 	ce := &ConfigError{File: path, Msg: strings.TrimPrefix(err.Error(), "toml: "), Err: err}
 	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
@@ -325,7 +362,7 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	if fc.Workers != nil {
 		c.Workers = *fc.Workers
 	}
-	c.DryRun, c.DeleteSource = fc.DryRun, fc.DeleteSource
+	c.DryRun, c.DeleteSource, c.CreateFolders = fc.DryRun, fc.DeleteSource, fc.CreateFolders
 	if fc.DeleteAfter != nil {
 		c.DeleteAfter = time.Duration(*fc.DeleteAfter)
 	}
@@ -442,6 +479,14 @@ func (f *fileServer) apply(s *Server, dir string) {
 	}
 	if f.IdleTimeout != nil {
 		s.IdleTimeout = time.Duration(*f.IdleTimeout)
+	}
+	for _, d := range []struct {
+		to   *time.Duration
+		from *Duration
+	}{{&s.ConnectTimeout, f.ConnectTimeout}, {&s.TLSTimeout, f.TLSTimeout}, {&s.GreetingTimeout, f.GreetingTimeout}} {
+		if d.from != nil {
+			*d.to = time.Duration(*d.from)
+		}
 	}
 	set(&s.MaxConnections, f.MaxConnections)
 	set(&s.MaxConnectionsPerUser, f.MaxConnectionsPerUser)

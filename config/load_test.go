@@ -71,6 +71,12 @@ func TestLoadErrors(t *testing.T) {
 			wantLine: 9, wantKey: "account.source_password", wantMsg: "must be a string, got an integer", noLeak: "73914621"},
 		{name: "syntax error", doc: "workers = \n" + minimal,
 			wantLine: 1, wantMsg: "migrate.toml:1"},
+		// BurntSushi/toml counts the newline it stopped at as the next
+		// line; the error is on the line that lacks the bracket.
+		{name: "unclosed table name on line 3", doc: "state = \"x.db\"\nworkers = 4\n[source\nurl = \"pop3s://h\"\n",
+			wantLine: 3, wantCol: 8, wantMsg: "migrate.toml:3:8: expected '.' or ']' to end table name"},
+		{name: "unclosed array of tables on line 3", doc: "state = \"x.db\"\nworkers = 4\n[[account]\n",
+			wantLine: 3, wantMsg: "migrate.toml:3:"},
 		{name: "conflicting secrets", doc: minimal + "source_password_file = \"alice.pw\"\n",
 			wantLine: 9, wantKey: "account.source_password", wantMsg: "conflicting secrets: source_password_env and source_password_file"},
 		{name: "conflicting master secrets", doc: strings.Replace(minimal, "[destination]", "master_user = \"admin\"\nmaster_password_env = \"M\"\nmaster_password_command = \"pass m\"\n[destination]", 1),
@@ -310,8 +316,10 @@ func TestLoadFull(t *testing.T) {
 			}
 		}
 	}
-	if len(warns) != 1 || warns[0].Key != "destination.insecure_skip_verify" || warns[0].Line != 26 {
-		t.Errorf("Load(full) warnings = %v, want one for destination.insecure_skip_verify at line 26", warns)
+	// The source is IMAP: [destination] folder is not where its folders go.
+	if len(warns) != 2 || warns[0].Key != "destination.insecure_skip_verify" || warns[0].Line != 26 ||
+		warns[1].Key != "destination.folder" || warns[1].Line != 24 || !strings.Contains(warns[1].Msg, "dest_folder") {
+		t.Errorf("Load(full) warnings = %v, want one for destination.insecure_skip_verify at line 26, one for destination.folder at line 24", warns)
 	}
 
 	src, err := got.SourceEndpoint(&got.Accounts[0])
@@ -320,8 +328,9 @@ func TestLoadFull(t *testing.T) {
 	}
 	for i, wantDst := range []string{
 		// An IMAP source keeps its folders: the destination path is the
-		// [folders] root, not folder or dest_folder (those are for POP3).
-		"imap://alice%40new.example@127.0.0.1:1143/Old?tls=none&auth=login",
+		// root they go under, the account's dest_folder, else the
+		// [folders] root; never [destination] folder (that is for POP3).
+		"imap://alice%40new.example@127.0.0.1:1143/Old/INBOX?tls=none&auth=login",
 		"imap://bob@127.0.0.1:1143/Old?tls=none&auth=login",
 	} {
 		dst, err := got.DestEndpoint(&got.Accounts[i])

@@ -269,8 +269,13 @@ func validateServer(errs *errList, k serverKeys, s *Server) (Endpoint, bool) {
 	if s.OAuth2 != nil {
 		validateOAuth2(errs, k, s)
 	}
-	if s.IdleTimeout < 0 {
-		errs.add(k.at("idle_timeout"), k.name("idle_timeout"), "%s must not be negative", k.name("idle_timeout"))
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"idle_timeout", s.IdleTimeout}, {"connect_timeout", s.ConnectTimeout}, {"tls_timeout", s.TLSTimeout}, {"greeting_timeout", s.GreetingTimeout}} {
+		if d.v < 0 {
+			errs.add(k.at(d.key), k.name(d.key), "%s must not be negative", k.name(d.key))
+		}
 	}
 	if s.MaxConnections < 0 {
 		errs.add(k.at("max_connections"), k.name("max_connections"), "%s must not be negative", k.name("max_connections"))

@@ -3,6 +3,7 @@ package imapdst
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/bearer"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/mutf7"
 	"github.com/mailferry/mailferry/internal/tlsmode"
@@ -91,10 +93,9 @@ func DialAppender(ctx context.Context, opts Options) (*Appender, error) {
 
 // dialAppender is DialAppender with the password in opts.
 func dialAppender(ctx context.Context, opts Options) (*Appender, error) {
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", opts.Addr)
+	raw, err := dialer.Dial(ctx, opts.Addr, opts.Timeouts)
 	if err != nil {
-		return nil, fmt.Errorf("imapdst: connecting to %s: %w", opts.Addr, err)
+		return nil, fmt.Errorf("imapdst: %w", err)
 	}
 	return NewAppender(ctx, raw, opts)
 }
@@ -160,11 +161,33 @@ func (a *Appender) reconnect(ctx context.Context) error {
 // start reads the greeting (RFC 3501 §7.1), upgrades with STARTTLS and
 // authenticates.
 func (a *Appender) start(ctx context.Context) error {
-	greet, err := a.next()
+	var greet response
+	err := dialer.Run(ctx, a.ic, dialer.StepGreeting, a.opts.Addr, a.opts.Timeouts.Greeting, a.opts.TLS == TLSImplicit, func(context.Context) (err error) {
+		// Another protocol's greeting ("+OK" of POP3) is no IMAP response
+		// the parser could read: look at the first line as it came.
+		if _, err := a.br.Peek(1); err != nil {
+			return err
+		}
+		first, _ := a.br.Peek(a.br.Buffered())
+		line, _, _ := strings.Cut(string(first), "\n")
+		if perr := dialer.Unexpected(a.opts.Addr, dialer.IMAP, line); perr != nil {
+			return perr // POP3 at an IMAP URL's port, say
+		}
+		greet, err = a.next()
+		return err
+	})
+	var te *dialer.TimeoutError
+	var pe *dialer.ProtocolError
+	if errors.As(err, &te) || errors.As(err, &pe) {
+		return fmt.Errorf("imapdst: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("imapdst: reading greeting from %s: %w", a.opts.Addr, err)
 	}
 	if greet.Tag != "*" || (greet.Status != "OK" && greet.Status != "PREAUTH") {
+		if perr := dialer.Unexpected(a.opts.Addr, dialer.IMAP, greet.Line); perr != nil {
+			return a.fail(fmt.Errorf("imapdst: %w", perr)) // POP3 at an IMAP URL's port, say
+		}
 		return a.fail(fmt.Errorf("imapdst: unexpected greeting from %s: %q", a.opts.Addr, truncate(greet.Line)))
 	}
 	a.greeting = greet.Text
@@ -237,7 +260,11 @@ func (a *Appender) startTLS(ctx context.Context) error {
 	if a.br.Buffered() > 0 {
 		return a.fail(fatal(fmt.Errorf("imapdst: %s sent data after STARTTLS OK before the TLS handshake", a.opts.Addr)))
 	}
-	tc, err := tlsmode.Handshake(ctx, a.ic, a.opts.tlsConfig())
+	var tc *tls.Conn
+	err := dialer.Run(ctx, a.ic, dialer.StepTLS, a.opts.Addr, a.opts.Timeouts.TLS, false, func(ctx context.Context) (err error) {
+		tc, err = tlsmode.Handshake(ctx, a.ic, a.opts.tlsConfig())
+		return err
+	})
 	if err != nil {
 		return a.fail(fmt.Errorf("imapdst: TLS handshake with %s after STARTTLS: %w", a.opts.Addr, err))
 	}

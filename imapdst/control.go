@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -31,6 +32,16 @@ type control struct {
 	c      *imapclient.Client // conn's
 	gate   *gateWriter        // nil without Trace
 	err    error              // sticky: why the connection is unusable
+
+	createdMu sync.Mutex
+	created   []string // mailboxes this session created, in order
+}
+
+// noteCreated records that the server created mailbox for this session.
+func (ctl *control) noteCreated(mailbox string) {
+	ctl.createdMu.Lock()
+	defer ctl.createdMu.Unlock()
+	ctl.created = append(ctl.created, mailbox)
 }
 
 // dialControl connects, sets up TLS and authenticates.
@@ -46,7 +57,7 @@ func dialControl(ctx context.Context, opts Options) (*control, error) {
 	conn, err := imapconn.Dial(ctx, imapconn.Options{
 		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig, Credentials: opts.credentials(),
 		PasswordFunc: opts.PasswordFunc, TokenRejected: opts.TokenRejected, AllowPlaintext: opts.AllowPlaintext,
-		IdleTimeout: opts.IdleTimeout, DebugWriter: debug,
+		IdleTimeout: opts.IdleTimeout, Timeouts: opts.Timeouts, DebugWriter: debug,
 	})
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/mapping"
@@ -67,6 +68,9 @@ type Options struct {
 	// IdleTimeout: a read or write that makes no progress for this long
 	// fails the connection. 0: DefaultIdleTimeout; negative: none.
 	IdleTimeout time.Duration
+	// Timeouts bound the TCP connect, the TLS handshake and the greeting,
+	// each on its own (internal/dialer); the zero value: 30 s each.
+	Timeouts dialer.Timeouts
 	// Logger receives warnings and debug events; nil discards them.
 	Logger *slog.Logger
 	// Trace receives the protocol conversation after authentication

@@ -98,7 +98,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig,
 		Credentials:  imapconn.Credentials{User: opts.User, AuthzID: opts.AuthzID, Password: opts.Password, Auth: opts.Auth},
 		PasswordFunc: opts.PasswordFunc, TokenRejected: opts.TokenRejected, AllowPlaintext: opts.AllowPlaintext,
-		IdleTimeout: opts.IdleTimeout, DebugWriter: debug, UnilateralDataHandler: opts.unilateral, Note: s.tap.note,
+		IdleTimeout: opts.IdleTimeout, Timeouts: opts.Timeouts, DebugWriter: debug, UnilateralDataHandler: opts.unilateral, Note: s.tap.note,
 	})
 	if err != nil {
 		return nil, err

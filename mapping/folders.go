@@ -347,6 +347,17 @@ func (m *FolderMap) withPrefix(name string) string {
 	return normInbox(p) + name
 }
 
+// RootTop is the destination folder that the first level of Root names
+// ("Old" for the root "Old/2019"; "INBOX.Old" under the destination prefix
+// "INBOX."): the folder a copy under Root creates first when it is not
+// there. "" without a Root.
+func (m *FolderMap) RootTop() string {
+	if len(m.root) == 0 {
+		return ""
+	}
+	return m.withPrefix(m.join(m.root[:1]))
+}
+
 // apply tries the rule on the full and the prefix-relative name.
 func (r compiledRule) apply(full, rel string) (string, bool) {
 	for _, n := range []string{full, rel} {

@@ -21,8 +21,13 @@ type Options struct {
 	// ResolveAccount gives it). 0 in a dry run of an account the ledger
 	// does not know yet: it reads as an empty account.
 	Account AccountID
-	// Name names the account in logs, progress and Stats.
+	// Name names the account in logs and progress (its ledger key, which
+	// the status page and notifications look accounts up by):
+	// Stats.LedgerKey carries it.
 	Name string
+	// Label is how people know the account (the config's account name,
+	// or the URLs as given): Stats.Account carries it. Default Name.
+	Label string
 	// Mailbox is the destination mailbox for sources without folders (POP3).
 	Mailbox    string
 	DatePolicy mapping.DatePolicy
@@ -117,6 +122,9 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
+	if o.Label == "" {
+		o.Label = o.Name
+	}
 	if o.Mailbox == "" {
 		o.Mailbox = "INBOX"
 	}
@@ -192,6 +200,11 @@ type attempt struct {
 	binary bool
 	// openDst opens another destination session (DestSessions > 1).
 	openDst func(ctx context.Context) (Destination, error)
+	// halt is Runner.Stop (the first Ctrl-C): when closed, no new phase,
+	// fetch or batch starts, and the batches sent are finished and
+	// committed. The listing goes on counting (interrupt), so that the run
+	// knows what is not yet copied, and nothing is deleted.
+	halt <-chan struct{}
 
 	// What the listing found, page by page: never a per-message record
 	// of the whole account.
@@ -234,7 +247,8 @@ type attempt struct {
 	sessions *sessionGate
 	// paused is the traffic pause (Options.Traffic) that ended the
 	// copy; the listing goes on only counting, so that the run knows what
-	// is left, and still deletes what is done. stop is closed with it.
+	// is left, and still deletes what is done. stop is closed with it, or
+	// by interrupt (halt).
 	paused    error
 	stop      chan struct{}
 	pauseOnce sync.Once
@@ -258,7 +272,18 @@ func (a *attempt) pause(err error) {
 	})
 }
 
-// counting reports whether the copy ended for a pause.
+// interrupt ends the copy for halt (Runner.Stop) as a pause does: nothing
+// more is fetched, the listing goes on counting. Unlike a pause, the
+// batch writers send no new batch (they only finish the ones sent), and
+// nothing is deleted at the source: the attempt ends with ErrInterrupted.
+func (a *attempt) interrupt() {
+	a.pauseOnce.Do(func() { close(a.stop) })
+}
+
+// halted reports whether Runner.Stop stopped the attempt.
+func (a *attempt) halted() bool { return stopped(a.halt) }
+
+// counting reports whether the copy ended for a pause or an interrupt.
 func (a *attempt) counting() bool {
 	select {
 	case <-a.stop:
@@ -276,6 +301,9 @@ func (a *attempt) do(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if a.halted() {
+		return ErrInterrupted
+	}
 	if err := a.reconcile(ctx); err != nil {
 		return err
 	}
@@ -288,6 +316,9 @@ func (a *attempt) do(ctx context.Context) error {
 	a.binary = caps.Binary
 	if a.scopes, err = a.newScopes(ctx); err != nil {
 		return err
+	}
+	if a.halted() {
+		return ErrInterrupted
 	}
 	defer func() {
 		a.st.DeleteWaiting = a.waiting
@@ -314,6 +345,15 @@ func (a *attempt) do(ctx context.Context) error {
 		a.log.Info("account listed", "account", a.opts.Name, "listed", a.listed,
 			"to_copy", a.toCopy, "already_done", a.doneFound)
 	}
+	if a.halted() {
+		// The batches sent are committed; no deletion, no sweep: the
+		// next run does them. An error of its own (a ledger failure)
+		// still says what went wrong.
+		if _, ok := isPaused(err); err != nil && !ok && !errors.Is(err, ErrInterrupted) {
+			return err
+		}
+		return ErrInterrupted
+	}
 	var paused error // a pause ends the copy, not the attempt's deletions
 	if _, ok := isPaused(err); ok && ctx.Err() == nil {
 		paused, err = err, nil
@@ -326,6 +366,9 @@ func (a *attempt) do(ctx context.Context) error {
 	if a.toCopy > 0 && paused == nil {
 		if err := a.settleResent(ctx); err != nil {
 			return err
+		}
+		if a.halted() {
+			return ErrInterrupted
 		}
 	}
 	// Every message in toDelete is done in the ledger, committed (synced)
@@ -451,6 +494,9 @@ func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPl
 	if err := a.fetchPage(ctx, todo, dests, out); err != nil {
 		return err
 	}
+	if a.halted() {
+		return nil // interrupted: the next run deletes what is due
+	}
 	return a.deleteAtSource(ctx, del, a.takeToDelete())
 }
 
@@ -562,8 +608,11 @@ func (a *attempt) takeToDelete() []SourceMessage {
 
 // pageSink is where the listing puts what the batch writers do.
 type pageSink struct {
-	items  chan<- *item
-	stop   <-chan struct{} // closed: a pause ended the copy
+	items chan<- *item
+	stop  <-chan struct{} // closed: a pause or an interrupt ended the copy
+	// wait is the listing's context, ended also by an interrupt: for
+	// the waits for the traffic limits before a message is fetched.
+	wait   context.Context
 	budget *byteBudget
 	queued int // messages queued, to open extra sessions as the copy grows
 	grow   func(queued int)
@@ -572,7 +621,7 @@ type pageSink struct {
 // send queues it for the batch writers, waiting for room in the memory
 // budget.
 func (p *pageSink) send(ctx context.Context, it *item) error {
-	if err := p.budget.acquire(ctx, it.memBytes); err != nil {
+	if err := p.budget.acquire(ctx, p.stop, it.memBytes); err != nil {
 		it.release()
 		return err
 	}
@@ -613,17 +662,40 @@ func (a *attempt) copy(ctx context.Context, list func(context.Context, *pageSink
 	}
 	writeErr := make(chan error, 1)
 	a.stop = make(chan struct{})
+	waitCtx := ctx
+	if a.halt != nil {
+		// The interrupt ends the copy between messages, and a wait for
+		// the traffic limits at once: what the fetcher has not handed on
+		// is never sent, and the listing goes on counting on a session
+		// left in step.
+		var cancelWait context.CancelFunc
+		waitCtx, cancelWait = context.WithCancel(ctx)
+		defer cancelWait()
+		copied := make(chan struct{})
+		defer close(copied)
+		go func() {
+			select {
+			case <-a.halt:
+				a.interrupt()
+				cancelWait()
+			case <-copied:
+			}
+		}()
+	}
 	go func() {
 		err := a.writeAll(ctx, items, budget)
 		if _, paused := isPaused(err); paused && ctx.Err() == nil {
 			// A pause: the listing goes on counting what is left.
 			a.pause(err)
+		} else if errors.Is(err, ErrInterrupted) && ctx.Err() == nil {
+			// So does an interrupt: the writers finished their batches.
+			a.interrupt()
 		} else if err != nil {
 			cancel() // the listing stops: nobody takes its messages
 		}
 		writeErr <- err
 	}()
-	sink := &pageSink{items: items, stop: a.stop, budget: budget, grow: a.sessions.grow}
+	sink := &pageSink{items: items, stop: a.stop, wait: waitCtx, budget: budget, grow: a.sessions.grow}
 	lerr := list(ctx, sink)
 	if lerr == nil {
 		a.complete = true
@@ -737,6 +809,17 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 		}
 		errs[i] = err
 	}
+	// An interrupt stops the writers as a failed sibling does: no new
+	// batch, the ones sent finished and committed.
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go func() {
+		select {
+		case <-a.halt:
+			stopOnce.Do(func() { close(stop) })
+		case <-watchDone:
+		}
+	}()
 	for i := range sessions {
 		wg.Add(1)
 		go func() {
@@ -745,7 +828,7 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 				write(i, a.dst)
 				return
 			}
-			if !a.sessions.wait(ctx, i) {
+			if !a.sessions.wait(ctx, i) || a.halted() {
 				return
 			}
 			d, err := a.openDst(ctx)
@@ -759,6 +842,9 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 			}
 			defer d.Close()
 			write(i, d)
+			a.mu.Lock()
+			a.st.noteCreated(d)
+			a.mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -768,6 +854,9 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 		if err != nil && (first == nil || errors.Is(first, errStopped) && !errors.Is(err, errStopped)) {
 			first = err
 		}
+	}
+	if errors.Is(first, errStopped) && a.halted() {
+		first = ErrInterrupted
 	}
 	return first
 }
@@ -798,10 +887,13 @@ func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests Fol
 			return nil
 		}
 		if t := a.opts.Traffic; t != nil && !a.skipUnread(m) {
-			if err := t.Fetch(ctx, a.opts.ExpectedSize(m)); err != nil {
+			if err := t.Fetch(out.wait, a.opts.ExpectedSize(m)); err != nil {
 				if _, paused := isPaused(err); paused {
 					a.pause(err)
 					return nil
+				}
+				if a.halted() && ctx.Err() == nil {
+					return nil // interrupted while it waited: counting
 				}
 				return err
 			}
@@ -916,10 +1008,10 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	if flags == nil {
 		flags = mapping.Flags(header, a.opts.FlagPolicy)
 	}
+	// The body is paced (Traffic.Write) when a batch sends it, under the
+	// batch's context (batchWriter.start), not under ctx, the listing's:
+	// a batch in flight at the first Ctrl-C must still be sent whole.
 	it.out = OutgoingMessage{Body: body, Size: body.Size(), Flags: flags, InternalDate: date, Binary: body.HasNUL()}
-	if t := a.opts.Traffic; t != nil {
-		it.out.Body = pacedBody{ctx: ctx, r: body, t: t}
-	}
 	return it, nil
 }
 

@@ -212,6 +212,11 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 	if len(w.batch) == 0 {
 		return nil
 	}
+	if w.a.halted() {
+		// Interrupted: fetched, never sent, not yet copied.
+		w.releaseAll(budget)
+		return errStopped
+	}
 	sb, err := w.start(ctx)
 	if sb == nil {
 		w.releaseAll(budget)
@@ -337,6 +342,9 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	for i, it := range sb.send {
 		pending[i] = it.entry
 		out[i] = it.out
+		if t := a.opts.Traffic; t != nil {
+			out[i].Body = pacedBody{ctx: ctx, r: it.out.Body, t: t}
+		}
 	}
 	// Intent first: after a crash from here on, reconcile finds these.
 	// The last batch's outcome goes in the same transaction.
@@ -612,7 +620,10 @@ func newByteBudget(max int64) *byteBudget {
 	return &byteBudget{max: max, wake: make(chan struct{})}
 }
 
-func (b *byteBudget) acquire(ctx context.Context, n int64) error {
+// acquire takes n bytes of the budget, waiting for room; it returns
+// errCounting once stop is closed (a pause or an interrupt ended the copy:
+// the writers that would free room may have stopped).
+func (b *byteBudget) acquire(ctx context.Context, stop <-chan struct{}, n int64) error {
 	for {
 		b.mu.Lock()
 		if b.used == 0 || b.used+n <= b.max {
@@ -626,6 +637,8 @@ func (b *byteBudget) acquire(ctx context.Context, n int64) error {
 		case <-wake:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-stop:
+			return errCounting
 		}
 	}
 }

@@ -95,7 +95,28 @@ var sessionInterfaces = map[string]func(t *testing.T){
 			t.Error("the dry-run destination starts appends")
 		}
 	},
+	"MailboxCreator": func(t *testing.T) {
+		// Deliberately not kept: a dry run creates no folder, so it
+		// names none as created (the engine asks the real session of
+		// an attempt, and a dry run's sessions create nothing).
+		dst := newMemDest()
+		real, _ := dst.open(context.Background())
+		dr := Destination(&dryRunDestination{Destination: creatingSession{real}})
+		if _, ok := dr.(MailboxCreator); ok {
+			t.Error("the dry-run destination names mailboxes as created")
+		}
+		st := &Stats{}
+		st.noteCreated(dr)
+		if len(st.FoldersCreated) != 0 {
+			t.Errorf("a dry run reports folders created: %v", st.FoldersCreated)
+		}
+	},
 }
+
+// creatingSession is a session that says it created a mailbox.
+type creatingSession struct{ Destination }
+
+func (creatingSession) CreatedMailboxes() []string { return []string{"Typo"} }
 
 // errorInterfaces are asked of errors, not of sessions.
 var errorInterfaces = []string{"Classifier", "RetryAfterer"}

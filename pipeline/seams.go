@@ -50,6 +50,14 @@ type Source interface {
 	Close(commit bool) error
 }
 
+// MailboxCreator is implemented by destinations that say which mailboxes
+// their session created (imapdst), so that the summary names them: a
+// folder created by mistake (a typo in a folder name) should not go
+// unnoticed.
+type MailboxCreator interface {
+	CreatedMailboxes() []string
+}
+
 // Prefetcher is implemented by sources that can ask for several messages
 // ahead (POP3 PIPELINING, RFC 2449 §6.6): msgs are the messages the next
 // Fetch calls will ask for, in that order. It is a hint; Fetch calls in

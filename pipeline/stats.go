@@ -1,6 +1,9 @@
 package pipeline
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Skip is one message that was not copied, and why.
 type Skip struct {
@@ -10,7 +13,10 @@ type Skip struct {
 
 // Stats is the report of one account's run. Counts add up across attempts.
 type Stats struct {
-	Account string `json:"account"`
+	// Account is the account's name (Options.Label), LedgerKey its key in
+	// the ledger (Options.Name).
+	Account   string `json:"account"`
+	LedgerKey string `json:"ledger_key"`
 	// Listed is how many messages the source holds.
 	Listed int `json:"listed"`
 	// Copied is how many messages this run appended.
@@ -46,6 +52,10 @@ type Stats struct {
 	// tries them again. Failures lists the refusals with their reasons.
 	Failed   int    `json:"failed"`
 	Failures []Skip `json:"failures,omitempty"`
+	// NotYetCopied is how many listed messages a run stopped by
+	// Runner.Stop (the first Ctrl-C) did not get to: never tried, so not
+	// failed; the next run copies them.
+	NotYetCopied int `json:"not_yet_copied"`
 	// Rematched is how many listed messages were recognised, by digest, as
 	// copies made under an earlier identity (an IMAP folder whose
 	// UIDVALIDITY changed) and not sent again.
@@ -54,6 +64,9 @@ type Stats struct {
 	// to date; FlagsDropped how many flags the destination would not take.
 	FlagsUpdated int `json:"flags_updated,omitempty"`
 	FlagsDropped int `json:"flags_dropped,omitempty"`
+	// FoldersCreated are the destination folders this run created, in
+	// the order it created them (MailboxCreator).
+	FoldersCreated []string `json:"folders_created,omitempty"`
 	// Gone is how many listed messages had left the source (expunged by
 	// another client) by the time they were fetched; they are not failures.
 	Gone int `json:"gone,omitempty"`
@@ -141,5 +154,20 @@ func (s *Stats) SkipReasons() map[string]int {
 
 // Complete reports whether every listed message is on the destination or
 // deliberately skipped, with no error, and the account was not paused
-// (what a pause left waits for the next run).
-func (s *Stats) Complete() bool { return s.Error == "" && s.Failed == 0 && !s.Paused }
+// (what a pause left waits for the next run) nor interrupted.
+func (s *Stats) Complete() bool {
+	return s.Error == "" && s.Failed == 0 && s.NotYetCopied == 0 && !s.Paused
+}
+
+// noteCreated adds the mailboxes d's session created to FoldersCreated.
+func (s *Stats) noteCreated(d Destination) {
+	c, ok := d.(MailboxCreator)
+	if !ok {
+		return
+	}
+	for _, name := range c.CreatedMailboxes() {
+		if !slices.Contains(s.FoldersCreated, name) {
+			s.FoldersCreated = append(s.FoldersCreated, name)
+		}
+	}
+}

@@ -64,6 +64,7 @@ func totalSize(msgs [][]byte) int {
 func trafficConfig(t *testing.T, p *pair, state, folder, top, acct string) string {
 	t.Helper()
 	doc := fmt.Sprintf(`state = %q
+create_folders = true
 %s
 [source]
 url = "pop3s://%s"
@@ -103,10 +104,10 @@ func TestE2ETrafficRates(t *testing.T) {
 		rate float64
 	}{
 		{"copy --bwlimit-write 2M", func(state, folder string) []string {
-			return []string{"copy", p.srcURL(), p.dstURL() + "/" + folder, "--tls-ca", p.src.CAFile(), "--state", state, "--json", "--progress", "none", "--bwlimit-write", "2M"}
+			return []string{"copy", p.srcURL(), p.dstURL() + "/" + folder, "--tls-ca", p.src.CAFile(), "--state", state, "--json", "--progress", "none", "--bwlimit-write", "2M", "--create-folders"}
 		}, 2e6},
 		{"copy --bwlimit-read 4MB", func(state, folder string) []string {
-			return []string{"copy", p.srcURL(), p.dstURL() + "/" + folder, "--tls-ca", p.src.CAFile(), "--state", state, "--json", "--progress", "none", "--bwlimit-read", "4MB"}
+			return []string{"copy", p.srcURL(), p.dstURL() + "/" + folder, "--tls-ca", p.src.CAFile(), "--state", state, "--json", "--progress", "none", "--bwlimit-read", "4MB", "--create-folders"}
 		}, 4e6},
 		{"account's bwlimit_write under a wider top level", func(state, folder string) []string {
 			return []string{"run", "-c", trafficConfig(t, p, state, folder, `bwlimit_write = "10M"`, `bwlimit_write = "2M"`), "--json", "--progress", "none"}

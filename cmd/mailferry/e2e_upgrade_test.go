@@ -158,8 +158,9 @@ func TestE2EUpgradeSchema4(t *testing.T) {
 	p := startPair(t)
 	seed(t, p, append(simpleMessages(8), tooBigMessage))
 	pop3 := p.copyArgs("--delete-after", "30d", "--max-message-size", "2000")
+	// Old is a new top-level folder on the destination: named on purpose.
 	imapArgs := []string{"copy", "imaps://alice@" + p.src.IMAPSAddr(), p.dstURL() + "/Old", "--tls-ca", p.src.CAFile(),
-		"--state", p.state, "--json", "--progress", "none", "--max-message-size", "2000"}
+		"--state", p.state, "--json", "--progress", "none", "--max-message-size", "2000", "--create-folders"}
 	start := time.Now()
 	if r := runInProcess(t, p.getenv, pop3...); r.code != exitPartial || r.report.Accounts[0].Copied != 8 {
 		t.Fatalf("POP3 copy: exit %d, %+v\n%s", r.code, r.report.Accounts, r.stderr)

@@ -51,7 +51,8 @@ func defaultStatePath(getenv func(string) string) (string, error) {
 	return filepath.Join(dir, "mailferry", "mailferry.db"), nil
 }
 
-// isTerminal reports whether w is a terminal.
+// isTerminal reports whether w is a terminal. Ask it of env.rawStderr,
+// not of the syncWriter around it.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
@@ -154,7 +155,7 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 	mode := x.opts.progress
 	if mode == "auto" {
 		mode = "lines"
-		if isTerminal(x.env.stderr) {
+		if isTerminal(x.env.rawStderr()) {
 			mode = "bar"
 		}
 	}
@@ -166,13 +167,17 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 		rows = min(x.workers, len(jobs))
 	}
 	view := newProgressView(mode, x.env.stderr, x.log, 10*time.Second, rows)
+	view.setNames(jobs)
 	if x.logOut != nil && view.bar != nil {
 		x.logOut.setBar(view.bar)
 	}
 	runner := &pipeline.Runner{Ledger: ledger, DryRun: x.opts.dryRun, Logger: x.log,
 		Progress: pipeline.TeeProgress(append([]pipeline.Progress{view}, extras.progress()...)...),
 		Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff,
-		Explain: hint.Explain, Paused: pausedIn(ledger)}
+		Explain: hint.Explain, Paused: pausedIn(ledger), Stop: x.env.interrupted}
+	finished := make(chan struct{})
+	defer close(finished)
+	go x.announceInterrupt(finished)
 
 	stats := make([]*pipeline.Stats, len(jobs))
 	workers := max(1, min(x.workers, len(jobs)))
@@ -184,10 +189,13 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 			defer wg.Done()
 			for i := range next {
 				st, err := runner.RunAccount(ctx, jobs[i])
+				if isFolderError(err) {
+					st.ErrorClass = classConfig
+				}
 				if jobs[i].Notes != nil {
 					st.Notes = jobs[i].Notes()
 				}
-				if err != nil && ctx.Err() == nil {
+				if err != nil && ctx.Err() == nil && !errors.Is(err, pipeline.ErrInterrupted) {
 					x.log.Error("account failed", "account", st.Account, "error", err)
 				}
 				stats[i] = st
@@ -199,6 +207,8 @@ feed:
 		select {
 		case next <- i:
 		case <-ctx.Done():
+			break feed
+		case <-x.env.interrupted:
 			break feed
 		}
 	}
@@ -215,15 +225,16 @@ feed:
 			ran = append(ran, st)
 		}
 	}
-	interrupted := errors.Is(ctx.Err(), context.Canceled)
+	interrupted := errors.Is(ctx.Err(), context.Canceled) || isClosed(x.env.interrupted)
 	rep := newReport(x.command, x.opts.dryRun, started, ran, interrupted)
+	rep.Totals.AccountsNotStarted = len(jobs) - len(ran)
 	extras.batchFinished(rep)
 	if x.opts.json {
 		if err := rep.writeJSON(x.env.stdout); err != nil {
 			return exitFatal, err
 		}
 	} else {
-		rep.writeText(x.env.stdout)
+		rep.writeText(x.env.stdout, terminalWidth(x.env.stdout, x.env.getenv))
 	}
 	if x.opts.report != "" {
 		if err := rep.writeFile(x.opts.report); err != nil {
@@ -231,6 +242,31 @@ feed:
 		}
 	}
 	return rep.ExitCode, nil
+}
+
+// announceInterrupt says, through the log (above a progress bar), that the
+// first signal arrived and what happens now.
+func (x *execution) announceInterrupt(finished <-chan struct{}) {
+	select {
+	case <-x.env.interrupted:
+	case <-finished:
+		return
+	}
+	var w io.Writer = x.env.stderr
+	if x.logOut != nil {
+		w = x.logOut
+	}
+	fmt.Fprintln(w, "mailferry: interrupted: starting no more messages; the batches in flight finish and are committed (send the signal again to stop at once)")
+}
+
+// isClosed reports whether ch is closed; a nil channel never is.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // now is the time of the traffic control's clock.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/internal/suggest"
 )
 
 // commonOptions are the flags copy and run share.
@@ -33,6 +34,23 @@ type commonOptions struct {
 	retryBackoff       time.Duration
 	retrySkipped       bool
 	deleteFromFlags    bool // run: --delete-source or --delete-after replace every account's policy
+	// createFolders is --create-folders when it was given (it then
+	// replaces a config's create_folders); nil otherwise.
+	createFolders *bool
+}
+
+// createFoldersUsage is the help of --create-folders (copy, run, plan).
+const createFoldersUsage = "create the destination folder named (DEST's path, dest_folder, [destination] folder, [folders] root) when it is a new top-level folder; without it such a name is refused, as a typo would be (folders mapped from an IMAP source are always created)"
+
+// registerCreateFolders adds --create-folders; note records it in o once
+// the flags are parsed.
+func (o *commonOptions) registerCreateFolders(fs *pflag.FlagSet) (note func()) {
+	v := fs.Bool("create-folders", false, createFoldersUsage)
+	return func() {
+		if fs.Changed("create-folders") {
+			o.createFolders = v
+		}
+	}
 }
 
 func (o *commonOptions) register(fs *pflag.FlagSet) {
@@ -64,6 +82,7 @@ func (o *commonOptions) accountOptions(e *env, log *slog.Logger) account.Options
 	if o.deleteFromFlags {
 		opts.Delete = &config.DeletePolicy{DeleteSource: o.deleteSource, DeleteAfter: o.deleteAfter}
 	}
+	opts.CreateFolders = o.createFolders
 	return opts
 }
 
@@ -122,13 +141,37 @@ func parseFlags(fs *pflag.FlagSet, args []string, e *env, help string) (bool, er
 		return true, nil
 	}
 	if err := fs.Parse(args); err != nil {
-		return false, usagef("%v", err)
+		return false, usagef("%v%s", err, didYouMean(fs, err))
 	}
 	if *showHelp {
 		fmt.Fprint(e.stdout, help)
 		return true, nil
 	}
 	return false, applyEnv(fs, e.getenv)
+}
+
+// didYouMean suggests the flags of fs nearest to the unknown one err
+// names ("unknown flag: --dry-rn"): "; did you mean --dry-run?", or "".
+func didYouMean(fs *pflag.FlagSet, err error) string {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return ""
+	}
+	name, _, _ = strings.Cut(name, "=")
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	})
+	near := suggest.Closest(name, names, 3)
+	if len(near) == 0 {
+		return ""
+	}
+	for i, n := range near {
+		near[i] = "--" + n
+	}
+	return "; did you mean " + strings.Join(near, " or ") + "?"
 }
 
 // helpOrUsage is the result of a command whose flags asked for help (exit 0)

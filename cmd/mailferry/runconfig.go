@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 
@@ -44,6 +45,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	workers := fs.Int("workers", 0, "accounts in parallel (default: the config's workers)")
 	attempts := fs.Int("attempts", 4, "tries per account when connections drop or servers are unavailable")
 	rerunFailed := fs.Bool("rerun-failed", false, "run only the accounts whose last run failed, was interrupted or left messages failed")
+	noteCreateFolders := common.registerCreateFolders(fs)
 	var svc serviceFlags
 	svc.register(fs)
 	var tf trafficFlags
@@ -74,6 +76,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	// The delete flags, when given, replace every account's policy.
 	common.deleteFromFlags = fs.Changed("delete-source") || fs.Changed("delete-after")
+	noteCreateFolders()
 	if !fs.Changed("on-locked") {
 		common.onLocked = cfg.OnLocked
 	}
@@ -180,9 +183,48 @@ func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	fmt.Fprintf(e.stdout, "%s: OK: %d accounts, source %s, destination %s, state %s, %d workers\n",
-		cfgPath, len(cfg.Accounts), cfg.Source.URL, cfg.Destination.URL, checkpoint.Redact(firstNonEmpty(cfg.State, "(default)")), cfg.Workers)
+	fmt.Fprintf(e.stdout, "%s: OK: %s, source %s, destination %s, state %s, %s\n",
+		cfgPath, plural(len(cfg.Accounts), "account"), cfg.Source.URL, cfg.Destination.URL, checkpoint.Redact(firstNonEmpty(cfg.State, "(default)")), plural(cfg.Workers, "worker"))
+	writeFolderUse(e.stdout, cfg)
 	return exitOK, nil
+}
+
+// folderUseMax bounds the accounts config check describes one by one.
+const folderUseMax = 10
+
+// writeFolderUse says where each account's mail goes on the destination
+// when the config names a folder for it (dest_folder, [destination]
+// folder, [folders] root): POP3 mail into that folder, an IMAP source's
+// folders under it; and whether a run may create it.
+func writeFolderUse(w io.Writer, cfg *config.Config) {
+	n := 0
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		key := cfg.DestFolderKey(a)
+		if key == "" {
+			continue
+		}
+		n++
+		if n > folderUseMax {
+			continue
+		}
+		src, err1 := cfg.SourceEndpoint(a)
+		dst, err2 := cfg.DestEndpoint(a)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if src.Protocol == config.IMAP {
+			fmt.Fprintf(w, "  account %q: the source's folders go under %q (%s): %s/INBOX, %s/Sent, ...\n", a.Name, dst.Mailbox, key, dst.Mailbox, dst.Mailbox)
+		} else {
+			fmt.Fprintf(w, "  account %q: POP3 mail goes into %q (%s)\n", a.Name, dst.Mailbox, key)
+		}
+	}
+	if n > folderUseMax {
+		fmt.Fprintf(w, "  ... and %s more with a destination folder\n", plural(n-folderUseMax, "account"))
+	}
+	if n > 0 && !cfg.CreateFolders {
+		fmt.Fprintln(w, "  a folder named that would be a new top-level folder on the destination is refused unless create_folders = true (or run --create-folders)")
+	}
 }
 
 // onlyFailed keeps the jobs (and their specs) whose account's last run,
