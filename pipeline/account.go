@@ -989,6 +989,8 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	switch {
 	case body.HasNUL() && !a.binary:
 		it.skipReason, it.skipClass = NULReason, ReasonNUL
+	case body.HasNUL() && declaresBinaryPart(body, body.Size()):
+		it.skipReason, it.skipClass = NULBinaryPartReason, ReasonNUL
 	case body.Size() == 0:
 		it.skipReason, it.skipClass = EmptyReason, ReasonEmpty
 	case !a.limit.Allows(body.Size()):
