@@ -259,8 +259,8 @@ func Open(ctx context.Context, state string, opts *Options) (*Ledger, error) {
 			log.Info("ledger compacted after the upgrade", "path", abs, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
-	var mode string
-	if err := l.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+	mode, err := l.walMode(ctx)
+	if err != nil {
 		_ = l.w.Close()
 		return nil, fmt.Errorf("setting the journal mode of ledger %s: %w", abs, err)
 	}
@@ -344,6 +344,26 @@ func (l *Ledger) checkOpen() error {
 
 // dsn builds a modernc.org/sqlite data source name. The path goes through a
 // file: URI so that '?', '#' and '%' in it are escaped rather than parsed.
+// walMode switches the file to WAL and returns the journal mode it is in.
+// Like BEGIN IMMEDIATE (beginMigration), the switch can answer
+// SQLITE_BUSY without calling the busy handler while another process
+// opens the same new file (two cron runs starting at once), so a busy
+// answer is retried for up to about ten seconds.
+func (l *Ledger) walMode(ctx context.Context) (string, error) {
+	for wait := 10 * time.Millisecond; ; wait *= 2 {
+		var mode string
+		err := l.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		if err == nil || !strings.Contains(err.Error(), "SQLITE_BUSY") || wait > 5*time.Second {
+			return mode, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
 func dsn(abs string, busy time.Duration, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
