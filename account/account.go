@@ -34,6 +34,12 @@ type Options struct {
 	// Delete, when set, replaces every configured account's keep/delete
 	// policy (run's --delete-source, --delete-after).
 	Delete *config.DeletePolicy
+	// Mirror, when set, replaces every configured account's mirror key
+	// (--mirror); MaxDelete and MaxDeletePercent, when positive, replace
+	// the config's caps (--max-delete, --max-delete-percent).
+	Mirror           *bool
+	MaxDelete        int
+	MaxDeletePercent int
 	// Limits are the command line's traffic limits: each field set
 	// replaces every account's (--bwlimit-read, --max-bytes-per-day…).
 	Limits config.Limits
@@ -260,6 +266,13 @@ func (s *Set) fromConfig(cfg *config.Config, a *config.Account, caps map[string]
 		policy = *s.opts.Delete
 	}
 	o.DeleteSource, o.DeleteAfter = policy.DeleteSource, policy.DeleteAfter
+	o.Mirror, o.MaxDelete, o.MaxDeletePercent = cfg.MirrorOf(a), cfg.MaxDelete, cfg.MaxDeletePercent
+	if s.opts.Mirror != nil {
+		o.Mirror = *s.opts.Mirror
+	}
+	if s.opts.MaxDelete > 0 || s.opts.MaxDeletePercent > 0 {
+		o.MaxDelete, o.MaxDeletePercent = s.opts.MaxDelete, s.opts.MaxDeletePercent
+	}
 	return s.assemble(spec{name: a.Name, id: a.ID,
 		src: sideSpec{account: a.Name, section: "source", ep: srcEp, srv: &srcSrv.Server, cap: caps[srcEp.Addr()], perUser: srcSrv.MaxConnectionsPerUser,
 			login: Login{Secret: a.SourcePassword, What: "source password (" + a.SourcePassword.Key("source_password") + ")"}},

@@ -12,6 +12,7 @@ import (
 // KeyPlace is where a source key says its message lives: IMAP keys embed
 // their folder, its UIDVALIDITY and the UID (Options.KeyFolder).
 type KeyPlace struct {
+	Mailbox     string // the folder's name
 	Folder      string // what every key of the folder starts with
 	Generation  string // what every key of the folder under UIDValidity starts with
 	UIDValidity uint32
@@ -318,7 +319,8 @@ func (a *attempt) sweep(ctx context.Context) error {
 // sweepScope marks gone the entries of q that listed says the listing did
 // not name.
 func (a *attempt) sweepScope(ctx context.Context, q Query, listed func(key string) bool) error {
-	q.KeysOnly = true
+	// Mirror removes what is found gone: it needs the whole entries.
+	q.KeysOnly = !a.opts.Mirror
 	q.States = []State{StateDone, StateSkipped, StateFailed}
 	for {
 		page, next, err := a.ledger.Scan(ctx, a.opts.Account, q)
@@ -326,6 +328,7 @@ func (a *attempt) sweepScope(ctx context.Context, q Query, listed func(key strin
 			return fmt.Errorf("reading the ledger: %w", fatal(err))
 		}
 		var gone []string
+		var goneEntries []Entry
 		done := 0
 		for _, e := range page {
 			// Entries of messages this run deletes are made gone when the
@@ -333,7 +336,13 @@ func (a *attempt) sweepScope(ctx context.Context, q Query, listed func(key strin
 			if listed(e.Key) || a.run.gone[e.Key] || e.ReasonClass == ReasonDeleted {
 				continue
 			}
+			if a.mir != nil {
+				if _, seen := a.mir.gone[e.Key]; seen {
+					continue // found by the mirror's listing (a dry run: not recorded)
+				}
+			}
 			gone = append(gone, e.Key)
+			goneEntries = append(goneEntries, e)
 			if e.State == StateDone {
 				done++
 			}
@@ -343,6 +352,7 @@ func (a *attempt) sweepScope(ctx context.Context, q Query, listed func(key strin
 				return fmt.Errorf("recording %d messages gone from the source: %w", len(gone), fatal(err))
 			}
 			a.st.SourceGone += done
+			a.noteGone(goneEntries)
 		}
 		if next == "" {
 			return nil

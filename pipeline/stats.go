@@ -54,6 +54,22 @@ type Stats struct {
 	// the source (deleted there by someone else); their entries are kept
 	// as gone for the ledger's retention.
 	SourceGone int `json:"source_gone,omitempty"`
+	// Moved and Removed are how many copies a mirror pass (Options.Mirror)
+	// moved on the destination as their messages moved between source
+	// folders, and removed as their messages left the source (in a dry
+	// run: would have). MirrorHeld is how many removals it did not make:
+	// over the cap (MirrorCap), in folders that cannot tell
+	// (MirrorUnsure), or on a destination without UIDPLUS; MirrorActions
+	// list the removals and moves of a dry run and those held back.
+	// FoldersDeleted are the destination folders deleted as their source
+	// folders were.
+	Moved          int            `json:"moved,omitempty"`
+	Removed        int            `json:"removed,omitempty"`
+	MirrorHeld     int            `json:"mirror_held_back,omitempty"`
+	MirrorCap      int            `json:"mirror_cap,omitempty"`
+	MirrorUnsure   []MirrorUnsure `json:"mirror_cannot_tell,omitempty"`
+	MirrorActions  []MirrorAction `json:"mirror_actions,omitempty"`
+	FoldersDeleted []string       `json:"folders_deleted,omitempty"`
 	// Deleted is how many messages were deleted at the source (in a dry
 	// run: would have been).
 	Deleted int `json:"deleted"`

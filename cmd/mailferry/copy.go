@@ -153,6 +153,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 	u.Options.DeleteSource, u.Options.DeleteAfter = o.common.deleteSource, o.common.deleteAfter
+	u.Options.Mirror, u.Options.MaxDelete, u.Options.MaxDeletePercent = o.common.mirror, o.common.maxDelete, o.common.maxDeletePercent
 	u.Folders, u.XUIDL, u.IdleTimeout = o.folders, o.policy.xUIDL, o.policy.idleTimeout
 
 	logOut := &logWriter{w: e.stderr}

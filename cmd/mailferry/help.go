@@ -109,6 +109,14 @@ FLAGS
   --delete-after DURATION   delete copied messages at the source this long
                             after they were copied (e.g. 30d; days, h, m);
                             excludes --delete-source
+  --mirror                  delta pass: remove from DEST the copies of
+                            messages deleted at SOURCE, move those of
+                            messages moved between folders (docs/mirror.md)
+  --max-delete N            with --mirror: a pass that would remove more
+                            copies removes none and exits 3 (default 10% of
+                            the copied messages, at least 50)
+  --max-delete-percent P    the same cap as a percentage of the copied
+                            messages; with --max-delete the smaller wins
   --internal-date POLICY    received (default: newest Received: header, then
                             Date:, then now), date (Date:, then now), or now
   --flags POLICY            none (default), seen, or status (mbox Status: and
@@ -213,6 +221,13 @@ FLAGS
   --delete-after DURATION   delete at the source this long after copying;
                             like --delete-source, it replaces every
                             account's delete_source/delete_after
+  --mirror                  delta pass: remove and move copies as messages
+                            were deleted and moved at the source; replaces
+                            every account's mirror key (docs/mirror.md)
+  --max-delete N, --max-delete-percent P
+                            caps of one mirror pass's removals per account
+                            (default 10%, at least 50): over them, nothing
+                            is removed and the run exits 3
   --on-locked fail|skip|wait, --lock-wait DURATION (cron: use skip or wait)
   -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
 

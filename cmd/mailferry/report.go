@@ -38,19 +38,24 @@ type totals struct {
 	AlreadyDone    int `json:"already_done"`
 	Reconciled     int `json:"reconciled"`
 	// LateCopiesRemoved, LateCopiesAdopted and LateCopiesKept: see pipeline.Stats.
-	LateCopiesRemoved int            `json:"late_copies_removed,omitempty"`
-	LateCopiesAdopted int            `json:"late_copies_adopted,omitempty"`
-	LateCopiesKept    int            `json:"late_copies_kept,omitempty"`
-	Skipped           int            `json:"skipped"`
-	Failed            int            `json:"failed"`
-	Deleted           int            `json:"deleted"`
-	DeleteWaiting     int            `json:"delete_waiting"`
-	Gone              int            `json:"gone,omitempty"`
-	Bytes             int64          `json:"bytes"`
-	Normalised        int            `json:"normalised"`
-	LineEndsFixed     int            `json:"line_ends_fixed"`
-	DateSources       map[string]int `json:"date_sources,omitempty"`
-	Seconds           float64        `json:"seconds"`
+	LateCopiesRemoved int `json:"late_copies_removed,omitempty"`
+	LateCopiesAdopted int `json:"late_copies_adopted,omitempty"`
+	LateCopiesKept    int `json:"late_copies_kept,omitempty"`
+	Skipped           int `json:"skipped"`
+	Failed            int `json:"failed"`
+	Deleted           int `json:"deleted"`
+	DeleteWaiting     int `json:"delete_waiting"`
+	Gone              int `json:"gone,omitempty"`
+	// Moved, Removed, FoldersDeleted and MirrorHeld: see pipeline.Stats.
+	Moved          int            `json:"moved,omitempty"`
+	Removed        int            `json:"removed,omitempty"`
+	FoldersDeleted int            `json:"folders_deleted,omitempty"`
+	MirrorHeld     int            `json:"mirror_held_back,omitempty"`
+	Bytes          int64          `json:"bytes"`
+	Normalised     int            `json:"normalised"`
+	LineEndsFixed  int            `json:"line_ends_fixed"`
+	DateSources    map[string]int `json:"date_sources,omitempty"`
+	Seconds        float64        `json:"seconds"`
 }
 
 func newReport(command string, dryRun bool, started time.Time, stats []*pipeline.Stats, interrupted bool) *report {
@@ -78,6 +83,10 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		t.Deleted += s.Deleted
 		t.DeleteWaiting += s.DeleteWaiting
 		t.Gone += s.Gone
+		t.Moved += s.Moved
+		t.Removed += s.Removed
+		t.FoldersDeleted += len(s.FoldersDeleted)
+		t.MirrorHeld += s.MirrorHeld
 		t.Bytes += s.Bytes
 		t.Normalised += s.Normalised
 		t.LineEndsFixed += s.LineEndsFixed
@@ -103,7 +112,7 @@ func exitCodeFor(stats []*pipeline.Stats, interrupted bool) int {
 		if s.Error != "" {
 			failed++
 		}
-		if s.Skipped > 0 || s.Failed > 0 {
+		if s.Skipped > 0 || s.Failed > 0 || mirrorHeld(s) {
 			partial = true
 		}
 	}
@@ -114,6 +123,12 @@ func exitCodeFor(stats []*pipeline.Stats, interrupted bool) int {
 		return exitPartial
 	}
 	return exitOK
+}
+
+// mirrorHeld reports whether a mirror pass left something it could not
+// do: removals over the cap or without UIDPLUS, folders that cannot tell.
+func mirrorHeld(s *pipeline.Stats) bool {
+	return s.MirrorHeld > 0 || len(s.MirrorUnsure) > 0
 }
 
 func (r *report) writeJSON(w io.Writer) error {
@@ -174,6 +189,7 @@ func (r *report) writeText(w io.Writer) {
 		for _, f := range s.Failures {
 			fmt.Fprintf(w, "  failed %s (the next run tries again): %s\n", f.Key, f.Reason)
 		}
+		writeMirror(w, s, r.DryRun)
 	}
 	rate := ""
 	if t.Seconds > 0 && t.Copied > 0 {
@@ -203,6 +219,19 @@ func (r *report) writeText(w io.Writer) {
 	if t.Gone > 0 {
 		fmt.Fprintf(w, ", %d gone from the source since listed", t.Gone)
 	}
+	if t.Moved > 0 || t.Removed > 0 || t.FoldersDeleted > 0 {
+		verb := ""
+		if r.DryRun {
+			verb = "would be "
+		}
+		fmt.Fprintf(w, ", mirror: %d %smoved, %d %sremoved on the destination", t.Moved, verb, t.Removed, verb)
+		if t.FoldersDeleted > 0 {
+			fmt.Fprintf(w, ", %d folders %sdeleted", t.FoldersDeleted, verb)
+		}
+	}
+	if t.MirrorHeld > 0 {
+		fmt.Fprintf(w, ", %d removals held back (see above)", t.MirrorHeld)
+	}
 	if t.AccountsPaused > 0 {
 		fmt.Fprintf(w, ", %d waiting in %d accounts paused until their next quota day", t.Waiting, t.AccountsPaused)
 	}
@@ -223,9 +252,43 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "line ends: %d messages had a bare LF or CR turned into CRLF (%d line ends), as IMAP requires\n",
 			t.Normalised, t.LineEndsFixed)
 	}
-	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && t.AccountsPaused == 0 && !anyLocked(r.Accounts) {
+	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && t.AccountsPaused == 0 && !anyLocked(r.Accounts) &&
+		t.Moved == 0 && t.Removed == 0 && t.FoldersDeleted == 0 && t.MirrorHeld == 0 && !anyMirrorHeld(r.Accounts) {
 		fmt.Fprintln(w, "nothing to do: the destination already has every message")
 	}
+}
+
+// writeMirror prints what a mirror pass held back, and the removals and
+// moves of a dry run or held back by the caps.
+func writeMirror(w io.Writer, s *pipeline.Stats, dryRun bool) {
+	for _, u := range s.MirrorUnsure {
+		fmt.Fprintf(w, "  mirror: cannot tell what was deleted in %q (%s): nothing of it removed\n", u.Folder, u.Reason)
+	}
+	if s.MirrorCap > 0 {
+		fmt.Fprintf(w, "  mirror: this pass would remove %d copies, over the cap of %d: nothing removed (raise --max-delete or --max-delete-percent if the deletions are real)\n",
+			len(s.MirrorActions), s.MirrorCap)
+	}
+	held := s.MirrorCap > 0 || !dryRun && s.MirrorHeld > 0
+	for _, a := range s.MirrorActions {
+		what := "would remove"
+		switch {
+		case a.Action == "move" && dryRun:
+			fmt.Fprintf(w, "  would move %q: %q UID %d to %q\n", a.Key, a.Mailbox, a.UID, a.To)
+			continue
+		case held:
+			what = "held back: remove"
+		}
+		fmt.Fprintf(w, "  %s %q: %q UID %d\n", what, a.Key, a.Mailbox, a.UID)
+	}
+}
+
+func anyMirrorHeld(stats []*pipeline.Stats) bool {
+	for _, s := range stats {
+		if mirrorHeld(s) {
+			return true
+		}
+	}
+	return false
 }
 
 func result(s *pipeline.Stats) string {
@@ -234,7 +297,7 @@ func result(s *pipeline.Stats) string {
 		return s.ErrorClass
 	case s.PausedUntil != nil:
 		return "paused"
-	case s.Skipped > 0 || s.Failed > 0:
+	case s.Skipped > 0 || s.Failed > 0 || mirrorHeld(s):
 		return "partial"
 	}
 	return "ok"
