@@ -181,3 +181,155 @@ func TestE2EMirror(t *testing.T) {
 		t.Fatalf("second mirror pass: exit %d, copied %d, removed %d, moved %d; want 0, 0, 0, 0\n%s", r.code, a.Copied, a.Removed, a.Moved, r.stderr)
 	}
 }
+
+// expungeAt expunges from mailbox at s the messages match picks.
+func expungeAt(t *testing.T, s *dovecot.Server, password, mailbox string, match func(string) bool) int {
+	t.Helper()
+	c := imapLogin(t, s, password)
+	set := uidsOf(t, c, mailbox, match)
+	nums, _ := set.Nums()
+	if len(nums) == 0 {
+		return 0
+	}
+	if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDExpunge(set).Close(); err != nil {
+		t.Fatal(err)
+	}
+	return len(nums)
+}
+
+// TestE2EMirrorCaps: a POP3 source. A pass that would remove more than the
+// cap removes nothing and exits 3; a dry run lists the removals; a higher
+// cap lets them through; a maildrop that suddenly lists nothing removes
+// nothing and exits 3.
+func TestE2EMirrorCaps(t *testing.T) {
+	p := startPair(t)
+	msgs := simpleMessages(100)
+	seed(t, p, msgs)
+	r := runInProcess(t, p.getenv, p.copyArgs("--mirror")...)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 100 {
+		t.Fatalf("bulk pass: exit %d, copied %d\n%s", r.code, a.Copied, r.stderr)
+	}
+	gone := func(s string) bool {
+		var n int
+		_, err := fmt.Sscanf(s, "generated %d", &n)
+		return err == nil && n < 60
+	}
+	if n := expungeAt(t, p.src, srcPassword, "INBOX", gone); n != 60 {
+		t.Fatalf("expunged %d at the source, want 60", n)
+	}
+
+	// 60 removals, over the default cap of 50 (10 % of 100, at least 50).
+	r = runInProcess(t, p.getenv, p.copyArgs("--mirror")...)
+	a := r.report.Accounts[0]
+	if r.code != exitPartial || a.Removed != 0 || a.MirrorHeld != 60 || a.MirrorCap != 50 || len(a.MirrorActions) != 60 {
+		t.Fatalf("over the cap: exit %d, removed %d, held %d, cap %d, listed %d; want 3, 0, 60, 50, 60\n%s",
+			r.code, a.Removed, a.MirrorHeld, a.MirrorCap, len(a.MirrorActions), r.stderr)
+	}
+	if n := len(destMessages(t, p, "INBOX")); n != 100 {
+		t.Fatalf("a pass over the cap removed something: %d messages left, want 100", n)
+	}
+	// The text summary says what was held back.
+	r = runInProcess(t, p.getenv, append(slices.DeleteFunc(p.copyArgs("--mirror"), func(s string) bool { return s == "--json" }), "--max-delete-percent", "50")...)
+	if r.code != exitPartial || !strings.Contains(r.stdout, "over the cap of 50") || !strings.Contains(r.stdout, "held back: remove") {
+		t.Fatalf("text summary over the cap (exit %d):\n%s", r.code, r.stdout)
+	}
+
+	r = runInProcess(t, p.getenv, p.copyArgs("--mirror", "--max-delete", "60", "--dry-run")...)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 60 || len(a.MirrorActions) != 60 {
+		t.Fatalf("dry run: exit %d, removed %d, listed %d; want 0, 60, 60\n%s", r.code, a.Removed, len(a.MirrorActions), r.stderr)
+	}
+	if n := len(destMessages(t, p, "INBOX")); n != 100 {
+		t.Fatalf("the dry run removed something: %d messages left, want 100", n)
+	}
+
+	r = runInProcess(t, p.getenv, p.copyArgs("--mirror", "--max-delete", "60")...)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 60 || a.MirrorHeld != 0 {
+		t.Fatalf("within the cap: exit %d, removed %d, held %d; want 0, 60, 0\n%s", r.code, a.Removed, a.MirrorHeld, r.stderr)
+	}
+	assertSameMultiset(t, sourceServed(t, p), destBodies(destMessages(t, p, "INBOX")))
+
+	// The maildrop suddenly lists nothing: cannot tell.
+	if n := expungeAt(t, p.src, srcPassword, "INBOX", func(string) bool { return true }); n != 40 {
+		t.Fatalf("expunged %d at the source, want 40", n)
+	}
+	r = runInProcess(t, p.getenv, p.copyArgs("--mirror", "--max-delete", "1000")...)
+	if a := r.report.Accounts[0]; r.code != exitPartial || a.Removed != 0 || len(a.MirrorUnsure) != 1 {
+		t.Fatalf("empty maildrop: exit %d, removed %d, cannot tell %v; want 3, 0, one\n%s", r.code, a.Removed, a.MirrorUnsure, r.stderr)
+	}
+	if n := len(destMessages(t, p, "INBOX")); n != 40 {
+		t.Fatalf("an empty maildrop removed copies: %d left, want 40", n)
+	}
+}
+
+// TestE2EMirrorEmptyFolder: an IMAP source folder that suddenly lists
+// nothing removes nothing and exits 3, while a deletion in another folder
+// is mirrored.
+func TestE2EMirrorEmptyFolder(t *testing.T) {
+	p := imapPair(t)
+	base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
+	for i := range 10 {
+		for _, f := range []string{"INBOX", "Work"} {
+			if err := p.src.SeedMaildir("alice", f, mirrorMessage(f, i), "", base.Add(time.Duration(i)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Copied != 20 {
+		t.Fatalf("bulk pass: exit %d\n%s", r.code, r.stderr)
+	}
+	expungeAt(t, p.src, srcPassword, "Work", func(string) bool { return true })
+	expungeAt(t, p.src, srcPassword, "INBOX", subjectIn("INBOX", 0, 2))
+	r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+	a := r.report.Accounts[0]
+	if r.code != exitPartial || a.Removed != 2 || len(a.MirrorUnsure) != 1 || a.MirrorUnsure[0].Folder != "Work" {
+		t.Fatalf("empty folder: exit %d, removed %d, cannot tell %v; want 3, 2, Work\n%s", r.code, a.Removed, a.MirrorUnsure, r.stderr)
+	}
+	if n := len(destMessages(t, p, "Work")); n != 10 {
+		t.Errorf("the emptied folder's copies were removed: %d left, want 10", n)
+	}
+	assertMirrored(t, p, map[string]string{"INBOX": "INBOX"}, nil)
+}
+
+// TestE2EMirrorCrash: a mirror pass killed at each step of its removals
+// and moves (intent committed; server done, outcome not committed), then
+// run again, leaves the destination equal to the source: nothing lost,
+// nothing twice.
+func TestE2EMirrorCrash(t *testing.T) {
+	for _, point := range []string{"removing:1", "removed:1", "moving:1", "moved:1"} {
+		t.Run(strings.Split(point, ":")[0], func(t *testing.T) {
+			p := imapPair(t)
+			base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
+			for i := range 10 {
+				for _, f := range []string{"INBOX", "Work"} {
+					if err := p.src.SeedMaildir("alice", f, mirrorMessage(f, i), "S", base.Add(time.Duration(i)*time.Minute)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK {
+				t.Fatalf("bulk pass: exit %d\n%s", r.code, r.stderr)
+			}
+			expungeAt(t, p.src, srcPassword, "INBOX", subjectIn("INBOX", 0, 3))
+			c := imapLogin(t, p.src, srcPassword)
+			if _, err := c.Move(uidsOf(t, c, "INBOX", subjectIn("INBOX", 3, 6)), "Work").Wait(); err != nil {
+				t.Fatal(err)
+			}
+			r := runSubprocess(t, p, []string{"MAILFERRY_TEST_CRASHPOINT=" + point}, p.imapCopyArgs("--mirror")...)
+			if r.code != -1 {
+				t.Fatalf("the crashpoint %s was not reached: exit %d\n%s", point, r.code, r.stderr)
+			}
+			r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+			if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 {
+				t.Fatalf("after the crash: exit %d, copied %d (nothing is appended again)\n%s", r.code, a.Copied, r.stderr)
+			}
+			assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Work": "Work"}, nil)
+			r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+			if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 || a.Removed != 0 || a.Moved != 0 {
+				t.Fatalf("a pass after: exit %d, copied %d, removed %d, moved %d; want nothing\n%s", r.code, a.Copied, a.Removed, a.Moved, r.stderr)
+			}
+		})
+	}
+}
