@@ -487,21 +487,34 @@ func (ctl *control) move(ctx context.Context, mailbox string, uidValidity uint32
 	return destValidity, out, nil
 }
 
-// deleteMailbox deletes mailbox (RFC 3501 §6.3.4). A mailbox that does
-// not exist is no error: deleting it again after a crash is the same.
-func (ctl *control) deleteMailbox(ctx context.Context, name string) error {
+// deleteEmptyMailbox deletes mailbox (RFC 3501 §6.3.4) when it holds no
+// message, and reports whether it did. A mailbox that does not exist, or
+// holds messages, is left alone: deleting again after a crash is the same.
+func (ctl *control) deleteEmptyMailbox(ctx context.Context, name string) (bool, error) {
 	done, err := ctl.begin(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer done()
 	list, err := ctl.c.List("", name, nil).Collect()
 	if err = ctl.check(ctx, err, "LIST", name); err != nil {
-		return err
+		return false, err
 	}
 	if len(list) == 0 {
-		return nil
+		return false, nil
+	}
+	sel, err := ctl.examine(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	if sel.NumMessages > 0 {
+		return false, nil
+	}
+	if ctl.c.Caps().Has(imap.CapUnselect) {
+		if err := ctl.c.Unselect().Wait(); err != nil {
+			return false, ctl.check(ctx, err, "UNSELECT", name)
+		}
 	}
 	err = ctl.c.Delete(name).Wait()
-	return ctl.check(ctx, err, "DELETE", name)
+	return err == nil, ctl.check(ctx, err, "DELETE", name)
 }

@@ -145,8 +145,9 @@ func (d *Destination) Move(ctx context.Context, mailbox string, uidValidity uint
 	return d.ctl.move(ctx, mailbox, uidValidity, uids, target)
 }
 
-// DeleteMailbox deletes the mailbox name; one that does not exist is no
-// error.
-func (d *Destination) DeleteMailbox(ctx context.Context, name string) error {
-	return d.ctl.deleteMailbox(ctx, name)
+// DeleteMailbox deletes the mailbox name when it holds no message, and
+// reports whether it did; one that does not exist or holds messages is
+// left as it is.
+func (d *Destination) DeleteMailbox(ctx context.Context, name string) (bool, error) {
+	return d.ctl.deleteEmptyMailbox(ctx, name)
 }

@@ -187,6 +187,8 @@ type attempt struct {
 	dry    bool // a dry run: mirror lists what it would do
 	// mir is the mirror pass's state (Options.Mirror), nil until used.
 	mir *mirrorState
+	// plan is the attempt's folder plan.
+	plan FolderPlan
 	// limit is the size limit of the copy (set by copy; mailboxes with an
 	// APPENDLIMIT of their own tighten it).
 	limit SizeLimit
@@ -265,6 +267,7 @@ func (a *attempt) do(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.plan = dests
 	if err := a.reconcile(ctx); err != nil {
 		return err
 	}

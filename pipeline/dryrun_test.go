@@ -115,7 +115,7 @@ type moverDest struct{ Destination }
 func (moverDest) Move(context.Context, string, uint32, []uint32, string) (uint32, map[uint32]uint32, error) {
 	return 0, nil, nil
 }
-func (moverDest) DeleteMailbox(context.Context, string) error { return nil }
+func (moverDest) DeleteMailbox(context.Context, string) (bool, error) { return true, nil }
 
 // errorInterfaces are asked of errors, not of sessions.
 var errorInterfaces = []string{"Classifier", "RetryAfterer"}

@@ -276,8 +276,23 @@ func (a *attempt) sweep(ctx context.Context) error {
 				return err
 			}
 		}
+		// OpName keeps the destination folder it maps to: mirror deletes
+		// it when the source folder goes.
 		records = append(records, Folder{Side: SourceSide, Name: g.mailbox, UIDValidity: g.place.UIDValidity,
-			Messages: uint32(g.listed), SyncedAt: a.opts.Now()})
+			Messages: uint32(g.listed), SyncedAt: a.opts.Now(), OpName: a.plan.folders[g.mailbox]})
+	}
+	if a.opts.KeyFolder != nil {
+		// Folders copied that listed nothing: recorded empty, unless the
+		// ledger knows them with messages (which cannot tell).
+		for name, dest := range a.plan.folders {
+			if dest == "" || listedAny(sc, name) {
+				continue
+			}
+			if rec, ok := sc.records[name]; ok && rec.Messages > 0 {
+				continue
+			}
+			records = append(records, Folder{Side: SourceSide, Name: name, SyncedAt: a.opts.Now(), OpName: dest})
+		}
 	}
 	if a.opts.KeyFolder == nil && sc.found < sc.live && a.listed > 0 {
 		// Something the ledger has was not listed: list again, keeping a
@@ -314,6 +329,17 @@ func (a *attempt) sweep(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// listedAny reports whether the attempt listed messages of mailbox under
+// any generation.
+func listedAny(sc *scopes, mailbox string) bool {
+	for _, g := range sc.order {
+		if g.mailbox == mailbox {
+			return true
+		}
+	}
+	return false
 }
 
 // sweepScope marks gone the entries of q that listed says the listing did

@@ -42,8 +42,10 @@ type Mover interface {
 // (mirror deletes a destination folder whose source folder is gone and
 // which holds nothing else).
 type MailboxDeleter interface {
-	// DeleteMailbox deletes name; one that does not exist is no error.
-	DeleteMailbox(ctx context.Context, name string) error
+	// DeleteMailbox deletes name when it holds no message and reports
+	// whether it did; one that does not exist or holds messages is left
+	// as it is.
+	DeleteMailbox(ctx context.Context, name string) (bool, error)
 }
 
 // FolderNamer is implemented by sources with folders (imapsrc): the name
@@ -167,14 +169,15 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 	}
 	known, present := 0, 0
 	for name, rec := range a.scopes.records {
+		if !has[name] && rec.Op != FolderDeleted {
+			m.vanished[name] = true
+		}
 		if rec.Messages == 0 {
 			continue
 		}
 		known++
 		if has[name] {
 			present++
-		} else {
-			m.vanished[name] = true
 		}
 	}
 	if known > 0 && present == 0 {
@@ -554,7 +557,7 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 			"folder", name, "why", why)
 	}
 	if len(remove) == 0 {
-		return nil
+		return a.deleteFolders(ctx)
 	}
 	actions := make([]MirrorAction, len(remove))
 	for i, e := range remove {
@@ -573,7 +576,7 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 		a.st.MirrorCap = int(limit)
 		a.st.MirrorActions = append(a.st.MirrorActions, actions...)
 		a.mu.Unlock()
-		return nil
+		return a.deleteFolders(ctx)
 	}
 	if a.dry {
 		for _, act := range actions {
@@ -584,7 +587,7 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 		a.st.Removed += len(remove)
 		a.st.MirrorActions = append(a.st.MirrorActions, actions...)
 		a.mu.Unlock()
-		return nil
+		return a.deleteFolders(ctx)
 	}
 	if !a.dst.Capabilities().UIDPlus {
 		a.log.Error("mirror: the destination has no UIDPLUS, so it cannot remove single messages; nothing removed", "account", a.opts.Name,
@@ -593,9 +596,75 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 		a.st.MirrorHeld += len(remove)
 		a.st.MirrorActions = append(a.st.MirrorActions, actions...)
 		a.mu.Unlock()
+		return a.deleteFolders(ctx)
+	}
+	if err := a.removeCopies(ctx, remove); err != nil {
+		return err
+	}
+	return a.deleteFolders(ctx)
+}
+
+// deleteFolders deletes the destination folders of source folders that
+// are gone from the source (deleted, or renamed: their messages moved),
+// once each holds nothing: every copy in it was removed or moved, and
+// nothing else was put there. One that holds anything stays. A
+// destination folder another copied folder maps to, and INBOX, stay.
+func (a *attempt) deleteFolders(ctx context.Context) error {
+	m := a.mirror()
+	if len(m.vanished) == 0 {
 		return nil
 	}
-	return a.removeCopies(ctx, remove)
+	inUse := map[string]bool{"INBOX": true}
+	for _, d := range a.plan.folders {
+		inUse[d] = true
+	}
+	var names []string
+	for name := range m.vanished {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		rec := a.scopes.records[name]
+		dest := rec.OpName
+		if dest == "" || inUse[dest] {
+			continue
+		}
+		if a.dry {
+			a.log.Info("dry run: would delete the destination folder if it holds nothing else", "account", a.opts.Name,
+				"folder", dest, "source_folder", name)
+			a.mu.Lock()
+			a.st.FoldersDeleted = append(a.st.FoldersDeleted, dest)
+			a.mu.Unlock()
+			continue
+		}
+		del, ok := a.dst.(MailboxDeleter)
+		if !ok {
+			return nil
+		}
+		deleted, err := del.DeleteMailbox(ctx, dest)
+		if err != nil {
+			if ClassOf(err) == ClassTransient {
+				return fmt.Errorf("mirror: deleting destination folder %q: %w", dest, err)
+			}
+			a.log.Warn("mirror: the destination would not delete a folder deleted at the source; it stays", "account", a.opts.Name,
+				"folder", dest, "error", err)
+			continue
+		}
+		if !deleted {
+			a.log.Info("mirror: a folder deleted at the source still holds messages on the destination; it stays", "account", a.opts.Name,
+				"folder", dest, "source_folder", name)
+			continue
+		}
+		rec.Op, rec.Messages, rec.SyncedAt = FolderDeleted, 0, a.opts.Now()
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: []Folder{rec}}); err != nil {
+			return fmt.Errorf("recording the destination folder %q deleted: %w", dest, fatal(err))
+		}
+		a.log.Info("mirror: destination folder deleted, as its source folder was", "account", a.opts.Name, "folder", dest, "source_folder", name)
+		a.mu.Lock()
+		a.st.FoldersDeleted = append(a.st.FoldersDeleted, dest)
+		a.mu.Unlock()
+	}
+	return nil
 }
 
 // removeCopies removes the copies of entries from the destination through

@@ -104,27 +104,32 @@ func TestE2EMirror(t *testing.T) {
 	seedN("INBOX", 0, 60, "S")
 	seedN("Work", 0, 20, "")
 	seedN("Projects", 0, 10, "F")
+	seedN("Old", 0, 2, "S")
 	src := imapLogin(t, p.src, srcPassword)
 	if err := src.Create("Empty", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
 
 	r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
-	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 90 || a.Removed != 0 || a.Moved != 0 {
-		t.Fatalf("bulk pass: exit %d, copied %d, removed %d, moved %d; want 0, 90, 0, 0\n%s", r.code, a.Copied, a.Removed, a.Moved, r.stderr)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 92 || a.Removed != 0 || a.Moved != 0 {
+		t.Fatalf("bulk pass: exit %d, copied %d, removed %d, moved %d; want 0, 92, 0, 0\n%s", r.code, a.Copied, a.Removed, a.Moved, r.stderr)
 	}
-	// Mail that reached the destination another way (the MX switched).
+	// Mail that reached the destination another way (the MX switched),
+	// and a message the user filed on the destination into a folder the
+	// source then deletes.
 	dst := imapLogin(t, p.dst, dstPassword)
 	own := []byte("Message-ID: <own@example.test>\r\nSubject: delivered at the destination\r\n\r\nmine\r\n")
-	app := dst.Append("INBOX", int64(len(own)), nil)
-	if _, err := app.Write(own); err != nil {
-		t.Fatal(err)
-	}
-	if err := app.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := app.Wait(); err != nil {
-		t.Fatal(err)
+	for _, box := range []string{"INBOX", "Old"} {
+		app := dst.Append(box, int64(len(own)), nil)
+		if _, err := app.Write(own); err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := app.Wait(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// The user works at the source between the passes.
@@ -148,15 +153,17 @@ func TestE2EMirror(t *testing.T) {
 	if err := src.Rename("Projects", "Archive2021", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Delete("Empty").Wait(); err != nil {
-		t.Fatal(err)
+	for _, box := range []string{"Empty", "Old"} {
+		if err := src.Delete(box).Wait(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	seedN("INBOX", 100, 10, "")
 
 	// A dry run lists every removal and move and changes nothing.
 	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror", "--dry-run")...)
-	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 20 || a.Moved != 40 || len(a.MirrorActions) != 60 {
-		t.Fatalf("dry run: exit %d, removed %d, moved %d, actions %d; want 0, 20, 40, 60\n%s", r.code, a.Removed, a.Moved, len(a.MirrorActions), r.stderr)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 22 || a.Moved != 40 || len(a.MirrorActions) != 62 || len(a.FoldersDeleted) != 3 {
+		t.Fatalf("dry run: exit %d, removed %d, moved %d, actions %d; want 0, 22, 40, 62\n%s", r.code, a.Removed, a.Moved, len(a.MirrorActions), r.stderr)
 	}
 	if n := len(destMessages(t, p, "INBOX")); n != 61 {
 		t.Fatalf("the dry run changed the destination INBOX: %d messages, want 61", n)
@@ -164,15 +171,28 @@ func TestE2EMirror(t *testing.T) {
 
 	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
 	a := r.report.Accounts[0]
-	if r.code != exitOK || a.Copied != 10 || a.Removed != 20 || a.Moved != 40 {
-		t.Fatalf("mirror pass: exit %d, copied %d, removed %d, moved %d; want 0, 10, 20, 40\n%s", r.code, a.Copied, a.Removed, a.Moved, r.stderr)
+	if r.code != exitOK || a.Copied != 10 || a.Removed != 22 || a.Moved != 40 {
+		t.Fatalf("mirror pass: exit %d, copied %d, removed %d, moved %d; want 0, 10, 22, 40\n%s", r.code, a.Copied, a.Removed, a.Moved, r.stderr)
 	}
 	assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Work": "Work", "Archive2021": "Archive2021"}, map[string]int{"INBOX": 1})
 	if !slices.ContainsFunc(destMessages(t, p, "INBOX"), func(m destMsg) bool { return string(m.body) == string(own) }) {
 		t.Error("the message delivered at the destination is gone")
 	}
-	if n := len(destMessages(t, p, "Projects")); n != 0 {
-		t.Errorf("the renamed folder's old destination folder still holds %d messages", n)
+	// The renamed folder's old destination folder, emptied by the moves,
+	// and the deleted empty folder's are deleted; the deleted folder that
+	// holds the user's own message stays, with only that message.
+	if got := a.FoldersDeleted; !slices.Equal(got, []string{"Empty", "Projects"}) {
+		t.Errorf("folders deleted: %q, want Empty and Projects", got)
+	}
+	boxes, err := p.dst.Mailboxes("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(boxes, "Projects") || slices.Contains(boxes, "Empty") || !slices.Contains(boxes, "Archive2021") || !slices.Contains(boxes, "Old") {
+		t.Errorf("destination folders after the mirror pass: %q; want Archive2021 and Old, no Projects, no Empty", boxes)
+	}
+	if old := destMessages(t, p, "Old"); len(old) != 1 || string(old[0].body) != string(own) {
+		t.Errorf("the destination folder Old holds %d messages, want only the user's own", len(old))
 	}
 
 	// A second mirror pass has nothing to do.
