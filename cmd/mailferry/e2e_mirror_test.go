@@ -195,6 +195,16 @@ func TestE2EMirror(t *testing.T) {
 		t.Errorf("the destination folder Old holds %d messages, want only the user's own", len(old))
 	}
 
+	// verify agrees: every source message once on the destination, with
+	// the ledger and without it; the one extra is the user's own message.
+	for _, mode := range [][]string{nil, {"--no-ledger"}} {
+		code, rep := imapVerifyJSON(t, p, mode...)
+		items := rep.Accounts[0].Items
+		if code != exitOK || !rep.OK || len(items) != 1 || items[0].Kind.String() != "extra" || !strings.Contains(items[0].Detail, "<own@example.test>") {
+			t.Errorf("verify %v after the mirror pass: exit %d, differences %+v; want only the user's own message as extra", mode, code, items)
+		}
+	}
+
 	// A second mirror pass has nothing to do.
 	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
 	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 || a.Removed != 0 || a.Moved != 0 {
