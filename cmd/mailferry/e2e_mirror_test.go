@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
 )
 
 // Mirror passes (issue 22, docs/mirror.md) against Dovecot at both ends.
@@ -361,5 +362,105 @@ func TestE2EMirrorCrash(t *testing.T) {
 				t.Fatalf("a pass after: exit %d, copied %d, removed %d, moved %d; want nothing\n%s", r.code, a.Copied, a.Removed, a.Moved, r.stderr)
 			}
 		})
+	}
+}
+
+// TestFaultMirror: mirror passes whose destination connections are cut at
+// points spread over the pass (both directions, every connection: the
+// retry settles what the first attempt left until it is cut too), each
+// followed by a clean pass: after each, the destination equals the source
+// folder by folder, nothing lost, nothing twice.
+func TestFaultMirror(t *testing.T) {
+	p := imapPair(t)
+	proxy := startProxy(t, p.dst.IMAPAddr())
+	args := func(extra ...string) []string {
+		return append([]string{"copy", "imaps://alice@" + p.src.IMAPSAddr(), "imap://alice@" + proxy.Addr() + "?tls=none",
+			"--allow-plaintext", "--tls-ca", p.src.CAFile(), "--state", p.state, "--json", "--progress", "none",
+			"--mirror", "--attempts", "2", "--retry-backoff", "10ms"}, extra...)
+	}
+	base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
+	next := map[string]int{}
+	deliver := func(folder string, n int) {
+		for range n {
+			i := next[folder]
+			next[folder]++
+			if err := p.src.SeedMaildir("alice", folder, mirrorMessage(folder, i), "S", base.Add(time.Duration(i)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deliver("INBOX", 12)
+	deliver("Work", 12)
+	if r := runInProcess(t, p.getenv, args()...); r.code != exitOK {
+		t.Fatalf("bulk pass: exit %d\n%s", r.code, r.stderr)
+	}
+	src := imapLogin(t, p.src, srcPassword)
+	folders := map[string]string{"INBOX": "INBOX", "Work": "Work"}
+	// Even rounds cut what the server says, odd ones what mailferry sends,
+	// at offsets found to land from the login to the last mirror command.
+	// (They cut the logins, LIST, SUBSCRIBE, the moves' SELECT and UID
+	// MOVE, the removals' UID STORE, and the next attempt's settling of
+	// what the cut left.)
+	offsets := []int64{150, 100, 700, 250, 1100, 300, 1400, 350, 1700, 400, 2000, 450}
+	for round, after := range offsets {
+		from, to := "INBOX", "Work"
+		if round%2 == 1 {
+			from, to = to, from
+		}
+		// The oldest message of from is deleted, the next one moved, and
+		// a new one arrives.
+		set := uidsOf(t, src, from, func(string) bool { return true })
+		uids, _ := set.Nums()
+		if len(uids) < 2 {
+			t.Fatalf("round %d: %s holds %d messages", round, from, len(uids))
+		}
+		var del, mv imap.UIDSet
+		del.AddNum(uids[0])
+		mv.AddNum(uids[1])
+		if err := src.Store(del, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := src.UIDExpunge(del).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := src.Move(mv, to).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Unselect().Wait(); err != nil {
+			t.Fatal(err)
+		}
+		deliver(to, 1)
+
+		dir := faultproxy.ServerToClient
+		if round%2 == 1 {
+			dir = faultproxy.ClientToServer
+		}
+		if err := proxy.SetPlan(faultproxy.Plan{Faults: []faultproxy.Fault{{Kind: faultproxy.Cut, Dir: dir, After: after}}}); err != nil {
+			t.Fatal(err)
+		}
+		r := runInProcess(t, p.getenv, args()...)
+		if err := proxy.SetPlan(faultproxy.Plan{}); err != nil {
+			t.Fatal(err)
+		}
+		errLine := ""
+		if len(r.report.Accounts) > 0 {
+			errLine = r.report.Accounts[0].Error
+		}
+		for _, l := range strings.Split(r.stderr, "\n") {
+			if strings.Contains(l, "retrying") {
+				errLine += " [retried after: " + l[strings.Index(l, "error="):] + "]"
+			}
+		}
+		t.Logf("round %d: cut %s after %d bytes: exit %d %s", round, dir, after, r.code, errLine)
+		if r.code == exitOK {
+			assertMirrored(t, p, folders, nil)
+		}
+		if r = runInProcess(t, p.getenv, args()...); r.code != exitOK {
+			t.Fatalf("round %d: the clean pass after the cut: exit %d\n%s", round, r.code, r.stderr)
+		}
+		assertMirrored(t, p, folders, nil)
+		if t.Failed() {
+			t.Fatalf("round %d (cut %s after %d bytes): the destination differs from the source", round, dir, after)
+		}
 	}
 }
