@@ -12,8 +12,10 @@ import (
 
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/internal/connlimit"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
@@ -117,6 +119,7 @@ type Account struct {
 	src, dst   *side
 	set        *Set
 	sourceIMAP bool
+	notes      *notes
 }
 
 // spec is what an account is made of, from a config or from URLs.
@@ -164,6 +167,10 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 	if a.dst, err = s.side(sp.dst); err != nil {
 		return nil, err
 	}
+	a.notes = &notes{}
+	a.src.quirks = imapconn.NewQuirks(a.src.log.With("server", a.src.ep.Addr()), func(n string) { a.notes.add("source: " + n) })
+	a.dst.quirks = imapconn.NewQuirks(a.dst.log.With("server", a.dst.ep.Addr()), func(n string) { a.notes.add("destination: " + n) })
+	a.dst.shared = imapdst.NewShared(a.dst.quirks)
 	tr, err := s.trafficOf(a.Options.Name, sp.limits, sp.src.ep, sp.dst.ep)
 	if err != nil {
 		return nil, err
@@ -290,17 +297,18 @@ func Select(cfg *config.Config, only []string) ([]*config.Account, error) {
 	for _, n := range only {
 		want[n] = true
 	}
+	found := map[string]bool{} // not deleted from want: an emptied want would select every later account
 	var out []*config.Account
 	for i := range cfg.Accounts {
 		a := &cfg.Accounts[i]
 		if len(want) > 0 && !want[a.Name] {
 			continue
 		}
-		delete(want, a.Name)
+		found[a.Name] = true
 		out = append(out, a)
 	}
 	for _, n := range only {
-		if want[n] {
+		if !found[n] {
 			return nil, fmt.Errorf("no account named %q in %s", n, cfg.File)
 		}
 	}

@@ -184,6 +184,47 @@ func TestFromConfigSelect(t *testing.T) {
 	}
 }
 
+// TestSelect: --only selects exactly the accounts named, wherever they
+// are in the config, in the config's order (it used to select every
+// account after the first one named once all names were found).
+func TestSelect(t *testing.T) {
+	var doc strings.Builder
+	doc.WriteString("[source]\nurl = \"pop3s://pop.old.example\"\n[destination]\nurl = \"imaps://imap.new.example\"\n")
+	for _, n := range []string{"a", "b", "c", "d"} {
+		fmt.Fprintf(&doc, "[[account]]\nname = %q\nsource_user = %q\nsource_password = \"x\"\ndest_password = \"y\"\n", n, n)
+	}
+	cfg := loadConfig(t, doc.String())
+	tests := []struct {
+		only []string
+		want string
+	}{
+		{nil, "a b c d"},
+		{[]string{"a"}, "a"},
+		{[]string{"b", "a"}, "a b"},
+		{[]string{"b"}, "b"},
+		{[]string{"c", "a"}, "a c"},
+		{[]string{"d"}, "d"},
+		{[]string{"a", "a"}, "a"},
+	}
+	for _, tt := range tests {
+		accs, err := Select(cfg, tt.only)
+		if err != nil {
+			t.Errorf("Select(%v): %v", tt.only, err)
+			continue
+		}
+		var got []string
+		for _, a := range accs {
+			got = append(got, a.Name)
+		}
+		if strings.Join(got, " ") != tt.want {
+			t.Errorf("Select(%v) = %v, want %s", tt.only, got, tt.want)
+		}
+	}
+	if _, err := Select(cfg, []string{"a", "zz"}); err == nil || !strings.Contains(err.Error(), `"zz"`) {
+		t.Errorf("Select(a, zz): %v, want an error naming zz", err)
+	}
+}
+
 // TestSecretFailsOnlyItsAccount: assembling runs no password command; an
 // account whose command fails fails when it connects, with a fatal
 // *SecretError that names the key and never the secret, while an

@@ -43,6 +43,7 @@ func (a *Account) Job() pipeline.Job {
 		OpenExtraDestination: func(ctx context.Context) (pipeline.Destination, error) {
 			return asDestination(a.OpenExtraDestination(ctx))
 		},
+		Notes: a.Notes,
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/internal/connlimit"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/secret"
@@ -59,6 +60,11 @@ type side struct {
 	userKey       string // the connlimit key of this user on this server
 	log           *slog.Logger
 	trace         io.Writer
+	// quirks remembers what the server refused of the optional features,
+	// for every session of the account; shared carries it and the
+	// mailboxes' PERMANENTFLAGS between the destination's sessions.
+	quirks *imapconn.Quirks
+	shared *imapdst.Shared
 }
 
 // sideSpec is what a side is made of.
@@ -213,7 +219,7 @@ func (d *side) imapSource(f config.Folders, onClose func()) imapsrc.Options {
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
 		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
 		Logger: d.log, Trace: d.trace, Include: include, Exclude: f.Exclude,
-		MaxAge: f.MaxAge, MinAge: f.MinAge, OnClose: onClose,
+		MaxAge: f.MaxAge, MinAge: f.MinAge, OnClose: onClose, Quirks: d.quirks,
 	}
 }
 
@@ -224,7 +230,7 @@ func (d *side) imapDest(batchMessages int, batchBytes int64, onClose func()) ima
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
 		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
 		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
-		Logger: d.log, Trace: d.trace, OnClose: onClose,
+		Logger: d.log, Trace: d.trace, OnClose: onClose, Shared: d.shared,
 	}
 }
 
@@ -234,7 +240,7 @@ func (d *side) reader() verify.IMAPOptions {
 	return verify.IMAPOptions{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
-		AllowPlaintext: d.allowPlaintext, Logger: d.log,
+		AllowPlaintext: d.allowPlaintext, Logger: d.log, Quirks: d.quirks,
 	}
 }
 

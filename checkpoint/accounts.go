@@ -397,24 +397,24 @@ type Selector struct {
 // flight and stops. It returns the names (or idents) of the accounts it
 // changed.
 func (l *Ledger) Pause(ctx context.Context, sel Selector, reason string) ([]string, error) {
-	return l.setFlags(ctx, sel, `paused = 1, pause_reason = ?`, []any{reason}, `NOT paused`)
+	return l.setFlags(ctx, sel, `paused = 1, pause_reason = ?, paused_at = ?`, []any{reason, nanos(l.now())}, `NOT paused`)
 }
 
 // Resume clears the pause of the selected accounts (a quota wait stays:
 // the quota is a rule, not a pause).
 func (l *Ledger) Resume(ctx context.Context, sel Selector) ([]string, error) {
-	return l.setFlags(ctx, sel, `paused = 0, pause_reason = ''`, nil, `paused`)
+	return l.setFlags(ctx, sel, `paused = 0, pause_reason = '', paused_at = ?`, []any{nanos(l.now())}, `paused`)
 }
 
 // Retry makes the selected accounts run as soon as possible, and with
 // skipped their skipped-for-good messages tried again (except those
 // probably present already) by their next run, which clears the flag.
 func (l *Ledger) Retry(ctx context.Context, sel Selector, skipped bool) ([]string, error) {
-	set := `not_before = 0`
+	set := `not_before = 0, retry_asked = ?`
 	if skipped {
 		set += `, retry_skipped = 1`
 	}
-	return l.setFlags(ctx, sel, set, nil, `1 = 1`)
+	return l.setFlags(ctx, sel, set, []any{nanos(l.now())}, `1 = 1`)
 }
 
 // setFlags updates the selected accounts where cond holds.

@@ -62,7 +62,7 @@ var (
 	ErrSchemaTooOld = errors.New("checkpoint: ledger schema is older than this version of mailferry")
 	// ErrNotLedger is wrapped by Open when the file holds tables that are
 	// not a mailferry ledger; nothing is written to it.
-	ErrNotLedger = errors.New("checkpoint: not a mailferry ledger")
+	ErrNotLedger = errors.New("checkpoint: not a mailferry checkpoint file")
 	// ErrInvalidEntry is wrapped by Commit for an entry without key, with
 	// an unknown state, a digest that is not 64 hex digits, or a time it
 	// cannot store; nothing is written.

@@ -11,14 +11,19 @@ import (
 )
 
 // runColumns are the columns of a RunRecord.
-const runColumns = `started, finished, result, error, error_class, listed, listed_bytes, copied, found, skipped, failed,
+const runColumns = `started, finished, result, error, error_class, hint, listed, listed_bytes, copied, found, skipped, failed,
 	gone, moved, removed, deleted, bytes`
+
+// scanFunc makes a Scan method of a function (a row with more columns).
+type scanFunc func(dest ...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
 
 func scanRun(row interface{ Scan(...any) error }) (pipeline.RunRecord, error) {
 	var rec pipeline.RunRecord
 	var started int64
 	var finished sql.NullInt64
-	err := row.Scan(&started, &finished, &rec.Result, &rec.Error, &rec.ErrorClass, &rec.Listed, &rec.ListedBytes,
+	err := row.Scan(&started, &finished, &rec.Result, &rec.Error, &rec.ErrorClass, &rec.Hint, &rec.Listed, &rec.ListedBytes,
 		&rec.Copied, &rec.Found, &rec.Skipped, &rec.Failed, &rec.Gone, &rec.Moved, &rec.Removed, &rec.Deleted, &rec.Bytes)
 	rec.Started = fromNanos(started)
 	if finished.Valid {
@@ -103,10 +108,10 @@ func (l *Ledger) FinishRun(ctx context.Context, runID int64, rec pipeline.RunRec
 	}
 	defer func() { _ = tx.Rollback() }()
 	var account pipeline.AccountID
-	err = tx.QueryRowContext(ctx, l.d.q(`UPDATE runs SET finished = ?, result = ?, error = ?, error_class = ?, listed = ?,
+	err = tx.QueryRowContext(ctx, l.d.q(`UPDATE runs SET finished = ?, result = ?, error = ?, error_class = ?, hint = ?, listed = ?,
 		listed_bytes = ?, copied = ?, found = ?, skipped = ?, failed = ?, gone = ?, moved = ?, removed = ?, deleted = ?, bytes = ?
 		WHERE id = ? RETURNING account_id`),
-		nanos(finished), rec.Result, rec.Error, rec.ErrorClass, rec.Listed, rec.ListedBytes, rec.Copied, rec.Found,
+		nanos(finished), rec.Result, rec.Error, rec.ErrorClass, rec.Hint, rec.Listed, rec.ListedBytes, rec.Copied, rec.Found,
 		rec.Skipped, rec.Failed, rec.Gone, rec.Moved, rec.Removed, rec.Deleted, rec.Bytes, runID).Scan(&account)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("finishing run %d in %s: %w", runID, l.path, ErrUnknownRun)

@@ -70,6 +70,36 @@ var schema4 = []string{
 	CREATE INDEX resent_account ON resent (account, id);`,
 }
 
+// devSchema5 is what an unreleased development version of mailferry (its
+// status page, before the ledger changed once) added to schema 4 and
+// numbered 5: the operator's controls and each run's error class and hint.
+// Such a file has user_version 5 but none of schema 5's tables (no meta);
+// it is upgraded in place like a schema-4 file, its controls and runs'
+// hints kept (upgrade4). Frozen: it is what those files hold.
+const devSchema5 = `CREATE TABLE account_control (
+		account         TEXT    NOT NULL PRIMARY KEY,
+		paused          INTEGER NOT NULL DEFAULT 0,
+		changed         INTEGER NOT NULL DEFAULT 0,
+		retry_requested INTEGER NOT NULL DEFAULT 0
+	) WITHOUT ROWID;
+	ALTER TABLE runs ADD COLUMN error_class TEXT NOT NULL DEFAULT '';
+	ALTER TABLE runs ADD COLUMN hint TEXT NOT NULL DEFAULT '';`
+
+// isDevSchema5 reports whether a file of user_version 5 is devSchema5's:
+// schema 4's messages table (keyed by account) and account_control, no
+// meta.
+func isDevSchema5(ctx context.Context, tx *sql.Tx) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'account_control')
+		+ (SELECT COUNT(*) = 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta')
+		+ (SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'account')`).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("reading the tables: %w", err)
+	}
+	return n == 3, nil
+}
+
 // migrate brings the file to schema 5 in one immediate transaction, so
 // that two processes opening a new file at once do not both create
 // tables, and a kill at any point leaves the file as it was. It reports
@@ -78,18 +108,19 @@ var schema4 = []string{
 //   - no tables at all: schema 5 is created;
 //   - tables, but no user_version and no meta: ErrNotLedger, nothing written;
 //   - schema 1 to 4: the frozen migrations to 4, then the upgrade to 5;
-//   - schema 5: checked to be a mailferry ledger;
+//   - schema 5: checked to be a mailferry ledger; the development schema
+//     also numbered 5 (devSchema5) is upgraded like schema 4;
 //   - newer: ErrSchemaTooNew.
 func (l *Ledger) migrate(ctx context.Context, opts *Options) (bool, error) {
 	tx, err := l.beginMigration(ctx)
 	if err != nil {
-		return false, fmt.Errorf("starting schema migration: %w", err)
+		return false, fmt.Errorf("starting schema migration: %w", notDatabase(err))
 	}
 	defer func() { _ = tx.Rollback() }()
 
 	var version, tables int
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return false, fmt.Errorf("reading schema version: %w", err)
+		return false, fmt.Errorf("reading schema version: %w", notDatabase(err))
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).Scan(&tables); err != nil {
 		return false, fmt.Errorf("reading the tables: %w", err)
@@ -102,8 +133,15 @@ func (l *Ledger) migrate(ctx context.Context, opts *Options) (bool, error) {
 	case version == 0 && tables > 0:
 		return false, fmt.Errorf("the file holds %d tables but no mailferry schema: %w", tables, ErrNotLedger)
 	case version == SchemaVersion:
+		dev, err := isDevSchema5(ctx, tx)
+		if err != nil {
+			return false, err
+		}
+		if dev {
+			break
+		}
 		var app string
-		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'app'`).Scan(&app)
+		err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'app'`).Scan(&app)
 		if err != nil || app != appName {
 			return false, fmt.Errorf("schema version 5 without mailferry's meta table: %w", ErrNotLedger)
 		}
@@ -118,23 +156,28 @@ func (l *Ledger) migrate(ctx context.Context, opts *Options) (bool, error) {
 		l.log.Debug("ledger created", "path", l.path, "schema", SchemaVersion)
 		return false, nil
 	}
-	for v := version; v < len(schema4); v++ {
+	dev := version == SchemaVersion
+	for v := version; v < len(schema4) && !dev; v++ {
 		if _, err := tx.ExecContext(ctx, schema4[v]); err != nil {
 			return false, fmt.Errorf("migrating schema from version %d to %d: %w", v, v+1, err)
 		}
 	}
 	start := time.Now()
-	stats, err := l.upgrade4(ctx, tx, opts)
+	from := strconv.Itoa(version)
+	if dev {
+		from = "5 of a development version (account_control)"
+	}
+	stats, err := l.upgrade4(ctx, tx, opts, dev)
 	if err != nil {
-		return false, fmt.Errorf("upgrading the ledger from schema 4 to 5 (the file is left as it was): %w", err)
+		return false, fmt.Errorf("upgrading the ledger from schema %s to 5 (the file is left as it was): %w", from, err)
 	}
 	if opts.Crashpoint != nil {
 		opts.Crashpoint("upgrade: copied")
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("committing the upgrade from schema 4 to 5: %w", err)
+		return false, fmt.Errorf("committing the upgrade from schema %s to 5: %w", from, err)
 	}
-	l.log.Info("ledger upgraded from schema "+strconv.Itoa(version)+" to 5; nothing will be copied again",
+	l.log.Info("ledger upgraded from schema "+from+" to 5; nothing will be copied again",
 		"path", l.path, "accounts", stats.accounts, "entries", stats.entries, "runs", stats.runs,
 		"took", time.Since(start).Round(time.Millisecond))
 	return true, nil
@@ -167,6 +210,14 @@ func (l *Ledger) writeMeta(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("setting schema version %d: %w", SchemaVersion, err)
 	}
 	return nil
+}
+
+// notDatabase turns SQLite's SQLITE_NOTADB into ErrNotLedger.
+func notDatabase(err error) error {
+	if strings.Contains(err.Error(), "file is not a database") {
+		return fmt.Errorf("%w: not an SQLite database (%v)", ErrNotLedger, err)
+	}
+	return err
 }
 
 func firstLine(s string) string {

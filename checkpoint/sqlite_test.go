@@ -159,7 +159,7 @@ func TestOpenRefuses(t *testing.T) {
 			if err := os.WriteFile(path, []byte(strings.Repeat("this is not sqlite\n", 100)), 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, nil, "ledger.db"},
+		}, ErrNotLedger, "not an SQLite database"},
 		{"directory in the way", func(t *testing.T, path string) {
 			if err := os.Mkdir(path, 0o700); err != nil {
 				t.Fatal(err)

@@ -106,17 +106,10 @@ func (l *Ledger) Status(ctx context.Context, sel Selector) ([]AccountStatus, err
 			}
 			for rows.Next() {
 				var id int64
-				var rec pipeline.RunRecord
-				var started int64
-				var finished sql.NullInt64
-				if err := rows.Scan(&id, &started, &finished, &rec.Result, &rec.Error, &rec.ErrorClass, &rec.Listed, &rec.ListedBytes,
-					&rec.Copied, &rec.Found, &rec.Skipped, &rec.Failed, &rec.Gone, &rec.Moved, &rec.Removed, &rec.Deleted, &rec.Bytes); err != nil {
+				rec, err := scanRun(scanFunc(func(dest ...any) error { return rows.Scan(append([]any{&id}, dest...)...) }))
+				if err != nil {
 					rows.Close()
 					return nil, fmt.Errorf("reading the last runs of %s: %w", l.path, err)
-				}
-				rec.Started = fromNanos(started)
-				if finished.Valid {
-					rec.Finished = fromNanos(finished.Int64)
 				}
 				for _, dst := range runIDs[id] {
 					r := rec

@@ -24,8 +24,10 @@ type upgradeStats struct{ accounts, entries, runs int64 }
 // destination keep their meaning; accounts become numbers whose alias is
 // the schema-4 key, so that every key resolves to its account and lock
 // files keep their names; nothing is copied again. It writes nothing
-// when a check fails.
-func (l *Ledger) upgrade4(ctx context.Context, tx *sql.Tx, opts *Options) (upgradeStats, error) {
+// when a check fails. dev: the file is devSchema5's, whose operator
+// controls (account_control) become the accounts' paused, paused_at and
+// retry_asked, and whose runs keep their error class and hint.
+func (l *Ledger) upgrade4(ctx context.Context, tx *sql.Tx, opts *Options, dev bool) (upgradeStats, error) {
 	var st upgradeStats
 	// 1. Checks.
 	if err := checkSpace(l.path, opts.FreeSpace); err != nil {
@@ -60,10 +62,15 @@ func (l *Ledger) upgrade4(ctx context.Context, tx *sql.Tx, opts *Options) (upgra
 		key     string
 		created int64
 	}
+	controls := ""
+	if dev {
+		controls = `UNION ALL SELECT account, MIN(changed) FROM account_control GROUP BY account`
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT account, MIN(t) FROM (
 			SELECT account, MIN(updated) AS t FROM messages GROUP BY account
 			UNION ALL SELECT account, MIN(started) FROM runs GROUP BY account
-			UNION ALL SELECT account, MIN(recorded) FROM resent GROUP BY account)
+			UNION ALL SELECT account, MIN(recorded) FROM resent GROUP BY account
+			`+controls+`)
 		GROUP BY account ORDER BY account`)
 	if err != nil {
 		return st, fmt.Errorf("reading the accounts: %w", err)
@@ -99,6 +106,19 @@ func (l *Ledger) upgrade4(ctx context.Context, tx *sql.Tx, opts *Options) (upgra
 			return st, fmt.Errorf("recording the alias of account %q: %w", a.key, err)
 		}
 		st.accounts++
+	}
+
+	if dev {
+		// The operator's pause and retry requests. A retry had made the
+		// skipped entries failed already, which the copy below keeps.
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET
+			paused = COALESCE((SELECT c.paused FROM account_control c WHERE c.account = accounts.ident), 0),
+			pause_reason = CASE WHEN (SELECT c.paused FROM account_control c WHERE c.account = accounts.ident) THEN ? ELSE '' END,
+			paused_at = COALESCE((SELECT c.changed FROM account_control c WHERE c.account = accounts.ident), 0),
+			retry_asked = COALESCE((SELECT c.retry_requested FROM account_control c WHERE c.account = accounts.ident), 0)`,
+			OperatorPauseReason); err != nil {
+			return st, fmt.Errorf("copying the operator's controls: %w", err)
+		}
 	}
 
 	// 3. Destination folders: one per account and mailbox named; their
@@ -144,9 +164,12 @@ func (l *Ledger) upgrade4(ctx context.Context, tx *sql.Tx, opts *Options) (upgra
 	}
 
 	// 5. Runs (ids kept) and resent records.
-	res, err = tx.ExecContext(ctx, `INSERT INTO runs_v5 (id, account_id, started, finished, result, error, error_class, copied, skipped, failed)
-		SELECT r.id, al.account_id, r.started, r.finished, r.result, r.error,
-			CASE WHEN r.result = 'interrupted' THEN 'interrupted' ELSE '' END, r.copied, r.skipped, r.failed
+	class, hint := `CASE WHEN r.result = 'interrupted' THEN 'interrupted' ELSE '' END`, `''`
+	if dev {
+		class, hint = `CASE WHEN r.error_class <> '' THEN r.error_class WHEN r.result = 'interrupted' THEN 'interrupted' ELSE '' END`, `r.hint`
+	}
+	res, err = tx.ExecContext(ctx, `INSERT INTO runs_v5 (id, account_id, started, finished, result, error, error_class, hint, copied, skipped, failed)
+		SELECT r.id, al.account_id, r.started, r.finished, r.result, r.error, `+class+`, `+hint+`, r.copied, r.skipped, r.failed
 		FROM runs r JOIN account_aliases al ON al.alias = r.account ORDER BY r.id`)
 	if err != nil {
 		return st, fmt.Errorf("copying the runs: %w", err)
@@ -165,6 +188,12 @@ func (l *Ledger) upgrade4(ctx context.Context, tx *sql.Tx, opts *Options) (upgra
 		last_ok_run = (SELECT MAX(id) FROM runs_v5 r WHERE r.account_id = accounts.id AND r.result IN ('ok', 'partial')),
 		last_err_run = (SELECT MAX(id) FROM runs_v5 r WHERE r.account_id = accounts.id AND r.error <> '' AND r.result <> 'paused')`); err != nil {
 		return st, fmt.Errorf("recording the accounts' last runs: %w", err)
+	}
+
+	if dev {
+		if _, err := tx.ExecContext(ctx, `DROP TABLE account_control`); err != nil {
+			return st, fmt.Errorf("dropping account_control: %w", err)
+		}
 	}
 
 	// 6. The old tables go, the new ones take their names, then the

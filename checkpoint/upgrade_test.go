@@ -357,3 +357,63 @@ func TestParseEndpointKey(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeDevSchema5: a file of the development version whose status
+// page numbered its schema 5 (schema 4 with account_control and the runs'
+// error class and hint, never released) is not taken for schema 5 nor
+// refused: it is upgraded in place like schema 4, its entries, pauses,
+// retry requests and hints kept.
+func TestUpgradeDevSchema5(t *testing.T) {
+	ctx := context.Background()
+	d := strings.Repeat("cd", 32)
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).UnixNano()
+	alice := "pop3://alice@pop.example.org:995 -> imap://alice@imap.example.org:993/INBOX"
+	carol := "pop3://carol@pop.example.org:995 -> imap://carol@imap.example.org:993/INBOX"
+	path := schema4File(t, 4, fmt.Sprintf(`INSERT INTO messages (account, source_key, state, digest, size, dest_mailbox, dest_uidvalidity, dest_uid, updated, done_at)
+		VALUES ('%[1]s', 'u1', 'done', '%[2]s', 10, 'INBOX', 7, 1, %[3]d, %[3]d);
+		INSERT INTO messages (account, source_key, state, reason, size, updated)
+		VALUES ('%[1]s', 'u2', 'failed', 'retry asked for; had been skipped: too big: 9 bytes', 9, %[3]d);`, alice, d, t0)+
+		devSchema5+fmt.Sprintf(`
+		INSERT INTO runs (account, started, finished, result, error, error_class, hint, copied)
+		VALUES ('%[1]s', %[2]d, %[2]d, 'failed', 'login failed', 'login', 'check the password', 1);
+		INSERT INTO account_control (account, paused, changed, retry_requested) VALUES ('%[1]s', 1, %[2]d, %[2]d);
+		INSERT INTO account_control (account, paused, changed) VALUES ('%[3]s', 1, %[2]d);
+		PRAGMA user_version = 5;`, alice, t0, carol))
+	l := openTest(t, path, nil)
+	if v := userVersion(t, path); v != 5 {
+		t.Errorf("user_version %d", v)
+	}
+	id, ok, err := l.LookupAccount(ctx, AccountSpec{Endpoint: alice})
+	if err != nil || !ok {
+		t.Fatalf("account: %v %v", ok, err)
+	}
+	got := map[string]pipeline.Entry{}
+	l.Lookup(ctx, id, []string{"u1", "u2"}, func(e pipeline.Entry) error { got[e.Key] = e; return nil })
+	if e := got["u1"]; e.State != pipeline.StateDone || e.Digest != d || e.DestUID != 1 {
+		t.Errorf("upgraded done entry: %+v", e)
+	}
+	if e := got["u2"]; e.State != pipeline.StateFailed {
+		t.Errorf("upgraded failed entry: %+v", e)
+	}
+	c, err := l.Control(ctx, alice)
+	if err != nil || !c.Paused || !c.Changed.Equal(fromNanos(t0)) || !c.RetryRequested.Equal(fromNanos(t0)) {
+		t.Errorf("Control(alice) after the upgrade = %+v, %v; want paused, changed and retry at %v", c, err, fromNanos(t0))
+	}
+	if c, err := l.Control(ctx, carol); err != nil || !c.Paused {
+		t.Errorf("Control(carol), paused before it ever ran = %+v, %v", c, err)
+	}
+	runs, err := l.Runs(ctx, id, 1)
+	if err != nil || len(runs) != 1 || runs[0].ErrorClass != "login" || runs[0].Hint != "check the password" {
+		t.Errorf("runs after the upgrade = %+v, %v; want the class and hint kept", runs, err)
+	}
+	if err := l.Check(ctx); err != nil {
+		t.Error(err)
+	}
+	var tables int
+	db, _ := sql.Open("sqlite", path+"?mode=ro")
+	defer db.Close()
+	db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'account_control'`).Scan(&tables)
+	if tables != 0 {
+		t.Error("account_control is still in the upgraded file")
+	}
+}

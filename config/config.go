@@ -111,6 +111,19 @@ type Config struct {
 	Idle        bool
 	MetricsAddr string
 
+	// UIAddr, when set, serves the status page at this host:port (a port
+	// alone: on 127.0.0.1) while `mailferry run` runs, and for `mailferry
+	// status --serve`. UIActions enables its actions (pause, resume,
+	// retry), which need the token: the first line of UITokenFile.
+	UIAddr      string
+	UIActions   bool
+	UITokenFile string
+	// NotifyWebhook (an http(s) URL) gets a JSON POST, and NotifyCommand
+	// (run with sh -c in the config's directory) the same JSON on its
+	// standard input, when an account fails and when a run ends.
+	NotifyWebhook string
+	NotifyCommand string
+
 	// Limits are every account's traffic limits (an account's own keys
 	// override them: LimitsOf); Total the whole run's, shared by its
 	// accounts; MaxConnectionsTotal caps the run's connections (0: none).

@@ -37,6 +37,11 @@ type fileConfig struct {
 	Every           *Duration `toml:"every"`
 	Idle            *bool     `toml:"idle"`
 	MetricsAddr     string    `toml:"metrics_addr"`
+	UIAddr          string    `toml:"ui_addr"`
+	UIActions       bool      `toml:"ui_actions"`
+	UITokenFile     string    `toml:"ui_token_file"`
+	NotifyHook      string    `toml:"notify_webhook"`
+	NotifyCmd       string    `toml:"notify_command"`
 	fileLimits
 	BWLimitReadTotal          *RateText     `toml:"bwlimit_read_total"`
 	BWLimitWriteTotal         *RateText     `toml:"bwlimit_write_total"`
@@ -339,6 +344,8 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 		c.Idle = *fc.Idle
 	}
 	c.MetricsAddr = fc.MetricsAddr
+	c.UIAddr, c.UIActions, c.UITokenFile = fc.UIAddr, fc.UIActions, relTo(dir, fc.UITokenFile)
+	c.NotifyWebhook, c.NotifyCommand = fc.NotifyHook, fc.NotifyCmd
 	fc.fileLimits.apply(&c.Limits)
 	set(&c.Total.BWLimitRead, fc.BWLimitReadTotal)
 	set(&c.Total.BWLimitWrite, fc.BWLimitWriteTotal)

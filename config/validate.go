@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +59,21 @@ func (c *Config) Validate() error {
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			errs.add(c.at("metrics_addr"), "metrics_addr", "metrics_addr must be host:port (e.g. 127.0.0.1:9464): %v", err)
+		}
+	}
+	if c.UIAddr != "" {
+		addr := c.UIAddr
+		if _, err := strconv.ParseUint(addr, 10, 16); err == nil {
+			addr = "127.0.0.1:" + addr
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs.add(c.at("ui_addr"), "ui_addr", "ui_addr must be host:port or a port (e.g. 127.0.0.1:8080): %v", err)
+		}
+	}
+	if c.NotifyWebhook != "" {
+		// The URL itself is not repeated: its path is often its secret.
+		if u, err := url.Parse(c.NotifyWebhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs.add(c.at("notify_webhook"), "notify_webhook", "notify_webhook must be an http:// or https:// URL with a host")
 		}
 	}
 	c.validateTraffic(&errs)

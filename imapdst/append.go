@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -100,7 +100,7 @@ func (a *Appender) StartAppend(ctx context.Context, mailbox string, msgs []pipel
 		return run.prefix(), idleconn.WithContextErr(ctx, err)
 	}
 	var batches [][]int
-	if a.caps["MULTIAPPEND"] {
+	if a.multiAppend() {
 		batches = a.batches(msgs, todo)
 	}
 	pipelined := len(batches) > 0
@@ -171,7 +171,10 @@ func (a *Appender) prepare(m pipeline.OutgoingMessage) (string, error) {
 		b.WriteString(" (" + strings.Join(flags, " ") + ")")
 	}
 	if !m.InternalDate.IsZero() {
-		b.WriteString(` "` + m.InternalDate.Format(dateTimeLayout) + `"`)
+		// In UTC: the date is an instant, and GNU Mailutils 3.15 drops
+		// the zone offset of an APPEND date (10:00:00 +0100 is stored as
+		// 10:00:00 +0000), which would move it by the offset.
+		b.WriteString(` "` + m.InternalDate.UTC().Format(dateTimeLayout) + `"`)
 	}
 	return b.String(), nil
 }
@@ -337,8 +340,13 @@ func (r *appendRun) each(idx []int) error {
 // exist: [TRYCREATE] (RFC 3501 §6.3.11), or Dovecot 2.3's bare "NO Mailbox
 // was deleted under us" to an APPEND that was under way when the mailbox
 // was deleted (the next APPEND gets [TRYCREATE]).
+//
+// GNU Mailutils 3.15 puts the code after the command name ("NO APPEND
+// [TRYCREATE] failed"), where RFC 3501 §7.1 does not allow it and parsers
+// leave it in the text: imapconn.CodeInText finds it there.
 func mailboxGone(reply response) bool {
 	return reply.Code == "TRYCREATE" ||
+		reply.Status == "NO" && reply.Code == "" && imapconn.CodeInText(reply.Text) == "TRYCREATE" ||
 		reply.Status == "NO" && reply.Code == "" && strings.Contains(strings.ToLower(reply.Text), "deleted under us")
 }
 
@@ -458,7 +466,22 @@ func (r *appendRun) refused(cmd *command, idx []int) error {
 	}
 	a.log.Info("MULTIAPPEND refused, sending its messages one by one",
 		"mailbox", r.mailbox, "messages", len(idx), "err", rerr)
-	return r.each(idx)
+	if err := r.each(idx); err != nil {
+		return err
+	}
+	// A BAD to a MULTIAPPEND whose messages were then each taken is a
+	// refusal of MULTIAPPEND itself, advertised or not: given up for the
+	// server (RFC 3502's batches become single APPENDs, pipelined).
+	if cmd.reply.Status == "BAD" && !slices.ContainsFunc(idx, func(i int) bool { return r.results[i].Err != nil || r.dropped[i] != nil }) {
+		a.opts.Shared.Quirks.Refuse(imapconn.FeatureMultiAppend, rerr, "one APPEND per message, pipelined")
+	}
+	return nil
+}
+
+// multiAppend reports whether batches go as MULTIAPPEND (RFC 3502): the
+// server offers it and has not refused it before.
+func (a *Appender) multiAppend() bool {
+	return a.caps["MULTIAPPEND"] && !a.opts.Shared.Quirks.Refused(imapconn.FeatureMultiAppend)
 }
 
 // complete waits for a MULTIAPPEND that StartAppend sent, of the messages
@@ -476,16 +499,47 @@ func (r *appendRun) complete(cmd *command, idx []int) error {
 }
 
 // create runs CREATE after a [TRYCREATE] refusal (RFC 3501 §6.3.11); a
-// mailbox created meanwhile by someone else ([ALREADYEXISTS]) is fine.
+// reply that says the mailbox exists (created meanwhile by someone else,
+// or a server that answers [TRYCREATE] for a mailbox it has) is fine: the
+// APPEND is sent once more, and refused per message if the server says
+// [TRYCREATE] again.
+//
+// INBOX cannot be created (RFC 3501 §6.3.3: CREATE INBOX is an error). An
+// mbox server with no INBOX file yet (GNU Mailutils, for an account that
+// never received mail) answers [TRYCREATE] for it and creates it when it
+// is opened: so INBOX is EXAMINEd (read-only, which never makes the
+// server write the mbox back) and left again, and a refusal of that is
+// only logged.
 func (r *appendRun) create() error {
 	r.created = true
-	_, err := r.a.simple("CREATE", r.mailbox)
+	a := r.a
+	if strings.EqualFold(r.mailbox, "INBOX") {
+		_, err := a.simple("EXAMINE", r.mailbox)
+		var re *ReplyError
+		if errors.As(err, &re) {
+			a.log.Warn("the server answered [TRYCREATE] for INBOX and refused to open it", "reply", re)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		a.log.Info("opened INBOX after TRYCREATE, which creates it on mbox servers")
+		if a.caps["UNSELECT"] || a.caps["IMAP4REV2"] {
+			if _, err := a.simple("UNSELECT", ""); err != nil && !errors.As(err, &re) {
+				return err
+			}
+		}
+		return nil
+	}
+	_, err := a.simple("CREATE", r.mailbox)
 	var re *ReplyError
-	if errors.As(err, &re) && re.Code == "ALREADYEXISTS" {
+	if errors.As(err, &re) && imapconn.AlreadyExists(re.Code, re.Text) {
+		a.log.Info("CREATE after TRYCREATE says the mailbox exists; sending again", "mailbox", r.mailbox, "reply", re)
 		return nil
 	}
 	if err == nil {
-		r.a.log.Info("created mailbox after TRYCREATE", "mailbox", r.mailbox)
+		a.log.Info("created mailbox after TRYCREATE", "mailbox", r.mailbox)
+		a.opts.Shared.forget(r.mailbox)
 	}
 	return err
 }
@@ -504,7 +558,7 @@ func (a *Appender) startAppend(r *appendRun, idx []int) (*command, error) {
 	for _, i := range idx {
 		m := r.msgs[i]
 		a.write(r.args[i]+" ", "")
-		if rejected, err := a.writeLiteral(cmd, io.NewSectionReader(m.Body, 0, m.Size), m.Size, false); err != nil || rejected {
+		if rejected, err := a.writeBody(cmd, m.Body, m.Size); err != nil || rejected {
 			return cmd, err
 		}
 	}

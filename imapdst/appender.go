@@ -327,7 +327,7 @@ func (a *Appender) simple(name, mailbox string) (*command, error) {
 // Capabilities reports what the server offers for appending.
 func (a *Appender) Capabilities() pipeline.Capabilities {
 	return pipeline.Capabilities{
-		MultiAppend: a.caps["MULTIAPPEND"],
+		MultiAppend: a.multiAppend(),
 		LiteralPlus: a.caps["LITERAL+"],
 		UIDPlus:     a.caps["UIDPLUS"],
 		AppendLimit: a.caps.appendLimit(),
@@ -447,18 +447,8 @@ func (a *Appender) nonSyncOK(n int64) bool {
 // non-synchronising literal the server must read the bytes even when it
 // refuses the command (RFC 7888 §4).
 func (a *Appender) writeLiteral(cmd *command, r io.Reader, n int64, secret bool) (rejected bool, err error) {
-	if a.nonSyncOK(n) {
-		a.write("{"+strconv.FormatInt(n, 10)+"+}\r\n", "")
-	} else {
-		a.write("{"+strconv.FormatInt(n, 10)+"}\r\n", "")
-	}
-	a.tr.clientEnd()
-	if a.nonSyncOK(n) {
-		cmd.nonSync = true
-	} else {
-		if rejected, err := a.waitContinuation(cmd); err != nil || rejected {
-			return rejected, err
-		}
+	if rejected, err := a.announceLiteral(cmd, n); err != nil || rejected {
+		return rejected, err
 	}
 	er := &errReader{r: r}
 	m, err := io.CopyN(a.bw, er, n)
@@ -478,6 +468,71 @@ func (a *Appender) writeLiteral(cmd *command, r io.Reader, n int64, secret bool)
 		a.tr.literal(n)
 	}
 	return false, nil
+}
+
+// announceLiteral writes an n-byte literal's announcement and, for a
+// synchronising one, waits for the continuation (see writeLiteral).
+func (a *Appender) announceLiteral(cmd *command, n int64) (rejected bool, err error) {
+	if a.nonSyncOK(n) {
+		a.write("{"+strconv.FormatInt(n, 10)+"+}\r\n", "")
+	} else {
+		a.write("{"+strconv.FormatInt(n, 10)+"}\r\n", "")
+	}
+	a.tr.clientEnd()
+	if a.nonSyncOK(n) {
+		cmd.nonSync = true
+		return false, nil
+	}
+	return a.waitContinuation(cmd)
+}
+
+// writeBody sends a message body of n bytes as a literal, like
+// writeLiteral. A body that writes itself whole (CopyTo: a spooled
+// message, which hands its bytes in memory to the write buffer in one
+// Write) is asked to: bufio then sends all but the start of a large body
+// straight to the connection, a copy of every byte fewer than reading it
+// through the buffer. Other bodies are read through ReadAt. (Not
+// io.WriterTo: a bytes.Reader's WriteTo writes from its read position,
+// and a body may be sent again.)
+func (a *Appender) writeBody(cmd *command, body io.ReaderAt, n int64) (rejected bool, err error) {
+	wt, ok := body.(interface {
+		CopyTo(io.Writer) (int64, error)
+	})
+	if !ok {
+		return a.writeLiteral(cmd, io.NewSectionReader(body, 0, n), n, false)
+	}
+	if rejected, err := a.announceLiteral(cmd, n); err != nil || rejected {
+		return rejected, err
+	}
+	ew := &errWriter{w: a.bw}
+	m, err := wt.CopyTo(ew)
+	switch {
+	case ew.err != nil:
+		return false, a.failWrite(fmt.Errorf("imapdst: writing to %s: %w", a.opts.Addr, ew.err))
+	case err != nil:
+		return false, a.fail(fmt.Errorf("imapdst: reading message body for %s: %w", a.opts.Addr, err))
+	case m != n:
+		// More would put the connection out of step; fewer leaves the
+		// server waiting for the rest: either way it cannot go on.
+		return false, a.fail(fmt.Errorf("imapdst: message body for %q is %d bytes, %d announced", cmd.mailbox, m, n))
+	}
+	a.tr.literal(n)
+	return false, nil
+}
+
+// errWriter remembers its writer's error, to tell a failing connection
+// from a failing message body in CopyTo.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // errReader remembers its reader's error, to tell a failing message source

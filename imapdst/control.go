@@ -24,17 +24,18 @@ import (
 // imapclient over a connection internal/imapconn dials and logs in (idle
 // timeout, cancellation).
 type control struct {
-	opts Options
-	log  *slog.Logger
-	conn *imapconn.Conn
-	c    *imapclient.Client // conn's
-	gate *gateWriter        // nil without Trace
-	err  error              // sticky: why the connection is unusable
+	opts   Options
+	log    *slog.Logger
+	shared *Shared // opts.Shared
+	conn   *imapconn.Conn
+	c      *imapclient.Client // conn's
+	gate   *gateWriter        // nil without Trace
+	err    error              // sticky: why the connection is unusable
 }
 
 // dialControl connects, sets up TLS and authenticates.
 func dialControl(ctx context.Context, opts Options) (*control, error) {
-	ctl := &control{opts: opts, log: opts.Logger.With("conn", "control", "addr", opts.Addr)}
+	ctl := &control{opts: opts, log: opts.Logger.With("conn", "control", "addr", opts.Addr), shared: opts.Shared}
 	var debug io.Writer
 	if opts.Trace != nil {
 		// go-imap's debug stream shows credentials; it is only let through
@@ -114,46 +115,113 @@ func (ctl *control) examine(ctx context.Context, mailbox string) (*imap.SelectDa
 }
 
 // ensureMailbox lists mailbox, creates it when missing (with the special
-// use, when not "", see create) and returns its STATUS (RFC 3501 §6.3.10;
-// APPENDLIMIT per RFC 7889 §4 when advertised).
+// use, when not "", see create) and returns its status (see status).
 func (ctl *control) ensureMailbox(ctx context.Context, name, specialUse string) (pipeline.MailboxStatus, error) {
 	done, err := ctl.begin(ctx)
 	if err != nil {
 		return pipeline.MailboxStatus{}, err
 	}
 	defer done()
-	list, err := ctl.c.List("", name, nil).Collect()
-	if err = ctl.check(ctx, err, "LIST", name); err != nil {
+	exists, err := ctl.listed(ctx, name)
+	if err != nil {
 		return pipeline.MailboxStatus{}, err
 	}
-	exists := false
-	for _, l := range list {
-		same := l.Mailbox == name || strings.EqualFold(name, "INBOX") && strings.EqualFold(l.Mailbox, "INBOX")
-		if same && !slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
-			exists = true
-		}
-	}
-	if !exists {
-		if err := ctl.create(ctx, name, specialUse); err != nil {
+	// INBOX always exists (RFC 3501 §5.1), even when an mbox server has no
+	// file for it yet and so does not list it (GNU Mailutils): CREATE
+	// INBOX is an error.
+	if !exists && !strings.EqualFold(name, "INBOX") {
+		if name, err = ctl.createOrPrefix(ctx, name, specialUse); err != nil {
 			return pipeline.MailboxStatus{}, err
 		}
 	}
-	sopts := &imap.StatusOptions{UIDNext: true, UIDValidity: true}
-	caps := ctl.c.Caps()
-	if caps.Has(imap.CapAppendLimit) {
-		sopts.AppendLimit = true
+	return ctl.status(ctx, name)
+}
+
+// createOrPrefix creates name, or on a server with a personal namespace
+// prefix that has the name under it already, or refuses name itself
+// (Courier and Cyrus keep personal folders under "INBOX."; a top-level
+// "Archive" is "Invalid mailbox name" or "Permission denied"), the name
+// under the prefix (underPrefix). It returns the mailbox used: the same
+// on every run, since the prefixed name, once created, is found first.
+func (ctl *control) createOrPrefix(ctx context.Context, name, specialUse string) (string, error) {
+	alt, err := ctl.underPrefix(ctx, name)
+	if err != nil {
+		return "", err
 	}
+	if alt != "" {
+		if ok, err := ctl.listed(ctx, alt); err != nil || ok {
+			if ok {
+				ctl.shared.Quirks.Note(fmt.Sprintf("mailbox %q is %q, under the server's personal namespace, where an earlier run created it", name, alt))
+			}
+			return alt, err
+		}
+	}
+	err = ctl.create(ctx, name, specialUse)
+	var re *ReplyError
+	if err == nil || alt == "" || !errors.As(err, &re) || !re.NameRefused() {
+		return name, err
+	}
+	if aerr := ctl.create(ctx, alt, specialUse); aerr != nil {
+		return "", err
+	}
+	ctl.log.Warn("the server refused the mailbox name; created it under the personal namespace instead",
+		"mailbox", name, "created", alt, "reply", re)
+	ctl.shared.Quirks.Note(fmt.Sprintf("mailbox %q is %q, under the server's personal namespace: it refused %q (%v)", name, alt, name, re))
+	return alt, nil
+}
+
+// status returns mailbox's UIDVALIDITY, UIDNEXT and APPENDLIMIT: STATUS
+// (RFC 3501 §6.3.10; APPENDLIMIT per RFC 7889 §4 when advertised and not
+// refused before, else the server-wide limit). A refused APPENDLIMIT item
+// is given up for the server (Quirks) and STATUS is sent without it. When
+// STATUS itself is refused, EXAMINE (§6.3.2) reports the same values: GNU
+// Mailutils answers STATUS of an INBOX that never received mail with NO
+// "Error opening mailbox", and EXAMINE opens, and so creates, it. When
+// EXAMINE is refused too, the status is unknown (UIDVALIDITY 0): the
+// APPENDs go ahead (a [TRYCREATE] creates the mailbox) and the pipeline
+// finds interrupted copies by their content instead of their UIDs.
+func (ctl *control) status(ctx context.Context, name string) (pipeline.MailboxStatus, error) {
+	q := ctl.shared.Quirks
+	caps := ctl.c.Caps()
+	serverLimit := int64(0)
+	if lim, ok := caps.AppendLimit(); ok && lim != nil {
+		serverLimit = int64(*lim)
+	}
+	sopts := &imap.StatusOptions{UIDNext: true, UIDValidity: true}
+	sopts.AppendLimit = caps.Has(imap.CapAppendLimit) && !q.Refused(imapconn.FeatureStatusAppendLimit)
 	st, err := ctl.c.Status(name, sopts).Wait()
+	if sopts.AppendLimit && imapconn.IsRefusal(err) {
+		q.Refuse(imapconn.FeatureStatusAppendLimit, err, "STATUS without it; the server-wide APPENDLIMIT applies")
+		sopts.AppendLimit = false
+		st, err = ctl.c.Status(name, sopts).Wait()
+	}
+	if imapconn.IsRefusal(err) {
+		return ctl.statusByExamine(ctx, name, serverLimit, err)
+	}
 	if err = ctl.check(ctx, err, "STATUS", name); err != nil {
 		return pipeline.MailboxStatus{}, err
 	}
-	ms := pipeline.MailboxStatus{Name: name, UIDValidity: st.UIDValidity, UIDNext: uint32(st.UIDNext)}
+	ms := pipeline.MailboxStatus{Name: name, UIDValidity: st.UIDValidity, UIDNext: uint32(st.UIDNext), AppendLimit: serverLimit}
 	if st.AppendLimit != nil {
 		ms.AppendLimit = int64(*st.AppendLimit)
-	} else if lim, ok := caps.AppendLimit(); ok && lim != nil {
-		ms.AppendLimit = int64(*lim)
 	}
 	return ms, nil
+}
+
+// statusByExamine is status for a mailbox whose STATUS was refused
+// (refusal).
+func (ctl *control) statusByExamine(ctx context.Context, name string, serverLimit int64, refusal error) (pipeline.MailboxStatus, error) {
+	sel, err := ctl.c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if imapconn.IsRefusal(err) {
+		ctl.log.Warn("the server will neither STATUS nor EXAMINE the mailbox; appending without knowing its UIDs",
+			"mailbox", name, "status_reply", imapconn.ReplyText(refusal), "examine_reply", imapconn.ReplyText(err))
+		return pipeline.MailboxStatus{Name: name, AppendLimit: serverLimit}, nil
+	}
+	if err = ctl.check(ctx, err, "EXAMINE", name); err != nil {
+		return pipeline.MailboxStatus{}, err
+	}
+	ctl.log.Info("STATUS refused; EXAMINE gave the mailbox's UIDs", "mailbox", name, "status_reply", imapconn.ReplyText(refusal))
+	return pipeline.MailboxStatus{Name: name, UIDValidity: sel.UIDValidity, UIDNext: uint32(sel.UIDNext), AppendLimit: serverLimit}, nil
 }
 
 // listSince lists UIDs >= fromUID with their sizes and whether they are
@@ -353,13 +421,20 @@ func (ctl *control) digest(ctx context.Context, mailbox string, uid uint32) ([32
 
 // expunge removes exactly uids from mailbox: UID STORE +FLAGS.SILENT
 // (\Deleted), then UID EXPUNGE (RFC 4315 §2.1), which leaves alone any
-// other message a user marked \Deleted. Without UIDPLUS it does nothing.
-func (ctl *control) expunge(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) error {
+// other message a user marked \Deleted, then leaves the mailbox
+// (deselect). Without UIDPLUS it does nothing; a server that advertises
+// UIDPLUS and refuses UID EXPUNGE has the \Deleted flags taken off again
+// and counts as without.
+func (ctl *control) expunge(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) (err error) {
 	if len(uids) == 0 {
 		return nil
 	}
-	if !ctl.c.Caps().Has(imap.CapUIDPlus) {
+	cannot := func() error {
 		return fmt.Errorf("imapdst: removing %d messages from %q on %s: %w", len(uids), mailbox, ctl.opts.Addr, pipeline.ErrCannotExpunge)
+	}
+	q := ctl.shared.Quirks
+	if !ctl.c.Caps().Has(imap.CapUIDPlus) || q.Refused(imapconn.FeatureUIDExpunge) {
+		return cannot()
 	}
 	done, err := ctl.begin(ctx)
 	if err != nil {
@@ -370,6 +445,7 @@ func (ctl *control) expunge(ctx context.Context, mailbox string, uidValidity uin
 	if err = ctl.check(ctx, err, "SELECT", mailbox); err != nil {
 		return err
 	}
+	defer func() { err = cmp(err, ctl.leave(ctx, mailbox)) }()
 	if sel.UIDValidity != uidValidity {
 		return fmt.Errorf("imapdst: removing messages from %q: UIDVALIDITY is %d, expected %d: %w",
 			mailbox, sel.UIDValidity, uidValidity, pipeline.ErrUIDValidityChanged)
@@ -378,12 +454,30 @@ func (ctl *control) expunge(ctx context.Context, mailbox string, uidValidity uin
 	for _, u := range uids {
 		set.AddNum(imap.UID(u))
 	}
-	err = ctl.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
+	deleted := []imap.Flag{imap.FlagDeleted}
+	err = ctl.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: deleted}, nil).Close()
 	if err = ctl.check(ctx, err, "UID STORE", mailbox); err != nil {
 		return err
 	}
 	_, err = ctl.c.UIDExpunge(set).Collect()
+	if imapconn.IsRefusal(err) {
+		q.Refuse(imapconn.FeatureUIDExpunge, err, "duplicates are kept and named in the log")
+		err = ctl.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: deleted}, nil).Close()
+		if err = ctl.check(ctx, err, "UID STORE", mailbox); err != nil {
+			return err
+		}
+		return cannot()
+	}
 	return ctl.check(ctx, err, "UID EXPUNGE", mailbox)
+}
+
+// leave deselects the mailbox a read-write SELECT opened, unless the
+// connection has failed meanwhile.
+func (ctl *control) leave(ctx context.Context, mailbox string) error {
+	if ctl.err != nil {
+		return nil
+	}
+	return ctl.deselect(ctx, mailbox)
 }
 
 // close logs out and closes the connection.

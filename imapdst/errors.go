@@ -140,6 +140,25 @@ func (e *ReplyError) ErrorClass() pipeline.Class {
 // or [UNAVAILABLE] refusal: the caller then uses its own backoff.
 func (e *ReplyError) RetryAfter() time.Duration { return imapconn.SuggestedBackoff(e.Text) }
 
+// NameRefused reports whether the refusal is a CREATE the server turned
+// down for the name itself: a NO or BAD without a response code, or with
+// one that says nothing about the account (CANNOT, CLIENTBUG). Servers
+// refuse names for their characters (Cyrus and Courier: a "/" inside a
+// name under "."), their length (Courier), a parent that cannot have
+// children (GNU Mailutils: an mbox folder holding mail) or reserved
+// words; another name may well work. Refusals about the account or the
+// server (NOPERM, OVERQUOTA, LIMIT, …) and BYE are not name refusals.
+func (e *ReplyError) NameRefused() bool {
+	if e.Command != "CREATE" || (e.Status != "NO" && e.Status != "BAD") {
+		return false
+	}
+	switch e.Code {
+	case "", "CANNOT", "CLIENTBUG":
+		return true
+	}
+	return false
+}
+
 // sizeLimitText reports whether the text of a [LIMIT] refusal says the
 // message is too large.
 func sizeLimitText(text string) bool {

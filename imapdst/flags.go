@@ -37,19 +37,15 @@ type StoreResult struct {
 // mailbox, from the PERMANENTFLAGS response code of SELECT (RFC 3501
 // §7.1): `\*` among them means new keywords may be created. The result is
 // nil when the server sends no PERMANENTFLAGS, which RFC 3501 says means
-// every flag can be set. SELECT, not EXAMINE: read-only, servers (Dovecot)
-// report that no flag is permanent.
+// every flag can be set, or will not SELECT the mailbox yet. SELECT, not
+// EXAMINE: read-only, servers (Dovecot) report that no flag is permanent.
+// The mailbox is left at once (see control.deselect), and what it says is
+// remembered for every session of the account (Options.Shared).
 func (d *Destination) PermanentFlags(ctx context.Context, mailbox string) ([]string, error) {
-	done, err := d.ctl.begin(ctx)
-	if err != nil {
-		return nil, err
+	if d.ctl.err != nil {
+		return nil, d.ctl.err
 	}
-	defer done()
-	sel, err := d.ctl.selectRW(ctx, mailbox)
-	if err != nil {
-		return nil, err
-	}
-	return flagStrings(sel.PermanentFlags), nil
+	return d.ctl.shared.permanentFlags(ctx, d.ctl, mailbox)
 }
 
 var (
@@ -71,14 +67,14 @@ func (d *Destination) StoreFlags(ctx context.Context, mailbox string, uidValidit
 // share one command. The caller decides about \Deleted: it is set when
 // asked for.
 //
-// The mailbox is selected read-write. When its UIDVALIDITY is not
+// The mailbox is selected read-write and left at the end (see
+// control.deselect). When its UIDVALIDITY is not
 // uidValidity nothing is stored and the error wraps
 // pipeline.ErrUIDValidityChanged. A server's refusal of one command is
 // recorded in Failed and returned, after the other commands ran, as a
 // per-message error wrapping the *ReplyError; a broken connection stops at
 // once.
-func (d *Destination) StoreFlagsCounted(ctx context.Context, mailbox string, uidValidity uint32, flags map[uint32][]string) (StoreResult, error) {
-	var res StoreResult
+func (d *Destination) StoreFlagsCounted(ctx context.Context, mailbox string, uidValidity uint32, flags map[uint32][]string) (res StoreResult, err error) {
 	if len(flags) == 0 {
 		return res, nil
 	}
@@ -92,6 +88,7 @@ func (d *Destination) StoreFlagsCounted(ctx context.Context, mailbox string, uid
 	if err != nil {
 		return res, err
 	}
+	defer func() { err = cmp(err, ctl.leave(ctx, mailbox)) }()
 	if sel.UIDValidity != uidValidity {
 		return res, fmt.Errorf("imapdst: storing flags in %q: UIDVALIDITY is %d, expected %d: %w",
 			mailbox, sel.UIDValidity, uidValidity, pipeline.ErrUIDValidityChanged)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
 )
@@ -74,20 +75,27 @@ func (ctl *control) folders(ctx context.Context) (FolderList, error) {
 	defer done()
 	caps := ctl.c.Caps()
 	fl := FolderList{SpecialUse: caps.Has(imap.CapSpecialUse), CreateSpecialUse: caps.Has(imap.CapCreateSpecialUse)}
-	if caps.Has(imap.CapNamespace) || caps.Has(imap.CapIMAP4rev2) {
+	q := ctl.shared.Quirks
+	if (caps.Has(imap.CapNamespace) || caps.Has(imap.CapIMAP4rev2)) && !q.Refused(imapconn.FeatureNamespace) {
 		ns, err := ctl.c.Namespace().Wait()
-		if err = ctl.check(ctx, err, "NAMESPACE", ""); err != nil {
-			return FolderList{}, err
-		}
-		if len(ns.Personal) > 0 {
+		switch {
+		case imapconn.IsRefusal(err):
+			q.Refuse(imapconn.FeatureNamespace, err, "no personal namespace prefix; the separator comes from LIST")
+		case err != nil:
+			return FolderList{}, ctl.check(ctx, err, "NAMESPACE", "")
+		case len(ns.Personal) > 0:
 			fl.Prefix, fl.Delim = ns.Personal[0].Prefix, ns.Personal[0].Delim
 		}
 	}
 	var lopts *imap.ListOptions
-	if caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2) {
+	if (caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2)) && !q.Refused(imapconn.FeatureListReturn) {
 		lopts = &imap.ListOptions{ReturnSubscribed: true, ReturnSpecialUse: fl.SpecialUse}
 	}
 	list, err := ctl.c.List("", "*", lopts).Collect()
+	if lopts != nil && imapconn.IsRefusal(err) {
+		q.Refuse(imapconn.FeatureListReturn, err, "a plain LIST, whose attributes the server may fill in anyway")
+		list, err = ctl.c.List("", "*", nil).Collect()
+	}
 	if err = ctl.check(ctx, err, "LIST", "*"); err != nil {
 		return FolderList{}, err
 	}
@@ -109,6 +117,7 @@ func (ctl *control) folders(ctx context.Context) (FolderList, error) {
 			return FolderList{}, err
 		}
 	}
+	ctl.shared.knowNamespace(fl.Prefix, fl.Delim)
 	return fl, nil
 }
 
@@ -155,11 +164,17 @@ func (ctl *control) create(ctx context.Context, name, specialUse string) error {
 	return ctl.createOnce(ctx, name, specialUse)
 }
 
-// createOnce sends CREATE with USE when asked and offered, else or after a
-// refusal a plain CREATE. [ALREADYEXISTS] counts as success: another
-// connection created the mailbox meanwhile.
+// createOnce sends CREATE with USE when asked, offered and not refused
+// before, else or after a refusal a plain CREATE. A reply that says the
+// mailbox exists counts as success (imapconn.AlreadyExists): another
+// connection created it meanwhile, or the server compares names without
+// case and has it under another spelling. A BAD to CREATE … (USE …) means
+// the server does not understand the syntax it advertised: it is given up
+// for the server; a NO (e.g. [USEATTR], another folder has the use) only
+// for this mailbox.
 func (ctl *control) createOnce(ctx context.Context, name, specialUse string) error {
-	if specialUse != "" && ctl.c.Caps().Has(imap.CapCreateSpecialUse) {
+	q := ctl.shared.Quirks
+	if specialUse != "" && ctl.c.Caps().Has(imap.CapCreateSpecialUse) && !q.Refused(imapconn.FeatureCreateUse) {
 		opts := &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{imap.MailboxAttr(specialUse)}}
 		err := ctl.check(ctx, ctl.c.Create(name, opts).Wait(), "CREATE", name)
 		var re *ReplyError
@@ -167,20 +182,25 @@ func (ctl *control) createOnce(ctx context.Context, name, specialUse string) err
 		case err == nil:
 			ctl.log.Info("created mailbox", "mailbox", name, "special_use", specialUse)
 			return nil
-		case errors.As(err, &re) && re.Code == "ALREADYEXISTS":
+		case errors.As(err, &re) && imapconn.AlreadyExists(re.Code, re.Text):
 			return nil
 		case !errors.As(err, &re):
 			return err
+		case re.Status == "BAD":
+			q.Refuse(imapconn.FeatureCreateUse, err, "folders are created without their special use")
+		default:
+			ctl.log.Warn("server refused the special use; creating the mailbox without it",
+				"mailbox", name, "special_use", specialUse, "reply", err)
 		}
-		ctl.log.Warn("server refused the special use; creating the mailbox without it",
-			"mailbox", name, "special_use", specialUse, "reply", err)
 	}
 	err := ctl.check(ctx, ctl.c.Create(name, nil).Wait(), "CREATE", name)
 	var re *ReplyError
 	switch {
 	case err == nil:
 		ctl.log.Info("created mailbox", "mailbox", name)
-	case errors.As(err, &re) && re.Code == "ALREADYEXISTS":
+		ctl.shared.forget(name)
+	case errors.As(err, &re) && imapconn.AlreadyExists(re.Code, re.Text):
+		ctl.log.Info("CREATE says the mailbox exists", "mailbox", name, "reply", re.Status+" "+re.Text)
 		err = nil
 	}
 	return err

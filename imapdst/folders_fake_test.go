@@ -133,14 +133,17 @@ func TestEnsureMailboxUseParentsStillRefused(t *testing.T) {
 	d, _ := dialFakeControl(t, append(controlLogin(""),
 		imapfake.Expect("T2 LIST \"\" \"x/y\"\r\n"),
 		imapfake.Send("T2 OK done\r\n"),
-		imapfake.Expect("T3 CREATE \"x/y\"\r\n"),
-		imapfake.Send("T3 NO [NOPERM] not allowed\r\n"),
-		imapfake.Expect("T4 LIST \"\" \"\"\r\n"),
-		imapfake.Send("* LIST (\\Noselect) \"/\" \"\"\r\nT4 OK done\r\n"),
-		imapfake.Expect("T5 CREATE \"x\"\r\n"),
-		imapfake.Send("T5 NO [NOPERM] not allowed\r\n"),
-		imapfake.Expect("T6 CREATE \"x/y\"\r\n"),
+		// No NAMESPACE: the separator, once per account (no prefix).
+		imapfake.Expect("T3 LIST \"\" \"\"\r\n"),
+		imapfake.Send("* LIST (\\Noselect) \"/\" \"\"\r\nT3 OK done\r\n"),
+		imapfake.Expect("T4 CREATE \"x/y\"\r\n"),
+		imapfake.Send("T4 NO [NOPERM] not allowed\r\n"),
+		imapfake.Expect("T5 LIST \"\" \"\"\r\n"),
+		imapfake.Send("* LIST (\\Noselect) \"/\" \"\"\r\nT5 OK done\r\n"),
+		imapfake.Expect("T6 CREATE \"x\"\r\n"),
 		imapfake.Send("T6 NO [NOPERM] not allowed\r\n"),
+		imapfake.Expect("T7 CREATE \"x/y\"\r\n"),
+		imapfake.Send("T7 NO [NOPERM] not allowed\r\n"),
 		imapfake.Drain(),
 	)...)
 	_, err := d.EnsureMailboxUse(context.Background(), "x/y", "")
@@ -256,6 +259,7 @@ func TestStoreFlagsTranscript(t *testing.T) {
 				imapfake.Expect("T3 UID STORE 4 FLAGS.SILENT ()\r\n"), imapfake.Send("T3 OK done\r\n"),
 				imapfake.Expect("T4 UID STORE 1,3 FLAGS.SILENT (\\Seen $Forwarded)\r\n"), imapfake.Send("T4 OK done\r\n"),
 				imapfake.Expect("T5 UID STORE 2 FLAGS.SILENT (\\Flagged)\r\n"), imapfake.Send("T5 OK done\r\n"),
+				imapfake.Expect("T6 EXAMINE INBOX\r\n"), imapfake.Send("T6 OK [READ-ONLY] done\r\n"),
 			},
 			want: StoreResult{Stored: 4, Commands: 3, Dropped: map[string]int{`\Recent`: 1}},
 		},
@@ -265,6 +269,7 @@ func TestStoreFlagsTranscript(t *testing.T) {
 			script: []imapfake.Step{
 				imapfake.Expect("T2 SELECT INBOX\r\n"), sel(`\Seen \Deleted`),
 				imapfake.Expect("T3 UID STORE 7 FLAGS.SILENT (\\Seen)\r\n"), imapfake.Send("T3 OK done\r\n"),
+				imapfake.Expect("T4 EXAMINE INBOX\r\n"), imapfake.Send("T4 OK [READ-ONLY] done\r\n"),
 			},
 			want: StoreResult{Stored: 1, Commands: 1, Dropped: map[string]int{"Junk": 1, "bad(kw": 1}},
 		},
@@ -274,6 +279,7 @@ func TestStoreFlagsTranscript(t *testing.T) {
 			script: []imapfake.Step{
 				imapfake.Expect("T2 SELECT INBOX\r\n"), sel(""),
 				imapfake.Expect("T3 UID STORE 5 FLAGS.SILENT (Junk)\r\n"), imapfake.Send("T3 OK done\r\n"),
+				imapfake.Expect("T4 EXAMINE INBOX\r\n"), imapfake.Send("T4 OK [READ-ONLY] done\r\n"),
 			},
 			want: StoreResult{Stored: 1, Commands: 1},
 		},
@@ -284,6 +290,7 @@ func TestStoreFlagsTranscript(t *testing.T) {
 				imapfake.Expect("T2 SELECT INBOX\r\n"), sel(`\Seen \Answered \*`),
 				imapfake.Expect("T3 UID STORE 2 FLAGS.SILENT (\\Answered)\r\n"), imapfake.Send("T3 NO [CANNOT] no\r\n"),
 				imapfake.Expect("T4 UID STORE 1 FLAGS.SILENT (\\Seen)\r\n"), imapfake.Send("T4 OK done\r\n"),
+				imapfake.Expect("T5 EXAMINE INBOX\r\n"), imapfake.Send("T5 OK [READ-ONLY] done\r\n"),
 			},
 			want:    StoreResult{Stored: 1, Failed: 1, Commands: 2},
 			wantErr: true,
@@ -314,6 +321,7 @@ func TestStoreFlagsUIDValidityChanged(t *testing.T) {
 	d, _ := dialFakeControl(t, append(controlLogin(""),
 		imapfake.Expect("T2 SELECT INBOX\r\n"),
 		imapfake.Send("* OK [UIDVALIDITY 10] ok\r\nT2 OK [READ-WRITE] selected\r\n"),
+		imapfake.Expect("T3 EXAMINE INBOX\r\n"), imapfake.Send("T3 OK [READ-ONLY] done\r\n"),
 		imapfake.Drain(),
 	)...)
 	res, err := d.StoreFlagsCounted(context.Background(), "INBOX", 9, map[uint32][]string{1: {`\Seen`}})
@@ -325,21 +333,65 @@ func TestStoreFlagsUIDValidityChanged(t *testing.T) {
 	}
 }
 
+// TestPermanentFlagsTranscript: PermanentFlags SELECTs the mailbox, leaves
+// it at once (UNSELECT where offered, else EXAMINE: GNU Mailutils loses
+// what another session appends while a mailbox is selected read-write),
+// and answers from memory the next time.
 func TestPermanentFlagsTranscript(t *testing.T) {
-	d, _ := dialFakeControl(t, append(controlLogin(""),
-		imapfake.Expect("T2 SELECT \"Sent\"\r\n"),
-		imapfake.Send("* OK [PERMANENTFLAGS (\\Seen $Label1 \\*)] ok\r\nT2 OK [READ-WRITE] selected\r\n"),
-		imapfake.Expect("T3 SELECT \"Drafts\"\r\n"),
-		imapfake.Send("* OK [UIDVALIDITY 3] ok\r\nT3 OK [READ-WRITE] selected\r\n"),
-		imapfake.Drain(),
-	)...)
-	got, err := d.PermanentFlags(context.Background(), "Sent")
-	if want := []string{`\Seen`, `$Label1`, `\*`}; err != nil || !reflect.DeepEqual(got, want) {
-		t.Errorf("PermanentFlags(Sent) = %q, %v; want %q", got, err, want)
-	}
-	if got, err := d.PermanentFlags(context.Background(), "Drafts"); err != nil || got != nil {
-		t.Errorf("PermanentFlags(Drafts) = %q, %v; want nil without PERMANENTFLAGS", got, err)
-	}
+	t.Run("EXAMINE without UNSELECT", func(t *testing.T) {
+		d, srv := dialFakeControl(t, append(controlLogin(""),
+			imapfake.Expect("T2 SELECT \"Sent\"\r\n"),
+			imapfake.Send("* OK [PERMANENTFLAGS (\\Seen $Label1 \\*)] ok\r\nT2 OK [READ-WRITE] selected\r\n"),
+			imapfake.Expect("T3 EXAMINE \"Sent\"\r\n"),
+			imapfake.Send("* OK [PERMANENTFLAGS ()] ok\r\nT3 OK [READ-ONLY] examined\r\n"),
+			imapfake.Expect("T4 SELECT \"Drafts\"\r\n"),
+			imapfake.Send("* OK [UIDVALIDITY 3] ok\r\nT4 OK [READ-WRITE] selected\r\n"),
+			imapfake.Expect("T5 EXAMINE \"Drafts\"\r\n"),
+			imapfake.Send("T5 OK [READ-ONLY] examined\r\n"),
+			imapfake.Expect("T6 NOOP\r\n"), imapfake.Send("T6 OK done\r\n"),
+		)...)
+		for range 2 {
+			got, err := d.PermanentFlags(context.Background(), "Sent")
+			if want := []string{`\Seen`, `$Label1`, `\*`}; err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("PermanentFlags(Sent) = %q, %v; want %q", got, err, want)
+			}
+			if got, err := d.PermanentFlags(context.Background(), "Drafts"); err != nil || got != nil {
+				t.Errorf("PermanentFlags(Drafts) = %q, %v; want nil without PERMANENTFLAGS", got, err)
+			}
+		}
+		// The second round sent nothing: the next command is the NOOP.
+		if err := d.ctl.c.Noop().Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Wait(); err != nil {
+			t.Errorf("script: %v", err)
+		}
+	})
+	// UNSELECT goes out behind SELECT, without waiting for its reply.
+	t.Run("UNSELECT, and a refused SELECT", func(t *testing.T) {
+		d, srv := dialFakeControl(t, append(controlLogin("UNSELECT"),
+			imapfake.Expect("T2 SELECT \"Sent\"\r\n"),
+			imapfake.Send("* OK [PERMANENTFLAGS (\\Seen)] ok\r\nT2 OK [READ-WRITE] selected\r\n"),
+			imapfake.Expect("T3 UNSELECT\r\n"), imapfake.Send("T3 OK done\r\n"),
+			imapfake.Expect("T4 SELECT INBOX\r\nT5 UNSELECT\r\n"),
+			imapfake.Send("T4 NO Error opening mailbox\r\nT5 BAD no mailbox selected\r\n"),
+			imapfake.Expect("T6 NOOP\r\n"), imapfake.Send("T6 OK done\r\n"),
+		)...)
+		if got, err := d.PermanentFlags(context.Background(), "Sent"); err != nil || !reflect.DeepEqual(got, []string{`\Seen`}) {
+			t.Errorf("PermanentFlags(Sent) = %q, %v", got, err)
+		}
+		for range 2 {
+			if got, err := d.PermanentFlags(context.Background(), "INBOX"); err != nil || got != nil {
+				t.Errorf("PermanentFlags(INBOX) = %q, %v; want nil, nil when SELECT is refused", got, err)
+			}
+		}
+		if err := d.ctl.c.Noop().Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Wait(); err != nil {
+			t.Errorf("script: %v", err)
+		}
+	})
 }
 
 // TestEnsureMailboxHugeLiteral: a LIST reply announcing a mailbox name of

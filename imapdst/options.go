@@ -73,6 +73,11 @@ type Options struct {
 	// Trace, when set, receives the protocol lines of both connections,
 	// with credentials replaced by *** and message bodies by byte counts.
 	Trace io.Writer
+	// Shared, when set, is what the account's sessions learn about the
+	// server and share (refused optional features, PERMANENTFLAGS): give
+	// every Dial of one account the same. Nil: this Destination keeps its
+	// own.
+	Shared *Shared
 	// OnClose, when set, is called exactly once, by the first
 	// Destination.Close, after both connections are closed, whatever Close
 	// returns. Dial never calls it: when Dial fails no connection is left
@@ -96,6 +101,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Shared == nil {
+		o.Shared = NewShared(imapconn.NewQuirks(o.Logger, nil))
 	}
 	return o
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -50,7 +51,7 @@ func (s *Source) Delete(ctx context.Context, msgs []pipeline.SourceMessage) erro
 		return err
 	}
 	defer done()
-	if caps := s.c.Caps(); !caps.Has(imap.CapUIDPlus) && !caps.Has(imap.CapIMAP4rev2) {
+	if caps := s.c.Caps(); !caps.Has(imap.CapUIDPlus) && !caps.Has(imap.CapIMAP4rev2) || s.opts.Quirks.Refused(imapconn.FeatureUIDExpunge) {
 		return fatal(fmt.Errorf("deleting %d messages from %s at %s: %w", len(msgs), s.user, s.opts.Addr, ErrNoUIDPlus))
 	}
 	keys := make([]folderKey, 0, len(byFolder))
@@ -93,7 +94,17 @@ func (s *Source) deleteIn(ctx context.Context, mailbox string, uidValidity uint3
 		if err := s.check(ctx, store.Close(), "UID STORE", mailbox); err != nil {
 			return err
 		}
-		if err := s.check(ctx, s.c.UIDExpunge(set).Close(), "UID EXPUNGE", mailbox); err != nil {
+		if err := s.c.UIDExpunge(set).Close(); imapconn.IsRefusal(err) {
+			// Advertised and refused: as without UIDPLUS. \Deleted is
+			// taken off again, so the source is as it was: the messages
+			// stay there, the safe side.
+			s.opts.Quirks.Refuse(imapconn.FeatureUIDExpunge, err, "messages are not deleted at this source")
+			unmark := s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil)
+			if err := s.check(ctx, unmark.Close(), "UID STORE", mailbox); err != nil {
+				return err
+			}
+			return fatal(fmt.Errorf("deleting %d messages from %q: %w", len(batch), mailbox, ErrNoUIDPlus))
+		} else if err := s.check(ctx, err, "UID EXPUNGE", mailbox); err != nil {
 			return err
 		}
 		s.log.Debug("deleted messages", "mailbox", mailbox, "messages", len(batch))

@@ -240,38 +240,105 @@ func TestFetchBrokenServers(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv := startScript(t, func(n int) map[string]handler {
-				if n == 0 {
-					return map[string]handler{"UID FETCH": tt.fetch}
-				}
-				return wellBehaved()
+		// A writer that reads for itself (io.ReaderFrom, as the spool
+		// does) is given the literal; any other is copied to.
+		for _, sink := range []string{"reads for itself", "written to"} {
+			t.Run(tt.name+", "+sink, func(t *testing.T) {
+				testFetchBroken(t, tt.fetch, tt.wantText, sink == "reads for itself")
 			})
+		}
+	}
+}
+
+// writeOnly hides its writer's io.ReaderFrom.
+type writeOnly struct{ w io.Writer }
+
+func (w writeOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
+
+func testFetchBroken(t *testing.T, fetch handler, wantText string, readerFrom bool) {
+	t.Helper()
+	srv := startScript(t, func(n int) map[string]handler {
+		if n == 0 {
+			return map[string]handler{"UID FETCH": fetch}
+		}
+		return wellBehaved()
+	})
+	s := openSource(t, srv.opts())
+	var b bytes.Buffer
+	var sink io.Writer = &b
+	if !readerFrom {
+		sink = writeOnly{&b}
+	}
+	n, err := s.Fetch(t.Context(), keyMsg(5), sink)
+	if err == nil {
+		t.Fatalf("Fetch = %d bytes %q, nil error; want an error", n, b.String())
+	}
+	t.Logf("Fetch error: %v", err)
+	if c := pipeline.ClassOf(err); c != pipeline.ClassTransient {
+		t.Errorf("Fetch error %v has class %v, want transient", err, c)
+	}
+	if errors.Is(err, ErrMessageGone) {
+		t.Errorf("Fetch error %v says the message is gone", err)
+	}
+	if !strings.Contains(err.Error(), wantText) {
+		t.Errorf("Fetch error %q does not name %q", err, wantText)
+	}
+	// The session is unusable and says so, without blocking.
+	if _, err2 := s.Fetch(t.Context(), keyMsg(5), io.Discard); err2 == nil || pipeline.ClassOf(err2) != pipeline.ClassTransient {
+		t.Errorf("second Fetch on the broken session: %v, want a transient error", err2)
+	}
+	// The engine reconnects: a new session gets the whole message.
+	s2 := openSource(t, srv.opts())
+	b.Reset()
+	if _, err := s2.Fetch(t.Context(), keyMsg(5), sink); err != nil || b.String() != scriptBody {
+		t.Errorf("Fetch after reconnecting = %q, %v; want %q", b.String(), err, scriptBody)
+	}
+}
+
+// failAfter takes n bytes, then fails every write.
+type failAfter struct {
+	n   int
+	err error
+}
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		k := f.n
+		f.n = 0
+		return k, f.err
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// failAfterReader is failAfter reading for itself, as the spool does.
+type failAfterReader struct{ failAfter }
+
+func (f *failAfterReader) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(writeOnly{&f.failAfter}, r)
+}
+
+// TestFetchWriterFails: when the writer fails mid-body (the spool at the
+// size limit), Fetch returns its error, not a connection error, and the
+// session goes on: the rest of the body is read off the connection.
+func TestFetchWriterFails(t *testing.T) {
+	full := errors.New("spool full")
+	for _, tc := range []struct {
+		name string
+		sink io.Writer
+	}{
+		{"reads for itself", &failAfterReader{failAfter{n: 10, err: full}}},
+		{"written to", &failAfter{n: 10, err: full}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startScript(t, func(int) map[string]handler { return wellBehaved() })
 			s := openSource(t, srv.opts())
+			if _, err := s.Fetch(t.Context(), keyMsg(5), tc.sink); !errors.Is(err, full) {
+				t.Fatalf("Fetch = %v, want the writer's error", err)
+			}
 			var b bytes.Buffer
-			n, err := s.Fetch(t.Context(), keyMsg(5), &b)
-			if err == nil {
-				t.Fatalf("Fetch = %d bytes %q, nil error; want an error", n, b.String())
-			}
-			t.Logf("Fetch error: %v", err)
-			if c := pipeline.ClassOf(err); c != pipeline.ClassTransient {
-				t.Errorf("Fetch error %v has class %v, want transient", err, c)
-			}
-			if errors.Is(err, ErrMessageGone) {
-				t.Errorf("Fetch error %v says the message is gone", err)
-			}
-			if !strings.Contains(err.Error(), tt.wantText) {
-				t.Errorf("Fetch error %q does not name %q", err, tt.wantText)
-			}
-			// The session is unusable and says so, without blocking.
-			if _, err2 := s.Fetch(t.Context(), keyMsg(5), io.Discard); err2 == nil || pipeline.ClassOf(err2) != pipeline.ClassTransient {
-				t.Errorf("second Fetch on the broken session: %v, want a transient error", err2)
-			}
-			// The engine reconnects: a new session gets the whole message.
-			s2 := openSource(t, srv.opts())
-			b.Reset()
-			if _, err := s2.Fetch(t.Context(), keyMsg(5), &b); err != nil || b.String() != scriptBody {
-				t.Errorf("Fetch after reconnecting = %q, %v; want %q", b.String(), err, scriptBody)
+			if _, err := s.Fetch(t.Context(), keyMsg(5), &b); err != nil || b.String() != scriptBody {
+				t.Errorf("next Fetch on the session = %q, %v; want %q", b.String(), err, scriptBody)
 			}
 		})
 	}

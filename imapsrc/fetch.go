@@ -178,8 +178,24 @@ func (s *Source) takeBody(w io.Writer, it imapclient.FetchItemDataBodySection, g
 // ends a literal cut by a dropped connection with io.EOF, as if it were
 // complete.
 // The copy buffer is the session's (io.Copy allocated 32 KB per message:
-// most of the IMAP source's allocations on small mail).
+// most of the IMAP source's allocations on small mail). A w that reads for
+// itself (io.ReaderFrom: the spool, which reads into its own buffer and
+// so saves a copy of every byte and most read system calls) is given the
+// literal instead.
 func (s *Source) copyBody(w io.Writer, lit imap.LiteralReader) (n int64, werr, readErr error) {
+	if rf, ok := w.(io.ReaderFrom); ok {
+		er := &errReader{r: lit}
+		n, err := rf.ReadFrom(er)
+		switch {
+		case er.err != nil && er.err != io.EOF:
+			return n, nil, er.err
+		case err != nil:
+			return n, err, nil
+		case n != lit.Size():
+			return n, nil, fmt.Errorf("body ended after %d of %d bytes", n, lit.Size())
+		}
+		return n, nil, nil
+	}
 	ew := &errWriter{w: w}
 	if s.copyBuf == nil {
 		s.copyBuf = make([]byte, 32<<10)
@@ -192,6 +208,21 @@ func (s *Source) copyBody(w io.Writer, lit imap.LiteralReader) (n int64, werr, r
 		return n, nil, fmt.Errorf("body ended after %d of %d bytes", n, lit.Size())
 	}
 	return n, nil, readErr
+}
+
+// errReader remembers r's error (io.EOF included) so that it is told apart
+// from the writer's in ReadFrom.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // errWriter remembers w's error so that it is told apart from a read error.

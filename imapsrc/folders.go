@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/mapping"
 )
 
@@ -51,11 +52,16 @@ func (s *Source) Folders(ctx context.Context) ([]Folder, error) {
 
 func (s *Source) folders(ctx context.Context) ([]Folder, error) {
 	caps := s.c.Caps()
+	q := s.opts.Quirks
 	var lopts *imap.ListOptions
-	if caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2) {
+	if (caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2)) && !q.Refused(imapconn.FeatureListReturn) {
 		lopts = &imap.ListOptions{ReturnSubscribed: true, ReturnSpecialUse: caps.Has(imap.CapSpecialUse)}
 	}
 	list, err := s.c.List("", "*", lopts).Collect()
+	if lopts != nil && imapconn.IsRefusal(err) {
+		q.Refuse(imapconn.FeatureListReturn, err, "a plain LIST: subscriptions unknown, special use only where the server sends it anyway")
+		list, err = s.c.List("", "*", nil).Collect()
+	}
 	if err = s.check(ctx, err, "LIST", "*"); err != nil {
 		return nil, err
 	}

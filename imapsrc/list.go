@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -146,10 +147,15 @@ func (s *Source) listFolder(ctx context.Context, mailbox string, each func([]pip
 // disjoint ranges: a contiguous mailbox of any size is one range.
 func (s *Source) searchAll(ctx context.Context, mailbox string) (imap.UIDSet, error) {
 	var sopts *imap.SearchOptions
-	if caps := s.c.Caps(); caps.Has(imap.CapESearch) || caps.Has(imap.CapIMAP4rev2) {
+	q := s.opts.Quirks
+	if caps := s.c.Caps(); (caps.Has(imap.CapESearch) || caps.Has(imap.CapIMAP4rev2)) && !q.Refused(imapconn.FeatureESearch) {
 		sopts = &imap.SearchOptions{ReturnAll: true}
 	}
 	data, err := s.c.UIDSearch(&imap.SearchCriteria{}, sopts).Wait()
+	if sopts != nil && imapconn.IsRefusal(err) {
+		q.Refuse(imapconn.FeatureESearch, err, "a plain UID SEARCH")
+		data, err = s.c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+	}
 	if err = s.check(ctx, err, "UID SEARCH", mailbox); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/secret"
@@ -102,6 +103,10 @@ type Options struct {
 	// never calls it: when Open fails there is no session. A caller that
 	// caps connections gives its slot back here.
 	OnClose func()
+	// Quirks, when set, remembers the optional features the server refused
+	// (NAMESPACE, LIST RETURN, ESEARCH, UID EXPUNGE) for every session of
+	// the account; nil: each session finds out for itself.
+	Quirks *imapconn.Quirks
 
 	// unilateral receives the server's unsolicited responses (Watch's
 	// EXISTS during IDLE); nil for sources.
@@ -128,6 +133,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Quirks == nil {
+		o.Quirks = imapconn.NewQuirks(o.Logger, nil)
 	}
 	o.Addr = withDefaultPort(o.Addr, o.TLS)
 	return o

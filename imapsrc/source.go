@@ -104,13 +104,20 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	return s, nil
 }
 
-// namespace asks for the personal namespace (RFC 2342 §5).
+// namespace asks for the personal namespace (RFC 2342 §5). A server that
+// advertises NAMESPACE and refuses it has none: folder names are taken as
+// listed.
 func (s *Source) namespace() error {
 	caps := s.c.Caps()
-	if !caps.Has(imap.CapNamespace) && !caps.Has(imap.CapIMAP4rev2) {
+	q := s.opts.Quirks
+	if !caps.Has(imap.CapNamespace) && !caps.Has(imap.CapIMAP4rev2) || q.Refused(imapconn.FeatureNamespace) {
 		return nil
 	}
 	data, err := s.c.Namespace().Wait()
+	if imapconn.IsRefusal(err) {
+		q.Refuse(imapconn.FeatureNamespace, err, "folder names are taken as listed, without a namespace prefix")
+		return nil
+	}
 	if err = s.check(context.Background(), err, "NAMESPACE", ""); err != nil {
 		return err
 	}

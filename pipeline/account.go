@@ -160,6 +160,7 @@ type item struct {
 	body       *spool.Message
 	skipReason string      // non-empty: do not send, record as skipped
 	skipClass  ReasonClass // the skip's class
+	failReason string      // non-empty: the source would not serve it; record as failed
 	entry      Entry
 	out        OutgoingMessage
 	dateSource string
@@ -795,6 +796,14 @@ func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests Fol
 			a.finished++
 			a.mu.Unlock()
 			continue
+		}
+		if err != nil && ClassOf(err) == ClassPerMessage && ctx.Err() == nil {
+			// The source will not serve this message (it refused it,
+			// after its own retries): it fails on its own, with the
+			// reason, and the next run tries it again; the messages
+			// after it go on.
+			it = &item{msg: m, failReason: err.Error(), entry: Entry{Key: m.Key, Size: m.Size}}
+			err = nil
 		}
 		if err != nil {
 			return err

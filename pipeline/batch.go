@@ -79,7 +79,7 @@ func (w *batchWriter) box(ctx context.Context, name string) (*mailboxState, erro
 	}
 	b := &mailboxState{status: status, nextUID: status.UIDNext}
 	if pf, ok := w.dst.(PermanentFlagser); ok {
-		if b.permanent, err = pf.PermanentFlags(ctx, name); err != nil {
+		if b.permanent, err = pf.PermanentFlags(ctx, status.Name); err != nil {
 			return nil, fmt.Errorf("reading the flags %q accepts: %w", name, err)
 		}
 	}
@@ -277,6 +277,12 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	sb := &sentBatch{items: w.batch, box: box, rematched: map[string]string{}}
 	now := a.opts.Now()
 	for _, it := range w.batch {
+		if it.failReason != "" {
+			e := it.entry
+			e.State, e.ReasonClass, e.Reason, e.Updated = StateFailed, ReasonSource, it.failReason, now
+			sb.commit = append(sb.commit, e)
+			continue
+		}
 		if limit := a.limit.Tighten(box.status.AppendLimit); it.skipReason == "" && !limit.Allows(it.body.Size()) {
 			it.skipReason, it.skipClass = limit.Reason(it.body.Size()), ReasonTooBig
 		}
@@ -507,13 +513,17 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 			a.prog.MessageDone(a.opts.Name, OutcomeSkipped, e.Size)
 		case StateFailed:
 			st.Failures = append(st.Failures, Skip{Key: e.Key, Reason: e.Reason})
-			a.log.Warn("message refused by the destination; the next run tries it again",
+			who := "destination"
+			if it.failReason != "" {
+				who = "source"
+			}
+			a.log.Warn("message refused by the "+who+"; the next run tries it again",
 				"account", a.opts.Name, "key", e.Key, "reason", e.Reason)
 			a.prog.MessageDone(a.opts.Name, OutcomeSkipped, e.Size)
 		}
 		// The error budget: a destination that refuses message after
 		// message (a broken mailbox, a policy) stops the account early.
-		if e.State == StateFailed {
+		if e.State == StateFailed && it.failReason == "" {
 			a.run.refusedInARow++
 		} else if e.State == StateDone {
 			a.run.refusedInARow = 0

@@ -112,7 +112,8 @@ func (h *heapWatch) sample() {
 	h.peak = max(h.peak, ms.HeapInuse)
 }
 
-func (h *heapWatch) AccountStarted(string, int, int64) {}
+func (h *heapWatch) AccountStarted(string, int, int64)           {}
+func (h *heapWatch) AccountPaused(string, *pipeline.PausedError) {}
 func (h *heapWatch) MessageDone(string, pipeline.Outcome, int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -64,5 +65,44 @@ func TestMessageGoneSinceListIsCountedNotFailed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// refusingSource is a memSource whose Fetch of some messages fails per
+// message, as pop3src's does for a message the server refuses every time.
+type refusingSource struct {
+	*memSource
+	refused map[string]bool
+}
+
+func (s refusingSource) Fetch(ctx context.Context, msg SourceMessage, w io.Writer) (int64, error) {
+	if s.refused[msg.Key] {
+		return 0, PerMessage(fmt.Errorf("fetching %q: -ERR message is corrupt", msg.Key))
+	}
+	return s.memSource.Fetch(ctx, msg, w)
+}
+
+// TestMessageRefusedBySourceFailsAlone: a message the source will not serve
+// fails with the source's reason; the messages after it are copied, and
+// the next run tries it again.
+func TestMessageRefusedBySourceFailsAlone(t *testing.T) {
+	msgs := genMessages(12)
+	h := newHarness(msgs)
+	src := refusingSource{memSource: h.src, refused: map[string]bool{msgs[3].key: true}}
+	job := Job{Options: h.opts, OpenSource: func(context.Context) (Source, error) { return src, nil }, OpenDestination: h.dst.open}
+	st, err := h.runner.RunAccount(context.Background(), job)
+	if err != nil || st.Error != "" {
+		t.Fatalf("RunAccount: %v (stats error %q), want the account to complete", err, st.Error)
+	}
+	if st.Copied != 11 || st.Failed != 1 || len(st.Failures) != 1 || !strings.Contains(st.Failures[0].Reason, "corrupt") {
+		t.Fatalf("copied %d, failed %d %+v; want 11 and the refused one with its reason", st.Copied, st.Failed, st.Failures)
+	}
+	if n := len(h.dst.bodies("INBOX")); n != 11 {
+		t.Errorf("destination holds %d messages, want 11", n)
+	}
+	delete(src.refused, msgs[3].key)
+	st, err = h.runner.RunAccount(context.Background(), job)
+	if err != nil || st.Copied != 1 || st.Failed != 0 {
+		t.Fatalf("second run: copied %d, failed %d, %v; want the refused message copied now", st.Copied, st.Failed, err)
 	}
 }

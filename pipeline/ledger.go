@@ -248,11 +248,17 @@ type Resent struct {
 
 // RunRecord is one run over one account, for `mailferry status`.
 type RunRecord struct {
-	Started    time.Time
-	Finished   time.Time // zero while running or after a crash
-	Result     string    // "ok", "partial", "failed", "interrupted", "paused", "waiting"
-	Error      string    // last error, never a secret
-	ErrorClass string    // its class: "fatal", "transient", "interrupted"...
+	Started  time.Time
+	Finished time.Time // zero while running or after a crash
+	Result   string    // "ok", "partial", "failed", "interrupted", "paused", "waiting"
+	Error    string    // last error, never a secret
+	// ErrorClass sorts Error for people: what Runner.Explain named
+	// ("login", "tls-certificate", ...) or else the engine's class
+	// ("fatal", "transient", "interrupted"); "" without an error.
+	ErrorClass string
+	// Hint says what fixes Error (Runner.Explain); "" when nothing useful
+	// can be said.
+	Hint string
 	// What the source held: "done / total" on a status page.
 	Listed      int
 	ListedBytes int64

@@ -27,6 +27,10 @@ type Job struct {
 	// with the other accounts): it fails at once instead, and the copy goes
 	// on with fewer sessions. Nil: OpenDestination.
 	OpenExtraDestination func(ctx context.Context) (Destination, error)
+	// Notes, when set, returns what the account's sessions found worth
+	// telling the user (optional features a server refused, folders that
+	// went to a safe name); the command puts them in Stats.Notes.
+	Notes func() []string
 }
 
 // Runner runs jobs against one ledger, retrying transient failures.
@@ -47,6 +51,21 @@ type Runner struct {
 	SkipLocked bool
 	Logger     *slog.Logger
 	Progress   Progress
+	// Paused, when set, is asked before each account starts: a pause that
+	// is not the engine's own (Options.Traffic's), such as an operator's
+	// from the status page, whose PausedError has no Until (until
+	// resumed). An account it returns a pause for is not started (no
+	// lock, no run recorded, no connection): it ends paused as after a
+	// daily quota (Stats.Paused, PausedReason), which is no failure, and
+	// Progress.AccountFinished is called. An error from it stops the
+	// account like a ledger error.
+	Paused func(ctx context.Context, account string) (*PausedError, error)
+	// Explain, when set, says what went wrong and what fixes it for the
+	// error that stopped an account: a class for people ("login",
+	// "tls-certificate"; "" to keep the engine's) and a hint. Both are
+	// recorded with the run (RunRecord.ErrorClass, Hint) and the hint is
+	// Stats.Hint.
+	Explain func(err error) (class, hint string)
 }
 
 // Bounds of the retry loop: the longest wait between attempts, and how
@@ -115,15 +134,30 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 		ledger = dryRunLedger{ledger}
 	}
 	st := &Stats{Account: opts.Name, DryRun: r.DryRun}
+	if r.Paused != nil {
+		pe, err := r.Paused(ctx, opts.Name)
+		if err != nil {
+			err = fatal(fmt.Errorf("reading whether account %q is paused: %w", opts.Name, err))
+			st.Error, st.ErrorClass = err.Error(), ClassOf(err).String()
+			prog.AccountFinished(opts.Name, st)
+			return st, err
+		}
+		if pe != nil {
+			st.setPaused(pe)
+			log.Info("account paused; not started", "account", opts.Name, "because", pe.Reason)
+			prog.AccountFinished(opts.Name, st)
+			return st, nil
+		}
+	}
 	start := time.Now()
 	err := r.runLocked(ctx, job, opts, ledger, log, prog, st)
 	st.Duration = time.Since(start)
 	st.Seconds = st.Duration.Seconds()
 	if err != nil {
 		st.Error = err.Error()
-		st.ErrorClass = ClassOf(err).String()
-		if ctx.Err() != nil {
-			st.ErrorClass = "interrupted"
+		st.ErrorClass = engineClass(ctx, err)
+		if r.Explain != nil {
+			_, st.Hint = r.Explain(err)
 		}
 	}
 	prog.AccountFinished(opts.Name, st)
@@ -184,6 +218,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 			st.Pauses++
 			log.Info("account paused; its sessions are closed until it goes on", "account", opts.Name,
 				"until", pe.Until.Format(time.RFC3339), "because", pe.Reason)
+			prog.AccountPaused(opts.Name, pe)
 			i--
 			continue
 		}
@@ -226,10 +261,9 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		}
 		st.Waiting = max(0, st.Failed-len(refused))
 		st.Failed -= st.Waiting
-		until := paused.Until
-		st.PausedUntil, st.PausedReason = &until, paused.Reason
+		st.setPaused(paused)
 		log.Info("account paused until the next quota window; the run goes on with the others", "account", opts.Name,
-			"until", until.Format(time.RFC3339), "because", paused.Reason, "waiting", st.Waiting)
+			"until", paused.Until.Format(time.RFC3339), "because", paused.Reason, "waiting", st.Waiting)
 	}
 
 	rec := RunRecord{Started: started, Finished: time.Now(), Copied: st.Copied, Skipped: st.Skipped, Failed: st.Failed,
@@ -250,6 +284,16 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	case st.Skipped > 0 || st.MirrorHeld > 0 || len(st.MirrorUnsure) > 0:
 		rec.Result = "partial"
 	}
+	if err != nil {
+		rec.ErrorClass = engineClass(ctx, err)
+		if r.Explain != nil {
+			class, hint := r.Explain(err)
+			rec.Hint = hint
+			if class != "" && ctx.Err() == nil {
+				rec.ErrorClass = class
+			}
+		}
+	}
 	if ferr := ledger.FinishRun(context.WithoutCancel(ctx), runID, rec); ferr != nil && err == nil {
 		err = fatal(fmt.Errorf("recording the end of the run: %w", ferr))
 	}
@@ -259,6 +303,15 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 // errPaused ends an attempt whose account an admin paused (Hold.Paused):
 // the run stops after committing what is in flight, without an error.
 var errPaused = errors.New("the account was paused")
+
+// engineClass is the engine's class of the error that stopped an account:
+// "interrupted" when ctx ended, else ClassOf's.
+func engineClass(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "interrupted"
+	}
+	return ClassOf(err).String()
+}
 
 func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, hold Hold, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
 	open := job.Open

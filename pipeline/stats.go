@@ -85,21 +85,23 @@ type Stats struct {
 	Normalised    int `json:"normalised"`
 	LineEndsFixed int `json:"line_ends_fixed"`
 	Attempts      int `json:"attempts"`
-	// PausedUntil is set when the account stopped for a time the run does
-	// not wait for (a daily quota reached): it goes on from then, and
-	// PausedReason says why. Waiting is how many listed messages wait for
-	// it; they are not failures. Pauses counts the pauses the run waited
-	// out (a timetable's pause, a slow message rate).
+	// Paused is set when the account ended this run paused, which is no
+	// failure: not started because it was paused (Runner.Paused, e.g. by
+	// an operator), paused by an operator during the run (Hold.Paused: it
+	// stopped after committing its batches in flight), or stopped for a
+	// time the run does not wait for (a daily quota reached). PausedReason says why, and PausedUntil when it
+	// goes on by itself (nil: when it is resumed). Waiting is how many
+	// listed messages wait for it; they are not failures. Pauses counts
+	// the pauses the run waited out (a timetable's pause, a slow message
+	// rate).
+	Paused       bool       `json:"paused,omitempty"`
 	PausedUntil  *time.Time `json:"paused_until,omitempty"`
 	PausedReason string     `json:"paused_reason,omitempty"`
 	Waiting      int        `json:"waiting,omitempty"`
 	Pauses       int        `json:"pauses,omitempty"`
 	// Locked is set when another run held the account and this one
 	// skipped it (Runner.SkipLocked).
-	Locked bool `json:"locked,omitempty"`
-	// Paused is set when an admin paused the account during the run: it
-	// stopped after committing its batches in flight.
-	Paused   bool          `json:"paused,omitempty"`
+	Locked   bool          `json:"locked,omitempty"`
 	Duration time.Duration `json:"-"`
 	Seconds  float64       `json:"seconds"`
 	DryRun   bool          `json:"dry_run,omitempty"`
@@ -109,6 +111,20 @@ type Stats struct {
 	ErrorClass string `json:"error_class,omitempty"`
 	// Hint says what the user can do about Error; the command fills it in.
 	Hint string `json:"hint,omitempty"`
+	// Notes are what the run found worth telling besides the counts:
+	// optional features a server refused and what the copy does without
+	// them, folders that went to a safe name (Job.Notes; the command fills
+	// them in).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// setPaused records that the account ended this run paused by p.
+func (s *Stats) setPaused(p *PausedError) {
+	s.Paused, s.PausedReason, s.PausedUntil = true, p.Reason, nil
+	if !p.Until.IsZero() {
+		until := p.Until
+		s.PausedUntil = &until
+	}
 }
 
 func (s *Stats) skip(key, reason string) {
@@ -133,5 +149,6 @@ func (s *Stats) SkipReasons() map[string]int {
 }
 
 // Complete reports whether every listed message is on the destination or
-// deliberately skipped, with no error.
-func (s *Stats) Complete() bool { return s.Error == "" && s.Failed == 0 }
+// deliberately skipped, with no error, and the account was not paused
+// (what a pause left waits for the next run).
+func (s *Stats) Complete() bool { return s.Error == "" && s.Failed == 0 && !s.Paused }

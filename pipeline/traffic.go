@@ -37,7 +37,8 @@ type Traffic interface {
 }
 
 // PausedError ends an attempt because the account must start nothing new
-// until Until. The batches in flight are finished and committed, and what
+// until Until (zero: until it is resumed, as after an operator's pause;
+// see Runner.Paused). The batches in flight are finished and committed, and what
 // the ledger has as done is deleted at the source as after a complete
 // attempt. With Wait the run waits (Traffic.Ready) and goes on with a new
 // attempt: a timetable's pause, a message rate slower than the servers'
@@ -51,6 +52,9 @@ type PausedError struct {
 }
 
 func (e *PausedError) Error() string {
+	if e.Until.IsZero() {
+		return "paused: " + e.Reason
+	}
 	return fmt.Sprintf("paused until %s: %s", e.Until.Format(time.RFC3339), e.Reason)
 }
 
@@ -63,8 +67,8 @@ func isPaused(err error) (*PausedError, bool) {
 
 // PausedRecord is what RunRecord.Error holds for a run that ended paused
 // (Result "paused"): the time it resumes and why, until the ledger keeps
-// them in columns of their own (schema 5: ResumeAt). ParsePausedRecord
-// reads it back.
+// them in columns of their own (its next schema: ResumeAt).
+// ParsePausedRecord reads it back; RunRecord.PausedAt the pause itself.
 func PausedRecord(until time.Time, reason string) string {
 	return "paused until " + until.Format(time.RFC3339) + ": " + reason
 }
@@ -84,4 +88,18 @@ func ParsePausedRecord(s string) (until time.Time, reason string, ok bool) {
 		return time.Time{}, "", false
 	}
 	return t, reason, true
+}
+
+// PausedAt returns the pause a run that ended paused (Result "paused")
+// left in force at now: nil for any other run, and once its time has
+// passed.
+func (r *RunRecord) PausedAt(now time.Time) *PausedError {
+	if r == nil || r.Result != "paused" {
+		return nil
+	}
+	until, reason, ok := ParsePausedRecord(r.Error)
+	if !ok || !until.After(now) {
+		return nil
+	}
+	return &PausedError{Until: until, Reason: reason}
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -82,13 +83,20 @@ func TestTrafficPauseWaited(t *testing.T) {
 	h := newHarness(msgs)
 	tr := &scriptTraffic{pauseAt: 12, wait: true}
 	h.opts.Traffic = tr
+	prog := &recProgress{}
+	h.runner.Progress = prog
 	opens := 0
 	st, err := h.runner.RunAccount(context.Background(), Job{Options: h.opts,
 		OpenSource:      func(context.Context) (Source, error) { opens++; return h.src, nil },
 		OpenDestination: h.dst.open})
-	if err != nil || st.Copied != 30 || st.Failed != 0 || st.Pauses != 1 || st.PausedUntil != nil {
-		t.Fatalf("RunAccount = %v: copied %d, failed %d, pauses %d, paused until %v; want 30 copied after one pause",
-			err, st.Copied, st.Failed, st.Pauses, st.PausedUntil)
+	if err != nil || st.Copied != 30 || st.Failed != 0 || st.Pauses != 1 || st.PausedUntil != nil || st.Paused {
+		t.Fatalf("RunAccount = %v: copied %d, failed %d, pauses %d, paused %v until %v; want 30 copied after one pause",
+			err, st.Copied, st.Failed, st.Pauses, st.Paused, st.PausedUntil)
+	}
+	// The pause is announced between the two attempts' starts.
+	if got := strings.Join(prog.events, "|"); !strings.Contains(got, "|pause alice until "+resumeAt.Format(time.RFC3339)+": scripted pause|start alice") ||
+		!strings.HasSuffix(got, "|finish alice paused=false error=false") {
+		t.Errorf("progress events %s, want a pause announced before the second start", got)
 	}
 	if opens != 2 || tr.readies != 2 {
 		t.Errorf("sessions opened %d times, Ready asked %d times; want 2 and 2", opens, tr.readies)
@@ -118,9 +126,12 @@ func TestTrafficQuotaPause(t *testing.T) {
 	if err != nil || st.Error != "" {
 		t.Fatalf("RunAccount = %v (%q), want no error", err, st.Error)
 	}
-	if st.Copied != 11 || st.Waiting != 19 || st.Failed != 0 || st.PausedUntil == nil || !st.PausedUntil.Equal(resumeAt) || st.PausedReason != "scripted pause" {
-		t.Fatalf("stats: copied %d, waiting %d, failed %d, paused until %v (%q); want 11, 19, 0, %v",
-			st.Copied, st.Waiting, st.Failed, st.PausedUntil, st.PausedReason, resumeAt)
+	if st.Copied != 11 || st.Waiting != 19 || st.Failed != 0 || !st.Paused || st.PausedUntil == nil || !st.PausedUntil.Equal(resumeAt) || st.PausedReason != "scripted pause" {
+		t.Fatalf("stats: copied %d, waiting %d, failed %d, paused %v until %v (%q); want 11, 19, 0, paused until %v",
+			st.Copied, st.Waiting, st.Failed, st.Paused, st.PausedUntil, st.PausedReason, resumeAt)
+	}
+	if st.Complete() {
+		t.Error("Complete() for an account whose messages wait for the pause to end")
 	}
 	rec := h.ledger.runs[len(h.ledger.runs)-1]
 	until, reason, ok := ParsePausedRecord(rec.Error)
@@ -154,5 +165,35 @@ func TestTrafficReadyPaused(t *testing.T) {
 	if _, err := h.runner.RunAccount(context.Background(), Job{Options: h.opts,
 		OpenSource: func(context.Context) (Source, error) { return h.src, nil }, OpenDestination: h.dst.open}); !errors.Is(err, boom) {
 		t.Errorf("a failing Ready: %v, want it returned", err)
+	}
+}
+
+// TestRunRecordPausedAt: a run that ended paused holds its pause until its
+// time; other runs, unreadable records and a time passed hold none.
+func TestRunRecordPausedAt(t *testing.T) {
+	now := resumeAt.Add(-time.Hour)
+	paused := &RunRecord{Result: "paused", Error: PausedRecord(resumeAt, "daily quota of 1 MB written reached")}
+	tests := []struct {
+		name string
+		r    *RunRecord
+		at   time.Time
+		want bool
+	}{
+		{"paused, before its time", paused, now, true},
+		{"paused, at its time", paused, resumeAt, false},
+		{"ok", &RunRecord{Result: "ok"}, now, false},
+		{"failed with a pause's words", &RunRecord{Result: "failed", Error: paused.Error}, now, false},
+		{"paused, unreadable", &RunRecord{Result: "paused", Error: "paused until soon"}, now, false},
+		{"no run", nil, now, false},
+	}
+	for _, tt := range tests {
+		p := tt.r.PausedAt(tt.at)
+		if (p != nil) != tt.want {
+			t.Errorf("%s: PausedAt = %+v, want a pause: %v", tt.name, p, tt.want)
+			continue
+		}
+		if p != nil && (!p.Until.Equal(resumeAt) || p.Reason != "daily quota of 1 MB written reached") {
+			t.Errorf("%s: PausedAt = %+v, want until %v with the reason", tt.name, p, resumeAt)
+		}
 	}
 }

@@ -216,7 +216,9 @@ func (s *Source) sharedUIDLs(ctx context.Context, l *listing, maybe func(string)
 	for _, uid := range uids {
 		nums := byUID[uid]
 		s.log.Warn("server reports the same UIDL for several messages: keying them by UIDL and content digest", "uidl", uid, "messages", len(nums))
-		if err := s.keysFromDigest(ctx, nums, uid+"#", s.special); err != nil {
+		// The LIST section is not read yet: the size of a message the
+		// server refuses to serve (its key then) is asked with LIST n.
+		if err := s.keysFromDigest(ctx, nums, uid+"#", s.sizeAsked(ctx), s.special); err != nil {
 			return err
 		}
 	}

@@ -113,6 +113,7 @@ type Source struct {
 	// plan[pos] is the Fetch expected next; the RETRs for plan[pos:sent]
 	// are in flight, their replies unread.
 	pipelining    bool // the post-login CAPA lists PIPELINING
+	utf8Mode      bool // UTF8 sent (RFC 6856): messages are served as stored
 	maxAhead      int  // 0: prefetching off
 	maxAheadBytes int64
 	plan          []planned
@@ -184,6 +185,9 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 	if err != nil && !errors.As(err, &re) {
 		return err
 	}
+	if err := s.utf8(ctx, caps); err != nil {
+		return err
+	}
 	switch opts.Auth {
 	case AuthDefault, AuthPlain:
 	case AuthXOAuth2, AuthOAuthBearer:
@@ -205,7 +209,18 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 	if usePlain {
 		return s.c.AuthPlain(ctx, opts.AuthzID, opts.User, opts.Password)
 	}
-	return s.c.Login(ctx, opts.User, opts.Password)
+	// APOP (RFC 1939 §7) where the server offers it and not USER: in its
+	// CAPA, or by refusing USER (servers without CAPA).
+	if caps != nil && !caps.Has("USER") && s.c.OffersAPOP() {
+		s.log.Info("the server offers APOP, not USER: logging in with APOP")
+		return s.c.Apop(ctx, opts.User, opts.Password)
+	}
+	err = s.c.Login(ctx, opts.User, opts.Password)
+	if errors.As(err, &re) && commandName(re.Command) == "USER" && s.c.OffersAPOP() {
+		s.log.Info("the server refused USER; logging in with APOP", "reply", re.reply())
+		return s.c.Apop(ctx, opts.User, opts.Password)
+	}
+	return err
 }
 
 // capaUIDL asks CAPA after login (RFC 2449 §5: capabilities may change
@@ -214,6 +229,9 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 func (s *Source) capaUIDL(ctx context.Context) (bool, error) {
 	caps, err := s.c.Capa(ctx)
 	s.pipelining = err == nil && caps.Has("PIPELINING")
+	if uerr := s.utf8(ctx, caps); uerr != nil {
+		return false, uerr
+	}
 	var re *ResponseError
 	switch {
 	case err == nil && !caps.Has("UIDL"):
@@ -379,7 +397,7 @@ func (s *Source) listAtOnce(ctx context.Context, uidl bool) ([]pipeline.SourceMe
 			}
 			nums := byUID[uid]
 			s.log.Warn("server reports the same UIDL for several messages: keying them by UIDL and content digest", "uidl", uid, "messages", len(nums))
-			if err := s.keysFromDigest(ctx, nums, uid+"#", s.special); err != nil {
+			if err := s.keysFromDigest(ctx, nums, uid+"#", sizeIn(sizes), s.special); err != nil {
 				return nil, err
 			}
 		}
@@ -400,7 +418,7 @@ func (s *Source) listAtOnce(ctx context.Context, uidl bool) ([]pipeline.SourceMe
 		for i, m := range sizes {
 			nums[i] = m.Number
 		}
-		if err := s.keysFromDigest(ctx, nums, "", keys); err != nil {
+		if err := s.keysFromDigest(ctx, nums, "", sizeIn(sizes), keys); err != nil {
 			return nil, err
 		}
 	}
@@ -417,18 +435,32 @@ func (s *Source) listAtOnce(ctx context.Context, uidl bool) ([]pipeline.SourceMe
 // keysFromDigest downloads the messages nums and keys each
 // prefix+"sha256:<hex>", adding "#2", "#3"... to identical ones in order.
 // A suffixed key that collides with a key already in keys is skipped past,
-// so keys stay unique.
-func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, keys map[int]string) error {
+// so keys stay unique. sizeOf gives the listed size of a message the
+// server refuses to serve (its key then).
+func (s *Source) keysFromDigest(ctx context.Context, nums []int, prefix string, sizeOf func(int) (int64, error), keys map[int]string) error {
 	taken := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		taken[k] = true
 	}
 	for _, n := range nums {
 		h := sha256.New()
-		if _, err := s.c.Retr(ctx, n, h); err != nil {
+		base := ""
+		if _, err := s.c.Retr(ctx, n, h); isRefusal(err) {
+			// A message the server will not serve has no content to key
+			// it by: its announced size stands in, so that it is listed,
+			// fails on its own (Fetch) and is tried again by the next
+			// run, and the messages after it are copied.
+			s.log.Warn("the server refused to serve a message; keying it by its size", "message", n, "error", err)
+			size, serr := sizeOf(n)
+			if serr != nil {
+				return fmt.Errorf("listing the size of message %d: %w", n, serr)
+			}
+			base = prefix + "unreadable:" + strconv.FormatInt(size, 10)
+		} else if err != nil {
 			return fmt.Errorf("digesting message %d: %w", n, err)
+		} else {
+			base = prefix + "sha256:" + hex.EncodeToString(h.Sum(nil))
 		}
-		base := prefix + "sha256:" + hex.EncodeToString(h.Sum(nil))
 		key := base
 		for i := 2; taken[key]; i++ {
 			key = base + "#" + strconv.Itoa(i)
@@ -488,6 +520,9 @@ func (s *Source) Fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Wri
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	written, err := s.fetch(ctx, msg, w)
+	if err != nil {
+		written, err = s.refusedRetr(ctx, msg, w, written, err)
+	}
 	if err != nil {
 		return written, fmt.Errorf("fetching %q from %s at %s: %w", msg.Key, s.user, s.server, err)
 	}

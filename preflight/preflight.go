@@ -89,6 +89,10 @@ type Result struct {
 	// OAuth2 are the sides that log in with an OAuth2 grant, and whether
 	// a token was obtained, before any server was connected to.
 	OAuth2 []Token `json:"oauth2,omitempty"`
+	// Notes are what the servers' answers tell besides problems: optional
+	// features refused and what the copy does without them, folders that
+	// go to a safe name (account.Account.Notes).
+	Notes []string `json:"notes,omitempty"`
 	// Problems are what would make a run fail or be partial.
 	Problems []string `json:"problems"`
 	OK       bool     `json:"ok"`
@@ -127,6 +131,7 @@ func Inspect(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger,
 	pa = Result{Account: a.Name, Key: a.Options.Name, Skips: []Skip{}, Problems: []string{}}
 	problem := func(format string, args ...any) { pa.Problems = append(pa.Problems, fmt.Sprintf(format, args...)) }
 	defer func() {
+		pa.Notes = a.Notes()
 		pa.OK = len(pa.Problems) == 0
 		log.Debug("account inspected", "account", a.Name, "to_move", pa.ToMove, "problems", len(pa.Problems))
 	}()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"; .ci/run calls exactly this).
 # Installs what the tests need from Debian's packages when missing (Dovecot's
-# IMAP and POP3 servers, zsh, fish, groff) and the other servers of the
+# IMAP and POP3 servers, zsh, fish, groff, Chromium) and the other servers of the
 # interop kits into a private prefix (scripts/install-servers.sh), then runs
 # gofmt, vet, the package test (build the .deb and .rpm, install the .deb,
 # check it, remove it: only as root, which CI is; see
@@ -11,12 +11,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Dovecot for the real-server tests, zsh and fish for the completion tests,
-# groff for the man page test.
+# groff for the man page test, headless Chromium for the status page's
+# browser test (under CI=true a missing browser fails that test), isync's
+# mbsync for the benchmark's side by side test.
 need=()
 { [ -x /usr/sbin/dovecot ] && [ -x /usr/bin/doveadm ]; } || need+=(dovecot-imapd dovecot-pop3d)
+command -v mbsync >/dev/null || need+=(isync)
 command -v zsh >/dev/null || need+=(zsh)
 command -v fish >/dev/null || need+=(fish)
 command -v groff >/dev/null || need+=(groff-base)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]} from Debian's packages" >&2
   sudo=""

@@ -38,6 +38,12 @@ func TestNormalisation(t *testing.T) {
 		{"cr at end", []string{"a\r"}, "a\r\n", 1, false},
 		{"cr at chunk end, bare", []string{"a\r", "b"}, "a\r\nb", 1, false},
 		{"nul noted, kept", []string{"a\x00b\r\n"}, "a\x00b\r\n", 0, true},
+		// After a 6-byte line, the next LF is looked for 6 bytes on: there
+		// is one, and a shorter line's LF before it.
+		{"guessed line end skips a short line", []string{"abcd\r\na\r\nb\r\n"}, "abcd\r\na\r\nb\r\n", 0, false},
+		{"guessed line end skips a bare lf", []string{"abcd\r\na\nbc\r\n"}, "abcd\r\na\r\nbc\r\n", 1, false},
+		{"lines of one length", []string{strings.Repeat("0123456789\r\n", 50)}, strings.Repeat("0123456789\r\n", 50), 0, false},
+		{"lines of one length, then a bare cr", []string{strings.Repeat("0123456789\r\n", 5) + "01234567\r9"}, strings.Repeat("0123456789\r\n", 5) + "01234567\r\n9", 1, false},
 		{"8-bit kept", []string{"\xff\xfe\n"}, "\xff\xfe\r\n", 1, false},
 		{"empty", nil, "", 0, false},
 	}
@@ -412,5 +418,208 @@ func TestMaxBytes(t *testing.T) {
 	}
 	if _, err := w.Finish(); !errors.Is(err, ErrTooBig) {
 		t.Errorf("Finish = %v, want ErrTooBig", err)
+	}
+}
+
+// chunkReader returns its bytes step at a time, as a connection does.
+type chunkReader struct {
+	p    []byte
+	step int
+}
+
+func (c *chunkReader) Read(b []byte) (int, error) {
+	if len(c.p) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b[:min(len(b), c.step)], c.p)
+	c.p = c.p[n:]
+	return n, nil
+}
+
+// FuzzReadFrom: ReadFrom takes a message exactly as Write does, whatever
+// the chunks the reader returns, whether the bytes fit in the buffer
+// Expect made (read in place), overflow it, or go to a temp file, and
+// whether or not they need line ends fixed.
+func FuzzReadFrom(f *testing.F) {
+	f.Add([]byte("a\r\nb\r\nc\r\n"), uint8(3), uint8(0), int64(100))
+	f.Add([]byte("a\nb\r\nc\rd\n"), uint8(3), uint8(1), int64(4))
+	f.Add([]byte("\r\n\r\n\r\r\n\x00\n"), uint8(1), uint8(2), int64(0))
+	f.Add([]byte("abc\r"), uint8(2), uint8(0), int64(3))
+	f.Fuzz(func(t *testing.T, in []byte, split, mode uint8, expect int64) {
+		step := int(split)%7 + 1
+		mem := []int64{1 << 20, 16, 1}[int(mode)%3] // in memory; may spill; spills
+		opts := &Options{MemoryBytes: mem, Dir: t.TempDir(), Buffers: &Buffers{}}
+		ref := New(opts)
+		for i := 0; i < len(in); i += step {
+			ref.Write(in[i:min(i+step, len(in))])
+		}
+		want, err := ref.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer want.Close()
+		w := New(opts)
+		w.Expect(expect)
+		n, err := w.ReadFrom(&chunkReader{p: in, step: step})
+		if err != nil || n != int64(len(in)) {
+			t.Fatalf("ReadFrom = %d, %v; want %d, nil", n, err, len(in))
+		}
+		got, err := w.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer got.Close()
+		if !bytes.Equal(readAll(t, got), readAll(t, want)) || got.Digest() != want.Digest() ||
+			got.LineEndsFixed() != want.LineEndsFixed() || got.HasNUL() != want.HasNUL() ||
+			!bytes.Equal(got.Header(), want.Header()) {
+			t.Fatalf("ReadFrom(%q) by %d (memory %d, expect %d) = %q (fixed %d, NUL %v), Write gives %q (fixed %d, NUL %v)",
+				in, step, mem, expect, readAll(t, got), got.LineEndsFixed(), got.HasNUL(),
+				readAll(t, want), want.LineEndsFixed(), want.HasNUL())
+		}
+	})
+}
+
+// TestReadFromInPlace: a clean message read with ReadFrom after Expect
+// lands in the spool's own buffer with one read per chunk and no other
+// allocation than Write's (the Writer, its hash, the buffer, the Message).
+func TestReadFromInPlace(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef\r\n"), 10_000) // 180 KB
+	pool := &Buffers{}
+	r := &chunkReader{step: 64 << 10}
+	allocs := testing.AllocsPerRun(20, func() {
+		w := New(&Options{MemoryBytes: 1 << 20, Buffers: pool})
+		w.Expect(int64(len(body)))
+		r.p = body
+		w.ReadFrom(r)
+		m, _ := w.Finish()
+		m.Close()
+	})
+	if allocs > 5 {
+		t.Errorf("ReadFrom of a clean message allocates %.0f times, want at most 5", allocs)
+	}
+	w := New(&Options{MemoryBytes: 1 << 20})
+	w.Expect(int64(len(body)))
+	if _, err := w.ReadFrom(&chunkReader{p: body, step: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	if w.scratch != nil {
+		t.Error("a clean message that fits was read through the scratch buffer, not in place")
+	}
+	m, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !bytes.Equal(readAll(t, m), body) || m.Digest() != sha256.Sum256(body) {
+		t.Error("the message read in place differs from its bytes")
+	}
+}
+
+// TestReadFromMaxBytes: ReadFrom stops at MaxBytes like Write, in place
+// too, keeping nothing past the bound.
+func TestReadFromMaxBytes(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcde\n"), 1024) // 16 KiB, 17 KiB normalised
+	for _, tc := range []struct {
+		name string
+		in   []byte
+	}{
+		{"clean, in place", bytes.ReplaceAll(body, []byte("\n"), []byte("\r\n"))},
+		{"bare LFs", body},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := New(&Options{MemoryBytes: 1 << 20, MaxBytes: 10 << 10})
+			w.Expect(5 << 10) // the source said less than it sends
+			if _, err := w.ReadFrom(&chunkReader{p: tc.in, step: 4 << 10}); !errors.Is(err, ErrTooBig) {
+				t.Fatalf("ReadFrom = %v, want ErrTooBig", err)
+			}
+			if w.size > 10<<10 || len(w.mem) > 10<<10 {
+				t.Errorf("%d bytes kept (%d in memory) under a 10 KiB bound", w.size, len(w.mem))
+			}
+			if _, err := w.Finish(); !errors.Is(err, ErrTooBig) {
+				t.Errorf("Finish = %v, want ErrTooBig", err)
+			}
+		})
+	}
+}
+
+// TestExpectLargeGoesToFile: a message announced bigger than MemoryBytes
+// goes to the temp file from its first byte; no memory buffer grows first.
+func TestExpectLargeGoesToFile(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef\r\n"), 1000) // 18 KB
+	w := New(&Options{MemoryBytes: 4 << 10, Dir: t.TempDir(), HeaderBytes: 100})
+	w.Expect(int64(len(body)))
+	if _, err := w.Write(body[:10]); err != nil {
+		t.Fatal(err)
+	}
+	if w.file == nil || len(w.mem) != 0 || cap(w.mem) != 0 {
+		t.Fatalf("after the first write: file %v, memory %d of %d; want the file and no memory", w.file, len(w.mem), cap(w.mem))
+	}
+	if _, err := w.Write(body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	m, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !bytes.Equal(readAll(t, m), body) || !bytes.Equal(m.Header(), body[:100]) || m.InMemoryBytes() != 0 {
+		t.Errorf("message from the file differs (header %q, %d bytes in memory)", m.Header(), m.InMemoryBytes())
+	}
+}
+
+// BenchmarkSpool measures spooling a 1 MB base64 message with CRLF line
+// ends (the bulk of real mail by bytes): Write in 32 KB chunks, as a copy
+// loop does, and ReadFrom, as the IMAP source does.
+func BenchmarkSpool(b *testing.B) {
+	var body []byte
+	for len(body) < 1<<20 {
+		body = append(body, "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3\r\n"...)
+	}
+	pool := &Buffers{}
+	for _, tc := range []struct {
+		name string
+		read bool
+	}{{"Write", false}, {"ReadFrom", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				w := New(&Options{MemoryBytes: 8 << 20, Buffers: pool})
+				w.Expect(int64(len(body)))
+				if tc.read {
+					w.ReadFrom(&chunkReader{p: body, step: 64 << 10})
+				} else {
+					for i := 0; i < len(body); i += 32 << 10 {
+						w.Write(body[i:min(i+32<<10, len(body))])
+					}
+				}
+				m, _ := w.Finish()
+				m.Close()
+			}
+		})
+	}
+}
+
+// TestCopyTo: CopyTo writes the whole message each time it is called, from
+// memory or from the temp file, and fails after Close.
+func TestCopyTo(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef\r\n"), 20_000) // 360 KB
+	for _, mem := range []int64{1 << 20, 4 << 10} {
+		w := New(&Options{MemoryBytes: mem, Dir: t.TempDir()})
+		w.Expect(int64(len(body)))
+		w.Write(body)
+		m, err := w.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			var out bytes.Buffer
+			if n, err := m.CopyTo(&out); err != nil || n != int64(len(body)) || !bytes.Equal(out.Bytes(), body) {
+				t.Errorf("MemoryBytes %d: CopyTo = %d, %v; want the %d bytes", mem, n, err, len(body))
+			}
+		}
+		m.Close()
+		if _, err := m.CopyTo(io.Discard); err == nil {
+			t.Errorf("MemoryBytes %d: CopyTo after Close succeeded", mem)
+		}
 	}
 }

@@ -19,7 +19,7 @@ type Usage struct {
 
 // UsageStore keeps what each account moved per quota window, so that a
 // quota holds across the polls of the service and, when the store is
-// durable, across runs. The ledger is to implement it (schema 5's usage
+// durable, across runs. The ledger is to implement it (its next schema's usage
 // table, one row per account and window, added to with each Commit);
 // until then MemoryUsage keeps it for one process.
 type UsageStore interface {

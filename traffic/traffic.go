@@ -243,6 +243,11 @@ type limit struct {
 	lim *rate.Limiter
 	cur Value
 	set bool
+	// last is the latest time a reservation was made at. Goroutines
+	// sharing a limit read the clock before taking its lock, so one may
+	// arrive with a time earlier than another's; rate.Limiter then moves
+	// its own clock back and hands out the tokens of that interval twice.
+	last time.Time
 }
 
 func newLimit(tt Timetable, key, who string, log *slog.Logger) *limit {
@@ -292,13 +297,18 @@ func reserve(now time.Time, loc *time.Location, n int, ls []*limit) (wake time.T
 			continue
 		}
 		l.mu.Lock()
-		r := l.lim.ReserveN(now, min(n, l.lim.Burst()))
+		at := now
+		if at.Before(l.last) {
+			at = l.last
+		}
+		l.last = at
+		r := l.lim.ReserveN(at, min(n, l.lim.Burst()))
 		l.mu.Unlock()
 		if !r.OK() {
 			continue
 		}
 		rs = append(rs, r)
-		if t := now.Add(r.DelayFrom(now)); t.After(wake) {
+		if t := at.Add(r.DelayFrom(at)); t.After(wake) {
 			wake = t
 		}
 	}

@@ -56,6 +56,10 @@ type IMAPOptions struct {
 	// fails the session. 0: imapdst.DefaultIdleTimeout; negative: none.
 	IdleTimeout time.Duration
 	Logger      *slog.Logger // nil discards
+	// Quirks, when set, remembers the optional features the server
+	// refused (the STATUS item APPENDLIMIT, GETQUOTAROOT), shared with the
+	// account's other sessions; nil: this session finds out for itself.
+	Quirks *imapconn.Quirks
 }
 
 // IMAP is a read-only session on a destination IMAP server: it lists
@@ -71,6 +75,12 @@ type IMAP struct {
 	log  *slog.Logger
 	// abandoned: a FETCH was left unread and the connection closed.
 	abandoned bool
+	// located maps a mailbox asked for to the one it is (see locate).
+	located map[string]string
+	// nsKnown: the personal namespace's prefix and separator were asked.
+	nsKnown  bool
+	nsPrefix string
+	nsDelim  rune
 }
 
 var _ Destination = (*IMAP)(nil)
@@ -98,6 +108,9 @@ func DialIMAP(ctx context.Context, opts IMAPOptions) (*IMAP, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if opts.Quirks == nil {
+		opts.Quirks = imapconn.NewQuirks(log, nil)
 	}
 	s := &IMAP{opts: opts, conn: conn, c: conn.Client(), log: log}
 	release := conn.Bind(ctx)
@@ -160,16 +173,29 @@ func (s *IMAP) Status(ctx context.Context, mailbox string) (MailboxStatus, error
 	}
 	defer done()
 	out := MailboxStatus{AppendLimit: s.AppendLimit()}
-	exists, err := s.exists(mailbox)
+	mailbox, exists, err := s.locate(mailbox)
 	if err != nil || !exists {
 		return out, s.wrap(ctx, err)
 	}
 	out.Exists = true
+	q := s.opts.Quirks
 	sopts := &imap.StatusOptions{NumMessages: true, UIDValidity: true}
-	if s.caps.Has(imap.CapAppendLimit) {
-		sopts.AppendLimit = true
-	}
+	sopts.AppendLimit = s.caps.Has(imap.CapAppendLimit) && !q.Refused(imapconn.FeatureStatusAppendLimit)
 	st, err := s.c.Status(mailbox, sopts).Wait()
+	if sopts.AppendLimit && imapconn.IsRefusal(err) {
+		q.Refuse(imapconn.FeatureStatusAppendLimit, err, "STATUS without it; the server-wide APPENDLIMIT applies")
+		sopts.AppendLimit = false
+		st, err = s.c.Status(mailbox, sopts).Wait()
+	}
+	if imapconn.IsRefusal(err) {
+		// GNU Mailutils refuses STATUS of an INBOX that never received
+		// mail; EXAMINE reports the same.
+		sel, xerr := s.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if xerr == nil {
+			out.Messages, out.UIDValidity = sel.NumMessages, sel.UIDValidity
+			return out, nil
+		}
+	}
 	if err != nil {
 		return out, s.wrap(ctx, fmt.Errorf("verify: STATUS %q on %s: %w", mailbox, s.opts.Addr, err))
 	}
@@ -181,6 +207,61 @@ func (s *IMAP) Status(ctx context.Context, mailbox string) (MailboxStatus, error
 		out.AppendLimit = int64(*st.AppendLimit)
 	}
 	return out, nil
+}
+
+// locate returns the mailbox the copy uses for mailbox, and whether it
+// exists: mailbox itself, or, when that does not exist, the same name
+// under the server's personal namespace prefix ("Archive" is
+// "INBOX.Archive" on Courier and Cyrus, where the copy's destination
+// creates it when the server refuses the name at the top).
+func (s *IMAP) locate(mailbox string) (string, bool, error) {
+	if m, ok := s.located[mailbox]; ok {
+		return m, true, nil
+	}
+	ok, err := s.exists(mailbox)
+	if err != nil || ok {
+		return mailbox, ok, err
+	}
+	prefix, delim, err := s.personal()
+	if err != nil || prefix == "" || strings.EqualFold(mailbox, "INBOX") ||
+		len(mailbox) >= len(prefix) && strings.EqualFold(mailbox[:len(prefix)], prefix) {
+		return mailbox, false, err
+	}
+	alt := mailbox
+	if delim != 0 && delim != '/' {
+		alt = strings.ReplaceAll(alt, "/", string(delim))
+	}
+	alt = prefix + alt
+	if ok, err = s.exists(alt); err != nil || !ok {
+		return mailbox, false, err
+	}
+	if s.located == nil {
+		s.located = map[string]string{}
+	}
+	s.located[mailbox] = alt
+	return alt, true, nil
+}
+
+// personal returns the personal namespace's prefix and separator (RFC
+// 2342), "" without NAMESPACE.
+func (s *IMAP) personal() (string, rune, error) {
+	q := s.opts.Quirks
+	if s.nsKnown || !s.caps.Has(imap.CapNamespace) || q.Refused(imapconn.FeatureNamespace) {
+		return s.nsPrefix, s.nsDelim, nil
+	}
+	data, err := s.c.Namespace().Wait()
+	if imapconn.IsRefusal(err) {
+		q.Refuse(imapconn.FeatureNamespace, err, "mailboxes are looked for by the name given only")
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("verify: NAMESPACE on %s: %w", s.opts.Addr, err)
+	}
+	s.nsKnown = true
+	if len(data.Personal) > 0 {
+		s.nsPrefix, s.nsDelim = data.Personal[0].Prefix, data.Personal[0].Delim
+	}
+	return s.nsPrefix, s.nsDelim, nil
 }
 
 func (s *IMAP) exists(mailbox string) (bool, error) {
@@ -207,9 +288,11 @@ type Quota struct {
 
 // Quota returns the STORAGE quota of the roots mailbox belongs to
 // (GETQUOTAROOT, RFC 9208 §4.3), nil when the server has no QUOTA
-// capability or sets no storage limit.
+// capability, refuses GETQUOTAROOT (remembered in Quirks) or sets no
+// storage limit.
 func (s *IMAP) Quota(ctx context.Context, mailbox string) ([]Quota, error) {
-	if !s.caps.Has(imap.CapQuota) {
+	q := s.opts.Quirks
+	if !s.caps.Has(imap.CapQuota) || q.Refused(imapconn.FeatureQuota) {
 		return nil, nil
 	}
 	done, err := s.during(ctx)
@@ -218,6 +301,10 @@ func (s *IMAP) Quota(ctx context.Context, mailbox string) ([]Quota, error) {
 	}
 	defer done()
 	data, err := s.c.GetQuotaRoot(mailbox).Wait()
+	if imapconn.IsRefusal(err) {
+		q.Refuse(imapconn.FeatureQuota, err, "the quota is not checked")
+		return nil, nil
+	}
 	if err != nil {
 		return nil, s.wrap(ctx, fmt.Errorf("verify: GETQUOTAROOT %q on %s: %w", mailbox, s.opts.Addr, err))
 	}
@@ -242,11 +329,11 @@ func (s *IMAP) List(ctx context.Context, mailbox string) (Listing, error) {
 		return out, err
 	}
 	defer done()
-	exists, err := s.exists(mailbox)
+	name, exists, err := s.locate(mailbox)
 	if err != nil || !exists {
 		return out, s.wrap(ctx, err)
 	}
-	sel, err := s.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	sel, err := s.c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return out, s.wrap(ctx, fmt.Errorf("verify: EXAMINE %q on %s: %w", mailbox, s.opts.Addr, err))
 	}
@@ -313,6 +400,9 @@ func (s *IMAP) Fetch(ctx context.Context, mailbox string, uid uint32, w io.Write
 		return 0, err
 	}
 	defer done()
+	if m, ok := s.located[mailbox]; ok {
+		mailbox = m
+	}
 	if _, err := s.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
 		return 0, s.wrap(ctx, fmt.Errorf("verify: EXAMINE %q on %s: %w", mailbox, s.opts.Addr, err))
 	}

@@ -241,3 +241,51 @@ func TestIMAPLiteralCut(t *testing.T) {
 		})
 	}
 }
+
+// TestIMAPOptionalRefused: `plan` and `verify` ask the destination for
+// STATUS … (APPENDLIMIT) and GETQUOTAROOT. A server that advertises both
+// and refuses them (Cyrus 3.6 the STATUS item) still answers: the STATUS
+// again without the item, no quota, no error; a refused STATUS falls
+// back to EXAMINE (GNU Mailutils, an INBOX that never received mail).
+func TestIMAPOptionalRefused(t *testing.T) {
+	srv := imapfake.Start(t,
+		imapfake.Send("* OK [CAPABILITY IMAP4rev1] ready\r\n"),
+		imapfake.Expect("T1 LOGIN \"alice\" \"pw\"\r\n"),
+		imapfake.Send("T1 OK [CAPABILITY IMAP4rev1 QUOTA APPENDLIMIT=1000] logged in\r\n"),
+		imapfake.Expect("T2 CAPABILITY\r\n"),
+		imapfake.Send("* CAPABILITY IMAP4rev1 QUOTA APPENDLIMIT=1000\r\nT2 OK done\r\n"),
+		imapfake.Expect("T3 LIST \"\" INBOX\r\n"),
+		imapfake.Send("* LIST () \"/\" INBOX\r\nT3 OK done\r\n"),
+		imapfake.ExpectLineWords("T4 STATUS INBOX (", "MESSAGES", "UIDVALIDITY", "APPENDLIMIT"),
+		imapfake.Send("T4 BAD Invalid Status attributes appendlimit\r\n"),
+		imapfake.ExpectLineWords("T5 STATUS INBOX (", "MESSAGES", "UIDVALIDITY"),
+		imapfake.Send("T5 NO STATUS Error opening mailbox\r\n"),
+		imapfake.Expect("T6 EXAMINE INBOX\r\n"),
+		imapfake.Send("* 2 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\nT6 OK [READ-ONLY] done\r\n"),
+		imapfake.Expect("T7 GETQUOTAROOT INBOX\r\n"),
+		imapfake.Send("T7 BAD Invalid command\r\n"),
+		imapfake.Expect("T8 LOGOUT\r\n"),
+		imapfake.Send("* BYE bye\r\nT8 OK done\r\n"),
+	)
+	q := imapconn.NewQuirks(nil, nil)
+	s, err := DialIMAP(t.Context(), IMAPOptions{Addr: srv.Addr(), TLS: imapdst.TLSNone, AllowPlaintext: true,
+		User: "alice", Password: secret.New("pw"), Quirks: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Status(t.Context(), "INBOX")
+	if want := (MailboxStatus{Exists: true, Messages: 2, UIDValidity: 42, AppendLimit: 1000}); err != nil || st != want {
+		t.Errorf("Status = %+v, %v; want %+v", st, err, want)
+	}
+	for range 2 { // the second call asks nothing
+		if qs, err := s.Quota(t.Context(), "INBOX"); err != nil || qs != nil {
+			t.Errorf("Quota = %v, %v; want none, no error", qs, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if !q.Refused(imapconn.FeatureQuota) || !q.Refused(imapconn.FeatureStatusAppendLimit) {
+		t.Errorf("refusals not remembered: %q", q.List())
+	}
+}

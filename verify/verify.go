@@ -31,7 +31,9 @@
 package verify
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -64,6 +66,13 @@ const (
 	// Extra: a destination message no source message accounts for. For
 	// information only: it never makes a check fail.
 	Extra
+	// Changed: on the destination, with the same flags and internal date,
+	// and changed only in a way the server is documented to change
+	// messages (Difference.Detail says which; docs/servers.md): line ends,
+	// header fields of mbox storage, 8-bit header bytes replaced, or a
+	// source that serves the message differently on each read. It does not
+	// make a check fail.
+	Changed
 )
 
 // Symbol is the one-character prefix of the text report, after
@@ -82,6 +91,8 @@ func (k Kind) Symbol() string {
 		return "~"
 	case Extra:
 		return "+"
+	case Changed:
+		return "%"
 	}
 	return "?"
 }
@@ -100,6 +111,8 @@ func (k Kind) String() string {
 		return "date-differs"
 	case Extra:
 		return "extra"
+	case Changed:
+		return "changed"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -109,7 +122,7 @@ func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler: the names String returns.
 func (k *Kind) UnmarshalText(b []byte) error {
-	for c := Match; c <= Extra; c++ {
+	for c := Match; c <= Changed; c++ {
 		if c.String() == string(b) {
 			*k = c
 			return nil
@@ -236,6 +249,9 @@ type Stats struct {
 	FlagsDiffer int `json:"flags_differ"`
 	DateDiffers int `json:"date_differs"`
 	Extra       int `json:"extra"`
+	// Changed counts the messages changed as their server documents it
+	// (Kind Changed).
+	Changed int `json:"changed"`
 	// ByContent is how many matches were found by content, not the ledger.
 	ByContent int `json:"matched_by_content"`
 }
@@ -269,6 +285,8 @@ func (s *Stats) count(k Kind) {
 		s.DateDiffers++
 	case Extra:
 		s.Extra++
+	case Changed:
+		s.Changed++
 	}
 }
 
@@ -292,7 +310,11 @@ type subject struct {
 	digest    string
 	size      int64
 	messageID string
-	fetched   bool // digest, size and messageID come from the source's bytes
+	fetched   bool   // digest, size and messageID come from the source's bytes
+	body      []byte // the source's bytes as the copy sends them, when fetched and small
+	// change, when not "", says how the destination copy was changed as
+	// its server documents (allowedChange, or a source that re-encodes).
+	change string
 	// Outcome.
 	dest     *Message
 	byLedger bool
@@ -386,7 +408,7 @@ func Check(ctx context.Context, src Source, dst Destination, opts Options) (*Res
 		}
 		res.Items = append(res.Items, s.out)
 		res.Stats.count(s.out.Kind)
-		if s.out.Kind == Match && !s.byLedger {
+		if (s.out.Kind == Match || s.out.Kind == Changed) && !s.byLedger {
 			res.Stats.ByContent++
 		}
 	}
@@ -540,6 +562,31 @@ func (c *checker) byContent(ctx context.Context, s *subject) error {
 		s.dest = m
 		return nil
 	}
+	// Nothing byte for byte: a copy changed as its server documents it
+	// (mbox storage's fields, 8-bit header bytes), by Message-ID, then
+	// nearest in size; else a source that re-encodes on each read.
+	for _, i := range c.changedCandidates(b, s, sameID) {
+		m := &b.Messages[i]
+		ok, err := c.changedCopy(ctx, s, b, m)
+		if err != nil {
+			return err
+		}
+		if ok {
+			b.claimed[m.UID] = true
+			s.dest = m
+			return nil
+		}
+	}
+	if len(sameID) > 0 {
+		if ok, err := c.reencoded(ctx, s); err != nil {
+			return err
+		} else if ok {
+			m := &b.Messages[sameID[0]]
+			b.claimed[m.UID] = true
+			s.dest = m
+			return nil
+		}
+	}
 	if len(sameID) > 0 {
 		m := &b.Messages[sameID[0]]
 		b.claimed[m.UID] = true
@@ -560,6 +607,33 @@ func (c *checker) byContent(ctx context.Context, s *subject) error {
 	}
 	s.decide(Missing, s.mailbox, 0, detail)
 	return nil
+}
+
+// changedCandidates are the unclaimed destination messages s is compared
+// with when none has its bytes: sameID first, then those within 4 KiB of
+// its size, nearest first; at most maxChangedCandidates.
+func (c *checker) changedCandidates(b *mbox, s *subject, sameID []int) []int {
+	out := append([]int(nil), sameID...)
+	var near []int
+	for i := range b.Messages {
+		m := &b.Messages[i]
+		if d := m.Size - s.size; !b.claimed[m.UID] && d >= -4096 && d <= 4096 && !slices.Contains(sameID, i) {
+			near = append(near, i)
+		}
+	}
+	dist := func(i int) int64 {
+		d := b.Messages[i].Size - s.size
+		if d < 0 {
+			return -d
+		}
+		return d
+	}
+	slices.SortStableFunc(near, func(x, y int) int { return int(dist(x) - dist(y)) })
+	out = append(out, near...)
+	if len(out) > maxChangedCandidates {
+		out = out[:maxChangedCandidates]
+	}
+	return out
 }
 
 func (s *subject) decide(k Kind, mailbox string, uid uint32, detail string) {
@@ -588,7 +662,106 @@ func (c *checker) fetchSource(ctx context.Context, s *subject) error {
 	s.digest, s.size = hex.EncodeToString(d[:]), body.Size()
 	s.messageID = mapping.MessageID(mapping.HeaderSection(body.Header()))
 	s.fetched = true
+	s.body = nil
+	if body.Size() <= keepBodyBytes {
+		s.body = make([]byte, body.Size())
+		if _, err := io.ReadFull(io.NewSectionReader(body, 0, body.Size()), s.body); err != nil {
+			return fmt.Errorf("reading spooled source message %s: %w", DisplayKey(s.key), err)
+		}
+	}
 	return nil
+}
+
+// keepBodyBytes bounds the source bytes a check keeps, to compare a
+// message with a destination copy whose digest differs (changedCopy).
+const keepBodyBytes = 8 << 20
+
+// maxChangedCandidates bounds the destination messages a source message
+// that matched none byte for byte is compared with (changedCopy): those
+// with its Message-ID first, then those nearest in size.
+const maxChangedCandidates = 8
+
+// destBytes downloads a destination message's exact bytes.
+func (c *checker) destBytes(ctx context.Context, b *mbox, uid uint32) ([]byte, error) {
+	var buf bytes.Buffer
+	if _, err := c.dst.Fetch(ctx, b.Mailbox, uid, &buf); err != nil {
+		return nil, fmt.Errorf("fetching destination UID %d of %q: %w", uid, b.Mailbox, err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	b.digests[uid] = hex.EncodeToString(sum[:])
+	return buf.Bytes(), nil
+}
+
+// changedCopy reports whether destination message m is s changed only as
+// servers are documented to change messages (allowedChange), and sets
+// s.change to how. A source message gone from the source is compared by
+// the ledger's digest of what the copy sent: m without the fields mbox
+// storage adds must have it.
+func (c *checker) changedCopy(ctx context.Context, s *subject, b *mbox, m *Message) (bool, error) {
+	if s.msg == nil {
+		if s.digest == "" {
+			return false, nil
+		}
+		dst, err := c.destBytes(ctx, b, m.UID)
+		if err != nil {
+			return false, err
+		}
+		h, body := splitHeader(crlf(dst))
+		h, fields := stripFields(h, MboxFields)
+		sum := sha256.Sum256(append(append([]byte(nil), h...), body...))
+		if len(fields) == 0 || hex.EncodeToString(sum[:]) != s.digest {
+			return false, nil
+		}
+		var names []string
+		for n := range fields {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		s.change = change{added: names}.String()
+		return true, nil
+	}
+	if s.body == nil && (!s.fetched || s.size <= keepBodyBytes) {
+		if err := c.fetchSource(ctx, s); err != nil {
+			return false, err
+		}
+	}
+	if s.body == nil {
+		return false, nil // too large to keep: compared by digest only
+	}
+	dst, err := c.destBytes(ctx, b, m.UID)
+	if err != nil {
+		return false, err
+	}
+	ch, ok := allowedChange(s.body, dst)
+	if ok {
+		s.change = ch.String()
+	}
+	return ok, nil
+}
+
+// reencoded reads the source message a second time and reports whether
+// the two reads differ: a server that re-encodes a message on every read
+// (Courier's pop3d, for a message with UTF-8 in its header, to a client
+// that does not ask for UTF-8) can never be compared byte for byte. It
+// sets s.change to say so.
+func (c *checker) reencoded(ctx context.Context, s *subject) (bool, error) {
+	if s.msg == nil {
+		return false, nil
+	}
+	if !s.fetched {
+		if err := c.fetchSource(ctx, s); err != nil {
+			return false, err
+		}
+	}
+	first := s.digest
+	if err := c.fetchSource(ctx, s); err != nil {
+		return false, err
+	}
+	if s.digest == first {
+		return false, nil
+	}
+	s.change = "the source serves different bytes on each read (re-encoded by the server): not compared byte for byte"
+	return true, nil
 }
 
 // destDigest hashes a destination message's exact bytes, once per check.
@@ -632,13 +805,19 @@ func (c *checker) compare(ctx context.Context, s *subject) error {
 			if !s.fetched {
 				what = "the ledger's (the source message is gone)"
 			}
-			s.decide(Differs, s.mailbox, m.UID, fmt.Sprintf("digest %s, %s is %s", short(d), what, short(s.digest)))
-			return nil
+			detail := fmt.Sprintf("digest %s, %s is %s", short(d), what, short(s.digest))
+			if ok, err := c.explained(ctx, s, b, m); err != nil || !ok {
+				s.decide(Differs, s.mailbox, m.UID, detail)
+				return err
+			}
 		}
 	case s.byLedger:
 		if m.Size != s.size {
-			s.decide(Differs, s.mailbox, m.UID, fmt.Sprintf("%d bytes, the ledger recorded %d", m.Size, s.size))
-			return nil
+			detail := fmt.Sprintf("%d bytes, the ledger recorded %d", m.Size, s.size)
+			if ok, err := c.explained(ctx, s, b, m); err != nil || !ok {
+				s.decide(Differs, s.mailbox, m.UID, detail)
+				return err
+			}
 		}
 	}
 	// The bytes match, so the destination's header is the source's.
@@ -668,8 +847,22 @@ func (c *checker) compare(ctx context.Context, s *subject) error {
 			m.InternalDate.Format(time.RFC3339), wantDate.Format(time.RFC3339)))
 		return nil
 	}
+	if s.change != "" {
+		s.decide(Changed, s.mailbox, m.UID, "changed as the server documents it: "+s.change)
+		return nil
+	}
 	s.decide(Match, s.mailbox, m.UID, "")
 	return nil
+}
+
+// explained reports whether the copy m of s, whose bytes differ from the
+// source's, differs only as servers are documented to change messages,
+// or comes from a source that serves different bytes on each read.
+func (c *checker) explained(ctx context.Context, s *subject, b *mbox, m *Message) (bool, error) {
+	if ok, err := c.changedCopy(ctx, s, b, m); err != nil || ok {
+		return ok, err
+	}
+	return c.reencoded(ctx, s)
 }
 
 // expectedSourceFlags is what the destination copy of a message with the

@@ -146,8 +146,11 @@ func TestCheck(t *testing.T) {
 			want: []want{{Missing, "uidl-2", 0}}},
 		{name: "deleted on the destination, no ledger", edit: func(w *world) { w.remove(2) }, noLedger: true,
 			want: []want{{Missing, "uidl-2", 0}}, srcFetch: true, destFetch: true},
+		// The fast check compares sizes; a size that differs is looked
+		// at closely (a server documented to change messages, a source
+		// that re-encodes them), which downloads both sides.
 		{name: "size differs", edit: func(w *world) { w.msg(3).Size++ },
-			want: []want{{Differs, "uidl-3", 3}}},
+			want: []want{{Differs, "uidl-3", 3}}, srcFetch: true, destFetch: true},
 		{name: "same size, other bytes: only the full check sees it", edit: func(w *world) {
 			b := bytes.Clone(w.dst.bodies[3])
 			b[len(b)-3] = 'X'
@@ -408,6 +411,106 @@ func TestExpectedSourceFlags(t *testing.T) {
 			got := expectedSourceFlags(tc.src, tc.dst, tc.entry)
 			if !mapping.SameFlags(got, tc.want) {
 				t.Errorf("expectedSourceFlags(%q, %q, %+v) = %q, want %q", tc.src, tc.dst, tc.entry, got, tc.want)
+			}
+		})
+	}
+}
+
+// mboxCopy is b as GNU Mailutils serves it: fields of its mbox storage
+// added at the end of the header.
+func mboxCopy(b []byte, uid int) []byte {
+	i := bytes.Index(b, []byte("\r\n\r\n"))
+	return []byte(fmt.Sprintf("%sX-IMAPbase: 1796526750 %d\r\nX-UID: %d\r\n%s", b[:i+2], uid+1, uid, b[i+2:]))
+}
+
+// reencodingSource serves key differently on every read, as Courier's
+// pop3d serves a message with UTF-8 in its header to a client that does
+// not ask for UTF-8 (a notice with a fresh MIME boundary).
+type reencodingSource struct {
+	*fakeSource
+	key string
+}
+
+func (r *reencodingSource) Fetch(ctx context.Context, m pipeline.SourceMessage, w io.Writer) (int64, error) {
+	if m.Key != r.key {
+		return r.fakeSource.Fetch(ctx, m, w)
+	}
+	r.gets++
+	n, err := fmt.Fprintf(w, "Message-ID: <m2@x>\r\nContent-Type: multipart/mixed; boundary=\"=_%d\"\r\n\r\n--=_%d--\r\n", r.gets, r.gets)
+	return int64(n), err
+}
+
+// TestCheckChanged: destination copies changed the way servers are
+// documented to change messages are reported as changed, with how, and do
+// not fail the check; any other difference still does.
+func TestCheckChanged(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		full     bool
+		noLedger bool
+		gone     bool // the source message is gone (moved)
+		edit     func(w *world)
+		src      func(w *world) Source
+		kind     Kind
+		detail   string
+	}{
+		{name: "mbox fields, fast", edit: func(w *world) { w.remove(2); w.add(2, mboxCopy(body(2, ""), 2)) },
+			kind: Changed, detail: "header fields added by mbox storage (X-IMAPbase, X-UID)"},
+		{name: "mbox fields, full", full: true, edit: func(w *world) { w.remove(2); w.add(2, mboxCopy(body(2, ""), 2)) },
+			kind: Changed, detail: "header fields added by mbox storage (X-IMAPbase, X-UID)"},
+		{name: "mbox fields, no ledger", noLedger: true, edit: func(w *world) { w.remove(2); w.add(9, mboxCopy(body(2, ""), 9)) },
+			kind: Changed, detail: "header fields added by mbox storage (X-IMAPbase, X-UID)"},
+		{name: "mbox fields, source gone", gone: true, edit: func(w *world) { w.remove(2); w.add(2, mboxCopy(body(2, ""), 2)) },
+			kind: Changed, detail: "header fields added by mbox storage (X-IMAPbase, X-UID)"},
+		{name: "8-bit header bytes, full", full: true, edit: func(w *world) {
+			b := []byte("Message-ID: <m2@x>\r\nSubject: Grüße\r\n\r\nbody\r\n")
+			w.src.bodies["uidl-2"] = b
+			e := w.ledger["uidl-2"]
+			e.Digest, e.Size = digest(b), int64(len(b))
+			w.ledger["uidl-2"] = e
+			w.remove(2)
+			w.add(2, bytes.ReplaceAll(b, []byte("Grüße"), []byte("GrXXXXe")))
+		}, kind: Changed, detail: "4 8-bit header bytes replaced"},
+		{name: "source re-encodes on every read", noLedger: true, edit: func(w *world) {
+			w.remove(2)
+			w.add(2, []byte("Message-ID: <m2@x>\r\nContent-Type: multipart/mixed; boundary=\"=_0\"\r\n\r\n--=_0--\r\n"))
+		}, src: func(w *world) Source { return &reencodingSource{fakeSource: w.src, key: "uidl-2"} },
+			kind: Changed, detail: "re-encoded by the server"},
+		{name: "body changed: differs", full: true, edit: func(w *world) {
+			b := mboxCopy(body(2, ""), 2)
+			w.remove(2)
+			w.add(2, append(b, "more\r\n"...))
+		}, kind: Differs},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(3)
+			tt.edit(w)
+			var src Source = w.src
+			if tt.src != nil {
+				src = tt.src(w)
+			}
+			if tt.gone {
+				w.src.msgs = slices.DeleteFunc(w.src.msgs, func(m pipeline.SourceMessage) bool { return m.Key == "uidl-2" })
+			}
+			o := Options{Full: tt.full, Ledger: w.ledger}
+			if tt.noLedger {
+				o.Ledger = nil
+			}
+			res, err := Check(context.Background(), src, w.dst, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got *Difference
+			for i, d := range res.Items {
+				if d.Key == "uidl-2" {
+					got = &res.Items[i]
+				}
+			}
+			if got == nil || got.Kind != tt.kind || !bytes.Contains([]byte(got.Detail), []byte(tt.detail)) {
+				t.Fatalf("uidl-2: %+v, want %v with %q (stats %+v)", got, tt.kind, tt.detail, res.Stats)
+			}
+			if res.OK() != (tt.kind == Changed) {
+				t.Errorf("OK() = %v with %v", res.OK(), tt.kind)
 			}
 		})
 	}

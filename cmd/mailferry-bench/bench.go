@@ -27,9 +27,12 @@ import (
 // pipelined UID FETCH ceiling; everything else (workloads, write ceilings,
 // latency proxy, table) is shared.
 type sourceKind struct {
-	name     string
-	addr     func(*dovecot.Server) string
-	url      func(addr, user string) string
+	name string
+	// addr is the source's listener: implicit TLS when secure, else the
+	// plain one.
+	addr func(s *dovecot.Server, secure bool) string
+	// url is mailferry's SOURCE URL; without TLS it carries ?tls=none.
+	url      func(addr, user string, secure bool) string
 	ceilings []readCeiling
 	// destMailbox is where mailferry puts the messages on the destination:
 	// the DEST URL's folder for POP3; for IMAP the source's INBOX maps to
@@ -39,7 +42,8 @@ type sourceKind struct {
 
 // readCeiling is one way of reading every message of a source mailbox as
 // fast as the server allows. Pipelined ones are also run through the delay
-// proxy; the others would take one round trip per message there.
+// proxy; the others would take one round trip per message there. A nil
+// tlsCfg reads in plain text.
 type readCeiling struct {
 	name      string
 	pipelined bool
@@ -48,8 +52,18 @@ type readCeiling struct {
 
 var sourceKinds = []sourceKind{{
 	name: "pop3",
-	addr: (*dovecot.Server).POP3SAddr,
-	url:  func(addr, user string) string { return "pop3s://" + user + "@" + addr },
+	addr: func(s *dovecot.Server, secure bool) string {
+		if secure {
+			return s.POP3SAddr()
+		}
+		return s.POP3Addr()
+	},
+	url: func(addr, user string, secure bool) string {
+		if secure {
+			return "pop3s://" + user + "@" + addr
+		}
+		return "pop3://" + user + "@" + addr + "?tls=none"
+	},
 	ceilings: []readCeiling{
 		{name: "read POP3 RETR", read: readPOP3},
 		{name: "read POP3 pipelined RETR", pipelined: true, read: readPOP3Pipelined},
@@ -57,14 +71,28 @@ var sourceKinds = []sourceKind{{
 	destMailbox: destMailbox,
 }, {
 	name: "imap",
-	addr: (*dovecot.Server).IMAPSAddr,
-	url:  func(addr, user string) string { return "imaps://" + user + "@" + addr + "/INBOX" },
+	addr: imapAddr,
+	url: func(addr, user string, secure bool) string {
+		if secure {
+			return "imaps://" + user + "@" + addr + "/INBOX"
+		}
+		return "imap://" + user + "@" + addr + "/INBOX?tls=none"
+	},
 	ceilings: []readCeiling{
 		{name: "read IMAP UID FETCH", read: readIMAP},
 		{name: "read IMAP UID FETCH 1:*", pipelined: true, read: readIMAPBatched},
 	},
 	destMailbox: "INBOX",
 }}
+
+// imapAddr is s's IMAP listener: implicit TLS when secure, else the plain
+// one.
+func imapAddr(s *dovecot.Server, secure bool) string {
+	if secure {
+		return s.IMAPSAddr()
+	}
+	return s.IMAPAddr()
+}
 
 // destMailbox is where mailferry and the write ceiling store messages.
 const destMailbox = "Bench"
@@ -86,6 +114,13 @@ type env struct {
 	bin    string
 
 	cpu *cpuMeter
+	// secure is the transport being measured (config.tls): implicit TLS
+	// on both sides, or plain text.
+	secure bool
+	// peers are the other tools measured side by side; missingPeers
+	// those -peers auto did not find installed.
+	peers        []*peer
+	missingPeers []string
 
 	nextDst   int
 	runs      int
@@ -118,6 +153,9 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 	}()
 	e.log.Info("building mailferry")
 	if e.bin, err = buildMailferry(ctx, e.dir); err != nil {
+		return err
+	}
+	if e.peers, e.missingPeers, err = choosePeers(cfg); err != nil {
 		return err
 	}
 
@@ -160,40 +198,48 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 		}
 	}
 
-	for _, kind := range sourceKinds {
-		for _, name := range cfg.workloads {
-			var err error
-			switch name {
-			case "flat": // both paths at once, below
-			case "huge":
-				err = e.huge(ctx, kind, loads[name])
-			case "rerun10k":
-				if kind.name == "pop3" { // the target is a POP3 mailbox
-					err = e.rerun(ctx, kind, loads[name])
-				}
-			default:
-				err = e.loopback(ctx, kind, loads[name])
+	loadBefore := loadAverage()
+	for _, secure := range cfg.tls {
+		e.secure = secure
+		for _, kind := range sourceKinds {
+			if !slices.Contains(cfg.paths, kind.name) {
+				continue
 			}
-			if err != nil {
-				return err
+			for _, name := range cfg.workloads {
+				var err error
+				switch name {
+				case "flat": // both paths at once, below
+				case "huge":
+					err = e.huge(ctx, kind, loads[name])
+				case "rerun10k":
+					if kind.name == "pop3" { // the target is a POP3 mailbox
+						err = e.rerun(ctx, kind, loads[name])
+					}
+				default:
+					err = e.loopback(ctx, kind, loads[name])
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if latencyLoad != nil {
+				if err := e.latency(ctx, kind, latencyLoad); err != nil {
+					return err
+				}
 			}
 		}
-		if latencyLoad != nil {
-			if err := e.latency(ctx, kind, latencyLoad); err != nil {
+		if cfg.profileDir != "" {
+			if latencyLoad != nil {
+				loads["latency"] = latencyLoad
+			}
+			if err := e.profile(ctx, loads); err != nil {
 				return err
 			}
 		}
 	}
 	if slices.Contains(cfg.workloads, "flat") {
+		e.secure = true // the flat workload's figures are over TLS, as the issue's
 		if err := e.flat(ctx, stdout); err != nil {
-			return err
-		}
-	}
-	if cfg.profileDir != "" {
-		if latencyLoad != nil {
-			loads["latency"] = latencyLoad
-		}
-		if err := e.profile(ctx, loads); err != nil {
 			return err
 		}
 	}
@@ -202,9 +248,16 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 	printCPUTable(stdout, e.rows, runtime.NumCPU())
 	fmt.Fprintln(stdout)
 	printSummaries(stdout, e.summaries)
-	fmt.Fprintf(stdout, "\n%d CPUs, %s, seed %d, %s in all. Ratios compare figures of this run; "+
-		"ceilings exclude connecting and logging in, mailferry's figures are the whole process.\n",
-		runtime.NumCPU(), runtime.Version(), cfg.seed, time.Since(began).Round(time.Second))
+	if len(e.peers) > 0 {
+		fmt.Fprintln(stdout)
+		printPeerTable(stdout, e.summaries)
+	}
+	for _, p := range e.missingPeers {
+		fmt.Fprintf(stdout, "\n%s", p)
+	}
+	fmt.Fprintf(stdout, "\n%d CPUs, %s, seed %d, %s in all; load average %s before the runs, %s after. Ratios compare figures of this run; "+
+		"ceilings exclude connecting and logging in, mailferry's and the other tools' figures are the whole process.\n",
+		runtime.NumCPU(), runtime.Version(), cfg.seed, time.Since(began).Round(time.Second), loadBefore, loadAverage())
 	if cfg.jsonPath != "" {
 		if err := writeJSON(cfg.jsonPath, cfg, e.rows, e.summaries, time.Since(began)); err != nil {
 			return err
@@ -291,14 +344,24 @@ func (e *env) seed(user string, w *workload) error {
 
 // freshDest returns an unused destination user with an empty destMailbox.
 func (e *env) freshDest() (string, error) {
+	u, err := e.unusedDest()
+	if err != nil {
+		return "", err
+	}
+	if err := e.dst.CreateMailbox(u, destMailbox); err != nil {
+		return "", err
+	}
+	return u, nil
+}
+
+// unusedDest returns a destination user never used, with no mail storage
+// yet.
+func (e *env) unusedDest() (string, error) {
 	if e.nextDst >= destUsers {
 		return "", fmt.Errorf("all %d destination users used; raise destUsers", destUsers)
 	}
 	u := fmt.Sprintf("d%03d", e.nextDst)
 	e.nextDst++
-	if err := e.dst.CreateMailbox(u, destMailbox); err != nil {
-		return "", err
-	}
 	return u, nil
 }
 
@@ -314,7 +377,7 @@ func (e *env) dropDest(user string) {
 // ceilings, write ceilings, mailferry, and mailferry again with nothing
 // new; then a summary with the medians of the trials.
 func (e *env) loopback(ctx context.Context, kind sourceKind, w *workload) error {
-	path := kind.name + "→imap"
+	path := e.pathName(kind)
 	var trials []trial
 	for n := 1; n <= e.cfg.trials; n++ {
 		t, err := e.loopbackTrial(ctx, kind, w, n)
@@ -327,20 +390,22 @@ func (e *env) loopback(ctx context.Context, kind sourceKind, w *workload) error 
 	return nil
 }
 
-// trial is one measurement of the ceilings and of mailferry, side by side.
+// trial is one measurement of the ceilings, of mailferry and of the other
+// tools, side by side.
 type trial struct {
 	read, write row // the best of each kind of ceiling
 	mailferry   row
-	baseline    row // -baseline-bin; zero without
+	baselines   []row          // -baseline-bin, in its order
+	peers       map[string]row // by peer name
 }
 
 // loopbackTrial is trial number n of loopback.
 func (e *env) loopbackTrial(ctx context.Context, kind sourceKind, w *workload, n int) (trial, error) {
-	path := kind.name + "→imap"
+	path := e.pathName(kind)
 	var tr trial
 	for _, rc := range kind.ceilings {
 		before := e.cpu.snapshot()
-		t, err := rc.read(ctx, kind.addr(e.src), e.tlsCfg, w.name, secret.New(e.srcPW))
+		t, err := rc.read(ctx, e.srcAddr(kind), e.clientTLS(), w.name, secret.New(e.srcPW))
 		if err != nil {
 			return tr, fmt.Errorf("%s on %s: %w", rc.name, w.name, err)
 		}
@@ -362,7 +427,7 @@ func (e *env) loopbackTrial(ctx context.Context, kind sourceKind, w *workload, n
 				return tr, err
 			}
 			before := e.cpu.snapshot()
-			t, err := writeIMAP(ctx, e.dst.IMAPSAddr(), e.tlsCfg, user, secret.New(e.dstPW), destMailbox, w.msgs, wt)
+			t, err := writeIMAP(ctx, e.dstAddr(), e.clientTLS(), user, secret.New(e.dstPW), destMailbox, w.msgs, wt)
 			t.cpu = e.cpu.since(before, -1)
 			e.dropDest(user)
 			if err != nil {
@@ -376,29 +441,52 @@ func (e *env) loopbackTrial(ctx context.Context, kind sourceKind, w *workload, n
 		}
 	}
 	ceiling := min(tr.read.MBPerSec, tr.write.MBPerSec)
-	// With a baseline binary the two alternate which goes first, so that
-	// neither always runs on a fresher machine.
-	bins := []string{e.bin}
-	if e.cfg.baseline != "" {
-		bins = append(bins, e.cfg.baseline)
-		if n%2 == 0 {
-			bins[0], bins[1] = bins[1], bins[0]
+	// mailferry, the baseline binaries and the other tools take turns at
+	// going first, so that none always runs on a fresher machine.
+	type contender struct {
+		bin  string
+		peer *peer
+	}
+	runs := []contender{{bin: e.bin}}
+	for _, b := range e.cfg.baselines {
+		runs = append(runs, contender{bin: b})
+	}
+	tr.baselines = make([]row, len(e.cfg.baselines))
+	for _, p := range e.peers {
+		if p.reads(kind.name, e.secure) {
+			runs = append(runs, contender{peer: p})
 		}
 	}
-	for _, bin := range bins {
-		first, second, err := e.copyWith(ctx, bin, kind, kind.addr(e.src), e.dst.IMAPSAddr(), w)
+	shift := (n - 1) % len(runs)
+	runs = append(runs[shift:], runs[:shift]...)
+	tr.peers = map[string]row{}
+	for _, c := range runs {
+		if c.peer != nil {
+			pr, err := e.runPeer(ctx, c.peer, kind, w)
+			if err != nil {
+				return tr, err
+			}
+			r := pr.row(w, path+", "+c.peer.name)
+			r.Trial = n
+			r.Ratio, r.RatioTo = r.MBPerSec/ceiling, "min(read, write ceiling)"
+			e.add(r)
+			tr.peers[c.peer.name] = r
+			continue
+		}
+		bin := c.bin
+		first, second, err := e.copyWith(ctx, bin, kind, e.srcAddr(kind), e.dstAddr(), w)
 		if err != nil {
 			return tr, err
 		}
-		label := path
-		if bin != e.bin {
-			label += " (baseline binary)"
-		}
+		label := path + baselineLabel(bin, e.bin)
 		r := first.row(w.name, label, "mailferry")
 		r.Trial = n
 		r.Ratio, r.RatioTo = r.MBPerSec/ceiling, "min(read, write ceiling)"
 		r.CeilingMBPerSec = ceiling
 		r.SerialCeilingMBPerSec = serialCeiling(tr.read.MBPerSec, tr.write.MBPerSec)
+		if bin != e.bin {
+			r.Binary = bin
+		}
 		e.add(r)
 		again := second.row(w.name, label+" again, nothing new", "mailferry rerun")
 		again.Trial = n
@@ -406,7 +494,7 @@ func (e *env) loopbackTrial(ctx context.Context, kind sourceKind, w *workload, n
 		if bin == e.bin {
 			tr.mailferry = r
 		} else {
-			tr.baseline = r
+			tr.baselines[slices.Index(e.cfg.baselines, bin)] = r
 		}
 	}
 	return tr, nil
@@ -428,13 +516,14 @@ func (e *env) copyWith(ctx context.Context, bin string, kind sourceKind, srcAddr
 	e.runs++
 	cmd := copyCommand{
 		bin:       bin,
-		sourceURL: kind.url(srcAddr, w.name),
-		destURL:   destURL(user, dstAddr, kind),
+		sourceURL: kind.url(srcAddr, w.name, e.secure),
+		destURL:   destURL(user, dstAddr, kind, e.secure),
 		caFile:    e.src.CAFile(),
 		state:     filepath.Join(e.dir, fmt.Sprintf("state-%d.db", e.runs)),
 		srcPW:     e.srcPW,
 		dstPW:     e.dstPW,
 		extra:     e.cfg.extra,
+		plain:     !e.secure,
 	}
 	e.log.Info("running mailferry", "workload", w.name, "source", cmd.sourceURL, "dest", cmd.destURL)
 	if first, err = e.measure(ctx, cmd); err != nil {
@@ -469,36 +558,76 @@ func (e *env) measure(ctx context.Context, cmd copyCommand) (mailferryRun, error
 }
 
 // destURL is mailferry's DEST for kind: with the bench folder for POP3
-// (where POP3 mail goes), without one for IMAP (folders map by name).
-func destURL(user, addr string, kind sourceKind) string {
+// (where POP3 mail goes), without one for IMAP (folders map by name);
+// without TLS, imap://…?tls=none.
+func destURL(user, addr string, kind sourceKind, secure bool) string {
 	u := "imaps://" + user + "@" + addr
+	if !secure {
+		u = "imap://" + user + "@" + addr
+	}
 	if kind.destMailbox != "INBOX" {
 		u += "/" + kind.destMailbox
 	}
+	if !secure {
+		u += "?tls=none"
+	}
 	return u
+}
+
+// baselineLabel is what a row's path says of the binary that made it:
+// nothing for ./cmd/mailferry, else " (baseline NAME)".
+func baselineLabel(bin, current string) string {
+	if bin == current {
+		return ""
+	}
+	return " (baseline " + filepath.Base(bin) + ")"
+}
+
+// srcAddr is the source's listener for kind on the transport measured.
+func (e *env) srcAddr(kind sourceKind) string { return kind.addr(e.src, e.secure) }
+
+// dstAddr is the destination's IMAP listener on the transport measured.
+func (e *env) dstAddr() string { return imapAddr(e.dst, e.secure) }
+
+// clientTLS is the TLS configuration of the bench's own clients on the
+// transport measured: nil in plain text.
+func (e *env) clientTLS() *tls.Config {
+	if e.secure {
+		return e.tlsCfg
+	}
+	return nil
+}
+
+// pathName names kind's path on the transport measured: "imap→imap", or
+// "imap→imap, TLS off".
+func (e *env) pathName(kind sourceKind) string {
+	if e.secure {
+		return kind.name + "→imap"
+	}
+	return kind.name + "→imap, TLS off"
 }
 
 // huge moves the huge workload (one message of -huge-mb) on one path and
 // records mailferry's peak RSS, which must stay near the spool's memory
 // bound however big the message: the body goes to a temp file.
 func (e *env) huge(ctx context.Context, kind sourceKind, w *workload) error {
-	first, _, err := e.copyTwice(ctx, kind, kind.addr(e.src), e.dst.IMAPSAddr(), w)
+	first, _, err := e.copyTwice(ctx, kind, e.srcAddr(kind), e.dstAddr(), w)
 	if err != nil {
 		return err
 	}
-	e.add(first.row(w.name, fmt.Sprintf("%s→imap, one %.0f MB message", kind.name, mb(w.bytes)), "mailferry"))
+	e.add(first.row(w.name, fmt.Sprintf("%s, one %.0f MB message", e.pathName(kind), mb(w.bytes)), "mailferry"))
 	return nil
 }
 
 // rerun copies the rerun workload, then measures the second run, which
 // finds nothing new: the ledger and listing path alone.
 func (e *env) rerun(ctx context.Context, kind sourceKind, w *workload) error {
-	first, second, err := e.copyTwice(ctx, kind, kind.addr(e.src), e.dst.IMAPSAddr(), w)
+	first, second, err := e.copyTwice(ctx, kind, e.srcAddr(kind), e.dstAddr(), w)
 	if err != nil {
 		return err
 	}
-	e.add(first.row(w.name, kind.name+"→imap", "mailferry"))
-	e.add(second.row(w.name, kind.name+"→imap again, nothing new", "mailferry rerun"))
+	e.add(first.row(w.name, e.pathName(kind), "mailferry"))
+	e.add(second.row(w.name, e.pathName(kind)+" again, nothing new", "mailferry rerun"))
 	return nil
 }
 
@@ -506,26 +635,27 @@ func (e *env) rerun(ctx context.Context, kind sourceKind, w *workload) error {
 // through delay proxies in front of both servers, compared with the same
 // messages on loopback (measured here too, so the ratio is of one run).
 func (e *env) latency(ctx context.Context, kind sourceKind, w *workload) error {
-	srcProxy, err := newDelayProxy(kind.addr(e.src), e.cfg.delay)
+	srcProxy, err := newDelayProxy(e.srcAddr(kind), e.cfg.delay)
 	if err != nil {
 		return err
 	}
 	defer srcProxy.Close()
-	dstProxy, err := newDelayProxy(e.dst.IMAPSAddr(), e.cfg.delay)
+	dstProxy, err := newDelayProxy(e.dstAddr(), e.cfg.delay)
 	if err != nil {
 		return err
 	}
 	defer dstProxy.Close()
 	rtt := fmt.Sprintf(" (%v RTT)", 2*e.cfg.delay)
-	path := kind.name + "→imap"
-	var ratios, speeds, bRatios, bSpeeds []float64
+	path := e.pathName(kind)
+	var ratios, speeds []float64
+	bRatios, bSpeeds := map[string][]float64{}, map[string][]float64{}
 	for n := 1; n <= e.cfg.trials; n++ {
 		for _, rc := range kind.ceilings {
 			if !rc.pipelined {
 				continue
 			}
 			before := e.cpu.snapshot()
-			t, err := rc.read(ctx, srcProxy.Addr(), e.tlsCfg, w.name, secret.New(e.srcPW))
+			t, err := rc.read(ctx, srcProxy.Addr(), e.clientTLS(), w.name, secret.New(e.srcPW))
 			if err != nil {
 				return fmt.Errorf("%s through the delay proxy: %w", rc.name, err)
 			}
@@ -538,7 +668,7 @@ func (e *env) latency(ctx context.Context, kind sourceKind, w *workload) error {
 			return err
 		}
 		before := e.cpu.snapshot()
-		t, err := writeIMAP(ctx, dstProxy.Addr(), e.tlsCfg, user, secret.New(e.dstPW), destMailbox, w.msgs, wt)
+		t, err := writeIMAP(ctx, dstProxy.Addr(), e.clientTLS(), user, secret.New(e.dstPW), destMailbox, w.msgs, wt)
 		t.cpu = e.cpu.since(before, -1)
 		e.dropDest(user)
 		if err != nil {
@@ -546,21 +676,14 @@ func (e *env) latency(ctx context.Context, kind sourceKind, w *workload) error {
 		}
 		e.add(row{Workload: w.name, Path: "write IMAP " + wt.String() + rtt, Kind: "write ceiling", Trial: n}.with(t))
 
-		// Each binary: loopback, then through the proxies; with a baseline
-		// binary the two alternate which goes first.
-		bins := []string{e.bin}
-		if e.cfg.baseline != "" {
-			bins = append(bins, e.cfg.baseline)
-			if n%2 == 0 {
-				bins[0], bins[1] = bins[1], bins[0]
-			}
-		}
+		// Each binary: loopback, then through the proxies; with baseline
+		// binaries they take turns at going first.
+		bins := append([]string{e.bin}, e.cfg.baselines...)
+		shift := (n - 1) % len(bins)
+		bins = append(bins[shift:], bins[:shift]...)
 		for _, bin := range bins {
-			label := path
-			if bin != e.bin {
-				label += " (baseline binary)"
-			}
-			loop, _, err := e.copyWith(ctx, bin, kind, kind.addr(e.src), e.dst.IMAPSAddr(), w)
+			label := path + baselineLabel(bin, e.bin)
+			loop, _, err := e.copyWith(ctx, bin, kind, e.srcAddr(kind), e.dstAddr(), w)
 			if err != nil {
 				return err
 			}
@@ -581,7 +704,7 @@ func (e *env) latency(ctx context.Context, kind sourceKind, w *workload) error {
 			if bin == e.bin {
 				ratios, speeds = append(ratios, r.Ratio), append(speeds, r.MsgsPerSec)
 			} else {
-				bRatios, bSpeeds = append(bRatios, r.Ratio), append(bSpeeds, r.MsgsPerSec)
+				bRatios[bin], bSpeeds[bin] = append(bRatios[bin], r.Ratio), append(bSpeeds[bin], r.MsgsPerSec)
 			}
 		}
 	}
@@ -590,9 +713,9 @@ func (e *env) latency(ctx context.Context, kind sourceKind, w *workload) error {
 		Text: fmt.Sprintf("mailferry %.0f msgs/s = %.2f × loopback (trials %s)",
 			median(speeds), median(ratios), list(ratios)),
 	}
-	if len(bRatios) > 0 {
-		sum.Notes = append(sum.Notes, fmt.Sprintf("baseline binary, same trials: %.0f msgs/s = %.2f × loopback (trials %s)",
-			median(bSpeeds), median(bRatios), list(bRatios)))
+	for _, bin := range e.cfg.baselines {
+		sum.Notes = append(sum.Notes, fmt.Sprintf("baseline %s, same trials: %.0f msgs/s = %.2f × loopback (trials %s)",
+			bin, median(bSpeeds[bin]), median(bRatios[bin]), list(bRatios[bin])))
 	}
 	e.summaries = append(e.summaries, sum)
 	return nil
@@ -610,6 +733,9 @@ func (e *env) profile(ctx context.Context, loads map[string]*workload) error {
 		names = append(names, "latency")
 	}
 	for _, kind := range sourceKinds {
+		if !slices.Contains(e.cfg.paths, kind.name) {
+			continue
+		}
 		for _, name := range names {
 			if loads[name] == nil {
 				continue // flat: measured by its own runs
@@ -623,10 +749,11 @@ func (e *env) profile(ctx context.Context, loads map[string]*workload) error {
 }
 
 // profileOne copies workload w in-process under pprof on kind's path; the
-// profiles of the IMAP path are named "imap-NAME".
+// profiles of the IMAP path are named "imap-NAME", those without TLS end in
+// "-notls".
 func (e *env) profileOne(ctx context.Context, kind sourceKind, name string, w *workload) error {
-	srcAddr, dstAddr := kind.addr(e.src), e.dst.IMAPSAddr()
-	path := kind.name + "→imap in-process (profiled)"
+	srcAddr, dstAddr := e.srcAddr(kind), e.dstAddr()
+	path := e.pathName(kind) + " in-process (profiled)"
 	if name == "latency" {
 		srcProxy, err := newDelayProxy(srcAddr, e.cfg.delay)
 		if err != nil {
@@ -639,7 +766,7 @@ func (e *env) profileOne(ctx context.Context, kind sourceKind, name string, w *w
 		}
 		defer dstProxy.Close()
 		srcAddr, dstAddr = srcProxy.Addr(), dstProxy.Addr()
-		path = fmt.Sprintf("%s→imap (%v RTT) in-process (profiled)", kind.name, 2*e.cfg.delay)
+		path = fmt.Sprintf("%s (%v RTT) in-process (profiled)", e.pathName(kind), 2*e.cfg.delay)
 	}
 	user, err := e.freshDest()
 	if err != nil {
@@ -650,9 +777,12 @@ func (e *env) profileOne(ctx context.Context, kind sourceKind, name string, w *w
 	if kind.name != "pop3" {
 		file = kind.name + "-" + name
 	}
+	if !e.secure {
+		file += "-notls"
+	}
 	before := e.cpu.snapshot()
 	t, err := profileCopy(ctx, e.cfg.profileDir, profileTarget{
-		name: file, imap: kind.name == "imap", srcAddr: srcAddr, dstAddr: dstAddr, tlsCfg: e.tlsCfg,
+		name: file, imap: kind.name == "imap", srcAddr: srcAddr, dstAddr: dstAddr, tlsCfg: e.clientTLS(),
 		srcUser: name, dstUser: user, srcPW: secret.New(e.srcPW), dstPW: secret.New(e.dstPW),
 		state: filepath.Join(e.dir, fmt.Sprintf("state-%d.db", e.runs)),
 	})

@@ -30,9 +30,14 @@ type transfer struct {
 
 // readPOP3 is the plain read ceiling: our own POP3 client (pop3src.Client)
 // logs in and RETRs every message into io.Discard, one command at a time.
+// A nil tlsCfg reads in plain text.
 func readPOP3(ctx context.Context, addr string, tlsCfg *tls.Config, user string, pw secret.Value) (transfer, error) {
 	start := time.Now()
-	c, err := pop3src.Dial(ctx, pop3src.DialOptions{Addr: addr, TLS: pop3src.TLSImplicit, TLSConfig: tlsCfg})
+	mode := pop3src.TLSImplicit
+	if tlsCfg == nil {
+		mode = pop3src.TLSNone
+	}
+	c, err := pop3src.Dial(ctx, pop3src.DialOptions{Addr: addr, TLS: mode, TLSConfig: tlsCfg, AllowPlaintext: tlsCfg == nil})
 	if err != nil {
 		return transfer{}, fmt.Errorf("dialling POP3 %s: %w", addr, err)
 	}
@@ -64,8 +69,7 @@ func readPOP3(ctx context.Context, addr string, tlsCfg *tls.Config, user string,
 // trip is waited for. The byte count is the messages' unstuffed size.
 func readPOP3Pipelined(ctx context.Context, addr string, tlsCfg *tls.Config, user string, pw secret.Value) (transfer, error) {
 	start := time.Now()
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: tlsCfg}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dialClient(ctx, addr, tlsCfg)
 	if err != nil {
 		return transfer{}, fmt.Errorf("dialling POP3 %s: %w", addr, err)
 	}
@@ -149,6 +153,17 @@ func readPOP3Pipelined(ctx context.Context, addr string, tlsCfg *tls.Config, use
 	return t, nil
 }
 
+// dialClient connects the bench's own clients: over implicit TLS, or in
+// plain text when tlsCfg is nil.
+func dialClient(ctx context.Context, addr string, tlsCfg *tls.Config) (net.Conn, error) {
+	nd := &net.Dialer{Timeout: 10 * time.Second}
+	if tlsCfg == nil {
+		return nd.DialContext(ctx, "tcp", addr)
+	}
+	d := &tls.Dialer{NetDialer: nd, Config: tlsCfg}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
 // skipMultiline reads a POP3 multi-line body up to the terminating ".CRLF"
 // (RFC 1939 §3) and returns its size with the byte-stuffing undone.
 func skipMultiline(r *bufio.Reader) (int64, error) {
@@ -197,8 +212,12 @@ func writeIMAP(ctx context.Context, addr string, tlsCfg *tls.Config, user string
 		}
 	}()
 	for i := range apps {
+		mode := imapdst.TLSImplicit
+		if tlsCfg == nil {
+			mode = imapdst.TLSNone
+		}
 		a, err := imapdst.DialAppender(ctx, imapdst.Options{
-			Addr: addr, TLS: imapdst.TLSImplicit, TLSConfig: tlsCfg, User: user, Password: pw,
+			Addr: addr, TLS: mode, TLSConfig: tlsCfg, AllowPlaintext: tlsCfg == nil, User: user, Password: pw,
 			MaxBatchMessages: trial.batch, MaxBatchBytes: 32 << 20,
 		})
 		if err != nil {

@@ -31,11 +31,21 @@ type config struct {
 	conns       []int         // write-ceiling connection counts
 	extra       []string      // more mailferry flags
 	trials      int           // repetitions of each loopback and latency measurement
-	baseline    string        // another mailferry binary measured alongside, for before/after
+	baselines   []string      // other mailferry binaries measured alongside, for before/after
 	jsonPath    string
 	profileDir  string
 	keep        bool
 	timeout     time.Duration
+	// tls lists the transports to measure, in order: true is implicit TLS
+	// (pop3s, imaps), false plain text on both sides (TLS off everywhere,
+	// as in issue 18's side-by-side figures).
+	tls []bool
+	// peers are the other tools measured side by side (peer names);
+	// peersAuto: every one that is installed, the others named in a note.
+	peers     []string
+	peersAuto bool
+	// paths are the source protocols measured ("pop3", "imap").
+	paths []string
 }
 
 var errHelp = errors.New("help requested")
@@ -63,10 +73,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	batches := fs.String("write-batches", "1,50,200", "write ceiling: messages per APPEND batch (1 = single APPENDs, more = MULTIAPPEND)")
 	conns := fs.String("write-conns", "1,2,4", "write ceiling: parallel appender connections")
 	trials := fs.Int("trials", 1, "repeat each loopback and latency measurement (ceilings and mailferry) this many times and print the medians")
-	fs.StringVar(&c.baseline, "baseline-bin", "", "also run this mailferry binary (e.g. one built from the code before a change) in every loopback trial, alternating with ./cmd/mailferry, for a before/after comparison on a noisy machine")
+	baselines := fs.String("baseline-bin", "", "also run these mailferry binaries (comma-separated; e.g. one built from the code before a change) in every loopback and latency trial, taking turns with ./cmd/mailferry at going first, for a before/after comparison on a noisy machine")
 	extra := fs.String("mailferry-flags", "", "extra flags for every mailferry copy, space-separated (e.g. \"--batch-messages 200\")")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results to this JSON file")
 	fs.StringVar(&c.profileDir, "profile", "", "after the runs, copy each workload in-process under pprof and write CPU and allocation profiles to this directory")
+	tlsModes := fs.String("tls", "on", "transports to measure (comma-separated: on = implicit TLS, pop3s and imaps; off = plain text on both sides, as in issue 18's side-by-side figures; \"off,on\" measures both in one run)")
+	paths := fs.String("paths", "pop3,imap", "source protocols to measure, each into IMAP (comma-separated: pop3, imap)")
+	peers := fs.String("peers", "auto", "other tools measured side by side in every loopback trial (comma-separated: mbsync, doveadm; auto = those installed; none)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temp directory (servers' logs and mail) instead of removing it")
 	fs.DurationVar(&c.timeout, "timeout", 90*time.Minute, "stop everything after this long")
 	fs.Usage = func() {
@@ -157,6 +170,41 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.conns, err = intList(*conns); err != nil {
 		return c, fmt.Errorf("-write-conns: %w", err)
+	}
+	for _, m := range strings.Split(*tlsModes, ",") {
+		switch strings.TrimSpace(m) {
+		case "on":
+			c.tls = append(c.tls, true)
+		case "off":
+			c.tls = append(c.tls, false)
+		default:
+			return c, fmt.Errorf("-tls: unknown transport %q (want on, off)", m)
+		}
+	}
+	for _, p := range strings.Split(*paths, ",") {
+		p = strings.TrimSpace(p)
+		if p != "pop3" && p != "imap" {
+			return c, fmt.Errorf("-paths: unknown source protocol %q (want pop3, imap)", p)
+		}
+		c.paths = append(c.paths, p)
+	}
+	switch *peers {
+	case "auto":
+		c.peersAuto = true
+	case "none", "":
+	default:
+		for _, p := range strings.Split(*peers, ",") {
+			p = strings.TrimSpace(p)
+			if findPeer(p) == nil {
+				return c, fmt.Errorf("-peers: unknown tool %q (want %s, auto or none)", p, strings.Join(peerNames(), ", "))
+			}
+			c.peers = append(c.peers, p)
+		}
+	}
+	for _, b := range strings.Split(*baselines, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			c.baselines = append(c.baselines, b)
+		}
 	}
 	c.extra = strings.Fields(*extra)
 	c.trials = *trials

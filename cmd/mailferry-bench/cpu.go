@@ -254,3 +254,18 @@ func treeCPU(procs []procStat, root int) float64 {
 	}
 	return float64(total) / clockTicks
 }
+
+// loadAverage is the machine's 1, 5 and 15 minute load averages
+// (/proc/loadavg), "?" when unreadable: with other work on a shared
+// machine, a run's figures are read knowing it.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -152,9 +152,9 @@ func (e *env) flatRun(ctx context.Context, kind sourceKind, srcUser string, n in
 	var t transfer
 	var err error
 	if srcUser == foldersUser {
-		t, err = readFolders(ctx, kind.addr(e.src), e.tlsCfg, srcUser, secret.New(e.srcPW), e.cfg.flatFolders.count)
+		t, err = readFolders(ctx, e.srcAddr(kind), e.tlsCfg, srcUser, secret.New(e.srcPW), e.cfg.flatFolders.count)
 	} else {
-		t, err = read.read(ctx, kind.addr(e.src), e.tlsCfg, srcUser, secret.New(e.srcPW))
+		t, err = read.read(ctx, e.srcAddr(kind), e.tlsCfg, srcUser, secret.New(e.srcPW))
 	}
 	t.cpu = e.cpu.since(before, -1)
 	if err != nil {
@@ -174,8 +174,8 @@ func (e *env) flatRun(ctx context.Context, kind sourceKind, srcUser string, n in
 	e.runs++
 	cmd := copyCommand{
 		bin:       e.bin,
-		sourceURL: kind.url(kind.addr(e.src), srcUser),
-		destURL:   destURL(user, e.dst.IMAPSAddr(), kind),
+		sourceURL: kind.url(e.srcAddr(kind), srcUser, e.secure),
+		destURL:   destURL(user, e.dst.IMAPSAddr(), kind, e.secure),
 		caFile:    e.src.CAFile(),
 		state:     filepath.Join(e.dir, fmt.Sprintf("state-%d.db", e.runs)),
 		srcPW:     e.srcPW,
@@ -183,7 +183,7 @@ func (e *env) flatRun(ctx context.Context, kind sourceKind, srcUser string, n in
 		extra:     e.cfg.extra,
 	}
 	if srcUser == foldersUser {
-		cmd.sourceURL = "imaps://" + srcUser + "@" + kind.addr(e.src)
+		cmd.sourceURL = "imaps://" + srcUser + "@" + e.srcAddr(kind)
 	}
 	e.log.Info("running mailferry", "workload", name, "source", cmd.sourceURL, "dest", cmd.destURL)
 	if res.first, err = e.measure(ctx, cmd); err != nil {

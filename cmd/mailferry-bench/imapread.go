@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -18,8 +17,7 @@ import (
 // imapSession is a logged-in go-imap client with INBOX EXAMINEd, for the
 // IMAP read ceilings, and the UIDs of INBOX.
 func imapSession(ctx context.Context, addr string, tlsCfg *tls.Config, user string, pw secret.Value) (*imapclient.Client, []imap.UID, error) {
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: tlsCfg}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dialClient(ctx, addr, tlsCfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dialling IMAP %s: %w", addr, err)
 	}

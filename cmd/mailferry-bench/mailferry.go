@@ -68,6 +68,7 @@ type copyCommand struct {
 	srcPW     string
 	dstPW     string
 	extra     []string // more flags, e.g. --batch-messages 200
+	plain     bool     // the URLs say ?tls=none: --allow-plaintext
 }
 
 // run starts mailferry, waits for it and reads its JSON report and resource
@@ -76,6 +77,9 @@ type copyCommand struct {
 func (c copyCommand) run(ctx context.Context) (mailferryRun, error) {
 	args := append([]string{"copy", c.sourceURL, c.destURL, "--tls-ca", c.caFile, "--state", c.state,
 		"--json", "--progress", "none"}, c.extra...)
+	if c.plain {
+		args = append(args, "--allow-plaintext")
+	}
 	cmd := exec.CommandContext(ctx, c.bin, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 15 * time.Second

@@ -32,8 +32,16 @@
 // 1/(1/R + 1/W) as an extra figure (the target stays min(R, W)), and the
 // CPU bound: how fast the machine's cores allow the copy to go at the CPU
 // time the source, the destination and mailferry need per message.
-// -baseline-bin runs a second mailferry binary (e.g. built before a
-// change) in the same trials, alternating with the current one.
+// -baseline-bin runs other mailferry binaries (e.g. built before a
+// change) in the same trials, taking turns with the current one.
+//
+// Other tools run side by side with mailferry in every loopback trial
+// (-peers, issue 18): isync's mbsync (IMAP → IMAP) and doveadm backup -R
+// from imapc: and pop3c: (writing the destination's maildir directly); a
+// last table gives mailferry's rate over each tool's per workload and path
+// and the CPU milliseconds per MB each party spent. -tls off measures with
+// TLS off on both sides (as the issue's side-by-side figures were), -tls
+// off,on both; -paths pop3 or imap measures one source protocol.
 //
 // Two more workloads run only when asked for (-workloads huge,rerun10k):
 // huge is one message of -huge-mb (200 MB) moved on both paths, to show
@@ -43,7 +51,7 @@
 //
 // Usage:
 //
-//	go run ./cmd/mailferry-bench [-quick] [-trials N] [-baseline-bin BIN] [-json FILE] [-profile DIR] [flags]
+//	go run ./cmd/mailferry-bench [-quick] [-trials N] [-tls on|off|off,on] [-peers auto|none|mbsync,doveadm] [-baseline-bin BIN,...] [-json FILE] [-profile DIR] [flags]
 //
 // Everything is bounded by -timeout; SIGINT stops the run, the servers and
 // the temp directory.

@@ -41,7 +41,7 @@ type profileTarget struct {
 	name             string // "small", "mixed": part of the file names
 	imap             bool   // read the source with imapsrc (INBOX), not pop3src
 	srcAddr, dstAddr string
-	tlsCfg           *tls.Config
+	tlsCfg           *tls.Config // nil: plain text on both sides
 	srcUser, dstUser string
 	srcPW, dstPW     secret.Value
 	state            string
@@ -76,15 +76,27 @@ func profileCopy(ctx context.Context, dir string, t profileTarget) (transfer, er
 		OpenSource: func(ctx context.Context) (pipeline.Source, error) {
 			if t.imap {
 				// Every message goes to Mailbox: no folder mapping.
-				return imapsrc.Open(ctx, imapsrc.Options{Addr: t.srcAddr, TLS: imapsrc.TLSImplicit,
+				mode := imapsrc.TLSImplicit
+				if t.tlsCfg == nil {
+					mode = imapsrc.TLSNone
+				}
+				return imapsrc.Open(ctx, imapsrc.Options{Addr: t.srcAddr, TLS: mode, AllowPlaintext: t.tlsCfg == nil,
 					TLSConfig: t.tlsCfg, User: t.srcUser, Password: t.srcPW, Include: []string{"INBOX"},
 					IdleTimeout: cliIdleTimeout})
 			}
-			return pop3src.Open(ctx, pop3src.Options{Addr: t.srcAddr, TLS: pop3src.TLSImplicit,
+			mode := pop3src.TLSImplicit
+			if t.tlsCfg == nil {
+				mode = pop3src.TLSNone
+			}
+			return pop3src.Open(ctx, pop3src.Options{Addr: t.srcAddr, TLS: mode, AllowPlaintext: t.tlsCfg == nil,
 				TLSConfig: t.tlsCfg, User: t.srcUser, Password: t.srcPW, IdleTimeout: cliIdleTimeout})
 		},
 		OpenDestination: func(ctx context.Context) (pipeline.Destination, error) {
-			return imapdst.Dial(ctx, imapdst.Options{Addr: t.dstAddr, TLS: imapdst.TLSImplicit,
+			mode := imapdst.TLSImplicit
+			if t.tlsCfg == nil {
+				mode = imapdst.TLSNone
+			}
+			return imapdst.Dial(ctx, imapdst.Options{Addr: t.dstAddr, TLS: mode, AllowPlaintext: t.tlsCfg == nil,
 				TLSConfig: t.tlsCfg, User: t.dstUser, Password: t.dstPW, IdleTimeout: cliIdleTimeout,
 				MaxBatchMessages: cliBatchMessages, MaxBatchBytes: cliBatchBytes})
 		},

@@ -37,6 +37,9 @@ type row struct {
 	Rerun bool `json:"rerun,omitempty"`
 	// Trial numbers the repetitions of -trials, from 1.
 	Trial int `json:"trial,omitempty"`
+	// Binary is the -baseline-bin binary that made a mailferry row; empty
+	// for ./cmd/mailferry.
+	Binary string `json:"binary,omitempty"`
 	// CPU is the CPU time each party spent during the pass.
 	CPU *cpuUse `json:"cpu,omitempty"`
 }

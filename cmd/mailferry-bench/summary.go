@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -25,6 +26,84 @@ type summary struct {
 	Ratio              float64 `json:"ratio,omitempty"`
 	SerialRatio        float64 `json:"serial_ratio,omitempty"`
 	CPUBoundMsgsPerSec float64 `json:"cpu_bound_msgs_per_sec,omitempty"`
+	// Tools are mailferry, the baseline binary and the other tools side
+	// by side, medians of the same trials.
+	Tools []toolFigures `json:"tools,omitempty"`
+}
+
+// toolFigures is one tool's medians over the trials of one workload and
+// path: speed, mailferry's speed over it, and the CPU time each party
+// spent per MB moved.
+type toolFigures struct {
+	Tool       string  `json:"tool"`
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+	MBPerSec   float64 `json:"mb_per_sec"`
+	// MailferryRatio is mailferry's MB/s over this tool's, the median of
+	// the trials' ratios (each trial runs both).
+	MailferryRatio float64   `json:"mailferry_ratio"`
+	Ratios         []float64 `json:"mailferry_ratios"`
+	// CPU milliseconds per MB moved: the tool's process, the source
+	// Dovecot, the destination Dovecot.
+	ClientMSPerMB float64 `json:"client_cpu_ms_per_mb"`
+	SourceMSPerMB float64 `json:"source_cpu_ms_per_mb"`
+	DestMSPerMB   float64 `json:"dest_cpu_ms_per_mb"`
+	PeakRSSMB     float64 `json:"peak_rss_mb"`
+}
+
+// perMB is CPU milliseconds per MB of r's pass; 0 without figures.
+func perMB(r row, sec func(cpuUse) float64) float64 {
+	if r.CPU == nil || r.Bytes == 0 {
+		return 0
+	}
+	return 1000 * sec(*r.CPU) / mb(r.Bytes)
+}
+
+// toolOf reduces one tool's rows (one per trial, beside mailferry's) to
+// medians.
+func toolOf(name string, rows, mailferry []row) toolFigures {
+	t := toolFigures{Tool: name}
+	var msgs, mbs, client, src, dst, rss []float64
+	for i, r := range rows {
+		msgs, mbs = append(msgs, r.MsgsPerSec), append(mbs, r.MBPerSec)
+		client, src, dst = append(client, perMB(r, cpuClient)), append(src, perMB(r, cpuSource)), append(dst, perMB(r, cpuDest))
+		rss = append(rss, r.PeakRSSMB)
+		if r.MBPerSec > 0 {
+			t.Ratios = append(t.Ratios, mailferry[i].MBPerSec/r.MBPerSec)
+		}
+	}
+	t.MsgsPerSec, t.MBPerSec, t.MailferryRatio = median(msgs), median(mbs), median(t.Ratios)
+	t.ClientMSPerMB, t.SourceMSPerMB, t.DestMSPerMB = median(client), median(src), median(dst)
+	t.PeakRSSMB = median(rss)
+	return t
+}
+
+// tools lists mailferry, the baseline binary and each other tool of
+// trials, in the order of peers.
+func tools(trials []trial) []toolFigures {
+	var mf []row
+	for _, t := range trials {
+		mf = append(mf, t.mailferry)
+	}
+	out := []toolFigures{toolOf("mailferry", mf, mf)}
+	for i := range trials[0].baselines {
+		var base []row
+		for _, t := range trials {
+			base = append(base, t.baselines[i])
+		}
+		out = append(out, toolOf("mailferry"+baselineLabel(trials[0].baselines[i].Binary, ""), base, mf))
+	}
+	for _, p := range peers {
+		var rows []row
+		for _, t := range trials {
+			if r, ok := t.peers[p.name]; ok {
+				rows = append(rows, r)
+			}
+		}
+		if len(rows) == len(trials) {
+			out = append(out, toolOf(p.name, rows, mf))
+		}
+	}
+	return out
 }
 
 // serialCeiling is 1/(1/r + 1/w): how fast reading then writing each
@@ -112,16 +191,17 @@ func summarize(workload, path string, trials []trial) summary {
 		s.Notes = append(s.Notes, fmt.Sprintf("extra figure, not the target: serial ceiling 1/(1/R + 1/W) = %.1f MB/s; mailferry = %.2f × that (trials %s)",
 			serialCeiling(s.ReadMBPerSec, s.WriteMBPerSec), s.SerialRatio, list(serial)))
 	}
-	if trials[0].baseline.Messages > 0 {
+	for i := range trials[0].baselines {
 		var bMsgs, bRatios, bCPU, bSrc, bDst []float64
 		for _, t := range trials {
-			b := t.baseline
+			b := t.baselines[i]
 			bMsgs, bRatios = append(bMsgs, b.MsgsPerSec), append(bRatios, b.Ratio)
 			bCPU, bSrc, bDst = append(bCPU, perMsg(b, cpuClient)), append(bSrc, perMsg(b, cpuSource)), append(bDst, perMsg(b, cpuDest))
 		}
-		s.Notes = append(s.Notes, fmt.Sprintf("baseline binary, same trials: %.0f msgs/s = %.2f × min(R, W) (trials %s); CPU ms per message: mailferry %.3f, source Dovecot %.3f, destination Dovecot %.3f",
-			median(bMsgs), median(bRatios), list(bRatios), median(bCPU), median(bSrc), median(bDst)))
+		s.Notes = append(s.Notes, fmt.Sprintf("baseline %s, same trials: %.0f msgs/s = %.2f × min(R, W) (trials %s); CPU ms per message: mailferry %.3f, source Dovecot %.3f, destination Dovecot %.3f",
+			filepath.Base(trials[0].baselines[i].Binary), median(bMsgs), median(bRatios), list(bRatios), median(bCPU), median(bSrc), median(bDst)))
 	}
+	s.Tools = tools(trials)
 	if len(mfCPU) == 0 {
 		return s
 	}
@@ -188,4 +268,27 @@ func hasTrials(rows []row) bool {
 		}
 	}
 	return false
+}
+
+// printPeerTable prints mailferry beside the other tools, per workload and
+// path: the medians of the trials, mailferry's speed over each tool's, and
+// the CPU time each party spent per MB moved.
+func printPeerTable(w io.Writer, sums []summary) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGAINST OTHER TOOLS\tWORKLOAD\tPATH\tTRIALS\tMSGS/S\tMB/S\tMAILFERRY ÷ TOOL (TRIALS)\tCPU MS/MB: TOOL\tSOURCE\tDEST\tALL\tPEAK RSS MB")
+	for _, s := range sums {
+		if len(s.Tools) < 2 {
+			continue
+		}
+		for _, t := range s.Tools {
+			ratio := "-"
+			if t.Tool != "mailferry" {
+				ratio = fmt.Sprintf("%.2f (%s)", t.MailferryRatio, list(t.Ratios))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.1f\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\n", t.Tool, s.Workload, s.Path, s.Trials,
+				t.MsgsPerSec, t.MBPerSec, ratio, t.ClientMSPerMB, t.SourceMSPerMB, t.DestMSPerMB,
+				t.ClientMSPerMB+t.SourceMSPerMB+t.DestMSPerMB, t.PeakRSSMB)
+		}
+	}
+	tw.Flush()
 }

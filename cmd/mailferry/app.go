@@ -95,6 +95,8 @@ func run(ctx context.Context, args []string, e *env) int {
 		code, err = runConfigCmd(ctx, rest, e)
 	case "status":
 		code, err = runStatus(ctx, rest, e)
+	case "report":
+		code, err = runReport(ctx, rest, e)
 	case "verify":
 		code, err = runVerify(ctx, rest, e)
 	case "plan":
@@ -108,7 +110,7 @@ func run(ctx context.Context, args []string, e *env) int {
 	case "help", "-h", "--help":
 		code, err = runHelpCmd(ctx, rest, e)
 	default:
-		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, login, config check, version, completion, help)", cmd)
+		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, report, login, config check, version, completion, help)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)

@@ -57,6 +57,7 @@ const (
 func fixedValues() map[string][]string {
 	return map[string][]string{
 		"flags":         {"none", "seen", "status"},
+		"format":        {"csv", "json"},
 		"internal-date": {"received", "date", "now"},
 		"log-format":    {"text", "json"},
 		"on-locked":     {"fail", "skip", "wait"},
@@ -72,10 +73,12 @@ func valueKinds() map[string]valueKind {
 		"dest-password-file":   valueFile,
 		"export-map":           valueFile,
 		"only":                 valueAccounts,
+		"output":               valueFile,
 		"report":               valueFile,
 		"source-password-file": valueFile,
 		"state":                valueFile,
 		"tls-ca":               valueFile,
+		"ui-token-file":        valueFile,
 	}
 }
 

@@ -122,6 +122,7 @@ func TestFixedValuesAreAccepted(t *testing.T) {
 		"plan":   {"plan", "pop3s://u@127.0.0.1:1", "imaps://u@127.0.0.1:1", "--state", filepath.Join(dir, "s.db")},
 		"verify": {"verify", "pop3s://u@127.0.0.1:1", "imaps://u@127.0.0.1:1", "--state", filepath.Join(dir, "s.db")},
 		"status": {"status", "--state", filepath.Join(dir, "none.db")},
+		"report": {"report", "--state", filepath.Join(dir, "none.db")},
 		"login":  {"login", "-c", filepath.Join(dir, "missing.toml")},
 	}
 	seen := map[string]bool{}
@@ -301,7 +302,7 @@ type completionCase struct {
 
 func completionCases() []completionCase {
 	return []completionCase{
-		{"mailferry ", []string{"completion", "config", "copy", "help", "login", "plan", "run", "status", "verify", "version"}},
+		{"mailferry ", []string{"completion", "config", "copy", "help", "login", "plan", "report", "run", "status", "verify", "version"}},
 		{"mailferry run --on", []string{"--on-locked", "--only"}},
 		{"mailferry run --on-locked ", []string{"fail", "skip", "wait"}},
 		{"mailferry copy --log-format ", []string{"json", "text"}},

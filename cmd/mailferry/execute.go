@@ -14,7 +14,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/hint"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/statuspage"
 )
 
 // newLogger builds the stderr logger from the common flags; w is usually
@@ -66,6 +68,10 @@ type execution struct {
 	attempts int
 	// retention is ledger_retention (0: the checkpoint's default).
 	retention time.Duration
+	// ui, when set, configures the status page and notifications for
+	// the accounts pageAccounts (run).
+	ui           *uiOptions
+	pageAccounts []statuspage.Account
 }
 
 // resolve gives each job its account's number in the ledger (specs[i] is
@@ -130,6 +136,11 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 	if err := carryPauses(ctx, ledger, jobs, x.now()); err != nil {
 		return exitFatal, fmt.Errorf("reading the checkpoint: %w", err)
 	}
+	extras, err := startExtras(x.ui, x.env, ledger, x.pageAccounts, x.opts.dryRun, nil, x.log)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer extras.close()
 
 	mode := x.opts.progress
 	if mode == "auto" {
@@ -150,7 +161,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 		x.logOut.setBar(view.bar)
 	}
 	runner := &pipeline.Runner{Ledger: ledger, DryRun: x.opts.dryRun, Logger: x.log,
-		Progress: view, Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff}
+		Progress: pipeline.TeeProgress(append([]pipeline.Progress{view}, extras.progress()...)...),
+		Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff,
+		Explain: hint.Explain, Paused: pausedIn(ledger)}
 
 	stats := make([]*pipeline.Stats, len(jobs))
 	workers := max(1, min(x.workers, len(jobs)))
@@ -162,7 +175,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 			defer wg.Done()
 			for i := range next {
 				st, err := runner.RunAccount(ctx, jobs[i])
-				st.Hint = hintFor(err)
+				if jobs[i].Notes != nil {
+					st.Notes = jobs[i].Notes()
+				}
 				if err != nil && ctx.Err() == nil {
 					x.log.Error("account failed", "account", st.Account, "error", err)
 				}
@@ -193,6 +208,7 @@ feed:
 	}
 	interrupted := errors.Is(ctx.Err(), context.Canceled)
 	rep := newReport(x.command, x.opts.dryRun, started, ran, interrupted)
+	extras.batchFinished(rep)
 	if x.opts.json {
 		if err := rep.writeJSON(x.env.stdout); err != nil {
 			return exitFatal, err

@@ -7,7 +7,9 @@ import (
 )
 
 const exitStatusHelp = `EXIT STATUS
-  0    everything was moved, or there was nothing to do
+  0    everything was moved, or there was nothing to do (accounts paused on
+       purpose, by an admin, a daily quota or a timetable, are listed in the
+       summary and do not change the status)
   1    a fatal error: wrong password, server unreachable, checkpoint unwritable
   2    bad command line or configuration; nothing was touched
   3    partial: some messages or accounts could not be moved (the report says
@@ -23,6 +25,8 @@ USAGE
   mailferry plan -c migrate.toml        what a run would do, writing nothing
   mailferry verify SOURCE DEST | -c FILE compare source and destination per message
   mailferry status [-c FILE | --state FILE] what the checkpoint knows
+                                        (--serve: as a web page)
+  mailferry report -c FILE [--format csv|json] one row per message
   mailferry login -c migrate.toml       sign in once for device-grant accounts
   mailferry config check -c FILE        validate a config file, connect to nothing
   mailferry version                     version, commit, Go version, build date
@@ -270,11 +274,28 @@ SERVICE MODE
   --attempts defaults to 1: the next poll is the retry. 'mailferry status'
   shows each account's last successful poll and last error.
 
+STATUS PAGE AND NOTIFICATIONS (docs/status-page.md)
+  --ui-addr HOST:PORT       serve a live status page at http://HOST:PORT/
+                            while the run goes on (ui_addr; a port alone
+                            means 127.0.0.1): accounts, progress, errors with
+                            their fix, a chart, the per-message report.
+                            Beyond loopback it needs a token for reading too.
+  --ui-actions              let the page pause, resume and retry accounts
+                            (ui_actions); needs the token
+  --ui-token-file FILE      the token: the first line of FILE (ui_token_file;
+                            or MAILFERRY_UI_TOKEN), at least 16 characters
+  notify_webhook = URL and notify_command = CMD in the file get a JSON event
+  when an account fails and when the run ends (never holding up the copy).
+  Accounts paused on the page are not started ('paused' in the report, exit
+  3); a retry makes their failed and skipped messages be tried again by the
+  next run (--rerun-failed includes them; a service polls them at once).
+
 EXAMPLES
   mailferry config check -c migrate.toml
   mailferry run -c migrate.toml --dry-run
   mailferry run -c migrate.toml --report report.json
   mailferry run -c fetch.toml --every 2m --metrics-addr 127.0.0.1:9464
+  mailferry run -c migrate.toml --ui-addr 127.0.0.1:8080
   mailferry run -c fetch.toml --on-locked skip -q     # from cron
 
 ` + exitStatusHelp
@@ -314,6 +335,7 @@ func commands() []command {
 		{"plan", planHelp, []string{"plan"}},
 		{"verify", verifyHelp, []string{"verify"}},
 		{"status", statusHelp, []string{"status"}},
+		{"report", reportHelp, []string{"report"}},
 		{"login", loginHelp, []string{"login"}},
 		{"config check", configHelp, []string{"config", "check"}},
 		{"version", versionHelp, []string{"version"}},

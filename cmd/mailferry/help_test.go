@@ -26,6 +26,7 @@ func TestHelpGolden(t *testing.T) {
 		{"status", []string{"status", "--help"}},
 		{"verify", []string{"verify", "--help"}},
 		{"plan", []string{"plan", "--help"}},
+		{"report", []string{"report", "--help"}},
 		{"login", []string{"login", "--help"}},
 		{"version", []string{"version", "--help"}},
 		{"completion", []string{"completion", "--help"}},

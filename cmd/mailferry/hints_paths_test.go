@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/hint"
 	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/pop3src"
@@ -83,8 +84,8 @@ func TestHintForPlaintextEveryPath(t *testing.T) {
 			if err == nil {
 				t.Fatal("opened without TLS and without AllowPlaintext")
 			}
-			if h := hintFor(err); !strings.Contains(h, "--allow-plaintext") {
-				t.Errorf("hintFor(%v) = %q, want it to name --allow-plaintext", err, h)
+			if h := hint.For(err); !strings.Contains(h.Fix, "--allow-plaintext") || h.Class != hint.ClassPlaintext {
+				t.Errorf("hint.For(%v) = %+v, want it to name --allow-plaintext", err, h)
 			}
 		})
 	}
@@ -106,12 +107,15 @@ func TestHintForRejectedTokenEveryPath(t *testing.T) {
 			if err == nil {
 				t.Fatal("logged in with a rejected token")
 			}
-			h := hintFor(err)
-			if !strings.Contains(h, "OAuth2 token") || !strings.Contains(h, "fresh") {
-				t.Errorf("hintFor(%v) = %q, want the rejected-token hint", err, h)
+			h := hint.For(err)
+			if h.Class != hint.ClassToken {
+				t.Errorf("hint.For(%v).Class = %q, want %q", err, h.Class, hint.ClassToken)
 			}
-			if strings.Contains(err.Error(), token) || strings.Contains(h, token) {
-				t.Errorf("the token shows: %v / %q", err, h)
+			if !strings.Contains(h.Fix, "OAuth2 token") || !strings.Contains(h.Fix, "fresh") {
+				t.Errorf("hint.For(%v).Fix = %q, want the rejected-token hint", err, h.Fix)
+			}
+			if strings.Contains(err.Error(), token) || strings.Contains(h.Fix, token) {
+				t.Errorf("the token shows: %v / %q", err, h.Fix)
 			}
 		})
 	}

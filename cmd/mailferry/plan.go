@@ -178,6 +178,9 @@ func writePlanText(w io.Writer, rep planReport) {
 			fmt.Fprintf(w, "  estimate:      %s (%d messages, %s downloaded in %s; source side only)\n",
 				fmtDuration(est.Estimate), est.SampleMessages, config.FormatByteSize(est.SampleBytes), est.SampleTime.Round(time.Millisecond))
 		}
+		for _, n := range a.Notes {
+			fmt.Fprintf(w, "  note:          %s\n", n)
+		}
 		if len(a.Problems) == 0 {
 			fmt.Fprintln(w, "  OK")
 		}

@@ -174,6 +174,10 @@ func (p *progressView) MessageDone(account string, _ pipeline.Outcome, bytes int
 	}
 }
 
+// AccountPaused: the log says it (the runner's "account paused" line, which
+// the bar carries); the account keeps its row and counts until it goes on.
+func (p *progressView) AccountPaused(string, *pipeline.PausedError) {}
+
 func (p *progressView) AccountFinished(account string, _ *pipeline.Stats) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

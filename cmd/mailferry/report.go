@@ -29,8 +29,9 @@ type report struct {
 type totals struct {
 	Accounts       int `json:"accounts"`
 	AccountsFailed int `json:"accounts_failed"`
-	// AccountsPaused are accounts stopped by a daily quota until a later
-	// time (no failure); Waiting their messages left for then.
+	// AccountsPaused are the accounts that ended the run paused, which is
+	// no failure: by an operator (not started), or by a daily quota until
+	// a later time; Waiting the messages a quota's pause left for then.
 	AccountsPaused int `json:"accounts_paused,omitempty"`
 	Waiting        int `json:"waiting,omitempty"`
 	Listed         int `json:"listed"`
@@ -67,7 +68,7 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		if s.Error != "" {
 			t.AccountsFailed++
 		}
-		if s.PausedUntil != nil {
+		if s.Paused {
 			t.AccountsPaused++
 		}
 		t.Waiting += s.Waiting
@@ -112,6 +113,8 @@ func exitCodeFor(stats []*pipeline.Stats, interrupted bool) int {
 		if s.Error != "" {
 			failed++
 		}
+		// A paused account (an operator's pause, a daily quota) is no
+		// failure: the summary says it, the exit status is the others'.
 		if s.Skipped > 0 || s.Failed > 0 || mirrorHeld(s) {
 			partial = true
 		}
@@ -173,15 +176,21 @@ func (r *report) writeText(w io.Writer) {
 		if s.Locked {
 			fmt.Fprintln(w, "  skipped: another run is working on this account (--on-locked skip)")
 		}
-		if s.PausedUntil != nil {
+		switch {
+		case s.Paused && s.PausedUntil != nil:
 			fmt.Fprintf(w, "  paused until %s: %s; %d messages wait for it\n",
 				s.PausedUntil.Local().Format("2006-01-02 15:04 MST"), s.PausedReason, s.Waiting)
+		case s.Paused:
+			fmt.Fprintf(w, "  paused: %s\n", s.PausedReason)
 		}
 		if s.Error != "" {
 			fmt.Fprintf(w, "  error (%s): %s\n", s.ErrorClass, s.Error)
 			if s.Hint != "" {
 				fmt.Fprintf(w, "  hint: %s\n", s.Hint)
 			}
+		}
+		for _, n := range s.Notes {
+			fmt.Fprintf(w, "  note: %s\n", n)
 		}
 		for _, sk := range s.Skips {
 			fmt.Fprintf(w, "  skipped %s: %s\n", sk.Key, sk.Reason)
@@ -233,7 +242,10 @@ func (r *report) writeText(w io.Writer) {
 		fmt.Fprintf(w, ", %d removals held back (see above)", t.MirrorHeld)
 	}
 	if t.AccountsPaused > 0 {
-		fmt.Fprintf(w, ", %d waiting in %d accounts paused until their next quota day", t.Waiting, t.AccountsPaused)
+		fmt.Fprintf(w, ", %d accounts paused", t.AccountsPaused)
+		if t.Waiting > 0 {
+			fmt.Fprintf(w, " (%d messages wait for them)", t.Waiting)
+		}
 	}
 	fmt.Fprintln(w)
 	if len(t.DateSources) > 0 {
@@ -295,7 +307,7 @@ func result(s *pipeline.Stats) string {
 	switch {
 	case s.Error != "":
 		return s.ErrorClass
-	case s.PausedUntil != nil:
+	case s.Paused:
 		return "paused"
 	case s.Skipped > 0 || s.Failed > 0 || mirrorHeld(s):
 		return "partial"
@@ -303,6 +315,8 @@ func result(s *pipeline.Stats) string {
 	return "ok"
 }
 
+// anyLocked reports whether an account was left alone because another
+// run held it: then "nothing to do" would not be true.
 func anyLocked(stats []*pipeline.Stats) bool {
 	for _, s := range stats {
 		if s.Locked {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/spf13/pflag"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/statuspage"
 )
 
 // loadConfig loads and validates a config file, logging its warnings.
@@ -46,6 +48,8 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	svc.register(fs)
 	var tf trafficFlags
 	tf.register(fs, true)
+	var ui uiOptions
+	ui.register(fs)
 	if done, err := parseFlags(fs, args, e, runHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
@@ -95,6 +99,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		w = *workers
 	}
 
+	ui.merge(fs, cfg)
 	aopts := common.accountOptions(e, log)
 	if err := tf.apply(&aopts, cfg, e, log); err != nil {
 		return exitUsage, err
@@ -106,6 +111,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	jobs := make([]pipeline.Job, len(accs))
 	specs := make([]checkpoint.AccountSpec, len(accs))
 	services := make([]serviceAccount, len(accs))
+	pageAccounts := make([]statuspage.Account, len(accs))
 	for i, acc := range accs {
 		// Each account counts its own crash points, as it always did.
 		if err := e.applyTestHooks(&acc.Options); err != nil {
@@ -117,6 +123,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		if acc.SourceIsIMAP() {
 			services[i].watch = acc.Watch
 		}
+		pageAccounts[i] = statuspage.Account{Name: acc.Name, Key: acc.Options.Name, SourceHost: acc.Source.Addr(), DestHost: acc.Dest.Addr()}
 	}
 	if every := svc.every(fs, cfg); every > 0 {
 		if *rerunFailed || common.dryRun {
@@ -126,17 +133,22 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 			*attempts = 1 // the service's backoff between polls is the retry
 		}
 		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
-			retention: cfg.LedgerRetention}
+			retention: cfg.LedgerRetention, ui: &ui, pageAccounts: pageAccounts}
 		return x.serve(ctx, jobs, specs, services, svc.options(fs, cfg, every))
 	}
 	if *rerunFailed {
 		if jobs, specs, err = onlyFailed(ctx, jobs, specs, state, log); err != nil {
 			return exitFatal, err
 		}
-		log.Info("re-running the accounts whose last run failed", "accounts", len(jobs))
+		log.Info("re-running the accounts whose last run failed or whose retry was asked for", "accounts", len(jobs))
+		kept := map[string]bool{}
+		for _, j := range jobs {
+			kept[j.Options.Name] = true
+		}
+		pageAccounts = slices.DeleteFunc(pageAccounts, func(a statuspage.Account) bool { return !kept[a.Key] })
 	}
 	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
-		retention: cfg.LedgerRetention}
+		retention: cfg.LedgerRetention, ui: &ui, pageAccounts: pageAccounts}
 	return x.run(ctx, jobs, specs)
 }
 
@@ -175,7 +187,8 @@ func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
 
 // onlyFailed keeps the jobs (and their specs) whose account's last run,
 // per the checkpoint, failed, was interrupted, or ended with messages that
-// failed.
+// failed, and those whose retry was asked for (on the status page) since
+// their last run started.
 func onlyFailed(ctx context.Context, jobs []pipeline.Job, specs []checkpoint.AccountSpec, state string, log *slog.Logger) ([]pipeline.Job, []checkpoint.AccountSpec, error) {
 	ledger, err := openLedgerIfExists(ctx, state, log)
 	if err != nil || ledger == nil {
@@ -196,7 +209,12 @@ func onlyFailed(ctx context.Context, jobs []pipeline.Job, specs []checkpoint.Acc
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading the last run of %s: %w", j.Options.Name, err)
 		}
-		if len(runs) == 1 && (runs[0].Result == "failed" || runs[0].Result == "interrupted" || runs[0].Finished.IsZero() || runs[0].Failed > 0) {
+		ctl, err := ledger.Control(ctx, j.Options.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		retry := !ctl.RetryRequested.IsZero() && (len(runs) == 0 || ctl.RetryRequested.After(runs[0].Started))
+		if retry || len(runs) == 1 && (runs[0].Result == "failed" || runs[0].Result == "interrupted" || runs[0].Finished.IsZero() || runs[0].Failed > 0) {
 			out = append(out, j)
 			outSpecs = append(outSpecs, specs[i])
 		}

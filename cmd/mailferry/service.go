@@ -13,6 +13,7 @@ import (
 
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/hint"
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/schedule"
@@ -107,7 +108,8 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 		defer stop()
 	}
 	runner := &pipeline.Runner{Ledger: ledger, Logger: log, Attempts: x.attempts,
-		SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff}
+		SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff, Explain: hint.Explain,
+		Paused: pausedIn(ledger)}
 
 	stats := make([]*pipeline.Stats, len(jobs))
 	poll := func(ctx context.Context, i int) error {
@@ -134,11 +136,33 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 			if st.Locked {
 				attrs = append(attrs, "locked", true)
 			}
+			if st.Paused {
+				attrs = append(attrs, "paused", st.PausedReason)
+				if st.PausedUntil != nil {
+					attrs = append(attrs, "paused_until", st.PausedUntil.Format(time.RFC3339))
+				}
+			}
 			log.Info("poll", append(attrs, "next", r.Next.Format(time.RFC3339),
 				"next_in", time.Until(r.Next).Round(time.Millisecond))...)
 		}
 	}
 	sched := schedule.New(len(jobs), poll, report, schedule.Options{Every: so.every, Workers: x.workers})
+	// A retry asked for on the status page polls the account at once.
+	index := map[string]int{}
+	for i, j := range jobs {
+		index[j.Options.Name] = i
+	}
+	extras, err := startExtras(x.ui, x.env, ledger, x.pageAccounts, false,
+		func(key string) {
+			if i, ok := index[key]; ok {
+				sched.Trigger(i)
+			}
+		}, log)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer extras.close()
+	runner.Progress = pipeline.TeeProgress(extras.progress()...)
 
 	var wg sync.WaitGroup
 	watching := 0

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/statuspage"
 	"github.com/mailferry/mailferry/verify"
 )
 
@@ -30,6 +32,7 @@ type namedAccount struct {
 	name, key   string
 	spec        checkpoint.AccountSpec
 	deleteAfter time.Duration
+	page        statuspage.Account // how the status page shows it
 }
 
 // statusMessage is one skipped or failed message.
@@ -67,9 +70,11 @@ type statusAccount struct {
 	SkippedMessages []statusMessage `json:"skipped_messages"`
 	FailedMessages  []statusMessage `json:"failed_messages"`
 	LastRun         *statusRun      `json:"last_run,omitempty"`
-	// PausedUntil is when an account its last run left paused (a daily
-	// quota reached) goes on, and PausedReason why; nil once that time
-	// has passed.
+	// Paused is set while the account is paused: by an operator (on the
+	// status page or by Selector; until resumed, so no PausedUntil), or by
+	// its last run, which a daily quota stopped until PausedUntil (then no
+	// longer). PausedReason says why.
+	Paused       bool       `json:"paused,omitempty"`
 	PausedUntil  *time.Time `json:"paused_until,omitempty"`
 	PausedReason string     `json:"paused_reason,omitempty"`
 	// LastSuccess is when the last successful run or service poll ended;
@@ -113,6 +118,9 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	fs.BoolVar(&o.common.json, "json", false, "print one JSON document on stdout")
 	fs.StringVar(&o.common.logFormat, "log-format", "text", "log format on stderr: text or json")
 	exportMap := fs.String("export-map", "", "write a CSV of every copied message: account, source key, POP3 UIDL, destination mailbox, UIDVALIDITY, UID")
+	serve := fs.Bool("serve", false, "serve the status page (--ui-addr) from the checkpoint until interrupted")
+	var ui uiOptions
+	ui.register(fs)
 	if done, err := parseFlags(fs, args, e, statusHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
@@ -132,18 +140,10 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		if err != nil {
 			return exitUsage, err
 		}
+		ui.merge(fs, cfg)
 		state = firstNonEmpty(state, cfg.State)
-		selected, err := account.Select(cfg, o.only)
-		if err != nil {
-			return exitUsage, usagef("--only: %v", err)
-		}
-		for _, a := range selected {
-			sp, err := account.SpecOf(cfg, a)
-			if err != nil {
-				return exitUsage, err
-			}
-			sp.Name = a.Name
-			configured = append(configured, namedAccount{a.Name, sp.Endpoint, sp, cfg.DeletePolicyOf(a).DeleteAfter})
+		if configured, err = configuredAccounts(cfg, o.only); err != nil {
+			return exitUsage, err
 		}
 	} else if len(o.only) > 0 {
 		return exitUsage, usagef("--only needs -c FILE")
@@ -152,9 +152,18 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	if !*serve && fs.Changed("ui-addr") {
+		return exitUsage, usagef("--ui-addr serves the page with --serve")
+	}
+	if *serve && (o.common.json || *exportMap != "") {
+		return exitUsage, usagef("--serve cannot be combined with --json or --export-map")
+	}
 	ledger, err := openLedgerIfExists(ctx, state, log)
 	if err != nil {
 		return exitFatal, err
+	}
+	if *serve {
+		return serveStatus(ctx, &ui, e, ledger, state, configured, o.cfgPath != "", log)
 	}
 	if ledger == nil && o.cfgPath == "" {
 		return exitFatal, fmt.Errorf("no checkpoint at %s: nothing has run with this state file (use --state or -c)", state)
@@ -218,6 +227,66 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	return exitOK, nil
 }
 
+// configuredAccounts are the accounts of cfg (only those named in only,
+// when given) with their ledger keys and specs, as status and report list
+// them.
+func configuredAccounts(cfg *config.Config, only []string) ([]namedAccount, error) {
+	selected, err := account.Select(cfg, only)
+	if err != nil {
+		return nil, usagef("--only: %v", err)
+	}
+	out := make([]namedAccount, 0, len(selected))
+	for _, a := range selected {
+		sp, err := account.SpecOf(cfg, a)
+		if err != nil {
+			return nil, err
+		}
+		sp.Name = a.Name
+		out = append(out, namedAccount{a.Name, sp.Endpoint, sp, cfg.DeletePolicyOf(a).DeleteAfter, pageAccount(cfg, a, sp.Endpoint)})
+	}
+	return out, nil
+}
+
+// serveStatus serves the status page from the checkpoint until ctx ends
+// (SIGINT, SIGTERM). With a config, its accounts are shown by name;
+// without, every account of the checkpoint by its name or ident.
+func serveStatus(ctx context.Context, ui *uiOptions, e *env, ledger *checkpoint.Ledger, state string,
+	configured []namedAccount, withConfig bool, log *slog.Logger) (int, error) {
+	if ledger != nil {
+		defer ledger.Close()
+	}
+	if ui.addr == "" {
+		return exitUsage, usagef("--serve needs --ui-addr (ui_addr in the config), e.g. --ui-addr 127.0.0.1:8080")
+	}
+	if ledger == nil {
+		return exitFatal, fmt.Errorf("no checkpoint at %s: nothing has run with this state file yet, so there is nothing to serve", state)
+	}
+	accounts := []statuspage.Account{}
+	if withConfig {
+		for _, a := range configured {
+			accounts = append(accounts, a.page)
+		}
+	} else {
+		// One row per ledger account (Summaries answers by every key
+		// that names one: aliases, name, ident).
+		all, err := ledger.Status(ctx, checkpoint.Selector{All: true})
+		if err != nil {
+			return exitFatal, err
+		}
+		for _, a := range all {
+			accounts = append(accounts, statuspage.Account{Name: firstNonEmpty(a.Name, a.Ident), Key: a.Ident})
+		}
+	}
+	page, err := startPage(ui, e, ledger, accounts, nil, nil, log)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer page.Close()
+	<-ctx.Done()
+	log.Info("status page stopped")
+	return exitOK, nil
+}
+
 // fillStatus reads one account's counts, last runs and skipped and
 // failed entries (those page by page: a few, normally).
 func fillStatus(ctx context.Context, l *checkpoint.Ledger, id pipeline.AccountID, sa *statusAccount) error {
@@ -242,8 +311,20 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, id pipeline.AccountID
 			f := r.Finished
 			sa.LastRun.Finished = &f
 		}
-		if until, reason, ok := pipeline.ParsePausedRecord(r.Error); r.Result == "paused" && ok && until.After(time.Now()) {
-			sa.PausedUntil, sa.PausedReason = &until, reason
+	}
+	// The operator's pause first: it holds until resumed, whatever a
+	// quota says.
+	var pause *pipeline.PausedError
+	if a.Paused {
+		pause = checkpoint.Control{Paused: true, Reason: a.PauseReason}.Pause()
+	} else {
+		pause = a.LastRun.PausedAt(time.Now())
+	}
+	if pause != nil {
+		sa.Paused, sa.PausedReason = true, pause.Reason
+		if !pause.Until.IsZero() {
+			until := pause.Until
+			sa.PausedUntil = &until
 		}
 	}
 	total := 0
@@ -339,7 +420,7 @@ func writeStatusText(w io.Writer, rep statusReport) {
 	}
 	tw.Flush()
 	for _, a := range rep.Accounts {
-		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 && a.DeleteWaiting == 0 && a.Gone == 0 {
+		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 && a.DeleteWaiting == 0 && a.Gone == 0 && !a.Paused {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s\n", firstNonEmpty(a.Name, a.Account))
@@ -354,8 +435,11 @@ func writeStatusText(w io.Writer, rep statusReport) {
 				fmt.Fprintf(w, "  last error: %s\n", r.Error)
 			}
 		}
-		if a.PausedUntil != nil {
+		switch {
+		case a.PausedUntil != nil:
 			fmt.Fprintf(w, "  paused until %s: %s\n", a.PausedUntil.Local().Format("2006-01-02 15:04 MST"), a.PausedReason)
+		case a.Paused:
+			fmt.Fprintf(w, "  paused: %s\n", a.PausedReason)
 		}
 		if a.LastSuccess != nil {
 			fmt.Fprintf(w, "  last success: %s\n", a.LastSuccess.Local().Format(time.DateTime))
@@ -401,6 +485,7 @@ const statusHelp = `mailferry status - what the checkpoint knows, per account
 
 USAGE
   mailferry status [-c migrate.toml [--only NAME,...] | --state FILE] [--json]
+  mailferry status -c migrate.toml --serve --ui-addr 127.0.0.1:8080
 
 For each account: messages done (copied and confirmed), pending (an
 interrupted run left them to be reconciled), skipped (with the reason: too
@@ -423,11 +508,21 @@ FLAGS
                             message its account, source key, POP3 UIDL,
                             destination mailbox, UIDVALIDITY and UID
   --log-format FORMAT       text (default) or json
+  --serve                   serve the status page (docs/status-page.md) from
+                            the checkpoint until interrupted: for a run in
+                            another process, or after it ended
+  --ui-addr HOST:PORT       where (ui_addr; a port alone means 127.0.0.1)
+  --ui-actions              allow pause, resume and retry (ui_actions)
+  --ui-token-file FILE      the page's token (ui_token_file; or
+                            MAILFERRY_UI_TOKEN); needed for actions and for
+                            any address other than loopback
 
 EXIT STATUS
-  0    the checkpoint was read
-  1    the checkpoint could not be read, or there is none (without -c)
-  2    bad command line or configuration
+  0    the checkpoint was read (--serve: the page served until interrupted)
+  1    the checkpoint could not be read, or there is none (without -c;
+       with --serve)
+  2    bad command line or configuration; --serve: the address is taken,
+       or it is not loopback and there is no token
 `
 
 // writeUIDMap writes the cutover map: for every message the checkpoint has

@@ -191,8 +191,8 @@ type pausedAccount interface {
 // carryPauses tells each account's traffic control that an earlier run
 // left it paused for a daily quota until a time still to come (the last
 // run recorded as paused), so that a new run does not start the quota's
-// day afresh. Once the ledger keeps each account's usage (schema 5), the
-// quota holds across runs by itself.
+// day afresh. Once the ledger keeps each account's usage (its next
+// schema), the quota holds across runs by itself.
 func carryPauses(ctx context.Context, ledger runsReader, jobs []pipeline.Job, now time.Time) error {
 	for _, j := range jobs {
 		p, ok := j.Options.Traffic.(pausedAccount)
@@ -203,11 +203,11 @@ func carryPauses(ctx context.Context, ledger runsReader, jobs []pipeline.Job, no
 		if err != nil {
 			return err
 		}
-		if len(runs) == 0 || runs[0].Result != "paused" {
+		if len(runs) == 0 {
 			continue
 		}
-		if until, reason, ok := pipeline.ParsePausedRecord(runs[0].Error); ok && until.After(now) {
-			p.Exhausted(until, reason)
+		if pe := runs[0].PausedAt(now); pe != nil {
+			p.Exhausted(pe.Until, pe.Reason)
 		}
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/hint"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/verify"
 )
@@ -163,7 +164,7 @@ type verifyAccount struct {
 	Stats  verify.Stats        `json:"stats"`
 	Items  []verify.Difference `json:"differences"`
 	Error  string              `json:"error,omitempty"`
-	// Hint says what the user can do about Error (hintFor), as copy's
+	// Hint says what the user can do about Error (hint.For), as copy's
 	// summary does.
 	Hint string `json:"hint,omitempty"`
 	OK   bool   `json:"ok"`
@@ -245,7 +246,7 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger, log *slog.Logger) verifyAccount {
 	va := verifyAccount{Account: a.Name, Key: a.Options.Name, Mode: map[bool]string{true: "full", false: "fast"}[o.full]}
 	fail := func(err error) verifyAccount {
-		va.Error, va.Hint = err.Error(), hintFor(err)
+		va.Error, va.Hint = err.Error(), hint.For(err).Fix
 		return va
 	}
 	entries, err := accountEntries(ctx, ledger, a)
@@ -341,8 +342,12 @@ func writeVerifyText(w io.Writer, va verifyAccount, all bool) {
 		fmt.Fprintf(w, " (+%d moved and deleted at the source)", s.LedgerOnly)
 	}
 	fmt.Fprintf(w, ", %d on the destination, compared by %s:\n", s.DestMessage, how)
-	fmt.Fprintf(w, "  %d match, %d missing (-), %d differ (*), %d flags differ (!), %d dates differ (~), %d extra on the destination (+)\n",
+	fmt.Fprintf(w, "  %d match, %d missing (-), %d differ (*), %d flags differ (!), %d dates differ (~), %d extra on the destination (+)",
 		s.Matched, s.Missing, s.Differs, s.FlagsDiffer, s.DateDiffers, s.Extra)
+	if s.Changed > 0 {
+		fmt.Fprintf(w, ", %d changed as the server documents it (%%)", s.Changed)
+	}
+	fmt.Fprintln(w)
 	if va.OK {
 		fmt.Fprintln(w, "  OK: every source message is on the destination")
 	} else {
@@ -362,6 +367,10 @@ Prints one line per difference, then a summary per account:
   ! KEY    flags differ
   ~ KEY    internal date differs
   + MAILBOX/;UID=N   on the destination, from no source message (information only)
+  % KEY    on the destination, changed as its server documents it: header
+           fields of mbox storage, 8-bit header bytes replaced, line ends,
+           or a source that serves other bytes on each read (not a failure;
+           docs/servers.md)
   = KEY    matches (only with --all)
 A KEY is the source's UIDL (POP3) or MAILBOX;UIDVALIDITY=V;UID=U (IMAP).
 
@@ -413,7 +422,8 @@ FLAGS
   -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
 
 EXIT STATUS
-  0    every source message is on the destination, identical
+  0    every source message is on the destination, identical or changed
+       as its server documents it
   1    a server or the checkpoint could not be read
   2    bad command line or configuration
   3    differences found (missing, differing, flags or dates)

@@ -19,7 +19,9 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,13 +39,15 @@ const (
 	kindClose
 	kindDrain
 	kindExpectLinePrefix
+	kindExpectLineWords
 )
 
 // Step is one action of a script.
 type Step struct {
-	kind kind
-	data string
-	tls  *tls.Config
+	kind  kind
+	data  string
+	words []string
+	tls   *tls.Config
 }
 
 // Expect makes the server read len(s) bytes and require them to equal s.
@@ -53,6 +57,14 @@ func Expect(s string) Step { return Step{kind: kindExpect, data: s} }
 // LF, and require it to start with prefix: for commands whose items go-imap
 // writes in map order (FETCH, STATUS), which a transcript cannot expect.
 func ExpectLinePrefix(prefix string) Step { return Step{kind: kindExpectLinePrefix, data: prefix} }
+
+// ExpectLineWords makes the server read one line and require it to be
+// prefix followed by exactly words, in any order, separated by spaces and
+// closed by ")" or nothing: for STATUS items, which go-imap writes in map
+// order (`ExpectLineWords("T3 STATUS INBOX (", "UIDNEXT", "UIDVALIDITY")`).
+func ExpectLineWords(prefix string, words ...string) Step {
+	return Step{kind: kindExpectLineWords, data: prefix, words: words}
+}
 
 // Send makes the server write s.
 func Send(s string) Step { return Step{kind: kindSend, data: s} }
@@ -163,7 +175,7 @@ func (s *Server) step(conn *net.Conn, st Step) error {
 		if string(got) != st.data {
 			return fmt.Errorf("expected %s\n                got %s", strconv.Quote(st.data), strconv.Quote(string(got)))
 		}
-	case kindExpectLinePrefix:
+	case kindExpectLinePrefix, kindExpectLineWords:
 		var line []byte
 		b := make([]byte, 1)
 		for !bytes.HasSuffix(line, []byte("\n")) {
@@ -177,6 +189,15 @@ func (s *Server) step(conn *net.Conn, st Step) error {
 		s.mu.Unlock()
 		if !bytes.HasPrefix(line, []byte(st.data)) {
 			return fmt.Errorf("expected a line starting %s\n                got %s", strconv.Quote(st.data), strconv.Quote(string(line)))
+		}
+		if st.kind == kindExpectLineWords {
+			rest := strings.TrimSuffix(strings.TrimSuffix(string(line[len(st.data):]), "\r\n"), ")")
+			got, want := strings.Fields(rest), slices.Clone(st.words)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("expected %s with the words %q\n                got %s", strconv.Quote(st.data), st.words, strconv.Quote(string(line)))
+			}
 		}
 	case kindSend:
 		if _, err := io.WriteString(c, st.data); err != nil {

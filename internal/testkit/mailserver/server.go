@@ -3,6 +3,7 @@ package mailserver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"strings"
 	"time"
 )
@@ -27,6 +28,8 @@ type Server interface {
 	// CAFile is a PEM file with the CA that signed the server's
 	// certificate (empty for servers without TLS).
 	CAFile() string
+	// TLSConfig trusts that CA, for 127.0.0.1.
+	TLSConfig() *tls.Config
 	// AddUser creates a user with a password and an empty INBOX.
 	AddUser(ctx context.Context, user, password string) error
 	// Login is the name user logs in with: the user name itself, or

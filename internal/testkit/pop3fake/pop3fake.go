@@ -14,8 +14,10 @@ package pop3fake
 import (
 	"bufio"
 	"bytes"
+	"crypto/md5"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +60,13 @@ type Options struct {
 	NoUIDL bool // UIDL answers -ERR and CAPA does not list it
 	NoCAPA bool // CAPA answers -ERR
 	NoUSER bool // USER answers -ERR and CAPA lists only SASL PLAIN
+	// APOPOnly puts an APOP timestamp in the greeting (RFC 1939 §7) and
+	// accepts APOP; USER and AUTH answer -ERR and CAPA lists neither.
+	APOPOnly bool
+	// UTF8 lists UTF8 in CAPA (RFC 6856) and, as Courier's pop3d does,
+	// serves a message with 8-bit bytes in its header as a notice with a
+	// fresh MIME boundary on each RETR unless the client sent UTF8.
+	UTF8 bool
 	// Pipelining makes CAPA list PIPELINING (RFC 2449 §6.6). The server
 	// answers commands in order whether or not it is set, as a real one
 	// reading from a stream does.
@@ -311,10 +320,13 @@ type session struct {
 	w    *bufio.Writer
 	tls  bool
 
-	user    string // from USER
-	authed  bool
-	msgs    []stored // the maildrop snapshot taken at login
-	deleted map[int]bool
+	user      string // from USER
+	timestamp string // the greeting's APOP timestamp, "" when none
+	utf8      bool   // the client sent UTF8
+	retrs     int    // RETRs served, for fresh boundaries
+	authed    bool
+	msgs      []stored // the maildrop snapshot taken at login
+	deleted   map[int]bool
 }
 
 var errEnd = errors.New("session ended")
@@ -343,12 +355,16 @@ func (ss *session) serve() {
 		return
 	}
 	greeting := "+OK pop3fake ready"
+	if opts.APOPOnly {
+		greeting += " " + apopTimestamp
+	}
 	if opts.Greeting != "" {
 		greeting = opts.Greeting
 	}
 	if line, ok := f.Err["GREETING"]; ok {
 		greeting = line
 	}
+	ss.timestamp = greetingTimestamp(greeting)
 	if ss.reply(greeting) != nil {
 		return
 	}
@@ -407,6 +423,12 @@ func (ss *session) handle(line string) error {
 	switch verb {
 	case "CAPA":
 		return ss.capa()
+	case "UTF8":
+		if !ss.srv.opts.UTF8 {
+			return ss.reply("-ERR unknown command")
+		}
+		ss.utf8 = true
+		return ss.reply("+OK UTF8 enabled")
 	case "QUIT":
 		return ss.quit()
 	}
@@ -414,8 +436,10 @@ func (ss *session) handle(line string) error {
 		switch verb {
 		case "STLS":
 			return ss.stls()
+		case "APOP":
+			return ss.apop(arg)
 		case "USER":
-			if ss.srv.opts.NoUSER {
+			if ss.srv.opts.NoUSER || ss.srv.opts.APOPOnly {
 				return ss.reply("-ERR USER not supported, use AUTH")
 			}
 			ss.user = arg
@@ -432,6 +456,9 @@ func (ss *session) handle(line string) error {
 			}
 			return ss.login()
 		case "AUTH":
+			if ss.srv.opts.APOPOnly {
+				return ss.reply("-ERR AUTH not supported, use APOP")
+			}
 			return ss.auth(arg)
 		}
 		return ss.reply("-ERR unknown command or not logged in")
@@ -478,7 +505,14 @@ func (ss *session) handle(line string) error {
 		if f.RetrStopMessage != 0 && f.RetrStopMessage != i+1 {
 			f.RetrStop = StopNone
 		}
-		return ss.retr(ss.msgs[i].Body, f)
+		body := ss.msgs[i].Body
+		if ss.srv.opts.UTF8 && !ss.utf8 && eightBitHeader(body) {
+			ss.retrs++
+			body = []byte(fmt.Sprintf("Subject: Cannot display Unicode content\r\nMime-Version: 1.0\r\n"+
+				"Content-Type: multipart/mixed; boundary=\"=_%d-%d\"\r\n\r\n--=_%d-%d\r\n\r\nThis message was Unicode.\r\n--=_%d-%d--\r\n",
+				ss.id, ss.retrs, ss.id, ss.retrs, ss.id, ss.retrs))
+		}
+		return ss.retr(body, f)
 	case "DELE":
 		i, err := ss.message(arg)
 		if err != nil {
@@ -513,10 +547,16 @@ func (ss *session) capa() error {
 		return ss.reply("-ERR unknown command")
 	}
 	lines := []string{"+OK capability list follows"}
-	if !o.NoUSER {
+	if !o.NoUSER && !o.APOPOnly {
 		lines = append(lines, "USER")
 	}
-	lines = append(lines, "SASL PLAIN", "RESP-CODES", "AUTH-RESP-CODE")
+	if !o.APOPOnly {
+		lines = append(lines, "SASL PLAIN")
+	}
+	lines = append(lines, "RESP-CODES", "AUTH-RESP-CODE")
+	if o.UTF8 {
+		lines = append(lines, "UTF8 USER")
+	}
 	if !o.NoUIDL {
 		lines = append(lines, "UIDL")
 	}
@@ -587,6 +627,34 @@ func (ss *session) auth(arg string) error {
 	return ss.login()
 }
 
+// apopTimestamp is the timestamp of an APOPOnly server's greeting.
+const apopTimestamp = "<1896.697170952@pop3fake.test>"
+
+// greetingTimestamp returns the "<…>" of a greeting, "" when none.
+func greetingTimestamp(g string) string {
+	i := strings.IndexByte(g, '<')
+	j := strings.LastIndexByte(g, '>')
+	if i < 0 || j < i {
+		return ""
+	}
+	return g[i : j+1]
+}
+
+// apop checks "name digest" (RFC 1939 §7): digest is the MD5, in lower-case
+// hex, of the timestamp followed by the password.
+func (ss *session) apop(arg string) error {
+	o := ss.srv.opts
+	if !o.APOPOnly {
+		return ss.reply("-ERR APOP not supported")
+	}
+	name, digest, _ := strings.Cut(arg, " ")
+	sum := md5.Sum([]byte(ss.timestamp + o.Password))
+	if name != o.User || digest != hex.EncodeToString(sum[:]) {
+		return ss.reply("-ERR [AUTH] authentication failed")
+	}
+	return ss.login()
+}
+
 // login takes the maildrop lock and the snapshot (RFC 1939 §4).
 func (ss *session) login() error {
 	ss.srv.mu.Lock()
@@ -650,4 +718,18 @@ func (ss *session) quit() error {
 	ss.unlock()
 	_ = ss.reply("+OK bye")
 	return errEnd
+}
+
+// eightBitHeader reports whether msg's header has a byte above 0x7f.
+func eightBitHeader(msg []byte) bool {
+	end := bytes.Index(msg, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(msg)
+	}
+	for _, c := range msg[:end] {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }

@@ -1,4 +1,4 @@
-package main
+package hint
 
 import (
 	"crypto/tls"
@@ -18,7 +18,7 @@ import (
 	"github.com/mailferry/mailferry/pop3src"
 )
 
-func TestHintFor(t *testing.T) {
+func TestFor(t *testing.T) {
 	now := time.Now()
 	cert := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "mail.example.test"},
@@ -34,71 +34,77 @@ func TestHintFor(t *testing.T) {
 		return fmt.Errorf("connecting to the source: %w", &tls.CertificateVerificationError{Err: err})
 	}
 	tests := []struct {
-		name string
-		err  error
-		want []string // substrings of the hint
+		name  string
+		err   error
+		class string
+		want  []string // substrings of the hint
 	}{
 		{"another host", verify(x509.HostnameError{Certificate: cert, Host: "127.0.0.1"}),
-			[]string{"mail.example.test, imap.example.test, 192.0.2.7", "not 127.0.0.1", "--insecure-skip-verify"}},
+			ClassTLSCertificate, []string{"mail.example.test, imap.example.test, 192.0.2.7", "not 127.0.0.1", "--insecure-skip-verify"}},
 		{"expired", verify(x509.CertificateInvalidError{Cert: cert, Reason: x509.Expired}),
-			[]string{"expired on 2025-03-01", "renew", "--insecure-skip-verify"}},
+			ClassTLSCertificate, []string{"expired on 2025-03-01", "renew", "--insecure-skip-verify"}},
 		{"not yet valid", verify(x509.CertificateInvalidError{Cert: &future, Reason: x509.Expired}),
-			[]string{"not valid before " + future.NotBefore.UTC().Format("2006-01-02"), "clock"}},
+			ClassTLSCertificate, []string{"not valid before " + future.NotBefore.UTC().Format("2006-01-02"), "clock"}},
 		{"other invalid", verify(x509.CertificateInvalidError{Cert: cert, Reason: x509.NotAuthorizedToSign}),
-			[]string{"not valid", "--insecure-skip-verify"}},
-		{"unknown CA", verify(x509.UnknownAuthorityError{Cert: cert}), []string{"--tls-ca"}},
+			ClassTLSCertificate, []string{"not valid", "--insecure-skip-verify"}},
+		{"unknown CA", verify(x509.UnknownAuthorityError{Cert: cert}), ClassTLSCertificate, []string{"--tls-ca"}},
 		{"login delay announced", &pop3src.ResponseError{Command: "PASS ***", Code: "LOGIN-DELAY", LoginDelay: 15 * time.Minute},
-			[]string{"this soon after the last one", "at least 15m0s", "run again later"}},
-		{"login delay", &pop3src.ResponseError{Command: "PASS ***", Code: "LOGIN-DELAY"}, []string{"run again later"}},
-		{"in use", &pop3src.ResponseError{Command: "PASS ***", Code: "IN-USE"}, []string{"another session", "run again"}},
-		{"wrong password", &pop3src.ResponseError{Command: "PASS ***", Code: "AUTH"}, []string{"password"}},
+			ClassLoginDelay, []string{"this soon after the last one", "at least 15m0s", "run again later"}},
+		{"login delay", &pop3src.ResponseError{Command: "PASS ***", Code: "LOGIN-DELAY"}, ClassLoginDelay, []string{"run again later"}},
+		{"in use", &pop3src.ResponseError{Command: "PASS ***", Code: "IN-USE"}, ClassInUse, []string{"another session", "run again"}},
+		{"wrong password", &pop3src.ResponseError{Command: "PASS ***", Code: "AUTH"}, ClassLogin, []string{"password"}},
 		// Every IMAP connection's refused login, the IMAP source's included.
 		{"wrong IMAP password", fmt.Errorf("connecting to the source: %w", &imapconn.LoginError{Command: "LOGIN", User: "alice", Status: "NO", Code: "AUTHENTICATIONFAILED"}),
-			[]string{"password"}},
+			ClassLogin, []string{"password"}},
 		// A token the endpoint issued, refused by the mail server: the
 		// provider's mail-side settings (docs/microsoft-365.md, steps 4-6;
 		// docs/google-workspace.md), never the password advice.
 		{"microsoft365 app-only token refused over IMAP", refusedToken("microsoft365", oauthtoken.ClientCredentials, config.IMAP),
-			[]string{"New-ServicePrincipal", "Add-MailboxPermission", "FullAccess", "Set-CASMailbox", "-ImapEnabled $true"}},
+			ClassToken, []string{"New-ServicePrincipal", "Add-MailboxPermission", "FullAccess", "Set-CASMailbox", "-ImapEnabled $true"}},
 		{"microsoft365 app-only token refused over POP3", refusedToken("microsoft365", oauthtoken.ClientCredentials, config.POP3),
-			[]string{"New-ServicePrincipal", "-PopEnabled $true"}},
+			ClassToken, []string{"New-ServicePrincipal", "-PopEnabled $true"}},
 		{"microsoft365 user token refused", refusedToken("microsoft365", oauthtoken.RefreshToken, config.IMAP),
-			[]string{"-ImapEnabled $true", "IMAP.AccessAsUser.All"}},
+			ClassToken, []string{"-ImapEnabled $true", "IMAP.AccessAsUser.All"}},
 		{"gmail delegated token refused", refusedToken("gmail", oauthtoken.ServiceAccount, config.IMAP),
-			[]string{"delegation is in place", "POP and IMAP access"}},
+			ClassToken, []string{"delegation is in place", "POP and IMAP access"}},
 		{"token of an unknown provider refused", refusedToken("", oauthtoken.RefreshToken, config.IMAP),
-			[]string{"the token endpoint issued the token", "audience"}},
+			ClassToken, []string{"the token endpoint issued the token", "audience"}},
 		// The refusal as an error challenge: the provider's hint wins over
 		// the one for a rejected token, which asks for a fresh token (the
 		// grant got one, and it was rejected too).
 		{"microsoft365 token rejected by an error challenge", rejectedGrantToken("microsoft365", oauthtoken.ClientCredentials),
-			[]string{"New-ServicePrincipal", "-ImapEnabled $true"}},
+			ClassToken, []string{"New-ServicePrincipal", "-ImapEnabled $true"}},
 		{"token of an unknown provider rejected by an error challenge", rejectedGrantToken("", oauthtoken.Device),
-			[]string{"the token endpoint issued the token"}},
+			ClassToken, []string{"the token endpoint issued the token"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := hintFor(tt.err)
+			got := For(tt.err)
 			for _, w := range tt.want {
-				if !strings.Contains(got, w) {
-					t.Errorf("hintFor(%v) = %q, want it to mention %q", tt.err, got, w)
+				if !strings.Contains(got.Fix, w) {
+					t.Errorf("For(%v).Fix = %q, want it to mention %q", tt.err, got.Fix, w)
 				}
+			}
+			if got.Class != tt.class {
+				t.Errorf("For(%v).Class = %q, want %q", tt.err, got.Class, tt.class)
 			}
 		})
 	}
-	if got := hintFor(nil); got != "" {
-		t.Errorf("hintFor(nil) = %q, want none", got)
+	for _, err := range []error{nil, fmt.Errorf("connection reset")} {
+		if got := For(err); got != (Hint{}) {
+			t.Errorf("For(%v) = %+v, want the zero Hint", err, got)
+		}
 	}
 	busy := &imapconn.LoginError{Command: "LOGIN", Status: "NO", Text: "Request is throttled. Suggested Backoff Time: 500 milliseconds"}
-	if got := hintFor(busy); strings.Contains(got, "password") {
-		t.Errorf("hintFor(%v) = %q: a throttled login is no wrong password", busy, got)
+	if got := For(busy); strings.Contains(got.Fix, "password") || got.Class == ClassLogin {
+		t.Errorf("For(%v) = %+v: a throttled login is no wrong password", busy, got)
 	}
-	if got := hintFor(refusedToken("microsoft365", oauthtoken.ClientCredentials, config.IMAP)); strings.Contains(got, "password") {
+	if got := For(refusedToken("microsoft365", oauthtoken.ClientCredentials, config.IMAP)).Fix; strings.Contains(got, "password") {
 		t.Errorf("a refused token's hint speaks of passwords: %q", got)
 	}
 	// The generic rejected-token hint would send the user to the password
 	// file or command for a fresh token: the grant fetched one already.
-	if got := hintFor(rejectedGrantToken("microsoft365", oauthtoken.ClientCredentials)); strings.Contains(got, "password") {
+	if got := For(rejectedGrantToken("microsoft365", oauthtoken.ClientCredentials)).Fix; strings.Contains(got, "password") {
 		t.Errorf("a grant's rejected token's hint speaks of passwords: %q", got)
 	}
 }

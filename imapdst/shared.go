@@ -1,0 +1,201 @@
+package imapdst
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailferry/mailferry/internal/imapconn"
+)
+
+// Shared is what the sessions of one account learn about the destination
+// server and share: the optional features it refused (Quirks, so that each
+// is asked for and given up once) and the PERMANENTFLAGS of each mailbox
+// (read once, see Destination.PermanentFlags). It is safe for concurrent
+// use; give the same *Shared to every Dial of one account.
+type Shared struct {
+	Quirks *imapconn.Quirks
+
+	// mu is held while a session reads a mailbox's PERMANENTFLAGS, which
+	// needs a read-write SELECT: no other session of the account reads
+	// them meanwhile, and since each session asks before it appends to
+	// that mailbox, no session appends to it while it is selected
+	// read-write (see control.deselect for why that matters).
+	mu        sync.Mutex
+	permanent map[string][]string // mailbox → PERMANENTFLAGS; nil value: unknown
+
+	nsMu     sync.Mutex
+	nsKnown  bool
+	nsPrefix string // the personal namespace's prefix ("INBOX." on Courier and Cyrus)
+	nsDelim  rune
+}
+
+// NewShared returns a Shared for one account's destination; q may be nil
+// (then the sessions remember nothing about refused features).
+func NewShared(q *imapconn.Quirks) *Shared {
+	return &Shared{Quirks: q, permanent: map[string][]string{}}
+}
+
+// permanentFlags returns mailbox's PERMANENTFLAGS, reading them with ctl
+// the first time: SELECT (read-write: a read-only EXAMINE makes Dovecot
+// report that no flag is permanent), then deselect at once. A server that
+// will not SELECT the mailbox yet (an mbox INBOX before its first message)
+// gives nil, "unknown": every valid flag is sent, and one the server
+// refuses is dropped by the appender (keywordRefusal).
+func (sh *Shared) permanentFlags(ctx context.Context, ctl *control, mailbox string) ([]string, error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if flags, ok := sh.permanent[mailbox]; ok {
+		return flags, nil
+	}
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	// UNSELECT goes out right behind SELECT, both answered in one round
+	// trip: the mailbox is selected read-write only between the two.
+	selCmd := ctl.c.Select(mailbox, nil)
+	var unselCmd *imapclient.Command
+	q := sh.Quirks
+	if ctl.c.Caps().Has(imap.CapUnselect) && !q.Refused(imapconn.FeatureUnselect) {
+		unselCmd = ctl.c.Unselect()
+	}
+	sel, err := selCmd.Wait()
+	var unselErr error
+	if unselCmd != nil {
+		unselErr = unselCmd.Wait()
+	}
+	if imapconn.IsRefusal(err) {
+		// UNSELECT then had no mailbox to leave: its BAD says nothing.
+		ctl.log.Warn("cannot SELECT the mailbox to read the flags it keeps; sending every valid flag",
+			"mailbox", mailbox, "reply", imapconn.ReplyText(err))
+		sh.permanent[mailbox] = nil
+		return nil, nil
+	}
+	if err := ctl.check(ctx, err, "SELECT", mailbox); err != nil {
+		return nil, err
+	}
+	flags := flagStrings(sel.PermanentFlags)
+	switch {
+	case unselCmd != nil && unselErr == nil:
+	case unselCmd != nil && !imapconn.IsRefusal(unselErr):
+		return nil, ctl.check(ctx, unselErr, "UNSELECT", mailbox)
+	default:
+		if unselErr != nil {
+			q.Refuse(imapconn.FeatureUnselect, unselErr, "EXAMINE of the same mailbox leaves it instead")
+		}
+		if err := ctl.deselect(ctx, mailbox); err != nil {
+			return nil, err
+		}
+	}
+	sh.permanent[mailbox] = flags
+	return flags, nil
+}
+
+// knowNamespace records what Folders learnt of the personal namespace, so
+// that personal need not ask again.
+func (sh *Shared) knowNamespace(prefix string, delim rune) {
+	sh.nsMu.Lock()
+	defer sh.nsMu.Unlock()
+	sh.nsKnown, sh.nsPrefix, sh.nsDelim = true, prefix, delim
+}
+
+// forget drops what is known of mailbox (created again: its flags may
+// differ).
+func (sh *Shared) forget(mailbox string) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	delete(sh.permanent, mailbox)
+}
+
+// deselect leaves the mailbox a read-write SELECT opened, without
+// expunging: UNSELECT (RFC 3691) where offered, else EXAMINE of the same
+// mailbox (RFC 3501 §6.3.1: selecting another mailbox closes the first
+// without expunging it). GNU Mailutils 3.15 writes an mbox back from the
+// view of the session that has it selected read-write when that session
+// leaves it or logs out, dropping what other sessions appended meanwhile
+// (8 APPENDs answered OK, 1 message kept): so the control connection never
+// keeps a mailbox selected read-write while the appender works.
+func (ctl *control) deselect(ctx context.Context, mailbox string) error {
+	q := ctl.shared.Quirks
+	if ctl.c.Caps().Has(imap.CapUnselect) && !q.Refused(imapconn.FeatureUnselect) {
+		err := ctl.c.Unselect().Wait()
+		if err == nil {
+			return nil
+		}
+		if !imapconn.IsRefusal(err) {
+			return ctl.check(ctx, err, "UNSELECT", mailbox)
+		}
+		q.Refuse(imapconn.FeatureUnselect, err, "EXAMINE of the same mailbox leaves it instead")
+	}
+	_, err := ctl.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	return ctl.check(ctx, err, "EXAMINE", mailbox)
+}
+
+// personal returns the personal namespace's prefix and separator (RFC
+// 2342; the separator of LIST "" "" without NAMESPACE), asked once per
+// account.
+func (sh *Shared) personal(ctx context.Context, ctl *control) (string, rune, error) {
+	sh.nsMu.Lock()
+	defer sh.nsMu.Unlock()
+	if sh.nsKnown {
+		return sh.nsPrefix, sh.nsDelim, nil
+	}
+	q := sh.Quirks
+	if caps := ctl.c.Caps(); (caps.Has(imap.CapNamespace) || caps.Has(imap.CapIMAP4rev2)) && !q.Refused(imapconn.FeatureNamespace) {
+		ns, err := ctl.c.Namespace().Wait()
+		switch {
+		case imapconn.IsRefusal(err):
+			q.Refuse(imapconn.FeatureNamespace, err, "no personal namespace prefix; the separator comes from LIST")
+		case err != nil:
+			return "", 0, ctl.check(ctx, err, "NAMESPACE", "")
+		case len(ns.Personal) > 0:
+			sh.nsPrefix, sh.nsDelim = ns.Personal[0].Prefix, ns.Personal[0].Delim
+		}
+	}
+	if sh.nsDelim == 0 {
+		d, err := ctl.delimiter(ctx)
+		if err != nil {
+			return "", 0, err
+		}
+		sh.nsDelim = d
+	}
+	sh.nsKnown = true
+	return sh.nsPrefix, sh.nsDelim, nil
+}
+
+// underPrefix returns name in the personal namespace, its levels ("/" or
+// the server's separator between them) joined with the server's
+// separator under its prefix ("Archive/2019" → "INBOX.Archive.2019" on
+// Courier and Cyrus), or "" when the server has no prefix or name is
+// already under it.
+func (ctl *control) underPrefix(ctx context.Context, name string) (string, error) {
+	prefix, delim, err := ctl.shared.personal(ctx, ctl)
+	if err != nil || prefix == "" || len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
+		return "", err
+	}
+	if delim != 0 && delim != '/' {
+		name = strings.ReplaceAll(name, "/", string(delim))
+	}
+	return prefix + name, nil
+}
+
+// listed reports whether LIST shows mailbox as a mailbox that exists.
+func (ctl *control) listed(ctx context.Context, mailbox string) (bool, error) {
+	list, err := ctl.c.List("", mailbox, nil).Collect()
+	if err = ctl.check(ctx, err, "LIST", mailbox); err != nil {
+		return false, err
+	}
+	for _, l := range list {
+		same := l.Mailbox == mailbox || strings.EqualFold(mailbox, "INBOX") && strings.EqualFold(l.Mailbox, "INBOX")
+		if same && !slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package msgreport
+
+const raceEnabled = false
