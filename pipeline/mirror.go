@@ -573,7 +573,7 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 			"would_remove", len(remove), "cap", limit)
 		a.mu.Lock()
 		a.st.MirrorHeld += len(remove)
-		a.st.MirrorCap = int(limit)
+		a.st.MirrorOverCap, a.st.MirrorCap = true, int(limit)
 		a.st.MirrorActions = append(a.st.MirrorActions, actions...)
 		a.mu.Unlock()
 		return a.deleteFolders(ctx)

@@ -58,7 +58,7 @@ type Stats struct {
 	// moved on the destination as their messages moved between source
 	// folders, and removed as their messages left the source (in a dry
 	// run: would have). MirrorHeld is how many removals it did not make:
-	// over the cap (MirrorCap), in folders that cannot tell
+	// over the cap (MirrorOverCap; the cap was MirrorCap), in folders that cannot tell
 	// (MirrorUnsure), or on a destination without UIDPLUS; MirrorActions
 	// list the removals and moves of a dry run and those held back.
 	// FoldersDeleted are the destination folders deleted as their source
@@ -66,6 +66,7 @@ type Stats struct {
 	Moved          int            `json:"moved,omitempty"`
 	Removed        int            `json:"removed,omitempty"`
 	MirrorHeld     int            `json:"mirror_held_back,omitempty"`
+	MirrorOverCap  bool           `json:"mirror_over_cap,omitempty"`
 	MirrorCap      int            `json:"mirror_cap,omitempty"`
 	MirrorUnsure   []MirrorUnsure `json:"mirror_cannot_tell,omitempty"`
 	MirrorActions  []MirrorAction `json:"mirror_actions,omitempty"`

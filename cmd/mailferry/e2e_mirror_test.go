@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // Mirror passes (issue 22, docs/mirror.md) against Dovecot at both ends.
@@ -19,12 +22,18 @@ import (
 // imapLogin logs in to s as alice.
 func imapLogin(t *testing.T, s *dovecot.Server, password string) *imapclient.Client {
 	t.Helper()
+	return imapLoginAs(t, s, "alice", password)
+}
+
+// imapLoginAs logs in to s as user.
+func imapLoginAs(t *testing.T, s *dovecot.Server, user, password string) *imapclient.Client {
+	t.Helper()
 	c, err := imapclient.DialTLS(s.IMAPSAddr(), &imapclient.Options{TLSConfig: s.TLSConfig()})
 	if err != nil {
 		t.Fatalf("dialing %s: %v", s.IMAPSAddr(), err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := c.Login("alice", password).Wait(); err != nil {
+	if err := c.Login(user, password).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -213,10 +222,16 @@ func TestE2EMirror(t *testing.T) {
 	}
 }
 
-// expungeAt expunges from mailbox at s the messages match picks.
+// expungeAt expunges from alice's mailbox at s the messages match picks.
 func expungeAt(t *testing.T, s *dovecot.Server, password, mailbox string, match func(string) bool) int {
 	t.Helper()
-	c := imapLogin(t, s, password)
+	return expungeAs(t, s, "alice", password, mailbox, match)
+}
+
+// expungeAs expunges from user's mailbox at s the messages match picks.
+func expungeAs(t *testing.T, s *dovecot.Server, user, password, mailbox string, match func(string) bool) int {
+	t.Helper()
+	c := imapLoginAs(t, s, user, password)
 	set := uidsOf(t, c, mailbox, match)
 	nums, _ := set.Nums()
 	if len(nums) == 0 {
@@ -462,5 +477,126 @@ func TestFaultMirror(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("round %d (cut %s after %d bytes): the destination differs from the source", round, dir, after)
 		}
+	}
+}
+
+// TestE2EMirrorConfig: the config's mirror key, top-level and per account
+// ([[account]] and the accounts file's column), max_delete and
+// max_delete_percent (the smaller cap wins), and the flags over them.
+func TestE2EMirrorConfig(t *testing.T) {
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]string{"alice": srcPassword, "bob": srcPassword, "carol": srcPassword}
+	src := dovecot.Start(t, dovecot.Options{Name: "mf-msrc", CA: ca, Users: users})
+	dst := dovecot.Start(t, dovecot.Options{Name: "mf-mdst", CA: ca, Users: users})
+	for u := range users {
+		for i := range 10 {
+			if err := src.Deliver(u, "INBOX", mirrorMessage(u, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "more.csv"), []byte("source_user,source_password_env,dest_password_env,mirror\ncarol,T_MIRROR_PW,T_MIRROR_PW,true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "migrate.toml")
+	writeConfig := func(caps string) {
+		cfg := fmt.Sprintf(`state = "state.db"
+mirror = true
+%s
+accounts_file = "more.csv"
+[source]
+url = "pop3s://%s"
+tls_ca = %q
+[destination]
+url = "imaps://%s"
+tls_ca = %q
+[[account]]
+source_user = "alice"
+source_password_env = "T_MIRROR_PW"
+dest_password_env = "T_MIRROR_PW"
+[[account]]
+source_user = "bob"
+source_password_env = "T_MIRROR_PW"
+dest_password_env = "T_MIRROR_PW"
+mirror = false
+`, caps, src.POP3SAddr(), src.CAFile(), dst.IMAPSAddr(), src.CAFile())
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getenv := func(string) string { return "" }
+	t.Setenv("T_MIRROR_PW", srcPassword)
+	run := func(extra ...string) runResult {
+		t.Helper()
+		return runInProcess(t, getenv, append([]string{"run", "-c", path, "--json", "--progress", "none"}, extra...)...)
+	}
+	byUser := func(r runResult) map[string]*pipeline.Stats {
+		out := map[string]*pipeline.Stats{}
+		for _, a := range r.report.Accounts {
+			for u := range users {
+				if strings.Contains(a.Account, "://"+u+"@") || a.Account == u {
+					out[u] = a
+				}
+			}
+		}
+		if len(out) != len(r.report.Accounts) {
+			t.Fatalf("accounts in the report: %d, named %d", len(r.report.Accounts), len(out))
+		}
+		return out
+	}
+	count := func(u string) int {
+		n, err := dst.MailboxCount(u, "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	writeConfig("max_delete = 3")
+	if r := run(); r.code != exitOK || r.report.Totals.Copied != 30 {
+		t.Fatalf("bulk pass: exit %d, copied %d\n%s", r.code, r.report.Totals.Copied, r.stderr)
+	}
+	for u := range users {
+		if n := expungeAs(t, src, u, srcPassword, "INBOX", subjectIn(u, 0, 4)); n != 4 {
+			t.Fatalf("%s: expunged %d at the source, want 4", u, n)
+		}
+	}
+	// alice (the top-level key) and carol (the accounts file's column)
+	// mirror, over max_delete = 3: held back; bob (mirror = false) keeps.
+	r := run()
+	s := byUser(r)
+	if r.code != exitPartial || s["alice"].MirrorHeld != 4 || s["alice"].MirrorCap != 3 || s["carol"].MirrorHeld != 4 || s["bob"].MirrorHeld != 0 {
+		t.Fatalf("over max_delete: exit %d, held alice %d (cap %d), carol %d, bob %d; want 3, 4 (3), 4, 0\n%s",
+			r.code, s["alice"].MirrorHeld, s["alice"].MirrorCap, s["carol"].MirrorHeld, s["bob"].MirrorHeld, r.stderr)
+	}
+	r = run("--max-delete", "4")
+	s = byUser(r)
+	if r.code != exitOK || s["alice"].Removed != 4 || s["carol"].Removed != 4 || s["bob"].Removed != 0 {
+		t.Fatalf("--max-delete 4: exit %d, removed alice %d, carol %d, bob %d; want 0, 4, 4, 0\n%s",
+			r.code, s["alice"].Removed, s["carol"].Removed, s["bob"].Removed, r.stderr)
+	}
+	for u, want := range map[string]int{"alice": 6, "carol": 6, "bob": 10} {
+		if n := count(u); n != want {
+			t.Errorf("%s's destination INBOX holds %d, want %d", u, n, want)
+		}
+	}
+
+	// Both caps: the smaller (10 % of 6 copied: 0) wins over max_delete.
+	expungeAs(t, src, "alice", srcPassword, "INBOX", subjectIn("alice", 4, 6))
+	writeConfig("max_delete = 3\nmax_delete_percent = 10")
+	r = run("--only", "alice")
+	if a := r.report.Accounts[0]; r.code != exitPartial || a.MirrorHeld != 2 || !a.MirrorOverCap || a.MirrorCap != 0 || a.Removed != 0 {
+		t.Fatalf("max_delete_percent: exit %d, held %d, removed %d; want 3, 2, 0\n%s", r.code, a.MirrorHeld, a.Removed, r.stderr)
+	}
+	// --mirror=false turns it off for every account.
+	if r = run("--only", "alice", "--mirror=false"); r.code != exitOK || r.report.Accounts[0].MirrorHeld != 0 || count("alice") != 6 {
+		t.Fatalf("--mirror=false: exit %d, held %d, %d left; want 0, 0, 6\n%s", r.code, r.report.Accounts[0].MirrorHeld, count("alice"), r.stderr)
+	}
+	r = run("--only", "alice", "--max-delete-percent", "50")
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 2 || count("alice") != 4 {
+		t.Fatalf("--max-delete-percent 50: exit %d, removed %d, %d left; want 0, 2, 4\n%s", r.code, a.Removed, count("alice"), r.stderr)
 	}
 }

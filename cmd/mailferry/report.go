@@ -276,11 +276,11 @@ func writeMirror(w io.Writer, s *pipeline.Stats, dryRun bool) {
 	for _, u := range s.MirrorUnsure {
 		fmt.Fprintf(w, "  mirror: cannot tell what was deleted in %q (%s): nothing of it removed\n", u.Folder, u.Reason)
 	}
-	if s.MirrorCap > 0 {
+	if s.MirrorOverCap {
 		fmt.Fprintf(w, "  mirror: this pass would remove %d copies, over the cap of %d: nothing removed (raise --max-delete or --max-delete-percent if the deletions are real)\n",
 			len(s.MirrorActions), s.MirrorCap)
 	}
-	held := s.MirrorCap > 0 || !dryRun && s.MirrorHeld > 0
+	held := s.MirrorOverCap || !dryRun && s.MirrorHeld > 0
 	for _, a := range s.MirrorActions {
 		what := "would remove"
 		switch {
