@@ -105,6 +105,8 @@ type mirrorState struct {
 	unsure map[string]string
 	// swept tells that the pre-listing ran (IMAP).
 	swept bool
+	// noMove: the destination cannot move single messages.
+	noMove bool
 	// dryMoved are the new keys of the messages a dry run would move: the
 	// copy counts them as done, as a real run would have recorded them.
 	dryMoved map[string]bool
@@ -397,12 +399,23 @@ func (a *attempt) doMoves(ctx context.Context, moves []move) error {
 	a.mu.Unlock()
 	for _, g := range order {
 		for chunk := range slices.Chunk(groups[g], MaxLookup) {
+			if a.mirror().noMove {
+				return nil
+			}
 			if err := a.moveGroup(ctx, g.from, g.uidValidity, g.to, chunk); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+func keysOf(entries []Entry) []string {
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.Key
+	}
+	return out
 }
 
 // moveGroup moves the copies of moves from one mailbox to another.
@@ -431,7 +444,13 @@ func (a *attempt) moveGroup(ctx context.Context, from string, uidValidity uint32
 	}
 	mover, ok := a.dst.(Mover)
 	if !ok {
-		return fatal(fmt.Errorf("mirror: the destination cannot move messages (%T)", a.dst))
+		for _, mv := range moves {
+			delete(a.mir.moved, mv.old.Key)
+		}
+		a.mir.noMove = true
+		a.log.Warn("mirror: the destination cannot move messages; moved messages are copied again and their old copies removed",
+			"account", a.opts.Name, "messages", len(moves))
+		return nil
 	}
 	status, err := a.dst.EnsureMailbox(ctx, to)
 	if err != nil {
@@ -452,7 +471,21 @@ func (a *attempt) moveGroup(ctx context.Context, from string, uidValidity uint32
 	a.opts.Crashpoint("moving")
 	newValidity, newUIDs, err := mover.Move(ctx, from, uidValidity, uids, to)
 	if errors.Is(err, ErrCannotExpunge) {
-		return fatal(fmt.Errorf("mirror: moving %d messages from %q to %q: %w", len(uids), from, to, err))
+		// Refused before anything was sent (no MOVE, no UIDPLUS): the
+		// earlier entries come back, the copy appends the messages in
+		// their new folders, and the old copies stay (held back).
+		back := make([]Entry, len(moves))
+		for i, mv := range moves {
+			back[i] = mv.old
+			delete(a.mir.moved, mv.old.Key)
+		}
+		if cerr := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: back, Delete: keysOf(intent)}); cerr != nil {
+			return fmt.Errorf("recording %d moves not made: %w", len(back), fatal(cerr))
+		}
+		a.mir.noMove = true
+		a.log.Warn("mirror: the destination can move no single message (neither MOVE nor UIDPLUS); moved messages are copied again and their old copies kept",
+			"account", a.opts.Name, "messages", len(moves))
+		return nil
 	}
 	if err != nil {
 		// The next run settles the moving entries (settleMoving).
