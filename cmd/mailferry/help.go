@@ -14,7 +14,8 @@ const exitStatusHelp = `EXIT STATUS
   2    bad command line or configuration; nothing was touched
   3    partial: some messages or accounts could not be moved (the report says
        which and why); run again to retry what failed. A mirror pass also
-       exits 3 when it held removals back (over the cap, a folder that cannot tell)
+       exits 3 when it held removals back (over the cap, or a folder that
+       cannot tell)
   130  interrupted; run again to resume
 `
 
