@@ -582,8 +582,9 @@ func (ctl *control) move(ctx context.Context, mailbox string, uidValidity uint32
 }
 
 // deleteEmptyMailbox deletes mailbox (RFC 3501 §6.3.4) when it holds no
-// message, and reports whether it did. A mailbox that does not exist, or
-// holds messages, is left alone: deleting again after a crash is the same.
+// message, and reports whether it is gone: deleted now, or not there (a
+// run that deleted it and crashed before recording it). One that holds
+// messages is left alone.
 func (ctl *control) deleteEmptyMailbox(ctx context.Context, name string) (bool, error) {
 	done, err := ctl.begin(ctx)
 	if err != nil {
@@ -595,7 +596,7 @@ func (ctl *control) deleteEmptyMailbox(ctx context.Context, name string) (bool, 
 		return false, err
 	}
 	if len(list) == 0 {
-		return false, nil
+		return true, nil
 	}
 	sel, err := ctl.examine(ctx, name)
 	if err != nil {

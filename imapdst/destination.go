@@ -146,8 +146,8 @@ func (d *Destination) Move(ctx context.Context, mailbox string, uidValidity uint
 }
 
 // DeleteMailbox deletes the mailbox name when it holds no message, and
-// reports whether it did; one that does not exist or holds messages is
-// left as it is.
+// reports whether it is gone (deleted now, or not there); one that holds
+// messages is left as it is.
 func (d *Destination) DeleteMailbox(ctx context.Context, name string) (bool, error) {
 	return d.ctl.deleteEmptyMailbox(ctx, name)
 }

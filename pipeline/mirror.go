@@ -43,8 +43,8 @@ type Mover interface {
 // which holds nothing else).
 type MailboxDeleter interface {
 	// DeleteMailbox deletes name when it holds no message and reports
-	// whether it did; one that does not exist or holds messages is left
-	// as it is.
+	// whether it is gone (deleted now, or not there: deleting again after
+	// a crash is the same); one that holds messages is left as it is.
 	DeleteMailbox(ctx context.Context, name string) (bool, error)
 }
 
