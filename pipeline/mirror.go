@@ -107,6 +107,12 @@ type mirrorState struct {
 	swept bool
 	// noMove: the destination cannot move single messages.
 	noMove bool
+	// movedTo counts, per source folder, where the copies of its
+	// messages moved (destination folders); removedFrom counts its
+	// copies removed: a gone folder whose copies all moved to one folder
+	// was renamed.
+	movedTo     map[string]map[string]int
+	removedFrom map[string]int
 	// dryMoved are the new keys of the messages a dry run would move: the
 	// copy counts them as done, as a real run would have recorded them.
 	dryMoved map[string]bool
@@ -365,7 +371,17 @@ func (a *attempt) doMoves(ctx context.Context, moves []move) error {
 	var same []Entry
 	var sameOld []string
 	now := a.opts.Now()
+	m := a.mirror()
 	for _, mv := range moves {
+		if p, ok := a.keyPlace(mv.old.Key); ok {
+			if m.movedTo == nil {
+				m.movedTo = map[string]map[string]int{}
+			}
+			if m.movedTo[p.Mailbox] == nil {
+				m.movedTo[p.Mailbox] = map[string]int{}
+			}
+			m.movedTo[p.Mailbox][mv.target]++
+		}
 		if mv.old.DestMailbox == mv.target {
 			// The same destination folder (two source folders mapped
 			// into one): the copy is already where it belongs.
@@ -382,7 +398,6 @@ func (a *attempt) doMoves(ctx context.Context, moves []move) error {
 		groups[g] = append(groups[g], mv)
 	}
 	if len(same) > 0 && a.dry {
-		m := a.mirror()
 		if m.dryMoved == nil {
 			m.dryMoved = map[string]bool{}
 		}
@@ -408,6 +423,14 @@ func (a *attempt) doMoves(ctx context.Context, moves []move) error {
 		}
 	}
 	return nil
+}
+
+// keyPlace is Options.KeyFolder, false for sources without folders.
+func (a *attempt) keyPlace(key string) (KeyPlace, bool) {
+	if a.opts.KeyFolder == nil {
+		return KeyPlace{}, false
+	}
+	return a.opts.KeyFolder(key)
 }
 
 func keysOf(entries []Entry) []string {
@@ -595,6 +618,12 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 	actions := make([]MirrorAction, len(remove))
 	for i, e := range remove {
 		actions[i] = MirrorAction{Action: "remove", Key: e.Key, Mailbox: e.DestMailbox, UID: e.DestUID}
+		if p, ok := a.keyPlace(e.Key); ok {
+			if m.removedFrom == nil {
+				m.removedFrom = map[string]int{}
+			}
+			m.removedFrom[p.Mailbox]++
+		}
 	}
 	counts, err := a.ledger.Counts(ctx, a.opts.Account)
 	if err != nil {
@@ -662,12 +691,26 @@ func (a *attempt) deleteFolders(ctx context.Context) error {
 		if dest == "" || inUse[dest] {
 			continue
 		}
+		// Renamed: every copy of the folder moved to one other folder.
+		renamedTo := ""
+		if to := m.movedTo[name]; len(to) == 1 && m.removedFrom[name] == 0 {
+			for d := range to {
+				renamedTo = d
+			}
+		}
+		note := func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if renamedTo != "" {
+				a.st.FoldersRenamed = append(a.st.FoldersRenamed, dest+" -> "+renamedTo)
+				return
+			}
+			a.st.FoldersDeleted = append(a.st.FoldersDeleted, dest)
+		}
 		if a.dry {
 			a.log.Info("dry run: would delete the destination folder if it holds nothing else", "account", a.opts.Name,
-				"folder", dest, "source_folder", name)
-			a.mu.Lock()
-			a.st.FoldersDeleted = append(a.st.FoldersDeleted, dest)
-			a.mu.Unlock()
+				"folder", dest, "source_folder", name, "renamed_to", renamedTo)
+			note()
 			continue
 		}
 		del, ok := a.dst.(MailboxDeleter)
@@ -692,10 +735,9 @@ func (a *attempt) deleteFolders(ctx context.Context) error {
 		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: []Folder{rec}}); err != nil {
 			return fmt.Errorf("recording the destination folder %q deleted: %w", dest, fatal(err))
 		}
-		a.log.Info("mirror: destination folder deleted, as its source folder was", "account", a.opts.Name, "folder", dest, "source_folder", name)
-		a.mu.Lock()
-		a.st.FoldersDeleted = append(a.st.FoldersDeleted, dest)
-		a.mu.Unlock()
+		a.log.Info("mirror: destination folder deleted, as its source folder was", "account", a.opts.Name, "folder", dest, "source_folder", name,
+			"renamed_to", renamedTo)
+		note()
 	}
 	return nil
 }

@@ -62,7 +62,9 @@ type Stats struct {
 	// (MirrorUnsure), or on a destination without UIDPLUS; MirrorActions
 	// list the removals and moves of a dry run and those held back.
 	// FoldersDeleted are the destination folders deleted as their source
-	// folders were.
+	// folders were; FoldersRenamed ("old -> new") those deleted after
+	// every copy in them moved to one other folder (a source folder
+	// renamed).
 	Moved          int            `json:"moved,omitempty"`
 	Removed        int            `json:"removed,omitempty"`
 	MirrorHeld     int            `json:"mirror_held_back,omitempty"`
@@ -71,6 +73,7 @@ type Stats struct {
 	MirrorUnsure   []MirrorUnsure `json:"mirror_cannot_tell,omitempty"`
 	MirrorActions  []MirrorAction `json:"mirror_actions,omitempty"`
 	FoldersDeleted []string       `json:"folders_deleted,omitempty"`
+	FoldersRenamed []string       `json:"folders_renamed,omitempty"`
 	// Deleted is how many messages were deleted at the source (in a dry
 	// run: would have been).
 	Deleted int `json:"deleted"`

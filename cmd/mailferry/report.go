@@ -47,10 +47,12 @@ type totals struct {
 	Deleted           int `json:"deleted"`
 	DeleteWaiting     int `json:"delete_waiting"`
 	Gone              int `json:"gone,omitempty"`
-	// Moved, Removed, FoldersDeleted and MirrorHeld: see pipeline.Stats.
+	// Moved, Removed, FoldersDeleted, FoldersRenamed and MirrorHeld: see
+	// pipeline.Stats.
 	Moved          int            `json:"moved,omitempty"`
 	Removed        int            `json:"removed,omitempty"`
 	FoldersDeleted int            `json:"folders_deleted,omitempty"`
+	FoldersRenamed int            `json:"folders_renamed,omitempty"`
 	MirrorHeld     int            `json:"mirror_held_back,omitempty"`
 	Bytes          int64          `json:"bytes"`
 	Normalised     int            `json:"normalised"`
@@ -87,6 +89,7 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		t.Moved += s.Moved
 		t.Removed += s.Removed
 		t.FoldersDeleted += len(s.FoldersDeleted)
+		t.FoldersRenamed += len(s.FoldersRenamed)
 		t.MirrorHeld += s.MirrorHeld
 		t.Bytes += s.Bytes
 		t.Normalised += s.Normalised
@@ -228,12 +231,15 @@ func (r *report) writeText(w io.Writer) {
 	if t.Gone > 0 {
 		fmt.Fprintf(w, ", %d gone from the source since listed", t.Gone)
 	}
-	if t.Moved > 0 || t.Removed > 0 || t.FoldersDeleted > 0 {
+	if t.Moved > 0 || t.Removed > 0 || t.FoldersDeleted > 0 || t.FoldersRenamed > 0 {
 		verb := ""
 		if r.DryRun {
 			verb = "would be "
 		}
 		fmt.Fprintf(w, ", mirror: %d %smoved, %d %sremoved on the destination", t.Moved, verb, t.Removed, verb)
+		if t.FoldersRenamed > 0 {
+			fmt.Fprintf(w, ", %d folders %srenamed", t.FoldersRenamed, verb)
+		}
 		if t.FoldersDeleted > 0 {
 			fmt.Fprintf(w, ", %d folders %sdeleted", t.FoldersDeleted, verb)
 		}
@@ -265,7 +271,7 @@ func (r *report) writeText(w io.Writer) {
 			t.Normalised, t.LineEndsFixed)
 	}
 	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && t.AccountsPaused == 0 && !anyLocked(r.Accounts) &&
-		t.Moved == 0 && t.Removed == 0 && t.FoldersDeleted == 0 && t.MirrorHeld == 0 && !anyMirrorHeld(r.Accounts) {
+		t.Moved == 0 && t.Removed == 0 && t.FoldersDeleted == 0 && t.FoldersRenamed == 0 && t.MirrorHeld == 0 && !anyMirrorHeld(r.Accounts) {
 		fmt.Fprintln(w, "nothing to do: the destination already has every message")
 	}
 }
