@@ -299,6 +299,9 @@ func TestE2EMirrorCaps(t *testing.T) {
 		t.Fatalf("within the cap: exit %d, removed %d, held %d; want 0, 60, 0\n%s", r.code, a.Removed, a.MirrorHeld, r.stderr)
 	}
 	assertSameMultiset(t, sourceServed(t, p), destBodies(destMessages(t, p, "INBOX")))
+	if r := runInProcess(t, p.getenv, "status", "--state", p.state); r.code != exitOK || !strings.Contains(r.stdout, "60 of them removed from the destination by mirror passes") {
+		t.Errorf("status after the removals (exit %d) does not count them:\n%s%s", r.code, r.stdout, r.stderr)
+	}
 
 	// The maildrop suddenly lists nothing: cannot tell.
 	if n := expungeAt(t, p.src, srcPassword, "INBOX", func(string) bool { return true }); n != 40 {
