@@ -319,8 +319,8 @@ func (l *Ledger) Copies(ctx context.Context, q pipeline.CopiesQuery) (pipeline.C
 		// Every folder of that name, whatever UIDVALIDITY it was last seen
 		// with: the entries' own UIDVALIDITY decides, and a claim missed
 		// here would let a late-copy check take another account's copy.
-		folderRows, err = l.r.QueryContext(ctx, l.d.q(`SELECT id FROM folders WHERE side = 'dst' AND name = ? AND account_id <> ?`),
-			l.d.key(q.Mailbox), q.Except)
+		folderRows, err = l.r.QueryContext(ctx, l.d.q(`SELECT id FROM folders WHERE side = 'dst' AND name = ?`),
+			l.d.key(q.Mailbox))
 	}
 	if err != nil {
 		return out, fmt.Errorf("reading the folders named %q: %w", q.Mailbox, err)

@@ -560,7 +560,7 @@ func (l *memLedger) Copies(_ context.Context, q CopiesQuery) (Claims, error) {
 	defer l.mu.Unlock()
 	out := Claims{UIDs: map[uint32]bool{}}
 	for account, es := range l.entries {
-		if q.Account != 0 && account != q.Account || q.Account == 0 && q.Except != 0 && account == q.Except {
+		if q.Account != 0 && account != q.Account {
 			continue
 		}
 		for _, e := range es {

@@ -130,10 +130,6 @@ type CopiesQuery struct {
 	UIDValidity uint32
 	UIDs        []uint32 // candidate UIDs, at most MaxLookup
 	Digest      string   // optional: only entries with this digest
-	// Except, with Account 0, leaves this account's entries out: which
-	// of its copies another account's entries also name (mirror never
-	// removes those).
-	Except AccountID
 }
 
 // Claims are the copies ledger entries may own (Ledger.Copies).

@@ -612,10 +612,6 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 		a.log.Warn("mirror: cannot tell what was deleted in this source folder; nothing of it is removed", "account", a.opts.Name,
 			"folder", name, "why", why)
 	}
-	remove, err = a.dropShared(ctx, remove)
-	if err != nil {
-		return err
-	}
 	if len(remove) == 0 {
 		return a.deleteFolders(ctx)
 	}
@@ -744,63 +740,6 @@ func (a *attempt) deleteFolders(ctx context.Context) error {
 		note()
 	}
 	return nil
-}
-
-// dropShared returns the entries whose copies no other account's entries
-// name. A copy another account also names (two sources merged into one
-// mailbox, found byte-identical there) is that account's too: it stays,
-// and this account's entry is recorded removed without touching the
-// destination.
-func (a *attempt) dropShared(ctx context.Context, entries []Entry) ([]Entry, error) {
-	type box struct {
-		name        string
-		uidValidity uint32
-	}
-	byBox := map[box][]Entry{}
-	var order []box
-	for _, e := range entries {
-		b := box{e.DestMailbox, e.DestUIDValidity}
-		if _, ok := byBox[b]; !ok {
-			order = append(order, b)
-		}
-		byBox[b] = append(byBox[b], e)
-	}
-	var keep, shared []Entry
-	for _, b := range order {
-		for chunk := range slices.Chunk(byBox[b], MaxLookup) {
-			uids := make([]uint32, len(chunk))
-			for i, e := range chunk {
-				uids[i] = e.DestUID
-			}
-			claims, err := a.ledger.Copies(ctx, CopiesQuery{Except: a.opts.Account, Mailbox: b.name, UIDValidity: b.uidValidity, UIDs: uids})
-			if err != nil {
-				return nil, fmt.Errorf("reading the ledger's copies in %q: %w", b.name, fatal(err))
-			}
-			for _, e := range chunk {
-				if claims.UIDs[e.DestUID] {
-					shared = append(shared, e)
-				} else {
-					keep = append(keep, e)
-				}
-			}
-		}
-	}
-	if len(shared) == 0 {
-		return keep, nil
-	}
-	a.log.Info("mirror: copies another account's entries also name stay on the destination", "account", a.opts.Name,
-		"messages", len(shared))
-	if a.dry {
-		return keep, nil
-	}
-	now := a.opts.Now()
-	for i := range shared {
-		shared[i].State, shared[i].Updated = StateRemoved, now
-	}
-	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: shared}); err != nil {
-		return nil, fmt.Errorf("recording %d copies left to other accounts: %w", len(shared), fatal(err))
-	}
-	return keep, nil
 }
 
 // removeCopies removes the copies of entries from the destination through

@@ -1,9 +1,6 @@
 package pipeline
 
-import (
-	"context"
-	"testing"
-)
+import "testing"
 
 func TestMaxDelete(t *testing.T) {
 	for _, c := range []struct {
@@ -78,36 +75,5 @@ func TestMirrorRemovals(t *testing.T) {
 	h.src.msgs = nil
 	if st := h.run(t); st.Removed != 0 || len(st.MirrorUnsure) != 1 || len(h.dst.bodies("INBOX")) != 9 {
 		t.Fatalf("empty source: removed %d, cannot tell %v, destination %d; want 0, one, 9", st.Removed, st.MirrorUnsure, len(h.dst.bodies("INBOX")))
-	}
-}
-
-// TestMirrorKeepsCopiesOtherAccountsName: a copy that another account's
-// entry also names (two sources merged into one mailbox) stays on the
-// destination when this account's source deletes its message; the entry
-// is recorded removed.
-func TestMirrorKeepsCopiesOtherAccountsName(t *testing.T) {
-	msgs := genMessages(4)
-	h := newHarness(msgs)
-	h.opts.Mirror = true
-	if st := h.run(t); st.Error != "" || st.Copied != 4 {
-		t.Fatalf("bulk run: copied %d, error %q", st.Copied, st.Error)
-	}
-	shared := h.ledger.all(alice)[msgs[0].key]
-	const bob AccountID = 2
-	other := shared
-	other.Key = "bob-uidl-1"
-	if err := h.ledger.Commit(context.Background(), bob, Changes{Put: []Entry{other}}); err != nil {
-		t.Fatal(err)
-	}
-	h.src.msgs = msgs[2:] // msgs[0] (shared) and msgs[1] deleted at alice's source
-	st := h.run(t)
-	if st.Error != "" || st.Removed != 1 {
-		t.Fatalf("mirror: removed %d, error %q; want 1 (the shared copy stays)", st.Removed, st.Error)
-	}
-	if n := len(h.dst.bodies("INBOX")); n != 3 {
-		t.Errorf("destination holds %d, want 3", n)
-	}
-	if e := h.ledger.all(alice)[msgs[0].key]; e.State != StateRemoved {
-		t.Errorf("alice's entry of the shared copy: %v, want removed", e.State)
 	}
 }
