@@ -105,6 +105,12 @@ type mirrorState struct {
 	unsure map[string]string
 	// swept tells that the pre-listing ran (IMAP).
 	swept bool
+	// emptied are copied folders that list nothing while the ledger has
+	// copies of their messages (unsure), with how many: their copies are
+	// not removed, but one whose message turns up in another folder (by
+	// its bytes) is moved there; a folder whose every copy moved is sure
+	// again: its messages were moved out, not lost.
+	emptied map[string]int
 	// noMove: the destination cannot move single messages.
 	noMove bool
 	// movedTo counts, per source folder, where the copies of its
@@ -229,6 +235,10 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 	for name, rec := range a.scopes.records {
 		if _, mapped := dests.folders[name]; mapped && !listed[name] && has[name] && rec.Messages > 0 {
 			m.unsure[name] = "it lists no message, while the ledger has copies of its messages"
+			if m.emptied == nil {
+				m.emptied = map[string]int{}
+			}
+			m.emptied[name] = 0
 		}
 	}
 	if len(m.vanished) > 0 {
@@ -293,9 +303,34 @@ type move struct {
 // copy's message, moved at the source. Its copy is then moved on the
 // destination (or, in the same destination folder, simply taken over).
 func (a *attempt) findMoves(ctx context.Context, dests FolderPlan) error {
+	m := a.mirror()
 	cands, err := a.mirrorCandidates(ctx)
 	if err != nil {
 		return err
+	}
+	if len(m.emptied) > 0 {
+		// The copies of emptied folders' messages: moved, perhaps.
+		q := Query{States: []State{StateDone}}
+		for {
+			page, next, err := a.ledger.Scan(ctx, a.opts.Account, q)
+			if err != nil {
+				return fmt.Errorf("reading the ledger: %w", fatal(err))
+			}
+			for _, e := range page {
+				if p, ok := a.keyPlace(e.Key); ok {
+					if n, emptied := m.emptied[p.Mailbox]; emptied {
+						m.emptied[p.Mailbox] = n + 1
+						if e.ReasonClass != ReasonDeleted {
+							cands = append(cands, e)
+						}
+					}
+				}
+			}
+			if next == "" {
+				break
+			}
+			q.After = next
+		}
 	}
 	bySize := map[int64]bool{}
 	byDigest := map[string][]Entry{}
@@ -309,7 +344,6 @@ func (a *attempt) findMoves(ctx context.Context, dests FolderPlan) error {
 	if len(byDigest) == 0 {
 		return nil
 	}
-	m := a.mirror()
 	var moves []move
 	err = a.src.List(ctx, func(page []SourceMessage) error {
 		page = slices.DeleteFunc(page, func(m SourceMessage) bool {
@@ -352,7 +386,43 @@ func (a *attempt) findMoves(ctx context.Context, dests FolderPlan) error {
 	if err != nil {
 		return fmt.Errorf("mirror: listing the source for moved messages: %w", err)
 	}
-	return a.doMoves(ctx, moves)
+	if err := a.doMoves(ctx, moves); err != nil {
+		return err
+	}
+	return a.settleEmptied(ctx)
+}
+
+// settleEmptied makes sure again an emptied folder whose every copy
+// moved to other folders: its record says it holds nothing, so that later
+// passes do not take it for a folder that cannot tell.
+func (a *attempt) settleEmptied(ctx context.Context) error {
+	m := a.mirror()
+	if m.noMove {
+		return nil
+	}
+	var records []Folder
+	for name, n := range m.emptied {
+		moved := 0
+		for _, c := range m.movedTo[name] {
+			moved += c
+		}
+		if n == 0 || moved != n {
+			continue
+		}
+		delete(m.unsure, name)
+		rec := a.scopes.records[name]
+		rec.Messages, rec.SyncedAt = 0, a.opts.Now()
+		records = append(records, rec)
+		a.log.Info("mirror: every message of an emptied source folder was moved to other folders", "account", a.opts.Name,
+			"folder", name, "messages", n)
+	}
+	if len(records) == 0 || a.dry {
+		return nil
+	}
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: records}); err != nil {
+		return fmt.Errorf("recording the emptied folders: %w", fatal(err))
+	}
+	return nil
 }
 
 // doMoves moves the copies of moves on the destination, a group of

@@ -318,10 +318,17 @@ func TestE2EMirrorCaps(t *testing.T) {
 
 // TestE2EMirrorEmptyFolder: an IMAP source folder that suddenly lists
 // nothing removes nothing and exits 3, while a deletion in another folder
-// is mirrored.
+// is mirrored; a folder emptied by moving every message into another is
+// mirrored as moves (nothing appended again) and is no folder that cannot
+// tell.
 func TestE2EMirrorEmptyFolder(t *testing.T) {
 	p := imapPair(t)
 	base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		if err := p.src.SeedMaildir("alice", "Later", mirrorMessage("Later", i), "F", base.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range 10 {
 		for _, f := range []string{"INBOX", "Work"} {
 			if err := p.src.SeedMaildir("alice", f, mirrorMessage(f, i), "", base.Add(time.Duration(i)*time.Minute)); err != nil {
@@ -329,20 +336,31 @@ func TestE2EMirrorEmptyFolder(t *testing.T) {
 			}
 		}
 	}
-	if r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Copied != 20 {
+	if r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Copied != 25 {
 		t.Fatalf("bulk pass: exit %d\n%s", r.code, r.stderr)
 	}
 	expungeAt(t, p.src, srcPassword, "Work", func(string) bool { return true })
 	expungeAt(t, p.src, srcPassword, "INBOX", subjectIn("INBOX", 0, 2))
+	c := imapLogin(t, p.src, srcPassword)
+	if _, err := c.Move(uidsOf(t, c, "Later", func(string) bool { return true }), "INBOX").Wait(); err != nil {
+		t.Fatal(err)
+	}
 	r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
 	a := r.report.Accounts[0]
-	if r.code != exitPartial || a.Removed != 2 || len(a.MirrorUnsure) != 1 || a.MirrorUnsure[0].Folder != "Work" {
-		t.Fatalf("empty folder: exit %d, removed %d, cannot tell %v; want 3, 2, Work\n%s", r.code, a.Removed, a.MirrorUnsure, r.stderr)
+	if r.code != exitPartial || a.Removed != 2 || a.Moved != 5 || a.Copied != 0 || len(a.MirrorUnsure) != 1 || a.MirrorUnsure[0].Folder != "Work" {
+		t.Fatalf("emptied folders: exit %d, removed %d, moved %d, copied %d, cannot tell %v; want 3, 2, 5, 0, Work\n%s",
+			r.code, a.Removed, a.Moved, a.Copied, a.MirrorUnsure, r.stderr)
 	}
 	if n := len(destMessages(t, p, "Work")); n != 10 {
 		t.Errorf("the emptied folder's copies were removed: %d left, want 10", n)
 	}
-	assertMirrored(t, p, map[string]string{"INBOX": "INBOX"}, nil)
+	assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Later": "Later"}, nil)
+	// Later, emptied by moves, is sure from now on; Work still cannot tell.
+	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+	if a := r.report.Accounts[0]; r.code != exitPartial || len(a.MirrorUnsure) != 1 || a.MirrorUnsure[0].Folder != "Work" || a.Moved+a.Copied+a.Removed != 0 {
+		t.Fatalf("the pass after: exit %d, cannot tell %v, moved %d, copied %d, removed %d; want 3, Work only, nothing done\n%s",
+			r.code, a.MirrorUnsure, a.Moved, a.Copied, a.Removed, r.stderr)
+	}
 }
 
 // TestE2EMirrorCrash: a mirror pass killed at each step of its removals
