@@ -99,6 +99,23 @@ func rowStates(t *testing.T, ctx context.Context) map[string]string {
 }
 
 // waitJS waits until expr is true in the page, failing after within.
+// click clicks the element sel selects. The page re-renders its tables on
+// every poll, so the node found may be replaced before the click reaches
+// it ("Could not find node with given id"); a person would click again,
+// and so does click, on the node now there. Every button the test clicks
+// is idempotent (retry, pause, resume, a row).
+func click(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	var err error
+	for range 10 {
+		if _, err = chromedp.Run(ctx, chromedp.Click(chromedp.CSS(sel))); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("clicking %s: %v", sel, err)
+}
+
 func waitJS(t *testing.T, ctx context.Context, what, expr string, within time.Duration) {
 	t.Helper()
 	wctx, cancel := context.WithTimeout(ctx, within)
@@ -183,9 +200,7 @@ func TestE2EStatusPageBrowser(t *testing.T) {
 
 	// Retry without the token: refused, and the page says to log in.
 	retry := `button[data-action="retry"][data-account="wrongpw"]`
-	if err := chromedp.Do(ctx, chromedp.Click(retry)); err != nil {
-		t.Fatal(err)
-	}
+	click(t, ctx, retry)
 	waitJS(t, ctx, "the refusal", `document.getElementById('message').textContent.includes('Log in with the token')`, 10*time.Second)
 	if l, _ := listAccounts(t, addr); retryAsked(l, b.wrongpw) {
 		t.Error("a retry without the token was recorded")
@@ -193,13 +208,11 @@ func TestE2EStatusPageBrowser(t *testing.T) {
 	screenshot(t, ctx, shots, "retry-refused")
 
 	// Log in, retry: the account is queued for the next run.
-	if err := chromedp.Do(ctx, chromedp.SetValue(`#token`, uiToken), chromedp.Click(`#login button[type="submit"]`)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("token"), uiToken), chromedp.Click(chromedp.CSS(`#login button[type="submit"]`))); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the log-in", `document.getElementById('message').textContent === 'Logged in.'`, 10*time.Second)
-	if err := chromedp.Do(ctx, chromedp.Click(retry)); err != nil {
-		t.Fatal(err)
-	}
+	click(t, ctx, retry)
 	waitJS(t, ctx, "the retry", `document.querySelector('tr[data-account="wrongpw"]').dataset.state === 'queued'`, 10*time.Second)
 	if msg := jsText(t, ctx, `document.getElementById('message').textContent`); !strings.Contains(msg, "the next run tries wrongpw again") {
 		t.Errorf("message after the retry: %q", msg)
@@ -210,9 +223,7 @@ func TestE2EStatusPageBrowser(t *testing.T) {
 	timings["retry done"] = time.Since(t1)
 
 	// The detail view of a copied account.
-	if err := chromedp.Do(ctx, chromedp.Click(`tr[data-account="user1"]`)); err != nil {
-		t.Fatal(err)
-	}
+	click(t, ctx, `tr[data-account="user1"]`)
 	waitJS(t, ctx, "the detail view", `document.getElementById('detail').dataset.account === 'user1' && document.querySelectorAll('#d-folders tbody tr').length === 1 && document.querySelectorAll('#d-runs tbody tr').length === 1`, 10*time.Second)
 	if f := jsText(t, ctx, `document.querySelector('#d-folders tbody tr').textContent`); !strings.Contains(f, "(POP3)") || !strings.Contains(f, "80") {
 		t.Errorf("user1's folder row %q, want POP3 with 80 copied", f)
@@ -264,17 +275,13 @@ func TestE2EStatusPageBrowser(t *testing.T) {
 	// it is made from the token, not from the process.)
 	waitJS(t, ctx, "the actions", `document.getElementById('login').hidden &&
 		document.querySelector('button[data-action="pause"][data-account="user1"]') !== null`, 10*time.Second)
-	if err := chromedp.Do(ctx, chromedp.Click(`button[data-action="pause"][data-account="user1"]`)); err != nil {
-		t.Fatal(err)
-	}
+	click(t, ctx, `button[data-action="pause"][data-account="user1"]`)
 	waitJS(t, ctx, "the pause", `(() => { const r = document.querySelector('tr[data-account="user1"]');
 		return r.dataset.state === 'paused' && r.querySelector('.pause-text') !== null &&
 			r.querySelector('.pause-text').textContent.startsWith('paused: an operator paused it') &&
 			r.querySelector('button[data-action="resume"]') !== null })()`, 10*time.Second)
 	screenshot(t, ctx, shots, "paused")
-	if err := chromedp.Do(ctx, chromedp.Click(`button[data-action="resume"][data-account="user1"]`)); err != nil {
-		t.Fatal(err)
-	}
+	click(t, ctx, `button[data-action="resume"][data-account="user1"]`)
 	waitJS(t, ctx, "the resume", `(() => { const r = document.querySelector('tr[data-account="user1"]');
 		return r.dataset.state === 'done' && r.querySelector('.pause-text') === null })()`, 10*time.Second)
 	timings["status --serve"] = time.Since(t2)
