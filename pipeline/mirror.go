@@ -816,21 +816,8 @@ func (a *attempt) deleteFolders(ctx context.Context) error {
 // the removing state: committed before the STORE and UID EXPUNGE of
 // exactly their UIDs, removed after its OK.
 func (a *attempt) removeCopies(ctx context.Context, entries []Entry) error {
-	type box struct {
-		name        string
-		uidValidity uint32
-	}
-	byBox := map[box][]Entry{}
-	var order []box
-	for _, e := range entries {
-		b := box{e.DestMailbox, e.DestUIDValidity}
-		if _, ok := byBox[b]; !ok {
-			order = append(order, b)
-		}
-		byBox[b] = append(byBox[b], e)
-	}
-	for _, b := range order {
-		for chunk := range slices.Chunk(byBox[b], MaxLookup) {
+	for _, group := range byCopyMailbox(entries) {
+		for chunk := range slices.Chunk(group, MaxLookup) {
 			now := a.opts.Now()
 			intent := make([]Entry, len(chunk))
 			for i, e := range chunk {
@@ -844,12 +831,34 @@ func (a *attempt) removeCopies(ctx context.Context, entries []Entry) error {
 				return fmt.Errorf("recording %d copies to remove from the destination: %w", len(intent), fatal(err))
 			}
 			a.opts.Crashpoint("removing")
-			if err := a.expungeCopies(ctx, b.name, b.uidValidity, intent); err != nil {
+			if err := a.expungeCopies(ctx, chunk[0].DestMailbox, chunk[0].DestUIDValidity, intent); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// byCopyMailbox groups entries by the mailbox and UIDVALIDITY their copies
+// are in, in the order first met.
+func byCopyMailbox(entries []Entry) [][]Entry {
+	type box struct {
+		name        string
+		uidValidity uint32
+	}
+	index := map[box]int{}
+	var out [][]Entry
+	for _, e := range entries {
+		b := box{e.DestMailbox, e.DestUIDValidity}
+		i, ok := index[b]
+		if !ok {
+			i = len(out)
+			index[b] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], e)
+	}
+	return out
 }
 
 // expungeCopies removes the copies of removing entries of one mailbox and
@@ -901,18 +910,9 @@ func (a *attempt) settleMirror(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	type box struct {
-		name        string
-		uidValidity uint32
-	}
-	byBox := map[box][]Entry{}
-	for _, e := range removing {
-		b := box{e.DestMailbox, e.DestUIDValidity}
-		byBox[b] = append(byBox[b], e)
-	}
-	for b, entries := range byBox {
-		for chunk := range slices.Chunk(entries, MaxLookup) {
-			if err := a.expungeCopies(ctx, b.name, b.uidValidity, chunk); err != nil {
+	for _, group := range byCopyMailbox(removing) {
+		for chunk := range slices.Chunk(group, MaxLookup) {
+			if err := a.expungeCopies(ctx, chunk[0].DestMailbox, chunk[0].DestUIDValidity, chunk); err != nil {
 				return err
 			}
 		}
