@@ -778,6 +778,11 @@ func (a *attempt) deleteFolders(ctx context.Context) error {
 			a.st.FoldersDeleted = append(a.st.FoldersDeleted, dest)
 		}
 		if a.dry {
+			// Without asking the destination: a folder this pass
+			// empties of copies, or one that had none.
+			if m.removedFrom[name] == 0 && len(m.movedTo[name]) == 0 && rec.Messages > 0 {
+				continue
+			}
 			a.log.Info("dry run: would delete the destination folder if it holds nothing else", "account", a.opts.Name,
 				"folder", dest, "source_folder", name, "renamed_to", renamedTo)
 			note()
