@@ -726,6 +726,7 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 			"would_remove", len(remove))
 		a.mu.Lock()
 		a.st.MirrorHeld += len(remove)
+		a.st.MirrorRefused = "the destination has no UIDPLUS, so it cannot remove single messages (an EXPUNGE would also remove what users marked \\Deleted)"
 		a.st.MirrorActions = append(a.st.MirrorActions, actions...)
 		a.mu.Unlock()
 		return a.deleteFolders(ctx)

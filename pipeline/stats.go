@@ -65,10 +65,12 @@ type Stats struct {
 	// folders were; FoldersRenamed ("old -> new") those deleted after
 	// every copy in them moved to one other folder (a source folder
 	// renamed).
-	Moved          int            `json:"moved,omitempty"`
-	Removed        int            `json:"removed,omitempty"`
-	MirrorHeld     int            `json:"mirror_held_back,omitempty"`
-	MirrorOverCap  bool           `json:"mirror_over_cap,omitempty"`
+	Moved         int    `json:"moved,omitempty"`
+	Removed       int    `json:"removed,omitempty"`
+	MirrorHeld    int    `json:"mirror_held_back,omitempty"`
+	MirrorOverCap bool   `json:"mirror_over_cap,omitempty"`
+	MirrorRefused string `json:"mirror_refused,omitempty"` // why the destination took no removal
+
 	MirrorCap      int            `json:"mirror_cap,omitempty"`
 	MirrorUnsure   []MirrorUnsure `json:"mirror_cannot_tell,omitempty"`
 	MirrorActions  []MirrorAction `json:"mirror_actions,omitempty"`

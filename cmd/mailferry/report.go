@@ -282,6 +282,9 @@ func writeMirror(w io.Writer, s *pipeline.Stats, dryRun bool) {
 	for _, u := range s.MirrorUnsure {
 		fmt.Fprintf(w, "  mirror: cannot tell what was deleted in %q (%s): nothing of it removed\n", u.Folder, u.Reason)
 	}
+	if s.MirrorRefused != "" {
+		fmt.Fprintf(w, "  mirror: %s: nothing removed\n", s.MirrorRefused)
+	}
 	if s.MirrorOverCap {
 		fmt.Fprintf(w, "  mirror: this pass would remove %d copies, over the cap of %d: nothing removed (raise --max-delete or --max-delete-percent if the deletions are real)\n",
 			len(s.MirrorActions), s.MirrorCap)
