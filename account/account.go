@@ -15,6 +15,7 @@ import (
 	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/internal/connlimit"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
@@ -42,6 +43,9 @@ type Options struct {
 	Mirror           *bool
 	MaxDelete        int
 	MaxDeletePercent int
+	// CreateFolders, when set, replaces the config's create_folders
+	// (run's and plan's --create-folders).
+	CreateFolders *bool
 	// Limits are the command line's traffic limits: each field set
 	// replaces every account's (--bwlimit-read, --max-bytes-per-day…).
 	Limits config.Limits
@@ -101,7 +105,9 @@ func (s *Set) warnOnce(key, msg string, args ...any) {
 
 // Account is one mailbox to move, ready to run.
 type Account struct {
-	// Name is the config's account name; for URLs, the ledger key.
+	// Name is how people know the account: the config's account name, or
+	// the two URLs as given ("pop3s://alice@old:995 -> imaps://alice@new");
+	// Options.Label too. The ledger key is Options.Name.
 	Name string
 	// ID is the config's id: the account's name in the ledger whatever its
 	// servers are called; "" when none.
@@ -113,24 +119,37 @@ type Account struct {
 	Options pipeline.Options
 	// Folders select and place the folders of an IMAP source: the
 	// config's [folders] or the command's flags, Root being where they go.
-	Folders    config.Folders
-	Source     config.Endpoint
-	Dest       config.Endpoint
-	src, dst   *side
-	set        *Set
-	sourceIMAP bool
-	notes      *notes
+	Folders config.Folders
+	// CreateFolders lets the copy create a new top-level destination
+	// folder the user named (--create-folders, create_folders); see
+	// CheckFolders.
+	CreateFolders bool
+	Source        config.Endpoint
+	Dest          config.Endpoint
+	src, dst      *side
+	set           *Set
+	sourceIMAP    bool
+	fromURLs      bool // the ledger knows it by its key only (LedgerSpec)
+	named         namedFolders
+	notes         *notes
 }
 
 // spec is what an account is made of, from a config or from URLs.
 type spec struct {
-	name     string // the config's name; "" for URLs
+	name     string // the config's name, or the URLs as given
+	urls     bool   // from URLs: the ledger knows it by its key only
 	id       string // the config's id; "" for URLs and when none
 	src, dst sideSpec
 	opts     pipeline.Options // the policies, batching and spool
 	folders  config.Folders
 	xUIDL    bool
-	limits   config.Limits // traffic limits (the config's; the flags go over them)
+	// Where the user named folders, for errors: the source URL's path,
+	// the include patterns, the destination folder (e.g. "SOURCE's
+	// folder", "--folder", "DEST's folder"; "source.url",
+	// "folders.include", "dest_folder").
+	srcFolderFrom, includeFrom, destFolderFrom string
+	createFolders                              bool
+	limits                                     config.Limits // traffic limits (the config's; the flags go over them)
 }
 
 // assemble builds the account of sp: the one place where an account's
@@ -140,12 +159,13 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 		return nil, fmt.Errorf("destination %s: must be an imaps:// or imap:// URL", sp.dst.ep)
 	}
 	a := &Account{Name: sp.name, ID: sp.id, Options: sp.opts, Folders: sp.folders, Source: sp.src.ep, Dest: sp.dst.ep, set: s,
-		sourceIMAP: sp.src.ep.Protocol == config.IMAP}
+		sourceIMAP: sp.src.ep.Protocol == config.IMAP, CreateFolders: sp.createFolders, fromURLs: sp.urls}
 	a.Options.Name = Key(sp.src.ep, sp.dst.ep)
 	a.Options.Mailbox = mapping.DestFolder(sp.dst.ep.Mailbox)
 	if a.Name == "" {
 		a.Name = a.Options.Name
 	}
+	a.Options.Label = a.Name
 	if a.sourceIMAP {
 		// The destination's path is where the source's folders go: under
 		// it, or (none) at the top, mapped folder by folder.
@@ -154,6 +174,7 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 		a.Options.SyncFlags = sp.folders.SyncFlags
 		a.Options.KeyFolder = imapsrc.KeyFolder
 	}
+	a.named = namedIn(sp, a.sourceIMAP)
 	if sp.xUIDL {
 		if sp.src.ep.Protocol != config.POP3 {
 			return nil, errors.New("--x-uidl (policy.x_uidl) needs a POP3 source: IMAP messages have no UIDL")
@@ -171,11 +192,12 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 	a.src.quirks = imapconn.NewQuirks(a.src.log.With("server", a.src.ep.Addr()), func(n string) { a.notes.add("source: " + n) })
 	a.dst.quirks = imapconn.NewQuirks(a.dst.log.With("server", a.dst.ep.Addr()), func(n string) { a.notes.add("destination: " + n) })
 	a.dst.shared = imapdst.NewShared(a.dst.quirks)
-	tr, err := s.trafficOf(a.Options.Name, sp.limits, sp.src.ep, sp.dst.ep)
+	tr, err := s.trafficOf(a.Options.Name, sp.limits, a.src.provider, a.dst.provider)
 	if err != nil {
 		return nil, err
 	}
 	a.Options.Traffic = tr
+	a.Options.QuotaWindow = s.traffic.Window
 	return a, nil
 }
 
@@ -194,6 +216,13 @@ type URLs struct {
 	Folders     config.Folders
 	XUIDL       bool
 	IdleTimeout time.Duration
+	// Timeouts bound the TCP connect, the TLS handshake and the greeting
+	// of every connection (--connect-timeout, --tls-timeout,
+	// --greeting-timeout); zero fields: 30 s.
+	Timeouts dialer.Timeouts
+	// CreateFolders lets the copy create DEST's folder when it is a new
+	// top-level folder (--create-folders).
+	CreateFolders bool
 }
 
 // FromURLs assembles the account of two URLs. A POP3 source's mail goes
@@ -207,20 +236,23 @@ func (s *Set) FromURLs(u URLs) (*Account, error) {
 		dst.Mailbox = config.DefaultFolder
 	}
 	side := func(section string, ep config.Endpoint, l Login) sideSpec {
-		srv := &config.Server{Auth: ep.Auth, IdleTimeout: u.IdleTimeout}
+		srv := &config.Server{Auth: ep.Auth, IdleTimeout: u.IdleTimeout,
+			ConnectTimeout: u.Timeouts.Connect, TLSTimeout: u.Timeouts.TLS, GreetingTimeout: u.Timeouts.Greeting}
 		if l.OAuth2 != nil {
 			// The flag's grant, provider and mechanism (xoauth2 unless
 			// the URL says oauthbearer).
 			c := *l.OAuth2
 			c.IdleTimeout = u.IdleTimeout
+			c.ConnectTimeout, c.TLSTimeout, c.GreetingTimeout = u.Timeouts.Connect, u.Timeouts.TLS, u.Timeouts.Greeting
 			srv, ep.Auth = &c, c.Auth
 		}
 		return sideSpec{section: section, ep: ep, srv: srv, login: l}
 	}
-	return s.assemble(spec{
+	return s.assemble(spec{name: u.Source.String() + " -> " + u.Dest.String(), urls: true,
 		src:  side("source", u.Source, u.SourceLogin),
 		dst:  side("destination", dst, u.DestLogin),
 		opts: u.Options, folders: u.Folders, xUIDL: u.XUIDL,
+		srcFolderFrom: "SOURCE's folder", includeFrom: "--folder", destFolderFrom: "DEST's folder", createFolders: u.CreateFolders,
 	})
 }
 
@@ -280,12 +312,18 @@ func (s *Set) fromConfig(cfg *config.Config, a *config.Account, caps map[string]
 	if s.opts.MaxDelete > 0 || s.opts.MaxDeletePercent > 0 {
 		o.MaxDelete, o.MaxDeletePercent = s.opts.MaxDelete, s.opts.MaxDeletePercent
 	}
+	createFolders := cfg.CreateFolders
+	if s.opts.CreateFolders != nil {
+		createFolders = *s.opts.CreateFolders
+	}
 	return s.assemble(spec{name: a.Name, id: a.ID,
 		src: sideSpec{account: a.Name, section: "source", ep: srcEp, srv: &srcSrv.Server, cap: caps[srcEp.Addr()], perUser: srcSrv.MaxConnectionsPerUser,
 			login: Login{Secret: a.SourcePassword, What: "source password (" + a.SourcePassword.Key("source_password") + ")"}},
 		dst: sideSpec{account: a.Name, section: "destination", ep: dstEp, srv: &dstSrv.Server, cap: caps[dstEp.Addr()], perUser: dstSrv.MaxConnectionsPerUser,
 			login: Login{Secret: a.DestPassword, What: "destination password (" + a.DestPassword.Key("dest_password") + ")"}},
 		opts: o, folders: cfg.Folders, xUIDL: cfg.Policy.XUIDL, limits: cfg.LimitsOf(a),
+		srcFolderFrom: "the source's url", includeFrom: "folders.include", destFolderFrom: cfg.DestFolderKey(a),
+		createFolders: createFolders,
 	})
 }
 
@@ -352,10 +390,10 @@ func SpecOf(cfg *config.Config, a *config.Account) (checkpoint.AccountSpec, erro
 // LedgerSpec is how the ledger names the account: checkpoint's
 // ResolveAccount (or, reading only, LookupAccount) gives its number for
 // Options.Account. An account from URLs has no config name: the ledger
-// names it by its endpoint key.
+// names it by its endpoint key (its Name is the URLs as given).
 func (a *Account) LedgerSpec() checkpoint.AccountSpec {
 	name := a.Name
-	if name == a.Options.Name {
+	if a.fromURLs || name == a.Options.Name {
 		name = ""
 	}
 	return ledgerSpec(a.ID, name, a.Source, a.Dest)

@@ -103,16 +103,21 @@ func TestFromURLs(t *testing.T) {
 		wantMailbox   string
 		wantRoot      string
 		wantMapFolder bool
+		wantName      string // the URLs as given, schemes and all
 		wantErr       string
 	}{
 		{name: "POP3 to the default INBOX", u: URLs{Source: ep("pop3s://alice@pop.old"), Dest: ep("imaps://alice@imap.new")},
-			wantKey: "pop3://alice@pop.old:995 -> imap://alice@imap.new:993/INBOX", wantMailbox: "INBOX"},
+			wantKey: "pop3://alice@pop.old:995 -> imap://alice@imap.new:993/INBOX", wantMailbox: "INBOX",
+			wantName: "pop3s://alice@pop.old:995 -> imaps://alice@imap.new:993"},
 		{name: "POP3 to a folder", u: URLs{Source: ep("pop3://alice@pop.old"), Dest: ep("imaps://alice@imap.new/Old/Mail")},
-			wantKey: "pop3://alice@pop.old:110 -> imap://alice@imap.new:993/Old/Mail", wantMailbox: "Old/Mail"},
+			wantKey: "pop3://alice@pop.old:110 -> imap://alice@imap.new:993/Old/Mail", wantMailbox: "Old/Mail",
+			wantName: "pop3://alice@pop.old:110 -> imaps://alice@imap.new:993/Old/Mail"},
 		{name: "IMAP folders under a root", u: URLs{Source: ep("imaps://alice@imap.old"), Dest: ep("imaps://alice@imap.new/Old")},
-			wantKey: "imap://alice@imap.old:993 -> imap://alice@imap.new:993/Old", wantMailbox: "Old", wantRoot: "Old", wantMapFolder: true},
+			wantKey: "imap://alice@imap.old:993 -> imap://alice@imap.new:993/Old", wantMailbox: "Old", wantRoot: "Old", wantMapFolder: true,
+			wantName: "imaps://alice@imap.old:993 -> imaps://alice@imap.new:993/Old"},
 		{name: "IMAP folders at the top", u: URLs{Source: ep("imaps://alice@imap.old"), Dest: ep("imaps://alice@imap.new")},
-			wantKey: "imap://alice@imap.old:993 -> imap://alice@imap.new:993/", wantMailbox: "INBOX", wantMapFolder: true},
+			wantKey: "imap://alice@imap.old:993 -> imap://alice@imap.new:993/", wantMailbox: "INBOX", wantMapFolder: true,
+			wantName: "imaps://alice@imap.old:993 -> imaps://alice@imap.new:993"},
 		{name: "no user", u: URLs{Source: ep("pop3s://pop.old"), Dest: ep("imaps://alice@imap.new")}, wantErr: "need a user name"},
 		{name: "a POP3 destination", u: URLs{Source: ep("pop3s://alice@pop.old"), Dest: ep("pop3s://alice@pop.new")},
 			wantErr: "must be an imaps:// or imap:// URL"},
@@ -132,11 +137,11 @@ func TestFromURLs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if a.Options.Name != tc.wantKey || a.Name != tc.wantKey || a.Options.Mailbox != tc.wantMailbox ||
+			if a.Options.Name != tc.wantKey || a.Name != tc.wantName || a.Options.Label != tc.wantName || a.Options.Mailbox != tc.wantMailbox ||
 				a.Folders.Root != tc.wantRoot || (a.Options.MapFolders != nil) != tc.wantMapFolder {
-				t.Errorf("key %q, name %q, mailbox %q, root %q, folder mapping %v; want %q, the key, %q, %q, %v",
-					a.Options.Name, a.Name, a.Options.Mailbox, a.Folders.Root, a.Options.MapFolders != nil,
-					tc.wantKey, tc.wantMailbox, tc.wantRoot, tc.wantMapFolder)
+				t.Errorf("key %q, name %q (label %q), mailbox %q, root %q, folder mapping %v; want %q, %q, %q, %q, %v",
+					a.Options.Name, a.Name, a.Options.Label, a.Options.Mailbox, a.Folders.Root, a.Options.MapFolders != nil,
+					tc.wantKey, tc.wantName, tc.wantMailbox, tc.wantRoot, tc.wantMapFolder)
 			}
 			// The ledger names it by its key: no config name, no id.
 			if sp := a.LedgerSpec(); sp.Endpoint != tc.wantKey || sp.Name != "" || sp.ID != "" || sp.KeyScheme != tc.u.Source.Protocol.String() {
@@ -321,5 +326,76 @@ func TestInsecureWarnsOncePerServer(t *testing.T) {
 				t.Errorf("%d warnings in all, want %d:\n%s", got, total, log.String())
 			}
 		})
+	}
+}
+
+// TestNamedFolders: the folders a user names explicitly, which must exist
+// (source) or be allowed to be created (destination): the URLs' paths and
+// --folder names without wildcards; INBOX and folders under it need no
+// permission.
+func TestNamedFolders(t *testing.T) {
+	ep := func(s string) config.Endpoint {
+		e, err := config.ParseURL(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	login := Login{Password: secret.New("pw")}
+	tests := []struct {
+		name       string
+		u          URLs
+		wantSource string
+		wantDest   string
+	}{
+		{"POP3 to INBOX", URLs{Source: ep("pop3s://a@old"), Dest: ep("imaps://a@new")}, "", ""},
+		{"POP3 to inbox", URLs{Source: ep("pop3s://a@old"), Dest: ep("imaps://a@new/inbox")}, "", ""},
+		{"POP3 to a folder", URLs{Source: ep("pop3s://a@old"), Dest: ep("imaps://a@new/INBX")}, "", "INBX(DEST's folder)"},
+		{"IMAP folder and patterns", URLs{Source: ep("imaps://a@old/Projekts"), Dest: ep("imaps://a@new"),
+			Folders: config.Folders{Include: []string{"Sent", "Archive/*", "Work/%", "Lists?"}}},
+			"Projekts(SOURCE's folder) Sent(--folder)", ""},
+		{"IMAP under a root", URLs{Source: ep("imaps://a@old"), Dest: ep("imaps://a@new/Old")}, "", "Old(DEST's folder)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.u.SourceLogin, tc.u.DestLogin = login, login
+			a, err := NewSet(Options{}).FromURLs(tc.u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var src []string
+			for _, n := range a.named.source {
+				src = append(src, n.name+"("+n.from+")")
+			}
+			dst := ""
+			if a.named.dest.name != "" {
+				dst = a.named.dest.name + "(" + a.named.dest.from + ")"
+			}
+			if strings.Join(src, " ") != tc.wantSource || dst != tc.wantDest {
+				t.Errorf("named source %q, destination %q; want %q, %q", src, dst, tc.wantSource, tc.wantDest)
+			}
+		})
+	}
+}
+
+func TestFolderErrorMessage(t *testing.T) {
+	tests := []struct {
+		err  *FolderError
+		want string
+	}{
+		{&FolderError{Side: "source", Folder: "Projekts", From: "--folder", Closest: []string{"Projects"}, Existing: []string{"INBOX", "Projects"}},
+			`source folder "Projekts" (--folder) does not exist; did you mean "Projects"?`},
+		{&FolderError{Side: "source", Folder: "Quarterly", From: "--folder", Existing: []string{"INBOX", "Sent"}},
+			`source folder "Quarterly" (--folder) does not exist; the source has INBOX, Sent`},
+		{&FolderError{Side: "destination", Folder: "Old/2019", From: "dest_folder", Top: "Old", Closest: []string{"Olds"}},
+			`destination folder "Old/2019" (dest_folder) does not exist, nor does its top-level folder "Old"; a copy creates a new top-level folder only with --create-folders (create_folders = true in a config); did you mean "Olds"?`},
+	}
+	for _, tc := range tests {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("Error() = %q\nwant      %q", got, tc.want)
+		}
+		if pipeline.ClassOf(tc.err) != pipeline.ClassFatal {
+			t.Errorf("%v is not fatal for the engine", tc.err)
+		}
 	}
 }

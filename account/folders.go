@@ -8,8 +8,10 @@ import (
 
 	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/internal/suggest"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/provider"
 )
 
 // mapFolders is pipeline.Options.MapFolders of an IMAP source: the engine
@@ -56,6 +58,8 @@ func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imap
 		SourcePrefix: prefix, DestDelim: dstList.Delim, DestPrefix: dstList.Prefix, Root: a.Folders.Root,
 		Rules: rules, DestFolders: dstList.Folders,
 		SourceMarksSpecialUse: mapping.HasSpecialUse(mfolders), NoSpecialUse: !a.Folders.SpecialUse,
+		// A source with labels lists in All Mail only the archived mail.
+		AllIsArchive: provider.QuirksOf(src.Provider()).Labels,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("folder rules: %w", err)
@@ -168,7 +172,7 @@ func (a *Account) OpenSourceMapped(ctx context.Context) (pipeline.Source, map[st
 	if !a.sourceIMAP {
 		src, err := a.OpenSource(ctx)
 		if err != nil {
-			return nil, nil, fmt.Errorf("opening the source: %w", err)
+			return nil, nil, &pipeline.SideError{Side: "source", Err: err}
 		}
 		return src, nil, nil
 	}
@@ -177,10 +181,227 @@ func (a *Account) OpenSourceMapped(ctx context.Context) (pipeline.Source, map[st
 		return nil, nil, err
 	}
 	defer dst.Close()
+	if err := a.checkSourceFolders(ctx, src.(*imapsrc.Source)); err != nil {
+		src.Close(false)
+		return nil, nil, err
+	}
 	folders, err := a.MapFolders(ctx, src.(*imapsrc.Source), dst, false)
 	if err != nil {
 		src.Close(false)
 		return nil, nil, fmt.Errorf("mapping folders: %w", err)
 	}
 	return src, folders, nil
+}
+
+// named is a folder the user typed, and where they typed it.
+type named struct{ name, from string }
+
+// namedFolders are the folders an account's command line or config names
+// explicitly: the source folders that must exist (the source URL's path,
+// the include patterns without wildcards), and the destination folder a
+// copy creates only with CreateFolders when it is a new top-level folder.
+type namedFolders struct {
+	source []named
+	dest   named // name "": none named, or INBOX
+}
+
+// namedIn finds the folders sp names explicitly.
+func namedIn(sp spec, sourceIMAP bool) namedFolders {
+	var n namedFolders
+	if sourceIMAP {
+		if mb := sp.src.ep.Mailbox; mb != "" && plainName(mb) {
+			n.source = append(n.source, named{mb, sp.srcFolderFrom})
+		}
+		for _, p := range sp.folders.Include {
+			if plainName(p) {
+				n.source = append(n.source, named{p, sp.includeFrom})
+			}
+		}
+		// An IMAP source's folders go under DEST's path, the root.
+		if root := sp.dst.ep.Mailbox; root != "" {
+			n.dest = named{root, sp.destFolderFrom}
+		}
+		return n
+	}
+	if mb := mapping.DestFolder(sp.dst.ep.Mailbox); mb != "INBOX" {
+		n.dest = named{mb, sp.destFolderFrom}
+	}
+	return n
+}
+
+// plainName reports whether a folder pattern is a plain name: no wildcard
+// (mapping.Match's *, % and ?).
+func plainName(p string) bool { return !strings.ContainsAny(p, "*%?") }
+
+// FolderError is a folder the command line or the config names that is
+// not there: a source folder named explicitly (a URL's path, --folder or
+// folders.include without wildcards) that matches no source folder, or a
+// new top-level destination folder (DEST's path, dest_folder,
+// [destination] folder, [folders] root) that a copy creates only when told
+// to (--create-folders, create_folders): a typo such as INBX must not
+// become a folder. It is raised before anything is copied or created.
+// The commands treat it as a usage error: copy, verify and plan exit 2;
+// in a run of several accounts that account fails and the others go on.
+type FolderError struct {
+	Side string // "source" or "destination"
+	// Folder is the name as the user typed it, From where ("--folder",
+	// "DEST's folder", "dest_folder", ...).
+	Folder, From string
+	// Top is the destination folder that does not exist: Folder's first
+	// level as the destination names it ("" for the source).
+	Top string
+	// Closest are the existing folders nearest to the name (edit
+	// distance, case-insensitive), nearest first; Existing every folder
+	// of that side, for when none is near.
+	Closest, Existing []string
+}
+
+func (e *FolderError) Error() string {
+	var b strings.Builder
+	if e.Side == "source" {
+		fmt.Fprintf(&b, "source folder %q (%s) does not exist", e.Folder, e.From)
+	} else {
+		fmt.Fprintf(&b, "destination folder %q (%s) does not exist", e.Folder, e.From)
+		if e.Top != "" && e.Top != e.Folder {
+			fmt.Fprintf(&b, ", nor does its top-level folder %q", e.Top)
+		}
+		b.WriteString("; a copy creates a new top-level folder only with --create-folders (create_folders = true in a config)")
+	}
+	switch {
+	case len(e.Closest) > 0:
+		fmt.Fprintf(&b, "; did you mean %s?", suggest.Quote(e.Closest))
+	case len(e.Existing) > 0 && len(e.Existing) <= 12:
+		fmt.Fprintf(&b, "; the %s has %s", e.Side, strings.Join(e.Existing, ", "))
+	case len(e.Existing) > 12:
+		fmt.Fprintf(&b, "; the %s has %s, … (%d folders)", e.Side, strings.Join(e.Existing[:12], ", "), len(e.Existing))
+	}
+	return b.String()
+}
+
+// ErrorClass makes a FolderError fatal for the engine: trying again
+// cannot help.
+func (e *FolderError) ErrorClass() pipeline.Class { return pipeline.ClassFatal }
+
+// checkFolders runs checkSourceFolders (IMAP sources) and
+// checkDestFolder on a copy's sessions, before anything is listed, copied
+// or created.
+func (a *Account) checkFolders(ctx context.Context, src pipeline.Source, dst *imapdst.Destination) error {
+	var serr error
+	if is, ok := src.(*imapsrc.Source); ok {
+		serr = a.checkSourceFolders(ctx, is)
+	}
+	return errors.Join(serr, a.checkDestFolder(ctx, dst))
+}
+
+// checkSourceFolders returns a *FolderError (joined, one per name) for
+// each source folder the user named explicitly that matches no folder of
+// src, as the copy matches them (mapping.FolderFilter).
+func (a *Account) checkSourceFolders(ctx context.Context, src *imapsrc.Source) error {
+	if len(a.named.source) == 0 {
+		return nil
+	}
+	folders, err := src.Folders(ctx)
+	if err != nil {
+		return fmt.Errorf("listing source folders: %w", err)
+	}
+	prefix, _ := src.Namespace()
+	mf := make([]mapping.Folder, len(folders))
+	var names []string // as a user writes them: "/" between levels, no prefix
+	for i, f := range folders {
+		mf[i] = mapping.Folder{Name: f.Name, Delim: f.Delimiter, Attrs: f.Attrs}
+		n := f.Name
+		if prefix != "" && len(n) > len(prefix) && strings.HasPrefix(n, prefix) {
+			n = n[len(prefix):]
+		}
+		if f.Delimiter != 0 && f.Delimiter != '/' {
+			n = strings.ReplaceAll(n, string(f.Delimiter), "/")
+		}
+		names = append(names, n)
+	}
+	var errs []error
+	for _, n := range a.named.source {
+		filter, err := mapping.NewFolderFilter([]string{n.name}, nil)
+		if err != nil {
+			return err
+		}
+		if missing, _ := filter.Unmatched(mf, prefix); len(missing) > 0 {
+			errs = append(errs, &FolderError{Side: "source", Folder: n.name, From: n.from,
+				Closest: suggest.Closest(n.name, names, 3), Existing: names})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkDestFolder returns a *FolderError when the destination folder the
+// user named (n.dest) is, or is under, a top-level folder the destination
+// does not have, and CreateFolders is off. A folder under an existing one
+// ("INBOX/Old", "Archive/2019" when Archive exists) needs no permission:
+// a typo at the top is what makes a stray folder.
+func (a *Account) checkDestFolder(ctx context.Context, dst *imapdst.Destination) error {
+	n := a.named.dest
+	if n.name == "" || a.CreateFolders {
+		return nil
+	}
+	fl, err := dst.Folders(ctx)
+	if err != nil {
+		return fmt.Errorf("listing destination folders: %w", err)
+	}
+	top, err := a.destTop(fl)
+	if err != nil || top == "" || strings.EqualFold(top, "INBOX") {
+		return err
+	}
+	var names []string
+	for _, f := range fl.Folders {
+		if f.Name == top {
+			return nil
+		}
+		names = append(names, f.Name)
+	}
+	a.src.log.Debug("destination folder named is not there", "folder", n.name, "top", top)
+	return &FolderError{Side: "destination", Folder: n.name, From: n.from, Top: top,
+		Closest: suggest.Closest(top, names, 3), Existing: names}
+}
+
+// destTop is the top-level destination folder of the folder the user
+// named, as the copy names it: an IMAP source's root goes through the
+// folder map (separator, namespace prefix); a POP3 source's folder is
+// used as written, up to the destination's separator.
+func (a *Account) destTop(fl imapdst.FolderList) (string, error) {
+	name := a.named.dest.name
+	if a.sourceIMAP {
+		fm, err := mapping.NewFolderMap(mapping.FolderOptions{DestDelim: fl.Delim, DestPrefix: fl.Prefix, Root: name})
+		if err != nil {
+			return "", fmt.Errorf("folder rules: %w", err)
+		}
+		return fm.RootTop(), nil
+	}
+	if fl.Delim != 0 {
+		name, _, _ = strings.Cut(name, string(fl.Delim))
+	}
+	return name, nil
+}
+
+// CheckFolders checks, with sessions of its own, the folders the command
+// line or the config names (see FolderError): for `mailferry plan`, which
+// reports what a run would refuse. Errors that are not a *FolderError say
+// that a server could not be asked.
+func (a *Account) CheckFolders(ctx context.Context) error {
+	if a.sourceIMAP {
+		src, dst, err := a.Open(ctx)
+		if err != nil {
+			return err
+		}
+		defer src.Close(false)
+		defer dst.Close()
+		return a.checkFolders(ctx, src, dst)
+	}
+	if a.named.dest.name == "" || a.CreateFolders {
+		return nil
+	}
+	dst, err := a.OpenDestination(ctx)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	return a.checkDestFolder(ctx, dst)
 }

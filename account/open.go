@@ -38,6 +38,14 @@ func (a *Account) Job() pipeline.Job {
 			if err != nil {
 				return nil, nil, err
 			}
+			// Before anything is listed, copied or created: a folder
+			// the user named that is not there is a typo until told
+			// otherwise.
+			if err := a.checkFolders(ctx, src, dst); err != nil {
+				dst.Close()
+				src.Close(false)
+				return nil, nil, err
+			}
 			return src, dst, nil
 		},
 		OpenExtraDestination: func(ctx context.Context) (pipeline.Destination, error) {
@@ -178,7 +186,7 @@ var ErrNoWatch = errors.New("a POP3 source cannot be watched")
 func (a *Account) SourceCapabilities(ctx context.Context) (pop3src.Capabilities, error) {
 	d := a.src
 	c, err := pop3src.Dial(ctx, pop3src.DialOptions{Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
-		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout, Logger: d.log, Trace: d.trace})
+		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout, Timeouts: d.timeouts, Logger: d.log, Trace: d.trace})
 	if err != nil {
 		return nil, err
 	}

@@ -15,9 +15,11 @@ import (
 	"github.com/mailferry/mailferry/imapsrc"
 	"github.com/mailferry/mailferry/internal/bearer"
 	"github.com/mailferry/mailferry/internal/connlimit"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pop3src"
+	"github.com/mailferry/mailferry/provider"
 	"github.com/mailferry/mailferry/secret"
 	"github.com/mailferry/mailferry/verify"
 )
@@ -45,6 +47,7 @@ type side struct {
 	tls            *tls.Config
 	allowPlaintext bool
 	idleTimeout    time.Duration
+	timeouts       dialer.Timeouts // connect, TLS handshake, greeting
 	// user logs in; authzID, when set, is the mailbox a master user acts
 	// for (SASL PLAIN, RFC 4616 §2).
 	user, authzID string
@@ -58,8 +61,11 @@ type side struct {
 	grant         *grant
 	caps          []connlimit.Cap
 	userKey       string // the connlimit key of this user on this server
-	log           *slog.Logger
-	trace         io.Writer
+	// provider is the server's family when the provider key names it or
+	// its host is one of the provider's; nil otherwise.
+	provider *provider.Provider
+	log      *slog.Logger
+	trace    io.Writer
 	// quirks remembers what the server refused of the optional features,
 	// for every session of the account; shared carries it and the
 	// mailboxes' PERMANENTFLAGS between the destination's sessions.
@@ -85,7 +91,9 @@ type sideSpec struct {
 func (s *Set) side(sp sideSpec) (*side, error) {
 	o := &s.opts
 	d := &side{ep: sp.ep, allowPlaintext: o.AllowPlaintext || sp.srv.AllowPlaintext,
-		idleTimeout: sp.srv.IdleTimeout, auth: authMethod(sp.ep.Auth), log: s.log, trace: o.Trace}
+		idleTimeout: sp.srv.IdleTimeout, auth: authMethod(sp.ep.Auth), log: s.log, trace: o.Trace,
+		timeouts: dialer.Timeouts{Connect: sp.srv.ConnectTimeout, TLS: sp.srv.TLSTimeout, Greeting: sp.srv.GreetingTimeout},
+		provider: provider.For(sp.srv.Provider, sp.ep.Host)}
 	if sp.account != "" {
 		d.log = s.log.With("account", sp.account)
 	}
@@ -145,7 +153,7 @@ func (s *Set) side(sp sideSpec) (*side, error) {
 	if o.MaxConnectionsPerUser > 0 {
 		perUser = o.MaxConnectionsPerUser
 	}
-	uc := userCap(perUser, sp.ep)
+	uc := userCap(perUser, sp.ep, d.provider)
 	d.userKey = uc.Key
 	d.caps = append(d.caps, uc)
 	if o.MaxConnectionsTotal > 0 {
@@ -202,7 +210,7 @@ func (d *side) pop3(onClose func()) pop3src.Options {
 	return pop3src.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
-		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
+		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout, Timeouts: d.timeouts,
 		Logger: d.log, Trace: d.trace, OnClose: onClose,
 	}
 }
@@ -214,12 +222,14 @@ func (d *side) imapSource(f config.Folders, onClose func()) imapsrc.Options {
 	if d.ep.Mailbox != "" {
 		include = append([]string{d.ep.Mailbox}, include...)
 	}
+	labels, _ := imapsrc.ParseLabelMode(f.GmailLabels) // checked with the config and the flags
 	return imapsrc.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
-		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
+		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout, Timeouts: d.timeouts,
 		Logger: d.log, Trace: d.trace, Include: include, Exclude: f.Exclude,
 		MaxAge: f.MaxAge, MinAge: f.MinAge, OnClose: onClose, Quirks: d.quirks,
+		Provider: d.provider, Labels: labels,
 	}
 }
 
@@ -228,9 +238,9 @@ func (d *side) imapDest(batchMessages int, batchBytes int64, onClose func()) ima
 	return imapdst.Options{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
-		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout,
+		AllowPlaintext: d.allowPlaintext, IdleTimeout: d.idleTimeout, Timeouts: d.timeouts,
 		MaxBatchMessages: batchMessages, MaxBatchBytes: batchBytes,
-		Logger: d.log, Trace: d.trace, OnClose: onClose, Shared: d.shared,
+		Logger: d.log, Trace: d.trace, OnClose: onClose, Shared: d.shared, Provider: d.provider,
 	}
 }
 
@@ -240,7 +250,7 @@ func (d *side) reader() verify.IMAPOptions {
 	return verify.IMAPOptions{
 		Addr: d.ep.Addr(), TLS: tlsMode(d.ep.TLS), TLSConfig: d.tls,
 		User: d.user, AuthzID: d.authzID, Auth: d.auth, PasswordFunc: d.password, TokenRejected: d.tokenRejected,
-		AllowPlaintext: d.allowPlaintext, Logger: d.log, Quirks: d.quirks,
+		AllowPlaintext: d.allowPlaintext, Timeouts: d.timeouts, Logger: d.log, Quirks: d.quirks,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/internal/connlimit"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/provider"
 	"github.com/mailferry/mailferry/traffic"
 )
 
@@ -19,11 +20,12 @@ const runCapKey = "run"
 func userCapKey(ep config.Endpoint) string { return "user:" + ep.Addr() + "/" + ep.User }
 
 // userCap is the cap of a user on a server: the configured one, else the
-// provider's preset, else none that a refusing server cannot lower.
-func userCap(configured int, ep config.Endpoint) connlimit.Cap {
+// limit of the server's provider p (nil: none), else none that a refusing
+// server cannot lower.
+func userCap(configured int, ep config.Endpoint, p *provider.Provider) connlimit.Cap {
 	n := configured
-	if n <= 0 {
-		n = traffic.PresetFor(ep.Host).MaxConnectionsPerUser
+	if n <= 0 && p != nil {
+		n = p.MaxConnectionsPerUser
 	}
 	if n <= 0 {
 		n = connlimit.Unlimited
@@ -71,7 +73,7 @@ func (s *Set) refused(d *side, n int, err error) error {
 	return &CapLoweredError{Err: err, Server: d.ep.Addr(), User: d.ep.User, Cap: newCap}
 }
 
-// quotaOf is a daily quota: the configured one, else the preset; "off"
+// quotaOf is a daily quota: the configured one, else the provider's; "off"
 // (config.NoQuota) is none.
 func quotaOf(configured config.DailyBytes, preset int64) int64 {
 	switch {
@@ -84,8 +86,9 @@ func quotaOf(configured config.DailyBytes, preset int64) int64 {
 }
 
 // trafficOf builds the account's traffic control from its limits (the
-// command line's over the config's) and the providers' presets.
-func (s *Set) trafficOf(key string, l config.Limits, src, dst config.Endpoint) (*traffic.Account, error) {
+// command line's over the config's) and the limits of the servers'
+// providers (nil: none).
+func (s *Set) trafficOf(key string, l config.Limits, src, dst *provider.Provider) (*traffic.Account, error) {
 	o := s.opts.Limits
 	if o.BWLimitRead != "" {
 		l.BWLimitRead = o.BWLimitRead
@@ -113,9 +116,16 @@ func (s *Set) trafficOf(key string, l config.Limits, src, dst config.Endpoint) (
 	if tl.Messages, err = l.MaxMessagesPerSecond.Timetable(traffic.Messages); err != nil {
 		return nil, fmt.Errorf("max_messages_per_second: %w", err)
 	}
+	var read, written int64
+	if src != nil {
+		read = src.ReadBytesPerDay
+	}
+	if dst != nil {
+		written = dst.WrittenBytesPerDay
+	}
 	q := traffic.Quota{
-		ReadBytes:    quotaOf(l.MaxBytesPerDayRead, traffic.PresetFor(src.Host).ReadBytesPerDay),
-		WrittenBytes: quotaOf(l.MaxBytesPerDayWrite, traffic.PresetFor(dst.Host).WrittenBytesPerDay),
+		ReadBytes:    quotaOf(l.MaxBytesPerDayRead, read),
+		WrittenBytes: quotaOf(l.MaxBytesPerDayWrite, written),
 	}
 	return s.traffic.Account(key, tl, q), nil
 }

@@ -76,6 +76,14 @@ func (l *Ledger) ResolveAccount(ctx context.Context, spec AccountSpec) (Resoluti
 		return res, fmt.Errorf("resolving account %s in %s: %w", spec.Endpoint, l.path, err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	if l.pg != nil {
+		// SQLite's immediate transaction serializes writers; PostgreSQL's
+		// do not see each other's new rows: two workers resolving a new
+		// account at once would both create it, and one fail.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('mailferry-resolve'))`); err != nil {
+			return res, fmt.Errorf("resolving account %s in %s: %w", spec.Endpoint, l.path, explainConnect(err))
+		}
+	}
 	now := nanos(l.now())
 	byID, byEndpoint, err := l.aliases(ctx, tx, spec)
 	if err != nil {
@@ -109,13 +117,10 @@ func (l *Ledger) ResolveAccount(ctx context.Context, spec AccountSpec) (Resoluti
 			return res, err
 		}
 		provisional := len(cands) > 0 && spec.ID == ""
-		r, err := tx.ExecContext(ctx, l.d.q(`INSERT INTO accounts (ident, src_proto, src_user, dst_user, dst_folder, key_scheme, created, provisional)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), ident, spec.SourceProto, strings.ToLower(spec.SourceUser),
-			strings.ToLower(spec.DestUser), strings.ToLower(spec.DestFolder), spec.KeyScheme, now, provisional)
-		if err != nil {
-			return res, fmt.Errorf("creating account %s in %s: %w", spec.Endpoint, l.path, err)
-		}
-		id, err := r.LastInsertId()
+		var id int64
+		err = tx.QueryRowContext(ctx, l.d.q(`INSERT INTO accounts (ident, src_proto, src_user, dst_user, dst_folder, key_scheme, created, provisional)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`), ident, spec.SourceProto, strings.ToLower(spec.SourceUser),
+			strings.ToLower(spec.DestUser), strings.ToLower(spec.DestFolder), spec.KeyScheme, now, provisional).Scan(&id)
 		if err != nil {
 			return res, fmt.Errorf("creating account %s in %s: %w", spec.Endpoint, l.path, err)
 		}
@@ -377,7 +382,7 @@ func (l *Ledger) ConfirmAccount(ctx context.Context, account pipeline.AccountID)
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
-	if _, err := l.w.ExecContext(ctx, l.d.q(`UPDATE accounts SET provisional = 0 WHERE id = ?`), account); err != nil {
+	if _, err := l.w.ExecContext(ctx, l.d.q(`UPDATE accounts SET provisional = FALSE WHERE id = ?`), account); err != nil {
 		return fmt.Errorf("confirming account %d in %s: %w", account, l.path, err)
 	}
 	return nil
@@ -397,13 +402,13 @@ type Selector struct {
 // flight and stops. It returns the names (or idents) of the accounts it
 // changed.
 func (l *Ledger) Pause(ctx context.Context, sel Selector, reason string) ([]string, error) {
-	return l.setFlags(ctx, sel, `paused = 1, pause_reason = ?, paused_at = ?`, []any{reason, nanos(l.now())}, `NOT paused`)
+	return l.setFlags(ctx, sel, `paused = TRUE, pause_reason = ?, paused_at = ?`, []any{reason, nanos(l.now())}, `NOT paused`)
 }
 
 // Resume clears the pause of the selected accounts (a quota wait stays:
 // the quota is a rule, not a pause).
 func (l *Ledger) Resume(ctx context.Context, sel Selector) ([]string, error) {
-	return l.setFlags(ctx, sel, `paused = 0, pause_reason = '', paused_at = ?`, []any{nanos(l.now())}, `paused`)
+	return l.setFlags(ctx, sel, `paused = FALSE, pause_reason = '', paused_at = ?`, []any{nanos(l.now())}, `paused`)
 }
 
 // Retry makes the selected accounts run as soon as possible, and with
@@ -412,9 +417,13 @@ func (l *Ledger) Resume(ctx context.Context, sel Selector) ([]string, error) {
 func (l *Ledger) Retry(ctx context.Context, sel Selector, skipped bool) ([]string, error) {
 	set := `not_before = 0, retry_asked = ?`
 	if skipped {
-		set += `, retry_skipped = 1`
+		set += `, retry_skipped = TRUE`
 	}
-	return l.setFlags(ctx, sel, set, []any{nanos(l.now())}, `1 = 1`)
+	changed, err := l.setFlags(ctx, sel, set, []any{nanos(l.now())}, `1 = 1`)
+	if err != nil || l.pg == nil {
+		return changed, err
+	}
+	return changed, l.requeue(ctx, sel) // a fleet's queue: claimable now
 }
 
 // setFlags updates the selected accounts where cond holds.

@@ -125,6 +125,38 @@ type Options struct {
 	// bytes are free in a directory (the upgrade's disk check). Only tests
 	// set it.
 	FreeSpace func(dir string) (uint64, error)
+
+	// PostgreSQL only (postgres.go, lease.go):
+
+	// Password is the database password (state_password_env,
+	// state_password_file, MAILFERRY_STATE_PASSWORD); never in the URL.
+	Password string
+	// ConnectTimeout bounds each connection attempt; zero means 10 s.
+	ConnectTimeout time.Duration
+	// Worker names this process in leases, slots and runs; "" means
+	// "<hostname>:<pid>:<start time>".
+	Worker string
+	// LeaseTTL is how long a lease lasts unrenewed; zero means 30 s. It is
+	// renewed every quarter of it and counts as lost after half of it
+	// without a successful renewal. Only tests shorten it.
+	LeaseTTL time.Duration
+
+	skipSchemaCheck bool // Upgrade: open a ledger of another schema
+}
+
+// defaults are the options both engines use, defaults filled in.
+func (o *Options) defaults() (*slog.Logger, func() time.Time, time.Duration) {
+	log, now, retention := o.Logger, o.Now, o.Retention
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	return log, now, retention
 }
 
 // Ledger is the checkpoint. It implements pipeline.Ledger and is safe for
@@ -150,6 +182,10 @@ type Ledger struct {
 	mu     sync.Mutex
 	closed bool
 	held   map[pipeline.AccountID]*hold
+
+	// pg is the PostgreSQL engine's state (queue, leases, slots); nil for
+	// SQLite.
+	pg *pgEngine
 }
 
 // Open opens the ledger named by state: a SQLite file path, created (with
@@ -165,28 +201,17 @@ func Open(ctx context.Context, state string, opts *Options) (*Ledger, error) {
 	if state == "" {
 		return nil, errors.New("checkpoint: opening ledger: empty path")
 	}
-	if strings.HasPrefix(state, "postgres://") || strings.HasPrefix(state, "postgresql://") {
-		return nil, fmt.Errorf("opening ledger %s: PostgreSQL ledgers are not supported by this version of mailferry", redactURL(state))
+	if IsPostgres(state) {
+		return openPostgres(ctx, state, opts)
 	}
 	abs, err := filepath.Abs(state)
 	if err != nil {
 		return nil, fmt.Errorf("opening ledger %s: %w", state, err)
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	log, now, retention := opts.defaults()
 	busy := opts.BusyTimeout
 	if busy <= 0 {
 		busy = defaultBusyTimeout
-	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
-	}
-	retention := opts.Retention
-	if retention <= 0 {
-		retention = DefaultRetention
 	}
 
 	if err := mkdirPrivate(filepath.Dir(abs)); err != nil {
@@ -288,7 +313,13 @@ func (l *Ledger) Close() error {
 	l.mu.Unlock()
 
 	var errs []error
+	if l.pg != nil {
+		errs = append(errs, l.pg.close(held))
+	}
 	for id, h := range held {
+		if h.lock == nil {
+			continue
+		}
 		if err := h.lock.release(); err != nil {
 			errs = append(errs, fmt.Errorf("unlocking account %d: %w", id, err))
 		}
@@ -329,15 +360,6 @@ func dsn(abs string, busy time.Duration, readOnly bool) string {
 	}
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
 	return u.String()
-}
-
-// redactURL drops a password from a database URL for messages.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(a database URL)"
-	}
-	return u.Redacted()
 }
 
 // mkdirPrivate creates dir and its missing parents with mode 0700. It does

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -162,16 +161,17 @@ func (l *Ledger) Commit(ctx context.Context, account pipeline.AccountID, c pipel
 	if err := validate(&c); err != nil {
 		return fmt.Errorf("committing to account %d in %s: %w", account, l.path, err)
 	}
+	ctx, cancel, err := h.bound(ctx)
+	if err != nil {
+		return fmt.Errorf("committing to account %q in %s: %w", h.ident, l.path, err)
+	}
+	defer cancel()
 	tx, err := l.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("committing to account %d in %s: starting transaction: %w", account, l.path, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	var paused bool
-	err = tx.QueryRowContext(ctx, l.d.q(`SELECT paused FROM accounts WHERE id = ?`), account).Scan(&paused)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("committing to account %d in %s: no such account: %w", account, l.path, ErrHoldLost)
-	}
+	paused, err := l.fence(ctx, tx, account, h)
 	if err != nil {
 		return fmt.Errorf("committing to account %d in %s: %w", account, l.path, err)
 	}
@@ -237,10 +237,8 @@ func (w *commitWriter) write(ctx context.Context, c *pipeline.Changes) error {
 		}
 	}
 	for _, r := range c.Rekey {
-		// On bytes: substr counts characters in TEXT, and keys are bytes.
 		lo, hi := prefixRange(r.From)
-		q := `UPDATE messages SET source_key = CAST(? || CAST(substr(CAST(source_key AS BLOB), ?) AS TEXT) AS TEXT)
-			WHERE account_id = ? AND source_key >= ?`
+		q := l.d.rekey
 		args := []any{l.d.key(r.To), len(r.From) + 1, w.account, l.d.key(lo)}
 		if hi != "" {
 			q += ` AND source_key < ?`
@@ -276,8 +274,8 @@ func (w *commitWriter) write(ctx context.Context, c *pipeline.Changes) error {
 	}
 	if u := c.Usage; u.ReadBytes != 0 || u.WrittenBytes != 0 {
 		if _, err := w.exec(ctx, `INSERT INTO usage (account_id, window_start, read_bytes, written_bytes) VALUES (?, ?, ?, ?)
-			ON CONFLICT (account_id, window_start) DO UPDATE SET read_bytes = read_bytes + excluded.read_bytes,
-				written_bytes = written_bytes + excluded.written_bytes`,
+			ON CONFLICT (account_id, window_start) DO UPDATE SET read_bytes = usage.read_bytes + excluded.read_bytes,
+				written_bytes = usage.written_bytes + excluded.written_bytes`,
 			w.account, nanos(u.Window), u.ReadBytes, u.WrittenBytes); err != nil {
 			return fmt.Errorf("recording the quota usage: %w", err)
 		}
@@ -313,8 +311,9 @@ func (w *commitWriter) put(ctx context.Context, entries []pipeline.Entry) error 
 		}
 	}()
 	args := make([]any, 0, upsertRows*17)
-	for start := 0; start < len(entries); start += upsertRows {
-		chunk := entries[start:min(start+upsertRows, len(entries))]
+	for start, end := 0, 0; start < len(entries); start = end {
+		end = chunkEnd(entries, start)
+		chunk := entries[start:end]
 		stmt := stmts[len(chunk)]
 		if stmt == nil {
 			var err error
@@ -370,6 +369,21 @@ func (w *commitWriter) put(ctx context.Context, entries []pipeline.Entry) error 
 		}
 	}
 	return nil
+}
+
+// chunkEnd returns where the upsert statement starting at entries[start]
+// ends: after upsertRows entries, or before a key it already carries.
+// PostgreSQL refuses a statement that upserts one row twice; a key twice
+// in a change set is written by two statements in order (the last wins),
+// in both engines alike.
+func chunkEnd(entries []pipeline.Entry, start int) int {
+	seen := make(map[string]bool, upsertRows)
+	end := start
+	for end < len(entries) && end-start < upsertRows && !seen[entries[end].Key] {
+		seen[entries[end].Key] = true
+		end++
+	}
+	return end
 }
 
 // writeFolders upserts folder records.

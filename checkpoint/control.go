@@ -101,18 +101,14 @@ func (l *Ledger) ensureKey(ctx context.Context, tx *sql.Tx, key string) (pipelin
 	}
 	now := nanos(l.now())
 	p := parseEndpointKey(key)
-	res, err := tx.ExecContext(ctx, l.d.q(`INSERT INTO accounts (ident, src_proto, src_user, dst_user, dst_folder, source, destination, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+	// RETURNING, not LastInsertId: PostgreSQL's driver has none.
+	err = tx.QueryRowContext(ctx, l.d.q(`INSERT INTO accounts (ident, src_proto, src_user, dst_user, dst_folder, source, destination, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		key, p.srcProto, strings.ToLower(p.srcUser), strings.ToLower(p.dstUser), strings.ToLower(p.dstFolder),
-		p.source, p.destination, now)
+		p.source, p.destination, now).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("recording account %q in %s: %w", key, l.path, err)
 	}
-	n, err := res.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("recording account %q in %s: %w", key, l.path, err)
-	}
-	id = pipeline.AccountID(n)
 	return id, l.addAlias(ctx, tx, key, id, "key", now)
 }
 
@@ -146,7 +142,7 @@ func (l *Ledger) Controls(ctx context.Context) (map[string]Control, error) {
 	rows, err := l.r.QueryContext(ctx, `SELECT k, paused, pause_reason, paused_at, retry_asked FROM (
 			SELECT al.alias AS k, a.* FROM account_aliases al JOIN accounts a ON a.id = al.account_id
 			UNION SELECT a.name, a.* FROM accounts a WHERE a.name IS NOT NULL
-			UNION SELECT a.ident, a.* FROM accounts a)
+			UNION SELECT a.ident, a.* FROM accounts a) AS c
 		WHERE paused OR paused_at <> 0 OR retry_asked <> 0`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the controls from %s: %w", l.path, err)
@@ -243,7 +239,7 @@ func (l *Ledger) RequestRetry(ctx context.Context, key string) (RetryCounts, err
 		return RetryCounts{}, fmt.Errorf("asking for a retry of %s in %s: %w", key, l.path, err)
 	}
 	n.Skipped -= present
-	if _, err := tx.ExecContext(ctx, l.d.q(`UPDATE accounts SET retry_skipped = 1, not_before = 0, retry_asked = ? WHERE id = ?`),
+	if _, err := tx.ExecContext(ctx, l.d.q(`UPDATE accounts SET retry_skipped = TRUE, not_before = 0, retry_asked = ? WHERE id = ?`),
 		nanos(l.now()), id); err != nil {
 		return RetryCounts{}, fmt.Errorf("asking for a retry of %s in %s: %w", key, l.path, err)
 	}

@@ -8,8 +8,8 @@ import (
 // that create schema 5, how placeholders are spelled, how keys and byte
 // strings are bound, and the few statements the engines write
 // differently. The code that uses it (validation, change sets, pruning,
-// the folder cache) is the same for every engine. PostgreSQL (phase 2)
-// adds one value of this type and the lease-based hold.
+// the folder cache) is the same for every engine. PostgreSQL adds one
+// value of this type (dialect_postgres.go) and the lease-based hold.
 type dialect struct {
 	name string
 	// tables, indexes and triggers create schema 5 in that order: an
@@ -34,6 +34,11 @@ type dialect struct {
 	// account through the primary key instead); "" lets the planner
 	// choose (PostgreSQL picks by cost).
 	indexedBy func(index string) string
+	// rekey moves the keys of one prefix to another (Changes.Rekey), on
+	// bytes: its arguments are the new prefix, the first byte after the
+	// old prefix (1-based), the account and the range's low end; the
+	// caller appends "AND source_key < ?" for a bounded range.
+	rekey string
 }
 
 // sqliteDialect is the embedded engine's.
@@ -48,6 +53,9 @@ var sqliteDialect = &dialect{
 	indexedBy: func(index string) string {
 		return " INDEXED BY " + index
 	},
+	// substr counts characters in TEXT, and keys are bytes.
+	rekey: `UPDATE messages SET source_key = CAST(? || CAST(substr(CAST(source_key AS BLOB), ?) AS TEXT) AS TEXT)
+			WHERE account_id = ? AND source_key >= ?`,
 }
 
 // sqliteIn spells "col IN (?, ?, ...)" for values, padded with the last

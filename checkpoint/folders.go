@@ -127,12 +127,9 @@ func (f *folderIDs) id(ctx context.Context, k folderKey, uidValidity uint32) (in
 			k.account, string(k.side), f.l.d.key(k.name)).Scan(&r.id, &uv)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			res, err := f.tx.ExecContext(ctx, f.l.d.q(`INSERT INTO folders (account_id, side, name, uidvalidity) VALUES (?, ?, ?, ?)`),
-				k.account, string(k.side), f.l.d.key(k.name), int64(uidValidity))
+			err := f.tx.QueryRowContext(ctx, f.l.d.q(`INSERT INTO folders (account_id, side, name, uidvalidity) VALUES (?, ?, ?, ?) RETURNING id`),
+				k.account, string(k.side), f.l.d.key(k.name), int64(uidValidity)).Scan(&r.id)
 			if err != nil {
-				return 0, fmt.Errorf("recording folder %q: %w", k.name, err)
-			}
-			if r.id, err = res.LastInsertId(); err != nil {
 				return 0, fmt.Errorf("recording folder %q: %w", k.name, err)
 			}
 			r.uidValidity = uidValidity

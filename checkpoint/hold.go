@@ -58,7 +58,8 @@ type hold struct {
 	l            *Ledger
 	id           pipeline.AccountID
 	ident        string
-	lock         *heldLock
+	lock         *heldLock // SQLite
+	lease        *lease    // PostgreSQL
 	paused       chan struct{}
 	pauseOnce    sync.Once
 	retrySkipped bool
@@ -66,7 +67,12 @@ type hold struct {
 	releaseErr   error
 }
 
-func (h *hold) Lost() <-chan struct{}   { return nil }
+func (h *hold) Lost() <-chan struct{} {
+	if h.lease != nil {
+		return h.lease.lost
+	}
+	return nil
+}
 func (h *hold) Paused() <-chan struct{} { return h.paused }
 func (h *hold) RetrySkipped() bool      { return h.retrySkipped }
 
@@ -75,6 +81,10 @@ func (h *hold) markPaused() { h.pauseOnce.Do(func() { close(h.paused) }) }
 // Release drops the hold; later calls return the first result.
 func (h *hold) Release(context.Context) error {
 	h.release.Do(func() {
+		if h.lease != nil {
+			h.releaseErr = h.l.releaseLease(h, leaseEnd{})
+			return
+		}
 		l := h.l
 		l.mu.Lock()
 		if l.held != nil && l.held[h.id] == h {
@@ -95,7 +105,11 @@ func (h *hold) Release(context.Context) error {
 func (l *Ledger) holdOf(account pipeline.AccountID) *hold {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.held[account]
+	h := l.held[account]
+	if h != nil && h.lock == nil && h.lease == nil {
+		return nil // reserved while its lease is being claimed: not held yet
+	}
+	return h
 }
 
 // Hold takes the account for one run, as an flock(2) on its lock file,
@@ -109,6 +123,9 @@ func (l *Ledger) holdOf(account pipeline.AccountID) *hold {
 func (l *Ledger) Hold(ctx context.Context, account pipeline.AccountID) (pipeline.Hold, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, err
+	}
+	if l.pg != nil {
+		return l.holdLease(ctx, account)
 	}
 	var ident string
 	var paused, retry bool
@@ -125,6 +142,22 @@ func (l *Ledger) Hold(ctx context.Context, account pipeline.AccountID) (pipeline
 		return nil, fmt.Errorf("locking account %q: creating lock directory %s: %w", ident, l.lockDir, err)
 	}
 
+	h, err := l.waitHeld(ctx, ident, func() (*hold, error) { return l.tryLock(account, ident, path) })
+	if err != nil {
+		return nil, err
+	}
+	h.retrySkipped = retry
+	if paused {
+		h.markPaused()
+	}
+	return h, nil
+}
+
+// waitHeld calls try until it holds the account, fails otherwise than
+// with ErrLocked, or, with Options.LockWait, the wait or ctx ends (the
+// error then wraps ErrLocked and, if ctx ended, ctx.Err()). Without
+// LockWait the first ErrLocked is the answer.
+func (l *Ledger) waitHeld(ctx context.Context, name string, try func() (*hold, error)) (*hold, error) {
 	var deadline <-chan time.Time
 	if l.lockWait > 0 {
 		t := time.NewTimer(l.lockWait)
@@ -133,14 +166,10 @@ func (l *Ledger) Hold(ctx context.Context, account pipeline.AccountID) (pipeline
 	}
 	waiting := false
 	for {
-		h, err := l.tryLock(account, ident, path)
+		h, err := try()
 		if err == nil {
 			if waiting {
-				l.log.Info("account lock acquired after waiting", "account", ident)
-			}
-			h.retrySkipped = retry
-			if paused {
-				h.markPaused()
+				l.log.Info("account lock acquired after waiting", "account", name)
 			}
 			return h, nil
 		}
@@ -149,7 +178,7 @@ func (l *Ledger) Hold(ctx context.Context, account pipeline.AccountID) (pipeline
 		}
 		if !waiting {
 			waiting = true
-			l.log.Info("account locked by another run, waiting", "account", ident, "wait", l.lockWait)
+			l.log.Info("account locked by another run, waiting", "account", name, "wait", l.lockWait)
 		}
 		select {
 		case <-ctx.Done():

@@ -47,13 +47,11 @@ func (l *Ledger) StartRun(ctx context.Context, account pipeline.AccountID, start
 		return 0, fmt.Errorf("starting a run of account %d in %s: %w", account, l.path, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	res, err := tx.ExecContext(ctx, l.d.q(`INSERT INTO runs (account_id, started) VALUES (?, ?)`), account, nanos(started))
+	var id int64
+	err = tx.QueryRowContext(ctx, l.d.q(`INSERT INTO runs (account_id, worker, pass, started)
+		VALUES (?, ?, (SELECT pass FROM accounts WHERE id = ?), ?) RETURNING id`), account, l.workerID(), account, nanos(started)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("starting a run of account %d in %s: %w", account, l.path, err)
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("starting a run of account %d in %s: reading run id: %w", account, l.path, err)
 	}
 	if _, err := tx.ExecContext(ctx, l.d.q(`UPDATE accounts SET last_run = ? WHERE id = ?`), id, account); err != nil {
 		return 0, fmt.Errorf("starting a run of account %d in %s: %w", account, l.path, err)
@@ -123,7 +121,7 @@ func (l *Ledger) FinishRun(ctx context.Context, runID int64, rec pipeline.RunRec
 	if _, err := tx.ExecContext(ctx, l.d.q(`UPDATE accounts SET
 			last_ok_run = CASE WHEN ? THEN ? ELSE last_ok_run END,
 			last_err_run = CASE WHEN ? THEN ? ELSE last_err_run END,
-			retry_skipped = 0,
+			retry_skipped = FALSE,
 			not_before = CASE WHEN ? THEN ? ELSE not_before END,
 			wait_reason = CASE WHEN ? THEN 'quota' ELSE wait_reason END
 		WHERE id = ?`),
@@ -142,7 +140,7 @@ func (l *Ledger) FinishRun(ctx context.Context, runID int64, rec pipeline.RunRec
 // prune applies the pruning rules of one account (see FinishRun).
 func (l *Ledger) prune(ctx context.Context, tx *sql.Tx, account pipeline.AccountID, mirror bool, now time.Time) error {
 	if _, err := tx.ExecContext(ctx, l.d.q(`DELETE FROM runs WHERE account_id = ?
-		AND id < COALESCE((SELECT MIN(id) FROM (SELECT id FROM runs WHERE account_id = ? ORDER BY id DESC LIMIT ?)), 0)
+		AND id < COALESCE((SELECT MIN(id) FROM (SELECT id FROM runs WHERE account_id = ? ORDER BY id DESC LIMIT ?) AS newest), 0)
 		AND id <> COALESCE((SELECT last_ok_run FROM accounts WHERE id = ?), 0)
 		AND id <> COALESCE((SELECT last_err_run FROM accounts WHERE id = ?), 0)`),
 		account, account, keepRuns, account, account); err != nil {
@@ -173,10 +171,11 @@ func (l *Ledger) Runs(ctx context.Context, account pipeline.AccountID, limit int
 	if err := l.checkOpen(); err != nil {
 		return nil, err
 	}
-	if limit <= 0 {
-		limit = -1 // SQLite: no limit
+	q, args := `SELECT `+runColumns+` FROM runs WHERE account_id = ? ORDER BY id DESC`, []any{account}
+	if limit > 0 {
+		q, args = q+` LIMIT ?`, append(args, limit)
 	}
-	rows, err := l.r.QueryContext(ctx, l.d.q(`SELECT `+runColumns+` FROM runs WHERE account_id = ? ORDER BY id DESC LIMIT ?`), account, limit)
+	rows, err := l.r.QueryContext(ctx, l.d.q(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading runs of account %d from %s: %w", account, l.path, err)
 	}

@@ -201,8 +201,9 @@ func (l *Ledger) DoneHistory(ctx context.Context, since time.Time, step time.Dur
 		return nil, fmt.Errorf("reading the copy history of %s: step %v is not positive", l.path, step)
 	}
 	from := nanos(since)
-	rows, err := l.r.QueryContext(ctx, `SELECT (done_at - ?1) / ?2 AS slot, COUNT(*), COALESCE(SUM(size), 0)
-		FROM messages WHERE state = 'done' AND done_at >= ?1 GROUP BY slot ORDER BY slot`, from, step.Nanoseconds())
+	// Plain placeholders, each bound: PostgreSQL has no "?1".
+	rows, err := l.r.QueryContext(ctx, l.d.q(`SELECT (done_at - ?) / ? AS slot, COUNT(*), COALESCE(SUM(size), 0)
+		FROM messages WHERE state = 'done' AND done_at >= ? GROUP BY slot ORDER BY slot`), from, step.Nanoseconds(), from)
 	if err != nil {
 		return nil, fmt.Errorf("reading the copy history of %s: %w", l.path, err)
 	}

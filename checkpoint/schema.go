@@ -199,10 +199,13 @@ func (l *Ledger) create(ctx context.Context, tx *sql.Tx) error {
 func (l *Ledger) writeMeta(ctx context.Context, tx *sql.Tx) error {
 	for _, kv := range [][2]string{{"app", appName}, {"schema", strconv.Itoa(SchemaVersion)},
 		{"created", strconv.FormatInt(nanos(l.now()), 10)}} {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, kv[0], kv[1]); err != nil {
+		if _, err := tx.ExecContext(ctx, l.d.q(`INSERT INTO meta (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`), kv[0], kv[1]); err != nil {
 			return fmt.Errorf("writing meta %s: %w", kv[0], err)
 		}
+	}
+	if l.pg != nil {
+		return nil
 	}
 	// PRAGMA takes no bound parameters; the value is a constant. Schema-4
 	// binaries read it to refuse a newer file.

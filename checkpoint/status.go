@@ -29,8 +29,13 @@ type AccountStatus struct {
 	NotBefore                  time.Time
 	WaitReason                 string
 	// Holder is the pid of the process running the account now, 0 when
-	// none (SQLite: read from its lock file, never by taking the lock).
-	Holder      int
+	// none (SQLite: read from its lock file, never by taking the lock;
+	// PostgreSQL: the pid in the name of the worker holding a live lease,
+	// a process of the machine Worker names).
+	Holder int
+	// Worker is the worker holding a live lease on the account
+	// ("<host>:<pid>:…"); "" when none, and always in SQLite.
+	Worker      string
 	Provisional bool
 }
 
@@ -162,8 +167,14 @@ func (l *Ledger) Status(ctx context.Context, sel Selector) ([]AccountStatus, err
 			return nil, fmt.Errorf("reading the skip reasons of %s: %w", l.path, err)
 		}
 	}
-	for i := range out {
-		out[i].Holder = l.holder(out[i].Ident)
+	if l.pg != nil {
+		if err := l.leaseHolders(ctx, tx, out, want); err != nil {
+			return nil, err
+		}
+	} else {
+		for i := range out {
+			out[i].Holder = l.holder(out[i].Ident)
+		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return displayName(out[i]) < displayName(out[j]) })
 	return out, nil
@@ -204,6 +215,9 @@ func (l *Ledger) Size(ctx context.Context) (bytes, entries int64, err error) {
 	if err := l.checkOpen(); err != nil {
 		return 0, 0, err
 	}
+	if l.pg != nil {
+		return l.pgSize(ctx)
+	}
 	var pages, free, size int64
 	for _, p := range []struct {
 		pragma string
@@ -227,8 +241,10 @@ func (l *Ledger) Check(ctx context.Context) error {
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
-	var res string
-	if err := l.r.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&res); err != nil {
+	res := "ok"
+	if l.pg != nil {
+		// PostgreSQL checks its pages itself; the counts are checked below.
+	} else if err := l.r.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&res); err != nil {
 		return fmt.Errorf("checking %s: %w", l.path, err)
 	}
 	if res != "ok" {

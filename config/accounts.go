@@ -208,6 +208,9 @@ func parseAccounts(path, dir string, r io.Reader) (accts []Account, inline bool,
 		return nil, false, csvError(path, err)
 	}
 	known := csvColumns()
+	if err := separatorError(path, header, known); err != nil {
+		return nil, false, err
+	}
 	col := map[string]int{}
 	for i, h := range header {
 		h = strings.TrimSpace(h)
@@ -365,4 +368,25 @@ func csvLimits(get func(string) string) (*fileLimits, error) {
 		return nil, nil
 	}
 	return &f, nil
+}
+
+// separatorError says so when the header is one cell that another
+// separator splits into known columns: a spreadsheet that saved
+// "CSV" with semicolons (as in locales with a decimal comma) or tabs.
+func separatorError(path string, header []string, known map[string]*schema) error {
+	if len(header) != 1 {
+		return nil
+	}
+	for _, sep := range []struct{ char, name string }{{";", "semicolons"}, {"\t", "tabs"}} {
+		cells := strings.Split(header[0], sep.char)
+		if len(cells) < 2 {
+			continue
+		}
+		if _, ok := known[strings.TrimSpace(cells[0])]; !ok {
+			continue
+		}
+		return &ConfigError{File: path, Line: 1, Msg: fmt.Sprintf(
+			"the columns are separated by %s (%q), not commas: save the file as comma-separated CSV (in a spreadsheet: \"CSV (comma delimited)\"), or replace the %s", sep.name, sep.char, sep.name)}
+	}
+	return nil
 }

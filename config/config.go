@@ -71,15 +71,23 @@ const (
 // with Load; check a hand-built one with Validate.
 type Config struct {
 	File  string // the file it was loaded from; "" when built in code
-	State string // ledger path; "" = the command's default
+	State string // ledger path or postgres:// URL; "" = the command's default
+	// StatePassword is where the password of a PostgreSQL ledger comes
+	// from (state_password_env, state_password_file); never the URL.
+	StatePassword SecretSource
 	// LedgerRetention is how long the checkpoint keeps the entries of
 	// messages deleted at the source (gone), so that status and reports
 	// can say when; 0: the checkpoint's default (30 days).
 	LedgerRetention time.Duration
 	Workers         int // accounts in parallel
 	DryRun          bool
-	DeleteSource    bool
-	DeleteAfter     time.Duration // delete_after: delete copied messages this long after; excludes DeleteSource
+	// CreateFolders lets a copy create a new top-level destination folder
+	// the config names (dest_folder, [destination] folder, [folders]
+	// root): without it a name that is not there is refused, as a typo
+	// would be. Folders mapped from an IMAP source are created anyway.
+	CreateFolders bool
+	DeleteSource  bool
+	DeleteAfter   time.Duration // delete_after: delete copied messages this long after; excludes DeleteSource
 	// Mirror makes every account's passes follow the source (docs/mirror.md):
 	// copies of messages deleted or moved there are removed or moved on the
 	// destination. An account's own mirror key wins (MirrorOf).
@@ -154,6 +162,12 @@ type Server struct {
 	MasterLogin     MasterLogin
 	MasterSeparator string // for MasterLoginSeparator; "" = DefaultMasterSeparator
 	IdleTimeout     time.Duration
+	// ConnectTimeout, TLSTimeout and GreetingTimeout bound the steps of
+	// opening a connection, each on its own: a server that accepts and
+	// never answers fails in seconds. 0: 30 s.
+	ConnectTimeout  time.Duration
+	TLSTimeout      time.Duration
+	GreetingTimeout time.Duration
 	MaxConnections  int // per-server connection cap across workers; 0 = none beyond workers
 	// MaxConnectionsPerUser caps each user's connections to the server
 	// across the run's accounts; 0: the provider's known limit, if any.
@@ -238,10 +252,20 @@ type Folders struct {
 	Include, Exclude []string // folder names or patterns (* any, % one level, ? one character)
 	Root             string   // put every folder under this destination folder ("Old")
 	Rename           []FolderRename
-	SyncFlags        bool          // bring flags of earlier copies up to date (default true)
-	SpecialUse       bool          // map Sent, Drafts, Trash, Junk, Archive by role (default true)
-	MaxAge, MinAge   time.Duration // copy only messages younger / older than this; 0 = no limit
+	SyncFlags        bool // bring flags of earlier copies up to date (default true)
+	SpecialUse       bool // map Sent, Drafts, Trash, Junk, Archive by role (default true)
+	// GmailLabels is how a source with labels (Gmail) is copied:
+	// GmailOneCopy (one copy per message, its other labels as keywords;
+	// the default, "" too) or GmailPerLabel (one copy per label folder).
+	GmailLabels    string
+	MaxAge, MinAge time.Duration // copy only messages younger / older than this; 0 = no limit
 }
+
+// Values of folders.gmail_labels.
+const (
+	GmailOneCopy  = "one-copy"
+	GmailPerLabel = "per-label"
+)
 
 // FolderRename renames a source folder; with Regexp, From is a regular
 // expression and To may use $1 and the like. The first matching rule wins.
@@ -495,7 +519,9 @@ func (c *Config) DestEndpoint(a *Account) (Endpoint, error) {
 		ep.User = a.SourceUser
 	}
 	if src, err := c.SourceFor(a).endpoint(); err == nil && src.Protocol == IMAP {
-		ep.Mailbox = c.Folders.Root
+		// The root the source's folders go under, as DEST's path is for
+		// `mailferry copy`: the account's dest_folder, else [folders] root.
+		ep.Mailbox = firstNonEmpty(a.DestFolder, c.Folders.Root)
 		return ep, nil
 	}
 	switch {
@@ -507,6 +533,39 @@ func (c *Config) DestEndpoint(a *Account) (Endpoint, error) {
 		ep.Mailbox = DefaultFolder
 	}
 	return ep, nil
+}
+
+// DestFolderKey names the key that set the destination folder of a's
+// endpoint (DestEndpoint's Mailbox): "dest_folder", "folders.root",
+// "destination.folder" or "destination.url"; "" when none did (INBOX, or
+// an IMAP source's folders at the top).
+func (c *Config) DestFolderKey(a *Account) string {
+	src, err := c.SourceFor(a).endpoint()
+	imap := err == nil && src.Protocol == IMAP
+	d := c.DestinationFor(a)
+	switch {
+	case a.DestFolder != "":
+		return "dest_folder"
+	case imap && c.Folders.Root != "":
+		return "folders.root"
+	case imap:
+		return ""
+	case d.Folder != "":
+		return "destination.folder"
+	}
+	if ep, err := d.endpoint(); err == nil && ep.Mailbox != "" {
+		return "destination.url"
+	}
+	return ""
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // endpoint parses the section URL and merges the auth key into it.
@@ -522,4 +581,10 @@ func (s *Server) endpoint() (Endpoint, error) {
 		ep.Auth = s.Auth
 	}
 	return ep, nil
+}
+
+// IsDatabaseURL reports whether a state names a PostgreSQL ledger
+// ("postgres://…", "postgresql://…") rather than a file.
+func IsDatabaseURL(state string) bool {
+	return strings.HasPrefix(state, "postgres://") || strings.HasPrefix(state, "postgresql://")
 }

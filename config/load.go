@@ -22,26 +22,29 @@ import (
 // means "use the default". The toml tags are the one place key spellings live:
 // the schema check below is derived from them.
 type fileConfig struct {
-	State           *string   `toml:"state"`
-	LedgerRetention *Duration `toml:"ledger_retention"`
-	Workers         *int      `toml:"workers"`
-	DryRun          bool      `toml:"dry_run"`
-	DeleteSource    bool      `toml:"delete_source"`
-	DeleteAfter     *Duration `toml:"delete_after"`
-	Mirror          bool      `toml:"mirror"`
-	MaxDelete       *int      `toml:"max_delete"`
-	MaxDeletePct    *int      `toml:"max_delete_percent"`
-	LogFormat       *string   `toml:"log_format"`
-	OnLocked        string    `toml:"on_locked"`
-	LockWait        *Duration `toml:"lock_wait"`
-	Every           *Duration `toml:"every"`
-	Idle            *bool     `toml:"idle"`
-	MetricsAddr     string    `toml:"metrics_addr"`
-	UIAddr          string    `toml:"ui_addr"`
-	UIActions       bool      `toml:"ui_actions"`
-	UITokenFile     string    `toml:"ui_token_file"`
-	NotifyHook      string    `toml:"notify_webhook"`
-	NotifyCmd       string    `toml:"notify_command"`
+	State             *string   `toml:"state"`
+	StatePasswordEnv  *string   `toml:"state_password_env"`
+	StatePasswordFile *string   `toml:"state_password_file"`
+	LedgerRetention   *Duration `toml:"ledger_retention"`
+	Workers           *int      `toml:"workers"`
+	DryRun            bool      `toml:"dry_run"`
+	CreateFolders     bool      `toml:"create_folders"`
+	DeleteSource      bool      `toml:"delete_source"`
+	DeleteAfter       *Duration `toml:"delete_after"`
+	Mirror            bool      `toml:"mirror"`
+	MaxDelete         *int      `toml:"max_delete"`
+	MaxDeletePct      *int      `toml:"max_delete_percent"`
+	LogFormat         *string   `toml:"log_format"`
+	OnLocked          string    `toml:"on_locked"`
+	LockWait          *Duration `toml:"lock_wait"`
+	Every             *Duration `toml:"every"`
+	Idle              *bool     `toml:"idle"`
+	MetricsAddr       string    `toml:"metrics_addr"`
+	UIAddr            string    `toml:"ui_addr"`
+	UIActions         bool      `toml:"ui_actions"`
+	UITokenFile       string    `toml:"ui_token_file"`
+	NotifyHook        string    `toml:"notify_webhook"`
+	NotifyCmd         string    `toml:"notify_command"`
 	fileLimits
 	BWLimitReadTotal          *RateText     `toml:"bwlimit_read_total"`
 	BWLimitWriteTotal         *RateText     `toml:"bwlimit_write_total"`
@@ -73,6 +76,9 @@ type fileServer struct {
 	MasterPasswordFile    *string     `toml:"master_password_file"`
 	MasterPasswordCommand *string     `toml:"master_password_command"`
 	IdleTimeout           *Duration   `toml:"idle_timeout"`
+	ConnectTimeout        *Duration   `toml:"connect_timeout"`
+	TLSTimeout            *Duration   `toml:"tls_timeout"`
+	GreetingTimeout       *Duration   `toml:"greeting_timeout"`
 	MaxConnections        *int        `toml:"max_connections"`
 	MaxConnectionsPerUser *int        `toml:"max_connections_per_user"`
 	Provider              *string     `toml:"provider"`
@@ -106,14 +112,15 @@ type filePolicy struct {
 }
 
 type fileFolders struct {
-	Include    []string     `toml:"include"`
-	Exclude    []string     `toml:"exclude"`
-	Root       string       `toml:"root"`
-	SyncFlags  *bool        `toml:"sync_flags"`
-	SpecialUse *bool        `toml:"special_use"`
-	MaxAge     *Duration    `toml:"max_age"`
-	MinAge     *Duration    `toml:"min_age"`
-	Rename     []fileRename `toml:"rename"`
+	Include     []string     `toml:"include"`
+	Exclude     []string     `toml:"exclude"`
+	Root        string       `toml:"root"`
+	SyncFlags   *bool        `toml:"sync_flags"`
+	SpecialUse  *bool        `toml:"special_use"`
+	GmailLabels *string      `toml:"gmail_labels"`
+	MaxAge      *Duration    `toml:"max_age"`
+	MinAge      *Duration    `toml:"min_age"`
+	Rename      []fileRename `toml:"rename"`
 }
 
 type fileRename struct {
@@ -193,7 +200,7 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 
 	var raw map[string]any
 	if _, err := toml.Decode(doc, &raw); err != nil {
-		return nil, nil, tomlError(path, err)
+		return nil, nil, tomlError(path, doc, err)
 	}
 	kp := keyPositions(doc)
 	var errs errList
@@ -205,7 +212,7 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 	var fc fileConfig
 	md, err := toml.Decode(doc, &fc)
 	if err != nil {
-		return nil, nil, tomlError(path, err)
+		return nil, nil, tomlError(path, doc, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		// Unreachable when checkTable agrees with the decoder; kept so a
@@ -276,25 +283,58 @@ func load(path string, data []byte, perm fs.FileMode, readAccounts accountsReade
 			warns = append(warns, a.insecureWarning("destination"))
 		}
 	}
+	warns = append(warns, c.folderWarnings()...)
 	if err := c.Validate(); err != nil {
 		return nil, warns, err
 	}
 	return c, warns, nil
 }
 
+// folderWarnings warns of a destination folder that an IMAP source's
+// accounts do not use: [destination] folder and the path of its url say
+// where POP3 mail lands; an IMAP source's folders go under dest_folder or
+// [folders] root.
+func (c *Config) folderWarnings() []Warning {
+	src, err := c.Source.endpoint()
+	if err != nil || src.Protocol != IMAP {
+		return nil
+	}
+	d := c.Destination.Folder
+	key := "destination.folder"
+	if d == "" {
+		if ep, err := c.Destination.endpoint(); err == nil {
+			d, key = ep.Mailbox, "destination.url"
+		}
+	}
+	if d == "" || strings.EqualFold(d, DefaultFolder) {
+		return nil
+	}
+	return []Warning{{File: c.File, Line: c.at(key).Line, Key: key, Msg: fmt.Sprintf(
+		"%s names the folder %q, where POP3 mail lands; the source is IMAP, so its folders keep their names and do not go there: put them under a folder with dest_folder (per account) or [folders] root", key, d)}}
+}
+
 // lineRE finds the line in BurntSushi/toml's plain-string errors, e.g.
 // `toml: line 3 (last key "workers"): incompatible types`.
 var lineRE = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "([^"]*)"\))?: `)
 
-// tomlError turns a decode error into a *ConfigError with line and column.
-func tomlError(path string, err error) error {
+// tomlError turns a decode error of doc into a *ConfigError with line and
+// column.
+func tomlError(path, doc string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		msg := pe.Message
 		if pe.LastKey != "" {
 			msg = pe.LastKey + ": " + msg
 		}
-		return &ConfigError{File: path, Line: pe.Position.Line, Col: pe.Position.Col, Key: pe.LastKey, Msg: msg, Err: err}
+		line, col := pe.Position.Line, pe.Position.Col
+		if s := pe.Position.Start; s >= 0 && s <= len(doc) {
+			// The line from the error's byte offset: BurntSushi/toml v1.6.0
+			// counts the newline it stopped at ("expected ']' ... but got
+			// '\n'") as the start of the next line, one too many.
+			line = 1 + strings.Count(doc[:s], "\n")
+			col = s - strings.LastIndexByte(doc[:s], '\n')
+		}
+		return &ConfigError{File: path, Line: line, Col: col, Key: pe.LastKey, Msg: msg, Err: err}
 	}
 	ce := &ConfigError{File: path, Msg: strings.TrimPrefix(err.Error(), "toml: "), Err: err}
 	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
@@ -312,7 +352,13 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	c := Default()
 	c.File = path
 	if fc.State != nil {
-		c.State = relTo(dir, *fc.State)
+		c.State = *fc.State
+		if !IsDatabaseURL(c.State) {
+			c.State = relTo(dir, c.State)
+		}
+	}
+	if fc.StatePasswordEnv != nil || fc.StatePasswordFile != nil {
+		c.StatePassword = secretSource(dir, secret.Value{}, deref(fc.StatePasswordEnv), deref(fc.StatePasswordFile), "")
 	}
 	if fc.LedgerRetention != nil {
 		c.LedgerRetention = time.Duration(*fc.LedgerRetention)
@@ -320,7 +366,7 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	if fc.Workers != nil {
 		c.Workers = *fc.Workers
 	}
-	c.DryRun, c.DeleteSource = fc.DryRun, fc.DeleteSource
+	c.DryRun, c.DeleteSource, c.CreateFolders = fc.DryRun, fc.DeleteSource, fc.CreateFolders
 	if fc.DeleteAfter != nil {
 		c.DeleteAfter = time.Duration(*fc.DeleteAfter)
 	}
@@ -372,6 +418,9 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	c.Folders.Include, c.Folders.Exclude, c.Folders.Root = f.Include, f.Exclude, f.Root
 	if f.SyncFlags != nil {
 		c.Folders.SyncFlags = *f.SyncFlags
+	}
+	if f.GmailLabels != nil {
+		c.Folders.GmailLabels = *f.GmailLabels
 	}
 	if f.SpecialUse != nil {
 		c.Folders.SpecialUse = *f.SpecialUse
@@ -442,6 +491,14 @@ func (f *fileServer) apply(s *Server, dir string) {
 	}
 	if f.IdleTimeout != nil {
 		s.IdleTimeout = time.Duration(*f.IdleTimeout)
+	}
+	for _, d := range []struct {
+		to   *time.Duration
+		from *Duration
+	}{{&s.ConnectTimeout, f.ConnectTimeout}, {&s.TLSTimeout, f.TLSTimeout}, {&s.GreetingTimeout, f.GreetingTimeout}} {
+		if d.from != nil {
+			*d.to = time.Duration(*d.from)
+		}
 	}
 	set(&s.MaxConnections, f.MaxConnections)
 	set(&s.MaxConnectionsPerUser, f.MaxConnectionsPerUser)

@@ -71,12 +71,26 @@ func TestLoadErrors(t *testing.T) {
 			wantLine: 9, wantKey: "account.source_password", wantMsg: "must be a string, got an integer", noLeak: "73914621"},
 		{name: "syntax error", doc: "workers = \n" + minimal,
 			wantLine: 1, wantMsg: "migrate.toml:1"},
+		// BurntSushi/toml counts the newline it stopped at as the next
+		// line; the error is on the line that lacks the bracket.
+		{name: "unclosed table name on line 3", doc: "state = \"x.db\"\nworkers = 4\n[source\nurl = \"pop3s://h\"\n",
+			wantLine: 3, wantCol: 8, wantMsg: "migrate.toml:3:8: expected '.' or ']' to end table name"},
+		{name: "unclosed array of tables on line 3", doc: "state = \"x.db\"\nworkers = 4\n[[account]\n",
+			wantLine: 3, wantMsg: "migrate.toml:3:"},
 		{name: "conflicting secrets", doc: minimal + "source_password_file = \"alice.pw\"\n",
 			wantLine: 9, wantKey: "account.source_password", wantMsg: "conflicting secrets: source_password_env and source_password_file"},
 		{name: "conflicting master secrets", doc: strings.Replace(minimal, "[destination]", "master_user = \"admin\"\nmaster_password_env = \"M\"\nmaster_password_command = \"pass m\"\n[destination]", 1),
 			wantLine: 5, wantKey: "source.master_password", wantMsg: "conflicting secrets: source.master_password_env and source.master_password_command"},
 		{name: "password in URL refused without echo", doc: strings.Replace(minimal, "pop3s://pop.old.example", "pop3s://alice:Hunter2Pw@pop.old.example", 1),
 			wantLine: 2, wantCol: 1, wantKey: "source.url", wantMsg: "password in the URL is refused", wantErr: ErrPasswordInURL, noLeak: "Hunter2Pw"},
+		{name: "state URL with a password refused without echo", doc: "state = \"postgres://mf:Hunter3Pw@db.example/mf\"\n" + minimal,
+			wantLine: 1, wantKey: "state", wantMsg: "the state URL holds a password", noLeak: "Hunter3Pw"},
+		{name: "state URL with a password parameter", doc: "state = \"postgres://mf@db.example/mf?password=Hunter4Pw\"\n" + minimal,
+			wantLine: 1, wantKey: "state", wantMsg: "the state URL holds a password", noLeak: "Hunter4Pw"},
+		{name: "state password for a file state", doc: "state = \"mf.db\"\nstate_password_env = \"PW\"\n" + minimal,
+			wantLine: 2, wantKey: "state_password_env", wantMsg: "state_password_env is for a PostgreSQL state"},
+		{name: "conflicting state secrets", doc: "state = \"postgres://mf@db.example/mf\"\nstate_password_env = \"PW\"\nstate_password_file = \"pw\"\n" + minimal,
+			wantLine: 3, wantKey: "state_password", wantMsg: "conflicting secrets: state_password_env and state_password_file"},
 		{name: "bad source scheme", doc: strings.Replace(minimal, "pop3s://pop.old.example", "https://pop.old.example", 1),
 			wantLine: 2, wantKey: "source.url", wantMsg: `unsupported scheme "https"`, wantErr: ErrUnsupportedScheme},
 		{name: "POP3 destination", doc: strings.Replace(minimal, "imaps://imap.new.example", "pop3s://imap.new.example", 1),
@@ -302,8 +316,10 @@ func TestLoadFull(t *testing.T) {
 			}
 		}
 	}
-	if len(warns) != 1 || warns[0].Key != "destination.insecure_skip_verify" || warns[0].Line != 26 {
-		t.Errorf("Load(full) warnings = %v, want one for destination.insecure_skip_verify at line 26", warns)
+	// The source is IMAP: [destination] folder is not where its folders go.
+	if len(warns) != 2 || warns[0].Key != "destination.insecure_skip_verify" || warns[0].Line != 26 ||
+		warns[1].Key != "destination.folder" || warns[1].Line != 24 || !strings.Contains(warns[1].Msg, "dest_folder") {
+		t.Errorf("Load(full) warnings = %v, want one for destination.insecure_skip_verify at line 26, one for destination.folder at line 24", warns)
 	}
 
 	src, err := got.SourceEndpoint(&got.Accounts[0])
@@ -312,14 +328,31 @@ func TestLoadFull(t *testing.T) {
 	}
 	for i, wantDst := range []string{
 		// An IMAP source keeps its folders: the destination path is the
-		// [folders] root, not folder or dest_folder (those are for POP3).
-		"imap://alice%40new.example@127.0.0.1:1143/Old?tls=none&auth=login",
+		// root they go under, the account's dest_folder, else the
+		// [folders] root; never [destination] folder (that is for POP3).
+		"imap://alice%40new.example@127.0.0.1:1143/Old/INBOX?tls=none&auth=login",
 		"imap://bob@127.0.0.1:1143/Old?tls=none&auth=login",
 	} {
 		dst, err := got.DestEndpoint(&got.Accounts[i])
 		if err != nil || dst.String() != wantDst {
 			t.Errorf("DestEndpoint(account %d) = %v, %v; want %s", i, dst, err, wantDst)
 		}
+	}
+}
+
+// TestLoadPostgresState: a postgres:// state stays a URL (not made
+// relative to the config's directory), and its password source is read.
+func TestLoadPostgresState(t *testing.T) {
+	path := writeConfig(t, "state = \"postgres://mf@db.example/mf?sslmode=verify-full\"\nstate_password_file = \"db.pw\"\n"+minimal)
+	cfg, _, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.State != "postgres://mf@db.example/mf?sslmode=verify-full" {
+		t.Errorf("state = %q", cfg.State)
+	}
+	if want := filepath.Join(filepath.Dir(path), "db.pw"); cfg.StatePassword.File != want {
+		t.Errorf("state password file = %q, want %q", cfg.StatePassword.File, want)
 	}
 }
 

@@ -50,6 +50,20 @@ func (c *Config) Validate() error {
 	if c.LedgerRetention < 0 {
 		errs.add(c.at("ledger_retention"), "ledger_retention", "ledger_retention must not be negative")
 	}
+	if IsDatabaseURL(c.State) {
+		if u, err := url.Parse(c.State); err != nil {
+			errs.add(c.at("state"), "state", "state is not a valid database URL")
+		} else if _, has := u.User.Password(); has || u.Query().Has("password") {
+			// Said without repeating the URL: it holds the password.
+			errs.add(c.at("state"), "state", "the state URL holds a password: remove it and give it through state_password_env or state_password_file (or MAILFERRY_STATE_PASSWORD)")
+		}
+	} else if !c.StatePassword.IsZero() {
+		errs.add(c.at(c.StatePassword.Key("state_password")), c.StatePassword.Key("state_password"),
+			"%s is for a PostgreSQL state (postgres://…); state is a file", c.StatePassword.Key("state_password"))
+	}
+	if err := c.StatePassword.conflict("state_password"); err != nil {
+		errs.add(c.at("state_password_file"), "state_password", "%v", err)
+	}
 	if c.LockWait < 0 {
 		errs.add(c.at("lock_wait"), "lock_wait", "lock_wait must not be negative")
 	}
@@ -135,6 +149,12 @@ func (c *Config) Validate() error {
 				errs.add(c.at(key), key, "%s[%d]: %v", key, i, err)
 			}
 		}
+	}
+	switch c.Folders.GmailLabels {
+	case "", GmailOneCopy, GmailPerLabel:
+	default:
+		errs.add(c.at("folders.gmail_labels"), "folders.gmail_labels", "folders.gmail_labels must be %q or %q, got %q",
+			GmailOneCopy, GmailPerLabel, c.Folders.GmailLabels)
 	}
 	if c.Folders.MaxAge < 0 || c.Folders.MinAge < 0 {
 		errs.add(c.at("folders"), "folders", "folders.max_age and folders.min_age must not be negative")
@@ -255,8 +275,13 @@ func validateServer(errs *errList, k serverKeys, s *Server) (Endpoint, bool) {
 	if s.OAuth2 != nil {
 		validateOAuth2(errs, k, s)
 	}
-	if s.IdleTimeout < 0 {
-		errs.add(k.at("idle_timeout"), k.name("idle_timeout"), "%s must not be negative", k.name("idle_timeout"))
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"idle_timeout", s.IdleTimeout}, {"connect_timeout", s.ConnectTimeout}, {"tls_timeout", s.TLSTimeout}, {"greeting_timeout", s.GreetingTimeout}} {
+		if d.v < 0 {
+			errs.add(k.at(d.key), k.name(d.key), "%s must not be negative", k.name(d.key))
+		}
 	}
 	if s.MaxConnections < 0 {
 		errs.add(k.at("max_connections"), k.name("max_connections"), "%s must not be negative", k.name("max_connections"))

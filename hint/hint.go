@@ -14,6 +14,7 @@ import (
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/imapdst"
 	"github.com/mailferry/mailferry/internal/bearer"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pipeline"
@@ -29,6 +30,10 @@ const (
 	ClassLoginDelay     = "login-delay"     // POP3 LOGIN-DELAY: too soon after the last login
 	ClassInUse          = "mailbox-in-use"  // POP3 IN-USE: another session holds the maildrop
 	ClassQuota          = "quota"           // the destination mailbox is over quota
+	ClassUnreachable    = "unreachable"     // nothing listens on the port (connection refused)
+	ClassNoAnswer       = "no-answer"       // no connect, TLS handshake or greeting in time
+	ClassWrongProtocol  = "wrong-protocol"  // the server speaks another protocol than the URL says
+	ClassFolder         = "folder"          // a folder named is not there (account.FolderError)
 )
 
 // Hint is what For says about an error.
@@ -52,9 +57,23 @@ func For(err error) Hint {
 	var loginErr *imapconn.LoginError
 	var tokenErr *bearer.RejectedError
 	var refused *account.TokenRefusedError
+	var connRefused *dialer.RefusedError
+	var timedOut *dialer.TimeoutError
+	var protoErr *dialer.ProtocolError
+	var folderErr *account.FolderError
 	switch {
 	case err == nil:
 		return Hint{}
+	case errors.As(err, &connRefused):
+		return Hint{ClassUnreachable, fmt.Sprintf("nothing listens on %s: check the host and the port in the URL (IMAP: 993 for imaps://, 143 for imap://; POP3: 995 for pop3s://, 110 for pop3://) and that the server is running; a firewall that rejects connections looks the same. Retrying would not help", connRefused.Addr)}
+	case errors.As(err, &folderErr) && folderErr.Side == "source":
+		return Hint{ClassFolder, "correct the folder's name (the error names the nearest ones; mailferry plan lists what a run would copy); nothing was copied"}
+	case errors.As(err, &folderErr):
+		return Hint{ClassFolder, "correct the folder's name, or, if it is meant to be a new folder, add --create-folders (create_folders = true in a config); nothing was copied or created"}
+	case errors.As(err, &protoErr):
+		return Hint{ClassWrongProtocol, protocolHint(protoErr)}
+	case errors.As(err, &timedOut):
+		return Hint{ClassNoAnswer, timeoutHint(timedOut)}
 	case errors.As(err, &unknownCA):
 		return Hint{ClassTLSCertificate, "the server's certificate is not signed by a trusted CA: pass the CA's certificate with --tls-ca FILE (tls_ca in a config), or, for a test server only, --insecure-skip-verify"}
 	case errors.As(err, &hostErr):
@@ -79,18 +98,82 @@ func For(err error) Hint {
 	case errors.As(err, &tokenErr):
 		// Before the login refusals: the server's final NO or -ERR is in
 		// the chain too.
-		return Hint{ClassToken, "the server rejected the OAuth2 token (expired, revoked, issued for another user or without the mail scope): give a fresh one through the password file or command (read again for every connection) or MAILFERRY_SOURCE_PASSWORD / MAILFERRY_DEST_PASSWORD"}
+		return Hint{ClassToken, "the server rejected the OAuth2 token (expired, revoked, issued for another user or without the mail scope): give a fresh one through " + passwordSettings(sideOf(err), "the password file or command (read again for every connection)")}
 	case errors.As(err, &popErr) && strings.EqualFold(popErr.Code, "LOGIN-DELAY"):
 		return Hint{ClassLoginDelay, loginDelayHint(popErr.LoginDelay)}
 	case errors.As(err, &popErr) && strings.EqualFold(popErr.Code, "IN-USE"):
 		return Hint{ClassInUse, "another session holds the POP3 maildrop (a mail client, or another run): close it or wait until it ends, then run again; what was copied is kept"}
 	case errors.As(err, &popErr) && isAuthCommand(popErr.Command),
 		errors.As(err, &loginErr) && loginErr.ErrorClass() == pipeline.ClassFatal:
-		return Hint{ClassLogin, "the server refused the login: check the user name and the password (MAILFERRY_SOURCE_PASSWORD / MAILFERRY_DEST_PASSWORD or the account's password settings)"}
+		side := sideOf(err)
+		who := "the server"
+		if side != "" {
+			who = "the " + side + " server"
+		}
+		return Hint{ClassLogin, who + " refused the login: check the user name and the password: " + passwordSettings(side, "")}
 	case errors.As(err, &imapErr) && imapErr.Code == "OVERQUOTA":
 		return Hint{ClassQuota, "the destination mailbox is over quota: raise the quota or make room, then run again; what was copied is kept"}
 	}
 	return Hint{}
+}
+
+// sideOf is the side of the account whose opening failed with err:
+// "source", "destination", or "" when err does not say.
+func sideOf(err error) string {
+	var se *pipeline.SideError
+	if errors.As(err, &se) {
+		return se.Side
+	}
+	return ""
+}
+
+// passwordSettings names where side's password comes from, both sides'
+// when side is "": the variable and flags of the command line, the keys
+// of a config. what, when not "", is said first.
+func passwordSettings(side, what string) string {
+	var s string
+	switch side {
+	case "source":
+		s = "MAILFERRY_SOURCE_PASSWORD, --source-password-file or --source-password-command, or in a config the account's source_password setting"
+	case "destination":
+		s = "MAILFERRY_DEST_PASSWORD, --dest-password-file or --dest-password-command, or in a config the account's dest_password setting"
+	default:
+		s = "MAILFERRY_SOURCE_PASSWORD / MAILFERRY_DEST_PASSWORD or the account's password settings"
+	}
+	if what != "" {
+		return what + ", " + s
+	}
+	return s
+}
+
+// timeoutHint says what to check when a server accepted no connection, or
+// accepted it and then said nothing, within the step's timeout.
+func timeoutHint(e *dialer.TimeoutError) string {
+	switch e.Step {
+	case dialer.StepConnect:
+		return fmt.Sprintf("%s did not answer the connection within %v: check the host and the port in the URL, and whether a firewall drops the packets; on a very slow network raise --connect-timeout (connect_timeout in a config)", e.Addr, e.After)
+	case dialer.StepTLS:
+		return fmt.Sprintf("%s accepted the connection but did not finish the TLS handshake within %v: check that it is a TLS port (imaps:// 993, pop3s:// 995; for a plain-text port, 143 or 110, use imap:// or pop3:// with STARTTLS/STLS); for a very slow server raise --tls-timeout (tls_timeout)", e.Addr, e.After)
+	}
+	if e.TLS {
+		return fmt.Sprintf("%s accepted the connection and TLS but sent no greeting within %v: check the port (IMAP 993, POP3 995) and that the server is not overloaded; for a very slow server raise --greeting-timeout (greeting_timeout)", e.Addr, e.After)
+	}
+	return fmt.Sprintf("%s accepted the connection but sent no greeting within %v: a port that expects TLS from the first byte (993, 995) says nothing to a client that does not start it, so use imaps:// or pop3s:// there; otherwise check the port, or raise --greeting-timeout (greeting_timeout)", e.Addr, e.After)
+}
+
+// protocolHint says which URL fits the server that answered.
+func protocolHint(e *dialer.ProtocolError) string {
+	switch e.Got {
+	case "POP3":
+		return fmt.Sprintf("%s is a POP3 server: as the source, use pop3s:// (port 995) or pop3:// (110); for IMAP, use the IMAP port (993 or 143). Retrying would not help", e.Addr)
+	case "IMAP":
+		return fmt.Sprintf("%s is an IMAP server: use imaps:// (port 993) or imap:// (143) (an IMAP source copies every folder), or the POP3 port (995 or 110). Retrying would not help", e.Addr)
+	case "plain text":
+		return fmt.Sprintf("%s does not speak TLS on this port: use imap:// or pop3:// there (STARTTLS, STLS), or the TLS port (imaps:// 993, pop3s:// 995). Retrying would not help", e.Addr)
+	case "TLS":
+		return fmt.Sprintf("%s expects TLS from the first byte: use imaps:// or pop3s:// for this port. Retrying would not help", e.Addr)
+	}
+	return fmt.Sprintf("%s is not a mail server of that kind (it answered %q): check the host and the port in the URL. Retrying would not help", e.Addr, e.Line)
 }
 
 // loginDelayHint explains RFC 2449's LOGIN-DELAY with the minimum time

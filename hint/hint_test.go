@@ -13,8 +13,10 @@ import (
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/internal/bearer"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/oauthtoken"
+	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/pop3src"
 )
 
@@ -93,6 +95,39 @@ func TestFor(t *testing.T) {
 	for _, err := range []error{nil, fmt.Errorf("connection reset")} {
 		if got := For(err); got != (Hint{}) {
 			t.Errorf("For(%v) = %+v, want the zero Hint", err, got)
+		}
+	}
+	// The side that failed: only its password settings.
+	login := &imapconn.LoginError{Command: "LOGIN", User: "alice", Status: "NO", Code: "AUTHENTICATIONFAILED"}
+	for side, want := range map[string]string{"source": "MAILFERRY_SOURCE_PASSWORD", "destination": "MAILFERRY_DEST_PASSWORD"} {
+		other := map[string]string{"source": "MAILFERRY_DEST_PASSWORD", "destination": "MAILFERRY_SOURCE_PASSWORD"}[side]
+		got := For(&pipeline.SideError{Side: side, Err: login}).Fix
+		if !strings.Contains(got, "the "+side+" server refused the login") || !strings.Contains(got, want) || strings.Contains(got, other) {
+			t.Errorf("hint for the %s's refused login = %q, want %s and not %s", side, got, want, other)
+		}
+	}
+	// Servers that do not answer, or not in the URL's protocol.
+	for _, tc := range []struct {
+		err  error
+		want []string
+	}{
+		{&dialer.RefusedError{Addr: "127.0.0.1:1"}, []string{"nothing listens on 127.0.0.1:1", "993", "Retrying would not help"}},
+		{&account.FolderError{Side: "source", Folder: "Projekts"}, []string{"correct the folder's name", "nothing was copied"}},
+		{&account.FolderError{Side: "destination", Folder: "INBX"}, []string{"--create-folders", "create_folders"}},
+		{&dialer.TimeoutError{Step: dialer.StepConnect, Addr: "h:993", After: time.Second}, []string{"did not answer", "--connect-timeout"}},
+		{&dialer.TimeoutError{Step: dialer.StepTLS, Addr: "h:143", After: time.Second}, []string{"TLS handshake", "imap://", "--tls-timeout"}},
+		{&dialer.TimeoutError{Step: dialer.StepGreeting, Addr: "h:993", After: time.Second}, []string{"no greeting", "imaps:// or pop3s://", "--greeting-timeout"}},
+		{&dialer.TimeoutError{Step: dialer.StepGreeting, Addr: "h:993", After: time.Second, TLS: true}, []string{"accepted the connection and TLS", "--greeting-timeout"}},
+		{&dialer.ProtocolError{Addr: "h:993", Want: "IMAP", Got: "POP3"}, []string{"is a POP3 server", "pop3s://"}},
+		{&dialer.ProtocolError{Addr: "h:995", Want: "POP3", Got: "IMAP"}, []string{"is an IMAP server", "imaps://"}},
+		{&dialer.ProtocolError{Addr: "h:143", Want: "IMAP over TLS", Got: "plain text"}, []string{"does not speak TLS on this port", "imap://"}},
+		{&dialer.ProtocolError{Addr: "h:25", Want: "IMAP", Got: "SMTP", Line: "220 mx"}, []string{"not a mail server of that kind", "220 mx"}},
+	} {
+		got := For(fmt.Errorf("connecting to the source: %w", tc.err)).Fix
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("For(%v) = %q, want it to mention %q", tc.err, got, w)
+			}
 		}
 	}
 	busy := &imapconn.LoginError{Command: "LOGIN", Status: "NO", Text: "Request is throttled. Suggested Backoff Time: 500 milliseconds"}

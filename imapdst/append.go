@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/internal/mutf7"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -152,6 +153,9 @@ func (a *Appender) prepare(m pipeline.OutgoingMessage) (string, error) {
 	if lim := a.caps.appendLimit(); lim > 0 && m.Size > lim {
 		return "", pipeline.Permanent(fmt.Errorf("%w: %d bytes, server APPENDLIMIT is %d (not sent)", ErrTooBig, m.Size, lim))
 	}
+	if m.Binary && !a.caps["BINARY"] {
+		return "", pipeline.Permanent(fmt.Errorf("%w (not sent)", ErrNoBinary))
+	}
 	var b strings.Builder
 	var flags []string
 	for _, f := range m.Flags {
@@ -278,7 +282,16 @@ func (r *appendRun) each(idx []int) error {
 	var retry []int // refused with [TRYCREATE], to send again after CREATE
 	var stop error
 	for len(queue) > 0 || len(inflight) > 0 || len(retry) > 0 {
-		for stop == nil && len(retry) == 0 && len(queue) > 0 && len(inflight) < a.opts.MaxInFlight {
+		if stop == nil && len(inflight) == 0 && len(queue) > 0 && a.spentErrors() && a.inflight <= 1 {
+			// The server ends a connection after so many refusals, and
+			// with it the APPENDs in flight: go on on a new one first.
+			a.log.Info("the server ends a connection after so many errors; going on on a new one",
+				"refusals", a.refusals, "provider", a.provider.Name)
+			if err := a.renew(r.ctx); err != nil {
+				return err
+			}
+		}
+		for stop == nil && len(retry) == 0 && len(queue) > 0 && len(inflight) < a.maxInFlight() {
 			cmd, err := a.startAppend(r, queue[:1])
 			if err != nil {
 				return err
@@ -552,13 +565,13 @@ func (a *Appender) startAppend(r *appendRun, idx []int) (*command, error) {
 	cmd := a.newCommand("APPEND", r.mailbox)
 	cmd.n, cmd.idx = len(idx), idx
 	a.write(cmd.tag+" APPEND ", "")
-	if rejected, err := a.writeString(cmd, encodeMailbox(r.mailbox), false); err != nil || rejected {
+	if rejected, err := a.writeString(cmd, mutf7.Encode(r.mailbox), false); err != nil || rejected {
 		return cmd, err
 	}
 	for _, i := range idx {
 		m := r.msgs[i]
 		a.write(r.args[i]+" ", "")
-		if rejected, err := a.writeBody(cmd, m.Body, m.Size); err != nil || rejected {
+		if rejected, err := a.writeBody(cmd, m.Body, m.Size, m.Binary); err != nil || rejected {
 			return cmd, err
 		}
 	}

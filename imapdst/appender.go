@@ -3,6 +3,7 @@ package imapdst
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -14,9 +15,12 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/bearer"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/idleconn"
+	"github.com/mailferry/mailferry/internal/mutf7"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/provider"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -40,6 +44,13 @@ type Appender struct {
 	inflight   int   // StartAppend calls whose wait has not returned
 	err        error // sticky: why the connection is unusable
 	loggingOut bool
+	// provider is the server's family (Options.Provider, else what the
+	// server says of itself), quirks its profile; refusals counts the NO
+	// and BAD replies on this connection (quirks.MaxErrors).
+	provider *provider.Provider
+	quirks   provider.Quirks
+	greeting string
+	refusals int
 }
 
 // writeBufferBytes is the appender's write buffer. Message bodies are
@@ -82,10 +93,9 @@ func DialAppender(ctx context.Context, opts Options) (*Appender, error) {
 
 // dialAppender is DialAppender with the password in opts.
 func dialAppender(ctx context.Context, opts Options) (*Appender, error) {
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", opts.Addr)
+	raw, err := dialer.Dial(ctx, opts.Addr, opts.Timeouts)
 	if err != nil {
-		return nil, fmt.Errorf("imapdst: connecting to %s: %w", opts.Addr, err)
+		return nil, fmt.Errorf("imapdst: %w", err)
 	}
 	return NewAppender(ctx, raw, opts)
 }
@@ -125,6 +135,14 @@ func NewAppender(ctx context.Context, conn net.Conn, opts Options) (*Appender, e
 	return a, nil
 }
 
+// renew logs out of a connection that works and goes on on a new one
+// (quirks.MaxErrors). Only DialAppender's connections can be renewed.
+func (a *Appender) renew(ctx context.Context) error {
+	a.loggingOut = true
+	_, _ = a.simple("LOGOUT", "")
+	return a.reconnect(ctx)
+}
+
 // reconnect replaces a failed connection with a new session to the same
 // server. Only DialAppender's connections can be re-established.
 func (a *Appender) reconnect(ctx context.Context) error {
@@ -143,13 +161,36 @@ func (a *Appender) reconnect(ctx context.Context) error {
 // start reads the greeting (RFC 3501 §7.1), upgrades with STARTTLS and
 // authenticates.
 func (a *Appender) start(ctx context.Context) error {
-	greet, err := a.next()
+	var greet response
+	err := dialer.Run(ctx, a.ic, dialer.StepGreeting, a.opts.Addr, a.opts.Timeouts.Greeting, a.opts.TLS == TLSImplicit, func(context.Context) (err error) {
+		// Another protocol's greeting ("+OK" of POP3) is no IMAP response
+		// the parser could read: look at the first line as it came.
+		if _, err := a.br.Peek(1); err != nil {
+			return err
+		}
+		first, _ := a.br.Peek(a.br.Buffered())
+		line, _, _ := strings.Cut(string(first), "\n")
+		if perr := dialer.Unexpected(a.opts.Addr, dialer.IMAP, line); perr != nil {
+			return perr // POP3 at an IMAP URL's port, say
+		}
+		greet, err = a.next()
+		return err
+	})
+	var te *dialer.TimeoutError
+	var pe *dialer.ProtocolError
+	if errors.As(err, &te) || errors.As(err, &pe) {
+		return fmt.Errorf("imapdst: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("imapdst: reading greeting from %s: %w", a.opts.Addr, err)
 	}
 	if greet.Tag != "*" || (greet.Status != "OK" && greet.Status != "PREAUTH") {
+		if perr := dialer.Unexpected(a.opts.Addr, dialer.IMAP, greet.Line); perr != nil {
+			return a.fail(fmt.Errorf("imapdst: %w", perr)) // POP3 at an IMAP URL's port, say
+		}
 		return a.fail(fmt.Errorf("imapdst: unexpected greeting from %s: %q", a.opts.Addr, truncate(greet.Line)))
 	}
+	a.greeting = greet.Text
 	preauth := greet.Status == "PREAUTH"
 	if a.opts.TLS == TLSStartTLS {
 		if preauth {
@@ -171,10 +212,35 @@ func (a *Appender) start(ctx context.Context) error {
 			return err
 		}
 	}
+	a.identify()
 	a.log.Debug("appender ready", "multiappend", a.caps["MULTIAPPEND"], "literal+", a.caps["LITERAL+"],
-		"uidplus", a.caps["UIDPLUS"], "appendlimit", a.caps.appendLimit())
+		"uidplus", a.caps["UIDPLUS"], "appendlimit", a.caps.appendLimit(), "binary", a.caps["BINARY"])
 	return nil
 }
+
+// identify sets the server's provider: Options.Provider, else the one its
+// capabilities and greeting tell (provider.Identify).
+func (a *Appender) identify() {
+	a.provider = a.opts.Provider
+	if a.provider == nil {
+		host, _, err := net.SplitHostPort(a.opts.Addr)
+		if err != nil {
+			host = a.opts.Addr
+		}
+		ps := provider.Server{Host: host, Greeting: a.greeting}
+		for c, ok := range a.caps {
+			if ok {
+				ps.Capabilities = append(ps.Capabilities, c)
+			}
+		}
+		a.provider = provider.Identify(ps)
+	}
+	a.quirks = provider.QuirksOf(a.provider)
+}
+
+// Provider returns the server's family (Options.Provider, or the one told
+// from what the server said); nil when none is known.
+func (a *Appender) Provider() *provider.Provider { return a.provider }
 
 // startTLS upgrades the connection (RFC 3501 §6.2.1, RFC 2595 §3.1).
 func (a *Appender) startTLS(ctx context.Context) error {
@@ -194,7 +260,11 @@ func (a *Appender) startTLS(ctx context.Context) error {
 	if a.br.Buffered() > 0 {
 		return a.fail(fatal(fmt.Errorf("imapdst: %s sent data after STARTTLS OK before the TLS handshake", a.opts.Addr)))
 	}
-	tc, err := tlsmode.Handshake(ctx, a.ic, a.opts.tlsConfig())
+	var tc *tls.Conn
+	err := dialer.Run(ctx, a.ic, dialer.StepTLS, a.opts.Addr, a.opts.Timeouts.TLS, false, func(ctx context.Context) (err error) {
+		tc, err = tlsmode.Handshake(ctx, a.ic, a.opts.tlsConfig())
+		return err
+	})
 	if err != nil {
 		return a.fail(fmt.Errorf("imapdst: TLS handshake with %s after STARTTLS: %w", a.opts.Addr, err))
 	}
@@ -310,7 +380,7 @@ func (a *Appender) simple(name, mailbox string) (*command, error) {
 	a.write(cmd.tag+" "+name, "")
 	if mailbox != "" {
 		a.write(" ", "")
-		if rejected, err := a.writeString(cmd, encodeMailbox(mailbox), false); err != nil {
+		if rejected, err := a.writeString(cmd, mutf7.Encode(mailbox), false); err != nil {
 			return cmd, err
 		} else if rejected {
 			return cmd, a.replyError(cmd)
@@ -324,13 +394,16 @@ func (a *Appender) simple(name, mailbox string) (*command, error) {
 	return cmd, a.replyError(cmd)
 }
 
-// Capabilities reports what the server offers for appending.
+// Capabilities reports what the server offers for appending, and how it
+// treats an APPEND of a message it holds (its quirk profile).
 func (a *Appender) Capabilities() pipeline.Capabilities {
 	return pipeline.Capabilities{
-		MultiAppend: a.multiAppend(),
-		LiteralPlus: a.caps["LITERAL+"],
-		UIDPlus:     a.caps["UIDPLUS"],
-		AppendLimit: a.caps.appendLimit(),
+		MultiAppend:     a.multiAppend(),
+		LiteralPlus:     a.caps["LITERAL+"],
+		UIDPlus:         a.caps["UIDPLUS"],
+		AppendLimit:     a.caps.appendLimit(),
+		Binary:          a.caps["BINARY"],
+		DropsDuplicates: a.quirks.DropsDuplicates,
 	}
 }
 
@@ -439,6 +512,16 @@ func (a *Appender) nonSyncOK(n int64) bool {
 	return a.caps["LITERAL+"] || n <= 4096 && (a.caps["LITERAL-"] || a.caps["IMAP4REV2"])
 }
 
+// announceLiteral8 writes an n-byte literal8's announcement (RFC 3516
+// §4.4: "~{n}", for a message with NUL bytes, which a literal cannot
+// carry) and waits for the continuation: always synchronising, so the
+// server may refuse it before a byte is sent.
+func (a *Appender) announceLiteral8(cmd *command, n int64) (rejected bool, err error) {
+	a.write("~{"+strconv.FormatInt(n, 10)+"}\r\n", "")
+	a.tr.clientEnd()
+	return a.waitContinuation(cmd)
+}
+
 // writeLiteral announces and sends an n-byte literal read from r. For a
 // synchronising literal it first waits for the continuation; if the server
 // completes cmd instead (a NO before "+", e.g. [TOOBIG]), nothing is sent
@@ -450,16 +533,22 @@ func (a *Appender) writeLiteral(cmd *command, r io.Reader, n int64, secret bool)
 	if rejected, err := a.announceLiteral(cmd, n); err != nil || rejected {
 		return rejected, err
 	}
+	return false, a.copyLiteral(cmd, r, n, secret)
+}
+
+// copyLiteral sends the n bytes of a literal announced (and, if
+// synchronising, continued) from r.
+func (a *Appender) copyLiteral(cmd *command, r io.Reader, n int64, secret bool) error {
 	er := &errReader{r: r}
 	m, err := io.CopyN(a.bw, er, n)
 	switch {
 	case er.err != nil && !errors.Is(er.err, io.EOF):
-		return false, a.fail(fmt.Errorf("imapdst: reading message body for %s: %w", a.opts.Addr, er.err))
+		return a.fail(fmt.Errorf("imapdst: reading message body for %s: %w", a.opts.Addr, er.err))
 	case m < n:
 		if err == nil || errors.Is(err, io.EOF) {
-			return false, a.fail(fmt.Errorf("imapdst: message body for %q ended after %d of %d bytes", cmd.mailbox, m, n))
+			return a.fail(fmt.Errorf("imapdst: message body for %q ended after %d of %d bytes", cmd.mailbox, m, n))
 		}
-		return false, a.failWrite(fmt.Errorf("imapdst: writing to %s: %w", a.opts.Addr, err))
+		return a.failWrite(fmt.Errorf("imapdst: writing to %s: %w", a.opts.Addr, err))
 	}
 	if secret {
 		a.tr.client("***")
@@ -467,7 +556,7 @@ func (a *Appender) writeLiteral(cmd *command, r io.Reader, n int64, secret bool)
 	} else {
 		a.tr.literal(n)
 	}
-	return false, nil
+	return nil
 }
 
 // announceLiteral writes an n-byte literal's announcement and, for a
@@ -487,22 +576,26 @@ func (a *Appender) announceLiteral(cmd *command, n int64) (rejected bool, err er
 }
 
 // writeBody sends a message body of n bytes as a literal, like
-// writeLiteral. A body that writes itself whole (CopyTo: a spooled
+// writeLiteral, or as a literal8 when binary (announceLiteral8). A body that writes itself whole (CopyTo: a spooled
 // message, which hands its bytes in memory to the write buffer in one
 // Write) is asked to: bufio then sends all but the start of a large body
 // straight to the connection, a copy of every byte fewer than reading it
 // through the buffer. Other bodies are read through ReadAt. (Not
 // io.WriterTo: a bytes.Reader's WriteTo writes from its read position,
 // and a body may be sent again.)
-func (a *Appender) writeBody(cmd *command, body io.ReaderAt, n int64) (rejected bool, err error) {
+func (a *Appender) writeBody(cmd *command, body io.ReaderAt, n int64, binary bool) (rejected bool, err error) {
+	announce := a.announceLiteral
+	if binary {
+		announce = a.announceLiteral8
+	}
+	if rejected, err := announce(cmd, n); err != nil || rejected {
+		return rejected, err
+	}
 	wt, ok := body.(interface {
 		CopyTo(io.Writer) (int64, error)
 	})
 	if !ok {
-		return a.writeLiteral(cmd, io.NewSectionReader(body, 0, n), n, false)
-	}
-	if rejected, err := a.announceLiteral(cmd, n); err != nil || rejected {
-		return rejected, err
+		return false, a.copyLiteral(cmd, io.NewSectionReader(body, 0, n), n, false)
 	}
 	ew := &errWriter{w: a.bw}
 	m, err := wt.CopyTo(ew)
@@ -610,6 +703,9 @@ func (a *Appender) next() (response, error) {
 	if !ok {
 		return r, a.fail(fmt.Errorf("imapdst: %s completed unknown command tag %q", a.opts.Addr, r.Tag))
 	}
+	if r.Status == "NO" || r.Status == "BAD" {
+		a.refusals++
+	}
 	delete(a.pending, r.Tag)
 	cmd.done, cmd.reply = true, r
 	return r, nil
@@ -625,7 +721,7 @@ func (a *Appender) untagged(r response) error {
 		}
 		// RFC 3501 §7.1.5: the server is closing the connection. Commands
 		// not yet completed have an unknown outcome.
-		return a.fail(a.byeError(r))
+		return a.fail(a.dailyLimit(a.byeError(r)))
 	case "OK", "NO", "BAD", "PREAUTH":
 		switch {
 		case r.Code == "ALERT":
@@ -673,7 +769,7 @@ func (a *Appender) failWrite(err error) error {
 		return a.err
 	}
 	if bye := a.salvageBye(); bye != nil {
-		err = fmt.Errorf("%w (%w)", bye, err)
+		err = a.dailyLimit(fmt.Errorf("%w (%w)", bye, err))
 	}
 	return a.fail(err)
 }
@@ -713,13 +809,46 @@ func (a *Appender) fail(err error) error {
 	return a.err
 }
 
-// replyError returns nil for an OK completion, else a *ReplyError.
+// replyError returns nil for an OK completion, else a *ReplyError (in a
+// *pipeline.DailyLimitError when it says the day's allowance is spent).
 func (a *Appender) replyError(cmd *command) error {
 	if cmd.reply.Status == "OK" {
 		return nil
 	}
-	return &ReplyError{Command: cmd.name, Mailbox: cmd.mailbox, Status: cmd.reply.Status,
-		Code: cmd.reply.Code, Text: cmd.reply.Text, Batch: cmd.n > 1}
+	return a.dailyLimit(&ReplyError{Command: cmd.name, Mailbox: cmd.mailbox, Status: cmd.reply.Status,
+		Code: cmd.reply.Code, Text: cmd.reply.Text, Batch: cmd.n > 1})
+}
+
+// dailyLimit returns err in a *pipeline.DailyLimitError when the server's
+// refusal in it says the account's daily allowance is spent
+// (provider.Quirks.DailyLimit: Gmail's "[OVERQUOTA] Account exceeded
+// command or bandwidth limits", as a NO or a BYE): the account then
+// pauses until the next quota day instead of failing, and the messages
+// refused are sent then. Other errors pass unchanged.
+func (a *Appender) dailyLimit(err error) error {
+	var re *ReplyError
+	if errors.As(err, &re) && a.quirks.DailyLimitReached(re.Text) {
+		return &pipeline.DailyLimitError{Err: err}
+	}
+	return err
+}
+
+// spentErrors reports whether this connection has had as many refusals as
+// the server takes on one connection, less one (provider.Quirks.MaxErrors:
+// Exchange Online ends a connection after about 10): the next refusal
+// would cost the connection and the APPENDs in flight on it.
+func (a *Appender) spentErrors() bool {
+	return a.quirks.MaxErrors > 0 && a.refusals >= a.quirks.MaxErrors-1
+}
+
+// maxInFlight bounds the APPENDs sent before their replies: MaxInFlight,
+// and no more than the refusals the connection has left.
+func (a *Appender) maxInFlight() int {
+	n := a.opts.MaxInFlight
+	if m := a.quirks.MaxErrors; m > 0 {
+		n = min(n, max(1, m-1-a.refusals))
+	}
+	return n
 }
 
 // loginError returns the server's refusal of a LOGIN or AUTHENTICATE as a

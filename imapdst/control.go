@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -31,6 +32,16 @@ type control struct {
 	c      *imapclient.Client // conn's
 	gate   *gateWriter        // nil without Trace
 	err    error              // sticky: why the connection is unusable
+
+	createdMu sync.Mutex
+	created   []string // mailboxes this session created, in order
+}
+
+// noteCreated records that the server created mailbox for this session.
+func (ctl *control) noteCreated(mailbox string) {
+	ctl.createdMu.Lock()
+	defer ctl.createdMu.Unlock()
+	ctl.created = append(ctl.created, mailbox)
 }
 
 // dialControl connects, sets up TLS and authenticates.
@@ -46,7 +57,7 @@ func dialControl(ctx context.Context, opts Options) (*control, error) {
 	conn, err := imapconn.Dial(ctx, imapconn.Options{
 		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig, Credentials: opts.credentials(),
 		PasswordFunc: opts.PasswordFunc, TokenRejected: opts.TokenRejected, AllowPlaintext: opts.AllowPlaintext,
-		IdleTimeout: opts.IdleTimeout, DebugWriter: debug,
+		IdleTimeout: opts.IdleTimeout, Timeouts: opts.Timeouts, DebugWriter: debug,
 	})
 	if err != nil {
 		return nil, err
@@ -356,6 +367,13 @@ func headerMessageID(hdr []byte) string {
 // into SHA-256, checking the literal's length against its announced size and
 // the command's completion, since go-imap beta.8 reports a connection cut
 // mid-literal only there: the literal itself ends early with io.EOF.
+//
+// A server with BINARY may hold a message with NUL bytes, appended as a
+// literal8, and serve it in BODY[] with each NUL replaced (Dovecot: 0x80).
+// When BODY[] holds a 0x80 byte, the message is read again as BINARY.PEEK[]
+// (RFC 3516), and when that has the same size and holds a NUL byte it is
+// the message's bytes: else a copy appended with NUL bytes would never
+// match its digest and reconcile would append it again.
 func (ctl *control) digest(ctx context.Context, mailbox string, uid uint32) ([32]byte, int64, error) {
 	var sum [32]byte
 	done, err := ctl.begin(ctx)
@@ -375,9 +393,51 @@ func (ctl *control) digest(ctx context.Context, mailbox string, uid uint32) ([32
 	}
 	ctl.gate.set(false) // the body is not traced
 	defer ctl.gate.set(true)
-	cmd := ctl.c.Fetch(imap.SeqSetNum(seqs[0]), &imap.FetchOptions{
-		UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}},
-	})
+	sum, size, seen, err := ctl.fetchDigest(ctx, mailbox, uid, seqs[0], false)
+	if err != nil || seen&seen80 == 0 || !ctl.c.Caps().Has(imap.CapBinary) {
+		return sum, size, err
+	}
+	bsum, bsize, bseen, err := ctl.fetchDigest(ctx, mailbox, uid, seqs[0], true)
+	if err != nil {
+		return sum, 0, err
+	}
+	if bsize == size && bseen&seenNUL != 0 {
+		return bsum, bsize, nil
+	}
+	return sum, size, nil
+}
+
+// Bytes fetchDigest reports having seen.
+const (
+	seen80 = 1 << iota
+	seenNUL
+)
+
+// seenWriter notes whether 0x80 or NUL bytes pass through it.
+type seenWriter struct{ seen int }
+
+func (w *seenWriter) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, 0x80) >= 0 {
+		w.seen |= seen80
+	}
+	if bytes.IndexByte(p, 0) >= 0 {
+		w.seen |= seenNUL
+	}
+	return len(p), nil
+}
+
+// fetchDigest fetches message seq (UID uid) as BODY.PEEK[], or as
+// BINARY.PEEK[] when binary, and returns its SHA-256, its size, and which
+// of 0x80 and NUL it holds.
+func (ctl *control) fetchDigest(ctx context.Context, mailbox string, uid, seq uint32, binary bool) ([32]byte, int64, int, error) {
+	var sum [32]byte
+	opts := &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+	what := "BODY[]"
+	if binary {
+		opts = &imap.FetchOptions{UID: true, BinarySection: []*imap.FetchItemBinarySection{{Peek: true}}}
+		what = "BINARY[]"
+	}
+	cmd := ctl.c.Fetch(imap.SeqSetNum(seq), opts)
 	var (
 		gotUID imap.UID
 		size   int64
@@ -385,38 +445,49 @@ func (ctl *control) digest(ctx context.Context, mailbox string, uid uint32) ([32
 		bad    error
 	)
 	h := sha256.New()
+	sw := &seenWriter{}
+	body := func(lit imap.LiteralReader) error {
+		if lit == nil {
+			bad = cmp(bad, errors.New("server sent "+what+" as NIL"))
+			return nil
+		}
+		n, err := io.Copy(io.MultiWriter(h, sw), lit) // a hash never fails: err is the connection's
+		if err == nil && n != lit.Size() {
+			err = fmt.Errorf("body ended after %d of %d bytes", n, lit.Size())
+		}
+		if err != nil {
+			return ctl.check(ctx, err, "FETCH", mailbox)
+		}
+		size, got = n, true
+		return nil
+	}
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
 			case imapclient.FetchItemDataUID:
 				gotUID = it.UID
 			case imapclient.FetchItemDataBodySection:
-				if it.Literal == nil {
-					bad = cmp(bad, errors.New("server sent BODY[] as NIL"))
-					continue
+				if err := body(it.Literal); err != nil {
+					return sum, 0, 0, err
 				}
-				n, err := io.Copy(h, it.Literal) // a hash never fails: err is the connection's
-				if err == nil && n != it.Literal.Size() {
-					err = fmt.Errorf("body ended after %d of %d bytes", n, it.Literal.Size())
+			case imapclient.FetchItemDataBinarySection:
+				if err := body(it.Literal); err != nil {
+					return sum, 0, 0, err
 				}
-				if err != nil {
-					return sum, 0, ctl.check(ctx, err, "FETCH", mailbox)
-				}
-				size, got = n, true
 			}
 		}
 	}
 	if err := ctl.check(ctx, cmd.Close(), "FETCH", mailbox); err != nil {
-		return sum, 0, err
+		return sum, 0, 0, err
 	}
 	if bad != nil {
-		return sum, 0, ctl.check(ctx, bad, "FETCH", mailbox)
+		return sum, 0, 0, ctl.check(ctx, bad, "FETCH", mailbox)
 	}
 	if !got || gotUID != imap.UID(uid) {
-		return sum, 0, fmt.Errorf("imapdst: FETCH of UID %d in %q returned UID %d, body %v", uid, mailbox, gotUID, got)
+		return sum, 0, 0, fmt.Errorf("imapdst: FETCH of UID %d in %q returned UID %d, body %v", uid, mailbox, gotUID, got)
 	}
 	copy(sum[:], h.Sum(nil))
-	return sum, size, nil
+	return sum, size, sw.seen, nil
 }
 
 // expunge removes exactly uids from mailbox: UID STORE +FLAGS.SILENT

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/provider"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -84,15 +87,71 @@ func (d *Destination) EnsureMailbox(ctx context.Context, name string) (pipeline.
 	return d.ctl.ensureMailbox(ctx, name, "")
 }
 
-// Append stores msgs in mailbox; see Appender.Append.
+// Append stores msgs in mailbox; see Appender.Append. Flags the server
+// does not keep when they come with APPEND are set afterwards
+// (restoreFlags).
 func (d *Destination) Append(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage) ([]pipeline.AppendResult, error) {
-	return d.app.Append(ctx, mailbox, msgs)
+	res, err := d.app.Append(ctx, mailbox, msgs)
+	d.restoreFlags(ctx, mailbox, msgs, res)
+	return res, err
 }
 
 // StartAppend sends msgs to mailbox and returns before the server's reply;
-// see Appender.StartAppend.
+// see Appender.StartAppend and Append.
 func (d *Destination) StartAppend(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage) func() ([]pipeline.AppendResult, error) {
-	return d.app.StartAppend(ctx, mailbox, msgs)
+	wait := d.app.StartAppend(ctx, mailbox, msgs)
+	return func() ([]pipeline.AppendResult, error) {
+		res, err := wait()
+		d.restoreFlags(ctx, mailbox, msgs, res)
+		return res, err
+	}
+}
+
+// Provider returns the server's family: Options.Provider, or the one told
+// from what the server said of itself (provider.Identify); nil when none
+// is known.
+func (d *Destination) Provider() *provider.Provider { return d.app.Provider() }
+
+// restoreFlags sets again, with UID STORE on the control connection, the
+// flags of the messages just stored that the server does not keep when
+// they come with APPEND (provider.Quirks.FlagsLostAtAppend: Exchange
+// Online drops \Flagged there and keeps it when stored): each message
+// gets the exact flags it was appended with, by the UID its APPENDUID
+// gave. A message without a UID, or a STORE that fails, keeps what the
+// server made of it: the copy stands, the failure is logged, and verify
+// reports the flags.
+func (d *Destination) restoreFlags(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage, res []pipeline.AppendResult) {
+	lost := d.app.quirks.FlagsLostAtAppend
+	if len(lost) == 0 {
+		return
+	}
+	byValidity := map[uint32]map[uint32][]string{}
+	missing := 0
+	for i, r := range res {
+		if r.Err != nil || i >= len(msgs) || !slices.ContainsFunc(msgs[i].Flags, func(f string) bool {
+			return slices.ContainsFunc(lost, func(l string) bool { return strings.EqualFold(l, f) })
+		}) {
+			continue
+		}
+		if r.UID == 0 {
+			missing++
+			continue
+		}
+		if byValidity[r.UIDValidity] == nil {
+			byValidity[r.UIDValidity] = map[uint32][]string{}
+		}
+		byValidity[r.UIDValidity][r.UID] = slices.DeleteFunc(slices.Clone(msgs[i].Flags), func(f string) bool { return slices.Contains(r.DroppedFlags, f) })
+	}
+	if missing > 0 {
+		d.ctl.log.Warn("the server drops flags given with APPEND and did not say the new UIDs: those flags are missing", "mailbox", mailbox,
+			"messages", missing, "flags", lost)
+	}
+	for v, flags := range byValidity {
+		if _, err := d.StoreFlagsCounted(ctx, mailbox, v, flags); err != nil {
+			d.ctl.log.Warn("setting flags the server dropped at APPEND failed; the messages are stored without them", "mailbox", mailbox,
+				"messages", len(flags), "flags", lost, "err", err)
+		}
+	}
 }
 
 var _ pipeline.AppendStarter = (*Destination)(nil)

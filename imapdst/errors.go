@@ -34,6 +34,10 @@ var (
 	// ErrTooBig: a message is larger than the server's APPENDLIMIT (RFC 7889)
 	// and was not sent. Per message.
 	ErrTooBig = errors.New("imapdst: message larger than the server accepts")
+	// ErrNoBinary: a message holds NUL bytes, which an IMAP literal cannot
+	// carry, and the server does not offer BINARY (RFC 3516), whose
+	// literal8 can. Per message, for good.
+	ErrNoBinary = errors.New("imapdst: message contains NUL bytes and the server has no BINARY (RFC 3516)")
 	// ErrMessageNotFound: Digest was asked for a UID the mailbox does not hold.
 	ErrMessageNotFound = errors.New("imapdst: message not found")
 	// ErrClosed: the connection failed earlier or Close was called; dial again.

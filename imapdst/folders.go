@@ -56,6 +56,18 @@ func (d *Destination) EnsureMailboxUse(ctx context.Context, name, specialUse str
 	return d.ctl.ensureMailbox(ctx, name, specialUse)
 }
 
+// CreatedMailboxes returns the mailboxes this session created (CREATE
+// answered OK; not those that existed or that another connection created
+// first), in the order it created them. It implements
+// pipeline.MailboxCreator.
+func (d *Destination) CreatedMailboxes() []string {
+	d.ctl.createdMu.Lock()
+	defer d.ctl.createdMu.Unlock()
+	return slices.Clone(d.ctl.created)
+}
+
+var _ pipeline.MailboxCreator = (*Destination)(nil)
+
 // Subscribe adds name to the user's subscriptions (RFC 3501 §6.3.6).
 // Subscribing twice is not an error.
 func (d *Destination) Subscribe(ctx context.Context, name string) error {
@@ -159,6 +171,7 @@ func (ctl *control) create(ctx context.Context, name, specialUse string) error {
 			return perr
 		} else if perr == nil {
 			ctl.log.Info("created parent mailbox", "mailbox", p)
+			ctl.noteCreated(p)
 		}
 	}
 	return ctl.createOnce(ctx, name, specialUse)
@@ -181,6 +194,7 @@ func (ctl *control) createOnce(ctx context.Context, name, specialUse string) err
 		switch {
 		case err == nil:
 			ctl.log.Info("created mailbox", "mailbox", name, "special_use", specialUse)
+			ctl.noteCreated(name)
 			return nil
 		case errors.As(err, &re) && imapconn.AlreadyExists(re.Code, re.Text):
 			return nil
@@ -198,6 +212,7 @@ func (ctl *control) createOnce(ctx context.Context, name, specialUse string) err
 	switch {
 	case err == nil:
 		ctl.log.Info("created mailbox", "mailbox", name)
+		ctl.noteCreated(name)
 		ctl.shared.forget(name)
 	case errors.As(err, &re) && imapconn.AlreadyExists(re.Code, re.Text):
 		ctl.log.Info("CREATE says the mailbox exists", "mailbox", name, "reply", re.Status+" "+re.Text)

@@ -9,9 +9,11 @@ import (
 	"net"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
+	"github.com/mailferry/mailferry/provider"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -62,6 +64,10 @@ type Options struct {
 	TokenRejected  func(rejected secret.Value)
 	AllowPlaintext bool          // allow LOGIN/AUTHENTICATE without TLS
 	IdleTimeout    time.Duration // no progress for this long fails the connection; 0: DefaultIdleTimeout, <0: none
+	// Timeouts bound the TCP connect, the TLS handshake and the greeting
+	// of both connections, each on its own (internal/dialer); the zero
+	// value: 30 s each.
+	Timeouts dialer.Timeouts
 	// MaxBatchMessages and MaxBatchBytes bound one MULTIAPPEND; a message
 	// larger than MaxBatchBytes goes alone. 0: the defaults.
 	MaxBatchMessages int
@@ -78,6 +84,11 @@ type Options struct {
 	// every Dial of one account the same. Nil: this Destination keeps its
 	// own.
 	Shared *Shared
+	// Provider, when set, is the server's family (the provider key, or a
+	// host of its), whose quirk profile the connections follow; nil: each
+	// connection tells it from what the server says (provider.Identify:
+	// capabilities, greeting).
+	Provider *provider.Provider
 	// OnClose, when set, is called exactly once, by the first
 	// Destination.Close, after both connections are closed, whatever Close
 	// returns. Dial never calls it: when Dial fails no connection is left
@@ -136,10 +147,14 @@ func (o Options) wrap(ctx context.Context, raw net.Conn) (*idleconn.Conn, net.Co
 	if cfg.NextProtos == nil {
 		cfg.NextProtos = []string{"imap"}
 	}
-	tc, err := tlsmode.Handshake(ctx, ic, cfg)
+	var tc *tls.Conn
+	err := dialer.Run(ctx, ic, dialer.StepTLS, o.Addr, o.Timeouts.TLS, true, func(ctx context.Context) (err error) {
+		tc, err = tlsmode.Handshake(ctx, ic, cfg)
+		return err
+	})
 	if err != nil {
 		_ = ic.Close()
-		return nil, nil, fmt.Errorf("imapdst: TLS handshake with %s: %w", o.Addr, err)
+		return nil, nil, fmt.Errorf("imapdst: TLS handshake with %s: %w", o.Addr, dialer.TLSError(o.Addr, dialer.IMAP, err))
 	}
 	return ic, tc, nil
 }

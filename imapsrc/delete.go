@@ -39,7 +39,7 @@ func (s *Source) Delete(ctx context.Context, msgs []pipeline.SourceMessage) erro
 	}
 	byFolder := map[folderKey][]imap.UID{}
 	for _, m := range msgs {
-		mailbox, uv, uid, err := ParseKey(m.Key)
+		mailbox, uv, uid, err := s.locate(m)
 		if err != nil {
 			return fmt.Errorf("deleting from %s at %s: %w", s.user, s.opts.Addr, err)
 		}

@@ -14,8 +14,9 @@ import (
 
 // Fetch writes the exact bytes of the message msg.Key names (RFC 3501
 // §6.4.5 BODY.PEEK[], which leaves \Seen alone) to w and returns how many
-// it wrote. The key alone decides: msg need not come from this session's
-// List.
+// it wrote. An IMAP key alone decides: msg need not come from this
+// session's List; a Gmail key (GmailKey) must, since its message is read
+// where that List found it (msg.Seq).
 //
 // After Prefetch, messages are asked for in batches: see Prefetch.
 //
@@ -33,7 +34,7 @@ import (
 func (s *Source) Fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Writer) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mailbox, uidValidity, uid, err := ParseKey(msg.Key)
+	mailbox, uidValidity, uid, err := s.locate(msg)
 	if err != nil {
 		return 0, err
 	}

@@ -28,7 +28,8 @@ import (
 // page may fetch and delete messages: the folder is EXAMINEd again before
 // the next batch when page selected another one, and a UIDVALIDITY that
 // changed meanwhile fails the listing (its keys would mean other
-// messages).
+// messages). The folders LeaveOut named since the last List are not
+// listed.
 //
 // Flags are the system flags and keywords as the server spells them,
 // without \Recent (RFC 3501 §2.3.2: session-only, never to be copied).
@@ -43,6 +44,8 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 			s.mu.Unlock()
 		}
 	}()
+	leaveOut := s.leaveOut
+	s.leaveOut = nil
 	done, err := s.begin(ctx)
 	if err != nil {
 		return err
@@ -52,7 +55,6 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 	if err != nil {
 		return fmt.Errorf("listing the folders of %s at %s: %w", s.user, s.opts.Addr, err)
 	}
-	now := time.Now()
 	// hand calls page without the lock: page fetches through s.
 	hand := func(msgs []pipeline.SourceMessage) error {
 		s.mu.Unlock()
@@ -62,9 +64,22 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 		locked = true
 		return err
 	}
+	if s.quirks.Labels {
+		return s.listLabels(ctx, folders, hand)
+	}
+	return s.listFolders(ctx, folders, leaveOut, hand)
+}
+
+// listFolders lists the messages of folders, those included and not left
+// out, in order, into hand, a page at a time.
+func (s *Source) listFolders(ctx context.Context, folders []Folder, leaveOut map[string]bool, hand func([]pipeline.SourceMessage) error) error {
+	now := time.Now()
 	for _, f := range folders {
 		if !s.included(f) {
 			s.log.Debug("folder excluded", "mailbox", f.Name)
+			continue
+		}
+		if leaveOut[f.Name] {
 			continue
 		}
 		err := s.listFolder(ctx, f.Name, func(msgs []pipeline.SourceMessage) error {
@@ -233,11 +248,27 @@ func uidChunks(set imap.UIDSet, n int) func(yield func(uidChunk) bool) {
 
 // fetchAttrs fetches the attributes of uids, in UID order.
 func (s *Source) fetchAttrs(ctx context.Context, mailbox string, uidValidity uint32, uids uidChunk) ([]pipeline.SourceMessage, error) {
-	cmd := s.c.Fetch(imap.UIDSet(uids), &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
-	type listed struct {
-		uid imap.UID
-		msg pipeline.SourceMessage
+	got, err := s.fetchListed(ctx, mailbox, uidValidity, imap.UIDSet(uids))
+	if err != nil {
+		return nil, err
 	}
+	out := make([]pipeline.SourceMessage, len(got))
+	for i, l := range got {
+		out[i] = l.msg
+	}
+	return out, nil
+}
+
+// listed is a message fetchListed listed, with its sequence number.
+type listed struct {
+	seq uint32
+	uid imap.UID
+	msg pipeline.SourceMessage
+}
+
+// fetchListed is fetchAttrs with each message's UID and sequence number.
+func (s *Source) fetchListed(ctx context.Context, mailbox string, uidValidity uint32, uids imap.UIDSet) ([]listed, error) {
+	cmd := s.c.Fetch(uids, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
 	var got []listed
 	var bad error
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
@@ -249,7 +280,7 @@ func (s *Source) fetchAttrs(ctx context.Context, mailbox string, uidValidity uin
 		if buf.UID == 0 {
 			continue // go-imap dispatches UID FETCH responses by UID: not reached
 		}
-		got = append(got, listed{uid: buf.UID, msg: pipeline.SourceMessage{
+		got = append(got, listed{seq: buf.SeqNum, uid: buf.UID, msg: pipeline.SourceMessage{
 			Key:          FormatKey(mailbox, uidValidity, uint32(buf.UID)),
 			Mailbox:      mailbox,
 			Size:         buf.RFC822Size,
@@ -261,11 +292,7 @@ func (s *Source) fetchAttrs(ctx context.Context, mailbox string, uidValidity uin
 		return nil, err
 	}
 	slices.SortFunc(got, func(a, b listed) int { return cmp.Compare(a.uid, b.uid) })
-	out := make([]pipeline.SourceMessage, len(got))
-	for i, l := range got {
-		out[i] = l.msg
-	}
-	return out, nil
+	return got, nil
 }
 
 // sourceFlags converts flags for the pipeline, dropping \Recent. The

@@ -11,9 +11,11 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/mapping"
+	"github.com/mailferry/mailferry/provider"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -66,6 +68,9 @@ type Options struct {
 	// IdleTimeout: a read or write that makes no progress for this long
 	// fails the connection. 0: DefaultIdleTimeout; negative: none.
 	IdleTimeout time.Duration
+	// Timeouts bound the TCP connect, the TLS handshake and the greeting,
+	// each on its own (internal/dialer); the zero value: 30 s each.
+	Timeouts dialer.Timeouts
 	// Logger receives warnings and debug events; nil discards them.
 	Logger *slog.Logger
 	// Trace receives the protocol conversation after authentication
@@ -107,6 +112,14 @@ type Options struct {
 	// (NAMESPACE, LIST RETURN, ESEARCH, UID EXPUNGE) for every session of
 	// the account; nil: each session finds out for itself.
 	Quirks *imapconn.Quirks
+	// Provider, when set, is the server's family (the provider key, or a
+	// host of its), whose quirk profile the session follows; nil: the
+	// session tells it from what the server says (provider.Identify:
+	// capabilities, greeting). Source.Provider says which it is.
+	Provider *provider.Provider
+	// Labels is how a server with labels (Gmail) is copied: one copy per
+	// message (the default) or one per label folder.
+	Labels LabelMode
 
 	// unilateral receives the server's unsolicited responses (Watch's
 	// EXISTS during IDLE); nil for sources.

@@ -89,7 +89,7 @@ func (s *Source) Prefetch(ctx context.Context, msgs []pipeline.SourceMessage) er
 	s.plan = make([]planned, 0, len(msgs))
 	s.planIndex = make(map[string]int, len(msgs))
 	for _, m := range msgs {
-		mailbox, uv, uid, err := ParseKey(m.Key)
+		mailbox, uv, uid, err := s.locate(m)
 		if _, dup := s.planIndex[m.Key]; err != nil || dup {
 			continue
 		}

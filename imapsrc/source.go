@@ -14,6 +14,7 @@ import (
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/provider"
 )
 
 // Source is one authenticated IMAP session as a pipeline.Source. Its methods
@@ -46,6 +47,15 @@ type Source struct {
 
 	copyBuf []byte // copyBody's buffer, kept from one message to the next
 
+	// provider is the server's family (Options.Provider, else identified
+	// at Open; nil: none known), quirks its profile; gm what List learnt of
+	// a server with labels.
+	provider *provider.Provider
+	quirks   provider.Quirks
+	gm       *gmailState
+
+	leaveOut map[string]bool // folders the next List leaves out (LeaveOut)
+
 	onClose func() // Options.OnClose until the session has ended
 }
 
@@ -58,8 +68,9 @@ type selection struct {
 }
 
 var (
-	_ pipeline.Source     = (*Source)(nil)
-	_ pipeline.Prefetcher = (*Source)(nil)
+	_ pipeline.Source           = (*Source)(nil)
+	_ pipeline.Prefetcher       = (*Source)(nil)
+	_ pipeline.FolderSummarizer = (*Source)(nil)
 )
 
 // Open dials, secures and authenticates a session (internal/imapconn) and
@@ -87,7 +98,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig,
 		Credentials:  imapconn.Credentials{User: opts.User, AuthzID: opts.AuthzID, Password: opts.Password, Auth: opts.Auth},
 		PasswordFunc: opts.PasswordFunc, TokenRejected: opts.TokenRejected, AllowPlaintext: opts.AllowPlaintext,
-		IdleTimeout: opts.IdleTimeout, DebugWriter: debug, UnilateralDataHandler: opts.unilateral, Note: s.tap.note,
+		IdleTimeout: opts.IdleTimeout, Timeouts: opts.Timeouts, DebugWriter: debug, UnilateralDataHandler: opts.unilateral, Note: s.tap.note,
 	})
 	if err != nil {
 		return nil, err
@@ -96,6 +107,9 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	s.tap.trace(true)
 	release := conn.Bind(ctx)
 	err = s.namespace()
+	if err == nil {
+		s.identify()
+	}
 	release()
 	if err != nil {
 		_ = s.c.Close()
@@ -103,6 +117,26 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	}
 	return s, nil
 }
+
+// identify sets the server's provider: Options.Provider, else the one
+// what the server said tells (provider.Identify), and logs which when
+// one is known.
+func (s *Source) identify() {
+	s.provider = s.opts.Provider
+	how := "the provider setting or the host name"
+	if s.provider == nil {
+		s.provider = provider.Identify(s.conn.Server())
+		how = "what the server says of itself"
+	}
+	s.quirks = provider.QuirksOf(s.provider)
+	if s.provider != nil {
+		s.log.Debug("server identified; following its quirk profile", "provider", s.provider.Name, "by", how)
+	}
+}
+
+// Provider returns the server's family (Options.Provider, or the one told
+// from what the server said at Open); nil when none is known.
+func (s *Source) Provider() *provider.Provider { return s.provider }
 
 // namespace asks for the personal namespace (RFC 2342 §5). A server that
 // advertises NAMESPACE and refuses it has none: folder names are taken as

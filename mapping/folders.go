@@ -95,6 +95,10 @@ type FolderOptions struct {
 	// see IsVirtual), which are left out by default: on Gmail they hold a
 	// second copy of every message.
 	KeepVirtual bool
+	// AllIsArchive maps the \All folder as the archive (\Archive): a
+	// source with labels (Gmail) lists in it only what no other folder
+	// shows, the archived mail, which must not be lost by skipping it.
+	AllIsArchive bool
 }
 
 // Skip says why a folder is not copied.
@@ -255,6 +259,9 @@ func (m *FolderMap) Lookup(src Folder) Target {
 	if use == "" && !m.opts.SourceMarksSpecialUse {
 		use = specialUseByName(rel)
 	}
+	if use == UseAll && m.opts.AllIsArchive {
+		use = UseArchive
+	}
 	if IsVirtual(use) && !m.opts.KeepVirtual {
 		return Target{Rule: -1, Skip: SkipVirtual}
 	}
@@ -338,6 +345,17 @@ func (m *FolderMap) withPrefix(name string) string {
 		return name
 	}
 	return normInbox(p) + name
+}
+
+// RootTop is the destination folder that the first level of Root names
+// ("Old" for the root "Old/2019"; "INBOX.Old" under the destination prefix
+// "INBOX."): the folder a copy under Root creates first when it is not
+// there. "" without a Root.
+func (m *FolderMap) RootTop() string {
+	if len(m.root) == 0 {
+		return ""
+	}
+	return m.withPrefix(m.join(m.root[:1]))
 }
 
 // apply tries the rule on the full and the prefix-relative name.

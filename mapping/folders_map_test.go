@@ -91,6 +91,9 @@ func TestFolderMapLookup(t *testing.T) {
 		{"gmail starred skipped by name", FolderOptions{}, Folder{Name: "[Gmail]/Starred", Delim: '/'}, Target{Rule: -1, Skip: SkipVirtual}},
 		{"gmail important skipped", FolderOptions{}, Folder{Name: "[Gmail]/Important", Delim: '/', Attrs: []string{`\Important`}}, Target{Rule: -1, Skip: SkipVirtual}},
 		{"virtual kept when asked", FolderOptions{KeepVirtual: true}, Folder{Name: "[Gmail]/All Mail", Delim: '/', Attrs: []string{`\All`}}, Target{Name: "[Gmail]/All Mail", Rule: -1}},
+		{"gmail all mail is the archive", FolderOptions{AllIsArchive: true, DestFolders: dovecotDest}, Folder{Name: "[Gmail]/All Mail", Delim: '/', Attrs: []string{`\All`}}, Target{Name: "Archive", SpecialUse: `\Archive`, Rule: -1}},
+		{"the archive by name when the source does not mark it", FolderOptions{AllIsArchive: true}, Folder{Name: "[Gmail]/All Mail", Delim: '/'}, Target{Name: "Archive", SpecialUse: `\Archive`, Rule: -1}},
+		{"starred stays virtual with AllIsArchive", FolderOptions{AllIsArchive: true}, Folder{Name: "[Gmail]/Starred", Delim: '/', Attrs: []string{`\Flagged`}}, Target{Rule: -1, Skip: SkipVirtual}},
 		{"noselect skipped", FolderOptions{}, Folder{Name: "[Gmail]", Delim: '/', Attrs: []string{`\NoSelect`, `\HasChildren`}}, Target{Rule: -1, Skip: SkipNoSelect}},
 		{"nonexistent skipped", FolderOptions{}, Folder{Name: "x", Delim: '/', Attrs: []string{`\NonExistent`}}, Target{Rule: -1, Skip: SkipNoSelect}},
 

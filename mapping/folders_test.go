@@ -19,3 +19,29 @@ func TestDestFolder(t *testing.T) {
 		}
 	}
 }
+
+func TestRootTop(t *testing.T) {
+	tests := []struct {
+		name string
+		opts FolderOptions
+		want string
+	}{
+		{"no root", FolderOptions{}, ""},
+		{"one level", FolderOptions{Root: "Old"}, "Old"},
+		{"two levels", FolderOptions{Root: "Old/2019"}, "Old"},
+		{"the destination's separator", FolderOptions{Root: "Old.2019", DestDelim: '.'}, "Old"},
+		{"under INBOX", FolderOptions{Root: "inbox/Old"}, "INBOX"},
+		{"with a namespace prefix", FolderOptions{Root: "Old", DestDelim: '.', DestPrefix: "INBOX."}, "INBOX.Old"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := NewFolderMap(tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.RootTop(); got != tc.want {
+				t.Errorf("RootTop() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

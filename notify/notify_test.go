@@ -188,10 +188,13 @@ func TestSlowReceiverNeverBlocks(t *testing.T) {
 }
 
 // A timeout bounds each attempt: a receiver slower than it is tried again.
+// The timeout leaves a loaded machine time to get each request to the
+// receiver's handler (which counts it): at 50 ms an attempt could time out
+// before the server had read it, and the count came out short.
 func TestWebhookTimeout(t *testing.T) {
 	r := newReceiver(t)
 	r.hold = make(chan struct{}) // never closed: every attempt times out
-	n, err := New(Options{Webhook: r.srv.URL, Timeout: 50 * time.Millisecond, Backoff: time.Millisecond, Attempts: 3})
+	n, err := New(Options{Webhook: r.srv.URL, Timeout: 500 * time.Millisecond, Backoff: time.Millisecond, Attempts: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,13 @@ type Options struct {
 	// ResolveAccount gives it). 0 in a dry run of an account the ledger
 	// does not know yet: it reads as an empty account.
 	Account AccountID
-	// Name names the account in logs, progress and Stats.
+	// Name names the account in logs and progress (its ledger key, which
+	// the status page and notifications look accounts up by):
+	// Stats.LedgerKey carries it.
 	Name string
+	// Label is how people know the account (the config's account name,
+	// or the URLs as given): Stats.Account carries it. Default Name.
+	Label string
 	// Mailbox is the destination mailbox for sources without folders (POP3).
 	Mailbox    string
 	DatePolicy mapping.DatePolicy
@@ -63,6 +68,14 @@ type Options struct {
 	// SyncFlags brings the flags of messages copied earlier up to date
 	// when the source has flags (IMAP) and the destination can store them.
 	SyncFlags bool
+	// RetrySkipped sends again the messages earlier runs skipped for good
+	// (too big, NUL bytes without BINARY, refused for good), after the
+	// admin changed something (--retry-skipped); without it they are
+	// listed in the report and are no failure. It is the run's form of
+	// the account's retry flag (Hold.RetrySkipped, the status page's
+	// retry): either one retries them, except those probably present on
+	// the destination already.
+	RetrySkipped bool
 	// KeyFolder, when set, splits a source key into the prefix every key
 	// of its folder starts with and the longer prefix of the folder's keys
 	// under its current UIDVALIDITY (its generation): imapsrc.KeyFolder
@@ -107,6 +120,11 @@ type Options struct {
 	// least MinMaxDelete.
 	MaxDelete        int
 	MaxDeletePercent int
+	// QuotaWindow, when set, returns the start of the current quota day:
+	// the window each commit files its bytes under in the ledger's usage
+	// (traffic's Run.Window: midnight in the limits' zone, on the clock
+	// the quotas are checked by). Nil: QuotaWindow of Now, local midnight.
+	QuotaWindow func() time.Time
 	// Crashpoint, when set, is called at each step of the exactly-once
 	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
 	// server confirmed, nothing committed), "committed", and "deleted"
@@ -118,6 +136,9 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
+	if o.Label == "" {
+		o.Label = o.Name
+	}
 	if o.Mailbox == "" {
 		o.Mailbox = "INBOX"
 	}
@@ -193,8 +214,16 @@ type attempt struct {
 	// limit is the size limit of the copy (set by copy; mailboxes with an
 	// APPENDLIMIT of their own tighten it).
 	limit SizeLimit
+	// binary: the destination takes messages with NUL bytes (BINARY,
+	// RFC 3516); set with limit.
+	binary bool
 	// openDst opens another destination session (DestSessions > 1).
 	openDst func(ctx context.Context) (Destination, error)
+	// halt is Runner.Stop (the first Ctrl-C): when closed, no new phase,
+	// fetch or batch starts, and the batches sent are finished and
+	// committed. The listing goes on counting (interrupt), so that the run
+	// knows what is not yet copied, and nothing is deleted.
+	halt <-chan struct{}
 
 	// What the listing found, page by page: never a per-message record
 	// of the whole account.
@@ -215,8 +244,8 @@ type attempt struct {
 	// it gave one: recorded with a complete pass (listing.go).
 	summary *ListSummary
 
-	// mu guards st, run, claimed, earlierGone, toDelete and the counters the batch
-	// writers update while the listing goes on.
+	// mu guards st, run, claimed, earlierGone, toDelete, flagsRefused and
+	// the counters the batch writers update while the listing goes on.
 	mu sync.Mutex
 	// claimed are the keys of earlier identities rematched by this attempt:
 	// one earlier copy is never claimed by two new keys.
@@ -226,6 +255,10 @@ type attempt struct {
 	// retire marks some: with none, no new message of the folder needs a
 	// look for its earlier identity.
 	earlierGone map[string]bool
+	// flagsRefused: the destination refused some flag update of this
+	// attempt, which only a listing tries again (no folder marks are
+	// recorded).
+	flagsRefused bool
 	// toDelete are messages this attempt committed as done, to delete at
 	// the source (DeleteSource): the listing issues them between pages.
 	toDelete []SourceMessage
@@ -233,10 +266,18 @@ type attempt struct {
 	sessions *sessionGate
 	// paused is the traffic pause (Options.Traffic) that ended the
 	// copy; the listing goes on only counting, so that the run knows what
-	// is left, and still deletes what is done. stop is closed with it.
+	// is left, and still deletes what is done. stop is closed with it, or
+	// by interrupt (halt).
 	paused    error
 	stop      chan struct{}
 	pauseOnce sync.Once
+}
+
+// flagsLag reports whether some flag update of this attempt was refused.
+func (a *attempt) flagsLag() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.flagsRefused
 }
 
 // pause ends the copy for a traffic pause: nothing more is fetched or
@@ -250,7 +291,18 @@ func (a *attempt) pause(err error) {
 	})
 }
 
-// counting reports whether the copy ended for a pause.
+// interrupt ends the copy for halt (Runner.Stop) as a pause does: nothing
+// more is fetched, the listing goes on counting. Unlike a pause, the
+// batch writers send no new batch (they only finish the ones sent), and
+// nothing is deleted at the source: the attempt ends with ErrInterrupted.
+func (a *attempt) interrupt() {
+	a.pauseOnce.Do(func() { close(a.stop) })
+}
+
+// halted reports whether Runner.Stop stopped the attempt.
+func (a *attempt) halted() bool { return stopped(a.halt) }
+
+// counting reports whether the copy ended for a pause or an interrupt.
 func (a *attempt) counting() bool {
 	select {
 	case <-a.stop:
@@ -269,6 +321,9 @@ func (a *attempt) do(ctx context.Context) error {
 		return err
 	}
 	a.plan = dests
+	if a.halted() {
+		return ErrInterrupted
+	}
 	if err := a.reconcile(ctx); err != nil {
 		return err
 	}
@@ -279,9 +334,14 @@ func (a *attempt) do(ctx context.Context) error {
 		return err
 	}
 	a.earlier = a.st.Copied + a.st.Reconciled + a.st.Rematched + a.st.LateCopiesAdopted
-	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, a.dst.Capabilities().AppendLimit)
+	caps := a.dst.Capabilities()
+	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, caps.AppendLimit)
+	a.binary = caps.Binary
 	if a.scopes, err = a.newScopes(ctx); err != nil {
 		return err
+	}
+	if a.halted() {
+		return ErrInterrupted
 	}
 	defer func() {
 		a.st.DeleteWaiting = a.waiting
@@ -293,6 +353,9 @@ func (a *attempt) do(ctx context.Context) error {
 		return err
 	}
 	same, err := a.unchanged(ctx)
+	if err == nil && !same {
+		err = a.unchangedFolders(ctx, dests)
+	}
 	if err != nil {
 		return err
 	}
@@ -308,6 +371,15 @@ func (a *attempt) do(ctx context.Context) error {
 		a.log.Info("account listed", "account", a.opts.Name, "listed", a.listed,
 			"to_copy", a.toCopy, "already_done", a.doneFound)
 	}
+	if a.halted() {
+		// The batches sent are committed; no deletion, no sweep: the
+		// next run does them. An error of its own (a ledger failure)
+		// still says what went wrong.
+		if _, ok := isPaused(err); err != nil && !ok && !errors.Is(err, ErrInterrupted) {
+			return err
+		}
+		return ErrInterrupted
+	}
 	var paused error // a pause ends the copy, not the attempt's deletions
 	if _, ok := isPaused(err); ok && ctx.Err() == nil {
 		paused, err = err, nil
@@ -320,6 +392,9 @@ func (a *attempt) do(ctx context.Context) error {
 	if a.toCopy > 0 && paused == nil {
 		if err := a.settleResent(ctx); err != nil {
 			return err
+		}
+		if a.halted() {
+			return ErrInterrupted
 		}
 	}
 	// Every message in toDelete is done in the ledger, committed (synced)
@@ -430,12 +505,7 @@ func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPl
 			}
 		case SkippedEarlier:
 			a.settled++
-			a.mu.Lock()
-			if !a.run.skipped[m.Key] {
-				a.st.skip(m.Key, e.Reason+" (recorded by an earlier run)")
-				a.run.skipped[m.Key] = true
-			}
-			a.mu.Unlock()
+			a.skippedBefore(e)
 		default:
 			todo = append(todo, m)
 			todoBytes += m.Size
@@ -460,20 +530,43 @@ func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPl
 	if err := a.fetchPage(ctx, todo, dests, out); err != nil {
 		return err
 	}
+	if a.halted() {
+		return nil // interrupted: the next run deletes what is due
+	}
 	return a.deleteAtSource(ctx, del, a.takeToDelete())
 }
 
+// skippedBefore reports e, which an earlier run skipped for good, once per
+// run: listed again (Stats.SkipsBefore), not a failure of this run.
+func (a *attempt) skippedBefore(e Entry) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.run.skipped[e.Key] {
+		a.st.SkippedBefore++
+		a.st.SkipsBefore = append(a.st.SkipsBefore, Skip{Key: e.Key, Reason: e.Reason})
+		a.run.skipped[e.Key] = true
+	}
+}
+
+// retrySkipped reports whether skipped messages are tried again this run:
+// the account's retry flag (the status page, Retry) or the run's option
+// (--retry-skipped), one mechanism.
+func (a *attempt) retrySkipped() bool {
+	return a.opts.RetrySkipped || a.hold.RetrySkipped()
+}
+
 // disposition is DispositionOf with the run's retry rules: skipped
-// messages are tried again when the account's retry flag is set (except
-// those probably present already), and one skipped as too big when the
-// limit in force has grown past its size.
+// messages are tried again when a retry is asked for (retrySkipped;
+// except those probably present already, and those this run has skipped
+// again), and one skipped as too big when the limit in force has grown
+// past its size.
 func (a *attempt) disposition(e Entry, ok bool) Disposition {
 	d := DispositionOf(e, ok)
 	if d != SkippedEarlier {
 		return d
 	}
 	switch {
-	case a.hold.RetrySkipped() && e.ReasonClass != ReasonPresent:
+	case a.retrySkipped() && e.ReasonClass != ReasonPresent && !a.skippedThisRun(e.Key):
 		return ToCopy
 	case e.ReasonClass == ReasonTooBig && e.Size > 0 && a.limit.Bytes > 0 && e.Size <= a.limit.Bytes:
 		// The limit in force has grown past it (a server refusal without a
@@ -481,6 +574,14 @@ func (a *attempt) disposition(e Entry, ok bool) Disposition {
 		return ToCopy
 	}
 	return d
+}
+
+// skippedThisRun reports whether key was reported skipped by this run
+// (an earlier attempt skipped it again): a retry sends it once per run.
+func (a *attempt) skippedThisRun(key string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.run.skipped[key]
 }
 
 // lookup returns the ledger's entries of msgs, by key.
@@ -543,8 +644,11 @@ func (a *attempt) takeToDelete() []SourceMessage {
 
 // pageSink is where the listing puts what the batch writers do.
 type pageSink struct {
-	items  chan<- *item
-	stop   <-chan struct{} // closed: a pause ended the copy
+	items chan<- *item
+	stop  <-chan struct{} // closed: a pause or an interrupt ended the copy
+	// wait is the listing's context, ended also by an interrupt: for
+	// the waits for the traffic limits before a message is fetched.
+	wait   context.Context
 	budget *byteBudget
 	queued int // messages queued, to open extra sessions as the copy grows
 	grow   func(queued int)
@@ -553,7 +657,7 @@ type pageSink struct {
 // send queues it for the batch writers, waiting for room in the memory
 // budget.
 func (p *pageSink) send(ctx context.Context, it *item) error {
-	if err := p.budget.acquire(ctx, it.memBytes); err != nil {
+	if err := p.budget.acquire(ctx, p.stop, it.memBytes); err != nil {
 		it.release()
 		return err
 	}
@@ -594,17 +698,40 @@ func (a *attempt) copy(ctx context.Context, list func(context.Context, *pageSink
 	}
 	writeErr := make(chan error, 1)
 	a.stop = make(chan struct{})
+	waitCtx := ctx
+	if a.halt != nil {
+		// The interrupt ends the copy between messages, and a wait for
+		// the traffic limits at once: what the fetcher has not handed on
+		// is never sent, and the listing goes on counting on a session
+		// left in step.
+		var cancelWait context.CancelFunc
+		waitCtx, cancelWait = context.WithCancel(ctx)
+		defer cancelWait()
+		copied := make(chan struct{})
+		defer close(copied)
+		go func() {
+			select {
+			case <-a.halt:
+				a.interrupt()
+				cancelWait()
+			case <-copied:
+			}
+		}()
+	}
 	go func() {
 		err := a.writeAll(ctx, items, budget)
 		if _, paused := isPaused(err); paused && ctx.Err() == nil {
 			// A pause: the listing goes on counting what is left.
 			a.pause(err)
+		} else if errors.Is(err, ErrInterrupted) && ctx.Err() == nil {
+			// So does an interrupt: the writers finished their batches.
+			a.interrupt()
 		} else if err != nil {
 			cancel() // the listing stops: nobody takes its messages
 		}
 		writeErr <- err
 	}()
-	sink := &pageSink{items: items, stop: a.stop, budget: budget, grow: a.sessions.grow}
+	sink := &pageSink{items: items, stop: a.stop, wait: waitCtx, budget: budget, grow: a.sessions.grow}
 	lerr := list(ctx, sink)
 	if lerr == nil {
 		a.complete = true
@@ -718,6 +845,17 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 		}
 		errs[i] = err
 	}
+	// An interrupt stops the writers as a failed sibling does: no new
+	// batch, the ones sent finished and committed.
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go func() {
+		select {
+		case <-a.halt:
+			stopOnce.Do(func() { close(stop) })
+		case <-watchDone:
+		}
+	}()
 	for i := range sessions {
 		wg.Add(1)
 		go func() {
@@ -726,7 +864,7 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 				write(i, a.dst)
 				return
 			}
-			if !a.sessions.wait(ctx, i) {
+			if !a.sessions.wait(ctx, i) || a.halted() {
 				return
 			}
 			d, err := a.openDst(ctx)
@@ -740,6 +878,9 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 			}
 			defer d.Close()
 			write(i, d)
+			a.mu.Lock()
+			a.st.noteCreated(d)
+			a.mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -749,6 +890,9 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 		if err != nil && (first == nil || errors.Is(first, errStopped) && !errors.Is(err, errStopped)) {
 			first = err
 		}
+	}
+	if errors.Is(first, errStopped) && a.halted() {
+		first = ErrInterrupted
 	}
 	return first
 }
@@ -779,10 +923,13 @@ func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests Fol
 			return nil
 		}
 		if t := a.opts.Traffic; t != nil && !a.skipUnread(m) {
-			if err := t.Fetch(ctx, a.opts.ExpectedSize(m)); err != nil {
+			if err := t.Fetch(out.wait, a.opts.ExpectedSize(m)); err != nil {
 				if _, paused := isPaused(err); paused {
 					a.pause(err)
 					return nil
+				}
+				if a.halted() && ctx.Err() == nil {
+					return nil // interrupted while it waited: counting
 				}
 				return err
 			}
@@ -876,10 +1023,12 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 		MessageID: mapping.MessageID(header),
 	}
 	switch {
-	case body.HasNUL():
-		it.skipReason, it.skipClass = "contains NUL bytes, which IMAP cannot carry", ReasonNUL
+	case body.HasNUL() && !a.binary:
+		it.skipReason, it.skipClass = NULReason, ReasonNUL
+	case body.HasNUL() && declaresBinaryPart(body, body.Size()):
+		it.skipReason, it.skipClass = NULBinaryPartReason, ReasonNUL
 	case body.Size() == 0:
-		it.skipReason, it.skipClass = "empty message", ReasonEmpty
+		it.skipReason, it.skipClass = EmptyReason, ReasonEmpty
 	case !a.limit.Allows(body.Size()):
 		it.skipReason, it.skipClass = a.limit.Reason(body.Size()), ReasonTooBig
 	}
@@ -897,10 +1046,10 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	if flags == nil {
 		flags = mapping.Flags(header, a.opts.FlagPolicy)
 	}
-	it.out = OutgoingMessage{Body: body, Size: body.Size(), Flags: flags, InternalDate: date}
-	if t := a.opts.Traffic; t != nil {
-		it.out.Body = pacedBody{ctx: ctx, r: body, t: t}
-	}
+	// The body is paced (Traffic.Write) when a batch sends it, under the
+	// batch's context (batchWriter.start), not under ctx, the listing's:
+	// a batch in flight at the first Ctrl-C must still be sent whole.
+	it.out = OutgoingMessage{Body: body, Size: body.Size(), Flags: flags, InternalDate: date, Binary: body.HasNUL()}
 	return it, nil
 }
 

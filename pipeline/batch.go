@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -211,6 +212,11 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 	if len(w.batch) == 0 {
 		return nil
 	}
+	if w.a.halted() {
+		// Interrupted: fetched, never sent, not yet copied.
+		w.releaseAll(budget)
+		return errStopped
+	}
 	sb, err := w.start(ctx)
 	if sb == nil {
 		w.releaseAll(budget)
@@ -336,6 +342,9 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	for i, it := range sb.send {
 		pending[i] = it.entry
 		out[i] = it.out
+		if t := a.opts.Traffic; t != nil {
+			out[i].Body = pacedBody{ctx: ctx, r: it.out.Body, t: t}
+		}
 	}
 	// Intent first: after a crash from here on, reconcile finds these.
 	// The last batch's outcome goes in the same transaction.
@@ -386,6 +395,7 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 		if appendErr == nil {
 			a.opts.Crashpoint("appended")
 		}
+		dropsDuplicates := w.dst.Capabilities().DropsDuplicates
 		var notStored []string
 		for i, r := range results {
 			if i >= len(sb.send) {
@@ -402,6 +412,11 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 					e.State, e.Reason, e.ReasonClass = StateFailed, r.Err.Error(), ReasonRefused
 					if isPermanent(r.Err) {
 						e.State, e.ReasonClass = StateSkipped, ReasonTooBig
+						if it.out.Binary && !w.dst.Capabilities().Binary {
+							// Its NUL bytes need BINARY, which this
+							// session's server does not offer.
+							e.ReasonClass = ReasonNUL
+						}
 					}
 					commit = append(commit, e)
 				} else {
@@ -423,6 +438,9 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 				a.log.Warn("flags refused by the destination, message stored without them", "account", a.opts.Name,
 					"key", it.msg.Key, "mailbox", box.status.Name, "flags", r.DroppedFlags)
 			}
+			// A UID below what this mailbox gave before names a message
+			// that was there already.
+			fresh := r.UID != 0 && r.UID >= box.nextUID && r.UID >= e.DestUIDNext
 			e.State, e.DoneAt = StateDone, e.Updated
 			e.DestUID = r.UID
 			if r.UIDValidity != 0 {
@@ -437,6 +455,16 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 			}
 			if r.UID >= box.nextUID {
 				box.nextUID = r.UID + 1
+			}
+			if dropsDuplicates && !fresh {
+				var err error
+				if e, err = w.confirmKept(ctx, e); err != nil {
+					// Unknown: the entry stays pending, for reconcile.
+					if appendErr == nil {
+						appendErr = err
+					}
+					continue
+				}
 			}
 			commit = append(commit, e)
 		}
@@ -539,6 +567,46 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 	return nil
 }
 
+// confirmKept checks a copy the destination may have dropped
+// (Capabilities.DropsDuplicates: Gmail keeps one message per Message-ID
+// and answers OK to an APPEND of another, storing nothing), whose
+// APPENDUID names a message older than the batch, or is absent. The
+// message there must have e's bytes, and e is then done with its UID. A
+// message with e's Message-ID and other bytes means the server kept that
+// one and not e's: e is skipped for good, with the reason, rather than
+// recorded as a copy that is not there. When no such message is found (no
+// APPENDUID and none with the Message-ID), the copy counts as on any server
+// without UIDPLUS. An error leaves e unknown (pending).
+func (w *batchWriter) confirmKept(ctx context.Context, e Entry) (Entry, error) {
+	uids := []uint32{e.DestUID}
+	if e.DestUID == 0 {
+		if e.MessageID == "" {
+			return e, nil
+		}
+		var err error
+		if uids, err = w.dst.SearchMessageID(ctx, e.DestMailbox, e.MessageID); err != nil {
+			return e, fmt.Errorf("looking for %q in %q, which the destination may have dropped as a duplicate: %w", e.MessageID, e.DestMailbox, err)
+		}
+		if len(uids) == 0 {
+			return e, nil
+		}
+	}
+	for _, uid := range uids {
+		sum, size, err := w.dst.Digest(ctx, e.DestMailbox, uid)
+		if err != nil {
+			return e, fmt.Errorf("reading UID %d of %q, which the destination kept instead of %q: %w", uid, e.DestMailbox, e.Key, err)
+		}
+		if size == e.Size && hex.EncodeToString(sum[:]) == e.Digest {
+			e.DestUID = uid
+			return e, nil
+		}
+	}
+	e.State, e.DoneAt, e.DestUID, e.ReasonClass = StateSkipped, time.Time{}, 0, ReasonRefused
+	e.Reason = fmt.Sprintf("refused for good: the destination keeps one message per Message-ID and answered OK, but kept the message it had with %s (UID %d of %q), whose bytes differ; nothing was stored",
+		e.MessageID, uids[0], e.DestMailbox)
+	return e, nil
+}
+
 // byteBudget bounds the memory held by fetched messages waiting to be sent.
 // One message may always enter an empty budget, however big.
 type byteBudget struct {
@@ -552,7 +620,10 @@ func newByteBudget(max int64) *byteBudget {
 	return &byteBudget{max: max, wake: make(chan struct{})}
 }
 
-func (b *byteBudget) acquire(ctx context.Context, n int64) error {
+// acquire takes n bytes of the budget, waiting for room; it returns
+// errCounting once stop is closed (a pause or an interrupt ended the copy:
+// the writers that would free room may have stopped).
+func (b *byteBudget) acquire(ctx context.Context, stop <-chan struct{}, n int64) error {
 	for {
 		b.mu.Lock()
 		if b.used == 0 || b.used+n <= b.max {
@@ -566,6 +637,8 @@ func (b *byteBudget) acquire(ctx context.Context, n int64) error {
 		case <-wake:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-stop:
+			return errCounting
 		}
 	}
 }
@@ -584,7 +657,11 @@ func (a *attempt) usage(read, written int64) Usage {
 	if read == 0 && written == 0 {
 		return Usage{}
 	}
-	return Usage{Window: QuotaWindow(a.opts.Now()), ReadBytes: read, WrittenBytes: written}
+	window := QuotaWindow(a.opts.Now())
+	if a.opts.QuotaWindow != nil {
+		window = a.opts.QuotaWindow()
+	}
+	return Usage{Window: window, ReadBytes: read, WrittenBytes: written}
 }
 
 // QuotaWindow is the start of the quota day holding t: local midnight.

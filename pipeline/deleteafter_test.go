@@ -146,8 +146,8 @@ func TestDeleteAfterLifecycle(t *testing.T) {
 				t.Errorf("deleted %q, want the 12 first messages, not nul or late", got)
 			}
 			now = start.Add(41 * day)
-			if st = h.run(t); st.Deleted != 1 || st.DeleteWaiting != 0 || st.Skipped != 1 {
-				t.Fatalf("day 41: deleted %d, waiting %d, skipped %d; want 1, 0, 1", st.Deleted, st.DeleteWaiting, st.Skipped)
+			if st = h.run(t); st.Deleted != 1 || st.DeleteWaiting != 0 || st.Skipped != 0 || st.SkippedBefore != 1 {
+				t.Fatalf("day 41: deleted %d, waiting %d, skipped %d, before %d; want 1, 0, 0, 1", st.Deleted, st.DeleteWaiting, st.Skipped, st.SkippedBefore)
 			}
 			if got := h.src.deletedKeys(); len(got) != 13 || slices.Contains(got, "nul") {
 				t.Errorf("deleted %q, want every message but nul", got)

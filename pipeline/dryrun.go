@@ -133,3 +133,18 @@ func (nopHold) Lost() <-chan struct{}         { return nil }
 func (nopHold) Paused() <-chan struct{}       { return nil }
 func (nopHold) RetrySkipped() bool            { return false }
 func (nopHold) Release(context.Context) error { return nil }
+
+// FolderSummaries and LeaveOut pass the real source's on: a dry run lists
+// the folders a real run would.
+func (d dryRunSource) FolderSummaries(ctx context.Context) ([]FolderSummary, bool, error) {
+	if fs, ok := d.Source.(FolderSummarizer); ok {
+		return fs.FolderSummaries(ctx)
+	}
+	return nil, false, nil
+}
+
+func (d dryRunSource) LeaveOut(mailboxes []string) {
+	if fs, ok := d.Source.(FolderSummarizer); ok {
+		fs.LeaveOut(mailboxes)
+	}
+}

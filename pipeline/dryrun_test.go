@@ -40,6 +40,22 @@ var sessionInterfaces = map[string]func(t *testing.T){
 			t.Errorf("ListSummary through the dry run = %+v, %v, %v; want the real source's", sum, ok, err)
 		}
 	},
+	"FolderSummarizer": func(t *testing.T) {
+		_, imapSrc := newIMAPHarness(t)
+		src := &markingSource{imapLikeSource: imapSrc, listed: map[string]int{}}
+		fs, ok := Source(dryRunSource{Source: src}).(FolderSummarizer)
+		if !ok {
+			t.Fatal("the dry-run source is no FolderSummarizer")
+		}
+		sums, ok, err := fs.FolderSummaries(context.Background())
+		if err != nil || !ok || len(sums) != 3 {
+			t.Errorf("FolderSummaries through the dry run = %+v, %v, %v; want the real source's", sums, ok, err)
+		}
+		fs.LeaveOut([]string{"Junk"})
+		if !slices.Equal(src.leaveOut, []string{"Junk"}) {
+			t.Errorf("LeaveOut through the dry run: the source leaves out %v, want Junk", src.leaveOut)
+		}
+	},
 	"PermanentFlagser": func(t *testing.T) {
 		var d Destination = &dryRunDestination{Destination: &memDestSession{newMemDest()}}
 		pf, ok := d.(PermanentFlagser)
@@ -101,6 +117,22 @@ var sessionInterfaces = map[string]func(t *testing.T){
 			t.Error("the dry-run destination starts appends")
 		}
 	},
+	"MailboxCreator": func(t *testing.T) {
+		// Deliberately not kept: a dry run creates no folder, so it
+		// names none as created (the engine asks the real session of
+		// an attempt, and a dry run's sessions create nothing).
+		dst := newMemDest()
+		real, _ := dst.open(context.Background())
+		dr := Destination(&dryRunDestination{Destination: creatingSession{real}})
+		if _, ok := dr.(MailboxCreator); ok {
+			t.Error("the dry-run destination names mailboxes as created")
+		}
+		st := &Stats{}
+		st.noteCreated(dr)
+		if len(st.FoldersCreated) != 0 {
+			t.Errorf("a dry run reports folders created: %v", st.FoldersCreated)
+		}
+	},
 }
 
 type folderNamingSource struct{ *memSource }
@@ -116,6 +148,11 @@ func (moverDest) Move(context.Context, string, uint32, []uint32, string) (uint32
 	return 0, nil, nil
 }
 func (moverDest) DeleteMailbox(context.Context, string) (bool, error) { return true, nil }
+
+// creatingSession is a session that says it created a mailbox.
+type creatingSession struct{ Destination }
+
+func (creatingSession) CreatedMailboxes() []string { return []string{"Typo"} }
 
 // errorInterfaces are asked of errors, not of sessions.
 var errorInterfaces = []string{"Classifier", "RetryAfterer"}

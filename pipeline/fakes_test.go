@@ -185,6 +185,9 @@ type memDest struct {
 	// Append finds its mailbox deleted and created again (UIDVALIDITY one
 	// higher, UIDs from 1), as imapdst does after a [TRYCREATE].
 	recreateAt int
+	// refuseFlags makes StoreFlags refuse every update per message (a
+	// keyword the server will not take).
+	refuseFlags bool
 	// reject refuses messages whose body contains this string.
 	reject          string
 	rejectClass     Class

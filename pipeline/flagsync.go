@@ -80,6 +80,9 @@ func (w *batchWriter) syncFlags(ctx context.Context, changes []flagChange) error
 			// so the next run tries again.
 			a.log.Warn("the destination refused some flag updates", "account", a.opts.Name,
 				"mailbox", mailbox, "messages", len(set), "error", err)
+			a.mu.Lock()
+			a.flagsRefused = true
+			a.mu.Unlock()
 			continue
 		}
 		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: updated}); err != nil {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -43,6 +44,9 @@ func (d *memDestSession) PermanentFlags(_ context.Context, mailbox string) ([]st
 func (d *memDestSession) StoreFlags(_ context.Context, mailbox string, uidValidity uint32, flags map[uint32][]string) error {
 	d.d.mu.Lock()
 	defer d.d.mu.Unlock()
+	if d.d.refuseFlags {
+		return Classify(ClassPerMessage, errors.New("NO keyword too long"))
+	}
 	mb := d.d.boxes[mailbox]
 	if mb.uidValidity != uidValidity {
 		return ErrUIDValidityChanged

@@ -41,6 +41,16 @@ type scopes struct {
 
 	live  int64 // entries that can be listed, at the start (POP3 sweep)
 	found int64 // listed messages with such an entry (non-IMAP keys)
+	// others counts listed messages whose keys KeyFolder does not place
+	// (a Gmail source's "gm:" keys): swept as POP3's are.
+	others int
+
+	// marks are the folders' FolderSummaries taken before the listing,
+	// by mailbox: recorded with each folder's complete pass. kept are
+	// the records of the folders left out as unchanged, recorded again
+	// when this attempt's pass completes.
+	marks map[string]FolderSummary
+	kept  []Folder
 }
 
 // genScope is one folder generation listed by this attempt.
@@ -203,6 +213,7 @@ func (sc *scopes) listed(m SourceMessage, live bool, place func(string) (KeyPlac
 			}
 			return
 		}
+		sc.others++
 	}
 	if live {
 		sc.found++
@@ -265,6 +276,18 @@ func (a *attempt) sweep(ctx context.Context) error {
 	if !a.complete || sc == nil {
 		return nil
 	}
+	// A folder with a message taken for gone at fetch gets no marks: its
+	// message has no entry, and the next run must list it to try again.
+	goneGens := map[string]bool{}
+	if a.opts.KeyFolder != nil {
+		a.mu.Lock()
+		for k := range a.run.gone {
+			if p, ok := a.opts.KeyFolder(k); ok {
+				goneGens[p.Generation] = true
+			}
+		}
+		a.mu.Unlock()
+	}
 	var records []Folder
 	for _, g := range sc.order {
 		rec, ok := sc.records[g.mailbox]
@@ -278,14 +301,26 @@ func (a *attempt) sweep(ctx context.Context) error {
 		}
 		// OpName keeps the destination folder it maps to: mirror deletes
 		// it when the source folder goes.
-		records = append(records, Folder{Side: SourceSide, Name: g.mailbox, UIDValidity: g.place.UIDValidity,
-			Messages: uint32(g.listed), SyncedAt: a.opts.Now(), OpName: a.plan.folders[g.mailbox]})
+		next := Folder{Side: SourceSide, Name: g.mailbox, UIDValidity: g.place.UIDValidity,
+			Messages: uint32(g.listed), SyncedAt: a.opts.Now(), OpName: a.plan.folders[g.mailbox]}
+		// The marks taken before the listing: anything that changed the
+		// folder since moved them, so the next run lists it again. Not
+		// when some flag update of this attempt was refused (it is tried
+		// again only by a listing), nor when this run deletes at the
+		// source (the next run reads the pages to settle the marks of
+		// deletions that did not happen, as for POP3 below).
+		if m, ok := sc.marks[g.mailbox]; ok && m.UIDValidity == g.place.UIDValidity && !a.flagsLag() &&
+			!goneGens[g.place.Generation] && !a.opts.DeleteSource && a.opts.DeleteAfter == 0 {
+			next.UIDNext, next.HighestModSeq = m.UIDNext, m.HighestModSeq
+		}
+		records = append(records, next)
 	}
 	if a.opts.KeyFolder != nil {
 		// Folders copied that listed nothing: recorded empty, unless the
-		// ledger knows them with messages (which cannot tell).
+		// ledger knows them with messages (which cannot tell), or they
+		// were left out of the listing as unchanged (recorded below).
 		for name, dest := range a.plan.folders {
-			if dest == "" || listedAny(sc, name) {
+			if dest == "" || listedAny(sc, name) || keptFolder(sc, name) {
 				continue
 			}
 			if rec, ok := sc.records[name]; ok && rec.Messages > 0 {
@@ -294,9 +329,18 @@ func (a *attempt) sweep(ctx context.Context) error {
 			records = append(records, Folder{Side: SourceSide, Name: name, SyncedAt: a.opts.Now(), OpName: dest})
 		}
 	}
-	if a.opts.KeyFolder == nil && sc.found < sc.live && a.listed > 0 {
+	for _, rec := range sc.kept {
+		rec.SyncedAt = a.opts.Now()
+		records = append(records, rec)
+	}
+	placed := int64(0) // listed messages with entries, of IMAP keys
+	for _, g := range sc.order {
+		placed += int64(g.found)
+	}
+	if (a.opts.KeyFolder == nil || sc.others > 0) && sc.found+placed < sc.live && a.listed > 0 {
 		// Something the ledger has was not listed: list again, keeping a
-		// hash of each key this time.
+		// hash of each key this time. Keys KeyFolder places are left to
+		// their folders' scopes above.
 		seed := maphash.MakeSeed()
 		var hashes []uint64
 		err := a.src.List(ctx, func(page []SourceMessage) error {
@@ -310,6 +354,11 @@ func (a *attempt) sweep(ctx context.Context) error {
 		}
 		slices.Sort(hashes)
 		if err := a.sweepScope(ctx, Query{}, func(key string) bool {
+			if a.opts.KeyFolder != nil {
+				if _, ok := a.opts.KeyFolder(key); ok {
+					return true
+				}
+			}
 			_, ok := slices.BinarySearch(hashes, maphash.String(seed, key))
 			return ok
 		}); err != nil {
@@ -336,6 +385,17 @@ func (a *attempt) sweep(ctx context.Context) error {
 func listedAny(sc *scopes, mailbox string) bool {
 	for _, g := range sc.order {
 		if g.mailbox == mailbox {
+			return true
+		}
+	}
+	return false
+}
+
+// keptFolder reports whether mailbox was left out of the listing as
+// unchanged since its last complete pass (unchangedFolders).
+func keptFolder(sc *scopes, mailbox string) bool {
+	for _, rec := range sc.kept {
+		if rec.Name == mailbox {
 			return true
 		}
 	}
@@ -419,7 +479,7 @@ func (a *attempt) unchanged(ctx context.Context) (bool, error) {
 	a.summary = &sum
 	rec, ok := a.scopes.records[maildropRecord]
 	if !ok || rec.SyncedAt.IsZero() || int(rec.Messages) != sum.Messages || rec.HighestModSeq != sum.Digest ||
-		a.opts.DeleteSource || a.opts.DeleteAfter > 0 || a.hold.RetrySkipped() {
+		a.opts.DeleteSource || a.opts.DeleteAfter > 0 || a.retrySkipped() {
 		return false, nil
 	}
 	select {
@@ -431,7 +491,7 @@ func (a *attempt) unchanged(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("reading the ledger's counts: %w", fatal(err))
 	}
-	for _, s := range []State{StatePending, StateFailed, StateRemoving, StateMoving} {
+	for _, s := range openStates {
 		if counts[s].Messages > 0 {
 			return false, nil
 		}
@@ -451,14 +511,9 @@ func (a *attempt) unchanged(ctx context.Context) (bool, error) {
 			}
 		}
 	}
-	a.mu.Lock()
 	for _, e := range skips {
-		if !a.run.skipped[e.Key] {
-			a.st.skip(e.Key, e.Reason+" (recorded by an earlier run)")
-			a.run.skipped[e.Key] = true
-		}
+		a.skippedBefore(e)
 	}
-	a.mu.Unlock()
 	a.listed, a.settled, a.doneFound = sum.Messages, sum.Messages, int(done)
 	a.scopes.found = a.scopes.live
 	a.complete = true
@@ -466,4 +521,139 @@ func (a *attempt) unchanged(ctx context.Context) (bool, error) {
 	a.log.Debug("source listing unchanged since the last complete pass: nothing to read against the ledger",
 		"account", a.opts.Name, "messages", sum.Messages)
 	return true, nil
+}
+
+// openStates are the states of entries that are not settled: a folder
+// holding one is listed.
+var openStates = []State{StatePending, StateFailed, StateRemoving, StateMoving}
+
+// unchangedFolders asks a FolderSummarizer source for its folders' marks
+// (kept for the records of this attempt's pass) and leaves out of the
+// listing each folder that is unchanged since its last complete pass
+// with every entry settled: the same UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ
+// and MESSAGES, nothing pending, failed or being moved, every skipped
+// entry skipped for good under this run's rules. Its messages are
+// counted from its record instead (issue 18: a no-op re-run of a big
+// IMAP account reads no listing). Deleting at the source needs the
+// listing; so does a run without flag sync, whose record could hide flag
+// changes from a later run with it, which records no marks.
+func (a *attempt) unchangedFolders(ctx context.Context, dests FolderPlan) error {
+	fs, ok := a.src.(FolderSummarizer)
+	if !ok || a.opts.KeyFolder == nil || !a.opts.SyncFlags {
+		return nil
+	}
+	sums, ok, err := fs.FolderSummaries(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	sc := a.scopes
+	sc.marks = make(map[string]FolderSummary, len(sums))
+	for _, s := range sums {
+		sc.marks[s.Mailbox] = s
+	}
+	if a.opts.DeleteSource || a.opts.DeleteAfter > 0 {
+		return nil
+	}
+	if a.opts.Mirror {
+		// A mirror pass lists every folder. An unchanged folder (same
+		// UIDNEXT, MESSAGES and HIGHESTMODSEQ) had nothing expunged
+		// since its last pass, but copies an earlier pass held back
+		// (over the caps, no UIDPLUS) are removed only for folders this
+		// listing covers (mirrorRemove asks the scopes).
+		return nil
+	}
+	var same []FolderSummary
+	var out []string // left out of the listing
+	for _, s := range sums {
+		if _, ok := dests.Dest(SourceMessage{Mailbox: s.Mailbox}); !ok {
+			out = append(out, s.Mailbox) // not copied: its pages would be dropped
+			continue
+		}
+		rec, ok := sc.records[s.Mailbox]
+		if !ok || rec.SyncedAt.IsZero() || s.HighestModSeq == 0 || rec.UIDValidity != s.UIDValidity ||
+			rec.UIDNext != s.UIDNext || rec.HighestModSeq != s.HighestModSeq || rec.Messages != s.Messages {
+			continue
+		}
+		same = append(same, s)
+	}
+	defer func() {
+		if len(out) > 0 {
+			fs.LeaveOut(out)
+		}
+	}()
+	if len(same) == 0 {
+		return nil
+	}
+	select {
+	case <-a.hold.Paused():
+		return errPaused
+	default:
+	}
+	counts, err := a.ledger.Counts(ctx, a.opts.Account)
+	if err != nil {
+		return fmt.Errorf("reading the ledger's counts: %w", fatal(err))
+	}
+	if counts[StateSkipped].Messages > maxSkippedUnchanged {
+		return nil
+	}
+	unsettled := map[string]bool{} // by generation
+	if slices.ContainsFunc(openStates, func(s State) bool { return counts[s].Messages > 0 }) {
+		q := Query{States: openStates, KeysOnly: true}
+		for {
+			page, next, err := a.ledger.Scan(ctx, a.opts.Account, q)
+			if err != nil {
+				return fmt.Errorf("reading the ledger: %w", fatal(err))
+			}
+			for _, e := range page {
+				if p, ok := a.opts.KeyFolder(e.Key); ok {
+					unsettled[p.Generation] = true
+				}
+			}
+			if next == "" {
+				break
+			}
+			q.After = next
+		}
+	}
+	skips := map[string][]Entry{} // by generation
+	if counts[StateSkipped].Messages > 0 {
+		all, err := a.scanAll(ctx, Query{States: []State{StateSkipped}})
+		if err != nil {
+			return err
+		}
+		for _, e := range all {
+			p, ok := a.opts.KeyFolder(e.Key)
+			if !ok {
+				continue
+			}
+			if a.disposition(e, true) != SkippedEarlier {
+				unsettled[p.Generation] = true
+			}
+			skips[p.Generation] = append(skips[p.Generation], e)
+		}
+	}
+	for _, s := range same {
+		skipped := skips[s.Generation]
+		if unsettled[s.Generation] || len(skipped) > int(s.Messages) {
+			continue
+		}
+		out = append(out, s.Mailbox)
+		sc.kept = append(sc.kept, sc.records[s.Mailbox])
+		n := int(s.Messages)
+		a.mu.Lock()
+		a.listed += n
+		a.settled += n
+		a.doneFound += n - len(skipped)
+		a.mu.Unlock()
+		for _, e := range skipped {
+			a.skippedBefore(e)
+		}
+	}
+	if len(sc.kept) == 0 {
+		return nil
+	}
+	a.prog.AccountStarted(a.opts.Name, 0, 0) // the pages of the others replace it
+	a.log.Debug("source folders unchanged since their last complete pass: not listed",
+		"account", a.opts.Name, "folders", len(sc.kept), "of", len(sums))
+	return nil
 }

@@ -250,6 +250,9 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 		}
 	}
 	m.swept = true
+	if a.halted() {
+		return ErrInterrupted // no move after Ctrl-C: the next run makes them
+	}
 	return a.findMoves(ctx, dests)
 }
 
@@ -611,6 +614,9 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 	if !a.opts.Mirror || !a.complete {
 		return nil
 	}
+	if a.halted() {
+		return ErrInterrupted // nothing removed after Ctrl-C: the next run does it
+	}
 	m := a.mirror()
 	if a.opts.KeyFolder == nil {
 		if rec, ok := a.scopes.records[maildropRecord]; a.listed == 0 && (ok && rec.Messages > 0 || a.scopes.live > 0) {
@@ -747,6 +753,9 @@ func (a *attempt) deleteFolders(ctx context.Context) error {
 	if len(m.vanished) == 0 {
 		return nil
 	}
+	if a.halted() {
+		return ErrInterrupted
+	}
 	inUse := map[string]bool{"INBOX": true}
 	for _, d := range a.plan.folders {
 		inUse[d] = true
@@ -824,6 +833,9 @@ func (a *attempt) deleteFolders(ctx context.Context) error {
 func (a *attempt) removeCopies(ctx context.Context, entries []Entry) error {
 	for _, group := range byCopyMailbox(entries) {
 		for chunk := range slices.Chunk(group, MaxLookup) {
+			if a.halted() {
+				return ErrInterrupted
+			}
 			now := a.opts.Now()
 			intent := make([]Entry, len(chunk))
 			for i, e := range chunk {
@@ -911,6 +923,9 @@ func (a *attempt) expungeCopies(ctx context.Context, mailbox string, uidValidity
 func (a *attempt) settleMirror(ctx context.Context) error {
 	if a.dry {
 		return nil
+	}
+	if a.halted() {
+		return ErrInterrupted // the next run settles them
 	}
 	removing, err := a.scanAll(ctx, Query{States: []State{StateRemoving}})
 	if err != nil {

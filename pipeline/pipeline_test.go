@@ -139,9 +139,21 @@ func TestPerMessageRejectionIsSkippedAndRecorded(t *testing.T) {
 	if st.Skips[0].Key != "uidl-004" || !strings.Contains(st.Skips[0].Reason, "TOOBIG") {
 		t.Errorf("skip = %+v, want uidl-004 with the server's reason", st.Skips[0])
 	}
+	// Reported once: the re-run lists it as skipped before, and it is no
+	// failure of that run.
 	st = h.run(t)
-	if st.Copied != 0 || st.Skipped != 1 {
-		t.Errorf("re-run copied %d and reported %d skipped, want 0 and 1", st.Copied, st.Skipped)
+	if st.Copied != 0 || st.Skipped != 0 || st.SkippedBefore != 1 || st.SkipsBefore[0].Key != "uidl-004" || !st.Complete() {
+		t.Errorf("re-run copied %d, skipped %d, skipped before %d (%v); want 0, 0, 1", st.Copied, st.Skipped, st.SkippedBefore, st.SkipsBefore)
+	}
+	// RetrySkipped sends it again: refused again, skipped again.
+	h.opts.RetrySkipped = true
+	st = h.run(t)
+	if st.Copied != 0 || st.Skipped != 1 || st.SkippedBefore != 0 {
+		t.Errorf("with RetrySkipped: copied %d, skipped %d, skipped before %d; want 0, 1, 0", st.Copied, st.Skipped, st.SkippedBefore)
+	}
+	h.dst.reject = ""
+	if st = h.run(t); st.Copied != 1 || st.Skipped != 0 {
+		t.Errorf("with RetrySkipped after the server took it: copied %d, skipped %d; want 1, 0", st.Copied, st.Skipped)
 	}
 }
 

@@ -10,7 +10,9 @@ const (
 )
 
 // Progress receives events while accounts run. It carries data, not
-// formatting, and may be called from several goroutines at once.
+// formatting, and may be called from several goroutines at once. Accounts
+// are named by their ledger key (Options.Name); a display that shows
+// Options.Label maps it.
 type Progress interface {
 	// AccountStarted is called as the source is listed, page by page:
 	// toCopy messages are known so far to remain to be copied, and the

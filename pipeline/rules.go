@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/spool"
@@ -26,7 +29,9 @@ const (
 	// the source (DeleteSource, DeleteAfter).
 	AlreadyDone
 	// SkippedEarlier: an earlier run skipped it for good (Entry.Reason: too
-	// big, NUL bytes, empty). It is reported again, not retried.
+	// big, NUL bytes, empty, refused for good). It is listed again, not
+	// retried, and is no failure of the run (Options.RetrySkipped sends
+	// it again).
 	SkippedEarlier
 )
 
@@ -58,6 +63,38 @@ func DispositionOf(e Entry, ok bool) Disposition {
 		return SkippedEarlier
 	}
 	return ToCopy
+}
+
+// Reasons of skips for good, as the ledger keeps them. Their first words
+// are what the ledger's reason classes are read from ("contains NUL
+// bytes", "too big:", "empty message").
+const (
+	NULReason   = "contains NUL bytes, which an IMAP literal cannot carry, and the destination has no BINARY (RFC 3516)"
+	EmptyReason = "empty message"
+	// NULBinaryPartReason: a literal8 APPEND would carry the bytes, but
+	// a server may store a part declared binary in another encoding (RFC
+	// 3516 lets it; Dovecot converts such parts to base64), so the copy
+	// would not be the message byte for byte.
+	NULBinaryPartReason = "contains NUL bytes in a part declared Content-Transfer-Encoding: binary, which servers re-encode on a BINARY APPEND (RFC 3516; Dovecot stores it as base64): it would not arrive byte for byte"
+)
+
+// declaresBinaryPart reports whether a message holds a header line
+// "Content-Transfer-Encoding: binary" (any part, any case). It errs on
+// the side of yes: a line it cannot read whole counts as one.
+func declaresBinaryPart(r io.ReaderAt, size int64) bool {
+	sc := bufio.NewScanner(io.NewSectionReader(r, 0, size))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	const name = "content-transfer-encoding:"
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) < len(name) || !bytes.EqualFold(line[:len(name)], []byte(name)) {
+			continue
+		}
+		if bytes.EqualFold(bytes.TrimSpace(line[len(name):]), []byte("binary")) {
+			return true
+		}
+	}
+	return sc.Err() != nil
 }
 
 // SizeLimit is the largest message a copy sends, in bytes as sent (after

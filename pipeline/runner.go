@@ -51,6 +51,16 @@ type Runner struct {
 	SkipLocked bool
 	Logger     *slog.Logger
 	Progress   Progress
+	// Stop, when closed, stops the runs gently (the first Ctrl-C): no new
+	// message is fetched or sent, nothing is deleted and no new attempt or
+	// phase starts (a listing under way goes on counting, so that the run
+	// knows what is left), the batches already sent are finished and
+	// committed, and RunAccount
+	// returns an error wrapping ErrInterrupted, with Stats.NotYetCopied
+	// counting the listed messages it did not get to. Cancelling ctx
+	// instead stops at once: the batches in flight are left pending, for
+	// the next run to reconcile. Nil: never.
+	Stop <-chan struct{}
 	// Paused, when set, is asked before each account starts: a pause that
 	// is not the engine's own (Options.Traffic's), such as an operator's
 	// from the status page, whose PausedError has no Until (until
@@ -66,6 +76,39 @@ type Runner struct {
 	// recorded with the run (RunRecord.ErrorClass, Hint) and the hint is
 	// Stats.Hint.
 	Explain func(err error) (class, hint string)
+}
+
+// ErrInterrupted ends an account that Runner.Stop stopped. The next run
+// resumes it: nothing is pending, the messages not yet copied are copied
+// then.
+var ErrInterrupted = errors.New("interrupted")
+
+// untilStop returns ctx, ended also when stop is closed: for waits that
+// hold no batch (a timetable's pause), which the interrupt ends at once.
+// The context's resources go with ctx's.
+func untilStop(ctx context.Context, stop <-chan struct{}) context.Context {
+	if stop == nil {
+		return ctx
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-stop:
+		case <-sctx.Done():
+		}
+		cancel()
+	}()
+	return sctx
+}
+
+// stopped reports whether stop is closed.
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // Bounds of the retry loop: the longest wait between attempts, and how
@@ -133,7 +176,7 @@ func (r *Runner) RunAccount(ctx context.Context, job Job) (*Stats, error) {
 	if r.DryRun {
 		ledger = dryRunLedger{ledger}
 	}
-	st := &Stats{Account: opts.Name, DryRun: r.DryRun}
+	st := &Stats{Account: opts.Label, LedgerKey: opts.Name, DryRun: r.DryRun}
 	if r.Paused != nil {
 		pe, err := r.Paused(ctx, opts.Name)
 		if err != nil {
@@ -198,7 +241,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		if t := opts.Traffic; t != nil {
 			// Before any session opens: a timetable's pause is waited out
 			// here, with no connection held.
-			if err = t.Ready(ctx); err != nil {
+			if err = t.Ready(untilStop(ctx, r.Stop)); err != nil {
 				if pe, ok := isPaused(err); ok {
 					paused, err = pe, nil
 				}
@@ -208,7 +251,12 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		st.Attempts = i
 		before := st.progress()
 		err = r.attempt(ctx, job, opts, ledger, hold, log, prog, st, run)
-		if pe, ok := isPaused(err); ok && ctx.Err() == nil {
+		if pe, ok := serverQuota(opts.Traffic, err, time.Now()); ok && ctx.Err() == nil {
+			log.Warn("the server refused more of this account today; pausing it until the next quota window",
+				"account", opts.Name, "until", pe.Until.Format(time.RFC3339), "error", err)
+			err = pe
+		}
+		if pe, ok := isPaused(err); ok && ctx.Err() == nil && !stopped(r.Stop) {
 			// A pause is no failure and uses up no try: what was in
 			// flight is committed; the next attempt goes on after it.
 			if !pe.Wait {
@@ -222,7 +270,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 			i--
 			continue
 		}
-		if err == nil || ctx.Err() != nil || ClassOf(err) != ClassTransient {
+		if err == nil || ctx.Err() != nil || stopped(r.Stop) || ClassOf(err) != ClassTransient {
 			break
 		}
 		// An attempt that moved messages before it failed does not use up
@@ -242,24 +290,38 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
+		case <-r.Stop:
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || stopped(r.Stop) {
 			break
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
-	if ctx.Err() != nil && err != nil {
+	interrupted := false
+	switch {
+	case ctx.Err() != nil && err != nil:
 		err = fmt.Errorf("interrupted: %w", ctx.Err())
+		interrupted = true
+	case stopped(r.Stop) && err != nil:
+		// Whatever the attempt was doing when it stopped (a transient
+		// error waiting for its retry included), the run ends here.
+		if !errors.Is(err, ErrInterrupted) {
+			log.Info("account stopped by the interrupt", "account", opts.Name, "error", err)
+		}
+		err = fmt.Errorf("%w: run the same command again to resume", ErrInterrupted)
+		interrupted = true
 	}
 	st.Failed = run.unsettled
+	if interrupted && !errors.Is(err, context.Canceled) {
+		// Stopped gently: every batch sent was committed, and what is
+		// left was never tried. Only the destination's refusals failed.
+		st.Failed = min(run.unsettled, refusedCount(st.Failures))
+		st.NotYetCopied = run.unsettled - st.Failed
+	}
 	if paused != nil {
 		// What is left waits for the pause to end: only the messages the
 		// destination refused count as failed.
-		refused := map[string]bool{}
-		for _, f := range st.Failures {
-			refused[f.Key] = true
-		}
-		st.Waiting = max(0, st.Failed-len(refused))
+		st.Waiting = max(0, st.Failed-refusedCount(st.Failures))
 		st.Failed -= st.Waiting
 		st.setPaused(paused)
 		log.Info("account paused until the next quota window; the run goes on with the others", "account", opts.Name,
@@ -277,7 +339,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	case paused != nil && err == nil:
 		// A daily quota: the checkpoint records when it resumes.
 		rec.Result, rec.Error, rec.ResumeAt = "paused", PausedRecord(paused.Until, paused.Reason), paused.Until
-	case err != nil && ctx.Err() != nil:
+	case err != nil && interrupted:
 		rec.Result, rec.Error, rec.ErrorClass = "interrupted", err.Error(), "interrupted"
 	case err != nil:
 		rec.Result, rec.Error, rec.ErrorClass = "failed", err.Error(), ClassOf(err).String()
@@ -289,7 +351,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		if r.Explain != nil {
 			class, hint := r.Explain(err)
 			rec.Hint = hint
-			if class != "" && ctx.Err() == nil {
+			if class != "" && !interrupted {
 				rec.ErrorClass = class
 			}
 		}
@@ -305,12 +367,22 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 var errPaused = errors.New("the account was paused")
 
 // engineClass is the engine's class of the error that stopped an account:
-// "interrupted" when ctx ended, else ClassOf's.
+// "interrupted" when ctx ended or Runner.Stop stopped it, else ClassOf's.
 func engineClass(ctx context.Context, err error) string {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.Is(err, ErrInterrupted) {
 		return "interrupted"
 	}
 	return ClassOf(err).String()
+}
+
+// refusedCount counts the messages of failures (the destination's
+// refusals), each once.
+func refusedCount(failures []Skip) int {
+	seen := map[string]bool{}
+	for _, f := range failures {
+		seen[f.Key] = true
+	}
+	return len(seen)
 }
 
 func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, hold Hold, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
@@ -329,7 +401,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 		src, dst = dryRunSource{Source: src, log: log, account: opts.Name}, &dryRunDestination{Destination: dst}
 	}
 	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, hold: hold, opts: opts, log: log, prog: prog, st: st,
-		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun, dry: r.DryRun}
+		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun, dry: r.DryRun, halt: r.Stop}
 	openExtra := job.OpenExtraDestination
 	if openExtra == nil {
 		openExtra = job.OpenDestination
@@ -342,6 +414,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 		return &dryRunDestination{Destination: d}, nil
 	}
 	err = a.do(ctx)
+	st.noteCreated(rawDst)
 	run.deletePending = a.deleted
 	dst.Close()
 	// QUIT (which commits POP3 deletions) only after a clean attempt (a
@@ -387,11 +460,22 @@ func OpenBoth(ctx context.Context, openSrc func(context.Context) (Source, error)
 		if dstErr == nil {
 			dst.Close()
 		}
-		return nil, nil, fmt.Errorf("connecting to the source: %w", err)
+		return nil, nil, &SideError{Side: "source", Err: err}
 	}
 	if dstErr != nil {
 		src.Close(false)
-		return nil, nil, fmt.Errorf("connecting to the destination: %w", dstErr)
+		return nil, nil, &SideError{Side: "destination", Err: dstErr}
 	}
 	return src, dst, nil
 }
+
+// SideError is a failure to open one side of an account, "source" or
+// "destination" (OpenBoth's errors), so that what to check can name that
+// side's settings only. errors.Is and errors.As see through it to Err.
+type SideError struct {
+	Side string
+	Err  error
+}
+
+func (e *SideError) Error() string { return "connecting to the " + e.Side + ": " + e.Err.Error() }
+func (e *SideError) Unwrap() error { return e.Err }

@@ -9,8 +9,9 @@ import (
 
 // SourceMessage is one message as a source lists it. Key is the message's
 // stable identity within its account and never a session-scoped number:
-// the POP3 UIDL (or "sha256:<hex>" when the server has no UIDL), or for IMAP
-// sources "<mailbox>\x00<uidvalidity>\x00<uid>".
+// the POP3 UIDL (or "sha256:<hex>" when the server has no UIDL), for IMAP
+// sources "<mailbox>\x00<uidvalidity>\x00<uid>", for a Gmail source copied
+// one copy per message "gm:<X-GM-MSGID>".
 type SourceMessage struct {
 	Key          string
 	Mailbox      string    // source mailbox; "" for POP3
@@ -18,9 +19,10 @@ type SourceMessage struct {
 	InternalDate time.Time // zero when the source has none (POP3)
 	Flags        []string  // nil when the source has none (POP3)
 	// Seq is the number the source gave the message in the session that
-	// listed it (the POP3 message number), so that Fetch and Delete need
-	// no index of the whole listing; 0 when the source has none. It means
-	// nothing to another session.
+	// listed it (the POP3 message number, a Gmail message's UID in the
+	// folder it is read from), so that Fetch and Delete need no index of
+	// the whole listing; 0 when the source has none. It means nothing to
+	// another session.
 	Seq uint32
 }
 
@@ -48,6 +50,14 @@ type Source interface {
 	Close(commit bool) error
 }
 
+// MailboxCreator is implemented by destinations that say which mailboxes
+// their session created (imapdst), so that the summary names them: a
+// folder created by mistake (a typo in a folder name) should not go
+// unnoticed.
+type MailboxCreator interface {
+	CreatedMailboxes() []string
+}
+
 // Prefetcher is implemented by sources that can ask for several messages
 // ahead (POP3 PIPELINING, RFC 2449 §6.6): msgs are the messages the next
 // Fetch calls will ask for, in that order. It is a hint; Fetch calls in
@@ -70,6 +80,14 @@ type Capabilities struct {
 	LiteralPlus bool
 	UIDPlus     bool
 	AppendLimit int64 // server-wide APPENDLIMIT; 0 when none
+	// Binary: the server takes messages with NUL bytes as literal8 (RFC
+	// 3516 BINARY); elsewhere such a message is skipped for good.
+	Binary bool
+	// DropsDuplicates: an APPEND of a message the account already holds is
+	// answered OK and not stored, its APPENDUID naming the message there or
+	// absent (Gmail, provider.Quirks.DropsDuplicates). Such a copy is
+	// confirmed by the bytes the destination holds before it counts.
+	DropsDuplicates bool
 }
 
 // OutgoingMessage is one message to append. Body must yield exactly Size bytes
@@ -79,6 +97,9 @@ type OutgoingMessage struct {
 	Size         int64
 	Flags        []string
 	InternalDate time.Time // zero: let the server choose
+	// Binary says the message holds NUL bytes: it goes as a literal8 (RFC
+	// 3516), which a destination without BINARY cannot take.
+	Binary bool
 }
 
 // AppendResult is the outcome for one message of an Append call. Err is nil on
@@ -241,4 +262,31 @@ func ListAll(ctx context.Context, src Lister) ([]SourceMessage, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// FolderSummary is what a FolderSummarizer tells of one folder its next
+// List would list: the marks RFC 7162 (CONDSTORE) gives a folder, which
+// all stay the same as long as nothing in it changes (a new message moves
+// UIDNEXT, a flag change or an expunge HIGHESTMODSEQ).
+type FolderSummary struct {
+	Mailbox string
+	// Generation is what every key of the folder under UIDValidity starts
+	// with (KeyPlace.Generation).
+	Generation    string
+	UIDValidity   uint32
+	UIDNext       uint32
+	HighestModSeq uint64 // never 0: a folder without one is not summarized
+	Messages      uint32
+}
+
+// FolderSummarizer is a Source with folders (imapsrc, where the server
+// offers CONDSTORE) that can tell each folder's marks before listing:
+// a folder whose marks are those of its last complete pass, every entry
+// of it settled, needs no listing (issue 18: a no-op re-run of a big IMAP
+// account). LeaveOut names the folders the List that follows leaves out;
+// that List forgets them. false: no summaries (the server keeps no
+// HIGHESTMODSEQ).
+type FolderSummarizer interface {
+	FolderSummaries(ctx context.Context) ([]FolderSummary, bool, error)
+	LeaveOut(mailboxes []string)
 }

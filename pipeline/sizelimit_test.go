@@ -87,8 +87,8 @@ func TestSizeLimitBeforeAndWhileFetching(t *testing.T) {
 	// A second run fetches nothing: the skips are for good.
 	h.src.fetched = nil
 	st = h.run(t)
-	if len(h.src.fetched) != 0 || st.Copied != 0 || st.Skipped != 3 {
-		t.Errorf("second run: fetched %q, copied %d, skipped %d; want nothing fetched, 3 skips reported", h.src.fetched, st.Copied, st.Skipped)
+	if len(h.src.fetched) != 0 || st.Copied != 0 || st.Skipped != 0 || st.SkippedBefore != 3 {
+		t.Errorf("second run: fetched %q, copied %d, skipped %d, before %d; want nothing fetched, 3 earlier skips reported", h.src.fetched, st.Copied, st.Skipped, st.SkippedBefore)
 	}
 }
 

@@ -1,6 +1,9 @@
 package pipeline
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Skip is one message that was not copied, and why.
 type Skip struct {
@@ -10,7 +13,10 @@ type Skip struct {
 
 // Stats is the report of one account's run. Counts add up across attempts.
 type Stats struct {
-	Account string `json:"account"`
+	// Account is the account's name (Options.Label), LedgerKey its key in
+	// the ledger (Options.Name).
+	Account   string `json:"account"`
+	LedgerKey string `json:"ledger_key"`
 	// Listed is how many messages the source holds.
 	Listed int `json:"listed"`
 	// Copied is how many messages this run appended.
@@ -29,16 +35,27 @@ type Stats struct {
 	// how many were the message's only copy and recorded as done;
 	// LateCopiesKept how many duplicates the destination could not
 	// expunge (no UIDPLUS), named in the log.
-	LateCopiesRemoved int    `json:"late_copies_removed,omitempty"`
-	LateCopiesAdopted int    `json:"late_copies_adopted,omitempty"`
-	LateCopiesKept    int    `json:"late_copies_kept,omitempty"`
-	Skipped           int    `json:"skipped"`
-	Skips             []Skip `json:"skips,omitempty"`
+	LateCopiesRemoved int `json:"late_copies_removed,omitempty"`
+	LateCopiesAdopted int `json:"late_copies_adopted,omitempty"`
+	LateCopiesKept    int `json:"late_copies_kept,omitempty"`
+	// Skipped is how many messages this run skipped for good (Skips: each
+	// with its reason): they make it exit 3, once.
+	Skipped int    `json:"skipped"`
+	Skips   []Skip `json:"skips,omitempty"`
+	// SkippedBefore is how many listed messages earlier runs skipped for
+	// good (SkipsBefore: each with its reason): reported, but no failure
+	// of this run; Options.RetrySkipped tries them again instead.
+	SkippedBefore int    `json:"skipped_before,omitempty"`
+	SkipsBefore   []Skip `json:"skips_before,omitempty"`
 	// Failed is how many messages could not be copied, because the
 	// account stopped early or the destination refused them; the next run
 	// tries them again. Failures lists the refusals with their reasons.
 	Failed   int    `json:"failed"`
 	Failures []Skip `json:"failures,omitempty"`
+	// NotYetCopied is how many listed messages a run stopped by
+	// Runner.Stop (the first Ctrl-C) did not get to: never tried, so not
+	// failed; the next run copies them.
+	NotYetCopied int `json:"not_yet_copied"`
 	// Rematched is how many listed messages were recognised, by digest, as
 	// copies made under an earlier identity (an IMAP folder whose
 	// UIDVALIDITY changed) and not sent again.
@@ -47,6 +64,9 @@ type Stats struct {
 	// to date; FlagsDropped how many flags the destination would not take.
 	FlagsUpdated int `json:"flags_updated,omitempty"`
 	FlagsDropped int `json:"flags_dropped,omitempty"`
+	// FoldersCreated are the destination folders this run created, in
+	// the order it created them (MailboxCreator).
+	FoldersCreated []string `json:"folders_created,omitempty"`
 	// Gone is how many listed messages had left the source (expunged by
 	// another client) by the time they were fetched; they are not failures.
 	Gone int `json:"gone,omitempty"`
@@ -156,5 +176,20 @@ func (s *Stats) SkipReasons() map[string]int {
 
 // Complete reports whether every listed message is on the destination or
 // deliberately skipped, with no error, and the account was not paused
-// (what a pause left waits for the next run).
-func (s *Stats) Complete() bool { return s.Error == "" && s.Failed == 0 && !s.Paused }
+// (what a pause left waits for the next run) nor interrupted.
+func (s *Stats) Complete() bool {
+	return s.Error == "" && s.Failed == 0 && s.NotYetCopied == 0 && !s.Paused
+}
+
+// noteCreated adds the mailboxes d's session created to FoldersCreated.
+func (s *Stats) noteCreated(d Destination) {
+	c, ok := d.(MailboxCreator)
+	if !ok {
+		return
+	}
+	for _, name := range c.CreatedMailboxes() {
+		if !slices.Contains(s.FoldersCreated, name) {
+			s.FoldersCreated = append(s.FoldersCreated, name)
+		}
+	}
+}

@@ -34,6 +34,46 @@ type Traffic interface {
 	// require (a short wait: bytes in flight are never paused).
 	Read(ctx context.Context, n int) error
 	Write(ctx context.Context, n int) error
+	// ServerQuota is told that a server refused the account more today
+	// (a *DailyLimitError, with reason): it pauses the account until the
+	// end of its quota window, as its own daily quota would, and returns
+	// that pause.
+	ServerQuota(reason string) *PausedError
+}
+
+// DailyLimitError is a server's refusal to take or serve more of an
+// account today (Gmail: "[OVERQUOTA] Account exceeded command or
+// bandwidth limits", as a NO or a BYE; provider.Quirks.DailyLimit): the
+// account pauses until its next quota window (Traffic.ServerQuota), which
+// is no failure, and what was refused is tried again then. The adapters
+// wrap the server's reply in it.
+type DailyLimitError struct {
+	Err error
+}
+
+func (e *DailyLimitError) Error() string {
+	return "the server's daily limit for the account is reached: " + e.Err.Error()
+}
+
+func (e *DailyLimitError) Unwrap() error { return e.Err }
+
+// ErrorClass implements Classifier: transient (nothing was stored by the
+// refused command; the engine pauses rather than retries).
+func (e *DailyLimitError) ErrorClass() Class { return ClassTransient }
+
+// serverQuota turns a *DailyLimitError in err into the account's pause;
+// ok is false when err holds none.
+func serverQuota(t Traffic, err error, now time.Time) (*PausedError, bool) {
+	var de *DailyLimitError
+	if !errors.As(err, &de) {
+		return nil, false
+	}
+	reason := "the server refused more today (" + de.Err.Error() + ")"
+	if t == nil {
+		// No traffic control: a day from now.
+		return &PausedError{Until: now.Add(24 * time.Hour), Reason: reason}, true
+	}
+	return t.ServerQuota(reason), true
 }
 
 // PausedError ends an attempt because the account must start nothing new

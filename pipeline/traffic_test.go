@@ -66,6 +66,13 @@ func (s *scriptTraffic) Write(_ context.Context, n int) error {
 	return nil
 }
 
+func (s *scriptTraffic) ServerQuota(reason string) *PausedError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paused = true
+	return &PausedError{Until: resumeAt, Reason: reason}
+}
+
 func totalBytes(msgs []memMsg) int64 {
 	var n int64
 	for _, m := range msgs {

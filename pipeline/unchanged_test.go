@@ -67,18 +67,18 @@ func TestUnchangedListingIsNotLookedUp(t *testing.T) {
 
 	lookups := h.ledger.lookups
 	st := h.runSummarizing(t)
-	if st.Error != "" || st.Copied != 0 || st.Listed != 23 || st.AlreadyDone != first.Copied || st.Skipped != first.Skipped {
-		t.Errorf("unchanged re-run: listed %d, copied %d, already done %d, skipped %d, error %q; want 23, 0, %d, %d",
-			st.Listed, st.Copied, st.AlreadyDone, st.Skipped, st.Error, first.Copied, first.Skipped)
+	if st.Error != "" || st.Copied != 0 || st.Listed != 23 || st.AlreadyDone != first.Copied || st.Skipped != 0 || st.SkippedBefore != first.Skipped {
+		t.Errorf("unchanged re-run: listed %d, copied %d, already done %d, skipped %d, before %d, error %q; want 23, 0, %d, 0, %d",
+			st.Listed, st.Copied, st.AlreadyDone, st.Skipped, st.SkippedBefore, st.Error, first.Copied, first.Skipped)
 	}
 	if h.ledger.lookups != lookups {
 		t.Errorf("unchanged re-run: %d Lookups, want none", h.ledger.lookups-lookups)
 	}
 
 	// The same run without a summary reports the same.
-	if plain := h.run(t); plain.Listed != st.Listed || plain.AlreadyDone != st.AlreadyDone || plain.Skipped != st.Skipped {
-		t.Errorf("page by page: listed %d, already done %d, skipped %d; without pages %d, %d, %d",
-			plain.Listed, plain.AlreadyDone, plain.Skipped, st.Listed, st.AlreadyDone, st.Skipped)
+	if plain := h.run(t); plain.Listed != st.Listed || plain.AlreadyDone != st.AlreadyDone || plain.SkippedBefore != st.SkippedBefore {
+		t.Errorf("page by page: listed %d, already done %d, skipped before %d; without pages %d, %d, %d",
+			plain.Listed, plain.AlreadyDone, plain.SkippedBefore, st.Listed, st.AlreadyDone, st.SkippedBefore)
 	}
 
 	// The limit grew past the skipped messages: they are retried.

@@ -34,6 +34,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -49,6 +50,9 @@ type ClientOptions struct {
 	// Passwords and SASL responses are replaced by "***"; message bodies are
 	// not traced, only their size.
 	Trace io.Writer
+	// TLSTimeout bounds the TLS handshake of STLS (internal/dialer): 0,
+	// 30 s; negative: none.
+	TLSTimeout time.Duration
 }
 
 // Capabilities is the CAPA list (RFC 2449 §5): upper-case capability name to
@@ -389,7 +393,11 @@ func (c *Client) STLS(ctx context.Context, cfg *tls.Config) error {
 		if c.r.Buffered() > 0 {
 			return c.fail(&ProtocolError{Command: "STLS", Reason: "data sent before the TLS handshake"})
 		}
-		tc, err := tlsmode.Handshake(ctx, c.conn, cfg)
+		var tc *tls.Conn
+		err := dialer.Run(ctx, c.conn, dialer.StepTLS, c.conn.RemoteAddr().String(), c.opts.TLSTimeout, false, func(ctx context.Context) (err error) {
+			tc, err = tlsmode.Handshake(ctx, c.conn, cfg)
+			return err
+		})
 		if err != nil {
 			return c.fail(fmt.Errorf("pop3src: STLS: TLS handshake: %w", err))
 		}

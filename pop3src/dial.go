@@ -10,6 +10,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 )
@@ -41,6 +42,11 @@ type DialOptions struct {
 	// IdleTimeout bounds how long a read or write may make no progress
 	// (idleconn): 0 means DefaultIdleTimeout, negative means none.
 	IdleTimeout time.Duration
+	// Timeouts bound the TCP connect, the TLS handshake (implicit TLS and
+	// STLS) and the greeting, each on its own (internal/dialer): a server
+	// that accepts and never answers fails in seconds, not after the idle
+	// timeout. The zero value: 30 s each.
+	Timeouts dialer.Timeouts
 	// Logger receives debug events; nil discards them.
 	Logger *slog.Logger
 	// Trace receives the protocol trace; see ClientOptions.Trace.
@@ -68,10 +74,9 @@ func Dial(ctx context.Context, opts DialOptions) (*Client, error) {
 		idle = DefaultIdleTimeout
 	}
 
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := dialer.Dial(ctx, addr, opts.Timeouts)
 	if err != nil {
-		return nil, fmt.Errorf("pop3src: dialing %s: %w", addr, err)
+		return nil, fmt.Errorf("pop3src: %w", err)
 	}
 	ic := idleconn.New(raw, idle)
 	stop := context.AfterFunc(ctx, func() { _ = ic.Close() })
@@ -92,16 +97,30 @@ func Dial(ctx context.Context, opts DialOptions) (*Client, error) {
 }
 
 func connect(ctx context.Context, ic *idleconn.Conn, addr string, tlsCfg *tls.Config, opts DialOptions) (*Client, error) {
-	copts := &ClientOptions{AllowPlaintext: opts.AllowPlaintext, Logger: opts.Logger, Trace: opts.Trace}
+	copts := &ClientOptions{AllowPlaintext: opts.AllowPlaintext, Logger: opts.Logger, Trace: opts.Trace, TLSTimeout: opts.Timeouts.TLS}
 	var conn net.Conn = ic
 	if opts.TLS == TLSImplicit {
-		tc, err := tlsmode.Handshake(ctx, ic, tlsCfg)
+		var tc *tls.Conn
+		err := dialer.Run(ctx, ic, dialer.StepTLS, addr, opts.Timeouts.TLS, true, func(ctx context.Context) (err error) {
+			tc, err = tlsmode.Handshake(ctx, ic, tlsCfg)
+			return err
+		})
 		if err != nil {
-			return nil, fmt.Errorf("pop3src: TLS handshake with %s: %w", addr, err)
+			return nil, fmt.Errorf("pop3src: TLS handshake with %s: %w", addr, dialer.TLSError(addr, dialer.POP3, err))
 		}
 		conn = tc
 	}
-	c, err := newClient(conn, ic, copts)
+	var c *Client
+	err := dialer.Run(ctx, ic, dialer.StepGreeting, addr, opts.Timeouts.Greeting, opts.TLS == TLSImplicit, func(context.Context) (err error) {
+		c, err = newClient(conn, ic, copts)
+		return err
+	})
+	var pe *ProtocolError
+	if errors.As(err, &pe) && pe.Command == "" {
+		if perr := dialer.Unexpected(addr, dialer.POP3, pe.Line); perr != nil {
+			err = perr // IMAP at a POP3 URL's port, say
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mailferry/mailferry/internal/bearer"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -52,6 +53,8 @@ type Options struct {
 	AllowPlaintext bool
 	// IdleTimeout: see DialOptions.IdleTimeout.
 	IdleTimeout time.Duration
+	// Timeouts: see DialOptions.Timeouts.
+	Timeouts dialer.Timeouts
 	// Logger receives warnings (duplicate UIDLs, no UIDL); nil discards.
 	Logger *slog.Logger
 	// Trace receives the protocol trace, credentials redacted.
@@ -162,6 +165,7 @@ func openOnce(ctx context.Context, opts Options) (*Source, error) {
 		TLSConfig:      opts.TLSConfig,
 		AllowPlaintext: opts.AllowPlaintext,
 		IdleTimeout:    opts.IdleTimeout,
+		Timeouts:       opts.Timeouts,
 		Logger:         log,
 		Trace:          opts.Trace,
 	})

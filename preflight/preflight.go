@@ -95,7 +95,11 @@ type Result struct {
 	Notes []string `json:"notes,omitempty"`
 	// Problems are what would make a run fail or be partial.
 	Problems []string `json:"problems"`
-	OK       bool     `json:"ok"`
+	// FolderErrors are the problems that are folders the command line or
+	// the config names and that are not there (account.FolderError): a
+	// run would refuse the account before copying anything.
+	FolderErrors []string `json:"folder_errors,omitempty"`
+	OK           bool     `json:"ok"`
 	// SourceListed says the source was listed: the counts mean something.
 	SourceListed bool `json:"source_listed"`
 }
@@ -196,6 +200,21 @@ func Inspect(ctx context.Context, a *account.Account, ledger *checkpoint.Ledger,
 	serr := tokenErr["source"]
 	if serr == nil && isIMAP {
 		serr = tokenErr["destination"]
+	}
+	if serr == nil && tokenErr["destination"] == nil {
+		// The folders the user named, checked as a run checks them
+		// first; a source folder that is not there ends the inspection
+		// of the source.
+		for _, fe := range folderErrors(a.CheckFolders(ctx)) {
+			problem("%v", fe)
+			pa.FolderErrors = append(pa.FolderErrors, fe.Error())
+			if fe.Side == "source" && serr == nil {
+				serr = fe
+			}
+		}
+		if serr != nil {
+			return pa
+		}
 	}
 	if serr == nil {
 		if srcMsgs, sample, folders, serr = inspectSource(ctx, a, &pa, ledger); serr != nil {
@@ -375,6 +394,26 @@ func inspectSource(ctx context.Context, a *account.Account, pa *Result, ledger *
 	}
 	est.SampleTime = time.Since(start)
 	return todo, est, folders, nil
+}
+
+// folderErrors returns the *account.FolderError values err is or joins.
+// Other errors (a server that cannot be reached) are left to the steps
+// that follow, which report them.
+func folderErrors(err error) []*account.FolderError {
+	var out []*account.FolderError
+	var walk func(error)
+	walk = func(err error) {
+		var fe *account.FolderError
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+		} else if errors.As(err, &fe) {
+			out = append(out, fe)
+		}
+	}
+	walk(err)
+	return out
 }
 
 // ledgerEntries returns what the ledger (nil: none) has of msgs, by key:

@@ -1,12 +1,10 @@
 // Package provider describes the hosted mail services mailferry knows by
 // name: their IMAP and POP3 servers, how they want TLS, their OAuth2 token
-// endpoints and the scopes each grant asks for. The config key provider =
-// "gmail" | "microsoft365" fills these in, and they are detected from a
-// server URL's host when the key is absent. It holds data only: no I/O.
-//
-// A provider's quirk profile (how its servers bend IMAP: Gmail's labels,
-// Exchange's limits) belongs here too, so that one key names a server
-// family everywhere; Provider has a place for it.
+// endpoints and the scopes each grant asks for, what they allow one user
+// (connections, bytes a day) and their quirk profile. The config key
+// provider = "gmail" | "microsoft365" names one, and it is detected from a
+// server URL's host when the key is absent. One key names a server family
+// everywhere. It holds data only: no I/O.
 package provider
 
 import (
@@ -47,7 +45,19 @@ type Provider struct {
 	// PowerShell parameter does ("Imap", "Pop").
 	RefusedAppToken, RefusedUserToken string
 
-	// Quirks: the server family's quirk profile (issue 15) goes here.
+	// MaxConnectionsPerUser is the provider's limit of simultaneous IMAP
+	// connections of one user: the default of max_connections_per_user.
+	// 0: not known.
+	MaxConnectionsPerUser int
+	// ReadBytesPerDay and WrittenBytesPerDay are the provider's daily IMAP
+	// transfer limits of one user, downloaded from it (it is the source)
+	// and uploaded to it (it is the destination): the defaults of
+	// max_bytes_per_day_read and _write. 0: not known.
+	ReadBytesPerDay, WrittenBytesPerDay int64
+
+	// Quirks is the server family's quirk profile: what mailferry does
+	// differently with its servers.
+	Quirks Quirks
 }
 
 // Known providers.
@@ -69,6 +79,17 @@ var (
 			"and the user must not be suspended",
 		RefusedUserToken: "Google issued the token; {P} access must be on for the user (Admin console: Apps > Google Workspace > Gmail > " +
 			"End User Access > POP and IMAP access; for a personal account, Gmail's settings) and the sign-in must have granted https://mail.google.com/",
+		// "Too many simultaneous connections" above 15 IMAP connections
+		// per account; the IMAP bandwidth limits of Google Workspace are
+		// 2,500 MB a day downloaded and 500 MB uploaded.
+		MaxConnectionsPerUser: 15,
+		ReadBytesPerDay:       2500e6,
+		WrittenBytesPerDay:    500e6,
+		Quirks: Quirks{
+			Labels:          true,
+			DropsDuplicates: true,
+			DailyLimit:      []string{"bandwidth limits"},
+		},
 	}
 	Microsoft365 = &Provider{
 		Name:          "microsoft365",
@@ -90,6 +111,15 @@ var (
 			"and {P} is enabled for the mailbox (Set-CASMailbox -Identity <user> -{p}Enabled $true)",
 		RefusedUserToken: "Microsoft issued the token; {P} must be enabled for the mailbox (Set-CASMailbox -Identity <user> -{p}Enabled $true) " +
 			"and the token must be for this mailbox's user, with the {P}.AccessAsUser.All scope",
+		// Exchange Online: 20 concurrent IMAP (and POP3) connections per
+		// mailbox; no published daily transfer limit.
+		MaxConnectionsPerUser: 20,
+		Quirks: Quirks{
+			FlagsLostAtAppend:    []string{`\Flagged`},
+			CaseInsensitiveNames: true,
+			ReservedNames:        []string{"Calendar", "Contacts", "Tasks", "Notes", "Journal"},
+			MaxErrors:            10,
+		},
 	}
 )
 
@@ -127,6 +157,15 @@ func Detect(host string) *Provider {
 		}
 	}
 	return nil
+}
+
+// For returns the provider a server section names (its provider key, ""
+// when absent), else the one whose servers host is; nil when neither.
+func For(name, host string) *Provider {
+	if p := Lookup(name); p != nil {
+		return p
+	}
+	return Detect(host)
 }
 
 // RefusedToken says what to check when the mail server refuses, over

@@ -62,3 +62,52 @@ func TestRefusedToken(t *testing.T) {
 		}
 	}
 }
+
+// TestLimits: what each provider allows one user, by name or by host; an
+// unknown host has no limits.
+func TestLimits(t *testing.T) {
+	if p := For("", "IMAP.gmail.com."); p == nil || p.MaxConnectionsPerUser != 15 || p.ReadBytesPerDay != 2500e6 || p.WrittenBytesPerDay != 500e6 {
+		t.Errorf("gmail limits %+v", p)
+	}
+	if p := For("microsoft365", "127.0.0.1"); p == nil || p.MaxConnectionsPerUser != 20 || p.ReadBytesPerDay != 0 {
+		t.Errorf("microsoft365 limits %+v", p)
+	}
+	if p := For("", "imap.example.com"); p != nil {
+		t.Errorf("unknown host: %+v", p)
+	}
+}
+
+// TestIdentify: a server is known by its capabilities, its greeting, its
+// ID, and only then by its host; a server that says nothing of itself is
+// no provider.
+func TestIdentify(t *testing.T) {
+	tests := []struct {
+		name string
+		s    Server
+		want *Provider
+	}{
+		{"X-GM-EXT-1", Server{Host: "127.0.0.1", Capabilities: []string{"IMAP4rev1", "x-gm-ext-1"}}, Gmail},
+		{"Gimap greeting", Server{Greeting: "Gimap ready for requests from 192.0.2.1 a1mb"}, Gmail},
+		{"GImap ID", Server{ID: map[string]string{"name": "GImap", "vendor": "Google, Inc."}}, Gmail},
+		{"Exchange greeting", Server{Greeting: "The Microsoft Exchange IMAP4 service is ready. [TQBOADIA]"}, Microsoft365},
+		{"Exchange ID", Server{ID: map[string]string{"name": "Microsoft.Exchange.Imap4.Imap4Server"}}, Microsoft365},
+		{"host only", Server{Host: "outlook.office365.com", Greeting: "ready"}, Microsoft365},
+		{"the server's words win over the host", Server{Host: "imap.gmail.com", Greeting: "Dovecot ready."}, Gmail},
+		{"Dovecot", Server{Host: "mail.example.org", Capabilities: []string{"IMAP4rev1", "ID"}, Greeting: "Dovecot (Debian) ready.",
+			ID: map[string]string{"name": "Dovecot"}}, nil},
+	}
+	for _, tc := range tests {
+		if got := Identify(tc.s); got != tc.want {
+			t.Errorf("%s: Identify = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if q := QuirksOf(nil); q.Labels || q.Reserved("Calendar") || q.DailyLimitReached("bandwidth limits") {
+		t.Errorf("no provider has quirks: %+v", q)
+	}
+	if q := QuirksOf(Microsoft365); !q.Reserved("calendar") || q.Reserved("Work") || !q.CaseInsensitiveNames {
+		t.Errorf("microsoft365 quirks %+v", q)
+	}
+	if q := QuirksOf(Gmail); !q.DailyLimitReached("[OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)") || q.DailyLimitReached("[OVERQUOTA] Mailbox is full") {
+		t.Errorf("gmail's daily limit words %v", q.DailyLimit)
+	}
+}

@@ -9,8 +9,27 @@
 # then runs the same command again to show that nothing is copied twice, and
 # stops both servers on exit. Installs Dovecot from Debian packages if needed.
 #
-# Usage: scripts/demo.sh   (from anywhere in the checkout; needs Go)
+# With --keep the servers stay up afterwards, so that you can try other
+# commands against them (verify, plan, status, an IMAP-to-IMAP copy): the
+# script prints their ports, the user, where the passwords are, the exact
+# commands to try, and how to stop the servers.
+#
+# Usage: scripts/demo.sh [--keep]   (from anywhere in the checkout; needs Go)
 set -euo pipefail
+
+keep=false
+case "${1:-}" in
+"") ;;
+--keep) keep=true ;;
+-h | --help)
+	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+	exit 0
+	;;
+*)
+	echo "usage: scripts/demo.sh [--keep]" >&2
+	exit 2
+	;;
+esac
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -30,8 +49,12 @@ workdir=$(mktemp -d "${TMPDIR:-/tmp}/mailferry-demo.XXXXXX")
 chmod 755 "$workdir"
 env_pid=""
 
+kept=false
 cleanup() {
 	local rc=$?
+	if $kept; then
+		exit "$rc"
+	fi
 	if [[ -n $env_pid ]] && kill -0 "$env_pid" 2>/dev/null; then
 		echo "==> Stopping the demo servers"
 		kill -TERM "$env_pid" 2>/dev/null || true
@@ -48,8 +71,13 @@ go build -o "$workdir/bin/mailferry" ./cmd/mailferry
 go build -o "$workdir/bin/mailferry-demo-servers" ./cmd/mailferry-demo-servers
 
 echo "==> Starting two private Dovecot servers under $workdir/servers"
-"$workdir/bin/mailferry-demo-servers" -dir "$workdir/servers" -env-file "$workdir/env.sh" \
-	>/dev/null 2>"$workdir/servers.log" &
+launch=()
+if $keep; then
+	# Its own session: the servers outlive this script and its terminal.
+	launch=(setsid)
+fi
+${launch[@]+"${launch[@]}"} "$workdir/bin/mailferry-demo-servers" -dir "$workdir/servers" -env-file "$workdir/env.sh" \
+	>/dev/null 2>"$workdir/servers.log" </dev/null &
 env_pid=$!
 for _ in $(seq 1 300); do
 	[[ -f $workdir/env.sh ]] && break
@@ -97,3 +125,47 @@ echo
 echo "==> Second run: the checkpoint knows them all, nothing is copied again"
 copy
 echo "==> Destination INBOX still holds $(count "$DEST_DOVECOT_CONFIG") messages"
+
+if ! $keep; then
+	exit 0
+fi
+
+# --keep: leave the servers running, say how to use them and how to stop them.
+cat >"$workdir/stop.sh" <<STOP
+#!/usr/bin/env bash
+# Stops the demo servers of scripts/demo.sh --keep and removes $workdir.
+kill -TERM $env_pid 2>/dev/null || true
+for _ in \$(seq 1 100); do
+	kill -0 $env_pid 2>/dev/null || break
+	sleep 0.1
+done
+rm -rf '$workdir'
+echo "demo servers stopped, $workdir removed"
+STOP
+chmod 755 "$workdir/stop.sh"
+kept=true
+imap_src="imaps://$DEMO_USER@127.0.0.1:$SOURCE_IMAPS_PORT"
+cat <<EOF
+
+==> The demo servers keep running (process $env_pid, files under $workdir)
+
+  old (the source):  POP3S 127.0.0.1:$SOURCE_POP3S_PORT, POP3 (STLS) 127.0.0.1:$SOURCE_POP3_PORT, IMAPS 127.0.0.1:$SOURCE_IMAPS_PORT
+  new (destination): IMAPS 127.0.0.1:$DEST_IMAPS_PORT, IMAP (STARTTLS) 127.0.0.1:$DEST_IMAP_PORT
+  user:              $DEMO_USER on both; their passwords are MAILFERRY_SOURCE_PASSWORD and
+                     MAILFERRY_DEST_PASSWORD in $workdir/env.sh
+  CA certificate:    $DEMO_CA_FILE (both servers)
+  checkpoint:        $state
+
+Try, in a shell:
+
+  source $workdir/env.sh
+  export PATH=$workdir/bin:\$PATH
+  mailferry status --state $state
+  mailferry verify $src $dst --tls-ca $DEMO_CA_FILE --state $state
+  mailferry plan $src $dst --tls-ca $DEMO_CA_FILE --state $state
+  mailferry copy $imap_src $dst/Old --create-folders --tls-ca $DEMO_CA_FILE --state $state
+
+Stop the servers and remove everything:
+
+  $workdir/stop.sh
+EOF

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"; .ci/run calls exactly this).
 # Installs what the tests need from Debian's packages when missing (Dovecot's
-# IMAP and POP3 servers, zsh, fish, groff, Chromium) and the other servers of the
+# IMAP and POP3 servers, PostgreSQL, zsh, fish, groff, Chromium) and the other servers of the
 # interop kits into a private prefix (scripts/install-servers.sh), then runs
 # gofmt, vet, the package test (build the .deb and .rpm, install the .deb,
 # check it, remove it: only as root, which CI is; see
@@ -10,12 +10,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Dovecot for the real-server tests, zsh and fish for the completion tests,
-# groff for the man page test, headless Chromium for the status page's
-# browser test (under CI=true a missing browser fails that test), isync's
-# mbsync for the benchmark's side by side test.
+# Dovecot for the real-server tests, PostgreSQL's server binaries for the
+# PostgreSQL checkpoint's tests (each test starts a private instance:
+# internal/testkit/postgres), zsh and fish for the completion tests, groff
+# for the man page test, headless Chromium for the status page's browser
+# test (under CI=true a missing browser fails that test), isync's mbsync
+# for the benchmark's side by side test.
 need=()
 { [ -x /usr/sbin/dovecot ] && [ -x /usr/bin/doveadm ]; } || need+=(dovecot-imapd dovecot-pop3d)
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && [ -z "${MAILFERRY_PG_BIN:-}" ]; then
+  need+=(postgresql)
+  # The tests need the binaries only, not the system-wide cluster the
+  # package would create and start.
+  if [ "$(id -u)" -eq 0 ] && [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+  fi
+fi
 command -v mbsync >/dev/null || need+=(isync)
 command -v zsh >/dev/null || need+=(zsh)
 command -v fish >/dev/null || need+=(fish)

@@ -18,10 +18,8 @@ type Usage struct {
 }
 
 // UsageStore keeps what each account moved per quota window, so that a
-// quota holds across the polls of the service and, when the store is
-// durable, across runs. The ledger is to implement it (its next schema's usage
-// table, one row per account and window, added to with each Commit);
-// until then MemoryUsage keeps it for one process.
+// quota holds across the polls of the service. Across runs, the ledger's
+// usage (RecordedUsage) takes its place for an account.
 type UsageStore interface {
 	// Usage returns what account moved in the window starting at window.
 	Usage(ctx context.Context, account string, window time.Time) (Usage, error)
@@ -83,7 +81,14 @@ func (a *Account) syncWindow(ctx context.Context, now time.Time) error {
 	if err := a.store(ctx); err != nil {
 		return err
 	}
-	u, err := a.run.usage.Usage(ctx, a.name, start)
+	var u Usage
+	var err error
+	if a.recorded != nil {
+		u, err = a.recorded(ctx, start)
+		u.Window = start
+	} else {
+		u, err = a.run.usage.Usage(ctx, a.name, start)
+	}
 	if err != nil {
 		return fmt.Errorf("reading the daily quota's usage of %s: %w", a.name, err)
 	}
@@ -95,6 +100,12 @@ func (a *Account) syncWindow(ctx context.Context, now time.Time) error {
 // held.
 func (a *Account) store(ctx context.Context) error {
 	if a.window.IsZero() || a.unstored.ReadBytes == 0 && a.unstored.WrittenBytes == 0 {
+		return nil
+	}
+	if a.recorded != nil {
+		// The engine records the usage itself, with the commits of the
+		// messages it belongs to: adding it here too would count it twice.
+		a.unstored = Usage{Window: a.window}
 		return nil
 	}
 	if err := a.run.usage.AddUsage(ctx, a.name, a.unstored); err != nil {
@@ -132,9 +143,6 @@ func (a *Account) count(ctx context.Context, u Usage) {
 // first message or batch of a day always passes, however large: else a
 // message larger than the quota would stop the account for ever.
 func (a *Account) quotaReached(ctx context.Context, now time.Time, read, written int64) error {
-	if a.quota == (Quota{}) {
-		return nil
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if now.Before(a.exhausted) {
@@ -142,6 +150,9 @@ func (a *Account) quotaReached(ctx context.Context, now time.Time, read, written
 			a.run.log.Warn("daily quota", "account", a.name, "error", err)
 		}
 		return &pipeline.PausedError{Until: a.exhausted, Reason: a.exhaustedWhy}
+	}
+	if a.quota == (Quota{}) {
+		return nil
 	}
 	if err := a.syncWindow(ctx, now); err != nil {
 		return err
@@ -166,6 +177,29 @@ func (a *Account) quotaReached(ctx context.Context, now time.Time, read, written
 
 // formatBytes prints n as the rates print bytes: "500 MB", "2.5 GB".
 func formatBytes(n int64) string { return strings.TrimSuffix(FormatRate(float64(n), Bytes), "/s") }
+
+// ServerQuota implements pipeline.Traffic: a server refused the account
+// more today, so it pauses until the end of the quota window (local
+// midnight in the run's zone), as when its own quota is reached. The
+// ledger's usage (RecordedUsage) is not consulted: the server, not a
+// count of bytes, said the day is over.
+func (a *Account) ServerQuota(reason string) *pipeline.PausedError {
+	_, end := dayOf(a.run.clock.Now().In(a.run.loc))
+	a.Exhausted(end, reason)
+	return &pipeline.PausedError{Until: end, Reason: reason}
+}
+
+// RecordedUsage makes the account's daily quota hold across runs: read
+// returns what earlier runs recorded of a window (the ledger's usage,
+// filed under Run.Window), read once when the account first moves bytes
+// in a window; this run's bytes are counted on top in memory and not
+// handed to the run's UsageStore, since the engine records them with
+// its commits. Call it before the account moves anything.
+func (a *Account) RecordedUsage(read func(ctx context.Context, window time.Time) (Usage, error)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.recorded = read
+}
 
 // Exhausted tells the account that a quota was reached and that it must
 // not go on before until (an earlier run's pause, recorded in the

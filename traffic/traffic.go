@@ -121,9 +121,21 @@ type Account struct {
 	// exhausted: a quota was reached; the account pauses until then.
 	exhausted    time.Time
 	exhaustedWhy string
+	// recorded, when set, reads what earlier runs recorded of a window
+	// (the ledger's usage, which the engine adds to with each commit): it
+	// replaces the run's UsageStore for this account (see RecordedUsage).
+	recorded func(ctx context.Context, window time.Time) (Usage, error)
 }
 
 var _ pipeline.Traffic = (*Account)(nil)
+
+// Window returns the start of the quota day the run's clock is in:
+// midnight in the run's zone. The engine files the usage it records
+// under it, so that the ledger's days are the quotas' days.
+func (r *Run) Window() time.Time {
+	start, _ := dayOf(r.clock.Now().In(r.loc))
+	return start
+}
 
 func (a *Account) limits() []*limit {
 	return append(a.own.all(), a.run.total.all()...)

@@ -239,15 +239,3 @@ func TestDailyQuota(t *testing.T) {
 		t.Fatalf("the next day: %v", err)
 	}
 }
-
-func TestPresets(t *testing.T) {
-	if p := PresetFor("IMAP.gmail.com."); p.MaxConnectionsPerUser != 15 || p.ReadBytesPerDay != 2500e6 || p.WrittenBytesPerDay != 500e6 {
-		t.Errorf("gmail preset %+v", p)
-	}
-	if p := PresetFor("outlook.office365.com"); p.MaxConnectionsPerUser != 20 {
-		t.Errorf("microsoft365 preset %+v", p)
-	}
-	if p := PresetFor("imap.example.com"); p != (Preset{}) {
-		t.Errorf("unknown host preset %+v", p)
-	}
-}

@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/imapdst"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/secret"
@@ -55,7 +56,10 @@ type IMAPOptions struct {
 	// IdleTimeout: a read or write that makes no progress for this long
 	// fails the session. 0: imapdst.DefaultIdleTimeout; negative: none.
 	IdleTimeout time.Duration
-	Logger      *slog.Logger // nil discards
+	// Timeouts bound the TCP connect, the TLS handshake and the greeting,
+	// each on its own (internal/dialer); the zero value: 30 s each.
+	Timeouts dialer.Timeouts
+	Logger   *slog.Logger // nil discards
 	// Quirks, when set, remembers the optional features the server
 	// refused (the STATUS item APPENDLIMIT, GETQUOTAROOT), shared with the
 	// account's other sessions; nil: this session finds out for itself.
@@ -104,7 +108,7 @@ func DialIMAP(ctx context.Context, opts IMAPOptions) (*IMAP, error) {
 		Addr: opts.Addr, TLS: opts.TLS, TLSConfig: opts.TLSConfig,
 		Credentials:  imapconn.Credentials{User: opts.User, AuthzID: opts.AuthzID, Password: opts.Password, Auth: opts.Auth},
 		PasswordFunc: opts.PasswordFunc, TokenRejected: opts.TokenRejected, AllowPlaintext: opts.AllowPlaintext,
-		IdleTimeout: idle,
+		IdleTimeout: idle, Timeouts: opts.Timeouts,
 	})
 	if err != nil {
 		return nil, err

@@ -63,9 +63,14 @@ const (
 	FlagsDiffer
 	// DateDiffers: same bytes and flags, another internal date.
 	DateDiffers
-	// Extra: a destination message no source message accounts for. For
-	// information only: it never makes a check fail.
+	// Extra: a destination message no source message accounts for (a
+	// live INBOX also receives other mail). It makes a check fail only
+	// with Options.Strict.
 	Extra
+	// Duplicate: a destination message with the same bytes as a source
+	// message that another destination message already stands for: the
+	// source message is on the destination twice or more.
+	Duplicate
 	// Changed: on the destination, with the same flags and internal date,
 	// and changed only in a way the server is documented to change
 	// messages (Difference.Detail says which; docs/servers.md): line ends,
@@ -91,6 +96,8 @@ func (k Kind) Symbol() string {
 		return "~"
 	case Extra:
 		return "+"
+	case Duplicate:
+		return "D"
 	case Changed:
 		return "%"
 	}
@@ -111,6 +118,8 @@ func (k Kind) String() string {
 		return "date-differs"
 	case Extra:
 		return "extra"
+	case Duplicate:
+		return "duplicate"
 	case Changed:
 		return "changed"
 	}
@@ -194,6 +203,9 @@ type Options struct {
 	// field the copy put before each message. A source message is hashed
 	// and measured with it, as the copy sent it (pipeline.StartMessage).
 	AddHeader func(pipeline.SourceMessage) string
+	// Strict makes extras (destination messages that are no source
+	// message) a difference that fails the check, not only information.
+	Strict bool
 	// Now is the clock the date policy's plausibility check uses; default
 	// time.Now.
 	Now    func() time.Time
@@ -203,7 +215,8 @@ type Options struct {
 // Difference is the outcome for one message.
 type Difference struct {
 	Kind Kind `json:"kind"`
-	// Key is the source key; "" for Extra.
+	// Key is the source key; "" for Extra; for Duplicate, the source
+	// message it is a second copy of.
 	Key string `json:"key,omitempty"`
 	// Mailbox and UID locate the destination message; UID is 0 when there
 	// is none (Missing).
@@ -214,10 +227,10 @@ type Difference struct {
 }
 
 // Name is how the report names the message: the source key (an IMAP key
-// as "Mailbox;UIDVALIDITY=v;UID=u"), or for Extra an RFC 5092 style
-// "Mailbox/;UID=u".
+// as "Mailbox;UIDVALIDITY=v;UID=u"), or for Extra and Duplicate, which
+// are destination messages, an RFC 5092 style "Mailbox/;UID=u".
 func (d Difference) Name() string {
-	if d.Kind == Extra || d.Key == "" {
+	if d.Kind == Extra || d.Kind == Duplicate || d.Key == "" {
 		return fmt.Sprintf("%s/;UID=%d", d.Mailbox, d.UID)
 	}
 	return DisplayKey(d.Key)
@@ -249,6 +262,9 @@ type Stats struct {
 	FlagsDiffer int `json:"flags_differ"`
 	DateDiffers int `json:"date_differs"`
 	Extra       int `json:"extra"`
+	// Duplicates are destination messages that are second (or later)
+	// copies of a source message.
+	Duplicates int `json:"duplicates"`
 	// Changed counts the messages changed as their server documents it
 	// (Kind Changed).
 	Changed int `json:"changed"`
@@ -263,12 +279,20 @@ type Result struct {
 	// mailbox and UID.
 	Items []Difference
 	Stats Stats
+	// Strict is Options.Strict: extras count against OK.
+	Strict bool
 }
 
-// OK reports whether nothing is missing or different (extras allowed).
+// OK reports whether every source message is on the destination once,
+// identical: nothing missing, different or duplicated. Extras are allowed
+// unless Strict.
 func (r *Result) OK() bool {
 	s := r.Stats
-	return s.Missing+s.Differs+s.FlagsDiffer+s.DateDiffers == 0
+	bad := s.Missing + s.Differs + s.FlagsDiffer + s.DateDiffers + s.Duplicates
+	if r.Strict {
+		bad += s.Extra
+	}
+	return bad == 0
 }
 
 func (s *Stats) count(k Kind) {
@@ -285,6 +309,8 @@ func (s *Stats) count(k Kind) {
 		s.DateDiffers++
 	case Extra:
 		s.Extra++
+	case Duplicate:
+		s.Duplicates++
 	case Changed:
 		s.Changed++
 	}
@@ -371,7 +397,7 @@ func Check(ctx context.Context, src Source, dst Destination, opts Options) (*Res
 		subs = append(subs, &subject{key: k, entry: &e, mailbox: c.mailboxOf(pipeline.SourceMessage{Key: k})})
 	}
 
-	res := &Result{}
+	res := &Result{Strict: opts.Strict}
 	res.Stats.SourceMessages = len(msgs)
 	res.Stats.LedgerOnly = len(gone)
 
@@ -412,7 +438,7 @@ func Check(ctx context.Context, src Source, dst Destination, opts Options) (*Res
 			res.Stats.ByContent++
 		}
 	}
-	// 4. What no source message claimed.
+	// 4. What no source message claimed: a second copy of one, or extra.
 	names := make([]string, 0, len(c.boxes))
 	for n := range c.boxes {
 		names = append(names, n)
@@ -421,18 +447,72 @@ func Check(ctx context.Context, src Source, dst Destination, opts Options) (*Res
 	for _, n := range names {
 		b := c.boxes[n]
 		res.Stats.DestMessage += len(b.Messages)
-		for _, m := range b.Messages {
-			if !b.claimed[m.UID] {
-				d := Difference{Kind: Extra, Mailbox: n, UID: m.UID, Detail: fmt.Sprintf("%d bytes, no source message", m.Size)}
-				if id := mapping.MessageID(m.Header); id != "" {
-					d.Detail += ", Message-ID " + id
-				}
-				res.Items = append(res.Items, d)
-				res.Stats.count(Extra)
+		for i := range b.Messages {
+			m := &b.Messages[i]
+			if b.claimed[m.UID] {
+				continue
 			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			of, err := c.duplicateOf(ctx, b, m, subs)
+			if err != nil {
+				return nil, err
+			}
+			if of != nil {
+				res.Items = append(res.Items, Difference{Kind: Duplicate, Key: of.key, Mailbox: n, UID: m.UID,
+					Detail: fmt.Sprintf("a second copy of %s (UID %d), same bytes", DisplayKey(of.key), of.dest.UID)})
+				res.Stats.count(Duplicate)
+				continue
+			}
+			d := Difference{Kind: Extra, Mailbox: n, UID: m.UID, Detail: fmt.Sprintf("%d bytes, no source message", m.Size)}
+			if id := mapping.MessageID(m.Header); id != "" {
+				d.Detail += ", Message-ID " + id
+			}
+			res.Items = append(res.Items, d)
+			res.Stats.count(Extra)
 		}
 	}
 	return res, nil
+}
+
+// duplicateOf returns the subject whose destination copy m repeats: one
+// found in m's mailbox whose bytes are m's (same size, and same Message-ID
+// when both have one, then the same SHA-256), or nil. Only m and, when
+// its digest is not known, the subject's copy are downloaded, and only
+// for a candidate of the same size.
+func (c *checker) duplicateOf(ctx context.Context, b *mbox, m *Message, subs []*subject) (*subject, error) {
+	id := mapping.MessageID(m.Header)
+	var digest string
+	for _, s := range subs {
+		if s.dest == nil || s.mailbox != b.Mailbox || s.dest.Size != m.Size {
+			continue
+		}
+		if k := s.out.Kind; k != Match && k != FlagsDiffer && k != DateDiffers && k != Changed {
+			continue // s's copy is not the source's bytes (or a documented change of them)
+		}
+		if sid := mapping.MessageID(s.dest.Header); id != "" && sid != "" && sid != id {
+			continue
+		}
+		if digest == "" {
+			d, err := c.destDigest(ctx, b, m.UID)
+			if err != nil {
+				return nil, err
+			}
+			digest = d
+		}
+		// The copy's own digest: the destination's bytes, which a full
+		// or content match read already (the ledger's digest is of what
+		// was sent, the same bytes).
+		theirs, err := c.destDigest(ctx, b, s.dest.UID)
+		if err != nil {
+			return nil, err
+		}
+		if theirs == digest {
+			return s, nil
+		}
+	}
+	return nil, nil
 }
 
 func (c *checker) mailboxOf(m pipeline.SourceMessage) string {

@@ -134,6 +134,7 @@ func TestCheck(t *testing.T) {
 		edit      func(w *world)
 		noLedger  bool
 		full      bool
+		strict    bool
 		want      []want // the non-matches
 		ok        bool
 		srcFetch  bool // the source was downloaded
@@ -167,6 +168,27 @@ func TestCheck(t *testing.T) {
 			want: []want{{DateDiffers, "uidl-4", 4}}},
 		{name: "extra is information only", edit: func(w *world) { w.add(99, body(99, "")) },
 			want: []want{{Extra, "", 99}}, ok: true},
+		{name: "extra fails with strict", edit: func(w *world) { w.add(99, body(99, "")) }, strict: true,
+			want: []want{{Extra, "", 99}}},
+		{name: "a second copy is a duplicate", edit: func(w *world) { w.add(50, body(2, "")) },
+			want: []want{{Duplicate, "uidl-2", 50}}, destFetch: true},
+		{name: "a second copy is a duplicate, no ledger", edit: func(w *world) { w.add(50, body(2, "")) }, noLedger: true,
+			want: []want{{Duplicate, "uidl-2", 50}}, srcFetch: true, destFetch: true},
+		{name: "two identical source messages, one copy each: no duplicate", edit: func(w *world) {
+			b := body(2, "")
+			w.src.msgs = append(w.src.msgs, pipeline.SourceMessage{Key: "uidl-6", Size: int64(len(b))})
+			w.src.bodies["uidl-6"] = b
+			w.add(6, b)
+			w.ledger["uidl-6"] = pipeline.Entry{Key: "uidl-6", State: pipeline.StateDone, Digest: digest(b), Size: int64(len(b)),
+				DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: 6}
+		}, ok: true},
+		{name: "a third copy too", edit: func(w *world) { w.add(50, body(2, "")); w.add(51, body(2, "")) },
+			want: []want{{Duplicate, "uidl-2", 50}, {Duplicate, "uidl-2", 51}}, destFetch: true},
+		{name: "same size and Message-ID, other bytes: extra, not a duplicate", edit: func(w *world) {
+			b := bytes.Clone(body(2, ""))
+			b[len(b)-3] = 'X'
+			w.add(50, b)
+		}, want: []want{{Extra, "", 50}}, ok: true, destFetch: true},
 		{name: "moved by the ledger's UID after a UIDVALIDITY change: matched by content", edit: func(w *world) {
 			l := w.dst.boxes["INBOX"]
 			l.UIDValidity = 8
@@ -187,7 +209,7 @@ func TestCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(5)
 			tc.edit(w)
-			opts := Options{Full: tc.full, Ledger: w.ledger}
+			opts := Options{Full: tc.full, Ledger: w.ledger, Strict: tc.strict}
 			if tc.noLedger {
 				opts.Ledger = nil
 			}

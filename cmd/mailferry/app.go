@@ -9,9 +9,11 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/mailferry/mailferry/internal/suggest"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/traffic"
 )
@@ -31,11 +33,18 @@ type env struct {
 	// timetables and daily quotas; nil: the wall clock. No environment
 	// variable sets it: the program users run always keeps real time.
 	clock traffic.Clock
+	// leaseTTL, set only by tests, shortens a PostgreSQL checkpoint's
+	// lease (and its reply timeout); 0: the default, 30 s.
+	leaseTTL time.Duration
 	// testHooks, set only by the tests, adjusts each account's pipeline
 	// options (a crash at a pipeline step, a moved clock) from test-only
 	// environment variables. main leaves it nil: the release binary has no
 	// code that reads those variables, so they cannot delete mail early.
 	testHooks func(getenv func(string) string, o *pipeline.Options) error
+	// interrupted is closed by the first SIGINT or SIGTERM of a command
+	// that stops gently (copy, run): it finishes and commits the batches
+	// in flight, starts nothing new and prints its summary. Nil: never.
+	interrupted <-chan struct{}
 }
 
 // applyTestHooks lets the tests' hooks, if any, adjust o.
@@ -45,6 +54,9 @@ func (e *env) applyTestHooks(o *pipeline.Options) error {
 	}
 	return e.testHooks(e.getenv, o)
 }
+
+// commandNames are the commands, for "did you mean".
+var commandNames = []string{"copy", "run", "config", "status", "verify", "plan", "report", "login", "version", "completion", "help"}
 
 // usageError is a bad command line: exit status 2.
 type usageError struct{ msg string }
@@ -77,13 +89,21 @@ func run(ctx context.Context, args []string, e *env) int {
 		se.stderr = &syncWriter{w: e.stderr}
 		e = &se
 	}
-	ctx, stop := notifyContext(ctx, e)
-	defer stop()
 	if len(args) == 0 {
 		fmt.Fprint(e.stderr, mainHelp)
 		return exitUsage
 	}
 	cmd, rest := args[0], args[1:]
+	// copy and run stop gently on the first signal; the other commands
+	// write nothing and stop at once.
+	gentle := cmd == "copy" || cmd == "run"
+	ctx, interrupted, stop := notifyContext(ctx, e, gentle)
+	defer stop()
+	if gentle {
+		ge := *e
+		ge.interrupted = interrupted
+		e = &ge
+	}
 	var err error
 	var code int
 	switch cmd {
@@ -110,7 +130,11 @@ func run(ctx context.Context, args []string, e *env) int {
 	case "help", "-h", "--help":
 		code, err = runHelpCmd(ctx, rest, e)
 	default:
-		err = usagef("unknown command %q (commands: copy, run, plan, verify, status, report, login, config check, version, completion, help)", cmd)
+		hint := ""
+		if near := suggest.Closest(cmd, commandNames, 1); len(near) > 0 {
+			hint = fmt.Sprintf("; did you mean %q?", near[0])
+		}
+		err = usagef("unknown command %q%s (commands: copy, run, plan, verify, status, report, login, config check, version, completion, help)", cmd, hint)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)
@@ -128,13 +152,18 @@ func run(ctx context.Context, args []string, e *env) int {
 	return code
 }
 
-// notifyContext cancels ctx on the first SIGINT or SIGTERM, so runs stop
-// starting new messages, commit and print their summary; a second signal
-// exits at once with status 130 (the ledger stays consistent: every step
-// is committed before it is acted on).
-func notifyContext(parent context.Context, e *env) (context.Context, func()) {
+// notifyContext watches SIGINT and SIGTERM. With gentle (copy, run) the
+// first signal closes the returned channel and leaves ctx alone: the runs
+// stop starting messages, finish and commit the batches in flight and
+// print their summary (they say so themselves, through their log, so that
+// a progress bar is not torn). Otherwise the first signal cancels ctx. A
+// second signal exits at once with status 130: the ledger stays
+// consistent, as every step is recorded before it is acted on, and the
+// next run reconciles what was in flight.
+func notifyContext(parent context.Context, e *env, gentle bool) (context.Context, <-chan struct{}, func()) {
 	ctx, cancel := context.WithCancel(parent)
 	ch := make(chan os.Signal, 2)
+	first := make(chan struct{})
 	done := make(chan struct{})
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -144,14 +173,29 @@ func notifyContext(parent context.Context, e *env) (context.Context, func()) {
 		case <-done:
 			return
 		}
-		fmt.Fprintf(e.stderr, "mailferry: %v received; finishing the current batch and stopping (send it again to stop at once)\n", sig)
-		cancel()
+		close(first)
+		if !gentle {
+			fmt.Fprintf(e.stderr, "mailferry: %v received; stopping (send it again to stop at once)\n", sig)
+			cancel()
+		}
 		select {
 		case <-ch:
-			fmt.Fprintln(e.stderr, "mailferry: stopped")
+			if isTerminal(e.rawStderr()) {
+				// Clear what a progress bar left on the screen.
+				fmt.Fprint(e.stderr, "\r\x1b[J")
+			}
+			fmt.Fprintln(e.stderr, "mailferry: stopped at once; run the same command again to resume (it finds the batches that were in flight)")
 			os.Exit(exitInterrupted)
 		case <-done:
 		}
 	}()
-	return ctx, func() { signal.Stop(ch); close(done); cancel() }
+	return ctx, first, func() { signal.Stop(ch); close(done); cancel() }
+}
+
+// rawStderr is stderr without the syncWriter run puts around it.
+func (e *env) rawStderr() io.Writer {
+	if sw, ok := e.stderr.(*syncWriter); ok {
+		return sw.w
+	}
+	return e.stderr
 }

@@ -55,7 +55,7 @@ func BenchmarkTrafficRealTime(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				args := append([]string{"copy", "imaps://alice@" + p.src.IMAPSAddr() + "/" + bc.folder,
 					p.dstURL() + "/" + fmt.Sprintf("Run%d", time.Now().UnixNano()), "--tls-ca", p.src.CAFile(),
-					"--state", filepath.Join(b.TempDir(), "state.db"), "--json", "--progress", "none"}, bc.flags...)
+					"--state", filepath.Join(b.TempDir(), "state.db"), "--json", "--progress", "none", "--create-folders"}, bc.flags...)
 				var stdout, stderr bytes.Buffer
 				start := time.Now()
 				code := run(context.Background(), args, &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: p.getenv})

@@ -10,6 +10,8 @@ import (
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/imapsrc"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/spool"
@@ -37,11 +39,15 @@ func registerFolderFlags(fs *pflag.FlagSet, fo *config.Folders) {
 	fs.BoolVar(&fo.SpecialUse, "special-use", true, "IMAP source: map Sent, Drafts, Trash, Junk and Archive to the destination's folders of the same role")
 	fs.Var((*daysDuration)(&fo.MaxAge), "max-age", "IMAP source: copy only messages younger than this (e.g. 30d, 720h); 0 = all")
 	fs.Var((*daysDuration)(&fo.MinAge), "min-age", "IMAP source: copy only messages older than this (e.g. 7d); 0 = all")
+	fs.StringVar(&fo.GmailLabels, "gmail-labels", config.GmailOneCopy, "Gmail source: one-copy (each message once, in the folder of one label, the others as keywords) or per-label (a copy in every label's folder)")
 }
 
-// checkFolderFlags refuses a malformed folder pattern before anything
-// connects.
+// checkFolderFlags refuses a malformed folder pattern or label mode
+// before anything connects.
 func checkFolderFlags(fo *config.Folders) error {
+	if _, err := imapsrc.ParseLabelMode(fo.GmailLabels); err != nil {
+		return usagef("--gmail-labels: %v", err)
+	}
 	for _, f := range []struct {
 		flag     string
 		patterns []string
@@ -64,6 +70,7 @@ type policyFlags struct {
 	batchMessages  int
 	batchBytes     string
 	idleTimeout    time.Duration
+	timeouts       dialer.Timeouts
 	attempts       int
 	xUIDL          bool
 	destSessions   int
@@ -77,6 +84,9 @@ func (p *policyFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&p.batchMessages, "batch-messages", 50, "messages per APPEND batch (MULTIAPPEND) and per checkpoint commit")
 	fs.StringVar(&p.batchBytes, "batch-bytes", "16MB", "bytes per APPEND batch")
 	fs.DurationVar(&p.idleTimeout, "idle-timeout", 2*time.Minute, "fail a connection that makes no progress for this long")
+	fs.DurationVar(&p.timeouts.Connect, "connect-timeout", dialer.DefaultTimeout, "give up on a TCP connect after this long")
+	fs.DurationVar(&p.timeouts.TLS, "tls-timeout", dialer.DefaultTimeout, "give up on a TLS handshake after this long")
+	fs.DurationVar(&p.timeouts.Greeting, "greeting-timeout", dialer.DefaultTimeout, "give up on a server that sends no greeting this long after the connection is up")
 	fs.IntVar(&p.destSessions, "dest-sessions", 2, "destination sessions appending at once per account (each uses 2 connections)")
 	fs.IntVar(&p.attempts, "attempts", 4, "tries per account when connections drop or servers are unavailable")
 	fs.BoolVar(&p.xUIDL, "x-uidl", false, "POP3 source: put \"X-UIDL: <original UIDL>\" before each message (for Dovecot's pop3_reuse_xuidl; changes the bytes)")
@@ -121,6 +131,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	o.policy.register(fs)
 	o.traffic.register(fs, false)
 	registerFolderFlags(fs, &o.folders)
+	noteCreateFolders := o.common.registerCreateFolders(fs)
 	fs.StringVar(&o.srcPassword.file, "source-password-file", "", "read the source password from the first line of this file")
 	fs.StringVar(&o.srcPassword.command, "source-password-command", "", "run this shell command; its first output line is the source password")
 	fs.StringVar(&o.dstPassword.file, "dest-password-file", "", "read the destination password from the first line of this file")
@@ -140,7 +151,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 	if fs.NArg() != 2 {
-		return exitUsage, usagef("want a SOURCE and a DEST URL, got %d arguments", fs.NArg())
+		return exitUsage, usagef("want a SOURCE and a DEST URL, got %s", plural(fs.NArg(), "argument"))
 	}
 	u, err := parseURLs(fs.Arg(0), fs.Arg(1))
 	if err != nil {
@@ -154,7 +165,10 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	u.Options.DeleteSource, u.Options.DeleteAfter = o.common.deleteSource, o.common.deleteAfter
 	u.Options.Mirror, u.Options.MaxDelete, u.Options.MaxDeletePercent = o.common.mirror, o.common.maxDelete, o.common.maxDeletePercent
-	u.Folders, u.XUIDL, u.IdleTimeout = o.folders, o.policy.xUIDL, o.policy.idleTimeout
+	u.Options.RetrySkipped = o.common.retrySkipped
+	u.Folders, u.XUIDL, u.IdleTimeout, u.Timeouts = o.folders, o.policy.xUIDL, o.policy.idleTimeout, o.policy.timeouts
+	noteCreateFolders()
+	u.CreateFolders = o.common.createFolders != nil && *o.common.createFolders
 
 	logOut := &logWriter{w: e.stderr}
 	log := newLogger(&o.common, logOut)

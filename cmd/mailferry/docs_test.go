@@ -43,6 +43,7 @@ var foreignFlags = map[string]bool{
 	// docs/interop-servers.md: how the test kits start other servers.
 	"mount": true, "pid": true, "fork": true, "kill-child": true, // unshare
 	"config-file": true, // GNU Mailutils imap4d and pop3d
+	"keep":        true, // scripts/demo.sh --keep
 }
 
 var shortFlagRE = regexp.MustCompile(`(?:^|[^A-Za-z0-9_-])-([a-zA-Z])(?:[^A-Za-z0-9_-]|$)`)

@@ -253,6 +253,7 @@ func TestE2EInsecureWarnsOncePerServer(t *testing.T) {
 	config := func(key string) string {
 		path := filepath.Join(dir, fmt.Sprintf("c%d.toml", len(key)))
 		doc := fmt.Sprintf(`state = %q
+create_folders = true
 [source]
 url = "pop3s://%s"
 %s

@@ -154,11 +154,11 @@ master_password_file = %q
 	quotaCopied := -1
 	for _, a := range r.report.Accounts {
 		switch {
-		case strings.Contains(a.Account, fmt.Sprintf(userFormat, wrongPW)+"@"):
+		case strings.Contains(a.LedgerKey, fmt.Sprintf(userFormat, wrongPW)+"@"):
 			if a.ErrorClass != "fatal" || !strings.Contains(a.Hint, "password") || a.Copied != 0 {
 				t.Errorf("user13 (wrong password): class %q, hint %q, copied %d; want fatal, a hint about the password, 0", a.ErrorClass, a.Hint, a.Copied)
 			}
-		case strings.Contains(a.Account, fmt.Sprintf(userFormat, overQuota)+"@"):
+		case strings.Contains(a.LedgerKey, fmt.Sprintf(userFormat, overQuota)+"@"):
 			quotaCopied = a.Copied
 			if !strings.Contains(a.Error, "OVERQUOTA") || !strings.Contains(a.Hint, "quota") || a.Copied >= perAccount {
 				t.Errorf("user29 (over quota): error %q, hint %q, copied %d; want OVERQUOTA, a hint about the quota, fewer than %d", a.Error, a.Hint, a.Copied, perAccount)

@@ -50,7 +50,7 @@ func TestE2EPerUserCap(t *testing.T) {
 	}
 	config := func(root, extra string) string {
 		var b strings.Builder
-		fmt.Fprintf(&b, "state = %q\nworkers = 4\n[source]\nurl = \"pop3s://%s\"\ntls_ca = %q\n[destination]\nurl = \"imaps://%s\"\ntls_ca = %q\nsessions = 2\nbatch_messages = 5\n%s\n",
+		fmt.Fprintf(&b, "state = %q\nworkers = 4\ncreate_folders = true\n[source]\nurl = \"pop3s://%s\"\ntls_ca = %q\n[destination]\nurl = \"imaps://%s\"\ntls_ca = %q\nsessions = 2\nbatch_messages = 5\n%s\n",
 			filepath.Join(t.TempDir(), "state.db"), src.POP3SAddr(), src.CAFile(), proxy.Addr(), src.CAFile(), extra)
 		for i := 1; i <= 4; i++ {
 			fmt.Fprintf(&b, "[[account]]\nsource_user = \"u%d\"\nsource_password = \"pw\"\ndest_user = \"shared\"\ndest_password = \"dpw\"\ndest_folder = \"%s/u%d\"\n", i, root, i)

@@ -25,7 +25,7 @@ func TestE2EStartTLSBothSides(t *testing.T) {
 	seed(t, p, simpleMessages(5))
 	served := sourceServed(t, p)
 	r := runInProcess(t, p.getenv, "copy", "pop3://alice@"+p.src.POP3Addr(), "imap://alice@"+p.dst.IMAPAddr()+"/Imported/From POP",
-		"--tls-ca", p.src.CAFile(), "--state", p.state, "--json", "--progress", "none", "--flags", "seen")
+		"--tls-ca", p.src.CAFile(), "--state", p.state, "--json", "--progress", "none", "--flags", "seen", "--create-folders")
 	if r.code != exitOK {
 		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
 	}
@@ -88,6 +88,7 @@ func TestE2ERunConfig(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "bob.pw"), []byte("wrong\n"), 0o600)
 	cfg := fmt.Sprintf(`state = "state.db"
 workers = 2
+create_folders = true
 [source]
 url = "pop3s://%s"
 tls_ca = %q

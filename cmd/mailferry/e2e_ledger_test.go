@@ -117,8 +117,9 @@ func TestE2EAccountID(t *testing.T) {
 	if a := statusOf(t, p.configEnv, "-c", cfg).Accounts[0]; a.Done != 4 || a.NeverRun {
 		t.Errorf("status after the rename: %+v", a)
 	}
-	// Another destination folder without an id is another account...
-	cfg = ledgerConfig(t, p, byIP, "", `dest_folder = "Other"`)
+	// Another destination folder without an id is another account (Other
+	// is a new top-level folder: created as the config allows)...
+	cfg = ledgerConfig(t, p, byIP, "create_folders = true", `dest_folder = "Other"`)
 	r = runInProcess(t, p.configEnv, "run", "-c", cfg, "--json", "--progress", "none")
 	if r.code != exitOK || r.report.Accounts[0].Copied != 4 {
 		t.Fatalf("another folder: exit %d, %+v\n%s", r.code, r.report.Accounts, r.stderr)

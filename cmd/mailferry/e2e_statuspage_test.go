@@ -439,7 +439,7 @@ func checkServeAndPause(t *testing.T, b *uiBatch) {
 	r := runInProcess(t, func(string) string { return "" }, "run", "-c", b.cfgPath, "--rerun-failed", "--json", "--progress", "none")
 	var rerun []string
 	for _, st := range r.report.Accounts {
-		rerun = append(rerun, strings.SplitN(strings.TrimPrefix(st.Account, "pop3://"), "@", 2)[0])
+		rerun = append(rerun, st.Account) // the config's account names
 	}
 	if strings.Join(rerun, ",") != "wrongpw,user3" || r.code != exitPartial {
 		t.Errorf("run --rerun-failed ran %v (exit %d), want wrongpw and user3 (exit 3)", rerun, r.code)
@@ -453,13 +453,13 @@ func checkServeAndPause(t *testing.T, b *uiBatch) {
 			r.code, len(r.report.Accounts), r.report.Totals.AccountsPaused)
 	}
 	for _, st := range r.report.Accounts {
-		if paused := strings.Contains(st.Account, "user1@"); st.Paused != paused || paused && (st.Attempts != 0 ||
+		if paused := st.Account == "user1"; st.Paused != paused || paused && (st.Attempts != 0 ||
 			st.PausedUntil != nil || !strings.Contains(st.PausedReason, "an operator paused it")) {
 			t.Errorf("%s: paused %v (%q, until %v) after %d attempts", st.Account, st.Paused, st.PausedReason, st.PausedUntil, st.Attempts)
 		}
 	}
 	text := runInProcess(t, func(string) string { return "" }, "run", "-c", b.cfgPath, "--only", "user1", "--progress", "none")
-	if text.code != exitOK || !strings.Contains(text.stdout, "paused: an operator paused it") || !strings.Contains(text.stdout, "1 accounts paused") {
+	if text.code != exitOK || !strings.Contains(text.stdout, "paused: an operator paused it") || !strings.Contains(text.stdout, "1 account paused") {
 		t.Errorf("the summary of a run of a paused account: exit %d\n%s", text.code, text.stdout)
 	}
 	var st statusReport

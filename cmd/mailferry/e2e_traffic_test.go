@@ -64,6 +64,7 @@ func totalSize(msgs [][]byte) int {
 func trafficConfig(t *testing.T, p *pair, state, folder, top, acct string) string {
 	t.Helper()
 	doc := fmt.Sprintf(`state = %q
+create_folders = true
 %s
 [source]
 url = "pop3s://%s"
@@ -103,10 +104,10 @@ func TestE2ETrafficRates(t *testing.T) {
 		rate float64
 	}{
 		{"copy --bwlimit-write 2M", func(state, folder string) []string {
-			return []string{"copy", p.srcURL(), p.dstURL() + "/" + folder, "--tls-ca", p.src.CAFile(), "--state", state, "--json", "--progress", "none", "--bwlimit-write", "2M"}
+			return []string{"copy", p.srcURL(), p.dstURL() + "/" + folder, "--tls-ca", p.src.CAFile(), "--state", state, "--json", "--progress", "none", "--bwlimit-write", "2M", "--create-folders"}
 		}, 2e6},
 		{"copy --bwlimit-read 4MB", func(state, folder string) []string {
-			return []string{"copy", p.srcURL(), p.dstURL() + "/" + folder, "--tls-ca", p.src.CAFile(), "--state", state, "--json", "--progress", "none", "--bwlimit-read", "4MB"}
+			return []string{"copy", p.srcURL(), p.dstURL() + "/" + folder, "--tls-ca", p.src.CAFile(), "--state", state, "--json", "--progress", "none", "--bwlimit-read", "4MB", "--create-folders"}
 		}, 4e6},
 		{"account's bwlimit_write under a wider top level", func(state, folder string) []string {
 			return []string{"run", "-c", trafficConfig(t, p, state, folder, `bwlimit_write = "10M"`, `bwlimit_write = "2M"`), "--json", "--progress", "none"}
@@ -309,6 +310,50 @@ func TestE2EDailyQuota(t *testing.T) {
 		clock.Set(midnight.Add(time.Minute))
 	}
 	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+}
+
+// TestE2EDailyQuotaAcrossRuns: a daily quota counts what earlier runs of
+// the same day moved (the ledger's usage), not only what this run moves:
+// a run that ended without reaching the quota leaves the next run of the
+// day only the rest of it; the next day starts afresh.
+func TestE2EDailyQuotaAcrossRuns(t *testing.T) {
+	p := startPair(t)
+	msgs := bigMessages(12, 100_000)
+	seed(t, p, msgs[:6])
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(24*time.Hour + 10*time.Hour)
+	clock := fakeclock.New(day)
+	midnight := day.Truncate(24 * time.Hour).Add(24 * time.Hour)
+	args := p.copyArgs("--max-bytes-per-day-write", "1MB", "--batch-messages", "2", "--dest-sessions", "1", "--timezone", "UTC")
+
+	first := runClocked(t, p.getenv, clock, args...)
+	if a := first.report.Accounts[0]; first.code != exitOK || a.Copied != 6 || a.PausedUntil != nil {
+		t.Fatalf("first run: exit %d, copied %d, paused until %v; want 6 copied under the quota\n%s", first.code, a.Copied, a.PausedUntil, first.stderr)
+	}
+	// Six more, the same day: 600 kB were written already, so about
+	// 400 kB are left of the day's 1 MB, not a fresh 1 MB.
+	for i, m := range msgs[6:] {
+		if err := p.src.SeedMaildir("alice", "INBOX", m, "", time.Date(2021, 1, 1, 0, i, 0, 0, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Set(day.Add(time.Hour))
+	second := runClocked(t, p.getenv, clock, args...)
+	a1, a2 := first.report.Accounts[0], second.report.Accounts[0]
+	if second.code != exitOK || a2.Copied >= 6 || a2.PausedUntil == nil || !a2.PausedUntil.Equal(midnight) {
+		t.Fatalf("second run the same day: exit %d, copied %d, paused until %v; want fewer than 6 copied and a pause until %v\n%s",
+			second.code, a2.Copied, a2.PausedUntil, midnight, second.stderr)
+	}
+	if a1.Bytes+a2.Bytes > 1_000_000 {
+		t.Errorf("the two runs of one day wrote %d + %d bytes under a daily quota of 1 MB", a1.Bytes, a2.Bytes)
+	}
+	// The next day: the rest.
+	clock.Set(midnight.Add(time.Minute))
+	third := runClocked(t, p.getenv, clock, args...)
+	if a3 := third.report.Accounts[0]; third.code != exitOK || a2.Copied+a3.Copied != 6 || a3.PausedUntil != nil {
+		t.Fatalf("next day: exit %d, copied %d (%d the day before), paused until %v; want the remaining %d\n%s",
+			third.code, a3.Copied, a2.Copied, a3.PausedUntil, 6-a2.Copied, third.stderr)
+	}
+	assertSameMultiset(t, msgs, destBodies(destMessages(t, p, "INBOX")))
 }
 
 // TestTrafficBadInput: a malformed rate, timetable, quota or zone is a

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/hint"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/statuspage"
@@ -50,7 +51,8 @@ func defaultStatePath(getenv func(string) string) (string, error) {
 	return filepath.Join(dir, "mailferry", "mailferry.db"), nil
 }
 
-// isTerminal reports whether w is a terminal.
+// isTerminal reports whether w is a terminal. Ask it of env.rawStderr,
+// not of the syncWriter around it.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
@@ -68,6 +70,10 @@ type execution struct {
 	attempts int
 	// retention is ledger_retention (0: the checkpoint's default).
 	retention time.Duration
+	// statePassword is where a PostgreSQL checkpoint's password comes
+	// from (state_password_env, state_password_file); zero: the
+	// environment's MAILFERRY_STATE_PASSWORD.
+	statePassword config.SecretSource
 	// ui, when set, configures the status page and notifications for
 	// the accounts pageAccounts (run).
 	ui           *uiOptions
@@ -111,7 +117,7 @@ func (x *execution) resolve(ctx context.Context, ledger *checkpoint.Ledger, jobs
 func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkpoint.AccountSpec) (int, error) {
 	started := time.Now()
 	state := x.state
-	if _, err := os.Stat(state); x.opts.dryRun && errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(state); x.opts.dryRun && !checkpoint.IsPostgres(state) && errors.Is(err, os.ErrNotExist) {
 		// A dry run writes nothing, not even a new checkpoint file: with
 		// none yet, it reads an empty one in a private temp directory.
 		dir, err := os.MkdirTemp("", "mailferry-dry-run-")
@@ -121,7 +127,11 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 		defer os.RemoveAll(dir)
 		state = filepath.Join(dir, "empty.db")
 	}
-	lopts := &checkpoint.Options{Logger: x.log, Retention: x.retention}
+	lopts, err := ledgerOptions(ctx, x.env, state, x.statePassword, x.log)
+	if err != nil {
+		return exitFatal, err
+	}
+	lopts.Retention = x.retention
 	if x.opts.onLocked == "wait" {
 		lopts.LockWait = x.opts.lockWait
 	}
@@ -145,7 +155,7 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 	mode := x.opts.progress
 	if mode == "auto" {
 		mode = "lines"
-		if isTerminal(x.env.stderr) {
+		if isTerminal(x.env.rawStderr()) {
 			mode = "bar"
 		}
 	}
@@ -157,13 +167,17 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 		rows = min(x.workers, len(jobs))
 	}
 	view := newProgressView(mode, x.env.stderr, x.log, 10*time.Second, rows)
+	view.setNames(jobs)
 	if x.logOut != nil && view.bar != nil {
 		x.logOut.setBar(view.bar)
 	}
 	runner := &pipeline.Runner{Ledger: ledger, DryRun: x.opts.dryRun, Logger: x.log,
 		Progress: pipeline.TeeProgress(append([]pipeline.Progress{view}, extras.progress()...)...),
 		Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff,
-		Explain: hint.Explain, Paused: pausedIn(ledger)}
+		Explain: hint.Explain, Paused: pausedIn(ledger), Stop: x.env.interrupted}
+	finished := make(chan struct{})
+	defer close(finished)
+	go x.announceInterrupt(finished)
 
 	stats := make([]*pipeline.Stats, len(jobs))
 	workers := max(1, min(x.workers, len(jobs)))
@@ -175,10 +189,13 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 			defer wg.Done()
 			for i := range next {
 				st, err := runner.RunAccount(ctx, jobs[i])
+				if isFolderError(err) {
+					st.ErrorClass = classConfig
+				}
 				if jobs[i].Notes != nil {
 					st.Notes = jobs[i].Notes()
 				}
-				if err != nil && ctx.Err() == nil {
+				if err != nil && ctx.Err() == nil && !errors.Is(err, pipeline.ErrInterrupted) {
 					x.log.Error("account failed", "account", st.Account, "error", err)
 				}
 				stats[i] = st
@@ -190,6 +207,8 @@ feed:
 		select {
 		case next <- i:
 		case <-ctx.Done():
+			break feed
+		case <-x.env.interrupted:
 			break feed
 		}
 	}
@@ -206,15 +225,16 @@ feed:
 			ran = append(ran, st)
 		}
 	}
-	interrupted := errors.Is(ctx.Err(), context.Canceled)
+	interrupted := errors.Is(ctx.Err(), context.Canceled) || isClosed(x.env.interrupted)
 	rep := newReport(x.command, x.opts.dryRun, started, ran, interrupted)
+	rep.Totals.AccountsNotStarted = len(jobs) - len(ran)
 	extras.batchFinished(rep)
 	if x.opts.json {
 		if err := rep.writeJSON(x.env.stdout); err != nil {
 			return exitFatal, err
 		}
 	} else {
-		rep.writeText(x.env.stdout)
+		rep.writeText(x.env.stdout, terminalWidth(x.env.stdout, x.env.getenv))
 	}
 	if x.opts.report != "" {
 		if err := rep.writeFile(x.opts.report); err != nil {
@@ -222,6 +242,31 @@ feed:
 		}
 	}
 	return rep.ExitCode, nil
+}
+
+// announceInterrupt says, through the log (above a progress bar), that the
+// first signal arrived and what happens now.
+func (x *execution) announceInterrupt(finished <-chan struct{}) {
+	select {
+	case <-x.env.interrupted:
+	case <-finished:
+		return
+	}
+	var w io.Writer = x.env.stderr
+	if x.logOut != nil {
+		w = x.logOut
+	}
+	fmt.Fprintln(w, "mailferry: interrupted: starting no more messages; the batches in flight finish and are committed (send the signal again to stop at once)")
+}
+
+// isClosed reports whether ch is closed; a nil channel never is.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // now is the time of the traffic control's clock.

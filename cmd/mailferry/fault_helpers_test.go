@@ -109,6 +109,18 @@ func popFetchAll(ctx context.Context, s *dovecot.Server, user string) ([][]byte,
 // imapBodies returns every message of user's mailbox on an IMAP server.
 func imapBodies(t *testing.T, s *dovecot.Server, user, password, mailbox string) [][]byte {
 	t.Helper()
+	return fetchBodies(t, s, user, password, mailbox, false)
+}
+
+// imapBinaryBodies is imapBodies with BINARY.PEEK[] (RFC 3516): Dovecot
+// stores a NUL byte as it was appended but serves it as 0x80 in BODY[].
+func imapBinaryBodies(t *testing.T, s *dovecot.Server, user, password, mailbox string) [][]byte {
+	t.Helper()
+	return fetchBodies(t, s, user, password, mailbox, true)
+}
+
+func fetchBodies(t *testing.T, s *dovecot.Server, user, password, mailbox string, binary bool) [][]byte {
+	t.Helper()
 	c, err := imapclient.DialTLS(s.IMAPSAddr(), &imapclient.Options{TLSConfig: s.TLSConfig()})
 	if err != nil {
 		t.Fatalf("dialing %s: %v", s.Name(), err)
@@ -129,7 +141,11 @@ func imapBodies(t *testing.T, s *dovecot.Server, user, password, mailbox string)
 	}
 	var seq imap.SeqSet
 	seq.AddRange(1, sel.NumMessages)
-	msgs, err := c.Fetch(seq, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+	opts := &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+	if binary {
+		opts = &imap.FetchOptions{BinarySection: []*imap.FetchItemBinarySection{{Peek: true}}}
+	}
+	msgs, err := c.Fetch(seq, opts).Collect()
 	if err != nil {
 		t.Fatalf("fetching %s for %s: %v", mailbox, user, err)
 	}
@@ -137,6 +153,9 @@ func imapBodies(t *testing.T, s *dovecot.Server, user, password, mailbox string)
 	for _, m := range msgs {
 		var body []byte
 		for _, b := range m.BodySection {
+			body = b.Bytes
+		}
+		for _, b := range m.BinarySection {
 			body = b.Bytes
 		}
 		out = append(out, body)

@@ -73,7 +73,7 @@ func TestFaultKeywordsRefused(t *testing.T) {
 	p := &pair{src: src, dst: dst, dir: t.TempDir()}
 	args := []string{"copy", "imaps://u@" + src.IMAPSAddr() + "/INBOX", "imaps://u@" + dst.IMAPSAddr() + "/Copy",
 		"--tls-ca", src.CAFile(), "--state", filepath.Join(p.dir, "state.db"), "--json", "--progress", "none",
-		"--batch-messages", "3"}
+		"--batch-messages", "3", "--create-folders"}
 
 	r := runInProcess(t, passwords, args...)
 	a := r.report.Accounts[0]

@@ -102,11 +102,12 @@ func TestFaultTooBigIsSkipped(t *testing.T) {
 		}
 	}
 	assertSameMultiset(t, small, imapBodies(t, e.dst, "u", dstPassword, "INBOX"))
-	// A re-run neither retries the skipped message nor copies again.
+	// A re-run neither retries the skipped message nor copies again; it
+	// lists the earlier skip and exits 0 for it.
 	r = runInProcess(t, passwords, args...)
-	if a := r.report.Accounts[0]; a.Copied != 0 || a.AlreadyDone != len(served)-1 || a.Skipped != 1 {
-		t.Errorf("re-run: copied %d, already done %d, skipped %d %v; want 0, %d and the earlier skip",
-			a.Copied, a.AlreadyDone, a.Skipped, a.Skips, len(served)-1)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 || a.AlreadyDone != len(served)-1 || a.Skipped != 0 || a.SkippedBefore != 1 {
+		t.Errorf("re-run: exit %d, copied %d, already done %d, skipped %d, skipped before %d %v; want 0, 0, %d, 0 and the earlier skip",
+			r.code, a.Copied, a.AlreadyDone, a.Skipped, a.SkippedBefore, a.SkipsBefore, len(served)-1)
 	}
 	assertSameMultiset(t, small, imapBodies(t, e.dst, "u", dstPassword, "INBOX"))
 }

@@ -75,7 +75,7 @@ func TestFaultTLSCertificateProblems(t *testing.T) {
 			folder := strings.NewReplacer(" ", "-").Replace(tt.name)
 			dst := tt.dst + "/" + folder
 			args := []string{"copy", tt.src, dst, "--tls-ca", good.CAFile(), "--state", filepath.Join(t.TempDir(), "state.db"),
-				"--json", "--progress", "none", "--attempts", "3"}
+				"--json", "--progress", "none", "--attempts", "3", "--create-folders"}
 
 			r := runInProcess(t, tlsPasswords, args...)
 			if len(r.report.Accounts) != 1 {

@@ -23,7 +23,7 @@ func TestFaultTryCreate(t *testing.T) {
 	served := seedUser(t, e, "u", userMessages("u", 30, 0))
 	proxy := startProxy(t, e.dst.IMAPAddr())
 	args := e.args("pop3s://u@"+e.src.POP3SAddr(), "imap://u@"+proxy.Addr()+"/Dest?tls=none",
-		"--allow-plaintext", "--batch-messages", "3", "--dest-sessions", "1")
+		"--allow-plaintext", "--batch-messages", "3", "--dest-sessions", "1", "--create-folders")
 	// both returns the messages of Dest and of the folders it was renamed to.
 	both := func(old ...string) [][]byte {
 		var out [][]byte

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/internal/suggest"
 )
 
 // commonOptions are the flags copy and run share.
@@ -31,15 +32,33 @@ type commonOptions struct {
 	onLocked           string
 	lockWait           time.Duration
 	retryBackoff       time.Duration
+	retrySkipped       bool
 	deleteFromFlags    bool // run: --delete-source or --delete-after replace every account's policy
 	mirror             bool
 	mirrorFromFlags    bool // run: --mirror replaces every account's mirror key
 	maxDelete          int
 	maxDeletePercent   int
+	// createFolders is --create-folders when it was given (it then
+	// replaces a config's create_folders); nil otherwise.
+	createFolders *bool
+}
+
+// createFoldersUsage is the help of --create-folders (copy, run, plan).
+const createFoldersUsage = "create the destination folder named (DEST's path, dest_folder, [destination] folder, [folders] root) when it is a new top-level folder; without it such a name is refused, as a typo would be (folders mapped from an IMAP source are always created)"
+
+// registerCreateFolders adds --create-folders; note records it in o once
+// the flags are parsed.
+func (o *commonOptions) registerCreateFolders(fs *pflag.FlagSet) (note func()) {
+	v := fs.Bool("create-folders", false, createFoldersUsage)
+	return func() {
+		if fs.Changed("create-folders") {
+			o.createFolders = v
+		}
+	}
 }
 
 func (o *commonOptions) register(fs *pflag.FlagSet) {
-	fs.StringVar(&o.state, "state", "", "checkpoint (ledger) file; default $XDG_STATE_HOME/mailferry/mailferry.db")
+	fs.StringVar(&o.state, "state", "", "checkpoint (ledger): a file, or a postgres:// URL (password from MAILFERRY_STATE_PASSWORD); default $XDG_STATE_HOME/mailferry/mailferry.db")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "PEM file of extra CA certificates to trust (both servers)")
 	fs.BoolVar(&o.insecureSkipVerify, "insecure-skip-verify", false, "do not verify TLS certificates (dangerous)")
 	fs.BoolVar(&o.allowPlaintext, "allow-plaintext", false, "allow passwords over connections without TLS (?tls=none URLs)")
@@ -59,6 +78,7 @@ func (o *commonOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.onLocked, "on-locked", "fail", "when another run is working on an account (overlapping cron runs): fail, skip, or wait")
 	fs.DurationVar(&o.lockWait, "lock-wait", 10*time.Minute, "with --on-locked wait: how long to wait for the other run")
 	fs.DurationVar(&o.retryBackoff, "retry-backoff", 2*time.Second, "wait before retrying an account after a dropped connection or throttling; doubles each time (a server's suggested wait wins)")
+	fs.BoolVar(&o.retrySkipped, "retry-skipped", false, "send again the messages earlier runs skipped for good (too big, NUL bytes without BINARY, refused by the server), after you changed what stopped them")
 }
 
 // accountOptions are the command line's settings for every account: the
@@ -74,6 +94,7 @@ func (o *commonOptions) accountOptions(e *env, log *slog.Logger) account.Options
 		opts.Mirror = &mirror
 	}
 	opts.MaxDelete, opts.MaxDeletePercent = o.maxDelete, o.maxDeletePercent
+	opts.CreateFolders = o.createFolders
 	return opts
 }
 
@@ -138,13 +159,37 @@ func parseFlags(fs *pflag.FlagSet, args []string, e *env, help string) (bool, er
 		return true, nil
 	}
 	if err := fs.Parse(args); err != nil {
-		return false, usagef("%v", err)
+		return false, usagef("%v%s", err, didYouMean(fs, err))
 	}
 	if *showHelp {
 		fmt.Fprint(e.stdout, help)
 		return true, nil
 	}
 	return false, applyEnv(fs, e.getenv)
+}
+
+// didYouMean suggests the flags of fs nearest to the unknown one err
+// names ("unknown flag: --dry-rn"): "; did you mean --dry-run?", or "".
+func didYouMean(fs *pflag.FlagSet, err error) string {
+	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
+	if !ok {
+		return ""
+	}
+	name, _, _ = strings.Cut(name, "=")
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	})
+	near := suggest.Closest(name, names, 3)
+	if len(near) == 0 {
+		return ""
+	}
+	for i, n := range near {
+		near[i] = "--" + n
+	}
+	return "; did you mean " + strings.Join(near, " or ") + "?"
 }
 
 // helpOrUsage is the result of a command whose flags asked for help (exit 0)

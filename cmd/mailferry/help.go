@@ -11,7 +11,8 @@ const exitStatusHelp = `EXIT STATUS
        purpose, by an admin, a daily quota or a timetable, are listed in the
        summary and do not change the status)
   1    a fatal error: wrong password, server unreachable, checkpoint unwritable
-  2    bad command line or configuration; nothing was touched
+  2    bad command line or configuration (a folder it names that is not
+       there included); nothing was touched
   3    partial: some messages or accounts could not be moved (the report says
        which and why); run again to retry what failed. A mirror pass also
        exits 3 when it held removals back (over the cap, or a folder that
@@ -65,6 +66,11 @@ POP3 mail goes into Folder (default INBOX). IMAP folders keep their names and
 hierarchy (separators and namespace prefixes translated; Sent, Drafts, Trash,
 Junk and Archive go to the destination's folders of the same role, also when
 they are named in another language), under Folder when one is given.
+Folders you name must be right: a source folder named in SOURCE or by
+--folder without wildcards must exist, and DEST's Folder may be a new
+top-level folder only with --create-folders; otherwise copy exits 2 before
+touching anything and names the nearest existing folders (a typo such as INBX
+never becomes a folder). The summary names every folder the copy created.
 Add ?tls=none to a pop3:// or imap:// URL to use no TLS at all (with
 --allow-plaintext). Add ?auth=plain for SASL PLAIN, or ?auth=xoauth2 or
 ?auth=oauthbearer to log in with an OAuth2 bearer token given as the password
@@ -72,10 +78,12 @@ Add ?tls=none to a pop3:// or imap:// URL to use no TLS at all (with
 containing @ is written %40.
 
 PASSWORDS
-  Never on the command line. In order: MAILFERRY_SOURCE_PASSWORD and
-  MAILFERRY_DEST_PASSWORD, --source-password-file/--dest-password-file (first
-  line), --source-password-command/--dest-password-command (first line of its
-  output), or a prompt when stdin is a terminal.
+  Never on the command line. Each side takes exactly one of:
+  MAILFERRY_SOURCE_PASSWORD / MAILFERRY_DEST_PASSWORD,
+  --source-password-file / --dest-password-file (first line), or
+  --source-password-command / --dest-password-command (first line of its
+  output); two for one side are refused. With none, a prompt when stdin is a
+  terminal.
 
 OAUTH2 GRANTS
   --source-oauth2 KEY=VALUE,... and --dest-oauth2 KEY=VALUE,... log a side in
@@ -136,6 +144,14 @@ FLAGS
   --spool-memory SIZE       keep messages up to SIZE in memory, larger ones in
                             a private temp file (default 8MB)
   --idle-timeout DURATION   fail a connection idle this long (default 2m)
+  --connect-timeout, --tls-timeout, --greeting-timeout DURATION
+                            give up on the TCP connect, the TLS handshake, or
+                            a server that sends no greeting, after this long
+                            (default 30s each); a closed port or a server
+                            speaking another protocol fails at once
+  --create-folders          create DEST's Folder when it is a new top-level
+                            folder (folders mapped from an IMAP source are
+                            always created)
   --folder PATTERN          IMAP source: only these folders (* any, % one
                             level, ? one character; repeatable)
   --exclude-folder PATTERN  IMAP source: not these folders (wins)
@@ -143,6 +159,13 @@ FLAGS
                             (e.g. 30d, 1d12h, 90m)
   --sync-flags=false        IMAP source: do not update flags of earlier copies
   --special-use=false       IMAP source: no mapping of folders by role
+  --gmail-labels MODE       Gmail source: one-copy (default: each message once,
+                            in one label's folder, the other labels as
+                            keywords) or per-label (a copy in every label's
+                            folder)
+  --retry-skipped           send again the messages earlier runs skipped for
+                            good (too big, NUL bytes without BINARY, refused
+                            for good), after you changed what stopped them
   --attempts N              tries in a row per account on dropped connections or
                             throttling without progress (default 4)
   --retry-backoff DURATION  first wait before a retry, doubling (default 2s); a
@@ -188,14 +211,14 @@ EXAMPLES
   # Alice's POP3 mail into her new IMAP INBOX:
   mailferry copy pop3s://alice@pop.old.example imaps://alice@imap.new.example
 
-  # Into a folder, marking everything read, with a private CA:
+  # Into a new folder, marking everything read, with a private CA:
   mailferry copy pop3://alice@pop.old.example \
       'imaps://alice%40new.example@imap.new.example/Old Mail' \
-      --flags seen --tls-ca corp-ca.pem
+      --create-folders --flags seen --tls-ca corp-ca.pem
 
   # A whole IMAP account, folders and flags, except Spam, under "Old":
   mailferry copy imaps://bob@old.example imaps://bob@new.example/Old \
-      --exclude-folder Spam
+      --create-folders --exclude-folder Spam
 
   # Move (copy, then delete at the source):
   mailferry copy pop3s://bob@pop.old.example imaps://bob@imap.new.example --delete-source
@@ -217,12 +240,16 @@ FLAGS
   --only NAME[,NAME...]     run only these accounts
   --rerun-failed            run only the accounts whose last run failed, was
                             interrupted, or left messages failed
+  --retry-skipped           send again the messages earlier runs skipped for
+                            good (by default they are listed, exit 0)
   --workers N               accounts in parallel (default: the file's workers)
   --attempts N              tries per account on dropped connections (default 4)
   --retry-backoff DURATION  first wait before a retry, doubling (default 2s); a
                             server's suggested wait wins
   --state FILE              checkpoint file (default: the file's state)
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
+  --create-folders          create a new top-level destination folder the
+                            config names (replaces create_folders)
   --dry-run, --delete-source, --json, --report FILE, --progress MODE
   --delete-after DURATION   delete at the source this long after copying;
                             like --delete-source, it replaces every

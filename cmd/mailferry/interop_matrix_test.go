@@ -381,7 +381,7 @@ func runCombo(t *testing.T, c *combo, caFile string) matrixRow {
 		dstURL += "/Migrated"
 	}
 	common := []string{"--tls-ca", caFile, "--state", state}
-	copyArgs := append([]string{"copy", srcURL, dstURL, "--json", "--progress", "none"}, common...)
+	copyArgs := append([]string{"copy", srcURL, dstURL, "--json", "--progress", "none", "--create-folders"}, common...)
 
 	r1 := runInProcess(t, passwords, copyArgs...)
 	if len(r1.report.Accounts) != 1 {

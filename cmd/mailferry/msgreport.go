@@ -46,6 +46,7 @@ func runReport(ctx context.Context, args []string, e *env) (int, error) {
 			return exitUsage, err
 		}
 		state = firstNonEmpty(state, cfg.State)
+		o.statePassword = cfg.StatePassword
 		if configured, err = configuredAccounts(cfg, o.only); err != nil {
 			return exitUsage, err
 		}
@@ -55,7 +56,7 @@ func runReport(ctx context.Context, args []string, e *env) (int, error) {
 	if state, err = o.statePath(state, e); err != nil {
 		return exitUsage, err
 	}
-	ledger, err := openLedgerIfExists(ctx, state, log)
+	ledger, err := openLedgerIfExists(ctx, e, state, o.statePassword, log)
 	if err != nil {
 		return exitFatal, err
 	}

@@ -503,7 +503,7 @@ destination.oauth2 = { client_id = "app-denied" }
 	}
 	var hint string
 	for _, a := range r.report.Accounts {
-		if strings.Contains(a.Account, "://rt@example.com@") {
+		if strings.Contains(a.LedgerKey, "://rt@example.com@") {
 			hint = a.Hint
 			if !strings.Contains(a.Error, "server rejected the OAuth2 token") {
 				t.Errorf("account denied: error %q, want the server's rejection", a.Error)
@@ -521,7 +521,7 @@ destination.oauth2 = { client_id = "app-denied" }
 	issued = g.auth.Issued()
 	r = runInProcess(t, noEnv, "verify", "-c", path, "--only", "denied")
 	noSecrets(t, "verify", r.stdout, r.stderr)
-	if r.code != exitFatal || !strings.Contains(r.stdout, "ERROR: opening the destination") ||
+	if r.code != exitFatal || !strings.Contains(r.stdout, "ERROR: connecting to the destination") ||
 		!strings.Contains(r.stdout, "hint: "+hint) {
 		t.Errorf("verify: exit %d, want %d and the refusal with Exchange's settings as the hint (%q):\n%s%s",
 			r.code, exitFatal, hint, r.stdout, r.stderr)

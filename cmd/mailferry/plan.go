@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -39,9 +38,11 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 	fs := pflag.NewFlagSet("plan", pflag.ContinueOnError)
 	o.register(fs, true)
 	workers := fs.Int("workers", planDefaultWorkers, "accounts inspected in parallel")
+	noteCreateFolders := o.common.registerCreateFolders(fs)
 	if done, err := parseFlags(fs, args, e, planHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
+	noteCreateFolders()
 	if err := o.check(); err != nil {
 		return exitUsage, err
 	}
@@ -53,7 +54,7 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	ledger, err := openLedgerIfExists(ctx, state, log)
+	ledger, err := openLedgerIfExists(ctx, e, state, o.statePassword, log)
 	if err != nil {
 		return exitFatal, err
 	}
@@ -93,16 +94,22 @@ func runPlan(ctx context.Context, args []string, e *env) (int, error) {
 	if rep.Workers > 0 {
 		rep.Estimate = total / time.Duration(rep.Workers)
 	}
+	misnamed := false
+	for _, a := range out {
+		misnamed = misnamed || len(a.FolderErrors) > 0
+	}
 	switch {
 	case ctx.Err() != nil:
 		rep.ExitCode = exitInterrupted
+	case misnamed:
+		// A folder the command line or the config names is not there: a
+		// run would refuse the account.
+		rep.ExitCode = exitUsage
 	case !rep.OK:
 		rep.ExitCode = exitPartial
 	}
 	if o.common.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(e.stdout, rep); err != nil {
 			return exitFatal, fmt.Errorf("writing the JSON report: %w", err)
 		}
 	} else {
@@ -198,10 +205,10 @@ func writePlanText(w io.Writer, rep planReport) {
 		}
 	}
 	sort.Strings(names)
-	fmt.Fprintf(w, "%d accounts, %d messages (%s) to move, estimated %s with %d accounts in parallel (downloads only)\n",
-		len(rep.Accounts), rep.ToMove, config.FormatByteSize(rep.Bytes), fmtDuration(rep.Estimate), rep.Workers)
+	fmt.Fprintf(w, "%s, %s (%s) to move, estimated %s with %s in parallel (downloads only)\n",
+		plural(len(rep.Accounts), "account"), plural(rep.ToMove, "message"), config.FormatByteSize(rep.Bytes), fmtDuration(rep.Estimate), plural(rep.Workers, "account"))
 	if bad > 0 {
-		fmt.Fprintf(w, "%d accounts have problems: %s\n", bad, strings.Join(names, ", "))
+		fmt.Fprintf(w, "%s %s problems: %s\n", plural(bad, "account"), map[bool]string{true: "has", false: "have"}[bad == 1], strings.Join(names, ", "))
 	} else {
 		fmt.Fprintln(w, "no problems found")
 	}
@@ -243,8 +250,9 @@ logs in to both servers and reports:
   - an estimated duration: the time to download the first few messages to
     move (up to 5, or 4 MB), scaled by the larger of the message-count and
     byte ratios. The destination side is not measured: plan appends nothing.
-A wrong password, an unreachable server, a quota too small or messages that
-would be skipped are reported as problems of that account; the other
+A wrong password, an unreachable server, a quota too small, messages that
+would be skipped, or a folder named that is not there (with the nearest
+existing names) are reported as problems of that account; the other
 accounts are still inspected.
 
 plan writes nothing anywhere: the POP3 sessions end without QUIT and IMAP
@@ -260,8 +268,10 @@ FLAGS
   --flags none|seen|status, --internal-date received|date|now,
   --max-message-size SIZE, --x-uidl
                             the copy's policies (SOURCE DEST form)
-  --folder, --exclude-folder, --special-use, --max-age, --min-age
-                            IMAP source: the copy's folder settings
+  --folder, --exclude-folder, --special-use, --max-age, --min-age,
+  --gmail-labels MODE       IMAP source: the copy's folder settings
+  --create-folders          as for copy and run: may a run create the new
+                            top-level destination folder named?
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --source-password-file FILE, --source-password-command CMD
   --dest-password-file FILE, --dest-password-command CMD
@@ -271,7 +281,9 @@ FLAGS
 EXIT STATUS
   0    every account can be moved as planned
   1    the checkpoint could not be read
-  2    bad command line or configuration
+  2    bad command line or configuration, or a folder it names is not there
+       (a source folder, or a new top-level destination folder without
+       --create-folders): a run would refuse that account
   3    some accounts have problems (the report says which)
   130  interrupted
 `

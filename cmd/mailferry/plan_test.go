@@ -42,6 +42,7 @@ func TestE2EPlan(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`state = "state.db"
+create_folders = true
 [source]
 url = "pop3s://%s"
 tls_ca = %q

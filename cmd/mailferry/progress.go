@@ -29,6 +29,30 @@ type progressView struct {
 	started  time.Time
 	stopTick func()
 	rows     int // account lines under the bar
+	// names maps the ledger keys the engine's events carry
+	// (pipeline.Options.Name) to the names people know the accounts by
+	// (pipeline.Options.Label).
+	names map[string]string
+}
+
+// setNames makes the lines and rows show the jobs' names.
+func (p *progressView) setNames(jobs []pipeline.Job) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.names = map[string]string{}
+	for _, j := range jobs {
+		if j.Options.Label != "" {
+			p.names[j.Options.Name] = j.Options.Label
+		}
+	}
+}
+
+// display is the name of the account whose key the engine gave.
+func (p *progressView) display(key string) string {
+	if n, ok := p.names[key]; ok {
+		return n
+	}
+	return key
 }
 
 type accountProgress struct {
@@ -55,6 +79,11 @@ func newProgressView(mode string, w io.Writer, log *slog.Logger, every time.Dura
 			progressbar.OptionThrottle(100 * time.Millisecond),
 			progressbar.OptionClearOnFinish(),
 			progressbar.OptionFullWidth(),
+			// No spinner goroutine of the library's own: it reads the
+			// bar's start time without the bar's lock, a data race with
+			// the first render (progressbar v3.19.1). The spinner turns
+			// on each render instead (Add, and tickRows' redraws).
+			progressbar.OptionSetSpinnerChangeInterval(0),
 		}
 		if rows > 0 {
 			opts = append(opts, progressbar.OptionSetMaxDetailRow(rows))
@@ -110,7 +139,7 @@ func (p *progressView) tickRows(ctx context.Context, every time.Duration) {
 				break
 			}
 			a := p.active[n]
-			lines = append(lines, fmt.Sprintf("  %s  %d/%d messages, %.1f MB", n, a.done, a.toCopy, float64(a.bytes)/1e6))
+			lines = append(lines, fmt.Sprintf("  %s  %d/%d messages, %.1f MB", p.display(n), a.done, a.toCopy, float64(a.bytes)/1e6))
 		}
 		for len(lines) < p.rows {
 			lines = append(lines, "")
@@ -128,9 +157,14 @@ func (p *progressView) tickRows(ctx context.Context, every time.Duration) {
 func (p *progressView) logLine() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if len(p.active) == 0 && p.total == 0 {
+		// Nothing listed yet (still connecting): "copied=0 of=0" every
+		// ten seconds would say nothing.
+		return
+	}
 	secs := time.Since(p.started).Seconds()
 	for name, a := range p.active {
-		p.log.Info("progress", "account", name, "copied", a.done, "of", a.toCopy,
+		p.log.Info("progress", "account", p.display(name), "copied", a.done, "of", a.toCopy,
 			"mb", fmt.Sprintf("%.1f", float64(a.bytes)/1e6))
 	}
 	if secs > 0 {

@@ -69,3 +69,31 @@ func waitFor(t *testing.T, out *syncBuffer, want string) {
 		}
 	}
 }
+
+// TestProgressLinesQuietWhileConnecting: before any account is listed (a
+// server that does not answer), the lines say nothing rather than
+// "copied=0 of=0" every interval.
+func TestProgressLinesQuietWhileConnecting(t *testing.T) {
+	var logs syncBuffer
+	p := newProgressView("lines", &logs, slog.New(slog.NewTextHandler(&logs, nil)), 5*time.Millisecond, 0)
+	time.Sleep(100 * time.Millisecond)
+	p.close()
+	if s := logs.String(); s != "" {
+		t.Errorf("progress lines before anything was listed:\n%s", s)
+	}
+}
+
+// TestProgressLinesShowNames: the engine's events carry ledger keys; the
+// lines show the names people know the accounts by.
+func TestProgressLinesShowNames(t *testing.T) {
+	var logs syncBuffer
+	p := newProgressView("lines", &logs, slog.New(slog.NewTextHandler(&logs, nil)), 20*time.Millisecond, 0)
+	p.setNames([]pipeline.Job{{Options: pipeline.Options{Name: "pop3://alice@old:995 -> imap://alice@new:993/INBOX", Label: "alice"}}})
+	p.AccountStarted("pop3://alice@old:995 -> imap://alice@new:993/INBOX", 10, 0)
+	p.MessageDone("pop3://alice@old:995 -> imap://alice@new:993/INBOX", pipeline.OutcomeCopied, 1000)
+	waitFor(t, &logs, "msg=progress account=alice")
+	p.close()
+	if s := logs.String(); !strings.Contains(s, "msg=progress account=alice copied=1 of=10") || strings.Contains(s, "imap://") {
+		t.Errorf("progress lines:\n%s", s)
+	}
+}

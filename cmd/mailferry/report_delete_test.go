@@ -31,7 +31,7 @@ func TestSummaryDeletions(t *testing.T) {
 			st.Account = "pop3://alice@pop.example"
 			r := newReport("copy", tc.dryRun, time.Now(), []*pipeline.Stats{&st}, false)
 			var b strings.Builder
-			r.writeText(&b)
+			r.writeText(&b, 80)
 			for _, w := range tc.want {
 				if !strings.Contains(b.String(), w) {
 					t.Errorf("summary lacks %q:\n%s", w, b.String())

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 
@@ -44,6 +45,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	workers := fs.Int("workers", 0, "accounts in parallel (default: the config's workers)")
 	attempts := fs.Int("attempts", 4, "tries per account when connections drop or servers are unavailable")
 	rerunFailed := fs.Bool("rerun-failed", false, "run only the accounts whose last run failed, was interrupted or left messages failed")
+	noteCreateFolders := common.registerCreateFolders(fs)
 	var svc serviceFlags
 	svc.register(fs)
 	var tf trafficFlags
@@ -75,6 +77,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	// The delete flags, when given, replace every account's policy.
 	common.deleteFromFlags = fs.Changed("delete-source") || fs.Changed("delete-after")
 	common.mirrorFromFlags = fs.Changed("mirror")
+	noteCreateFolders()
 	if !fs.Changed("on-locked") {
 		common.onLocked = cfg.OnLocked
 	}
@@ -117,6 +120,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		if err := e.applyTestHooks(&acc.Options); err != nil {
 			return exitUsage, err
 		}
+		acc.Options.RetrySkipped = common.retrySkipped
 		jobs[i] = acc.Job()
 		specs[i] = acc.LedgerSpec()
 		services[i] = serviceAccount{name: acc.Name}
@@ -126,18 +130,18 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		pageAccounts[i] = statuspage.Account{Name: acc.Name, Key: acc.Options.Name, SourceHost: acc.Source.Addr(), DestHost: acc.Dest.Addr()}
 	}
 	if every := svc.every(fs, cfg); every > 0 {
-		if *rerunFailed || common.dryRun {
-			return exitUsage, usagef("--every runs a service: it cannot be combined with --rerun-failed or --dry-run")
+		if *rerunFailed || common.dryRun || common.retrySkipped {
+			return exitUsage, usagef("--every runs a service: it cannot be combined with --rerun-failed, --dry-run or --retry-skipped")
 		}
 		if !fs.Changed("attempts") {
 			*attempts = 1 // the service's backoff between polls is the retry
 		}
 		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
-			retention: cfg.LedgerRetention, ui: &ui, pageAccounts: pageAccounts}
+			retention: cfg.LedgerRetention, statePassword: cfg.StatePassword, ui: &ui, pageAccounts: pageAccounts}
 		return x.serve(ctx, jobs, specs, services, svc.options(fs, cfg, every))
 	}
 	if *rerunFailed {
-		if jobs, specs, err = onlyFailed(ctx, jobs, specs, state, log); err != nil {
+		if jobs, specs, err = onlyFailed(ctx, e, jobs, specs, state, cfg.StatePassword, log); err != nil {
 			return exitFatal, err
 		}
 		log.Info("re-running the accounts whose last run failed or whose retry was asked for", "accounts", len(jobs))
@@ -148,7 +152,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		pageAccounts = slices.DeleteFunc(pageAccounts, func(a statuspage.Account) bool { return !kept[a.Key] })
 	}
 	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
-		retention: cfg.LedgerRetention, ui: &ui, pageAccounts: pageAccounts}
+		retention: cfg.LedgerRetention, statePassword: cfg.StatePassword, ui: &ui, pageAccounts: pageAccounts}
 	return x.run(ctx, jobs, specs)
 }
 
@@ -180,17 +184,56 @@ func runConfigCmd(_ context.Context, args []string, e *env) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	fmt.Fprintf(e.stdout, "%s: OK: %d accounts, source %s, destination %s, state %s, %d workers\n",
-		cfgPath, len(cfg.Accounts), cfg.Source.URL, cfg.Destination.URL, firstNonEmpty(cfg.State, "(default)"), cfg.Workers)
+	fmt.Fprintf(e.stdout, "%s: OK: %s, source %s, destination %s, state %s, %s\n",
+		cfgPath, plural(len(cfg.Accounts), "account"), cfg.Source.URL, cfg.Destination.URL, checkpoint.Redact(firstNonEmpty(cfg.State, "(default)")), plural(cfg.Workers, "worker"))
+	writeFolderUse(e.stdout, cfg)
 	return exitOK, nil
+}
+
+// folderUseMax bounds the accounts config check describes one by one.
+const folderUseMax = 10
+
+// writeFolderUse says where each account's mail goes on the destination
+// when the config names a folder for it (dest_folder, [destination]
+// folder, [folders] root): POP3 mail into that folder, an IMAP source's
+// folders under it; and whether a run may create it.
+func writeFolderUse(w io.Writer, cfg *config.Config) {
+	n := 0
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		key := cfg.DestFolderKey(a)
+		if key == "" {
+			continue
+		}
+		n++
+		if n > folderUseMax {
+			continue
+		}
+		src, err1 := cfg.SourceEndpoint(a)
+		dst, err2 := cfg.DestEndpoint(a)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if src.Protocol == config.IMAP {
+			fmt.Fprintf(w, "  account %q: the source's folders go under %q (%s): %s/INBOX, %s/Sent, ...\n", a.Name, dst.Mailbox, key, dst.Mailbox, dst.Mailbox)
+		} else {
+			fmt.Fprintf(w, "  account %q: POP3 mail goes into %q (%s)\n", a.Name, dst.Mailbox, key)
+		}
+	}
+	if n > folderUseMax {
+		fmt.Fprintf(w, "  ... and %s more with a destination folder\n", plural(n-folderUseMax, "account"))
+	}
+	if n > 0 && !cfg.CreateFolders {
+		fmt.Fprintln(w, "  a folder named that would be a new top-level folder on the destination is refused unless create_folders = true (or run --create-folders)")
+	}
 }
 
 // onlyFailed keeps the jobs (and their specs) whose account's last run,
 // per the checkpoint, failed, was interrupted, or ended with messages that
 // failed, and those whose retry was asked for (on the status page) since
 // their last run started.
-func onlyFailed(ctx context.Context, jobs []pipeline.Job, specs []checkpoint.AccountSpec, state string, log *slog.Logger) ([]pipeline.Job, []checkpoint.AccountSpec, error) {
-	ledger, err := openLedgerIfExists(ctx, state, log)
+func onlyFailed(ctx context.Context, e *env, jobs []pipeline.Job, specs []checkpoint.AccountSpec, state string, pw config.SecretSource, log *slog.Logger) ([]pipeline.Job, []checkpoint.AccountSpec, error) {
+	ledger, err := openLedgerIfExists(ctx, e, state, pw, log)
 	if err != nil || ledger == nil {
 		return nil, nil, err // no checkpoint: nothing has run, so nothing failed
 	}

@@ -73,13 +73,17 @@ type serviceAccount struct {
 }
 
 // serve runs the jobs as a long-running service: every account polls on
-// its own schedule (package schedule) until ctx ends (SIGTERM, SIGINT);
-// then no new poll starts, the polls in flight commit their batch, and the
-// service exits 0. The config is read once, at start: changes need a
+// its own schedule (package schedule) until the first SIGTERM or SIGINT
+// (or until ctx ends); then no new poll starts, the polls in flight finish
+// and commit the batches they sent, and the service exits 0. The config is read once, at start: changes need a
 // restart.
 func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []checkpoint.AccountSpec, accounts []serviceAccount, so serviceOptions) (int, error) {
 	log := x.log
-	lopts := &checkpoint.Options{Logger: log, Retention: x.retention}
+	lopts, err := ledgerOptions(ctx, x.env, x.state, x.statePassword, log)
+	if err != nil {
+		return exitFatal, err
+	}
+	lopts.Retention = x.retention
 	if x.opts.onLocked == "wait" {
 		lopts.LockWait = x.opts.lockWait
 	}
@@ -109,13 +113,27 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 	}
 	runner := &pipeline.Runner{Ledger: ledger, Logger: log, Attempts: x.attempts,
 		SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff, Explain: hint.Explain,
-		Paused: pausedIn(ledger)}
+		Paused: pausedIn(ledger), Stop: x.env.interrupted}
+	// The first SIGTERM or SIGINT ends the schedule and the IDLE watches
+	// (sctx); the polls in flight stop gently (runner.Stop) and commit
+	// their batches. ctx ends only with the caller's.
+	sctx, stopService := context.WithCancel(ctx)
+	defer stopService()
+	go func() {
+		select {
+		case <-x.env.interrupted:
+			log.Info("stopping: no new poll starts; the polls in flight finish the batches they sent and commit them (send the signal again to stop at once)")
+			stopService()
+		case <-sctx.Done():
+		}
+	}()
+	shuttingDown := func() bool { return sctx.Err() != nil }
 
 	stats := make([]*pipeline.Stats, len(jobs))
-	poll := func(ctx context.Context, i int) error {
+	poll := func(_ context.Context, i int) error {
 		st, err := runner.RunAccount(ctx, jobs[i])
 		stats[i] = st
-		if ctx.Err() == nil {
+		if !shuttingDown() {
 			m.observe(names[i], st, err, time.Now())
 		}
 		return err
@@ -124,7 +142,7 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 		st := stats[r.Account]
 		attrs := []any{"account", names[r.Account], "copied", st.Copied, "duration", r.Duration.Round(time.Millisecond)}
 		switch {
-		case r.Err != nil && ctx.Err() != nil:
+		case r.Err != nil && shuttingDown():
 			log.Info("poll stopped by shutdown; its last batch is committed", append(attrs, "error", r.Err)...)
 		case r.Err != nil:
 			log.Warn("poll failed", append(attrs, "error", r.Err, "failures_in_a_row", r.Failures,
@@ -174,12 +192,12 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			watchLoop(ctx, a, so.idleRestart, func() { sched.Trigger(i) }, log)
+			watchLoop(sctx, a, so.idleRestart, func() { sched.Trigger(i) }, log)
 		}()
 	}
 	log.Info("service started", "accounts", len(jobs), "every", so.every, "jitter", "±10%",
 		"workers", x.workers, "idle_watches", watching, "metrics", firstNonEmpty(so.metricsAddr, "off"), "pid", os.Getpid())
-	_ = sched.Run(ctx)
+	_ = sched.Run(sctx)
 	wg.Wait()
 	log.Info("service stopped")
 	return exitOK, nil

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -119,7 +118,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	fs := pflag.NewFlagSet("status", pflag.ContinueOnError)
 	fs.StringVarP(&o.cfgPath, "config", "c", "", "the config file: its state file, and its accounts by name")
 	fs.StringSliceVar(&o.only, "only", nil, "only these accounts of the config file (by name)")
-	fs.StringVar(&o.common.state, "state", "", "checkpoint (ledger) file")
+	fs.StringVar(&o.common.state, "state", "", "checkpoint (ledger): a file or a postgres:// URL")
 	fs.BoolVar(&o.common.json, "json", false, "print one JSON document on stdout")
 	fs.StringVar(&o.common.logFormat, "log-format", "text", "log format on stderr: text or json")
 	exportMap := fs.String("export-map", "", "write a CSV of every copied message: account, source key, POP3 UIDL, destination mailbox, UIDVALIDITY, UID")
@@ -147,6 +146,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		}
 		ui.merge(fs, cfg)
 		state = firstNonEmpty(state, cfg.State)
+		o.statePassword = cfg.StatePassword
 		if configured, err = configuredAccounts(cfg, o.only); err != nil {
 			return exitUsage, err
 		}
@@ -163,7 +163,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	if *serve && (o.common.json || *exportMap != "") {
 		return exitUsage, usagef("--serve cannot be combined with --json or --export-map")
 	}
-	ledger, err := openLedgerIfExists(ctx, state, log)
+	ledger, err := openLedgerIfExists(ctx, e, state, o.statePassword, log)
 	if err != nil {
 		return exitFatal, err
 	}
@@ -173,7 +173,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	if ledger == nil && o.cfgPath == "" {
 		return exitFatal, fmt.Errorf("no checkpoint at %s: nothing has run with this state file (use --state or -c)", state)
 	}
-	rep := statusReport{Command: "status", State: state, Accounts: []statusAccount{}}
+	rep := statusReport{Command: "status", State: checkpoint.Redact(state), Accounts: []statusAccount{}}
 	// The accounts' ledger numbers: a configured account the ledger does
 	// not know has never run.
 	ids := make([]pipeline.AccountID, len(configured))
@@ -221,9 +221,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		}
 	}
 	if o.common.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(e.stdout, rep); err != nil {
 			return exitFatal, fmt.Errorf("writing the JSON report: %w", err)
 		}
 		return exitOK, nil

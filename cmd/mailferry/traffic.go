@@ -183,23 +183,31 @@ func (f *trafficFlags) apply(o *account.Options, cfg *config.Config, e *env, log
 }
 
 // pausedAccount is what the engine's Traffic of an account built here
-// also is: it can be told that an earlier run left the account paused.
+// also is: it can be told that an earlier run left the account paused,
+// and where earlier runs recorded what it moved.
 type pausedAccount interface {
 	Exhausted(until time.Time, reason string)
+	RecordedUsage(read func(ctx context.Context, window time.Time) (traffic.Usage, error))
 }
 
-// carryPauses tells each account's traffic control that an earlier run
-// left it paused for a daily quota until a time still to come (the last
-// run recorded as paused), so that a new run does not start the quota's
-// day afresh. Once the ledger keeps each account's usage (its next
-// schema), the quota holds across runs by itself.
+// carryPauses makes each account's daily quota hold across runs: its
+// traffic control reads what earlier runs moved in the quota's day from
+// the ledger (the engine adds to it with every commit), and an account an
+// earlier run left paused for a quota until a time still to come (the
+// last run recorded as paused) stays paused, also when this run's limits
+// would let it move a little more.
 func carryPauses(ctx context.Context, ledger runsReader, jobs []pipeline.Job, now time.Time) error {
 	for _, j := range jobs {
 		p, ok := j.Options.Traffic.(pausedAccount)
 		if !ok {
 			continue
 		}
-		runs, err := ledger.Runs(ctx, j.Options.Account, 1)
+		id := j.Options.Account
+		p.RecordedUsage(func(ctx context.Context, window time.Time) (traffic.Usage, error) {
+			u, err := ledger.Usage(ctx, id, window)
+			return traffic.Usage{Window: window, ReadBytes: u.ReadBytes, WrittenBytes: u.WrittenBytes}, err
+		})
+		runs, err := ledger.Runs(ctx, id, 1)
 		if err != nil {
 			return err
 		}
@@ -213,7 +221,9 @@ func carryPauses(ctx context.Context, ledger runsReader, jobs []pipeline.Job, no
 	return nil
 }
 
-// runsReader reads an account's last runs (checkpoint.Ledger).
+// runsReader reads an account's last runs and its quota usage
+// (checkpoint.Ledger).
 type runsReader interface {
 	Runs(ctx context.Context, account pipeline.AccountID, n int) ([]pipeline.RunRecord, error)
+	Usage(ctx context.Context, account pipeline.AccountID, window time.Time) (pipeline.Usage, error)
 }

@@ -187,7 +187,7 @@ func (x *runExtras) batchFinished(rep *report) {
 			b.AccountsPaused++
 		}
 		if s.Error != "" {
-			b.FailedAccounts = append(b.FailedAccounts, firstNonEmpty(x.names[s.Account], s.Account))
+			b.FailedAccounts = append(b.FailedAccounts, firstNonEmpty(x.names[s.LedgerKey], s.Account))
 		}
 	}
 	x.notifier.Send(notify.Event{Type: notify.BatchFinished, Batch: b})

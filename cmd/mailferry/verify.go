@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +32,8 @@ type inspectOptions struct {
 	policy      policyFlags
 	// folders select and map the folders of an IMAP source, as for copy.
 	folders config.Folders
+	// statePassword is the config's state_password_* (accounts sets it).
+	statePassword config.SecretSource
 }
 
 func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
@@ -40,7 +41,7 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 	o.srcPassword, o.dstPassword = passwordFlags{side: "source"}, passwordFlags{side: "dest"}
 	fs.StringVarP(&o.cfgPath, "config", "c", "", "the config file (see migrate.toml.example)")
 	fs.StringSliceVar(&o.only, "only", nil, "only these accounts of the config file (by name)")
-	fs.StringVar(&c.state, "state", "", "checkpoint (ledger) file; default: the config's state, else $XDG_STATE_HOME/mailferry/mailferry.db")
+	fs.StringVar(&c.state, "state", "", "checkpoint (ledger), a file or a postgres:// URL; default: the config's state, else $XDG_STATE_HOME/mailferry/mailferry.db")
 	fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM file of extra CA certificates to trust (both servers)")
 	fs.BoolVar(&c.insecureSkipVerify, "insecure-skip-verify", false, "do not verify TLS certificates (dangerous)")
 	fs.BoolVar(&c.allowPlaintext, "allow-plaintext", false, "allow passwords over connections without TLS (?tls=none URLs)")
@@ -59,6 +60,7 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 		fs.BoolVar(&o.folders.SpecialUse, "special-use", true, "IMAP source: map folders by role (as for copy)")
 		fs.Var((*daysDuration)(&o.folders.MaxAge), "max-age", "IMAP source: only messages younger than this (as for copy)")
 		fs.Var((*daysDuration)(&o.folders.MinAge), "min-age", "IMAP source: only messages older than this (as for copy)")
+		fs.StringVar(&o.folders.GmailLabels, "gmail-labels", config.GmailOneCopy, "Gmail source: how the copy copied its labels, one-copy or per-label (as for copy)")
 		fs.StringVar(&o.policy.internalDate, "internal-date", "received", "the copy's internal-date policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.flags, "flags", "none", "the copy's flag policy for POP3 mail (SOURCE DEST form)")
 		fs.StringVar(&o.policy.maxMessageSize, "max-message-size", "0", "the copy's --max-message-size (SOURCE DEST form)")
@@ -93,11 +95,12 @@ func (o *inspectOptions) accounts(args []string, e *env, log *slog.Logger) ([]*a
 		if err != nil {
 			return nil, "", err
 		}
+		o.statePassword = cfg.StatePassword
 		state, err := o.statePath(firstNonEmpty(o.common.state, cfg.State), e)
 		return accs, state, err
 	}
 	if len(args) != 2 {
-		return nil, "", usagef("want SOURCE and DEST URLs, or -c migrate.toml; got %d arguments", len(args))
+		return nil, "", usagef("want SOURCE and DEST URLs, or -c migrate.toml; got %s", plural(len(args), "argument"))
 	}
 	u, err := parseURLs(args[0], args[1])
 	if err != nil {
@@ -107,6 +110,7 @@ func (o *inspectOptions) accounts(args []string, e *env, log *slog.Logger) ([]*a
 		return nil, "", err
 	}
 	u.Folders, u.XUIDL = o.folders, o.policy.xUIDL
+	u.CreateFolders = o.common.createFolders != nil && *o.common.createFolders
 	if u.SourceLogin, err = o.srcPassword.login(e, u.Source.String()); err != nil {
 		return nil, "", err
 	}
@@ -132,13 +136,19 @@ func (o *inspectOptions) statePath(state string, e *env) (string, error) {
 // so that inspecting never creates one; it returns nil, nil when there is
 // none. (checkpoint has no read-only mode: opening an existing file may
 // bring its schema up to date, and nothing else is written.)
-func openLedgerIfExists(ctx context.Context, path string, log *slog.Logger) (*checkpoint.Ledger, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+func openLedgerIfExists(ctx context.Context, e *env, path string, pw config.SecretSource, log *slog.Logger) (*checkpoint.Ledger, error) {
+	if checkpoint.IsPostgres(path) {
+		// A database is there or unreachable: Open says which.
+	} else if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("opening the checkpoint %s: %w", path, err)
 	}
-	l, err := checkpoint.Open(ctx, path, &checkpoint.Options{Logger: log})
+	opts, err := ledgerOptions(ctx, e, path, pw, log)
+	if err != nil {
+		return nil, err
+	}
+	l, err := checkpoint.Open(ctx, path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening the checkpoint: %w", err)
 	}
@@ -151,6 +161,7 @@ type verifyOptions struct {
 	full     bool
 	all      bool
 	noLedger bool
+	strict   bool
 }
 
 // verifyAccount is the JSON report of one account.
@@ -164,6 +175,9 @@ type verifyAccount struct {
 	Stats  verify.Stats        `json:"stats"`
 	Items  []verify.Difference `json:"differences"`
 	Error  string              `json:"error,omitempty"`
+	// ErrorClass is "config" when Error is a folder the command line or
+	// the config names that is not there (exit status 2).
+	ErrorClass string `json:"error_class,omitempty"`
 	// Hint says what the user can do about Error (hint.For), as copy's
 	// summary does.
 	Hint string `json:"hint,omitempty"`
@@ -184,6 +198,7 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 	fs.BoolVar(&o.full, "full", false, "download both sides and compare SHA-256 digests, not only sizes")
 	fs.BoolVar(&o.all, "all", false, "also list matching messages (\"= key\")")
 	fs.BoolVar(&o.noLedger, "no-ledger", false, "ignore the checkpoint: match messages by Message-ID, size and digest (downloads both sides)")
+	fs.BoolVar(&o.strict, "strict", false, "destination messages that are no source message (extras) are differences too (exit 3)")
 	if done, err := parseFlags(fs, args, e, verifyHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
@@ -197,7 +212,7 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	var ledger *checkpoint.Ledger
 	if !o.noLedger {
-		if ledger, err = openLedgerIfExists(ctx, state, log); err != nil {
+		if ledger, err = openLedgerIfExists(ctx, e, state, o.statePassword, log); err != nil {
 			return exitFatal, err
 		}
 		if ledger != nil {
@@ -205,11 +220,12 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 		}
 	}
 	rep := verifyReport{Command: "verify", OK: true}
-	fatal := false
+	fatal, misnamed := false, false
 	for _, a := range accs {
 		va := o.verifyOne(ctx, a, ledger, log)
 		if va.Error != "" {
 			fatal = true
+			misnamed = misnamed || va.ErrorClass == classConfig
 			log.Error("verifying account failed", "account", a.Name, "error", va.Error)
 		}
 		rep.OK = rep.OK && va.OK
@@ -224,6 +240,9 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 	switch {
 	case ctx.Err() != nil:
 		rep.ExitCode = exitInterrupted
+	case misnamed:
+		// A folder the command line or the config names is not there.
+		rep.ExitCode = exitUsage
 	case fatal:
 		rep.ExitCode = exitFatal
 	case !rep.OK:
@@ -231,13 +250,11 @@ func runVerify(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	rep.OK = rep.OK && rep.ExitCode == exitOK
 	if o.common.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(e.stdout, rep); err != nil {
 			return exitFatal, fmt.Errorf("writing the JSON report: %w", err)
 		}
 	} else if len(accs) > 1 {
-		fmt.Fprintf(e.stdout, "%d accounts: %s\n", len(accs), map[bool]string{true: "OK", false: "DIFFERENCES FOUND"}[rep.OK])
+		fmt.Fprintf(e.stdout, "%s: %s\n", plural(len(accs), "account"), map[bool]string{true: "OK", false: "DIFFERENCES FOUND"}[rep.OK])
 	}
 	return rep.ExitCode, nil
 }
@@ -247,6 +264,9 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledge
 	va := verifyAccount{Account: a.Name, Key: a.Options.Name, Mode: map[bool]string{true: "full", false: "fast"}[o.full]}
 	fail := func(err error) verifyAccount {
 		va.Error, va.Hint = err.Error(), hint.For(err).Fix
+		if isFolderError(err) {
+			va.ErrorClass = classConfig
+		}
 		return va
 	}
 	entries, err := accountEntries(ctx, ledger, a)
@@ -270,12 +290,13 @@ func (o *verifyOptions) verifyOne(ctx context.Context, a *account.Account, ledge
 	}
 	dst, err := a.OpenReader(ctx)
 	if err != nil {
-		return fail(fmt.Errorf("opening the destination: %w", err))
+		return fail(&pipeline.SideError{Side: "destination", Err: err})
 	}
 	defer dst.Close()
 	res, err := verify.Check(ctx, vsrc, dst, verify.Options{
 		Mailbox: a.Options.Mailbox, MailboxOf: mailboxOf, Ledger: entries, Full: o.full,
 		FlagPolicy: a.Options.FlagPolicy, DatePolicy: a.Options.DatePolicy, Spool: a.Options.Spool, AddHeader: a.Options.AddHeader,
+		Strict: o.strict,
 		Logger: log.With("account", a.Name),
 	})
 	if err != nil {
@@ -342,15 +363,19 @@ func writeVerifyText(w io.Writer, va verifyAccount, all bool) {
 		fmt.Fprintf(w, " (+%d moved and deleted at the source)", s.LedgerOnly)
 	}
 	fmt.Fprintf(w, ", %d on the destination, compared by %s:\n", s.DestMessage, how)
-	fmt.Fprintf(w, "  %d match, %d missing (-), %d differ (*), %d flags differ (!), %d dates differ (~), %d extra on the destination (+)",
-		s.Matched, s.Missing, s.Differs, s.FlagsDiffer, s.DateDiffers, s.Extra)
+	fmt.Fprintf(w, "  %d match, %d missing (-), %d differ (*), %d flags differ (!), %d dates differ (~), %s (D), %d extra on the destination (+)",
+		s.Matched, s.Missing, s.Differs, s.FlagsDiffer, s.DateDiffers, plural(s.Duplicates, "duplicate"), s.Extra)
 	if s.Changed > 0 {
 		fmt.Fprintf(w, ", %d changed as the server documents it (%%)", s.Changed)
 	}
 	fmt.Fprintln(w)
-	if va.OK {
-		fmt.Fprintln(w, "  OK: every source message is on the destination")
-	} else {
+	switch {
+	case va.OK && s.Extra > 0:
+		fmt.Fprintf(w, "  OK: every source message is on the destination, once; %s there %s from no source message (--strict counts %s as a difference)\n",
+			plural(s.Extra, "message"), map[bool]string{true: "is", false: "are"}[s.Extra == 1], map[bool]string{true: "it", false: "them"}[s.Extra == 1])
+	case va.OK:
+		fmt.Fprintln(w, "  OK: every source message is on the destination, once")
+	default:
 		fmt.Fprintln(w, "  DIFFERENCES FOUND")
 	}
 }
@@ -366,7 +391,10 @@ Prints one line per difference, then a summary per account:
   * KEY    on the destination with another size (or, with --full, other bytes)
   ! KEY    flags differ
   ~ KEY    internal date differs
-  + MAILBOX/;UID=N   on the destination, from no source message (information only)
+  D MAILBOX/;UID=N   on the destination a second time: the same bytes as a
+                   source message another destination message stands for
+  + MAILBOX/;UID=N   on the destination, from no source message (information
+                   only, unless --strict: a live INBOX also gets other mail)
   % KEY    on the destination, changed as its server documents it: header
            fields of mbox storage, 8-bit header bytes replaced, line ends,
            or a source that serves other bytes on each read (not a failure;
@@ -376,7 +404,10 @@ A KEY is the source's UIDL (POP3) or MAILBOX;UIDVALIDITY=V;UID=U (IMAP).
 
 By default verify is fast: it lists the source, reads the checkpoint and
 lists the destination's UIDs, sizes, flags, dates and a few header fields;
-nothing is downloaded. A message is missing when the checkpoint does not have
+nothing is downloaded but the destination messages no source message claims
+that have the size (and Message-ID) of one that is there: each is hashed
+with that copy, and is a duplicate when the bytes are the same, else an
+extra. A message is missing when the checkpoint does not have
 it as copied or its destination UID is gone, and differs when the sizes
 disagree. --full downloads both sides and compares SHA-256 digests (after
 the CRLF normalisation the copy does, and with the X-UIDL field of
@@ -406,6 +437,7 @@ FLAGS
   --full                    download and hash both sides
   --all                     also list matching messages
   --no-ledger               ignore the checkpoint; match by content
+  --strict                  extras on the destination are differences too
   --state FILE              checkpoint file (default: the config's, else
                             $XDG_STATE_HOME/mailferry/mailferry.db)
   --flags none|seen|status, --internal-date received|date|now,
@@ -413,8 +445,8 @@ FLAGS
                             the copy's policies (SOURCE DEST form); with
                             --x-uidl the source's messages are compared with
                             the X-UIDL field the copy put before them
-  --folder, --exclude-folder, --special-use, --max-age, --min-age
-                            IMAP source: the copy's folder settings
+  --folder, --exclude-folder, --special-use, --max-age, --min-age,
+  --gmail-labels MODE       IMAP source: the copy's folder settings
   --tls-ca FILE, --insecure-skip-verify, --allow-plaintext
   --source-password-file FILE, --source-password-command CMD
   --dest-password-file FILE, --dest-password-command CMD
@@ -425,8 +457,10 @@ EXIT STATUS
   0    every source message is on the destination, identical or changed
        as its server documents it
   1    a server or the checkpoint could not be read
-  2    bad command line or configuration
-  3    differences found (missing, differing, flags or dates)
+  2    bad command line or configuration, or a source folder it names (in
+       SOURCE, --folder or folders.include) is not there
+  3    differences found (missing, differing, flags, dates, duplicates;
+       with --strict extras too)
   130  interrupted
 `
 

@@ -29,6 +29,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/bearer"
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/imapbye"
 	"github.com/mailferry/mailferry/internal/tlsmode"
@@ -66,6 +67,9 @@ type Options struct {
 	// IdleTimeout: a read or write that makes no progress for this long
 	// fails the connection. <= 0: none.
 	IdleTimeout time.Duration
+	// Timeouts bound the TCP connect, the TLS handshake and the greeting,
+	// each on its own (internal/dialer); the zero value: 30 s each.
+	Timeouts dialer.Timeouts
 	// MaxLiteral bounds each literal go-imap holds in memory; a larger one
 	// fails the command with ErrLiteralTooLarge and closes the connection.
 	// 0: DefaultMaxLiteral.
@@ -87,9 +91,12 @@ type Conn struct {
 	c       *imapclient.Client
 	ic      *idleconn.Conn
 	bye     *imapbye.Conn // what go-imap reads, watched for the server's BYE
+	extra   *extraConn    // FetchExtra's; under bye
 	addr    string
 	limit   int64
 	refused atomic.Int64 // size of a literal refused by checkLiteral, 0 when none
+	// greeting is the greeting's text (Greeting).
+	greeting string
 }
 
 // Dial connects to opts.Addr, secures the connection as opts.TLS says,
@@ -126,10 +133,9 @@ func dial(ctx context.Context, opts Options) (*Conn, error) {
 	if err := opts.Credentials.Check(); err != nil {
 		return nil, fmt.Errorf("imapconn: logging in to %s as %s: %w", opts.Addr, opts.User, err)
 	}
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", opts.Addr)
+	raw, err := dialer.Dial(ctx, opts.Addr, opts.Timeouts)
 	if err != nil {
-		return nil, fmt.Errorf("imapconn: connecting to %s: %w", opts.Addr, err)
+		return nil, fmt.Errorf("imapconn: %w", err)
 	}
 	ic := idleconn.New(raw, max(opts.IdleTimeout, 0))
 	ic.CloseOnDone(ctx)
@@ -156,36 +162,46 @@ func connect(ctx context.Context, ic *idleconn.Conn, opts Options) (*Conn, error
 		if cfg.NextProtos == nil {
 			cfg.NextProtos = []string{"imap"}
 		}
-		tc, err := tlsmode.Handshake(ctx, ic, cfg)
+		var tc *tls.Conn
+		err := dialer.Run(ctx, ic, dialer.StepTLS, opts.Addr, opts.Timeouts.TLS, true, func(ctx context.Context) (err error) {
+			tc, err = tlsmode.Handshake(ctx, ic, cfg)
+			return err
+		})
 		if err != nil {
-			return nil, fmt.Errorf("imapconn: TLS handshake with %s: %w", opts.Addr, err)
+			return nil, fmt.Errorf("imapconn: TLS handshake with %s: %w", opts.Addr, dialer.TLSError(opts.Addr, dialer.IMAP, err))
 		}
 		conn = tc
 	}
 	br := bufio.NewReaderSize(conn, 4096)
-	g, err := readGreeting(br, opts.Addr)
+	var g greeting
+	err := dialer.Run(ctx, ic, dialer.StepGreeting, opts.Addr, opts.Timeouts.Greeting, opts.TLS == tlsmode.Implicit, func(context.Context) (err error) {
+		g, err = readGreeting(br, opts.Addr)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	// What go-imap reads first: the greeting and whatever followed it.
 	replay := []byte(g.line + "\r\n")
 	if opts.TLS == tlsmode.StartTLS {
-		if conn, replay, err = startTLS(ctx, ic, br, opts.Addr, cfg, g); err != nil {
+		if conn, replay, err = startTLS(ctx, ic, br, opts.Addr, cfg, g, opts.Timeouts.TLS); err != nil {
 			return nil, err
 		}
 	} else {
 		rest, _ := br.Peek(br.Buffered())
 		replay = append(replay, rest...)
 	}
-	s := &Conn{ic: ic, addr: opts.Addr, limit: opts.MaxLiteral}
+	s := &Conn{ic: ic, addr: opts.Addr, limit: opts.MaxLiteral, greeting: greetingText(g)}
 	if s.limit <= 0 {
 		s.limit = DefaultMaxLiteral
 	}
 	gc := newGatedConn(conn, replay)
 	// The BYE watcher reads what go-imap reads, above TLS in every mode:
 	// Dial does STARTTLS itself, so go-imap never swaps the conn under it.
-	// It starts at the greeting (replayed), as its scanner needs.
-	s.bye = imapbye.New(gc)
+	// It starts at the greeting (replayed), as its scanner needs. Below it,
+	// FetchExtra's rewriting, idle unless asked.
+	s.extra = newExtraConn(gc)
+	s.bye = imapbye.New(s.extra)
 	s.c = imapclient.New(s.bye, &imapclient.Options{DebugWriter: opts.DebugWriter, UnilateralDataHandler: opts.UnilateralDataHandler})
 	// go-imap's reader waits at the gate until the hook is in place.
 	err = setLiteralCheck(s.c, s.checkLiteral)

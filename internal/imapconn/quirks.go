@@ -36,6 +36,8 @@ const (
 	FeatureESearch = "ESEARCH"
 	// FeatureMultiAppend: APPEND of several messages (RFC 3502).
 	FeatureMultiAppend = "MULTIAPPEND"
+	// FeatureCondStore: STATUS … (HIGHESTMODSEQ) (RFC 7162 §3.1.2).
+	FeatureCondStore = "CONDSTORE"
 )
 
 // Quirks remembers which optional features one server refused (a NO or a

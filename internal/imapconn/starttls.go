@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
+	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/tlsmode"
 	"github.com/mailferry/mailferry/pipeline"
 )
@@ -48,6 +50,9 @@ func readGreeting(br *bufio.Reader, addr string) (greeting, error) {
 	case "BYE":
 		return g, pipeline.Transient(fmt.Errorf("imapconn: %s said %q instead of a greeting", addr, truncate(line)))
 	}
+	if err := dialer.Unexpected(addr, dialer.IMAP, line); err != nil {
+		return g, fmt.Errorf("imapconn: %w", err) // POP3 at an IMAP URL's port, say
+	}
 	return g, fmt.Errorf("imapconn: unexpected greeting from %s: %q", addr, truncate(line))
 }
 
@@ -61,7 +66,7 @@ func readGreeting(br *bufio.Reader, addr string) (greeting, error) {
 // The greeting is handed on without a CAPABILITY response code:
 // capabilities seen before TLS may have been tampered with and must be
 // asked for again (RFC 3501 §6.2.1), which go-imap then does.
-func startTLS(ctx context.Context, ic net.Conn, br *bufio.Reader, addr string, cfg *tls.Config, g greeting) (net.Conn, []byte, error) {
+func startTLS(ctx context.Context, ic net.Conn, br *bufio.Reader, addr string, cfg *tls.Config, g greeting, tlsTimeout time.Duration) (net.Conn, []byte, error) {
 	if g.status == "PREAUTH" {
 		// RFC 9051 §6.2.1: a client that requires TLS must not use a
 		// PREAUTH session on a clear-text connection.
@@ -95,7 +100,11 @@ func startTLS(ctx context.Context, ic net.Conn, br *bufio.Reader, addr string, c
 	if br.Buffered() > 0 {
 		return nil, nil, pipeline.Fatal(fmt.Errorf("imapconn: %s sent data after STARTTLS OK before the TLS handshake", addr))
 	}
-	tc, err := tlsmode.Handshake(ctx, ic, cfg)
+	var tc *tls.Conn
+	err := dialer.Run(ctx, ic, dialer.StepTLS, addr, tlsTimeout, false, func(ctx context.Context) (err error) {
+		tc, err = tlsmode.Handshake(ctx, ic, cfg)
+		return err
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("imapconn: TLS handshake with %s after STARTTLS: %w", addr, err)
 	}

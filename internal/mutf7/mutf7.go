@@ -1,4 +1,6 @@
-package imapdst
+// Package mutf7 is IMAP's modified UTF-7 (RFC 3501 §5.1.3), in which
+// mailbox names (and Gmail's labels) travel unless UTF8=ACCEPT is enabled.
+package mutf7
 
 import (
 	"encoding/base64"
@@ -8,16 +10,15 @@ import (
 	"unicode/utf8"
 )
 
-// Mailbox names travel in modified UTF-7 (RFC 3501 §5.1.3) unless UTF8=ACCEPT
-// is enabled, which the appender does not do: printable ASCII stands for
-// itself ("&" is written "&-"); any other run of characters is UTF-16BE in
-// base64 with "," for "/" and no padding, between "&" and "-". go-imap does
-// this for the control connection; the appender writes names itself.
+// Printable ASCII stands for itself ("&" is written "&-"); any other run
+// of characters is UTF-16BE in base64 with "," for "/" and no padding,
+// between "&" and "-". go-imap does this for its commands; the appender
+// (imapdst), the Gmail labels of imapsrc and the test servers do it here.
 
 var mutf7Base64 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding)
 
-// encodeMailbox returns name in modified UTF-7. name must be valid UTF-8.
-func encodeMailbox(name string) string {
+// Encode returns name in modified UTF-7. name must be valid UTF-8.
+func Encode(name string) string {
 	var b strings.Builder
 	var run []rune
 	flush := func() {
@@ -52,9 +53,9 @@ func encodeMailbox(name string) string {
 
 var errBadMUTF7 = errors.New("invalid modified UTF-7")
 
-// decodeMailbox is the inverse of encodeMailbox, for tests and for names a
-// server sends back.
-func decodeMailbox(s string) (string, error) {
+// Decode is the inverse of Encode, for names a server sends. It refuses
+// what Encode never makes (printable ASCII encoded, bad base64).
+func Decode(s string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]

@@ -1,4 +1,4 @@
-package imapdst
+package mutf7
 
 import (
 	"testing"
@@ -16,11 +16,11 @@ func TestEncodeMailbox(t *testing.T) {
 		{"😀", "&2D3eAA-"},
 	}
 	for _, tc := range tests {
-		if got := encodeMailbox(tc.in); got != tc.want {
-			t.Errorf("encodeMailbox(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := Encode(tc.in); got != tc.want {
+			t.Errorf("Encode(%q) = %q, want %q", tc.in, got, tc.want)
 		}
-		if back, err := decodeMailbox(tc.want); err != nil || back != tc.in {
-			t.Errorf("decodeMailbox(%q) = %q, %v; want %q", tc.want, back, err, tc.in)
+		if back, err := Decode(tc.want); err != nil || back != tc.in {
+			t.Errorf("Decode(%q) = %q, %v; want %q", tc.want, back, err, tc.in)
 		}
 	}
 }
@@ -33,13 +33,13 @@ func FuzzMailboxRoundTrip(f *testing.F) {
 		if !utf8.ValidString(s) {
 			return
 		}
-		enc := encodeMailbox(s)
+		enc := Encode(s)
 		for i := 0; i < len(enc); i++ {
 			if enc[i] < 0x20 || enc[i] > 0x7e {
-				t.Fatalf("encodeMailbox(%q) = %q has a non-printable byte", s, enc)
+				t.Fatalf("Encode(%q) = %q has a non-printable byte", s, enc)
 			}
 		}
-		back, err := decodeMailbox(enc)
+		back, err := Decode(enc)
 		if err != nil || back != s {
 			t.Fatalf("decode(encode(%q)) = %q, %v", s, back, err)
 		}
