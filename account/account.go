@@ -37,6 +37,12 @@ type Options struct {
 	// Delete, when set, replaces every configured account's keep/delete
 	// policy (run's --delete-source, --delete-after).
 	Delete *config.DeletePolicy
+	// Mirror, when set, replaces every configured account's mirror key
+	// (--mirror); MaxDelete and MaxDeletePercent, when positive, replace
+	// the config's caps (--max-delete, --max-delete-percent).
+	Mirror           *bool
+	MaxDelete        int
+	MaxDeletePercent int
 	// CreateFolders, when set, replaces the config's create_folders
 	// (run's and plan's --create-folders).
 	CreateFolders *bool
@@ -299,6 +305,13 @@ func (s *Set) fromConfig(cfg *config.Config, a *config.Account, caps map[string]
 		policy = *s.opts.Delete
 	}
 	o.DeleteSource, o.DeleteAfter = policy.DeleteSource, policy.DeleteAfter
+	o.Mirror, o.MaxDelete, o.MaxDeletePercent = cfg.MirrorOf(a), cfg.MaxDelete, cfg.MaxDeletePercent
+	if s.opts.Mirror != nil {
+		o.Mirror = *s.opts.Mirror
+	}
+	if s.opts.MaxDelete > 0 || s.opts.MaxDeletePercent > 0 {
+		o.MaxDelete, o.MaxDeletePercent = s.opts.MaxDelete, s.opts.MaxDeletePercent
+	}
 	createFolders := cfg.CreateFolders
 	if s.opts.CreateFolders != nil {
 		createFolders = *s.opts.CreateFolders

@@ -288,6 +288,13 @@ func parseAccounts(path, dir string, r io.Reader) (accts []Account, inline bool,
 		if a.DeletePolicy, err = csvDeletePolicy(get("delete_source"), get("delete_after")); err != nil {
 			return nil, false, &ConfigError{File: path, Line: line, Msg: err.Error(), Err: err}
 		}
+		if v := strings.TrimSpace(get("mirror")); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, false, &ConfigError{File: path, Line: line, Msg: fmt.Sprintf("mirror must be true or false, got %q", v)}
+			}
+			a.Mirror = &b
+		}
 		if a.limits, err = csvLimits(get); err != nil {
 			return nil, false, &ConfigError{File: path, Line: line, Msg: err.Error(), Err: err}
 		}

@@ -88,7 +88,16 @@ type Config struct {
 	CreateFolders bool
 	DeleteSource  bool
 	DeleteAfter   time.Duration // delete_after: delete copied messages this long after; excludes DeleteSource
-	LogFormat     LogFormat
+	// Mirror makes every account's passes follow the source (docs/mirror.md):
+	// copies of messages deleted or moved there are removed or moved on the
+	// destination. An account's own mirror key wins (MirrorOf).
+	Mirror bool
+	// MaxDelete and MaxDeletePercent cap one mirror pass's removals per
+	// account (0: not set; neither: 10 % of the account's copied messages,
+	// at least 50).
+	MaxDelete        int
+	MaxDeletePercent int
+	LogFormat        LogFormat
 	// OnLocked is what a run does with an account another run is working
 	// on (overlapping cron runs): "fail" (default), "skip" or "wait" (up to
 	// LockWait).
@@ -280,6 +289,8 @@ type Account struct {
 	// DeletePolicy is the account's own keep/delete policy, set when it has
 	// delete_source or delete_after; nil: the top-level keys apply.
 	DeletePolicy *DeletePolicy
+	// Mirror is the account's own mirror key; nil: the top-level key.
+	Mirror *bool
 	// limits are the account's own traffic keys; nil: none (LimitsOf).
 	limits *fileLimits
 
@@ -345,6 +356,15 @@ type DeletePolicy struct {
 
 // Deletes reports whether the policy deletes anything at the source.
 func (p DeletePolicy) Deletes() bool { return p.DeleteSource || p.DeleteAfter > 0 }
+
+// MirrorOf reports whether account a's passes mirror the source: its own
+// mirror key when it has one, else the top-level key.
+func (c *Config) MirrorOf(a *Account) bool {
+	if a.Mirror != nil {
+		return *a.Mirror
+	}
+	return c.Mirror
+}
 
 // DeletePolicyOf returns account a's keep/delete policy: its own when it
 // sets delete_source or delete_after, else the top-level keys.

@@ -31,6 +31,9 @@ type fileConfig struct {
 	CreateFolders     bool      `toml:"create_folders"`
 	DeleteSource      bool      `toml:"delete_source"`
 	DeleteAfter       *Duration `toml:"delete_after"`
+	Mirror            bool      `toml:"mirror"`
+	MaxDelete         *int      `toml:"max_delete"`
+	MaxDeletePct      *int      `toml:"max_delete_percent"`
 	LogFormat         *string   `toml:"log_format"`
 	OnLocked          string    `toml:"on_locked"`
 	LockWait          *Duration `toml:"lock_wait"`
@@ -146,6 +149,7 @@ type fileAccount struct {
 	Destination  *fileDestSettings `toml:"destination"`
 	DeleteSource *bool             `toml:"delete_source"`
 	DeleteAfter  *Duration         `toml:"delete_after"`
+	Mirror       *bool             `toml:"mirror"`
 	fileLimits
 }
 
@@ -366,6 +370,13 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	if fc.DeleteAfter != nil {
 		c.DeleteAfter = time.Duration(*fc.DeleteAfter)
 	}
+	c.Mirror = fc.Mirror
+	if fc.MaxDelete != nil {
+		c.MaxDelete = *fc.MaxDelete
+	}
+	if fc.MaxDeletePct != nil {
+		c.MaxDeletePercent = *fc.MaxDeletePct
+	}
 	if fc.OnLocked != "" {
 		c.OnLocked = fc.OnLocked
 	}
@@ -437,6 +448,7 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 			DestFolder:     fa.DestFolder,
 			dstOver:        fa.Destination,
 			DeletePolicy:   accountDeletePolicy(fa.DeleteSource, fa.DeleteAfter),
+			Mirror:         fa.Mirror,
 		}
 		if !fa.fileLimits.isZero() {
 			l := fa.fileLimits

@@ -38,6 +38,12 @@ func (c *Config) Validate() error {
 		errs.add(c.at("delete_after"), "delete_after",
 			"delete_source and delete_after exclude each other: delete at once (delete_source = true) or after a period (delete_after = %q)", Duration(c.DeleteAfter))
 	}
+	if c.MaxDelete < 0 {
+		errs.add(c.at("max_delete"), "max_delete", "max_delete must not be negative (0 or absent: the default cap)")
+	}
+	if c.MaxDeletePercent < 0 || c.MaxDeletePercent > 100 {
+		errs.add(c.at("max_delete_percent"), "max_delete_percent", "max_delete_percent must be between 0 and 100, got %d", c.MaxDeletePercent)
+	}
 	if c.DeleteAfter < 0 {
 		errs.add(c.at("delete_after"), "delete_after", "delete_after must not be negative")
 	}

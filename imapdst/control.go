@@ -582,3 +582,105 @@ func (l *linePrefixer) Write(p []byte) (int, error) {
 	_, err := l.w.Write(b.Bytes())
 	return len(p), err
 }
+
+// move moves exactly uids from mailbox to target and returns target's
+// UIDVALIDITY and each message's UID there (COPYUID, RFC 4315 §3): UID
+// MOVE where the server offers it (RFC 6851), else UID COPY, UID STORE
+// +FLAGS.SILENT (\Deleted) and UID EXPUNGE of exactly those UIDs. Without
+// MOVE and UIDPLUS it does nothing: a plain EXPUNGE would also remove
+// what a user marked \Deleted.
+func (ctl *control) move(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32, target string) (uint32, map[uint32]uint32, error) {
+	if len(uids) == 0 {
+		return 0, nil, nil
+	}
+	caps := ctl.c.Caps()
+	if !caps.Has(imap.CapMove) && !caps.Has(imap.CapUIDPlus) {
+		return 0, nil, fmt.Errorf("imapdst: moving %d messages from %q to %q on %s: %w", len(uids), mailbox, target, ctl.opts.Addr, pipeline.ErrCannotExpunge)
+	}
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer done()
+	sel, err := ctl.c.Select(mailbox, nil).Wait()
+	if err = ctl.check(ctx, err, "SELECT", mailbox); err != nil {
+		return 0, nil, err
+	}
+	if sel.UIDValidity != uidValidity {
+		return 0, nil, fmt.Errorf("imapdst: moving messages from %q: UIDVALIDITY is %d, expected %d: %w",
+			mailbox, sel.UIDValidity, uidValidity, pipeline.ErrUIDValidityChanged)
+	}
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	var (
+		destValidity   uint32
+		srcSet, dstSet imap.UIDSet
+	)
+	if caps.Has(imap.CapMove) {
+		data, err := ctl.c.Move(set, target).Wait()
+		if err = ctl.check(ctx, err, "UID MOVE", mailbox); err != nil {
+			return 0, nil, err
+		}
+		destValidity = data.UIDValidity
+		srcSet, _ = data.SourceUIDs.(imap.UIDSet)
+		dstSet, _ = data.DestUIDs.(imap.UIDSet)
+	} else {
+		data, err := ctl.c.Copy(set, target).Wait()
+		if err = ctl.check(ctx, err, "UID COPY", mailbox); err != nil {
+			return 0, nil, err
+		}
+		destValidity, srcSet, dstSet = data.UIDValidity, data.SourceUIDs, data.DestUIDs
+		err = ctl.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
+		if err = ctl.check(ctx, err, "UID STORE", mailbox); err != nil {
+			return 0, nil, err
+		}
+		_, err = ctl.c.UIDExpunge(set).Collect()
+		if err = ctl.check(ctx, err, "UID EXPUNGE", mailbox); err != nil {
+			return 0, nil, err
+		}
+	}
+	out := map[uint32]uint32{}
+	from, ok1 := srcSet.Nums()
+	to, ok2 := dstSet.Nums()
+	if ok1 && ok2 && len(from) == len(to) {
+		for i := range from {
+			out[uint32(from[i])] = uint32(to[i])
+		}
+	}
+	return destValidity, out, nil
+}
+
+// deleteEmptyMailbox deletes mailbox (RFC 3501 §6.3.4) when it holds no
+// message, and reports whether it is gone: deleted now, or not there (a
+// run that deleted it and crashed before recording it). One that holds
+// messages is left alone.
+func (ctl *control) deleteEmptyMailbox(ctx context.Context, name string) (bool, error) {
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	list, err := ctl.c.List("", name, nil).Collect()
+	if err = ctl.check(ctx, err, "LIST", name); err != nil {
+		return false, err
+	}
+	if len(list) == 0 {
+		return true, nil
+	}
+	sel, err := ctl.examine(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	if sel.NumMessages > 0 {
+		return false, nil
+	}
+	if ctl.c.Caps().Has(imap.CapUnselect) {
+		if err := ctl.c.Unselect().Wait(); err != nil {
+			return false, ctl.check(ctx, err, "UNSELECT", name)
+		}
+	}
+	err = ctl.c.Delete(name).Wait()
+	return err == nil, ctl.check(ctx, err, "DELETE", name)
+}

@@ -193,3 +193,20 @@ func (d *Destination) Close() error {
 }
 
 func isClosedErr(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+// Move moves exactly the messages uids of mailbox, provided it still has
+// uidValidity, to target (UID MOVE, else UID COPY + STORE \Deleted + UID
+// EXPUNGE of those UIDs), and returns target's UIDVALIDITY and the UID
+// each got there (none the server did not name). It returns an error
+// wrapping pipeline.ErrCannotExpunge when the server has neither MOVE nor
+// UIDPLUS.
+func (d *Destination) Move(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32, target string) (uint32, map[uint32]uint32, error) {
+	return d.ctl.move(ctx, mailbox, uidValidity, uids, target)
+}
+
+// DeleteMailbox deletes the mailbox name when it holds no message, and
+// reports whether it is gone (deleted now, or not there); one that holds
+// messages is left as it is.
+func (d *Destination) DeleteMailbox(ctx context.Context, name string) (bool, error) {
+	return d.ctl.deleteEmptyMailbox(ctx, name)
+}

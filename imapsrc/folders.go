@@ -100,3 +100,18 @@ func (s *Source) Included(f Folder) bool { return s.included(f) }
 func (s *Source) included(f Folder) bool {
 	return s.opts.filter.Select(mapping.Folder{Name: f.Name, Delim: f.Delimiter, Attrs: f.Attrs}, s.nsPrefix) == mapping.NotSkipped
 }
+
+// FolderNames returns the name of every selectable folder, copied or not
+// (pipeline.FolderNamer): mirror tells a folder deleted or renamed at the
+// source from one the copy leaves out.
+func (s *Source) FolderNames(ctx context.Context) ([]string, error) {
+	folders, err := s.Folders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(folders))
+	for i, f := range folders {
+		names[i] = f.Name
+	}
+	return names, nil
+}

@@ -87,5 +87,5 @@ func KeyFolder(key string) (pipeline.KeyPlace, bool) {
 	if err != nil {
 		return pipeline.KeyPlace{}, false
 	}
-	return pipeline.KeyPlace{Folder: KeyPrefix(mailbox, 0), Generation: KeyPrefix(mailbox, uv), UIDValidity: uv, UID: uid}, true
+	return pipeline.KeyPlace{Mailbox: mailbox, Folder: KeyPrefix(mailbox, 0), Generation: KeyPrefix(mailbox, uv), UIDValidity: uv, UID: uid}, true
 }

@@ -100,8 +100,8 @@ func TestKeyFolder(t *testing.T) {
 		want pipeline.KeyPlace
 		ok   bool
 	}{
-		{FormatKey("INBOX", 7, 42), pipeline.KeyPlace{Folder: "INBOX\x00", Generation: "INBOX\x007\x00", UIDValidity: 7, UID: 42}, true},
-		{FormatKey("a\x01b", 4294967295, 1), pipeline.KeyPlace{Folder: "a\x01b\x00", Generation: "a\x01b\x004294967295\x00", UIDValidity: 4294967295, UID: 1}, true},
+		{FormatKey("INBOX", 7, 42), pipeline.KeyPlace{Mailbox: "INBOX", Folder: "INBOX\x00", Generation: "INBOX\x007\x00", UIDValidity: 7, UID: 42}, true},
+		{FormatKey("a\x01b", 4294967295, 1), pipeline.KeyPlace{Mailbox: "a\x01b", Folder: "a\x01b\x00", Generation: "a\x01b\x004294967295\x00", UIDValidity: 4294967295, UID: 1}, true},
 		{"uidl-123", pipeline.KeyPlace{}, false},
 		{"INBOX\x000\x001", pipeline.KeyPlace{}, false},
 	}

@@ -29,10 +29,17 @@ const (
 	Skipped State = "skipped" // not copied, for a reason that does not change by itself
 	Failed  State = "failed"  // not copied yet; the next run tries again
 	Pending State = "pending" // sent by a run that was interrupted; the next run settles it
-	// DeletedAtSource: copied, then deleted at the source. The ledger of
-	// schema version 5 does not record deletions (a copied message stays
-	// "copied"); a ledger that does reports them so.
+	// DeletedAtSource: copied, then deleted at the source (by mailferry
+	// or anyone); the copy stays.
 	DeletedAtSource State = "deleted_at_source"
+	// RemovedFromDestination: copied, deleted at the source, and its copy
+	// removed by a mirror pass (docs/mirror.md); BeingRemoved and
+	// BeingMoved: a mirror pass recorded the removal or the move of the
+	// copy and was interrupted before the server confirmed it (the next
+	// run settles it).
+	RemovedFromDestination State = "removed_from_destination"
+	BeingRemoved           State = "being_removed"
+	BeingMoved             State = "being_moved"
 )
 
 // Row is one message.
@@ -76,6 +83,14 @@ func RowOf(name string, e pipeline.Entry) Row {
 		r.State = Skipped
 	case pipeline.StateFailed:
 		r.State = Failed
+	case pipeline.StateGone, pipeline.StateRemoved, pipeline.StateRemoving:
+		r.State = map[pipeline.State]State{pipeline.StateGone: DeletedAtSource,
+			pipeline.StateRemoved: RemovedFromDestination, pipeline.StateRemoving: BeingRemoved}[e.State]
+		if e.State != pipeline.StateRemoving && !e.GoneAt.IsZero() {
+			r.When = e.GoneAt
+		}
+	case pipeline.StateMoving:
+		r.State = BeingMoved
 	default:
 		r.State = Pending
 	}

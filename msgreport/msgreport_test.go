@@ -31,6 +31,27 @@ func entries() []pipeline.Entry {
 	}
 }
 
+// TestRowOfMirrorStates: messages deleted at the source, their copies
+// removed, being removed or moved by a mirror pass.
+func TestRowOfMirrorStates(t *testing.T) {
+	gone := t0.Add(-time.Hour)
+	for _, tc := range []struct {
+		state pipeline.State
+		want  State
+		when  time.Time
+	}{
+		{pipeline.StateGone, DeletedAtSource, gone},
+		{pipeline.StateRemoved, RemovedFromDestination, gone},
+		{pipeline.StateRemoving, BeingRemoved, t0},
+		{pipeline.StateMoving, BeingMoved, t0},
+	} {
+		r := RowOf("alice", pipeline.Entry{Key: "INBOX\x001\x005", State: tc.state, DestMailbox: "INBOX", DestUID: 9, Updated: t0, GoneAt: gone})
+		if r.State != tc.want || !r.When.Equal(tc.when) {
+			t.Errorf("%v: state %q at %v, want %q at %v", tc.state, r.State, r.When, tc.want, tc.when)
+		}
+	}
+}
+
 func fakeScan(byKey map[string][]pipeline.Entry) ScanFunc {
 	return func(ctx context.Context, key string, fn func(pipeline.Entry) error) error {
 		for _, e := range byKey[key] {

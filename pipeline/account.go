@@ -108,6 +108,18 @@ type Options struct {
 	// their timetables and pauses, daily quotas (package traffic). Nil:
 	// no limits.
 	Traffic Traffic
+	// Mirror makes the destination follow the source for what mailferry
+	// put there (issue 22, mirror.go): copies of messages gone from the
+	// source are removed, copies of messages moved between source folders
+	// are moved.
+	Mirror bool
+	// MaxDelete and MaxDeletePercent cap the removals of one mirror pass
+	// (a pass that would remove more removes nothing): at most MaxDelete
+	// copies, at most MaxDeletePercent of the account's copied messages,
+	// the smaller when both are set. Neither: DefaultMaxDeletePercent, at
+	// least MinMaxDelete.
+	MaxDelete        int
+	MaxDeletePercent int
 	// QuotaWindow, when set, returns the start of the current quota day:
 	// the window each commit files its bytes under in the ledger's usage
 	// (traffic's Run.Window: midnight in the limits' zone, on the clock
@@ -116,7 +128,9 @@ type Options struct {
 	// Crashpoint, when set, is called at each step of the exactly-once
 	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
 	// server confirmed, nothing committed), "committed", and "deleted"
-	// (deletions sent to the source, session not yet closed). Crash tests
+	// (deletions sent to the source, session not yet closed); with Mirror
+	// also "moving", "moved", "removing" and "removed" (intent recorded;
+	// the server confirmed, nothing committed). Crash tests
 	// kill the process there; it must not be set otherwise.
 	Crashpoint func(point string)
 }
@@ -192,6 +206,11 @@ type attempt struct {
 	rawSrc Source
 	rawDst Destination
 	create bool
+	dry    bool // a dry run: mirror lists what it would do
+	// mir is the mirror pass's state (Options.Mirror), nil until used.
+	mir *mirrorState
+	// plan is the attempt's folder plan.
+	plan FolderPlan
 	// limit is the size limit of the copy (set by copy; mailboxes with an
 	// APPENDLIMIT of their own tighten it).
 	limit SizeLimit
@@ -301,6 +320,7 @@ func (a *attempt) do(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.plan = dests
 	if a.halted() {
 		return ErrInterrupted
 	}
@@ -308,6 +328,9 @@ func (a *attempt) do(ctx context.Context) error {
 		return err
 	}
 	if err := a.settleResent(ctx); err != nil {
+		return err
+	}
+	if err := a.settleMirror(ctx); err != nil {
 		return err
 	}
 	a.earlier = a.st.Copied + a.st.Reconciled + a.st.Rematched + a.st.LateCopiesAdopted
@@ -326,6 +349,9 @@ func (a *attempt) do(ctx context.Context) error {
 		a.st.AlreadyDone = max(a.st.AlreadyDone, a.doneFound-a.earlier)
 	}()
 
+	if err := a.mirrorBefore(ctx, dests); err != nil {
+		return err
+	}
 	same, err := a.unchanged(ctx)
 	if err == nil && !same {
 		err = a.unchangedFolders(ctx, dests)
@@ -379,7 +405,10 @@ func (a *attempt) do(ctx context.Context) error {
 	if paused != nil {
 		return paused // the listing did not end: nothing to sweep
 	}
-	return a.sweep(ctx)
+	if err := a.sweep(ctx); err != nil {
+		return err
+	}
+	return a.mirrorRemove(ctx)
 }
 
 // deleteDue reports whether a done entry has been done since dueBy or
@@ -436,6 +465,13 @@ func (a *attempt) page(ctx context.Context, msgs []SourceMessage, dests FolderPl
 	for _, m := range msgs {
 		a.listed++
 		e, ok := entries[m.Key]
+		if !ok && a.mir != nil && a.mir.dryMoved[m.Key] {
+			// A dry run's mirror would have moved its copy here.
+			a.scopes.listed(m, true, a.opts.KeyFolder)
+			a.settled++
+			a.doneFound++
+			continue
+		}
 		a.scopes.listed(m, ok && e.State != StateGone && e.State != StateRemoved, a.opts.KeyFolder)
 		if ok && e.State == StateGone {
 			// Listed again (a server restored it): its copy is still

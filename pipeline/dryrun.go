@@ -50,6 +50,17 @@ func (d dryRunSource) ListSummary(ctx context.Context) (ListSummary, bool, error
 	return ListSummary{}, false, nil
 }
 
+// FolderNames passes the real source's on: mirror's dry run tells folders
+// deleted at the source as a real run would.
+func (d dryRunSource) FolderNames(ctx context.Context) ([]string, error) {
+	if fn, ok := d.Source.(FolderNamer); ok {
+		return fn.FolderNames(ctx)
+	}
+	return nil, nil
+}
+
+// dryRunDestination answers neither Mover nor MailboxDeleter: a dry run's
+// mirror lists what it would move and delete, and never asks.
 type dryRunDestination struct{ Destination }
 
 func (d *dryRunDestination) EnsureMailbox(_ context.Context, name string) (MailboxStatus, error) {
@@ -69,10 +80,15 @@ func (d *dryRunDestination) ListSince(context.Context, string, uint32, uint32) (
 }
 
 // PermanentFlags reads what the real destination keeps, so that a dry run
-// reports the flags a copy would drop.
+// reports the flags a copy would drop. A mailbox the dry run did not
+// create (a new folder) cannot tell: unknown, every valid flag.
 func (d *dryRunDestination) PermanentFlags(ctx context.Context, mailbox string) ([]string, error) {
 	if pf, ok := d.Destination.(PermanentFlagser); ok {
-		return pf.PermanentFlags(ctx, mailbox)
+		perm, err := pf.PermanentFlags(ctx, mailbox)
+		if err != nil && ClassOf(err) != ClassTransient {
+			return nil, nil
+		}
+		return perm, err
 	}
 	return nil, nil
 }

@@ -82,6 +82,28 @@ var sessionInterfaces = map[string]func(t *testing.T){
 			t.Errorf("a dry run stored flags %v", got)
 		}
 	},
+	"FolderNamer": func(t *testing.T) {
+		src := &folderNamingSource{memSource: &memSource{}}
+		fn, ok := Source(dryRunSource{Source: src}).(FolderNamer)
+		if !ok {
+			t.Fatal("the dry-run source is no FolderNamer")
+		}
+		if got, err := fn.FolderNames(context.Background()); err != nil || !slices.Equal(got, []string{"INBOX", "Archive"}) {
+			t.Errorf("FolderNames through the dry run = %v, %v; want the real source's", got, err)
+		}
+	},
+	"Mover": func(t *testing.T) {
+		// Deliberately not kept: a dry run lists what it would move.
+		if _, ok := Destination(&dryRunDestination{Destination: moverDest{}}).(Mover); ok {
+			t.Error("the dry-run destination moves messages")
+		}
+	},
+	"MailboxDeleter": func(t *testing.T) {
+		// Deliberately not kept: a dry run lists what it would delete.
+		if _, ok := Destination(&dryRunDestination{Destination: moverDest{}}).(MailboxDeleter); ok {
+			t.Error("the dry-run destination deletes mailboxes")
+		}
+	},
 	"AppendStarter": func(t *testing.T) {
 		// Deliberately not kept: a dry run sends nothing, so its batches
 		// go through Append, which appends nothing.
@@ -112,6 +134,20 @@ var sessionInterfaces = map[string]func(t *testing.T){
 		}
 	},
 }
+
+type folderNamingSource struct{ *memSource }
+
+func (folderNamingSource) FolderNames(context.Context) ([]string, error) {
+	return []string{"INBOX", "Archive"}, nil
+}
+
+// moverDest is a destination that moves and deletes mailboxes.
+type moverDest struct{ Destination }
+
+func (moverDest) Move(context.Context, string, uint32, []uint32, string) (uint32, map[uint32]uint32, error) {
+	return 0, nil, nil
+}
+func (moverDest) DeleteMailbox(context.Context, string) (bool, error) { return true, nil }
 
 // creatingSession is a session that says it created a mailbox.
 type creatingSession struct{ Destination }

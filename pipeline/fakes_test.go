@@ -200,6 +200,8 @@ type memDest struct {
 	holdNext  bool
 	held      []heldAppend
 	noUIDPlus bool
+	// capsNoUIDPlus makes Capabilities say the server has no UIDPLUS.
+	capsNoUIDPlus bool
 }
 
 type heldAppend struct {
@@ -291,7 +293,7 @@ func (p *pipelining) check(msgs []OutgoingMessage) {
 }
 
 func (s *memDestSession) Capabilities() Capabilities {
-	return Capabilities{MultiAppend: true, UIDPlus: true, AppendLimit: s.d.appendLim}
+	return Capabilities{MultiAppend: true, UIDPlus: !s.d.capsNoUIDPlus, AppendLimit: s.d.appendLim}
 }
 
 func (s *memDestSession) EnsureMailbox(_ context.Context, name string) (MailboxStatus, error) {

@@ -80,7 +80,7 @@ func newIMAPHarness(t *testing.T) (*harness, *imapLikeSource) {
 		}
 		uv, _ := strconv.Atoi(p[1])
 		uid, _ := strconv.Atoi(strings.TrimPrefix(p[2], "uidl-"))
-		return KeyPlace{Folder: p[0] + "\x00", Generation: p[0] + "\x00" + p[1] + "\x00",
+		return KeyPlace{Mailbox: p[0], Folder: p[0] + "\x00", Generation: p[0] + "\x00" + p[1] + "\x00",
 			UIDValidity: uint32(uv), UID: uint32(uid) + 1}, true
 	}
 	return h, src

@@ -12,6 +12,7 @@ import (
 // KeyPlace is where a source key says its message lives: IMAP keys embed
 // their folder, its UIDVALIDITY and the UID (Options.KeyFolder).
 type KeyPlace struct {
+	Mailbox     string // the folder's name
 	Folder      string // what every key of the folder starts with
 	Generation  string // what every key of the folder under UIDValidity starts with
 	UIDValidity uint32
@@ -298,8 +299,10 @@ func (a *attempt) sweep(ctx context.Context) error {
 				return err
 			}
 		}
+		// OpName keeps the destination folder it maps to: mirror deletes
+		// it when the source folder goes.
 		next := Folder{Side: SourceSide, Name: g.mailbox, UIDValidity: g.place.UIDValidity,
-			Messages: uint32(g.listed), SyncedAt: a.opts.Now()}
+			Messages: uint32(g.listed), SyncedAt: a.opts.Now(), OpName: a.plan.folders[g.mailbox]}
 		// The marks taken before the listing: anything that changed the
 		// folder since moved them, so the next run lists it again. Not
 		// when some flag update of this attempt was refused (it is tried
@@ -311,6 +314,20 @@ func (a *attempt) sweep(ctx context.Context) error {
 			next.UIDNext, next.HighestModSeq = m.UIDNext, m.HighestModSeq
 		}
 		records = append(records, next)
+	}
+	if a.opts.KeyFolder != nil {
+		// Folders copied that listed nothing: recorded empty, unless the
+		// ledger knows them with messages (which cannot tell), or they
+		// were left out of the listing as unchanged (recorded below).
+		for name, dest := range a.plan.folders {
+			if dest == "" || listedAny(sc, name) || keptFolder(sc, name) {
+				continue
+			}
+			if rec, ok := sc.records[name]; ok && rec.Messages > 0 {
+				continue
+			}
+			records = append(records, Folder{Side: SourceSide, Name: name, SyncedAt: a.opts.Now(), OpName: dest})
+		}
 	}
 	for _, rec := range sc.kept {
 		rec.SyncedAt = a.opts.Now()
@@ -363,10 +380,33 @@ func (a *attempt) sweep(ctx context.Context) error {
 	return nil
 }
 
+// listedAny reports whether the attempt listed messages of mailbox under
+// any generation.
+func listedAny(sc *scopes, mailbox string) bool {
+	for _, g := range sc.order {
+		if g.mailbox == mailbox {
+			return true
+		}
+	}
+	return false
+}
+
+// keptFolder reports whether mailbox was left out of the listing as
+// unchanged since its last complete pass (unchangedFolders).
+func keptFolder(sc *scopes, mailbox string) bool {
+	for _, rec := range sc.kept {
+		if rec.Name == mailbox {
+			return true
+		}
+	}
+	return false
+}
+
 // sweepScope marks gone the entries of q that listed says the listing did
 // not name.
 func (a *attempt) sweepScope(ctx context.Context, q Query, listed func(key string) bool) error {
-	q.KeysOnly = true
+	// Mirror removes what is found gone: it needs the whole entries.
+	q.KeysOnly = !a.opts.Mirror
 	q.States = []State{StateDone, StateSkipped, StateFailed}
 	for {
 		page, next, err := a.ledger.Scan(ctx, a.opts.Account, q)
@@ -374,6 +414,7 @@ func (a *attempt) sweepScope(ctx context.Context, q Query, listed func(key strin
 			return fmt.Errorf("reading the ledger: %w", fatal(err))
 		}
 		var gone []string
+		var goneEntries []Entry
 		done := 0
 		for _, e := range page {
 			// Entries of messages this run deletes are made gone when the
@@ -381,7 +422,13 @@ func (a *attempt) sweepScope(ctx context.Context, q Query, listed func(key strin
 			if listed(e.Key) || a.run.gone[e.Key] || e.ReasonClass == ReasonDeleted {
 				continue
 			}
+			if a.mir != nil {
+				if _, seen := a.mir.gone[e.Key]; seen {
+					continue // found by the mirror's listing (a dry run: not recorded)
+				}
+			}
 			gone = append(gone, e.Key)
+			goneEntries = append(goneEntries, e)
 			if e.State == StateDone {
 				done++
 			}
@@ -391,6 +438,7 @@ func (a *attempt) sweepScope(ctx context.Context, q Query, listed func(key strin
 				return fmt.Errorf("recording %d messages gone from the source: %w", len(gone), fatal(err))
 			}
 			a.st.SourceGone += done
+			a.noteGone(goneEntries)
 		}
 		if next == "" {
 			return nil
@@ -504,6 +552,14 @@ func (a *attempt) unchangedFolders(ctx context.Context, dests FolderPlan) error 
 		sc.marks[s.Mailbox] = s
 	}
 	if a.opts.DeleteSource || a.opts.DeleteAfter > 0 {
+		return nil
+	}
+	if a.opts.Mirror {
+		// A mirror pass lists every folder. An unchanged folder (same
+		// UIDNEXT, MESSAGES and HIGHESTMODSEQ) had nothing expunged
+		// since its last pass, but copies an earlier pass held back
+		// (over the caps, no UIDPLUS) are removed only for folders this
+		// listing covers (mirrorRemove asks the scopes).
 		return nil
 	}
 	var same []FolderSummary

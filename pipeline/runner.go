@@ -330,7 +330,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 
 	rec := RunRecord{Started: started, Finished: time.Now(), Copied: st.Copied, Skipped: st.Skipped, Failed: st.Failed,
 		Found: st.Reconciled + st.Rematched + st.LateCopiesAdopted, Listed: st.Listed, Gone: st.SourceGone,
-		Deleted: st.Deleted, Bytes: st.Bytes, Result: "ok"}
+		Deleted: st.Deleted, Bytes: st.Bytes, Moved: st.Moved, Removed: st.Removed, Mirror: opts.Mirror, Result: "ok"}
 	switch {
 	case errors.Is(err, errPaused):
 		rec.Result, err = "paused", nil
@@ -343,7 +343,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		rec.Result, rec.Error, rec.ErrorClass = "interrupted", err.Error(), "interrupted"
 	case err != nil:
 		rec.Result, rec.Error, rec.ErrorClass = "failed", err.Error(), ClassOf(err).String()
-	case st.Skipped > 0:
+	case st.Skipped > 0 || st.MirrorHeld > 0 || len(st.MirrorUnsure) > 0:
 		rec.Result = "partial"
 	}
 	if err != nil {
@@ -401,7 +401,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 		src, dst = dryRunSource{Source: src, log: log, account: opts.Name}, &dryRunDestination{Destination: dst}
 	}
 	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, hold: hold, opts: opts, log: log, prog: prog, st: st,
-		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun, halt: r.Stop}
+		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun, dry: r.DryRun, halt: r.Stop}
 	openExtra := job.OpenExtraDestination
 	if openExtra == nil {
 		openExtra = job.OpenDestination

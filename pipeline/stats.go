@@ -74,6 +74,28 @@ type Stats struct {
 	// the source (deleted there by someone else); their entries are kept
 	// as gone for the ledger's retention.
 	SourceGone int `json:"source_gone,omitempty"`
+	// Moved and Removed are how many copies a mirror pass (Options.Mirror)
+	// moved on the destination as their messages moved between source
+	// folders, and removed as their messages left the source (in a dry
+	// run: would have). MirrorHeld is how many removals it did not make:
+	// over the cap (MirrorOverCap; the cap was MirrorCap), in folders that cannot tell
+	// (MirrorUnsure), or on a destination without UIDPLUS; MirrorActions
+	// list the removals and moves of a dry run and those held back.
+	// FoldersDeleted are the destination folders deleted as their source
+	// folders were; FoldersRenamed ("old -> new") those deleted after
+	// every copy in them moved to one other folder (a source folder
+	// renamed).
+	Moved         int    `json:"moved,omitempty"`
+	Removed       int    `json:"removed,omitempty"`
+	MirrorHeld    int    `json:"mirror_held_back,omitempty"`
+	MirrorOverCap bool   `json:"mirror_over_cap,omitempty"`
+	MirrorRefused string `json:"mirror_refused,omitempty"` // why the destination took no removal
+
+	MirrorCap      int            `json:"mirror_cap,omitempty"`
+	MirrorUnsure   []MirrorUnsure `json:"mirror_cannot_tell,omitempty"`
+	MirrorActions  []MirrorAction `json:"mirror_actions,omitempty"`
+	FoldersDeleted []string       `json:"folders_deleted,omitempty"`
+	FoldersRenamed []string       `json:"folders_renamed,omitempty"`
 	// Deleted is how many messages were deleted at the source (in a dry
 	// run: would have been).
 	Deleted int `json:"deleted"`

@@ -34,6 +34,10 @@ type commonOptions struct {
 	retryBackoff       time.Duration
 	retrySkipped       bool
 	deleteFromFlags    bool // run: --delete-source or --delete-after replace every account's policy
+	mirror             bool
+	mirrorFromFlags    bool // run: --mirror replaces every account's mirror key
+	maxDelete          int
+	maxDeletePercent   int
 	// createFolders is --create-folders when it was given (it then
 	// replaces a config's create_folders); nil otherwise.
 	createFolders *bool
@@ -66,6 +70,9 @@ func (o *commonOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.trace, "trace", false, "log protocol lines (credentials redacted, message bodies omitted)")
 	fs.BoolVar(&o.deleteSource, "delete-source", false, "delete at the source what the destination confirmed and the ledger recorded")
 	fs.Var((*daysDuration)(&o.deleteAfter), "delete-after", "delete at the source what was copied at least this long ago (e.g. 30d), at the next run after that; excludes --delete-source")
+	fs.BoolVar(&o.mirror, "mirror", false, "make the destination follow the source for what mailferry copied: remove copies of messages deleted there, move copies of messages moved between folders (docs/mirror.md)")
+	fs.IntVar(&o.maxDelete, "max-delete", 0, "with --mirror: a pass that would remove more than this many copies of an account removes nothing and exits 3 (default: 10% of its copied messages, at least 50)")
+	fs.IntVar(&o.maxDeletePercent, "max-delete-percent", 0, "with --mirror: the same cap as a percentage of the account's copied messages (the smaller cap wins when both are given)")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, log lines otherwise), bar, lines or none")
 	fs.StringVar(&o.report, "report", "", "also write the JSON report to this file")
 	fs.StringVar(&o.onLocked, "on-locked", "fail", "when another run is working on an account (overlapping cron runs): fail, skip, or wait")
@@ -82,6 +89,11 @@ func (o *commonOptions) accountOptions(e *env, log *slog.Logger) account.Options
 	if o.deleteFromFlags {
 		opts.Delete = &config.DeletePolicy{DeleteSource: o.deleteSource, DeleteAfter: o.deleteAfter}
 	}
+	if o.mirrorFromFlags {
+		mirror := o.mirror
+		opts.Mirror = &mirror
+	}
+	opts.MaxDelete, opts.MaxDeletePercent = o.maxDelete, o.maxDeletePercent
 	opts.CreateFolders = o.createFolders
 	return opts
 }
@@ -89,6 +101,12 @@ func (o *commonOptions) accountOptions(e *env, log *slog.Logger) account.Options
 func (o *commonOptions) check() error {
 	if o.deleteSource && o.deleteAfter > 0 {
 		return usagef("--delete-source and --delete-after exclude each other: delete at once or after a period")
+	}
+	if o.maxDelete < 0 {
+		return usagef("--max-delete must be at least 1 (use --dry-run to see what a mirror pass would remove without removing it)")
+	}
+	if o.maxDeletePercent < 0 || o.maxDeletePercent > 100 {
+		return usagef("--max-delete-percent must be between 0 and 100, not %d", o.maxDeletePercent)
 	}
 	switch o.logFormat {
 	case "text", "json":

@@ -14,7 +14,9 @@ const exitStatusHelp = `EXIT STATUS
   2    bad command line or configuration (a folder it names that is not
        there included); nothing was touched
   3    partial: some messages or accounts could not be moved (the report says
-       which and why); run again to retry what failed
+       which and why); run again to retry what failed. A mirror pass also
+       exits 3 when it held removals back (over the cap, or a folder that
+       cannot tell)
   130  interrupted; run again to resume
 `
 
@@ -121,6 +123,14 @@ FLAGS
   --delete-after DURATION   delete copied messages at the source this long
                             after they were copied (e.g. 30d; days, h, m);
                             excludes --delete-source
+  --mirror                  delta pass: remove from DEST the copies of
+                            messages deleted at SOURCE, move those of
+                            messages moved between folders (docs/mirror.md)
+  --max-delete N            with --mirror: a pass that would remove more
+                            copies removes none and exits 3 (default 10% of
+                            the copied messages, at least 50)
+  --max-delete-percent P    the same cap as a percentage of the copied
+                            messages; with --max-delete the smaller wins
   --internal-date POLICY    received (default: newest Received: header, then
                             Date:, then now), date (Date:, then now), or now
   --flags POLICY            none (default), seen, or status (mbox Status: and
@@ -244,6 +254,13 @@ FLAGS
   --delete-after DURATION   delete at the source this long after copying;
                             like --delete-source, it replaces every
                             account's delete_source/delete_after
+  --mirror                  delta pass: remove and move copies as messages
+                            were deleted and moved at the source; replaces
+                            every account's mirror key (docs/mirror.md)
+  --max-delete N, --max-delete-percent P
+                            caps of one mirror pass's removals per account
+                            (default 10%, at least 50): over them, nothing
+                            is removed and the run exits 3
   --on-locked fail|skip|wait, --lock-wait DURATION (cron: use skip or wait)
   -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
 

@@ -48,21 +48,28 @@ type totals struct {
 	AlreadyDone    int `json:"already_done"`
 	Reconciled     int `json:"reconciled"`
 	// LateCopiesRemoved, LateCopiesAdopted and LateCopiesKept: see pipeline.Stats.
-	LateCopiesRemoved int            `json:"late_copies_removed,omitempty"`
-	LateCopiesAdopted int            `json:"late_copies_adopted,omitempty"`
-	LateCopiesKept    int            `json:"late_copies_kept,omitempty"`
-	Skipped           int            `json:"skipped"`
-	SkippedBefore     int            `json:"skipped_before,omitempty"`
-	Failed            int            `json:"failed"`
-	NotYetCopied      int            `json:"not_yet_copied"`
-	Deleted           int            `json:"deleted"`
-	DeleteWaiting     int            `json:"delete_waiting"`
-	Gone              int            `json:"gone,omitempty"`
-	Bytes             int64          `json:"bytes"`
-	Normalised        int            `json:"normalised"`
-	LineEndsFixed     int            `json:"line_ends_fixed"`
-	DateSources       map[string]int `json:"date_sources,omitempty"`
-	Seconds           float64        `json:"seconds"`
+	LateCopiesRemoved int `json:"late_copies_removed,omitempty"`
+	LateCopiesAdopted int `json:"late_copies_adopted,omitempty"`
+	LateCopiesKept    int `json:"late_copies_kept,omitempty"`
+	Skipped           int `json:"skipped"`
+	SkippedBefore     int `json:"skipped_before,omitempty"`
+	Failed            int `json:"failed"`
+	NotYetCopied      int `json:"not_yet_copied"`
+	Deleted           int `json:"deleted"`
+	DeleteWaiting     int `json:"delete_waiting"`
+	Gone              int `json:"gone,omitempty"`
+	// Moved, Removed, FoldersDeleted, FoldersRenamed and MirrorHeld: see
+	// pipeline.Stats.
+	Moved          int            `json:"moved,omitempty"`
+	Removed        int            `json:"removed,omitempty"`
+	FoldersDeleted int            `json:"folders_deleted,omitempty"`
+	FoldersRenamed int            `json:"folders_renamed,omitempty"`
+	MirrorHeld     int            `json:"mirror_held_back,omitempty"`
+	Bytes          int64          `json:"bytes"`
+	Normalised     int            `json:"normalised"`
+	LineEndsFixed  int            `json:"line_ends_fixed"`
+	DateSources    map[string]int `json:"date_sources,omitempty"`
+	Seconds        float64        `json:"seconds"`
 }
 
 func newReport(command string, dryRun bool, started time.Time, stats []*pipeline.Stats, interrupted bool) *report {
@@ -92,6 +99,11 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		t.Deleted += s.Deleted
 		t.DeleteWaiting += s.DeleteWaiting
 		t.Gone += s.Gone
+		t.Moved += s.Moved
+		t.Removed += s.Removed
+		t.FoldersDeleted += len(s.FoldersDeleted)
+		t.FoldersRenamed += len(s.FoldersRenamed)
+		t.MirrorHeld += s.MirrorHeld
 		t.Bytes += s.Bytes
 		t.Normalised += s.Normalised
 		t.LineEndsFixed += s.LineEndsFixed
@@ -125,7 +137,7 @@ func exitCodeFor(command string, stats []*pipeline.Stats, interrupted bool) int 
 		}
 		// A paused account (an operator's pause, a daily quota) is no
 		// failure: the summary says it, the exit status is the others'.
-		if s.Skipped > 0 || s.Failed > 0 {
+		if s.Skipped > 0 || s.Failed > 0 || mirrorHeld(s) {
 			partial = true
 		}
 	}
@@ -138,6 +150,12 @@ func exitCodeFor(command string, stats []*pipeline.Stats, interrupted bool) int 
 		return exitPartial
 	}
 	return exitOK
+}
+
+// mirrorHeld reports whether a mirror pass left something it could not
+// do: removals over the cap or without UIDPLUS, folders that cannot tell.
+func mirrorHeld(s *pipeline.Stats) bool {
+	return s.MirrorHeld > 0 || len(s.MirrorUnsure) > 0
 }
 
 func (r *report) writeJSON(w io.Writer) error {
@@ -220,6 +238,7 @@ func (r *report) writeText(w io.Writer, width int) {
 			fmt.Fprintf(w, "%screated %s on the destination: %s\n", prefix,
 				map[bool]string{true: "a folder", false: "folders"}[len(s.FoldersCreated) == 1], strings.Join(s.FoldersCreated, ", "))
 		}
+		writeMirror(w, s, r.DryRun, prefix)
 	}
 	rate := ""
 	if t.Seconds > 0 && t.Copied > 0 && !r.DryRun {
@@ -251,6 +270,22 @@ func (r *report) writeText(w io.Writer, width int) {
 	}
 	if t.Gone > 0 {
 		fmt.Fprintf(w, ", %d gone from the source since listed", t.Gone)
+	}
+	if t.Moved > 0 || t.Removed > 0 || t.FoldersDeleted > 0 || t.FoldersRenamed > 0 {
+		verb := ""
+		if r.DryRun {
+			verb = "would be "
+		}
+		fmt.Fprintf(w, ", mirror: %d %smoved, %d %sremoved on the destination", t.Moved, verb, t.Removed, verb)
+		if t.FoldersRenamed > 0 {
+			fmt.Fprintf(w, ", %d folders %srenamed", t.FoldersRenamed, verb)
+		}
+		if t.FoldersDeleted > 0 {
+			fmt.Fprintf(w, ", %d folders %sdeleted", t.FoldersDeleted, verb)
+		}
+	}
+	if t.MirrorHeld > 0 {
+		fmt.Fprintf(w, ", %d removals held back (see above)", t.MirrorHeld)
 	}
 	if t.AccountsPaused > 0 {
 		fmt.Fprintf(w, ", %s paused", plural(t.AccountsPaused, "account"))
@@ -285,13 +320,51 @@ func (r *report) writeText(w io.Writer, width int) {
 		fmt.Fprintln(w, "interrupted: run the same command again to resume")
 		return
 	}
-	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && t.AccountsPaused == 0 && !anyLocked(r.Accounts) {
+	if t.Copied == 0 && t.Skipped == 0 && t.Failed == 0 && t.Deleted == 0 && t.AccountsFailed == 0 && t.AccountsPaused == 0 && !anyLocked(r.Accounts) &&
+		t.Moved == 0 && t.Removed == 0 && t.FoldersDeleted == 0 && t.FoldersRenamed == 0 && t.MirrorHeld == 0 && !anyMirrorHeld(r.Accounts) {
 		if t.SkippedBefore > 0 {
 			fmt.Fprintf(w, "nothing new to do: the destination has every message but the %d skipped for good by earlier runs\n", t.SkippedBefore)
 		} else {
 			fmt.Fprintln(w, "nothing to do: the destination already has every message")
 		}
 	}
+}
+
+// writeMirror prints what a mirror pass held back, and the removals and
+// moves of a dry run or held back by the caps; prefix starts each line
+// (the account's name under a table).
+func writeMirror(w io.Writer, s *pipeline.Stats, dryRun bool, prefix string) {
+	for _, u := range s.MirrorUnsure {
+		fmt.Fprintf(w, "%smirror: cannot tell what was deleted in %q (%s): nothing of it removed\n", prefix, u.Folder, u.Reason)
+	}
+	if s.MirrorRefused != "" {
+		fmt.Fprintf(w, "%smirror: %s: nothing removed\n", prefix, s.MirrorRefused)
+	}
+	if s.MirrorOverCap {
+		fmt.Fprintf(w, "%smirror: this pass would remove %d copies, over the cap of %d: nothing removed (raise --max-delete or --max-delete-percent if the deletions are real)\n",
+			prefix, len(s.MirrorActions), s.MirrorCap)
+	}
+	held := s.MirrorOverCap || !dryRun && s.MirrorHeld > 0
+	for _, a := range s.MirrorActions {
+		what := "would remove"
+		switch {
+		case a.Action == "move" && dryRun:
+			fmt.Fprintf(w, "%swould move %q: %q UID %d to %q\n", prefix, a.Key, a.Mailbox, a.UID, a.To)
+			continue
+		case held:
+			what = "held back: remove"
+		}
+		fmt.Fprintf(w, "%s%s %q: %q UID %d\n", prefix, what, a.Key, a.Mailbox, a.UID)
+	}
+}
+
+func anyMirrorHeld(stats []*pipeline.Stats) bool {
+	for _, s := range stats {
+		if mirrorHeld(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // classConfig is the error class of an account stopped by a folder its
@@ -325,7 +398,7 @@ func result(s *pipeline.Stats) string {
 		return s.ErrorClass
 	case s.Paused:
 		return "paused"
-	case s.Skipped > 0 || s.Failed > 0:
+	case s.Skipped > 0 || s.Failed > 0 || mirrorHeld(s):
 		return "partial"
 	}
 	return "ok"

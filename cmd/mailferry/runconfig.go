@@ -76,6 +76,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	// The delete flags, when given, replace every account's policy.
 	common.deleteFromFlags = fs.Changed("delete-source") || fs.Changed("delete-after")
+	common.mirrorFromFlags = fs.Changed("mirror")
 	noteCreateFolders()
 	if !fs.Changed("on-locked") {
 		common.onLocked = cfg.OnLocked

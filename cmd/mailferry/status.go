@@ -63,6 +63,11 @@ type statusAccount struct {
 	// Gone are messages copied, then deleted at the source (by mailferry
 	// or anyone): the checkpoint keeps them for ledger_retention.
 	Gone int `json:"gone"`
+	// Removed are those of Gone whose copies a mirror pass removed from
+	// the destination; Mirroring the removals and moves a mirror pass
+	// recorded and a crash left unconfirmed (the next run settles them).
+	Removed   int `json:"removed,omitempty"`
+	Mirroring int `json:"mirroring,omitempty"`
 	// Bytes are the bytes moved (done entries).
 	Bytes           int64           `json:"bytes"`
 	SkipReasons     map[string]int  `json:"skip_reasons"`
@@ -300,6 +305,8 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, id pipeline.AccountID
 	sa.Done, sa.Pending, sa.Skipped, sa.Failed = int(c[pipeline.StateDone].Messages), int(c[pipeline.StatePending].Messages),
 		int(c[pipeline.StateSkipped].Messages), int(c[pipeline.StateFailed].Messages)
 	sa.Gone = int(c[pipeline.StateGone].Messages + c[pipeline.StateRemoved].Messages)
+	sa.Removed = int(c[pipeline.StateRemoved].Messages)
+	sa.Mirroring = int(c[pipeline.StateRemoving].Messages + c[pipeline.StateMoving].Messages)
 	sa.Bytes = c[pipeline.StateDone].Bytes + c[pipeline.StateGone].Bytes
 	sa.SkipReasons = a.SkipReasons
 	if r := a.LastRun; r != nil {
@@ -453,6 +460,12 @@ func writeStatusText(w io.Writer, rep statusReport) {
 		}
 		if a.Gone > 0 {
 			fmt.Fprintf(w, "  %d copied messages since deleted at the source (the checkpoint keeps them for ledger_retention, default 30 days)\n", a.Gone)
+		}
+		if a.Removed > 0 {
+			fmt.Fprintf(w, "  %d of them removed from the destination by mirror passes\n", a.Removed)
+		}
+		if a.Mirroring > 0 {
+			fmt.Fprintf(w, "  %d mirror removals or moves left unconfirmed by an interrupted run (the next run settles them)\n", a.Mirroring)
 		}
 		for _, l := range []struct {
 			what string
