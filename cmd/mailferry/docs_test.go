@@ -143,3 +143,28 @@ func TestDocsFlagsExist(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEIndexesDocs: the README stays a page a new user reads (at
+// most 250 lines, issue 21) and links every page under docs/, so that a
+// topic moved out of it can still be found from it.
+func TestREADMEIndexesDocs(t *testing.T) {
+	root := filepath.Join("..", "..")
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	if n := strings.Count(readme, "\n"); n > 250 {
+		t.Errorf("README.md has %d lines, want at most 250 (topics belong under docs/)", n)
+	}
+	pages, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil || len(pages) == 0 {
+		t.Fatalf("no docs pages (%v)", err)
+	}
+	for _, p := range pages {
+		link := "(docs/" + filepath.Base(p) + ")"
+		if !strings.Contains(readme, link) {
+			t.Errorf("README.md does not link %s", link)
+		}
+	}
+}
