@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 )
@@ -204,10 +206,19 @@ func TestStopDuringRetryWait(t *testing.T) {
 	h.runner.Backoff = time.Hour
 	stop := make(chan struct{})
 	h.runner.Stop = stop
+	// Stop comes once the runner waits for its retry (it logs that it
+	// does), not after a fixed sleep: on a loaded machine the first
+	// attempt can still be copying after 100 ms.
+	waiting := make(chan struct{})
+	h.runner.Logger = slog.New(onMessage{"account attempt failed, retrying", waiting, new(sync.Once)})
 	done := make(chan *Stats)
 	go func() { done <- h.run(t) }()
+	select {
+	case <-waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first attempt did not fail within 10 s")
+	}
 	// The retry waits an hour: Stop must end the wait.
-	time.Sleep(100 * time.Millisecond)
 	close(stop)
 	var st *Stats
 	select {
@@ -220,3 +231,21 @@ func TestStopDuringRetryWait(t *testing.T) {
 			st.ErrorClass, st.Copied, st.Failed, st.NotYetCopied)
 	}
 }
+
+// onMessage is a slog handler that closes ch the first time a record with
+// message msg is logged.
+type onMessage struct {
+	msg  string
+	ch   chan struct{}
+	once *sync.Once
+}
+
+func (h onMessage) Enabled(context.Context, slog.Level) bool { return true }
+func (h onMessage) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.ch) })
+	}
+	return nil
+}
+func (h onMessage) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h onMessage) WithGroup(string) slog.Handler      { return h }
