@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	names "github.com/mailferry/mailferry/internal/suggest"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -891,25 +892,11 @@ func suggest(k string, known map[string]*schema) string {
 	return ""
 }
 
+// editDistance is suggest.Distance for key names; names longer than any
+// key are not compared.
 func editDistance(a, b string) int {
 	if len(a) > 64 || len(b) > 64 {
 		return 99
 	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return names.Distance(a, b)
 }

@@ -44,6 +44,11 @@ func Closest(name string, candidates []string, n int) []string {
 	return out
 }
 
+// Distance is the Levenshtein distance of a and b, counted in runes: the
+// fewest insertions, deletions and substitutions that turn one into the
+// other (the config loader's "did you mean" for keys uses it too).
+func Distance(a, b string) int { return distance([]rune(a), []rune(b)) }
+
 // distance is the Levenshtein distance of a and b: the fewest insertions,
 // deletions and substitutions that turn one into the other.
 func distance(a, b []rune) int {
