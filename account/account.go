@@ -46,6 +46,9 @@ type Options struct {
 	// CreateFolders, when set, replaces the config's create_folders
 	// (run's and plan's --create-folders).
 	CreateFolders *bool
+	// NoMatchExisting turns destination matching off for every account
+	// (--no-match-existing), whatever the config's match_existing says.
+	NoMatchExisting bool
 	// Limits are the command line's traffic limits: each field set
 	// replaces every account's (--bwlimit-read, --max-bytes-per-day…).
 	Limits config.Limits
@@ -311,6 +314,10 @@ func (s *Set) fromConfig(cfg *config.Config, a *config.Account, caps map[string]
 	}
 	if s.opts.MaxDelete > 0 || s.opts.MaxDeletePercent > 0 {
 		o.MaxDelete, o.MaxDeletePercent = s.opts.MaxDelete, s.opts.MaxDeletePercent
+	}
+	o.NoMatchExisting = !cfg.MatchExisting
+	if s.opts.NoMatchExisting {
+		o.NoMatchExisting = true
 	}
 	createFolders := cfg.CreateFolders
 	if s.opts.CreateFolders != nil {

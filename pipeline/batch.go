@@ -42,6 +42,7 @@ type sentBatch struct {
 	send      []*item                        // the messages sent, in order
 	commit    []Entry                        // outcomes known without the server (skipped, rematched)
 	rematched map[string]string              // new key → the earlier identity's key it replaces
+	matched   map[string]bool                // keys destination matching found there (not sent)
 	wait      func() ([]AppendResult, error) // nil: nothing sent
 	async     bool                           // wait waits for the server
 }
@@ -217,6 +218,10 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 		w.releaseAll(budget)
 		return errStopped
 	}
+	if err := w.matchExisting(ctx, budget); err != nil {
+		w.releaseAll(budget)
+		return err
+	}
 	sb, err := w.start(ctx)
 	if sb == nil {
 		w.releaseAll(budget)
@@ -280,7 +285,7 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	sb := &sentBatch{items: w.batch, box: box, rematched: map[string]string{}}
+	sb := &sentBatch{items: w.batch, box: box, rematched: map[string]string{}, matched: map[string]bool{}}
 	now := a.opts.Now()
 	for _, it := range w.batch {
 		if it.failReason != "" {
@@ -313,6 +318,24 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 			}
 			sb.commit = append(sb.commit, e)
 			sb.rematched[e.Key] = old.Key
+			continue
+		}
+		// Destination matching, for a folder the ledger knew nothing of
+		// (match.go): only under the name and UIDVALIDITY it was listed
+		// by (a dry run's status has none).
+		if (it.matchUID != 0 || it.presentUID != 0) && box.status.Name == it.mailbox &&
+			(box.status.UIDValidity == it.matchValidity || box.status.UIDValidity == 0) {
+			e := it.entry
+			e.DestMailbox, e.DestUIDValidity, e.Updated = box.status.Name, it.matchValidity, now
+			if it.matchUID != 0 {
+				// Its bytes are there: the copy, as if appended (its
+				// flags are brought over by the flag sync).
+				e.State, e.ReasonClass, e.DestUID, e.DoneAt = StateDone, ReasonMatched, it.matchUID, now
+				sb.matched[e.Key] = true
+			} else {
+				e.State, e.ReasonClass, e.Reason = StateSkipped, ReasonPresent, presentReason(e.MessageID, it.presentUID, box.status.Name)
+			}
+			sb.commit = append(sb.commit, e)
 			continue
 		}
 		kept, dropped := mapping.CleanFlags(it.out.Flags, box.permanent)
@@ -478,7 +501,7 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 	w.carry = append(w.carry, commit...)
 	for _, e := range commit {
 		if e.State == StateDone {
-			if _, ok := rematched[e.Key]; !ok {
+			if _, ok := rematched[e.Key]; !ok && !sb.matched[e.Key] {
 				w.written += e.Size
 			}
 		}
@@ -525,6 +548,11 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 				a.prog.MessageDone(a.opts.Name, OutcomeFound, e.Size)
 				break
 			}
+			if sb.matched[e.Key] {
+				st.Matched++
+				a.prog.MessageDone(a.opts.Name, OutcomeFound, e.Size)
+				break
+			}
 			st.Copied++
 			st.Bytes += e.Size
 			st.countDate(it.dateSource)
@@ -536,6 +564,9 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 		case StateSkipped:
 			a.finished++
 			st.skip(e.Key, e.Reason)
+			if e.ReasonClass == ReasonPresent {
+				st.ProbablyPresent++
+			}
 			a.run.skipped[e.Key] = true
 			a.log.Warn("message skipped", "account", a.opts.Name, "key", e.Key, "reason", e.Reason)
 			a.prog.MessageDone(a.opts.Name, OutcomeSkipped, e.Size)

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// localhost names a pair's server by "localhost" instead of 127.0.0.1: the
+// same server under another name, as an admin renaming a host would.
+func localhost(url string) string { return strings.Replace(url, "@127.0.0.1:", "@localhost:", 1) }
+
+// TestE2EHostAliasCopiesNothingTwice is issue 14's scenario: 50 messages
+// copied with 127.0.0.1, then the same copy with localhost, with the
+// original checkpoint and with a fresh one: nothing is copied again, the
+// destination still holds 50, verify says OK, and the dry run says so
+// first ("would copy 0 of 50 ...; 50 already on the destination").
+func TestE2EHostAliasCopiesNothingTwice(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, simpleMessages(50))
+	served := sourceServed(t, p)
+	if r := runInProcess(t, p.getenv, p.copyArgs()...); r.code != exitOK || r.report.Accounts[0].Copied != 50 {
+		t.Fatalf("first copy: exit %d\n%s", r.code, r.stderr)
+	}
+	src, dst := localhost(p.srcURL()), localhost(p.dstURL())
+	aliasArgs := func(state string, extra ...string) []string {
+		return append([]string{"copy", src, dst, "--tls-ca", p.src.CAFile(), "--state", state, "--progress", "none"}, extra...)
+	}
+	for _, c := range []struct{ name, state string }{
+		{"original checkpoint", p.state},
+		{"fresh checkpoint", filepath.Join(t.TempDir(), "fresh.db")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := runInProcess(t, p.getenv, aliasArgs(c.state, "--dry-run")...)
+			if r.code != exitOK || !strings.Contains(r.stdout, "would copy 0 of 50 messages") ||
+				!strings.Contains(r.stdout, "50 already on the destination") && !strings.Contains(r.stdout, "50 already done") {
+				t.Errorf("dry run under localhost: exit %d, want it to say nothing would be copied\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			r = runInProcess(t, p.getenv, aliasArgs(c.state, "--json")...)
+			if r.code != exitOK || len(r.report.Accounts) != 1 {
+				t.Fatalf("copy under localhost: exit %d\n%s", r.code, r.stderr)
+			}
+			a := r.report.Accounts[0]
+			t.Logf("copy under localhost: copied %d, matched %d, already done %d", a.Copied, a.Matched, a.AlreadyDone)
+			if a.Copied != 0 || a.Matched+a.AlreadyDone != 50 || r.report.Totals.Matched != a.Matched {
+				t.Errorf("copy under localhost: copied %d, matched %d, already done %d; want 0 copied, 50 matched or already done",
+					a.Copied, a.Matched, a.AlreadyDone)
+			}
+			assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+			v := runInProcess(t, p.getenv, "verify", src, dst, "--tls-ca", p.src.CAFile(), "--state", c.state)
+			if v.code != exitOK || !strings.Contains(v.stdout, "OK: every source message is on the destination, once\n") {
+				t.Errorf("verify under localhost: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+			}
+			// A re-run is a plain re-run: all done, nothing matched again.
+			r = runInProcess(t, p.getenv, aliasArgs(c.state, "--json")...)
+			if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 || a.Matched != 0 || a.AlreadyDone != 50 {
+				t.Errorf("re-run under localhost: exit %d, copied %d, matched %d, already done %d; want 0, 0, 50", r.code, a.Copied, a.Matched, a.AlreadyDone)
+			}
+		})
+	}
+}
+
+// TestE2EMatchExistingSwitch: destination matching is on by default and
+// turned off by --no-match-existing (copy) and match_existing = false (a
+// config's run): then every message the checkpoint does not know is sent,
+// even when the folder holds its bytes.
+func TestE2EMatchExistingSwitch(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, simpleMessages(5))
+	if r := runInProcess(t, p.getenv, p.copyArgs()...); r.code != exitOK {
+		t.Fatalf("first copy: exit %d\n%s", r.code, r.stderr)
+	}
+	fresh := func() string { return filepath.Join(t.TempDir(), "fresh.db") }
+	// The flag.
+	r := runInProcess(t, p.getenv, "copy", p.srcURL(), p.dstURL(), "--tls-ca", p.src.CAFile(), "--state", fresh(),
+		"--json", "--progress", "none", "--no-match-existing")
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 5 || a.Matched != 0 {
+		t.Fatalf("--no-match-existing: exit %d, copied %d, matched %d; want 5 copied again\n%s", r.code, a.Copied, a.Matched, r.stderr)
+	}
+	if n := len(destMessages(t, p, "INBOX")); n != 10 {
+		t.Fatalf("destination holds %d after --no-match-existing, want 10", n)
+	}
+	// The config key, on a destination folder that now holds each message
+	// twice: with match_existing = false everything is sent again; by
+	// default (the key absent) each message is matched with one copy.
+	for _, c := range []struct {
+		key           string
+		copied, match int
+		after         int
+	}{
+		{"match_existing = false\n", 5, 0, 15},
+		{"", 0, 5, 15},
+	} {
+		cfg := filepath.Join(t.TempDir(), "migrate.toml")
+		text := c.key + `state = "` + fresh() + `"
+[source]
+url = "pop3s://` + p.src.POP3SAddr() + `"
+tls_ca = "` + p.src.CAFile() + `"
+[destination]
+url = "imaps://` + p.dst.IMAPSAddr() + `"
+tls_ca = "` + p.src.CAFile() + `"
+[[account]]
+source_user = "alice"
+source_password_command = "echo ` + srcPassword + `"
+dest_password_command = "echo ` + dstPassword + `"
+`
+		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := runInProcess(t, p.getenv, "run", "-c", cfg, "--json", "--progress", "none")
+		if r.code != exitOK || len(r.report.Accounts) != 1 {
+			t.Fatalf("run with %q: exit %d\n%s%s", c.key, r.code, r.stdout, r.stderr)
+		}
+		a := r.report.Accounts[0]
+		if a.Copied != c.copied || a.Matched != c.match {
+			t.Errorf("run with %q: copied %d, matched %d; want %d, %d", c.key, a.Copied, a.Matched, c.copied, c.match)
+		}
+		if n := len(destMessages(t, p, "INBOX")); n != c.after {
+			t.Errorf("run with %q: destination holds %d, want %d", c.key, n, c.after)
+		}
+	}
+}
+
+// TestE2EMatchProbablyPresent: a destination message with a source
+// message's Message-ID and size but other bytes is not taken for its copy:
+// the source message is skipped as probably present, named in the report,
+// and never deleted at the source, even with --delete-source; the others
+// are matched (and deleted at the source: their bytes are there).
+func TestE2EMatchProbablyPresent(t *testing.T) {
+	p := startPair(t)
+	msgs := simpleMessages(3)
+	seed(t, p, msgs)
+	served := sourceServed(t, p)
+	// On the destination: messages 0 and 1 byte for byte, and message 2
+	// with one byte of its body changed (same Message-ID, same size).
+	changed := []byte(strings.Replace(string(crlf(served[2])), "body of", "Body of", 1))
+	for _, b := range [][]byte{crlf(served[0]), crlf(served[1]), changed} {
+		if err := p.dst.SeedMaildir("alice", "INBOX", b, "", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runInProcess(t, p.getenv, p.copyArgs("--delete-source")...)
+	a := r.report.Accounts[0]
+	if r.code != exitPartial || a.Copied != 0 || a.Matched != 2 || a.ProbablyPresent != 1 || a.Skipped != 1 {
+		t.Fatalf("copy: exit %d, copied %d, matched %d, probably present %d, skipped %d; want exit 3, 0, 2, 1, 1\n%s",
+			r.code, a.Copied, a.Matched, a.ProbablyPresent, a.Skipped, r.stderr)
+	}
+	if len(a.Skips) != 1 || !strings.Contains(a.Skips[0].Reason, "probably on the destination already: UID 3") {
+		t.Errorf("skips = %+v, want the probably-present message with the UID it matched", a.Skips)
+	}
+	left := sourceServed(t, p)
+	if len(left) != 1 || string(left[0]) != string(served[2]) {
+		t.Errorf("the source holds %d messages after --delete-source, want only the probably-present one", len(left))
+	}
+	if n := len(destMessages(t, p, "INBOX")); n != 3 {
+		t.Errorf("destination holds %d, want the 3 it had", n)
+	}
+	// The next run says it was skipped before, and still deletes nothing.
+	r = runInProcess(t, p.getenv, p.copyArgs("--delete-source")...)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.SkippedBefore != 1 || a.Copied != 0 || len(sourceServed(t, p)) != 1 {
+		t.Errorf("re-run: exit %d, skipped before %d, copied %d\n%s", r.code, a.SkippedBefore, a.Copied, r.stderr)
+	}
+}
