@@ -1,11 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 )
 
 // localhost names a pair's server by "localhost" instead of 127.0.0.1: the
@@ -28,9 +31,15 @@ func TestE2EHostAliasCopiesNothingTwice(t *testing.T) {
 	aliasArgs := func(state string, extra ...string) []string {
 		return append([]string{"copy", src, dst, "--tls-ca", p.src.CAFile(), "--state", state, "--progress", "none"}, extra...)
 	}
-	for _, c := range []struct{ name, state string }{
-		{"original checkpoint", p.state},
-		{"fresh checkpoint", filepath.Join(t.TempDir(), "fresh.db")},
+	// With the original checkpoint the new names are proved to reach the
+	// account it knows (its history goes on: 50 already done); with a
+	// fresh one destination matching finds the 50 (matched).
+	for _, c := range []struct {
+		name, state     string
+		matched, proved bool
+	}{
+		{"original checkpoint", p.state, false, true},
+		{"fresh checkpoint", filepath.Join(t.TempDir(), "fresh.db"), true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runInProcess(t, p.getenv, aliasArgs(c.state, "--dry-run")...)
@@ -44,9 +53,13 @@ func TestE2EHostAliasCopiesNothingTwice(t *testing.T) {
 			}
 			a := r.report.Accounts[0]
 			t.Logf("copy under localhost: copied %d, matched %d, already done %d", a.Copied, a.Matched, a.AlreadyDone)
-			if a.Copied != 0 || a.Matched+a.AlreadyDone != 50 || r.report.Totals.Matched != a.Matched {
-				t.Errorf("copy under localhost: copied %d, matched %d, already done %d; want 0 copied, 50 matched or already done",
-					a.Copied, a.Matched, a.AlreadyDone)
+			want := map[bool]int{true: 50}
+			if a.Copied != 0 || a.Matched != want[c.matched] || a.AlreadyDone != want[c.proved] || r.report.Totals.Matched != a.Matched {
+				t.Errorf("copy under localhost: copied %d, matched %d, already done %d; want 0, %d, %d",
+					a.Copied, a.Matched, a.AlreadyDone, want[c.matched], want[c.proved])
+			}
+			if proved := strings.Contains(r.stderr, "same mailbox as an account the checkpoint knows"); proved != c.proved {
+				t.Errorf("copy under localhost: proved the same mailbox: %v, want %v\n%s", proved, c.proved, r.stderr)
 			}
 			assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
 			v := runInProcess(t, p.getenv, "verify", src, dst, "--tls-ca", p.src.CAFile(), "--state", c.state)
@@ -161,5 +174,51 @@ func TestE2EMatchProbablyPresent(t *testing.T) {
 	r = runInProcess(t, p.getenv, p.copyArgs("--delete-source")...)
 	if a := r.report.Accounts[0]; r.code != exitOK || a.SkippedBefore != 1 || a.Copied != 0 || len(sourceServed(t, p)) != 1 {
 		t.Errorf("re-run: exit %d, skipped before %d, copied %d\n%s", r.code, a.SkippedBefore, a.Copied, r.stderr)
+	}
+}
+
+// TestE2EIdentityNotProved: new server names that reach another mailbox
+// are not taken for the account the checkpoint knows. Another source
+// server with a user of the same name and other mail fails the source's
+// proof; the same source copied to another destination server passes it,
+// but that destination does not hold the copies, so it fails the
+// destination's proof. Each starts a history of its own (with the
+// warning) and everything is copied there; nothing known is skipped.
+func TestE2EIdentityNotProved(t *testing.T) {
+	p := startPair(t)
+	seed(t, p, simpleMessages(10))
+	if r := runInProcess(t, p.getenv, p.copyArgs()...); r.code != exitOK {
+		t.Fatalf("first copy: exit %d\n%s", r.code, r.stderr)
+	}
+	// Another source server: alice with 4 other messages (other sizes),
+	// into the same destination INBOX.
+	other := dovecot.Start(t, dovecot.Options{Name: "mf-other", CA: p.src.CA(), Users: map[string]string{"alice": srcPassword}})
+	var mail [][]byte
+	for i := range 4 {
+		mail = append(mail, []byte(fmt.Sprintf("Message-ID: <other-%d@example.test>\r\nSubject: other %d\r\n\r\n%s\r\n", i, i, strings.Repeat("y", 300+i))))
+	}
+	for _, m := range mail {
+		if err := other.SeedMaildir("alice", "INBOX", m, "", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runInProcess(t, p.getenv, "copy", "pop3s://alice@"+other.POP3SAddr(), p.dstURL(), "--tls-ca", p.src.CAFile(),
+		"--state", p.state, "--json", "--progress", "none")
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 4 || a.AlreadyDone != 0 ||
+		!strings.Contains(r.stderr, "could not be proved to be it") {
+		t.Errorf("another source server: exit %d, copied %d, already done %d; want 4 copied as a new history, with the warning\n%s",
+			r.code, a.Copied, a.AlreadyDone, r.stderr)
+	}
+	// The first source into another destination server.
+	dst2 := dovecot.Start(t, dovecot.Options{Name: "mf-dst2", CA: p.src.CA(), Users: map[string]string{"alice": dstPassword}})
+	r = runInProcess(t, p.getenv, "copy", p.srcURL(), "imaps://alice@"+dst2.IMAPSAddr(), "--tls-ca", p.src.CAFile(),
+		"--state", p.state, "--json", "--progress", "none")
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 10 || a.AlreadyDone != 0 ||
+		!strings.Contains(r.stderr, "the destination does not hold its copies") {
+		t.Errorf("another destination server: exit %d, copied %d, already done %d; want 10 copied there, with the warning\n%s",
+			r.code, a.Copied, a.AlreadyDone, r.stderr)
+	}
+	if n := len(destMessagesOf(t, dst2, "alice", dstPassword, "INBOX")); n != 10 {
+		t.Errorf("the other destination holds %d, want 10", n)
 	}
 }
