@@ -276,3 +276,20 @@ func TestReconcileInBatches(t *testing.T) {
 		t.Errorf("progress: %s (ended %d of %d); want never more done than announced, 20 of 20", prog.over, prog.done, prog.total)
 	}
 }
+
+// TestMatchExistingSeveralSessions: batch writers on several destination
+// sessions share one listing of the folder, and no destination message is
+// taken by two source messages.
+func TestMatchExistingSeveralSessions(t *testing.T) {
+	msgs := genMessages(60)
+	h, md := newMatchHarness(msgs)
+	h.opts.DestSessions, h.opts.BatchMessages = 3, 5
+	for i := 0; i < 60; i += 2 {
+		seedDest(md.memDest, "INBOX", msgs[i].body)
+	}
+	st := h.runOn(t, md)
+	if st.Error != "" || st.Copied != 30 || st.Matched != 30 || len(h.dst.bodies("INBOX")) != 60 || md.listed != 1 {
+		t.Errorf("copied %d, matched %d, destination %d, listings %d, error %q; want 30, 30, 60, 1",
+			st.Copied, st.Matched, len(h.dst.bodies("INBOX")), md.listed, st.Error)
+	}
+}
