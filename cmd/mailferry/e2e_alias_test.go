@@ -222,3 +222,47 @@ func TestE2EIdentityNotProved(t *testing.T) {
 		t.Errorf("the other destination holds %d, want 10", n)
 	}
 }
+
+// TestE2EHostAliasIMAP: the same for an IMAP source with folders: under
+// localhost the original checkpoint's account is proved by its folders'
+// UIDVALIDITY and UIDs and goes on with its history (flags included); a
+// fresh checkpoint matches every folder's messages; nothing is copied
+// twice.
+func TestE2EHostAliasIMAP(t *testing.T) {
+	p := imapPair(t)
+	d := time.Date(2021, 5, 4, 10, 0, 0, 0, time.UTC)
+	for _, m := range []seeded{
+		{"INBOX", "Message-ID: <i1@x>\r\nSubject: in 1\r\n\r\none\r\n", "S", d},
+		{"INBOX", "Subject: in 2, no Message-ID\r\n\r\ntwo\r\n", "", d},
+		{"Archive.2019", "Message-ID: <a1@x>\r\nSubject: arch 1\r\n\r\narchived\r\n", "F", d},
+	} {
+		if err := p.src.SeedMaildir("alice", m.folder, []byte(m.body), m.flags, m.date); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := runInProcess(t, p.getenv, p.imapCopyArgs()...); r.code != exitOK || r.report.Accounts[0].Copied != 3 {
+		t.Fatalf("first copy: exit %d\n%s", r.code, r.stderr)
+	}
+	want := summary(destMessages(t, p, "INBOX"))
+	for _, c := range []struct {
+		state           string
+		matched, proved int
+	}{
+		{p.state, 0, 3},
+		{filepath.Join(t.TempDir(), "fresh.db"), 3, 0},
+	} {
+		r := runInProcess(t, p.getenv, "copy", localhost("imaps://alice@"+p.src.IMAPSAddr()), localhost("imaps://alice@"+p.dst.IMAPSAddr()),
+			"--tls-ca", p.src.CAFile(), "--state", c.state, "--json", "--progress", "none")
+		a := r.report.Accounts[0]
+		if r.code != exitOK || a.Copied != 0 || a.Matched != c.matched || a.AlreadyDone != c.proved {
+			t.Errorf("copy under localhost (%s): exit %d, copied %d, matched %d, already done %d; want 0, %d, %d\n%s",
+				filepath.Base(c.state), r.code, a.Copied, a.Matched, a.AlreadyDone, c.matched, c.proved, r.stderr)
+		}
+	}
+	if got := summary(destMessages(t, p, "INBOX")); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("destination INBOX changed:\n got %q\nwant %q", got, want)
+	}
+	if n := len(destMessages(t, p, "Archive/2019")); n != 1 {
+		t.Errorf("destination Archive/2019 holds %d, want 1", n)
+	}
+}
