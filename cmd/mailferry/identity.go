@@ -22,6 +22,20 @@ import (
 // destination folder already holds. An error (a server that cannot be
 // reached) leaves the account provisional, for the next run to prove.
 func (x *execution) proveIdentity(ctx context.Context, ledger *checkpoint.Ledger, job pipeline.Job, sp checkpoint.AccountSpec, res checkpoint.Resolution) (pipeline.AccountID, error) {
+	counts, err := ledger.Counts(ctx, res.Account)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range counts {
+		if c.Messages > 0 {
+			// An earlier run that could not prove it went on as a new
+			// history: it has entries of its own now, which binding
+			// would lose. It stays what it became.
+			x.log.Warn("an account the checkpoint could not prove to be one it knows has a history of its own now; keeping it",
+				"account", job.Options.Name)
+			return 0, ledger.ConfirmAccount(ctx, res.Account)
+		}
+	}
 	src, dst, err := openForProof(ctx, job)
 	if err != nil {
 		return 0, err
