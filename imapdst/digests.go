@@ -36,6 +36,21 @@ var (
 	_ pipeline.HeaderLister = (*Destination)(nil)
 )
 
+// examineUnder opens mailbox read-only, provided it still has
+// uidValidity: otherwise an error wrapping pipeline.ErrUIDValidityChanged
+// that says what was being done.
+func (ctl *control) examineUnder(ctx context.Context, mailbox string, uidValidity uint32, doing string) (*imap.SelectData, error) {
+	sel, err := ctl.examine(ctx, mailbox)
+	if err != nil {
+		return nil, err
+	}
+	if sel.UIDValidity != uidValidity {
+		return nil, fmt.Errorf("imapdst: %s %q: UIDVALIDITY is %d, expected %d: %w",
+			doing, mailbox, sel.UIDValidity, uidValidity, pipeline.ErrUIDValidityChanged)
+	}
+	return sel, nil
+}
+
 func (ctl *control) digests(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) ([]pipeline.DestDigest, error) {
 	if len(uids) == 0 {
 		return nil, nil
@@ -45,16 +60,9 @@ func (ctl *control) digests(ctx context.Context, mailbox string, uidValidity uin
 		return nil, err
 	}
 	defer done()
-	sel, err := ctl.examine(ctx, mailbox)
-	if err != nil {
+	sel, err := ctl.examineUnder(ctx, mailbox, uidValidity, "digesting")
+	if err != nil || sel.NumMessages == 0 {
 		return nil, err
-	}
-	if sel.UIDValidity != uidValidity {
-		return nil, fmt.Errorf("imapdst: digesting messages of %q: UIDVALIDITY is %d, expected %d: %w",
-			mailbox, sel.UIDValidity, uidValidity, pipeline.ErrUIDValidityChanged)
-	}
-	if sel.NumMessages == 0 {
-		return nil, nil
 	}
 	set := imap.UIDSet{}
 	for _, u := range uids {
