@@ -43,6 +43,7 @@ func TestE2EHostAliasCopiesNothingTwice(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runInProcess(t, p.getenv, aliasArgs(c.state, "--dry-run")...)
+			t.Logf("dry run under localhost:\n%s", r.stdout)
 			if r.code != exitOK || !strings.Contains(r.stdout, "would copy 0 of 50 messages") ||
 				!strings.Contains(r.stdout, "50 already on the destination") && !strings.Contains(r.stdout, "50 already done") {
 				t.Errorf("dry run under localhost: exit %d, want it to say nothing would be copied\n%s%s", r.code, r.stdout, r.stderr)
