@@ -28,6 +28,11 @@ type batchWriter struct {
 	// written are the bytes the carried outcome stored (quota usage,
 	// committed with it).
 	written int64
+	// carryDelete are the carried messages to delete at the source: they
+	// go to the attempt's toDelete only once the carry is committed, so a
+	// message is never deleted at the source while its ledger entry still
+	// says pending.
+	carryDelete []SourceMessage
 	// inflight are the batches sent and not yet finished, oldest first:
 	// with an AppendStarter destination the next batch goes out before the
 	// previous one's outcome is known (at most two at a time).
@@ -52,14 +57,29 @@ type sentBatch struct {
 // destination confirmed.
 func (w *batchWriter) commitCarry(ctx context.Context) error {
 	if len(w.carry) == 0 {
+		w.carried() // its deletions were committed with an earlier carry
 		return nil
 	}
 	if err := w.a.ledger.Commit(ctx, w.a.opts.Account, Changes{Put: w.carry, Usage: w.a.usage(0, w.written)}); err != nil {
 		return fmt.Errorf("committing %d messages: %w", len(w.carry), fatal(err))
 	}
-	w.carry, w.written = nil, 0
+	w.carried()
 	w.a.opts.Crashpoint("committed")
 	return nil
+}
+
+// carried forgets the carry once it is committed, and hands its messages
+// to delete at the source over to the attempt: from now on the ledger says
+// they are done.
+func (w *batchWriter) carried() {
+	w.carry, w.written = nil, 0
+	if len(w.carryDelete) == 0 {
+		return
+	}
+	w.a.mu.Lock()
+	w.a.toDelete = append(w.a.toDelete, w.carryDelete...)
+	w.a.mu.Unlock()
+	w.carryDelete = nil
 }
 
 // mailboxState is what the batch writer knows of one destination mailbox.
@@ -378,8 +398,9 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: append(w.carry, pending...), Usage: a.usage(read, w.written)}); err != nil {
 		return nil, fmt.Errorf("recording %d pending messages: %w", len(pending), fatal(err))
 	}
-	if len(w.carry) > 0 {
-		w.carry, w.written = nil, 0
+	committed := len(w.carry) > 0
+	w.carried()
+	if committed {
 		a.opts.Crashpoint("committed")
 	}
 	a.opts.Crashpoint("pending")
@@ -516,7 +537,7 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: w.carry, Delete: old, Usage: a.usage(0, w.written)}); err != nil {
 			return fmt.Errorf("recording %d messages found under earlier identities: %w", len(old), fatal(err))
 		}
-		w.carry, w.written = nil, 0
+		w.carried()
 		a.opts.Crashpoint("committed")
 		a.mu.Lock()
 		st.Rematched += len(old)
@@ -540,7 +561,7 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 		case StateDone:
 			a.finished++
 			if a.opts.DeleteSource {
-				a.toDelete = append(a.toDelete, it.msg)
+				w.carryDelete = append(w.carryDelete, it.msg) // once committed (carried)
 			} else if a.opts.DeleteAfter > 0 {
 				a.waiting++ // done just now: its period starts now
 			}
