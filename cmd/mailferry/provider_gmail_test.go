@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -338,4 +339,58 @@ func TestProviderGmailDailyLimit(t *testing.T) {
 		got = append(got, m.Body)
 	}
 	assertSameMultiset(t, served, got)
+}
+
+// TestProviderGmailDroppedNoMessageID: Gmail answers an APPEND OK and
+// stores nothing when it drops a message; a message without a Message-ID
+// cannot be looked up by it, and was recorded as copied on trust. Now its
+// copy is confirmed by its bytes among what the mailbox received since the
+// batch began: the message Gmail dropped (the hook answers its APPEND OK
+// without storing it) is failed with the reason, not recorded (exit 3),
+// and the next run copies it; in the end every message is there once and
+// verify agrees. Two messages with the same bytes and no Message-ID are
+// both copied and each recorded at its own UID.
+func TestProviderGmailDroppedNoMessageID(t *testing.T) {
+	o := providerfake.Gmail()
+	o.Duplicates = providerfake.DuplicatesDropped
+	var dropped atomic.Int32
+	o.Hook = func(c providerfake.Call) *providerfake.Reply {
+		if c.Name == "APPEND" && c.N == 2 {
+			dropped.Add(1)
+			return &providerfake.Reply{Status: "OK", Text: "APPEND completed."}
+		}
+		return nil
+	}
+	d := startGmailDest(t, o)
+	twin := []byte("From: carol@example.org\r\nSubject: twin\r\n\r\nthe same bytes twice\r\n")
+	msgs := [][]byte{
+		[]byte("From: carol@example.org\r\nSubject: one\r\n\r\nno Message-ID\r\n"),
+		[]byte("From: carol@example.org\r\nSubject: two\r\n\r\nno Message-ID either\r\n"),
+		twin,
+		[]byte("From: carol@example.org\r\nSubject: three\r\n\r\nand none here\r\n"),
+		twin,
+	}
+	seed(t, d.p, msgs)
+	args := d.args("--dest-sessions", "1")
+	r := runInProcess(t, passwords, args...)
+	a := r.report.Accounts[0]
+	if dropped.Load() != 1 {
+		t.Fatalf("the hook dropped %d APPENDs, want 1", dropped.Load())
+	}
+	if r.code != exitPartial || a.Copied != len(msgs)-1 || a.Failed != 1 {
+		t.Fatalf("first run: exit %d, copied %d, failed %d; want 3, %d, 1 (the dropped one not recorded)\n%s", r.code, a.Copied, a.Failed, len(msgs)-1, r.stderr)
+	}
+	if !strings.Contains(a.Failures[0].Reason, "holds no message with these bytes") {
+		t.Errorf("failure %+v; want the reason that nothing with its bytes is there", a.Failures[0])
+	}
+	again := runInProcess(t, passwords, args...)
+	if b := again.report.Accounts[0]; again.code != exitOK || b.Copied != 1 {
+		t.Errorf("second run: exit %d, copied %d; want 0, 1\n%s", again.code, b.Copied, again.stderr)
+	}
+	assertSameMultiset(t, msgs, bodiesOf(d.g, "INBOX"))
+	v := runInProcess(t, passwords, "verify", "pop3s://alice@"+d.p.src.POP3SAddr(), "imap://alice@"+d.g.Addr()+"/INBOX?tls=none",
+		"--tls-ca", d.p.src.CAFile(), "--allow-plaintext", "--state", d.state, "--full")
+	if v.code != exitOK || !strings.Contains(v.stdout, fmt.Sprintf("%d match", len(msgs))) {
+		t.Errorf("verify --full: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
 }
