@@ -989,19 +989,28 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	}
 	so := a.opts.Spool
 	so.MaxBytes = a.limit.Bytes
-	w, err := StartMessage(&so, a.opts.AddHeader, m)
-	if errors.Is(err, spool.ErrTooBig) {
-		return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
-	}
-	var dst io.Writer = w
-	if t := a.opts.Traffic; t != nil {
-		dst = pacedWriter{ctx: ctx, w: w, t: t}
-	}
-	if _, err := a.src.Fetch(ctx, m, dst); err != nil {
+	var w *spool.Writer
+	for again := false; ; again = true {
+		var err error
+		w, err = StartMessage(&so, a.opts.AddHeader, m)
+		if errors.Is(err, spool.ErrTooBig) {
+			return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
+		}
+		var dst io.Writer = w
+		if t := a.opts.Traffic; t != nil {
+			dst = pacedWriter{ctx: ctx, w: w, t: t}
+		}
+		_, err = a.src.Fetch(ctx, m, dst)
+		if err == nil {
+			break
+		}
 		w.Discard()
+		if errors.Is(err, ErrFetchAgain) && !again {
+			continue // once: the source said how to read it right
+		}
 		if errors.Is(err, spool.ErrTooBig) {
 			return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
 		}

@@ -160,6 +160,13 @@ type Destination interface {
 // remove single messages without touching others.
 var ErrCannotExpunge = errors.New("the destination cannot expunge single messages (no UIDPLUS)")
 
+// ErrFetchAgain is wrapped by Source.Fetch when what it wrote is not the
+// message's bytes, and a second Fetch of the message will write them
+// (imapsrc: a message with NUL bytes that the server serves with each NUL
+// replaced in BODY[] and exactly in BINARY[]). The caller discards what
+// was written and fetches the message once more (FetchAgain).
+var ErrFetchAgain = errors.New("the bytes read are not the message's; fetch it again")
+
 // ErrUIDValidityChanged is returned when a mailbox's UIDVALIDITY is not the one recorded.
 var ErrUIDValidityChanged = errors.New("UIDVALIDITY changed")
 
