@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/internal/testkit/providerfake"
@@ -193,5 +195,62 @@ func TestProviderMicrosoft365Errors(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%.40q is there %d times", m, n)
 		}
+	}
+}
+
+// TestProviderMicrosoft365Throttled: Exchange Online answers a command,
+// in the middle of a copy, "Request is throttled. Suggested Backoff Time:
+// N milliseconds" (as NO or as BAD) and ends the connection. The copy
+// waits N milliseconds (not its own --retry-backoff, set far lower here),
+// connects again and goes on: one run, exit 0, every message there exactly
+// once, each recorded once.
+func TestProviderMicrosoft365Throttled(t *testing.T) {
+	const backoff = 1500 * time.Millisecond
+	for _, status := range []string{"NO", "BAD"} {
+		t.Run(status, func(t *testing.T) {
+			o := providerfake.Microsoft365()
+			var mu sync.Mutex
+			var throttledAt, loginAfter time.Time
+			o.Hook = func(c providerfake.Call) *providerfake.Reply {
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case c.Name == "APPEND" && c.N == 4:
+					throttledAt = time.Now()
+					r := providerfake.Microsoft365Throttled(int(backoff / time.Millisecond))
+					r.Status = status
+					return &r
+				case (c.Name == "LOGIN" || c.Name == "AUTHENTICATE") && !throttledAt.IsZero() && loginAfter.IsZero():
+					loginAfter = time.Now()
+				}
+				return nil
+			}
+			d := startFakeDest(t, o)
+			var msgs [][]byte
+			for i := range 10 {
+				msgs = append(msgs, withID(fmt.Sprintf("t%02d", i), strings.Repeat("throttled ", i+1)))
+			}
+			seed(t, d.p, msgs)
+			r := runInProcess(t, passwords, d.args("--dest-sessions", "1", "--batch-messages", "1", "--retry-backoff", "10ms")...)
+			a := r.report.Accounts[0]
+			if r.code != exitOK || a.Copied != len(msgs) || a.Failed != 0 || a.Error != "" {
+				t.Fatalf("exit %d, copied %d, failed %d, error %q; want 0, %d, 0\n%s", r.code, a.Copied, a.Failed, a.Error, len(msgs), r.stderr)
+			}
+			mu.Lock()
+			at, after := throttledAt, loginAfter
+			mu.Unlock()
+			if at.IsZero() || after.IsZero() {
+				t.Fatalf("throttled at %v, logged in again at %v: the hook did not run as planned", at, after)
+			}
+			if waited := after.Sub(at); waited < backoff {
+				t.Errorf("logged in again %v after the throttling reply; the server asked for %v", waited, backoff)
+			}
+			got := bodiesOf(d.f, "INBOX")
+			assertSameMultiset(t, msgs, got)
+			again := runInProcess(t, passwords, d.args()...)
+			if b := again.report.Accounts[0]; again.code != exitOK || b.Copied != 0 || b.AlreadyDone != len(msgs) {
+				t.Errorf("second run: exit %d, copied %d, already done %d\n%s", again.code, b.Copied, b.AlreadyDone, again.stderr)
+			}
+		})
 	}
 }
