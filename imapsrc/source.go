@@ -62,6 +62,8 @@ type Source struct {
 
 	leaveOut map[string]bool // folders the next List leaves out (LeaveOut)
 
+	notMailLogged bool // leaveOutNotMail has logged the folders it left out
+
 	onClose func() // Options.OnClose until the session has ended
 }
 
