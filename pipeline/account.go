@@ -104,6 +104,10 @@ type Options struct {
 	// not find its first copy) runs still look for that first copy
 	// arriving late, to remove it as a duplicate (see Resent). Default 1 h.
 	LateCopyWindow time.Duration
+	// Crawl says when a destination that slows to a crawl at its daily
+	// limit (Capabilities.CrawlsAtLimit) is taken to crawl; zero fields:
+	// the defaults of CrawlRule.
+	Crawl CrawlRule
 	// Traffic, when set, paces the copy: bandwidth and message rates,
 	// their timetables and pauses, daily quotas (package traffic). Nil:
 	// no limits.
@@ -169,6 +173,7 @@ func (o Options) withDefaults() Options {
 	if o.Crashpoint == nil {
 		o.Crashpoint = func(string) {}
 	}
+	o.Crawl = o.Crawl.withDefaults()
 	return o
 }
 
@@ -217,6 +222,9 @@ type attempt struct {
 	// binary: the destination takes messages with NUL bytes (BINARY,
 	// RFC 3516); set with limit.
 	binary bool
+	// crawl watches how fast the destination takes batches, where it may
+	// slow to a crawl at its daily limit (crawl.go).
+	crawl *crawlWatch
 	// openDst opens another destination session (DestSessions > 1).
 	openDst func(ctx context.Context) (Destination, error)
 	// halt is Runner.Stop (the first Ctrl-C): when closed, no new phase,

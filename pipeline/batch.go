@@ -44,6 +44,8 @@ type sentBatch struct {
 	rematched map[string]string              // new key → the earlier identity's key it replaces
 	wait      func() ([]AppendResult, error) // nil: nothing sent
 	async     bool                           // wait waits for the server
+	sent      time.Time                      // when it went to the server (wall clock, for crawlWatch)
+	bytes     int64                          // the bytes sent
 }
 
 // commitCarry commits the outcome still carried. Callers pass a context
@@ -360,6 +362,10 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 		a.opts.Crashpoint("committed")
 	}
 	a.opts.Crashpoint("pending")
+	sb.sent = time.Now()
+	for _, o := range out {
+		sb.bytes += o.Size
+	}
 	if as, ok := w.dst.(AppendStarter); ok {
 		sb.wait, sb.async = as.StartAppend(ctx, box.status.Name, out), true
 	} else {
@@ -475,6 +481,11 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 				}
 			}
 			commit = append(commit, e)
+		}
+		if appendErr == nil && w.dst.Capabilities().CrawlsAtLimit {
+			// After the outcome above is known, so that it is committed
+			// before the account pauses.
+			appendErr = a.crawl.observe(sb.bytes, sb.sent, time.Now())
 		}
 		if len(notStored) > 0 {
 			if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Delete: notStored}); err != nil {

@@ -88,6 +88,11 @@ type Capabilities struct {
 	// absent (Gmail, provider.Quirks.DropsDuplicates). Such a copy is
 	// confirmed by the bytes the destination holds before it counts.
 	DropsDuplicates bool
+	// CrawlsAtLimit: once the account's daily upload allowance is spent
+	// the server may take messages ever more slowly instead of refusing
+	// them (Gmail, provider.Quirks.CrawlsAtLimit): a crawl pauses the
+	// account as the daily limit does (Options.Crawl, crawl.go).
+	CrawlsAtLimit bool
 }
 
 // OutgoingMessage is one message to append. Body must yield exactly Size bytes

@@ -89,6 +89,7 @@ var (
 			Labels:          true,
 			DropsDuplicates: true,
 			DailyLimit:      []string{"bandwidth limits"},
+			CrawlsAtLimit:   true,
 		},
 	}
 	Microsoft365 = &Provider{

@@ -31,6 +31,11 @@ type Quirks struct {
 	// Gmail's "[OVERQUOTA] Account exceeded command or bandwidth limits");
 	// the account then pauses until the next quota day instead of failing.
 	DailyLimit []string
+	// CrawlsAtLimit: once the day's allowance is spent the server may
+	// not refuse an APPEND but take it ever more slowly (Gmail's users
+	// report uploads that crawl after the limit): a sustained crawl
+	// pauses the account as DailyLimit does (pipeline.CrawlRule).
+	CrawlsAtLimit bool
 	// FlagsLostAtAppend are flags the server does not keep when they come
 	// with APPEND (Exchange Online: \Flagged): the destination sets them
 	// with STORE after the APPEND.

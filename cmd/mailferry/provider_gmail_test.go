@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/internal/testkit/fakeclock"
 	"github.com/mailferry/mailferry/internal/testkit/providerfake"
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // The tests of the emulated providers (internal/testkit/providerfake) run
@@ -393,4 +396,66 @@ func TestProviderGmailDroppedNoMessageID(t *testing.T) {
 	if v.code != exitOK || !strings.Contains(v.stdout, fmt.Sprintf("%d match", len(msgs))) {
 		t.Errorf("verify --full: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
+}
+
+// TestProviderGmailCrawl: after its daily upload allowance Gmail may take
+// APPENDs ever more slowly instead of refusing them. The hook makes every
+// APPEND after the third take 300 ms (a crawl, against a few milliseconds
+// before); with a crawl rule of one second the account pauses until the
+// next quota day as at the daily limit: no failure (exit 0), what Gmail
+// took is recorded and nothing else, the same day again sends nothing,
+// and the next day, the crawl over, copies the rest: every message there
+// once. Without the crawl watch the run crawled on to the end (or to the
+// idle timeout, a failed attempt).
+func TestProviderGmailCrawl(t *testing.T) {
+	o := providerfake.Gmail()
+	var crawling atomic.Bool
+	crawling.Store(true)
+	o.Hook = func(c providerfake.Call) *providerfake.Reply {
+		if c.Name == "APPEND" && c.N > 3 && crawling.Load() {
+			time.Sleep(300 * time.Millisecond)
+		}
+		return nil
+	}
+	msgs := bigMessages(12, 20_000)
+	d := startGmailDest(t, o)
+	seed(t, d.p, msgs)
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(24*time.Hour + 10*time.Hour)
+	clock := fakeclock.New(day)
+	midnight := day.Truncate(24 * time.Hour).Add(24 * time.Hour)
+	runDay := func(args ...string) runResult {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: passwords, clock: clock,
+			crawl: pipeline.CrawlRule{Window: time.Second, Factor: 20, Floor: 1}}
+		r := runResult{code: run(context.Background(), args, e), stdout: stdout.String(), stderr: stderr.String()}
+		if err := json.Unmarshal(stdout.Bytes(), &r.report); err != nil {
+			t.Fatalf("the --json report does not parse: %v\n%s", err, stdout.String())
+		}
+		return r
+	}
+	args := d.args("--batch-messages", "1", "--dest-sessions", "1", "--timezone", "UTC")
+	r := runDay(args...)
+	a := r.report.Accounts[0]
+	if r.code != exitOK || a.Error != "" || a.Failed != 0 {
+		t.Fatalf("crawling day: exit %d, error %q, failed %d; want 0 (a paused account is no failure)\n%s", r.code, a.Error, a.Failed, r.stderr)
+	}
+	if a.PausedUntil == nil || !a.PausedUntil.Equal(midnight) || !strings.Contains(a.PausedReason, "crawl") {
+		t.Fatalf("paused until %v (%q); want until %v for the crawl\n%s", a.PausedUntil, a.PausedReason, midnight, r.stderr)
+	}
+	if a.Copied <= 3 || a.Copied >= len(msgs) || len(d.g.Messages("alice", "INBOX")) != a.Copied {
+		t.Errorf("copied %d, Gmail holds %d; want some after the third, as many as recorded", a.Copied, len(d.g.Messages("alice", "INBOX")))
+	}
+	before := d.g.Count("APPEND")
+	again := runDay(args...)
+	if b := again.report.Accounts[0]; again.code != exitOK || b.Copied != 0 || b.PausedUntil == nil || d.g.Count("APPEND") != before {
+		t.Errorf("same day again: exit %d, copied %d, paused until %v, %d APPENDs sent\n%s", again.code, b.Copied, b.PausedUntil, d.g.Count("APPEND")-before, again.stderr)
+	}
+	crawling.Store(false)
+	clock.Set(midnight.Add(time.Minute))
+	next := runDay(args...)
+	if b := next.report.Accounts[0]; next.code != exitOK || b.Copied != len(msgs)-a.Copied || b.PausedUntil != nil {
+		t.Errorf("next day: exit %d, copied %d, paused until %v; want 0, %d, not paused\n%s", next.code, b.Copied, b.PausedUntil, len(msgs)-a.Copied, next.stderr)
+	}
+	assertSameMultiset(t, msgs, bodiesOf(d.g, "INBOX"))
 }
