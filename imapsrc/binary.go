@@ -81,15 +81,8 @@ func (s *Source) fetchBinary(ctx context.Context, mailbox string, uid imap.UID, 
 // a suspect 0x80 (see above). It ends any batch, reads BINARY.PEEK[] and
 // reports whether that is the message's bytes: the same size, with a NUL.
 func (s *Source) checkBinary(ctx context.Context, mailbox string, uidValidity uint32, uid imap.UID, size int64) (bool, error) {
-	if err := s.endBatch(ctx); err != nil {
+	if err := s.selectAlone(ctx, mailbox, uidValidity); err != nil {
 		return false, err
-	}
-	sel, err := s.selectMailbox(ctx, mailbox, true)
-	if err != nil {
-		return false, err
-	}
-	if sel.uidValidity != uidValidity {
-		return false, transient(fmt.Errorf("UIDVALIDITY of %q is %d, the key has %d: %w", mailbox, sel.uidValidity, uidValidity, ErrUIDValidityChanged))
 	}
 	n, nul, err := s.fetchBinary(ctx, mailbox, uid, io.Discard)
 	if err != nil {
@@ -101,15 +94,8 @@ func (s *Source) checkBinary(ctx context.Context, mailbox string, uidValidity ui
 // fetchAsBinary writes BINARY.PEEK[] of uid in mailbox to w: a message
 // checkBinary found served with its NUL bytes replaced in BODY[].
 func (s *Source) fetchAsBinary(ctx context.Context, mailbox string, uidValidity uint32, uid imap.UID, w io.Writer) (int64, error) {
-	if err := s.endBatch(ctx); err != nil {
+	if err := s.selectAlone(ctx, mailbox, uidValidity); err != nil {
 		return 0, err
-	}
-	sel, err := s.selectMailbox(ctx, mailbox, true)
-	if err != nil {
-		return 0, err
-	}
-	if sel.uidValidity != uidValidity {
-		return 0, transient(fmt.Errorf("UIDVALIDITY of %q is %d, the key has %d: %w", mailbox, sel.uidValidity, uidValidity, ErrUIDValidityChanged))
 	}
 	n, nul, err := s.fetchBinary(ctx, mailbox, uid, w)
 	if err == nil && !nul {
@@ -117,4 +103,20 @@ func (s *Source) fetchAsBinary(ctx context.Context, mailbox string, uidValidity 
 		return n, fmt.Errorf("UID %d of %q no longer holds a NUL byte in BINARY[]: %w", uid, mailbox, pipeline.ErrFetchAgain)
 	}
 	return n, err
+}
+
+// selectAlone ends any batch in flight and selects mailbox, which must
+// still have uidValidity, for a command of its own.
+func (s *Source) selectAlone(ctx context.Context, mailbox string, uidValidity uint32) error {
+	if err := s.endBatch(ctx); err != nil {
+		return err
+	}
+	sel, err := s.selectMailbox(ctx, mailbox, true)
+	if err != nil {
+		return err
+	}
+	if sel.uidValidity != uidValidity {
+		return transient(fmt.Errorf("UIDVALIDITY of %q is %d, the key has %d: %w", mailbox, sel.uidValidity, uidValidity, ErrUIDValidityChanged))
+	}
+	return nil
 }
