@@ -61,6 +61,10 @@ type Options struct {
 	// Traffic is the run's traffic control: the limits the accounts share,
 	// the clock and the zone. Nil: one without run-wide limits.
 	Traffic *traffic.Run
+	// Crawl is when a destination that slows to a crawl at its daily
+	// limit crawls (pipeline.Options.Crawl; zero: the defaults). Only
+	// tests change it.
+	Crawl pipeline.CrawlRule
 }
 
 // Set assembles the accounts of one command: they share the connection
@@ -201,6 +205,7 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 	}
 	a.Options.Traffic = tr
 	a.Options.QuotaWindow = s.traffic.Window
+	a.Options.Crawl = s.opts.Crawl
 	return a, nil
 }
 

@@ -64,9 +64,10 @@ func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imap
 	if err != nil {
 		return nil, fmt.Errorf("folder rules: %w", err)
 	}
-	existing := map[string]bool{}
+	dq := provider.QuirksOf(dst.Provider())
+	existing := destNames{q: dq, names: map[string]string{}}
 	for _, f := range dstList.Folders {
-		existing[f.Name] = true
+		existing.add(f.Name)
 	}
 	plan := map[string]string{}
 	from := map[string]string{} // destination → first source folder, to report merges
@@ -79,12 +80,23 @@ func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imap
 			log.Info("folder not copied", "folder", f.Name, "why", t.Skip.String())
 			continue
 		}
+		if rel, ok := strings.CutPrefix(t.Name, dstList.Prefix); ok && dq.NotMail(rel, dstList.Delim) && !strings.EqualFold(rel, "INBOX") {
+			// Exchange keeps the name for items that are not mail: the
+			// folder's mail would vanish from the user's view there.
+			to := dstList.Prefix + dq.ReservedTarget(rel, dstList.Delim)
+			log.Info("folder goes to another name: the destination keeps its name for items that are not mail", "folder", f.Name, "reserved", t.Name, "to", to)
+			a.notes.add(fmt.Sprintf("folder %q goes to %q: the destination keeps %q for items that are not mail", f.Name, to, t.Name))
+			t.Name = to
+		}
 		name := a.safeName(f.Name, t.Name, dstList, existing)
+		if had, ok := existing.find(name); ok {
+			name = had // the server's spelling (Exchange: names without case)
+		}
 		if create {
 			if name, err = a.createFolder(ctx, dst, f.Name, t, name, dstList); err != nil {
 				return nil, err
 			}
-			existing[name] = true
+			existing.add(name)
 		}
 		plan[f.Name] = name
 		if other, dup := from[name]; dup {
@@ -108,17 +120,48 @@ func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imap
 // created that one, and the folder goes there again, so that the mapping
 // is the same on every run (and in plan and verify, which create
 // nothing). Otherwise it is target.
-func (a *Account) safeName(source, target string, dl imapdst.FolderList, existing map[string]bool) string {
-	if existing[target] || strings.EqualFold(target, "INBOX") {
+func (a *Account) safeName(source, target string, dl imapdst.FolderList, existing destNames) string {
+	if _, ok := existing.find(target); ok || strings.EqualFold(target, "INBOX") {
 		return target
 	}
 	for _, c := range mapping.SafeFolderNames(target, dl.Delim, dl.Prefix) {
-		if existing[c] {
+		if _, ok := existing.find(c); ok {
 			a.notes.add(fmt.Sprintf("folder %q goes to %q, the safe name an earlier run gave it: the destination refused %q", source, c, target))
 			return c
 		}
 	}
 	return target
+}
+
+// destNames are the destination's folders, found by name as the server
+// compares names (provider.Quirks.SameName: INBOX in any case; every name
+// without case on Exchange, where CREATE "Archive" beside "archive" is
+// answered that it exists), each with the server's own spelling: two
+// source folders whose names differ only in case go to one folder there,
+// never to two names of one folder.
+type destNames struct {
+	q     provider.Quirks
+	names map[string]string // key → the name as the server has it
+}
+
+func (d destNames) key(name string) string {
+	if d.q.CaseInsensitiveNames || strings.EqualFold(name, "INBOX") {
+		return strings.ToLower(name)
+	}
+	return name
+}
+
+func (d destNames) add(name string) {
+	if _, ok := d.names[d.key(name)]; !ok {
+		d.names[d.key(name)] = name
+	}
+}
+
+// find returns the destination's folder that name names, as the server
+// spells it.
+func (d destNames) find(name string) (string, bool) {
+	had, ok := d.names[d.key(name)]
+	return had, ok
 }
 
 // createFolder creates the destination folder of source: name (target's

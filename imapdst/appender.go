@@ -404,6 +404,7 @@ func (a *Appender) Capabilities() pipeline.Capabilities {
 		AppendLimit:     a.caps.appendLimit(),
 		Binary:          a.caps["BINARY"],
 		DropsDuplicates: a.quirks.DropsDuplicates,
+		CrawlsAtLimit:   a.quirks.CrawlsAtLimit,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -43,9 +44,35 @@ func (s *Source) Fetch(ctx context.Context, msg pipeline.SourceMessage, w io.Wri
 		return 0, err
 	}
 	defer done()
-	n, err := s.fetchPlanned(ctx, msg.Key, mailbox, uidValidity, imap.UID(uid), w)
-	if err != nil {
+	where := func(n int64, err error) (int64, error) {
 		return n, fmt.Errorf("fetching UID %d of %q for %s at %s: %w", uid, mailbox, s.user, s.opts.Addr, err)
+	}
+	if s.binaryNext[msg.Key] {
+		delete(s.binaryNext, msg.Key)
+		n, err := s.fetchAsBinary(ctx, mailbox, uidValidity, imap.UID(uid), w)
+		if err != nil {
+			return where(n, err)
+		}
+		return n, nil
+	}
+	s.watching, s.suspect = s.c.Caps().Has(imap.CapBinary), false
+	n, err := s.fetchPlanned(ctx, msg.Key, mailbox, uidValidity, imap.UID(uid), w)
+	s.watching = false
+	if err != nil {
+		return where(n, err)
+	}
+	if s.suspect {
+		binary, err := s.checkBinary(ctx, mailbox, uidValidity, imap.UID(uid), n)
+		if err != nil {
+			return where(n, err)
+		}
+		if binary {
+			if s.binaryNext == nil {
+				s.binaryNext = map[string]bool{}
+			}
+			s.binaryNext[msg.Key] = true
+			return where(n, fmt.Errorf("the server serves its NUL bytes replaced in BODY[] and exactly in BINARY[]: %w", pipeline.ErrFetchAgain))
+		}
 	}
 	return n, nil
 }
@@ -184,8 +211,14 @@ func (s *Source) takeBody(w io.Writer, it imapclient.FetchItemDataBodySection, g
 // so saves a copy of every byte and most read system calls) is given the
 // literal instead.
 func (s *Source) copyBody(w io.Writer, lit imap.LiteralReader) (n int64, werr, readErr error) {
+	var r io.Reader = lit
+	if s.watching {
+		wr := imapconn.NewWatch80(lit)
+		r = wr
+		defer func() { s.suspect = s.suspect || wr.Suspect() }()
+	}
 	if rf, ok := w.(io.ReaderFrom); ok {
-		er := &errReader{r: lit}
+		er := &errReader{r: r}
 		n, err := rf.ReadFrom(er)
 		switch {
 		case er.err != nil && er.err != io.EOF:
@@ -201,7 +234,7 @@ func (s *Source) copyBody(w io.Writer, lit imap.LiteralReader) (n int64, werr, r
 	if s.copyBuf == nil {
 		s.copyBuf = make([]byte, 32<<10)
 	}
-	n, readErr = io.CopyBuffer(ew, lit, s.copyBuf)
+	n, readErr = io.CopyBuffer(ew, r, s.copyBuf)
 	switch {
 	case ew.err != nil:
 		return n, ew.err, nil

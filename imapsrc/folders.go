@@ -87,7 +87,39 @@ func (s *Source) folders(ctx context.Context) ([]Folder, error) {
 		}
 	}
 	slices.SortFunc(out, func(a, b Folder) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
+	return s.leaveOutNotMail(out), nil
+}
+
+// leaveOutNotMail leaves out the folders of items that are not mail on a
+// server that lists them as folders (provider.Quirks.ReservedNames:
+// Exchange's Calendar, Contacts, Journal, Notes, Tasks and Sync Issues,
+// with their subfolders): they are never copied, by copy, verify, plan
+// or mirror alike, and the session says so once.
+func (s *Source) leaveOutNotMail(folders []Folder) []Folder {
+	if len(s.quirks.ReservedNames) == 0 {
+		return folders
+	}
+	var left []string
+	out := slices.DeleteFunc(folders, func(f Folder) bool {
+		rel := f.Name
+		if s.nsPrefix != "" && len(rel) > len(s.nsPrefix) && strings.EqualFold(rel[:len(s.nsPrefix)], s.nsPrefix) {
+			rel = rel[len(s.nsPrefix):]
+		}
+		if s.quirks.NotMail(rel, f.Delimiter) {
+			left = append(left, f.Name)
+			return true
+		}
+		return false
+	})
+	if len(left) > 0 && !s.notMailLogged {
+		s.notMailLogged = true
+		name := "the server"
+		if s.provider != nil {
+			name = s.provider.Name
+		}
+		s.log.Info("folders of items that are not mail not copied", "provider", name, "folders", left)
+	}
+	return out
 }
 
 // Included reports whether f passes Options.Include and Exclude: only such

@@ -229,6 +229,13 @@ func (s *Source) listLabels(ctx context.Context, folders []Folder, hand func([]p
 			return err
 		}
 	}
+	// Archived mail shows in All Mail alone: a folder filter that leaves
+	// All Mail out (an explicit exclude, or an include list without it)
+	// leaves archived mail out, as it does in per-label mode. It is the
+	// user's choice, but not a silent one: the run says how many archived
+	// messages the filter kept back (docs/google-workspace.md).
+	allIncluded := s.included(*all)
+	archivedOut := 0
 	err := s.listWithLabels(ctx, all.Name, func(listed []gmListed) error {
 		var out []pipeline.SourceMessage
 		for _, l := range listed {
@@ -242,7 +249,11 @@ func (s *Source) listLabels(ctx context.Context, folders []Folder, hand func([]p
 			if home == nil {
 				continue // its label folders are excluded
 			}
-			if home == all && !s.included(*all) {
+			// chooseFolder makes a new Folder for All Mail: compare by
+			// name (a pointer comparison never matched, and the filter
+			// was ignored).
+			if home.Name == all.Name && !allIncluded {
+				archivedOut++
 				continue
 			}
 			out = append(out, oneCopy(l, home, byLabel))
@@ -257,6 +268,11 @@ func (s *Source) listLabels(ctx context.Context, folders []Folder, hand func([]p
 	})
 	if err != nil {
 		return err
+	}
+	if archivedOut > 0 {
+		note := fmt.Sprintf("%d archived messages (no label, shown in %q only) not copied: the folder filter excludes %q", archivedOut, all.Name, all.Name)
+		s.log.Warn(note)
+		s.opts.Quirks.Note(note)
 	}
 	var out []pipeline.SourceMessage
 	for _, l := range own {

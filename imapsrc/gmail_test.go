@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/testkit/providerfake"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/provider"
@@ -137,4 +138,50 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// TestGmailOneCopyFilter: in one-copy mode archived mail shows in All
+// Mail alone, so a folder filter that leaves All Mail out leaves it out
+// (as per-label mode does), and says so with a note that counts it; the
+// rest is listed as without the filter. Before, All Mail's exclusion was
+// checked by comparing a pointer that never matched, and archived mail
+// was copied whatever the filter said.
+func TestGmailOneCopyFilter(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		include, exclude []string
+		want             []string // subjects
+		note             bool
+	}{
+		{"no filter", nil, nil, []string{"archived", "inbox-work", "sent", "spam", "trashed", "work-private"}, false},
+		{"All Mail excluded", nil, []string{"[Gmail]/All Mail"}, []string{"inbox-work", "sent", "spam", "trashed", "work-private"}, true},
+		{"All Mail not included", []string{"INBOX", "Work"}, nil, []string{"inbox-work", "work-private"}, true},
+		{"All Mail included", []string{"INBOX", "[Gmail]/All Mail"}, nil, []string{"archived", "inbox-work"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, opts := gmailSource(t)
+			opts.Include, opts.Exclude = tt.include, tt.exclude
+			var notes []string
+			opts.Quirks = imapconn.NewQuirks(nil, func(n string) { notes = append(notes, n) })
+			s := openSource(t, opts)
+			msgs, err := pipeline.ListAll(t.Context(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range msgs {
+				got = append(got, subject(t, s, m))
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("listed %q, want %q", got, tt.want)
+			}
+			noted := slices.ContainsFunc(notes, func(n string) bool {
+				return strings.Contains(n, "1 archived messages") && strings.Contains(n, "folder filter excludes")
+			})
+			if noted != tt.note {
+				t.Errorf("notes %q; want the archived mail left out noted: %v", notes, tt.note)
+			}
+		})
+	}
 }

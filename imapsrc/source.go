@@ -47,6 +47,12 @@ type Source struct {
 
 	copyBuf []byte // copyBody's buffer, kept from one message to the next
 
+	// watching: copyBody notes in suspect a BODY[] with a 0x80 byte that
+	// may be a NUL the server replaced; binaryNext are the keys whose next
+	// Fetch reads BINARY[] (binary.go).
+	watching, suspect bool
+	binaryNext        map[string]bool
+
 	// provider is the server's family (Options.Provider, else identified
 	// at Open; nil: none known), quirks its profile; gm what List learnt of
 	// a server with labels.
@@ -55,6 +61,8 @@ type Source struct {
 	gm       *gmailState
 
 	leaveOut map[string]bool // folders the next List leaves out (LeaveOut)
+
+	notMailLogged bool // leaveOutNotMail has logged the folders it left out
 
 	onClose func() // Options.OnClose until the session has ended
 }

@@ -104,6 +104,10 @@ type Options struct {
 	// not find its first copy) runs still look for that first copy
 	// arriving late, to remove it as a duplicate (see Resent). Default 1 h.
 	LateCopyWindow time.Duration
+	// Crawl says when a destination that slows to a crawl at its daily
+	// limit (Capabilities.CrawlsAtLimit) is taken to crawl; zero fields:
+	// the defaults of CrawlRule.
+	Crawl CrawlRule
 	// Traffic, when set, paces the copy: bandwidth and message rates,
 	// their timetables and pauses, daily quotas (package traffic). Nil:
 	// no limits.
@@ -174,6 +178,7 @@ func (o Options) withDefaults() Options {
 	if o.Crashpoint == nil {
 		o.Crashpoint = func(string) {}
 	}
+	o.Crawl = o.Crawl.withDefaults()
 	return o
 }
 
@@ -230,6 +235,9 @@ type attempt struct {
 	// binary: the destination takes messages with NUL bytes (BINARY,
 	// RFC 3516); set with limit.
 	binary bool
+	// crawl watches how fast the destination takes batches, where it may
+	// slow to a crawl at its daily limit (crawl.go).
+	crawl *crawlWatch
 	// openDst opens another destination session (DestSessions > 1).
 	openDst func(ctx context.Context) (Destination, error)
 	// halt is Runner.Stop (the first Ctrl-C): when closed, no new phase,
@@ -1005,19 +1013,28 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	}
 	so := a.opts.Spool
 	so.MaxBytes = a.limit.Bytes
-	w, err := StartMessage(&so, a.opts.AddHeader, m)
-	if errors.Is(err, spool.ErrTooBig) {
-		return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
-	}
-	var dst io.Writer = w
-	if t := a.opts.Traffic; t != nil {
-		dst = pacedWriter{ctx: ctx, w: w, t: t}
-	}
-	if _, err := a.src.Fetch(ctx, m, dst); err != nil {
+	var w *spool.Writer
+	for again := false; ; again = true {
+		var err error
+		w, err = StartMessage(&so, a.opts.AddHeader, m)
+		if errors.Is(err, spool.ErrTooBig) {
+			return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("spooling message %q: %w", m.Key, fatal(err))
+		}
+		var dst io.Writer = w
+		if t := a.opts.Traffic; t != nil {
+			dst = pacedWriter{ctx: ctx, w: w, t: t}
+		}
+		_, err = a.src.Fetch(ctx, m, dst)
+		if err == nil {
+			break
+		}
 		w.Discard()
+		if errors.Is(err, ErrFetchAgain) && !again {
+			continue // once: the source said how to read it right
+		}
 		if errors.Is(err, spool.ErrTooBig) {
 			return tooBig(a.limit.StoppedReason(expected), a.limit.Bytes+1), nil
 		}

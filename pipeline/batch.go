@@ -50,6 +50,8 @@ type sentBatch struct {
 	matched   map[string]bool                // keys destination matching found there (not sent)
 	wait      func() ([]AppendResult, error) // nil: nothing sent
 	async     bool                           // wait waits for the server
+	sent      time.Time                      // when it went to the server (wall clock, for crawlWatch)
+	bytes     int64                          // the bytes sent
 }
 
 // commitCarry commits the outcome still carried. Callers pass a context
@@ -404,6 +406,10 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 		a.opts.Crashpoint("committed")
 	}
 	a.opts.Crashpoint("pending")
+	sb.sent = time.Now()
+	for _, o := range out {
+		sb.bytes += o.Size
+	}
 	if as, ok := w.dst.(AppendStarter); ok {
 		sb.wait, sb.async = as.StartAppend(ctx, box.status.Name, out), true
 	} else {
@@ -440,6 +446,14 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 			a.opts.Crashpoint("appended")
 		}
 		dropsDuplicates := w.dst.Capabilities().DropsDuplicates
+		// UIDs the server gave this batch's messages, and those confirmKept
+		// found for one: no second entry may take one.
+		claimed := map[uint32]bool{}
+		for i, r := range results {
+			if i < len(sb.send) && r.Err == nil && r.UID != 0 && r.UID >= box.nextUID && r.UID >= sb.send[i].entry.DestUIDNext {
+				claimed[r.UID] = true
+			}
+		}
 		var notStored []string
 		for i, r := range results {
 			if i >= len(sb.send) {
@@ -502,7 +516,7 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 			}
 			if dropsDuplicates && !fresh {
 				var err error
-				if e, err = w.confirmKept(ctx, e); err != nil {
+				if e, err = w.confirmKept(ctx, e, claimed); err != nil {
 					// Unknown: the entry stays pending, for reconcile.
 					if appendErr == nil {
 						appendErr = err
@@ -511,6 +525,11 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 				}
 			}
 			commit = append(commit, e)
+		}
+		if appendErr == nil && w.dst.Capabilities().CrawlsAtLimit {
+			// After the outcome above is known, so that it is committed
+			// before the account pauses.
+			appendErr = a.crawl.observe(sb.bytes, sb.sent, time.Now())
 		}
 		if len(notStored) > 0 {
 			if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Delete: notStored}); err != nil {
@@ -626,36 +645,80 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 // message there must have e's bytes, and e is then done with its UID. A
 // message with e's Message-ID and other bytes means the server kept that
 // one and not e's: e is skipped for good, with the reason, rather than
-// recorded as a copy that is not there. When no such message is found (no
-// APPENDUID and none with the Message-ID), the copy counts as on any server
-// without UIDPLUS. An error leaves e unknown (pending).
-func (w *batchWriter) confirmKept(ctx context.Context, e Entry) (Entry, error) {
-	uids := []uint32{e.DestUID}
-	if e.DestUID == 0 {
-		if e.MessageID == "" {
-			return e, nil
+// recorded as a copy that is not there. Without an APPENDUID the messages
+// with e's Message-ID are read, else those the mailbox received since the
+// batch began (e has no Message-ID, or none had it); one with e's bytes
+// is e's copy, among the new ones provided no other entry of the batch
+// claimed it (claimed). When none is found the server answered OK and
+// kept nothing: e is failed with the reason, and the next run sends it again; it is never recorded on
+// trust. An error leaves e unknown (pending).
+func (w *batchWriter) confirmKept(ctx context.Context, e Entry, claimed map[uint32]bool) (Entry, error) {
+	match := func(uids []uint32, unclaimed bool) (uint32, error) {
+		for _, uid := range uids {
+			if unclaimed && claimed[uid] {
+				continue
+			}
+			sum, size, err := w.dst.Digest(ctx, e.DestMailbox, uid)
+			if err != nil {
+				return 0, fmt.Errorf("reading UID %d of %q, which the destination may have kept instead of %q: %w", uid, e.DestMailbox, e.Key, err)
+			}
+			if size == e.Size && hex.EncodeToString(sum[:]) == e.Digest {
+				return uid, nil
+			}
 		}
+		return 0, nil
+	}
+	kept := func(uid uint32) Entry {
+		e.DestUID = uid
+		claimed[uid] = true
+		return e
+	}
+	uids := []uint32{e.DestUID}
+	if e.DestUID == 0 && e.MessageID != "" {
 		var err error
 		if uids, err = w.dst.SearchMessageID(ctx, e.DestMailbox, e.MessageID); err != nil {
 			return e, fmt.Errorf("looking for %q in %q, which the destination may have dropped as a duplicate: %w", e.MessageID, e.DestMailbox, err)
 		}
-		if len(uids) == 0 {
-			return e, nil
+	} else if e.DestUID == 0 {
+		uids = nil
+	}
+	// Under one Message-ID Gmail keeps one message: two entries with the
+	// same bytes are both there at its UID.
+	uid, err := match(uids, false)
+	if err != nil || uid != 0 {
+		return kept(uid), err
+	}
+	if len(uids) > 0 {
+		what := "the message it had"
+		if e.MessageID != "" {
+			what += " with " + e.MessageID
+		}
+		e.State, e.DoneAt, e.DestUID, e.ReasonClass = StateSkipped, time.Time{}, 0, ReasonRefused
+		e.Reason = fmt.Sprintf("refused for good: the destination keeps one message per Message-ID and answered OK, but kept %s (UID %d of %q), whose bytes differ; nothing was stored",
+			what, uids[0], e.DestMailbox)
+		return e, nil
+	}
+	// No APPENDUID and nothing under its Message-ID: look among what the
+	// mailbox received since the batch began, by size, then bytes.
+	since, err := w.dst.ListSince(ctx, e.DestMailbox, e.DestUIDValidity, max(e.DestUIDNext, 1))
+	if err != nil {
+		return e, fmt.Errorf("looking in %q for %q, which the destination answered OK without a UID: %w", e.DestMailbox, e.Key, err)
+	}
+	var sized []uint32
+	for _, m := range since {
+		if m.Size == e.Size && !m.Deleted {
+			sized = append(sized, m.UID)
 		}
 	}
-	for _, uid := range uids {
-		sum, size, err := w.dst.Digest(ctx, e.DestMailbox, uid)
-		if err != nil {
-			return e, fmt.Errorf("reading UID %d of %q, which the destination kept instead of %q: %w", uid, e.DestMailbox, e.Key, err)
-		}
-		if size == e.Size && hex.EncodeToString(sum[:]) == e.Digest {
-			e.DestUID = uid
-			return e, nil
-		}
+	// Without one, nothing was dropped for being a duplicate: a message
+	// with the same bytes at a UID the batch gave another entry is that
+	// entry's copy, not this one's.
+	if uid, err = match(sized, true); err != nil || uid != 0 {
+		return kept(uid), err
 	}
-	e.State, e.DoneAt, e.DestUID, e.ReasonClass = StateSkipped, time.Time{}, 0, ReasonRefused
-	e.Reason = fmt.Sprintf("refused for good: the destination keeps one message per Message-ID and answered OK, but kept the message it had with %s (UID %d of %q), whose bytes differ; nothing was stored",
-		e.MessageID, uids[0], e.DestMailbox)
+	e.State, e.DoneAt, e.DestUID, e.ReasonClass = StateFailed, time.Time{}, 0, ReasonRefused
+	e.Reason = fmt.Sprintf("the destination answered OK but holds no message with these bytes in %q (it keeps one message per Message-ID and may have dropped it); not recorded as copied, the next run sends it again",
+		e.DestMailbox)
 	return e, nil
 }
 

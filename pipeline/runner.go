@@ -401,7 +401,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 		src, dst = dryRunSource{Source: src, log: log, account: opts.Name}, &dryRunDestination{Destination: dst}
 	}
 	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, hold: hold, opts: opts, log: log, prog: prog, st: st,
-		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun, dry: r.DryRun, halt: r.Stop}
+		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun, dry: r.DryRun, halt: r.Stop, crawl: &crawlWatch{rule: opts.Crawl.withDefaults()}}
 	openExtra := job.OpenExtraDestination
 	if openExtra == nil {
 		openExtra = job.OpenDestination

@@ -88,6 +88,11 @@ type Capabilities struct {
 	// absent (Gmail, provider.Quirks.DropsDuplicates). Such a copy is
 	// confirmed by the bytes the destination holds before it counts.
 	DropsDuplicates bool
+	// CrawlsAtLimit: once the account's daily upload allowance is spent
+	// the server may take messages ever more slowly instead of refusing
+	// them (Gmail, provider.Quirks.CrawlsAtLimit): a crawl pauses the
+	// account as the daily limit does (Options.Crawl, crawl.go).
+	CrawlsAtLimit bool
 }
 
 // OutgoingMessage is one message to append. Body must yield exactly Size bytes
@@ -159,6 +164,13 @@ type Destination interface {
 // ErrCannotExpunge is wrapped by Destination.Expunge when the server cannot
 // remove single messages without touching others.
 var ErrCannotExpunge = errors.New("the destination cannot expunge single messages (no UIDPLUS)")
+
+// ErrFetchAgain is wrapped by Source.Fetch when what it wrote is not the
+// message's bytes, and a second Fetch of the message will write them
+// (imapsrc: a message with NUL bytes that the server serves with each NUL
+// replaced in BODY[] and exactly in BINARY[]). The caller discards what
+// was written and fetches the message once more (FetchAgain).
+var ErrFetchAgain = errors.New("the bytes read are not the message's; fetch it again")
 
 // ErrUIDValidityChanged is returned when a mailbox's UIDVALIDITY is not the one recorded.
 var ErrUIDValidityChanged = errors.New("UIDVALIDITY changed")

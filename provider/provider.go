@@ -89,6 +89,7 @@ var (
 			Labels:          true,
 			DropsDuplicates: true,
 			DailyLimit:      []string{"bandwidth limits"},
+			CrawlsAtLimit:   true,
 		},
 	}
 	Microsoft365 = &Provider{
@@ -117,8 +118,10 @@ var (
 		Quirks: Quirks{
 			FlagsLostAtAppend:    []string{`\Flagged`},
 			CaseInsensitiveNames: true,
-			ReservedNames:        []string{"Calendar", "Contacts", "Tasks", "Notes", "Journal"},
-			MaxErrors:            10,
+			// The English names; a mailbox set up in another language
+			// has its own (exclude them with the folder filter).
+			ReservedNames: []string{"Calendar", "Contacts", "Journal", "Notes", "Tasks", "Sync Issues"},
+			MaxErrors:     10,
 		},
 	}
 )

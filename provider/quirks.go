@@ -31,6 +31,11 @@ type Quirks struct {
 	// Gmail's "[OVERQUOTA] Account exceeded command or bandwidth limits");
 	// the account then pauses until the next quota day instead of failing.
 	DailyLimit []string
+	// CrawlsAtLimit: once the day's allowance is spent the server may
+	// not refuse an APPEND but take it ever more slowly (Gmail's users
+	// report uploads that crawl after the limit): a sustained crawl
+	// pauses the account as DailyLimit does (pipeline.CrawlRule).
+	CrawlsAtLimit bool
 	// FlagsLostAtAppend are flags the server does not keep when they come
 	// with APPEND (Exchange Online: \Flagged): the destination sets them
 	// with STORE after the APPEND.
@@ -38,10 +43,13 @@ type Quirks struct {
 	// CaseInsensitiveNames: folder names that differ only in case name one
 	// folder (Exchange).
 	CaseInsensitiveNames bool
-	// ReservedNames are top-level folder names the server keeps for
-	// folders IMAP does not show (Exchange's calendar, contacts, tasks,
-	// notes and journal): a source folder of such a name goes to a safe
-	// name instead of a folder that cannot take mail.
+	// ReservedNames are top-level folders the server keeps for items that
+	// are not mail, with their subfolders (Exchange's Calendar, Contacts,
+	// Journal, Notes, Tasks and Sync Issues, which its IMAP server lists
+	// as folders): from such a source they are not copied (one log line),
+	// and on such a destination a source folder of such a name goes to
+	// ReservedTarget's name instead of a folder that cannot take mail.
+	// Compared without case.
 	ReservedNames []string
 	// MaxErrors is how many NO and BAD replies the server takes on one
 	// connection before it ends it (Exchange Online: about 10): the
@@ -53,6 +61,35 @@ type Quirks struct {
 // itself: ReservedNames, compared without case.
 func (q Quirks) Reserved(name string) bool {
 	return slices.ContainsFunc(q.ReservedNames, func(r string) bool { return strings.EqualFold(r, name) })
+}
+
+// NotMail reports whether folder name (relative to the personal
+// namespace, levels separated by delim, 0 for none) is a reserved folder
+// or under one: a folder of items that are not mail.
+func (q Quirks) NotMail(name string, delim rune) bool {
+	top := name
+	if delim != 0 {
+		top, _, _ = strings.Cut(name, string(delim))
+	}
+	return q.Reserved(top)
+}
+
+// ReservedTarget returns the name a folder name (relative to the personal
+// namespace, levels separated by delim) goes to on a server that keeps
+// its top level for items that are not mail: that level with " (mail)"
+// added ("Tasks/Open" → "Tasks (mail)/Open"); name itself elsewhere.
+func (q Quirks) ReservedTarget(name string, delim rune) string {
+	if !q.NotMail(name, delim) {
+		return name
+	}
+	if delim == 0 {
+		return name + " (mail)"
+	}
+	top, rest, found := strings.Cut(name, string(delim))
+	if !found {
+		return top + " (mail)"
+	}
+	return top + " (mail)" + string(delim) + rest
 }
 
 // DailyLimitReached reports whether a server's reply text says the

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/mailferry/mailferry/internal/dialer"
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
 )
 
@@ -85,6 +87,9 @@ type IMAP struct {
 	nsKnown  bool
 	nsPrefix string
 	nsDelim  rune
+	// binaryNext are the messages (mailbox and UID) whose next Fetch reads
+	// BINARY[]: their BODY[] had NUL bytes replaced (imapconn.Watch80).
+	binaryNext map[string]bool
 }
 
 var _ Destination = (*IMAP)(nil)
@@ -397,7 +402,9 @@ func (s *IMAP) List(ctx context.Context, mailbox string) (Listing, error) {
 }
 
 // Fetch implements Destination: the exact bytes of message uid
-// (BODY.PEEK[], RFC 3501 §6.4.5), checked against the literal's size.
+// (BODY.PEEK[], RFC 3501 §6.4.5), checked against the literal's size; a
+// message whose BODY[] has NUL bytes replaced is read again as BINARY[]
+// (RFC 3516) by the next Fetch (pipeline.ErrFetchAgain).
 func (s *IMAP) Fetch(ctx context.Context, mailbox string, uid uint32, w io.Writer) (int64, error) {
 	done, err := s.during(ctx)
 	if err != nil {
@@ -418,45 +425,105 @@ func (s *IMAP) Fetch(ctx context.Context, mailbox string, uid uint32, w io.Write
 	if len(seqs) != 1 {
 		return 0, fmt.Errorf("verify: UID %d is not in %q on %s", uid, mailbox, s.opts.Addr)
 	}
-	cmd := s.c.Fetch(imap.SeqSetNum(seqs[0]), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+	// A server with BINARY may serve a message appended with NUL bytes
+	// with each NUL replaced in BODY[] (Dovecot: 0x80) and exactly in
+	// BINARY[]; read it as the copy does (imapsrc, imapdst's Digest).
+	binary := s.caps.Has(imap.CapBinary)
+	key := mailbox + "\x00" + strconv.FormatUint(uint64(uid), 10)
+	if binary && s.binaryNext[key] {
+		delete(s.binaryNext, key)
+		n, nul, err := s.fetchSection(ctx, mailbox, uid, seqs[0], true, w, nil)
+		if err == nil && !nul {
+			err = fmt.Errorf("verify: UID %d of %q on %s no longer holds a NUL byte in BINARY[]: %w", uid, mailbox, s.opts.Addr, pipeline.ErrFetchAgain)
+		}
+		return n, err
+	}
+	var watch *imapconn.Watch80
+	n, _, err := s.fetchSection(ctx, mailbox, uid, seqs[0], false, w, func(r io.Reader) io.Reader {
+		if !binary {
+			return r
+		}
+		watch = imapconn.NewWatch80(r)
+		return watch
+	})
+	if err != nil || watch == nil || !watch.Suspect() {
+		return n, err
+	}
+	bn, nul, err := s.fetchSection(ctx, mailbox, uid, seqs[0], true, io.Discard, nil)
+	if err != nil || !nul || bn != n {
+		return n, err
+	}
+	if s.binaryNext == nil {
+		s.binaryNext = map[string]bool{}
+	}
+	s.binaryNext[key] = true
+	return n, fmt.Errorf("verify: UID %d of %q on %s: the server serves its NUL bytes replaced in BODY[] and exactly in BINARY[]: %w", uid, mailbox, s.opts.Addr, pipeline.ErrFetchAgain)
+}
+
+// fetchSection fetches message seq (UID uid) of the selected mailbox as
+// BODY.PEEK[], or BINARY.PEEK[] when binary, into w, through watch when
+// not nil. It returns the bytes written and whether they hold a NUL byte.
+func (s *IMAP) fetchSection(ctx context.Context, mailbox string, uid, seq uint32, binary bool, w io.Writer, watch func(io.Reader) io.Reader) (int64, bool, error) {
+	opts := &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+	what := "BODY[]"
+	if binary {
+		opts, what = &imap.FetchOptions{UID: true, BinarySection: []*imap.FetchItemBinarySection{{Peek: true}}}, "BINARY[]"
+	}
+	cmd := s.c.Fetch(imap.SeqSetNum(seq), opts)
 	var (
 		n      int64
 		got    bool
+		nul    bool
 		gotUID imap.UID
 		bad    error
 	)
+	body := func(lit imap.LiteralReader) error {
+		if lit == nil {
+			bad = errors.New("server sent " + what + " as NIL")
+			return nil
+		}
+		var r io.Reader = lit
+		if watch != nil {
+			r = watch(r)
+		}
+		ew := &errWriter{w: w}
+		nw := &imapconn.NULWriter{W: ew}
+		c, err := io.Copy(nw, r)
+		if err == nil && c != lit.Size() {
+			err = fmt.Errorf("body ended after %d of %d bytes", c, lit.Size())
+		}
+		if err != nil && ew.err == nil {
+			return s.abandon(ctx, fmt.Errorf("verify: fetching UID %d of %q on %s: %w", uid, mailbox, s.opts.Addr, err))
+		}
+		if err != nil && bad == nil {
+			bad = err
+		}
+		n, got, nul = c, true, nw.NUL
+		return nil
+	}
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		for item := msg.Next(); item != nil; item = msg.Next() {
+			var err error
 			switch it := item.(type) {
 			case imapclient.FetchItemDataUID:
 				gotUID = it.UID
 			case imapclient.FetchItemDataBodySection:
-				if it.Literal == nil {
-					bad = errors.New("server sent BODY[] as NIL")
-					continue
-				}
-				ew := &errWriter{w: w}
-				c, err := io.Copy(ew, it.Literal)
-				if err == nil && c != it.Literal.Size() {
-					err = fmt.Errorf("body ended after %d of %d bytes", c, it.Literal.Size())
-				}
-				if err != nil && ew.err == nil {
-					return c, s.abandon(ctx, fmt.Errorf("verify: fetching UID %d of %q on %s: %w", uid, mailbox, s.opts.Addr, err))
-				}
-				if err != nil && bad == nil {
-					bad = err
-				}
-				n, got = c, true
+				err = body(it.Literal)
+			case imapclient.FetchItemDataBinarySection:
+				err = body(it.Literal)
+			}
+			if err != nil {
+				return n, false, err
 			}
 		}
 	}
 	if err := errors.Join(cmd.Close(), bad); err != nil {
-		return n, s.wrap(ctx, fmt.Errorf("verify: fetching UID %d of %q on %s: %w", uid, mailbox, s.opts.Addr, err))
+		return n, false, s.wrap(ctx, fmt.Errorf("verify: fetching UID %d of %q on %s: %w", uid, mailbox, s.opts.Addr, err))
 	}
 	if !got || gotUID != imap.UID(uid) {
-		return n, fmt.Errorf("verify: fetching UID %d of %q on %s: got UID %d, body %v", uid, mailbox, s.opts.Addr, gotUID, got)
+		return n, false, fmt.Errorf("verify: fetching UID %d of %q on %s: got UID %d, %s %v", uid, mailbox, s.opts.Addr, gotUID, what, got)
 	}
-	return n, nil
+	return n, nul, nil
 }
 
 // abandon returns err for a literal that could not be read in full and

@@ -35,6 +35,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -153,7 +154,9 @@ type Destination interface {
 	// internal date and the header fields the policies read. A mailbox that
 	// does not exist gives an empty Listing and no error.
 	List(ctx context.Context, mailbox string) (Listing, error)
-	// Fetch writes the exact bytes of message uid of mailbox to w.
+	// Fetch writes the exact bytes of message uid of mailbox to w. An
+	// error wrapping pipeline.ErrFetchAgain means what was written is not
+	// them and the next Fetch of the message writes them.
 	Fetch(ctx context.Context, mailbox string, uid uint32, w io.Writer) (int64, error)
 }
 
@@ -725,12 +728,21 @@ func (s *subject) decide(k Kind, mailbox string, uid uint32, detail string) {
 // copy's header field, Options.AddHeader), for the digest, size and
 // Message-ID of what the copy sent.
 func (c *checker) fetchSource(ctx context.Context, s *subject) error {
-	w, err := pipeline.StartMessage(&c.opts.Spool, c.opts.AddHeader, *s.msg)
-	if err != nil {
-		return fmt.Errorf("spooling source message %s: %w", DisplayKey(s.key), err)
-	}
-	if _, err := c.src.Fetch(ctx, *s.msg, w); err != nil {
+	var w *spool.Writer
+	for again := false; ; again = true {
+		var err error
+		w, err = pipeline.StartMessage(&c.opts.Spool, c.opts.AddHeader, *s.msg)
+		if err != nil {
+			return fmt.Errorf("spooling source message %s: %w", DisplayKey(s.key), err)
+		}
+		_, err = c.src.Fetch(ctx, *s.msg, w)
+		if err == nil {
+			break
+		}
 		w.Discard()
+		if errors.Is(err, pipeline.ErrFetchAgain) && !again {
+			continue // once, as the copy does (pipeline.ErrFetchAgain)
+		}
 		return fmt.Errorf("fetching source message %s: %w", DisplayKey(s.key), err)
 	}
 	body, err := w.Finish()
@@ -764,7 +776,12 @@ const maxChangedCandidates = 8
 // destBytes downloads a destination message's exact bytes.
 func (c *checker) destBytes(ctx context.Context, b *mbox, uid uint32) ([]byte, error) {
 	var buf bytes.Buffer
-	if _, err := c.dst.Fetch(ctx, b.Mailbox, uid, &buf); err != nil {
+	_, err := c.dst.Fetch(ctx, b.Mailbox, uid, &buf)
+	if errors.Is(err, pipeline.ErrFetchAgain) {
+		buf.Reset()
+		_, err = c.dst.Fetch(ctx, b.Mailbox, uid, &buf)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("fetching destination UID %d of %q: %w", uid, b.Mailbox, err)
 	}
 	sum := sha256.Sum256(buf.Bytes())
@@ -850,7 +867,12 @@ func (c *checker) destDigest(ctx context.Context, b *mbox, uid uint32) (string, 
 		return d, nil
 	}
 	h := newHasher()
-	if _, err := c.dst.Fetch(ctx, b.Mailbox, uid, h); err != nil {
+	_, err := c.dst.Fetch(ctx, b.Mailbox, uid, h)
+	if errors.Is(err, pipeline.ErrFetchAgain) {
+		h = newHasher()
+		_, err = c.dst.Fetch(ctx, b.Mailbox, uid, h)
+	}
+	if err != nil {
 		return "", fmt.Errorf("fetching destination UID %d of %q: %w", uid, b.Mailbox, err)
 	}
 	d := h.hex()

@@ -36,6 +36,10 @@ type env struct {
 	// leaseTTL, set only by tests, shortens a PostgreSQL checkpoint's
 	// lease (and its reply timeout); 0: the default, 30 s.
 	leaseTTL time.Duration
+	// crawl, set only by tests, shortens when a destination that slows
+	// to a crawl at its daily limit (Gmail) is taken to crawl; zero: the
+	// defaults (pipeline.CrawlRule).
+	crawl pipeline.CrawlRule
 	// testHooks, set only by the tests, adjusts each account's pipeline
 	// options (a crash at a pipeline step, a moved clock) from test-only
 	// environment variables. main leaves it nil: the release binary has no

@@ -2,17 +2,21 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/internal/testkit/fakeclock"
 	"github.com/mailferry/mailferry/internal/testkit/providerfake"
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // The tests of the emulated providers (internal/testkit/providerfake) run
@@ -338,4 +342,120 @@ func TestProviderGmailDailyLimit(t *testing.T) {
 		got = append(got, m.Body)
 	}
 	assertSameMultiset(t, served, got)
+}
+
+// TestProviderGmailDroppedNoMessageID: Gmail answers an APPEND OK and
+// stores nothing when it drops a message; a message without a Message-ID
+// cannot be looked up by it, and was recorded as copied on trust. Now its
+// copy is confirmed by its bytes among what the mailbox received since the
+// batch began: the message Gmail dropped (the hook answers its APPEND OK
+// without storing it) is failed with the reason, not recorded (exit 3),
+// and the next run copies it; in the end every message is there once and
+// verify agrees. Two messages with the same bytes and no Message-ID are
+// both copied and each recorded at its own UID.
+func TestProviderGmailDroppedNoMessageID(t *testing.T) {
+	o := providerfake.Gmail()
+	o.Duplicates = providerfake.DuplicatesDropped
+	var dropped atomic.Int32
+	o.Hook = func(c providerfake.Call) *providerfake.Reply {
+		if c.Name == "APPEND" && c.N == 2 {
+			dropped.Add(1)
+			return &providerfake.Reply{Status: "OK", Text: "APPEND completed."}
+		}
+		return nil
+	}
+	d := startGmailDest(t, o)
+	twin := []byte("From: carol@example.org\r\nSubject: twin\r\n\r\nthe same bytes twice\r\n")
+	msgs := [][]byte{
+		[]byte("From: carol@example.org\r\nSubject: one\r\n\r\nno Message-ID\r\n"),
+		[]byte("From: carol@example.org\r\nSubject: two\r\n\r\nno Message-ID either\r\n"),
+		twin,
+		[]byte("From: carol@example.org\r\nSubject: three\r\n\r\nand none here\r\n"),
+		twin,
+	}
+	seed(t, d.p, msgs)
+	args := d.args("--dest-sessions", "1")
+	r := runInProcess(t, passwords, args...)
+	a := r.report.Accounts[0]
+	if dropped.Load() != 1 {
+		t.Fatalf("the hook dropped %d APPENDs, want 1", dropped.Load())
+	}
+	if r.code != exitPartial || a.Copied != len(msgs)-1 || a.Failed != 1 {
+		t.Fatalf("first run: exit %d, copied %d, failed %d; want 3, %d, 1 (the dropped one not recorded)\n%s", r.code, a.Copied, a.Failed, len(msgs)-1, r.stderr)
+	}
+	if !strings.Contains(a.Failures[0].Reason, "holds no message with these bytes") {
+		t.Errorf("failure %+v; want the reason that nothing with its bytes is there", a.Failures[0])
+	}
+	again := runInProcess(t, passwords, args...)
+	if b := again.report.Accounts[0]; again.code != exitOK || b.Copied != 1 {
+		t.Errorf("second run: exit %d, copied %d; want 0, 1\n%s", again.code, b.Copied, again.stderr)
+	}
+	assertSameMultiset(t, msgs, bodiesOf(d.g, "INBOX"))
+	v := runInProcess(t, passwords, "verify", "pop3s://alice@"+d.p.src.POP3SAddr(), "imap://alice@"+d.g.Addr()+"/INBOX?tls=none",
+		"--tls-ca", d.p.src.CAFile(), "--allow-plaintext", "--state", d.state, "--full")
+	if v.code != exitOK || !strings.Contains(v.stdout, fmt.Sprintf("%d match", len(msgs))) {
+		t.Errorf("verify --full: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+}
+
+// TestProviderGmailCrawl: after its daily upload allowance Gmail may take
+// APPENDs ever more slowly instead of refusing them. The hook makes every
+// APPEND after the third take 300 ms (a crawl, against a few milliseconds
+// before); with a crawl rule of one second the account pauses until the
+// next quota day as at the daily limit: no failure (exit 0), what Gmail
+// took is recorded and nothing else, the same day again sends nothing,
+// and the next day, the crawl over, copies the rest: every message there
+// once. Without the crawl watch the run crawled on to the end (or to the
+// idle timeout, a failed attempt).
+func TestProviderGmailCrawl(t *testing.T) {
+	o := providerfake.Gmail()
+	var crawling atomic.Bool
+	crawling.Store(true)
+	o.Hook = func(c providerfake.Call) *providerfake.Reply {
+		if c.Name == "APPEND" && c.N > 3 && crawling.Load() {
+			time.Sleep(300 * time.Millisecond)
+		}
+		return nil
+	}
+	msgs := bigMessages(12, 20_000)
+	d := startGmailDest(t, o)
+	seed(t, d.p, msgs)
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(24*time.Hour + 10*time.Hour)
+	clock := fakeclock.New(day)
+	midnight := day.Truncate(24 * time.Hour).Add(24 * time.Hour)
+	runDay := func(args ...string) runResult {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: passwords, clock: clock,
+			crawl: pipeline.CrawlRule{Window: time.Second, Factor: 20, Floor: 1}}
+		r := runResult{code: run(context.Background(), args, e), stdout: stdout.String(), stderr: stderr.String()}
+		if err := json.Unmarshal(stdout.Bytes(), &r.report); err != nil {
+			t.Fatalf("the --json report does not parse: %v\n%s", err, stdout.String())
+		}
+		return r
+	}
+	args := d.args("--batch-messages", "1", "--dest-sessions", "1", "--timezone", "UTC")
+	r := runDay(args...)
+	a := r.report.Accounts[0]
+	if r.code != exitOK || a.Error != "" || a.Failed != 0 {
+		t.Fatalf("crawling day: exit %d, error %q, failed %d; want 0 (a paused account is no failure)\n%s", r.code, a.Error, a.Failed, r.stderr)
+	}
+	if a.PausedUntil == nil || !a.PausedUntil.Equal(midnight) || !strings.Contains(a.PausedReason, "crawl") {
+		t.Fatalf("paused until %v (%q); want until %v for the crawl\n%s", a.PausedUntil, a.PausedReason, midnight, r.stderr)
+	}
+	if a.Copied <= 3 || a.Copied >= len(msgs) || len(d.g.Messages("alice", "INBOX")) != a.Copied {
+		t.Errorf("copied %d, Gmail holds %d; want some after the third, as many as recorded", a.Copied, len(d.g.Messages("alice", "INBOX")))
+	}
+	before := d.g.Count("APPEND")
+	again := runDay(args...)
+	if b := again.report.Accounts[0]; again.code != exitOK || b.Copied != 0 || b.PausedUntil == nil || d.g.Count("APPEND") != before {
+		t.Errorf("same day again: exit %d, copied %d, paused until %v, %d APPENDs sent\n%s", again.code, b.Copied, b.PausedUntil, d.g.Count("APPEND")-before, again.stderr)
+	}
+	crawling.Store(false)
+	clock.Set(midnight.Add(time.Minute))
+	next := runDay(args...)
+	if b := next.report.Accounts[0]; next.code != exitOK || b.Copied != len(msgs)-a.Copied || b.PausedUntil != nil {
+		t.Errorf("next day: exit %d, copied %d, paused until %v; want 0, %d, not paused\n%s", next.code, b.Copied, b.PausedUntil, len(msgs)-a.Copied, next.stderr)
+	}
+	assertSameMultiset(t, msgs, bodiesOf(d.g, "INBOX"))
 }

@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/internal/testkit/providerfake"
@@ -194,4 +196,181 @@ func TestProviderMicrosoft365Errors(t *testing.T) {
 			t.Errorf("%.40q is there %d times", m, n)
 		}
 	}
+}
+
+// TestProviderMicrosoft365Throttled: Exchange Online answers a command,
+// in the middle of a copy, "Request is throttled. Suggested Backoff Time:
+// N milliseconds" (as NO or as BAD) and ends the connection. The copy
+// waits N milliseconds (not its own --retry-backoff, set far lower here),
+// connects again and goes on: one run, exit 0, every message there exactly
+// once, each recorded once.
+func TestProviderMicrosoft365Throttled(t *testing.T) {
+	const backoff = 1500 * time.Millisecond
+	for _, status := range []string{"NO", "BAD"} {
+		t.Run(status, func(t *testing.T) {
+			o := providerfake.Microsoft365()
+			var mu sync.Mutex
+			var throttledAt, loginAfter time.Time
+			o.Hook = func(c providerfake.Call) *providerfake.Reply {
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case c.Name == "APPEND" && c.N == 4:
+					throttledAt = time.Now()
+					r := providerfake.Microsoft365Throttled(int(backoff / time.Millisecond))
+					r.Status = status
+					return &r
+				case (c.Name == "LOGIN" || c.Name == "AUTHENTICATE") && !throttledAt.IsZero() && loginAfter.IsZero():
+					loginAfter = time.Now()
+				}
+				return nil
+			}
+			d := startFakeDest(t, o)
+			var msgs [][]byte
+			for i := range 10 {
+				msgs = append(msgs, withID(fmt.Sprintf("t%02d", i), strings.Repeat("throttled ", i+1)))
+			}
+			seed(t, d.p, msgs)
+			r := runInProcess(t, passwords, d.args("--dest-sessions", "1", "--batch-messages", "1", "--retry-backoff", "10ms")...)
+			a := r.report.Accounts[0]
+			if r.code != exitOK || a.Copied != len(msgs) || a.Failed != 0 || a.Error != "" {
+				t.Fatalf("exit %d, copied %d, failed %d, error %q; want 0, %d, 0\n%s", r.code, a.Copied, a.Failed, a.Error, len(msgs), r.stderr)
+			}
+			mu.Lock()
+			at, after := throttledAt, loginAfter
+			mu.Unlock()
+			if at.IsZero() || after.IsZero() {
+				t.Fatalf("throttled at %v, logged in again at %v: the hook did not run as planned", at, after)
+			}
+			if waited := after.Sub(at); waited < backoff {
+				t.Errorf("logged in again %v after the throttling reply; the server asked for %v", waited, backoff)
+			}
+			got := bodiesOf(d.f, "INBOX")
+			assertSameMultiset(t, msgs, got)
+			again := runInProcess(t, passwords, d.args()...)
+			if b := again.report.Accounts[0]; again.code != exitOK || b.Copied != 0 || b.AlreadyDone != len(msgs) {
+				t.Errorf("second run: exit %d, copied %d, already done %d\n%s", again.code, b.Copied, b.AlreadyDone, again.stderr)
+			}
+		})
+	}
+}
+
+// TestProviderMicrosoft365Folders: Exchange Online compares folder names
+// without case and keeps Calendar, Contacts, Journal, Notes, Tasks and
+// Sync Issues (with their subfolders) for items that are not mail, which
+// its IMAP server lists as folders.
+//
+// As a destination (IMAP source on Dovecot, which tells case): a source
+// folder whose name differs only in case from one there goes to that one,
+// in its spelling ("Archive" → "archive"); two source folders that differ
+// only in case go to one folder, named once; a mail folder with a
+// reserved name goes to "<name> (mail)", subfolders too; everything is
+// copied once, a second run copies nothing, and verify --strict finds
+// nothing extra. Without the handling the mail of "Calendar" and
+// "Tasks/Open" was refused, and verify saw every merged folder's messages
+// twice, once as extras.
+//
+// As a source (copied to Dovecot): the folders of items that are not mail
+// are not copied, with one log line; the mail folders are.
+func TestProviderMicrosoft365Folders(t *testing.T) {
+	t.Run("destination", func(t *testing.T) {
+		p := &pair{dir: t.TempDir()}
+		p.src = dovecot.Start(t, dovecot.Options{Name: "mf-m365src", Users: map[string]string{"alice": srcPassword}})
+		f := providerfake.Start(t, providerfake.Microsoft365())
+		f.AddUser("alice", dstPassword)
+		f.CreateFolder("alice", "archive", "")
+		state := filepath.Join(p.dir, "state.db")
+		src := map[string][]byte{
+			"INBOX":      withID("in", "inbox"),
+			"Archive":    withID("ar", "archived"),
+			"Projects":   withID("p1", "upper"),
+			"projects":   withID("p2", "lower"),
+			"Calendar":   withID("cal", "mail in a folder called Calendar"),
+			"Tasks/Open": withID("task", "mail in Tasks/Open"),
+		}
+		for mb, m := range src {
+			if err := p.src.Deliver("alice", mb, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		args := []string{"copy", "imaps://alice@" + p.src.IMAPSAddr(), "imap://alice@" + f.Addr() + "?tls=none",
+			"--tls-ca", p.src.CAFile(), "--allow-plaintext", "--state", state, "--json", "--progress", "none"}
+		r := runInProcess(t, passwords, args...)
+		if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != len(src) {
+			t.Fatalf("copy: exit %d, copied %d, failed %d; want 0, %d\n%s", r.code, a.Copied, a.Failed, len(src), r.stderr)
+		}
+		want := map[string][]string{
+			"INBOX":             {"in"},
+			"archive":           {"ar"},
+			"Projects":          {"p1", "p2"},
+			"Calendar (mail)":   {"cal"},
+			"Tasks (mail)/Open": {"task"},
+		}
+		for mb, ids := range want {
+			var got []string
+			for _, m := range f.Messages("alice", mb) {
+				_, rest, _ := strings.Cut(string(m.Body), "Subject: ")
+				id, _, _ := strings.Cut(rest, "\r\n")
+				got = append(got, id)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, ids) {
+				t.Errorf("destination %q holds %q, want %q", mb, got, ids)
+			}
+		}
+		var lower []string
+		for _, name := range f.Folders("alice") {
+			for _, l := range lower {
+				if strings.EqualFold(l, name) {
+					t.Errorf("destination folders %q and %q differ only in case", l, name)
+				}
+			}
+			lower = append(lower, name)
+		}
+		if !strings.Contains(r.stderr, "two source folders go to one destination folder") {
+			t.Errorf("the merge of Projects and projects is not logged:\n%s", r.stderr)
+		}
+		again := runInProcess(t, passwords, args...)
+		if a := again.report.Accounts[0]; again.code != exitOK || a.Copied != 0 {
+			t.Errorf("second run: exit %d, copied %d\n%s", again.code, a.Copied, again.stderr)
+		}
+		v := runInProcess(t, passwords, "verify", "imaps://alice@"+p.src.IMAPSAddr(), "imap://alice@"+f.Addr()+"?tls=none",
+			"--tls-ca", p.src.CAFile(), "--allow-plaintext", "--state", state, "--full", "--strict")
+		if v.code != exitOK || !strings.Contains(v.stdout, fmt.Sprintf("%d match", len(src))) {
+			t.Errorf("verify --full --strict: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+		}
+	})
+	t.Run("source", func(t *testing.T) {
+		f := providerfake.Start(t, providerfake.Microsoft365())
+		f.AddUser("alice", srcPassword)
+		f.Add("alice", "INBOX", providerfake.Message{Body: withID("in", "inbox")})
+		f.Add("alice", "Sent Items", providerfake.Message{Body: withID("sent", "sent")})
+		dst := dovecot.Start(t, dovecot.Options{Name: "mf-m365dst", Users: map[string]string{"alice": dstPassword}})
+		state := filepath.Join(t.TempDir(), "state.db")
+		args := []string{"copy", "imap://alice@" + f.Addr() + "?tls=none", "imaps://alice@" + dst.IMAPSAddr(),
+			"--tls-ca", dst.CAFile(), "--allow-plaintext", "--state", state, "--json", "--progress", "none"}
+		r := runInProcess(t, passwords, args...)
+		if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 2 {
+			t.Fatalf("copy: exit %d, copied %d; want 0, 2\n%s", r.code, a.Copied, r.stderr)
+		}
+		if n := strings.Count(r.stderr, "folders of items that are not mail not copied"); n != 1 {
+			t.Errorf("%d log lines about the folders of items that are not mail, want 1:\n%s", n, r.stderr)
+		}
+		boxes, err := dst.Mailboxes("alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range boxes {
+			for _, nm := range providerfake.Microsoft365NonMail {
+				if strings.EqualFold(b, nm) {
+					t.Errorf("the destination has %q, a folder of items that are not mail at the source", b)
+				}
+			}
+		}
+		v := runInProcess(t, passwords, "verify", "imap://alice@"+f.Addr()+"?tls=none", "imaps://alice@"+dst.IMAPSAddr(),
+			"--tls-ca", dst.CAFile(), "--allow-plaintext", "--state", state)
+		if v.code != exitOK {
+			t.Errorf("verify: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+		}
+	})
 }

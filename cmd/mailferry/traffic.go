@@ -138,6 +138,7 @@ func (f *trafficFlags) apply(o *account.Options, cfg *config.Config, e *env, log
 		return err
 	}
 	o.Limits, o.MaxConnectionsPerUser, o.MaxConnectionsTotal = l, f.maxConnectionsPerUser, f.maxConnectionsTotal
+	o.Crawl = e.crawl
 	zone := f.timezone
 	var total config.TotalLimits
 	if cfg != nil {

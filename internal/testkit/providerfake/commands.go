@@ -41,7 +41,7 @@ func (ss *session) list(cmd command) error {
 		return ss.ok(cmd.tag, cmd.name+" completed.")
 	}
 	for _, f := range ss.acct.folders {
-		if f.hidden || !match(pattern, f.name, ss.s.opts.CaseInsensitive) {
+		if !match(pattern, f.name, ss.s.opts.CaseInsensitive) {
 			continue
 		}
 		if cmd.name == "LSUB" && !f.subscribed {
@@ -49,7 +49,7 @@ func (ss *session) list(cmd command) error {
 		}
 		attrs := slices.Clone(f.attrs)
 		children := slices.ContainsFunc(ss.acct.folders, func(g *folder) bool {
-			return !g.hidden && strings.HasPrefix(g.name, f.name+"/")
+			return strings.HasPrefix(g.name, f.name+"/")
 		})
 		if children {
 			attrs = append(attrs, `\HasChildren`)
@@ -99,7 +99,7 @@ func match(pattern, name string, fold bool) bool {
 // the refusal.
 func (ss *session) selectable(tag, name string) (*folder, error) {
 	f := ss.s.folder(ss.acct, name)
-	if f == nil || f.hidden {
+	if f == nil {
 		return nil, ss.no(tag, "[NONEXISTENT] Mailbox doesn't exist: "+name)
 	}
 	if f.noSelect() {
@@ -195,9 +195,11 @@ func (ss *session) create(cmd command) error {
 		}
 	}
 	levels := strings.Split(name, "/")
+	nonMail := false // under a folder of items that are not mail: one too
 	for i := range levels {
 		p := strings.Join(levels[:i+1], "/")
-		if s.folder(ss.acct, p) != nil {
+		if g := s.folder(ss.acct, p); g != nil {
+			nonMail = nonMail || g.nonMail
 			continue
 		}
 		var attrs []string
@@ -205,6 +207,7 @@ func (ss *session) create(cmd command) error {
 			attrs = use
 		}
 		f := s.newFolder(p, attrs)
+		f.nonMail = nonMail
 		if s.opts.Gmail {
 			f.label = p
 		}
@@ -253,8 +256,11 @@ func (ss *session) appendCmd(cmd command) error {
 	}
 	name := mailboxArg(cmd)
 	f := s.folder(ss.acct, name)
-	if f == nil || f.hidden || f.noSelect() {
+	if f == nil || f.noSelect() {
 		return ss.no(cmd.tag, "[TRYCREATE] Mailbox doesn't exist: "+name)
+	}
+	if f.nonMail {
+		return ss.no(cmd.tag, "APPEND failed: the folder "+name+" does not hold mail items.")
 	}
 	var size int64
 	for _, m := range msgs {

@@ -48,10 +48,19 @@ func Microsoft365Throttled(ms int) Reply {
 		Bye: "Connection closed. 14"}
 }
 
+// Microsoft365NonMail are the folders of an English Exchange Online
+// mailbox that hold items other than mail, as its IMAP server lists them
+// (imapsync's Office 365 notes and users' LIST transcripts): the
+// calendar (with the Birthdays calendar), contacts, journal, notes and
+// tasks, and Sync Issues with its three subfolders.
+var Microsoft365NonMail = []string{"Calendar", "Calendar/Birthdays", "Contacts", "Journal", "Notes", "Tasks",
+	"Sync Issues", "Sync Issues/Conflicts", "Sync Issues/Local Failures", "Sync Issues/Server Failures"}
+
 // Microsoft365 returns the options of Exchange Online (outlook.office365.com):
 // its greeting and capabilities (UIDPLUS, LITERAL+, no MULTIAPPEND, no
 // SPECIAL-USE in CAPABILITY), folder names compared without case, the
-// calendar, contacts, tasks, notes and journal folders kept out of IMAP,
+// folders of items that are not mail listed as Exchange lists them
+// (Microsoft365NonMail),
 // \Flagged ignored by APPEND (it sticks only through STORE), the
 // connection ended after 10 errors, and 20 connections per user. Tests
 // script the throttling (Microsoft365Throttled) with Hook.
@@ -60,7 +69,7 @@ func Microsoft365() Options {
 		Greeting:           Microsoft365Greeting,
 		Caps:               []string{"IMAP4", "IMAP4rev1", "AUTH=XOAUTH2", "SASL-IR", "UIDPLUS", "ID", "UNSELECT", "CHILDREN", "NAMESPACE", "LITERAL+"},
 		CaseInsensitive:    true,
-		HiddenFolders:      []string{"Calendar", "Contacts", "Tasks", "Notes", "Journal"},
+		NonMailFolders:     Microsoft365NonMail,
 		DropAtAppend:       []string{`\Flagged`},
 		MaxErrors:          10,
 		ErrorsBye:          "Connection closed. 14",

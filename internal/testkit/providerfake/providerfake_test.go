@@ -129,7 +129,8 @@ func TestAppendDuplicate(t *testing.T) {
 	}
 }
 
-// TestMicrosoft365: names without case, hidden folders, \Flagged dropped
+// TestMicrosoft365: names without case, folders of items that are not
+// mail (listed, no APPEND, nor under them), \Flagged dropped
 // at APPEND but kept by STORE, BYE after 10 errors.
 func TestMicrosoft365(t *testing.T) {
 	s := Start(t, Microsoft365())
@@ -145,8 +146,13 @@ func TestMicrosoft365(t *testing.T) {
 	if len(m) != 1 || !slices.Equal(m[0].Flags, []string{`\Seen`, `\Flagged`}) {
 		t.Errorf("Work holds %+v", m)
 	}
-	if slices.Contains(s.Folders("alice"), "Calendar") {
-		t.Error("Calendar is listed")
+	if !slices.Contains(s.Folders("alice"), "Calendar") {
+		t.Error("Calendar is not listed, as Exchange lists it")
+	}
+	got = raw(t, s, fmt.Sprintf("APPEND calendar {%d+}\r\n%s", len(body), body), `CREATE "Calendar/Work"`,
+		fmt.Sprintf("APPEND Calendar/Work {%d+}\r\n%s", len(body), body))
+	if !strings.Contains(got[0], "NO APPEND failed") || !strings.Contains(got[1], "OK") || !strings.Contains(got[2], "NO APPEND failed") {
+		t.Errorf("APPEND into a folder of items that are not mail, and one under it: %q", got)
 	}
 	var cmds []string
 	for range 10 {

@@ -12,7 +12,7 @@
 // on by Options: Gmail's labels (one message shown in the folder of each
 // of its labels and in All Mail), duplicates dropped at APPEND, a daily
 // upload limit, flags APPEND ignores, folder names compared without case,
-// hidden folders, a connection dropped after so many errors, a cap on a
+// folders of items that are not mail, a connection dropped after so many errors, a cap on a
 // user's connections, and Hook, which scripts any reply (throttling). The
 // presets Gmail and Microsoft365 set them as the providers do.
 //
@@ -69,10 +69,12 @@ type Options struct {
 	Gmail bool
 	// CaseInsensitive compares folder names without case (Exchange).
 	CaseInsensitive bool
-	// HiddenFolders exist but are not listed and cannot be selected,
-	// appended to or created (Exchange keeps Calendar, Contacts, Tasks …
-	// out of IMAP); CREATE of one is refused as existing.
-	HiddenFolders []string
+	// NonMailFolders are folders of items that are not mail (Exchange's
+	// Calendar, Contacts, Tasks …, with their subfolders, and any folder
+	// created under one): listed and selectable as Exchange lists them,
+	// holding no messages, an APPEND into one refused; CREATE of one, in
+	// any case, is answered that it exists.
+	NonMailFolders []string
 	// AppendLimit refuses an APPEND of a larger message with NO [TOOBIG]
 	// before its literal; 0: none.
 	AppendLimit int64
@@ -241,14 +243,14 @@ func (s *Server) Messages(user, folderName string) []Message {
 	return out
 }
 
-// Folders returns the names of user's folders that hold messages or can,
-// listed ones only.
+// Folders returns the names of user's selectable folders, those of items
+// that are not mail included.
 func (s *Server) Folders(user string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
 	for _, f := range s.accounts[user].folders {
-		if !f.hidden && !f.noSelect() {
+		if !f.noSelect() {
 			out = append(out, f.name)
 		}
 	}

@@ -85,8 +85,9 @@ type folder struct {
 	// "\\Sent" …, the folder's name for user folders; viewAll for All
 	// Mail; "" on other servers (each message in one folder).
 	label string
-	// hidden folders are not listed (Exchange's calendar and contacts).
-	hidden bool
+	// nonMail folders hold items that are not mail (Exchange's Calendar,
+	// Contacts …): no messages, APPEND refused.
+	nonMail bool
 }
 
 const viewAll = "\x00all"
@@ -148,9 +149,9 @@ func (s *Server) newAccount(user, password string) *account {
 			a.folders = append(a.folders, f)
 		}
 	}
-	for _, h := range s.opts.HiddenFolders {
+	for _, h := range s.opts.NonMailFolders {
 		f := s.newFolder(h, nil)
-		f.hidden = true
+		f.nonMail = true
 		a.folders = append(a.folders, f)
 	}
 	return a
