@@ -65,8 +65,12 @@ func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imap
 		return nil, fmt.Errorf("folder rules: %w", err)
 	}
 	existing := map[string]bool{}
+	selectable := map[string]bool{} // existing, and a folder to append to
+	subscribed := map[string]bool{}
 	for _, f := range dstList.Folders {
 		existing[f.Name] = true
+		selectable[f.Name] = !hasAttr(f.Attrs, `\Noselect`) && !hasAttr(f.Attrs, `\NonExistent`)
+		subscribed[f.Name] = hasAttr(f.Attrs, `\Subscribed`)
 	}
 	plan := map[string]string{}
 	from := map[string]string{} // destination → first source folder, to report merges
@@ -80,7 +84,11 @@ func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imap
 			continue
 		}
 		name := a.safeName(f.Name, t.Name, dstList, existing)
-		if create {
+		// A folder the destination's LIST named needs nothing more: one
+		// round trip per folder less on every run (issue 18). Should it
+		// go meanwhile, the first append there creates it again
+		// (pipeline's EnsureMailbox).
+		if create && !selectable[name] {
 			if name, err = a.createFolder(ctx, dst, f.Name, t, name, dstList); err != nil {
 				return nil, err
 			}
@@ -93,7 +101,7 @@ func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imap
 			from[name] = f.Name
 		}
 		log.Debug("folder mapped", "from", f.Name, "to", name, "special_use", t.SpecialUse)
-		if create && f.Subscribed {
+		if create && f.Subscribed && !(dstList.Subscriptions && subscribed[name]) {
 			if err := dst.Subscribe(ctx, name); err != nil {
 				return nil, fmt.Errorf("subscribing to %q: %w", name, err)
 			}
@@ -404,4 +412,15 @@ func (a *Account) CheckFolders(ctx context.Context) error {
 	}
 	defer dst.Close()
 	return a.checkDestFolder(ctx, dst)
+}
+
+// hasAttr reports whether attrs hold attr (IMAP attributes are
+// case-insensitive, RFC 3501 §7.2.2).
+func hasAttr(attrs []string, attr string) bool {
+	for _, a := range attrs {
+		if strings.EqualFold(a, attr) {
+			return true
+		}
+	}
+	return false
 }

@@ -51,7 +51,8 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 	if err != nil {
 		return err
 	}
-	folders, err := s.folders(ctx)
+	folders, err := s.lastFolders(ctx)
+	s.listedFolders = nil
 	done()
 	if err != nil {
 		return fmt.Errorf("listing the folders of %s at %s: %w", s.user, s.opts.Addr, err)

@@ -55,6 +55,9 @@ type Source struct {
 	gm       *gmailState
 
 	leaveOut map[string]bool // folders the next List leaves out (LeaveOut)
+	// listedFolders are the folders the last LIST found, until the next
+	// List (lastFolders).
+	listedFolders []Folder
 	// since are the folders the next List lists by their changes
 	// (ListChanges), changes what the last List found of them.
 	since   map[string]pipeline.FolderSince

@@ -48,7 +48,7 @@ func (s *Source) FolderSummaries(ctx context.Context) ([]pipeline.FolderSummary,
 		return nil, false, err
 	}
 	defer done()
-	folders, err := s.folders(ctx)
+	folders, err := s.lastFolders(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("listing the folders of %s at %s: %w", s.user, s.opts.Addr, err)
 	}

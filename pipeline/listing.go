@@ -366,6 +366,12 @@ func (a *attempt) sweep(ctx context.Context) error {
 			if rec, ok := sc.records[name]; ok && rec.Messages > 0 {
 				continue
 			}
+			if m, ok := sc.marks[name]; ok && m.Messages == 0 {
+				// Empty by its marks too: recorded with them, so that the
+				// next run need not EXAMINE it either.
+				records = append(records, record(name, m.UIDValidity, 0, 0, m.Generation))
+				continue
+			}
 			records = append(records, Folder{Side: SourceSide, Name: name, SyncedAt: a.opts.Now(), OpName: dest})
 		}
 	}

@@ -98,9 +98,9 @@ func TestE2EIncrementalPasses(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := run("after 100 flag changes")
-			if r.flags != 100 || r.copied != 0 || r.listed != big+3 || r.done != big+3 {
-				t.Errorf("after 100 flag changes: flags updated %d, copied %d, listed %d, already done %d; want 100, 0, %d, %d",
-					r.flags, r.copied, r.listed, r.done, big+3, big+3)
+			if r.flags != 100 || r.copied != 0 || r.gone != 0 || r.listed != big+3 || r.done != big+3 {
+				t.Errorf("after 100 flag changes: flags updated %d, copied %d, gone %d, listed %d, already done %d; want 100, 0, 0, %d, %d",
+					r.flags, r.copied, r.gone, r.listed, r.done, big+3, big+3)
 			}
 			if tc.condstor {
 				if r.replies != 100 || !changedSince(r.cmds) {
@@ -124,8 +124,8 @@ func TestE2EIncrementalPasses(t *testing.T) {
 				}
 			}
 			r = run("after 10 new messages")
-			if r.copied != 10 || r.listed != big+13 || r.done != big+3 {
-				t.Errorf("after 10 new messages: copied %d, listed %d, already done %d; want 10, %d, %d", r.copied, r.listed, r.done, big+13, big+3)
+			if r.copied != 10 || r.gone != 0 || r.listed != big+13 || r.done != big+3 {
+				t.Errorf("after 10 new messages: copied %d, gone %d, listed %d, already done %d; want 10, 0, %d, %d", r.copied, r.gone, r.listed, r.done, big+13, big+3)
 			}
 			if tc.condstor && r.replies != 10 {
 				t.Errorf("after 10 new messages: the listing got %d FETCH replies (commands %q); want those of the 10 new ones", r.replies, r.cmds)
