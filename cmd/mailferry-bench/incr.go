@@ -19,7 +19,9 @@ import (
 // spread over -incr-changed folders on loopback and through the proxies,
 // and, for the ratio in the same run, the same flag changes re-run with
 // those folders' marks taken out of the ledger (they are then listed whole,
-// as every changed folder was before listing by changes). The round trips
+// as every changed folder was before listing by changes). Every run goes
+// through the proxies (the account is known by its servers' addresses),
+// with no delay for the loopback figures. The round trips
 // of a run through the proxies are estimated as (its time − the same run's
 // time on loopback) ÷ the round trip.
 
@@ -58,34 +60,37 @@ func (e *env) incr(ctx context.Context, out io.Writer) error {
 	}
 	defer e.dropDest(user)
 	kind := sourceKinds[1] // IMAP
+	// Every run goes through the proxies, without delay on loopback:
+	// the account is known by its servers' addresses, which must stay
+	// the same for the re-runs to be re-runs.
+	srcProxy, err := newDelayProxy(e.srcAddr(kind), 0)
+	if err != nil {
+		return err
+	}
+	defer srcProxy.Close()
+	dstProxy, err := newDelayProxy(e.dstAddr(), 0)
+	if err != nil {
+		return err
+	}
+	defer dstProxy.Close()
 	e.runs++
 	cmd := copyCommand{
 		bin:       e.bin,
-		sourceURL: "imaps://" + incrUser + "@" + e.srcAddr(kind),
-		destURL:   "imaps://" + user + "@" + e.dstAddr(),
+		sourceURL: "imaps://" + incrUser + "@" + srcProxy.Addr(),
+		destURL:   "imaps://" + user + "@" + dstProxy.Addr(),
 		caFile:    e.src.CAFile(),
 		state:     filepath.Join(e.dir, fmt.Sprintf("state-%d.db", e.runs)),
 		srcPW:     e.srcPW,
 		dstPW:     e.dstPW,
 		extra:     e.cfg.extra,
 	}
-	srcProxy, err := newDelayProxy(e.srcAddr(kind), e.cfg.delay)
-	if err != nil {
-		return err
-	}
-	defer srcProxy.Close()
-	dstProxy, err := newDelayProxy(e.dstAddr(), e.cfg.delay)
-	if err != nil {
-		return err
-	}
-	defer dstProxy.Close()
-	far := cmd
-	far.sourceURL = "imaps://" + incrUser + "@" + srcProxy.Addr()
-	far.destURL = "imaps://" + user + "@" + dstProxy.Addr()
+	near := func() { srcProxy.SetDelay(0); dstProxy.SetDelay(0) }
+	far := func() { srcProxy.SetDelay(e.cfg.delay); dstProxy.SetDelay(e.cfg.delay) }
 	name := fmt.Sprintf("incr %dx%d", f.count, f.each)
 	rtt := 2 * e.cfg.delay
 
 	e.log.Info("running mailferry", "workload", name, "source", cmd.sourceURL, "dest", cmd.destURL)
+	near()
 	first, err := e.measure(ctx, cmd)
 	if err != nil {
 		return err
@@ -94,8 +99,12 @@ func (e *env) incr(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("mailferry copied %d of %d messages of %s", first.copied, n, incrUser)
 	}
 	e.add(first.row(name, "imap→imap", "mailferry"))
-	again := func(c copyCommand, what string) (mailferryRun, error) {
-		r, err := e.measure(ctx, c)
+	again := func(distant bool, what string) (mailferryRun, error) {
+		near()
+		if distant {
+			far()
+		}
+		r, err := e.measure(ctx, cmd)
 		if err != nil {
 			return r, err
 		}
@@ -107,19 +116,19 @@ func (e *env) incr(ctx context.Context, out io.Writer) error {
 	var runs []incrRun
 	// Nothing new: -trials times each, medians.
 	nothing := incrRun{what: "nothing new", hasRTT: true}
-	var near, distant []mailferryRun
+	var loop, distant []mailferryRun
 	for range e.cfg.trials {
-		r, err := again(cmd, "nothing new")
+		r, err := again(false, "nothing new")
 		if err != nil {
 			return err
 		}
-		near = append(near, r)
-		if r, err = again(far, "nothing new at "+rtt.String()); err != nil {
+		loop = append(loop, r)
+		if r, err = again(true, "nothing new at "+rtt.String()); err != nil {
 			return err
 		}
 		distant = append(distant, r)
 	}
-	nothing.loopback, nothing.rtt = medianRun(near), medianRun(distant)
+	nothing.loopback, nothing.rtt = medianRun(loop), medianRun(distant)
 	runs = append(runs, nothing)
 
 	// Flag changes: each round flips \Flagged on the same messages, so
@@ -144,13 +153,13 @@ func (e *env) incr(ctx context.Context, out io.Writer) error {
 	if err := changeFlags(); err != nil {
 		return err
 	}
-	if flags.loopback, err = again(cmd, "flag changes"); err != nil {
+	if flags.loopback, err = again(false, "flag changes"); err != nil {
 		return err
 	}
 	if err := changeFlags(); err != nil {
 		return err
 	}
-	if flags.rtt, err = again(far, "flag changes at "+rtt.String()); err != nil {
+	if flags.rtt, err = again(true, "flag changes at "+rtt.String()); err != nil {
 		return err
 	}
 	runs = append(runs, flags)
@@ -162,7 +171,7 @@ func (e *env) incr(ctx context.Context, out io.Writer) error {
 	if err := forgetMarks(ctx, cmd.state, e.cfg.incrChanged, f.count); err != nil {
 		return err
 	}
-	if whole.loopback, err = again(cmd, "flag changes, listed whole"); err != nil {
+	if whole.loopback, err = again(false, "flag changes, listed whole"); err != nil {
 		return err
 	}
 	runs = append(runs, whole)
