@@ -580,7 +580,9 @@ var openStates = []State{StatePending, StateFailed, StateRemoving, StateMoving}
 // and MESSAGES, nothing pending, failed or being moved, every skipped
 // entry skipped for good under this run's rules. Its messages are
 // counted from its record instead (issue 18: a no-op re-run of a big
-// IMAP account reads no listing). Deleting at the source needs the
+// IMAP account reads no listing). A folder that changed since a record
+// with marks, every entry of it settled, is given to a ChangeLister
+// source to list by its changes (countUnlisted counts the rest). Deleting at the source needs the
 // listing; so does a run without flag sync, whose record could hide flag
 // changes from a later run with it, which records no marks.
 func (a *attempt) unchangedFolders(ctx context.Context, dests FolderPlan) error {

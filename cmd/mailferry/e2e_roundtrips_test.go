@@ -16,8 +16,8 @@ import (
 // new turn, which a link with latency makes the client wait a round trip
 // for. Pipelined commands are one turn; so is a TLS handshake's flight.
 // The server's bytes reach the client serverDelay late, so that on
-// loopback a reply cannot slip between two writes of one pipelined burst
-// and split it into two turns.
+// loopback a reply can hardly slip between two writes of one pipelined
+// burst and split it into two turns.
 type turnProxy struct {
 	ln       net.Listener
 	upstream string
@@ -42,7 +42,7 @@ func startTurnProxy(t *testing.T, upstream string) *turnProxy {
 	return p
 }
 
-const serverDelay = 3 * time.Millisecond
+const serverDelay = 15 * time.Millisecond
 
 func (p *turnProxy) Addr() string { return p.ln.Addr().String() }
 
@@ -177,7 +177,12 @@ func TestE2ENoOpRoundTrips(t *testing.T) {
 	}
 	src2, dst2 := run("two folders changed")
 	t.Logf("two folders changed: round trips per session: source %v, destination %v", src2, dst2)
-	if sum(src2) > sum(src)+2 {
-		t.Errorf("two folders changed: %d round trips at the source (%v), want at most %d (one per changed folder)", sum(src2), src2, sum(src)+2)
+	// One per changed folder, and one of slack: on a loaded machine a
+	// burst's writes can still be further apart than serverDelay (the
+	// count of either run is then one too high or too low). Listing the
+	// two folders whole costs at least 3 each (EXAMINE, UID SEARCH, UID
+	// FETCH).
+	if sum(src2) > sum(src)+2+1 {
+		t.Errorf("two folders changed: %d round trips at the source (%v), want at most %d (one per changed folder, one of slack)", sum(src2), src2, sum(src)+3)
 	}
 }
