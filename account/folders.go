@@ -66,8 +66,12 @@ func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imap
 	}
 	dq := provider.QuirksOf(dst.Provider())
 	existing := destNames{q: dq, names: map[string]string{}}
+	selectable := map[string]bool{} // existing, and a folder to append to
+	subscribed := map[string]bool{}
 	for _, f := range dstList.Folders {
 		existing.add(f.Name)
+		selectable[f.Name] = !hasAttr(f.Attrs, `\Noselect`) && !hasAttr(f.Attrs, `\NonExistent`)
+		subscribed[f.Name] = hasAttr(f.Attrs, `\Subscribed`)
 	}
 	plan := map[string]string{}
 	from := map[string]string{} // destination → first source folder, to report merges
@@ -92,11 +96,16 @@ func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imap
 		if had, ok := existing.find(name); ok {
 			name = had // the server's spelling (Exchange: names without case)
 		}
-		if create {
+		// A folder the destination's LIST named needs nothing more: one
+		// round trip per folder less on every run (issue 18). Should it
+		// go meanwhile, the first append there creates it again
+		// (pipeline's EnsureMailbox).
+		if create && !selectable[name] {
 			if name, err = a.createFolder(ctx, dst, f.Name, t, name, dstList); err != nil {
 				return nil, err
 			}
 			existing.add(name)
+			selectable[name] = true
 		}
 		plan[f.Name] = name
 		if other, dup := from[name]; dup {
@@ -105,7 +114,7 @@ func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imap
 			from[name] = f.Name
 		}
 		log.Debug("folder mapped", "from", f.Name, "to", name, "special_use", t.SpecialUse)
-		if create && f.Subscribed {
+		if create && f.Subscribed && !(dstList.Subscriptions && subscribed[name]) {
 			if err := dst.Subscribe(ctx, name); err != nil {
 				return nil, fmt.Errorf("subscribing to %q: %w", name, err)
 			}
@@ -447,4 +456,15 @@ func (a *Account) CheckFolders(ctx context.Context) error {
 	}
 	defer dst.Close()
 	return a.checkDestFolder(ctx, dst)
+}
+
+// hasAttr reports whether attrs hold attr (IMAP attributes are
+// case-insensitive, RFC 3501 §7.2.2).
+func hasAttr(attrs []string, attr string) bool {
+	for _, a := range attrs {
+		if strings.EqualFold(a, attr) {
+			return true
+		}
+	}
+	return false
 }

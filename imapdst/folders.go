@@ -30,6 +30,10 @@ type FolderList struct {
 	// SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154 §5.1, §3).
 	SpecialUse       bool
 	CreateSpecialUse bool
+	// Subscriptions says that the folders' attributes tell which are
+	// subscribed (\Subscribed, LIST RETURN (SUBSCRIBED)): a folder without
+	// it is not.
+	Subscriptions bool
 }
 
 // Folders lists the destination's folders with their special-use
@@ -111,6 +115,7 @@ func (ctl *control) folders(ctx context.Context) (FolderList, error) {
 	if err = ctl.check(ctx, err, "LIST", "*"); err != nil {
 		return FolderList{}, err
 	}
+	fl.Subscriptions = lopts != nil && !q.Refused(imapconn.FeatureListReturn)
 	for _, l := range list {
 		f := mapping.Folder{Name: l.Mailbox, Delim: l.Delim}
 		for _, a := range l.Attrs {

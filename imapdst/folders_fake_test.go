@@ -196,7 +196,7 @@ func TestFoldersTranscript(t *testing.T) {
 					"* LIST (\\Subscribed \\Sent) \"/\" \"Sent\"\r\n" +
 					"T2 OK done\r\n"),
 			},
-			want: FolderList{Delim: '/', SpecialUse: true, CreateSpecialUse: true, Folders: []mapping.Folder{
+			want: FolderList{Delim: '/', SpecialUse: true, CreateSpecialUse: true, Subscriptions: true, Folders: []mapping.Folder{
 				{Name: "INBOX", Delim: '/', Attrs: []string{`\Subscribed`}},
 				{Name: "Sent", Delim: '/', Attrs: []string{`\Subscribed`, `\Sent`}},
 			}},

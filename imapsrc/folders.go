@@ -47,7 +47,22 @@ func (s *Source) Folders(ctx context.Context) ([]Folder, error) {
 		return nil, err
 	}
 	defer done()
-	return s.folders(ctx)
+	folders, err := s.folders(ctx)
+	s.listedFolders = folders
+	return folders, err
+}
+
+// lastFolders returns the folders the session's last LIST found when
+// one was sent since the last List (a run maps the folders, summarizes
+// them and lists them in a row: one LIST serves the three, two round
+// trips less per run), else lists them; List forgets them.
+func (s *Source) lastFolders(ctx context.Context) ([]Folder, error) {
+	if s.listedFolders != nil {
+		return s.listedFolders, nil
+	}
+	folders, err := s.folders(ctx)
+	s.listedFolders = folders
+	return folders, err
 }
 
 func (s *Source) folders(ctx context.Context) ([]Folder, error) {

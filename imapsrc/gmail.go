@@ -153,7 +153,7 @@ func (s *Source) listLabels(ctx context.Context, folders []Folder, hand func([]p
 	all := special(`\All`)
 	if all == nil {
 		s.log.Warn("the server has labels but no All Mail folder (\\All); copying it folder by folder")
-		return s.listFolders(ctx, folders, nil, hand)
+		return s.listFolders(ctx, folders, nil, nil, hand)
 	}
 	gm := &gmailState{all: all.Name, own: map[string]bool{}, uidValidity: map[string]uint32{}}
 	s.gm = gm
@@ -181,7 +181,7 @@ func (s *Source) listLabels(ctx context.Context, folders []Folder, hand func([]p
 				plain = append(plain, f)
 			}
 		}
-		if err := s.listFolders(ctx, plain, nil, hand); err != nil {
+		if err := s.listFolders(ctx, plain, nil, nil, hand); err != nil {
 			return err
 		}
 		if !s.included(*all) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
@@ -44,13 +45,14 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 			s.mu.Unlock()
 		}
 	}()
-	leaveOut := s.leaveOut
-	s.leaveOut = nil
+	leaveOut, since := s.leaveOut, s.since
+	s.leaveOut, s.since, s.changes = nil, nil, nil
 	done, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
-	folders, err := s.folders(ctx)
+	folders, err := s.lastFolders(ctx)
+	s.listedFolders = nil
 	done()
 	if err != nil {
 		return fmt.Errorf("listing the folders of %s at %s: %w", s.user, s.opts.Addr, err)
@@ -67,12 +69,12 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 	if s.quirks.Labels {
 		return s.listLabels(ctx, folders, hand)
 	}
-	return s.listFolders(ctx, folders, leaveOut, hand)
+	return s.listFolders(ctx, folders, leaveOut, since, hand)
 }
 
 // listFolders lists the messages of folders, those included and not left
 // out, in order, into hand, a page at a time.
-func (s *Source) listFolders(ctx context.Context, folders []Folder, leaveOut map[string]bool, hand func([]pipeline.SourceMessage) error) error {
+func (s *Source) listFolders(ctx context.Context, folders []Folder, leaveOut map[string]bool, since map[string]pipeline.FolderSince, hand func([]pipeline.SourceMessage) error) error {
 	now := time.Now()
 	for _, f := range folders {
 		if !s.included(f) {
@@ -81,6 +83,16 @@ func (s *Source) listFolders(ctx context.Context, folders []Folder, leaveOut map
 		}
 		if leaveOut[f.Name] {
 			continue
+		}
+		if m, ok := since[f.Name]; ok && s.opts.MaxAge <= 0 && s.opts.MinAge <= 0 {
+			c, ok, err := s.listChanges(ctx, f.Name, m, hand)
+			if err != nil {
+				return fmt.Errorf("listing the changes of folder %q of %s at %s: %w", f.Name, s.user, s.opts.Addr, err)
+			}
+			if ok {
+				s.changes = append(s.changes, c)
+				continue
+			}
 		}
 		err := s.listFolder(ctx, f.Name, func(msgs []pipeline.SourceMessage) error {
 			msgs = slices.DeleteFunc(msgs, func(m pipeline.SourceMessage) bool { return !s.opts.inAgeWindow(m.InternalDate, now) })
@@ -129,6 +141,14 @@ func (s *Source) listFolder(ctx context.Context, mailbox string, each func([]pip
 	if err != nil {
 		return err
 	}
+	return s.listChunks(ctx, mailbox, sel.uidValidity, uids, each)
+}
+
+// listChunks lists the messages uids (as normalizeUIDs returns them) of
+// mailbox, of UIDVALIDITY uidValidity, batch by batch into each, which is
+// called without the session being busy. The lock is held, except in
+// each.
+func (s *Source) listChunks(ctx context.Context, mailbox string, uidValidity uint32, uids imap.UIDSet, each func([]pipeline.SourceMessage) error) error {
 	batch := min(s.opts.FetchBatch, pipeline.ListPage)
 	for chunk := range uidChunks(uids, batch) {
 		done, err := s.begin(ctx)
@@ -136,13 +156,13 @@ func (s *Source) listFolder(ctx context.Context, mailbox string, each func([]pip
 			return err
 		}
 		now, err := s.selectMailbox(ctx, mailbox, true)
-		if err == nil && now.uidValidity != sel.uidValidity {
+		if err == nil && now.uidValidity != uidValidity {
 			err = transient(fmt.Errorf("UIDVALIDITY of %q changed from %d to %d while listing it: %w",
-				mailbox, sel.uidValidity, now.uidValidity, ErrUIDValidityChanged))
+				mailbox, uidValidity, now.uidValidity, ErrUIDValidityChanged))
 		}
 		var msgs []pipeline.SourceMessage
 		if err == nil {
-			msgs, err = s.fetchAttrs(ctx, mailbox, sel.uidValidity, chunk)
+			msgs, err = s.fetchAttrs(ctx, mailbox, uidValidity, chunk)
 		}
 		done()
 		if err != nil {
@@ -268,8 +288,25 @@ type listed struct {
 
 // fetchListed is fetchAttrs with each message's UID and sequence number.
 func (s *Source) fetchListed(ctx context.Context, mailbox string, uidValidity uint32, uids imap.UIDSet) ([]listed, error) {
-	cmd := s.c.Fetch(uids, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
+	cmd := s.c.Fetch(uids, listAttrs)
+	got, _, err := s.collectListed(mailbox, uidValidity, cmd, nil)
+	if err = s.check(ctx, err, "UID FETCH", mailbox); err != nil {
+		return nil, err
+	}
+	return got, nil
+}
+
+// listAttrs are what a listing fetches of each message: no body.
+var listAttrs = &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true}
+
+// collectListed reads the replies of cmd, a UID FETCH of listAttrs, in
+// UID order. keep, when not nil, is asked for each UID: held keeps the
+// message, rest its UID alone (and a message it refuses both is dropped),
+// so that a reply of unknown size is never held whole. The error is the
+// command's, unchecked.
+func (s *Source) collectListed(mailbox string, uidValidity uint32, cmd *imapclient.FetchCommand, keep func(uid imap.UID) (held, rest bool)) ([]listed, imap.UIDSet, error) {
 	var got []listed
+	var rest imap.UIDSet
 	var bad error
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		buf, err := msg.Collect() // no literal was asked for: small
@@ -280,6 +317,15 @@ func (s *Source) fetchListed(ctx context.Context, mailbox string, uidValidity ui
 		if buf.UID == 0 {
 			continue // go-imap dispatches UID FETCH responses by UID: not reached
 		}
+		if keep != nil {
+			held, later := keep(buf.UID)
+			if later {
+				rest.AddNum(buf.UID)
+			}
+			if !held {
+				continue
+			}
+		}
 		got = append(got, listed{seq: buf.SeqNum, uid: buf.UID, msg: pipeline.SourceMessage{
 			Key:          FormatKey(mailbox, uidValidity, uint32(buf.UID)),
 			Mailbox:      mailbox,
@@ -288,11 +334,8 @@ func (s *Source) fetchListed(ctx context.Context, mailbox string, uidValidity ui
 			Flags:        sourceFlags(buf.Flags),
 		}})
 	}
-	if err := s.check(ctx, first(cmd.Close(), bad), "UID FETCH", mailbox); err != nil {
-		return nil, err
-	}
 	slices.SortFunc(got, func(a, b listed) int { return cmp.Compare(a.uid, b.uid) })
-	return got, nil
+	return got, rest, first(cmd.Close(), bad)
 }
 
 // sourceFlags converts flags for the pipeline, dropping \Recent. The

@@ -61,6 +61,13 @@ type Source struct {
 	gm       *gmailState
 
 	leaveOut map[string]bool // folders the next List leaves out (LeaveOut)
+	// listedFolders are the folders the last LIST found, until the next
+	// List (lastFolders).
+	listedFolders []Folder
+	// since are the folders the next List lists by their changes
+	// (ListChanges), changes what the last List found of them.
+	since   map[string]pipeline.FolderSince
+	changes []pipeline.FolderChanges
 
 	notMailLogged bool // leaveOutNotMail has logged the folders it left out
 
@@ -241,24 +248,36 @@ func (s *Source) broken(ctx context.Context, err error) error {
 // selectMailbox makes mailbox the selected one, read-only (EXAMINE, RFC 3501
 // §6.3.2) or read-write (SELECT, §6.3.1), unless it already is.
 func (s *Source) selectMailbox(ctx context.Context, mailbox string, readOnly bool) (selection, error) {
+	return s.startSelect(ctx, mailbox, readOnly)()
+}
+
+// startSelect is selectMailbox sending its command without waiting for
+// the reply, so that commands for the mailbox can follow it in the same
+// round trip (RFC 3501 §5.5): wait returns what selectMailbox would have.
+// Call wait before the session's next wait for anything else.
+func (s *Source) startSelect(ctx context.Context, mailbox string, readOnly bool) (wait func() (selection, error)) {
 	if s.sel.name == mailbox && s.sel.readOnly == readOnly {
-		return s.sel, nil
+		sel := s.sel
+		return func() (selection, error) { return sel, nil }
 	}
 	command := "SELECT"
 	if readOnly {
 		command = "EXAMINE"
 	}
 	s.sel = selection{}
-	data, err := s.c.Select(mailbox, &imap.SelectOptions{ReadOnly: readOnly}).Wait()
-	if err = s.check(ctx, err, command, mailbox); err != nil {
-		return selection{}, err
+	cmd := s.c.Select(mailbox, &imap.SelectOptions{ReadOnly: readOnly})
+	return func() (selection, error) {
+		data, err := cmd.Wait()
+		if err = s.check(ctx, err, command, mailbox); err != nil {
+			return selection{}, err
+		}
+		if data.UIDValidity == 0 {
+			// RFC 3501 §7.1: UIDVALIDITY is required; without it no key is stable.
+			return selection{}, s.broken(ctx, fmt.Errorf("imapsrc: %s %q on %s: server sent no UIDVALIDITY", command, mailbox, s.opts.Addr))
+		}
+		s.sel = selection{name: mailbox, readOnly: readOnly, uidValidity: data.UIDValidity, messages: data.NumMessages}
+		return s.sel, nil
 	}
-	if data.UIDValidity == 0 {
-		// RFC 3501 §7.1: UIDVALIDITY is required; without it no key is stable.
-		return selection{}, s.broken(ctx, fmt.Errorf("imapsrc: %s %q on %s: server sent no UIDVALIDITY", command, mailbox, s.opts.Addr))
-	}
-	s.sel = selection{name: mailbox, readOnly: readOnly, uidValidity: data.UIDValidity, messages: data.NumMessages}
-	return s.sel, nil
 }
 
 // ended calls Options.OnClose the first time the session ends; the

@@ -27,7 +27,8 @@ const statusPipeline = 64
 // §3.1.2.2), or whose STATUS fails (deleted meanwhile), is left out of the
 // summaries: it is listed. false: no CONDSTORE, or the server refused the
 // item (remembered in Options.Quirks for the account's other sessions),
-// or a server with labels (Gmail), whose keys name no folder.
+// or a server with labels (Gmail), whose keys name no folder, or an age
+// window.
 func (s *Source) FolderSummaries(ctx context.Context) ([]pipeline.FolderSummary, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -35,7 +36,11 @@ func (s *Source) FolderSummaries(ctx context.Context) ([]pipeline.FolderSummary,
 	q := s.opts.Quirks
 	// A server with labels (Gmail) lists one message under one key
 	// whatever folders hold it: its folders' marks say nothing of them.
-	if !s.c.Caps().Has(imap.CapCondStore) || q.Refused(imapconn.FeatureCondStore) || s.quirks.Labels {
+	// An age window (MaxAge, MinAge) lists part of a folder: its marks
+	// would say nothing of the messages left out, which a later run
+	// without the window must list.
+	if !s.c.Caps().Has(imap.CapCondStore) || q.Refused(imapconn.FeatureCondStore) || s.quirks.Labels ||
+		s.opts.MaxAge > 0 || s.opts.MinAge > 0 {
 		return nil, false, nil
 	}
 	done, err := s.begin(ctx)
@@ -43,7 +48,7 @@ func (s *Source) FolderSummaries(ctx context.Context) ([]pipeline.FolderSummary,
 		return nil, false, err
 	}
 	defer done()
-	folders, err := s.folders(ctx)
+	folders, err := s.lastFolders(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("listing the folders of %s at %s: %w", s.user, s.opts.Addr, err)
 	}

@@ -390,6 +390,9 @@ func (a *attempt) do(ctx context.Context) error {
 			})
 		})
 	}
+	if a.complete {
+		a.countUnlisted()
+	}
 	a.run.noteAttempt(a)
 	if a.complete {
 		a.log.Info("account listed", "account", a.opts.Name, "listed", a.listed,

@@ -161,3 +161,19 @@ func (d *dryRunDestination) ListHeaders(ctx context.Context, mailbox string) (ui
 	}
 	return 0, nil, nil
 }
+
+// ListChanges and Changes pass the real source's on: a dry run lists what
+// a real run would. A source that cannot list by changes lists every
+// folder whole, and names none in Changes.
+func (d dryRunSource) ListChanges(since []FolderSince) {
+	if cl, ok := d.Source.(ChangeLister); ok {
+		cl.ListChanges(since)
+	}
+}
+
+func (d dryRunSource) Changes() []FolderChanges {
+	if cl, ok := d.Source.(ChangeLister); ok {
+		return cl.Changes()
+	}
+	return nil
+}

@@ -56,6 +56,23 @@ var sessionInterfaces = map[string]func(t *testing.T){
 			t.Errorf("LeaveOut through the dry run: the source leaves out %v, want Junk", src.leaveOut)
 		}
 	},
+	"ChangeLister": func(t *testing.T) {
+		src := &changeRecorder{memSource: &memSource{}}
+		cl, ok := Source(dryRunSource{Source: src}).(ChangeLister)
+		if !ok {
+			t.Fatal("the dry-run source is no ChangeLister")
+		}
+		cl.ListChanges([]FolderSince{{Last: FolderSummary{Mailbox: "Big", UIDNext: 7}}})
+		if len(src.since) != 1 || src.since[0].Last.Mailbox != "Big" {
+			t.Errorf("ListChanges through the dry run: the source lists %+v by changes, want Big", src.since)
+		}
+		if got := cl.Changes(); len(got) != 1 || got[0].Mailbox != "Big" {
+			t.Errorf("Changes through the dry run = %+v, want the real source's", got)
+		}
+		if got := Source(dryRunSource{Source: &memSource{}}).(ChangeLister).Changes(); got != nil {
+			t.Errorf("Changes through the dry run of a source that cannot list by changes = %+v, want none", got)
+		}
+	},
 	"PermanentFlagser": func(t *testing.T) {
 		var d Destination = &dryRunDestination{Destination: &memDestSession{newMemDest()}}
 		pf, ok := d.(PermanentFlagser)
@@ -182,6 +199,23 @@ func (creatingSession) CreatedMailboxes() []string { return []string{"Typo"} }
 
 // errorInterfaces are asked of errors, not of sessions.
 var errorInterfaces = []string{"Classifier", "RetryAfterer"}
+
+// changeRecorder is a source that records ListChanges and names each
+// folder it was given in Changes.
+type changeRecorder struct {
+	*memSource
+	since []FolderSince
+}
+
+func (c *changeRecorder) ListChanges(since []FolderSince) { c.since = since }
+
+func (c *changeRecorder) Changes() []FolderChanges {
+	var out []FolderChanges
+	for _, f := range c.since {
+		out = append(out, FolderChanges{Mailbox: f.Last.Mailbox})
+	}
+	return out
+}
 
 type prefetchRecorder struct {
 	*memSource

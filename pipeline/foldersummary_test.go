@@ -263,3 +263,51 @@ func TestUnchangedFoldersWithSkipped(t *testing.T) {
 		t.Errorf("after the limit grew: copied %d, listed %v; want 1, INBOX alone", st.Copied, listed)
 	}
 }
+
+// lateMarks is a markingSource whose marks of folder were taken before
+// its last message came: the listing that follows them meets a UID at
+// their UIDNEXT.
+type lateMarks struct {
+	*markingSource
+	folder string
+}
+
+func (s *lateMarks) FolderSummaries(ctx context.Context) ([]FolderSummary, bool, error) {
+	sums, ok, err := s.markingSource.FolderSummaries(ctx)
+	for i := range sums {
+		if sums[i].Mailbox == s.folder {
+			sums[i].UIDNext--
+			sums[i].Messages--
+		}
+	}
+	return sums, ok, err
+}
+
+// TestMarksOnlyBelowTheirUIDNext: a folder whose listing met a message at
+// or past its marks' UIDNEXT (one that came during the listing) is
+// recorded without marks, so that the next run lists it whole instead of
+// taking its record's count for the messages below UIDNEXT (what a listing
+// by changes compares); the other folders keep theirs.
+func TestMarksOnlyBelowTheirUIDNext(t *testing.T) {
+	h, imapSrc := newIMAPHarness(t)
+	src := &lateMarks{markingSource: &markingSource{imapLikeSource: imapSrc, listed: map[string]int{}}, folder: "INBOX"}
+	if st := h.runWith(t, src); st.Copied != 8 {
+		t.Fatalf("first run copied %d, want 8", st.Copied)
+	}
+	folders, err := h.ledger.Folders(context.Background(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Folder{}
+	for _, f := range folders {
+		if f.Side == SourceSide {
+			got[f.Name] = f
+		}
+	}
+	if f := got["INBOX"]; f.SyncedAt.IsZero() || f.UIDNext != 0 || f.HighestModSeq != 0 || f.Messages != 4 {
+		t.Errorf("INBOX record = %+v; want a complete pass of 4 messages without marks", f)
+	}
+	if f := got["Sent"]; f.SyncedAt.IsZero() || f.UIDNext == 0 || f.HighestModSeq == 0 {
+		t.Errorf("Sent record = %+v; want a complete pass with marks", f)
+	}
+}

@@ -51,6 +51,18 @@ type scopes struct {
 	// when this attempt's pass completes.
 	marks map[string]FolderSummary
 	kept  []Folder
+	// since are the folders this attempt asked the source to list by
+	// their changes (ChangeLister), with the skipped entries of each
+	// (reported as skipped before up front); changes what the listing
+	// found of those it did list so.
+	since   map[string]changedFolder
+	changes map[string]FolderChanges
+}
+
+// changedFolder is a folder asked to be listed by its changes.
+type changedFolder struct {
+	from    FolderSummary
+	skipped []Entry
 }
 
 // genScope is one folder generation listed by this attempt.
@@ -105,6 +117,14 @@ func mergeRanges(rs []uidRange) []uidRange {
 		out = append(out, r)
 	}
 	return out
+}
+
+// maxUID returns the highest UID listed; 0 when none.
+func (g *genScope) maxUID() uint32 {
+	if n := len(g.uids); n > 0 {
+		return g.uids[n-1].hi
+	}
+	return 0
 }
 
 func (g *genScope) has(uid uint32) bool {
@@ -289,8 +309,36 @@ func (a *attempt) sweep(ctx context.Context) error {
 		a.mu.Unlock()
 	}
 	var records []Folder
+	// record is a folder's record after this attempt's pass over it.
+	record := func(mailbox string, uidValidity, messages, maxUID uint32, gen string) Folder {
+		// OpName keeps the destination folder it maps to: mirror deletes
+		// it when the source folder goes.
+		next := Folder{Side: SourceSide, Name: mailbox, UIDValidity: uidValidity,
+			Messages: messages, SyncedAt: a.opts.Now(), OpName: a.plan.folders[mailbox]}
+		// The marks taken before the listing: anything that changed the
+		// folder since moved them, so the next run lists it again. Not
+		// when some flag update of this attempt was refused (it is tried
+		// again only by a listing), nor when this run deletes at the
+		// source (the next run reads the pages to settle the marks of
+		// deletions that did not happen, as for POP3 below), nor when
+		// the listing met a message at or past the marks' UIDNEXT (it
+		// came during the listing): then Messages is not the count of
+		// the messages below it that a listing by changes compares
+		// (ChangeLister).
+		if m, ok := sc.marks[mailbox]; ok && m.UIDValidity == uidValidity && !a.flagsLag() && maxUID < m.UIDNext &&
+			!goneGens[gen] && !a.opts.DeleteSource && a.opts.DeleteAfter == 0 {
+			next.UIDNext, next.HighestModSeq = m.UIDNext, m.HighestModSeq
+		}
+		return next
+	}
 	for _, g := range sc.order {
 		rec, ok := sc.records[g.mailbox]
+		if c, byChanges := sc.changes[g.mailbox]; byChanges && c.UIDValidity == g.place.UIDValidity {
+			// Nothing below the UIDNEXT it started from is gone, and
+			// what it listed is all it holds from there on: no sweep.
+			records = append(records, record(g.mailbox, c.UIDValidity, c.Messages, c.MaxUID, g.place.Generation))
+			continue
+		}
 		if !ok || rec.UIDValidity != g.place.UIDValidity || g.found < int(rec.Messages) {
 			if err := a.sweepScope(ctx, Query{KeyPrefix: g.place.Generation}, func(key string) bool {
 				p, ok := a.opts.KeyFolder(key)
@@ -299,31 +347,29 @@ func (a *attempt) sweep(ctx context.Context) error {
 				return err
 			}
 		}
-		// OpName keeps the destination folder it maps to: mirror deletes
-		// it when the source folder goes.
-		next := Folder{Side: SourceSide, Name: g.mailbox, UIDValidity: g.place.UIDValidity,
-			Messages: uint32(g.listed), SyncedAt: a.opts.Now(), OpName: a.plan.folders[g.mailbox]}
-		// The marks taken before the listing: anything that changed the
-		// folder since moved them, so the next run lists it again. Not
-		// when some flag update of this attempt was refused (it is tried
-		// again only by a listing), nor when this run deletes at the
-		// source (the next run reads the pages to settle the marks of
-		// deletions that did not happen, as for POP3 below).
-		if m, ok := sc.marks[g.mailbox]; ok && m.UIDValidity == g.place.UIDValidity && !a.flagsLag() &&
-			!goneGens[g.place.Generation] && !a.opts.DeleteSource && a.opts.DeleteAfter == 0 {
-			next.UIDNext, next.HighestModSeq = m.UIDNext, m.HighestModSeq
+		records = append(records, record(g.mailbox, g.place.UIDValidity, uint32(g.listed), g.maxUID(), g.place.Generation))
+	}
+	for name, c := range sc.changes {
+		if !listedAny(sc, name) { // listed by its changes, none found
+			records = append(records, record(name, c.UIDValidity, c.Messages, c.MaxUID, sc.since[name].from.Generation))
 		}
-		records = append(records, next)
 	}
 	if a.opts.KeyFolder != nil {
 		// Folders copied that listed nothing: recorded empty, unless the
 		// ledger knows them with messages (which cannot tell), or they
-		// were left out of the listing as unchanged (recorded below).
+		// were left out of the listing as unchanged (recorded below), or
+		// listed by their changes (above).
 		for name, dest := range a.plan.folders {
-			if dest == "" || listedAny(sc, name) || keptFolder(sc, name) {
+			if _, byChanges := sc.changes[name]; dest == "" || listedAny(sc, name) || keptFolder(sc, name) || byChanges {
 				continue
 			}
 			if rec, ok := sc.records[name]; ok && rec.Messages > 0 {
+				continue
+			}
+			if m, ok := sc.marks[name]; ok && m.Messages == 0 {
+				// Empty by its marks too: recorded with them, so that the
+				// next run need not EXAMINE it either.
+				records = append(records, record(name, m.UIDValidity, 0, 0, m.Generation))
 				continue
 			}
 			records = append(records, Folder{Side: SourceSide, Name: name, SyncedAt: a.opts.Now(), OpName: dest})
@@ -534,7 +580,9 @@ var openStates = []State{StatePending, StateFailed, StateRemoving, StateMoving}
 // and MESSAGES, nothing pending, failed or being moved, every skipped
 // entry skipped for good under this run's rules. Its messages are
 // counted from its record instead (issue 18: a no-op re-run of a big
-// IMAP account reads no listing). Deleting at the source needs the
+// IMAP account reads no listing). A folder that changed since a record
+// with marks, every entry of it settled, is given to a ChangeLister
+// source to list by its changes (countUnlisted counts the rest). Deleting at the source needs the
 // listing; so does a run without flag sync, whose record could hide flag
 // changes from a later run with it, which records no marks.
 func (a *attempt) unchangedFolders(ctx context.Context, dests FolderPlan) error {
@@ -562,7 +610,8 @@ func (a *attempt) unchangedFolders(ctx context.Context, dests FolderPlan) error 
 		// listing covers (mirrorRemove asks the scopes).
 		return nil
 	}
-	var same []FolderSummary
+	cl, _ := a.src.(ChangeLister)
+	var same, moved []FolderSummary
 	var out []string // left out of the listing
 	for _, s := range sums {
 		if _, ok := dests.Dest(SourceMessage{Mailbox: s.Mailbox}); !ok {
@@ -570,18 +619,26 @@ func (a *attempt) unchangedFolders(ctx context.Context, dests FolderPlan) error 
 			continue
 		}
 		rec, ok := sc.records[s.Mailbox]
-		if !ok || rec.SyncedAt.IsZero() || s.HighestModSeq == 0 || rec.UIDValidity != s.UIDValidity ||
-			rec.UIDNext != s.UIDNext || rec.HighestModSeq != s.HighestModSeq || rec.Messages != s.Messages {
+		if !ok || rec.SyncedAt.IsZero() || s.HighestModSeq == 0 || rec.UIDValidity != s.UIDValidity {
 			continue
 		}
-		same = append(same, s)
+		if rec.UIDNext == s.UIDNext && rec.HighestModSeq == s.HighestModSeq && rec.Messages == s.Messages {
+			same = append(same, s)
+			continue
+		}
+		// Changed since a complete pass that recorded its marks: listed
+		// by its changes since them, where the source can. Marks that
+		// went back are not trusted.
+		if cl != nil && rec.UIDNext != 0 && rec.HighestModSeq != 0 && s.UIDNext >= rec.UIDNext && s.HighestModSeq >= rec.HighestModSeq {
+			moved = append(moved, s)
+		}
 	}
 	defer func() {
 		if len(out) > 0 {
 			fs.LeaveOut(out)
 		}
 	}()
-	if len(same) == 0 {
+	if len(same)+len(moved) == 0 {
 		return nil
 	}
 	select {
@@ -649,6 +706,26 @@ func (a *attempt) unchangedFolders(ctx context.Context, dests FolderPlan) error 
 			a.skippedBefore(e)
 		}
 	}
+	var since []FolderSince
+	for _, s := range moved {
+		if unsettled[s.Generation] {
+			continue // its open entries are retried by a full listing
+		}
+		rec := sc.records[s.Mailbox]
+		from := FolderSummary{Mailbox: s.Mailbox, Generation: s.Generation, UIDValidity: rec.UIDValidity,
+			UIDNext: rec.UIDNext, HighestModSeq: rec.HighestModSeq, Messages: rec.Messages}
+		since = append(since, FolderSince{Last: from, Now: s})
+		if sc.since == nil {
+			sc.since = map[string]changedFolder{}
+		}
+		sc.since[s.Mailbox] = changedFolder{from: from, skipped: skips[s.Generation]}
+		for _, e := range skips[s.Generation] {
+			a.skippedBefore(e)
+		}
+	}
+	if len(since) > 0 {
+		cl.ListChanges(since)
+	}
 	if len(sc.kept) == 0 {
 		return nil
 	}
@@ -656,4 +733,38 @@ func (a *attempt) unchangedFolders(ctx context.Context, dests FolderPlan) error 
 	a.log.Debug("source folders unchanged since their last complete pass: not listed",
 		"account", a.opts.Name, "folders", len(sc.kept), "of", len(sums))
 	return nil
+}
+
+// countUnlisted counts, after a complete listing, the messages of the
+// folders listed by their changes that the listing did not hand over:
+// unchanged since the last complete pass, settled then (unchangedFolders
+// asked for none with open entries), so listed and done, or skipped
+// before.
+func (a *attempt) countUnlisted() {
+	cl, ok := a.src.(ChangeLister)
+	sc := a.scopes
+	if !ok || sc == nil || len(sc.since) == 0 {
+		return
+	}
+	sc.changes = map[string]FolderChanges{}
+	for _, c := range cl.Changes() {
+		f, ok := sc.since[c.Mailbox]
+		if !ok || c.UIDValidity != f.from.UIDValidity {
+			continue
+		}
+		sc.changes[c.Mailbox] = c
+		skipped := 0 // of the unlisted
+		for _, e := range f.skipped {
+			p, ok := a.opts.KeyFolder(e.Key)
+			if g := sc.gens[f.from.Generation]; ok && (g == nil || !g.has(p.UID)) {
+				skipped++
+			}
+		}
+		n := int(c.Unlisted)
+		a.mu.Lock()
+		a.listed += n
+		a.settled += n
+		a.doneFound += max(n-skipped, 0)
+		a.mu.Unlock()
+	}
 }

@@ -340,3 +340,46 @@ type DestHeader struct {
 type HeaderLister interface {
 	ListHeaders(ctx context.Context, mailbox string) (uidValidity uint32, msgs []DestHeader, err error)
 }
+
+// ChangeLister is a FolderSummarizer (imapsrc, where the server offers
+// CONDSTORE) that can list a folder by what changed in it since its last
+// complete pass, from that pass's marks, instead of listing every message
+// (issue 18: a re-run after a few changes in a big folder): the messages
+// from the marks' UIDNext on, and those below it whose flags changed since
+// their HighestModSeq (RFC 7162 §3.1.4 CHANGEDSINCE). It does so only
+// where it can tell that no message below UIDNext is gone since: one is
+// listed whole otherwise, and swept as usual.
+type ChangeLister interface {
+	// ListChanges names the folders the List that follows lists by their
+	// changes. That List forgets them.
+	ListChanges(since []FolderSince)
+	// Changes returns what the last List found of the folders it listed
+	// by their changes; a folder named to ListChanges and missing here
+	// was listed whole.
+	Changes() []FolderChanges
+}
+
+// FolderSince names a folder to list by its changes.
+type FolderSince struct {
+	// Last are the marks and MESSAGES of its last complete pass (its
+	// Folder record's UIDNext, HighestModSeq, Messages).
+	Last FolderSummary
+	// Now are its marks before this listing (FolderSummaries).
+	Now FolderSummary
+}
+
+// FolderChanges is what a ChangeLister's List found of one folder it
+// listed by its changes.
+type FolderChanges struct {
+	Mailbox     string
+	UIDValidity uint32
+	// Messages the folder holds, as the listing accounts for them: those
+	// below the UIDNext it started from (as many as the last pass had:
+	// none gone) and those it listed from there on.
+	Messages uint32
+	// Unlisted are the messages of Messages the listing did not hand
+	// over: below UIDNext, unchanged since the last pass.
+	Unlisted uint32
+	// MaxUID is the highest UID listed from UIDNext on; 0 when none.
+	MaxUID uint32
+}

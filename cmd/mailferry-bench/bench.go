@@ -167,6 +167,12 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 			}
 			continue
 		}
+		if name == "incr" {
+			if err := e.seedIncr(); err != nil {
+				return err
+			}
+			continue
+		}
 		start := time.Now()
 		var w *workload
 		switch name {
@@ -208,7 +214,7 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 			for _, name := range cfg.workloads {
 				var err error
 				switch name {
-				case "flat": // both paths at once, below
+				case "flat", "incr": // below
 				case "huge":
 					err = e.huge(ctx, kind, loads[name])
 				case "rerun10k":
@@ -240,6 +246,12 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 	if slices.Contains(cfg.workloads, "flat") {
 		e.secure = true // the flat workload's figures are over TLS, as the issue's
 		if err := e.flat(ctx, stdout); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(cfg.workloads, "incr") {
+		e.secure = true
+		if err := e.incr(ctx, stdout); err != nil {
 			return err
 		}
 	}
@@ -288,7 +300,7 @@ func (e *env) start(ctx context.Context) error {
 		return err
 	}
 	srcUsers := map[string]string{"small": e.srcPW, "mixed": e.srcPW, "latency": e.srcPW, "huge": e.srcPW, "rerun10k": e.srcPW,
-		foldersUser: e.srcPW}
+		foldersUser: e.srcPW, incrUser: e.srcPW}
 	for _, n := range e.cfg.flatSizes {
 		srcUsers[flatUser(n)] = e.srcPW
 	}

@@ -24,18 +24,22 @@ type config struct {
 	flatSizes   []int
 	flatFolders struct{ count, each int }
 	flatLedger  int
-	latency     bool
-	latencyN    int           // messages of the small workload for the latency run
-	delay       time.Duration // one way
-	batches     []int         // write-ceiling batch sizes
-	conns       []int         // write-ceiling connection counts
-	extra       []string      // more mailferry flags
-	trials      int           // repetitions of each loopback and latency measurement
-	baselines   []string      // other mailferry binaries measured alongside, for before/after
-	jsonPath    string
-	profileDir  string
-	keep        bool
-	timeout     time.Duration
+	// incr workload (issue 18): the account, the flag changes and how
+	// many folders they touch
+	incrFolders            struct{ count, each int }
+	incrFlags, incrChanged int
+	latency                bool
+	latencyN               int           // messages of the small workload for the latency run
+	delay                  time.Duration // one way
+	batches                []int         // write-ceiling batch sizes
+	conns                  []int         // write-ceiling connection counts
+	extra                  []string      // more mailferry flags
+	trials                 int           // repetitions of each loopback and latency measurement
+	baselines              []string      // other mailferry binaries measured alongside, for before/after
+	jsonPath               string
+	profileDir             string
+	keep                   bool
+	timeout                time.Duration
 	// tls lists the transports to measure, in order: true is implicit TLS
 	// (pop3s, imaps), false plain text on both sides (TLS off everywhere,
 	// as in issue 18's side-by-side figures).
@@ -62,12 +66,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	mixedCount := fs.Int("mixed-count", 1000, "messages in the mixed workload, large ones included")
 	mixedMB := fs.Int("mixed-mb", 300, "approximate size of the mixed workload, MB")
 	largeMB := fs.String("large-mb", "10,14,22,30", "sizes of the large messages of the mixed workload, MB (comma-separated)")
-	workloads := fs.String("workloads", "small,mixed", "workloads to run (comma-separated: small, mixed; not by default: huge = one -huge-mb message on both paths, peak RSS; rerun10k = -rerun-count messages over POP3, then a second run with nothing new; flat = memory flat in the mailbox size, -flat-sizes, -flat-folders, -flat-ledger)")
+	workloads := fs.String("workloads", "small,mixed", "workloads to run (comma-separated: small, mixed; not by default: huge = one -huge-mb message on both paths, peak RSS; rerun10k = -rerun-count messages over POP3, then a second run with nothing new; flat = memory flat in the mailbox size, -flat-sizes, -flat-folders, -flat-ledger; incr = re-runs of an IMAP account with CONDSTORE, -incr-folders, -incr-flags, -incr-changed)")
 	hugeMB := fs.Int("huge-mb", 200, "size of the huge workload's one message, MB")
 	rerunCount := fs.Int("rerun-count", 10000, "messages of the rerun10k workload")
 	flatSizes := fs.String("flat-sizes", "5000,500000", "flat workload: mailbox sizes, each copied over POP3 and IMAP (the first and last are compared)")
 	flatFolders := fs.String("flat-folders", "50x10000", "flat workload: an IMAP account of FOLDERSxMESSAGES (0 skips it)")
 	flatLedger := fs.Int("flat-ledger", 1000000, "flat workload: entries of the ledger measured for its size per entry (0 skips it)")
+	incrFolders := fs.String("incr-folders", "50x2000", "incr workload: an IMAP account of FOLDERSxMESSAGES re-run with CONDSTORE")
+	incrFlags := fs.Int("incr-flags", 100, "incr workload: flag changes before the re-runs after flag changes")
+	incrChanged := fs.Int("incr-changed", 5, "incr workload: folders the flag changes are spread over")
 	latencyCount := fs.Int("latency-count", 1000, "messages of the small workload copied through the delay proxy; 0 skips the latency scenario")
 	delay := fs.Duration("delay", 20*time.Millisecond, "one-way delay of the latency scenario (the round trip is twice this)")
 	batches := fs.String("write-batches", "1,50,200", "write ceiling: messages per APPEND batch (1 = single APPENDs, more = MULTIAPPEND)")
@@ -136,8 +143,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var err error
 	c.workloads = strings.Split(*workloads, ",")
 	for _, w := range c.workloads {
-		if w != "small" && w != "mixed" && w != "huge" && w != "rerun10k" && w != "flat" {
-			return c, fmt.Errorf("-workloads: unknown workload %q (want small, mixed, huge, rerun10k, flat)", w)
+		if w != "small" && w != "mixed" && w != "huge" && w != "rerun10k" && w != "flat" && w != "incr" {
+			return c, fmt.Errorf("-workloads: unknown workload %q (want small, mixed, huge, rerun10k, flat, incr)", w)
 		}
 	}
 	if c.flatSizes, err = intList(*flatSizes); err != nil {
@@ -151,6 +158,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("-flat-folders: %q is not FOLDERSxMESSAGES (1 to 100 folders) or 0", *flatFolders)
 		}
 		c.flatFolders.count, c.flatFolders.each = n, m
+	}
+	{
+		a, b, ok := strings.Cut(*incrFolders, "x")
+		n, err1 := strconv.Atoi(a)
+		m, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || n < 1 || n > 100 || m < 1 {
+			return c, fmt.Errorf("-incr-folders: %q is not FOLDERSxMESSAGES (1 to 100 folders)", *incrFolders)
+		}
+		c.incrFolders.count, c.incrFolders.each = n, m
+	}
+	if c.incrFlags, c.incrChanged = *incrFlags, *incrChanged; c.incrFlags < 1 || c.incrChanged < 1 || c.incrChanged > c.incrFolders.count ||
+		c.incrFlags/c.incrChanged > c.incrFolders.each {
+		return c, errors.New("-incr-flags and -incr-changed must be at least 1, -incr-changed at most the folders, and the changes per folder at most its messages")
 	}
 	if c.flatLedger = *flatLedger; c.flatLedger < 0 {
 		return c, errors.New("-flat-ledger must not be negative")

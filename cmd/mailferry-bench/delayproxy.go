@@ -49,6 +49,15 @@ func newDelayProxy(target string, delay time.Duration) (*delayProxy, error) {
 // Addr is the proxy's "127.0.0.1:port".
 func (p *delayProxy) Addr() string { return p.ln.Addr().String() }
 
+// SetDelay sets the one-way delay of the connections accepted from now on
+// (the incr workload measures one account, whose identity is its servers'
+// addresses, on loopback and far away through one proxy).
+func (p *delayProxy) SetDelay(d time.Duration) {
+	p.mu.Lock()
+	p.delay = d
+	p.mu.Unlock()
+}
+
 // Close stops accepting, closes every forwarded connection and waits for
 // the forwarding goroutines to end.
 func (p *delayProxy) Close() error {
@@ -116,8 +125,11 @@ func (p *delayProxy) forward(client net.Conn) {
 	defer p.untrack(server)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); pipeDelayed(server, client, p.delay) }()
-	go func() { defer wg.Done(); pipeDelayed(client, server, p.delay) }()
+	p.mu.Lock()
+	delay := p.delay
+	p.mu.Unlock()
+	go func() { defer wg.Done(); pipeDelayed(server, client, delay) }()
+	go func() { defer wg.Done(); pipeDelayed(client, server, delay) }()
 	wg.Wait()
 }
 

@@ -47,7 +47,10 @@
 // huge is one message of -huge-mb (200 MB) moved on both paths, to show
 // mailferry's peak RSS staying near the spool's memory bound; rerun10k is
 // a POP3 mailbox of -rerun-count (10,000) messages copied, then copied
-// again with nothing new, timing the ledger and listing path.
+// again with nothing new, timing the ledger and listing path. So do flat
+// (issue 20, flat.go) and incr (issue 18, incr.go: re-runs of a 50-folder,
+// 100,000-message IMAP account with CONDSTORE, with nothing new and after
+// flag changes, on loopback and at -delay each way).
 //
 // Usage:
 //
