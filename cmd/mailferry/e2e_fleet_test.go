@@ -1,0 +1,234 @@
+package main
+
+import (
+	"encoding/csv"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/postgres"
+)
+
+// The fleet (docs/fleet.md): `mailferry run` on a PostgreSQL checkpoint
+// is a worker of the shared account queue. These tests start workers as
+// processes (the test binary in main mode) with short leases
+// (MAILFERRY_TEST_LEASE_TTL, which the release binary does not read).
+
+// fleetLeaseTTL is the workers' lease in these tests: renewed every
+// quarter, lost after half, taken over after all of it.
+const fleetLeaseTTL = 4 * time.Second
+
+// fleetSetup is a fleet's servers, config and what each account's source
+// serves.
+type fleetSetup struct {
+	src, dst *dovecot.Server
+	pg       *postgres.Server
+	dbURL    string
+	cfg      string
+	dir      string
+	users    []string
+	dstPW    map[string]string
+	served   map[string][][]byte
+}
+
+// startFleet starts the servers and writes a config of n accounts, the
+// even ones on POP3, the odd ones on IMAP, perAccount messages each.
+func startFleet(t *testing.T, n, perAccount int, extra string) *fleetSetup {
+	t.Helper()
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleetSetup{dir: t.TempDir(), dstPW: map[string]string{}, served: map[string][][]byte{}}
+	srcUsers := map[string]string{}
+	for i := range n {
+		u := fmt.Sprintf("fu%02d", i)
+		f.users = append(f.users, u)
+		srcUsers[u], f.dstPW[u] = "Src-"+u+"-pw9", "Dst-"+u+"-pw7"
+	}
+	f.pg = postgres.Start(t, postgres.Options{})
+	f.dbURL = postgres.Database(t, f.pg)
+	f.src = dovecot.Start(t, dovecot.Options{Name: "mf-fsrc", CA: ca, Users: srcUsers})
+	f.dst = dovecot.Start(t, dovecot.Options{Name: "mf-fdst", CA: ca, Users: f.dstPW})
+	base := time.Date(2022, 3, 1, 0, 0, 0, 0, time.UTC)
+	for _, u := range f.users {
+		for j, m := range simpleMessages(perAccount) {
+			m = append([]byte("X-Account: "+u+"\r\n"), m...)
+			f.served[u] = append(f.served[u], m)
+			if err := f.src.SeedMaildir(u, "INBOX", m, "", base.Add(time.Duration(j)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fh, err := os.OpenFile(filepath.Join(f.dir, "users.csv"), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := csv.NewWriter(fh)
+	w.Write([]string{"source_user", "source_password", "dest_user", "dest_password", "source_url"})
+	for i, u := range f.users {
+		url := "pop3s://" + f.src.POP3SAddr()
+		if i%2 == 1 {
+			url = "imaps://" + f.src.IMAPSAddr()
+		}
+		w.Write([]string{u, srcUsers[u], u, f.dstPW[u], url})
+	}
+	w.Flush()
+	if err := fh.Close(); err != nil || w.Error() != nil {
+		t.Fatal(err, w.Error())
+	}
+	f.cfg = filepath.Join(f.dir, "migrate.toml")
+	body := fmt.Sprintf(`state = %q
+workers = 2
+accounts_file = "users.csv"
+%s
+[source]
+url = "pop3s://%s"
+tls_ca = %q
+[destination]
+url = "imaps://%s"
+tls_ca = %q
+batch_messages = 2
+`, f.dbURL, extra, f.src.POP3SAddr(), f.src.CAFile(), f.dst.IMAPSAddr(), f.src.CAFile())
+	if err := os.WriteFile(f.cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(statePasswordEnv, f.pg.Password())
+	t.Setenv("MAILFERRY_TEST_LEASE_TTL", fleetLeaseTTL.String())
+	return f
+}
+
+// assertEveryAccountOnce compares each account's destination INBOX with
+// what its source serves: every message exactly once, byte for byte.
+func (f *fleetSetup) assertEveryAccountOnce(t *testing.T) {
+	t.Helper()
+	for _, u := range f.users {
+		got := imapBodies(t, f.dst, u, f.dstPW[u], "INBOX")
+		if missing, extra := multisetDiff(f.served[u], got); missing+extra > 0 {
+			t.Errorf("%s: the destination holds %d messages, %d missing and %d extra or duplicated", u, len(got), missing, extra)
+		}
+	}
+}
+
+// workerName is the name a worker process logged at its start.
+func workerName(t *testing.T, s *service) string {
+	t.Helper()
+	s.waitFor("the worker's start", time.Minute, func() bool { return len(s.logs("worker started", "")) > 0 })
+	name, _ := s.logs("worker started", "")[0]["worker"].(string)
+	return name
+}
+
+// claims counts the accounts a worker claimed or took over.
+func claims(s *service) int {
+	return len(s.logs("claimed an account", "")) + len(s.logs("account taken over from a worker whose lease ran out; reconciling what it had in flight", ""))
+}
+
+// exitWithin waits for a worker's exit status.
+func exitWithin(t *testing.T, s *service, d time.Duration, what string) int {
+	t.Helper()
+	select {
+	case code := <-s.exited:
+		return code
+	case <-time.After(d):
+		t.Fatalf("%s did not exit within %v\n%s", what, d, s.log())
+		return 0
+	}
+}
+
+// TestE2EFleetWorkers: three worker processes run 60 POP3 and IMAP
+// accounts from one PostgreSQL queue. One is killed (SIGKILL) while it
+// copies, another is cut from PostgreSQL by a proxy that goes silent: the
+// cut one stops sending, settles what was in flight and exits 1; the
+// survivor (4 accounts at once) takes both workers' accounts over once
+// their leases ran out (the time after expiry is logged) and finishes
+// them; every account's destination holds its source's messages exactly
+// once; status shows the fleet.
+func TestE2EFleetWorkers(t *testing.T) {
+	const accounts, perAccount = 60, 8
+	f := startFleet(t, accounts, perAccount, `max_messages_per_second = 4`)
+	proxy := postgres.CutProxy(t, f.pg)
+	viaProxy := strings.Replace(f.dbURL, f.pg.Addr(), proxy.Addr(), 1)
+
+	started := time.Now()
+	killed := startService(t, "run", "-c", f.cfg, "--progress", "none")
+	survivor := startService(t, "run", "-c", f.cfg, "--progress", "none", "--workers", "4")
+	cut := startService(t, "run", "-c", f.cfg, "--progress", "none", "--state", viaProxy)
+	killedName, cutName := workerName(t, killed), workerName(t, cut)
+	workerName(t, survivor)
+
+	// Mid-account: a fourth claim (the first two are at once), then a
+	// while into its 2 s copy.
+	killed.waitFor("the first worker's fourth claim", 2*time.Minute, func() bool { return claims(killed) >= 4 })
+	time.Sleep(700 * time.Millisecond)
+	if err := killed.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := time.Now()
+	cut.waitFor("the third worker's fourth claim", 2*time.Minute, func() bool { return claims(cut) >= 4 })
+	time.Sleep(700 * time.Millisecond)
+	proxy.Cut()
+	cutAt := time.Now()
+
+	if code := exitWithin(t, killed, 30*time.Second, "the killed worker"); code != -1 {
+		t.Errorf("the killed worker exited %d, want -1 (killed)", code)
+	}
+	code := exitWithin(t, cut, 10*fleetLeaseTTL, "the worker cut from PostgreSQL")
+	t.Logf("the cut worker exited %d %v after the cut (lease TTL %v)", code, time.Since(cutAt).Round(time.Millisecond), fleetLeaseTTL)
+	if code != exitFatal {
+		t.Errorf("the worker cut from PostgreSQL exited %d, want 1\n%s", code, cut.log())
+	}
+	if !strings.Contains(cut.log(), "lost its hold") {
+		t.Errorf("the cut worker does not say why it stopped\n%s", cut.log())
+	}
+	if code := exitWithin(t, survivor, 5*time.Minute, "the surviving worker"); code != exitOK {
+		t.Fatalf("the surviving worker exited %d, want 0\n%s", code, survivor.log())
+	}
+	t.Logf("60 accounts × %d messages, 3 workers (2, 4 and 2 accounts at once), one killed, one cut: %.1f s", perAccount, time.Since(started).Seconds())
+
+	// The survivor took over what the two others held.
+	from := map[string]int{}
+	for _, l := range survivor.logs("account taken over from a worker whose lease ran out; reconciling what it had in flight", "") {
+		w, _ := l["from"].(string)
+		after, _ := l["after_lease_expiry"].(float64)
+		from[w]++
+		t.Logf("took over %v from %s %v after its lease ran out (%v after the kill, %v after the cut)", l["account"], w,
+			time.Duration(after).Round(time.Millisecond), logTime(t, l).Sub(killedAt).Round(time.Millisecond), logTime(t, l).Sub(cutAt).Round(time.Millisecond))
+		// The survivor claims when one of its slots is free: after the
+		// account it runs there ends (2 s), or its next poll.
+		if time.Duration(after) > 4*fleetLeaseTTL {
+			t.Errorf("an account was taken over %v after its lease ran out, want within 4 lease TTLs (%v)", time.Duration(after), 4*fleetLeaseTTL)
+		}
+	}
+	if from[killedName] == 0 || from[cutName] == 0 {
+		t.Errorf("takeovers by worker: %v; want some from the killed %s and from the cut %s", from, killedName, cutName)
+	}
+	f.assertEveryAccountOnce(t)
+
+	// status shows the fleet: every account done, no worker running; the
+	// two that went away stay listed with their last heartbeat.
+	rep := statusOf(t, os.Getenv, "-c", f.cfg)
+	if rep.Fleet == nil || rep.Fleet.Done != accounts || rep.Fleet.Queued+rep.Fleet.Running+rep.Fleet.Failed != 0 {
+		t.Errorf("status: fleet %+v, want %d done and nothing queued, running or failed", rep.Fleet, accounts)
+	}
+	if r := runInProcess(t, os.Getenv, "status", "-c", f.cfg); !strings.Contains(r.stdout, fmt.Sprintf("fleet: 0 queued, 0 running, %d done, 0 failed", accounts)) ||
+		!strings.Contains(r.stdout, "workers:") {
+		t.Errorf("status's text does not show the fleet:\n%s", r.stdout)
+	}
+	if rep.Fleet != nil {
+		names := map[string]bool{}
+		for _, w := range rep.Fleet.Workers {
+			names[w.ID] = true
+		}
+		if len(rep.Fleet.Workers) != 2 || !names[killedName] || !names[cutName] {
+			t.Errorf("status lists the workers %+v, want the killed and the cut one (the survivor left)", rep.Fleet.Workers)
+		}
+		if rep.Fleet.MessagesTotal < accounts*perAccount/2 {
+			t.Errorf("status: the fleet's throughput counts %d messages, want most of the %d", rep.Fleet.MessagesTotal, accounts*perAccount)
+		}
+	}
+}
