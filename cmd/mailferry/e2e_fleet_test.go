@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/internal/testkit/postgres"
 )
@@ -32,8 +33,32 @@ type fleetSetup struct {
 	cfg      string
 	dir      string
 	users    []string
+	srcPW    map[string]string
 	dstPW    map[string]string
 	served   map[string][][]byte
+}
+
+// listAccounts writes the accounts file with the first k accounts, each
+// named by its user.
+func (f *fleetSetup) listAccounts(t *testing.T, k int) {
+	t.Helper()
+	fh, err := os.Create(filepath.Join(f.dir, "users.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := csv.NewWriter(fh)
+	w.Write([]string{"name", "source_user", "source_password", "dest_user", "dest_password", "source_url"})
+	for i, u := range f.users[:k] {
+		url := "pop3s://" + f.src.POP3SAddr()
+		if i%2 == 1 {
+			url = "imaps://" + f.src.IMAPSAddr()
+		}
+		w.Write([]string{u, u, f.srcPW[u], u, f.dstPW[u], url})
+	}
+	w.Flush()
+	if err := fh.Close(); err != nil || w.Error() != nil {
+		t.Fatal(err, w.Error())
+	}
 }
 
 // startFleet starts the servers and writes a config of n accounts, the
@@ -65,23 +90,8 @@ func startFleet(t *testing.T, n, perAccount int, extra string) *fleetSetup {
 			}
 		}
 	}
-	fh, err := os.OpenFile(filepath.Join(f.dir, "users.csv"), os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := csv.NewWriter(fh)
-	w.Write([]string{"source_user", "source_password", "dest_user", "dest_password", "source_url"})
-	for i, u := range f.users {
-		url := "pop3s://" + f.src.POP3SAddr()
-		if i%2 == 1 {
-			url = "imaps://" + f.src.IMAPSAddr()
-		}
-		w.Write([]string{u, srcUsers[u], u, f.dstPW[u], url})
-	}
-	w.Flush()
-	if err := fh.Close(); err != nil || w.Error() != nil {
-		t.Fatal(err, w.Error())
-	}
+	f.srcPW = srcUsers
+	f.listAccounts(t, n)
 	f.cfg = filepath.Join(f.dir, "migrate.toml")
 	body := fmt.Sprintf(`state = %q
 workers = 2
@@ -231,4 +241,81 @@ func TestE2EFleetWorkers(t *testing.T) {
 			t.Errorf("status: the fleet's throughput counts %d messages, want most of the %d", rep.Fleet.MessagesTotal, accounts*perAccount)
 		}
 	}
+}
+
+// TestE2EFleetOperate: operating a running migration. Two workers run 6
+// accounts; one account is paused with `queue pause` before it is
+// claimed, and `queue drain` drains the first worker after its first
+// claim (it finishes that account, claims nothing more and exits 0); two
+// accounts appended to the accounts file and queued with `queue add` are
+// claimed by the running worker, which reads its config again. status
+// shows 7 done and 1 paused; the paused account is untouched. `queue
+// resume` and two new workers (one drained at once by SIGUSR1) finish
+// it: every account exactly once.
+func TestE2EFleetOperate(t *testing.T) {
+	const perAccount = 8
+	f := startFleet(t, 8, perAccount, `max_messages_per_second = 4`)
+	f.listAccounts(t, 6)
+	queue := func(args ...string) runResult {
+		t.Helper()
+		r := runInProcess(t, os.Getenv, append([]string{"queue"}, append(args, "-c", f.cfg)...)...)
+		if r.code != exitOK {
+			t.Fatalf("queue %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+		return r
+	}
+	a := startService(t, "run", "-c", f.cfg, "--progress", "none", "--workers", "1")
+	b := startService(t, "run", "-c", f.cfg, "--progress", "none", "--workers", "1")
+	aName := workerName(t, a)
+	workerName(t, b)
+	if r := queue("pause", "fu05", "--reason", "mailbox under legal hold"); !strings.Contains(r.stdout, "fu05: paused") {
+		t.Errorf("queue pause: %s", r.stdout)
+	}
+	a.waitFor("the first worker's first claim", time.Minute, func() bool { return claims(a) >= 1 })
+	if r := queue("drain", checkpoint.WorkerHost(aName)); !strings.Contains(r.stdout, "draining worker "+aName) {
+		t.Errorf("queue drain: %s", r.stdout)
+	}
+	f.listAccounts(t, 8)
+	if r := queue("add"); !strings.Contains(r.stdout, "2 accounts queued now") {
+		t.Errorf("queue add: %s", r.stdout)
+	}
+	if code := exitWithin(t, a, 2*time.Minute, "the drained worker"); code != exitOK {
+		t.Errorf("the drained worker exited %d, want 0\n%s", code, a.log())
+	}
+	if n := claims(a); n > 2 || len(a.logs("asked to drain: finishing the accounts held, claiming no more", "")) == 0 {
+		t.Errorf("the drained worker claimed %d accounts, want 1 (2 at most, if it claimed as the drain came), and says it drains\n%s", n, a.log())
+	}
+	if code := exitWithin(t, b, 2*time.Minute, "the second worker"); code != exitOK {
+		t.Fatalf("the second worker exited %d, want 0\n%s", code, b.log())
+	}
+	if len(b.logs("read the config again: accounts added to the migration", "")) == 0 {
+		t.Errorf("the running worker did not read its config again\n%s", b.log())
+	}
+	rep := statusOf(t, os.Getenv, "-c", f.cfg)
+	if rep.Fleet == nil || rep.Fleet.Done != 7 || rep.Fleet.Paused != 1 || rep.Fleet.Queued+rep.Fleet.Running != 0 {
+		t.Errorf("status: fleet %+v, want 7 done and 1 paused", rep.Fleet)
+	}
+	if got := imapBodies(t, f.dst, "fu05", f.dstPW["fu05"], "INBOX"); len(got) != 0 {
+		t.Errorf("the paused account's destination holds %d messages, want none", len(got))
+	}
+
+	queue("resume", "fu05")
+	if r := queue("retry", "--failed"); !strings.Contains(r.stdout, "no account changed") {
+		t.Errorf("queue retry --failed with nothing failed: %s", r.stdout)
+	}
+	c := startService(t, "run", "-c", f.cfg, "--progress", "none")
+	d := startService(t, "run", "-c", f.cfg, "--progress", "none")
+	workerName(t, c)
+	if err := c.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*service{c, d} {
+		if code := exitWithin(t, w, 2*time.Minute, "a worker of the second pass"); code != exitOK {
+			t.Fatalf("a worker of the second pass exited %d, want 0\n%s", code, w.log())
+		}
+	}
+	if len(c.logs("SIGUSR1: draining: finishing the accounts held, claiming no more", "")) == 0 {
+		t.Errorf("SIGUSR1 did not drain the worker\n%s", c.log())
+	}
+	f.assertEveryAccountOnce(t)
 }

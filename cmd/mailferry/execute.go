@@ -81,6 +81,11 @@ type execution struct {
 	// fleet: run as a worker of the checkpoint's queue (run on a
 	// PostgreSQL checkpoint, fleet.go) rather than over jobs in order.
 	fleet bool
+	// reload, for a fleet worker, reads the config's accounts again
+	// (accounts added to a running migration); reloadFiles are the files
+	// it reads, whose changes it watches.
+	reload      func() ([]pipeline.Job, []checkpoint.AccountSpec, error)
+	reloadFiles []string
 }
 
 // resolve gives each job its account's number in the ledger (specs[i] is

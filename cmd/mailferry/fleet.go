@@ -45,9 +45,12 @@ type fleetWorker struct {
 		messages, bytes int64
 	}
 
-	mu    sync.Mutex
+	mu    sync.Mutex // guards jobs, byID and ids too (reload adds to them)
 	stats map[int]*pipeline.Stats
 	order []int // jobs in the order they finished
+
+	// reloaded is when the config's files were last read (reload).
+	reloaded map[string]time.Time
 }
 
 // fleetPoll bounds how long an idle worker waits between claims.
@@ -143,9 +146,15 @@ func (w *fleetWorker) sleep(ctx context.Context, d time.Duration) {
 func (w *fleetWorker) claimLoop(ctx context.Context) error {
 	failures := 0
 	for !w.stopping(ctx) {
-		id, hold, err := w.ledger.ClaimAmong(ctx, w.ids)
+		w.mu.Lock()
+		ids := w.ids
+		w.mu.Unlock()
+		id, hold, err := w.ledger.ClaimAmong(ctx, ids)
 		if errors.Is(err, checkpoint.ErrNothingToClaim) {
-			left, lerr := w.ledger.Left(ctx, w.ids)
+			if w.reload(ctx, ids) {
+				continue
+			}
+			left, lerr := w.ledger.Left(ctx, ids)
 			if lerr == nil && left.Queued+left.Running == 0 {
 				return nil // nothing left that this worker could run
 			}
@@ -177,8 +186,10 @@ func (w *fleetWorker) claimLoop(ctx context.Context) error {
 
 // runClaimed runs one claimed account and gives it back to the queue.
 func (w *fleetWorker) runClaimed(ctx context.Context, id pipeline.AccountID, hold pipeline.Hold) {
+	w.mu.Lock()
 	i := w.byID[id]
 	job := w.jobs[i]
+	w.mu.Unlock()
 	job.Hold = hold
 	if from, after, ok := checkpoint.TakenOver(hold); ok {
 		w.x.log.Info("account taken over from a worker whose lease ran out; reconciling what it had in flight",
@@ -223,6 +234,76 @@ func (w *fleetWorker) runClaimed(ctx context.Context, id pipeline.AccountID, hol
 	w.mu.Unlock()
 }
 
+// reload reads the config again when the queue holds claimable accounts
+// this worker does not know (added with `mailferry queue add` after it
+// started) and the config's files changed since it read them; it reports
+// whether it added accounts.
+func (w *fleetWorker) reload(ctx context.Context, known []pipeline.AccountID) bool {
+	if w.x.reload == nil {
+		return false
+	}
+	all, err := w.ledger.Left(ctx, nil)
+	if err != nil || all.Queued == 0 {
+		return false
+	}
+	mine, err := w.ledger.Left(ctx, known)
+	if err != nil || all.Queued <= mine.Queued {
+		return false
+	}
+	w.mu.Lock()
+	changed := false
+	for _, f := range w.x.reloadFiles {
+		if fi, err := os.Stat(f); err == nil && !fi.ModTime().Equal(w.reloaded[f]) {
+			changed = true
+		}
+	}
+	w.mu.Unlock()
+	if !changed {
+		return false
+	}
+	// The times before the read: a change made while it reads is read
+	// again next time.
+	times := map[string]time.Time{}
+	for _, f := range w.x.reloadFiles {
+		if fi, err := os.Stat(f); err == nil {
+			times[f] = fi.ModTime()
+		}
+	}
+	jobs, specs, err := w.x.reload()
+	if err != nil {
+		w.x.log.Warn("reading the config again for the accounts added to the queue failed; going on with the accounts read at the start", "error", err)
+		w.mu.Lock()
+		w.reloaded = times
+		w.mu.Unlock()
+		return false
+	}
+	if err := w.x.resolve(ctx, w.ledger, jobs, specs); err != nil {
+		w.x.log.Warn("naming the accounts added to the config failed; going on with the accounts read at the start", "error", err)
+		return false
+	}
+	if err := carryPauses(ctx, w.ledger, jobs, w.x.now()); err != nil {
+		w.x.log.Warn("reading the accounts added to the config failed; going on with the accounts read at the start", "error", err)
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reloaded = times
+	added := 0
+	for _, j := range jobs {
+		if _, ok := w.byID[j.Options.Account]; ok {
+			continue
+		}
+		w.byID[j.Options.Account] = len(w.jobs)
+		w.jobs = append(w.jobs, j)
+		w.ids = append(w.ids[:len(w.ids):len(w.ids)], j.Options.Account)
+		added++
+	}
+	if added > 0 {
+		w.x.log.Info("read the config again: accounts added to the migration", "added", added, "accounts", len(w.jobs))
+	}
+	return added > 0
+}
+
 // runFleet runs this worker's share of the queue and reports what it ran.
 func (x *execution) runFleet(ctx context.Context, ledger *checkpoint.Ledger, runner *pipeline.Runner, jobs []pipeline.Job, view *progressView, extras *runExtras, started time.Time) (int, error) {
 	w := &fleetWorker{x: x, ledger: ledger, runner: runner, jobs: jobs, byID: map[pipeline.AccountID]int{},
@@ -235,6 +316,12 @@ func (x *execution) runFleet(ctx context.Context, ledger *checkpoint.Ledger, run
 	for i, j := range jobs {
 		w.byID[j.Options.Account] = i
 		w.ids = append(w.ids, j.Options.Account)
+	}
+	w.reloaded = map[string]time.Time{}
+	for _, f := range x.reloadFiles {
+		if fi, err := os.Stat(f); err == nil {
+			w.reloaded[f] = fi.ModTime()
+		}
 	}
 	runner.Progress = pipeline.TeeProgress(runner.Progress, w)
 	if err := w.heartbeat(ctx); err != nil {
