@@ -345,3 +345,18 @@ func WorkerHost(worker string) string {
 	}
 	return parts[0] + ":" + parts[1]
 }
+
+// DueNow makes a queued account claimable at once (a service's IDLE
+// watch announced new mail): its next poll need not wait for its time.
+func (l *Ledger) DueNow(ctx context.Context, account pipeline.AccountID) error {
+	if err := l.checkOpen(); err != nil {
+		return err
+	}
+	if l.pg == nil {
+		return errNoQueue
+	}
+	if _, err := l.w.ExecContext(ctx, `UPDATE accounts SET not_before = 0 WHERE id = $1 AND queue = 'queued'`, account); err != nil {
+		return fmt.Errorf("making account %d due in %s: %w", account, l.path, explainConnect(err))
+	}
+	return nil
+}

@@ -319,3 +319,89 @@ func TestE2EFleetOperate(t *testing.T) {
 	}
 	f.assertEveryAccountOnce(t)
 }
+
+// TestE2EFleetService: two `run --every 1s` workers of one PostgreSQL
+// queue poll each account once per interval between them, one at a time
+// (the other finds it polled and skips it), and copy the mail delivered
+// while they run exactly once.
+func TestE2EFleetService(t *testing.T) {
+	const accounts, every = 4, time.Second
+	f := startFleet(t, accounts, 3, "")
+	workers := []*service{
+		startService(t, "run", "-c", f.cfg, "--every", every.String(), "--idle=false"),
+		startService(t, "run", "-c", f.cfg, "--every", every.String(), "--idle=false"),
+	}
+	started := time.Now()
+	copied := func(u string) int {
+		n := 0
+		for _, w := range workers {
+			n += copiedIn(w.polls(u))
+		}
+		return n
+	}
+	workers[0].waitFor("the first polls", time.Minute, func() bool {
+		for _, u := range f.users {
+			if copied(u) < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	more := simpleMessages(6)[3:]
+	for _, u := range f.users {
+		for _, m := range more {
+			m = append([]byte("X-Account: "+u+"\r\n"), m...)
+			f.served[u] = append(f.served[u], m)
+			if err := f.src.Deliver(u, "INBOX", m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	workers[0].waitFor("the delivered mail", time.Minute, func() bool {
+		for _, u := range f.users {
+			if copied(u) < 6 {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(3 * every)
+	for _, w := range workers {
+		if code := w.stop(); code != exitOK {
+			t.Fatalf("a service worker exited %d at SIGTERM\n%s", code, w.log())
+		}
+	}
+	elapsed := time.Since(started)
+	f.assertEveryAccountOnce(t)
+	for _, u := range f.users {
+		type span struct{ from, to time.Time }
+		var ran []span
+		skipped := 0
+		for _, w := range workers {
+			for _, l := range w.logs("poll", u) {
+				if l["locked"] == true {
+					skipped++
+					continue
+				}
+				end := logTime(t, l)
+				ran = append(ran, span{end.Add(-logDuration(t, l, "duration")), end})
+			}
+		}
+		for i := range ran {
+			for j := range i {
+				if ran[i].from.Before(ran[j].to) && ran[j].from.Before(ran[i].to) {
+					t.Errorf("%s was polled by two workers at once: %v-%v and %v-%v", u, ran[j].from, ran[j].to, ran[i].from, ran[i].to)
+				}
+			}
+		}
+		// Once per interval less its jitter, between the two workers: not
+		// once per interval by each.
+		if most := int(elapsed/(every*9/10)) + 2; len(ran) > most {
+			t.Errorf("%s was polled %d times in %v by the two workers, want at most %d", u, len(ran), elapsed.Round(time.Millisecond), most)
+		}
+		if skipped == 0 {
+			t.Errorf("%s: no poll found the account polled by the other worker", u)
+		}
+		t.Logf("%s: %d polls in %v, %d skipped as polled by the other worker", u, len(ran), elapsed.Round(time.Millisecond), skipped)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/schedule"
 )
 
 // `mailferry run` on a PostgreSQL checkpoint is a worker of a fleet
@@ -385,4 +386,55 @@ func (x *execution) runFleet(ctx context.Context, ledger *checkpoint.Ledger, run
 		x.log.Info("drained: the accounts this worker held are done", "worker", ledger.Worker())
 	}
 	return code, nil
+}
+
+// fleetPollGap is how long a service worker's poll keeps its account from
+// the other workers: the shortest wait the schedule draws (the interval
+// less its jitter), so that whichever worker comes due first after it
+// polls next.
+func fleetPollGap(every time.Duration) time.Duration {
+	return time.Duration(float64(every) * (1 - schedule.DefaultJitter))
+}
+
+// startFleetService queues a service's accounts (claimable at once) and
+// registers the worker, heartbeating until ctx ends.
+func startFleetService(ctx context.Context, x *execution, ledger *checkpoint.Ledger, jobs []pipeline.Job) error {
+	ids := make([]pipeline.AccountID, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.Options.Account
+	}
+	w := &fleetWorker{x: x, ledger: ledger}
+	if err := w.heartbeat(ctx); err != nil {
+		return fmt.Errorf("registering this worker: %w", err)
+	}
+	if _, err := ledger.Enqueue(ctx, ids); err != nil {
+		return err
+	}
+	ttl := x.env.leaseTTL
+	if ttl <= 0 {
+		ttl = checkpoint.DefaultLeaseTTL
+	}
+	go func() {
+		t := time.NewTicker(ttl / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-x.env.interrupted:
+				lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl/4)
+				_ = ledger.LeaveFleet(lctx)
+				cancel()
+				return
+			case <-t.C:
+				hctx, cancel := context.WithTimeout(ctx, ttl/4)
+				if err := w.heartbeat(hctx); err != nil && ctx.Err() == nil {
+					x.log.Warn("the worker's heartbeat failed", "error", err)
+				}
+				cancel()
+			}
+		}
+	}()
+	x.log.Info("service worker of the queue", "worker", ledger.Worker(), "accounts", len(ids))
+	return nil
 }
