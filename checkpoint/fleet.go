@@ -214,7 +214,7 @@ func (l *Ledger) Requeue(h pipeline.Hold, notBefore time.Time) error {
 	if !ok || hh.l != l || hh.lease == nil {
 		return fmt.Errorf("re-queueing an account in %s: not a lease of this checkpoint", l.path)
 	}
-	var err error
+	err := fmt.Errorf("re-queueing account %d in %s: already released", hh.id, l.path)
 	hh.release.Do(func() {
 		hh.releaseErr = l.releaseLease(hh, leaseEnd{queued: true, notBefore: notBefore})
 		err = hh.releaseErr
