@@ -22,6 +22,10 @@ import (
 // ErrUnknownWorker is wrapped by Drain when no worker has the given name.
 var ErrUnknownWorker = errors.New("checkpoint: no such worker")
 
+// forgetWorkers is how long the workers table keeps a worker that stopped
+// heartbeating (it died, or lost the database for good).
+const forgetWorkers = 24 * time.Hour
+
 // Beat is what a worker reports with its heartbeat: what it moved since
 // the last one.
 type Beat struct {
@@ -51,6 +55,12 @@ func (l *Ledger) Heartbeat(ctx context.Context, b Beat) (draining bool, err erro
 		RETURNING w.draining`, l.pg.worker, hostname(), os.Getpid(), b.Version).Scan(&draining)
 	if err != nil {
 		return false, fmt.Errorf("recording the heartbeat of worker %s in %s: %w", l.pg.worker, l.path, explainConnect(err))
+	}
+	// Workers silent for a day are long gone (their leases ran out long
+	// ago): status need not list them for ever.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM workers WHERE heartbeat < `+pgNow+` - $1 AND id <> $2`,
+		int64(forgetWorkers), l.pg.worker); err != nil {
+		return false, fmt.Errorf("forgetting old workers in %s: %w", l.path, explainConnect(err))
 	}
 	if b.Messages > 0 || b.Bytes > 0 {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO throughput AS t (minute, worker, messages, bytes)
@@ -241,7 +251,8 @@ type FleetStatus struct {
 	Left    QueueLeft
 	Running []RunningAccount
 	// Idle counts the accounts not in the queue by their last run's
-	// result ("ok", "partial", "failed", ...; "" never run).
+	// result ("ok", "partial", "failed", ...; "" never run), or "paused"
+	// for those paused.
 	Idle map[string]int
 	// LastMinutes is what the fleet moved in the last 5 minutes (messages,
 	// bytes), from the workers' heartbeats.
@@ -309,7 +320,8 @@ func (l *Ledger) Fleet(ctx context.Context) (FleetStatus, error) {
 		return f, fmt.Errorf("reading the running accounts of %s: %w", l.path, err)
 	}
 	f.Idle = map[string]int{}
-	rows, err = tx.QueryContext(ctx, `SELECT COALESCE(r.result, ''), COUNT(*) FROM accounts a LEFT JOIN runs r ON r.id = a.last_run
+	rows, err = tx.QueryContext(ctx, `SELECT CASE WHEN a.paused THEN 'paused' ELSE COALESCE(r.result, '') END, COUNT(*)
+		FROM accounts a LEFT JOIN runs r ON r.id = a.last_run
 		WHERE a.queue = 'idle' GROUP BY 1`)
 	if err != nil {
 		return f, fmt.Errorf("reading the results of %s: %w", l.path, err)

@@ -55,7 +55,10 @@ func (l *Ledger) Enqueue(ctx context.Context, accounts []pipeline.AccountID) (in
 	for i, a := range accounts {
 		ids[i] = int64(a)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE accounts SET queue = 'queued', pass = $1, queued_at = `+pgNow+`
+	// One queued_at for the whole load (clock_timestamp() differs row by
+	// row): its accounts are claimed in id order, the config's order.
+	if _, err := tx.ExecContext(ctx, `WITH t AS (SELECT `+pgNow+` AS now)
+		UPDATE accounts SET queue = 'queued', pass = $1, queued_at = (SELECT now FROM t)
 		WHERE id = ANY($2) AND pass <> $1 AND queue <> 'running'`, pass, ids); err != nil {
 		return 0, fmt.Errorf("queueing accounts in %s: %w", l.path, err)
 	}

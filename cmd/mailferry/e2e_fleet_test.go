@@ -243,15 +243,17 @@ func TestE2EFleetWorkers(t *testing.T) {
 	}
 }
 
-// TestE2EFleetOperate: operating a running migration. Two workers run 6
-// accounts; one account is paused with `queue pause` before it is
-// claimed, and `queue drain` drains the first worker after its first
+// TestE2EFleetOperate: operating a running migration. `queue add` loads 6
+// accounts into the queue and `queue pause` pauses one; two workers run
+// the others, and `queue drain` drains the first worker after its first
 // claim (it finishes that account, claims nothing more and exits 0); two
 // accounts appended to the accounts file and queued with `queue add` are
 // claimed by the running worker, which reads its config again. status
 // shows 7 done and 1 paused; the paused account is untouched. `queue
 // resume` and two new workers (one drained at once by SIGUSR1) finish
-// it: every account exactly once.
+// it: every account exactly once. A worker stopped by SIGTERM gives the
+// account it copies back to the queue, and the next worker claims it at
+// once (not after its lease ran out) and finishes it.
 func TestE2EFleetOperate(t *testing.T) {
 	const perAccount = 8
 	f := startFleet(t, 8, perAccount, `max_messages_per_second = 4`)
@@ -264,13 +266,18 @@ func TestE2EFleetOperate(t *testing.T) {
 		}
 		return r
 	}
+	// Loaded into the queue before any worker starts, so that one can be
+	// paused before it is claimed.
+	if r := queue("add"); !strings.Contains(r.stdout, "6 accounts queued now") {
+		t.Errorf("queue add: %s", r.stdout)
+	}
+	if r := queue("pause", "fu05", "--reason", "mailbox under legal hold"); !strings.Contains(r.stdout, "fu05: paused") {
+		t.Errorf("queue pause: %s", r.stdout)
+	}
 	a := startService(t, "run", "-c", f.cfg, "--progress", "none", "--workers", "1")
 	b := startService(t, "run", "-c", f.cfg, "--progress", "none", "--workers", "1")
 	aName := workerName(t, a)
 	workerName(t, b)
-	if r := queue("pause", "fu05", "--reason", "mailbox under legal hold"); !strings.Contains(r.stdout, "fu05: paused") {
-		t.Errorf("queue pause: %s", r.stdout)
-	}
 	a.waitFor("the first worker's first claim", time.Minute, func() bool { return claims(a) >= 1 })
 	if r := queue("drain", checkpoint.WorkerHost(aName)); !strings.Contains(r.stdout, "draining worker "+aName) {
 		t.Errorf("queue drain: %s", r.stdout)
@@ -297,6 +304,7 @@ func TestE2EFleetOperate(t *testing.T) {
 	}
 	if got := imapBodies(t, f.dst, "fu05", f.dstPW["fu05"], "INBOX"); len(got) != 0 {
 		t.Errorf("the paused account's destination holds %d messages, want none", len(got))
+
 	}
 
 	queue("resume", "fu05")
@@ -316,6 +324,30 @@ func TestE2EFleetOperate(t *testing.T) {
 	}
 	if len(c.logs("SIGUSR1: draining: finishing the accounts held, claiming no more", "")) == 0 {
 		t.Errorf("SIGUSR1 did not drain the worker\n%s", c.log())
+	}
+	f.assertEveryAccountOnce(t)
+
+	// A worker stopped by SIGTERM while it copies gives its account back
+	// to the queue, at once, for another worker to finish.
+	for j, m := range simpleMessages(16)[8:] {
+		m = append([]byte("X-Account: fu00\r\n"), m...)
+		f.served["fu00"] = append(f.served["fu00"], m)
+		if err := f.src.SeedMaildir("fu00", "INBOX", m, "", time.Date(2023, 1, 1, 0, j, 0, 0, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := startService(t, "run", "-c", f.cfg, "--progress", "none")
+	e.waitFor("fu00 claimed", time.Minute, func() bool { return len(e.logs("claimed an account", "fu00")) > 0 })
+	time.Sleep(700 * time.Millisecond)
+	if code := e.stop(); code != exitInterrupted {
+		t.Errorf("the worker stopped by SIGTERM exited %d, want %d\n%s", code, exitInterrupted, e.log())
+	}
+	g := startService(t, "run", "-c", f.cfg, "--progress", "none")
+	started := time.Now()
+	g.waitFor("fu00 claimed by the next worker", fleetLeaseTTL, func() bool { return len(g.logs("claimed an account", "fu00")) > 0 })
+	t.Logf("the next worker claimed the account given back %v after it started", time.Since(started).Round(time.Millisecond))
+	if code := exitWithin(t, g, 2*time.Minute, "the next worker"); code != exitOK {
+		t.Fatalf("the next worker exited %d, want 0\n%s", code, g.log())
 	}
 	f.assertEveryAccountOnce(t)
 }

@@ -213,13 +213,15 @@ func (w *fleetWorker) runClaimed(ctx context.Context, id pipeline.AccountID, hol
 		w.x.log.Error("account failed", "account", st.Account, "error", err)
 	}
 	// A paused account goes back in the queue, paused: resuming it lets
-	// a worker claim it again. The others end idle until the next pass
-	// (or a retry, which queues them again).
+	// a worker claim it again. One this worker's stop interrupted goes
+	// back for another worker to finish. The others end idle until the
+	// next pass (or a retry, which queues them again).
 	var rerr error
 	switch {
 	case lost:
 		_ = hold.Release(context.WithoutCancel(ctx)) // nothing to give back: the lease runs out
-	case st.Paused && st.PausedUntil == nil:
+	case st.Paused && st.PausedUntil == nil,
+		errors.Is(err, pipeline.ErrInterrupted), ctx.Err() != nil:
 		rerr = w.ledger.Requeue(hold, time.Time{})
 	default:
 		rerr = hold.Release(context.WithoutCancel(ctx))
@@ -384,6 +386,10 @@ func (x *execution) runFleet(ctx context.Context, ledger *checkpoint.Ledger, run
 	}
 	if w.draining.Load() {
 		x.log.Info("drained: the accounts this worker held are done", "worker", ledger.Worker())
+	}
+	if left, err := ledger.Left(ctx, w.ids); err == nil {
+		x.log.Info("worker finished", "worker", ledger.Worker(), "ran", len(ran), "config_accounts", len(w.ids),
+			"still_queued", left.Queued+left.Waiting, "paused", left.Paused, "running_elsewhere", left.Running)
 	}
 	return code, nil
 }
