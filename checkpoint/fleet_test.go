@@ -87,7 +87,7 @@ func testFleetWorkers(t *testing.T, srv *postgres.Server, dbURL string) {
 // queued, waiting, paused and running; Requeue puts a claim back for
 // later and DueNow makes it due; a claim of an expired lease says whose
 // and how late (TakenOver); Fleet lists the running account with its
-// worker and the idle ones by result.
+// worker; RequestRetry (the status page's) queues an idle account again.
 func testFleetQueue(t *testing.T, srv *postgres.Server, dbURL string) {
 	ctx := context.Background()
 	a := openPG(t, srv, dbURL, "wa", 0)
@@ -161,5 +161,16 @@ func testFleetQueue(t *testing.T, srv *postgres.Server, dbURL string) {
 	_ = hb.Release(ctx)
 	if err := b.Requeue(hb, time.Time{}); err == nil {
 		t.Error("Requeue of a released hold succeeded")
+	}
+	// The status page's retry queues the idle account again, as Retry
+	// does.
+	if left, err := a.Left(ctx, ids[1:2]); err != nil || left != (QueueLeft{}) {
+		t.Fatalf("Left after the release = %+v, %v; want nothing", left, err)
+	}
+	if _, err := a.RequestRetry(ctx, testSpec("u2").Endpoint); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := a.Left(ctx, ids[1:2]); err != nil || left != (QueueLeft{Queued: 1}) {
+		t.Errorf("Left after RequestRetry = %+v, %v; want 1 queued", left, err)
 	}
 }
