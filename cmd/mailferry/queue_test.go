@@ -48,7 +48,10 @@ func TestQueueCommandSQLite(t *testing.T) {
 		check  func() bool
 	}{
 		{[]string{"pause", "alice", "--reason", "legal hold"}, exitOK, "alice: paused",
-			func() bool { c := control("alice"); return c.Paused && c.Reason == "legal hold" && !control("bob").Paused }},
+			func() bool {
+				c := control("alice")
+				return c.Paused && c.Reason == "legal hold" && !control("bob").Paused
+			}},
 		{[]string{"pause", "alice"}, exitOK, "no account changed", nil},
 		{[]string{"resume", "--all"}, exitOK, "alice: resumed", func() bool { return !control("alice").Paused }},
 		{[]string{"retry", "--all", "--skipped"}, exitOK, "bob: to be retried", func() bool { return !control("bob").RetryRequested.IsZero() }},
