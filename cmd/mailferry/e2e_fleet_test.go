@@ -36,6 +36,8 @@ type fleetSetup struct {
 	srcPW    map[string]string
 	dstPW    map[string]string
 	served   map[string][][]byte
+	// quota is an account's max_bytes_per_day ("" none).
+	quota map[string]string
 }
 
 // listAccounts writes the accounts file with the first k accounts, each
@@ -47,13 +49,13 @@ func (f *fleetSetup) listAccounts(t *testing.T, k int) {
 		t.Fatal(err)
 	}
 	w := csv.NewWriter(fh)
-	w.Write([]string{"name", "source_user", "source_password", "dest_user", "dest_password", "source_url"})
+	w.Write([]string{"name", "source_user", "source_password", "dest_user", "dest_password", "source_url", "max_bytes_per_day"})
 	for i, u := range f.users[:k] {
 		url := "pop3s://" + f.src.POP3SAddr()
 		if i%2 == 1 {
 			url = "imaps://" + f.src.IMAPSAddr()
 		}
-		w.Write([]string{u, u, f.srcPW[u], u, f.dstPW[u], url})
+		w.Write([]string{u, u, f.srcPW[u], u, f.dstPW[u], url, f.quota[u]})
 	}
 	w.Flush()
 	if err := fh.Close(); err != nil || w.Error() != nil {
@@ -435,5 +437,36 @@ func TestE2EFleetService(t *testing.T) {
 			t.Errorf("%s: no poll found the account polled by the other worker", u)
 		}
 		t.Logf("%s: %d polls in %v, %d skipped as polled by the other worker", u, len(ran), elapsed.Round(time.Millisecond), skipped)
+	}
+}
+
+// TestE2EFleetQuotaWaits: an account that reaches its daily quota goes
+// back in the queue for the next window: the worker exits 0 (a quota is
+// no failure), status counts it waiting, and the pass stays open for it,
+// so that the next run joins that pass and runs nothing else again.
+func TestE2EFleetQuotaWaits(t *testing.T) {
+	f := startFleet(t, 2, 8, "")
+	f.quota = map[string]string{"fu01": "600B"}
+	f.listAccounts(t, 2)
+	w := startService(t, "run", "-c", f.cfg, "--progress", "none")
+	if code := exitWithin(t, w, 2*time.Minute, "the worker"); code != exitOK {
+		t.Fatalf("the worker exited %d, want 0\n%s", code, w.log())
+	}
+	rep := statusOf(t, os.Getenv, "-c", f.cfg)
+	if rep.Fleet == nil || rep.Fleet.Waiting != 1 || rep.Fleet.Done != 1 || rep.Fleet.PassFinished != nil {
+		t.Fatalf("status: fleet %+v, want 1 done, 1 waiting, the pass open", rep.Fleet)
+	}
+	got := imapBodies(t, f.dst, "fu01", f.dstPW["fu01"], "INBOX")
+	if len(got) >= 8 {
+		t.Errorf("the account over its quota holds all %d messages", len(got))
+	}
+	// The next run joins the open pass: the account done in it is not
+	// run again, the waiting one not before its time.
+	w = startService(t, "run", "-c", f.cfg, "--progress", "none")
+	if code := exitWithin(t, w, 2*time.Minute, "the next worker"); code != exitOK {
+		t.Fatalf("the next worker exited %d, want 0\n%s", code, w.log())
+	}
+	if n := claims(w); n != 0 {
+		t.Errorf("the next worker claimed %d accounts, want none (one done in this pass, one waiting)", n)
 	}
 }

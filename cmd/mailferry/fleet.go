@@ -213,9 +213,10 @@ func (w *fleetWorker) runClaimed(ctx context.Context, id pipeline.AccountID, hol
 		w.x.log.Error("account failed", "account", st.Account, "error", err)
 	}
 	// A paused account goes back in the queue, paused: resuming it lets
-	// a worker claim it again. One this worker's stop interrupted goes
-	// back for another worker to finish. The others end idle until the
-	// next pass (or a retry, which queues them again).
+	// a worker claim it again; one a daily quota stopped goes back for
+	// when the quota allows. One this worker's stop interrupted goes back
+	// for another worker to finish. The others end idle until the next
+	// pass (or a retry, which queues them again).
 	var rerr error
 	switch {
 	case lost:
@@ -223,6 +224,10 @@ func (w *fleetWorker) runClaimed(ctx context.Context, id pipeline.AccountID, hol
 	case st.Paused && st.PausedUntil == nil,
 		errors.Is(err, pipeline.ErrInterrupted), ctx.Err() != nil:
 		rerr = w.ledger.Requeue(hold, time.Time{})
+	case st.Paused:
+		// A daily quota: queued for when it resumes, so that the pass
+		// stays open for it and a worker running then finishes it.
+		rerr = w.ledger.Requeue(hold, *st.PausedUntil)
 	default:
 		rerr = hold.Release(context.WithoutCancel(ctx))
 	}
