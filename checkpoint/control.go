@@ -246,5 +246,11 @@ func (l *Ledger) RequestRetry(ctx context.Context, key string) (RetryCounts, err
 	if err := tx.Commit(); err != nil {
 		return RetryCounts{}, fmt.Errorf("asking for a retry of %s in %s: committing: %w", key, l.path, err)
 	}
+	if l.pg != nil {
+		// A fleet's queue: claimable now, as Retry does.
+		if err := l.requeue(ctx, Selector{IDs: []pipeline.AccountID{id}}); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
 }

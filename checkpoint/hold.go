@@ -63,8 +63,12 @@ type hold struct {
 	paused       chan struct{}
 	pauseOnce    sync.Once
 	retrySkipped bool
-	release      sync.Once
-	releaseErr   error
+	// takenFrom and takenLate: a claim that took over an expired lease
+	// (TakenOver).
+	takenFrom  string
+	takenLate  time.Duration
+	release    sync.Once
+	releaseErr error
 }
 
 func (h *hold) Lost() <-chan struct{} {

@@ -55,7 +55,10 @@ func (l *Ledger) Enqueue(ctx context.Context, accounts []pipeline.AccountID) (in
 	for i, a := range accounts {
 		ids[i] = int64(a)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE accounts SET queue = 'queued', pass = $1, queued_at = `+pgNow+`
+	// One queued_at for the whole load (clock_timestamp() differs row by
+	// row): its accounts are claimed in id order, the config's order.
+	if _, err := tx.ExecContext(ctx, `WITH t AS (SELECT `+pgNow+` AS now)
+		UPDATE accounts SET queue = 'queued', pass = $1, queued_at = (SELECT now FROM t)
 		WHERE id = ANY($2) AND pass <> $1 AND queue <> 'running'`, pass, ids); err != nil {
 		return 0, fmt.Errorf("queueing accounts in %s: %w", l.path, err)
 	}
@@ -70,6 +73,13 @@ func (l *Ledger) Enqueue(ctx context.Context, accounts []pipeline.AccountID) (in
 // is gone), oldest first. It returns the account and its hold, or an
 // error wrapping ErrNothingToClaim.
 func (l *Ledger) Claim(ctx context.Context) (pipeline.AccountID, pipeline.Hold, error) {
+	return l.ClaimAmong(ctx, nil)
+}
+
+// ClaimAmong is Claim restricted to accounts (all when nil): a worker
+// claims only the accounts its config names, since only those it can
+// connect to (passwords never go into the checkpoint).
+func (l *Ledger) ClaimAmong(ctx context.Context, accounts []pipeline.AccountID) (pipeline.AccountID, pipeline.Hold, error) {
 	if err := l.checkOpen(); err != nil {
 		return 0, nil, err
 	}
@@ -83,19 +93,26 @@ func (l *Ledger) Claim(ctx context.Context) (pipeline.AccountID, pipeline.Hold, 
 		epoch         int64
 		ident         string
 		paused, retry bool
+		prev          string // the worker whose expired lease this claim takes over
+		late          int64  // how long ago that lease ran out (ns)
 	)
+	filter, args := "", []any{e.worker, e.ttl.Nanoseconds()}
+	if accounts != nil {
+		filter, args = ` AND id = ANY($3)`, append(args, accountIDs(accounts))
+	}
 	err := l.w.QueryRowContext(ctx, `WITH c AS (
-			SELECT id FROM accounts
+			SELECT id, queue AS was, lease_worker AS prev, lease_expires AS expired FROM accounts
 			WHERE queue <> 'idle' AND NOT paused AND not_before <= `+pgNow+`
-				AND (queue = 'queued' OR lease_expires < `+pgNow+`)
+				AND (queue = 'queued' OR lease_expires < `+pgNow+`)`+filter+`
 			ORDER BY queued_at, id
 			LIMIT 1
 			FOR UPDATE SKIP LOCKED)
 		UPDATE accounts a SET queue = 'running', lease_worker = $1, lease_epoch = a.lease_epoch + 1,
 			lease_expires = `+pgNow+` + $2
 		FROM c WHERE a.id = c.id
-		RETURNING a.id, a.lease_epoch, a.ident, a.paused, a.retry_skipped`,
-		e.worker, e.ttl.Nanoseconds()).Scan(&account, &epoch, &ident, &paused, &retry)
+		RETURNING a.id, a.lease_epoch, a.ident, a.paused, a.retry_skipped,
+			CASE WHEN c.was = 'running' THEN c.prev ELSE '' END, `+pgNow+` - c.expired`,
+		args...).Scan(&account, &epoch, &ident, &paused, &retry, &prev, &late)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil, ErrNothingToClaim
 	}
@@ -103,6 +120,9 @@ func (l *Ledger) Claim(ctx context.Context) (pipeline.AccountID, pipeline.Hold, 
 		return 0, nil, fmt.Errorf("claiming an account in %s: %w", l.path, explainConnect(err))
 	}
 	h := &hold{l: l, id: account, ident: ident, paused: make(chan struct{}), retrySkipped: retry}
+	if prev != "" {
+		h.takenFrom, h.takenLate = prev, time.Duration(max(late, 0))
+	}
 	if paused {
 		h.markPaused()
 	}
@@ -167,4 +187,15 @@ func (l *Ledger) OpenPass(ctx context.Context) (p Pass, ok bool, err error) {
 	}
 	p.Started = fromNanos(started)
 	return p, true, nil
+}
+
+// TakenOver tells whether h, a hold from Claim, took its account over from
+// a worker whose lease had run out (a worker that died or lost the
+// database), which worker, and how long after its lease ran out.
+func TakenOver(h pipeline.Hold) (worker string, after time.Duration, ok bool) {
+	hh, isHold := h.(*hold)
+	if !isHold || hh.takenFrom == "" {
+		return "", 0, false
+	}
+	return hh.takenFrom, hh.takenLate, true
 }

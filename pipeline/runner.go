@@ -31,6 +31,11 @@ type Job struct {
 	// telling the user (optional features a server refused, folders that
 	// went to a safe name); the command puts them in Stats.Notes.
 	Notes func() []string
+	// Hold, when set, is the account's hold already taken (a fleet
+	// worker's claim from the queue): the runner uses it instead of
+	// taking one, and leaves releasing it to the caller, who decides what
+	// the queue does with the account next.
+	Hold Hold
 }
 
 // Runner runs jobs against one ledger, retrying transient failures.
@@ -99,6 +104,29 @@ func untilStop(ctx context.Context, stop <-chan struct{}) context.Context {
 		cancel()
 	}()
 	return sctx
+}
+
+// haltOn returns a channel closed when stop or lost is (either may be
+// nil), and the function that ends its watch.
+func haltOn(stop, lost <-chan struct{}) (<-chan struct{}, func()) {
+	if lost == nil {
+		return stop, func() {}
+	}
+	if stop == nil {
+		return lost, func() {}
+	}
+	halt := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-stop:
+			close(halt)
+		case <-lost:
+			close(halt)
+		case <-done:
+		}
+	}()
+	return halt, func() { close(done) }
 }
 
 // stopped reports whether stop is closed.
@@ -214,16 +242,28 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	case opts.DeleteAfter > 0 && opts.DeleteSource:
 		return fatal(fmt.Errorf("account %q: DeleteSource and DeleteAfter exclude each other", opts.Name))
 	}
-	hold, err := ledger.Hold(ctx, opts.Account)
-	if err != nil && errors.Is(err, ErrLocked) && r.SkipLocked {
-		st.Locked = true
-		log.Info("another run is working on this account; skipped", "account", opts.Name)
-		return nil
+	hold := job.Hold
+	if hold == nil {
+		var err error
+		hold, err = ledger.Hold(ctx, opts.Account)
+		if err != nil && errors.Is(err, ErrLocked) && r.SkipLocked {
+			st.Locked = true
+			log.Info("another run is working on this account; skipped", "account", opts.Name)
+			return nil
+		}
+		if err != nil {
+			return fatal(fmt.Errorf("locking account %q: %w", opts.Name, err))
+		}
+		defer hold.Release(context.WithoutCancel(ctx))
 	}
-	if err != nil {
-		return fatal(fmt.Errorf("locking account %q: %w", opts.Name, err))
-	}
-	defer hold.Release(context.WithoutCancel(ctx))
+	// A hold that is lost (a lease this worker could not renew: the
+	// checkpoint's database is out of reach) stops the copy as an
+	// interrupt does, at once: no new message is fetched or sent, the
+	// batches sent are finished; their commits then fail, and the worker
+	// that takes the account over reconciles them (DECISIONS #13: stop
+	// appending before the lease can expire).
+	halt, endHalt := haltOn(r.Stop, hold.Lost())
+	defer endHalt()
 	started := time.Now()
 	runID, err := ledger.StartRun(ctx, opts.Account, started)
 	if err != nil {
@@ -241,7 +281,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		if t := opts.Traffic; t != nil {
 			// Before any session opens: a timetable's pause is waited out
 			// here, with no connection held.
-			if err = t.Ready(untilStop(ctx, r.Stop)); err != nil {
+			if err = t.Ready(untilStop(ctx, halt)); err != nil {
 				if pe, ok := isPaused(err); ok {
 					paused, err = pe, nil
 				}
@@ -250,7 +290,10 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		}
 		st.Attempts = i
 		before := st.progress()
-		err = r.attempt(ctx, job, opts, ledger, hold, log, prog, st, run)
+		if stopped(hold.Lost()) {
+			break
+		}
+		err = r.attempt(ctx, job, opts, ledger, hold, halt, log, prog, st, run)
 		if pe, ok := serverQuota(opts.Traffic, err, time.Now()); ok && ctx.Err() == nil {
 			log.Warn("the server refused more of this account today; pausing it until the next quota window",
 				"account", opts.Name, "until", pe.Until.Format(time.RFC3339), "error", err)
@@ -270,7 +313,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 			i--
 			continue
 		}
-		if err == nil || ctx.Err() != nil || stopped(r.Stop) || ClassOf(err) != ClassTransient {
+		if err == nil || ctx.Err() != nil || stopped(halt) || ClassOf(err) != ClassTransient {
 			break
 		}
 		// An attempt that moved messages before it failed does not use up
@@ -290,15 +333,21 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-		case <-r.Stop:
+		case <-halt:
 		}
-		if ctx.Err() != nil || stopped(r.Stop) {
+		if ctx.Err() != nil || stopped(halt) {
 			break
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
 	interrupted := false
 	switch {
+	case stopped(hold.Lost()) && ctx.Err() == nil:
+		if err != nil && !errors.Is(err, ErrInterrupted) && !errors.Is(err, ErrHoldLost) {
+			log.Warn("account stopped by the loss of its hold", "account", opts.Name, "error", err)
+		}
+		err = fatal(fmt.Errorf("account %q: stopped sending: this worker could not renew its lease in time (the checkpoint's database is out of reach, or another worker took the account over); what it sent last is left pending for the worker that takes the account over: %w",
+			opts.Name, ErrHoldLost))
 	case ctx.Err() != nil && err != nil:
 		err = fmt.Errorf("interrupted: %w", ctx.Err())
 		interrupted = true
@@ -385,7 +434,7 @@ func refusedCount(failures []Skip) int {
 	return len(seen)
 }
 
-func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, hold Hold, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
+func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, hold Hold, halt <-chan struct{}, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
 	open := job.Open
 	if open == nil {
 		open = func(ctx context.Context) (Source, Destination, error) {
@@ -401,7 +450,7 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 		src, dst = dryRunSource{Source: src, log: log, account: opts.Name}, &dryRunDestination{Destination: dst}
 	}
 	a := &attempt{run: run, src: src, dst: dst, ledger: ledger, hold: hold, opts: opts, log: log, prog: prog, st: st,
-		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun, dry: r.DryRun, halt: r.Stop, crawl: &crawlWatch{rule: opts.Crawl.withDefaults()}}
+		rawSrc: rawSrc, rawDst: rawDst, create: !r.DryRun, dry: r.DryRun, halt: halt, crawl: &crawlWatch{rule: opts.Crawl.withDefaults()}}
 	openExtra := job.OpenExtraDestination
 	if openExtra == nil {
 		openExtra = job.OpenDestination

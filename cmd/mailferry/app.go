@@ -60,7 +60,7 @@ func (e *env) applyTestHooks(o *pipeline.Options) error {
 }
 
 // commandNames are the commands, for "did you mean".
-var commandNames = []string{"copy", "run", "config", "status", "verify", "plan", "report", "login", "version", "completion", "help"}
+var commandNames = []string{"copy", "run", "config", "status", "queue", "verify", "plan", "report", "login", "version", "completion", "help"}
 
 // usageError is a bad command line: exit status 2.
 type usageError struct{ msg string }
@@ -119,6 +119,8 @@ func run(ctx context.Context, args []string, e *env) int {
 		code, err = runConfigCmd(ctx, rest, e)
 	case "status":
 		code, err = runStatus(ctx, rest, e)
+	case "queue":
+		code, err = runQueue(ctx, rest, e)
 	case "report":
 		code, err = runReport(ctx, rest, e)
 	case "verify":
@@ -138,7 +140,7 @@ func run(ctx context.Context, args []string, e *env) int {
 		if near := suggest.Closest(cmd, commandNames, 1); len(near) > 0 {
 			hint = fmt.Sprintf("; did you mean %q?", near[0])
 		}
-		err = usagef("unknown command %q%s (commands: copy, run, plan, verify, status, report, login, config check, version, completion, help)", cmd, hint)
+		err = usagef("unknown command %q%s (commands: copy, run, plan, verify, status, queue, report, login, config check, version, completion, help)", cmd, hint)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)

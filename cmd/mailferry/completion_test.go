@@ -302,7 +302,7 @@ type completionCase struct {
 
 func completionCases() []completionCase {
 	return []completionCase{
-		{"mailferry ", []string{"completion", "config", "copy", "help", "login", "plan", "report", "run", "status", "verify", "version"}},
+		{"mailferry ", []string{"completion", "config", "copy", "help", "login", "plan", "queue", "report", "run", "status", "verify", "version"}},
 		{"mailferry run --on", []string{"--on-locked", "--only"}},
 		{"mailferry run --on-locked ", []string{"fail", "skip", "wait"}},
 		{"mailferry copy --log-format ", []string{"json", "text"}},

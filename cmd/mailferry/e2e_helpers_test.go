@@ -31,6 +31,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("MAILFERRY_E2E_AS_MAIN") == "1" {
 		e := processEnv()
 		e.testHooks = testHooks
+		// The fleet tests shorten the PostgreSQL leases of the workers
+		// they start (the release binary has no such knob).
+		if d, err := time.ParseDuration(os.Getenv("MAILFERRY_TEST_LEASE_TTL")); err == nil {
+			e.leaseTTL = d
+		}
 		os.Exit(run(context.Background(), os.Args[1:], e))
 	}
 	os.Exit(m.Run())

@@ -78,6 +78,14 @@ type execution struct {
 	// the accounts pageAccounts (run).
 	ui           *uiOptions
 	pageAccounts []statuspage.Account
+	// fleet: run as a worker of the checkpoint's queue (run on a
+	// PostgreSQL checkpoint, fleet.go) rather than over jobs in order.
+	fleet bool
+	// reload, for a fleet worker, reads the config's accounts again
+	// (accounts added to a running migration); reloadFiles are the files
+	// it reads, whose changes it watches.
+	reload      func() ([]pipeline.Job, []checkpoint.AccountSpec, error)
+	reloadFiles []string
 }
 
 // resolve gives each job its account's number in the ledger (specs[i] is
@@ -185,6 +193,9 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 	finished := make(chan struct{})
 	defer close(finished)
 	go x.announceInterrupt(finished)
+	if x.fleet {
+		return x.runFleet(ctx, ledger, runner, jobs, view, extras, started)
+	}
 
 	stats := make([]*pipeline.Stats, len(jobs))
 	workers := max(1, min(x.workers, len(jobs)))
@@ -236,6 +247,12 @@ feed:
 	rep := newReport(x.command, x.opts.dryRun, started, ran, interrupted)
 	rep.Totals.AccountsNotStarted = len(jobs) - len(ran)
 	extras.batchFinished(rep)
+	return x.writeReport(rep)
+}
+
+// writeReport prints the report (JSON or text), writes --report's file,
+// and returns the report's exit status.
+func (x *execution) writeReport(rep *report) (int, error) {
 	if x.opts.json {
 		if err := rep.writeJSON(x.env.stdout); err != nil {
 			return exitFatal, err

@@ -29,6 +29,8 @@ USAGE
   mailferry verify SOURCE DEST | -c FILE compare source and destination per message
   mailferry status [-c FILE | --state FILE] what the checkpoint knows
                                         (--serve: as a web page)
+  mailferry queue add|pause|resume|retry|drain  operate a migration:
+                                        accounts, a fleet's workers
   mailferry report -c FILE [--format csv|json] one row per message
   mailferry login -c migrate.toml       sign in once for device-grant accounts
   mailferry config check -c FILE        validate a config file, connect to nothing
@@ -369,6 +371,7 @@ func commands() []command {
 		{"plan", planHelp, []string{"plan"}},
 		{"verify", verifyHelp, []string{"verify"}},
 		{"status", statusHelp, []string{"status"}},
+		{"queue", queueHelp, []string{"queue"}},
 		{"report", reportHelp, []string{"report"}},
 		{"login", loginHelp, []string{"login"}},
 		{"config check", configHelp, []string{"config", "check"}},

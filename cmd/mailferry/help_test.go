@@ -24,6 +24,7 @@ func TestHelpGolden(t *testing.T) {
 		{"run", []string{"run", "--help"}},
 		{"config", []string{"config", "check", "--help"}},
 		{"status", []string{"status", "--help"}},
+		{"queue", []string{"queue", "--help"}},
 		{"verify", []string{"verify", "--help"}},
 		{"plan", []string{"plan", "--help"}},
 		{"report", []string{"report", "--help"}},
@@ -75,6 +76,7 @@ var helpCommands = []struct {
 	{"run", []string{"run"}, []int{exitOK, exitFatal, exitUsage, exitPartial, exitInterrupted}},
 	{"config", []string{"config", "check"}, []int{exitOK, exitUsage}},
 	{"status", []string{"status"}, []int{exitOK, exitFatal, exitUsage}},
+	{"queue", []string{"queue"}, []int{exitOK, exitFatal, exitUsage}},
 	{"verify", []string{"verify"}, []int{exitOK, exitFatal, exitUsage, exitPartial, exitInterrupted}},
 	{"plan", []string{"plan"}, []int{exitOK, exitFatal, exitUsage, exitPartial, exitInterrupted}},
 }

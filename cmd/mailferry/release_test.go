@@ -16,7 +16,7 @@ import (
 // pipeline step) must not exist in the program users run: a stray
 // MAILFERRY_TEST_NOW would otherwise end delete_after periods early and
 // delete mail at the source.
-var testOnlyVariables = []string{"MAILFERRY_TEST_NOW", "MAILFERRY_TEST_CRASHPOINT"}
+var testOnlyVariables = []string{"MAILFERRY_TEST_NOW", "MAILFERRY_TEST_CRASHPOINT", "MAILFERRY_TEST_LEASE_TTL"}
 
 // buildRelease builds mailferry exactly as a user does (`go build
 // ./cmd/mailferry`) into a temporary directory and returns its path.

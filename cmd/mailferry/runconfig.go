@@ -107,7 +107,8 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	if err := tf.apply(&aopts, cfg, e, log); err != nil {
 		return exitUsage, err
 	}
-	accs, err := account.NewSet(aopts).FromConfig(cfg, only)
+	set := account.NewSet(aopts)
+	accs, err := set.FromConfig(cfg, only)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -152,7 +153,40 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		pageAccounts = slices.DeleteFunc(pageAccounts, func(a statuspage.Account) bool { return !kept[a.Key] })
 	}
 	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
-		retention: cfg.LedgerRetention, statePassword: cfg.StatePassword, ui: &ui, pageAccounts: pageAccounts}
+		retention: cfg.LedgerRetention, statePassword: cfg.StatePassword, ui: &ui, pageAccounts: pageAccounts,
+		// On PostgreSQL, run is a worker of the shared queue (fleet.go);
+		// a dry run and --rerun-failed run their accounts in order, each
+		// under its lease, as on SQLite.
+		fleet: checkpoint.IsPostgres(state) && !common.dryRun && !*rerunFailed}
+	if x.fleet {
+		// Accounts added to the queue while the worker runs: it reads
+		// the config again, through the same set (its connection caps
+		// and traffic limits cover the new accounts too).
+		x.reloadFiles = []string{cfgPath}
+		if cfg.AccountsFile != "" {
+			x.reloadFiles = append(x.reloadFiles, cfg.AccountsFile)
+		}
+		x.reload = func() ([]pipeline.Job, []checkpoint.AccountSpec, error) {
+			cfg, err := loadConfig(cfgPath, log)
+			if err != nil {
+				return nil, nil, err
+			}
+			accs, err := set.FromConfig(cfg, only)
+			if err != nil {
+				return nil, nil, err
+			}
+			jobs := make([]pipeline.Job, len(accs))
+			specs := make([]checkpoint.AccountSpec, len(accs))
+			for i, acc := range accs {
+				if err := e.applyTestHooks(&acc.Options); err != nil {
+					return nil, nil, err
+				}
+				acc.Options.RetrySkipped = common.retrySkipped
+				jobs[i], specs[i] = acc.Job(), acc.LedgerSpec()
+			}
+			return jobs, specs, nil
+		}
+	}
 	return x.run(ctx, jobs, specs)
 }
 

@@ -129,9 +129,43 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 	}()
 	shuttingDown := func() bool { return sctx.Err() != nil }
 
+	// On PostgreSQL the polls go through the shared queue (docs/fleet.md):
+	// a poll claims its account only when it is due there, and puts it
+	// back due after most of an interval, so that the workers running
+	// this config poll each account once per interval between them, one
+	// at a time.
+	fleet := checkpoint.IsPostgres(x.state)
+	if fleet {
+		if err := startFleetService(ctx, x, ledger, jobs); err != nil {
+			return exitFatal, err
+		}
+	}
 	stats := make([]*pipeline.Stats, len(jobs))
 	poll := func(_ context.Context, i int) error {
-		st, err := runner.RunAccount(ctx, jobs[i])
+		job := jobs[i]
+		if fleet {
+			_, hold, err := ledger.ClaimAmong(ctx, []pipeline.AccountID{job.Options.Account})
+			if errors.Is(err, checkpoint.ErrNothingToClaim) {
+				// Polled by another worker within this interval, or now.
+				stats[i] = &pipeline.Stats{Account: names[i], LedgerKey: job.Options.Name, Locked: true}
+				return nil
+			}
+			if err != nil {
+				stats[i] = &pipeline.Stats{Account: names[i], LedgerKey: job.Options.Name}
+				return err
+			}
+			job.Hold = hold
+			defer func() {
+				if isClosed(hold.Lost()) {
+					_ = hold.Release(context.WithoutCancel(ctx))
+					return
+				}
+				if err := ledger.Requeue(hold, time.Now().Add(fleetPollGap(so.every))); err != nil {
+					log.Warn("putting the account back in the queue failed; it is polled again when its lease runs out", "account", names[i], "error", err)
+				}
+			}()
+		}
+		st, err := runner.RunAccount(ctx, job)
 		stats[i] = st
 		if !shuttingDown() {
 			m.observe(names[i], st, err, time.Now())
@@ -192,7 +226,14 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			watchLoop(sctx, a, so.idleRestart, func() { sched.Trigger(i) }, log)
+			watchLoop(sctx, a, so.idleRestart, func() {
+				if fleet {
+					if err := ledger.DueNow(sctx, jobs[i].Options.Account); err != nil {
+						log.Warn("cannot make the account due in the queue", "account", a.name, "error", err)
+					}
+				}
+				sched.Trigger(i)
+			}, log)
 		}()
 	}
 	log.Info("service started", "accounts", len(jobs), "every", so.every, "jitter", "±10%",

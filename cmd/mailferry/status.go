@@ -107,6 +107,8 @@ type statusReport struct {
 	Size     int64           `json:"size_bytes"`
 	Entries  int64           `json:"entries"`
 	Accounts []statusAccount `json:"accounts"`
+	// Fleet is the queue and workers of a PostgreSQL checkpoint.
+	Fleet *statusFleet `json:"fleet,omitempty"`
 }
 
 // statusListMax bounds the skipped and failed messages listed per account
@@ -211,6 +213,11 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			}
 		}
 		rep.Accounts = append(rep.Accounts, sa)
+	}
+	if ledger != nil && checkpoint.IsPostgres(state) {
+		if rep.Fleet, err = fleetStatus(ctx, ledger, rep.Accounts); err != nil {
+			return exitFatal, err
+		}
 	}
 	if *exportMap != "" {
 		if ledger == nil {
@@ -424,6 +431,9 @@ func writeStatusText(w io.Writer, rep statusReport) {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t %s\n", a.Done, a.Pending, a.Skipped, a.Failed, config.FormatByteSize(a.Bytes), last, name)
 	}
 	tw.Flush()
+	if rep.Fleet != nil {
+		writeFleetText(w, rep.Fleet)
+	}
 	for _, a := range rep.Accounts {
 		if a.LastRun == nil && len(a.SkippedMessages)+len(a.FailedMessages) == 0 && a.DeleteWaiting == 0 && a.Gone == 0 && !a.Paused {
 			continue
