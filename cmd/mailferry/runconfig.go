@@ -107,7 +107,8 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 	if err := tf.apply(&aopts, cfg, e, log); err != nil {
 		return exitUsage, err
 	}
-	accs, err := account.NewSet(aopts).FromConfig(cfg, only)
+	set := account.NewSet(aopts)
+	accs, err := set.FromConfig(cfg, only)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -137,7 +138,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 			*attempts = 1 // the service's backoff between polls is the retry
 		}
 		x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
-			retention: cfg.LedgerRetention, statePassword: cfg.StatePassword, ui: &ui, pageAccounts: pageAccounts}
+			retention: cfg.LedgerRetention, statePassword: cfg.StatePassword, ui: &ui, pageAccounts: pageAccounts, set: set}
 		return x.serve(ctx, jobs, specs, services, svc.options(fs, cfg, every))
 	}
 	if *rerunFailed {
@@ -152,7 +153,7 @@ func runConfig(ctx context.Context, args []string, e *env) (int, error) {
 		pageAccounts = slices.DeleteFunc(pageAccounts, func(a statuspage.Account) bool { return !kept[a.Key] })
 	}
 	x := &execution{command: "run", opts: &common, env: e, log: log, logOut: logOut, state: state, workers: w, attempts: *attempts,
-		retention: cfg.LedgerRetention, statePassword: cfg.StatePassword, ui: &ui, pageAccounts: pageAccounts}
+		retention: cfg.LedgerRetention, statePassword: cfg.StatePassword, ui: &ui, pageAccounts: pageAccounts, set: set}
 	return x.run(ctx, jobs, specs)
 }
 
