@@ -76,9 +76,13 @@ func (s *Slots) TryTake(ctx context.Context, scope string, size, n int) (release
 	// workers inserting the same slot number at once: the second waits
 	// for the first's commit and then finds the row live (no update, no
 	// row returned), so the key keeps the count.
+	// The count keeps a cap a process lowered (a server refused a
+	// connection) from being passed through the slots numbered above it
+	// that others still hold.
 	rows, err := tx.QueryContext(ctx, `WITH free AS (
 			SELECT s FROM generate_series(0, CAST($1 AS BIGINT) - 1) AS s
 			WHERE NOT EXISTS (SELECT 1 FROM slots WHERE scope = $2 AND slot = s AND expires > `+pgNow+`)
+				AND (SELECT count(*) FROM slots WHERE scope = $2 AND expires > `+pgNow+`) + $3 <= $1
 			ORDER BY s LIMIT $3)
 		INSERT INTO slots AS t (scope, slot, worker, account_id, expires)
 			SELECT $2, s, $4, 0, `+pgNow+` + $5 FROM free

@@ -83,6 +83,24 @@ func TestPostgresSlots(t *testing.T) {
 		r()
 	}
 
+	// A cap lowered to 2 (a server refused a connection) while another
+	// worker holds slot 2: a take of 2 more would make 3.
+	three, err := workers[0].Take(ctx, scope, size, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	three[0]()
+	three[1]()
+	if _, ok, err := workers[1].TryTake(ctx, scope, 2, 2); ok || err != nil {
+		t.Fatalf("TryTake of 2 under a lowered cap of 2 with slot 2 held: ok %v, %v", ok, err)
+	}
+	if rel, ok, err := workers[1].TryTake(ctx, scope, 2, 1); !ok || err != nil {
+		t.Fatalf("TryTake of 1 under a lowered cap of 2 with 1 held: ok %v, %v", ok, err)
+	} else {
+		rel[0]()
+	}
+	three[2]()
+
 	// A dead worker's slots (not renewed) come free when they expire;
 	// a live worker's are renewed past their first expiry.
 	dead := workers[2]
