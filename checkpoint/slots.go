@@ -152,6 +152,9 @@ func (s *Slots) Take(ctx context.Context, scope string, size, n int) ([]func(), 
 		t.Reset(slotPoll)
 		select {
 		case <-ctx.Done():
+			s.mu.Lock()
+			delete(s.waiting, scope)
+			s.mu.Unlock()
 			return nil, fmt.Errorf("waiting for a fleet-wide connection slot of %s: %w", scope, ctx.Err())
 		case <-t.C:
 		}
@@ -172,14 +175,21 @@ func (s *Slots) InUse(ctx context.Context, scope string) (int, error) {
 // answer leaves the row to expire.
 func (s *Slots) give(scope string, slot int64) {
 	e := s.e
+	defer func() {
+		s.mu.Lock()
+		s.held--
+		s.mu.Unlock()
+	}()
+	select {
+	case <-e.stop: // closed: Close deleted this worker's slots
+		return
+	default:
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.ttl/2)
 	defer cancel()
 	if _, err := e.l.w.ExecContext(ctx, `DELETE FROM slots WHERE scope = $1 AND slot = $2 AND worker = $3`, scope, slot, e.worker); err != nil {
 		e.l.log.Warn("giving back a connection slot failed; it comes free when it expires", "cap", scope, "error", explainConnect(err))
 	}
-	s.mu.Lock()
-	s.held--
-	s.mu.Unlock()
 }
 
 // added counts n slots taken and starts the renewer with the first.

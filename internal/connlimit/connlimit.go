@@ -30,6 +30,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Unlimited is the Max of a cap that has no limit yet but can be lowered
@@ -302,6 +303,9 @@ func (l *Limits) takeFleet(ctx context.Context, grants []*grant, wait bool) erro
 	return nil
 }
 
+// tryFleetTimeout bounds TryAcquire's question to the fleet.
+const tryFleetTimeout = 5 * time.Second
+
 // errNoFleetSlot: a TryAcquire found the fleet's slots of a key in use.
 var errNoFleetSlot = errors.New("connlimit: the fleet's slots are in use")
 
@@ -319,9 +323,11 @@ func (l *Limits) TryAcquire(claims ...Claim) (release []func(), ok bool) {
 		}
 		g.got = n
 	}
-	if err := l.takeFleet(context.Background(), grants, false); err != nil {
-		// A database that does not answer is a slot not to be had: the
-		// caller goes on with the sessions it has.
+	// A database that does not answer soon is a slot not to be had: the
+	// caller goes on with the sessions it has.
+	ctx, cancel := context.WithTimeout(context.Background(), tryFleetTimeout)
+	defer cancel()
+	if err := l.takeFleet(ctx, grants, false); err != nil {
 		for _, g := range grants {
 			g.pool.release(g.got)
 		}
