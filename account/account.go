@@ -96,6 +96,13 @@ func NewSet(opts Options) *Set {
 	return &Set{opts: opts, log: log, traffic: tr}
 }
 
+// ShareCaps makes the connection caps of the Set's accounts hold across
+// a fleet of processes (a PostgreSQL ledger's Slots): each session takes
+// the fleet's slots of its capped keys before it dials, besides this
+// process's, and gives them back when it closes. Call it before the first
+// session opens.
+func (s *Set) ShareCaps(f connlimit.Fleet) { s.limits.ShareWith(f) }
+
 // warnOnce logs msg the first time key is seen.
 func (s *Set) warnOnce(key, msg string, args ...any) {
 	s.mu.Lock()

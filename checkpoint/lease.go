@@ -45,6 +45,8 @@ type pgEngine struct {
 	running bool
 	stop    chan struct{}
 	done    chan struct{}
+
+	slots *Slots // the fleet-wide connection slots (slots.go)
 }
 
 func newPGEngine(opts *Options) *pgEngine {
@@ -56,8 +58,10 @@ func newPGEngine(opts *Options) *pgEngine {
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
-	return &pgEngine{worker: worker, ttl: ttl, leases: map[pipeline.AccountID]*lease{},
+	e := &pgEngine{worker: worker, ttl: ttl, leases: map[pipeline.AccountID]*lease{},
 		stop: make(chan struct{}), done: make(chan struct{})}
+	e.slots = &Slots{e: e, waiting: map[string]bool{}}
+	return e
 }
 
 // Worker returns the name this ledger holds leases under ("" for SQLite).
@@ -482,6 +486,9 @@ func (e *pgEngine) close(held map[pipeline.AccountID]*hold) error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.ttl)
 	defer cancel()
 	var errs []error
+	if err := e.closeSlots(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	for _, h := range held {
 		e.l.mu.Lock()
 		le := h.lease // set under the lock; nil: still being claimed (it gives itself back)

@@ -60,7 +60,7 @@ func (e *env) applyTestHooks(o *pipeline.Options) error {
 }
 
 // commandNames are the commands, for "did you mean".
-var commandNames = []string{"copy", "run", "config", "status", "queue", "verify", "plan", "report", "login", "version", "completion", "help"}
+var commandNames = []string{"copy", "run", "config", "status", "queue", "verify", "plan", "report", "login", "ledger", "version", "completion", "help"}
 
 // usageError is a bad command line: exit status 2.
 type usageError struct{ msg string }
@@ -129,6 +129,8 @@ func run(ctx context.Context, args []string, e *env) int {
 		code, err = runPlan(ctx, rest, e)
 	case "login":
 		code, err = runLogin(ctx, rest, e)
+	case "ledger":
+		code, err = runLedger(ctx, rest, e)
 	case "version", "--version":
 		code, err = runVersion(rest, e)
 	case "completion":
@@ -140,7 +142,7 @@ func run(ctx context.Context, args []string, e *env) int {
 		if near := suggest.Closest(cmd, commandNames, 1); len(near) > 0 {
 			hint = fmt.Sprintf("; did you mean %q?", near[0])
 		}
-		err = usagef("unknown command %q%s (commands: copy, run, plan, verify, status, queue, report, login, config check, version, completion, help)", cmd, hint)
+		err = usagef("unknown command %q%s (commands: copy, run, plan, verify, status, queue, report, login, config check, ledger migrate, version, completion, help)", cmd, hint)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mailferry %s: %v\n", cmd, err)

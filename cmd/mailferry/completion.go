@@ -395,7 +395,9 @@ _mailferry() {
 		fmt.Fprintf(w, "\t\t(%s)\n", c.word)
 		indent := "\t\t\t"
 		if c.sub != "" {
-			fmt.Fprintf(w, "\t\t\tif (( CURRENT == 2 )); then\n\t\t\t\t_values command '%s' && ret=0\n\t\t\t\treturn ret\n\t\t\tfi\n", c.sub)
+			// Past the second word, its flags: _arguments reads them
+			// after the words it is given, so the second word goes.
+			fmt.Fprintf(w, "\t\t\tif (( CURRENT == 2 )); then\n\t\t\t\t_values command '%s' && ret=0\n\t\t\t\treturn ret\n\t\t\tfi\n\t\t\tshift words\n\t\t\t(( CURRENT-- ))\n", c.sub)
 		}
 		fmt.Fprintf(w, "%s_arguments -s -S \\\n", indent)
 		for _, f := range c.flags {

@@ -302,7 +302,7 @@ type completionCase struct {
 
 func completionCases() []completionCase {
 	return []completionCase{
-		{"mailferry ", []string{"completion", "config", "copy", "help", "login", "plan", "queue", "report", "run", "status", "verify", "version"}},
+		{"mailferry ", []string{"completion", "config", "copy", "help", "ledger", "login", "plan", "queue", "report", "run", "status", "verify", "version"}},
 		{"mailferry run --on", []string{"--on-locked", "--only"}},
 		{"mailferry run --on-locked ", []string{"fail", "skip", "wait"}},
 		{"mailferry copy --log-format ", []string{"json", "text"}},
@@ -313,6 +313,9 @@ func completionCases() []completionCase {
 		{"mailferry verify -c fetch.toml --only alice,", []string{"alice,alice", "alice,bob-office"}},
 		{"mailferry run --only ", nil},
 		{"mailferry config ", []string{"check"}},
+		{"mailferry ledger ", []string{"migrate"}},
+		{"mailferry ledger migrate --re", []string{"--replace"}},
+		{"mailferry config check --con", []string{"--config"}},
 		{"mailferry completion ", []string{"bash", "fish", "zsh"}},
 		{"mailferry login --side ", []string{"destination", "source"}},
 	}

@@ -189,7 +189,8 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	if err := o.traffic.apply(&aopts, nil, e, log); err != nil {
 		return exitUsage, err
 	}
-	acc, err := account.NewSet(aopts).FromURLs(u)
+	set := account.NewSet(aopts)
+	acc, err := set.FromURLs(u)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -197,7 +198,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 		return exitUsage, err
 	}
 	x := &execution{command: "copy", opts: &o.common, env: e, log: log, logOut: logOut, state: state, workers: 1,
-		attempts: o.policy.attempts}
+		attempts: o.policy.attempts, set: set}
 	return x.run(ctx, []pipeline.Job{acc.Job()}, []checkpoint.AccountSpec{acc.LedgerSpec()})
 }
 

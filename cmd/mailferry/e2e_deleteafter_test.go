@@ -30,7 +30,16 @@ func atTime(getenv func(string) string, now time.Time) func(string) string {
 // TestE2EDeleteAfterPOP3: copy --delete-after 30d from a POP3 source keeps
 // everything for 30 days, then deletes exactly the copied messages.
 func TestE2EDeleteAfterPOP3(t *testing.T) {
+	for _, ledger := range crashLedgers {
+		if onLedger(ledger, false) {
+			t.Run(ledger, func(t *testing.T) { testDeleteAfterPOP3(t, ledger) })
+		}
+	}
+}
+
+func testDeleteAfterPOP3(t *testing.T, ledger string) {
 	p := startPair(t)
+	onPostgres(t, p, ledger)
 	seed(t, p, append(simpleMessages(6), tooBigMessage))
 	served := sourceServed(t, p)
 	var want [][]byte // what the destination must hold: all but the big message

@@ -51,6 +51,9 @@ type pair struct {
 	src, dst *dovecot.Server
 	state    string
 	dir      string
+	// statePassword is the checkpoint database's password when state is
+	// a PostgreSQL URL (onPostgres): getenv and runSubprocess hand it on.
+	statePassword string
 }
 
 func startPair(t *testing.T) *pair {
@@ -75,6 +78,8 @@ func (p *pair) getenv(k string) string {
 		return srcPassword
 	case "MAILFERRY_DEST_PASSWORD":
 		return dstPassword
+	case statePasswordEnv:
+		return p.statePassword
 	}
 	return ""
 }
@@ -116,6 +121,9 @@ func runSubprocess(t *testing.T, p *pair, envs []string, args ...string) runResu
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "MAILFERRY_E2E_AS_MAIN=1",
 		"MAILFERRY_SOURCE_PASSWORD="+srcPassword, "MAILFERRY_DEST_PASSWORD="+dstPassword)
+	if p != nil && p.statePassword != "" {
+		cmd.Env = append(cmd.Env, statePasswordEnv+"="+p.statePassword)
+	}
 	cmd.Env = append(cmd.Env, envs...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -368,39 +368,46 @@ func TestE2EMirrorEmptyFolder(t *testing.T) {
 // run again, leaves the destination equal to the source: nothing lost,
 // nothing twice.
 func TestE2EMirrorCrash(t *testing.T) {
-	for _, point := range []string{"removing:1", "removed:1", "moving:1", "moved:1"} {
-		t.Run(strings.Split(point, ":")[0], func(t *testing.T) {
-			p := imapPair(t)
-			base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
-			for i := range 10 {
-				for _, f := range []string{"INBOX", "Work"} {
-					if err := p.src.SeedMaildir("alice", f, mirrorMessage(f, i), "S", base.Add(time.Duration(i)*time.Minute)); err != nil {
-						t.Fatal(err)
-					}
-				}
+	for _, ledger := range crashLedgers {
+		for i, point := range []string{"removing:1", "removed:1", "moving:1", "moved:1"} {
+			if onLedger(ledger, i == 0) {
+				t.Run(ledgerName(ledger, strings.Split(point, ":")[0]), func(t *testing.T) { testMirrorCrash(t, ledger, point) })
 			}
-			if r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK {
-				t.Fatalf("bulk pass: exit %d\n%s", r.code, r.stderr)
-			}
-			expungeAt(t, p.src, srcPassword, "INBOX", subjectIn("INBOX", 0, 3))
-			c := imapLogin(t, p.src, srcPassword)
-			if _, err := c.Move(uidsOf(t, c, "INBOX", subjectIn("INBOX", 3, 6)), "Work").Wait(); err != nil {
+		}
+	}
+}
+
+func testMirrorCrash(t *testing.T, ledger, point string) {
+	p := imapPair(t)
+	onPostgres(t, p, ledger)
+	base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
+	for i := range 10 {
+		for _, f := range []string{"INBOX", "Work"} {
+			if err := p.src.SeedMaildir("alice", f, mirrorMessage(f, i), "S", base.Add(time.Duration(i)*time.Minute)); err != nil {
 				t.Fatal(err)
 			}
-			r := runSubprocess(t, p, []string{"MAILFERRY_TEST_CRASHPOINT=" + point}, p.imapCopyArgs("--mirror")...)
-			if r.code != -1 {
-				t.Fatalf("the crashpoint %s was not reached: exit %d\n%s", point, r.code, r.stderr)
-			}
-			r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
-			if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 {
-				t.Fatalf("after the crash: exit %d, copied %d (nothing is appended again)\n%s", r.code, a.Copied, r.stderr)
-			}
-			assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Work": "Work"}, nil)
-			r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
-			if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 || a.Removed != 0 || a.Moved != 0 {
-				t.Fatalf("a pass after: exit %d, copied %d, removed %d, moved %d; want nothing\n%s", r.code, a.Copied, a.Removed, a.Moved, r.stderr)
-			}
-		})
+		}
+	}
+	if r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK {
+		t.Fatalf("bulk pass: exit %d\n%s", r.code, r.stderr)
+	}
+	expungeAt(t, p.src, srcPassword, "INBOX", subjectIn("INBOX", 0, 3))
+	c := imapLogin(t, p.src, srcPassword)
+	if _, err := c.Move(uidsOf(t, c, "INBOX", subjectIn("INBOX", 3, 6)), "Work").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	r := runSubprocess(t, p, []string{"MAILFERRY_TEST_CRASHPOINT=" + point}, p.imapCopyArgs("--mirror")...)
+	if r.code != -1 {
+		t.Fatalf("the crashpoint %s was not reached: exit %d\n%s", point, r.code, r.stderr)
+	}
+	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 {
+		t.Fatalf("after the crash: exit %d, copied %d (nothing is appended again)\n%s", r.code, a.Copied, r.stderr)
+	}
+	assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Work": "Work"}, nil)
+	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 || a.Removed != 0 || a.Moved != 0 {
+		t.Fatalf("a pass after: exit %d, copied %d, removed %d, moved %d; want nothing\n%s", r.code, a.Copied, a.Removed, a.Moved, r.stderr)
 	}
 }
 
@@ -410,7 +417,16 @@ func TestE2EMirrorCrash(t *testing.T) {
 // followed by a clean pass: after each, the destination equals the source
 // folder by folder, nothing lost, nothing twice.
 func TestFaultMirror(t *testing.T) {
+	for _, ledger := range crashLedgers {
+		if onLedger(ledger, false) {
+			t.Run(ledger, func(t *testing.T) { testFaultMirror(t, ledger) })
+		}
+	}
+}
+
+func testFaultMirror(t *testing.T, ledger string) {
 	p := imapPair(t)
+	onPostgres(t, p, ledger)
 	proxy := startProxy(t, p.dst.IMAPAddr())
 	args := func(extra ...string) []string {
 		return append([]string{"copy", "imaps://alice@" + p.src.IMAPSAddr(), "imap://alice@" + proxy.Addr() + "?tls=none",

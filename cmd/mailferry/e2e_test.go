@@ -126,29 +126,37 @@ func TestE2ECopyFidelityAndRerun(t *testing.T) {
 // source's messages, once each.
 func TestE2ECrashResume(t *testing.T) {
 	points := []string{"pending:2", "appended:1", "appended:3", "committed:2"}
-	for _, point := range points {
-		t.Run(point, func(t *testing.T) {
-			p := startPair(t)
-			seed(t, p, simpleMessages(60))
-			served := sourceServed(t, p)
-			args := p.copyArgs("--batch-messages", "10")
-			r := runSubprocess(t, p, []string{"MAILFERRY_TEST_CRASHPOINT=" + point}, args...)
-			if r.code != -1 || !strings.Contains(r.stderr, "crashpoint") {
-				t.Fatalf("the run was not killed at %s: exit %d\n%s", point, r.code, r.stderr)
+	for _, ledger := range crashLedgers {
+		for i, point := range points {
+			if !onLedger(ledger, i == 0) {
+				continue
 			}
-			before := len(destMessages(t, p, "INBOX"))
-			r = runSubprocess(t, p, nil, args...)
-			if r.code != exitOK {
-				t.Fatalf("resume exited %d:\n%s", r.code, r.stderr)
-			}
-			assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
-			a := r.report.Accounts[0]
-			t.Logf("killed at %s with %d on the destination; resume: copied %d, already done %d, reconciled %d, resent %d",
-				point, before, a.Copied, a.AlreadyDone, a.Reconciled, a.Resent)
-			if strings.HasPrefix(point, "appended") && a.Reconciled == 0 {
-				t.Errorf("killed after APPEND's OK, yet the resume reconciled nothing")
-			}
-		})
+			t.Run(ledgerName(ledger, point), func(t *testing.T) { testCrashResume(t, ledger, point) })
+		}
+	}
+}
+
+func testCrashResume(t *testing.T, ledger, point string) {
+	p := startPair(t)
+	onPostgres(t, p, ledger)
+	seed(t, p, simpleMessages(60))
+	served := sourceServed(t, p)
+	args := p.copyArgs("--batch-messages", "10")
+	r := runSubprocess(t, p, []string{"MAILFERRY_TEST_CRASHPOINT=" + point}, args...)
+	if r.code != -1 || !strings.Contains(r.stderr, "crashpoint") {
+		t.Fatalf("the run was not killed at %s: exit %d\n%s", point, r.code, r.stderr)
+	}
+	before := len(destMessages(t, p, "INBOX"))
+	r = runSubprocess(t, p, nil, args...)
+	if r.code != exitOK {
+		t.Fatalf("resume exited %d:\n%s", r.code, r.stderr)
+	}
+	assertSameMultiset(t, served, destBodies(destMessages(t, p, "INBOX")))
+	a := r.report.Accounts[0]
+	t.Logf("killed at %s with %d on the destination; resume: copied %d, already done %d, reconciled %d, resent %d",
+		point, before, a.Copied, a.AlreadyDone, a.Reconciled, a.Resent)
+	if strings.HasPrefix(point, "appended") && a.Reconciled == 0 {
+		t.Errorf("killed after APPEND's OK, yet the resume reconciled nothing")
 	}
 }
 
@@ -157,6 +165,15 @@ func TestE2ECrashResume(t *testing.T) {
 // five batches of 7, so all six kills land before the 300 messages are
 // done.
 func TestE2ERandomKills(t *testing.T) {
+	for _, ledger := range crashLedgers {
+		if !onLedger(ledger, false) {
+			continue
+		}
+		t.Run(ledger, func(t *testing.T) { testRandomKills(t, ledger) })
+	}
+}
+
+func testRandomKills(t *testing.T, ledger string) {
 	seed0 := time.Now().UnixNano()
 	if s := os.Getenv("MAILFERRY_TEST_SEED"); s != "" {
 		fmt.Sscan(s, &seed0)
@@ -164,6 +181,7 @@ func TestE2ERandomKills(t *testing.T) {
 	t.Logf("seed %d (set MAILFERRY_TEST_SEED to replay)", seed0)
 	rng := rand.New(rand.NewSource(seed0))
 	p := startPair(t)
+	onPostgres(t, p, ledger)
 	seed(t, p, simpleMessages(300))
 	served := sourceServed(t, p)
 	args := p.copyArgs("--batch-messages", "7")
@@ -183,7 +201,16 @@ func TestE2ERandomKills(t *testing.T) {
 }
 
 func TestE2EDeleteSource(t *testing.T) {
+	for _, ledger := range crashLedgers {
+		if onLedger(ledger, false) {
+			t.Run(ledger, func(t *testing.T) { testDeleteSource(t, ledger) })
+		}
+	}
+}
+
+func testDeleteSource(t *testing.T, ledger string) {
 	p := startPair(t)
+	onPostgres(t, p, ledger)
 	seed(t, p, simpleMessages(40))
 	served := sourceServed(t, p)
 	args := p.copyArgs("--batch-messages", "10", "--delete-source")
@@ -201,6 +228,7 @@ func TestE2EDeleteSource(t *testing.T) {
 
 	// Killed in the middle of copying: nothing is deleted.
 	p2 := startPair(t)
+	onPostgres(t, p2, ledger)
 	seed(t, p2, simpleMessages(40))
 	r = runSubprocess(t, p2, []string{"MAILFERRY_TEST_CRASHPOINT=committed:2"}, p2.copyArgs("--batch-messages", "10", "--delete-source")...)
 	if r.code != -1 {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/hint"
@@ -86,6 +87,19 @@ type execution struct {
 	// it reads, whose changes it watches.
 	reload      func() ([]pipeline.Job, []checkpoint.AccountSpec, error)
 	reloadFiles []string
+	// set is the accounts' Set: on a PostgreSQL checkpoint its connection
+	// caps are shared with the fleet (shareCaps).
+	set *account.Set
+}
+
+// shareCaps makes the connection caps hold across every process on a
+// PostgreSQL checkpoint (docs/fleet.md "Connection caps across the
+// fleet"). A dry run writes nothing to the checkpoint, slots neither: its
+// caps stay its own.
+func (x *execution) shareCaps(ledger *checkpoint.Ledger) {
+	if s := ledger.Slots(); s != nil && x.set != nil && !x.opts.dryRun {
+		x.set.ShareCaps(s)
+	}
 }
 
 // resolve gives each job its account's number in the ledger (specs[i] is
@@ -155,6 +169,7 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 		return exitFatal, fmt.Errorf("opening the checkpoint: %w", err)
 	}
 	defer ledger.Close()
+	x.shareCaps(ledger)
 	if err := x.resolve(ctx, ledger, jobs, specs); err != nil {
 		return exitUsage, fmt.Errorf("naming the accounts in the checkpoint: %w", err)
 	}

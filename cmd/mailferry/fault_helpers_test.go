@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
+	"github.com/mailferry/mailferry/internal/testkit/postgres"
 	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -22,6 +24,43 @@ import (
 type faultEnv struct {
 	src, dst *dovecot.Server
 	dir      string
+	// pg, when set, is the PostgreSQL server whose database pgURL is the
+	// checkpoint of every scenario (one shared database, as a fleet's);
+	// otherwise each user has its own SQLite file.
+	pg    *postgres.Server
+	pgURL string
+}
+
+// usePostgres makes the scenarios' checkpoint a database of a private
+// PostgreSQL server.
+func (e *faultEnv) usePostgres(t *testing.T) {
+	t.Helper()
+	e.pg = postgres.Start(t, postgres.Options{})
+	e.pgURL = postgres.Database(t, e.pg)
+}
+
+// state is user's checkpoint.
+func (e *faultEnv) state(user string) string {
+	if e.pg != nil {
+		return e.pgURL
+	}
+	return filepath.Join(e.dir, user+".db")
+}
+
+// getenv is passwords, and the checkpoint database's password.
+func (e *faultEnv) getenv(k string) string {
+	if k == statePasswordEnv && e.pg != nil {
+		return e.pg.Password()
+	}
+	return passwords(k)
+}
+
+// childEnv is what a child process needs besides the mail passwords.
+func (e *faultEnv) childEnv() []string {
+	if e.pg == nil {
+		return nil
+	}
+	return []string{statePasswordEnv + "=" + e.pg.Password()}
 }
 
 func startFaultEnv(t *testing.T, users []string, dstOpts dovecot.Options) *faultEnv {

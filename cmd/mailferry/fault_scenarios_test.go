@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,8 +27,22 @@ import (
 //	MAILFERRY_FAULT_SEED=N       replay the suite with this seed (printed by every run)
 //	MAILFERRY_FAULT_SCENARIOS=N  scenarios per source kind (default 100)
 //	MAILFERRY_FAULT_BUDGET=D     stop starting scenarios after this long (default 6m)
+//
+// The suites run with the checkpoint in PostgreSQL too (one database for
+// every scenario, as a fleet's): TestFaultScenariosPOP3Postgres and
+// TestFaultScenariosIMAPPostgres run a sample of pgSampleScenarios each by
+// default, and as many as the SQLite suites with MAILFERRY_FAULT_ALL=1
+// (docs/testing.md).
 
 const defaultFaultScenarios = 100
+
+// pgSampleScenarios is the PostgreSQL suites' default sample per source
+// kind: a few seconds each.
+const pgSampleScenarios = 6
+
+// faultAll reports whether MAILFERRY_FAULT_ALL=1 asks for every fault and
+// crash scenario on the PostgreSQL checkpoint too, not a sample.
+func faultAll() bool { return os.Getenv("MAILFERRY_FAULT_ALL") == "1" }
 
 // sourceKind is what the suite needs to know about one kind of source;
 // adding a kind (IMAP) is one more value of this type.
@@ -136,15 +149,27 @@ func (ft *faultTally) addClass(key string) {
 
 func TestFaultScenariosPOP3(t *testing.T) {
 	t.Parallel()
-	runFaultSuite(t, pop3Kind)
+	runFaultSuite(t, pop3Kind, "sqlite")
 }
 
 func TestFaultScenariosIMAP(t *testing.T) {
 	t.Parallel()
-	runFaultSuite(t, imapKind)
+	runFaultSuite(t, imapKind, "sqlite")
 }
 
-func runFaultSuite(t *testing.T, kind sourceKind) {
+func TestFaultScenariosPOP3Postgres(t *testing.T) {
+	t.Parallel()
+	runFaultSuite(t, pop3Kind, "postgres")
+}
+
+func TestFaultScenariosIMAPPostgres(t *testing.T) {
+	t.Parallel()
+	runFaultSuite(t, imapKind, "postgres")
+}
+
+// runFaultSuite runs kind's scenarios with the checkpoint in ledger
+// ("sqlite": a file per scenario; "postgres": one database for all).
+func runFaultSuite(t *testing.T, kind sourceKind, ledger string) {
 	if testing.Short() {
 		t.Skip("the fault suite needs Dovecot and a minute or two")
 	}
@@ -157,7 +182,10 @@ func runFaultSuite(t *testing.T, kind sourceKind) {
 		seed0 = v
 	}
 	count := defaultFaultScenarios
-	if s := os.Getenv("MAILFERRY_FAULT_SCENARIOS"); s != "" {
+	if ledger == "postgres" && !faultAll() {
+		count = pgSampleScenarios
+	}
+	if s := os.Getenv("MAILFERRY_FAULT_SCENARIOS"); s != "" && (ledger == "sqlite" || faultAll()) {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 {
 			t.Fatalf("MAILFERRY_FAULT_SCENARIOS=%q: want a positive number", s)
@@ -172,13 +200,16 @@ func runFaultSuite(t *testing.T, kind sourceKind) {
 		}
 		budget = v
 	}
-	t.Logf("%s fault suite: seed %d, %d scenarios (replay with MAILFERRY_FAULT_SEED=%d)", kind.name, seed0, count, seed0)
+	t.Logf("%s fault suite, checkpoint in %s: seed %d, %d scenarios (replay with MAILFERRY_FAULT_SEED=%d)", kind.name, ledger, seed0, count, seed0)
 
 	users := make([]string, count)
 	for i := range users {
 		users[i] = fmt.Sprintf("f%s%04d", kind.name, i)
 	}
 	env := startFaultEnv(t, users, dovecot.Options{})
+	if ledger == "postgres" {
+		env.usePostgres(t)
+	}
 	const workers = 3
 	pool := make(chan *proxySet, workers)
 	srcTLS, srcPlain := kind.addrs(env.src)
@@ -196,9 +227,9 @@ func runFaultSuite(t *testing.T, kind sourceKind) {
 			classes = append(classes, fmt.Sprintf("%s: %d", k, v))
 		}
 		sort.Strings(classes)
-		t.Logf("%s fault suite (seed %d): %d scenarios, %d runs (%d killed by crashpoints, %d with proxy faults, %d faults fired), "+
+		t.Logf("%s fault suite, checkpoint in %s (seed %d): %d scenarios, %d runs (%d killed by crashpoints, %d with proxy faults, %d faults fired), "+
 			"%d messages verified, %d deleted at the source, %d lost, %d duplicated, %v\noutcome of proxy-fault runs by fault:\n  %s",
-			kind.name, seed0, tally.scenarios, tally.runs, tally.crashes, tally.faults, tally.fired, tally.messages,
+			kind.name, ledger, seed0, tally.scenarios, tally.runs, tally.crashes, tally.faults, tally.fired, tally.messages,
 			tally.deleted, tally.lost, tally.dups, time.Since(start).Round(time.Second), strings.Join(classes, "\n  "))
 	})
 	// Workers call t.Run from their own goroutines: the scenarios wait on
@@ -230,7 +261,7 @@ func runFaultSuite(t *testing.T, kind sourceKind) {
 	}
 	close(next)
 	wg.Wait()
-	checkScenarioCount(t, kind.name, count, tally, budget)
+	checkScenarioCount(t, kind.name+" ("+ledger+")", count, tally, budget)
 }
 
 // checkScenarioCount says loudly how many scenarios ran when the time
@@ -279,7 +310,7 @@ func runScenario(t *testing.T, env *faultEnv, ps *proxySet, kind sourceKind, use
 		srcProxy, dstProxy = ps.srcPlain, ps.dstPlain
 		dstURL = "imap://" + user + "@" + ps.dstPlain.Addr() + "?tls=none"
 	}
-	state := filepath.Join(env.dir, user+".db")
+	state := env.state(user)
 	base := []string{"copy", kind.url(user, srcProxy.Addr(), plain), dstURL, "--tls-ca", env.src.CAFile(),
 		"--state", state, "--json", "--progress", "none", "--batch-messages", strconv.Itoa(batch)}
 	if plain {
@@ -341,7 +372,7 @@ func runScenario(t *testing.T, env *faultEnv, ps *proxySet, kind sourceKind, use
 			}
 			setPlans(nil, nil)
 			cp := fmt.Sprintf("%s:%d", point, nth)
-			r := runSubprocess(t, nil, []string{"MAILFERRY_TEST_CRASHPOINT=" + cp}, base...)
+			r := runSubprocess(t, nil, append(env.childEnv(), "MAILFERRY_TEST_CRASHPOINT="+cp), base...)
 			history = append(history, fmt.Sprintf("crashpoint %s: exit %d", cp, r.code))
 			if r.code != -1 && r.code != exitOK {
 				fail("crashpoint %s: exit %d, want a kill or success\n%s", cp, r.code, r.stderr)
@@ -407,7 +438,7 @@ func runScenario(t *testing.T, env *faultEnv, ps *proxySet, kind sourceKind, use
 			setPlans(nil, faults)
 		}
 		args := append(append([]string{}, base...), "--attempts", strconv.Itoa(attempts), "--idle-timeout", "2s")
-		r := runInProcess(t, passwords, args...)
+		r := runInProcess(t, env.getenv, args...)
 		var fired []faultproxy.Event
 		fired = append(fired, srcProxy.Events()...)
 		fired = append(fired, dstProxy.Events()...)
@@ -440,7 +471,7 @@ func runScenario(t *testing.T, env *faultEnv, ps *proxySet, kind sourceKind, use
 	var last runResult
 	for clean := 0; clean < 3; clean++ {
 		runs++
-		last = runInProcess(t, passwords, base...)
+		last = runInProcess(t, env.getenv, base...)
 		history = append(history, fmt.Sprintf("clean run: exit %d", last.code))
 		tally.mu.Lock()
 		tally.runs++

@@ -34,6 +34,7 @@ USAGE
   mailferry report -c FILE [--format csv|json] one row per message
   mailferry login -c migrate.toml       sign in once for device-grant accounts
   mailferry config check -c FILE        validate a config file, connect to nothing
+  mailferry ledger migrate --from A --to B copy a checkpoint (SQLite <-> PostgreSQL)
   mailferry version                     version, commit, Go version, build date
   mailferry completion bash|zsh|fish    a shell completion script
   mailferry help COMMAND | --man        a command's help, or the man page
@@ -375,6 +376,7 @@ func commands() []command {
 		{"report", reportHelp, []string{"report"}},
 		{"login", loginHelp, []string{"login"}},
 		{"config check", configHelp, []string{"config", "check"}},
+		{"ledger migrate", ledgerHelp, []string{"ledger", "migrate"}},
 		{"version", versionHelp, []string{"version"}},
 		{"completion", completionHelp, []string{"completion"}},
 	}

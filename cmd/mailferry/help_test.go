@@ -23,6 +23,7 @@ func TestHelpGolden(t *testing.T) {
 		{"copy", []string{"copy", "--help"}},
 		{"run", []string{"run", "--help"}},
 		{"config", []string{"config", "check", "--help"}},
+		{"ledger", []string{"ledger", "migrate", "--help"}},
 		{"status", []string{"status", "--help"}},
 		{"queue", []string{"queue", "--help"}},
 		{"verify", []string{"verify", "--help"}},

@@ -92,6 +92,7 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 		return exitFatal, fmt.Errorf("opening the checkpoint: %w", err)
 	}
 	defer ledger.Close()
+	x.shareCaps(ledger)
 	if err := x.resolve(ctx, ledger, jobs, specs); err != nil {
 		return exitUsage, fmt.Errorf("naming the accounts in the checkpoint: %w", err)
 	}

@@ -18,13 +18,19 @@
 // refuses a connection with "too many connections" knows its limit better
 // than the config. Slots in use above the new size stay in use; no slot
 // is granted until the use is below it again.
+//
+// A fleet of processes on one PostgreSQL checkpoint shares its caps
+// (ShareWith, Fleet): a claim takes the fleet's slots of each limited key
+// too, after this process's.
 package connlimit
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Unlimited is the Max of a cap that has no limit yet but can be lowered
@@ -50,6 +56,32 @@ type Claim struct {
 type Limits struct {
 	mu    sync.Mutex
 	pools map[string]*pool
+	fleet Fleet
+}
+
+// Fleet shares the caps with other processes (the workers of a fleet on
+// one PostgreSQL ledger): once a claim has its slots in this process, it
+// takes as many of the fleet's under each limited key (Max below
+// Unlimited), key by key in the same order, each key's all at once. A
+// process waits for the fleet's slots of one key while holding only those
+// of keys before it, as every process does, so no two wait for each
+// other. *checkpoint.Slots implements it.
+type Fleet interface {
+	// Take takes n slots of key, whose cap is size, all at once,
+	// waiting until they are free or ctx ends; each returned function
+	// gives one back.
+	Take(ctx context.Context, key string, size, n int) ([]func(), error)
+	// TryTake is Take without waiting: ok is false, and nothing is
+	// taken, when fewer than n are free.
+	TryTake(ctx context.Context, key string, size, n int) (release []func(), ok bool, err error)
+}
+
+// ShareWith makes every Acquire and TryAcquire from now on take the
+// fleet's slots too. Call it before the first claim.
+func (l *Limits) ShareWith(f Fleet) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fleet = f
 }
 
 // pool is the slots of one key: a weighted semaphore whose size can shrink.
@@ -174,6 +206,9 @@ type grant struct {
 	total  int64
 	got    int64   // taken: total, or less when the pool shrank
 	shares []int64 // per claim
+	// fleet gives back the fleet's slots taken for this key, one
+	// function a slot (Fleet).
+	fleet []func()
 }
 
 // plan merges the claims' caps by key, in key order.
@@ -217,8 +252,62 @@ func (l *Limits) Acquire(ctx context.Context, claims ...Claim) ([]func(), error)
 		}
 		g.got = n
 	}
+	if err := l.takeFleet(ctx, grants, true); err != nil {
+		for _, g := range grants {
+			g.pool.release(g.got)
+		}
+		return nil, err
+	}
 	return releases(grants, len(claims)), nil
 }
+
+// takeFleet takes the fleet's slots of every limited key of grants, in
+// key order, waiting (wait) or not; on failure it gives back the fleet's
+// slots it took and reports ok false (not waiting) or the error.
+func (l *Limits) takeFleet(ctx context.Context, grants []*grant, wait bool) error {
+	l.mu.Lock()
+	f := l.fleet
+	l.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	for i, g := range grants {
+		g.pool.mu.Lock()
+		size := g.pool.size
+		g.pool.mu.Unlock()
+		if size >= Unlimited || g.got <= 0 {
+			continue
+		}
+		var rel []func()
+		var err error
+		if wait {
+			rel, err = f.Take(ctx, g.key, int(size), int(g.got))
+		} else {
+			var ok bool
+			rel, ok, err = f.TryTake(ctx, g.key, int(size), int(g.got))
+			if err == nil && !ok {
+				err = errNoFleetSlot
+			}
+		}
+		if err != nil {
+			for _, h := range grants[:i] {
+				for _, r := range h.fleet {
+					r()
+				}
+				h.fleet = nil
+			}
+			return err
+		}
+		g.fleet = rel
+	}
+	return nil
+}
+
+// tryFleetTimeout bounds TryAcquire's question to the fleet.
+const tryFleetTimeout = 5 * time.Second
+
+// errNoFleetSlot: a TryAcquire found the fleet's slots of a key in use.
+var errNoFleetSlot = errors.New("connlimit: the fleet's slots are in use")
 
 // TryAcquire is Acquire without waiting: ok is false, and nothing is
 // taken, when some slot is in use.
@@ -233,6 +322,16 @@ func (l *Limits) TryAcquire(claims ...Claim) (release []func(), ok bool) {
 			return nil, false
 		}
 		g.got = n
+	}
+	// A database that does not answer soon is a slot not to be had: the
+	// caller goes on with the sessions it has.
+	ctx, cancel := context.WithTimeout(context.Background(), tryFleetTimeout)
+	defer cancel()
+	if err := l.takeFleet(ctx, grants, false); err != nil {
+		for _, g := range grants {
+			g.pool.release(g.got)
+		}
+		return nil, false
 	}
 	return releases(grants, len(claims)), true
 }
@@ -273,12 +372,28 @@ func releases(grants []*grant, claims int) []func() {
 			left -= g.shares[i]
 		}
 	}
+	// Each claim gives back the fleet's slots of its share, from the
+	// front of the key's list.
+	fleet := make([][][]func(), claims)
+	for i := range fleet {
+		fleet[i] = make([][]func(), len(grants))
+	}
+	for k, g := range grants {
+		rest := g.fleet
+		for i, s := range g.shares {
+			n := min(int(s), len(rest))
+			fleet[i][k], rest = rest[:n], rest[n:]
+		}
+	}
 	out := make([]func(), claims)
 	for i := range out {
 		var once sync.Once
 		out[i] = func() {
 			once.Do(func() {
-				for _, g := range grants {
+				for k, g := range grants {
+					for _, r := range fleet[i][k] {
+						r()
+					}
 					if n := g.shares[i]; n > 0 {
 						g.pool.release(n)
 					}
