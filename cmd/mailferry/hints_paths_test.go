@@ -167,11 +167,13 @@ func TestRejectedTokenRetriedEveryPath(t *testing.T) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if len(dropped) != conns || slices.ContainsFunc(dropped, func(tok string) bool { return tok != stale }) {
-				t.Errorf("TokenRejected called with %q, want the stale token once per connection (%d)", dropped, conns)
+			// Connections log in at once: one that asks for its token after
+			// another's rejection already gets the fresh one.
+			if len(dropped) < 1 || len(dropped) > conns || slices.ContainsFunc(dropped, func(tok string) bool { return tok != stale }) {
+				t.Errorf("TokenRejected called with %q, want the stale token at least once and at most once per connection (%d)", dropped, conns)
 			}
-			if gets != 2*conns {
-				t.Errorf("%d tokens asked for, want %d (one, and a fresh one, per connection)", gets, 2*conns)
+			if gets != conns+len(dropped) {
+				t.Errorf("%d tokens asked for, want %d (one per connection, and a fresh one after each rejection)", gets, conns+len(dropped))
 			}
 		})
 	}
