@@ -306,8 +306,12 @@ func (e *env) start(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		e.dst, dstErr = dovecot.StartInstance(ctx, filepath.Join(e.dir, "dst"),
-			dovecot.Options{Name: "bench-dst", Users: dstUsers, CA: ca})
+		opts := dovecot.Options{Name: "bench-dst", Users: dstUsers, CA: ca}
+		if e.cfg.destFormat != "maildir" {
+			// Later in dovecot.conf than the test kit's maildir: it wins.
+			opts.ExtraConfig = fmt.Sprintf("mail_location = %s:~/%s\n", e.cfg.destFormat, e.cfg.destFormat)
+		}
+		e.dst, dstErr = dovecot.StartInstance(ctx, filepath.Join(e.dir, "dst"), opts)
 	}()
 	wg.Wait()
 	if srcErr != nil || dstErr != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -110,6 +111,9 @@ func (e *env) flat(ctx context.Context, out io.Writer) error {
 	}
 	for _, n := range e.cfg.flatSizes {
 		for _, kind := range sourceKinds {
+			if !slices.Contains(e.cfg.paths, kind.name) {
+				continue
+			}
 			r, err := e.flatRun(ctx, kind, flatUser(n), n, writeCeiling[n])
 			if err != nil {
 				return err
@@ -117,7 +121,7 @@ func (e *env) flat(ctx context.Context, out io.Writer) error {
 			results = append(results, r)
 		}
 	}
-	if f := e.cfg.flatFolders; f.count > 0 {
+	if f := e.cfg.flatFolders; f.count > 0 && slices.Contains(e.cfg.paths, "imap") {
 		n := f.count * f.each
 		wc, ok := writeCeiling[n]
 		if !ok {
