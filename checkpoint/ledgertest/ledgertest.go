@@ -382,6 +382,69 @@ func testLookup(t *testing.T, s *suite) {
 	if n := len(s.lookup(a)); n != 0 {
 		t.Errorf("Lookup of no keys found %d", n)
 	}
+	testLookupRanges(t, s)
+}
+
+// testLookupRanges: keys asked for in ascending order are read as one
+// range of the primary key (a POP3 re-run of a large mailbox); entries in
+// the range that were not asked for stay out, and a sparse range, or keys
+// out of order, give the same answer.
+func testLookupRanges(t *testing.T, s *suite) {
+	b, _ := s.account("bob")
+	var put []pipeline.Entry
+	var all []string
+	for i := range 300 {
+		k := fmt.Sprintf("r%04d", i)
+		if i >= 280 {
+			k = "r\xc3\xa9" + strings.Repeat("\xff", i-279) // above 0x7f: bytes order, not runes
+		}
+		all = append(all, k)
+		if i%5 != 4 {
+			put = append(put, pipeline.Entry{Key: k, State: pipeline.StateDone, Size: int64(i)})
+		}
+	}
+	s.commit(b, pipeline.Changes{Put: put})
+	pick := func(keep func(i int) bool) []string {
+		var out []string
+		for i, k := range all {
+			if keep(i) {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	reversed := pick(func(i int) bool { return i < 100 })
+	slices.Reverse(reversed)
+	for _, tc := range []struct {
+		name string
+		keys []string
+	}{
+		{"dense, every entry of the range", pick(func(i int) bool { return i < 100 })},
+		{"every second, half the range", pick(func(i int) bool { return i%2 == 0 && i < 200 })},
+		{"every seventh: sparse, seeks instead", pick(func(i int) bool { return i%7 == 0 })},
+		{"bytes above 0x7f", pick(func(i int) bool { return i >= 250 })},
+		{"descending", reversed},
+		{"the range's ends missing from the ledger", pick(func(i int) bool { return i >= 4 && i <= 29 })},
+	} {
+		got := s.lookup(b, tc.keys...)
+		want := 0
+		for _, k := range tc.keys {
+			i := slices.Index(all, k)
+			if i%5 == 4 {
+				if e, ok := got[k]; ok {
+					t.Errorf("%s: %q found (%+v), which the ledger does not have", tc.name, k, e)
+				}
+				continue
+			}
+			want++
+			if e, ok := got[k]; !ok || e.Size != int64(i) || e.State != pipeline.StateDone {
+				t.Errorf("%s: %q = %+v, %v", tc.name, k, e, ok)
+			}
+		}
+		if len(got) != want {
+			t.Errorf("%s: Lookup of %d keys found %d, want %d", tc.name, len(tc.keys), len(got), want)
+		}
+	}
 }
 
 func testScanPaging(t *testing.T, s *suite) {

@@ -318,8 +318,12 @@ func (e *env) start(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		e.dst, dstErr = dovecot.StartInstance(ctx, filepath.Join(e.dir, "dst"),
-			dovecot.Options{Name: "bench-dst", Users: dstUsers, CA: ca})
+		opts := dovecot.Options{Name: "bench-dst", Users: dstUsers, CA: ca}
+		if e.cfg.destFormat != "maildir" {
+			// Later in dovecot.conf than the test kit's maildir: it wins.
+			opts.ExtraConfig = fmt.Sprintf("mail_location = %s:~/%s\n", e.cfg.destFormat, e.cfg.destFormat)
+		}
+		e.dst, dstErr = dovecot.StartInstance(ctx, filepath.Join(e.dir, "dst"), opts)
 	}()
 	wg.Wait()
 	if srcErr != nil || dstErr != nil {
@@ -813,6 +817,15 @@ func (e *env) profileOne(ctx context.Context, kind sourceKind, name string, w *w
 
 func (e *env) add(r row) {
 	e.rows = append(e.rows, r)
-	e.log.Info("measured", "workload", r.Workload, "path", r.Path, "msgs/s", fmt.Sprintf("%.0f", r.MsgsPerSec),
-		"MB/s", fmt.Sprintf("%.1f", r.MBPerSec), "seconds", fmt.Sprintf("%.2f", r.Seconds))
+	attrs := []any{"workload", r.Workload, "path", r.Path, "msgs/s", fmt.Sprintf("%.0f", r.MsgsPerSec),
+		"MB/s", fmt.Sprintf("%.1f", r.MBPerSec), "seconds", fmt.Sprintf("%.2f", r.Seconds)}
+	// A long run (the flat workload's 500,000 messages) is read off its
+	// log while it goes: mailferry's peak RSS and own time are there too.
+	if r.PeakRSSMB > 0 {
+		attrs = append(attrs, "peak_rss_mb", fmt.Sprintf("%.1f", r.PeakRSSMB), "report_seconds", fmt.Sprintf("%.2f", r.ReportSeconds))
+	}
+	if r.Ratio > 0 {
+		attrs = append(attrs, "ratio", fmt.Sprintf("%.2f", r.Ratio), "ratio_to", r.RatioTo)
+	}
+	e.log.Info("measured", attrs...)
 }

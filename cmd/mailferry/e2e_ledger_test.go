@@ -65,6 +65,10 @@ func TestE2ELedgerRetention(t *testing.T) {
 	if r.code != exitOK || r.report.Accounts[0].Copied != 5 || r.report.Accounts[0].Deleted != 5 {
 		t.Fatalf("run: exit %d, %+v\n%s", r.code, r.report.Accounts, r.stderr)
 	}
+	// The run's report gives the checkpoint's size, as status does.
+	if c := r.report.Checkpoint; c == nil || c.Entries != 5 || c.Bytes == 0 {
+		t.Errorf("the run's report gives the checkpoint as %+v, want 5 entries of some bytes", c)
+	}
 	st := statusOf(t, p.configEnv, "-c", cfg)
 	if a := st.Accounts[0]; a.Gone != 5 || a.Done != 0 || st.Entries != 5 || st.Size == 0 {
 		t.Fatalf("status after deleting at the source: gone %d, done %d, %d entries of %d bytes; want 5, 0, 5, some", a.Gone, a.Done, st.Entries, st.Size)
@@ -81,8 +85,12 @@ func TestE2ELedgerRetention(t *testing.T) {
 		t.Errorf("within ledger_retention: gone %d, want 5 kept", a.Gone)
 	}
 	time.Sleep(2500 * time.Millisecond)
-	if r := runInProcess(t, p.configEnv, "run", "-c", cfg, "--json", "--progress", "none"); r.code != exitOK {
+	r = runInProcess(t, p.configEnv, "run", "-c", cfg, "--progress", "none")
+	if r.code != exitOK {
 		t.Fatalf("third run: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "checkpoint: ") || !strings.Contains(r.stdout, ", 0 entries") {
+		t.Errorf("the third run's text report does not give the pruned checkpoint's size:\n%s", r.stdout)
 	}
 	st = statusOf(t, p.configEnv, "-c", cfg)
 	if a := st.Accounts[0]; a.Gone != 0 || st.Entries != 0 {

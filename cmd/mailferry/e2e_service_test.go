@@ -197,6 +197,11 @@ func TestE2EServicePOP3(t *testing.T) {
 	if n, err := p.dst.MailboxCount("alice", "INBOX"); err != nil || n != 5 {
 		t.Fatalf("the destination holds %d messages (%v), want 5", n, err)
 	}
+	// Each poll logs the checkpoint's size: a fetch job's stays level.
+	polls := s.logs("poll", "alice")
+	if l := polls[len(polls)-1]; l["checkpoint_entries"] != float64(5) || l["checkpoint_bytes"] == nil || l["checkpoint_bytes"] == float64(0) {
+		t.Errorf("the last poll's log line gives the checkpoint as %v entries of %v bytes, want 5 of some", l["checkpoint_entries"], l["checkpoint_bytes"])
+	}
 
 	// Metrics, scraped over HTTP.
 	var url string

@@ -261,6 +261,16 @@ feed:
 	interrupted := errors.Is(ctx.Err(), context.Canceled) || isClosed(x.env.interrupted)
 	rep := newReport(x.command, x.opts.dryRun, started, ran, interrupted)
 	rep.Totals.AccountsNotStarted = len(jobs) - len(ran)
+	if state == x.state {
+		// Not the empty stand-in of a dry run without a checkpoint.
+		// The run's work is committed: a failure to read the size only
+		// leaves it out of the report.
+		if bytes, entries, err := ledger.Size(context.WithoutCancel(ctx)); err != nil {
+			x.log.Warn("reading the checkpoint's size", "error", err)
+		} else {
+			rep.Checkpoint = &checkpointSize{Bytes: bytes, Entries: entries}
+		}
+	}
 	extras.batchFinished(rep)
 	return x.writeReport(rep)
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mailferry/mailferry/account"
+	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -31,6 +32,15 @@ type report struct {
 	Interrupted bool              `json:"interrupted,omitempty"`
 	Accounts    []*pipeline.Stats `json:"accounts"`
 	Totals      totals            `json:"totals"`
+	// Checkpoint is the ledger's size after the run (nil in a dry run
+	// without one): a scheduled fetch job's log shows it level off.
+	Checkpoint *checkpointSize `json:"checkpoint,omitempty"`
+}
+
+// checkpointSize is the ledger's size: bytes in use and entries.
+type checkpointSize struct {
+	Bytes   int64 `json:"size_bytes"`
+	Entries int64 `json:"entries"`
 }
 
 type totals struct {
@@ -324,6 +334,9 @@ func (r *report) writeText(w io.Writer, width int) {
 	if t.Normalised > 0 {
 		fmt.Fprintf(w, "line ends: %s had a bare LF or CR turned into CRLF (%s), as IMAP requires\n",
 			plural(t.Normalised, "message"), plural(t.LineEndsFixed, "line end"))
+	}
+	if c := r.Checkpoint; c != nil {
+		fmt.Fprintf(w, "checkpoint: %s, %d entries\n", config.FormatByteSize(c.Bytes), c.Entries)
 	}
 	if r.Interrupted {
 		if t.AccountsNotStarted > 0 {

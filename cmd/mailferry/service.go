@@ -195,6 +195,11 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 					attrs = append(attrs, "paused_until", st.PausedUntil.Format(time.RFC3339))
 				}
 			}
+			// The checkpoint's size: under a long-running fetch job it
+			// levels off (gone entries are pruned after ledger_retention).
+			if bytes, entries, err := ledger.Size(ctx); err == nil {
+				attrs = append(attrs, "checkpoint_bytes", bytes, "checkpoint_entries", entries)
+			}
 			log.Info("poll", append(attrs, "next", r.Next.Format(time.RFC3339),
 				"next_in", time.Until(r.Next).Round(time.Millisecond))...)
 		}
