@@ -111,6 +111,10 @@ type mirrorState struct {
 	// its bytes) is moved there; a folder whose every copy moved is sure
 	// again: its messages were moved out, not lost.
 	emptied map[string]int
+	// allowedEmpty are copied folders that list nothing while the ledger
+	// has copies of their messages, which Options.MirrorAllowEmpty names:
+	// their copies are removed as a deleted folder's are.
+	allowedEmpty map[string]bool
 	// noMove: the destination cannot move single messages.
 	noMove bool
 	// movedTo counts, per source folder, where the copies of its
@@ -234,6 +238,15 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 	}
 	for name, rec := range a.scopes.records {
 		if _, mapped := dests.folders[name]; mapped && !listed[name] && has[name] && rec.Messages > 0 {
+			if a.allowEmpty(name) {
+				if m.allowedEmpty == nil {
+					m.allowedEmpty = map[string]bool{}
+				}
+				m.allowedEmpty[name] = true
+				a.log.Info("mirror: a source folder lists no message; allowed to be empty, so its copies are removed within the caps",
+					"account", a.opts.Name, "folder", name)
+				continue
+			}
 			m.unsure[name] = "it lists no message, while the ledger has copies of its messages"
 			if m.emptied == nil {
 				m.emptied = map[string]int{}
@@ -241,10 +254,10 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 			m.emptied[name] = 0
 		}
 	}
-	if len(m.vanished) > 0 {
+	if len(m.vanished) > 0 || len(m.allowedEmpty) > 0 {
 		if err := a.sweepScope(ctx, Query{}, func(key string) bool {
 			p, ok := a.opts.KeyFolder(key)
-			return !ok || !m.vanished[p.Mailbox]
+			return !ok || !m.vanished[p.Mailbox] && !m.allowedEmpty[p.Mailbox]
 		}); err != nil {
 			return err
 		}
@@ -620,7 +633,16 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 	m := a.mirror()
 	if a.opts.KeyFolder == nil {
 		if rec, ok := a.scopes.records[maildropRecord]; a.listed == 0 && (ok && rec.Messages > 0 || a.scopes.live > 0) {
-			m.unsure[""] = "the maildrop lists no message, while the ledger has copies of its messages"
+			if !a.allowEmpty(a.opts.Mailbox) {
+				m.unsure[""] = "the maildrop lists no message, while the ledger has copies of its messages"
+			} else {
+				// Allowed: what the ledger has of the maildrop is gone.
+				a.log.Info("mirror: the maildrop lists no message; allowed to be empty, so its copies are removed within the caps",
+					"account", a.opts.Name, "folder", a.opts.Mailbox)
+				if err := a.sweepScope(ctx, Query{}, func(string) bool { return false }); err != nil {
+					return err
+				}
+			}
 		}
 	} else if !m.swept {
 		return nil // nothing was copied before this pass
@@ -647,7 +669,7 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 		p, ok := a.opts.KeyFolder(e.Key)
 		switch {
 		case !ok:
-		case m.vanished[p.Mailbox]:
+		case m.vanished[p.Mailbox] || m.allowedEmpty[p.Mailbox]:
 			remove = append(remove, e)
 		case a.scopes.gens[p.Generation] != nil:
 			if _, unsure := m.unsure[p.Mailbox]; unsure {
@@ -689,6 +711,9 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 			"folder", name, "why", why)
 	}
 	if len(remove) == 0 {
+		if err := a.settleAllowedEmpty(ctx); err != nil {
+			return err
+		}
 		return a.deleteFolders(ctx)
 	}
 	actions := make([]MirrorAction, len(remove))
@@ -740,7 +765,35 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 	if err := a.removeCopies(ctx, remove); err != nil {
 		return err
 	}
+	if err := a.settleAllowedEmpty(ctx); err != nil {
+		return err
+	}
 	return a.deleteFolders(ctx)
+}
+
+// allowEmpty reports whether Options.MirrorAllowEmpty names folder.
+func (a *attempt) allowEmpty(folder string) bool {
+	return slices.Contains(a.opts.MirrorAllowEmpty, folder)
+}
+
+// settleAllowedEmpty records the folders allowed to be empty, whose copies
+// this pass removed, as holding nothing: later passes do not take them
+// for folders that cannot tell (nor need the override again).
+func (a *attempt) settleAllowedEmpty(ctx context.Context) error {
+	m := a.mirror()
+	if a.dry || len(m.allowedEmpty) == 0 {
+		return nil
+	}
+	var records []Folder
+	for name := range m.allowedEmpty {
+		rec := a.scopes.records[name]
+		rec.Messages, rec.SyncedAt = 0, a.opts.Now()
+		records = append(records, rec)
+	}
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: records}); err != nil {
+		return fmt.Errorf("recording the folders emptied at the source: %w", fatal(err))
+	}
+	return nil
 }
 
 // deleteFolders deletes the destination folders of source folders that

@@ -361,6 +361,26 @@ func TestE2EMirrorEmptyFolder(t *testing.T) {
 		t.Fatalf("the pass after: exit %d, cannot tell %v, moved %d, copied %d, removed %d; want 3, Work only, nothing done\n%s",
 			r.code, a.MirrorUnsure, a.Moved, a.Copied, a.Removed, r.stderr)
 	}
+
+	// The user did empty Work: --mirror-allow-empty lets its removals
+	// through, within the caps (10 over --max-delete 9: held back).
+	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror", "--mirror-allow-empty", "Work", "--max-delete", "9")...)
+	if a := r.report.Accounts[0]; r.code != exitPartial || a.Removed != 0 || a.MirrorHeld != 10 || !a.MirrorOverCap || len(a.MirrorUnsure) != 0 {
+		t.Fatalf("--mirror-allow-empty over the cap: exit %d, removed %d, held %d, cannot tell %v; want 3, 0, 10, none\n%s",
+			r.code, a.Removed, a.MirrorHeld, a.MirrorUnsure, r.stderr)
+	}
+	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror", "--mirror-allow-empty", "Work")...)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 10 || a.MirrorHeld != 0 || len(a.MirrorUnsure) != 0 {
+		t.Fatalf("--mirror-allow-empty Work: exit %d, removed %d, held %d, cannot tell %v; want 0, 10, 0, none\n%s",
+			r.code, a.Removed, a.MirrorHeld, a.MirrorUnsure, r.stderr)
+	}
+	assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Later": "Later", "Work": "Work"}, nil)
+	// Settled: later passes need no override.
+	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+	if a := r.report.Accounts[0]; r.code != exitOK || len(a.MirrorUnsure) != 0 || a.Moved+a.Copied+a.Removed != 0 {
+		t.Fatalf("the pass after the override: exit %d, cannot tell %v, moved %d, copied %d, removed %d; want 0, nothing\n%s",
+			r.code, a.MirrorUnsure, a.Moved, a.Copied, a.Removed, r.stderr)
+	}
 }
 
 // TestE2EMirrorCrash: a mirror pass killed at each step of its removals
@@ -527,7 +547,7 @@ func TestE2EMirrorConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "migrate.toml")
-	writeConfig := func(caps string) {
+	writeConfig := func(caps string, aliceKeys ...string) {
 		cfg := fmt.Sprintf(`state = "state.db"
 mirror = true
 %s
@@ -542,12 +562,13 @@ tls_ca = %q
 source_user = "alice"
 source_password_env = "T_MIRROR_PW"
 dest_password_env = "T_MIRROR_PW"
+%s
 [[account]]
 source_user = "bob"
 source_password_env = "T_MIRROR_PW"
 dest_password_env = "T_MIRROR_PW"
 mirror = false
-`, caps, src.POP3SAddr(), src.CAFile(), dst.IMAPSAddr(), src.CAFile())
+`, caps, src.POP3SAddr(), src.CAFile(), dst.IMAPSAddr(), src.CAFile(), strings.Join(aliceKeys, "\n"))
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -622,5 +643,42 @@ mirror = false
 	r = run("--only", "alice", "--max-delete-percent", "50")
 	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 2 || count("alice") != 4 {
 		t.Fatalf("--max-delete-percent 50: exit %d, removed %d, %d left; want 0, 2, 4\n%s", r.code, a.Removed, count("alice"), r.stderr)
+	}
+
+	// Maildrops emptied at the source: cannot tell, until alice's
+	// mirror_allow_empty, run's --mirror-allow-empty (for carol, in a dry
+	// run) and carol's column in the accounts file say they were emptied
+	// on purpose.
+	expungeAs(t, src, "alice", srcPassword, "INBOX", func(string) bool { return true })
+	expungeAs(t, src, "carol", srcPassword, "INBOX", func(string) bool { return true })
+	writeConfig("max_delete = 10")
+	r = run("--only", "alice,carol")
+	s = byUser(r)
+	if r.code != exitPartial || len(s["alice"].MirrorUnsure) != 1 || len(s["carol"].MirrorUnsure) != 1 || s["alice"].Removed+s["carol"].Removed != 0 {
+		t.Fatalf("emptied maildrops: exit %d, cannot tell alice %v, carol %v; want 3, both\n%s", r.code, s["alice"].MirrorUnsure, s["carol"].MirrorUnsure, r.stderr)
+	}
+	writeConfig("max_delete = 10", `mirror_allow_empty = ["INBOX"]`)
+	r = run("--only", "alice,carol")
+	s = byUser(r)
+	if r.code != exitPartial || s["alice"].Removed != 4 || len(s["alice"].MirrorUnsure) != 0 || len(s["carol"].MirrorUnsure) != 1 || s["carol"].Removed != 0 {
+		t.Fatalf("mirror_allow_empty for alice: exit %d, removed alice %d (cannot tell %v), carol %d (%v); want 3, 4 (none), 0 (one)\n%s",
+			r.code, s["alice"].Removed, s["alice"].MirrorUnsure, s["carol"].Removed, s["carol"].MirrorUnsure, r.stderr)
+	}
+	r = run("--only", "carol", "--mirror-allow-empty", "INBOX", "--dry-run")
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 6 || len(a.MirrorActions) != 6 || len(a.MirrorUnsure) != 0 || count("carol") != 6 {
+		t.Fatalf("--mirror-allow-empty INBOX --dry-run for carol: exit %d, would remove %d (%d listed), cannot tell %v, %d left; want 0, 6 (6), none, 6\n%s",
+			r.code, a.Removed, len(a.MirrorActions), a.MirrorUnsure, count("carol"), r.stderr)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "more.csv"), []byte("source_user,source_password_env,dest_password_env,mirror,mirror_allow_empty\ncarol,T_MIRROR_PW,T_MIRROR_PW,true,Trash; INBOX\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = run("--only", "carol")
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 6 || len(a.MirrorUnsure) != 0 {
+		t.Fatalf("the accounts file's mirror_allow_empty for carol: exit %d, removed %d, cannot tell %v; want 0, 6, none\n%s", r.code, a.Removed, a.MirrorUnsure, r.stderr)
+	}
+	for u, want := range map[string]int{"alice": 0, "carol": 0, "bob": 10} {
+		if n := count(u); n != want {
+			t.Errorf("%s's destination INBOX holds %d, want %d", u, n, want)
+		}
 	}
 }
