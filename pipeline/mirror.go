@@ -503,6 +503,11 @@ func (a *attempt) doMoves(ctx context.Context, moves []move) error {
 			if a.mirror().noMove {
 				return nil
 			}
+			if a.halted() {
+				// Ctrl-C: the group in flight is settled; no other
+				// starts (the next run makes them).
+				return ErrInterrupted
+			}
 			if err := a.moveGroup(ctx, g.from, g.uidValidity, g.to, chunk); err != nil {
 				return err
 			}
@@ -854,6 +859,9 @@ func (a *attempt) deleteFolders(ctx context.Context) error {
 		del, ok := a.dst.(MailboxDeleter)
 		if !ok {
 			return nil
+		}
+		if a.halted() {
+			return ErrInterrupted // no folder deletion starts after Ctrl-C
 		}
 		deleted, err := del.DeleteMailbox(ctx, dest)
 		if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -680,5 +681,90 @@ mirror = false
 		if n := count(u); n != want {
 			t.Errorf("%s's destination INBOX holds %d, want %d", u, n, want)
 		}
+	}
+}
+
+// TestE2EMirrorInterrupt: Ctrl-C during a mirror pass's moves, and during
+// its removals (the built binary, SIGINT while a group's command is in
+// flight): the group in flight is settled through the ledger (nothing left
+// removing or moving), no other move, removal or folder deletion starts,
+// the run exits 130; the same command run again finishes exactly: the
+// destination equals the source, nothing appended again, nothing twice.
+func TestE2EMirrorInterrupt(t *testing.T) {
+	for _, c := range []struct {
+		point string
+		// The groups in the pass: moves INBOX -> Work (3), Work ->
+		// Projects (4); removals from INBOX (3), Work (2) and the deleted
+		// folder Old (4).
+		movedFirst, removedFirst []int // what the interrupted run may have done: one group
+	}{
+		{"moving", []int{3, 4}, []int{0}},
+		{"removing", []int{7}, []int{3, 2, 4}},
+	} {
+		t.Run(c.point, func(t *testing.T) {
+			p := imapPair(t)
+			base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
+			for folder, n := range map[string]int{"INBOX": 10, "Work": 10, "Projects": 2, "Old": 4} {
+				for i := range n {
+					if err := p.src.SeedMaildir("alice", folder, mirrorMessage(folder, i), "S", base.Add(time.Duration(i)*time.Minute)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Copied != 26 {
+				t.Fatalf("bulk pass: exit %d\n%s", r.code, r.stderr)
+			}
+			expungeAt(t, p.src, srcPassword, "INBOX", subjectIn("INBOX", 0, 3))
+			expungeAt(t, p.src, srcPassword, "Work", subjectIn("Work", 0, 2))
+			src := imapLogin(t, p.src, srcPassword)
+			if _, err := src.Move(uidsOf(t, src, "INBOX", subjectIn("INBOX", 3, 6)), "Work").Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := src.Move(uidsOf(t, src, "Work", subjectIn("Work", 2, 6)), "Projects").Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if err := src.Unselect().Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if err := src.Delete("Old").Wait(); err != nil {
+				t.Fatal(err)
+			}
+
+			r := runSubprocess(t, p, []string{"MAILFERRY_TEST_SIGNALPOINT=" + c.point + ":1"}, p.imapCopyArgs("--mirror")...)
+			if !strings.Contains(r.stderr, "signalpoint "+c.point) {
+				t.Fatalf("the signal point %s was not reached: exit %d\n%s", c.point, r.code, r.stderr)
+			}
+			a := r.report.Accounts[0]
+			if r.code != exitInterrupted || !slices.Contains(c.movedFirst, a.Moved) || !slices.Contains(c.removedFirst, a.Removed) || a.Copied != 0 || len(a.FoldersDeleted) != 0 {
+				t.Fatalf("interrupted at %s: exit %d, moved %d, removed %d, copied %d, folders deleted %q; want %d, moved one of %v, removed one of %v, nothing copied or deleted\n%s",
+					c.point, r.code, a.Moved, a.Removed, a.Copied, a.FoldersDeleted, exitInterrupted, c.movedFirst, c.removedFirst, r.stderr)
+			}
+			st := runInProcess(t, p.getenv, "status", "--state", p.state, "--json")
+			var sr statusReport
+			if err := json.Unmarshal([]byte(st.stdout), &sr); err != nil || len(sr.Accounts) != 1 {
+				t.Fatalf("status --json: %v\n%s%s", err, st.stdout, st.stderr)
+			}
+			if s := sr.Accounts[0]; s.Mirroring != 0 || s.Pending != 0 || s.Removed != a.Removed {
+				t.Errorf("status after the interrupt: %d removals or moves in flight, %d pending, %d removed; want 0, 0, %d", s.Mirroring, s.Pending, s.Removed, a.Removed)
+			}
+			boxes, err := p.dst.Mailboxes("alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(boxes, "Old") {
+				t.Errorf("the interrupted pass deleted the destination folder Old: %q", boxes)
+			}
+
+			r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+			b := r.report.Accounts[0]
+			if r.code != exitOK || b.Copied != 0 || a.Moved+b.Moved != 7 || a.Removed+b.Removed != 9 || !slices.Equal(b.FoldersDeleted, []string{"Old"}) {
+				t.Fatalf("the run after: exit %d, copied %d, moved %d+%d, removed %d+%d, folders deleted %q; want 0, 0, 7 in all, 9 in all, Old\n%s",
+					r.code, b.Copied, a.Moved, b.Moved, a.Removed, b.Removed, b.FoldersDeleted, r.stderr)
+			}
+			assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Work": "Work", "Projects": "Projects"}, nil)
+			if r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Moved+r.report.Accounts[0].Removed+r.report.Accounts[0].Copied != 0 {
+				t.Fatalf("a pass after: exit %d, %+v; want nothing to do\n%s", r.code, r.report.Accounts[0], r.stderr)
+			}
+		})
 	}
 }
