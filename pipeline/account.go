@@ -135,8 +135,9 @@ type Options struct {
 	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
 	// server confirmed, nothing committed), "committed", and "deleted"
 	// (deletions sent to the source, session not yet closed); with Mirror
-	// also "moving", "moved", "removing" and "removed" (intent recorded;
-	// the server confirmed, nothing committed). Crash tests
+	// also "moving", "moved", "removing", "removed", "renaming" and
+	// "renamed" (intent recorded; the server confirmed, nothing
+	// committed). Crash tests
 	// kill the process there; it must not be set otherwise.
 	Crashpoint func(point string)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -46,6 +47,17 @@ type MailboxDeleter interface {
 	// whether it is gone (deleted now, or not there: deleting again after
 	// a crash is the same); one that holds messages is left as it is.
 	DeleteMailbox(ctx context.Context, name string) (bool, error)
+}
+
+// Renamer is implemented by destinations that can rename a mailbox
+// (imapdst: RENAME, RFC 3501 §6.3.5): mirror renames a destination folder
+// that holds only mailferry's copies when its source folder was renamed.
+type Renamer interface {
+	// RenameMailbox renames from to to, which must not exist, and
+	// returns to's status after the rename.
+	RenameMailbox(ctx context.Context, from, to string) (MailboxStatus, error)
+	// MailboxExists reports whether the mailbox name exists.
+	MailboxExists(ctx context.Context, name string) (bool, error)
 }
 
 // FolderNamer is implemented by sources with folders (imapsrc): the name
@@ -499,6 +511,13 @@ func (a *attempt) doMoves(ctx context.Context, moves []move) error {
 	a.st.Rematched += len(same)
 	a.mu.Unlock()
 	for _, g := range order {
+		renamed, err := a.renameGroup(ctx, g.from, g.uidValidity, g.to, groups[g])
+		if err != nil || renamed {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		for chunk := range slices.Chunk(groups[g], MaxLookup) {
 			if a.mirror().noMove {
 				return nil
@@ -511,6 +530,177 @@ func (a *attempt) doMoves(ctx context.Context, moves []move) error {
 			if err := a.moveGroup(ctx, g.from, g.uidValidity, g.to, chunk); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// renameGroup moves the copies of moves from one destination folder to
+// another by renaming the folder, when that is the same as moving them:
+// the source folder of every copy is gone (renamed at the source), the
+// folder holds exactly these copies and nothing else, the target holds
+// nothing, and neither is INBOX. It reports whether it renamed; false:
+// the caller moves the copies one by one. Through the ledger: the moving
+// entries and the folder's renaming op are committed before the DELETE of
+// the empty target and the RENAME; the copies' places (same UIDs, the
+// UIDVALIDITY the server has after the rename) and the end of the op
+// after its OK. settleRenaming settles what a crash left between.
+func (a *attempt) renameGroup(ctx context.Context, from string, uidValidity uint32, to string, moves []move) (bool, error) {
+	ren, ok := a.dst.(Renamer)
+	del, ok2 := a.dst.(MailboxDeleter)
+	if a.dry || !ok || !ok2 || strings.EqualFold(from, "INBOX") || strings.EqualFold(to, "INBOX") || a.halted() {
+		return false, nil
+	}
+	m := a.mirror()
+	srcFolder := ""
+	for _, mv := range moves {
+		p, ok := a.keyPlace(mv.old.Key)
+		if !ok || !m.vanished[p.Mailbox] || srcFolder != "" && p.Mailbox != srcFolder {
+			return false, nil
+		}
+		srcFolder = p.Mailbox
+	}
+	for name, d := range a.plan.folders {
+		if d == from && name != srcFolder {
+			return false, nil // another source folder still maps there
+		}
+	}
+	held, err := a.dst.ListSince(ctx, from, uidValidity, 1)
+	if errors.Is(err, ErrUIDValidityChanged) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("mirror: listing destination folder %q: %w", from, err)
+	}
+	ours := map[uint32]bool{}
+	for _, mv := range moves {
+		ours[mv.old.DestUID] = true
+	}
+	if len(held) != len(moves) {
+		return false, nil // it holds something else too
+	}
+	for _, d := range held {
+		if !ours[d.UID] || d.Deleted {
+			return false, nil
+		}
+	}
+	status, err := a.dst.EnsureMailbox(ctx, to)
+	if err != nil {
+		return false, fmt.Errorf("mirror: preparing destination mailbox %q: %w", to, err)
+	}
+	if list, err := a.dst.ListSince(ctx, to, status.UIDValidity, 1); err != nil || len(list) > 0 {
+		if err != nil && !errors.Is(err, ErrUIDValidityChanged) {
+			return false, fmt.Errorf("mirror: listing destination folder %q: %w", to, err)
+		}
+		return false, nil
+	}
+
+	now := a.opts.Now()
+	intent := make([]Entry, len(moves))
+	old := make([]string, len(moves))
+	for i, mv := range moves {
+		e := mv.old
+		e.Key, e.State, e.MoveTo, e.DestUIDNext, e.GoneAt, e.Updated = mv.msg.Key, StateMoving, to, status.UIDNext, time.Time{}, now
+		intent[i], old[i] = e, mv.old.Key
+	}
+	op := Folder{Side: DestSide, Name: from, UIDValidity: uidValidity, Op: FolderRenaming, OpName: to}
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: intent, Delete: old, Folders: []Folder{op}}); err != nil {
+		return false, fmt.Errorf("recording the destination folder %q to rename to %q: %w", from, to, fatal(err))
+	}
+	a.opts.Crashpoint("renaming")
+	gone, err := del.DeleteMailbox(ctx, to)
+	if err != nil {
+		return false, fmt.Errorf("mirror: deleting the empty destination folder %q to rename %q to it: %w", to, from, err)
+	}
+	if !gone {
+		// Mail arrived in the target meanwhile: the copies move one by
+		// one, from their moving entries.
+		op.Op, op.OpName = "", ""
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: []Folder{op}}); err != nil {
+			return false, fmt.Errorf("recording the rename of %q not made: %w", from, fatal(err))
+		}
+		return false, nil
+	}
+	after, err := ren.RenameMailbox(ctx, from, to)
+	if err != nil {
+		return false, fmt.Errorf("mirror: renaming destination folder %q to %q: %w", from, to, err)
+	}
+	a.opts.Crashpoint("renamed")
+	if err := a.renamed(ctx, op, after, intent); err != nil {
+		return false, err
+	}
+	a.log.Info("renamed on the destination, as at the source", "account", a.opts.Name, "from", from, "to", to,
+		"messages", len(intent), "uidvalidity", after.UIDValidity)
+	return true, nil
+}
+
+// renamed records a destination folder renamed (op): the moving entries
+// of its copies are done at the same UIDs in the new folder, under its
+// UIDVALIDITY after the rename, and the op ends.
+func (a *attempt) renamed(ctx context.Context, op Folder, after MailboxStatus, intent []Entry) error {
+	now := a.opts.Now()
+	done := make([]Entry, len(intent))
+	for i, e := range intent {
+		e.State, e.DestMailbox, e.DestUIDValidity, e.MoveTo, e.Updated = StateDone, op.OpName, after.UIDValidity, "", now
+		done[i] = e
+	}
+	op.Op, op.OpName = "", ""
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: done, Folders: []Folder{op}}); err != nil {
+		return fmt.Errorf("recording %d messages moved with their renamed folder: %w", len(done), fatal(err))
+	}
+	a.mu.Lock()
+	a.st.Moved += len(done)
+	a.mu.Unlock()
+	return nil
+}
+
+// settleRenaming settles destination folders a crash left renaming: when
+// the old folder is gone and the new one there, the rename happened and
+// the moving entries of its copies are done there; otherwise it did not,
+// and the op ends (settleMoving then moves the copies one by one).
+func (a *attempt) settleRenaming(ctx context.Context) error {
+	ren, ok := a.dst.(Renamer)
+	if !ok {
+		return nil
+	}
+	folders, err := a.ledger.Folders(ctx, a.opts.Account)
+	if err != nil {
+		return fmt.Errorf("reading the ledger's folders: %w", fatal(err))
+	}
+	for _, op := range folders {
+		if op.Side != DestSide || op.Op != FolderRenaming {
+			continue
+		}
+		oldThere, err := ren.MailboxExists(ctx, op.Name)
+		if err != nil {
+			return fmt.Errorf("mirror: looking for destination folder %q being renamed: %w", op.Name, err)
+		}
+		newThere, err := ren.MailboxExists(ctx, op.OpName)
+		if err != nil {
+			return fmt.Errorf("mirror: looking for destination folder %q being renamed to: %w", op.OpName, err)
+		}
+		if oldThere || !newThere {
+			a.log.Info("mirror: a destination folder rename was cut short before the RENAME; its copies are moved one by one",
+				"account", a.opts.Name, "from", op.Name, "to", op.OpName)
+			op.Op, op.OpName = "", ""
+			if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: []Folder{op}}); err != nil {
+				return fmt.Errorf("recording the rename of %q not made: %w", op.Name, fatal(err))
+			}
+			continue
+		}
+		moving, err := a.scanAll(ctx, Query{States: []State{StateMoving}})
+		if err != nil {
+			return err
+		}
+		moving = slices.DeleteFunc(moving, func(e Entry) bool { return e.DestMailbox != op.Name || e.MoveTo != op.OpName })
+		status, err := a.dst.EnsureMailbox(ctx, op.OpName)
+		if err != nil {
+			return fmt.Errorf("mirror: reading destination folder %q: %w", op.OpName, err)
+		}
+		a.log.Info("mirror: a destination folder rename cut short after the RENAME is recorded", "account", a.opts.Name,
+			"from", op.Name, "to", op.OpName, "messages", len(moving))
+		if err := a.renamed(ctx, op, status, moving); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -987,6 +1177,9 @@ func (a *attempt) settleMirror(ctx context.Context) error {
 	}
 	if a.halted() {
 		return ErrInterrupted // the next run settles them
+	}
+	if err := a.settleRenaming(ctx); err != nil {
+		return err
 	}
 	removing, err := a.scanAll(ctx, Query{States: []State{StateRemoving}})
 	if err != nil {

@@ -768,3 +768,95 @@ func TestE2EMirrorInterrupt(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EMirrorRename: a source folder renamed whose destination folder
+// holds only mailferry's copies is renamed on the destination (RENAME: the
+// folder keeps its UIDVALIDITY and UIDs on Dovecot); one where the user
+// filed a message of their own is mirrored as moves, and keeps that
+// message. Killed at the rename's steps (intent recorded; RENAME done,
+// not recorded), the next run settles it: the destination equals the
+// source, nothing appended again, nothing twice.
+func TestE2EMirrorRename(t *testing.T) {
+	for _, point := range []string{"", "renaming:1", "renamed:1"} {
+		t.Run(strings.Split(point+":", ":")[0], func(t *testing.T) {
+			p := imapPair(t)
+			base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
+			for folder, n := range map[string]int{"INBOX": 3, "Projects": 6, "Lists": 4} {
+				for i := range n {
+					if err := p.src.SeedMaildir("alice", folder, mirrorMessage(folder, i), "F", base.Add(time.Duration(i)*time.Minute)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Copied != 13 {
+				t.Fatalf("bulk pass: exit %d\n%s", r.code, r.stderr)
+			}
+			dst := imapLogin(t, p.dst, dstPassword)
+			own := []byte("Message-ID: <own@example.test>\r\nSubject: filed at the destination\r\n\r\nmine\r\n")
+			app := dst.Append("Lists", int64(len(own)), nil)
+			if _, err := app.Write(own); err != nil {
+				t.Fatal(err)
+			}
+			if err := app.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := app.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			uidValidity := func(mailbox string) uint32 {
+				st, err := dst.Status(mailbox, &imap.StatusOptions{UIDValidity: true}).Wait()
+				if err != nil {
+					t.Fatalf("STATUS %s: %v", mailbox, err)
+				}
+				return st.UIDValidity
+			}
+			projects := uidValidity("Projects")
+			src := imapLogin(t, p.src, srcPassword)
+			for from, to := range map[string]string{"Projects": "Archive", "Lists": "Lists2"} {
+				if err := src.Rename(from, to, nil).Wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			if point != "" {
+				r := runSubprocess(t, p, []string{"MAILFERRY_TEST_CRASHPOINT=" + point}, p.imapCopyArgs("--mirror")...)
+				if r.code != -1 {
+					t.Fatalf("the crashpoint %s was not reached: exit %d\n%s", point, r.code, r.stderr)
+				}
+			}
+			r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+			a := r.report.Accounts[0]
+			if r.code != exitOK || a.Copied != 0 || a.Removed != 0 {
+				t.Fatalf("mirror pass: exit %d, copied %d, removed %d; want 0, 0, 0\n%s", r.code, a.Copied, a.Removed, r.stderr)
+			}
+			if point == "" {
+				if a.Moved != 10 || !slices.Equal(a.FoldersRenamed, []string{"Projects -> Archive"}) {
+					t.Errorf("mirror pass: moved %d, folders renamed %q; want 10, Projects -> Archive", a.Moved, a.FoldersRenamed)
+				}
+				if !strings.Contains(r.stderr, "renamed on the destination, as at the source") {
+					t.Errorf("the log does not say the folder was renamed:\n%s", r.stderr)
+				}
+			}
+			if point != "renaming:1" {
+				// Renamed, not emptied into a new folder: same UIDVALIDITY.
+				if got := uidValidity("Archive"); got != projects {
+					t.Errorf("destination Archive has UIDVALIDITY %d, want Projects' %d (RENAME, not moves)", got, projects)
+				}
+			}
+			assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Archive": "Archive", "Lists2": "Lists2"}, nil)
+			boxes, err := p.dst.Mailboxes("alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(boxes, "Projects") || !slices.Contains(boxes, "Lists") {
+				t.Errorf("destination folders: %q; want no Projects, and Lists with the user's message", boxes)
+			}
+			if l := destMessages(t, p, "Lists"); len(l) != 1 || string(l[0].body) != string(own) {
+				t.Errorf("destination Lists holds %d messages, want only the user's own", len(l))
+			}
+			if r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Moved+r.report.Accounts[0].Removed+r.report.Accounts[0].Copied != 0 {
+				t.Fatalf("a pass after: exit %d, %+v; want nothing to do\n%s", r.code, r.report.Accounts[0], r.stderr)
+			}
+		})
+	}
+}
