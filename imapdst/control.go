@@ -706,6 +706,25 @@ func (ctl *control) renameMailbox(ctx context.Context, from, to string) (pipelin
 	return ctl.status(ctx, to)
 }
 
+// mailboxHasChildren reports whether LIST shows a mailbox under name
+// (RFC 3501 §6.3.8: the hierarchy delimiter, then "*").
+func (ctl *control) mailboxHasChildren(ctx context.Context, name string) (bool, error) {
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	_, delim, err := ctl.shared.personal(ctx, ctl)
+	if err != nil || delim == 0 {
+		return delim == 0, err // no hierarchy known: taken as children, the safe side
+	}
+	list, err := ctl.c.List("", name+string(delim)+"*", nil).Collect()
+	if err = ctl.check(ctx, err, "LIST", name); err != nil {
+		return false, err
+	}
+	return len(list) > 0, nil
+}
+
 // mailboxExists reports whether LIST shows name.
 func (ctl *control) mailboxExists(ctx context.Context, name string) (bool, error) {
 	done, err := ctl.begin(ctx)

@@ -218,6 +218,11 @@ func (d *Destination) RenameMailbox(ctx context.Context, from, to string) (pipel
 	return d.ctl.renameMailbox(ctx, from, to)
 }
 
+// MailboxHasChildren reports whether mailboxes exist under name.
+func (d *Destination) MailboxHasChildren(ctx context.Context, name string) (bool, error) {
+	return d.ctl.mailboxHasChildren(ctx, name)
+}
+
 // MailboxExists reports whether the mailbox name exists.
 func (d *Destination) MailboxExists(ctx context.Context, name string) (bool, error) {
 	return d.ctl.mailboxExists(ctx, name)

@@ -58,6 +58,9 @@ type Renamer interface {
 	RenameMailbox(ctx context.Context, from, to string) (MailboxStatus, error)
 	// MailboxExists reports whether the mailbox name exists.
 	MailboxExists(ctx context.Context, name string) (bool, error)
+	// MailboxHasChildren reports whether mailboxes exist under name (a
+	// RENAME would carry them along).
+	MailboxHasChildren(ctx context.Context, name string) (bool, error)
 }
 
 // FolderNamer is implemented by sources with folders (imapsrc): the name
@@ -581,6 +584,17 @@ func (a *attempt) renameGroup(ctx context.Context, from string, uidValidity uint
 	}
 	for _, d := range held {
 		if !ours[d.UID] || d.Deleted {
+			return false, nil
+		}
+	}
+	for _, name := range []string{from, to} {
+		// A RENAME carries the folders under it along: perhaps mail
+		// that is not mailferry's; and the new folder's must go first.
+		children, err := ren.MailboxHasChildren(ctx, name)
+		if err != nil {
+			return false, fmt.Errorf("mirror: listing the folders under destination folder %q: %w", name, err)
+		}
+		if children {
 			return false, nil
 		}
 	}

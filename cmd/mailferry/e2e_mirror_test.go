@@ -773,7 +773,8 @@ func TestE2EMirrorInterrupt(t *testing.T) {
 // holds only mailferry's copies is renamed on the destination (RENAME: the
 // folder keeps its UIDVALIDITY and UIDs on Dovecot); one where the user
 // filed a message of their own is mirrored as moves, and keeps that
-// message. Killed at the rename's steps (intent recorded; RENAME done,
+// message, as is one with a folder under it (a RENAME would carry it
+// along). Killed at the rename's steps (intent recorded; RENAME done,
 // not recorded), the next run settles it: the destination equals the
 // source, nothing appended again, nothing twice.
 func TestE2EMirrorRename(t *testing.T) {
@@ -781,14 +782,14 @@ func TestE2EMirrorRename(t *testing.T) {
 		t.Run(strings.Split(point+":", ":")[0], func(t *testing.T) {
 			p := imapPair(t)
 			base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
-			for folder, n := range map[string]int{"INBOX": 3, "Projects": 6, "Lists": 4} {
+			for folder, n := range map[string]int{"INBOX": 3, "Projects": 6, "Lists": 4, "Team": 2, "Team.Sub": 2} {
 				for i := range n {
 					if err := p.src.SeedMaildir("alice", folder, mirrorMessage(folder, i), "F", base.Add(time.Duration(i)*time.Minute)); err != nil {
 						t.Fatal(err)
 					}
 				}
 			}
-			if r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Copied != 13 {
+			if r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Copied != 17 {
 				t.Fatalf("bulk pass: exit %d\n%s", r.code, r.stderr)
 			}
 			dst := imapLogin(t, p.dst, dstPassword)
@@ -810,9 +811,9 @@ func TestE2EMirrorRename(t *testing.T) {
 				}
 				return st.UIDValidity
 			}
-			projects := uidValidity("Projects")
+			projects, team := uidValidity("Projects"), uidValidity("Team")
 			src := imapLogin(t, p.src, srcPassword)
-			for from, to := range map[string]string{"Projects": "Archive", "Lists": "Lists2"} {
+			for from, to := range map[string]string{"Projects": "Archive", "Lists": "Lists2", "Team": "Crew"} {
 				if err := src.Rename(from, to, nil).Wait(); err != nil {
 					t.Fatal(err)
 				}
@@ -830,8 +831,11 @@ func TestE2EMirrorRename(t *testing.T) {
 				t.Fatalf("mirror pass: exit %d, copied %d, removed %d; want 0, 0, 0\n%s", r.code, a.Copied, a.Removed, r.stderr)
 			}
 			if point == "" {
-				if a.Moved != 10 || !slices.Equal(a.FoldersRenamed, []string{"Projects -> Archive"}) {
-					t.Errorf("mirror pass: moved %d, folders renamed %q; want 10, Projects -> Archive", a.Moved, a.FoldersRenamed)
+				if a.Moved != 14 || !slices.Contains(a.FoldersRenamed, "Projects -> Archive") {
+					t.Errorf("mirror pass: moved %d, folders renamed %q; want 14, Projects -> Archive among them", a.Moved, a.FoldersRenamed)
+				}
+				if got := uidValidity("Crew"); got == team {
+					t.Errorf("destination Team, which has a folder under it, was renamed to Crew (UIDVALIDITY %d), not mirrored as moves", got)
 				}
 				if !strings.Contains(r.stderr, "renamed on the destination, as at the source") {
 					t.Errorf("the log does not say the folder was renamed:\n%s", r.stderr)
@@ -843,7 +847,7 @@ func TestE2EMirrorRename(t *testing.T) {
 					t.Errorf("destination Archive has UIDVALIDITY %d, want Projects' %d (RENAME, not moves)", got, projects)
 				}
 			}
-			assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Archive": "Archive", "Lists2": "Lists2"}, nil)
+			assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Archive": "Archive", "Lists2": "Lists2", "Crew": "Crew", "Crew.Sub": "Crew/Sub"}, nil)
 			boxes, err := p.dst.Mailboxes("alice")
 			if err != nil {
 				t.Fatal(err)
