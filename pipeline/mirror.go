@@ -652,10 +652,37 @@ func (a *attempt) renameGroup(ctx context.Context, from string, uidValidity uint
 // of its copies are done at the same UIDs in the new folder, under its
 // UIDVALIDITY after the rename, and the op ends.
 func (a *attempt) renamed(ctx context.Context, op Folder, after MailboxStatus, intent []Entry) error {
+	keep := true
+	if after.UIDValidity != op.UIDValidity {
+		// RFC 3501 lets a server give the renamed folder a new
+		// UIDVALIDITY, and then new UIDs: the copies keep theirs only
+		// if the folder holds exactly those UIDs, at their sizes.
+		list, err := a.dst.ListSince(ctx, op.OpName, after.UIDValidity, 1)
+		if err != nil {
+			return fmt.Errorf("mirror: listing renamed destination folder %q: %w", op.OpName, err)
+		}
+		sizes := map[uint32]int64{}
+		for _, d := range list {
+			sizes[d.UID] = d.Size
+		}
+		keep = len(list) == len(intent)
+		for _, e := range intent {
+			if size, ok := sizes[e.DestUID]; !ok || size != e.Size {
+				keep = false
+			}
+		}
+		if !keep {
+			a.log.Warn("mirror: the destination renumbered a renamed folder; its copies stay, with unknown UIDs (kept by later passes)",
+				"account", a.opts.Name, "folder", op.OpName, "messages", len(intent))
+		}
+	}
 	now := a.opts.Now()
 	done := make([]Entry, len(intent))
 	for i, e := range intent {
 		e.State, e.DestMailbox, e.DestUIDValidity, e.MoveTo, e.Updated = StateDone, op.OpName, after.UIDValidity, "", now
+		if !keep {
+			e.DestUID = 0
+		}
 		done[i] = e
 	}
 	op.Op, op.OpName = "", ""

@@ -776,10 +776,24 @@ func TestE2EMirrorInterrupt(t *testing.T) {
 // message, as is one with a folder under it (a RENAME would carry it
 // along). Killed at the rename's steps (intent recorded; RENAME done,
 // not recorded), the next run settles it: the destination equals the
-// source, nothing appended again, nothing twice.
+// source, nothing appended again, nothing twice; also when the server gave
+// the renamed folder a new UIDVALIDITY (the copies keep their UIDs when
+// they still have them, else they stay with unknown UIDs).
 func TestE2EMirrorRename(t *testing.T) {
-	for _, point := range []string{"", "renaming:1", "renamed:1"} {
-		t.Run(strings.Split(point+":", ":")[0], func(t *testing.T) {
+	for _, c := range []struct {
+		name, point string
+		// renumber: what the destination does to the renamed folder
+		// before the next run settles the rename.
+		renumber string // "": nothing; "validity": a new UIDVALIDITY; "uids": new UIDs too
+	}{
+		{"rename", "", ""},
+		{"crash before", "renaming:1", ""},
+		{"crash after", "renamed:1", ""},
+		{"new uidvalidity", "renamed:1", "validity"},
+		{"new uids", "renamed:1", "uids"},
+	} {
+		point := c.point
+		t.Run(c.name, func(t *testing.T) {
 			p := imapPair(t)
 			base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
 			for folder, n := range map[string]int{"INBOX": 3, "Projects": 6, "Lists": 4, "Team": 2, "Team.Sub": 2} {
@@ -825,6 +839,32 @@ func TestE2EMirrorRename(t *testing.T) {
 					t.Fatalf("the crashpoint %s was not reached: exit %d\n%s", point, r.code, r.stderr)
 				}
 			}
+			if c.renumber == "uids" {
+				// Each message copied within the folder, the original
+				// expunged: new UIDs.
+				if _, err := dst.Select("Archive", nil).Wait(); err != nil {
+					t.Fatal(err)
+				}
+				all := uidsOf(t, dst, "Archive", func(string) bool { return true })
+				if _, err := dst.Copy(all, "Archive").Wait(); err != nil {
+					t.Fatal(err)
+				}
+				if err := dst.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := dst.UIDExpunge(all).Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := dst.Unselect().Wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.renumber != "" {
+				if out, err := p.dst.Doveadm("mailbox", "update", "-u", "alice", "--uid-validity", fmt.Sprint(projects+1000), "Archive"); err != nil {
+					t.Fatalf("doveadm mailbox update: %v\n%s", err, out)
+				}
+				projects += 1000
+			}
 			r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
 			a := r.report.Accounts[0]
 			if r.code != exitOK || a.Copied != 0 || a.Removed != 0 {
@@ -840,6 +880,9 @@ func TestE2EMirrorRename(t *testing.T) {
 				if !strings.Contains(r.stderr, "renamed on the destination, as at the source") {
 					t.Errorf("the log does not say the folder was renamed:\n%s", r.stderr)
 				}
+			}
+			if want := c.renumber == "uids"; strings.Contains(r.stderr, "renumbered a renamed folder") != want {
+				t.Errorf("the log says the renamed folder was renumbered: %v, want %v\n%s", !want, want, r.stderr)
 			}
 			if point != "renaming:1" {
 				// Renamed, not emptied into a new folder: same UIDVALIDITY.
