@@ -141,7 +141,17 @@ type mirrorState struct {
 	// dryMoved are the new keys of the messages a dry run would move: the
 	// copy counts them as done, as a real run would have recorded them.
 	dryMoved map[string]bool
+	// fresh are the messages the pre-listing found without an entry (new
+	// at the source, or moved there), for findMoves, which then need not
+	// list the source again; at most maxFresh: beyond, freshOverflow and
+	// findMoves lists again (memory stays bounded).
+	fresh         []SourceMessage
+	freshOverflow bool
 }
+
+// maxFresh bounds the new messages a mirror pass's pre-listing keeps
+// (about 200 bytes each).
+const maxFresh = 20000
 
 func (a *attempt) mirror() *mirrorState {
 	if a.mir == nil {
@@ -233,7 +243,7 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 		for _, msg := range page {
 			pre.listed(msg, false, a.opts.KeyFolder)
 		}
-		return nil
+		return a.noteFresh(ctx, page)
 	})
 	if err != nil {
 		return fmt.Errorf("mirror: listing the source: %w", err)
@@ -282,6 +292,30 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 		return ErrInterrupted // no move after Ctrl-C: the next run makes them
 	}
 	return a.findMoves(ctx, dests)
+}
+
+// noteFresh keeps the messages of a pre-listing page that have no entry
+// (m.fresh), up to maxFresh.
+func (a *attempt) noteFresh(ctx context.Context, page []SourceMessage) error {
+	m := a.mirror()
+	if m.freshOverflow || len(page) == 0 {
+		return nil
+	}
+	entries, err := a.lookup(ctx, page)
+	if err != nil {
+		return err
+	}
+	for _, msg := range page {
+		if _, ok := entries[msg.Key]; ok {
+			continue
+		}
+		if len(m.fresh) >= maxFresh {
+			m.fresh, m.freshOverflow = nil, true
+			return nil
+		}
+		m.fresh = append(m.fresh, msg)
+	}
+	return nil
 }
 
 // mirrorCandidates returns the account's copies gone from the source that
@@ -376,7 +410,20 @@ func (a *attempt) findMoves(ctx context.Context, dests FolderPlan) error {
 		return nil
 	}
 	var moves []move
-	err = a.src.List(ctx, func(page []SourceMessage) error {
+	defer func() { m.fresh = nil }() // not needed by the copy
+	// The new messages the pre-listing kept, else a listing again.
+	list := func(page func([]SourceMessage) error) error {
+		for chunk := range slices.Chunk(m.fresh, ListPage) {
+			if err := page(slices.Clone(chunk)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if m.freshOverflow {
+		list = func(page func([]SourceMessage) error) error { return a.src.List(ctx, page) }
+	}
+	err = list(func(page []SourceMessage) error {
 		page = slices.DeleteFunc(page, func(m SourceMessage) bool {
 			_, ok := dests.Dest(m)
 			return !ok || !bySize[a.opts.ExpectedSize(m)]

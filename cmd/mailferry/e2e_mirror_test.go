@@ -180,10 +180,22 @@ func TestE2EMirror(t *testing.T) {
 		t.Fatalf("the dry run changed the destination INBOX: %d messages, want 61", n)
 	}
 
-	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror", "--trace")...)
 	a := r.report.Accounts[0]
 	if r.code != exitOK || a.Copied != 10 || a.Removed != 22 || a.Moved != 40 {
 		t.Fatalf("mirror pass: exit %d, copied %d, removed %d, moved %d; want 0, 10, 22, 40\n%s", r.code, a.Copied, a.Removed, a.Moved, r.stderr)
+	}
+	// The source's folders (INBOX, Work, Archive2021) are each listed
+	// twice: before anything is appended, to know what is gone and find
+	// what moved (the same listing), and by the copy.
+	searches := 0
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(l, "imapsrc") && strings.Contains(l, " UID SEARCH") {
+			searches++
+		}
+	}
+	if searches != 6 {
+		t.Errorf("the mirror pass listed the source's folders %d times (UID SEARCH), want 6: 2 each of 3", searches)
 	}
 	assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Work": "Work", "Archive2021": "Archive2021"}, map[string]int{"INBOX": 1})
 	if !slices.ContainsFunc(destMessages(t, p, "INBOX"), func(m destMsg) bool { return string(m.body) == string(own) }) {
