@@ -669,22 +669,33 @@ func (a *attempt) renameGroup(ctx context.Context, from string, uidValidity uint
 		return false, fmt.Errorf("recording the destination folder %q to rename to %q: %w", from, to, fatal(err))
 	}
 	a.opts.Crashpoint("renaming")
-	gone, err := del.DeleteMailbox(ctx, to)
-	if err != nil {
-		return false, fmt.Errorf("mirror: deleting the empty destination folder %q to rename %q to it: %w", to, from, err)
-	}
-	if !gone {
-		// Mail arrived in the target meanwhile: the copies move one by
-		// one, from their moving entries.
+	// notMade ends the op: the copies move one by one (moveGroup, from
+	// the moving entries; it creates the target again if it was deleted).
+	notMade := func(why string, err error) (bool, error) {
+		a.log.Warn("mirror: a destination folder is not renamed; its copies are moved one by one", "account", a.opts.Name,
+			"from", from, "to", to, "why", why, "error", err)
 		op.Op, op.OpName = "", ""
 		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: []Folder{op}}); err != nil {
 			return false, fmt.Errorf("recording the rename of %q not made: %w", from, fatal(err))
 		}
 		return false, nil
 	}
+	gone, err := del.DeleteMailbox(ctx, to)
+	switch {
+	case err != nil && ClassOf(err) == ClassTransient:
+		return false, fmt.Errorf("mirror: deleting the empty destination folder %q to rename %q to it: %w", to, from, err)
+	case err != nil:
+		return notMade("the server would not delete the empty new folder", err)
+	case !gone:
+		return notMade("mail arrived in the new folder", nil)
+	}
 	after, err := ren.RenameMailbox(ctx, from, to)
-	if err != nil {
+	switch {
+	case err != nil && ClassOf(err) == ClassTransient:
+		// The next run looks at both names (settleRenaming).
 		return false, fmt.Errorf("mirror: renaming destination folder %q to %q: %w", from, to, err)
+	case err != nil:
+		return notMade("the server refused the RENAME", err)
 	}
 	a.opts.Crashpoint("renamed")
 	if err := a.renamed(ctx, op, after, intent); err != nil {
