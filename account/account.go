@@ -50,6 +50,9 @@ type Options struct {
 	// CreateFolders, when set, replaces the config's create_folders
 	// (run's and plan's --create-folders).
 	CreateFolders *bool
+	// NoMatchExisting turns destination matching off for every account
+	// (--no-match-existing), whatever the config's match_existing says.
+	NoMatchExisting bool
 	// Limits are the command line's traffic limits: each field set
 	// replaces every account's (--bwlimit-read, --max-bytes-per-day…).
 	Limits config.Limits
@@ -317,6 +320,10 @@ func (s *Set) fromConfig(cfg *config.Config, a *config.Account, caps map[string]
 		o.MaxDelete, o.MaxDeletePercent = s.opts.MaxDelete, s.opts.MaxDeletePercent
 	}
 	o.MirrorAllowEmpty = append(slices.Clone(a.MirrorAllowEmpty), s.opts.MirrorAllowEmpty...)
+	o.NoMatchExisting = !cfg.MatchExisting
+	if s.opts.NoMatchExisting {
+		o.NoMatchExisting = true
+	}
 	createFolders := cfg.CreateFolders
 	if s.opts.CreateFolders != nil {
 		createFolders = *s.opts.CreateFolders

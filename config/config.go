@@ -86,6 +86,10 @@ type Config struct {
 	// root): without it a name that is not there is refused, as a typo
 	// would be. Folders mapped from an IMAP source are created anyway.
 	CreateFolders bool
+	// MatchExisting (default true): a copy into a destination folder the
+	// ledger has nothing for yet first matches what the folder holds and
+	// sends only what is not there byte for byte (match_existing).
+	MatchExisting bool
 	DeleteSource  bool
 	DeleteAfter   time.Duration // delete_after: delete copied messages this long after; excludes DeleteSource
 	// Mirror makes every account's passes follow the source (docs/mirror.md):
@@ -382,7 +386,7 @@ func (c *Config) DeletePolicyOf(a *Account) DeletePolicy {
 
 // Default returns a Config with every default filled in and no accounts.
 func Default() *Config {
-	return &Config{
+	c := &Config{
 		Workers:     DefaultWorkers,
 		OnLocked:    "fail",
 		LockWait:    10 * time.Minute,
@@ -393,6 +397,8 @@ func Default() *Config {
 		Policy:      Policy{InternalDate: DateReceived, Flags: FlagsNone, SpoolMemoryBytes: DefaultSpoolMemoryBytes},
 		Folders:     Folders{SyncFlags: true, SpecialUse: true},
 	}
+	c.MatchExisting = true
+	return c
 }
 
 // position is where a key or row was found.

@@ -30,6 +30,7 @@ type fileConfig struct {
 	Workers           *int      `toml:"workers"`
 	DryRun            bool      `toml:"dry_run"`
 	CreateFolders     bool      `toml:"create_folders"`
+	MatchExisting     *bool     `toml:"match_existing"`
 	DeleteSource      bool      `toml:"delete_source"`
 	DeleteAfter       *Duration `toml:"delete_after"`
 	Mirror            bool      `toml:"mirror"`
@@ -374,6 +375,9 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 		c.DeleteAfter = time.Duration(*fc.DeleteAfter)
 	}
 	c.Mirror = fc.Mirror
+	if fc.MatchExisting != nil {
+		c.MatchExisting = *fc.MatchExisting
+	}
 	if fc.MaxDelete != nil {
 		c.MaxDelete = *fc.MaxDelete
 	}

@@ -279,7 +279,7 @@ func TestLoadFull(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	want := &Config{
-		File: path, State: filepath.Join(dir, "var/mailferry.db"), Workers: 8, DryRun: true, DeleteSource: true,
+		File: path, State: filepath.Join(dir, "var/mailferry.db"), Workers: 8, DryRun: true, DeleteSource: true, MatchExisting: true,
 		LogFormat: LogJSON, OnLocked: "skip", LockWait: 2 * time.Minute, AccountsFile: filepath.Join(dir, "users.csv"),
 		Idle: true,
 		Source: Source{Server{URL: "imap://imap.old.example:1143?auth=plain", TLSCA: "/etc/ssl/old-ca.pem",

@@ -243,16 +243,9 @@ func (ctl *control) listSince(ctx context.Context, mailbox string, uidValidity, 
 		return nil, err
 	}
 	defer done()
-	sel, err := ctl.examine(ctx, mailbox)
-	if err != nil {
+	sel, err := ctl.examineUnder(ctx, mailbox, uidValidity, "listing")
+	if err != nil || sel.NumMessages == 0 {
 		return nil, err
-	}
-	if sel.UIDValidity != uidValidity {
-		return nil, fmt.Errorf("imapdst: listing %q: UIDVALIDITY is %d, expected %d: %w",
-			mailbox, sel.UIDValidity, uidValidity, pipeline.ErrUIDValidityChanged)
-	}
-	if sel.NumMessages == 0 {
-		return nil, nil
 	}
 	fromUID = max(fromUID, 1)
 	// Stop 0 is "*". RFC 3501 §6.4.8: "n:*" always includes the message

@@ -131,6 +131,11 @@ type Options struct {
 	// (traffic's Run.Window: midnight in the limits' zone, on the clock
 	// the quotas are checked by). Nil: QuotaWindow of Now, local midnight.
 	QuotaWindow func() time.Time
+	// NoMatchExisting turns destination matching off (match.go): by
+	// default a copy into a destination folder the ledger has nothing for
+	// yet first matches what the folder holds, and sends only what it
+	// does not hold byte for byte.
+	NoMatchExisting bool
 	// Crashpoint, when set, is called at each step of the exactly-once
 	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
 	// server confirmed, nothing committed), "committed", and "deleted"
@@ -194,6 +199,12 @@ type item struct {
 	dateSource string
 	memBytes   int64
 	flags      []flagChange
+	// matchUID: destination matching found the message's bytes there
+	// (recorded as done, not sent); presentUID: a message with its
+	// Message-ID and size, other bytes (skipped as probably present);
+	// matchValidity is the folder's UIDVALIDITY they were found under.
+	matchUID, presentUID uint32
+	matchValidity        uint32
 }
 
 // attempt copies what remains of one account, once. State that must
@@ -214,6 +225,8 @@ type attempt struct {
 	rawDst Destination
 	create bool
 	dry    bool // a dry run: mirror lists what it would do
+	// match is destination matching (match.go), nil when off.
+	match *destMatcher
 	// mir is the mirror pass's state (Options.Mirror), nil until used.
 	mir *mirrorState
 	// plan is the attempt's folder plan.
@@ -340,7 +353,10 @@ func (a *attempt) do(ctx context.Context) error {
 	if err := a.settleMirror(ctx); err != nil {
 		return err
 	}
-	a.earlier = a.st.Copied + a.st.Reconciled + a.st.Rematched + a.st.LateCopiesAdopted
+	if a.match, err = a.newDestMatcher(ctx); err != nil {
+		return err
+	}
+	a.earlier = a.st.Copied + a.st.Reconciled + a.st.Rematched + a.st.LateCopiesAdopted + a.st.Matched
 	caps := a.dst.Capabilities()
 	a.limit = NewSizeLimit(a.opts.MaxMessageBytes, caps.AppendLimit)
 	a.binary = caps.Binary

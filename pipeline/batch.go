@@ -28,6 +28,11 @@ type batchWriter struct {
 	// written are the bytes the carried outcome stored (quota usage,
 	// committed with it).
 	written int64
+	// carryDelete are the carried messages to delete at the source: they
+	// go to the attempt's toDelete only once the carry is committed, so a
+	// message is never deleted at the source while its ledger entry still
+	// says pending.
+	carryDelete []SourceMessage
 	// inflight are the batches sent and not yet finished, oldest first:
 	// with an AppendStarter destination the next batch goes out before the
 	// previous one's outcome is known (at most two at a time).
@@ -42,6 +47,7 @@ type sentBatch struct {
 	send      []*item                        // the messages sent, in order
 	commit    []Entry                        // outcomes known without the server (skipped, rematched)
 	rematched map[string]string              // new key → the earlier identity's key it replaces
+	matched   map[string]bool                // keys destination matching found there (not sent)
 	wait      func() ([]AppendResult, error) // nil: nothing sent
 	async     bool                           // wait waits for the server
 }
@@ -51,14 +57,29 @@ type sentBatch struct {
 // destination confirmed.
 func (w *batchWriter) commitCarry(ctx context.Context) error {
 	if len(w.carry) == 0 {
+		w.carried() // its deletions were committed with an earlier carry
 		return nil
 	}
 	if err := w.a.ledger.Commit(ctx, w.a.opts.Account, Changes{Put: w.carry, Usage: w.a.usage(0, w.written)}); err != nil {
 		return fmt.Errorf("committing %d messages: %w", len(w.carry), fatal(err))
 	}
-	w.carry, w.written = nil, 0
+	w.carried()
 	w.a.opts.Crashpoint("committed")
 	return nil
+}
+
+// carried forgets the carry once it is committed, and hands its messages
+// to delete at the source over to the attempt: from now on the ledger says
+// they are done.
+func (w *batchWriter) carried() {
+	w.carry, w.written = nil, 0
+	if len(w.carryDelete) == 0 {
+		return
+	}
+	w.a.mu.Lock()
+	w.a.toDelete = append(w.a.toDelete, w.carryDelete...)
+	w.a.mu.Unlock()
+	w.carryDelete = nil
 }
 
 // mailboxState is what the batch writer knows of one destination mailbox.
@@ -217,6 +238,10 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 		w.releaseAll(budget)
 		return errStopped
 	}
+	if err := w.matchExisting(ctx, budget); err != nil {
+		w.releaseAll(budget)
+		return err
+	}
 	sb, err := w.start(ctx)
 	if sb == nil {
 		w.releaseAll(budget)
@@ -280,7 +305,7 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	sb := &sentBatch{items: w.batch, box: box, rematched: map[string]string{}}
+	sb := &sentBatch{items: w.batch, box: box, rematched: map[string]string{}, matched: map[string]bool{}}
 	now := a.opts.Now()
 	for _, it := range w.batch {
 		if it.failReason != "" {
@@ -313,6 +338,24 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 			}
 			sb.commit = append(sb.commit, e)
 			sb.rematched[e.Key] = old.Key
+			continue
+		}
+		// Destination matching, for a folder the ledger knew nothing of
+		// (match.go): only under the name and UIDVALIDITY it was listed
+		// by (a dry run's status has none).
+		if (it.matchUID != 0 || it.presentUID != 0) && box.status.Name == it.mailbox &&
+			(box.status.UIDValidity == it.matchValidity || box.status.UIDValidity == 0) {
+			e := it.entry
+			e.DestMailbox, e.DestUIDValidity, e.Updated = box.status.Name, it.matchValidity, now
+			if it.matchUID != 0 {
+				// Its bytes are there: the copy, as if appended (its
+				// flags are brought over by the flag sync).
+				e.State, e.ReasonClass, e.DestUID, e.DoneAt = StateDone, ReasonMatched, it.matchUID, now
+				sb.matched[e.Key] = true
+			} else {
+				e.State, e.ReasonClass, e.Reason = StateSkipped, ReasonPresent, presentReason(e.MessageID, it.presentUID, box.status.Name)
+			}
+			sb.commit = append(sb.commit, e)
 			continue
 		}
 		kept, dropped := mapping.CleanFlags(it.out.Flags, box.permanent)
@@ -355,8 +398,9 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: append(w.carry, pending...), Usage: a.usage(read, w.written)}); err != nil {
 		return nil, fmt.Errorf("recording %d pending messages: %w", len(pending), fatal(err))
 	}
-	if len(w.carry) > 0 {
-		w.carry, w.written = nil, 0
+	committed := len(w.carry) > 0
+	w.carried()
+	if committed {
 		a.opts.Crashpoint("committed")
 	}
 	a.opts.Crashpoint("pending")
@@ -478,7 +522,7 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 	w.carry = append(w.carry, commit...)
 	for _, e := range commit {
 		if e.State == StateDone {
-			if _, ok := rematched[e.Key]; !ok {
+			if _, ok := rematched[e.Key]; !ok && !sb.matched[e.Key] {
 				w.written += e.Size
 			}
 		}
@@ -493,7 +537,7 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: w.carry, Delete: old, Usage: a.usage(0, w.written)}); err != nil {
 			return fmt.Errorf("recording %d messages found under earlier identities: %w", len(old), fatal(err))
 		}
-		w.carry, w.written = nil, 0
+		w.carried()
 		a.opts.Crashpoint("committed")
 		a.mu.Lock()
 		st.Rematched += len(old)
@@ -517,11 +561,16 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 		case StateDone:
 			a.finished++
 			if a.opts.DeleteSource {
-				a.toDelete = append(a.toDelete, it.msg)
+				w.carryDelete = append(w.carryDelete, it.msg) // once committed (carried)
 			} else if a.opts.DeleteAfter > 0 {
 				a.waiting++ // done just now: its period starts now
 			}
 			if _, ok := rematched[e.Key]; ok {
+				a.prog.MessageDone(a.opts.Name, OutcomeFound, e.Size)
+				break
+			}
+			if sb.matched[e.Key] {
+				st.Matched++
 				a.prog.MessageDone(a.opts.Name, OutcomeFound, e.Size)
 				break
 			}
@@ -536,6 +585,9 @@ func (w *batchWriter) finishOldest(ctx context.Context, budget *byteBudget) erro
 		case StateSkipped:
 			a.finished++
 			st.skip(e.Key, e.Reason)
+			if e.ReasonClass == ReasonPresent {
+				st.ProbablyPresent++
+			}
 			a.run.skipped[e.Key] = true
 			a.log.Warn("message skipped", "account", a.opts.Name, "key", e.Key, "reason", e.Reason)
 			a.prog.MessageDone(a.opts.Name, OutcomeSkipped, e.Size)

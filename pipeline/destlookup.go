@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -34,6 +35,46 @@ type destDigests struct {
 
 func newDestDigests(dst Destination, mailbox string) *destDigests {
 	return &destDigests{dst: dst, mailbox: mailbox, sums: map[uint32]string{}}
+}
+
+// load hashes the messages uids (those not hashed yet) in as few commands
+// as the destination allows (DigestLister): reconcile and destination
+// matching load every candidate of a mailbox before comparing, instead of
+// a round trip per message.
+func (d *destDigests) load(ctx context.Context, uidValidity uint32, uids []uint32) error {
+	var todo []uint32
+	for _, u := range uids {
+		if _, ok := d.sums[u]; !ok {
+			todo = append(todo, u)
+		}
+	}
+	for chunk := range slices.Chunk(todo, MaxLookup) {
+		got, err := digestsOf(ctx, d.dst, d.mailbox, uidValidity, chunk)
+		if err != nil {
+			return fmt.Errorf("hashing %d destination messages: %w", len(chunk), err)
+		}
+		for _, g := range got {
+			d.sums[g.UID] = hex.EncodeToString(g.Sum[:])
+		}
+	}
+	return nil
+}
+
+// digestsOf is DigestLister's Digests, or Digest message by message for a
+// destination without it.
+func digestsOf(ctx context.Context, dst Destination, mailbox string, uidValidity uint32, uids []uint32) ([]DestDigest, error) {
+	if dl, ok := dst.(DigestLister); ok {
+		return dl.Digests(ctx, mailbox, uidValidity, uids)
+	}
+	out := make([]DestDigest, 0, len(uids))
+	for _, u := range uids {
+		sum, size, err := dst.Digest(ctx, mailbox, u)
+		if err != nil {
+			return nil, fmt.Errorf("hashing destination UID %d: %w", u, err)
+		}
+		out = append(out, DestDigest{UID: u, Sum: sum, Size: size})
+	}
+	return out, nil
 }
 
 // of returns the hex SHA-256 of message uid.

@@ -148,3 +148,16 @@ func (d dryRunSource) LeaveOut(mailboxes []string) {
 		fs.LeaveOut(mailboxes)
 	}
 }
+
+// Digests and ListHeaders pass the real destination's on: they only read,
+// and a dry run matches what the destination holds as a real run would.
+func (d *dryRunDestination) Digests(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) ([]DestDigest, error) {
+	return digestsOf(ctx, d.Destination, mailbox, uidValidity, uids)
+}
+
+func (d *dryRunDestination) ListHeaders(ctx context.Context, mailbox string) (uint32, []DestHeader, error) {
+	if hl, ok := d.Destination.(HeaderLister); ok {
+		return hl.ListHeaders(ctx, mailbox)
+	}
+	return 0, nil, nil
+}

@@ -67,6 +67,32 @@ var sessionInterfaces = map[string]func(t *testing.T){
 			t.Errorf("PermanentFlags through the dry run = %v, %v; want the real destination's", got, err)
 		}
 	},
+	"DigestLister": func(t *testing.T) {
+		md := newMatchingDest()
+		seedDest(md.memDest, "INBOX", []byte("a"), []byte("bb"))
+		real, _ := md.open(context.Background())
+		dl, ok := Destination(&dryRunDestination{Destination: real}).(DigestLister)
+		if !ok {
+			t.Fatal("the dry-run destination is no DigestLister")
+		}
+		got, err := dl.Digests(context.Background(), "INBOX", 7, []uint32{1, 2})
+		if err != nil || len(got) != 2 || md.batched != 1 {
+			t.Errorf("Digests through the dry run = %v, %v (%d calls); want the real destination's", got, err, md.batched)
+		}
+	},
+	"HeaderLister": func(t *testing.T) {
+		md := newMatchingDest()
+		seedDest(md.memDest, "INBOX", []byte("Message-ID: <x@y>\r\n\r\nz\r\n"))
+		real, _ := md.open(context.Background())
+		hl, ok := Destination(&dryRunDestination{Destination: real}).(HeaderLister)
+		if !ok {
+			t.Fatal("the dry-run destination is no HeaderLister")
+		}
+		uv, got, err := hl.ListHeaders(context.Background(), "INBOX")
+		if err != nil || uv != 7 || len(got) != 1 || got[0].MessageID != "<x@y>" {
+			t.Errorf("ListHeaders through the dry run = %d, %v, %v; want the real destination's", uv, got, err)
+		}
+	},
 	"FlagStorer": func(t *testing.T) {
 		dst := newMemDest()
 		dst.boxes["INBOX"] = &memMailbox{uidValidity: 1, uidNext: 2, msgs: []storedMsg{{uid: 1, flags: []string{`\Seen`}}}}

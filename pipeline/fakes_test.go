@@ -39,6 +39,8 @@ type memSource struct {
 	pageSize int
 	// inSession: a List began a session that Close has not ended.
 	inSession bool
+	// onDelete, when set, sees each Delete before it takes effect.
+	onDelete func(msgs []SourceMessage)
 }
 
 type memMsg struct {
@@ -113,6 +115,9 @@ func (s *memSource) Fetch(_ context.Context, msg SourceMessage, w io.Writer) (in
 }
 
 func (s *memSource) Delete(_ context.Context, msgs []SourceMessage) error {
+	if s.onDelete != nil {
+		s.onDelete(msgs)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.deleted == nil {

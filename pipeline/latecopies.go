@@ -155,6 +155,20 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		cl, err := claimsOf(digest)
 		return cl.Has(uid), err
 	}
+	// Hash every candidate at once (one FETCH), as reconcile does.
+	sizes := map[int64]bool{}
+	for _, r := range live {
+		sizes[r.Size] = true
+	}
+	var hash []uint32
+	for _, c := range cands {
+		if !c.Deleted && c.UID >= from && sizes[c.Size] {
+			hash = append(hash, c.UID)
+		}
+	}
+	if err := digests.load(ctx, status.UIDValidity, hash); err != nil {
+		return err
+	}
 	used := map[uint32]bool{}
 	var dups []uint32
 	var dupRecs []int64

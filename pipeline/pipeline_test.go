@@ -225,6 +225,35 @@ func TestDeleteSourceOnlyAfterCommit(t *testing.T) {
 	}
 }
 
+// TestDeleteSourceOnlyWhenDone: a message is deleted at the source only
+// once the ledger says it is done, committed. The batch writers carry a
+// batch's outcome into the next batch's transaction; the deletions of
+// copies wait for it (they were once sent while the entries still said
+// pending).
+func TestDeleteSourceOnlyWhenDone(t *testing.T) {
+	h := newHarness(genMessages(40))
+	h.opts.DeleteSource = true
+	var notDone []string
+	deletes := 0
+	h.src.onDelete = func(msgs []SourceMessage) {
+		h.ledger.mu.Lock()
+		defer h.ledger.mu.Unlock()
+		for _, m := range msgs {
+			deletes++
+			if e, ok := h.ledger.entries[alice][m.Key]; !ok || e.State != StateDone {
+				notDone = append(notDone, fmt.Sprintf("%s (%s)", m.Key, e.State))
+			}
+		}
+	}
+	st := h.run(t)
+	if st.Error != "" || st.Copied != 40 || st.Deleted != 40 || deletes != 40 {
+		t.Fatalf("copied %d, deleted %d (%d deletes seen), error %q; want 40, 40, 40", st.Copied, st.Deleted, deletes, st.Error)
+	}
+	if len(notDone) > 0 {
+		t.Errorf("%d messages deleted at the source while their entries were not done: %v", len(notDone), notDone)
+	}
+}
+
 func TestLedgerFailureIsFatalAndNothingDeleted(t *testing.T) {
 	h := newHarness(genMessages(20))
 	h.opts.DeleteSource = true

@@ -156,7 +156,7 @@ func (run *accountRun) noteAttempt(a *attempt) {
 // progress counts what a run has settled so far: an attempt that moved it
 // made progress.
 func (st *Stats) progress() int {
-	return st.Copied + st.Reconciled + st.Rematched + st.LateCopiesAdopted + st.Skipped
+	return st.Copied + st.Reconciled + st.Rematched + st.LateCopiesAdopted + st.Matched + st.Skipped
 }
 
 // RunAccount copies one account and returns its stats. Stats.Error is set
@@ -329,7 +329,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	}
 
 	rec := RunRecord{Started: started, Finished: time.Now(), Copied: st.Copied, Skipped: st.Skipped, Failed: st.Failed,
-		Found: st.Reconciled + st.Rematched + st.LateCopiesAdopted, Listed: st.Listed, Gone: st.SourceGone,
+		Found: st.Reconciled + st.Rematched + st.LateCopiesAdopted + st.Matched, Listed: st.Listed, Gone: st.SourceGone,
 		Deleted: st.Deleted, Bytes: st.Bytes, Moved: st.Moved, Removed: st.Removed, Mirror: opts.Mirror, Result: "ok"}
 	switch {
 	case errors.Is(err, errPaused):

@@ -290,3 +290,41 @@ type FolderSummarizer interface {
 	FolderSummaries(ctx context.Context) ([]FolderSummary, bool, error)
 	LeaveOut(mailboxes []string)
 }
+
+// DestDigest is the SHA-256 and size of one destination message's exact
+// bytes (what Destination.Digest returns).
+type DestDigest struct {
+	UID  uint32
+	Sum  [32]byte
+	Size int64
+}
+
+// DigestLister is a Destination that hashes many messages of one mailbox
+// with one command (imapdst: one FETCH BODY.PEEK[] for all of them), where
+// Digest costs a few round trips per message: reconcile and destination
+// matching hash every candidate of a mailbox at once. Without it they ask
+// Digest message by message.
+type DigestLister interface {
+	// Digests returns the digests of those of uids (at most MaxLookup)
+	// that mailbox holds, provided it still has uidValidity; otherwise an
+	// error wrapping ErrUIDValidityChanged.
+	Digests(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) ([]DestDigest, error)
+}
+
+// DestHeader is a destination message as destination matching first sees
+// it: UID, size and Message-ID ("" when it has none).
+type DestHeader struct {
+	UID       uint32
+	Size      int64
+	MessageID string
+	Deleted   bool // has the \Deleted flag: a client is deleting it
+}
+
+// HeaderLister is a Destination that lists a mailbox's messages with their
+// sizes and Message-IDs (imapdst: one FETCH), so that a copy into a folder
+// the ledger knows nothing of first matches what the folder already holds
+// (match.go). Without it nothing is matched. A mailbox that does not
+// exist lists nothing, with UIDVALIDITY 0.
+type HeaderLister interface {
+	ListHeaders(ctx context.Context, mailbox string) (uidValidity uint32, msgs []DestHeader, err error)
+}

@@ -56,6 +56,15 @@ type Stats struct {
 	// Runner.Stop (the first Ctrl-C) did not get to: never tried, so not
 	// failed; the next run copies them.
 	NotYetCopied int `json:"not_yet_copied"`
+	// Matched is how many messages destination matching found on the
+	// destination byte for byte (a folder the ledger knew nothing of:
+	// a first run into a folder holding mail, a lost checkpoint, a
+	// renamed server) and recorded as copied without sending them.
+	// ProbablyPresent is how many it found there with the same
+	// Message-ID and size but other bytes: skipped for good (in Skipped
+	// and Skips), never deleted at the source.
+	Matched         int `json:"matched"`
+	ProbablyPresent int `json:"probably_present,omitempty"`
 	// Rematched is how many listed messages were recognised, by digest, as
 	// copies made under an earlier identity (an IMAP folder whose
 	// UIDVALIDITY changed) and not sent again.

@@ -100,13 +100,20 @@ func (x *execution) resolve(ctx context.Context, ledger *checkpoint.Ledger, jobs
 			return err
 		}
 		jobs[i].Options.Account = res.Account
-		if res.Created && len(res.Candidates) > 0 {
-			// Proving by the source's content that renamed servers reach
-			// a known mailbox is not built yet: the account starts its
-			// own history, and nothing is copied twice (a mailbox the
-			// ledger knows nothing of is copied afresh).
-			x.log.Warn("the checkpoint holds an account with the same users on other servers; this one starts its own history (set the same id on both to keep one)",
-				"account", jobs[i].Options.Name, "candidates", len(res.Candidates))
+		if res.Provisional && len(res.Candidates) > 0 {
+			to, err := x.proveIdentity(ctx, ledger, jobs[i], sp, res)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return err
+			case err != nil:
+				// Proved by a later run; this one goes on as a new
+				// history, and destination matching finds what the
+				// destination already holds.
+				x.log.Warn("cannot tell whether renamed servers reach an account the checkpoint knows; going on as a new history",
+					"account", jobs[i].Options.Name, "error", err)
+			case to != 0:
+				jobs[i].Options.Account = to
+			}
 		}
 	}
 	return nil

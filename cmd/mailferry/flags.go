@@ -42,6 +42,8 @@ type commonOptions struct {
 	// createFolders is --create-folders when it was given (it then
 	// replaces a config's create_folders); nil otherwise.
 	createFolders *bool
+	// noMatchExisting is --no-match-existing.
+	noMatchExisting bool
 }
 
 // createFoldersUsage is the help of --create-folders (copy, run, plan).
@@ -80,6 +82,7 @@ func (o *commonOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.onLocked, "on-locked", "fail", "when another run is working on an account (overlapping cron runs): fail, skip, or wait")
 	fs.DurationVar(&o.lockWait, "lock-wait", 10*time.Minute, "with --on-locked wait: how long to wait for the other run")
 	fs.DurationVar(&o.retryBackoff, "retry-backoff", 2*time.Second, "wait before retrying an account after a dropped connection or throttling; doubles each time (a server's suggested wait wins)")
+	fs.BoolVar(&o.noMatchExisting, "no-match-existing", false, "do not match what a destination folder the checkpoint knows nothing of already holds: send every message not in the checkpoint, even when the folder has its exact bytes (the config's match_existing = false)")
 	fs.BoolVar(&o.retrySkipped, "retry-skipped", false, "send again the messages earlier runs skipped for good (too big, NUL bytes without BINARY, refused by the server), after you changed what stopped them")
 }
 
@@ -98,6 +101,7 @@ func (o *commonOptions) accountOptions(e *env, log *slog.Logger) account.Options
 	opts.MaxDelete, opts.MaxDeletePercent = o.maxDelete, o.maxDeletePercent
 	opts.MirrorAllowEmpty = o.mirrorAllowEmpty
 	opts.CreateFolders = o.createFolders
+	opts.NoMatchExisting = o.noMatchExisting
 	return opts
 }
 

@@ -170,6 +170,9 @@ FLAGS
   --retry-skipped           send again the messages earlier runs skipped for
                             good (too big, NUL bytes without BINARY, refused
                             for good), after you changed what stopped them
+  --no-match-existing       do not match what a destination folder unknown to
+                            the checkpoint holds: send every message, even
+                            those whose exact bytes are there
   --attempts N              tries in a row per account on dropped connections or
                             throttling without progress (default 4)
   --retry-backoff DURATION  first wait before a retry, doubling (default 2s); a
@@ -246,6 +249,8 @@ FLAGS
                             interrupted, or left messages failed
   --retry-skipped           send again the messages earlier runs skipped for
                             good (by default they are listed, exit 0)
+  --no-match-existing       as for copy: send every message the checkpoint does
+                            not know (the file's match_existing = false)
   --workers N               accounts in parallel (default: the file's workers)
   --attempts N              tries per account on dropped connections (default 4)
   --retry-backoff DURATION  first wait before a retry, doubling (default 2s); a

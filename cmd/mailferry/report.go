@@ -47,6 +47,10 @@ type totals struct {
 	Copied         int `json:"copied"`
 	AlreadyDone    int `json:"already_done"`
 	Reconciled     int `json:"reconciled"`
+	// Matched and ProbablyPresent: see pipeline.Stats (destination
+	// matching).
+	Matched         int `json:"matched"`
+	ProbablyPresent int `json:"probably_present,omitempty"`
 	// LateCopiesRemoved, LateCopiesAdopted and LateCopiesKept: see pipeline.Stats.
 	LateCopiesRemoved int `json:"late_copies_removed,omitempty"`
 	LateCopiesAdopted int `json:"late_copies_adopted,omitempty"`
@@ -89,6 +93,8 @@ func newReport(command string, dryRun bool, started time.Time, stats []*pipeline
 		t.Copied += s.Copied
 		t.AlreadyDone += s.AlreadyDone
 		t.Reconciled += s.Reconciled
+		t.Matched += s.Matched
+		t.ProbablyPresent += s.ProbablyPresent
 		t.LateCopiesRemoved += s.LateCopiesRemoved
 		t.LateCopiesAdopted += s.LateCopiesAdopted
 		t.LateCopiesKept += s.LateCopiesKept
@@ -244,8 +250,14 @@ func (r *report) writeText(w io.Writer, width int) {
 	if t.Seconds > 0 && t.Copied > 0 && !r.DryRun {
 		rate = fmt.Sprintf(" (%.0f msg/s, %.1f MB/s)", float64(t.Copied)/t.Seconds, float64(t.Bytes)/1e6/t.Seconds)
 	}
-	fmt.Fprintf(w, "%s %d of %s, %.1f MB in %.1f s%s; %d already done, %d skipped, %d failed",
-		what, t.Copied, plural(t.Listed, "message"), float64(t.Bytes)/1e6, t.Seconds, rate, t.AlreadyDone, t.Skipped, t.Failed)
+	fmt.Fprintf(w, "%s %d of %s, %.1f MB in %.1f s%s; ", what, t.Copied, plural(t.Listed, "message"), float64(t.Bytes)/1e6, t.Seconds, rate)
+	if t.Matched > 0 {
+		fmt.Fprintf(w, "%d already on the destination (found there byte for byte, not sent), ", t.Matched)
+	}
+	fmt.Fprintf(w, "%d already done, %d skipped, %d failed", t.AlreadyDone, t.Skipped, t.Failed)
+	if t.ProbablyPresent > 0 {
+		fmt.Fprintf(w, " (%d of the skipped probably on the destination already: same Message-ID and size, other bytes)", t.ProbablyPresent)
+	}
 	if t.NotYetCopied > 0 {
 		fmt.Fprintf(w, ", %d not yet copied", t.NotYetCopied)
 	}
