@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,6 +44,9 @@ type Options struct {
 	Mirror           *bool
 	MaxDelete        int
 	MaxDeletePercent int
+	// MirrorAllowEmpty are folders allowed to be empty added to every
+	// account's own (--mirror-allow-empty).
+	MirrorAllowEmpty []string
 	// CreateFolders, when set, replaces the config's create_folders
 	// (run's and plan's --create-folders).
 	CreateFolders *bool
@@ -327,6 +331,7 @@ func (s *Set) fromConfig(cfg *config.Config, a *config.Account, caps map[string]
 	if s.opts.MaxDelete > 0 || s.opts.MaxDeletePercent > 0 {
 		o.MaxDelete, o.MaxDeletePercent = s.opts.MaxDelete, s.opts.MaxDeletePercent
 	}
+	o.MirrorAllowEmpty = append(slices.Clone(a.MirrorAllowEmpty), s.opts.MirrorAllowEmpty...)
 	o.NoMatchExisting = !cfg.MatchExisting
 	if s.opts.NoMatchExisting {
 		o.NoMatchExisting = true

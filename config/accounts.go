@@ -295,6 +295,13 @@ func parseAccounts(path, dir string, r io.Reader) (accts []Account, inline bool,
 			}
 			a.Mirror = &b
 		}
+		// Folder names may hold commas, hardly semicolons: the cell
+		// separates them by ";".
+		for _, f := range strings.Split(get("mirror_allow_empty"), ";") {
+			if f = strings.TrimSpace(f); f != "" {
+				a.MirrorAllowEmpty = append(a.MirrorAllowEmpty, f)
+			}
+		}
 		if a.limits, err = csvLimits(get); err != nil {
 			return nil, false, &ConfigError{File: path, Line: line, Msg: err.Error(), Err: err}
 		}

@@ -295,6 +295,11 @@ type Account struct {
 	DeletePolicy *DeletePolicy
 	// Mirror is the account's own mirror key; nil: the top-level key.
 	Mirror *bool
+	// MirrorAllowEmpty names the account's source folders emptied at the
+	// source on purpose: a mirror pass removes their copies within the
+	// caps instead of holding them back as "cannot tell"
+	// (mirror_allow_empty, docs/mirror.md).
+	MirrorAllowEmpty []string
 	// limits are the account's own traffic keys; nil: none (LimitsOf).
 	limits *fileLimits
 

@@ -152,6 +152,8 @@ type fileAccount struct {
 	DeleteSource *bool             `toml:"delete_source"`
 	DeleteAfter  *Duration         `toml:"delete_after"`
 	Mirror       *bool             `toml:"mirror"`
+	// MirrorAllowEmpty: Account.MirrorAllowEmpty.
+	MirrorAllowEmpty []string `toml:"mirror_allow_empty"`
 	fileLimits
 }
 
@@ -455,6 +457,7 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 			DeletePolicy:   accountDeletePolicy(fa.DeleteSource, fa.DeleteAfter),
 			Mirror:         fa.Mirror,
 		}
+		a.MirrorAllowEmpty = fa.MirrorAllowEmpty
 		if !fa.fileLimits.isZero() {
 			l := fa.fileLimits
 			a.limits = &l

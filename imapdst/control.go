@@ -677,3 +677,53 @@ func (ctl *control) deleteEmptyMailbox(ctx context.Context, name string) (bool, 
 	err = ctl.c.Delete(name).Wait()
 	return err == nil, ctl.check(ctx, err, "DELETE", name)
 }
+
+// renameMailbox renames from to to (RFC 3501 §6.3.5), which must not
+// exist, and returns to's status. Dovecot 2.3 and Cyrus 3.6 keep the
+// mailbox's UIDVALIDITY and UIDs; a server that changes them says so in
+// the status.
+func (ctl *control) renameMailbox(ctx context.Context, from, to string) (pipeline.MailboxStatus, error) {
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return pipeline.MailboxStatus{}, err
+	}
+	defer done()
+	// RFC 3501 §6.3.5 allows renaming the selected mailbox (the control
+	// connection may have examined it last); Dovecot and Cyrus do.
+	err = ctl.c.Rename(from, to, nil).Wait()
+	if err = ctl.check(ctx, err, "RENAME", from); err != nil {
+		return pipeline.MailboxStatus{}, err
+	}
+	ctl.shared.forget(from)
+	ctl.shared.forget(to)
+	return ctl.status(ctx, to)
+}
+
+// mailboxHasChildren reports whether LIST shows a mailbox under name
+// (RFC 3501 §6.3.8: the hierarchy delimiter, then "*").
+func (ctl *control) mailboxHasChildren(ctx context.Context, name string) (bool, error) {
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	_, delim, err := ctl.shared.personal(ctx, ctl)
+	if err != nil || delim == 0 {
+		return delim == 0, err // no hierarchy known: taken as children, the safe side
+	}
+	list, err := ctl.c.List("", name+string(delim)+"*", nil).Collect()
+	if err = ctl.check(ctx, err, "LIST", name); err != nil {
+		return false, err
+	}
+	return len(list) > 0, nil
+}
+
+// mailboxExists reports whether LIST shows name.
+func (ctl *control) mailboxExists(ctx context.Context, name string) (bool, error) {
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	return ctl.listed(ctx, name)
+}

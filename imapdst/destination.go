@@ -210,3 +210,20 @@ func (d *Destination) Move(ctx context.Context, mailbox string, uidValidity uint
 func (d *Destination) DeleteMailbox(ctx context.Context, name string) (bool, error) {
 	return d.ctl.deleteEmptyMailbox(ctx, name)
 }
+
+// RenameMailbox renames the mailbox from to to, which must not exist,
+// and returns to's status (its UIDVALIDITY as the server has it after
+// the rename).
+func (d *Destination) RenameMailbox(ctx context.Context, from, to string) (pipeline.MailboxStatus, error) {
+	return d.ctl.renameMailbox(ctx, from, to)
+}
+
+// MailboxHasChildren reports whether mailboxes exist under name.
+func (d *Destination) MailboxHasChildren(ctx context.Context, name string) (bool, error) {
+	return d.ctl.mailboxHasChildren(ctx, name)
+}
+
+// MailboxExists reports whether the mailbox name exists.
+func (d *Destination) MailboxExists(ctx context.Context, name string) (bool, error) {
+	return d.ctl.mailboxExists(ctx, name)
+}

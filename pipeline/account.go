@@ -124,6 +124,12 @@ type Options struct {
 	// least MinMaxDelete.
 	MaxDelete        int
 	MaxDeletePercent int
+	// MirrorAllowEmpty names source folders (as a mirror pass's "cannot
+	// tell" names them; a POP3 source's is Mailbox) whose every message
+	// the admin knows was deleted at the source: when such a folder lists
+	// nothing while the ledger has copies of its messages, those copies are
+	// removed (within the caps) instead of held back as "cannot tell".
+	MirrorAllowEmpty []string
 	// QuotaWindow, when set, returns the start of the current quota day:
 	// the window each commit files its bytes under in the ledger's usage
 	// (traffic's Run.Window: midnight in the limits' zone, on the clock
@@ -138,8 +144,9 @@ type Options struct {
 	// protocol: "pending" (intent recorded, nothing sent), "appended" (the
 	// server confirmed, nothing committed), "committed", and "deleted"
 	// (deletions sent to the source, session not yet closed); with Mirror
-	// also "moving", "moved", "removing" and "removed" (intent recorded;
-	// the server confirmed, nothing committed). Crash tests
+	// also "moving", "moved", "removing", "removed", "renaming" and
+	// "renamed" (intent recorded; the server confirmed, nothing
+	// committed). Crash tests
 	// kill the process there; it must not be set otherwise.
 	Crashpoint func(point string)
 }

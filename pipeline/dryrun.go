@@ -59,8 +59,8 @@ func (d dryRunSource) FolderNames(ctx context.Context) ([]string, error) {
 	return nil, nil
 }
 
-// dryRunDestination answers neither Mover nor MailboxDeleter: a dry run's
-// mirror lists what it would move and delete, and never asks.
+// dryRunDestination answers neither Mover, MailboxDeleter nor Renamer: a
+// dry run's mirror lists what it would move and delete, and never asks.
 type dryRunDestination struct{ Destination }
 
 func (d *dryRunDestination) EnsureMailbox(_ context.Context, name string) (MailboxStatus, error) {

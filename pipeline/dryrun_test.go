@@ -147,6 +147,13 @@ var sessionInterfaces = map[string]func(t *testing.T){
 			t.Error("the dry-run destination deletes mailboxes")
 		}
 	},
+	"Renamer": func(t *testing.T) {
+		// Deliberately not kept: a dry run lists the moves a rename
+		// makes, and renames nothing.
+		if _, ok := Destination(&dryRunDestination{Destination: moverDest{}}).(Renamer); ok {
+			t.Error("the dry-run destination renames mailboxes")
+		}
+	},
 	"AppendStarter": func(t *testing.T) {
 		// Deliberately not kept: a dry run sends nothing, so its batches
 		// go through Append, which appends nothing.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -46,6 +47,20 @@ type MailboxDeleter interface {
 	// whether it is gone (deleted now, or not there: deleting again after
 	// a crash is the same); one that holds messages is left as it is.
 	DeleteMailbox(ctx context.Context, name string) (bool, error)
+}
+
+// Renamer is implemented by destinations that can rename a mailbox
+// (imapdst: RENAME, RFC 3501 §6.3.5): mirror renames a destination folder
+// that holds only mailferry's copies when its source folder was renamed.
+type Renamer interface {
+	// RenameMailbox renames from to to, which must not exist, and
+	// returns to's status after the rename.
+	RenameMailbox(ctx context.Context, from, to string) (MailboxStatus, error)
+	// MailboxExists reports whether the mailbox name exists.
+	MailboxExists(ctx context.Context, name string) (bool, error)
+	// MailboxHasChildren reports whether mailboxes exist under name (a
+	// RENAME would carry them along).
+	MailboxHasChildren(ctx context.Context, name string) (bool, error)
 }
 
 // FolderNamer is implemented by sources with folders (imapsrc): the name
@@ -111,6 +126,10 @@ type mirrorState struct {
 	// its bytes) is moved there; a folder whose every copy moved is sure
 	// again: its messages were moved out, not lost.
 	emptied map[string]int
+	// allowedEmpty are copied folders that list nothing while the ledger
+	// has copies of their messages, which Options.MirrorAllowEmpty names:
+	// their copies are removed as a deleted folder's are.
+	allowedEmpty map[string]bool
 	// noMove: the destination cannot move single messages.
 	noMove bool
 	// movedTo counts, per source folder, where the copies of its
@@ -122,7 +141,17 @@ type mirrorState struct {
 	// dryMoved are the new keys of the messages a dry run would move: the
 	// copy counts them as done, as a real run would have recorded them.
 	dryMoved map[string]bool
+	// fresh are the messages the pre-listing found without an entry (new
+	// at the source, or moved there), for findMoves, which then need not
+	// list the source again; at most maxFresh: beyond, freshOverflow and
+	// findMoves lists again (memory stays bounded).
+	fresh         []SourceMessage
+	freshOverflow bool
 }
+
+// maxFresh bounds the new messages a mirror pass's pre-listing keeps
+// (about 200 bytes each).
+const maxFresh = 20000
 
 func (a *attempt) mirror() *mirrorState {
 	if a.mir == nil {
@@ -214,7 +243,7 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 		for _, msg := range page {
 			pre.listed(msg, false, a.opts.KeyFolder)
 		}
-		return nil
+		return a.noteFresh(ctx, page)
 	})
 	if err != nil {
 		return fmt.Errorf("mirror: listing the source: %w", err)
@@ -234,6 +263,15 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 	}
 	for name, rec := range a.scopes.records {
 		if _, mapped := dests.folders[name]; mapped && !listed[name] && has[name] && rec.Messages > 0 {
+			if a.allowEmpty(name) {
+				if m.allowedEmpty == nil {
+					m.allowedEmpty = map[string]bool{}
+				}
+				m.allowedEmpty[name] = true
+				a.log.Info("mirror: a source folder lists no message; allowed to be empty, so its copies are removed within the caps",
+					"account", a.opts.Name, "folder", name)
+				continue
+			}
 			m.unsure[name] = "it lists no message, while the ledger has copies of its messages"
 			if m.emptied == nil {
 				m.emptied = map[string]int{}
@@ -241,10 +279,10 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 			m.emptied[name] = 0
 		}
 	}
-	if len(m.vanished) > 0 {
+	if len(m.vanished) > 0 || len(m.allowedEmpty) > 0 {
 		if err := a.sweepScope(ctx, Query{}, func(key string) bool {
 			p, ok := a.opts.KeyFolder(key)
-			return !ok || !m.vanished[p.Mailbox]
+			return !ok || !m.vanished[p.Mailbox] && !m.allowedEmpty[p.Mailbox]
 		}); err != nil {
 			return err
 		}
@@ -254,6 +292,30 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 		return ErrInterrupted // no move after Ctrl-C: the next run makes them
 	}
 	return a.findMoves(ctx, dests)
+}
+
+// noteFresh keeps the messages of a pre-listing page that have no entry
+// (m.fresh), up to maxFresh.
+func (a *attempt) noteFresh(ctx context.Context, page []SourceMessage) error {
+	m := a.mirror()
+	if m.freshOverflow || len(page) == 0 {
+		return nil
+	}
+	entries, err := a.lookup(ctx, page)
+	if err != nil {
+		return err
+	}
+	for _, msg := range page {
+		if _, ok := entries[msg.Key]; ok {
+			continue
+		}
+		if len(m.fresh) >= maxFresh {
+			m.fresh, m.freshOverflow = nil, true
+			return nil
+		}
+		m.fresh = append(m.fresh, msg)
+	}
+	return nil
 }
 
 // mirrorCandidates returns the account's copies gone from the source that
@@ -348,7 +410,20 @@ func (a *attempt) findMoves(ctx context.Context, dests FolderPlan) error {
 		return nil
 	}
 	var moves []move
-	err = a.src.List(ctx, func(page []SourceMessage) error {
+	defer func() { m.fresh = nil }() // not needed by the copy
+	// The new messages the pre-listing kept, else a listing again.
+	list := func(page func([]SourceMessage) error) error {
+		for chunk := range slices.Chunk(m.fresh, ListPage) {
+			if err := page(slices.Clone(chunk)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if m.freshOverflow {
+		list = func(page func([]SourceMessage) error) error { return a.src.List(ctx, page) }
+	}
+	err = list(func(page []SourceMessage) error {
 		page = slices.DeleteFunc(page, func(m SourceMessage) bool {
 			_, ok := dests.Dest(m)
 			return !ok || !bySize[a.opts.ExpectedSize(m)]
@@ -486,13 +561,245 @@ func (a *attempt) doMoves(ctx context.Context, moves []move) error {
 	a.st.Rematched += len(same)
 	a.mu.Unlock()
 	for _, g := range order {
+		renamed, err := a.renameGroup(ctx, g.from, g.uidValidity, g.to, groups[g])
+		if err != nil || renamed {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		for chunk := range slices.Chunk(groups[g], MaxLookup) {
 			if a.mirror().noMove {
 				return nil
 			}
+			if a.halted() {
+				// Ctrl-C: the group in flight is settled; no other
+				// starts (the next run makes them).
+				return ErrInterrupted
+			}
 			if err := a.moveGroup(ctx, g.from, g.uidValidity, g.to, chunk); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// renameGroup moves the copies of moves from one destination folder to
+// another by renaming the folder, when that is the same as moving them:
+// the source folder of every copy is gone (renamed at the source), the
+// folder holds exactly these copies and nothing else, the target holds
+// nothing, and neither is INBOX. It reports whether it renamed; false:
+// the caller moves the copies one by one. Through the ledger: the moving
+// entries and the folder's renaming op are committed before the DELETE of
+// the empty target and the RENAME; the copies' places (same UIDs, the
+// UIDVALIDITY the server has after the rename) and the end of the op
+// after its OK. settleRenaming settles what a crash left between.
+func (a *attempt) renameGroup(ctx context.Context, from string, uidValidity uint32, to string, moves []move) (bool, error) {
+	ren, ok := a.dst.(Renamer)
+	del, ok2 := a.dst.(MailboxDeleter)
+	if a.dry || !ok || !ok2 || strings.EqualFold(from, "INBOX") || strings.EqualFold(to, "INBOX") || a.halted() {
+		return false, nil
+	}
+	m := a.mirror()
+	srcFolder := ""
+	for _, mv := range moves {
+		p, ok := a.keyPlace(mv.old.Key)
+		if !ok || !m.vanished[p.Mailbox] || srcFolder != "" && p.Mailbox != srcFolder {
+			return false, nil
+		}
+		srcFolder = p.Mailbox
+	}
+	for name, d := range a.plan.folders {
+		if d == from && name != srcFolder {
+			return false, nil // another source folder still maps there
+		}
+	}
+	held, err := a.dst.ListSince(ctx, from, uidValidity, 1)
+	if errors.Is(err, ErrUIDValidityChanged) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("mirror: listing destination folder %q: %w", from, err)
+	}
+	ours := map[uint32]bool{}
+	for _, mv := range moves {
+		ours[mv.old.DestUID] = true
+	}
+	if len(held) != len(moves) {
+		return false, nil // it holds something else too
+	}
+	for _, d := range held {
+		if !ours[d.UID] || d.Deleted {
+			return false, nil
+		}
+	}
+	for _, name := range []string{from, to} {
+		// A RENAME carries the folders under it along: perhaps mail
+		// that is not mailferry's; and the new folder's must go first.
+		children, err := ren.MailboxHasChildren(ctx, name)
+		if err != nil {
+			return false, fmt.Errorf("mirror: listing the folders under destination folder %q: %w", name, err)
+		}
+		if children {
+			return false, nil
+		}
+	}
+	status, err := a.dst.EnsureMailbox(ctx, to)
+	if err != nil {
+		return false, fmt.Errorf("mirror: preparing destination mailbox %q: %w", to, err)
+	}
+	if list, err := a.dst.ListSince(ctx, to, status.UIDValidity, 1); err != nil || len(list) > 0 {
+		if err != nil && !errors.Is(err, ErrUIDValidityChanged) {
+			return false, fmt.Errorf("mirror: listing destination folder %q: %w", to, err)
+		}
+		return false, nil
+	}
+
+	now := a.opts.Now()
+	intent := make([]Entry, len(moves))
+	old := make([]string, len(moves))
+	for i, mv := range moves {
+		e := mv.old
+		e.Key, e.State, e.MoveTo, e.DestUIDNext, e.GoneAt, e.Updated = mv.msg.Key, StateMoving, to, status.UIDNext, time.Time{}, now
+		intent[i], old[i] = e, mv.old.Key
+	}
+	op := Folder{Side: DestSide, Name: from, UIDValidity: uidValidity, Op: FolderRenaming, OpName: to}
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: intent, Delete: old, Folders: []Folder{op}}); err != nil {
+		return false, fmt.Errorf("recording the destination folder %q to rename to %q: %w", from, to, fatal(err))
+	}
+	a.opts.Crashpoint("renaming")
+	// notMade ends the op: the copies move one by one (moveGroup, from
+	// the moving entries; it creates the target again if it was deleted).
+	notMade := func(why string, err error) (bool, error) {
+		a.log.Warn("mirror: a destination folder is not renamed; its copies are moved one by one", "account", a.opts.Name,
+			"from", from, "to", to, "why", why, "error", err)
+		op.Op, op.OpName = "", ""
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: []Folder{op}}); err != nil {
+			return false, fmt.Errorf("recording the rename of %q not made: %w", from, fatal(err))
+		}
+		return false, nil
+	}
+	gone, err := del.DeleteMailbox(ctx, to)
+	switch {
+	case err != nil && ClassOf(err) == ClassTransient:
+		return false, fmt.Errorf("mirror: deleting the empty destination folder %q to rename %q to it: %w", to, from, err)
+	case err != nil:
+		return notMade("the server would not delete the empty new folder", err)
+	case !gone:
+		return notMade("mail arrived in the new folder", nil)
+	}
+	after, err := ren.RenameMailbox(ctx, from, to)
+	switch {
+	case err != nil && ClassOf(err) == ClassTransient:
+		// The next run looks at both names (settleRenaming).
+		return false, fmt.Errorf("mirror: renaming destination folder %q to %q: %w", from, to, err)
+	case err != nil:
+		return notMade("the server refused the RENAME", err)
+	}
+	a.opts.Crashpoint("renamed")
+	if err := a.renamed(ctx, op, after, intent); err != nil {
+		return false, err
+	}
+	a.log.Info("renamed on the destination, as at the source", "account", a.opts.Name, "from", from, "to", to,
+		"messages", len(intent), "uidvalidity", after.UIDValidity)
+	return true, nil
+}
+
+// renamed records a destination folder renamed (op): the moving entries
+// of its copies are done at the same UIDs in the new folder, under its
+// UIDVALIDITY after the rename, and the op ends.
+func (a *attempt) renamed(ctx context.Context, op Folder, after MailboxStatus, intent []Entry) error {
+	keep := true
+	if after.UIDValidity != op.UIDValidity {
+		// RFC 3501 lets a server give the renamed folder a new
+		// UIDVALIDITY, and then new UIDs: the copies keep theirs only
+		// if the folder holds exactly those UIDs, at their sizes.
+		list, err := a.dst.ListSince(ctx, op.OpName, after.UIDValidity, 1)
+		if err != nil {
+			return fmt.Errorf("mirror: listing renamed destination folder %q: %w", op.OpName, err)
+		}
+		sizes := map[uint32]int64{}
+		for _, d := range list {
+			sizes[d.UID] = d.Size
+		}
+		keep = len(list) == len(intent)
+		for _, e := range intent {
+			if size, ok := sizes[e.DestUID]; !ok || size != e.Size {
+				keep = false
+			}
+		}
+		if !keep {
+			a.log.Warn("mirror: the destination renumbered a renamed folder; its copies stay, with unknown UIDs (kept by later passes)",
+				"account", a.opts.Name, "folder", op.OpName, "messages", len(intent))
+		}
+	}
+	now := a.opts.Now()
+	done := make([]Entry, len(intent))
+	for i, e := range intent {
+		e.State, e.DestMailbox, e.DestUIDValidity, e.MoveTo, e.Updated = StateDone, op.OpName, after.UIDValidity, "", now
+		if !keep {
+			e.DestUID = 0
+		}
+		done[i] = e
+	}
+	op.Op, op.OpName = "", ""
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: done, Folders: []Folder{op}}); err != nil {
+		return fmt.Errorf("recording %d messages moved with their renamed folder: %w", len(done), fatal(err))
+	}
+	a.mu.Lock()
+	a.st.Moved += len(done)
+	a.mu.Unlock()
+	return nil
+}
+
+// settleRenaming settles destination folders a crash left renaming: when
+// the old folder is gone and the new one there, the rename happened and
+// the moving entries of its copies are done there; otherwise it did not,
+// and the op ends (settleMoving then moves the copies one by one).
+func (a *attempt) settleRenaming(ctx context.Context) error {
+	ren, ok := a.dst.(Renamer)
+	if !ok {
+		return nil
+	}
+	folders, err := a.ledger.Folders(ctx, a.opts.Account)
+	if err != nil {
+		return fmt.Errorf("reading the ledger's folders: %w", fatal(err))
+	}
+	for _, op := range folders {
+		if op.Side != DestSide || op.Op != FolderRenaming {
+			continue
+		}
+		oldThere, err := ren.MailboxExists(ctx, op.Name)
+		if err != nil {
+			return fmt.Errorf("mirror: looking for destination folder %q being renamed: %w", op.Name, err)
+		}
+		newThere, err := ren.MailboxExists(ctx, op.OpName)
+		if err != nil {
+			return fmt.Errorf("mirror: looking for destination folder %q being renamed to: %w", op.OpName, err)
+		}
+		if oldThere || !newThere {
+			a.log.Info("mirror: a destination folder rename was cut short before the RENAME; its copies are moved one by one",
+				"account", a.opts.Name, "from", op.Name, "to", op.OpName)
+			op.Op, op.OpName = "", ""
+			if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: []Folder{op}}); err != nil {
+				return fmt.Errorf("recording the rename of %q not made: %w", op.Name, fatal(err))
+			}
+			continue
+		}
+		moving, err := a.scanAll(ctx, Query{States: []State{StateMoving}})
+		if err != nil {
+			return err
+		}
+		moving = slices.DeleteFunc(moving, func(e Entry) bool { return e.DestMailbox != op.Name || e.MoveTo != op.OpName })
+		status, err := a.dst.EnsureMailbox(ctx, op.OpName)
+		if err != nil {
+			return fmt.Errorf("mirror: reading destination folder %q: %w", op.OpName, err)
+		}
+		a.log.Info("mirror: a destination folder rename cut short after the RENAME is recorded", "account", a.opts.Name,
+			"from", op.Name, "to", op.OpName, "messages", len(moving))
+		if err := a.renamed(ctx, op, status, moving); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -620,7 +927,16 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 	m := a.mirror()
 	if a.opts.KeyFolder == nil {
 		if rec, ok := a.scopes.records[maildropRecord]; a.listed == 0 && (ok && rec.Messages > 0 || a.scopes.live > 0) {
-			m.unsure[""] = "the maildrop lists no message, while the ledger has copies of its messages"
+			if !a.allowEmpty(a.opts.Mailbox) {
+				m.unsure[""] = "the maildrop lists no message, while the ledger has copies of its messages"
+			} else {
+				// Allowed: what the ledger has of the maildrop is gone.
+				a.log.Info("mirror: the maildrop lists no message; allowed to be empty, so its copies are removed within the caps",
+					"account", a.opts.Name, "folder", a.opts.Mailbox)
+				if err := a.sweepScope(ctx, Query{}, func(string) bool { return false }); err != nil {
+					return err
+				}
+			}
 		}
 	} else if !m.swept {
 		return nil // nothing was copied before this pass
@@ -647,7 +963,7 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 		p, ok := a.opts.KeyFolder(e.Key)
 		switch {
 		case !ok:
-		case m.vanished[p.Mailbox]:
+		case m.vanished[p.Mailbox] || m.allowedEmpty[p.Mailbox]:
 			remove = append(remove, e)
 		case a.scopes.gens[p.Generation] != nil:
 			if _, unsure := m.unsure[p.Mailbox]; unsure {
@@ -689,6 +1005,9 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 			"folder", name, "why", why)
 	}
 	if len(remove) == 0 {
+		if err := a.settleAllowedEmpty(ctx); err != nil {
+			return err
+		}
 		return a.deleteFolders(ctx)
 	}
 	actions := make([]MirrorAction, len(remove))
@@ -740,7 +1059,35 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 	if err := a.removeCopies(ctx, remove); err != nil {
 		return err
 	}
+	if err := a.settleAllowedEmpty(ctx); err != nil {
+		return err
+	}
 	return a.deleteFolders(ctx)
+}
+
+// allowEmpty reports whether Options.MirrorAllowEmpty names folder.
+func (a *attempt) allowEmpty(folder string) bool {
+	return slices.Contains(a.opts.MirrorAllowEmpty, folder)
+}
+
+// settleAllowedEmpty records the folders allowed to be empty, whose copies
+// this pass removed, as holding nothing: later passes do not take them
+// for folders that cannot tell (nor need the override again).
+func (a *attempt) settleAllowedEmpty(ctx context.Context) error {
+	m := a.mirror()
+	if a.dry || len(m.allowedEmpty) == 0 {
+		return nil
+	}
+	var records []Folder
+	for name := range m.allowedEmpty {
+		rec := a.scopes.records[name]
+		rec.Messages, rec.SyncedAt = 0, a.opts.Now()
+		records = append(records, rec)
+	}
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: records}); err != nil {
+		return fmt.Errorf("recording the folders emptied at the source: %w", fatal(err))
+	}
+	return nil
 }
 
 // deleteFolders deletes the destination folders of source folders that
@@ -801,6 +1148,9 @@ func (a *attempt) deleteFolders(ctx context.Context) error {
 		del, ok := a.dst.(MailboxDeleter)
 		if !ok {
 			return nil
+		}
+		if a.halted() {
+			return ErrInterrupted // no folder deletion starts after Ctrl-C
 		}
 		deleted, err := del.DeleteMailbox(ctx, dest)
 		if err != nil {
@@ -926,6 +1276,9 @@ func (a *attempt) settleMirror(ctx context.Context) error {
 	}
 	if a.halted() {
 		return ErrInterrupted // the next run settles them
+	}
+	if err := a.settleRenaming(ctx); err != nil {
+		return err
 	}
 	removing, err := a.scanAll(ctx, Query{States: []State{StateRemoving}})
 	if err != nil {

@@ -79,4 +79,27 @@ func TestMirrorRemovals(t *testing.T) {
 	if st := h.run(t); st.Removed != 0 || len(st.MirrorUnsure) != 1 || len(h.dst.bodies("INBOX")) != 9 {
 		t.Fatalf("empty source: removed %d, cannot tell %v, destination %d; want 0, one, 9", st.Removed, st.MirrorUnsure, len(h.dst.bodies("INBOX")))
 	}
+
+	// The admin knows the maildrop was emptied: allowed to be empty, its
+	// copies go (within the caps), those mailferry deleted itself stay.
+	h.opts.MirrorAllowEmpty = []string{"Other"}
+	if st := h.run(t); st.Removed != 0 || len(st.MirrorUnsure) != 1 {
+		t.Fatalf("another folder allowed to be empty: removed %d, cannot tell %v; want 0, one", st.Removed, st.MirrorUnsure)
+	}
+	h.opts.MirrorAllowEmpty = []string{"INBOX"}
+	h.opts.MaxDelete = 6
+	if st := h.run(t); st.Removed != 0 || !st.MirrorOverCap || st.MirrorHeld != 7 || len(st.MirrorUnsure) != 0 {
+		t.Fatalf("allowed empty, over the cap: removed %d, over cap %v, held %d, cannot tell %v; want 0, true, 7, none",
+			st.Removed, st.MirrorOverCap, st.MirrorHeld, st.MirrorUnsure)
+	}
+	h.opts.MaxDelete = 0
+	if st := h.run(t); st.Error != "" || st.Removed != 7 || st.MirrorHeld != 0 || len(st.MirrorUnsure) != 0 || len(h.dst.bodies("INBOX")) != 2 {
+		t.Fatalf("allowed empty: removed %d, held %d, cannot tell %v, destination %d, error %q; want 7, 0, none, 2",
+			st.Removed, st.MirrorHeld, st.MirrorUnsure, len(h.dst.bodies("INBOX")), st.Error)
+	}
+	// Settled: the next pass, without the override, has nothing to tell.
+	h.opts.MirrorAllowEmpty = nil
+	if st := h.run(t); st.Error != "" || st.Removed != 0 || st.MirrorHeld != 0 || len(st.MirrorUnsure) != 0 {
+		t.Fatalf("the pass after: removed %d, held %d, cannot tell %v, error %q; want nothing", st.Removed, st.MirrorHeld, st.MirrorUnsure, st.Error)
+	}
 }

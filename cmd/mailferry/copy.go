@@ -165,6 +165,7 @@ func runCopy(ctx context.Context, args []string, e *env) (int, error) {
 	}
 	u.Options.DeleteSource, u.Options.DeleteAfter = o.common.deleteSource, o.common.deleteAfter
 	u.Options.Mirror, u.Options.MaxDelete, u.Options.MaxDeletePercent = o.common.mirror, o.common.maxDelete, o.common.maxDeletePercent
+	u.Options.MirrorAllowEmpty = o.common.mirrorAllowEmpty
 	u.Options.RetrySkipped = o.common.retrySkipped
 	u.Options.NoMatchExisting = o.common.noMatchExisting
 	u.Folders, u.XUIDL, u.IdleTimeout, u.Timeouts = o.folders, o.policy.xUIDL, o.policy.idleTimeout, o.policy.timeouts

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -179,10 +180,22 @@ func TestE2EMirror(t *testing.T) {
 		t.Fatalf("the dry run changed the destination INBOX: %d messages, want 61", n)
 	}
 
-	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror", "--trace")...)
 	a := r.report.Accounts[0]
 	if r.code != exitOK || a.Copied != 10 || a.Removed != 22 || a.Moved != 40 {
 		t.Fatalf("mirror pass: exit %d, copied %d, removed %d, moved %d; want 0, 10, 22, 40\n%s", r.code, a.Copied, a.Removed, a.Moved, r.stderr)
+	}
+	// The source's folders (INBOX, Work, Archive2021) are each listed
+	// twice: before anything is appended, to know what is gone and find
+	// what moved (the same listing), and by the copy.
+	searches := 0
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(l, "imapsrc") && strings.Contains(l, " UID SEARCH") {
+			searches++
+		}
+	}
+	if searches != 6 {
+		t.Errorf("the mirror pass listed the source's folders %d times (UID SEARCH), want 6: 2 each of 3", searches)
 	}
 	assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Work": "Work", "Archive2021": "Archive2021"}, map[string]int{"INBOX": 1})
 	if !slices.ContainsFunc(destMessages(t, p, "INBOX"), func(m destMsg) bool { return string(m.body) == string(own) }) {
@@ -359,6 +372,26 @@ func TestE2EMirrorEmptyFolder(t *testing.T) {
 	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
 	if a := r.report.Accounts[0]; r.code != exitPartial || len(a.MirrorUnsure) != 1 || a.MirrorUnsure[0].Folder != "Work" || a.Moved+a.Copied+a.Removed != 0 {
 		t.Fatalf("the pass after: exit %d, cannot tell %v, moved %d, copied %d, removed %d; want 3, Work only, nothing done\n%s",
+			r.code, a.MirrorUnsure, a.Moved, a.Copied, a.Removed, r.stderr)
+	}
+
+	// The user did empty Work: --mirror-allow-empty lets its removals
+	// through, within the caps (10 over --max-delete 9: held back).
+	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror", "--mirror-allow-empty", "Work", "--max-delete", "9")...)
+	if a := r.report.Accounts[0]; r.code != exitPartial || a.Removed != 0 || a.MirrorHeld != 10 || !a.MirrorOverCap || len(a.MirrorUnsure) != 0 {
+		t.Fatalf("--mirror-allow-empty over the cap: exit %d, removed %d, held %d, cannot tell %v; want 3, 0, 10, none\n%s",
+			r.code, a.Removed, a.MirrorHeld, a.MirrorUnsure, r.stderr)
+	}
+	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror", "--mirror-allow-empty", "Work")...)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 10 || a.MirrorHeld != 0 || len(a.MirrorUnsure) != 0 {
+		t.Fatalf("--mirror-allow-empty Work: exit %d, removed %d, held %d, cannot tell %v; want 0, 10, 0, none\n%s",
+			r.code, a.Removed, a.MirrorHeld, a.MirrorUnsure, r.stderr)
+	}
+	assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Later": "Later", "Work": "Work"}, nil)
+	// Settled: later passes need no override.
+	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+	if a := r.report.Accounts[0]; r.code != exitOK || len(a.MirrorUnsure) != 0 || a.Moved+a.Copied+a.Removed != 0 {
+		t.Fatalf("the pass after the override: exit %d, cannot tell %v, moved %d, copied %d, removed %d; want 0, nothing\n%s",
 			r.code, a.MirrorUnsure, a.Moved, a.Copied, a.Removed, r.stderr)
 	}
 }
@@ -543,7 +576,7 @@ func TestE2EMirrorConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "migrate.toml")
-	writeConfig := func(caps string) {
+	writeConfig := func(caps string, aliceKeys ...string) {
 		cfg := fmt.Sprintf(`state = "state.db"
 mirror = true
 %s
@@ -558,12 +591,13 @@ tls_ca = %q
 source_user = "alice"
 source_password_env = "T_MIRROR_PW"
 dest_password_env = "T_MIRROR_PW"
+%s
 [[account]]
 source_user = "bob"
 source_password_env = "T_MIRROR_PW"
 dest_password_env = "T_MIRROR_PW"
 mirror = false
-`, caps, src.POP3SAddr(), src.CAFile(), dst.IMAPSAddr(), src.CAFile())
+`, caps, src.POP3SAddr(), src.CAFile(), dst.IMAPSAddr(), src.CAFile(), strings.Join(aliceKeys, "\n"))
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -638,5 +672,266 @@ mirror = false
 	r = run("--only", "alice", "--max-delete-percent", "50")
 	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 2 || count("alice") != 4 {
 		t.Fatalf("--max-delete-percent 50: exit %d, removed %d, %d left; want 0, 2, 4\n%s", r.code, a.Removed, count("alice"), r.stderr)
+	}
+
+	// Maildrops emptied at the source: cannot tell, until alice's
+	// mirror_allow_empty, run's --mirror-allow-empty (for carol, in a dry
+	// run) and carol's column in the accounts file say they were emptied
+	// on purpose.
+	expungeAs(t, src, "alice", srcPassword, "INBOX", func(string) bool { return true })
+	expungeAs(t, src, "carol", srcPassword, "INBOX", func(string) bool { return true })
+	writeConfig("max_delete = 10")
+	r = run("--only", "alice,carol")
+	s = byUser(r)
+	if r.code != exitPartial || len(s["alice"].MirrorUnsure) != 1 || len(s["carol"].MirrorUnsure) != 1 || s["alice"].Removed+s["carol"].Removed != 0 {
+		t.Fatalf("emptied maildrops: exit %d, cannot tell alice %v, carol %v; want 3, both\n%s", r.code, s["alice"].MirrorUnsure, s["carol"].MirrorUnsure, r.stderr)
+	}
+	writeConfig("max_delete = 10", `mirror_allow_empty = ["INBOX"]`)
+	r = run("--only", "alice,carol")
+	s = byUser(r)
+	if r.code != exitPartial || s["alice"].Removed != 4 || len(s["alice"].MirrorUnsure) != 0 || len(s["carol"].MirrorUnsure) != 1 || s["carol"].Removed != 0 {
+		t.Fatalf("mirror_allow_empty for alice: exit %d, removed alice %d (cannot tell %v), carol %d (%v); want 3, 4 (none), 0 (one)\n%s",
+			r.code, s["alice"].Removed, s["alice"].MirrorUnsure, s["carol"].Removed, s["carol"].MirrorUnsure, r.stderr)
+	}
+	r = run("--only", "carol", "--mirror-allow-empty", "INBOX", "--dry-run")
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 6 || len(a.MirrorActions) != 6 || len(a.MirrorUnsure) != 0 || count("carol") != 6 {
+		t.Fatalf("--mirror-allow-empty INBOX --dry-run for carol: exit %d, would remove %d (%d listed), cannot tell %v, %d left; want 0, 6 (6), none, 6\n%s",
+			r.code, a.Removed, len(a.MirrorActions), a.MirrorUnsure, count("carol"), r.stderr)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "more.csv"), []byte("source_user,source_password_env,dest_password_env,mirror,mirror_allow_empty\ncarol,T_MIRROR_PW,T_MIRROR_PW,true,Trash; INBOX\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = run("--only", "carol")
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Removed != 6 || len(a.MirrorUnsure) != 0 {
+		t.Fatalf("the accounts file's mirror_allow_empty for carol: exit %d, removed %d, cannot tell %v; want 0, 6, none\n%s", r.code, a.Removed, a.MirrorUnsure, r.stderr)
+	}
+	for u, want := range map[string]int{"alice": 0, "carol": 0, "bob": 10} {
+		if n := count(u); n != want {
+			t.Errorf("%s's destination INBOX holds %d, want %d", u, n, want)
+		}
+	}
+}
+
+// TestE2EMirrorInterrupt: Ctrl-C during a mirror pass's moves, and during
+// its removals (the built binary, SIGINT while a group's command is in
+// flight): the group in flight is settled through the ledger (nothing left
+// removing or moving), no other move, removal or folder deletion starts,
+// the run exits 130; the same command run again finishes exactly: the
+// destination equals the source, nothing appended again, nothing twice.
+func TestE2EMirrorInterrupt(t *testing.T) {
+	for _, c := range []struct {
+		point string
+		// The groups in the pass: moves INBOX -> Work (3), Work ->
+		// Projects (4); removals from INBOX (3), Work (2) and the deleted
+		// folder Old (4).
+		movedFirst, removedFirst []int // what the interrupted run may have done: one group
+	}{
+		{"moving", []int{3, 4}, []int{0}},
+		{"removing", []int{7}, []int{3, 2, 4}},
+	} {
+		t.Run(c.point, func(t *testing.T) {
+			p := imapPair(t)
+			base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
+			for folder, n := range map[string]int{"INBOX": 10, "Work": 10, "Projects": 2, "Old": 4} {
+				for i := range n {
+					if err := p.src.SeedMaildir("alice", folder, mirrorMessage(folder, i), "S", base.Add(time.Duration(i)*time.Minute)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Copied != 26 {
+				t.Fatalf("bulk pass: exit %d\n%s", r.code, r.stderr)
+			}
+			expungeAt(t, p.src, srcPassword, "INBOX", subjectIn("INBOX", 0, 3))
+			expungeAt(t, p.src, srcPassword, "Work", subjectIn("Work", 0, 2))
+			src := imapLogin(t, p.src, srcPassword)
+			if _, err := src.Move(uidsOf(t, src, "INBOX", subjectIn("INBOX", 3, 6)), "Work").Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := src.Move(uidsOf(t, src, "Work", subjectIn("Work", 2, 6)), "Projects").Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if err := src.Unselect().Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if err := src.Delete("Old").Wait(); err != nil {
+				t.Fatal(err)
+			}
+
+			r := runSubprocess(t, p, []string{"MAILFERRY_TEST_SIGNALPOINT=" + c.point + ":1"}, p.imapCopyArgs("--mirror")...)
+			if !strings.Contains(r.stderr, "signalpoint "+c.point) {
+				t.Fatalf("the signal point %s was not reached: exit %d\n%s", c.point, r.code, r.stderr)
+			}
+			a := r.report.Accounts[0]
+			if r.code != exitInterrupted || !slices.Contains(c.movedFirst, a.Moved) || !slices.Contains(c.removedFirst, a.Removed) || a.Copied != 0 || len(a.FoldersDeleted) != 0 {
+				t.Fatalf("interrupted at %s: exit %d, moved %d, removed %d, copied %d, folders deleted %q; want %d, moved one of %v, removed one of %v, nothing copied or deleted\n%s",
+					c.point, r.code, a.Moved, a.Removed, a.Copied, a.FoldersDeleted, exitInterrupted, c.movedFirst, c.removedFirst, r.stderr)
+			}
+			st := runInProcess(t, p.getenv, "status", "--state", p.state, "--json")
+			var sr statusReport
+			if err := json.Unmarshal([]byte(st.stdout), &sr); err != nil || len(sr.Accounts) != 1 {
+				t.Fatalf("status --json: %v\n%s%s", err, st.stdout, st.stderr)
+			}
+			if s := sr.Accounts[0]; s.Mirroring != 0 || s.Pending != 0 || s.Removed != a.Removed {
+				t.Errorf("status after the interrupt: %d removals or moves in flight, %d pending, %d removed; want 0, 0, %d", s.Mirroring, s.Pending, s.Removed, a.Removed)
+			}
+			boxes, err := p.dst.Mailboxes("alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(boxes, "Old") {
+				t.Errorf("the interrupted pass deleted the destination folder Old: %q", boxes)
+			}
+
+			r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+			b := r.report.Accounts[0]
+			if r.code != exitOK || b.Copied != 0 || a.Moved+b.Moved != 7 || a.Removed+b.Removed != 9 || !slices.Equal(b.FoldersDeleted, []string{"Old"}) {
+				t.Fatalf("the run after: exit %d, copied %d, moved %d+%d, removed %d+%d, folders deleted %q; want 0, 0, 7 in all, 9 in all, Old\n%s",
+					r.code, b.Copied, a.Moved, b.Moved, a.Removed, b.Removed, b.FoldersDeleted, r.stderr)
+			}
+			assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Work": "Work", "Projects": "Projects"}, nil)
+			if r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Moved+r.report.Accounts[0].Removed+r.report.Accounts[0].Copied != 0 {
+				t.Fatalf("a pass after: exit %d, %+v; want nothing to do\n%s", r.code, r.report.Accounts[0], r.stderr)
+			}
+		})
+	}
+}
+
+// TestE2EMirrorRename: a source folder renamed whose destination folder
+// holds only mailferry's copies is renamed on the destination (RENAME: the
+// folder keeps its UIDVALIDITY and UIDs on Dovecot); one where the user
+// filed a message of their own is mirrored as moves, and keeps that
+// message, as is one with a folder under it (a RENAME would carry it
+// along). Killed at the rename's steps (intent recorded; RENAME done,
+// not recorded), the next run settles it: the destination equals the
+// source, nothing appended again, nothing twice; also when the server gave
+// the renamed folder a new UIDVALIDITY (the copies keep their UIDs when
+// they still have them, else they stay with unknown UIDs).
+func TestE2EMirrorRename(t *testing.T) {
+	for _, c := range []struct {
+		name, point string
+		// renumber: what the destination does to the renamed folder
+		// before the next run settles the rename.
+		renumber string // "": nothing; "validity": a new UIDVALIDITY; "uids": new UIDs too
+	}{
+		{"rename", "", ""},
+		{"crash before", "renaming:1", ""},
+		{"crash after", "renamed:1", ""},
+		{"new uidvalidity", "renamed:1", "validity"},
+		{"new uids", "renamed:1", "uids"},
+	} {
+		point := c.point
+		t.Run(c.name, func(t *testing.T) {
+			p := imapPair(t)
+			base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
+			for folder, n := range map[string]int{"INBOX": 3, "Projects": 6, "Lists": 4, "Team": 2, "Team.Sub": 2} {
+				for i := range n {
+					if err := p.src.SeedMaildir("alice", folder, mirrorMessage(folder, i), "F", base.Add(time.Duration(i)*time.Minute)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Copied != 17 {
+				t.Fatalf("bulk pass: exit %d\n%s", r.code, r.stderr)
+			}
+			dst := imapLogin(t, p.dst, dstPassword)
+			own := []byte("Message-ID: <own@example.test>\r\nSubject: filed at the destination\r\n\r\nmine\r\n")
+			app := dst.Append("Lists", int64(len(own)), nil)
+			if _, err := app.Write(own); err != nil {
+				t.Fatal(err)
+			}
+			if err := app.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := app.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			uidValidity := func(mailbox string) uint32 {
+				st, err := dst.Status(mailbox, &imap.StatusOptions{UIDValidity: true}).Wait()
+				if err != nil {
+					t.Fatalf("STATUS %s: %v", mailbox, err)
+				}
+				return st.UIDValidity
+			}
+			projects, team := uidValidity("Projects"), uidValidity("Team")
+			src := imapLogin(t, p.src, srcPassword)
+			for from, to := range map[string]string{"Projects": "Archive", "Lists": "Lists2", "Team": "Crew"} {
+				if err := src.Rename(from, to, nil).Wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			if point != "" {
+				r := runSubprocess(t, p, []string{"MAILFERRY_TEST_CRASHPOINT=" + point}, p.imapCopyArgs("--mirror")...)
+				if r.code != -1 {
+					t.Fatalf("the crashpoint %s was not reached: exit %d\n%s", point, r.code, r.stderr)
+				}
+			}
+			if c.renumber == "uids" {
+				// Each message copied within the folder, the original
+				// expunged: new UIDs.
+				if _, err := dst.Select("Archive", nil).Wait(); err != nil {
+					t.Fatal(err)
+				}
+				all := uidsOf(t, dst, "Archive", func(string) bool { return true })
+				if _, err := dst.Copy(all, "Archive").Wait(); err != nil {
+					t.Fatal(err)
+				}
+				if err := dst.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := dst.UIDExpunge(all).Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := dst.Unselect().Wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.renumber != "" {
+				if out, err := p.dst.Doveadm("mailbox", "update", "-u", "alice", "--uid-validity", fmt.Sprint(projects+1000), "Archive"); err != nil {
+					t.Fatalf("doveadm mailbox update: %v\n%s", err, out)
+				}
+				projects += 1000
+			}
+			r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+			a := r.report.Accounts[0]
+			if r.code != exitOK || a.Copied != 0 || a.Removed != 0 {
+				t.Fatalf("mirror pass: exit %d, copied %d, removed %d; want 0, 0, 0\n%s", r.code, a.Copied, a.Removed, r.stderr)
+			}
+			if point == "" {
+				if a.Moved != 14 || !slices.Contains(a.FoldersRenamed, "Projects -> Archive") {
+					t.Errorf("mirror pass: moved %d, folders renamed %q; want 14, Projects -> Archive among them", a.Moved, a.FoldersRenamed)
+				}
+				if got := uidValidity("Crew"); got == team {
+					t.Errorf("destination Team, which has a folder under it, was renamed to Crew (UIDVALIDITY %d), not mirrored as moves", got)
+				}
+				if !strings.Contains(r.stderr, "renamed on the destination, as at the source") {
+					t.Errorf("the log does not say the folder was renamed:\n%s", r.stderr)
+				}
+			}
+			if want := c.renumber == "uids"; strings.Contains(r.stderr, "renumbered a renamed folder") != want {
+				t.Errorf("the log says the renamed folder was renumbered: %v, want %v\n%s", !want, want, r.stderr)
+			}
+			if point != "renaming:1" {
+				// Renamed, not emptied into a new folder: same UIDVALIDITY.
+				if got := uidValidity("Archive"); got != projects {
+					t.Errorf("destination Archive has UIDVALIDITY %d, want Projects' %d (RENAME, not moves)", got, projects)
+				}
+			}
+			assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Archive": "Archive", "Lists2": "Lists2", "Crew": "Crew", "Crew.Sub": "Crew/Sub"}, nil)
+			boxes, err := p.dst.Mailboxes("alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(boxes, "Projects") || !slices.Contains(boxes, "Lists") {
+				t.Errorf("destination folders: %q; want no Projects, and Lists with the user's message", boxes)
+			}
+			if l := destMessages(t, p, "Lists"); len(l) != 1 || string(l[0].body) != string(own) {
+				t.Errorf("destination Lists holds %d messages, want only the user's own", len(l))
+			}
+			if r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...); r.code != exitOK || r.report.Accounts[0].Moved+r.report.Accounts[0].Removed+r.report.Accounts[0].Copied != 0 {
+				t.Fatalf("a pass after: exit %d, %+v; want nothing to do\n%s", r.code, r.report.Accounts[0], r.stderr)
+			}
+		})
 	}
 }

@@ -38,6 +38,7 @@ type commonOptions struct {
 	mirrorFromFlags    bool // run: --mirror replaces every account's mirror key
 	maxDelete          int
 	maxDeletePercent   int
+	mirrorAllowEmpty   []string
 	// createFolders is --create-folders when it was given (it then
 	// replaces a config's create_folders); nil otherwise.
 	createFolders *bool
@@ -75,6 +76,7 @@ func (o *commonOptions) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.mirror, "mirror", false, "make the destination follow the source for what mailferry copied: remove copies of messages deleted there, move copies of messages moved between folders (docs/mirror.md)")
 	fs.IntVar(&o.maxDelete, "max-delete", 0, "with --mirror: a pass that would remove more than this many copies of an account removes nothing and exits 3 (default: 10% of its copied messages, at least 50)")
 	fs.IntVar(&o.maxDeletePercent, "max-delete-percent", 0, "with --mirror: the same cap as a percentage of the account's copied messages (the smaller cap wins when both are given)")
+	fs.StringArrayVar(&o.mirrorAllowEmpty, "mirror-allow-empty", nil, "with --mirror: this source folder (as the report's 'cannot tell' names it) was emptied at the source on purpose: remove the copies of its messages within the caps (repeat for more folders)")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto (a bar on a terminal, log lines otherwise), bar, lines or none")
 	fs.StringVar(&o.report, "report", "", "also write the JSON report to this file")
 	fs.StringVar(&o.onLocked, "on-locked", "fail", "when another run is working on an account (overlapping cron runs): fail, skip, or wait")
@@ -97,6 +99,7 @@ func (o *commonOptions) accountOptions(e *env, log *slog.Logger) account.Options
 		opts.Mirror = &mirror
 	}
 	opts.MaxDelete, opts.MaxDeletePercent = o.maxDelete, o.maxDeletePercent
+	opts.MirrorAllowEmpty = o.mirrorAllowEmpty
 	opts.CreateFolders = o.createFolders
 	opts.NoMatchExisting = o.noMatchExisting
 	return opts

@@ -134,6 +134,10 @@ FLAGS
                             the copied messages, at least 50)
   --max-delete-percent P    the same cap as a percentage of the copied
                             messages; with --max-delete the smaller wins
+  --mirror-allow-empty FOLDER
+                            with --mirror: FOLDER was emptied at SOURCE on
+                            purpose; remove its copies within the caps
+                            instead of 'cannot tell' (repeatable)
   --internal-date POLICY    received (default: newest Received: header, then
                             Date:, then now), date (Date:, then now), or now
   --flags POLICY            none (default), seen, or status (mbox Status: and
@@ -269,6 +273,10 @@ FLAGS
                             caps of one mirror pass's removals per account
                             (default 10%, at least 50): over them, nothing
                             is removed and the run exits 3
+  --mirror-allow-empty FOLDER
+                            a source folder emptied on purpose: its copies
+                            are removed within the caps (repeatable; adds
+                            to every account's mirror_allow_empty)
   --on-locked fail|skip|wait, --lock-wait DURATION (cron: use skip or wait)
   -q, --quiet, -v, --verbose, --log-format FORMAT, --trace
 

@@ -25,6 +25,23 @@ func testHooks(getenv func(string) string, o *pipeline.Options) error {
 	if o.Crashpoint, err = crashpointFromEnv(getenv); err != nil {
 		return err
 	}
+	interrupt, err := pointFromEnv(getenv, "MAILFERRY_TEST_SIGNALPOINT", func(point string, n int) {
+		// Ctrl-C while the step is in flight: the step waits until the
+		// signal handler surely stopped the run (it takes microseconds;
+		// the margin is for a loaded machine), then goes on, as a command
+		// already sent to the server would.
+		fmt.Fprintf(os.Stderr, "mailferry: signalpoint %s:%d reached, sending myself SIGINT\n", point, n)
+		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		time.Sleep(2 * time.Second)
+	})
+	if err != nil {
+		return err
+	}
+	if crash := o.Crashpoint; interrupt != nil && crash != nil {
+		o.Crashpoint = func(p string) { interrupt(p); crash(p) }
+	} else if interrupt != nil {
+		o.Crashpoint = interrupt
+	}
 	o.Now, err = testNowFromEnv(getenv)
 	return err
 }
@@ -34,14 +51,25 @@ func testHooks(getenv func(string) string, o *pipeline.Options) error {
 // "appended", "committed", "deleted") the process kills itself with
 // SIGKILL, exactly as `kill -9` at that moment would. Unset: nil.
 func crashpointFromEnv(getenv func(string) string) (func(string), error) {
-	v := getenv("MAILFERRY_TEST_CRASHPOINT")
+	return pointFromEnv(getenv, "MAILFERRY_TEST_CRASHPOINT", func(point string, n int) {
+		fmt.Fprintf(os.Stderr, "mailferry: crashpoint %s:%d reached, killing myself\n", point, n)
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	})
+}
+
+// pointFromEnv reads name=POINT:N and returns a Crashpoint that calls at
+// the N-th time the pipeline reaches POINT. Unset: nil.
+// MAILFERRY_TEST_SIGNALPOINT (the Ctrl-C tests) sends SIGINT there.
+func pointFromEnv(getenv func(string) string, name string, at func(point string, n int)) (func(string), error) {
+	v := getenv(name)
 	if v == "" {
 		return nil, nil
 	}
 	point, nStr, ok := strings.Cut(v, ":")
 	n, err := strconv.Atoi(nStr)
 	if !ok || err != nil || n < 1 {
-		return nil, usagef("MAILFERRY_TEST_CRASHPOINT=%q: want POINT:N", v)
+		return nil, usagef("%s=%q: want POINT:N", name, v)
 	}
 	var mu sync.Mutex
 	seen := 0
@@ -53,9 +81,7 @@ func crashpointFromEnv(getenv func(string) string) (func(string), error) {
 		defer mu.Unlock()
 		seen++
 		if seen == n {
-			fmt.Fprintf(os.Stderr, "mailferry: crashpoint %s:%d reached, killing myself\n", point, n)
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
-			select {} // the signal is on its way
+			at(point, n)
 		}
 	}, nil
 }
