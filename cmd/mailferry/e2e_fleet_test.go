@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
 	"github.com/mailferry/mailferry/internal/testkit/postgres"
 )
 
@@ -38,7 +40,17 @@ type fleetSetup struct {
 	served   map[string][][]byte
 	// quota is an account's max_bytes_per_day ("" none).
 	quota map[string]string
+	// popAddr, imapAddr and dstAddr are the addresses the config and the
+	// accounts name: the servers' own, or their counting proxies'.
+	popAddr, imapAddr, dstAddr string
+	// proxies count the connections to each server address, by what it
+	// serves (fleetCaps); nil without caps.
+	proxies map[string]*faultproxy.Proxy
 }
+
+// fleetCaps are the connection caps of a capped fleet: max_connections of
+// the source (each of its POP3 and IMAP addresses) and of the destination.
+type fleetCaps struct{ source, dest int }
 
 // listAccounts writes the accounts file with the first k accounts, each
 // named by its user.
@@ -51,9 +63,9 @@ func (f *fleetSetup) listAccounts(t *testing.T, k int) {
 	w := csv.NewWriter(fh)
 	w.Write([]string{"name", "source_user", "source_password", "dest_user", "dest_password", "source_url", "max_bytes_per_day"})
 	for i, u := range f.users[:k] {
-		url := "pop3s://" + f.src.POP3SAddr()
+		url := "pop3s://" + f.popAddr
 		if i%2 == 1 {
-			url = "imaps://" + f.src.IMAPSAddr()
+			url = "imaps://" + f.imapAddr
 		}
 		w.Write([]string{u, u, f.srcPW[u], u, f.dstPW[u], url, f.quota[u]})
 	}
@@ -66,6 +78,15 @@ func (f *fleetSetup) listAccounts(t *testing.T, k int) {
 // startFleet starts the servers and writes a config of n accounts, the
 // even ones on POP3, the odd ones on IMAP, perAccount messages each.
 func startFleet(t *testing.T, n, perAccount int, extra string) *fleetSetup {
+	t.Helper()
+	return startCappedFleet(t, n, perAccount, extra, nil)
+}
+
+// startCappedFleet is startFleet with caps (nil: none): the config sets
+// them, and the workers reach every server address through a counting
+// proxy (faultproxy, no faults), whose MaxOpen tells the most connections
+// the server saw at once.
+func startCappedFleet(t *testing.T, n, perAccount int, extra string, caps *fleetCaps) *fleetSetup {
 	t.Helper()
 	ca, err := dovecot.NewCA()
 	if err != nil {
@@ -93,6 +114,15 @@ func startFleet(t *testing.T, n, perAccount int, extra string) *fleetSetup {
 		}
 	}
 	f.srcPW = srcUsers
+	f.popAddr, f.imapAddr, f.dstAddr = f.src.POP3SAddr(), f.src.IMAPSAddr(), f.dst.IMAPSAddr()
+	srcCap, dstCap := "", ""
+	if caps != nil {
+		f.proxies = map[string]*faultproxy.Proxy{
+			"source POP3": startProxy(t, f.popAddr), "source IMAP": startProxy(t, f.imapAddr), "destination IMAP": startProxy(t, f.dstAddr),
+		}
+		f.popAddr, f.imapAddr, f.dstAddr = f.proxies["source POP3"].Addr(), f.proxies["source IMAP"].Addr(), f.proxies["destination IMAP"].Addr()
+		srcCap, dstCap = fmt.Sprintf("max_connections = %d\n", caps.source), fmt.Sprintf("max_connections = %d\n", caps.dest)
+	}
 	f.listAccounts(t, n)
 	f.cfg = filepath.Join(f.dir, "migrate.toml")
 	body := fmt.Sprintf(`state = %q
@@ -102,11 +132,11 @@ accounts_file = "users.csv"
 [source]
 url = "pop3s://%s"
 tls_ca = %q
-[destination]
+%s[destination]
 url = "imaps://%s"
 tls_ca = %q
 batch_messages = 2
-`, f.dbURL, extra, f.src.POP3SAddr(), f.src.CAFile(), f.dst.IMAPSAddr(), f.src.CAFile())
+%s`, f.dbURL, extra, f.popAddr, f.src.CAFile(), srcCap, f.dstAddr, f.src.CAFile(), dstCap)
 	if err := os.WriteFile(f.cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +155,28 @@ func (f *fleetSetup) assertEveryAccountOnce(t *testing.T) {
 			t.Errorf("%s: the destination holds %d messages, %d missing and %d extra or duplicated", u, len(got), missing, extra)
 		}
 	}
+}
+
+// slotsOf returns how many fleet-wide connection slots worker holds in
+// the checkpoint and how far ahead (on the database's clock) the latest
+// of them expires.
+func (f *fleetSetup) slotsOf(t *testing.T, worker string) (int64, time.Duration) {
+	t.Helper()
+	u, err := url.Parse(f.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	n, err := f.pg.QueryInt(t.Context(), db, `SELECT count(*) FROM mailferry.slots WHERE worker = $1`, worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead, err := f.pg.QueryInt(t.Context(), db, `SELECT COALESCE(max(expires), 0) - CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000000 AS BIGINT)
+		FROM mailferry.slots WHERE worker = $1`, worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, time.Duration(ahead)
 }
 
 // workerName is the name a worker process logged at its start.
@@ -159,10 +211,17 @@ func exitWithin(t *testing.T, s *service, d time.Duration, what string) int {
 // survivor (4 accounts at once) takes both workers' accounts over once
 // their leases ran out (the time after expiry is logged) and finishes
 // them; every account's destination holds its source's messages exactly
-// once; status shows the fleet.
+// once; status shows the fleet. The connection caps hold across the
+// fleet: counting proxies in front of the source's POP3 and IMAP and the
+// destination's IMAP never see more connections at once than the
+// server's max_connections, which the three workers (8 accounts at once,
+// each 1 source and 2 to 4 destination connections) would pass with caps
+// per process only. A dead worker's slots come free when they expire,
+// after the same (short) TTL as its leases.
 func TestE2EFleetWorkers(t *testing.T) {
 	const accounts, perAccount = 60, 8
-	f := startFleet(t, accounts, perAccount, `max_messages_per_second = 4`)
+	caps := fleetCaps{source: 3, dest: 8}
+	f := startCappedFleet(t, accounts, perAccount, `max_messages_per_second = 4`, &caps)
 	proxy := postgres.CutProxy(t, f.pg)
 	viaProxy := strings.Replace(f.dbURL, f.pg.Addr(), proxy.Addr(), 1)
 
@@ -175,12 +234,25 @@ func TestE2EFleetWorkers(t *testing.T) {
 
 	// Mid-account: a fourth claim (the first two are at once), then a
 	// while into its 2 s copy.
+	// It is killed while it holds connection slots (its accounts may wait
+	// for the fleet's caps a while): they stay taken until they expire,
+	// after the workers' lease TTL, not the release binary's 30 s.
 	killed.waitFor("the first worker's fourth claim", 2*time.Minute, func() bool { return claims(killed) >= 4 })
 	time.Sleep(700 * time.Millisecond)
+	var held int64
+	var ahead time.Duration
+	killed.waitFor("the first worker's connection slots", time.Minute, func() bool {
+		held, ahead = f.slotsOf(t, killedName)
+		return held > 0
+	})
 	if err := killed.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	killedAt := time.Now()
+	t.Logf("the killed worker left %d connection slots, free in %v at the latest", held, ahead.Round(time.Millisecond))
+	if ahead > fleetLeaseTTL {
+		t.Errorf("the killed worker's connection slots expire in %v, want within the lease TTL (%v)", ahead, fleetLeaseTTL)
+	}
 	cut.waitFor("the third worker's fourth claim", 2*time.Minute, func() bool { return claims(cut) >= 4 })
 	time.Sleep(700 * time.Millisecond)
 	proxy.Cut()
@@ -201,6 +273,19 @@ func TestE2EFleetWorkers(t *testing.T) {
 		t.Fatalf("the surviving worker exited %d, want 0\n%s", code, survivor.log())
 	}
 	t.Logf("60 accounts × %d messages, 3 workers (2, 4 and 2 accounts at once), one killed, one cut: %.1f s", perAccount, time.Since(started).Seconds())
+
+	// The servers never saw more connections at once than their caps.
+	for what, p := range f.proxies {
+		limit := caps.source
+		if strings.HasPrefix(what, "destination") {
+			limit = caps.dest
+		}
+		peak := p.MaxOpen(20 * time.Millisecond)
+		t.Logf("%s: at most %d connections at once (max_connections = %d), %d in all", what, peak, limit, p.Conns())
+		if peak > limit {
+			t.Errorf("the %s server saw %d connections at once, max_connections = %d across the fleet", what, peak, limit)
+		}
+	}
 
 	// The survivor took over what the two others held.
 	from := map[string]int{}
