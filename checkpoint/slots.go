@@ -25,6 +25,17 @@ import (
 // mode breaks session locks); rows are also what status can show. The
 // price is that a dead worker's slots come free after the TTL rather than
 // at once.
+//
+// A slot's TTL is twice the lease's (slotTTL). A worker cut from the
+// database loses its leases first (half a lease TTL after its last
+// renewal) and stops, but its mail connections close only once the
+// batches in flight are settled, which waits for the database too; its
+// slots must not come free to another worker while those connections
+// are still open at the server.
+
+// slotTTL is how long a slot lives after its last renewal: twice the
+// lease TTL, for the reason above.
+func slotTTL(leaseTTL time.Duration) time.Duration { return 2 * leaseTTL }
 
 // slotPoll is how often a worker waiting for a fleet-wide slot asks again.
 const slotPoll = 250 * time.Millisecond
@@ -88,7 +99,7 @@ func (s *Slots) TryTake(ctx context.Context, scope string, size, n int) (release
 			SELECT $2, s, $4, 0, `+pgNow+` + $5 FROM free
 		ON CONFLICT (scope, slot) DO UPDATE SET worker = EXCLUDED.worker, account_id = 0, expires = EXCLUDED.expires
 			WHERE t.expires <= `+pgNow+`
-		RETURNING slot`, size, scope, n, e.worker, e.ttl.Nanoseconds())
+		RETURNING slot`, size, scope, n, e.worker, slotTTL(e.ttl).Nanoseconds())
 	if err != nil {
 		return nil, false, fmt.Errorf("taking a connection slot of %s in %s: %w", scope, e.l.path, explainConnect(err))
 	}
@@ -222,7 +233,7 @@ func (s *Slots) renew() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), e.ttl/4)
-		_, err := e.l.w.ExecContext(ctx, `UPDATE slots SET expires = `+pgNow+` + $1 WHERE worker = $2`, e.ttl.Nanoseconds(), e.worker)
+		_, err := e.l.w.ExecContext(ctx, `UPDATE slots SET expires = `+pgNow+` + $1 WHERE worker = $2`, slotTTL(e.ttl).Nanoseconds(), e.worker)
 		cancel()
 		if err != nil {
 			e.l.log.Warn("renewing connection slots failed; other workers may take them once they expire", "database", e.l.path, "error", explainConnect(err))
