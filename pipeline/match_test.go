@@ -293,3 +293,51 @@ func TestMatchExistingSeveralSessions(t *testing.T) {
 			st.Copied, st.Matched, len(h.dst.bodies("INBOX")), md.listed, st.Error)
 	}
 }
+
+// TestReconcileIdenticalBodies: pending entries of messages with the same
+// bytes under different keys (a POP3 mailbox holding one message twice)
+// are each matched with a copy of their own, never one copy for two, and
+// never a copy a done entry names; what is not found is sent again. The
+// destination ends with the source's multiset (the fault suite's scenario
+// 069 of seed 1796549140317265009 duplicated 2 such messages once).
+func TestReconcileIdenticalBodies(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		doneFirst  bool // uidl-001 is done at UID 1
+		stored     int  // copies of the shared body on the destination
+		reconciled int
+	}{
+		{"done twin, one of two pending stored", true, 2, 1},
+		{"done twin, neither pending stored", true, 1, 0},
+		{"done twin, both pending stored", true, 3, 2},
+		{"no done twin, both pending stored", false, 2, 2},
+		{"no done twin, one stored", false, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs := genMessages(8)
+			msgs[6].body, msgs[7].body = msgs[1].body, msgs[1].body
+			h, md := newMatchHarness(msgs)
+			for range tc.stored {
+				seedDest(md.memDest, "INBOX", msgs[1].body)
+			}
+			sum := fmt.Sprintf("%x", sha256.Sum256(msgs[1].body))
+			next := uint32(1)
+			if tc.doneFirst {
+				h.ledger.put(alice, Entry{Key: msgs[1].key, State: StateDone, Digest: sum, Size: int64(len(msgs[1].body)),
+					DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: 1})
+				next = 2
+			}
+			for _, m := range msgs[6:] {
+				h.ledger.put(alice, Entry{Key: m.key, State: StatePending, Digest: sum, Size: int64(len(m.body)),
+					DestMailbox: "INBOX", DestUIDValidity: 7, DestUIDNext: next})
+			}
+			st := h.runOn(t, md)
+			if st.Error != "" || st.Reconciled != tc.reconciled {
+				t.Fatalf("reconciled %d, error %q; want %d, none", st.Reconciled, st.Error, tc.reconciled)
+			}
+			if got, want := h.dst.bodies("INBOX"), sortedBodies(msgs); strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Fatalf("destination holds %d messages, want the source's 8 (the shared body 3 times)", len(got))
+			}
+		})
+	}
+}

@@ -383,6 +383,7 @@ func testLookup(t *testing.T, s *suite) {
 		t.Errorf("Lookup of no keys found %d", n)
 	}
 	testLookupRanges(t, s)
+	testLookupAdversarialKeys(t, s)
 }
 
 // testLookupRanges: keys asked for in ascending order are read as one
@@ -444,6 +445,59 @@ func testLookupRanges(t *testing.T, s *suite) {
 		if len(got) != want {
 			t.Errorf("%s: Lookup of %d keys found %d, want %d", tc.name, len(tc.keys), len(got), want)
 		}
+	}
+}
+
+// testLookupAdversarialKeys: the range read walks the ledger's order and
+// the keys' (Go's byte order) side by side, so the two must agree also on
+// keys one is a prefix of, NUL bytes, bytes above 0x7f that are not UTF-8,
+// and a range that holds exactly as many entries as the read allows (one
+// fewer: the range is used; as many: the seeks). A key the walk passed
+// over would be taken for new and copied again.
+func testLookupAdversarialKeys(t *testing.T, s *suite) {
+	c, _ := s.account("carol")
+	var all []string
+	for _, stem := range []string{"p", "p\x00", "p\x00\x00", "p\x01", "p\x7f", "p\x80", "p\xc3\xa9", "p\xff", "p\xff\xff", "q"} {
+		for i := range 4 {
+			all = append(all, stem+fmt.Sprintf("%c", 'a'+i))
+		}
+		all = append(all, stem)
+	}
+	slices.Sort(all)
+	var put []pipeline.Entry
+	for i, k := range all {
+		put = append(put, pipeline.Entry{Key: k, State: pipeline.StateDone, Size: int64(i + 1)})
+	}
+	s.commit(c, pipeline.Changes{Put: put})
+	check := func(name string, keys []string) {
+		t.Helper()
+		got := s.lookup(c, keys...)
+		for _, k := range keys {
+			i := slices.Index(all, k)
+			if e, ok := got[k]; !ok || e.Size != int64(i+1) {
+				t.Errorf("%s: %q = %+v, %v (want found, size %d)", name, k, e, ok, i+1)
+			}
+		}
+		if len(got) != len(keys) {
+			t.Errorf("%s: Lookup of %d keys found %d", name, len(keys), len(got))
+		}
+	}
+	check("every key", all)
+	var odd []string
+	for i, k := range all {
+		if i%2 == 1 {
+			odd = append(odd, k)
+		}
+	}
+	check("every second key", odd)
+	// n keys spanning 2n-1 entries (the range), then 2n entries (seeks).
+	for _, span := range []int{31, 32} {
+		keys := []string{all[0]}
+		for i := 1; len(keys) < 15; i++ {
+			keys = append(keys, all[i])
+		}
+		keys = append(keys, all[span-1])
+		check(fmt.Sprintf("16 keys over %d entries", span), keys)
 	}
 }
 

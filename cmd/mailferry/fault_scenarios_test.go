@@ -24,6 +24,18 @@ import (
 // destination; after the last run the destination holds exactly the
 // source's multiset.
 //
+// One kind of extra copy is allowed until the next run, as documented
+// (docs/how-it-works.md: "a late copy that lands after the last run stays
+// until the next run"): a message a run sent again because reconcile did
+// not find it (the report's resent) can have its first APPEND, from the
+// killed or broken run, stored after the resending run's last look for
+// late copies — Dovecot still saving a dead session's MULTIAPPEND on a
+// loaded machine (scenario 069 of seed 1796549140317265009 failed so once:
+// 2 extra after the clean run that resent a batch of 2). After a run, at
+// most as many extra copies as the runs resent are tolerated; when the
+// last, complete run leaves some, further runs (after a pause) must remove
+// them, and the destination must then hold exactly the source's multiset.
+//
 //	MAILFERRY_FAULT_SEED=N       replay the suite with this seed (printed by every run)
 //	MAILFERRY_FAULT_SCENARIOS=N  scenarios per source kind (default 100)
 //	MAILFERRY_FAULT_BUDGET=D     stop starting scenarios after this long (default 6m)
@@ -131,6 +143,7 @@ type faultTally struct {
 	crashes   int
 	faults    int
 	fired     int
+	late      int // late copies a further run removed (see the header comment)
 	messages  int // messages verified on the destination at the end
 	lost      int
 	dups      int
@@ -228,9 +241,9 @@ func runFaultSuite(t *testing.T, kind sourceKind, ledger string) {
 		}
 		sort.Strings(classes)
 		t.Logf("%s fault suite, checkpoint in %s (seed %d): %d scenarios, %d runs (%d killed by crashpoints, %d with proxy faults, %d faults fired), "+
-			"%d messages verified, %d deleted at the source, %d lost, %d duplicated, %v\noutcome of proxy-fault runs by fault:\n  %s",
+			"%d messages verified, %d deleted at the source, %d lost, %d duplicated, %d late copies removed by a further run, %v\noutcome of proxy-fault runs by fault:\n  %s",
 			kind.name, ledger, seed0, tally.scenarios, tally.runs, tally.crashes, tally.faults, tally.fired, tally.messages,
-			tally.deleted, tally.lost, tally.dups, time.Since(start).Round(time.Second), strings.Join(classes, "\n  "))
+			tally.deleted, tally.lost, tally.dups, tally.late, time.Since(start).Round(time.Second), strings.Join(classes, "\n  "))
 	})
 	// Workers call t.Run from their own goroutines: the scenarios wait on
 	// Dovecot and child processes more than on the CPU, so more of them
@@ -327,11 +340,20 @@ func runScenario(t *testing.T, env *faultEnv, ps *proxySet, kind sourceKind, use
 		t.Fatalf("%s\nruns:\n  %s\n%s", desc, strings.Join(history, "\n  "), fmt.Sprintf(format, args...))
 	}
 
+	// resent counts the messages the runs sent again after reconcile did
+	// not find them: each may get a late copy (the header comment).
+	resent := 0
 	// check holds after every run, complete or not.
-	check := func() {
+	check := func(r runResult) {
 		t.Helper()
+		for _, a := range r.report.Accounts {
+			resent += a.Resent
+		}
 		got := imapBodies(t, env.dst, user, dstPassword, "INBOX")
-		if _, extra := multisetDiff(served, got); extra > 0 {
+		if _, extra := multisetDiff(served, got); extra > 0 && extra <= resent {
+			t.Logf("%s: %d extra copies after a run, %d messages resent so far: late APPENDs of a dead session, for the next run to remove",
+				desc, extra, resent)
+		} else if extra > 0 {
 			tally.mu.Lock()
 			tally.dups += extra
 			tally.mu.Unlock()
@@ -383,7 +405,7 @@ func runScenario(t *testing.T, env *faultEnv, ps *proxySet, kind sourceKind, use
 				tally.crashes++
 			}
 			tally.mu.Unlock()
-			check()
+			check(r)
 			continue
 		}
 
@@ -463,7 +485,7 @@ func runScenario(t *testing.T, env *faultEnv, ps *proxySet, kind sourceKind, use
 			tally.fired++
 		}
 		tally.mu.Unlock()
-		check()
+		check(r)
 	}
 
 	// Clean runs until one completes.
@@ -476,7 +498,7 @@ func runScenario(t *testing.T, env *faultEnv, ps *proxySet, kind sourceKind, use
 		tally.mu.Lock()
 		tally.runs++
 		tally.mu.Unlock()
-		check()
+		check(last)
 		if last.code == exitOK {
 			break
 		}
@@ -487,6 +509,27 @@ func runScenario(t *testing.T, env *faultEnv, ps *proxySet, kind sourceKind, use
 	}
 	got := imapBodies(t, env.dst, user, dstPassword, "INBOX")
 	missing, extra := multisetDiff(served, got)
+	for late := 0; late < 3 && extra > 0 && extra <= resent; late++ {
+		// Late copies (check let them pass): a run once the dead
+		// sessions are done removes them.
+		time.Sleep(2 * time.Second)
+		r := runInProcess(t, env.getenv, base...)
+		removed := 0
+		for _, a := range r.report.Accounts {
+			removed += a.LateCopiesRemoved
+		}
+		history = append(history, fmt.Sprintf("run for %d late copies: exit %d, %d removed", extra, r.code, removed))
+		if r.code != exitOK {
+			fail("the run for late copies: exit %d\n%s", r.code, r.stderr)
+		}
+		got = imapBodies(t, env.dst, user, dstPassword, "INBOX")
+		prev := extra
+		missing, extra = multisetDiff(served, got)
+		tally.mu.Lock()
+		tally.runs++
+		tally.late += max(0, prev-extra)
+		tally.mu.Unlock()
+	}
 	tally.mu.Lock()
 	tally.scenarios++
 	tally.messages += len(got)
