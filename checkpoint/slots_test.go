@@ -117,7 +117,7 @@ func TestPostgresSlots(t *testing.T) {
 	if _, err := dead.e.l.w.ExecContext(ctx, `UPDATE slots SET worker = 'gone:1:1' WHERE worker = $1`, dead.e.worker); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2500 * time.Millisecond) // past the 2 s TTL
+	time.Sleep(slotTTL(2*time.Second) + 500*time.Millisecond) // past the slots' TTL (twice the 2 s lease)
 	if n, _ := workers[0].InUse(ctx, scope); n != 1 {
 		t.Errorf("after the TTL %d slots in use, want 1 (the live worker's; the dead one's expired)", n)
 	}
