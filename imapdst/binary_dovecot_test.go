@@ -5,11 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"testing"
-	"time"
 
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/pipeline"
-	"github.com/mailferry/mailferry/secret"
 )
 
 // TestBinaryDigestDovecot: a message with NUL bytes goes to Dovecot as a
@@ -20,14 +18,7 @@ import (
 func TestBinaryDigestDovecot(t *testing.T) {
 	srv := dovecot.Start(t, dovecot.Options{Users: map[string]string{"bob": "pw"}})
 	ctx := context.Background()
-	d, err := Dial(ctx, Options{
-		Addr: srv.IMAPSAddr(), TLS: TLSImplicit, TLSConfig: srv.TLSConfig(),
-		User: "bob", Password: secret.New("pw"), IdleTimeout: 10 * time.Second,
-	})
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	defer d.Close()
+	d := dialDovecot(t, srv, "bob", "pw")
 	if _, err := d.EnsureMailbox(ctx, "INBOX"); err != nil {
 		t.Fatal(err)
 	}

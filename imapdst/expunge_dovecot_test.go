@@ -21,14 +21,7 @@ import (
 func TestExpungeRemovesOnlyTheNamedUIDsDovecot(t *testing.T) {
 	srv := dovecot.Start(t, dovecot.Options{Users: map[string]string{"bob": "pw"}})
 	ctx := context.Background()
-	d, err := Dial(ctx, Options{
-		Addr: srv.IMAPSAddr(), TLS: TLSImplicit, TLSConfig: srv.TLSConfig(),
-		User: "bob", Password: secret.New("pw"), IdleTimeout: 10 * time.Second,
-	})
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	defer d.Close()
+	d := dialDovecot(t, srv, "bob", "pw")
 	st, err := d.EnsureMailbox(ctx, "INBOX")
 	if err != nil {
 		t.Fatal(err)

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/pipeline"
-	"github.com/mailferry/mailferry/secret"
 )
 
 // TestMoveDovecot: Move moves exactly the UIDs it is given and names
@@ -31,14 +29,7 @@ func TestMoveDovecot(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := dovecot.Start(t, dovecot.Options{Users: map[string]string{"bob": "pw"}, IMAPCapability: tc.caps})
 			ctx := context.Background()
-			d, err := Dial(ctx, Options{
-				Addr: srv.IMAPSAddr(), TLS: TLSImplicit, TLSConfig: srv.TLSConfig(),
-				User: "bob", Password: secret.New("pw"), IdleTimeout: 10 * time.Second,
-			})
-			if err != nil {
-				t.Fatalf("Dial: %v", err)
-			}
-			defer d.Close()
+			d := dialDovecot(t, srv, "bob", "pw")
 			if got := d.ctl.c.Caps().Has(imap.CapMove); got != (tc.caps == "") {
 				t.Fatalf("the server offers MOVE: %v", got)
 			}
