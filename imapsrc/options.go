@@ -32,7 +32,7 @@ const (
 // Defaults for zero Options fields.
 const (
 	DefaultIdleTimeout = 2 * time.Minute
-	DefaultFetchBatch  = 200
+	DefaultFetchBatch  = 512 // pipeline.ListPage: fewer pages, each a round trip for its bodies
 )
 
 // Options configures Open.

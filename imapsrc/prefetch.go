@@ -13,12 +13,17 @@ import (
 )
 
 // Defaults for Options.PrefetchMessages and Options.PrefetchBytes. One
-// batched UID FETCH costs one round trip for up to this many messages: at
-// a 40 ms round trip, 100 small messages per batch allow about 2,500
-// messages/s. The bytes bound what an out-of-order Fetch may have to
-// discard, not memory: the bodies stay on the connection until read.
+// batched UID FETCH costs one round trip for up to this many messages: a
+// whole listing page (pipeline.ListPage) of small messages goes in one, so
+// that at a 40 ms round trip a page costs one round trip, not one per 100
+// messages as before. Batches are not pipelined on one connection: a
+// server may run two UID FETCH commands side by side and interleave their
+// replies (Dovecot does), and go-imap's reader waits for each body to be
+// read by its own command's reader, so a second batch in flight can
+// deadlock the first. The bytes bound what an out-of-order Fetch may have
+// to discard, not memory: the bodies stay on the connection until read.
 const (
-	DefaultPrefetchMessages = 100
+	DefaultPrefetchMessages = 512
 	DefaultPrefetchBytes    = 16 << 20
 )
 
