@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
@@ -70,10 +71,13 @@ func (d *Destination) StoreFlags(ctx context.Context, mailbox string, uidValidit
 // The mailbox is selected read-write and left at the end (see
 // control.deselect). When its UIDVALIDITY is not
 // uidValidity nothing is stored and the error wraps
-// pipeline.ErrUIDValidityChanged. A server's refusal of one command is
-// recorded in Failed and returned, after the other commands ran, as a
-// per-message error wrapping the *ReplyError; a broken connection stops at
-// once.
+// pipeline.ErrUIDValidityChanged. Once SELECT has answered, every UID STORE
+// and the command that leaves the mailbox go out together (RFC 3501 §5.5):
+// two round trips for the folder, however many flag sets it has. A
+// server's refusal of one command is recorded in Failed and returned,
+// after the other commands ran, as a per-message error wrapping the
+// *ReplyError; a broken connection, or a NO saying to try again later,
+// is returned once the replies sent have been read.
 func (d *Destination) StoreFlagsCounted(ctx context.Context, mailbox string, uidValidity uint32, flags map[uint32][]string) (res StoreResult, err error) {
 	if len(flags) == 0 {
 		return res, nil
@@ -88,7 +92,8 @@ func (d *Destination) StoreFlagsCounted(ctx context.Context, mailbox string, uid
 	if err != nil {
 		return res, err
 	}
-	defer func() { err = cmp(err, ctl.leave(ctx, mailbox)) }()
+	leave := func() error { return ctl.leave(ctx, mailbox) }
+	defer func() { err = cmp(err, leave()) }()
 	if sel.UIDValidity != uidValidity {
 		return res, fmt.Errorf("imapdst: storing flags in %q: UIDVALIDITY is %d, expected %d: %w",
 			mailbox, sel.UIDValidity, uidValidity, pipeline.ErrUIDValidityChanged)
@@ -136,26 +141,45 @@ func (d *Destination) StoreFlagsCounted(ctx context.Context, mailbox string, uid
 	}
 	slices.Sort(keys)
 
-	var refused []error
+	type sent struct {
+		cmd  *imapclient.FetchCommand
+		key  string
+		uids int
+	}
+	var stores []sent
 	for _, k := range keys {
 		g := groups[k]
 		slices.Sort(g.uids)
 		for chunk := range slices.Chunk(g.uids, maxStoreUIDs) {
 			store := &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: g.flags}
-			err := ctl.c.Store(imap.UIDSetNum(chunk...), store, nil).Close()
+			stores = append(stores, sent{ctl.c.Store(imap.UIDSetNum(chunk...), store, nil), k, len(chunk)})
 			res.Commands++
-			err = ctl.check(ctx, err, "UID STORE", mailbox)
-			var re *ReplyError
-			switch {
-			case err == nil:
-				res.Stored += len(chunk)
-			case errors.As(err, &re) && re.ErrorClass() != pipeline.ClassTransient:
-				res.Failed += len(chunk)
-				refused = append(refused, fmt.Errorf("setting flags (%s) on %d messages: %w", k, len(chunk), err))
-			default:
-				return res, err
-			}
 		}
+	}
+	waitLeave := ctl.startDeselect(ctx, mailbox)
+	leave = func() error {
+		if err := waitLeave(); ctl.err == nil {
+			return err
+		}
+		return nil // broken meanwhile: the error that broke it is returned
+	}
+	var refused []error
+	var stop error
+	for _, st := range stores {
+		err := ctl.check(ctx, st.cmd.Close(), "UID STORE", mailbox)
+		var re *ReplyError
+		switch {
+		case err == nil:
+			res.Stored += st.uids
+		case errors.As(err, &re) && re.ErrorClass() != pipeline.ClassTransient:
+			res.Failed += st.uids
+			refused = append(refused, fmt.Errorf("setting flags (%s) on %d messages: %w", st.key, st.uids, err))
+		default:
+			stop = cmp(stop, err)
+		}
+	}
+	if stop != nil {
+		return res, stop
 	}
 	if len(refused) > 0 {
 		return res, perMessage(errors.Join(refused...))

@@ -295,6 +295,22 @@ func TestStoreFlagsTranscript(t *testing.T) {
 			want:    StoreResult{Stored: 1, Failed: 1, Commands: 2},
 			wantErr: true,
 		},
+		{
+			// The server reads every command before it answers any: the
+			// UID STOREs and the EXAMINE that leaves go out in one round
+			// trip, and each reply counts for its own command.
+			name:  "every UID STORE and the EXAMINE sent before the first reply",
+			flags: map[uint32][]string{1: {`\Seen`}, 2: {`\Answered`}, 3: {`\Seen`}},
+			script: []imapfake.Step{
+				imapfake.Expect("T2 SELECT INBOX\r\n"), sel(`\Seen \Answered \*`),
+				imapfake.Expect("T3 UID STORE 2 FLAGS.SILENT (\\Answered)\r\n"),
+				imapfake.Expect("T4 UID STORE 1,3 FLAGS.SILENT (\\Seen)\r\n"),
+				imapfake.Expect("T5 EXAMINE INBOX\r\n"),
+				imapfake.Send("T3 NO [CANNOT] no\r\nT4 OK done\r\nT5 OK [READ-ONLY] done\r\n"),
+			},
+			want:    StoreResult{Stored: 2, Failed: 1, Commands: 2},
+			wantErr: true,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

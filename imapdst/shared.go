@@ -122,19 +122,36 @@ func (sh *Shared) forget(mailbox string) {
 // (8 APPENDs answered OK, 1 message kept): so the control connection never
 // keeps a mailbox selected read-write while the appender works.
 func (ctl *control) deselect(ctx context.Context, mailbox string) error {
+	return ctl.startDeselect(ctx, mailbox)()
+}
+
+// startDeselect is deselect sending its command without waiting for the
+// reply, so that it goes out in one round trip with the commands before
+// it (RFC 3501 §5.5; the server answers them first): wait returns what
+// deselect would have. A refused UNSELECT costs the EXAMINE a round trip
+// of its own.
+func (ctl *control) startDeselect(ctx context.Context, mailbox string) (wait func() error) {
 	q := ctl.shared.Quirks
 	if ctl.c.Caps().Has(imap.CapUnselect) && !q.Refused(imapconn.FeatureUnselect) {
-		err := ctl.c.Unselect().Wait()
-		if err == nil {
-			return nil
+		cmd := ctl.c.Unselect()
+		return func() error {
+			err := cmd.Wait()
+			if err == nil {
+				return nil
+			}
+			if !imapconn.IsRefusal(err) {
+				return ctl.check(ctx, err, "UNSELECT", mailbox)
+			}
+			q.Refuse(imapconn.FeatureUnselect, err, "EXAMINE of the same mailbox leaves it instead")
+			_, err = ctl.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+			return ctl.check(ctx, err, "EXAMINE", mailbox)
 		}
-		if !imapconn.IsRefusal(err) {
-			return ctl.check(ctx, err, "UNSELECT", mailbox)
-		}
-		q.Refuse(imapconn.FeatureUnselect, err, "EXAMINE of the same mailbox leaves it instead")
 	}
-	_, err := ctl.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
-	return ctl.check(ctx, err, "EXAMINE", mailbox)
+	cmd := ctl.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true})
+	return func() error {
+		_, err := cmd.Wait()
+		return ctl.check(ctx, err, "EXAMINE", mailbox)
+	}
 }
 
 // personal returns the personal namespace's prefix and separator (RFC
