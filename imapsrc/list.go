@@ -157,7 +157,9 @@ func (s *Source) listFolder(ctx context.Context, mailbox string, each func([]pip
 // arrives (it has no literal and is at most pipeline.ListPage small
 // responses), since a server may interleave it with the replies of the
 // bodies' UID FETCH (Dovecot runs UID FETCH commands side by side) and
-// go-imap's reader waits for each response to be taken.
+// go-imap's reader waits for each response to be taken. (Options.Trace
+// misses the lines of that reply that arrive while the bodies are read:
+// tracing is off then, as the mail must not reach the trace.)
 func (s *Source) listChunks(ctx context.Context, mailbox string, uidValidity uint32, uids imap.UIDSet, each func([]pipeline.SourceMessage) error) error {
 	batch := min(s.opts.FetchBatch, pipeline.ListPage)
 	next, stop := iter.Pull(uidChunks(uids, batch))
