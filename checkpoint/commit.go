@@ -18,17 +18,19 @@ import (
 const upsertRows = 64
 
 const upsertColumns = `account_id, source_key, state, reason_class, reason, digest, size, message_id,
-	dest_folder_id, dest_uidvalidity, dest_uid, dest_uidnext, move_to_folder_id, flags, updated, done_at, gone_at`
+	dest_folder_id, dest_uidvalidity, dest_uid, dest_uidnext, move_to_folder_id, flags, updated, done_at, gone_at, source_emailid`
 
-const upsertRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const upsertRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // copiedStates are the states of an entry whose message has (or had) a
 // copy: they keep done_at across updates.
 const copiedStates = `('done', 'gone', 'removing', 'removed', 'moving')`
 
 // upsertConflict replaces an entry, keeping the time it first became done
-// while it stays copied (flag syncs, gone and listed again), and the time
-// it was first seen gone while it stays gone.
+// while it stays copied (flag syncs, gone and listed again), the time it
+// was first seen gone while it stays gone, and its source EMAILID when the
+// new entry carries none (a key names one message, whose EMAILID never
+// changes: RFC 8474 §5.1).
 const upsertConflict = `
 ON CONFLICT (account_id, source_key) DO UPDATE SET
 	state = excluded.state,
@@ -53,7 +55,8 @@ ON CONFLICT (account_id, source_key) DO UPDATE SET
 		WHEN excluded.state NOT IN ('gone', 'removing', 'removed') THEN 0
 		WHEN messages.state IN ('gone', 'removing', 'removed') AND messages.gone_at <> 0 THEN messages.gone_at
 		ELSE excluded.gone_at
-	END`
+	END,
+	source_emailid = COALESCE(excluded.source_emailid, messages.source_emailid)`
 
 func upsertSQL(n int) string {
 	return "INSERT INTO messages (" + upsertColumns + ") VALUES " +
@@ -84,6 +87,8 @@ func validate(c *pipeline.Changes) error {
 			return fmt.Errorf("entry %q: a time out of range (%v, %v, %v): %w", e.Key, e.Updated, e.DoneAt, e.GoneAt, ErrInvalidEntry)
 		case e.Size < 0:
 			return fmt.Errorf("entry %q: size %d: %w", e.Key, e.Size, ErrInvalidEntry)
+		case !pipeline.ValidEmailID(e.EmailID):
+			return fmt.Errorf("entry %q: EMAILID %q is not an RFC 8474 objectid: %w", e.Key, e.EmailID, ErrInvalidEntry)
 		}
 	}
 	for _, r := range c.Resent {
@@ -359,7 +364,7 @@ func (w *commitWriter) put(ctx context.Context, entries []pipeline.Entry) error 
 			args = append(args,
 				w.account, l.d.key(e.Key), e.State.String(), string(e.ReasonClass), strings.ToValidUTF8(e.Reason, "\uFFFD"),
 				digestBytes(e.Digest), e.Size, l.d.key(e.MessageID), dest, int64(e.DestUIDValidity), int64(e.DestUID),
-				int64(e.DestUIDNext), moveTo, strings.Join(e.Flags, " "), nanos(updated), doneAt, goneAt)
+				int64(e.DestUIDNext), moveTo, strings.Join(e.Flags, " "), nanos(updated), doneAt, goneAt, emailID(e.EmailID))
 		}
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			if len(chunk) == 1 {
@@ -369,6 +374,14 @@ func (w *commitWriter) put(ctx context.Context, entries []pipeline.Entry) error 
 		}
 	}
 	return nil
+}
+
+// emailID binds an entry's source EMAILID: NULL when it has none.
+func emailID(id string) any {
+	if id == "" {
+		return nil
+	}
+	return id
 }
 
 // chunkEnd returns where the upsert statement starting at entries[start]

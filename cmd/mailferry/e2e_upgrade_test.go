@@ -205,7 +205,7 @@ func TestE2EUpgradeSchema4(t *testing.T) {
 		t.Fatalf("after the upgrade: exit %d, copied %d, already done %d, deleted %d, waiting %d, skipped before %d; want %d, 0, 8, 0, 8, 1\n%s",
 			r.code, a.Copied, a.AlreadyDone, a.Deleted, a.DeleteWaiting, a.SkippedBefore, exitOK, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "ledger upgraded from schema 4 to 5") {
+	if !strings.Contains(r.stderr, "ledger upgraded from schema 4 to 6") {
 		t.Errorf("the upgrade is not logged:\n%s", r.stderr)
 	}
 	r = runInProcess(t, p.getenv, imapArgs...)

@@ -12,9 +12,11 @@ import (
 )
 
 const ledgerHelp = `mailferry ledger migrate - copy a checkpoint into another (SQLite <-> PostgreSQL)
+mailferry ledger upgrade - bring a PostgreSQL checkpoint to this version's schema
 
 USAGE
   mailferry ledger migrate --from STATE --to STATE [--replace]
+  mailferry ledger upgrade --state STATE
 
 Copies every table of what was done (accounts, their aliases, folders,
 messages, runs, resent records, usage, passes, throughput) from one
@@ -31,23 +33,37 @@ checkpoint holds none; the accounts' recorded configs name where their
 secrets come from). Stop the runs on both first: a checkpoint with
 accounts held by running workers is refused.
 
+'ledger upgrade' upgrades a PostgreSQL checkpoint written by an earlier
+release in place, in one transaction (schema 5 to 6: one column added, no
+row rewritten, nothing copied again). Workers never upgrade a shared
+database by themselves: stop every worker first; a checkpoint with
+accounts held by running workers is refused. A SQLite file needs no
+command: it is upgraded when a run first opens it.
+
 FLAGS
   --from STATE              the checkpoint to copy (required)
   --to STATE                the checkpoint to copy into: created when new,
                             else it must be empty (required)
   --replace                 delete what the target holds before copying
 
+  --state STATE             ledger upgrade: the checkpoint to upgrade (required)
+
 EXIT STATUS
-  0    copied and checked
+  0    copied and checked; upgraded, or already of this schema
   1    not copied (unreachable, target not empty, accounts held, counts
-       that do not match); the target is as it was
+       that do not match); the target is as it was. Not upgraded
+       (unreachable, accounts held, a newer schema): the checkpoint is as
+       it was
   2    bad command line
 `
 
-// runLedger is 'mailferry ledger migrate'.
+// runLedger is 'mailferry ledger migrate' and 'mailferry ledger upgrade'.
 func runLedger(ctx context.Context, args []string, e *env) (int, error) {
-	if len(args) == 0 || (args[0] != "migrate" && args[0] != "--help" && args[0] != "-h") {
-		return exitUsage, usagef("want 'mailferry ledger migrate --from STATE --to STATE'")
+	if len(args) == 0 || (args[0] != "migrate" && args[0] != "upgrade" && args[0] != "--help" && args[0] != "-h") {
+		return exitUsage, usagef("want 'mailferry ledger migrate --from STATE --to STATE' or 'mailferry ledger upgrade --state STATE'")
+	}
+	if args[0] == "upgrade" {
+		return runLedgerUpgrade(ctx, args[1:], e)
 	}
 	if args[0] != "migrate" {
 		fmt.Fprint(e.stdout, ledgerHelp)
@@ -92,5 +108,35 @@ func runLedger(ctx context.Context, args []string, e *env) (int, error) {
 		fmt.Fprintf(e.stdout, "%s removed from the accounts' recorded configs (a checkpoint should hold none)\n", plural(res.Scrubbed, "secret"))
 	}
 	fmt.Fprintln(e.stdout, "every table's rows and every account's counts match")
+	return exitOK, nil
+}
+
+// runLedgerUpgrade is 'mailferry ledger upgrade': checkpoint.Upgrade, which
+// upgrades a PostgreSQL ledger with every worker stopped (a SQLite file is
+// upgraded by opening it).
+func runLedgerUpgrade(ctx context.Context, args []string, e *env) (int, error) {
+	var state string
+	fs := pflag.NewFlagSet("ledger upgrade", pflag.ContinueOnError)
+	fs.StringVar(&state, "state", "", "the checkpoint to upgrade: a file or a postgres:// URL")
+	if done, err := parseFlags(fs, args, e, ledgerHelp); done || err != nil {
+		return helpOrUsage(done, err)
+	}
+	if state == "" || fs.NArg() > 0 {
+		return exitUsage, usagef("want --state STATE, and no other arguments")
+	}
+	log := newLogger(&commonOptions{logFormat: "text"}, e.stderr)
+	opts, err := ledgerOptions(ctx, e, state, config.SecretSource{}, log)
+	if err != nil {
+		return exitFatal, err
+	}
+	from, to, err := checkpoint.Upgrade(ctx, state, opts)
+	if err != nil {
+		return exitFatal, err
+	}
+	if from == to {
+		fmt.Fprintf(e.stdout, "%s is of schema %d already: nothing to upgrade\n", checkpoint.Redact(state), to)
+		return exitOK, nil
+	}
+	fmt.Fprintf(e.stdout, "upgraded %s from schema %d to %d; nothing will be copied again\n", checkpoint.Redact(state), from, to)
 	return exitOK, nil
 }
