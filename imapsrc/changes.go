@@ -84,6 +84,9 @@ func (s *Source) listChanges(ctx context.Context, mailbox string, f pipeline.Fol
 	// UIDNext:* gets for the highest message below UIDNext when none
 	// is left then finds no FETCH pending that asked for it (go-imap
 	// routes UID FETCH replies by UID), and is dropped.
+	// The new messages' EMAILIDs are what a later mirror pass recognises
+	// their moves by.
+	ids, _ := s.emailIDs()
 	var changedCmd, newCmd *imapclient.FetchCommand
 	var countCmd *imapclient.SearchCommand
 	esearch := false
@@ -128,6 +131,7 @@ func (s *Source) listChanges(ctx context.Context, mailbox string, f pipeline.Fol
 			return keep(uid)
 		})
 	}
+	ids.stop()
 	done()
 	var ie *imap.Error
 	if errors.As(selErr, &ie) {
@@ -172,6 +176,7 @@ func (s *Source) listChanges(ctx context.Context, mailbox string, f pipeline.Fol
 	// beyond changesHeld (the pipeline's scopes take any order).
 	heldMsgs := make([]pipeline.SourceMessage, 0, len(changed)+len(came))
 	for _, l := range slices.Concat(changed, came) {
+		l.msg.EmailID = ids.of(l.seq)
 		heldMsgs = append(heldMsgs, l.msg)
 	}
 	for p := range slices.Chunk(heldMsgs, pipeline.ListPage) {

@@ -1064,6 +1064,7 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 		Digest:    hex.EncodeToString(digestOf(body)),
 		Size:      body.Size(),
 		MessageID: mapping.MessageID(header),
+		EmailID:   m.EmailID,
 	}
 	switch {
 	case body.HasNUL() && !a.binary:
