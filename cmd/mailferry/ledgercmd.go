@@ -12,11 +12,9 @@ import (
 )
 
 const ledgerHelp = `mailferry ledger migrate - copy a checkpoint into another (SQLite <-> PostgreSQL)
-mailferry ledger upgrade - bring a PostgreSQL checkpoint to this version's schema
 
 USAGE
   mailferry ledger migrate --from STATE --to STATE [--replace]
-  mailferry ledger upgrade --state STATE
 
 Copies every table of what was done (accounts, their aliases, folders,
 messages, runs, resent records, usage, passes, throughput) from one
@@ -33,27 +31,42 @@ checkpoint holds none; the accounts' recorded configs name where their
 secrets come from). Stop the runs on both first: a checkpoint with
 accounts held by running workers is refused.
 
-'ledger upgrade' upgrades a PostgreSQL checkpoint written by an earlier
-release in place, in one transaction (schema 5 to 6: one column added, no
-row rewritten, nothing copied again). Workers never upgrade a shared
-database by themselves: stop every worker first; a checkpoint with
-accounts held by running workers is refused. A SQLite file needs no
-command: it is upgraded when a run first opens it.
-
 FLAGS
   --from STATE              the checkpoint to copy (required)
   --to STATE                the checkpoint to copy into: created when new,
                             else it must be empty (required)
   --replace                 delete what the target holds before copying
 
-  --state STATE             ledger upgrade: the checkpoint to upgrade (required)
+EXIT STATUS
+  0    copied and checked
+  1    not copied (unreachable, target not empty, accounts held, counts
+       that do not match); the target is as it was
+  2    bad command line
+`
+
+const ledgerUpgradeHelp = `mailferry ledger upgrade - bring a checkpoint to this version's schema
+
+USAGE
+  mailferry ledger upgrade --state STATE
+
+Upgrades a checkpoint written by an earlier release in place, in one
+transaction, and copies nothing again (schema 5 to 6: one column added to
+the messages table, no row rewritten). Runs never upgrade a PostgreSQL
+checkpoint by themselves, since other workers may be using it: stop every
+worker, run this once, then start the workers of this version. A
+checkpoint with accounts held by running workers is refused. A SQLite
+file is upgraded by the first run that opens it; this command does the
+same without a run. STATE is a file path or a postgres:// URL without a
+password; a PostgreSQL checkpoint's password comes from
+MAILFERRY_STATE_PASSWORD.
+
+FLAGS
+  --state STATE             the checkpoint to upgrade (required)
 
 EXIT STATUS
-  0    copied and checked; upgraded, or already of this schema
-  1    not copied (unreachable, target not empty, accounts held, counts
-       that do not match); the target is as it was. Not upgraded
-       (unreachable, accounts held, a newer schema): the checkpoint is as
-       it was
+  0    upgraded, or already of this schema
+  1    not upgraded (unreachable, accounts held, a newer schema, not a
+       checkpoint); the checkpoint is as it was
   2    bad command line
 `
 
@@ -66,7 +79,7 @@ func runLedger(ctx context.Context, args []string, e *env) (int, error) {
 		return runLedgerUpgrade(ctx, args[1:], e)
 	}
 	if args[0] != "migrate" {
-		fmt.Fprint(e.stdout, ledgerHelp)
+		fmt.Fprint(e.stdout, ledgerHelp+"\n"+ledgerUpgradeHelp)
 		return exitOK, nil
 	}
 	var from, to string
@@ -118,7 +131,7 @@ func runLedgerUpgrade(ctx context.Context, args []string, e *env) (int, error) {
 	var state string
 	fs := pflag.NewFlagSet("ledger upgrade", pflag.ContinueOnError)
 	fs.StringVar(&state, "state", "", "the checkpoint to upgrade: a file or a postgres:// URL")
-	if done, err := parseFlags(fs, args, e, ledgerHelp); done || err != nil {
+	if done, err := parseFlags(fs, args, e, ledgerUpgradeHelp); done || err != nil {
 		return helpOrUsage(done, err)
 	}
 	if state == "" || fs.NArg() > 0 {
