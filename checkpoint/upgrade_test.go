@@ -31,7 +31,13 @@ type fixtureEntry struct {
 // copyFixture copies testdata/schema4.db into a temp dir.
 func copyFixture(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "schema4.db"))
+	return copyTestdata(t, "schema4.db")
+}
+
+// copyTestdata copies the ledger testdata/name into a temp dir.
+func copyTestdata(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,15 +430,7 @@ func TestUpgradeDevSchema5(t *testing.T) {
 // released, written by testdata/schema5gen) into a temp dir.
 func copySchema5(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "schema5.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return copyTestdata(t, "schema5.db")
 }
 
 // dumpTables returns every row of every table of the SQLite file at path
