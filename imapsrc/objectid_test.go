@@ -1,13 +1,16 @@
 package imapsrc
 
 import (
+	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/testkit/cyrus"
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/pipeline"
@@ -108,5 +111,82 @@ func TestEmailIDDovecot(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("listed %d, want 1", n)
+	}
+}
+
+// TestEmailIDScripted: a scripted server that advertises OBJECTID. One
+// that sends EMAILIDs has them on its messages (one that is no objectid is
+// dropped, not stored); one that answers BAD to the item is listed
+// without it, the refusal remembered so that the next listing does not ask.
+func TestEmailIDScripted(t *testing.T) {
+	listing := func(ids [2]string) string {
+		out := ""
+		for i, id := range ids {
+			extra := ""
+			if id != "" {
+				extra = " EMAILID (" + id + ")"
+			}
+			out += fmt.Sprintf("* %d FETCH (UID %d FLAGS (\\Seen) INTERNALDATE \"01-Jan-2020 00:00:00 +0000\" RFC822.SIZE 10%s)\r\n", i+1, i+1, extra)
+		}
+		return out + "$TAG OK done\r\n"
+	}
+	for _, tc := range []struct {
+		name    string
+		refuse  bool
+		sent    [2]string
+		want    [2]string
+		refused bool
+	}{
+		{"sends EMAILIDs", false, [2]string{"M0123_abc-Z", "not an objectid!"}, [2]string{"M0123_abc-Z", ""}, false},
+		{"refuses EMAILID", true, [2]string{}, [2]string{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startScript(t, func(int) map[string]handler {
+				return map[string]handler{
+					"LOGIN":      reply("$TAG OK [CAPABILITY IMAP4rev1 UIDPLUS OBJECTID] logged in\r\n"),
+					"LIST":       reply("* LIST () \"/\" INBOX\r\n$TAG OK done\r\n"),
+					"UID SEARCH": reply("* SEARCH 1 2\r\n$TAG OK done\r\n"),
+					"UID FETCH": func(tag, line string) (string, bool) {
+						asked := strings.Contains(line, "EMAILID")
+						if asked && tc.refuse {
+							return "$TAG BAD Error in IMAP command UID FETCH: Unknown parameter EMAILID\r\n", false
+						}
+						if !asked {
+							return listing([2]string{}), false
+						}
+						return listing(tc.sent), false
+					},
+				}
+			})
+			opts := srv.opts()
+			opts.Quirks = imapconn.NewQuirks(nil, nil)
+			s := openSource(t, opts)
+			for pass := 1; pass <= 2; pass++ {
+				var got []string
+				if err := s.List(t.Context(), func(page []pipeline.SourceMessage) error {
+					for _, m := range page {
+						got = append(got, m.EmailID)
+					}
+					return nil
+				}); err != nil {
+					t.Fatalf("pass %d: %v", pass, err)
+				}
+				if len(got) != 2 || got[0] != tc.want[0] || got[1] != tc.want[1] {
+					t.Errorf("pass %d: EMAILIDs %q, want %q", pass, got, tc.want)
+				}
+				if r := opts.Quirks.Refused(imapconn.FeatureObjectID); r != tc.refused {
+					t.Errorf("pass %d: EMAILID remembered as refused: %v, want %v", pass, r, tc.refused)
+				}
+			}
+			asked := 0
+			for _, c := range srv.received() {
+				if strings.Contains(c, "EMAILID") {
+					asked++
+				}
+			}
+			if want := map[bool]int{false: 2, true: 1}[tc.refuse]; asked != want {
+				t.Errorf("EMAILID asked for %d times in two listings, want %d: %q", asked, want, srv.received())
+			}
+		})
 	}
 }
