@@ -70,6 +70,10 @@ func (s *Source) listChanges(ctx context.Context, mailbox string, f pipeline.Fol
 	if err != nil {
 		return out, false, err
 	}
+	// The new messages' EMAILIDs are what a later mirror pass recognises
+	// their moves by; asked for before any command of the listing is
+	// sent (imapconn.FetchExtra).
+	ids, _ := s.emailIDs()
 	selected := s.startSelect(ctx, mailbox, true)
 	uidNext := imap.UID(m.UIDNext)
 	held := 0
@@ -84,9 +88,6 @@ func (s *Source) listChanges(ctx context.Context, mailbox string, f pipeline.Fol
 	// UIDNext:* gets for the highest message below UIDNext when none
 	// is left then finds no FETCH pending that asked for it (go-imap
 	// routes UID FETCH replies by UID), and is dropped.
-	// The new messages' EMAILIDs are what a later mirror pass recognises
-	// their moves by.
-	ids, _ := s.emailIDs()
 	var changedCmd, newCmd *imapclient.FetchCommand
 	var countCmd *imapclient.SearchCommand
 	esearch := false

@@ -87,6 +87,47 @@ func TestEmailIDCyrus(t *testing.T) {
 	if len(after["B"]) != 1 || after["B"][0].EmailID != before[0].EmailID {
 		t.Errorf("after UID MOVE 1 to B, B lists %+v; want the message with EMAILID %q", after["B"], before[0].EmailID)
 	}
+
+	// Listed by its changes (CONDSTORE): the new message has its EMAILID.
+	s := openSource(t, opts)
+	last, _, err := s.FolderSummaries(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close(false)
+	fresh := crlfMessage("fresh", "came later")
+	cmd := c.Append("B", int64(len(fresh)), nil)
+	cmd.Write([]byte(fresh))
+	cmd.Close()
+	if _, err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	s = openSource(t, opts)
+	now, _, err := s.FolderSummaries(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var since []pipeline.FolderSince
+	for i, m := range now {
+		if m.Mailbox == "B" {
+			since = append(since, pipeline.FolderSince{Last: last[i], Now: m})
+		}
+	}
+	s.ListChanges(since)
+	var got []pipeline.SourceMessage
+	if err := s.List(t.Context(), func(page []pipeline.SourceMessage) error {
+		for _, m := range page {
+			if m.Mailbox == "B" {
+				got = append(got, m)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Changes()) != 1 || len(got) != 1 || !cyrusID.MatchString(got[0].EmailID) || got[0].EmailID == before[0].EmailID {
+		t.Errorf("B listed by its changes (%d): %+v; want the new message alone, with an EMAILID of its own", len(s.Changes()), got)
+	}
 }
 
 // TestEmailIDDovecot: Dovecot 2.3 has no OBJECTID (it answers BAD to
