@@ -571,3 +571,28 @@ func TestUpgradeReleasedSchema5(t *testing.T) {
 		t.Errorf("an EMAILID that is no objectid: %v, want ErrInvalidEntry", err)
 	}
 }
+
+// TestUpgradeSQLiteCommand: Upgrade (`mailferry ledger upgrade`) on a
+// SQLite file reports the schema it found and upgrades it as opening it
+// would; a second call finds it current; a file that does not exist is
+// an error, and is not created.
+func TestUpgradeSQLiteCommand(t *testing.T) {
+	ctx := context.Background()
+	path := copySchema5(t)
+	if from, to, err := Upgrade(ctx, path, nil); err != nil || from != 5 || to != 6 {
+		t.Fatalf("Upgrade = %d, %d, %v; want 5, 6", from, to, err)
+	}
+	if v := userVersion(t, path); v != 6 {
+		t.Errorf("user_version %d after Upgrade, want 6", v)
+	}
+	if from, to, err := Upgrade(ctx, path, nil); err != nil || from != 6 || to != 6 {
+		t.Errorf("Upgrade again = %d, %d, %v; want 6, 6", from, to, err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.db")
+	if _, _, err := Upgrade(ctx, missing, nil); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Upgrade of a missing file: %v, want ErrNotExist", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Upgrade created %s", missing)
+	}
+}
