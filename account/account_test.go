@@ -485,3 +485,39 @@ func TestCAFileOnlyForTLS(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCAFile: what --tls-ca costs an account's assembly, with TLS
+// (the system roots with the file added, per side) and without (the file
+// checked only).
+func BenchmarkCAFile(b *testing.B) {
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		b.Fatal(err)
+	}
+	caFile := filepath.Join(b.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM(), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct{ name, src, dst string }{
+		{"tls", "imaps://alice@imap.old", "imaps://alice@imap.new"},
+		{"plain", "imap://alice@imap.old?tls=none", "imap://alice@imap.new?tls=none"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var u URLs
+			if u.Source, err = config.ParseURL(bc.src); err != nil {
+				b.Fatal(err)
+			}
+			if u.Dest, err = config.ParseURL(bc.dst); err != nil {
+				b.Fatal(err)
+			}
+			u.SourceLogin, u.DestLogin = Login{Password: secret.New("pw")}, Login{Password: secret.New("pw")}
+			b.ReportAllocs()
+			for b.Loop() {
+				// A new Set per run, as the command makes one.
+				if _, err := NewSet(Options{TLSCA: caFile, AllowPlaintext: true}).FromURLs(u); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
