@@ -968,7 +968,16 @@ func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests Fol
 				return err
 			}
 		}
+		large := a.opts.ExpectedSize(m) > a.opts.BatchBytes/4 && !a.skipUnread(m)
+		if large {
+			// Reading it takes a while: the writers send what they
+			// gathered meanwhile instead of waiting for it.
+			out.budget.stall()
+		}
 		it, err := a.fetchOne(ctx, m)
+		if large {
+			out.budget.unstall()
+		}
 		if errors.Is(err, ErrMessageGone) && ctx.Err() == nil {
 			a.log.Warn("message gone from the source since it was listed", "account", a.opts.Name, "key", m.Key, "error", err)
 			a.mu.Lock()
