@@ -80,7 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	rerunCount := fs.Int("rerun-count", 10000, "messages of the rerun10k workload")
 	flatSizes := fs.String("flat-sizes", "5000,500000", "flat workload: mailbox sizes, each copied over POP3 and IMAP (the first and last are compared)")
 	flatFolders := fs.String("flat-folders", "50x10000", "flat workload: an IMAP account of FOLDERSxMESSAGES (0 skips it)")
-	flatLedger := fs.Int("flat-ledger", 1000000, "flat workload: entries of the ledger measured for its size per entry (0 skips it)")
+	flatLedger := fs.Int("flat-ledger", 1000000, "flat workload: entries of the ledger measured for its size per entry; the largest flat mailbox's ledger is also topped up to this many entries over 10,000 accounts, that mailbox copied again in it with nothing new and `mailferry status` timed (0 skips both)")
 	incrFolders := fs.String("incr-folders", "50x2000", "incr workload: an IMAP account of FOLDERSxMESSAGES re-run with CONDSTORE")
 	incrFlags := fs.Int("incr-flags", 100, "incr workload: flag changes before the re-runs after flag changes")
 	incrChanged := fs.Int("incr-changed", 5, "incr workload: folders the flag changes are spread over")
