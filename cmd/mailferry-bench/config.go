@@ -59,6 +59,7 @@ type config struct {
 	fleet        struct{ accounts, messages int }
 	fleetWorkers int
 	fleetMixed   int
+	fleetSingle  int // messages of the single account compared with
 }
 
 var errHelp = errors.New("help requested")
@@ -86,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	incrChanged := fs.Int("incr-changed", 5, "incr workload: folders the flag changes are spread over")
 	fleet := fs.String("fleet", "200x200", "fleet workload: a batch of ACCOUNTSxMESSAGES (2–4 KB each) copied by one `mailferry run`, beside one account of all those messages")
 	fleetWorkers := fs.Int("fleet-workers", 8, "fleet workload: the batch's workers (accounts at once)")
+	fleetSingle := fs.Int("fleet-single", 0, "fleet workload: messages of the single account the batch is compared with (the first of the batch's; 0: all of them)")
 	fleetMixed := fs.Int("fleet-mixed", 16, "fleet workload: accounts of the mixed batch (12 messages, two of 10–30 MB, about 48 MB each) copied with -fleet-workers for peak RSS; 0 skips it")
 	latencyCount := fs.Int("latency-count", 1000, "messages of the small workload copied through the delay proxy; 0 skips the latency scenario")
 	delay := fs.Duration("delay", 20*time.Millisecond, "one-way delay of the latency scenario (the round trip is twice this)")
@@ -180,6 +182,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("-fleet: %q is not ACCOUNTSxMESSAGES (1 to 999 accounts)", *fleet)
 		}
 		c.fleet.accounts, c.fleet.messages = n, m
+		if c.fleetSingle = *fleetSingle; c.fleetSingle <= 0 || c.fleetSingle > n*m {
+			c.fleetSingle = n * m
+		}
 	}
 	if c.fleetWorkers, c.fleetMixed = *fleetWorkers, *fleetMixed; c.fleetWorkers < 1 || c.fleetMixed < 0 || c.fleetMixed > 99 {
 		return c, errors.New("-fleet-workers must be at least 1 and -fleet-mixed 0 to 99")

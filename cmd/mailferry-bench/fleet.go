@@ -16,8 +16,9 @@ import (
 // -fleet accounts (200 of 200 small messages by default) is copied by one
 // `mailferry run` with `workers = -fleet-workers` (8), and in the same
 // trials, taking turns at going first, one account holding the same
-// messages (40,000) by the same command: the batch's aggregate rate is
-// compared with that single-account rate. The batch is then run again with
+// messages (40,000; -fleet-single: the first N of them) by the same
+// command: the batch's aggregate rate is compared with that single-account
+// rate. The batch is then run again with
 // nothing new. A second batch of -fleet-mixed accounts (16), each with two
 // messages of 10–30 MB among smaller ones, gives the peak RSS with that
 // many workers on large messages, against the issue's 60 MB + 25 MB per
@@ -54,7 +55,8 @@ func fleetUsers(cfg config, srcPW, dstPW string, src, dst map[string]string) {
 }
 
 // fleetMessage is message i of batch account a: message a×messages+i of the
-// single account, so that both hold the same bytes.
+// single account, so that both hold the same bytes (the single account
+// the first -fleet-single of them).
 func (e *env) fleetMessage(a, i int) []byte {
 	return flatMessage(e.cfg.seed, a*e.cfg.fleet.messages+i)
 }
@@ -77,8 +79,8 @@ func (e *env) seedFleet() error {
 			return err
 		}
 	}
-	total := f.accounts * f.messages
-	if err := e.src.SeedMaildirBulk(fleetSingleUser, "INBOX", total, func(i int) []byte { return flatMessage(e.cfg.seed, i) }); err != nil {
+	single := e.cfg.fleetSingle
+	if err := e.src.SeedMaildirBulk(fleetSingleUser, "INBOX", single, func(i int) []byte { return flatMessage(e.cfg.seed, i) }); err != nil {
 		return err
 	}
 	for _, u := range []string{fleetUser(0), fleetUser(f.accounts - 1)} {
@@ -86,7 +88,7 @@ func (e *env) seedFleet() error {
 			return fmt.Errorf("seeding %s: %d messages, %v", u, n, err)
 		}
 	}
-	if n, err := e.src.MailboxCount(fleetSingleUser, "INBOX"); err != nil || n != total {
+	if n, err := e.src.MailboxCount(fleetSingleUser, "INBOX"); err != nil || n != single {
 		return fmt.Errorf("seeding %s: %d messages, %v", fleetSingleUser, n, err)
 	}
 	for a := range e.cfg.fleetMixed {
@@ -96,7 +98,7 @@ func (e *env) seedFleet() error {
 		}
 		e.fleetMixedMsgs += len(w.msgs)
 	}
-	e.log.Info("seeded the fleet", "accounts", f.accounts, "each", f.messages, "single", total, "mixed_accounts", e.cfg.fleetMixed,
+	e.log.Info("seeded the fleet", "accounts", f.accounts, "each", f.messages, "single", single, "mixed_accounts", e.cfg.fleetMixed,
 		"took", time.Since(start).Round(time.Second))
 	return nil
 }
@@ -268,7 +270,10 @@ func (e *env) fleet(ctx context.Context, out io.Writer) error {
 				// The batch and the single account take turns at going first.
 				steps := []func() error{
 					func() (err error) { t.batch, t.rerun, err = e.runFleet(ctx, kind, batch, total, true); return err },
-					func() (err error) { t.single, _, err = e.runFleet(ctx, kind, single, total, false); return err },
+					func() (err error) {
+						t.single, _, err = e.runFleet(ctx, kind, single, e.cfg.fleetSingle, false)
+						return err
+					},
 				}
 				if n%2 == 0 {
 					slices.Reverse(steps)
@@ -281,7 +286,7 @@ func (e *env) fleet(ctx context.Context, out io.Writer) error {
 				label := func(r row) row { r.Trial = n; return r }
 				e.add(label(t.batch.row(name, fmt.Sprintf("%s, %d accounts, workers %d", path, f.accounts, e.cfg.fleetWorkers), "mailferry fleet")))
 				e.add(label(t.rerun.row(name, fmt.Sprintf("%s, %d accounts again, nothing new", path, f.accounts), "mailferry rerun")))
-				e.add(label(t.single.row(name, path+", one account of "+fmt.Sprint(total), "mailferry")))
+				e.add(label(t.single.row(name, path+", one account of "+fmt.Sprint(e.cfg.fleetSingle), "mailferry")))
 				trials = append(trials, t)
 			}
 			s := summarizeFleet(path, f.accounts, e.cfg.fleetWorkers, trials)
@@ -305,6 +310,7 @@ type fleetSummary struct {
 	path              string
 	accounts, workers int
 	trials            int
+	singleMessages    int // the single account's messages
 	// Medians of the trials: messages per second of the batch (aggregate)
 	// and of the single account, the batch's over the single account's
 	// (ratios per trial), the batch's run with nothing new, peak RSS.
@@ -367,6 +373,7 @@ func summarizeFleet(path string, accounts, workers int, trials []fleetTrial) fle
 		rerun = append(rerun, t.rerun.wall.Seconds())
 		brss, srss = append(brss, float64(t.batch.peakRSSKB)/1024), append(srss, float64(t.single.peakRSSKB)/1024)
 		bRuns, sRuns = append(bRuns, t.batch), append(sRuns, t.single)
+		s.singleMessages = t.single.copied
 	}
 	s.batchRate, s.singleRate, s.ratio = median(br), median(sr), median(s.ratios)
 	s.rerunSeconds, s.batchRSSMB, s.singleRSSMB = median(rerun), median(brss), median(srss)
@@ -381,9 +388,9 @@ func rssBudgetMB(workers int) float64 { return 60 + 25*float64(workers) }
 func printFleet(w io.Writer, sums []fleetSummary) {
 	fmt.Fprintln(w, "\nFLEET (issue 18, item 4)")
 	for _, s := range sums {
-		fmt.Fprintf(w, "  %s, median of %d trial(s): %d accounts with workers = %d: %.0f msgs/s aggregate; one account of the same messages: %.0f msgs/s; "+
+		fmt.Fprintf(w, "  %s, median of %d trial(s): %d accounts with workers = %d: %.0f msgs/s aggregate; one account of %d of those messages: %.0f msgs/s; "+
 			"aggregate ÷ single %.2f (trials %s) %s; again with nothing new %.2f s; peak RSS %.1f MB (single %.1f MB)\n",
-			s.path, s.trials, s.accounts, s.workers, s.batchRate, s.singleRate, s.ratio, list(s.ratios), verdict(s.ratio >= 1),
+			s.path, s.trials, s.accounts, s.workers, s.batchRate, s.singleMessages, s.singleRate, s.ratio, list(s.ratios), verdict(s.ratio >= 1),
 			s.rerunSeconds, s.batchRSSMB, s.singleRSSMB)
 		for _, c := range []struct {
 			name string

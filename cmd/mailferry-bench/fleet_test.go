@@ -151,11 +151,12 @@ func TestFleetFlags(t *testing.T) {
 		args                      []string
 		ok                        bool
 		accounts, messages, works int
-		mixed                     int
+		mixed, single             int
 	}{
-		{args: []string{"-workloads", "fleet"}, ok: true, accounts: 200, messages: 200, works: 8, mixed: 16},
-		{args: []string{"-workloads", "fleet", "-fleet", "20x50", "-fleet-workers", "2", "-fleet-mixed", "0"}, ok: true,
-			accounts: 20, messages: 50, works: 2, mixed: 0},
+		{args: []string{"-workloads", "fleet"}, ok: true, accounts: 200, messages: 200, works: 8, mixed: 16, single: 40000},
+		{args: []string{"-workloads", "fleet", "-fleet", "20x50", "-fleet-workers", "2", "-fleet-mixed", "0", "-fleet-single", "300"}, ok: true,
+			accounts: 20, messages: 50, works: 2, mixed: 0, single: 300},
+		{args: []string{"-fleet", "20x50", "-fleet-single", "5000"}, ok: true, accounts: 20, messages: 50, works: 8, mixed: 16, single: 1000},
 		{args: []string{"-fleet", "200"}},
 		{args: []string{"-fleet", "0x10"}},
 		{args: []string{"-fleet", "10x0"}},
@@ -167,8 +168,9 @@ func TestFleetFlags(t *testing.T) {
 			t.Errorf("%q: error %v, want ok %v", tc.args, err, tc.ok)
 			continue
 		}
-		if tc.ok && (c.fleet.accounts != tc.accounts || c.fleet.messages != tc.messages || c.fleetWorkers != tc.works || c.fleetMixed != tc.mixed) {
-			t.Errorf("%q: fleet %+v, workers %d, mixed %d", tc.args, c.fleet, c.fleetWorkers, c.fleetMixed)
+		if tc.ok && (c.fleet.accounts != tc.accounts || c.fleet.messages != tc.messages || c.fleetWorkers != tc.works || c.fleetMixed != tc.mixed ||
+			c.fleetSingle != tc.single) {
+			t.Errorf("%q: fleet %+v, workers %d, mixed %d, single %d", tc.args, c.fleet, c.fleetWorkers, c.fleetMixed, c.fleetSingle)
 		}
 	}
 }
