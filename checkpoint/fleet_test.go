@@ -95,9 +95,9 @@ func testFleetThroughput(t *testing.T, srv *postgres.Server, dbURL string) {
 	if _, err := a.Heartbeat(ctx, Beat{Messages: 1, Bytes: 10}); err != nil {
 		t.Fatal(err)
 	}
-	// Three old minutes of two workers, as heartbeats two days ago left
-	// them.
-	old := time.Now().Add(-48 * time.Hour).Truncate(time.Minute)
+	// Three old minutes of two workers, as heartbeats twice
+	// keepThroughput ago left them.
+	old := time.Now().Add(-2 * keepThroughput).Truncate(time.Minute)
 	for i, w := range []string{"ant", "bee", "ant"} {
 		if _, err := a.w.ExecContext(ctx, `INSERT INTO throughput (minute, worker, messages, bytes) VALUES ($1, $2, $3, $4)`,
 			old.Add(time.Duration(i)*time.Minute).UnixNano(), w, 100, 1000); err != nil {
