@@ -191,7 +191,7 @@ func (s *Source) listChunks(ctx context.Context, mailbox string, uidValidity uin
 			msgs, err = s.fetchAttrs(ctx, mailbox, uidValidity, chunk)
 		}
 		following, more := next()
-		if err == nil && more {
+		if err == nil && more && !s.asksEmailIDs() {
 			ahead = s.sendListing(mailbox, uidValidity, following)
 		}
 		done()
@@ -209,6 +209,15 @@ func (s *Source) listChunks(ctx context.Context, mailbox string, uidValidity uin
 		chunk, ok = following, more
 	}
 	return nil
+}
+
+// asksEmailIDs reports whether a listing asks for EMAILIDs (emailIDs).
+// Such a listing is not sent ahead: imapconn.FetchExtra rewrites every
+// FETCH of the connection, and every reply, while it is on, so it would
+// span the page's body fetches; and a refusal of EMAILID is answered by
+// listing again without it (fetchListed).
+func (s *Source) asksEmailIDs() bool {
+	return s.c.Caps().Has(imap.CapObjectID) && !s.opts.Quirks.Refused(imapconn.FeatureObjectID) && !s.quirks.Labels
 }
 
 // listAhead is a listing UID FETCH in flight, read by a goroutine.

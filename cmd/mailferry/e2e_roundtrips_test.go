@@ -248,9 +248,10 @@ func TestE2ECopyRoundTrips(t *testing.T) {
 	noop := run("nothing new")
 	t.Logf("round trips per source session: the copy %v, nothing new %v", copied, noop)
 	// Three pages (512, 512, 76): the first page's listing (the others
-	// travel with the page before), three UID FETCHes of bodies; two of
-	// slack for a loaded machine.
-	if limit := sum(noop) + 1 + 3 + 2; sum(copied) > limit {
-		t.Errorf("copying %d messages: %d round trips at the source (%v), want at most %d (%d of a run with nothing new, one per page, one listing, two of slack)", n, sum(copied), copied, limit, sum(noop))
+	// travel with the page before) and three UID FETCHes of bodies, 4; up
+	// to 7 where a page's lookup outlasts the proxy's delay on a loaded
+	// machine, splitting a turn in two; and slack. 18 before.
+	if limit := sum(noop) + 10; sum(copied) > limit {
+		t.Errorf("copying %d messages: %d round trips at the source (%v), want at most %d (%d of a run with nothing new, 4 more meant, 10 at most)", n, sum(copied), copied, limit, sum(noop))
 	}
 }
