@@ -262,3 +262,53 @@ func TestListAheadReplies(t *testing.T) {
 		})
 	}
 }
+
+// TestListAheadNotWithEmailIDs: a listing that asks for EMAILIDs (the
+// server has OBJECTID) is not sent ahead, as imapconn.FetchExtra rewrites
+// every FETCH while it is on: each page is listed after the last page's
+// bodies, and every listed message has its EMAILID.
+func TestListAheadNotWithEmailIDs(t *testing.T) {
+	srv := startScript(t, func(int) map[string]handler {
+		return map[string]handler{
+			"LOGIN":      reply("$TAG OK [CAPABILITY IMAP4rev1 UIDPLUS OBJECTID] logged in\r\n"),
+			"LIST":       reply("* LIST () \"/\" INBOX\r\n$TAG OK done\r\n"),
+			"UID SEARCH": reply("* SEARCH 1 2 3 4\r\n$TAG OK done\r\n"),
+			"UID FETCH": func(tag, line string) (string, bool) {
+				if strings.Contains(line, "BODY") {
+					return aheadReplies(line) + "$TAG OK done\r\n", false
+				}
+				var b strings.Builder
+				for _, u := range aheadUIDs(line) {
+					b.WriteString(strings.Replace(aheadAttrs(u), ")\r\n", fmt.Sprintf(" EMAILID (M%d))\r\n", u), 1))
+				}
+				return b.String() + "$TAG OK done\r\n", false
+			},
+		}
+	})
+	opts := srv.opts()
+	opts.FetchBatch = 2
+	s := openSource(t, opts)
+	listed, bodies, err := aheadList(t, s)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	checkAheadListed(t, listed, 4)
+	for i, m := range listed {
+		if want := fmt.Sprintf("M%d", i+1); m.EmailID != want || bodies[uint32(i+1)] != aheadMailbox[i+1] {
+			t.Errorf("UID %d: EMAILID %q, body %q; want %q, %q", i+1, m.EmailID, bodies[uint32(i+1)], want, aheadMailbox[i+1])
+		}
+	}
+	var fetches []string
+	for _, c := range srv.received() {
+		if f := strings.Fields(c); len(f) > 3 && f[1] == "UID" && f[2] == "FETCH" {
+			kind := "list"
+			if strings.Contains(c, "BODY") {
+				kind = "bodies"
+			}
+			fetches = append(fetches, kind+" "+f[3])
+		}
+	}
+	if want := []string{"list 1:2", "bodies 1:2", "list 3:4", "bodies 3:4"}; !slices.Equal(fetches, want) {
+		t.Errorf("UID FETCH commands in the order sent: %q, want %q", fetches, want)
+	}
+}
