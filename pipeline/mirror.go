@@ -514,6 +514,10 @@ func (a *attempt) doMoves(ctx context.Context, moves []move) error {
 		uidValidity uint32
 		to          string
 	}
+	moves, err := a.unsharedMoves(ctx, moves)
+	if err != nil {
+		return err
+	}
 	groups := map[group][]move{}
 	var order []group
 	var same []Entry
@@ -1003,6 +1007,9 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 	for name, why := range m.unsure {
 		a.log.Warn("mirror: cannot tell what was deleted in this source folder; nothing of it is removed", "account", a.opts.Name,
 			"folder", name, "why", why)
+	}
+	if remove, err = a.leaveShared(ctx, remove); err != nil {
+		return err
 	}
 	if len(remove) == 0 {
 		if err := a.settleAllowedEmpty(ctx); err != nil {

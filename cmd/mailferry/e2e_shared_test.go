@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+)
+
+// TestE2EMatchedCopySharedByAccounts: two accounts of one ledger feed one
+// destination INBOX (alice's old POP3 box and bob's IMAP box, which hold
+// two messages alike). Alice's copies them; bob's first run matches both
+// copies (the same bytes) instead of sending them again, so the copies are
+// named by both accounts' entries. Then bob deletes one at his source and
+// files the other into Work, and a mirror pass of bob's account must touch
+// neither copy: alice's entries name them, so the removal drops bob's entry
+// only and the move becomes a copy into Work. Alice's verify stays clean.
+func TestE2EMatchedCopySharedByAccounts(t *testing.T) {
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{dir: t.TempDir()}
+	p.src = dovecot.Start(t, dovecot.Options{Name: "mf-shsrc", CA: ca, Separator: ".",
+		Users: map[string]string{"alice": srcPassword, "bob": srcPassword}})
+	p.dst = dovecot.Start(t, dovecot.Options{Name: "mf-shdst", CA: ca, Users: map[string]string{"alice": dstPassword}})
+	p.state = p.dir + "/state.db"
+	date := time.Date(2022, 3, 1, 8, 0, 0, 0, time.UTC)
+	msg := func(s string) []byte {
+		return []byte(fmt.Sprintf("Message-ID: <%s@example.test>\r\nSubject: %s\r\n\r\nbody of %s\r\n", s, s, s))
+	}
+	for _, s := range []struct{ user, subject string }{
+		{"alice", "shared-1"}, {"alice", "shared-2"},
+		{"bob", "shared-1"}, {"bob", "shared-2"}, {"bob", "bob-only"},
+	} {
+		if err := p.src.SeedMaildir(s.user, "INBOX", msg(s.subject), "", date); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := "imaps://alice@" + p.dst.IMAPSAddr()
+	alice := []string{"pop3s://alice@" + p.src.POP3SAddr(), dst, "--tls-ca", p.src.CAFile(), "--state", p.state}
+	bob := []string{"imaps://bob@" + p.src.IMAPSAddr(), dst, "--tls-ca", p.src.CAFile(), "--state", p.state,
+		"--json", "--progress", "none", "--mirror"}
+	run := func(args ...string) runResult {
+		t.Helper()
+		r := runInProcess(t, p.getenv, args...)
+		if r.code != exitOK || strings.HasPrefix(args[0], "copy") && len(r.report.Accounts) != 1 {
+			t.Fatalf("%s: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		}
+		return r
+	}
+	if a := run(append([]string{"copy"}, append(alice, "--json", "--progress", "none")...)...).report.Accounts[0]; a.Copied != 2 {
+		t.Fatalf("alice's copy: copied %d, want 2", a.Copied)
+	}
+	if a := run(append([]string{"copy"}, bob...)...).report.Accounts[0]; a.Copied != 1 || a.Matched != 2 {
+		t.Fatalf("bob's first copy: copied %d, matched %d; want 1, 2", a.Copied, a.Matched)
+	}
+
+	// Bob deletes "shared-1" and files "shared-2" into Work.
+	src := imapLoginAs(t, p.src, "bob", srcPassword)
+	if err := src.Create("Work", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	del := uidsOf(t, src, "INBOX", func(s string) bool { return s == "shared-1" })
+	if err := src.Store(del, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.UIDExpunge(del).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Move(uidsOf(t, src, "INBOX", func(s string) bool { return s == "shared-2" }), "Work").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Logout().Wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	a := run(append([]string{"copy"}, bob...)...).report.Accounts[0]
+	t.Logf("bob's mirror pass: copied %d, removed %d, moved %d", a.Copied, a.Removed, a.Moved)
+	if a.Removed != 0 || a.Moved != 0 || a.Copied != 1 {
+		t.Errorf("bob's mirror pass: copied %d, removed %d, moved %d; want 1, 0, 0 (alice's copies are not bob's to take)",
+			a.Copied, a.Removed, a.Moved)
+	}
+	inbox := destMessages(t, p, "INBOX")
+	for _, s := range []string{"shared-1", "shared-2"} {
+		if n := countSubject(inbox, s); n != 1 {
+			t.Errorf("destination INBOX holds %q %d times, want alice's copy once", s, n)
+		}
+	}
+	if n := countSubject(destMessages(t, p, "Work"), "shared-2"); n != 1 {
+		t.Errorf("destination Work holds \"shared-2\" %d times, want bob's copy once", n)
+	}
+	// Each account's verify is clean; the other account's messages in
+	// INBOX are extras to it.
+	for name, args := range map[string][]string{"alice": alice, "bob": bob[:6]} {
+		v := run(append([]string{"verify"}, args...)...)
+		if !strings.Contains(v.stdout, "0 missing") || !strings.Contains(v.stdout, "OK: every source message is on the destination, once") {
+			t.Errorf("%s's verify:\n%s%s", name, v.stdout, v.stderr)
+		}
+	}
+	// A second mirror pass has nothing left to do.
+	if a := run(append([]string{"copy"}, bob...)...).report.Accounts[0]; a.Removed != 0 || a.Moved != 0 || a.Copied != 0 {
+		t.Errorf("bob's second mirror pass: copied %d, removed %d, moved %d; want 0, 0, 0", a.Copied, a.Removed, a.Moved)
+	}
+}
+
+// countSubject counts the messages of msgs whose Subject is subject.
+func countSubject(msgs []destMsg, subject string) int {
+	n := 0
+	for _, m := range msgs {
+		if strings.Contains(string(m.body), "\r\nSubject: "+subject+"\r\n") {
+			n++
+		}
+	}
+	return n
+}
