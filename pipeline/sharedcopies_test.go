@@ -46,3 +46,51 @@ func TestMirrorLeavesCopiesOtherAccountsName(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorSettleLeavesCopiesMatchedSince: alice's mirror pass dies
+// between recording a removal and making it; before her next run, bob's
+// first run matches that very copy (and, with delete_source, deletes his
+// message at the source). Alice's next run settles the removal: it must
+// check again and leave the copy, now bob's only one.
+func TestMirrorSettleLeavesCopiesMatchedSince(t *testing.T) {
+	msgs := genMessages(3)
+	h, md := newMatchHarness(msgs)
+	if st := h.runOn(t, md); st.Error != "" || st.Copied != 3 {
+		t.Fatalf("alice's copy: copied %d, error %q; want 3", st.Copied, st.Error)
+	}
+	h.opts.Mirror = true
+	h.src.msgs = msgs[1:]
+	h.opts.Crashpoint = func(p string) {
+		if p == "removing" {
+			panic(crash{p})
+		}
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != (crash{"removing"}) {
+				t.Fatalf("alice's mirror pass did not stop at the removing crashpoint: recovered %v", r)
+			}
+		}()
+		h.runOn(t, md)
+	}()
+	if e := h.ledger.all(alice)[msgs[0].key]; e.State != StateRemoving {
+		t.Fatalf("after the crash alice's %s is %v, want removing", msgs[0].key, e.State)
+	}
+	aliceOpts, aliceSrc := h.opts, h.src
+	h.opts = Options{Account: bob, Name: "bob", BatchMessages: 7, Linger: aliceOpts.Linger, Now: aliceOpts.Now, DeleteSource: true}
+	h.src = &memSource{msgs: msgs[:1], pageSize: 5}
+	if st := h.runOn(t, md); st.Error != "" || st.Matched != 1 || st.Deleted != 1 {
+		t.Fatalf("bob's copy: matched %d, deleted %d, error %q; want 1, 1", st.Matched, st.Deleted, st.Error)
+	}
+	h.opts, h.src = aliceOpts, aliceSrc
+	h.opts.Crashpoint = nil
+	if st := h.runOn(t, md); st.Error != "" || st.Removed != 0 {
+		t.Fatalf("alice's next run: removed %d, error %q; want 0", st.Removed, st.Error)
+	}
+	if n := len(h.dst.bodies("INBOX")); n != 3 {
+		t.Errorf("destination holds %d, want 3: the copy bob matched stays", n)
+	}
+	if e := h.ledger.all(alice)[msgs[0].key]; e.State != StateRemoved {
+		t.Errorf("alice's %s: %v, want removed (her entry only)", msgs[0].key, e.State)
+	}
+}

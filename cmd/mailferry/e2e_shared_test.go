@@ -19,6 +19,8 @@ import (
 // files the other into Work, and a mirror pass of bob's account must touch
 // neither copy: alice's entries name them, so the removal drops bob's entry
 // only and the move becomes a copy into Work. Alice's verify stays clean.
+// Then a move cut short (the crashpoint "moving") whose copy a third
+// account matches before the move is settled: the settling leaves it too.
 func TestE2EMatchedCopySharedByAccounts(t *testing.T) {
 	ca, err := dovecot.NewCA()
 	if err != nil {
@@ -26,7 +28,7 @@ func TestE2EMatchedCopySharedByAccounts(t *testing.T) {
 	}
 	p := &pair{dir: t.TempDir()}
 	p.src = dovecot.Start(t, dovecot.Options{Name: "mf-shsrc", CA: ca, Separator: ".",
-		Users: map[string]string{"alice": srcPassword, "bob": srcPassword}})
+		Users: map[string]string{"alice": srcPassword, "bob": srcPassword, "carol": srcPassword}})
 	p.dst = dovecot.Start(t, dovecot.Options{Name: "mf-shdst", CA: ca, Users: map[string]string{"alice": dstPassword}})
 	p.state = p.dir + "/state.db"
 	date := time.Date(2022, 3, 1, 8, 0, 0, 0, time.UTC)
@@ -37,7 +39,8 @@ func TestE2EMatchedCopySharedByAccounts(t *testing.T) {
 	}
 	for _, s := range []struct{ user, subject string }{
 		{"alice", "shared-1"}, {"alice", "shared-2"},
-		{"bob", "shared-1"}, {"bob", "shared-2"}, {"bob", "bob-only"},
+		{"bob", "shared-1"}, {"bob", "shared-2"}, {"bob", "bob-only"}, {"bob", "bob-stays"},
+		{"carol", "bob-only"}, // matched later (below)
 	} {
 		if err := p.src.SeedMaildir(s.user, "INBOX", msg(s.subject), "", date); err != nil {
 			t.Fatal(err)
@@ -58,8 +61,8 @@ func TestE2EMatchedCopySharedByAccounts(t *testing.T) {
 	if a := run(append([]string{"copy"}, append(alice, "--json", "--progress", "none")...)...).report.Accounts[0]; a.Copied != 2 {
 		t.Fatalf("alice's copy: copied %d, want 2", a.Copied)
 	}
-	if a := run(append([]string{"copy"}, bob...)...).report.Accounts[0]; a.Copied != 1 || a.Matched != 2 {
-		t.Fatalf("bob's first copy: copied %d, matched %d; want 1, 2", a.Copied, a.Matched)
+	if a := run(append([]string{"copy"}, bob...)...).report.Accounts[0]; a.Copied != 2 || a.Matched != 2 {
+		t.Fatalf("bob's first copy: copied %d, matched %d; want 2, 2", a.Copied, a.Matched)
 	}
 
 	// Bob deletes "shared-1" and files "shared-2" into Work.
@@ -107,6 +110,42 @@ func TestE2EMatchedCopySharedByAccounts(t *testing.T) {
 	// A second mirror pass has nothing left to do.
 	if a := run(append([]string{"copy"}, bob...)...).report.Accounts[0]; a.Removed != 0 || a.Moved != 0 || a.Copied != 0 {
 		t.Errorf("bob's second mirror pass: copied %d, removed %d, moved %d; want 0, 0, 0", a.Copied, a.Removed, a.Moved)
+	}
+
+	// A move cut short: bob files "bob-only" (his own copy, in INBOX) into
+	// Work, and his mirror pass dies with the move recorded, not made.
+	// Carol's old box holds the same message, and her first run matches
+	// bob's copy before his next run settles the move: the copy stays in
+	// INBOX (carol's), and bob's message is copied into Work.
+	src = imapLoginAs(t, p.src, "bob", srcPassword)
+	if _, err := src.Move(uidsOf(t, src, "INBOX", func(s string) bool { return s == "bob-only" }), "Work").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Logout().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if r := runSubprocess(t, p, []string{"MAILFERRY_TEST_CRASHPOINT=moving:1"}, append([]string{"copy"}, bob...)...); r.code != -1 {
+		t.Fatalf("bob's mirror pass did not stop at the moving crashpoint: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	carol := []string{"pop3s://carol@" + p.src.POP3SAddr(), dst, "--tls-ca", p.src.CAFile(), "--state", p.state}
+	if a := run(append([]string{"copy"}, append(carol, "--json", "--progress", "none")...)...).report.Accounts[0]; a.Matched != 1 || a.Copied != 0 {
+		t.Fatalf("carol's copy: matched %d, copied %d; want 1, 0", a.Matched, a.Copied)
+	}
+	a = run(append([]string{"copy"}, bob...)...).report.Accounts[0]
+	if a.Moved != 0 || a.Copied != 1 {
+		t.Errorf("bob's pass after the crash: copied %d, moved %d; want 1, 0 (carol's copy is not bob's to move)", a.Copied, a.Moved)
+	}
+	if n := countSubject(destMessages(t, p, "INBOX"), "bob-only"); n != 1 {
+		t.Errorf("destination INBOX holds \"bob-only\" %d times, want carol's copy once", n)
+	}
+	if n := countSubject(destMessages(t, p, "Work"), "bob-only"); n != 1 {
+		t.Errorf("destination Work holds \"bob-only\" %d times, want bob's copy once", n)
+	}
+	for name, args := range map[string][]string{"carol": carol, "bob": bob[:6]} {
+		v := run(append([]string{"verify"}, args...)...)
+		if !strings.Contains(v.stdout, "0 missing") || !strings.Contains(v.stdout, "OK: every source message is on the destination, once") {
+			t.Errorf("%s's verify after the move:\n%s%s", name, v.stdout, v.stderr)
+		}
 	}
 }
 
