@@ -99,14 +99,18 @@ func TestE2EMatchedCopySharedByAccounts(t *testing.T) {
 	if n := countSubject(destMessages(t, p, "Work"), "shared-2"); n != 1 {
 		t.Errorf("destination Work holds \"shared-2\" %d times, want bob's copy once", n)
 	}
-	// Each account's verify is clean; the other account's messages in
+	// Each account's verify is clean; the other accounts' messages in
 	// INBOX are extras to it.
-	for name, args := range map[string][]string{"alice": alice, "bob": bob[:6]} {
-		v := run(append([]string{"verify"}, args...)...)
-		if !strings.Contains(v.stdout, "0 missing") || !strings.Contains(v.stdout, "OK: every source message is on the destination, once") {
-			t.Errorf("%s's verify:\n%s%s", name, v.stdout, v.stderr)
+	verifyClean := func(accounts map[string][]string) {
+		t.Helper()
+		for name, args := range accounts {
+			v := run(append([]string{"verify"}, args...)...)
+			if !strings.Contains(v.stdout, "0 missing") || !strings.Contains(v.stdout, "OK: every source message is on the destination, once") {
+				t.Errorf("%s's verify:\n%s%s", name, v.stdout, v.stderr)
+			}
 		}
 	}
+	verifyClean(map[string][]string{"alice": alice, "bob": bob[:6]})
 	// A second mirror pass has nothing left to do.
 	if a := run(append([]string{"copy"}, bob...)...).report.Accounts[0]; a.Removed != 0 || a.Moved != 0 || a.Copied != 0 {
 		t.Errorf("bob's second mirror pass: copied %d, removed %d, moved %d; want 0, 0, 0", a.Copied, a.Removed, a.Moved)
@@ -141,12 +145,7 @@ func TestE2EMatchedCopySharedByAccounts(t *testing.T) {
 	if n := countSubject(destMessages(t, p, "Work"), "bob-only"); n != 1 {
 		t.Errorf("destination Work holds \"bob-only\" %d times, want bob's copy once", n)
 	}
-	for name, args := range map[string][]string{"carol": carol, "bob": bob[:6]} {
-		v := run(append([]string{"verify"}, args...)...)
-		if !strings.Contains(v.stdout, "0 missing") || !strings.Contains(v.stdout, "OK: every source message is on the destination, once") {
-			t.Errorf("%s's verify after the move:\n%s%s", name, v.stdout, v.stderr)
-		}
-	}
+	verifyClean(map[string][]string{"alice": alice, "bob": bob[:6], "carol": carol})
 }
 
 // countSubject counts the messages of msgs whose Subject is subject.
