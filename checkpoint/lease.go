@@ -401,14 +401,7 @@ func (e *pgEngine) remove(le *lease) {
 // after its last renewal was sent (its timer).
 func (e *pgEngine) renew() {
 	defer close(e.done)
-	t := time.NewTicker(e.ttl / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-		}
+	e.everyQuarterTTL(func() {
 		e.mu.Lock()
 		held := make(map[pipeline.AccountID]*lease, len(e.leases))
 		ids := make([]int64, 0, len(e.leases))
@@ -418,10 +411,25 @@ func (e *pgEngine) renew() {
 		}
 		e.mu.Unlock()
 		if len(ids) == 0 {
-			continue
+			return
 		}
 		if err := e.renewOnce(held, ids); err != nil {
 			e.l.log.Warn("renewing account leases failed; the accounts stop if this goes on", "database", e.l.path, "error", err)
+		}
+	})
+}
+
+// everyQuarterTTL calls fn every quarter of the lease TTL until the ledger
+// closes: the renewers of the leases and of the connection slots.
+func (e *pgEngine) everyQuarterTTL(fn func()) {
+	t := time.NewTicker(e.ttl / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			fn()
 		}
 	}
 }

@@ -43,7 +43,10 @@ const (
 	pgMaxConns            = 16
 )
 
-// IsPostgres reports whether state names a PostgreSQL ledger.
+// IsPostgres reports whether state names a PostgreSQL ledger
+// ("postgres://…", "postgresql://…") rather than a file: what Open does
+// with it, and how the config's state key is read (no path resolution, a
+// URL without password).
 func IsPostgres(state string) bool {
 	return strings.HasPrefix(state, "postgres://") || strings.HasPrefix(state, "postgresql://")
 }

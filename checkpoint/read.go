@@ -361,7 +361,8 @@ func (l *Ledger) scanQuery(account pipeline.AccountID, q pipeline.Query, limit i
 // Copies tells which of q.UIDs entries name in the destination folder
 // q.Mailbox under q.UIDValidity: entries of q.Account, or (0) of every
 // account with a folder of that name (two accounts may write into one
-// mailbox). With q.Digest, only
+// mailbox), or only of those other than q.OthersOf that write into its
+// destination user's mailbox. With q.Digest, only
 // entries of that digest, and Claims also says from which UID a pending
 // entry of that digest may own a copy (PendingFrom) and whether a done one
 // has no UID (NoUID). Through folders_dst_name and messages_dest: never a
@@ -382,12 +383,21 @@ func (l *Ledger) Copies(ctx context.Context, q pipeline.CopiesQuery) (pipeline.C
 	if q.Account != 0 {
 		folderRows, err = l.r.QueryContext(ctx, l.d.q(`SELECT id FROM folders WHERE account_id = ? AND side = 'dst' AND name = ?`),
 			q.Account, l.d.key(q.Mailbox))
-	} else {
+	} else if q.OthersOf == 0 {
 		// Every folder of that name, whatever UIDVALIDITY it was last seen
 		// with: the entries' own UIDVALIDITY decides, and a claim missed
 		// here would let a late-copy check take another account's copy.
 		folderRows, err = l.r.QueryContext(ctx, l.d.q(`SELECT id FROM folders WHERE side = 'dst' AND name = ?`),
 			l.d.key(q.Mailbox))
+	} else {
+		// Not q.OthersOf's folders, nor those of accounts that write into
+		// another destination user's mailbox (dst_user is kept lower-case;
+		// '' is not known, so it may be the same).
+		folderRows, err = l.r.QueryContext(ctx, l.d.q(`SELECT f.id FROM folders f JOIN accounts a ON a.id = f.account_id
+			WHERE f.side = 'dst' AND f.name = ? AND f.account_id <> ?
+				AND (a.dst_user = '' OR a.dst_user = (SELECT dst_user FROM accounts WHERE id = ?)
+					OR (SELECT dst_user FROM accounts WHERE id = ?) = '')`),
+			l.d.key(q.Mailbox), q.OthersOf, q.OthersOf, q.OthersOf)
 	}
 	if err != nil {
 		return out, fmt.Errorf("reading the folders named %q: %w", q.Mailbox, err)

@@ -218,19 +218,12 @@ func (s *Slots) added(n int) {
 // statement, until the ledger closes.
 func (s *Slots) renew() {
 	e := s.e
-	t := time.NewTicker(e.ttl / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-		}
+	e.everyQuarterTTL(func() {
 		s.mu.Lock()
 		held := s.held
 		s.mu.Unlock()
 		if held <= 0 {
-			continue
+			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), e.ttl/4)
 		_, err := e.l.w.ExecContext(ctx, `UPDATE slots SET expires = `+pgNow+` + $1 WHERE worker = $2`, slotTTL(e.ttl).Nanoseconds(), e.worker)
@@ -238,7 +231,7 @@ func (s *Slots) renew() {
 		if err != nil {
 			e.l.log.Warn("renewing connection slots failed; other workers may take them once they expire", "database", e.l.path, "error", explainConnect(err))
 		}
-	}
+	})
 }
 
 // closeSlots deletes the slots this worker still holds (Close), if it

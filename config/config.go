@@ -593,9 +593,3 @@ func (s *Server) endpoint() (Endpoint, error) {
 	}
 	return ep, nil
 }
-
-// IsDatabaseURL reports whether a state names a PostgreSQL ledger
-// ("postgres://…", "postgresql://…") rather than a file.
-func IsDatabaseURL(state string) bool {
-	return strings.HasPrefix(state, "postgres://") || strings.HasPrefix(state, "postgresql://")
-}

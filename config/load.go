@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/mailferry/mailferry/checkpoint"
 	names "github.com/mailferry/mailferry/internal/suggest"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -357,7 +358,7 @@ func (fc *fileConfig) toConfig(path, dir string) *Config {
 	c.File = path
 	if fc.State != nil {
 		c.State = *fc.State
-		if !IsDatabaseURL(c.State) {
+		if !checkpoint.IsPostgres(c.State) {
 			c.State = relTo(dir, c.State)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailferry/mailferry/checkpoint"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/oauthtoken"
 	"github.com/mailferry/mailferry/provider"
@@ -50,7 +51,7 @@ func (c *Config) Validate() error {
 	if c.LedgerRetention < 0 {
 		errs.add(c.at("ledger_retention"), "ledger_retention", "ledger_retention must not be negative")
 	}
-	if IsDatabaseURL(c.State) {
+	if checkpoint.IsPostgres(c.State) {
 		if u, err := url.Parse(c.State); err != nil {
 			errs.add(c.at("state"), "state", "state is not a valid database URL")
 		} else if _, has := u.User.Password(); has || u.Query().Has("password") {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/mail"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -344,16 +344,13 @@ func (ctl *control) searchMessageID(ctx context.Context, mailbox, id string) ([]
 	return uids, nil
 }
 
-// headerMessageID returns the unfolded, trimmed Message-ID of a header block.
+// headerMessageID returns the Message-ID of a header block as the source
+// side reads it (mapping.MessageID: the msg-id, without comments or white
+// space), so that matching and searching compare like with like: the raw
+// field ("<a@b> (comment)", a folded or spaced one) never equalled the
+// source's, and the message was copied again.
 func headerMessageID(hdr []byte) string {
-	if !bytes.HasSuffix(hdr, []byte("\r\n\r\n")) && !bytes.HasSuffix(hdr, []byte("\n\n")) {
-		hdr = append(hdr, "\r\n\r\n"...)
-	}
-	m, err := mail.ReadMessage(bytes.NewReader(hdr))
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(m.Header.Get("Message-Id"))
+	return mapping.MessageID(hdr)
 }
 
 // digest streams the message's exact bytes (BODY.PEEK[], RFC 3501 §6.4.5)

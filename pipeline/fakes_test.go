@@ -568,7 +568,8 @@ func (l *memLedger) Copies(_ context.Context, q CopiesQuery) (Claims, error) {
 	defer l.mu.Unlock()
 	out := Claims{UIDs: map[uint32]bool{}}
 	for account, es := range l.entries {
-		if q.Account != 0 && account != q.Account {
+		// Every account writes into one destination user's mailbox here.
+		if q.Account != 0 && account != q.Account || q.Account == 0 && account == q.OthersOf {
 			continue
 		}
 		for _, e := range es {

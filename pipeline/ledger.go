@@ -134,6 +134,13 @@ type CopiesQuery struct {
 	UIDValidity uint32
 	UIDs        []uint32 // candidate UIDs, at most MaxLookup
 	Digest      string   // optional: only entries with this digest
+	// OthersOf, with Account 0, asks about the entries of the accounts
+	// other than this one that write into its destination user's
+	// mailbox (the same destination user, or one the ledger does not
+	// know): "does another account name this copy?", asked before mirror
+	// removes or moves a copy that destination matching may have found
+	// for two accounts (sharedcopies.go).
+	OthersOf AccountID
 }
 
 // Claims are the copies ledger entries may own (Ledger.Copies).

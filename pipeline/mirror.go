@@ -576,6 +576,10 @@ func (a *attempt) doMoves(ctx context.Context, moves []move) error {
 		uidValidity uint32
 		to          string
 	}
+	moves, err := a.unsharedMoves(ctx, moves)
+	if err != nil {
+		return err
+	}
 	groups := map[group][]move{}
 	var order []group
 	var same []Entry
@@ -1066,6 +1070,9 @@ func (a *attempt) mirrorRemove(ctx context.Context) error {
 		a.log.Warn("mirror: cannot tell what was deleted in this source folder; nothing of it is removed", "account", a.opts.Name,
 			"folder", name, "why", why)
 	}
+	if remove, err = a.leaveShared(ctx, remove); err != nil {
+		return err
+	}
 	if len(remove) == 0 {
 		if err := a.settleAllowedEmpty(ctx); err != nil {
 			return err
@@ -1346,6 +1353,11 @@ func (a *attempt) settleMirror(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Checked again: another account may have matched a copy since the
+	// intent was recorded (sharedcopies.go).
+	if removing, err = a.leaveShared(ctx, removing); err != nil {
+		return err
+	}
 	for _, group := range byCopyMailbox(removing) {
 		for chunk := range slices.Chunk(group, MaxLookup) {
 			if err := a.expungeCopies(ctx, chunk[0].DestMailbox, chunk[0].DestUIDValidity, chunk); err != nil {
@@ -1383,10 +1395,20 @@ func (a *attempt) settleMoving(ctx context.Context, e Entry) error {
 		}
 		oldThere = len(list) > 0 && list[0].UID == e.DestUID
 	}
+	shared := false
+	if oldThere {
+		// Another account may have matched the old copy since the intent
+		// was recorded: then it stays where it is (sharedcopies.go).
+		others, err := a.sharedCopies(ctx, []Entry{e})
+		if err != nil {
+			return err
+		}
+		shared = others[e.Key]
+	}
 	now := a.opts.Now()
 	switch {
 	case found != 0:
-		if oldThere {
+		if oldThere && !shared {
 			// Copied, not yet expunged (COPY + EXPUNGE cut short).
 			if err := a.dst.Expunge(ctx, e.DestMailbox, e.DestUIDValidity, []uint32{e.DestUID}); err != nil {
 				return fmt.Errorf("mirror: removing the moved copy's old place in %q: %w", e.DestMailbox, err)
@@ -1400,12 +1422,16 @@ func (a *attempt) settleMoving(ctx context.Context, e Entry) error {
 		a.st.Moved++
 		a.mu.Unlock()
 		return nil
-	case oldThere:
+	case oldThere && !shared:
 		return a.moveGroup(ctx, e.DestMailbox, e.DestUIDValidity, e.MoveTo, []move{{old: e, msg: SourceMessage{Key: e.Key}, target: e.MoveTo}})
+	case shared:
+		a.log.Info("mirror: a copy being moved is another account's too; it stays, and the message is copied into its new folder",
+			"account", a.opts.Name, "key", e.Key, "from", e.DestMailbox, "to", e.MoveTo)
+	default:
+		// Neither: the copy is nowhere; the copy appends the message again.
+		a.log.Warn("mirror: a copy being moved is in neither folder; it is copied again", "account", a.opts.Name,
+			"key", e.Key, "from", e.DestMailbox, "to", e.MoveTo)
 	}
-	// Neither: the copy is nowhere; the copy appends the message again.
-	a.log.Warn("mirror: a copy being moved is in neither folder; it is copied again", "account", a.opts.Name,
-		"key", e.Key, "from", e.DestMailbox, "to", e.MoveTo)
 	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Delete: []string{e.Key}}); err != nil {
 		return fmt.Errorf("forgetting a lost copy: %w", fatal(err))
 	}

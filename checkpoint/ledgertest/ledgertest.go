@@ -650,35 +650,69 @@ func testCopies(t *testing.T, s *suite) {
 		{Key: "b3", State: pipeline.StatePending, Digest: d2, DestMailbox: "INBOX", DestUIDValidity: 5, DestUIDNext: 3},
 	}})
 	uids := []uint32{10, 11, 12, 13, 14, 15, 16}
-	tests := []struct {
+	type copiesCase struct {
 		name        string
 		q           pipeline.CopiesQuery
 		want        []uint32
 		pendingFrom uint32
 		noUID       bool
-	}{
+	}
+	check := func(tests []copiesCase) {
+		t.Helper()
+		for _, tc := range tests {
+			cl, err := s.l.Copies(s.ctx, tc.q)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			var got []uint32
+			for u := range cl.UIDs {
+				got = append(got, u)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) || cl.PendingFrom != tc.pendingFrom || cl.NoUID != tc.noUID {
+				t.Errorf("%s: UIDs %v, pending from %d, no UID %v; want %v, %d, %v", tc.name, got, cl.PendingFrom, cl.NoUID, tc.want, tc.pendingFrom, tc.noUID)
+			}
+		}
+	}
+	check([]copiesCase{
 		{"own, any digest", pipeline.CopiesQuery{Account: a, Mailbox: "INBOX", UIDValidity: 7, UIDs: uids}, []uint32{10, 11}, 0, false},
 		{"own, other UIDVALIDITY", pipeline.CopiesQuery{Account: a, Mailbox: "INBOX", UIDValidity: 6, UIDs: uids}, []uint32{12}, 0, false},
 		{"own, a digest", pipeline.CopiesQuery{Account: a, Mailbox: "INBOX", UIDValidity: 7, UIDs: uids, Digest: d1}, []uint32{10}, 20, false},
 		{"every account, a digest", pipeline.CopiesQuery{Mailbox: "INBOX", UIDValidity: 7, UIDs: uids, Digest: d1}, []uint32{10, 15}, 20, false},
 		{"every account, no UID, other UIDVALIDITY pending", pipeline.CopiesQuery{Mailbox: "INBOX", UIDValidity: 7, UIDs: uids, Digest: d2}, []uint32{11}, 1, true},
+		{"every account, any digest", pipeline.CopiesQuery{Mailbox: "INBOX", UIDValidity: 7, UIDs: uids}, []uint32{10, 11, 15}, 0, false},
+		{"others of bob: alice writes into another user's mailbox", pipeline.CopiesQuery{OthersOf: b, Mailbox: "INBOX", UIDValidity: 7, UIDs: uids}, nil, 0, false},
 		{"another folder", pipeline.CopiesQuery{Account: a, Mailbox: "Sent", UIDValidity: 7, UIDs: uids}, []uint32{14}, 0, false},
 		{"no such folder", pipeline.CopiesQuery{Account: b, Mailbox: "Sent", UIDValidity: 7, UIDs: uids}, nil, 0, false},
+	})
+	// carol's IMAP box feeds alice's destination mailbox: her entries and
+	// alice's are each other's "others" (a copy both may name), bob's are
+	// not (another destination user).
+	carolSpec := checkpoint.AccountSpec{
+		Endpoint:    "imap://carol@imap.example.org:993 -> imap://alice@imap.example.org:993",
+		SourceProto: "imap", SourceUser: "carol", DestUser: "Alice",
+		Source: "imap://carol@imap.example.org:993", Destination: "imap://alice@imap.example.org:993",
 	}
-	for _, tc := range tests {
-		cl, err := s.l.Copies(s.ctx, tc.q)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		var got []uint32
-		for u := range cl.UIDs {
-			got = append(got, u)
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, tc.want) || cl.PendingFrom != tc.pendingFrom || cl.NoUID != tc.noUID {
-			t.Errorf("%s: UIDs %v, pending from %d, no UID %v; want %v, %d, %v", tc.name, got, cl.PendingFrom, cl.NoUID, tc.want, tc.pendingFrom, tc.noUID)
-		}
+	res, err := s.l.ResolveAccount(s.ctx, carolSpec)
+	if err != nil {
+		t.Fatal(err)
 	}
+	c := res.Account
+	hc, err := s.l.Hold(s.ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Release(context.Background())
+	s.commit(c, pipeline.Changes{Put: []pipeline.Entry{
+		{Key: "c1", State: pipeline.StateDone, Digest: d1, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: 10},
+		{Key: "c2", State: pipeline.StateGone, ReasonClass: pipeline.ReasonDeleted, Digest: d2, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: 16},
+	}})
+	check([]copiesCase{
+		{"others of alice", pipeline.CopiesQuery{OthersOf: a, Mailbox: "INBOX", UIDValidity: 7, UIDs: uids}, []uint32{10, 16}, 0, false},
+		{"others of carol", pipeline.CopiesQuery{OthersOf: c, Mailbox: "INBOX", UIDValidity: 7, UIDs: uids}, []uint32{10, 11}, 0, false},
+		{"others of carol, a digest", pipeline.CopiesQuery{OthersOf: c, Mailbox: "INBOX", UIDValidity: 7, UIDs: uids, Digest: d2}, []uint32{11}, 0, false},
+		{"others of bob", pipeline.CopiesQuery{OthersOf: b, Mailbox: "INBOX", UIDValidity: 7, UIDs: uids}, nil, 0, false},
+	})
 	// A folder recorded without UIDVALIDITY (by the schema-4 upgrade) is
 	// asked for under any: bob's Archive was never seen.
 	s.commit(b, pipeline.Changes{Folders: []pipeline.Folder{{Side: pipeline.DestSide, Name: "Archive"}}})

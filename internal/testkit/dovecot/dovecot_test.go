@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -426,31 +425,6 @@ func TestValidateOptions(t *testing.T) {
 	} {
 		if err := validate(&opts); err == nil {
 			t.Errorf("validate(%s) = nil, want an error", name)
-		}
-	}
-}
-
-// fakeTB records how Require ended a test.
-type fakeTB struct {
-	testing.TB
-	fatal, skip string
-}
-
-func (f *fakeTB) Helper()                        {}
-func (f *fakeTB) Fatalf(format string, a ...any) { f.fatal = fmt.Sprintf(format, a...) }
-func (f *fakeTB) Skipf(format string, a ...any)  { f.skip = fmt.Sprintf(format, a...) }
-
-func TestRequireFailsUnderCI(t *testing.T) {
-	missing := errors.New("dovecot not found")
-	for _, c := range []struct {
-		ci        string
-		wantFatal bool
-	}{{"true", true}, {"", false}, {"false", false}} {
-		t.Setenv("CI", c.ci)
-		f := &fakeTB{TB: t}
-		require(f, missing)
-		if (f.fatal != "") != c.wantFatal || (f.skip != "") == c.wantFatal {
-			t.Errorf("CI=%q: fatal=%q skip=%q, want fatal=%v", c.ci, f.fatal, f.skip, c.wantFatal)
 		}
 	}
 }

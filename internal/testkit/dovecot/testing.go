@@ -1,26 +1,16 @@
 package dovecot
 
 import (
-	"os"
 	"testing"
+
+	"github.com/mailferry/mailferry/internal/testkit/instance"
 )
 
 // Require skips the test when Dovecot is not installed, except under
 // CI=true, where a missing server fails the test: CI must install it.
 func Require(t testing.TB) {
 	t.Helper()
-	require(t, Available())
-}
-
-func require(t testing.TB, err error) {
-	t.Helper()
-	switch {
-	case err == nil:
-	case os.Getenv("CI") == "true":
-		t.Fatalf("CI=true and Dovecot is unavailable: %v", err)
-	default:
-		t.Skipf("skipping: Dovecot is unavailable: %v", err)
-	}
+	instance.Require(t, "Dovecot", Available())
 }
 
 // Start calls Require, then starts an instance in a new directory under
@@ -31,25 +21,7 @@ func require(t testing.TB, err error) {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	Require(t)
-	dir, err := os.MkdirTemp("", "mfdc-")
-	if err != nil {
-		t.Fatalf("creating a directory for Dovecot: %v", err)
-	}
-	s, err := StartInstance(t.Context(), dir, opts)
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("starting Dovecot: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("Dovecot instance %s:\n%s", s.Name(), s.LogTail(30))
-		}
-		if err := s.Stop(); err != nil {
-			t.Errorf("stopping Dovecot: %v", err)
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("removing Dovecot instance directory: %v", err)
-		}
-	})
-	return s
+	return instance.Start(t, "Dovecot", "mfdc-",
+		func(dir string) (*Server, error) { return StartInstance(t.Context(), dir, opts) },
+		func(s *Server) string { return "Dovecot instance " + s.Name() })
 }

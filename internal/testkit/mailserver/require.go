@@ -1,8 +1,11 @@
 package mailserver
 
 import (
+	"fmt"
 	"os"
 	"testing"
+
+	"github.com/mailferry/mailferry/internal/testkit/instance"
 )
 
 // Require skips the test when err (from a kit's Available) says the server
@@ -10,13 +13,10 @@ import (
 // server that is not there fails the test: CI must install it.
 func Require(t testing.TB, name string, err error) {
 	t.Helper()
-	switch {
-	case err == nil:
-	case os.Getenv("CI") == "true":
-		t.Fatalf("CI=true and %s is unavailable: %v", name, err)
-	default:
-		t.Skipf("skipping: %s is unavailable (%s installs it): %v", name, InstallScript, err)
+	if err != nil {
+		err = fmt.Errorf("%w (%s installs it)", err, InstallScript)
 	}
+	instance.Require(t, name, err)
 }
 
 // TempDir creates a directory for one instance under os.TempDir, mode 0755

@@ -1,26 +1,16 @@
 package postgres
 
 import (
-	"os"
 	"testing"
+
+	"github.com/mailferry/mailferry/internal/testkit/instance"
 )
 
 // Require skips the test when PostgreSQL is not installed, except under
 // CI=true, where a missing server fails the test: CI must install it.
 func Require(t testing.TB) {
 	t.Helper()
-	require(t, Available())
-}
-
-func require(t testing.TB, err error) {
-	t.Helper()
-	switch {
-	case err == nil:
-	case os.Getenv("CI") == "true":
-		t.Fatalf("CI=true and PostgreSQL is unavailable: %v", err)
-	default:
-		t.Skipf("skipping: PostgreSQL is unavailable: %v", err)
-	}
+	instance.Require(t, "PostgreSQL", Available())
 }
 
 // Start calls Require, then starts an instance in a new directory under
@@ -30,27 +20,9 @@ func require(t testing.TB, err error) {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	Require(t)
-	dir, err := os.MkdirTemp("", "mfpg-")
-	if err != nil {
-		t.Fatalf("creating a directory for PostgreSQL: %v", err)
-	}
-	s, err := StartInstance(t.Context(), dir, opts)
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("starting PostgreSQL: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("PostgreSQL log tail:\n%s", s.LogTail(30))
-		}
-		if err := s.Stop(); err != nil {
-			t.Errorf("stopping PostgreSQL: %v", err)
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("removing the PostgreSQL directory: %v", err)
-		}
-	})
-	return s
+	return instance.Start(t, "PostgreSQL", "mfpg-",
+		func(dir string) (*Server, error) { return StartInstance(t.Context(), dir, opts) },
+		func(*Server) string { return "PostgreSQL log tail" })
 }
 
 // Database makes an empty database on s for t and returns its URL
