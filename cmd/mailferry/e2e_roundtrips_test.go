@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -49,7 +50,9 @@ func startTurnProxyDelay(t *testing.T, upstream string, delay time.Duration) *tu
 	return p
 }
 
-const serverDelay = 15 * time.Millisecond
+// serverDelay is the bench's distant link (40 ms); 15 ms let a loaded
+// machine split more pipelined bursts.
+const serverDelay = 40 * time.Millisecond
 
 func (p *turnProxy) Addr() string { return p.ln.Addr().String() }
 
@@ -87,30 +90,34 @@ func (p *turnProxy) accept() {
 		// greeting counts: the client waited for it).
 		heard := true
 		var mu sync.Mutex
+		// forward writes to the client or the server; for the client it
+		// marks that the server spoke, for the server it counts a turn
+		// when the server spoke since the client's last write.
+		forward := func(to net.Conn, b []byte, client bool) error {
+			mu.Lock()
+			if client && heard {
+				p.mu.Lock()
+				if i < len(p.turns) {
+					p.turns[i]++
+				}
+				p.mu.Unlock()
+			}
+			mu.Unlock()
+			_, err := to.Write(b)
+			mu.Lock()
+			heard = !client
+			mu.Unlock()
+			return err
+		}
 		pump := func(from, to net.Conn, client bool) {
 			defer p.wg.Done()
 			buf := make([]byte, 64<<10)
 			for {
 				n, err := from.Read(buf)
 				if n > 0 {
-					if !client {
-						time.Sleep(p.delay)
-					}
-					mu.Lock()
-					if client && heard {
-						p.mu.Lock()
-						if i < len(p.turns) {
-							p.turns[i]++
-						}
-						p.mu.Unlock()
-					}
-					mu.Unlock()
-					if _, werr := to.Write(buf[:n]); werr != nil {
+					if werr := forward(to, buf[:n], client); werr != nil {
 						err = werr
 					}
-					mu.Lock()
-					heard = !client
-					mu.Unlock()
 				}
 				if err != nil {
 					from.Close()
@@ -119,9 +126,48 @@ func (p *turnProxy) accept() {
 				}
 			}
 		}
-		p.wg.Add(2)
+		// The server's bytes travel a line: each chunk reaches the client
+		// the proxy's delay after it left the server, whatever came before
+		// it. Sleeping the delay per chunk in the reading loop made a long
+		// reply trickle in (a delay per chunk, one after another), and a
+		// client that spoke between the chunks was counted a turn it never
+		// waited for.
+		type chunk struct {
+			b  []byte
+			at time.Time
+		}
+		line := make(chan chunk, 1024)
+		serverPump := func() {
+			defer p.wg.Done()
+			defer close(line)
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := u.Read(buf)
+				if n > 0 {
+					line <- chunk{append([]byte(nil), buf[:n]...), time.Now().Add(p.delay)}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}
+		deliver := func() {
+			defer p.wg.Done()
+			for ch := range line {
+				time.Sleep(time.Until(ch.at))
+				if err := forward(c, ch.b, false); err != nil {
+					break
+				}
+			}
+			c.Close()
+			u.Close()
+			for range line {
+			}
+		}
+		p.wg.Add(3)
 		go pump(c, u, true)
-		go pump(u, c, false)
+		go serverPump()
+		go deliver()
 	}
 }
 
@@ -172,10 +218,22 @@ func TestE2ENoOpRoundTrips(t *testing.T) {
 		return srcProxy.Turns(), dstProxy.Turns()
 	}
 	run("first run")
-	src, dst := run("nothing new")
-	t.Logf("nothing new: round trips per session: source %v, destination %v", src, dst)
-	if sum(src) > 10 || sum(dst) > 10 {
-		t.Errorf("nothing new: %d round trips at the source (%v) and %d at the destination (%v); want at most 10 each", sum(src), src, sum(dst), dst)
+	// The median of three runs with nothing new: the destination's
+	// session issues its commands as the source's answers arrive, so one
+	// run in a few on a loaded machine sends one burst as two (a count of
+	// 11 where 9–10 is usual; seen in CI-like runs of the whole package).
+	// A change that costs a round trip per folder adds 10, far above that.
+	var srcs, dsts []int
+	for range 3 {
+		src, dst := run("nothing new")
+		t.Logf("nothing new: round trips per session: source %v, destination %v", src, dst)
+		srcs, dsts = append(srcs, sum(src)), append(dsts, sum(dst))
+	}
+	slices.Sort(srcs)
+	slices.Sort(dsts)
+	src, dst := srcs[1], dsts[1]
+	if src > 10 || dst > 10 {
+		t.Errorf("nothing new: median %d round trips at the source (%v) and %d at the destination (%v); want at most 10 each", src, srcs, dst, dsts)
 	}
 	for _, k := range []int{2, 7} {
 		// Two flag sets per folder: two UID STOREs at the destination.
@@ -192,15 +250,15 @@ func TestE2ENoOpRoundTrips(t *testing.T) {
 	// count of either run is then one too high or too low). Listing the
 	// two folders whole costs at least 3 each (EXAMINE, UID SEARCH, UID
 	// FETCH).
-	if sum(src2) > sum(src)+2+1 {
-		t.Errorf("two folders changed: %d round trips at the source (%v), want at most %d (one per changed folder, one of slack)", sum(src2), src2, sum(src)+3)
+	if sum(src2) > src+2+1 {
+		t.Errorf("two folders changed: %d round trips at the source (%v), want at most %d (one per changed folder, one of slack)", sum(src2), src2, src+3)
 	}
 	// At the destination, per changed folder: the flags it keeps (SELECT
 	// and UNSELECT in one go), SELECT, then every UID STORE and the
 	// UNSELECT in one go; and one of slack. Waiting for each UID STORE and
 	// then the UNSELECT made it five with two flag sets.
-	if sum(dst2) > sum(dst)+3*2+1 {
-		t.Errorf("two folders changed: %d round trips at the destination (%v), want at most %d (three per changed folder, one of slack)", sum(dst2), dst2, sum(dst)+3*2+1)
+	if sum(dst2) > dst+3*2+1 {
+		t.Errorf("two folders changed: %d round trips at the destination (%v), want at most %d (three per changed folder, one of slack)", sum(dst2), dst2, dst+3*2+1)
 	}
 }
 
