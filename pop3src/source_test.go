@@ -650,10 +650,12 @@ func TestWithDefaultPort(t *testing.T) {
 	}
 }
 
-// TestSourceListSummary: ListSummary reads the listing ahead, the List
-// that follows hands over that listing without asking again, and the
-// digest is the same for the same maildrop in another session and another
-// for a maildrop that changed.
+// TestSourceListSummary: ListSummary reads the UIDL listing ahead and
+// sends no LIST, the List that follows hands over that listing asking
+// only for the sizes, and the digest is the same for the same maildrop in
+// another session and another for a maildrop whose UIDLs changed; not for
+// one whose sizes alone did (they decide nothing for a listed key with a
+// settled entry).
 func TestSourceListSummary(t *testing.T) {
 	var msgs []pop3fake.Message
 	for i := range 30 {
@@ -667,6 +669,11 @@ func TestSourceListSummary(t *testing.T) {
 		sum, ok, err := s.ListSummary(ctx)
 		if err != nil || !ok {
 			t.Fatalf("ListSummary = %+v, %v, %v", sum, ok, err)
+		}
+		for _, c := range srv.Commands() {
+			if strings.HasPrefix(c.Line, "LIST") {
+				t.Errorf("ListSummary sent %q", c.Line)
+			}
 		}
 		all, err := pipeline.ListAll(ctx, s)
 		if err != nil {
@@ -696,9 +703,44 @@ func TestSourceListSummary(t *testing.T) {
 	}
 	bigger := slices.Clone(msgs)
 	bigger[3].Body = append(slices.Clone(bigger[3].Body), "more\r\n"...)
-	if other, _, _ := summarize(bigger); other.Digest == sum.Digest {
-		t.Errorf("a maildrop with a message of another size: the same digest")
+	if other, listed, _ := summarize(bigger); other != sum || listed[3].Size != all[3].Size+6 {
+		t.Errorf("a maildrop with a message of another size: summary %+v, the first %+v; listed size %d, want %d",
+			other, sum, listed[3].Size, all[3].Size+6)
 	}
+}
+
+// TestSourceListSizesUnordered: a server whose UIDL listing is in order
+// and whose LIST is not has a summary (ListSummary sends no LIST); the
+// List that follows reads the LIST to its end and lists the maildrop
+// again at once, in memory, on the same session.
+func TestSourceListSizesUnordered(t *testing.T) {
+	uidl := "+OK\r\n1 u1\r\n2 u2\r\n.\r\n"
+	list := "+OK\r\n2 20\r\n1 10\r\n.\r\n"
+	c, wait := scripted(t, plain,
+		step{reply: "+OK\r\n"},
+		step{want: "CAPA\r\n", reply: "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"},
+		step{want: "UIDL\r\n", reply: uidl},
+		step{want: "LIST\r\n", reply: list},
+		step{want: "LIST\r\n", reply: list},
+		step{want: "UIDL\r\n", reply: uidl},
+	)
+	s := &Source{c: c, log: slog.New(slog.DiscardHandler), server: "scripted", user: "alice"}
+	ctx := context.Background()
+	if sum, ok, err := s.ListSummary(ctx); !ok || err != nil || sum.Messages != 2 {
+		t.Fatalf("ListSummary = %+v, %v, %v; want 2 messages", sum, ok, err)
+	}
+	all, err := pipeline.ListAll(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, m := range all {
+		got[m.Key] = m.Size
+	}
+	if len(all) != 2 || got["u1"] != 10 || got["u2"] != 20 {
+		t.Errorf("listed %+v, want u1 of 10 bytes and u2 of 20", all)
+	}
+	wait()
 }
 
 // TestSourceListUnordered: a server listing out of number order is read
