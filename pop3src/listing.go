@@ -98,6 +98,9 @@ func (s *Source) spill(ctx context.Context) (*listing, bool, error) {
 	var hashes []uint32
 	last := 0
 	unordered := false // the reply is read to its end all the same
+	// ascending: every UIDL sorts after the one before (Dovecot's, from
+	// their UIDs), so none is shared and the hashes need no sorting.
+	ascending, prev := true, ""
 	var buf []byte
 	err = s.c.UIDLEach(ctx, func(u UIDInfo) error {
 		if unordered = unordered || u.Number <= last; unordered {
@@ -105,6 +108,9 @@ func (s *Source) spill(ctx context.Context) (*listing, bool, error) {
 		}
 		last = u.Number
 		l.count++
+		if ascending = ascending && (l.count == 1 || u.UID > prev); ascending {
+			prev = u.UID
+		}
 		hashes = append(hashes, uint32(maphash.String(seed, u.UID)))
 		buf = strconv.AppendInt(buf[:0], int64(u.Number), 10)
 		buf = append(buf, ' ')
@@ -131,6 +137,9 @@ func (s *Source) spill(ctx context.Context) (*listing, bool, error) {
 	s.maxNum = last
 
 	// Shared UIDLs: hashes seen twice, then the UIDLs behind them.
+	if ascending {
+		hashes = nil
+	}
 	slices.Sort(hashes)
 	shared := map[uint32]bool{}
 	for i := 1; i < len(hashes); i++ {
