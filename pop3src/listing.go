@@ -2,6 +2,7 @@ package pop3src
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -98,8 +99,9 @@ func (s *Source) spill(ctx context.Context) (*listing, bool, error) {
 	var hashes []uint32
 	last := 0
 	unordered := false // the reply is read to its end all the same
-	// ascending: every UIDL sorts after the one before (Dovecot's, from
-	// their UIDs), so none is shared and the hashes need no sorting.
+	// ascending: every UIDL so far sorts after the one before (Dovecot's,
+	// from their UIDs), so none is shared: no hashes are kept until one
+	// does not, and then those of the UIDLs before it are read back.
 	ascending, prev := true, ""
 	var buf []byte
 	err = s.c.UIDLEach(ctx, func(u UIDInfo) error {
@@ -108,10 +110,20 @@ func (s *Source) spill(ctx context.Context) (*listing, bool, error) {
 		}
 		last = u.Number
 		l.count++
-		if ascending = ascending && (l.count == 1 || u.UID > prev); ascending {
-			prev = u.UID
+		if ascending {
+			if l.count == 1 || u.UID > prev {
+				prev = u.UID
+			} else {
+				ascending = false
+				var err error
+				if hashes, err = hashesBefore(f, w, seed); err != nil {
+					return err
+				}
+			}
 		}
-		hashes = append(hashes, uint32(maphash.String(seed, u.UID)))
+		if !ascending {
+			hashes = append(hashes, uint32(maphash.String(seed, u.UID)))
+		}
 		buf = strconv.AppendInt(buf[:0], int64(u.Number), 10)
 		buf = append(buf, ' ')
 		buf = append(buf, u.UID...)
@@ -137,9 +149,6 @@ func (s *Source) spill(ctx context.Context) (*listing, bool, error) {
 	s.maxNum = last
 
 	// Shared UIDLs: hashes seen twice, then the UIDLs behind them.
-	if ascending {
-		hashes = nil
-	}
 	slices.Sort(hashes)
 	shared := map[uint32]bool{}
 	for i := 1; i < len(hashes); i++ {
@@ -166,6 +175,31 @@ func (s *Source) spill(ctx context.Context) (*listing, bool, error) {
 	l.summary = pipeline.ListSummary{Messages: l.count, Digest: listingDigest(digest)}
 	ok = true
 	return l, true, nil
+}
+
+// hashesBefore returns the hashes of the UIDLs written to f so far
+// (through w, flushed first).
+func hashesBefore(f *os.File, w *bufio.Writer, seed maphash.Seed) ([]uint32, error) {
+	if err := w.Flush(); err != nil {
+		return nil, fmt.Errorf("writing the listing: %w", err)
+	}
+	end, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fmt.Errorf("writing the listing: %w", err)
+	}
+	var hashes []uint32
+	r := bufio.NewReader(io.NewSectionReader(f, 0, end))
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == io.EOF {
+			return hashes, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the listing back: %w", err)
+		}
+		_, uid, _ := bytes.Cut(line[:len(line)-1], []byte{' '})
+		hashes = append(hashes, uint32(maphash.Bytes(seed, uid)))
+	}
 }
 
 // sizes reads the LIST listing into the file after the UIDL section,
