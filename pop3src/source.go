@@ -251,8 +251,9 @@ func (s *Source) capaUIDL(ctx context.Context) (bool, error) {
 //
 // It keeps no copy of the listing in memory (issue 20): one UIDL and one
 // LIST are streamed into a temporary file, then handed over a page at a
-// time (listing.go); after ListSummary only the LIST is left to send. A server without UIDL, or one that lists out of
-// number order, is listed at once into memory instead.
+// time (listing.go); after ListSummary only the LIST is left to send. A
+// server without UIDL, or one that lists out of number order, is listed
+// at once into memory instead.
 //
 // Shared UIDLs (a broken server): every message sharing one gets the key
 // "<uidl>#sha256:<hex>" from its content, so a key does not move to another
