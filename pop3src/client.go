@@ -596,6 +596,12 @@ func parseUIDLine(line string) (UIDInfo, bool) {
 			return UIDInfo{Number: n, UID: line[i+1:]}, true
 		}
 	}
+	return parseUIDFields(line)
+}
+
+// parseUIDFields parses a UIDL reply line split into fields by white
+// space: the general case of parseUIDLine.
+func parseUIDFields(line string) (UIDInfo, bool) {
 	f := strings.Fields(line)
 	if len(f) < 2 {
 		return UIDInfo{}, false

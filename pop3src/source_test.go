@@ -709,70 +709,44 @@ func TestSourceListSummary(t *testing.T) {
 	}
 }
 
-// TestSourceListSizesUnordered: a server whose UIDL listing is in order
-// and whose LIST is not has a summary (ListSummary sends no LIST); the
-// List that follows reads the LIST to its end and lists the maildrop
-// again at once, in memory, on the same session.
-func TestSourceListSizesUnordered(t *testing.T) {
-	uidl := "+OK\r\n1 u1\r\n2 u2\r\n.\r\n"
-	list := "+OK\r\n2 20\r\n1 10\r\n.\r\n"
-	c, wait := scripted(t, plain,
-		step{reply: "+OK\r\n"},
-		step{want: "CAPA\r\n", reply: "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"},
-		step{want: "UIDL\r\n", reply: uidl},
-		step{want: "LIST\r\n", reply: list},
-		step{want: "LIST\r\n", reply: list},
-		step{want: "UIDL\r\n", reply: uidl},
-	)
-	s := &Source{c: c, log: slog.New(slog.DiscardHandler), server: "scripted", user: "alice"}
-	ctx := context.Background()
-	if sum, ok, err := s.ListSummary(ctx); !ok || err != nil || sum.Messages != 2 {
-		t.Fatalf("ListSummary = %+v, %v, %v; want 2 messages", sum, ok, err)
-	}
-	all, err := pipeline.ListAll(ctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	for _, m := range all {
-		got[m.Key] = m.Size
-	}
-	if len(all) != 2 || got["u1"] != 10 || got["u2"] != 20 {
-		t.Errorf("listed %+v, want u1 of 10 bytes and u2 of 20", all)
-	}
-	wait()
-}
-
 // TestSourceListUnordered: a server listing out of number order is read
 // to the end of both replies and listed again at once, in memory, on the
-// same session; it has no summary.
+// same session. With its UIDLs out of order it has no summary; with its
+// UIDLs in order and its LIST not, it has one (ListSummary sends no LIST)
+// and the List that follows reads the LIST to its end before listing
+// again.
 func TestSourceListUnordered(t *testing.T) {
-	uidl := "+OK\r\n2 u2\r\n1 u1\r\n.\r\n"
-	list := "+OK\r\n2 20\r\n1 10\r\n.\r\n"
-	c, wait := scripted(t, plain,
-		step{reply: "+OK\r\n"},
-		step{want: "CAPA\r\n", reply: "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"},
-		step{want: "UIDL\r\n", reply: uidl},
-		step{want: "CAPA\r\n", reply: "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"},
-		step{want: "UIDL\r\n", reply: uidl},
-		step{want: "LIST\r\n", reply: list},
-		step{want: "UIDL\r\n", reply: uidl},
-	)
-	s := &Source{c: c, log: slog.New(slog.DiscardHandler), server: "scripted", user: "alice"}
-	ctx := context.Background()
-	if _, ok, err := s.ListSummary(ctx); ok || err != nil {
-		t.Fatalf("ListSummary of an unordered listing: %v, %v; want none", ok, err)
+	capa := step{want: "CAPA\r\n", reply: "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"}
+	list := step{want: "LIST\r\n", reply: "+OK\r\n2 20\r\n1 10\r\n.\r\n"}
+	uidlUnordered := step{want: "UIDL\r\n", reply: "+OK\r\n2 u2\r\n1 u1\r\n.\r\n"}
+	uidlOrdered := step{want: "UIDL\r\n", reply: "+OK\r\n1 u1\r\n2 u2\r\n.\r\n"}
+	for _, tc := range []struct {
+		name    string
+		steps   []step
+		summary bool
+	}{
+		{"UIDL and LIST unordered", []step{capa, uidlUnordered, capa, uidlUnordered, list, uidlUnordered}, false},
+		{"LIST unordered", []step{capa, uidlOrdered, list, list, uidlOrdered}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, wait := scripted(t, plain, append([]step{{reply: "+OK\r\n"}}, tc.steps...)...)
+			s := &Source{c: c, log: slog.New(slog.DiscardHandler), server: "scripted", user: "alice"}
+			ctx := context.Background()
+			if sum, ok, err := s.ListSummary(ctx); ok != tc.summary || err != nil || ok && sum.Messages != 2 {
+				t.Fatalf("ListSummary = %+v, %v, %v; want a summary of 2 messages: %v", sum, ok, err, tc.summary)
+			}
+			all, err := pipeline.ListAll(ctx, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int64{}
+			for _, m := range all {
+				got[m.Key] = m.Size
+			}
+			if len(all) != 2 || got["u1"] != 10 || got["u2"] != 20 {
+				t.Errorf("listed %+v, want u1 of 10 bytes and u2 of 20", all)
+			}
+			wait()
+		})
 	}
-	all, err := pipeline.ListAll(ctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	for _, m := range all {
-		got[m.Key] = m.Size
-	}
-	if len(all) != 2 || got["u1"] != 10 || got["u2"] != 20 {
-		t.Errorf("listed %+v, want u1 of 10 bytes and u2 of 20", all)
-	}
-	wait()
 }

@@ -3,26 +3,11 @@ package pop3src
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/mailferry/mailferry/internal/testkit/pop3fake"
 	"github.com/mailferry/mailferry/pipeline"
 )
-
-// uidLineByFields is parseUIDLine as it was before its fast path: the
-// reference the fast path must agree with.
-func uidLineByFields(line string) (UIDInfo, bool) {
-	f := strings.Fields(line)
-	if len(f) < 2 {
-		return UIDInfo{}, false
-	}
-	n, ok := parseNumber(f[0])
-	if !ok {
-		return UIDInfo{}, false
-	}
-	return UIDInfo{Number: n, UID: f[1]}, true
-}
 
 var uidLines = []string{
 	"1 0000000165d6f1f0",
@@ -45,11 +30,12 @@ var uidLines = []string{
 }
 
 // TestParseUIDLine: the usual "n uidl" line and every unusual one parse
-// as strings.Fields splits them.
+// as strings.Fields splits them (parseUIDFields, parseUIDLine as it was
+// before its fast path).
 func TestParseUIDLine(t *testing.T) {
 	for _, line := range uidLines {
 		got, ok := parseUIDLine(line)
-		want, wantOK := uidLineByFields(line)
+		want, wantOK := parseUIDFields(line)
 		if got != want || ok != wantOK {
 			t.Errorf("parseUIDLine(%q) = %+v, %v; want %+v, %v", line, got, ok, want, wantOK)
 		}
@@ -65,7 +51,7 @@ func FuzzParseUIDLine(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, line string) {
 		got, ok := parseUIDLine(line)
-		want, wantOK := uidLineByFields(line)
+		want, wantOK := parseUIDFields(line)
 		if got != want || ok != wantOK {
 			t.Errorf("parseUIDLine(%q) = %+v, %v; want %+v, %v", line, got, ok, want, wantOK)
 		}
