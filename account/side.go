@@ -103,7 +103,7 @@ func (s *Set) side(sp sideSpec) (*side, error) {
 	}
 	insecure := o.InsecureSkipVerify || sp.srv.InsecureSkipVerify
 	var err error
-	if d.tls, err = s.tlsConfig(sp.ep.Host, ca, insecure); err != nil {
+	if d.tls, err = s.tlsConfig(sp.ep.Host, ca, insecure, sp.ep.TLS == config.TLSNone); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", sp.section, sp.ep.Addr(), err)
 	}
 	if insecure {
@@ -163,11 +163,18 @@ func (s *Set) side(sp sideSpec) (*side, error) {
 }
 
 // tlsConfig is the TLS configuration of a server: verification on, the
-// system roots plus the CA file when given.
-func (s *Set) tlsConfig(host, caFile string, insecure bool) (*tls.Config, error) {
+// system roots plus the CA file when given. A server reached without TLS
+// (plain) never verifies a certificate: its CA file is only checked, so
+// that a bad one still fails the run, and the system roots are not
+// loaded (parsing them was about 2% of mailferry's CPU time copying the
+// 300 MB *mixed* workload with TLS off).
+func (s *Set) tlsConfig(host, caFile string, insecure, plain bool) (*tls.Config, error) {
 	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
 	if caFile == "" {
 		return cfg, nil
+	}
+	if plain {
+		return cfg, checkCAFile(caFile)
 	}
 	pool, err := s.caPool(caFile)
 	if err != nil {
@@ -200,6 +207,19 @@ func (s *Set) caPool(path string) (*x509.CertPool, error) {
 	}
 	s.pools[path] = pool
 	return pool, nil
+}
+
+// checkCAFile reports whether path can be read and holds a PEM
+// certificate, as caPool would, without loading the system roots.
+func checkCAFile(path string) error {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading CA file: %w", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		return fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	return nil
 }
 
 // claim is what one session of this side with n connections needs.

@@ -178,6 +178,7 @@ type Ledger struct {
 	r *sql.DB
 
 	folders folderCache
+	ups     upserts // the upsert statements Commit keeps prepared
 
 	mu     sync.Mutex
 	closed bool
@@ -323,6 +324,9 @@ func (l *Ledger) Close() error {
 		if err := h.lock.release(); err != nil {
 			errs = append(errs, fmt.Errorf("unlocking account %d: %w", id, err))
 		}
+	}
+	if err := l.ups.close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing ledger %s: %w", l.path, err))
 	}
 	if err := l.r.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing ledger %s: %w", l.path, err))

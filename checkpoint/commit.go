@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailferry/mailferry/pipeline"
@@ -18,17 +20,19 @@ import (
 const upsertRows = 64
 
 const upsertColumns = `account_id, source_key, state, reason_class, reason, digest, size, message_id,
-	dest_folder_id, dest_uidvalidity, dest_uid, dest_uidnext, move_to_folder_id, flags, updated, done_at, gone_at`
+	dest_folder_id, dest_uidvalidity, dest_uid, dest_uidnext, move_to_folder_id, flags, updated, done_at, gone_at, source_emailid`
 
-const upsertRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const upsertRow = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // copiedStates are the states of an entry whose message has (or had) a
 // copy: they keep done_at across updates.
 const copiedStates = `('done', 'gone', 'removing', 'removed', 'moving')`
 
 // upsertConflict replaces an entry, keeping the time it first became done
-// while it stays copied (flag syncs, gone and listed again), and the time
-// it was first seen gone while it stays gone.
+// while it stays copied (flag syncs, gone and listed again), the time it
+// was first seen gone while it stays gone, and its source EMAILID when the
+// new entry carries none (a key names one message, whose EMAILID never
+// changes: RFC 8474 §5.1).
 const upsertConflict = `
 ON CONFLICT (account_id, source_key) DO UPDATE SET
 	state = excluded.state,
@@ -53,11 +57,101 @@ ON CONFLICT (account_id, source_key) DO UPDATE SET
 		WHEN excluded.state NOT IN ('gone', 'removing', 'removed') THEN 0
 		WHEN messages.state IN ('gone', 'removing', 'removed') AND messages.gone_at <> 0 THEN messages.gone_at
 		ELSE excluded.gone_at
-	END`
+	END,
+	source_emailid = COALESCE(excluded.source_emailid, messages.source_emailid)`
 
 func upsertSQL(n int) string {
 	return "INSERT INTO messages (" + upsertColumns + ") VALUES " +
 		strings.Repeat(upsertRow+", ", n-1) + upsertRow + upsertConflict
+}
+
+// upsertsKept is how many shapes (row counts) of the upsert a ledger
+// keeps prepared, the most recently used: a run writes batches of one
+// size, its folders' last batches and chunks of upsertRows, so a few
+// shapes serve nearly every Commit, and a bound keeps an unusual mix of
+// sizes from piling up statements on every connection.
+const upsertsKept = 8
+
+// upserts keeps the upsert prepared across Commits: parsing the
+// statement of 50 rows anew in every Commit was 2.5% of mailferry's CPU
+// on *mixed* with the pure-Go SQLite, beside 5.4% for executing the
+// upserts (issue 18's profile), and cost PostgreSQL a prepare and a
+// deallocate round trip. A Commit takes its statements before BEGIN
+// (commitWriter.prepare) and uses them in its transaction with
+// Tx.StmtContext, which reuses what is prepared on the transaction's
+// connection (and prepares there when it is another). Close closes them.
+type upserts struct {
+	mu     sync.Mutex
+	closed bool
+	kept   []rowsStmt // most recently used first
+}
+
+type rowsStmt struct {
+	rows int
+	stmt *sql.Stmt
+}
+
+// stmt returns the upsert of rows entries, prepared on db when no kept
+// statement has that shape. It must be called before the transaction
+// begins: SQLite has one write connection, which the transaction holds
+// until it ends, so a prepare on db within it would wait for itself.
+func (u *upserts) stmt(ctx context.Context, db *sql.DB, d *dialect, rows int) (*sql.Stmt, error) {
+	if st := u.take(rows, nil); st != nil {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, d.q(upsertSQL(rows)))
+	if err != nil {
+		return nil, err
+	}
+	return u.take(rows, st), nil
+}
+
+// take returns the kept statement of rows entries, moved to the front.
+// When there is none and st is not nil, st is kept (the least recently
+// used statement beyond upsertsKept is closed) and returned; after Close,
+// st is closed and nil returned.
+func (u *upserts) take(rows int, st *sql.Stmt) *sql.Stmt {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i, k := range u.kept {
+		if k.rows == rows {
+			copy(u.kept[1:i+1], u.kept[:i])
+			u.kept[0] = k
+			if st != nil {
+				st.Close() // prepared by a Commit at the same time
+			}
+			return k.stmt
+		}
+	}
+	if st == nil || u.closed {
+		if st != nil {
+			st.Close()
+		}
+		return nil
+	}
+	if len(u.kept) == upsertsKept {
+		// A Commit still using it keeps its transaction's copy:
+		// database/sql closes the statement once that is done.
+		u.kept[len(u.kept)-1].stmt.Close()
+		u.kept = u.kept[:len(u.kept)-1]
+	}
+	u.kept = append(u.kept, rowsStmt{})
+	copy(u.kept[1:], u.kept)
+	u.kept[0] = rowsStmt{rows, st}
+	return st
+}
+
+// close closes the kept statements; later Commits keep none.
+func (u *upserts) close() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.closed = true
+	var errs []error
+	for _, k := range u.kept {
+		errs = append(errs, k.stmt.Close())
+	}
+	u.kept = nil
+	return errors.Join(errs...)
 }
 
 // copied reports whether s is a state whose message has a copy.
@@ -84,6 +178,8 @@ func validate(c *pipeline.Changes) error {
 			return fmt.Errorf("entry %q: a time out of range (%v, %v, %v): %w", e.Key, e.Updated, e.DoneAt, e.GoneAt, ErrInvalidEntry)
 		case e.Size < 0:
 			return fmt.Errorf("entry %q: size %d: %w", e.Key, e.Size, ErrInvalidEntry)
+		case !pipeline.ValidEmailID(e.EmailID):
+			return fmt.Errorf("entry %q: EMAILID %q is not an RFC 8474 objectid: %w", e.Key, e.EmailID, ErrInvalidEntry)
 		}
 	}
 	for _, r := range c.Resent {
@@ -166,6 +262,10 @@ func (l *Ledger) Commit(ctx context.Context, account pipeline.AccountID, c pipel
 		return fmt.Errorf("committing to account %q in %s: %w", h.ident, l.path, err)
 	}
 	defer cancel()
+	w := &commitWriter{l: l, account: account, now: l.now(), ends: chunkEnds(c.Put)}
+	if err := w.prepare(ctx); err != nil {
+		return fmt.Errorf("committing to account %q in %s: %w", h.ident, l.path, err)
+	}
 	tx, err := l.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("committing to account %d in %s: starting transaction: %w", account, l.path, err)
@@ -179,7 +279,7 @@ func (l *Ledger) Commit(ctx context.Context, account pipeline.AccountID, c pipel
 		h.markPaused()
 	}
 	folders := l.newFolderIDs(tx)
-	w := &commitWriter{l: l, tx: tx, account: account, now: l.now(), folders: folders}
+	w.tx, w.folders = tx, folders
 	if err := w.write(ctx, &c); err != nil {
 		return fmt.Errorf("committing to account %q in %s: %w", h.ident, l.path, err)
 	}
@@ -197,6 +297,39 @@ type commitWriter struct {
 	account pipeline.AccountID
 	now     time.Time
 	folders *folderIDs
+	// ends are where the upserts of the entries end (chunkEnds); kept
+	// are the ledger's statements for the first shapes among them,
+	// taken before the transaction (prepare).
+	ends []int
+	kept [2]rowsStmt
+}
+
+// prepare takes the ledger's upsert statements for the first two row
+// counts among w.ends: a batch is written by one shape or two (chunks of
+// upsertRows and the rest). Other shapes (a key twice in a change set)
+// are prepared within the transaction, for it alone.
+func (w *commitWriter) prepare(ctx context.Context) error {
+	n := 0 // kept[:n] are taken; below two, only kept[0] can match
+	for i, end := range w.ends {
+		start := 0
+		if i > 0 {
+			start = w.ends[i-1]
+		}
+		rows := end - start
+		if n == len(w.kept) {
+			break
+		}
+		if n > 0 && w.kept[0].rows == rows {
+			continue
+		}
+		st, err := w.l.ups.stmt(ctx, w.l.w, w.l.d, rows)
+		if err != nil {
+			return fmt.Errorf("preparing the upsert of %d entries: %w", rows, err)
+		}
+		w.kept[n] = rowsStmt{rows, st}
+		n++
+	}
+	return nil
 }
 
 func (w *commitWriter) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
@@ -301,26 +434,41 @@ func (w *commitWriter) eachKey(ctx context.Context, keys []string, q string, pre
 	return nil
 }
 
-// put upserts entries, in order.
+// put upserts entries, in order, a chunk (w.ends) at a time.
 func (w *commitWriter) put(ctx context.Context, entries []pipeline.Entry) error {
 	l, now := w.l, w.now
-	stmts := map[int]*sql.Stmt{} // by rows: a full chunk and the rest
+	var stmts map[int]*sql.Stmt // by rows: the shapes not kept by the ledger
 	defer func() {
 		for _, st := range stmts {
 			st.Close()
 		}
 	}()
-	args := make([]any, 0, upsertRows*17)
-	for start, end := 0, 0; start < len(entries); start = end {
-		end = chunkEnd(entries, start)
+	var inTx [len(w.kept)]*sql.Stmt // the kept statements within tx
+	args := make([]any, 0, upsertRows*18)
+	start := 0
+	for _, end := range w.ends {
 		chunk := entries[start:end]
-		stmt := stmts[len(chunk)]
-		if stmt == nil {
-			var err error
-			if stmt, err = w.tx.PrepareContext(ctx, l.d.q(upsertSQL(len(chunk)))); err != nil {
-				return fmt.Errorf("writing %d entries: preparing: %w", len(entries), err)
+		start = end
+		var stmt *sql.Stmt
+		for i, k := range w.kept {
+			if k.stmt != nil && k.rows == len(chunk) {
+				if inTx[i] == nil {
+					inTx[i] = w.tx.StmtContext(ctx, k.stmt) // closed with tx
+				}
+				stmt = inTx[i]
 			}
-			stmts[len(chunk)] = stmt
+		}
+		if stmt == nil {
+			if stmt = stmts[len(chunk)]; stmt == nil {
+				var err error
+				if stmt, err = w.tx.PrepareContext(ctx, l.d.q(upsertSQL(len(chunk)))); err != nil {
+					return fmt.Errorf("writing %d entries: preparing: %w", len(entries), err)
+				}
+				if stmts == nil {
+					stmts = map[int]*sql.Stmt{}
+				}
+				stmts[len(chunk)] = stmt
+			}
 		}
 		args = args[:0]
 		for _, e := range chunk {
@@ -359,7 +507,7 @@ func (w *commitWriter) put(ctx context.Context, entries []pipeline.Entry) error 
 			args = append(args,
 				w.account, l.d.key(e.Key), e.State.String(), string(e.ReasonClass), strings.ToValidUTF8(e.Reason, "\uFFFD"),
 				digestBytes(e.Digest), e.Size, l.d.key(e.MessageID), dest, int64(e.DestUIDValidity), int64(e.DestUID),
-				int64(e.DestUIDNext), moveTo, strings.Join(e.Flags, " "), nanos(updated), doneAt, goneAt)
+				int64(e.DestUIDNext), moveTo, strings.Join(e.Flags, " "), nanos(updated), doneAt, goneAt, emailID(e.EmailID))
 		}
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			if len(chunk) == 1 {
@@ -369,6 +517,23 @@ func (w *commitWriter) put(ctx context.Context, entries []pipeline.Entry) error 
 		}
 	}
 	return nil
+}
+
+// emailID binds an entry's source EMAILID: NULL when it has none.
+func emailID(id string) any {
+	if id == "" {
+		return nil
+	}
+	return id
+}
+
+// chunkEnds returns where each upsert statement of entries ends (chunkEnd).
+func chunkEnds(entries []pipeline.Entry) []int {
+	var ends []int
+	for start := 0; start < len(entries); start = ends[len(ends)-1] {
+		ends = append(ends, chunkEnd(entries, start))
+	}
+	return ends
 }
 
 // chunkEnd returns where the upsert statement starting at entries[start]

@@ -146,6 +146,10 @@ var sqliteTables = []string{
 	// One row per source message. account_id refers to accounts without a
 	// foreign key in SQLite: the check would cost a lookup on every write
 	// of the hot table, and only accounts with no entries are ever removed.
+	// source_emailid (schema 6) is the source's EMAILID of the message (RFC
+	// 8474 OBJECTID), NULL when the server has none; it is the last column,
+	// so that a file upgraded from schema 5 (upgrade5: ADD COLUMN) and a
+	// new one have the same columns in the same order.
 	`CREATE TABLE messages (
 		account_id        INTEGER NOT NULL,
 		source_key        TEXT    NOT NULL,
@@ -164,6 +168,7 @@ var sqliteTables = []string{
 		updated           INTEGER NOT NULL DEFAULT 0,
 		done_at           INTEGER NOT NULL DEFAULT 0,
 		gone_at           INTEGER NOT NULL DEFAULT 0,
+		source_emailid    TEXT,
 		PRIMARY KEY (account_id, source_key)
 	) WITHOUT ROWID`,
 	`CREATE TABLE account_counts (

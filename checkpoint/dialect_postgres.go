@@ -156,6 +156,7 @@ var pgTables = []string{
 		updated           BIGINT NOT NULL DEFAULT 0,
 		done_at           BIGINT NOT NULL DEFAULT 0,
 		gone_at           BIGINT NOT NULL DEFAULT 0,
+		source_emailid    TEXT,
 		PRIMARY KEY (account_id, source_key)
 	) WITH (fillfactor = 90)`,
 	`CREATE TABLE account_counts (

@@ -26,6 +26,12 @@ var ErrUnknownWorker = errors.New("checkpoint: no such worker")
 // heartbeating (it died, or lost the database for good).
 const forgetWorkers = 24 * time.Hour
 
+// keepThroughput is how long the throughput table keeps a worker's
+// minutes apart; older ones are folded into one row (minute 0, no worker)
+// by the heartbeats, so that the table stays bounded while the fleet's
+// total stays whole.
+const keepThroughput = 7 * 24 * time.Hour
+
 // Beat is what a worker reports with its heartbeat: what it moved since
 // the last one.
 type Beat struct {
@@ -69,6 +75,17 @@ func (l *Ledger) Heartbeat(ctx context.Context, b Beat) (draining bool, err erro
 			l.pg.worker, b.Messages, b.Bytes); err != nil {
 			return false, fmt.Errorf("recording the throughput of worker %s in %s: %w", l.pg.worker, l.path, explainConnect(err))
 		}
+	}
+	// The old minutes are deleted first and what the DELETE returned is
+	// added: a row another worker folds at the same time waits for its
+	// commit and is then gone, so none is counted twice.
+	if _, err := tx.ExecContext(ctx, `WITH old AS (
+			DELETE FROM throughput WHERE minute > 0 AND minute < `+pgNow+` - $1 RETURNING messages, bytes)
+		INSERT INTO throughput AS t (minute, worker, messages, bytes)
+			SELECT 0, '', SUM(messages), SUM(bytes) FROM old HAVING COUNT(*) > 0
+		ON CONFLICT (minute, worker) DO UPDATE SET messages = t.messages + EXCLUDED.messages, bytes = t.bytes + EXCLUDED.bytes`,
+		int64(keepThroughput)); err != nil {
+		return false, fmt.Errorf("folding the old throughput in %s: %w", l.path, explainConnect(err))
 	}
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("recording the heartbeat of worker %s in %s: %w", l.pg.worker, l.path, explainConnect(err))

@@ -21,6 +21,7 @@ func TestPostgresFleet(t *testing.T) {
 	}{
 		{"Workers", testFleetWorkers},
 		{"Queue", testFleetQueue},
+		{"Throughput", testFleetThroughput},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, srv, postgres.Database(t, srv)) })
 	}
@@ -80,6 +81,47 @@ func testFleetWorkers(t *testing.T, srv *postgres.Server, dbURL string) {
 	}
 	if ws, _, err := a.Workers(ctx); err != nil || len(ws) != 1 || ws[0].ID != "bee" {
 		t.Errorf("Workers after LeaveFleet: %+v, %v; want bee only", ws, err)
+	}
+}
+
+// testFleetThroughput: a heartbeat folds the throughput minutes older than
+// keepThroughput into one row, so that the table does not grow with every
+// minute a worker ever moved mail (issue 18: nothing grows without bound),
+// and Fleet's total stays what was moved; recent minutes stay apart.
+func testFleetThroughput(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	a := openPG(t, srv, dbURL, "ant", 0)
+	b := openPG(t, srv, dbURL, "bee", 0)
+	if _, err := a.Heartbeat(ctx, Beat{Messages: 1, Bytes: 10}); err != nil {
+		t.Fatal(err)
+	}
+	// Three old minutes of two workers, as heartbeats twice
+	// keepThroughput ago left them.
+	old := time.Now().Add(-2 * keepThroughput).Truncate(time.Minute)
+	for i, w := range []string{"ant", "bee", "ant"} {
+		if _, err := a.w.ExecContext(ctx, `INSERT INTO throughput (minute, worker, messages, bytes) VALUES ($1, $2, $3, $4)`,
+			old.Add(time.Duration(i)*time.Minute).UnixNano(), w, 100, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		for _, l := range []*Ledger{a, b} {
+			if _, err := l.Heartbeat(ctx, Beat{Messages: 2, Bytes: 20}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var oldRows, folded int
+	if err := a.r.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE minute > 0 AND minute < $1), COUNT(*) FILTER (WHERE minute = 0)
+		FROM throughput`, time.Now().Add(-keepThroughput).UnixNano()).Scan(&oldRows, &folded); err != nil {
+		t.Fatal(err)
+	}
+	if oldRows != 0 || folded != 1 {
+		t.Errorf("%d rows older than %v and %d folded rows after the heartbeats; want 0 and 1", oldRows, keepThroughput, folded)
+	}
+	f, err := a.Fleet(ctx)
+	if err != nil || f.MessagesTotal != 309 || f.BytesTotal != 3090 || f.Messages5m != 9 {
+		t.Errorf("Fleet throughput: %d messages, %d bytes, %d in 5 min (%v); want 309, 3090, 9", f.MessagesTotal, f.BytesTotal, f.Messages5m, err)
 	}
 }
 

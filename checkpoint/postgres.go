@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,7 +170,7 @@ func redactErr(err error, state string) string {
 	return s
 }
 
-// pgSchemaCheck creates schema 5 in an empty database, or checks that the
+// pgSchemaCheck creates the current schema in an empty database, or checks that the
 // database holds a mailferry ledger of this schema. Workers starting at
 // once serialize on an advisory lock, so only one creates the tables.
 func (l *Ledger) pgSchemaCheck(ctx context.Context) error {
@@ -211,11 +212,11 @@ func (l *Ledger) pgSchemaCheck(ctx context.Context) error {
 	case version > SchemaVersion:
 		return fmt.Errorf("schema version %d, this mailferry knows up to %d: %w", version, SchemaVersion, ErrSchemaTooNew)
 	case version < SchemaVersion:
-		// No worker upgrades a shared database under the others' feet;
-		// schema 5 is the first PostgreSQL schema, so no upgrade exists
-		// yet (Upgrade is where the next one goes, with a command).
-		return fmt.Errorf("schema version %d, this mailferry needs %d and does not upgrade a shared database by itself: stop every worker first: %w",
-			version, SchemaVersion, ErrSchemaTooOld)
+		// No worker upgrades a shared database under the others' feet:
+		// Upgrade does, from `mailferry ledger upgrade`, with every worker
+		// stopped.
+		return fmt.Errorf("schema version %d, this mailferry needs %d and does not upgrade a shared database by itself: stop every worker first, then run 'mailferry ledger upgrade --state %s': %w",
+			version, SchemaVersion, l.path, ErrSchemaTooOld)
 	}
 	return nil
 }
@@ -273,19 +274,36 @@ func (l *Ledger) pgSize(ctx context.Context) (bytes, entries int64, err error) {
 	return bytes, entries, nil
 }
 
-// Upgrade brings the PostgreSQL ledger at state to this mailferry's schema
-// (for a future `mailferry ledger upgrade`), with every worker stopped; a SQLite file is
-// upgraded by opening it. It reports the schema found and the schema now.
+// Upgrade brings the ledger at state to this mailferry's schema (`mailferry
+// ledger upgrade`): a PostgreSQL ledger with every worker stopped; a SQLite
+// file, which must exist, by opening it (as every run does). It reports the
+// schema found and the schema now.
 func Upgrade(ctx context.Context, state string, opts *Options) (from, to int, err error) {
 	if opts == nil {
 		opts = &Options{}
 	}
 	if !IsPostgres(state) {
+		if _, err := os.Stat(state); err != nil {
+			return 0, 0, fmt.Errorf("upgrading %s: %w", state, err)
+		}
+		abs, err := filepath.Abs(state)
+		if err != nil {
+			return 0, 0, fmt.Errorf("upgrading %s: %w", state, err)
+		}
+		db, err := sql.Open("sqlite", dsn(abs, time.Second, true))
+		if err != nil {
+			return 0, 0, fmt.Errorf("upgrading %s: %w", state, err)
+		}
+		err = db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&from)
+		db.Close()
+		if err != nil {
+			return 0, 0, fmt.Errorf("upgrading %s: reading its schema version: %w", state, notDatabase(err))
+		}
 		l, err := Open(ctx, state, opts)
 		if err != nil {
-			return 0, 0, err
+			return from, from, err
 		}
-		return SchemaVersion, SchemaVersion, l.Close()
+		return from, SchemaVersion, l.Close()
 	}
 	o := *opts
 	o.skipSchemaCheck = true
@@ -321,28 +339,41 @@ func Upgrade(ctx context.Context, state string, opts *Options) (from, to int, er
 	if live > 0 {
 		return v, v, fmt.Errorf("upgrading %s: %d accounts are held by running workers: stop every worker first", l.path, live)
 	}
+	from = v
 	for ; v < SchemaVersion; v++ {
 		up, ok := pgUpgrades[v]
 		if !ok {
-			return v, v, fmt.Errorf("upgrading %s: no upgrade from schema %d (PostgreSQL ledgers start at schema 5)", l.path, v)
+			return from, from, fmt.Errorf("upgrading %s: no upgrade from schema %d (PostgreSQL ledgers start at schema 5)", l.path, v)
 		}
 		if err := up(ctx, tx); err != nil {
-			return v, v, fmt.Errorf("upgrading %s from schema %d: %w", l.path, v, err)
+			return from, from, fmt.Errorf("upgrading %s from schema %d: %w", l.path, v, err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = $1 WHERE key = 'schema'`, strconv.Itoa(SchemaVersion)); err != nil {
-		return v, v, fmt.Errorf("upgrading %s: %w", l.path, err)
+		return from, from, fmt.Errorf("upgrading %s: %w", l.path, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return v, v, fmt.Errorf("upgrading %s: %w", l.path, err)
+		return from, from, fmt.Errorf("upgrading %s: %w", l.path, err)
 	}
-	return v, SchemaVersion, nil
+	l.log.Info("ledger upgraded from schema "+strconv.Itoa(from)+" to "+strconv.Itoa(SchemaVersion)+"; nothing will be copied again", "database", l.path)
+	return from, SchemaVersion, nil
 }
 
 // pgUpgrades bring a PostgreSQL ledger from schema N to N+1, in the
-// upgrade's transaction. Schema 5 is the first PostgreSQL schema: the next
-// one adds its step here.
-var pgUpgrades = map[int]func(context.Context, *sql.Tx) error{}
+// upgrade's transaction. Schema 5 is the first PostgreSQL schema.
+var pgUpgrades = map[int]func(context.Context, *sql.Tx) error{
+	// 5 to 6: the entries' source EMAILID, the statements SQLite runs
+	// too (schema6). Adding a nullable column without a default changes
+	// the catalog only: no row is rewritten.
+	5: func(ctx context.Context, tx *sql.Tx) error {
+		for _, stmt := range schema6 {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("%s: %w", firstLine(stmt), err)
+			}
+		}
+		return nil
+	},
+}
 
 // replyBound is a connection to the database that gives up on a reply
 // not received within timeout (the lease TTL): a database cut off by the

@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -38,6 +39,7 @@ func TestPostgres(t *testing.T) {
 		{"QueueClaims", testPGQueueClaims},
 		{"QueueTakesOverExpired", testPGQueueTakesOverExpired},
 		{"Refusals", testPGRefusals},
+		{"UpgradeSchema5", testPGUpgradeSchema5},
 		{"PasswordsNeverShown", testPGPasswordsNeverShown},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, srv, postgres.Database(t, srv)) })
@@ -491,11 +493,11 @@ func testPGRefusals(t *testing.T, srv *postgres.Server, dbURL string) {
 		t.Fatal(err)
 	}
 	l.Close()
-	if err := srv.Exec(ctx, name, `UPDATE mailferry.meta SET value = '6' WHERE key = 'schema'`); err != nil {
+	if err := srv.Exec(ctx, name, `UPDATE mailferry.meta SET value = '7' WHERE key = 'schema'`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Open(ctx, dbURL, opts()); !errors.Is(err, ErrSchemaTooNew) {
-		t.Errorf("schema 6: %v, want ErrSchemaTooNew", err)
+		t.Errorf("schema 7: %v, want ErrSchemaTooNew", err)
 	}
 	if err := srv.Exec(ctx, name, `UPDATE mailferry.meta SET value = '4' WHERE key = 'schema'`); err != nil {
 		t.Fatal(err)
@@ -566,4 +568,99 @@ func dbName(dbURL string) (string, error) {
 		return "", err
 	}
 	return strings.TrimPrefix(u.Path, "/"), nil
+}
+
+// testPGUpgradeSchema5: a PostgreSQL ledger of schema 5 (this schema
+// without the entries' source_emailid, meta schema 5: what schema 5 as
+// released created) is refused by Open, which names the command, until
+// Upgrade adds the column in place: every entry as it was, the table not
+// rewritten (its file is the same), EMAILIDs taken after.
+// A second Upgrade finds nothing to do.
+func testPGUpgradeSchema5(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	opts := func() *Options { return &Options{Password: srv.Password()} }
+	name, _ := dbName(dbURL)
+	l, err := Open(ctx, dbURL, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.ResolveAccount(ctx, testSpec("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := l.Hold(ctx, res.Account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var put []pipeline.Entry
+	for i := 1; i <= 300; i++ {
+		put = append(put, pipeline.Entry{Key: fmt.Sprintf("INBOX\x00%d\x00%d", 7, i), State: pipeline.StateDone,
+			Digest: fmt.Sprintf("%064x", i), Size: int64(i), DestMailbox: "INBOX", DestUIDValidity: 9, DestUID: uint32(i),
+			Flags: []string{`\Seen`}, Updated: time.Unix(1700000000, 0), DoneAt: time.Unix(1700000000, 0)})
+	}
+	if err := l.Commit(ctx, res.Account, pipeline.Changes{Put: put}); err != nil {
+		t.Fatal(err)
+	}
+	h.Release(ctx)
+	l.Close()
+	if err := srv.Exec(ctx, name, `ALTER TABLE mailferry.messages DROP COLUMN source_emailid;
+		UPDATE mailferry.meta SET value = '5' WHERE key = 'schema'`); err != nil {
+		t.Fatal(err)
+	}
+	// What the rows hold, hashed, and the table's file: a table
+	// rewritten gets a new one.
+	places := func() [2]int64 {
+		h, err := srv.QueryInt(ctx, name, `SELECT hashtext(string_agg(md5(row(account_id, source_key, state, reason_class, reason, digest, size, message_id,
+			dest_folder_id, dest_uidvalidity, dest_uid, dest_uidnext, move_to_folder_id, flags, updated, done_at, gone_at)::text), ',' ORDER BY source_key))::bigint
+			FROM mailferry.messages`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, err := srv.QueryInt(ctx, name, `SELECT pg_relation_filenode('mailferry.messages')::bigint`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return [2]int64{h, file}
+	}
+	before := places()
+
+	if _, err := Open(ctx, dbURL, opts()); !errors.Is(err, ErrSchemaTooOld) || !strings.Contains(err.Error(), "mailferry ledger upgrade") {
+		t.Fatalf("Open of schema 5: %v, want ErrSchemaTooOld naming 'mailferry ledger upgrade'", err)
+	}
+	from, to, err := Upgrade(ctx, dbURL, opts())
+	if err != nil || from != 5 || to != 6 {
+		t.Fatalf("Upgrade = %d, %d, %v; want 5, 6", from, to, err)
+	}
+	if after := places(); after != before {
+		t.Errorf("messages (rows' hash, file) = %v before the upgrade, %v after: changed or rewritten", before, after)
+	}
+	if from, to, err := Upgrade(ctx, dbURL, opts()); err != nil || from != 6 || to != 6 {
+		t.Errorf("Upgrade again = %d, %d, %v; want 6, 6", from, to, err)
+	}
+	l, err = Open(ctx, dbURL, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Check(ctx); err != nil {
+		t.Error(err)
+	}
+	if _, entries, err := l.Size(ctx); err != nil || entries != 300 {
+		t.Errorf("%d entries after the upgrade (%v), want 300", entries, err)
+	}
+	h, err = l.Hold(ctx, res.Account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(ctx)
+	e := put[0]
+	e.EmailID = "M02630f48bc34ecea8538ea09"
+	if err := l.Commit(ctx, res.Account, pipeline.Changes{Put: []pipeline.Entry{e}}); err != nil {
+		t.Fatal(err)
+	}
+	var got pipeline.Entry
+	l.Lookup(ctx, res.Account, []string{e.Key}, func(x pipeline.Entry) error { got = x; return nil })
+	if got.EmailID != e.EmailID || got.DestUID != 1 {
+		t.Errorf("entry after the upgrade and a Put with an EMAILID: %+v", got)
+	}
 }

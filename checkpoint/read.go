@@ -16,7 +16,7 @@ import (
 // Query.KeysOnly, which a listing is joined with.
 const (
 	entryColumns = `source_key, state, reason_class, reason, digest, size, message_id, dest_folder_id,
-		dest_uidvalidity, dest_uid, dest_uidnext, move_to_folder_id, flags, updated, done_at, gone_at`
+		dest_uidvalidity, dest_uid, dest_uidnext, move_to_folder_id, flags, updated, done_at, gone_at, source_emailid`
 	keyColumns = `source_key, state, reason_class, flags, size, updated, done_at, gone_at`
 )
 
@@ -44,14 +44,16 @@ func scanEntry(rows *sql.Rows) (rawEntry, error) {
 		key, messageID, state, class string
 		flags                        string
 		digest                       []byte
+		emailID                      sql.NullString
 		uidValidity, uid, next       int64
 		updated, doneAt, goneAt      int64
 	)
 	e := &r.e
 	if err := rows.Scan(&key, &state, &class, &e.Reason, &digest, &e.Size, &messageID, &r.dest,
-		&uidValidity, &uid, &next, &r.move, &flags, &updated, &doneAt, &goneAt); err != nil {
+		&uidValidity, &uid, &next, &r.move, &flags, &updated, &doneAt, &goneAt, &emailID); err != nil {
 		return r, err
 	}
+	e.EmailID = emailID.String
 	s, ok := stateOf[state]
 	if !ok {
 		return r, fmt.Errorf("entry %q: unknown state %q", key, state)

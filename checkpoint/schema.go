@@ -10,7 +10,7 @@ import (
 )
 
 // SchemaVersion is the schema version this package writes and understands.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // appName is meta's "app": what tells a mailferry ledger from another
 // application's database.
@@ -18,7 +18,7 @@ const appName = "mailferry-ledger"
 
 // schema4 are the released migrations from an empty file to schema 4,
 // frozen: a file of schema 1 to 3 goes through them, then through the
-// upgrade to 5. Append only, never edit: they are what users' files hold.
+// upgrade from 4 (upgrade4). Append only, never edit: they are what users' files hold.
 var schema4 = []string{
 	// 1: messages and runs.
 	`CREATE TABLE messages (
@@ -100,16 +100,23 @@ func isDevSchema5(ctx context.Context, tx *sql.Tx) (bool, error) {
 	return n == 3, nil
 }
 
-// migrate brings the file to schema 5 in one immediate transaction, so
+// migrate brings the file to schema 6 in one immediate transaction, so
 // that two processes opening a new file at once do not both create
 // tables, and a kill at any point leaves the file as it was. It reports
-// whether it upgraded an older schema (the caller then compacts the file).
+// whether it rebuilt an older schema's tables (the caller then compacts
+// the file).
 //
-//   - no tables at all: schema 5 is created;
+//   - no tables at all: schema 6 is created;
 //   - tables, but no user_version and no meta: ErrNotLedger, nothing written;
-//   - schema 1 to 4: the frozen migrations to 4, then the upgrade to 5;
-//   - schema 5: checked to be a mailferry ledger; the development schema
-//     also numbered 5 (devSchema5) is upgraded like schema 4;
+//   - schema 1 to 4: the frozen migrations to 4, then upgrade4, which
+//     rebuilds the tables as they are now (schema 6);
+//   - user_version 5: either the development schema (devSchema5: no
+//     meta), upgraded like schema 4, or schema 5 as released (meta app
+//     and schema "5"), upgraded in place by upgrade5; anything else of
+//     user_version 5 is not a ledger. This is the one number two schemas
+//     shared: no release writes it any more;
+//   - schema 6: checked to be a mailferry ledger of schema 6 (user_version
+//     and meta agree);
 //   - newer: ErrSchemaTooNew.
 func (l *Ledger) migrate(ctx context.Context, opts *Options) (bool, error) {
 	tx, err := l.beginMigration(ctx)
@@ -125,6 +132,7 @@ func (l *Ledger) migrate(ctx context.Context, opts *Options) (bool, error) {
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).Scan(&tables); err != nil {
 		return false, fmt.Errorf("reading the tables: %w", err)
 	}
+	dev := false
 	switch {
 	case version > SchemaVersion:
 		return false, fmt.Errorf("schema version %d, this mailferry knows up to %d: %w", version, SchemaVersion, ErrSchemaTooNew)
@@ -133,19 +141,17 @@ func (l *Ledger) migrate(ctx context.Context, opts *Options) (bool, error) {
 	case version == 0 && tables > 0:
 		return false, fmt.Errorf("the file holds %d tables but no mailferry schema: %w", tables, ErrNotLedger)
 	case version == SchemaVersion:
-		dev, err := isDevSchema5(ctx, tx)
-		if err != nil {
+		if err := checkMeta(ctx, tx, SchemaVersion); err != nil {
 			return false, err
 		}
-		if dev {
-			break
-		}
-		var app string
-		err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'app'`).Scan(&app)
-		if err != nil || app != appName {
-			return false, fmt.Errorf("schema version 5 without mailferry's meta table: %w", ErrNotLedger)
-		}
 		return false, nil
+	case version == 5:
+		if dev, err = isDevSchema5(ctx, tx); err != nil {
+			return false, err
+		}
+		if !dev {
+			return false, l.upgrade5(ctx, tx, opts)
+		}
 	case version == 0:
 		if err := l.create(ctx, tx); err != nil {
 			return false, err
@@ -156,7 +162,6 @@ func (l *Ledger) migrate(ctx context.Context, opts *Options) (bool, error) {
 		l.log.Debug("ledger created", "path", l.path, "schema", SchemaVersion)
 		return false, nil
 	}
-	dev := version == SchemaVersion
 	for v := version; v < len(schema4) && !dev; v++ {
 		if _, err := tx.ExecContext(ctx, schema4[v]); err != nil {
 			return false, fmt.Errorf("migrating schema from version %d to %d: %w", v, v+1, err)
@@ -167,28 +172,86 @@ func (l *Ledger) migrate(ctx context.Context, opts *Options) (bool, error) {
 	if dev {
 		from = "5 of a development version (account_control)"
 	}
+	to := strconv.Itoa(SchemaVersion)
 	stats, err := l.upgrade4(ctx, tx, opts, dev)
 	if err != nil {
-		return false, fmt.Errorf("upgrading the ledger from schema %s to 5 (the file is left as it was): %w", from, err)
+		return false, fmt.Errorf("upgrading the ledger from schema %s to %s (the file is left as it was): %w", from, to, err)
 	}
 	if opts.Crashpoint != nil {
 		opts.Crashpoint("upgrade: copied")
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("committing the upgrade from schema %s to 5: %w", from, err)
+		return false, fmt.Errorf("committing the upgrade from schema %s to %s: %w", from, to, err)
 	}
-	l.log.Info("ledger upgraded from schema "+from+" to 5; nothing will be copied again",
+	l.log.Info("ledger upgraded from schema "+from+" to "+to+"; nothing will be copied again",
 		"path", l.path, "accounts", stats.accounts, "entries", stats.entries, "runs", stats.runs,
 		"took", time.Since(start).Round(time.Millisecond))
 	return true, nil
 }
 
-// create makes schema 5 in an empty file.
+// checkMeta checks that meta says the file is a mailferry ledger of
+// schema version: user_version alone is a number another schema may
+// have had (5 was two), meta's app and schema are mailferry's own.
+func checkMeta(ctx context.Context, tx *sql.Tx, version int) error {
+	var hasMeta int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).Scan(&hasMeta); err != nil {
+		return fmt.Errorf("reading the tables: %w", err)
+	}
+	var app, schema string
+	if hasMeta == 1 {
+		err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM meta WHERE key = 'app'), ''),
+			COALESCE((SELECT value FROM meta WHERE key = 'schema'), '')`).Scan(&app, &schema)
+		if err != nil {
+			return fmt.Errorf("reading the schema version: %w", err)
+		}
+	}
+	if app != appName || schema != strconv.Itoa(version) {
+		return fmt.Errorf("schema version %d without mailferry's meta table saying so (app %q, schema %q): %w", version, app, schema, ErrNotLedger)
+	}
+	return nil
+}
+
+// upgrade5 turns a schema-5 ledger (as released) into schema 6 in place,
+// inside tx, and commits: the entries gain their source EMAILID, NULL
+// until a pass lists the message again. One ALTER TABLE, which SQLite
+// makes by changing the table's definition alone: no row is rewritten,
+// nothing is copied again, and the upgrade takes as long on a ledger of
+// a million entries as on an empty one.
+func (l *Ledger) upgrade5(ctx context.Context, tx *sql.Tx, opts *Options) error {
+	if err := checkMeta(ctx, tx, 5); err != nil {
+		return err
+	}
+	for _, stmt := range schema6 {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("upgrading the ledger from schema 5 to 6 (the file is left as it was): %s: %w", firstLine(stmt), err)
+		}
+	}
+	if err := l.writeMeta(ctx, tx); err != nil {
+		return fmt.Errorf("upgrading the ledger from schema 5 to 6 (the file is left as it was): %w", err)
+	}
+	if opts.Crashpoint != nil {
+		opts.Crashpoint("upgrade: copied")
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing the upgrade from schema 5 to 6: %w", err)
+	}
+	l.log.Info("ledger upgraded from schema 5 to 6; nothing will be copied again", "path", l.path)
+	return nil
+}
+
+// schema6 are the statements from schema 5 to 6, the same in both
+// engines: the entries' source EMAILID (docs/ledger.md "Upgrading from
+// schema 5"). Append only, never edit: they are what users' ledgers hold.
+var schema6 = []string{
+	`ALTER TABLE messages ADD COLUMN source_emailid TEXT`,
+}
+
+// create makes the current schema in an empty file.
 func (l *Ledger) create(ctx context.Context, tx *sql.Tx) error {
 	for _, part := range [][]string{l.d.tables, l.d.indexes, l.d.triggers} {
 		for _, stmt := range part {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("creating schema 5: %s: %w", firstLine(stmt), err)
+				return fmt.Errorf("creating schema %d: %s: %w", SchemaVersion, firstLine(stmt), err)
 			}
 		}
 	}

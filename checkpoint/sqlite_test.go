@@ -160,9 +160,12 @@ func TestOpenRefuses(t *testing.T) {
 		wantErr error
 		wantMsg string
 	}{
-		{"newer schema", exec("PRAGMA user_version = 6"), ErrSchemaTooNew, "schema version 6"},
+		{"newer schema", exec("PRAGMA user_version = 7"), ErrSchemaTooNew, "schema version 7"},
 		{"another application's database", exec("CREATE TABLE customers (id INTEGER)"), ErrNotLedger, "ledger.db"},
 		{"schema 5 without meta", exec("CREATE TABLE meta (key TEXT, value TEXT); PRAGMA user_version = 5"), ErrNotLedger, "ledger.db"},
+		{"schema 6 without meta", exec("CREATE TABLE messages (k TEXT); PRAGMA user_version = 6"), ErrNotLedger, "ledger.db"},
+		{"schema 6 whose meta says 5", exec(`CREATE TABLE meta (key TEXT, value TEXT); INSERT INTO meta VALUES ('app', 'mailferry-ledger'), ('schema', '5');
+			PRAGMA user_version = 6`), ErrNotLedger, "schema \"5\""},
 		{"not a database", func(t *testing.T, path string) {
 			if err := os.WriteFile(path, []byte(strings.Repeat("this is not sqlite\n", 100)), 0o600); err != nil {
 				t.Fatal(err)
@@ -219,7 +222,7 @@ func TestNewLedgerSchema(t *testing.T) {
 	var app, schema string
 	db.QueryRow(`SELECT value FROM meta WHERE key = 'app'`).Scan(&app)
 	db.QueryRow(`SELECT value FROM meta WHERE key = 'schema'`).Scan(&schema)
-	if app != appName || schema != "5" {
+	if app != appName || schema != "6" {
 		t.Errorf("meta: app %q, schema %q", app, schema)
 	}
 	// Every table of docs/ledger.md, also those only later features fill.
@@ -438,7 +441,7 @@ const (
 
 // TestHelperProcess is not a test: it is the child process of the
 // cross-process tests. It opens the ledger and holds alice's account
-// ("hold"), commits one entry ("commit"), or upgrades a schema-4 file and
+// ("hold"), commits one entry ("commit"), or upgrades an older file (schema 4 or 5) and
 // kills itself just before the upgrade's commit ("upgrade"); it prints
 // "ready" and waits to be killed.
 func TestHelperProcess(t *testing.T) {

@@ -19,8 +19,10 @@ var ErrNotEnoughSpace = errors.New("checkpoint: not enough free disk space to up
 // upgradeStats is what an upgrade moved, for its log line.
 type upgradeStats struct{ accounts, entries, runs int64 }
 
-// upgrade4 turns a schema-4 ledger into schema 5 inside tx (docs/ledger.md
-// "Upgrading from schema 4"): every entry, its state, digest, done_at and
+// upgrade4 turns a schema-4 ledger into the current schema (6) inside tx
+// (docs/ledger.md "Upgrading from schema 4"): it creates the tables as they
+// are now, so schema 5's additions come with them (the entries' source
+// EMAILID is NULL). every entry, its state, digest, done_at and
 // destination keep their meaning; accounts become numbers whose alias is
 // the schema-4 key, so that every key resolves to its account and lock
 // files keep their names; nothing is copied again. It writes nothing
@@ -53,7 +55,7 @@ func (l *Ledger) upgrade4(ctx context.Context, tx *sql.Tx, opts *Options, dev bo
 			stmt = strings.Replace(stmt, "CREATE TABLE "+old+" (", "CREATE TABLE "+tmp+" (", 1)
 		}
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			return st, fmt.Errorf("creating schema 5: %s: %w", firstLine(stmt), err)
+			return st, fmt.Errorf("creating the tables of schema %d: %s: %w", SchemaVersion, firstLine(stmt), err)
 		}
 	}
 

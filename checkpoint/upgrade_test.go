@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -30,7 +31,13 @@ type fixtureEntry struct {
 // copyFixture copies testdata/schema4.db into a temp dir.
 func copyFixture(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "schema4.db"))
+	return copyTestdata(t, "schema4.db")
+}
+
+// copyTestdata copies the ledger testdata/name into a temp dir.
+func copyTestdata(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +58,7 @@ func unhexString(t *testing.T, s string) string {
 }
 
 // TestUpgradeReleasedSchema4: the ledger the schema-4 release wrote
-// (testdata/schema4.db) opens as schema 5 with every entry field by field,
+// (testdata/schema4.db) opens as the current schema with every entry field by field,
 // every account resolving by its schema-4 key (and locking the same file),
 // its runs, resent records and counts.
 func TestUpgradeReleasedSchema4(t *testing.T) {
@@ -69,8 +76,8 @@ func TestUpgradeReleasedSchema4(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := openTest(t, path, nil)
-	if v := userVersion(t, path); v != 5 {
-		t.Errorf("user_version after the upgrade = %d, want 5", v)
+	if v := userVersion(t, path); v != SchemaVersion {
+		t.Errorf("user_version after the upgrade = %d, want %d", v, SchemaVersion)
 	}
 	if err := l.Check(ctx); err != nil {
 		t.Errorf("Check after the upgrade: %v", err)
@@ -210,7 +217,8 @@ func schema4File(t *testing.T, v int, inserts string) string {
 }
 
 // TestUpgradeFromVersions: files of schema 1, 2 and 3 go through the
-// frozen migrations to 4, then through the upgrade to 5.
+// frozen migrations to 4, then through the upgrade from 4 to the current
+// schema.
 func TestUpgradeFromVersions(t *testing.T) {
 	ctx := context.Background()
 	d := strings.Repeat("ab", 32)
@@ -241,7 +249,7 @@ func TestUpgradeFromVersions(t *testing.T) {
 			if got.State != pipeline.StateDone || got.Digest != d || !got.DoneAt.Equal(tc.wantDone) || !slices.Equal(got.Flags, tc.flags) {
 				t.Errorf("upgraded entry: %+v", got)
 			}
-			if v := userVersion(t, path); v != 5 {
+			if v := userVersion(t, path); v != SchemaVersion {
 				t.Errorf("user_version %d", v)
 			}
 		})
@@ -380,8 +388,8 @@ func TestUpgradeDevSchema5(t *testing.T) {
 		INSERT INTO account_control (account, paused, changed) VALUES ('%[3]s', 1, %[2]d);
 		PRAGMA user_version = 5;`, alice, t0, carol))
 	l := openTest(t, path, nil)
-	if v := userVersion(t, path); v != 5 {
-		t.Errorf("user_version %d", v)
+	if v := userVersion(t, path); v != SchemaVersion {
+		t.Errorf("user_version %d, want %d: the development schema's 5 is upgraded to the current schema", v, SchemaVersion)
 	}
 	id, ok, err := l.LookupAccount(ctx, AccountSpec{Endpoint: alice})
 	if err != nil || !ok {
@@ -415,5 +423,176 @@ func TestUpgradeDevSchema5(t *testing.T) {
 	db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'account_control'`).Scan(&tables)
 	if tables != 0 {
 		t.Error("account_control is still in the upgraded file")
+	}
+}
+
+// copySchema5 copies testdata/schema5.db (a ledger of schema 5 as
+// released, written by testdata/schema5gen) into a temp dir.
+func copySchema5(t *testing.T) string {
+	t.Helper()
+	return copyTestdata(t, "schema5.db")
+}
+
+// dumpTables returns every row of every table of the SQLite file at path
+// but meta, as text, by table, in rowid or primary key order; the
+// messages table without source_emailid.
+func dumpTables(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'meta' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		tables = append(tables, n)
+	}
+	rows.Close()
+	out := map[string][]string{}
+	for _, table := range tables {
+		var cols []string
+		crows, err := db.Query(`SELECT name FROM pragma_table_info('` + table + `') WHERE name <> 'source_emailid' ORDER BY cid`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for crows.Next() {
+			var c string
+			crows.Scan(&c)
+			cols = append(cols, "quote("+c+")")
+		}
+		crows.Close()
+		r, err := db.Query(`SELECT ` + strings.Join(cols, ` || '|' || `) + ` FROM ` + table + ` ORDER BY 1`)
+		if err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		for r.Next() {
+			var line string
+			if err := r.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			out[table] = append(out[table], line)
+		}
+		r.Close()
+		slices.Sort(out[table])
+	}
+	return out
+}
+
+// TestUpgradeReleasedSchema5: the ledger schema 5 as released wrote
+// (testdata/schema5.db) is upgraded to schema 6 in place: user_version and
+// meta say 6, every row of every table is as it was (no entry copied,
+// rewritten or lost), every entry's source EMAILID is NULL, and the
+// upgraded file takes and keeps EMAILIDs like a new one. A kill before the
+// upgrade's commit leaves the file at schema 5, intact.
+func TestUpgradeReleasedSchema5(t *testing.T) {
+	ctx := context.Background()
+	path := copySchema5(t)
+	if v := userVersion(t, path); v != 5 {
+		t.Fatalf("the fixture is schema %d, want 5", v)
+	}
+	before := dumpTables(t, path)
+	if len(before["messages"]) != 49 || len(before["folders"]) == 0 || len(before["runs"]) != 2 || len(before["usage"]) != 1 {
+		t.Fatalf("the fixture holds %d entries, %d folders, %d runs, %d usage rows; want 49, some, 2, 1",
+			len(before["messages"]), len(before["folders"]), len(before["runs"]), len(before["usage"]))
+	}
+
+	kill := startHelper(t, "upgrade", path)
+	kill()
+	if v := userVersion(t, path); v != 5 {
+		t.Fatalf("user_version after a kill mid-upgrade = %d, want 5", v)
+	}
+	if got := dumpTables(t, path); !reflect.DeepEqual(got, before) {
+		t.Fatal("a kill mid-upgrade changed the file")
+	}
+
+	l := openTest(t, path, nil)
+	if v := userVersion(t, path); v != 6 {
+		t.Errorf("user_version after the upgrade = %d, want 6", v)
+	}
+	if err := l.Check(ctx); err != nil {
+		t.Errorf("Check after the upgrade: %v", err)
+	}
+	after := dumpTables(t, path)
+	for table, rows := range before {
+		if !slices.Equal(after[table], rows) {
+			t.Errorf("table %s changed by the upgrade:\nbefore %q\nafter  %q", table, rows, after[table])
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("the upgrade left %d tables, there were %d", len(after), len(before))
+	}
+	db, _ := sql.Open("sqlite", path+"?mode=ro")
+	defer db.Close()
+	var schema string
+	var nonNull int
+	db.QueryRow(`SELECT value FROM meta WHERE key = 'schema'`).Scan(&schema)
+	db.QueryRow(`SELECT COUNT(*) FROM messages WHERE source_emailid IS NOT NULL`).Scan(&nonNull)
+	if schema != "6" || nonNull != 0 {
+		t.Errorf("meta schema %q, %d entries with an EMAILID; want 6, 0", schema, nonNull)
+	}
+
+	// The upgraded file keeps what later passes learn, and what a Put
+	// that carries no EMAILID would otherwise clear.
+	id, ok, err := l.LookupAccount(ctx, AccountSpec{ID: "bob"})
+	if err != nil || !ok {
+		t.Fatalf("account bob after the upgrade: %v, %v", ok, err)
+	}
+	h, err := l.Hold(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(ctx)
+	key := "INBOX\x001234567890\x001"
+	var e pipeline.Entry
+	l.Lookup(ctx, id, []string{key}, func(got pipeline.Entry) error { e = got; return nil })
+	if e.State != pipeline.StateDone || e.EmailID != "" || e.DestUID != 1 {
+		t.Fatalf("entry %q after the upgrade: %+v", key, e)
+	}
+	e.EmailID = "M02630f48bc34ecea8538ea09"
+	if err := l.Commit(ctx, id, pipeline.Changes{Put: []pipeline.Entry{e}}); err != nil {
+		t.Fatal(err)
+	}
+	e.EmailID, e.Flags = "", []string{`\Seen`, `\Answered`}
+	if err := l.Commit(ctx, id, pipeline.Changes{Put: []pipeline.Entry{e}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Lookup(ctx, id, []string{key}, func(got pipeline.Entry) error { e = got; return nil })
+	if e.EmailID != "M02630f48bc34ecea8538ea09" || len(e.Flags) != 2 {
+		t.Errorf("after a Put with an EMAILID and one without: EMAILID %q, flags %v; want the EMAILID kept, the flags changed", e.EmailID, e.Flags)
+	}
+	e.EmailID = "not an objectid!"
+	if err := l.Commit(ctx, id, pipeline.Changes{Put: []pipeline.Entry{e}}); !errors.Is(err, ErrInvalidEntry) {
+		t.Errorf("an EMAILID that is no objectid: %v, want ErrInvalidEntry", err)
+	}
+}
+
+// TestUpgradeSQLiteCommand: Upgrade (`mailferry ledger upgrade`) on a
+// SQLite file reports the schema it found and upgrades it as opening it
+// would; a second call finds it current; a file that does not exist is
+// an error, and is not created.
+func TestUpgradeSQLiteCommand(t *testing.T) {
+	ctx := context.Background()
+	path := copySchema5(t)
+	if from, to, err := Upgrade(ctx, path, nil); err != nil || from != 5 || to != 6 {
+		t.Fatalf("Upgrade = %d, %d, %v; want 5, 6", from, to, err)
+	}
+	if v := userVersion(t, path); v != 6 {
+		t.Errorf("user_version %d after Upgrade, want 6", v)
+	}
+	if from, to, err := Upgrade(ctx, path, nil); err != nil || from != 6 || to != 6 {
+		t.Errorf("Upgrade again = %d, %d, %v; want 6, 6", from, to, err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.db")
+	if _, _, err := Upgrade(ctx, missing, nil); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Upgrade of a missing file: %v, want ErrNotExist", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Upgrade created %s", missing)
 	}
 }

@@ -70,6 +70,10 @@ func (s *Source) listChanges(ctx context.Context, mailbox string, f pipeline.Fol
 	if err != nil {
 		return out, false, err
 	}
+	// The new messages' EMAILIDs are what a later mirror pass recognises
+	// their moves by; asked for before any command of the listing is
+	// sent (imapconn.FetchExtra).
+	ids, _ := s.emailIDs()
 	selected := s.startSelect(ctx, mailbox, true)
 	uidNext := imap.UID(m.UIDNext)
 	held := 0
@@ -128,6 +132,7 @@ func (s *Source) listChanges(ctx context.Context, mailbox string, f pipeline.Fol
 			return keep(uid)
 		})
 	}
+	ids.stop()
 	done()
 	var ie *imap.Error
 	if errors.As(selErr, &ie) {
@@ -172,6 +177,7 @@ func (s *Source) listChanges(ctx context.Context, mailbox string, f pipeline.Fol
 	// beyond changesHeld (the pipeline's scopes take any order).
 	heldMsgs := make([]pipeline.SourceMessage, 0, len(changed)+len(came))
 	for _, l := range slices.Concat(changed, came) {
+		l.msg.EmailID = ids.of(l.seq)
 		heldMsgs = append(heldMsgs, l.msg)
 	}
 	for p := range slices.Chunk(heldMsgs, pipeline.ListPage) {

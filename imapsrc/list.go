@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -286,14 +287,71 @@ type listed struct {
 	msg pipeline.SourceMessage
 }
 
-// fetchListed is fetchAttrs with each message's UID and sequence number.
+// fetchListed is fetchAttrs with each message's UID and sequence number,
+// and its EMAILID when the server has OBJECTID (emailIDs).
 func (s *Source) fetchListed(ctx context.Context, mailbox string, uidValidity uint32, uids imap.UIDSet) ([]listed, error) {
+	ids, asked := s.emailIDs()
 	cmd := s.c.Fetch(uids, listAttrs)
 	got, _, err := s.collectListed(mailbox, uidValidity, cmd, nil)
+	ids.stop()
+	if asked && imapconn.IsRefusal(err) {
+		// OBJECTID advertised, EMAILID refused: listed without.
+		s.opts.Quirks.Refuse(imapconn.FeatureObjectID, err, "moves recognised by digest only")
+		cmd = s.c.Fetch(uids, listAttrs)
+		got, _, err = s.collectListed(mailbox, uidValidity, cmd, nil)
+	}
 	if err = s.check(ctx, err, "UID FETCH", mailbox); err != nil {
 		return nil, err
 	}
+	for i := range got {
+		got[i].msg.EmailID = ids.of(got[i].seq)
+	}
 	return got, nil
+}
+
+// objectIDs are the EMAILIDs (RFC 8474 §5.1) the server sent with the
+// FETCH replies of one listing command, by sequence number.
+type objectIDs struct {
+	mu   sync.Mutex
+	ids  map[uint32]string
+	stop func()
+}
+
+// of returns the EMAILID of the message of sequence number seq; "" when
+// none came, or one that is not an objectid (ignored: a move of that
+// message is found by its digest).
+func (o *objectIDs) of(seq uint32) string {
+	if o == nil {
+		return ""
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.ids[seq]
+}
+
+// emailIDs makes the FETCH commands sent until ids.stop ask for each
+// message's EMAILID too, when the server advertises OBJECTID (RFC 8474)
+// and has not refused it. go-imap v2.0.0-beta.8 can neither ask for nor
+// parse EMAILID, so imapconn.FetchExtra adds it to the command and takes
+// it out of the replies (as Gmail's X-GM-MSGID). Not while a Gmail
+// listing asks for its own items. asked says whether it was asked for.
+func (s *Source) emailIDs() (ids *objectIDs, asked bool) {
+	if !s.c.Caps().Has(imap.CapObjectID) || s.opts.Quirks.Refused(imapconn.FeatureObjectID) || s.quirks.Labels {
+		return &objectIDs{stop: func() {}}, false
+	}
+	o := &objectIDs{ids: map[uint32]string{}}
+	o.stop = s.conn.FetchExtra([]string{"EMAILID"}, func(seq uint32, _, value string) {
+		// emailid-fetch = "EMAILID" SP "(" objectid ")"
+		id, ok := strings.CutPrefix(strings.TrimSpace(value), "(")
+		id, ok2 := strings.CutSuffix(id, ")")
+		if !ok || !ok2 || id == "" || !pipeline.ValidEmailID(id) {
+			return
+		}
+		o.mu.Lock()
+		o.ids[seq] = id
+		o.mu.Unlock()
+	})
+	return o, true
 }
 
 // listAttrs are what a listing fetches of each message: no body.

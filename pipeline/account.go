@@ -56,10 +56,13 @@ type Options struct {
 	BatchMessages int
 	BatchBytes    int64
 	// QueueBytes bounds the memory of messages fetched but not yet
-	// appended. Default 16 MiB.
+	// appended. Default 16 MiB. A batch is sent once its messages hold
+	// half of it, so that the next ones are read while it is stored.
 	QueueBytes int64
 	// Linger is how long a partial batch waits for more messages before it
-	// is sent. Default 100 ms.
+	// is sent. Default 100 ms. It goes at once when none can come soon:
+	// the fetcher waits for memory, or reads a message of a quarter of
+	// BatchBytes or more.
 	Linger time.Duration
 	// Now is the clock: for the "now" date policy, the times recorded in
 	// the ledger and DeleteAfter. Default time.Now.
@@ -972,7 +975,16 @@ func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests Fol
 				return err
 			}
 		}
+		large := a.opts.ExpectedSize(m) > a.opts.BatchBytes/4 && !a.skipUnread(m)
+		if large {
+			// Reading it takes a while: the writers send what they
+			// gathered meanwhile instead of waiting for it.
+			out.budget.stall()
+		}
 		it, err := a.fetchOne(ctx, m)
+		if large {
+			out.budget.unstall()
+		}
 		if errors.Is(err, ErrMessageGone) && ctx.Err() == nil {
 			a.log.Warn("message gone from the source since it was listed", "account", a.opts.Name, "key", m.Key, "error", err)
 			a.mu.Lock()
@@ -1068,6 +1080,7 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 		Digest:    hex.EncodeToString(digestOf(body)),
 		Size:      body.Size(),
 		MessageID: mapping.MessageID(header),
+		EmailID:   m.EmailID,
 	}
 	switch {
 	case body.HasNUL() && !a.binary:

@@ -20,6 +20,11 @@ type batchWriter struct {
 	perm  map[string][]string // PERMANENTFLAGS of mailboxes only flag syncs used
 	batch []*item
 	bytes int64
+	// mem is the memory budget the batch's messages hold (their
+	// InMemoryBytes): a batch is sent once it holds half the budget, so
+	// that the fetcher reads the next messages into the other half while
+	// this batch is written.
+	mem int64
 	// carry is the outcome of the last batch, not yet committed: it is
 	// committed in one transaction with the next batch's pending entries,
 	// one disk sync per batch instead of two. Losing it in a crash costs
@@ -151,8 +156,9 @@ func (w *batchWriter) consume(ctx context.Context, stop <-chan struct{}, items <
 			continue
 		}
 		var lingerC <-chan time.Time
+		var stalled <-chan struct{}
 		if len(w.batch) > 0 {
-			lingerC = linger.C
+			lingerC, stalled = linger.C, budget.stalled()
 		}
 		select {
 		case it, ok := <-items:
@@ -163,6 +169,26 @@ func (w *batchWriter) consume(ctx context.Context, stop <-chan struct{}, items <
 				return nil
 			}
 		case <-lingerC:
+			if err := w.flush(ctx, budget); err != nil {
+				return err
+			}
+		case <-stalled:
+			// Nothing more comes soon (the fetcher waits for memory
+			// that messages gathered here may hold, or reads a large
+			// message): waiting out the linger would leave the
+			// destination idle. Messages queued meanwhile join the
+			// batch first.
+			select {
+			case it, ok := <-items:
+				if err := w.take(ctx, budget, linger, it, ok); err != nil {
+					return err
+				}
+				if !ok {
+					return nil
+				}
+				continue
+			default:
+			}
 			if err := w.flush(ctx, budget); err != nil {
 				return err
 			}
@@ -209,7 +235,8 @@ func (w *batchWriter) take(ctx context.Context, budget *byteBudget, linger *time
 	}
 	w.batch = append(w.batch, it)
 	w.bytes += it.size()
-	if len(w.batch) >= w.a.opts.BatchMessages || w.bytes >= w.a.opts.BatchBytes {
+	w.mem += it.memBytes
+	if len(w.batch) >= w.a.opts.BatchMessages || w.bytes >= w.a.opts.BatchBytes || w.mem >= w.a.opts.QueueBytes/2 {
 		return w.flush(ctx, budget)
 	}
 	return nil
@@ -224,7 +251,7 @@ func (w *batchWriter) releaseAll(budget *byteBudget) {
 		budget.release(it.memBytes)
 		it.release()
 	}
-	w.batch, w.bytes = nil, 0
+	w.batch, w.bytes, w.mem = nil, 0, 0
 }
 
 // flush sends the current batch, then finishes the batches sent before it:
@@ -248,7 +275,7 @@ func (w *batchWriter) flush(ctx context.Context, budget *byteBudget) error {
 	if sb == nil {
 		w.releaseAll(budget)
 	} else {
-		w.batch, w.bytes = nil, 0
+		w.batch, w.bytes, w.mem = nil, 0, 0
 		w.inflight = append(w.inflight, sb)
 	}
 	if err != nil {
@@ -729,22 +756,69 @@ type byteBudget struct {
 	max  int64
 	used int64
 	wake chan struct{}
+	// stalls counts why the fetcher hands nothing over for now (an
+	// acquire waiting for room, a large message being read); stalledC is
+	// closed while there is one.
+	stalls   int
+	stalledC chan struct{}
 }
 
 func newByteBudget(max int64) *byteBudget {
-	return &byteBudget{max: max, wake: make(chan struct{})}
+	return &byteBudget{max: max, wake: make(chan struct{}), stalledC: make(chan struct{})}
+}
+
+// stalled returns a channel closed while the fetcher will not hand over a
+// message soon: the batch writers then send what they gathered rather than
+// wait out the linger for more.
+func (b *byteBudget) stalled() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stalledC
+}
+
+// stall notes a reason for the fetcher to hand nothing over for now, until
+// unstall.
+func (b *byteBudget) stall() {
+	b.mu.Lock()
+	b.stallLocked()
+	b.mu.Unlock()
+}
+
+func (b *byteBudget) stallLocked() {
+	if b.stalls++; b.stalls == 1 {
+		close(b.stalledC)
+	}
+}
+
+func (b *byteBudget) unstall() {
+	b.mu.Lock()
+	if b.stalls--; b.stalls == 0 {
+		b.stalledC = make(chan struct{})
+	}
+	b.mu.Unlock()
 }
 
 // acquire takes n bytes of the budget, waiting for room; it returns
 // errCounting once stop is closed (a pause or an interrupt ended the copy:
 // the writers that would free room may have stopped).
 func (b *byteBudget) acquire(ctx context.Context, stop <-chan struct{}, n int64) error {
+	waited := false
+	defer func() {
+		if waited {
+			b.unstall()
+		}
+	}()
 	for {
 		b.mu.Lock()
 		if b.used == 0 || b.used+n <= b.max {
 			b.used += n
 			b.mu.Unlock()
 			return nil
+		}
+		if !waited {
+			// Until room comes, nothing more reaches the writers.
+			waited = true
+			b.stallLocked()
 		}
 		wake := b.wake
 		b.mu.Unlock()

@@ -101,6 +101,10 @@ type Entry struct {
 	// GoneAt is when the source was first seen without it (gone,
 	// removing, removed).
 	GoneAt time.Time
+	// EmailID is the source's EMAILID of the message (RFC 8474 OBJECTID,
+	// SourceMessage.EmailID); "" when the server has none. A Put without
+	// one keeps the one stored.
+	EmailID string
 }
 
 // Query selects entries of one account for Scan.

@@ -295,17 +295,34 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 }
 
 // noteFresh keeps the messages of a pre-listing page that have no entry
-// (m.fresh), up to maxFresh.
+// (m.fresh), up to maxFresh. It records the source's EMAILID of copied
+// messages whose entries have none (copied before the server had OBJECTID,
+// or by schema 5), so that a later move of theirs is recognised by it.
 func (a *attempt) noteFresh(ctx context.Context, page []SourceMessage) error {
 	m := a.mirror()
-	if m.freshOverflow || len(page) == 0 {
+	if len(page) == 0 || m.freshOverflow && !slices.ContainsFunc(page, func(msg SourceMessage) bool { return msg.EmailID != "" }) {
 		return nil
 	}
 	entries, err := a.lookup(ctx, page)
 	if err != nil {
 		return err
 	}
+	var learnt []Entry
 	for _, msg := range page {
+		if e, ok := entries[msg.Key]; ok && msg.EmailID != "" && e.EmailID == "" && e.State == StateDone {
+			e.EmailID = msg.EmailID
+			learnt = append(learnt, e)
+		}
+	}
+	if len(learnt) > 0 && !a.dry {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: learnt}); err != nil {
+			return fmt.Errorf("recording the EMAILIDs of %d copied messages: %w", len(learnt), fatal(err))
+		}
+	}
+	for _, msg := range page {
+		if m.freshOverflow {
+			return nil
+		}
 		if _, ok := entries[msg.Key]; ok {
 			continue
 		}
@@ -397,19 +414,54 @@ func (a *attempt) findMoves(ctx context.Context, dests FolderPlan) error {
 			q.After = next
 		}
 	}
-	bySize := map[int64]bool{}
+	// A new message is a gone copy's, moved, when the server gives both
+	// the same EMAILID (RFC 8474: a message keeps it when moved, and no
+	// other message has it), which needs no read; else, when either has
+	// none, when it has the same digest, which needs the new message
+	// read. Two with EMAILIDs that differ are different messages, even
+	// with the same bytes: that tells apart identical messages in two
+	// folders moved to two others.
+	bySize := map[int64]bool{}    // sizes of candidates for a digest match
+	anonymous := map[int64]bool{} // sizes of those among them without an EMAILID
 	byDigest := map[string][]Entry{}
+	byEmailID := map[string][]Entry{}
 	for _, e := range cands {
-		if e.Digest == "" || e.DestUID == 0 || e.DestMailbox == "" {
+		if e.DestUID == 0 || e.DestMailbox == "" {
+			continue
+		}
+		if e.EmailID != "" {
+			byEmailID[e.EmailID] = append(byEmailID[e.EmailID], e)
+		}
+		if e.Digest == "" {
 			continue
 		}
 		bySize[e.Size] = true
+		if e.EmailID == "" {
+			anonymous[e.Size] = true
+		}
 		byDigest[e.Digest] = append(byDigest[e.Digest], e)
 	}
-	if len(byDigest) == 0 {
+	if len(byDigest) == 0 && len(byEmailID) == 0 {
 		return nil
 	}
 	var moves []move
+	// take returns the first of olds not moved yet, and olds without it.
+	take := func(olds []Entry, ok func(Entry) bool) (Entry, []Entry, bool) {
+		for i, old := range olds {
+			if !m.moved[old.Key] && ok(old) {
+				return old, slices.Delete(olds, i, i+1), true
+			}
+		}
+		return Entry{}, olds, false
+	}
+	found := func(old Entry, msg SourceMessage) {
+		target, _ := dests.Dest(msg)
+		m.moved[old.Key] = true
+		if msg.EmailID != "" {
+			old.EmailID = msg.EmailID // what the entry under its new key keeps
+		}
+		moves = append(moves, move{old: old, msg: msg, target: target})
+	}
 	defer func() { m.fresh = nil }() // not needed by the copy
 	// The new messages the pre-listing kept, else a listing again.
 	list := func(page func([]SourceMessage) error) error {
@@ -424,9 +476,11 @@ func (a *attempt) findMoves(ctx context.Context, dests FolderPlan) error {
 		list = func(page func([]SourceMessage) error) error { return a.src.List(ctx, page) }
 	}
 	err = list(func(page []SourceMessage) error {
-		page = slices.DeleteFunc(page, func(m SourceMessage) bool {
-			_, ok := dests.Dest(m)
-			return !ok || !bySize[a.opts.ExpectedSize(m)]
+		page = slices.DeleteFunc(page, func(msg SourceMessage) bool {
+			if _, ok := dests.Dest(msg); !ok {
+				return true
+			}
+			return len(byEmailID[msg.EmailID]) == 0 && !bySize[a.opts.ExpectedSize(msg)]
 		})
 		if len(page) == 0 {
 			return nil
@@ -439,6 +493,17 @@ func (a *attempt) findMoves(ctx context.Context, dests FolderPlan) error {
 			if _, ok := entries[msg.Key]; ok {
 				continue
 			}
+			if msg.EmailID != "" {
+				old, rest, ok := take(byEmailID[msg.EmailID], func(Entry) bool { return true })
+				if ok {
+					byEmailID[msg.EmailID] = rest
+					found(old, msg)
+					continue
+				}
+				if !anonymous[a.opts.ExpectedSize(msg)] {
+					continue // only copies with other EMAILIDs have its size
+				}
+			}
 			it, err := a.fetchOne(ctx, msg)
 			if errors.Is(err, ErrMessageGone) {
 				continue
@@ -448,15 +513,12 @@ func (a *attempt) findMoves(ctx context.Context, dests FolderPlan) error {
 			}
 			digest, size := it.entry.Digest, it.entry.Size
 			it.release()
-			for i, old := range byDigest[digest] {
-				if old.Size != size || m.moved[old.Key] {
-					continue
-				}
-				target, _ := dests.Dest(msg)
-				m.moved[old.Key] = true
-				byDigest[digest] = slices.Delete(byDigest[digest], i, i+1)
-				moves = append(moves, move{old: old, msg: msg, target: target})
-				break
+			old, rest, ok := take(byDigest[digest], func(old Entry) bool {
+				return old.Size == size && (old.EmailID == "" || msg.EmailID == "")
+			})
+			if ok {
+				byDigest[digest] = rest
+				found(old, msg)
 			}
 		}
 		return nil

@@ -24,6 +24,27 @@ type SourceMessage struct {
 	// the whole listing; 0 when the source has none. It means nothing to
 	// another session.
 	Seq uint32
+	// EmailID is the server's EMAILID of the message (RFC 8474 OBJECTID):
+	// the same in every folder the message is moved or copied to, and
+	// never another message's. "" when the server has none (no OBJECTID,
+	// POP3). Mirror passes recognise a moved message by it before they
+	// compare digests.
+	EmailID string
+}
+
+// ValidEmailID reports whether id is "" or an RFC 8474 objectid: 1 to 255
+// letters, digits, "_" and "-".
+func ValidEmailID(id string) bool {
+	if len(id) > 255 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ListPage is how many messages a source hands over at most in one call

@@ -3,6 +3,7 @@ package pop3src
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"io"
 	"strings"
@@ -38,6 +39,14 @@ func TestCopyDotStuffed(t *testing.T) {
 		{name: "8-bit and NUL", wire: "\xff\xfe\x00\x80caf\xc3\xa9\r\n.\r\n", want: "\xff\xfe\x00\x80caf\xc3\xa9\r\n"},
 		{name: "CR at buffer boundary then stuffed line", wire: strings.Repeat("x", 15) + "\r\n..y\r\n.\r\n", want: strings.Repeat("x", 15) + "\r\n.y\r\n"},
 		{name: "CR at buffer boundary then terminator", wire: strings.Repeat("x", 15) + "\r\n.\r\n", want: strings.Repeat("x", 15) + "\r\n"},
+		// A line's "." in the last bytes of the reader's buffer (16: the
+		// first tests' size) is decided once the next bytes are read.
+		{name: "stuffed dot last in the buffer", wire: strings.Repeat("x", 13) + "\r\n..y\r\n.\r\n", want: strings.Repeat("x", 13) + "\r\n.y\r\n"},
+		{name: "terminator last in the buffer", wire: strings.Repeat("x", 13) + "\r\n.\r\n", want: strings.Repeat("x", 13) + "\r\n"},
+		{name: "terminator split after its CR", wire: strings.Repeat("x", 12) + "\r\n.\r\n", want: strings.Repeat("x", 12) + "\r\n"},
+		{name: "LF first in the buffer then stuffed line", wire: strings.Repeat("x", 15) + "\r\n..y\r\n.\r\n", want: strings.Repeat("x", 15) + "\r\n.y\r\n"},
+		{name: "stuffed lines in a row", wire: "..a\r\n..\r\n...\r\n.b.\r\n.\r\n", want: ".a\r\n.\r\n..\r\nb.\r\n"},
+		{name: "long run then stuffed line", wire: long + "\r\n..z\r\n" + long + "\r\n.\r\n", want: long + "\r\n.z\r\n" + long + "\r\n"},
 		{name: "bytes after terminator left unread", wire: "m\r\n.\r\n+OK next\r\n", want: "m\r\n", rest: "+OK next\r\n"},
 	}
 	for _, tc := range tests {
@@ -76,6 +85,9 @@ func TestCopyDotStuffedErrors(t *testing.T) {
 		{name: "no final CRLF and no terminator", wire: "line", wantEOF: true},
 		{name: "terminator with bare LF", wire: "line\r\n.\n", wantProto: true},
 		{name: "unstuffed dot-LF at start", wire: ".\nmore\r\n.\r\n", wantProto: true},
+		{name: "dot-LF last in the buffer", wire: strings.Repeat("x", 14) + "\r\n.\nmore\r\n.\r\n", wantProto: true},
+		{name: "body cut after a line's dot", wire: "line\r\n.", wantEOF: true},
+		{name: "body cut inside a stuffed line", wire: "line\r\n..abc", wantEOF: true},
 	}
 	for _, tc := range tests {
 		for _, size := range readerSizes {
@@ -159,11 +171,31 @@ func FuzzDotRoundTrip(f *testing.F) {
 }
 
 func BenchmarkCopyDotStuffed(b *testing.B) {
-	wire := pop3fake.Stuff(bytes.Repeat([]byte("The quick brown fox jumps over the lazy dog.\r\n"), 1<<15))
-	b.SetBytes(int64(len(wire)))
-	for b.Loop() {
-		if _, err := copyDotStuffed(io.Discard, bufio.NewReaderSize(bytes.NewReader(wire), 64<<10)); err != nil {
-			b.Fatal(err)
-		}
+	b64 := make([]byte, 0, 4<<20)
+	for i := 0; len(b64) < 4<<20; i++ {
+		b64 = append(b64, base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{byte(i), byte(i * 7), byte(i * 13)}, 19))...)
+		b64 = append(b64, "\r\n"...)
+	}
+	for _, bc := range []struct {
+		name string
+		body []byte
+	}{
+		{"text", bytes.Repeat([]byte("The quick brown fox jumps over the lazy dog.\r\n"), 1<<15)},
+		{"stuffed", bytes.Repeat([]byte(".The quick brown fox jumps over the lazy dog.\r\n"), 1<<15)},
+		{"base64", b64}, // most of the bytes of mail: no "." at all
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			wire := pop3fake.Stuff(bc.body)
+			b.SetBytes(int64(len(wire)))
+			b.ReportAllocs()
+			var d dotCopier
+			r := bufio.NewReaderSize(bytes.NewReader(wire), 64<<10)
+			for b.Loop() {
+				r.Reset(bytes.NewReader(wire))
+				if _, err := d.copy(io.Discard, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

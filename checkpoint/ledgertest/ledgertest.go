@@ -225,6 +225,7 @@ func fullEntry(key string, n int) pipeline.Entry {
 		Digest: digest(n), Size: int64(1000 + n), MessageID: "<m\xe9" + fmt.Sprint(n) + "@example.org>",
 		DestMailbox: "Gesendete Objekte/\xc3\xa4", DestUIDValidity: 4294967295, DestUID: uint32(4294967290 + n%5),
 		DestUIDNext: 4294967000, Flags: []string{`\Seen`, "$Label1"}, Updated: at, DoneAt: at.Add(-time.Hour),
+		EmailID: fmt.Sprintf("M%024x_-Z", n),
 	}
 }
 
@@ -254,7 +255,9 @@ func testRoundTrip(t *testing.T, s *suite) {
 	gone.State, gone.ReasonClass, gone.GoneAt = pipeline.StateGone, pipeline.ReasonDeleted, gone.Updated.Add(time.Minute)
 	skipped := pipeline.Entry{Key: "skipped-key", State: pipeline.StateSkipped, ReasonClass: pipeline.ReasonTooBig,
 		Reason: "too big: 9 bytes", Size: 9, Updated: gone.Updated}
-	put = append(put, moving, gone, skipped)
+	longID := fullEntry("long-emailid", 11)
+	longID.EmailID = strings.Repeat("x", 255) // RFC 8474's longest objectid
+	put = append(put, moving, gone, skipped, longID)
 	s.commit(a, pipeline.Changes{Put: put})
 	got := s.all(a)
 	if len(got) != len(put) {
@@ -276,6 +279,14 @@ func testRoundTrip(t *testing.T, s *suite) {
 	if n := len(s.lookup(b, keys...)); n != 0 {
 		t.Errorf("another account looks up %d of alice's entries", n)
 	}
+	// A Put without an EMAILID (a flag sync that built its entry without
+	// one) keeps the one stored: a key is one message, whose EMAILID
+	// never changes.
+	again := put[0]
+	again.EmailID, again.Flags = "", []string{`\Flagged`}
+	s.commit(a, pipeline.Changes{Put: []pipeline.Entry{again}})
+	again.EmailID = put[0].EmailID
+	sameEntry(t, s.lookup(a, again.Key)[again.Key], again)
 	s.check()
 }
 
@@ -741,6 +752,8 @@ func testCommitInvalid(t *testing.T, s *suite) {
 		{"time out of range", pipeline.Changes{Put: []pipeline.Entry{good, {Key: "k", State: pipeline.StateDone, Updated: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)}}}},
 		{"resent without key", pipeline.Changes{Put: []pipeline.Entry{good}, Resent: []pipeline.Resent{{Mailbox: "INBOX"}}}},
 		{"folder without name", pipeline.Changes{Put: []pipeline.Entry{good}, Folders: []pipeline.Folder{{Side: pipeline.DestSide}}}},
+		{"EMAILID not an objectid", pipeline.Changes{Put: []pipeline.Entry{good, {Key: "k", State: pipeline.StateDone, EmailID: "M1 2"}}}},
+		{"EMAILID too long", pipeline.Changes{Put: []pipeline.Entry{good, {Key: "k", State: pipeline.StateDone, EmailID: strings.Repeat("x", 256)}}}},
 		{"folder op", pipeline.Changes{Put: []pipeline.Entry{good}, Folders: []pipeline.Folder{{Side: pipeline.DestSide, Name: "X", Op: "exploding"}}}},
 	}
 	for _, tc := range tests {

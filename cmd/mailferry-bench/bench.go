@@ -122,6 +122,10 @@ type env struct {
 	peers        []*peer
 	missingPeers []string
 
+	// fleetMixedMsgs is how many messages the fleet workload's mixed
+	// batch holds.
+	fleetMixedMsgs int
+
 	nextDst   int
 	runs      int
 	rows      []row
@@ -173,6 +177,12 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 			}
 			continue
 		}
+		if name == "fleet" {
+			if err := e.seedFleet(); err != nil {
+				return err
+			}
+			continue
+		}
 		start := time.Now()
 		var w *workload
 		switch name {
@@ -214,7 +224,7 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 			for _, name := range cfg.workloads {
 				var err error
 				switch name {
-				case "flat", "incr": // below
+				case "flat", "incr", "fleet": // below
 				case "huge":
 					err = e.huge(ctx, kind, loads[name])
 				case "rerun10k":
@@ -252,6 +262,11 @@ func benchmark(ctx context.Context, cfg config, stdout, stderr io.Writer) (err e
 	if slices.Contains(cfg.workloads, "incr") {
 		e.secure = true
 		if err := e.incr(ctx, stdout); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(cfg.workloads, "fleet") {
+		if err := e.fleet(ctx, stdout); err != nil {
 			return err
 		}
 	}
@@ -307,6 +322,9 @@ func (e *env) start(ctx context.Context) error {
 	dstUsers := map[string]string{}
 	for i := range destUsers {
 		dstUsers[fmt.Sprintf("d%03d", i)] = e.dstPW
+	}
+	if slices.Contains(e.cfg.workloads, "fleet") {
+		fleetUsers(e.cfg, e.srcPW, e.dstPW, srcUsers, dstUsers)
 	}
 	var wg sync.WaitGroup
 	var srcErr, dstErr error

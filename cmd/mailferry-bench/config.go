@@ -52,6 +52,14 @@ type config struct {
 	paths []string
 	// destFormat is the destination's mailbox format (-dest-format).
 	destFormat string
+
+	// fleet workload (issue 18): a batch of accounts of messages each,
+	// copied with fleetWorkers at once, and a mixed batch of fleetMixed
+	// accounts for peak RSS.
+	fleet        struct{ accounts, messages int }
+	fleetWorkers int
+	fleetMixed   int
+	fleetSingle  int // messages of the single account compared with
 }
 
 var errHelp = errors.New("help requested")
@@ -68,15 +76,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	mixedCount := fs.Int("mixed-count", 1000, "messages in the mixed workload, large ones included")
 	mixedMB := fs.Int("mixed-mb", 300, "approximate size of the mixed workload, MB")
 	largeMB := fs.String("large-mb", "10,14,22,30", "sizes of the large messages of the mixed workload, MB (comma-separated)")
-	workloads := fs.String("workloads", "small,mixed", "workloads to run (comma-separated: small, mixed; not by default: huge = one -huge-mb message on both paths, peak RSS; rerun10k = -rerun-count messages over POP3, then a second run with nothing new; flat = memory flat in the mailbox size, -flat-sizes, -flat-folders, -flat-ledger; incr = re-runs of an IMAP account with CONDSTORE, -incr-folders, -incr-flags, -incr-changed)")
+	workloads := fs.String("workloads", "small,mixed", "workloads to run (comma-separated: small, mixed; not by default: huge = one -huge-mb message on both paths, peak RSS; rerun10k = -rerun-count messages over POP3, then a second run with nothing new; flat = memory flat in the mailbox size, -flat-sizes, -flat-folders, -flat-ledger; fleet = many accounts at once, -fleet, -fleet-workers, -fleet-mixed; incr = re-runs of an IMAP account with CONDSTORE, -incr-folders, -incr-flags, -incr-changed)")
 	hugeMB := fs.Int("huge-mb", 200, "size of the huge workload's one message, MB")
 	rerunCount := fs.Int("rerun-count", 10000, "messages of the rerun10k workload")
 	flatSizes := fs.String("flat-sizes", "5000,500000", "flat workload: mailbox sizes, each copied over POP3 and IMAP (the first and last are compared)")
 	flatFolders := fs.String("flat-folders", "50x10000", "flat workload: an IMAP account of FOLDERSxMESSAGES (0 skips it)")
-	flatLedger := fs.Int("flat-ledger", 1000000, "flat workload: entries of the ledger measured for its size per entry (0 skips it)")
+	flatLedger := fs.Int("flat-ledger", 1000000, "flat workload: entries of the ledger measured for its size per entry; the largest flat mailbox's ledger is also topped up to this many entries over 10,000 accounts, that mailbox copied again in it with nothing new and `mailferry status` timed (0 skips both)")
 	incrFolders := fs.String("incr-folders", "50x2000", "incr workload: an IMAP account of FOLDERSxMESSAGES re-run with CONDSTORE")
 	incrFlags := fs.Int("incr-flags", 100, "incr workload: flag changes before the re-runs after flag changes")
 	incrChanged := fs.Int("incr-changed", 5, "incr workload: folders the flag changes are spread over")
+	fleet := fs.String("fleet", "200x200", "fleet workload: a batch of ACCOUNTSxMESSAGES (2–4 KB each) copied by one `mailferry run`, beside one account of all those messages")
+	fleetWorkers := fs.Int("fleet-workers", 8, "fleet workload: the batch's workers (accounts at once)")
+	fleetSingle := fs.Int("fleet-single", 0, "fleet workload: messages of the single account the batch is compared with (the first of the batch's; 0: all of them)")
+	fleetMixed := fs.Int("fleet-mixed", 16, "fleet workload: accounts of the mixed batch (12 messages, two of 10–30 MB, about 48 MB each) copied with -fleet-workers for peak RSS; 0 skips it")
 	latencyCount := fs.Int("latency-count", 1000, "messages of the small workload copied through the delay proxy; 0 skips the latency scenario")
 	delay := fs.Duration("delay", 20*time.Millisecond, "one-way delay of the latency scenario (the round trip is twice this)")
 	batches := fs.String("write-batches", "1,50,200", "write ceiling: messages per APPEND batch (1 = single APPENDs, more = MULTIAPPEND)")
@@ -146,8 +158,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var err error
 	c.workloads = strings.Split(*workloads, ",")
 	for _, w := range c.workloads {
-		if w != "small" && w != "mixed" && w != "huge" && w != "rerun10k" && w != "flat" && w != "incr" {
-			return c, fmt.Errorf("-workloads: unknown workload %q (want small, mixed, huge, rerun10k, flat, incr)", w)
+		if w != "small" && w != "mixed" && w != "huge" && w != "rerun10k" && w != "flat" && w != "incr" && w != "fleet" {
+			return c, fmt.Errorf("-workloads: unknown workload %q (want small, mixed, huge, rerun10k, flat, incr, fleet)", w)
 		}
 	}
 	if c.flatSizes, err = intList(*flatSizes); err != nil {
@@ -161,6 +173,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("-flat-folders: %q is not FOLDERSxMESSAGES (1 to 100 folders) or 0", *flatFolders)
 		}
 		c.flatFolders.count, c.flatFolders.each = n, m
+	}
+	{
+		a, b, ok := strings.Cut(*fleet, "x")
+		n, err1 := strconv.Atoi(a)
+		m, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || n < 1 || n > 999 || m < 1 {
+			return c, fmt.Errorf("-fleet: %q is not ACCOUNTSxMESSAGES (1 to 999 accounts)", *fleet)
+		}
+		c.fleet.accounts, c.fleet.messages = n, m
+		if c.fleetSingle = *fleetSingle; c.fleetSingle <= 0 || c.fleetSingle > n*m {
+			c.fleetSingle = n * m
+		}
+	}
+	if c.fleetWorkers, c.fleetMixed = *fleetWorkers, *fleetMixed; c.fleetWorkers < 1 || c.fleetMixed < 0 || c.fleetMixed > 99 {
+		return c, errors.New("-fleet-workers must be at least 1 and -fleet-mixed 0 to 99")
 	}
 	{
 		a, b, ok := strings.Cut(*incrFolders, "x")

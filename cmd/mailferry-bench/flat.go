@@ -29,7 +29,9 @@ import (
 // -flat-folders (50 folders of 10,000): the read ceiling, the write
 // ceiling at that size, mailferry's first run (rate, peak RSS, its ratio
 // to min(read, write ceiling)) and its run with nothing new; then the
-// ledger's size per entry at -flat-ledger (1,000,000) entries. The
+// ledger's size per entry at -flat-ledger (1,000,000) entries, and the
+// largest mailbox's no-op re-run and `mailferry status` in a ledger of
+// that many entries (ledgerscale.go). The
 // mailboxes are written straight into Maildir, one message at a time, and
 // nothing here holds a whole mailbox either: messages are generated from
 // their number when they are written and when they are appended.
@@ -86,6 +88,9 @@ type flatResult struct {
 	ratio         float64
 	ledgerBytes   int64
 	ledgerEntries int64
+	// ledger is the largest mailbox's ledger topped up to -flat-ledger
+	// entries (issue 18, item 5); nil for the others.
+	ledger *ledgerScale
 }
 
 // flat runs the flat workload and prints its summary.
@@ -212,6 +217,11 @@ func (e *env) flatRun(ctx context.Context, kind sourceKind, srcUser string, n in
 	if l, err := checkpoint.Open(ctx, cmd.state, nil); err == nil {
 		res.ledgerBytes, res.ledgerEntries, _ = l.Size(ctx)
 		l.Close()
+	}
+	if srcUser == flatUser(slices.Max(e.cfg.flatSizes)) && e.cfg.flatLedger > n {
+		if res.ledger, err = e.ledgerAtScale(ctx, cmd, n); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }
@@ -346,52 +356,18 @@ func measureLedger(ctx context.Context, path string, entries int, log interface{
 	defer l.Close()
 	start := time.Now()
 	big := entries / 10
-	digest := func(i int) string { return fmt.Sprintf("%016x%016x%016x%016x", i, i*7, i*13, i*31) }
-	write := func(spec checkpoint.AccountSpec, n int, key func(int) string, box func(int) string) error {
-		res, err := l.ResolveAccount(ctx, spec)
-		if err != nil {
-			return err
-		}
-		h, err := l.Hold(ctx, res.Account)
-		if err != nil {
-			return err
-		}
-		defer h.Release(ctx)
-		now := time.Now()
-		for lo := 0; lo < n; lo += 1000 {
-			var put []pipeline.Entry
-			for i := lo; i < min(lo+1000, n); i++ {
-				put = append(put, pipeline.Entry{Key: key(i), State: pipeline.StateDone, Digest: digest(i), Size: int64(2000 + i%3000),
-					MessageID: fmt.Sprintf("<%d.%016x@mail.example.org>", i, i*2654435761), DestMailbox: box(i),
-					DestUIDValidity: 1700000000, DestUID: uint32(i + 1), DestUIDNext: uint32(i + 1), Flags: []string{`\Seen`},
-					Updated: now, DoneAt: now})
-			}
-			if err := l.Commit(ctx, res.Account, pipeline.Changes{Put: put}); err != nil {
-				return err
-			}
-		}
-		f.accounts++
-		return nil
-	}
 	bigSpec := checkpoint.AccountSpec{Endpoint: "imap://big@imap.old.example:993 -> imap://big@imap.new.example:993/",
 		SourceProto: "imap", SourceUser: "big", DestUser: "big", KeyScheme: "imap"}
-	if err := write(bigSpec, big, func(i int) string {
+	if err := writeLedgerAccount(ctx, l, bigSpec, big, func(i int) string {
 		return fmt.Sprintf("%s\x001700000000\x00%d", flatFolder(i%50), i/50+1)
 	}, func(i int) string { return flatFolder(i % 50) }); err != nil {
 		return f, err
 	}
-	for a := 0; a*100 < entries-big; a++ {
-		user := fmt.Sprintf("user%05d", a)
-		spec := checkpoint.AccountSpec{Endpoint: "pop3://" + user + "@pop.old.example:995 -> imap://" + user + "@imap.new.example:993/INBOX",
-			SourceProto: "pop3", SourceUser: user, DestUser: user, DestFolder: "INBOX", KeyScheme: "pop3"}
-		n := min(100, entries-big-a*100)
-		if err := write(spec, n, func(i int) string { return fmt.Sprintf("%08X%08X", i+1, 1700000000+a) },
-			func(int) string { return "INBOX" }); err != nil {
-			return f, err
-		}
-		if a%1000 == 0 {
-			log.Info("building the ledger", "accounts", f.accounts, "took", time.Since(start).Round(time.Second))
-		}
+	f.accounts++
+	n, err := padLedger(ctx, l, entries-big, (entries-big+99)/100, log)
+	f.accounts += n
+	if err != nil {
+		return f, err
 	}
 	f.build = time.Since(start)
 	if f.bytes, _, err = l.Size(ctx); err != nil {
@@ -434,6 +410,36 @@ func measureLedger(ctx context.Context, path string, entries int, log interface{
 	return f, nil
 }
 
+// writeLedgerAccount writes n done entries of an account like a
+// migration's (digests, Message-IDs, destination UIDs; keys and folders
+// from key and box) through the checkpoint's own commits, 1,000 at a time.
+func writeLedgerAccount(ctx context.Context, l *checkpoint.Ledger, spec checkpoint.AccountSpec, n int, key func(int) string, box func(int) string) error {
+	res, err := l.ResolveAccount(ctx, spec)
+	if err != nil {
+		return err
+	}
+	h, err := l.Hold(ctx, res.Account)
+	if err != nil {
+		return err
+	}
+	defer h.Release(ctx)
+	digest := func(i int) string { return fmt.Sprintf("%016x%016x%016x%016x", i, i*7, i*13, i*31) }
+	now := time.Now()
+	for lo := 0; lo < n; lo += 1000 {
+		var put []pipeline.Entry
+		for i := lo; i < min(lo+1000, n); i++ {
+			put = append(put, pipeline.Entry{Key: key(i), State: pipeline.StateDone, Digest: digest(i), Size: int64(2000 + i%3000),
+				MessageID: fmt.Sprintf("<%d.%016x@mail.example.org>", i, i*2654435761), DestMailbox: box(i),
+				DestUIDValidity: 1700000000, DestUID: uint32(i + 1), DestUIDNext: uint32(i + 1), Flags: []string{`\Seen`},
+				Updated: now, DoneAt: now})
+		}
+		if err := l.Commit(ctx, res.Account, pipeline.Changes{Put: put}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // verdict says whether a target was met.
 func verdict(met bool) string {
 	if met {
@@ -460,6 +466,9 @@ func printFlat(w io.Writer, results []flatResult, lf *ledgerFigures) {
 				p, r.messages, r.first.wall.Seconds(), float64(r.first.copied)/r.first.wall.Seconds(), r.ratio, r.readMBps, r.writeMBps,
 				float64(r.first.peakRSSKB)/1024, r.rerun.wall.Seconds(), float64(r.rerun.peakRSSKB)/1024,
 				float64(r.ledgerBytes)/float64(max(r.ledgerEntries, 1)))
+			if r.ledger != nil {
+				printLedgerScale(w, p, r.messages, r.ledger)
+			}
 		}
 		if len(rs) >= 2 {
 			small, large := rs[0], rs[len(rs)-1]

@@ -35,6 +35,7 @@ type mailferryRun struct {
 	copied    int
 	done      int // already_done: copied by an earlier run
 	bytes     int64
+	accounts  int // accounts the report counts (mailferry run)
 	peakRSSKB int64
 	// cpuSeconds is the process's user and system time (its rusage);
 	// cpu is filled in by the caller with the servers' time around it.
@@ -46,6 +47,7 @@ type mailferryRun struct {
 type mailferryReport struct {
 	ExitCode int `json:"exit_code"`
 	Totals   struct {
+		Accounts    int     `json:"accounts"`
 		Copied      int     `json:"copied"`
 		AlreadyDone int     `json:"already_done"`
 		Skipped     int     `json:"skipped"`
@@ -80,16 +82,25 @@ func (c copyCommand) run(ctx context.Context) (mailferryRun, error) {
 	if c.plain {
 		args = append(args, "--allow-plaintext")
 	}
-	cmd := exec.CommandContext(ctx, c.bin, args...)
+	return runMailferry(ctx, c.bin, args, []string{"MAILFERRY_SOURCE_PASSWORD=" + c.srcPW, "MAILFERRY_DEST_PASSWORD=" + c.dstPW},
+		fmt.Sprintf("mailferry copy %s %s", c.sourceURL, c.destURL))
+}
+
+// runMailferry runs bin with args (which must ask for --json) and env added
+// to this process's environment, waits for it and reads its JSON report and
+// resource usage; what names the run in errors. Cancelling ctx interrupts it
+// with SIGINT (mailferry commits and exits 130), then kills it after 15 s.
+func runMailferry(ctx context.Context, bin string, args, env []string, what string) (mailferryRun, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 15 * time.Second
-	cmd.Env = append(os.Environ(), "MAILFERRY_SOURCE_PASSWORD="+c.srcPW, "MAILFERRY_DEST_PASSWORD="+c.dstPW)
+	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	var r mailferryRun
 	if err := cmd.Start(); err != nil {
-		return r, fmt.Errorf("starting %s: %w", c.bin, err)
+		return r, fmt.Errorf("starting %s: %w", bin, err)
 	}
 	// Peak RSS from /proc, not from Rusage.Maxrss: os/exec starts the child
 	// with CLONE_VM|CLONE_VFORK, and Linux folds the parent's peak (this
@@ -100,7 +111,6 @@ func (c copyCommand) run(ctx context.Context) (mailferryRun, error) {
 	r.wall = time.Since(start)
 	r.peakRSSKB = hwm()
 	r.cpuSeconds = childCPU(cmd.ProcessState)
-	what := fmt.Sprintf("mailferry copy %s %s", c.sourceURL, c.destURL)
 	var rep mailferryReport
 	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
 		return r, fmt.Errorf("%s: %v; no JSON report (%v); stderr:\n%s", what, err, jerr, tail(stderr.String(), 20))
@@ -119,6 +129,7 @@ func (c copyCommand) run(ctx context.Context) (mailferryRun, error) {
 	r.copied = rep.Totals.Copied
 	r.done = rep.Totals.AlreadyDone
 	r.bytes = rep.Totals.Bytes
+	r.accounts = rep.Totals.Accounts
 	return r, nil
 }
 

@@ -50,7 +50,10 @@
 // again with nothing new, timing the ledger and listing path. So do flat
 // (issue 20, flat.go) and incr (issue 18, incr.go: re-runs of a 50-folder,
 // 100,000-message IMAP account with CONDSTORE, with nothing new and after
-// flag changes, on loopback and at -delay each way).
+// flag changes, on loopback and at -delay each way) and fleet (issue 18,
+// fleet.go: 200 accounts of 200 messages by one `mailferry run` with 8
+// workers beside one account of the same messages, and a mixed batch's
+// peak RSS).
 //
 // Usage:
 //

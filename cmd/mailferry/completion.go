@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -94,7 +95,7 @@ type flagInfo struct {
 // commandInfo is one command as the completion scripts offer it.
 type commandInfo struct {
 	word    string // the first word: "copy", "config"
-	sub     string // a second word it needs: "check" for config
+	sub     string // the second words it takes, by spaces: "check" for config, "migrate upgrade" for ledger
 	summary string
 	flags   []flagInfo
 }
@@ -142,6 +143,19 @@ func describeCommands(ctx context.Context) ([]commandInfo, error) {
 			}
 			ci.flags = append(ci.flags, fi)
 		})
+		if n := len(out); n > 0 && out[n-1].word == word && sub != "" {
+			// Another second word of the same command (ledger migrate,
+			// ledger upgrade): one entry, its second words a list, and
+			// the flags of each offered after any of them.
+			prev := &out[n-1]
+			prev.sub += " " + sub
+			for _, f := range ci.flags {
+				if !slices.ContainsFunc(prev.flags, func(g flagInfo) bool { return g.name == f.name }) {
+					prev.flags = append(prev.flags, f)
+				}
+			}
+			continue
+		}
 		out = append(out, ci)
 	}
 	return out, nil
@@ -397,7 +411,8 @@ _mailferry() {
 		if c.sub != "" {
 			// Past the second word, its flags: _arguments reads them
 			// after the words it is given, so the second word goes.
-			fmt.Fprintf(w, "\t\t\tif (( CURRENT == 2 )); then\n\t\t\t\t_values command '%s' && ret=0\n\t\t\t\treturn ret\n\t\t\tfi\n\t\t\tshift words\n\t\t\t(( CURRENT-- ))\n", c.sub)
+			fmt.Fprintf(w, "\t\t\tif (( CURRENT == 2 )); then\n\t\t\t\t_values command '%s' && ret=0\n\t\t\t\treturn ret\n\t\t\tfi\n\t\t\tshift words\n\t\t\t(( CURRENT-- ))\n",
+				strings.ReplaceAll(c.sub, " ", "' '"))
 		}
 		fmt.Fprintf(w, "%s_arguments -s -S \\\n", indent)
 		for _, f := range c.flags {
@@ -523,8 +538,10 @@ complete -c mailferry -n __mailferry_no_command -l version -d 'print the version
 		words = append(words, c.word)
 		cond := "__mailferry_command " + c.word
 		if c.sub != "" {
-			fmt.Fprintf(w, "complete -c mailferry -n '__mailferry_wants_word %s' -a %s\n", c.word, c.sub)
-			cond += " " + c.sub
+			fmt.Fprintf(w, "complete -c mailferry -n '__mailferry_wants_word %s' -a %s\n", c.word, fishQuote(c.sub))
+			if !strings.Contains(c.sub, " ") {
+				cond += " " + c.sub
+			}
 		}
 		for _, f := range c.flags {
 			line := fmt.Sprintf("complete -c mailferry -n '%s'", cond)

@@ -88,9 +88,9 @@ func TestHelpListsEveryFlag(t *testing.T) {
 func TestHelpReachesEveryCommand(t *testing.T) {
 	none := func(string) string { return "" }
 	for _, c := range commands() {
-		word, _, _ := strings.Cut(c.name, " ")
+		word := strings.Join(c.args, " ")
 		viaFlag := runInProcess(t, none, append(slices.Clone(c.args), "--help")...)
-		viaHelp := runInProcess(t, none, "help", word)
+		viaHelp := runInProcess(t, none, append([]string{"help"}, c.args...)...)
 		if viaFlag.code != exitOK || viaFlag.stdout != c.help {
 			t.Errorf("mailferry %s --help: exit %d, printed something else than its help:\n%s", c.name, viaFlag.code, viaFlag.stdout)
 		}
@@ -313,7 +313,7 @@ func completionCases() []completionCase {
 		{"mailferry verify -c fetch.toml --only alice,", []string{"alice,alice", "alice,bob-office"}},
 		{"mailferry run --only ", nil},
 		{"mailferry config ", []string{"check"}},
-		{"mailferry ledger ", []string{"migrate"}},
+		{"mailferry ledger ", []string{"migrate", "upgrade"}},
 		{"mailferry ledger migrate --re", []string{"--replace"}},
 		{"mailferry config check --con", []string{"--config"}},
 		{"mailferry completion ", []string{"bash", "fish", "zsh"}},

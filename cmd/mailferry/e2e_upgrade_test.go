@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/internal/testkit/postgres"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -205,7 +209,7 @@ func TestE2EUpgradeSchema4(t *testing.T) {
 		t.Fatalf("after the upgrade: exit %d, copied %d, already done %d, deleted %d, waiting %d, skipped before %d; want %d, 0, 8, 0, 8, 1\n%s",
 			r.code, a.Copied, a.AlreadyDone, a.Deleted, a.DeleteWaiting, a.SkippedBefore, exitOK, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "ledger upgraded from schema 4 to 5") {
+	if !strings.Contains(r.stderr, "ledger upgraded from schema 4 to 6") {
 		t.Errorf("the upgrade is not logged:\n%s", r.stderr)
 	}
 	r = runInProcess(t, p.getenv, imapArgs...)
@@ -307,5 +311,102 @@ func TestE2EUpgradeFromReleaseBinary(t *testing.T) {
 	}
 	if n := len(destMessages(t, p, "INBOX")) + len(destMessages(t, p, "Old/INBOX")); n != first.Accounts[0].Copied+firstIMAP.Accounts[0].Copied {
 		t.Errorf("the destination holds %d messages: something was copied twice", n)
+	}
+}
+
+// TestE2EUpgradeSchema5: a ledger that schema 5 wrote (the file of a bulk
+// pass with this version, turned back into schema 5: no source_emailid,
+// user_version and meta 5) is upgraded in place by the next pass, a mirror
+// pass after 2 messages moved at the source: the log says so, nothing is
+// copied again, the moves are mirrored (by digest: Dovecot has no
+// OBJECTID). The same on PostgreSQL: a run refuses the schema-5 database
+// and names 'mailferry ledger upgrade', which upgrades it; the run then
+// copies nothing, and a second 'ledger upgrade' has nothing to do.
+func TestE2EUpgradeSchema5(t *testing.T) {
+	p := imapPair(t)
+	ctx := context.Background()
+	base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
+	for i := range 6 {
+		if err := p.src.SeedMaildir("alice", "INBOX", mirrorMessage("INBOX", i), "S", base.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := imapLogin(t, p.src, srcPassword)
+	if err := src.Create("Work", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	r := runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 6 {
+		t.Fatalf("bulk pass: exit %d, copied %d; want 0, 6\n%s", r.code, a.Copied, r.stderr)
+	}
+	db, err := sql.Open("sqlite", p.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`ALTER TABLE messages DROP COLUMN source_emailid; UPDATE meta SET value = '5' WHERE key = 'schema'; PRAGMA user_version = 5`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := src.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Move(imap.UIDSet{{Start: 2, Stop: 3}}, "Work").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	r = runInProcess(t, p.getenv, p.imapCopyArgs("--mirror")...)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 || a.Moved != 2 || a.Removed != 0 {
+		t.Fatalf("mirror pass on the schema-5 ledger: exit %d, copied %d, moved %d, removed %d; want 0, 0, 2, 0\n%s",
+			r.code, a.Copied, a.Moved, a.Removed, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "ledger upgraded from schema 5 to 6") {
+		t.Errorf("the upgrade was not logged:\n%s", r.stderr)
+	}
+	db, _ = sql.Open("sqlite", p.state)
+	var v int
+	db.QueryRow("PRAGMA user_version").Scan(&v)
+	db.Close()
+	if v != 6 {
+		t.Errorf("user_version %d after the pass, want 6", v)
+	}
+	assertMirrored(t, p, map[string]string{"INBOX": "INBOX", "Work": "Work"}, nil)
+
+	// PostgreSQL: workers never upgrade a shared database by themselves.
+	pg := postgres.Start(t, postgres.Options{})
+	dbURL := postgres.Database(t, pg)
+	getenv := func(k string) string {
+		if k == statePasswordEnv {
+			return pg.Password()
+		}
+		return p.getenv(k)
+	}
+	args := []string{"copy", "imaps://alice@" + p.src.IMAPSAddr(), "imaps://alice@" + p.dst.IMAPSAddr() + "/PG",
+		"--tls-ca", p.src.CAFile(), "--state", dbURL, "--json", "--progress", "none", "--create-folders"}
+	r = runInProcess(t, getenv, args...)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 6 {
+		t.Fatalf("copy with PostgreSQL: exit %d, copied %d; want 0, 6\n%s", r.code, a.Copied, r.stderr)
+	}
+	u, _ := url.Parse(dbURL)
+	if err := pg.Exec(ctx, strings.TrimPrefix(u.Path, "/"), `ALTER TABLE mailferry.messages DROP COLUMN source_emailid;
+		UPDATE mailferry.meta SET value = '5' WHERE key = 'schema'`); err != nil {
+		t.Fatal(err)
+	}
+	r = runInProcess(t, getenv, args...)
+	if r.code == exitOK || !strings.Contains(r.stderr, "mailferry ledger upgrade --state") {
+		t.Fatalf("a run on the schema-5 database: exit %d, want a refusal naming 'mailferry ledger upgrade'\n%s", r.code, r.stderr)
+	}
+	r = runInProcess(t, getenv, "ledger", "upgrade", "--state", dbURL)
+	if r.code != exitOK || !strings.Contains(r.stdout, "from schema 5 to 6; nothing will be copied again") {
+		t.Fatalf("ledger upgrade: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, pg.Password()) {
+		t.Error("the database password was printed")
+	}
+	r = runInProcess(t, getenv, args...)
+	if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != 0 || a.AlreadyDone != 6 {
+		t.Errorf("copy after the upgrade: exit %d, copied %d, already done %d; want 0, 0, 6\n%s", r.code, a.Copied, a.AlreadyDone, r.stderr)
+	}
+	r = runInProcess(t, getenv, "ledger", "upgrade", "--state", dbURL)
+	if r.code != exitOK || !strings.Contains(r.stdout, "of schema 6 already") {
+		t.Errorf("ledger upgrade again: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

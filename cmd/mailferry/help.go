@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -35,6 +36,7 @@ USAGE
   mailferry login -c migrate.toml       sign in once for device-grant accounts
   mailferry config check -c FILE        validate a config file, connect to nothing
   mailferry ledger migrate --from A --to B copy a checkpoint (SQLite <-> PostgreSQL)
+  mailferry ledger upgrade --state STATE  upgrade a checkpoint to this version's schema
   mailferry version                     version, commit, Go version, build date
   mailferry completion bash|zsh|fish    a shell completion script
   mailferry help COMMAND | --man        a command's help, or the man page
@@ -385,6 +387,7 @@ func commands() []command {
 		{"login", loginHelp, []string{"login"}},
 		{"config check", configHelp, []string{"config", "check"}},
 		{"ledger migrate", ledgerHelp, []string{"ledger", "migrate"}},
+		{"ledger upgrade", ledgerUpgradeHelp, []string{"ledger", "upgrade"}},
 		{"version", versionHelp, []string{"version"}},
 		{"completion", completionHelp, []string{"completion"}},
 	}
@@ -410,5 +413,9 @@ func runHelpCmd(ctx context.Context, args []string, e *env) (int, error) {
 		fmt.Fprint(e.stdout, manPage())
 		return exitOK, nil
 	}
-	return run(ctx, append(args[:1:1], "--help"), e), nil
+	cmd := args[:1:1]
+	if len(args) > 1 && slices.ContainsFunc(commands(), func(c command) bool { return len(c.args) == 2 && c.args[0] == args[0] && c.args[1] == args[1] }) {
+		cmd = args[:2:2] // help ledger upgrade
+	}
+	return run(ctx, append(cmd, "--help"), e), nil
 }

@@ -24,6 +24,7 @@ func TestHelpGolden(t *testing.T) {
 		{"run", []string{"run", "--help"}},
 		{"config", []string{"config", "check", "--help"}},
 		{"ledger", []string{"ledger", "migrate", "--help"}},
+		{"ledger-upgrade", []string{"ledger", "upgrade", "--help"}},
 		{"status", []string{"status", "--help"}},
 		{"queue", []string{"queue", "--help"}},
 		{"verify", []string{"verify", "--help"}},

@@ -179,33 +179,49 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	// The accounts' ledger numbers: a configured account the ledger does
 	// not know has never run.
 	ids := make([]pipeline.AccountID, len(configured))
+	// found holds every listed account's status, read in one call: each
+	// call reads all accounts, so one per account would take minutes at
+	// 10,000 accounts (issue 18).
+	found := map[pipeline.AccountID]checkpoint.AccountStatus{}
 	if ledger != nil {
 		defer ledger.Close()
 		if rep.Size, rep.Entries, err = ledger.Size(ctx); err != nil {
 			return exitFatal, err
 		}
+		var st []checkpoint.AccountStatus
 		if configured == nil {
-			all, err := ledger.Status(ctx, checkpoint.Selector{All: true})
-			if err != nil {
+			if st, err = ledger.Status(ctx, checkpoint.Selector{All: true}); err != nil {
 				return exitFatal, err
 			}
-			for _, a := range all {
+			for _, a := range st {
 				configured = append(configured, namedAccount{name: a.Name, key: a.Ident})
 				ids = append(ids, a.ID)
 			}
 		} else {
+			var known []pipeline.AccountID
 			for i, a := range configured {
 				if ids[i], _, err = ledger.LookupAccount(ctx, a.spec); err != nil {
 					return exitFatal, err
 				}
+				if ids[i] != 0 {
+					known = append(known, ids[i])
+				}
 			}
+			if len(known) > 0 {
+				if st, err = ledger.Status(ctx, checkpoint.Selector{IDs: known}); err != nil {
+					return exitFatal, err
+				}
+			}
+		}
+		for _, a := range st {
+			found[a.ID] = a
 		}
 	}
 	for i, a := range configured {
 		sa := statusAccount{Name: a.name, Account: a.key, NeverRun: true, SkipReasons: map[string]int{},
 			SkippedMessages: []statusMessage{}, FailedMessages: []statusMessage{}}
-		if ledger != nil && ids[i] != 0 {
-			if err := fillStatus(ctx, ledger, ids[i], &sa); err != nil {
+		if st, ok := found[ids[i]]; ok {
+			if err := fillStatus(ctx, ledger, st, &sa); err != nil {
 				return exitFatal, err
 			}
 			if err := fillDeleteWaiting(ctx, ledger, ids[i], &sa, a.deleteAfter, time.Now()); err != nil {
@@ -297,17 +313,11 @@ func serveStatus(ctx context.Context, ui *uiOptions, e *env, ledger *checkpoint.
 	return exitOK, nil
 }
 
-// fillStatus reads one account's counts, last runs and skipped and
-// failed entries (those page by page: a few, normally).
-func fillStatus(ctx context.Context, l *checkpoint.Ledger, id pipeline.AccountID, sa *statusAccount) error {
-	st, err := l.Status(ctx, checkpoint.Selector{IDs: []pipeline.AccountID{id}})
-	if err != nil {
-		return err
-	}
-	if len(st) != 1 {
-		return nil
-	}
-	a := st[0]
+// fillStatus fills in one account's counts and last runs from its status
+// a, and reads its skipped and failed entries (page by page: a few,
+// normally).
+func fillStatus(ctx context.Context, l *checkpoint.Ledger, a checkpoint.AccountStatus, sa *statusAccount) error {
+	id := a.ID
 	c := a.Counts
 	sa.Done, sa.Pending, sa.Skipped, sa.Failed = int(c[pipeline.StateDone].Messages), int(c[pipeline.StatePending].Messages),
 		int(c[pipeline.StateSkipped].Messages), int(c[pipeline.StateFailed].Messages)

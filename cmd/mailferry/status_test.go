@@ -1,13 +1,22 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mailferry/mailferry/account"
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/config"
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // TestE2EStatusSkipped: after a run that skips a too-big message, status
@@ -112,5 +121,109 @@ dest_password_env = "X_PW"
 		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("status created %s (%v)", p, err)
 		}
+	}
+}
+
+// TestStatusReadsAccountsOnce: status of many accounts reads the ledger's
+// accounts once, not once per account: it read every account's row and
+// counts for each account listed, which took minutes at 10,000 accounts
+// (issue 18). Measured by allocations (each row read allocates its
+// strings), never by time: four times the accounts may cost at most about
+// four times as many allocations, with and without a config.
+func TestStatusReadsAccountsOnce(t *testing.T) {
+	ledgerOf := func(t *testing.T, n int) (state, cfgPath string) {
+		dir := t.TempDir()
+		var csv strings.Builder
+		csv.WriteString("source_user,source_password_env,dest_password_env\n")
+		for i := range n {
+			fmt.Fprintf(&csv, "user%04d,X_PW,X_PW\n", i)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "users.csv"), []byte(csv.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfgPath = filepath.Join(dir, "m.toml")
+		if err := os.WriteFile(cfgPath, []byte(`state = "s.db"
+accounts_file = "users.csv"
+[source]
+url = "pop3s://pop.example"
+[destination]
+url = "imaps://imap.example"
+`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := config.Load(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state = filepath.Join(dir, "s.db")
+		ctx := context.Background()
+		l, err := checkpoint.Open(ctx, state, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		for _, a := range cfg.Accounts {
+			spec, err := account.SpecOf(cfg, &a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := l.ResolveAccount(ctx, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := l.Hold(ctx, res.Account)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = l.Commit(ctx, res.Account, pipeline.Changes{Put: []pipeline.Entry{{Key: "k1", State: pipeline.StateDone, Size: 10}}})
+			h.Release(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run, err := l.StartRun(ctx, res.Account, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.FinishRun(ctx, run, pipeline.RunRecord{Result: "ok", Copied: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return state, cfgPath
+	}
+	const small, large = 100, 400
+	smallState, smallCfg := ledgerOf(t, small)
+	largeState, largeCfg := ledgerOf(t, large)
+	for _, tc := range []struct {
+		name         string
+		small, large []string
+	}{
+		{"every account of the ledger", []string{"--state", smallState, "--json"}, []string{"--state", largeState, "--json"}},
+		{"the accounts of a config", []string{"-c", smallCfg, "--json"}, []string{"-c", largeCfg, "--json"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			allocs := func(n int, args []string) float64 {
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				r := runCmd(t, runStatus, func(string) string { return "" }, args...)
+				runtime.ReadMemStats(&after)
+				var rep statusReport
+				if r.code != exitOK || json.Unmarshal([]byte(r.stdout), &rep) != nil || len(rep.Accounts) != n {
+					t.Fatalf("status %q: exit %d, want %d accounts\n%s", args, r.code, n, r.stderr)
+				}
+				for _, a := range rep.Accounts {
+					if a.Done != 1 || a.LastRun == nil || a.LastRun.Result != "ok" {
+						t.Fatalf("status %q: account %+v, want 1 done and an ok run", args, a)
+					}
+				}
+				return float64(after.Mallocs - before.Mallocs)
+			}
+			allocs(small, tc.small) // warm up: the first run initializes packages
+			a, b := allocs(small, tc.small), allocs(large, tc.large)
+			t.Logf("%.0f allocations for %d accounts, %.0f for %d", a, small, b, large)
+			if b > 1.5*float64(large)/float64(small)*a {
+				t.Errorf("status of %d accounts made %.0f allocations, %.1f × those of %d accounts (%.0f): not linear in the accounts",
+					large, b, b/a, small, a)
+			}
+		})
 	}
 }

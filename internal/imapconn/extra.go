@@ -300,8 +300,10 @@ func (x *extraConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// withItems adds the extra items to a "tag [UID] FETCH set (items)"
-// command line; other lines pass unchanged.
+// withItems adds the extra items to a "tag [UID] FETCH set (items)
+// [(modifiers)]" command line, inside the list of items: not into a
+// modifier list that follows it (CHANGEDSINCE, RFC 7162 §3.1.4.1). Other
+// lines pass unchanged.
 func (x *extraConn) withItems(line []byte) []byte {
 	f := strings.Fields(string(line))
 	if len(f) < 4 || x.items == nil {
@@ -311,13 +313,33 @@ func (x *extraConn) withItems(line []byte) []byte {
 	if strings.EqualFold(f[1], "UID") {
 		k = 2
 	}
-	if !strings.EqualFold(f[k], "FETCH") || !bytes.HasSuffix(line, []byte(")")) || !bytes.Contains(line, []byte("(")) {
+	if !strings.EqualFold(f[k], "FETCH") || !bytes.HasSuffix(line, []byte(")")) {
 		return line
 	}
-	out := append([]byte(nil), line[:len(line)-1]...)
+	open := bytes.IndexByte(line, '(')
+	if open < 0 {
+		return line
+	}
+	// The ")" that closes the items' list: parentheses nest (BODY.PEEK
+	// [HEADER.FIELDS (…)]); item names hold no quotes or literals.
+	end, depth := -1, 0
+	for i := open; i < len(line) && end < 0; i++ {
+		switch line[i] {
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth == 0 {
+				end = i
+			}
+		}
+	}
+	if end < 0 {
+		return line
+	}
+	out := append([]byte(nil), line[:end]...)
 	for _, it := range x.items {
 		out = append(out, ' ')
 		out = append(out, it...)
 	}
-	return append(out, ')')
+	return append(out, line[end:]...)
 }

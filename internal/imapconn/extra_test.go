@@ -120,3 +120,21 @@ func FuzzExtraRewrite(f *testing.F) {
 		}
 	})
 }
+
+// TestExtraWithItems: the extra items go into a FETCH's list of items,
+// never into a modifier list after it (CHANGEDSINCE: a server answers BAD
+// to an item there); other commands pass unchanged.
+func TestExtraWithItems(t *testing.T) {
+	x := &extraConn{items: []string{"EMAILID"}}
+	for _, tc := range []struct{ in, want string }{
+		{"A1 UID FETCH 1:5 (UID FLAGS)", "A1 UID FETCH 1:5 (UID FLAGS EMAILID)"},
+		{"A2 UID FETCH 1:5 (UID FLAGS) (CHANGEDSINCE 7)", "A2 UID FETCH 1:5 (UID FLAGS EMAILID) (CHANGEDSINCE 7)"},
+		{"A3 FETCH 1 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])", "A3 FETCH 1 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)] EMAILID)"},
+		{"A4 UID SEARCH RETURN (COUNT) UID 1:5", "A4 UID SEARCH RETURN (COUNT) UID 1:5"},
+		{"A5 SELECT INBOX (CONDSTORE)", "A5 SELECT INBOX (CONDSTORE)"},
+	} {
+		if got := string(x.withItems([]byte(tc.in))); got != tc.want {
+			t.Errorf("withItems(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

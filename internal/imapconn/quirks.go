@@ -38,6 +38,8 @@ const (
 	FeatureMultiAppend = "MULTIAPPEND"
 	// FeatureCondStore: STATUS … (HIGHESTMODSEQ) (RFC 7162 §3.1.2).
 	FeatureCondStore = "CONDSTORE"
+	// FeatureObjectID: FETCH … EMAILID (RFC 8474 §5.1).
+	FeatureObjectID = "OBJECTID"
 )
 
 // Quirks remembers which optional features one server refused (a NO or a

@@ -1,0 +1,419 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The fleet workload (issue 18, item 4): many accounts at once. A batch of
+// -fleet accounts (200 of 200 small messages by default) is copied by one
+// `mailferry run` with `workers = -fleet-workers` (8), and in the same
+// trials, taking turns at going first, one account holding the same
+// messages (40,000; -fleet-single: the first N of them) by the same
+// command: the batch's aggregate rate is compared with that single-account
+// rate. The batch is then run again with
+// nothing new. A second batch of -fleet-mixed accounts (16), each with two
+// messages of 10–30 MB among smaller ones, gives the peak RSS with that
+// many workers on large messages, against the issue's 60 MB + 25 MB per
+// worker. The messages are the flat workload's (2–4 KB, made from their
+// number), written straight into Maildir.
+
+// fleetUser is the source user of batch account a; fleetDest its
+// destination user.
+func fleetUser(a int) string { return fmt.Sprintf("fleet%03d", a) }
+func fleetDest(a int) string { return fmt.Sprintf("fdst%03d", a) }
+
+// fleetMixedUser is the source user of mixed batch account a;
+// fleetMixedDest its destination user.
+func fleetMixedUser(a int) string { return fmt.Sprintf("fmix%02d", a) }
+func fleetMixedDest(a int) string { return fmt.Sprintf("fmixdst%02d", a) }
+
+// The single account that holds every message of the batch, and its
+// destination user.
+const (
+	fleetSingleUser = "fleetone"
+	fleetSingleDest = "fdstone"
+)
+
+// fleetUsers adds the fleet workload's users to the source's and the
+// destination's user maps.
+func fleetUsers(cfg config, srcPW, dstPW string, src, dst map[string]string) {
+	for a := range cfg.fleet.accounts {
+		src[fleetUser(a)], dst[fleetDest(a)] = srcPW, dstPW
+	}
+	for a := range cfg.fleetMixed {
+		src[fleetMixedUser(a)], dst[fleetMixedDest(a)] = srcPW, dstPW
+	}
+	src[fleetSingleUser], dst[fleetSingleDest] = srcPW, dstPW
+}
+
+// fleetMessage is message i of batch account a: message a×messages+i of the
+// single account, so that both hold the same bytes (the single account
+// the first -fleet-single of them).
+func (e *env) fleetMessage(a, i int) []byte {
+	return flatMessage(e.cfg.seed, a*e.cfg.fleet.messages+i)
+}
+
+// fleetMixedWorkload is mixed batch account a: 12 messages of about 48 MB,
+// two of them 10–30 MB (40 MB together), the rest 2 KB to 4 MB.
+func fleetMixedWorkload(seed uint64, a int) *workload {
+	large := 10 + 5*(a%5)
+	return mixedWorkload(fleetMixedUser(a), seed+uint64(a)+1, mixedSpec{Count: 12, TotalBytes: 48 << 20,
+		LargeBytes: []int{large << 20, (40 - large) << 20}})
+}
+
+// seedFleet writes the batch's accounts, the single account and the mixed
+// batch's accounts.
+func (e *env) seedFleet() error {
+	start := time.Now()
+	f := e.cfg.fleet
+	for a := range f.accounts {
+		if err := e.src.SeedMaildirBulk(fleetUser(a), "INBOX", f.messages, func(i int) []byte { return e.fleetMessage(a, i) }); err != nil {
+			return err
+		}
+	}
+	single := e.cfg.fleetSingle
+	if err := e.src.SeedMaildirBulk(fleetSingleUser, "INBOX", single, func(i int) []byte { return flatMessage(e.cfg.seed, i) }); err != nil {
+		return err
+	}
+	for _, u := range []string{fleetUser(0), fleetUser(f.accounts - 1)} {
+		if n, err := e.src.MailboxCount(u, "INBOX"); err != nil || n != f.messages {
+			return fmt.Errorf("seeding %s: %d messages, %v", u, n, err)
+		}
+	}
+	if n, err := e.src.MailboxCount(fleetSingleUser, "INBOX"); err != nil || n != single {
+		return fmt.Errorf("seeding %s: %d messages, %v", fleetSingleUser, n, err)
+	}
+	for a := range e.cfg.fleetMixed {
+		w := fleetMixedWorkload(e.cfg.seed, a)
+		if err := e.seed(fleetMixedUser(a), w); err != nil {
+			return err
+		}
+		e.fleetMixedMsgs += len(w.msgs)
+	}
+	e.log.Info("seeded the fleet", "accounts", f.accounts, "each", f.messages, "single", single, "mixed_accounts", e.cfg.fleetMixed,
+		"took", time.Since(start).Round(time.Second))
+	return nil
+}
+
+// fleetJob is one `mailferry run` over a batch: its config file, accounts
+// file and state, written by write.
+type fleetJob struct {
+	dir     string // private to this run: the config, the accounts file, the state
+	workers int
+	// srcURL and dstURL are the servers without users; plain: without TLS
+	// (?tls=none in the URLs, allow_plaintext).
+	srcURL, dstURL string
+	plain          bool
+	caFile         string
+	// destFolder is where POP3 mail goes; "" for an IMAP source, whose
+	// folders map by name.
+	destFolder string
+	users      [][2]string // source user, destination user
+}
+
+// The environment variables the accounts file names for the passwords.
+const (
+	fleetSrcPWEnv = "BENCH_SOURCE_PASSWORD"
+	fleetDstPWEnv = "BENCH_DEST_PASSWORD"
+)
+
+// config is the job's migrate.toml.
+func (j fleetJob) config() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "state = %q\nworkers = %d\naccounts_file = %q\n\n", filepath.Join(j.dir, "state.db"), j.workers,
+		filepath.Join(j.dir, "accounts.csv"))
+	for _, sec := range []struct{ name, url string }{{"source", j.srcURL}, {"destination", j.dstURL}} {
+		fmt.Fprintf(&b, "[%s]\nurl = %q\ntls_ca = %q\n", sec.name, sec.url, j.caFile)
+		if j.plain {
+			b.WriteString("allow_plaintext = true\n")
+		}
+		if sec.name == "destination" && j.destFolder != "" {
+			fmt.Fprintf(&b, "folder = %q\n", j.destFolder)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// accounts is the job's accounts file: one row per account, the passwords
+// from the environment.
+func (j fleetJob) accounts() string {
+	var b strings.Builder
+	b.WriteString("source_user,source_password_env,dest_user,dest_password_env\n")
+	for _, u := range j.users {
+		fmt.Fprintf(&b, "%s,%s,%s,%s\n", u[0], fleetSrcPWEnv, u[1], fleetDstPWEnv)
+	}
+	return b.String()
+}
+
+// write writes the config and the accounts file into j.dir and returns the
+// config's path.
+func (j fleetJob) write() (string, error) {
+	if err := os.MkdirAll(j.dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := writePrivate(filepath.Join(j.dir, "accounts.csv"), j.accounts()); err != nil {
+		return "", err
+	}
+	path := filepath.Join(j.dir, "migrate.toml")
+	return path, writePrivate(path, j.config())
+}
+
+// fleetURL is a server's URL for a batch's config: no user, and
+// ?tls=none without TLS.
+func fleetURL(proto, addr string, secure bool) string {
+	if secure {
+		return proto + "s://" + addr
+	}
+	return proto + "://" + addr + "?tls=none"
+}
+
+// runFleet runs `mailferry run` over users (source, destination) on kind's
+// path with workers, checks that it copied want messages, and, when again,
+// runs it a second time, which must find every one done. The destination
+// users' mail is removed afterwards.
+func (e *env) runFleet(ctx context.Context, kind sourceKind, users [][2]string, want int, again bool) (first, second mailferryRun, err error) {
+	defer func() {
+		for _, u := range users {
+			e.dropDest(u[1])
+		}
+	}()
+	e.runs++
+	job := fleetJob{
+		dir: filepath.Join(e.dir, fmt.Sprintf("fleet-%d", e.runs)), workers: e.cfg.fleetWorkers,
+		srcURL: fleetURL(kind.name, e.srcAddr(kind), e.secure), dstURL: fleetURL("imap", e.dstAddr(), e.secure),
+		plain: !e.secure, caFile: e.src.CAFile(), users: users,
+	}
+	if kind.name == "pop3" {
+		job.destFolder = "INBOX"
+	}
+	path, err := job.write()
+	if err != nil {
+		return first, second, err
+	}
+	args := []string{"run", "-c", path, "--json", "--progress", "none"}
+	env := []string{fleetSrcPWEnv + "=" + e.srcPW, fleetDstPWEnv + "=" + e.dstPW}
+	what := fmt.Sprintf("mailferry run over %d accounts (%s, %s)", len(users), users[0][0], e.pathName(kind))
+	e.log.Info("running mailferry", "accounts", len(users), "workers", e.cfg.fleetWorkers, "path", e.pathName(kind), "config", path)
+	measure := func() (mailferryRun, error) {
+		before := e.cpu.snapshot()
+		r, err := runMailferry(ctx, e.bin, args, env, what)
+		r.cpu = e.cpu.since(before, r.cpuSeconds)
+		return r, err
+	}
+	if first, err = measure(); err != nil {
+		return first, second, err
+	}
+	if first.copied != want || first.accounts != len(users) {
+		return first, second, fmt.Errorf("%s: copied %d messages of %d accounts, want %d of %d", what, first.copied, first.accounts, want, len(users))
+	}
+	// The first and the last account's destinations hold their share.
+	for _, u := range []string{users[0][1], users[len(users)-1][1]} {
+		n, err := e.dst.MailboxCount(u, "INBOX")
+		if err != nil {
+			return first, second, err
+		}
+		if n != want/len(users) {
+			return first, second, fmt.Errorf("%s: destination %s holds %d messages, want %d", what, u, n, want/len(users))
+		}
+	}
+	if !again {
+		return first, second, nil
+	}
+	if second, err = measure(); err != nil {
+		return first, second, err
+	}
+	if second.copied != 0 || second.done != want {
+		return first, second, fmt.Errorf("%s again: copied %d and found %d done, want 0 and %d", what, second.copied, second.done, want)
+	}
+	return first, second, nil
+}
+
+// fleetTrial is one trial of the batch beside the single account.
+type fleetTrial struct {
+	batch, single, rerun mailferryRun
+}
+
+// fleet runs the fleet workload on every path and transport and prints
+// its summary.
+func (e *env) fleet(ctx context.Context, out io.Writer) error {
+	f := e.cfg.fleet
+	var batch, mixed [][2]string
+	for a := range f.accounts {
+		batch = append(batch, [2]string{fleetUser(a), fleetDest(a)})
+	}
+	for a := range e.cfg.fleetMixed {
+		mixed = append(mixed, [2]string{fleetMixedUser(a), fleetMixedDest(a)})
+	}
+	single := [][2]string{{fleetSingleUser, fleetSingleDest}}
+	total := f.accounts * f.messages
+	var sums []fleetSummary
+	for _, secure := range e.cfg.tls {
+		e.secure = secure
+		for _, kind := range sourceKinds {
+			if !slices.Contains(e.cfg.paths, kind.name) {
+				continue
+			}
+			path := e.pathName(kind)
+			name := fmt.Sprintf("fleet %dx%d", f.accounts, f.messages)
+			var trials []fleetTrial
+			for n := 1; n <= e.cfg.trials; n++ {
+				var t fleetTrial
+				// The batch and the single account take turns at going first.
+				steps := []func() error{
+					func() (err error) { t.batch, t.rerun, err = e.runFleet(ctx, kind, batch, total, true); return err },
+					func() (err error) {
+						t.single, _, err = e.runFleet(ctx, kind, single, e.cfg.fleetSingle, false)
+						return err
+					},
+				}
+				if n%2 == 0 {
+					slices.Reverse(steps)
+				}
+				for _, step := range steps {
+					if err := step(); err != nil {
+						return err
+					}
+				}
+				label := func(r row) row { r.Trial = n; return r }
+				e.add(label(t.batch.row(name, fmt.Sprintf("%s, %d accounts, workers %d", path, f.accounts, e.cfg.fleetWorkers), "mailferry fleet")))
+				e.add(label(t.rerun.row(name, fmt.Sprintf("%s, %d accounts again, nothing new", path, f.accounts), "mailferry rerun")))
+				e.add(label(t.single.row(name, path+", one account of "+fmt.Sprint(e.cfg.fleetSingle), "mailferry")))
+				trials = append(trials, t)
+			}
+			s := summarizeFleet(path, f.accounts, e.cfg.fleetWorkers, trials)
+			if len(mixed) > 0 {
+				r, _, err := e.runFleet(ctx, kind, mixed, e.fleetMixedMsgs, false)
+				if err != nil {
+					return err
+				}
+				e.add(r.row(fmt.Sprintf("fleet mixed %d", len(mixed)), fmt.Sprintf("%s, %d accounts, workers %d", path, len(mixed), e.cfg.fleetWorkers), "mailferry fleet"))
+				s.mixedAccounts, s.mixed = len(mixed), &r
+			}
+			sums = append(sums, s)
+		}
+	}
+	printFleet(out, sums)
+	return nil
+}
+
+// fleetSummary is what the trials of one path come to.
+type fleetSummary struct {
+	path              string
+	accounts, workers int
+	trials            int
+	singleMessages    int // the single account's messages
+	// Medians of the trials: messages per second of the batch (aggregate)
+	// and of the single account, the batch's over the single account's
+	// (ratios per trial), the batch's run with nothing new, peak RSS.
+	batchRate, singleRate float64
+	ratio                 float64
+	ratios                []float64
+	rerunSeconds          float64
+	batchRSSMB            float64
+	singleRSSMB           float64
+	// CPU milliseconds per message of each party, batch and single.
+	batchCPU, singleCPU partyCPU
+	// The mixed batch (nil when not run).
+	mixedAccounts int
+	mixed         *mailferryRun
+}
+
+// partyCPU is the CPU milliseconds per message of mailferry and the two
+// servers, and the cores they kept busy.
+type partyCPU struct {
+	mailferry, source, dest float64
+	busy                    float64
+}
+
+// sum is the three parties' CPU per message.
+func (p partyCPU) sum() float64 { return p.mailferry + p.source + p.dest }
+
+// cpuOf is the median CPU per message of runs.
+func cpuOf(runs []mailferryRun) partyCPU {
+	var mf, src, dst, busy []float64
+	for _, r := range runs {
+		if r.copied == 0 || r.cpu.Wall <= 0 {
+			continue
+		}
+		n := float64(r.copied)
+		mf, src, dst = append(mf, 1000*r.cpu.Client/n), append(src, 1000*r.cpu.Source/n), append(dst, 1000*r.cpu.Dest/n)
+		busy = append(busy, r.cpu.ours()/r.cpu.Wall)
+	}
+	return partyCPU{mailferry: median(mf), source: median(src), dest: median(dst), busy: median(busy)}
+}
+
+// rate is a run's messages per second, by the wall clock around the
+// process.
+func (m mailferryRun) rate() float64 {
+	if m.wall <= 0 {
+		return 0
+	}
+	return float64(m.copied) / m.wall.Seconds()
+}
+
+// summarizeFleet reduces the trials of one path to medians.
+func summarizeFleet(path string, accounts, workers int, trials []fleetTrial) fleetSummary {
+	s := fleetSummary{path: path, accounts: accounts, workers: workers, trials: len(trials)}
+	var br, sr, rerun, brss, srss []float64
+	var bRuns, sRuns []mailferryRun
+	for _, t := range trials {
+		br, sr = append(br, t.batch.rate()), append(sr, t.single.rate())
+		if t.single.rate() > 0 {
+			s.ratios = append(s.ratios, t.batch.rate()/t.single.rate())
+		}
+		rerun = append(rerun, t.rerun.wall.Seconds())
+		brss, srss = append(brss, float64(t.batch.peakRSSKB)/1024), append(srss, float64(t.single.peakRSSKB)/1024)
+		bRuns, sRuns = append(bRuns, t.batch), append(sRuns, t.single)
+		s.singleMessages = t.single.copied
+	}
+	s.batchRate, s.singleRate, s.ratio = median(br), median(sr), median(s.ratios)
+	s.rerunSeconds, s.batchRSSMB, s.singleRSSMB = median(rerun), median(brss), median(srss)
+	s.batchCPU, s.singleCPU = cpuOf(bRuns), cpuOf(sRuns)
+	return s
+}
+
+// rssBudgetMB is issue 18's memory target for a batch: 60 MB plus 25 MB
+// per worker.
+func rssBudgetMB(workers int) float64 { return 60 + 25*float64(workers) }
+
+func printFleet(w io.Writer, sums []fleetSummary) {
+	fmt.Fprintln(w, "\nFLEET (issue 18, item 4)")
+	for _, s := range sums {
+		fmt.Fprintf(w, "  %s, median of %d trial(s): %d accounts with workers = %d: %.0f msgs/s aggregate; one account of %d of those messages: %.0f msgs/s; "+
+			"aggregate ÷ single %.2f (trials %s) %s; again with nothing new %.2f s; peak RSS %.1f MB (single %.1f MB)\n",
+			s.path, s.trials, s.accounts, s.workers, s.batchRate, s.singleMessages, s.singleRate, s.ratio, list(s.ratios), verdict(s.ratio >= 1),
+			s.rerunSeconds, s.batchRSSMB, s.singleRSSMB)
+		for _, c := range []struct {
+			name string
+			p    partyCPU
+		}{{"batch", s.batchCPU}, {"single", s.singleCPU}} {
+			fmt.Fprintf(w, "    CPU ms per message, %s: mailferry %.3f, source Dovecot %.3f, destination Dovecot %.3f (sum %.3f); busy %.2f cores; "+
+				"CPU bound %.0f msgs/s on %d cores\n", c.name, c.p.mailferry, c.p.source, c.p.dest, c.p.sum(), c.p.busy,
+				cpuBound(c.p, runtime.NumCPU()), runtime.NumCPU())
+		}
+		if s.mixed != nil {
+			m := s.mixed
+			rss, budget := float64(m.peakRSSKB)/1024, rssBudgetMB(s.workers)
+			fmt.Fprintf(w, "    mixed batch: %d accounts, %d messages, %.0f MB with workers = %d in %.1f s (%.1f MB/s): peak RSS %.1f MB, "+
+				"target ≤ 60 + 25 × %d = %.0f MB %s\n", s.mixedAccounts, m.copied, mb(m.bytes), s.workers, m.wall.Seconds(),
+				mb(m.bytes)/m.wall.Seconds(), rss, s.workers, budget, verdict(rss <= budget))
+		}
+	}
+}
+
+// cpuBound is the messages per second cores allow at p's CPU per message.
+func cpuBound(p partyCPU, cores int) float64 {
+	if p.sum() <= 0 {
+		return 0
+	}
+	return float64(cores) * 1000 / p.sum()
+}
