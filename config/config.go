@@ -29,7 +29,7 @@ const (
 	DefaultWorkers          = 4
 	DefaultFolder           = "INBOX"
 	DefaultIdleTimeout      = 5 * time.Minute
-	DefaultBatchMessages    = 50
+	DefaultBatchMessages    = 100
 	DefaultBatchBytes       = 16 << 20
 	DefaultSpoolMemoryBytes = 8 << 20
 )

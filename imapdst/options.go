@@ -29,7 +29,7 @@ const (
 
 // Defaults for zero Options fields.
 const (
-	DefaultMaxBatchMessages = 50
+	DefaultMaxBatchMessages = 100
 	DefaultMaxBatchBytes    = 16 << 20
 	DefaultMaxInFlight      = 16
 	DefaultIdleTimeout      = 2 * time.Minute

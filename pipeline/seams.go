@@ -259,9 +259,10 @@ func ClassOf(err error) Class {
 // handing it over.
 type ListSummary struct {
 	Messages int
-	// Digest changes whenever the listing does (keys, sizes, order): 63
+	// Digest changes whenever the listing's keys or their order do: 63
 	// bits of a cryptographic hash, so that a ledger's signed integers hold
-	// it.
+	// it. Sizes need not count: a listed message whose key has a settled
+	// entry is done or skipped by its entry, whatever its size.
 	Digest uint64
 }
 

@@ -251,8 +251,9 @@ func (s *Source) capaUIDL(ctx context.Context) (bool, error) {
 //
 // It keeps no copy of the listing in memory (issue 20): one UIDL and one
 // LIST are streamed into a temporary file, then handed over a page at a
-// time (listing.go). A server without UIDL, or one that lists out of
-// number order, is listed at once into memory instead.
+// time (listing.go); after ListSummary only the LIST is left to send. A
+// server without UIDL, or one that lists out of number order, is listed
+// at once into memory instead.
 //
 // Shared UIDLs (a broken server): every message sharing one gets the key
 // "<uidl>#sha256:<hex>" from its content, so a key does not move to another
@@ -273,6 +274,16 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 	}
 	s.spilled = nil
 	defer l.close()
+	if l != nil {
+		switch err := s.sizes(ctx, l); {
+		case errors.Is(err, errUnordered):
+			s.log.Warn("server lists messages out of order: listing the maildrop into memory", "user", s.user)
+			l.close()
+			l, s.maxNum, s.special = nil, 0, nil
+		case err != nil:
+			return fmt.Errorf("listing the sizes of %s at %s: %w", s.user, s.server, err)
+		}
+	}
 	hand := func(msgs []pipeline.SourceMessage) error {
 		pg := make(map[string]int, len(msgs))
 		for _, m := range msgs {
@@ -322,10 +333,14 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 	return nil
 }
 
-// ListSummary lists the maildrop (List then hands over this listing, if
-// nothing else is asked of the session meanwhile) and tells its size and
-// digest: the UIDLs and sizes in order, and the keys made from content.
-// A server without UIDL, or listing out of order, has none (false).
+// ListSummary lists the maildrop's UIDLs (List then hands over this
+// listing, if nothing else is asked of the session meanwhile, and asks
+// for the sizes) and tells its size and digest: the UIDLs in order, and
+// the keys made from content. Not the sizes: a message keeps its UIDL for
+// good (RFC 1939 §7), the engine decides by key what a listed message
+// with an entry needs, and Dovecot, the server of the largest maildrops
+// here, spends some of a no-op re-run answering LIST (issue 20). A server
+// without UIDL, or listing out of order, has none (false).
 func (s *Source) ListSummary(ctx context.Context) (pipeline.ListSummary, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -650,10 +650,12 @@ func TestWithDefaultPort(t *testing.T) {
 	}
 }
 
-// TestSourceListSummary: ListSummary reads the listing ahead, the List
-// that follows hands over that listing without asking again, and the
-// digest is the same for the same maildrop in another session and another
-// for a maildrop that changed.
+// TestSourceListSummary: ListSummary reads the UIDL listing ahead and
+// sends no LIST, the List that follows hands over that listing asking
+// only for the sizes, and the digest is the same for the same maildrop in
+// another session and another for a maildrop whose UIDLs changed; not for
+// one whose sizes alone did (they decide nothing for a listed key with a
+// settled entry).
 func TestSourceListSummary(t *testing.T) {
 	var msgs []pop3fake.Message
 	for i := range 30 {
@@ -667,6 +669,11 @@ func TestSourceListSummary(t *testing.T) {
 		sum, ok, err := s.ListSummary(ctx)
 		if err != nil || !ok {
 			t.Fatalf("ListSummary = %+v, %v, %v", sum, ok, err)
+		}
+		for _, c := range srv.Commands() {
+			if strings.HasPrefix(c.Line, "LIST") {
+				t.Errorf("ListSummary sent %q", c.Line)
+			}
 		}
 		all, err := pipeline.ListAll(ctx, s)
 		if err != nil {
@@ -696,41 +703,50 @@ func TestSourceListSummary(t *testing.T) {
 	}
 	bigger := slices.Clone(msgs)
 	bigger[3].Body = append(slices.Clone(bigger[3].Body), "more\r\n"...)
-	if other, _, _ := summarize(bigger); other.Digest == sum.Digest {
-		t.Errorf("a maildrop with a message of another size: the same digest")
+	if other, listed, _ := summarize(bigger); other != sum || listed[3].Size != all[3].Size+6 {
+		t.Errorf("a maildrop with a message of another size: summary %+v, the first %+v; listed size %d, want %d",
+			other, sum, listed[3].Size, all[3].Size+6)
 	}
 }
 
 // TestSourceListUnordered: a server listing out of number order is read
 // to the end of both replies and listed again at once, in memory, on the
-// same session; it has no summary.
+// same session. With its UIDLs out of order it has no summary; with its
+// UIDLs in order and its LIST not, it has one (ListSummary sends no LIST)
+// and the List that follows reads the LIST to its end before listing
+// again.
 func TestSourceListUnordered(t *testing.T) {
-	uidl := "+OK\r\n2 u2\r\n1 u1\r\n.\r\n"
-	list := "+OK\r\n2 20\r\n1 10\r\n.\r\n"
-	c, wait := scripted(t, plain,
-		step{reply: "+OK\r\n"},
-		step{want: "CAPA\r\n", reply: "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"},
-		step{want: "UIDL\r\n", reply: uidl},
-		step{want: "CAPA\r\n", reply: "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"},
-		step{want: "UIDL\r\n", reply: uidl},
-		step{want: "LIST\r\n", reply: list},
-		step{want: "UIDL\r\n", reply: uidl},
-	)
-	s := &Source{c: c, log: slog.New(slog.DiscardHandler), server: "scripted", user: "alice"}
-	ctx := context.Background()
-	if _, ok, err := s.ListSummary(ctx); ok || err != nil {
-		t.Fatalf("ListSummary of an unordered listing: %v, %v; want none", ok, err)
+	capa := step{want: "CAPA\r\n", reply: "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"}
+	list := step{want: "LIST\r\n", reply: "+OK\r\n2 20\r\n1 10\r\n.\r\n"}
+	uidlUnordered := step{want: "UIDL\r\n", reply: "+OK\r\n2 u2\r\n1 u1\r\n.\r\n"}
+	uidlOrdered := step{want: "UIDL\r\n", reply: "+OK\r\n1 u1\r\n2 u2\r\n.\r\n"}
+	for _, tc := range []struct {
+		name    string
+		steps   []step
+		summary bool
+	}{
+		{"UIDL and LIST unordered", []step{capa, uidlUnordered, capa, uidlUnordered, list, uidlUnordered}, false},
+		{"LIST unordered", []step{capa, uidlOrdered, list, list, uidlOrdered}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, wait := scripted(t, plain, append([]step{{reply: "+OK\r\n"}}, tc.steps...)...)
+			s := &Source{c: c, log: slog.New(slog.DiscardHandler), server: "scripted", user: "alice"}
+			ctx := context.Background()
+			if sum, ok, err := s.ListSummary(ctx); ok != tc.summary || err != nil || ok && sum.Messages != 2 {
+				t.Fatalf("ListSummary = %+v, %v, %v; want a summary of 2 messages: %v", sum, ok, err, tc.summary)
+			}
+			all, err := pipeline.ListAll(ctx, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int64{}
+			for _, m := range all {
+				got[m.Key] = m.Size
+			}
+			if len(all) != 2 || got["u1"] != 10 || got["u2"] != 20 {
+				t.Errorf("listed %+v, want u1 of 10 bytes and u2 of 20", all)
+			}
+			wait()
+		})
 	}
-	all, err := pipeline.ListAll(ctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	for _, m := range all {
-		got[m.Key] = m.Size
-	}
-	if len(all) != 2 || got["u1"] != 10 || got["u2"] != 20 {
-		t.Errorf("listed %+v, want u1 of 10 bytes and u2 of 20", all)
-	}
-	wait()
 }

@@ -28,7 +28,7 @@ import (
 // --idle-timeout. TestProfileMatchesCLIDefaults checks them against the
 // help text.
 const (
-	cliBatchMessages = 50
+	cliBatchMessages = 100
 	cliBatchBytes    = 16 << 20
 	cliSpoolMemory   = 8 << 20
 	cliDestSessions  = 2

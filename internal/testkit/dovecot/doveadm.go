@@ -117,9 +117,12 @@ func (s *Server) SeedMaildir(user, mailbox string, msg []byte, flags string, int
 // (created if needed), message i being msg(i), bypassing Dovecot and
 // holding no more than one message at a time: the benchmarks' mailboxes of
 // hundreds of thousands of messages. Each file is written straight into
-// cur/ (nothing reads the mailbox meanwhile) with S= in its name, so that
-// Dovecot need not stat it; its internal date is the time of writing.
-// Dovecot gives UIDs in the order it finds the files, not necessarily i's.
+// cur/ (nothing reads the mailbox meanwhile) with S= and W= in its name,
+// its size and its size with CRLF line ends, as Dovecot names the files
+// it saves (its maildir-save.c adds ",W=<vsize>" after ",S=<size>"), so
+// that Dovecot need neither stat it nor read it to answer POP3's LIST or
+// IMAP's RFC822.SIZE; its internal date is the time of writing. Dovecot
+// gives UIDs in the order it finds the files, not necessarily i's.
 func (s *Server) SeedMaildirBulk(user, mailbox string, n int, msg func(i int) []byte) error {
 	dir, err := s.maildirPath(user, mailbox)
 	if err != nil {
@@ -133,7 +136,7 @@ func (s *Server) SeedMaildirBulk(user, mailbox string, n int, msg func(i int) []
 	now := time.Now()
 	for i := range n {
 		b := msg(i)
-		name := fmt.Sprintf("%d.M%dP%dQ%d.mailferry,S=%d:2,", now.Unix(), i, os.Getpid(), s.seq.Add(1), len(b))
+		name := fmt.Sprintf("%d.M%dP%dQ%d.mailferry,S=%d,W=%d:2,", now.Unix(), i, os.Getpid(), s.seq.Add(1), len(b), virtualSize(b))
 		path := filepath.Join(dir, "cur", name)
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			return fmt.Errorf("dovecot: seeding %s/%s: %w", user, mailbox, err)
@@ -143,6 +146,18 @@ func (s *Server) SeedMaildirBulk(user, mailbox string, n int, msg func(i int) []
 		}
 	}
 	return nil
+}
+
+// virtualSize is msg's size with CRLF line ends, Dovecot's "virtual
+// size": a CR more for every LF without one.
+func virtualSize(msg []byte) int {
+	n := len(msg)
+	for i, c := range msg {
+		if c == '\n' && (i == 0 || msg[i-1] != '\r') {
+			n++
+		}
+	}
+	return n
 }
 
 // maildirInfo validates Maildir flag letters and returns them sorted and

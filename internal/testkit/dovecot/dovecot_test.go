@@ -270,26 +270,43 @@ func TestSeedMaildirBulk(t *testing.T) {
 	t.Parallel()
 	s := Start(t, Options{Users: map[string]string{"bob": "pw"}})
 	const n = 300
-	msg := func(i int) []byte { return []byte(fmt.Sprintf("Subject: m%d\n\nbody %d\n", i, i)) }
+	// Bare LFs and CRLFs: W= in the file names must be the size Dovecot
+	// serves, with CRLF line ends.
+	msg := func(i int) []byte {
+		return []byte(fmt.Sprintf("Subject: m%d\n\r\nbody %d\r\n\n%s", i, i, strings.Repeat("\n", i%3)))
+	}
 	if err := s.SeedMaildirBulk("bob", "Many", n, msg); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.MailboxCount("bob", "Many"); err != nil || got != n {
 		t.Fatalf("MailboxCount(bob, Many) = %d, %v; want %d", got, err, n)
 	}
-	out, err := s.Doveadm("-f", "tab", "fetch", "-u", "bob", "hdr.subject size.physical", "mailbox", "Many")
+	dir, err := s.maildirPath("bob", "Many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := os.ReadDir(filepath.Join(dir, "cur"))
+	if err != nil || len(files) != n || !strings.Contains(files[0].Name(), ",W=") {
+		t.Fatalf("cur/ holds %d files (%v), the first %q; want %d, named with W=", len(files), err, files[0].Name(), n)
+	}
+	out, err := s.Doveadm("-f", "tab", "fetch", "-u", "bob", "hdr.subject size.physical size.virtual", "mailbox", "Many")
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n")[1:] {
-		subject, size, _ := strings.Cut(line, "\t")
+		subject, sizes, _ := strings.Cut(line, "\t")
+		size, vsize, _ := strings.Cut(sizes, "\t")
 		var i int
 		if _, err := fmt.Sscanf(subject, "m%d", &i); err != nil {
 			t.Fatalf("row %q: %v", line, err)
 		}
 		if want := fmt.Sprint(len(msg(i))); size != want { // the file as written
 			t.Errorf("message %d: physical size %s, want %s", i, size, want)
+		}
+		crlf := bytes.ReplaceAll(bytes.ReplaceAll(msg(i), []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+		if want := fmt.Sprint(len(crlf)); vsize != want {
+			t.Errorf("message %d: virtual size %s, want %s", i, vsize, want)
 		}
 		seen[subject] = true
 	}
