@@ -33,6 +33,7 @@ func TestPostgres(t *testing.T) {
 		{"ClaimRace", testPGClaimRace},
 		{"FencedAfterTakeover", testPGFencedAfterTakeover},
 		{"LostBeforeExpiry", testPGLostBeforeExpiry},
+		{"SlotsGivenBackWhileCut", testPGSlotsGivenBackWhileCut},
 		{"PausedAtRenewal", testPGPausedAtRenewal},
 		{"DeadLocalWorker", testPGDeadLocalWorker},
 		{"ConcurrentResolve", testPGConcurrentResolve},
@@ -191,6 +192,45 @@ func testPGFencedAfterTakeover(t *testing.T, srv *postgres.Server, dbURL string)
 	}
 	if _, err := a.Hold(ctx, id); !errors.Is(err, ErrLocked) {
 		t.Errorf("the old holder's release freed the successor's lease: %v", err)
+	}
+}
+
+// testPGSlotsGivenBackWhileCut: a worker cut from the database gives its
+// connection slots back as its sessions close without waiting for the
+// database: an account closes its destination sessions before its
+// source, and each give-back waiting half a TTL kept the source connection
+// open past its slot's expiry (TestE2EFleetWorkers saw 3 connections at a
+// cap of 2). The rows stay live until they expire, so nobody else takes
+// them meanwhile, and Close does not wait on the give-backs either.
+func testPGSlotsGivenBackWhileCut(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	const ttl, scope, size = 2 * time.Second, "pop.example:995", 3
+	cut := postgres.CutProxy(t, srv)
+	u, _ := url.Parse(dbURL)
+	u.Host = cut.Addr()
+	a := openPG(t, srv, u.String(), "cut-off", ttl)
+	b := openPG(t, srv, dbURL, "other", ttl)
+	rel, err := a.Slots().Take(ctx, scope, size, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut.Cut()
+	start := time.Now()
+	for _, r := range rel {
+		r()
+	}
+	// Each waits giveWait (125 ms) at most; before, half a TTL (3 s for
+	// the three).
+	if d := time.Since(start); d > ttl/2 {
+		t.Errorf("giving back 3 slots with the database out of reach took %v, want at most %v each (the sessions close one after another)", d, giveWait(ttl))
+	}
+	if n, err := b.Slots().InUse(ctx, scope); err != nil || n != 3 {
+		t.Errorf("slots in use right after the cut worker gave them back: %d, %v; want its 3, live until they expire", n, err)
+	}
+	start = time.Now()
+	_ = a.Close()
+	if d := time.Since(start); d > 3*ttl/2 {
+		t.Errorf("Close of the cut worker took %v, want at most its one TTL deadline", d)
 	}
 }
 

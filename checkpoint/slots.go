@@ -28,10 +28,11 @@ import (
 //
 // A slot's TTL is twice the lease's (slotTTL). A worker cut from the
 // database loses its leases first (half a lease TTL after its last
-// renewal) and stops, but its mail connections close only once the
-// batches in flight are settled, which waits for the database too; its
-// slots must not come free to another worker while those connections
-// are still open at the server.
+// renewal), stops, and closes its mail connections at once (the runner
+// ends the account's attempt; giving a slot back holds up the next close
+// a moment at most, see give); its slots must not come free to another
+// worker while those connections are still open at the server, and the
+// second TTL is the margin for that close on a loaded machine.
 
 // slotTTL is how long a slot lives after its last renewal: twice the
 // lease TTL, for the reason above.
@@ -50,6 +51,7 @@ type Slots struct {
 	held    int // slots this worker holds; the renewer runs while > 0
 	running bool
 	waiting map[string]bool // scopes a wait was logged for, until it ends
+	giving  sync.WaitGroup  // give-backs still talking to the database
 }
 
 // Slots returns the fleet-wide connection slots of a PostgreSQL ledger;
@@ -182,26 +184,62 @@ func (s *Slots) InUse(ctx context.Context, scope string) (int, error) {
 	return n, nil
 }
 
-// give deletes one slot row of this worker. A database that does not
-// answer leaves the row to expire.
+// give deletes one slot row of this worker. It waits for the database a
+// moment only (giveWait), then leaves the DELETE running: the session
+// calls give as it closes, and an account closes its destination sessions
+// before its source, so a database that does not answer would otherwise
+// keep the source connection open for half a TTL per session closed
+// before it, past the point where the slots that stand for it expire
+// (TestE2EFleetWorkers saw 3 connections at a cap of 2). A database that
+// answers has deleted the row when give returns, so this process's next
+// take finds the slot free. The row is deleted after the connection
+// closed, as before; a database that does not answer leaves it to
+// expire. Close ends the give-backs still running (its own DELETE covers
+// them).
 func (s *Slots) give(scope string, slot int64) {
 	e := s.e
-	defer func() {
-		s.mu.Lock()
-		s.held--
-		s.mu.Unlock()
-	}()
+	s.mu.Lock()
+	s.held--
 	select {
-	case <-e.stop: // closed: Close deleted this worker's slots
+	case <-e.stop: // closed: Close deletes this worker's slots
+		s.mu.Unlock()
 		return
 	default:
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.ttl/2)
-	defer cancel()
-	if _, err := e.l.w.ExecContext(ctx, `DELETE FROM slots WHERE scope = $1 AND slot = $2 AND worker = $3`, scope, slot, e.worker); err != nil {
-		e.l.log.Warn("giving back a connection slot failed; it comes free when it expires", "cap", scope, "error", explainConnect(err))
+	s.giving.Add(1) // under mu, so that closeSlots' Wait comes after it
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer s.giving.Done()
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), e.ttl/2)
+		defer cancel()
+		go func() {
+			select {
+			case <-e.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		_, err := e.l.w.ExecContext(ctx, `DELETE FROM slots WHERE scope = $1 AND slot = $2 AND worker = $3`, scope, slot, e.worker)
+		select {
+		case <-e.stop: // Close's DELETE gives back every slot of this worker
+		default:
+			if err != nil {
+				e.l.log.Warn("giving back a connection slot failed; it comes free when it expires", "cap", scope, "error", explainConnect(err))
+			}
+		}
+	}()
+	t := time.NewTimer(giveWait(e.ttl))
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
 	}
 }
+
+// giveWait is how long give waits for the database before it goes on.
+func giveWait(leaseTTL time.Duration) time.Duration { return min(leaseTTL/16, 250*time.Millisecond) }
 
 // added counts n slots taken and starts the renewer with the first.
 func (s *Slots) added(n int) {
@@ -237,9 +275,10 @@ func (s *Slots) renew() {
 // closeSlots deletes the slots this worker still holds (Close), if it
 // ever took one.
 func (e *pgEngine) closeSlots(ctx context.Context) error {
-	e.slots.mu.Lock()
+	e.slots.mu.Lock() // after close(e.stop): no give-back starts from now on
 	took := e.slots.running
 	e.slots.mu.Unlock()
+	e.slots.giving.Wait() // those running end at once: e.stop cancels them
 	if !took {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 )
@@ -107,5 +108,76 @@ func testLostHold(t *testing.T, fenced bool) {
 	h.ledger.mu.Unlock()
 	if !stillHeld {
 		t.Error("the runner released a hold it was given (Job.Hold): the caller releases it")
+	}
+}
+
+// stuckSource is a source whose server stopped answering in the middle of
+// a fetch: Fetch returns only when its context ends. closed records
+// Close, the end of the mail connection.
+type stuckSource struct {
+	*memSource
+	fetching chan struct{}
+	closed   chan bool
+}
+
+func (s *stuckSource) Fetch(ctx context.Context, msg SourceMessage, w io.Writer) (int64, error) {
+	select {
+	case s.fetching <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+func (s *stuckSource) Close(commit bool) error {
+	s.closed <- commit
+	return s.memSource.Close(commit)
+}
+
+// TestLostHoldClosesConnections: a hold lost while the attempt waits on
+// something that never ends by itself (here a source that stopped
+// answering; in a fleet, a read of the ledger whose database is out of
+// reach) ends the attempt at once and closes the account's sessions,
+// without QUIT. A fleet worker's connection slots expire some time after
+// its lease is lost (checkpoint/slots.go): a connection still open then
+// passes the fleet's cap once another worker takes the slot
+// (TestE2EFleetWorkers saw 3 connections at a cap of 2).
+func TestLostHoldClosesConnections(t *testing.T) {
+	h := newHarness(genMessages(4))
+	held, err := h.ledger.Hold(context.Background(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := make(chan struct{})
+	hold := &lostHold{memHold: held.(*memHold), lost: lost}
+	src := &stuckSource{memSource: h.src, fetching: make(chan struct{}, 1), closed: make(chan bool, 1)}
+	var st *Stats
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st, err = h.runner.RunAccount(context.Background(), Job{Options: h.opts, Hold: hold,
+			OpenSource:      func(context.Context) (Source, error) { return src, nil },
+			OpenDestination: h.dst.open})
+	}()
+	select {
+	case <-src.fetching:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the copy never fetched")
+	}
+	close(lost)
+	select {
+	case commit := <-src.closed:
+		if commit {
+			t.Error("the source session was closed with QUIT after the hold was lost, want without")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the source session was still open 10 s after the hold was lost")
+	}
+	<-done
+	if !errors.Is(err, ErrHoldLost) || st.Attempts != 1 {
+		t.Fatalf("RunAccount = %v after %d attempts, want ErrHoldLost after 1", err, st.Attempts)
+	}
+	if n := len(h.dst.bodies("INBOX")); n != 0 {
+		t.Errorf("the destination holds %d messages, want none", n)
 	}
 }

@@ -129,6 +129,23 @@ func haltOn(stop, lost <-chan struct{}) (<-chan struct{}, func()) {
 	return halt, func() { close(done) }
 }
 
+// endedBy returns ctx, ended also when lost is closed (nil: never), and
+// the function that ends its watch and the context.
+func endedBy(ctx context.Context, lost <-chan struct{}) (context.Context, context.CancelFunc) {
+	if lost == nil {
+		return ctx, func() {}
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-lost:
+		case <-lctx.Done():
+		}
+		cancel()
+	}()
+	return lctx, cancel
+}
+
 // stopped reports whether stop is closed.
 func stopped(stop <-chan struct{}) bool {
 	select {
@@ -264,6 +281,14 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	// appending before the lease can expire).
 	halt, endHalt := haltOn(r.Stop, hold.Lost())
 	defer endHalt()
+	// The loss also ends the attempt's context: nothing the attempt could
+	// still do would be recorded, and what it waits for then (a ledger read
+	// on the database that does not answer, a batch with a server) must not
+	// keep the account's mail connections open until their fleet-wide
+	// connection slots expire and another worker opens new ones in their
+	// place (checkpoint/slots.go).
+	actx, endAttempt := endedBy(ctx, hold.Lost())
+	defer endAttempt()
 	started := time.Now()
 	runID, err := ledger.StartRun(ctx, opts.Account, started)
 	if err != nil {
@@ -293,7 +318,7 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		if stopped(hold.Lost()) {
 			break
 		}
-		err = r.attempt(ctx, job, opts, ledger, hold, halt, log, prog, st, run)
+		err = r.attempt(actx, job, opts, ledger, hold, halt, log, prog, st, run)
 		if pe, ok := serverQuota(opts.Traffic, err, time.Now()); ok && ctx.Err() == nil {
 			log.Warn("the server refused more of this account today; pausing it until the next quota window",
 				"account", opts.Name, "until", pe.Until.Format(time.RFC3339), "error", err)
@@ -343,8 +368,12 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 	interrupted := false
 	switch {
 	case stopped(hold.Lost()) && ctx.Err() == nil:
+		// Its sessions are closed by now (TestE2EFleetWorkers times this
+		// line against the expiry of the fleet's connection slots).
 		if err != nil && !errors.Is(err, ErrInterrupted) && !errors.Is(err, ErrHoldLost) {
 			log.Warn("account stopped by the loss of its hold", "account", opts.Name, "error", err)
+		} else {
+			log.Warn("account stopped by the loss of its hold", "account", opts.Name)
 		}
 		err = fatal(fmt.Errorf("account %q: stopped sending: this worker could not renew its lease in time (the checkpoint's database is out of reach, or another worker took the account over); what it sent last is left pending for the worker that takes the account over: %w",
 			opts.Name, ErrHoldLost))

@@ -264,6 +264,21 @@ func TestE2EFleetWorkers(t *testing.T) {
 	}
 	code := exitWithin(t, cut, 10*fleetLeaseTTL, "the worker cut from PostgreSQL")
 	t.Logf("the cut worker exited %d %v after the cut (lease TTL %v)", code, time.Since(cutAt).Round(time.Millisecond), fleetLeaseTTL)
+	// Its accounts closed their mail connections when the hold was lost
+	// (half a TTL after the last renewal), before the slots standing for
+	// them expire: two TTLs after their last renewal, which is at most a
+	// quarter TTL before the cut. A connection still open then passes
+	// the cap once another worker takes its slot; the cap check below
+	// catches that only when another worker happens to be waiting.
+	expiry := 2*fleetLeaseTTL - fleetLeaseTTL/4
+	for _, l := range cut.logs("account stopped by the loss of its hold", "") {
+		after := logTime(t, l).Sub(cutAt)
+		t.Logf("the cut worker's %v closed its sessions %v after the cut", l["account"], after.Round(time.Millisecond))
+		if after >= expiry {
+			t.Errorf("the cut worker's %v closed its sessions %v after the cut, want before its connection slots may expire (%v after it)",
+				l["account"], after.Round(time.Millisecond), expiry)
+		}
+	}
 	if code != exitFatal {
 		t.Errorf("the worker cut from PostgreSQL exited %d, want 1\n%s", code, cut.log())
 	}
