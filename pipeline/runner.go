@@ -88,24 +88,6 @@ type Runner struct {
 // then.
 var ErrInterrupted = errors.New("interrupted")
 
-// untilStop returns ctx, ended also when stop is closed: for waits that
-// hold no batch (a timetable's pause), which the interrupt ends at once.
-// The context's resources go with ctx's.
-func untilStop(ctx context.Context, stop <-chan struct{}) context.Context {
-	if stop == nil {
-		return ctx
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-stop:
-		case <-sctx.Done():
-		}
-		cancel()
-	}()
-	return sctx
-}
-
 // haltOn returns a channel closed when stop or lost is (either may be
 // nil), and the function that ends its watch.
 func haltOn(stop, lost <-chan struct{}) (<-chan struct{}, func()) {
@@ -129,21 +111,23 @@ func haltOn(stop, lost <-chan struct{}) (<-chan struct{}, func()) {
 	return halt, func() { close(done) }
 }
 
-// endedBy returns ctx, ended also when lost is closed (nil: never), and
-// the function that ends its watch and the context.
-func endedBy(ctx context.Context, lost <-chan struct{}) (context.Context, context.CancelFunc) {
-	if lost == nil {
+// endedBy returns ctx, ended also when end is closed (nil: never), and
+// the function that ends its watch and the context. (A watch that ended
+// only with ctx would stay for the life of a service's process, one per
+// poll.)
+func endedBy(ctx context.Context, end <-chan struct{}) (context.Context, context.CancelFunc) {
+	if end == nil {
 		return ctx, func() {}
 	}
-	lctx, cancel := context.WithCancel(ctx)
+	ectx, cancel := context.WithCancel(ctx)
 	go func() {
 		select {
-		case <-lost:
-		case <-lctx.Done():
+		case <-end:
+		case <-ectx.Done():
 		}
 		cancel()
 	}()
-	return lctx, cancel
+	return ectx, cancel
 }
 
 // stopped reports whether stop is closed.
@@ -306,7 +290,10 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		if t := opts.Traffic; t != nil {
 			// Before any session opens: a timetable's pause is waited out
 			// here, with no connection held.
-			if err = t.Ready(untilStop(ctx, halt)); err != nil {
+			rctx, endReady := endedBy(ctx, halt)
+			err = t.Ready(rctx)
+			endReady()
+			if err != nil {
 				if pe, ok := isPaused(err); ok {
 					paused, err = pe, nil
 				}
