@@ -38,6 +38,7 @@ func TestPostgres(t *testing.T) {
 		{"DeadLocalWorker", testPGDeadLocalWorker},
 		{"ConcurrentResolve", testPGConcurrentResolve},
 		{"QueueClaims", testPGQueueClaims},
+		{"PassesPruned", testPGPassesPruned},
 		{"QueueTakesOverExpired", testPGQueueTakesOverExpired},
 		{"Refusals", testPGRefusals},
 		{"UpgradeSchema5", testPGUpgradeSchema5},
@@ -404,6 +405,33 @@ func testPGConcurrentResolve(t *testing.T, srv *postgres.Server, dbURL string) {
 // claimed exactly once, each claim writes under its lease, paused
 // accounts are not claimed, and the pass closes when the last running
 // account is released.
+// testPGPassesPruned: opening a pass keeps the newest 100 passes (a
+// service opens one per poll: 105,000 a year at 5 minutes), the open one
+// among them.
+func testPGPassesPruned(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	l := openPG(t, srv, dbURL, "", 0)
+	res, err := l.ResolveAccount(ctx, testSpec("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.w.ExecContext(ctx, `INSERT INTO passes (started, finished) SELECT s, s + 1 FROM generate_series(1, 150) AS s`); err != nil {
+		t.Fatal(err)
+	}
+	pass, err := l.Enqueue(ctx, []pipeline.AccountID{res.Account})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n, oldest, open int64
+	if err := l.w.QueryRowContext(ctx, `SELECT count(*), min(id), count(*) FILTER (WHERE finished IS NULL) FROM passes`).Scan(&n, &oldest, &open); err != nil {
+		t.Fatal(err)
+	}
+	if n != keepPasses || oldest != pass-keepPasses+1 || open != 1 {
+		t.Errorf("after opening pass %d: %d passes from id %d, %d open; want the newest %d, from id %d, the new one open",
+			pass, n, oldest, open, keepPasses, pass-keepPasses+1)
+	}
+}
+
 func testPGQueueClaims(t *testing.T, srv *postgres.Server, dbURL string) {
 	ctx := context.Background()
 	const workers, per, accounts = 8, 4, 120

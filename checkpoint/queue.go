@@ -24,6 +24,10 @@ var ErrNothingToClaim = errors.New("checkpoint: no account to claim")
 // errNoQueue is returned by the queue's methods on a SQLite checkpoint.
 var errNoQueue = errors.New("checkpoint: the account queue needs a PostgreSQL checkpoint")
 
+// keepPasses is how many passes the queue keeps (docs/ledger.md
+// "Retention"): a row each, pruned when a pass opens.
+const keepPasses = 100
+
 // Enqueue puts accounts in the open pass, opening one when none is, and
 // returns its id. Accounts already in it, or running, are left as they
 // are.
@@ -47,6 +51,12 @@ func (l *Ledger) Enqueue(ctx context.Context, accounts []pipeline.AccountID) (in
 	err = tx.QueryRowContext(ctx, `SELECT id FROM passes WHERE finished IS NULL`).Scan(&pass)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = tx.QueryRowContext(ctx, `INSERT INTO passes (started) VALUES (`+pgNow+`) RETURNING id`).Scan(&pass)
+		if err == nil {
+			// A service polling every few minutes opens a pass each time;
+			// only the newest is read (status, the fleet view).
+			_, err = tx.ExecContext(ctx, `DELETE FROM passes WHERE finished IS NOT NULL
+				AND id < (SELECT min(id) FROM (SELECT id FROM passes ORDER BY id DESC LIMIT $1) AS newest)`, keepPasses)
+		}
 	}
 	if err != nil {
 		return 0, fmt.Errorf("opening a pass in %s: %w", l.path, err)
