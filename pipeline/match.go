@@ -199,6 +199,27 @@ func presentReason(messageID string, uid uint32, mailbox string) string {
 		uid, mailbox, messageID)
 }
 
+// Holder (optional, on a Destination) tells which of uids mailbox holds
+// under uidValidity (not marked \Deleted), without reading them:
+// destination matching's second look at the copies it recorded (adopt).
+// Without it their digests are read again.
+type Holder interface {
+	Holding(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) (map[uint32]bool, error)
+}
+
+// holding is dst's Holding, or the UIDs digestsOf finds.
+func holding(ctx context.Context, dst Destination, mailbox string, uidValidity uint32, uids []uint32) (map[uint32]bool, error) {
+	if h, ok := dst.(Holder); ok {
+		return h.Holding(ctx, mailbox, uidValidity, uids)
+	}
+	got, err := digestsOf(ctx, dst, mailbox, uidValidity, uids)
+	out := make(map[uint32]bool, len(got))
+	for _, g := range got {
+		out[g.UID] = true
+	}
+	return out, err
+}
+
 // adopt records the copies destination matching found (entries, of one
 // folder) as the account's own, and returns the keys of those it may not
 // take, which are then sent like any other message: copies another
@@ -206,7 +227,8 @@ func presentReason(messageID string, uid uint32, mailbox string) string {
 // transaction that would record them: Changes.Adopt), and copies gone from
 // the destination between the match and the record (another account's
 // removal or move that ended in between; checked after the record, so
-// that one that ends later found the record first: sharedcopies.go).
+// that one that ends later found the record first: sharedcopies.go;
+// Holder, so that their bytes are not read twice).
 func (w *batchWriter) adopt(ctx context.Context, entries []Entry) (map[string]bool, error) {
 	a := w.a
 	a.opts.Crashpoint("matched")
@@ -241,13 +263,11 @@ func (w *batchWriter) adopt(ctx context.Context, entries []Entry) (map[string]bo
 	}
 	there := map[uint32]bool{}
 	for chunk := range slices.Chunk(uids, MaxLookup) {
-		got, err := digestsOf(ctx, w.dst, entries[0].DestMailbox, entries[0].DestUIDValidity, chunk)
+		got, err := holding(ctx, w.dst, entries[0].DestMailbox, entries[0].DestUIDValidity, chunk)
 		if err != nil && !errors.Is(err, ErrUIDValidityChanged) {
 			return nil, fmt.Errorf("looking again for the copies found in destination folder %q: %w", entries[0].DestMailbox, err)
 		}
-		for _, g := range got {
-			there[g.UID] = true
-		}
+		maps.Copy(there, got)
 	}
 	var gone []string
 	for _, e := range entries {
