@@ -869,7 +869,11 @@ func testContest(t *testing.T, s *suite) {
 	go func() {
 		took <- l2.Commit(s.ctx, a, pipeline.Changes{Take: []pipeline.Entry{at("a-race", pipeline.StateRemoving, 20)}})
 	}()
-	<-checked
+	select {
+	case <-checked:
+	case err := <-took:
+		t.Fatalf("alice's Take ended (%v) without reaching the crashpoint \"contest: checked\"", err)
+	}
 	adopted := make(chan error, 1)
 	go func() {
 		adopted <- s.l.Commit(s.ctx, c, pipeline.Changes{Adopt: []pipeline.Entry{matched("c-race", 20)}})
