@@ -118,8 +118,11 @@ type Options struct {
 	// kept (ledger_retention). Zero means DefaultRetention.
 	Retention time.Duration
 	// Crashpoint, when set, is called at the steps of a schema upgrade
-	// ("upgrade: copied", just before its commit). Crash tests kill the
-	// process there; nothing else sets it.
+	// ("upgrade: copied", just before its commit), and within a Commit
+	// of Changes.Take or Changes.Adopt entries once they were checked,
+	// before anything is written ("contest: checked"). Crash tests kill
+	// the process there, race tests hold the transaction open; nothing
+	// else sets it.
 	Crashpoint func(point string)
 	// FreeSpace, when set, replaces the file system's answer to how many
 	// bytes are free in a directory (the upgrade's disk check). Only tests
@@ -169,6 +172,8 @@ type Ledger struct {
 	now       func() time.Time
 	retention time.Duration
 	d         *dialect
+	// crashpoint is Options.Crashpoint, never nil.
+	crashpoint func(point string)
 
 	// w holds the single write connection: writers queue in Go instead of
 	// spinning on SQLITE_BUSY. Other processes sharing the file are waited
@@ -233,6 +238,7 @@ func Open(ctx context.Context, state string, opts *Options) (*Ledger, error) {
 		d:         sqliteDialect,
 		held:      make(map[pipeline.AccountID]*hold),
 	}
+	l.crashpoint = opts.crashpoint()
 	l.folders.init()
 
 	l.w, err = sql.Open("sqlite", dsn(abs, busy, false))
@@ -463,4 +469,12 @@ func fromNanos(n int64) time.Time {
 // to 2262).
 func storable(t time.Time) bool {
 	return t.IsZero() || fromNanos(nanos(t)).Equal(t)
+}
+
+// crashpoint returns Crashpoint, or one that does nothing.
+func (o *Options) crashpoint() func(string) {
+	if o.Crashpoint == nil {
+		return func(string) {}
+	}
+	return o.Crashpoint
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -245,7 +246,9 @@ func digestBytes(d string) any {
 // and usage. An entry with a zero Updated gets the current time; a copied
 // state without DoneAt takes Updated; a gone one without GoneAt too. It
 // fails with an error wrapping ErrInvalidEntry before writing anything
-// when an entry, record or folder is not storable.
+// when an entry, record or folder is not storable, and with one wrapping
+// a *pipeline.ContestedError when another account's entry stands in the
+// way of a Take or Adopt entry (contest.go).
 func (l *Ledger) Commit(ctx context.Context, account pipeline.AccountID, c pipeline.Changes) error {
 	if err := l.checkOpen(); err != nil {
 		return err
@@ -253,6 +256,10 @@ func (l *Ledger) Commit(ctx context.Context, account pipeline.AccountID, c pipel
 	h := l.holdOf(account)
 	if h == nil {
 		return fmt.Errorf("committing to account %d in %s: not held by this process: %w", account, l.path, ErrHoldLost)
+	}
+	take, adopt := c.Take, c.Adopt
+	if len(take)+len(adopt) > 0 {
+		c.Put = slices.Concat(c.Put, take, adopt)
 	}
 	if err := validate(&c); err != nil {
 		return fmt.Errorf("committing to account %d in %s: %w", account, l.path, err)
@@ -280,6 +287,12 @@ func (l *Ledger) Commit(ctx context.Context, account pipeline.AccountID, c pipel
 	}
 	folders := l.newFolderIDs(tx)
 	w.tx, w.folders = tx, folders
+	if len(take)+len(adopt) > 0 {
+		if err := w.contest(ctx, take, adopt); err != nil {
+			return fmt.Errorf("committing to account %q in %s: %w", h.ident, l.path, err)
+		}
+		l.crashpoint("contest: checked")
+	}
 	if err := w.write(ctx, &c); err != nil {
 		return fmt.Errorf("committing to account %q in %s: %w", h.ident, l.path, err)
 	}

@@ -147,6 +147,7 @@ func openPostgres(ctx context.Context, state string, opts *Options) (*Ledger, er
 		pg:        e,
 		held:      make(map[pipeline.AccountID]*hold),
 	}
+	l.crashpoint = opts.crashpoint()
 	l.folders.init()
 	e.l = l
 	if opts.skipSchemaCheck {

@@ -393,11 +393,7 @@ func (l *Ledger) Copies(ctx context.Context, q pipeline.CopiesQuery) (pipeline.C
 		// Not q.OthersOf's folders, nor those of accounts that write into
 		// another destination user's mailbox (dst_user is kept lower-case;
 		// '' is not known, so it may be the same).
-		folderRows, err = l.r.QueryContext(ctx, l.d.q(`SELECT f.id FROM folders f JOIN accounts a ON a.id = f.account_id
-			WHERE f.side = 'dst' AND f.name = ? AND f.account_id <> ?
-				AND (a.dst_user = '' OR a.dst_user = (SELECT dst_user FROM accounts WHERE id = ?)
-					OR (SELECT dst_user FROM accounts WHERE id = ?) = '')`),
-			l.d.key(q.Mailbox), q.OthersOf, q.OthersOf, q.OthersOf)
+		folderRows, err = l.r.QueryContext(ctx, l.d.q(othersFolders), l.d.key(q.Mailbox), q.OthersOf, q.OthersOf, q.OthersOf)
 	}
 	if err != nil {
 		return out, fmt.Errorf("reading the folders named %q: %w", q.Mailbox, err)

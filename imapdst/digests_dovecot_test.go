@@ -15,7 +15,8 @@ import (
 // FETCH and gives what Digest gives for each (NUL bytes through BINARY
 // included), leaves out UIDs the mailbox does not hold, and refuses
 // another UIDVALIDITY; ListHeaders gives each message's UID, size and
-// Message-ID, and nothing for a mailbox that does not exist.
+// Message-ID, and nothing for a mailbox that does not exist; Holding
+// names the UIDs still there.
 func TestDigestsAndHeadersDovecot(t *testing.T) {
 	srv := dovecot.Start(t, dovecot.Options{Users: map[string]string{"bob": "pw"}})
 	ctx := context.Background()
@@ -60,5 +61,16 @@ func TestDigestsAndHeadersDovecot(t *testing.T) {
 	}
 	if uv, hdrs, err := d.ListHeaders(ctx, "Nowhere"); uv != 0 || hdrs != nil || err != nil {
 		t.Errorf("ListHeaders of a missing mailbox = %d, %v, %v; want nothing", uv, hdrs, err)
+	}
+	// Holding: the UIDs still there, not those expunged or never given.
+	if err := d.Expunge(ctx, "INBOX", st.UIDValidity, []uint32{res[1].UID}); err != nil {
+		t.Fatal(err)
+	}
+	held, err := d.Holding(ctx, "INBOX", st.UIDValidity, []uint32{res[0].UID, res[1].UID, res[2].UID, 999})
+	if err != nil || len(held) != 2 || !held[res[0].UID] || !held[res[2].UID] {
+		t.Errorf("Holding = %v, %v; want UIDs %d and %d", held, err, res[0].UID, res[2].UID)
+	}
+	if _, err := d.Holding(ctx, "INBOX", st.UIDValidity+1, []uint32{res[0].UID}); !errors.Is(err, pipeline.ErrUIDValidityChanged) {
+		t.Errorf("Holding under another UIDVALIDITY: %v, want ErrUIDValidityChanged", err)
 	}
 }

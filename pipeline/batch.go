@@ -336,6 +336,28 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 	}
 	sb := &sentBatch{items: w.batch, box: box, rematched: map[string]string{}, matched: map[string]bool{}}
 	now := a.opts.Now()
+	send := func(it *item) {
+		kept, dropped := mapping.CleanFlags(it.out.Flags, box.permanent)
+		if len(dropped) > 0 {
+			a.mu.Lock()
+			st.FlagsDropped += len(dropped)
+			a.mu.Unlock()
+			a.log.Warn("flags not accepted by the destination, dropped", "account", a.opts.Name,
+				"key", it.msg.Key, "mailbox", box.status.Name, "flags", dropped)
+		}
+		it.out.Flags = kept
+		it.entry.Flags = kept
+		it.entry.State = StatePending
+		it.entry.DestMailbox = box.status.Name
+		it.entry.DestUIDValidity = box.status.UIDValidity
+		// A lower bound also while an earlier batch is in flight: its
+		// messages get UIDs from here on too.
+		it.entry.DestUIDNext = box.nextUID
+		it.entry.Updated = now
+		sb.send = append(sb.send, it)
+	}
+	var adopt []Entry
+	var adopting []*item
 	for _, it := range w.batch {
 		if it.failReason != "" {
 			e := it.entry
@@ -378,33 +400,32 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 			e.DestMailbox, e.DestUIDValidity, e.Updated = box.status.Name, it.matchValidity, now
 			if it.matchUID != 0 {
 				// Its bytes are there: the copy, as if appended (its
-				// flags are brought over by the flag sync).
+				// flags are brought over by the flag sync), once the
+				// ledger lets the account adopt it (below).
 				e.State, e.ReasonClass, e.DestUID, e.DoneAt = StateDone, ReasonMatched, it.matchUID, now
-				sb.matched[e.Key] = true
-			} else {
-				e.State, e.ReasonClass, e.Reason = StateSkipped, ReasonPresent, presentReason(e.MessageID, it.presentUID, box.status.Name)
+				adopt, adopting = append(adopt, e), append(adopting, it)
+				continue
 			}
+			e.State, e.ReasonClass, e.Reason = StateSkipped, ReasonPresent, presentReason(e.MessageID, it.presentUID, box.status.Name)
 			sb.commit = append(sb.commit, e)
 			continue
 		}
-		kept, dropped := mapping.CleanFlags(it.out.Flags, box.permanent)
-		if len(dropped) > 0 {
-			a.mu.Lock()
-			st.FlagsDropped += len(dropped)
-			a.mu.Unlock()
-			a.log.Warn("flags not accepted by the destination, dropped", "account", a.opts.Name,
-				"key", it.msg.Key, "mailbox", box.status.Name, "flags", dropped)
+		send(it)
+	}
+	if len(adopt) > 0 {
+		refused, err := w.adopt(ctx, adopt)
+		if err != nil {
+			return nil, err
 		}
-		it.out.Flags = kept
-		it.entry.Flags = kept
-		it.entry.State = StatePending
-		it.entry.DestMailbox = box.status.Name
-		it.entry.DestUIDValidity = box.status.UIDValidity
-		// A lower bound also while an earlier batch is in flight: its
-		// messages get UIDs from here on too.
-		it.entry.DestUIDNext = box.nextUID
-		it.entry.Updated = now
-		sb.send = append(sb.send, it)
+		for i, it := range adopting {
+			if refused[adopt[i].Key] {
+				it.matchUID = 0
+				send(it)
+				continue
+			}
+			sb.commit = append(sb.commit, adopt[i])
+			sb.matched[adopt[i].Key] = true
+		}
 	}
 	if len(sb.send) == 0 {
 		return sb, nil

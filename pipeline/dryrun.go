@@ -155,6 +155,11 @@ func (d *dryRunDestination) Digests(ctx context.Context, mailbox string, uidVali
 	return digestsOf(ctx, d.Destination, mailbox, uidValidity, uids)
 }
 
+// Holding passes the real destination's on, as Digests does.
+func (d *dryRunDestination) Holding(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) (map[uint32]bool, error) {
+	return holding(ctx, d.Destination, mailbox, uidValidity, uids)
+}
+
 func (d *dryRunDestination) ListHeaders(ctx context.Context, mailbox string) (uint32, []DestHeader, error) {
 	if hl, ok := d.Destination.(HeaderLister); ok {
 		return hl.ListHeaders(ctx, mailbox)

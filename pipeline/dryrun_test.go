@@ -97,6 +97,19 @@ var sessionInterfaces = map[string]func(t *testing.T){
 			t.Errorf("Digests through the dry run = %v, %v (%d calls); want the real destination's", got, err, md.batched)
 		}
 	},
+	"Holder": func(t *testing.T) {
+		md := newMatchingDest()
+		seedDest(md.memDest, "INBOX", []byte("a"), []byte("bb"))
+		real, _ := md.open(context.Background())
+		h, ok := Destination(&dryRunDestination{Destination: real}).(Holder)
+		if !ok {
+			t.Fatal("the dry-run destination is no Holder")
+		}
+		got, err := h.Holding(context.Background(), "INBOX", 7, []uint32{2, 9})
+		if err != nil || len(got) != 1 || !got[2] {
+			t.Errorf("Holding through the dry run = %v, %v; want UID 2, the real destination's", got, err)
+		}
+	},
 	"HeaderLister": func(t *testing.T) {
 		md := newMatchingDest()
 		seedDest(md.memDest, "INBOX", []byte("Message-ID: <x@y>\r\n\r\nz\r\n"))

@@ -638,6 +638,36 @@ func (l *memLedger) Usage(_ context.Context, account AccountID, window time.Time
 	return l.usage[account][window], nil
 }
 
+// contest is the checkpoint's check of Changes.Take and Changes.Adopt:
+// every account writes into one destination user's mailbox here.
+func (l *memLedger) contest(account AccountID, take, adopt []Entry) error {
+	var refused []string
+	for i, list := range [][]Entry{take, adopt} {
+		for _, e := range list {
+			if e.DestUID == 0 {
+				continue
+			}
+			for other, es := range l.entries {
+				if other == account {
+					continue
+				}
+				for _, o := range es {
+					if o.DestMailbox != e.DestMailbox || o.DestUIDValidity != e.DestUIDValidity || o.DestUID != e.DestUID {
+						continue
+					}
+					if o.State == StateRemoving || o.State == StateMoving || i == 0 && (o.State == StateDone || o.State == StateGone) {
+						refused = append(refused, e.Key)
+					}
+				}
+			}
+		}
+	}
+	if len(refused) > 0 {
+		return &ContestedError{Keys: refused}
+	}
+	return nil
+}
+
 func (l *memLedger) Commit(_ context.Context, account AccountID, c Changes) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -648,6 +678,10 @@ func (l *memLedger) Commit(_ context.Context, account AccountID, c Changes) erro
 	if l.entries[account] == nil {
 		l.entries[account] = map[string]Entry{}
 	}
+	if err := l.contest(account, c.Take, c.Adopt); err != nil {
+		return err
+	}
+	c.Put = slices.Concat(c.Put, c.Take, c.Adopt)
 	es := l.entries[account]
 	for _, k := range c.Delete {
 		delete(es, k)

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -226,6 +227,43 @@ type Changes struct {
 	// listed messages it does not delete.
 	ConfirmDeleted bool
 	Usage          Usage // added to the account's window (zero: none)
+	// Take and Adopt are entries put (after Put) only when no other
+	// account's entry stands in their way; the check and the write are one
+	// transaction, serialised against every other Take and Adopt naming a
+	// copy in the same destination folder (sharedcopies.go). Take holds
+	// mirror's removing and moving intents: refused when an entry of
+	// another account that writes into the same destination user's mailbox
+	// (CopiesQuery.OthersOf) names their copy (done, gone, removing,
+	// moving). Adopt holds the copies destination matching found (done,
+	// ReasonMatched): refused when such an entry holds the copy removing
+	// or moving (it is being taken away). When any is refused, Commit
+	// writes nothing and returns a *ContestedError naming them.
+	Take  []Entry
+	Adopt []Entry
+}
+
+// ContestedError is Commit's refusal of Changes.Take or Changes.Adopt
+// entries whose copy another account's entry names: nothing was written.
+type ContestedError struct {
+	Keys []string
+}
+
+func (e *ContestedError) Error() string {
+	return fmt.Sprintf("%d copies are named by another account's entries", len(e.Keys))
+}
+
+// contested returns the keys of err's refused entries, and whether err is
+// a ContestedError.
+func contested(err error) (map[string]bool, bool) {
+	var ce *ContestedError
+	if !errors.As(err, &ce) {
+		return nil, false
+	}
+	out := make(map[string]bool, len(ce.Keys))
+	for _, k := range ce.Keys {
+		out[k] = true
+	}
+	return out, true
 }
 
 // Rekey gives every source key starting with From the prefix To instead (a

@@ -3,8 +3,11 @@ package pipeline
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 	"sync"
 )
 
@@ -194,4 +197,92 @@ func (w *batchWriter) matchExisting(ctx context.Context, budget *byteBudget) err
 func presentReason(messageID string, uid uint32, mailbox string) string {
 	return fmt.Sprintf("probably on the destination already: UID %d of %q has the same Message-ID %s and size, but other bytes; not copied, and never deleted at the source",
 		uid, mailbox, messageID)
+}
+
+// Holder (optional, on a Destination) tells which of uids mailbox holds
+// under uidValidity (not marked \Deleted), without reading them:
+// destination matching's second look at the copies it recorded (adopt).
+// Without it their digests are read again.
+type Holder interface {
+	Holding(ctx context.Context, mailbox string, uidValidity uint32, uids []uint32) (map[uint32]bool, error)
+}
+
+// holding is dst's Holding, or the UIDs digestsOf finds.
+func holding(ctx context.Context, dst Destination, mailbox string, uidValidity uint32, uids []uint32) (map[uint32]bool, error) {
+	if h, ok := dst.(Holder); ok {
+		return h.Holding(ctx, mailbox, uidValidity, uids)
+	}
+	got, err := digestsOf(ctx, dst, mailbox, uidValidity, uids)
+	out := make(map[uint32]bool, len(got))
+	for _, g := range got {
+		out[g.UID] = true
+	}
+	return out, err
+}
+
+// adopt records the copies destination matching found (entries, of one
+// folder) as the account's own, and returns the keys of those it may not
+// take, which are then sent like any other message: copies another
+// account's entry holds removing or moving (the ledger refuses them in the
+// transaction that would record them: Changes.Adopt), and copies gone from
+// the destination between the match and the record (another account's
+// removal or move that ended in between; checked after the record, so
+// that one that ends later found the record first: sharedcopies.go;
+// Holder, so that their bytes are not read twice).
+func (w *batchWriter) adopt(ctx context.Context, entries []Entry) (map[string]bool, error) {
+	a := w.a
+	a.opts.Crashpoint("matched")
+	refused := map[string]bool{}
+	for {
+		todo := slices.DeleteFunc(slices.Clone(entries), func(e Entry) bool { return refused[e.Key] })
+		if len(todo) == 0 {
+			break
+		}
+		err := a.ledger.Commit(ctx, a.opts.Account, Changes{Adopt: todo})
+		if err == nil {
+			break
+		}
+		keys, ok := contested(err)
+		if !ok {
+			return nil, fmt.Errorf("recording %d messages found on the destination: %w", len(todo), fatal(err))
+		}
+		maps.Copy(refused, keys)
+	}
+	if len(refused) > 0 {
+		a.log.Info("destination matching: copies another account is removing or moving are not adopted; the messages are copied",
+			"account", a.opts.Name, "mailbox", entries[0].DestMailbox, "messages", len(refused))
+	}
+	if a.dry {
+		return refused, nil
+	}
+	var uids []uint32
+	for _, e := range entries {
+		if !refused[e.Key] {
+			uids = append(uids, e.DestUID)
+		}
+	}
+	there := map[uint32]bool{}
+	for chunk := range slices.Chunk(uids, MaxLookup) {
+		got, err := holding(ctx, w.dst, entries[0].DestMailbox, entries[0].DestUIDValidity, chunk)
+		if err != nil && !errors.Is(err, ErrUIDValidityChanged) {
+			return nil, fmt.Errorf("looking again for the copies found in destination folder %q: %w", entries[0].DestMailbox, err)
+		}
+		maps.Copy(there, got)
+	}
+	var gone []string
+	for _, e := range entries {
+		if !refused[e.Key] && !there[e.DestUID] {
+			gone = append(gone, e.Key)
+			refused[e.Key] = true
+		}
+	}
+	if len(gone) == 0 {
+		return refused, nil
+	}
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Delete: gone}); err != nil {
+		return nil, fmt.Errorf("forgetting %d copies gone from the destination since they were found: %w", len(gone), fatal(err))
+	}
+	a.log.Info("destination matching: copies left the destination while they were adopted (another account removed or moved them); the messages are copied",
+		"account", a.opts.Name, "mailbox", entries[0].DestMailbox, "messages", len(gone))
+	return refused, nil
 }

@@ -731,7 +731,10 @@ func (a *attempt) renameGroup(ctx context.Context, from string, uidValidity uint
 		intent[i], old[i] = e, mv.old.Key
 	}
 	op := Folder{Side: DestSide, Name: from, UIDValidity: uidValidity, Op: FolderRenaming, OpName: to}
-	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: intent, Delete: old, Folders: []Folder{op}}); err != nil {
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Take: intent, Delete: old, Folders: []Folder{op}}); err != nil {
+		if _, ok := contested(err); ok {
+			return false, nil // another account names a copy: moved one by one (moveGroup)
+		}
 		return false, fmt.Errorf("recording the destination folder %q to rename to %q: %w", from, to, fatal(err))
 	}
 	a.opts.Crashpoint("renaming")
@@ -934,8 +937,14 @@ func (a *attempt) moveGroup(ctx context.Context, from string, uidValidity uint32
 		e.Key, e.State, e.MoveTo, e.DestUIDNext, e.GoneAt, e.Updated = mv.msg.Key, StateMoving, to, status.UIDNext, time.Time{}, now
 		intent[i], old[i], uids[i] = e, mv.old.Key, mv.old.DestUID
 	}
-	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: intent, Delete: old}); err != nil {
-		return fmt.Errorf("recording %d messages to move on the destination: %w", len(intent), fatal(err))
+	// Take: checked against the other accounts' entries in the
+	// transaction that records the intent (sharedcopies.go).
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Take: intent, Delete: old}); err != nil {
+		shared, ok := contested(err)
+		if !ok {
+			return fmt.Errorf("recording %d messages to move on the destination: %w", len(intent), fatal(err))
+		}
+		return a.moveShared(ctx, from, uidValidity, to, moves, shared)
 	}
 	a.opts.Crashpoint("moving")
 	newValidity, newUIDs, err := mover.Move(ctx, from, uidValidity, uids, to)
@@ -1264,8 +1273,26 @@ func (a *attempt) removeCopies(ctx context.Context, entries []Entry) error {
 				}
 				intent[i] = e
 			}
-			if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Put: intent}); err != nil {
-				return fmt.Errorf("recording %d copies to remove from the destination: %w", len(intent), fatal(err))
+			// Take: checked against the other accounts' entries in the
+			// transaction that records the intent (sharedcopies.go).
+			for {
+				err := a.ledger.Commit(ctx, a.opts.Account, Changes{Take: intent})
+				if err == nil {
+					break
+				}
+				shared, ok := contested(err)
+				if !ok {
+					return fmt.Errorf("recording %d copies to remove from the destination: %w", len(intent), fatal(err))
+				}
+				if intent, err = a.dropShared(ctx, intent, shared); err != nil {
+					return err
+				}
+				if len(intent) == 0 {
+					break
+				}
+			}
+			if len(intent) == 0 {
+				continue
 			}
 			a.opts.Crashpoint("removing")
 			if err := a.expungeCopies(ctx, chunk[0].DestMailbox, chunk[0].DestUIDValidity, intent); err != nil {

@@ -65,9 +65,16 @@ func (a *attempt) leaveShared(ctx context.Context, remove []Entry) ([]Entry, err
 	if err != nil || len(shared) == 0 {
 		return remove, err
 	}
+	return a.dropShared(ctx, remove, shared)
+}
+
+// dropShared records those of entries whose keys are in shared removed
+// without touching the destination (a dry run only says so), and returns
+// the others.
+func (a *attempt) dropShared(ctx context.Context, entries []Entry, shared map[string]bool) ([]Entry, error) {
 	now := a.opts.Now()
 	var keep, dropped []Entry
-	for _, e := range remove {
+	for _, e := range entries {
 		if !shared[e.Key] {
 			keep = append(keep, e)
 			continue
@@ -117,4 +124,35 @@ func (a *attempt) unsharedMoves(ctx context.Context, moves []move) ([]move, erro
 	a.log.Info("mirror: messages moved at the source whose copy another account's entries also name are copied into their new folder; the copy stays",
 		"account", a.opts.Name, "messages", len(moves)-len(keep))
 	return keep, nil
+}
+
+// moveShared is moveGroup after the ledger refused to record the moves
+// whose old copy another account's entry names (shared, by new key): they
+// become copies, as in unsharedMoves (a move a crash left moving is
+// forgotten, so that the copy appends the message); the others are moved.
+func (a *attempt) moveShared(ctx context.Context, from string, uidValidity uint32, to string, moves []move, shared map[string]bool) error {
+	m := a.mirror()
+	var keep []move
+	var forget []string
+	for _, mv := range moves {
+		switch {
+		case !shared[mv.msg.Key]:
+			keep = append(keep, mv)
+		case mv.old.State == StateMoving:
+			forget = append(forget, mv.old.Key)
+		default:
+			delete(m.moved, mv.old.Key) // copied again; the old entry goes as a removal
+		}
+	}
+	a.log.Info("mirror: messages moved at the source whose copy another account's entries also name are copied into their new folder; the copy stays",
+		"account", a.opts.Name, "messages", len(moves)-len(keep))
+	if len(forget) > 0 {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Delete: forget}); err != nil {
+			return fmt.Errorf("forgetting %d moves of copies another account names: %w", len(forget), fatal(err))
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	return a.moveGroup(ctx, from, uidValidity, to, keep)
 }

@@ -1,6 +1,12 @@
 package pipeline
 
-import "testing"
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
 
 // TestMirrorLeavesCopiesOtherAccountsName: alice copies three messages;
 // bob's source holds two of them, and his first run matches alice's copies
@@ -49,9 +55,10 @@ func TestMirrorLeavesCopiesOtherAccountsName(t *testing.T) {
 
 // TestMirrorSettleLeavesCopiesMatchedSince: alice's mirror pass dies
 // between recording a removal and making it; before her next run, bob's
-// first run matches that very copy (and, with delete_source, deletes his
-// message at the source). Alice's next run settles the removal: it must
-// check again and leave the copy, now bob's only one.
+// entry comes to name that very copy, as a mailferry before Changes.Adopt
+// could record it (matching today refuses a copy being removed:
+// TestCopyRace). Alice's next run settles the removal: it must check again
+// and leave the copy, bob's.
 func TestMirrorSettleLeavesCopiesMatchedSince(t *testing.T) {
 	msgs := genMessages(3)
 	h, md := newMatchHarness(msgs)
@@ -73,24 +80,92 @@ func TestMirrorSettleLeavesCopiesMatchedSince(t *testing.T) {
 		}()
 		h.runOn(t, md)
 	}()
-	if e := h.ledger.all(alice)[msgs[0].key]; e.State != StateRemoving {
+	e := h.ledger.all(alice)[msgs[0].key]
+	if e.State != StateRemoving {
 		t.Fatalf("after the crash alice's %s is %v, want removing", msgs[0].key, e.State)
 	}
-	aliceOpts, aliceSrc := h.opts, h.src
-	h.opts = Options{Account: bob, Name: "bob", BatchMessages: 7, Linger: aliceOpts.Linger, Now: aliceOpts.Now, DeleteSource: true}
-	h.src = &memSource{msgs: msgs[:1], pageSize: 5}
-	if st := h.runOn(t, md); st.Error != "" || st.Matched != 1 || st.Deleted != 1 {
-		t.Fatalf("bob's copy: matched %d, deleted %d, error %q; want 1, 1", st.Matched, st.Deleted, st.Error)
+	e.State, e.ReasonClass = StateDone, ReasonMatched
+	if err := h.ledger.Commit(context.Background(), bob, Changes{Put: []Entry{e}}); err != nil {
+		t.Fatal(err)
 	}
-	h.opts, h.src = aliceOpts, aliceSrc
 	h.opts.Crashpoint = nil
 	if st := h.runOn(t, md); st.Error != "" || st.Removed != 0 {
 		t.Fatalf("alice's next run: removed %d, error %q; want 0", st.Removed, st.Error)
 	}
 	if n := len(h.dst.bodies("INBOX")); n != 3 {
-		t.Errorf("destination holds %d, want 3: the copy bob matched stays", n)
+		t.Errorf("destination holds %d, want 3: the copy bob's entry names stays", n)
 	}
 	if e := h.ledger.all(alice)[msgs[0].key]; e.State != StateRemoved {
 		t.Errorf("alice's %s: %v, want removed (her entry only)", msgs[0].key, e.State)
+	}
+}
+
+// racingLedger lands another account's destination matching between
+// mirror's look at the copies (sharedCopies) and the record of its intent:
+// just before the first Commit with Take entries, an entry of bob's comes
+// to name the first of their copies.
+type racingLedger struct {
+	copiesLedger
+	once sync.Once
+}
+
+func (l *racingLedger) Commit(ctx context.Context, account AccountID, c Changes) error {
+	var err error
+	if len(c.Take) > 0 {
+		l.once.Do(func() {
+			e := c.Take[0]
+			e.Key, e.State, e.ReasonClass, e.MoveTo = "bob's", StateDone, ReasonMatched, ""
+			err = l.copiesLedger.Commit(ctx, bob, Changes{Put: []Entry{e}})
+		})
+	}
+	if err != nil {
+		return err
+	}
+	return l.copiesLedger.Commit(ctx, account, c)
+}
+
+// TestMirrorTakeRefused: the ledger refuses mirror's intent for a copy
+// another account's entry came to name after mirror looked (Changes.Take):
+// a removal then drops only alice's entry, and a move becomes a copy into
+// the new folder; the copy stays, bob's.
+func TestMirrorTakeRefused(t *testing.T) {
+	msgs := genMessages(2)
+	for _, op := range []string{"remove", "move"} {
+		t.Run(op, func(t *testing.T) {
+			src := &folderSource{folders: map[string][]folderMsg{"A": {{uid: 1, body: msgs[0].body}, {uid: 2, body: msgs[1].body}}, "D": nil}}
+			h := newHarness(nil)
+			h.runner.Ledger = &racingLedger{copiesLedger: copiesLedger{h.ledger}}
+			h.opts.MapFolders = func(context.Context, Source, Destination, bool) (map[string]string, error) {
+				return map[string]string{"A": "A", "D": "D"}, nil
+			}
+			h.opts.KeyFolder = func(key string) (KeyPlace, bool) {
+				p := strings.Split(key, "\x00")
+				uid, _ := strconv.Atoi(p[2])
+				return KeyPlace{Mailbox: p[0], Folder: p[0] + "\x00", Generation: p[0] + "\x001\x00", UIDValidity: 1, UID: uint32(uid)}, true
+			}
+			if st := h.runWith(t, src); st.Copied != 2 {
+				t.Fatalf("bulk pass: copied %d, want 2", st.Copied)
+			}
+			old := src.key("A", 1)
+			if op == "remove" {
+				src.folders["A"] = src.folders["A"][1:]
+			} else {
+				src.move("A", 1, "D")
+			}
+			h.opts.Mirror = true
+			st := h.runWith(t, src)
+			if want := map[string]int{"remove": 0, "move": 1}[op]; st.Removed != 0 || st.Moved != 0 || st.Copied != want {
+				t.Errorf("mirror pass: removed %d, moved %d, copied %d; want 0, 0, %d (bob's copy is not alice's to take)", st.Removed, st.Moved, st.Copied, want)
+			}
+			if n := len(h.dst.bodies("A")); n != 2 {
+				t.Errorf("destination folder A holds %d, want 2: the copy bob's entry names stays", n)
+			}
+			if e := h.ledger.all(alice)[old]; e.State != StateRemoved {
+				t.Errorf("alice's %q: %v, want removed (her entry only)", old, e.State)
+			}
+			if op == "move" && len(h.dst.bodies("D")) != 1 {
+				t.Errorf("destination folder D holds %d, want alice's copy of the moved message", len(h.dst.bodies("D")))
+			}
+		})
 	}
 }

@@ -46,6 +46,7 @@ func Run(t *testing.T, e Engine) {
 		{"KeysOnly", testKeysOnly},
 		{"Copies", testCopies},
 		{"CommitAtomic", testCommitAtomic},
+		{"Contest", testContest},
 		{"CommitInvalid", testCommitInvalid},
 		{"GoneAndDeleting", testGoneAndDeleting},
 		{"Rekey", testRekey},
@@ -770,6 +771,139 @@ func testCommitAtomic(t *testing.T, s *suite) {
 		t.Errorf("Forget: entry kept %v, %d records; want gone and 1", ok, len(recs))
 	}
 	s.check()
+}
+
+// testContest: Changes.Take and Changes.Adopt are checked against the
+// other accounts' entries (those that write into the same destination
+// user's mailbox) in the transaction that writes them, and a refusal
+// writes nothing. Then the race: a Take held open between its check and
+// its write (Options.Crashpoint) must hold back an Adopt of the same copy
+// from another ledger (another process's view) until it commits, and the
+// Adopt is then refused. Without that, both would read before either
+// wrote, and one account would adopt a copy the other removes.
+func testContest(t *testing.T, s *suite) {
+	a, ha := s.account("alice")
+	b, _ := s.account("bob") // another destination user
+	res, err := s.l.ResolveAccount(s.ctx, checkpoint.AccountSpec{
+		Endpoint:    "imap://carol@imap.example.org:993 -> imap://alice@imap.example.org:993",
+		SourceProto: "imap", SourceUser: "carol", DestUser: "alice",
+		Source: "imap://carol@imap.example.org:993", Destination: "imap://alice@imap.example.org:993",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Account
+	hc, err := s.l.Hold(s.ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Release(context.Background())
+	at := func(key string, state pipeline.State, uid uint32) pipeline.Entry {
+		e := pipeline.Entry{Key: key, State: state, Digest: digest(int(uid)), Size: 10, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: uid}
+		if state == pipeline.StateMoving {
+			e.MoveTo = "Archive"
+		}
+		return e
+	}
+	s.commit(a, pipeline.Changes{Put: []pipeline.Entry{
+		at("a-done", pipeline.StateDone, 10), at("a-gone", pipeline.StateGone, 11), at("a-removed", pipeline.StateRemoved, 12),
+		at("a-removing", pipeline.StateRemoving, 13), at("a-moving", pipeline.StateMoving, 14),
+	}})
+	matched := func(key string, uid uint32) pipeline.Entry {
+		e := at(key, pipeline.StateDone, uid)
+		e.ReasonClass = pipeline.ReasonMatched
+		return e
+	}
+	for _, tc := range []struct {
+		name    string
+		account pipeline.AccountID
+		c       pipeline.Changes
+		refused []string
+	}{
+		{"take what another account names", c, pipeline.Changes{Put: []pipeline.Entry{at("c-x", pipeline.StateDone, 99)}, Take: []pipeline.Entry{
+			at("c10", pipeline.StateRemoving, 10), at("c11", pipeline.StateMoving, 11), at("c12", pipeline.StateRemoving, 12),
+			at("c13", pipeline.StateRemoving, 13), at("c14", pipeline.StateRemoving, 14)}}, []string{"c10", "c11", "c13", "c14"}},
+		{"adopt what another account removes or moves", c, pipeline.Changes{Adopt: []pipeline.Entry{
+			matched("c10", 10), matched("c11", 11), matched("c12", 12), matched("c13", 13), matched("c14", 14)}}, []string{"c13", "c14"}},
+		{"take what another account names no more", c, pipeline.Changes{Take: []pipeline.Entry{at("c12", pipeline.StateRemoving, 12)}}, nil},
+		{"adopt what another account shares", c, pipeline.Changes{Adopt: []pipeline.Entry{matched("c10", 10), matched("c11", 11)}}, nil},
+		{"another destination user's copies", b, pipeline.Changes{Adopt: []pipeline.Entry{matched("b13", 13)}, Take: []pipeline.Entry{at("b10", pipeline.StateRemoving, 10)}}, nil},
+	} {
+		before := s.all(tc.account)
+		err := s.l.Commit(s.ctx, tc.account, tc.c)
+		var ce *pipeline.ContestedError
+		switch {
+		case tc.refused == nil && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.refused == nil:
+		case !errors.As(err, &ce) || !slices.Equal(ce.Keys, tc.refused):
+			t.Errorf("%s: %v, want the refusal of %v", tc.name, err, tc.refused)
+		case len(s.all(tc.account)) != len(before):
+			t.Errorf("%s: a refused Commit wrote entries", tc.name)
+		}
+	}
+	if e := s.lookup(c, "c12")["c12"]; e.State != pipeline.StateRemoving {
+		t.Errorf("carol's c12 after its Take: %v, want removing", e.State)
+	}
+
+	// The race, on a copy only alice names: alice's Take (through a
+	// second ledger) stops between its check and its write; carol's Adopt
+	// must wait for it, then be refused.
+	s.commit(a, pipeline.Changes{Put: []pipeline.Entry{at("a-race", pipeline.StateDone, 20)}})
+	checked, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	l2 := s.reopen(&checkpoint.Options{Crashpoint: func(p string) {
+		if p == "contest: checked" {
+			once.Do(func() { close(checked); <-resume })
+		}
+	}})
+	if err := ha.Release(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := l2.Hold(s.ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Release(context.Background())
+	took := make(chan error, 1)
+	go func() {
+		took <- l2.Commit(s.ctx, a, pipeline.Changes{Take: []pipeline.Entry{at("a-race", pipeline.StateRemoving, 20)}})
+	}()
+	select {
+	case <-checked:
+	case err := <-took:
+		t.Fatalf("alice's Take ended (%v) without reaching the crashpoint \"contest: checked\"", err)
+	}
+	adopted := make(chan error, 1)
+	go func() {
+		adopted <- s.l.Commit(s.ctx, c, pipeline.Changes{Adopt: []pipeline.Entry{matched("c-race", 20)}})
+	}()
+	var adoptErr error
+	early := false
+	select {
+	case adoptErr = <-adopted:
+		early = true
+		t.Errorf("carol's Adopt ended (%v) while alice's Take of the same copy was between its check and its write", adoptErr)
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(resume)
+	if err := <-took; err != nil {
+		t.Fatalf("alice's Take: %v", err)
+	}
+	if !early {
+		select {
+		case adoptErr = <-adopted:
+		case <-time.After(30 * time.Second):
+			t.Fatal("carol's Adopt did not end after alice's Take committed")
+		}
+	}
+	var ce *pipeline.ContestedError
+	if !errors.As(adoptErr, &ce) {
+		t.Errorf("carol's Adopt of a copy alice is removing: %v, want refused", adoptErr)
+	}
+	if _, ok := s.lookup(c, "c-race")["c-race"]; ok {
+		t.Error("carol adopted a copy alice is removing")
+	}
 }
 
 func testCommitInvalid(t *testing.T, s *suite) {

@@ -19,8 +19,10 @@ import (
 // files the other into Work, and a mirror pass of bob's account must touch
 // neither copy: alice's entries name them, so the removal drops bob's entry
 // only and the move becomes a copy into Work. Alice's verify stays clean.
-// Then a move cut short (the crashpoint "moving") whose copy a third
-// account matches before the move is settled: the settling leaves it too.
+// Then a move cut short (the crashpoint "moving"), whose copy a third
+// account's first run finds before the move is settled: the ledger does
+// not let her adopt a copy being moved, so she copies her own, and the
+// settling moves bob's.
 func TestE2EMatchedCopySharedByAccounts(t *testing.T) {
 	ca, err := dovecot.NewCA()
 	if err != nil {
@@ -118,9 +120,10 @@ func TestE2EMatchedCopySharedByAccounts(t *testing.T) {
 
 	// A move cut short: bob files "bob-only" (his own copy, in INBOX) into
 	// Work, and his mirror pass dies with the move recorded, not made.
-	// Carol's old box holds the same message, and her first run matches
-	// bob's copy before his next run settles the move: the copy stays in
-	// INBOX (carol's), and bob's message is copied into Work.
+	// Carol's old box holds the same message; her first run finds bob's
+	// copy before his next run settles the move, and must not adopt it
+	// (it is on its way to Work): she copies her own into INBOX, and bob's
+	// copy is moved.
 	src = imapLoginAs(t, p.src, "bob", srcPassword)
 	if _, err := src.Move(uidsOf(t, src, "INBOX", func(s string) bool { return s == "bob-only" }), "Work").Wait(); err != nil {
 		t.Fatal(err)
@@ -132,12 +135,12 @@ func TestE2EMatchedCopySharedByAccounts(t *testing.T) {
 		t.Fatalf("bob's mirror pass did not stop at the moving crashpoint: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	carol := []string{"pop3s://carol@" + p.src.POP3SAddr(), dst, "--tls-ca", p.src.CAFile(), "--state", p.state}
-	if a := run(append([]string{"copy"}, append(carol, "--json", "--progress", "none")...)...).report.Accounts[0]; a.Matched != 1 || a.Copied != 0 {
-		t.Fatalf("carol's copy: matched %d, copied %d; want 1, 0", a.Matched, a.Copied)
+	if a := run(append([]string{"copy"}, append(carol, "--json", "--progress", "none")...)...).report.Accounts[0]; a.Matched != 0 || a.Copied != 1 {
+		t.Fatalf("carol's copy: matched %d, copied %d; want 0, 1 (bob's copy is being moved)", a.Matched, a.Copied)
 	}
 	a = run(append([]string{"copy"}, bob...)...).report.Accounts[0]
-	if a.Moved != 0 || a.Copied != 1 {
-		t.Errorf("bob's pass after the crash: copied %d, moved %d; want 1, 0 (carol's copy is not bob's to move)", a.Copied, a.Moved)
+	if a.Moved != 1 || a.Copied != 0 {
+		t.Errorf("bob's pass after the crash: copied %d, moved %d; want 0, 1 (the move settled)", a.Copied, a.Moved)
 	}
 	if n := countSubject(destMessages(t, p, "INBOX"), "bob-only"); n != 1 {
 		t.Errorf("destination INBOX holds \"bob-only\" %d times, want carol's copy once", n)
