@@ -86,7 +86,13 @@ func (h *hold) markPaused() { h.pauseOnce.Do(func() { close(h.paused) }) }
 func (h *hold) Release(context.Context) error {
 	h.release.Do(func() {
 		if h.lease != nil {
-			h.releaseErr = h.l.releaseLease(h, leaseEnd{})
+			// A lease lost before its run ended (the database was out of
+			// reach for a while and answers again by now) leaves the
+			// account queued, due at once: left idle, no worker would
+			// claim it again (a service would stop polling it; a pass
+			// would end without it). Taken over meanwhile, it is the
+			// other worker's, and this changes nothing.
+			h.releaseErr = h.l.releaseLease(h, leaseEnd{queued: h.lease.isLost()})
 			return
 		}
 		l := h.l

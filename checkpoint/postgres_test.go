@@ -34,6 +34,7 @@ func TestPostgres(t *testing.T) {
 		{"FencedAfterTakeover", testPGFencedAfterTakeover},
 		{"LostBeforeExpiry", testPGLostBeforeExpiry},
 		{"SlotsGivenBackWhileCut", testPGSlotsGivenBackWhileCut},
+		{"LostHoldRequeued", testPGLostHoldRequeued},
 		{"PausedAtRenewal", testPGPausedAtRenewal},
 		{"DeadLocalWorker", testPGDeadLocalWorker},
 		{"ConcurrentResolve", testPGConcurrentResolve},
@@ -232,6 +233,50 @@ func testPGSlotsGivenBackWhileCut(t *testing.T, srv *postgres.Server, dbURL stri
 	_ = a.Close()
 	if d := time.Since(start); d > 3*ttl/2 {
 		t.Errorf("Close of the cut worker took %v, want at most its one TTL deadline", d)
+	}
+}
+
+// testPGLostHoldRequeued: a worker that lost its lease while the database
+// was out of reach, which answers again by the time the run ends, leaves
+// the account queued and due: another worker claims it at once. Released
+// idle (as before), no worker claimed it again: a service stopped
+// polling it (TestE2EFleetService failed so under load, its lease
+// renewals timing out), a pass ended without it.
+func testPGLostHoldRequeued(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	const ttl = 2 * time.Second
+	cut := postgres.CutProxy(t, srv)
+	u, _ := url.Parse(dbURL)
+	u.Host = cut.Addr()
+	a := openPG(t, srv, u.String(), "cut-off", ttl)
+	b := openPG(t, srv, dbURL, "other", ttl)
+	res, err := a.ResolveAccount(ctx, testSpec("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Enqueue(ctx, []pipeline.AccountID{res.Account}); err != nil {
+		t.Fatal(err)
+	}
+	_, h, err := a.ClaimAmong(ctx, []pipeline.AccountID{res.Account})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut.Cut()
+	select {
+	case <-h.Lost():
+	case <-time.After(2 * ttl):
+		t.Fatal("the hold was not lost with the database out of reach")
+	}
+	cut.Heal()
+	if err := h.Release(ctx); err != nil {
+		t.Fatalf("releasing the lost hold once the database answers again: %v", err)
+	}
+	id, hb, err := b.ClaimAmong(ctx, []pipeline.AccountID{res.Account})
+	if err != nil || id != res.Account {
+		t.Fatalf("another worker claiming the account right after: %v, %v; want it claimable at once", id, err)
+	}
+	if from, _, ok := TakenOver(hb); ok {
+		t.Errorf("the claim took the account over from %s, want it given back by the worker that lost it", from)
 	}
 }
 

@@ -220,7 +220,9 @@ func (w *fleetWorker) runClaimed(ctx context.Context, id pipeline.AccountID, hol
 	var rerr error
 	switch {
 	case lost:
-		_ = hold.Release(context.WithoutCancel(ctx)) // nothing to give back: the lease runs out
+		// Queued again, due at once, if the database answers by now and
+		// nobody took the account over; else its lease runs out.
+		_ = hold.Release(context.WithoutCancel(ctx))
 	case st.Paused && st.PausedUntil == nil,
 		errors.Is(err, pipeline.ErrInterrupted), ctx.Err() != nil:
 		rerr = w.ledger.Requeue(hold, time.Time{})

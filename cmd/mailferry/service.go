@@ -158,6 +158,8 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 			job.Hold = hold
 			defer func() {
 				if isClosed(hold.Lost()) {
+					// Due at once for any worker (the poll failed), if
+					// the database answers by now; else its lease runs out.
 					_ = hold.Release(context.WithoutCancel(ctx))
 					return
 				}

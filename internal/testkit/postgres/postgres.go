@@ -413,6 +413,19 @@ func (p *Proxy) Cut() {
 	p.cut = true
 }
 
+// Heal ends the cut as a network that comes back does: the connections
+// made before it are reset (their streams lost bytes), new ones are
+// forwarded again.
+func (p *Proxy) Heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.cut = false
+}
+
 func (p *Proxy) isCut() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
