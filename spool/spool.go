@@ -9,6 +9,7 @@ package spool
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"math/bits"
 	"os"
 	"sync"
+	"time"
 )
 
 // Options bounds a spool.
@@ -81,6 +83,9 @@ type Writer struct {
 	// the message is read through scratch rather than in place.
 	dirty   bool
 	scratch []byte // ReadFrom's buffer where the bytes cannot go in place
+	// extent is how many bytes file holds: a reused one (Buffers) may
+	// hold more than this message, after its end.
+	extent int64
 }
 
 // New starts an empty spool.
@@ -379,11 +384,11 @@ func (w *Writer) store(b []byte) error {
 		return nil
 	}
 	if w.file == nil {
-		f, err := createSpoolFile(w.opts.Dir)
+		f, extent, err := w.opts.Buffers.file(w.opts.Dir)
 		if err != nil {
 			return err
 		}
-		w.file = f
+		w.file, w.extent = f, extent
 		if _, err := f.Write(w.mem); err != nil {
 			return fmt.Errorf("spool: writing temp file: %w", err)
 		}
@@ -423,6 +428,8 @@ func (w *Writer) Finish() (*Message, error) {
 	}
 	m := &Message{
 		buffers:  w.opts.Buffers,
+		dir:      w.opts.Dir,
+		extent:   max(w.extent, w.size),
 		size:     w.size,
 		header:   head,
 		fixed:    w.fixed,
@@ -456,8 +463,10 @@ type Message struct {
 	fixed    int
 	hasNUL   bool
 	file     *os.File
+	dir      string // file's directory
+	extent   int64  // the bytes file holds, this message's and maybe stale ones after it
 	inMemory []byte
-	buffers  *Buffers // where inMemory goes back on Close
+	buffers  *Buffers // where inMemory and file go back on Close
 }
 
 // Size is the number of bytes that will be sent (after normalisation).
@@ -479,6 +488,17 @@ func (m *Message) HasNUL() bool { return m.hasNUL }
 // ReadAt implements io.ReaderAt.
 func (m *Message) ReadAt(p []byte, off int64) (int, error) {
 	if m.file != nil {
+		// A reused file may hold another message's bytes after this one.
+		if off >= m.size {
+			return 0, io.EOF
+		}
+		if rest := m.size - off; int64(len(p)) > rest {
+			n, err := m.file.ReadAt(p[:rest], off)
+			if err == nil {
+				err = io.EOF
+			}
+			return n, err
+		}
 		return m.file.ReadAt(p, off)
 	}
 	if off >= int64(len(m.inMemory)) {
@@ -530,8 +550,8 @@ func (m *Message) CopyTo(w io.Writer) (int64, error) {
 // spilled to disk).
 func (m *Message) InMemoryBytes() int64 { return int64(cap(m.inMemory)) }
 
-// Close releases the message's storage: its memory goes back to the
-// package's cache for the next message, so neither ReadAt nor a slice
+// Close releases the message's storage: its memory or its temp file goes
+// back to its Buffers for the next message, so neither ReadAt nor a slice
 // Header returned may be used afterwards (Header then returns nil).
 func (m *Message) Close() error {
 	if m.inMemory != nil {
@@ -542,9 +562,12 @@ func (m *Message) Close() error {
 	if m.file == nil {
 		return nil
 	}
-	err := m.file.Close()
+	f := m.file
 	m.file = nil
-	return err
+	if m.buffers.keepFile(f, m.dir, m.extent) {
+		return nil
+	}
+	return f.Close()
 }
 
 // Buffers caches message buffers by size class, so that spooling a small
@@ -556,8 +579,94 @@ func (m *Message) Close() error {
 // run (Options.Buffers; the command makes one per account); the zero
 // value is ready, and it is safe for concurrent use (sync.Pool drops what two garbage collections find
 // unused). Class k holds buffers of at least minPooled<<k bytes.
+//
+// It also keeps one spool file for the next message that does not fit in
+// memory: writing a fresh temp file and closing it cost the kernel twice
+// what overwriting one did (allocating, zeroing and freeing each page;
+// BenchmarkSpoolLarge), a tenth of mailferry's CPU for the four large
+// messages of *mixed*. It is closed when no message took it for
+// idleFileTTL, and only a file of at most keptFileBytes is kept, so an
+// account holds at most that much disk for that long after its last
+// large message.
 type Buffers struct {
 	classes [pooledClasses]sync.Pool
+
+	mu   sync.Mutex
+	idle *idleFile // nil: none kept
+	// ttl and keptMax replace idleFileTTL and keptFileBytes when
+	// positive (tests).
+	ttl     time.Duration
+	keptMax int64
+}
+
+// idleFile is a spool file kept for the next message.
+type idleFile struct {
+	f      *os.File
+	dir    string
+	extent int64 // the bytes it holds, all stale
+	timer  *time.Timer
+}
+
+const (
+	idleFileTTL   = 10 * time.Second
+	keptFileBytes = 64 << 20
+)
+
+// file returns a spool file in dir for a message, positioned at its
+// start, and how many (stale) bytes it holds already: the kept one when
+// there is one, else a new one (createSpoolFile).
+func (p *Buffers) file(dir string) (*os.File, int64, error) {
+	if p != nil {
+		p.mu.Lock()
+		idle := p.idle
+		if idle != nil && idle.dir == dir && idle.timer.Stop() {
+			p.idle = nil
+		} else {
+			idle = nil
+		}
+		p.mu.Unlock()
+		if idle != nil {
+			if _, err := idle.f.Seek(0, io.SeekStart); err == nil {
+				return idle.f, idle.extent, nil
+			}
+			idle.f.Close()
+		}
+	}
+	f, err := createSpoolFile(dir)
+	return f, 0, err
+}
+
+// keepFile keeps f, a message's spool file in dir holding extent bytes,
+// for the next message, and reports whether it did: not when one is kept
+// already, nor when f holds more than keptFileBytes. The caller closes
+// a file not kept.
+func (p *Buffers) keepFile(f *os.File, dir string, extent int64) bool {
+	if p == nil {
+		return false
+	}
+	ttl, keptMax := cmp.Or(p.ttl, idleFileTTL), cmp.Or(p.keptMax, keptFileBytes)
+	if extent > keptMax {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.idle != nil {
+		return false
+	}
+	idle := &idleFile{f: f, dir: dir, extent: extent}
+	idle.timer = time.AfterFunc(ttl, func() {
+		p.mu.Lock()
+		mine := p.idle == idle
+		if mine {
+			p.idle = nil
+		}
+		p.mu.Unlock()
+		if mine {
+			f.Close()
+		}
+	})
+	p.idle = idle
+	return true
 }
 
 const (
