@@ -147,3 +147,36 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkCommitMixedSizes is the Commits of a run whose batches vary in
+// size, as on *mixed* (a batch goes when it holds half the fetch budget,
+// 15–54 messages there): each Commit writes one batch's pending entries
+// and the last batch's outcome (the carry), so its row count differs from
+// Commit to Commit; one op is one Commit (issue 18: a shape of upsert not
+// kept prepared is prepared anew).
+func BenchmarkCommitMixedSizes(b *testing.B) {
+	l, id, key := benchLedger(b, 0)
+	ctx := context.Background()
+	size := func(i int) int { return 15 + (i*37)%40 }
+	var carry []pipeline.Entry
+	next := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	for i := 0; i < b.N; i++ {
+		put := append([]pipeline.Entry{}, carry...)
+		carry = carry[:0]
+		for range size(i) {
+			e := pipeline.Entry{Key: key(next), State: pipeline.StatePending, Size: 200000, DestMailbox: "INBOX"}
+			put = append(put, e)
+			e.State, e.DestUIDValidity, e.DestUID = pipeline.StateDone, 1, uint32(next+1)
+			e.Digest = fmt.Sprintf("%064x", next)
+			carry = append(carry, e)
+			next++
+		}
+		if err := l.Commit(ctx, id, pipeline.Changes{Put: put}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+}

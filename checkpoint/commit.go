@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,10 @@ import (
 // batch's entries are written together anyway. 64 rows × 17 columns stay
 // far below SQLite's limit on bound parameters.
 const upsertRows = 64
+
+// upsertShapes is how many shapes (row counts) of upsert there are:
+// the powers of two up to upsertRows, 1 to 64 (upsertShape).
+const upsertShapes = 7
 
 const upsertColumns = `account_id, source_key, state, reason_class, reason, digest, size, message_id,
 	dest_folder_id, dest_uidvalidity, dest_uid, dest_uidnext, move_to_folder_id, flags, updated, done_at, gone_at, source_emailid`
@@ -67,11 +72,9 @@ func upsertSQL(n int) string {
 }
 
 // upsertsKept is how many shapes (row counts) of the upsert a ledger
-// keeps prepared, the most recently used: a run writes batches of one
-// size, its folders' last batches and chunks of upsertRows, so a few
-// shapes serve nearly every Commit, and a bound keeps an unusual mix of
-// sizes from piling up statements on every connection.
-const upsertsKept = 8
+// keeps prepared, the most recently used: all of them (upsertShape), so
+// once a ledger wrote each shape it prepares no upsert again.
+const upsertsKept = upsertShapes
 
 // upserts keeps the upsert prepared across Commits: parsing the
 // statement of 50 rows anew in every Commit was 2.5% of mailferry's CPU
@@ -311,29 +314,29 @@ type commitWriter struct {
 	now     time.Time
 	folders *folderIDs
 	// ends are where the upserts of the entries end (chunkEnds); kept
-	// are the ledger's statements for the first shapes among them,
-	// taken before the transaction (prepare).
+	// are the ledger's statements for their shapes, taken before the
+	// transaction (prepare).
 	ends []int
-	kept [2]rowsStmt
+	kept [upsertShapes]rowsStmt
 }
 
-// prepare takes the ledger's upsert statements for the first two row
-// counts among w.ends: a batch is written by one shape or two (chunks of
-// upsertRows and the rest). Other shapes (a key twice in a change set)
-// are prepared within the transaction, for it alone.
+// prepare takes the ledger's upsert statements for the shapes among
+// w.ends (upsertShape: at most upsertShapes) before the transaction. A
+// shape it could not take (the ledger closing) is prepared within the
+// transaction, for it alone.
 func (w *commitWriter) prepare(ctx context.Context) error {
-	n := 0 // kept[:n] are taken; below two, only kept[0] can match
+	n := 0 // kept[:n] are taken
 	for i, end := range w.ends {
 		start := 0
 		if i > 0 {
 			start = w.ends[i-1]
 		}
 		rows := end - start
+		if slices.ContainsFunc(w.kept[:n], func(k rowsStmt) bool { return k.rows == rows }) {
+			continue
+		}
 		if n == len(w.kept) {
 			break
-		}
-		if n > 0 && w.kept[0].rows == rows {
-			continue
 		}
 		st, err := w.l.ups.stmt(ctx, w.l.w, w.l.d, rows)
 		if err != nil {
@@ -540,13 +543,29 @@ func emailID(id string) any {
 	return id
 }
 
-// chunkEnds returns where each upsert statement of entries ends (chunkEnd).
+// chunkEnds returns where each upsert statement of entries ends: the
+// chunks of chunkEnd, each cut into upsert shapes (upsertShape).
 func chunkEnds(entries []pipeline.Entry) []int {
 	var ends []int
-	for start := 0; start < len(entries); start = ends[len(ends)-1] {
-		ends = append(ends, chunkEnd(entries, start))
+	for start := 0; start < len(entries); {
+		end := chunkEnd(entries, start)
+		for start < end {
+			start += upsertShape(end - start)
+			ends = append(ends, start)
+		}
 	}
 	return ends
+}
+
+// upsertShape is how many of n entries (at most upsertRows) the next
+// upsert statement carries: the largest power of two up to n, so that a
+// ledger only ever prepares the seven shapes 1, 2, 4 … 64 and keeps them
+// all (upsertsKept). With the exact count, batches whose size varies
+// from one Commit to the next (on *mixed* a batch goes when it holds half
+// the fetch budget) prepared the statement anew in most Commits; a few
+// more small statements cost less (BenchmarkCommitMixedSizes).
+func upsertShape(n int) int {
+	return 1 << (bits.Len(uint(n)) - 1)
 }
 
 // chunkEnd returns where the upsert statement starting at entries[start]

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -145,8 +146,8 @@ func testUpsertsAfterFailedCommit(t *testing.T, state string, opts *Options, tri
 	if err == nil || !strings.Contains(err.Error(), "boom refused") {
 		t.Fatalf("Commit with the refused key = %v, want the trigger's error", err)
 	}
-	if got := len(l.ups.kept); got != 1 {
-		t.Fatalf("%d statements kept, want 1 (the shape of 50)", got)
+	if got := shapes(l); len(got) != 3 {
+		t.Fatalf("kept shapes %v, want 3 (50 entries as 32, 16 and 2)", got)
 	}
 	done := batchOf("a", 50, pipeline.StateDone)
 	third := batchOf("c", 50, pipeline.StatePending)
@@ -182,9 +183,9 @@ func testUpsertsAfterFailedCommit(t *testing.T, state string, opts *Options, tri
 }
 
 // testUpsertsShapes: batches of every size up to two chunks and a change
-// set with a key repeated (more shapes than a Commit takes from the
-// ledger) are written; the ledger keeps at most upsertsKept shapes, the
-// most recently used first.
+// set with a key repeated are written; the ledger keeps only the shapes
+// of upsertShape, the powers of two, at most upsertsKept of them, and
+// every shape of the last Commit.
 func testUpsertsShapes(t *testing.T, state string, opts *Options, _ []string) {
 	ctx := context.Background()
 	l := openAt(t, state, opts)
@@ -199,8 +200,16 @@ func testUpsertsShapes(t *testing.T, state string, opts *Options, _ []string) {
 		if got := len(l.ups.kept); got > upsertsKept {
 			t.Fatalf("%d statements kept, want at most %d", got, upsertsKept)
 		}
-		if want := n % upsertRows; want != 0 && l.ups.kept[0].rows != want && l.ups.kept[1].rows != want {
-			t.Fatalf("after a Commit of %d entries the kept shapes are %v, want %d among the first two", n, shapes(l), want)
+		kept := shapes(l)
+		for _, k := range kept {
+			if k&(k-1) != 0 || k > upsertRows {
+				t.Fatalf("after a Commit of %d entries the kept shapes are %v, want powers of two up to %d", n, kept, upsertRows)
+			}
+		}
+		for rest := n % upsertRows; rest > 0; rest -= upsertShape(rest) {
+			if !slices.Contains(kept, upsertShape(rest)) {
+				t.Fatalf("after a Commit of %d entries the kept shapes are %v, want %d among them", n, kept, upsertShape(rest))
+			}
 		}
 	}
 	// Keys repeated: chunks of 3, 2, 1 and 4 entries, the last of each
@@ -273,8 +282,8 @@ func testUpsertsClosedOnClose(t *testing.T, state string, opts *Options, _ []str
 		}
 	}
 	kept := append([]rowsStmt{}, l.ups.kept...)
-	if len(kept) != 4 {
-		t.Fatalf("kept shapes %v, want 4 (1, 10, 64 and 50)", shapes(l))
+	if len(kept) != 6 {
+		t.Fatalf("kept shapes %v, want 6 (50 as 32, 16 and 2; 74 as 64, 8 and 2; 1)", shapes(l))
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
@@ -293,5 +302,38 @@ func testUpsertsClosedOnClose(t *testing.T, state string, opts *Options, _ []str
 	}
 	if st, err := l.ups.stmt(ctx, l.w, l.d, 50); err == nil || st != nil {
 		t.Errorf("preparing after Close = %v, %v, want an error", st, err)
+	}
+}
+
+// TestChunkEnds: a change set's entries are upserted in statements of
+// the shapes upsertShape gives (powers of two, at most upsertRows), in
+// order, a key repeated starting a new statement.
+func TestChunkEnds(t *testing.T) {
+	keys := func(ks ...string) []pipeline.Entry {
+		var es []pipeline.Entry
+		for _, k := range ks {
+			es = append(es, pipeline.Entry{Key: k})
+		}
+		return es
+	}
+	n := func(count int) []pipeline.Entry { return batchOf("k", count, pipeline.StatePending) }
+	for _, c := range []struct {
+		name    string
+		entries []pipeline.Entry
+		want    []int
+	}{
+		{"none", nil, nil},
+		{"one", n(1), []int{1}},
+		{"power of two", n(32), []int{32}},
+		{"50: 32, 16, 2", n(50), []int{32, 48, 50}},
+		{"full chunk", n(upsertRows), []int{64}},
+		{"two chunks and 7: 64, 64, 4, 2, 1", n(2*upsertRows + 7), []int{64, 128, 132, 134, 135}},
+		{"a key twice: 3 (2, 1), then 2", keys("a", "b", "c", "a", "b"), []int{2, 3, 5}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := chunkEnds(c.entries); !slices.Equal(got, c.want) {
+				t.Errorf("chunkEnds = %v, want %v", got, c.want)
+			}
+		})
 	}
 }

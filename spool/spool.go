@@ -9,6 +9,7 @@ package spool
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"math/bits"
 	"os"
 	"sync"
+	"time"
 )
 
 // Options bounds a spool.
@@ -81,6 +83,9 @@ type Writer struct {
 	// the message is read through scratch rather than in place.
 	dirty   bool
 	scratch []byte // ReadFrom's buffer where the bytes cannot go in place
+	// extent is how many bytes file holds: a reused one (Buffers) may
+	// hold more than this message, after its end.
+	extent int64
 }
 
 // New starts an empty spool.
@@ -379,11 +384,11 @@ func (w *Writer) store(b []byte) error {
 		return nil
 	}
 	if w.file == nil {
-		f, err := createSpoolFile(w.opts.Dir)
+		f, extent, err := w.opts.Buffers.file(w.opts.Dir)
 		if err != nil {
 			return err
 		}
-		w.file = f
+		w.file, w.extent = f, extent
 		if _, err := f.Write(w.mem); err != nil {
 			return fmt.Errorf("spool: writing temp file: %w", err)
 		}
@@ -423,6 +428,8 @@ func (w *Writer) Finish() (*Message, error) {
 	}
 	m := &Message{
 		buffers:  w.opts.Buffers,
+		dir:      w.opts.Dir,
+		extent:   max(w.extent, w.size),
 		size:     w.size,
 		header:   head,
 		fixed:    w.fixed,
@@ -456,8 +463,10 @@ type Message struct {
 	fixed    int
 	hasNUL   bool
 	file     *os.File
+	dir      string // file's directory
+	extent   int64  // the bytes file holds, this message's and maybe stale ones after it
 	inMemory []byte
-	buffers  *Buffers // where inMemory goes back on Close
+	buffers  *Buffers // where inMemory and file go back on Close
 }
 
 // Size is the number of bytes that will be sent (after normalisation).
@@ -479,6 +488,17 @@ func (m *Message) HasNUL() bool { return m.hasNUL }
 // ReadAt implements io.ReaderAt.
 func (m *Message) ReadAt(p []byte, off int64) (int, error) {
 	if m.file != nil {
+		// A reused file may hold another message's bytes after this one.
+		if off >= m.size {
+			return 0, io.EOF
+		}
+		if rest := m.size - off; int64(len(p)) > rest {
+			n, err := m.file.ReadAt(p[:rest], off)
+			if err == nil {
+				err = io.EOF
+			}
+			return n, err
+		}
 		return m.file.ReadAt(p, off)
 	}
 	if off >= int64(len(m.inMemory)) {
@@ -530,8 +550,8 @@ func (m *Message) CopyTo(w io.Writer) (int64, error) {
 // spilled to disk).
 func (m *Message) InMemoryBytes() int64 { return int64(cap(m.inMemory)) }
 
-// Close releases the message's storage: its memory goes back to the
-// package's cache for the next message, so neither ReadAt nor a slice
+// Close releases the message's storage: its memory or its temp file goes
+// back to its Buffers for the next message, so neither ReadAt nor a slice
 // Header returned may be used afterwards (Header then returns nil).
 func (m *Message) Close() error {
 	if m.inMemory != nil {
@@ -542,9 +562,12 @@ func (m *Message) Close() error {
 	if m.file == nil {
 		return nil
 	}
-	err := m.file.Close()
+	f := m.file
 	m.file = nil
-	return err
+	if m.buffers.keepFile(f, m.dir, m.extent) {
+		return nil
+	}
+	return f.Close()
 }
 
 // Buffers caches message buffers by size class, so that spooling a small
@@ -556,21 +579,126 @@ func (m *Message) Close() error {
 // run (Options.Buffers; the command makes one per account); the zero
 // value is ready, and it is safe for concurrent use (sync.Pool drops what two garbage collections find
 // unused). Class k holds buffers of at least minPooled<<k bytes.
+//
+// Buffers above 1 MiB are kept too, in classes of whole MiB up to
+// maxLarge (a power of two would waste up to half of them): allocating
+// them anew was nearly all of mailferry's allocations on *mixed* (125 MB
+// for its 57 messages of 1–4 MB), which set the pace of the garbage
+// collector (10 collections, 5% of the CPU) and had the runtime zero each
+// buffer before the socket's bytes overwrote it.
+//
+// It also keeps one spool file for the next message that does not fit in
+// memory: writing a fresh temp file and closing it cost the kernel twice
+// what overwriting one did (allocating, zeroing and freeing each page;
+// BenchmarkSpoolLarge); the temp file was 7% of mailferry's CPU on
+// *mixed*, whose four largest messages go there. It is closed when no message took it for
+// idleFileTTL, and only a file of at most keptFileBytes is kept, so an
+// account holds at most that much disk for that long after its last
+// large message.
 type Buffers struct {
 	classes [pooledClasses]sync.Pool
+	large   [largeClasses]sync.Pool // large[j] holds buffers of (j+2) MiB
+
+	mu   sync.Mutex
+	idle *idleFile // nil: none kept
+	// ttl and keptMax replace idleFileTTL and keptFileBytes when
+	// positive (tests).
+	ttl     time.Duration
+	keptMax int64
+}
+
+// idleFile is a spool file kept for the next message.
+type idleFile struct {
+	f      *os.File
+	dir    string
+	extent int64 // the bytes it holds, all stale
+	timer  *time.Timer
+}
+
+const (
+	idleFileTTL   = 10 * time.Second
+	keptFileBytes = 64 << 20
+)
+
+// file returns a spool file in dir for a message, positioned at its
+// start, and how many (stale) bytes it holds already: the kept one when
+// there is one, else a new one (createSpoolFile).
+func (p *Buffers) file(dir string) (*os.File, int64, error) {
+	if p != nil {
+		p.mu.Lock()
+		idle := p.idle
+		if idle != nil && idle.dir == dir && idle.timer.Stop() {
+			p.idle = nil
+		} else {
+			idle = nil
+		}
+		p.mu.Unlock()
+		if idle != nil {
+			if _, err := idle.f.Seek(0, io.SeekStart); err == nil {
+				return idle.f, idle.extent, nil
+			}
+			idle.f.Close()
+		}
+	}
+	f, err := createSpoolFile(dir)
+	return f, 0, err
+}
+
+// keepFile keeps f, a message's spool file in dir holding extent bytes,
+// for the next message, and reports whether it did: not when one is kept
+// already, nor when f holds more than keptFileBytes. The caller closes
+// a file not kept.
+func (p *Buffers) keepFile(f *os.File, dir string, extent int64) bool {
+	if p == nil {
+		return false
+	}
+	ttl, keptMax := cmp.Or(p.ttl, idleFileTTL), cmp.Or(p.keptMax, keptFileBytes)
+	if extent > keptMax {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.idle != nil {
+		return false
+	}
+	idle := &idleFile{f: f, dir: dir, extent: extent}
+	idle.timer = time.AfterFunc(ttl, func() {
+		p.mu.Lock()
+		mine := p.idle == idle
+		if mine {
+			p.idle = nil
+		}
+		p.mu.Unlock()
+		if mine {
+			f.Close()
+		}
+	})
+	p.idle = idle
+	return true
 }
 
 const (
 	minPooled     = 4 << 10
 	pooledClasses = 9 // 4 KiB to 1 MiB; larger buffers are not kept
 	maxPooled     = minPooled << (pooledClasses - 1)
+
+	largeStep    = 1 << 20
+	largeClasses = 15 // 2 MiB to 16 MiB; larger buffers are not kept
+	maxLarge     = maxPooled + largeClasses*largeStep
 )
 
 // get returns an empty buffer with room for n bytes; a nil Buffers
 // allocates a new one.
 func (p *Buffers) get(n int) []byte {
-	if p == nil || n > maxPooled {
+	if p == nil || n > maxLarge {
 		return make([]byte, 0, n)
+	}
+	if n > maxPooled {
+		j := (n-1)/largeStep - 1 // smallest large class that holds n
+		if b, ok := p.large[j].Get().(*[]byte); ok {
+			return (*b)[:0]
+		}
+		return make([]byte, 0, (j+2)*largeStep)
 	}
 	k := 0
 	if n > minPooled {
@@ -586,7 +714,14 @@ func (p *Buffers) get(n int) []byte {
 // Buffers leaves b to the garbage collector.
 func (p *Buffers) put(b []byte) {
 	c := cap(b)
-	if p == nil || c < minPooled || c > maxPooled {
+	if p == nil || c < minPooled || c > maxLarge {
+		return
+	}
+	if c > maxPooled {
+		if j := c/largeStep - 2; j >= 0 { // largest large class b fills
+			b = b[:0]
+			p.large[j].Put(&b)
+		}
 		return
 	}
 	k := bits.Len(uint(c)) - bits.Len(uint(minPooled)) // largest class b fills
