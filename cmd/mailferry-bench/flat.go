@@ -91,6 +91,9 @@ type flatResult struct {
 	// ledger is the largest mailbox's ledger topped up to -flat-ledger
 	// entries (issue 18, item 5); nil for the others.
 	ledger *ledgerScale
+	// probes are the POP3 source alone doing what the re-run with nothing
+	// new asks of it, just before and just after that re-run (POP3 only).
+	probes []uidlProbe
 }
 
 // flat runs the flat workload and prints its summary.
@@ -202,7 +205,28 @@ func (e *env) flatRun(ctx context.Context, kind sourceKind, srcUser string, n in
 	if res.first.copied != n {
 		return res, fmt.Errorf("mailferry copied %d of %d messages of %s", res.first.copied, n, srcUser)
 	}
+	probe := func() error {
+		if kind.name != "pop3" {
+			return nil
+		}
+		p, err := e.probeUIDL(ctx, e.srcAddr(kind), e.clientTLS(), srcUser, secret.New(e.srcPW))
+		if err == nil && p.lines != n {
+			err = fmt.Errorf("UIDL of %s listed %d messages, want %d", srcUser, p.lines, n)
+		}
+		res.probes = append(res.probes, p)
+		if err == nil {
+			e.add(row{Workload: name, Path: res.path + " source alone: login, UIDL, QUIT", Kind: "uidl probe",
+				Messages: p.lines, Seconds: p.total().Seconds(), CPU: &p.cpu})
+		}
+		return err
+	}
+	if err := probe(); err != nil {
+		return res, err
+	}
 	if res.rerun, err = e.measure(ctx, cmd); err != nil {
+		return res, err
+	}
+	if err := probe(); err != nil {
 		return res, err
 	}
 	if res.rerun.copied != 0 || res.rerun.done != n {
@@ -440,6 +464,18 @@ func writeLedgerAccount(ctx context.Context, l *checkpoint.Ledger, spec checkpoi
 	return nil
 }
 
+// printProbes sets the source's part of the re-run with nothing new (the
+// source alone, before and after it) beside mailferry's whole re-run.
+func printProbes(w io.Writer, path string, r flatResult) {
+	fmt.Fprintf(w, "  %-34s %7d messages: nothing new %.2f s wall, mailferry %.2f CPU-s, source %.2f CPU-s; "+
+		"the source alone (login, UIDL, QUIT), before and after it:\n",
+		path, r.messages, r.rerun.wall.Seconds(), r.rerun.cpuSeconds, r.rerun.cpu.Source)
+	for _, p := range r.probes {
+		fmt.Fprintf(w, "  %-34s %7s           %.2f s: login %.2f s, then UIDL's first byte %.2f s, last byte %.2f s, QUIT %.2f s; source %.2f CPU-s\n",
+			"", "", p.total().Seconds(), p.login.Seconds(), p.firstByte.Seconds(), p.lastByte.Seconds(), p.quit.Seconds(), p.cpu.Source)
+	}
+}
+
 // verdict says whether a target was met.
 func verdict(met bool) string {
 	if met {
@@ -466,6 +502,9 @@ func printFlat(w io.Writer, results []flatResult, lf *ledgerFigures) {
 				p, r.messages, r.first.wall.Seconds(), float64(r.first.copied)/r.first.wall.Seconds(), r.ratio, r.readMBps, r.writeMBps,
 				float64(r.first.peakRSSKB)/1024, r.rerun.wall.Seconds(), float64(r.rerun.peakRSSKB)/1024,
 				float64(r.ledgerBytes)/float64(max(r.ledgerEntries, 1)))
+			if len(r.probes) > 0 {
+				printProbes(w, p, r)
+			}
 			if r.ledger != nil {
 				printLedgerScale(w, p, r.messages, r.ledger)
 			}
