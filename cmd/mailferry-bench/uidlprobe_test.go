@@ -51,4 +51,9 @@ func TestFlatProbesTheSourceAlone(t *testing.T) {
 	if n := strings.Count(stdout.String(), "UIDL's first byte"); n != 4 {
 		t.Errorf("the table gives %d probes, want 4:\n%s", n, stdout.String())
 	}
+	// Beside the rates, the CPU per message of each ceiling and of
+	// mailferry's first run, at both sizes.
+	if n := strings.Count(stdout.String(), "the rate to ceiling the cores allow"); n != 2 {
+		t.Errorf("the table gives %d CPU ratios, want 2:\n%s", n, stdout.String())
+	}
 }
