@@ -21,6 +21,7 @@ package pop3src
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -236,24 +237,39 @@ func (c *Client) send(line, shown string) error {
 
 // readLine reads one line and strips its CRLF (or, leniently, bare LF).
 func (c *Client) readLine(cmd string) (string, error) {
-	var buf []byte
+	line, err := c.readLineBytes(cmd)
+	return string(line), err
+}
+
+// readLineBytes is readLine returning the line's bytes, valid only until
+// the next read: a line that fits the reader's buffer, as every listing
+// line does, is not copied (issue 20: a no-op re-run of a 500,000-message
+// maildrop reads 500,000 UIDL lines, and their copies were a fifth of
+// mailferry's CPU on it).
+func (c *Client) readLineBytes(cmd string) ([]byte, error) {
+	var buf []byte // a line longer than the reader's buffer
 	for {
 		piece, err := c.r.ReadSlice('\n')
 		if len(buf)+len(piece) > maxLineBytes {
-			return "", c.fail(&ProtocolError{Command: cmd, Reason: fmt.Sprintf("line longer than %d bytes", maxLineBytes), Line: shorten(string(buf))})
+			return nil, c.fail(&ProtocolError{Command: cmd, Reason: fmt.Sprintf("line longer than %d bytes", maxLineBytes), Line: shorten(string(buf))})
 		}
-		buf = append(buf, piece...)
 		if errors.Is(err, bufio.ErrBufferFull) {
+			buf = append(buf, piece...)
 			continue
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return "", c.fail(fmt.Errorf("pop3src: %s: reading reply: %w", displayCmd(cmd), err))
+			return nil, c.fail(fmt.Errorf("pop3src: %s: reading reply: %w", displayCmd(cmd), err))
 		}
-		line := strings.TrimSuffix(strings.TrimSuffix(string(buf), "\n"), "\r")
-		c.trace("S: ", line)
+		if buf != nil {
+			piece = append(buf, piece...)
+		}
+		line := bytes.TrimSuffix(bytes.TrimSuffix(piece, []byte("\n")), []byte("\r"))
+		if c.opts.Trace != nil {
+			c.trace("S: ", string(line))
+		}
 		return line, nil
 	}
 }
@@ -588,15 +604,42 @@ func parseScanLine(line string) (MessageInfo, bool) {
 
 // parseUIDLine parses "n unique-id", the body of a UIDL reply line.
 func parseUIDLine(line string) (UIDInfo, bool) {
+	n, uid, ok := parseUID(line)
+	return UIDInfo{Number: n, UID: uid}, ok
+}
+
+// parseUID is parseUIDLine on a line's string or bytes; the unique-id is
+// a part of line.
+func parseUID[T string | []byte](line T) (int, T, bool) {
 	// The usual line, "digits SP printable-ASCII", without splitting it
 	// into a slice: a no-op re-run of 500,000 messages parses 500,000 of
-	// them (issue 20). Anything else is split by strings.Fields, as ever.
-	if i := strings.IndexByte(line, ' '); i > 0 && i < len(line)-1 && printableASCII(line[i+1:]) {
-		if n, ok := parseNumber(line[:i]); ok {
-			return UIDInfo{Number: n, UID: line[i+1:]}, true
+	// them (issue 20). Anything else (a sign, white space, a number too
+	// long for the loop) is split by strings.Fields, as ever.
+	if i := indexSpace(line); i > 0 && i <= 18 && i < len(line)-1 && printableASCII(line[i+1:]) {
+		n := 0
+		for j := 0; j < i && n >= 0; j++ {
+			if c := line[j]; c >= '0' && c <= '9' {
+				n = n*10 + int(c-'0')
+			} else {
+				n = -1
+			}
+		}
+		if n > 0 {
+			return n, line[i+1:], true
 		}
 	}
-	return parseUIDFields(line)
+	u, ok := parseUIDFields(string(line))
+	return u.Number, T(u.UID), ok
+}
+
+// indexSpace is the index of the first ' ' in s, or -1.
+func indexSpace[T string | []byte](s T) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ' ' {
+			return i
+		}
+	}
+	return -1
 }
 
 // parseUIDFields parses a UIDL reply line split into fields by white
@@ -615,7 +658,7 @@ func parseUIDFields(line string) (UIDInfo, bool) {
 
 // printableASCII reports whether s is all 0x21 to 0x7E: a UIDL's
 // characters (RFC 1939 §7), none of them white space.
-func printableASCII(s string) bool {
+func printableASCII[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x21 || s[i] > 0x7e {
 			return false
@@ -639,6 +682,15 @@ func (c *Client) UIDL(ctx context.Context) ([]UIDInfo, error) {
 // UIDLEach is UIDL calling each for every line as it is read, holding no
 // copy of the listing. An error from each ends the session.
 func (c *Client) UIDLEach(ctx context.Context, each func(UIDInfo) error) error {
+	return c.uidlLines(ctx, func(n int, uid []byte) error {
+		return each(UIDInfo{Number: n, UID: string(uid)})
+	})
+}
+
+// uidlLines is UIDLEach handing each line's number and unique-id as they
+// are read, uid valid only until each returns: nothing is allocated per
+// line (issue 20).
+func (c *Client) uidlLines(ctx context.Context, each func(n int, uid []byte) error) error {
 	return c.do(ctx, "UIDL", func() error {
 		if err := c.send("UIDL", "UIDL"); err != nil {
 			return err
@@ -650,13 +702,23 @@ func (c *Client) UIDLEach(ctx context.Context, each func(UIDInfo) error) error {
 			}
 			return err
 		}
-		return c.readMultiline("UIDL", func(line string) error {
-			u, ok := parseUIDLine(line)
-			if !ok {
-				return &ProtocolError{Command: "UIDL", Reason: "malformed unique-id listing", Line: shorten(line)}
+		for {
+			line, err := c.readLineBytes("UIDL")
+			if err != nil {
+				return err
 			}
-			return each(u)
-		})
+			if len(line) == 1 && line[0] == '.' {
+				return nil
+			}
+			line = bytes.TrimPrefix(line, []byte(".")) // byte-stuffing
+			n, uid, ok := parseUID(line)
+			if !ok {
+				return c.fail(&ProtocolError{Command: "UIDL", Reason: "malformed unique-id listing", Line: shorten(string(line))})
+			}
+			if err := each(n, uid); err != nil {
+				return c.fail(err)
+			}
+		}
 	})
 }
 

@@ -102,17 +102,19 @@ func (s *Source) spill(ctx context.Context) (*listing, bool, error) {
 	// ascending: every UIDL so far sorts after the one before (Dovecot's,
 	// from their UIDs), so none is shared: no hashes are kept until one
 	// does not, and then those of the UIDLs before it are read back.
-	ascending, prev := true, ""
-	var buf []byte
-	err = s.c.UIDLEach(ctx, func(u UIDInfo) error {
-		if unordered = unordered || u.Number <= last; unordered {
+	ascending := true
+	var buf, prev []byte
+	// Each line's bytes, not a string of it: nothing is allocated per
+	// message (issue 20).
+	err = s.c.uidlLines(ctx, func(n int, uid []byte) error {
+		if unordered = unordered || n <= last; unordered {
 			return nil
 		}
-		last = u.Number
+		last = n
 		l.count++
 		if ascending {
-			if l.count == 1 || u.UID > prev {
-				prev = u.UID
+			if l.count == 1 || bytes.Compare(uid, prev) > 0 {
+				prev = append(prev[:0], uid...)
 			} else {
 				ascending = false
 				var err error
@@ -122,11 +124,11 @@ func (s *Source) spill(ctx context.Context) (*listing, bool, error) {
 			}
 		}
 		if !ascending {
-			hashes = append(hashes, uint32(maphash.String(seed, u.UID)))
+			hashes = append(hashes, uint32(maphash.Bytes(seed, uid)))
 		}
-		buf = strconv.AppendInt(buf[:0], int64(u.Number), 10)
+		buf = strconv.AppendInt(buf[:0], int64(n), 10)
 		buf = append(buf, ' ')
-		buf = append(buf, u.UID...)
+		buf = append(buf, uid...)
 		buf = append(buf, '\n')
 		_, err := w.Write(buf)
 		return err

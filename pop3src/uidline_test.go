@@ -21,6 +21,10 @@ var uidLines = []string{
 	"0 u0",
 	"-1 u",
 	"+4 u4",
+	"0005 u5",
+	"1234567890123456789 long",
+	"123456789012345678 u18",
+	"9223372036854775808 overflow",
 	"x u",
 	"12",
 	"",
@@ -39,6 +43,10 @@ func TestParseUIDLine(t *testing.T) {
 		if got != want || ok != wantOK {
 			t.Errorf("parseUIDLine(%q) = %+v, %v; want %+v, %v", line, got, ok, want, wantOK)
 		}
+		n, uid, ok := parseUID([]byte(line))
+		if n != got.Number || string(uid) != got.UID || ok != wantOK {
+			t.Errorf("parseUID(%q bytes) = %d, %q, %v; want %+v, %v", line, n, uid, ok, got, wantOK)
+		}
 	}
 	if u, ok := parseUIDLine("42 0000002A65D6F1F0"); !ok || u.Number != 42 || u.UID != "0000002A65D6F1F0" {
 		t.Errorf("parseUIDLine of a Dovecot line = %+v, %v", u, ok)
@@ -54,6 +62,11 @@ func FuzzParseUIDLine(f *testing.F) {
 		want, wantOK := parseUIDFields(line)
 		if got != want || ok != wantOK {
 			t.Errorf("parseUIDLine(%q) = %+v, %v; want %+v, %v", line, got, ok, want, wantOK)
+		}
+		// The bytes of the line (what the listing reads) parse alike.
+		n, uid, ok := parseUID([]byte(line))
+		if n != got.Number || string(uid) != got.UID || ok != wantOK {
+			t.Errorf("parseUID(%q bytes) = %d, %q, %v; want %+v, %v", line, n, uid, ok, got, wantOK)
 		}
 	})
 }

@@ -91,12 +91,23 @@ type flatResult struct {
 	// ledger is the largest mailbox's ledger topped up to -flat-ledger
 	// entries (issue 18, item 5); nil for the others.
 	ledger *ledgerScale
+	// probes are the POP3 source alone doing what the re-run with nothing
+	// new asks of it, just before and just after that re-run (POP3 only).
+	probes []uidlProbe
+	// readCPU and writeCPU are the CPU seconds per message both parties
+	// of each ceiling spent (client and server), firstCPU the three
+	// parties' of mailferry's first run: cpuRatio is the rate to the
+	// ceiling the cores alone would allow, max(readCPU, writeCPU) ÷
+	// firstCPU, a ratio the machine's other work bends far less than
+	// the wall clock's.
+	readCPU, writeCPU, firstCPU float64
+	cpuRatio                    float64
 }
 
 // flat runs the flat workload and prints its summary.
 func (e *env) flat(ctx context.Context, out io.Writer) error {
 	var results []flatResult
-	writeCeiling := map[int]float64{}
+	writeCeiling := map[int]writeFigures{}
 	for _, n := range e.cfg.flatSizes {
 		user, err := e.freshDest()
 		if err != nil {
@@ -111,7 +122,7 @@ func (e *env) flat(ctx context.Context, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("write ceiling of %d messages: %w", n, err)
 		}
-		writeCeiling[n] = t.mbps()
+		writeCeiling[n] = writeFigures{mbps: t.mbps(), cpu: (t.cpu.Client + t.cpu.Dest) / float64(max(t.messages, 1))}
 		e.add(row{Workload: fmt.Sprint("flat ", n), Path: fmt.Sprintf("write IMAP batch %d × %d conns", flatBatch, flatConns), Kind: "write ceiling"}.with(t))
 	}
 	for _, n := range e.cfg.flatSizes {
@@ -151,11 +162,15 @@ func (e *env) flat(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
+// writeFigures are a write ceiling's rate and its CPU seconds per message
+// (our appender and the destination).
+type writeFigures struct{ mbps, cpu float64 }
+
 // flatRun copies one flat mailbox twice on kind's path and measures the
 // read ceiling.
-func (e *env) flatRun(ctx context.Context, kind sourceKind, srcUser string, n int, writeMBps float64) (flatResult, error) {
+func (e *env) flatRun(ctx context.Context, kind sourceKind, srcUser string, n int, write writeFigures) (flatResult, error) {
 	name := fmt.Sprint("flat ", n)
-	res := flatResult{path: kind.name + "→imap", messages: n, writeMBps: writeMBps}
+	res := flatResult{path: kind.name + "→imap", messages: n, writeMBps: write.mbps, writeCPU: write.cpu}
 	// The pipelined read ceiling of the path, over every folder.
 	read := kind.ceilings[len(kind.ceilings)-1]
 	before := e.cpu.snapshot()
@@ -174,6 +189,7 @@ func (e *env) flatRun(ctx context.Context, kind sourceKind, srcUser string, n in
 		return res, fmt.Errorf("%s of %s read %d messages, want %d", read.name, srcUser, t.messages, n)
 	}
 	res.readMBps = t.mbps()
+	res.readCPU = (t.cpu.Client + t.cpu.Source) / float64(max(t.messages, 1))
 	e.add(row{Workload: name, Path: read.name + " (" + srcUser + ")", Kind: "read ceiling"}.with(t))
 
 	user, err := e.freshDest()
@@ -202,7 +218,28 @@ func (e *env) flatRun(ctx context.Context, kind sourceKind, srcUser string, n in
 	if res.first.copied != n {
 		return res, fmt.Errorf("mailferry copied %d of %d messages of %s", res.first.copied, n, srcUser)
 	}
+	probe := func() error {
+		if kind.name != "pop3" {
+			return nil
+		}
+		p, err := e.probeUIDL(ctx, e.srcAddr(kind), e.clientTLS(), srcUser, secret.New(e.srcPW))
+		if err == nil && p.lines != n {
+			err = fmt.Errorf("UIDL of %s listed %d messages, want %d", srcUser, p.lines, n)
+		}
+		res.probes = append(res.probes, p)
+		if err == nil {
+			e.add(row{Workload: name, Path: res.path + " source alone: login, UIDL, QUIT", Kind: "uidl probe",
+				Messages: p.lines, Seconds: p.total().Seconds(), CPU: &p.cpu})
+		}
+		return err
+	}
+	if err := probe(); err != nil {
+		return res, err
+	}
 	if res.rerun, err = e.measure(ctx, cmd); err != nil {
+		return res, err
+	}
+	if err := probe(); err != nil {
 		return res, err
 	}
 	if res.rerun.copied != 0 || res.rerun.done != n {
@@ -212,6 +249,10 @@ func (e *env) flatRun(ctx context.Context, kind sourceKind, srcUser string, n in
 	r := res.first.row(name, res.path, "mailferry")
 	r.Ratio, r.RatioTo, r.CeilingMBPerSec = r.MBPerSec/res.ceilingMBps, "min(read, write ceiling)", res.ceilingMBps
 	res.ratio = r.Ratio
+	c := res.first.cpu
+	if res.firstCPU = (c.Client + c.Source + c.Dest) / float64(n); res.firstCPU > 0 {
+		res.cpuRatio = max(res.readCPU, res.writeCPU) / res.firstCPU
+	}
 	e.add(r)
 	e.add(res.rerun.row(name, res.path+" again, nothing new", "mailferry rerun"))
 	if l, err := checkpoint.Open(ctx, cmd.state, nil); err == nil {
@@ -440,6 +481,18 @@ func writeLedgerAccount(ctx context.Context, l *checkpoint.Ledger, spec checkpoi
 	return nil
 }
 
+// printProbes sets the source's part of the re-run with nothing new (the
+// source alone, before and after it) beside mailferry's whole re-run.
+func printProbes(w io.Writer, path string, r flatResult) {
+	fmt.Fprintf(w, "  %-34s %7d messages: nothing new %.2f s wall, mailferry %.2f CPU-s, source %.2f CPU-s; "+
+		"the source alone (login, UIDL, QUIT), before and after it:\n",
+		path, r.messages, r.rerun.wall.Seconds(), r.rerun.cpuSeconds, r.rerun.cpu.Source)
+	for _, p := range r.probes {
+		fmt.Fprintf(w, "  %-34s %7s           %.2f s: login %.2f s, then UIDL's first byte %.2f s, last byte %.2f s, QUIT %.2f s; source %.2f CPU-s\n",
+			"", "", p.total().Seconds(), p.login.Seconds(), p.firstByte.Seconds(), p.lastByte.Seconds(), p.quit.Seconds(), p.cpu.Source)
+	}
+}
+
 // verdict says whether a target was met.
 func verdict(met bool) string {
 	if met {
@@ -466,6 +519,9 @@ func printFlat(w io.Writer, results []flatResult, lf *ledgerFigures) {
 				p, r.messages, r.first.wall.Seconds(), float64(r.first.copied)/r.first.wall.Seconds(), r.ratio, r.readMBps, r.writeMBps,
 				float64(r.first.peakRSSKB)/1024, r.rerun.wall.Seconds(), float64(r.rerun.peakRSSKB)/1024,
 				float64(r.ledgerBytes)/float64(max(r.ledgerEntries, 1)))
+			if len(r.probes) > 0 {
+				printProbes(w, p, r)
+			}
 			if r.ledger != nil {
 				printLedgerScale(w, p, r.messages, r.ledger)
 			}
@@ -476,11 +532,18 @@ func printFlat(w io.Writer, results []flatResult, lf *ledgerFigures) {
 			rerun := float64(large.rerun.peakRSSKB) / float64(small.rerun.peakRSSKB)
 			fmt.Fprintf(w, "  %-34s peak RSS %d vs %d messages: first run %.2f ×, nothing new %.2f × (target ≤ 1.25 ×, ≤ 80 MB); rate to ceiling %.2f → %.2f\n",
 				p, large.messages, small.messages, first, rerun, small.ratio, large.ratio)
+			for _, r := range []flatResult{small, large} {
+				fmt.Fprintf(w, "  %-34s %7d messages: CPU ms per message: read ceiling %.3f, write ceiling %.3f, mailferry's first run %.3f "+
+					"(mailferry %.3f, source %.3f, destination %.3f): the rate to ceiling the cores allow %.2f\n",
+					p, r.messages, 1000*r.readCPU, 1000*r.writeCPU, 1000*r.firstCPU, 1000*r.first.cpu.Client/float64(r.messages),
+					1000*r.first.cpu.Source/float64(r.messages), 1000*r.first.cpu.Dest/float64(r.messages), r.cpuRatio)
+			}
 			// The issue's targets, each said met or missed (DECISIONS #14
 			// adds the 80 MB cap and the 2 s no-op re-run at 500,000).
 			peak := float64(max(large.first.peakRSSKB, large.rerun.peakRSSKB)) / 1024
-			fmt.Fprintf(w, "  %-34s targets at %d: RSS ratio %s, peak RSS %.1f MB %s, rate to ceiling %s",
-				p, large.messages, verdict(max(first, rerun) <= 1.25), peak, verdict(peak <= 80), verdict(large.ratio >= small.ratio))
+			fmt.Fprintf(w, "  %-34s targets at %d: RSS ratio %s, peak RSS %.1f MB %s, rate to ceiling %s (by CPU per message: %s)",
+				p, large.messages, verdict(max(first, rerun) <= 1.25), peak, verdict(peak <= 80), verdict(large.ratio >= small.ratio),
+				verdict(large.cpuRatio >= small.cpuRatio))
 			if strings.HasPrefix(p, "pop3") && large.messages >= 500000 {
 				fmt.Fprintf(w, ", nothing new in %.2f s %s", large.rerun.wall.Seconds(), verdict(large.rerun.wall < 2*time.Second))
 			}
