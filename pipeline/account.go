@@ -299,6 +299,9 @@ type attempt struct {
 	toDelete []SourceMessage
 	// sessions opens the extra destination sessions as the copy grows.
 	sessions *sessionGate
+	// closing counts the extra destination sessions still logging out
+	// (closeLater); the attempt waits for them when it closes its own.
+	closing sync.WaitGroup
 	// paused is the traffic pause (Options.Traffic) that ended the
 	// copy; the listing goes on only counting, so that the run knows what
 	// is left, and still deletes what is done. stop is closed with it, or
@@ -917,7 +920,7 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 				}
 				return
 			}
-			defer d.Close()
+			defer a.closeLater(d)
 			write(i, d)
 			a.mu.Lock()
 			a.st.noteCreated(d)
@@ -936,6 +939,18 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 		first = ErrInterrupted
 	}
 	return first
+}
+
+// closeLater closes an extra destination session once its writer is done,
+// without holding the copy up: on a distant server its LOGOUT waits a round
+// trip, which the attempt's own sessions' LOGOUTs then overlap (the attempt
+// waits for closing before it returns).
+func (a *attempt) closeLater(d Destination) {
+	a.closing.Add(1)
+	go func() {
+		defer a.closing.Done()
+		d.Close()
+	}()
 }
 
 // fetchPage reads each message of todo into a spool and queues it for the
