@@ -37,8 +37,10 @@ type control struct {
 	created   []string // mailboxes this session created, in order
 }
 
-// noteCreated records that the server created mailbox for this session.
+// noteCreated records that the server created mailbox for this session;
+// the account's sessions then take it as existing, as one listed.
 func (ctl *control) noteCreated(mailbox string) {
+	ctl.shared.noteListed(mailbox)
 	ctl.createdMu.Lock()
 	defer ctl.createdMu.Unlock()
 	ctl.created = append(ctl.created, mailbox)
@@ -133,6 +135,16 @@ func (ctl *control) ensureMailbox(ctx context.Context, name, specialUse string) 
 		return pipeline.MailboxStatus{}, err
 	}
 	defer done()
+	if ctl.shared.wasListed(name) {
+		// The account's folder listing showed it: STATUS at once, without
+		// a LIST. Refused, the mailbox may have gone since: it is listed
+		// (and created) as one the listing did not show.
+		ms, refusal, err := ctl.tryStatus(ctx, name)
+		if refusal == nil {
+			return ms, err
+		}
+		ctl.shared.unlist(name)
+	}
 	exists, err := ctl.listed(ctx, name)
 	if err != nil {
 		return pipeline.MailboxStatus{}, err
@@ -192,6 +204,16 @@ func (ctl *control) createOrPrefix(ctx context.Context, name, specialUse string)
 // APPENDs go ahead (a [TRYCREATE] creates the mailbox) and the pipeline
 // finds interrupted copies by their content instead of their UIDs.
 func (ctl *control) status(ctx context.Context, name string) (pipeline.MailboxStatus, error) {
+	ms, refusal, err := ctl.tryStatus(ctx, name)
+	if refusal != nil {
+		return ctl.statusByExamine(ctx, name, ms.AppendLimit, refusal)
+	}
+	return ms, err
+}
+
+// tryStatus is status without EXAMINE: a refused STATUS comes back as
+// refusal (err nil), with the server-wide APPENDLIMIT in ms.
+func (ctl *control) tryStatus(ctx context.Context, name string) (ms pipeline.MailboxStatus, refusal, err error) {
 	q := ctl.shared.Quirks
 	caps := ctl.c.Caps()
 	serverLimit := int64(0)
@@ -207,16 +229,16 @@ func (ctl *control) status(ctx context.Context, name string) (pipeline.MailboxSt
 		st, err = ctl.c.Status(name, sopts).Wait()
 	}
 	if imapconn.IsRefusal(err) {
-		return ctl.statusByExamine(ctx, name, serverLimit, err)
+		return pipeline.MailboxStatus{Name: name, AppendLimit: serverLimit}, err, nil
 	}
 	if err = ctl.check(ctx, err, "STATUS", name); err != nil {
-		return pipeline.MailboxStatus{}, err
+		return pipeline.MailboxStatus{}, nil, err
 	}
-	ms := pipeline.MailboxStatus{Name: name, UIDValidity: st.UIDValidity, UIDNext: uint32(st.UIDNext), AppendLimit: serverLimit}
+	ms = pipeline.MailboxStatus{Name: name, UIDValidity: st.UIDValidity, UIDNext: uint32(st.UIDNext), AppendLimit: serverLimit}
 	if st.AppendLimit != nil {
 		ms.AppendLimit = int64(*st.AppendLimit)
 	}
-	return ms, nil
+	return ms, nil, nil
 }
 
 // statusByExamine is status for a mailbox whose STATUS was refused
