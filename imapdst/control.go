@@ -35,6 +35,22 @@ type control struct {
 
 	createdMu sync.Mutex
 	created   []string // mailboxes this session created, in order
+
+	// ops counts the commands begun (begin); examined is what the last
+	// listHeaders' EXAMINE reported, and at which count: EnsureMailbox
+	// right after it (nothing else on the connection between) takes
+	// UIDVALIDITY and UIDNEXT from there instead of a STATUS of its own
+	// (issue 18: one round trip less before a folder's first APPEND).
+	ops      uint64
+	examined examinedStatus
+}
+
+// examinedStatus is what an EXAMINE reported of a mailbox.
+type examinedStatus struct {
+	name        string
+	ops         uint64 // control.ops when it was sent
+	uidValidity uint32
+	uidNext     uint32
 }
 
 // noteCreated records that the server created mailbox for this session;
@@ -77,6 +93,7 @@ func (ctl *control) begin(ctx context.Context) (func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	ctl.ops++
 	return ctl.conn.Bind(ctx), nil
 }
 
@@ -139,6 +156,9 @@ func (ctl *control) ensureMailbox(ctx context.Context, name, specialUse string) 
 		// The account's folder listing showed it: STATUS at once, without
 		// a LIST. Refused, the mailbox may have gone since: it is listed
 		// (and created) as one the listing did not show.
+		if ms, ok := ctl.examinedJustNow(name); ok {
+			return ms, nil
+		}
 		ms, refusal, err := ctl.tryStatus(ctx, name)
 		if refusal == nil {
 			return ms, err
@@ -209,6 +229,20 @@ func (ctl *control) status(ctx context.Context, name string) (pipeline.MailboxSt
 		return ctl.statusByExamine(ctx, name, ms.AppendLimit, refusal)
 	}
 	return ms, err
+}
+
+// examinedJustNow returns name's status from the EXAMINE of the command
+// just before this one (listHeaders), when it was of name and the status
+// needs nothing EXAMINE does not tell (a per-mailbox APPENDLIMIT). The
+// caller has begun its command.
+func (ctl *control) examinedJustNow(name string) (pipeline.MailboxStatus, bool) {
+	ex := ctl.examined
+	ctl.examined = examinedStatus{}
+	caps := ctl.c.Caps()
+	if ex.name != name || ex.ops+1 != ctl.ops || ex.uidValidity == 0 || ex.uidNext == 0 || caps.Has(imap.CapAppendLimit) {
+		return pipeline.MailboxStatus{}, false
+	}
+	return pipeline.MailboxStatus{Name: name, UIDValidity: ex.uidValidity, UIDNext: ex.uidNext}, true
 }
 
 // tryStatus is status without EXAMINE: a refused STATUS comes back as

@@ -163,6 +163,7 @@ func (ctl *control) listHeaders(ctx context.Context, mailbox string) (uint32, []
 	if err != nil {
 		return 0, nil, err
 	}
+	ctl.examined = examinedStatus{name: mailbox, ops: ctl.ops, uidValidity: sel.UIDValidity, uidNext: uint32(sel.UIDNext)}
 	if sel.NumMessages == 0 {
 		return sel.UIDValidity, nil, nil
 	}
