@@ -217,6 +217,9 @@ type item struct {
 	// matchValidity is the folder's UIDVALIDITY they were found under.
 	matchUID, presentUID uint32
 	matchValidity        uint32
+	// prepare: no message, a hint that mailbox is about to get its first
+	// messages (see batchWriter.prepare).
+	prepare bool
 }
 
 // attempt copies what remains of one account, once. State that must
@@ -299,6 +302,9 @@ type attempt struct {
 	toDelete []SourceMessage
 	// sessions opens the extra destination sessions as the copy grows.
 	sessions *sessionGate
+	// prepared are the destination mailboxes a prepare hint went out
+	// for (the listing's goroutine only).
+	prepared map[string]bool
 	// closing counts the extra destination sessions still logging out
 	// (closeLater); the attempt waits for them when it closes its own.
 	closing sync.WaitGroup
@@ -707,7 +713,7 @@ func (p *pageSink) send(ctx context.Context, it *item) error {
 	}
 	select {
 	case p.items <- it:
-		if it.flags == nil {
+		if it.flags == nil && !it.prepare {
 			p.queued++
 			p.grow(p.queued)
 		}
@@ -969,6 +975,18 @@ func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests Fol
 		}
 		if err := p.Prefetch(ctx, ahead); err != nil {
 			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Name, "error", err)
+		}
+	}
+	if mailbox, ok := dests.Dest(todo[0]); ok && !a.prepared[mailbox] {
+		if a.prepared == nil {
+			a.prepared = map[string]bool{}
+		}
+		a.prepared[mailbox] = true
+		if err := out.send(ctx, &item{prepare: true, mailbox: mailbox}); err != nil {
+			if errors.Is(err, errCounting) {
+				return nil
+			}
+			return err
 		}
 	}
 	for _, m := range todo {

@@ -41,6 +41,8 @@ type memSource struct {
 	inSession bool
 	// onDelete, when set, sees each Delete before it takes effect.
 	onDelete func(msgs []SourceMessage)
+	// beforeFetch, when set, runs at the start of each Fetch.
+	beforeFetch func(msg SourceMessage)
 }
 
 type memMsg struct {
@@ -79,6 +81,9 @@ func (s *memSource) List(_ context.Context, page func([]SourceMessage) error) er
 }
 
 func (s *memSource) Fetch(_ context.Context, msg SourceMessage, w io.Writer) (int64, error) {
+	if s.beforeFetch != nil {
+		s.beforeFetch(msg)
+	}
 	s.mu.Lock()
 	s.fetches++
 	n := s.fetches
