@@ -855,12 +855,16 @@ func (g *sessionGate) listed() {
 	}
 }
 
-// wait blocks until session i may open or is not needed; it reports
-// whether it is needed.
-func (g *sessionGate) wait(ctx context.Context, i int) bool {
+// wait blocks until session i may open or is not needed, or stop closes
+// (a writer failed: the copy ends, and a writer that failed before taking
+// a message, e.g. readying its first mailbox, left the listing's count
+// short of opening the next session); it reports whether it is needed.
+func (g *sessionGate) wait(ctx context.Context, stop <-chan struct{}, i int) bool {
 	select {
 	case <-g.opened[i]:
 	case <-ctx.Done():
+		return false
+	case <-stop:
 		return false
 	}
 	g.mu.Lock()
@@ -914,7 +918,7 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 				write(i, a.dst)
 				return
 			}
-			if !a.sessions.wait(ctx, i) || a.halted() {
+			if !a.sessions.wait(ctx, stop, i) || a.halted() {
 				return
 			}
 			d, err := a.openDst(ctx)

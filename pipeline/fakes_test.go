@@ -212,6 +212,9 @@ type memDest struct {
 	noUIDPlus bool
 	// capsNoUIDPlus makes Capabilities say the server has no UIDPLUS.
 	capsNoUIDPlus bool
+	// failEnsure fails this many EnsureMailbox calls, the first ones,
+	// with a transient error (a connection lost).
+	failEnsure int
 }
 
 type heldAppend struct {
@@ -309,6 +312,10 @@ func (s *memDestSession) Capabilities() Capabilities {
 func (s *memDestSession) EnsureMailbox(_ context.Context, name string) (MailboxStatus, error) {
 	s.d.mu.Lock()
 	defer s.d.mu.Unlock()
+	if s.d.failEnsure > 0 {
+		s.d.failEnsure--
+		return MailboxStatus{}, &errClass{msg: "connection reset by peer", class: ClassTransient}
+	}
 	mb := s.d.boxes[name]
 	if mb == nil {
 		mb = &memMailbox{uidValidity: 7, uidNext: 1}

@@ -43,3 +43,24 @@ func TestDestinationReadiedWhileFetching(t *testing.T) {
 		t.Errorf("destination holds %d messages, want 10", n)
 	}
 }
+
+// TestWriterFailingWhileReadying: a batch writer that fails while readying
+// its first mailbox (before it took any message) ends the attempt, which
+// is tried again; it does not leave the listing waiting for room and the
+// next session waiting for messages that would open it (that hung: the
+// messages queued never outnumbered a batch).
+func TestWriterFailingWhileReadying(t *testing.T) {
+	h := newHarness(genMessages(30))
+	h.opts.DestSessions = 2
+	h.dst.failEnsure = 1
+	done := make(chan *Stats, 1)
+	go func() { done <- h.run(t) }()
+	select {
+	case st := <-done:
+		if st.Error != "" || st.Copied != 30 {
+			t.Fatalf("copied %d, error %q; want 30 (the attempt after the failed one), none", st.Copied, st.Error)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the copy hung after the writer failed while readying the mailbox")
+	}
+}
