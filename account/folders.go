@@ -37,13 +37,24 @@ func (a *Account) mapFolders(ctx context.Context, src pipeline.Source, dst pipel
 // it changes nothing (dry runs, verify, plan).
 func (a *Account) MapFolders(ctx context.Context, src *imapsrc.Source, dst *imapdst.Destination, create bool) (map[string]string, error) {
 	log := a.src.log
+	// Both sides list at once: on distant servers each listing waits
+	// round trips of its own (issue 18).
+	var (
+		dstList imapdst.FolderList
+		dstErr  error
+		listed  = make(chan struct{})
+	)
+	go func() {
+		defer close(listed)
+		dstList, dstErr = dst.Folders(ctx)
+	}()
 	srcFolders, err := src.Folders(ctx)
+	<-listed
 	if err != nil {
 		return nil, fmt.Errorf("listing source folders: %w", err)
 	}
-	dstList, err := dst.Folders(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("listing destination folders: %w", err)
+	if dstErr != nil {
+		return nil, fmt.Errorf("listing destination folders: %w", dstErr)
 	}
 	prefix, _ := src.Namespace()
 	var rules []mapping.FolderRule

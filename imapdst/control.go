@@ -35,10 +35,28 @@ type control struct {
 
 	createdMu sync.Mutex
 	created   []string // mailboxes this session created, in order
+
+	// ops counts the commands begun (begin); examined is what the last
+	// listHeaders' EXAMINE reported, and at which count: EnsureMailbox
+	// right after it (nothing else on the connection between) takes
+	// UIDVALIDITY and UIDNEXT from there instead of a STATUS of its own
+	// (issue 18: one round trip less before a folder's first APPEND).
+	ops      uint64
+	examined examinedStatus
 }
 
-// noteCreated records that the server created mailbox for this session.
+// examinedStatus is what an EXAMINE reported of a mailbox.
+type examinedStatus struct {
+	name        string
+	ops         uint64 // control.ops when it was sent
+	uidValidity uint32
+	uidNext     uint32
+}
+
+// noteCreated records that the server created mailbox for this session;
+// the account's sessions then take it as existing, as one listed.
 func (ctl *control) noteCreated(mailbox string) {
+	ctl.shared.noteListed(mailbox)
 	ctl.createdMu.Lock()
 	defer ctl.createdMu.Unlock()
 	ctl.created = append(ctl.created, mailbox)
@@ -75,6 +93,7 @@ func (ctl *control) begin(ctx context.Context) (func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	ctl.ops++
 	return ctl.conn.Bind(ctx), nil
 }
 
@@ -133,6 +152,19 @@ func (ctl *control) ensureMailbox(ctx context.Context, name, specialUse string) 
 		return pipeline.MailboxStatus{}, err
 	}
 	defer done()
+	if ctl.shared.wasListed(name) {
+		// The account's folder listing showed it: STATUS at once, without
+		// a LIST. Refused, the mailbox may have gone since: it is listed
+		// (and created) as one the listing did not show.
+		if ms, ok := ctl.examinedJustNow(name); ok {
+			return ms, nil
+		}
+		ms, refusal, err := ctl.tryStatus(ctx, name)
+		if refusal == nil {
+			return ms, err
+		}
+		ctl.shared.unlist(name)
+	}
 	exists, err := ctl.listed(ctx, name)
 	if err != nil {
 		return pipeline.MailboxStatus{}, err
@@ -192,6 +224,30 @@ func (ctl *control) createOrPrefix(ctx context.Context, name, specialUse string)
 // APPENDs go ahead (a [TRYCREATE] creates the mailbox) and the pipeline
 // finds interrupted copies by their content instead of their UIDs.
 func (ctl *control) status(ctx context.Context, name string) (pipeline.MailboxStatus, error) {
+	ms, refusal, err := ctl.tryStatus(ctx, name)
+	if refusal != nil {
+		return ctl.statusByExamine(ctx, name, ms.AppendLimit, refusal)
+	}
+	return ms, err
+}
+
+// examinedJustNow returns name's status from the EXAMINE of the command
+// just before this one (listHeaders), when it was of name and the status
+// needs nothing EXAMINE does not tell (a per-mailbox APPENDLIMIT). The
+// caller has begun its command.
+func (ctl *control) examinedJustNow(name string) (pipeline.MailboxStatus, bool) {
+	ex := ctl.examined
+	ctl.examined = examinedStatus{}
+	caps := ctl.c.Caps()
+	if ex.name != name || ex.ops+1 != ctl.ops || ex.uidValidity == 0 || ex.uidNext == 0 || caps.Has(imap.CapAppendLimit) {
+		return pipeline.MailboxStatus{}, false
+	}
+	return pipeline.MailboxStatus{Name: name, UIDValidity: ex.uidValidity, UIDNext: ex.uidNext}, true
+}
+
+// tryStatus is status without EXAMINE: a refused STATUS comes back as
+// refusal (err nil), with the server-wide APPENDLIMIT in ms.
+func (ctl *control) tryStatus(ctx context.Context, name string) (ms pipeline.MailboxStatus, refusal, err error) {
 	q := ctl.shared.Quirks
 	caps := ctl.c.Caps()
 	serverLimit := int64(0)
@@ -207,16 +263,16 @@ func (ctl *control) status(ctx context.Context, name string) (pipeline.MailboxSt
 		st, err = ctl.c.Status(name, sopts).Wait()
 	}
 	if imapconn.IsRefusal(err) {
-		return ctl.statusByExamine(ctx, name, serverLimit, err)
+		return pipeline.MailboxStatus{Name: name, AppendLimit: serverLimit}, err, nil
 	}
 	if err = ctl.check(ctx, err, "STATUS", name); err != nil {
-		return pipeline.MailboxStatus{}, err
+		return pipeline.MailboxStatus{}, nil, err
 	}
-	ms := pipeline.MailboxStatus{Name: name, UIDValidity: st.UIDValidity, UIDNext: uint32(st.UIDNext), AppendLimit: serverLimit}
+	ms = pipeline.MailboxStatus{Name: name, UIDValidity: st.UIDValidity, UIDNext: uint32(st.UIDNext), AppendLimit: serverLimit}
 	if st.AppendLimit != nil {
 		ms.AppendLimit = int64(*st.AppendLimit)
 	}
-	return ms, nil
+	return ms, nil, nil
 }
 
 // statusByExamine is status for a mailbox whose STATUS was refused

@@ -182,9 +182,13 @@ func (d *Destination) Expunge(ctx context.Context, mailbox string, uidValidity u
 	return d.ctl.expunge(ctx, mailbox, uidValidity, uids)
 }
 
-// Close logs out of both connections and closes them.
+// Close logs out of both connections and closes them, side by side: on a
+// distant server each LOGOUT waits a round trip for its reply.
 func (d *Destination) Close() error {
-	err := errors.Join(d.app.Close(), d.ctl.close())
+	ctlErr := make(chan error, 1)
+	go func() { ctlErr <- d.ctl.close() }()
+	appErr := d.app.Close()
+	err := errors.Join(appErr, <-ctlErr)
 	if f := d.onClose; f != nil {
 		d.onClose = nil
 		f()

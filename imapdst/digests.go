@@ -144,13 +144,26 @@ func (ctl *control) listHeaders(ctx context.Context, mailbox string) (uint32, []
 		return 0, nil, err
 	}
 	defer done()
-	if ok, err := ctl.listed(ctx, mailbox); err != nil || !ok {
-		return 0, nil, err
+	// A mailbox the account's folder listing showed is examined at once,
+	// a LIST less; refused, it may have gone since, and LIST tells.
+	listed := ctl.shared.wasListed(mailbox)
+	if !listed {
+		if ok, err := ctl.listed(ctx, mailbox); err != nil || !ok {
+			return 0, nil, err
+		}
 	}
 	sel, err := ctl.examine(ctx, mailbox)
+	var re *ReplyError
+	if listed && errors.As(err, &re) && re.Status != "BYE" {
+		ctl.shared.unlist(mailbox)
+		if ok, lerr := ctl.listed(ctx, mailbox); lerr != nil || !ok {
+			return 0, nil, lerr
+		}
+	}
 	if err != nil {
 		return 0, nil, err
 	}
+	ctl.examined = examinedStatus{name: mailbox, ops: ctl.ops, uidValidity: sel.UIDValidity, uidNext: uint32(sel.UIDNext)}
 	if sel.NumMessages == 0 {
 		return sel.UIDValidity, nil, nil
 	}

@@ -1,7 +1,6 @@
 package imapdst
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -45,7 +44,7 @@ func TestDovecotOAuth(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			var trace bytes.Buffer
+			var trace syncBuffer // both connections trace at once (Dial, Close)
 			opts := Options{
 				Addr: srv.IMAPSAddr(), TLS: TLSImplicit, TLSConfig: srv.TLSConfig(),
 				User: "bob", Password: secret.New(tc.token), Auth: tc.auth, Trace: &trace,

@@ -14,8 +14,9 @@ import (
 
 // Shared is what the sessions of one account learn about the destination
 // server and share: the optional features it refused (Quirks, so that each
-// is asked for and given up once) and the PERMANENTFLAGS of each mailbox
-// (read once, see Destination.PermanentFlags). It is safe for concurrent
+// is asked for and given up once), the PERMANENTFLAGS of each mailbox
+// (read once, see Destination.PermanentFlags) and the mailboxes the folder
+// listing showed (not listed again). It is safe for concurrent
 // use; give the same *Shared to every Dial of one account.
 type Shared struct {
 	Quirks *imapconn.Quirks
@@ -32,6 +33,14 @@ type Shared struct {
 	nsKnown  bool
 	nsPrefix string // the personal namespace's prefix ("INBOX." on Courier and Cyrus)
 	nsDelim  rune
+
+	// seen are the mailboxes the account's folder listing (Folders)
+	// showed as existing and selectable: EnsureMailbox and ListHeaders
+	// take them as existing without a LIST of their own (issue 18: two
+	// round trips before a session's first APPEND). A mailbox refused
+	// since (gone meanwhile) is forgotten and asked for as before.
+	seenMu sync.Mutex
+	seen   map[string]bool
 }
 
 // NewShared returns a Shared for one account's destination; q may be nil
@@ -95,6 +104,41 @@ func (sh *Shared) permanentFlags(ctx context.Context, ctl *control, mailbox stri
 	}
 	sh.permanent[mailbox] = flags
 	return flags, nil
+}
+
+// noteListed records that the folder listing showed mailbox as existing
+// and selectable.
+func (sh *Shared) noteListed(mailbox string) {
+	sh.seenMu.Lock()
+	defer sh.seenMu.Unlock()
+	if sh.seen == nil {
+		sh.seen = map[string]bool{}
+	}
+	sh.seen[canonicalInbox(mailbox)] = true
+}
+
+// wasListed reports whether the folder listing showed mailbox (and no
+// command found it gone since).
+func (sh *Shared) wasListed(mailbox string) bool {
+	sh.seenMu.Lock()
+	defer sh.seenMu.Unlock()
+	return sh.seen[canonicalInbox(mailbox)]
+}
+
+// unlist forgets that mailbox was listed: a command on it was refused.
+func (sh *Shared) unlist(mailbox string) {
+	sh.seenMu.Lock()
+	defer sh.seenMu.Unlock()
+	delete(sh.seen, canonicalInbox(mailbox))
+}
+
+// canonicalInbox is name, with INBOX in any case as "INBOX" (RFC 3501
+// §5.1: INBOX is case-insensitive; other names are not).
+func canonicalInbox(name string) string {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	return name
 }
 
 // knowNamespace records what Folders learnt of the personal namespace, so

@@ -312,3 +312,54 @@ func TestListAheadNotWithEmailIDs(t *testing.T) {
 		t.Errorf("UID FETCH commands in the order sent: %q, want %q", fetches, want)
 	}
 }
+
+// TestListSearchWithExamine: a folder's UID SEARCH goes out behind its
+// EXAMINE, before EXAMINE's reply (issue 18: one round trip per folder
+// less at a distance). The server here answers EXAMINE only once the
+// UID SEARCH has arrived: waiting for EXAMINE's reply first would hang.
+// A folder gone since the folder listing (EXAMINE answered NO
+// [NONEXISTENT], the UID SEARCH behind it BAD: nothing is selected) is
+// skipped, and that BAD is not taken as a refusal of ESEARCH: the next
+// folder's UID SEARCH still asks RETURN (ALL).
+func TestListSearchWithExamine(t *testing.T) {
+	srv := startScript(t, func(int) map[string]handler {
+		var examined, selected string // EXAMINE's tag held back; the mailbox it opens
+		return map[string]handler{
+			"LOGIN": reply("$TAG OK [CAPABILITY IMAP4rev1 UIDPLUS ESEARCH] logged in\r\n"),
+			"LIST":  reply("* LIST () \"/\" Gone\r\n* LIST () \"/\" INBOX\r\n$TAG OK done\r\n"),
+			"EXAMINE": func(tag, line string) (string, bool) {
+				examined, selected = tag, ""
+				if strings.Contains(line, "INBOX") {
+					selected = "INBOX"
+				}
+				return "", false
+			},
+			"UID SEARCH": func(tag, line string) (string, bool) {
+				held := strings.ReplaceAll("$TAG NO [NONEXISTENT] no such mailbox\r\n", "$TAG", examined)
+				if selected == "" {
+					return held + "$TAG BAD no mailbox selected\r\n", false
+				}
+				held = strings.ReplaceAll("* 4 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n$TAG OK [READ-ONLY] done\r\n", "$TAG", examined)
+				return held + "* ESEARCH (TAG \"$TAG\") UID ALL 1:4\r\n$TAG OK done\r\n", false
+			},
+			"UID FETCH": func(tag, line string) (string, bool) {
+				return aheadReplies(line) + "$TAG OK done\r\n", false
+			},
+		}
+	})
+	s := openSource(t, srv.opts())
+	listed, _, err := aheadList(t, s)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	checkAheadListed(t, listed, 4)
+	var searches []string
+	for _, c := range srv.received() {
+		if strings.Contains(c, "UID SEARCH") {
+			searches = append(searches, c)
+		}
+	}
+	if len(searches) != 2 || !strings.Contains(searches[1], "RETURN (ALL)") {
+		t.Errorf("UID SEARCH commands: %q; want one per folder, INBOX's with RETURN (ALL)", searches)
+	}
+}

@@ -217,6 +217,9 @@ type item struct {
 	// matchValidity is the folder's UIDVALIDITY they were found under.
 	matchUID, presentUID uint32
 	matchValidity        uint32
+	// prepare: no message, a hint that mailbox is about to get its first
+	// messages (see batchWriter.prepare).
+	prepare bool
 }
 
 // attempt copies what remains of one account, once. State that must
@@ -299,6 +302,12 @@ type attempt struct {
 	toDelete []SourceMessage
 	// sessions opens the extra destination sessions as the copy grows.
 	sessions *sessionGate
+	// prepared are the destination mailboxes a prepare hint went out
+	// for (the listing's goroutine only).
+	prepared map[string]bool
+	// closing counts the extra destination sessions still logging out
+	// (closeLater); the attempt waits for them when it closes its own.
+	closing sync.WaitGroup
 	// paused is the traffic pause (Options.Traffic) that ended the
 	// copy; the listing goes on only counting, so that the run knows what
 	// is left, and still deletes what is done. stop is closed with it, or
@@ -704,7 +713,7 @@ func (p *pageSink) send(ctx context.Context, it *item) error {
 	}
 	select {
 	case p.items <- it:
-		if it.flags == nil {
+		if it.flags == nil && !it.prepare {
 			p.queued++
 			p.grow(p.queued)
 		}
@@ -846,12 +855,16 @@ func (g *sessionGate) listed() {
 	}
 }
 
-// wait blocks until session i may open or is not needed; it reports
-// whether it is needed.
-func (g *sessionGate) wait(ctx context.Context, i int) bool {
+// wait blocks until session i may open or is not needed, or stop closes
+// (a writer failed: the copy ends, and a writer that failed before taking
+// a message, e.g. readying its first mailbox, left the listing's count
+// short of opening the next session); it reports whether it is needed.
+func (g *sessionGate) wait(ctx context.Context, stop <-chan struct{}, i int) bool {
 	select {
 	case <-g.opened[i]:
 	case <-ctx.Done():
+		return false
+	case <-stop:
 		return false
 	}
 	g.mu.Lock()
@@ -905,7 +918,7 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 				write(i, a.dst)
 				return
 			}
-			if !a.sessions.wait(ctx, i) || a.halted() {
+			if !a.sessions.wait(ctx, stop, i) || a.halted() {
 				return
 			}
 			d, err := a.openDst(ctx)
@@ -917,7 +930,7 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 				}
 				return
 			}
-			defer d.Close()
+			defer a.closeLater(d)
 			write(i, d)
 			a.mu.Lock()
 			a.st.noteCreated(d)
@@ -938,6 +951,18 @@ func (a *attempt) writeAll(ctx context.Context, items <-chan *item, budget *byte
 	return first
 }
 
+// closeLater closes an extra destination session once its writer is done,
+// without holding the copy up: on a distant server its LOGOUT waits a round
+// trip, which the attempt's own sessions' LOGOUTs then overlap (the attempt
+// waits for closing before it returns).
+func (a *attempt) closeLater(d Destination) {
+	a.closing.Add(1)
+	go func() {
+		defer a.closing.Done()
+		d.Close()
+	}()
+}
+
 // fetchPage reads each message of todo into a spool and queues it for the
 // batch writers, announcing them first to a source that fetches ahead.
 func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests FolderPlan, out *pageSink) error {
@@ -954,6 +979,18 @@ func (a *attempt) fetchPage(ctx context.Context, todo []SourceMessage, dests Fol
 		}
 		if err := p.Prefetch(ctx, ahead); err != nil {
 			a.log.Warn("cannot fetch ahead; fetching one message at a time", "account", a.opts.Name, "error", err)
+		}
+	}
+	if mailbox, ok := dests.Dest(todo[0]); ok && !a.prepared[mailbox] {
+		if a.prepared == nil {
+			a.prepared = map[string]bool{}
+		}
+		a.prepared[mailbox] = true
+		if err := out.send(ctx, &item{prepare: true, mailbox: mailbox}); err != nil {
+			if errors.Is(err, errCounting) {
+				return nil
+			}
+			return err
 		}
 	}
 	for _, m := range todo {

@@ -222,6 +222,12 @@ func (w *batchWriter) take(ctx context.Context, budget *byteBudget, linger *time
 		}
 		return w.syncFlags(ctx, it.flags)
 	}
+	if it.prepare {
+		if len(w.batch) > 0 || len(w.inflight) > 0 {
+			return nil // busy: the mailbox is readied with its first batch
+		}
+		return w.prepare(ctx, it.mailbox)
+	}
 	if len(w.batch) > 0 && w.batch[0].mailbox != it.mailbox {
 		// One batch, one mailbox: MULTIAPPEND takes one.
 		if err := w.flush(ctx, budget); err != nil {
@@ -240,6 +246,25 @@ func (w *batchWriter) take(ctx context.Context, budget *byteBudget, linger *time
 		return w.flush(ctx, budget)
 	}
 	return nil
+}
+
+// prepare readies mailbox before its first batch, as that batch would:
+// what the destination already holds there is listed for matching, and
+// its status and the flags it keeps are read. The fetcher reads the first
+// bodies meanwhile (issue 18: at a 40 ms round trip these two to five
+// round trips came after the first batch was gathered).
+func (w *batchWriter) prepare(ctx context.Context, mailbox string) error {
+	a := w.a
+	if a.halted() {
+		return nil // interrupted: no new command
+	}
+	if a.match.wants(mailbox) {
+		if _, err := a.match.box(ctx, a, w.dst, mailbox); err != nil {
+			return err
+		}
+	}
+	_, err := w.box(ctx, mailbox)
+	return err
 }
 
 // errStopped ends a batch writer whose sibling failed; the sibling's error

@@ -41,6 +41,8 @@ type memSource struct {
 	inSession bool
 	// onDelete, when set, sees each Delete before it takes effect.
 	onDelete func(msgs []SourceMessage)
+	// beforeFetch, when set, runs at the start of each Fetch.
+	beforeFetch func(msg SourceMessage)
 }
 
 type memMsg struct {
@@ -79,6 +81,9 @@ func (s *memSource) List(_ context.Context, page func([]SourceMessage) error) er
 }
 
 func (s *memSource) Fetch(_ context.Context, msg SourceMessage, w io.Writer) (int64, error) {
+	if s.beforeFetch != nil {
+		s.beforeFetch(msg)
+	}
 	s.mu.Lock()
 	s.fetches++
 	n := s.fetches
@@ -207,6 +212,9 @@ type memDest struct {
 	noUIDPlus bool
 	// capsNoUIDPlus makes Capabilities say the server has no UIDPLUS.
 	capsNoUIDPlus bool
+	// failEnsure fails this many EnsureMailbox calls, the first ones,
+	// with a transient error (a connection lost).
+	failEnsure int
 }
 
 type heldAppend struct {
@@ -304,6 +312,10 @@ func (s *memDestSession) Capabilities() Capabilities {
 func (s *memDestSession) EnsureMailbox(_ context.Context, name string) (MailboxStatus, error) {
 	s.d.mu.Lock()
 	defer s.d.mu.Unlock()
+	if s.d.failEnsure > 0 {
+		s.d.failEnsure--
+		return MailboxStatus{}, &errClass{msg: "connection reset by peer", class: ClassTransient}
+	}
 	mb := s.d.boxes[name]
 	if mb == nil {
 		mb = &memMailbox{uidValidity: 7, uidNext: 1}

@@ -481,14 +481,24 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 	err = a.do(ctx)
 	st.noteCreated(rawDst)
 	run.deletePending = a.deleted
-	dst.Close()
+	// The destination logs out while the source does (each LOGOUT or QUIT
+	// waits a round trip on a distant server), and so do the extra
+	// destination sessions (closeLater).
+	dstClosed := make(chan struct{})
+	go func() {
+		defer close(dstClosed)
+		dst.Close()
+		a.closing.Wait()
+	}()
 	// QUIT (which commits POP3 deletions) only after a clean attempt (a
 	// pause is one: its batches were finished and committed); every
 	// deletion issued is of a message the ledger has as done, but a session
 	// cut short commits nothing, which is the safe side.
 	_, paused := isPaused(err)
 	commit := err == nil || paused || errors.Is(err, errPaused)
-	if cerr := src.Close(commit); cerr != nil && commit {
+	cerr := src.Close(commit)
+	<-dstClosed
+	if cerr != nil && commit {
 		err = fmt.Errorf("closing the source session: %w", cerr)
 	} else if commit && run.deletePending > 0 {
 		st.Deleted += run.deletePending
