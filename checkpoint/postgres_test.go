@@ -197,6 +197,17 @@ func testPGFencedAfterTakeover(t *testing.T, srv *postgres.Server, dbURL string)
 	}
 }
 
+// cutAndDirect opens two workers of the ledger at dbURL with lease TTL
+// ttl: a, "cut-off", through a proxy the test can cut, and b, "other",
+// straight to the server.
+func cutAndDirect(t *testing.T, srv *postgres.Server, dbURL string, ttl time.Duration) (a, b *Ledger, cut *postgres.Proxy) {
+	t.Helper()
+	cut = postgres.CutProxy(t, srv)
+	u, _ := url.Parse(dbURL)
+	u.Host = cut.Addr()
+	return openPG(t, srv, u.String(), "cut-off", ttl), openPG(t, srv, dbURL, "other", ttl), cut
+}
+
 // testPGSlotsGivenBackWhileCut: a worker cut from the database gives its
 // connection slots back as its sessions close without waiting for the
 // database: an account closes its destination sessions before its
@@ -207,11 +218,7 @@ func testPGFencedAfterTakeover(t *testing.T, srv *postgres.Server, dbURL string)
 func testPGSlotsGivenBackWhileCut(t *testing.T, srv *postgres.Server, dbURL string) {
 	ctx := context.Background()
 	const ttl, scope, size = 2 * time.Second, "pop.example:995", 3
-	cut := postgres.CutProxy(t, srv)
-	u, _ := url.Parse(dbURL)
-	u.Host = cut.Addr()
-	a := openPG(t, srv, u.String(), "cut-off", ttl)
-	b := openPG(t, srv, dbURL, "other", ttl)
+	a, b, cut := cutAndDirect(t, srv, dbURL, ttl)
 	rel, err := a.Slots().Take(ctx, scope, size, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -245,11 +252,7 @@ func testPGSlotsGivenBackWhileCut(t *testing.T, srv *postgres.Server, dbURL stri
 func testPGLostHoldRequeued(t *testing.T, srv *postgres.Server, dbURL string) {
 	ctx := context.Background()
 	const ttl = 2 * time.Second
-	cut := postgres.CutProxy(t, srv)
-	u, _ := url.Parse(dbURL)
-	u.Host = cut.Addr()
-	a := openPG(t, srv, u.String(), "cut-off", ttl)
-	b := openPG(t, srv, dbURL, "other", ttl)
+	a, b, cut := cutAndDirect(t, srv, dbURL, ttl)
 	res, err := a.ResolveAccount(ctx, testSpec("alice"))
 	if err != nil {
 		t.Fatal(err)
@@ -288,11 +291,7 @@ func testPGLostHoldRequeued(t *testing.T, srv *postgres.Server, dbURL string) {
 func testPGLostBeforeExpiry(t *testing.T, srv *postgres.Server, dbURL string) {
 	ctx := context.Background()
 	const ttl = 3 * time.Second
-	cut := postgres.CutProxy(t, srv)
-	u, _ := url.Parse(dbURL)
-	u.Host = cut.Addr()
-	a := openPG(t, srv, u.String(), "cut-off", ttl)
-	b := openPG(t, srv, dbURL, "other", ttl)
+	a, b, cut := cutAndDirect(t, srv, dbURL, ttl)
 	id, ha := held(t, a, "alice")
 	time.Sleep(ttl / 2) // a renewal or two go through
 	select {
