@@ -248,14 +248,22 @@ func TestE2EStatusPageAPI(t *testing.T) {
 	waitServing(t, bg, addr)
 
 	seen := map[string]map[statuspage.State]bool{}
-	var last statuspage.ListJSON
+	// Live while the run goes, false once it ended: the page stays up
+	// while the notifications of the end are delivered (runExtras.close),
+	// so the last list seen may come from after the end.
+	sawLive, endedLive := false, false
 	retried := false
 	for {
 		l, ok := listAccounts(t, addr)
 		if !ok {
 			break // the run ended and the page with it
 		}
-		last = l
+		if l.Live {
+			sawLive = true
+			endedLive = false
+		} else if sawLive {
+			endedLive = true
+		}
 		for _, a := range l.Accounts {
 			if seen[a.Name] == nil {
 				seen[a.Name] = map[statuspage.State]bool{}
@@ -281,9 +289,10 @@ func TestE2EStatusPageAPI(t *testing.T) {
 	if !retried {
 		t.Fatalf("the page never showed %s failed; states seen %v", b.wrongpw, seen)
 	}
-	if !last.Live {
-		t.Error("the page during the run said live = false")
+	if !sawLive {
+		t.Error("the page during the run never said live = true")
 	}
+	t.Logf("the page said live = false after the run ended: %v (only when a poll fell between the end and the page's close)", endedLive)
 	for _, u := range b.good[1:] {
 		if !seen[u][statuspage.Queued] || !seen[u][statuspage.Running] {
 			t.Errorf("%s: states seen %v, want queued and running", u, seen[u])
