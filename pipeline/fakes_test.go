@@ -215,6 +215,8 @@ type memDest struct {
 	// failEnsure fails this many EnsureMailbox calls, the first ones,
 	// with a transient error (a connection lost).
 	failEnsure int
+	// beforeExpunge, when set, runs at the start of every Expunge.
+	beforeExpunge func()
 }
 
 type heldAppend struct {
@@ -412,6 +414,9 @@ func (s *memDestSession) Digest(_ context.Context, mailbox string, uid uint32) (
 }
 
 func (s *memDestSession) Expunge(_ context.Context, mailbox string, uidValidity uint32, uids []uint32) error {
+	if s.d.beforeExpunge != nil {
+		s.d.beforeExpunge()
+	}
 	if s.d.noUIDPlus {
 		return ErrCannotExpunge
 	}
