@@ -344,7 +344,9 @@ type lateDup struct {
 // destination matching cannot adopt the copy while it is being expunged,
 // and deleted with the record once the copy is gone. Source keys never
 // start with \x01 (POP3 UIDs are printable; IMAP keys start with a
-// mailbox name).
+// mailbox name). A mirror pass settling removing entries (settleMirror,
+// after settleResent) would expunge the copy too and record it removed,
+// which settleResent takes as settled.
 func lateCopyKey(id int64) string {
 	return "\x01late copy\x01" + strconv.FormatInt(id, 10)
 }

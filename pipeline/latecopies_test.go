@@ -407,3 +407,51 @@ func TestLateCopyRemovalRefusedForAnotherAccountsCopy(t *testing.T) {
 		t.Errorf("alice: %d resent records, %d entries left; want 0, 7 (no intent left behind)", n, len(h.ledger.entries[alice]))
 	}
 }
+
+// A run killed between the intent to remove a late copy (Changes.Take)
+// and its expunge: the next run expunges it and settles the record and
+// the intent, with mirror on (which settles removing entries too) or off.
+func TestLateCopyRemovalCutShort(t *testing.T) {
+	for _, mirror := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "mirror"}[mirror], func(t *testing.T) {
+			msgs := genMessages(7)
+			h := newHarness(msgs)
+			h.runner.Ledger = copiesLedger{h.ledger}
+			h.opts.Linger = time.Minute
+			h.opts.Mirror = mirror
+			h.dst.holdNext = true
+			if st := h.run(t); st.Error != "" || st.Resent != 7 {
+				t.Fatalf("first run: error %q, resent %d; want none, 7", st.Error, st.Resent)
+			}
+			h.dst.landHeld()
+			h.opts.Crashpoint = func(p string) {
+				if p == "late copy removing" {
+					panic(crash{p})
+				}
+			}
+			func() {
+				defer func() {
+					if r := recover(); r != (crash{"late copy removing"}) {
+						t.Fatalf("the run did not stop at the late copy removing crashpoint: recovered %v", r)
+					}
+				}()
+				h.run(t)
+			}()
+			if n := h.ledger.states(alice)[StateRemoving]; n != 7 || len(h.dst.bodies("INBOX")) != 14 {
+				t.Fatalf("after the crash: %d removal intents, destination holds %d; want 7, 14", n, len(h.dst.bodies("INBOX")))
+			}
+			h.opts.Crashpoint = nil
+			st := h.run(t)
+			if st.Error != "" || st.LateCopiesRemoved != 7 || st.Removed != 0 || st.Copied != 0 {
+				t.Fatalf("next run: error %q, late copies removed %d, removed %d, copied %d; want none, 7, 0, 0",
+					st.Error, st.LateCopiesRemoved, st.Removed, st.Copied)
+			}
+			if got, want := h.dst.bodies("INBOX"), sortedBodies(msgs); !slices.Equal(got, want) {
+				t.Errorf("destination holds %d messages, want the 7 once", len(got))
+			}
+			if n := len(h.ledger.resent[alice]); n != 0 || len(h.ledger.entries[alice]) != 7 || h.ledger.states(alice)[StateDone] != 7 {
+				t.Errorf("alice: %d resent records, %d entries (%d done); want 0, 7, 7", n, len(h.ledger.entries[alice]), h.ledger.states(alice)[StateDone])
+			}
+		})
+	}
+}
