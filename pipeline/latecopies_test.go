@@ -327,9 +327,16 @@ func TestLateCopyAfterSourceIdentityChange(t *testing.T) {
 // copy for the other. The intent she recorded first (Changes.Take)
 // refuses him the late copy, so he copies his own; without it his entry
 // would name the copy she then expunges: mail lost from his point of view.
-func TestLateCopyRemovalRefusesAnotherAccountsAdopt(t *testing.T) {
+//
+// LateCopyAdoptRace runs it on any ledger (copyrace_ledger_test.go);
+// alice and bob are accounts that write into one destination user's
+// mailbox.
+func lateCopyAdoptRace(t *testing.T, ledger Ledger, alice, bob AccountID) {
+	ctx := context.Background()
 	msgs := genMessages(7)
 	h, md := newMatchHarness(msgs)
+	h.runner.Ledger = ledger
+	h.opts.Account = alice
 	h.opts.Linger = time.Minute
 	h.dst.holdNext = true
 	if st := h.run(t); st.Error != "" || st.Resent != 7 {
@@ -342,7 +349,7 @@ func TestLateCopyRemovalRefusesAnotherAccountsAdopt(t *testing.T) {
 	var during *Stats
 	h.dst.beforeExpunge = func() {
 		if during == nil {
-			during, _ = h.runner.RunAccount(context.Background(), Job{Options: bobOpts,
+			during, _ = h.runner.RunAccount(ctx, Job{Options: bobOpts,
 				OpenSource: func(context.Context) (Source, error) { return bobSrc, nil }, OpenDestination: md.open})
 		}
 	}
@@ -360,8 +367,12 @@ func TestLateCopyRemovalRefusesAnotherAccountsAdopt(t *testing.T) {
 	for _, m := range h.dst.boxes["INBOX"].msgs {
 		bodies[m.uid] = string(m.body)
 	}
+	bobs := map[string]Entry{}
+	if err := ledger.Lookup(ctx, bob, []string{"bob-0", "bob-1"}, func(e Entry) error { bobs[e.Key] = e; return nil }); err != nil {
+		t.Fatal(err)
+	}
 	for _, k := range []string{"bob-0", "bob-1"} {
-		if e := h.ledger.entries[bob][k]; e.State != StateDone || bodies[e.DestUID] != string(msgs[0].body) {
+		if e := bobs[k]; e.State != StateDone || bodies[e.DestUID] != string(msgs[0].body) {
 			t.Errorf("bob's %s: %v at UID %d, which holds %d bytes of his message; want done, naming a copy there (mail lost from bob's point of view)",
 				k, e.State, e.DestUID, len(bodies[e.DestUID]))
 		}
@@ -369,9 +380,24 @@ func TestLateCopyRemovalRefusesAnotherAccountsAdopt(t *testing.T) {
 	if got, want := h.dst.bodies("INBOX"), sortedBodies(append(slices.Clone(msgs), msgs[0])); !slices.Equal(got, want) {
 		t.Errorf("destination holds %d messages, want alice's 7 and bob's own copy", len(got))
 	}
-	if n := len(h.ledger.resent[alice]); n != 0 || len(h.ledger.entries[alice]) != 7 {
-		t.Errorf("alice: %d resent records, %d entries left; want 0, 7 (no intent left behind)", n, len(h.ledger.entries[alice]))
+	recs, err := ledger.Resent(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
 	}
+	counts, err := ledger.Counts(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 0 || counts[StateDone].Messages != 7 || counts[StateRemoving].Messages != 0 {
+		t.Errorf("alice: %d resent records, %d entries done, %d removing; want 0, 7, 0 (no intent left behind)",
+			len(recs), counts[StateDone].Messages, counts[StateRemoving].Messages)
+	}
+}
+
+// TestLateCopyRemovalRefusesAnotherAccountsAdopt is LateCopyAdoptRace on
+// the tests' in-memory ledger.
+func TestLateCopyRemovalRefusesAnotherAccountsAdopt(t *testing.T) {
+	lateCopyAdoptRace(t, copiesLedger{newMemLedger()}, alice, bob)
 }
 
 // bob's destination matching adopts a late duplicate copy after alice's
