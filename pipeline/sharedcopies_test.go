@@ -169,3 +169,69 @@ func TestMirrorTakeRefused(t *testing.T) {
 		})
 	}
 }
+
+// presentLedger lands an entry of bob's skipped "probably present",
+// naming the first copy of alice's first Commit with Take entries, just
+// before that Commit (as racingLedger does with a matched one).
+type presentLedger struct {
+	copiesLedger
+	once sync.Once
+}
+
+func (l *presentLedger) Commit(ctx context.Context, account AccountID, c Changes) error {
+	var err error
+	if len(c.Take) > 0 {
+		l.once.Do(func() { err = l.copiesLedger.Commit(ctx, bob, Changes{Put: []Entry{bobPresent(c.Take[0])}}) })
+	}
+	if err != nil {
+		return err
+	}
+	return l.copiesLedger.Commit(ctx, account, c)
+}
+
+// bobPresent is bob's entry skipped "probably present" (the same
+// Message-ID and size, other bytes) because of the copy e names.
+func bobPresent(e Entry) Entry {
+	e.Key, e.State, e.ReasonClass, e.Reason, e.MoveTo = "bob's", StateSkipped, ReasonPresent, "probably present", ""
+	return e
+}
+
+// An entry of bob's skipped "probably present" names alice's copy: that
+// copy stands in for bob's message, which is never sent, so alice's mirror
+// pass leaves it, whether the entry was there when she looked
+// (CopiesQuery.OthersOf) or came before her intent (Changes.Take); only
+// her entry is dropped.
+func TestMirrorLeavesACopyAProbablyPresentEntryNames(t *testing.T) {
+	for _, when := range []string{"before the look", "before the intent"} {
+		t.Run(when, func(t *testing.T) {
+			msgs := genMessages(2)
+			h := newHarness(msgs)
+			h.runner.Ledger = copiesLedger{h.ledger}
+			if st := h.run(t); st.Copied != 2 {
+				t.Fatalf("bulk pass: copied %d, want 2", st.Copied)
+			}
+			mine := h.ledger.all(alice)[msgs[0].key]
+			if when == "before the look" {
+				if err := h.ledger.Commit(context.Background(), bob, Changes{Put: []Entry{bobPresent(mine)}}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				h.runner.Ledger = &presentLedger{copiesLedger: copiesLedger{h.ledger}}
+			}
+			h.src.msgs, h.opts.Mirror = msgs[1:], true
+			st := h.run(t)
+			if st.Error != "" || st.Removed != 0 {
+				t.Errorf("mirror pass: error %q, removed %d; want none, 0 (the copy stands in for bob's message)", st.Error, st.Removed)
+			}
+			if _, ok := h.ledger.all(bob)["bob's"]; !ok {
+				t.Fatal("bob's entry was never written")
+			}
+			if n := len(h.dst.bodies("INBOX")); n != 2 {
+				t.Errorf("destination INBOX holds %d, want 2: the copy bob's entry names stays", n)
+			}
+			if e := h.ledger.all(alice)[msgs[0].key]; e.State != StateRemoved {
+				t.Errorf("alice's %s: %v, want removed (her entry only)", msgs[0].key, e.State)
+			}
+		})
+	}
+}
