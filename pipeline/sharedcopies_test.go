@@ -107,6 +107,8 @@ func TestMirrorSettleLeavesCopiesMatchedSince(t *testing.T) {
 type racingLedger struct {
 	copiesLedger
 	once sync.Once
+	// bobs makes bob's entry of the taken entry; nil: done, matched.
+	bobs func(taken Entry) Entry
 }
 
 func (l *racingLedger) Commit(ctx context.Context, account AccountID, c Changes) error {
@@ -114,7 +116,11 @@ func (l *racingLedger) Commit(ctx context.Context, account AccountID, c Changes)
 	if len(c.Take) > 0 {
 		l.once.Do(func() {
 			e := c.Take[0]
-			e.Key, e.State, e.ReasonClass, e.MoveTo = "bob's", StateDone, ReasonMatched, ""
+			if l.bobs != nil {
+				e = l.bobs(e)
+			} else {
+				e.Key, e.State, e.ReasonClass, e.MoveTo = "bob's", StateDone, ReasonMatched, ""
+			}
 			err = l.copiesLedger.Commit(ctx, bob, Changes{Put: []Entry{e}})
 		})
 	}
@@ -170,25 +176,6 @@ func TestMirrorTakeRefused(t *testing.T) {
 	}
 }
 
-// presentLedger lands an entry of bob's skipped "probably present",
-// naming the first copy of alice's first Commit with Take entries, just
-// before that Commit (as racingLedger does with a matched one).
-type presentLedger struct {
-	copiesLedger
-	once sync.Once
-}
-
-func (l *presentLedger) Commit(ctx context.Context, account AccountID, c Changes) error {
-	var err error
-	if len(c.Take) > 0 {
-		l.once.Do(func() { err = l.copiesLedger.Commit(ctx, bob, Changes{Put: []Entry{bobPresent(c.Take[0])}}) })
-	}
-	if err != nil {
-		return err
-	}
-	return l.copiesLedger.Commit(ctx, account, c)
-}
-
 // bobPresent is bob's entry skipped "probably present" (the same
 // Message-ID and size, other bytes) because of the copy e names.
 func bobPresent(e Entry) Entry {
@@ -216,7 +203,7 @@ func TestMirrorLeavesACopyAProbablyPresentEntryNames(t *testing.T) {
 					t.Fatal(err)
 				}
 			} else {
-				h.runner.Ledger = &presentLedger{copiesLedger: copiesLedger{h.ledger}}
+				h.runner.Ledger = &racingLedger{copiesLedger: copiesLedger{h.ledger}, bobs: bobPresent}
 			}
 			h.src.msgs, h.opts.Mirror = msgs[1:], true
 			st := h.run(t)
