@@ -29,13 +29,18 @@ const othersFolders = `SELECT f.id FROM folders f JOIN accounts a ON a.id = f.ac
 		AND (a.dst_user = '' OR a.dst_user = (SELECT dst_user FROM accounts WHERE id = ?)
 			OR (SELECT dst_user FROM accounts WHERE id = ?) = '')`
 
+// othersStates are the entries of another account that keep a copy from
+// mirror (Changes.Take, CopiesQuery.OthersOf): those whose copy it is
+// (done, gone, removing, moving), and those skipped "probably present",
+// which name the copy standing in for their message (never sent).
+const othersStates = `state IN ('done', 'gone', 'removing', 'moving') OR state = 'skipped' AND reason_class = 'present'`
+
 // copyLockSpace keeps the advisory lock keys apart from any other user of
 // pg_advisory_xact_lock in the same database.
 const copyLockSpace = "mailferry copies\x00"
 
 // contest returns a *pipeline.ContestedError naming the entries of take
-// whose copy another account's entry names (done, gone, removing, moving),
-// and those of adopt whose copy another account's entry holds removing or
+// whose copy another account's entry names (othersStates), and those of adopt whose copy another account's entry holds removing or
 // moving; nil when none is.
 func (w *commitWriter) contest(ctx context.Context, take, adopt []pipeline.Entry) error {
 	type box struct {
@@ -86,7 +91,7 @@ func (w *commitWriter) contest(ctx context.Context, take, adopt []pipeline.Entry
 		if len(ids) == 0 {
 			continue
 		}
-		for _, c := range []want{{lists[0], `('done', 'gone', 'removing', 'moving')`}, {lists[1], `('removing', 'moving')`}} {
+		for _, c := range []want{{lists[0], othersStates}, {lists[1], `state IN ('removing', 'moving')`}} {
 			if len(c.entries) == 0 {
 				continue
 			}
@@ -135,7 +140,7 @@ func scanIDs(rows *sql.Rows, name string) ([]int64, error) {
 }
 
 // named returns which of the entries' UIDs an entry in one of the folders
-// ids names under uidValidity in one of states.
+// ids names under uidValidity, of those the condition states selects.
 func (w *commitWriter) named(ctx context.Context, ids []int64, uidValidity uint32, entries []pipeline.Entry, states string) (map[uint32]bool, error) {
 	out := map[uint32]bool{}
 	for chunk := range slices.Chunk(entries, pipeline.MaxLookup) {
@@ -147,7 +152,7 @@ func (w *commitWriter) named(ctx context.Context, ids []int64, uidValidity uint3
 		for _, id := range ids {
 			args := append(append([]any{id}, uargs...), int64(uidValidity))
 			rows, err := w.tx.QueryContext(ctx, w.l.d.q(`SELECT dest_uid FROM messages WHERE dest_folder_id = ? AND dest_folder_id <> 0 AND `+cond+
-				` AND dest_uidvalidity = ? AND state IN `+states), args...)
+				` AND dest_uidvalidity = ? AND (`+states+`)`), args...)
 			if err != nil {
 				return nil, err
 			}

@@ -425,8 +425,12 @@ func (l *Ledger) Copies(ctx context.Context, q pipeline.CopiesQuery) (pipeline.C
 			cond, uargs := l.d.in("dest_uid", vals)
 			args := append([]any{id}, uargs...)
 			args = append(append(args, int64(q.UIDValidity)), digestArgs...)
+			states := `state IN ('done', 'gone', 'removing', 'moving')`
+			if q.OthersOf != 0 {
+				states = othersStates // and the copies skipped "probably present" name
+			}
 			if err := l.eachUID(ctx, `SELECT dest_uid FROM messages WHERE dest_folder_id = ? AND dest_folder_id <> 0 AND `+cond+
-				` AND dest_uidvalidity = ? AND state IN ('done', 'gone', 'removing', 'moving')`+digest, args, func(uid uint32) {
+				` AND dest_uidvalidity = ? AND (`+states+`)`+digest, args, func(uid uint32) {
 				out.UIDs[uid] = true
 			}); err != nil {
 				return out, err

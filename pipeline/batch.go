@@ -431,7 +431,10 @@ func (w *batchWriter) start(ctx context.Context) (*sentBatch, error) {
 				adopt, adopting = append(adopt, e), append(adopting, it)
 				continue
 			}
+			// The UID it names: another account's mirror pass leaves
+			// that copy (CopiesQuery.OthersOf), the account's stand-in.
 			e.State, e.ReasonClass, e.Reason = StateSkipped, ReasonPresent, presentReason(e.MessageID, it.presentUID, box.status.Name)
+			e.DestUID = it.presentUID
 			sb.commit = append(sb.commit, e)
 			continue
 		}

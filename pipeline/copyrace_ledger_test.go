@@ -27,10 +27,11 @@ func TestCopyRaceLedgers(t *testing.T) {
 	})
 }
 
-// copyRaceOn runs both orders of the race, each on a new ledger of two
-// accounts that write into one destination mailbox: alice's.
+// copyRaceOn runs both orders of the race, and the race over a late copy
+// (pipeline.LateCopyAdoptRace), each on a new ledger of two accounts that
+// write into one destination mailbox: alice's.
 func copyRaceOn(t *testing.T, open func(t *testing.T) (*checkpoint.Ledger, error)) {
-	for _, order := range []string{"removing", "matched"} {
+	for _, order := range []string{"removing", "matched", "late copy"} {
 		t.Run(order, func(t *testing.T) {
 			l, err := open(t)
 			if err != nil {
@@ -49,6 +50,10 @@ func copyRaceOn(t *testing.T, open func(t *testing.T) (*checkpoint.Ledger, error
 					t.Fatal(err)
 				}
 				ids = append(ids, res.Account)
+			}
+			if order == "late copy" {
+				pipeline.LateCopyAdoptRace(t, l, ids[0], ids[1])
+				return
 			}
 			pipeline.CopyRace(t, order, l, ids[0], ids[1])
 		})

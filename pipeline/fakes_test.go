@@ -215,6 +215,8 @@ type memDest struct {
 	// failEnsure fails this many EnsureMailbox calls, the first ones,
 	// with a transient error (a connection lost).
 	failEnsure int
+	// beforeExpunge, when set, runs at the start of every Expunge.
+	beforeExpunge func()
 }
 
 type heldAppend struct {
@@ -412,6 +414,9 @@ func (s *memDestSession) Digest(_ context.Context, mailbox string, uid uint32) (
 }
 
 func (s *memDestSession) Expunge(_ context.Context, mailbox string, uidValidity uint32, uids []uint32) error {
+	if s.d.beforeExpunge != nil {
+		s.d.beforeExpunge()
+	}
 	if s.d.noUIDPlus {
 		return ErrCannotExpunge
 	}
@@ -588,15 +593,20 @@ func (l *memLedger) Copies(_ context.Context, q CopiesQuery) (Claims, error) {
 			if e.DestMailbox != q.Mailbox || q.Digest != "" && e.Digest != q.Digest {
 				continue
 			}
-			switch e.State {
-			case StateDone, StateGone, StateRemoving, StateMoving:
+			present := q.OthersOf != 0 && e.State == StateSkipped && e.ReasonClass == ReasonPresent
+			switch {
+			case present:
+				if e.DestUIDValidity == q.UIDValidity && e.DestUID != 0 && slices.Contains(q.UIDs, e.DestUID) {
+					out.UIDs[e.DestUID] = true
+				}
+			case e.State == StateDone, e.State == StateGone, e.State == StateRemoving, e.State == StateMoving:
 				if e.DestUID == 0 && e.State == StateDone && q.Digest != "" {
 					out.NoUID = true
 				}
 				if e.DestUIDValidity == q.UIDValidity && e.DestUID != 0 && slices.Contains(q.UIDs, e.DestUID) {
 					out.UIDs[e.DestUID] = true
 				}
-			case StatePending:
+			case e.State == StatePending:
 				if q.Digest == "" {
 					continue
 				}
@@ -667,7 +677,8 @@ func (l *memLedger) contest(account AccountID, take, adopt []Entry) error {
 					if o.DestMailbox != e.DestMailbox || o.DestUIDValidity != e.DestUIDValidity || o.DestUID != e.DestUID {
 						continue
 					}
-					if o.State == StateRemoving || o.State == StateMoving || i == 0 && (o.State == StateDone || o.State == StateGone) {
+					present := o.State == StateSkipped && o.ReasonClass == ReasonPresent
+					if o.State == StateRemoving || o.State == StateMoving || i == 0 && (o.State == StateDone || o.State == StateGone || present) {
 						refused = append(refused, e.Key)
 					}
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 )
 
 // settleResent looks for late copies of the messages reconcile forgot and
@@ -41,9 +42,10 @@ func (a *attempt) settleResent(ctx context.Context) error {
 	// The entries of the records' messages (records are few: they live
 	// one LateCopyWindow).
 	entries := map[string]Entry{}
-	keys := make([]string, len(recs))
-	for i, r := range recs {
-		keys[i] = r.Key
+	// And the removal intents a run cut short (lateCopyKey).
+	keys := make([]string, 0, 2*len(recs))
+	for _, r := range recs {
+		keys = append(keys, r.Key, lateCopyKey(r.ID))
 	}
 	for chunk := range slices.Chunk(keys, MaxLookup) {
 		err := a.ledger.Lookup(ctx, a.opts.Account, chunk, func(e Entry) error {
@@ -71,9 +73,22 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		return err
 	}
 	var drop []int64
+	var forget []string // removal intents settled
 	var live []Resent
+	var resume []lateDup // removals a run cut short after their intent
 	from := uint32(0)
 	for _, r := range recs {
+		if in, ok := entries[lateCopyKey(r.ID)]; ok {
+			// The intent holds the copy (no other account could adopt it
+			// since): expunge it again (by UID: idempotent), unless the
+			// mailbox was replaced or a mirror pass settled it.
+			if in.State == StateRemoving && in.DestUIDValidity == status.UIDValidity && r.UIDValidity == status.UIDValidity {
+				resume = append(resume, lateDup{rec: r.ID, intent: in})
+			} else {
+				drop, forget = append(drop, r.ID), append(forget, in.Key)
+			}
+			continue
+		}
 		if r.UIDValidity != status.UIDValidity {
 			// The mailbox was replaced: a late copy into the old one is
 			// gone with it, and the new one's UIDs say nothing.
@@ -170,8 +185,7 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		return err
 	}
 	used := map[uint32]bool{}
-	var dups []uint32
-	var dupRecs []int64
+	var dups []lateDup
 	var adopted []Entry
 	for _, r := range live {
 		if _, err := claimsOf(r.Digest); err != nil {
@@ -231,8 +245,10 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 			case named:
 				a.log.Warn("a resent message's first APPEND was stored late; removing that second copy", "account", a.opts.Name,
 					"mailbox", mailbox, "key", r.Key, "uid", match, "kept_uid", e.DestUID)
-				dups = append(dups, match)
-				dupRecs = append(dupRecs, r.ID)
+				dups = append(dups, lateDup{rec: r.ID, intent: Entry{
+					Key: lateCopyKey(r.ID), State: StateRemoving, Digest: r.Digest, Size: r.Size,
+					DestMailbox: mailbox, DestUIDValidity: status.UIDValidity, DestUID: match, Updated: now, GoneAt: now,
+				}})
 				continue
 			case e.DestMailbox != mailbox:
 				// The message was copied into another folder since (the
@@ -274,27 +290,102 @@ func (a *attempt) settleMailbox(ctx context.Context, mailbox string, recs []Rese
 		a.st.LateCopiesAdopted += len(adopted)
 	}
 	if len(dups) > 0 {
-		err := a.dst.Expunge(ctx, mailbox, status.UIDValidity, dups)
+		var left []int64
+		if dups, left, err = a.takeLateCopies(ctx, mailbox, dups); err != nil {
+			return err
+		}
+		drop = append(drop, left...)
+	}
+	if dups = append(resume, dups...); len(dups) > 0 {
+		a.opts.Crashpoint("late copy removing")
+		uids := make([]uint32, len(dups))
+		for i, d := range dups {
+			uids[i] = d.intent.DestUID
+		}
+		err := a.dst.Expunge(ctx, mailbox, status.UIDValidity, uids)
 		switch {
 		case errors.Is(err, ErrCannotExpunge):
 			// Keep the records: a later run against a better server, or
 			// the user, can still act on them; they expire like others.
+			// The intents go: they would hold the copies meanwhile.
 			a.log.Error("cannot remove late duplicate copies: the destination cannot expunge single messages",
-				"account", a.opts.Name, "mailbox", mailbox, "uids", dups)
+				"account", a.opts.Name, "mailbox", mailbox, "uids", uids)
 			a.st.LateCopiesKept += len(dups)
+			for _, d := range dups {
+				forget = append(forget, d.intent.Key)
+			}
 		case err != nil:
 			return fmt.Errorf("removing %d late duplicate copies: %w", len(dups), err)
 		default:
 			a.st.LateCopiesRemoved += len(dups)
-			drop = append(drop, dupRecs...)
+			for _, d := range dups {
+				drop, forget = append(drop, d.rec), append(forget, d.intent.Key)
+			}
 		}
 	}
-	if len(drop) > 0 {
-		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{DropResent: drop}); err != nil {
+	if len(drop) > 0 || len(forget) > 0 {
+		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{DropResent: drop, Delete: forget}); err != nil {
 			return fatal(err)
 		}
 	}
 	return nil
+}
+
+// lateDup is a late duplicate copy to expunge: its record's ID, and the
+// removal intent that holds the copy until it is gone.
+type lateDup struct {
+	rec    int64
+	intent Entry
+}
+
+// lateCopyKey is the key of the intent to remove the late copy of record
+// id. The intent is an entry of the account (removing, naming the copy),
+// recorded through Changes.Take like mirror's, so that another account's
+// destination matching cannot adopt the copy while it is being expunged,
+// and deleted with the record once the copy is gone. Source keys never
+// start with \x01 (POP3 UIDs are printable; IMAP keys start with a
+// mailbox name). A mirror pass settling removing entries (settleMirror,
+// after settleResent) would expunge the copy too and record it removed,
+// which settleResent takes as settled.
+func lateCopyKey(id int64) string {
+	return "\x01late copy\x01" + strconv.FormatInt(id, 10)
+}
+
+// takeLateCopies records the intents of dups (Changes.Take) and returns
+// those the ledger allowed, and the records of the others: a copy another
+// account's entry came to name since settleMailbox looked (its destination
+// matching adopted it) is that account's copy now; it stays, and only this
+// account's record is settled.
+func (a *attempt) takeLateCopies(ctx context.Context, mailbox string, dups []lateDup) ([]lateDup, []int64, error) {
+	var left []int64
+	for len(dups) > 0 {
+		take := make([]Entry, len(dups))
+		for i, d := range dups {
+			take[i] = d.intent
+		}
+		err := a.ledger.Commit(ctx, a.opts.Account, Changes{Take: take})
+		refused, ok := contested(err)
+		if !ok {
+			if err != nil {
+				return nil, nil, fmt.Errorf("recording the removal of %d late duplicate copies: %w", len(dups), fatal(err))
+			}
+			return dups, left, nil
+		}
+		a.log.Info("late duplicate copies another account's entries came to name stay on the destination",
+			"account", a.opts.Name, "mailbox", mailbox, "copies", len(refused))
+		n := len(dups)
+		dups = slices.DeleteFunc(dups, func(d lateDup) bool {
+			if refused[d.intent.Key] {
+				left = append(left, d.rec)
+			}
+			return refused[d.intent.Key]
+		})
+		if len(dups) == n {
+			// Refused, naming none of them: asking again would loop.
+			return nil, nil, fmt.Errorf("recording the removal of %d late duplicate copies: %w", n, fatal(err))
+		}
+	}
+	return nil, left, nil
 }
 
 // newIdentity finds the entry a resent message was copied under since its

@@ -318,3 +318,166 @@ func TestLateCopyAfterSourceIdentityChange(t *testing.T) {
 		t.Errorf("destination holds %d, want the source's 8", n)
 	}
 }
+
+// Another account's destination matching adopts a late duplicate copy
+// while alice's run is about to expunge it (docs/ledger.md, "Copies two
+// accounts name"): alice's expunge waits (memDest.beforeExpunge) until
+// bob's whole run has gone by. bob's source holds her first message
+// twice, so his matching finds the copy she keeps for one and her late
+// copy for the other. The intent she recorded first (Changes.Take)
+// refuses him the late copy, so he copies his own; without it his entry
+// would name the copy she then expunges: mail lost from his point of view.
+//
+// LateCopyAdoptRace runs it on any ledger (copyrace_ledger_test.go);
+// alice and bob are accounts that write into one destination user's
+// mailbox.
+func lateCopyAdoptRace(t *testing.T, ledger Ledger, alice, bob AccountID) {
+	ctx := context.Background()
+	msgs := genMessages(7)
+	h, md := newMatchHarness(msgs)
+	h.runner.Ledger = ledger
+	h.opts.Account = alice
+	h.opts.Linger = time.Minute
+	h.dst.holdNext = true
+	if st := h.run(t); st.Error != "" || st.Resent != 7 {
+		t.Fatalf("alice's first run: error %q, resent %d; want none, 7", st.Error, st.Resent)
+	}
+	h.dst.landHeld()
+	bobSrc := &memSource{msgs: []memMsg{{key: "bob-0", body: msgs[0].body}, {key: "bob-1", body: msgs[0].body}}}
+	bobOpts := h.opts
+	bobOpts.Account, bobOpts.Name = bob, "bob"
+	var during *Stats
+	h.dst.beforeExpunge = func() {
+		if during == nil {
+			during, _ = h.runner.RunAccount(ctx, Job{Options: bobOpts,
+				OpenSource: func(context.Context) (Source, error) { return bobSrc, nil }, OpenDestination: md.open})
+		}
+	}
+	st := h.runOn(t, md)
+	if during == nil {
+		t.Fatal("alice's run expunged nothing")
+	}
+	if st.Error != "" || during.Error != "" || st.LateCopiesRemoved != 7 {
+		t.Fatalf("alice: error %q, late copies removed %d; bob: error %q; want none, 7, none", st.Error, st.LateCopiesRemoved, during.Error)
+	}
+	if during.Matched != 1 || during.Copied != 1 {
+		t.Errorf("bob: matched %d, copied %d; want 1 (alice's kept copy), 1 (her late copy was being removed)", during.Matched, during.Copied)
+	}
+	bodies := map[uint32]string{}
+	for _, m := range h.dst.boxes["INBOX"].msgs {
+		bodies[m.uid] = string(m.body)
+	}
+	bobs := map[string]Entry{}
+	if err := ledger.Lookup(ctx, bob, []string{"bob-0", "bob-1"}, func(e Entry) error { bobs[e.Key] = e; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"bob-0", "bob-1"} {
+		if e := bobs[k]; e.State != StateDone || bodies[e.DestUID] != string(msgs[0].body) {
+			t.Errorf("bob's %s: %v at UID %d, which holds %d bytes of his message; want done, naming a copy there (mail lost from bob's point of view)",
+				k, e.State, e.DestUID, len(bodies[e.DestUID]))
+		}
+	}
+	if got, want := h.dst.bodies("INBOX"), sortedBodies(append(slices.Clone(msgs), msgs[0])); !slices.Equal(got, want) {
+		t.Errorf("destination holds %d messages, want alice's 7 and bob's own copy", len(got))
+	}
+	recs, err := ledger.Resent(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := ledger.Counts(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 0 || counts[StateDone].Messages != 7 || counts[StateRemoving].Messages != 0 {
+		t.Errorf("alice: %d resent records, %d entries done, %d removing; want 0, 7, 0 (no intent left behind)",
+			len(recs), counts[StateDone].Messages, counts[StateRemoving].Messages)
+	}
+}
+
+// TestLateCopyRemovalRefusesAnotherAccountsAdopt is LateCopyAdoptRace on
+// the tests' in-memory ledger.
+func TestLateCopyRemovalRefusesAnotherAccountsAdopt(t *testing.T) {
+	lateCopyAdoptRace(t, copiesLedger{newMemLedger()}, alice, bob)
+}
+
+// bob's destination matching adopts a late duplicate copy after alice's
+// run looked (racingLedger: just before her Changes.Take): the ledger
+// refuses her the removal, and the copy, bob's now, stays; only her
+// record of it is settled.
+func TestLateCopyRemovalRefusedForAnotherAccountsCopy(t *testing.T) {
+	msgs := genMessages(7)
+	h := newHarness(msgs)
+	h.runner.Ledger = &racingLedger{copiesLedger: copiesLedger{h.ledger}}
+	h.opts.Linger = time.Minute
+	h.dst.holdNext = true
+	if st := h.run(t); st.Error != "" || st.Resent != 7 {
+		t.Fatalf("alice's first run: error %q, resent %d; want none, 7", st.Error, st.Resent)
+	}
+	h.dst.landHeld()
+	st := h.run(t)
+	if st.Error != "" || st.LateCopiesRemoved != 6 {
+		t.Fatalf("alice: error %q, late copies removed %d; want none, 6 (bob's entry names the seventh)", st.Error, st.LateCopiesRemoved)
+	}
+	e, ok := h.ledger.entries[bob]["bob's"]
+	if !ok {
+		t.Fatal("bob's entry was never written: alice recorded no intent (Changes.Take)")
+	}
+	found := false
+	for _, m := range h.dst.boxes["INBOX"].msgs {
+		found = found || m.uid == e.DestUID
+	}
+	if !found || len(h.dst.bodies("INBOX")) != 8 {
+		t.Errorf("the late copy bob's entry names (UID %d) is there: %v; destination holds %d, want 8", e.DestUID, found, len(h.dst.bodies("INBOX")))
+	}
+	if n := len(h.ledger.resent[alice]); n != 0 || len(h.ledger.entries[alice]) != 7 {
+		t.Errorf("alice: %d resent records, %d entries left; want 0, 7 (no intent left behind)", n, len(h.ledger.entries[alice]))
+	}
+}
+
+// A run killed between the intent to remove a late copy (Changes.Take)
+// and its expunge: the next run expunges it and settles the record and
+// the intent, with mirror on (which settles removing entries too) or off.
+func TestLateCopyRemovalCutShort(t *testing.T) {
+	for _, mirror := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "mirror"}[mirror], func(t *testing.T) {
+			msgs := genMessages(7)
+			h := newHarness(msgs)
+			h.runner.Ledger = copiesLedger{h.ledger}
+			h.opts.Linger = time.Minute
+			h.opts.Mirror = mirror
+			h.dst.holdNext = true
+			if st := h.run(t); st.Error != "" || st.Resent != 7 {
+				t.Fatalf("first run: error %q, resent %d; want none, 7", st.Error, st.Resent)
+			}
+			h.dst.landHeld()
+			h.opts.Crashpoint = func(p string) {
+				if p == "late copy removing" {
+					panic(crash{p})
+				}
+			}
+			func() {
+				defer func() {
+					if r := recover(); r != (crash{"late copy removing"}) {
+						t.Fatalf("the run did not stop at the late copy removing crashpoint: recovered %v", r)
+					}
+				}()
+				h.run(t)
+			}()
+			if n := h.ledger.states(alice)[StateRemoving]; n != 7 || len(h.dst.bodies("INBOX")) != 14 {
+				t.Fatalf("after the crash: %d removal intents, destination holds %d; want 7, 14", n, len(h.dst.bodies("INBOX")))
+			}
+			h.opts.Crashpoint = nil
+			st := h.run(t)
+			if st.Error != "" || st.LateCopiesRemoved != 7 || st.Removed != 0 || st.Copied != 0 {
+				t.Fatalf("next run: error %q, late copies removed %d, removed %d, copied %d; want none, 7, 0, 0",
+					st.Error, st.LateCopiesRemoved, st.Removed, st.Copied)
+			}
+			if got, want := h.dst.bodies("INBOX"), sortedBodies(msgs); !slices.Equal(got, want) {
+				t.Errorf("destination holds %d messages, want the 7 once", len(got))
+			}
+			if n := len(h.ledger.resent[alice]); n != 0 || len(h.ledger.entries[alice]) != 7 || h.ledger.states(alice)[StateDone] != 7 {
+				t.Errorf("alice: %d resent records, %d entries (%d done); want 0, 7, 7", n, len(h.ledger.entries[alice]), h.ledger.states(alice)[StateDone])
+			}
+		})
+	}
+}

@@ -140,7 +140,9 @@ type CopiesQuery struct {
 	// mailbox (the same destination user, or one the ledger does not
 	// know): "does another account name this copy?", asked before mirror
 	// removes or moves a copy that destination matching may have found
-	// for two accounts (sharedcopies.go).
+	// for two accounts (sharedcopies.go). It counts the entries skipped
+	// "probably present" (ReasonPresent) too: the copy they name stands
+	// in for their message, which is never sent.
 	OthersOf AccountID
 }
 
@@ -234,7 +236,7 @@ type Changes struct {
 	// mirror's removing and moving intents: refused when an entry of
 	// another account that writes into the same destination user's mailbox
 	// (CopiesQuery.OthersOf) names their copy (done, gone, removing,
-	// moving). Adopt holds the copies destination matching found (done,
+	// moving, or skipped ReasonPresent). Adopt holds the copies destination matching found (done,
 	// ReasonMatched): refused when such an entry holds the copy removing
 	// or moving (it is being taken away). When any is refused, Commit
 	// writes nothing and returns a *ContestedError naming them.

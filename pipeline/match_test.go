@@ -171,7 +171,7 @@ func TestMatchExisting(t *testing.T) {
 					t.Errorf("entry %s = %+v, want done (matched) with its copy at UID %d", k, e, uid)
 				}
 			}
-			if e := entries[msgs[2].key]; e.State != StateSkipped || e.ReasonClass != ReasonPresent || !strings.Contains(e.Reason, "UID 3") {
+			if e := entries[msgs[2].key]; e.State != StateSkipped || e.ReasonClass != ReasonPresent || !strings.Contains(e.Reason, "UID 3") || e.DestUID != 3 {
 				t.Errorf("entry of the changed message = %+v, want skipped as present at UID 3", e)
 			}
 			// Deleted at the source: the done ones (matched ones too),

@@ -19,8 +19,8 @@ import (
 // drops only this account's entry (removed, the destination untouched); a
 // move becomes a copy of the message into its new folder (the copy pass
 // appends it under its new key, and the old entry is then dropped as a
-// removal is). Late-copy removal (latecopies.go) already leaves every copy
-// another account's entry names.
+// removal is). Late-copy removal (latecopies.go) leaves every copy another
+// account's entry names, and records its intent through Changes.Take too.
 
 // sharedCopies returns the keys of those of entries whose copy another
 // account's entry also names.

@@ -107,6 +107,8 @@ func TestMirrorSettleLeavesCopiesMatchedSince(t *testing.T) {
 type racingLedger struct {
 	copiesLedger
 	once sync.Once
+	// bobs makes bob's entry of the taken entry; nil: done, matched.
+	bobs func(taken Entry) Entry
 }
 
 func (l *racingLedger) Commit(ctx context.Context, account AccountID, c Changes) error {
@@ -114,7 +116,11 @@ func (l *racingLedger) Commit(ctx context.Context, account AccountID, c Changes)
 	if len(c.Take) > 0 {
 		l.once.Do(func() {
 			e := c.Take[0]
-			e.Key, e.State, e.ReasonClass, e.MoveTo = "bob's", StateDone, ReasonMatched, ""
+			if l.bobs != nil {
+				e = l.bobs(e)
+			} else {
+				e.Key, e.State, e.ReasonClass, e.MoveTo = "bob's", StateDone, ReasonMatched, ""
+			}
 			err = l.copiesLedger.Commit(ctx, bob, Changes{Put: []Entry{e}})
 		})
 	}
@@ -165,6 +171,53 @@ func TestMirrorTakeRefused(t *testing.T) {
 			}
 			if op == "move" && len(h.dst.bodies("D")) != 1 {
 				t.Errorf("destination folder D holds %d, want alice's copy of the moved message", len(h.dst.bodies("D")))
+			}
+		})
+	}
+}
+
+// bobPresent is bob's entry skipped "probably present" (the same
+// Message-ID and size, other bytes) because of the copy e names.
+func bobPresent(e Entry) Entry {
+	e.Key, e.State, e.ReasonClass, e.Reason, e.MoveTo = "bob's", StateSkipped, ReasonPresent, "probably present", ""
+	return e
+}
+
+// An entry of bob's skipped "probably present" names alice's copy: that
+// copy stands in for bob's message, which is never sent, so alice's mirror
+// pass leaves it, whether the entry was there when she looked
+// (CopiesQuery.OthersOf) or came before her intent (Changes.Take); only
+// her entry is dropped.
+func TestMirrorLeavesACopyAProbablyPresentEntryNames(t *testing.T) {
+	for _, when := range []string{"before the look", "before the intent"} {
+		t.Run(when, func(t *testing.T) {
+			msgs := genMessages(2)
+			h := newHarness(msgs)
+			h.runner.Ledger = copiesLedger{h.ledger}
+			if st := h.run(t); st.Copied != 2 {
+				t.Fatalf("bulk pass: copied %d, want 2", st.Copied)
+			}
+			mine := h.ledger.all(alice)[msgs[0].key]
+			if when == "before the look" {
+				if err := h.ledger.Commit(context.Background(), bob, Changes{Put: []Entry{bobPresent(mine)}}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				h.runner.Ledger = &racingLedger{copiesLedger: copiesLedger{h.ledger}, bobs: bobPresent}
+			}
+			h.src.msgs, h.opts.Mirror = msgs[1:], true
+			st := h.run(t)
+			if st.Error != "" || st.Removed != 0 {
+				t.Errorf("mirror pass: error %q, removed %d; want none, 0 (the copy stands in for bob's message)", st.Error, st.Removed)
+			}
+			if _, ok := h.ledger.all(bob)["bob's"]; !ok {
+				t.Fatal("bob's entry was never written")
+			}
+			if n := len(h.dst.bodies("INBOX")); n != 2 {
+				t.Errorf("destination INBOX holds %d, want 2: the copy bob's entry names stays", n)
+			}
+			if e := h.ledger.all(alice)[msgs[0].key]; e.State != StateRemoved {
+				t.Errorf("alice's %s: %v, want removed (her entry only)", msgs[0].key, e.State)
 			}
 		})
 	}

@@ -650,7 +650,7 @@ func testCopies(t *testing.T, s *suite) {
 		{Key: "b2", State: pipeline.StateDone, Digest: d2, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: 0},
 		{Key: "b3", State: pipeline.StatePending, Digest: d2, DestMailbox: "INBOX", DestUIDValidity: 5, DestUIDNext: 3},
 	}})
-	uids := []uint32{10, 11, 12, 13, 14, 15, 16}
+	uids := []uint32{10, 11, 12, 13, 14, 15, 16, 17}
 	type copiesCase struct {
 		name        string
 		q           pipeline.CopiesQuery
@@ -707,9 +707,14 @@ func testCopies(t *testing.T, s *suite) {
 	s.commit(c, pipeline.Changes{Put: []pipeline.Entry{
 		{Key: "c1", State: pipeline.StateDone, Digest: d1, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: 10},
 		{Key: "c2", State: pipeline.StateGone, ReasonClass: pipeline.ReasonDeleted, Digest: d2, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: 16},
+		// Skipped "probably present": the copy it names stands in for
+		// carol's message, so it is hers for alice's mirror (OthersOf);
+		// alice's a5, skipped for another reason, is not.
+		{Key: "c3", State: pipeline.StateSkipped, ReasonClass: pipeline.ReasonPresent, Digest: d2, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: 17},
 	}})
 	check([]copiesCase{
-		{"others of alice", pipeline.CopiesQuery{OthersOf: a, Mailbox: "INBOX", UIDValidity: 7, UIDs: uids}, []uint32{10, 16}, 0, false},
+		{"others of alice", pipeline.CopiesQuery{OthersOf: a, Mailbox: "INBOX", UIDValidity: 7, UIDs: uids}, []uint32{10, 16, 17}, 0, false},
+		{"every account, any digest, after carol's", pipeline.CopiesQuery{Mailbox: "INBOX", UIDValidity: 7, UIDs: uids}, []uint32{10, 11, 15, 16}, 0, false},
 		{"others of carol", pipeline.CopiesQuery{OthersOf: c, Mailbox: "INBOX", UIDValidity: 7, UIDs: uids}, []uint32{10, 11}, 0, false},
 		{"others of carol, a digest", pipeline.CopiesQuery{OthersOf: c, Mailbox: "INBOX", UIDValidity: 7, UIDs: uids, Digest: d2}, []uint32{11}, 0, false},
 		{"others of bob", pipeline.CopiesQuery{OthersOf: b, Mailbox: "INBOX", UIDValidity: 7, UIDs: uids}, nil, 0, false},
@@ -809,6 +814,11 @@ func testContest(t *testing.T, s *suite) {
 		at("a-done", pipeline.StateDone, 10), at("a-gone", pipeline.StateGone, 11), at("a-removed", pipeline.StateRemoved, 12),
 		at("a-removing", pipeline.StateRemoving, 13), at("a-moving", pipeline.StateMoving, 14),
 	}})
+	// Skipped "probably present", naming the copy that stands in for the
+	// message; and skipped for another reason, naming nothing of note.
+	present, skipped := at("a-present", pipeline.StateSkipped, 15), at("a-skipped", pipeline.StateSkipped, 16)
+	present.ReasonClass = pipeline.ReasonPresent
+	s.commit(a, pipeline.Changes{Put: []pipeline.Entry{present, skipped}})
 	matched := func(key string, uid uint32) pipeline.Entry {
 		e := at(key, pipeline.StateDone, uid)
 		e.ReasonClass = pipeline.ReasonMatched
@@ -825,6 +835,8 @@ func testContest(t *testing.T, s *suite) {
 			at("c13", pipeline.StateRemoving, 13), at("c14", pipeline.StateRemoving, 14)}}, []string{"c10", "c11", "c13", "c14"}},
 		{"adopt what another account removes or moves", c, pipeline.Changes{Adopt: []pipeline.Entry{
 			matched("c10", 10), matched("c11", 11), matched("c12", 12), matched("c13", 13), matched("c14", 14)}}, []string{"c13", "c14"}},
+		{"take what another account's skipped entry names", c, pipeline.Changes{Take: []pipeline.Entry{
+			at("c15", pipeline.StateRemoving, 15), at("c16", pipeline.StateRemoving, 16)}}, []string{"c15"}},
 		{"take what another account names no more", c, pipeline.Changes{Take: []pipeline.Entry{at("c12", pipeline.StateRemoving, 12)}}, nil},
 		{"adopt what another account shares", c, pipeline.Changes{Adopt: []pipeline.Entry{matched("c10", 10), matched("c11", 11)}}, nil},
 		{"another destination user's copies", b, pipeline.Changes{Adopt: []pipeline.Entry{matched("b13", 13)}, Take: []pipeline.Entry{at("b10", pipeline.StateRemoving, 10)}}, nil},
