@@ -329,18 +329,27 @@ func (l *Ledger) scanQuery(account pipeline.AccountID, q pipeline.Query, limit i
 			where = append(where, "state IN ("+strings.Join(names, ", ")+")")
 		}
 	}
+	// One lower bound on source_key, never two: given the prefix's and
+	// After's, SQLite seeks by the prefix's and only filters by After's,
+	// so each page of a folder read every key of the pages before it
+	// again (quadratic: an IMAP first run's sweep of a 500,000-message
+	// folder). Keys compare bytewise here and in both dialects.
+	after := q.After
 	if q.KeyPrefix != "" {
 		lo, hi := prefixRange(q.KeyPrefix)
-		where = append(where, "source_key >= ?")
-		args = append(args, l.d.key(lo))
+		if after < lo {
+			where = append(where, "source_key >= ?")
+			args = append(args, l.d.key(lo))
+			after = ""
+		}
 		if hi != "" {
 			where = append(where, "source_key < ?")
 			args = append(args, l.d.key(hi))
 		}
 	}
-	if q.After != "" {
+	if after != "" {
 		where = append(where, "source_key > ?")
-		args = append(args, l.d.key(q.After))
+		args = append(args, l.d.key(after))
 	}
 	if q.Digest != "" {
 		if !validDigest(q.Digest) {

@@ -608,6 +608,11 @@ func testScanFilters(t *testing.T, s *suite) {
 		{"digest, any state", pipeline.Query{Digest: digest(1)}, []string{"A\x00\x001", "A\x001\x002", "\xff\xff"}},
 		{"digest in a folder", pipeline.Query{Digest: digest(1), KeyPrefix: "A\x00"}, []string{"A\x00\x001", "A\x001\x002"}},
 		{"after, with a prefix", pipeline.Query{KeyPrefix: "A\x00", After: "A\x001\x002"}, []string{"A\x001\x003", "A\x002\x001"}},
+		{"after, before the prefix", pipeline.Query{KeyPrefix: "A\x001\x00", After: "A\x00\x001"}, []string{"A\x001\x002", "A\x001\x003"}},
+		{"after, the prefix itself", pipeline.Query{KeyPrefix: "\xff\xff", After: "\xff\xff"}, []string{"\xff\xff\x01"}},
+		{"after, just below the prefix", pipeline.Query{KeyPrefix: "\xff\xff", After: "\xff\xfe"}, []string{"\xff\xff", "\xff\xff\x01"}},
+		{"after, past the prefix", pipeline.Query{KeyPrefix: "A\x001\x00", After: "A\x002"}, nil},
+		{"after, with a prefix and states", pipeline.Query{KeyPrefix: "A\x00", After: "A\x001\x002", States: []pipeline.State{pipeline.StateSkipped, pipeline.StateGone}}, []string{"A\x001\x003", "A\x002\x001"}},
 		{"no match", pipeline.Query{KeyPrefix: "B"}, nil},
 	}
 	for _, tc := range tests {
