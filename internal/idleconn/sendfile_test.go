@@ -1,0 +1,112 @@
+package idleconn
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestSendFile: SendFile puts exactly bytes [off, off+n) of the file on a
+// TCP connection, at the chunk boundaries of the idle deadline and off
+// them, without the timeout too, and leaves the file's position alone; a
+// file that ends early is an error with what was sent counted; a
+// connection that is not TCP is not handled and gets nothing.
+func TestSendFile(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("sendfile is used on Linux only")
+	}
+	const chunk = 256 << 10
+	data := make([]byte, 3*chunk+1000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	f, err := os.CreateTemp(t.TempDir(), "sendfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	const pos = 12345 // f's position, which SendFile must not move
+	if _, err := f.Seek(pos, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		off, n  int64
+		timeout time.Duration
+	}{
+		{"one byte", 0, 1, time.Minute},
+		{"a chunk less one", 0, chunk - 1, time.Minute},
+		{"a chunk", 0, chunk, time.Minute},
+		{"a chunk and one", 0, chunk + 1, time.Minute},
+		{"from an offset across chunks", 777, 2*chunk + 5, time.Minute},
+		{"to the file's end", 1, int64(len(data)) - 1, time.Minute},
+		{"without a timeout", 3, int64(len(data)) - 3, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := pipe(t)
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(server)
+				got <- b
+			}()
+			c := New(client, tc.timeout)
+			n, handled, err := c.SendFile(f, tc.off, tc.n)
+			client.Close()
+			if err != nil || !handled || n != tc.n {
+				t.Fatalf("SendFile = %d, %v, %v; want %d, true, nil", n, handled, err, tc.n)
+			}
+			if b := <-got; !bytes.Equal(b, data[tc.off:tc.off+tc.n]) {
+				t.Fatalf("the peer got %d bytes, not bytes %d to %d of the file", len(b), tc.off, tc.off+tc.n)
+			}
+			if p, _ := f.Seek(0, io.SeekCurrent); p != pos {
+				t.Fatalf("the file's position moved to %d", p)
+			}
+		})
+	}
+	t.Run("the file ends early", func(t *testing.T) {
+		client, server := pipe(t)
+		go io.Copy(io.Discard, server)
+		off := int64(len(data)) - 10
+		n, handled, err := New(client, time.Minute).SendFile(f, off, 20)
+		if !handled || n != 10 || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("SendFile past the end = %d, %v, %v; want 10, true, unexpected EOF", n, handled, err)
+		}
+	})
+	t.Run("a peer that stops reading", func(t *testing.T) {
+		// More than the sockets' buffers hold: SendFile waits for room,
+		// and fails after the idle timeout.
+		big, err := os.CreateTemp(t.TempDir(), "big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer big.Close()
+		if err := big.Truncate(64 << 20); err != nil {
+			t.Fatal(err)
+		}
+		client, _ := pipe(t)
+		n, handled, err := New(client, 200*time.Millisecond).SendFile(big, 0, 64<<20)
+		if !handled || !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= 64<<20 {
+			t.Fatalf("SendFile to a stalled peer = %d, %v, %v; want some bytes, true, deadline exceeded", n, handled, err)
+		}
+	})
+	t.Run("not TCP", func(t *testing.T) {
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		n, handled, err := New(a, time.Minute).SendFile(f, 0, 10)
+		if n != 0 || handled || err != nil {
+			t.Fatalf("SendFile on net.Pipe = %d, %v, %v; want 0, false, nil", n, handled, err)
+		}
+	})
+}
