@@ -101,6 +101,28 @@ func TestSendFile(t *testing.T) {
 			t.Fatalf("SendFile to a stalled peer = %d, %v, %v; want some bytes, true, deadline exceeded", n, handled, err)
 		}
 	})
+	t.Run("a peer that closes", func(t *testing.T) {
+		// The connection breaks mid-send: an error (EPIPE or ECONNRESET),
+		// not SIGPIPE ending the process.
+		big, err := os.CreateTemp(t.TempDir(), "big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer big.Close()
+		if err := big.Truncate(64 << 20); err != nil {
+			t.Fatal(err)
+		}
+		client, server := pipe(t)
+		go func() {
+			buf := make([]byte, 64<<10)
+			server.Read(buf)
+			server.Close()
+		}()
+		n, handled, err := New(client, 10*time.Second).SendFile(big, 0, 64<<20)
+		if !handled || err == nil || n >= 64<<20 {
+			t.Fatalf("SendFile to a peer that closed = %d, %v, %v; want fewer bytes, true, an error", n, handled, err)
+		}
+	})
 	t.Run("not TCP", func(t *testing.T) {
 		a, b := net.Pipe()
 		defer a.Close()
