@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -598,7 +599,7 @@ func (a *Appender) writeBody(cmd *command, body io.ReaderAt, n int64, binary boo
 	if !ok {
 		return false, a.copyLiteral(cmd, io.NewSectionReader(body, 0, n), n, false)
 	}
-	ew := &errWriter{w: a.bw}
+	ew := &errWriter{w: a.bw, send: a.sendFile}
 	m, err := wt.CopyTo(ew)
 	switch {
 	case ew.err != nil:
@@ -617,8 +618,9 @@ func (a *Appender) writeBody(cmd *command, body io.ReaderAt, n int64, binary boo
 // errWriter remembers its writer's error, to tell a failing connection
 // from a failing message body in CopyTo.
 type errWriter struct {
-	w   io.Writer
-	err error
+	w    io.Writer
+	err  error
+	send func(f *os.File, off, n int64) (int64, bool, error) // SendFile's; nil: none
 }
 
 func (e *errWriter) Write(p []byte) (int, error) {
@@ -627,6 +629,37 @@ func (e *errWriter) Write(p []byte) (int, error) {
 		e.err = err
 	}
 	return n, err
+}
+
+// SendFile sends a range of a spooled message's temp file by itself
+// (spool.FileSender) when send can. Its error counts as the connection's:
+// sendfile(2) does not say whether reading the file or writing the
+// socket failed, and either way the literal is cut short.
+func (e *errWriter) SendFile(f *os.File, off, n int64) (int64, bool, error) {
+	if e.send == nil || e.err != nil {
+		return 0, false, nil
+	}
+	k, handled, err := e.send(f, off, n)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return k, handled, err
+}
+
+// sendFile sends n bytes of f from off with sendfile(2) (idleconn's
+// SendFile) when the connection is plain TCP, after what the write buffer
+// holds (the APPEND command and the literal's announcement): the bytes of
+// a large message's temp file then pass through mailferry neither when
+// read back nor when written, where copying them was a twentieth of
+// mailferry's CPU on *mixed*. Under TLS it reports not handled.
+func (a *Appender) sendFile(f *os.File, off, n int64) (int64, bool, error) {
+	if a.conn != net.Conn(a.ic) {
+		return 0, false, nil
+	}
+	if err := a.bw.Flush(); err != nil {
+		return 0, true, err
+	}
+	return a.ic.SendFile(f, off, n)
 }
 
 // errReader remembers its reader's error, to tell a failing message source

@@ -2,7 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"io"
+	"os"
+
+	"github.com/mailferry/mailferry/spool"
 )
 
 // pacedChunk is the most the paced wrappers hand on between two calls to
@@ -63,6 +67,41 @@ type pacedSink struct {
 	ctx context.Context
 	w   io.Writer
 	t   Traffic
+}
+
+// SendFile lets the destination's connection send a range of the spool's
+// temp file by itself (spool.FileSender: sendfile(2) on a plain TCP
+// connection) when w can, in pieces of at most pacedChunk, telling Traffic
+// of each piece sent as Write does.
+func (p pacedSink) SendFile(f *os.File, off, n int64) (int64, bool, error) {
+	fs, ok := p.w.(spool.FileSender)
+	if !ok {
+		return 0, false, nil
+	}
+	var sent int64
+	for sent < n {
+		piece := min(n-sent, pacedChunk)
+		k, handled, err := fs.SendFile(f, off+sent, piece)
+		if !handled {
+			if sent == 0 {
+				return 0, false, nil
+			}
+			return sent, true, errors.New("pipeline: the destination stopped sending the spool file mid-message")
+		}
+		sent += k
+		if k > 0 {
+			if terr := p.t.Write(p.ctx, int(k)); terr != nil && err == nil {
+				err = terr
+			}
+		}
+		if err == nil && k < piece {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return sent, true, err
+		}
+	}
+	return sent, true, nil
 }
 
 func (p pacedSink) Write(b []byte) (int, error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"testing"
 
 	"github.com/mailferry/mailferry/spool"
@@ -127,5 +128,54 @@ func TestPacedCopyTo(t *testing.T) {
 				t.Errorf("CopyTo with Traffic failing = %v after %d pieces, want its error after 1", err, len(tr.writes))
 			}
 		})
+	}
+}
+
+// rangeSink sends files by itself (spool.FileSender), reading each range
+// asked for; it takes no Write.
+type rangeSink struct {
+	out    bytes.Buffer
+	pieces []int64
+}
+
+func (s *rangeSink) SendFile(f *os.File, off, n int64) (int64, bool, error) {
+	s.pieces = append(s.pieces, n)
+	b := make([]byte, n)
+	k, err := f.ReadAt(b, off)
+	s.out.Write(b[:k])
+	return int64(k), true, err
+}
+
+func (s *rangeSink) Write([]byte) (int, error) {
+	return 0, errors.New("rangeSink takes no Write")
+}
+
+// TestPacedSendFile: a body in a temp file goes to a writer that sends
+// files by itself (the destination's plain TCP connection) through the
+// paced sink, whole, in pieces of at most pacedChunk, Traffic told of
+// each; Traffic's error stops it after the piece.
+func TestPacedSendFile(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef\r\n"), 60_000) // 1 MB
+	tr := &pieceTraffic{}
+	pb := pacedBody{ctx: context.Background(), r: spooled(t, body, 64<<10), t: tr}
+	s := &rangeSink{}
+	n, err := pb.CopyTo(s)
+	if err != nil || n != int64(len(body)) || !bytes.Equal(s.out.Bytes(), body) {
+		t.Fatalf("CopyTo = %d, %v (%d bytes sent); want the %d bytes", n, err, s.out.Len(), len(body))
+	}
+	if len(s.pieces) != (len(body)+pacedChunk-1)/pacedChunk || tr.written != int64(len(body)) || len(tr.writes) != len(s.pieces) {
+		t.Errorf("sent in pieces %v, Traffic told of %v; want pieces of %d, each told", s.pieces, tr.writes, pacedChunk)
+	}
+	for _, p := range s.pieces {
+		if p > pacedChunk {
+			t.Errorf("a piece of %d bytes, more than %d", p, pacedChunk)
+		}
+	}
+	stop := errors.New("quota")
+	tr = &pieceTraffic{writeErr: stop}
+	pb.t = tr
+	s = &rangeSink{}
+	if _, err := pb.CopyTo(s); !errors.Is(err, stop) || len(s.pieces) != 1 {
+		t.Errorf("CopyTo with Traffic failing = %v after %d pieces, want its error after 1", err, len(s.pieces))
 	}
 }

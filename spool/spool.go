@@ -515,7 +515,10 @@ func (m *Message) ReadAt(p []byte, off int64) (int, error) {
 // read position: it can be called any number of times, as ReadAt): when
 // it is in memory, as one Write of its own bytes, which a bufio.Writer
 // passes to its connection mostly without copying them through its
-// buffer; from a temp file, in pieces of 256 KB.
+// buffer; from a temp file, through w's SendFile when it has one that
+// handles it (FileSender: the kernel sends the file's pages, which then
+// pass through this process neither when read back nor when written),
+// else in pieces of 256 KB.
 func (m *Message) CopyTo(w io.Writer) (int64, error) {
 	if m.file == nil {
 		if int64(cap(m.inMemory)) < m.size {
@@ -523,6 +526,16 @@ func (m *Message) CopyTo(w io.Writer) (int64, error) {
 		}
 		n, err := w.Write(m.inMemory[:m.size:m.size])
 		return int64(n), err
+	}
+	if fs, ok := w.(FileSender); ok {
+		// Only the message's bytes: a reused file may hold more after them.
+		n, handled, err := fs.SendFile(m.file, 0, m.size)
+		if handled {
+			if err == nil && n != m.size {
+				err = fmt.Errorf("spool: sent %d of the temp file's %d bytes", n, m.size)
+			}
+			return n, err
+		}
 	}
 	buf := make([]byte, min(m.size, scratchBytes))
 	var off int64
@@ -543,6 +556,17 @@ func (m *Message) CopyTo(w io.Writer) (int64, error) {
 		}
 	}
 	return off, nil
+}
+
+// FileSender is a writer that can send a range of a file by itself,
+// without the bytes passing through this process (sendfile(2) to a plain
+// TCP connection): CopyTo hands it a message's temp file. SendFile writes
+// n bytes of f from offset off, without using or moving f's position; it
+// reports handled false, having written nothing, when it cannot (TLS,
+// another system), and CopyTo then writes the bytes itself. Its error may
+// be the file's or the writer's.
+type FileSender interface {
+	SendFile(f *os.File, off, n int64) (written int64, handled bool, err error)
 }
 
 // InMemoryBytes is how much memory the message holds: its buffer's

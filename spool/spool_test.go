@@ -825,3 +825,78 @@ func BenchmarkSpoolMiB(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(n), "cpu-ns/op")
 }
+
+// fileSink is a FileSender that takes a file's range by reading it
+// (handled), or declines (not handled) and takes Writes.
+type fileSink struct {
+	handled bool
+	err     error // SendFile's, after taking the range
+	out     bytes.Buffer
+	sends   [][2]int64 // off, n of each SendFile
+	writes  int
+}
+
+func (s *fileSink) SendFile(f *os.File, off, n int64) (int64, bool, error) {
+	s.sends = append(s.sends, [2]int64{off, n})
+	if !s.handled {
+		return 0, false, nil
+	}
+	b := make([]byte, n)
+	k, err := f.ReadAt(b, off)
+	s.out.Write(b[:k])
+	if err == nil {
+		err = s.err
+	}
+	return int64(k), true, err
+}
+
+func (s *fileSink) Write(p []byte) (int, error) {
+	s.writes++
+	return s.out.Write(p)
+}
+
+// TestCopyToSendsFile: a message in a temp file is handed to a writer
+// that sends files by itself as the one range that is the message (not
+// the older bytes a reused file holds after it), and written as before
+// when the writer declines; a message in memory is written, never sent
+// as a file; the sender's error is CopyTo's.
+func TestCopyToSendsFile(t *testing.T) {
+	dir := t.TempDir()
+	p := &Buffers{}
+	long := bytes.Repeat([]byte("0123456789abcdef\r\n"), 20_000) // 360 KB
+	short := bytes.Repeat([]byte("ABCDEFGHIJ\r\n"), 10_000)      // 120 KB
+	spillMessage(t, p, dir, long).Close()
+	m := spillMessage(t, p, dir, short) // in the file that holds long
+	defer m.Close()
+
+	s := &fileSink{handled: true}
+	if n, err := m.CopyTo(s); err != nil || n != int64(len(short)) {
+		t.Fatalf("CopyTo = %d, %v; want %d, nil", n, err, len(short))
+	}
+	if !bytes.Equal(s.out.Bytes(), short) || len(s.sends) != 1 || s.sends[0] != [2]int64{0, int64(len(short))} || s.writes != 0 {
+		t.Errorf("sent %d bytes in ranges %v with %d Writes; want the message's %d bytes as one range from 0, no Write", s.out.Len(), s.sends, s.writes, len(short))
+	}
+
+	s = &fileSink{handled: false}
+	if n, err := m.CopyTo(s); err != nil || n != int64(len(short)) || !bytes.Equal(s.out.Bytes(), short) || s.writes == 0 {
+		t.Errorf("CopyTo to a writer that declines = %d, %v, %d Writes; want the %d bytes written", n, err, s.writes, len(short))
+	}
+
+	boom := errors.New("boom")
+	s = &fileSink{handled: true, err: boom}
+	if _, err := m.CopyTo(s); !errors.Is(err, boom) {
+		t.Errorf("CopyTo with a failing sender = %v, want its error", err)
+	}
+
+	w := New(&Options{Buffers: p})
+	w.Write(short)
+	inMem, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inMem.Close()
+	s = &fileSink{handled: true}
+	if n, err := inMem.CopyTo(s); err != nil || n != int64(len(short)) || !bytes.Equal(s.out.Bytes(), short) || len(s.sends) != 0 {
+		t.Errorf("CopyTo of a message in memory = %d, %v, %d SendFiles; want the bytes written", n, err, len(s.sends))
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -57,6 +58,41 @@ func (c *Conn) Write(p []byte) (int, error) {
 		p = p[n:]
 	}
 	return written, nil
+}
+
+// SendFile writes n bytes of f, from offset off, to the connection
+// without copying them through this process (sendfile(2)), extending the
+// idle deadline before each chunk as Write does: the spool's temp file of
+// a large message goes to the destination that way when the connection is
+// plain TCP. The bytes go out as they are: a caller that runs TLS on top
+// of this Conn must not use it. handled is false, with nothing written,
+// when the connection is not a TCP connection or the system cannot: the
+// caller writes the bytes itself. f's position is neither used nor moved.
+func (c *Conn) SendFile(f *os.File, off, n int64) (written int64, handled bool, err error) {
+	tc, ok := c.Conn.(*net.TCPConn)
+	if !ok || n <= 0 {
+		return 0, ok, nil
+	}
+	const chunk = 256 << 10
+	for written < n {
+		k := n - written
+		if c.timeout > 0 {
+			k = min(k, chunk)
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+		}
+		m, h, err := sendFile(tc, f, off+written, k)
+		written += m
+		if !h {
+			if written == 0 {
+				return 0, false, nil
+			}
+			return written, true, errors.New("idleconn: sendfile stopped working mid-message")
+		}
+		if err != nil {
+			return written, true, err
+		}
+	}
+	return written, true, nil
 }
 
 // SetDeadline is ignored; see Conn.

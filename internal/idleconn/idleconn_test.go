@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-func pipe(t *testing.T) (client, server net.Conn) {
+func pipe(t testing.TB) (client, server net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
