@@ -62,6 +62,10 @@ func (l *Ledger) Status(ctx context.Context, sel Selector) ([]AccountStatus, err
 	// and account_counts; "" for all.
 	var only, onlyCounts string
 	var onlyArgs []any
+	// every: all the accounts and nothing else, so the read of the
+	// accounts below lists them itself; selectAccounts would read every
+	// account (and its last run) once more for nothing (issue 18).
+	every := sel.All && len(sel.IDs) == 0 && len(sel.Names) == 0 && !sel.Failed
 	if len(sel.IDs) > 0 && len(sel.IDs) <= pipeline.MaxLookup && len(sel.Names) == 0 && !sel.Failed && !sel.All {
 		ids = slices.Clone(sel.IDs)
 		slices.Sort(ids)
@@ -72,8 +76,10 @@ func (l *Ledger) Status(ctx context.Context, sel Selector) ([]AccountStatus, err
 		}
 		only, onlyArgs = l.d.in("id", vals)
 		onlyCounts, _ = l.d.in("account_id", vals)
-	} else if ids, err = l.selectAccounts(ctx, tx, sel); err != nil {
-		return nil, err
+	} else if !every {
+		if ids, err = l.selectAccounts(ctx, tx, sel); err != nil {
+			return nil, err
+		}
 	}
 	want := map[pipeline.AccountID]int{}
 	out := make([]AccountStatus, 0, len(ids))
@@ -86,12 +92,16 @@ func (l *Ledger) Status(ctx context.Context, sel Selector) ([]AccountStatus, err
 	if only != "" {
 		q += ` WHERE ` + only
 	}
+	q += ` ORDER BY id`
 	rows, err := tx.QueryContext(ctx, l.d.q(q), onlyArgs...)
 	if err != nil {
 		return nil, fmt.Errorf("reading the accounts of %s: %w", l.path, err)
 	}
 	found := map[pipeline.AccountID]bool{}
-	runIDs := map[int64][]**pipeline.RunRecord{}
+	// runsOf are each account's last, last ok and last failed runs, to be
+	// read once out has its final places (it grows while every account is
+	// read, and loses the ids that name no account below).
+	runsOf := map[pipeline.AccountID][3]sql.NullInt64{}
 	for rows.Next() {
 		var id pipeline.AccountID
 		var a AccountStatus
@@ -102,6 +112,10 @@ func (l *Ledger) Status(ctx context.Context, sel Selector) ([]AccountStatus, err
 			rows.Close()
 			return nil, fmt.Errorf("reading the accounts of %s: %w", l.path, err)
 		}
+		if every {
+			want[id] = len(out)
+			out = append(out, AccountStatus{ID: id, Counts: pipeline.Counts{}, SkipReasons: map[string]int{}})
+		}
 		i, selected := want[id]
 		if !selected {
 			continue
@@ -110,14 +124,7 @@ func (l *Ledger) Status(ctx context.Context, sel Selector) ([]AccountStatus, err
 		s := &out[i]
 		s.Ident, s.Name, s.Source, s.Destination = a.Ident, a.Name, a.Source, a.Destination
 		s.Paused, s.PauseReason, s.NotBefore, s.WaitReason, s.Provisional = a.Paused, a.PauseReason, fromNanos(notBefore), a.WaitReason, a.Provisional
-		for _, r := range []struct {
-			id  sql.NullInt64
-			dst **pipeline.RunRecord
-		}{{last, &s.LastRun}, {ok, &s.LastOK}, {bad, &s.LastError}} {
-			if r.id.Valid {
-				runIDs[r.id.Int64] = append(runIDs[r.id.Int64], r.dst)
-			}
-		}
+		runsOf[id] = [3]sql.NullInt64{last, ok, bad}
 	}
 	if err := rows.Close(); err != nil {
 		return nil, fmt.Errorf("reading the accounts of %s: %w", l.path, err)
@@ -133,6 +140,15 @@ func (l *Ledger) Status(ctx context.Context, sel Selector) ([]AccountStatus, err
 		clear(want)
 		for i, a := range out {
 			want[a.ID] = i
+		}
+	}
+	runIDs := map[int64][]**pipeline.RunRecord{}
+	for i := range out {
+		s := &out[i]
+		for k, dst := range []**pipeline.RunRecord{&s.LastRun, &s.LastOK, &s.LastError} {
+			if r := runsOf[s.ID][k]; r.Valid {
+				runIDs[r.Int64] = append(runIDs[r.Int64], dst)
+			}
 		}
 	}
 	if len(runIDs) > 0 {

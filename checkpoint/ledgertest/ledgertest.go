@@ -1621,6 +1621,33 @@ func testStatus(t *testing.T, s *suite) {
 	if st, _ := s.l.Status(s.ctx, checkpoint.Selector{IDs: []pipeline.AccountID{bob}}); len(st) != 1 || len(st[0].Counts) != 0 || st[0].LastRun != nil {
 		t.Errorf("bob, never run: %+v", st)
 	}
+	// Each account keeps its own last runs, read for all accounts and for
+	// a few by id also when an id asked for names no account and sorts
+	// before theirs: the accounts after it move up a place, and their runs
+	// went to the wrong account.
+	for i, id := range []pipeline.AccountID{a, bob} {
+		run, err := s.l.StartRun(s.ctx, id, s.clock())
+		if err == nil {
+			err = s.l.FinishRun(s.ctx, run, pipeline.RunRecord{Result: "ok", Copied: i + 1})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sel := range []checkpoint.Selector{{All: true}, {IDs: []pipeline.AccountID{0, a, bob}}} {
+		st, err := s.l.Status(s.ctx, sel)
+		if err != nil || len(st) != 2 {
+			t.Errorf("Status(%+v): %+v, %v; want alice and bob", sel, st, err)
+			continue
+		}
+		for _, x := range st {
+			want := map[pipeline.AccountID]int{a: 1, bob: 2}[x.ID]
+			if x.LastRun == nil || x.LastRun.Copied != want || x.LastOK == nil || x.LastOK.Copied != want || x.LastError != nil {
+				t.Errorf("Status(%+v): account %d (%s) has last run %+v, last ok %+v, last error %+v; want its own run of %d copied",
+					sel, x.ID, x.Ident, x.LastRun, x.LastOK, x.LastError, want)
+			}
+		}
+	}
 	n, first, err := s.l.DoneSince(s.ctx, a, s.clock().Add(-time.Hour))
 	if err != nil || n != 1 || !first.Equal(s.clock().Add(-30*time.Minute)) {
 		t.Errorf("DoneSince: %d, %v, %v", n, first, err)
