@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"fmt"
@@ -414,7 +415,12 @@ func formatDays(d time.Duration) string {
 	return d.String()
 }
 
-func writeStatusText(w io.Writer, rep statusReport) {
+func writeStatusText(out io.Writer, rep statusReport) {
+	// Buffered: the table and the accounts' lines are many small writes,
+	// each a system call on a terminal or file (170,000 of them for 10,000
+	// accounts, issue 18).
+	w := bufio.NewWriter(out)
+	defer w.Flush()
 	fmt.Fprintf(w, "checkpoint %s", rep.State)
 	if rep.Entries > 0 || rep.Size > 0 {
 		fmt.Fprintf(w, ": %s, %d entries", config.FormatByteSize(rep.Size), rep.Entries)
