@@ -155,19 +155,9 @@ func (l *Ledger) status(ctx context.Context, sel Selector, holders bool) ([]Acco
 			want[a.ID] = i
 		}
 	}
-	runIDs := map[int64][]**pipeline.RunRecord{}
-	for i := range out {
-		s := &out[i]
-		for k, dst := range []**pipeline.RunRecord{&s.LastRun, &s.LastOK, &s.LastError} {
-			if r := runsOf[s.ID][k]; r.Valid {
-				runIDs[r.Int64] = append(runIDs[r.Int64], dst)
-			}
-		}
-	}
-	// readRuns reads the runs of a query's rows (the run's id, then
-	// runColumns) into the accounts that ask for them, and forgets those
-	// ids.
-	readRuns := func(q string, args ...any) error {
+	// readRuns reads the runs of a query's rows (an id, then runColumns)
+	// and gives each to put with its id.
+	readRuns := func(put func(id int64, rec pipeline.RunRecord), q string, args ...any) error {
 		rows, err := tx.QueryContext(ctx, l.d.q(q), args...)
 		if err != nil {
 			return fmt.Errorf("reading the last runs of %s: %w", l.path, err)
@@ -179,24 +169,43 @@ func (l *Ledger) status(ctx context.Context, sel Selector, holders bool) ([]Acco
 			if err != nil {
 				return fmt.Errorf("reading the last runs of %s: %w", l.path, err)
 			}
-			for _, dst := range runIDs[id] {
-				r := rec
-				*dst = &r
-			}
-			delete(runIDs, id)
+			put(id, rec)
 		}
 		if err := rows.Close(); err != nil {
 			return fmt.Errorf("reading the last runs of %s: %w", l.path, err)
 		}
 		return nil
 	}
-	if every && len(runIDs) > 0 {
-		// Every account's last run in one read, not one read per
-		// MaxLookup ids (20 at 10,000 accounts, 2 of 5 of the time of
-		// Status, issue 18); the last ok and failed runs that are not
-		// also a last run are read by id below.
-		if err := readRuns(`SELECT r.id, ` + runColumns + ` FROM accounts a JOIN runs r ON r.id = a.last_run`); err != nil {
+	if every {
+		// Every account's last run in one read by account, not one read
+		// per MaxLookup run ids (20 at 10,000 accounts, 2 of 5 of the
+		// time of Status, issue 18); it is also the last ok or failed
+		// run where the account says so, and the others are read by id
+		// below.
+		err := readRuns(func(id int64, rec pipeline.RunRecord) {
+			i, ok := want[pipeline.AccountID(id)]
+			if !ok {
+				return
+			}
+			s, runs := &out[i], runsOf[pipeline.AccountID(id)]
+			for k, dst := range []**pipeline.RunRecord{&s.LastRun, &s.LastOK, &s.LastError} {
+				if runs[k] == runs[0] {
+					r := rec
+					*dst = &r
+				}
+			}
+		}, `SELECT a.id, `+runColumns+` FROM accounts a JOIN runs r ON r.id = a.last_run`)
+		if err != nil {
 			return nil, err
+		}
+	}
+	runIDs := map[int64][]**pipeline.RunRecord{}
+	for i := range out {
+		s := &out[i]
+		for k, dst := range []**pipeline.RunRecord{&s.LastRun, &s.LastOK, &s.LastError} {
+			if r := runsOf[s.ID][k]; r.Valid && *dst == nil {
+				runIDs[r.Int64] = append(runIDs[r.Int64], dst)
+			}
 		}
 	}
 	if len(runIDs) > 0 {
@@ -206,7 +215,13 @@ func (l *Ledger) status(ctx context.Context, sel Selector, holders bool) ([]Acco
 		}
 		for start := 0; start < len(ids); start += pipeline.MaxLookup {
 			cond, args := l.d.in("id", ids[start:min(start+pipeline.MaxLookup, len(ids))])
-			if err := readRuns(`SELECT id, `+runColumns+` FROM runs WHERE `+cond, args...); err != nil {
+			err := readRuns(func(id int64, rec pipeline.RunRecord) {
+				for _, dst := range runIDs[id] {
+					r := rec
+					*dst = &r
+				}
+			}, `SELECT id, `+runColumns+` FROM runs WHERE `+cond, args...)
+			if err != nil {
 				return nil, err
 			}
 		}
