@@ -195,6 +195,8 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			if st, err = ledger.StatusWithoutHolders(ctx, checkpoint.Selector{All: true}); err != nil {
 				return exitFatal, err
 			}
+			configured = make([]namedAccount, 0, len(st))
+			ids = make([]pipeline.AccountID, 0, len(st))
 			for _, a := range st {
 				configured = append(configured, namedAccount{name: a.Name, key: a.Ident})
 				ids = append(ids, a.ID)
@@ -219,6 +221,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			found[a.ID] = a
 		}
 	}
+	rep.Accounts = make([]statusAccount, 0, len(configured))
 	for i, a := range configured {
 		sa := statusAccount{Name: a.name, Account: a.key, NeverRun: true, SkipReasons: map[string]int{},
 			SkippedMessages: []statusMessage{}, FailedMessages: []statusMessage{}}
