@@ -249,7 +249,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		}
 	}
 	if o.common.json {
-		if err := writeJSON(e.stdout, rep); err != nil {
+		if err := writeStatusJSON(e.stdout, rep); err != nil {
 			return exitFatal, fmt.Errorf("writing the JSON report: %w", err)
 		}
 		return exitOK, nil
