@@ -249,26 +249,55 @@ func (l *Ledger) status(ctx context.Context, sel Selector, holders bool) ([]Acco
 	if err := rows.Close(); err != nil {
 		return nil, fmt.Errorf("reading the counts of %s: %w", l.path, err)
 	}
+	var skipping []int // the accounts with skipped entries
 	for i := range out {
-		if out[i].Counts[pipeline.StateSkipped].Messages == 0 {
-			continue
+		if out[i].Counts[pipeline.StateSkipped].Messages != 0 {
+			skipping = append(skipping, i)
 		}
-		rows, err := tx.QueryContext(ctx, l.d.q(`SELECT reason, COUNT(*) FROM messages
-			WHERE account_id = ? AND state <> 'done' AND state = 'skipped' GROUP BY reason`), out[i].ID)
+	}
+	// reasons counts the skip reasons of one account, or of every
+	// account (account 0): once many accounts have skipped entries, one
+	// read of all of them through messages_open costs less than a read
+	// per account (1,000 of 10,000 accounts with skipped entries took
+	// 1,000 reads, issue 18); with a few, a read of each of them reads
+	// only theirs.
+	reasons := func(account pipeline.AccountID) error {
+		q, args := `SELECT account_id, reason, COUNT(*) FROM messages
+			WHERE state <> 'done' AND state = 'skipped' GROUP BY account_id, reason`, []any{}
+		if account != 0 {
+			q, args = `SELECT account_id, reason, COUNT(*) FROM messages
+			WHERE account_id = ? AND state <> 'done' AND state = 'skipped' GROUP BY account_id, reason`, []any{account}
+		}
+		rows, err := tx.QueryContext(ctx, l.d.q(q), args...)
 		if err != nil {
-			return nil, fmt.Errorf("reading the skip reasons of %s: %w", l.path, err)
+			return fmt.Errorf("reading the skip reasons of %s: %w", l.path, err)
 		}
+		defer rows.Close()
 		for rows.Next() {
+			var id pipeline.AccountID
 			var reason string
 			var n int
-			if err := rows.Scan(&reason, &n); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("reading the skip reasons of %s: %w", l.path, err)
+			if err := rows.Scan(&id, &reason, &n); err != nil {
+				return fmt.Errorf("reading the skip reasons of %s: %w", l.path, err)
 			}
-			out[i].SkipReasons[reason] = n
+			if i, ok := want[id]; ok {
+				out[i].SkipReasons[reason] = n
+			}
 		}
 		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("reading the skip reasons of %s: %w", l.path, err)
+			return fmt.Errorf("reading the skip reasons of %s: %w", l.path, err)
+		}
+		return nil
+	}
+	if every && len(skipping) > manySkipping {
+		if err := reasons(0); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, i := range skipping {
+			if err := reasons(out[i].ID); err != nil {
+				return nil, err
+			}
 		}
 	}
 	switch {
@@ -285,6 +314,10 @@ func (l *Ledger) status(ctx context.Context, sel Selector, holders bool) ([]Acco
 	sort.SliceStable(out, func(i, j int) bool { return displayName(out[i]) < displayName(out[j]) })
 	return out, nil
 }
+
+// manySkipping is how many accounts with skipped entries Status reads
+// the skip reasons of one by one; beyond, in one read of every account's.
+const manySkipping = 64
 
 func displayName(a AccountStatus) string {
 	if a.Name != "" {

@@ -164,3 +164,40 @@ func BenchmarkStatus(b *testing.B) {
 		})
 	}
 }
+
+// TestStatusManySkipping: with more than manySkipping accounts holding
+// skipped entries, Status of every account counts their skip reasons in
+// one read of all of them, and each account gets its own, as Status of
+// the accounts one by one gives them.
+func TestStatusManySkipping(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, "", nil)
+	const accounts = manySkipping + 6
+	for i := range accounts {
+		id, h := held(t, l, fmt.Sprintf("user%04d", i))
+		put := []pipeline.Entry{{Key: "done", State: pipeline.StateDone, Size: 7}, {Key: "failed", State: pipeline.StateFailed, Reason: "refused"}}
+		for j := range i%3 + 1 {
+			put = append(put, pipeline.Entry{Key: fmt.Sprintf("big%d", j), State: pipeline.StateSkipped, Reason: "too big"})
+		}
+		if i%2 == 0 {
+			put = append(put, pipeline.Entry{Key: "nul", State: pipeline.StateSkipped, Reason: fmt.Sprintf("NUL byte in %d", i)})
+		}
+		if err := l.Commit(ctx, id, pipeline.Changes{Put: put}); err != nil {
+			t.Fatal(err)
+		}
+		h.Release(ctx)
+	}
+	all, err := l.Status(ctx, Selector{All: true})
+	if err != nil || len(all) != accounts {
+		t.Fatalf("Status of every account: %d, %v; want %d", len(all), err, accounts)
+	}
+	for _, a := range all {
+		one, err := l.Status(ctx, Selector{IDs: []pipeline.AccountID{a.ID}})
+		if err != nil || len(one) != 1 {
+			t.Fatalf("Status of account %d: %+v, %v", a.ID, one, err)
+		}
+		if fmt.Sprint(a.SkipReasons) != fmt.Sprint(one[0].SkipReasons) || len(a.SkipReasons) == 0 {
+			t.Errorf("account %s: skip reasons %v among all, %v alone", a.Ident, a.SkipReasons, one[0].SkipReasons)
+		}
+	}
+}
