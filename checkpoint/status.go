@@ -417,3 +417,39 @@ func (l *Ledger) Check(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Problems gives fn every skipped and failed entry of every account (its
+// key, state and reason; the other fields unset), in one read through
+// messages_open, in no particular order; an error from fn stops it.
+// `mailferry status` of many accounts lists them all: a Scan of each
+// state of each account with any took 2,000 reads for 1,000 accounts of
+// 10,000 (issue 18).
+func (l *Ledger) Problems(ctx context.Context, fn func(account pipeline.AccountID, e pipeline.Entry) error) error {
+	if err := l.checkOpen(); err != nil {
+		return err
+	}
+	// The states are spelled in the statement: the partial index serves
+	// only a statement whose terms imply its condition as written.
+	rows, err := l.r.QueryContext(ctx, l.d.q(`SELECT account_id, source_key, state, reason FROM messages`+l.d.indexedBy("messages_open")+`
+		WHERE state <> 'done' AND state IN ('skipped', 'failed')`))
+	if err != nil {
+		return fmt.Errorf("reading the skipped and failed entries of %s: %w", l.path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id pipeline.AccountID
+		var e pipeline.Entry
+		var state string
+		if err := rows.Scan(&id, &e.Key, &state, &e.Reason); err != nil {
+			return fmt.Errorf("reading the skipped and failed entries of %s: %w", l.path, err)
+		}
+		e.State = stateOf[state]
+		if err := fn(id, e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("reading the skipped and failed entries of %s: %w", l.path, err)
+	}
+	return nil
+}

@@ -1614,6 +1614,17 @@ func testStatus(t *testing.T, s *suite) {
 		sa.SkipReasons["too big"] != 2 || sa.SkipReasons["empty message"] != 1 || sa.Holder == 0 {
 		t.Errorf("alice's status: %+v", sa)
 	}
+	// Problems: alice's skipped and failed entries with their reasons.
+	var problems []string
+	err = s.l.Problems(s.ctx, func(id pipeline.AccountID, e pipeline.Entry) error {
+		problems = append(problems, fmt.Sprintf("%d %s %s %s", id, e.Key, e.State, e.Reason))
+		return nil
+	})
+	slices.Sort(problems)
+	if want := []string{fmt.Sprintf("%d 3 skipped too big", a), fmt.Sprintf("%d 4 skipped too big", a), fmt.Sprintf("%d 5 skipped empty message", a),
+		fmt.Sprintf("%d 6 failed refused", a)}; err != nil || !slices.Equal(problems, want) {
+		t.Errorf("Problems: %q, %v; want %q", problems, err, want)
+	}
 	// Without holders: the same status, and no look at who holds it.
 	for _, sel := range []checkpoint.Selector{{All: true}, {IDs: []pipeline.AccountID{a}}} {
 		st, err := s.l.StatusWithoutHolders(s.ctx, sel)

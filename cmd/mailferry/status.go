@@ -221,12 +221,42 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			found[a.ID] = a
 		}
 	}
+	// With many accounts holding skipped or failed entries, those are read
+	// for all accounts at once, not a Scan per state and account.
+	var problems map[pipeline.AccountID]*statusAccount
+	if n := 0; ledger != nil {
+		for _, a := range found {
+			if a.Counts[pipeline.StateSkipped].Messages+a.Counts[pipeline.StateFailed].Messages > 0 {
+				n++
+			}
+		}
+		if n > manyProblems {
+			problems = map[pipeline.AccountID]*statusAccount{}
+			err := ledger.Problems(ctx, func(id pipeline.AccountID, e pipeline.Entry) error {
+				p := problems[id]
+				if p == nil {
+					p = &statusAccount{}
+					problems[id] = p
+				}
+				m := statusMessage{Key: verify.DisplayKey(e.Key), Reason: e.Reason}
+				if e.State == pipeline.StateSkipped {
+					p.SkippedMessages = append(p.SkippedMessages, m)
+				} else {
+					p.FailedMessages = append(p.FailedMessages, m)
+				}
+				return nil
+			})
+			if err != nil {
+				return exitFatal, err
+			}
+		}
+	}
 	rep.Accounts = make([]statusAccount, 0, len(configured))
 	for i, a := range configured {
 		sa := statusAccount{Name: a.name, Account: a.key, NeverRun: true, SkipReasons: map[string]int{},
 			SkippedMessages: []statusMessage{}, FailedMessages: []statusMessage{}}
 		if st, ok := found[ids[i]]; ok {
-			if err := fillStatus(ctx, ledger, st, &sa); err != nil {
+			if err := fillStatus(ctx, ledger, st, &sa, problems); err != nil {
 				return exitFatal, err
 			}
 			if err := fillDeleteWaiting(ctx, ledger, ids[i], &sa, a.deleteAfter, time.Now()); err != nil {
@@ -318,10 +348,15 @@ func serveStatus(ctx context.Context, ui *uiOptions, e *env, ledger *checkpoint.
 	return exitOK, nil
 }
 
+// manyProblems is how many accounts with skipped or failed entries status
+// reads those of one by one (a Scan per state and account); beyond, all
+// at once (Ledger.Problems).
+const manyProblems = 64
+
 // fillStatus fills in one account's counts and last runs from its status
-// a, and reads its skipped and failed entries (page by page: a few,
-// normally).
-func fillStatus(ctx context.Context, l *checkpoint.Ledger, a checkpoint.AccountStatus, sa *statusAccount) error {
+// a, and its skipped and failed entries: from problems when they were
+// read for every account (nil: read here, page by page: a few, normally).
+func fillStatus(ctx context.Context, l *checkpoint.Ledger, a checkpoint.AccountStatus, sa *statusAccount, problems map[pipeline.AccountID]*statusAccount) error {
 	id := a.ID
 	c := a.Counts
 	sa.Done, sa.Pending, sa.Skipped, sa.Failed = int(c[pipeline.StateDone].Messages), int(c[pipeline.StatePending].Messages),
@@ -371,6 +406,17 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, a checkpoint.AccountS
 		dst   *[]statusMessage
 	}{{pipeline.StateSkipped, &sa.SkippedMessages}, {pipeline.StateFailed, &sa.FailedMessages}} {
 		if c[l2.state].Messages == 0 {
+			continue
+		}
+		if problems != nil {
+			if p := problems[id]; p != nil {
+				read := p.SkippedMessages
+				if l2.state == pipeline.StateFailed {
+					read = p.FailedMessages
+				}
+				*l2.dst = append(*l2.dst, read...)
+			}
+			sort.Slice(*l2.dst, func(i, j int) bool { return (*l2.dst)[i].Key < (*l2.dst)[j].Key })
 			continue
 		}
 		q := pipeline.Query{States: []pipeline.State{l2.state}}
