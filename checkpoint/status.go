@@ -79,16 +79,20 @@ func (l *Ledger) status(ctx context.Context, sel Selector, holders bool) ([]Acco
 	// accounts below lists them itself; selectAccounts would read every
 	// account (and its last run) once more for nothing (issue 18).
 	every := sel.All && len(sel.IDs) == 0 && len(sel.Names) == 0 && !sel.Failed
-	if len(sel.IDs) > 0 && len(sel.IDs) <= pipeline.MaxLookup && len(sel.Names) == 0 && !sel.Failed && !sel.All {
+	if len(sel.IDs) > 0 && len(sel.Names) == 0 && !sel.Failed && !sel.All {
 		ids = slices.Clone(sel.IDs)
 		slices.Sort(ids)
 		ids = slices.Compact(ids)
-		vals := make([]any, len(ids))
-		for i, id := range ids {
-			vals[i] = int64(id) // PostgreSQL's array is of int64
+		// More ids than a lookup takes (`status -c` of 10,000 accounts)
+		// are kept from the read of every account's row.
+		if len(ids) <= pipeline.MaxLookup {
+			vals := make([]any, len(ids))
+			for i, id := range ids {
+				vals[i] = int64(id) // PostgreSQL's array is of int64
+			}
+			only, onlyArgs = l.d.in("id", vals)
+			onlyCounts, _ = l.d.in("account_id", vals)
 		}
-		only, onlyArgs = l.d.in("id", vals)
-		onlyCounts, _ = l.d.in("account_id", vals)
 	} else if !every {
 		if ids, err = l.selectAccounts(ctx, tx, sel); err != nil {
 			return nil, err
@@ -176,12 +180,12 @@ func (l *Ledger) status(ctx context.Context, sel Selector, holders bool) ([]Acco
 		}
 		return nil
 	}
-	if every {
-		// Every account's last run in one read by account, not one read
-		// per MaxLookup run ids (20 at 10,000 accounts, 2 of 5 of the
-		// time of Status, issue 18); it is also the last ok or failed
-		// run where the account says so, and the others are read by id
-		// below.
+	if only == "" {
+		// Every account's last run in one read by account (those not
+		// selected are passed over), not one read per MaxLookup run ids
+		// (20 at 10,000 accounts, 2 of 5 of the time of Status, issue
+		// 18); it is also the last ok or failed run where the account
+		// says so, and the others are read by id below.
 		err := readRuns(func(id int64, rec pipeline.RunRecord) {
 			i, ok := want[pipeline.AccountID(id)]
 			if !ok {
@@ -289,7 +293,7 @@ func (l *Ledger) status(ctx context.Context, sel Selector, holders bool) ([]Acco
 		}
 		return nil
 	}
-	if every && len(skipping) > manySkipping {
+	if only == "" && len(skipping) > manySkipping {
 		if err := reasons(0); err != nil {
 			return nil, err
 		}

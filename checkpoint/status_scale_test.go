@@ -201,3 +201,44 @@ func TestStatusManySkipping(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusOfManyIDs: more ids than a lookup takes (`status -c` of a
+// config of 10,000 accounts) are kept from the read of every account's
+// row: Status gives those accounts, each with its own last run and
+// counts, and not the others; ids naming no account give nothing.
+func TestStatusOfManyIDs(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, "", nil)
+	const accounts = pipeline.MaxLookup + 10
+	var ids []pipeline.AccountID
+	for i := range accounts {
+		res, err := l.ResolveAccount(ctx, testSpec(fmt.Sprintf("user%04d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := l.StartRun(ctx, res.Account, time.Now())
+		if err == nil {
+			err = l.FinishRun(ctx, run, pipeline.RunRecord{Result: "ok", Copied: i})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.Account)
+	}
+	copied := map[pipeline.AccountID]int{}
+	for i, id := range ids {
+		copied[id] = i
+	}
+	asked := append([]pipeline.AccountID{0, ids[3]}, ids[5:]...) // not ids[0:3] nor ids[4]
+	asked = append(asked, 999999, ids[7])
+	st, err := l.StatusWithoutHolders(ctx, Selector{IDs: asked})
+	if err != nil || len(st) != accounts-4 {
+		t.Fatalf("Status of %d ids: %d accounts, %v; want %d", len(asked), len(st), err, accounts-4)
+	}
+	for _, a := range st {
+		if n, ok := copied[a.ID]; !ok || a.ID == ids[0] || a.ID == ids[4] || a.LastRun == nil || a.LastRun.Copied != n || a.LastOK == nil || a.LastOK.Copied != n {
+			t.Errorf("account %d (%s): last run %+v, last ok %+v; want its own run of %d copied, and not accounts %v", a.ID, a.Ident, a.LastRun, a.LastOK, n,
+				[]pipeline.AccountID{ids[0], ids[1], ids[2], ids[4]})
+		}
+	}
+}
