@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -205,7 +206,8 @@ func TestStatusManySkipping(t *testing.T) {
 // TestStatusOfManyIDs: more ids than a lookup takes (`status -c` of a
 // config of 10,000 accounts) are kept from the read of every account's
 // row: Status gives those accounts, each with its own last run and
-// counts, and not the others; ids naming no account give nothing.
+// counts, and not the others; ids naming no account give nothing. And
+// LookupAccounts finds the accounts of as many specs.
 func TestStatusOfManyIDs(t *testing.T) {
 	ctx := context.Background()
 	l := openTest(t, "", nil)
@@ -228,6 +230,20 @@ func TestStatusOfManyIDs(t *testing.T) {
 	copied := map[pipeline.AccountID]int{}
 	for i, id := range ids {
 		copied[id] = i
+	}
+	// LookupAccounts of them all (from one read of the aliases) and of a
+	// few (one lookup each) finds each, and 0 for one the ledger does
+	// not know.
+	var specs []AccountSpec
+	for i := range accounts {
+		specs = append(specs, testSpec(fmt.Sprintf("user%04d", i)))
+	}
+	specs = append(specs, testSpec("nobody"))
+	for _, n := range []int{len(specs), 3} {
+		got, err := l.LookupAccounts(ctx, specs[len(specs)-n:])
+		if want := append(slices.Clone(ids[len(ids)-n+1:]), 0); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("LookupAccounts of %d specs: %v, %v; want %v", n, got, err, want)
+		}
 	}
 	asked := append([]pipeline.AccountID{0, ids[3]}, ids[5:]...) // not ids[0:3] nor ids[4]
 	asked = append(asked, 999999, ids[7])

@@ -202,13 +202,17 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 				ids = append(ids, a.ID)
 			}
 		} else {
-			var known []pipeline.AccountID
+			specs := make([]checkpoint.AccountSpec, len(configured))
 			for i, a := range configured {
-				if ids[i], _, err = ledger.LookupAccount(ctx, a.spec); err != nil {
-					return exitFatal, err
-				}
-				if ids[i] != 0 {
-					known = append(known, ids[i])
+				specs[i] = a.spec
+			}
+			if ids, err = ledger.LookupAccounts(ctx, specs); err != nil {
+				return exitFatal, err
+			}
+			var known []pipeline.AccountID
+			for _, id := range ids {
+				if id != 0 {
+					known = append(known, id)
 				}
 			}
 			if len(known) > 0 {
