@@ -189,6 +189,12 @@ func (l *Ledger) LookupAccount(ctx context.Context, spec AccountSpec) (pipeline.
 	if err != nil {
 		return 0, false, err
 	}
+	return lookedUp(spec, byID, byEndpoint)
+}
+
+// lookedUp is the account of spec whose id names account byID and whose
+// servers name byEndpoint (0: unknown).
+func lookedUp(spec AccountSpec, byID, byEndpoint pipeline.AccountID) (pipeline.AccountID, bool, error) {
 	switch {
 	case byID != 0 && byEndpoint != 0 && byID != byEndpoint:
 		return 0, false, fmt.Errorf("account %s (id %q): the id names ledger account %d, the servers account %d: %w",
@@ -199,6 +205,56 @@ func (l *Ledger) LookupAccount(ctx context.Context, spec AccountSpec) (pipeline.
 		return byEndpoint, true, nil
 	}
 	return 0, false, nil
+}
+
+// LookupAccounts is LookupAccount of each of specs (0 for an account the
+// ledger does not know). More specs than a lookup takes are resolved from
+// one read of every alias, not a read transaction each: `status -c` of a
+// config of 10,000 accounts spent 0.2 s of CPU looking them up (issue 18).
+func (l *Ledger) LookupAccounts(ctx context.Context, specs []AccountSpec) ([]pipeline.AccountID, error) {
+	out := make([]pipeline.AccountID, len(specs))
+	if len(specs) <= pipeline.MaxLookup {
+		for i, spec := range specs {
+			var err error
+			if out[i], _, err = l.LookupAccount(ctx, spec); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	rows, err := l.r.QueryContext(ctx, `SELECT alias, account_id FROM account_aliases`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the account aliases of %s: %w", l.path, err)
+	}
+	defer rows.Close()
+	aliases := map[string]pipeline.AccountID{}
+	for rows.Next() {
+		var alias string
+		var id pipeline.AccountID
+		if err := rows.Scan(&alias, &id); err != nil {
+			return nil, fmt.Errorf("reading the account aliases of %s: %w", l.path, err)
+		}
+		aliases[alias] = id
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("reading the account aliases of %s: %w", l.path, err)
+	}
+	for i, spec := range specs {
+		var byID, byEndpoint pipeline.AccountID
+		if spec.ID != "" {
+			byID = aliases["id:"+spec.ID]
+		}
+		if spec.Endpoint != "" {
+			byEndpoint = aliases[spec.Endpoint]
+		}
+		if out[i], _, err = lookedUp(spec, byID, byEndpoint); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // aliases resolves spec's id and endpoint key (0: unknown).

@@ -263,7 +263,17 @@ func readHolder(f *os.File) string {
 // process holds it, 0 otherwise. It never takes the lock (a probe would
 // make a run starting at that moment fail).
 func (l *Ledger) holder(ident string) int {
-	b, err := os.ReadFile(l.LockPath(ident))
+	path := l.LockPath(ident)
+	// A stat first, and a read only of a lock file that is not empty: a
+	// release empties its file, so in a ledger of 10,000 accounts nearly
+	// all of the 10,000 lock files are empty, and a read (open, fstat,
+	// fcntl, read, close) costs about nine system calls where a stat costs
+	// one (issue 18: status of 10,000 accounts spent a fifth of its CPU
+	// here).
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}

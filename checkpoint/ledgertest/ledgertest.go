@@ -1619,12 +1619,64 @@ func testStatus(t *testing.T, s *suite) {
 		sa.SkipReasons["too big"] != 2 || sa.SkipReasons["empty message"] != 1 || sa.Holder == 0 {
 		t.Errorf("alice's status: %+v", sa)
 	}
+	// Problems: alice's skipped and failed entries with their reasons.
+	var problems []string
+	err = s.l.Problems(s.ctx, func(id pipeline.AccountID, e pipeline.Entry) error {
+		problems = append(problems, fmt.Sprintf("%d %s %s %s", id, e.Key, e.State, e.Reason))
+		return nil
+	})
+	slices.Sort(problems)
+	if want := []string{fmt.Sprintf("%d 3 skipped too big", a), fmt.Sprintf("%d 4 skipped too big", a), fmt.Sprintf("%d 5 skipped empty message", a),
+		fmt.Sprintf("%d 6 failed refused", a)}; err != nil || !slices.Equal(problems, want) {
+		t.Errorf("Problems: %q, %v; want %q", problems, err, want)
+	}
+	// Without holders: the same status, and no look at who holds it.
+	for _, sel := range []checkpoint.Selector{{All: true}, {IDs: []pipeline.AccountID{a}}} {
+		st, err := s.l.StatusWithoutHolders(s.ctx, sel)
+		if err != nil || len(st) == 0 || st[0].ID != a || st[0].Holder != 0 || st[0].Worker != "" ||
+			fmt.Sprint(st[0].Counts, st[0].SkipReasons) != fmt.Sprint(sa.Counts, sa.SkipReasons) {
+			t.Errorf("StatusWithoutHolders(%+v) of held alice: %+v, %v; want her counts and no holder", sel, st, err)
+		}
+	}
 	h.Release(s.ctx)
 	if st, _ := s.l.Status(s.ctx, checkpoint.Selector{IDs: []pipeline.AccountID{a}}); len(st) != 1 || st[0].Holder != 0 {
 		t.Errorf("released account still shows a holder: %+v", st)
 	}
 	if st, _ := s.l.Status(s.ctx, checkpoint.Selector{IDs: []pipeline.AccountID{bob}}); len(st) != 1 || len(st[0].Counts) != 0 || st[0].LastRun != nil {
 		t.Errorf("bob, never run: %+v", st)
+	}
+	// Each account keeps its own last runs, read for all accounts and for
+	// a few by id also when an id asked for names no account and sorts
+	// before theirs: the accounts after it move up a place, and their runs
+	// went to the wrong account. Bob's last failed run is not his last
+	// run (read apart from the last runs of all accounts).
+	for _, r := range []struct {
+		id  pipeline.AccountID
+		rec pipeline.RunRecord
+	}{{a, pipeline.RunRecord{Result: "ok", Copied: 1}}, {bob, pipeline.RunRecord{Result: "failed", Error: "boom"}},
+		{bob, pipeline.RunRecord{Result: "ok", Copied: 2}}} {
+		run, err := s.l.StartRun(s.ctx, r.id, s.clock())
+		if err == nil {
+			err = s.l.FinishRun(s.ctx, run, r.rec)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sel := range []checkpoint.Selector{{All: true}, {IDs: []pipeline.AccountID{0, a, bob}}} {
+		st, err := s.l.Status(s.ctx, sel)
+		if err != nil || len(st) != 2 {
+			t.Errorf("Status(%+v): %+v, %v; want alice and bob", sel, st, err)
+			continue
+		}
+		for _, x := range st {
+			want := map[pipeline.AccountID]int{a: 1, bob: 2}[x.ID]
+			if x.LastRun == nil || x.LastRun.Copied != want || x.LastOK == nil || x.LastOK.Copied != want ||
+				(x.LastError == nil) != (x.ID == a) || x.LastError != nil && x.LastError.Error != "boom" {
+				t.Errorf("Status(%+v): account %d (%s) has last run %+v, last ok %+v, last error %+v; want its own run of %d copied (bob: and his failed one)",
+					sel, x.ID, x.Ident, x.LastRun, x.LastOK, x.LastError, want)
+			}
+		}
 	}
 	n, first, err := s.l.DoneSince(s.ctx, a, s.clock().Add(-time.Hour))
 	if err != nil || n != 1 || !first.Equal(s.clock().Add(-30*time.Minute)) {

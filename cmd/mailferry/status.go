@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"fmt"
@@ -181,7 +182,8 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	ids := make([]pipeline.AccountID, len(configured))
 	// found holds every listed account's status, read in one call: each
 	// call reads all accounts, so one per account would take minutes at
-	// 10,000 accounts (issue 18).
+	// 10,000 accounts (issue 18). Without holders: status does not show
+	// who runs an account, and asking costs a system call per account.
 	found := map[pipeline.AccountID]checkpoint.AccountStatus{}
 	if ledger != nil {
 		defer ledger.Close()
@@ -190,25 +192,31 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		}
 		var st []checkpoint.AccountStatus
 		if configured == nil {
-			if st, err = ledger.Status(ctx, checkpoint.Selector{All: true}); err != nil {
+			if st, err = ledger.StatusWithoutHolders(ctx, checkpoint.Selector{All: true}); err != nil {
 				return exitFatal, err
 			}
+			configured = make([]namedAccount, 0, len(st))
+			ids = make([]pipeline.AccountID, 0, len(st))
 			for _, a := range st {
 				configured = append(configured, namedAccount{name: a.Name, key: a.Ident})
 				ids = append(ids, a.ID)
 			}
 		} else {
-			var known []pipeline.AccountID
+			specs := make([]checkpoint.AccountSpec, len(configured))
 			for i, a := range configured {
-				if ids[i], _, err = ledger.LookupAccount(ctx, a.spec); err != nil {
-					return exitFatal, err
-				}
-				if ids[i] != 0 {
-					known = append(known, ids[i])
+				specs[i] = a.spec
+			}
+			if ids, err = ledger.LookupAccounts(ctx, specs); err != nil {
+				return exitFatal, err
+			}
+			var known []pipeline.AccountID
+			for _, id := range ids {
+				if id != 0 {
+					known = append(known, id)
 				}
 			}
 			if len(known) > 0 {
-				if st, err = ledger.Status(ctx, checkpoint.Selector{IDs: known}); err != nil {
+				if st, err = ledger.StatusWithoutHolders(ctx, checkpoint.Selector{IDs: known}); err != nil {
 					return exitFatal, err
 				}
 			}
@@ -217,11 +225,42 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 			found[a.ID] = a
 		}
 	}
+	// With many accounts holding skipped or failed entries, those are read
+	// for all accounts at once, not a Scan per state and account.
+	var problems map[pipeline.AccountID]*statusAccount
+	if n := 0; ledger != nil {
+		for _, a := range found {
+			if a.Counts[pipeline.StateSkipped].Messages+a.Counts[pipeline.StateFailed].Messages > 0 {
+				n++
+			}
+		}
+		if n > manyProblems {
+			problems = map[pipeline.AccountID]*statusAccount{}
+			err := ledger.Problems(ctx, func(id pipeline.AccountID, e pipeline.Entry) error {
+				p := problems[id]
+				if p == nil {
+					p = &statusAccount{}
+					problems[id] = p
+				}
+				m := statusMessage{Key: verify.DisplayKey(e.Key), Reason: e.Reason}
+				if e.State == pipeline.StateSkipped {
+					p.SkippedMessages = append(p.SkippedMessages, m)
+				} else {
+					p.FailedMessages = append(p.FailedMessages, m)
+				}
+				return nil
+			})
+			if err != nil {
+				return exitFatal, err
+			}
+		}
+	}
+	rep.Accounts = make([]statusAccount, 0, len(configured))
 	for i, a := range configured {
 		sa := statusAccount{Name: a.name, Account: a.key, NeverRun: true, SkipReasons: map[string]int{},
 			SkippedMessages: []statusMessage{}, FailedMessages: []statusMessage{}}
 		if st, ok := found[ids[i]]; ok {
-			if err := fillStatus(ctx, ledger, st, &sa); err != nil {
+			if err := fillStatus(ctx, ledger, st, &sa, problems); err != nil {
 				return exitFatal, err
 			}
 			if err := fillDeleteWaiting(ctx, ledger, ids[i], &sa, a.deleteAfter, time.Now()); err != nil {
@@ -244,7 +283,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		}
 	}
 	if o.common.json {
-		if err := writeJSON(e.stdout, rep); err != nil {
+		if err := writeStatusJSON(e.stdout, rep); err != nil {
 			return exitFatal, fmt.Errorf("writing the JSON report: %w", err)
 		}
 		return exitOK, nil
@@ -313,10 +352,15 @@ func serveStatus(ctx context.Context, ui *uiOptions, e *env, ledger *checkpoint.
 	return exitOK, nil
 }
 
+// manyProblems is how many accounts with skipped or failed entries status
+// reads those of one by one (a Scan per state and account); beyond, all
+// at once (Ledger.Problems).
+const manyProblems = 64
+
 // fillStatus fills in one account's counts and last runs from its status
-// a, and reads its skipped and failed entries (page by page: a few,
-// normally).
-func fillStatus(ctx context.Context, l *checkpoint.Ledger, a checkpoint.AccountStatus, sa *statusAccount) error {
+// a, and its skipped and failed entries: from problems when they were
+// read for every account (nil: read here, page by page: a few, normally).
+func fillStatus(ctx context.Context, l *checkpoint.Ledger, a checkpoint.AccountStatus, sa *statusAccount, problems map[pipeline.AccountID]*statusAccount) error {
 	id := a.ID
 	c := a.Counts
 	sa.Done, sa.Pending, sa.Skipped, sa.Failed = int(c[pipeline.StateDone].Messages), int(c[pipeline.StatePending].Messages),
@@ -368,6 +412,17 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, a checkpoint.AccountS
 		if c[l2.state].Messages == 0 {
 			continue
 		}
+		if problems != nil {
+			if p := problems[id]; p != nil {
+				read := p.SkippedMessages
+				if l2.state == pipeline.StateFailed {
+					read = p.FailedMessages
+				}
+				*l2.dst = append(*l2.dst, read...)
+			}
+			sort.Slice(*l2.dst, func(i, j int) bool { return (*l2.dst)[i].Key < (*l2.dst)[j].Key })
+			continue
+		}
 		q := pipeline.Query{States: []pipeline.State{l2.state}}
 		for {
 			page, next, err := l.Scan(ctx, id, q)
@@ -414,7 +469,12 @@ func formatDays(d time.Duration) string {
 	return d.String()
 }
 
-func writeStatusText(w io.Writer, rep statusReport) {
+func writeStatusText(out io.Writer, rep statusReport) {
+	// Buffered: the table and the accounts' lines are many small writes,
+	// each a system call on a terminal or file (170,000 of them for 10,000
+	// accounts, issue 18).
+	w := bufio.NewWriter(out)
+	defer w.Flush()
 	fmt.Fprintf(w, "checkpoint %s", rep.State)
 	if rep.Entries > 0 || rep.Size > 0 {
 		fmt.Fprintf(w, ": %s, %d entries", config.FormatByteSize(rep.Size), rep.Entries)
