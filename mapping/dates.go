@@ -192,7 +192,7 @@ func parseDate(s string) (time.Time, bool) {
 	// the name, and returns the time in Local, so the result would depend on
 	// the machine's zone; the lenient parser reads names from a fixed table.
 	if hasNumericZone(s) {
-		if t, err := mail.ParseDate(s); err == nil {
+		if t, err := mailParseDate(s); err == nil {
 			if _, off := t.Zone(); off > -24*3600 && off < 24*3600 {
 				// A fixed zone, so that the result never carries Local;
 				// whole seconds, as IMAP dates have (time.Parse takes
@@ -202,6 +202,85 @@ func parseDate(s string) (time.Time, bool) {
 		}
 	}
 	return parseLenient(s)
+}
+
+// rfc5322Date is the layout of nearly every date in Date: and Received:
+// fields, and the first one of net/mail.ParseDate's layouts a date with a
+// day of the week can match.
+const rfc5322Date = "Mon, 2 Jan 2006 15:04:05 -0700"
+
+// mailParseDate is net/mail.ParseDate, which tries its 72 layouts in turn
+// and allocates an error for each that does not match: a date written as
+// rfc5322Date is the 25th, 5 µs and most of parsing a POP3 message's
+// Received: dates (4% of mailferry's CPU on small mail). A date in that
+// shape exactly (plainDate) goes to time.Parse with that one layout, which
+// is what ParseDate would return; anything else, and a date time.Parse
+// refuses, goes through ParseDate (TestMailParseDateMatchesNetMail).
+func mailParseDate(s string) (time.Time, error) {
+	if n := plainDate(s); n > 0 {
+		if t, err := time.Parse(rfc5322Date, s[:n]); err == nil {
+			return t, nil
+		}
+	}
+	return mail.ParseDate(s)
+}
+
+// plainDate returns the length of the date at the start of s when s is
+// exactly "Www, D[D] Mmm YYYY HH:MM:SS +HHMM" (single spaces, any letters
+// for the names), optionally followed by one space and a comment of
+// letters, digits and spaces in parentheses; else 0. For such an s,
+// net/mail.ParseDate parses s[:n] with its layouts (the zone's sign is the
+// first '+' or '-') and skips the comment.
+func plainDate(s string) int {
+	// Positions of "Www, " and of the fields after a one-digit day; a
+	// two-digit day moves the rest one to the right.
+	if len(s) < len("Mon, 2 Jan 2006 15:04:05 -0700") {
+		return 0
+	}
+	if !isAlpha(s[0]) || !isAlpha(s[1]) || !isAlpha(s[2]) || s[3] != ',' || s[4] != ' ' || !isDigit(s[5]) {
+		return 0
+	}
+	i := 6
+	if isDigit(s[i]) {
+		i++
+	}
+	const rest = " Jan 2006 15:04:05 -0700"
+	if len(s) < i+len(rest) {
+		return 0
+	}
+	for k := 0; k < len(rest); k++ {
+		c, want := s[i+k], rest[k]
+		switch {
+		case want == ' ' || want == ':':
+			if c != want {
+				return 0
+			}
+		case want == '-':
+			if c != '+' && c != '-' {
+				return 0
+			}
+		case isDigit(want):
+			if !isDigit(c) {
+				return 0
+			}
+		default: // the month's letters
+			if !isAlpha(c) {
+				return 0
+			}
+		}
+	}
+	n := i + len(rest)
+	if tail := s[n:]; tail != "" {
+		if len(tail) < 3 || tail[0] != ' ' || tail[1] != '(' || tail[len(tail)-1] != ')' {
+			return 0
+		}
+		for k := 2; k < len(tail)-1; k++ {
+			if c := tail[k]; !isAlpha(c) && !isDigit(c) && c != ' ' {
+				return 0
+			}
+		}
+	}
+	return n
 }
 
 // hasNumericZone reports whether s holds "+" or "-" followed by four digits.
