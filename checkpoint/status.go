@@ -43,7 +43,9 @@ type AccountStatus struct {
 // Status returns the selected accounts with their counts, skip reasons and
 // last runs, in a few queries over every selected account (accounts and
 // their last runs, account_counts, skip reasons through messages_open):
-// never a count over the entries.
+// never a count over the entries. Late-copy intents are left out of the
+// counts (leaveOutLateCopies: a key range, for accounts with removing
+// entries only).
 func (l *Ledger) Status(ctx context.Context, sel Selector) ([]AccountStatus, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, err
@@ -186,6 +188,11 @@ func (l *Ledger) Status(ctx context.Context, sel Selector) ([]AccountStatus, err
 	}
 	if err := rows.Close(); err != nil {
 		return nil, fmt.Errorf("reading the counts of %s: %w", l.path, err)
+	}
+	for i := range out {
+		if err := l.leaveOutLateCopies(ctx, tx, out[i].ID, out[i].Counts); err != nil {
+			return nil, err
+		}
 	}
 	for i := range out {
 		if out[i].Counts[pipeline.StateSkipped].Messages == 0 {
