@@ -132,6 +132,29 @@ func (s *suite) account(name string) (pipeline.AccountID, pipeline.Hold) {
 	return id, h
 }
 
+// carol resolves (creating) carol's IMAP account, which writes into
+// alice's destination mailbox as destination user destUser (any case:
+// accounts keep it lower-case), and holds it: her entries and alice's are
+// each other's "others" (a copy both may name), bob's are not (another
+// destination user).
+func (s *suite) carol(destUser string) pipeline.AccountID {
+	s.t.Helper()
+	res, err := s.l.ResolveAccount(s.ctx, checkpoint.AccountSpec{
+		Endpoint:    "imap://carol@imap.example.org:993 -> imap://alice@imap.example.org:993",
+		SourceProto: "imap", SourceUser: "carol", DestUser: destUser,
+		Source: "imap://carol@imap.example.org:993", Destination: "imap://alice@imap.example.org:993",
+	})
+	if err != nil {
+		s.t.Fatalf("ResolveAccount(carol): %v", err)
+	}
+	h, err := s.l.Hold(s.ctx, res.Account)
+	if err != nil {
+		s.t.Fatalf("Hold(carol): %v", err)
+	}
+	s.t.Cleanup(func() { h.Release(context.Background()) })
+	return res.Account
+}
+
 func (s *suite) resolve(name string) pipeline.AccountID {
 	s.t.Helper()
 	res, err := s.l.ResolveAccount(s.ctx, spec(name))
@@ -688,24 +711,7 @@ func testCopies(t *testing.T, s *suite) {
 		{"another folder", pipeline.CopiesQuery{Account: a, Mailbox: "Sent", UIDValidity: 7, UIDs: uids}, []uint32{14}, 0, false},
 		{"no such folder", pipeline.CopiesQuery{Account: b, Mailbox: "Sent", UIDValidity: 7, UIDs: uids}, nil, 0, false},
 	})
-	// carol's IMAP box feeds alice's destination mailbox: her entries and
-	// alice's are each other's "others" (a copy both may name), bob's are
-	// not (another destination user).
-	carolSpec := checkpoint.AccountSpec{
-		Endpoint:    "imap://carol@imap.example.org:993 -> imap://alice@imap.example.org:993",
-		SourceProto: "imap", SourceUser: "carol", DestUser: "Alice",
-		Source: "imap://carol@imap.example.org:993", Destination: "imap://alice@imap.example.org:993",
-	}
-	res, err := s.l.ResolveAccount(s.ctx, carolSpec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := res.Account
-	hc, err := s.l.Hold(s.ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Release(context.Background())
+	c := s.carol("Alice") // the destination user in another case: the same
 	s.commit(c, pipeline.Changes{Put: []pipeline.Entry{
 		{Key: "c1", State: pipeline.StateDone, Digest: d1, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: 10},
 		{Key: "c2", State: pipeline.StateGone, ReasonClass: pipeline.ReasonDeleted, Digest: d2, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: 16},
@@ -791,20 +797,7 @@ func testCommitAtomic(t *testing.T, s *suite) {
 func testContest(t *testing.T, s *suite) {
 	a, ha := s.account("alice")
 	b, _ := s.account("bob") // another destination user
-	res, err := s.l.ResolveAccount(s.ctx, checkpoint.AccountSpec{
-		Endpoint:    "imap://carol@imap.example.org:993 -> imap://alice@imap.example.org:993",
-		SourceProto: "imap", SourceUser: "carol", DestUser: "alice",
-		Source: "imap://carol@imap.example.org:993", Destination: "imap://alice@imap.example.org:993",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := res.Account
-	hc, err := s.l.Hold(s.ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Release(context.Background())
+	c := s.carol("alice")
 	at := func(key string, state pipeline.State, uid uint32) pipeline.Entry {
 		e := pipeline.Entry{Key: key, State: state, Digest: digest(int(uid)), Size: 10, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: uid}
 		if state == pipeline.StateMoving {
@@ -926,20 +919,7 @@ func testContest(t *testing.T, s *suite) {
 // keeps another account's Adopt off its copy.
 func testLateCopyIntent(t *testing.T, s *suite) {
 	a, _ := s.account("alice")
-	res, err := s.l.ResolveAccount(s.ctx, checkpoint.AccountSpec{
-		Endpoint:    "imap://carol@imap.example.org:993 -> imap://alice@imap.example.org:993",
-		SourceProto: "imap", SourceUser: "carol", DestUser: "alice",
-		Source: "imap://carol@imap.example.org:993", Destination: "imap://alice@imap.example.org:993",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := res.Account
-	hc, err := s.l.Hold(s.ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Release(context.Background())
+	c := s.carol("alice")
 	at := func(key string, state pipeline.State, uid uint32, size int64) pipeline.Entry {
 		return pipeline.Entry{Key: key, State: state, Digest: digest(int(uid)), Size: size, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: uid}
 	}
