@@ -109,13 +109,15 @@ func (e *pgEngine) newLease(account pipeline.AccountID, epoch int64, sent time.T
 }
 
 // unrenewedLost closes lost when no renewal was confirmed for half a TTL:
-// the database is out of reach (or too slow to count on).
+// the database is out of reach (or too slow to count on). The engine
+// learns it first, so that the statements a worker makes once it sees
+// Lost closed are bounded already.
 func (le *lease) unrenewedLost() {
 	le.mu.Lock()
 	expires := le.sent.Add(le.ttl)
 	le.mu.Unlock()
-	le.markLost()
 	le.unrenewed(expires)
+	le.markLost()
 }
 
 func (le *lease) markLost() { le.lostOnce.Do(func() { close(le.lost) }) }
