@@ -91,7 +91,10 @@ func (h *hold) Release(context.Context) error {
 			// account queued, due at once: left idle, no worker would
 			// claim it again (a service would stop polling it; a pass
 			// would end without it). Taken over meanwhile, it is the
-			// other worker's, and this changes nothing.
+			// other worker's, and this changes nothing. A database
+			// still out of reach is given up on at the lease's expiry
+			// (pgEngine.final): the lease runs out, and any worker
+			// takes the account over.
 			h.releaseErr = h.l.releaseLease(h, leaseEnd{queued: h.lease.isLost()})
 			return
 		}

@@ -47,6 +47,14 @@ type pgEngine struct {
 	done    chan struct{}
 
 	slots *Slots // the fleet-wide connection slots (slots.go)
+
+	// outOfReach is, while the database does not answer (a lease went
+	// unrenewed for half a TTL, and no renewal or claim went through
+	// since), the expiry of the lease lost last: the deadline the
+	// statements of a worker that stops share (final). Zero while it
+	// answers.
+	reachMu    sync.Mutex
+	outOfReach time.Time
 }
 
 func newPGEngine(opts *Options) *pgEngine {
@@ -87,13 +95,29 @@ type lease struct {
 
 	mu    sync.Mutex
 	sent  time.Time   // when the last successful renewal (or the claim) was sent
-	timer *time.Timer // closes lost half a TTL after sent
+	timer *time.Timer // closes lost half a TTL after sent (unrenewed)
+
+	// unrenewed is told the lease's expiry when its timer closes lost.
+	unrenewed func(expires time.Time)
 }
 
-func newLease(account pipeline.AccountID, epoch int64, ttl time.Duration, sent time.Time) *lease {
-	le := &lease{account: account, epoch: epoch, ttl: ttl, lost: make(chan struct{}), sent: sent}
-	le.timer = time.AfterFunc(ttl/2-time.Since(sent), le.markLost)
+// newLease starts the lease of a claim sent at sent.
+func (e *pgEngine) newLease(account pipeline.AccountID, epoch int64, sent time.Time) *lease {
+	le := &lease{account: account, epoch: epoch, ttl: e.ttl, lost: make(chan struct{}), sent: sent, unrenewed: e.unreached}
+	le.timer = time.AfterFunc(e.ttl/2-time.Since(sent), le.unrenewedLost)
 	return le
+}
+
+// unrenewedLost closes lost when no renewal was confirmed for half a TTL:
+// the database is out of reach (or too slow to count on). The engine
+// learns it first, so that the statements a worker makes once it sees
+// Lost closed are bounded already.
+func (le *lease) unrenewedLost() {
+	le.mu.Lock()
+	expires := le.sent.Add(le.ttl)
+	le.mu.Unlock()
+	le.unrenewed(expires)
+	le.markLost()
 }
 
 func (le *lease) markLost() { le.lostOnce.Do(func() { close(le.lost) }) }
@@ -207,7 +231,8 @@ func (l *Ledger) tryLease(ctx context.Context, account pipeline.AccountID) (*hol
 	if paused {
 		h.markPaused()
 	}
-	le := newLease(account, epoch, e.ttl, sent)
+	e.answered()
+	le := e.newLease(account, epoch, sent)
 	l.mu.Lock()
 	h.lease = le // under the lock: holdOf hands out only holds with theirs
 	l.mu.Unlock()
@@ -298,6 +323,8 @@ func (l *Ledger) releaseLease(h *hold, end leaseEnd) error {
 	l.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), l.pg.ttl)
 	defer cancel()
+	ctx, cancelFinal := l.pg.final(ctx)
+	defer cancelFinal()
 	return l.endLease(ctx, le, end)
 }
 
@@ -368,6 +395,42 @@ func (h *hold) bound(ctx context.Context) (context.Context, context.CancelFunc, 
 	}
 	ctx, cancel := context.WithDeadline(ctx, h.lease.lostAt())
 	return ctx, cancel, nil
+}
+
+// unreached records that a lease expiring at expires went unrenewed for
+// half a TTL: the database is out of reach.
+func (e *pgEngine) unreached(expires time.Time) {
+	e.reachMu.Lock()
+	defer e.reachMu.Unlock()
+	if expires.After(e.outOfReach) {
+		e.outOfReach = expires
+	}
+}
+
+// answered records that the database confirmed a renewal or a claim.
+func (e *pgEngine) answered() {
+	e.reachMu.Lock()
+	defer e.reachMu.Unlock()
+	e.outOfReach = time.Time{}
+}
+
+// final bounds ctx for a statement of a worker that stops (FinishRun, a
+// lease's release, Close). While the database is out of reach, they share
+// one deadline, the expiry of the lease lost last, instead of waiting a
+// reply timeout (a TTL) each, one after another: the cut worker exits
+// within half a TTL of the loss (TestE2EFleetWorkers took 15-17 s at a
+// TTL of 4 s). Past it, the lease has run out in the database and another
+// worker may take the account over: nothing those statements would write
+// is needed for that (a lease not given back runs out; a run not finished
+// stays unfinished, its entries as the Commits left them).
+func (e *pgEngine) final(ctx context.Context) (context.Context, context.CancelFunc) {
+	e.reachMu.Lock()
+	by := e.outOfReach
+	e.reachMu.Unlock()
+	if by.IsZero() {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, by)
 }
 
 // add registers a lease for renewal, starting the renewer with the first.
@@ -468,6 +531,7 @@ func (e *pgEngine) renewOnce(held map[pipeline.AccountID]*lease, ids []int64) er
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	e.answered()
 	for id, le := range held {
 		if !seen[id] {
 			e.l.log.Warn("account lease taken by another worker", "account", id, "worker", e.worker)
@@ -490,9 +554,12 @@ func (e *pgEngine) close(held map[pipeline.AccountID]*hold) error {
 		<-e.done
 	}
 	// One deadline for all: a database that does not answer does not
-	// make Close wait a TTL per account.
+	// make Close wait a TTL per account; out of reach, the one of the
+	// statements of a worker that stops (final).
 	ctx, cancel := context.WithTimeout(context.Background(), e.ttl)
 	defer cancel()
+	ctx, cancelFinal := e.final(ctx)
+	defer cancelFinal()
 	var errs []error
 	if err := e.closeSlots(ctx); err != nil {
 		errs = append(errs, err)

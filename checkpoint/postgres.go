@@ -268,6 +268,10 @@ func explainConnect(err error) error {
 // pgSize is Size for PostgreSQL: the mailferry tables with their indexes
 // and TOAST.
 func (l *Ledger) pgSize(ctx context.Context) (bytes, entries int64, err error) {
+	// A run's report reads it as the run ends: out of reach, it gives up
+	// with the run's last statements (final).
+	ctx, cancel := l.pg.final(ctx)
+	defer cancel()
 	if err := l.r.QueryRowContext(ctx, `SELECT CAST(COALESCE(SUM(pg_total_relation_size(c.oid)), 0) AS BIGINT)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'`, pgSchema).Scan(&bytes); err != nil {
 		return 0, 0, fmt.Errorf("reading the size of %s: %w", l.path, err)

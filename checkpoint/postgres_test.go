@@ -35,6 +35,7 @@ func TestPostgres(t *testing.T) {
 		{"LostBeforeExpiry", testPGLostBeforeExpiry},
 		{"SlotsGivenBackWhileCut", testPGSlotsGivenBackWhileCut},
 		{"LostHoldRequeued", testPGLostHoldRequeued},
+		{"CutWorkerEndsQuickly", testPGCutWorkerEndsQuickly},
 		{"PausedAtRenewal", testPGPausedAtRenewal},
 		{"DeadLocalWorker", testPGDeadLocalWorker},
 		{"ConcurrentResolve", testPGConcurrentResolve},
@@ -280,6 +281,66 @@ func testPGLostHoldRequeued(t *testing.T, srv *postgres.Server, dbURL string) {
 	}
 	if from, _, ok := TakenOver(hb); ok {
 		t.Errorf("the claim took the account over from %s, want it given back by the worker that lost it", from)
+	}
+}
+
+// testPGCutWorkerEndsQuickly: a worker cut from the database, once its
+// hold is lost, ends the run (FinishRun), gives the hold back (Release),
+// reads the ledger's size for its report and closes (Close) within one
+// shared deadline, the expiry of the lease
+// in the database, half a TTL after the loss: not a TTL per statement one
+// after another (TestE2EFleetWorkers' cut worker took 15-17 s to exit at
+// a TTL of 4 s). Nothing of it is written: the run stays unfinished, and
+// another worker takes the account over once the lease ran out.
+func testPGCutWorkerEndsQuickly(t *testing.T, srv *postgres.Server, dbURL string) {
+	ctx := context.Background()
+	const ttl = 2 * time.Second
+	a, b, cut := cutAndDirect(t, srv, dbURL, ttl)
+	id, h := held(t, a, "alice")
+	run, err := a.StartRun(ctx, id, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Slots().Take(ctx, "pop.example:995", 2, 1); err != nil {
+		t.Fatal(err) // Close has a slot to give back
+	}
+	cut.Cut()
+	select {
+	case <-h.Lost():
+	case <-time.After(2 * ttl):
+		t.Fatal("the hold was not lost with the database out of reach")
+	}
+	lost := time.Now()
+	ferr := a.FinishRun(ctx, run, pipeline.RunRecord{Result: "failed", Error: "cut off"})
+	rerr := h.Release(ctx)
+	_, _, serr := a.Size(ctx)
+	cerr := a.Close()
+	took := time.Since(lost)
+	t.Logf("FinishRun, Release, Size and Close after the loss: %v (TTL %v): %v; %v; %v; %v", took.Round(time.Millisecond), ttl, ferr, rerr, serr, cerr)
+	// The lease expires half a TTL after the loss; before, each of the
+	// four waited a TTL for its reply (8 s here).
+	if took > ttl {
+		t.Errorf("FinishRun, Release, Size and Close of a worker cut from the database took %v after the loss of its hold, want at most %v (the lease's expiry, half a TTL after it, and some slack)", took, ttl)
+	}
+	if ferr == nil || rerr == nil {
+		t.Errorf("FinishRun (%v) or Release (%v) through a cut connection succeeded", ferr, rerr)
+	}
+	cut.Heal()
+	runs, err := b.Runs(ctx, id, 1)
+	if err != nil || len(runs) != 1 || !runs[0].Finished.IsZero() || runs[0].Result != "" {
+		t.Errorf("the cut worker's run: %+v, %v; want it unfinished", runs, err)
+	}
+	deadline := time.Now().Add(2 * ttl)
+	for {
+		hb, err := b.Hold(ctx, id)
+		if err == nil {
+			hb.Release(ctx)
+			break
+		}
+		if !errors.Is(err, ErrLocked) || time.Now().After(deadline) {
+			t.Fatalf("taking over the cut worker's account once its lease ran out: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

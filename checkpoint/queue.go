@@ -136,7 +136,8 @@ func (l *Ledger) ClaimAmong(ctx context.Context, accounts []pipeline.AccountID) 
 	if paused {
 		h.markPaused()
 	}
-	h.lease = newLease(account, epoch, e.ttl, sent)
+	e.answered()
+	h.lease = e.newLease(account, epoch, sent)
 	l.mu.Lock()
 	if l.closed || l.held[account] != nil {
 		// Closed meanwhile, or a Hold of this process on an expired lease

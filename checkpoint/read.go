@@ -502,7 +502,10 @@ func (l *Ledger) eachUID(ctx context.Context, q string, args []any, fn func(uint
 }
 
 // Counts returns the account's entries and bytes by state, from
-// account_counts (kept by triggers): never a count over the entries.
+// account_counts (kept by triggers): never a count over the entries. The
+// intents of late-copy removal are left out (pipeline.LateCopyKeyPrefix):
+// counted by their keys' range only when the account has removing
+// entries at all.
 func (l *Ledger) Counts(ctx context.Context, account pipeline.AccountID) (pipeline.Counts, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, err
@@ -525,7 +528,54 @@ func (l *Ledger) Counts(ctx context.Context, account pipeline.AccountID) (pipeli
 		}
 		out[s] = c
 	}
-	return out, rows.Err()
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("counting the entries of account %d in %s: %w", account, l.path, err)
+	}
+	if err := l.leaveOutLateCopies(ctx, l.r, account, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// leaveOutLateCopies takes the account's intents to remove a late copy
+// (removing entries keyed pipeline.LateCopyKeyPrefix…) out of counts: they
+// hold a duplicate copy while it is expunged and are no message of the
+// account, so neither a copy for mirror's caps nor mirroring work in
+// status. account_counts' triggers count every entry; the intents are few
+// and short-lived, found by a range of the primary key, and looked for
+// only when counts has removing entries.
+func (l *Ledger) leaveOutLateCopies(ctx context.Context, db querier, account pipeline.AccountID, counts pipeline.Counts) error {
+	if counts[pipeline.StateRemoving].Messages == 0 {
+		return nil
+	}
+	lo, hi := prefixRange(pipeline.LateCopyKeyPrefix)
+	rows, err := db.QueryContext(ctx, l.d.q(`SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages
+		WHERE account_id = ? AND source_key >= ? AND source_key < ? AND state = 'removing'`), account, l.d.key(lo), l.d.key(hi))
+	if err != nil {
+		return fmt.Errorf("counting the late-copy intents of account %d in %s: %w", account, l.path, err)
+	}
+	defer rows.Close()
+	var c pipeline.Count
+	if rows.Next() {
+		if err := rows.Scan(&c.Messages, &c.Bytes); err != nil {
+			return fmt.Errorf("counting the late-copy intents of account %d in %s: %w", account, l.path, err)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("counting the late-copy intents of account %d in %s: %w", account, l.path, err)
+	}
+	if c.Messages == 0 {
+		return nil
+	}
+	left := counts[pipeline.StateRemoving]
+	left.Messages -= c.Messages
+	left.Bytes -= c.Bytes
+	if left.Messages <= 0 {
+		delete(counts, pipeline.StateRemoving)
+	} else {
+		counts[pipeline.StateRemoving] = left
+	}
+	return nil
 }
 
 // Folders returns the account's folder records. HasCopies says whether an

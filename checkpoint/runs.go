@@ -100,6 +100,11 @@ func (l *Ledger) FinishRun(ctx context.Context, runID int64, rec pipeline.RunRec
 	if finished.IsZero() {
 		finished = now
 	}
+	if l.pg != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = l.pg.final(ctx)
+		defer cancel()
+	}
 	tx, err := l.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("finishing run %d in %s: %w", runID, l.path, err)

@@ -43,8 +43,9 @@ type AccountStatus struct {
 // Status returns the selected accounts with their counts, skip reasons and
 // last runs, in a few queries over every selected account (accounts and
 // their last runs, account_counts, skip reasons through messages_open):
-// never a count over the entries; and who holds each account now (Holder,
-// Worker).
+// never a count over the entries (late-copy intents left out:
+// leaveOutLateCopies, a key range, for accounts with removing entries
+// only); and who holds each account now (Holder, Worker).
 func (l *Ledger) Status(ctx context.Context, sel Selector) ([]AccountStatus, error) {
 	return l.status(ctx, sel, true)
 }
@@ -252,6 +253,11 @@ func (l *Ledger) status(ctx context.Context, sel Selector, holders bool) ([]Acco
 	}
 	if err := rows.Close(); err != nil {
 		return nil, fmt.Errorf("reading the counts of %s: %w", l.path, err)
+	}
+	for i := range out {
+		if err := l.leaveOutLateCopies(ctx, tx, out[i].ID, out[i].Counts); err != nil {
+			return nil, err
+		}
 	}
 	var skipping []int // the accounts with skipped entries
 	for i := range out {

@@ -628,6 +628,9 @@ func (l *memLedger) Counts(_ context.Context, account AccountID) (Counts, error)
 	defer l.mu.Unlock()
 	out := Counts{}
 	for _, e := range l.entries[account] {
+		if strings.HasPrefix(e.Key, LateCopyKeyPrefix) {
+			continue
+		}
 		c := out[e.State]
 		c.Messages++
 		c.Bytes += e.Size

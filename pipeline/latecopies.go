@@ -338,6 +338,13 @@ type lateDup struct {
 	intent Entry
 }
 
+// LateCopyKeyPrefix starts the key of every intent to remove a late copy
+// (lateCopyKey). Such an entry is no message of the account: Ledger.Counts
+// and the ledger's status leave it out (it is neither a copy for mirror's
+// caps nor mirroring work), while Changes.Take and Changes.Adopt treat it
+// as any removing entry, so that it holds its copy.
+const LateCopyKeyPrefix = "\x01late copy\x01"
+
 // lateCopyKey is the key of the intent to remove the late copy of record
 // id. The intent is an entry of the account (removing, naming the copy),
 // recorded through Changes.Take like mirror's, so that another account's
@@ -348,7 +355,7 @@ type lateDup struct {
 // after settleResent) would expunge the copy too and record it removed,
 // which settleResent takes as settled.
 func lateCopyKey(id int64) string {
-	return "\x01late copy\x01" + strconv.FormatInt(id, 10)
+	return LateCopyKeyPrefix + strconv.FormatInt(id, 10)
 }
 
 // takeLateCopies records the intents of dups (Changes.Take) and returns

@@ -370,6 +370,9 @@ type Ledger interface {
 	// Copies tells which of q.UIDs ledger entries name, and from which UID
 	// a pending entry may own a copy.
 	Copies(ctx context.Context, q CopiesQuery) (Claims, error)
+	// Counts returns the account's entries and bytes by state, without the
+	// intents of late-copy removal (LateCopyKeyPrefix): they are no
+	// message of the account.
 	Counts(ctx context.Context, account AccountID) (Counts, error)
 	// Folders returns the account's folder records (a few hundred at most).
 	Folders(ctx context.Context, account AccountID) ([]Folder, error)

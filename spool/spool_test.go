@@ -633,7 +633,18 @@ func TestCopyTo(t *testing.T) {
 // goes to a temp file in dir.
 func spillMessage(t testing.TB, p *Buffers, dir string, body []byte) *Message {
 	t.Helper()
-	w := New(&Options{MemoryBytes: 4 << 10, Dir: dir, Buffers: p})
+	m := spoolChunked(t, &Options{MemoryBytes: 4 << 10, Dir: dir, Buffers: p}, body)
+	if m.file == nil {
+		t.Fatal("the message did not go to a temp file")
+	}
+	return m
+}
+
+// spoolChunked spools body, its size expected, through a new spool of
+// opts, read in 64 KiB chunks.
+func spoolChunked(t testing.TB, opts *Options, body []byte) *Message {
+	t.Helper()
+	w := New(opts)
 	w.Expect(int64(len(body)))
 	if _, err := w.ReadFrom(&chunkReader{p: body, step: 64 << 10}); err != nil {
 		t.Fatal(err)
@@ -641,9 +652,6 @@ func spillMessage(t testing.TB, p *Buffers, dir string, body []byte) *Message {
 	m, err := w.Finish()
 	if err != nil {
 		t.Fatal(err)
-	}
-	if m.file == nil {
-		t.Fatal("the message did not go to a temp file")
 	}
 	return m
 }
@@ -765,24 +773,23 @@ func BenchmarkSpoolLarge(b *testing.B) {
 			cpu0 := cpuTime(b)
 			n := 0
 			for b.Loop() {
-				w := New(&Options{MemoryBytes: 8 << 20, Buffers: tc.p})
-				w.Expect(int64(len(body)))
-				if _, err := w.ReadFrom(&chunkReader{p: body, step: 64 << 10}); err != nil {
-					b.Fatal(err)
-				}
-				m, err := w.Finish()
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := m.CopyTo(io.Discard); err != nil {
-					b.Fatal(err)
-				}
-				m.Close()
+				spoolSendClose(b, tc.p, body)
 				n++
 			}
 			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(n), "cpu-ns/op")
 		})
 	}
+}
+
+// spoolSendClose is one message of the spool benchmarks: body spooled
+// with 8 MiB of memory allowed (above it, to a temp file), through buffers
+// p (nil: none), read in 64 KiB chunks, sent (CopyTo) and closed.
+func spoolSendClose(b *testing.B, p *Buffers, body []byte) {
+	m := spoolChunked(b, &Options{MemoryBytes: 8 << 20, Buffers: p}, body)
+	if _, err := m.CopyTo(io.Discard); err != nil {
+		b.Fatal(err)
+	}
+	m.Close()
 }
 
 // cpuTime is the CPU time the process used so far, user and system.
@@ -808,19 +815,7 @@ func BenchmarkSpoolMiB(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		size := (1<<20 + (n*797_161)%(3<<20)) / len(line) * len(line) // 1–4 MB
-		w := New(&Options{MemoryBytes: 8 << 20, Buffers: pool})
-		w.Expect(int64(size))
-		if _, err := w.ReadFrom(&chunkReader{p: body[:size], step: 64 << 10}); err != nil {
-			b.Fatal(err)
-		}
-		m, err := w.Finish()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := m.CopyTo(io.Discard); err != nil {
-			b.Fatal(err)
-		}
-		m.Close()
+		spoolSendClose(b, pool, body[:size])
 		n++
 	}
 	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(n), "cpu-ns/op")

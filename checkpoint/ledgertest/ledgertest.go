@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -47,6 +48,7 @@ func Run(t *testing.T, e Engine) {
 		{"Copies", testCopies},
 		{"CommitAtomic", testCommitAtomic},
 		{"Contest", testContest},
+		{"LateCopyIntent", testLateCopyIntent},
 		{"CommitInvalid", testCommitInvalid},
 		{"GoneAndDeleting", testGoneAndDeleting},
 		{"Rekey", testRekey},
@@ -128,6 +130,29 @@ func (s *suite) account(name string) (pipeline.AccountID, pipeline.Hold) {
 	}
 	s.t.Cleanup(func() { h.Release(context.Background()) })
 	return id, h
+}
+
+// carol resolves (creating) carol's IMAP account, which writes into
+// alice's destination mailbox as destination user destUser (any case:
+// accounts keep it lower-case), and holds it: her entries and alice's are
+// each other's "others" (a copy both may name), bob's are not (another
+// destination user).
+func (s *suite) carol(destUser string) pipeline.AccountID {
+	s.t.Helper()
+	res, err := s.l.ResolveAccount(s.ctx, checkpoint.AccountSpec{
+		Endpoint:    "imap://carol@imap.example.org:993 -> imap://alice@imap.example.org:993",
+		SourceProto: "imap", SourceUser: "carol", DestUser: destUser,
+		Source: "imap://carol@imap.example.org:993", Destination: "imap://alice@imap.example.org:993",
+	})
+	if err != nil {
+		s.t.Fatalf("ResolveAccount(carol): %v", err)
+	}
+	h, err := s.l.Hold(s.ctx, res.Account)
+	if err != nil {
+		s.t.Fatalf("Hold(carol): %v", err)
+	}
+	s.t.Cleanup(func() { h.Release(context.Background()) })
+	return res.Account
 }
 
 func (s *suite) resolve(name string) pipeline.AccountID {
@@ -691,24 +716,7 @@ func testCopies(t *testing.T, s *suite) {
 		{"another folder", pipeline.CopiesQuery{Account: a, Mailbox: "Sent", UIDValidity: 7, UIDs: uids}, []uint32{14}, 0, false},
 		{"no such folder", pipeline.CopiesQuery{Account: b, Mailbox: "Sent", UIDValidity: 7, UIDs: uids}, nil, 0, false},
 	})
-	// carol's IMAP box feeds alice's destination mailbox: her entries and
-	// alice's are each other's "others" (a copy both may name), bob's are
-	// not (another destination user).
-	carolSpec := checkpoint.AccountSpec{
-		Endpoint:    "imap://carol@imap.example.org:993 -> imap://alice@imap.example.org:993",
-		SourceProto: "imap", SourceUser: "carol", DestUser: "Alice",
-		Source: "imap://carol@imap.example.org:993", Destination: "imap://alice@imap.example.org:993",
-	}
-	res, err := s.l.ResolveAccount(s.ctx, carolSpec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := res.Account
-	hc, err := s.l.Hold(s.ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Release(context.Background())
+	c := s.carol("Alice") // the destination user in another case: the same
 	s.commit(c, pipeline.Changes{Put: []pipeline.Entry{
 		{Key: "c1", State: pipeline.StateDone, Digest: d1, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: 10},
 		{Key: "c2", State: pipeline.StateGone, ReasonClass: pipeline.ReasonDeleted, Digest: d2, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: 16},
@@ -794,20 +802,7 @@ func testCommitAtomic(t *testing.T, s *suite) {
 func testContest(t *testing.T, s *suite) {
 	a, ha := s.account("alice")
 	b, _ := s.account("bob") // another destination user
-	res, err := s.l.ResolveAccount(s.ctx, checkpoint.AccountSpec{
-		Endpoint:    "imap://carol@imap.example.org:993 -> imap://alice@imap.example.org:993",
-		SourceProto: "imap", SourceUser: "carol", DestUser: "alice",
-		Source: "imap://carol@imap.example.org:993", Destination: "imap://alice@imap.example.org:993",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := res.Account
-	hc, err := s.l.Hold(s.ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Release(context.Background())
+	c := s.carol("alice")
 	at := func(key string, state pipeline.State, uid uint32) pipeline.Entry {
 		e := pipeline.Entry{Key: key, State: state, Digest: digest(int(uid)), Size: 10, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: uid}
 		if state == pipeline.StateMoving {
@@ -921,6 +916,57 @@ func testContest(t *testing.T, s *suite) {
 	if _, ok := s.lookup(c, "c-race")["c-race"]; ok {
 		t.Error("carol adopted a copy alice is removing")
 	}
+}
+
+// testLateCopyIntent: an intent to remove a late copy (a removing entry
+// keyed pipeline.LateCopyKeyPrefix…) is no message of the account: Counts
+// (mirror's caps) and Status (mirroring work) leave it out, while it still
+// keeps another account's Adopt off its copy.
+func testLateCopyIntent(t *testing.T, s *suite) {
+	a, _ := s.account("alice")
+	c := s.carol("alice")
+	at := func(key string, state pipeline.State, uid uint32, size int64) pipeline.Entry {
+		return pipeline.Entry{Key: key, State: state, Digest: digest(int(uid)), Size: size, DestMailbox: "INBOX", DestUIDValidity: 7, DestUID: uid}
+	}
+	intent := at(pipeline.LateCopyKeyPrefix+"1", pipeline.StateRemoving, 21, 100)
+	s.commit(a, pipeline.Changes{Put: []pipeline.Entry{at("done", pipeline.StateDone, 10, 10), at("mirror", pipeline.StateRemoving, 13, 13)}})
+	s.commit(a, pipeline.Changes{Take: []pipeline.Entry{intent}})
+	if e := s.lookup(a, intent.Key)[intent.Key]; e.State != pipeline.StateRemoving {
+		t.Fatalf("the intent after its Take: %+v, want removing", e)
+	}
+	status := func() pipeline.Counts {
+		t.Helper()
+		st, err := s.l.Status(s.ctx, checkpoint.Selector{IDs: []pipeline.AccountID{a}})
+		if err != nil || len(st) != 1 {
+			t.Fatalf("Status: %+v, %v", st, err)
+		}
+		return st[0].Counts
+	}
+	for _, tc := range []struct {
+		name   string
+		counts pipeline.Counts
+	}{{"Counts", s.counts(a)}, {"Status", status()}} {
+		want := pipeline.Counts{pipeline.StateDone: {Messages: 1, Bytes: 10}, pipeline.StateRemoving: {Messages: 1, Bytes: 13}}
+		if !maps.Equal(tc.counts, want) {
+			t.Errorf("%s with mirror's removing entry and a late-copy intent: %v, want %v (the intent left out)", tc.name, tc.counts, want)
+		}
+	}
+	var ce *pipeline.ContestedError
+	adopt := at("c21", pipeline.StateDone, 21, 100)
+	adopt.ReasonClass = pipeline.ReasonMatched
+	if err := s.l.Commit(s.ctx, c, pipeline.Changes{Adopt: []pipeline.Entry{adopt}}); !errors.As(err, &ce) || !slices.Equal(ce.Keys, []string{"c21"}) {
+		t.Errorf("carol's Adopt of the copy alice's intent holds: %v, want refused", err)
+	}
+	s.commit(a, pipeline.Changes{Delete: []string{"mirror"}})
+	for _, tc := range []struct {
+		name   string
+		counts pipeline.Counts
+	}{{"Counts", s.counts(a)}, {"Status", status()}} {
+		if c, ok := tc.counts[pipeline.StateRemoving]; ok {
+			t.Errorf("%s with only a late-copy intent removing: %v removing, want none", tc.name, c)
+		}
+	}
+	s.check() // account_counts still counts every entry
 }
 
 func testCommitInvalid(t *testing.T, s *suite) {

@@ -241,8 +241,15 @@ func TestE2EPostgresCutOff(t *testing.T) {
 	case <-time.After(20 * ttl):
 		t.Fatalf("the copy still runs %v after its checkpoint went silent", 20*ttl)
 	}
-	t.Logf("exit %d %v after the cut (lease TTL %v); %d of 150 on the destination", code, time.Since(cutAt).Round(time.Millisecond),
+	exitedAfter := time.Since(cutAt)
+	t.Logf("exit %d %v after the cut (lease TTL %v); %d of 150 on the destination", code, exitedAfter.Round(time.Millisecond),
 		ttl, len(destMessages(t, p.pair, "INBOX")))
+	// The hold is lost half a TTL after the last renewal at the latest;
+	// the run's last statements (FinishRun, the release, the report's size,
+	// Close) share the lease's expiry, half a TTL later, as their deadline.
+	if exitedAfter > 3*ttl {
+		t.Errorf("the copy exited %v after its checkpoint went silent, want within %v", exitedAfter, 3*ttl)
+	}
 	if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); len(lines) > 0 {
 		t.Logf("its last words: %s", lines[len(lines)-1])
 	}
