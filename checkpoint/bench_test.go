@@ -10,9 +10,9 @@ import (
 	"github.com/mailferry/mailferry/pipeline"
 )
 
-// benchLedger is a ledger of n done entries of one POP3 account, keyed
-// like Dovecot's UIDLs.
-func benchLedger(b *testing.B, n int) (*Ledger, pipeline.AccountID, func(int) string) {
+// heldBenchAccount is a new ledger with one account, "bench", held for
+// the benchmark.
+func heldBenchAccount(b *testing.B) (*Ledger, Resolution) {
 	b.Helper()
 	ctx := context.Background()
 	l := openTest(b, "", nil)
@@ -25,6 +25,15 @@ func benchLedger(b *testing.B, n int) (*Ledger, pipeline.AccountID, func(int) st
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { h.Release(ctx) })
+	return l, res
+}
+
+// benchLedger is a ledger of n done entries of one POP3 account, keyed
+// like Dovecot's UIDLs.
+func benchLedger(b *testing.B, n int) (*Ledger, pipeline.AccountID, func(int) string) {
+	b.Helper()
+	ctx := context.Background()
+	l, res := heldBenchAccount(b)
 	key := func(i int) string { return fmt.Sprintf("%08X%08X", i+1, 1700000000) }
 	now := time.Now()
 	for lo := 0; lo < n; lo += 1000 {

@@ -19,16 +19,7 @@ func BenchmarkScanFolderPages(b *testing.B) {
 	for _, n := range []int{10000, 100000} {
 		b.Run(fmt.Sprint("entries=", n), func(b *testing.B) {
 			ctx := context.Background()
-			l := openTest(b, "", nil)
-			res, err := l.ResolveAccount(ctx, testSpec("bench"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			h, err := l.Hold(ctx, res.Account)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { h.Release(ctx) })
+			l, res := heldBenchAccount(b)
 			const prefix = "INBOX\x001700000000\x00"
 			now := time.Now()
 			for lo := 0; lo < n; lo += 1000 {

@@ -87,14 +87,7 @@ func TestSendFile(t *testing.T) {
 	t.Run("a peer that stops reading", func(t *testing.T) {
 		// More than the sockets' buffers hold: SendFile waits for room,
 		// and fails after the idle timeout.
-		big, err := os.CreateTemp(t.TempDir(), "big")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer big.Close()
-		if err := big.Truncate(64 << 20); err != nil {
-			t.Fatal(err)
-		}
+		big := sparseFile(t, 64<<20)
 		client, _ := pipe(t)
 		n, handled, err := New(client, 200*time.Millisecond).SendFile(big, 0, 64<<20)
 		if !handled || !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= 64<<20 {
@@ -104,14 +97,7 @@ func TestSendFile(t *testing.T) {
 	t.Run("a peer that closes", func(t *testing.T) {
 		// The connection breaks mid-send: an error (EPIPE or ECONNRESET),
 		// not SIGPIPE ending the process.
-		big, err := os.CreateTemp(t.TempDir(), "big")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer big.Close()
-		if err := big.Truncate(64 << 20); err != nil {
-			t.Fatal(err)
-		}
+		big := sparseFile(t, 64<<20)
 		client, server := pipe(t)
 		go func() {
 			buf := make([]byte, 64<<10)
@@ -226,4 +212,19 @@ func threadCPUTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// sparseFile is a file of size zero bytes that takes no room on disk:
+// more than the sockets' buffers hold.
+func sparseFile(t *testing.T, size int64) *os.File {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
