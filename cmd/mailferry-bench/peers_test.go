@@ -35,22 +35,8 @@ func requirePeers(t *testing.T) {
 // side with mailferry's rate over theirs and the CPU per MB of each party.
 func TestBenchPeersBothTransports(t *testing.T) {
 	requirePeers(t)
-	out := filepath.Join(t.TempDir(), "bench.json")
-	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"-workloads", "small", "-small-count", "12", "-latency-count", "0",
-		"-write-batches", "1", "-write-conns", "1", "-tls", "off,on", "-peers", "mbsync,doveadm", "-json", out},
-		&stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("bench exited %d; stderr:\n%s", code, tail(stderr.String(), 30))
-	}
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res jsonResults
-	if err := json.Unmarshal(data, &res); err != nil {
-		t.Fatal(err)
-	}
+	res, stdout := runJSON(t, "-workloads", "small", "-small-count", "12", "-latency-count", "0",
+		"-write-batches", "1", "-write-conns", "1", "-tls", "off,on", "-peers", "mbsync,doveadm")
 	want := map[string][]string{
 		"pop3→imap, TLS off": {"mailferry", "doveadm"},
 		"imap→imap, TLS off": {"mailferry", "mbsync", "doveadm"},
@@ -97,8 +83,28 @@ func TestBenchPeersBothTransports(t *testing.T) {
 		t.Errorf("%d peer rows, want 5", peerRows)
 	}
 	for _, s := range []string{"AGAINST OTHER TOOLS", "MAILFERRY ÷ TOOL", "load average"} {
-		if !strings.Contains(stdout.String(), s) {
-			t.Errorf("the output has no %q:\n%s", s, stdout.String())
+		if !strings.Contains(stdout, s) {
+			t.Errorf("the output has no %q:\n%s", s, stdout)
 		}
 	}
+}
+
+// runJSON runs the bench with args and -json, failing the test unless it
+// exits 0, and returns its JSON results and what it printed.
+func runJSON(t *testing.T, args ...string) (jsonResults, string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), append(args, "-json", out), &stdout, &stderr); code != 0 {
+		t.Fatalf("bench exited %d; stderr:\n%s", code, tail(stderr.String(), 30))
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res jsonResults
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res, stdout.String()
 }

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,21 +14,8 @@ import (
 // process lives; the table sets them beside the re-run.
 func TestFlatProbesTheSourceAlone(t *testing.T) {
 	dovecot.Require(t)
-	out := filepath.Join(t.TempDir(), "bench.json")
-	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"-workloads", "flat", "-paths", "pop3", "-flat-sizes", "20,60", "-flat-folders", "0",
-		"-flat-ledger", "0", "-peers", "none", "-latency-count", "0", "-json", out}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("bench exited %d; stderr:\n%s", code, tail(stderr.String(), 30))
-	}
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res jsonResults
-	if err := json.Unmarshal(data, &res); err != nil {
-		t.Fatal(err)
-	}
+	res, stdout := runJSON(t, "-workloads", "flat", "-paths", "pop3", "-flat-sizes", "20,60", "-flat-folders", "0",
+		"-flat-ledger", "0", "-peers", "none", "-latency-count", "0")
 	probes := map[int]int{}
 	for _, r := range res.Rows {
 		if r.Kind != "uidl probe" {
@@ -48,12 +31,12 @@ func TestFlatProbesTheSourceAlone(t *testing.T) {
 	if probes[20] != 2 || probes[60] != 2 {
 		t.Errorf("probe rows by messages listed: %v, want two of 20 and two of 60", probes)
 	}
-	if n := strings.Count(stdout.String(), "UIDL's first byte"); n != 4 {
-		t.Errorf("the table gives %d probes, want 4:\n%s", n, stdout.String())
+	if n := strings.Count(stdout, "UIDL's first byte"); n != 4 {
+		t.Errorf("the table gives %d probes, want 4:\n%s", n, stdout)
 	}
 	// Beside the rates, the CPU per message of each ceiling and of
 	// mailferry's first run, at both sizes.
-	if n := strings.Count(stdout.String(), "the rate to ceiling the cores allow"); n != 2 {
-		t.Errorf("the table gives %d CPU ratios, want 2:\n%s", n, stdout.String())
+	if n := strings.Count(stdout, "the rate to ceiling the cores allow"); n != 2 {
+		t.Errorf("the table gives %d CPU ratios, want 2:\n%s", n, stdout)
 	}
 }
