@@ -1694,6 +1694,10 @@ func testStatus(t *testing.T, s *suite) {
 		{Key: "6", State: pipeline.StateFailed, Reason: "refused"},
 	}})
 	bob := s.resolve("bob")
+	// A run of alice's going on: Status says who holds her account.
+	if _, err := s.l.StartRun(s.ctx, a, s.clock()); err != nil {
+		t.Fatal(err)
+	}
 	st, err := s.l.Status(s.ctx, checkpoint.Selector{All: true})
 	if err != nil || len(st) != 2 {
 		t.Fatalf("Status: %+v, %v", st, err)
