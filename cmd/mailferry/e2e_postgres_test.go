@@ -255,7 +255,8 @@ func TestE2EPostgresCutOff(t *testing.T) {
 	}
 	// What its last statements could not write is said in words, not as
 	// "context deadline exceeded".
-	if !strings.Contains(stderr.String(), "ledger out of reach since ") || !strings.Contains(stderr.String(), "nothing was lost") {
+	if !strings.Contains(stderr.String(), "ledger out of reach since ") || !strings.Contains(stderr.String(), "nothing was lost") ||
+		!strings.Contains(stderr.String(), "the run's end was not recorded") {
 		t.Errorf("the log does not say that the ledger went out of reach and nothing was lost:\n%s", stderr.String())
 	}
 	for _, line := range strings.Split(stderr.String(), "\n") {
