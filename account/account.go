@@ -191,6 +191,7 @@ func (s *Set) assemble(sp spec) (*Account, error) {
 		a.Options.MapFolders = a.mapFolders
 		a.Options.SyncFlags = sp.folders.SyncFlags
 		a.Options.KeyFolder = imapsrc.KeyFolder
+		a.Options.FolderKeys = func(mailbox string) string { return imapsrc.KeyPrefix(mailbox, 0) }
 	}
 	a.named = namedIn(sp, a.sourceIMAP)
 	if sp.xUIDL {

@@ -357,6 +357,9 @@ func (w *commitWriter) write(ctx context.Context, c *pipeline.Changes) error {
 	if err := w.writeFolders(ctx, c.Folders); err != nil {
 		return err
 	}
+	if err := w.dropFolders(ctx, c.DropFolders); err != nil {
+		return err
+	}
 	if len(c.Delete) > 0 {
 		if err := w.eachKey(ctx, c.Delete, `DELETE FROM messages WHERE account_id = ? AND %s`, nil); err != nil {
 			return fmt.Errorf("deleting %d entries: %w", len(c.Delete), err)
@@ -599,6 +602,21 @@ func (w *commitWriter) writeFolders(ctx context.Context, folders []pipeline.Fold
 			return fmt.Errorf("recording folder %q: %w", f.Name, err)
 		}
 		w.folders.fresh[folderKey{w.account, f.Side, f.Name}] = folderRow{id: id, uidValidity: f.UIDValidity}
+	}
+	return nil
+}
+
+// dropFolders deletes the account's source folder records of names
+// (pipeline.Changes.DropFolders). Only source records: destination
+// records are named by entries (dest_folder_id).
+func (w *commitWriter) dropFolders(ctx context.Context, names []string) error {
+	for _, name := range names {
+		if _, err := w.exec(ctx, `DELETE FROM folders WHERE account_id = ? AND side = 'src' AND name = ?`, w.account, w.l.d.key(name)); err != nil {
+			return fmt.Errorf("dropping the record of source folder %q: %w", name, err)
+		}
+		k := folderKey{w.account, pipeline.SourceSide, name}
+		delete(w.folders.fresh, k)
+		w.folders.dropped = append(w.folders.dropped, k)
 	}
 	return nil
 }

@@ -62,6 +62,16 @@ func (c *folderCache) put(k folderKey, r folderRow) {
 	c.byID[r.id] = k
 }
 
+// drop forgets one folder record (deleted).
+func (c *folderCache) drop(k folderKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.ids[k]; ok {
+		delete(c.ids, k)
+		delete(c.byID, r.id)
+	}
+}
+
 // forget drops an account's folders (its rows were moved or deleted).
 func (c *folderCache) forget(account pipeline.AccountID) {
 	c.mu.Lock()
@@ -100,9 +110,10 @@ func (l *Ledger) folderName(ctx context.Context, id int64) (string, error) {
 // missing ones; new ids enter the cache only once the transaction
 // committed (commit).
 type folderIDs struct {
-	l     *Ledger
-	tx    *sql.Tx
-	fresh map[folderKey]folderRow
+	l       *Ledger
+	tx      *sql.Tx
+	fresh   map[folderKey]folderRow
+	dropped []folderKey // deleted records, out of the cache at commit
 }
 
 func (l *Ledger) newFolderIDs(tx *sql.Tx) *folderIDs {
@@ -150,8 +161,12 @@ func (f *folderIDs) id(ctx context.Context, k folderKey, uidValidity uint32) (in
 	return r.id, nil
 }
 
-// commit moves the ids the transaction made or read into the cache.
+// commit moves the ids the transaction made or read into the cache, and
+// drops those of the records it deleted.
 func (f *folderIDs) commit() {
+	for _, k := range f.dropped {
+		f.l.folders.drop(k)
+	}
 	for k, r := range f.fresh {
 		f.l.folders.put(k, r)
 	}

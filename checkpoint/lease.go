@@ -53,8 +53,11 @@ type pgEngine struct {
 	// since), the expiry of the lease lost last: the deadline the
 	// statements of a worker that stops share (final). Zero while it
 	// answers.
+	// lastAnswer is when the database last confirmed a renewal or a
+	// claim: out of reach since then.
 	reachMu    sync.Mutex
 	outOfReach time.Time
+	lastAnswer time.Time
 }
 
 func newPGEngine(opts *Options) *pgEngine {
@@ -323,9 +326,9 @@ func (l *Ledger) releaseLease(h *hold, end leaseEnd) error {
 	l.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), l.pg.ttl)
 	defer cancel()
-	ctx, cancelFinal := l.pg.final(ctx)
+	ctx, cancelFinal := l.pg.final(ctx, "the account was not given back to the queue")
 	defer cancelFinal()
-	return l.endLease(ctx, le, end)
+	return outOfReach(ctx, l.endLease(ctx, le, end))
 }
 
 // endLease gives le's account back to the queue, unless another worker
@@ -341,7 +344,7 @@ func (l *Ledger) endLease(ctx context.Context, le *lease, end leaseEnd) error {
 		WHERE id = $4 AND lease_worker = $5 AND lease_epoch = $6`,
 		queue, end.queued, nanos(end.notBefore), le.account, l.pg.worker, le.epoch)
 	if err != nil {
-		return fmt.Errorf("releasing account %d in %s: %w", le.account, l.path, explainConnect(err))
+		return fmt.Errorf("releasing account %d in %s: %w", le.account, l.path, explainConnect(outOfReach(ctx, err)))
 	}
 	n, err := res.RowsAffected()
 	if err == nil && n == 0 && !le.isLost() {
@@ -411,7 +414,7 @@ func (e *pgEngine) unreached(expires time.Time) {
 func (e *pgEngine) answered() {
 	e.reachMu.Lock()
 	defer e.reachMu.Unlock()
-	e.outOfReach = time.Time{}
+	e.outOfReach, e.lastAnswer = time.Time{}, time.Now()
 }
 
 // final bounds ctx for a statement of a worker that stops (FinishRun, a
@@ -423,15 +426,55 @@ func (e *pgEngine) answered() {
 // worker may take the account over: nothing those statements would write
 // is needed for that (a lease not given back runs out; a run not finished
 // stays unfinished, its entries as the Commits left them).
-func (e *pgEngine) final(ctx context.Context) (context.Context, context.CancelFunc) {
+//
+// meaning says what is not written when the statement gives up, and the
+// error then (outOfReach) says so instead of "context deadline exceeded".
+func (e *pgEngine) final(ctx context.Context, meaning string) (context.Context, context.CancelFunc) {
 	e.reachMu.Lock()
-	by := e.outOfReach
+	by, since := e.outOfReach, e.lastAnswer
 	e.reachMu.Unlock()
 	if by.IsZero() {
 		return ctx, func() {}
 	}
-	return context.WithDeadline(ctx, by)
+	return context.WithDeadlineCause(ctx, by, &OutOfReachError{Since: since, LeaseEnds: by, Meaning: meaning})
 }
+
+// outOfReach returns err, the error of a statement bounded by final, as
+// an *OutOfReachError when final's deadline ended it; else err (also one
+// that already is).
+func outOfReach(ctx context.Context, err error) error {
+	var cause, already *OutOfReachError
+	if err == nil || ctx.Err() == nil || !errors.As(context.Cause(ctx), &cause) || errors.As(err, &already) {
+		return err
+	}
+	e := *cause
+	e.Err = err
+	return &e
+}
+
+// OutOfReachError is the error of a statement of a worker that stops
+// (FinishRun, the release of a lease, Size, Close) given up on because
+// the PostgreSQL ledger stopped answering: its lease ran out meanwhile.
+// Nothing is lost: what was committed stays, a run not finished stays
+// unfinished and the next run of the account resumes it; the lease runs
+// out by itself at LeaseEnds.
+type OutOfReachError struct {
+	Since     time.Time // the database's last answer (zero: none since the ledger was opened)
+	LeaseEnds time.Time // when the lease lost last runs out in the database
+	Meaning   string    // what was not written
+	Err       error     // the statement's own error (its deadline)
+}
+
+func (e *OutOfReachError) Error() string {
+	since := "the ledger was opened"
+	if !e.Since.IsZero() {
+		since = e.Since.Format("15:04:05")
+	}
+	return fmt.Sprintf("ledger out of reach since %s: %s; the lease runs out at %s, then another worker may take the account over; nothing was lost",
+		since, e.Meaning, e.LeaseEnds.Format("15:04:05"))
+}
+
+func (e *OutOfReachError) Unwrap() error { return e.Err }
 
 // add registers a lease for renewal, starting the renewer with the first.
 func (e *pgEngine) add(le *lease) error {
@@ -558,11 +601,11 @@ func (e *pgEngine) close(held map[pipeline.AccountID]*hold) error {
 	// statements of a worker that stops (final).
 	ctx, cancel := context.WithTimeout(context.Background(), e.ttl)
 	defer cancel()
-	ctx, cancelFinal := e.final(ctx)
+	ctx, cancelFinal := e.final(ctx, "this worker's connection slots and accounts were not given back")
 	defer cancelFinal()
 	var errs []error
 	if err := e.closeSlots(ctx); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, outOfReach(ctx, err))
 	}
 	for _, h := range held {
 		e.l.mu.Lock()
@@ -571,7 +614,7 @@ func (e *pgEngine) close(held map[pipeline.AccountID]*hold) error {
 		if le == nil {
 			continue
 		}
-		h.release.Do(func() { h.releaseErr = e.l.endLease(ctx, le, leaseEnd{}) })
+		h.release.Do(func() { h.releaseErr = outOfReach(ctx, e.l.endLease(ctx, le, leaseEnd{})) })
 		if h.releaseErr != nil {
 			errs = append(errs, h.releaseErr)
 		}

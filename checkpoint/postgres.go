@@ -255,6 +255,10 @@ func pgVersion(ctx context.Context, q interface {
 // explainConnect says what a failed connection means: where it tried, and
 // whether the password was refused.
 func explainConnect(err error) error {
+	var oor *OutOfReachError
+	if errors.As(err, &oor) {
+		return err // says it already
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && (pe.Code == "28P01" || pe.Code == "28000") {
 		return fmt.Errorf("the database refused the login (wrong password or user; give the password through state_password_env, state_password_file or MAILFERRY_STATE_PASSWORD): %w", err)
@@ -270,14 +274,14 @@ func explainConnect(err error) error {
 func (l *Ledger) pgSize(ctx context.Context) (bytes, entries int64, err error) {
 	// A run's report reads it as the run ends: out of reach, it gives up
 	// with the run's last statements (final).
-	ctx, cancel := l.pg.final(ctx)
+	ctx, cancel := l.pg.final(ctx, "the ledger's size is left out of the report")
 	defer cancel()
 	if err := l.r.QueryRowContext(ctx, `SELECT CAST(COALESCE(SUM(pg_total_relation_size(c.oid)), 0) AS BIGINT)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'`, pgSchema).Scan(&bytes); err != nil {
-		return 0, 0, fmt.Errorf("reading the size of %s: %w", l.path, err)
+		return 0, 0, fmt.Errorf("reading the size of %s: %w", l.path, outOfReach(ctx, err))
 	}
 	if err := l.r.QueryRowContext(ctx, `SELECT CAST(COALESCE(SUM(messages), 0) AS BIGINT) FROM account_counts`).Scan(&entries); err != nil {
-		return 0, 0, fmt.Errorf("counting the entries of %s: %w", l.path, err)
+		return 0, 0, fmt.Errorf("counting the entries of %s: %w", l.path, outOfReach(ctx, err))
 	}
 	return bytes, entries, nil
 }

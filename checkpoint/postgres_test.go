@@ -325,6 +325,32 @@ func testPGCutWorkerEndsQuickly(t *testing.T, srv *postgres.Server, dbURL string
 	if ferr == nil || rerr == nil {
 		t.Errorf("FinishRun (%v) or Release (%v) through a cut connection succeeded", ferr, rerr)
 	}
+	// Their errors say what happened and what it means, not "context
+	// deadline exceeded".
+	for _, c := range []struct {
+		what string
+		err  error
+		says string
+	}{
+		{"FinishRun", ferr, "the run's end was not recorded"},
+		{"Release", rerr, "the account was not given back"},
+		{"Size", serr, "size is left out of the report"},
+		{"Close", cerr, "slots and accounts were not given back"},
+	} {
+		var oor *OutOfReachError
+		if c.err == nil {
+			continue // it went through before the deadline (Size, Close: nothing to write)
+		}
+		msg := c.err.Error()
+		if !errors.As(c.err, &oor) || !strings.Contains(msg, "ledger out of reach since ") || !strings.Contains(msg, c.says) ||
+			!strings.Contains(msg, "nothing was lost") || strings.Contains(msg, "deadline exceeded") ||
+			oor.LeaseEnds.Before(lost) || oor.LeaseEnds.After(lost.Add(ttl)) {
+			t.Errorf("%s's error after the cut: %q; want an *OutOfReachError saying %q, the lease's end within a TTL of the loss, nothing lost", c.what, msg, c.says)
+		}
+	}
+	if ferr != nil && !strings.HasPrefix(ferr.Error(), fmt.Sprintf("finishing run %d in ", run)) {
+		t.Errorf("FinishRun's error %q does not say which run", ferr)
+	}
 	cut.Heal()
 	runs, err := b.Runs(ctx, id, 1)
 	if err != nil || len(runs) != 1 || !runs[0].Finished.IsZero() || runs[0].Result != "" {

@@ -91,7 +91,7 @@ func (l *Ledger) UpdateRun(ctx context.Context, runID int64, rec pipeline.RunRec
 //   - quota windows older than 7 days.
 //
 // It fails with an error wrapping ErrUnknownRun when no run has that id.
-func (l *Ledger) FinishRun(ctx context.Context, runID int64, rec pipeline.RunRecord) error {
+func (l *Ledger) FinishRun(ctx context.Context, runID int64, rec pipeline.RunRecord) (err error) {
 	if err := l.checkOpen(); err != nil {
 		return err
 	}
@@ -102,8 +102,13 @@ func (l *Ledger) FinishRun(ctx context.Context, runID int64, rec pipeline.RunRec
 	}
 	if l.pg != nil {
 		var cancel context.CancelFunc
-		ctx, cancel = l.pg.final(ctx)
+		ctx, cancel = l.pg.final(ctx, "the run's end was not recorded (it stays unfinished; the account's next run resumes it)")
 		defer cancel()
+		defer func() {
+			if oor := outOfReach(ctx, err); oor != err {
+				err = fmt.Errorf("finishing run %d in %s: %w", runID, l.path, oor)
+			}
+		}()
 	}
 	tx, err := l.w.BeginTx(ctx, nil)
 	if err != nil {

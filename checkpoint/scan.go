@@ -70,13 +70,16 @@ type AccountSummary struct {
 	SkipReasons map[string]int
 	// LastRun is the most recent run, nil when there was none.
 	LastRun *pipeline.RunRecord
+	// Holder and Worker say who runs the account now (AccountStatus).
+	Holder int
+	Worker string
 }
 
 func summaryOf(a AccountStatus) AccountSummary {
 	c := a.Counts
 	sum := AccountSummary{Done: int(c[pipeline.StateDone].Messages), Pending: int(c[pipeline.StatePending].Messages),
 		Skipped: int(c[pipeline.StateSkipped].Messages), Failed: int(c[pipeline.StateFailed].Messages),
-		Bytes: c[pipeline.StateDone].Bytes, SkipReasons: a.SkipReasons, LastRun: a.LastRun}
+		Bytes: c[pipeline.StateDone].Bytes, SkipReasons: a.SkipReasons, LastRun: a.LastRun, Holder: a.Holder, Worker: a.Worker}
 	for _, s := range []pipeline.State{pipeline.StateDone, pipeline.StatePending, pipeline.StateSkipped, pipeline.StateFailed} {
 		sum.AllBytes += c[s].Bytes
 	}

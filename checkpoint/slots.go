@@ -283,7 +283,7 @@ func (e *pgEngine) closeSlots(ctx context.Context) error {
 		return nil
 	}
 	if _, err := e.l.w.ExecContext(ctx, `DELETE FROM slots WHERE worker = $1`, e.worker); err != nil {
-		return fmt.Errorf("giving back the connection slots in %s: %w", e.l.path, explainConnect(err))
+		return fmt.Errorf("giving back the connection slots in %s: %w", e.l.path, explainConnect(outOfReach(ctx, err)))
 	}
 	return nil
 }

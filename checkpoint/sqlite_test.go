@@ -441,7 +441,7 @@ const (
 
 // TestHelperProcess is not a test: it is the child process of the
 // cross-process tests. It opens the ledger and holds alice's account
-// ("hold"), commits one entry ("commit"), or upgrades an older file (schema 4 or 5) and
+// with a run started ("hold"), commits one entry ("commit"), or upgrades an older file (schema 4 or 5) and
 // kills itself just before the upgrade's commit ("upgrade"); it prints
 // "ready" and waits to be killed.
 func TestHelperProcess(t *testing.T) {
@@ -474,6 +474,14 @@ func TestHelperProcess(t *testing.T) {
 	if _, err := l.Hold(ctx, res.Account); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if mode == "hold" {
+		// As a run does: its start is recorded (Status looks for the
+		// holder of an account whose last run has not finished).
+		if _, err := l.StartRun(ctx, res.Account, time.Time{}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
 	}
 	if mode == "commit" {
 		if err := l.Commit(ctx, res.Account, pipeline.Changes{Put: []pipeline.Entry{{Key: "killed-after-commit",

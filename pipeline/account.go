@@ -92,6 +92,11 @@ type Options struct {
 	// digest as such an entry's copy is recorded as done under its new
 	// key, not sent again.
 	KeyFolder func(key string) (KeyPlace, bool)
+	// FolderKeys, when set with KeyFolder, returns what every key of a
+	// source mailbox starts with, under any UIDVALIDITY (KeyPlace.Folder;
+	// imapsrc.KeyPrefix(mailbox, 0)): a folder record whose folder no
+	// entry is in can be pruned once the folder is no longer copied.
+	FolderKeys func(mailbox string) string
 	// DestSessions is how many destination sessions append at once, each
 	// with its own batches (Dovecot commits one transaction per APPEND
 	// command, so parallel batches are the next lever after MULTIAPPEND).
@@ -458,7 +463,10 @@ func (a *attempt) do(ctx context.Context) error {
 	if err := a.sweep(ctx); err != nil {
 		return err
 	}
-	return a.mirrorRemove(ctx)
+	if err := a.mirrorRemove(ctx); err != nil {
+		return err
+	}
+	return a.pruneFolders(ctx)
 }
 
 // deleteDue reports whether a done entry has been done since dueBy or

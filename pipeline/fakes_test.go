@@ -739,6 +739,9 @@ func (l *memLedger) Commit(_ context.Context, account AccountID, c Changes) erro
 		}
 		l.folders[account][f.Side][f.Name] = f
 	}
+	for _, name := range c.DropFolders {
+		delete(l.folders[account][SourceSide], name)
+	}
 	for _, k := range c.Gone {
 		e, ok := es[k]
 		switch {

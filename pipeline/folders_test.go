@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -157,5 +159,82 @@ func TestUIDValidityChangeDoesNotDuplicate(t *testing.T) {
 	st = h.runWith(t, src)
 	if st.Copied != 0 || st.Rematched != 0 || st.AlreadyDone != 8 {
 		t.Errorf("next run: copied %d, rematched %d, already done %d; want 0, 0, 8", st.Copied, st.Rematched, st.AlreadyDone)
+	}
+}
+
+// TestPruneSourceFolderRecords: a source folder record goes once its
+// folder is no longer copied (deleted at the source) and no entry is in
+// it; one whose folder still has entries stays until they are gone; a dry
+// run drops nothing; nothing is copied twice.
+func TestPruneSourceFolderRecords(t *testing.T) {
+	h, src := newIMAPHarness(t)
+	plan := map[string]string{"INBOX": "INBOX", "Sent": "Sent Items", "Empty": "Empty"}
+	h.opts.MapFolders = func(context.Context, Source, Destination, bool) (map[string]string, error) {
+		return maps.Clone(plan), nil
+	}
+	h.opts.FolderKeys = func(mailbox string) string { return mailbox + "\x00" }
+	records := func() []string {
+		t.Helper()
+		fs, err := h.ledger.Folders(context.Background(), alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range fs {
+			if f.Side == SourceSide {
+				out = append(out, f.Name)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	if st := h.runWith(t, src); st.Copied != 8 {
+		t.Fatalf("first run: copied %d, want 8", st.Copied)
+	}
+	if got, want := records(), []string{"Empty", "INBOX", "Sent"}; !slices.Equal(got, want) {
+		t.Fatalf("records after the first run: %q, want %q", got, want)
+	}
+	// Empty and Sent are deleted at the source, Sent with its messages.
+	delete(plan, "Empty")
+	delete(plan, "Sent")
+	src.msgs = slices.DeleteFunc(src.msgs, func(m memMsg) bool { return src.folder[m.key] == "Sent" })
+
+	h.runner.DryRun = true
+	st := h.runWith(t, src)
+	h.runner.DryRun = false
+	if st.Copied != 0 {
+		t.Fatalf("dry run: copied %d, want 0", st.Copied)
+	}
+	if got, want := records(), []string{"Empty", "INBOX", "Sent"}; !slices.Equal(got, want) {
+		t.Errorf("records after a dry run: %q, want %q (a dry run drops nothing)", got, want)
+	}
+	if st := h.runWith(t, src); st.Copied != 0 {
+		t.Fatalf("run after the deletions: copied %d, want 0", st.Copied)
+	}
+	if got, want := records(), []string{"INBOX", "Sent"}; !slices.Equal(got, want) {
+		t.Errorf("records after the deletions: %q, want %q (Sent's entries keep its record)", got, want)
+	}
+	// Sent's entries leave the ledger (ledger_retention after gone): the
+	// next run drops its record too.
+	var sent []string
+	for k := range h.ledger.entries[alice] {
+		if strings.HasPrefix(k, "Sent\x00") {
+			sent = append(sent, k)
+		}
+	}
+	if len(sent) != 4 {
+		t.Fatalf("%d entries in Sent, want 4", len(sent))
+	}
+	if err := h.ledger.Commit(context.Background(), alice, Changes{Delete: sent}); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.runWith(t, src); st.Copied != 0 {
+		t.Fatalf("run after Sent's entries left: copied %d, want 0", st.Copied)
+	}
+	if got, want := records(), []string{"INBOX"}; !slices.Equal(got, want) {
+		t.Errorf("records after Sent's entries left: %q, want %q", got, want)
+	}
+	if n := len(h.dst.bodies("INBOX")); n != 4 {
+		t.Errorf("INBOX holds %d, want 4 (nothing twice)", n)
 	}
 }

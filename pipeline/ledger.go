@@ -213,7 +213,11 @@ type Changes struct {
 	Resent     []Resent // recorded (Forget = Delete of pending keys + Resent)
 	DropResent []int64
 	Folders    []Folder // folder records written
-	Rekey      []Rekey  // source keys moved to a renamed source folder
+	// DropFolders names source folder records deleted (after Folders):
+	// folders the source no longer lists that no entry is in
+	// (pruneFolders). Destination records are never dropped.
+	DropFolders []string
+	Rekey       []Rekey // source keys moved to a renamed source folder
 	// Gone are keys the source no longer lists: a done entry becomes gone
 	// (GoneAt now, its reason class kept), a skipped or failed one is
 	// deleted (nothing of it is on the destination); other states stay.

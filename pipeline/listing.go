@@ -429,6 +429,49 @@ func (a *attempt) sweep(ctx context.Context) error {
 	return nil
 }
 
+// pruneFolders deletes the source folder records that can no longer
+// tell a later run anything: after a complete pass (and mirror's
+// removals and folder deletions, which read them), a record of a folder
+// this run did not copy (deleted or renamed at the source, or left out
+// by the config) that no entry of the account is in, in any state. An
+// entry still in the folder keeps it: mirror sweeps and removes the
+// copies of a deleted folder by its record, retire and the sweep compare
+// its UIDVALIDITY; gone and removed entries leave with ledger_retention
+// (FinishRun), and the record one run later. A folder that comes back
+// without its record is listed whole, as a new one: its messages have no
+// entry, so nothing is sent twice; ones the ledger still has are kept by
+// their entries. Records of folders in flight (renaming, deleting) stay.
+func (a *attempt) pruneFolders(ctx context.Context) error {
+	sc := a.scopes
+	if !a.complete || a.dry || sc == nil || a.opts.KeyFolder == nil || a.opts.FolderKeys == nil || a.plan.folders == nil {
+		return nil
+	}
+	var drop []string
+	for name, rec := range sc.records {
+		if a.plan.folders[name] != "" || rec.Op == FolderRenaming || rec.Op == FolderDeleting {
+			continue
+		}
+		in, _, err := a.ledger.Scan(ctx, a.opts.Account, Query{KeyPrefix: a.opts.FolderKeys(name), KeysOnly: true, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("reading the ledger's entries of source folder %q: %w", name, fatal(err))
+		}
+		if len(in) == 0 {
+			drop = append(drop, name)
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	slices.Sort(drop)
+	if err := a.ledger.Commit(ctx, a.opts.Account, Changes{DropFolders: drop}); err != nil {
+		return fmt.Errorf("dropping the records of %d source folders no longer copied: %w", len(drop), fatal(err))
+	}
+	a.log.Info("ledger: records of source folders no longer copied, with no entry, dropped", "account", a.opts.Name,
+		"folders", len(drop))
+	a.log.Debug("ledger: source folder records dropped", "account", a.opts.Name, "folders", drop)
+	return nil
+}
+
 // listedAny reports whether the attempt listed messages of mailbox under
 // any generation.
 func listedAny(sc *scopes, mailbox string) bool {

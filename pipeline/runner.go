@@ -255,7 +255,11 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 		if err != nil {
 			return fatal(fmt.Errorf("locking account %q: %w", opts.Name, err))
 		}
-		defer hold.Release(context.WithoutCancel(ctx))
+		defer func() {
+			if err := hold.Release(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("giving the account back to the ledger", "account", opts.Name, "error", err)
+			}
+		}()
 	}
 	// A hold that is lost (a lease this worker could not renew: the
 	// checkpoint's database is out of reach) stops the copy as an
@@ -421,8 +425,13 @@ func (r *Runner) runLocked(ctx context.Context, job Job, opts Options, ledger Le
 			}
 		}
 	}
-	if ferr := ledger.FinishRun(context.WithoutCancel(ctx), runID, rec); ferr != nil && err == nil {
-		err = fatal(fmt.Errorf("recording the end of the run: %w", ferr))
+	if ferr := ledger.FinishRun(context.WithoutCancel(ctx), runID, rec); ferr != nil {
+		if err == nil {
+			return fatal(fmt.Errorf("recording the end of the run: %w", ferr))
+		}
+		// The run failed already (a lost hold: the ledger out of reach);
+		// what its end could not record is said, not dropped.
+		log.Warn("the run's end could not be recorded", "account", opts.Name, "error", ferr)
 	}
 	return err
 }

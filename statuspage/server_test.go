@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -189,7 +190,7 @@ func TestListAccounts(t *testing.T) {
 		t.Fatalf("GET /api/accounts = %d %s", w.Code, w.Body)
 	}
 	list := decode[ListJSON](t, w)
-	want := map[string]State{"never": Queued, "done": Done, "wrongpw": Failed, "partial": Partial, "paused": Paused, "crashed": Running}
+	want := map[string]State{"never": Queued, "done": Done, "wrongpw": Failed, "partial": Partial, "paused": Paused, "crashed": Failed}
 	if len(list.Accounts) != len(want) {
 		t.Fatalf("%d accounts, want %d", len(list.Accounts), len(want))
 	}
@@ -212,7 +213,10 @@ func TestListAccounts(t *testing.T) {
 	if p := byName["partial"]; p.Messages.Total != 3 || p.Messages.Skipped != 1 || p.Messages.Failed != 1 || p.Bytes.Total != 9120 {
 		t.Errorf("partial: %+v", p)
 	}
-	if list.Totals.Accounts != 6 || list.Totals.ByState[Failed] != 1 || list.Totals.Messages.Done != 3 {
+	if c := byName["crashed"]; c.LastError == nil || c.LastError.Text != stoppedText || c.RunningIn != nil {
+		t.Errorf("crashed (a run never finished, nobody holds it): last error %+v, running in %+v; want it said that the run stopped, no process", c.LastError, c.RunningIn)
+	}
+	if list.Totals.Accounts != 6 || list.Totals.ByState[Failed] != 2 || list.Totals.Messages.Done != 3 {
 		t.Errorf("totals %+v", list.Totals)
 	}
 	if fmt.Sprint(list.Hosts) != "[new:993 old-a:995 old-b:995]" || fmt.Sprint(list.Classes) != "[login]" {
@@ -223,6 +227,47 @@ func TestListAccounts(t *testing.T) {
 	}
 }
 
+// TestRunningAccountShowsWhere: an account whose last run has not
+// finished is running while a process holds it, and the row says which
+// (its pid, here this test's); once nobody holds it, the run was killed:
+// the row says so instead of showing it running for ever.
+func TestRunningAccountShowsWhere(t *testing.T) {
+	f := newFixture(t)
+	s := f.server(t, Options{})
+	ctx := context.Background()
+	key := f.accounts[5].Key // "crashed": a run started, never finished
+	id, ok, err := f.ledger.AccountOfKey(ctx, key)
+	if err != nil || !ok {
+		t.Fatalf("account %q: %v, %v", key, ok, err)
+	}
+	get := func() AccountJSON {
+		t.Helper()
+		s.forget()
+		for _, a := range decode[ListJSON](t, do(t, s.Handler(), "GET", "/api/accounts", "", nil)).Accounts {
+			if a.Name == "crashed" {
+				return a
+			}
+		}
+		t.Fatal("no account crashed")
+		return AccountJSON{}
+	}
+	h, err := f.ledger.Hold(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := get(); a.State != Running || a.RunningIn == nil || a.RunningIn.PID != os.Getpid() || a.RunningIn.Worker != "" || a.LastError != nil {
+		t.Errorf("held by this process: state %q, running in %+v, last error %+v; want running, pid %d", a.State, a.RunningIn, a.LastError, os.Getpid())
+	}
+	d := decode[AccountJSON](t, do(t, s.Handler(), "GET", "/api/accounts/crashed", "", nil))
+	if d.RunningIn == nil || d.RunningIn.PID != os.Getpid() {
+		t.Errorf("the account's detail: running in %+v, want pid %d", d.RunningIn, os.Getpid())
+	}
+	h.Release(ctx)
+	if a := get(); a.State != Failed || a.RunningIn != nil || a.LastError == nil || a.LastError.Text != stoppedText {
+		t.Errorf("released: state %q, running in %+v, last error %+v; want failed, no process, %q", a.State, a.RunningIn, a.LastError, stoppedText)
+	}
+}
+
 func TestListFiltersAndSorts(t *testing.T) {
 	f := newFixture(t)
 	h := f.server(t, Options{}).Handler()
@@ -230,12 +275,12 @@ func TestListFiltersAndSorts(t *testing.T) {
 		query string
 		want  string
 	}{
-		{"state=failed,partial", "[partial wrongpw]"},
+		{"state=failed,partial", "[crashed partial wrongpw]"},
 		{"state=queued", "[never]"},
 		{"host=old-b:995", "[partial wrongpw]"},
 		{"class=login", "[wrongpw]"},
 		{"sort=-name", "[wrongpw paused partial never done crashed]"},
-		{"sort=state", "[wrongpw partial crashed paused never done]"},
+		{"sort=state", "[wrongpw crashed partial paused never done]"},
 		{"state=done&host=old-b:995", "[]"},
 	}
 	for _, tt := range tests {
@@ -594,7 +639,7 @@ func TestLiveRun(t *testing.T) {
 		}
 	}
 	live.AccountFinished(done, &pipeline.Stats{})
-	if list.Totals.Rate == nil || list.Totals.ByState[Running] != 2 { // "crashed" counts as running too
+	if list.Totals.Rate == nil || list.Totals.ByState[Running] != 1 { // "crashed" does not: nobody holds it
 		t.Errorf("totals %+v", list.Totals)
 	}
 	n := 0

@@ -50,6 +50,12 @@ type Summary struct {
 	Pause *pipeline.PausedError
 	// RetryRequested is when a retry was last asked for; zero: never.
 	RetryRequested time.Time
+	// Holder is the pid of the process running the account now (on this
+	// machine, or on the one Worker names), 0 when none; Worker is the
+	// fleet worker holding its lease ("<host>:<pid>:…"), "" when none.
+	// A last run that has not finished, with no holder, was killed.
+	Holder int
+	Worker string
 }
 
 // RetryCounts is what a retry request made retryable.
@@ -106,7 +112,7 @@ func (c checkpointLedger) Summary(ctx context.Context, key string) (Summary, err
 func summaryOf(s checkpoint.AccountSummary, ctl checkpoint.Control) Summary {
 	return Summary{Done: s.Done, Pending: s.Pending, Skipped: s.Skipped, Failed: s.Failed,
 		DoneBytes: s.Bytes, Bytes: s.AllBytes, LastRun: s.LastRun,
-		Pause: ctl.Pause(), RetryRequested: ctl.RetryRequested}
+		Pause: ctl.Pause(), RetryRequested: ctl.RetryRequested, Holder: s.Holder, Worker: s.Worker}
 }
 
 func (c checkpointLedger) Runs(ctx context.Context, key string, limit int) ([]pipeline.RunRecord, error) {

@@ -61,7 +61,22 @@ type AccountJSON struct {
 	// RetryRequested: when a retry was asked for after the last run
 	// started (the next run or poll tries again).
 	RetryRequested *time.Time `json:"retry_requested,omitempty"`
+	// RunningIn says where the account runs now; nil when the ledger
+	// knows of no process holding it.
+	RunningIn *RunningJSON `json:"running_in,omitempty"`
 }
+
+// RunningJSON is the process running an account: its pid (on the
+// ledger's machine, or on the fleet worker's) and, on a fleet, the
+// worker's name ("<host>:<pid>:<start>").
+type RunningJSON struct {
+	PID    int    `json:"pid"`
+	Worker string `json:"worker,omitempty"`
+}
+
+// stoppedText is the error shown for an account whose last run never
+// finished and that no process holds.
+const stoppedText = "its last run stopped without finishing: the process ended (killed, crashed, or the machine restarted); the next run resumes it"
 
 // What paused an account (PauseJSON.By).
 const (
@@ -162,6 +177,9 @@ func accountJSON(a Account, s Summary, lv *liveView, now time.Time) AccountJSON 
 		t := s.RetryRequested
 		out.RetryRequested = &t
 	}
+	if s.Holder != 0 || s.Worker != "" {
+		out.RunningIn = &RunningJSON{PID: s.Holder, Worker: s.Worker}
+	}
 	// A pause the last run ended with (a daily quota) that still holds.
 	var runPause *pipeline.PausedError
 	if !retry {
@@ -202,8 +220,12 @@ func accountJSON(a Account, s Summary, lv *liveView, now time.Time) AccountJSON 
 	case s.LastRun == nil || retry || s.LastRun.Result == "paused":
 		// A pause whose time has passed: the next run goes on.
 		out.State = Queued
-	case s.LastRun.Finished.IsZero():
+	case s.LastRun.Finished.IsZero() && out.RunningIn != nil:
 		out.State = Running
+	case s.LastRun.Finished.IsZero():
+		// Nobody holds it: the run was killed, it does not go on.
+		out.State = Failed
+		out.LastError = &ErrorJSON{Time: s.LastRun.Started, Text: stoppedText}
 	case s.LastRun.Result == "failed" || s.LastRun.Result == "interrupted":
 		out.State = Failed
 	case s.LastRun.Result == "partial" || s.Failed > 0 || s.Skipped > 0:

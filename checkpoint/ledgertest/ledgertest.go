@@ -61,6 +61,7 @@ func Run(t *testing.T, e Engine) {
 		{"Runs", testRuns},
 		{"Pruning", testPruning},
 		{"Folders", testFolders},
+		{"DropFolders", testDropFolders},
 		{"Resent", testResent},
 		{"Usage", testUsage},
 		{"Status", testStatus},
@@ -1602,6 +1603,48 @@ func testFolders(t *testing.T, s *suite) {
 	}
 }
 
+// testDropFolders: Changes.DropFolders deletes the account's source
+// folder records of those names, and nothing else: not its destination
+// record of the same name (which entries name), not another account's.
+func testDropFolders(t *testing.T, s *suite) {
+	a, _ := s.account("alice")
+	b, _ := s.account("bob")
+	old := pipeline.Folder{Side: pipeline.SourceSide, Name: "Old\xff", UIDValidity: 5, Messages: 3, SyncedAt: s.clock()}
+	keep := pipeline.Folder{Side: pipeline.SourceSide, Name: "Keep", UIDValidity: 6}
+	oldDst := pipeline.Folder{Side: pipeline.DestSide, Name: "Old\xff", UIDValidity: 7}
+	s.commit(a, pipeline.Changes{Folders: []pipeline.Folder{old, keep, oldDst}})
+	s.commit(b, pipeline.Changes{Folders: []pipeline.Folder{old}})
+	s.commit(a, pipeline.Changes{Put: []pipeline.Entry{{Key: "k", State: pipeline.StateDone, DestMailbox: "Old\xff", DestUIDValidity: 7, DestUID: 1}}})
+	names := func(account pipeline.AccountID) []string {
+		t.Helper()
+		fs, err := s.l.Folders(s.ctx, account)
+		if err != nil {
+			t.Fatalf("Folders: %v", err)
+		}
+		var out []string
+		for _, f := range fs {
+			out = append(out, string(f.Side)+":"+f.Name)
+		}
+		return out
+	}
+	s.commit(a, pipeline.Changes{DropFolders: []string{"Old\xff", "Never"}})
+	if got, want := names(a), []string{"dst:Old\xff", "src:Keep"}; !slices.Equal(got, want) {
+		t.Errorf("alice's folders after dropping Old: %q, want %q", got, want)
+	}
+	if got, want := names(b), []string{"src:Old\xff"}; !slices.Equal(got, want) {
+		t.Errorf("bob's folders after alice dropped Old: %q, want %q", got, want)
+	}
+	if e := s.lookup(a, "k")["k"]; e.DestMailbox != "Old\xff" || e.DestUID != 1 {
+		t.Errorf("the entry naming the destination folder Old after the drop: %+v", e)
+	}
+	// The folder comes back: its record is written afresh.
+	s.commit(a, pipeline.Changes{Folders: []pipeline.Folder{old}, Put: []pipeline.Entry{{Key: "k2", State: pipeline.StateDone, DestMailbox: "Old\xff", DestUIDValidity: 7, DestUID: 2}}})
+	if got, want := names(a), []string{"dst:Old\xff", "src:Keep", "src:Old\xff"}; !slices.Equal(got, want) {
+		t.Errorf("alice's folders after Old came back: %q, want %q", got, want)
+	}
+	s.check()
+}
+
 func testResent(t *testing.T, s *suite) {
 	a, _ := s.account("alice")
 	recs := []pipeline.Resent{
@@ -1651,6 +1694,10 @@ func testStatus(t *testing.T, s *suite) {
 		{Key: "6", State: pipeline.StateFailed, Reason: "refused"},
 	}})
 	bob := s.resolve("bob")
+	// A run of alice's going on: Status says who holds her account.
+	if _, err := s.l.StartRun(s.ctx, a, s.clock()); err != nil {
+		t.Fatal(err)
+	}
 	st, err := s.l.Status(s.ctx, checkpoint.Selector{All: true})
 	if err != nil || len(st) != 2 {
 		t.Fatalf("Status: %+v, %v", st, err)

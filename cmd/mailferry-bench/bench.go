@@ -540,18 +540,15 @@ func (e *env) copyTwice(ctx context.Context, kind sourceKind, srcAddr, dstAddr s
 	return e.copyWith(ctx, e.bin, kind, srcAddr, dstAddr, w)
 }
 
-// copyWith is copyTwice with the mailferry binary bin.
-func (e *env) copyWith(ctx context.Context, bin string, kind sourceKind, srcAddr, dstAddr string, w *workload) (first, second mailferryRun, err error) {
-	user, err := e.freshDest()
-	if err != nil {
-		return first, second, err
-	}
-	defer e.dropDest(user)
+// copyCommand is the `mailferry copy` (bin) of kind's path from srcUser
+// at srcAddr to dstUser at dstAddr, with a checkpoint of its own: what the
+// timed runs start, and what the profile copies in-process.
+func (e *env) copyCommand(bin string, kind sourceKind, srcAddr, dstAddr, srcUser, dstUser string) copyCommand {
 	e.runs++
-	cmd := copyCommand{
+	return copyCommand{
 		bin:       bin,
-		sourceURL: kind.url(srcAddr, w.name, e.secure),
-		destURL:   destURL(user, dstAddr, kind, e.secure),
+		sourceURL: kind.url(srcAddr, srcUser, e.secure),
+		destURL:   destURL(dstUser, dstAddr, kind, e.secure),
 		caFile:    e.src.CAFile(),
 		state:     filepath.Join(e.dir, fmt.Sprintf("state-%d.db", e.runs)),
 		srcPW:     e.srcPW,
@@ -559,6 +556,16 @@ func (e *env) copyWith(ctx context.Context, bin string, kind sourceKind, srcAddr
 		extra:     e.cfg.extra,
 		plain:     !e.secure,
 	}
+}
+
+// copyWith is copyTwice with the mailferry binary bin.
+func (e *env) copyWith(ctx context.Context, bin string, kind sourceKind, srcAddr, dstAddr string, w *workload) (first, second mailferryRun, err error) {
+	user, err := e.freshDest()
+	if err != nil {
+		return first, second, err
+	}
+	defer e.dropDest(user)
+	cmd := e.copyCommand(bin, kind, srcAddr, dstAddr, w.name, user)
 	e.log.Info("running mailferry", "workload", w.name, "source", cmd.sourceURL, "dest", cmd.destURL)
 	if first, err = e.measure(ctx, cmd); err != nil {
 		return first, second, err
@@ -755,9 +762,10 @@ func (e *env) latency(ctx context.Context, kind sourceKind, w *workload) error {
 	return nil
 }
 
-// profile copies each workload in-process under pprof into fresh users;
-// the latency workload goes through delay proxies, so that its trace shows
-// where the round trips are waited for.
+// profile copies each workload in-process under pprof into fresh users
+// (with -trace, a second time under the execution tracer); the latency
+// workload goes through delay proxies, so that its trace shows where the
+// round trips are waited for.
 func (e *env) profile(ctx context.Context, loads map[string]*workload) error {
 	if err := os.MkdirAll(e.cfg.profileDir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", e.cfg.profileDir, err)
@@ -782,9 +790,9 @@ func (e *env) profile(ctx context.Context, loads map[string]*workload) error {
 	return nil
 }
 
-// profileOne copies workload w in-process under pprof on kind's path; the
-// profiles of the IMAP path are named "imap-NAME", those without TLS end in
-// "-notls".
+// profileOne copies workload w in-process under pprof on kind's path, and
+// with -trace once more under the execution tracer alone; the profiles of
+// the IMAP path are named "imap-NAME", those without TLS end in "-notls".
 func (e *env) profileOne(ctx context.Context, kind sourceKind, name string, w *workload) error {
 	srcAddr, dstAddr := e.srcAddr(kind), e.dstAddr()
 	path := e.pathName(kind) + " in-process (profiled)"
@@ -802,11 +810,6 @@ func (e *env) profileOne(ctx context.Context, kind sourceKind, name string, w *w
 		srcAddr, dstAddr = srcProxy.Addr(), dstProxy.Addr()
 		path = fmt.Sprintf("%s (%v RTT) in-process (profiled)", e.pathName(kind), 2*e.cfg.delay)
 	}
-	user, err := e.freshDest()
-	if err != nil {
-		return err
-	}
-	e.runs++
 	file := name
 	if kind.name != "pop3" {
 		file = kind.name + "-" + name
@@ -814,22 +817,31 @@ func (e *env) profileOne(ctx context.Context, kind sourceKind, name string, w *w
 	if !e.secure {
 		file += "-notls"
 	}
-	before := e.cpu.snapshot()
-	t, err := profileCopy(ctx, e.cfg.profileDir, profileTarget{
-		name: file, imap: kind.name == "imap", srcAddr: srcAddr, dstAddr: dstAddr, tlsCfg: e.clientTLS(),
-		srcUser: name, dstUser: user, srcPW: secret.New(e.srcPW), dstPW: secret.New(e.dstPW),
-		state: filepath.Join(e.dir, fmt.Sprintf("state-%d.db", e.runs)),
-	})
-	t.cpu = e.cpu.since(before, -1)
-	e.dropDest(user)
-	if err != nil {
-		return err
+	kinds := []profileKind{profileCPU}
+	if e.cfg.trace {
+		kinds = append(kinds, profileTrace)
 	}
-	if t.messages != len(w.msgs) {
-		return fmt.Errorf("in-process copy of %s moved %d messages, want %d", name, t.messages, len(w.msgs))
+	for _, pk := range kinds {
+		user, err := e.freshDest()
+		if err != nil {
+			return err
+		}
+		before := e.cpu.snapshot()
+		t, err := profileCopy(ctx, e.cfg.profileDir, file, e.copyCommand(e.bin, kind, srcAddr, dstAddr, name, user), pk)
+		t.cpu = e.cpu.since(before, -1)
+		e.dropDest(user)
+		if err != nil {
+			return err
+		}
+		if t.messages != len(w.msgs) {
+			return fmt.Errorf("in-process copy of %s moved %d messages, want %d", name, t.messages, len(w.msgs))
+		}
+		if pk == profileCPU {
+			// The traced copy's figures are the tracer's: not a row.
+			e.add(row{Workload: name, Path: path, Kind: "profile"}.with(t))
+		}
 	}
-	e.add(row{Workload: name, Path: path, Kind: "profile"}.with(t))
-	e.log.Info("wrote profiles", "workload", name, "path", kind.name, "dir", e.cfg.profileDir)
+	e.log.Info("wrote profiles", "workload", name, "path", kind.name, "dir", e.cfg.profileDir, "trace", e.cfg.trace)
 	return nil
 }
 

@@ -38,6 +38,7 @@ type config struct {
 	baselines              []string      // other mailferry binaries measured alongside, for before/after
 	jsonPath               string
 	profileDir             string
+	trace                  bool // with profileDir: an execution trace too, from a copy of its own
 	keep                   bool
 	timeout                time.Duration
 	// tls lists the transports to measure, in order: true is implicit TLS
@@ -98,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	extra := fs.String("mailferry-flags", "", "extra flags for every mailferry copy, space-separated (e.g. \"--batch-messages 200\")")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results to this JSON file")
 	fs.StringVar(&c.profileDir, "profile", "", "after the runs, copy each workload in-process under pprof and write CPU and allocation profiles to this directory")
+	fs.BoolVar(&c.trace, "trace", false, "with -profile: copy each workload once more in-process under the execution tracer (trace-NAME.out), apart from the CPU profile")
 	tlsModes := fs.String("tls", "on", "transports to measure (comma-separated: on = implicit TLS, pop3s and imaps; off = plain text on both sides, as in issue 18's side-by-side figures; \"off,on\" measures both in one run)")
 	paths := fs.String("paths", "pop3,imap", "source protocols to measure, each into IMAP (comma-separated: pop3, imap)")
 	peers := fs.String("peers", "auto", "other tools measured side by side in every loopback trial (comma-separated: mbsync, doveadm; auto = those installed; none)")

@@ -3,7 +3,6 @@ package main
 import (
 	"math"
 	"os"
-	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -172,39 +171,6 @@ func TestMedianAndSerialCeiling(t *testing.T) {
 			t.Parallel()
 			if math.Abs(tc.got-tc.want) > 1e-9 {
 				t.Errorf("got %v, want %v", tc.got, tc.want)
-			}
-		})
-	}
-}
-
-// TestProfileMatchesCLIDefaults keeps the in-process profile's settings
-// equal to what `mailferry copy` uses by default, as its help text says.
-func TestProfileMatchesCLIDefaults(t *testing.T) {
-	t.Parallel()
-	help, err := os.ReadFile("../../testdata/help/copy.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		flag string
-		want string
-	}{
-		{flag: "batch-messages", want: strconv.Itoa(cliBatchMessages)},
-		{flag: "batch-bytes", want: strconv.Itoa(cliBatchBytes>>20) + "MB"},
-		{flag: "spool-memory", want: strconv.Itoa(cliSpoolMemory>>20) + "MB"},
-		{flag: "dest-sessions", want: strconv.Itoa(cliDestSessions)},
-		{flag: "idle-timeout", want: cliIdleTimeout.String()[:len(cliIdleTimeout.String())-2]}, // "2m0s" → "2m"
-	}
-	for _, tc := range cases {
-		t.Run(tc.flag, func(t *testing.T) {
-			t.Parallel()
-			re := regexp.MustCompile(`(?s)--` + tc.flag + `\b.*?\(default ([^;)]+)`)
-			m := re.FindSubmatch(help)
-			if m == nil {
-				t.Fatalf("no default for --%s in the copy help", tc.flag)
-			}
-			if got := string(m[1]); got != tc.want {
-				t.Errorf("--%s defaults to %s in mailferry copy, the profile uses %s", tc.flag, got, tc.want)
 			}
 		})
 	}

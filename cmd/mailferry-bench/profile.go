@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,152 +12,128 @@ import (
 	"runtime/trace"
 	"time"
 
+	"github.com/mailferry/mailferry/account"
 	"github.com/mailferry/mailferry/checkpoint"
-	"github.com/mailferry/mailferry/imapdst"
-	"github.com/mailferry/mailferry/imapsrc"
-	"github.com/mailferry/mailferry/mapping"
+	mfconfig "github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/pipeline"
-	"github.com/mailferry/mailferry/pop3src"
 	"github.com/mailferry/mailferry/secret"
-	"github.com/mailferry/mailferry/spool"
 )
 
-// The defaults of `mailferry copy` (cmd/mailferry/copy.go, policyFlags),
-// which the in-process copy uses so that its profile is of what users run:
-// --batch-messages, --batch-bytes, --spool-memory, --dest-sessions and
-// --idle-timeout. TestProfileMatchesCLIDefaults checks them against the
-// help text.
-const (
-	cliBatchMessages = 100
-	cliBatchBytes    = 16 << 20
-	cliSpoolMemory   = 8 << 20
-	cliDestSessions  = 2
-	cliIdleTimeout   = 2 * time.Minute
-)
-
-// profileTarget is one in-process copy to profile: the same parts and
-// settings `mailferry copy` wires up with its default flags.
-type profileTarget struct {
-	name             string // "small", "mixed": part of the file names
-	imap             bool   // read the source with imapsrc (INBOX), not pop3src
-	srcAddr, dstAddr string
-	tlsCfg           *tls.Config // nil: plain text on both sides
-	srcUser, dstUser string
-	srcPW, dstPW     secret.Value
-	state            string
+// profileAccount assembles the account of c, a `mailferry copy` the timed
+// runs start, as that command assembles it: the URLs parsed, the flags'
+// defaults (account.CopyDefaults), --tls-ca and --allow-plaintext, through
+// account.Set.FromURLs. So the in-process copy is configured as a real
+// run: an IMAP source's keys name their folders (KeyFolder: the sweep,
+// the folder records), its folders are mapped and their flags synced.
+// Flags in c.extra (-mailferry-flags) are not applied.
+func profileAccount(c copyCommand) (*account.Account, error) {
+	u := account.CopyDefaults()
+	var err error
+	if u.Source, err = mfconfig.ParseURL(c.sourceURL); err != nil {
+		return nil, fmt.Errorf("SOURCE %s: %w", c.sourceURL, err)
+	}
+	if u.Dest, err = mfconfig.ParseURL(c.destURL); err != nil {
+		return nil, fmt.Errorf("DEST %s: %w", c.destURL, err)
+	}
+	u.SourceLogin = account.Login{Password: secret.New(c.srcPW), What: "source password"}
+	u.DestLogin = account.Login{Password: secret.New(c.dstPW), What: "destination password"}
+	set := account.NewSet(account.Options{TLSCA: c.caFile, AllowPlaintext: c.plain})
+	return set.FromURLs(u)
 }
 
-// profileCopy runs pipeline.Runner in this process for t under the CPU
-// profiler and the execution tracer, writing DIR/cpu-NAME.pprof and
-// DIR/trace-NAME.out, and writes the allocations made
-// during the run as DIR/allocs-NAME-before.pprof and -after.pprof (the
-// allocs profile is cumulative: read it with
-// `go tool pprof -sample_index=alloc_space -base BEFORE AFTER`).
-func profileCopy(ctx context.Context, dir string, t profileTarget) (transfer, error) {
-	datePolicy, err := mapping.ParseDatePolicy("received")
+// profileKind is what an in-process copy is recorded under.
+type profileKind int
+
+const (
+	// profileCPU: the CPU profile (DIR/cpu-NAME.pprof) and the
+	// allocations made during the copy (DIR/allocs-NAME-before.pprof
+	// and -after.pprof; the allocs profile is cumulative: read it with
+	// `go tool pprof -sample_index=alloc_space -base BEFORE AFTER`).
+	profileCPU profileKind = iota
+	// profileTrace: the execution trace alone (DIR/trace-NAME.out), where
+	// the run waits rather than computes: `go tool trace
+	// -pprof=net|sync|syscall trace-NAME.out`. Apart from the CPU
+	// profile, which the tracer inflated by about a quarter.
+	profileTrace
+)
+
+// profileCopy runs c's copy in this process (pipeline.Runner, one
+// attempt) under kind's recorder, writing into dir under name.
+func profileCopy(ctx context.Context, dir, name string, c copyCommand, kind profileKind) (transfer, error) {
+	acc, err := profileAccount(c)
 	if err != nil {
 		return transfer{}, err
 	}
-	flagPolicy, err := mapping.ParseFlagPolicy("none")
+	ledger, err := checkpoint.Open(ctx, c.state, nil)
 	if err != nil {
-		return transfer{}, err
-	}
-	job := pipeline.Job{
-		Options: pipeline.Options{
-			Name:          "bench-profile " + t.name,
-			Mailbox:       "Bench",
-			DatePolicy:    datePolicy,
-			FlagPolicy:    flagPolicy,
-			Spool:         spool.Options{MemoryBytes: cliSpoolMemory, Buffers: &spool.Buffers{}},
-			BatchMessages: cliBatchMessages,
-			BatchBytes:    cliBatchBytes,
-			DestSessions:  cliDestSessions,
-		},
-		OpenSource: func(ctx context.Context) (pipeline.Source, error) {
-			if t.imap {
-				// Every message goes to Mailbox: no folder mapping.
-				mode := imapsrc.TLSImplicit
-				if t.tlsCfg == nil {
-					mode = imapsrc.TLSNone
-				}
-				return imapsrc.Open(ctx, imapsrc.Options{Addr: t.srcAddr, TLS: mode, AllowPlaintext: t.tlsCfg == nil,
-					TLSConfig: t.tlsCfg, User: t.srcUser, Password: t.srcPW, Include: []string{"INBOX"},
-					IdleTimeout: cliIdleTimeout})
-			}
-			mode := pop3src.TLSImplicit
-			if t.tlsCfg == nil {
-				mode = pop3src.TLSNone
-			}
-			return pop3src.Open(ctx, pop3src.Options{Addr: t.srcAddr, TLS: mode, AllowPlaintext: t.tlsCfg == nil,
-				TLSConfig: t.tlsCfg, User: t.srcUser, Password: t.srcPW, IdleTimeout: cliIdleTimeout})
-		},
-		OpenDestination: func(ctx context.Context) (pipeline.Destination, error) {
-			mode := imapdst.TLSImplicit
-			if t.tlsCfg == nil {
-				mode = imapdst.TLSNone
-			}
-			return imapdst.Dial(ctx, imapdst.Options{Addr: t.dstAddr, TLS: mode, AllowPlaintext: t.tlsCfg == nil,
-				TLSConfig: t.tlsCfg, User: t.dstUser, Password: t.dstPW, IdleTimeout: cliIdleTimeout,
-				MaxBatchMessages: cliBatchMessages, MaxBatchBytes: cliBatchBytes})
-		},
-	}
-	ledger, err := checkpoint.Open(ctx, t.state, nil)
-	if err != nil {
-		return transfer{}, fmt.Errorf("opening the checkpoint %s: %w", t.state, err)
+		return transfer{}, fmt.Errorf("opening the checkpoint %s: %w", c.state, err)
 	}
 	defer ledger.Close()
-	res, err := ledger.ResolveAccount(ctx, checkpoint.AccountSpec{Endpoint: job.Options.Name, KeyScheme: "bench"})
+	res, err := ledger.ResolveAccount(ctx, acc.LedgerSpec())
 	if err != nil {
-		return transfer{}, fmt.Errorf("naming the account in the checkpoint %s: %w", t.state, err)
+		return transfer{}, fmt.Errorf("naming the account in the checkpoint %s: %w", c.state, err)
 	}
-	job.Options.Account = res.Account
+	acc.Options.Account = res.Account
+	job := acc.Job()
 	runner := &pipeline.Runner{Ledger: ledger, Logger: slog.New(slog.DiscardHandler), Attempts: 1}
 
-	writeProfile := func(name string) error {
-		runtime.GC()
-		f, err := os.Create(filepath.Join(dir, name))
-		if err != nil {
-			return fmt.Errorf("writing profile: %w", err)
+	var stop func() error
+	switch kind {
+	case profileCPU:
+		if err := writeAllocs(filepath.Join(dir, "allocs-"+name+"-before.pprof")); err != nil {
+			return transfer{}, err
 		}
-		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-			f.Close()
-			return fmt.Errorf("writing profile %s: %w", name, err)
-		}
-		return f.Close()
+		stop, err = startRecorder(filepath.Join(dir, "cpu-"+name+".pprof"), pprof.StartCPUProfile, pprof.StopCPUProfile)
+	case profileTrace:
+		stop, err = startRecorder(filepath.Join(dir, "trace-"+name+".out"), trace.Start, trace.Stop)
 	}
-	if err := writeProfile("allocs-" + t.name + "-before.pprof"); err != nil {
+	if err != nil {
 		return transfer{}, err
-	}
-	cpu, err := os.Create(filepath.Join(dir, "cpu-"+t.name+".pprof"))
-	if err != nil {
-		return transfer{}, fmt.Errorf("writing profile: %w", err)
-	}
-	defer cpu.Close()
-	if err := pprof.StartCPUProfile(cpu); err != nil {
-		return transfer{}, fmt.Errorf("starting the CPU profile: %w", err)
-	}
-	// The execution trace shows where the run waits rather than computes:
-	// `go tool trace -pprof=net|sync|syscall trace-NAME.out`.
-	tr, err := os.Create(filepath.Join(dir, "trace-"+t.name+".out"))
-	if err != nil {
-		pprof.StopCPUProfile()
-		return transfer{}, fmt.Errorf("writing trace: %w", err)
-	}
-	defer tr.Close()
-	if err := trace.Start(tr); err != nil {
-		pprof.StopCPUProfile()
-		return transfer{}, fmt.Errorf("starting the execution trace: %w", err)
 	}
 	start := time.Now()
 	st, runErr := runner.RunAccount(ctx, job)
 	elapsed := time.Since(start)
-	trace.Stop()
-	pprof.StopCPUProfile()
-	if runErr != nil {
-		return transfer{}, fmt.Errorf("in-process copy of %s: %w", t.name, runErr)
-	}
-	if err := writeProfile("allocs-" + t.name + "-after.pprof"); err != nil {
+	if err := stop(); err != nil {
 		return transfer{}, err
 	}
-	return transfer{messages: st.Copied, bytes: st.Bytes, elapsed: elapsed}, cpu.Close()
+	if runErr != nil {
+		return transfer{}, fmt.Errorf("in-process copy of %s: %w", name, runErr)
+	}
+	if kind == profileCPU {
+		if err := writeAllocs(filepath.Join(dir, "allocs-"+name+"-after.pprof")); err != nil {
+			return transfer{}, err
+		}
+	}
+	return transfer{messages: st.Copied, bytes: st.Bytes, elapsed: elapsed}, nil
+}
+
+// startRecorder creates path and starts a recorder writing into it; the
+// function it returns stops the recorder and closes the file.
+func startRecorder(path string, start func(io.Writer) error, stop func()) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("recording into %s: %w", path, err)
+	}
+	return func() error {
+		stop()
+		return f.Close()
+	}, nil
+}
+
+// writeAllocs writes the allocs profile (after a GC) to path.
+func writeAllocs(path string) error {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing profile: %w", err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("writing profile %s: %w", path, err)
+	}
+	return f.Close()
 }

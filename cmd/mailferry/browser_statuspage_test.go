@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,6 +189,8 @@ func TestE2EStatusPageBrowser(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	timings["failed account shown"] = time.Since(t1)
+	// A running row says where it runs: this process (the run is in it).
+	waitJS(t, ctx, "a running row naming its process", fmt.Sprintf(`[...document.querySelectorAll('tr[data-state="running"] .running-in')].some(e => e.textContent === "pid %d")`, os.Getpid()), 10*time.Second)
 	waitJS(t, ctx, "the chart", `document.querySelectorAll('#chart rect').length > 0`, 10*time.Second)
 	screenshot(t, ctx, shots, "overview")
 

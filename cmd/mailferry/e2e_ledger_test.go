@@ -1,13 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailferry/mailferry/checkpoint"
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // ledgerConfig writes a config for the pair's alice with extra top-level
@@ -138,5 +144,126 @@ func TestE2EAccountID(t *testing.T) {
 	r = runInProcess(t, p.configEnv, "run", "-c", cfg, "--json", "--progress", "none")
 	if r.code != exitUsage || !strings.Contains(r.stderr, "two different accounts") {
 		t.Errorf("conflicting id: exit %d, want %d and the conflict named\n%s", r.code, exitUsage, r.stderr)
+	}
+}
+
+// sourceFolderRecords returns the names of the source folder records the
+// ledger at state keeps for its only account, and their ops.
+func sourceFolderRecords(t *testing.T, state string) map[string]pipeline.FolderOp {
+	t.Helper()
+	ctx := context.Background()
+	l, err := checkpoint.Open(ctx, state, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	st, err := l.StatusWithoutHolders(ctx, checkpoint.Selector{All: true})
+	if err != nil || len(st) != 1 {
+		t.Fatalf("status of %s: %d accounts, %v; want 1", state, len(st), err)
+	}
+	fs, err := l.Folders(ctx, st[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]pipeline.FolderOp{}
+	for _, f := range fs {
+		if f.Side == pipeline.SourceSide {
+			out[f.Name] = f.Op
+		}
+	}
+	return out
+}
+
+// TestE2ESourceFolderRecordsPruned: folders deleted at a Dovecot source
+// lose their records once no entry is in them (issue 18: nothing grows
+// without bound): an empty one at the next run; one with copies while its
+// entries stay (done without mirror; removed with it, until
+// ledger_retention). Folders of those names created again later are
+// copied as new ones: nothing twice, nothing lost.
+func TestE2ESourceFolderRecordsPruned(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		extra []string
+		// after the deletions: the records kept, the destination's folders
+		records  map[string]pipeline.FolderOp
+		dstBoxes []string
+		// the folders created again, and what the destination then holds
+		back []string
+		end  map[string]int
+	}{
+		{"copy", nil, map[string]pipeline.FolderOp{"INBOX": "", "Old": ""}, []string{"Empty", "INBOX", "Old"},
+			[]string{"Empty", "Old"}, map[string]int{"INBOX": 3, "Empty": 1, "Old": 3}},
+		// Old's record (its destination folder deleted) stays while its
+		// removed entries do: a folder Old created again before
+		// ledger_retention is one mirror "cannot tell" (its UIDVALIDITY
+		// changed), so only Empty comes back here.
+		{"mirror", []string{"--mirror"}, map[string]pipeline.FolderOp{"INBOX": "", "Old": pipeline.FolderDeleted}, []string{"INBOX"},
+			[]string{"Empty"}, map[string]int{"INBOX": 3, "Empty": 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := imapPair(t)
+			base := time.Date(2021, 5, 1, 9, 0, 0, 0, time.UTC)
+			for folder, n := range map[string]int{"INBOX": 3, "Old": 2} {
+				for i := range n {
+					if err := p.src.SeedMaildir("alice", folder, mirrorMessage(folder, i), "S", base.Add(time.Duration(i)*time.Minute)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := p.src.CreateMailbox("alice", "Empty"); err != nil {
+				t.Fatal(err)
+			}
+			if r := runInProcess(t, p.getenv, p.imapCopyArgs(c.extra...)...); r.code != exitOK || r.report.Accounts[0].Copied != 5 {
+				t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
+			}
+			if got, want := sourceFolderRecords(t, p.state), map[string]pipeline.FolderOp{"INBOX": "", "Old": "", "Empty": ""}; !maps.Equal(got, want) {
+				t.Fatalf("source folder records after the first run: %v, want %v", got, want)
+			}
+			src := imapLogin(t, p.src, srcPassword)
+			for _, f := range []string{"Empty", "Old"} {
+				if err := src.Delete(f).Wait(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := runInProcess(t, p.getenv, p.imapCopyArgs(c.extra...)...)
+			if r.code != exitOK || r.report.Accounts[0].Copied != 0 {
+				t.Fatalf("run after the deletions: exit %d, copied %d; want 0, 0\n%s", r.code, r.report.Accounts[0].Copied, r.stderr)
+			}
+			if got := sourceFolderRecords(t, p.state); !maps.Equal(got, c.records) {
+				t.Errorf("source folder records after the deletions: %v, want %v", got, c.records)
+			}
+			boxes, err := p.dst.Mailboxes("alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Sort(boxes); !slices.Equal(boxes, c.dstBoxes) {
+				t.Errorf("destination folders after the deletions: %q, want %q", boxes, c.dstBoxes)
+			}
+			// They come back, each with a new message: exactly those are copied.
+			for _, f := range c.back {
+				if err := p.src.SeedMaildir("alice", f, mirrorMessage(f, 7), "", base); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r = runInProcess(t, p.getenv, p.imapCopyArgs(c.extra...)...)
+			if a := r.report.Accounts[0]; r.code != exitOK || a.Copied != len(c.back) || a.Removed != 0 {
+				t.Fatalf("run after the folders came back: exit %d, copied %d, removed %d; want 0, %d, 0\n%s", r.code, a.Copied, a.Removed, len(c.back), r.stderr)
+			}
+			want := maps.Clone(c.records)
+			for _, f := range c.back {
+				want[f] = ""
+			}
+			if got := sourceFolderRecords(t, p.state); !maps.Equal(got, want) {
+				t.Errorf("source folder records after the folders came back: %v, want %v", got, want)
+			}
+			for box, want := range c.end {
+				if n := len(destMessages(t, p, box)); n != want {
+					t.Errorf("destination %s holds %d messages, want %d", box, n, want)
+				}
+			}
+			if r := runInProcess(t, p.getenv, p.imapCopyArgs(c.extra...)...); r.code != exitOK || r.report.Accounts[0].Copied != 0 {
+				t.Fatalf("a run after: exit %d, copied %d; want nothing\n%s", r.code, r.report.Accounts[0].Copied, r.stderr)
+			}
+		})
 	}
 }

@@ -253,6 +253,18 @@ func TestE2EPostgresCutOff(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); len(lines) > 0 {
 		t.Logf("its last words: %s", lines[len(lines)-1])
 	}
+	// What its last statements could not write is said in words, not as
+	// "context deadline exceeded".
+	if !strings.Contains(stderr.String(), "ledger out of reach since ") || !strings.Contains(stderr.String(), "nothing was lost") ||
+		!strings.Contains(stderr.String(), "the run's end was not recorded") {
+		t.Errorf("the log does not say that the ledger went out of reach and nothing was lost:\n%s", stderr.String())
+	}
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(line, "deadline exceeded") && (strings.Contains(line, "finishing run") || strings.Contains(line, "releasing account") ||
+			strings.Contains(line, "the size of") || strings.Contains(line, "connection slots")) {
+			t.Errorf("a last statement's error says only that a deadline passed: %s", line)
+		}
+	}
 	if code != exitFatal {
 		t.Errorf("exit %d after losing the checkpoint, want 1\n%s", code, stderr.String())
 	}

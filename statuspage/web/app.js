@@ -177,6 +177,10 @@ function drawChart(tp) {
 
 function stateBadge(s) { return el("span", { class: "state " + s, text: s }); }
 
+// runningText says where an account runs now: the fleet worker, or the
+// pid on the ledger's machine.
+function runningText(r) { return r.worker ? "on " + r.worker : "pid " + r.pid; }
+
 // pauseText says who paused an account, why and until when.
 function pauseText(p) {
   return (p.until ? "paused until " + fmtTime(p.until) : "paused") + ": " + p.reason;
@@ -227,7 +231,7 @@ function drawAccounts(d) {
     bar.firstChild.style.width = pct + "%";
     const tr = el("tr", { "data-account": a.name, "data-state": a.state },
       el("td", {}, el("div", { text: a.name }), el("div", { class: "muted", text: a.source_host ? a.source_host + " → " + a.dest_host : "" })),
-      el("td", {}, stateBadge(a.state)),
+      el("td", {}, stateBadge(a.state), a.running_in ? el("div", { class: "muted running-in", text: runningText(a.running_in) }) : null),
       el("td", {}, bar, el("div", { class: "muted", text: progressText(a) })),
       el("td", { class: "num", text: fmtBytes(a.bytes.done) + " / " + fmtBytes(a.bytes.total) }),
       el("td", { class: "num", text: fmtRate(a.rate) }),
@@ -306,6 +310,7 @@ async function loadDetail() {
   if (a.rate) sum += "; " + fmtRate(a.rate);
   if (a.eta_seconds != null) sum += ", about " + fmtDuration(a.eta_seconds) + " left";
   if (a.source_host) sum += ". " + a.source_host + " → " + a.dest_host;
+  if (a.running_in) sum += ". Running now, " + runningText(a.running_in);
   if (a.retry_requested) sum += ". Retry asked for " + fmtTime(a.retry_requested) + ".";
   if (a.pause) sum += ". " + pauseText(a.pause).replace(/^p/, "P") + ".";
   $("d-summary").textContent = sum;
