@@ -199,8 +199,9 @@ func connect(ctx context.Context, ic *idleconn.Conn, opts Options) (*Conn, error
 	// The BYE watcher reads what go-imap reads, above TLS in every mode:
 	// Dial does STARTTLS itself, so go-imap never swaps the conn under it.
 	// It starts at the greeting (replayed), as its scanner needs. Below it,
-	// FetchExtra's rewriting, idle unless asked.
-	s.extra = newExtraConn(gc)
+	// FetchExtra's rewriting, idle unless asked, and below that the read
+	// buffer (bufferedConn: go-imap's own is 4 KB).
+	s.extra = newExtraConn(newBufferedConn(gc))
 	s.bye = imapbye.New(s.extra)
 	s.c = imapclient.New(s.bye, &imapclient.Options{DebugWriter: opts.DebugWriter, UnilateralDataHandler: opts.UnilateralDataHandler})
 	// go-imap's reader waits at the gate until the hook is in place.
