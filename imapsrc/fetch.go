@@ -9,7 +9,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/pipeline"
 )
 
@@ -213,12 +212,14 @@ func (s *Source) takeBody(w io.Writer, it imapclient.FetchItemDataBodySection, g
 func (s *Source) copyBody(w io.Writer, lit imap.LiteralReader) (n int64, werr, readErr error) {
 	var r io.Reader = lit
 	if s.watching {
-		wr := imapconn.NewWatch80(lit)
+		wr := &s.watch80
+		wr.Reset(lit)
 		r = wr
 		defer func() { s.suspect = s.suspect || wr.Suspect() }()
 	}
 	if rf, ok := w.(io.ReaderFrom); ok {
-		er := &errReader{r: r}
+		er := &s.errRead
+		*er = errReader{r: r}
 		n, err := rf.ReadFrom(er)
 		switch {
 		case er.err != nil && er.err != io.EOF:

@@ -13,7 +13,13 @@ import (
 // decimal. A mailbox name never contains NUL (RFC 3501 §5.1), so the key
 // splits back unambiguously.
 func FormatKey(mailbox string, uidValidity, uid uint32) string {
-	return mailbox + "\x00" + strconv.FormatUint(uint64(uidValidity), 10) + "\x00" + strconv.FormatUint(uint64(uid), 10)
+	// One allocation, the key's (a listing makes one per message).
+	var nums [2*10 + 2]byte
+	b := append(nums[:0], 0)
+	b = strconv.AppendUint(b, uint64(uidValidity), 10)
+	b = append(b, 0)
+	b = strconv.AppendUint(b, uint64(uid), 10)
+	return mailbox + string(b)
 }
 
 // ParseKey splits a key made by FormatKey. It accepts exactly what FormatKey
@@ -21,17 +27,27 @@ func FormatKey(mailbox string, uidValidity, uid uint32) string {
 // leading zeros) that are not 0 (RFC 3501 §2.3.1.1: UIDs and UIDVALIDITY
 // are non-zero). Otherwise it returns an error wrapping ErrBadKey.
 func ParseKey(key string) (mailbox string, uidValidity, uid uint32, err error) {
-	parts := strings.Split(key, "\x00")
-	if len(parts) != 3 || parts[0] == "" {
+	mailbox, uvs, uids, ok := splitKey(key)
+	if !ok {
 		return "", 0, 0, badKey(key, "want <mailbox>\\x00<uidvalidity>\\x00<uid>")
 	}
-	if uidValidity, err = parseNonZero(parts[1]); err != nil {
+	if uidValidity, err = parseNonZero(uvs); err != nil {
 		return "", 0, 0, badKey(key, "UIDVALIDITY: "+err.Error())
 	}
-	if uid, err = parseNonZero(parts[2]); err != nil {
+	if uid, err = parseNonZero(uids); err != nil {
 		return "", 0, 0, badKey(key, "UID: "+err.Error())
 	}
-	return parts[0], uidValidity, uid, nil
+	return mailbox, uidValidity, uid, nil
+}
+
+// splitKey cuts key at its two NULs, without allocating (the pipeline
+// places every listed message's key: KeyFolder). ok is false unless there
+// are exactly two and the mailbox is not empty.
+func splitKey(key string) (mailbox, uidValidity, uid string, ok bool) {
+	mailbox, rest, ok1 := strings.Cut(key, "\x00")
+	uidValidity, uid, ok2 := strings.Cut(rest, "\x00")
+	ok = ok1 && ok2 && mailbox != "" && strings.IndexByte(uid, 0) < 0
+	return mailbox, uidValidity, uid, ok
 }
 
 func parseNonZero(s string) (uint32, error) {
@@ -87,5 +103,11 @@ func KeyFolder(key string) (pipeline.KeyPlace, bool) {
 	if err != nil {
 		return pipeline.KeyPlace{}, false
 	}
-	return pipeline.KeyPlace{Mailbox: mailbox, Folder: KeyPrefix(mailbox, 0), Generation: KeyPrefix(mailbox, uv), UIDValidity: uv, UID: uid}, true
+	// The prefixes are the key's own: ParseKey accepts only the decimal
+	// KeyPrefix writes, so they are KeyPrefix(mailbox, 0) and
+	// KeyPrefix(mailbox, uv) without building them again (this runs for
+	// every listed message, three times).
+	folder := len(mailbox) + 1
+	generation := folder + strings.IndexByte(key[folder:], 0) + 1
+	return pipeline.KeyPlace{Mailbox: mailbox, Folder: key[:folder], Generation: key[:generation], UIDValidity: uv, UID: uid}, true
 }

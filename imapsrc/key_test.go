@@ -72,7 +72,36 @@ func FuzzParseKey(f *testing.F) {
 		if uv == 0 || uid == 0 || mbox == "" {
 			t.Fatalf("ParseKey(%q) = %q, %d, %d: accepted a zero or empty part", key, mbox, uv, uid)
 		}
+		// KeyFolder cuts its prefixes out of the key: they must be
+		// KeyPrefix's.
+		p, ok := KeyFolder(key)
+		want := pipeline.KeyPlace{Mailbox: mbox, Folder: KeyPrefix(mbox, 0), Generation: KeyPrefix(mbox, uv), UIDValidity: uv, UID: uid}
+		if !ok || p != want {
+			t.Fatalf("KeyFolder(%q) = %+v, %v; want %+v", key, p, ok, want)
+		}
 	})
+}
+
+// BenchmarkKeyFolder: the pipeline places every listed message's key
+// three times (its scopes, and the claims of earlier generations).
+func BenchmarkKeyFolder(b *testing.B) {
+	key := FormatKey("Archive/2024", 1733491200, 123456)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := KeyFolder(key); !ok {
+			b.Fatal("KeyFolder refused its key")
+		}
+	}
+}
+
+// BenchmarkFormatKey: a listing makes one key per message.
+func BenchmarkFormatKey(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if FormatKey("Archive/2024", 1733491200, 123456) == "" {
+			b.Fatal("empty key")
+		}
+	}
 }
 
 func TestSameOrigin(t *testing.T) {

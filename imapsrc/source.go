@@ -46,6 +46,9 @@ type Source struct {
 	unordered bool // the server answered a UID FETCH out of UID order: no batches
 
 	copyBuf []byte // copyBody's buffer, kept from one message to the next
+	// copyBody's reader wrappers, kept likewise (no allocation per message).
+	watch80 imapconn.Watch80
+	errRead errReader
 
 	// watching: copyBody notes in suspect a BODY[] with a 0x80 byte that
 	// may be a NUL the server replaced; binaryNext are the keys whose next

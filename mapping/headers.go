@@ -189,6 +189,14 @@ func msgID(v string) string {
 		if j := strings.IndexByte(rest, '>'); j >= 0 {
 			rest = rest[:j+1]
 		}
+		if !strings.ContainsAny(rest, " \t\r\n") {
+			// Nearly every msg-id: nothing to take out, nothing to copy
+			// (this runs for every message fetched).
+			if rest == "<>" {
+				return ""
+			}
+			return rest
+		}
 		b := make([]byte, 0, len(rest))
 		for i := 0; i < len(rest); i++ {
 			switch rest[i] {

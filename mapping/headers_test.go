@@ -207,3 +207,18 @@ func FuzzMessageID(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMessageID: the pipeline takes every fetched message's
+// Message-ID from its header section.
+func BenchmarkMessageID(b *testing.B) {
+	header := []byte("Return-Path: <a@example.org>\r\nReceived: from mx.example.org by mail.example.com;\r\n" +
+		"\tTue, 3 Jun 2008 10:20:30 +0200\r\nFrom: A <a@example.org>\r\nTo: b@example.com\r\n" +
+		"Subject: a benchmark\r\nMessage-ID: <20080603102030.1234@mx.example.org>\r\n" +
+		"Date: Tue, 3 Jun 2008 10:20:30 +0200\r\n\r\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if MessageID(header) == "" {
+			b.Fatal("no Message-ID")
+		}
+	}
+}

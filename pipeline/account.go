@@ -1122,7 +1122,7 @@ func (a *attempt) fetchOne(ctx context.Context, m SourceMessage) (*item, error) 
 	header := mapping.HeaderSection(body.Header())
 	it.entry = Entry{
 		Key:       m.Key,
-		Digest:    hex.EncodeToString(digestOf(body)),
+		Digest:    digestOf(body),
 		Size:      body.Size(),
 		MessageID: mapping.MessageID(header),
 		EmailID:   m.EmailID,
@@ -1197,9 +1197,12 @@ func (p pacedBody) ReadAt(b []byte, off int64) (int, error) {
 	return n, err
 }
 
-func digestOf(m *spool.Message) []byte {
+// digestOf is m's SHA-256 in lower-case hex, as the ledger keeps it.
+func digestOf(m *spool.Message) string {
 	d := m.Digest()
-	return d[:]
+	var hexd [2 * len(d)]byte // on the stack: one allocation, the string's
+	hex.Encode(hexd[:], d[:])
+	return string(hexd[:])
 }
 
 // size is the message's size as sent; 0 when it was not read (skipped

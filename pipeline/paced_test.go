@@ -45,7 +45,7 @@ func (o *oneShot) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-func spooled(t *testing.T, body []byte, memory int64) *spool.Message {
+func spooled(t testing.TB, body []byte, memory int64) *spool.Message {
 	t.Helper()
 	w := spool.New(&spool.Options{MemoryBytes: memory, Dir: t.TempDir()})
 	w.Expect(int64(len(body)))

@@ -437,7 +437,7 @@ func (w *Writer) Finish() (*Message, error) {
 		file:     w.file,
 		inMemory: w.mem,
 	}
-	copy(m.digest[:], w.hash.Sum(nil))
+	w.hash.Sum(m.digest[:0]) // into the array: no allocation
 	// The storage is the Message's now: a Discard after Finish must not
 	// close or recycle it.
 	w.mem, w.file = nil, nil

@@ -587,6 +587,7 @@ func BenchmarkSpool(b *testing.B) {
 	}{{"Write", false}, {"ReadFrom", true}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
 			for b.Loop() {
 				w := New(&Options{MemoryBytes: 8 << 20, Buffers: pool})
 				w.Expect(int64(len(body)))

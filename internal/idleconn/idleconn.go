@@ -106,11 +106,18 @@ func (c *Conn) SetWriteDeadline(time.Time) error { return nil }
 
 // CloseOnDone closes the conn when ctx ends, which unblocks any read or write.
 // Calling it again replaces the previous context. Close stops watching.
+// A context that never ends (context.Background(), as a release after
+// each command binds) only stops the watch of the previous one: a watch
+// costs allocations, and the sources bind and release once per message.
 func (c *Conn) CloseOnDone(ctx context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stop != nil {
 		c.stop()
+		c.stop = nil
+	}
+	if ctx.Done() == nil {
+		return
 	}
 	c.stop = context.AfterFunc(ctx, func() { _ = c.Conn.Close() })
 }

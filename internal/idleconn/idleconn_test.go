@@ -66,6 +66,46 @@ func TestCloseOnDoneUnblocksRead(t *testing.T) {
 	}
 }
 
+// TestCloseOnDoneReplaced: a context replaced by another, or by one that
+// never ends, no longer closes the conn when it ends.
+func TestCloseOnDoneReplaced(t *testing.T) {
+	for _, next := range []struct {
+		name string
+		ctx  context.Context
+	}{
+		{"background", context.Background()},
+		{"another", t.Context()},
+	} {
+		t.Run(next.name, func(t *testing.T) {
+			client, server := pipe(t)
+			c := New(client, 0)
+			ctx, cancel := context.WithCancel(context.Background())
+			c.CloseOnDone(ctx)
+			c.CloseOnDone(next.ctx)
+			cancel()
+			go server.Write([]byte("z"))
+			if _, err := c.Read(make([]byte, 1)); err != nil {
+				t.Fatalf("read after the replaced context ended: %v", err)
+			}
+		})
+	}
+}
+
+// BenchmarkBindRelease: a source binds its connection to the run's
+// context around every message's fetch, and releases it to the
+// background.
+func BenchmarkBindRelease(b *testing.B) {
+	client, _ := pipe(b)
+	c := New(client, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ReportAllocs()
+	for b.Loop() {
+		c.CloseOnDone(ctx)
+		c.CloseOnDone(context.Background())
+	}
+}
+
 func TestCallerDeadlinesAreIgnored(t *testing.T) {
 	client, server := pipe(t)
 	c := New(client, time.Second)

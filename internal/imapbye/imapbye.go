@@ -121,7 +121,8 @@ func (s *scanner) endLine() *Bye {
 	head := bytes.TrimSuffix(s.head, []byte("\r"))
 	tail := bytes.TrimSuffix(s.tail, []byte("\r"))
 	var bye *Bye
-	if !s.cont {
+	if !s.cont && len(head) >= len(byePrefix) && bytes.EqualFold(head[:len(byePrefix)], []byte(byePrefix)) {
+		// Only then: the string is an allocation per line.
 		bye = parseBye(string(head))
 	}
 	// A status response (OK, NO, BAD, BYE, PREAUTH) ends in text, never in
@@ -143,20 +144,41 @@ func isStatus(line []byte) bool {
 		return false
 	}
 	word, _, _ := bytes.Cut(rest, []byte(" "))
-	switch strings.ToUpper(string(word)) {
-	case "OK", "NO", "BAD", "BYE", "PREAUTH":
-		return true
+	for _, status := range [...]string{"OK", "NO", "BAD", "BYE", "PREAUTH"} {
+		if upperIs(word, status) {
+			return true
+		}
 	}
 	return false
 }
 
+// upperIs reports whether strings.ToUpper(string(word)) == upper, an
+// upper-case ASCII word without I or S, without allocating: of the
+// non-ASCII letters only ı and ſ have an ASCII upper case (I, S).
+func upperIs(word []byte, upper string) bool {
+	if len(word) != len(upper) {
+		return false
+	}
+	for i, c := range word {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != upper[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// byePrefix starts every BYE line, in any case.
+const byePrefix = "* BYE"
+
 // parseBye parses `* BYE [CODE args] text`; nil for any other line.
 func parseBye(line string) *Bye {
-	const prefix = "* BYE"
-	if len(line) < len(prefix) || !strings.EqualFold(line[:len(prefix)], prefix) {
+	if len(line) < len(byePrefix) || !strings.EqualFold(line[:len(byePrefix)], byePrefix) {
 		return nil
 	}
-	rest := line[len(prefix):]
+	rest := line[len(byePrefix):]
 	if rest != "" && rest[0] != ' ' {
 		return nil // "* BYEBYE": another word
 	}

@@ -1,9 +1,12 @@
 package imapbye
 
 import (
+	"bytes"
+	"fmt"
 	"math/rand"
 	"net"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -78,6 +81,45 @@ func FuzzScanChunks(f *testing.F) {
 			t.Fatalf("scan(%q) in chunks = %+v, at once %+v", stream, got, want)
 		}
 	})
+}
+
+// FuzzIsStatus: isStatus answers as strings.ToUpper did before it
+// compared without allocating.
+func FuzzIsStatus(f *testing.F) {
+	for _, s := range []string{"A1 OK done", "* bye x", "* 1 FETCH (UID 1)", "T2 PreAuth", "* o\u212a", "* \u0131", "a b", "ok"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		want := false
+		if _, rest, ok := bytes.Cut(line, []byte(" ")); ok {
+			word, _, _ := bytes.Cut(rest, []byte(" "))
+			switch strings.ToUpper(string(word)) {
+			case "OK", "NO", "BAD", "BYE", "PREAUTH":
+				want = true
+			}
+		}
+		if got := isStatus(line); got != want {
+			t.Fatalf("isStatus(%q) = %v, want %v", line, got, want)
+		}
+	})
+}
+
+// BenchmarkScan: the lines of FETCH replies, as go-imap reads them, cost
+// no allocation unless one is a BYE.
+func BenchmarkScan(b *testing.B) {
+	var stream []byte
+	for i := 1; i <= 10; i++ {
+		stream = fmt.Appendf(stream, "* %d FETCH (UID %d BODY[] {5}\r\nhello)\r\n", i, i)
+	}
+	stream = append(stream, "T9 OK Fetch completed.\r\n"...)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(stream)))
+	var s scanner
+	for b.Loop() {
+		if s.scan(stream) != nil {
+			b.Fatal("a BYE in FETCH replies")
+		}
+	}
 }
 
 // TestConn: the bytes pass unchanged and Bye reports what was read.

@@ -20,6 +20,10 @@ type Watch80 struct {
 // NewWatch80 watches r.
 func NewWatch80(r io.Reader) *Watch80 { return &Watch80{r: r} }
 
+// Reset makes w watch r afresh, as NewWatch80(r) would: a source reuses
+// one Watch80 from one message to the next.
+func (w *Watch80) Reset(r io.Reader) { *w = Watch80{r: r} }
+
 // Suspect reports whether a suspect 0x80 passed.
 func (w *Watch80) Suspect() bool { return w.suspect }
 

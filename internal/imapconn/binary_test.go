@@ -11,6 +11,7 @@ import (
 // NUL Dovecot replaced, or Windows-1252's euro sign); one inside a UTF-8
 // character is not, also when the character is cut between two reads.
 func TestWatch80(t *testing.T) {
+	var reused Watch80 // Reset from one body to the next, as the IMAP source does
 	for _, tt := range []struct {
 		name string
 		body string
@@ -41,6 +42,15 @@ func TestWatch80(t *testing.T) {
 			}
 			if w.Suspect() != tt.want {
 				t.Errorf("Watch80 on %q one byte at a time: suspect %v, want %v", tt.body, w.Suspect(), tt.want)
+			}
+			// A Watch80 reset after the body before (a 0x80, or a lead
+			// byte at its end) answers for this body alone.
+			reused.Reset(iotest.OneByteReader(bytes.NewReader([]byte(tt.body))))
+			if got, err := io.ReadAll(&reused); err != nil || string(got) != tt.body {
+				t.Fatalf("reset: read %q, %v", got, err)
+			}
+			if reused.Suspect() != tt.want {
+				t.Errorf("Watch80 reset for %q: suspect %v, want %v", tt.body, reused.Suspect(), tt.want)
 			}
 		})
 	}

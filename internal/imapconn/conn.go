@@ -97,6 +97,9 @@ type Conn struct {
 	refused atomic.Int64 // size of a literal refused by checkLiteral, 0 when none
 	// greeting is the greeting's text (Greeting).
 	greeting string
+	// release is what Bind returns, made once: the sources bind around
+	// every message's fetch.
+	release func()
 }
 
 // Dial connects to opts.Addr, secures the connection as opts.TLS says,
@@ -192,6 +195,7 @@ func connect(ctx context.Context, ic *idleconn.Conn, opts Options) (*Conn, error
 		replay = append(replay, rest...)
 	}
 	s := &Conn{ic: ic, addr: opts.Addr, limit: opts.MaxLiteral, greeting: greetingText(g)}
+	s.release = func() { ic.CloseOnDone(context.Background()) }
 	if s.limit <= 0 {
 		s.limit = DefaultMaxLiteral
 	}
@@ -199,8 +203,9 @@ func connect(ctx context.Context, ic *idleconn.Conn, opts Options) (*Conn, error
 	// The BYE watcher reads what go-imap reads, above TLS in every mode:
 	// Dial does STARTTLS itself, so go-imap never swaps the conn under it.
 	// It starts at the greeting (replayed), as its scanner needs. Below it,
-	// FetchExtra's rewriting, idle unless asked.
-	s.extra = newExtraConn(gc)
+	// FetchExtra's rewriting, idle unless asked, and below that the read
+	// buffer (bufferedConn: go-imap's own is 4 KB).
+	s.extra = newExtraConn(newBufferedConn(gc))
 	s.bye = imapbye.New(s.extra)
 	s.c = imapclient.New(s.bye, &imapclient.Options{DebugWriter: opts.DebugWriter, UnilateralDataHandler: opts.UnilateralDataHandler})
 	// go-imap's reader waits at the gate until the hook is in place.
@@ -232,7 +237,7 @@ func (s *Conn) Client() *imapclient.Client { return s.c }
 // Only one context is bound at a time; a later Bind replaces it.
 func (s *Conn) Bind(ctx context.Context) (release func()) {
 	s.ic.CloseOnDone(ctx)
-	return func() { s.ic.CloseOnDone(context.Background()) }
+	return s.release
 }
 
 // Close closes the connection without LOGOUT.
