@@ -13,7 +13,7 @@ import (
 // CopyDefaults returns the settings of `mailferry copy SOURCE DEST` with
 // no flag changing them, in the URLs it builds: the per-message policies
 // (--internal-date received, --flags none), --spool-memory 8MB,
-// --batch-messages 100, --batch-bytes 16MB, --dest-sessions 2, the folder
+// --batch-messages 250, --batch-bytes 16MB, --dest-sessions 2, the folder
 // flags (--sync-flags, --special-use, --gmail-labels one-copy),
 // --idle-timeout 2m and the dial timeouts. The caller sets Source, Dest
 // and the logins. cmd/mailferry's TestCopyDefaultsAreTheFlags holds them
@@ -27,7 +27,7 @@ func CopyDefaults() URLs {
 			// "8MB" and "16MB" as config.ParseByteSize reads them: SI
 			// megabytes.
 			Spool:         spool.Options{MemoryBytes: 8_000_000, Buffers: &spool.Buffers{}},
-			BatchMessages: 100,
+			BatchMessages: pipeline.DefaultBatchMessages,
 			BatchBytes:    16_000_000,
 			DestSessions:  2,
 		},

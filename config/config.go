@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // Defaults for keys the file leaves out.
@@ -29,7 +31,7 @@ const (
 	DefaultWorkers          = 4
 	DefaultFolder           = "INBOX"
 	DefaultIdleTimeout      = 5 * time.Minute
-	DefaultBatchMessages    = 100
+	DefaultBatchMessages    = pipeline.DefaultBatchMessages
 	DefaultBatchBytes       = 16 << 20
 	DefaultSpoolMemoryBytes = 8 << 20
 )

@@ -398,7 +398,7 @@ func TestLoadExample(t *testing.T) {
 		if srcUser != "dave*migration-admin" || dstUser != "migration-admin" || dstAuthz != "dave@new.example" {
 			t.Errorf("dave logs in as %q and %q for %q", srcUser, dstUser, dstAuthz)
 		}
-		if d := c.DestinationFor(erin); d.Auth != AuthXOAuth2 || d.MaxConnections != 4 || d.BatchMessages != 50 {
+		if d := c.DestinationFor(erin); d.Auth != AuthXOAuth2 || d.MaxConnections != 4 || d.BatchMessages != 250 {
 			t.Errorf("erin's destination = %+v", d)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/mailferry/mailferry/internal/idleconn"
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/internal/tlsmode"
+	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/provider"
 	"github.com/mailferry/mailferry/secret"
 )
@@ -29,7 +30,7 @@ const (
 
 // Defaults for zero Options fields.
 const (
-	DefaultMaxBatchMessages = 100
+	DefaultMaxBatchMessages = pipeline.DefaultBatchMessages
 	DefaultMaxBatchBytes    = 16 << 20
 	DefaultMaxInFlight      = 16
 	DefaultIdleTimeout      = 2 * time.Minute

@@ -81,7 +81,7 @@ func (p *policyFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.flags, "flags", "none", "flags for POP3 mail: none, seen, or status (from mbox Status:/X-Status: headers)")
 	fs.StringVar(&p.maxMessageSize, "max-message-size", "0", "skip and report messages larger than this (e.g. 50MB); 0 = only the server's APPENDLIMIT")
 	fs.StringVar(&p.spoolMemory, "spool-memory", "8MB", "messages up to this size are held in memory, larger ones in a private temp file")
-	fs.IntVar(&p.batchMessages, "batch-messages", 100, "messages per APPEND batch (MULTIAPPEND) and per checkpoint commit")
+	fs.IntVar(&p.batchMessages, "batch-messages", pipeline.DefaultBatchMessages, "messages per APPEND batch (MULTIAPPEND) and per checkpoint commit")
 	fs.StringVar(&p.batchBytes, "batch-bytes", "16MB", "bytes per APPEND batch")
 	fs.DurationVar(&p.idleTimeout, "idle-timeout", 2*time.Minute, "fail a connection that makes no progress for this long")
 	fs.DurationVar(&p.timeouts.Connect, "connect-timeout", dialer.DefaultTimeout, "give up on a TCP connect after this long")

@@ -146,7 +146,7 @@ FLAGS
                             X-Status: headers)
   --max-message-size SIZE   skip larger messages (e.g. 50MB; default no limit
                             beyond the server's APPENDLIMIT)
-  --batch-messages N        messages per APPEND batch and commit (default 100)
+  --batch-messages N        messages per APPEND batch and commit (default 250)
   --batch-bytes SIZE        bytes per APPEND batch (default 16MB)
   --dest-sessions N         destination sessions appending at once (default 2;
                             each uses 2 connections)
