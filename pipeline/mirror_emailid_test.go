@@ -26,11 +26,19 @@ type folderMsg struct {
 type folderSource struct {
 	mu      sync.Mutex
 	folders map[string][]folderMsg
-	fetched int
+	// uidValidity is a folder's UIDVALIDITY when not 1.
+	uidValidity map[string]uint32
+	fetched     int
+	// afterNames, when set, runs after FolderNames answered.
+	afterNames func()
 }
 
 func (s *folderSource) key(folder string, uid uint32) string {
-	return fmt.Sprintf("%s\x001\x00%d", folder, uid)
+	uv := s.uidValidity[folder]
+	if uv == 0 {
+		uv = 1
+	}
+	return fmt.Sprintf("%s\x00%d\x00%d", folder, uv, uid)
 }
 
 func (s *folderSource) List(_ context.Context, page func([]SourceMessage) error) error {
@@ -62,8 +70,12 @@ func (s *folderSource) names() []string {
 
 func (s *folderSource) FolderNames(context.Context) ([]string, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.names(), nil
+	names := s.names()
+	s.mu.Unlock()
+	if s.afterNames != nil {
+		s.afterNames()
+	}
+	return names, nil
 }
 
 func (s *folderSource) Fetch(_ context.Context, msg SourceMessage, w io.Writer) (int64, error) {
