@@ -22,8 +22,10 @@ import (
 // Only copies the ledger names are touched, and never one whose source
 // message mailferry deleted itself (ReasonDeleted). A folder that lists
 // nothing while the ledger has its messages, a folder whose UIDVALIDITY
-// changed, or a source whose every known folder vanished cannot tell what
-// was deleted: nothing of it is removed, and the run says so (exit 3).
+// changed (but not one created again after a mirror pass deleted it and
+// every copy of it: recreated), or a source whose every known folder
+// vanished cannot tell what was deleted: nothing of it is removed, and
+// the run says so (exit 3).
 // The caps (MaxDelete, MaxDeletePercent) hold back a pass that would
 // remove more than they allow, before it removes anything.
 
