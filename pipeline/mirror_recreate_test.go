@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 )
 
@@ -41,16 +39,7 @@ func newFolderHarness(src *folderSource) *harness {
 		}
 		return plan, nil
 	}
-	h.opts.KeyFolder = func(key string) (KeyPlace, bool) {
-		p := strings.Split(key, "\x00")
-		if len(p) != 3 {
-			return KeyPlace{}, false
-		}
-		uv, _ := strconv.Atoi(p[1])
-		uid, _ := strconv.Atoi(p[2])
-		return KeyPlace{Mailbox: p[0], Folder: p[0] + "\x00", Generation: p[0] + "\x00" + p[1] + "\x00",
-			UIDValidity: uint32(uv), UID: uint32(uid)}, true
-	}
+	h.opts.KeyFolder = src.place
 	h.opts.FolderKeys = func(mailbox string) string { return mailbox + "\x00" }
 	h.opts.Mirror = true
 	return h
@@ -83,6 +72,15 @@ func bodiesOf(names ...string) []string {
 // INBOX (inbox-1) and F (f-1, f-2), with F then deleted at the source.
 func copiedThenDeleted(t *testing.T) (*harness, *folderSource) {
 	t.Helper()
+	h, src := folderCopied(t)
+	delete(src.folders, "F")
+	return h, src
+}
+
+// folderCopied returns a mirror harness whose first pass copied INBOX (inbox-1)
+// and F (f-1, f-2).
+func folderCopied(t *testing.T) (*harness, *folderSource) {
+	t.Helper()
 	src := &folderSource{folders: map[string][]folderMsg{
 		"INBOX": {{uid: 1, body: recreateBody("inbox-1")}},
 		"F":     {{uid: 1, body: recreateBody("f-1")}, {uid: 2, body: recreateBody("f-2")}},
@@ -91,7 +89,6 @@ func copiedThenDeleted(t *testing.T) (*harness, *folderSource) {
 	if st := h.runWith(t, src); st.Copied != 3 {
 		t.Fatalf("first pass: copied %d, want 3", st.Copied)
 	}
-	delete(src.folders, "F")
 	return h, src
 }
 
@@ -310,14 +307,7 @@ func TestMirrorFolderRecreatedCrashes(t *testing.T) {
 // it): the pass cannot tell what was deleted in F, removes nothing (not
 // f-2's copy, gone from F), matches f-1 by content and copies only f-new.
 func TestMirrorRenumberedFolderCannotTell(t *testing.T) {
-	src := &folderSource{folders: map[string][]folderMsg{
-		"INBOX": {{uid: 1, body: recreateBody("inbox-1")}},
-		"F":     {{uid: 1, body: recreateBody("f-1")}, {uid: 2, body: recreateBody("f-2")}},
-	}}
-	h := newFolderHarness(src)
-	if st := h.runWith(t, src); st.Copied != 3 {
-		t.Fatalf("first pass: copied %d, want 3", st.Copied)
-	}
+	h, src := folderCopied(t)
 	src.uidValidity = map[string]uint32{"F": 2}
 	src.folders["F"] = []folderMsg{{uid: 1, body: recreateBody("f-1")}, {uid: 2, body: recreateBody("f-new")}}
 	st := h.runWith(t, src)
