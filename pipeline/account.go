@@ -167,7 +167,8 @@ type Options struct {
 	// (deletions sent to the source, session not yet closed); with Mirror
 	// also "moving", "moved", "removing", "removed", "renaming" and
 	// "renamed" (intent recorded; the server confirmed, nothing
-	// committed). Crash tests
+	// committed), and "folder deleted" (a destination folder deleted,
+	// its source folder's record not yet marked). Crash tests
 	// kill the process there; it must not be set otherwise.
 	Crashpoint func(point string)
 }

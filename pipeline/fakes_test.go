@@ -217,6 +217,10 @@ type memDest struct {
 	failEnsure int
 	// beforeExpunge, when set, runs at the start of every Expunge.
 	beforeExpunge func()
+	// deleted counts the mailboxes DeleteMailbox deleted: a mailbox
+	// created after gets a UIDVALIDITY that much higher, as a server gives
+	// a folder created again under a name it had.
+	deleted uint32
 }
 
 type heldAppend struct {
@@ -320,7 +324,7 @@ func (s *memDestSession) EnsureMailbox(_ context.Context, name string) (MailboxS
 	}
 	mb := s.d.boxes[name]
 	if mb == nil {
-		mb = &memMailbox{uidValidity: 7, uidNext: 1}
+		mb = &memMailbox{uidValidity: 7 + s.d.deleted, uidNext: 1}
 		s.d.boxes[name] = mb
 	}
 	return MailboxStatus{Name: name, UIDValidity: mb.uidValidity, UIDNext: mb.uidNext}, nil
@@ -468,6 +472,9 @@ type memLedger struct {
 	paused     map[AccountID]bool
 	retry      map[AccountID]bool
 	lookups    int // Lookup calls
+	// beforeCommit, when set, sees every Commit first: an error fails it
+	// with nothing written.
+	beforeCommit func(Changes) error
 }
 
 func newMemLedger() *memLedger {
@@ -700,6 +707,11 @@ func (l *memLedger) Commit(_ context.Context, account AccountID, c Changes) erro
 	l.commits++
 	if l.failCommit > 0 && l.commits == l.failCommit {
 		return errors.New("disk full")
+	}
+	if l.beforeCommit != nil {
+		if err := l.beforeCommit(c); err != nil {
+			return err
+		}
 	}
 	if l.entries[account] == nil {
 		l.entries[account] = map[string]Entry{}

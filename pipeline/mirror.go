@@ -22,8 +22,10 @@ import (
 // Only copies the ledger names are touched, and never one whose source
 // message mailferry deleted itself (ReasonDeleted). A folder that lists
 // nothing while the ledger has its messages, a folder whose UIDVALIDITY
-// changed, or a source whose every known folder vanished cannot tell what
-// was deleted: nothing of it is removed, and the run says so (exit 3).
+// changed (but not one created again after a mirror pass deleted it and
+// every copy of it: recreated), or a source whose every known folder
+// vanished cannot tell what was deleted: nothing of it is removed, and
+// the run says so (exit 3).
 // The caps (MaxDelete, MaxDeletePercent) hold back a pass that would
 // remove more than they allow, before it removes anything.
 
@@ -252,7 +254,16 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 	for _, g := range pre.order {
 		listed[g.mailbox] = true
 		if rec, ok := a.scopes.records[g.mailbox]; ok && rec.UIDValidity != 0 && rec.UIDValidity != g.place.UIDValidity {
-			m.unsure[g.mailbox] = "its UIDVALIDITY changed: what was copied from it is matched by content, nothing is removed"
+			recreated, err := a.recreated(ctx, rec, g.place)
+			if err != nil {
+				return err
+			}
+			if recreated {
+				a.log.Info("mirror: a source folder deleted by an earlier pass was created again; it is copied as a new folder",
+					"account", a.opts.Name, "folder", g.mailbox, "uidvalidity", g.place.UIDValidity)
+			} else {
+				m.unsure[g.mailbox] = "its UIDVALIDITY changed: what was copied from it is matched by content, nothing is removed"
+			}
 		}
 		if err := a.sweepScope(ctx, Query{KeyPrefix: g.place.Generation}, func(key string) bool {
 			p, ok := a.opts.KeyFolder(key)
@@ -292,6 +303,34 @@ func (a *attempt) mirrorBefore(ctx context.Context, dests FolderPlan) error {
 		return ErrInterrupted // no move after Ctrl-C: the next run makes them
 	}
 	return a.findMoves(ctx, dests)
+}
+
+// recreated reports whether a source folder listed under another
+// UIDVALIDITY than its record's (p) is one created again after a mirror
+// pass deleted the folder of that name: the record says its destination
+// folder was deleted (FolderDeleted), and no entry of the folder under
+// another generation than p's names a copy on the destination (each is
+// removed, or there is none). Such a folder has nothing to tell: none of
+// the old folder's copies is left to match or to remove. Entries of p's
+// own generation (a pass over the new folder cut short) are its own.
+func (a *attempt) recreated(ctx context.Context, rec Folder, p KeyPlace) (bool, error) {
+	if rec.Op != FolderDeleted {
+		return false, nil
+	}
+	// Every state but removed may name a copy on the destination (or one
+	// on its way there). Two probes, as in retire: the first such key of
+	// the folder, and the first after the generation's keys.
+	states := []State{StatePending, StateDone, StateSkipped, StateFailed, StateGone, StateRemoving, StateMoving}
+	for _, after := range []string{"", p.Generation + "\xff"} {
+		page, _, err := a.ledger.Scan(ctx, a.opts.Account, Query{KeyPrefix: p.Folder, After: after, States: states, KeysOnly: true, Limit: 1})
+		if err != nil {
+			return false, fmt.Errorf("reading the ledger's entries of source folder %q: %w", rec.Name, fatal(err))
+		}
+		if len(page) > 0 && !strings.HasPrefix(page[0].Key, p.Generation) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // noteFresh keeps the messages of a pre-listing page that have no entry
@@ -1244,6 +1283,7 @@ func (a *attempt) deleteFolders(ctx context.Context) error {
 				"folder", dest, "source_folder", name)
 			continue
 		}
+		a.opts.Crashpoint("folder deleted")
 		rec.Op, rec.Messages, rec.SyncedAt = FolderDeleted, 0, a.opts.Now()
 		if err := a.ledger.Commit(ctx, a.opts.Account, Changes{Folders: []Folder{rec}}); err != nil {
 			return fmt.Errorf("recording the destination folder %q deleted: %w", dest, fatal(err))

@@ -26,11 +26,31 @@ type folderMsg struct {
 type folderSource struct {
 	mu      sync.Mutex
 	folders map[string][]folderMsg
-	fetched int
+	// uidValidity is a folder's UIDVALIDITY when not 1.
+	uidValidity map[string]uint32
+	fetched     int
+	// afterNames, when set, runs after FolderNames answered.
+	afterNames func()
 }
 
 func (s *folderSource) key(folder string, uid uint32) string {
-	return fmt.Sprintf("%s\x001\x00%d", folder, uid)
+	uv := s.uidValidity[folder]
+	if uv == 0 {
+		uv = 1
+	}
+	return fmt.Sprintf("%s\x00%d\x00%d", folder, uv, uid)
+}
+
+// place splits a key of s (Options.KeyFolder).
+func (s *folderSource) place(key string) (KeyPlace, bool) {
+	p := strings.Split(key, "\x00")
+	if len(p) != 3 {
+		return KeyPlace{}, false
+	}
+	uv, _ := strconv.Atoi(p[1])
+	uid, _ := strconv.Atoi(p[2])
+	return KeyPlace{Mailbox: p[0], Folder: p[0] + "\x00", Generation: p[0] + "\x00" + p[1] + "\x00",
+		UIDValidity: uint32(uv), UID: uint32(uid)}, true
 }
 
 func (s *folderSource) List(_ context.Context, page func([]SourceMessage) error) error {
@@ -62,8 +82,12 @@ func (s *folderSource) names() []string {
 
 func (s *folderSource) FolderNames(context.Context) ([]string, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.names(), nil
+	names := s.names()
+	s.mu.Unlock()
+	if s.afterNames != nil {
+		s.afterNames()
+	}
+	return names, nil
 }
 
 func (s *folderSource) Fetch(_ context.Context, msg SourceMessage, w io.Writer) (int64, error) {
@@ -153,16 +177,7 @@ func TestMirrorMovesByEmailID(t *testing.T) {
 			h.opts.MapFolders = func(context.Context, Source, Destination, bool) (map[string]string, error) {
 				return map[string]string{"A": "A", "B": "B", "C": "C", "D": "D"}, nil
 			}
-			h.opts.KeyFolder = func(key string) (KeyPlace, bool) {
-				p := strings.Split(key, "\x00")
-				if len(p) != 3 {
-					return KeyPlace{}, false
-				}
-				uv, _ := strconv.Atoi(p[1])
-				uid, _ := strconv.Atoi(p[2])
-				return KeyPlace{Mailbox: p[0], Folder: p[0] + "\x00", Generation: p[0] + "\x00" + p[1] + "\x00",
-					UIDValidity: uint32(uv), UID: uint32(uid)}, true
-			}
+			h.opts.KeyFolder = src.place
 			if st := h.runWith(t, src); st.Copied != 2 {
 				t.Fatalf("bulk pass: copied %d, want 2", st.Copied)
 			}

@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -144,11 +142,7 @@ func TestMirrorTakeRefused(t *testing.T) {
 			h.opts.MapFolders = func(context.Context, Source, Destination, bool) (map[string]string, error) {
 				return map[string]string{"A": "A", "D": "D"}, nil
 			}
-			h.opts.KeyFolder = func(key string) (KeyPlace, bool) {
-				p := strings.Split(key, "\x00")
-				uid, _ := strconv.Atoi(p[2])
-				return KeyPlace{Mailbox: p[0], Folder: p[0] + "\x00", Generation: p[0] + "\x001\x00", UIDValidity: 1, UID: uint32(uid)}, true
-			}
+			h.opts.KeyFolder = src.place
 			if st := h.runWith(t, src); st.Copied != 2 {
 				t.Fatalf("bulk pass: copied %d, want 2", st.Copied)
 			}
