@@ -44,12 +44,23 @@ type statusMessage struct {
 // statusRun is a run as status reports it.
 type statusRun struct {
 	Started  time.Time  `json:"started"`
-	Finished *time.Time `json:"finished,omitempty"` // nil: running, or crashed
-	Result   string     `json:"result"`
-	Error    string     `json:"error,omitempty"`
-	Copied   int        `json:"copied"`
-	Skipped  int        `json:"skipped"`
-	Failed   int        `json:"failed"`
+	Finished *time.Time `json:"finished,omitempty"` // nil: running (RunningIn), or stopped without finishing
+	// RunningIn says where a run that has not finished is going on now;
+	// nil with no Finished: it was stopped (killed, a crash, a restart)
+	// and the account's next run resumes it.
+	RunningIn *statusRunningIn `json:"running_in,omitempty"`
+	Result    string           `json:"result"`
+	Error     string           `json:"error,omitempty"`
+	Copied    int              `json:"copied"`
+	Skipped   int              `json:"skipped"`
+	Failed    int              `json:"failed"`
+}
+
+// statusRunningIn is the process running an account now: its pid (on
+// this machine, or on the fleet worker's) and, on a fleet, the worker.
+type statusRunningIn struct {
+	PID    int    `json:"pid"`
+	Worker string `json:"worker,omitempty"`
 }
 
 // statusAccount is what the ledger knows about one account.
@@ -182,8 +193,9 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 	ids := make([]pipeline.AccountID, len(configured))
 	// found holds every listed account's status, read in one call: each
 	// call reads all accounts, so one per account would take minutes at
-	// 10,000 accounts (issue 18). Without holders: status does not show
-	// who runs an account, and asking costs a system call per account.
+	// 10,000 accounts (issue 18). Holders are looked up only for accounts
+	// whose last run has not finished, to tell a run going on now from
+	// one that was killed.
 	found := map[pipeline.AccountID]checkpoint.AccountStatus{}
 	if ledger != nil {
 		defer ledger.Close()
@@ -192,7 +204,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 		}
 		var st []checkpoint.AccountStatus
 		if configured == nil {
-			if st, err = ledger.StatusWithoutHolders(ctx, checkpoint.Selector{All: true}); err != nil {
+			if st, err = ledger.Status(ctx, checkpoint.Selector{All: true}); err != nil {
 				return exitFatal, err
 			}
 			configured = make([]namedAccount, 0, len(st))
@@ -216,7 +228,7 @@ func runStatus(ctx context.Context, args []string, e *env) (int, error) {
 				}
 			}
 			if len(known) > 0 {
-				if st, err = ledger.StatusWithoutHolders(ctx, checkpoint.Selector{IDs: known}); err != nil {
+				if st, err = ledger.Status(ctx, checkpoint.Selector{IDs: known}); err != nil {
 					return exitFatal, err
 				}
 			}
@@ -376,6 +388,8 @@ func fillStatus(ctx context.Context, l *checkpoint.Ledger, a checkpoint.AccountS
 		if !r.Finished.IsZero() {
 			f := r.Finished
 			sa.LastRun.Finished = &f
+		} else if a.Holder != 0 || a.Worker != "" {
+			sa.LastRun.RunningIn = &statusRunningIn{PID: a.Holder, Worker: a.Worker}
 		}
 	}
 	// The operator's pause first: it holds until resumed, whatever a
@@ -510,7 +524,13 @@ func writeStatusText(out io.Writer, rep statusReport) {
 		}
 		fmt.Fprintf(w, "\n%s\n", firstNonEmpty(a.Name, a.Account))
 		if r := a.LastRun; r != nil {
-			fin := "not finished (running, or stopped by a crash)"
+			fin := "not finished: stopped (killed, crashed or the machine restarted); the next run resumes it"
+			switch {
+			case r.RunningIn != nil && r.RunningIn.Worker != "":
+				fin = "not finished: running now on worker " + r.RunningIn.Worker
+			case r.RunningIn != nil:
+				fin = fmt.Sprintf("not finished: running now in pid %d", r.RunningIn.PID)
+			}
 			if r.Finished != nil {
 				fin = r.Finished.Local().Format(time.DateTime) + " (" + r.Finished.Sub(r.Started).Round(time.Millisecond).String() + ")"
 			}

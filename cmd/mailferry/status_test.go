@@ -227,3 +227,60 @@ url = "imaps://imap.example"
 		})
 	}
 }
+
+// TestStatusUnfinishedRun: a last run that has not finished is shown as
+// running in this process while the account is held, and as stopped
+// (killed) once nobody holds it, in text and JSON.
+func TestStatusUnfinishedRun(t *testing.T) {
+	ctx := context.Background()
+	state := filepath.Join(t.TempDir(), "s.db")
+	l, err := checkpoint.Open(ctx, state, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	res, err := l.ResolveAccount(ctx, checkpoint.AccountSpec{Endpoint: "pop3://alice@pop.example:995 -> imap://alice@imap.example:993/INBOX", SourceProto: "pop3", SourceUser: "alice", DestUser: "alice", DestFolder: "INBOX"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.StartRun(ctx, res.Account, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	status := func() (string, statusReport) {
+		t.Helper()
+		r := runCmd(t, runStatus, os.Getenv, "--state", state)
+		if r.code != exitOK {
+			t.Fatalf("status: exit %d\n%s", r.code, r.stderr)
+		}
+		j := runCmd(t, runStatus, os.Getenv, "--state", state, "--json")
+		if j.code != exitOK {
+			t.Fatalf("status --json: exit %d\n%s", j.code, j.stderr)
+		}
+		var rep statusReport
+		if err := json.Unmarshal([]byte(j.stdout), &rep); err != nil || len(rep.Accounts) != 1 || rep.Accounts[0].LastRun == nil {
+			t.Fatalf("status --json: %v, want one account with a last run:\n%s", err, j.stdout)
+		}
+		return r.stdout, rep
+	}
+
+	text, rep := status()
+	if want := "not finished: stopped"; !strings.Contains(text, want) {
+		t.Errorf("status of an unheld unfinished run lacks %q:\n%s", want, text)
+	}
+	if in := rep.Accounts[0].LastRun.RunningIn; in != nil {
+		t.Errorf("running_in of an unheld unfinished run: %+v, want none", in)
+	}
+
+	h, err := l.Hold(ctx, res.Account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(ctx)
+	text, rep = status()
+	if want := fmt.Sprintf("not finished: running now in pid %d", os.Getpid()); !strings.Contains(text, want) {
+		t.Errorf("status of a held unfinished run lacks %q:\n%s", want, text)
+	}
+	if in := rep.Accounts[0].LastRun.RunningIn; in == nil || in.PID != os.Getpid() {
+		t.Errorf("running_in of a held unfinished run: %+v, want pid %d", in, os.Getpid())
+	}
+}
