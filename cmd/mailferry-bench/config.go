@@ -95,7 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	batches := fs.String("write-batches", "1,50,200", "write ceiling: messages per APPEND batch (1 = single APPENDs, more = MULTIAPPEND)")
 	conns := fs.String("write-conns", "1,2,4", "write ceiling: parallel appender connections")
 	trials := fs.Int("trials", 1, "repeat each loopback and latency measurement (ceilings and mailferry) this many times and print the medians")
-	baselines := fs.String("baseline-bin", "", "also run these mailferry binaries (comma-separated; e.g. one built from the code before a change) in every loopback and latency trial, taking turns with ./cmd/mailferry at going first, for a before/after comparison on a noisy machine")
+	baselines := fs.String("baseline-bin", "", "also run these mailferry binaries (comma-separated; e.g. one built from the code before a change) in every loopback, latency and fleet trial, taking turns with ./cmd/mailferry at going first, for a before/after comparison on a noisy machine")
 	extra := fs.String("mailferry-flags", "", "extra flags for every mailferry copy, space-separated (e.g. \"--batch-messages 200\")")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results to this JSON file")
 	fs.StringVar(&c.profileDir, "profile", "", "after the runs, copy each workload in-process under pprof and write CPU and allocation profiles to this directory")
