@@ -82,9 +82,10 @@ type Set struct {
 	traffic *traffic.Run
 	logins  logins
 
-	mu     sync.Mutex
-	pools  map[string]*x509.CertPool
-	warned map[string]bool
+	mu      sync.Mutex
+	pools   map[string]*x509.CertPool
+	checked map[string]bool // CA files checked for sides without TLS
+	warned  map[string]bool
 }
 
 // NewSet returns a Set for the command line's options.

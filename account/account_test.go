@@ -486,6 +486,49 @@ func TestCAFileOnlyForTLS(t *testing.T) {
 	}
 }
 
+// TestCAFileReadOncePerSet: a Set reads its CA file once, for sides with
+// TLS (caPool) and without (checkCAFile): the accounts of a batch after the
+// first do not read it again, so a file gone meanwhile does not fail them.
+// Another Set (another command) reads it anew.
+func TestCAFileReadOncePerSet(t *testing.T) {
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, src, dst string }{
+		{"without TLS", "imap://alice@imap.old?tls=none", "imap://alice@imap.new?tls=none"},
+		{"with TLS", "imaps://alice@imap.old", "imaps://alice@imap.new"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			caFile := filepath.Join(t.TempDir(), "ca.pem")
+			if err := os.WriteFile(caFile, ca.CertPEM(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var u URLs
+			if u.Source, err = config.ParseURL(tc.src); err != nil {
+				t.Fatal(err)
+			}
+			if u.Dest, err = config.ParseURL(tc.dst); err != nil {
+				t.Fatal(err)
+			}
+			u.SourceLogin, u.DestLogin = Login{Password: secret.New("pw")}, Login{Password: secret.New("pw")}
+			set := NewSet(Options{TLSCA: caFile, AllowPlaintext: true})
+			if _, err := set.FromURLs(u); err != nil {
+				t.Fatalf("first account: %v", err)
+			}
+			if err := os.Remove(caFile); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := set.FromURLs(u); err != nil {
+				t.Errorf("second account of the same Set: %v, want the file read once", err)
+			}
+			if _, err := NewSet(Options{TLSCA: caFile, AllowPlaintext: true}).FromURLs(u); err == nil || !strings.Contains(err.Error(), "reading CA file") {
+				t.Errorf("a new Set = %v, want the missing file reported", err)
+			}
+		})
+	}
+}
+
 // BenchmarkCAFile: what --tls-ca costs an account's assembly, with TLS
 // (the system roots with the file added, per side) and without (the file
 // checked only).

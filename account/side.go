@@ -174,7 +174,7 @@ func (s *Set) tlsConfig(host, caFile string, insecure, plain bool) (*tls.Config,
 		return cfg, nil
 	}
 	if plain {
-		return cfg, checkCAFile(caFile)
+		return cfg, s.checkCAFile(caFile)
 	}
 	pool, err := s.caPool(caFile)
 	if err != nil {
@@ -210,8 +210,15 @@ func (s *Set) caPool(path string) (*x509.CertPool, error) {
 }
 
 // checkCAFile reports whether path can be read and holds a PEM
-// certificate, as caPool would, without loading the system roots.
-func checkCAFile(path string) error {
+// certificate, as caPool would, without loading the system roots. Like
+// caPool it reads a file once per Set: a batch's accounts without TLS each
+// re-read and parsed it before.
+func (s *Set) checkCAFile(path string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.checked[path] {
+		return nil
+	}
 	pem, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("reading CA file: %w", err)
@@ -219,6 +226,10 @@ func checkCAFile(path string) error {
 	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
 		return fmt.Errorf("CA file %s holds no PEM certificate", path)
 	}
+	if s.checked == nil {
+		s.checked = map[string]bool{}
+	}
+	s.checked[path] = true
 	return nil
 }
 
