@@ -192,6 +192,33 @@ func TestFromConfigSelect(t *testing.T) {
 	}
 }
 
+// TestSpoolBuffersShared: the accounts of a Set spool into one
+// spool.Buffers, also across FromConfig calls (a fleet worker's reloads),
+// so that an account of a batch reuses the buffers of those before it.
+func TestSpoolBuffersShared(t *testing.T) {
+	cfg := loadConfig(t, "[source]\nurl = \"pop3s://pop.old.example\"\n[destination]\nurl = \"imaps://imap.new.example\"\n"+
+		"[[account]]\nsource_user = \"a\"\nsource_password = \"x\"\ndest_password = \"y\"\n"+
+		"[[account]]\nsource_user = \"b\"\nsource_password = \"x\"\ndest_password = \"y\"\n")
+	s := NewSet(Options{})
+	accs, err := s.FromConfig(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.FromConfig(cfg, []string{"b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := accs[0].Options.Spool.Buffers
+	if first == nil {
+		t.Fatal("account a has no spool buffers")
+	}
+	for _, a := range append(accs[1:], again...) {
+		if a.Options.Spool.Buffers != first {
+			t.Errorf("account %s spools into other buffers than account a", a.Name)
+		}
+	}
+}
+
 // TestSelect: --only selects exactly the accounts named, wherever they
 // are in the config, in the config's order (it used to select every
 // account after the first one named once all names were found).
