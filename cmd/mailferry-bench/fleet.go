@@ -203,13 +203,17 @@ func (e *env) runFleet(ctx context.Context, bin string, kind sourceKind, users [
 	env := []string{fleetSrcPWEnv + "=" + e.srcPW, fleetDstPWEnv + "=" + e.dstPW}
 	what := fmt.Sprintf("mailferry run over %d accounts (%s, %s%s)", len(users), users[0][0], e.pathName(kind), baselineLabel(bin, e.bin))
 	e.log.Info("running mailferry", "bin", bin, "accounts", len(users), "workers", e.cfg.fleetWorkers, "path", e.pathName(kind), "config", path)
-	measure := func() (mailferryRun, error) {
+	measure := func(step string) (mailferryRun, error) {
+		env := env
+		if e.fleetProfile != "" {
+			env = append(slices.Clip(env), profileDirEnv+"="+e.cfg.profileDir, profileNameEnv+"="+e.fleetProfile+"-"+step)
+		}
 		before := e.cpu.snapshot()
 		r, err := runMailferry(ctx, bin, args, env, what)
 		r.cpu = e.cpu.since(before, r.cpuSeconds)
 		return r, err
 	}
-	if first, err = measure(); err != nil {
+	if first, err = measure("copy"); err != nil {
 		return first, second, err
 	}
 	if first.copied != want || first.accounts != len(users) {
@@ -228,7 +232,7 @@ func (e *env) runFleet(ctx context.Context, bin string, kind sourceKind, users [
 	if !again {
 		return first, second, nil
 	}
-	if second, err = measure(); err != nil {
+	if second, err = measure("rerun"); err != nil {
 		return first, second, err
 	}
 	if second.copied != 0 || second.done != want {
@@ -308,6 +312,11 @@ func (e *env) fleet(ctx context.Context, out io.Writer) error {
 				base := summarizeFleet(path+baselineLabel(bin, e.bin), f.accounts, e.cfg.fleetWorkers, trials[b+1])
 				s.versus = append(s.versus, versusBaseline(filepath.Base(bin), trials[0], trials[b+1]))
 				s.baselines = append(s.baselines, base)
+			}
+			if e.cfg.profileDir != "" {
+				if err := e.profileFleet(ctx, kind, batch, total); err != nil {
+					return err
+				}
 			}
 			if len(mixed) > 0 {
 				r, _, err := e.runFleet(ctx, e.bin, kind, mixed, e.fleetMixedMsgs, false)
