@@ -469,16 +469,7 @@ func TestCAFileOnlyForTLS(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var u URLs
-			for _, s := range []struct {
-				url string
-				ep  *config.Endpoint
-			}{{tc.src, &u.Source}, {tc.dst, &u.Dest}} {
-				if *s.ep, err = config.ParseURL(s.url); err != nil {
-					t.Fatal(err)
-				}
-			}
-			u.SourceLogin, u.DestLogin = Login{Password: secret.New("pw")}, Login{Password: secret.New("pw")}
+			u := passwordURLs(t, tc.src, tc.dst)
 			a, err := NewSet(Options{TLSCA: tc.caFile, AllowPlaintext: true}).FromURLs(u)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -513,6 +504,21 @@ func TestCAFileOnlyForTLS(t *testing.T) {
 	}
 }
 
+// passwordURLs is the account of the URLs src and dst with passwords.
+func passwordURLs(tb testing.TB, src, dst string) URLs {
+	tb.Helper()
+	var u URLs
+	var err error
+	if u.Source, err = config.ParseURL(src); err != nil {
+		tb.Fatal(err)
+	}
+	if u.Dest, err = config.ParseURL(dst); err != nil {
+		tb.Fatal(err)
+	}
+	u.SourceLogin, u.DestLogin = Login{Password: secret.New("pw")}, Login{Password: secret.New("pw")}
+	return u
+}
+
 // TestCAFileReadOncePerSet: a Set reads its CA file once, for sides with
 // TLS (caPool) and without (checkCAFile): the accounts of a batch after the
 // first do not read it again, so a file gone meanwhile does not fail them.
@@ -531,14 +537,7 @@ func TestCAFileReadOncePerSet(t *testing.T) {
 			if err := os.WriteFile(caFile, ca.CertPEM(), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			var u URLs
-			if u.Source, err = config.ParseURL(tc.src); err != nil {
-				t.Fatal(err)
-			}
-			if u.Dest, err = config.ParseURL(tc.dst); err != nil {
-				t.Fatal(err)
-			}
-			u.SourceLogin, u.DestLogin = Login{Password: secret.New("pw")}, Login{Password: secret.New("pw")}
+			u := passwordURLs(t, tc.src, tc.dst)
 			set := NewSet(Options{TLSCA: caFile, AllowPlaintext: true})
 			if _, err := set.FromURLs(u); err != nil {
 				t.Fatalf("first account: %v", err)
@@ -573,14 +572,7 @@ func BenchmarkCAFile(b *testing.B) {
 		{"plain", "imap://alice@imap.old?tls=none", "imap://alice@imap.new?tls=none"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			var u URLs
-			if u.Source, err = config.ParseURL(bc.src); err != nil {
-				b.Fatal(err)
-			}
-			if u.Dest, err = config.ParseURL(bc.dst); err != nil {
-				b.Fatal(err)
-			}
-			u.SourceLogin, u.DestLogin = Login{Password: secret.New("pw")}, Login{Password: secret.New("pw")}
+			u := passwordURLs(b, bc.src, bc.dst)
 			b.ReportAllocs()
 			for b.Loop() {
 				// A new Set per run, as the command makes one.
