@@ -96,6 +96,20 @@ type Options struct {
 	// open. A caller that caps connections gives its slots back here. An
 	// Appender dialled on its own ignores it.
 	OnClose func()
+	// AppendAtDial makes Dial open the appender connection too, beside
+	// the control connection and at the same time: for a session that
+	// appends at once (an extra session of a copy with batches queued).
+	// Without it the appender connection opens at the first Append or
+	// StartAppend, or in the background from PrepareAppend, so a session
+	// with nothing to append never logs in a second time. A caller that
+	// caps connections takes the appender's slot with the session's
+	// either way: it must be free when the copy needs it.
+	AppendAtDial bool
+	// DialError, when set, makes the error of an appender connection
+	// opened after Dial returned (at the first append) the one it
+	// returns, as the caller treats Dial's errors (a server refusing one
+	// more connection, a refused token). Nil: the error as it is.
+	DialError func(err error) error
 }
 
 func (o Options) withDefaults() Options {
