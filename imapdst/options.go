@@ -31,7 +31,7 @@ const (
 // Defaults for zero Options fields.
 const (
 	DefaultMaxBatchMessages = pipeline.DefaultBatchMessages
-	DefaultMaxBatchBytes    = 16 << 20
+	DefaultMaxBatchBytes    = pipeline.DefaultBatchBytes
 	DefaultMaxInFlight      = 16
 	DefaultIdleTimeout      = 2 * time.Minute
 )

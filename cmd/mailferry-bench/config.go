@@ -53,6 +53,9 @@ type config struct {
 	paths []string
 	// destFormat is the destination's mailbox format (-dest-format).
 	destFormat string
+	// serverProcesses is how both Dovecots run their mail and login
+	// processes (-server-processes): "fork" or "reuse".
+	serverProcesses string
 
 	// fleet workload (issue 18): a batch of accounts of messages each,
 	// copied with fleetWorkers at once, and a mixed batch of fleetMixed
@@ -95,7 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	batches := fs.String("write-batches", "1,50,200", "write ceiling: messages per APPEND batch (1 = single APPENDs, more = MULTIAPPEND)")
 	conns := fs.String("write-conns", "1,2,4", "write ceiling: parallel appender connections")
 	trials := fs.Int("trials", 1, "repeat each loopback and latency measurement (ceilings and mailferry) this many times and print the medians")
-	baselines := fs.String("baseline-bin", "", "also run these mailferry binaries (comma-separated; e.g. one built from the code before a change) in every loopback and latency trial, taking turns with ./cmd/mailferry at going first, for a before/after comparison on a noisy machine")
+	baselines := fs.String("baseline-bin", "", "also run these mailferry binaries (comma-separated; e.g. one built from the code before a change) in every loopback, latency and fleet trial, taking turns with ./cmd/mailferry at going first, for a before/after comparison on a noisy machine")
 	extra := fs.String("mailferry-flags", "", "extra flags for every mailferry copy, space-separated (e.g. \"--batch-messages 200\")")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results to this JSON file")
 	fs.StringVar(&c.profileDir, "profile", "", "after the runs, copy each workload in-process under pprof and write CPU and allocation profiles to this directory")
@@ -103,6 +106,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	tlsModes := fs.String("tls", "on", "transports to measure (comma-separated: on = implicit TLS, pop3s and imaps; off = plain text on both sides, as in issue 18's side-by-side figures; \"off,on\" measures both in one run)")
 	paths := fs.String("paths", "pop3,imap", "source protocols to measure, each into IMAP (comma-separated: pop3, imap)")
 	peers := fs.String("peers", "auto", "other tools measured side by side in every loopback trial (comma-separated: mbsync, doveadm; auto = those installed; none)")
+	fs.StringVar(&c.serverProcesses, "server-processes", "fork", "how both Dovecots serve logins: fork = a new imap or pop3 process per login, Dovecot's default (about 4 ms of server CPU per login here); "+
+		"reuse = processes kept and reused for the next login (service_count = 0 for imap, pop3 and pop3-login: about 0.7 ms), as a server taking thousands of migrated accounts is tuned; the fleet workload's per-account cost is mostly the servers' logins")
 	fs.StringVar(&c.destFormat, "dest-format", "maildir", "the destination Dovecot's mailbox format: maildir, or sdbox or mdbox (Dovecot's own: appending to one maildir of hundreds of thousands of messages on several connections slows down as it grows, to about 55 messages/s at 400,000 on the 2-core machine)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temp directory (servers' logs and mail) instead of removing it")
 	fs.DurationVar(&c.timeout, "timeout", 90*time.Minute, "stop everything after this long")
@@ -232,6 +237,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		default:
 			return c, fmt.Errorf("-tls: unknown transport %q (want on, off)", m)
 		}
+	}
+	if c.serverProcesses != "fork" && c.serverProcesses != "reuse" {
+		return c, fmt.Errorf("-server-processes: unknown mode %q (want fork, reuse)", c.serverProcesses)
 	}
 	if c.destFormat != "maildir" && c.destFormat != "sdbox" && c.destFormat != "mdbox" {
 		return c, fmt.Errorf("-dest-format: unknown format %q (want maildir, sdbox, mdbox)", c.destFormat)

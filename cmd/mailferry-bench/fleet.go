@@ -176,11 +176,11 @@ func fleetURL(proto, addr string, secure bool) string {
 	return proto + "://" + addr + "?tls=none"
 }
 
-// runFleet runs `mailferry run` over users (source, destination) on kind's
-// path with workers, checks that it copied want messages, and, when again,
+// runFleet runs bin's `mailferry run` over users (source, destination) on
+// kind's path with workers, checks that it copied want messages, and, when again,
 // runs it a second time, which must find every one done. The destination
 // users' mail is removed afterwards.
-func (e *env) runFleet(ctx context.Context, kind sourceKind, users [][2]string, want int, again bool) (first, second mailferryRun, err error) {
+func (e *env) runFleet(ctx context.Context, bin string, kind sourceKind, users [][2]string, want int, again bool) (first, second mailferryRun, err error) {
 	defer func() {
 		for _, u := range users {
 			e.dropDest(u[1])
@@ -201,11 +201,11 @@ func (e *env) runFleet(ctx context.Context, kind sourceKind, users [][2]string, 
 	}
 	args := []string{"run", "-c", path, "--json", "--progress", "none"}
 	env := []string{fleetSrcPWEnv + "=" + e.srcPW, fleetDstPWEnv + "=" + e.dstPW}
-	what := fmt.Sprintf("mailferry run over %d accounts (%s, %s)", len(users), users[0][0], e.pathName(kind))
-	e.log.Info("running mailferry", "accounts", len(users), "workers", e.cfg.fleetWorkers, "path", e.pathName(kind), "config", path)
+	what := fmt.Sprintf("mailferry run over %d accounts (%s, %s%s)", len(users), users[0][0], e.pathName(kind), baselineLabel(bin, e.bin))
+	e.log.Info("running mailferry", "bin", bin, "accounts", len(users), "workers", e.cfg.fleetWorkers, "path", e.pathName(kind), "config", path)
 	measure := func() (mailferryRun, error) {
 		before := e.cpu.snapshot()
-		r, err := runMailferry(ctx, e.bin, args, env, what)
+		r, err := runMailferry(ctx, bin, args, env, what)
 		r.cpu = e.cpu.since(before, r.cpuSeconds)
 		return r, err
 	}
@@ -264,34 +264,53 @@ func (e *env) fleet(ctx context.Context, out io.Writer) error {
 			}
 			path := e.pathName(kind)
 			name := fmt.Sprintf("fleet %dx%d", f.accounts, f.messages)
-			var trials []fleetTrial
+			// With -baseline-bin, every binary runs the batch and the single
+			// account in every trial, the binaries taking turns at going first.
+			bins := append([]string{e.bin}, e.cfg.baselines...)
+			trials := make([][]fleetTrial, len(bins))
 			for n := 1; n <= e.cfg.trials; n++ {
-				var t fleetTrial
-				// The batch and the single account take turns at going first.
-				steps := []func() error{
-					func() (err error) { t.batch, t.rerun, err = e.runFleet(ctx, kind, batch, total, true); return err },
-					func() (err error) {
-						t.single, _, err = e.runFleet(ctx, kind, single, e.cfg.fleetSingle, false)
-						return err
-					},
-				}
-				if n%2 == 0 {
-					slices.Reverse(steps)
-				}
-				for _, step := range steps {
-					if err := step(); err != nil {
-						return err
+				for k := range bins {
+					b := (k + n - 1) % len(bins)
+					bin := bins[b]
+					var t fleetTrial
+					// The batch and the single account take turns at going first.
+					steps := []func() error{
+						func() (err error) { t.batch, t.rerun, err = e.runFleet(ctx, bin, kind, batch, total, true); return err },
+						func() (err error) {
+							t.single, _, err = e.runFleet(ctx, bin, kind, single, e.cfg.fleetSingle, false)
+							return err
+						},
 					}
+					if n%2 == 0 {
+						slices.Reverse(steps)
+					}
+					for _, step := range steps {
+						if err := step(); err != nil {
+							return err
+						}
+					}
+					label := func(r row) row {
+						r.Trial = n
+						if bin != e.bin {
+							r.Binary = bin
+						}
+						return r
+					}
+					p := path + baselineLabel(bin, e.bin)
+					e.add(label(t.batch.row(name, fmt.Sprintf("%s, %d accounts, workers %d", p, f.accounts, e.cfg.fleetWorkers), "mailferry fleet")))
+					e.add(label(t.rerun.row(name, fmt.Sprintf("%s, %d accounts again, nothing new", p, f.accounts), "mailferry rerun")))
+					e.add(label(t.single.row(name, p+", one account of "+fmt.Sprint(e.cfg.fleetSingle), "mailferry")))
+					trials[b] = append(trials[b], t)
 				}
-				label := func(r row) row { r.Trial = n; return r }
-				e.add(label(t.batch.row(name, fmt.Sprintf("%s, %d accounts, workers %d", path, f.accounts, e.cfg.fleetWorkers), "mailferry fleet")))
-				e.add(label(t.rerun.row(name, fmt.Sprintf("%s, %d accounts again, nothing new", path, f.accounts), "mailferry rerun")))
-				e.add(label(t.single.row(name, path+", one account of "+fmt.Sprint(e.cfg.fleetSingle), "mailferry")))
-				trials = append(trials, t)
 			}
-			s := summarizeFleet(path, f.accounts, e.cfg.fleetWorkers, trials)
+			s := summarizeFleet(path, f.accounts, e.cfg.fleetWorkers, trials[0])
+			for b, bin := range e.cfg.baselines {
+				base := summarizeFleet(path+baselineLabel(bin, e.bin), f.accounts, e.cfg.fleetWorkers, trials[b+1])
+				s.versus = append(s.versus, versusBaseline(filepath.Base(bin), trials[0], trials[b+1]))
+				s.baselines = append(s.baselines, base)
+			}
 			if len(mixed) > 0 {
-				r, _, err := e.runFleet(ctx, kind, mixed, e.fleetMixedMsgs, false)
+				r, _, err := e.runFleet(ctx, e.bin, kind, mixed, e.fleetMixedMsgs, false)
 				if err != nil {
 					return err
 				}
@@ -325,6 +344,37 @@ type fleetSummary struct {
 	// The mixed batch (nil when not run).
 	mixedAccounts int
 	mixed         *mailferryRun
+	// With -baseline-bin: each baseline binary's own summary, and how
+	// this binary compares with it in the same trials.
+	baselines []fleetSummary
+	versus    []fleetVersus
+}
+
+// fleetVersus compares ./cmd/mailferry with a baseline binary, trial by
+// trial: the batch's rate, the single account's rate and the re-run's
+// seconds, this binary's over the baseline's.
+type fleetVersus struct {
+	name                 string
+	batch, single, rerun []float64
+}
+
+// versusBaseline is fleetVersus of the trials of ./cmd/mailferry (ours)
+// and of the baseline binary name (base), paired by trial.
+func versusBaseline(name string, ours, base []fleetTrial) fleetVersus {
+	v := fleetVersus{name: name}
+	for i := range min(len(ours), len(base)) {
+		o, b := ours[i], base[i]
+		if b.batch.rate() > 0 {
+			v.batch = append(v.batch, o.batch.rate()/b.batch.rate())
+		}
+		if b.single.rate() > 0 {
+			v.single = append(v.single, o.single.rate()/b.single.rate())
+		}
+		if b.rerun.wall > 0 {
+			v.rerun = append(v.rerun, o.rerun.wall.Seconds()/b.rerun.wall.Seconds())
+		}
+	}
+	return v
 }
 
 // partyCPU is the CPU milliseconds per message of mailferry and the two
@@ -388,25 +438,38 @@ func rssBudgetMB(workers int) float64 { return 60 + 25*float64(workers) }
 func printFleet(w io.Writer, sums []fleetSummary) {
 	fmt.Fprintln(w, "\nFLEET (issue 18, item 4)")
 	for _, s := range sums {
-		fmt.Fprintf(w, "  %s, median of %d trial(s): %d accounts with workers = %d: %.0f msgs/s aggregate; one account of %d of those messages: %.0f msgs/s; "+
-			"aggregate ÷ single %.2f (trials %s) %s; again with nothing new %.2f s; peak RSS %.1f MB (single %.1f MB)\n",
-			s.path, s.trials, s.accounts, s.workers, s.batchRate, s.singleMessages, s.singleRate, s.ratio, list(s.ratios), verdict(s.ratio >= 1),
-			s.rerunSeconds, s.batchRSSMB, s.singleRSSMB)
-		for _, c := range []struct {
-			name string
-			p    partyCPU
-		}{{"batch", s.batchCPU}, {"single", s.singleCPU}} {
-			fmt.Fprintf(w, "    CPU ms per message, %s: mailferry %.3f, source Dovecot %.3f, destination Dovecot %.3f (sum %.3f); busy %.2f cores; "+
-				"CPU bound %.0f msgs/s on %d cores\n", c.name, c.p.mailferry, c.p.source, c.p.dest, c.p.sum(), c.p.busy,
-				cpuBound(c.p, runtime.NumCPU()), runtime.NumCPU())
+		printFleetSummary(w, s)
+		for _, b := range s.baselines {
+			printFleetSummary(w, b)
 		}
-		if s.mixed != nil {
-			m := s.mixed
-			rss, budget := float64(m.peakRSSKB)/1024, rssBudgetMB(s.workers)
-			fmt.Fprintf(w, "    mixed batch: %d accounts, %d messages, %.0f MB with workers = %d in %.1f s (%.1f MB/s): peak RSS %.1f MB, "+
-				"target ≤ 60 + 25 × %d = %.0f MB %s\n", s.mixedAccounts, m.copied, mb(m.bytes), s.workers, m.wall.Seconds(),
-				mb(m.bytes)/m.wall.Seconds(), rss, s.workers, budget, verdict(rss <= budget))
+		for _, v := range s.versus {
+			fmt.Fprintf(w, "    ./cmd/mailferry ÷ baseline %s, same trials: batch rate %.2f (trials %s), single account's rate %.2f (trials %s), "+
+				"re-run with nothing new: seconds %.2f (trials %s)\n", v.name, median(v.batch), list(v.batch), median(v.single), list(v.single),
+				median(v.rerun), list(v.rerun))
 		}
+	}
+}
+
+// printFleetSummary prints one binary's figures of one path.
+func printFleetSummary(w io.Writer, s fleetSummary) {
+	fmt.Fprintf(w, "  %s, median of %d trial(s): %d accounts with workers = %d: %.0f msgs/s aggregate; one account of %d of those messages: %.0f msgs/s; "+
+		"aggregate ÷ single %.2f (trials %s) %s; again with nothing new %.2f s; peak RSS %.1f MB (single %.1f MB)\n",
+		s.path, s.trials, s.accounts, s.workers, s.batchRate, s.singleMessages, s.singleRate, s.ratio, list(s.ratios), verdict(s.ratio >= 1),
+		s.rerunSeconds, s.batchRSSMB, s.singleRSSMB)
+	for _, c := range []struct {
+		name string
+		p    partyCPU
+	}{{"batch", s.batchCPU}, {"single", s.singleCPU}} {
+		fmt.Fprintf(w, "    CPU ms per message, %s: mailferry %.3f, source Dovecot %.3f, destination Dovecot %.3f (sum %.3f); busy %.2f cores; "+
+			"CPU bound %.0f msgs/s on %d cores\n", c.name, c.p.mailferry, c.p.source, c.p.dest, c.p.sum(), c.p.busy,
+			cpuBound(c.p, runtime.NumCPU()), runtime.NumCPU())
+	}
+	if s.mixed != nil {
+		m := s.mixed
+		rss, budget := float64(m.peakRSSKB)/1024, rssBudgetMB(s.workers)
+		fmt.Fprintf(w, "    mixed batch: %d accounts, %d messages, %.0f MB with workers = %d in %.1f s (%.1f MB/s): peak RSS %.1f MB, "+
+			"target ≤ 60 + 25 × %d = %.0f MB %s\n", s.mixedAccounts, m.copied, mb(m.bytes), s.workers, m.wall.Seconds(),
+			mb(m.bytes)/m.wall.Seconds(), rss, s.workers, budget, verdict(rss <= budget))
 	}
 }
 

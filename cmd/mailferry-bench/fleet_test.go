@@ -4,6 +4,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -122,6 +123,27 @@ func TestSummarizeFleet(t *testing.T) {
 				t.Errorf("%d trials, %d ratios; want %d", s.trials, len(s.ratios), len(tc.trials))
 			}
 		})
+	}
+}
+
+// TestVersusBaseline pairs ./cmd/mailferry's trials with a baseline
+// binary's by trial: ratios of the rates and of the re-runs' seconds, a
+// trial the baseline has no figure for left out.
+func TestVersusBaseline(t *testing.T) {
+	ours := []fleetTrial{
+		{batch: fleetRun(1000, 1, 1, 1, 1, 100), single: fleetRun(1000, 2, 1, 1, 1, 30), rerun: mailferryRun{wall: time.Second}},
+		{batch: fleetRun(1000, 2, 1, 1, 1, 100), single: fleetRun(1000, 1, 1, 1, 1, 30), rerun: mailferryRun{wall: 3 * time.Second}},
+		{batch: fleetRun(1000, 1, 1, 1, 1, 100), single: fleetRun(1000, 1, 1, 1, 1, 30), rerun: mailferryRun{wall: time.Second}},
+	}
+	base := []fleetTrial{
+		{batch: fleetRun(1000, 2, 1, 1, 1, 100), single: fleetRun(1000, 2, 1, 1, 1, 30), rerun: mailferryRun{wall: 2 * time.Second}},
+		{batch: fleetRun(1000, 2, 1, 1, 1, 100), single: fleetRun(1000, 4, 1, 1, 1, 30), rerun: mailferryRun{wall: 2 * time.Second}},
+		{}, // no figures: not compared
+	}
+	v := versusBaseline("mf-before", ours, base)
+	want := fleetVersus{name: "mf-before", batch: []float64{2, 1}, single: []float64{1, 4}, rerun: []float64{0.5, 1.5}}
+	if !reflect.DeepEqual(v, want) {
+		t.Errorf("versusBaseline = %+v, want %+v", v, want)
 	}
 }
 
