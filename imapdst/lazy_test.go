@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailferry/mailferry/internal/testkit/dovecot"
 	"github.com/mailferry/mailferry/internal/testkit/faultproxy"
 	"github.com/mailferry/mailferry/pipeline"
 	"github.com/mailferry/mailferry/secret"
@@ -210,7 +211,8 @@ func (e *toldError) Unwrap() error { return e.err }
 
 // TestCapabilitiesBeforeAppender: before the appender connection opens,
 // Capabilities answers from the control connection, as the appender then
-// does.
+// does (the in-memory server, and Dovecot: its APPENDLIMIT and BINARY
+// too).
 func TestCapabilitiesBeforeAppender(t *testing.T) {
 	ctx := context.Background()
 	_, opts := countingServer(t)
@@ -219,6 +221,25 @@ func TestCapabilitiesBeforeAppender(t *testing.T) {
 		t.Fatalf("Dial: %v", err)
 	}
 	defer d.Close()
+	caps := sameCapabilitiesAfterAppend(ctx, t, d)
+	if !caps.UIDPlus || !caps.LiteralPlus || caps.MultiAppend {
+		t.Errorf("Capabilities() = %+v, want UIDPLUS and LITERAL+ without MULTIAPPEND", caps)
+	}
+	srv := dovecot.Start(t, dovecot.Options{Users: map[string]string{"alice": "pw"}})
+	caps = sameCapabilitiesAfterAppend(ctx, t, dialDovecot(t, srv, "alice", "pw"))
+	if !caps.UIDPlus || !caps.MultiAppend || !caps.Binary {
+		t.Errorf("Dovecot's Capabilities() = %+v, want UIDPLUS, MULTIAPPEND and BINARY", caps)
+	}
+}
+
+// sameCapabilitiesAfterAppend appends a message with d, which has not
+// appended yet, checks that Capabilities and Provider say after it what
+// they said before, and returns the capabilities.
+func sameCapabilitiesAfterAppend(ctx context.Context, t *testing.T, d *Destination) pipeline.Capabilities {
+	t.Helper()
+	if d.app != nil {
+		t.Fatal("the appender connection is open before the first append")
+	}
 	before, provBefore := d.Capabilities(), d.Provider()
 	if _, err := d.Append(ctx, "INBOX", oneMessage()); err != nil {
 		t.Fatalf("Append: %v", err)
@@ -226,10 +247,8 @@ func TestCapabilitiesBeforeAppender(t *testing.T) {
 	if after := d.Capabilities(); after != before {
 		t.Errorf("Capabilities() before the appender = %+v, after = %+v; want the same", before, after)
 	}
-	if !before.UIDPlus || !before.LiteralPlus || before.MultiAppend {
-		t.Errorf("Capabilities() = %+v, want UIDPLUS and LITERAL+ without MULTIAPPEND", before)
-	}
 	if d.Provider() != provBefore {
 		t.Errorf("Provider() = %v after the appender opened, %v before", d.Provider(), provBefore)
 	}
+	return before
 }
