@@ -86,9 +86,11 @@ type Options struct {
 	// own.
 	Shared *Shared
 	// Provider, when set, is the server's family (the provider key, or a
-	// host of its), whose quirk profile the connections follow; nil: each
-	// connection tells it from what the server says (provider.Identify:
-	// capabilities, greeting).
+	// host of its), whose quirk profile the connections follow; nil: a
+	// Destination tells it from what the server says on its first
+	// connection (provider.Identify: capabilities, greeting), and an
+	// appender it opens later follows that; an Appender dialled on its
+	// own tells it itself.
 	Provider *provider.Provider
 	// OnClose, when set, is called exactly once, by the first
 	// Destination.Close, after both connections are closed, whatever Close
