@@ -61,6 +61,9 @@ type config struct {
 	fleetWorkers int
 	fleetMixed   int
 	fleetSingle  int // messages of the single account compared with
+	// fleetDelay is the one-way delay of the fleet's runs through delay
+	// proxies, beside those on loopback; 0: loopback only.
+	fleetDelay time.Duration
 }
 
 var errHelp = errors.New("help requested")
@@ -90,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fleetWorkers := fs.Int("fleet-workers", 8, "fleet workload: the batch's workers (accounts at once)")
 	fleetSingle := fs.Int("fleet-single", 0, "fleet workload: messages of the single account the batch is compared with (the first of the batch's; 0: all of them)")
 	fleetMixed := fs.Int("fleet-mixed", 16, "fleet workload: accounts of the mixed batch (12 messages, two of 10–30 MB, about 48 MB each) copied with -fleet-workers for peak RSS; 0 skips it")
+	fleetDelay := fs.Duration("fleet-delay", 20*time.Millisecond, "fleet workload: also run the batch, its re-run and the single account, in the same trials, through delay proxies in front of both servers adding this one-way delay (the round trip is twice this), where one account waits on round trips and workers pay; 0: loopback only")
 	latencyCount := fs.Int("latency-count", 1000, "messages of the small workload copied through the delay proxy; 0 skips the latency scenario")
 	delay := fs.Duration("delay", 20*time.Millisecond, "one-way delay of the latency scenario (the round trip is twice this)")
 	batches := fs.String("write-batches", "1,50,200", "write ceiling: messages per APPEND batch (1 = single APPENDs, more = MULTIAPPEND)")
@@ -190,6 +194,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.fleetWorkers, c.fleetMixed = *fleetWorkers, *fleetMixed; c.fleetWorkers < 1 || c.fleetMixed < 0 || c.fleetMixed > 99 {
 		return c, errors.New("-fleet-workers must be at least 1 and -fleet-mixed 0 to 99")
+	}
+	if c.fleetDelay = *fleetDelay; c.fleetDelay < 0 {
+		return c, errors.New("-fleet-delay must not be negative")
 	}
 	{
 		a, b, ok := strings.Cut(*incrFolders, "x")
