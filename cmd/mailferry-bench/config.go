@@ -102,7 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	baselines := fs.String("baseline-bin", "", "also run these mailferry binaries (comma-separated; e.g. one built from the code before a change) in every loopback, latency and fleet trial, taking turns with ./cmd/mailferry at going first, for a before/after comparison on a noisy machine")
 	extra := fs.String("mailferry-flags", "", "extra flags for every mailferry copy, space-separated (e.g. \"--batch-messages 200\")")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results to this JSON file")
-	fs.StringVar(&c.profileDir, "profile", "", "after the runs, copy each workload in-process under pprof and write CPU and allocation profiles to this directory")
+	fs.StringVar(&c.profileDir, "profile", "", "after the runs, copy each workload in-process under pprof and write CPU and allocation profiles to this directory (with `mailferry copy`'s defaults: not with -mailferry-flags)")
 	fs.BoolVar(&c.trace, "trace", false, "with -profile: copy each workload once more in-process under the execution tracer (trace-NAME.out), apart from the CPU profile")
 	tlsModes := fs.String("tls", "on", "transports to measure (comma-separated: on = implicit TLS, pop3s and imaps; off = plain text on both sides, as in issue 18's side-by-side figures; \"off,on\" measures both in one run)")
 	paths := fs.String("paths", "pop3,imap", "source protocols to measure, each into IMAP (comma-separated: pop3, imap)")
@@ -281,6 +281,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-mixed-count must exceed the number of large messages")
 	case c.delay < 0:
 		return c, errors.New("-delay must not be negative")
+	case c.profileDir != "" && len(c.extra) > 0:
+		// The in-process copy is assembled as `mailferry copy` assembles
+		// it with no flag given (account.CopyDefaults); mailferry's flags
+		// are parsed by cmd/mailferry alone, so a profile with them would
+		// be of another copy than the one timed.
+		return c, errors.New("-profile copies in-process with `mailferry copy`'s defaults and cannot apply -mailferry-flags: " +
+			"profile without them, or run mailferry with them under perf through -baseline-bin (docs/performance.md)")
 	}
 	return c, nil
 }
