@@ -421,9 +421,10 @@ type fleetSummary struct {
 	rtt            time.Duration
 	versusLoopback *fleetVersus
 	// accountSeconds is the median of the batch's wall seconds × workers
-	// ÷ accounts: a worker's time per account, all of it while every
-	// worker has an account to copy. At a delay, over the round trip, it
-	// says how many round trips an account waits for.
+	// ÷ accounts: a worker's time per account (at most: the last accounts
+	// leave workers idle). At a delay, over the round trip, it says how
+	// many round trips an account waits for, while the cores are not the
+	// bound.
 	accountSeconds float64
 	// Medians of the trials: messages per second of the batch (aggregate)
 	// and of the single account, the batch's over the single account's
@@ -574,7 +575,9 @@ func printFleetSummary(w io.Writer, s fleetSummary) {
 	}
 	fmt.Fprintf(w, "    per account of the batch: %.3f s of a worker (wall × workers ÷ accounts)", s.accountSeconds)
 	if s.rtt > 0 {
-		fmt.Fprintf(w, ", %.1f round trips of %v", s.accountSeconds/s.rtt.Seconds(), s.rtt)
+		// Round trips only while the cores are not the bound: a starved
+		// run's accounts take longer for want of CPU.
+		fmt.Fprintf(w, " = %.1f × the %v round trip", s.accountSeconds/s.rtt.Seconds(), s.rtt)
 	}
 	fmt.Fprintln(w)
 	if s.mixed != nil {

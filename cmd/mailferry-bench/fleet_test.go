@@ -308,7 +308,7 @@ func TestPrintFleet(t *testing.T) {
 		// 40 ms: 2,000 and 2,500 msgs/s against 5,000 and 2,500.
 		"imap→imap (40ms RTT), median of 2 trial(s): 200 accounts, 40000 messages, with workers = 8: 2250 msgs/s aggregate; " +
 			"one account of 10000 of those messages: 3750 msgs/s; aggregate ÷ single 0.70 (trials 0.40 1.00) MISSED",
-		"per account of the batch: 0.720 s of a worker (wall × workers ÷ accounts), 18.0 round trips of 40ms",
+		"per account of the batch: 0.720 s of a worker (wall × workers ÷ accounts) = 18.0 × the 40ms round trip",
 		"at 40ms RTT ÷ loopback, same trials: batch rate 0.25 (trials 0.25 0.25), single account's rate 0.38 (trials 0.50 0.25), " +
 			"re-run with nothing new: seconds 4.50 (trials 4.00 5.00)",
 	} {
@@ -362,7 +362,7 @@ func TestFleetDelayedBesideLoopback(t *testing.T) {
 		"imap→imap, TLS off, median of 2 trial(s): 3 accounts, 12 messages, with workers = 8",
 		"imap→imap, TLS off (2ms RTT), median of 2 trial(s): 3 accounts, 12 messages, with workers = 8",
 		"one account of 8 of those messages",
-		"round trips of 2ms",
+		"× the 2ms round trip",
 		"at 2ms RTT ÷ loopback, same trials: batch rate",
 	} {
 		if !strings.Contains(stdout, want) {
