@@ -25,7 +25,8 @@ import (
 // account.Set.FromURLs. So the in-process copy is configured as a real
 // run: an IMAP source's keys name their folders (KeyFolder: the sweep,
 // the folder records), its folders are mapped and their flags synced.
-// Flags in c.extra (-mailferry-flags) are not applied.
+// Flags in c.extra cannot be applied here: parseFlags refuses
+// -mailferry-flags with -profile.
 func profileAccount(c copyCommand) (*account.Account, error) {
 	u := account.CopyDefaults()
 	var err error
