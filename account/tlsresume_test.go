@@ -11,12 +11,14 @@ import (
 
 	"github.com/mailferry/mailferry/config"
 	"github.com/mailferry/mailferry/internal/testkit/dovecot"
+	"github.com/mailferry/mailferry/pipeline"
 )
 
 // TestTLSSessionsResume: within a run a connection to a server resumes
 // the TLS session an earlier connection to the same server got, whichever
 // account opened it and whichever protocol path (implicit TLS, STLS,
-// STARTTLS, the destination's control and appender sessions). The source
+// STARTTLS, the destination's control and appender connections); the first
+// connection to each server does a full handshake. The source
 // and the destination are both on 127.0.0.1: with one cache for both
 // (crypto/tls keys it by ServerName) the destination's ticket would
 // replace the source's and bob's source session could not resume.
@@ -79,6 +81,12 @@ dest_password = "pb"
 				if err != nil {
 					t.Fatalf("opening %s's destination: %v", a.Name, err)
 				}
+				// The appender connection opens at the first APPEND.
+				msg := "Subject: resumed\r\n\r\nhello\r\n"
+				res, err := d.Append(ctx, "INBOX", []pipeline.OutgoingMessage{{Body: strings.NewReader(msg), Size: int64(len(msg))}})
+				if err != nil || len(res) != 1 || res[0].Err != nil {
+					t.Fatalf("appending for %s: %v %+v", a.Name, err, res)
+				}
 				if err := d.Close(); err != nil {
 					t.Fatalf("closing %s's destination: %v", a.Name, err)
 				}
@@ -93,12 +101,17 @@ dest_password = "pb"
 				}
 				return n
 			}
-			if n := resumed("alice", tc.srcAddr); n != 0 {
-				t.Errorf("alice's first source connection resumed a session (%d)", n)
-			}
-			for _, server := range []string{tc.srcAddr, tc.destAddr} {
-				if resumed("bob", server) == 0 {
-					t.Errorf("bob's connections to %s did not resume the run's TLS session; log:\n%s", server, logs.String())
+			for _, want := range []struct {
+				account, server string
+				n               int
+			}{
+				{"alice", tc.srcAddr, 0},  // the first connection to the source
+				{"alice", tc.destAddr, 1}, // the appender, after the control connection
+				{"bob", tc.srcAddr, 1},
+				{"bob", tc.destAddr, 2}, // control and appender
+			} {
+				if n := resumed(want.account, want.server); n != want.n {
+					t.Errorf("%s's connections to %s resumed %d TLS sessions, want %d; log:\n%s", want.account, want.server, n, want.n, logs.String())
 				}
 			}
 		})
