@@ -1,6 +1,7 @@
 package account
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -82,9 +83,12 @@ type Set struct {
 	traffic *traffic.Run
 	logins  logins
 
-	mu     sync.Mutex
-	pools  map[string]*x509.CertPool
-	warned map[string]bool
+	mu    sync.Mutex
+	pools map[string]*x509.CertPool
+	// sessions are the TLS session caches, one per endpoint
+	// (Set.sessionCache).
+	sessions map[tlsEndpoint]tls.ClientSessionCache
+	warned   map[string]bool
 }
 
 // NewSet returns a Set for the command line's options.
