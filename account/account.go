@@ -1,6 +1,7 @@
 package account
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -87,10 +88,14 @@ type Set struct {
 	// Buffers of its own, about 1 MB per account of a fleet.
 	buffers *spool.Buffers
 
-	mu      sync.Mutex
-	pools   map[string]*x509.CertPool
-	checked map[string]bool // CA files checked for sides without TLS
-	warned  map[string]bool
+	mu    sync.Mutex
+	pools map[string]*x509.CertPool
+	// checked are the CA files checked for sides without TLS.
+	checked map[string]bool
+	// sessions are the TLS session caches, one per endpoint
+	// (Set.sessionCache).
+	sessions map[tlsEndpoint]tls.ClientSessionCache
+	warned   map[string]bool
 }
 
 // NewSet returns a Set for the command line's options.

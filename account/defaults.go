@@ -12,8 +12,8 @@ import (
 
 // CopyDefaults returns the settings of `mailferry copy SOURCE DEST` with
 // no flag changing them, in the URLs it builds: the per-message policies
-// (--internal-date received, --flags none), --spool-memory 8MB,
-// --batch-messages 250, --batch-bytes 16MB, --dest-sessions 2, the folder
+// (--internal-date received, --flags none), --spool-memory 8MiB,
+// --batch-messages 250, --batch-bytes 16MiB, --dest-sessions 2, the folder
 // flags (--sync-flags, --special-use, --gmail-labels one-copy),
 // --idle-timeout 2m and the dial timeouts. The caller sets Source, Dest
 // and the logins. cmd/mailferry's TestCopyDefaultsAreTheFlags holds them
@@ -24,11 +24,10 @@ func CopyDefaults() URLs {
 		Options: pipeline.Options{
 			DatePolicy: mapping.DateReceived,
 			FlagPolicy: mapping.FlagsNone,
-			// "8MB" and "16MB" as config.ParseByteSize reads them: SI
-			// megabytes.
-			Spool:         spool.Options{MemoryBytes: 8_000_000, Buffers: &spool.Buffers{}},
+			// The config file's defaults too (8 MiB, 16 MiB).
+			Spool:         spool.Options{MemoryBytes: config.DefaultSpoolMemoryBytes, Buffers: &spool.Buffers{}},
 			BatchMessages: pipeline.DefaultBatchMessages,
-			BatchBytes:    16_000_000,
+			BatchBytes:    pipeline.DefaultBatchBytes,
 			DestSessions:  2,
 		},
 		Folders:     config.Folders{SyncFlags: true, SpecialUse: true, GmailLabels: config.GmailOneCopy},

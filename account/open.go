@@ -14,7 +14,11 @@ import (
 )
 
 // destConnections is how many connections one destination session opens:
-// the appender and the control connection.
+// the appender and the control connection. A session takes both slots
+// when it opens, also when its appender opens only at the first APPEND
+// (imapdst.Options.AppendAtDial): a session that holds slots never waits
+// for more (connlimit), so the appender's must be there when the copy
+// needs it.
 const destConnections = 2
 
 // ErrNoSlot is returned by OpenExtraDestination when a connection cap of
@@ -75,7 +79,7 @@ func (a *Account) Open(ctx context.Context) (pipeline.Source, *imapdst.Destinati
 	src, dst, err := pipeline.OpenBoth(ctx,
 		func(ctx context.Context) (pipeline.Source, error) { return a.openSource(ctx, release[0]) },
 		func(ctx context.Context) (pipeline.Destination, error) {
-			return asDestination(a.openDestination(ctx, release[1]))
+			return asDestination(a.openDestination(ctx, release[1], false))
 		})
 	if err != nil {
 		return nil, nil, err
@@ -121,24 +125,35 @@ func (a *Account) OpenDestination(ctx context.Context) (*imapdst.Destination, er
 	if err != nil {
 		return nil, fmt.Errorf("waiting for a connection slot (max_connections, max_connections_per_user, max_connections_total): %w", err)
 	}
-	return a.openDestination(ctx, release[0])
+	return a.openDestination(ctx, release[0], false)
 }
 
 // OpenExtraDestination opens one more destination session for a copy
 // that holds one already (Options.DestSessions > 1). It never waits for a
 // connection slot: an account holding a session while waiting for another
 // could wait for ever on the other accounts. It returns ErrNoSlot when the
-// slots are in use.
+// slots are in use. The session appends at once (the copy has batches
+// queued): both its connections open at the same time.
 func (a *Account) OpenExtraDestination(ctx context.Context) (*imapdst.Destination, error) {
 	release, ok := a.set.limits.TryAcquire(a.dst.claim(destConnections))
 	if !ok {
 		return nil, ErrNoSlot
 	}
-	return a.openDestination(ctx, release[0])
+	return a.openDestination(ctx, release[0], true)
 }
 
-func (a *Account) openDestination(ctx context.Context, release func()) (*imapdst.Destination, error) {
-	dst, err := imapdst.Dial(ctx, a.dst.imapDest(a.Options.BatchMessages, a.Options.BatchBytes, release))
+// openDestination opens a destination session whose slots are taken;
+// release gives them back, when the session closes or at once when it
+// does not open. appendNow opens its appender connection with it, else
+// the first APPEND does.
+func (a *Account) openDestination(ctx context.Context, release func(), appendNow bool) (*imapdst.Destination, error) {
+	opts := a.dst.imapDest(a.Options.BatchMessages, a.Options.BatchBytes, release)
+	opts.AppendAtDial = appendNow
+	// An appender opened later is one connection more, beside the
+	// control connection, on a server that may refuse it or its token:
+	// told as Dial's errors are.
+	opts.DialError = func(err error) error { return a.dst.refused(a.set.refused(a.dst, 1, err)) }
+	dst, err := imapdst.Dial(ctx, opts)
 	if err != nil {
 		err = a.set.refused(a.dst, destConnections, err)
 		release()

@@ -103,7 +103,7 @@ func (s *Set) side(sp sideSpec) (*side, error) {
 	}
 	insecure := o.InsecureSkipVerify || sp.srv.InsecureSkipVerify
 	var err error
-	if d.tls, err = s.tlsConfig(sp.ep.Host, ca, insecure, sp.ep.TLS == config.TLSNone); err != nil {
+	if d.tls, err = s.tlsConfig(sp.ep, ca, insecure, d.log); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", sp.section, sp.ep.Addr(), err)
 	}
 	if insecure {
@@ -163,25 +163,86 @@ func (s *Set) side(sp sideSpec) (*side, error) {
 }
 
 // tlsConfig is the TLS configuration of a server: verification on, the
-// system roots plus the CA file when given. A server reached without TLS
-// (plain) never verifies a certificate: its CA file is only checked, so
-// that a bad one still fails the run, and the system roots are not
-// loaded (parsing them was about 2% of mailferry's CPU time copying the
-// 300 MB *mixed* workload with TLS off).
-func (s *Set) tlsConfig(host, caFile string, insecure, plain bool) (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
-	if caFile == "" {
-		return cfg, nil
-	}
-	if plain {
+// system roots plus the CA file when given, and the run's session cache
+// for the server (sessionCache). A server reached without TLS (TLSNone)
+// never verifies a certificate: its CA file is only checked, so that a bad
+// one still fails the run, and the system roots are not loaded (parsing
+// them was about 2% of mailferry's CPU time copying the 300 MB *mixed*
+// workload with TLS off).
+func (s *Set) tlsConfig(ep config.Endpoint, caFile string, insecure bool, log *slog.Logger) (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: ep.Host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure}
+	if ep.TLS == config.TLSNone {
+		if caFile == "" {
+			return cfg, nil
+		}
 		return cfg, s.checkCAFile(caFile)
 	}
-	pool, err := s.caPool(caFile)
-	if err != nil {
-		return nil, err
+	if caFile != "" {
+		pool, err := s.caPool(caFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
 	}
-	cfg.RootCAs = pool
+	cfg.ClientSessionCache = s.sessionCache(tlsEndpoint{addr: ep.Addr(), serverName: cfg.ServerName, caFile: caFile, insecure: insecure})
+	// Called after Go's own verification, on full handshakes and
+	// resumptions alike; it only says which one this was.
+	log = log.With("server", ep.Addr())
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if cs.DidResume {
+			log.Debug("TLS session resumed", "tls_version", tls.VersionName(cs.Version))
+		}
+		return nil
+	}
 	return cfg, nil
+}
+
+// tlsEndpoint is what a TLS session may be resumed for: one server
+// (address and the name its certificate is checked against), verified with
+// the same roots or not verified at all.
+type tlsEndpoint struct {
+	addr, serverName string
+	caFile           string
+	insecure         bool
+}
+
+// sessionCache is the run's TLS session cache for one endpoint, shared by
+// every account and connection (source, POP3 STLS, IMAP STARTTLS, the
+// destination's control and appender sessions) to it, so that all but the
+// first resume a session (RFC 8446 §2.2, RFC 5077) and neither side pays
+// the certificate signature and chain verification again. Sessions live in
+// memory for the run only; nothing is written to disk.
+//
+// One cache per endpoint, not one per Set: crypto/tls keys a cache by
+// ServerName alone, so two servers on one host (a source and a destination
+// on 127.0.0.1) would evict each other's tickets. Connections that skip
+// verification get caches of their own: Go refuses to resume such a
+// session on a verified connection anyway (len(verifiedChains) == 0), and
+// they never share one.
+//
+// Resuming does not weaken verification. crypto/tls (go1.26,
+// handshake_client.go, loadSession) checks, before it offers a cached
+// session, that the leaf certificate has not expired (NotAfter), and,
+// unless InsecureSkipVerify, that the session was verified, that the leaf
+// matches ServerName (VerifyHostname) and that a verified chain is still
+// within its validity and rooted in the config's RootCAs; otherwise it
+// drops the entry and does a full handshake. A TLS 1.3 ticket is also
+// dropped after its lifetime (useBy), and resumption keeps an (EC)DHE
+// exchange (psk_dhe_ke), so forward secrecy stays.
+func (s *Set) sessionCache(ep tlsEndpoint) tls.ClientSessionCache {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.sessions[ep]; ok {
+		return c
+	}
+	if s.sessions == nil {
+		s.sessions = map[tlsEndpoint]tls.ClientSessionCache{}
+	}
+	// One entry is enough: every connection through this cache has the
+	// same ServerName, its only key.
+	c := tls.NewLRUClientSessionCache(1)
+	s.sessions[ep] = c
+	return c
 }
 
 // caPool reads a CA file once per Set.

@@ -32,7 +32,7 @@ const (
 	DefaultFolder           = "INBOX"
 	DefaultIdleTimeout      = 5 * time.Minute
 	DefaultBatchMessages    = pipeline.DefaultBatchMessages
-	DefaultBatchBytes       = 16 << 20
+	DefaultBatchBytes       = pipeline.DefaultBatchBytes
 	DefaultSpoolMemoryBytes = 8 << 20
 )
 

@@ -497,9 +497,7 @@ func (r *appendRun) refused(cmd *command, idx []int) error {
 
 // multiAppend reports whether batches go as MULTIAPPEND (RFC 3502): the
 // server offers it and has not refused it before.
-func (a *Appender) multiAppend() bool {
-	return a.caps["MULTIAPPEND"] && !a.opts.Shared.Quirks.Refused(imapconn.FeatureMultiAppend)
-}
+func (a *Appender) multiAppend() bool { return a.caps.multiAppend(a.opts.Shared) }
 
 // complete waits for a MULTIAPPEND that StartAppend sent, of the messages
 // idx, and deals with its completion as batch does.

@@ -398,15 +398,7 @@ func (a *Appender) simple(name, mailbox string) (*command, error) {
 // Capabilities reports what the server offers for appending, and how it
 // treats an APPEND of a message it holds (its quirk profile).
 func (a *Appender) Capabilities() pipeline.Capabilities {
-	return pipeline.Capabilities{
-		MultiAppend:     a.multiAppend(),
-		LiteralPlus:     a.caps["LITERAL+"],
-		UIDPlus:         a.caps["UIDPLUS"],
-		AppendLimit:     a.caps.appendLimit(),
-		Binary:          a.caps["BINARY"],
-		DropsDuplicates: a.quirks.DropsDuplicates,
-		CrawlsAtLimit:   a.quirks.CrawlsAtLimit,
-	}
+	return a.caps.forAppend(a.quirks, a.opts.Shared)
 }
 
 // HasCapability reports whether the server advertised name (case-insensitive).

@@ -19,6 +19,7 @@ import (
 	"github.com/mailferry/mailferry/internal/imapconn"
 	"github.com/mailferry/mailferry/mapping"
 	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/provider"
 )
 
 // control is the connection for everything but APPEND, driven by go-imap's
@@ -83,6 +84,28 @@ func dialControl(ctx context.Context, opts Options) (*control, error) {
 	ctl.conn, ctl.c = conn, conn.Client()
 	ctl.gate.set(true)
 	return ctl, nil
+}
+
+// server is what the server said of itself, for provider.Identify: its
+// capabilities (asked for now if the login's reply did not carry them)
+// and its greeting. A connection that fails meanwhile says less; its next
+// command reports the failure.
+func (ctl *control) server(ctx context.Context) provider.Server {
+	done, err := ctl.begin(ctx)
+	if err != nil {
+		return provider.Server{}
+	}
+	defer done()
+	return ctl.conn.Server()
+}
+
+// capabilities are the server's capabilities, in upper case.
+func (ctl *control) capabilities() capSet {
+	caps := capSet{}
+	for c := range ctl.c.Caps() {
+		caps[strings.ToUpper(string(c))] = true
+	}
+	return caps
 }
 
 // begin checks the connection and ties it to ctx until the returned func runs.

@@ -3,6 +3,7 @@ package imapdst
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -18,25 +19,56 @@ import (
 const logoutTimeout = 5 * time.Second
 
 // Destination is an IMAP server messages are appended to: an Appender for
-// APPEND and a go-imap connection for everything else. It is used by one
-// goroutine at a time; use several Destinations for parallel connections.
+// APPEND and a go-imap connection for everything else. The appender
+// connection opens when the session first appends (or PrepareAppend asks
+// for it), unless Options.AppendAtDial: a re-run with nothing new checks
+// the destination on the control connection alone and logs in once, not
+// twice. It is used by one goroutine at a time; use several Destinations
+// for parallel connections.
 type Destination struct {
+	opts Options // Dial's, with defaults: the appender's when it opens
+	ctl  *control
+	// app is the appender connection, nil until it is opened; opening
+	// is PrepareAppend's dial in the background, not yet taken.
 	app     *Appender
-	ctl     *control
-	onClose func() // Options.OnClose until Close has called it
+	opening *appenderDial
+	closed  bool
+	// provider is the server's family (Options.Provider, else what the
+	// server said of itself on the first connection), quirks its profile.
+	provider *provider.Provider
+	quirks   provider.Quirks
+	onClose  func() // Options.OnClose until Close has called it
+}
+
+// appenderDial is an appender connection being opened in the background
+// (PrepareAppend): done is closed when app or err is set.
+type appenderDial struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	app    *Appender
+	err    error
 }
 
 var _ pipeline.Destination = (*Destination)(nil)
 
-// Dial opens and authenticates both connections, at the same time: on a
+// Dial opens and authenticates the control connection, and with
+// Options.AppendAtDial the appender connection too, at the same time: on a
 // distant server each costs several round trips (TCP, TLS, greeting,
-// login, capabilities). PasswordFunc is still called once per connection
-// (twice for a connection whose token was rejected, see TokenRejected), one
-// call after the other.
+// login, capabilities). PasswordFunc is then still called once per
+// connection (twice for a connection whose token was rejected, see
+// TokenRejected), one call after the other.
 func Dial(ctx context.Context, opts Options) (*Destination, error) {
 	opts = opts.withDefaults()
 	if err := opts.checkPlaintext(); err != nil {
 		return nil, err // before dialing either connection
+	}
+	if !opts.AppendAtDial {
+		ctl, err := dialControl(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		return newDestination(ctx, opts, ctl, nil), nil
 	}
 	connOpts := opts
 	if get := opts.PasswordFunc; get != nil {
@@ -72,14 +104,109 @@ func Dial(ctx context.Context, opts Options) (*Destination, error) {
 	}
 	// A reconnecting appender asks for a fresh token, on its own.
 	app.opts.PasswordFunc = opts.PasswordFunc
-	return &Destination{app: app, ctl: ctl, onClose: opts.OnClose}, nil
+	return newDestination(ctx, opts, ctl, app), nil
 }
 
-// Appender returns the appender connection, e.g. for a benchmark.
-func (d *Destination) Appender() *Appender { return d.app }
+// newDestination is the session of ctl and app (nil: opened later), whose
+// provider is Options.Provider, else the one the appender told, else the
+// one the control connection's capabilities and greeting tell.
+func newDestination(ctx context.Context, opts Options, ctl *control, app *Appender) *Destination {
+	d := &Destination{opts: opts, ctl: ctl, app: app, provider: opts.Provider, onClose: opts.OnClose}
+	switch {
+	case d.provider != nil:
+	case app != nil:
+		d.provider = app.Provider()
+	default:
+		d.provider = provider.Identify(ctl.server(ctx))
+	}
+	d.quirks = provider.QuirksOf(d.provider)
+	return d
+}
 
-// Capabilities reports what the server offers for appending.
-func (d *Destination) Capabilities() pipeline.Capabilities { return d.app.Capabilities() }
+// appenderOptions are the options of the appender connection opened
+// after Dial: the session's provider, so that both connections follow
+// one quirk profile.
+func (d *Destination) appenderOptions() Options {
+	o := d.opts
+	o.Provider = d.provider
+	return o
+}
+
+// PrepareAppend starts opening the appender connection, unless it is open
+// or opening, and returns at once: the caller appends soon, and the
+// connection's round trips overlap what it does meanwhile (on a distant
+// server, several). The first Append or StartAppend waits for it; Close
+// stops it. ctx bounds the opening.
+func (d *Destination) PrepareAppend(ctx context.Context) {
+	if d.app != nil || d.opening != nil || d.closed {
+		return
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	o := &appenderDial{ctx: dctx, cancel: cancel, done: make(chan struct{})}
+	d.opening = o
+	opts := d.appenderOptions()
+	go func() {
+		defer close(o.done)
+		o.app, o.err = DialAppender(dctx, opts)
+	}()
+}
+
+var _ pipeline.AppendPreparer = (*Destination)(nil)
+
+// appender returns the appender connection, opening it when it is not
+// open: it takes PrepareAppend's, or dials. A dial that fails is tried
+// again by the next call, as a broken connection is reconnected.
+func (d *Destination) appender(ctx context.Context) (*Appender, error) {
+	if d.app != nil {
+		return d.app, nil
+	}
+	if d.closed {
+		return nil, fmt.Errorf("appending to %s: %w", d.opts.Addr, ErrClosed)
+	}
+	if o := d.opening; o != nil {
+		select {
+		case <-o.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("imapdst: waiting for the append connection to %s: %w", d.opts.Addr, ctx.Err())
+		}
+		d.opening = nil
+		ended := o.ctx.Err() != nil // PrepareAppend's context, before cancel
+		o.cancel()
+		if o.err == nil {
+			d.app = o.app
+			return d.app, nil
+		}
+		if !ended {
+			return nil, d.dialError(o.err)
+		}
+		// PrepareAppend's context ended, not this call's: dial now.
+	}
+	app, err := DialAppender(ctx, d.appenderOptions())
+	if err != nil {
+		return nil, d.dialError(err)
+	}
+	d.app = app
+	return app, nil
+}
+
+// dialError is the error of an appender connection opened after Dial, as
+// Options.DialError makes it.
+func (d *Destination) dialError(err error) error {
+	if f := d.opts.DialError; f != nil {
+		return f(err)
+	}
+	return err
+}
+
+// Capabilities reports what the server offers for appending: the
+// appender connection's once it is open, else the control connection's
+// (the same server, logged in as the same user).
+func (d *Destination) Capabilities() pipeline.Capabilities {
+	if d.app != nil {
+		return d.app.Capabilities()
+	}
+	return d.ctl.capabilities().forAppend(d.quirks, d.opts.Shared)
+}
 
 // EnsureMailbox creates the mailbox when it does not exist and returns its
 // status. AppendLimit is the mailbox's own limit, else the server's.
@@ -91,7 +218,11 @@ func (d *Destination) EnsureMailbox(ctx context.Context, name string) (pipeline.
 // does not keep when they come with APPEND are set afterwards
 // (restoreFlags).
 func (d *Destination) Append(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage) ([]pipeline.AppendResult, error) {
-	res, err := d.app.Append(ctx, mailbox, msgs)
+	app, err := d.appender(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := app.Append(ctx, mailbox, msgs)
 	d.restoreFlags(ctx, mailbox, msgs, res)
 	return res, err
 }
@@ -99,7 +230,11 @@ func (d *Destination) Append(ctx context.Context, mailbox string, msgs []pipelin
 // StartAppend sends msgs to mailbox and returns before the server's reply;
 // see Appender.StartAppend and Append.
 func (d *Destination) StartAppend(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage) func() ([]pipeline.AppendResult, error) {
-	wait := d.app.StartAppend(ctx, mailbox, msgs)
+	app, err := d.appender(ctx)
+	if err != nil {
+		return func() ([]pipeline.AppendResult, error) { return nil, err }
+	}
+	wait := app.StartAppend(ctx, mailbox, msgs)
 	return func() ([]pipeline.AppendResult, error) {
 		res, err := wait()
 		d.restoreFlags(ctx, mailbox, msgs, res)
@@ -110,7 +245,7 @@ func (d *Destination) StartAppend(ctx context.Context, mailbox string, msgs []pi
 // Provider returns the server's family: Options.Provider, or the one told
 // from what the server said of itself (provider.Identify); nil when none
 // is known.
-func (d *Destination) Provider() *provider.Provider { return d.app.Provider() }
+func (d *Destination) Provider() *provider.Provider { return d.provider }
 
 // restoreFlags sets again, with UID STORE on the control connection, the
 // flags of the messages just stored that the server does not keep when
@@ -121,7 +256,7 @@ func (d *Destination) Provider() *provider.Provider { return d.app.Provider() }
 // server made of it: the copy stands, the failure is logged, and verify
 // reports the flags.
 func (d *Destination) restoreFlags(ctx context.Context, mailbox string, msgs []pipeline.OutgoingMessage, res []pipeline.AppendResult) {
-	lost := d.app.quirks.FlagsLostAtAppend
+	lost := d.quirks.FlagsLostAtAppend
 	if len(lost) == 0 {
 		return
 	}
@@ -183,11 +318,26 @@ func (d *Destination) Expunge(ctx context.Context, mailbox string, uidValidity u
 }
 
 // Close logs out of both connections and closes them, side by side: on a
-// distant server each LOGOUT waits a round trip for its reply.
+// distant server each LOGOUT waits a round trip for its reply. An
+// appender connection still opening (PrepareAppend) is given up. Closing
+// again does nothing.
 func (d *Destination) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	if o := d.opening; o != nil {
+		d.opening = nil
+		o.cancel()
+		<-o.done
+		d.app = o.app // logged in just before: logged out below
+	}
 	ctlErr := make(chan error, 1)
 	go func() { ctlErr <- d.ctl.close() }()
-	appErr := d.app.Close()
+	var appErr error
+	if d.app != nil {
+		appErr = d.app.Close()
+	}
 	err := errors.Join(appErr, <-ctlErr)
 	if f := d.onClose; f != nil {
 		d.onClose = nil

@@ -31,7 +31,7 @@ const (
 // Defaults for zero Options fields.
 const (
 	DefaultMaxBatchMessages = pipeline.DefaultBatchMessages
-	DefaultMaxBatchBytes    = 16 << 20
+	DefaultMaxBatchBytes    = pipeline.DefaultBatchBytes
 	DefaultMaxInFlight      = 16
 	DefaultIdleTimeout      = 2 * time.Minute
 )
@@ -86,9 +86,11 @@ type Options struct {
 	// own.
 	Shared *Shared
 	// Provider, when set, is the server's family (the provider key, or a
-	// host of its), whose quirk profile the connections follow; nil: each
-	// connection tells it from what the server says (provider.Identify:
-	// capabilities, greeting).
+	// host of its), whose quirk profile the connections follow; nil: a
+	// Destination tells it from what the server says on its first
+	// connection (provider.Identify: capabilities, greeting), and an
+	// appender it opens later follows that; an Appender dialled on its
+	// own tells it itself.
 	Provider *provider.Provider
 	// OnClose, when set, is called exactly once, by the first
 	// Destination.Close, after both connections are closed, whatever Close
@@ -96,6 +98,20 @@ type Options struct {
 	// open. A caller that caps connections gives its slots back here. An
 	// Appender dialled on its own ignores it.
 	OnClose func()
+	// AppendAtDial makes Dial open the appender connection too, beside
+	// the control connection and at the same time: for a session that
+	// appends at once (an extra session of a copy with batches queued).
+	// Without it the appender connection opens at the first Append or
+	// StartAppend, or in the background from PrepareAppend, so a session
+	// with nothing to append never logs in a second time. A caller that
+	// caps connections takes the appender's slot with the session's
+	// either way: it must be free when the copy needs it.
+	AppendAtDial bool
+	// DialError, when set, makes the error of an appender connection
+	// opened after Dial returned (at the first append) the one it
+	// returns, as the caller treats Dial's errors (a server refusing one
+	// more connection, a refused token). Nil: the error as it is.
+	DialError func(err error) error
 }
 
 func (o Options) withDefaults() Options {

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/mailferry/mailferry/internal/imapconn"
+	"github.com/mailferry/mailferry/pipeline"
+	"github.com/mailferry/mailferry/provider"
 )
 
 // maxLineBytes bounds one response line (literals excluded), so a broken or
@@ -211,6 +213,27 @@ func parseCaps(s string) capSet {
 		caps[strings.ToUpper(c)] = true
 	}
 	return caps
+}
+
+// forAppend is what a server with these capabilities and quirks q offers
+// for appending; sh says which optional features the account's sessions
+// found refused.
+func (c capSet) forAppend(q provider.Quirks, sh *Shared) pipeline.Capabilities {
+	return pipeline.Capabilities{
+		MultiAppend:     c.multiAppend(sh),
+		LiteralPlus:     c["LITERAL+"],
+		UIDPlus:         c["UIDPLUS"],
+		AppendLimit:     c.appendLimit(),
+		Binary:          c["BINARY"],
+		DropsDuplicates: q.DropsDuplicates,
+		CrawlsAtLimit:   q.CrawlsAtLimit,
+	}
+}
+
+// multiAppend reports whether MULTIAPPEND (RFC 3502) is offered and not
+// found refused.
+func (c capSet) multiAppend(sh *Shared) bool {
+	return c["MULTIAPPEND"] && !sh.Quirks.Refused(imapconn.FeatureMultiAppend)
 }
 
 // appendLimit returns the server-wide APPENDLIMIT=n (RFC 7889 §3), or 0.

@@ -27,6 +27,11 @@ import (
 // bounded by BatchBytes and sent sooner when memory or time says so.
 const DefaultBatchMessages = 250
 
+// DefaultBatchBytes is Options.BatchBytes when it is 0, and the default of
+// --batch-bytes and batch_bytes (16 MiB): whichever of the two limits a
+// batch reaches first ends it.
+const DefaultBatchBytes = 16 << 20
+
 // Options configures the copy of one account.
 type Options struct {
 	// Account is the account's number in the ledger (checkpoint's
@@ -184,7 +189,7 @@ func (o Options) withDefaults() Options {
 		o.BatchMessages = DefaultBatchMessages
 	}
 	if o.BatchBytes <= 0 {
-		o.BatchBytes = 16 << 20
+		o.BatchBytes = DefaultBatchBytes
 	}
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = 16 << 20

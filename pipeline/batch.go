@@ -249,14 +249,20 @@ func (w *batchWriter) take(ctx context.Context, budget *byteBudget, linger *time
 }
 
 // prepare readies mailbox before its first batch, as that batch would:
-// what the destination already holds there is listed for matching, and
-// its status and the flags it keeps are read. The fetcher reads the first
-// bodies meanwhile (issue 18: at a 40 ms round trip these two to five
-// round trips came after the first batch was gathered).
+// the destination starts opening what appending needs (AppendPreparer),
+// what it already holds there is listed for matching, and its status and
+// the flags it keeps are read. The fetcher reads the first bodies
+// meanwhile (issue 18: at a 40 ms round trip these two to five round
+// trips came after the first batch was gathered).
 func (w *batchWriter) prepare(ctx context.Context, mailbox string) error {
 	a := w.a
 	if a.halted() {
 		return nil // interrupted: no new command
+	}
+	if p, ok := w.dst.(AppendPreparer); ok {
+		// The APPEND connection opens meanwhile (a dry run's destination
+		// hides it: it never appends).
+		p.PrepareAppend(ctx)
 	}
 	if a.match.wants(mailbox) {
 		if _, err := a.match.box(ctx, a, w.dst, mailbox); err != nil {

@@ -180,6 +180,17 @@ var sessionInterfaces = map[string]func(t *testing.T){
 			t.Error("the dry-run destination starts appends")
 		}
 	},
+	"AppendPreparer": func(t *testing.T) {
+		// Deliberately not kept: a dry run appends nothing, so it opens
+		// nothing to append with (imapdst's APPEND connection).
+		real, _ := newMemDest().open(context.Background())
+		if _, ok := real.(AppendPreparer); !ok {
+			t.Fatal("the test destination is no AppendPreparer")
+		}
+		if _, ok := Destination(&dryRunDestination{Destination: real}).(AppendPreparer); ok {
+			t.Error("the dry-run destination prepares to append")
+		}
+	},
 	"MailboxCreator": func(t *testing.T) {
 		// Deliberately not kept: a dry run creates no folder, so it
 		// names none as created (the engine asks the real session of

@@ -221,6 +221,10 @@ type memDest struct {
 	// created after gets a UIDVALIDITY that much higher, as a server gives
 	// a folder created again under a name it had.
 	deleted uint32
+	// opens counts the sessions opened, prepares the PrepareAppend calls
+	// (AppendPreparer), appends the Append calls and unprepared those
+	// no PrepareAppend came before.
+	opens, prepares, appends, unprepared int
 }
 
 type heldAppend struct {
@@ -249,6 +253,9 @@ func newMemDest() *memDest { return &memDest{boxes: map[string]*memMailbox{}} }
 type memDestSession struct{ d *memDest }
 
 func (d *memDest) open(context.Context) (Destination, error) {
+	d.mu.Lock()
+	d.opens++
+	d.mu.Unlock()
 	if d.pipelined != nil {
 		return &pipelinedSession{memDestSession: memDestSession{d}, p: d.pipelined}, nil
 	}
@@ -330,10 +337,21 @@ func (s *memDestSession) EnsureMailbox(_ context.Context, name string) (MailboxS
 	return MailboxStatus{Name: name, UIDValidity: mb.uidValidity, UIDNext: mb.uidNext}, nil
 }
 
+// PrepareAppend counts the calls: the sessions open nothing.
+func (s *memDestSession) PrepareAppend(context.Context) {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	s.d.prepares++
+}
+
 func (s *memDestSession) Append(_ context.Context, mailbox string, msgs []OutgoingMessage) ([]AppendResult, error) {
 	d := s.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.appends++
+	if d.prepares == 0 {
+		d.unprepared++
+	}
 	mb := d.boxes[mailbox]
 	if mb == nil {
 		return nil, &errClass{msg: "NO [TRYCREATE]", class: ClassPerMessage}

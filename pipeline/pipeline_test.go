@@ -541,3 +541,124 @@ func TestPipelinedAppend(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendPreparedOnlyToCopy: the engine asks the destination to open
+// what appending needs (AppendPreparer) before its first APPEND, and only
+// when it has something to copy: a re-run with nothing new and a dry run
+// never do.
+func TestAppendPreparedOnlyToCopy(t *testing.T) {
+	tests := []struct {
+		name    string
+		msgs    int
+		rerun   bool
+		dryRun  bool
+		prepare bool
+		appends bool
+	}{
+		{name: "copy", msgs: 30, prepare: true, appends: true},
+		{name: "re-run with nothing new", msgs: 30, rerun: true},
+		{name: "dry run", msgs: 30, dryRun: true},
+		{name: "empty source", msgs: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(genMessages(tc.msgs))
+			if tc.rerun {
+				if st := h.run(t); st.Error != "" || st.Copied != tc.msgs {
+					t.Fatalf("first run: copied %d, error %q", st.Copied, st.Error)
+				}
+				h.dst.prepares, h.dst.appends = 0, 0
+			}
+			h.runner.DryRun = tc.dryRun
+			if st := h.run(t); st.Error != "" {
+				t.Fatalf("run: %s", st.Error)
+			}
+			d := h.dst
+			if (d.prepares > 0) != tc.prepare || (d.appends > 0) != tc.appends {
+				t.Errorf("%d PrepareAppend and %d Append calls; want prepared %v, appended %v", d.prepares, d.appends, tc.prepare, tc.appends)
+			}
+			if d.unprepared > 0 {
+				t.Errorf("%d Append calls before any PrepareAppend", d.unprepared)
+			}
+		})
+	}
+}
+
+// TestExtraSessionsFollowTheQueue: with DestSessions 4 and batches of 250,
+// the i-th extra destination session opens only once more than i batches
+// were queued; an account of 200 messages opens one session in all.
+func TestExtraSessionsFollowTheQueue(t *testing.T) {
+	tests := []struct {
+		msgs int
+		want int // sessions opened
+	}{
+		{msgs: 0, want: 1},
+		{msgs: 200, want: 1},
+		{msgs: 250, want: 1},
+		{msgs: 251, want: 2},
+		{msgs: 600, want: 3},
+		{msgs: 1100, want: 4},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%d messages", tc.msgs), func(t *testing.T) {
+			h := newHarness(genMessages(tc.msgs))
+			h.opts.DestSessions, h.opts.BatchMessages = 4, 250
+			if st := h.run(t); st.Error != "" || st.Copied != tc.msgs {
+				t.Fatalf("copied %d of %d, error %q", st.Copied, tc.msgs, st.Error)
+			}
+			if h.dst.opens != tc.want {
+				t.Errorf("%d destination sessions opened, want %d", h.dst.opens, tc.want)
+			}
+		})
+	}
+}
+
+// TestSessionGate: session 0 may open at once; the i-th extra session once
+// more than i batches were queued, and, when the listing ends first, is
+// told it is not needed; until then its wait lasts, and a stop ends it.
+func TestSessionGate(t *testing.T) {
+	tests := []struct {
+		name   string
+		queued []int // grow calls, in order
+		listed bool
+		want   []bool // wait(i) for each session
+	}{
+		{name: "nothing queued yet", want: []bool{true, false, false}},
+		{name: "a batch, listed", queued: []int{1, 100}, listed: true, want: []bool{true, false, false}},
+		{name: "one more than a batch", queued: []int{101}, want: []bool{true, true, false}},
+		{name: "more than two batches, listed", queued: []int{50, 201}, listed: true, want: []bool{true, true, true}},
+		{name: "more than a batch, listed twice", queued: []int{150}, listed: true, want: []bool{true, true, false}},
+		{name: "more batches than sessions", queued: []int{1000}, want: []bool{true, true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newSessionGate(len(tc.want), 100)
+			if g.sessions() != len(tc.want) {
+				t.Fatalf("sessions() = %d, want %d", g.sessions(), len(tc.want))
+			}
+			for _, q := range tc.queued {
+				g.grow(q)
+			}
+			if tc.listed {
+				g.listed()
+				g.listed()
+			}
+			for i, want := range tc.want {
+				stop := make(chan struct{})
+				if !want && !tc.listed {
+					// Not needed yet, and the listing goes on: the
+					// wait lasts until something ends it.
+					select {
+					case <-g.opened[i]:
+						t.Errorf("session %d may open after %v queued, want it to wait", i, tc.queued)
+					default:
+					}
+					close(stop)
+				}
+				if got := g.wait(context.Background(), stop, i); got != want {
+					t.Errorf("wait(%d) after %v queued (listed %v) = %v, want %v", i, tc.queued, tc.listed, got, want)
+				}
+			}
+		})
+	}
+}

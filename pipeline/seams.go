@@ -149,6 +149,17 @@ type AppendStarter interface {
 	StartAppend(ctx context.Context, mailbox string, msgs []OutgoingMessage) (wait func() ([]AppendResult, error))
 }
 
+// AppendPreparer is implemented by destinations that open what appending
+// needs only when asked (imapdst: its APPEND connection), so that a run
+// with nothing to copy never opens it. PrepareAppend starts opening it and
+// returns at once; the first Append waits for it. The engine calls it when
+// the listing queues the first message to copy, so that the opening
+// overlaps the fetch of the first bodies. Without the call, the first
+// Append opens it.
+type AppendPreparer interface {
+	PrepareAppend(ctx context.Context)
+}
+
 // DestMessage is a message found in a destination mailbox.
 type DestMessage struct {
 	UID     uint32

@@ -53,6 +53,9 @@ type config struct {
 	paths []string
 	// destFormat is the destination's mailbox format (-dest-format).
 	destFormat string
+	// serverProcesses is how both Dovecots run their mail and login
+	// processes (-server-processes): "fork" or "reuse".
+	serverProcesses string
 
 	// fleet workload (issue 18): a batch of accounts of messages each,
 	// copied with fleetWorkers at once, and a mixed batch of fleetMixed
@@ -61,6 +64,9 @@ type config struct {
 	fleetWorkers int
 	fleetMixed   int
 	fleetSingle  int // messages of the single account compared with
+	// fleetDelay is the one-way delay of the fleet's runs through delay
+	// proxies, beside those on loopback; 0: loopback only.
+	fleetDelay time.Duration
 }
 
 var errHelp = errors.New("help requested")
@@ -90,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fleetWorkers := fs.Int("fleet-workers", 8, "fleet workload: the batch's workers (accounts at once)")
 	fleetSingle := fs.Int("fleet-single", 0, "fleet workload: messages of the single account the batch is compared with (the first of the batch's; 0: all of them)")
 	fleetMixed := fs.Int("fleet-mixed", 16, "fleet workload: accounts of the mixed batch (12 messages, two of 10–30 MB, about 48 MB each) copied with -fleet-workers for peak RSS; 0 skips it")
+	fleetDelay := fs.Duration("fleet-delay", 20*time.Millisecond, "fleet workload: also run the batch, its re-run and the single account, in the same trials, through delay proxies in front of both servers adding this one-way delay (the round trip is twice this), where one account waits on round trips and workers pay; 0: loopback only")
 	latencyCount := fs.Int("latency-count", 1000, "messages of the small workload copied through the delay proxy; 0 skips the latency scenario")
 	delay := fs.Duration("delay", 20*time.Millisecond, "one-way delay of the latency scenario (the round trip is twice this)")
 	batches := fs.String("write-batches", "1,50,200", "write ceiling: messages per APPEND batch (1 = single APPENDs, more = MULTIAPPEND)")
@@ -98,11 +105,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	baselines := fs.String("baseline-bin", "", "also run these mailferry binaries (comma-separated; e.g. one built from the code before a change) in every loopback, latency and fleet trial, taking turns with ./cmd/mailferry at going first, for a before/after comparison on a noisy machine")
 	extra := fs.String("mailferry-flags", "", "extra flags for every mailferry copy, space-separated (e.g. \"--batch-messages 200\")")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results to this JSON file")
-	fs.StringVar(&c.profileDir, "profile", "", "after the runs, copy each workload in-process under pprof and write CPU and allocation profiles to this directory (the fleet workload: its batch and its re-run by a mailferry built with -tags mailferry_profile)")
+	fs.StringVar(&c.profileDir, "profile", "", "after the runs, copy each workload in-process under pprof and write CPU and allocation profiles to this directory (with `mailferry copy`'s defaults: not with -mailferry-flags; the fleet workload: its batch and its re-run by a mailferry built with -tags mailferry_profile)")
 	fs.BoolVar(&c.trace, "trace", false, "with -profile: copy each workload once more in-process under the execution tracer (trace-NAME.out), apart from the CPU profile")
 	tlsModes := fs.String("tls", "on", "transports to measure (comma-separated: on = implicit TLS, pop3s and imaps; off = plain text on both sides, as in issue 18's side-by-side figures; \"off,on\" measures both in one run)")
 	paths := fs.String("paths", "pop3,imap", "source protocols to measure, each into IMAP (comma-separated: pop3, imap)")
 	peers := fs.String("peers", "auto", "other tools measured side by side in every loopback trial (comma-separated: mbsync, doveadm; auto = those installed; none)")
+	fs.StringVar(&c.serverProcesses, "server-processes", "fork", "how both Dovecots serve logins: fork = a new imap or pop3 process per login, Dovecot's default (about 4 ms of server CPU per login here); "+
+		"reuse = processes kept and reused for the next login (service_count = 0 for imap, pop3 and pop3-login: about 0.7 ms), as a server taking thousands of migrated accounts is tuned; the fleet workload's per-account cost is mostly the servers' logins")
 	fs.StringVar(&c.destFormat, "dest-format", "maildir", "the destination Dovecot's mailbox format: maildir, or sdbox or mdbox (Dovecot's own: appending to one maildir of hundreds of thousands of messages on several connections slows down as it grows, to about 55 messages/s at 400,000 on the 2-core machine)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temp directory (servers' logs and mail) instead of removing it")
 	fs.DurationVar(&c.timeout, "timeout", 90*time.Minute, "stop everything after this long")
@@ -191,6 +200,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.fleetWorkers, c.fleetMixed = *fleetWorkers, *fleetMixed; c.fleetWorkers < 1 || c.fleetMixed < 0 || c.fleetMixed > 99 {
 		return c, errors.New("-fleet-workers must be at least 1 and -fleet-mixed 0 to 99")
 	}
+	if c.fleetDelay = *fleetDelay; c.fleetDelay < 0 {
+		return c, errors.New("-fleet-delay must not be negative")
+	}
 	{
 		a, b, ok := strings.Cut(*incrFolders, "x")
 		n, err1 := strconv.Atoi(a)
@@ -233,6 +245,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("-tls: unknown transport %q (want on, off)", m)
 		}
 	}
+	if c.serverProcesses != "fork" && c.serverProcesses != "reuse" {
+		return c, fmt.Errorf("-server-processes: unknown mode %q (want fork, reuse)", c.serverProcesses)
+	}
 	if c.destFormat != "maildir" && c.destFormat != "sdbox" && c.destFormat != "mdbox" {
 		return c, fmt.Errorf("-dest-format: unknown format %q (want maildir, sdbox, mdbox)", c.destFormat)
 	}
@@ -274,6 +289,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-mixed-count must exceed the number of large messages")
 	case c.delay < 0:
 		return c, errors.New("-delay must not be negative")
+	case c.profileDir != "" && len(c.extra) > 0:
+		// The in-process copy is assembled as `mailferry copy` assembles
+		// it with no flag given (account.CopyDefaults); mailferry's flags
+		// are parsed by cmd/mailferry alone, so a profile with them would
+		// be of another copy than the one timed.
+		return c, errors.New("-profile copies in-process with `mailferry copy`'s defaults and cannot apply -mailferry-flags: " +
+			"profile without them, or run mailferry with them under perf through -baseline-bin (docs/performance.md)")
 	}
 	return c, nil
 }

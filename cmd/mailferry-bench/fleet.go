@@ -18,11 +18,19 @@ import (
 // trials, taking turns at going first, one account holding the same
 // messages (40,000; -fleet-single: the first N of them) by the same
 // command: the batch's aggregate rate is compared with that single-account
-// rate. The batch is then run again with
-// nothing new. A second batch of -fleet-mixed accounts (16), each with two
-// messages of 10–30 MB among smaller ones, gives the peak RSS with that
-// many workers on large messages, against the issue's 60 MB + 25 MB per
-// worker. The messages are the flat workload's (2–4 KB, made from their
+// rate. The batch is then run again with nothing new.
+//
+// With -fleet-delay (20 ms one way by default) the same runs go, in the
+// same trials, through a delay proxy in front of each server as well: on
+// loopback one account keeps the cores busy and workers cannot add to it;
+// across a network one account waits on round trips and leaves the cores
+// idle, which is where workers pay, and each account's own round trips
+// (logins, listing, logouts) are what the batch pays there.
+//
+// A second batch of -fleet-mixed accounts (16), each with two messages of
+// 10–30 MB among smaller ones, gives the peak RSS with that many workers
+// on large messages, against the issue's 60 MB + 25 MB per worker (on
+// loopback). The messages are the flat workload's (2–4 KB, made from their
 // number), written straight into Maildir.
 
 // fleetUser is the source user of batch account a; fleetDest its
@@ -176,11 +184,49 @@ func fleetURL(proto, addr string, secure bool) string {
 	return proto + "://" + addr + "?tls=none"
 }
 
+// fleetLink is how a fleet run reaches the servers: on loopback, or
+// through delay proxies in front of both (rtt: twice the one-way delay).
+type fleetLink struct {
+	rtt      time.Duration // 0 on loopback
+	src, dst string        // the source's listener of the path measured, the destination's
+}
+
+// label is what the link adds to a path's name: "" on loopback, else
+// " (40ms RTT)", as the latency scenario writes it.
+func (l fleetLink) label() string {
+	if l.rtt == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%v RTT)", l.rtt)
+}
+
+// fleetLinks are the links to the servers at src and dst that a path is
+// measured on: loopback, and with a delay (-fleet-delay, one way) through
+// a delay proxy in front of each server, as the latency scenario has them.
+// stop stops the proxies.
+func fleetLinks(src, dst string, delay time.Duration) (links []fleetLink, stop func(), err error) {
+	loop := fleetLink{src: src, dst: dst}
+	if delay == 0 {
+		return []fleetLink{loop}, func() {}, nil
+	}
+	srcProxy, err := newDelayProxy(src, delay)
+	if err != nil {
+		return nil, nil, err
+	}
+	dstProxy, err := newDelayProxy(dst, delay)
+	if err != nil {
+		srcProxy.Close()
+		return nil, nil, err
+	}
+	far := fleetLink{rtt: 2 * delay, src: srcProxy.Addr(), dst: dstProxy.Addr()}
+	return []fleetLink{loop, far}, func() { srcProxy.Close(); dstProxy.Close() }, nil
+}
+
 // runFleet runs bin's `mailferry run` over users (source, destination) on
-// kind's path with workers, checks that it copied want messages, and, when again,
-// runs it a second time, which must find every one done. The destination
-// users' mail is removed afterwards.
-func (e *env) runFleet(ctx context.Context, bin string, kind sourceKind, users [][2]string, want int, again bool) (first, second mailferryRun, err error) {
+// kind's path through link with workers, checks that it copied want
+// messages, and, when again, runs it a second time, which must find every
+// one done. The destination users' mail is removed afterwards.
+func (e *env) runFleet(ctx context.Context, bin string, kind sourceKind, link fleetLink, users [][2]string, want int, again bool) (first, second mailferryRun, err error) {
 	defer func() {
 		for _, u := range users {
 			e.dropDest(u[1])
@@ -189,7 +235,7 @@ func (e *env) runFleet(ctx context.Context, bin string, kind sourceKind, users [
 	e.runs++
 	job := fleetJob{
 		dir: filepath.Join(e.dir, fmt.Sprintf("fleet-%d", e.runs)), workers: e.cfg.fleetWorkers,
-		srcURL: fleetURL(kind.name, e.srcAddr(kind), e.secure), dstURL: fleetURL("imap", e.dstAddr(), e.secure),
+		srcURL: fleetURL(kind.name, link.src, e.secure), dstURL: fleetURL("imap", link.dst, e.secure),
 		plain: !e.secure, caFile: e.src.CAFile(), users: users,
 	}
 	if kind.name == "pop3" {
@@ -201,8 +247,8 @@ func (e *env) runFleet(ctx context.Context, bin string, kind sourceKind, users [
 	}
 	args := []string{"run", "-c", path, "--json", "--progress", "none"}
 	env := []string{fleetSrcPWEnv + "=" + e.srcPW, fleetDstPWEnv + "=" + e.dstPW}
-	what := fmt.Sprintf("mailferry run over %d accounts (%s, %s%s)", len(users), users[0][0], e.pathName(kind), baselineLabel(bin, e.bin))
-	e.log.Info("running mailferry", "bin", bin, "accounts", len(users), "workers", e.cfg.fleetWorkers, "path", e.pathName(kind), "config", path)
+	what := fmt.Sprintf("mailferry run over %d accounts (%s, %s%s%s)", len(users), users[0][0], e.pathName(kind), link.label(), baselineLabel(bin, e.bin))
+	e.log.Info("running mailferry", "bin", bin, "accounts", len(users), "workers", e.cfg.fleetWorkers, "path", e.pathName(kind)+link.label(), "config", path)
 	measure := func(step string) (mailferryRun, error) {
 		env := env
 		if e.fleetProfile != "" {
@@ -249,6 +295,28 @@ type fleetTrial struct {
 // fleet runs the fleet workload on every path and transport and prints
 // its summary.
 func (e *env) fleet(ctx context.Context, out io.Writer) error {
+	var sums []fleetSummary
+	for _, secure := range e.cfg.tls {
+		e.secure = secure
+		for _, kind := range sourceKinds {
+			if !slices.Contains(e.cfg.paths, kind.name) {
+				continue
+			}
+			s, err := e.fleetPath(ctx, kind)
+			if err != nil {
+				return err
+			}
+			sums = append(sums, s...)
+		}
+	}
+	printFleet(out, sums)
+	return nil
+}
+
+// fleetPath runs the fleet workload's trials on kind's path on every link
+// (loopback, and at -fleet-delay) and returns a summary per link, then
+// the mixed batch on loopback.
+func (e *env) fleetPath(ctx context.Context, kind sourceKind) ([]fleetSummary, error) {
 	f := e.cfg.fleet
 	var batch, mixed [][2]string
 	for a := range f.accounts {
@@ -259,78 +327,93 @@ func (e *env) fleet(ctx context.Context, out io.Writer) error {
 	}
 	single := [][2]string{{fleetSingleUser, fleetSingleDest}}
 	total := f.accounts * f.messages
-	var sums []fleetSummary
-	for _, secure := range e.cfg.tls {
-		e.secure = secure
-		for _, kind := range sourceKinds {
-			if !slices.Contains(e.cfg.paths, kind.name) {
-				continue
-			}
-			path := e.pathName(kind)
-			name := fmt.Sprintf("fleet %dx%d", f.accounts, f.messages)
-			// With -baseline-bin, every binary runs the batch and the single
-			// account in every trial, the binaries taking turns at going first.
-			bins := append([]string{e.bin}, e.cfg.baselines...)
-			trials := make([][]fleetTrial, len(bins))
-			for n := 1; n <= e.cfg.trials; n++ {
-				for k := range bins {
-					b := (k + n - 1) % len(bins)
-					bin := bins[b]
-					var t fleetTrial
-					// The batch and the single account take turns at going first.
-					steps := []func() error{
-						func() (err error) { t.batch, t.rerun, err = e.runFleet(ctx, bin, kind, batch, total, true); return err },
-						func() (err error) {
-							t.single, _, err = e.runFleet(ctx, bin, kind, single, e.cfg.fleetSingle, false)
-							return err
-						},
-					}
-					if n%2 == 0 {
-						slices.Reverse(steps)
-					}
-					for _, step := range steps {
-						if err := step(); err != nil {
-							return err
-						}
-					}
-					label := func(r row) row {
-						r.Trial = n
-						if bin != e.bin {
-							r.Binary = bin
-						}
-						return r
-					}
-					p := path + baselineLabel(bin, e.bin)
-					e.add(label(t.batch.row(name, fmt.Sprintf("%s, %d accounts, workers %d", p, f.accounts, e.cfg.fleetWorkers), "mailferry fleet")))
-					e.add(label(t.rerun.row(name, fmt.Sprintf("%s, %d accounts again, nothing new", p, f.accounts), "mailferry rerun")))
-					e.add(label(t.single.row(name, p+", one account of "+fmt.Sprint(e.cfg.fleetSingle), "mailferry")))
-					trials[b] = append(trials[b], t)
+	links, closeLinks, err := fleetLinks(e.srcAddr(kind), e.dstAddr(), e.cfg.fleetDelay)
+	if err != nil {
+		return nil, err
+	}
+	defer closeLinks()
+	path := e.pathName(kind)
+	name := fmt.Sprintf("fleet %dx%d", f.accounts, f.messages)
+	// With -baseline-bin, every binary runs the batch and the single
+	// account on every link in every trial, the binaries taking turns at
+	// going first. trials[link][binary].
+	bins := append([]string{e.bin}, e.cfg.baselines...)
+	trials := make([][][]fleetTrial, len(links))
+	for l := range links {
+		trials[l] = make([][]fleetTrial, len(bins))
+	}
+	for n := 1; n <= e.cfg.trials; n++ {
+		for l, link := range links {
+			for k := range bins {
+				b := (k + n - 1) % len(bins)
+				bin := bins[b]
+				var t fleetTrial
+				// The batch and the single account take turns at going first.
+				steps := []func() error{
+					func() (err error) {
+						t.batch, t.rerun, err = e.runFleet(ctx, bin, kind, link, batch, total, true)
+						return err
+					},
+					func() (err error) {
+						t.single, _, err = e.runFleet(ctx, bin, kind, link, single, e.cfg.fleetSingle, false)
+						return err
+					},
 				}
-			}
-			s := summarizeFleet(path, f.accounts, e.cfg.fleetWorkers, trials[0])
-			for b, bin := range e.cfg.baselines {
-				base := summarizeFleet(path+baselineLabel(bin, e.bin), f.accounts, e.cfg.fleetWorkers, trials[b+1])
-				s.versus = append(s.versus, versusBaseline(filepath.Base(bin), trials[0], trials[b+1]))
-				s.baselines = append(s.baselines, base)
-			}
-			if e.cfg.profileDir != "" {
-				if err := e.profileFleet(ctx, kind, batch, total); err != nil {
-					return err
+				if n%2 == 0 {
+					slices.Reverse(steps)
 				}
-			}
-			if len(mixed) > 0 {
-				r, _, err := e.runFleet(ctx, e.bin, kind, mixed, e.fleetMixedMsgs, false)
-				if err != nil {
-					return err
+				for _, step := range steps {
+					if err := step(); err != nil {
+						return nil, err
+					}
 				}
-				e.add(r.row(fmt.Sprintf("fleet mixed %d", len(mixed)), fmt.Sprintf("%s, %d accounts, workers %d", path, len(mixed), e.cfg.fleetWorkers), "mailferry fleet"))
-				s.mixedAccounts, s.mixed = len(mixed), &r
+				label := func(r row) row {
+					r.Trial = n
+					if bin != e.bin {
+						r.Binary = bin
+					}
+					return r
+				}
+				p := path + link.label() + baselineLabel(bin, e.bin)
+				e.add(label(t.batch.row(name, fmt.Sprintf("%s, %d accounts, workers %d", p, f.accounts, e.cfg.fleetWorkers), "mailferry fleet")))
+				e.add(label(t.rerun.row(name, fmt.Sprintf("%s, %d accounts again, nothing new", p, f.accounts), "mailferry rerun")))
+				e.add(label(t.single.row(name, p+", one account of "+fmt.Sprint(e.cfg.fleetSingle), "mailferry")))
+				trials[l][b] = append(trials[l][b], t)
 			}
-			sums = append(sums, s)
 		}
 	}
-	printFleet(out, sums)
-	return nil
+	var sums []fleetSummary
+	for l, link := range links {
+		s := summarizeFleet(path+link.label(), f.accounts, e.cfg.fleetWorkers, trials[l][0])
+		s.rtt = link.rtt
+		for b, bin := range e.cfg.baselines {
+			base := summarizeFleet(path+link.label()+baselineLabel(bin, e.bin), f.accounts, e.cfg.fleetWorkers, trials[l][b+1])
+			base.rtt = link.rtt
+			s.versus = append(s.versus, versusBaseline("baseline "+filepath.Base(bin), trials[l][0], trials[l][b+1]))
+			s.baselines = append(s.baselines, base)
+		}
+		if link.rtt > 0 {
+			// The same binary's runs at the delay over those on loopback,
+			// trial by trial.
+			v := versusBaseline("loopback", trials[l][0], trials[0][0])
+			s.versusLoopback = &v
+		}
+		sums = append(sums, s)
+	}
+	if e.cfg.profileDir != "" {
+		if err := e.profileFleet(ctx, kind, links[0], batch, total); err != nil {
+			return nil, err
+		}
+	}
+	if len(mixed) > 0 {
+		r, _, err := e.runFleet(ctx, e.bin, kind, links[0], mixed, e.fleetMixedMsgs, false)
+		if err != nil {
+			return nil, err
+		}
+		e.add(r.row(fmt.Sprintf("fleet mixed %d", len(mixed)), fmt.Sprintf("%s, %d accounts, workers %d", path, len(mixed), e.cfg.fleetWorkers), "mailferry fleet"))
+		sums[0].mixedAccounts, sums[0].mixed = len(mixed), &r
+	}
+	return sums, nil
 }
 
 // fleetSummary is what the trials of one path come to.
@@ -338,7 +421,20 @@ type fleetSummary struct {
 	path              string
 	accounts, workers int
 	trials            int
-	singleMessages    int // the single account's messages
+	// The messages of the batch (all its accounts') and of the single
+	// account.
+	batchMessages, singleMessages int
+	// rtt is the round trip added by the delay proxies (0 on loopback);
+	// versusLoopback, with one, is this binary's runs at the delay over
+	// its runs on loopback in the same trials.
+	rtt            time.Duration
+	versusLoopback *fleetVersus
+	// accountSeconds is the median of the batch's wall seconds × workers
+	// ÷ accounts: a worker's time per account (at most: the last accounts
+	// leave workers idle). At a delay, over the round trip, it says how
+	// many round trips an account waits for, while the cores are not the
+	// bound.
+	accountSeconds float64
 	// Medians of the trials: messages per second of the batch (aggregate)
 	// and of the single account, the batch's over the single account's
 	// (ratios per trial), the batch's run with nothing new, peak RSS.
@@ -359,16 +455,17 @@ type fleetSummary struct {
 	versus    []fleetVersus
 }
 
-// fleetVersus compares ./cmd/mailferry with a baseline binary, trial by
-// trial: the batch's rate, the single account's rate and the re-run's
-// seconds, this binary's over the baseline's.
+// fleetVersus compares runs with others trial by trial (./cmd/mailferry
+// with a baseline binary, or runs at a delay with those on loopback): the
+// batch's rate, the single account's rate and the re-run's seconds, the
+// former's over the latter's.
 type fleetVersus struct {
 	name                 string
 	batch, single, rerun []float64
 }
 
-// versusBaseline is fleetVersus of the trials of ./cmd/mailferry (ours)
-// and of the baseline binary name (base), paired by trial.
+// versusBaseline is fleetVersus of the trials ours and the trials base,
+// named name ("baseline mf-before", "loopback"), paired by trial.
 func versusBaseline(name string, ours, base []fleetTrial) fleetVersus {
 	v := fleetVersus{name: name}
 	for i := range min(len(ours), len(base)) {
@@ -387,10 +484,11 @@ func versusBaseline(name string, ours, base []fleetTrial) fleetVersus {
 }
 
 // partyCPU is the CPU milliseconds per message of mailferry and the two
-// servers, and the cores they kept busy.
+// servers, the cores they kept busy, and the cores busy on the machine
+// (theirs, the bench's own with its delay proxies, other users').
 type partyCPU struct {
 	mailferry, source, dest float64
-	busy                    float64
+	busy, machine           float64
 }
 
 // sum is the three parties' CPU per message.
@@ -398,16 +496,16 @@ func (p partyCPU) sum() float64 { return p.mailferry + p.source + p.dest }
 
 // cpuOf is the median CPU per message of runs.
 func cpuOf(runs []mailferryRun) partyCPU {
-	var mf, src, dst, busy []float64
+	var mf, src, dst, busy, machine []float64
 	for _, r := range runs {
 		if r.copied == 0 || r.cpu.Wall <= 0 {
 			continue
 		}
 		n := float64(r.copied)
 		mf, src, dst = append(mf, 1000*r.cpu.Client/n), append(src, 1000*r.cpu.Source/n), append(dst, 1000*r.cpu.Dest/n)
-		busy = append(busy, r.cpu.ours()/r.cpu.Wall)
+		busy, machine = append(busy, r.cpu.ours()/r.cpu.Wall), append(machine, r.cpu.Machine/r.cpu.Wall)
 	}
-	return partyCPU{mailferry: median(mf), source: median(src), dest: median(dst), busy: median(busy)}
+	return partyCPU{mailferry: median(mf), source: median(src), dest: median(dst), busy: median(busy), machine: median(machine)}
 }
 
 // rate is a run's messages per second, by the wall clock around the
@@ -422,7 +520,7 @@ func (m mailferryRun) rate() float64 {
 // summarizeFleet reduces the trials of one path to medians.
 func summarizeFleet(path string, accounts, workers int, trials []fleetTrial) fleetSummary {
 	s := fleetSummary{path: path, accounts: accounts, workers: workers, trials: len(trials)}
-	var br, sr, rerun, brss, srss []float64
+	var br, sr, rerun, brss, srss, acct []float64
 	var bRuns, sRuns []mailferryRun
 	for _, t := range trials {
 		br, sr = append(br, t.batch.rate()), append(sr, t.single.rate())
@@ -430,12 +528,14 @@ func summarizeFleet(path string, accounts, workers int, trials []fleetTrial) fle
 			s.ratios = append(s.ratios, t.batch.rate()/t.single.rate())
 		}
 		rerun = append(rerun, t.rerun.wall.Seconds())
+		acct = append(acct, t.batch.wall.Seconds()*float64(workers)/float64(accounts))
 		brss, srss = append(brss, float64(t.batch.peakRSSKB)/1024), append(srss, float64(t.single.peakRSSKB)/1024)
 		bRuns, sRuns = append(bRuns, t.batch), append(sRuns, t.single)
-		s.singleMessages = t.single.copied
+		s.batchMessages, s.singleMessages = t.batch.copied, t.single.copied
 	}
 	s.batchRate, s.singleRate, s.ratio = median(br), median(sr), median(s.ratios)
 	s.rerunSeconds, s.batchRSSMB, s.singleRSSMB = median(rerun), median(brss), median(srss)
+	s.accountSeconds = median(acct)
 	s.batchCPU, s.singleCPU = cpuOf(bRuns), cpuOf(sRuns)
 	return s
 }
@@ -446,33 +546,49 @@ func rssBudgetMB(workers int) float64 { return 60 + 25*float64(workers) }
 
 func printFleet(w io.Writer, sums []fleetSummary) {
 	fmt.Fprintln(w, "\nFLEET (issue 18, item 4)")
+	fmt.Fprintln(w, "  msgs/s: the messages a `mailferry run` copied ÷ its process's wall seconds, for the batch and the single account alike")
 	for _, s := range sums {
 		printFleetSummary(w, s)
 		for _, b := range s.baselines {
 			printFleetSummary(w, b)
 		}
 		for _, v := range s.versus {
-			fmt.Fprintf(w, "    ./cmd/mailferry ÷ baseline %s, same trials: batch rate %.2f (trials %s), single account's rate %.2f (trials %s), "+
-				"re-run with nothing new: seconds %.2f (trials %s)\n", v.name, median(v.batch), list(v.batch), median(v.single), list(v.single),
-				median(v.rerun), list(v.rerun))
+			printFleetVersus(w, "./cmd/mailferry", v)
+		}
+		if s.versusLoopback != nil {
+			printFleetVersus(w, fmt.Sprintf("at %v RTT", s.rtt), *s.versusLoopback)
 		}
 	}
 }
 
+// printFleetVersus prints what runs named what came to over v's.
+func printFleetVersus(w io.Writer, what string, v fleetVersus) {
+	fmt.Fprintf(w, "    %s ÷ %s, same trials: batch rate %.2f (trials %s), single account's rate %.2f (trials %s), "+
+		"re-run with nothing new: seconds %.2f (trials %s)\n", what, v.name, median(v.batch), list(v.batch), median(v.single), list(v.single),
+		median(v.rerun), list(v.rerun))
+}
+
 // printFleetSummary prints one binary's figures of one path.
 func printFleetSummary(w io.Writer, s fleetSummary) {
-	fmt.Fprintf(w, "  %s, median of %d trial(s): %d accounts with workers = %d: %.0f msgs/s aggregate; one account of %d of those messages: %.0f msgs/s; "+
-		"aggregate ÷ single %.2f (trials %s) %s; again with nothing new %.2f s; peak RSS %.1f MB (single %.1f MB)\n",
-		s.path, s.trials, s.accounts, s.workers, s.batchRate, s.singleMessages, s.singleRate, s.ratio, list(s.ratios), verdict(s.ratio >= 1),
-		s.rerunSeconds, s.batchRSSMB, s.singleRSSMB)
+	fmt.Fprintf(w, "  %s, median of %d trial(s): %d accounts, %d messages, with workers = %d: %.0f msgs/s aggregate; one account of %d of those messages: "+
+		"%.0f msgs/s; aggregate ÷ single %.2f (trials %s) %s; again with nothing new %.2f s; peak RSS %.1f MB (single %.1f MB)\n",
+		s.path, s.trials, s.accounts, s.batchMessages, s.workers, s.batchRate, s.singleMessages, s.singleRate, s.ratio, list(s.ratios),
+		verdict(s.ratio >= 1), s.rerunSeconds, s.batchRSSMB, s.singleRSSMB)
 	for _, c := range []struct {
 		name string
 		p    partyCPU
 	}{{"batch", s.batchCPU}, {"single", s.singleCPU}} {
-		fmt.Fprintf(w, "    CPU ms per message, %s: mailferry %.3f, source Dovecot %.3f, destination Dovecot %.3f (sum %.3f); busy %.2f cores; "+
-			"CPU bound %.0f msgs/s on %d cores\n", c.name, c.p.mailferry, c.p.source, c.p.dest, c.p.sum(), c.p.busy,
-			cpuBound(c.p, runtime.NumCPU()), runtime.NumCPU())
+		fmt.Fprintf(w, "    CPU ms per message, %s: mailferry %.3f, source Dovecot %.3f, destination Dovecot %.3f (sum %.3f); busy %.2f cores "+
+			"(the machine %.2f); CPU bound %.0f msgs/s on %d cores\n", c.name, c.p.mailferry, c.p.source, c.p.dest, c.p.sum(), c.p.busy,
+			c.p.machine, cpuBound(c.p, runtime.NumCPU()), runtime.NumCPU())
 	}
+	fmt.Fprintf(w, "    per account of the batch: %.3f s of a worker (wall × workers ÷ accounts)", s.accountSeconds)
+	if s.rtt > 0 {
+		// Round trips only while the cores are not the bound: a starved
+		// run's accounts take longer for want of CPU.
+		fmt.Fprintf(w, " = %.1f × the %v round trip", s.accountSeconds/s.rtt.Seconds(), s.rtt)
+	}
+	fmt.Fprintln(w)
 	if s.mixed != nil {
 		m := s.mixed
 		rss, budget := float64(m.peakRSSKB)/1024, rssBudgetMB(s.workers)

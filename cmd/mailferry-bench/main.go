@@ -52,8 +52,8 @@
 // 100,000-message IMAP account with CONDSTORE, with nothing new and after
 // flag changes, on loopback and at -delay each way) and fleet (issue 18,
 // fleet.go: 200 accounts of 200 messages by one `mailferry run` with 8
-// workers beside one account of the same messages, and a mixed batch's
-// peak RSS).
+// workers beside one account of the same messages, on loopback and at
+// -fleet-delay each way, and a mixed batch's peak RSS).
 //
 // Usage:
 //

@@ -25,7 +25,8 @@ import (
 // account.Set.FromURLs. So the in-process copy is configured as a real
 // run: an IMAP source's keys name their folders (KeyFolder: the sweep,
 // the folder records), its folders are mapped and their flags synced.
-// Flags in c.extra (-mailferry-flags) are not applied.
+// Flags in c.extra cannot be applied here: parseFlags refuses
+// -mailferry-flags with -profile.
 func profileAccount(c copyCommand) (*account.Account, error) {
 	u := account.CopyDefaults()
 	var err error
@@ -147,12 +148,12 @@ const (
 )
 
 // profileFleet runs the batch of users (want messages) once more under
-// pprof on kind's path, and again with nothing new: `mailferry run` is
+// pprof on kind's path over link (loopback), and again with nothing new: `mailferry run` is
 // not in-process here, so a binary built with the mailferry_profile tag
 // writes its own profiles, cpu-fleet-KIND[-notls]-copy.pprof and
 // allocs-fleet-…-copy.pprof (every allocation of the run: read them with
 // -sample_index=alloc_space), and the same ending in -rerun.
-func (e *env) profileFleet(ctx context.Context, kind sourceKind, users [][2]string, want int) error {
+func (e *env) profileFleet(ctx context.Context, kind sourceKind, link fleetLink, users [][2]string, want int) error {
 	if e.profBin == "" {
 		e.log.Info("building mailferry with its profiling hook")
 		bin, err := buildMailferryTagged(ctx, e.dir, "mailferry-profile", "mailferry_profile")
@@ -166,7 +167,7 @@ func (e *env) profileFleet(ctx context.Context, kind sourceKind, users [][2]stri
 		e.fleetProfile += "-notls"
 	}
 	defer func() { e.fleetProfile = "" }()
-	copied, rerun, err := e.runFleet(ctx, e.profBin, kind, users, want, true)
+	copied, rerun, err := e.runFleet(ctx, e.profBin, kind, link, users, want, true)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -130,5 +131,28 @@ func TestProfileFleet(t *testing.T) {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+}
+
+// TestProfileFlags: -profile copies with `mailferry copy`'s defaults, so
+// it is refused beside -mailferry-flags rather than profile another copy
+// than the one timed.
+func TestProfileFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		ok   bool
+	}{
+		{name: "profile", args: []string{"-profile", "/tmp/prof"}, ok: true},
+		{name: "mailferry flags", args: []string{"-mailferry-flags", "--batch-messages 100"}, ok: true},
+		{name: "empty mailferry flags", args: []string{"-profile", "/tmp/prof", "-mailferry-flags", " "}, ok: true},
+		{name: "both", args: []string{"-profile", "/tmp/prof", "-mailferry-flags", "--batch-messages 100"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(tc.args, io.Discard)
+			if (err == nil) != tc.ok {
+				t.Errorf("parseFlags(%q) = %v, want ok %v", tc.args, err, tc.ok)
+			}
+		})
 	}
 }

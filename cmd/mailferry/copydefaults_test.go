@@ -42,3 +42,19 @@ func TestCopyDefaultsAreTheFlags(t *testing.T) {
 			p.idleTimeout, p.timeouts, p.xUIDL, want.IdleTimeout, want.Timeouts, want.XUIDL)
 	}
 }
+
+// TestCopyDefaultsAreTheConfigFile: `mailferry copy` with no flags and
+// `mailferry run` on a config file that leaves the keys out batch and
+// spool alike (the flags once said 16 MB and 8 MB, 16,000,000 and
+// 8,000,000 bytes, where the file's defaults were 16 MiB and 8 MiB).
+func TestCopyDefaultsAreTheConfigFile(t *testing.T) {
+	want := account.CopyDefaults().Options
+	cfg := config.Default()
+	if want.BatchMessages != cfg.Destination.BatchMessages || want.BatchBytes != cfg.Destination.BatchBytes {
+		t.Errorf("copy batches %d messages, %d bytes by default; the config file %d, %d", want.BatchMessages, want.BatchBytes,
+			cfg.Destination.BatchMessages, cfg.Destination.BatchBytes)
+	}
+	if want.Spool.MemoryBytes != cfg.Policy.SpoolMemoryBytes {
+		t.Errorf("copy keeps messages up to %d bytes in memory by default; the config file %d", want.Spool.MemoryBytes, cfg.Policy.SpoolMemoryBytes)
+	}
+}

@@ -147,11 +147,11 @@ FLAGS
   --max-message-size SIZE   skip larger messages (e.g. 50MB; default no limit
                             beyond the server's APPENDLIMIT)
   --batch-messages N        messages per APPEND batch and commit (default 250)
-  --batch-bytes SIZE        bytes per APPEND batch (default 16MB)
+  --batch-bytes SIZE        bytes per APPEND batch (default 16MiB)
   --dest-sessions N         destination sessions appending at once (default 2;
                             each uses 2 connections)
   --spool-memory SIZE       keep messages up to SIZE in memory, larger ones in
-                            a private temp file (default 8MB)
+                            a private temp file (default 8MiB)
   --idle-timeout DURATION   fail a connection idle this long (default 2m)
   --connect-timeout, --tls-timeout, --greeting-timeout DURATION
                             give up on the TCP connect, the TLS handshake, or

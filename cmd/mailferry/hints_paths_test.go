@@ -56,8 +56,10 @@ func clientPathsWith(addr string, allowPlaintext bool, auth int, c pathCreds) ma
 			return err
 		},
 		"IMAP destination": func(ctx context.Context) error {
+			// Both connections at once: the appender's login too.
 			d, err := imapdst.Dial(ctx, imapdst.Options{Addr: addr, TLS: imapdst.TLSNone, AllowPlaintext: allowPlaintext,
-				User: "alice", Password: pw, PasswordFunc: c.get, TokenRejected: c.rejected, Auth: imapdst.AuthMethod(auth)})
+				User: "alice", Password: pw, PasswordFunc: c.get, TokenRejected: c.rejected, Auth: imapdst.AuthMethod(auth),
+				AppendAtDial: true})
 			if err == nil {
 				_ = d.Close()
 			}

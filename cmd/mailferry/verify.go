@@ -66,7 +66,7 @@ func (o *inspectOptions) register(fs *pflag.FlagSet, withPolicy bool) {
 		fs.StringVar(&o.policy.maxMessageSize, "max-message-size", "0", "the copy's --max-message-size (SOURCE DEST form)")
 		fs.BoolVar(&o.policy.xUIDL, "x-uidl", false, "the copy's --x-uidl: it put an X-UIDL field before each message (SOURCE DEST form)")
 	}
-	o.policy.spoolMemory, o.policy.batchBytes, o.policy.batchMessages = "8MB", "16MB", 50
+	o.policy.spoolMemory, o.policy.batchBytes, o.policy.batchMessages = "8MiB", "16MiB", 50
 	o.policy.destSessions = 1 // verify and plan append nothing
 }
 
