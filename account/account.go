@@ -73,8 +73,8 @@ type Options struct {
 }
 
 // Set assembles the accounts of one command: they share the connection
-// caps, the master passwords (each read once), the CA files and the
-// warnings (each given once). It is safe for concurrent use.
+// caps, the master passwords (each read once), the CA files, the warnings
+// (each given once) and the spool's buffers. It is safe for concurrent use.
 type Set struct {
 	opts    Options
 	log     *slog.Logger
@@ -82,9 +82,16 @@ type Set struct {
 	masters masters
 	traffic *traffic.Run
 	logins  logins
+	// buffers are the spool buffers of every account of a config
+	// (spool.Buffers is safe for concurrent use): an account of 200
+	// messages, one batch, allocated a buffer for each of them when it had
+	// Buffers of its own, about 1 MB per account of a fleet.
+	buffers *spool.Buffers
 
 	mu    sync.Mutex
 	pools map[string]*x509.CertPool
+	// checked are the CA files checked for sides without TLS.
+	checked map[string]bool
 	// sessions are the TLS session caches, one per endpoint
 	// (Set.sessionCache).
 	sessions map[tlsEndpoint]tls.ClientSessionCache
@@ -101,7 +108,7 @@ func NewSet(opts Options) *Set {
 	if tr == nil {
 		tr = traffic.NewRun(traffic.Options{Logger: log})
 	}
-	return &Set{opts: opts, log: log, traffic: tr}
+	return &Set{opts: opts, log: log, traffic: tr, buffers: &spool.Buffers{}}
 }
 
 // ShareCaps makes the connection caps of the Set's accounts hold across
@@ -321,7 +328,7 @@ func (s *Set) fromConfig(cfg *config.Config, a *config.Account, caps map[string]
 		return nil, fmt.Errorf("policy.flags: %w", err)
 	}
 	o.MaxMessageBytes = cfg.Policy.MaxMessageBytes
-	o.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes, Buffers: &spool.Buffers{}}
+	o.Spool = spool.Options{MemoryBytes: cfg.Policy.SpoolMemoryBytes, Buffers: s.buffers}
 	srcSrv, dstSrv := cfg.SourceFor(a), cfg.DestinationFor(a)
 	o.BatchMessages, o.BatchBytes, o.DestSessions = dstSrv.BatchMessages, dstSrv.BatchBytes, dstSrv.Sessions
 	policy := cfg.DeletePolicyOf(a)

@@ -192,6 +192,33 @@ func TestFromConfigSelect(t *testing.T) {
 	}
 }
 
+// TestSpoolBuffersShared: the accounts of a Set spool into one
+// spool.Buffers, also across FromConfig calls (a fleet worker's reloads),
+// so that an account of a batch reuses the buffers of those before it.
+func TestSpoolBuffersShared(t *testing.T) {
+	cfg := loadConfig(t, "[source]\nurl = \"pop3s://pop.old.example\"\n[destination]\nurl = \"imaps://imap.new.example\"\n"+
+		"[[account]]\nsource_user = \"a\"\nsource_password = \"x\"\ndest_password = \"y\"\n"+
+		"[[account]]\nsource_user = \"b\"\nsource_password = \"x\"\ndest_password = \"y\"\n")
+	s := NewSet(Options{})
+	accs, err := s.FromConfig(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.FromConfig(cfg, []string{"b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := accs[0].Options.Spool.Buffers
+	if first == nil {
+		t.Fatal("account a has no spool buffers")
+	}
+	for _, a := range append(accs[1:], again...) {
+		if a.Options.Spool.Buffers != first {
+			t.Errorf("account %s spools into other buffers than account a", a.Name)
+		}
+	}
+}
+
 // TestSelect: --only selects exactly the accounts named, wherever they
 // are in the config, in the config's order (it used to select every
 // account after the first one named once all names were found).
@@ -442,16 +469,7 @@ func TestCAFileOnlyForTLS(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var u URLs
-			for _, s := range []struct {
-				url string
-				ep  *config.Endpoint
-			}{{tc.src, &u.Source}, {tc.dst, &u.Dest}} {
-				if *s.ep, err = config.ParseURL(s.url); err != nil {
-					t.Fatal(err)
-				}
-			}
-			u.SourceLogin, u.DestLogin = Login{Password: secret.New("pw")}, Login{Password: secret.New("pw")}
+			u := passwordURLs(t, tc.src, tc.dst)
 			a, err := NewSet(Options{TLSCA: tc.caFile, AllowPlaintext: true}).FromURLs(u)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -486,6 +504,57 @@ func TestCAFileOnlyForTLS(t *testing.T) {
 	}
 }
 
+// passwordURLs is the account of the URLs src and dst with passwords.
+func passwordURLs(tb testing.TB, src, dst string) URLs {
+	tb.Helper()
+	var u URLs
+	var err error
+	if u.Source, err = config.ParseURL(src); err != nil {
+		tb.Fatal(err)
+	}
+	if u.Dest, err = config.ParseURL(dst); err != nil {
+		tb.Fatal(err)
+	}
+	u.SourceLogin, u.DestLogin = Login{Password: secret.New("pw")}, Login{Password: secret.New("pw")}
+	return u
+}
+
+// TestCAFileReadOncePerSet: a Set reads its CA file once, for sides with
+// TLS (caPool) and without (checkCAFile): the accounts of a batch after the
+// first do not read it again, so a file gone meanwhile does not fail them.
+// Another Set (another command) reads it anew.
+func TestCAFileReadOncePerSet(t *testing.T) {
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, src, dst string }{
+		{"without TLS", "imap://alice@imap.old?tls=none", "imap://alice@imap.new?tls=none"},
+		{"with TLS", "imaps://alice@imap.old", "imaps://alice@imap.new"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			caFile := filepath.Join(t.TempDir(), "ca.pem")
+			if err := os.WriteFile(caFile, ca.CertPEM(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			u := passwordURLs(t, tc.src, tc.dst)
+			set := NewSet(Options{TLSCA: caFile, AllowPlaintext: true})
+			if _, err := set.FromURLs(u); err != nil {
+				t.Fatalf("first account: %v", err)
+			}
+			if err := os.Remove(caFile); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := set.FromURLs(u); err != nil {
+				t.Errorf("second account of the same Set: %v, want the file read once", err)
+			}
+			if _, err := NewSet(Options{TLSCA: caFile, AllowPlaintext: true}).FromURLs(u); err == nil || !strings.Contains(err.Error(), "reading CA file") {
+				t.Errorf("a new Set = %v, want the missing file reported", err)
+			}
+		})
+	}
+}
+
 // BenchmarkCAFile: what --tls-ca costs an account's assembly, with TLS
 // (the system roots with the file added, per side) and without (the file
 // checked only).
@@ -503,14 +572,7 @@ func BenchmarkCAFile(b *testing.B) {
 		{"plain", "imap://alice@imap.old?tls=none", "imap://alice@imap.new?tls=none"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			var u URLs
-			if u.Source, err = config.ParseURL(bc.src); err != nil {
-				b.Fatal(err)
-			}
-			if u.Dest, err = config.ParseURL(bc.dst); err != nil {
-				b.Fatal(err)
-			}
-			u.SourceLogin, u.DestLogin = Login{Password: secret.New("pw")}, Login{Password: secret.New("pw")}
+			u := passwordURLs(b, bc.src, bc.dst)
 			b.ReportAllocs()
 			for b.Loop() {
 				// A new Set per run, as the command makes one.

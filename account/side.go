@@ -175,7 +175,7 @@ func (s *Set) tlsConfig(ep config.Endpoint, caFile string, insecure bool, log *s
 		if caFile == "" {
 			return cfg, nil
 		}
-		return cfg, checkCAFile(caFile)
+		return cfg, s.checkCAFile(caFile)
 	}
 	if caFile != "" {
 		pool, err := s.caPool(caFile)
@@ -271,8 +271,15 @@ func (s *Set) caPool(path string) (*x509.CertPool, error) {
 }
 
 // checkCAFile reports whether path can be read and holds a PEM
-// certificate, as caPool would, without loading the system roots.
-func checkCAFile(path string) error {
+// certificate, as caPool would, without loading the system roots. Like
+// caPool it reads a file once per Set: a batch's accounts without TLS each
+// re-read and parsed it before.
+func (s *Set) checkCAFile(path string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.checked[path] {
+		return nil
+	}
 	pem, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("reading CA file: %w", err)
@@ -280,6 +287,10 @@ func checkCAFile(path string) error {
 	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
 		return fmt.Errorf("CA file %s holds no PEM certificate", path)
 	}
+	if s.checked == nil {
+		s.checked = map[string]bool{}
+	}
+	s.checked[path] = true
 	return nil
 }
 

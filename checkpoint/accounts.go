@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mailferry/mailferry/pipeline"
@@ -153,13 +154,18 @@ func (l *Ledger) ResolveAccount(ctx context.Context, spec AccountSpec) (Resoluti
 		}
 		res.Candidates = removeID(res.Candidates, res.Account)
 	}
-	set := `UPDATE accounts SET source = ?, destination = ?, key_scheme = ?`
-	args := []any{spec.Source, spec.Destination, scheme}
+	// Only when something changed: a re-run of a known account (every
+	// account of a fleet's every pass) then writes nothing, and its
+	// transaction commits without writing to the file.
+	set, differs := `UPDATE accounts SET source = ?, destination = ?, key_scheme = ?`, `source <> ? OR destination <> ? OR key_scheme <> ?`
+	vals := []any{spec.Source, spec.Destination, scheme}
 	if spec.Spec != nil {
 		set += `, spec = ?`
-		args = append(args, string(spec.Spec))
+		differs += ` OR spec <> ?`
+		vals = append(vals, string(spec.Spec))
 	}
-	if _, err := tx.ExecContext(ctx, l.d.q(set+` WHERE id = ?`), append(args, res.Account)...); err != nil {
+	args := slices.Concat(vals, []any{res.Account}, vals)
+	if _, err := tx.ExecContext(ctx, l.d.q(set+` WHERE id = ? AND (`+differs+`)`), args...); err != nil {
 		return res, fmt.Errorf("recording account %s in %s: %w", spec.Endpoint, l.path, err)
 	}
 	if spec.Name != "" {

@@ -226,3 +226,59 @@ func BenchmarkCommitCarry(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
 }
+
+// BenchmarkAccountRerun is the ledger's part of an account's run with
+// nothing new, as a fleet makes it for each of its accounts: resolve, hold,
+// record the run, read the folders and the counts, write the source
+// folder's record, finish the run (and prune), release. One op is one
+// account's run; the accounts take turns (a fleet of 200).
+func BenchmarkAccountRerun(b *testing.B) {
+	ctx := context.Background()
+	l := openTest(b, "", nil)
+	const accounts = 200
+	specs := make([]AccountSpec, accounts)
+	for i := range specs {
+		specs[i] = testSpec(fmt.Sprintf("user%03d", i))
+	}
+	run := func(spec AccountSpec) {
+		res, err := l.ResolveAccount(ctx, spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h, err := l.Hold(ctx, res.Account)
+		if err != nil {
+			b.Fatal(err)
+		}
+		id, err := l.StartRun(ctx, res.Account, time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.Folders(ctx, res.Account); err != nil {
+			b.Fatal(err)
+		}
+		folder := pipeline.Folder{Side: pipeline.SourceSide, Name: "INBOX", UIDValidity: 7, UIDNext: 201, Messages: 200, SyncedAt: time.Now()}
+		if err := l.Commit(ctx, res.Account, pipeline.Changes{Folders: []pipeline.Folder{folder}}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.Counts(ctx, res.Account); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.FinishRun(ctx, id, pipeline.RunRecord{Finished: time.Now(), Result: "ok"}); err != nil {
+			b.Fatal(err)
+		}
+		if err := h.Release(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, s := range specs {
+		run(s)
+	}
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	i := 0
+	for b.Loop() {
+		run(specs[i%accounts])
+		i++
+	}
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/op")
+}

@@ -241,7 +241,7 @@ func Open(ctx context.Context, state string, opts *Options) (*Ledger, error) {
 	l.crashpoint = opts.crashpoint()
 	l.folders.init()
 
-	l.w, err = sql.Open("sqlite", dsn(abs, busy, false))
+	l.w, err = openSQLite(dsn(abs, busy, false))
 	if err != nil {
 		return nil, fmt.Errorf("opening ledger %s: %w", abs, err)
 	}
@@ -287,7 +287,7 @@ func Open(ctx context.Context, state string, opts *Options) (*Ledger, error) {
 		}
 	}
 
-	l.r, err = sql.Open("sqlite", dsn(abs, busy, true))
+	l.r, err = openSQLite(dsn(abs, busy, true))
 	if err != nil {
 		_ = l.w.Close()
 		return nil, fmt.Errorf("opening ledger %s for reading: %w", abs, err)

@@ -613,3 +613,38 @@ func TestCommitSurvivesKill(t *testing.T) {
 		t.Errorf("entry committed before kill -9: %+v", got)
 	}
 }
+
+// TestResolveKnownWritesNothing: resolving a known account whose servers,
+// key scheme and spec are unchanged (every account of a fleet, every
+// pass) changes no row: its transaction commits without writing the file.
+func TestResolveKnownWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, filepath.Join(t.TempDir(), "ledger.db"), nil)
+	changes := func() int64 {
+		t.Helper()
+		var n int64
+		if err := l.w.QueryRowContext(ctx, `SELECT total_changes()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	sp := testSpec("alice")
+	sp.Spec = []byte(`{"name":"alice"}`)
+	if _, err := l.ResolveAccount(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	before := changes()
+	if _, err := l.ResolveAccount(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	if n := changes() - before; n != 0 {
+		t.Errorf("resolving a known, unchanged account changed %d rows, want 0", n)
+	}
+	sp.Spec = []byte(`{"name":"alice","x":1}`)
+	if _, err := l.ResolveAccount(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	if n := changes() - before; n != 1 {
+		t.Errorf("resolving it with a new spec changed %d rows, want 1", n)
+	}
+}

@@ -599,9 +599,10 @@ func (m *Message) Close() error {
 // fresh pages: allocating a new buffer per message was a tenth of
 // mailferry's CPU time on small mail, nearly all of it in the kernel's
 // page faults under the runtime's memclr. A buffer returns here when its
-// Message is closed. Give one Buffers to all the spools of an account's
-// run (Options.Buffers; the command makes one per account); the zero
-// value is ready, and it is safe for concurrent use (sync.Pool drops what two garbage collections find
+// Message is closed. Give one Buffers to all the spools of a command's
+// accounts (Options.Buffers; account.Set makes one for all the accounts
+// of a config, so that the accounts of a fleet, each of one batch, reuse
+// each other's buffers); the zero value is ready, and it is safe for concurrent use (sync.Pool drops what two garbage collections find
 // unused). Class k holds buffers of at least minPooled<<k bytes.
 //
 // Buffers above 1 MiB are kept too, in classes of whole MiB up to

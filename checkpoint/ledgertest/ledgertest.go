@@ -56,6 +56,7 @@ func Run(t *testing.T, e Engine) {
 		{"Holds", testHolds},
 		{"PauseRetry", testPauseRetry},
 		{"Aliases", testAliases},
+		{"ResolveRecords", testResolveRecords},
 		{"Names", testNames},
 		{"BindAlias", testBindAlias},
 		{"Runs", testRuns},
@@ -1402,6 +1403,37 @@ func testAliases(t *testing.T, s *suite) {
 		t.Errorf("another key scheme: %v, want ErrKeyScheme", err)
 	}
 	_ = rb
+}
+
+// testResolveRecords: ResolveAccount records the servers last used for a
+// known account when they changed, and keeps them when the same ones come
+// again (it writes only what changed).
+func testResolveRecords(t *testing.T, s *suite) {
+	sp := spec("alice")
+	sp.Spec = []byte(`{"name":"alice"}`)
+	shown := func() (string, string) {
+		t.Helper()
+		st, err := s.l.Status(s.ctx, checkpoint.Selector{All: true})
+		if err != nil || len(st) != 1 {
+			t.Fatalf("Status = %+v, %v", st, err)
+		}
+		return st[0].Source, st[0].Destination
+	}
+	for i, c := range []struct{ source, dest string }{
+		{sp.Source, sp.Destination},
+		{sp.Source, sp.Destination}, // the same again
+		{"pop3://alice@pop2.example.org:995", sp.Destination},
+		{"pop3://alice@pop2.example.org:995", "imap://alice@imap2.example.org:993"},
+		{sp.Source, sp.Destination},
+	} {
+		sp.Source, sp.Destination = c.source, c.dest
+		if _, err := s.l.ResolveAccount(s.ctx, sp); err != nil {
+			t.Fatalf("resolve %d: %v", i, err)
+		}
+		if src, dst := shown(); src != c.source || dst != c.dest {
+			t.Errorf("after resolve %d: servers %q, %q; want %q, %q", i, src, dst, c.source, c.dest)
+		}
+	}
 }
 
 func testNames(t *testing.T, s *suite) {

@@ -126,6 +126,11 @@ type env struct {
 	// fleetMixedMsgs is how many messages the fleet workload's mixed
 	// batch holds.
 	fleetMixedMsgs int
+	// profBin is mailferry built with its profiling hook (-profile on
+	// the fleet workload), once; fleetProfile, while set, names the
+	// profiles runFleet's runs write (profileFleet).
+	profBin      string
+	fleetProfile string
 
 	nextDst   int
 	runs      int

@@ -105,7 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	baselines := fs.String("baseline-bin", "", "also run these mailferry binaries (comma-separated; e.g. one built from the code before a change) in every loopback, latency and fleet trial, taking turns with ./cmd/mailferry at going first, for a before/after comparison on a noisy machine")
 	extra := fs.String("mailferry-flags", "", "extra flags for every mailferry copy, space-separated (e.g. \"--batch-messages 200\")")
 	fs.StringVar(&c.jsonPath, "json", "", "also write the results to this JSON file")
-	fs.StringVar(&c.profileDir, "profile", "", "after the runs, copy each workload in-process under pprof and write CPU and allocation profiles to this directory (with `mailferry copy`'s defaults: not with -mailferry-flags)")
+	fs.StringVar(&c.profileDir, "profile", "", "after the runs, copy each workload in-process under pprof and write CPU and allocation profiles to this directory (with `mailferry copy`'s defaults: not with -mailferry-flags; the fleet workload: its batch and its re-run by a mailferry built with -tags mailferry_profile)")
 	fs.BoolVar(&c.trace, "trace", false, "with -profile: copy each workload once more in-process under the execution tracer (trace-NAME.out), apart from the CPU profile")
 	tlsModes := fs.String("tls", "on", "transports to measure (comma-separated: on = implicit TLS, pop3s and imaps; off = plain text on both sides, as in issue 18's side-by-side figures; \"off,on\" measures both in one run)")
 	paths := fs.String("paths", "pop3,imap", "source protocols to measure, each into IMAP (comma-separated: pop3, imap)")

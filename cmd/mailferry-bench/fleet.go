@@ -249,13 +249,17 @@ func (e *env) runFleet(ctx context.Context, bin string, kind sourceKind, link fl
 	env := []string{fleetSrcPWEnv + "=" + e.srcPW, fleetDstPWEnv + "=" + e.dstPW}
 	what := fmt.Sprintf("mailferry run over %d accounts (%s, %s%s%s)", len(users), users[0][0], e.pathName(kind), link.label(), baselineLabel(bin, e.bin))
 	e.log.Info("running mailferry", "bin", bin, "accounts", len(users), "workers", e.cfg.fleetWorkers, "path", e.pathName(kind)+link.label(), "config", path)
-	measure := func() (mailferryRun, error) {
+	measure := func(step string) (mailferryRun, error) {
+		env := env
+		if e.fleetProfile != "" {
+			env = append(slices.Clip(env), profileDirEnv+"="+e.cfg.profileDir, profileNameEnv+"="+e.fleetProfile+"-"+step)
+		}
 		before := e.cpu.snapshot()
 		r, err := runMailferry(ctx, bin, args, env, what)
 		r.cpu = e.cpu.since(before, r.cpuSeconds)
 		return r, err
 	}
-	if first, err = measure(); err != nil {
+	if first, err = measure("copy"); err != nil {
 		return first, second, err
 	}
 	if first.copied != want || first.accounts != len(users) {
@@ -274,7 +278,7 @@ func (e *env) runFleet(ctx context.Context, bin string, kind sourceKind, link fl
 	if !again {
 		return first, second, nil
 	}
-	if second, err = measure(); err != nil {
+	if second, err = measure("rerun"); err != nil {
 		return first, second, err
 	}
 	if second.copied != 0 || second.done != want {
@@ -395,6 +399,11 @@ func (e *env) fleetPath(ctx context.Context, kind sourceKind) ([]fleetSummary, e
 			s.versusLoopback = &v
 		}
 		sums = append(sums, s)
+	}
+	if e.cfg.profileDir != "" {
+		if err := e.profileFleet(ctx, kind, links[0], batch, total); err != nil {
+			return nil, err
+		}
 	}
 	if len(mixed) > 0 {
 		r, _, err := e.runFleet(ctx, e.bin, kind, links[0], mixed, e.fleetMixedMsgs, false)

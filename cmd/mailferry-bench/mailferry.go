@@ -18,8 +18,14 @@ import (
 // binary's path, so that every run measures the same program and not the
 // compiler.
 func buildMailferry(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "mailferry")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/mailferry/mailferry/cmd/mailferry")
+	return buildMailferryTagged(ctx, dir, "mailferry", "")
+}
+
+// buildMailferryTagged compiles ./cmd/mailferry into dir/name with the
+// build tags tags ("" none).
+func buildMailferryTagged(ctx context.Context, dir, name, tags string) (string, error) {
+	bin := filepath.Join(dir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", tags, "-o", bin, "github.com/mailferry/mailferry/cmd/mailferry")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

@@ -138,3 +138,40 @@ func writeAllocs(path string) error {
 	}
 	return f.Close()
 }
+
+// The environment of a mailferry built with -tags mailferry_profile
+// (cmd/mailferry/profile_on.go): the directory its profiles go into and
+// the name they take.
+const (
+	profileDirEnv  = "MAILFERRY_PROFILE_DIR"
+	profileNameEnv = "MAILFERRY_PROFILE_NAME"
+)
+
+// profileFleet runs the batch of users (want messages) once more under
+// pprof on kind's path over link (loopback), and again with nothing new: `mailferry run` is
+// not in-process here, so a binary built with the mailferry_profile tag
+// writes its own profiles, cpu-fleet-KIND[-notls]-copy.pprof and
+// allocs-fleet-…-copy.pprof (every allocation of the run: read them with
+// -sample_index=alloc_space), and the same ending in -rerun.
+func (e *env) profileFleet(ctx context.Context, kind sourceKind, link fleetLink, users [][2]string, want int) error {
+	if e.profBin == "" {
+		e.log.Info("building mailferry with its profiling hook")
+		bin, err := buildMailferryTagged(ctx, e.dir, "mailferry-profile", "mailferry_profile")
+		if err != nil {
+			return err
+		}
+		e.profBin = bin
+	}
+	e.fleetProfile = "fleet-" + kind.name
+	if !e.secure {
+		e.fleetProfile += "-notls"
+	}
+	defer func() { e.fleetProfile = "" }()
+	copied, rerun, err := e.runFleet(ctx, e.profBin, kind, link, users, want, true)
+	if err != nil {
+		return err
+	}
+	e.log.Info("wrote fleet profiles", "path", kind.name, "dir", e.cfg.profileDir, "name", e.fleetProfile,
+		"copy_s", copied.wall.Seconds(), "rerun_s", rerun.wall.Seconds())
+	return nil
+}

@@ -117,6 +117,23 @@ func TestProfileTraceApart(t *testing.T) {
 	}
 }
 
+// TestProfileFleet: -profile on the fleet workload writes the CPU and
+// allocation profiles of a batch's `mailferry run` and of its re-run,
+// written by a mailferry built with its profiling hook; the timed runs'
+// binary has no hook.
+func TestProfileFleet(t *testing.T) {
+	dovecot.Require(t)
+	dir := t.TempDir()
+	runJSON(t, "-workloads", "fleet", "-fleet", "3x4", "-fleet-single", "12", "-fleet-mixed", "0", "-fleet-workers", "2",
+		"-paths", "imap", "-tls", "off", "-peers", "none", "-trials", "1", "-profile", dir)
+	for _, f := range []string{"cpu-fleet-imap-notls-copy.pprof", "allocs-fleet-imap-notls-copy.pprof",
+		"cpu-fleet-imap-notls-rerun.pprof", "allocs-fleet-imap-notls-rerun.pprof"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
 // TestProfileFlags: -profile copies with `mailferry copy`'s defaults, so
 // it is refused beside -mailferry-flags rather than profile another copy
 // than the one timed.

@@ -9,7 +9,10 @@ import (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], processEnv()))
+	stop := startProfile(os.Getenv)
+	code := run(context.Background(), os.Args[1:], processEnv())
+	stop()
+	os.Exit(code)
 }
 
 // processEnv is the outside world of the process.
