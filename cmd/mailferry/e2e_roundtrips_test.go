@@ -343,13 +343,13 @@ func TestE2ECopyRoundTrips(t *testing.T) {
 	}
 }
 
-// TestE2EFirstCopyOpensAppender: an account's first run (the ledger holds
+// TestE2EFirstCopyRoundTrips: an account's first run (the ledger holds
 // nothing done for it) opens the destination's APPEND connection at the
 // session's start, beside the control connection, instead of when the
 // first message is queued, after the source's login and listing: its TLS
 // handshake and LOGIN are then off the copy's critical path. A re-run
 // with nothing new opens the control connection only.
-func TestE2EFirstCopyOpensAppender(t *testing.T) {
+func TestE2EFirstCopyRoundTrips(t *testing.T) {
 	ca, err := dovecot.NewCA()
 	if err != nil {
 		t.Fatal(err)
