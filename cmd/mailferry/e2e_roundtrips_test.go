@@ -291,6 +291,26 @@ func TestE2ENoOpRoundTrips(t *testing.T) {
 	}
 }
 
+// seededPair starts a source and a destination Dovecot (named name+"src"
+// and name+"dst") whose source INBOX holds n small messages.
+func seededPair(t *testing.T, name string, n int) *pair {
+	t.Helper()
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{dir: t.TempDir()}
+	p.src = dovecot.Start(t, dovecot.Options{Name: name + "src", CA: ca, Users: map[string]string{"alice": srcPassword}})
+	p.dst = dovecot.Start(t, dovecot.Options{Name: name + "dst", CA: ca, Users: map[string]string{"alice": dstPassword}})
+	p.state = p.dir + "/state.db"
+	if err := p.src.SeedMaildirBulk("alice", "INBOX", n, func(i int) []byte {
+		return fmt.Appendf(nil, "Subject: %d\r\nMessage-ID: <%d@rt.example>\r\n\r\nbody %d\r\n", i, i, i)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestE2ECopyRoundTrips: copying one folder of 1,100 small messages from
 // IMAP costs the source's session one round trip per listing page of 512
 // messages beyond the fixed cost of a run (issue 18: at a 40 ms round
@@ -300,20 +320,8 @@ func TestE2ENoOpRoundTrips(t *testing.T) {
 // in batches of 100, it was three round trips per 200 messages (17 more
 // for these 1,100).
 func TestE2ECopyRoundTrips(t *testing.T) {
-	ca, err := dovecot.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pair{dir: t.TempDir()}
-	p.src = dovecot.Start(t, dovecot.Options{Name: "mf-crtsrc", CA: ca, Users: map[string]string{"alice": srcPassword}})
-	p.dst = dovecot.Start(t, dovecot.Options{Name: "mf-crtdst", CA: ca, Users: map[string]string{"alice": dstPassword}})
-	p.state = p.dir + "/state.db"
 	const n = 1100
-	if err := p.src.SeedMaildirBulk("alice", "INBOX", n, func(i int) []byte {
-		return fmt.Appendf(nil, "Subject: %d\r\nMessage-ID: <%d@rt.example>\r\n\r\nbody %d\r\n", i, i, i)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	p := seededPair(t, "mf-crt", n)
 	// The next page's listing goes out before the page is handed over,
 	// its bodies' UID FETCH once the page has been looked up in the ledger:
 	// not a round trip apart, but a few milliseconds (tens on a loaded
@@ -350,20 +358,8 @@ func TestE2ECopyRoundTrips(t *testing.T) {
 // handshake and LOGIN are then off the copy's critical path. A re-run
 // with nothing new opens the control connection only.
 func TestE2EFirstCopyRoundTrips(t *testing.T) {
-	ca, err := dovecot.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pair{dir: t.TempDir()}
-	p.src = dovecot.Start(t, dovecot.Options{Name: "mf-fasrc", CA: ca, Users: map[string]string{"alice": srcPassword}})
-	p.dst = dovecot.Start(t, dovecot.Options{Name: "mf-fadst", CA: ca, Users: map[string]string{"alice": dstPassword}})
-	p.state = p.dir + "/state.db"
 	const n = 200
-	if err := p.src.SeedMaildirBulk("alice", "INBOX", n, func(i int) []byte {
-		return fmt.Appendf(nil, "Subject: %d\r\nMessage-ID: <%d@fa.example>\r\n\r\nbody %d\r\n", i, i, i)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	p := seededPair(t, "mf-fa", n)
 	const delay = 100 * time.Millisecond
 	srcProxy := startTurnProxyDelay(t, p.src.IMAPSAddr(), delay)
 	dstProxy := startTurnProxyDelay(t, p.dst.IMAPSAddr(), delay)
