@@ -51,7 +51,7 @@ dest_password = "da"
 			}
 			job := accs[0].Job()
 			ctx := t.Context()
-			s, d, err := job.Open(ctx)
+			s, d, err := job.Open(ctx, pipeline.OpenOptions{})
 			if err != nil {
 				t.Fatalf("Job.Open: %v", err)
 			}

@@ -239,7 +239,7 @@ func (a *Account) OpenSourceMapped(ctx context.Context) (pipeline.Source, map[st
 		}
 		return src, nil, nil
 	}
-	src, dst, err := a.Open(ctx)
+	src, dst, err := a.Open(ctx, pipeline.OpenOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -450,7 +450,7 @@ func (a *Account) destTop(fl imapdst.FolderList) (string, error) {
 // that a server could not be asked.
 func (a *Account) CheckFolders(ctx context.Context) error {
 	if a.sourceIMAP {
-		src, dst, err := a.Open(ctx)
+		src, dst, err := a.Open(ctx, pipeline.OpenOptions{})
 		if err != nil {
 			return err
 		}

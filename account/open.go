@@ -37,8 +37,8 @@ func (a *Account) Job() pipeline.Job {
 		OpenDestination: func(ctx context.Context) (pipeline.Destination, error) {
 			return asDestination(a.OpenDestination(ctx))
 		},
-		Open: func(ctx context.Context) (pipeline.Source, pipeline.Destination, error) {
-			src, dst, err := a.Open(ctx)
+		Open: func(ctx context.Context, o pipeline.OpenOptions) (pipeline.Source, pipeline.Destination, error) {
+			src, dst, err := a.Open(ctx, o)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -70,8 +70,10 @@ func asDestination(d *imapdst.Destination, err error) (pipeline.Destination, err
 
 // Open opens a source and a destination session at the same time, having
 // taken the connection slots of both in one step. Its errors say which
-// side failed; on error nothing stays open.
-func (a *Account) Open(ctx context.Context) (pipeline.Source, *imapdst.Destination, error) {
+// side failed; on error nothing stays open. With o.LikelyToCopy the
+// destination's appender connection opens with it, else at its first
+// APPEND.
+func (a *Account) Open(ctx context.Context, o pipeline.OpenOptions) (pipeline.Source, *imapdst.Destination, error) {
 	release, err := a.set.limits.Acquire(ctx, a.src.claim(1), a.dst.claim(destConnections))
 	if err != nil {
 		return nil, nil, fmt.Errorf("waiting for a connection slot (max_connections, max_connections_per_user, max_connections_total): %w", err)
@@ -79,7 +81,7 @@ func (a *Account) Open(ctx context.Context) (pipeline.Source, *imapdst.Destinati
 	src, dst, err := pipeline.OpenBoth(ctx,
 		func(ctx context.Context) (pipeline.Source, error) { return a.openSource(ctx, release[0]) },
 		func(ctx context.Context) (pipeline.Destination, error) {
-			return asDestination(a.openDestination(ctx, release[1], false))
+			return asDestination(a.openDestination(ctx, release[1], o.LikelyToCopy))
 		})
 	if err != nil {
 		return nil, nil, err

@@ -19,8 +19,8 @@ type Job struct {
 	// slot the attempt needs in one step here: two accounts that each held
 	// one side's slots while waiting for the other side's would wait for
 	// ever. Its errors say which side failed. On error it leaves nothing
-	// open.
-	Open func(ctx context.Context) (Source, Destination, error)
+	// open. o says what the engine expects of the attempt.
+	Open func(ctx context.Context, o OpenOptions) (Source, Destination, error)
 	// OpenExtraDestination opens the additional sessions of
 	// Options.DestSessions. It must not wait for a connection slot (an
 	// account holding one session while waiting for another can deadlock
@@ -36,6 +36,20 @@ type Job struct {
 	// taking one, and leaves releasing it to the caller, who decides what
 	// the queue does with the account next.
 	Hold Hold
+}
+
+// OpenOptions is what the engine expects of an attempt when Job.Open
+// opens its sessions.
+type OpenOptions struct {
+	// LikelyToCopy: the ledger holds no message done for the account (its
+	// first run: a migration), so the attempt will most likely append. The
+	// destination then opens ready to append (imapdst.Options.AppendAtDial:
+	// the appender connection opens beside the control connection, instead
+	// of when the first message is queued, after the source's listing, a
+	// few round trips on the copy's critical path). Otherwise, a re-run
+	// (usually with nothing new), it opens only when needed, saving a
+	// login. Never in a dry run.
+	LikelyToCopy bool
 }
 
 // Runner runs jobs against one ledger, retrying transient failures.
@@ -460,13 +474,18 @@ func refusedCount(failures []Skip) int {
 }
 
 func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, hold Hold, halt <-chan struct{}, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
-	open := job.Open
-	if open == nil {
-		open = func(ctx context.Context) (Source, Destination, error) {
-			return OpenBoth(ctx, job.OpenSource, job.OpenDestination)
+	var src Source
+	var dst Destination
+	var err error
+	if job.Open != nil {
+		var o OpenOptions
+		if o.LikelyToCopy, err = r.likelyToCopy(ctx, ledger, opts); err != nil {
+			return err
 		}
+		src, dst, err = job.Open(ctx, o)
+	} else {
+		src, dst, err = OpenBoth(ctx, job.OpenSource, job.OpenDestination)
 	}
-	src, dst, err := open(ctx)
 	if err != nil {
 		return err
 	}
@@ -522,6 +541,19 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 		err = fmt.Errorf("connection aborted: %w", err)
 	}
 	return err
+}
+
+// likelyToCopy is OpenOptions.LikelyToCopy for an attempt on the account:
+// the ledger's counts (one row per state) hold no message done.
+func (r *Runner) likelyToCopy(ctx context.Context, ledger Ledger, opts Options) (bool, error) {
+	if r.DryRun {
+		return false, nil
+	}
+	counts, err := ledger.Counts(ctx, opts.Account)
+	if err != nil {
+		return false, fmt.Errorf("reading the ledger's counts of %q: %w", opts.Name, fatal(err))
+	}
+	return counts[StateDone].Messages == 0, nil
 }
 
 // OpenBoth opens a source and a destination session at the same time: on

@@ -35,9 +35,9 @@ func imapLogins(t *testing.T, s *dovecot.Server) int {
 // (the control connection and the APPEND connection), a re-run with
 // nothing new once: its checks (the destination mailbox still the one
 // the ledger knows) go over the control connection, and the APPEND
-// connection, opened only to append, is not opened. On a fleet of
-// scheduled fetch jobs that is one destination login per account and
-// poll saved.
+// connection, opened on a re-run only to append, is not opened. On a
+// fleet of scheduled fetch jobs that is one destination login per account
+// and poll saved. A re-run with new mail opens it at its first message.
 func TestDestinationLoginsPerRun(t *testing.T) {
 	tests := []struct {
 		name string
@@ -60,14 +60,21 @@ func TestDestinationLoginsPerRun(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			for _, run := range []struct {
+			for i, run := range []struct {
 				name   string
 				copied int
 				logins int
 			}{
 				{"copy", 3, 2},
 				{"re-run with nothing new", 0, 1},
+				{"re-run with new mail", 1, 2},
 			} {
+				if run.copied > 0 && i > 0 {
+					msg := fmt.Sprintf("From: a@example.org\r\nMessage-ID: <login-new-%d@example.org>\r\nSubject: new\r\n\r\nnew\r\n", i)
+					if err := p.src.Deliver("alice", "INBOX", []byte(msg)); err != nil {
+						t.Fatal(err)
+					}
+				}
 				before := imapLogins(t, p.dst)
 				r := runInProcess(t, p.getenv, args...)
 				if r.code != exitOK || r.report.Totals.Copied != run.copied {

@@ -25,7 +25,28 @@ type turnProxy struct {
 	delay    time.Duration // serverDelay unless said otherwise
 	mu       sync.Mutex
 	turns    []int // per connection
-	wg       sync.WaitGroup
+	// mark, when set (SetMark), is called as each connection is accepted;
+	// marks holds its answers, per connection since Reset.
+	mark  func() int
+	marks []int
+	wg    sync.WaitGroup
+}
+
+// SetMark makes the proxy call mark as it accepts each connection (before
+// it counts the connection's first turn) and keep its answer: for
+// instance another proxy's turns so far, to tell when, in that proxy's
+// conversation, this connection opened.
+func (p *turnProxy) SetMark(mark func() int) {
+	p.mu.Lock()
+	p.mark = mark
+	p.mu.Unlock()
+}
+
+// Marks returns mark's answers for the connections accepted since Reset.
+func (p *turnProxy) Marks() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]int(nil), p.marks...)
 }
 
 func startTurnProxy(t *testing.T, upstream string) *turnProxy {
@@ -59,7 +80,7 @@ func (p *turnProxy) Addr() string { return p.ln.Addr().String() }
 // Reset forgets the connections counted so far.
 func (p *turnProxy) Reset() {
 	p.mu.Lock()
-	p.turns = nil
+	p.turns, p.marks = nil, nil
 	p.mu.Unlock()
 }
 
@@ -77,6 +98,13 @@ func (p *turnProxy) accept() {
 		if err != nil {
 			return
 		}
+		p.mu.Lock()
+		mark := p.mark
+		p.mu.Unlock()
+		m := 0
+		if mark != nil {
+			m = mark() // outside p.mu: mark may lock another proxy
+		}
 		u, err := net.Dial("tcp", p.upstream)
 		if err != nil {
 			c.Close()
@@ -85,6 +113,7 @@ func (p *turnProxy) accept() {
 		p.mu.Lock()
 		i := len(p.turns)
 		p.turns = append(p.turns, 0)
+		p.marks = append(p.marks, m)
 		p.mu.Unlock()
 		// heard: the server spoke since the client last wrote (a
 		// greeting counts: the client waited for it).
@@ -262,6 +291,26 @@ func TestE2ENoOpRoundTrips(t *testing.T) {
 	}
 }
 
+// seededPair starts a source and a destination Dovecot (named name+"src"
+// and name+"dst") whose source INBOX holds n small messages.
+func seededPair(t *testing.T, name string, n int) *pair {
+	t.Helper()
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{dir: t.TempDir()}
+	p.src = dovecot.Start(t, dovecot.Options{Name: name + "src", CA: ca, Users: map[string]string{"alice": srcPassword}})
+	p.dst = dovecot.Start(t, dovecot.Options{Name: name + "dst", CA: ca, Users: map[string]string{"alice": dstPassword}})
+	p.state = p.dir + "/state.db"
+	if err := p.src.SeedMaildirBulk("alice", "INBOX", n, func(i int) []byte {
+		return fmt.Appendf(nil, "Subject: %d\r\nMessage-ID: <%d@rt.example>\r\n\r\nbody %d\r\n", i, i, i)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestE2ECopyRoundTrips: copying one folder of 1,100 small messages from
 // IMAP costs the source's session one round trip per listing page of 512
 // messages beyond the fixed cost of a run (issue 18: at a 40 ms round
@@ -271,20 +320,8 @@ func TestE2ENoOpRoundTrips(t *testing.T) {
 // in batches of 100, it was three round trips per 200 messages (17 more
 // for these 1,100).
 func TestE2ECopyRoundTrips(t *testing.T) {
-	ca, err := dovecot.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pair{dir: t.TempDir()}
-	p.src = dovecot.Start(t, dovecot.Options{Name: "mf-crtsrc", CA: ca, Users: map[string]string{"alice": srcPassword}})
-	p.dst = dovecot.Start(t, dovecot.Options{Name: "mf-crtdst", CA: ca, Users: map[string]string{"alice": dstPassword}})
-	p.state = p.dir + "/state.db"
 	const n = 1100
-	if err := p.src.SeedMaildirBulk("alice", "INBOX", n, func(i int) []byte {
-		return fmt.Appendf(nil, "Subject: %d\r\nMessage-ID: <%d@rt.example>\r\n\r\nbody %d\r\n", i, i, i)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	p := seededPair(t, "mf-crt", n)
 	// The next page's listing goes out before the page is handed over,
 	// its bodies' UID FETCH once the page has been looked up in the ledger:
 	// not a round trip apart, but a few milliseconds (tens on a loaded
@@ -311,5 +348,51 @@ func TestE2ECopyRoundTrips(t *testing.T) {
 	// machine, splitting a turn in two; and slack. 18 before.
 	if limit := sum(noop) + 10; sum(copied) > limit {
 		t.Errorf("copying %d messages: %d round trips at the source (%v), want at most %d (%d of a run with nothing new, 4 more meant, 10 at most)", n, sum(copied), copied, limit, sum(noop))
+	}
+}
+
+// TestE2EFirstCopyRoundTrips: an account's first run (the ledger holds
+// nothing done for it) opens the destination's APPEND connection at the
+// session's start, beside the control connection, instead of when the
+// first message is queued, after the source's login and listing: its TLS
+// handshake and LOGIN are then off the copy's critical path. A re-run
+// with nothing new opens the control connection only.
+func TestE2EFirstCopyRoundTrips(t *testing.T) {
+	const n = 200
+	p := seededPair(t, "mf-fa", n)
+	const delay = 100 * time.Millisecond
+	srcProxy := startTurnProxyDelay(t, p.src.IMAPSAddr(), delay)
+	dstProxy := startTurnProxyDelay(t, p.dst.IMAPSAddr(), delay)
+	// Each destination connection notes how many round trips the
+	// source's session had made when it opened.
+	dstProxy.SetMark(func() int { return sum(srcProxy.Turns()) })
+	args := []string{"copy", "imaps://alice@" + srcProxy.Addr(), "imaps://alice@" + dstProxy.Addr(),
+		"--tls-ca", p.src.CAFile(), "--state", p.state, "--json", "--progress", "none"}
+	run := func(what string, copied int) (src, dst, marks []int) {
+		t.Helper()
+		srcProxy.Reset()
+		dstProxy.Reset()
+		start := time.Now()
+		r := runInProcess(t, p.getenv, args...)
+		wall := time.Since(start)
+		if r.code != exitOK || r.report.Totals.Copied != copied {
+			t.Fatalf("%s: exit %d, copied %d, want 0, %d\n%s", what, r.code, r.report.Totals.Copied, copied, lastLines(r.stderr, 30))
+		}
+		src, dst, marks = srcProxy.Turns(), dstProxy.Turns(), dstProxy.Marks()
+		t.Logf("%s: %.1f round trips of wall time; round trips per session: source %v, destination %v; the source's round trips when each destination connection opened: %v",
+			what, float64(wall)/float64(delay), src, dst, marks)
+		return src, dst, marks
+	}
+	src, _, marks := run("first copy", n)
+	// The source's session takes several round trips (TLS, LOGIN, the
+	// listing, the bodies: 8 or 9 here) before the first message can be
+	// queued; both destination connections open at its start (after 0 or
+	// 1 of them; 2 of slack for a loaded machine). Opened at the first
+	// message queued, the APPEND connection opened after 6.
+	if len(marks) != 2 || marks[1] > 2 {
+		t.Errorf("first copy: %d destination connections, opened after %v of the source's %d round trips; want 2, both after at most 2", len(marks), marks, sum(src))
+	}
+	if _, dst, _ := run("nothing new", 0); len(dst) != 1 {
+		t.Errorf("nothing new: %d destination connections (%v round trips), want 1 (no APPEND connection)", len(dst), dst)
 	}
 }

@@ -108,7 +108,7 @@ func (x *execution) proveIdentity(ctx context.Context, ledger *checkpoint.Ledger
 // once, its destination).
 func openForProof(ctx context.Context, job pipeline.Job) (pipeline.Source, pipeline.Destination, error) {
 	if job.Open != nil {
-		return job.Open(ctx)
+		return job.Open(ctx, pipeline.OpenOptions{})
 	}
 	if job.OpenSource == nil {
 		return nil, nil, errors.New("the account cannot open its source")
