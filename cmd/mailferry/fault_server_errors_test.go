@@ -175,7 +175,11 @@ func TestFaultByeMidRun(t *testing.T) {
 		t.Fatalf("%d messages twice on the destination after the BYEs", extra)
 	}
 
-	// Connection 1 is the appender: the BYE comes between APPEND replies.
+	// Connection 1: on this first run (nothing done yet) both destination
+	// connections open at once and the first to connect is, in practice,
+	// the appender (imapdst.Dial dials it on its own goroutine while the
+	// control connection's goroutine starts); the BYE comes between its
+	// APPEND replies.
 	if err := proxy.SetPlan(faultproxy.Plan{Faults: bye(1)}); err != nil {
 		t.Fatal(err)
 	}
