@@ -72,7 +72,14 @@ func (s *Source) folders(ctx context.Context) ([]Folder, error) {
 	if (caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2)) && !q.Refused(imapconn.FeatureListReturn) {
 		lopts = &imap.ListOptions{ReturnSubscribed: true, ReturnSpecialUse: caps.Has(imap.CapSpecialUse)}
 	}
-	list, err := s.c.List("", "*", lopts).Collect()
+	// The NAMESPACE sent at Open is answered in the same round trip as
+	// this LIST; the folders are filtered by its prefix.
+	cmd := s.c.List("", "*", lopts)
+	if err := s.awaitNamespace(ctx); err != nil {
+		_, _ = cmd.Collect()
+		return nil, err
+	}
+	list, err := cmd.Collect()
 	if lopts != nil && imapconn.IsRefusal(err) {
 		q.Refuse(imapconn.FeatureListReturn, err, "a plain LIST: subscriptions unknown, special use only where the server sends it anyway")
 		list, err = s.c.List("", "*", nil).Collect()
