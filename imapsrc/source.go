@@ -69,8 +69,10 @@ type Source struct {
 
 	leaveOut map[string]bool // folders the next List leaves out (LeaveOut)
 	// listedFolders are the folders the last LIST found, until the next
-	// List (lastFolders).
+	// List (lastFolders); listedStatus the marks it returned of them
+	// (LIST-STATUS), by name; nil: none asked.
 	listedFolders []Folder
+	listedStatus  map[string]*imap.StatusData
 	// since are the folders the next List lists by their changes
 	// (ListChanges), changes what the last List found of them.
 	since   map[string]pipeline.FolderSince
