@@ -200,9 +200,8 @@ func (s *Source) Namespace() (prefix string, delim rune) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ns != nil && s.err == nil {
-		release := s.conn.Bind(context.Background())
+		// No context to bind: the connection's idle timeout bounds the wait.
 		_ = s.awaitNamespace(context.Background())
-		release()
 	}
 	return s.nsPrefix, s.nsDelim
 }

@@ -180,6 +180,18 @@ func TestFolderSummariesListStatus(t *testing.T) {
 			if opts.Quirks.Refused(imapconn.FeatureListReturn) || opts.Quirks.Refused(imapconn.FeatureCondStore) {
 				t.Errorf("other features refused: %q", opts.Quirks.List())
 			}
+			// The account's next session asks the marks in its LIST again
+			// only where the server took them.
+			before := len(srv.received())
+			s2 := openSource(t, opts)
+			if _, err := s2.Folders(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range srv.received()[before:] {
+				if _, rest, _ := strings.Cut(l, " "); strings.HasPrefix(rest, "LIST") && strings.Contains(rest, "STATUS") == c.refused {
+					t.Errorf("second session sent %q (LIST-STATUS refused before: %v)", rest, c.refused)
+				}
+			}
 		})
 	}
 }
