@@ -100,10 +100,10 @@ var (
 // Open dials, secures and authenticates a session (internal/imapconn) and
 // asks for the personal namespace (RFC 2342) when the server offers
 // NAMESPACE, without waiting for the answer: it travels with the first
-// LIST (one round trip less per session, issue 18). Authentication uses LOGIN, or AUTHENTICATE PLAIN when AuthzID
-// is set or the server says LOGINDISABLED. Refused credentials and
-// certificates that fail verification are fatal (pipeline.ClassFatal);
-// network failures transient.
+// LIST (one round trip less per session, issue 18). Authentication uses
+// LOGIN, or AUTHENTICATE PLAIN when AuthzID is set or the server says
+// LOGINDISABLED. Refused credentials and certificates that fail
+// verification are fatal (pipeline.ClassFatal); network failures transient.
 func Open(ctx context.Context, opts Options) (*Source, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
