@@ -5,8 +5,8 @@
 // It speaks IMAP4rev1 (RFC 3501) through go-imap v2's imapclient (pinned at
 // v2.0.0-beta.8) over a connection internal/imapconn dials and logs in (idle
 // timeouts that extend with progress, cancellation by context), with NAMESPACE (RFC 2342),
-// LIST-EXTENDED (RFC 5258), SPECIAL-USE (RFC 6154), UIDPLUS (RFC 4315) and
-// ESEARCH (RFC 4731) where the server offers them, and TLS per RFC 8314
+// LIST-EXTENDED (RFC 5258), SPECIAL-USE (RFC 6154), LIST-STATUS (RFC 5819),
+// UIDPLUS (RFC 4315) and ESEARCH (RFC 4731) where the server offers them, and TLS per RFC 8314
 // (implicit) or RFC 2595 (STARTTLS).
 //
 // Folders are only ever EXAMINEd (read-only, RFC 3501 §6.3.2) and bodies

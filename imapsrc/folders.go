@@ -37,6 +37,10 @@ func (f Folder) HasAttr(attr string) bool {
 // sorted by name. With LIST-EXTENDED it asks RETURN (SUBSCRIBED) and, where
 // SPECIAL-USE is advertised, SPECIAL-USE too (RFC 6154 §5.2); otherwise a
 // plain LIST, whose attributes servers such as Dovecot fill in anyway.
+// Where FolderSummaries will want the folders' marks and the server
+// offers LIST-STATUS (RFC 5819), the LIST asks them too (RETURN (STATUS
+// ...)), which spares FolderSummaries its STATUS round trip; a server that
+// refuses it is asked again without, and FolderSummaries sends STATUS.
 // \Noselect and \NonExistent entries (parents that are only part of the
 // hierarchy, subscriptions to deleted folders) are left out.
 func (s *Source) Folders(ctx context.Context) ([]Folder, error) {
@@ -72,7 +76,22 @@ func (s *Source) folders(ctx context.Context) ([]Folder, error) {
 	if (caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2)) && !q.Refused(imapconn.FeatureListReturn) {
 		lopts = &imap.ListOptions{ReturnSubscribed: true, ReturnSpecialUse: caps.Has(imap.CapSpecialUse)}
 	}
-	list, err := s.c.List("", "*", lopts).Collect()
+	if lopts != nil && caps.Has(imap.CapListStatus) && !q.Refused(featureListStatus) && s.summarizable() {
+		lopts.ReturnStatus = summaryStatus
+	}
+	// The NAMESPACE sent at Open is answered in the same round trip as
+	// this LIST; the folders are filtered by its prefix.
+	cmd := s.c.List("", "*", lopts)
+	if err := s.awaitNamespace(ctx); err != nil {
+		_, _ = cmd.Collect()
+		return nil, err
+	}
+	list, err := cmd.Collect()
+	if lopts != nil && lopts.ReturnStatus != nil && imapconn.IsRefusal(err) {
+		q.Refuse(featureListStatus, err, "the folders' marks asked by STATUS, a round trip more")
+		lopts.ReturnStatus = nil
+		list, err = s.c.List("", "*", lopts).Collect()
+	}
 	if lopts != nil && imapconn.IsRefusal(err) {
 		q.Refuse(imapconn.FeatureListReturn, err, "a plain LIST: subscriptions unknown, special use only where the server sends it anyway")
 		list, err = s.c.List("", "*", nil).Collect()
@@ -81,8 +100,15 @@ func (s *Source) folders(ctx context.Context) ([]Folder, error) {
 		return nil, err
 	}
 	var out []Folder
+	s.listedStatus = nil
 	for _, l := range list {
 		f := Folder{Name: l.Mailbox, Delimiter: l.Delim}
+		if l.Status != nil {
+			if s.listedStatus == nil {
+				s.listedStatus = make(map[string]*imap.StatusData)
+			}
+			s.listedStatus[l.Mailbox] = l.Status
+		}
 		skip := false
 		for _, a := range l.Attrs {
 			switch {

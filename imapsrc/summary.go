@@ -16,6 +16,26 @@ import (
 // statusPipeline bounds the STATUS commands in flight at once.
 const statusPipeline = 64
 
+// featureListStatus names LIST-STATUS (RFC 5819) in Options.Quirks when a
+// server that advertises it refuses the LIST asking for it.
+const featureListStatus = "LIST-STATUS"
+
+// summaryStatus are the items a folder's summary is made of, asked by
+// STATUS or in the LIST (LIST-STATUS).
+var summaryStatus = &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: true}
+
+// summarizable reports whether FolderSummaries summarizes the folders
+// (see there).
+func (s *Source) summarizable() bool {
+	// A server with labels (Gmail) lists one message under one key
+	// whatever folders hold it: its folders' marks say nothing of them.
+	// An age window (MaxAge, MinAge) lists part of a folder: its marks
+	// would say nothing of the messages left out, which a later run
+	// without the window must list.
+	return s.c.Caps().Has(imap.CapCondStore) && !s.opts.Quirks.Refused(imapconn.FeatureCondStore) && !s.quirks.Labels &&
+		s.opts.MaxAge == 0 && s.opts.MinAge == 0
+}
+
 // FolderSummaries tells the marks of every folder List would list, where
 // the server offers CONDSTORE (RFC 7162): STATUS (MESSAGES UIDNEXT
 // UIDVALIDITY HIGHESTMODSEQ) per folder, sent without waiting for the
@@ -34,13 +54,7 @@ func (s *Source) FolderSummaries(ctx context.Context) ([]pipeline.FolderSummary,
 	defer s.mu.Unlock()
 	s.leaveOut = nil
 	q := s.opts.Quirks
-	// A server with labels (Gmail) lists one message under one key
-	// whatever folders hold it: its folders' marks say nothing of them.
-	// An age window (MaxAge, MinAge) lists part of a folder: its marks
-	// would say nothing of the messages left out, which a later run
-	// without the window must list.
-	if !s.c.Caps().Has(imap.CapCondStore) || q.Refused(imapconn.FeatureCondStore) || s.quirks.Labels ||
-		s.opts.MaxAge > 0 || s.opts.MinAge > 0 {
+	if !s.summarizable() {
 		return nil, false, nil
 	}
 	done, err := s.begin(ctx)
@@ -53,19 +67,27 @@ func (s *Source) FolderSummaries(ctx context.Context) ([]pipeline.FolderSummary,
 		return nil, false, fmt.Errorf("listing the folders of %s at %s: %w", s.user, s.opts.Addr, err)
 	}
 	var names []string
-	for _, f := range folders {
-		if s.included(f) {
-			names = append(names, f.Name)
-		}
-	}
-	opts := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: true}
 	var out []pipeline.FolderSummary
+	for _, f := range folders {
+		if !s.included(f) {
+			continue
+		}
+		// RFC 5819 §1: the LIST returns no STATUS of a folder whose
+		// status the server cannot tell; STATUS asks it of those.
+		if data, ok := s.listedStatus[f.Name]; ok {
+			if sum, ok := summary(f.Name, data); ok {
+				out = append(out, sum)
+			}
+			continue
+		}
+		names = append(names, f.Name)
+	}
 	for len(names) > 0 {
 		chunk := names[:min(len(names), statusPipeline)]
 		names = names[len(chunk):]
 		cmds := make([]*imapclient.StatusCommand, len(chunk))
 		for i, name := range chunk {
-			cmds[i] = s.c.Status(name, opts)
+			cmds[i] = s.c.Status(name, summaryStatus)
 		}
 		refused := 0
 		var failed, refusal error
@@ -85,14 +107,9 @@ func (s *Source) FolderSummaries(ctx context.Context) ([]pipeline.FolderSummary,
 				failed = first(failed, err)
 				continue
 			}
-			// RFC 7162 §3.1.1: mod-sequences are 63-bit, which the
-			// ledger's signed integers hold; one past that is not trusted.
-			if data.HighestModSeq == 0 || data.HighestModSeq > math.MaxInt64 || data.UIDValidity == 0 || data.NumMessages == nil || data.UIDNext == 0 {
-				continue
+			if sum, ok := summary(chunk[i], data); ok {
+				out = append(out, sum)
 			}
-			out = append(out, pipeline.FolderSummary{Mailbox: chunk[i], Generation: KeyPrefix(chunk[i], data.UIDValidity),
-				UIDValidity: data.UIDValidity, UIDNext: uint32(data.UIDNext), HighestModSeq: data.HighestModSeq,
-				Messages: *data.NumMessages})
 		}
 		if failed != nil {
 			return nil, false, failed
@@ -104,6 +121,19 @@ func (s *Source) FolderSummaries(ctx context.Context) ([]pipeline.FolderSummary,
 		}
 	}
 	return out, true, nil
+}
+
+// summary makes mailbox's summary of its status; false: the status says
+// too little to leave the folder unlisted.
+func summary(mailbox string, data *imap.StatusData) (pipeline.FolderSummary, bool) {
+	// RFC 7162 §3.1.1: mod-sequences are 63-bit, which the ledger's
+	// signed integers hold; one past that is not trusted.
+	if data.HighestModSeq == 0 || data.HighestModSeq > math.MaxInt64 || data.UIDValidity == 0 || data.NumMessages == nil || data.UIDNext == 0 {
+		return pipeline.FolderSummary{}, false
+	}
+	return pipeline.FolderSummary{Mailbox: mailbox, Generation: KeyPrefix(mailbox, data.UIDValidity),
+		UIDValidity: data.UIDValidity, UIDNext: uint32(data.UIDNext), HighestModSeq: data.HighestModSeq,
+		Messages: *data.NumMessages}, true
 }
 
 // LeaveOut makes the next List leave out mailboxes (pipeline.FolderSummarizer).
