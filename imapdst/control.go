@@ -169,7 +169,14 @@ func (ctl *control) examine(ctx context.Context, mailbox string) (*imap.SelectDa
 
 // ensureMailbox lists mailbox, creates it when missing (with the special
 // use, when not "", see create) and returns its status (see status).
-func (ctl *control) ensureMailbox(ctx context.Context, name, specialUse string) (pipeline.MailboxStatus, error) {
+// ahead, when the session is about to append (its appender is open or
+// opening), sends the commands the next steps need with those they
+// follow, to be answered in the same round trip (RFC 3501 §5.5; issue
+// 18): STATUS with the LIST, and the flags probe (startFlagsProbe) with
+// the STATUS. A reply to a command sent ahead that the step it was sent
+// for would not have asked for (STATUS of a mailbox LIST does not show)
+// is read and set aside.
+func (ctl *control) ensureMailbox(ctx context.Context, name, specialUse string, ahead bool) (pipeline.MailboxStatus, error) {
 	done, err := ctl.begin(ctx)
 	if err != nil {
 		return pipeline.MailboxStatus{}, err
@@ -182,25 +189,45 @@ func (ctl *control) ensureMailbox(ctx context.Context, name, specialUse string) 
 		if ms, ok := ctl.examinedJustNow(name); ok {
 			return ms, nil
 		}
-		ms, refusal, err := ctl.tryStatus(ctx, name)
+		ms, refusal, err := ctl.tryStatusAhead(ctx, name, ahead)
 		if refusal == nil {
 			return ms, err
 		}
 		ctl.shared.unlist(name)
 	}
-	exists, err := ctl.listed(ctx, name)
-	if err != nil {
-		return pipeline.MailboxStatus{}, err
-	}
 	// INBOX always exists (RFC 3501 §5.1), even when an mbox server has no
 	// file for it yet and so does not list it (GNU Mailutils): CREATE
 	// INBOX is an error.
-	if !exists && !strings.EqualFold(name, "INBOX") {
+	inbox := strings.EqualFold(name, "INBOX")
+	var exists bool
+	if ahead {
+		listCmd := ctl.c.List("", name, nil)
+		sc := ctl.startStatus(name)
+		probe := ctl.shared.startFlagsProbe(ctl, name)
+		exists, err = ctl.listedReply(ctx, name, listCmd)
+		if err == nil && (exists || inbox) {
+			return ctl.statusReply(ctx, sc, probe)
+		}
+		sc.discard()
+		if perr := probe.finish(ctx, ctl); err == nil {
+			err = perr
+		}
+	} else {
+		exists, err = ctl.listed(ctx, name)
+	}
+	if err != nil {
+		return pipeline.MailboxStatus{}, err
+	}
+	if !exists && !inbox {
 		if name, err = ctl.createOrPrefix(ctx, name, specialUse); err != nil {
 			return pipeline.MailboxStatus{}, err
 		}
 	}
-	return ctl.status(ctx, name)
+	if !ahead {
+		return ctl.status(ctx, name)
+	}
+	sc := ctl.startStatus(name)
+	return ctl.statusReply(ctx, sc, ctl.shared.startFlagsProbe(ctl, name))
 }
 
 // createOrPrefix creates name, or on a server with a personal namespace
@@ -247,9 +274,18 @@ func (ctl *control) createOrPrefix(ctx context.Context, name, specialUse string)
 // APPENDs go ahead (a [TRYCREATE] creates the mailbox) and the pipeline
 // finds interrupted copies by their content instead of their UIDs.
 func (ctl *control) status(ctx context.Context, name string) (pipeline.MailboxStatus, error) {
-	ms, refusal, err := ctl.tryStatus(ctx, name)
+	return ctl.statusReply(ctx, ctl.startStatus(name), nil)
+}
+
+// statusReply is status from the STATUS sc already sent, and the flags
+// probe sent behind it (nil: none), which it finishes.
+func (ctl *control) statusReply(ctx context.Context, sc *statusCmd, probe *flagsProbe) (pipeline.MailboxStatus, error) {
+	ms, refusal, err := ctl.statusFinish(ctx, sc)
+	if perr := probe.finish(ctx, ctl); perr != nil {
+		return pipeline.MailboxStatus{}, perr
+	}
 	if refusal != nil {
-		return ctl.statusByExamine(ctx, name, ms.AppendLimit, refusal)
+		return ctl.statusByExamine(ctx, sc.name, ms.AppendLimit, refusal)
 	}
 	return ms, err
 }
@@ -268,30 +304,70 @@ func (ctl *control) examinedJustNow(name string) (pipeline.MailboxStatus, bool) 
 	return pipeline.MailboxStatus{Name: name, UIDValidity: ex.uidValidity, UIDNext: ex.uidNext}, true
 }
 
+// statusCmd is a STATUS sent (startStatus) and not yet answered.
+type statusCmd struct {
+	name        string
+	opts        *imap.StatusOptions
+	cmd         *imapclient.StatusCommand
+	serverLimit int64 // the server-wide APPENDLIMIT, 0 when none
+}
+
+// startStatus sends STATUS name with the items status asks for.
+func (ctl *control) startStatus(name string) *statusCmd {
+	q := ctl.shared.Quirks
+	caps := ctl.c.Caps()
+	sc := &statusCmd{name: name, opts: &imap.StatusOptions{UIDNext: true, UIDValidity: true}}
+	if lim, ok := caps.AppendLimit(); ok && lim != nil {
+		sc.serverLimit = int64(*lim)
+	}
+	sc.opts.AppendLimit = caps.Has(imap.CapAppendLimit) && !q.Refused(imapconn.FeatureStatusAppendLimit)
+	sc.cmd = ctl.c.Status(name, sc.opts)
+	return sc
+}
+
+// discard reads sc's reply and sets it aside: STATUS sent ahead of a LIST
+// that did not show the mailbox. A broken connection shows in the next
+// command.
+func (sc *statusCmd) discard() { _, _ = sc.cmd.Wait() }
+
 // tryStatus is status without EXAMINE: a refused STATUS comes back as
 // refusal (err nil), with the server-wide APPENDLIMIT in ms.
 func (ctl *control) tryStatus(ctx context.Context, name string) (ms pipeline.MailboxStatus, refusal, err error) {
-	q := ctl.shared.Quirks
-	caps := ctl.c.Caps()
-	serverLimit := int64(0)
-	if lim, ok := caps.AppendLimit(); ok && lim != nil {
-		serverLimit = int64(*lim)
+	return ctl.statusFinish(ctx, ctl.startStatus(name))
+}
+
+// tryStatusAhead is tryStatus, with the flags probe sent behind the STATUS
+// when ahead (see ensureMailbox).
+func (ctl *control) tryStatusAhead(ctx context.Context, name string, ahead bool) (ms pipeline.MailboxStatus, refusal, err error) {
+	sc := ctl.startStatus(name)
+	var probe *flagsProbe
+	if ahead {
+		probe = ctl.shared.startFlagsProbe(ctl, name)
 	}
-	sopts := &imap.StatusOptions{UIDNext: true, UIDValidity: true}
-	sopts.AppendLimit = caps.Has(imap.CapAppendLimit) && !q.Refused(imapconn.FeatureStatusAppendLimit)
-	st, err := ctl.c.Status(name, sopts).Wait()
+	ms, refusal, err = ctl.statusFinish(ctx, sc)
+	if perr := probe.finish(ctx, ctl); perr != nil {
+		return pipeline.MailboxStatus{}, nil, perr
+	}
+	return ms, refusal, err
+}
+
+// statusFinish is tryStatus's answer from the STATUS sc already sent.
+func (ctl *control) statusFinish(ctx context.Context, sc *statusCmd) (ms pipeline.MailboxStatus, refusal, err error) {
+	q := ctl.shared.Quirks
+	name, sopts := sc.name, sc.opts
+	st, err := sc.cmd.Wait()
 	if sopts.AppendLimit && imapconn.IsRefusal(err) {
 		q.Refuse(imapconn.FeatureStatusAppendLimit, err, "STATUS without it; the server-wide APPENDLIMIT applies")
 		sopts.AppendLimit = false
 		st, err = ctl.c.Status(name, sopts).Wait()
 	}
 	if imapconn.IsRefusal(err) {
-		return pipeline.MailboxStatus{Name: name, AppendLimit: serverLimit}, err, nil
+		return pipeline.MailboxStatus{Name: name, AppendLimit: sc.serverLimit}, err, nil
 	}
 	if err = ctl.check(ctx, err, "STATUS", name); err != nil {
 		return pipeline.MailboxStatus{}, nil, err
 	}
-	ms = pipeline.MailboxStatus{Name: name, UIDValidity: st.UIDValidity, UIDNext: uint32(st.UIDNext), AppendLimit: serverLimit}
+	ms = pipeline.MailboxStatus{Name: name, UIDValidity: st.UIDValidity, UIDNext: uint32(st.UIDNext), AppendLimit: sc.serverLimit}
 	if st.AppendLimit != nil {
 		ms.AppendLimit = int64(*st.AppendLimit)
 	}

@@ -211,7 +211,15 @@ func (d *Destination) Capabilities() pipeline.Capabilities {
 // EnsureMailbox creates the mailbox when it does not exist and returns its
 // status. AppendLimit is the mailbox's own limit, else the server's.
 func (d *Destination) EnsureMailbox(ctx context.Context, name string) (pipeline.MailboxStatus, error) {
-	return d.ctl.ensureMailbox(ctx, name, "")
+	return d.ctl.ensureMailbox(ctx, name, "", d.appending())
+}
+
+// appending reports whether the appender connection is open or opening:
+// the session is about to append, and the control connection sends what
+// appending will need with the commands before it (see
+// control.ensureMailbox, control.listHeaders).
+func (d *Destination) appending() bool {
+	return d.app != nil || d.opening != nil
 }
 
 // Append stores msgs in mailbox; see Appender.Append. Flags the server

@@ -28,7 +28,7 @@ func (d *Destination) Digests(ctx context.Context, mailbox string, uidValidity u
 // what the destination holds before copying (pipeline.HeaderLister). A
 // mailbox that does not exist holds nothing: UIDVALIDITY 0, no messages.
 func (d *Destination) ListHeaders(ctx context.Context, mailbox string) (uint32, []pipeline.DestHeader, error) {
-	return d.ctl.listHeaders(ctx, mailbox)
+	return d.ctl.listHeaders(ctx, mailbox, d.appending())
 }
 
 var (
@@ -138,21 +138,53 @@ func (ctl *control) digests(ctx context.Context, mailbox string, uidValidity uin
 	return out, nil
 }
 
-func (ctl *control) listHeaders(ctx context.Context, mailbox string) (uint32, []pipeline.DestHeader, error) {
+// listHeaders is ListHeaders. A mailbox the account's folder listing did
+// not show is listed first; one it showed is examined at once, a LIST
+// less, and listed only when EXAMINE is refused (it may have gone since).
+// ahead, when the session is about to append (see ensureMailbox), sends
+// the LIST, the flags probe (startFlagsProbe) and the EXAMINE together,
+// answered in one round trip (RFC 3501 §5.5): the EXAMINE's reply counts
+// only when LIST shows the mailbox. A mailbox EXAMINE opened is then
+// taken as listed, so that EnsureMailbox right after costs nothing
+// (examinedJustNow).
+func (ctl *control) listHeaders(ctx context.Context, mailbox string, ahead bool) (uint32, []pipeline.DestHeader, error) {
 	done, err := ctl.begin(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer done()
-	// A mailbox the account's folder listing showed is examined at once,
-	// a LIST less; refused, it may have gone since, and LIST tells.
 	listed := ctl.shared.wasListed(mailbox)
-	if !listed {
-		if ok, err := ctl.listed(ctx, mailbox); err != nil || !ok {
-			return 0, nil, err
+	var sel *imap.SelectData
+	if ahead {
+		var listCmd *imapclient.ListCommand
+		if !listed {
+			listCmd = ctl.c.List("", mailbox, nil)
 		}
+		probe := ctl.shared.startFlagsProbe(ctl, mailbox)
+		exCmd := ctl.c.Select(mailbox, &imap.SelectOptions{ReadOnly: true})
+		exists, lerr := true, error(nil)
+		if listCmd != nil {
+			exists, lerr = ctl.listedReply(ctx, mailbox, listCmd)
+		}
+		perr := probe.finish(ctx, ctl)
+		sel, err = exCmd.Wait()
+		err = ctl.check(ctx, err, "EXAMINE", mailbox)
+		switch {
+		case lerr != nil:
+			return 0, nil, lerr
+		case !exists:
+			return 0, nil, nil
+		case perr != nil:
+			return 0, nil, perr
+		}
+	} else {
+		if !listed {
+			if ok, err := ctl.listed(ctx, mailbox); err != nil || !ok {
+				return 0, nil, err
+			}
+		}
+		sel, err = ctl.examine(ctx, mailbox)
 	}
-	sel, err := ctl.examine(ctx, mailbox)
 	var re *ReplyError
 	if listed && errors.As(err, &re) && re.Status != "BYE" {
 		ctl.shared.unlist(mailbox)
@@ -163,6 +195,7 @@ func (ctl *control) listHeaders(ctx context.Context, mailbox string) (uint32, []
 	if err != nil {
 		return 0, nil, err
 	}
+	ctl.shared.noteListed(mailbox)
 	ctl.examined = examinedStatus{name: mailbox, ops: ctl.ops, uidValidity: sel.UIDValidity, uidNext: uint32(sel.UIDNext)}
 	if sel.NumMessages == 0 {
 		return sel.UIDValidity, nil, nil

@@ -58,7 +58,7 @@ func (d *Destination) EnsureMailboxUse(ctx context.Context, name, specialUse str
 	if specialUse != "" && !validAtom(strings.TrimPrefix(specialUse, `\`)) {
 		return pipeline.MailboxStatus{}, fatal(invalidArg("special use %q", specialUse))
 	}
-	return d.ctl.ensureMailbox(ctx, name, specialUse)
+	return d.ctl.ensureMailbox(ctx, name, specialUse, false)
 }
 
 // CreatedMailboxes returns the mailboxes this session created (CREATE

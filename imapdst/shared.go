@@ -106,6 +106,73 @@ func (sh *Shared) permanentFlags(ctx context.Context, ctl *control, mailbox stri
 	return flags, nil
 }
 
+// flagsProbe is a SELECT and an UNSELECT of a mailbox sent ahead of
+// the commands a session sends next (RFC 3501 §5.5: answered in order, in
+// the same round trip), so that the mailbox's PERMANENTFLAGS are known
+// when PermanentFlags asks: on a distant server, a round trip less before
+// the first APPEND (issue 18). It holds Shared.mu from start to finish, as
+// permanentFlags does: the mailbox is selected read-write only between the
+// two commands.
+type flagsProbe struct {
+	sh      *Shared
+	mailbox string
+	sel     *imapclient.SelectCommand
+	unsel   *imapclient.Command
+}
+
+// startFlagsProbe sends the probe of mailbox, or returns nil when the
+// account knows its PERMANENTFLAGS already or the server lacks UNSELECT
+// (RFC 3691) or refused it: then PermanentFlags reads them its own way.
+// The caller must call finish, also on its error paths.
+func (sh *Shared) startFlagsProbe(ctl *control, mailbox string) *flagsProbe {
+	if !ctl.c.Caps().Has(imap.CapUnselect) || sh.Quirks.Refused(imapconn.FeatureUnselect) {
+		return nil
+	}
+	sh.mu.Lock()
+	if _, ok := sh.permanent[mailbox]; ok {
+		sh.mu.Unlock()
+		return nil
+	}
+	return &flagsProbe{sh: sh, mailbox: mailbox, sel: ctl.c.Select(mailbox, nil), unsel: ctl.c.Unselect()}
+}
+
+// finish reads the probe's replies and records the mailbox's
+// PERMANENTFLAGS when SELECT succeeded; a refused SELECT (a mailbox that
+// does not exist yet, or that the server will not select) records
+// nothing, and PermanentFlags asks again, as without the probe. A refused
+// UNSELECT after a SELECT that succeeded is given up for the server, and
+// the mailbox left as deselect leaves it. It returns only what breaks the
+// connection (see control.check). A nil probe does nothing.
+func (p *flagsProbe) finish(ctx context.Context, ctl *control) error {
+	if p == nil {
+		return nil
+	}
+	defer p.sh.mu.Unlock()
+	sel, err := p.sel.Wait()
+	unselErr := p.unsel.Wait()
+	if err != nil {
+		if !imapconn.IsRefusal(err) {
+			return ctl.check(ctx, err, "SELECT", p.mailbox)
+		}
+		// UNSELECT then had no mailbox to leave: its BAD says nothing.
+		if unselErr != nil && !imapconn.IsRefusal(unselErr) {
+			return ctl.check(ctx, unselErr, "UNSELECT", p.mailbox)
+		}
+		return nil
+	}
+	if unselErr != nil {
+		if !imapconn.IsRefusal(unselErr) {
+			return ctl.check(ctx, unselErr, "UNSELECT", p.mailbox)
+		}
+		p.sh.Quirks.Refuse(imapconn.FeatureUnselect, unselErr, "EXAMINE of the same mailbox leaves it instead")
+		if err := ctl.deselect(ctx, p.mailbox); err != nil {
+			return err
+		}
+	}
+	p.sh.permanent[p.mailbox] = flagStrings(sel.PermanentFlags)
+	return nil
+}
+
 // noteListed records that the folder listing showed mailbox as existing
 // and selectable.
 func (sh *Shared) noteListed(mailbox string) {
@@ -248,7 +315,12 @@ func (ctl *control) underPrefix(ctx context.Context, name string) (string, error
 
 // listed reports whether LIST shows mailbox as a mailbox that exists.
 func (ctl *control) listed(ctx context.Context, mailbox string) (bool, error) {
-	list, err := ctl.c.List("", mailbox, nil).Collect()
+	return ctl.listedReply(ctx, mailbox, ctl.c.List("", mailbox, nil))
+}
+
+// listedReply is listed's answer from the LIST cmd already sent.
+func (ctl *control) listedReply(ctx context.Context, mailbox string, cmd *imapclient.ListCommand) (bool, error) {
+	list, err := cmd.Collect()
 	if err = ctl.check(ctx, err, "LIST", mailbox); err != nil {
 		return false, err
 	}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +28,10 @@ type turnProxy struct {
 	delay    time.Duration // serverDelay unless said otherwise
 	mu       sync.Mutex
 	turns    []int // per connection
+	// tags are the first two bytes each connection's client sent: a
+	// command's tag on a connection without TLS ("T1" for go-imap's, "A1"
+	// for imapdst's appender), never more (the LOGIN follows).
+	tags []string
 	// mark, when set (SetMark), is called as each connection is accepted;
 	// marks holds its answers, per connection since Reset.
 	mark  func() int
@@ -80,8 +87,16 @@ func (p *turnProxy) Addr() string { return p.ln.Addr().String() }
 // Reset forgets the connections counted so far.
 func (p *turnProxy) Reset() {
 	p.mu.Lock()
-	p.turns, p.marks = nil, nil
+	p.turns, p.marks, p.tags = nil, nil, nil
 	p.mu.Unlock()
+}
+
+// Tags returns the first two bytes each connection's client sent, per
+// connection since Reset, in the order of Turns.
+func (p *turnProxy) Tags() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.tags...)
 }
 
 // Turns returns the round trips of each connection since Reset.
@@ -113,6 +128,7 @@ func (p *turnProxy) accept() {
 		p.mu.Lock()
 		i := len(p.turns)
 		p.turns = append(p.turns, 0)
+		p.tags = append(p.tags, "")
 		p.marks = append(p.marks, m)
 		p.mu.Unlock()
 		// heard: the server spoke since the client last wrote (a
@@ -121,21 +137,25 @@ func (p *turnProxy) accept() {
 		var mu sync.Mutex
 		// forward writes to the client or the server; for the client it
 		// marks that the server spoke, for the server it counts a turn
-		// when the server spoke since the client's last write.
+		// when the server spoke since the client's last write. The mark
+		// comes before the write: a client that answers the moment the
+		// bytes reach it (an appender whose batch waited for its login)
+		// was otherwise sometimes counted in the turn before.
 		forward := func(to net.Conn, b []byte, client bool) error {
 			mu.Lock()
-			if client && heard {
+			if client {
 				p.mu.Lock()
-				if i < len(p.turns) {
+				if i < len(p.tags) && len(p.tags[i]) < 2 {
+					p.tags[i] += string(b[:min(len(b), 2-len(p.tags[i]))])
+				}
+				if heard && i < len(p.turns) {
 					p.turns[i]++
 				}
 				p.mu.Unlock()
 			}
-			mu.Unlock()
-			_, err := to.Write(b)
-			mu.Lock()
 			heard = !client
 			mu.Unlock()
+			_, err := to.Write(b)
 			return err
 		}
 		pump := func(from, to net.Conn, client bool) {
@@ -396,5 +416,96 @@ func TestE2EFirstCopyRoundTrips(t *testing.T) {
 	}
 	if _, dst, _ := run("nothing new", 0); len(dst) != 1 {
 		t.Errorf("nothing new: %d destination connections (%v round trips), want 1 (no APPEND connection)", len(dst), dst)
+	}
+}
+
+// TestE2EDestRoundTrips counts the round trips of the destination's
+// control connection (go-imap's, tags "T…") for an account of 200
+// messages into the destination's INBOX, as the fleet bench copies them
+// (without TLS), from POP3 and from IMAP: on the first run, and on a
+// re-run with new mail. About to append, the control connection sends
+// what appending needs with the commands before it (issue 18): on the
+// first run LIST, SELECT and UNSELECT (the flags INBOX keeps) and EXAMINE
+// (what it holds) in one go, and EnsureMailbox then costs nothing; on a
+// re-run LIST, STATUS, SELECT and UNSELECT in one go. With LOGIN and
+// LOGOUT: 3 from POP3 (7 and 5 before), 4 from IMAP, whose folder
+// listing (NAMESPACE and LIST) takes one more (5 and 5 before). Each
+// count is the least of up to three accounts: a loaded machine may split
+// a burst, a round trip too many never leaves.
+func TestE2EDestRoundTrips(t *testing.T) {
+	ca, err := dovecot.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{dir: t.TempDir()}
+	p.src = dovecot.Start(t, dovecot.Options{Name: "mf-drtsrc", CA: ca, Users: map[string]string{"alice": srcPassword}})
+	const attempts = 3
+	users := map[string]string{}
+	for k := range attempts {
+		users[fmt.Sprintf("pop3%d", k)], users[fmt.Sprintf("imap%d", k)] = dstPassword, dstPassword
+	}
+	p.dst = dovecot.Start(t, dovecot.Options{Name: "mf-drtdst", CA: ca, Users: users})
+	if err := p.src.SeedMaildirBulk("alice", "INBOX", 200, func(i int) []byte {
+		return fmt.Appendf(nil, "Subject: %d\r\nMessage-ID: <%d@drt.example>\r\n\r\nbody %d\r\n", i, i, i)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dstProxy := startTurnProxy(t, p.dst.IMAPAddr())
+	delivered := 0
+	tests := []struct {
+		path             string
+		src, dst         string // URLs without user and, for dst, the proxy's address
+		first, newMail   int    // most round trips of the control connection
+		firstWas, newWas int
+	}{
+		{path: "pop3", src: "pop3://alice@" + p.src.POP3Addr() + "?tls=none", dst: "/INBOX?tls=none", first: 3, newMail: 3, firstWas: 7, newWas: 5},
+		{path: "imap", src: "imap://alice@" + p.src.IMAPAddr() + "/INBOX?tls=none", dst: "?tls=none", first: 4, newMail: 4, firstWas: 5, newWas: 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			run := func(user, state, what string) int {
+				t.Helper()
+				dstProxy.Reset()
+				r := runInProcess(t, p.getenv, "copy", tt.src, "imap://"+user+"@"+dstProxy.Addr()+tt.dst, "--allow-plaintext",
+					"--state", state, "--json", "--progress", "none")
+				if r.code != exitOK || r.report.Totals.Copied == 0 {
+					t.Fatalf("%s: exit %d, copied %d\n%s", what, r.code, r.report.Totals.Copied, lastLines(r.stderr, 30))
+				}
+				turns, tags := dstProxy.Turns(), dstProxy.Tags()
+				t.Logf("%s: round trips per destination connection %v (tags %q)", what, turns, tags)
+				control := -1
+				for i, tag := range tags {
+					if strings.HasPrefix(tag, "T") {
+						if control >= 0 {
+							t.Fatalf("%s: two control connections (tags %q)", what, tags)
+						}
+						control = turns[i]
+					}
+				}
+				if control < 0 {
+					t.Fatalf("%s: no control connection (tags %q)", what, tags)
+				}
+				return control
+			}
+			first, newMail := math.MaxInt, math.MaxInt
+			for k := range attempts {
+				user, state := fmt.Sprintf("%s%d", tt.path, k), filepath.Join(p.dir, fmt.Sprintf("%s%d.db", tt.path, k))
+				first = min(first, run(user, state, "first run"))
+				delivered++
+				if err := p.src.Deliver("alice", "INBOX", fmt.Appendf(nil, "Subject: new %d\r\nMessage-ID: <new%d@drt.example>\r\n\r\nnew\r\n", delivered, delivered)); err != nil {
+					t.Fatal(err)
+				}
+				newMail = min(newMail, run(user, state, "new mail"))
+				if first <= tt.first && newMail <= tt.newMail {
+					break
+				}
+			}
+			if first > tt.first {
+				t.Errorf("first run: %d round trips on the control connection, want at most %d (%d before)", first, tt.first, tt.firstWas)
+			}
+			if newMail > tt.newMail {
+				t.Errorf("re-run with new mail: %d round trips on the control connection, want at most %d (%d before)", newMail, tt.newMail, tt.newWas)
+			}
+		})
 	}
 }
