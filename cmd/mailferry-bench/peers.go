@@ -262,10 +262,19 @@ func (e *env) runPeer(ctx context.Context, p *peer, kind sourceKind, w *workload
 // measurePeer runs cmd, bounded by ctx, and records its wall time, peak RSS
 // and the CPU time of each party meanwhile.
 func (e *env) measurePeer(ctx context.Context, cmd *exec.Cmd) (peerRun, error) {
+	before := e.cpu.snapshot()
+	r, err := runChild(ctx, cmd)
+	r.cpu = e.cpu.since(before, r.cpuSeconds)
+	return r, err
+}
+
+// runChild runs cmd, bounded by ctx, and records its wall time, its peak
+// RSS and its own CPU time (rusage); the error carries the end of its
+// output.
+func runChild(ctx context.Context, cmd *exec.Cmd) (peerRun, error) {
 	var r peerRun
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	before := e.cpu.snapshot()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return r, fmt.Errorf("starting %s: %w", cmd.Path, err)
@@ -277,7 +286,6 @@ func (e *env) measurePeer(ctx context.Context, cmd *exec.Cmd) (peerRun, error) {
 	r.wall = time.Since(start)
 	r.peakRSSKB = hwm()
 	r.cpuSeconds = childCPU(cmd.ProcessState)
-	r.cpu = e.cpu.since(before, r.cpuSeconds)
 	if ctx.Err() != nil {
 		return r, ctx.Err()
 	}
