@@ -27,6 +27,11 @@ type peer struct {
 	// kinds are the source protocols it reads ("imap", "pop3"); plainOnly
 	// those it reads only without TLS here.
 	kinds, plainOnly []string
+	// perMessageRoundTrip are the source protocols it reads a message per
+	// round trip from: the fleet does not run it on those through
+	// -fleet-delay's proxies (its single account alone would wait 40,000
+	// round trips, 27 minutes at 40 ms).
+	perMessageRoundTrip []string
 	// note says how it stores the messages, for the table's reader.
 	note string
 	// command is the invocation that copies job's source INBOX into
@@ -63,8 +68,10 @@ var peers = []*peer{{
 	// for until its 300 s timeout, then the copy fails ("Can't lookup
 	// saved-date"), with PIPELINING or without, in most runs.
 	plainOnly: []string{"pop3"},
-	note:      "doveadm backup -R from imapc:/pop3c:, writing the destination's maildir itself (not through IMAP)",
-	command:   doveadmCommand,
+	// pop3c sends RETR after RETR, each after the last reply.
+	perMessageRoundTrip: []string{"pop3"},
+	note:                "doveadm backup -R from imapc:/pop3c:, writing the destination's maildir itself (not through IMAP)",
+	command:             doveadmCommand,
 }}
 
 func findPeer(name string) *peer {
