@@ -349,9 +349,9 @@ func (e *env) fleetPath(ctx context.Context, kind sourceKind) ([]fleetSummary, e
 	// fleet runs that reads the path, all taking turns at going first.
 	// trials[link][binary], peerTrials[link][peer].
 	bins := append([]string{e.bin}, e.cfg.baselines...)
-	// fps[link] are the peers run there.
 	trials := make([][][]fleetTrial, len(links))
 	peerTrials := make([][][]fleetTrial, len(links))
+	// fps[link] are the peers run there.
 	fps, peerNotes := make([][]*peer, len(links)), make([][]string, len(links))
 	for l, link := range links {
 		fps[l], peerNotes[l] = fleetPeers(e.cfg, e.peers, kind.name, e.secure, link)
@@ -592,6 +592,9 @@ func printFleet(w io.Writer, sums []fleetSummary) {
 		}
 		for _, v := range s.versus {
 			printFleetVersus(w, "./cmd/mailferry", v)
+		}
+		if len(s.peers) > 0 {
+			fmt.Fprintf(w, "    mailferry's CPU bound, batch ÷ single: %.2f (as the other tools' below)\n", boundRatio(s))
 		}
 		for _, p := range s.peers {
 			printFleetPeer(w, p)

@@ -240,9 +240,10 @@ func (e *env) fleetPeerTrial(ctx context.Context, p *peer, kind sourceKind, link
 func printFleetPeer(w io.Writer, p fleetPeerSummary) {
 	s := p.summary
 	fmt.Fprintf(w, "  %s, median of %d trial(s): %d accounts, %d messages, %d processes at once (one per account): %.0f msgs/s aggregate; "+
-		"one account of %d of those messages, one process: %.0f msgs/s; aggregate ÷ single %.2f (trials %s); peak RSS of one process %.1f MB (single %.1f MB)\n",
+		"one account of %d of those messages, one process: %.0f msgs/s; aggregate ÷ single %.2f (trials %s), CPU bound batch ÷ single %.2f; "+
+		"peak RSS of one process %.1f MB (single %.1f MB)\n",
 		s.path, s.trials, s.accounts, s.batchMessages, s.workers, s.batchRate, s.singleMessages, s.singleRate, s.ratio, list(s.ratios),
-		s.batchRSSMB, s.singleRSSMB)
+		boundRatio(s), s.batchRSSMB, s.singleRSSMB)
 	fmt.Fprintf(w, "    %s: %s\n", p.name, p.note)
 	printFleetCPU(w, p.name, s)
 	fmt.Fprintf(w, "    per account of the batch: %.3f s of a process slot (wall × processes at once ÷ accounts)", s.accountSeconds)
@@ -251,6 +252,18 @@ func printFleetPeer(w io.Writer, p fleetPeerSummary) {
 	}
 	fmt.Fprintln(w)
 	printFleetVersus(w, "mailferry", p.versus)
+}
+
+// boundRatio is the batch's CPU bound over the single account's: the
+// single account's CPU per message (all three parties) over the batch's.
+// Unlike the rates' ratio it does not lean to the batch on a crowded
+// machine, where 8 processes get more of the cores than one. 0 without
+// figures.
+func boundRatio(s fleetSummary) float64 {
+	if s.batchCPU.sum() <= 0 {
+		return 0
+	}
+	return s.singleCPU.sum() / s.batchCPU.sum()
 }
 
 // printFleetCPU prints the CPU lines of s, the client named tool.

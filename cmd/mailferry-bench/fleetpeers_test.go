@@ -182,10 +182,13 @@ func TestPrintFleetPeers(t *testing.T) {
 		t.Errorf("mailferry's lines change beside a peer:\n%s\nwant them as:\n%s", out, a.String())
 	}
 	for _, want := range []string{
-		// batch 4,000 and 8,000 msgs/s, single 5,000 and 4,000: ratios 0.8 and 2.
+		// batch 4,000 and 8,000 msgs/s, single 5,000 and 4,000: ratios 0.8 and 2;
+		// CPU per message 0.175 ms in the batch, 0.0875 single.
 		"  imap→imap, TLS off, mbsync, median of 2 trial(s): 200 accounts, 40000 messages, 8 processes at once (one per account): 6000 msgs/s aggregate; " +
-			"one account of 40000 of those messages, one process: 4500 msgs/s; aggregate ÷ single 1.40 (trials 0.80 2.00); " +
+			"one account of 40000 of those messages, one process: 4500 msgs/s; aggregate ÷ single 1.40 (trials 0.80 2.00), CPU bound batch ÷ single 0.50; " +
 			"peak RSS of one process 4.5 MB (single 4.0 MB)\n",
+		// mailferry: 0.05 + 0.025 + 0.05 ms per message in the batch, 0.025 + 0.0125 + 0.0125 single.
+		"    mailferry's CPU bound, batch ÷ single: 0.40 (as the other tools' below)\n",
 		"    mbsync: isync's mbsync, IMAP to IMAP through both servers\n",
 		"    CPU ms per message, batch: mbsync 0.025, source Dovecot 0.050, destination Dovecot 0.100 (sum 0.175); busy 1.05 cores (the machine 1.55)",
 		"    per account of the batch: 0.300 s of a process slot (wall × processes at once ÷ accounts)\n",
@@ -312,6 +315,24 @@ func TestFleetWithPeers(t *testing.T) {
 	} {
 		if !strings.Contains(stdout, s) {
 			t.Errorf("the output has no %q:\n%s", s, stdout)
+		}
+	}
+}
+
+// TestBoundRatio: the batch's CPU bound over the single account's is the
+// single account's CPU per message over the batch's, all three parties;
+// none without figures.
+func TestBoundRatio(t *testing.T) {
+	for _, tc := range []struct {
+		batch, single partyCPU
+		want          float64
+	}{
+		{batch: partyCPU{mailferry: 0.1, source: 0.1, dest: 0.2}, single: partyCPU{mailferry: 0.05, source: 0.05, dest: 0.1}, want: 0.5},
+		{batch: partyCPU{mailferry: 0.05, source: 0.05, dest: 0.3}, single: partyCPU{mailferry: 0.05, source: 0.05, dest: 1.1}, want: 3},
+		{single: partyCPU{mailferry: 0.05}, want: 0},
+	} {
+		if got := boundRatio(fleetSummary{batchCPU: tc.batch, singleCPU: tc.single}); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("boundRatio(batch %+v, single %+v) = %.3f, want %.3f", tc.batch, tc.single, got, tc.want)
 		}
 	}
 }
