@@ -126,6 +126,10 @@ type env struct {
 	// fleetMixedMsgs is how many messages the fleet workload's mixed
 	// batch holds.
 	fleetMixedMsgs int
+	// fleetBytes is the size of the fleet's batch (all its accounts) and
+	// of its single account, for the peers' rows (mailferry reports its
+	// own).
+	fleetBytes struct{ batch, single int64 }
 	// profBin is mailferry built with its profiling hook (-profile on
 	// the fleet workload), once; fleetProfile, while set, names the
 	// profiles runFleet's runs write (profileFleet).

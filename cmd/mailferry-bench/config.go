@@ -109,7 +109,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.trace, "trace", false, "with -profile: copy each workload once more in-process under the execution tracer (trace-NAME.out), apart from the CPU profile")
 	tlsModes := fs.String("tls", "on", "transports to measure (comma-separated: on = implicit TLS, pop3s and imaps; off = plain text on both sides, as in issue 18's side-by-side figures; \"off,on\" measures both in one run)")
 	paths := fs.String("paths", "pop3,imap", "source protocols to measure, each into IMAP (comma-separated: pop3, imap)")
-	peers := fs.String("peers", "auto", "other tools measured side by side in every loopback trial (comma-separated: mbsync, doveadm; auto = those installed; none)")
+	peers := fs.String("peers", "auto", "other tools measured side by side in every loopback trial (comma-separated: mbsync, doveadm; auto = those installed; none); "+
+		"on the fleet workload only when named (not with auto): each copies the batch one process per account, -fleet-workers at once, and the single account, in the same trials as mailferry, "+
+		"on loopback and through -fleet-delay's proxies (doveadm's pop3c, a round trip per message, on loopback only)")
 	fs.StringVar(&c.serverProcesses, "server-processes", "fork", "how both Dovecots serve logins: fork = a new imap or pop3 process per login, Dovecot's default (about 4 ms of server CPU per login here); "+
 		"reuse = processes kept and reused for the next login (service_count = 0 for imap, pop3 and pop3-login: about 0.7 ms), as a server taking thousands of migrated accounts is tuned; the fleet workload's per-account cost is mostly the servers' logins")
 	fs.StringVar(&c.destFormat, "dest-format", "maildir", "the destination Dovecot's mailbox format: maildir, or sdbox or mdbox (Dovecot's own: appending to one maildir of hundreds of thousands of messages on several connections slows down as it grows, to about 55 messages/s at 400,000 on the 2-core machine)")

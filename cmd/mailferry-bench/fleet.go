@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -83,12 +82,20 @@ func (e *env) seedFleet() error {
 	start := time.Now()
 	f := e.cfg.fleet
 	for a := range f.accounts {
-		if err := e.src.SeedMaildirBulk(fleetUser(a), "INBOX", f.messages, func(i int) []byte { return e.fleetMessage(a, i) }); err != nil {
+		if err := e.src.SeedMaildirBulk(fleetUser(a), "INBOX", f.messages, func(i int) []byte {
+			m := e.fleetMessage(a, i)
+			e.fleetBytes.batch += int64(len(m))
+			return m
+		}); err != nil {
 			return err
 		}
 	}
 	single := e.cfg.fleetSingle
-	if err := e.src.SeedMaildirBulk(fleetSingleUser, "INBOX", single, func(i int) []byte { return flatMessage(e.cfg.seed, i) }); err != nil {
+	if err := e.src.SeedMaildirBulk(fleetSingleUser, "INBOX", single, func(i int) []byte {
+		m := flatMessage(e.cfg.seed, i)
+		e.fleetBytes.single += int64(len(m))
+		return m
+	}); err != nil {
 		return err
 	}
 	for _, u := range []string{fleetUser(0), fleetUser(f.accounts - 1)} {
@@ -310,6 +317,9 @@ func (e *env) fleet(ctx context.Context, out io.Writer) error {
 		}
 	}
 	printFleet(out, sums)
+	if note := fleetPeersNote(e.cfg, e.peers); note != "" {
+		fmt.Fprintln(out, note)
+	}
 	return nil
 }
 
@@ -335,17 +345,34 @@ func (e *env) fleetPath(ctx context.Context, kind sourceKind) ([]fleetSummary, e
 	path := e.pathName(kind)
 	name := fmt.Sprintf("fleet %dx%d", f.accounts, f.messages)
 	// With -baseline-bin, every binary runs the batch and the single
-	// account on every link in every trial, the binaries taking turns at
-	// going first. trials[link][binary].
+	// account on every link in every trial, and so does every peer the
+	// fleet runs that reads the path, all taking turns at going first.
+	// trials[link][binary], peerTrials[link][peer].
 	bins := append([]string{e.bin}, e.cfg.baselines...)
 	trials := make([][][]fleetTrial, len(links))
-	for l := range links {
+	peerTrials := make([][][]fleetTrial, len(links))
+	// fps[link] are the peers run there.
+	fps, peerNotes := make([][]*peer, len(links)), make([][]string, len(links))
+	for l, link := range links {
+		fps[l], peerNotes[l] = fleetPeers(e.cfg, e.peers, kind.name, e.secure, link)
 		trials[l] = make([][]fleetTrial, len(bins))
+		peerTrials[l] = make([][]fleetTrial, len(fps[l]))
 	}
 	for n := 1; n <= e.cfg.trials; n++ {
 		for l, link := range links {
-			for k := range bins {
-				b := (k + n - 1) % len(bins)
+			contenders := len(bins) + len(fps[l])
+			for k := range contenders {
+				c := (k + n - 1) % contenders
+				if c >= len(bins) {
+					p := c - len(bins)
+					t, err := e.fleetPeerTrial(ctx, fps[l][p], kind, link, batch, single, total, n, name)
+					if err != nil {
+						return nil, err
+					}
+					peerTrials[l][p] = append(peerTrials[l][p], t)
+					continue
+				}
+				b := c
 				bin := bins[b]
 				var t fleetTrial
 				// The batch and the single account take turns at going first.
@@ -391,6 +418,12 @@ func (e *env) fleetPath(ctx context.Context, kind sourceKind) ([]fleetSummary, e
 			base.rtt = link.rtt
 			s.versus = append(s.versus, versusBaseline("baseline "+filepath.Base(bin), trials[l][0], trials[l][b+1]))
 			s.baselines = append(s.baselines, base)
+		}
+		s.peerNotes = peerNotes[l]
+		for i, p := range fps[l] {
+			ps := summarizeFleetPeer(p, path+link.label(), f.accounts, e.cfg.fleetWorkers, trials[l][0], peerTrials[l][i])
+			ps.summary.rtt = link.rtt
+			s.peers = append(s.peers, ps)
 		}
 		if link.rtt > 0 {
 			// The same binary's runs at the delay over those on loopback,
@@ -453,6 +486,11 @@ type fleetSummary struct {
 	// this binary compares with it in the same trials.
 	baselines []fleetSummary
 	versus    []fleetVersus
+	// With peers on the fleet (-peers naming them): each peer's figures
+	// in the same trials.
+	peers []fleetPeerSummary
+	// peerNotes say which peers were left out on this link, and why.
+	peerNotes []string
 }
 
 // fleetVersus compares runs with others trial by trial (./cmd/mailferry
@@ -555,6 +593,15 @@ func printFleet(w io.Writer, sums []fleetSummary) {
 		for _, v := range s.versus {
 			printFleetVersus(w, "./cmd/mailferry", v)
 		}
+		if len(s.peers) > 0 {
+			fmt.Fprintf(w, "    mailferry's CPU bound, batch ÷ single: %.2f (as the other tools' below)\n", boundRatio(s))
+		}
+		for _, p := range s.peers {
+			printFleetPeer(w, p)
+		}
+		for _, n := range s.peerNotes {
+			fmt.Fprintf(w, "    %s\n", n)
+		}
 		if s.versusLoopback != nil {
 			printFleetVersus(w, fmt.Sprintf("at %v RTT", s.rtt), *s.versusLoopback)
 		}
@@ -563,9 +610,12 @@ func printFleet(w io.Writer, sums []fleetSummary) {
 
 // printFleetVersus prints what runs named what came to over v's.
 func printFleetVersus(w io.Writer, what string, v fleetVersus) {
-	fmt.Fprintf(w, "    %s ÷ %s, same trials: batch rate %.2f (trials %s), single account's rate %.2f (trials %s), "+
-		"re-run with nothing new: seconds %.2f (trials %s)\n", what, v.name, median(v.batch), list(v.batch), median(v.single), list(v.single),
-		median(v.rerun), list(v.rerun))
+	fmt.Fprintf(w, "    %s ÷ %s, same trials: batch rate %.2f (trials %s), single account's rate %.2f (trials %s)", what, v.name,
+		median(v.batch), list(v.batch), median(v.single), list(v.single))
+	if len(v.rerun) > 0 { // the peers have no re-run
+		fmt.Fprintf(w, ", re-run with nothing new: seconds %.2f (trials %s)", median(v.rerun), list(v.rerun))
+	}
+	fmt.Fprintln(w)
 }
 
 // printFleetSummary prints one binary's figures of one path.
@@ -574,14 +624,7 @@ func printFleetSummary(w io.Writer, s fleetSummary) {
 		"%.0f msgs/s; aggregate ÷ single %.2f (trials %s) %s; again with nothing new %.2f s; peak RSS %.1f MB (single %.1f MB)\n",
 		s.path, s.trials, s.accounts, s.batchMessages, s.workers, s.batchRate, s.singleMessages, s.singleRate, s.ratio, list(s.ratios),
 		verdict(s.ratio >= 1), s.rerunSeconds, s.batchRSSMB, s.singleRSSMB)
-	for _, c := range []struct {
-		name string
-		p    partyCPU
-	}{{"batch", s.batchCPU}, {"single", s.singleCPU}} {
-		fmt.Fprintf(w, "    CPU ms per message, %s: mailferry %.3f, source Dovecot %.3f, destination Dovecot %.3f (sum %.3f); busy %.2f cores "+
-			"(the machine %.2f); CPU bound %.0f msgs/s on %d cores\n", c.name, c.p.mailferry, c.p.source, c.p.dest, c.p.sum(), c.p.busy,
-			c.p.machine, cpuBound(c.p, runtime.NumCPU()), runtime.NumCPU())
-	}
+	printFleetCPU(w, "mailferry", s)
 	fmt.Fprintf(w, "    per account of the batch: %.3f s of a worker (wall × workers ÷ accounts)", s.accountSeconds)
 	if s.rtt > 0 {
 		// Round trips only while the cores are not the bound: a starved

@@ -27,6 +27,11 @@ type peer struct {
 	// kinds are the source protocols it reads ("imap", "pop3"); plainOnly
 	// those it reads only without TLS here.
 	kinds, plainOnly []string
+	// perMessageRoundTrip are the source protocols it reads a message per
+	// round trip from: the fleet does not run it on those through
+	// -fleet-delay's proxies (its single account alone would wait 40,000
+	// round trips, 27 minutes at 40 ms).
+	perMessageRoundTrip []string
 	// note says how it stores the messages, for the table's reader.
 	note string
 	// command is the invocation that copies job's source INBOX into
@@ -63,8 +68,10 @@ var peers = []*peer{{
 	// for until its 300 s timeout, then the copy fails ("Can't lookup
 	// saved-date"), with PIPELINING or without, in most runs.
 	plainOnly: []string{"pop3"},
-	note:      "doveadm backup -R from imapc:/pop3c:, writing the destination's maildir itself (not through IMAP)",
-	command:   doveadmCommand,
+	// pop3c sends RETR after RETR, each after the last reply.
+	perMessageRoundTrip: []string{"pop3"},
+	note:                "doveadm backup -R from imapc:/pop3c:, writing the destination's maildir itself (not through IMAP)",
+	command:             doveadmCommand,
 }}
 
 func findPeer(name string) *peer {
@@ -262,10 +269,19 @@ func (e *env) runPeer(ctx context.Context, p *peer, kind sourceKind, w *workload
 // measurePeer runs cmd, bounded by ctx, and records its wall time, peak RSS
 // and the CPU time of each party meanwhile.
 func (e *env) measurePeer(ctx context.Context, cmd *exec.Cmd) (peerRun, error) {
+	before := e.cpu.snapshot()
+	r, err := runChild(ctx, cmd)
+	r.cpu = e.cpu.since(before, r.cpuSeconds)
+	return r, err
+}
+
+// runChild runs cmd, bounded by ctx, and records its wall time, its peak
+// RSS and its own CPU time (rusage); the error carries the end of its
+// output.
+func runChild(ctx context.Context, cmd *exec.Cmd) (peerRun, error) {
 	var r peerRun
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	before := e.cpu.snapshot()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return r, fmt.Errorf("starting %s: %w", cmd.Path, err)
@@ -277,7 +293,6 @@ func (e *env) measurePeer(ctx context.Context, cmd *exec.Cmd) (peerRun, error) {
 	r.wall = time.Since(start)
 	r.peakRSSKB = hwm()
 	r.cpuSeconds = childCPU(cmd.ProcessState)
-	r.cpu = e.cpu.since(before, r.cpuSeconds)
 	if ctx.Err() != nil {
 		return r, ctx.Err()
 	}
