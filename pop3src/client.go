@@ -129,7 +129,11 @@ type Client struct {
 	// pending are the message numbers of the RETRs SendRetr sent whose
 	// replies are not read yet, oldest first (RFC 2449 §6.6 PIPELINING).
 	pending []int
-	body    dotCopier // reused for every message body
+	// listAhead: a LIST went out with the last UIDL (uidlLines) and its
+	// reply is not read yet; the next ListEach reads it, any other
+	// command discards it first.
+	listAhead bool
+	body      dotCopier // reused for every message body
 }
 
 // maxLineBytes bounds a status or listing line. RFC 2449 §4 allows 512
@@ -164,6 +168,10 @@ func newClient(conn net.Conn, abort io.Closer, opts *ClientOptions) (*Client, er
 	return c, nil
 }
 
+// Usable reports whether the session can take another command: it is
+// not closed, and no I/O error or protocol violation has ended it.
+func (c *Client) Usable() bool { return !c.closed.Load() && c.err == nil }
+
 // Greeting returns the text of the server's +OK greeting.
 func (c *Client) Greeting() string { return c.greeting }
 
@@ -191,7 +199,10 @@ func (c *Client) run(ctx context.Context, cmd string, drain bool, fn func() erro
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.abort.Close() })
 	var err error
-	if drain {
+	if c.listAhead && cmd != "LIST" {
+		err = c.discardListAhead()
+	}
+	if drain && err == nil {
 		err = c.drain()
 	}
 	if err == nil {
@@ -225,6 +236,10 @@ func (c *Client) trace(prefix, line string) {
 // send writes one command line. shown is what the trace shows instead of
 // line (credentials redacted).
 func (c *Client) send(line, shown string) error {
+	if line == "LIST" && c.listAhead {
+		c.listAhead = false // sent already: its reply comes next
+		return nil
+	}
 	c.trace("C: ", shown)
 	if _, err := c.w.WriteString(line + "\r\n"); err != nil {
 		return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", shown, err))
@@ -354,28 +369,40 @@ func checkArg(what, arg string) error {
 // Capa asks for the capability list (RFC 2449 §5). A server without CAPA
 // answers -ERR, returned as *ResponseError; the session stays usable.
 func (c *Client) Capa(ctx context.Context) (Capabilities, error) {
-	caps := Capabilities{}
+	var caps Capabilities
 	err := c.do(ctx, "CAPA", func() error {
 		if err := c.send("CAPA", "CAPA"); err != nil {
 			return err
 		}
-		if _, err := c.readStatus("CAPA"); err != nil {
-			return err
-		}
-		return c.readMultiline("CAPA", func(line string) error {
-			fields := strings.Fields(line)
-			if len(fields) == 0 {
-				return nil
-			}
-			caps[strings.ToUpper(fields[0])] = fields[1:]
-			return nil
-		})
+		var err error
+		caps, err = c.readCapa()
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	if d, ok := caps.LoginDelay(); ok {
 		c.loginDelay = d
+	}
+	return caps, nil
+}
+
+// readCapa reads the reply to CAPA.
+func (c *Client) readCapa() (Capabilities, error) {
+	if _, err := c.readStatus("CAPA"); err != nil {
+		return nil, err
+	}
+	caps := Capabilities{}
+	err := c.readMultiline("CAPA", func(line string) error {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			return nil
+		}
+		caps[strings.ToUpper(fields[0])] = fields[1:]
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return caps, nil
 }
@@ -469,6 +496,80 @@ func (c *Client) Login(ctx context.Context, user string, password secret.Value) 
 		return err
 	}
 	return c.Pass(ctx, password)
+}
+
+// LoginCapa authenticates with USER and PASS and asks CAPA, the three
+// commands in one write (RFC 2449 §6.6 PIPELINING: use it only with a
+// server that announced PIPELINING in its CAPA before login), so that
+// logging in and learning what the session may do after it (RFC 2449 §5:
+// capabilities may change at login) cost one round trip, not three.
+//
+// Its errors are Login's: a -ERR to USER or PASS is that command's
+// *ResponseError (the first of them), and the session stays usable when
+// the replies to the rest were read. A -ERR to CAPA is no error: caps is
+// then nil and capaErr the *ResponseError, as Capa would return it.
+func (c *Client) LoginCapa(ctx context.Context, user string, password secret.Value) (caps Capabilities, capaErr, err error) {
+	for _, cmd := range []string{"USER", "PASS"} {
+		if err := c.checkPlaintext(cmd); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := checkArg("user name", user); err != nil {
+		return nil, nil, err
+	}
+	if err := checkArg("password", password.Reveal()); err != nil {
+		return nil, nil, err
+	}
+	userCmd := "USER " + user
+	const passShown = "PASS ***"
+	err = c.do(ctx, userCmd, func() error {
+		c.trace("C: ", userCmd)
+		c.trace("C: ", passShown)
+		c.trace("C: ", "CAPA")
+		if _, err := c.w.WriteString(userCmd + "\r\nPASS " + password.Reveal() + "\r\nCAPA\r\n"); err != nil {
+			return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", userCmd, err))
+		}
+		if err := c.w.Flush(); err != nil {
+			return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", userCmd, err))
+		}
+		// The replies come in order. The first -ERR to USER or PASS is
+		// the login's error; after it, the replies still owed are read to
+		// keep the session in step, and a failure to read them (a server
+		// that hangs up after refusing USER) leaves the session unusable
+		// but is not what the caller is told.
+		var loginErr error
+		for _, cmd := range []string{userCmd, passShown} {
+			_, err := c.readStatus(cmd)
+			var re *ResponseError
+			switch {
+			case err != nil && !errors.As(err, &re):
+				if loginErr != nil {
+					return loginErr
+				}
+				return err
+			case err != nil && loginErr == nil:
+				loginErr = err
+			}
+		}
+		caps, capaErr = c.readCapa()
+		var re *ResponseError
+		switch {
+		case loginErr != nil:
+			caps, capaErr = nil, nil
+			return loginErr
+		case capaErr != nil && !errors.As(capaErr, &re):
+			err, capaErr = capaErr, nil
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if d, ok := caps.LoginDelay(); ok {
+		c.loginDelay = d
+	}
+	return caps, capaErr, nil
 }
 
 // maxAuthLine is the longest AUTH command line that may carry an initial
@@ -682,7 +783,7 @@ func (c *Client) UIDL(ctx context.Context) ([]UIDInfo, error) {
 // UIDLEach is UIDL calling each for every line as it is read, holding no
 // copy of the listing. An error from each ends the session.
 func (c *Client) UIDLEach(ctx context.Context, each func(UIDInfo) error) error {
-	return c.uidlLines(ctx, func(n int, uid []byte) error {
+	return c.uidlLines(ctx, false, func(n int, uid []byte) error {
 		return each(UIDInfo{Number: n, UID: string(uid)})
 	})
 }
@@ -690,11 +791,31 @@ func (c *Client) UIDLEach(ctx context.Context, each func(UIDInfo) error) error {
 // uidlLines is UIDLEach handing each line's number and unique-id as they
 // are read, uid valid only until each returns: nothing is allocated per
 // line (issue 20).
-func (c *Client) uidlLines(ctx context.Context, each func(n int, uid []byte) error) error {
+//
+// With listToo, a LIST goes out in the same write (RFC 2449 §6.6
+// PIPELINING: only with a server that announced it), for a caller that
+// asks for the sizes next: ListEach then reads its reply without sending
+// anything, and any other command first reads and discards it.
+func (c *Client) uidlLines(ctx context.Context, listToo bool, each func(n int, uid []byte) error) error {
 	return c.do(ctx, "UIDL", func() error {
-		if err := c.send("UIDL", "UIDL"); err != nil {
-			return err
+		if !listToo {
+			if err := c.send("UIDL", "UIDL"); err != nil {
+				return err
+			}
+		} else {
+			c.trace("C: ", "UIDL")
+			c.trace("C: ", "LIST")
+			if _, err := c.w.WriteString("UIDL\r\nLIST\r\n"); err != nil {
+				return c.fail(fmt.Errorf("pop3src: UIDL: sending command: %w", err))
+			}
+			if err := c.w.Flush(); err != nil {
+				return c.fail(fmt.Errorf("pop3src: pipelined UIDL and LIST: sending commands: %w", err))
+			}
 		}
+		// Owed from here on, even if the UIDL's reply fails (the session
+		// is then unusable anyway) or is a -ERR (the LIST is then read by
+		// the listing into memory, or discarded).
+		c.listAhead = listToo
 		if _, err := c.readStatus("UIDL"); err != nil {
 			var re *ResponseError
 			if errors.As(err, &re) && re.Code == "" {
@@ -978,6 +1099,21 @@ func (c *Client) DiscardPending(ctx context.Context) error {
 		return nil
 	}
 	return c.run(ctx, "RETR", true, func() error { return nil })
+}
+
+// discardListAhead reads and discards the reply to a LIST sent ahead
+// (ListNext). A -ERR is no error; a broken connection is.
+func (c *Client) discardListAhead() error {
+	c.listAhead = false
+	if _, err := c.readStatus("LIST"); err != nil {
+		var re *ResponseError
+		if errors.As(err, &re) {
+			return nil
+		}
+		return err
+	}
+	c.log.Debug("discarded the reply to a pipelined command nobody asked for", "command", "LIST")
+	return c.readMultiline("LIST", func(string) error { return nil })
 }
 
 // drain reads and discards the replies to every RETR sent with SendRetr and

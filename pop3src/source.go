@@ -116,12 +116,22 @@ type Source struct {
 	// plan[pos] is the Fetch expected next; the RETRs for plan[pos:sent]
 	// are in flight, their replies unread.
 	pipelining    bool // the post-login CAPA lists PIPELINING
+	// afterLogin is the reply to the CAPA sent with USER and PASS
+	// (LoginCapa), until the first listing reads it.
+	afterLogin *capaReply
 	utf8Mode      bool // UTF8 sent (RFC 6856): messages are served as stored
 	maxAhead      int  // 0: prefetching off
 	maxAheadBytes int64
 	plan          []planned
 	planIndex     map[string]int // key -> index in plan
 	pos, sent     int
+}
+
+// capaReply is a CAPA's answer: the capabilities, or the -ERR of a
+// server without CAPA.
+type capaReply struct {
+	caps Capabilities
+	err  error
 }
 
 // planned is one message of a Prefetch plan.
@@ -219,8 +229,19 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 		s.log.Info("the server offers APOP, not USER: logging in with APOP")
 		return s.c.Apop(ctx, opts.User, opts.Password)
 	}
-	err = s.c.Login(ctx, opts.User, opts.Password)
-	if errors.As(err, &re) && commandName(re.Command) == "USER" && s.c.OffersAPOP() {
+	if caps.Has("PIPELINING") && caps.Has("USER") {
+		// USER, PASS and the CAPA after login in one round trip (RFC 2449
+		// §6.6); the listing reads that CAPA (capaUIDL).
+		var after Capabilities
+		var capaErr error
+		after, capaErr, err = s.c.LoginCapa(ctx, opts.User, opts.Password)
+		if err == nil {
+			s.afterLogin = &capaReply{caps: after, err: capaErr}
+		}
+	} else {
+		err = s.c.Login(ctx, opts.User, opts.Password)
+	}
+	if errors.As(err, &re) && commandName(re.Command) == "USER" && s.c.Usable() && s.c.OffersAPOP() {
 		s.log.Info("the server refused USER; logging in with APOP", "reply", re.reply())
 		return s.c.Apop(ctx, opts.User, opts.Password)
 	}
@@ -231,7 +252,14 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 // after login) and reports whether UIDL may work: a server without CAPA is
 // asked UIDL anyway and may answer -ERR.
 func (s *Source) capaUIDL(ctx context.Context) (bool, error) {
-	caps, err := s.c.Capa(ctx)
+	var caps Capabilities
+	var err error
+	if r := s.afterLogin; r != nil {
+		s.afterLogin = nil // a later listing asks again
+		caps, err = r.caps, r.err
+	} else {
+		caps, err = s.c.Capa(ctx)
+	}
 	s.pipelining = err == nil && caps.Has("PIPELINING")
 	if uerr := s.utf8(ctx, caps); uerr != nil {
 		return false, uerr
@@ -268,7 +296,7 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 			s.mu.Unlock()
 		}
 	}()
-	l, uidl, err := s.prepare(ctx, false)
+	l, uidl, err := s.prepare(ctx, false, true)
 	if err != nil {
 		return err
 	}
@@ -341,10 +369,14 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 // with an entry needs, and Dovecot, the server of the largest maildrops
 // here, spends some of a no-op re-run answering LIST (issue 20). A server
 // without UIDL, or listing out of order, has none (false).
-func (s *Source) ListSummary(ctx context.Context) (pipeline.ListSummary, bool, error) {
+//
+// With thenList (the caller lists next whatever the summary says: a first
+// run, say) and a server that announced PIPELINING, the LIST goes out with
+// the UIDL, in one write: the sizes then cost no round trip of their own.
+func (s *Source) ListSummary(ctx context.Context, thenList bool) (pipeline.ListSummary, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l, _, err := s.prepare(ctx, true)
+	l, _, err := s.prepare(ctx, true, thenList)
 	if err != nil || l == nil {
 		return pipeline.ListSummary{}, false, err
 	}
@@ -354,8 +386,9 @@ func (s *Source) ListSummary(ctx context.Context) (pipeline.ListSummary, bool, e
 
 // prepare starts a listing: the one ListSummary just made (when reuse
 // and nothing came between), or a new spill. It returns nil and whether
-// the server has UIDL when the maildrop must be listed at once.
-func (s *Source) prepare(ctx context.Context, summary bool) (*listing, bool, error) {
+// the server has UIDL when the maildrop must be listed at once. With
+// sizes (List follows) and PIPELINING, the LIST goes out with the UIDL.
+func (s *Source) prepare(ctx context.Context, summary, sizes bool) (*listing, bool, error) {
 	if l := s.spilled; l != nil && !summary {
 		return l, true, nil
 	}
@@ -371,7 +404,7 @@ func (s *Source) prepare(ctx context.Context, summary bool) (*listing, bool, err
 	if !uidl {
 		return nil, false, nil
 	}
-	l, uidl, err := s.spill(ctx)
+	l, uidl, err := s.spill(ctx, sizes && s.pipelining)
 	switch {
 	case errors.Is(err, errUnordered):
 		s.log.Warn("server lists messages out of order: listing the maildrop into memory", "user", s.user)
