@@ -115,10 +115,10 @@ type Source struct {
 	// Prefetch state (RFC 2449 §6.6): plan is the order Prefetch announced;
 	// plan[pos] is the Fetch expected next; the RETRs for plan[pos:sent]
 	// are in flight, their replies unread.
-	pipelining    bool // the post-login CAPA lists PIPELINING
+	pipelining bool // the post-login CAPA lists PIPELINING
 	// afterLogin is the reply to the CAPA sent with USER and PASS
 	// (LoginCapa), until the first listing reads it.
-	afterLogin *capaReply
+	afterLogin    *capaReply
 	utf8Mode      bool // UTF8 sent (RFC 6856): messages are served as stored
 	maxAhead      int  // 0: prefetching off
 	maxAheadBytes int64
