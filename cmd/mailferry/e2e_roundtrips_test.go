@@ -131,11 +131,11 @@ func (p *turnProxy) accept() {
 				}
 				p.mu.Unlock()
 			}
-			mu.Unlock()
-			_, err := to.Write(b)
-			mu.Lock()
+			// Before the write: a client that answers the server's bytes
+			// at once must find heard set, or its turn goes uncounted.
 			heard = !client
 			mu.Unlock()
+			_, err := to.Write(b)
 			return err
 		}
 		pump := func(from, to net.Conn, client bool) {
