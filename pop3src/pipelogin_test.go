@@ -317,4 +317,3 @@ func TestListAheadDiscarded(t *testing.T) {
 		t.Errorf("the client wrote %q, want %q", got, want)
 	}
 }
-
