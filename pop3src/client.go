@@ -9,10 +9,12 @@
 // PLAIN mechanism of RFC 4616). It is written for this tool rather than borrowed because
 // message bytes must survive unchanged: see copyDotStuffed.
 //
-// With a server that announces PIPELINING (RFC 2449 §6.6), Source.Prefetch
-// keeps a window of RETRs in flight so that round trips overlap; every
-// other command first reads the replies still owed, so the session never
-// falls out of step.
+// With a server that announces PIPELINING (RFC 2449 §6.6), USER, PASS and
+// the CAPA after login go out in one write (LoginCapa), the LIST with the
+// UIDL where the sizes are wanted next, and Source.Prefetch keeps a window
+// of RETRs in flight so that round trips overlap; every other command
+// first reads the replies still owed, so the session never falls out of
+// step.
 //
 // Deletion is safe by construction: DELE only marks messages, and only Quit
 // commits them (RFC 1939 §6). Close, and any cancellation or error, drop the

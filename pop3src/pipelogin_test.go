@@ -82,8 +82,12 @@ func TestPipelinedLogin(t *testing.T) {
 	const together = "USER alice\r\nPASS " + pipePassword + "\r\nCAPA\r\n"
 	const capaAfter = "+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n"
 	tests := []struct {
-		name  string
-		serve func(t *testing.T, f *fakeConversation)
+		name string
+		// answers holds, for each of the client's writes in turn, what
+		// the server says to it, one string a write; after them it waits
+		// for the client to close, unless hangUp.
+		answers [][]string
+		hangUp  bool
 		// wantCmd is the command the *ResponseError names; "" for success.
 		wantCmd string
 		// wantErr is in the error when it is no *ResponseError.
@@ -92,99 +96,60 @@ func TestPipelinedLogin(t *testing.T) {
 		writes  []string
 	}{
 		{
-			name: "logged in, the CAPA after login read",
-			serve: func(t *testing.T, f *fakeConversation) {
-				f.read(t)
-				f.say(capaPipelining)
-				f.read(t)
-				f.say("+OK\r\n+OK logged in\r\n" + capaAfter)
-				f.read(t)
-			},
-			usable: true, writes: []string{"CAPA\r\n", together},
+			name:    "logged in, the CAPA after login read",
+			answers: [][]string{{capaPipelining}, {"+OK\r\n+OK logged in\r\n" + capaAfter}},
+			usable:  true, writes: []string{"CAPA\r\n", together},
 		},
 		{
-			name: "the server answers each command late, one at a time",
-			serve: func(t *testing.T, f *fakeConversation) {
-				f.read(t)
-				f.say(capaPipelining)
-				f.read(t)
-				for _, r := range []string{"+OK\r\n", "+OK logged in\r\n", "+OK\r\n", "UIDL\r\n", "PIPELINING\r\n", ".\r\n"} {
-					f.say(r)
-				}
-				f.read(t)
-			},
-			usable: true, writes: []string{"CAPA\r\n", together},
+			name:    "the server answers each command late, one at a time",
+			answers: [][]string{{capaPipelining}, {"+OK\r\n", "+OK logged in\r\n", "+OK\r\n", "UIDL\r\n", "PIPELINING\r\n", ".\r\n"}},
+			usable:  true, writes: []string{"CAPA\r\n", together},
 		},
 		{
-			name: "wrong user",
-			serve: func(t *testing.T, f *fakeConversation) {
-				f.read(t)
-				f.say(capaPipelining)
-				f.read(t)
-				f.say("-ERR no such user\r\n-ERR no USER given\r\n" + capaPipelining)
-				f.read(t)
-			},
+			name:    "wrong user",
+			answers: [][]string{{capaPipelining}, {"-ERR no such user\r\n-ERR no USER given\r\n" + capaPipelining}},
 			wantCmd: "USER alice", usable: true, writes: []string{"CAPA\r\n", together},
 		},
 		{
-			name: "wrong password",
-			serve: func(t *testing.T, f *fakeConversation) {
-				f.read(t)
-				f.say(capaPipelining)
-				f.read(t)
-				f.say("+OK\r\n-ERR [AUTH] Authentication failed.\r\n" + capaPipelining)
-				f.read(t)
-			},
+			name:    "wrong password",
+			answers: [][]string{{capaPipelining}, {"+OK\r\n-ERR [AUTH] Authentication failed.\r\n" + capaPipelining}},
 			wantCmd: "PASS ***", usable: true, writes: []string{"CAPA\r\n", together},
 		},
 		{
-			name: "the server hangs up after refusing USER",
-			serve: func(t *testing.T, f *fakeConversation) {
-				f.read(t)
-				f.say(capaPipelining)
-				f.read(t)
-				f.say("-ERR no such user\r\n")
-			},
+			name:    "the server hangs up after refusing USER",
+			answers: [][]string{{capaPipelining}, {"-ERR no such user\r\n"}}, hangUp: true,
 			wantCmd: "USER alice", writes: []string{"CAPA\r\n", together},
 		},
 		{
-			name: "the server hangs up without answering USER",
-			serve: func(t *testing.T, f *fakeConversation) {
-				f.read(t)
-				f.say(capaPipelining)
-				f.read(t)
-			},
+			name:    "the server hangs up without answering USER",
+			answers: [][]string{{capaPipelining}, nil}, hangUp: true,
 			wantErr: "USER alice: reading reply: unexpected EOF", writes: []string{"CAPA\r\n", together},
 		},
 		{
-			name: "no CAPA after login",
-			serve: func(t *testing.T, f *fakeConversation) {
-				f.read(t)
-				f.say(capaPipelining)
-				f.read(t)
-				f.say("+OK\r\n+OK logged in\r\n-ERR unknown command\r\n")
-				f.read(t)
-			},
-			usable: true, writes: []string{"CAPA\r\n", together},
+			name:    "no CAPA after login",
+			answers: [][]string{{capaPipelining}, {"+OK\r\n+OK logged in\r\n-ERR unknown command\r\n"}},
+			usable:  true, writes: []string{"CAPA\r\n", together},
 		},
 		{
-			name: "no PIPELINING: one command at a time, as ever",
-			serve: func(t *testing.T, f *fakeConversation) {
-				f.read(t)
-				f.say("+OK\r\nUSER\r\nUIDL\r\n.\r\n")
-				f.read(t)
-				f.say("+OK\r\n")
-				f.read(t)
-				f.say("-ERR [AUTH] Authentication failed.\r\n")
-				f.read(t)
-			},
+			name:    "no PIPELINING: one command at a time, as ever",
+			answers: [][]string{{"+OK\r\nUSER\r\nUIDL\r\n.\r\n"}, {"+OK\r\n"}, {"-ERR [AUTH] Authentication failed.\r\n"}},
 			wantCmd: "PASS ***", usable: true, writes: []string{"CAPA\r\n", "USER alice\r\n", "PASS " + pipePassword + "\r\n"},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var trace bytes.Buffer
-			s, wait := pipedSource(t, &trace, func(f *fakeConversation) { tc.serve(t, f) })
+			s, wait := pipedSource(t, &trace, func(f *fakeConversation) {
+				for _, says := range tc.answers {
+					f.read(t)
+					for _, say := range says {
+						f.say(say)
+					}
+				}
+				if !tc.hangUp {
+					f.read(t)
+				}
+			})
 			err := s.login(context.Background(), Options{User: "alice", Password: secret.New(pipePassword)})
 			usable := s.c.Usable()
 			writes := wait()
