@@ -9,9 +9,10 @@
 // PLAIN mechanism of RFC 4616). It is written for this tool rather than borrowed because
 // message bytes must survive unchanged: see copyDotStuffed.
 //
-// With a server that announces PIPELINING (RFC 2449 §6.6), USER, PASS and
-// the CAPA after login go out in one write (LoginCapa), the LIST with the
-// UIDL where the sizes are wanted next, and Source.Prefetch keeps a window
+// With a server that announces PIPELINING (RFC 2449 §6.6), USER and PASS
+// go out in one write (LoginPipelined), the CAPA after login, UIDL and,
+// where the sizes are wanted next, LIST in another, and Source.Prefetch
+// keeps a window
 // of RETRs in flight so that round trips overlap; every other command
 // first reads the replies still owed, so the session never falls out of
 // step.
@@ -32,6 +33,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -131,11 +133,12 @@ type Client struct {
 	// pending are the message numbers of the RETRs SendRetr sent whose
 	// replies are not read yet, oldest first (RFC 2449 §6.6 PIPELINING).
 	pending []int
-	// listAhead: a LIST went out with the last UIDL (uidlLines) and its
-	// reply is not read yet; the next ListEach reads it, any other
-	// command discards it first.
-	listAhead bool
-	body      dotCopier // reused for every message body
+	// ahead are the commands sendAhead sent whose replies are not read
+	// yet, oldest first: the command that asks for one of them reads its
+	// reply without sending anything; any other reads and discards the
+	// replies before it first.
+	ahead []string
+	body  dotCopier // reused for every message body
 }
 
 // maxLineBytes bounds a status or listing line. RFC 2449 §4 allows 512
@@ -201,8 +204,8 @@ func (c *Client) run(ctx context.Context, cmd string, drain bool, fn func() erro
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.abort.Close() })
 	var err error
-	if c.listAhead && cmd != "LIST" {
-		err = c.discardListAhead()
+	if len(c.ahead) > 0 {
+		err = c.discardAhead(cmd)
 	}
 	if drain && err == nil {
 		err = c.drain()
@@ -238,8 +241,8 @@ func (c *Client) trace(prefix, line string) {
 // send writes one command line. shown is what the trace shows instead of
 // line (credentials redacted).
 func (c *Client) send(line, shown string) error {
-	if line == "LIST" && c.listAhead {
-		c.listAhead = false // sent already: its reply comes next
+	if len(c.ahead) > 0 && c.ahead[0] == line {
+		c.ahead = c.ahead[1:] // sent already: its reply comes next
 		return nil
 	}
 	c.trace("C: ", shown)
@@ -500,78 +503,53 @@ func (c *Client) Login(ctx context.Context, user string, password secret.Value) 
 	return c.Pass(ctx, password)
 }
 
-// LoginCapa authenticates with USER and PASS and asks CAPA, the three
-// commands in one write (RFC 2449 §6.6 PIPELINING: use it only with a
-// server that announced PIPELINING in its CAPA before login), so that
-// logging in and learning what the session may do after it (RFC 2449 §5:
-// capabilities may change at login) cost one round trip, not three.
+// LoginPipelined authenticates with USER and PASS sent in one write
+// (RFC 2449 §6.6 PIPELINING: use it only with a server that announced
+// PIPELINING in its CAPA), so that the login costs one round trip, not
+// two. Nothing follows the PASS in that write: a server whose login
+// process hands the session to another after PASS (Courier) loses what
+// it read beyond it.
 //
 // Its errors are Login's: a -ERR to USER or PASS is that command's
-// *ResponseError (the first of them), and the session stays usable when
-// the replies to the rest were read. A -ERR to CAPA is no error: caps is
-// then nil and capaErr the *ResponseError, as Capa would return it.
-func (c *Client) LoginCapa(ctx context.Context, user string, password secret.Value) (caps Capabilities, capaErr, err error) {
+// *ResponseError (USER's when both are refused), and the session stays
+// usable when both replies were read.
+func (c *Client) LoginPipelined(ctx context.Context, user string, password secret.Value) error {
 	for _, cmd := range []string{"USER", "PASS"} {
 		if err := c.checkPlaintext(cmd); err != nil {
-			return nil, nil, err
+			return err
 		}
 	}
 	if err := checkArg("user name", user); err != nil {
-		return nil, nil, err
+		return err
 	}
 	if err := checkArg("password", password.Reveal()); err != nil {
-		return nil, nil, err
+		return err
 	}
 	userCmd := "USER " + user
 	const passShown = "PASS ***"
-	err = c.do(ctx, userCmd, func() error {
+	return c.do(ctx, userCmd, func() error {
 		c.trace("C: ", userCmd)
 		c.trace("C: ", passShown)
-		c.trace("C: ", "CAPA")
-		if _, err := c.w.WriteString(userCmd + "\r\nPASS " + password.Reveal() + "\r\nCAPA\r\n"); err != nil {
+		if _, err := c.w.WriteString(userCmd + "\r\nPASS " + password.Reveal() + "\r\n"); err != nil {
 			return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", userCmd, err))
 		}
 		if err := c.w.Flush(); err != nil {
 			return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", userCmd, err))
 		}
-		// The replies come in order. The first -ERR to USER or PASS is
-		// the login's error; after it, the replies still owed are read to
-		// keep the session in step, and a failure to read them (a server
-		// that hangs up after refusing USER) leaves the session unusable
-		// but is not what the caller is told.
-		var loginErr error
-		for _, cmd := range []string{userCmd, passShown} {
-			_, err := c.readStatus(cmd)
-			var re *ResponseError
-			switch {
-			case err != nil && !errors.As(err, &re):
-				if loginErr != nil {
-					return loginErr
-				}
-				return err
-			case err != nil && loginErr == nil:
-				loginErr = err
-			}
-		}
-		caps, capaErr = c.readCapa()
+		_, userErr := c.readStatus(userCmd)
 		var re *ResponseError
-		switch {
-		case loginErr != nil:
-			caps, capaErr = nil, nil
-			return loginErr
-		case capaErr != nil && !errors.As(capaErr, &re):
-			err, capaErr = capaErr, nil
-			return err
+		if userErr != nil && !errors.As(userErr, &re) {
+			return userErr
 		}
-		return nil
+		// The PASS's reply is owed even after USER's -ERR. A failure to
+		// read it then (a server that hangs up after refusing USER)
+		// leaves the session unusable but is not what the caller is told.
+		_, passErr := c.readStatus(passShown)
+		if userErr != nil {
+			return userErr
+		}
+		return passErr
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	if d, ok := caps.LoginDelay(); ok {
-		c.loginDelay = d
-	}
-	return caps, capaErr, nil
 }
 
 // maxAuthLine is the longest AUTH command line that may carry an initial
@@ -785,7 +763,7 @@ func (c *Client) UIDL(ctx context.Context) ([]UIDInfo, error) {
 // UIDLEach is UIDL calling each for every line as it is read, holding no
 // copy of the listing. An error from each ends the session.
 func (c *Client) UIDLEach(ctx context.Context, each func(UIDInfo) error) error {
-	return c.uidlLines(ctx, false, func(n int, uid []byte) error {
+	return c.uidlLines(ctx, func(n int, uid []byte) error {
 		return each(UIDInfo{Number: n, UID: string(uid)})
 	})
 }
@@ -793,31 +771,11 @@ func (c *Client) UIDLEach(ctx context.Context, each func(UIDInfo) error) error {
 // uidlLines is UIDLEach handing each line's number and unique-id as they
 // are read, uid valid only until each returns: nothing is allocated per
 // line (issue 20).
-//
-// With listToo, a LIST goes out in the same write (RFC 2449 §6.6
-// PIPELINING: only with a server that announced it), for a caller that
-// asks for the sizes next: ListEach then reads its reply without sending
-// anything, and any other command first reads and discards it.
-func (c *Client) uidlLines(ctx context.Context, listToo bool, each func(n int, uid []byte) error) error {
+func (c *Client) uidlLines(ctx context.Context, each func(n int, uid []byte) error) error {
 	return c.do(ctx, "UIDL", func() error {
-		if !listToo {
-			if err := c.send("UIDL", "UIDL"); err != nil {
-				return err
-			}
-		} else {
-			c.trace("C: ", "UIDL")
-			c.trace("C: ", "LIST")
-			if _, err := c.w.WriteString("UIDL\r\nLIST\r\n"); err != nil {
-				return c.fail(fmt.Errorf("pop3src: UIDL: sending command: %w", err))
-			}
-			if err := c.w.Flush(); err != nil {
-				return c.fail(fmt.Errorf("pop3src: pipelined UIDL and LIST: sending commands: %w", err))
-			}
+		if err := c.send("UIDL", "UIDL"); err != nil {
+			return err
 		}
-		// Owed from here on, even if the UIDL's reply fails (the session
-		// is then unusable anyway) or is a -ERR (the LIST is then read by
-		// the listing into memory, or discarded).
-		c.listAhead = listToo
 		if _, err := c.readStatus("UIDL"); err != nil {
 			var re *ResponseError
 			if errors.As(err, &re) && re.Code == "" {
@@ -1103,19 +1061,53 @@ func (c *Client) DiscardPending(ctx context.Context) error {
 	return c.run(ctx, "RETR", true, func() error { return nil })
 }
 
-// discardListAhead reads and discards the reply to a LIST sent ahead
-// (ListNext). A -ERR is no error; a broken connection is.
-func (c *Client) discardListAhead() error {
-	c.listAhead = false
-	if _, err := c.readStatus("LIST"); err != nil {
-		var re *ResponseError
-		if errors.As(err, &re) {
-			return nil
+// sendAhead sends cmds, commands without arguments whose reply is one
+// line or a multi-line listing (CAPA, UIDL, LIST), in one write without
+// reading the replies (RFC 2449 §6.6 PIPELINING: only with a server that
+// announced it). The commands that ask for them next (Capa, UIDLEach,
+// ListEach...) then read their replies without sending anything; any
+// other command first reads and discards the replies before its own.
+func (c *Client) sendAhead(ctx context.Context, cmds ...string) error {
+	return c.do(ctx, strings.Join(cmds, "/"), func() error {
+		for _, cmd := range cmds {
+			c.trace("C: ", cmd)
+			if _, err := c.w.WriteString(cmd + "\r\n"); err != nil {
+				return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", cmd, err))
+			}
 		}
-		return err
+		// Owed from here on, even if the flush fails part-way (the
+		// session is then unusable anyway).
+		c.ahead = append(c.ahead, cmds...)
+		if err := c.w.Flush(); err != nil {
+			return c.fail(fmt.Errorf("pop3src: pipelined %s: sending commands: %w", strings.Join(cmds, ", "), err))
+		}
+		return nil
+	})
+}
+
+// discardAhead reads and discards the replies to the commands sent ahead
+// before the first that is cmd (all of them when none is). A -ERR is no
+// error; a broken connection is.
+func (c *Client) discardAhead(cmd string) error {
+	if !slices.Contains(c.ahead, cmd) {
+		cmd = ""
 	}
-	c.log.Debug("discarded the reply to a pipelined command nobody asked for", "command", "LIST")
-	return c.readMultiline("LIST", func(string) error { return nil })
+	for len(c.ahead) > 0 && c.ahead[0] != cmd {
+		sent := c.ahead[0]
+		c.ahead = c.ahead[1:]
+		if _, err := c.readStatus(sent); err != nil {
+			var re *ResponseError
+			if errors.As(err, &re) {
+				continue
+			}
+			return err
+		}
+		c.log.Debug("discarded the reply to a pipelined command nobody asked for", "command", sent)
+		if err := c.readMultiline(sent, func(string) error { return nil }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // drain reads and discards the replies to every RETR sent with SendRetr and

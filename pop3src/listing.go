@@ -80,10 +80,7 @@ var errUnordered = errors.New("listing not in message number order")
 // the keys made from content. It reports false when the server has no
 // UIDL after all, and errUnordered when the listing is not in ascending
 // number order. The sizes come later (sizes).
-//
-// withSizes sends the LIST with the UIDL, in one write (PIPELINING), for
-// a caller that reads the sizes next.
-func (s *Source) spill(ctx context.Context, withSizes bool) (*listing, bool, error) {
+func (s *Source) spill(ctx context.Context) (*listing, bool, error) {
 	f, cleanup, err := spillFile()
 	if err != nil {
 		return nil, false, err
@@ -109,7 +106,7 @@ func (s *Source) spill(ctx context.Context, withSizes bool) (*listing, bool, err
 	var buf, prev []byte
 	// Each line's bytes, not a string of it: nothing is allocated per
 	// message (issue 20).
-	err = s.c.uidlLines(ctx, withSizes, func(n int, uid []byte) error {
+	err = s.c.uidlLines(ctx, func(n int, uid []byte) error {
 		if unordered = unordered || n <= last; unordered {
 			return nil
 		}

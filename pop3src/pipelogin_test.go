@@ -79,8 +79,7 @@ func pipedSource(t *testing.T, trace *bytes.Buffer, serve func(f *fakeConversati
 // (a typed *ResponseError naming USER or PASS, fatal for the engine),
 // never the password, in the error or the trace.
 func TestPipelinedLogin(t *testing.T) {
-	const together = "USER alice\r\nPASS " + pipePassword + "\r\nCAPA\r\n"
-	const capaAfter = "+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n"
+	const together = "USER alice\r\nPASS " + pipePassword + "\r\n"
 	tests := []struct {
 		name string
 		// answers holds, for each of the client's writes in turn, what
@@ -96,23 +95,23 @@ func TestPipelinedLogin(t *testing.T) {
 		writes  []string
 	}{
 		{
-			name:    "logged in, the CAPA after login read",
-			answers: [][]string{{capaPipelining}, {"+OK\r\n+OK logged in\r\n" + capaAfter}},
+			name:    "logged in",
+			answers: [][]string{{capaPipelining}, {"+OK\r\n+OK logged in\r\n"}},
 			usable:  true, writes: []string{"CAPA\r\n", together},
 		},
 		{
 			name:    "the server answers each command late, one at a time",
-			answers: [][]string{{capaPipelining}, {"+OK\r\n", "+OK logged in\r\n", "+OK\r\n", "UIDL\r\n", "PIPELINING\r\n", ".\r\n"}},
+			answers: [][]string{{capaPipelining}, {"+OK\r\n", "+OK logged in\r\n"}},
 			usable:  true, writes: []string{"CAPA\r\n", together},
 		},
 		{
 			name:    "wrong user",
-			answers: [][]string{{capaPipelining}, {"-ERR no such user\r\n-ERR no USER given\r\n" + capaPipelining}},
+			answers: [][]string{{capaPipelining}, {"-ERR no such user\r\n-ERR no USER given\r\n"}},
 			wantCmd: "USER alice", usable: true, writes: []string{"CAPA\r\n", together},
 		},
 		{
 			name:    "wrong password",
-			answers: [][]string{{capaPipelining}, {"+OK\r\n-ERR [AUTH] Authentication failed.\r\n" + capaPipelining}},
+			answers: [][]string{{capaPipelining}, {"+OK\r\n-ERR [AUTH] Authentication failed.\r\n"}},
 			wantCmd: "PASS ***", usable: true, writes: []string{"CAPA\r\n", together},
 		},
 		{
@@ -124,11 +123,6 @@ func TestPipelinedLogin(t *testing.T) {
 			name:    "the server hangs up without answering USER",
 			answers: [][]string{{capaPipelining}, nil}, hangUp: true,
 			wantErr: "USER alice: reading reply: unexpected EOF", writes: []string{"CAPA\r\n", together},
-		},
-		{
-			name:    "no CAPA after login",
-			answers: [][]string{{capaPipelining}, {"+OK\r\n+OK logged in\r\n-ERR unknown command\r\n"}},
-			usable:  true, writes: []string{"CAPA\r\n", together},
 		},
 		{
 			name:    "no PIPELINING: one command at a time, as ever",
@@ -172,9 +166,6 @@ func TestPipelinedLogin(t *testing.T) {
 				if err != nil {
 					t.Fatalf("login: %v", err)
 				}
-				if s.afterLogin == nil {
-					t.Error("the CAPA after login was not kept for the listing")
-				}
 			case tc.wantCmd != "":
 				if !errors.As(err, &re) || re.Command != tc.wantCmd || re.ErrorClass() != pipeline.ClassFatal {
 					t.Errorf("login error %v (%T), want a fatal -ERR to %q", err, err, tc.wantCmd)
@@ -188,38 +179,46 @@ func TestPipelinedLogin(t *testing.T) {
 	}
 }
 
-// TestPipelinedLoginCapaAfter: the listing uses the CAPA read with the
-// login rather than asking again, and a server without CAPA after login is
-// still asked UIDL, one command at a time.
-func TestPipelinedLoginCapaAfter(t *testing.T) {
+// TestPipelinedListing: after a login with a server that announced
+// PIPELINING, the CAPA after login, UIDL and LIST go out in one write,
+// whatever that CAPA then says; a CAPA after login that calls for UTF8
+// (RFC 6856) has the UIDL and LIST replies discarded and both asked again
+// after it, so that nothing is listed before UTF8 mode.
+func TestPipelinedListing(t *testing.T) {
+	const together = "CAPA\r\nUIDL\r\nLIST\r\n"
 	for _, tc := range []struct {
 		name       string
 		capaAfter  string
 		pipelining bool
 		listing    []string // the client's writes after the login's
 	}{
-		{"PIPELINING after login", "+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n", true, []string{"UIDL\r\nLIST\r\n"}},
-		{"PIPELINING gone after login", "+OK\r\nUIDL\r\n.\r\n", false, []string{"UIDL\r\n", "LIST\r\n"}},
-		{"no CAPA after login", "-ERR no\r\n", false, []string{"UIDL\r\n", "LIST\r\n"}},
+		{"PIPELINING after login", "+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n", true, []string{together}},
+		{"PIPELINING gone after login", "+OK\r\nUIDL\r\n.\r\n", false, []string{together}},
+		{"no CAPA after login", "-ERR no\r\n", false, []string{together}},
+		{"UTF8 after login", "+OK\r\nUIDL\r\nPIPELINING\r\nUTF8\r\n.\r\n", true, []string{together, "UTF8\r\n", "UIDL\r\n", "LIST\r\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, wait := pipedSource(t, nil, func(f *fakeConversation) {
 				f.read(t)
 				f.say(capaPipelining)
 				f.read(t)
-				f.say("+OK\r\n+OK logged in\r\n" + tc.capaAfter)
+				f.say("+OK\r\n+OK logged in\r\n")
 				for {
 					w := f.read(t)
-					switch {
-					case w == nil:
+					if w == nil {
 						return
-					case strings.HasPrefix(string(w), "UIDL"):
-						f.say("+OK\r\n1 u1\r\n2 u2\r\n.\r\n")
-						if strings.Contains(string(w), "LIST") {
+					}
+					for _, cmd := range strings.Split(strings.TrimSuffix(string(w), "\r\n"), "\r\n") {
+						switch cmd {
+						case "CAPA":
+							f.say(tc.capaAfter)
+						case "UIDL":
+							f.say("+OK\r\n1 u1\r\n2 u2\r\n.\r\n")
+						case "LIST":
 							f.say("+OK\r\n1 10\r\n2 20\r\n.\r\n")
+						default:
+							f.say("+OK\r\n")
 						}
-					case string(w) == "LIST\r\n":
-						f.say("+OK\r\n1 10\r\n2 20\r\n.\r\n")
 					}
 				}
 			})
@@ -239,7 +238,7 @@ func TestPipelinedLoginCapaAfter(t *testing.T) {
 				got = append(got, string(w))
 			}
 			if !slices.Equal(got, tc.listing) {
-				t.Errorf("after the login the client wrote %q, want %q (no second CAPA)", got, tc.listing)
+				t.Errorf("after the login the client wrote %q, want %q", got, tc.listing)
 			}
 		})
 	}
@@ -247,24 +246,21 @@ func TestPipelinedLoginCapaAfter(t *testing.T) {
 
 // TestListAheadDiscarded: a LIST sent with the UIDL (ListSummary told the
 // List follows) whose reply the next command does not want is read to
-// its end and discarded first, so that the session stays in step; a
-// later List asks again.
+// its end and discarded first, so that the session stays in step.
 func TestListAheadDiscarded(t *testing.T) {
 	s, wait := pipedSource(t, nil, func(f *fakeConversation) {
-		f.read(t)
-		f.say(capaPipelining)
 		for {
-			w := string(f.read(t))
-			switch {
-			case w == "":
+			switch string(f.read(t)) {
+			case "":
 				return
-			case w == "UIDL\r\nLIST\r\n":
-				f.say("+OK\r\n1 u1\r\n2 u2\r\n.\r\n+OK\r\n1 10\r\n.2 20\r\n.\r\n")
-			case w == "NOOP\r\n":
+			case "CAPA\r\nUIDL\r\nLIST\r\n":
+				f.say(capaPipelining + "+OK\r\n1 u1\r\n2 u2\r\n.\r\n+OK\r\n1 10\r\n.2 20\r\n.\r\n")
+			case "NOOP\r\n":
 				f.say("+OK\r\n")
 			}
 		}
 	})
+	s.pipelining = true // as a login would have found
 	ctx := context.Background()
 	if _, ok, err := s.ListSummary(ctx, true); !ok || err != nil {
 		t.Fatalf("ListSummary: %v, %v", ok, err)
@@ -278,7 +274,7 @@ func TestListAheadDiscarded(t *testing.T) {
 	for _, w := range wait() {
 		got = append(got, string(w))
 	}
-	if want := []string{"CAPA\r\n", "UIDL\r\nLIST\r\n", "NOOP\r\n"}; !slices.Equal(got, want) {
+	if want := []string{"CAPA\r\nUIDL\r\nLIST\r\n", "NOOP\r\n"}; !slices.Equal(got, want) {
 		t.Errorf("the client wrote %q, want %q", got, want)
 	}
 }

@@ -77,16 +77,11 @@ func scriptedSource(t *testing.T, sizes []int, pipelining bool, maxAhead int, ma
 	if pipelining {
 		capa = "+OK\r\nUSER\r\nUIDL\r\nPIPELINING\r\n.\r\n"
 	}
-	uidlReply, listReply := "+OK\r\n"+uidl.String()+".\r\n", "+OK\r\n"+list.String()+".\r\n"
 	full := []step{
 		{reply: "+OK\r\n"},
 		{want: "CAPA\r\n", reply: capa},
-		{want: "UIDL\r\n", reply: uidlReply},
-		{want: "LIST\r\n", reply: listReply},
-	}
-	if pipelining {
-		// A List without ListSummary sends both at once.
-		full = append(full[:2], step{want: "UIDL\r\nLIST\r\n", reply: uidlReply + listReply})
+		{want: "UIDL\r\n", reply: "+OK\r\n" + uidl.String() + ".\r\n"},
+		{want: "LIST\r\n", reply: "+OK\r\n" + list.String() + ".\r\n"},
 	}
 	full = append(full, script...)
 	c, wait := scripted(t, plain, full...)

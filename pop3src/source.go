@@ -115,23 +115,15 @@ type Source struct {
 	// Prefetch state (RFC 2449 §6.6): plan is the order Prefetch announced;
 	// plan[pos] is the Fetch expected next; the RETRs for plan[pos:sent]
 	// are in flight, their replies unread.
-	pipelining bool // the post-login CAPA lists PIPELINING
-	// afterLogin is the reply to the CAPA sent with USER and PASS
-	// (LoginCapa), until the first listing reads it.
-	afterLogin    *capaReply
+	// pipelining: the last CAPA lists PIPELINING; from the first listing
+	// on, the CAPA after login.
+	pipelining    bool
 	utf8Mode      bool // UTF8 sent (RFC 6856): messages are served as stored
 	maxAhead      int  // 0: prefetching off
 	maxAheadBytes int64
 	plan          []planned
 	planIndex     map[string]int // key -> index in plan
 	pos, sent     int
-}
-
-// capaReply is a CAPA's answer: the capabilities, or the -ERR of a
-// server without CAPA.
-type capaReply struct {
-	caps Capabilities
-	err  error
 }
 
 // planned is one message of a Prefetch plan.
@@ -199,6 +191,7 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 	if err != nil && !errors.As(err, &re) {
 		return err
 	}
+	s.pipelining = caps.Has("PIPELINING")
 	if err := s.utf8(ctx, caps); err != nil {
 		return err
 	}
@@ -230,14 +223,8 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 		return s.c.Apop(ctx, opts.User, opts.Password)
 	}
 	if caps.Has("PIPELINING") && caps.Has("USER") {
-		// USER, PASS and the CAPA after login in one round trip (RFC 2449
-		// §6.6); the listing reads that CAPA (capaUIDL).
-		var after Capabilities
-		var capaErr error
-		after, capaErr, err = s.c.LoginCapa(ctx, opts.User, opts.Password)
-		if err == nil {
-			s.afterLogin = &capaReply{caps: after, err: capaErr}
-		}
+		// USER and PASS in one round trip (RFC 2449 §6.6).
+		err = s.c.LoginPipelined(ctx, opts.User, opts.Password)
 	} else {
 		err = s.c.Login(ctx, opts.User, opts.Password)
 	}
@@ -252,14 +239,7 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 // after login) and reports whether UIDL may work: a server without CAPA is
 // asked UIDL anyway and may answer -ERR.
 func (s *Source) capaUIDL(ctx context.Context) (bool, error) {
-	var caps Capabilities
-	var err error
-	if r := s.afterLogin; r != nil {
-		s.afterLogin = nil // a later listing asks again
-		caps, err = r.caps, r.err
-	} else {
-		caps, err = s.c.Capa(ctx)
-	}
+	caps, err := s.c.Capa(ctx)
 	s.pipelining = err == nil && caps.Has("PIPELINING")
 	if uerr := s.utf8(ctx, caps); uerr != nil {
 		return false, uerr
@@ -397,6 +377,20 @@ func (s *Source) prepare(ctx context.Context, summary, sizes bool) (*listing, bo
 	s.resetPlan() // the Client discards replies still in flight
 	// s.deleted stays: the server keeps what DELE marked for the session.
 	s.listed, s.maxNum, s.special, s.page, s.all = false, 0, nil, nil, nil
+	if s.pipelining {
+		// The CAPA after login (RFC 2449 §5: capabilities may change at
+		// login), the UIDL listing and, when List follows, the LIST in
+		// one round trip (RFC 2449 §6.6). If that CAPA says the UIDL is
+		// not to be used, or calls for UTF8 first, the replies are
+		// discarded and the commands sent again as needed.
+		cmds := []string{"CAPA", "UIDL"}
+		if sizes {
+			cmds = append(cmds, "LIST")
+		}
+		if err := s.c.sendAhead(ctx, cmds...); err != nil {
+			return nil, false, fmt.Errorf("listing UIDLs of %s at %s: %w", s.user, s.server, err)
+		}
+	}
 	uidl, err := s.capaUIDL(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("listing UIDLs of %s at %s: %w", s.user, s.server, err)
@@ -404,7 +398,7 @@ func (s *Source) prepare(ctx context.Context, summary, sizes bool) (*listing, bo
 	if !uidl {
 		return nil, false, nil
 	}
-	l, uidl, err := s.spill(ctx, sizes && s.pipelining)
+	l, uidl, err := s.spill(ctx)
 	switch {
 	case errors.Is(err, errUnordered):
 		s.log.Warn("server lists messages out of order: listing the maildrop into memory", "user", s.user)

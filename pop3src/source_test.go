@@ -725,9 +725,10 @@ func TestSourceListUnordered(t *testing.T) {
 		steps   []step
 		summary bool
 	}{
-		// List asks UIDL and LIST at once (PIPELINING), then lists into
-		// memory with the LIST it read and another UIDL.
-		{"UIDL and LIST unordered", []step{capa, uidlUnordered, capa, {want: "UIDL\r\nLIST\r\n", reply: uidlUnordered.reply + list.reply}, uidlUnordered}, false},
+		// The List after a CAPA that announced PIPELINING asks CAPA, UIDL
+		// and LIST at once, then lists into memory with that LIST and
+		// another UIDL.
+		{"UIDL and LIST unordered", []step{capa, uidlUnordered, {want: "CAPA\r\nUIDL\r\nLIST\r\n", reply: capa.reply + uidlUnordered.reply + list.reply}, uidlUnordered}, false},
 		{"LIST unordered", []step{capa, uidlOrdered, list, list, uidlOrdered}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

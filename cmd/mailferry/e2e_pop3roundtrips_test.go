@@ -7,13 +7,13 @@ import (
 
 // TestE2EPOP3RoundTrips: a POP3 source that announces PIPELINING
 // (Dovecot) costs an account's first copy 5 round trips on the source's
-// session and a re-run with nothing new 4 (issue 18, target 4): USER,
-// PASS and the CAPA after login go in one write, and on a first run the
-// LIST goes with the UIDL. One command at a time it was 8 and 6: USER,
-// PASS, CAPA each waited for the one before, and the LIST for the UIDL.
-// The rest: the CAPA before login, which says whether the server takes
-// pipelined commands, the bodies' RETRs in one write, and QUIT. Without
-// TLS, whose handshake (1 or 2 more) the proxy counts one or two
+// session and a re-run with nothing new 4 (issue 18, target 4): USER and
+// PASS go in one write, the CAPA after login and UIDL in another, and on a
+// first run the LIST with them. One command at a time it was 8 and 6: USER,
+// PASS, CAPA and UIDL each waited for the one before, and the LIST for the
+// UIDL. The rest: the CAPA before login, which says whether the server
+// takes pipelined commands, the bodies' RETRs in one write, and QUIT.
+// Without TLS, whose handshake (1 or 2 more) the proxy counts one or two
 // depending on when the server's session tickets arrive.
 func TestE2EPOP3RoundTrips(t *testing.T) {
 	const n = 200
