@@ -12,10 +12,9 @@
 // With a server that announces PIPELINING (RFC 2449 §6.6), USER and PASS
 // go out in one write (LoginPipelined), the CAPA after login, UIDL and,
 // where the sizes are wanted next, LIST in another, and Source.Prefetch
-// keeps a window
-// of RETRs in flight so that round trips overlap; every other command
-// first reads the replies still owed, so the session never falls out of
-// step.
+// keeps a window of RETRs in flight so that round trips overlap; every
+// other command first reads the replies still owed, so the session never
+// falls out of step.
 //
 // Deletion is safe by construction: DELE only marks messages, and only Quit
 // commits them (RFC 1939 §6). Close, and any cancellation or error, drop the
