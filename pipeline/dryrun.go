@@ -43,9 +43,9 @@ func (d dryRunSource) Prefetch(ctx context.Context, msgs []SourceMessage) error 
 
 // ListSummary passes the real source's on: a dry run reads the listing
 // as a real run would.
-func (d dryRunSource) ListSummary(ctx context.Context) (ListSummary, bool, error) {
+func (d dryRunSource) ListSummary(ctx context.Context, thenList bool) (ListSummary, bool, error) {
 	if ls, ok := d.Source.(ListSummarizer); ok {
-		return ls.ListSummary(ctx)
+		return ls.ListSummary(ctx, thenList)
 	}
 	return ListSummary{}, false, nil
 }

@@ -36,8 +36,8 @@ var sessionInterfaces = map[string]func(t *testing.T){
 		if !ok {
 			t.Fatal("the dry-run source is no ListSummarizer")
 		}
-		if sum, ok, err := ls.ListSummary(context.Background()); err != nil || !ok || sum.Messages != 3 || src.summaries != 1 {
-			t.Errorf("ListSummary through the dry run = %+v, %v, %v; want the real source's", sum, ok, err)
+		if sum, ok, err := ls.ListSummary(context.Background(), true); err != nil || !ok || sum.Messages != 3 || src.summaries != 1 || !slices.Equal(src.thenList, []bool{true}) {
+			t.Errorf("ListSummary through the dry run = %+v, %v, %v (thenList %v); want the real source's, asked with thenList", sum, ok, err, src.thenList)
 		}
 	},
 	"FolderSummarizer": func(t *testing.T) {

@@ -564,14 +564,16 @@ func (a *attempt) unchanged(ctx context.Context) (bool, error) {
 	if !ok || a.opts.KeyFolder != nil {
 		return false, nil
 	}
-	sum, ok, err := ls.ListSummary(ctx)
+	// Without a complete pass to compare with, or with deletions or
+	// retries to do, the pages are read whatever the summary says.
+	rec, ok := a.scopes.records[maildropRecord]
+	thenList := !ok || rec.SyncedAt.IsZero() || a.opts.DeleteSource || a.opts.DeleteAfter > 0 || a.retrySkipped()
+	sum, ok, err := ls.ListSummary(ctx, thenList)
 	if err != nil || !ok {
 		return false, err
 	}
 	a.summary = &sum
-	rec, ok := a.scopes.records[maildropRecord]
-	if !ok || rec.SyncedAt.IsZero() || int(rec.Messages) != sum.Messages || rec.HighestModSeq != sum.Digest ||
-		a.opts.DeleteSource || a.opts.DeleteAfter > 0 || a.retrySkipped() {
+	if thenList || int(rec.Messages) != sum.Messages || rec.HighestModSeq != sum.Digest {
 		return false, nil
 	}
 	select {

@@ -284,9 +284,11 @@ type ListSummary struct {
 // ledger (issue 20: a no-op re-run of 500,000 POP3 messages). The List
 // that follows hands over the listing summarized, unless something else
 // was asked of the session between them. false: no summary (the listing
-// cannot be read ahead).
+// cannot be read ahead). thenList says the List follows whatever the
+// summary (the ledger has no complete pass to compare it with, say): a
+// source may then ask for the rest of the listing along with it.
 type ListSummarizer interface {
-	ListSummary(ctx context.Context) (ListSummary, bool, error)
+	ListSummary(ctx context.Context, thenList bool) (ListSummary, bool, error)
 }
 
 // Lister is the listing part of a Source.

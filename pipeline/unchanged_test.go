@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -14,10 +15,12 @@ import (
 type summarizingSource struct {
 	*memSource
 	summaries int
+	thenList  []bool // each ListSummary's
 }
 
-func (s *summarizingSource) ListSummary(ctx context.Context) (ListSummary, bool, error) {
+func (s *summarizingSource) ListSummary(ctx context.Context, thenList bool) (ListSummary, bool, error) {
 	s.summaries++
+	s.thenList = append(s.thenList, thenList)
 	h := sha256.New()
 	n := 0
 	err := s.memSource.List(ctx, func(page []SourceMessage) error {
@@ -32,6 +35,13 @@ func (s *summarizingSource) ListSummary(ctx context.Context) (ListSummary, bool,
 
 func (h *harness) runSummarizing(t *testing.T) *Stats {
 	t.Helper()
+	st, _ := h.runSummarized(t)
+	return st
+}
+
+// runSummarized is runSummarizing returning the source too.
+func (h *harness) runSummarized(t *testing.T) (*Stats, *summarizingSource) {
+	t.Helper()
 	src := &summarizingSource{memSource: h.src}
 	st, _ := h.runner.RunAccount(context.Background(), Job{
 		Options:         h.opts,
@@ -41,7 +51,34 @@ func (h *harness) runSummarizing(t *testing.T) *Stats {
 	if src.summaries == 0 {
 		t.Error("the engine did not ask for the listing's summary")
 	}
-	return st
+	return st, src
+}
+
+// TestListSummaryThenList: the engine tells the source when the List
+// follows its summary whatever the summary says (no complete pass yet,
+// deletion at the source), so that a POP3 source asks for the sizes in
+// the same round trip; after a complete pass it does not, and an
+// unchanged listing then needs no sizes.
+func TestListSummaryThenList(t *testing.T) {
+	h := newHarness(genMessages(5))
+	for _, tc := range []struct {
+		name   string
+		delete bool
+		want   bool
+	}{
+		{"first run", false, true},
+		{"after a complete pass", false, false},
+		{"deleting at the source", true, true},
+	} {
+		h.opts.DeleteSource = tc.delete
+		st, src := h.runSummarized(t)
+		if st.Error != "" {
+			t.Fatalf("%s: %s", tc.name, st.Error)
+		}
+		if !slices.Equal(src.thenList, []bool{tc.want}) {
+			t.Errorf("%s: ListSummary asked with thenList %v, want [%v]", tc.name, src.thenList, tc.want)
+		}
+	}
 }
 
 // TestUnchangedListingIsNotLookedUp: a re-run over a listing that has not

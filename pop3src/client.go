@@ -9,7 +9,9 @@
 // PLAIN mechanism of RFC 4616). It is written for this tool rather than borrowed because
 // message bytes must survive unchanged: see copyDotStuffed.
 //
-// With a server that announces PIPELINING (RFC 2449 §6.6), Source.Prefetch
+// With a server that announces PIPELINING (RFC 2449 §6.6), USER and PASS
+// go out in one write (LoginPipelined), the CAPA after login, UIDL and,
+// where the sizes are wanted next, LIST in another, and Source.Prefetch
 // keeps a window of RETRs in flight so that round trips overlap; every
 // other command first reads the replies still owed, so the session never
 // falls out of step.
@@ -30,6 +32,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -129,7 +132,12 @@ type Client struct {
 	// pending are the message numbers of the RETRs SendRetr sent whose
 	// replies are not read yet, oldest first (RFC 2449 §6.6 PIPELINING).
 	pending []int
-	body    dotCopier // reused for every message body
+	// ahead are the commands sendAhead sent whose replies are not read
+	// yet, oldest first: the command that asks for one of them reads its
+	// reply without sending anything; any other reads and discards the
+	// replies before it first.
+	ahead []string
+	body  dotCopier // reused for every message body
 }
 
 // maxLineBytes bounds a status or listing line. RFC 2449 §4 allows 512
@@ -164,6 +172,10 @@ func newClient(conn net.Conn, abort io.Closer, opts *ClientOptions) (*Client, er
 	return c, nil
 }
 
+// Usable reports whether the session can take another command: it is
+// not closed, and no I/O error or protocol violation has ended it.
+func (c *Client) Usable() bool { return !c.closed.Load() && c.err == nil }
+
 // Greeting returns the text of the server's +OK greeting.
 func (c *Client) Greeting() string { return c.greeting }
 
@@ -191,7 +203,10 @@ func (c *Client) run(ctx context.Context, cmd string, drain bool, fn func() erro
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.abort.Close() })
 	var err error
-	if drain {
+	if len(c.ahead) > 0 {
+		err = c.discardAhead(cmd)
+	}
+	if drain && err == nil {
 		err = c.drain()
 	}
 	if err == nil {
@@ -225,6 +240,10 @@ func (c *Client) trace(prefix, line string) {
 // send writes one command line. shown is what the trace shows instead of
 // line (credentials redacted).
 func (c *Client) send(line, shown string) error {
+	if len(c.ahead) > 0 && c.ahead[0] == line {
+		c.ahead = c.ahead[1:] // sent already: its reply comes next
+		return nil
+	}
 	c.trace("C: ", shown)
 	if _, err := c.w.WriteString(line + "\r\n"); err != nil {
 		return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", shown, err))
@@ -354,28 +373,40 @@ func checkArg(what, arg string) error {
 // Capa asks for the capability list (RFC 2449 §5). A server without CAPA
 // answers -ERR, returned as *ResponseError; the session stays usable.
 func (c *Client) Capa(ctx context.Context) (Capabilities, error) {
-	caps := Capabilities{}
+	var caps Capabilities
 	err := c.do(ctx, "CAPA", func() error {
 		if err := c.send("CAPA", "CAPA"); err != nil {
 			return err
 		}
-		if _, err := c.readStatus("CAPA"); err != nil {
-			return err
-		}
-		return c.readMultiline("CAPA", func(line string) error {
-			fields := strings.Fields(line)
-			if len(fields) == 0 {
-				return nil
-			}
-			caps[strings.ToUpper(fields[0])] = fields[1:]
-			return nil
-		})
+		var err error
+		caps, err = c.readCapa()
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	if d, ok := caps.LoginDelay(); ok {
 		c.loginDelay = d
+	}
+	return caps, nil
+}
+
+// readCapa reads the reply to CAPA.
+func (c *Client) readCapa() (Capabilities, error) {
+	if _, err := c.readStatus("CAPA"); err != nil {
+		return nil, err
+	}
+	caps := Capabilities{}
+	err := c.readMultiline("CAPA", func(line string) error {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			return nil
+		}
+		caps[strings.ToUpper(fields[0])] = fields[1:]
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return caps, nil
 }
@@ -469,6 +500,55 @@ func (c *Client) Login(ctx context.Context, user string, password secret.Value) 
 		return err
 	}
 	return c.Pass(ctx, password)
+}
+
+// LoginPipelined authenticates with USER and PASS sent in one write
+// (RFC 2449 §6.6 PIPELINING: use it only with a server that announced
+// PIPELINING in its CAPA), so that the login costs one round trip, not
+// two. Nothing follows the PASS in that write: a server whose login
+// process hands the session to another after PASS (Courier) loses what
+// it read beyond it.
+//
+// Its errors are Login's: a -ERR to USER or PASS is that command's
+// *ResponseError (USER's when both are refused), and the session stays
+// usable when both replies were read.
+func (c *Client) LoginPipelined(ctx context.Context, user string, password secret.Value) error {
+	for _, cmd := range []string{"USER", "PASS"} {
+		if err := c.checkPlaintext(cmd); err != nil {
+			return err
+		}
+	}
+	if err := checkArg("user name", user); err != nil {
+		return err
+	}
+	if err := checkArg("password", password.Reveal()); err != nil {
+		return err
+	}
+	userCmd := "USER " + user
+	const passShown = "PASS ***"
+	return c.do(ctx, userCmd, func() error {
+		c.trace("C: ", userCmd)
+		c.trace("C: ", passShown)
+		if _, err := c.w.WriteString(userCmd + "\r\nPASS " + password.Reveal() + "\r\n"); err != nil {
+			return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", userCmd, err))
+		}
+		if err := c.w.Flush(); err != nil {
+			return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", userCmd, err))
+		}
+		_, userErr := c.readStatus(userCmd)
+		var re *ResponseError
+		if userErr != nil && !errors.As(userErr, &re) {
+			return userErr
+		}
+		// The PASS's reply is owed even after USER's -ERR. A failure to
+		// read it then (a server that hangs up after refusing USER)
+		// leaves the session unusable but is not what the caller is told.
+		_, passErr := c.readStatus(passShown)
+		if userErr != nil {
+			return userErr
+		}
+		return passErr
+	})
 }
 
 // maxAuthLine is the longest AUTH command line that may carry an initial
@@ -978,6 +1058,55 @@ func (c *Client) DiscardPending(ctx context.Context) error {
 		return nil
 	}
 	return c.run(ctx, "RETR", true, func() error { return nil })
+}
+
+// sendAhead sends cmds, commands without arguments whose reply is one
+// line or a multi-line listing (CAPA, UIDL, LIST), in one write without
+// reading the replies (RFC 2449 §6.6 PIPELINING: only with a server that
+// announced it). The commands that ask for them next (Capa, UIDLEach,
+// ListEach...) then read their replies without sending anything; any
+// other command first reads and discards the replies before its own.
+func (c *Client) sendAhead(ctx context.Context, cmds ...string) error {
+	return c.do(ctx, strings.Join(cmds, "/"), func() error {
+		for _, cmd := range cmds {
+			c.trace("C: ", cmd)
+			if _, err := c.w.WriteString(cmd + "\r\n"); err != nil {
+				return c.fail(fmt.Errorf("pop3src: %s: sending command: %w", cmd, err))
+			}
+		}
+		// Owed from here on, even if the flush fails part-way (the
+		// session is then unusable anyway).
+		c.ahead = append(c.ahead, cmds...)
+		if err := c.w.Flush(); err != nil {
+			return c.fail(fmt.Errorf("pop3src: pipelined %s: sending commands: %w", strings.Join(cmds, ", "), err))
+		}
+		return nil
+	})
+}
+
+// discardAhead reads and discards the replies to the commands sent ahead
+// before the first that is cmd (all of them when none is). A -ERR is no
+// error; a broken connection is.
+func (c *Client) discardAhead(cmd string) error {
+	if !slices.Contains(c.ahead, cmd) {
+		cmd = ""
+	}
+	for len(c.ahead) > 0 && c.ahead[0] != cmd {
+		sent := c.ahead[0]
+		c.ahead = c.ahead[1:]
+		if _, err := c.readStatus(sent); err != nil {
+			var re *ResponseError
+			if errors.As(err, &re) {
+				continue
+			}
+			return err
+		}
+		c.log.Debug("discarded the reply to a pipelined command nobody asked for", "command", sent)
+		if err := c.readMultiline(sent, func(string) error { return nil }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // drain reads and discards the replies to every RETR sent with SendRetr and

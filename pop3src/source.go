@@ -115,7 +115,9 @@ type Source struct {
 	// Prefetch state (RFC 2449 §6.6): plan is the order Prefetch announced;
 	// plan[pos] is the Fetch expected next; the RETRs for plan[pos:sent]
 	// are in flight, their replies unread.
-	pipelining    bool // the post-login CAPA lists PIPELINING
+	// pipelining: the last CAPA lists PIPELINING; from the first listing
+	// on, the CAPA after login.
+	pipelining    bool
 	utf8Mode      bool // UTF8 sent (RFC 6856): messages are served as stored
 	maxAhead      int  // 0: prefetching off
 	maxAheadBytes int64
@@ -189,6 +191,7 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 	if err != nil && !errors.As(err, &re) {
 		return err
 	}
+	s.pipelining = caps.Has("PIPELINING")
 	if err := s.utf8(ctx, caps); err != nil {
 		return err
 	}
@@ -219,8 +222,13 @@ func (s *Source) login(ctx context.Context, opts Options) error {
 		s.log.Info("the server offers APOP, not USER: logging in with APOP")
 		return s.c.Apop(ctx, opts.User, opts.Password)
 	}
-	err = s.c.Login(ctx, opts.User, opts.Password)
-	if errors.As(err, &re) && commandName(re.Command) == "USER" && s.c.OffersAPOP() {
+	if caps.Has("PIPELINING") && caps.Has("USER") {
+		// USER and PASS in one round trip (RFC 2449 §6.6).
+		err = s.c.LoginPipelined(ctx, opts.User, opts.Password)
+	} else {
+		err = s.c.Login(ctx, opts.User, opts.Password)
+	}
+	if errors.As(err, &re) && commandName(re.Command) == "USER" && s.c.Usable() && s.c.OffersAPOP() {
 		s.log.Info("the server refused USER; logging in with APOP", "reply", re.reply())
 		return s.c.Apop(ctx, opts.User, opts.Password)
 	}
@@ -268,7 +276,7 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 			s.mu.Unlock()
 		}
 	}()
-	l, uidl, err := s.prepare(ctx, false)
+	l, uidl, err := s.prepare(ctx, false, true)
 	if err != nil {
 		return err
 	}
@@ -341,10 +349,14 @@ func (s *Source) List(ctx context.Context, page func([]pipeline.SourceMessage) e
 // with an entry needs, and Dovecot, the server of the largest maildrops
 // here, spends some of a no-op re-run answering LIST (issue 20). A server
 // without UIDL, or listing out of order, has none (false).
-func (s *Source) ListSummary(ctx context.Context) (pipeline.ListSummary, bool, error) {
+//
+// With thenList (the caller lists next whatever the summary says: a first
+// run, say) and a server that announced PIPELINING, the LIST goes out with
+// the UIDL, in one write: the sizes then cost no round trip of their own.
+func (s *Source) ListSummary(ctx context.Context, thenList bool) (pipeline.ListSummary, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l, _, err := s.prepare(ctx, true)
+	l, _, err := s.prepare(ctx, true, thenList)
 	if err != nil || l == nil {
 		return pipeline.ListSummary{}, false, err
 	}
@@ -354,8 +366,9 @@ func (s *Source) ListSummary(ctx context.Context) (pipeline.ListSummary, bool, e
 
 // prepare starts a listing: the one ListSummary just made (when reuse
 // and nothing came between), or a new spill. It returns nil and whether
-// the server has UIDL when the maildrop must be listed at once.
-func (s *Source) prepare(ctx context.Context, summary bool) (*listing, bool, error) {
+// the server has UIDL when the maildrop must be listed at once. With
+// sizes (List follows) and PIPELINING, the LIST goes out with the UIDL.
+func (s *Source) prepare(ctx context.Context, summary, sizes bool) (*listing, bool, error) {
 	if l := s.spilled; l != nil && !summary {
 		return l, true, nil
 	}
@@ -364,6 +377,20 @@ func (s *Source) prepare(ctx context.Context, summary bool) (*listing, bool, err
 	s.resetPlan() // the Client discards replies still in flight
 	// s.deleted stays: the server keeps what DELE marked for the session.
 	s.listed, s.maxNum, s.special, s.page, s.all = false, 0, nil, nil, nil
+	if s.pipelining {
+		// The CAPA after login (RFC 2449 §5: capabilities may change at
+		// login), the UIDL listing and, when List follows, the LIST in
+		// one round trip (RFC 2449 §6.6). If that CAPA says the UIDL is
+		// not to be used, or calls for UTF8 first, the replies are
+		// discarded and the commands sent again as needed.
+		cmds := []string{"CAPA", "UIDL"}
+		if sizes {
+			cmds = append(cmds, "LIST")
+		}
+		if err := s.c.sendAhead(ctx, cmds...); err != nil {
+			return nil, false, fmt.Errorf("listing UIDLs of %s at %s: %w", s.user, s.server, err)
+		}
+	}
 	uidl, err := s.capaUIDL(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("listing UIDLs of %s at %s: %w", s.user, s.server, err)

@@ -666,7 +666,7 @@ func TestSourceListSummary(t *testing.T) {
 		t.Helper()
 		srv := startFake(t, pop3fake.Options{Messages: msgs, Pipelining: true})
 		s := open(t, plainOptions(srv))
-		sum, ok, err := s.ListSummary(ctx)
+		sum, ok, err := s.ListSummary(ctx, false)
 		if err != nil || !ok {
 			t.Fatalf("ListSummary = %+v, %v, %v", sum, ok, err)
 		}
@@ -725,14 +725,17 @@ func TestSourceListUnordered(t *testing.T) {
 		steps   []step
 		summary bool
 	}{
-		{"UIDL and LIST unordered", []step{capa, uidlUnordered, capa, uidlUnordered, list, uidlUnordered}, false},
+		// The List after a CAPA that announced PIPELINING asks CAPA, UIDL
+		// and LIST at once, then lists into memory with that LIST and
+		// another UIDL.
+		{"UIDL and LIST unordered", []step{capa, uidlUnordered, {want: "CAPA\r\nUIDL\r\nLIST\r\n", reply: capa.reply + uidlUnordered.reply + list.reply}, uidlUnordered}, false},
 		{"LIST unordered", []step{capa, uidlOrdered, list, list, uidlOrdered}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, wait := scripted(t, plain, append([]step{{reply: "+OK\r\n"}}, tc.steps...)...)
 			s := &Source{c: c, log: slog.New(slog.DiscardHandler), server: "scripted", user: "alice"}
 			ctx := context.Background()
-			if sum, ok, err := s.ListSummary(ctx); ok != tc.summary || err != nil || ok && sum.Messages != 2 {
+			if sum, ok, err := s.ListSummary(ctx, false); ok != tc.summary || err != nil || ok && sum.Messages != 2 {
 				t.Fatalf("ListSummary = %+v, %v, %v; want a summary of 2 messages: %v", sum, ok, err, tc.summary)
 			}
 			all, err := pipeline.ListAll(ctx, s)

@@ -84,7 +84,7 @@ func TestSourceSharedUIDLAmongAscending(t *testing.T) {
 	srv := startFake(t, pop3fake.Options{Messages: msgs, Pipelining: true})
 	s := open(t, plainOptions(srv))
 	ctx := context.Background()
-	if sum, ok, err := s.ListSummary(ctx); !ok || err != nil || sum.Messages != len(msgs) {
+	if sum, ok, err := s.ListSummary(ctx, false); !ok || err != nil || sum.Messages != len(msgs) {
 		t.Fatalf("ListSummary = %+v, %v, %v", sum, ok, err)
 	}
 	all, err := pipeline.ListAll(ctx, s)
