@@ -41,6 +41,11 @@
 //     ledger keeps the done entries of deleted messages: a deletion cut
 //     short is simply issued again by the next run, for the messages the
 //     source still lists.
+//  8. Close the sessions. Deletions issued are confirmed by the source's
+//     close (POP3's QUIT) before the ledger records them as deleted, so
+//     such a close is always waited for; with Runner.CloseBehind every
+//     other close goes on behind RunAccount, and the account's next
+//     attempt and Runner.WaitClosed wait for it.
 //
 // Errors are sorted by ClassOf: per-message errors skip that message and are
 // reported; fatal errors stop the account; transient errors end the attempt,

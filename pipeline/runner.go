@@ -95,6 +95,26 @@ type Runner struct {
 	// recorded with the run (RunRecord.ErrorClass, Hint) and the hint is
 	// Stats.Hint.
 	Explain func(err error) (class, hint string)
+	// CloseBehind lets RunAccount return while the sessions of the
+	// account's last attempt still log out (LOGOUT, QUIT: a round trip
+	// each on a distant server, more with TLS), so that a worker takes its
+	// next account meanwhile; the caller calls WaitClosed once every
+	// RunAccount has returned, before it reports and exits. Only closes
+	// whose outcome nothing records go behind: a source with deletions
+	// issued closes before RunAccount returns (POP3's QUIT commits them,
+	// RFC 1939 §6; the ledger then records them as deleted at the
+	// source), and so does every session once ctx has ended or the
+	// account's hold is lost. A session's connection slots are given back
+	// when it has closed (the adapters' OnClose), and the account's next
+	// attempt (a retry, a service's next poll) opens its sessions only
+	// once the previous ones have closed: a server that counts a user's
+	// connections (Dovecot's mail_max_userip_connections) never sees the
+	// account twice. A close's error is logged at debug level and changes
+	// nothing: the account's outcome was decided before.
+	CloseBehind bool
+	// CloseWait bounds WaitClosed. Default DefaultCloseWait.
+	CloseWait time.Duration
+	closes    closesBehind
 }
 
 // ErrInterrupted ends an account that Runner.Stop stopped. The next run
@@ -474,6 +494,12 @@ func refusedCount(failures []Skip) int {
 }
 
 func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledger, hold Hold, halt <-chan struct{}, log *slog.Logger, prog Progress, st *Stats, run *accountRun) error {
+	// The account's sessions that an earlier attempt left closing
+	// behind (CloseBehind) close before new ones open.
+	account := accountKey{opts.Account, opts.Name}
+	if err := r.closes.waitAccount(ctx, account); err != nil {
+		return err
+	}
 	var src Source
 	var dst Destination
 	var err error
@@ -509,23 +535,39 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 	err = a.do(ctx)
 	st.noteCreated(rawDst)
 	run.deletePending = a.deleted
-	// The destination logs out while the source does (each LOGOUT or QUIT
-	// waits a round trip on a distant server), and so do the extra
-	// destination sessions (closeLater).
-	dstClosed := make(chan struct{})
-	go func() {
-		defer close(dstClosed)
-		dst.Close()
-		a.closing.Wait()
-	}()
 	// QUIT (which commits POP3 deletions) only after a clean attempt (a
 	// pause is one: its batches were finished and committed); every
 	// deletion issued is of a message the ledger has as done, but a session
 	// cut short commits nothing, which is the safe side.
 	_, paused := isPaused(err)
 	commit := err == nil || paused || errors.Is(err, errPaused)
-	cerr := src.Close(commit)
-	<-dstClosed
+	// The destination logs out while the source does (each LOGOUT or QUIT
+	// waits a round trip on a distant server), and so do the extra
+	// destination sessions (closeLater).
+	closeAll := func() (srcErr, dstErr error) {
+		dstClosed := make(chan struct{})
+		go func() {
+			defer close(dstClosed)
+			dstErr = dst.Close()
+			a.closing.Wait()
+		}()
+		srcErr = src.Close(commit)
+		<-dstClosed
+		return srcErr, dstErr
+	}
+	if r.CloseBehind && a.deleted == 0 && ctx.Err() == nil && !stopped(hold.Lost()) {
+		// Nothing waits on these closes: no deletion to commit, nothing
+		// for the ledger to record. The worker goes on meanwhile.
+		r.closes.start(account, func() {
+			srcErr, dstErr := closeAll()
+			if srcErr != nil || dstErr != nil {
+				log.Debug("closing the account's sessions after its copy", "account", opts.Name,
+					"source_error", srcErr, "destination_error", dstErr)
+			}
+		})
+		return connectionAborted(ctx, err)
+	}
+	cerr, _ := closeAll()
 	if cerr != nil && commit {
 		err = fmt.Errorf("closing the source session: %w", cerr)
 	} else if commit && run.deletePending > 0 {
@@ -536,9 +578,14 @@ func (r *Runner) attempt(ctx context.Context, job Job, opts Options, ledger Ledg
 			err = fmt.Errorf("recording %d messages deleted at the source: %w", run.deletePending, fatal(cerr))
 		}
 	}
+	return connectionAborted(ctx, err)
+}
+
+// connectionAborted returns err, an attempt's error, said to be a
+// transport abort when it is a context error that is not ctx's.
+func connectionAborted(ctx context.Context, err error) error {
 	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
-		// A context error that is not ours is a transport abort.
-		err = fmt.Errorf("connection aborted: %w", err)
+		return fmt.Errorf("connection aborted: %w", err)
 	}
 	return err
 }

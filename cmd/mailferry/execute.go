@@ -204,7 +204,10 @@ func (x *execution) run(ctx context.Context, jobs []pipeline.Job, specs []checkp
 	runner := &pipeline.Runner{Ledger: ledger, DryRun: x.opts.dryRun, Logger: x.log,
 		Progress: pipeline.TeeProgress(append([]pipeline.Progress{view}, extras.progress()...)...),
 		Attempts: x.attempts, SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff,
-		Explain: hint.Explain, Paused: pausedIn(ledger), Stop: x.env.interrupted}
+		Explain: hint.Explain, Paused: pausedIn(ledger), Stop: x.env.interrupted,
+		// A worker takes its next account while the last one's sessions
+		// log out; `copy`, with one account, closes them as it goes.
+		CloseBehind: len(jobs) > 1 || x.fleet}
 	finished := make(chan struct{})
 	defer close(finished)
 	go x.announceInterrupt(finished)
@@ -247,6 +250,7 @@ feed:
 	}
 	close(next)
 	wg.Wait()
+	runner.WaitClosed(ctx)
 	if x.logOut != nil {
 		x.logOut.setBar(nil)
 	}

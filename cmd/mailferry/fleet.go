@@ -360,6 +360,9 @@ func (x *execution) runFleet(ctx context.Context, ledger *checkpoint.Ledger, run
 		}()
 	}
 	wg.Wait()
+	// Before the worker leaves the fleet: its sessions' connection slots
+	// are given back as they close.
+	runner.WaitClosed(ctx)
 	close(beatDone)
 	beats.Wait()
 	if x.logOut != nil {

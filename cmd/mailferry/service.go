@@ -114,7 +114,7 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 	}
 	runner := &pipeline.Runner{Ledger: ledger, Logger: log, Attempts: x.attempts,
 		SkipLocked: x.opts.onLocked == "skip", Backoff: x.opts.retryBackoff, Explain: hint.Explain,
-		Paused: pausedIn(ledger), Stop: x.env.interrupted}
+		Paused: pausedIn(ledger), Stop: x.env.interrupted, CloseBehind: true}
 	// The first SIGTERM or SIGINT ends the schedule and the IDLE watches
 	// (sctx); the polls in flight stop gently (runner.Stop) and commit
 	// their batches. ctx ends only with the caller's.
@@ -248,6 +248,7 @@ func (x *execution) serve(ctx context.Context, jobs []pipeline.Job, specs []chec
 		"workers", x.workers, "idle_watches", watching, "metrics", firstNonEmpty(so.metricsAddr, "off"), "pid", os.Getpid())
 	_ = sched.Run(sctx)
 	wg.Wait()
+	runner.WaitClosed(ctx)
 	log.Info("service stopped")
 	return exitOK, nil
 }
