@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -117,6 +118,22 @@ func click(t *testing.T, ctx context.Context, sel string) {
 	t.Fatalf("clicking %s: %v", sel, err)
 }
 
+// setUIAddr writes addr in place of the UI_ADDR placeholder of the
+// config file at path.
+func setUIAddr(t *testing.T, path, addr string) {
+	t.Helper()
+	cfg, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(cfg, []byte("UI_ADDR")) {
+		t.Fatalf("%s has no UI_ADDR to replace", path)
+	}
+	if err := os.WriteFile(path, bytes.ReplaceAll(cfg, []byte("UI_ADDR"), []byte(addr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func waitJS(t *testing.T, ctx context.Context, what, expr string, within time.Duration) {
 	t.Helper()
 	wctx, cancel := context.WithTimeout(ctx, within)
@@ -148,8 +165,12 @@ func jsText(t *testing.T, ctx context.Context, expr string) string {
 func TestE2EStatusPageBrowser(t *testing.T) {
 	chrome := findChromium(t)
 	shots := screenshotDir(t)
+	// The address is chosen once the batch's servers listen, so that none
+	// of them takes the port between the choice and mailferry's listen;
+	// it goes into the config file's ui_addr, whose test this also is.
+	b := startUIBatch(t, 80, 6000, `ui_token_file = "ui.token"`+"\nui_addr = \"UI_ADDR\"")
 	addr := freeAddr(t)
-	b := startUIBatch(t, 80, 6000, `ui_token_file = "ui.token"`+"\nui_addr = \""+addr+"\"")
+	setUIAddr(t, b.cfgPath, addr)
 	url := "http://" + addr + "/"
 	timings := map[string]time.Duration{}
 	t0 := time.Now()
